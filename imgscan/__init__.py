@@ -1,0 +1,48 @@
+"""imgscan: will this disk image import, and if not, exactly why?
+
+Read a VM disk image offline (qcow2, qcow, VHD, raw, ...) and report what it
+is and what it holds::
+
+    import imgscan
+
+    with imgscan.open("disk.qcow2") as img:
+        print(img.format, img.virtual_size, img.backing_file)
+        print(img.info())            # the JSON contract object
+        for extent in img.extents():  # where each guest range is stored
+            ...
+        mbr = img.read(0, 512)        # guest-visible bytes
+
+Every problem with an image raises an :class:`ImageError` subclass whose
+message names the file, the structure and the byte offset.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    CorruptImage,
+    EncryptedImage,
+    ImageError,
+    LimitExceeded,
+    TruncatedImage,
+    UnsafePath,
+    UnsupportedFeature,
+)
+from .findings import Finding
+from .image import SCHEMA_VERSION, Image, open
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CorruptImage",
+    "EncryptedImage",
+    "Finding",
+    "Image",
+    "ImageError",
+    "LimitExceeded",
+    "TruncatedImage",
+    "UnsafePath",
+    "UnsupportedFeature",
+    "__version__",
+    "open",
+]

@@ -1,0 +1,1 @@
+"""The Cython core: bounded reads, container decoders, extent maps, guest reads."""

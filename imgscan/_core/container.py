@@ -1,0 +1,78 @@
+"""What every container decoder hands to the stages after it.
+
+A decoder reads its format's header and tables from a :class:`Source` and
+describes the guest disk as an :class:`ExtentMap`; the facts it found go into
+the attributes below, named as in the JSON contract. Nothing here reads guest
+bytes: that is the virtual disk reader's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from imgscan.errors import UnsupportedFeature
+from imgscan.findings import Finding, Severity
+
+from .extents import ExtentMap
+from .source import Source
+
+
+class Container:
+    """A decoded container: facts plus a lazily built extent map."""
+
+    format: str = "raw"
+    subformat: str | None = None
+    cluster_size: int | None = None
+    encrypted: bool = False
+    encryption: str | None = None
+    backing_file: str | None = None
+    backing_format: str | None = None
+    data_file: str | None = None
+    snapshots: int = 0
+    dirty: bool = False
+
+    def __init__(self, source: Source, virtual_size: int) -> None:
+        self.source = source
+        self.virtual_size = virtual_size
+        self.findings: list[Finding] = []
+        #: Format-specific facts (``format_specific`` in the JSON output).
+        self.details: dict[str, Any] = {}
+        self._map: ExtentMap | None = None
+
+    @property
+    def path(self) -> str:
+        return self.source.path
+
+    def add_finding(self, id: str, severity: Severity, message: str) -> None:
+        self.findings.append(Finding(id, severity, message))
+
+    def extent_map(self) -> ExtentMap:
+        """The guest disk's extent map, decoded on first use and kept."""
+        if self._map is None:
+            self._map = self.build_extent_map()
+        return self._map
+
+    def build_extent_map(self) -> ExtentMap:
+        raise NotImplementedError
+
+    def external_files(self) -> list[str]:
+        """Names of the other files the extent map's ``file`` indexes 1.. refer to."""
+        return []
+
+    def decompress(self, host: int, stored_length: int) -> bytes:
+        """The guest bytes of one compressed cluster stored at ``host``."""
+        raise UnsupportedFeature(self.path, "compressed cluster", host,
+                                 f"{self.format} has no compressed clusters")
+
+
+@dataclass(frozen=True)
+class Format:
+    """One registered container format: a content probe and a decoder."""
+
+    name: str
+    #: True when the file carries this format's signature (even if truncated:
+    #: the decoder then raises, so a damaged image is never taken for raw).
+    probe: Callable[[Source], bool]
+    open: Callable[[Source], Container]

@@ -1,0 +1,30 @@
+from libc.stdint cimport uint32_t, uint64_t
+
+cdef enum ExtentKind:
+    KIND_UNALLOCATED = 0   # not stored in this image: backing file, else zeros
+    KIND_DATA = 1          # stored uncompressed at `host` in file `file`
+    KIND_ZERO = 2          # reads as zeros (zero cluster, or a hole in a raw host file)
+    KIND_COMPRESSED = 3    # one compressed cluster: `aux` stored bytes at `host`
+
+cdef uint64_t NO_HOST
+
+cdef struct ExtentRec:
+    uint64_t start
+    uint64_t length
+    uint64_t host
+    uint64_t aux
+    uint32_t kind
+    uint32_t file
+
+
+cdef class ExtentMap:
+    cdef ExtentRec* ext
+    cdef size_t n
+    cdef size_t cap
+    cdef size_t max_extents
+    cdef readonly uint64_t virtual_size
+    cdef readonly uint64_t cluster_size
+
+    cdef int add(self, uint64_t start, uint64_t length, uint32_t kind,
+                 uint64_t host, uint32_t file, uint64_t aux) noexcept nogil
+    cdef Py_ssize_t find(self, uint64_t offset) noexcept nogil

@@ -1,0 +1,44 @@
+"""Raw images: the file is the disk, byte for byte.
+
+Raw is the fallback when no container signature matches. The extent map
+follows the host file's holes (``SEEK_HOLE``), as qemu's file driver does, so
+a sparse raw file maps as data where the filesystem stored blocks and zero
+elsewhere.
+"""
+
+from __future__ import annotations
+
+from .container import Container, Format
+from .extents import ExtentMap
+from .source import Source
+
+
+def map_host_range(emap: ExtentMap, source: Source, guest_start: int, host_start: int,
+                   length: int) -> None:
+    """Append a host range stored verbatim (raw, fixed VHD), split at its holes."""
+    covered = 0
+    for host, run, is_data in source.data_runs(host_start, host_start + length):
+        emap._append(guest_start + host - host_start, run, "data" if is_data else "zero", host)
+        covered = host + run - host_start
+    if covered < length:
+        # Past the end of the file: qemu reads it as zeros.
+        emap._append(guest_start + covered, length - covered, "zero")
+
+
+class RawImage(Container):
+    format = "raw"
+
+    def __init__(self, source: Source) -> None:
+        super().__init__(source, source.size)
+
+    def build_extent_map(self) -> ExtentMap:
+        emap = ExtentMap(self.virtual_size)
+        map_host_range(emap, self.source, 0, 0, self.virtual_size)
+        return emap
+
+
+def probe(source: Source) -> bool:
+    return True
+
+
+FORMAT = Format("raw", probe, RawImage)

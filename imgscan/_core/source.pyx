@@ -1,0 +1,187 @@
+"""The source stage: an image file as read-only, bounds-checked bytes.
+
+The file is memory-mapped read-only, so multi-gigabyte images cost address
+space, not memory, and the container decoders can walk tables without copies.
+Where mmap is impossible (an empty file, a character device, a pipe the OS
+cannot map) the same interface is served with ``pread``.
+
+Every read is checked against the file size before any byte is touched: an
+offset or length taken from the file can never read outside it. Reads that a
+format defines as zero past the end of the file (a last data cluster the
+writer never extended the file to cover, as qemu reads it) go through
+:meth:`Source.read_zero_padded`, which is explicit about it.
+"""
+
+import errno
+import mmap
+import os
+
+from libc.stdint cimport uint8_t, uint64_t
+from libc.string cimport memcpy, memset
+
+from imgscan.errors import TruncatedImage
+
+
+cdef class Source:
+    """One image file, opened read-only.
+
+    ``read`` and ``view`` raise :class:`~imgscan.errors.TruncatedImage`
+    naming the file, the structure being read and its offset when the range
+    is not wholly inside the file.
+    """
+
+    def __cinit__(self, str path):
+        self.path = path
+        self._mmap = None
+        self.mapped = False
+        self._file = open(path, "rb", buffering=0)
+        try:
+            fd = self._file.fileno()
+            self.size = os.lseek(fd, 0, os.SEEK_END)
+            if self.size > 0:
+                try:
+                    self._mmap = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+                except (OSError, ValueError, OverflowError):
+                    self._mmap = None
+            if self._mmap is not None:
+                self._view = self._mmap
+                self.mapped = True
+        except BaseException:
+            self._file.close()
+            raise
+
+    def close(self):
+        """Release the mapping and the file descriptor (idempotent)."""
+        if self._mmap is not None:
+            self._view = None
+            try:
+                self._mmap.close()
+            except BufferError:
+                # A view handed out by view() is still alive; the mapping is
+                # released when the last view goes.
+                pass
+            self._mmap = None
+        self.mapped = False
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    cdef int _check(self, uint64_t offset, uint64_t length, str structure) except -1:
+        if offset > self.size or length > self.size - offset:
+            raise TruncatedImage(
+                self.path, structure, offset,
+                f"needs {length} bytes but the file ends at {self.size}",
+            )
+        return 0
+
+    def contains(self, uint64_t offset, uint64_t length):
+        """Whether ``[offset, offset + length)`` lies wholly inside the file."""
+        return offset <= self.size and length <= self.size - offset
+
+    cpdef bytes read(self, uint64_t offset, uint64_t length, str structure):
+        """Return ``length`` bytes at ``offset``; ``structure`` names them in errors."""
+        self._check(offset, length, structure)
+        if length == 0:
+            return b""
+        if self.mapped:
+            return bytes(self._view[offset:offset + length])
+        return self._pread_exact(offset, length, structure)
+
+    cpdef object view(self, uint64_t offset, uint64_t length, str structure):
+        """Like :meth:`read` but without a copy where the file is mapped.
+
+        The result supports the buffer protocol (a memoryview or bytes).
+        """
+        self._check(offset, length, structure)
+        if length == 0:
+            return b""
+        if self.mapped:
+            return memoryview(self._mmap)[offset:offset + length]
+        return self._pread_exact(offset, length, structure)
+
+    def read_zero_padded(self, uint64_t offset, uint64_t length):
+        """Return ``length`` bytes at ``offset``, zeros where the file has ended.
+
+        Only for data a format defines as zero past the end of the file.
+        """
+        out = bytearray(length)
+        cdef uint8_t[::1] dst
+        if length:
+            dst = out
+            self.copy_into(offset, &dst[0], length)
+        return bytes(out)
+
+    cdef int copy_into(self, uint64_t offset, uint8_t* dst, uint64_t length) except -1:
+        """Copy ``length`` bytes at ``offset`` into ``dst``, zero-filling past EOF."""
+        cdef uint64_t avail = 0
+        if offset < self.size:
+            avail = self.size - offset
+            if avail > length:
+                avail = length
+        if avail:
+            if self.mapped:
+                with nogil:
+                    memcpy(dst, &self._view[offset], avail)
+            else:
+                data = self._pread_exact(offset, avail, "data")
+                memcpy(dst, <const char*>data, avail)
+        if avail < length:
+            memset(dst + avail, 0, length - avail)
+        return 0
+
+    def _pread_exact(self, uint64_t offset, uint64_t length, str structure):
+        fd = self._file.fileno()
+        parts = []
+        cdef uint64_t got = 0
+        while got < length:
+            chunk = os.pread(fd, min(length - got, 1 << 30), offset + got)
+            if not chunk:
+                raise TruncatedImage(self.path, structure, offset + got,
+                                     "the file ended while reading")
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
+    def data_runs(self, uint64_t start, uint64_t end):
+        """Host ranges in ``[start, end)`` as ``(offset, length, is_data)``.
+
+        Uses ``SEEK_DATA`` / ``SEEK_HOLE``, so holes in a sparse file are
+        reported as such (qemu's file driver does the same). Where the
+        filesystem cannot tell, the whole range is data.
+        """
+        runs = []
+        if end > self.size:
+            end = self.size
+        if start >= end:
+            return runs
+        fd = self._file.fileno()
+        pos = start
+        while pos < end:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError as exc:
+                # ENXIO: only a hole after pos; anything else: unknown, call it data
+                data = end if exc.errno == errno.ENXIO else pos
+            if data > end:
+                data = end
+            if data > pos:
+                runs.append((pos, data - pos, False))
+                pos = data
+                continue
+            try:
+                hole = os.lseek(fd, pos, os.SEEK_HOLE)
+            except OSError:
+                hole = end
+            if hole > end:
+                hole = end
+            if hole <= pos:
+                hole = end
+            runs.append((pos, hole - pos, True))
+            pos = hole
+        return runs

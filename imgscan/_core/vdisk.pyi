@@ -1,0 +1,10 @@
+from .container import Container
+from .source import Source
+
+class VirtualDisk:
+    size: int
+    def __init__(
+        self, container: Container, files: list[Source | None], backing: VirtualDisk | None = None
+    ) -> None: ...
+    def read(self, offset: int, length: int) -> bytes: ...
+    def readinto(self, offset: int, buffer: memoryview | bytearray) -> int: ...

@@ -1,0 +1,119 @@
+"""The virtual disk reader: guest-visible bytes through an extent map.
+
+Data runs are copied from the mapped file, zero runs are zero, compressed
+clusters are decompressed by their container (the last one is cached, since
+sequential reads hit it cluster by cluster), and unallocated runs read from
+the backing disk when the caller opened one, zeros otherwise.
+"""
+
+from libc.stdint cimport uint8_t, uint64_t
+from libc.string cimport memcpy, memset
+
+from imgscan import limits
+from imgscan.errors import CorruptImage, EncryptedImage, UnsafePath
+
+from .extents cimport (
+    ExtentRec, ExtentMap, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO,
+)
+from .source cimport Source
+
+
+cdef class VirtualDisk:
+    """Random access to a container's guest bytes.
+
+    ``files`` holds one :class:`Source` per ``file`` index of the map (index 0
+    is the image itself); ``None`` marks an external file the caller did not
+    allow imgscan to open. ``backing`` is the parent disk, or ``None``.
+    """
+
+    cdef ExtentMap emap
+    cdef list files
+    cdef object container
+    cdef VirtualDisk backing
+    cdef readonly uint64_t size
+    cdef object _cached
+    cdef uint64_t _cached_host
+
+    def __init__(self, container, list files, VirtualDisk backing=None):
+        if container.encrypted:
+            raise EncryptedImage(
+                container.path, f"{container.format} encryption", None,
+                f"guest data is encrypted ({container.encryption}); only the facts can be read",
+            )
+        self.container = container
+        self.emap = container.extent_map()
+        self.files = files
+        self.backing = backing
+        self.size = container.virtual_size
+        self._cached = None
+        self._cached_host = 0
+
+    def read(self, uint64_t offset, Py_ssize_t length):
+        """Up to ``length`` guest bytes at ``offset`` (short at the end of the disk)."""
+        if length < 0:
+            raise ValueError("negative length")
+        if length > limits.MAX_READ:
+            raise ValueError(f"read of {length} bytes exceeds limits.MAX_READ")
+        out = bytearray(self._clamp(offset, length))
+        if out:
+            self.readinto(offset, out)
+        return bytes(out)
+
+    def readinto(self, uint64_t offset, buffer):
+        """Fill ``buffer`` with guest bytes at ``offset``; return the count read."""
+        cdef uint8_t[::1] dst = buffer
+        cdef uint64_t n = self._clamp(offset, dst.shape[0])
+        if n:
+            self._fill(offset, &dst[0], n)
+        return n
+
+    cdef uint64_t _clamp(self, uint64_t offset, uint64_t length):
+        if offset >= self.size:
+            return 0
+        return min(length, self.size - offset)
+
+    cdef int _fill(self, uint64_t offset, uint8_t* dst, uint64_t n) except -1:
+        cdef Py_ssize_t idx
+        cdef ExtentRec* e
+        cdef uint64_t within, take, avail
+        cdef Source src
+        cdef const uint8_t[::1] cluster
+        while n:
+            idx = self.emap.find(offset)
+            if idx < 0:
+                raise CorruptImage(self.container.path, "extent map", offset,
+                                   "guest offset not covered by the map")
+            e = &self.emap.ext[idx]
+            within = offset - e.start
+            take = min(e.length - within, n)
+            if e.kind == KIND_DATA:
+                src = self.files[e.file] if e.file < len(self.files) else None
+                if src is None:
+                    raise UnsafePath(
+                        self.container.path, "external file", e.host + within,
+                        "guest data lives in another file, which is opened only inside "
+                        "the directory given as external_dir",
+                    )
+                src.copy_into(e.host + within, dst, take)
+            elif e.kind == KIND_ZERO:
+                memset(dst, 0, take)
+            elif e.kind == KIND_UNALLOCATED:
+                if self.backing is not None and offset < self.backing.size:
+                    avail = min(take, self.backing.size - offset)
+                    self.backing._fill(offset, dst, avail)
+                    memset(dst + avail, 0, take - avail)
+                else:
+                    memset(dst, 0, take)
+            elif e.kind == KIND_COMPRESSED:
+                if self._cached is None or self._cached_host != e.host:
+                    self._cached = self.container.decompress(e.host, e.aux)
+                    self._cached_host = e.host
+                cluster = self._cached
+                if <uint64_t>cluster.shape[0] < within + take:
+                    raise CorruptImage(self.container.path, "compressed cluster", e.host,
+                                       "decompresses to fewer bytes than the cluster")
+                memcpy(dst, &cluster[within], take)
+            offset += take
+            dst += take
+            n -= take
+        return 0

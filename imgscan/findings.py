@@ -1,0 +1,73 @@
+"""Findings: what an image says about itself that a reader should worry about.
+
+A finding is a fact, not an error: the image was read, and this is what it
+revealed. Ids are stable (they are part of the JSON contract) and listed in
+the README; severities are ``error``, ``warning`` or ``info``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from imgscan._core.paths import unsafe_reason
+
+Severity = Literal["error", "warning", "info"]
+
+BACKING_FILE = "backing-file"
+DATA_FILE = "data-file"
+EXTERNAL_EXTENT = "external-extent"
+DESCRIPTOR_AMBIGUOUS = "descriptor-ambiguous"
+FOOTER_MISMATCH = "footer-mismatch"
+MULTIPLE_FORMATS = "multiple-formats"
+TRUNCATED = "truncated"
+SIZE_MISMATCH = "size-mismatch"
+RESOURCE_EXHAUSTION = "resource-exhaustion"
+UNKNOWN_FEATURE = "unknown-feature"
+ENCRYPTED = "encrypted"
+DIRTY = "dirty"
+COMPRESSION_BOMB = "compression-bomb"
+CORRUPT = "corrupt"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One finding: a stable id, a severity and a message naming the evidence."""
+
+    id: str
+    severity: Severity
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"id": self.id, "severity": self.severity, "message": self.message}
+
+
+class _Facts(Protocol):
+    backing_file: str | None
+    data_file: str | None
+    encrypted: bool
+    encryption: str | None
+    dirty: bool
+
+
+def fact_findings(facts: _Facts) -> list[Finding]:
+    """Findings that follow from a container's facts alone, whatever its format."""
+    out: list[Finding] = []
+    if facts.backing_file is not None:
+        unsafe = unsafe_reason(facts.backing_file)
+        out.append(Finding(
+            BACKING_FILE, "warning" if unsafe is None else "error",
+            f"the disk reads through backing file {facts.backing_file!r}; "
+            + ("it is not self-contained" if unsafe is None else unsafe),
+        ))
+    if facts.data_file is not None:
+        out.append(Finding(
+            DATA_FILE, "error",
+            f"guest data is stored in external data file {facts.data_file!r}",
+        ))
+    if facts.encrypted:
+        out.append(Finding(ENCRYPTED, "error",
+                           f"the container is encrypted ({facts.encryption})"))
+    if facts.dirty:
+        out.append(Finding(DIRTY, "warning", "the image was not closed cleanly"))
+    return out
