@@ -7,8 +7,7 @@ the README; severities are ``error``, ``warning`` or ``info``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from imgscan._core.paths import unsafe_reason
 
@@ -30,8 +29,7 @@ COMPRESSION_BOMB = "compression-bomb"
 CORRUPT = "corrupt"
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     """One finding: a stable id, a severity and a message naming the evidence."""
 
     id: str

@@ -208,6 +208,6 @@ class Image:
         return f"<imgscan.Image {self.path!r} {self.format} {self.virtual_size} bytes>"
 
 
-def open(path: str | os.PathLike[str], *, external_dir: str | None = None) -> Image:  # noqa: A001
+def open(path: str | os.PathLike[str], *, external_dir: str | None = None) -> Image:
     """Open and decode an image; see :class:`Image`."""
     return Image(path, external_dir=external_dir)

@@ -9,8 +9,7 @@ bytes: that is the virtual disk reader's job.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from imgscan.errors import UnsupportedFeature
 from imgscan.findings import Finding, Severity
@@ -67,8 +66,7 @@ class Container:
                                  f"{self.format} has no compressed clusters")
 
 
-@dataclass(frozen=True)
-class Format:
+class Format(NamedTuple):
     """One registered container format: a content probe and a decoder."""
 
     name: str

@@ -1,0 +1,1 @@
+"""Reports: the facts rendered for people (text) and for programs (JSON)."""

@@ -1,0 +1,80 @@
+"""Compact, aligned text renderings of ``info`` objects and extent maps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from imgscan._core.extents import Extent
+
+_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def human_size(n: int | None) -> str:
+    """``10737418240`` -> ``10 GiB (10737418240 bytes)``; exact values stay exact."""
+    if n is None:
+        return "-"
+    value = float(n)
+    unit = 0
+    while value >= 1024 and unit < len(_UNITS) - 1:
+        value /= 1024
+        unit += 1
+    if unit == 0:
+        return f"{n} bytes"
+    shown = f"{value:.0f}" if value == int(value) else f"{value:.2f}"
+    return f"{shown} {_UNITS[unit]} ({n} bytes)"
+
+
+def _yes_no(flag: bool, detail: str | None = None) -> str:
+    if not flag:
+        return "no"
+    return f"yes ({detail})" if detail else "yes"
+
+
+def _named(name: str | None, fmt: str | None) -> str:
+    if name is None:
+        return "-"
+    return f"{name} ({fmt})" if fmt else name
+
+
+def info_text(info: Mapping[str, Any]) -> str:
+    """The ``imgscan info`` summary of one contract object."""
+    fmt = info["format"] + (f" ({info['subformat']})" if info.get("subformat") else "")
+    rows = [
+        ("format", fmt),
+        ("virtual size", human_size(info["virtual_size"])),
+        ("file size", human_size(info["file_size"])),
+        ("allocated", human_size(info["allocated_size"])),
+        ("cluster size", human_size(info["cluster_size"])),
+        ("encrypted", _yes_no(info["encrypted"], info["encryption"])),
+        ("backing file", _named(info["backing_file"], info["backing_format"])),
+        ("data file", _named(info["data_file"], None)),
+        ("snapshots", str(info["snapshots"])),
+        ("dirty", _yes_no(info["dirty"])),
+    ]
+    width = max(len(label) for label, _ in rows) + 2
+    lines = [info["path"]]
+    lines += [f"  {label:<{width}}{value}" for label, value in rows]
+    findings = info["findings"]
+    if not findings:
+        lines.append(f"  {'findings':<{width}}none")
+    for i, finding in enumerate(findings):
+        label = "findings" if i == 0 else ""
+        lines.append(f"  {label:<{width}}{finding['severity']:<8} {finding['id']}: "
+                     f"{finding['message']}")
+    return "\n".join(lines)
+
+
+def map_text(extents: Iterable[Extent]) -> str:
+    """An aligned table of extents: guest range, kind and where it is stored."""
+    header = ("start", "length", "kind", "host offset", "file")
+    rows = [header]
+    for e in extents:
+        host = "-" if e.host is None else f"{e.host:#x}"
+        rows.append((f"{e.start:#x}", f"{e.length:#x}", e.kind, host, str(e.file)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.rjust(w) if i != 2 else cell.ljust(w)
+                  for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+        for row in rows
+    )
