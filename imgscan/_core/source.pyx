@@ -25,12 +25,14 @@ from imgscan.errors import TruncatedImage
 cdef class Source:
     """One image file, opened read-only.
 
+    ``use_mmap=False`` serves every read with ``pread`` (for filesystems where
+    a file shrinking under a mapping would raise SIGBUS, and for tests).
     ``read`` and ``view`` raise :class:`~imgscan.errors.TruncatedImage`
     naming the file, the structure being read and its offset when the range
     is not wholly inside the file.
     """
 
-    def __cinit__(self, str path):
+    def __cinit__(self, str path, bint use_mmap=True):
         self.path = path
         self._mmap = None
         self.mapped = False
@@ -38,7 +40,7 @@ cdef class Source:
         try:
             fd = self._file.fileno()
             self.size = os.lseek(fd, 0, os.SEEK_END)
-            if self.size > 0:
+            if self.size > 0 and use_mmap:
                 try:
                     self._mmap = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
                 except (OSError, ValueError, OverflowError):
