@@ -85,7 +85,7 @@ def _map(path: str, as_json: bool, external_dir: str | None) -> int:
         with Image(path, external_dir=external_dir) as img:
             extents = img.extents()
             if as_json:
-                print(json.dumps(extents.to_qemu_with_backing(img.backing_file is not None)))
+                print(extents.to_qemu_json(img.backing_file is not None))
             else:
                 print(map_text(extents))
     except ImageError as exc:
