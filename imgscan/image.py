@@ -14,10 +14,28 @@ from ._core.registry import detect
 from ._core.source import Source
 from ._core.stream import DiskStream
 from ._core.vdisk import VirtualDisk
-from .errors import ImageError, LimitExceeded
-from .findings import Finding, fact_findings
+from .errors import ImageError, LimitExceeded, TruncatedImage, UnsupportedFeature
+from .findings import (
+    CORRUPT,
+    RESOURCE_EXHAUSTION,
+    TRUNCATED,
+    UNKNOWN_FEATURE,
+    Finding,
+    fact_findings,
+)
 
 SCHEMA_VERSION = 1
+
+
+def _finding_id(exc: ImageError) -> str:
+    """The finding id for a table that could not be decoded."""
+    if isinstance(exc, TruncatedImage):
+        return TRUNCATED
+    if isinstance(exc, UnsupportedFeature):
+        return UNKNOWN_FEATURE
+    if isinstance(exc, LimitExceeded):
+        return RESOURCE_EXHAUSTION
+    return CORRUPT
 
 
 def _open_source(path: str) -> Source:
@@ -116,12 +134,14 @@ class Image:
     def info(self) -> dict[str, Any]:
         """The ``imgscan info --json`` object of the JSON contract (schema 1)."""
         if self._info is None:
-            findings = self.findings
+            map_failure: list[Finding] = []
             try:
                 allocated: int | None = self.allocated_size
             except ImageError as exc:
                 allocated = None
-                findings.append(Finding("corrupt", "error", str(exc)))
+                map_failure.append(Finding(_finding_id(exc), "error", str(exc)))
+            # Collected after the map: walking the tables may add findings (truncated, ...).
+            findings = [*self.findings, *map_failure]
             self._info = {
                 "schema_version": SCHEMA_VERSION,
                 "path": self.path,

@@ -40,7 +40,9 @@ def resolve_external(image_path: str, what: str, name: str, directory: str) -> s
     if reason is not None:
         raise UnsafePath(image_path, what, None, f"refusing to open {name!r}: {reason}")
     base = os.path.realpath(directory)
-    candidate = os.path.realpath(os.path.join(base, name))
+    # Windows writers (Hyper-V's relative parent locators: ".\\parent.vhd")
+    # separate with backslashes; both are separators here.
+    candidate = os.path.realpath(os.path.join(base, name.replace("\\", "/")))
     if os.path.commonpath([base, candidate]) != base:
         raise UnsafePath(image_path, what, None,
                          f"refusing to open {name!r}: it resolves outside {directory}")

@@ -12,6 +12,9 @@ from .container import Container, Format
 from .extents import ExtentMap
 from .source import Source
 
+#: qemu counts disks in 512-byte sectors; a partial last sector reads as zeros.
+SECTOR = 512
+
 
 def map_host_range(emap: ExtentMap, source: Source, guest_start: int, host_start: int,
                    length: int) -> None:
@@ -26,10 +29,12 @@ def map_host_range(emap: ExtentMap, source: Source, guest_start: int, host_start
 
 
 class RawImage(Container):
+    """The whole file as the disk, its size rounded up to a whole sector as qemu does."""
+
     format = "raw"
 
     def __init__(self, source: Source) -> None:
-        super().__init__(source, source.size)
+        super().__init__(source, -(-source.size // SECTOR) * SECTOR)
 
     def build_extent_map(self) -> ExtentMap:
         emap = ExtentMap(self.virtual_size)

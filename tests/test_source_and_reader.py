@@ -1,0 +1,301 @@
+"""The shared core on raw images: Source, the extent map, the reader, DiskStream, paths.
+
+Raw images are made with truncate / dd / sfdisk; the expected bytes are the
+file's own bytes (read with plain Python file I/O) and the expected map is
+``qemu-img map -f raw`` of the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+from oracles import (
+    data_zero_runs,
+    needs_qemu,
+    qemu_info,
+    qemu_map,
+    run,
+    sha256_stream,
+)
+
+import imgscan
+from imgscan import ImageError, UnsafePath, limits
+from imgscan._core.paths import resolve_external, unsafe_reason
+from imgscan._core.source import Source
+
+MiB = 1 << 20
+
+
+def _guest_bytes(path: Path) -> bytes:
+    """The disk qemu sees in a raw file: its bytes, zero-padded to a whole sector."""
+    data = path.read_bytes()
+    return data + bytes(-len(data) % 512)
+
+
+def _dd(path: Path, offset: int, data: bytes) -> None:
+    """Write ``data`` at ``offset`` with dd (conv=notrunc keeps the rest of the file)."""
+    src = path.with_suffix(".chunk")
+    src.write_bytes(data)
+    run("dd", f"if={src}", f"of={path}", "bs=1", f"seek={offset}", "conv=notrunc",
+        "status=none")
+    src.unlink()
+
+
+@pytest.fixture(scope="session")
+def rdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("raw")
+
+
+@pytest.fixture(scope="session")
+def empty(rdir: Path) -> Path:
+    path = rdir / "empty.img"
+    run("truncate", "-s", "0", path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sparse(rdir: Path) -> Path:
+    """16 MiB + 123 bytes, mostly holes, data at scattered (and unaligned) offsets."""
+    path = rdir / "sparse.img"
+    run("truncate", "-s", str(16 * MiB + 123), path)
+    _dd(path, 0, b"\xaa" * 4096)
+    _dd(path, 3 * MiB + 17, bytes(range(256)) * 40)
+    _dd(path, 9 * MiB, b"\x00" * 8192)            # written zeros: data, not a hole
+    _dd(path, 16 * MiB + 100, b"tail" * 5 + b"!!!")
+    return path
+
+
+@pytest.fixture(scope="session")
+def partitioned(rdir: Path) -> Path:
+    """An MBR-partitioned 8 MiB disk made by sfdisk."""
+    path = rdir / "mbr.img"
+    run("truncate", "-s", str(8 * MiB), path)
+    script = path.with_suffix(".sfdisk")
+    script.write_text("label: dos\nstart=2048, size=4096, type=83\nstart=6144, type=c\n")
+    run("sh", "-c", f"sfdisk --quiet '{path}' < '{script}'")
+    return path
+
+
+# -- empty and sparse files -----------------------------------------------------------------
+def test_empty_file(empty: Path) -> None:
+    with imgscan.open(empty) as img:
+        assert img.format == "raw"
+        assert img.virtual_size == 0 == img.file_size
+        assert len(img.extents()) == 0
+        assert img.extents().check_complete()
+        assert img.read(0, 10) == b""
+        assert img.read(5, 0) == b""
+        assert img.stream().read() == b""
+        assert img.info()["allocated_size"] == 0
+
+
+@needs_qemu
+@pytest.mark.parametrize("name", ["sparse", "partitioned"])
+def test_raw_map_matches_qemu(request: pytest.FixtureRequest, name: str) -> None:
+    path: Path = request.getfixturevalue(name)
+    with imgscan.open(path) as img:
+        emap = img.extents()
+        assert emap.check_complete()
+        assert data_zero_runs(emap.to_qemu()) == data_zero_runs(qemu_map(path, "raw"))
+        for extent in emap:
+            assert extent.kind in ("data", "zero")
+            assert extent.host in (extent.start, None)
+
+
+@needs_qemu
+def test_raw_virtual_size_matches_qemu_info(sparse: Path) -> None:
+    with imgscan.open(sparse) as img:
+        assert img.virtual_size == qemu_info(sparse, "raw")["virtual-size"]
+
+
+def test_sparse_map_has_holes_and_data(sparse: Path) -> None:
+    """The fixture must exercise both kinds (SEEK_HOLE works on the test filesystem)."""
+    with imgscan.open(sparse) as img:
+        kinds = {e.kind for e in img.extents()}
+    assert kinds == {"data", "zero"}
+
+
+@pytest.mark.parametrize("name", ["sparse", "partitioned"])
+def test_whole_disk_bytes(request: pytest.FixtureRequest, name: str) -> None:
+    path: Path = request.getfixturevalue(name)
+    with imgscan.open(path) as img:
+        expected = hashlib.sha256(_guest_bytes(path)).hexdigest()
+        assert sha256_stream(img.read, img.virtual_size, chunk=MiB + 7) == expected
+
+
+def test_partitioned_disk_reads_the_mbr(partitioned: Path) -> None:
+    with imgscan.open(partitioned) as img:
+        mbr = img.read(0, 512)
+    assert mbr[510:] == b"\x55\xaa"
+    assert mbr[446 + 4] == 0x83 and mbr[462 + 4] == 0x0C   # partition types from sfdisk
+    assert int.from_bytes(mbr[446 + 8:446 + 12], "little") == 2048
+
+
+# -- reads at every boundary -----------------------------------------------------------------
+def _boundaries(size: int, points: list[int]) -> list[int]:
+    out = {0, 1, size - 1, size, size + 1, size + 4096, 1 << 40, (1 << 63) - 1}
+    for p in points:
+        out.update({p - 1, p, p + 1})
+    return sorted(o for o in out if o >= 0)
+
+
+def test_reads_at_boundaries(sparse: Path) -> None:
+    data = _guest_bytes(sparse)
+    size = len(data)
+    with imgscan.open(sparse) as img:
+        edges = [e.start for e in img.extents()]
+        for offset in _boundaries(size, edges):
+            for length in (0, 1, 2, 511, 4097, size, size + 10):
+                got = img.read(offset, length)
+                assert got == data[offset:offset + length], (offset, length)
+
+
+def test_read_argument_checks(sparse: Path) -> None:
+    with imgscan.open(sparse) as img:
+        with pytest.raises(ValueError):
+            img.read(0, -1)
+        with pytest.raises(ValueError):
+            img.read(0, limits.MAX_READ + 1)
+
+
+def test_reader_readinto(sparse: Path) -> None:
+    data = _guest_bytes(sparse)
+    with imgscan.open(sparse) as img:
+        disk = img.disk()
+        buf = bytearray(10000)
+        assert disk.readinto(3 * MiB, buf) == 10000
+        assert bytes(buf) == data[3 * MiB:3 * MiB + 10000]
+        assert disk.readinto(len(data) - 5, buf) == 5
+        assert bytes(buf[:5]) == data[-5:]
+        assert disk.readinto(len(data), buf) == 0
+
+
+# -- DiskStream --------------------------------------------------------------------------------
+def test_stream_seek_tell_read(sparse: Path) -> None:
+    data = _guest_bytes(sparse)
+    size = len(data)
+    with imgscan.open(sparse) as img:
+        stream = img.stream()
+        assert stream.readable() and stream.seekable() and not stream.writable()
+        assert stream.tell() == 0
+        assert stream.read(4100) == data[:4100]
+        assert stream.tell() == 4100
+        assert stream.seek(3 * MiB) == 3 * MiB
+        assert stream.read(300) == data[3 * MiB:3 * MiB + 300]
+        assert stream.seek(-50, os.SEEK_CUR) == 3 * MiB + 250
+        assert stream.read(100) == data[3 * MiB + 250:3 * MiB + 350]
+        assert stream.seek(-10, os.SEEK_END) == size - 10
+        assert stream.read() == data[-10:]
+        assert stream.read(10) == b""
+        assert stream.seek(size + 100) == size + 100
+        assert stream.read(10) == b""
+        buf = bytearray(64)
+        stream.seek(16 * MiB + 90)
+        assert stream.readinto(buf) == 64
+        assert bytes(buf) == data[16 * MiB + 90:16 * MiB + 154]
+        stream.seek(-20, os.SEEK_END)
+        assert stream.readinto(buf) == 20
+        assert bytes(buf[:20]) == data[-20:]
+        with pytest.raises(ValueError):
+            stream.seek(-1)
+        with pytest.raises(ValueError):
+            stream.seek(0, 7)
+
+
+def test_buffered_reader_over_stream(sparse: Path) -> None:
+    with imgscan.open(sparse) as img:
+        reader = io.BufferedReader(img.stream(), buffer_size=65536)
+        assert reader.read() == _guest_bytes(sparse)
+        reader.seek(3 * MiB + 17)
+        assert reader.read(256) == bytes(range(256))
+        reader.seek(16 * MiB + 100)
+        assert reader.read() == b"tail" * 5 + b"!!!" + bytes(512 - 123)
+
+
+# -- files that cannot be images -----------------------------------------------------------
+def test_nonexistent_path(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match=r"missing\.img"):
+        imgscan.open(tmp_path / "missing.img")
+
+
+def test_directory(tmp_path: Path) -> None:
+    with pytest.raises(ImageError):
+        imgscan.open(tmp_path)
+
+
+def test_source_bounds(sparse: Path) -> None:
+    size = sparse.stat().st_size
+    with Source(str(sparse)) as src:
+        assert src.size == size
+        assert src.contains(size - 1, 1) and src.contains(size, 0)
+        assert not src.contains(size, 1) and not src.contains(1 << 63, 1 << 63)
+        with pytest.raises(imgscan.TruncatedImage, match="test structure"):
+            src.read(size - 1, 2, "test structure")
+        with pytest.raises(imgscan.TruncatedImage):
+            src.view((1 << 64) - 1, 1, "wrap")
+        assert src.read_zero_padded(size - 3, 6) == sparse.read_bytes()[-3:] + bytes(3)
+        assert src.read_zero_padded(size + 10, 4) == bytes(4)
+
+
+# -- external file names ---------------------------------------------------------------------
+@pytest.fixture
+def extdir(tmp_path: Path) -> Path:
+    root = tmp_path / "images"
+    (root / "sub").mkdir(parents=True)
+    (root / "base.img").write_bytes(b"x")
+    (root / "sub" / "inner.img").write_bytes(b"x")
+    (tmp_path / "outside.img").write_bytes(b"secret")
+    os.symlink(tmp_path / "outside.img", root / "escape.img")
+    os.symlink("sub/inner.img", root / "inside-link.img")
+    os.symlink("..", root / "up")
+    return root
+
+
+@pytest.mark.parametrize("name", [
+    "/etc/passwd",
+    "\\\\server\\share\\disk.img",
+    "../outside.img",
+    "sub/../../outside.img",
+    "..\\outside.img",
+    "json:{\"file.filename\": \"/etc/passwd\"}",
+    "nbd:localhost:10809",
+    "nbd+unix:///export?socket=/tmp/s",
+    "http://example.com/disk.img",
+    "file:base.img",
+    "C:\\images\\base.img",
+    "",
+    "base.img\x00.txt",
+])
+def test_resolve_external_refuses_names(extdir: Path, name: str) -> None:
+    assert unsafe_reason(name) is not None
+    with pytest.raises(UnsafePath):
+        resolve_external("top.img", "backing file", name, str(extdir))
+
+
+@pytest.mark.parametrize("name", ["escape.img", "up/outside.img"])
+def test_resolve_external_refuses_symlinks_out(extdir: Path, name: str) -> None:
+    assert unsafe_reason(name) is None   # the name looks harmless; the link is not
+    with pytest.raises(UnsafePath, match="resolves outside"):
+        resolve_external("top.img", "backing file", name, str(extdir))
+
+
+@pytest.mark.parametrize(("name", "target"), [
+    ("base.img", "base.img"),
+    ("sub/inner.img", "sub/inner.img"),
+    ("inside-link.img", "sub/inner.img"),
+    ("./base.img", "base.img"),
+])
+def test_resolve_external_accepts_names_inside(extdir: Path, name: str, target: str) -> None:
+    resolved = resolve_external("top.img", "backing file", name, str(extdir))
+    assert resolved == os.path.realpath(extdir / target)
+
+
+@pytest.mark.parametrize("name", ["missing.img", "sub"])
+def test_resolve_external_needs_a_file(extdir: Path, name: str) -> None:
+    with pytest.raises(ImageError) as info:
+        resolve_external("top.img", "backing file", name, str(extdir))
+    assert not isinstance(info.value, UnsafePath)
