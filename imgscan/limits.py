@@ -23,6 +23,12 @@ QCOW2_MAX_BACKING_NAME = 1023
 #: Cluster bits accepted (512 B to 2 MiB, as qemu).
 QCOW2_MIN_CLUSTER_BITS = 9
 QCOW2_MAX_CLUSTER_BITS = 21
+#: Most extra-data bytes in one snapshot table entry (qemu's QCOW_MAX_SNAPSHOT_EXTRA_DATA).
+QCOW2_MAX_SNAPSHOT_EXTRA_DATA = 1024
+#: Most persistent dirty bitmaps (qemu's QCOW2_MAX_BITMAPS).
+QCOW2_MAX_BITMAPS = 65535
+#: Largest bitmap directory, in bytes (qemu's QCOW2_MAX_BITMAP_DIRECTORY_SIZE).
+QCOW2_MAX_BITMAP_DIRECTORY_BYTES = 1024 * QCOW2_MAX_BITMAPS
 #: Largest virtual size accepted for any container (qemu's 2^63 - 2^30 rounded down to 32 EiB is
 #: not practical to walk; 2^56 bytes covers every real image with a wide margin).
 MAX_VIRTUAL_SIZE = 1 << 56

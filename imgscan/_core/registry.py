@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from imgscan.findings import MULTIPLE_FORMATS
 
-from . import raw
+from . import qcow2, raw
 from .container import Container, Format
 from .source import Source
 
 #: Probed in this order; a format whose signature is stronger comes first.
 FORMATS: tuple[Format, ...] = (
+    qcow2.FORMAT,  # "QFI\xfb" magic, any version but 1
 )
 
 
