@@ -33,6 +33,20 @@ QCOW2_MAX_BITMAP_DIRECTORY_BYTES = 1024 * QCOW2_MAX_BITMAPS
 #: not practical to walk; 2^56 bytes covers every real image with a wide margin).
 MAX_VIRTUAL_SIZE = 1 << 56
 
+# QCOW version 1 ------------------------------------------------------------
+#: Cluster bits qemu's qcow driver accepts (512 B to 64 KiB clusters).
+QCOW_MIN_CLUSTER_BITS = 9
+QCOW_MAX_CLUSTER_BITS = 16
+#: L2 entries per table as a power of two (qemu: 512 B to 64 KiB tables of 8-byte entries).
+QCOW_MIN_L2_BITS = 6
+QCOW_MAX_L2_BITS = 13
+#: Largest L1 table, in bytes: the qcow2 cap (4 Mi entries) reused, since qemu's qcow limit
+#: (INT_MAX / 8 entries) is not practical. 4 Mi entries map 8 TiB at qemu-img's default
+#: geometry (4 KiB clusters, 512-entry L2 tables) and 2 PiB at the largest.
+QCOW_MAX_L1_BYTES = QCOW2_MAX_L1_BYTES
+#: Longest backing file name (qemu's qcow limit, 1023 bytes, as for qcow2).
+QCOW_MAX_BACKING_NAME = 1023
+
 # VHD ---------------------------------------------------------------------
 #: Most BAT entries (a 2 TiB VHD with 512 KiB blocks has 4 Mi entries).
 VHD_MAX_BAT_ENTRIES = 1 << 24

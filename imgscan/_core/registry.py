@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from imgscan.findings import MULTIPLE_FORMATS
 
-from . import qcow2, raw
+from . import qcow, qcow2, raw
 from .container import Container, Format
 from .source import Source
 
 #: Probed in this order; a format whose signature is stronger comes first.
 FORMATS: tuple[Format, ...] = (
     qcow2.FORMAT,  # "QFI\xfb" magic, any version but 1
+    qcow.FORMAT,  # "QFI\xfb" magic and version 1 at offset 0
 )
 
 
