@@ -52,6 +52,11 @@ QCOW_MAX_BACKING_NAME = 1023
 VHD_MAX_BAT_ENTRIES = 1 << 24
 #: Largest VHD block size accepted (the spec's blocks are 512 KiB or 2 MiB; Hyper-V allows 256 MiB).
 VHD_MAX_BLOCK_SIZE = 256 * 1024 * 1024
+#: Largest VHD virtual size (qemu's VHD_MAX_SECTORS, 0xff000000 sectors = 2040 GiB, the spec's
+#: maximum); qemu refuses larger images.
+VHD_MAX_VIRTUAL_SIZE = 0xFF000000 * 512
+#: Most bytes of one parent locator read (a UTF-16 Windows path of 32767 characters fits).
+VHD_MAX_LOCATOR_BYTES = 65536
 
 # Extent maps and guest reads -----------------------------------------------
 #: Most extents one map may hold (each costs 32 bytes): 64 Mi extents = 2 GiB.

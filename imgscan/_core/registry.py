@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from imgscan.findings import MULTIPLE_FORMATS
 
-from . import qcow, qcow2, raw
+from . import qcow, qcow2, raw, vhd
 from .container import Container, Format
 from .source import Source
 
@@ -18,6 +18,7 @@ from .source import Source
 FORMATS: tuple[Format, ...] = (
     qcow2.FORMAT,  # "QFI\xfb" magic, any version but 1
     qcow.FORMAT,  # "QFI\xfb" magic and version 1 at offset 0
+    vhd.FORMAT,  # footer at the end: weaker than a header magic, so late
 )
 
 

@@ -1,0 +1,680 @@
+"""VHD containers (Virtual PC / Virtual Server / Hyper-V; qemu calls the format "vpc").
+
+Spec: Microsoft "Virtual Hard Disk Image Format Specification", version 1.0
+(October 11, 2006). All fields are big-endian; sectors are 512 bytes.
+
+A VHD is a 512-byte *hard disk footer* at the end of the file (cookie
+``conectix``), preceded by the guest data (fixed disks) or, for dynamic and
+differencing disks, by a copy of the footer at offset 0, a 1024-byte *dynamic
+disk header* (cookie ``cxsparse``), a *block allocation table* (BAT) of 32-bit
+sector numbers, and data blocks, each led by a *sector bitmap*.
+
+Where the spec leaves room, this decoder does what qemu 7.2 (``block/vpc.c``)
+does, so that ``imgscan`` and ``qemu-img -f vpc`` agree on the guest disk:
+
+* the copy at offset 0 is preferred to the footer at the end when both exist;
+* the virtual size comes from the CHS geometry for creators that size disks
+  that way (Virtual PC, old qemu) and from *current size* otherwise, or when
+  the geometry is the 65535/16/255 "too big for CHS" sentinel;
+* a fixed disk is raw data: guest bytes are the file's bytes from offset 0,
+  whatever they are (including the footer, should the size claim more);
+* for dynamic disks an allocated block is data, whatever its sector bitmap
+  says (qemu never reads the bitmap).
+
+It departs from qemu where qemu refuses an image an inspector should still
+describe, reporting a finding instead: checksums that do not match (qemu
+refuses "Incorrect header checksum"), blocks past the end of the file (qemu
+refuses the image as truncated; they read as zeros here), a dynamic disk
+whose copy at offset 0 is gone. Differencing disks, which qemu reads as
+dynamic disks with no parent, are read as the spec says: the sector bitmap
+decides, sector by sector, whether a sector is in this file or in the parent.
+"""
+
+import datetime
+import uuid
+
+cimport cython
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+
+from imgscan import limits
+from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
+from imgscan.findings import (
+    CORRUPT, FOOTER_MISMATCH, RESOURCE_EXHAUSTION, SIZE_MISMATCH, TRUNCATED, UNKNOWN_FEATURE,
+)
+
+from .binary cimport be32
+from .container import Container, Format
+from .extents cimport ExtentMap, KIND_DATA, KIND_UNALLOCATED, NO_HOST
+from .raw import map_host_range
+from .source cimport Source
+
+# --------------------------------------------------------------------------
+# On-disk layout (spec: "Hard Disk Footer Format", "Dynamic Disk Header
+# Format", "Block Allocation Table and Data Blocks"). Offsets are in bytes
+# from the start of the structure.
+# --------------------------------------------------------------------------
+
+SECTOR_SIZE = 512
+cdef uint64_t C_SECTOR_SIZE = 512
+
+FOOTER_SIZE = 512
+#: Virtual PC before 2004 wrote a footer one byte shorter (the spec allows it).
+FOOTER_SIZE_OLD = 511
+FOOTER_COOKIE = b"conectix"
+
+FOOTER_FIELDS = (
+    # name, offset, size
+    ("cookie", 0, 8),
+    ("features", 8, 4),
+    ("file_format_version", 12, 4),
+    ("data_offset", 16, 8),
+    ("timestamp", 24, 4),
+    ("creator_application", 28, 4),
+    ("creator_version", 32, 4),
+    ("creator_host_os", 36, 4),
+    ("original_size", 40, 8),
+    ("current_size", 48, 8),
+    ("disk_geometry", 56, 4),
+    ("disk_type", 60, 4),
+    ("checksum", 64, 4),
+    ("unique_id", 68, 16),
+    ("saved_state", 84, 1),
+)
+FOOTER_CHECKSUM_OFFSET = 64
+
+FEATURE_TEMPORARY = 0x1
+FEATURE_RESERVED = 0x2          # "must always be set"
+KNOWN_FEATURES = FEATURE_TEMPORARY | FEATURE_RESERVED
+FILE_FORMAT_VERSION = 0x00010000
+
+DISK_TYPE_FIXED = 2
+DISK_TYPE_DYNAMIC = 3
+DISK_TYPE_DIFFERENCING = 4
+DISK_TYPE_NAMES = {
+    DISK_TYPE_FIXED: "fixed",
+    DISK_TYPE_DYNAMIC: "dynamic",
+    DISK_TYPE_DIFFERENCING: "differencing",
+}
+
+HOST_OS_NAMES = {b"Wi2k": "Windows", b"Mac ": "Macintosh"}
+
+#: Timestamps count seconds from 2000-01-01 00:00:00 UTC.
+VHD_EPOCH = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+
+#: CHS geometry meaning "the disk is larger than CHS can say" (spec appendix).
+CHS_MAX = (65535, 16, 255)
+
+#: Creator applications whose disks qemu sizes by the footer's current size
+#: rather than by CHS geometry (Hyper-V, qemu with force_size, Disk2vhd,
+#: XenConverter, XenServer); every other creator is sized by CHS. The match is
+#: on all four bytes: Disk2vhd's "d2v\0" is not "d2v " (its disks carry the
+#: 65535/16/255 geometry, which selects current size anyway).
+CURRENT_SIZE_CREATORS = (b"win ", b"qem2", b"d2v ", b"CTXS", b"tap\x00")
+
+DYNAMIC_HEADER_SIZE = 1024
+DYNAMIC_HEADER_COOKIE = b"cxsparse"
+DYNAMIC_HEADER_VERSION = 0x00010000
+DH_DATA_OFFSET = 8
+DH_TABLE_OFFSET = 16
+DH_HEADER_VERSION = 24
+DH_MAX_TABLE_ENTRIES = 28
+DH_BLOCK_SIZE = 32
+DH_CHECKSUM = 36
+DH_PARENT_UNIQUE_ID = 40
+DH_PARENT_TIMESTAMP = 56
+DH_PARENT_UNICODE_NAME = 64
+DH_PARENT_UNICODE_NAME_SIZE = 512
+DH_PARENT_LOCATORS = 576
+PARENT_LOCATOR_COUNT = 8
+PARENT_LOCATOR_ENTRY_SIZE = 24
+# within one parent locator entry
+PL_PLATFORM_CODE = 0
+PL_DATA_SPACE = 4
+PL_DATA_LENGTH = 8
+PL_DATA_OFFSET = 16
+
+#: Platform codes of parent locators and how their data is encoded.
+PLATFORM_W2RU = b"W2ru"     # Windows relative path, UTF-16LE
+PLATFORM_W2KU = b"W2ku"     # Windows absolute path, UTF-16LE
+PLATFORM_MAC = b"Mac "      # Mac OS alias blob
+PLATFORM_MACX = b"MacX"     # file:// URL, UTF-8
+PLATFORM_NONE = b"\x00\x00\x00\x00"
+
+#: BAT entry of a block that is not allocated.
+cdef uint32_t BAT_UNUSED = 0xFFFFFFFF
+BAT_ENTRY_SIZE = 4
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+def vhd_checksum(const uint8_t[::1] data, Py_ssize_t checksum_offset):
+    """One's complement of the byte sum, the checksum field counted as zero."""
+    cdef uint32_t total = 0
+    cdef Py_ssize_t i
+    for i in range(data.shape[0]):
+        if checksum_offset <= i < checksum_offset + 4:
+            continue
+        total += data[i]
+    return (~total) & 0xFFFFFFFF
+
+
+def _u(bytes data, Py_ssize_t offset, Py_ssize_t size):
+    return int.from_bytes(data[offset:offset + size], "big")
+
+
+def _timestamp(uint32_t seconds):
+    return (VHD_EPOCH + datetime.timedelta(seconds=seconds)).isoformat()
+
+
+def _fourcc(bytes code):
+    return code.rstrip(b"\x00").decode("latin-1")
+
+
+def _decode_utf16(bytes data, str encoding):
+    """A UTF-16 string up to its first NUL character (lone surrogates kept escaped)."""
+    text = data.decode(encoding, errors="surrogatepass")
+    end = text.find("\x00")
+    if end >= 0:
+        text = text[:end]
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
+def _parse_footer(bytes raw):
+    """The footer's fields by name (raw must be 512 bytes)."""
+    cyl = _u(raw, 56, 2)
+    heads = raw[58]
+    spt = raw[59]
+    return {
+        "features": _u(raw, 8, 4),
+        "file_format_version": _u(raw, 12, 4),
+        "data_offset": _u(raw, 16, 8),
+        "timestamp": _u(raw, 24, 4),
+        "creator_application": raw[28:32],
+        "creator_version": (_u(raw, 32, 2), _u(raw, 34, 2)),
+        "creator_host_os": raw[36:40],
+        "original_size": _u(raw, 40, 8),
+        "current_size": _u(raw, 48, 8),
+        "geometry": (cyl, heads, spt),
+        "disk_type": _u(raw, 60, 4),
+        "checksum": _u(raw, 64, 4),
+        "unique_id": raw[68:84],
+        "saved_state": raw[84],
+    }
+
+
+# --------------------------------------------------------------------------
+# The BAT walk
+# --------------------------------------------------------------------------
+
+@cython.cdivision(True)
+cdef inline uint32_t _bitmap_bit(const uint8_t* f, uint64_t fsize, uint64_t bitmap_off,
+                                 uint64_t sector) noexcept nogil:
+    """Bit of ``sector`` in the bitmap at ``bitmap_off``; 0 past the end of the file.
+
+    The most significant bit of byte 0 stands for the block's first sector.
+    """
+    cdef uint64_t pos = bitmap_off + sector // 8
+    if pos >= fsize:
+        return 0
+    return (f[pos] >> (7 - sector % 8)) & 1
+
+
+@cython.cdivision(True)
+cdef uint64_t _bitmap_run_end(const uint8_t* f, uint64_t fsize, uint64_t bitmap_off,
+                              uint64_t sector, uint64_t nsectors, uint32_t bit) noexcept nogil:
+    """First sector at or after ``sector`` whose bit differs from ``bit`` (or ``nsectors``).
+
+    Whole bytes of equal bits are skipped at once: long runs are the common case.
+    """
+    cdef uint8_t full = 0xFF if bit else 0x00
+    cdef uint64_t pos
+    while sector < nsectors:
+        if sector % 8 == 0 and sector + 8 <= nsectors:
+            pos = bitmap_off + sector // 8
+            if (f[pos] if pos < fsize else 0) == full:
+                sector += 8
+                continue
+        if _bitmap_bit(f, fsize, bitmap_off, sector) != bit:
+            break
+        sector += 1
+    return sector
+
+
+@cython.cdivision(True)
+cdef int _walk_bat(ExtentMap emap, const uint8_t* bat, uint64_t nblocks, uint64_t block_size,
+                   uint64_t bitmap_size, uint64_t virtual_size, bint differencing,
+                   const uint8_t* f, uint64_t fsize, uint64_t* past_eof,
+                   uint64_t* first_past_eof) noexcept nogil:
+    """Append one run per block (or per bitmap run, for differencing disks).
+
+    ``f``/``fsize`` is the whole file, needed only for the sector bitmaps of
+    differencing disks. Returns -1 when the extent map is full.
+    """
+    cdef uint64_t i, start, length, bitmap_off, data_off, nsect, s, e
+    cdef uint32_t entry, bit
+    for i in range(nblocks):
+        start = i * block_size
+        length = virtual_size - start
+        if length > block_size:
+            length = block_size
+        entry = be32(bat + 4 * i)
+        if entry == BAT_UNUSED:
+            if emap.add(start, length, KIND_UNALLOCATED, NO_HOST, 0, 0) < 0:
+                return -1
+            continue
+        bitmap_off = <uint64_t>entry * C_SECTOR_SIZE
+        data_off = bitmap_off + bitmap_size
+        if data_off + length > fsize:
+            if past_eof[0] == 0:
+                first_past_eof[0] = i
+            past_eof[0] += 1
+        if not differencing:
+            if emap.add(start, length, KIND_DATA, data_off, 0, 0) < 0:
+                return -1
+            continue
+        nsect = (length + C_SECTOR_SIZE - 1) // C_SECTOR_SIZE
+        s = 0
+        while s < nsect:
+            bit = _bitmap_bit(f, fsize, bitmap_off, s)
+            e = _bitmap_run_end(f, fsize, bitmap_off, s + 1, nsect, bit)
+            # the last sector may be partial: clip the run to the block's length
+            if bit:
+                if emap.add(start + s * C_SECTOR_SIZE,
+                            min(e * C_SECTOR_SIZE, length) - s * C_SECTOR_SIZE,
+                            KIND_DATA, data_off + s * C_SECTOR_SIZE, 0, 0) < 0:
+                    return -1
+            elif emap.add(start + s * C_SECTOR_SIZE,
+                          min(e * C_SECTOR_SIZE, length) - s * C_SECTOR_SIZE,
+                          KIND_UNALLOCATED, NO_HOST, 0, 0) < 0:
+                return -1
+            s = e
+    return 0
+
+
+# --------------------------------------------------------------------------
+# The container
+# --------------------------------------------------------------------------
+
+class VhdImage(Container):
+    """A fixed, dynamic or differencing VHD."""
+
+    format = "vhd"
+
+    def __init__(self, Source source):
+        # The virtual size is known only once the footer is read: start at 0.
+        Container.__init__(self, source, 0)
+        footer, footer_offset, footer_length = self._locate_footer(source)
+        self._footer_offset = footer_offset
+        self._footer_length = footer_length
+        self._dyn = None
+        self._check_footers(footer)
+        f = _parse_footer(self._footer_raw)
+        self._disk_type = f["disk_type"]
+        if self._disk_type not in DISK_TYPE_NAMES:
+            raise UnsupportedFeature(
+                source.path, "VHD footer disk type", footer_offset + 60,
+                f"disk type {self._disk_type} is not fixed (2), dynamic (3) or differencing (4)",
+            )
+        self.subformat = DISK_TYPE_NAMES[self._disk_type]
+        self._describe_footer(f)
+        self.virtual_size = self._virtual_size(f)
+        if self._disk_type == DISK_TYPE_FIXED:
+            self._check_fixed_size()
+        else:
+            self._read_dynamic_header(f["data_offset"])
+
+    # -- footer -------------------------------------------------------------
+    def _locate_footer(self, Source source):
+        """Find the footer copies; choose the one qemu would use.
+
+        Returns ``(footer_bytes, offset, length)`` and keeps both copies for
+        the comparison in :meth:`_check_footers`.
+        """
+        size = source.size
+        head = tail = None
+        tail_offset = None
+        tail_length = FOOTER_SIZE
+        if source.contains(0, 8) and source.read(0, 8, "VHD footer copy") == FOOTER_COOKIE:
+            # Raises TruncatedImage when the file is shorter than a footer.
+            head = source.read(0, FOOTER_SIZE, "VHD footer copy")
+        if size >= FOOTER_SIZE and source.read(size - FOOTER_SIZE, 8, "VHD footer") == FOOTER_COOKIE:
+            tail_offset = size - FOOTER_SIZE
+            tail = source.read(tail_offset, FOOTER_SIZE, "VHD footer")
+        elif (size >= FOOTER_SIZE_OLD
+              and source.read(size - FOOTER_SIZE_OLD, 8, "VHD footer") == FOOTER_COOKIE):
+            tail_offset = size - FOOTER_SIZE_OLD
+            tail_length = FOOTER_SIZE_OLD
+            tail = source.read(tail_offset, FOOTER_SIZE_OLD, "VHD footer") + b"\x00"
+        if tail_offset == 0:
+            head = None         # a 512-byte file: the footer is the only copy
+        self._head = head
+        self._tail = tail
+        self._tail_offset = tail_offset
+        if head is None and tail is None:
+            raise CorruptImage(source.path, "VHD footer", max(size - FOOTER_SIZE, 0),
+                               "no 'conectix' footer at the start or the end of the file")
+        # qemu reads the copy at offset 0 when there is one. A fixed disk has
+        # no copy; a 'conectix' there on a fixed disk is guest data, unless
+        # the end of the file has no footer to prefer.
+        if head is not None and (tail is None or _u(head, 60, 4) != DISK_TYPE_FIXED):
+            self._footer_raw = head
+            return head, 0, FOOTER_SIZE
+        self._footer_raw = tail
+        return tail, tail_offset, tail_length
+
+    def _check_footers(self, bytes footer):
+        """Checksums of both copies, and whether they agree."""
+        head, tail = self._head, self._tail
+        for name, copy, offset in (("footer copy", head, 0),
+                                   ("footer", tail, self._tail_offset)):
+            if copy is None:
+                continue
+            stored = _u(copy, FOOTER_CHECKSUM_OFFSET, 4)
+            computed = vhd_checksum(copy, FOOTER_CHECKSUM_OFFSET)
+            if stored != computed:
+                self.add_finding(
+                    CORRUPT, "error",
+                    f"VHD {name} at offset {offset}: checksum 0x{stored:08x} stored, "
+                    f"0x{computed:08x} computed; "
+                    "qemu-img refuses such an image ('Incorrect header checksum'), "
+                    "the fields are used as they are",
+                )
+        if head is not None and tail is not None:
+            if head != tail:
+                differ = [name for name, off, size in FOOTER_FIELDS
+                          if head[off:off + size] != tail[off:off + size]]
+                if not differ:
+                    differ = ["reserved bytes"]
+                used = "the copy at offset 0" if footer is head else "the footer at the end"
+                self.add_finding(
+                    FOOTER_MISMATCH, "warning",
+                    f"the VHD footer copy at offset 0 and the footer at the end differ in "
+                    f"{', '.join(differ)}; {used} is used (as qemu does)",
+                )
+        elif head is not None:
+            self.add_finding(
+                TRUNCATED, "warning",
+                f"the VHD has a footer copy at offset 0 but no footer at the end of "
+                f"the file (size {self.source.size}): truncated or damaged; the copy is used "
+                "(as qemu does)",
+            )
+        elif _u(tail, 60, 4) in (DISK_TYPE_DYNAMIC, DISK_TYPE_DIFFERENCING):
+            self.add_finding(
+                FOOTER_MISMATCH, "warning",
+                "the VHD footer at the end describes a dynamic or differencing disk but the "
+                "footer copy at offset 0 is missing (qemu-img refuses such an image); the "
+                "footer at the end is used",
+            )
+
+    def _describe_footer(self, f):
+        d = self.details
+        major, minor = f["creator_version"]
+        d["footer_offset"] = self._footer_offset
+        if self._footer_length != FOOTER_SIZE:
+            d["footer_length"] = self._footer_length
+        d["features"] = f["features"]
+        d["temporary"] = bool(f["features"] & FEATURE_TEMPORARY)
+        d["file_format_version"] = "%d.%d" % (f["file_format_version"] >> 16,
+                                              f["file_format_version"] & 0xFFFF)
+        d["data_offset"] = f["data_offset"]
+        d["timestamp"] = _timestamp(f["timestamp"])
+        d["creator_application"] = _fourcc(f["creator_application"])
+        d["creator_version"] = f"{major}.{minor}"
+        d["creator_host_os"] = HOST_OS_NAMES.get(f["creator_host_os"],
+                                                 _fourcc(f["creator_host_os"]))
+        d["original_size"] = f["original_size"]
+        d["current_size"] = f["current_size"]
+        d["disk_geometry"] = {"cylinders": f["geometry"][0], "heads": f["geometry"][1],
+                              "sectors_per_track": f["geometry"][2]}
+        d["disk_type"] = f["disk_type"]
+        d["checksum"] = f["checksum"]
+        d["unique_id"] = str(uuid.UUID(bytes=f["unique_id"]))
+        d["saved_state"] = bool(f["saved_state"])
+        if f["file_format_version"] >> 16 != FILE_FORMAT_VERSION >> 16:
+            self.add_finding(UNKNOWN_FEATURE, "warning",
+                             f"VHD file format version {d['file_format_version']} is not 1.x")
+        unknown = f["features"] & ~KNOWN_FEATURES
+        if unknown:
+            self.add_finding(UNKNOWN_FEATURE, "info",
+                             f"VHD footer feature bits 0x{unknown:08x} are not in the spec")
+
+    # -- size -------------------------------------------------------------------
+    def _virtual_size(self, f):
+        """qemu's rule: CHS geometry for CHS-sizing creators, current size otherwise."""
+        d = self.details
+        cyl, heads, spt = f["geometry"]
+        chs_size = cyl * heads * spt * SECTOR_SIZE
+        current = f["current_size"]
+        creator = f["creator_application"]
+        use_chs = creator not in CURRENT_SIZE_CREATORS and f["geometry"] != CHS_MAX
+        # qemu counts whole sectors.
+        size = chs_size if use_chs else current // SECTOR_SIZE * SECTOR_SIZE
+        d["chs_size"] = chs_size
+        d["size_source"] = "chs" if use_chs else "current_size"
+        if chs_size != current:
+            self.add_finding(
+                SIZE_MISMATCH, "info",
+                f"VHD current size {current} differs from the CHS geometry "
+                f"{cyl}/{heads}/{spt} ({chs_size} bytes); the "
+                f"{'CHS geometry' if use_chs else 'current size'} is used for creator "
+                f"{_fourcc(creator)!r}, as qemu does",
+            )
+        if size > limits.VHD_MAX_VIRTUAL_SIZE:
+            raise LimitExceeded(
+                self.source.path, "VHD footer current size / geometry",
+                self._footer_offset + 48,
+                f"virtual size {size} exceeds limits.VHD_MAX_VIRTUAL_SIZE="
+                f"{limits.VHD_MAX_VIRTUAL_SIZE} (qemu's 2040 GiB)",
+            )
+        return size
+
+    def _check_fixed_size(self):
+        data_area = self._footer_offset
+        self.details["data_area"] = data_area
+        if data_area < self.virtual_size:
+            self.add_finding(
+                TRUNCATED, "warning",
+                f"the fixed VHD's data area holds {data_area} bytes but the disk is "
+                f"{self.virtual_size}; the rest reads as the footer and zeros (as in qemu)",
+            )
+        elif data_area > self.virtual_size:
+            self.add_finding(
+                SIZE_MISMATCH, "info",
+                f"the fixed VHD's data area holds {data_area} bytes, "
+                f"{data_area - self.virtual_size} more than the {self.virtual_size}-byte disk",
+            )
+
+    # -- dynamic header ---------------------------------------------------------
+    def _read_dynamic_header(self, uint64_t offset):
+        src = self.source
+        path = src.path
+        # The cookie must be in the file; qemu reads the rest of a header cut
+        # short by the end of the file as zeros, and so is it read here.
+        src.read(offset, len(DYNAMIC_HEADER_COOKIE), "VHD dynamic disk header")
+        if src.contains(offset, DYNAMIC_HEADER_SIZE):
+            h = src.read(offset, DYNAMIC_HEADER_SIZE, "VHD dynamic disk header")
+        else:
+            h = src.read_zero_padded(offset, DYNAMIC_HEADER_SIZE)
+            self.add_finding(
+                TRUNCATED, "error",
+                f"the VHD dynamic disk header at offset {offset} is cut short by the end of "
+                f"the file ({src.size}); the missing bytes read as zeros",
+            )
+        if h[:8] != DYNAMIC_HEADER_COOKIE:
+            raise CorruptImage(path, "VHD dynamic disk header", offset,
+                               f"cookie {h[:8]!r} is not 'cxsparse'")
+        stored = _u(h, DH_CHECKSUM, 4)
+        computed = vhd_checksum(h, DH_CHECKSUM)
+        if stored != computed:
+            self.add_finding(
+                CORRUPT, "warning",
+                f"VHD dynamic disk header at offset {offset}: checksum 0x{stored:08x} stored, "
+                f"0x{computed:08x} computed; the fields are used as they are",
+            )
+        version = _u(h, DH_HEADER_VERSION, 4)
+        table_offset = _u(h, DH_TABLE_OFFSET, 8)
+        max_entries = _u(h, DH_MAX_TABLE_ENTRIES, 4)
+        block_size = _u(h, DH_BLOCK_SIZE, 4)
+        d = self.details
+        d["header_offset"] = offset
+        d["header_version"] = "%d.%d" % (version >> 16, version & 0xFFFF)
+        d["table_offset"] = table_offset
+        d["max_table_entries"] = max_entries
+        d["block_size"] = block_size
+        if version >> 16 != DYNAMIC_HEADER_VERSION >> 16:
+            self.add_finding(UNKNOWN_FEATURE, "warning",
+                             f"VHD dynamic disk header version {d['header_version']} is not 1.x")
+        if block_size < SECTOR_SIZE or block_size & (block_size - 1):
+            raise CorruptImage(path, "VHD dynamic disk header block size", offset + DH_BLOCK_SIZE,
+                               f"block size {block_size} is not a power of two of at least 512")
+        if block_size > limits.VHD_MAX_BLOCK_SIZE:
+            raise LimitExceeded(path, "VHD dynamic disk header block size",
+                                offset + DH_BLOCK_SIZE,
+                                f"block size {block_size} exceeds limits.VHD_MAX_BLOCK_SIZE="
+                                f"{limits.VHD_MAX_BLOCK_SIZE}")
+        if max_entries > limits.VHD_MAX_BAT_ENTRIES:
+            raise LimitExceeded(path, "VHD dynamic disk header max table entries",
+                                offset + DH_MAX_TABLE_ENTRIES,
+                                f"{max_entries} BAT entries exceed limits.VHD_MAX_BAT_ENTRIES="
+                                f"{limits.VHD_MAX_BAT_ENTRIES}")
+        if max_entries * block_size < self.virtual_size:
+            raise CorruptImage(path, "VHD dynamic disk header max table entries",
+                               offset + DH_MAX_TABLE_ENTRIES,
+                               f"{max_entries} blocks of {block_size} bytes cannot hold the "
+                               f"{self.virtual_size}-byte disk")
+        if not src.contains(table_offset, max_entries * BAT_ENTRY_SIZE):
+            raise TruncatedImage(path, "VHD block allocation table", table_offset,
+                                 f"{max_entries} entries need {max_entries * BAT_ENTRY_SIZE} "
+                                 f"bytes but the file ends at {src.size}")
+        self.cluster_size = block_size
+        # bitmap: one bit per sector, padded to whole sectors
+        bitmap_size = (block_size // SECTOR_SIZE + 7) // 8
+        bitmap_size = (bitmap_size + SECTOR_SIZE - 1) // SECTOR_SIZE * SECTOR_SIZE
+        d["bitmap_size"] = bitmap_size
+        self._dyn = (table_offset, max_entries, block_size, bitmap_size)
+        d["parent_unique_id"] = str(uuid.UUID(bytes=h[DH_PARENT_UNIQUE_ID:DH_PARENT_UNIQUE_ID + 16]))
+        d["parent_timestamp"] = _timestamp(_u(h, DH_PARENT_TIMESTAMP, 4))
+        name = _decode_utf16(
+            h[DH_PARENT_UNICODE_NAME:DH_PARENT_UNICODE_NAME + DH_PARENT_UNICODE_NAME_SIZE],
+            "utf-16-be")
+        d["parent_unicode_name"] = name
+        locators = self._read_parent_locators(h, offset)
+        d["parent_locators"] = locators
+        if self._disk_type == DISK_TYPE_DIFFERENCING:
+            self.backing_file = name or self._locator_path(locators)
+            if self.backing_file is None:
+                self.add_finding(
+                    CORRUPT, "warning",
+                    "the differencing VHD names no parent (empty parent name, no locator); "
+                    "sectors not stored here read as zeros",
+                )
+
+    def _read_parent_locators(self, bytes h, uint64_t header_offset):
+        src = self.source
+        out = []
+        for i in range(PARENT_LOCATOR_COUNT):
+            base = DH_PARENT_LOCATORS + i * PARENT_LOCATOR_ENTRY_SIZE
+            code = h[base + PL_PLATFORM_CODE:base + PL_PLATFORM_CODE + 4]
+            if code == PLATFORM_NONE:
+                continue
+            space = _u(h, base + PL_DATA_SPACE, 4)
+            length = _u(h, base + PL_DATA_LENGTH, 4)
+            data_offset = _u(h, base + PL_DATA_OFFSET, 8)
+            loc = {"platform": _fourcc(code), "data_offset": data_offset,
+                   "data_space": space, "data_length": length, "path": None}
+            out.append(loc)
+            where = header_offset + base
+            if length > limits.VHD_MAX_LOCATOR_BYTES:
+                self.add_finding(
+                    RESOURCE_EXHAUSTION, "warning",
+                    f"VHD parent locator {i} (entry at offset {where}) claims {length} bytes, "
+                    f"more than limits.VHD_MAX_LOCATOR_BYTES={limits.VHD_MAX_LOCATOR_BYTES}; "
+                    "not read",
+                )
+                continue
+            if not src.contains(data_offset, length):
+                self.add_finding(
+                    TRUNCATED, "warning",
+                    f"VHD parent locator {i} (entry at offset {where}): {length} bytes at "
+                    f"offset {data_offset} lie past the end of the file ({src.size})",
+                )
+                continue
+            data = src.read(data_offset, length, "VHD parent locator data")
+            if code in (PLATFORM_W2RU, PLATFORM_W2KU):
+                loc["path"] = _decode_utf16(data, "utf-16-le")
+            elif code == PLATFORM_MACX:
+                loc["path"] = data.split(b"\x00", 1)[0].decode("utf-8", errors="backslashreplace")
+        return out
+
+    @staticmethod
+    def _locator_path(locators):
+        for code in ("W2ru", "W2ku", "MacX"):
+            for loc in locators:
+                if loc["platform"] == code and loc["path"]:
+                    return loc["path"]
+        return None
+
+    # -- extent map ---------------------------------------------------------
+    def build_extent_map(self):
+        if self._disk_type == DISK_TYPE_FIXED:
+            emap = ExtentMap(self.virtual_size)
+            map_host_range(emap, self.source, 0, 0, self.virtual_size)
+            return emap
+        return self._walk()
+
+    def _walk(self):
+        cdef Source src = self.source
+        cdef uint64_t table_offset, max_entries, block_size, bitmap_size
+        table_offset, max_entries, block_size, bitmap_size = self._dyn
+        cdef uint64_t vsize = self.virtual_size
+        cdef uint64_t nblocks = (vsize + block_size - 1) // block_size
+        cdef ExtentMap emap = ExtentMap(vsize, block_size)
+        cdef bint differencing = self._disk_type == DISK_TYPE_DIFFERENCING
+        cdef const uint8_t[::1] bat
+        cdef const uint8_t[::1] whole
+        cdef const uint8_t* bat_p = NULL
+        cdef const uint8_t* file_p = NULL
+        cdef uint64_t file_size = src.size
+        cdef uint64_t past_eof = 0, first_past_eof = 0
+        cdef int rc
+        if nblocks == 0:
+            return emap
+        bat = src.view(table_offset, nblocks * BAT_ENTRY_SIZE, "VHD block allocation table")
+        bat_p = &bat[0]
+        if differencing:
+            # The sector bitmaps are read in place from the mapped file (or,
+            # where the OS cannot map it, from one read of the whole file:
+            # bounded by the file's real size, never by a claimed one).
+            whole = src.view(0, file_size, "VHD sector bitmaps")
+            file_p = &whole[0]
+        with nogil:
+            rc = _walk_bat(emap, bat_p, nblocks, block_size, bitmap_size, vsize, differencing,
+                           file_p, file_size, &past_eof, &first_past_eof)
+        if rc < 0:
+            raise LimitExceeded(src.path, "VHD block allocation table", table_offset,
+                                f"the extent map exceeds limits.MAX_EXTENTS={limits.MAX_EXTENTS}")
+        if past_eof:
+            self.add_finding(
+                TRUNCATED, "error",
+                f"{past_eof} VHD block(s) lie (partly) past the end of the file, the first "
+                f"being block {first_past_eof} (BAT entry at offset "
+                f"{table_offset + first_past_eof * BAT_ENTRY_SIZE}); their missing bytes read "
+                "as zeros (qemu-img refuses such an image as truncated)",
+            )
+        return emap
+
+
+def probe(Source source):
+    """A ``conectix`` cookie at offset 0 or in the last 512 (or 511) bytes."""
+    size = source.size
+    if source.contains(0, 8) and source.read(0, 8, "VHD footer copy") == FOOTER_COOKIE:
+        return True
+    for length in (FOOTER_SIZE, FOOTER_SIZE_OLD):
+        if size >= length and source.read(size - length, 8, "VHD footer") == FOOTER_COOKIE:
+            return True
+    return False
+
+
+FORMAT = Format("vhd", probe, VhdImage)
