@@ -194,7 +194,7 @@ cdef object _l2_tables(Source source, uint64_t* l2_at, uint64_t l1_size, uint64_
     mapped has its L2 tables read into one buffer, ``total`` bytes (checked
     against the file size), and ``l2_at`` is rewritten to positions in it.
     """
-    if source.mapped:
+    if source.map():
         return source.view(0, source.size, "qcow image")
     gathered = bytearray(total + 1)   # never empty, so the walk may take its address
     cdef uint64_t i, pos = 0

@@ -6,10 +6,13 @@ cdef class Source:
     cdef readonly uint64_t size
     cdef readonly bint mapped
     cdef object _file
+    cdef int _fd
+    cdef bint _use_mmap
     cdef object _mmap
     cdef const uint8_t[::1] _view
 
     cdef int _check(self, uint64_t offset, uint64_t length, str structure) except -1
+    cpdef bint map(self)
     cpdef bytes read(self, uint64_t offset, uint64_t length, str structure)
     cpdef object view(self, uint64_t offset, uint64_t length, str structure)
     cdef int copy_into(self, uint64_t offset, uint8_t* dst, uint64_t length) except -1

@@ -1,15 +1,19 @@
 """The source stage: an image file as read-only, bounds-checked bytes.
 
-The file is memory-mapped read-only, so multi-gigabyte images cost address
-space, not memory, and the container decoders can walk tables without copies.
-Where mmap is impossible (an empty file, a character device, a pipe the OS
-cannot map) the same interface is served with ``pread``.
+Two ways in, each where it is cheaper. Headers and other small structures
+are read with ``pread``: a page fault on a fresh mapping costs several
+microseconds here, a small ``pread`` well under one, and opening an image
+reads a handful of them. Large tables and guest data go through a read-only
+memory map, made on first need, so multi-gigabyte images cost address space,
+not memory, and tables are walked without copies. Where mmap is impossible
+(an empty file, a character device, a pipe) or refused (``use_mmap=False``)
+everything is served with ``pread``.
 
 Every read is checked against the file size before any byte is touched: an
 offset or length taken from the file can never read outside it. Reads that a
 format defines as zero past the end of the file (a last data cluster the
 writer never extended the file to cover, as qemu reads it) go through
-:meth:`Source.read_zero_padded`, which is explicit about it.
+:meth:`Source.read_zero_padded` or ``copy_into``, which are explicit about it.
 """
 
 import errno
@@ -18,8 +22,12 @@ import os
 
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy, memset
+from posix.unistd cimport pread
 
 from imgscan.errors import TruncatedImage
+
+# Views at least this long come from the map; shorter ones from one pread.
+cdef uint64_t MAP_THRESHOLD = 256 * 1024
 
 
 cdef class Source:
@@ -36,21 +44,27 @@ cdef class Source:
         self.path = path
         self._mmap = None
         self.mapped = False
+        self._use_mmap = use_mmap
         self._file = open(path, "rb", buffering=0)
         try:
-            fd = self._file.fileno()
-            self.size = os.lseek(fd, 0, os.SEEK_END)
-            if self.size > 0 and use_mmap:
-                try:
-                    self._mmap = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-                except (OSError, ValueError, OverflowError):
-                    self._mmap = None
-            if self._mmap is not None:
-                self._view = self._mmap
-                self.mapped = True
+            self._fd = self._file.fileno()
+            self.size = os.lseek(self._fd, 0, os.SEEK_END)
         except BaseException:
             self._file.close()
             raise
+
+    cpdef bint map(self):
+        """Map the file now if it can be; return whether it is mapped."""
+        if self.mapped or not self._use_mmap or self.size == 0 or self._file is None:
+            return self.mapped
+        try:
+            self._mmap = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError, OverflowError):
+            self._use_mmap = False
+            return False
+        self._view = self._mmap
+        self.mapped = True
+        return True
 
     def close(self):
         """Release the mapping and the file descriptor (idempotent)."""
@@ -91,19 +105,17 @@ cdef class Source:
         self._check(offset, length, structure)
         if length == 0:
             return b""
-        if self.mapped:
-            return bytes(self._view[offset:offset + length])
         return self._pread_exact(offset, length, structure)
 
     cpdef object view(self, uint64_t offset, uint64_t length, str structure):
-        """Like :meth:`read` but without a copy where the file is mapped.
+        """Like :meth:`read`, without a copy for large ranges where the file is mapped.
 
         The result supports the buffer protocol (a memoryview or bytes).
         """
         self._check(offset, length, structure)
         if length == 0:
             return b""
-        if self.mapped:
+        if length >= MAP_THRESHOLD and self.map():
             return memoryview(self._mmap)[offset:offset + length]
         return self._pread_exact(offset, length, structure)
 
@@ -121,24 +133,27 @@ cdef class Source:
 
     cdef int copy_into(self, uint64_t offset, uint8_t* dst, uint64_t length) except -1:
         """Copy ``length`` bytes at ``offset`` into ``dst``, zero-filling past EOF."""
-        cdef uint64_t avail = 0
+        cdef uint64_t avail = 0, done = 0
+        cdef ssize_t got
         if offset < self.size:
-            avail = self.size - offset
-            if avail > length:
-                avail = length
-        if avail:
-            if self.mapped:
-                with nogil:
-                    memcpy(dst, &self._view[offset], avail)
-            else:
-                data = self._pread_exact(offset, avail, "data")
-                memcpy(dst, <const char*>data, avail)
-        if avail < length:
-            memset(dst + avail, 0, length - avail)
+            avail = min(self.size - offset, length)
+        if avail and self.map():
+            with nogil:
+                memcpy(dst, &self._view[offset], avail)
+            done = avail
+        while done < avail:
+            with nogil:
+                got = pread(self._fd, dst + done, avail - done, offset + done)
+            if got <= 0:
+                raise TruncatedImage(self.path, "data", offset + done,
+                                     "the file ended or failed while reading")
+            done += got
+        if done < length:
+            memset(dst + done, 0, length - done)
         return 0
 
     def _pread_exact(self, uint64_t offset, uint64_t length, str structure):
-        fd = self._file.fileno()
+        fd = self._fd
         parts = []
         cdef uint64_t got = 0
         while got < length:
@@ -162,7 +177,7 @@ cdef class Source:
             end = self.size
         if start >= end:
             return runs
-        fd = self._file.fileno()
+        fd = self._fd
         pos = start
         while pos < end:
             try:
