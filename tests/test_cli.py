@@ -15,11 +15,14 @@ from oracles import data_zero_runs, needs_qemu, qemu_info, qemu_map
 from imgscan.cli import main
 
 SAMPLE = Path(str(resources.files("imgscan") / "samples" / "demo.qcow2"))
+# Child interpreters run from here, not from the checkout, whose uncompiled
+# imgscan/ would shadow the installed package.
+NEUTRAL_CWD = Path(__file__).resolve().parent
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "imgscan", *args], capture_output=True,
-                          text=True, check=False)
+                          text=True, check=False, cwd=NEUTRAL_CWD)
 
 
 def test_demo_runs_on_the_shipped_sample() -> None:
@@ -97,7 +100,7 @@ def test_info_path_does_not_import_numpy() -> None:
         "assert 'numpy' not in sys.modules, 'numpy imported on the info path'\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False)
+                          check=False, cwd=NEUTRAL_CWD)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -269,7 +269,12 @@ def test_map_matches_qemu_map(images: dict[str, Made], name: str) -> None:
         theirs = _qemu_map(made)
         if name.startswith("prealloc_") and name.endswith("metadata"):
             assert any(e["data"] and e["zero"] for e in theirs)  # qemu looked at the holes
-            theirs = _stored_not_zero(theirs)
+        # qemu's metadata-preallocation guess compares refcounted clusters with the host
+        # file's allocated blocks, which the filesystem may not have settled yet: it can
+        # fire on any image (snapshots and bitmaps here, now and then). Where it does,
+        # qemu calls host-file holes in data clusters "data and zero"; imgscan reports
+        # what the L2 table says, data.
+        theirs = _stored_not_zero(theirs)
         assert data_zero_runs(emap.to_qemu()) == data_zero_runs(theirs)
 
 
