@@ -137,7 +137,7 @@ cdef class Source:
         cdef ssize_t got
         if offset < self.size:
             avail = min(self.size - offset, length)
-        if avail and self.map():
+        if avail and (self.mapped or (avail >= MAP_THRESHOLD and self.map())):
             with nogil:
                 memcpy(dst, &self._view[offset], avail)
             done = avail
