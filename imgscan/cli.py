@@ -8,15 +8,17 @@ rendering in :mod:`imgscan.report`; this module only wires them.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Sequence
-from typing import Any
 
 from . import __version__
 from .errors import ImageError
 from .image import SCHEMA_VERSION, Image
 from .report.text import info_text, map_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 2
@@ -60,6 +62,8 @@ def _error_object(path: str, exc: ImageError) -> dict[str, Any]:
 
 
 def _info(paths: Sequence[str], as_json: bool, external_dir: str | None) -> int:
+    import json  # only for --json: a millisecond of start-up otherwise
+
     status = EXIT_OK
     for i, path in enumerate(paths):
         try:
@@ -85,7 +89,8 @@ def _map(path: str, as_json: bool, external_dir: str | None) -> int:
         with Image(path, external_dir=external_dir) as img:
             extents = img.extents()
             if as_json:
-                print(extents.to_qemu_json(img.backing_file is not None))
+                extents.write_qemu_json(sys.stdout.buffer, img.backing_file is not None)
+                sys.stdout.buffer.write(b"\n")
             else:
                 print(map_text(extents))
     except ImageError as exc:

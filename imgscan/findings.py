@@ -7,11 +7,22 @@ the README; severities are ``error``, ``warning`` or ``info``.
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, Protocol
-
 from imgscan._core.paths import unsafe_reason
 
-Severity = Literal["error", "warning", "info"]
+# typing costs milliseconds of start-up on the single-image path; annotations
+# need it only under a type checker (mypy treats this name as typing's).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal, Protocol
+
+    Severity = Literal["error", "warning", "info"]
+
+    class _Facts(Protocol):
+        backing_file: str | None
+        data_file: str | None
+        encrypted: bool
+        encryption: str | None
+        dirty: bool
 
 BACKING_FILE = "backing-file"
 DATA_FILE = "data-file"
@@ -29,23 +40,29 @@ COMPRESSION_BOMB = "compression-bomb"
 CORRUPT = "corrupt"
 
 
-class Finding(NamedTuple):
+class Finding:
     """One finding: a stable id, a severity and a message naming the evidence."""
 
-    id: str
-    severity: Severity
-    message: str
+    __slots__ = ("id", "message", "severity")
+
+    def __init__(self, id: str, severity: Severity, message: str) -> None:
+        self.id = id
+        self.severity: Severity = severity
+        self.message = message
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Finding):
+            return NotImplemented
+        return (self.id, self.severity, self.message) == (other.id, other.severity, other.message)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.severity, self.message))
+
+    def __repr__(self) -> str:
+        return f"Finding({self.id!r}, {self.severity!r}, {self.message!r})"
 
     def as_dict(self) -> dict[str, str]:
         return {"id": self.id, "severity": self.severity, "message": self.message}
-
-
-class _Facts(Protocol):
-    backing_file: str | None
-    data_file: str | None
-    encrypted: bool
-    encryption: str | None
-    dirty: bool
 
 
 def fact_findings(facts: _Facts) -> list[Finding]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from types import TracebackType
-from typing import Any
 
 from . import limits
 from ._core.container import Container
@@ -23,6 +21,11 @@ from .findings import (
     Finding,
     fact_findings,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any
 
 SCHEMA_VERSION = 1
 

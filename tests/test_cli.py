@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from oracles import data_zero_runs, needs_qemu, qemu_info, qemu_map
+from oracles import data_zero_runs, needs_qemu, qemu_info, qemu_io, qemu_map, run
 
 from imgscan.cli import main
 
@@ -107,3 +107,17 @@ def test_info_path_does_not_import_numpy() -> None:
 def test_main_returns_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", "--json", str(SAMPLE)]) == 0
     assert json.loads(capsys.readouterr().out)["format"] == "qcow2"
+
+
+@needs_qemu
+def test_map_json_equals_qemu_img_entry_for_entry(tmp_path: Path) -> None:
+    """Uncompressed qcow2: the same entries, keys and values as qemu-img (plus ``compressed``)."""
+    path = tmp_path / "plain.qcow2"
+    run("qemu-img", "create", "-q", "-f", "qcow2", path, "64M")
+    qemu_io(path, "write -P 0x11 0 192k", "write -z 1M 128k", "write -P 0x22 5M 64k",
+            "write -P 0x33 63M 1M")
+    proc = run_cli("map", "--json", str(path))
+    assert proc.returncode == 0, proc.stderr
+    ours = json.loads(proc.stdout)
+    assert all(entry.pop("compressed") is False for entry in ours)
+    assert ours == qemu_map(path)

@@ -8,14 +8,18 @@ bytes: that is the virtual disk reader's job.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
-
 from imgscan.errors import UnsupportedFeature
-from imgscan.findings import Finding, Severity
+from imgscan.findings import Finding
 
 from .extents import ExtentMap
 from .source import Source
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from imgscan.findings import Severity
 
 
 class Container:
@@ -66,11 +70,18 @@ class Container:
                                  f"{self.format} has no compressed clusters")
 
 
-class Format(NamedTuple):
-    """One registered container format: a content probe and a decoder."""
+class Format:
+    """One registered container format: a content probe and a decoder.
 
-    name: str
-    #: True when the file carries this format's signature (even if truncated:
-    #: the decoder then raises, so a damaged image is never taken for raw).
-    probe: Callable[[Source], bool]
-    open: Callable[[Source], Container]
+    ``probe`` is true when the file carries the format's signature, even if
+    truncated: the decoder then raises, so a damaged image is never taken
+    for raw.
+    """
+
+    __slots__ = ("name", "open", "probe")
+
+    def __init__(self, name: str, probe: Callable[[Source], bool],
+                 open: Callable[[Source], Container]) -> None:
+        self.name = name
+        self.probe = probe
+        self.open = open

@@ -14,12 +14,17 @@ numpy.
 from collections import namedtuple
 
 from libc.stdio cimport snprintf
-from libc.stdlib cimport free, realloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport uint32_t, uint64_t, UINT64_MAX
 
 from imgscan import limits
 
 cdef uint64_t NO_HOST = UINT64_MAX
+
+# write_qemu_json: flush its buffer past JSON_CHUNK bytes; one line is far shorter
+# than JSON_LINE_MAX (six 20-digit numbers and fixed keys).
+cdef size_t JSON_CHUNK = 1 << 20
+cdef size_t JSON_LINE_MAX = 512
 
 KIND_NAMES = ("unallocated", "data", "zero", "compressed")
 
@@ -160,39 +165,57 @@ cdef class ExtentMap:
         return json.loads(self.to_qemu_json(has_backing))
 
     def to_qemu_json(self, bint has_backing=False):
-        """:meth:`to_qemu` as JSON text, one extent a line, as qemu-img prints it.
+        """:meth:`to_qemu` as JSON text, one extent a line, as qemu-img prints it."""
+        import io
 
-        Formatted in C: for maps of tens of thousands of extents, building
-        Python dicts and calling ``json.dumps`` would cost more than the walk.
+        out = io.BytesIO()
+        self.write_qemu_json(out, has_backing)
+        return out.getvalue().decode("ascii")
+
+    def write_qemu_json(self, out, bint has_backing=False):
+        """Write :meth:`to_qemu_json`'s text, ASCII-encoded, to the binary file ``out``.
+
+        Formatted in C into a fixed buffer flushed as it fills: maps of tens
+        of thousands of extents cost neither a Python object per extent nor
+        memory in proportion to the map.
         """
         cdef size_t i
-        cdef ExtentRec e
-        cdef char line[256]
-        cdef int k
-        cdef bint present, zero, data
-        parts = []
-        for i in range(self.n):
-            e = self.ext[i]
-            present = e.kind != KIND_UNALLOCATED or not has_backing
-            zero = e.kind == KIND_ZERO or (e.kind == KIND_UNALLOCATED and not has_backing)
-            data = e.kind == KIND_DATA or e.kind == KIND_COMPRESSED
-            k = snprintf(
-                line, sizeof(line),
-                '%s{ "start": %llu, "length": %llu, "depth": %d, "present": %s, '
-                '"zero": %s, "data": %s, "compressed": %s',
-                b"[" if i == 0 else b",\n", <unsigned long long>e.start,
-                <unsigned long long>e.length,
-                <int>(1 if (e.kind == KIND_UNALLOCATED and has_backing) else 0),
-                b"true" if present else b"false", b"true" if zero else b"false",
-                b"true" if data else b"false",
-                b"true" if e.kind == KIND_COMPRESSED else b"false")
-            if e.host != NO_HOST and e.kind != KIND_COMPRESSED:
-                k += snprintf(line + k, sizeof(line) - k, ', "offset": %llu}',
-                              <unsigned long long>e.host)
-            else:
-                k += snprintf(line + k, sizeof(line) - k, "}")
-            parts.append(line[:k])
-        return (b"".join(parts) + (b"]" if self.n else b"[]")).decode("ascii")
+        cdef ExtentRec* e
+        cdef char* buf = <char*>malloc(JSON_CHUNK + JSON_LINE_MAX)
+        cdef size_t used = 0
+        cdef bint unallocated
+        cdef const char* t = "true"
+        cdef const char* f = "false"
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            used = <size_t>snprintf(buf, JSON_LINE_MAX, "[")
+            for i in range(self.n):
+                e = &self.ext[i]
+                unallocated = e.kind == KIND_UNALLOCATED
+                used += <size_t>snprintf(
+                    buf + used, JSON_LINE_MAX,
+                    '%s{ "start": %llu, "length": %llu, "depth": %d, "present": %s, '
+                    '"zero": %s, "data": %s, "compressed": %s',
+                    "" if i == 0 else ",\n", <unsigned long long>e.start,
+                    <unsigned long long>e.length,
+                    <int>(1 if (unallocated and has_backing) else 0),
+                    f if unallocated else t,
+                    t if (e.kind == KIND_ZERO or (unallocated and not has_backing)) else f,
+                    t if (e.kind == KIND_DATA or e.kind == KIND_COMPRESSED) else f,
+                    t if e.kind == KIND_COMPRESSED else f)
+                if e.host != NO_HOST and e.kind != KIND_COMPRESSED:
+                    used += <size_t>snprintf(buf + used, JSON_LINE_MAX, ', "offset": %llu}',
+                                             <unsigned long long>e.host)
+                else:
+                    used += <size_t>snprintf(buf + used, JSON_LINE_MAX, "}")
+                if used >= JSON_CHUNK:
+                    out.write(buf[:used])
+                    used = 0
+            used += <size_t>snprintf(buf + used, JSON_LINE_MAX, "]")
+            out.write(buf[:used])
+        finally:
+            free(buf)
 
     def to_numpy(self):
         """The map as a numpy structured array.
