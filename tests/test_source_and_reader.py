@@ -24,6 +24,7 @@ from oracles import (
 
 import imgscan
 from imgscan import ImageError, UnsafePath, limits
+from imgscan._core.extents import KIND_NAMES
 from imgscan._core.paths import resolve_external, unsafe_reason
 from imgscan._core.source import Source
 
@@ -299,3 +300,30 @@ def test_resolve_external_needs_a_file(extdir: Path, name: str) -> None:
     with pytest.raises(ImageError) as info:
         resolve_external("top.img", "backing file", name, str(extdir))
     assert not isinstance(info.value, UnsafePath)
+
+
+@needs_qemu
+def test_numpy_map_matches_qemu_map(tmp_path: Path) -> None:
+    """The map as numpy arrays says what qemu-img map says, range by range."""
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "arrays.qcow2"
+    run("qemu-img", "create", "-q", "-f", "qcow2", path, "16M")
+    run("qemu-io", "-f", "qcow2", "-c", "write -P 1 0 128k", "-c", "write -z 4M 64k",
+        "-c", "write -P 2 9M 64k", path)
+    with imgscan.open(path) as img:
+        arr = img.extents().to_numpy()
+    assert arr.dtype.names == ("start", "length", "host", "stored_length", "kind", "file")
+    assert int(arr["length"].sum()) == 16 * MiB
+    assert np.all(arr["start"][1:] == arr["start"][:-1] + arr["length"][:-1])
+    kinds = KIND_NAMES
+    as_entries = [
+        {"start": int(r["start"]), "length": int(r["length"]),
+         "data": kinds[r["kind"]] in ("data", "compressed"),
+         "zero": kinds[r["kind"]] in ("zero", "unallocated")}
+        for r in arr
+    ]
+    assert data_zero_runs(as_entries) == data_zero_runs(qemu_map(path))
+    offsets = {int(e["start"]): e.get("offset") for e in qemu_map(path)}
+    for r in arr:
+        if kinds[r["kind"]] == "data":
+            assert int(r["host"]) == offsets[int(r["start"])]
