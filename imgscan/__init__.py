@@ -26,6 +26,7 @@ from .errors import (
     TruncatedImage,
     UnsafePath,
     UnsupportedFeature,
+    UnsupportedFormat,
 )
 from .findings import Finding
 from .image import SCHEMA_VERSION, Image, open
@@ -43,6 +44,7 @@ __all__ = [
     "TruncatedImage",
     "UnsafePath",
     "UnsupportedFeature",
+    "UnsupportedFormat",
     "__version__",
     "open",
 ]

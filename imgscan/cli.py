@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from . import __version__
-from .errors import ImageError
+from .errors import ImageError, UnsupportedFormat
 from .image import SCHEMA_VERSION, Image
 from .report.text import info_text, map_text
 
@@ -49,9 +49,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _error_object(path: str, exc: ImageError) -> dict[str, Any]:
+    recognised = {"format": exc.format} if isinstance(exc, UnsupportedFormat) else {}
     return {
         "schema_version": SCHEMA_VERSION,
         "path": path,
+        **recognised,
         "error": {
             "type": type(exc).__name__,
             "structure": exc.structure,

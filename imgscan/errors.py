@@ -39,6 +39,19 @@ class UnsupportedFeature(ImageError):
     """The image uses a feature imgscan does not implement or refuses to guess."""
 
 
+class UnsupportedFormat(UnsupportedFeature):
+    """A container recognised by its signature that imgscan does not decode.
+
+    ``format`` names it (``parallels``, ``dmg``, ...), so a caller can report
+    what the file is even though its disk cannot be read.
+    """
+
+    def __init__(self, path: str, format: str, structure: str, offset: int | None,
+                 problem: str) -> None:
+        self.format = format
+        super().__init__(path, structure, offset, problem)
+
+
 class EncryptedImage(ImageError):
     """The guest bytes are encrypted; facts are available, contents are not."""
 
