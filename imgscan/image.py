@@ -7,7 +7,7 @@ import os
 from . import limits
 from ._core.container import Container
 from ._core.extents import ExtentMap
-from ._core.paths import resolve_external
+from ._core.paths import resolve_external, unsafe_reason
 from ._core.registry import detect
 from ._core.source import Source
 from ._core.stream import DiskStream
@@ -71,6 +71,7 @@ class Image:
         self._disk: VirtualDisk | None = None
         self._opened: list[Image | Source] = []
         self._info: dict[str, Any] | None = None
+        self._external: list[Source | None] | None = None
 
     # -- facts ----------------------------------------------------------------
     @property
@@ -174,16 +175,39 @@ class Image:
     # -- layout and guest bytes ---------------------------------------------
     def extents(self) -> ExtentMap:
         """The extent map (decoded on first use): which guest ranges are stored where."""
+        self._attach_external()
         return self._container.extent_map()
 
     def disk(self) -> VirtualDisk:
         """The virtual disk reader, opening backing / data files only inside ``external_dir``."""
         if self._disk is None:
             files: list[Source | None] = [self._source]
-            for name in self._container.external_files():
-                files.append(self._open_external_source("external data file", name))
+            if self._container.map_reads_external:
+                files.extend(self._attach_external())
+            else:
+                for name in self._container.external_files():
+                    files.append(self._open_external_source("external data file", name))
             self._disk = VirtualDisk(self._container, files, self._open_backing())
         return self._disk
+
+    def _attach_external(self) -> list[Source | None]:
+        """Open the files a container's map reads (VMDK extents) and hand them to it, once.
+
+        A name that may never be opened (absolute, ``..``, ``json:``) stays
+        ``None`` here rather than failing the whole map: the decoder reports
+        it as a finding and its range reads as :class:`UnsafePath`.
+        """
+        container = self._container
+        if not container.map_reads_external:
+            return []
+        if self._external is None:
+            self._external = [
+                None if unsafe_reason(name) is not None
+                else self._open_external_source("extent file", name)
+                for name in container.external_files()
+            ]
+            container.attach_external_sources(self._external)
+        return self._external
 
     def read(self, offset: int, length: int) -> bytes:
         """``length`` guest bytes at ``offset`` (fewer at the end of the disk)."""
@@ -217,6 +241,7 @@ class Image:
         for item in self._opened:
             item.close()
         self._opened.clear()
+        self._external = None
         self._disk = None
         self._source.close()
 

@@ -58,6 +58,54 @@ VHD_MAX_VIRTUAL_SIZE = 0xFF000000 * 512
 #: Most bytes of one parent locator read (a UTF-16 Windows path of 32767 characters fits).
 VHD_MAX_LOCATOR_BYTES = 65536
 
+# VDI ---------------------------------------------------------------------
+#: Most block map entries (blocks_in_image): 64 Mi entries, a 256 MiB block map, 64 TiB at
+#: VirtualBox's default 1 MiB blocks (qemu allows 0x3fffffff entries, 4 GiB of map).
+VDI_MAX_BLOCKS = 1 << 26
+#: Largest VDI block size accepted (VirtualBox's default and qemu's only size is 1 MiB;
+#: VirtualBox lets AllocationBlockSize be any power of two).
+VDI_MAX_BLOCK_SIZE = 256 * 1024 * 1024
+#: Largest per-block extra data (cbBlockExtra) accepted: VirtualBox never writes any.
+VDI_MAX_BLOCK_EXTRA = 1024 * 1024
+
+# QED ---------------------------------------------------------------------
+#: Cluster sizes the QED spec allows (qemu's QED_MIN/MAX_CLUSTER_SIZE: 4 KiB to 64 MiB).
+QED_MIN_CLUSTER_SIZE = 4096
+QED_MAX_CLUSTER_SIZE = 64 * 1024 * 1024
+#: L1/L2 table sizes in clusters the QED spec allows (qemu's QED_MIN/MAX_TABLE_SIZE).
+QED_MIN_TABLE_SIZE = 1
+QED_MAX_TABLE_SIZE = 16
+#: Longest backing file name: qemu reads it into a PATH_MAX (4096) buffer with its NUL.
+QED_MAX_BACKING_NAME = 4095
+
+# LUKS --------------------------------------------------------------------
+#: Largest LUKS2 header copy (binary header + JSON area), in bytes: the spec's largest hdr_size,
+#: 4 MiB, so the JSON metadata read and parsed is at most 4 MiB - 4 KiB.
+LUKS2_MAX_HEADER_BYTES = 4 * 1024 * 1024
+
+# ISO 9660 ------------------------------------------------------------------
+#: Most volume descriptors walked from sector 16 before a terminator (real discs have 3 to 6:
+#: primary, El Torito boot record, Joliet, enhanced, terminator).
+ISO_MAX_VOLUME_DESCRIPTORS = 64
+#: Most 32-byte entries read from an El Torito boot catalog (xorriso writes at most 32 boot
+#: images; one 2048-byte sector holds 64 entries, this allows four sectors).
+ISO_MAX_BOOT_CATALOG_ENTRIES = 256
+
+# ZVHD / ZVHD2 (Huawei) ----------------------------------------------------------
+#: Largest padded record (header, payload, "end"): Huawei's writers refuse a
+#: payload of 4 MiB (ZVHD) or 2 blocks + 1/1000 + 128 bytes (ZVHD2), so a
+#: record never exceeds 4 MiB plus two 4 KiB pages.
+ZVHD_MAX_RECORD_BYTES = 4 * 1024 * 1024 + 8192
+#: ZVHD's records form one zlib stream: a copy of the inflater (about 45 KiB)
+#: is kept every this many records, so a backward read re-inflates at most
+#: this many 2 MiB blocks...
+ZVHD_CHECKPOINT_SPACING = 64
+#: ...and at most this many copies are kept (about 11 MiB).
+ZVHD_MAX_CHECKPOINTS = 256
+#: Largest ZVHD2 index or bitmap read (64 MiB of index maps 4 Mi stored
+#: blocks = 8 TiB of 2 MiB blocks).
+ZVHD2_MAX_TABLE_BYTES = 64 * 1024 * 1024
+
 # Extent maps and guest reads -----------------------------------------------
 #: Most extents one map may hold (each costs 32 bytes): 64 Mi extents = 2 GiB.
 MAX_EXTENTS = 64 * 1024 * 1024
@@ -67,3 +115,117 @@ MAX_READ = 1 << 31
 MAX_DECOMPRESSED_CLUSTER = 2 * 1024 * 1024
 #: Most bytes a backing chain may be deep before it is refused.
 MAX_BACKING_DEPTH = 16
+
+# VMDK --------------------------------------------------------------------
+#: Largest descriptor read, in bytes: a whole descriptor file, or an embedded one (qemu reads at
+#: most 1 MiB - 1 of a descriptor file; real descriptors are a few hundred bytes).
+VMDK_MAX_DESCRIPTOR_BYTES = 1024 * 1024 - 1
+#: Most lines in a descriptor, and the longest line (an extent line names one file of up to
+#: 511 bytes in qemu; ddb.* values such as encryption key safes are longer but bounded).
+VMDK_MAX_DESCRIPTOR_LINES = 20000
+VMDK_MAX_DESCRIPTOR_LINE = 65536
+#: Most extent lines in a descriptor (a twoGbMaxExtent disk of 62 TiB has 31744 extents; each
+#: extent file is one open file descriptor, so the cap is lower).
+VMDK_MAX_EXTENTS = 4096
+#: Most grain directory entries of one sparse extent (qemu's "L1 size too big": 32 Mi).
+VMDK_MAX_GD_ENTRIES = 32 * 1024 * 1024
+#: Most grain table entries per grain table (qemu's "L2 table size too big": 512, the spec's value).
+VMDK_MAX_GTES_PER_GT = 512
+#: Largest grain, in sectors (qemu's 0x200000 sectors = 1 GiB "Invalid granularity").
+VMDK_MAX_GRAIN_SECTORS = 0x200000
+#: Largest descriptor key count kept in ``details`` (ddb.* and the header lines).
+VMDK_MAX_DDB_ENTRIES = 1024
+
+
+# Partition tables (MBR / GPT) ----------------------------------------------
+#: Most extended boot records followed in one MBR's chain of logical partitions. Linux shows at
+#: most 256 partitions per disk (DISK_MAX_PARTS); a longer chain is cut there with a finding.
+MBR_MAX_EBR_CHAIN = 256
+#: Largest GPT partition entry array read, in bytes: 32768 entries of 128 bytes (the spec's
+#: minimum array is 16 KiB; no partitioner writes more than a few thousand entries).
+GPT_MAX_ENTRY_ARRAY_BYTES = 4 * 1024 * 1024
+#: Largest GPT partition entry (the spec allows 128 * 2^n bytes; every tool writes 128).
+GPT_MAX_ENTRY_SIZE = 4096
+#: Most findings of one kind (overlap, out of range, ...) reported per partition table; the rest
+#: are counted in one summary finding, so a hostile table cannot flood the report.
+PARTITION_MAX_FINDINGS = 16
+
+# VHDX --------------------------------------------------------------------
+#: Largest VHDX virtual size: the spec's maximum, 64 TiB (qemu-img refuses to create larger).
+VHDX_MAX_VIRTUAL_SIZE = 64 << 40
+#: Most region table entries (the spec's and qemu's limit: 2047 fit in 64 KiB).
+VHDX_MAX_REGION_ENTRIES = 2047
+#: Most metadata table entries (the spec's and qemu's limit: 2047 fit in 64 KiB).
+VHDX_MAX_METADATA_ENTRIES = 2047
+#: Largest log region read (the header's LogLength is 32-bit; Hyper-V and qemu-img write
+#: 1 MiB by default). Only the part inside the file is read; the rest is zeros.
+VHDX_MAX_LOG_BYTES = 1 << 30
+#: Most log entry validations in one scan for the active sequence, and most bytes
+#: checksummed: a hostile log of overlapping entries cannot make the scan quadratic.
+VHDX_MAX_LOG_SCAN_STEPS = 1 << 20
+VHDX_MAX_LOG_SCAN_BYTES = 4 << 30
+#: Largest parent locator metadata item, and most key/value entries in it (Hyper-V writes
+#: five keys of a few hundred bytes).
+VHDX_MAX_PARENT_LOCATOR_BYTES = 1 << 20
+VHDX_MAX_PARENT_LOCATOR_ENTRIES = 1024
+
+# Registry hives (regf) ------------------------------------------------------
+# Each subkey costs a list element (4-8 bytes) and an nk cell (>= 80 bytes) of
+# the hive and each value a list element and a vk cell, and every count is
+# also checked against the cell holding its list, so the hive's size bounds
+# the work; these caps are the ceiling for a legitimately huge hive (a real
+# SOFTWARE hive's Classes key has tens of thousands of subkeys).
+#: Most subkeys of one key.
+REGF_MAX_SUBKEYS = 1 << 20
+#: Most values of one key.
+REGF_MAX_VALUES = 1 << 20
+#: Largest value data assembled (hivex stops at 8 MB; the largest values seen in
+#: real hives are a few hundred KiB of binary blobs). Also bounded by the hive size.
+REGF_MAX_VALUE_DATA = 64 * 1024 * 1024
+#: Most big-data (db) segments of one value: enough for REGF_MAX_VALUE_DATA in
+#: 16344-byte segments (the on-disk count is 16-bit: at most 65535).
+REGF_MAX_DB_SEGMENTS = (REGF_MAX_VALUE_DATA + 16343) // 16344
+#: Deepest key tree walked (MSDN: a registry tree can be 512 levels deep).
+REGF_MAX_DEPTH = 512
+
+# Filesystem probes (imgscan/_core/filesystems.pyx) ------------------------------
+#: Most bytes of one FAT or exFAT root directory scanned for the volume label entry
+#: (the label is normally among the first entries; libblkid reads up to 256 MiB).
+FS_MAX_DIRECTORY_SCAN = 64 * 1024
+#: Directory bytes read at a time while looking for the label (stops at end-of-directory).
+FS_DIRECTORY_CHUNK = 4096
+#: Most FAT32 / exFAT clusters followed through the FAT for a root directory (libblkid: 100).
+FS_MAX_FAT_CHAIN = 100
+#: Largest NTFS MFT record read for the $Volume label (real volumes use 1 or 4 KiB).
+FS_MAX_MFT_RECORD = 4096
+#: ISO 9660 volume descriptors read at first, and at most (libblkid walks 16).
+FS_ISO_FIRST_DESCRIPTORS = 4
+FS_ISO_MAX_DESCRIPTORS = 16
+
+# NTFS (imgscan/_core/ntfs.pyx) ----------------------------------------------------
+#: Largest MFT or index record (Windows writes 1 or 4 KiB MFT records and 4 KiB index
+#: records; the boot sector's encoding allows more).
+NTFS_MAX_RECORD_SIZE = 64 * 1024
+#: Most runs in one attribute's run list, extents joined (a badly fragmented hive
+#: has thousands; each run costs a tuple).
+NTFS_MAX_RUNS = 1 << 20
+#: Most entries, and bytes, of one $ATTRIBUTE_LIST (an entry is at least 32 bytes).
+NTFS_MAX_ATTRIBUTE_LIST_ENTRIES = 1 << 18
+NTFS_MAX_ATTRIBUTE_LIST_BYTES = 8 * 1024 * 1024
+#: Most MFT records and index nodes read while resolving one path (each component costs
+#: its record, its extension records and one node per index level).
+NTFS_MAX_LOOKUP_STEPS = 65536
+#: Most components in one path (Windows paths are at most 32767 UTF-16 units).
+NTFS_MAX_PATH_COMPONENTS = 16384
+#: Deepest directory B+tree descended (a tree of 4 KiB nodes holding millions of names
+#: is about 6 levels deep).
+NTFS_MAX_INDEX_DEPTH = 32
+#: Most index nodes, and entries, read when listing one directory.
+NTFS_MAX_INDEX_NODES = 1 << 20
+NTFS_MAX_DIRECTORY_ENTRIES = 1 << 22
+#: Largest compression unit decompressed at once (Windows: 16 clusters of at most 4 KiB).
+NTFS_MAX_COMPRESSION_UNIT_BYTES = 1024 * 1024
+#: Largest single NtfsFile.read (registry hives are tens of MiB; read bigger files in pieces).
+NTFS_MAX_FILE_READ = 256 * 1024 * 1024
+#: Parsed MFT records kept per volume (a Windows inspection opens a few dozen files).
+NTFS_INODE_CACHE = 1024

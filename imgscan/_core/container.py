@@ -35,6 +35,14 @@ class Container:
     data_file: str | None = None
     snapshots: int = 0
     dirty: bool = False
+    #: True when :meth:`build_extent_map` reads tables in other files (a VMDK
+    #: descriptor's sparse extents each carry their own grain directory): the
+    #: caller then opens :meth:`external_files` first and hands them over
+    #: through :meth:`attach_external_sources`.
+    map_reads_external: bool = False
+    #: Signatures of other formats that legitimately share this container's
+    #: file (e.g. ``("mbr",)``): not reported as ``multiple-formats``.
+    hybrid_signatures: tuple[str, ...] = ()
 
     def __init__(self, source: Source, virtual_size: int) -> None:
         self.source = source
@@ -63,6 +71,10 @@ class Container:
     def external_files(self) -> list[str]:
         """Names of the other files the extent map's ``file`` indexes 1.. refer to."""
         return []
+
+    def attach_external_sources(self, sources: list[Source | None]) -> None:
+        """Receive ``external_files()`` opened (``None``: not allowed), before the map is built."""
+        self.external_sources = sources
 
     def decompress(self, host: int, stored_length: int) -> bytes:
         """The guest bytes of one compressed cluster stored at ``host``."""

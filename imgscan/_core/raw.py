@@ -17,11 +17,15 @@ SECTOR = 512
 
 
 def map_host_range(emap: ExtentMap, source: Source, guest_start: int, host_start: int,
-                   length: int) -> None:
-    """Append a host range stored verbatim (raw, fixed VHD), split at its holes."""
+                   length: int, file: int = 0) -> None:
+    """Append a host range stored verbatim (raw, fixed VHD), split at its holes.
+
+    ``file`` is the map's index of ``source`` (0: the image itself).
+    """
     covered = 0
     for host, run, is_data in source.data_runs(host_start, host_start + length):
-        emap._append(guest_start + host - host_start, run, "data" if is_data else "zero", host)
+        emap._append(guest_start + host - host_start, run, "data" if is_data else "zero", host,
+                     file)
         covered = host + run - host_start
     if covered < length:
         # Past the end of the file: qemu reads it as zeros.

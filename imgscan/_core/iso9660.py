@@ -1,0 +1,487 @@
+"""ISO 9660 CD/DVD images, their El Torito boot catalog and hybrid MBR/GPT.
+
+Specs: ECMA-119 (4th edition, 2019; = ISO 9660) for the volume descriptors,
+and "El Torito Bootable CD-ROM Format Specification Version 1.0" (Phoenix /
+IBM, 1995) for the boot record and boot catalog; the UEFI specification
+(section 13.3.2.1) adds platform id 0xEF for EFI boot images.
+
+An ISO file is a raw CD: the guest (a virtual CD drive) sees the file's bytes,
+so the container is raw and only its facts are decoded here. The *system
+area* (sectors 0-15, 32 KiB) is free for other uses; from sector 16 on, one
+2048-byte *volume descriptor* per sector, each ``type`` + ``CD001`` +
+``version``, up to a *set terminator* (type 255):
+
+* type 1, the primary volume descriptor (PVD): system and volume identifiers,
+  the volume space size in logical blocks and the logical block size (both
+  stored twice, little- then big-endian), dates;
+* type 0, a boot record; El Torito's says ``EL TORITO SPECIFICATION`` and
+  points to the *boot catalog*: 32-byte entries, a validation entry (header
+  id 1, platform id, a checksum making the sum of its sixteen 16-bit words
+  zero, key bytes 0x55 0xAA), the initial/default entry, then section headers
+  (0x90, the last 0x91) each naming a platform and followed by its entries;
+* type 2, a supplementary volume descriptor; Joliet's carries a UCS-2 escape
+  sequence (``%/@``, ``%/C``, ``%/E``: levels 1-3).
+
+``virtual_size`` is the file size, rounded up to a whole 512-byte sector as
+qemu does for raw, and the extent map is the file's (raw's host-hole rule);
+the volume size the PVD claims is a detail, and a file shorter than it is a
+``size-mismatch``. Boot entries go to ``details["el_torito"]``: one dict per
+entry, ``platform`` ``bios`` (platform id 0, x86), ``uefi`` (0xEF), ``powerpc``
+or ``mac``; a validation entry without its header id or key bytes makes firmware
+ignore the catalog, so
+it yields no entries and a ``corrupt`` finding; a bad checksum alone (which
+UEFI firmware rejects and SeaBIOS does not check) keeps the entries, sets
+``boot_catalog_checksum_ok`` false and is ``corrupt`` too.
+
+An MBR (0x55AA with plausible partition entries) or a GPT header (``EFI
+PART`` at 512) in the system area makes a hybrid ISO (isohybrid, xorriso
+``-isohybrid-mbr``, ``-isohybrid-gpt-basdat``): reported as
+``details["hybrid"]`` (``mbr``, ``gpt``, ``mbr+gpt``), never as a conflict of
+formats. A file cut short before the first descriptor carries no ISO
+signature at all and is read as raw.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from imgscan import limits
+from imgscan.errors import CorruptImage
+from imgscan.findings import CORRUPT, RESOURCE_EXHAUSTION, SIZE_MISMATCH, TRUNCATED
+
+from .container import Format
+from .raw import RawImage
+from .source import Source
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+# --------------------------------------------------------------------------
+# On-disk layout: ECMA-119 section 8 (volume descriptors), El Torito
+# sections 2 and 3 (boot record, boot catalog). Offsets are bytes from the
+# start of the structure; integers are little-endian unless named _BE.
+# --------------------------------------------------------------------------
+
+#: Logical sector size of a CD (ECMA-119 6.1.2): volume descriptors, the boot
+#: catalog and El Torito load RBAs count in these.
+ISO_SECTOR_SIZE = 2048
+#: The volume descriptor set starts after the 16-sector system area.
+ISO_FIRST_VD_SECTOR = 16
+ISO_STANDARD_ID = b"CD001"
+
+VD_TYPE = 0
+VD_ID = 1                      # 5 bytes, "CD001"
+VD_VERSION = 6
+VD_TYPE_BOOT_RECORD = 0
+VD_TYPE_PRIMARY = 1
+VD_TYPE_SUPPLEMENTARY = 2
+VD_TYPE_PARTITION = 3
+VD_TYPE_TERMINATOR = 255
+VD_TYPE_NAMES = {VD_TYPE_BOOT_RECORD: "boot", VD_TYPE_PRIMARY: "primary",
+                 VD_TYPE_SUPPLEMENTARY: "supplementary", VD_TYPE_PARTITION: "partition",
+                 VD_TYPE_TERMINATOR: "terminator"}
+
+# primary / supplementary volume descriptor (ECMA-119 8.4, 8.5)
+PVD_SYSTEM_ID = (8, 32)
+PVD_VOLUME_ID = (40, 32)
+PVD_VOLUME_SPACE_SIZE = 80     # both-endian u32: LE at 80, BE at 84
+SVD_ESCAPE_SEQUENCES = (88, 32)
+PVD_VOLUME_SET_SIZE = 120      # both-endian u16
+PVD_VOLUME_SEQUENCE_NUMBER = 124
+PVD_LOGICAL_BLOCK_SIZE = 128   # both-endian u16: LE at 128, BE at 130
+PVD_VOLUME_SET_ID = (190, 128)
+PVD_PUBLISHER_ID = (318, 128)
+PVD_DATA_PREPARER_ID = (446, 128)
+PVD_APPLICATION_ID = (574, 128)
+PVD_CREATION_DATE = 813        # 17-byte dec-datetime (ECMA-119 8.4.26.1)
+PVD_MODIFICATION_DATE = 830
+PVD_EXPIRATION_DATE = 847
+PVD_EFFECTIVE_DATE = 864
+PVD_FILE_STRUCTURE_VERSION = 881
+DEC_DATETIME_SIZE = 17
+
+#: Joliet's UCS-2 escape sequences and the level each stands for.
+JOLIET_ESCAPES = {b"%/@": 1, b"%/C": 2, b"%/E": 3}
+
+# El Torito boot record volume descriptor (section 2.0)
+BR_BOOT_SYSTEM_ID = (7, 32)
+BR_CATALOG_POINTER = 71        # u32, absolute sector of the boot catalog
+EL_TORITO_ID = b"EL TORITO SPECIFICATION"
+
+# El Torito boot catalog (sections 2.1-2.5): 32-byte entries
+CATALOG_ENTRY_SIZE = 32
+VALIDATION_HEADER_ID = 0x01
+VALIDATION_KEY = b"\x55\xaa"
+VE_PLATFORM_ID = 1
+VE_ID_STRING = (4, 24)
+VE_CHECKSUM = 28
+VE_KEY = 30
+SECTION_HEADER_MORE = 0x90
+SECTION_HEADER_FINAL = 0x91
+SH_PLATFORM_ID = 1
+SH_ENTRY_COUNT = 2             # u16
+SH_ID_STRING = (4, 28)
+BOOTABLE = 0x88
+NOT_BOOTABLE = 0x00
+#: Boot entry fields: indicator, media type, load segment, system type,
+#: unused, sector count, load RBA.
+BOOT_ENTRY = struct.Struct("<BBHBxHI")
+MEDIA_TYPE_MASK = 0x0F
+#: Bit 5 of a section entry's media type byte: an extension entry follows.
+MEDIA_EXTENSION_FOLLOWS = 0x20
+EXTENSION_ENTRY_ID = 0x44
+#: Bit 5 of an extension entry's second byte: another extension follows.
+EXTENSION_MORE_FOLLOWS = 0x20
+#: A no-emulation boot image's sector count is in 512-byte "virtual sectors".
+VIRTUAL_SECTOR_SIZE = 512
+
+PLATFORM_NAMES = {0x00: "bios", 0x01: "powerpc", 0x02: "mac", 0xEF: "uefi"}
+MEDIA_TYPE_NAMES = {0: "no-emulation", 1: "floppy-1.2m", 2: "floppy-1.44m",
+                    3: "floppy-2.88m", 4: "hard-disk"}
+#: Bytes an emulated floppy's boot image occupies.
+FLOPPY_SIZES = {1: 1200 * 1024, 2: 1440 * 1024, 3: 2880 * 1024}
+
+# System area: hybrid MBR / GPT (UEFI spec 5.2, 5.3)
+MBR_SIZE = 512
+MBR_TABLE_OFFSET = 446
+MBR_ENTRY_SIZE = 16
+MBR_ENTRIES = 4
+MBR_E_STATUS = 0
+MBR_E_TYPE = 4
+MBR_E_SECTORS = 12
+MBR_BOOT_INDICATORS = (0x00, 0x80)
+MBR_SIGNATURE_OFFSET = 510
+MBR_SIGNATURE = b"\x55\xaa"
+MBR_TYPE_GPT_PROTECTIVE = 0xEE
+GPT_HEADER_OFFSET = 512
+GPT_SIGNATURE = b"EFI PART"
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+def _text(vd: bytes, field: tuple[int, int]) -> str:
+    """An a-/d-character field: ASCII padded with spaces (or NULs), trailing pad dropped."""
+    off, size = field
+    return vd[off:off + size].decode("ascii", errors="backslashreplace").rstrip(" \x00")
+
+
+def _ucs2(vd: bytes, field: tuple[int, int]) -> str:
+    off, size = field
+    return vd[off:off + size].decode("utf-16-be", errors="backslashreplace").rstrip(" \x00")
+
+
+def _u16(buf: bytes, off: int) -> int:
+    return int.from_bytes(buf[off:off + 2], "little")
+
+
+def _u32(buf: bytes, off: int) -> int:
+    return int.from_bytes(buf[off:off + 4], "little")
+
+
+def _both_endian(buf: bytes, off: int, size: int) -> tuple[int, int]:
+    """The little- and big-endian copies of a both-byte-order field (ECMA-119 7.2.3, 7.3.3)."""
+    return (int.from_bytes(buf[off:off + size], "little"),
+            int.from_bytes(buf[off + size:off + 2 * size], "big"))
+
+
+def _dec_datetime(raw: bytes) -> str | None:
+    """A dec-datetime as ISO 8601 text; None when unset (all digits zero)."""
+    digits = raw[:16]
+    if not digits.isdigit() or int(digits) == 0:
+        return None
+    d = digits.decode("ascii")
+    # signed offset from GMT in 15-minute steps
+    tz = int.from_bytes(raw[16:17], "big", signed=True) * 15
+    sign = "+" if tz >= 0 else "-"
+    return (f"{d[0:4]}-{d[4:6]}-{d[6:8]}T{d[8:10]}:{d[10:12]}:{d[12:14]}.{d[14:16]}"
+            f"{sign}{abs(tz) // 60:02d}:{abs(tz) % 60:02d}")
+
+
+def _validation_sum(entry: bytes) -> int:
+    """Sum of the validation entry's sixteen little-endian 16-bit words, modulo 2**16."""
+    words: tuple[int, ...] = struct.unpack("<16H", entry)
+    return sum(words) & 0xFFFF
+
+
+# --------------------------------------------------------------------------
+# The container
+# --------------------------------------------------------------------------
+
+class IsoImage(RawImage):
+    """An ISO 9660 image: a raw CD whose volume descriptors and boot catalog are decoded."""
+
+    format = "iso"
+    hybrid_signatures = ("mbr", "gpt")
+
+    def __init__(self, source: Source) -> None:
+        super().__init__(source)
+        d = self.details
+        d["volume_descriptors"] = []
+        d["joliet"] = None
+        d["el_torito"] = None
+        d["hybrid"] = self._hybrid()
+        pvd, boot = self._walk_descriptors()
+        if pvd is None:
+            raise CorruptImage(source.path, "ISO 9660 volume descriptor set",
+                               ISO_FIRST_VD_SECTOR * ISO_SECTOR_SIZE,
+                               "no primary volume descriptor")
+        self._read_primary(*pvd)
+        if boot is not None:
+            self._read_boot_catalog(*boot)
+
+    # -- volume descriptors ---------------------------------------------------
+    def _walk_descriptors(self) -> tuple[tuple[bytes, int] | None, tuple[int, int] | None]:
+        """Walk from sector 16 to the terminator; the first PVD and El Torito record."""
+        src = self.source
+        d = self.details
+        pvd: tuple[bytes, int] | None = None
+        boot: tuple[int, int] | None = None
+        cap = limits.ISO_MAX_VOLUME_DESCRIPTORS
+        for i in range(cap):
+            sector = ISO_FIRST_VD_SECTOR + i
+            off = sector * ISO_SECTOR_SIZE
+            if not src.contains(off, ISO_SECTOR_SIZE):
+                if i == 0:
+                    src.read(off, ISO_SECTOR_SIZE, "ISO 9660 volume descriptor")  # raises
+                self.add_finding(
+                    TRUNCATED, "error",
+                    f"the ISO 9660 volume descriptor set runs into the end of the file "
+                    f"({src.size}) at sector {sector} without a set terminator",
+                )
+                break
+            vd = src.read(off, ISO_SECTOR_SIZE, "ISO 9660 volume descriptor")
+            if vd[VD_ID:VD_ID + 5] != ISO_STANDARD_ID:
+                self.add_finding(
+                    CORRUPT, "warning",
+                    f"sector {sector} (offset {off}) holds no volume descriptor: the ISO 9660 "
+                    "volume descriptor set ends without a set terminator",
+                )
+                break
+            vtype = vd[VD_TYPE]
+            d["volume_descriptors"].append(
+                {"sector": sector, "type": vtype,
+                 "name": VD_TYPE_NAMES.get(vtype, "unknown"), "version": vd[VD_VERSION]})
+            if vtype == VD_TYPE_TERMINATOR:
+                break
+            if vtype == VD_TYPE_PRIMARY and pvd is None:
+                pvd = (vd, off)
+            elif vtype == VD_TYPE_BOOT_RECORD:
+                system_id = _text(vd, BR_BOOT_SYSTEM_ID)
+                d["volume_descriptors"][-1]["boot_system_id"] = system_id
+                if system_id == EL_TORITO_ID.decode() and boot is None:
+                    boot = (_u32(vd, BR_CATALOG_POINTER), off)
+            elif vtype == VD_TYPE_SUPPLEMENTARY:
+                escapes = vd[SVD_ESCAPE_SEQUENCES[0]:sum(SVD_ESCAPE_SEQUENCES)]
+                for seq, level in JOLIET_ESCAPES.items():
+                    if escapes.startswith(seq) and d["joliet"] is None:
+                        d["joliet"] = {"level": level, "sector": sector,
+                                       "volume_id": _ucs2(vd, PVD_VOLUME_ID)}
+        else:
+            self.add_finding(
+                RESOURCE_EXHAUSTION, "warning",
+                f"no ISO 9660 set terminator within {cap} volume descriptors "
+                f"(limits.ISO_MAX_VOLUME_DESCRIPTORS); the walk stopped there",
+            )
+        return pvd, boot
+
+    def _read_primary(self, vd: bytes, off: int) -> None:
+        d = self.details
+        d["system_id"] = _text(vd, PVD_SYSTEM_ID)
+        d["volume_id"] = _text(vd, PVD_VOLUME_ID)
+        d["volume_set_id"] = _text(vd, PVD_VOLUME_SET_ID)
+        d["publisher_id"] = _text(vd, PVD_PUBLISHER_ID)
+        d["data_preparer_id"] = _text(vd, PVD_DATA_PREPARER_ID)
+        d["application_id"] = _text(vd, PVD_APPLICATION_ID)
+        blocks_le, blocks_be = _both_endian(vd, PVD_VOLUME_SPACE_SIZE, 4)
+        bsize_le, bsize_be = _both_endian(vd, PVD_LOGICAL_BLOCK_SIZE, 2)
+        for name, le, be, where in (("volume space size", blocks_le, blocks_be,
+                                     PVD_VOLUME_SPACE_SIZE),
+                                    ("logical block size", bsize_le, bsize_be,
+                                     PVD_LOGICAL_BLOCK_SIZE)):
+            if le != be:
+                self.add_finding(
+                    CORRUPT, "warning",
+                    f"ISO 9660 primary volume descriptor {name} (offset {off + where}): "
+                    f"{le} little-endian, {be} big-endian; the little-endian value is used "
+                    "(as Linux does)",
+                )
+        d["volume_space_size"] = blocks_le
+        d["logical_block_size"] = bsize_le
+        # ECMA-119 6.1.2: 2**(n+9) bytes, no larger than the 2048-byte sector.
+        if bsize_le not in (512, 1024, 2048):
+            self.add_finding(
+                CORRUPT, "warning",
+                f"ISO 9660 logical block size {bsize_le} (offset "
+                f"{off + PVD_LOGICAL_BLOCK_SIZE}) is not 512, 1024 or 2048",
+            )
+        d["volume_size"] = volume = blocks_le * bsize_le
+        d["creation_date"] = _dec_datetime(
+            vd[PVD_CREATION_DATE:PVD_CREATION_DATE + DEC_DATETIME_SIZE])
+        d["modification_date"] = _dec_datetime(
+            vd[PVD_MODIFICATION_DATE:PVD_MODIFICATION_DATE + DEC_DATETIME_SIZE])
+        size = self.source.size
+        if volume > size:
+            self.add_finding(
+                SIZE_MISMATCH, "warning",
+                f"the ISO 9660 volume is {volume} bytes ({blocks_le} blocks of {bsize_le}) "
+                f"but the file holds {size}: the image is truncated",
+            )
+
+    # -- El Torito ------------------------------------------------------------
+    def _read_boot_catalog(self, sector: int, record_off: int) -> None:
+        src = self.source
+        d = self.details
+        d["boot_catalog_sector"] = sector
+        entries: list[dict[str, Any]] = []
+        d["el_torito"] = entries
+        off = sector * ISO_SECTOR_SIZE
+        if not src.contains(off, 2 * CATALOG_ENTRY_SIZE):
+            self.add_finding(
+                TRUNCATED, "error",
+                f"the El Torito boot catalog pointer (offset "
+                f"{record_off + BR_CATALOG_POINTER}) names sector {sector} (offset {off}), "
+                f"past the end of the file ({src.size}): no boot entries",
+            )
+            return
+        cap = limits.ISO_MAX_BOOT_CATALOG_ENTRIES
+        cat = src.read(off, min(cap * CATALOG_ENTRY_SIZE, src.size - off),
+                       "El Torito boot catalog")
+        ve = cat[:CATALOG_ENTRY_SIZE]
+        problems = []
+        if ve[0] != VALIDATION_HEADER_ID:
+            problems.append(f"header id 0x{ve[0]:02x} is not 0x01")
+        if ve[VE_KEY:VE_KEY + 2] != VALIDATION_KEY:
+            problems.append(f"key bytes {ve[VE_KEY:VE_KEY + 2].hex()} are not 55aa")
+        if problems:
+            self.add_finding(
+                CORRUPT, "error",
+                f"El Torito validation entry at offset {off}: {'; '.join(problems)}; "
+                "firmware ignores the boot catalog, so no boot entries are reported",
+            )
+            return
+        d["boot_catalog_checksum_ok"] = _validation_sum(ve) == 0
+        if not d["boot_catalog_checksum_ok"]:
+            # EDK2 (OVMF) verifies the sum and skips the catalog; SeaBIOS and
+            # xorriso check only the header id and key bytes.
+            self.add_finding(
+                CORRUPT, "error",
+                f"El Torito validation entry at offset {off}: checksum "
+                f"0x{_u16(ve, VE_CHECKSUM):04x} does not make its words sum to zero; UEFI "
+                "firmware ignores the boot catalog, BIOS firmware may not (the entries are "
+                "reported)",
+            )
+        d["boot_catalog_id"] = _text(ve, VE_ID_STRING)
+        platform = ve[VE_PLATFORM_ID]
+        self._boot_entry(cat, CATALOG_ENTRY_SIZE, off, platform, 0)
+        pos = 2 * CATALOG_ENTRY_SIZE
+        section = 0
+        while pos + CATALOG_ENTRY_SIZE <= len(cat):
+            indicator = cat[pos]
+            if indicator not in (SECTION_HEADER_MORE, SECTION_HEADER_FINAL):
+                break          # end of the catalog
+            section += 1
+            platform = cat[pos + SH_PLATFORM_ID]
+            count = _u16(cat, pos + SH_ENTRY_COUNT)
+            pos += CATALOG_ENTRY_SIZE
+            for _ in range(count):
+                if pos + CATALOG_ENTRY_SIZE > len(cat):
+                    break
+                media = cat[pos + 1]
+                self._boot_entry(cat, pos, off, platform, section)
+                pos += CATALOG_ENTRY_SIZE
+                # skip the entry's extensions (section 2.5: id 0x44, a "more" bit)
+                more = media & MEDIA_EXTENSION_FOLLOWS
+                while more and pos + CATALOG_ENTRY_SIZE <= len(cat) \
+                        and cat[pos] == EXTENSION_ENTRY_ID:
+                    more = cat[pos + 1] & EXTENSION_MORE_FOLLOWS
+                    pos += CATALOG_ENTRY_SIZE
+            if indicator == SECTION_HEADER_FINAL:
+                break
+        else:
+            if pos + CATALOG_ENTRY_SIZE > len(cat):
+                full = len(cat) == cap * CATALOG_ENTRY_SIZE
+                self.add_finding(
+                    RESOURCE_EXHAUSTION if full else TRUNCATED, "warning",
+                    f"the El Torito boot catalog at offset {off} has no final section header "
+                    + (f"within {cap} entries (limits.ISO_MAX_BOOT_CATALOG_ENTRIES)" if full
+                       else f"before the end of the file ({src.size})")
+                    + "; the entries up to there are reported",
+                )
+
+    def _boot_entry(self, cat: bytes, pos: int, cat_off: int, platform: int,
+                    section: int) -> None:
+        """Append the boot entry at ``cat[pos]`` to ``details["el_torito"]``."""
+        src = self.source
+        indicator, media, segment, system_type, count, rba = BOOT_ENTRY.unpack_from(cat, pos)
+        media_type = media & MEDIA_TYPE_MASK
+        where = cat_off + pos
+        if indicator not in (BOOTABLE, NOT_BOOTABLE):
+            self.add_finding(
+                CORRUPT, "warning",
+                f"El Torito boot entry at offset {where}: boot indicator 0x{indicator:02x} "
+                "is neither 0x88 (bootable) nor 0x00",
+            )
+        image_size = FLOPPY_SIZES.get(media_type, count * VIRTUAL_SECTOR_SIZE)
+        entry: dict[str, Any] = {
+            "platform": PLATFORM_NAMES.get(platform, f"0x{platform:02x}"),
+            "platform_id": platform,
+            "section": section,
+            "bootable": indicator == BOOTABLE,
+            "media_type": MEDIA_TYPE_NAMES.get(media_type, f"0x{media_type:x}"),
+            "load_segment": segment,
+            "system_type": system_type,
+            "sector_count": count,
+            "load_rba": rba,
+            "image_offset": rba * ISO_SECTOR_SIZE,
+            "image_size": image_size,
+        }
+        self.details["el_torito"].append(entry)
+        if not src.contains(rba * ISO_SECTOR_SIZE, max(image_size, 1)):
+            self.add_finding(
+                TRUNCATED, "warning",
+                f"El Torito boot entry at offset {where}: its {image_size}-byte boot image at "
+                f"sector {rba} lies (partly) past the end of the file ({src.size})",
+            )
+
+    # -- system area ------------------------------------------------------------
+    def _hybrid(self) -> str | None:
+        """``mbr``, ``gpt`` or ``mbr+gpt`` when the system area holds a partition table.
+
+        An MBR is the boot signature with at least one entry that has a valid
+        boot indicator and a length; its type may be 0 (isohybrid ``-u`` and
+        xorriso's ``-isohybrid-gpt-basdat`` write a type-0 entry over the whole
+        ISO beside the EFI one). An MBR whose only entries are GPT-protective
+        (0xEE) belongs to the GPT.
+        """
+        src = self.source
+        if not src.contains(0, MBR_SIZE):
+            return None
+        sector0 = src.read(0, MBR_SIZE, "ISO 9660 system area")
+        types: set[int] = set()
+        if sector0[MBR_SIGNATURE_OFFSET:MBR_SIZE] == MBR_SIGNATURE:
+            for i in range(MBR_ENTRIES):
+                entry = sector0[MBR_TABLE_OFFSET + i * MBR_ENTRY_SIZE:
+                                MBR_TABLE_OFFSET + (i + 1) * MBR_ENTRY_SIZE]
+                if (entry[MBR_E_STATUS] in MBR_BOOT_INDICATORS
+                        and _u32(entry, MBR_E_SECTORS) != 0):
+                    types.add(entry[MBR_E_TYPE])
+        gpt = (src.contains(GPT_HEADER_OFFSET, len(GPT_SIGNATURE)) and
+               src.read(GPT_HEADER_OFFSET, len(GPT_SIGNATURE), "ISO 9660 system area")
+               == GPT_SIGNATURE)
+        mbr = bool(types) and types != {MBR_TYPE_GPT_PROTECTIVE}
+        if gpt:
+            return "mbr+gpt" if mbr else "gpt"
+        return "mbr" if mbr else None
+
+
+def probe(source: Source) -> bool:
+    """``CD001`` in the first volume descriptor, at sector 16."""
+    off = ISO_FIRST_VD_SECTOR * ISO_SECTOR_SIZE + VD_ID
+    return source.contains(off, len(ISO_STANDARD_ID)) and \
+        source.read(off, len(ISO_STANDARD_ID), "ISO 9660 volume descriptor") == ISO_STANDARD_ID
+
+
+FORMAT = Format("iso", probe, IsoImage)

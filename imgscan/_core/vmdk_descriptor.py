@@ -1,0 +1,217 @@
+"""The VMDK text descriptor: header lines, extent lines and the disk database.
+
+Spec: VMware "Virtual Disk Format 1.1", section "The Descriptor File". A
+descriptor is a small text file (or text embedded in a sparse extent at
+``descriptorOffset``) of ``key=value`` lines, ``#`` comments, one extent line
+per extent (``RW 4192256 SPARSE "disk-s001.vmdk"``, ``RW 20480 FLAT
+"disk-flat.vmdk" 0``) and the disk database, ``ddb.key = "value"``.
+
+Two readings are kept side by side, because the same text is read
+differently by different tools:
+
+* the *structured* reading: line by line, comments skipped, the key before the
+  first ``=`` (both sides trimmed, the value unquoted): what a careful parser
+  (VMware's own, libvmdk) sees;
+* *qemu's* reading (block/vmdk.c ``vmdk_parse_description``): the first place
+  the key's name occurs anywhere in the text, comments included, then two
+  characters skipped (assumed ``="``) and the value taken up to the next
+  double quote, case-sensitively.
+
+The facts follow qemu (so that ``imgscan`` and ``qemu-img`` agree); where the
+readings differ, or a key is duplicated or spelt in another case, the
+descriptor is *ambiguous*: a tool that checks one reading may be fooled by a
+disk that another tool reads otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+
+from imgscan import limits
+from imgscan.errors import CorruptImage, LimitExceeded
+
+#: Extent access modes (spec: "Extent Descriptions").
+ACCESS_MODES = ("RW", "RDONLY", "NOACCESS")
+#: Extent types; FLAT and VMFS name raw extents, the *SPARSE types hosted or ESX sparse extents.
+EXTENT_FLAT = "FLAT"
+EXTENT_SPARSE = "SPARSE"
+EXTENT_ZERO = "ZERO"
+EXTENT_VMFS = "VMFS"
+EXTENT_VMFSSPARSE = "VMFSSPARSE"
+EXTENT_VMFSRDM = "VMFSRDM"
+EXTENT_VMFSRAW = "VMFSRAW"
+EXTENT_SESPARSE = "SESPARSE"
+EXTENT_TYPES = (EXTENT_FLAT, EXTENT_SPARSE, EXTENT_ZERO, EXTENT_VMFS, EXTENT_VMFSSPARSE,
+                EXTENT_VMFSRDM, EXTENT_VMFSRAW, EXTENT_SESPARSE)
+#: Types whose file holds guest bytes verbatim (from the extent line's offset).
+FLAT_TYPES = (EXTENT_FLAT, EXTENT_VMFS, EXTENT_VMFSRDM, EXTENT_VMFSRAW)
+#: Types whose file is a sparse extent with its own header and grain directory.
+SPARSE_TYPES = (EXTENT_SPARSE, EXTENT_VMFSSPARSE, EXTENT_SESPARSE)
+
+#: createType values qemu 7.2 opens from a descriptor file; every other one it refuses.
+QEMU_DESCRIPTOR_CREATE_TYPES = ("monolithicFlat", "vmfs", "vmfsSparse", "seSparse",
+                                "twoGbMaxExtentSparse", "twoGbMaxExtentFlat")
+
+#: ``RW 20480 FLAT "name" 0``: access, size in sectors, type, quoted file name, offset (FLAT).
+_EXTENT_LINE = re.compile(
+    r'(?P<access>RW|RDONLY|NOACCESS)\s+(?P<sectors>\d+)\s+(?P<type>[A-Za-z]+)'
+    r'(?:\s+"(?P<name>[^"]*)"(?:\s+(?P<offset>\d+))?)?\s*\Z'
+)
+#: Longest createType qemu accepts (``char ct[128]``).
+QEMU_CREATE_TYPE_MAX = 127
+
+
+class ExtentLine:
+    """One extent line of the descriptor."""
+
+    __slots__ = ("access", "filename", "line", "offset", "sectors", "type")
+
+    def __init__(self, access: str, sectors: int, type: str, filename: str | None,
+                 offset: int, line: int) -> None:
+        self.access = access
+        self.sectors = sectors
+        self.type = type
+        self.filename = filename
+        self.offset = offset
+        self.line = line
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"access": self.access, "sectors": self.sectors,
+                                  "type": self.type, "filename": self.filename}
+        if self.type in FLAT_TYPES:
+            out["offset"] = self.offset
+        return out
+
+
+class Descriptor:
+    """A parsed descriptor: entries in file order, extents, and qemu's readings."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        #: ``(key, value, line number)`` of every ``key=value`` line, in order.
+        self.entries: list[tuple[str, str, int]] = []
+        self.extents: list[ExtentLine] = []
+        #: Why another reader may see a different disk, one message per problem.
+        self.ambiguities: list[str] = []
+
+    def first(self, key: str) -> str | None:
+        """The structured reading of ``key``: its first line's value."""
+        for k, v, _ in self.entries:
+            if k == key:
+                return v
+        return None
+
+    def qemu_value(self, key: str) -> str | None:
+        """qemu's reading of ``key`` (block/vmdk.c vmdk_parse_description)."""
+        pos = self.text.find(key)
+        if pos < 0:
+            return None
+        start = pos + len(key) + 2
+        if start >= len(self.text):
+            return None
+        end = self.text.find('"', start)
+        if end < 0:
+            return None
+        return self.text[start:end]
+
+    def qemu_hex(self, key: str) -> int | None:
+        """qemu's reading of ``CID`` / ``parentCID``: hex digits after the first ``key=``."""
+        pos = self.text.find(key)
+        if pos < 0:
+            return None
+        m = re.match(r"\s*([0-9A-Fa-f]+)", self.text[pos + len(key) + 1:pos + len(key) + 40])
+        return int(m.group(1), 16) & 0xFFFFFFFF if m else None
+
+    def check_key(self, key: str) -> None:
+        """Record where readers may disagree on ``key``."""
+        exact = [(v, n) for k, v, n in self.entries if k == key]
+        other_case = sorted({k for k, _, _ in self.entries
+                             if k != key and k.lower() == key.lower()})
+        values = {v for v, _ in exact}
+        if len(values) > 1:
+            lines = ", ".join(f"line {n}: {v!r}" for v, n in exact)
+            self.ambiguities.append(f"{key} is given {len(exact)} times with different values "
+                                    f"({lines}); qemu takes the first")
+        if other_case:
+            self.ambiguities.append(
+                f"{key} is also spelt {', '.join(map(repr, other_case))}: a case-insensitive "
+                "reader may take that value; qemu matches the exact case only")
+        qemu = self.qemu_value(key)
+        structured = exact[0][0] if exact else None
+        if qemu != structured and (qemu is not None or structured is not None):
+            self.ambiguities.append(
+                f"qemu reads {key} as {qemu!r} (first occurrence of the name anywhere in the "
+                f"text, then the characters up to the next double quote) but its first "
+                f"{key}= line says {structured!r}")
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def parse_descriptor(raw: bytes, path: str, offset: int, structure: str) -> Descriptor:
+    """Parse descriptor text read at ``offset`` (bounded by the caller's read).
+
+    The text ends at the first NUL byte (embedded descriptors are padded with
+    zeros to whole sectors). Lines and extents are capped by :mod:`limits`.
+    """
+    nul = raw.find(b"\x00")
+    hidden = b""
+    if nul >= 0:
+        # qemu reads the text as a C string; embedded descriptors are zero-padded
+        hidden = raw[nul:].strip(b"\x00 \t\r\n")
+        raw = raw[:nul]
+    if len(raw) > limits.VMDK_MAX_DESCRIPTOR_BYTES:
+        raise LimitExceeded(path, structure, offset,
+                            f"{len(raw)} bytes exceed limits.VMDK_MAX_DESCRIPTOR_BYTES="
+                            f"{limits.VMDK_MAX_DESCRIPTOR_BYTES}")
+    # Descriptors are ASCII in practice, Windows-1252 or UTF-8 by their "encoding" line;
+    # bytes that are not UTF-8 are kept visible rather than refused.
+    text = raw.decode("utf-8", errors="backslashreplace")
+    desc = Descriptor(text)
+    if hidden:
+        desc.ambiguities.append(
+            f"{len(hidden)} bytes of text follow a NUL byte at offset {offset + nul}: qemu "
+            "stops reading there, another reader may not")
+    lines = text.split("\n")
+    if len(lines) > limits.VMDK_MAX_DESCRIPTOR_LINES:
+        raise LimitExceeded(path, structure, offset,
+                            f"{len(lines)} lines exceed limits.VMDK_MAX_DESCRIPTOR_LINES="
+                            f"{limits.VMDK_MAX_DESCRIPTOR_LINES}")
+    pos = offset
+    for number, line in enumerate(lines, 1):
+        if len(line) > limits.VMDK_MAX_DESCRIPTOR_LINE:
+            raise LimitExceeded(path, f"{structure} line {number}", pos,
+                                f"{len(line)} characters exceed limits.VMDK_MAX_DESCRIPTOR_LINE="
+                                f"{limits.VMDK_MAX_DESCRIPTOR_LINE}")
+        pos += len(line.encode("utf-8", errors="surrogateescape")) + 1
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.split(None, 1)[0] in ACCESS_MODES:
+            m = _EXTENT_LINE.match(stripped)
+            if m is None:
+                raise CorruptImage(path, f"{structure} line {number}", None,
+                                   f"invalid extent line {stripped[:200]!r}")
+            etype = m.group("type")
+            name = m.group("name")
+            if etype != EXTENT_ZERO and name is None:
+                raise CorruptImage(path, f"{structure} line {number}", None,
+                                   f"extent line {stripped[:200]!r} names no file")
+            if etype in (EXTENT_FLAT,) and m.group("offset") is None:
+                raise CorruptImage(path, f"{structure} line {number}", None,
+                                   f"FLAT extent line {stripped[:200]!r} has no offset")
+            if len(desc.extents) >= limits.VMDK_MAX_EXTENTS:
+                raise LimitExceeded(path, f"{structure} line {number}", None,
+                                    f"more than limits.VMDK_MAX_EXTENTS={limits.VMDK_MAX_EXTENTS} "
+                                    "extent lines")
+            desc.extents.append(ExtentLine(
+                m.group("access"), int(m.group("sectors")), etype, name,
+                int(m.group("offset") or 0), number))
+            continue
+        if "=" in stripped:
+            key, value = stripped.split("=", 1)
+            desc.entries.append((key.strip(), _unquote(value.strip()), number))
+    return desc
