@@ -144,8 +144,10 @@ class Image:
             except ImageError as exc:
                 allocated = None
                 map_failure.append(Finding(_finding_id(exc), "error", str(exc)))
+            from .layout import of_image  # partition tables and filesystem probes
+            layout = of_image(self)
             # Collected after the map: walking the tables may add findings (truncated, ...).
-            findings = [*self.findings, *map_failure]
+            findings = [*self.findings, *map_failure, *layout.findings]
             self._info = {
                 "schema_version": SCHEMA_VERSION,
                 "path": self.path,
@@ -162,13 +164,16 @@ class Image:
                 "data_file": self.data_file,
                 "snapshots": self.snapshots,
                 "dirty": self.dirty,
-                "partition_table": "unknown",
-                "partitions": [],
-                "filesystem": None,
-                "boot_mode": "unknown",
+                "partition_table": layout.partition_table,
+                "partitions": layout.partitions,
+                "filesystem": layout.filesystem,
+                "boot_mode": layout.boot_mode,
                 "windows": None,
                 "findings": [f.as_dict() for f in findings],
                 "format_specific": self.format_specific,
+                "boot_evidence": layout.boot_evidence,
+                "partition_table_details": layout.details,
+                "volume": layout.volume,
             }
         return self._info
 

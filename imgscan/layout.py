@@ -1,0 +1,190 @@
+"""The guest disk's layout: partition table, filesystems and boot mode, as the contract states them.
+
+Everything is read through the virtual disk reader, so the same facts come
+out of a raw file, a qcow2, a VHD or a VMDK holding the same disk. The pieces
+are :func:`imgscan._core.partitions.read_partition_table`, the filesystem
+probes of :mod:`imgscan._core.filesystems` (``probe_volume(read, offset,
+size)``; imported when first needed) and :func:`imgscan.bootmode.decide`.
+
+When the guest bytes cannot be read (an encrypted container, a backing file
+or external data file the caller did not allow imgscan to open, a damaged
+map) the table is ``unknown`` and a finding says why.
+"""
+
+from __future__ import annotations
+
+from . import bootmode
+from ._core.partitions import read_partition_table
+from .errors import (
+    EncryptedImage,
+    ImageError,
+    LimitExceeded,
+    TruncatedImage,
+    UnsafePath,
+    UnsupportedFeature,
+)
+from .findings import (
+    BACKING_FILE,
+    CORRUPT,
+    DATA_FILE,
+    ENCRYPTED,
+    EXTERNAL_EXTENT,
+    RESOURCE_EXHAUSTION,
+    TRUNCATED,
+    UNKNOWN_FEATURE,
+    Finding,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
+
+    from ._core.filesystems import Volume
+    from ._core.partitions import Partition, PartitionTable
+    from .image import Image
+
+    Read = Callable[[int, int], bytes]
+    ProbeVolume = Callable[[Read, int, int], Volume | None]
+
+#: Logical sector sizes a container may state (``details["logical_sector_size"]``, VHDX).
+SECTOR_SIZES = (512, 4096)
+
+
+class Layout:
+    """The layout facts of one guest disk, named as in the JSON contract."""
+
+    __slots__ = ("boot_evidence", "boot_mode", "details", "filesystem", "findings",
+                 "partition_table", "partitions", "volume")
+
+    def __init__(self, partition_table: str, partitions: list[dict[str, Any]],
+                 filesystem: str | None, boot_mode: str, boot_evidence: list[str],
+                 details: dict[str, Any] | None, volume: dict[str, Any] | None,
+                 findings: list[Finding]) -> None:
+        self.partition_table = partition_table
+        self.partitions = partitions
+        self.filesystem = filesystem
+        self.boot_mode = boot_mode
+        self.boot_evidence = boot_evidence
+        #: The table's own facts (MBR signature and boot code, both GPT headers).
+        self.details = details
+        #: The whole-disk volume when there is no partition table.
+        self.volume = volume
+        self.findings = findings
+
+
+def unknown(finding: Finding) -> Layout:
+    """The layout of a disk whose guest bytes cannot be read, and why."""
+    return Layout("unknown", [], None, "unknown", [], None, None, [finding])
+
+
+def _probe_volume() -> ProbeVolume | None:
+    """The filesystem prober, or None while :mod:`imgscan._core.filesystems` does not exist."""
+    try:
+        from ._core.filesystems import probe_volume
+    except ModuleNotFoundError as exc:
+        if exc.name != "imgscan._core.filesystems":
+            raise
+        return None
+    return probe_volume
+
+
+def _volume_facts(volume: Volume | None) -> dict[str, Any]:
+    if volume is None:
+        return {"filesystem": None, "label": None, "uuid": None, "encrypted": False}
+    return {"filesystem": volume.filesystem, "label": volume.label, "uuid": volume.uuid,
+            "encrypted": bool(volume.encrypted)}
+
+
+def _probed(probe: ProbeVolume | None, read: Read, offset: int, size: int, what: str,
+            findings: list[Finding]) -> Volume | None:
+    if probe is None or size <= 0:
+        return None
+    try:
+        return probe(read, offset, size)
+    except ImageError as exc:
+        findings.append(Finding(_finding_id(exc), "warning",
+                                f"{what}: filesystem not identified: {exc}"))
+        return None
+
+
+def _partition_dict(p: Partition, volume: Volume | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "number": p.number, "start": p.start, "size": p.size, "type": p.type,
+        "type_name": p.type_name, "bootable": p.bootable, **_volume_facts(volume),
+    }
+    if p.attributes is not None:
+        out.update(name=p.name, guid=p.guid, attributes=p.attributes)
+    else:
+        out["logical"] = p.logical
+    if volume is not None and volume.details:
+        out["filesystem_details"] = volume.details
+    return out
+
+
+def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None = None,
+             el_torito: Sequence[Mapping[str, Any]] | None = None) -> Layout:
+    """The layout of the guest disk that ``read(offset, length)`` returns bytes of.
+
+    Raises only what ``read`` raises (an unreadable guest disk).
+    """
+    table: PartitionTable = read_partition_table(read, disk_size, path, sector_size)
+    findings = list(table.findings)
+    probe = _probe_volume()
+    partitions: list[dict[str, Any]] = []
+    filesystems: dict[int, str | None] = {}
+    for p in table.partitions:
+        volume = None
+        if not (p.is_extended or p.is_protective) and p.start < disk_size:
+            volume = _probed(probe, read, p.start, min(p.size, disk_size - p.start),
+                             f"partition {p.number}", findings)
+        filesystems[p.number] = volume.filesystem if volume is not None else None
+        partitions.append(_partition_dict(p, volume))
+    filesystem = None
+    whole: dict[str, Any] | None = None
+    if table.kind == "none":
+        volume = _probed(probe, read, 0, disk_size, "whole disk", findings)
+        if volume is not None:
+            filesystem = volume.filesystem
+            whole = {**_volume_facts(volume), "size": volume.size, "details": volume.details}
+    boot_mode, evidence = bootmode.decide(table if table.kind != "none" else None,
+                                          filesystems, el_torito)
+    return Layout(table.kind, partitions, filesystem, boot_mode, evidence, table.as_dict(),
+                  whole, findings)
+
+
+def _finding_id(exc: ImageError) -> str:
+    if isinstance(exc, EncryptedImage):
+        return ENCRYPTED
+    if isinstance(exc, TruncatedImage):
+        return TRUNCATED
+    if isinstance(exc, UnsupportedFeature):
+        return UNKNOWN_FEATURE
+    if isinstance(exc, LimitExceeded):
+        return RESOURCE_EXHAUSTION
+    return CORRUPT
+
+
+def of_image(image: Image) -> Layout:
+    """The layout of an open image, or ``unknown`` with a finding naming why it cannot be read."""
+    prefix = "partition table not read"
+    if image.encrypted:
+        return unknown(Finding(ENCRYPTED, "info",
+                               f"{prefix}: the guest data is encrypted ({image.encryption})"))
+    if image.backing_file is not None and image.external_dir is None:
+        return unknown(Finding(
+            BACKING_FILE, "info",
+            f"{prefix}: part of the disk lives in backing file {image.backing_file!r}, "
+            "which is opened only inside the directory given as external_dir"))
+    details = image.format_specific
+    hint = details.get("logical_sector_size")
+    try:
+        disk = image.disk()
+        return describe(disk.read, disk.size, image.path,
+                        sector_size=hint if hint in SECTOR_SIZES else None,
+                        el_torito=details.get("el_torito"))
+    except UnsafePath as exc:
+        fid = DATA_FILE if image.data_file is not None else EXTERNAL_EXTENT
+        return unknown(Finding(fid, "info", f"{prefix}: {exc}"))
+    except ImageError as exc:
+        return unknown(Finding(_finding_id(exc), "error", f"{prefix}: {exc}"))
