@@ -1,0 +1,76 @@
+"""Registry hive lookups (issue 5: full Windows inspection of a system disk in 100 ms).
+
+Run with ``pytest benchmarks/test_bench_regf.py --benchmark-enable``. The
+hive is the largest real SYSTEM hive of the corpus (Windows 10 1709, 15 MiB),
+decompressed once into ``images.CACHE``; the benchmark opens it from bytes
+already in memory (as the NTFS reader hands it over) and reads the SYSTEM
+facts Windows inspection needs, through ``Select\\Current``.
+"""
+
+from __future__ import annotations
+
+import lzma
+from pathlib import Path
+
+import images
+import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from imgscan._core.regf import Hive
+
+HIVES = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "hives"
+SYSTEM_XZ = HIVES / "regipy_SYSTEM_WIN_10_1709.xz"
+SERVICES = ("atapi", "intelide", "pciide", "msahci", "storahci", "viostor", "vioscsi", "netkvm",
+            "TermService")
+
+
+def system_hive() -> Path:
+    path = images.CACHE / "SYSTEM_WIN_10_1709.hive"
+    if not path.exists():
+        images.CACHE.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(lzma.decompress(SYSTEM_XZ.read_bytes()))
+    return path
+
+
+@pytest.fixture(scope="session")
+def system_bytes() -> bytes:
+    if not SYSTEM_XZ.exists():
+        pytest.skip(f"{SYSTEM_XZ} is absent")
+    return system_hive().read_bytes()
+
+
+def system_facts(data: bytes) -> dict[str, object]:
+    hive = Hive(data, "SYSTEM hive")
+    select = hive.open_key("Select")
+    assert select is not None
+    current = select.value("Current")
+    assert current is not None
+    number = current.data
+    assert isinstance(number, int)
+    ccs = f"ControlSet{number:03d}"
+    facts: dict[str, object] = {"dirty": hive.dirty}
+    name = hive.open_key(f"{ccs}\\Control\\ComputerName\\ComputerName")
+    facts["computer"] = None if name is None else name.value("ComputerName").data  # type: ignore[union-attr]
+    for service in SERVICES:
+        key = hive.open_key(f"{ccs}\\Services\\{service}")
+        start = None if key is None else key.value("Start")
+        facts[service] = None if start is None else start.data
+    ts = hive.open_key(f"{ccs}\\Control\\Terminal Server")
+    deny = None if ts is None else ts.value("fDenyTSConnections")
+    facts["fDenyTSConnections"] = None if deny is None else deny.data
+    interfaces = hive.open_key(f"{ccs}\\Services\\Tcpip\\Parameters\\Interfaces")
+    dhcp = {}
+    if interfaces is not None:
+        for sub in interfaces.subkeys():
+            value = sub.value("EnableDHCP")
+            dhcp[sub.name] = None if value is None else value.data
+    facts["dhcp"] = dhcp
+    return facts
+
+
+def test_system_hive_facts(benchmark: BenchmarkFixture, system_bytes: bytes) -> None:
+    facts = benchmark(system_facts, system_bytes)
+    assert facts["computer"] == "DESKTOP-2KGM189"
+    assert facts["atapi"] == 0 and facts["viostor"] is None and facts["TermService"] == 3
+    dhcp = facts["dhcp"]
+    assert isinstance(dhcp, dict) and len(dhcp) == 4
