@@ -1,9 +1,16 @@
 """Format detection by content: the one place where formats are registered.
 
-Adding a container format is one new module exposing ``FORMAT`` and one line
-in ``FORMATS`` below. Detection never looks at the file name: every probe
-reads signatures from the file, the first match in ``FORMATS`` order decodes
-the image, and raw is the fallback when nothing matches.
+Adding a container format is one new module exposing ``FORMAT`` (or
+``FORMATS``) and one :class:`Candidate` line in ``REGISTRY`` below. Detection
+never looks at the file name: every probe reads signatures from the file, the
+first match in ``REGISTRY`` order decodes the image, and raw is the fallback
+when nothing matches.
+
+Each line names a cheap necessary condition on the file (a magic at an
+offset) checked before its module is even imported: a decoder module costs
+about half a millisecond to import, and ``imgscan info`` on one image should
+pay only for the formats that file could be. The module's own ``probe`` then
+decides.
 
 A file that is valid as two things at once is dangerous: which one it "is"
 depends on who probes it, so a checker and a hypervisor can see different
@@ -20,26 +27,91 @@ the guest's own partition table.
 
 from __future__ import annotations
 
+from importlib import import_module
+
 from imgscan.errors import ImageError
 from imgscan.findings import MULTIPLE_FORMATS
 
-from . import iso9660, luks, qcow, qcow2, qed, raw, unsupported, vdi, vhd, vhdx, vmdk, zvhd
+from . import raw
 from .container import Container, Format
 from .source import Source
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Hint = Callable[[Source], bool]
+
+
+# -- cheap necessary conditions, checked before a module is imported ----------------
+def at(offset: int, *magics: bytes) -> Hint:
+    """One of ``magics`` at ``offset`` (negative: from the end of the file).
+
+    A file cut short inside the magic still matches when what it holds is a
+    prefix of it, so that the module's probe can call a truncated header
+    truncated instead of it being read as raw.
+    """
+
+    def hint(source: Source) -> bool:
+        start = source.size + offset if offset < 0 else offset
+        if start < 0 or start >= source.size:
+            return False
+        length = max(len(m) for m in magics)
+        got = source.read(start, min(length, source.size - start), "format signature")
+        return any(m.startswith(got) if len(got) < len(m) else got.startswith(m)
+                   for m in magics)
+
+    return hint
+
+
+def any_of(*hints: Hint) -> Hint:
+    def hint(source: Source) -> bool:
+        return any(h(source) for h in hints)
+
+    return hint
+
+
+class Candidate:
+    """A registered format module and the condition under which it is imported."""
+
+    __slots__ = ("_formats", "hint", "module")
+
+    def __init__(self, module: str, hint: Hint) -> None:
+        self.module = module
+        self.hint = hint
+        self._formats: tuple[Format, ...] | None = None
+
+    def formats(self) -> tuple[Format, ...]:
+        """The module's formats (importing it on first use)."""
+        if self._formats is None:
+            mod = import_module(f"{__package__}.{self.module}")
+            self._formats = tuple(getattr(mod, "FORMATS", None) or (mod.FORMAT,))
+        return self._formats
+
+
+#: LUKS2 keeps a secondary header at one of these offsets (the primary's size).
+LUKS2_SECONDARY_OFFSETS = tuple(16384 << i for i in range(9))
+
 #: Probed in this order; a format whose signature is stronger comes first.
-FORMATS: tuple[Format, ...] = (
-    qcow2.FORMAT,  # "QFI\xfb" magic, any version but 1
-    qcow.FORMAT,  # "QFI\xfb" magic and version 1 at offset 0
-    vhdx.FORMAT,  # "vhdxfile" at offset 0
-    vdi.FORMAT,  # signature 0xbeda107f at offset 0x40, or a VirtualBox pre-header text
-    qed.FORMAT,  # "QED\0" magic at offset 0
-    *zvhd.FORMATS,  # "stream" / "z2strm" cookie at offset 0 (Huawei ZVHD, ZVHD2)
-    luks.FORMAT,  # "LUKS\xba\xbe" at offset 0 (or a LUKS2 secondary header)
-    vmdk.FORMAT,  # "KDMV" / "COWD" / seSparse magic at offset 0, or descriptor text
-    iso9660.FORMAT,  # "CD001" at sector 16; a hybrid MBR/GPT in the system area is no conflict
-    vhd.FORMAT,  # footer at the end: weaker than a header magic, so late
-    *unsupported.FORMATS,  # recognised, never decoded: open() raises UnsupportedFormat
+REGISTRY: tuple[Candidate, ...] = (
+    Candidate("qcow2", at(0, b"QFI\xfb")),  # any version but 1
+    Candidate("qcow", at(0, b"QFI\xfb")),  # version 1
+    Candidate("vhdx", at(0, b"vhdxfile")),
+    Candidate("vdi", any_of(at(0x40, b"\x7f\x10\xda\xbe"), at(0, b"<<< "))),  # or pre-header text
+    Candidate("qed", at(0, b"QED\0")),
+    Candidate("zvhd", at(0, b"stream\0\0", b"z2strm\0\0")),  # Huawei ZVHD, ZVHD2
+    Candidate("luks", any_of(at(0, b"LUKS\xba\xbe"),
+                             *(at(off, b"SKUL\xba\xbe") for off in LUKS2_SECONDARY_OFFSETS))),
+    # sparse, COWD and seSparse magics; descriptor text starts with a comment,
+    # blank space or "version=" (qemu's text probe)
+    Candidate("vmdk", at(0, b"KDMV", b"COWD", b"\xbe\xba\xfe\xca", b"#", b" ", b"v")),
+    Candidate("iso9660", at(16 * 2048 + 1, b"CD001")),  # a hybrid MBR/GPT is no conflict
+    Candidate("vhd", any_of(at(0, b"conectix"), at(-512, b"conectix"), at(-511, b"conectix"))),
+    # recognised, never decoded (UnsupportedFormat): Parallels, Bochs, cloop, ASIF, DMG
+    Candidate("unsupported", any_of(
+        at(0, b"WithoutFreeSpace", b"WithouFreSpacExt", b"Bochs Virtual HD Image",
+           b"#!/bin/sh", b"shdw"),
+        at(-512, b"koly"))),
 )
 
 
@@ -130,9 +202,15 @@ def mbr_beside_header(source: Source, container: Container,
 CONFLICT_CHECKS = (several_container_signatures, mbr_beside_header)
 
 
+def matching_formats(source: Source) -> list[Format]:
+    """Every registered format whose probe matches ``source``, in ``REGISTRY`` order."""
+    return [fmt for candidate in REGISTRY if candidate.hint(source)
+            for fmt in candidate.formats() if fmt.probe(source)]
+
+
 def detect(source: Source) -> Container:
     """Decode ``source`` as the first registered format whose probe matches."""
-    matches = [fmt for fmt in FORMATS if fmt.probe(source)]
+    matches = matching_formats(source)
     if not matches:
         return raw.FORMAT.open(source)
     container = matches[0].open(source)
