@@ -42,6 +42,7 @@ structure ("MFT record 5", "index of \\Windows") and the disk offset.
 """
 
 cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
@@ -763,12 +764,19 @@ cdef class NtfsVolume:
 
     cdef bytes _read_runs(self, list runs, int64_t start, int64_t length, str where,
                           int64_t* disk_offset):
-        """Bytes [start, start + length) of a run-mapped stream (sparse = zeros)."""
-        out = bytearray(length)
+        """Bytes [start, start + length) of a run-mapped stream (sparse = zeros).
+
+        The result is one bytes object filled in place (large hives are read
+        this way: every extra buffer costs a page fault per 4 KiB here), and a
+        range inside a single run is the disk read itself, with no copy.
+        """
         cdef int64_t cs = self.cluster_size, pos = start, end = start + length
         cdef int64_t vcn, lcn, count, run_start, run_end, a, b
         cdef Py_ssize_t lo = 0, hi = len(runs), mid
         cdef bint first = True
+        cdef char* dst = NULL
+        cdef const uint8_t* src
+        out = None
         # Binary search for the first run ending after ``start``.
         while lo < hi:
             mid = (lo + hi) // 2
@@ -792,15 +800,23 @@ cdef class NtfsVolume:
                                   f"the run list has a gap at byte {pos}")
             a = pos
             b = min(end, run_end)
+            if first and lcn >= 0 and disk_offset != NULL:
+                disk_offset[0] = self.offset + lcn * cs + (a - run_start)
+            if first and b == end and lcn >= 0:
+                return self._read_volume(lcn * cs + (a - run_start), b - a, where)
+            if out is None:
+                out = PyBytes_FromStringAndSize(NULL, length)
+                dst = PyBytes_AS_STRING(out)
             if lcn >= 0:
-                if first and disk_offset != NULL:
-                    disk_offset[0] = self.offset + lcn * cs + (a - run_start)
-                out[a - start:b - start] = self._read_volume(lcn * cs + (a - run_start), b - a,
-                                                             where)
+                piece = self._read_volume(lcn * cs + (a - run_start), b - a, where)
+                src = piece
+                memcpy(dst + (a - start), src, b - a)
+            else:
+                memset(dst + (a - start), 0, b - a)
             first = False
             pos = b
             i += 1
-        return bytes(out)
+        return b"" if out is None else out
 
     # -- files -------------------------------------------------------------------
     cdef _Inode _inode(self, int64_t number):

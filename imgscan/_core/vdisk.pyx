@@ -6,6 +6,7 @@ sequential reads hit it cluster by cluster), and unallocated runs read from
 the backing disk when the caller opened one, zeros otherwise.
 """
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -54,10 +55,13 @@ cdef class VirtualDisk:
             raise ValueError("negative length")
         if length > limits.MAX_READ:
             raise ValueError(f"read of {length} bytes exceeds limits.MAX_READ")
-        out = bytearray(self._clamp(offset, length))
-        if out:
-            self.readinto(offset, out)
-        return bytes(out)
+        cdef uint64_t n = self._clamp(offset, length)
+        # Filled in place before anyone sees it: one allocation, not a
+        # bytearray and a copy (fresh pages cost a fault each here).
+        out = PyBytes_FromStringAndSize(NULL, n)
+        if n:
+            self._fill(offset, <uint8_t*>PyBytes_AS_STRING(out), n)
+        return out
 
     def readinto(self, uint64_t offset, buffer):
         """Fill ``buffer`` with guest bytes at ``offset``; return the count read."""
