@@ -8,7 +8,7 @@ from . import limits
 from ._core.container import Container
 from ._core.extents import ExtentMap
 from ._core.paths import resolve_external, unsafe_reason
-from ._core.registry import detect
+from ._core.registry import detect, open_as
 from ._core.source import Source
 from ._core.stream import DiskStream
 from ._core.vdisk import VirtualDisk
@@ -58,13 +58,15 @@ class Image:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, external_dir: str | None = None,
-                 _depth: int = 0) -> None:
+                 _depth: int = 0, _format: str | None = None) -> None:
         self.path = os.fspath(path)
         self.external_dir = external_dir
         self._depth = _depth
         self._source = _open_source(self.path)
         try:
-            self._container: Container = detect(self._source)
+            # A backing file is opened as the format its child names, unprobed.
+            self._container: Container = (
+                detect(self._source) if _format is None else open_as(self._source, _format))
         except BaseException:
             self._source.close()
             raise
@@ -237,7 +239,8 @@ class Image:
             raise LimitExceeded(self.path, "backing chain", None,
                                 f"deeper than limits.MAX_BACKING_DEPTH={limits.MAX_BACKING_DEPTH}")
         path = resolve_external(self.path, "backing file", name, self.external_dir)
-        parent = Image(path, external_dir=self.external_dir, _depth=self._depth + 1)
+        parent = Image(path, external_dir=self.external_dir, _depth=self._depth + 1,
+                       _format=self.backing_format)
         self._opened.append(parent)
         return parent.disk()
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from imgscan.errors import ImageError
+from imgscan.errors import CorruptImage, ImageError, UnsupportedFeature
 from imgscan.findings import MULTIPLE_FORMATS
 
 from . import raw
@@ -72,13 +72,19 @@ def any_of(*hints: Hint) -> Hint:
 
 
 class Candidate:
-    """A registered format module and the condition under which it is imported."""
+    """A registered format module and the condition under which it is imported.
 
-    __slots__ = ("_formats", "hint", "module")
+    ``names`` are the names of the formats the module registers (by default
+    the module's own name), so a format can be opened by name without
+    importing the others.
+    """
 
-    def __init__(self, module: str, hint: Hint) -> None:
+    __slots__ = ("_formats", "hint", "module", "names")
+
+    def __init__(self, module: str, hint: Hint, names: tuple[str, ...] = ()) -> None:
         self.module = module
         self.hint = hint
+        self.names = names or (module,)
         self._formats: tuple[Format, ...] | None = None
 
     def formats(self) -> tuple[Format, ...]:
@@ -99,19 +105,19 @@ REGISTRY: tuple[Candidate, ...] = (
     Candidate("vhdx", at(0, b"vhdxfile")),
     Candidate("vdi", any_of(at(0x40, b"\x7f\x10\xda\xbe"), at(0, b"<<< "))),  # or pre-header text
     Candidate("qed", at(0, b"QED\0")),
-    Candidate("zvhd", at(0, b"stream\0\0", b"z2strm\0\0")),  # Huawei ZVHD, ZVHD2
+    Candidate("zvhd", at(0, b"stream\0\0", b"z2strm\0\0"), ("zvhd", "zvhd2")),  # Huawei
     Candidate("luks", any_of(at(0, b"LUKS\xba\xbe"),
                              *(at(off, b"SKUL\xba\xbe") for off in LUKS2_SECONDARY_OFFSETS))),
     # sparse, COWD and seSparse magics; descriptor text starts with a comment,
     # blank space or "version=" (qemu's text probe)
     Candidate("vmdk", at(0, b"KDMV", b"COWD", b"\xbe\xba\xfe\xca", b"#", b" ", b"v")),
-    Candidate("iso9660", at(16 * 2048 + 1, b"CD001")),  # a hybrid MBR/GPT is no conflict
+    Candidate("iso9660", at(16 * 2048 + 1, b"CD001"), ("iso",)),  # hybrid MBR/GPT: no conflict
     Candidate("vhd", any_of(at(0, b"conectix"), at(-512, b"conectix"), at(-511, b"conectix"))),
     # recognised, never decoded (UnsupportedFormat): Parallels, Bochs, cloop, ASIF, DMG
     Candidate("unsupported", any_of(
         at(0, b"WithoutFreeSpace", b"WithouFreSpacExt", b"Bochs Virtual HD Image",
            b"#!/bin/sh", b"shdw"),
-        at(-512, b"koly"))),
+        at(-512, b"koly")), ("parallels", "bochs", "cloop", "dmg", "asif")),
 )
 
 
@@ -206,6 +212,33 @@ def matching_formats(source: Source) -> list[Format]:
     """Every registered format whose probe matches ``source``, in ``REGISTRY`` order."""
     return [fmt for candidate in REGISTRY if candidate.hint(source)
             for fmt in candidate.formats() if fmt.probe(source)]
+
+
+#: Format names as qemu writes them in a backing-format field, where they differ.
+QEMU_FORMAT_NAMES = {"vpc": "vhd"}
+
+
+def open_as(source: Source, name: str) -> Container:
+    """Decode ``source`` as the named format, without probing for another.
+
+    For a backing file whose format the image states (qcow2's backing format
+    extension, QED's no-probe bit): qemu opens it as that format, so a raw
+    backing file that happens to start with a qcow2 header must not be read
+    as qcow2 (format confusion, CVE-2024-32498's family).
+    """
+    ours = QEMU_FORMAT_NAMES.get(name, name)
+    if ours == "raw":
+        return raw.FORMAT.open(source)
+    for candidate in REGISTRY:
+        for fmt in candidate.formats() if ours in candidate.names else ():
+            if fmt.name == ours:
+                if not fmt.probe(source):
+                    raise CorruptImage(source.path, f"{ours} header", 0,
+                                       f"the image says its backing file is {name}, "
+                                       f"but this file is not")
+                return fmt.open(source)
+    raise UnsupportedFeature(source.path, "backing format", None,
+                             f"backing format {name!r} is not one imgscan decodes")
 
 
 def detect(source: Source) -> Container:
