@@ -40,6 +40,7 @@ from imgscan.findings import TRUNCATED
 
 from .binary cimport be64
 from .container import Container, Format
+from .inflate import StreamError, zlib_bounded
 from .extents cimport (
     ExtentMap, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, NO_HOST,
 )
@@ -341,13 +342,10 @@ class QcowImage(Container):
         """
         cluster_size = self.cluster_size
         data = self.source.view(host, stored_length, "compressed cluster")
-        inflater = zlib.decompressobj(DEFLATE_WBITS)
         try:
-            out = inflater.decompress(data, cluster_size)
-            more = b"" if inflater.eof else inflater.decompress(inflater.unconsumed_tail, 1)
-        except zlib.error as exc:
-            raise CorruptImage(self.path, "compressed cluster", host,
-                               f"invalid deflate stream: {exc}") from None
+            out, more = zlib_bounded(zlib.decompressobj(DEFLATE_WBITS), data, cluster_size)
+        except StreamError as exc:
+            raise CorruptImage(self.path, "compressed cluster", host, str(exc)) from None
         if more:
             raise CorruptImage(self.path, "compressed cluster", host,
                                f"compression-bomb: {stored_length} bytes expand past the "

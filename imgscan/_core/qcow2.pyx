@@ -39,6 +39,7 @@ from imgscan.findings import COMPRESSION_BOMB, CORRUPT, TRUNCATED, UNKNOWN_FEATU
 
 from .binary cimport be64
 from .container import Container, Format
+from .inflate import StreamError, zlib_bounded, zstd_bounded
 from .extents cimport (
     ExtentMap, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST,
 )
@@ -94,8 +95,6 @@ COMPRESSION_ZSTD = 1
 COMPRESSION_NAMES = {COMPRESSION_ZLIB: "zlib", COMPRESSION_ZSTD: "zstd"}
 #: qemu deflates with a 4 KiB window and no zlib header.
 ZLIB_WBITS = -12
-#: Input bytes handed to zstd per step while inflating one cluster.
-ZSTD_FEED = 32
 
 #: Header extension types and fixed sizes.
 EXT_END = 0x00000000
@@ -774,11 +773,16 @@ class Qcow2Image(Container):
         if cluster_size > limits.MAX_DECOMPRESSED_CLUSTER:
             raise LimitExceeded(self.path, "compressed cluster", host,
                                 "cluster larger than limits.MAX_DECOMPRESSED_CLUSTER")
+        import zlib
+
         data = self.source.read(host, stored_length, "compressed cluster")
-        if self._compression_type == COMPRESSION_ZSTD:
-            out, more = self._inflate_zstd(data, host)
-        else:
-            out, more = self._inflate_zlib(data, host)
+        try:
+            if self._compression_type == COMPRESSION_ZSTD:
+                out, more = zstd_bounded(data, cluster_size)
+            else:
+                out, more = zlib_bounded(zlib.decompressobj(ZLIB_WBITS), data, cluster_size)
+        except StreamError as exc:
+            raise CorruptImage(self.path, "compressed cluster", host, str(exc)) from None
         if more:
             self.add_finding(COMPRESSION_BOMB, "error",
                              f"compressed cluster at host offset {host} inflates beyond the "
@@ -792,45 +796,6 @@ class Qcow2Image(Container):
                                f"inflates to {len(out)} bytes, not the cluster size "
                                f"{cluster_size}")
         return out
-
-    def _inflate_zlib(self, data, host):
-        import zlib
-
-        cluster_size = self.cluster_size
-        inflater = zlib.decompressobj(ZLIB_WBITS)
-        try:
-            out = inflater.decompress(data, cluster_size)
-            more = False
-            if len(out) == cluster_size and not inflater.eof:
-                more = bool(inflater.decompress(inflater.unconsumed_tail, 1))
-        except zlib.error as exc:
-            raise CorruptImage(self.path, "compressed cluster", host,
-                               f"zlib stream is invalid: {exc}") from None
-        return out, more
-
-    def _inflate_zstd(self, data, host):
-        import zstandard
-
-        cluster_size = self.cluster_size
-        inflater = zstandard.ZstdDecompressor().decompressobj()
-        parts = []
-        got = 0
-        try:
-            # Fed a few bytes at a time, a frame cannot expand much past the
-            # cluster before the bomb is noticed (an RLE block is 4 bytes).
-            for pos in range(0, len(data), ZSTD_FEED):
-                chunk = inflater.decompress(data[pos:pos + ZSTD_FEED])
-                parts.append(chunk)
-                got += len(chunk)
-                if got > cluster_size or inflater.eof:
-                    break
-        except zstandard.ZstdError as exc:
-            raise CorruptImage(self.path, "compressed cluster", host,
-                               f"zstd stream is invalid: {exc}") from None
-        out = b"".join(parts)
-        if len(out) > cluster_size:
-            return out[:cluster_size], True
-        return out, False
 
 
 def probe(Source source):

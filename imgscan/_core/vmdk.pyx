@@ -58,6 +58,7 @@ from imgscan.findings import (
 
 from .binary cimport le32, le64
 from .container import Container, Format
+from .inflate import StreamError, zlib_bounded
 from .extents cimport ExtentMap, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST
 from .paths import unsafe_reason
 from .raw import map_host_range
@@ -1044,13 +1045,9 @@ class VmdkImage(Container):
         data = self.source.read_zero_padded(host, stored_length)
         inflater = zlib.decompressobj()
         try:
-            out = inflater.decompress(data, grain)
-            more = False
-            if not inflater.eof:
-                more = bool(inflater.decompress(inflater.unconsumed_tail, 1))
-        except zlib.error as exc:
-            raise CorruptImage(self.path, "VMDK compressed grain", host,
-                               f"zlib stream is invalid: {exc}") from None
+            out, more = zlib_bounded(inflater, data, grain)
+        except StreamError as exc:
+            raise CorruptImage(self.path, "VMDK compressed grain", host, str(exc)) from None
         if more:
             self.add_finding(COMPRESSION_BOMB, "error",
                              f"compressed grain at host offset {host} inflates beyond the grain "

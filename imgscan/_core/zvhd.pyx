@@ -57,6 +57,7 @@ from imgscan.findings import COMPRESSION_BOMB, CORRUPT, FOOTER_MISMATCH, SIZE_MI
 
 from .binary cimport le32, le64
 from .container import Container, Format
+from .inflate import StreamError, zlib_bounded, zstd_bounded
 from .extents cimport ExtentMap, KIND_COMPRESSED, KIND_ZERO, NO_HOST
 from .guid import uuid_text
 from .source cimport Source
@@ -159,8 +160,6 @@ cdef enum:
 
 #: zlib stream of ZVHD (zlib header, 32 KiB window); ZVHD2's zlib payloads too.
 ZLIB_WBITS = 15
-#: Bytes of a zstd payload fed at a time, so a bomb is caught early.
-ZSTD_FEED = 4096
 
 
 # --------------------------------------------------------------------------
@@ -295,16 +294,13 @@ class _HwStreamImage(Container):
 
 def _zlib_feed(inflater, data, self, uint64_t host):
     """Inflate one record's piece of a zlib stream into at most one block."""
-    import zlib
     try:
-        out = inflater.decompress(data, GUEST_BLOCK_SIZE)
-        if inflater.unconsumed_tail:
-            # Only the sync flush's empty stored block may remain.
-            if inflater.decompress(inflater.unconsumed_tail, 1) or inflater.unconsumed_tail:
-                raise self._bomb(host)
-    except zlib.error as exc:
-        raise CorruptImage(self.path, f"{self.format.upper()} record", host,
-                           f"zlib stream is invalid: {exc}") from None
+        out, more = zlib_bounded(inflater, data, GUEST_BLOCK_SIZE)
+    except StreamError as exc:
+        raise CorruptImage(self.path, f"{self.format.upper()} record", host, str(exc)) from None
+    # Past the block only the sync flush's empty stored block may remain.
+    if more or inflater.unconsumed_tail:
+        raise self._bomb(host)
     return out
 
 
@@ -694,24 +690,13 @@ class Zvhd2Image(_HwStreamImage):
         return self._whole_block(out, host)
 
     def _inflate_zstd(self, bytes data, uint64_t host):
-        import zstandard
-        inflater = zstandard.ZstdDecompressor().decompressobj()
-        parts = []
-        got = 0
         try:
-            # Fed a little at a time, a frame cannot run far past the block.
-            for pos in range(0, len(data), ZSTD_FEED):
-                chunk = inflater.decompress(data[pos:pos + ZSTD_FEED])
-                parts.append(chunk)
-                got += len(chunk)
-                if got > GUEST_BLOCK_SIZE:
-                    raise self._bomb(host)
-                if inflater.eof:
-                    break
-        except zstandard.ZstdError as exc:
-            raise CorruptImage(self.path, "ZVHD2 record", host,
-                               f"zstd frame is invalid: {exc}") from None
-        return b"".join(parts)
+            out, more = zstd_bounded(data, GUEST_BLOCK_SIZE)
+        except StreamError as exc:
+            raise CorruptImage(self.path, "ZVHD2 record", host, str(exc)) from None
+        if more:
+            raise self._bomb(host)
+        return out
 
 
 # --------------------------------------------------------------------------
