@@ -8,6 +8,13 @@ the README; severities are ``error``, ``warning`` or ``info``.
 from __future__ import annotations
 
 from imgscan._core.paths import unsafe_reason
+from imgscan.errors import (
+    EncryptedImage,
+    ImageError,
+    LimitExceeded,
+    TruncatedImage,
+    UnsupportedFeature,
+)
 
 # typing costs milliseconds of start-up on the single-image path; annotations
 # need it only under a type checker (mypy treats this name as typing's).
@@ -86,3 +93,16 @@ def fact_findings(facts: _Facts) -> list[Finding]:
     if facts.dirty:
         out.append(Finding(DIRTY, "warning", "the image was not closed cleanly"))
     return out
+
+
+def finding_id(exc: ImageError) -> str:
+    """The finding id for a structure that could not be decoded, by the error's kind."""
+    if isinstance(exc, EncryptedImage):
+        return ENCRYPTED
+    if isinstance(exc, TruncatedImage):
+        return TRUNCATED
+    if isinstance(exc, UnsupportedFeature):
+        return UNKNOWN_FEATURE
+    if isinstance(exc, LimitExceeded):
+        return RESOURCE_EXHAUSTION
+    return CORRUPT

@@ -12,33 +12,17 @@ from ._core.registry import detect, open_as
 from ._core.source import Source
 from ._core.stream import DiskStream
 from ._core.vdisk import VirtualDisk
-from .errors import ImageError, LimitExceeded, TruncatedImage, UnsupportedFeature
-from .findings import (
-    CORRUPT,
-    RESOURCE_EXHAUSTION,
-    TRUNCATED,
-    UNKNOWN_FEATURE,
-    Finding,
-    fact_findings,
-)
+from .errors import ImageError, LimitExceeded
+from .findings import Finding, fact_findings, finding_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any
 
+    from .layout import Layout
+
 SCHEMA_VERSION = 1
-
-
-def _finding_id(exc: ImageError) -> str:
-    """The finding id for a table that could not be decoded."""
-    if isinstance(exc, TruncatedImage):
-        return TRUNCATED
-    if isinstance(exc, UnsupportedFeature):
-        return UNKNOWN_FEATURE
-    if isinstance(exc, LimitExceeded):
-        return RESOURCE_EXHAUSTION
-    return CORRUPT
 
 
 def _open_source(path: str) -> Source:
@@ -145,11 +129,12 @@ class Image:
                 allocated: int | None = self.allocated_size
             except ImageError as exc:
                 allocated = None
-                map_failure.append(Finding(_finding_id(exc), "error", str(exc)))
+                map_failure.append(Finding(finding_id(exc), "error", str(exc)))
             from .layout import of_image  # partition tables and filesystem probes
             layout = of_image(self)
+            windows, windows_findings = self._windows(layout)
             # Collected after the map: walking the tables may add findings (truncated, ...).
-            findings = [*self.findings, *map_failure, *layout.findings]
+            findings = [*self.findings, *map_failure, *layout.findings, *windows_findings]
             self._info = {
                 "schema_version": SCHEMA_VERSION,
                 "path": self.path,
@@ -170,7 +155,7 @@ class Image:
                 "partitions": layout.partitions,
                 "filesystem": layout.filesystem,
                 "boot_mode": layout.boot_mode,
-                "windows": None,
+                "windows": windows,
                 "findings": [f.as_dict() for f in findings],
                 "format_specific": self.format_specific,
                 "boot_evidence": layout.boot_evidence,
@@ -178,6 +163,19 @@ class Image:
                 "volume": layout.volume,
             }
         return self._info
+
+    def _windows(self, layout: Layout) -> tuple[dict[str, Any] | None, list[Finding]]:
+        """The contract's ``windows`` object and its findings; nothing is imported
+        or read unless the layout has an NTFS volume."""
+        if not any(p.get("filesystem") == "ntfs" for p in layout.partitions) \
+                and layout.filesystem != "ntfs":
+            return None, []
+        from .guest.windows import inspect
+        try:
+            return inspect(self.disk().read, layout)
+        except ImageError as exc:
+            return None, [Finding(finding_id(exc), "warning",
+                                  f"windows: inspection stopped: {exc}")]
 
     # -- layout and guest bytes ---------------------------------------------
     def extents(self) -> ExtentMap:

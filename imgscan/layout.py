@@ -16,23 +16,16 @@ from __future__ import annotations
 from . import bootmode
 from ._core.partitions import read_partition_table
 from .errors import (
-    EncryptedImage,
     ImageError,
-    LimitExceeded,
-    TruncatedImage,
     UnsafePath,
-    UnsupportedFeature,
 )
 from .findings import (
     BACKING_FILE,
-    CORRUPT,
     DATA_FILE,
     ENCRYPTED,
     EXTERNAL_EXTENT,
-    RESOURCE_EXHAUSTION,
-    TRUNCATED,
-    UNKNOWN_FEATURE,
     Finding,
+    finding_id,
 )
 
 TYPE_CHECKING = False
@@ -103,7 +96,7 @@ def _probed(probe: ProbeVolume | None, read: Read, offset: int, size: int, what:
     try:
         return probe(read, offset, size)
     except ImageError as exc:
-        findings.append(Finding(_finding_id(exc), "warning",
+        findings.append(Finding(finding_id(exc), "warning",
                                 f"{what}: filesystem not identified: {exc}"))
         return None
 
@@ -153,18 +146,6 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
                   whole, findings)
 
 
-def _finding_id(exc: ImageError) -> str:
-    if isinstance(exc, EncryptedImage):
-        return ENCRYPTED
-    if isinstance(exc, TruncatedImage):
-        return TRUNCATED
-    if isinstance(exc, UnsupportedFeature):
-        return UNKNOWN_FEATURE
-    if isinstance(exc, LimitExceeded):
-        return RESOURCE_EXHAUSTION
-    return CORRUPT
-
-
 def of_image(image: Image) -> Layout:
     """The layout of an open image, or ``unknown`` with a finding naming why it cannot be read."""
     prefix = "partition table not read"
@@ -187,4 +168,4 @@ def of_image(image: Image) -> Layout:
         fid = DATA_FILE if image.data_file is not None else EXTERNAL_EXTENT
         return unknown(Finding(fid, "info", f"{prefix}: {exc}"))
     except ImageError as exc:
-        return unknown(Finding(_finding_id(exc), "error", f"{prefix}: {exc}"))
+        return unknown(Finding(finding_id(exc), "error", f"{prefix}: {exc}"))

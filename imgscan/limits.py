@@ -229,3 +229,16 @@ NTFS_MAX_COMPRESSION_UNIT_BYTES = 1024 * 1024
 NTFS_MAX_FILE_READ = 256 * 1024 * 1024
 #: Parsed MFT records kept per volume (a Windows inspection opens a few dozen files).
 NTFS_INODE_CACHE = 1024
+
+# Windows guest inspection (imgscan/guest/) ------------------------------------------
+#: Largest registry hive read into memory (real SOFTWARE hives reach 100-200 MiB;
+#: NtfsFile.read refuses more than NTFS_MAX_FILE_READ in one read anyway).
+WINDOWS_MAX_HIVE_BYTES = NTFS_MAX_FILE_READ
+#: Largest cloudbase-init.conf parsed (real ones are a few KiB).
+WINDOWS_MAX_CONFIG_BYTES = 1024 * 1024
+#: Most Tcpip interfaces / BCD objects / MountedDevices values looked at.
+WINDOWS_MAX_ENTRIES = 4096
+#: Largest file read from a FAT volume (the BCD store on an ESP is 32-64 KiB).
+FAT_MAX_FILE_BYTES = 64 * 1024 * 1024
+#: Largest FAT directory read (65536 entries of 32 bytes, the FAT maximum).
+FAT_MAX_DIRECTORY_BYTES = 65536 * 32

@@ -54,6 +54,8 @@ def info_text(info: Mapping[str, Any]) -> str:
         ("snapshots", str(info["snapshots"])),
         ("dirty", _yes_no(info["dirty"])),
     ]
+    if info.get("windows"):
+        rows += windows_rows(info["windows"])
     width = max(len(label) for label, _ in rows) + 2
     lines = [info["path"]]
     lines += [f"  {label:<{width}}{value}" for label, value in rows]
@@ -65,6 +67,60 @@ def info_text(info: Mapping[str, Any]) -> str:
         lines.append(f"  {label:<{width}}{finding['severity']:<8} {finding['id']}: "
                      f"{finding['message']}")
     return "\n".join(lines)
+
+
+def _known(value: object, yes: str = "yes", no: str = "no") -> str:
+    return "unknown" if value is None else (yes if value else no)
+
+
+def windows_rows(w: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The Windows block of ``imgscan info``: one fact per row, "-" when not read."""
+    product = w.get("product_name") or "Windows (product unknown)"
+    kind = ", ".join(x for x in (w.get("edition_id"), w.get("installation_type")) if x)
+    version = ""
+    if w.get("major_version") is not None:
+        version = f"{w['major_version']}.{w.get('minor_version') or 0}"
+    if w.get("build") is not None:
+        version += f" build {w['build']}" + (f".{w['ubr']}" if w.get("ubr") is not None else "")
+    admin = w.get("administrator") or {}
+    if not admin.get("exists"):
+        admin_text = "absent (no RID 500)"
+    else:
+        admin_text = ("enabled" if admin.get("enabled") else "disabled") + ", " + \
+            ("password stored" if admin.get("password_set") else "no password")
+    cbi = w.get("cloudbase_init") or {}
+    if cbi.get("installed"):
+        cbi_text = f"installed ({cbi.get('config_path') or 'no config'})"
+        if cbi.get("service_start") is not None:
+            cbi_text += f", service start {cbi['service_start']}"
+    else:
+        cbi_text = "not installed"
+    drivers = " ".join(f"{k}={v}" for k, v in (w.get("drivers") or {}).items()) or "none found"
+    bcd = w.get("bcd") or {}
+    if w.get("boot_partition") is not None:
+        boot = f"partition {w['boot_partition']}"
+        details = ", ".join(str(x) for x in (bcd.get("path"), bcd.get("loader")) if x)
+        boot += f" ({details})" if details else ""
+    else:
+        boot = "not on this disk"
+    bitlocker = w.get("bitlocker_partitions") or []
+    rows = [
+        ("windows", f"{product}" + (f" ({kind})" if kind else "")),
+        ("  version", f"{version or '-'}  arch {w.get('arch') or '-'}"),
+        ("  root", f"partition {w.get('partition')} {w.get('systemroot')}"),
+        ("  hostname", w.get("hostname") or "-"),
+        ("  licence", w.get("license_channel") or "-"),
+        ("  administrator", admin_text),
+        ("  cloudbase-init", cbi_text),
+        ("  drivers", drivers),
+        ("  rdp", _known(w.get("rdp_enabled"), "enabled", "disabled")),
+        ("  dhcp", _known(w.get("dhcp_enabled"), "all interfaces", "static address")),
+        ("  boot store", boot),
+        ("  hibernated", _known(w.get("hibernated"))),
+    ]
+    if bitlocker:
+        rows.append(("  bitlocker", "partitions " + ", ".join(map(str, bitlocker))))
+    return rows
 
 
 def map_text(extents: Iterable[Extent]) -> str:

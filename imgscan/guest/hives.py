@@ -1,0 +1,318 @@
+"""Facts from the SYSTEM and SOFTWARE hives, each with the value that proves it.
+
+Sources: ../shared/docs/windows-inspection.md sections 0-4 (libguestfs
+daemon/inspect_fs_windows.ml for the keys it reads; virt-v2v and the
+Huawei IMS guide for the rest). Paths are relative to the hive root; the
+control set is ``ControlSet%03d % Select\\Current``, never a literal
+``CurrentControlSet`` (it exists only in a live registry).
+
+Every function here takes an open :class:`~imgscan._core.regf.Hive` and a
+:class:`Facts` to fill, so the tests can feed them the real hives of the
+corpus directly. A value that cannot be read (a damaged cell) becomes a
+finding naming the fact, never an exception.
+"""
+
+from __future__ import annotations
+
+from imgscan import limits
+from imgscan.errors import ImageError
+from imgscan.findings import CORRUPT, Finding, finding_id
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from imgscan._core.regf import Hive, Key
+
+CURRENT_VERSION = "Microsoft\\Windows NT\\CurrentVersion"
+OEM_INFORMATION = "Microsoft\\Windows\\CurrentVersion\\OEMInformation"
+RDP_POLICY = "Policies\\Microsoft\\Windows NT\\Terminal Services"
+
+#: DigitalProductId4 (PidGenX output): KeyType, the licence channel, UTF-16LE
+#: at 1016, 128 bytes (doc section 4; pidgenx "DigitalProductId4").
+DPID4_KEY_TYPE = 1016
+DPID4_KEY_TYPE_SIZE = 128
+DPID4_EDITION_ID = 888
+
+#: Storage, paravirtual and vendor driver services reported in ``drivers``
+#: (doc sections C5, C6 and 7). Lookups are case-insensitive.
+DRIVER_SERVICES = (
+    # IDE / AHCI (C5)
+    "atapi", "intelide", "pciide", "msahci", "storahci", "iaStorV",
+    # KVM virtio-win (C6)
+    "viostor", "vioscsi", "netkvm", "BALLOON", "vioser", "viorng", "pvpanic", "fwcfg",
+    "qemufwcfg", "viofs", "vioinput",
+    # Xen / Huawei UVP PV drivers (doc section 7) and Red Hat's old Xen driver
+    "xenvbd", "xennet", "xenbus", "xenpci", "xenfilt", "xeniface", "rhelscsi",
+    # Hyper-V (for contrast in reports)
+    "vmbus", "storvsc",
+)
+
+
+class Facts:
+    """Facts with their evidence, and findings for those that could not be read."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.evidence: dict[str, str] = {}
+        self.findings: list[Finding] = []
+
+    def put(self, name: str, value: Any, evidence: str) -> None:
+        self.values[name] = value
+        self.evidence[name] = evidence
+
+    def fail(self, name: str, why: str, fid: str = CORRUPT, severity: str = "warning") -> None:
+        self.values.setdefault(name, None)
+        self.findings.append(Finding(fid, severity,  # type: ignore[arg-type]
+                                     f"windows: {name} not read: {why}"))
+
+
+def value(hive: Hive, path: str, name: str) -> Any:
+    """The decoded data of value ``name`` under key ``path``, None if either is absent."""
+    key = hive.open_key(path)
+    if key is None:
+        return None
+    v = key.value(name)
+    return None if v is None else v.data
+
+
+def _where(hive: Hive, path: str, name: str | None = None) -> str:
+    return f"{hive.name}:{path}" + (f"\\{name}" if name is not None else "")
+
+
+def _get(facts: Facts, fact: str, hive: Hive, path: str, name: str,
+         kind: type | tuple[type, ...]) -> Any:
+    """Read one value into ``facts`` (evidence: the hive path); None when absent."""
+    try:
+        data = value(hive, path, name)
+    except ImageError as exc:
+        facts.fail(fact, f"{_where(hive, path, name)}: {exc}", finding_id(exc))
+        return None
+    if data is not None and not isinstance(data, kind):
+        facts.fail(fact, f"{_where(hive, path, name)} has an unexpected type "
+                         f"({type(data).__name__})")
+        return None
+    if data is not None:
+        facts.put(fact, data, _where(hive, path, name))
+    return data
+
+
+# -- SYSTEM --------------------------------------------------------------------
+
+def control_set(hive: Hive, facts: Facts) -> str | None:
+    """``ControlSet00N`` named by ``Select\\Current``, or None (a finding says why)."""
+    try:
+        current = value(hive, "Select", "Current")
+    except ImageError as exc:
+        facts.fail("control_set", f"{_where(hive, 'Select', 'Current')}: {exc}", finding_id(exc))
+        return None
+    if not isinstance(current, int) or not 0 < current < 1000:
+        facts.fail("control_set", f"{_where(hive, 'Select', 'Current')} is {current!r}")
+        return None
+    name = f"ControlSet{current:03d}"
+    if hive.open_key(name) is None:
+        facts.fail("control_set", f"Select\\Current names {name}, which does not exist")
+        return None
+    facts.put("control_set", name, _where(hive, "Select", "Current"))
+    return name
+
+
+def system_facts(hive: Hive, facts: Facts) -> None:
+    """Hostname, drivers, RDP, DHCP, boot devices, mounted devices, fast startup."""
+    cs = control_set(hive, facts)
+    if cs is None:
+        return
+    host = _get(facts, "hostname", hive, f"{cs}\\Services\\Tcpip\\Parameters", "Hostname", str)
+    if not host:
+        _get(facts, "hostname", hive, f"{cs}\\Control\\ComputerName\\ComputerName",
+             "ComputerName", str)
+    _drivers(hive, cs, facts)
+    _rdp(hive, cs, facts)
+    _dhcp(hive, cs, facts)
+    _get(facts, "firmware_boot_device", hive, f"{cs}\\Control", "FirmwareBootDevice", str)
+    _get(facts, "system_boot_device", hive, f"{cs}\\Control", "SystemBootDevice", str)
+    _get(facts, "hiberboot_enabled", hive, f"{cs}\\Control\\Session Manager\\Power",
+         "HiberbootEnabled", int)
+    _get(facts, "processor_architecture", hive,
+         f"{cs}\\Control\\Session Manager\\Environment", "PROCESSOR_ARCHITECTURE", str)
+    _cloudbase_service(hive, cs, facts)
+    _mounted_devices(hive, facts)
+
+
+def _drivers(hive: Hive, cs: str, facts: Facts) -> None:
+    drivers: dict[str, int] = {}
+    evidence = f"{hive.name}:{cs}\\Services\\<name>\\Start"
+    for name in DRIVER_SERVICES:
+        try:
+            start = value(hive, f"{cs}\\Services\\{name}", "Start")
+        except ImageError as exc:
+            facts.fail(f"drivers.{name}", f"{cs}\\Services\\{name}\\Start: {exc}",
+                       finding_id(exc))
+            continue
+        if isinstance(start, int):
+            drivers[name] = start
+    facts.put("drivers", drivers, evidence)
+
+
+def _rdp(hive: Hive, cs: str, facts: Facts) -> None:
+    ts = f"{cs}\\Control\\Terminal Server"
+    deny = _get(facts, "fDenyTSConnections", hive, ts, "fDenyTSConnections", int)
+    start = _get(facts, "termservice_start", hive, f"{cs}\\Services\\TermService", "Start", int)
+    if deny is None:
+        facts.put("rdp_enabled", None, f"{hive.name}:{ts}\\fDenyTSConnections absent")
+        return
+    enabled = deny == 0 and start != 4
+    facts.put("rdp_enabled", enabled,
+              f"{hive.name}:{ts}\\fDenyTSConnections={deny}, "
+              f"{cs}\\Services\\TermService\\Start={start}")
+
+
+def _dhcp(hive: Hive, cs: str, facts: Facts) -> None:
+    """Every interface with an address configuration uses DHCP (doc C9).
+
+    An interface counts when it says ``EnableDHCP=1`` or has a static
+    ``IPAddress`` other than 0.0.0.0; tunnel and unconfigured adapters do not.
+    """
+    path = f"{cs}\\Services\\Tcpip\\Parameters\\Interfaces"
+    try:
+        key = hive.open_key(path)
+        if key is None:
+            facts.put("dhcp_enabled", None, f"{hive.name}:{path} absent")
+            return
+        interfaces: dict[str, bool] = {}
+        for i, sub in enumerate(key.subkeys()):
+            if i >= limits.WINDOWS_MAX_ENTRIES:
+                break
+            dhcp = sub.value("EnableDHCP")
+            addr = sub.value("IPAddress")
+            addrs = addr.data if addr is not None else None
+            static = (isinstance(addrs, list) and any(a and a != "0.0.0.0" for a in addrs)) \
+                or (isinstance(addrs, str) and addrs not in ("", "0.0.0.0"))
+            if dhcp is not None and dhcp.data == 1:
+                interfaces[sub.name] = True
+            elif static:
+                interfaces[sub.name] = False
+    except ImageError as exc:
+        facts.fail("dhcp_enabled", f"{hive.name}:{path}: {exc}", finding_id(exc))
+        return
+    facts.put("interfaces_dhcp", interfaces, f"{hive.name}:{path}\\<GUID>\\EnableDHCP")
+    facts.put("dhcp_enabled", all(interfaces.values()) if interfaces else None,
+              f"{hive.name}:{path}\\<GUID>\\EnableDHCP, IPAddress")
+
+
+def _cloudbase_service(hive: Hive, cs: str, facts: Facts) -> None:
+    path = f"{cs}\\Services\\cloudbase-init"
+    _get(facts, "cloudbase_init_service_start", hive, path, "Start", int)
+    _get(facts, "cloudbase_init_image_path", hive, path, "ImagePath", str)
+
+
+def mounted_device(data: bytes) -> dict[str, Any]:
+    """Decode one MountedDevices blob (libguestfs inspect_fs_windows.ml, doc section 0).
+
+    12 bytes: MBR disk signature (u32) + partition byte offset (u64);
+    ``DMIO:ID:`` + 16 bytes: a GPT partition GUID (mixed-endian).
+    """
+    from imgscan._core.guid import guid_text  # Microsoft mixed-endian GUID text
+    if len(data) == 12:
+        return {"style": "mbr", "disk_signature": f"{int.from_bytes(data[:4], 'little'):08x}",
+                "offset": int.from_bytes(data[4:12], "little")}
+    if len(data) >= 24 and data[:8] == b"DMIO:ID:":
+        return {"style": "gpt", "partition_guid": guid_text(data[8:24])}
+    return {"style": "other", "length": len(data)}
+
+
+def _mounted_devices(hive: Hive, facts: Facts) -> None:
+    try:
+        key = hive.open_key("MountedDevices")
+        out: dict[str, Any] = {}
+        if key is not None:
+            for i, v in enumerate(key.values()):
+                if i >= limits.WINDOWS_MAX_ENTRIES:
+                    break
+                if v.name.upper().startswith("\\DOSDEVICES\\") and isinstance(v.data, bytes):
+                    out[v.name[len("\\DosDevices\\"):]] = mounted_device(v.data)
+    except ImageError as exc:
+        facts.fail("mounted_devices", f"{hive.name}:MountedDevices: {exc}", finding_id(exc))
+        return
+    facts.put("mounted_devices", out, f"{hive.name}:MountedDevices\\\\DosDevices\\<letter>")
+
+
+# -- SOFTWARE ------------------------------------------------------------------
+
+def key_type(dpid4: bytes) -> str | None:
+    """The licence channel (KeyType) of a DigitalProductId4 blob, None if empty."""
+    if len(dpid4) < DPID4_KEY_TYPE + DPID4_KEY_TYPE_SIZE:
+        raise ValueError(f"{len(dpid4)} bytes, KeyType needs "
+                         f"{DPID4_KEY_TYPE + DPID4_KEY_TYPE_SIZE}")
+    raw = dpid4[DPID4_KEY_TYPE:DPID4_KEY_TYPE + DPID4_KEY_TYPE_SIZE]
+    text = raw.decode("utf-16-le", "replace").split("\0", 1)[0]
+    return text or None
+
+
+def _int(text: Any) -> int | None:
+    if isinstance(text, int):
+        return text
+    if isinstance(text, str) and text.strip().isdigit():
+        return int(text.strip())
+    return None
+
+
+def software_facts(hive: Hive, facts: Facts) -> None:
+    """Product, edition, version, build, licence channel and OEM branding."""
+    cv = CURRENT_VERSION
+    _get(facts, "product_name", hive, cv, "ProductName", str)
+    _get(facts, "edition_id", hive, cv, "EditionID", str)
+    _get(facts, "installation_type", hive, cv, "InstallationType", str)
+    major = _get(facts, "major_version", hive, cv, "CurrentMajorVersionNumber", int)
+    minor = _get(facts, "minor_version", hive, cv, "CurrentMinorVersionNumber", int)
+    if major is None or minor is None:
+        # Before Windows 10 only the "6.3" string exists (libguestfs does the same).
+        text = _get(facts, "current_version", hive, cv, "CurrentVersion", str)
+        parts = text.split(".") if isinstance(text, str) else []
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            facts.put("major_version", int(parts[0]), _where(hive, cv, "CurrentVersion"))
+            facts.put("minor_version", int(parts[1]), _where(hive, cv, "CurrentVersion"))
+    for name in ("CurrentBuildNumber", "CurrentBuild"):
+        build = _int(_get(facts, "build_text", hive, cv, name, str))
+        if build is not None:
+            facts.put("build", build, _where(hive, cv, name))
+            break
+    facts.values.pop("build_text", None)
+    facts.evidence.pop("build_text", None)
+    _get(facts, "ubr", hive, cv, "UBR", int)
+    _get(facts, "product_id", hive, cv, "ProductId", str)
+    try:
+        blob = value(hive, cv, "DigitalProductId4")
+        if isinstance(blob, bytes):
+            facts.put("license_channel", key_type(blob), _where(hive, cv, "DigitalProductId4"))
+        else:
+            facts.put("license_channel", None, _where(hive, cv, "DigitalProductId4") + " absent")
+    except (ImageError, ValueError) as exc:
+        facts.fail("license_channel", f"{_where(hive, cv, 'DigitalProductId4')}: {exc}",
+                   finding_id(exc) if isinstance(exc, ImageError) else CORRUPT)
+    try:
+        key = hive.open_key(OEM_INFORMATION)
+        if key is not None:
+            oem = {v.name: v.data for v in key.values() if isinstance(v.data, str)}
+            facts.put("oem", oem or None, _where(hive, OEM_INFORMATION))
+    except ImageError as exc:
+        facts.fail("oem", f"{_where(hive, OEM_INFORMATION)}: {exc}", finding_id(exc))
+    _get(facts, "rdp_policy_deny", hive, RDP_POLICY, "fDenyTSConnections", int)
+
+
+def apply_rdp_policy(facts: Facts) -> None:
+    """A group policy ``fDenyTSConnections`` in SOFTWARE wins over SYSTEM's (doc C8)."""
+    deny = facts.values.get("rdp_policy_deny")
+    if isinstance(deny, int) and facts.values.get("rdp_enabled") is not None:
+        facts.put("rdp_enabled", deny == 0 and facts.values["rdp_enabled"],
+                  facts.evidence["rdp_policy_deny"] + " (policy) + "
+                  + facts.evidence["rdp_enabled"])
+
+
+def open_hive(data: bytes, name: str) -> Hive:
+    from imgscan._core.regf import Hive
+    return Hive(data, name)
+
+
+def subkey_names(key: Key) -> list[str]:
+    return [k.name for k in key.subkeys()]

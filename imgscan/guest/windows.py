@@ -1,0 +1,374 @@
+"""Windows inspection: find the installation, read its facts, say where each came from.
+
+Sources: ../shared/docs/windows-inspection.md (constraint by constraint,
+which file or registry value proves each fact) and libguestfs
+``daemon/inspect_fs_windows.ml`` (how a Windows root is recognised). The
+result is the JSON contract's ``windows`` object plus extension keys
+(``evidence``, ``findings``, ``ubr``, ``product_id``, ``oem``, ``bcd``, ...).
+
+A Windows root is an NTFS volume holding, case-insensitively, one of
+``\\Windows \\WINNT \\WIN32 \\WIN \\ReactOS`` with ``System32``,
+``System32\\config`` and the *file* ``System32\\cmd.exe`` (libguestfs
+requires cmd.exe so that a data disk with a stray ``\\Windows`` folder is not
+taken for a system). The hives are read once each, when a fact first needs
+them; the boot store is looked for on the active MBR partition
+(``\\Boot\\BCD`` + ``\\bootmgr``) and on EFI system partitions
+(``\\EFI\\Microsoft\\Boot\\BCD``).
+
+Nothing here raises for a damaged guest: a fact that cannot be read is null
+and a finding names it and why.
+"""
+
+from __future__ import annotations
+
+from imgscan import limits
+from imgscan.errors import ImageError
+from imgscan.findings import CORRUPT, DIRTY, ENCRYPTED, Finding, finding_id
+
+from . import bcd as bcd_mod
+from . import cloudbaseinit, pe, sam
+from .hives import Facts, apply_rdp_policy, open_hive, software_facts, system_facts
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from imgscan._core.ntfs import NtfsVolume
+    from imgscan._core.regf import Hive
+    from imgscan.layout import Layout
+
+    Read = Callable[[int, int], bytes]
+
+#: Names of the system root libguestfs accepts (is_windows_systemroot).
+SYSTEMROOT_NAMES = ("Windows", "WINNT", "WIN32", "WIN", "ReactOS")
+CONFIG = "System32\\config"
+HIVES = ("SYSTEM", "SOFTWARE", "SAM")
+HIBERFIL = "\\hiberfil.sys"
+#: Header signatures of a hibernation file holding an image (ntfs-3g's
+#: ntfs_volume_check_hiberfile tests "hibr"; Windows 8+ writes "HIBR"; "wake"
+#: / "RSTR" mark a resume in progress). A zeroed header means no image.
+HIBERNATION_SIGNATURES = (b"hibr", b"wake", b"rstr")
+HIBERFIL_HEADER = 4096
+BCD_BIOS = "\\Boot\\BCD"
+BOOTMGR_BIOS = "\\bootmgr"
+BCD_UEFI = "\\EFI\\Microsoft\\Boot\\BCD"
+ESP_TYPES = ("c12a7328-f81f-11d2-ba4b-00a0c93ec93b", "0xef")
+FAT_NAMES = ("vfat", "fat", "msdos")
+
+
+def find_systemroot(vol: NtfsVolume) -> str | None:
+    """``\\Windows`` (as named on disk) when ``vol`` holds a Windows root, else None."""
+    for name in SYSTEMROOT_NAMES:
+        root = "\\" + name
+        if not vol.is_dir(root):
+            continue
+        cmd = vol.lookup(root + "\\System32\\cmd.exe")
+        if vol.is_dir(root + "\\System32") and vol.is_dir(root + "\\" + CONFIG) \
+                and cmd is not None and not cmd.is_dir:
+            f = vol.lookup(root)
+            names = f.names if f is not None else []
+            stored = next((n for _, ns, n in names if ns != 2), name)
+            return "\\" + stored
+    return None
+
+
+class WindowsGuest:
+    """One Windows installation on an NTFS volume; facts read on demand."""
+
+    def __init__(self, vol: NtfsVolume, systemroot: str, partition: int | None) -> None:
+        self.vol = vol
+        self.systemroot = systemroot
+        self.partition = partition
+        self.facts = Facts()
+        self._hives: dict[str, Hive | None] = {}
+
+    def path(self, rel: str) -> str:
+        return f"{self.systemroot}\\{rel}"
+
+    def hive(self, name: str) -> Hive | None:
+        """The hive ``System32\\config\\NAME``, read once; None (and a finding) if unreadable."""
+        if name in self._hives:
+            return self._hives[name]
+        path = self.path(f"{CONFIG}\\{name}")
+        hive = None
+        try:
+            f = self.vol.lookup(path)
+            if f is None or f.is_dir:
+                self.facts.fail(f"{name} hive", f"{path} does not exist")
+            elif f.size > limits.WINDOWS_MAX_HIVE_BYTES:
+                self.facts.fail(f"{name} hive", f"{path} is {f.size} bytes, more than "
+                                "limits.WINDOWS_MAX_HIVE_BYTES", "resource-exhaustion")
+            else:
+                hive = open_hive(f.read(), path)
+                for finding in hive.findings:
+                    self.facts.findings.append(Finding(finding.id, finding.severity,
+                                                       f"windows: {finding.message}"))
+        except ImageError as exc:
+            self.facts.fail(f"{name} hive", f"{path}: {exc}", finding_id(exc))
+        self._hives[name] = hive
+        return hive
+
+    # -- facts -----------------------------------------------------------------
+    def arch(self) -> None:
+        path = self.path("System32\\cmd.exe")
+        try:
+            header = self.vol.open(path).read(0, pe.HEADER_BYTES)
+            machine = pe.machine(header)
+        except (ImageError, ValueError) as exc:
+            self.facts.fail("arch", f"{path}: {exc}",
+                            finding_id(exc) if isinstance(exc, ImageError) else CORRUPT)
+            return
+        self.facts.put("arch", pe.MACHINES.get(machine),
+                       f"{path} PE Machine 0x{machine:04x}")
+
+    def hibernation(self) -> None:
+        try:
+            f = self.vol.lookup(HIBERFIL)
+            if f is None or f.is_dir:
+                self.facts.put("hibernated", False, f"{HIBERFIL} absent")
+                return
+            head = f.read(0, min(HIBERFIL_HEADER, f.size))
+        except ImageError as exc:
+            self.facts.fail("hibernated", f"{HIBERFIL}: {exc}", finding_id(exc))
+            return
+        sig = head[:4]
+        hibernated = sig.lower() in HIBERNATION_SIGNATURES
+        shown = sig.decode("latin-1") if sig.isascii() and sig.isalpha() else sig.hex()
+        self.facts.put("hibernated", hibernated,
+                       f"{HIBERFIL} header signature {shown!r}")
+
+    def cloudbase_init(self) -> None:
+        info: dict[str, Any] = {"installed": False, "config_path": None, "service_start": None}
+        evidence = []
+        start = self.facts.values.get("cloudbase_init_service_start")
+        if isinstance(start, int):
+            info["service_start"] = start
+            evidence.append(self.facts.evidence["cloudbase_init_service_start"])
+        for base in cloudbaseinit.INSTALL_DIRS:
+            path = f"\\{base}\\{cloudbaseinit.PRODUCT_DIR}\\{cloudbaseinit.CONF}"
+            try:
+                f = self.vol.lookup(path)
+                if f is None or f.is_dir:
+                    continue
+                if f.size > limits.WINDOWS_MAX_CONFIG_BYTES:
+                    raise ValueError(f"{f.size} bytes, more than "
+                                     "limits.WINDOWS_MAX_CONFIG_BYTES")
+                text = f.read().decode("utf-8", "replace")
+                info["installed"] = True
+                info["config_path"] = path
+                evidence.insert(0, path)
+                info["config"] = cloudbaseinit.parse_conf(text)
+            except ImageError as exc:
+                self.facts.fail("cloudbase_init", f"{path}: {exc}", finding_id(exc))
+            except ValueError as exc:
+                self.facts.fail("cloudbase_init", f"{path}: not an INI file: {exc}")
+            if info["installed"]:
+                break
+        if not info["installed"] and info["service_start"] is not None:
+            info["installed"] = True
+        self.facts.put("cloudbase_init", info,
+                       ", ".join(evidence) or "no cloudbase-init.conf, no cloudbase-init service")
+
+    def collect(self) -> None:
+        self.arch()
+        software = self.hive("SOFTWARE")
+        if software is not None:
+            software_facts(software, self.facts)
+        system = self.hive("SYSTEM")
+        if system is not None:
+            system_facts(system, self.facts)
+        apply_rdp_policy(self.facts)
+        sam_hive = self.hive("SAM")
+        if sam_hive is not None:
+            sam.administrator(sam_hive, self.facts)
+            sam.administrators_members(sam_hive, self.facts)
+        self.cloudbase_init()
+        self.hibernation()
+        if self.vol.dirty:
+            self.facts.findings.append(Finding(
+                DIRTY, "warning", f"windows: the NTFS volume of partition {self.partition} "
+                "is marked dirty ($Volume flags): it was not unmounted cleanly"))
+        if self.facts.values.get("hibernated"):
+            self.facts.findings.append(Finding(
+                DIRTY, "warning", f"windows: {HIBERFIL} holds a hibernation image "
+                "(hibernated or fast startup): the volume's state is in memory, not on disk"))
+
+
+# -- the boot store ------------------------------------------------------------
+
+def _boot_candidates(layout: Layout) -> list[tuple[dict[str, Any], str]]:
+    """(partition, BCD path) pairs to look at, active MBR partitions and ESPs first."""
+    out = []
+    for p in layout.partitions:
+        fs = p.get("filesystem")
+        if p.get("type") in ESP_TYPES and fs in (*FAT_NAMES, "ntfs"):
+            out.append((p, BCD_UEFI))
+        elif p.get("bootable") and fs == "ntfs" and layout.partition_table == "mbr":
+            out.append((p, BCD_BIOS))
+    return out
+
+
+def _read_boot_file(read: Read, p: dict[str, Any], path: str,
+                    volumes: dict[int, NtfsVolume]) -> tuple[bytes | None, bool]:
+    """(the BCD bytes or None, bootmgr present) on partition ``p``."""
+    name = f"partition {p['number']}"
+    if p.get("filesystem") == "ntfs":
+        vol = volumes.get(p["number"]) or _ntfs(read, p)
+        f = vol.lookup(path)
+        data = f.read() if f is not None and not f.is_dir and f.size <= limits.FAT_MAX_FILE_BYTES \
+            else None
+        return data, path == BCD_UEFI or vol.exists(BOOTMGR_BIOS)
+    from .fat import FatVolume
+    fat = FatVolume(read, p["start"], p["size"], name)
+    return fat.read_file(path), True
+
+
+def _ntfs(read: Read, p: dict[str, Any]) -> NtfsVolume:
+    from imgscan._core.ntfs import NtfsVolume
+    return NtfsVolume(read, p["start"], p["size"], f"partition {p['number']}")
+
+
+def _match_device(dev: dict[str, Any] | None, layout: Layout) -> int | None:
+    """The partition number a BCD device names on this disk, None if another disk."""
+    if not dev or "style" not in dev:
+        return None
+    details = layout.details or {}
+    if dev["style"] == "gpt":
+        gpt = details.get("gpt") or {}
+        disk = ((gpt.get("primary") or {}).get("disk_guid") or "").lower()
+        if dev["disk_guid"] != disk:
+            return None
+        return next((p["number"] for p in layout.partitions
+                     if (p.get("guid") or "").lower() == dev["partition_guid"]), None)
+    if dev["style"] == "mbr":
+        mbr = details.get("mbr") or {}
+        if (mbr.get("disk_signature") or "").lower() != dev["disk_signature"]:
+            return None
+        return next((p["number"] for p in layout.partitions if p["start"] == dev["offset"]), None)
+    return None
+
+
+def boot_store(read: Read, layout: Layout, facts: Facts,
+               volumes: dict[int, NtfsVolume]) -> None:
+    """``boot_partition`` and the ``bcd`` facts from the first BCD store found on this disk."""
+    for p, path in _boot_candidates(layout):
+        where = f"partition {p['number']}:{path}"
+        try:
+            data, bootmgr = _read_boot_file(read, p, path, volumes)
+        except ImageError as exc:
+            facts.fail("boot_partition", f"{where}: {exc}", finding_id(exc))
+            continue
+        if data is None or not bootmgr:
+            continue
+        facts.put("boot_partition", p["number"], where)
+        try:
+            hive = open_hive(data, where)
+        except ImageError as exc:
+            facts.fail("bcd", f"{where}: {exc}", finding_id(exc))
+            return
+        bcd_mod.store_facts(hive, facts)
+        store = facts.values.get("bcd")
+        if isinstance(store, dict):
+            store["path"] = path
+            store["partition"] = p["number"]
+            store["bootmgr_partition"] = _match_device(store.get("bootmgr_device"), layout)
+            store["loader_partition"] = _match_device(
+                store.get("os_device") or store.get("loader_device"), layout)
+        return
+    facts.put("boot_partition", None,
+              "no \\Boot\\BCD + \\bootmgr on an active partition, "
+              "no \\EFI\\Microsoft\\Boot\\BCD on an EFI system partition")
+
+
+# -- the whole inspection --------------------------------------------------------
+
+def _ntfs_volumes(layout: Layout) -> list[tuple[int | None, int, int]]:
+    vols: list[tuple[int | None, int, int]] = [
+        (p["number"], p["start"], p["size"]) for p in layout.partitions
+        if p.get("filesystem") == "ntfs"]
+    if not layout.partitions and layout.filesystem == "ntfs" and layout.volume:
+        vols.append((None, 0, layout.volume.get("size") or 0))
+    return vols
+
+
+def has_ntfs(layout: Layout) -> bool:
+    """Whether inspection has anything to look at (keeps ``info`` cheap otherwise)."""
+    return bool(_ntfs_volumes(layout))
+
+
+def inspect(read: Read, layout: Layout) -> tuple[dict[str, Any] | None, list[Finding]]:
+    """The ``windows`` object for the disk ``read`` reads (None when no Windows root
+    exists) and the findings of the inspection (also listed in the object)."""
+    from imgscan._core.ntfs import NtfsVolume
+    findings: list[Finding] = []
+    volumes: dict[int, NtfsVolume] = {}
+    guest: WindowsGuest | None = None
+    for number, start, size in _ntfs_volumes(layout):
+        name = f"partition {number}" if number is not None else "whole disk"
+        try:
+            vol = NtfsVolume(read, start, size, name)
+            if number is not None:
+                volumes[number] = vol
+            root = find_systemroot(vol)
+        except ImageError as exc:
+            findings.append(Finding(finding_id(exc), "warning",
+                                    f"windows: {name}: NTFS not readable, not searched for "
+                                    f"a Windows installation: {exc}"))
+            continue
+        if root is not None:
+            guest = WindowsGuest(vol, root, number)
+            break
+    if guest is None:
+        return None, findings
+    guest.collect()
+    facts = guest.facts
+    facts.findings[:0] = findings
+    boot_store(read, layout, facts, volumes)
+    bitlocker = [p["number"] for p in layout.partitions if p.get("filesystem") == "BitLocker"]
+    for n in bitlocker:
+        facts.findings.append(Finding(ENCRYPTED, "error",
+                                      f"windows: partition {n} is a BitLocker volume: "
+                                      "its contents cannot be inspected"))
+    v = facts.values
+    return {
+        # 0: an unpartitioned disk whose whole volume is the Windows NTFS.
+        "partition": guest.partition if guest.partition is not None else 0,
+        "systemroot": guest.systemroot,
+        "product_name": v.get("product_name"),
+        "edition_id": v.get("edition_id"),
+        "installation_type": v.get("installation_type"),
+        "major_version": v.get("major_version"),
+        "minor_version": v.get("minor_version"),
+        "build": v.get("build"),
+        "arch": v.get("arch"),
+        "hostname": v.get("hostname"),
+        "license_channel": v.get("license_channel"),
+        "administrator": {k: bool((v.get("administrator") or {}).get(k))
+                          for k in ("exists", "enabled", "password_set")},
+        "cloudbase_init": {k: (v.get("cloudbase_init") or {}).get(k)
+                           for k in ("installed", "config_path", "service_start")},
+        "drivers": v.get("drivers") or {},
+        "rdp_enabled": v.get("rdp_enabled"),
+        "dhcp_enabled": v.get("dhcp_enabled"),
+        "boot_partition": v.get("boot_partition"),
+        "hibernated": v.get("hibernated"),
+        # -- extension keys ------------------------------------------------------
+        "ubr": v.get("ubr"),
+        "product_id": v.get("product_id"),
+        "oem": v.get("oem"),
+        "control_set": v.get("control_set"),
+        "firmware_boot_device": v.get("firmware_boot_device"),
+        "system_boot_device": v.get("system_boot_device"),
+        "mounted_devices": v.get("mounted_devices"),
+        "hiberboot_enabled": v.get("hiberboot_enabled"),
+        "administrator_details": v.get("administrator"),
+        "administrators": v.get("administrators"),
+        "cloudbase_init_config": (v.get("cloudbase_init") or {}).get("config"),
+        "interfaces_dhcp": v.get("interfaces_dhcp"),
+        "bcd": v.get("bcd"),
+        "bitlocker_partitions": bitlocker,
+        "volume_dirty": guest.vol.dirty,
+        "evidence": facts.evidence,
+        "findings": [f.as_dict() for f in facts.findings],
+    }, facts.findings
