@@ -8,8 +8,8 @@ bytes: that is the virtual disk reader's job.
 
 from __future__ import annotations
 
-from imgscan.errors import UnsupportedFeature
-from imgscan.findings import Finding
+from imgscan.errors import CorruptImage, UnsupportedFeature
+from imgscan.findings import COMPRESSION_BOMB, Finding
 
 from .extents import ExtentMap
 from .source import Source
@@ -58,6 +58,18 @@ class Container:
 
     def add_finding(self, id: str, severity: Severity, message: str) -> None:
         self.findings.append(Finding(id, severity, message))
+
+    def compression_bomb(self, structure: str, host: int, unit: int) -> CorruptImage:
+        """Record a ``compression-bomb`` finding; return the error to raise.
+
+        For a compressed cluster, grain or block whose stream would inflate
+        beyond its ``unit`` bytes (see :mod:`imgscan._core.inflate`).
+        """
+        self.add_finding(COMPRESSION_BOMB, "error",
+                         f"{structure} at host offset {host} inflates beyond its "
+                         f"{unit}-byte unit")
+        return CorruptImage(self.path, structure, host,
+                            f"compression-bomb: the stream inflates beyond {unit} bytes")
 
     def extent_map(self) -> ExtentMap:
         """The guest disk's extent map, decoded on first use and kept."""

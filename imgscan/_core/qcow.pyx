@@ -347,9 +347,7 @@ class QcowImage(Container):
         except StreamError as exc:
             raise CorruptImage(self.path, "compressed cluster", host, str(exc)) from None
         if more:
-            raise CorruptImage(self.path, "compressed cluster", host,
-                               f"compression-bomb: {stored_length} bytes expand past the "
-                               f"{cluster_size}-byte cluster")
+            raise self.compression_bomb("compressed cluster", host, cluster_size)
         if len(out) != cluster_size:
             raise CorruptImage(self.path, "compressed cluster", host,
                                f"decompresses to {len(out)} bytes, not the "

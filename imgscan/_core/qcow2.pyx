@@ -35,7 +35,7 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
 from imgscan import limits
 from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
-from imgscan.findings import COMPRESSION_BOMB, CORRUPT, TRUNCATED, UNKNOWN_FEATURE
+from imgscan.findings import CORRUPT, TRUNCATED, UNKNOWN_FEATURE
 
 from .binary cimport be64
 from .container import Container, Format
@@ -784,12 +784,7 @@ class Qcow2Image(Container):
         except StreamError as exc:
             raise CorruptImage(self.path, "compressed cluster", host, str(exc)) from None
         if more:
-            self.add_finding(COMPRESSION_BOMB, "error",
-                             f"compressed cluster at host offset {host} inflates beyond the "
-                             f"cluster size {cluster_size}")
-            raise CorruptImage(self.path, "compressed cluster", host,
-                               f"compression-bomb: the stream inflates beyond the cluster size "
-                               f"{cluster_size}")
+            raise self.compression_bomb("compressed cluster", host, cluster_size)
         if len(out) != cluster_size:
             # qemu fails the read too: a cluster must inflate to the full size.
             raise CorruptImage(self.path, "compressed cluster", host,

@@ -52,7 +52,7 @@ from imgscan.errors import (
     CorruptImage, ImageError, LimitExceeded, TruncatedImage, UnsupportedFeature, UnsupportedFormat,
 )
 from imgscan.findings import (
-    COMPRESSION_BOMB, CORRUPT, DESCRIPTOR_AMBIGUOUS, EXTERNAL_EXTENT, FOOTER_MISMATCH,
+    CORRUPT, DESCRIPTOR_AMBIGUOUS, EXTERNAL_EXTENT, FOOTER_MISMATCH,
     SIZE_MISMATCH, TRUNCATED, UNKNOWN_FEATURE,
 )
 
@@ -1049,12 +1049,7 @@ class VmdkImage(Container):
         except StreamError as exc:
             raise CorruptImage(self.path, "VMDK compressed grain", host, str(exc)) from None
         if more:
-            self.add_finding(COMPRESSION_BOMB, "error",
-                             f"compressed grain at host offset {host} inflates beyond the grain "
-                             f"size {grain}")
-            raise CorruptImage(self.path, "VMDK compressed grain", host,
-                               f"compression-bomb: the stream inflates beyond the grain size "
-                               f"{grain}")
+            raise self.compression_bomb("VMDK compressed grain", host, grain)
         if not inflater.eof:
             raise CorruptImage(self.path, "VMDK compressed grain", host,
                                "the zlib stream ends before its end marker")

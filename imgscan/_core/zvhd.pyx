@@ -53,7 +53,7 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 from imgscan import limits
 from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
-from imgscan.findings import COMPRESSION_BOMB, CORRUPT, FOOTER_MISMATCH, SIZE_MISMATCH
+from imgscan.findings import CORRUPT, FOOTER_MISMATCH, SIZE_MISMATCH
 
 from .binary cimport le32, le64
 from .container import Container, Format
@@ -277,12 +277,7 @@ class _HwStreamImage(Container):
         return size, raw
 
     def _bomb(self, uint64_t host):
-        self.add_finding(COMPRESSION_BOMB, "error",
-                         f"{self.format.upper()} record at offset {host} inflates beyond the "
-                         f"{GUEST_BLOCK_SIZE}-byte block")
-        return CorruptImage(self.path, f"{self.format.upper()} record", host,
-                            f"compression-bomb: the payload inflates beyond the "
-                            f"{GUEST_BLOCK_SIZE}-byte block")
+        return self.compression_bomb(f"{self.format.upper()} record", host, GUEST_BLOCK_SIZE)
 
     def _whole_block(self, bytes out, uint64_t host):
         if len(out) != GUEST_BLOCK_SIZE:
