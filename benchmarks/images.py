@@ -18,6 +18,8 @@ GIB = 1 << 30
 BIG_VIRTUAL = 100 * GIB
 BIG_DATA = 2 * GIB
 CHUNK = 64 * 1024
+#: Pieces of CHUNK bytes in the format-specific 100 GiB images (VMDK, VHDX, VDI).
+PIECES = 2048
 
 
 def small_qcow2() -> Path:
@@ -32,28 +34,55 @@ def small_qcow2() -> Path:
     return path
 
 
-def big_qcow2() -> Path:
-    """A 100 GiB qcow2 holding 2 GiB of data in 64 KiB pieces at random offsets.
+def big_image(name: str, fmt: str, *opts: str, pieces: int = PIECES, seed: int) -> Path:
+    """``CACHE / name``: a BIG_VIRTUAL image of format ``fmt`` holding ``pieces``
+    CHUNK-sized pieces at offsets drawn from ``random.Random(seed)``.
 
     Made by writing a sparse raw file and converting it with ``qemu-img
-    convert``, which skips the holes, so it takes seconds, not minutes.
+    convert -O fmt *opts``, which skips the holes, so it takes seconds, not
+    minutes. An existing file is reused: the name says what is in it, so a
+    new kind of image needs a new name.
     """
-    path = CACHE / "big-100G-2G.qcow2"
+    path = CACHE / name
     if path.exists():
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
-    raw = CACHE / "big.raw"
-    rng = random.Random(20261126)
-    offsets = sorted(rng.sample(range(BIG_VIRTUAL // CHUNK), BIG_DATA // CHUNK))
+    raw = CACHE / (name + ".raw")
+    rng = random.Random(seed)
+    offsets = sorted(rng.sample(range(BIG_VIRTUAL // CHUNK), pieces))
     with open(raw, "wb") as f:
         f.truncate(BIG_VIRTUAL)
         for index in offsets:
             f.seek(index * CHUNK)
             f.write(bytes([index % 251 + 1]) * CHUNK)
     try:
-        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw),
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", fmt, *opts, str(raw),
                         str(path) + ".part"], check=True)
         os.replace(str(path) + ".part", path)
     finally:
         raw.unlink()
     return path
+
+
+def big_qcow2() -> Path:
+    """A 100 GiB qcow2 holding 2 GiB of data in 64 KiB pieces at random offsets."""
+    return big_image("big-100G-2G.qcow2", "qcow2", pieces=BIG_DATA // CHUNK, seed=20261126)
+
+
+def big_vmdk() -> Path:
+    """A 100 GiB monolithicSparse VMDK (64 KiB grains, 512-entry grain tables: 3200
+    tables, all allocated by qemu-img) holding 2048 pieces of 64 KiB."""
+    return big_image("big-100G-vmdk.vmdk", "vmdk", "-o", "subformat=monolithicSparse",
+                     seed=20261128)
+
+
+def big_vhdx() -> Path:
+    """A 100 GiB dynamic VHDX with 1 MiB blocks (102400 BAT entries, the most
+    qemu-img makes for this size), about 2000 of them allocated by 2048 pieces."""
+    return big_image("big-100G-1M.vhdx", "vhdx", "-o", "block_size=1M", seed=20261128)
+
+
+def big_vdi() -> Path:
+    """A 100 GiB dynamic VDI whose 2048 pieces allocate about 2000 of its 102400
+    one-MiB blocks."""
+    return big_image("big-100G-vdi.vdi", "vdi", seed=20261127)

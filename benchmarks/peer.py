@@ -1,6 +1,6 @@
 """Whole-process timings of imgscan beside qemu-img, run side by side.
 
-    python benchmarks/peer.py [--runs N]
+    python benchmarks/peer.py [--runs N] [--only qcow2|vmdk|vhdx|vdi]
 
 Each pair of commands runs alternately (A B A B ...) after a warm-up, so drift
 of a noisy machine hits both; the table gives each command's median wall time
@@ -15,9 +15,19 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import images
+
+#: The 100 GiB ``map --json`` cases: format -> (table label, image builder).
+BIG_MAPS: dict[str, tuple[str, Callable[[], Path]]] = {
+    "qcow2": ("map --json, 100 GiB qcow2 with 2 GiB data", images.big_qcow2),
+    "vmdk": ("map --json, 100 GiB monolithicSparse VMDK, 2048 x 64 KiB data", images.big_vmdk),
+    "vhdx": ("map --json, 100 GiB dynamic VHDX (1 MiB blocks), 2048 x 64 KiB data",
+             images.big_vhdx),
+    "vdi": ("map --json, 100 GiB dynamic VDI, 2048 x 64 KiB data", images.big_vdi),
+}
 
 
 def _wall(cmd: list[str]) -> float:
@@ -39,21 +49,35 @@ def compare(name: str, ours: list[str], peer: list[str], runs: int) -> str:
             f"{statistics.median(b) * 1e3:.1f} ms | {ratio:.2f} |")
 
 
-def main() -> None:
+def compare_map(imgscan: str, fmt: str, runs: int) -> str:
+    """``imgscan map --json`` against ``qemu-img map --output=json`` on the big ``fmt`` image."""
+    label, build = BIG_MAPS[fmt]
+    path = str(build())
+    return compare(label, [imgscan, "map", "--json", path],
+                   ["qemu-img", "map", "--output=json", path], runs)
+
+
+def main(only: str | None = None) -> None:
+    """Print the table; ``only`` (or ``--only``) keeps one big-image map row."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--only", choices=sorted(BIG_MAPS), default=only)
     args = parser.parse_args()
     imgscan = shutil.which("imgscan") or sys.exit("imgscan is not on PATH (pip install .)")
-    small, big = str(images.small_qcow2()), str(images.big_qcow2())
     print("| case | imgscan (median) | qemu-img (median) | ratio (median of pairs) |")
     print("|---|---|---|---|")
-    print(compare("info, 64 MiB qcow2", [imgscan, "info", small],
-                  ["qemu-img", "info", small], args.runs))
-    print(compare("info --json, 64 MiB qcow2", [imgscan, "info", "--json", small],
-                  ["qemu-img", "info", "--output=json", small], args.runs))
-    print(compare("map --json, 100 GiB qcow2 with 2 GiB data", [imgscan, "map", "--json", big],
-                  ["qemu-img", "map", "--output=json", big], max(3, args.runs // 3)))
-    print(f"\nimages: {Path(small).parent}")
+    if args.only is None:
+        small = str(images.small_qcow2())
+        print(compare("info, 64 MiB qcow2", [imgscan, "info", small],
+                      ["qemu-img", "info", small], args.runs))
+        print(compare("info --json, 64 MiB qcow2", [imgscan, "info", "--json", small],
+                      ["qemu-img", "info", "--output=json", small], args.runs))
+    for fmt in BIG_MAPS:
+        if args.only in (None, fmt):
+            # qemu-img walks the whole 100 GiB qcow2 for its map: fewer pairs suffice.
+            runs = max(3, args.runs // 3) if fmt == "qcow2" else args.runs
+            print(compare_map(imgscan, fmt, runs))
+    print(f"\nimages: {images.CACHE}")
 
 
 if __name__ == "__main__":

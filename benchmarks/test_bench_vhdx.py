@@ -3,14 +3,16 @@
 Run with ``pytest benchmarks/test_bench_vhdx.py --benchmark-enable``. Target
 (issue 3): ``imgscan map --json`` of the image no slower than ``qemu-img map
 --output=json``, whole process; ``python benchmarks/test_bench_vhdx.py
-[--runs N]`` measures that pair side by side (A B A B ...) and prints the
-medians and the median of the per-pair ratios.
+[--runs N]`` (the same as ``python benchmarks/peer.py --only vhdx``) measures
+that pair side by side (A B A B ...) and prints the medians and the median of
+the per-pair ratios.
 
-The image is built once into ``images.CACHE`` (never by the test suite): a
-100 GiB dynamic VHDX with 1 MiB blocks (``-o block_size=1M``: 102400 payload
-blocks, the most BAT entries qemu-img makes for this size) whose 2048 pieces
-of 64 KiB at random offsets allocate about 2000 of them, made from a sparse
-raw file by ``qemu-img convert -O vhdx``, which skips the holes.
+The image is built once into ``images.CACHE`` (never by the test suite) by
+``images.big_vhdx``: a 100 GiB dynamic VHDX with 1 MiB blocks (``-o
+block_size=1M``: 102400 payload blocks, the most BAT entries qemu-img makes
+for this size) whose 2048 pieces of 64 KiB at random offsets allocate about
+2000 of them, made from a sparse raw file by ``qemu-img convert -O vhdx``,
+which skips the holes.
 
 qemu-img 7.2 has no block-status callback for VHDX, so its ``map`` prints one
 "data" run without reading the BAT: the comparison is against a program that
@@ -19,9 +21,6 @@ does almost nothing beyond opening the image.
 
 from __future__ import annotations
 
-import os
-import random
-import subprocess
 from pathlib import Path
 
 import images
@@ -30,37 +29,10 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 import imgscan
 
-VIRTUAL = 100 * images.GIB
-PIECES = 2048
-CHUNK = 64 * 1024
-
-
-def big_vhdx() -> Path:
-    """The 100 GiB sparse dynamic VHDX, made on first use."""
-    path = images.CACHE / "big-100G-1M.vhdx"
-    if path.exists():
-        return path
-    images.CACHE.mkdir(parents=True, exist_ok=True)
-    raw = images.CACHE / "big-vhdx.raw"
-    rng = random.Random(20261128)
-    offsets = sorted(rng.sample(range(VIRTUAL // CHUNK), PIECES))
-    with open(raw, "wb") as f:
-        f.truncate(VIRTUAL)
-        for index in offsets:
-            f.seek(index * CHUNK)
-            f.write(bytes([index % 251 + 1]) * CHUNK)
-    try:
-        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vhdx", "-o", "block_size=1M",
-                        str(raw), str(path) + ".part"], check=True)
-        os.replace(str(path) + ".part", path)
-    finally:
-        raw.unlink()
-    return path
-
 
 @pytest.fixture(scope="session")
 def big() -> Path:
-    return big_vhdx()
+    return images.big_vhdx()
 
 
 def test_extent_map_big_vhdx(benchmark: BenchmarkFixture, big: Path) -> None:
@@ -80,25 +52,7 @@ def test_map_json_big_vhdx(benchmark: BenchmarkFixture, big: Path) -> None:
     assert benchmark(map_json) > 0
 
 
-def main() -> None:
-    """Whole-process medians of ``imgscan map --json`` and ``qemu-img map``, alternated."""
-    import argparse
-    import shutil
-    import sys
-
+if __name__ == "__main__":
     import peer
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=15)
-    args = parser.parse_args()
-    exe = shutil.which("imgscan") or sys.exit("imgscan is not on PATH (pip install .)")
-    path = str(big_vhdx())
-    print("| case | imgscan (median) | qemu-img (median) | ratio (median of pairs) |")
-    print("|---|---|---|---|")
-    print(peer.compare("map --json, 100 GiB dynamic VHDX (1 MiB blocks), 2048 x 64 KiB data",
-                       [exe, "map", "--json", path],
-                       ["qemu-img", "map", "--output=json", path], args.runs))
-
-
-if __name__ == "__main__":
-    main()
+    peer.main(only="vhdx")

@@ -3,21 +3,19 @@
 Run with ``pytest benchmarks/test_bench_vmdk.py --benchmark-enable``. Target
 (issue 3): ``imgscan map --json`` of a 100 GiB sparse VMDK at least 10 times
 faster than ``qemu-img map --output=json``, whole process; ``python
-benchmarks/test_bench_vmdk.py [--runs N]`` measures that pair side by side
-(A B A B ...) and prints the medians and the median of the per-pair ratios.
+benchmarks/test_bench_vmdk.py [--runs N]`` (the same as ``python
+benchmarks/peer.py --only vmdk``) measures that pair side by side (A B A B
+...) and prints the medians and the median of the per-pair ratios.
 
-The image is built once into ``images.CACHE`` (never by the test suite): a
-100 GiB monolithicSparse VMDK (64 KiB grains, 512-entry grain tables: 3200
-tables, all allocated by qemu-img) holding 2048 pieces of 64 KiB at random
-offsets, made from a sparse raw file by ``qemu-img convert -O vmdk``, which
-skips the holes.
+The image is built once into ``images.CACHE`` (never by the test suite) by
+``images.big_vmdk``: a 100 GiB monolithicSparse VMDK (64 KiB grains,
+512-entry grain tables: 3200 tables, all allocated by qemu-img) holding 2048
+pieces of 64 KiB at random offsets, made from a sparse raw file by
+``qemu-img convert -O vmdk``, which skips the holes.
 """
 
 from __future__ import annotations
 
-import os
-import random
-import subprocess
 from pathlib import Path
 
 import images
@@ -26,37 +24,10 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 import imgscan
 
-VIRTUAL = 100 * images.GIB
-PIECES = 2048
-CHUNK = 64 * 1024
-
-
-def big_vmdk() -> Path:
-    """The 100 GiB sparse monolithicSparse VMDK, made on first use."""
-    path = images.CACHE / "big-100G-vmdk.vmdk"
-    if path.exists():
-        return path
-    images.CACHE.mkdir(parents=True, exist_ok=True)
-    raw = images.CACHE / "big-vmdk.raw"
-    rng = random.Random(20261128)
-    offsets = sorted(rng.sample(range(VIRTUAL // CHUNK), PIECES))
-    with open(raw, "wb") as f:
-        f.truncate(VIRTUAL)
-        for index in offsets:
-            f.seek(index * CHUNK)
-            f.write(bytes([index % 251 + 1]) * CHUNK)
-    try:
-        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o",
-                        "subformat=monolithicSparse", str(raw), str(path) + ".part"], check=True)
-        os.replace(str(path) + ".part", path)
-    finally:
-        raw.unlink()
-    return path
-
 
 @pytest.fixture(scope="session")
 def big() -> Path:
-    return big_vmdk()
+    return images.big_vmdk()
 
 
 def test_extent_map_big_vmdk(benchmark: BenchmarkFixture, big: Path) -> None:
@@ -76,25 +47,7 @@ def test_map_json_big_vmdk(benchmark: BenchmarkFixture, big: Path) -> None:
     assert benchmark(map_json) > 0
 
 
-def main() -> None:
-    """Whole-process medians of ``imgscan map --json`` and ``qemu-img map``, alternated."""
-    import argparse
-    import shutil
-    import sys
-
+if __name__ == "__main__":
     import peer
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=15)
-    args = parser.parse_args()
-    exe = shutil.which("imgscan") or sys.exit("imgscan is not on PATH (pip install .)")
-    path = str(big_vmdk())
-    print("| case | imgscan (median) | qemu-img (median) | ratio (median of pairs) |")
-    print("|---|---|---|---|")
-    print(peer.compare("map --json, 100 GiB monolithicSparse VMDK, 2048 x 64 KiB data",
-                       [exe, "map", "--json", path],
-                       ["qemu-img", "map", "--output=json", path], args.runs))
-
-
-if __name__ == "__main__":
-    main()
+    peer.main(only="vmdk")

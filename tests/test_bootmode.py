@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import sparse_file
 from oracles import CORPUS, needs_corpus, needs_qemu, run
 
 import imgscan
@@ -39,9 +40,7 @@ def _need(path: Path) -> None:
 
 
 def _disk(path: Path, size: int = 64 * MIB) -> Path:
-    with open(path, "wb") as f:
-        f.truncate(size)
-    return path
+    return sparse_file(path, size)
 
 
 def _boot_code(path: Path, loader: Path) -> None:

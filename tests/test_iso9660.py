@@ -16,13 +16,15 @@ import re
 import shutil
 import struct
 import subprocess
-import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import open_promptly, write_file
 from oracles import (
     CORPUS,
+    blkid_export,
     data_zero_runs,
     needs_corpus,
     needs_qemu,
@@ -47,6 +49,8 @@ needs_iso_tools = pytest.mark.skipif(
     reason="genisoimage / xorriso / isoinfo / isohybrid (syslinux-utils) / isolinux absent")
 needs_blkid = pytest.mark.skipif(shutil.which("blkid") is None, reason="blkid absent")
 needs_gdisk = pytest.mark.skipif(shutil.which("gdisk") is None, reason="gdisk absent")
+
+_write = partial(write_file, name="bad.iso")
 
 # El Torito / ECMA-119 offsets used to corrupt images
 BR_CATALOG_POINTER = 71
@@ -158,11 +162,6 @@ XORRISO_EMUL = {"none": "no-emulation", "fd1.2": "floppy-1.2m", "fd1.4": "floppy
                 "fd2.8": "floppy-2.88m", "hd": "hard-disk"}
 
 
-def _blkid(path: Path) -> dict[str, str]:
-    out = run("blkid", "-p", "-o", "export", path)
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
 def _gdisk_scan(path: Path) -> tuple[str, str]:
     """gdisk's "Partition table scan": (MBR: ..., GPT: ...).
 
@@ -232,8 +231,8 @@ def test_boot_entries_match_xorriso(made: dict[str, Path], name: str) -> None:
 @needs_iso_tools
 @needs_blkid
 @pytest.mark.parametrize("name", MADE)
-def test_made_facts_match_blkid(made: dict[str, Path], name: str) -> None:
-    blk = _blkid(made[name])
+def test_made_facts_matchblkid_export(made: dict[str, Path], name: str) -> None:
+    blk = blkid_export(made[name])
     with imgscan.open(made[name]) as im:
         fs = im.format_specific
     assert blk["TYPE"] == "iso9660"
@@ -306,22 +305,6 @@ def test_corpus_iso_facts() -> None:
 # Malformed images: made ones with sectors cut or fields corrupted
 # --------------------------------------------------------------------------
 
-def _write(tmp_path: Path, data: bytes | bytearray) -> Path:
-    p = tmp_path / "bad.iso"
-    p.write_bytes(bytes(data))
-    return p
-
-
-def _open_timed(path: Path) -> imgscan.Image:
-    t0 = time.monotonic()
-    try:
-        im = imgscan.open(path)
-        im.info()
-        return im
-    finally:
-        assert time.monotonic() - t0 < 2
-
-
 def _catalog(buf: bytes | bytearray) -> int:
     """Byte offset of the boot catalog named by the boot record at sector 17."""
     assert buf[17 * SECTOR + 7:17 * SECTOR + 30] == b"EL TORITO SPECIFICATION"
@@ -332,7 +315,7 @@ def _catalog(buf: bytes | bytearray) -> int:
 def test_truncated_before_sector_16_is_raw(made: dict[str, Path], tmp_path: Path) -> None:
     # the system area alone carries no ISO signature: nothing says "iso"
     p = _write(tmp_path, made["plain"].read_bytes()[:16 * SECTOR])
-    with _open_timed(p) as im:
+    with open_promptly(p) as im:
         assert im.format == "raw"
 
 
@@ -347,7 +330,7 @@ def test_truncated_inside_the_first_descriptor(made: dict[str, Path], tmp_path: 
 @needs_iso_tools
 def test_truncated_before_sector_17(made: dict[str, Path], tmp_path: Path) -> None:
     p = _write(tmp_path, made["plain"].read_bytes()[:17 * SECTOR])
-    with _open_timed(p) as im:
+    with open_promptly(p) as im:
         assert im.format == "iso" and im.format_specific["volume_id"] == "PLAINVOL"
         ids = {f.id for f in im.findings}
         assert {"truncated", "size-mismatch"} <= ids
@@ -362,7 +345,7 @@ def test_no_terminator_walk_is_capped(made: dict[str, Path], tmp_path: Path) -> 
     cap = limits.ISO_MAX_VOLUME_DESCRIPTORS
     for i in range(cap + 5):                   # descriptors for ever, no terminator
         buf[(17 + i) * SECTOR:(18 + i) * SECTOR] = svd
-    with _open_timed(_write(tmp_path, buf)) as im:
+    with open_promptly(_write(tmp_path, buf)) as im:
         assert len(im.format_specific["volume_descriptors"]) == cap
         assert any(f.id == "resource-exhaustion" for f in im.findings)
 
@@ -372,7 +355,7 @@ def test_missing_terminator(made: dict[str, Path], tmp_path: Path) -> None:
     buf = bytearray(made["plain"].read_bytes())
     assert buf[17 * SECTOR] == 255
     buf[17 * SECTOR:18 * SECTOR] = bytes(SECTOR)
-    with _open_timed(_write(tmp_path, buf)) as im:
+    with open_promptly(_write(tmp_path, buf)) as im:
         assert any(f.id == "corrupt" and "terminator" in f.message for f in im.findings)
 
 
@@ -388,7 +371,7 @@ def test_no_primary_descriptor(made: dict[str, Path], tmp_path: Path) -> None:
 def test_boot_catalog_past_eof(made: dict[str, Path], tmp_path: Path) -> None:
     buf = bytearray(made["both"].read_bytes())
     struct.pack_into("<I", buf, 17 * SECTOR + BR_CATALOG_POINTER, 0xFFFFFFF0)
-    with _open_timed(_write(tmp_path, buf)) as im:
+    with open_promptly(_write(tmp_path, buf)) as im:
         assert im.format_specific["el_torito"] == []
         assert any(f.id == "truncated" and "boot catalog" in f.message for f in im.findings)
 
@@ -402,7 +385,7 @@ def test_bad_validation_checksum(made: dict[str, Path], tmp_path: Path) -> None:
     # xorriso (like SeaBIOS) does not verify the sum and still lists both images;
     # UEFI firmware (EDK2) skips the catalog: reported as a corrupt finding.
     theirs = _xorriso_boot_images(p)
-    with _open_timed(p) as im:
+    with open_promptly(p) as im:
         fs = im.format_specific
         assert [e["load_rba"] for e in fs["el_torito"]] == [t["load_rba"] for t in theirs]
         assert len(theirs) == 2
@@ -415,7 +398,7 @@ def test_bad_validation_key(made: dict[str, Path], tmp_path: Path) -> None:
     buf = bytearray(made["both"].read_bytes())
     cat = _catalog(buf)
     buf[cat + 30:cat + 32] = b"\x00\x00"
-    with _open_timed(_write(tmp_path, buf)) as im:
+    with open_promptly(_write(tmp_path, buf)) as im:
         assert im.format_specific["el_torito"] == []
         assert any(f.id == "corrupt" and "55aa" in f.message for f in im.findings)
 
@@ -426,7 +409,7 @@ def test_section_claiming_65535_entries(made: dict[str, Path], tmp_path: Path) -
     cat = _catalog(buf)
     assert buf[cat + 64] == 0x91                 # the EFI section header
     struct.pack_into("<H", buf, cat + 66, 0xFFFF)
-    with _open_timed(_write(tmp_path, buf)) as im:
+    with open_promptly(_write(tmp_path, buf)) as im:
         entries = im.format_specific["el_torito"]
         assert len(entries) <= limits.ISO_MAX_BOOT_CATALOG_ENTRIES
         assert entries[1]["platform"] == "uefi"
@@ -437,7 +420,7 @@ def test_boot_image_past_eof(made: dict[str, Path], tmp_path: Path) -> None:
     buf = bytearray(made["bios"].read_bytes())
     cat = _catalog(buf)
     struct.pack_into("<I", buf, cat + 32 + 8, 0x7FFFFFFF)       # load RBA
-    with _open_timed(_write(tmp_path, buf)) as im:
+    with open_promptly(_write(tmp_path, buf)) as im:
         assert im.format_specific["el_torito"][0]["load_rba"] == 0x7FFFFFFF
         assert any(f.id == "truncated" and "boot image" in f.message for f in im.findings)
 
@@ -448,6 +431,6 @@ def test_volume_size_copies_differ(made: dict[str, Path], tmp_path: Path) -> Non
     struct.pack_into(">I", buf, 16 * SECTOR + PVD_VOLUME_SPACE_SIZE_BE, 12345)
     p = _write(tmp_path, buf)
     info = _isoinfo(p)                          # isoinfo reads the little-endian copy too
-    with _open_timed(p) as im:
+    with open_promptly(p) as im:
         assert im.format_specific["volume_space_size"] == int(info["Volume size"])
         assert any(f.id == "corrupt" and "big-endian" in f.message for f in im.findings)

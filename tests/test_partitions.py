@@ -14,14 +14,14 @@ import re
 import shutil
 import struct
 import subprocess
-import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from oracles import CORPUS, HAVE_QEMU, needs_corpus, needs_qemu, run
+from helpers import decompress, overwrite, promptly, sparse_file
+from oracles import CORPUS, HAVE_QEMU, corpus_facts, needs_corpus, needs_qemu, run
 
 import imgscan
 from imgscan import limits
@@ -39,12 +39,6 @@ QEMU_FORMATS = ("qcow2", "vpc", "vhdx", "vmdk")
 CONVERT_OPTIONS = {"vpc": ["-o", "subformat=dynamic,force_size=on"]}
 
 
-def _sparse(path: Path, size: int) -> Path:
-    with open(path, "wb") as f:
-        f.truncate(size)
-    return path
-
-
 def _sfdisk(path: Path, script: str, *extra: str) -> None:
     subprocess.run(["sfdisk", "-q", *extra, str(path)], input=script, text=True, check=True,
                    capture_output=True)
@@ -54,51 +48,45 @@ def _sgdisk(path: Path, *args: str) -> None:
     run("sgdisk", *args, path)
 
 
-def _zero(path: Path, offset: int, length: int) -> None:
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        f.write(bytes(length))
-
-
 def _make_disks(d: Path) -> dict[str, Path]:
     disks: dict[str, Path] = {}
 
-    p = disks["mbr"] = _sparse(d / "mbr.raw", 64 * MIB)
+    p = disks["mbr"] = sparse_file(d / "mbr.raw", 64 * MIB)
     _sfdisk(p, "label: dos\nstart=2048,size=20480,type=83,bootable\nsize=20480,type=7\n"
                "size=20480,type=c\nsize=8192,type=82\n")
 
-    p = disks["mbr-logical"] = _sparse(d / "mbr-logical.raw", 64 * MIB)
+    p = disks["mbr-logical"] = sparse_file(d / "mbr-logical.raw", 64 * MIB)
     _sfdisk(p, "label: dos\nstart=2048,size=20480,type=83,bootable\n"
                "start=22528,size=81920,type=5\nstart=24576,size=8192,type=83\n"
                "start=34816,size=8192,type=82\nstart=45056,size=8192,type=7\n"
                "start=55296,size=8192,type=c\n")
 
-    p = disks["gpt-windows"] = _sparse(d / "gpt-windows.raw", 128 * MIB)
+    p = disks["gpt-windows"] = sparse_file(d / "gpt-windows.raw", 128 * MIB)
     _sgdisk(p, "-n1:2048:+16M", "-t1:ef00", "-c1:EFI system partition",
             "-n2:0:+16M", "-t2:0c01", "-c2:Microsoft reserved partition",
             "-n3:0:+64M", "-t3:0700", "-c3:Basic data partition",
             "-n4:0:0", "-t4:2700", "-A4:set:0", "-A4:set:63")
 
-    p = disks["gpt-biosboot"] = _sparse(d / "gpt-biosboot.raw", 64 * MIB)
+    p = disks["gpt-biosboot"] = sparse_file(d / "gpt-biosboot.raw", 64 * MIB)
     _sgdisk(p, "-n1:2048:+1M", "-t1:ef02", "-n2:0:0", "-t2:8300", "-A2:set:2", "-c2:root")
 
-    p = disks["gpt-hybrid"] = _sparse(d / "gpt-hybrid.raw", 64 * MIB)
+    p = disks["gpt-hybrid"] = sparse_file(d / "gpt-hybrid.raw", 64 * MIB)
     _sgdisk(p, "-n1:2048:+8M", "-t1:ef00", "-n2:0:0", "-t2:8300")
     _sgdisk(p, "-h", "2")
 
     # sgdisk's protective MBR with both GPT headers and arrays wiped.
-    p = disks["pmbr-no-gpt"] = _sparse(d / "pmbr-no-gpt.raw", 64 * MIB)
+    p = disks["pmbr-no-gpt"] = sparse_file(d / "pmbr-no-gpt.raw", 64 * MIB)
     _sgdisk(p, "-n1:2048:0", "-t1:8300")
-    _zero(p, 512, 33 * 512)
-    _zero(p, 64 * MIB - 33 * 512, 33 * 512)
+    overwrite(p, 512, bytes(33 * 512))
+    overwrite(p, 64 * MIB - 33 * 512, bytes(33 * 512))
 
-    disks["empty"] = _sparse(d / "empty.raw", 16 * MIB)
+    disks["empty"] = sparse_file(d / "empty.raw", 16 * MIB)
 
-    p = disks["gpt-2t"] = _sparse(d / "gpt-2t.raw", 2 << 40)
+    p = disks["gpt-2t"] = sparse_file(d / "gpt-2t.raw", 2 << 40)
     _sgdisk(p, "-n1:2048:+1G", "-t1:ef00", "-n2:0:0", "-t2:8300")
 
     # fdisk -b 4096: a 4Kn disk's GPT (util-linux 2.38's sfdisk has no sector size option).
-    p = disks["gpt-4k"] = _sparse(d / "gpt-4k.raw", 64 * MIB)
+    p = disks["gpt-4k"] = sparse_file(d / "gpt-4k.raw", 64 * MIB)
     _fdisk_4k(p, "g\nn\n1\n256\n+8M\nt\n1\nn\n2\n\n+32M\nw\n")
     return disks
 
@@ -350,18 +338,9 @@ def test_boot_code_of_real_mbrs(tmp_path: Path) -> None:
 
 # -- the real partition dumps of the corpus -------------------------------------
 
-def _facts() -> dict[str, Any]:
-    facts: dict[str, Any] = json.loads((CORPUS / "FACTS.json").read_text())
-    return facts
-
-
 def _padded(src: Path, dst: Path, size: int | None) -> Path:
     """The dump zero-padded to the disk size its table records, as the oracles read it."""
-    data = src.read_bytes()
-    if src.suffix == ".gz":
-        import gzip
-        data = gzip.decompress(data)
-    dst.write_bytes(data)
+    decompress(src, dst)
     if size:
         with open(dst, "r+b") as f:
             f.truncate(size)
@@ -376,7 +355,7 @@ CORPUS_TABLES = ("dissect.volume/mbr.bin", "dissect.volume/gpt.bin", "dissect.vo
 @needs_corpus
 @pytest.mark.parametrize("rel", CORPUS_TABLES)
 def test_corpus_tables_match_facts(tmp_path: Path, rel: str) -> None:
-    fact = _facts()[rel]
+    fact = corpus_facts()[rel]
     raw = _padded(CORPUS / rel, tmp_path / "disk.raw", fact.get("padded_to_bytes"))
     info = _info(raw)
     if rel.endswith("gpt_4k.bin"):
@@ -415,7 +394,7 @@ def test_corpus_tables_match_facts(tmp_path: Path, rel: str) -> None:
 @needs_corpus
 def test_corpus_gpt_with_bad_entry_crc_and_other_schemes(tmp_path: Path) -> None:
     # sgdisk: "main partition table CRC" bad; the entries are reported with a finding.
-    fact = _facts()["dissect.volume/gpt_no_name_xff.bin"]
+    fact = corpus_facts()["dissect.volume/gpt_no_name_xff.bin"]
     raw = _padded(CORPUS / "dissect.volume/gpt_no_name_xff.bin", tmp_path / "x.raw",
                   fact["padded_to_bytes"])
     info = _info(raw)
@@ -475,10 +454,8 @@ def _ids(info: dict[str, Any]) -> set[str]:
 
 
 def _timed_info(path: Path) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    info = _info(path)
-    assert time.perf_counter() - t0 < 2.0, "took too long"
-    return info
+    with promptly(2.0):
+        return _info(path)
 
 
 BACKUP = 64 * MIB - 512  # the backup header of the 64 MiB GPT disks
@@ -577,7 +554,7 @@ def test_ebr_loop_ends(disks: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_ebr_chain_thousands_long_is_cut(tmp_path: Path) -> None:
-    disk = _sparse(tmp_path / "chain.raw", 64 * MIB)
+    disk = sparse_file(tmp_path / "chain.raw", 64 * MIB)
     links = 5000
     _sfdisk(disk, f"label: dos\nstart=2048,size={2 * links + 2},type=5\n")
     with open(disk, "r+b") as f:
@@ -593,7 +570,7 @@ def test_ebr_chain_thousands_long_is_cut(tmp_path: Path) -> None:
 
 
 def test_4k_mbr_with_the_containers_sector_size(tmp_path: Path) -> None:
-    disk = _sparse(tmp_path / "mbr4k.raw", 64 * MIB)
+    disk = sparse_file(tmp_path / "mbr4k.raw", 64 * MIB)
     _fdisk_4k(disk, "o\nn\np\n1\n256\n+8M\nn\np\n2\n\n+16M\nw\n")
     data = disk.read_bytes()
     table = read_partition_table(lambda off, n: data[off:off + n], len(data), str(disk), 4096)

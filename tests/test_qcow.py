@@ -15,15 +15,17 @@ import random
 import re
 import struct
 import subprocess
-import time
 import zlib
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import GiB, MiB, TiB, patched, promptly, qemu_create
 from oracles import (
     CORPUS,
+    clip_map,
     data_zero_runs,
     needs_corpus,
     needs_qemu,
@@ -31,6 +33,8 @@ from oracles import (
     qemu_io,
     qemu_map,
     qemu_raw_sha256,
+    qemu_refuses,
+    qemu_window,
     run,
     sha256_file,
     sha256_stream,
@@ -61,10 +65,6 @@ OFF_L1_TABLE_OFFSET = 40
 HEADER_SIZE = 48
 OFLAG_COMPRESSED = 1 << 63
 
-MiB = 1 << 20
-GiB = 1 << 30
-TiB = 1 << 40
-
 SECRET = "secret,id=sec0,data=imgscan-qcow-test"
 PATTERN = 0x5A
 
@@ -72,9 +72,7 @@ pytestmark = needs_qemu
 
 
 # -- images made by qemu -------------------------------------------------------------
-def _create(path: Path, size: int | str, *extra: str) -> Path:
-    run("qemu-img", "create", "-f", "qcow", *extra, path, str(size), cwd=path.parent)
-    return path
+_create = partial(qemu_create, fmt="qcow")
 
 
 def _encrypted_opts(path: Path) -> str:
@@ -163,25 +161,14 @@ def _without_backing(path: Path) -> str:
                        "backing": None}).join(["json:", ""])
 
 
-def _qemu_window(source: str | Path, offset: int, size: int, scratch: Path) -> bytes:
-    """Guest bytes ``[offset, offset + size)`` as qemu reads them (raw driver over qcow)."""
-    spec = {"driver": "raw", "offset": offset, "size": size,
-            "file": {"driver": "qcow", "file": {"driver": "file", "filename": str(source)}}}
-    out = scratch / f"window-{offset}-{size}.raw"
-    run("qemu-img", "convert", "-O", "raw", "json:" + json.dumps(spec), out)
-    data = out.read_bytes()
-    out.unlink()
-    return data
-
-
 def _assert_map_matches(img: Image, qmap: list[dict[str, Any]], *,
                         window: tuple[int, int] | None = None) -> None:
     """Same data/zero runs as qemu; same host offsets; compressed where qemu gives none."""
     emap = img.extents()
     assert emap.check_complete()
     start, end = window if window else (0, img.virtual_size)
-    ours = _clip([dict(e) for e in emap.to_qemu()], start, end)
-    assert data_zero_runs(ours) == data_zero_runs(_clip(qmap, start, end))
+    ours = clip_map([dict(e) for e in emap.to_qemu()], start, end)
+    assert data_zero_runs(ours) == data_zero_runs(clip_map(qmap, start, end))
     extents = list(emap)
     for q in qmap:
         if not q["data"]:
@@ -196,15 +183,6 @@ def _assert_map_matches(img: Image, qmap: list[dict[str, Any]], *,
             else:
                 # qemu reports no host offset only for compressed clusters.
                 assert x.kind == "compressed"
-
-
-def _clip(entries: list[dict[str, Any]], start: int, end: int) -> list[dict[str, Any]]:
-    out = []
-    for e in entries:
-        s, t = max(int(e["start"]), start), min(int(e["start"]) + int(e["length"]), end)
-        if s < t:
-            out.append({**e, "start": s, "length": t - s})
-    return out
 
 
 def _overlapping(extents: list[Extent], start: int, end: int) -> Iterator[Extent]:
@@ -279,7 +257,7 @@ def test_huge_sparse_image_windows(images: dict[str, Path], tmp_path: Path) -> N
             _assert_map_matches(img, json.loads(out), window=(start, start + size))
         for start, size in [(0, MiB), (512 * GiB - MiB // 2, 2 * MiB), (300 * GiB, MiB),
                             (TiB - MiB, MiB)]:
-            assert img.read(start, size) == _qemu_window(path, start, size, tmp_path)
+            assert img.read(start, size) == qemu_window("qcow", path, start, size, tmp_path)
         assert img.allocated_size == 4096 + 65536 + 8192
 
 
@@ -351,6 +329,13 @@ def test_sleuthkit_qcow_corpus(tmp_path: Path) -> None:
 
 
 # -- malformed images ------------------------------------------------------------------------
+@pytest.fixture
+def prompt() -> Iterator[None]:
+    """Every malformed case must fail fast, never loop on a claimed size."""
+    with promptly(5):
+        yield
+
+
 @pytest.fixture(scope="session")
 def pristine(images: dict[str, Path]) -> bytes:
     return images["small"].read_bytes()
@@ -359,12 +344,7 @@ def pristine(images: dict[str, Path]) -> bytes:
 def _patched(tmp_path: Path, data: bytes, *edits: tuple[int, str, int],
              append: bytes = b"", name: str = "bad.qcow") -> Path:
     """``data`` with big-endian fields ``(offset, struct format, value)`` overwritten."""
-    buf = bytearray(data + append)
-    for offset, fmt, value in edits:
-        struct.pack_into(">" + fmt, buf, offset, value)
-    path = tmp_path / name
-    path.write_bytes(buf)
-    return path
+    return patched(tmp_path, name, data + append, ">", *edits)
 
 
 def _l1_offset(data: bytes | bytearray) -> int:
@@ -382,22 +362,6 @@ def _l2_entry_offset(data: bytes | bytearray, guest: int) -> int:
     cluster_bits, l2_bits = data[OFF_CLUSTER_BITS], data[OFF_L2_BITS]
     index = (guest >> cluster_bits) & ((1 << l2_bits) - 1)
     return _l2_offset(data, guest >> (cluster_bits + l2_bits)) + 8 * index
-
-
-def _qemu_refuses(path: Path) -> bool:
-    try:
-        qemu_info(path, "qcow")
-    except AssertionError:
-        return True
-    return False
-
-
-@pytest.fixture
-def prompt() -> Iterator[None]:
-    """Every malformed case must fail fast, never loop on a claimed size."""
-    start = time.monotonic()
-    yield
-    assert time.monotonic() - start < 5
 
 
 @pytest.mark.parametrize("length", range(HEADER_SIZE))
@@ -452,7 +416,7 @@ def test_bad_header_fields(pristine: bytes, tmp_path: Path, offset: int, fmt: st
     path = _patched(tmp_path, pristine, (offset, fmt, value))
     with pytest.raises(error, match=re.escape(str(path))):
         imgscan.open(path)
-    assert _qemu_refuses(path)
+    assert qemu_refuses(path, "qcow")
 
 
 def test_l1_cap_boundary(pristine: bytes, tmp_path: Path) -> None:
@@ -582,7 +546,7 @@ def test_backing_name_length_boundary(pristine: bytes, tmp_path: Path) -> None:
                     (OFF_BACKING_FILE_SIZE, "I", 1024), append=name + b"b", name="long.qcow")
     with pytest.raises(LimitExceeded, match="backing file name"):
         imgscan.open(path)
-    assert _qemu_refuses(path)
+    assert qemu_refuses(path, "qcow")
 
 
 def test_backing_name_ends_at_nul(pristine: bytes, tmp_path: Path) -> None:

@@ -6,13 +6,11 @@ malformed ones start from such an image with single fields overwritten.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
 import struct
 import subprocess
-import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +18,10 @@ from typing import Any
 
 import pytest
 import zstandard
+from helpers import GiB, KiB, MiB, TiB, copy_of, decompress, overwrite, promptly, run_keyed
 from oracles import (
     CORPUS,
+    corpus_facts,
     data_zero_runs,
     needs_corpus,
     needs_qemu,
@@ -32,14 +32,11 @@ from oracles import (
     run,
     sha256_file,
     sha256_stream,
+    stored_not_zero,
 )
 
 import imgscan
 
-KiB = 1024
-MiB = 1024 * KiB
-GiB = 1024 * MiB
-TiB = 1024 * GiB
 SECRET = "secret,id=sec0,data=pw"
 
 
@@ -68,15 +65,7 @@ def _create(path: Path, size: int | str, *opts: str, objects: tuple[str, ...] = 
         args += ["--object", obj]
     if opts:
         args += ["-o", ",".join(opts)]
-    for attempt in range(5):
-        try:
-            run(*args, path, str(size), cwd=path.parent)
-            return
-        except AssertionError as exc:
-            # LUKS key setup times PBKDF2 with getrusage, which fails now and
-            # then on a loaded machine ("Unable to get accurate CPU usage").
-            if "CPU usage" not in str(exc) or attempt == 4:
-                raise
+    run_keyed(lambda _: [*args, path, str(size)], cwd=path.parent)
 
 
 def _build(root: Path) -> dict[str, Made]:
@@ -231,15 +220,6 @@ def _qemu_map(made: Made) -> list[dict[str, Any]]:
     return result
 
 
-def _stored_not_zero(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """qemu's map with "data, zero" read as data.
-
-    qemu marks clusters of a metadata-preallocated image that sit in host-file
-    holes as both data and zero; imgscan reports what the L2 table says (data).
-    """
-    return [{**e, "zero": e["zero"] and not e["data"]} for e in entries]
-
-
 @needs_qemu
 @pytest.mark.parametrize("name", ALL)
 def test_facts_match_qemu_info(images: dict[str, Made], name: str) -> None:
@@ -274,7 +254,7 @@ def test_map_matches_qemu_map(images: dict[str, Made], name: str) -> None:
         # fire on any image (snapshots and bitmaps here, now and then). Where it does,
         # qemu calls host-file holes in data clusters "data and zero"; imgscan reports
         # what the L2 table says, data.
-        theirs = _stored_not_zero(theirs)
+        theirs = stored_not_zero(theirs)
         assert data_zero_runs(emap.to_qemu()) == data_zero_runs(theirs)
 
 
@@ -380,7 +360,7 @@ def test_dirty_image(images: dict[str, Made]) -> None:
 def test_odd_header_size_rounds_down_like_qemu(images: dict[str, Made], tmp_path: Path) -> None:
     path = tmp_path / "odd.qcow2"
     shutil.copy(images["odd"].path, path)
-    _patch(path, 24, struct.pack(">Q", MiB + 300))
+    overwrite(path, 24, struct.pack(">Q", MiB + 300))
     with imgscan.open(path) as img:
         assert img.virtual_size == qemu_info(path)["virtual-size"] == MiB
         assert data_zero_runs(img.extents().to_qemu()) == data_zero_runs(qemu_map(path))
@@ -391,7 +371,7 @@ def test_odd_header_size_rounds_down_like_qemu(images: dict[str, Made], tmp_path
 def _corpus_qcow2() -> list[str]:
     if not CORPUS.is_dir():
         return []
-    facts = json.loads((CORPUS / "FACTS.json").read_text())
+    facts = corpus_facts()
     return sorted(k for k, v in facts.items()
                   if v.get("qemu_img_info", {}).get("json", {}).get("format") == "qcow2")
 
@@ -404,13 +384,7 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         src = CORPUS / rel
         dst = out / src.name.removesuffix(".gz")
         if src.suffix == ".gz":
-            with gzip.open(src) as fin, open(dst, "wb") as fout:
-                while chunk := fin.read(1 << 20):
-                    if chunk.count(0) == len(chunk):
-                        fout.seek(len(chunk), os.SEEK_CUR)
-                    else:
-                        fout.write(chunk)
-                fout.truncate()
+            decompress(src, dst)
         else:
             shutil.copy(src, dst)
     return out
@@ -419,7 +393,7 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @needs_corpus
 @pytest.mark.parametrize("rel", _corpus_qcow2())
 def test_corpus_facts(corpus_dir: Path, scratch: Path, rel: str) -> None:
-    facts = json.loads((CORPUS / "FACTS.json").read_text())[rel]
+    facts = corpus_facts()[rel]
     expected = facts["qemu_img_info"]["json"]
     path = corpus_dir / Path(rel).name.removesuffix(".gz")
     with imgscan.open(path) as img:
@@ -439,7 +413,7 @@ def test_corpus_facts(corpus_dir: Path, scratch: Path, rel: str) -> None:
     raw = _convert(path, scratch)
     try:
         with imgscan.open(path, external_dir=str(corpus_dir)) as img, open(raw, "rb") as f:
-            theirs = _stored_not_zero(qemu_map(path))  # the sparse copy has holes
+            theirs = stored_not_zero(qemu_map(path))  # the sparse copy has holes
             assert data_zero_runs(img.extents().to_qemu()) == data_zero_runs(theirs)
             for start, end, data, _zero in data_zero_runs(theirs):
                 pos = start
@@ -468,17 +442,9 @@ def test_corpus_backing_chain(corpus_dir: Path, scratch: Path) -> None:
 
 # -- malformed images ---------------------------------------------------------------
 
-def _patch(path: Path, offset: int, data: bytes) -> None:
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        f.write(data)
-
-
 @pytest.fixture
 def v3_copy(images: dict[str, Made], tmp_path: Path) -> Path:
-    path = tmp_path / "bad.qcow2"
-    shutil.copy(images["v3"].path, path)
-    return path
+    return copy_of(images["v3"].path, tmp_path, "bad.qcow2")
 
 
 @needs_qemu
@@ -505,10 +471,10 @@ def test_truncated_header_is_never_raw(images: dict[str, Made], tmp_path: Path,
 
 @needs_qemu
 def test_version_4_and_1(v3_copy: Path) -> None:
-    _patch(v3_copy, 4, struct.pack(">I", 4))
+    overwrite(v3_copy, 4, struct.pack(">I", 4))
     with pytest.raises(imgscan.UnsupportedFeature, match="unknown-feature"):
         imgscan.open(v3_copy)
-    _patch(v3_copy, 4, struct.pack(">I", 1))
+    overwrite(v3_copy, 4, struct.pack(">I", 1))
     try:
         with imgscan.open(v3_copy) as img:
             assert img.format != "qcow2"
@@ -518,7 +484,7 @@ def test_version_4_and_1(v3_copy: Path) -> None:
 
 @needs_qemu
 def test_unknown_incompatible_bit(v3_copy: Path) -> None:
-    _patch(v3_copy, 72, struct.pack(">Q", 1 << 5))
+    overwrite(v3_copy, 72, struct.pack(">Q", 1 << 5))
     with imgscan.open(v3_copy) as img:
         found = [f for f in img.info()["findings"] if f["id"] == "unknown-feature"]
         assert found and found[0]["severity"] == "error"
@@ -528,7 +494,7 @@ def test_unknown_incompatible_bit(v3_copy: Path) -> None:
 
 @needs_qemu
 def test_unknown_compatible_and_autoclear_bits_are_info(v3_copy: Path) -> None:
-    _patch(v3_copy, 80, struct.pack(">QQ", 1 << 7, 1 << 9))
+    overwrite(v3_copy, 80, struct.pack(">QQ", 1 << 7, 1 << 9))
     with imgscan.open(v3_copy) as img:
         found = [f for f in img.info()["findings"] if f["id"] == "unknown-feature"]
         assert [f["severity"] for f in found] == ["info", "info"]
@@ -538,11 +504,11 @@ def test_unknown_compatible_and_autoclear_bits_are_info(v3_copy: Path) -> None:
 @needs_qemu
 def test_l1_too_large_and_past_eof(v3_copy: Path) -> None:
     original = v3_copy.read_bytes()
-    _patch(v3_copy, 36, struct.pack(">I", 0x7FFFFFFF))
+    overwrite(v3_copy, 36, struct.pack(">I", 0x7FFFFFFF))
     with pytest.raises(imgscan.LimitExceeded):
         imgscan.open(v3_copy)
     v3_copy.write_bytes(original)
-    _patch(v3_copy, 40, struct.pack(">Q", 1 << 40))
+    overwrite(v3_copy, 40, struct.pack(">Q", 1 << 40))
     with imgscan.open(v3_copy) as img:
         with pytest.raises(imgscan.TruncatedImage, match="L1 table"):
             img.extents()
@@ -551,7 +517,7 @@ def test_l1_too_large_and_past_eof(v3_copy: Path) -> None:
 
 @needs_qemu
 def test_backing_name_past_eof(v3_copy: Path) -> None:
-    _patch(v3_copy, 8, struct.pack(">QI", 1 << 40, 10))
+    overwrite(v3_copy, 8, struct.pack(">QI", 1 << 40, 10))
     with pytest.raises(imgscan.TruncatedImage, match="backing file name"):
         imgscan.open(v3_copy)
 
@@ -559,7 +525,7 @@ def test_backing_name_past_eof(v3_copy: Path) -> None:
 @needs_qemu
 def test_l2_past_eof(v3_copy: Path) -> None:
     l1_offset = struct.unpack(">Q", v3_copy.read_bytes()[40:48])[0]
-    _patch(v3_copy, l1_offset, struct.pack(">Q", (1 << 63) | (1 << 40)))
+    overwrite(v3_copy, l1_offset, struct.pack(">Q", (1 << 63) | (1 << 40)))
     with imgscan.open(v3_copy) as img:
         with pytest.raises(imgscan.TruncatedImage, match="L2 table"):
             img.extents()
@@ -573,7 +539,7 @@ def test_l2_past_eof(v3_copy: Path) -> None:
                                         (22, imgscan.LimitExceeded),
                                         (63, imgscan.LimitExceeded)])
 def test_cluster_bits(v3_copy: Path, bits: int, error: type[Exception]) -> None:
-    _patch(v3_copy, 20, struct.pack(">I", bits))
+    overwrite(v3_copy, 20, struct.pack(">I", bits))
     with pytest.raises(error):
         imgscan.open(v3_copy)
 
@@ -583,7 +549,7 @@ def test_data_cluster_past_eof_reads_zero(v3_copy: Path) -> None:
     data = v3_copy.read_bytes()
     l1_offset = struct.unpack(">Q", data[40:48])[0]
     l2_offset = struct.unpack(">Q", data[l1_offset:l1_offset + 8])[0] & 0x00FFFFFFFFFFFE00
-    _patch(v3_copy, l2_offset, struct.pack(">Q", (1 << 63) | (1 << 30)))
+    overwrite(v3_copy, l2_offset, struct.pack(">Q", (1 << 63) | (1 << 30)))
     with imgscan.open(v3_copy) as img:
         assert img.read(0, 4096) == b"\0" * 4096
         assert "truncated" in {f.id for f in img.findings}
@@ -612,14 +578,12 @@ def _repoint_compressed(path: Path, stream: bytes) -> None:
         f.write(stream)
     sectors = (len(stream) + 511) // 512
     shift = 62 - (cluster_bits - 8)
-    _patch(path, entry_at, struct.pack(">Q", (1 << 62) | ((sectors - 1) << shift) | host))
+    overwrite(path, entry_at, struct.pack(">Q", (1 << 62) | ((sectors - 1) << shift) | host))
 
 
 @pytest.fixture
 def zlib_copy(images: dict[str, Made], tmp_path: Path) -> Path:
-    path = tmp_path / "bad-zlib.qcow2"
-    shutil.copy(images["zlib"].path, path)
-    return path
+    return copy_of(images["zlib"].path, tmp_path, "bad-zlib.qcow2")
 
 
 def _raw_deflate(data: bytes) -> bytes:
@@ -638,10 +602,8 @@ def test_bad_zlib_cluster(zlib_copy: Path, kind: str) -> None:
     _repoint_compressed(zlib_copy, stream)
     with imgscan.open(zlib_copy) as img:
         assert img.extents()[0].kind == "compressed"
-        start = time.monotonic()
-        with pytest.raises(imgscan.CorruptImage):
+        with promptly(2), pytest.raises(imgscan.CorruptImage):
             img.read(0, 512)
-        assert time.monotonic() - start < 2
         if kind == "bomb":
             assert "compression-bomb" in {f.id for f in img.findings}
 
@@ -664,7 +626,7 @@ def test_unknown_header_extension_is_listed(v3_copy: Path) -> None:
     header_length = struct.unpack(">I", data[100:104])[0]
     ext_type, ext_len = struct.unpack(">II", data[header_length:header_length + 8])
     assert ext_type != 0  # qemu writes its feature name table there
-    _patch(v3_copy, header_length, struct.pack(">I", 0x12345678))
+    overwrite(v3_copy, header_length, struct.pack(">I", 0x12345678))
     assert qemu_info(v3_copy)["format"] == "qcow2"  # qemu ignores it too
     with imgscan.open(v3_copy) as img:
         assert img.format_specific["unknown-header-extensions"] == [
@@ -677,6 +639,6 @@ def test_unaligned_l2_entry_is_corrupt(v3_copy: Path) -> None:
     data = v3_copy.read_bytes()
     l1_offset = struct.unpack(">Q", data[40:48])[0]
     l2_offset = struct.unpack(">Q", data[l1_offset:l1_offset + 8])[0] & 0x00FFFFFFFFFFFE00
-    _patch(v3_copy, l2_offset, struct.pack(">Q", (1 << 63) | 0x10200))
+    overwrite(v3_copy, l2_offset, struct.pack(">Q", (1 << 63) | 0x10200))
     with imgscan.open(v3_copy) as img, pytest.raises(imgscan.CorruptImage, match="aligned"):
         img.extents()

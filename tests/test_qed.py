@@ -12,22 +12,27 @@ from __future__ import annotations
 
 import json
 import struct
-import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import GiB, KiB, MiB, TiB, patched, promptly, qemu_create
 from oracles import (
+    clip_map,
     data_zero_runs,
     needs_qemu,
     qemu_info,
     qemu_io,
     qemu_map,
     qemu_raw_sha256,
+    qemu_refuses,
+    qemu_window,
     run,
     sha256_file,
     sha256_stream,
+    stored_not_zero,
 )
 
 import imgscan
@@ -55,20 +60,9 @@ BACKING_FILENAME_SIZE = 60
 HEADER_BYTES = 64
 F_BACKING_FILE, F_NEED_CHECK, F_NO_PROBE = 1, 2, 4
 
-KiB = 1 << 10
-MiB = 1 << 20
-GiB = 1 << 30
-TiB = 1 << 40
-
 pytestmark = needs_qemu
 
-
-def _create(path: Path, size: int | str | None, *extra: str) -> Path:
-    args: list[str | Path] = ["qemu-img", "create", "-f", "qed", *extra, path]
-    if size is not None:
-        args.append(str(size))
-    run(*args, cwd=path.parent)
-    return path
+_create = partial(qemu_create, fmt="qed")
 
 
 @pytest.fixture(scope="session")
@@ -128,24 +122,10 @@ def images(qdir: Path) -> dict[str, Path]:
     return out
 
 
-def _stored_not_zero(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """qemu's map with "data, zero" (a host-file hole inside a data cluster) read as data."""
-    return [{**e, "zero": e["zero"] and not e["data"]} for e in entries]
-
-
 def _without_backing(path: Path) -> str:
     return "json:" + json.dumps({"driver": "qed", "file": {"driver": "file",
                                                            "filename": str(path)},
                                  "backing": None})
-
-
-def _clip(entries: list[dict[str, Any]], start: int, end: int) -> list[dict[str, Any]]:
-    out = []
-    for e in entries:
-        s, t = max(int(e["start"]), start), min(int(e["start"]) + int(e["length"]), end)
-        if s < t:
-            out.append({**e, "start": s, "length": t - s})
-    return out
 
 
 def _assert_map_matches(img: Image, qmap: list[dict[str, Any]], *,
@@ -153,8 +133,8 @@ def _assert_map_matches(img: Image, qmap: list[dict[str, Any]], *,
     emap = img.extents()
     assert emap.check_complete()
     start, end = window if window else (0, img.virtual_size)
-    ours = _clip([dict(e) for e in emap.to_qemu()], start, end)
-    assert data_zero_runs(ours) == data_zero_runs(_stored_not_zero(_clip(qmap, start, end)))
+    ours = clip_map([dict(e) for e in emap.to_qemu()], start, end)
+    assert data_zero_runs(ours) == data_zero_runs(stored_not_zero(clip_map(qmap, start, end)))
     extents = list(emap)
     for q in qmap:
         if not q["data"]:
@@ -209,7 +189,7 @@ def test_map_of_top_with_its_backing_matches_qemu(images: dict[str, Path]) -> No
         ours = img.extents().to_qemu(has_backing=True)
         theirs = [e for e in qemu_map(path) if e["depth"] == 0]
         mine = [e for e in ours if e["depth"] == 0]
-        assert data_zero_runs(mine) == data_zero_runs(_stored_not_zero(theirs))
+        assert data_zero_runs(mine) == data_zero_runs(stored_not_zero(theirs))
 
 
 @pytest.mark.parametrize("name", ["empty", "small", "c4k", "c1m", "odd", "converted", "base"])
@@ -218,16 +198,6 @@ def test_guest_bytes_match_qemu_convert(images: dict[str, Path], name: str,
     path = images[name]
     with imgscan.open(path) as img:
         assert sha256_stream(img.read, img.virtual_size) == qemu_raw_sha256(path, tmp_path)
-
-
-def _qemu_window(path: Path, offset: int, size: int, scratch: Path) -> bytes:
-    spec = {"driver": "raw", "offset": offset, "size": size,
-            "file": {"driver": "qed", "file": {"driver": "file", "filename": str(path)}}}
-    out = scratch / f"window-{offset}.raw"
-    run("qemu-img", "convert", "-O", "raw", "json:" + json.dumps(spec), out)
-    data = out.read_bytes()
-    out.unlink()
-    return data
 
 
 def test_huge_sparse_image_windows(images: dict[str, Path], tmp_path: Path) -> None:
@@ -241,7 +211,7 @@ def test_huge_sparse_image_windows(images: dict[str, Path], tmp_path: Path) -> N
                       f"--max-length={size}", path)
             _assert_map_matches(img, json.loads(out), window=(start, start + size))
         for start in (0, 512 * GiB - MiB // 2, 600 * GiB, TiB - MiB):
-            assert img.read(start, MiB) == _qemu_window(path, start, MiB, tmp_path)
+            assert img.read(start, MiB) == qemu_window("qed", path, start, MiB, tmp_path)
         assert img.allocated_size == 3 * 65536
 
 
@@ -286,6 +256,13 @@ def test_table_size_one_is_read(qdir: Path) -> None:
 
 
 # -- flags and malformed images ------------------------------------------------------------
+@pytest.fixture
+def prompt() -> Iterator[None]:
+    """Every malformed case must fail fast, never loop on a claimed size."""
+    with promptly(5):
+        yield
+
+
 @pytest.fixture(scope="session")
 def pristine(images: dict[str, Path]) -> bytes:
     return images["small"].read_bytes()
@@ -294,20 +271,7 @@ def pristine(images: dict[str, Path]) -> bytes:
 def _patched(tmp_path: Path, data: bytes | bytearray, *edits: tuple[int, str, int],
              append: bytes = b"", name: str = "bad.qed") -> Path:
     """``data`` with little-endian fields ``(offset, struct format, value)`` overwritten."""
-    buf = bytearray(data + append)
-    for offset, fmt, value in edits:
-        struct.pack_into("<" + fmt, buf, offset, value)
-    path = tmp_path / name
-    path.write_bytes(buf)
-    return path
-
-
-def _qemu_refuses(path: Path) -> bool:
-    try:
-        run("qemu-img", "map", "--output=json", "-f", "qed", path)
-    except AssertionError:
-        return True
-    return False
+    return patched(tmp_path, name, data + append, "<", *edits)
 
 
 def _l1(data: bytes | bytearray) -> int:
@@ -324,14 +288,6 @@ def _l2_entry(data: bytes | bytearray, guest: int) -> int:
     """File offset of the L2 entry for ``guest`` (an image whose first L2 table maps it)."""
     cluster: int = struct.unpack_from("<I", data, CLUSTER_SIZE)[0]
     return _l2(data, 0) + 8 * (guest // cluster)
-
-
-@pytest.fixture
-def prompt() -> Iterator[None]:
-    """Every malformed case must fail fast, never loop on a claimed size."""
-    start = time.monotonic()
-    yield
-    assert time.monotonic() - start < 5
 
 
 def test_need_check_is_dirty(pristine: bytes, tmp_path: Path) -> None:
@@ -390,7 +346,7 @@ def test_bad_header_fields(pristine: bytes, tmp_path: Path, offset: int, fmt: st
     path = _patched(tmp_path, pristine, (offset, fmt, value))
     with pytest.raises(error, match=str(path)):
         imgscan.open(path)
-    assert _qemu_refuses(path)
+    assert qemu_refuses(path, "qed", "map")
 
 
 def test_image_size_cap(qdir: Path, tmp_path: Path) -> None:
@@ -412,7 +368,7 @@ def test_l1_table_misplaced(pristine: bytes, tmp_path: Path, where: str,
     offset = {"past": len(pristine) + 65536, "straddling": len(pristine) - 65536,
               "misaligned": _l1(pristine) + 512, "header": 0}[where]
     path = _patched(tmp_path, pristine, (L1_TABLE_OFFSET, "Q", offset))
-    assert _qemu_refuses(path)
+    assert qemu_refuses(path, "qed", "map")
     with imgscan.open(path) as img:
         info = img.info()
         assert info["allocated_size"] is None
@@ -429,7 +385,7 @@ def test_l2_table_misplaced(pristine: bytes, tmp_path: Path, where: str,
     offset = {"past": len(pristine) + 65536, "straddling": len(pristine) - 65536,
               "misaligned": _l2(pristine) + 8}[where]
     path = _patched(tmp_path, pristine, (_l1(pristine), "Q", offset))
-    assert _qemu_refuses(path)
+    assert qemu_refuses(path, "qed", "map")
     with imgscan.open(path) as img, pytest.raises(error, match="L2 table"):
         img.extents()
 
@@ -448,7 +404,7 @@ def test_data_cluster_misplaced(pristine: bytes, tmp_path: Path, where: str,
     # The last case appends half a cluster: qemu rounds the file size down to clusters.
     append = bytes(32768) if where == "in-last-partial-cluster" else b""
     path = _patched(tmp_path, pristine, (entry, "Q", offset), append=append)
-    assert _qemu_refuses(path)
+    assert qemu_refuses(path, "qed", "map")
     with imgscan.open(path) as img, pytest.raises(error, match="L2 entry for guest offset 0"):
         img.extents()
 
@@ -478,7 +434,7 @@ def test_backing_name_outside_header(images: dict[str, Path], tmp_path: Path) ->
     data = images["top"].read_bytes()
     path = _patched(tmp_path, data, (BACKING_FILENAME_OFFSET, "I", 65536 - 4),
                     (BACKING_FILENAME_SIZE, "I", 8))
-    assert _qemu_refuses(path)
+    assert qemu_refuses(path, "qed", "map")
     with pytest.raises(CorruptImage, match="backing file name"):
         imgscan.open(path)
 
@@ -507,7 +463,7 @@ def test_backing_name_length_boundary(images: dict[str, Path], tmp_path: Path) -
                     (BACKING_FILENAME_SIZE, "I", 4096), name="long.qed")
     with pytest.raises(LimitExceeded, match="backing file name"):
         imgscan.open(path)
-    assert _qemu_refuses(path)
+    assert qemu_refuses(path, "qed", "map")
 
 
 def test_backing_name_ends_at_nul(images: dict[str, Path], tmp_path: Path) -> None:

@@ -9,15 +9,14 @@ know: FACTS.json says raw) the corpus MANIFEST's description. Altered copies
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from oracles import CORPUS, needs_corpus, needs_qemu, qemu_info, run
+from helpers import decompress, unpacked_name
+from oracles import CORPUS, corpus_facts, needs_corpus, needs_qemu, qemu_info, run
 
 import imgscan
 from imgscan.errors import UnsupportedFormat
@@ -43,19 +42,14 @@ PLAIN_HDS = ("dissect.hypervisor/hdd/plain.hdd/"
              "plain.hdd.0.{5fbaabe3-6958-40ff-92a7-860e329aab41}.hds.gz")
 
 
-def _unpack(name: str, dest: Path, limit: int = -1) -> Path:
+def _unpack(name: str, dest: Path, limit: int | None = None) -> Path:
     """The corpus file decompressed (its first ``limit`` bytes only, if given)."""
     src = CORPUS / name
-    opener = bz2.open if name.endswith(".bz2") else gzip.open
-    out = dest / Path(name).name.rsplit(".", 1)[0]
-    with opener(src, "rb") as f:
-        out.write_bytes(f.read(limit))
-    return out
+    return decompress(src, dest / unpacked_name(src), limit)
 
 
 def _facts_format(name: str) -> str:
-    facts = json.loads((CORPUS / "FACTS.json").read_text())
-    fmt: str = facts[name]["qemu_img_info"]["json"]["format"]
+    fmt: str = corpus_facts()[name]["qemu_img_info"]["json"]["format"]
     return fmt
 
 

@@ -11,17 +11,17 @@ where it refuses, the test checks that too.
 
 from __future__ import annotations
 
-import gzip
-import json
 import struct
-import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import GiB, MiB, decompress, patched, promptly, qemu_create
 from oracles import (
     CORPUS,
+    corpus_facts,
     data_zero_runs,
     needs_corpus,
     needs_qemu,
@@ -29,8 +29,11 @@ from oracles import (
     qemu_io,
     qemu_map,
     qemu_raw_sha256,
+    qemu_refuses,
+    qemu_window,
     run,
     sha256_stream,
+    stored_not_zero,
 )
 
 import imgscan
@@ -64,15 +67,9 @@ QEMU_TEXT = b"<<< QEMU VM Virtual Disk Image >>>\n"
 UNALLOCATED = 0xFFFFFFFF
 DISCARDED = 0xFFFFFFFE
 
-MiB = 1 << 20
-GiB = 1 << 30
-
 pytestmark = needs_qemu
 
-
-def _create(path: Path, size: int | str, *extra: str) -> Path:
-    run("qemu-img", "create", "-f", "vdi", *extra, path, str(size), cwd=path.parent)
-    return path
+_create = partial(qemu_create, fmt="vdi")
 
 
 @pytest.fixture(scope="session")
@@ -117,21 +114,11 @@ def images(vdir: Path) -> dict[str, Path]:
     return out
 
 
-def _stored_not_zero(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """qemu's map with "data, zero" read as data.
-
-    For static VDIs qemu asks the host file about every block (it flags them
-    BDRV_BLOCK_RECURSE) and calls the file's holes both data and zero; the
-    block map says data, and so does imgscan.
-    """
-    return [{**e, "zero": e["zero"] and not e["data"]} for e in entries]
-
-
 def _assert_map_matches(img: Image, qmap: list[dict[str, Any]]) -> None:
     emap = img.extents()
     assert emap.check_complete()
     ours = [dict(e) for e in emap.to_qemu()]
-    assert data_zero_runs(ours) == data_zero_runs(_stored_not_zero(qmap))
+    assert data_zero_runs(ours) == data_zero_runs(stored_not_zero(qmap))
     extents = list(emap)
     for q in qmap:
         if not q["data"]:
@@ -188,31 +175,21 @@ def test_guest_bytes_match_qemu_convert(images: dict[str, Path], name: str,
         assert sha256_stream(img.read, img.virtual_size) == qemu_raw_sha256(path, tmp_path)
 
 
-def _qemu_window(path: Path, offset: int, size: int, scratch: Path) -> bytes:
-    spec = {"driver": "raw", "offset": offset, "size": size,
-            "file": {"driver": "vdi", "file": {"driver": "file", "filename": str(path)}}}
-    out = scratch / f"window-{offset}.raw"
-    run("qemu-img", "convert", "-O", "raw", "json:" + json.dumps(spec), out)
-    data = out.read_bytes()
-    out.unlink()
-    return data
-
-
 def test_large_sparse_image_windows(images: dict[str, Path], tmp_path: Path) -> None:
     path = images["large"]
     with imgscan.open(path) as img:
         assert img.virtual_size == 64 * GiB
         assert img.allocated_size == 3 * MiB
         for start in (0, 40 * GiB + 12345 * 512 - MiB // 2, 64 * GiB - MiB):
-            assert img.read(start, MiB) == _qemu_window(path, start, MiB, tmp_path)
+            assert img.read(start, MiB) == qemu_window("vdi", path, start, MiB, tmp_path)
 
 
 @needs_corpus
 def test_corpus_basic_vdi(tmp_path: Path) -> None:
     """dissect.hypervisor's basic.vdi (qemu-made): the facts FACTS.json records, qemu's bytes."""
-    facts = json.loads((CORPUS / "FACTS.json").read_text())["dissect.hypervisor/vdi/basic.vdi.gz"]
-    path = tmp_path / facts["decompressed_name"]
-    path.write_bytes(gzip.decompress((CORPUS / "dissect.hypervisor/vdi/basic.vdi.gz").read_bytes()))
+    facts = corpus_facts()["dissect.hypervisor/vdi/basic.vdi.gz"]
+    path = decompress(CORPUS / "dissect.hypervisor/vdi/basic.vdi.gz",
+                      tmp_path / facts["decompressed_name"])
     expected = facts["qemu_img_info"]["json"]
     with imgscan.open(path) as img:
         assert img.format == expected["format"] == "vdi"
@@ -231,25 +208,12 @@ def test_corpus_basic_vdi(tmp_path: Path) -> None:
 def _patched(tmp_path: Path, data: bytes | bytearray, *edits: tuple[int, str, int],
              name: str = "patched.vdi") -> Path:
     """``data`` with little-endian fields ``(offset, struct format, value)`` overwritten."""
-    buf = bytearray(data)
-    for offset, fmt, value in edits:
-        struct.pack_into("<" + fmt, buf, offset, value)
-    path = tmp_path / name
-    path.write_bytes(buf)
-    return path
+    return patched(tmp_path, name, data, "<", *edits)
 
 
 def _bmap_entry(data: bytes | bytearray, index: int) -> int:
     bmap: int = struct.unpack_from("<I", data, OFFSET_BMAP)[0]
     return bmap + 4 * index
-
-
-def _qemu_refuses(path: Path) -> bool:
-    try:
-        qemu_info(path, "vdi")
-    except AssertionError:
-        return True
-    return False
 
 
 def test_discarded_block_reads_zeros(images: dict[str, Path], tmp_path: Path) -> None:
@@ -270,7 +234,7 @@ def test_two_mib_blocks(images: dict[str, Path], tmp_path: Path) -> None:
         struct.pack_into("<I", data, bmap + 4 * i, i)
     path = _patched(tmp_path, data, (BLOCK_SIZE, "I", 2 * MiB), (BLOCKS_IN_IMAGE, "I", 3),
                     (BLOCKS_ALLOCATED, "I", 3))
-    assert _qemu_refuses(path)
+    assert qemu_refuses(path, "vdi")
     with imgscan.open(path) as img:
         assert img.cluster_size == 2 * MiB
         findings = {f["id"]: f["message"] for f in img.info()["findings"]}
@@ -301,7 +265,7 @@ def test_differencing_image_names_its_parent_by_uuid(images: dict[str, Path],
     buf = bytearray(data)
     buf[UUID_LINK:UUID_LINK + 16] = parent
     path = _patched(tmp_path, buf, (IMAGE_TYPE, "I", 4))
-    assert _qemu_refuses(path)   # "unsupported VDI image (non-NULL link UUID)"
+    assert qemu_refuses(path, "vdi")   # "unsupported VDI image (non-NULL link UUID)"
     with imgscan.open(path) as img:
         assert img.subformat == "differencing"
         assert img.backing_file is None
@@ -320,17 +284,16 @@ def test_differencing_image_names_its_parent_by_uuid(images: dict[str, Path],
 
 
 # -- malformed images ------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def pristine(images: dict[str, Path]) -> bytes:
-    return images["dynamic"].read_bytes()
-
-
 @pytest.fixture
 def prompt() -> Iterator[None]:
     """Every malformed case must fail fast, never loop on a claimed size."""
-    start = time.monotonic()
-    yield
-    assert time.monotonic() - start < 5
+    with promptly(5):
+        yield
+
+
+@pytest.fixture(scope="session")
+def pristine(images: dict[str, Path]) -> bytes:
+    return images["dynamic"].read_bytes()
 
 
 def test_truncated_header_every_length(pristine: bytes, tmp_path: Path) -> None:
@@ -371,7 +334,7 @@ def test_bad_signature(pristine: bytes, tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("prompt")
-@pytest.mark.parametrize(("offset", "fmt", "value", "error", "qemu_refuses"), [
+@pytest.mark.parametrize(("offset", "fmt", "value", "error", "refused"), [
     (VERSION, "I", 0x00000002, UnsupportedFeature, True),   # version 0.2: another layout
     (VERSION, "I", 0x00020001, UnsupportedFeature, True),
     (HEADER_SIZE, "I", 0x17F, CorruptImage, False),         # qemu never reads the field
@@ -390,16 +353,16 @@ def test_bad_signature(pristine: bytes, tmp_path: Path) -> None:
     (OFFSET_DATA, "I", 0x200, CorruptImage, False),         # inside the block map
 ])
 def test_bad_header_fields(pristine: bytes, tmp_path: Path, offset: int, fmt: str, value: int,
-                           error: type[ImageError], qemu_refuses: bool) -> None:
+                           error: type[ImageError], refused: bool) -> None:
     path = _patched(tmp_path, pristine, (offset, fmt, value))
     with pytest.raises(error, match=str(path)):
         imgscan.open(path)
-    assert _qemu_refuses(path) == qemu_refuses
+    assert qemu_refuses(path, "vdi") == refused
 
 
 def test_minor_version_is_read_with_a_finding(pristine: bytes, tmp_path: Path) -> None:
     path = _patched(tmp_path, pristine, (VERSION, "I", 0x00010002))
-    assert _qemu_refuses(path)
+    assert qemu_refuses(path, "vdi")
     with imgscan.open(path) as img:
         assert img.format_specific["version"] == "1.2"
         assert "unknown-feature" in {f["id"] for f in img.info()["findings"]}

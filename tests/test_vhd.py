@@ -7,24 +7,24 @@ the hand-corrupted images, from the spec: imgscan is never its own oracle.
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import json
 import re
 import shutil
 import struct
 import subprocess
-import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import GiB, MiB, decompress, open_promptly, promptly, unpacked_name, write_file
 from oracles import (
     CORPUS,
+    corpus_facts,
     data_zero_runs,
     needs_corpus,
     needs_qemu,
     qemu_info,
+    qemu_io,
     qemu_map,
     qemu_raw_sha256,
     run,
@@ -40,20 +40,13 @@ from imgscan.errors import (
     UnsupportedFeature,
 )
 
-MiB = 1 << 20
-GiB = 1 << 30
+_vhd_io = partial(qemu_io, fmt="vpc")
+_write = partial(write_file, name="bad.vhd")
 
 # Spec offsets used to corrupt images (Hard Disk Footer / Dynamic Disk Header).
 F_DATA_OFFSET, F_TIMESTAMP, F_DISK_TYPE, F_CHECKSUM = 16, 24, 60, 64
 H_TABLE_OFFSET, H_MAX_ENTRIES, H_BLOCK_SIZE, H_CHECKSUM = 16, 28, 32, 36
 H_PARENT_NAME = 64
-
-
-def _vhd_io(path: Path, *commands: str) -> None:
-    args: list[str] = ["qemu-io", "-f", "vpc"]
-    for c in commands:
-        args += ["-c", c]
-    run(*args, path)
 
 
 def _ones_complement(buf: bytes | bytearray, cksum_off: int) -> int:
@@ -226,35 +219,13 @@ CORPUS_VHDS = [
 ]
 
 
-def _facts() -> dict[str, Any]:
-    facts: dict[str, Any] = json.loads((CORPUS / "FACTS.json").read_text())
-    return facts
-
-
-def _unpack(rel: str, dest: Path) -> Path:
-    src = CORPUS / rel
-    name = re.sub(r"\.(bz2|gz)$", "", src.name)
-    out = dest / name
-    if out.exists():
-        return out
-    opener = bz2.open if rel.endswith(".bz2") else gzip.open if rel.endswith(".gz") else open
-    with opener(src, "rb") as fin, open(out, "wb") as fout:
-        while chunk := fin.read(MiB):
-            if chunk.count(0) == len(chunk):
-                fout.seek(len(chunk), 1)      # keep the copy sparse
-            else:
-                fout.write(chunk)
-        fout.truncate()
-    return out
-
-
 @pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"{CORPUS} is absent")
     d = tmp_path_factory.mktemp("vhd_corpus")
     for rel in [*CORPUS_VHDS, "qemu-iotests/afl5.img.bz2"]:
-        _unpack(rel, d)
+        decompress(CORPUS / rel, d / unpacked_name(CORPUS / rel))
     return d
 
 
@@ -285,7 +256,7 @@ def _expected(fact: dict[str, Any]) -> dict[str, Any]:
 @needs_corpus
 @pytest.mark.parametrize("rel", CORPUS_VHDS)
 def test_corpus_facts(corpus_dir: Path, rel: str) -> None:
-    fact = _facts()[rel]
+    fact = corpus_facts()[rel]
     exp = _expected(fact)
     path = corpus_dir / fact["decompressed_name"]
     with imgscan.open(path) as im:
@@ -332,7 +303,7 @@ def test_corpus_size_rule_differs_by_creator(corpus_dir: Path) -> None:
 @needs_corpus
 @pytest.mark.parametrize("rel", [r for r in CORPUS_VHDS if "dfvfs/image" not in r])
 def test_corpus_matches_qemu(corpus_dir: Path, rel: str, tmp_path: Path) -> None:
-    path = corpus_dir / _facts()[rel]["decompressed_name"]
+    path = corpus_dir / corpus_facts()[rel]["decompressed_name"]
     qi = qemu_info(path, "vpc")
     with imgscan.open(path) as im:
         assert im.virtual_size == qi["virtual-size"]
@@ -376,10 +347,8 @@ def test_corpus_differencing_reads_through_parent(corpus_dir: Path, tmp_path: Pa
 
 @needs_corpus
 def test_corpus_afl5_rejected(corpus_dir: Path) -> None:
-    t0 = time.monotonic()
-    with pytest.raises(LimitExceeded, match="max table entries"):
+    with promptly(2), pytest.raises(LimitExceeded, match="max table entries"):
         imgscan.open(corpus_dir / "afl5.img")
-    assert time.monotonic() - t0 < 2
 
 
 # --------------------------------------------------------------------------
@@ -468,22 +437,6 @@ def _hdr(buf: bytes | bytearray) -> int:
     return int(struct.unpack_from(">Q", buf, F_DATA_OFFSET)[0])
 
 
-def _open_timed(path: Path) -> imgscan.Image:
-    t0 = time.monotonic()
-    try:
-        im = imgscan.open(path)
-        im.info()
-        return im
-    finally:
-        assert time.monotonic() - t0 < 2
-
-
-def _write(tmp_path: Path, data: bytes | bytearray) -> Path:
-    p = tmp_path / "bad.vhd"
-    p.write_bytes(bytes(data))
-    return p
-
-
 def _edit_header(buf: bytearray, off: int, fmt: str, value: int) -> bytearray:
     hdr = _hdr(buf)
     _put(buf, hdr + off, fmt, value)
@@ -535,10 +488,8 @@ def test_malformed_raises(base_dynamic: bytes, tmp_path: Path, case: str,
         _set_footers(buf, 28, ">I", int.from_bytes(b"qem2", "big"))  # creator application
         _set_footers(buf, 48, ">Q", 3 << 40)                          # current size
     path = _write(tmp_path, buf)
-    t0 = time.monotonic()
-    with pytest.raises(error, match=match) as exc:
+    with promptly(2), pytest.raises(error, match=match) as exc:
         imgscan.open(path).info()
-    assert time.monotonic() - t0 < 2
     assert str(path) in str(exc.value)
 
 
@@ -553,7 +504,7 @@ def test_bad_checksums_are_findings(base_dynamic: bytes, tmp_path: Path) -> None
     proc = subprocess.run(["qemu-img", "info", "-f", "vpc", str(path)], capture_output=True,
                           text=True, check=False)
     assert proc.returncode != 0 and "checksum" in proc.stderr
-    with _open_timed(path) as im:
+    with open_promptly(path) as im:
         corrupt = [f for f in im.findings if f.id == "corrupt"]
         assert len(corrupt) == 3
         # the footer checksums make qemu refuse the image: errors; the dynamic
@@ -568,7 +519,7 @@ def test_footer_copies_differ(base_dynamic: bytes, tmp_path: Path) -> None:
     tail = len(buf) - 512
     _put(buf, tail + F_TIMESTAMP, ">I", 12345)
     _refresh_footer_checksums(buf)
-    with _open_timed(_write(tmp_path, buf)) as im:
+    with open_promptly(_write(tmp_path, buf)) as im:
         mism = [f for f in im.findings if f.id == "footer-mismatch"]
         assert len(mism) == 1 and "timestamp" in mism[0].message
         assert mism[0].severity == "warning"
@@ -579,7 +530,7 @@ def test_footer_copies_differ(base_dynamic: bytes, tmp_path: Path) -> None:
 def test_missing_end_footer_uses_copy(base_dynamic: bytes, tmp_path: Path) -> None:
     path = _write(tmp_path, base_dynamic[:-512])
     qi = qemu_info(path, "vpc")       # qemu opens it from the copy at offset 0 too
-    with _open_timed(path) as im:
+    with open_promptly(path) as im:
         assert im.virtual_size == qi["virtual-size"]
         assert any(f.id == "truncated" for f in im.findings)
         assert im.read(6 * MiB, 65536) == b"\x5b" * 65536
@@ -589,7 +540,7 @@ def test_missing_end_footer_uses_copy(base_dynamic: bytes, tmp_path: Path) -> No
 def test_missing_footer_copy_uses_end_footer(base_dynamic: bytes, tmp_path: Path) -> None:
     buf = bytearray(base_dynamic)
     buf[0:512] = bytes(512)
-    with _open_timed(_write(tmp_path, buf)) as im:
+    with open_promptly(_write(tmp_path, buf)) as im:
         assert im.format == "vhd" and im.subformat == "dynamic"
         assert any(f.id == "footer-mismatch" for f in im.findings)
         assert im.read(0, 65536) == b"\x5a" * 65536
@@ -604,7 +555,7 @@ def test_block_past_eof_reads_zeros(base_dynamic: bytes, tmp_path: Path) -> None
     proc = subprocess.run(["qemu-img", "info", "-f", "vpc", str(path)], capture_output=True,
                           text=True, check=False)
     assert proc.returncode != 0 and "truncated" in proc.stderr
-    with _open_timed(path) as im:
+    with open_promptly(path) as im:
         trunc = [f for f in im.findings if f.id == "truncated"]
         assert len(trunc) == 1 and "block 3" in trunc[0].message
         assert im.read(6 * MiB, 65536) == bytes(65536)
@@ -616,7 +567,7 @@ def test_fixed_shorter_than_its_size(base_fixed: bytes, tmp_path: Path) -> None:
     data, footer = base_fixed[:-512], base_fixed[-512:]
     path = _write(tmp_path, data[:-8192] + footer)
     qi = qemu_info(path, "vpc")
-    with _open_timed(path) as im:
+    with open_promptly(path) as im:
         assert im.virtual_size == qi["virtual-size"]
         assert any(f.id == "truncated" for f in im.findings)
         # qemu reads a fixed VHD as raw: the footer, then zeros, past the data
@@ -628,7 +579,7 @@ def test_old_511_byte_footer(base_fixed: bytes, tmp_path: Path) -> None:
     # Virtual PC before 2004 wrote a 511-byte footer (spec); the data area ends
     # where it starts.
     path = _write(tmp_path, base_fixed[:-1])
-    with _open_timed(path) as im:
+    with open_promptly(path) as im:
         assert im.format == "vhd" and im.subformat == "fixed"
         assert im.format_specific["footer_length"] == 511
         assert im.read(0, 4096) == b"\x5a" * 4096

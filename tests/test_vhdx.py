@@ -16,22 +16,21 @@ file, exactly the guest bytes qemu reads there, and every range written with
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import json
 import shutil
 import struct
 import subprocess
-import time
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers import KiB, MiB, TiB, decompress, promptly, write_file
 from oracles import (
     CORPUS,
+    corpus_facts,
     needs_corpus,
     needs_qemu,
     qemu_info,
+    qemu_io,
     qemu_map,
     qemu_raw_sha256,
     run,
@@ -48,12 +47,9 @@ from imgscan.errors import (
     UnsupportedFeature,
 )
 
-KiB = 1 << 10
-MiB = 1 << 20
-GiB = 1 << 30
-TiB = 1 << 40
-
 # Spec layout (MS-VHDX 2.2-2.6), used only to corrupt qemu-made images.
+_vhdx_io = partial(qemu_io, fmt="vhdx")
+
 HEADER_OFFSETS = (64 * KiB, 128 * KiB)
 HEADER_SIZE = 4 * KiB
 REGION_OFFSETS = (192 * KiB, 256 * KiB)
@@ -110,13 +106,6 @@ def _metadata_item(buf: bytes | bytearray, guid: bytes) -> int:
 
 
 # -- helpers ---------------------------------------------------------------------
-def _vhdx_io(path: Path, *commands: str) -> None:
-    args: list[str] = ["qemu-io", "-f", "vhdx"]
-    for c in commands:
-        args += ["-c", c]
-    run(*args, path)
-
-
 def _create(path: Path, size: str, **opts: str) -> Path:
     o = ",".join(f"{k}={v}" for k, v in opts.items())
     run("qemu-img", "create", "-q", "-f", "vhdx", *(["-o", o] if o else []), path, size)
@@ -284,8 +273,7 @@ def test_two_tib_sparse(tmp_path: Path) -> None:
     path = _create(tmp_path / "big.vhdx", "2T")
     _vhdx_io(path, "write -P 0x5a 1T 64k", "write -P 0xa5 2199023190016 65536")
     info = qemu_info(path, "vhdx")
-    t0 = time.perf_counter()
-    with imgscan.open(path) as img:
+    with promptly(5), imgscan.open(path) as img:
         assert (img.virtual_size, img.cluster_size) == (info["virtual-size"],
                                                         info["cluster-size"])
         emap = img.extents()
@@ -296,24 +284,13 @@ def test_two_tib_sparse(tmp_path: Path) -> None:
         assert img.read(TiB, 65536) == b"\x5a" * 65536
         assert img.read(2199023190016, 65536) == b"\xa5" * 65536
         assert img.read(TiB + 65536, 4096) == bytes(4096)
-    assert time.perf_counter() - t0 < 5
     _vhdx_io(path, "read -P 0x5a 1T 64k", "read -P 0 1099511693312 4096",
              "read -P 0xa5 2199023190016 65536")
 
 
 # -- the corpus --------------------------------------------------------------------------
-def _facts() -> dict[str, Any]:
-    facts: dict[str, Any] = json.loads((CORPUS / "FACTS.json").read_text())
-    return facts
-
-
 def _unpack(name: str, dest: Path) -> Path:
-    src = CORPUS / name
-    out: Path = dest / _facts()[name]["decompressed_name"]
-    opener = bz2.open if name.endswith(".bz2") else gzip.open
-    with opener(src, "rb") as f, open(out, "wb") as g:
-        shutil.copyfileobj(f, g)
-    return out
+    return decompress(CORPUS / name, dest / corpus_facts()[name]["decompressed_name"])
 
 
 CORPUS_VHDX = [
@@ -327,7 +304,7 @@ CORPUS_VHDX = [
 @needs_corpus
 @pytest.mark.parametrize("name", CORPUS_VHDX)
 def test_corpus_facts(name: str, tmp_path: Path) -> None:
-    facts = _facts()[name]["qemu_img_info"]["json"]
+    facts = corpus_facts()[name]["qemu_img_info"]["json"]
     path = _unpack(name, tmp_path)
     with imgscan.open(path) as img:
         assert img.format == facts["format"] == "vhdx"
@@ -361,7 +338,7 @@ def test_corpus_disk2vhd_identical_headers(tmp_path: Path) -> None:
 @needs_corpus
 def test_corpus_dirty_log_facts(tmp_path: Path) -> None:
     name = "qemu-iotests/iotest-dirtylog-10G-4M.vhdx.bz2"
-    facts = _facts()[name]
+    facts = corpus_facts()[name]
     path = _unpack(name, tmp_path)
     before = sha256_file(path)
     with imgscan.open(path) as img:
@@ -402,7 +379,7 @@ def test_corpus_dirty_log_bytes_after_replay(tmp_path: Path) -> None:
 def test_corpus_differencing(tmp_path: Path) -> None:
     """qemu 7.2 cannot open it (FACTS.json); the parent locator names the parent."""
     name = "dissect.hypervisor/vhdx/differencing.avhdx.gz"
-    assert _facts()[name]["qemu_img_info"]["rc"] != 0
+    assert corpus_facts()[name]["qemu_img_info"]["rc"] != 0
     path = _unpack(name, tmp_path)
     with imgscan.open(path) as img:
         assert img.subformat == "differencing"
@@ -476,10 +453,8 @@ def test_looping_log_refused(pending_log: Path, tmp_path: Path) -> None:
     buf[log_offset + log_length - 4096:log_offset + log_length] = bytes(4096)
     path = tmp_path / "loop.vhdx"
     path.write_bytes(bytes(buf))
-    t0 = time.perf_counter()
-    with pytest.raises(CorruptImage, match="circle"):
+    with promptly(2), pytest.raises(CorruptImage, match="circle"):
         imgscan.open(path)
-    assert time.perf_counter() - t0 < 2
 
 
 # -- malformed images --------------------------------------------------------------------
@@ -492,9 +467,7 @@ def base_image(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def _open_bytes(tmp_path: Path, data: bytes | bytearray, name: str = "bad.vhdx") -> imgscan.Image:
-    path = tmp_path / name
-    path.write_bytes(bytes(data))
-    img = imgscan.open(path)
+    img = imgscan.open(write_file(tmp_path, data, name))
     img.extents()
     return img
 
@@ -503,15 +476,14 @@ def _open_bytes(tmp_path: Path, data: bytes | bytearray, name: str = "bad.vhdx")
 def test_truncated_everywhere(base_image: bytes, tmp_path: Path) -> None:
     lengths = sorted(set(range(8, 64 * KiB, 509)) | set(range(0, 320 * KiB + 1, 4 * KiB))
                      | {520, 64 * KiB + 4095, 128 * KiB + 4095, 256 * KiB - 1})
-    t0 = time.perf_counter()
-    for n in lengths:
-        if n < 8:
-            continue
-        with pytest.raises(ImageError) as exc:
-            _open_bytes(tmp_path, base_image[:n])
-        assert isinstance(exc.value, (TruncatedImage, CorruptImage)), (n, exc.value)
-        assert "bad.vhdx" in str(exc.value)
-    assert time.perf_counter() - t0 < 10
+    with promptly(10):
+        for n in lengths:
+            if n < 8:
+                continue
+            with pytest.raises(ImageError) as exc:
+                _open_bytes(tmp_path, base_image[:n])
+            assert isinstance(exc.value, (TruncatedImage, CorruptImage)), (n, exc.value)
+            assert "bad.vhdx" in str(exc.value)
 
 
 @needs_qemu
@@ -614,14 +586,13 @@ def test_bad_block_size(base_image: bytes, tmp_path: Path, block_size: int) -> N
 def test_huge_virtual_size(base_image: bytes, tmp_path: Path) -> None:
     buf = bytearray(base_image)
     struct.pack_into("<Q", buf, _metadata_item(buf, VIRTUAL_SIZE_GUID), 1 << 60)
-    t0 = time.perf_counter()
-    with pytest.raises(LimitExceeded, match="virtual size"):
-        _open_bytes(tmp_path, buf)
-    # large but legal: the BAT the region holds is too small for it
-    struct.pack_into("<Q", buf, _metadata_item(buf, VIRTUAL_SIZE_GUID), 64 * TiB)
-    with pytest.raises(CorruptImage, match="BAT"):
-        _open_bytes(tmp_path, buf, "b2.vhdx")
-    assert time.perf_counter() - t0 < 2
+    with promptly(2):
+        with pytest.raises(LimitExceeded, match="virtual size"):
+            _open_bytes(tmp_path, buf)
+        # large but legal: the BAT the region holds is too small for it
+        struct.pack_into("<Q", buf, _metadata_item(buf, VIRTUAL_SIZE_GUID), 64 * TiB)
+        with pytest.raises(CorruptImage, match="BAT"):
+            _open_bytes(tmp_path, buf, "b2.vhdx")
 
 
 @needs_qemu
