@@ -136,3 +136,28 @@ def map_text(extents: Iterable[Extent]) -> str:
                   for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
         for row in rows
     )
+
+
+def check_text(check: Mapping[str, Any]) -> str:
+    """The ``imgscan check`` report: a header, one aligned line per rule (id, status,
+    message), the remedy under each rule that did not pass, and a one-line verdict."""
+    info = check["info"]
+    fmt = info["format"] + (f" ({info['subformat']})" if info.get("subformat") else "")
+    lines = [f"{check['path']}: {fmt}, {human_size(info['virtual_size'])}, "
+             f"profile {check['profile']}"]
+    rules = check["rules"]
+    width = max((len(r["id"]) for r in rules), default=0) + 2
+    indent = " " * (2 + width + 9)
+    for r in rules:
+        lines.append(f"  {r['id']:<{width}}{r['status']:<9}{r['message']}")
+        if r["status"] != "pass" and r.get("remedy"):
+            lines.append(f"{indent}remedy: {r['remedy']}")
+        if r["status"] != "pass" and r.get("auto_fixed"):
+            lines.append(f"{indent}(the cloud fixes this itself at registration)")
+    counts = {s: sum(r["status"] == s for r in rules)
+              for s in ("fail", "warn", "unknown", "manual", "pass")}
+    summary = ", ".join(f"{n} {label}" for label, n in (
+        ("failed", counts["fail"]), ("warned", counts["warn"]), ("unknown", counts["unknown"]),
+        ("manual", counts["manual"]), ("passed", counts["pass"])) if n)
+    lines.append(f"verdict: {check['verdict']} ({summary or 'no rules'})")
+    return "\n".join(lines)

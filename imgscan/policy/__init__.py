@@ -1,0 +1,31 @@
+"""The policy layer: rules that judge an image's facts (the ``info`` object), never its bytes.
+
+:mod:`imgscan.policy.rules` holds one small function per rule id,
+:mod:`imgscan.policy.engine` loads a profile (TOML data: which rules, their
+parameters and severities) and evaluates it on an ``info`` dict. Nothing here
+is imported on the ``imgscan info`` path.
+"""
+
+from __future__ import annotations
+
+from .engine import (
+    DEFAULT_PROFILE,
+    Profile,
+    ProfileError,
+    builtin_profiles,
+    check,
+    evaluate,
+    load_profile,
+    verdict,
+)
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "Profile",
+    "ProfileError",
+    "builtin_profiles",
+    "check",
+    "evaluate",
+    "load_profile",
+    "verdict",
+]

@@ -1,0 +1,235 @@
+"""Profiles (TOML data) and their evaluation on an ``info`` dict.
+
+A profile names the rules to run, in order, each with its parameters and a
+severity (what a violation is reported as: ``fail`` or ``warn``)::
+
+    name = "my-cloud"
+    extends = "huawei-ims-windows"      # a built-in profile
+
+    [rules.system-disk-size]
+    max_gib = 2048                       # override a parameter
+    [rules.bios-boot]
+    enabled = false                      # disable a rule
+    [rules.dhcp]
+    severity = "fail"                    # change a severity
+
+A rule id not in :data:`imgscan.policy.rules.RULES`, or a parameter its
+function does not take, is a :class:`ProfileError`: a typo must never turn a
+rule silently off. The verdict and the check object follow
+../shared/docs/json-contract.md (``imgscan check --json``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+
+from .rules import FAIL, PASS, RULES, WARN, Facts, Outcome
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+DEFAULT_PROFILE = "huawei-ims-windows"
+SEVERITIES = (FAIL, WARN)
+#: Keys of a ``[rules.ID]`` table that are not parameters of the rule function.
+RULE_KEYS = ("enabled", "severity")
+PROFILE_KEYS = ("name", "description", "extends", "rules")
+SCHEMA_VERSION = 1
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used: unreadable, unknown rule or parameter, bad value."""
+
+
+class RuleConfig:
+    """One rule of a profile: its parameters and the severity of a violation."""
+
+    __slots__ = ("id", "params", "severity")
+
+    def __init__(self, id: str, severity: str, params: dict[str, Any]) -> None:
+        self.id = id
+        self.severity = severity
+        self.params = params
+
+
+class Profile:
+    """A named, ordered set of configured rules."""
+
+    def __init__(self, name: str, description: str, rules: dict[str, RuleConfig],
+                 origin: str) -> None:
+        self.name = name
+        self.description = description
+        self.rules = rules
+        self.origin = origin
+
+
+def _profiles_dir() -> Any:
+    return resources.files("imgscan.policy") / "profiles"
+
+
+def builtin_profiles() -> list[str]:
+    """Names of the profiles shipped with imgscan (the default first)."""
+    names = sorted(p.name[:-5] for p in _profiles_dir().iterdir() if p.name.endswith(".toml"))
+    return sorted(names, key=lambda n: n != DEFAULT_PROFILE)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    return type(value).__name__
+
+
+def _read_toml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{origin}: not valid TOML: {exc}") from None
+
+
+def _builtin_data(name: str) -> dict[str, Any]:
+    path = _profiles_dir() / f"{name}.toml"
+    if not path.is_file():
+        raise ProfileError(f"no built-in profile {name!r} (built-in: "
+                           f"{', '.join(builtin_profiles())})")
+    return _read_toml(path.read_text(encoding="utf-8"), f"profile {name}")
+
+
+def _apply(base: dict[str, RuleConfig], table: Mapping[str, Any], origin: str,
+           extending: bool) -> dict[str, RuleConfig]:
+    """``base`` with the ``[rules.*]`` tables of one profile applied; checks every
+    rule id, parameter name and value kind."""
+    rules = dict(base)
+    for rule_id, settings in table.items():
+        where = f"{origin}: [rules.{rule_id}]"
+        rule = RULES.get(rule_id)
+        if rule is None:
+            raise ProfileError(f"{where}: unknown rule {rule_id!r} (known rules: "
+                               f"{', '.join(sorted(RULES))})")
+        if not isinstance(settings, dict):
+            raise ProfileError(f"{where}: must be a table")
+        known = rule.parameters()
+        for key in settings:
+            if key not in known and key not in RULE_KEYS:
+                raise ProfileError(f"{where}: unknown parameter {key!r} (parameters: "
+                                   f"{', '.join((*known, *RULE_KEYS))})")
+        if settings.get("enabled", True) is False:
+            rules.pop(rule_id, None)
+            continue
+        if not isinstance(settings.get("enabled", True), bool):
+            raise ProfileError(f"{where}: enabled must be true or false")
+        old = rules.get(rule_id)
+        severity = settings.get("severity", old.severity if old else FAIL)
+        if severity not in SEVERITIES:
+            raise ProfileError(f"{where}: severity {severity!r} is not one of "
+                               f"{', '.join(SEVERITIES)}")
+        params = dict(old.params) if old else {}
+        for key, value in settings.items():
+            if key in RULE_KEYS:
+                continue
+            if key in params and _kind(value) != _kind(params[key]):
+                raise ProfileError(f"{where}: {key} must be a {_kind(params[key])}, "
+                                   f"not {value!r}")
+            params[key] = value
+        missing = [k for k in known if k not in params]
+        if missing:
+            how = "added to the base profile: give" if extending else "give"
+            raise ProfileError(f"{where}: missing parameter(s) {', '.join(missing)} "
+                               f"({how} every parameter)")
+        rules[rule_id] = RuleConfig(rule_id, severity, params)
+    return rules
+
+
+def _from_data(data: Mapping[str, Any], origin: str, default_name: str) -> Profile:
+    for key in data:
+        if key not in PROFILE_KEYS:
+            raise ProfileError(f"{origin}: unknown key {key!r} (profile keys: "
+                               f"{', '.join(PROFILE_KEYS)})")
+    table = data.get("rules", {})
+    if not isinstance(table, dict):
+        raise ProfileError(f"{origin}: rules must be a table of [rules.ID] tables")
+    base: dict[str, RuleConfig] = {}
+    description = str(data.get("description", ""))
+    parent = data.get("extends")
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise ProfileError(f"{origin}: extends must name a built-in profile")
+        try:
+            parent_data = _builtin_data(parent)
+        except ProfileError as exc:
+            raise ProfileError(f"{origin}: extends: {exc}") from None
+        base_profile = _from_data(parent_data, f"profile {parent}", parent)
+        base = base_profile.rules
+        description = description or f"{base_profile.description} (extended)"
+    rules = _apply(base, table, origin, extending=parent is not None)
+    return Profile(str(data.get("name", default_name)), description, rules, origin)
+
+
+def load_profile(spec: str | None = None) -> Profile:
+    """A built-in profile by name, or a TOML file (a path, or a name ending in .toml)."""
+    spec = spec or DEFAULT_PROFILE
+    if spec.endswith(".toml") or "/" in spec or "\\" in spec:
+        from pathlib import Path
+        path = Path(spec)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ProfileError(f"{spec}: cannot read the profile: {exc.strerror}") from None
+        return _from_data(_read_toml(text, spec), spec, path.stem)
+    return _from_data(_builtin_data(spec), f"profile {spec}", spec)
+
+
+def _result(rule_id: str, outcome: Outcome, severity: str) -> dict[str, Any]:
+    status = severity if outcome.status == FAIL else outcome.status
+    return {
+        "id": rule_id,
+        "status": status,
+        "message": outcome.message,
+        "evidence": outcome.evidence,
+        "remedy": None if status == PASS else outcome.remedy,
+        "auto_fixed": RULES[rule_id].auto_fixed,
+    }
+
+
+def evaluate(profile: Profile, info: Mapping[str, Any],
+             storage_class: str | None = None) -> list[dict[str, Any]]:
+    """The rule results of ``profile`` on one ``info`` object, in profile order."""
+    facts = Facts(info, storage_class)
+    results = []
+    for rule_id, config in profile.rules.items():
+        try:
+            outcome = RULES[rule_id].func(facts, **config.params)
+        except Exception as exc:  # a broken check is a failed check, never "safe"
+            outcome = Outcome(FAIL, f"the rule could not be evaluated: "
+                              f"{type(exc).__name__}: {exc}")
+            results.append(_result(rule_id, outcome, FAIL))
+            continue
+        results.append(_result(rule_id, outcome, config.severity))
+    return results
+
+
+def verdict(results: list[dict[str, Any]]) -> str:
+    """``fail`` if a rule failed, ``warn`` if one warned, else ``pass`` (the contract)."""
+    statuses = {r["status"] for r in results}
+    return FAIL if FAIL in statuses else (WARN if WARN in statuses else PASS)
+
+
+def check(info: Mapping[str, Any], profile: Profile,
+          storage_class: str | None = None) -> dict[str, Any]:
+    """The ``imgscan check --json`` object for one image."""
+    results = evaluate(profile, info, storage_class)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "path": info["path"],
+        "profile": profile.name,
+        "verdict": verdict(results),
+        "rules": results,
+        "info": info,
+    }
