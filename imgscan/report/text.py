@@ -54,6 +54,7 @@ def info_text(info: Mapping[str, Any]) -> str:
         ("snapshots", str(info["snapshots"])),
         ("dirty", _yes_no(info["dirty"])),
     ]
+    rows += layout_rows(info)
     if info.get("windows"):
         rows += windows_rows(info["windows"])
     width = max(len(label) for label, _ in rows) + 2
@@ -67,6 +68,31 @@ def info_text(info: Mapping[str, Any]) -> str:
         lines.append(f"  {label:<{width}}{finding['severity']:<8} {finding['id']}: "
                      f"{finding['message']}")
     return "\n".join(lines)
+
+
+def _short_size(n: int) -> str:
+    """``16777216`` -> ``16 MiB``: for table columns, where the exact count would crowd."""
+    return human_size(n).split(" (")[0]
+
+
+def layout_rows(info: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Partition table, one row per partition, the whole-disk filesystem and the boot mode."""
+    table = info.get("partition_table", "unknown")
+    parts = info.get("partitions") or []
+    rows = [("partitions", table if not parts else f"{table}, {len(parts)}")]
+    for p in parts:
+        fs = p.get("filesystem") or "-"
+        label = f" '{p['label']}'" if p.get("label") else ""
+        flags = "  active" if p.get("bootable") else ""
+        rows.append(("", f"{p['number']:>2}  {_short_size(p['size']):>9} at "
+                         f"{_short_size(p['start']):<9} {p.get('type_name') or p['type']}: "
+                         f"{fs}{label}{flags}"))
+    if info.get("filesystem"):
+        rows.append(("filesystem", info["filesystem"]))
+    evidence = "; ".join(info.get("boot_evidence") or [])
+    rows.append(("boot mode", info.get("boot_mode", "unknown") + (f" ({evidence})" if evidence
+                                                                  else "")))
+    return rows
 
 
 def _known(value: object, yes: str = "yes", no: str = "no") -> str:
