@@ -64,6 +64,22 @@ def big_image(name: str, fmt: str, *opts: str, pieces: int = PIECES, seed: int) 
     return path
 
 
+def full_raw(gib: int) -> Path:
+    """A raw file of ``gib`` GiB with every byte written (no holes): one random MiB,
+    each copy stamped with its index so no two chunks are alike."""
+    path = CACHE / f"full-{gib}G.raw"
+    if path.exists():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    block = bytearray(random.Random(gib).randbytes(1 << 20))
+    with open(str(path) + ".part", "wb") as f:
+        for index in range(gib << 10):
+            block[:8] = index.to_bytes(8, "little")
+            f.write(block)
+    os.replace(str(path) + ".part", path)
+    return path
+
+
 def big_qcow2() -> Path:
     """A 100 GiB qcow2 holding 2 GiB of data in 64 KiB pieces at random offsets."""
     return big_image("big-100G-2G.qcow2", "qcow2", pieces=BIG_DATA // CHUNK, seed=20261126)

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_RULE_FAILED = 1
 EXIT_UNREADABLE = 2
+#: A scan stopped by Ctrl-C, or any command whose reader closed the pipe
+#: (128 + SIGINT, 128 + SIGPIPE, as a shell reports them).
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 DEMO_SAMPLE = "demo.qcow2"
 
 
@@ -59,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
                        "storage-class rule, otherwise manual)")
     sub.add_parser("profiles", help="list the built-in profiles and their rules")
     sub.add_parser("demo", help="run `check` on the sample image shipped with imgscan")
+    _scan_arguments(sub.add_parser(
+        "scan", help="scan directories of images in parallel, optionally into a catalog"))
+    _catalog_arguments(sub.add_parser("catalog", help="query a scan catalog"))
+    _fingerprint_arguments(sub.add_parser(
+        "fingerprint", help="content fingerprint of each image's guest-visible disk"))
     return parser
 
 
@@ -201,8 +210,260 @@ def _demo() -> int:
     return EXIT_OK if status in (EXIT_OK, EXIT_RULE_FAILED) else status
 
 
+# -- scan ----------------------------------------------------------------------
+def _scan_arguments(p: argparse.ArgumentParser) -> None:
+    from . import limits
+
+    p.description = ("Find the images under each PATH (by content: container signatures, "
+                     "partition tables, filesystems) and read them in parallel.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or directories")
+    p.add_argument("--jobs", "-j", type=int, metavar="N",
+                   help="worker processes (default: all cores)")
+    judge = p.add_mutually_exclusive_group()
+    judge.add_argument("--profile", metavar="NAME|FILE",
+                       help="judge each image with this profile (default huawei-ims-windows)")
+    judge.add_argument("--info-only", action="store_true",
+                       help="read facts only, judge nothing")
+    p.add_argument("--catalog", nargs="?", const="imgscan.db", metavar="FILE",
+                   help="record results in this SQLite catalog (default imgscan.db; put "
+                   "it after the paths) and skip files unchanged since the last scan")
+    p.add_argument("--json", action="store_true", help="one JSON line per image")
+    p.add_argument("--fingerprint", action="store_true",
+                   help="also compute each image's content fingerprint")
+    p.add_argument("--time-limit", type=float, metavar="S", default=limits.SCAN_TIME_LIMIT,
+                   help="seconds one image may take (default %(default)g)")
+    p.add_argument("--memory-limit", type=int, metavar="MIB",
+                   default=limits.SCAN_MEMORY_LIMIT >> 20,
+                   help="MiB of address space a worker may add (default %(default)d; 0: none)")
+    p.add_argument("--external-dir", metavar="DIR",
+                   help="allow opening backing / data files named by an image, inside DIR only")
+
+
+def _scan(args: argparse.Namespace) -> int:
+
+    from .report.scan import ScanReport
+    from .scan.runner import scan
+
+    if (args.jobs is not None and args.jobs < 1) or args.time_limit <= 0 \
+            or args.memory_limit < 0:
+        print("imgscan: --jobs and --time-limit must be positive, --memory-limit not "
+              "negative", file=sys.stderr)
+        return EXIT_UNREADABLE
+    try:
+        run = scan(args.paths, jobs=args.jobs, profile=args.profile,
+                   info_only=args.info_only, fingerprint=args.fingerprint,
+                   catalog=args.catalog, time_limit=args.time_limit,
+                   memory_limit=(args.memory_limit << 20) or None,
+                   external_dir=args.external_dir)
+    except Exception as exc:
+        # Imported only now: an --info-only scan without a catalog loads neither.
+        from .policy import ProfileError
+        from .scan.catalog import CatalogError
+        if not isinstance(exc, (ProfileError, CatalogError)):
+            raise
+        print(f"imgscan: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    report = ScanReport(sys.stdout, sys.stderr, args.json)
+    try:
+        with run:
+            for result in run:
+                report.add(result)
+                report.progress(run.skipped)
+        report.finish(run.skipped, run.interrupted)
+    except KeyboardInterrupt:
+        # The workers are stopped and the catalog closed by `with run`.
+        report.finish(run.skipped, interrupted=True)
+    except BrokenPipeError:
+        # The reader went away (`| head`): the scan stops as interrupted (`with run`).
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    if run.interrupted:
+        return EXIT_INTERRUPTED
+    if report.errors:
+        return EXIT_UNREADABLE
+    return EXIT_RULE_FAILED if report.failed else EXIT_OK
+
+
+# -- catalog -------------------------------------------------------------------
+_RULE_STATUSES = ("pass", "fail", "warn", "unknown", "manual")
+
+
+def _rule_spec(spec: str) -> tuple[str, str]:
+    """``--rule ID[:STATUS]`` -> ``(ID, STATUS)``, STATUS ``fail`` when left out."""
+    rule, _, status = spec.partition(":")
+    status = status or "fail"
+    if not rule or status not in _RULE_STATUSES:
+        raise argparse.ArgumentTypeError(
+            f"{spec!r}: expected ID[:STATUS], STATUS one of {', '.join(_RULE_STATUSES)}")
+    return rule, status
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a fraction in (0, 1]")
+    return value
+
+
+def _catalog_arguments(p: argparse.ArgumentParser) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--catalog", metavar="FILE", default="imgscan.db",
+                        help="the catalog a scan wrote (default: imgscan.db here)")
+    json_flag = argparse.ArgumentParser(add_help=False)
+    json_flag.add_argument("--json", action="store_true", help="machine-readable output")
+    filters = argparse.ArgumentParser(add_help=False)
+    group = filters.add_argument_group("filters (all must hold)")
+    group.add_argument("--verdict", choices=("pass", "warn", "fail"))
+    group.add_argument("--rule", metavar="ID[:STATUS]", type=_rule_spec,
+                       help="the rule's result has STATUS (default fail)")
+    group.add_argument("--format", help="container format, e.g. qcow2")
+    group.add_argument("--boot-mode", choices=("bios", "uefi", "hybrid", "unknown"))
+    group.add_argument("--status", choices=("scanned", "error", "missing"),
+                       help="default: every image still present (not missing)")
+    group.add_argument("--error-type", metavar="TYPE",
+                       help="e.g. CorruptImage, Timeout, WorkerCrashed")
+    sub = p.add_subparsers(dest="catalog_command", required=True, metavar="QUERY")
+    sub.add_parser("stats", parents=[common, json_flag],
+                   help="counts per status, verdict, format, boot mode, rule; the last scan")
+    sub.add_parser("list", parents=[common, filters, json_flag],
+                   help="the images matching the filters, one per line")
+    export = sub.add_parser("export", parents=[common, filters],
+                            help="write the images as CSV (flat columns) or JSON Lines "
+                            "(with their info, check and rules)")
+    export.add_argument("--to", choices=("csv", "jsonl"), required=True)
+    export.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
+    dups = sub.add_parser("duplicates", parents=[common, json_flag],
+                          help="images with the same fingerprint, and pairs sharing most "
+                          "of their chunks")
+    dups.add_argument("--min-shared", type=_fraction, default=0.5, metavar="FRACTION",
+                      help="pairs sharing at least this fraction of the smaller image's "
+                      "non-zero chunks (default 0.5)")
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    import json
+    import sqlite3
+
+    from .policy.rules import RULES
+    from .report import catalog as report
+    from .scan.catalog import Catalog, CatalogError, Filters
+
+    rule, rule_status = getattr(args, "rule", None) or (None, "fail")
+    filters = Filters(verdict=getattr(args, "verdict", None), rule=rule,
+                      rule_status=rule_status, format=getattr(args, "format", None),
+                      boot_mode=getattr(args, "boot_mode", None),
+                      status=getattr(args, "status", None),
+                      error_type=getattr(args, "error_type", None))
+    try:
+        with Catalog(args.catalog, create=False) as catalog:
+            if rule is not None and rule not in RULES and rule not in catalog.rule_ids():
+                print(f"imgscan: unknown rule {rule!r} (see `imgscan profiles`)",
+                      file=sys.stderr)
+                return EXIT_UNREADABLE
+            if args.catalog_command == "stats":
+                stats = catalog.stats()
+                print(json.dumps(stats) if args.json else report.stats_text(stats))
+            elif args.catalog_command == "list":
+                if args.json:
+                    report.json_lines(catalog.images(filters), sys.stdout)
+                else:
+                    print(report.list_text(catalog.images(filters)))
+            elif args.catalog_command == "duplicates":
+                dups = catalog.duplicates(args.min_shared)
+                print(json.dumps(dups) if args.json else report.duplicates_text(dups))
+            else:
+                as_csv = args.to == "csv"
+                rows = catalog.images(filters) if as_csv else catalog.documents(filters)
+                write = report.write_csv if as_csv else report.json_lines
+                if args.output is None:
+                    write(rows, sys.stdout)
+                else:
+                    with open(args.output, "w", encoding="utf-8", newline="") as out:
+                        write(rows, out)
+    except (CatalogError, sqlite3.Error) as exc:
+        print(f"imgscan: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except BrokenPipeError:
+        raise  # the reader of standard output went away: main() handles it
+    except OSError as exc:
+        print(f"imgscan: {exc.filename}: cannot write the export: {exc.strerror}",
+              file=sys.stderr)
+        return EXIT_UNREADABLE
+    return EXIT_OK
+
+
+# -- fingerprint ---------------------------------------------------------------
+def _fingerprint_arguments(p: argparse.ArgumentParser) -> None:
+    from .fingerprint import ALGORITHMS  # a light module: its hashing imports wait for a call
+
+    p.description = ("Content fingerprint of each image's guest-visible disk, the same for one "
+                     "disk whatever its container; prints `DIGEST  PATH` per image, as "
+                     "xxhsum does.")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--algorithm", choices=ALGORITHMS, default=ALGORITHMS[0],
+                   help="xxh3-128-chunked (default: XXH3-128 over 1 MiB chunk digests, "
+                   "holes never read; defined in the README) or xxh3-64-stream (what "
+                   "`xxhsum -H3` prints for the raw disk)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="threads reading and hashing (default: all cores)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per line: path, algorithm, digest, virtual_size, "
+                   "chunk_size (0 for the stream algorithm)")
+    p.add_argument("--external-dir", metavar="DIR",
+                   help="allow opening backing / data files named by the image, inside DIR only")
+
+
+def _fingerprint(args: argparse.Namespace) -> int:
+    from .fingerprint import fingerprint
+
+    if args.threads is not None and args.threads < 1:
+        print("imgscan: --threads must be at least 1", file=sys.stderr)
+        return EXIT_UNREADABLE
+    status = EXIT_OK
+    for path in args.images:
+        try:
+            fp = fingerprint(path, args.algorithm, args.threads, args.external_dir)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+        except ImageError as exc:
+            status = EXIT_UNREADABLE
+            print(f"imgscan: {exc}", file=sys.stderr)
+            if args.json:
+                import json
+                print(json.dumps(_error_object(path, exc)), flush=True)
+            continue
+        if args.json:
+            import json
+            print(json.dumps({"path": path, "algorithm": fp.algorithm, "digest": fp.digest,
+                              "virtual_size": fp.virtual_size, "chunk_size": fp.chunk_size}),
+                  flush=True)
+        else:
+            print(f"{fp.digest}  {path}", flush=True)
+    return status
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit after its
+    reader went away does not print a second broken-pipe traceback."""
+    import os
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        # The reader went away (`imgscan ... | head`): stop quietly, as cat does.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "info":
         return _info(args.images, args.json, args.external_dir)
     if args.command == "map":
@@ -212,6 +473,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                       args.storage_class)
     if args.command == "profiles":
         return _profiles()
+    if args.command == "scan":
+        return _scan(args)
+    if args.command == "catalog":
+        return _catalog(args)
+    if args.command == "fingerprint":
+        return _fingerprint(args)
     return _demo()
 
 

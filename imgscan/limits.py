@@ -115,6 +115,10 @@ MAX_READ = 1 << 31
 MAX_DECOMPRESSED_CLUSTER = 2 * 1024 * 1024
 #: Most bytes a backing chain may be deep before it is refused.
 MAX_BACKING_DEPTH = 16
+#: Most 1 MiB chunks of a disk one content fingerprint covers: 64 Mi chunks = a 64 TiB
+#: disk (VHDX's largest), whose chunk digests take 1 GiB and whose stream digest hashes
+#: 64 TiB even where the disk is all holes (a header claiming 64 PiB is refused).
+MAX_FINGERPRINT_CHUNKS = 64 * 1024 * 1024
 
 # VMDK --------------------------------------------------------------------
 #: Largest descriptor read, in bytes: a whole descriptor file, or an embedded one (qemu reads at
@@ -242,3 +246,17 @@ WINDOWS_MAX_ENTRIES = 4096
 FAT_MAX_FILE_BYTES = 64 * 1024 * 1024
 #: Largest FAT directory read (65536 entries of 32 bytes, the FAT maximum).
 FAT_MAX_DIRECTORY_BYTES = 65536 * 32
+
+# Bulk scanning (imgscan/scan/runner.py) ---------------------------------------------
+# Budgets of one worker process per image, enforced from outside the decoder so that
+# even a bug in it (a loop, a leak) costs one image, not the scan.
+#: Seconds one image may take in its worker before the worker is killed (``Timeout``).
+SCAN_TIME_LIMIT = 60.0
+#: With ``--fingerprint`` the limit grows by the bytes the file really stores on its host
+#: (st_blocks, never a size the image claims: holes and zero clusters cost nothing) read
+#: at this rate, which is far below any local or network disk.
+SCAN_FINGERPRINT_MIN_RATE = 32 * 1024 * 1024
+#: Address space one worker may add to what it had when it started (RLIMIT_AS); an
+#: allocation beyond it fails as ``MemoryLimit``. Large images are memory-mapped only
+#: when the budget allows; otherwise they are read with pread, as small ones are.
+SCAN_MEMORY_LIMIT = 1024 * 1024 * 1024

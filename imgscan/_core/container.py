@@ -40,6 +40,10 @@ class Container:
     #: caller then opens :meth:`external_files` first and hands them over
     #: through :meth:`attach_external_sources`.
     map_reads_external: bool = False
+    #: False when :meth:`decompress` carries state from one call to the next
+    #: (a stream continued across units): guest reads must then not run in
+    #: several threads at once, as a fingerprint's would.
+    concurrent_reads: bool = True
     #: Signatures of other formats that legitimately share this container's
     #: file (e.g. ``("mbr",)``): not reported as ``multiple-formats``.
     hybrid_signatures: tuple[str, ...] = ()

@@ -15,4 +15,5 @@ cdef class Source:
     cpdef bint map(self)
     cpdef bytes read(self, uint64_t offset, uint64_t length, str structure)
     cpdef object view(self, uint64_t offset, uint64_t length, str structure)
-    cdef int copy_into(self, uint64_t offset, uint8_t* dst, uint64_t length) except -1
+    cdef int copy_into(self, uint64_t offset, uint8_t* dst, uint64_t length,
+                       bint may_map=*) except -1

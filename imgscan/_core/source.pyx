@@ -22,6 +22,7 @@ import os
 
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy, memset
+from posix.mman cimport MADV_DONTNEED, madvise
 from posix.unistd cimport pread
 
 from imgscan.errors import TruncatedImage
@@ -58,10 +59,16 @@ cdef class Source:
         if self.mapped or not self._use_mmap or self.size == 0 or self._file is None:
             return self.mapped
         try:
-            self._mmap = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+            mapping = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError, OverflowError):
             self._use_mmap = False
             return False
+        if self.mapped:
+            # Another thread mapped the file while mmap() ran without the GIL:
+            # keep its map, which views may already point into.
+            mapping.close()
+            return True
+        self._mmap = mapping
         self._view = self._mmap
         self.mapped = True
         return True
@@ -96,9 +103,14 @@ cdef class Source:
             )
         return 0
 
-    def contains(self, uint64_t offset, uint64_t length):
-        """Whether ``[offset, offset + length)`` lies wholly inside the file."""
-        return offset <= self.size and length <= self.size - offset
+    def contains(self, offset, length):
+        """Whether ``[offset, offset + length)`` lies wholly inside the file.
+
+        Python ints, not uint64: decoders pass values computed from header fields
+        (sectors times 512, ...), which a hostile file can push past 2**64 or
+        below zero; such a range is simply not inside the file.
+        """
+        return 0 <= offset <= self.size and 0 <= length <= self.size - offset
 
     cpdef bytes read(self, uint64_t offset, uint64_t length, str structure):
         """Return ``length`` bytes at ``offset``; ``structure`` names them in errors."""
@@ -119,6 +131,24 @@ cdef class Source:
             return memoryview(self._mmap)[offset:offset + length]
         return self._pread_exact(offset, length, structure)
 
+    def drop(self, uint64_t offset, uint64_t length):
+        """Unmap the map's pages over ``[offset, offset + length)`` from this process.
+
+        After one pass over a range through :meth:`view` (a fingerprint hashes
+        a big file straight from the map): pages touched through a map stay
+        resident in the process, so without this its memory would grow with
+        the file. The page cache keeps them, and views stay valid: touching
+        the range again maps the same bytes back. Whole pages are dropped,
+        which may include a page or two beyond the range.
+        """
+        if not self.mapped or length == 0 or offset >= self.size:
+            return
+        cdef uint64_t page = mmap.PAGESIZE
+        cdef uint64_t start = offset - offset % page
+        cdef uint64_t end = min(offset + length, self.size)
+        with nogil:
+            madvise(<void*>&self._view[start], end - start, MADV_DONTNEED)
+
     def read_zero_padded(self, uint64_t offset, uint64_t length):
         """Return ``length`` bytes at ``offset``, zeros where the file has ended.
 
@@ -131,13 +161,20 @@ cdef class Source:
             self.copy_into(offset, &dst[0], length)
         return bytes(out)
 
-    cdef int copy_into(self, uint64_t offset, uint8_t* dst, uint64_t length) except -1:
-        """Copy ``length`` bytes at ``offset`` into ``dst``, zero-filling past EOF."""
+    cdef int copy_into(self, uint64_t offset, uint8_t* dst, uint64_t length,
+                       bint may_map=True) except -1:
+        """Copy ``length`` bytes at ``offset`` into ``dst``, zero-filling past EOF.
+
+        ``may_map=False`` copies with ``pread`` even where the file is mapped:
+        for one pass over much of the file (a fingerprint's chunks), where every
+        page touched through the map would stay resident in the process, so
+        memory would grow with the file.
+        """
         cdef uint64_t avail = 0, done = 0
         cdef ssize_t got
         if offset < self.size:
             avail = min(self.size - offset, length)
-        if avail and (self.mapped or (avail >= MAP_THRESHOLD and self.map())):
+        if avail and may_map and (self.mapped or (avail >= MAP_THRESHOLD and self.map())):
             with nogil:
                 memcpy(dst, &self._view[offset], avail)
             done = avail

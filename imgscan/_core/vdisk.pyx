@@ -18,6 +18,18 @@ from .extents cimport (
 )
 from .source cimport Source
 
+# Zero fills at least this long release the GIL, so threads reading at once
+# (a fingerprint's) do not queue behind each other's holes.
+cdef uint64_t NOGIL_FILL = 64 * 1024
+
+
+cdef inline void _zero(uint8_t* dst, uint64_t n) noexcept:
+    if n >= NOGIL_FILL:
+        with nogil:
+            memset(dst, 0, n)
+    else:
+        memset(dst, 0, n)
+
 
 cdef class VirtualDisk:
     """Random access to a container's guest bytes.
@@ -30,7 +42,8 @@ cdef class VirtualDisk:
     cdef ExtentMap emap
     cdef list files
     cdef object container
-    cdef VirtualDisk backing
+    #: The parent disk that unallocated runs read from, or ``None`` (they read as zeros).
+    cdef readonly VirtualDisk backing
     cdef readonly uint64_t size
     cdef object _cached
     cdef uint64_t _cached_host
@@ -63,20 +76,45 @@ cdef class VirtualDisk:
             self._fill(offset, <uint8_t*>PyBytes_AS_STRING(out), n)
         return out
 
-    def readinto(self, uint64_t offset, buffer):
-        """Fill ``buffer`` with guest bytes at ``offset``; return the count read."""
+    def readinto(self, uint64_t offset, buffer, *, bint mapped=True):
+        """Fill ``buffer`` with guest bytes at ``offset``; return the count read.
+
+        ``mapped=False`` copies stored data with ``pread``, never through the
+        file's memory map (see ``Source.copy_into``): for one pass over the
+        whole disk, in threads, with memory that stays flat.
+        """
         cdef uint8_t[::1] dst = buffer
         cdef uint64_t n = self._clamp(offset, dst.shape[0])
         if n:
-            self._fill(offset, &dst[0], n)
+            self._fill(offset, &dst[0], n, mapped)
         return n
+
+    def stored(self, uint64_t offset, uint64_t length):
+        """``(source, host)`` when guest bytes ``[offset, offset + length)`` are stored
+        verbatim and contiguously at ``host`` inside one open file, else ``None``.
+
+        Such a range (all of a raw or fixed VHD disk, a run of contiguous data
+        clusters) can be hashed straight from ``source.view`` without a copy.
+        """
+        cdef Py_ssize_t idx = self.emap.find(offset)
+        if idx < 0 or length == 0:
+            return None
+        cdef ExtentRec* e = &self.emap.ext[idx]
+        if e.kind != KIND_DATA or length > e.start + e.length - offset:
+            return None
+        src = self.files[e.file] if e.file < len(self.files) else None
+        host = e.host + (offset - e.start)
+        if src is None or not src.contains(host, length):
+            return None
+        return src, host
 
     cdef uint64_t _clamp(self, uint64_t offset, uint64_t length):
         if offset >= self.size:
             return 0
         return min(length, self.size - offset)
 
-    cdef int _fill(self, uint64_t offset, uint8_t* dst, uint64_t n) except -1:
+    cdef int _fill(self, uint64_t offset, uint8_t* dst, uint64_t n,
+                   bint mapped=True) except -1:
         cdef Py_ssize_t idx
         cdef ExtentRec* e
         cdef uint64_t within, take, avail
@@ -98,16 +136,16 @@ cdef class VirtualDisk:
                         "guest data lives in another file, which is opened only inside "
                         "the directory given as external_dir",
                     )
-                src.copy_into(e.host + within, dst, take)
+                src.copy_into(e.host + within, dst, take, mapped)
             elif e.kind == KIND_ZERO:
-                memset(dst, 0, take)
+                _zero(dst, take)
             elif e.kind == KIND_UNALLOCATED:
                 if self.backing is not None and offset < self.backing.size:
                     avail = min(take, self.backing.size - offset)
-                    self.backing._fill(offset, dst, avail)
-                    memset(dst + avail, 0, take - avail)
+                    self.backing._fill(offset, dst, avail, mapped)
+                    _zero(dst + avail, take - avail)
                 else:
-                    memset(dst, 0, take)
+                    _zero(dst, take)
             elif e.kind == KIND_COMPRESSED:
                 if self._cached is None or self._cached_host != e.host:
                     self._cached = self.container.decompress(e.host, e.aux)

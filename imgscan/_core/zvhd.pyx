@@ -307,6 +307,8 @@ class ZvhdImage(_HwStreamImage):
     """A ZVHD stream: the records are found by walking the file."""
 
     format = "zvhd"
+    # decompress() continues one inflater from record to record.
+    concurrent_reads = False
 
     def __init__(self, Source source):
         _HwStreamImage.__init__(self, source)

@@ -1,0 +1,175 @@
+"""What ``imgscan scan`` prints: a line per image, a progress bar, the summary.
+
+Lines go to stdout (text, or JSON Lines with ``--json``); the progress bar
+and, with ``--json``, the summary go to stderr, so stdout stays one record
+per line for a pipe. The bar is drawn only when stderr is a terminal, and
+when stdout is that terminal too only the images that need a look (errors,
+failed or warned verdicts) get a line above it; the summary counts the rest.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .text import human_size
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    from imgscan.scan.result import ScanResult
+
+SCHEMA_VERSION = 1
+#: Seconds between two redraws of the progress bar.
+REDRAW_INTERVAL = 0.1
+#: The terminal control sequence that erases the current line.
+CLEAR_LINE = "\r\033[K"
+
+
+def scan_object(result: ScanResult) -> dict[str, Any]:
+    """The ``scan --json`` line of one result: the contract's check object (the info
+    object without a profile, the CLI's error object for an error) plus ``scan``
+    and, when computed, ``fingerprint``."""
+    if result.check is not None:
+        obj = dict(result.check)
+    elif result.info is not None:
+        obj = dict(result.info)
+    else:
+        obj = {"schema_version": SCHEMA_VERSION, "path": result.path}
+        if result.error is not None:
+            error = dict(result.error)
+            if "format" in error:           # an UnsupportedFormat names the container
+                obj["format"] = error.pop("format")
+            obj["error"] = error
+    if result.fingerprint is not None:
+        obj["fingerprint"] = {"algorithm": result.fingerprint.algorithm,
+                              "digest": result.fingerprint.digest}
+    obj["scan"] = {"status": result.status, "elapsed": round(result.elapsed, 6)}
+    return obj
+
+
+#: Control characters shown escaped: a file name holding a newline stays on its line.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+
+
+def _shown(path: str) -> str:
+    return path if path.isprintable() else path.translate(_CONTROLS)
+
+
+def _message(result: ScanResult) -> str:
+    """The error's message without the path the line already starts with."""
+    error = result.error or {}
+    message = str(error.get("message", ""))
+    return message.removeprefix(f"{result.path}: ")
+
+
+def scan_line(result: ScanResult) -> str:
+    """``PATH  FORMAT  SIZE  VERDICT`` (boot mode without a profile), or the error."""
+    path = _shown(result.path)
+    if result.status == "unchanged":
+        return f"{path}  unchanged"
+    if result.error is not None:
+        return f"{path}  error  {result.error['type']}: {_shown(_message(result))}"
+    info = result.info or {}
+    size = human_size(info.get("virtual_size")).split(" (")[0]
+    judged = (f"verdict {result.check['verdict']}" if result.check is not None
+              else f"boot {info.get('boot_mode')}")
+    fp = f"  {result.fingerprint.digest}" if result.fingerprint is not None else ""
+    return f"{path}  {info.get('format')}  {size}  {judged}{fp}"
+
+
+def _verdict(result: ScanResult) -> str | None:
+    return None if result.check is None else str(result.check["verdict"])
+
+
+class ScanReport:
+    """Renders a scan as its results arrive; :meth:`finish` prints the summary."""
+
+    def __init__(self, out: TextIO, err: TextIO, as_json: bool) -> None:
+        self.out = out
+        self.err = err
+        self.as_json = as_json
+        self.bar = err.isatty()
+        #: Only problem lines when the bar shares the terminal with stdout.
+        self.quiet = self.bar and out.isatty() and not as_json
+        self.started = time.monotonic()
+        self._drawn = 0.0
+        self._bar_visible = False
+        self.images = 0
+        self.unchanged = 0
+        self.verdicts: dict[str, int] = {}
+        self.formats: dict[str, int] = {}
+        self.boot_modes: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+
+    def add(self, result: ScanResult) -> None:
+        self.images += 1
+        if result.status == "unchanged":
+            self.unchanged += 1
+        elif result.error is not None:
+            _count(self.errors, str(result.error["type"]))
+        if result.info is not None:
+            _count(self.formats, str(result.info.get("format")))
+            _count(self.boot_modes, str(result.info.get("boot_mode")))
+        verdict = _verdict(result)
+        if verdict is not None:
+            _count(self.verdicts, verdict)
+        if self.as_json:
+            import json
+            self._print(json.dumps(scan_object(result)))
+        elif not self.quiet or result.error is not None or verdict in ("fail", "warn"):
+            self._print(scan_line(result))
+
+    def _print(self, line: str) -> None:
+        if self._bar_visible:
+            self._clear_bar()
+        print(line, file=self.out, flush=self.bar)
+
+    def progress(self, skipped: int) -> None:
+        """Redraw the progress line (at most every REDRAW_INTERVAL) when stderr is a
+        terminal. The walk runs ahead of the workers only by a few batches (memory stays
+        flat on a library of millions of files), so the line counts, it does not guess
+        a total."""
+        now = time.monotonic()
+        if not self.bar or now - self._drawn < REDRAW_INTERVAL:
+            return
+        self._drawn = now
+        rate = self.images / max(now - self.started, 1e-9)
+        spin = "|/-\\"[int(now / REDRAW_INTERVAL) % 4]
+        self.err.write(f"{CLEAR_LINE}{spin} {self.images} images "
+                       f"({sum(self.errors.values())} errors), {skipped} skipped, "
+                       f"{rate:.0f} images/s")
+        self.err.flush()
+        self._bar_visible = True
+
+    def _clear_bar(self) -> None:
+        self.err.write(CLEAR_LINE)
+        self.err.flush()
+        self._bar_visible = False
+
+    def finish(self, skipped: int, interrupted: bool) -> None:
+        """The summary: on stdout, or stderr with ``--json`` (stdout stays JSON Lines)."""
+        if self._bar_visible:
+            self._clear_bar()
+        elapsed = time.monotonic() - self.started
+        rate = self.images / elapsed if elapsed > 0 else 0.0
+        read = self.images - self.unchanged - sum(self.errors.values())
+        lines = [f"{'interrupted after' if interrupted else 'scanned'} {self.images} images "
+                 f"in {elapsed:.2f} s ({rate:.0f} images/s): {read} read, "
+                 f"{sum(self.errors.values())} errors, {self.unchanged} unchanged; "
+                 f"{skipped} files skipped (not images)"]
+        for title, counts in (("verdicts", self.verdicts), ("formats", self.formats),
+                              ("boot modes", self.boot_modes), ("errors", self.errors)):
+            if counts:
+                lines.append(f"  {title}: " + ", ".join(
+                    f"{name} {n}" for name, n in sorted(counts.items(),
+                                                        key=lambda kv: (-kv[1], kv[0]))))
+        print("\n".join(lines), file=self.err if self.as_json else self.out)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.verdicts.get("fail"))
+
+
+def _count(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1

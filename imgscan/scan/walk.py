@@ -1,0 +1,163 @@
+"""Discovery: which files under the given paths are disk images, decided by content.
+
+The walk (:class:`Walk`, in the scanning process) only lists: it descends
+directories without following directory symlinks (a link back up would loop),
+visits each file and directory once by ``(device, inode)`` (hard links, bind
+mounts, symlinks to a file already seen), and never opens anything that is
+not a regular file: opening a FIFO blocks until a writer comes, a device may
+be a tape. What each regular file *is* is decided in a worker, so that the
+reads are spread over the pool, by the same detection ``imgscan info`` runs.
+
+A file is an image when it carries a container signature (the registry's
+cheap magic hints, then that format's own probe, so a decoder module is
+imported only when its magic is there), or, decoded as raw, when its first
+sectors hold a partition table (an MBR with sane entries, a GPT header) or a
+filesystem the probes know (:func:`raw_is_image`), or when it is named
+``.img``, ``.raw`` or ``.iso``. Anything else (text, logs, random bytes) is
+skipped after its first sectors are read: the worker reads an image's facts
+once and keeps them only if it is one, instead of deciding first and reading
+again (the common case in an image library is an image).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from xxhash import xxh3_64_hexdigest
+
+from .._core.registry import mbr_partitions
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+    from typing import Any
+
+#: Bytes of the file's head the header digest covers (the whole file when smaller).
+HEADER_DIGEST_BYTES = 64 * 1024
+#: GPT header signature, looked for at LBA 1 for 512- and 4096-byte sectors.
+GPT_SIGNATURE = b"EFI PART"
+GPT_HEADER_OFFSETS = (512, 4096)
+#: Names that make a file raw even without a partition table or filesystem
+#: (a blank disk, or one whose first sectors were wiped).
+RAW_SUFFIXES = (".img", ".raw", ".iso")
+
+
+def header_digest(path: str) -> str:
+    """xxh3-64 (hex) of the file's first 64 KiB, the whole file when smaller.
+
+    Raises OSError for a path that is not a regular file (never opened blocking).
+    """
+    st = os.stat(path)
+    head = read_head(path, st.st_dev, st.st_ino)
+    if head is None:
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    return head_digest(head)
+
+
+def head_digest(head: bytes) -> str:
+    """The header digest of a file whose first bytes are ``head``."""
+    digest: str = xxh3_64_hexdigest(head[:HEADER_DIGEST_BYTES])
+    return digest
+
+
+class Walk:
+    """The regular files under ``paths``, each once, in a stable order.
+
+    Iterating yields ``(path, stat_result)`` for regular files and
+    ``(path, OSError)`` for entries that cannot be looked at (a dangling
+    symlink, a directory without permission); ``skipped`` counts the
+    entries that are never opened (FIFOs, sockets, devices, symlinks to
+    directories). Paths keep the form they were given in (``find`` style).
+    """
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self.paths = list(paths)
+        self.skipped = 0
+        self._seen: set[int] = set()
+
+    def __iter__(self) -> Iterator[tuple[str, os.stat_result | OSError]]:
+        for root in self.paths:
+            try:
+                st = os.stat(root)       # a path the user named is followed, even a symlink
+            except OSError as exc:
+                yield root, exc
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if self._first_visit(st):
+                    yield from self._directory(root)
+            else:
+                yield from self._file(root, st)
+
+    def _first_visit(self, st: os.stat_result) -> bool:
+        key = st.st_dev << 64 | st.st_ino     # one int: a library of millions stays small
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+    def _file(self, path: str, st: os.stat_result) -> Iterator[tuple[str, os.stat_result]]:
+        if not stat.S_ISREG(st.st_mode):
+            self.skipped += 1
+        elif self._first_visit(st):
+            yield path, st
+
+    def _directory(self, top: str) -> Iterator[tuple[str, os.stat_result | OSError]]:
+        stack = [top]
+        while stack:
+            directory = stack.pop()
+            try:
+                with os.scandir(directory) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                yield directory, exc
+                continue
+            subdirs = []
+            for entry in entries:
+                try:
+                    if entry.is_symlink():
+                        st = os.stat(entry.path)        # a file symlink is followed ...
+                        if stat.S_ISDIR(st.st_mode):    # ... a directory symlink never
+                            self.skipped += 1
+                            continue
+                    else:
+                        st = entry.stat(follow_symlinks=False)
+                except OSError as exc:
+                    yield entry.path, exc
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    if self._first_visit(st):
+                        subdirs.append(entry.path)
+                else:
+                    yield from self._file(entry.path, st)
+            stack.extend(reversed(subdirs))    # depth first, in name order
+
+
+def read_head(path: str, device: int, inode: int) -> bytes | None:
+    """The first HEADER_DIGEST_BYTES of ``path``, or None when it is no longer the
+    regular file the walk saw (``device``, ``inode``): replaced since by a FIFO or
+    another file. Opened without blocking, so a FIFO never hangs the reader."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (device, inode):
+            return None
+        return os.pread(fd, HEADER_DIGEST_BYTES, 0)
+    finally:
+        os.close(fd)
+
+
+def raw_is_image(path: str, head: bytes, info: Mapping[str, Any]) -> bool:
+    """Whether a file no container claims (decoded as raw) is a disk image.
+
+    Yes when its head holds an MBR with sane entries or a GPT header, when the
+    filesystem probes found a volume in it (``info["filesystem"]``: the info
+    object of a raw file is what the probes say of its bytes), or when it is
+    named like a raw image.
+    """
+    return bool(mbr_partitions(head[:512])
+                or any(head[off:off + len(GPT_SIGNATURE)] == GPT_SIGNATURE
+                       for off in GPT_HEADER_OFFSETS)
+                or info.get("filesystem") is not None
+                or path.lower().endswith(RAW_SUFFIXES))

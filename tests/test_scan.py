@@ -1,0 +1,448 @@
+"""Bulk scanning (issue 7): discovery, the worker pool, rescans, kills and the CLI.
+
+A library of a few hundred images made by qemu-img (every format it writes,
+some damaged), non-image files and unreadable entries is scanned with one and
+two workers; ``qemu-img info`` on each template is the oracle for what every
+copy of it is (format and virtual size), and qemu-img refusing a damaged file
+is the oracle for an error. The catalog's state after rescans and kills is read
+with the ``sqlite3`` command-line tool.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import MiB, overwrite, qemu_create, write_file
+from oracles import needs_qemu, qemu_info, run
+
+import imgscan
+from imgscan import limits
+from imgscan.report.scan import CLEAR_LINE, ScanReport
+from imgscan.scan import runner
+from imgscan.scan.result import FileIdentity, ScanResult
+
+pytestmark = needs_qemu
+needs_sqlite3 = pytest.mark.skipif(shutil.which("sqlite3") is None,
+                                   reason="the sqlite3 command-line tool is not installed")
+
+#: Seeded, so that no random file matches a signature by chance on some run.
+RANDOM = random.Random(20261126)
+#: qemu's format names that imgscan spells differently.
+QEMU_NAMES = {"vpc": "vhd"}
+#: Copies of each template in the library.
+COPIES = 20
+#: The imgscan the tests import, for the subprocesses too (a checkout or an install).
+IMGSCAN_ROOT = str(Path(imgscan.__file__).resolve().parent.parent)
+
+
+class Library:
+    """The generated library and what the oracles say of it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        #: path -> (format, virtual size) from qemu-img info on its template.
+        self.images: dict[str, tuple[str, int]] = {}
+        #: Damaged files (qemu-img refuses them) -> the ImageError imgscan must name.
+        self.damaged: dict[str, str] = {}
+        #: Entries that cannot be read, and files that are not images.
+        self.unreadable: list[str] = []
+        self.not_images: list[str] = []
+
+
+def _mbr_disk(path: Path, label: str) -> Path:
+    """A 2 MiB raw disk with one partition (sfdisk writes the table)."""
+    with open(path, "wb") as f:
+        f.truncate(2 * MiB)
+    subprocess.run(["sfdisk", "-q", str(path)], input=f"label: {label}\nstart=64, type=L\n",
+                   text=True, check=True, capture_output=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Library:
+    root = tmp_path_factory.mktemp("library")
+    work = tmp_path_factory.mktemp("templates")
+    mbr = _mbr_disk(work / "mbr.raw", "dos")
+    # (file, its format: qemu-img does not probe a fixed VHD, it is told)
+    templates = [(mbr, "raw"), (_mbr_disk(work / "gpt.raw", "gpt"), "raw")]
+    for fmt, opts in (("qcow2", []), ("qcow2", ["-o", "compat=0.10"]), ("qcow2", ["-c"]),
+                      ("qcow", []), ("vpc", []), ("vpc", ["-o", "subformat=fixed"]),
+                      ("vhdx", []), ("vmdk", []),
+                      ("vmdk", ["-o", "subformat=streamOptimized"]), ("vdi", []), ("qed", [])):
+        out = work / f"disk{len(templates)}.{fmt}"
+        run("qemu-img", "convert", "-f", "raw", "-O", fmt, *opts, mbr, out)
+        templates.append((out, fmt))
+    templates.append((qemu_create(work / "blank.qcow2", "3M", fmt="qcow2"), "qcow2"))
+    # raw by its name alone
+    templates.append((write_file(work, RANDOM.randbytes(3000), "random.img"), "raw"))
+    lib = Library(root)
+    for template, fmt in templates:
+        info = qemu_info(template, fmt)
+        fact = (QEMU_NAMES.get(info["format"], info["format"]), info["virtual-size"])
+        for i in range(COPIES):
+            sub = root / f"d{i % 4}" / f"e{i % 3}"
+            sub.mkdir(parents=True, exist_ok=True)
+            copy = sub / f"{i}-{template.name}"
+            shutil.copy(template, copy)
+            lib.images[str(copy)] = fact
+    bad = root / "bad"
+    bad.mkdir()
+    qcow2 = (work / "blank.qcow2").read_bytes()
+    for name, data, error in (
+            ("short.qcow2", qcow2[:40], "TruncatedImage"),
+            ("garbage.qcow2", b"QFI\xfb" + RANDOM.randbytes(5000), "UnsupportedFeature"),
+            ("garbage.vhdx", b"vhdxfile" + RANDOM.randbytes(300_000), "CorruptImage")):
+        path = write_file(bad, data, name)
+        with pytest.raises(AssertionError):
+            qemu_info(path)             # the oracle: qemu-img cannot open it either
+        lib.damaged[str(path)] = error
+    lib.not_images += [str(write_file(bad, b"just some text\n" * 20, "notes.txt")),
+                       str(write_file(bad, RANDOM.randbytes(5000), "blob.bin"))]
+    os.symlink("nowhere", bad / "dangling.qcow2")
+    lib.unreadable.append(str(bad / "dangling.qcow2"))
+    os.mkfifo(bad / "pipe.qcow2")   # skipped without being opened (opening would block)
+    # Walked last: each is a second way to something already seen, never scanned twice.
+    links = root / "zlinks"
+    links.mkdir()
+    first = next(iter(lib.images))
+    os.link(first, links / "hardlink.qcow2")
+    os.symlink(first, links / "symlink.qcow2")
+    os.symlink("..", links / "loop")  # a directory symlink: never followed (skipped)
+    return lib
+
+
+def identity_of(path: str, digest: str) -> FileIdentity:
+    st = os.stat(path)
+    return FileIdentity(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, digest)
+
+
+def scan_all(paths: list[str], **kwargs: Any) -> tuple[dict[str, ScanResult], int]:
+    """Every result of a scan by path, and the number of files skipped."""
+    with imgscan.scan(paths, **kwargs) as scan:
+        results = {r.path: r for r in scan}
+        assert not scan.interrupted
+        return results, scan.skipped
+
+
+@pytest.fixture(scope="session")
+def one_job(library: Library) -> tuple[dict[str, ScanResult], int]:
+    return scan_all([str(library.root)], jobs=1, info_only=True)
+
+
+def test_library_scan_matches_qemu(library: Library,
+                                   one_job: tuple[dict[str, ScanResult], int]) -> None:
+    results, skipped = one_job
+    assert len(library.images) > 250
+    scanned = {p: (r.info["format"], r.info["virtual_size"])
+               for p, r in results.items() if r.status == "scanned" and r.info}
+    assert scanned == library.images
+    errors = {p: r.error["type"] for p, r in results.items() if r.error}
+    assert errors == {**library.damaged, **{p: "OSError" for p in library.unreadable}}
+    # text, random bytes, the FIFO and the directory symlink
+    assert skipped == len(library.not_images) + 2
+    for path in library.images:
+        identity = results[path].identity
+        assert identity is not None
+        assert identity == identity_of(path, identity.header_digest)
+    some = next(iter(library.images))
+    with open(some, "rb") as f:
+        head = f.read(64 * 1024)
+    oracle = subprocess.run(["xxhsum", "-H3", "-"], input=head, capture_output=True,
+                            check=True).stdout.split()[-1].decode()
+    assert results[some].identity == identity_of(some, oracle)
+
+
+def test_two_jobs_give_the_same_results(library: Library,
+                                        one_job: tuple[dict[str, ScanResult], int]) -> None:
+    results, skipped = scan_all([str(library.root)], jobs=2, info_only=True)
+    assert skipped == one_job[1]
+
+    def same(r: ScanResult) -> tuple[Any, ...]:
+        return r.status, r.identity, r.info, r.error
+
+    assert {p: same(r) for p, r in results.items()} == {
+        p: same(r) for p, r in one_job[0].items()}
+
+
+def test_profile_and_fingerprint(library: Library, monkeypatch: pytest.MonkeyPatch,
+                                 tmp_path: Path) -> None:
+    """A check object per image, one fingerprint for one disk in any container (none,
+    but facts and verdict, when the guest bytes cannot be read), and a time limit that
+    grows with the bytes a fingerprint reads."""
+    picked = [p for p in library.images if "/0-" in p and "random" not in p
+              and "blank" not in p]
+    results, _ = scan_all(picked, jobs=2, profile="safe", fingerprint=True)
+    assert {r.status for r in results.values()} == {"scanned"}
+    assert {r.check["profile"] if r.check else None for r in results.values()} == {"safe"}
+    # The MBR disk as raw, qcow2, VHDX, VMDK, ... (VHD rounds its size up to a geometry)
+    same_disk = [r.fingerprint for p, r in results.items() if "gpt" not in p
+                 and r.info and r.info["virtual_size"] == 2 * MiB]
+    assert len(same_disk) >= 9
+    assert len({fp.digest if fp else None for fp in same_disk}) == 1, same_disk
+    encrypted = qemu_create(tmp_path / "aes.qcow2", "1M", "--object", "secret,id=s,data=k",
+                            "-o", "compat=0.10,encrypt.format=aes,encrypt.key-secret=s",
+                            fmt="qcow2")
+    (result,) = scan_all([str(encrypted)], jobs=1, profile="safe",
+                         fingerprint=True)[0].values()
+    assert result.status == "scanned" and result.fingerprint is None
+    assert result.info and result.info["encrypted"]
+    assert result.check and result.check["verdict"] == "fail"
+
+    # 0.05 s is too short for a (slowed) image, unless its stored bytes read at the
+    # fingerprint's minimum rate (1 KiB/s here) add their time.
+    monkeypatch.setattr(runner, "scan_image", slowly)
+    monkeypatch.setattr(limits, "SCAN_FINGERPRINT_MIN_RATE", 1024)
+    one = picked[:1]
+    assert os.stat(one[0]).st_blocks * 512 >= 1024
+    timed, _ = scan_all(one, jobs=1, info_only=True, time_limit=0.05)
+    assert (timed[one[0]].error or {}).get("type") == "Timeout"
+    fingerprinted, _ = scan_all(one, jobs=1, info_only=True, time_limit=0.05,
+                                fingerprint=True)
+    assert fingerprinted[one[0]].status == "scanned"
+
+
+# -- worker failures ----------------------------------------------------------------
+SCAN_IMAGE = runner.scan_image
+
+
+def slowly(path: str, head: bytes, options: runner.Options) -> tuple[Any, Any, Any] | None:
+    time.sleep(0.1)
+    return SCAN_IMAGE(path, head, options)
+
+
+def misbehave(path: str, head: bytes, options: runner.Options) -> tuple[Any, Any, Any] | None:
+    """Replaces runner.scan_image in the workers (set before the pool forks)."""
+    name = os.path.basename(path)
+    if name.startswith("hang"):
+        time.sleep(3600)
+    elif name.startswith("exit"):
+        os._exit(3)
+    elif name.startswith("segv"):
+        faulthandler.disable()          # pytest's, inherited: no traceback dump
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif name.startswith("hog"):
+        bytearray(512 * MiB)           # beyond the 256 MiB budget below
+    elif name.startswith("bug"):
+        raise ValueError("a bug in a decoder")
+    return SCAN_IMAGE(path, head, options)
+
+
+@pytest.fixture
+def troublemakers(library: Library, tmp_path: Path) -> Path:
+    template = next(p for p in library.images if p.endswith("mbr.raw"))
+    for name in ("hang", "exit", "segv", "hog", "bug", *(f"ok{i}" for i in range(12))):
+        shutil.copy(template, tmp_path / f"{name}.raw")
+    return tmp_path
+
+
+def test_worker_failures_cost_one_image(troublemakers: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "scan_image", misbehave)
+    start = time.monotonic()
+    results, _ = scan_all([str(troublemakers)], jobs=2, info_only=True, time_limit=1.5,
+                          memory_limit=256 * MiB)
+    assert time.monotonic() - start < 20     # the hang was cut off, not waited out
+    by_name = {os.path.basename(p): r for p, r in results.items()}
+    assert len(by_name) == 17
+    errors = {n: r.error for n, r in by_name.items() if r.error is not None}
+    assert {n: e["type"] for n, e in errors.items()} == {
+        "hang.raw": "Timeout", "exit.raw": "WorkerCrashed", "segv.raw": "WorkerCrashed",
+        "hog.raw": "MemoryLimit", "bug.raw": "ValueError"}
+    assert "signal 11 (SIGSEGV)" in errors["segv.raw"]["message"]
+    assert "status 3" in errors["exit.raw"]["message"]
+    assert "1.5 s" in errors["hang.raw"]["message"]
+    assert all(r.status == "scanned" for n, r in by_name.items() if n.startswith("ok"))
+
+
+def test_a_slow_consumer_is_not_a_timeout(troublemakers: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Time the caller spends between results is not charged to the images: answers
+    that arrived meanwhile are read before any worker is judged late."""
+    monkeypatch.setattr(runner, "scan_image", slowly)
+    oks = [str(p) for p in sorted(troublemakers.glob("ok*"))[:4]]
+    statuses = []
+    with imgscan.scan(oks, jobs=1, info_only=True, time_limit=0.3) as scan:
+        for result in scan:
+            statuses.append(result.status)
+            time.sleep(0.5)
+    assert statuses == ["scanned"] * 4
+
+
+# -- catalog: rescans, kills, Ctrl-C -----------------------------------------------------
+def sqlite(db: Path, sql: str) -> str:
+    return run("sqlite3", db, sql).strip()
+
+
+@pytest.fixture
+def small_library(library: Library, tmp_path: Path) -> Path:
+    """Two copies of each template (a directory of the library), in a tree of its own."""
+    lib = tmp_path / "lib"
+    shutil.copytree(library.root / "d0" / "e0", lib / "a")
+    return lib
+
+
+@needs_sqlite3
+def test_rescan_touches_only_changed_files(small_library: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "catalog.db")
+    first, _ = scan_all([str(small_library)], jobs=2, catalog=db, info_only=True)
+    assert {r.status for r in first.values()} == {"scanned"}
+    raws = sorted(p for p in first if p.endswith("mbr.raw"))
+    changed, deleted = raws[0], raws[1]
+    # Same size and mtime, a new disk signature: only the header digest tells.
+    st = os.stat(changed)
+    overwrite(Path(changed), 440, b"\x12\x34\x56\x78")
+    os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.unlink(deleted)
+    added = str(small_library / "added.raw")
+    shutil.copy(next(p for p in first if p.endswith("gpt.raw")), added)
+    second, _ = scan_all([str(small_library)], jobs=2, catalog=db, info_only=True)
+    status = {p: r.status for p, r in second.items()}
+    assert {p for p, s in status.items() if s == "scanned"} == {changed, added}
+    assert set(status) == set(first) - {deleted} | {added}
+    assert all(s == "unchanged" for p, s in status.items() if p not in (changed, added))
+    assert sqlite(Path(db), "SELECT path FROM images WHERE status = 'missing'") == deleted
+    assert sqlite(Path(db), "SELECT count(*) FROM images WHERE status = 'scanned'") == str(
+        len(first))
+
+
+def cli(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """``python -m imgscan ARGS`` on the imgscan the tests import."""
+    env = {**os.environ, "PYTHONPATH": IMGSCAN_ROOT, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "imgscan", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def lines_then(proc: subprocess.Popen[str], count: int) -> Iterator[str]:
+    assert proc.stdout is not None
+    for _ in range(count):
+        yield proc.stdout.readline()
+
+
+@needs_sqlite3
+def test_killed_scan_leaves_a_usable_catalog(library: Library, tmp_path: Path) -> None:
+    db = tmp_path / "killed.db"
+    proc = cli("scan", str(library.root), "--jobs", "1", "--catalog", str(db))
+    assert all(line for line in lines_then(proc, 30))
+    proc.kill()
+    proc.communicate()
+    assert sqlite(db, "PRAGMA integrity_check") == "ok"
+    proc = cli("scan", str(library.root), "--catalog", str(db))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err        # the damaged files are errors
+    assert f"scanned {len(library.images) + len(library.damaged) + 1} images" in out
+    assert sqlite(db, "SELECT count(*) FROM images WHERE status != 'missing'") == str(
+        len(library.images) + len(library.damaged) + 1)
+    assert sqlite(db, "SELECT count(*) FROM scans WHERE finished_at IS NOT NULL") == "1"
+
+
+#: ``imgscan`` whose workers hang on any file named hang*: a scan that runs until it is
+#: stopped (the fork inherits the patched function, as in the in-process tests).
+HANGING_CLI = """
+import sys, time
+from imgscan.scan import runner
+real = runner.scan_image
+def hang(path, *args):
+    if "/hang" in path:
+        time.sleep(3600)
+    return real(path, *args)
+runner.scan_image = hang
+from imgscan.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def recorded_rows(db: Path) -> int:
+    """Rows in the catalog's images table; 0 while it is not created yet."""
+    proc = subprocess.run(["sqlite3", db, "SELECT count(*) FROM images"],
+                          capture_output=True, text=True, check=False)
+    return int(proc.stdout) if proc.returncode == 0 else 0
+
+
+@needs_sqlite3
+def test_ctrl_c_stops_cleanly(troublemakers: Path, tmp_path: Path) -> None:
+    """Results are committed while one image holds a worker, and Ctrl-C then stops
+    the scan: workers killed, what was recorded kept, the scan closed as interrupted."""
+    db = tmp_path / "interrupted.db"
+    env = {**os.environ, "PYTHONPATH": IMGSCAN_ROOT}
+    proc = subprocess.Popen([sys.executable, "-c", HANGING_CLI, "scan", str(troublemakers),
+                             "--catalog", str(db), "--info-only", "--jobs", "2"], env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    # The images the other worker reads (those queued behind the hang in its worker
+    # wait for the time limit) reach the catalog while the scan runs.
+    deadline = time.monotonic() + 20
+    while recorded_rows(db) < 8:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)     # as a terminal's Ctrl-C: the workers get it too
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    lines = out.splitlines()
+    recorded = [line for line in lines if "  raw  2 MiB  " in line]
+    assert f"interrupted after {len(recorded)} images" in lines[len(recorded)]
+    assert sqlite(db, "PRAGMA integrity_check") == "ok"
+    assert sqlite(db, "SELECT interrupted FROM scans") == "1"
+    assert sqlite(db, "SELECT count(*) FROM images WHERE status = 'scanned'") == str(
+        len(recorded))
+
+
+# -- the command line ------------------------------------------------------------------
+def test_cli_json_lines_and_no_progress_in_a_pipe(library: Library) -> None:
+    bad = str(library.root / "bad")
+    proc = cli("scan", "--json", "--jobs", "2", bad, next(iter(library.images)))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "\r" not in err and "\033" not in err
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert len(objects) == len(library.damaged) + 2
+    by_path = {o["path"]: o for o in objects}
+    for path, error in library.damaged.items():
+        assert by_path[path]["error"]["type"] == error
+        assert by_path[path]["scan"]["status"] == "error"
+    good = by_path[next(iter(library.images))]
+    assert good["verdict"] in ("pass", "warn", "fail") and "rules" in good
+    assert good["scan"]["status"] == "scanned"
+    assert "errors: " in err and "skipped" in err     # the summary, kept off stdout
+
+
+def test_cli_text_summary_and_exit_status(library: Library) -> None:
+    good = sorted(p for p in library.images if p.endswith("disk2.qcow2"))
+    proc = cli("scan", "--info-only", *good)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert lines[:len(good)] and all(" qcow2  2 MiB  boot " in line for line in lines[:len(good)])
+    assert f"scanned {len(good)} images" in out and "formats: qcow2 20" in out
+    proc = cli("scan", "--profile", "no-such-profile", good[0])
+    assert proc.communicate(timeout=60)[1].startswith("imgscan: ")
+    assert proc.returncode == 2
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_only_on_a_terminal() -> None:
+    result = ScanResult("x.qcow2", "error", None, error={
+        "type": "CorruptImage", "structure": "header", "offset": 0, "message": "x.qcow2: bad"})
+    for err, shown in ((_Terminal(), True), (io.StringIO(), False)):
+        report = ScanReport(io.StringIO(), err, as_json=False)
+        report.add(result)
+        report.progress(skipped=0)
+        report.finish(skipped=0, interrupted=False)
+        assert (CLEAR_LINE in err.getvalue()) is shown
