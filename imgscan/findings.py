@@ -85,7 +85,9 @@ def fact_findings(facts: _Facts) -> list[Finding]:
     if facts.data_file is not None:
         out.append(Finding(
             DATA_FILE, "error",
-            f"guest data is stored in external data file {facts.data_file!r}",
+            f"guest data is stored in external data file {facts.data_file!r}" if facts.data_file
+            else "guest data is stored in an external data file the image does not name "
+                 "(qemu opens whichever file its caller names)",
         ))
     if facts.encrypted:
         out.append(Finding(ENCRYPTED, "error",

@@ -115,6 +115,22 @@ def _partition_dict(p: Partition, volume: Volume | None) -> dict[str, Any]:
     return out
 
 
+def encrypted_volumes(partitions: list[dict[str, Any]],
+                      whole: dict[str, Any] | None) -> list[Finding]:
+    """One ``encrypted`` finding per LUKS or BitLocker volume in the guest disk.
+
+    Volume encryption hides the contents as container encryption does (threats.md),
+    whether or not a Windows installation is found beside it.
+    """
+    found = [(f"partition {p['number']}", p["filesystem"]) for p in partitions
+             if p.get("encrypted")]
+    if whole is not None and whole.get("encrypted"):
+        found.append(("the whole disk", whole["filesystem"]))
+    return [Finding(ENCRYPTED, "error",
+                    f"{where} is a {fs} volume: its contents cannot be inspected")
+            for where, fs in found]
+
+
 def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None = None,
              el_torito: Sequence[Mapping[str, Any]] | None = None) -> Layout:
     """The layout of the guest disk that ``read(offset, length)`` returns bytes of.
@@ -140,6 +156,7 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
         if volume is not None:
             filesystem = volume.filesystem
             whole = {**_volume_facts(volume), "size": volume.size, "details": volume.details}
+    findings += encrypted_volumes(partitions, whole)
     boot_mode, evidence = bootmode.decide(table if table.kind != "none" else None,
                                           filesystems, el_torito)
     return Layout(table.kind, partitions, filesystem, boot_mode, evidence, table.as_dict(),

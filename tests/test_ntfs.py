@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from helpers import promptly
+from helpers import ntfs_poke, promptly
 from oracles import CORPUS, needs_corpus, needs_qemu, run
 
 import imgscan
@@ -374,18 +374,6 @@ def attribute(rec: bytes | bytearray, atype: int) -> int:
     return pos
 
 
-def poke(buf: bytearray, record: int, rel: int, value: bytes) -> None:
-    """Write ``value`` at ``rel`` into an update-sequence protected record, putting
-    the bytes that fall on a stride's check value into the array instead."""
-    usa = struct.unpack_from("<H", buf, record + 4)[0]
-    for i, byte in enumerate(value):
-        at = rel + i
-        if at % 512 >= 510:
-            buf[record + usa + 2 * (at // 512 + 1) + at % 512 - 510] = byte
-        else:
-            buf[record + at] = byte
-
-
 def assert_prompt_error(kind: type[ImageError], action: Callable[[], object],
                         *words: str) -> ImageError:
     with promptly(2), pytest.raises(kind) as info:
@@ -505,7 +493,7 @@ def test_index_node_pointing_to_itself(images: dict[str, Path],
         while pos < end:
             length, _, flags = struct.unpack_from("<HHI", win_bytes, pos + 8)
             if flags & 1:       # an inner node: point its sub-nodes back at itself
-                poke(win_bytes, node, pos + length - 8 - node, struct.pack("<Q", vcn))
+                ntfs_poke(win_bytes, node, pos + length - 8 - node, struct.pack("<Q", vcn))
                 looped += 1
             if flags & 2:
                 break

@@ -14,13 +14,11 @@ import re
 import shutil
 import struct
 import subprocess
-import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import decompress, overwrite, promptly, sparse_file
+from helpers import decompress, overwrite, patch_gpt, promptly, sparse_file
 from oracles import CORPUS, HAVE_QEMU, corpus_facts, needs_corpus, needs_qemu, run
 
 import imgscan
@@ -413,36 +411,6 @@ def test_corpus_gpt_with_bad_entry_crc_and_other_schemes(tmp_path: Path) -> None
 
 # -- malformed tables --------------------------------------------------------------
 
-def _gpt_header_at(f: Any, offset: int) -> bytearray:
-    f.seek(offset)
-    return bytearray(f.read(512))
-
-
-def _patch_gpt(path: Path, header_offset: int,
-               header: Callable[[bytearray], None] | None = None,
-               entries: Callable[[bytearray], None] | None = None,
-               fix_crc: bool = True) -> None:
-    """Edit one GPT copy of a real disk, then recompute its CRCs (unless told not to)."""
-    with open(path, "r+b") as f:
-        h = _gpt_header_at(f, header_offset)
-        lba, count, esize = struct.unpack_from("<QII", h, 72)
-        f.seek(lba * 512)
-        array = bytearray(f.read(count * esize))
-        if entries is not None:
-            entries(array)
-            f.seek(lba * 512)
-            f.write(array)
-            if fix_crc:
-                struct.pack_into("<I", h, 88, zlib.crc32(array))
-        if header is not None:
-            header(h)
-        if fix_crc:
-            struct.pack_into("<I", h, 16, 0)
-            struct.pack_into("<I", h, 16, zlib.crc32(h[:92]))
-        f.seek(header_offset)
-        f.write(h)
-
-
 def _copy(disks: dict[str, Path], name: str, tmp_path: Path) -> Path:
     dst = tmp_path / f"{name}.raw"
     subprocess.run(["cp", "--sparse=always", str(disks[name]), str(dst)], check=True)
@@ -465,7 +433,7 @@ def test_damaged_primary_header_falls_back_to_backup(disks: dict[str, Path],
                                                      tmp_path: Path) -> None:
     good = _info(disks["gpt-biosboot"])
     disk = _copy(disks, "gpt-biosboot", tmp_path)
-    _patch_gpt(disk, 512, header=lambda h: h.__setitem__(60, h[60] ^ 0xFF), fix_crc=False)
+    patch_gpt(disk, 512, header=lambda h: h.__setitem__(60, h[60] ^ 0xFF), fix_crc=False)
     info = _timed_info(disk)
     assert info["partition_table"] == "gpt" and info["partitions"] == good["partitions"]
     assert info["partition_table_details"]["gpt"]["used"] == "backup"
@@ -476,7 +444,7 @@ def test_entry_array_crc_mismatch_falls_back_to_backup(disks: dict[str, Path],
                                                        tmp_path: Path) -> None:
     good = _info(disks["gpt-biosboot"])
     disk = _copy(disks, "gpt-biosboot", tmp_path)
-    _patch_gpt(disk, 512, entries=lambda a: a.__setitem__(56, 0x41), fix_crc=False)
+    patch_gpt(disk, 512, entries=lambda a: a.__setitem__(56, 0x41), fix_crc=False)
     info = _timed_info(disk)
     assert info["partitions"] == good["partitions"]
     assert info["partition_table_details"]["gpt"]["used"] == "backup"
@@ -485,7 +453,7 @@ def test_entry_array_crc_mismatch_falls_back_to_backup(disks: dict[str, Path],
 
 def test_primary_and_backup_disagree(disks: dict[str, Path], tmp_path: Path) -> None:
     disk = _copy(disks, "gpt-biosboot", tmp_path)
-    _patch_gpt(disk, BACKUP, header=lambda h: h.__setitem__(56, h[56] ^ 1))  # disk GUID
+    patch_gpt(disk, BACKUP, header=lambda h: h.__setitem__(56, h[56] ^ 1))  # disk GUID
     info = _timed_info(disk)
     assert "footer-mismatch" in _ids(info)
     assert info["partition_table_details"]["gpt"]["used"] == "primary"
@@ -495,7 +463,7 @@ def test_gpt_claiming_2_32_entries_allocates_nothing(disks: dict[str, Path],
                                                      tmp_path: Path) -> None:
     disk = _copy(disks, "gpt-biosboot", tmp_path)
     for offset in (512, BACKUP):
-        _patch_gpt(disk, offset, header=lambda h: struct.pack_into("<I", h, 80, 0xFFFFFFFF))
+        patch_gpt(disk, offset, header=lambda h: struct.pack_into("<I", h, 80, 0xFFFFFFFF))
     info = _timed_info(disk)
     assert info["partition_table"] == "gpt" and info["partitions"] == []
     assert "resource-exhaustion" in _ids(info)
@@ -503,8 +471,8 @@ def test_gpt_claiming_2_32_entries_allocates_nothing(disks: dict[str, Path],
 
 def test_bad_entry_size_and_array_past_the_end(disks: dict[str, Path], tmp_path: Path) -> None:
     disk = _copy(disks, "gpt-biosboot", tmp_path)
-    _patch_gpt(disk, 512, header=lambda h: struct.pack_into("<Q", h, 72, 1 << 40))
-    _patch_gpt(disk, BACKUP, header=lambda h: struct.pack_into("<I", h, 84, 200))
+    patch_gpt(disk, 512, header=lambda h: struct.pack_into("<Q", h, 72, 1 << 40))
+    patch_gpt(disk, BACKUP, header=lambda h: struct.pack_into("<I", h, 84, 200))
     info = _timed_info(disk)
     assert info["partitions"] == []
     message = " ".join(f["message"] for f in info["findings"])
@@ -530,7 +498,7 @@ def test_overlapping_and_out_of_range_entries(disks: dict[str, Path], tmp_path: 
         struct.pack_into("<Q", array, 32, 2)
 
     for offset in (512, BACKUP):
-        _patch_gpt(disk, offset, entries=overlap)
+        patch_gpt(disk, offset, entries=overlap)
     info = _timed_info(disk)
     messages = " ".join(f["message"] for f in info["findings"])
     assert "overlap" in messages and "outside the usable range" in messages

@@ -16,7 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import GiB, MiB, decompress, open_promptly, promptly, unpacked_name, write_file
+from helpers import (
+    GiB,
+    MiB,
+    decompress,
+    open_promptly,
+    promptly,
+    unpacked_name,
+    vhd_refresh_footer_checksums,
+    vhd_refresh_header_checksum,
+    vhd_set_footers,
+    write_file,
+)
 from oracles import (
     CORPUS,
     corpus_facts,
@@ -49,31 +60,8 @@ H_TABLE_OFFSET, H_MAX_ENTRIES, H_BLOCK_SIZE, H_CHECKSUM = 16, 28, 32, 36
 H_PARENT_NAME = 64
 
 
-def _ones_complement(buf: bytes | bytearray, cksum_off: int) -> int:
-    total = sum(buf) - sum(buf[cksum_off:cksum_off + 4])
-    return ~total & 0xFFFFFFFF
-
-
 def _put(buf: bytearray, off: int, fmt: str, value: int) -> None:
     struct.pack_into(fmt, buf, off, value)
-
-
-def _refresh_footer_checksums(buf: bytearray) -> None:
-    """Recompute the checksums of both footer copies (spec: one's complement byte sum)."""
-    for base in (0, len(buf) - 512):
-        if buf[base:base + 8] == b"conectix":
-            foot = buf[base:base + 512]
-            _put(buf, base + F_CHECKSUM, ">I", _ones_complement(foot, F_CHECKSUM))
-
-
-def _refresh_header_checksum(buf: bytearray, hdr: int) -> None:
-    _put(buf, hdr + H_CHECKSUM, ">I", _ones_complement(buf[hdr:hdr + 1024], H_CHECKSUM))
-
-
-def _set_footers(buf: bytearray, off: int, fmt: str, value: int) -> None:
-    for base in (0, len(buf) - 512):
-        _put(buf, base + off, fmt, value)
-    _refresh_footer_checksums(buf)
 
 
 # --------------------------------------------------------------------------
@@ -319,9 +307,9 @@ def test_corpus_matches_qemu(corpus_dir: Path, rel: str, tmp_path: Path) -> None
 
 def _fixed_checksums_copy(src: Path, dest: Path) -> Path:
     buf = bytearray(src.read_bytes())
-    _refresh_footer_checksums(buf)
+    vhd_refresh_footer_checksums(buf)
     hdr = struct.unpack_from(">Q", buf, F_DATA_OFFSET)[0]
-    _refresh_header_checksum(buf, hdr)
+    vhd_refresh_header_checksum(buf, hdr)
     dest.write_bytes(bytes(buf))
     return dest
 
@@ -374,8 +362,8 @@ def test_differencing_bitmap_decides_per_sector(tmp_path: Path) -> None:
     hdr = struct.unpack_from(">Q", buf, F_DATA_OFFSET)[0]
     name = "parent.vhd".encode("utf-16-be")
     buf[hdr + H_PARENT_NAME:hdr + H_PARENT_NAME + len(name)] = name
-    _refresh_header_checksum(buf, hdr)
-    _set_footers(buf, F_DISK_TYPE, ">I", 4)
+    vhd_refresh_header_checksum(buf, hdr)
+    vhd_set_footers(buf, F_DISK_TYPE, ">I", 4)
     bat = struct.unpack_from(">Q", buf, hdr + H_TABLE_OFFSET)[0]
     from_parent: set[int] = set()
     for block, sectors in ((0, list(range(8)) + list(range(128, 4096))),
@@ -440,7 +428,7 @@ def _hdr(buf: bytes | bytearray) -> int:
 def _edit_header(buf: bytearray, off: int, fmt: str, value: int) -> bytearray:
     hdr = _hdr(buf)
     _put(buf, hdr + off, fmt, value)
-    _refresh_header_checksum(buf, hdr)
+    vhd_refresh_header_checksum(buf, hdr)
     return buf
 
 
@@ -467,7 +455,7 @@ def test_malformed_raises(base_dynamic: bytes, tmp_path: Path, case: str,
     if case == "short-footer-copy":
         buf = buf[:300]
     elif case == "data-offset-past-eof":
-        _set_footers(buf, F_DATA_OFFSET, ">Q", len(buf) + 4096)
+        vhd_set_footers(buf, F_DATA_OFFSET, ">Q", len(buf) + 4096)
     elif case == "header-cookie":
         buf[_hdr(buf):_hdr(buf) + 8] = b"cxspars3"
     elif case == "table-offset-past-eof":
@@ -483,10 +471,10 @@ def test_malformed_raises(base_dynamic: bytes, tmp_path: Path, case: str,
     elif case == "max-entries-small":
         _edit_header(buf, H_MAX_ENTRIES, ">I", 1)
     elif case == "disk-type-7":
-        _set_footers(buf, F_DISK_TYPE, ">I", 7)
+        vhd_set_footers(buf, F_DISK_TYPE, ">I", 7)
     elif case == "size-over-2040g":
-        _set_footers(buf, 28, ">I", int.from_bytes(b"qem2", "big"))  # creator application
-        _set_footers(buf, 48, ">Q", 3 << 40)                          # current size
+        vhd_set_footers(buf, 28, ">I", int.from_bytes(b"qem2", "big"))  # creator application
+        vhd_set_footers(buf, 48, ">Q", 3 << 40)                          # current size
     path = _write(tmp_path, buf)
     with promptly(2), pytest.raises(error, match=match) as exc:
         imgscan.open(path).info()
@@ -518,7 +506,7 @@ def test_footer_copies_differ(base_dynamic: bytes, tmp_path: Path) -> None:
     buf = bytearray(base_dynamic)
     tail = len(buf) - 512
     _put(buf, tail + F_TIMESTAMP, ">I", 12345)
-    _refresh_footer_checksums(buf)
+    vhd_refresh_footer_checksums(buf)
     with open_promptly(_write(tmp_path, buf)) as im:
         mism = [f for f in im.findings if f.id == "footer-mismatch"]
         assert len(mism) == 1 and "timestamp" in mism[0].message

@@ -23,7 +23,16 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from helpers import KiB, MiB, TiB, decompress, promptly, write_file
+from helpers import (
+    KiB,
+    MiB,
+    TiB,
+    crc32c_bitwise,
+    decompress,
+    promptly,
+    vhdx_reseal,
+    write_file,
+)
 from oracles import (
     CORPUS,
     corpus_facts,
@@ -58,22 +67,6 @@ BAT_GUID = bytes.fromhex("6677c22d23f600429d64115e9bfd4a08")
 METADATA_GUID = bytes.fromhex("06a27c8b90479a4bb8fe575f050f886e")
 FILE_PARAMETERS_GUID = bytes.fromhex("3767a1ca36fa434db3b633f0aa44e76b")
 VIRTUAL_SIZE_GUID = bytes.fromhex("2442a52f1bcd7648b2115dbed83bf4b8")
-
-
-# -- an independent CRC-32C (bitwise, RFC 3720) -----------------------------------
-def crc32c_bitwise(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
-
-
-def _reseal(buf: bytearray, start: int, size: int) -> None:
-    """Recompute the CRC-32C at ``start + 4`` over ``size`` bytes (field as zeros)."""
-    struct.pack_into("<I", buf, start + 4, 0)
-    struct.pack_into("<I", buf, start + 4, crc32c_bitwise(bytes(buf[start:start + size])))
 
 
 def _current_header(buf: bytes | bytearray) -> int:
@@ -406,7 +399,7 @@ def _unreplay(path: Path) -> None:
     assert buf[log_offset:log_offset + 4] == b"loge"
     guid = bytes(buf[log_offset + 32:log_offset + 48])
     buf[hdr + 48:hdr + 64] = guid
-    _reseal(buf, hdr, HEADER_SIZE)
+    vhdx_reseal(buf, hdr, HEADER_SIZE)
     desc = log_offset + 64
     assert buf[desc:desc + 4] == b"desc"
     target = struct.unpack_from("<Q", buf, desc + 16)[0]
@@ -449,7 +442,7 @@ def test_looping_log_refused(pending_log: Path, tmp_path: Path) -> None:
     log_offset, log_length = struct.unpack_from("<Q", buf, hdr + 72)[0], \
         struct.unpack_from("<I", buf, hdr + 68)[0]
     struct.pack_into("<I", buf, log_offset + 8, log_length - 4096)
-    _reseal(buf, log_offset, log_length - 4096)
+    vhdx_reseal(buf, log_offset, log_length - 4096)
     buf[log_offset + log_length - 4096:log_offset + log_length] = bytes(4096)
     path = tmp_path / "loop.vhdx"
     path.write_bytes(bytes(buf))
@@ -511,7 +504,7 @@ def test_equal_sequence_different_headers(base_image: bytes, tmp_path: Path) -> 
     buf = bytearray(base_image)
     seq = struct.unpack_from("<Q", buf, HEADER_OFFSETS[0] + 8)[0]
     struct.pack_into("<Q", buf, HEADER_OFFSETS[1] + 8, seq)
-    _reseal(buf, HEADER_OFFSETS[1], HEADER_SIZE)
+    vhdx_reseal(buf, HEADER_OFFSETS[1], HEADER_SIZE)
     with pytest.raises(CorruptImage, match="differ"):
         _open_bytes(tmp_path, buf)
 
@@ -542,7 +535,7 @@ def _edit_region(base: bytes, guid: bytes, offset: int | None = None,
                     struct.pack_into("<I", buf, e + 28, required)
                 if new_guid is not None:
                     buf[e:e + 16] = new_guid
-        _reseal(buf, table, REGION_SIZE)
+        vhdx_reseal(buf, table, REGION_SIZE)
     return buf
 
 
@@ -568,7 +561,7 @@ def test_unknown_required_region(base_image: bytes, tmp_path: Path) -> None:
         buf[e:e + 16] = other
         struct.pack_into("<QII", buf, e + 16, 100 * MiB, MiB, 1)
         struct.pack_into("<I", buf, table + 8, count + 1)
-        _reseal(buf, table, REGION_SIZE)
+        vhdx_reseal(buf, table, REGION_SIZE)
     with pytest.raises(UnsupportedFeature, match="required"):
         _open_bytes(tmp_path, buf)
 
@@ -627,11 +620,11 @@ def test_oversized_log(base_image: bytes, tmp_path: Path) -> None:
     hdr = _current_header(buf)
     buf[hdr + 48:hdr + 64] = bytes(range(1, 17))                    # a log GUID: log present
     struct.pack_into("<I", buf, hdr + 68, 0xFFF00000)               # ~4 GiB of log
-    _reseal(buf, hdr, HEADER_SIZE)
+    vhdx_reseal(buf, hdr, HEADER_SIZE)
     with pytest.raises(LimitExceeded, match="log"):
         _open_bytes(tmp_path, buf)
     struct.pack_into("<I", buf, hdr + 68, MiB + 4096)               # not whole MiB
-    _reseal(buf, hdr, HEADER_SIZE)
+    vhdx_reseal(buf, hdr, HEADER_SIZE)
     with pytest.raises(CorruptImage, match="log length"):
         _open_bytes(tmp_path, buf, "b2.vhdx")
 

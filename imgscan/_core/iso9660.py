@@ -386,8 +386,10 @@ class IsoImage(RawImage):
             platform = cat[pos + SH_PLATFORM_ID]
             count = _u16(cat, pos + SH_ENTRY_COUNT)
             pos += CATALOG_ENTRY_SIZE
+            cut = False     # the section's entries run past what was read
             for _ in range(count):
                 if pos + CATALOG_ENTRY_SIZE > len(cat):
+                    cut = True
                     break
                 media = cat[pos + 1]
                 self._boot_entry(cat, pos, off, platform, section)
@@ -398,14 +400,15 @@ class IsoImage(RawImage):
                         and cat[pos] == EXTENSION_ENTRY_ID:
                     more = cat[pos + 1] & EXTENSION_MORE_FOLLOWS
                     pos += CATALOG_ENTRY_SIZE
-            if indicator == SECTION_HEADER_FINAL:
+            if indicator == SECTION_HEADER_FINAL and not cut:
                 break
         else:
             if pos + CATALOG_ENTRY_SIZE > len(cat):
                 full = len(cat) == cap * CATALOG_ENTRY_SIZE
                 self.add_finding(
                     RESOURCE_EXHAUSTION if full else TRUNCATED, "warning",
-                    f"the El Torito boot catalog at offset {off} has no final section header "
+                    f"the El Torito boot catalog at offset {off} does not end (final section "
+                    "header and its entries) "
                     + (f"within {cap} entries (limits.ISO_MAX_BOOT_CATALOG_ENTRIES)" if full
                        else f"before the end of the file ({src.size})")
                     + "; the entries up to there are reported",

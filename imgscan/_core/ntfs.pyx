@@ -1016,7 +1016,7 @@ cdef class NtfsVolume:
         cdef int64_t cs = self.cluster_size
         if a.compression_unit > 16 or \
                 (cs << a.compression_unit) > limits.NTFS_MAX_COMPRESSION_UNIT_BYTES:
-            raise self._error(UnsupportedFeature, where, a.disk_offset - self.offset,
+            raise self._error(LimitExceeded, where, a.disk_offset - self.offset,
                               f"compression unit of 2^{a.compression_unit} clusters of {cs} "
                               "bytes exceeds limits.NTFS_MAX_COMPRESSION_UNIT_BYTES")
         cdef int64_t unit_clusters = <int64_t>1 << a.compression_unit

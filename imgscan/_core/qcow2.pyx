@@ -679,9 +679,9 @@ class Qcow2Image(Container):
                 name_size = _u16(head, 14)
                 extra_size = _u32(head, 36)
                 if extra_size > limits.QCOW2_MAX_SNAPSHOT_EXTRA_DATA:
-                    raise CorruptImage(path, "snapshot table entry", pos,
-                                       f"{extra_size} bytes of extra data exceed "
-                                       f"limits.QCOW2_MAX_SNAPSHOT_EXTRA_DATA")
+                    raise LimitExceeded(path, "snapshot table entry", pos,
+                                        f"{extra_size} bytes of extra data exceed "
+                                        f"limits.QCOW2_MAX_SNAPSHOT_EXTRA_DATA")
                 total = SNAPSHOT_HEADER_SIZE + extra_size + id_size + name_size
                 if pos + total - offset > limits.QCOW2_MAX_SNAPSHOT_TABLE_BYTES:
                     raise LimitExceeded(path, "snapshot table", offset,

@@ -720,8 +720,10 @@ cdef class Key:
         parts = []
         while not (k.flags & KEY_HIVE_ENTRY):
             if k.offset in seen or len(parts) >= limits.REGF_MAX_DEPTH:
-                raise CorruptImage(self._hive.name, "nk cell", CELL_BASE + <uint64_t>k.offset,
-                                   "the parent links of the key loop or nest too deep")
+                raise (CorruptImage if k.offset in seen else LimitExceeded)(
+                    self._hive.name, "nk cell", CELL_BASE + <uint64_t>k.offset,
+                    "the parent links of the key loop or nest deeper than "
+                    f"limits.REGF_MAX_DEPTH={limits.REGF_MAX_DEPTH}")
             seen.add(k.offset)
             parts.append(k.name)
             k = self._hive._key(k._parent)

@@ -258,8 +258,10 @@ def _checksum_ok(const uint8_t[::1] data, Py_ssize_t field):
 
 
 def _utf16(data):
-    """A UTF-16LE string up to its first NUL (lone surrogates kept escaped)."""
-    text = bytes(data).decode("utf-16-le", errors="surrogatepass")
+    """A UTF-16LE string up to its first NUL (lone surrogates kept escaped; an odd
+    last byte, which no field of the spec has, dropped)."""
+    raw = bytes(data)
+    text = raw[:len(raw) & ~1].decode("utf-16-le", errors="surrogatepass")
     end = text.find("\x00")
     if end >= 0:
         text = text[:end]
@@ -737,7 +739,9 @@ class VhdxImage(Container):
             raws.append(raw)
             problems.append(problem)
         if problems[0] and problems[1]:
-            cls = TruncatedImage if raws[0] is None else CorruptImage
+            cls = (TruncatedImage if raws[0] is None
+                   else LimitExceeded if all("limits." in p for p in problems)
+                   else CorruptImage)
             raise cls(path, "VHDX region tables", REGION_TABLE_OFFSETS[0],
                       "no valid region table: " + "; ".join(problems))
         use = 0 if problems[0] is None else 1

@@ -455,6 +455,8 @@ def read_sparse_header(container, Source src, str label):
     if f["gd_offset"] == GD_AT_END:
         f, hdr_base = _read_footer(container, src, label, f)
         structure = f"{label} footer"
+    else:
+        _footer_beside_header(container, src, label, f)
     version = f["version"]
     if version > MAX_VERSION:
         container.add_finding(UNKNOWN_FEATURE, "error",
@@ -590,6 +592,31 @@ def _read_footer(container, Source src, str label, dict header):
     return f, hdr_base
 
 
+def _footer_beside_header(container, Source src, str label, dict header):
+    """A stream whose header names its grain directory, yet which ends with a footer naming
+    another one.
+
+    qemu reads a footer only when the header's gdOffset is GD_AT_END, so it uses the
+    header's; a reader that takes a stream's footer as the final word reads a different
+    disk from the same file (LP#2073262).
+    """
+    end = src.size // SECTOR_SIZE * SECTOR_SIZE
+    if not header["flags"] & FLAG_MARKERS or end < FOOTER_AREA + SECTOR_SIZE:
+        return
+    base = end - FOOTER_AREA
+    area = src.read(base, FOOTER_AREA, f"{label} footer")
+    footer = area[MARKER_SIZE:2 * MARKER_SIZE]
+    if footer[:4] != SPARSE_MAGIC or _le(area, M_TYPE, 4) != MARKER_FOOTER:
+        return
+    gd = _kdmv_fields(footer)["gd_offset"]
+    if gd != header["gd_offset"]:
+        container.add_finding(
+            FOOTER_MISMATCH, "error",
+            f"{label}: the header says the grain directory is at sector {header['gd_offset']} "
+            f"but the footer (offset {base + MARKER_SIZE}) says {gd}; the header is used, "
+            "as qemu does")
+
+
 def _read_cowd_header(container, Source src, str label):
     """ESX's COWD sparse header (qemu's VMDK3): 32-bit fields, 4096-entry grain tables."""
     path = container.path
@@ -630,7 +657,8 @@ def walk_sparse(container, ExtentMap emap, Source src, h, uint64_t guest_base,
     cdef uint64_t n = h.gd_entries
     cdef uint64_t fsize = src.size
     cdef uint64_t gt_bytes = <uint64_t>h.gtes * GT_ENTRY_SIZE
-    cdef uint64_t gd_off = h.gd_offset
+    # No entries: the offset is never read and, unchecked, may exceed 64 bits.
+    cdef uint64_t gd_off = h.gd_offset if n else 0
     cdef uint64_t grain = h.grain
     cdef uint64_t gtes = h.gtes
     cdef bint zeroed = h.zeroed_gte, compressed = h.compressed, markers = h.markers

@@ -186,6 +186,7 @@ def parse_descriptor(raw: bytes, path: str, offset: int, structure: str) -> Desc
             raise LimitExceeded(path, f"{structure} line {number}", pos,
                                 f"{len(line)} characters exceed limits.VMDK_MAX_DESCRIPTOR_LINE="
                                 f"{limits.VMDK_MAX_DESCRIPTOR_LINE}")
+        start = pos
         pos += len(line.encode("utf-8", errors="surrogateescape")) + 1
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -204,7 +205,7 @@ def parse_descriptor(raw: bytes, path: str, offset: int, structure: str) -> Desc
                 raise CorruptImage(path, f"{structure} line {number}", None,
                                    f"FLAT extent line {stripped[:200]!r} has no offset")
             if len(desc.extents) >= limits.VMDK_MAX_EXTENTS:
-                raise LimitExceeded(path, f"{structure} line {number}", None,
+                raise LimitExceeded(path, f"{structure} line {number}", start,
                                     f"more than limits.VMDK_MAX_EXTENTS={limits.VMDK_MAX_EXTENTS} "
                                     "extent lines")
             desc.extents.append(ExtentLine(

@@ -22,8 +22,8 @@ and a finding names it and why.
 from __future__ import annotations
 
 from imgscan import limits
-from imgscan.errors import ImageError
-from imgscan.findings import CORRUPT, DIRTY, ENCRYPTED, Finding, finding_id
+from imgscan.errors import ImageError, LimitExceeded
+from imgscan.findings import CORRUPT, DIRTY, Finding, finding_id
 
 from . import bcd as bcd_mod
 from . import cloudbaseinit, pe, sam
@@ -152,8 +152,9 @@ class WindowsGuest:
                 if f is None or f.is_dir:
                     continue
                 if f.size > limits.WINDOWS_MAX_CONFIG_BYTES:
-                    raise ValueError(f"{f.size} bytes, more than "
-                                     "limits.WINDOWS_MAX_CONFIG_BYTES")
+                    self.facts.fail("cloudbase_init", f"{path} is {f.size} bytes, more than "
+                                    "limits.WINDOWS_MAX_CONFIG_BYTES", "resource-exhaustion")
+                    continue
                 text = f.read().decode("utf-8", "replace")
                 info["installed"] = True
                 info["config_path"] = path
@@ -216,8 +217,11 @@ def _read_boot_file(read: Read, p: dict[str, Any], path: str,
     if p.get("filesystem") == "ntfs":
         vol = volumes.get(p["number"]) or _ntfs(read, p)
         f = vol.lookup(path)
-        data = f.read() if f is not None and not f.is_dir and f.size <= limits.FAT_MAX_FILE_BYTES \
-            else None
+        if f is not None and not f.is_dir and f.size > limits.FAT_MAX_FILE_BYTES:
+            # the same cap as on a FAT volume, and said as loudly
+            raise LimitExceeded(name, f"file {path!r}", None,
+                                f"{f.size} bytes exceed limits.FAT_MAX_FILE_BYTES")
+        data = f.read() if f is not None and not f.is_dir else None
         return data, path == BCD_UEFI or vol.exists(BOOTMGR_BIOS)
     from .fat import FatVolume
     fat = FatVolume(read, p["start"], p["size"], name)
@@ -284,9 +288,11 @@ def boot_store(read: Read, layout: Layout, facts: Facts,
 # -- the whole inspection --------------------------------------------------------
 
 def _ntfs_volumes(layout: Layout) -> list[tuple[int | None, int, int]]:
+    # A partition's size is what its table claims, up to 2^64 sectors; no disk holds
+    # more than limits.MAX_VIRTUAL_SIZE (the volume reader takes 64-bit sizes).
     vols: list[tuple[int | None, int, int]] = [
-        (p["number"], p["start"], p["size"]) for p in layout.partitions
-        if p.get("filesystem") == "ntfs"]
+        (p["number"], p["start"], min(p["size"], limits.MAX_VIRTUAL_SIZE))
+        for p in layout.partitions if p.get("filesystem") == "ntfs"]
     if not layout.partitions and layout.filesystem == "ntfs" and layout.volume:
         vols.append((None, 0, layout.volume.get("size") or 0))
     return vols
@@ -325,11 +331,8 @@ def inspect(read: Read, layout: Layout) -> tuple[dict[str, Any] | None, list[Fin
     facts = guest.facts
     facts.findings[:0] = findings
     boot_store(read, layout, facts, volumes)
+    # each one is also an ``encrypted`` finding of the layout (imgscan.layout)
     bitlocker = [p["number"] for p in layout.partitions if p.get("filesystem") == "BitLocker"]
-    for n in bitlocker:
-        facts.findings.append(Finding(ENCRYPTED, "error",
-                                      f"windows: partition {n} is a BitLocker volume: "
-                                      "its contents cannot be inspected"))
     v = facts.values
     return {
         # 0: an unpartitioned disk whose whole volume is the Windows NTFS.

@@ -244,6 +244,10 @@ def self_contained(f: Facts) -> Outcome:
     named = [f"backing file {info['backing_file']!r}"] if info.get("backing_file") else []
     named += [f"data file {info['data_file']!r}"] if info.get("data_file") else []
     named += ["external extents"] if external else []
+    unnamed = _dependencies_without_a_name(info) if not named else []
+    if unnamed:
+        ev.update(f.ev("findings", unnamed, "container header"))
+        named += [x["message"] for x in unnamed]
     if not named:
         return Outcome(PASS, "the image is self-contained", ev)
     return Outcome(FAIL, f"the image depends on other files: {', '.join(named)}", ev,
@@ -251,8 +255,16 @@ def self_contained(f: Facts) -> Outcome:
                    "files in place: it copies the whole chain into one file)")
 
 
-CONSISTENCY_FINDINGS = ("footer-mismatch", "size-mismatch", "truncated", "multiple-formats",
-                        "descriptor-ambiguous", "unknown-feature", "corrupt")
+def _dependencies_without_a_name(info: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """``backing-file`` / ``data-file`` findings of an image whose facts name no file.
+
+    A dependency is not always a file name: a differencing VDI names its parent only
+    by UUID, and a qcow2 may set the external-data-file bit without the extension
+    that names the file (``data_file`` is then empty). The finding still says the
+    disk is read from elsewhere, so the image is not self-contained.
+    """
+    return [x for x in info.get("findings") or []
+            if x.get("id") in ("backing-file", "data-file") and x.get("severity") != "info"]
 
 
 @rule("consistent-headers", "no header copies that disagree, truncation or ambiguous format")
