@@ -16,7 +16,7 @@ import images
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from imgscan.fingerprint import fingerprint
+from imgscan.fingerprints import fingerprint
 
 
 def _cached(path: Path) -> Path:

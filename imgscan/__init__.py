@@ -33,26 +33,22 @@ from .image import SCHEMA_VERSION, Image, open
 
 __version__ = "0.1.0"
 
-# -- bulk scanning (imported on first call: `imgscan info` pays nothing for it) ------
-# The package imgscan.scan is imported (its __init__ is a docstring) before the function
-# of the same name is bound: a first import of a submodule afterwards (imgscan.scan.runner)
-# then finds the package in sys.modules and leaves `imgscan.scan` the function.
-from . import scan as _scan_package  # noqa: F401
-
+# -- bulk scanning and content fingerprints -----------------------------------------
+# Both are imported on first call: `imgscan info` pays nothing for them.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .scan.runner import scan
+    from .bulk.runner import scan
+    from .fingerprints import fingerprint
 else:
     def scan(*args, **kwargs):
-        """Scan every image under the given paths in parallel: see imgscan.scan.runner.scan."""
-        from .scan.runner import scan as run
+        """Scan every image under the given paths in parallel: see imgscan.bulk.runner.scan."""
+        from .bulk.runner import scan as run
         return run(*args, **kwargs)
 
-# -- content fingerprints ----------------------------------------------------------
-# The module imports nothing heavy until called (its xxhash and threads load then), so
-# importing it costs `imgscan info` nothing; binding the function after the import keeps
-# `imgscan.fingerprint` the function rather than the module of the same name.
-from .fingerprint import fingerprint  # noqa: E402
+    def fingerprint(*args, **kwargs):
+        """The content fingerprint of an image's guest disk: see imgscan.fingerprints."""
+        from .fingerprints import fingerprint as run
+        return run(*args, **kwargs)
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -241,8 +241,8 @@ def _scan_arguments(p: argparse.ArgumentParser) -> None:
 
 def _scan(args: argparse.Namespace) -> int:
 
+    from .bulk.runner import scan
     from .report.scan import ScanReport
-    from .scan.runner import scan
 
     if (args.jobs is not None and args.jobs < 1) or args.time_limit <= 0 \
             or args.memory_limit < 0:
@@ -257,8 +257,8 @@ def _scan(args: argparse.Namespace) -> int:
                    external_dir=args.external_dir)
     except Exception as exc:
         # Imported only now: an --info-only scan without a catalog loads neither.
+        from .bulk.catalog import CatalogError
         from .policy import ProfileError
-        from .scan.catalog import CatalogError
         if not isinstance(exc, (ProfileError, CatalogError)):
             raise
         print(f"imgscan: {exc}", file=sys.stderr)
@@ -347,9 +347,9 @@ def _catalog(args: argparse.Namespace) -> int:
     import json
     import sqlite3
 
+    from .bulk.catalog import Catalog, CatalogError, Filters
     from .policy.rules import RULES
     from .report import catalog as report
-    from .scan.catalog import Catalog, CatalogError, Filters
 
     rule, rule_status = getattr(args, "rule", None) or (None, "fail")
     filters = Filters(verdict=getattr(args, "verdict", None), rule=rule,
@@ -397,7 +397,7 @@ def _catalog(args: argparse.Namespace) -> int:
 
 # -- fingerprint ---------------------------------------------------------------
 def _fingerprint_arguments(p: argparse.ArgumentParser) -> None:
-    from .fingerprint import ALGORITHMS  # a light module: its hashing imports wait for a call
+    from .fingerprints import ALGORITHMS  # a light module: its hashing imports wait for a call
 
     p.description = ("Content fingerprint of each image's guest-visible disk, the same for one "
                      "disk whatever its container; prints `DIGEST  PATH` per image, as "
@@ -417,7 +417,7 @@ def _fingerprint_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _fingerprint(args: argparse.Namespace) -> int:
-    from .fingerprint import fingerprint
+    from .fingerprints import fingerprint
 
     if args.threads is not None and args.threads < 1:
         print("imgscan: --threads must be at least 1", file=sys.stderr)

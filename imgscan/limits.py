@@ -247,7 +247,7 @@ FAT_MAX_FILE_BYTES = 64 * 1024 * 1024
 #: Largest FAT directory read (65536 entries of 32 bytes, the FAT maximum).
 FAT_MAX_DIRECTORY_BYTES = 65536 * 32
 
-# Bulk scanning (imgscan/scan/runner.py) ---------------------------------------------
+# Bulk scanning (imgscan/bulk/runner.py) ---------------------------------------------
 # Budgets of one worker process per image, enforced from outside the decoder so that
 # even a bug in it (a loop, a leak) costs one image, not the scan.
 #: Seconds one image may take in its worker before the worker is killed (``Timeout``).

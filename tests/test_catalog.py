@@ -1,7 +1,7 @@
-"""The scan catalog (imgscan/scan/catalog.py) and ``imgscan catalog``.
+"""The scan catalog (imgscan/bulk/catalog.py) and ``imgscan catalog``.
 
 Results are built from real images made with qemu-img / qemu-io (their info
-and check from imgscan, fingerprints from imgscan.fingerprint) and recorded
+and check from imgscan, fingerprints from imgscan.fingerprints) and recorded
 the way the runner records them. The ``sqlite3`` command-line tool reads the
 catalog back independently; ``qemu-img info`` and ``qemu-img compare`` say what
 each image is and which ones hold the same disk; Python's csv and json modules
@@ -26,12 +26,12 @@ from helpers import MiB, qemu_create, sparse_file
 from oracles import needs_qemu, qemu_info, qemu_io, run
 
 import imgscan
+from imgscan.bulk.catalog import SCHEMA_VERSION, Catalog, CatalogError
+from imgscan.bulk.result import FileIdentity, ScanResult
+from imgscan.bulk.walk import header_digest
 from imgscan.cli import _error_object, main
-from imgscan.fingerprint import fingerprint
+from imgscan.fingerprints import fingerprint
 from imgscan.policy import check, load_profile
-from imgscan.scan.catalog import SCHEMA_VERSION, Catalog, CatalogError
-from imgscan.scan.result import FileIdentity, ScanResult
-from imgscan.scan.walk import header_digest
 
 pytestmark = [
     needs_qemu,

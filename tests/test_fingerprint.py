@@ -27,7 +27,7 @@ from imgscan import limits
 from imgscan._core.digest import chunks_to_read
 from imgscan._core.extents import ExtentMap
 from imgscan.cli import main
-from imgscan.fingerprint import ALGORITHMS, CHUNK_SIZE, fingerprint
+from imgscan.fingerprints import ALGORITHMS, CHUNK_SIZE, fingerprint
 
 pytestmark = [
     needs_qemu,
@@ -287,9 +287,11 @@ def test_chunk_count_is_capped(images: dict[str, Path], monkeypatch: pytest.Monk
         fingerprint(images["qcow2"], "xxh3-64-stream")
 
 
-def test_top_level_name_is_the_function() -> None:
-    from imgscan.fingerprint import Fingerprint
-    from imgscan.scan.result import Fingerprint as Stored
+def test_public_names(images: dict[str, Path]) -> None:
+    """``imgscan.fingerprint`` (imported on first call) is the module's function, and
+    the result type is the one the bulk scan stores."""
+    from imgscan.bulk.result import Fingerprint as Stored
+    from imgscan.fingerprints import Fingerprint
 
-    assert imgscan.fingerprint is fingerprint
+    assert imgscan.fingerprint(images["qcow2"]) == fingerprint(images["qcow2"])
     assert Fingerprint is Stored

@@ -30,9 +30,9 @@ from oracles import needs_qemu, qemu_info, run
 
 import imgscan
 from imgscan import limits
+from imgscan.bulk import runner
+from imgscan.bulk.result import FileIdentity, ScanResult
 from imgscan.report.scan import CLEAR_LINE, ScanReport
-from imgscan.scan import runner
-from imgscan.scan.result import FileIdentity, ScanResult
 
 pytestmark = needs_qemu
 needs_sqlite3 = pytest.mark.skipif(shutil.which("sqlite3") is None,
@@ -352,7 +352,7 @@ def test_killed_scan_leaves_a_usable_catalog(library: Library, tmp_path: Path) -
 #: stopped (the fork inherits the patched function, as in the in-process tests).
 HANGING_CLI = """
 import sys, time
-from imgscan.scan import runner
+from imgscan.bulk import runner
 real = runner.scan_image
 def hang(path, *args):
     if "/hang" in path:

@@ -1,6 +1,6 @@
 """``imgscan catalog`` output: aligned text tables, JSON, CSV and JSON Lines.
 
-The queries live in :mod:`imgscan.scan.catalog` and return plain rows and
+The queries live in :mod:`imgscan.bulk.catalog` and return plain rows and
 dicts; this module only lays them out.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 
-from ..scan.catalog import FLAT_COLUMNS
+from ..bulk.catalog import FLAT_COLUMNS
 from .text import human_size
 
 TYPE_CHECKING = False

@@ -17,7 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, TextIO
 
-    from imgscan.scan.result import ScanResult
+    from imgscan.bulk.result import ScanResult
 
 SCHEMA_VERSION = 1
 #: Seconds between two redraws of the progress bar.

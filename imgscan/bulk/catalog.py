@@ -39,7 +39,7 @@ are ISO 8601 UTC text (``2026-11-26T09:03:47.123+00:00``).
     ``id`` (integer key), ``path`` (absolute, ``os.path.abspath``, symlinks not
     resolved; unique), ``size``, ``mtime_ns``, ``inode``, ``device``,
     ``header_digest`` (xxh3-64 hex of the first 64 KiB: the file identity a
-    rescan compares, from :class:`~imgscan.scan.result.FileIdentity`; NULL when
+    rescan compares, from :class:`~imgscan.bulk.result.FileIdentity`; NULL when
     the file could not even be stat'ed), ``status`` (``scanned``: read without
     error; ``error``: could not be read; ``missing``: a completed scan whose
     roots cover it did not see it), ``format``, ``subformat``,
@@ -87,7 +87,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import __version__
-from ..fingerprint import _zero_digest as _fingerprint_zero_digest
+from ..fingerprints import zero_digest as _fingerprint_zero_digest
 from .result import FileIdentity, ScanResult
 
 SCHEMA_VERSION = 1

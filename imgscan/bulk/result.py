@@ -1,7 +1,7 @@
 """What one scanned file gave: the record the runner yields and the catalog stores.
 
-The runner (:mod:`imgscan.scan.runner`) makes one per file it considered, the
-catalog (:mod:`imgscan.scan.catalog`) stores it, the reports render it. It
+The runner (:mod:`imgscan.bulk.runner`) makes one per file it considered, the
+catalog (:mod:`imgscan.bulk.catalog`) stores it, the reports render it. It
 holds the contract objects as they are (``info``, ``check``), so every consumer
 reads the same keys as ``imgscan info --json`` and ``imgscan check --json``.
 """
@@ -68,7 +68,7 @@ class FileIdentity(_Record):
 
 
 class Fingerprint(_Record):
-    """The content fingerprint of a guest-visible disk (see :mod:`imgscan.fingerprint`).
+    """The content fingerprint of a guest-visible disk (see :mod:`imgscan.fingerprints`).
 
     ``chunks`` holds the chunk digests, 16 bytes each in order (empty for
     stream algorithms, whose ``chunk_size`` is 0).

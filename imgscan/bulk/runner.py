@@ -107,7 +107,7 @@ def scan_image(path: str, head: bytes, options: Options) -> tuple[Any, Any, Any]
             check = judge(info, options.profile)
         fp = None
         if options.fingerprint:
-            from ..fingerprint import fingerprint
+            from ..fingerprints import fingerprint
             try:
                 f = fingerprint(img, FINGERPRINT_ALGORITHM, threads=options.threads)
             except ImageError:
@@ -590,7 +590,7 @@ def scan(paths: Paths, *, jobs: int | None = None, profile: str | None = None,
     images are counted in ``skipped``, not yielded. Each image is judged with
     ``profile`` (a name or TOML file; default the default profile) unless
     ``info_only``; ``fingerprint`` adds its content fingerprint. ``catalog``
-    (a path, or an open :class:`~imgscan.scan.catalog.Catalog`) records every
+    (a path, or an open :class:`~imgscan.bulk.catalog.Catalog`) records every
     result and lets unchanged files be skipped. ``time_limit`` (seconds) and
     ``memory_limit`` (bytes of address space, None for none) bound each image's
     worker. Raises :class:`~imgscan.policy.ProfileError` at once for a bad profile.

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ._core.vdisk import VirtualDisk
-    from .scan.result import Fingerprint as Fingerprint
+    from .bulk.result import Fingerprint as Fingerprint
 
 ALGORITHMS = ("xxh3-128-chunked", "xxh3-64-stream")
 #: The chunk size of ``xxh3-128-chunked``, and the read size of both algorithms.
@@ -51,7 +51,7 @@ CHUNK_SIZE = 1 << 20
 def __getattr__(name: str) -> object:
     """``Fingerprint`` (defined with the scan results), imported on first use."""
     if name == "Fingerprint":
-        from .scan.result import Fingerprint
+        from .bulk.result import Fingerprint
         return Fingerprint
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -84,7 +84,7 @@ def _of_image(img: Image, algorithm: str, threads: int) -> Fingerprint:
     import xxhash
 
     from ._core.digest import chunks_to_read
-    from .scan.result import Fingerprint
+    from .bulk.result import Fingerprint
 
     disk = img.disk()
     size = disk.size
@@ -104,7 +104,8 @@ def _of_image(img: Image, algorithm: str, threads: int) -> Fingerprint:
     return Fingerprint(algorithm, h.hexdigest(), size, CHUNK_SIZE, bytes(chunks))
 
 
-def _zero_digest(length: int) -> bytes:
+def zero_digest(length: int) -> bytes:
+    """XXH3-128 of ``length`` zero bytes: the digest of a chunk that reads as zeros."""
     import xxhash
 
     digest: bytes = xxhash.xxh3_128_digest(bytes(length))
@@ -121,9 +122,9 @@ def _chunk_digests(disk: VirtualDisk, todo: array[int], threads: int) -> bytearr
 
     size = disk.size
     count = -(-size // CHUNK_SIZE)
-    out = bytearray(_zero_digest(CHUNK_SIZE)) * count
+    out = bytearray(zero_digest(CHUNK_SIZE)) * count
     if size % CHUNK_SIZE:
-        out[-16:] = _zero_digest(size % CHUNK_SIZE)
+        out[-16:] = zero_digest(size % CHUNK_SIZE)
     # next() on a shared itertools.count is atomic: threads take chunks in
     # order, each the next one not yet taken, so a slow chunk (compressed,
     # from a backing file) never leaves the other threads idle.
