@@ -72,10 +72,21 @@ def scan_line(result: ScanResult) -> str:
         return f"{path}  error  {result.error['type']}: {_shown(_message(result))}"
     info = result.info or {}
     size = human_size(info.get("virtual_size")).split(" (")[0]
-    judged = (f"verdict {result.check['verdict']}" if result.check is not None
+    judged = (_judged(result.check) if result.check is not None
               else f"boot {info.get('boot_mode')}")
     fp = f"  {result.fingerprint.digest}" if result.fingerprint is not None else ""
     return f"{path}  {info.get('format')}  {size}  {judged}{fp}"
+
+
+def _judged(check: dict[str, Any]) -> str:
+    """``verdict fail: rule, rule; warn: rule``: the verdict and the rules behind it,
+    so that a line says why without a second command."""
+    parts = [f"verdict {check['verdict']}"]
+    for status in ("fail", "warn"):
+        ids = [r["id"] for r in check.get("rules") or [] if r.get("status") == status]
+        if ids:
+            parts.append(f"{status}: {', '.join(ids)}")
+    return "; ".join(parts)
 
 
 def _verdict(result: ScanResult) -> str | None:
@@ -98,6 +109,8 @@ class ScanReport:
         self.images = 0
         self.unchanged = 0
         self.verdicts: dict[str, int] = {}
+        #: Images per rule that failed them: what to fix first across a library.
+        self.failed_rules: dict[str, int] = {}
         self.formats: dict[str, int] = {}
         self.boot_modes: dict[str, int] = {}
         self.errors: dict[str, int] = {}
@@ -114,6 +127,9 @@ class ScanReport:
         verdict = _verdict(result)
         if verdict is not None:
             _count(self.verdicts, verdict)
+            for rule in (result.check or {}).get("rules") or []:
+                if rule.get("status") == "fail":
+                    _count(self.failed_rules, str(rule["id"]))
         if self.as_json:
             import json
             self._print(json.dumps(scan_object(result)))
@@ -158,7 +174,8 @@ class ScanReport:
                  f"in {elapsed:.2f} s ({rate:.0f} images/s): {read} read, "
                  f"{sum(self.errors.values())} errors, {self.unchanged} unchanged; "
                  f"{skipped} files skipped (not images)"]
-        for title, counts in (("verdicts", self.verdicts), ("formats", self.formats),
+        for title, counts in (("verdicts", self.verdicts), ("failed rules", self.failed_rules),
+                              ("formats", self.formats),
                               ("boot modes", self.boot_modes), ("errors", self.errors)):
             if counts:
                 lines.append(f"  {title}: " + ", ".join(
