@@ -4,7 +4,7 @@ Everything is read through the virtual disk reader, so the same facts come
 out of a raw file, a qcow2, a VHD or a VMDK holding the same disk. The pieces
 are :func:`imgscan._core.partitions.read_partition_table`, the filesystem
 probes of :mod:`imgscan._core.filesystems` (``probe_volume(read, offset,
-size)``; imported when first needed) and :func:`imgscan.bootmode.decide`.
+size)``) and :func:`imgscan.bootmode.decide`.
 
 When the guest bytes cannot be read (an encrypted container, a backing file
 or external data file the caller did not allow imgscan to open, a damaged
@@ -14,6 +14,7 @@ map) the table is ``unknown`` and a finding says why.
 from __future__ import annotations
 
 from . import bootmode
+from ._core.filesystems import probe_volume
 from ._core.partitions import read_partition_table
 from .errors import (
     ImageError,
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from .image import Image
 
     Read = Callable[[int, int], bytes]
-    ProbeVolume = Callable[[Read, int, int], Volume | None]
 
 #: Logical sector sizes a container may state (``details["logical_sector_size"]``, VHDX).
 SECTOR_SIZES = (512, 4096)
@@ -71,17 +71,6 @@ def unknown(finding: Finding) -> Layout:
     return Layout("unknown", [], None, "unknown", [], None, None, [finding])
 
 
-def _probe_volume() -> ProbeVolume | None:
-    """The filesystem prober, or None while :mod:`imgscan._core.filesystems` does not exist."""
-    try:
-        from ._core.filesystems import probe_volume
-    except ModuleNotFoundError as exc:
-        if exc.name != "imgscan._core.filesystems":
-            raise
-        return None
-    return probe_volume
-
-
 def _volume_facts(volume: Volume | None) -> dict[str, Any]:
     if volume is None:
         return {"filesystem": None, "label": None, "uuid": None, "encrypted": False}
@@ -89,12 +78,12 @@ def _volume_facts(volume: Volume | None) -> dict[str, Any]:
             "encrypted": bool(volume.encrypted)}
 
 
-def _probed(probe: ProbeVolume | None, read: Read, offset: int, size: int, what: str,
+def _probed(read: Read, offset: int, size: int, what: str,
             findings: list[Finding]) -> Volume | None:
-    if probe is None or size <= 0:
+    if size <= 0:
         return None
     try:
-        return probe(read, offset, size)
+        return probe_volume(read, offset, size)
     except ImageError as exc:
         findings.append(Finding(finding_id(exc), "warning",
                                 f"{what}: filesystem not identified: {exc}"))
@@ -139,20 +128,19 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
     """
     table: PartitionTable = read_partition_table(read, disk_size, path, sector_size)
     findings = list(table.findings)
-    probe = _probe_volume()
     partitions: list[dict[str, Any]] = []
     filesystems: dict[int, str | None] = {}
     for p in table.partitions:
         volume = None
         if not (p.is_extended or p.is_protective) and p.start < disk_size:
-            volume = _probed(probe, read, p.start, min(p.size, disk_size - p.start),
+            volume = _probed(read, p.start, min(p.size, disk_size - p.start),
                              f"partition {p.number}", findings)
         filesystems[p.number] = volume.filesystem if volume is not None else None
         partitions.append(_partition_dict(p, volume))
     filesystem = None
     whole: dict[str, Any] | None = None
     if table.kind == "none":
-        volume = _probed(probe, read, 0, disk_size, "whole disk", findings)
+        volume = _probed(read, 0, disk_size, "whole disk", findings)
         if volume is not None:
             filesystem = volume.filesystem
             whole = {**_volume_facts(volume), "size": volume.size, "details": volume.details}
