@@ -1,0 +1,223 @@
+"""What each fuzz harness does with one input; shared by the fuzzer, the smoke test and
+the regression replay, so a crash found by one is reproduced by the others.
+
+A harness may raise :class:`imgscan.ImageError` (the input is a bad image, which is
+what hostile input is allowed to be); anything else escaping it is a crash. The
+container harnesses are one function: the format only chooses the seed corpus (and
+so what the fuzzer mutates), while detection decides, as for a user, what the bytes
+are read as.
+
+Inputs that stand for a large volume or disk (NTFS, a Windows guest) use a sparse
+encoding, :func:`sparse_sectors`: a fuzzer that mutates a 50 MiB disk spends its
+mutations on file data, one that mutates only the disk's non-zero sectors hits
+the metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import tempfile
+import zlib
+
+import imgscan
+from imgscan.errors import ImageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+#: Container formats with a harness of their own (a seed corpus and a run each).
+CONTAINER_FORMATS = ("qcow2", "qcow", "vhd", "vhdx", "vmdk", "vdi", "qed", "luks", "iso",
+                     "zvhd", "raw")
+
+#: Bytes read per guest read: enough to cross a cluster, small enough for 1 s per input.
+READ_LENGTH = 64 << 10
+
+#: The sparse encoding: this magic, the disk size in sectors (u32 LE), then records of
+#: a sector number (u32 LE) and that sector's 512 bytes. Later records win.
+SPARSE_MAGIC = b"SPRS"
+SECTOR = 512
+_RECORD = 4 + SECTOR
+#: The largest disk a sparse input may claim (sparse on tmpfs, never materialised).
+SPARSE_MAX_SIZE = 1 << 30
+#: The name each input is written under: a backing file or extent of that name is itself.
+SCRATCH_NAME = "fuzz.img"
+
+#: Paths the NTFS harness looks up: a Windows root's files and some that do not exist.
+NTFS_PATHS = ("\\Windows\\System32\\config\\SYSTEM", "\\Windows\\System32\\config\\SOFTWARE",
+              "\\windows\\system32\\CMD.EXE", "\\Boot\\BCD", "\\hiberfil.sys", "\\$MFT",
+              "\\$UpCase", "\\missing\\file", "\\")
+
+@contextlib.contextmanager
+def scratch_file(data: bytes) -> Iterator[str]:
+    """``SCRATCH_NAME`` in a new directory (in RAM when /dev/shm exists: the fuzzer
+    writes hundreds of inputs a second) holding ``data``, a sparse input as a sparse
+    file; both are removed afterwards."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    directory = tempfile.mkdtemp(prefix="imgscan-fuzz-", dir=base)
+    path = os.path.join(directory, SCRATCH_NAME)
+    try:
+        decoded = sparse_sectors(data)
+        with open(path, "wb") as f:
+            if decoded is None:
+                f.write(data)
+            else:
+                size, sectors = decoded
+                f.truncate(size)
+                for number, sector in sectors.items():
+                    f.seek(number * SECTOR)
+                    f.write(sector[:size - number * SECTOR])
+        yield path
+    finally:
+        os.unlink(path)
+        os.rmdir(directory)
+
+
+def sparse_sectors(data: bytes) -> tuple[int, dict[int, bytes]] | None:
+    """The disk size and non-zero sectors of a sparse input, None for a plain one."""
+    if not data.startswith(SPARSE_MAGIC) or len(data) < 8:
+        return None
+    size = min(struct.unpack_from("<I", data, 4)[0] * SECTOR, SPARSE_MAX_SIZE)
+    sectors: dict[int, bytes] = {}
+    for pos in range(8, len(data), _RECORD):
+        number = struct.unpack_from("<I", data.ljust(pos + 4, b"\0"), pos)[0]
+        if number * SECTOR < size:
+            sectors[number] = data[pos + 4:pos + _RECORD].ljust(SECTOR, b"\0")
+    return size, sectors
+
+
+def encode_sparse(disk: bytes) -> bytes:
+    """The sparse input for ``disk`` (its size rounded up to whole sectors)."""
+    out = bytearray(SPARSE_MAGIC + struct.pack("<I", -(-len(disk) // SECTOR)))
+    for pos in range(0, len(disk), SECTOR):
+        sector = disk[pos:pos + SECTOR]
+        if sector.count(0) != len(sector):
+            out += struct.pack("<I", pos // SECTOR) + sector.ljust(SECTOR, b"\0")
+    return bytes(out)
+
+
+def _sparse_reader(data: bytes) -> tuple[int, Callable[[int, int], bytes]]:
+    """``(size, read)`` for a plain or sparse input, ``read`` short at the end as a
+    virtual disk's is."""
+    decoded = sparse_sectors(data)
+    if decoded is None:
+        return len(data), lambda offset, length: data[offset:offset + length]
+    size, sectors = decoded
+
+    def read(offset: int, length: int) -> bytes:
+        end = min(offset + length, size)
+        if offset >= end:
+            return b""
+        out = bytearray()
+        for number in range(offset // SECTOR, -(-end // SECTOR)):
+            out += sectors.get(number, bytes(SECTOR))
+        skip = offset % SECTOR
+        return bytes(out[skip:skip + end - offset])
+
+    return size, read
+
+
+def _guest_reads(img: imgscan.Image, data: bytes) -> None:
+    """Reads at the disk's ends and at offsets derived from the input, through
+    ``read`` and ``stream``; each must return exactly the bytes the disk holds."""
+    size = img.virtual_size
+    if size <= 0:
+        return
+    h = zlib.crc32(data)
+    for offset in sorted({0, max(0, size - 1000), h % size, (h >> 5) * 4096 % size}):
+        want = min(READ_LENGTH, size - offset)
+        got = img.read(offset, READ_LENGTH)
+        assert len(got) == want, f"read({offset}) gave {len(got)} bytes, not {want}"
+    with img.stream() as stream:
+        offset = (h >> 11) * 512 % size
+        stream.seek(offset)
+        got = stream.read(READ_LENGTH)
+        assert len(got) == min(READ_LENGTH, size - offset), "short stream read"
+        stream.seek(-min(size, 4096), os.SEEK_END)
+        assert len(stream.read(READ_LENGTH)) == min(size, 4096), "short read at the end"
+
+
+def container(data: bytes) -> None:
+    """Detection, ``info()``, the extent map and guest reads of one image file.
+
+    Other files the image names may be opened only inside the scratch directory,
+    which holds nothing but the input itself, ``SCRATCH_NAME`` (a backing chain naming itself is
+    cut at ``limits.MAX_BACKING_DEPTH``).
+    """
+    with contextlib.suppress(ImageError), scratch_file(data) as path, \
+            imgscan.open(path, external_dir=os.path.dirname(path)) as img:
+        img.info()
+        emap = img.extents()
+        assert emap.check_complete(), "the extent map does not cover the disk once"
+        assert sum(e.length for e in emap) == img.virtual_size, "map length != disk size"
+        _guest_reads(img, data)
+
+
+def partitions(data: bytes) -> None:
+    """Partition tables, filesystem probes and boot mode of a raw disk (plain or sparse
+    input) held in memory."""
+    from imgscan.layout import describe
+    size, read = _sparse_reader(data)
+    with contextlib.suppress(ImageError):
+        describe(read, size, "fuzz")
+
+
+def ntfs(data: bytes) -> None:
+    """An NTFS volume (plain or sparse input): lookups, listings and file reads."""
+    from imgscan._core.ntfs import NtfsVolume
+    size, read = _sparse_reader(data)
+    try:
+        vol = NtfsVolume(read, 0, size, "fuzz")
+        vol.listdir("\\")
+        for path in NTFS_PATHS:
+            try:
+                f = vol.lookup(path)
+                if f is None:
+                    continue
+                if f.is_dir:
+                    vol.entries(path)
+                    continue
+                f.runs()
+                f.read(0, READ_LENGTH)
+                f.read(max(0, f.size - 100))
+            except ImageError:
+                continue
+    except ImageError:
+        pass
+
+
+def regf(data: bytes) -> None:
+    """A registry hive: open it, walk every key and value, and read the facts of
+    every hive imgscan knows (SYSTEM, SOFTWARE, SAM, BCD) from it."""
+    from imgscan._core.regf import Hive
+    from imgscan.guest import bcd, sam
+    from imgscan.guest.hives import Facts, software_facts, system_facts
+    try:
+        hive = Hive(data, "fuzz")
+        for _path, key in hive.walk():
+            _ = key.class_name, key.security_descriptor(), key.parent()
+            for value in key.values():
+                _ = value.type_name, value.data
+        for facts_of in (system_facts, software_facts, sam.administrator,
+                         sam.administrators_members, bcd.store_facts):
+            facts_of(hive, Facts())
+    except ImageError:
+        pass
+
+
+def windows(data: bytes) -> None:
+    """A whole guest disk (sparse input): ``info()`` with its Windows inspection."""
+    with contextlib.suppress(ImageError), scratch_file(data) as path, \
+            imgscan.open(path) as img:
+        img.info()
+
+
+HARNESSES: dict[str, Callable[[bytes], None]] = {
+    **dict.fromkeys(CONTAINER_FORMATS, container),
+    "partitions": partitions,
+    "ntfs": ntfs,
+    "regf": regf,
+    "windows": windows,
+}

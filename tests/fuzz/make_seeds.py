@@ -1,0 +1,384 @@
+"""Build the fuzz seed corpora with real tools: ``python tests/fuzz/make_seeds.py OUTDIR``.
+
+One directory per harness (``OUTDIR/qcow2``, ..., ``OUTDIR/windows``), each holding
+small valid inputs: images made by qemu-img / qemu-io / sfdisk / sgdisk / genisoimage /
+xorriso / cryptsetup, the NTFS and Windows fixture disks of the tests, the shared
+corpus' hives, and the shared corpus' real images sorted by what imgscan detects
+them as. A seed whose tool is missing is left out (the run says so), never faked.
+
+Seeds are kept small, since libFuzzer spends its mutations over the whole input:
+an image over 64 KiB becomes a sparse input (``harnesses.encode_sparse``: its
+non-zero sectors only), NTFS volumes lose their ``$LogFile`` (all 0xFF, never read)
+and, for the NTFS harness, all but the first cluster of each file's data.
+"""
+
+from __future__ import annotations
+
+import functools
+import lzma
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+from harnesses import CONTAINER_FORMATS, HARNESSES, SCRATCH_NAME, encode_sparse  # noqa: E402
+from helpers import decompress, unpacked_name  # noqa: E402
+from oracles import CORPUS, SHARED  # noqa: E402
+
+import imgscan  # noqa: E402
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
+
+#: Images over this size become sparse inputs; corpus files whose sparse form is
+#: still over CORPUS_MAX are left out.
+SPARSE_ABOVE = 64 << 10
+CORPUS_MAX = 512 << 10
+#: Truncated copies of the big real hives (their first bins still parse).
+HIVE_HEAD = 256 << 10
+#: A backing file or extent of this name is the input itself.
+SELF = SCRATCH_NAME
+FIXTURES = HERE.parent / "fixtures"
+
+
+class Builder:
+    """Runs the tools in a scratch directory and writes seeds for one harness."""
+
+    def __init__(self, out: Path, harness: str, work: Path) -> None:
+        self.dir = out / harness
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.work = work
+
+    def seed(self, name: str, data: bytes) -> None:
+        if len(data) > SPARSE_ABOVE:
+            data = encode_sparse(data)
+        (self.dir / name).write_bytes(data)
+
+    def tool(self, *args: str) -> bool:
+        """Run a tool in the work dir; False (and a note) when it is absent or fails."""
+        if shutil.which(args[0]) is None:
+            print(f"make_seeds: {args[0]} not installed, seeds left out", file=sys.stderr)
+            return False
+        done = subprocess.run(args, cwd=self.work, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"make_seeds: {' '.join(args)}: {done.stderr.strip()}", file=sys.stderr)
+        return done.returncode == 0
+
+    def image(self, name: str, fmt: str, size: str, *opts: str, writes: tuple[str, ...] = (),
+              keep: bool = True) -> Path | None:
+        """``qemu-img create`` plus ``qemu-io`` commands; the file is a seed when ``keep``.
+
+        A last command ``abort`` kills qemu-io mid-session (a dirty image), so its
+        exit status is not checked."""
+        path = self.work / name
+        path.unlink(missing_ok=True)
+        if not self.tool("qemu-img", "create", "-q", "-f", fmt, *opts, name, size):
+            return None
+        cmds = [arg for w in writes for arg in ("-c", w)]
+        if cmds and not self.tool("qemu-io", "-f", fmt, *cmds, name) and writes[-1] != "abort":
+            return None
+        if keep:
+            self.seed(name, path.read_bytes())
+        return path
+
+    def convert(self, name: str, fmt: str, src: Path, *opts: str) -> None:
+        if self.tool("qemu-img", "convert", "-f", "raw", "-O", fmt, *opts, str(src), name):
+            self.seed(name, (self.work / name).read_bytes())
+
+
+WRITES = ("write -P 0xaa 0 8k", "write -P 0x55 96k 4k", "write -z 192k 4k")
+
+
+def pattern_disk(work: Path) -> Path:
+    """A 256 KiB raw disk: an MBR made by sfdisk and patterned data, to convert."""
+    path = work / "pattern.raw"
+    path.write_bytes(bytes(range(256)) * 1024)
+    subprocess.run(["sfdisk", "-q", str(path)], input="2048,,L\n", text=True,
+                   capture_output=True)
+    return path
+
+
+def qcow2(b: Builder) -> None:
+    small = ("-o", "cluster_size=4096")
+    b.image("v3.qcow2", "qcow2", "1M", *small, writes=WRITES)
+    b.image("v2.qcow2", "qcow2", "1M", "-o", "compat=0.10,cluster_size=4096", writes=WRITES)
+    b.image("l2ext.qcow2", "qcow2", "1M", "-o", "cluster_size=16k,extended_l2=on",
+            writes=("write -P 1 0 2k", "write -z 32k 1k"))
+    b.image("backing.qcow2", "qcow2", "1M", *small, "-u", "-b", SELF, "-F", "qcow2")
+    b.image("datafile.qcow2", "qcow2", "1M", "-o", "cluster_size=4096,data_file=data.raw")
+    b.image("dirty.qcow2", "qcow2", "1M", "-o", "cluster_size=4096,lazy_refcounts=on",
+            writes=("write -P 3 0 4k", "abort"))
+    src = pattern_disk(b.work)
+    b.convert("zlib.qcow2", "qcow2", src, "-c", "-o", "cluster_size=4096")
+    b.convert("zstd.qcow2", "qcow2", src, "-c", "-o", "cluster_size=4096,compression_type=zstd")
+    snap = b.image("snap.qcow2", "qcow2", "1M", *small, writes=WRITES, keep=False)
+    if snap is not None and b.tool("qemu-img", "snapshot", "-c", "s1", snap.name):
+        b.seed(snap.name, snap.read_bytes())
+
+
+def qcow(b: Builder) -> None:
+    b.image("a.qcow", "qcow", "1M", writes=WRITES)
+    b.image("backing.qcow", "qcow", "1M", "-u", "-b", SELF, "-F", "qcow")
+    b.convert("c.qcow", "qcow", pattern_disk(b.work))
+
+
+def vhd(b: Builder) -> None:
+    b.image("dynamic.vhd", "vpc", "2M", writes=WRITES)
+    b.image("fixed.vhd", "vpc", "256K", "-o", "subformat=fixed", writes=("write -P 9 0 4k",))
+    b.image("forced.vhd", "vpc", "1M", "-o", "force_size=on", writes=WRITES)
+
+
+def vhdx(b: Builder) -> None:
+    b.image("dynamic.vhdx", "vhdx", "4M", "-o", "block_size=1M,log_size=1M", writes=WRITES)
+    b.image("fixed.vhdx", "vhdx", "1M", "-o", "subformat=fixed,block_size=1M,log_size=1M")
+    b.image("s4k.vhdx", "vhdx", "4M", "-o", "block_size=1M,log_size=1M,block_state_zero=off")
+
+
+def vmdk(b: Builder) -> None:
+    b.image("sparse.vmdk", "vmdk", "1M", writes=WRITES)
+    b.image("v3.vmdk", "vmdk", "1M", "-o", "zeroed_grain=on", writes=WRITES)
+    b.convert("stream.vmdk", "vmdk", pattern_disk(b.work), "-o", "subformat=streamOptimized")
+    for sub in ("monolithicFlat", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat"):
+        desc = b.image(f"{sub}.vmdk", "vmdk", "64K", "-o", f"subformat={sub}", keep=False)
+        if desc is not None:
+            text = desc.read_bytes()
+            b.seed(f"{sub}.vmdk", text)
+            # The same descriptor naming the input itself as its extent.
+            names = [line.split('"')[1] for line in text.decode().splitlines()
+                     if line.startswith(("RW ", "RDONLY "))]
+            for name in names:
+                text = text.replace(f'"{name}"'.encode(), f'"{SELF}"'.encode())
+            b.seed(f"{sub}-self.vmdk", text)
+
+
+def vdi(b: Builder) -> None:
+    b.image("dynamic.vdi", "vdi", "1M", writes=WRITES)
+    b.image("static.vdi", "vdi", "256K", "-o", "static=on", writes=("write -P 2 0 4k",))
+
+
+def qed(b: Builder) -> None:
+    small = ("-o", "cluster_size=4096")
+    b.image("a.qed", "qed", "1M", *small, writes=WRITES)
+    b.image("backing.qed", "qed", "1M", *small, "-b", SELF, "-F", "qed", "-u")
+
+
+def luks(b: Builder) -> None:
+    secret = ("--object", "secret,id=s0,data=fuzz")
+    # qemu times its PBKDF with getrusage, which fails now and then on a loaded machine.
+    for _attempt in range(3):
+        if b.image("qemu.luks", "luks", "64K", *secret, "-o", "key-secret=s0,iter-time=10"):
+            break
+    path = b.work / "luks2.img"
+    with open(path, "wb") as f:
+        f.truncate(16 << 20)
+    if b.tool("sh", "-c", "printf fuzz | cryptsetup luksFormat -q --type luks2 "
+              "--pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file - luks2.img"):
+        # The first 32 KiB: both LUKS2 JSON headers (keyslot areas cut off).
+        b.seed("luks2-head.img", path.read_bytes()[:32 << 10])
+        b.seed("luks2.img", path.read_bytes()[:(1 << 20) + 4096])
+
+
+def iso(b: Builder) -> None:
+    tree = b.work / "tree"
+    (tree / "boot").mkdir(parents=True, exist_ok=True)
+    (tree / "readme.txt").write_text("imgscan fuzz seed\n")
+    (tree / "boot" / "boot.img").write_bytes(b"\xeb\x3c\x90" + bytes(2045))
+    (tree / "efi.img").write_bytes(b"\xeb\x3c\x90EFI" + bytes(8 * 1024 - 6))
+    bios = ["-b", "boot/boot.img", "-c", "boot/boot.cat", "-no-emul-boot"]
+    for name, tool, opts in (
+            ("plain.iso", "genisoimage", ["-V", "PLAIN"]),
+            ("joliet.iso", "genisoimage", ["-J", "-R", "-V", "JOLIET", *bios]),
+            ("both.iso", "xorriso", ["-V", "BOTH", *bios, "-eltorito-alt-boot",
+                                     "-e", "efi.img", "-no-emul-boot"])):
+        args = ["xorriso", "-as", "mkisofs"] if tool == "xorriso" else [tool]
+        if b.tool(*args, "-quiet", "-o", name, *opts, str(tree)):
+            b.seed(name, (b.work / name).read_bytes())
+
+
+def zvhd(b: Builder) -> None:
+    from test_zvhd import _zvhd, _zvhd2  # the tests' writer of the documented layout
+    guest = pattern_disk(b.work).read_bytes()
+    b.seed("a.zvhd", _zvhd(guest))
+    b.seed("zstd.zvhd2", _zvhd2(guest))
+    b.seed("zlib.zvhd2", _zvhd2(guest, method=0))
+
+
+def _sfdisk(b: Builder, name: str, size: int, script: str, *opts: str) -> Path | None:
+    path = b.work / name
+    with open(path, "wb") as f:
+        f.truncate(size)
+    if shutil.which("sfdisk") is None:
+        return None
+    done = subprocess.run(["sfdisk", "-q", *opts, str(path)], input=script, text=True,
+                          capture_output=True)
+    return path if done.returncode == 0 else None
+
+
+MBR_SCRIPT = "label: dos\n2048,1024,7,*\n,2048,5\n,512,83\n,512,82\n,,b\n"
+GPT_SCRIPT = ("label: gpt\nsize=256, type=U\nsize=256, type=21686148-6449-6E6F-744E-656564454649\n"
+              "size=512, type=L, name=root\ntype=EBD0A0A2-B9E5-4433-87C0-68B6B9E5C6EA\n")
+
+
+def raw(b: Builder) -> None:
+    for name, script in (("mbr.raw", MBR_SCRIPT), ("gpt.raw", GPT_SCRIPT)):
+        path = _sfdisk(b, name, 4 << 20, script)
+        if path is not None:
+            b.seed(name, path.read_bytes())
+    # A qcow2 header cut to 72 bytes: must be called truncated, never raw.
+    img = b.image("short.qcow2", "qcow2", "1M", keep=False)
+    if img is not None:
+        b.seed("short-qcow2.raw", img.read_bytes()[:72])
+
+
+def partitions(b: Builder) -> None:
+    for name, script in (("mbr.img", MBR_SCRIPT), ("gpt.img", GPT_SCRIPT)):
+        path = _sfdisk(b, name, 4 << 20, script)
+        if path is not None:
+            b.seed(name, path.read_bytes())
+    path = _sfdisk(b, "hybrid.img", 4 << 20, GPT_SCRIPT)
+    if path is not None and b.tool("sgdisk", "-h", "1:3:EE", path.name):
+        b.seed("hybrid.img", path.read_bytes())
+
+
+def _reader(data: bytearray) -> Callable[[int, int], bytes]:
+    return lambda offset, length: bytes(data[offset:offset + length])
+
+
+def _ntfs_trimmed(data: bytearray, start: int, size: int, keep_files: bool) -> None:
+    """Zero ``$LogFile`` of the NTFS volume at ``start`` (and any all-0xFF page: an
+    old log mkntfs left behind) and, unless ``keep_files``, all but the first cluster
+    of every other file's data runs."""
+    from imgscan._core.ntfs import NtfsVolume
+    page = 4096
+    for pos in range(start, start + size - page + 1, page):
+        if data[pos] == 0xFF and data.count(0xFF, pos, pos + page) == page:
+            data[pos:pos + page] = bytes(page)
+    vol = NtfsVolume(_reader(data), start, size, "seed")
+    cs = vol.cluster_size
+    records = (vol.open_record(0).size // vol.record_size) if not keep_files else 3
+    for number in [2, *range(24, records)] if not keep_files else [2]:
+        try:
+            runs = vol.open_record(number).runs()
+        except imgscan.ImageError:
+            continue
+        first = number != 2
+        for _vcn, lcn, count in runs:
+            if lcn < 0:
+                continue
+            skip = 1 if first else 0
+            first = False
+            lo, hi = start + (lcn + skip) * cs, start + (lcn + count) * cs
+            if hi > lo:
+                data[lo:hi] = bytes(hi - lo)
+
+
+@functools.cache
+def _unpacked(name: str) -> bytes | None:
+    path = FIXTURES / name
+    return lzma.decompress(path.read_bytes()) if path.is_file() else None
+
+
+def _fixture(name: str) -> bytearray | None:
+    """A fresh copy of a decompressed fixture (the NTFS and Windows seeds share them)."""
+    data = _unpacked(name)
+    return None if data is None else bytearray(data)
+
+
+def _windows_disks() -> Iterator[tuple[str, bytearray, list[dict[str, Any]]]]:
+    """The Windows fixture disks and their NTFS partitions."""
+    from imgscan.layout import describe
+    for name in ("bios.img", "uefi.img", "nosysres.img", "bitlocker.img"):
+        data = _fixture(f"windows/{name}.xz")
+        if data is not None:
+            layout = describe(_reader(data), len(data), name)
+            yield name, data, [p for p in layout.partitions if p.get("filesystem") == "ntfs"]
+
+
+def ntfs(b: Builder) -> None:
+    # ntfs/win.img is left out: its MFT alone is over a MiB, libFuzzer's input cap.
+    for name in ("c512.img", "s4k.img", "c64k.img"):
+        data = _fixture(f"ntfs/{name}.xz")
+        if data is not None:
+            _ntfs_trimmed(data, 0, len(data), keep_files=False)
+            b.seed(name, bytes(data))
+    for name, data, volumes in _windows_disks():   # volumes holding \Windows
+        for p in volumes:
+            volume = data[p["start"]:p["start"] + p["size"]]
+            _ntfs_trimmed(volume, 0, len(volume), keep_files=False)
+            b.seed(f"{name}-{p['number']}", bytes(volume))
+
+
+def windows(b: Builder) -> None:
+    for name, data, volumes in _windows_disks():
+        for p in volumes:
+            _ntfs_trimmed(data, p["start"], p["size"], keep_files=True)
+        b.seed(name, bytes(data))
+
+
+def regf(b: Builder) -> None:
+    hives = SHARED / "corpus" / "hives"
+    for src in sorted(hives.glob("*")) if hives.is_dir() else []:
+        if src.suffix == ".md":
+            continue
+        data = lzma.decompress(src.read_bytes()) if src.suffix == ".xz" else src.read_bytes()
+        (b.dir / src.name.removesuffix(".xz")).write_bytes(data[:HIVE_HEAD])
+
+
+def corpus(out: Path, work: Path) -> None:
+    """The shared corpus' real images, each in the corpus of the format imgscan detects."""
+    if not CORPUS.is_dir():
+        print(f"make_seeds: {CORPUS} absent, real images left out", file=sys.stderr)
+        return
+    names = {"zvhd2": "zvhd"}
+    for src in sorted(p for p in CORPUS.rglob("*") if p.is_file()):
+        if src.name.endswith((".md", ".json", ".py", ".tar.xz", ".tar.gz", ".tar")):
+            continue
+        dst = decompress(src, work / "corpus.img", limit=8 << 20)
+        try:
+            with imgscan.open(dst) as img:
+                fmt = names.get(img.format, img.format)
+        except imgscan.ImageError:
+            fmt = None
+        data = dst.read_bytes()
+        dst.unlink()
+        if len(data) > SPARSE_ABOVE:
+            data = encode_sparse(data)
+        if fmt in CONTAINER_FORMATS and len(data) <= CORPUS_MAX:
+            name = f"corpus-{src.parent.name}-{unpacked_name(src)}"
+            (out / fmt / name).write_bytes(data)
+            if fmt == "raw":   # a raw disk's bytes are the partition tables themselves
+                (out / "partitions" / name).write_bytes(data)
+
+
+BUILDERS: dict[str, Callable[[Builder], None]] = {
+    "qcow2": qcow2, "qcow": qcow, "vhd": vhd, "vhdx": vhdx, "vmdk": vmdk, "vdi": vdi,
+    "qed": qed, "luks": luks, "iso": iso, "zvhd": zvhd, "raw": raw,
+    "partitions": partitions, "ntfs": ntfs, "regf": regf, "windows": windows,
+}
+
+
+def make_seeds(out: Path, only: list[str] | None = None) -> None:
+    assert set(BUILDERS) == set(HARNESSES), "a harness without seeds"
+    with tempfile.TemporaryDirectory(prefix="imgscan-seeds-") as tmp:
+        for name in only or BUILDERS:
+            work = Path(tmp) / name
+            work.mkdir()
+            BUILDERS[name](Builder(out, name, work))
+        if only is None:
+            corpus(out, Path(tmp))
+
+
+def main() -> None:
+    if len(sys.argv) < 2:
+        sys.exit("usage: make_seeds.py OUTDIR [HARNESS...]")
+    make_seeds(Path(sys.argv[1]), sys.argv[2:] or None)
+
+
+if __name__ == "__main__":
+    main()
