@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 
 from . import limits
-from .errors import LimitExceeded
+from .errors import LimitExceeded, UnsafePath
 from .image import Image
 
 TYPE_CHECKING = False
@@ -93,6 +93,12 @@ def _of_image(img: Image, algorithm: str, threads: int) -> Fingerprint:
                             f"a {size}-byte disk has more {CHUNK_SIZE}-byte chunks than "
                             f"limits.MAX_FINGERPRINT_CHUNKS={limits.MAX_FINGERPRINT_CHUNKS}")
     backing = disk.backing
+    if img.backing_file is not None and backing is None:
+        # Without its backing file the guest disk is not known: the overlay alone
+        # would fingerprint like a blank disk and pass for a duplicate of one.
+        raise UnsafePath(img.path, "backing file", None,
+                         f"the disk reads through backing file {img.backing_file!r}, "
+                         "which is opened only inside the directory given as external_dir")
     todo = chunks_to_read(img.extents(), CHUNK_SIZE, 0 if backing is None else backing.size)
     if not img._container.concurrent_reads:   # a stateful decompressor: one reader
         threads = 1
