@@ -243,6 +243,27 @@ def _writer(db: str, root: str, results: list[ScanResult], start: Any, kill: boo
     catalog.close()
 
 
+def test_an_older_scan_never_hides_a_newer_sighting(tmp_path: Path,
+                                                    results: dict[str, ScanResult]) -> None:
+    """Scans A and B overlap on one tree; B sees X first, then A records or touches it.
+    B's finish must not take X for missing (the newer sighting stands)."""
+    db = tmp_path / "c.db"
+    result = results["base.raw"].replace(path=str(tmp_path / "x.raw"))
+    with Catalog(db) as a_side, Catalog(db) as b_side:
+        scan_a = a_side.begin_scan([str(tmp_path)], None)
+        a_side.commit()
+        scan_b = b_side.begin_scan([str(tmp_path)], None)
+        b_side.record(result, scan_b)
+        b_side.commit()
+        a_side.record(result, scan_a)
+        a_side.touch(result.path, scan_a)
+        a_side.commit()
+        assert b_side.finish_scan(scan_b, interrupted=False) == 0
+        b_side.commit()
+    out = run("sqlite3", db, "SELECT status, last_seen_scan FROM images")
+    assert out.split() == [f"scanned|{scan_b}"]
+
+
 def test_two_processes_write_one_catalog(tmp_path: Path, results: dict[str, ScanResult]
                                          ) -> None:
     db = tmp_path / "shared.db"

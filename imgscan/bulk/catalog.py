@@ -191,7 +191,10 @@ _UPSERT = (
     f"INSERT INTO images ({', '.join(_RECORD_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(_RECORD_COLUMNS))}) ON CONFLICT(path) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _RECORD_COLUMNS
-                if c not in ("path", "first_seen_scan"))
+                if c not in ("path", "first_seen_scan", "last_seen_scan"))
+    # Two scans may record one file in either order: the newer scan's sighting must
+    # stand, or its finish_scan would take the file for missing.
+    + ", last_seen_scan = max(coalesce(last_seen_scan, 0), excluded.last_seen_scan)"
 )
 
 
@@ -466,7 +469,8 @@ class Catalog:
     def touch(self, path: str, scan_id: int) -> None:
         """``path`` was seen unchanged by scan ``scan_id``."""
         self._write().execute(
-            "UPDATE images SET last_seen_scan = ?, status = CASE status WHEN 'missing' "
+            "UPDATE images SET last_seen_scan = max(coalesce(last_seen_scan, 0), ?), "
+            "status = CASE status WHEN 'missing' "
             "THEN CASE WHEN error_type IS NULL THEN 'scanned' ELSE 'error' END ELSE status END "
             "WHERE path = ?", (scan_id, _key(path)))
         self._count(scan_id, "unchanged")
