@@ -240,7 +240,6 @@ def _scan_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _scan(args: argparse.Namespace) -> int:
-
     from .bulk.runner import scan
     from .report.scan import ScanReport
 
@@ -256,10 +255,7 @@ def _scan(args: argparse.Namespace) -> int:
                    memory_limit=(args.memory_limit << 20) or None,
                    external_dir=args.external_dir)
     except Exception as exc:
-        # Imported only now: an --info-only scan without a catalog loads neither.
-        from .bulk.catalog import CatalogError
-        from .policy import ProfileError
-        if not isinstance(exc, (ProfileError, CatalogError)):
+        if not _scan_setup_error(exc):
             raise
         print(f"imgscan: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
@@ -277,11 +273,30 @@ def _scan(args: argparse.Namespace) -> int:
         # The reader went away (`| head`): the scan stops as interrupted (`with run`).
         _silence_stdout()
         return EXIT_BROKEN_PIPE
+    except Exception as exc:
+        # The catalog failed mid-scan (disk full, locked past the busy timeout): the
+        # workers are stopped by `with run`; what was committed stays.
+        if not _scan_setup_error(exc):
+            raise
+        print(f"imgscan: {args.catalog}: the catalog failed: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
     if run.interrupted:
         return EXIT_INTERRUPTED
     if report.errors:
         return EXIT_UNREADABLE
     return EXIT_RULE_FAILED if report.failed else EXIT_OK
+
+
+def _scan_setup_error(exc: Exception) -> bool:
+    """Whether ``exc`` is the user's to fix (a profile, a catalog), not a bug.
+
+    Imported only now: an ``--info-only`` scan without a catalog loads neither.
+    """
+    import sqlite3
+
+    from .bulk.catalog import CatalogError
+    from .policy import ProfileError
+    return isinstance(exc, (ProfileError, CatalogError, sqlite3.Error))
 
 
 # -- catalog -------------------------------------------------------------------

@@ -267,6 +267,26 @@ def test_worker_failures_cost_one_image(troublemakers: Path,
     assert all(r.status == "scanned" for n, r in by_name.items() if n.startswith("ok"))
 
 
+def test_long_paths_never_block_the_parent(troublemakers: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paths near PATH_MAX that are not UTF-8 (3 bytes each per byte in a task frame):
+    eight of them would not fit the pipe, and the parent, blocked writing, could not
+    cut off the hanging image at its time limit."""
+    monkeypatch.setattr(runner, "scan_image", misbehave)
+    deep = tmp_path / "deep"
+    for i in range(15):     # about 3.8 KB of path, 11 KB in a frame
+        deep = deep / (os.fsdecode(bytes([0xFF]) * 248) + f"{i:02d}")
+    deep.mkdir(parents=True)
+    shutil.copy(troublemakers / "hang.raw", deep / "hang.raw")
+    for i in range(40):     # enough for full batches of 8 behind the hanging one
+        shutil.copy(troublemakers / "ok0.raw", deep / f"ok{i:02d}.raw")
+    start = time.monotonic()
+    results, _ = scan_all([str(tmp_path / "deep")], jobs=1, info_only=True, time_limit=1.0)
+    assert time.monotonic() - start < 15
+    types = sorted(r.error["type"] if r.error else r.status for r in results.values())
+    assert types == ["Timeout"] + ["scanned"] * 40
+
+
 def test_a_slow_consumer_is_not_a_timeout(troublemakers: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Time the caller spends between results is not charged to the images: answers
@@ -430,6 +450,26 @@ def test_cli_text_summary_and_exit_status(library: Library) -> None:
     proc = cli("scan", "--profile", "no-such-profile", good[0])
     assert proc.communicate(timeout=60)[1].startswith("imgscan: ")
     assert proc.returncode == 2
+
+
+def test_a_failing_catalog_is_an_error_not_a_traceback(
+        small_library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A catalog that fails mid-scan (disk full, locked past the busy timeout) stops
+    the scan with exit 2 and one line naming the catalog."""
+    import sqlite3
+
+    from imgscan.bulk.catalog import Catalog
+    from imgscan.cli import main
+
+    def locked(*args: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(Catalog, "record", locked)
+    db = str(tmp_path / "c.db")
+    assert main(["scan", "--info-only", str(small_library), "--catalog", db]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"{db}: the catalog failed: database is locked")
 
 
 class _Terminal(io.StringIO):

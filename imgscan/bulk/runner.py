@@ -72,6 +72,12 @@ SCANNED, ERROR, NOT_IMAGE = 0, 1, 2
 FINGERPRINT_ALGORITHM = "xxh3-128-chunked"
 #: Length prefix of a frame on a pipe.
 FRAME_HEADER = 4
+#: Largest task frame (bytes) holding more than one task. A worker holds at most one
+#: unread frame when it is topped up, so two frames must fit the pipe (64 KiB on
+#: Linux) or the parent would block writing while that worker hangs on an image,
+#: and no time limit would fire. One path (at most PATH_MAX, 4096 bytes, 3 bytes
+#: each in marshal when not UTF-8) always fits.
+FRAME_BUDGET = 24 * 1024
 
 
 class Options:
@@ -180,6 +186,10 @@ def _limit_memory(limit: int | None) -> None:
     # would be blamed on an image): the scan then runs without it.
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _task_frame(batch: list[_Task]) -> bytes:
+    return marshal.dumps([(t.seq, t.path, t.st.st_dev, t.st.st_ino) for t in batch])
 
 
 def _write_frame(fd: int, data: bytes) -> None:
@@ -482,14 +492,17 @@ class ScanRun:
                 # The tail of a scan goes out one by one, so no worker idles behind another.
                 size = min(BATCH, max(1, len(queue) // (2 * self.jobs)))
                 batch = [queue.popleft() for _ in range(min(size, len(queue)))]
+                frame = _task_frame(batch)
+                while len(frame) > FRAME_BUDGET and len(batch) > 1:
+                    queue.appendleft(batch.pop())
+                    frame = _task_frame(batch)
                 if not worker.pending:
                     worker.started = now
                 worker.pending.extend(batch)
                 # A worker that died since is seen by its result pipe's end of file next;
                 # that blames its task and requeues the rest, this batch included.
                 with contextlib.suppress(BrokenPipeError):
-                    _write_frame(worker.task_fd, marshal.dumps(
-                        [(t.seq, t.path, t.st.st_dev, t.st.st_ino) for t in batch]))
+                    _write_frame(worker.task_fd, frame)
 
     def _collect(self, queue: deque[_Task]) -> Iterator[ScanResult | None]:
         """Wait for results (or a deadline), and deal with dead and overdue workers."""
