@@ -333,6 +333,10 @@ def test_rescan_touches_only_changed_files(small_library: Path, tmp_path: Path) 
     assert {p for p, s in status.items() if s == "scanned"} == {changed, added}
     assert set(status) == set(first) - {deleted} | {added}
     assert all(s == "unchanged" for p, s in status.items() if p not in (changed, added))
+    # An unchanged file reports what was recorded for it, so a rescan still shows
+    # (and its exit status still counts) every verdict and error.
+    assert all(second[p].info == first[p].info
+               for p, s in status.items() if s == "unchanged")
     assert sqlite(Path(db), "SELECT path FROM images WHERE status = 'missing'") == deleted
     assert sqlite(Path(db), "SELECT count(*) FROM images WHERE status = 'scanned'") == str(
         len(first))
@@ -437,6 +441,21 @@ def test_cli_json_lines_and_no_progress_in_a_pipe(library: Library) -> None:
     assert good["verdict"] in ("pass", "warn", "fail") and "rules" in good
     assert good["scan"]["status"] == "scanned"
     assert "errors: " in err and "skipped" in err     # the summary, kept off stdout
+
+
+@needs_sqlite3
+def test_rescan_keeps_the_exit_status(small_library: Path, tmp_path: Path) -> None:
+    """A rule that failed, or an image that could not be read, still decides the exit
+    status when nothing changed since the scan that found it."""
+    (small_library / "broken.qcow2").write_bytes(b"QFI\xfb\0\0\0\3" + bytes(64))
+    db = str(tmp_path / "c.db")
+    for expected_unchanged in (False, True):
+        proc = cli("scan", str(small_library), "--catalog", db)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2, err
+        broken = next(line for line in out.splitlines() if "broken.qcow2" in line)
+        assert " error " in broken and broken.endswith("(unchanged)") == expected_unchanged
+        assert "failed rules: " in out
 
 
 def test_cli_text_summary_and_exit_status(library: Library) -> None:

@@ -466,6 +466,29 @@ class Catalog:
             return None
         return FileIdentity(*row[:5])
 
+    def stored(self, path: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None,
+                                         dict[str, Any] | None]:
+        """The info, check and error objects last recorded for ``path``: what an
+        unchanged file reports, so a rescan's output and exit status still show
+        every failing verdict and unreadable image."""
+        row = self._db.execute(
+            "SELECT info_json, check_json, error_type, error_structure, error_offset, "
+            "error_message, format FROM images WHERE path = ?", (_key(path),)).fetchone()
+        if row is None:
+            return None, None, None
+        info_json, check_json, error_type, structure, offset, message, fmt = row
+        info = json.loads(info_json) if info_json is not None else None
+        check = json.loads(check_json) if check_json is not None else None
+        if check is not None:
+            check["info"] = info
+        error = None
+        if error_type is not None:
+            error = {"type": error_type, "structure": structure, "offset": offset,
+                     "message": message}
+            if error_type == "UnsupportedFormat" and fmt is not None:
+                error["format"] = fmt
+        return info, check, error
+
     def touch(self, path: str, scan_id: int) -> None:
         """``path`` was seen unchanged by scan ``scan_id``."""
         self._write().execute(

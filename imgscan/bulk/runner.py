@@ -382,8 +382,10 @@ class ScanRun:
                     yield self._record(scan_id, ScanResult(path, "error", None, error=_error(
                         "OSError", "file", None, f"{path}: {st.strerror or st}")))
                 elif catalog is not None and (digest := self._unchanged(catalog, path, st)):
-                    yield self._record(scan_id,
-                                       ScanResult(path, "unchanged", _identity(st, digest)))
+                    info, check, error = catalog.stored(path)
+                    yield self._record(scan_id, ScanResult(
+                        path, "unchanged", _identity(st, digest), info=info, check=check,
+                        error=error))
                 else:
                     seq += 1
                     queue.append(_Task(seq, path, st, self._limit_for(st)))

@@ -66,16 +66,18 @@ def _message(result: ScanResult) -> str:
 def scan_line(result: ScanResult) -> str:
     """``PATH  FORMAT  SIZE  VERDICT`` (boot mode without a profile), or the error."""
     path = _shown(result.path)
-    if result.status == "unchanged":
-        return f"{path}  unchanged"
+    unchanged = "  (unchanged)" if result.status == "unchanged" else ""
     if result.error is not None:
-        return f"{path}  error  {result.error['type']}: {_shown(_message(result))}"
+        return (f"{path}  error  {result.error['type']}: {_shown(_message(result))}"
+                f"{unchanged}")
+    if result.info is None:
+        return f"{path}  unchanged"
     info = result.info or {}
     size = human_size(info.get("virtual_size")).split(" (")[0]
     judged = (_judged(result.check) if result.check is not None
               else f"boot {info.get('boot_mode')}")
     fp = f"  {result.fingerprint.digest}" if result.fingerprint is not None else ""
-    return f"{path}  {info.get('format')}  {size}  {judged}{fp}"
+    return f"{path}  {info.get('format')}  {size}  {judged}{fp}{unchanged}"
 
 
 def _judged(check: dict[str, Any]) -> str:
@@ -107,6 +109,7 @@ class ScanReport:
         self._drawn = 0.0
         self._bar_visible = False
         self.images = 0
+        self.read = 0
         self.unchanged = 0
         self.verdicts: dict[str, int] = {}
         #: Images per rule that failed them: what to fix first across a library.
@@ -119,7 +122,11 @@ class ScanReport:
         self.images += 1
         if result.status == "unchanged":
             self.unchanged += 1
-        elif result.error is not None:
+        elif result.status == "scanned":
+            self.read += 1
+        # An unchanged file carries what the catalog recorded: its verdict and error
+        # still count, so a rescan's summary and exit status tell the whole library.
+        if result.error is not None:
             _count(self.errors, str(result.error["type"]))
         if result.info is not None:
             _count(self.formats, str(result.info.get("format")))
@@ -169,9 +176,8 @@ class ScanReport:
             self._clear_bar()
         elapsed = time.monotonic() - self.started
         rate = self.images / elapsed if elapsed > 0 else 0.0
-        read = self.images - self.unchanged - sum(self.errors.values())
         lines = [f"{'interrupted after' if interrupted else 'scanned'} {self.images} images "
-                 f"in {elapsed:.2f} s ({rate:.0f} images/s): {read} read, "
+                 f"in {elapsed:.2f} s ({rate:.0f} images/s): {self.read} read, "
                  f"{sum(self.errors.values())} errors, {self.unchanged} unchanged; "
                  f"{skipped} files skipped (not images)"]
         for title, counts in (("verdicts", self.verdicts), ("failed rules", self.failed_rules),
