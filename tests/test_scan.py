@@ -46,6 +46,10 @@ QEMU_NAMES = {"vpc": "vhd"}
 COPIES = 20
 #: The imgscan the tests import, for the subprocesses too (a checkout or an install).
 IMGSCAN_ROOT = str(Path(imgscan.__file__).resolve().parent.parent)
+#: Where child pythons start: `python -m` and `-c` put their working directory first on
+#: sys.path, and the checkout's root holds the unbuilt source package, which would
+#: shadow the installed imgscan in CI.
+CHILD_CWD = Path(__file__).resolve().parent
 
 
 class Library:
@@ -346,7 +350,8 @@ def cli(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
     """``python -m imgscan ARGS`` on the imgscan the tests import."""
     env = {**os.environ, "PYTHONPATH": IMGSCAN_ROOT, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "imgscan", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=CHILD_CWD,
+                            **kwargs)
 
 
 def lines_then(proc: subprocess.Popen[str], count: int) -> Iterator[str]:
@@ -404,7 +409,7 @@ def test_ctrl_c_stops_cleanly(troublemakers: Path, tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", HANGING_CLI, "scan", str(troublemakers),
                              "--catalog", str(db), "--info-only", "--jobs", "2"], env=env,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True, cwd=CHILD_CWD)
     # The images the other worker reads (those queued behind the hang in its worker
     # wait for the time limit) reach the catalog while the scan runs.
     deadline = time.monotonic() + 20
