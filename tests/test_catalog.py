@@ -264,6 +264,23 @@ def test_an_older_scan_never_hides_a_newer_sighting(tmp_path: Path,
     assert out.split() == [f"scanned|{scan_b}"]
 
 
+def test_an_unreadable_directory_hides_nothing(tmp_path: Path,
+                                               results: dict[str, ScanResult]) -> None:
+    """Files under a directory the walk could not list this time are not missing."""
+    db = tmp_path / "c.db"
+    inside = results["base.raw"].replace(path=str(tmp_path / "sub" / "x.raw"))
+    outside = results["base.raw"].replace(path=str(tmp_path / "gone.raw"))
+    with Catalog(db) as catalog:
+        first = catalog.begin_scan([str(tmp_path)], None)
+        catalog.record(inside, first)
+        catalog.record(outside, first)
+        catalog.finish_scan(first, interrupted=False)
+        second = catalog.begin_scan([str(tmp_path)], None)
+        assert catalog.finish_scan(second, False, [str(tmp_path / "sub")]) == 1
+    out = run("sqlite3", db, "SELECT path, status FROM images ORDER BY path")
+    assert out.split() == [f"{outside.path}|missing", f"{inside.path}|scanned"]
+
+
 def test_two_processes_write_one_catalog(tmp_path: Path, results: dict[str, ScanResult]
                                          ) -> None:
     db = tmp_path / "shared.db"

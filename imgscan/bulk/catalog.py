@@ -101,6 +101,8 @@ CHUNK_DIGEST_SIZE = 16
 #: Errors of the run rather than of the file: a rescan tries such files again.
 TRANSIENT_ERRORS = frozenset({"Timeout", "WorkerCrashed", "MemoryLimit", "OSError"})
 DEFAULT_CATALOG = "imgscan.db"
+#: Most unreadable paths a scan may report and still mark files missing.
+MAX_UNREADABLE = 400
 
 _SCHEMA = """
 CREATE TABLE scans (
@@ -566,23 +568,30 @@ class Catalog:
         if counts is not None:
             counts[kind] += 1
 
-    def finish_scan(self, scan_id: int, interrupted: bool) -> int:
+    def finish_scan(self, scan_id: int, interrupted: bool,
+                    unreadable: Collection[str] = ()) -> int:
         """Close scan ``scan_id``; unless it was interrupted, mark what it did not see.
 
         A row under the scan's roots is marked missing when neither this scan
         nor any scan begun after it saw it (a concurrent later scan that
-        recorded a new file knows better). Returns how many rows were marked.
+        recorded a new file knows better). Rows under an ``unreadable`` path (a
+        directory the walk could not list this time) were not looked for, so
+        they are left as they are. Returns how many rows were marked.
         """
         db = self._write()
         missing = 0
-        if not interrupted:
+        # Past a few hundred unreadable paths (SQLite's bound on parameters is near)
+        # nothing is marked: a walk that failed that much says little of what is gone.
+        if not interrupted and len(unreadable) <= MAX_UNREADABLE:
             roots = json.loads(db.execute("SELECT roots FROM scans WHERE id = ?",
                                           (scan_id,)).fetchone()[0])
+            not_looked = "".join(" AND NOT (path >= ? AND path < ?)" for _ in unreadable)
+            skipped = [bound for path in unreadable for bound in _under(_key(path))[1:]]
             for root in roots:
                 missing += db.execute(
                     "UPDATE images SET status = 'missing' WHERE status != 'missing' "
-                    "AND last_seen_scan < ? AND (path = ? OR (path >= ? AND path < ?))",
-                    (scan_id, *_under(root))).rowcount
+                    "AND last_seen_scan < ? AND (path = ? OR (path >= ? AND path < ?))"
+                    + not_looked, (scan_id, *_under(root), *skipped)).rowcount
         counts = self._counts.pop(scan_id, {})
         db.execute(
             "UPDATE scans SET finished_at = ?, interrupted = ?, scanned = ?, "

@@ -296,6 +296,9 @@ class ScanRun:
         self.not_images = 0
         self.discovered = 0
         self.interrupted = False
+        #: Paths the walk could not read (directories, dangling links): the catalog
+        #: does not take the files it knew under them for missing.
+        self._unreadable: list[str] = []
         self._walk = Walk(self.paths)
         # Opened here, so that a catalog that cannot be used fails the call, not the scan.
         self._owns_catalog = isinstance(catalog, str)
@@ -357,7 +360,7 @@ class ScanRun:
             return
         try:
             if scan_id:     # begun: close the scan (which commits)
-                catalog.finish_scan(scan_id, self.interrupted)
+                catalog.finish_scan(scan_id, self.interrupted, self._unreadable)
         finally:
             if self._owns_catalog:
                 catalog.close()
@@ -379,6 +382,7 @@ class ScanRun:
                 path, st = item
                 self.discovered += 1
                 if isinstance(st, OSError):
+                    self._unreadable.append(path)
                     yield self._record(scan_id, ScanResult(path, "error", None, error=_error(
                         "OSError", "file", None, f"{path}: {st.strerror or st}")))
                 elif catalog is not None and (digest := self._unchanged(catalog, path, st)):
