@@ -15,7 +15,7 @@ import shutil
 import struct
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,12 @@ def run_keyed(attempt_args: Callable[[int], Sequence[str | os.PathLike[str]]],
                 raise
             time.sleep(0.05 * (attempt + 1))  # let the load that starved the timing pass
     raise AssertionError("unreachable: tries must be at least 1")
+
+
+def unpack_fixtures(fixtures: Path, names: Iterable[str], out: Path) -> dict[str, Path]:
+    """``{name: out/name.img}``: each ``fixtures/name.img.xz`` decompressed (sparse)."""
+    return {name: decompress(fixtures / f"{name}.img.xz", out / f"{name}.img")
+            for name in names}
 
 
 def qemu_create(path: Path, size: int | str | None, *extra: str, fmt: str) -> Path:

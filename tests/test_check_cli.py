@@ -9,7 +9,6 @@ tests/fixtures/windows (see tests/test_policy.py).
 from __future__ import annotations
 
 import json
-import lzma
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import unpack_fixtures
 
 from imgscan.cli import main
 from imgscan.policy import builtin_profiles, load_profile
@@ -46,12 +46,7 @@ def golden(name: str, text: str) -> None:
 @pytest.fixture(scope="session")
 def disks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("check")
-    paths = {}
-    for name in ("bios", "nosysres"):
-        path = out / f"{name}.img"
-        path.write_bytes(lzma.decompress((FIXTURES / f"{name}.img.xz").read_bytes()))
-        paths[name] = path
-    return paths
+    return unpack_fixtures(FIXTURES, ("bios", "nosysres"), out)
 
 
 def normalise(text: str, *paths: Path) -> str:

@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from helpers import ntfs_poke, promptly
+from helpers import ntfs_poke, promptly, unpack_fixtures
 from oracles import CORPUS, needs_corpus, needs_qemu, run
 
 import imgscan
@@ -80,12 +80,7 @@ def bytes_reader(data: bytes | bytearray) -> Read:
 @pytest.fixture(scope="session")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("ntfs")
-    paths = {}
-    for name in NAMES:
-        path = out / f"{name}.img"
-        path.write_bytes(lzma.decompress((FIXTURES / f"{name}.img.xz").read_bytes()))
-        paths[name] = path
-    return paths
+    return unpack_fixtures(FIXTURES, NAMES, out)
 
 
 def volume(path: Path, name: str = "vol") -> NtfsVolume:

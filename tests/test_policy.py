@@ -13,14 +13,13 @@ Each rule function is called alone with the parameters of the built-in profile.
 from __future__ import annotations
 
 import copy
-import lzma
 import shutil
 import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import run_keyed
+from helpers import run_keyed, unpack_fixtures
 from oracles import needs_qemu, run
 
 import imgscan
@@ -44,12 +43,7 @@ def info_of(path: Path) -> Info:
 @pytest.fixture(scope="session")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("policy")
-    paths: dict[str, Path] = {}
-    for name in ("bios", "uefi", "nosysres", "bitlocker"):
-        path = out / f"{name}.img"
-        path.write_bytes(lzma.decompress((FIXTURES / f"{name}.img.xz").read_bytes()))
-        paths[name] = path
-    return paths
+    return unpack_fixtures(FIXTURES, ("bios", "uefi", "nosysres", "bitlocker"), out)
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,7 @@ import pytest
 from helpers import (
     KiB,
     MiB,
+    decompress,
     ntfs_poke,
     overwrite,
     patch_gpt,
@@ -931,10 +932,7 @@ WINDOWS = Path(__file__).resolve().parent / "fixtures" / "windows"
 
 
 def _windows_fixture(d: Path, name: str) -> Path:
-    import lzma
-    path = d / "windows.img"
-    path.write_bytes(lzma.decompress((WINDOWS / f"{name}.img.xz").read_bytes()))
-    return path
+    return decompress(WINDOWS / f"{name}.img.xz", d / "windows.img")
 
 
 @threat("dirty", "windows-hibernated", "warning", tools=())

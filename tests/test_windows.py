@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import unpack_fixtures
 from oracles import CORPUS, needs_qemu
 
 import imgscan
@@ -65,12 +66,7 @@ def sh_bytes(*args: str | Path) -> bytes:
 @pytest.fixture(scope="session")
 def disks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("windows")
-    paths = {}
-    for name in NAMES:
-        path = out / f"{name}.img"
-        path.write_bytes(lzma.decompress((FIXTURES / f"{name}.img.xz").read_bytes()))
-        paths[name] = path
-    return paths
+    return unpack_fixtures(FIXTURES, NAMES, out)
 
 
 @pytest.fixture(scope="session")
