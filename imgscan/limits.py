@@ -7,6 +7,8 @@ after the structure it protects and is tested at its boundary.
 
 from __future__ import annotations
 
+from imgscan.errors import LimitExceeded
+
 # qcow2 / qcow / QED ------------------------------------------------------
 #: Largest L1 table, in bytes (qemu's QCOW_MAX_L1_SIZE).
 QCOW2_MAX_L1_BYTES = 32 * 1024 * 1024
@@ -260,3 +262,19 @@ SCAN_FINGERPRINT_MIN_RATE = 32 * 1024 * 1024
 #: allocation beyond it fails as ``MemoryLimit``. Large images are memory-mapped only
 #: when the budget allows; otherwise they are read with pread, as small ones are.
 SCAN_MEMORY_LIMIT = 1024 * 1024 * 1024
+
+
+def enforce(value: int, cap: str, path: str, structure: str, offset: int | None,
+            what: str) -> None:
+    """Refuse ``value`` when it is over the cap named ``cap`` (a name of this module).
+
+    The one place a cap is compared and worded: ``LimitExceeded`` naming the
+    file, the structure and the byte offset of the field that claimed
+    ``value``, e.g. ``l1_size 5000000 exceeds limits.QCOW2_MAX_L1_BYTES=33554432``.
+    ``what`` says what ``value`` counts. The cap is looked up when called, so
+    a test that moves it (``monkeypatch.setattr(limits, ...)``) reaches every
+    decoder, the Cython ones included.
+    """
+    limit = globals()[cap]
+    if value > limit:
+        raise LimitExceeded(path, structure, offset, f"{what} {value} exceeds limits.{cap}={limit}")

@@ -1,0 +1,78 @@
+"""On-disk structures declared once, as field tables, and read by one helper.
+
+Every format module declares each header or record it reads as a
+:class:`CStruct`: the structure's name (as its specification calls it), the
+byte order and the fields in on-disk order with their ``struct`` codes. The
+offsets follow from the declaration, so no module keeps raw offsets next to
+the fields they belong to, and an error can name a field's exact byte offset
+(``HEADER.offset("l1_size")``). This plays the part of dissect's ``c_<format>``
+definitions and qemu's packed ``QCowHeader``: the nogil table walks read
+their fixed-width entries with :mod:`imgscan._core.binary` instead.
+
+Field codes are :mod:`struct`'s without alignment: ``B H I Q`` (unsigned),
+``b h i q`` (signed), ``Ns`` (N raw bytes) and ``Nx`` (N bytes of padding,
+declared with the name ``None``).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+
+class CStruct:
+    """A packed structure: ``name``, byte order ``"<"`` or ``">"``, named fields."""
+
+    __slots__ = ("_fields", "_names", "_offsets", "_sizes", "_struct", "name", "size")
+
+    def __init__(self, name: str, byteorder: str,
+                 fields: list[tuple[str | None, str]]) -> None:
+        if byteorder not in ("<", ">"):
+            raise ValueError(f"{name}: byte order {byteorder!r} is not '<' or '>'")
+        self.name = name
+        self._names: list[str] = []
+        self._offsets: dict[str, int] = {}
+        self._sizes: dict[str, int] = {}
+        self._fields: dict[str, struct.Struct] = {}
+        offset = 0
+        for field, code in fields:
+            size = struct.calcsize(byteorder + code)
+            if field is not None:
+                if field in self._offsets:
+                    raise ValueError(f"{name}: field {field!r} declared twice")
+                self._names.append(field)
+                self._offsets[field] = offset
+                self._sizes[field] = size
+                self._fields[field] = struct.Struct(byteorder + code)
+            elif not code.endswith("x"):
+                raise ValueError(f"{name}: an unnamed field must be padding ('Nx')")
+            offset += size
+        self._struct = struct.Struct(byteorder + "".join(code for _, code in fields))
+        self.size = offset
+
+    def offset(self, field: str) -> int:
+        """The byte offset of ``field`` from the start of the structure."""
+        return self._offsets[field]
+
+    def field_size(self, field: str) -> int:
+        """The size of ``field`` in bytes."""
+        return self._sizes[field]
+
+    def end(self, field: str) -> int:
+        """The offset just past ``field``: how much of the structure a reader needs for it."""
+        return self._offsets[field] + self._sizes[field]
+
+    def unpack(self, data: bytes | bytearray | memoryview, base: int = 0) -> dict[str, Any]:
+        """Every named field of the structure at ``data[base:]``, by name.
+
+        ``data`` must hold the whole structure (callers read it bounded first,
+        naming the structure, so a short buffer is a bug, not a hostile file).
+        """
+        return dict(zip(self._names, self._struct.unpack_from(data, base), strict=True))
+
+    def field(self, data: bytes | bytearray | memoryview, field: str, base: int = 0) -> Any:
+        """One field of the structure at ``data[base:]``."""
+        return self._fields[field].unpack_from(data, base + self._offsets[field])[0]
+
+    def __repr__(self) -> str:
+        return f"CStruct({self.name!r}, {self.size} bytes)"
