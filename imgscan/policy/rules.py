@@ -22,7 +22,7 @@ IDE driver, the PV driver keys and DHCP; import-rules.md section 1.3).
 
 from __future__ import annotations
 
-from imgscan.report.text import human_size
+from imgscan.units import human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -16,6 +16,7 @@ in the doc.
 from __future__ import annotations
 
 from imgscan import limits
+from imgscan._core.guid import guid_text
 from imgscan.errors import ImageError
 from imgscan.findings import finding_id
 
@@ -50,7 +51,6 @@ STYLE_MBR = 1
 
 def device(blob: bytes) -> dict[str, Any]:
     """Decode a partition device element; other device kinds keep only their type."""
-    from imgscan._core.guid import guid_text
     if len(blob) < DEVICE_TYPE + 4:
         return {"type": None, "length": len(blob)}
     kind = int.from_bytes(blob[DEVICE_TYPE:DEVICE_TYPE + 4], "little")

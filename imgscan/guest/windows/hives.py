@@ -15,6 +15,8 @@ finding naming the fact, never an exception.
 from __future__ import annotations
 
 from imgscan import limits
+from imgscan._core.guid import guid_text  # Microsoft mixed-endian GUID text
+from imgscan._core.regf import Hive
 from imgscan.errors import ImageError
 from imgscan.findings import CORRUPT, Finding, finding_id
 
@@ -22,7 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from imgscan._core.regf import Hive, Key
+    from imgscan._core.regf import Key
 
 CURRENT_VERSION = "Microsoft\\Windows NT\\CurrentVersion"
 OEM_INFORMATION = "Microsoft\\Windows\\CurrentVersion\\OEMInformation"
@@ -212,7 +214,6 @@ def mounted_device(data: bytes) -> dict[str, Any]:
     12 bytes: MBR disk signature (u32) + partition byte offset (u64);
     ``DMIO:ID:`` + 16 bytes: a GPT partition GUID (mixed-endian).
     """
-    from imgscan._core.guid import guid_text  # Microsoft mixed-endian GUID text
     if len(data) == 12:
         return {"style": "mbr", "disk_signature": f"{int.from_bytes(data[:4], 'little'):08x}",
                 "offset": int.from_bytes(data[4:12], "little")}
@@ -310,7 +311,6 @@ def apply_rdp_policy(facts: Facts) -> None:
 
 
 def open_hive(data: bytes, name: str) -> Hive:
-    from imgscan._core.regf import Hive
     return Hive(data, name)
 
 

@@ -22,9 +22,12 @@ and a finding names it and why.
 from __future__ import annotations
 
 from imgscan import limits
+from imgscan._core.ntfs import NtfsVolume
 from imgscan.errors import ImageError, LimitExceeded
 from imgscan.findings import CORRUPT, DIRTY, Finding, finding_id
 
+from .. import roots
+from ..fat import FatVolume
 from . import bcd as bcd_mod
 from . import cloudbaseinit, pe, sam
 from .hives import Facts, apply_rdp_policy, open_hive, software_facts, system_facts
@@ -34,7 +37,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from imgscan._core.ntfs import NtfsVolume
     from imgscan._core.regf import Hive
     from imgscan.layout import Layout
 
@@ -223,13 +225,11 @@ def _read_boot_file(read: Read, p: dict[str, Any], path: str,
                                 f"{f.size} bytes exceed limits.FAT_MAX_FILE_BYTES")
         data = f.read() if f is not None and not f.is_dir else None
         return data, path == BCD_UEFI or vol.exists(BOOTMGR_BIOS)
-    from .fat import FatVolume
     fat = FatVolume(read, p["start"], p["size"], name)
     return fat.read_file(path), True
 
 
 def _ntfs(read: Read, p: dict[str, Any]) -> NtfsVolume:
-    from imgscan._core.ntfs import NtfsVolume
     return NtfsVolume(read, p["start"], p["size"], f"partition {p['number']}")
 
 
@@ -287,30 +287,13 @@ def boot_store(read: Read, layout: Layout, facts: Facts,
 
 # -- the whole inspection --------------------------------------------------------
 
-def _ntfs_volumes(layout: Layout) -> list[tuple[int | None, int, int]]:
-    # A partition's size is what its table claims, up to 2^64 sectors; no disk holds
-    # more than limits.MAX_VIRTUAL_SIZE (the volume reader takes 64-bit sizes).
-    vols: list[tuple[int | None, int, int]] = [
-        (p["number"], p["start"], min(p["size"], limits.MAX_VIRTUAL_SIZE))
-        for p in layout.partitions if p.get("filesystem") == "ntfs"]
-    if not layout.partitions and layout.filesystem == "ntfs" and layout.volume:
-        vols.append((None, 0, layout.volume.get("size") or 0))
-    return vols
-
-
-def has_ntfs(layout: Layout) -> bool:
-    """Whether inspection has anything to look at (keeps ``info`` cheap otherwise)."""
-    return bool(_ntfs_volumes(layout))
-
-
 def inspect(read: Read, layout: Layout) -> tuple[dict[str, Any] | None, list[Finding]]:
     """The ``windows`` object for the disk ``read`` reads (None when no Windows root
     exists) and the findings of the inspection (also listed in the object)."""
-    from imgscan._core.ntfs import NtfsVolume
     findings: list[Finding] = []
     volumes: dict[int, NtfsVolume] = {}
     guest: WindowsGuest | None = None
-    for number, start, size in _ntfs_volumes(layout):
+    for number, start, size in roots.volumes(layout, "ntfs"):
         name = f"partition {number}" if number is not None else "whole disk"
         try:
             vol = NtfsVolume(read, start, size, name)
