@@ -2,8 +2,9 @@
 
 :mod:`imgscan.policy.framework` says what a rule sees and concludes,
 :mod:`imgscan.policy.rules` holds one small function per rule id (grouped by
-subject, registered by id), :mod:`imgscan.policy.engine` loads a profile (TOML data: which rules, their
-parameters and severities) and evaluates it on an ``info`` dict. Nothing here
+subject, registered by id), :mod:`imgscan.policy.engine` loads a profile
+(TOML data: which rules, their parameters and severities) and evaluates it on
+an ``info`` dict. Nothing here
 is imported on the ``imgscan info`` path.
 """
 
