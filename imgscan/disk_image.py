@@ -19,7 +19,7 @@ from ._core.registry import detect, open_as
 from ._core.source import Source
 from ._core.stream import DiskStream
 from ._core.vdisk import VirtualDisk
-from .errors import ImageError, LimitExceeded, UnsafePath
+from .errors import ImageError, UnsafePath
 from .findings import (
     BACKING_FILE,
     DATA_FILE,
@@ -255,9 +255,8 @@ class DiskImage:
         name = self.backing_file
         if name is None or self.external_dir is None:
             return None
-        if self._depth >= limits.MAX_BACKING_DEPTH:
-            raise LimitExceeded(self.path, "backing chain", None,
-                                f"deeper than limits.MAX_BACKING_DEPTH={limits.MAX_BACKING_DEPTH}")
+        limits.enforce(self._depth + 1, "MAX_BACKING_DEPTH", self.path, "backing chain", None,
+                       "backing chain depth")
         path = resolve_external(self.path, "backing file", name, self.external_dir)
         parent = DiskImage(path, external_dir=self.external_dir, _depth=self._depth + 1,
                        _format=self.backing_format)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from imgscan import limits
 from imgscan._core.ntfs import NtfsVolume
-from imgscan.errors import ImageError, LimitExceeded
+from imgscan.errors import ImageError
 from imgscan.findings import CORRUPT, DIRTY, Finding, finding_id
 
 from .. import roots
@@ -98,10 +98,9 @@ class WindowsGuest:
             f = self.vol.lookup(path)
             if f is None or f.is_dir:
                 self.facts.fail(f"{name} hive", f"{path} does not exist")
-            elif f.size > limits.WINDOWS_MAX_HIVE_BYTES:
-                self.facts.fail(f"{name} hive", f"{path} is {f.size} bytes, more than "
-                                "limits.WINDOWS_MAX_HIVE_BYTES", "resource-exhaustion")
             else:
+                limits.enforce(f.size, "WINDOWS_MAX_HIVE_BYTES", path, "hive file", None,
+                               "size")
                 hive = open_hive(f.read(), path)
                 for finding in hive.findings:
                     self.facts.findings.append(Finding(finding.id, finding.severity,
@@ -153,10 +152,8 @@ class WindowsGuest:
                 f = self.vol.lookup(path)
                 if f is None or f.is_dir:
                     continue
-                if f.size > limits.WINDOWS_MAX_CONFIG_BYTES:
-                    self.facts.fail("cloudbase_init", f"{path} is {f.size} bytes, more than "
-                                    "limits.WINDOWS_MAX_CONFIG_BYTES", "resource-exhaustion")
-                    continue
+                limits.enforce(f.size, "WINDOWS_MAX_CONFIG_BYTES", path, "configuration file",
+                               None, "size")
                 text = f.read().decode("utf-8", "replace")
                 info["installed"] = True
                 info["config_path"] = path
@@ -219,11 +216,11 @@ def _read_boot_file(read: Read, p: dict[str, Any], path: str,
     if p.get("filesystem") == "ntfs":
         vol = volumes.get(p["number"]) or _ntfs(read, p)
         f = vol.lookup(path)
-        if f is not None and not f.is_dir and f.size > limits.FAT_MAX_FILE_BYTES:
-            # the same cap as on a FAT volume, and said as loudly
-            raise LimitExceeded(name, f"file {path!r}", None,
-                                f"{f.size} bytes exceed limits.FAT_MAX_FILE_BYTES")
-        data = f.read() if f is not None and not f.is_dir else None
+        data = None
+        if f is not None and not f.is_dir:
+            # the same cap as on a FAT volume
+            limits.enforce(f.size, "FAT_MAX_FILE_BYTES", name, f"file {path!r}", None, "size")
+            data = f.read()
         return data, path == BCD_UEFI or vol.exists(BOOTMGR_BIOS)
     fat = FatVolume(read, p["start"], p["size"], name)
     return fat.read_file(path), True
