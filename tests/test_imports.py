@@ -54,9 +54,10 @@ def _python_imports(path: Path, module: str, is_package: bool) -> set[str]:
 def _from_targets(target: str, names: list[str]) -> set[str]:
     """What ``from target import names`` depends on: the submodules among ``names``,
     and ``target`` itself unless every name is one of its submodules (a parent
-    package is imported before any submodule anyway; that is not an edge)."""
+    package is imported before any submodule anyway; that is not an edge). No
+    names (a parenthesised list the Cython pattern did not follow): ``target``."""
     submodules = {f"{target}.{name}" for name in names if _is_module(f"{target}.{name}")}
-    return submodules if len(submodules) == len(names) else {target, *submodules}
+    return submodules if names and len(submodules) == len(names) else {target, *submodules}
 
 
 def _is_module(name: str) -> bool:
