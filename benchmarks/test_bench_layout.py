@@ -17,7 +17,7 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 import imgscan
-from imgscan.layout import describe, of_image
+from imgscan.layout import describe, of_guest
 
 MIB = 1 << 20
 
@@ -66,6 +66,6 @@ def test_open_and_layout(benchmark: BenchmarkFixture, gpt_image: Path) -> None:
     """The same from a closed file: open, decode the qcow2, read the layout."""
     def open_layout() -> str:
         with imgscan.open(gpt_image) as img:
-            return of_image(img).partition_table
+            return of_guest(img.guest()).partition_table
 
     assert benchmark(open_layout) == "gpt"

@@ -30,11 +30,10 @@ from .errors import (
 )
 from .findings import Finding
 from .image import SCHEMA_VERSION, Image, open
-
-__version__ = "0.1.0"
+from .version import __version__
 
 # -- bulk scanning and content fingerprints -----------------------------------------
-# Both are imported on first call: `imgscan info` pays nothing for them.
+# Both are imported on first call: `imgscan info` pays nothing for them (start-up time).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .bulk.runner import scan

@@ -2,7 +2,10 @@
 
 A finding is a fact, not an error: the image was read, and this is what it
 revealed. Ids are stable (they are part of the JSON contract) and listed in
-the README; severities are ``error``, ``warning`` or ``info``.
+the README; severities are ``error``, ``warning`` or ``info``
+(:mod:`imgscan.vocabulary`). Each finding also names the pipeline stage that
+made it, so a later layer (the policy rules) can tell "the guest inspection
+stopped" from "the container is damaged" without parsing message text.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from imgscan.errors import (
 # need it only under a type checker (mypy treats this name as typing's).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Literal, Protocol
+    from typing import Protocol
 
-    Severity = Literal["error", "warning", "info"]
+    from imgscan.vocabulary import Severity as Severity
+    from imgscan.vocabulary import Stage
 
     class _Facts(Protocol):
         backing_file: str | None
@@ -48,14 +52,26 @@ CORRUPT = "corrupt"
 
 
 class Finding:
-    """One finding: a stable id, a severity and a message naming the evidence."""
+    """One finding: a stable id, a severity and a message naming the evidence.
 
-    __slots__ = ("id", "message", "severity")
+    ``stage`` is the pipeline stage that made it (None until the pipeline
+    files it: the decoders do not know which stage calls them). It is not part
+    of a finding's identity, nor of its contract object.
+    """
 
-    def __init__(self, id: str, severity: Severity, message: str) -> None:
+    __slots__ = ("id", "message", "severity", "stage")
+
+    def __init__(self, id: str, severity: Severity, message: str,
+                 stage: Stage | None = None) -> None:
         self.id = id
         self.severity: Severity = severity
         self.message = message
+        self.stage: Stage | None = stage
+
+    def at(self, stage: Stage) -> Finding:
+        """This finding filed under ``stage`` (itself when it already names one)."""
+        return self if self.stage is not None else Finding(self.id, self.severity,
+                                                           self.message, stage)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Finding):

@@ -31,8 +31,9 @@ from __future__ import annotations
 import os
 
 from . import limits
+from .disk_image import DiskImage
 from .errors import LimitExceeded, UnsafePath
-from .image import Image
+from .records import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,22 +42,31 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ._core.vdisk import VirtualDisk
-    from .bulk.result import Fingerprint as Fingerprint
 
 ALGORITHMS = ("xxh3-128-chunked", "xxh3-64-stream")
 #: The chunk size of ``xxh3-128-chunked``, and the read size of both algorithms.
 CHUNK_SIZE = 1 << 20
 
 
-def __getattr__(name: str) -> object:
-    """``Fingerprint`` (defined with the scan results), imported on first use."""
-    if name == "Fingerprint":
-        from .bulk.result import Fingerprint
-        return Fingerprint
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+class Fingerprint(Record):
+    """The content fingerprint of a guest-visible disk (see :mod:`imgscan.fingerprints`).
+
+    ``chunks`` holds the chunk digests, 16 bytes each in order (empty for
+    stream algorithms, whose ``chunk_size`` is 0).
+    """
+
+    __slots__ = ("algorithm", "chunk_size", "chunks", "digest", "virtual_size")
+
+    def __init__(self, algorithm: str, digest: str, virtual_size: int, chunk_size: int,
+                 chunks: bytes) -> None:
+        self.algorithm = algorithm
+        self.digest = digest
+        self.virtual_size = virtual_size
+        self.chunk_size = chunk_size
+        self.chunks = chunks
 
 
-def fingerprint(image: str | os.PathLike[str] | Image, algorithm: str = "xxh3-128-chunked",
+def fingerprint(image: str | os.PathLike[str] | DiskImage, algorithm: str = "xxh3-128-chunked",
                 threads: int | None = None, external_dir: str | None = None) -> Fingerprint:
     """The content fingerprint of ``image``'s guest disk (see the module docstring).
 
@@ -74,17 +84,16 @@ def fingerprint(image: str | os.PathLike[str] | Image, algorithm: str = "xxh3-12
         threads = os.cpu_count() or 1
     if threads < 1:
         raise ValueError(f"threads must be at least 1, not {threads}")
-    if isinstance(image, Image):
+    if isinstance(image, DiskImage):
         return _of_image(image, algorithm, threads)
-    with Image(image, external_dir=external_dir) as img:
+    with DiskImage(image, external_dir=external_dir) as img:
         return _of_image(img, algorithm, threads)
 
 
-def _of_image(img: Image, algorithm: str, threads: int) -> Fingerprint:
+def _of_image(img: DiskImage, algorithm: str, threads: int) -> Fingerprint:
     import xxhash
 
     from ._core.digest import chunks_to_read
-    from .bulk.result import Fingerprint
 
     disk = img.disk()
     size = disk.size

@@ -6,9 +6,11 @@ are :func:`imgscan._core.partitions.read_partition_table`, the filesystem
 probes of :mod:`imgscan._core.filesystems` (``probe_volume(read, offset,
 size)``) and :func:`imgscan.bootmode.decide`.
 
-When the guest bytes cannot be read (an encrypted container, a backing file
-or external data file the caller did not allow imgscan to open, a damaged
-map) the table is ``unknown`` and a finding says why.
+This stage sees only the guest bytes the container stage hands it
+(:class:`imgscan.disk_image.GuestBytes`), never the image. When they cannot be
+read (an encrypted container, a backing file or external data file the caller
+did not allow imgscan to open, a damaged map) the table is ``unknown`` and a
+finding says why.
 """
 
 from __future__ import annotations
@@ -16,18 +18,9 @@ from __future__ import annotations
 from . import bootmode
 from ._core.filesystems import probe_volume
 from ._core.partitions import read_partition_table
-from .errors import (
-    ImageError,
-    UnsafePath,
-)
-from .findings import (
-    BACKING_FILE,
-    DATA_FILE,
-    ENCRYPTED,
-    EXTERNAL_EXTENT,
-    Finding,
-    finding_id,
-)
+from .errors import ImageError
+from .findings import ENCRYPTED, Finding, finding_id
+from .vocabulary import DISK, FILESYSTEM, PARTITIONS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,12 +29,9 @@ if TYPE_CHECKING:
 
     from ._core.filesystems import Volume
     from ._core.partitions import Partition, PartitionTable
-    from .image import Image
+    from .disk_image import GuestBytes
 
     Read = Callable[[int, int], bytes]
-
-#: Logical sector sizes a container may state (``details["logical_sector_size"]``, VHDX).
-SECTOR_SIZES = (512, 4096)
 
 
 class Layout:
@@ -86,7 +76,7 @@ def _probed(read: Read, offset: int, size: int, what: str,
         return probe_volume(read, offset, size)
     except ImageError as exc:
         findings.append(Finding(finding_id(exc), "warning",
-                                f"{what}: filesystem not identified: {exc}"))
+                                f"{what}: filesystem not identified: {exc}", FILESYSTEM))
         return None
 
 
@@ -116,7 +106,7 @@ def encrypted_volumes(partitions: list[dict[str, Any]],
     if whole is not None and whole.get("encrypted"):
         found.append(("the whole disk", whole["filesystem"]))
     return [Finding(ENCRYPTED, "error",
-                    f"{where} is a {fs} volume: its contents cannot be inspected")
+                    f"{where} is a {fs} volume: its contents cannot be inspected", FILESYSTEM)
             for where, fs in found]
 
 
@@ -127,7 +117,7 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
     Raises only what ``read`` raises (an unreadable guest disk).
     """
     table: PartitionTable = read_partition_table(read, disk_size, path, sector_size)
-    findings = list(table.findings)
+    findings = [f.at(PARTITIONS) for f in table.findings]
     partitions: list[dict[str, Any]] = []
     filesystems: dict[int, str | None] = {}
     for p in table.partitions:
@@ -151,26 +141,16 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
                   whole, findings)
 
 
-def of_image(image: Image) -> Layout:
-    """The layout of an open image, or ``unknown`` with a finding naming why it cannot be read."""
-    prefix = "partition table not read"
-    if image.encrypted:
-        return unknown(Finding(ENCRYPTED, "info",
-                               f"{prefix}: the guest data is encrypted ({image.encryption})"))
-    if image.backing_file is not None and image.external_dir is None:
-        return unknown(Finding(
-            BACKING_FILE, "info",
-            f"{prefix}: part of the disk lives in backing file {image.backing_file!r}, "
-            "which is opened only inside the directory given as external_dir"))
-    details = image.format_specific
-    hint = details.get("logical_sector_size")
-    try:
-        disk = image.disk()
-        return describe(disk.read, disk.size, image.path,
-                        sector_size=hint if hint in SECTOR_SIZES else None,
-                        el_torito=details.get("el_torito"))
-    except UnsafePath as exc:
-        fid = DATA_FILE if image.data_file is not None else EXTERNAL_EXTENT
-        return unknown(Finding(fid, "info", f"{prefix}: {exc}"))
-    except ImageError as exc:
-        return unknown(Finding(finding_id(exc), "error", f"{prefix}: {exc}"))
+def of_guest(guest: GuestBytes) -> Layout:
+    """The layout of the guest disk, or ``unknown`` with a finding naming why it cannot
+    be read."""
+    why = guest.why_not
+    if guest.read is not None:
+        try:
+            return describe(guest.read, guest.size, guest.path, sector_size=guest.sector_size,
+                            el_torito=guest.el_torito)
+        except ImageError as exc:
+            why = guest.failed(exc)
+    assert why is not None, "GuestBytes without a reader names why"
+    return unknown(Finding(why.id, why.severity, f"partition table not read: {why.message}",
+                           DISK))

@@ -1188,10 +1188,10 @@ def uefi(work: Path) -> Path:
 
 def _windows(disk: Path) -> tuple[dict[str, Any] | None, list[imgscan.Finding]]:
     from imgscan.guest.windows import inspect
-    from imgscan.layout import of_image
+    from imgscan.layout import of_guest
 
     with imgscan.open(disk) as img:
-        return inspect(img.disk().read, of_image(img))
+        return inspect(img.disk().read, of_guest(img.guest()))
 
 
 def _windows_findings(disk: Path) -> Callable[[], list[imgscan.Finding]]:

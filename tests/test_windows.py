@@ -33,8 +33,8 @@ from oracles import CORPUS, needs_qemu
 import imgscan
 from imgscan._core.ntfs import NtfsVolume
 from imgscan._core.regf import Hive
-from imgscan.guest import bcd, cloudbaseinit, pe, sam
-from imgscan.guest.hives import Facts, key_type, software_facts, system_facts
+from imgscan.guest.windows import bcd, cloudbaseinit, pe, sam
+from imgscan.guest.windows.hives import Facts, key_type, software_facts, system_facts
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures" / "windows"

@@ -86,8 +86,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import __version__
 from ..fingerprints import zero_digest as _fingerprint_zero_digest
+from ..version import __version__
 from .result import FileIdentity, ScanResult
 
 SCHEMA_VERSION = 1

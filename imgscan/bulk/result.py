@@ -8,44 +8,17 @@ reads the same keys as ``imgscan info --json`` and ``imgscan check --json``.
 
 from __future__ import annotations
 
+from ..fingerprints import Fingerprint as Fingerprint
+from ..records import Record as _Record
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Literal, Self
+    from typing import Any, Literal
 
     #: ``scanned``: read now; ``unchanged``: the catalog already holds it (same
     #: size, mtime, inode and header digest), nothing was read; ``error``: it could
     #: not be read, or the worker failed, ran out of time or memory (see ``error``).
     Status = Literal["scanned", "unchanged", "error"]
-
-
-class _Record:
-    """Value semantics (equality, repr) over ``__slots__``.
-
-    Plain classes rather than dataclasses: ``dataclasses`` and ``typing`` cost
-    about 8 ms to import, a noticeable share of a whole ``imgscan scan``.
-    """
-
-    __slots__: tuple[str, ...] = ()
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def replace(self, **changes: Any) -> Self:
-        """A copy with ``changes`` applied (as ``dataclasses.replace``)."""
-        return type(self)(**{**{n: getattr(self, n) for n in self.__slots__}, **changes})
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        assert isinstance(other, _Record)
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
-        return f"{type(self).__name__}({fields})"
 
 
 class FileIdentity(_Record):
@@ -65,24 +38,6 @@ class FileIdentity(_Record):
         self.inode = inode
         self.device = device
         self.header_digest = header_digest
-
-
-class Fingerprint(_Record):
-    """The content fingerprint of a guest-visible disk (see :mod:`imgscan.fingerprints`).
-
-    ``chunks`` holds the chunk digests, 16 bytes each in order (empty for
-    stream algorithms, whose ``chunk_size`` is 0).
-    """
-
-    __slots__ = ("algorithm", "chunk_size", "chunks", "digest", "virtual_size")
-
-    def __init__(self, algorithm: str, digest: str, virtual_size: int, chunk_size: int,
-                 chunks: bytes) -> None:
-        self.algorithm = algorithm
-        self.digest = digest
-        self.virtual_size = virtual_size
-        self.chunk_size = chunk_size
-        self.chunks = chunks
 
 
 class ScanResult(_Record):

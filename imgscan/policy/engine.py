@@ -24,7 +24,10 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 
-from .rules import FAIL, PASS, RULES, WARN, Facts, Outcome
+from imgscan.vocabulary import FAIL, PASS, SCHEMA_VERSION, VIOLATIONS, WARN
+
+from .framework import Facts, Outcome
+from .rules import RULES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,11 +35,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_PROFILE = "huawei-ims-windows"
-SEVERITIES = (FAIL, WARN)
 #: Keys of a ``[rules.ID]`` table that are not parameters of the rule function.
 RULE_KEYS = ("enabled", "severity")
 PROFILE_KEYS = ("name", "description", "extends", "rules")
-SCHEMA_VERSION = 1
 
 
 class ProfileError(ValueError):
@@ -127,9 +128,9 @@ def _apply(base: dict[str, RuleConfig], table: Mapping[str, Any], origin: str,
             raise ProfileError(f"{where}: enabled must be true or false")
         old = rules.get(rule_id)
         severity = settings.get("severity", old.severity if old else FAIL)
-        if severity not in SEVERITIES:
+        if severity not in VIOLATIONS:
             raise ProfileError(f"{where}: severity {severity!r} is not one of "
-                               f"{', '.join(SEVERITIES)}")
+                               f"{', '.join(VIOLATIONS)}")
         params = dict(old.params) if old else {}
         for key, value in settings.items():
             if key in RULE_KEYS:

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
+from imgscan.units import human_size as human_size  # also for report.scan, report.catalog
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from typing import Any
 
     from imgscan._core.extents import Extent
-
-_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
-
-
-def human_size(n: int | None) -> str:
-    """``10737418240`` -> ``10 GiB (10737418240 bytes)``; exact values stay exact."""
-    if n is None:
-        return "-"
-    value = float(n)
-    unit = 0
-    while value >= 1024 and unit < len(_UNITS) - 1:
-        value /= 1024
-        unit += 1
-    if unit == 0:
-        return f"{n} bytes"
-    shown = f"{value:.0f}" if value == int(value) else f"{value:.2f}"
-    return f"{shown} {_UNITS[unit]} ({n} bytes)"
 
 
 def _yes_no(flag: bool, detail: str | None = None) -> str:

@@ -192,8 +192,8 @@ def regf(data: bytes) -> None:
     """A registry hive: open it, walk every key and value, and read the facts of
     every hive imgscan knows (SYSTEM, SOFTWARE, SAM, BCD) from it."""
     from imgscan._core.regf import Hive
-    from imgscan.guest import bcd, sam
-    from imgscan.guest.hives import Facts, software_facts, system_facts
+    from imgscan.guest.windows import bcd, sam
+    from imgscan.guest.windows.hives import Facts, software_facts, system_facts
     try:
         hive = Hive(data, "fuzz")
         for _path, key in hive.walk():

@@ -15,24 +15,27 @@ finding naming the fact, never an exception.
 from __future__ import annotations
 
 from imgscan import limits
+from imgscan._core.guid import guid_text  # Microsoft mixed-endian GUID text
+from imgscan._core.regf import Hive
 from imgscan.errors import ImageError
 from imgscan.findings import CORRUPT, Finding, finding_id
+
+from .structures import (
+    DIGITAL_PRODUCT_ID4,
+    MOUNTED_DEVICE_GPT,
+    MOUNTED_DEVICE_GPT_MAGIC,
+    MOUNTED_DEVICE_MBR,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from imgscan._core.regf import Hive, Key
+    from imgscan._core.regf import Key
 
 CURRENT_VERSION = "Microsoft\\Windows NT\\CurrentVersion"
 OEM_INFORMATION = "Microsoft\\Windows\\CurrentVersion\\OEMInformation"
 RDP_POLICY = "Policies\\Microsoft\\Windows NT\\Terminal Services"
-
-#: DigitalProductId4 (PidGenX output): KeyType, the licence channel, UTF-16LE
-#: at 1016, 128 bytes (doc section 4; pidgenx "DigitalProductId4").
-DPID4_KEY_TYPE = 1016
-DPID4_KEY_TYPE_SIZE = 128
-DPID4_EDITION_ID = 888
 
 #: Storage, paravirtual and vendor driver services reported in ``drivers``
 #: (doc sections C5, C6 and 7). Lookups are case-insensitive.
@@ -212,12 +215,14 @@ def mounted_device(data: bytes) -> dict[str, Any]:
     12 bytes: MBR disk signature (u32) + partition byte offset (u64);
     ``DMIO:ID:`` + 16 bytes: a GPT partition GUID (mixed-endian).
     """
-    from imgscan._core.guid import guid_text  # Microsoft mixed-endian GUID text
-    if len(data) == 12:
-        return {"style": "mbr", "disk_signature": f"{int.from_bytes(data[:4], 'little'):08x}",
-                "offset": int.from_bytes(data[4:12], "little")}
-    if len(data) >= 24 and data[:8] == b"DMIO:ID:":
-        return {"style": "gpt", "partition_guid": guid_text(data[8:24])}
+    if len(data) == MOUNTED_DEVICE_MBR.size:
+        mbr = MOUNTED_DEVICE_MBR.unpack(data)
+        return {"style": "mbr", "disk_signature": f"{mbr['disk_signature']:08x}",
+                "offset": mbr["offset"]}
+    if len(data) >= MOUNTED_DEVICE_GPT.size \
+            and MOUNTED_DEVICE_GPT.field(data, "magic") == MOUNTED_DEVICE_GPT_MAGIC:
+        return {"style": "gpt",
+                "partition_guid": guid_text(MOUNTED_DEVICE_GPT.field(data, "partition_guid"))}
     return {"style": "other", "length": len(data)}
 
 
@@ -241,10 +246,9 @@ def _mounted_devices(hive: Hive, facts: Facts) -> None:
 
 def key_type(dpid4: bytes) -> str | None:
     """The licence channel (KeyType) of a DigitalProductId4 blob, None if empty."""
-    if len(dpid4) < DPID4_KEY_TYPE + DPID4_KEY_TYPE_SIZE:
-        raise ValueError(f"{len(dpid4)} bytes, KeyType needs "
-                         f"{DPID4_KEY_TYPE + DPID4_KEY_TYPE_SIZE}")
-    raw = dpid4[DPID4_KEY_TYPE:DPID4_KEY_TYPE + DPID4_KEY_TYPE_SIZE]
+    if len(dpid4) < DIGITAL_PRODUCT_ID4.size:
+        raise ValueError(f"{len(dpid4)} bytes, KeyType needs {DIGITAL_PRODUCT_ID4.size}")
+    raw: bytes = DIGITAL_PRODUCT_ID4.field(dpid4, "KeyType")
     text = raw.decode("utf-16-le", "replace").split("\0", 1)[0]
     return text or None
 
@@ -310,7 +314,6 @@ def apply_rdp_policy(facts: Facts) -> None:
 
 
 def open_hive(data: bytes, name: str) -> Hive:
-    from imgscan._core.regf import Hive
     return Hive(data, name)
 
 

@@ -22,9 +22,12 @@ and a finding names it and why.
 from __future__ import annotations
 
 from imgscan import limits
-from imgscan.errors import ImageError, LimitExceeded
+from imgscan._core.ntfs import NtfsVolume
+from imgscan.errors import ImageError
 from imgscan.findings import CORRUPT, DIRTY, Finding, finding_id
 
+from .. import roots
+from ..fat import FatVolume
 from . import bcd as bcd_mod
 from . import cloudbaseinit, pe, sam
 from .hives import Facts, apply_rdp_policy, open_hive, software_facts, system_facts
@@ -34,7 +37,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from imgscan._core.ntfs import NtfsVolume
     from imgscan._core.regf import Hive
     from imgscan.layout import Layout
 
@@ -96,10 +98,9 @@ class WindowsGuest:
             f = self.vol.lookup(path)
             if f is None or f.is_dir:
                 self.facts.fail(f"{name} hive", f"{path} does not exist")
-            elif f.size > limits.WINDOWS_MAX_HIVE_BYTES:
-                self.facts.fail(f"{name} hive", f"{path} is {f.size} bytes, more than "
-                                "limits.WINDOWS_MAX_HIVE_BYTES", "resource-exhaustion")
             else:
+                limits.enforce(f.size, "WINDOWS_MAX_HIVE_BYTES", path, "hive file", None,
+                               "size")
                 hive = open_hive(f.read(), path)
                 for finding in hive.findings:
                     self.facts.findings.append(Finding(finding.id, finding.severity,
@@ -151,10 +152,8 @@ class WindowsGuest:
                 f = self.vol.lookup(path)
                 if f is None or f.is_dir:
                     continue
-                if f.size > limits.WINDOWS_MAX_CONFIG_BYTES:
-                    self.facts.fail("cloudbase_init", f"{path} is {f.size} bytes, more than "
-                                    "limits.WINDOWS_MAX_CONFIG_BYTES", "resource-exhaustion")
-                    continue
+                limits.enforce(f.size, "WINDOWS_MAX_CONFIG_BYTES", path, "configuration file",
+                               None, "size")
                 text = f.read().decode("utf-8", "replace")
                 info["installed"] = True
                 info["config_path"] = path
@@ -217,19 +216,17 @@ def _read_boot_file(read: Read, p: dict[str, Any], path: str,
     if p.get("filesystem") == "ntfs":
         vol = volumes.get(p["number"]) or _ntfs(read, p)
         f = vol.lookup(path)
-        if f is not None and not f.is_dir and f.size > limits.FAT_MAX_FILE_BYTES:
-            # the same cap as on a FAT volume, and said as loudly
-            raise LimitExceeded(name, f"file {path!r}", None,
-                                f"{f.size} bytes exceed limits.FAT_MAX_FILE_BYTES")
-        data = f.read() if f is not None and not f.is_dir else None
+        data = None
+        if f is not None and not f.is_dir:
+            # the same cap as on a FAT volume
+            limits.enforce(f.size, "FAT_MAX_FILE_BYTES", name, f"file {path!r}", None, "size")
+            data = f.read()
         return data, path == BCD_UEFI or vol.exists(BOOTMGR_BIOS)
-    from .fat import FatVolume
     fat = FatVolume(read, p["start"], p["size"], name)
     return fat.read_file(path), True
 
 
 def _ntfs(read: Read, p: dict[str, Any]) -> NtfsVolume:
-    from imgscan._core.ntfs import NtfsVolume
     return NtfsVolume(read, p["start"], p["size"], f"partition {p['number']}")
 
 
@@ -287,30 +284,13 @@ def boot_store(read: Read, layout: Layout, facts: Facts,
 
 # -- the whole inspection --------------------------------------------------------
 
-def _ntfs_volumes(layout: Layout) -> list[tuple[int | None, int, int]]:
-    # A partition's size is what its table claims, up to 2^64 sectors; no disk holds
-    # more than limits.MAX_VIRTUAL_SIZE (the volume reader takes 64-bit sizes).
-    vols: list[tuple[int | None, int, int]] = [
-        (p["number"], p["start"], min(p["size"], limits.MAX_VIRTUAL_SIZE))
-        for p in layout.partitions if p.get("filesystem") == "ntfs"]
-    if not layout.partitions and layout.filesystem == "ntfs" and layout.volume:
-        vols.append((None, 0, layout.volume.get("size") or 0))
-    return vols
-
-
-def has_ntfs(layout: Layout) -> bool:
-    """Whether inspection has anything to look at (keeps ``info`` cheap otherwise)."""
-    return bool(_ntfs_volumes(layout))
-
-
 def inspect(read: Read, layout: Layout) -> tuple[dict[str, Any] | None, list[Finding]]:
     """The ``windows`` object for the disk ``read`` reads (None when no Windows root
     exists) and the findings of the inspection (also listed in the object)."""
-    from imgscan._core.ntfs import NtfsVolume
     findings: list[Finding] = []
     volumes: dict[int, NtfsVolume] = {}
     guest: WindowsGuest | None = None
-    for number, start, size in _ntfs_volumes(layout):
+    for number, start, size in roots.volumes(layout, "ntfs"):
         name = f"partition {number}" if number is not None else "whole disk"
         try:
             vol = NtfsVolume(read, start, size, name)

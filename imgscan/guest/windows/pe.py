@@ -8,11 +8,8 @@ architecture from ``System32\\cmd.exe`` this way (daemon/inspect_fs_windows.ml).
 
 from __future__ import annotations
 
-DOS_MAGIC = b"MZ"
-E_LFANEW = 0x3C
-PE_SIGNATURE = b"PE\0\0"
-#: COFF header Machine field (u16) follows the 4-byte signature.
-MACHINE_OFFSET = 4
+from .structures import DOS_MAGIC, IMAGE_DOS_HEADER, IMAGE_NT_HEADERS, PE_SIGNATURE
+
 #: How much of the file holds the headers in practice (e_lfanew is small).
 HEADER_BYTES = 4096
 
@@ -34,15 +31,15 @@ def machine(header: bytes) -> int:
     """
     if header[:2] != DOS_MAGIC:
         raise ValueError(f"no MZ signature (starts {header[:2].hex()})")
-    if len(header) < E_LFANEW + 4:
+    if len(header) < IMAGE_DOS_HEADER.size:
         raise ValueError("shorter than the MS-DOS header")
-    lfanew = int.from_bytes(header[E_LFANEW:E_LFANEW + 4], "little")
-    if lfanew + MACHINE_OFFSET + 2 > len(header):
+    lfanew: int = IMAGE_DOS_HEADER.field(header, "e_lfanew")
+    if lfanew + IMAGE_NT_HEADERS.size > len(header):
         raise ValueError(f"e_lfanew 0x{lfanew:x} points past the first {len(header)} bytes")
-    if header[lfanew:lfanew + 4] != PE_SIGNATURE:
+    if IMAGE_NT_HEADERS.field(header, "Signature", lfanew) != PE_SIGNATURE:
         raise ValueError(f"no PE signature at e_lfanew 0x{lfanew:x}")
-    return int.from_bytes(header[lfanew + MACHINE_OFFSET:lfanew + MACHINE_OFFSET + 2], "little")
-
+    machine: int = IMAGE_NT_HEADERS.field(header, "Machine", lfanew)
+    return machine
 
 def arch(header: bytes) -> str | None:
     """``x86``, ``x86_64``, ``arm64`` ... for a PE header, None for an unknown Machine."""

@@ -5,21 +5,27 @@ element ids observed in a real Windows 10 BCD; Geoff Chappell's BCD notes for
 the id classes). A BCD store is a registry hive: ``Objects\\{GUID}`` keys with
 ``Description\\Type`` and ``Elements\\<hex id>\\Element``.
 
-Partition device elements (0x58 bytes): +0x10 u32 device type (6 =
-partition), +0x20 the partition (GPT: its unique GUID; MBR: its byte offset,
-u64), +0x34 u32 partition style (0 GPT, 1 MBR), +0x38 the disk (GPT: disk
-GUID; MBR: u32 disk signature). The GPT form was checked against a real
-store; the MBR form follows the same layout and is marked as less certain
-in the doc.
+Partition device elements are declared in :mod:`.structures`
+(``BCD_PARTITION_DEVICE``). The GPT form was checked against a real store;
+the MBR form follows the same layout and is marked as less certain in the doc.
 """
 
 from __future__ import annotations
 
 from imgscan import limits
+from imgscan._core.guid import guid_text
 from imgscan.errors import ImageError
 from imgscan.findings import finding_id
 
 from .hives import Facts
+from .structures import (
+    BCD_PARTITION_DEVICE,
+    DEVICE_PARTITION,
+    MBR_DISK,
+    MBR_PARTITION,
+    STYLE_GPT,
+    STYLE_MBR,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,36 +44,24 @@ EL_OS_DEVICE = "21000001"
 EL_SYSTEM_ROOT = "22000002"
 EL_DEFAULT_OBJECT = "23000003"
 
-DEVICE_TYPE = 0x10
-DEVICE_PARTITION = 6
-DEVICE_PART = 0x20
-DEVICE_STYLE = 0x34
-DEVICE_DISK = 0x38
-DEVICE_MIN = 0x48
-STYLE_GPT = 0
-STYLE_MBR = 1
-
-
 def device(blob: bytes) -> dict[str, Any]:
     """Decode a partition device element; other device kinds keep only their type."""
-    from imgscan._core.guid import guid_text
-    if len(blob) < DEVICE_TYPE + 4:
+    if len(blob) < BCD_PARTITION_DEVICE.end("type"):
         return {"type": None, "length": len(blob)}
-    kind = int.from_bytes(blob[DEVICE_TYPE:DEVICE_TYPE + 4], "little")
-    if kind != DEVICE_PARTITION or len(blob) < DEVICE_MIN:
+    kind = BCD_PARTITION_DEVICE.field(blob, "type")
+    if kind != DEVICE_PARTITION or len(blob) < BCD_PARTITION_DEVICE.size:
         return {"type": kind}
-    style = int.from_bytes(blob[DEVICE_STYLE:DEVICE_STYLE + 4], "little")
-    if style == STYLE_GPT:
+    dev = BCD_PARTITION_DEVICE.unpack(blob)
+    if dev["style"] == STYLE_GPT:
         return {"type": kind, "style": "gpt",
-                "partition_guid": guid_text(blob[DEVICE_PART:DEVICE_PART + 16]),
-                "disk_guid": guid_text(blob[DEVICE_DISK:DEVICE_DISK + 16])}
-    if style == STYLE_MBR:
-        signature = int.from_bytes(blob[DEVICE_DISK:DEVICE_DISK + 4], "little")
+                "partition_guid": guid_text(dev["partition"]),
+                "disk_guid": guid_text(dev["disk"])}
+    if dev["style"] == STYLE_MBR:
+        signature = MBR_DISK.field(dev["disk"], "signature")
         return {"type": kind, "style": "mbr",
-                "offset": int.from_bytes(blob[DEVICE_PART:DEVICE_PART + 8], "little"),
+                "offset": MBR_PARTITION.field(dev["partition"], "offset"),
                 "disk_signature": f"{signature:08x}"}
-    return {"type": kind, "style": style}
-
+    return {"type": kind, "style": dev["style"]}
 
 def _element(hive: Hive, obj: str, element: str) -> Any:
     key = hive.open_key(f"Objects\\{obj}\\Elements\\{element}")

@@ -13,6 +13,23 @@ from imgscan.errors import ImageError
 from imgscan.findings import finding_id
 
 from .hives import Facts
+from .structures import (
+    ACB_AUTOLOCK,
+    ACB_DISABLED,
+    ACB_PWNOTREQ,
+    NT_AES_HEADER,
+    NT_STORED,
+    SAM_ALIAS_C,
+    SAM_NT_HASH,
+    SAM_USER_F,
+    SAM_V_ENTRY,
+    SAM_V_HEADER,
+    SID,
+    SID_SUB_AUTHORITY,
+    V_NT_HASH,
+    V_USERNAME,
+    field,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,50 +40,20 @@ if TYPE_CHECKING:
 ADMIN_KEY = "SAM\\Domains\\Account\\Users\\000001F4"
 ADMINISTRATORS_ALIAS = "SAM\\Domains\\Builtin\\Aliases\\00000220"
 
-# F value (fixed 80 bytes): ACB flags u16 at 0x38.
-F_RID = 0x30
-F_ACB = 0x38
-ACB_DISABLED = 0x0001
-ACB_PWNOTREQ = 0x0004
-ACB_NORMAL = 0x0010
-ACB_PWNOEXP = 0x0200
-ACB_AUTOLOCK = 0x0400
-
-# V value: 0xCC-byte table of (offset, length, unknown) u32 triples; data
-# offsets are relative to V+0xCC.
-V_HEADER = 0xCC
-V_USERNAME = 0x0C
-V_LM_HASH = 0x9C
-V_NT_HASH = 0xA8
-#: NT hash entry lengths that mean a hash is stored: RC4 (4 + 16) and AES (24 + 32).
-NT_STORED = (20, 56)
-#: AES entries (revision 2) longer than their 24-byte header also carry a hash.
-NT_AES_HEADER = 24
-
-# Alias C value: 0x34-byte header; offsets relative to C+0x34.
-C_HEADER = 0x34
-C_MEMBERS_OFFSET = 0x28
-C_MEMBERS_LENGTH = 0x2C
-C_MEMBER_COUNT = 0x30
-
-
-def _u(data: bytes, off: int, size: int) -> int:
-    if off + size > len(data):
-        raise ValueError(f"field at 0x{off:x} is past the {len(data)}-byte value")
-    return int.from_bytes(data[off:off + size], "little")
-
-
 def acb_flags(f: bytes) -> int:
     """ACB flags of a user's F value."""
-    return _u(f, F_ACB, 2)
+    flags: int = field(SAM_USER_F, f, "acb_flags")
+    return flags
 
 
-def v_entry(v: bytes, triple: int) -> bytes:
-    """The data of one (offset, length) entry of a user's V value."""
-    off, length = _u(v, triple, 4), _u(v, triple + 4, 4)
-    start = V_HEADER + off
+def v_entry(v: bytes, entry: int) -> bytes:
+    """The data of entry number ``entry`` of the table heading a user's V value."""
+    base = entry * SAM_V_ENTRY.size
+    off: int = field(SAM_V_ENTRY, v, "offset", base)
+    length: int = field(SAM_V_ENTRY, v, "length", base)
+    start = SAM_V_HEADER + off
     if start + length > len(v):
-        raise ValueError(f"entry at 0x{triple:x} ({length} bytes at 0x{start:x}) "
+        raise ValueError(f"entry at 0x{base:x} ({length} bytes at 0x{start:x}) "
                          f"runs past the {len(v)}-byte value")
     return v[start:start + length]
 
@@ -76,33 +63,36 @@ def password_stored(v: bytes) -> bool:
     nt = v_entry(v, V_NT_HASH)
     if len(nt) in NT_STORED:
         return True
-    revision = _u(nt, 2, 2) if len(nt) >= 4 else 0
+    revision = field(SAM_NT_HASH, nt, "revision") if len(nt) >= SAM_NT_HASH.size else 0
     return revision == 2 and len(nt) > NT_AES_HEADER
 
 
 def sid_text(raw: bytes) -> str:
     """A binary SID as ``S-1-5-21-...``."""
-    if len(raw) < 8 or raw[0] != 1 or len(raw) != 8 + 4 * raw[1]:
+    sid = SID.unpack(raw) if len(raw) >= SID.size else None
+    if sid is None or sid["revision"] != 1 \
+            or len(raw) != SID.size + SID_SUB_AUTHORITY.size * sid["count"]:
         raise ValueError(f"not a SID: {raw.hex()}")
-    authority = int.from_bytes(raw[2:8], "big")
-    subs = [int.from_bytes(raw[8 + 4 * i:12 + 4 * i], "little") for i in range(raw[1])]
+    authority = int.from_bytes(sid["authority"], "big")
+    subs = [SID_SUB_AUTHORITY.field(raw, "value", SID.size + SID_SUB_AUTHORITY.size * i)
+            for i in range(sid["count"])]
     return "-".join(["S", "1", str(authority), *map(str, subs)])
 
 
 def alias_members(c: bytes) -> list[str]:
     """Member SIDs of a SAM alias, from its C value."""
-    off = C_HEADER + _u(c, C_MEMBERS_OFFSET, 4)
-    length = _u(c, C_MEMBERS_LENGTH, 4)
-    count = _u(c, C_MEMBER_COUNT, 4)
+    off = SAM_ALIAS_C.size + field(SAM_ALIAS_C, c, "members_offset")
+    length: int = field(SAM_ALIAS_C, c, "members_length")
+    count: int = field(SAM_ALIAS_C, c, "member_count")
     if off + length > len(c):
         raise ValueError(f"members ({length} bytes at 0x{off:x}) run past the "
                          f"{len(c)}-byte value")
     out: list[str] = []
     pos, end = off, off + length
     for _ in range(count):
-        if pos + 8 > end:
+        if pos + SID.size > end:
             raise ValueError(f"member {len(out) + 1} of {count} is past the member list")
-        size = 8 + 4 * c[pos + 1]
+        size = SID.size + SID_SUB_AUTHORITY.size * SID.field(c, "count", pos)
         out.append(sid_text(c[pos:pos + size]))
         pos += size
     return out
@@ -145,8 +135,10 @@ def administrator(hive: Hive, facts: Facts) -> None:
             problems.append(f"V: {exc}")
     else:
         problems.append("V value missing or not binary")
-    facts.put("administrator", admin,
-              f"{where}\\F (ACB flags at 0x38), {where}\\V (NT hash length at 0xAC)")
+    acb_at = SAM_USER_F.offset("acb_flags")
+    nt_length_at = V_NT_HASH * SAM_V_ENTRY.size + SAM_V_ENTRY.offset("length")
+    facts.put("administrator", admin, f"{where}\\F (ACB flags at 0x{acb_at:X}), "
+              f"{where}\\V (NT hash length at 0x{nt_length_at:X})")
     for p in problems:
         facts.fail("administrator", f"{where}\\{p}")
 

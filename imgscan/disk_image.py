@@ -1,0 +1,285 @@
+"""The container stage: one image file's facts, its extent map and its guest bytes.
+
+:class:`DiskImage` decodes the container and reads the virtual disk; it knows
+nothing of what the disk holds. It also says whether the guest bytes can be
+read at all, and why not (:meth:`DiskImage.guest`), which is all the next stage
+(:mod:`imgscan.layout`) needs of it. :class:`imgscan.image.Image` adds the
+whole inspection on top.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import limits
+from ._core.container import Container
+from ._core.extents import ExtentMap
+from ._core.paths import resolve_external, unsafe_reason
+from ._core.registry import detect, open_as
+from ._core.source import Source
+from ._core.stream import DiskStream
+from ._core.vdisk import VirtualDisk
+from .errors import ImageError, UnsafePath
+from .findings import (
+    BACKING_FILE,
+    DATA_FILE,
+    ENCRYPTED,
+    EXTERNAL_EXTENT,
+    Finding,
+    fact_findings,
+    finding_id,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from types import TracebackType
+    from typing import Any, Self
+
+    Read = Callable[[int, int], bytes]
+
+#: Logical sector sizes a container may state (``details["logical_sector_size"]``, VHDX).
+SECTOR_SIZES = (512, 4096)
+
+
+def _open_source(path: str) -> Source:
+    try:
+        return Source(path)
+    except OSError as exc:
+        raise ImageError(path, "file", None, exc.strerror or str(exc)) from exc
+
+
+def refusal(exc: ImageError, refused_id: str) -> Finding:
+    """Why the guest bytes could not be read, as a finding: a file imgscan refuses to
+    open is a fact of the image (``info``, with ``refused_id``), anything else an error."""
+    if isinstance(exc, UnsafePath):
+        return Finding(refused_id, "info", str(exc))
+    return Finding(finding_id(exc), "error", str(exc))
+
+
+class GuestBytes:
+    """What the layout stage may know of a container: a reader of the guest disk and its
+    size, the container's hints (sector size, El Torito boot catalog), or why not.
+
+    ``read`` is None exactly when ``why_not`` says why the guest bytes cannot be read.
+    """
+
+    __slots__ = ("el_torito", "path", "read", "refused_id", "sector_size", "size", "why_not")
+
+    def __init__(self, path: str, read: Read | None, size: int, sector_size: int | None,
+                 el_torito: Sequence[Mapping[str, Any]] | None, refused_id: str,
+                 why_not: Finding | None = None) -> None:
+        self.path = path
+        self.read = read
+        self.size = size
+        self.sector_size = sector_size
+        self.el_torito = el_torito
+        #: The finding id of a read refused because it needs a file imgscan may not open.
+        self.refused_id = refused_id
+        self.why_not = why_not
+
+    def failed(self, exc: ImageError) -> Finding:
+        """Why reading stopped with ``exc``."""
+        return refusal(exc, self.refused_id)
+
+
+class DiskImage:
+    """One disk image, decoded from its content (the file name is never consulted).
+
+    Facts are attributes named as in the JSON contract. Guest bytes come from
+    :meth:`read` or :meth:`stream`.
+    Other files the image names (backing file, external data file) are opened
+    only when ``external_dir`` is given, and only inside it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, external_dir: str | None = None,
+                 _depth: int = 0, _format: str | None = None) -> None:
+        self.path = os.fspath(path)
+        self.external_dir = external_dir
+        self._depth = _depth
+        self._source = _open_source(self.path)
+        try:
+            # A backing file is opened as the format its child names, unprobed.
+            self._container: Container = (
+                detect(self._source) if _format is None else open_as(self._source, _format))
+        except BaseException:
+            self._source.close()
+            raise
+        self._disk: VirtualDisk | None = None
+        self._opened: list[DiskImage | Source] = []
+        self._external: list[Source | None] | None = None
+
+    # -- facts ----------------------------------------------------------------
+    @property
+    def format(self) -> str:
+        return self._container.format
+
+    @property
+    def subformat(self) -> str | None:
+        return self._container.subformat
+
+    @property
+    def virtual_size(self) -> int:
+        return self._container.virtual_size
+
+    @property
+    def file_size(self) -> int:
+        return self._source.size
+
+    @property
+    def allocated_size(self) -> int:
+        return self.extents().allocated_size
+
+    @property
+    def cluster_size(self) -> int | None:
+        return self._container.cluster_size
+
+    @property
+    def encrypted(self) -> bool:
+        return self._container.encrypted
+
+    @property
+    def encryption(self) -> str | None:
+        return self._container.encryption
+
+    @property
+    def backing_file(self) -> str | None:
+        return self._container.backing_file
+
+    @property
+    def backing_format(self) -> str | None:
+        return self._container.backing_format
+
+    @property
+    def data_file(self) -> str | None:
+        return self._container.data_file
+
+    @property
+    def snapshots(self) -> int:
+        return self._container.snapshots
+
+    @property
+    def dirty(self) -> bool:
+        return self._container.dirty
+
+    @property
+    def format_specific(self) -> dict[str, Any]:
+        return self._container.details
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Findings of the decoder, then those that follow from the facts."""
+        return [*self._container.findings, *fact_findings(self._container)]
+
+    def guest(self) -> GuestBytes:
+        """The guest bytes as the layout stage reads them, or why they cannot be read.
+
+        Never raises: an encrypted container, a backing file outside
+        ``external_dir``, a file that may not be opened or a damaged map each
+        become the reason, as a finding.
+        """
+        details = self.format_specific
+        hint = details.get("logical_sector_size")
+        refused = DATA_FILE if self.data_file is not None else EXTERNAL_EXTENT
+        why: Finding | None = None
+        if self.encrypted:
+            why = Finding(ENCRYPTED, "info", f"the guest data is encrypted ({self.encryption})")
+        elif self.backing_file is not None and self.external_dir is None:
+            why = Finding(BACKING_FILE, "info",
+                          f"part of the disk lives in backing file {self.backing_file!r}, "
+                          "which is opened only inside the directory given as external_dir")
+        else:
+            try:
+                disk = self.disk()
+            except ImageError as exc:
+                why = refusal(exc, refused)
+        if why is not None:
+            return GuestBytes(self.path, None, 0, None, None, refused, why)
+        return GuestBytes(self.path, disk.read, disk.size,
+                          hint if hint in SECTOR_SIZES else None, details.get("el_torito"),
+                          refused)
+
+    # -- layout and guest bytes ---------------------------------------------
+    def extents(self) -> ExtentMap:
+        """The extent map (decoded on first use): which guest ranges are stored where."""
+        self._attach_external()
+        return self._container.extent_map()
+
+    def disk(self) -> VirtualDisk:
+        """The virtual disk reader, opening backing / data files only inside ``external_dir``."""
+        if self._disk is None:
+            files: list[Source | None] = [self._source]
+            if self._container.map_reads_external:
+                files.extend(self._attach_external())
+            else:
+                for name in self._container.external_files():
+                    files.append(self._open_external_source("external data file", name))
+            self._disk = VirtualDisk(self._container, files, self._open_backing())
+        return self._disk
+
+    def _attach_external(self) -> list[Source | None]:
+        """Open the files a container's map reads (VMDK extents) and hand them to it, once.
+
+        A name that may never be opened (absolute, ``..``, ``json:``) stays
+        ``None`` here rather than failing the whole map: the decoder reports
+        it as a finding and its range reads as :class:`UnsafePath`.
+        """
+        container = self._container
+        if not container.map_reads_external:
+            return []
+        if self._external is None:
+            self._external = [
+                None if unsafe_reason(name) is not None
+                else self._open_external_source("extent file", name)
+                for name in container.external_files()
+            ]
+            container.attach_external_sources(self._external)
+        return self._external
+
+    def read(self, offset: int, length: int) -> bytes:
+        """``length`` guest bytes at ``offset`` (fewer at the end of the disk)."""
+        return self.disk().read(offset, length)
+
+    def stream(self) -> DiskStream:
+        """The guest disk as a seekable, read-only binary file object."""
+        return DiskStream(self.disk())
+
+    def _open_external_source(self, what: str, name: str) -> Source | None:
+        if self.external_dir is None:
+            return None
+        source = _open_source(resolve_external(self.path, what, name, self.external_dir))
+        self._opened.append(source)
+        return source
+
+    def _open_backing(self) -> VirtualDisk | None:
+        name = self.backing_file
+        if name is None or self.external_dir is None:
+            return None
+        limits.enforce(self._depth + 1, "MAX_BACKING_DEPTH", self.path, "backing chain", None,
+                       "backing chain depth")
+        path = resolve_external(self.path, "backing file", name, self.external_dir)
+        parent = DiskImage(path, external_dir=self.external_dir, _depth=self._depth + 1,
+                       _format=self.backing_format)
+        self._opened.append(parent)
+        return parent.disk()
+
+    # -- lifetime -------------------------------------------------------------
+    def close(self) -> None:
+        for item in self._opened:
+            item.close()
+        self._opened.clear()
+        self._external = None
+        self._disk = None
+        self._source.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<imgscan.{type(self).__name__} {self.path!r} {self.format} "
+                f"{self.virtual_size} bytes>")
+

@@ -1,0 +1,149 @@
+"""Rules on the container file itself: format, encryption, sizes, dependencies, consistency.
+
+Sources: import-rules.md sections 1.2-1.5 (Huawei IMS); the ``safe`` rules
+follow the OpenStack ``format_inspector`` safety checks (threats.md).
+"""
+
+from __future__ import annotations
+
+from imgscan.units import human_size
+from imgscan.vocabulary import FAIL, PASS, WARN
+
+from ..framework import GiB, Outcome, rule
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+    from ..framework import Facts
+
+
+@rule("format-supported", "the container format is one the cloud imports")
+def format_supported(f: Facts, *, formats: Sequence[str]) -> Outcome:
+    fmt = f.info.get("format")
+    ev = f.ev("format", source="content (magic bytes), never the file name")
+    if fmt in formats:
+        return Outcome(PASS, f"{fmt} is a supported import format", ev)
+    if fmt == "iso":
+        return Outcome(FAIL, "an ISO file is registered as an ISO image, not imported as a "
+                       "system disk", ev,
+                       "register it as an ISO image (IMS: Create Image > ISO file), install "
+                       "Windows on a temporary ECS and capture that system disk")
+    return Outcome(FAIL, f"{fmt} is not a supported import format (supported: "
+                   f"{', '.join(formats)})", ev,
+                   "qemu-img convert -p -O qcow2 IMAGE IMAGE.qcow2")
+
+
+@rule("qcow2-not-encrypted", "the container (QCOW2 or any other) is not encrypted")
+def qcow2_not_encrypted(f: Facts) -> Outcome:
+    ev = {**f.ev("encrypted", source="container header"),
+          **f.ev("encryption", source="container header"),
+          **f.ev("format", source="content (magic bytes)")}
+    if not f.info.get("encrypted"):
+        return Outcome(PASS, "the container is not encrypted", ev)
+    fmt, how = f.info.get("format"), f.info.get("encryption")
+    driver = "luks" if fmt == "luks" else f"{fmt},encrypt.key-secret=sec0"
+    secret = "key-secret=sec0" if fmt == "luks" else ""
+    opts = ",".join(x for x in (f"driver={driver}", secret, "file.filename=IMAGE") if x)
+    return Outcome(FAIL, f"the {fmt} container is encrypted ({how})", ev,
+                   "qemu-img convert --object secret,id=sec0,file=PASSPHRASE_FILE "
+                   f"--image-opts {opts} -O qcow2 decrypted.qcow2")
+
+
+@rule("file-size", "the file is small enough for a normal import (else fast import)")
+def file_size(f: Facts, *, max_gib: float, fast_import_max_gib: float,
+              fast_import_formats: Sequence[str]) -> Outcome:
+    size, fmt = f.info.get("file_size") or 0, f.info.get("format")
+    ev = {**f.ev("file_size", source="file system (apparent size of every file)"),
+          **f.ev("virtual_size", source="container header")}
+    if size <= max_gib * GiB:
+        return Outcome(PASS, f"file size {human_size(size)} is at most {_gib(max_gib)}", ev)
+    if fmt in fast_import_formats and size <= fast_import_max_gib * GiB:
+        return Outcome(WARN, f"file size {human_size(size)} is above {_gib(max_gib)}: only "
+                       f"fast import takes it ({fmt}; a RAW file needs its .mf bitmap; the "
+                       "current API no longer fast-imports Windows)", ev,
+                       "java -jar CreateMF.jar IMAGE.raw IMAGE.mf  (RAW), then use fast import")
+    return Outcome(FAIL, f"file size {human_size(size)} is above {_gib(max_gib)}, and fast "
+                   f"import takes only {' or '.join(fast_import_formats)} up to "
+                   f"{_gib(fast_import_max_gib)}", ev,
+                   "zero free space in the guest (sdelete -z C:), then "
+                   "qemu-img convert -c -p -O qcow2 IMAGE smaller.qcow2; or "
+                   "qemu-img-hw convert -p -O zvhd2 IMAGE IMAGE.zvhd2 for fast import")
+
+
+@rule("system-disk-size", "the system disk (virtual size) is within the cloud's range")
+def system_disk_size(f: Facts, *, min_gib: float, max_gib: float) -> Outcome:
+    size = f.info.get("virtual_size") or 0
+    ev = f.ev("virtual_size", source="container header")
+    shown = human_size(size)
+    if size > max_gib * GiB:
+        return Outcome(FAIL, f"virtual size {shown} is above {_gib(max_gib)}", ev,
+                       f"shrink C: in Disk Management (Shrink Volume) so every partition ends "
+                       f"below {_gib(max_gib)}, then qemu-img resize --shrink IMAGE "
+                       f"{max_gib:g}G")
+    if size < min_gib * GiB:
+        return Outcome(WARN, f"virtual size {shown} is below {_gib(min_gib)}: the cloud "
+                       "disk will be larger than the image", ev,
+                       f"none needed; set the system disk (min_disk) to at least "
+                       f"{min_gib:g} GiB when registering, and extend C: after first boot")
+    return Outcome(PASS, f"virtual size {shown} is within {_gib(min_gib)}..{_gib(max_gib)}",
+                   ev)
+
+
+@rule("self-contained", "no backing file, data file or external extent")
+def self_contained(f: Facts) -> Outcome:
+    info = f.info
+    external = [x for x in info.get("findings") or [] if x.get("id") == "external-extent"]
+    ev = {**f.ev("backing_file", source="container header"),
+          **f.ev("data_file", source="container header")}
+    if external:
+        ev.update(f.ev("findings", external, "VMDK descriptor"))
+    named = [f"backing file {info['backing_file']!r}"] if info.get("backing_file") else []
+    named += [f"data file {info['data_file']!r}"] if info.get("data_file") else []
+    named += ["external extents"] if external else []
+    unnamed = _dependencies_without_a_name(info) if not named else []
+    if unnamed:
+        ev.update(f.ev("findings", unnamed, "container header"))
+        named += [x["message"] for x in unnamed]
+    if not named:
+        return Outcome(PASS, "the image is self-contained", ev)
+    return Outcome(FAIL, f"the image depends on other files: {', '.join(named)}", ev,
+                   "qemu-img convert -p -O qcow2 IMAGE standalone.qcow2  (with the other "
+                   "files in place: it copies the whole chain into one file)")
+
+
+def _dependencies_without_a_name(info: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """``backing-file`` / ``data-file`` findings of an image whose facts name no file.
+
+    A dependency is not always a file name: a differencing VDI names its parent only
+    by UUID, and a qcow2 may set the external-data-file bit without the extension
+    that names the file (``data_file`` is then empty). The finding still says the
+    disk is read from elsewhere, so the image is not self-contained.
+    """
+    return [x for x in info.get("findings") or []
+            if x.get("id") in ("backing-file", "data-file") and x.get("severity") != "info"]
+
+
+@rule("consistent-headers", "no header copies that disagree, truncation or ambiguous format")
+def consistent_headers(f: Facts, *, finding_ids: Sequence[str]) -> Outcome:
+    bad = [x for x in f.info.get("findings") or [] if x.get("id") in finding_ids]
+    ev = f.ev("findings", bad, "container and partition table decoders")
+    if not bad:
+        return Outcome(PASS, "the headers are consistent", ev)
+    return Outcome(FAIL, "; ".join(f"{x['id']}: {x['message']}" for x in bad), ev,
+                   "qemu-img convert -p -O qcow2 IMAGE rewritten.qcow2  (after checking the "
+                   "converted disk's contents), or rebuild the image from its source")
+
+
+@rule("no-error-findings", "no finding of the given severities")
+def no_error_findings(f: Facts, *, severities: Sequence[str]) -> Outcome:
+    bad = [x for x in f.info.get("findings") or [] if x.get("severity") in severities]
+    ev = f.ev("findings", bad, "imgscan info")
+    if not bad:
+        return Outcome(PASS, f"no finding of severity {'/'.join(severities)}", ev)
+    return Outcome(FAIL, "; ".join(f"{x['id']}: {x['message']}" for x in bad), ev,
+                   "fix the image as each finding says (imgscan info IMAGE), or rebuild it")
+
+def _gib(n: float) -> str:
+    return f"{n:g} GiB"
