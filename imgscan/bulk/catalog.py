@@ -88,6 +88,7 @@ from typing import Any
 
 from .. import __version__
 from ..fingerprints import zero_digest as _fingerprint_zero_digest
+from ..report.errors import error_member
 from .result import FileIdentity, ScanResult
 
 SCHEMA_VERSION = 1
@@ -485,10 +486,8 @@ class Catalog:
             check["info"] = info
         error = None
         if error_type is not None:
-            error = {"type": error_type, "structure": structure, "offset": offset,
-                     "message": message}
-            if error_type == "UnsupportedFormat" and fmt is not None:
-                error["format"] = fmt
+            error = error_member(error_type, structure, offset, message,
+                                 fmt if error_type == "UnsupportedFormat" else None)
         return info, check, error
 
     def touch(self, path: str, scan_id: int) -> None:

@@ -39,8 +39,9 @@ from collections import deque
 # importing them again: the image, its layout (partition tables, filesystem probes,
 # boot mode), which every info object needs. Decoders stay lazy (one per format seen).
 from .. import layout, limits  # noqa: F401
-from ..errors import ImageError, UnsupportedFormat
+from ..errors import ImageError
 from ..image import Image
+from ..report.errors import error_member, error_of
 from .result import FileIdentity, Fingerprint, ScanResult
 from .walk import Walk, head_digest, raw_is_image, read_head
 
@@ -126,18 +127,6 @@ def scan_image(path: str, head: bytes, options: Options) -> tuple[Any, Any, Any]
     return info, check, fp
 
 
-def _error(type_name: str, structure: str | None, offset: int | None,
-           message: str) -> dict[str, Any]:
-    return {"type": type_name, "structure": structure, "offset": offset, "message": message}
-
-
-def _image_error(exc: ImageError) -> dict[str, Any]:
-    error = _error(type(exc).__name__, exc.structure, exc.offset, str(exc))
-    if isinstance(exc, UnsupportedFormat):
-        error["format"] = exc.format    # as the CLI's error object names it
-    return error
-
-
 def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...]:
     """One task's wire result: ``(kind, digest, payload...)``; never raises."""
     digest = None
@@ -151,16 +140,16 @@ def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...
             return NOT_IMAGE, digest
         return SCANNED, digest, *scanned
     except ImageError as exc:
-        return ERROR, digest, _image_error(exc)
+        return ERROR, digest, error_of(exc)
     except MemoryError:
-        return ERROR, digest, _error("MemoryLimit", "worker", None,
+        return ERROR, digest, error_member("MemoryLimit", "worker", None,
                                      f"{path}: out of memory (worker limit "
                                      f"{_mib(options.memory_limit)})")
     except OSError as exc:
-        return ERROR, digest, _error("OSError", "file", None,
+        return ERROR, digest, error_member("OSError", "file", None,
                                      f"{path}: {exc.strerror or exc}")
     except Exception as exc:    # a bug must cost one image, never the scan
-        return ERROR, digest, _error(type(exc).__name__, "imgscan", None,
+        return ERROR, digest, error_member(type(exc).__name__, "imgscan", None,
                                      f"{path}: unexpected {type(exc).__name__}: {exc}")
 
 
@@ -224,7 +213,7 @@ def _worker_main(task_fd: int, result_fd: int, options: Options) -> None:
             try:
                 data = marshal.dumps((seq, elapsed, result))
             except ValueError as exc:     # an object a decoder put in its facts by mistake
-                data = marshal.dumps((seq, elapsed, (ERROR, result[1], _error(
+                data = marshal.dumps((seq, elapsed, (ERROR, result[1], error_member(
                     "ValueError", "imgscan", None, f"{path}: result not serialisable: {exc}"))))
             _write_frame(result_fd, data)
 
@@ -383,7 +372,7 @@ class ScanRun:
                 self.discovered += 1
                 if isinstance(st, OSError):
                     self._unreadable.append(path)
-                    yield self._record(scan_id, ScanResult(path, "error", None, error=_error(
+                    yield self._record(scan_id, ScanResult(path, "error", None, error=error_member(
                         "OSError", "file", None, f"{path}: {st.strerror or st}")))
                 elif catalog is not None and (digest := self._unchanged(catalog, path, st)):
                     info, check, error = catalog.stored(path)
@@ -580,7 +569,7 @@ class ScanRun:
         queue.extendleft(reversed(worker.pending))
         worker.pending.clear()
         yield ScanResult(task.path, "error", None,
-                         error=_error(kind, "worker", None, f"{task.path}: {reason}"),
+                         error=error_member(kind, "worker", None, f"{task.path}: {reason}"),
                          elapsed=time.monotonic() - worker.started)
 
 

@@ -29,9 +29,10 @@ import imgscan
 from imgscan.bulk.catalog import SCHEMA_VERSION, Catalog, CatalogError
 from imgscan.bulk.result import FileIdentity, ScanResult
 from imgscan.bulk.walk import header_digest
-from imgscan.cli import _error_object, main
+from imgscan.cli import main
 from imgscan.fingerprints import fingerprint
 from imgscan.policy import check, load_profile
+from imgscan.report.errors import error_object
 
 pytestmark = [
     needs_qemu,
@@ -66,7 +67,7 @@ def scan_result(path: Path) -> ScanResult:
             info = img.info()
     except imgscan.ImageError as exc:
         return ScanResult(str(path), "error", identity(path),
-                          error=_error_object(str(path), exc)["error"], elapsed=0.01)
+                          error=error_object(str(path), exc)["error"], elapsed=0.01)
     return ScanResult(str(path), "scanned", identity(path), info=info,
                       check=check(info, load_profile(None)),
                       fingerprint=fingerprint(str(path)), elapsed=0.02)
