@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import xxhash
 from helpers import MiB, qemu_create, sparse_file
-from oracles import needs_qemu, qemu_info, qemu_io, run
+from oracles import needs_qemu, needs_sqlite3, qemu_info, qemu_io, run
 
 import imgscan
 from imgscan.bulk.catalog import SCHEMA_VERSION, Catalog, CatalogError
@@ -34,10 +34,7 @@ from imgscan.fingerprints import fingerprint
 from imgscan.policy import check, load_profile
 from imgscan.report.errors import error_object
 
-pytestmark = [
-    needs_qemu,
-    pytest.mark.skipif(shutil.which("sqlite3") is None, reason="sqlite3 CLI not installed"),
-]
+pytestmark = [needs_qemu, needs_sqlite3]
 
 CHUNK = MiB
 #: The base disk: 8 MiB, chunks 0-5 filled with distinct patterns, 6-7 holes.

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from helpers import MiB, overwrite, qemu_create, write_file
-from oracles import needs_qemu, qemu_info, run
+from oracles import needs_qemu, needs_sqlite3, qemu_info, run
 
 import imgscan
 from imgscan import limits
@@ -35,8 +35,6 @@ from imgscan.bulk.result import FileIdentity, ScanResult
 from imgscan.report.scan import CLEAR_LINE, ScanReport
 
 pytestmark = needs_qemu
-needs_sqlite3 = pytest.mark.skipif(shutil.which("sqlite3") is None,
-                                   reason="the sqlite3 command-line tool is not installed")
 
 #: Seeded, so that no random file matches a signature by chance on some run.
 RANDOM = random.Random(20261126)
