@@ -6,7 +6,7 @@ usable when a scan is killed: each result is written whole or not at all, and
 everything committed before the kill is kept.
 
 Concurrency. The database runs in WAL mode (readers never block the writer),
-with a busy timeout of :data:`BUSY_TIMEOUT` seconds. Every write happens in a
+with a busy timeout of :data:`.schema.BUSY_TIMEOUT` seconds. Every write happens in a
 ``BEGIN IMMEDIATE`` transaction, which takes the write lock up front: two scans
 writing one catalog (two processes) take turns for each batch instead of failing
 with "database is locked" when a read transaction tries to upgrade. Results are
