@@ -14,8 +14,9 @@ import argparse
 import sys
 
 from . import __version__
-from .errors import ImageError, UnsupportedFormat
-from .image import SCHEMA_VERSION, Image
+from .errors import ImageError
+from .image import Image
+from .report.errors import error_object
 from .report.text import info_text, map_text
 
 TYPE_CHECKING = False
@@ -71,21 +72,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error_object(path: str, exc: ImageError) -> dict[str, Any]:
-    recognised = {"format": exc.format} if isinstance(exc, UnsupportedFormat) else {}
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "path": path,
-        **recognised,
-        "error": {
-            "type": type(exc).__name__,
-            "structure": exc.structure,
-            "offset": exc.offset,
-            "message": str(exc),
-        },
-    }
-
-
 def _info(paths: Sequence[str], as_json: bool, external_dir: str | None) -> int:
     import json  # only for --json: a millisecond of start-up otherwise
 
@@ -98,7 +84,7 @@ def _info(paths: Sequence[str], as_json: bool, external_dir: str | None) -> int:
             status = EXIT_UNREADABLE
             print(f"imgscan: {exc}", file=sys.stderr)
             if as_json:
-                print(json.dumps(_error_object(path, exc)))
+                print(json.dumps(error_object(path, exc)))
             continue
         if as_json:
             print(json.dumps(info))
@@ -148,7 +134,7 @@ def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
             print(f"imgscan: {exc}", file=sys.stderr)
             if as_json:
                 import json
-                print(json.dumps(_error_object(path, exc)))
+                print(json.dumps(error_object(path, exc)))
             continue
         result = check(info, profile, storage_class)
         checks.append(result)
@@ -174,24 +160,9 @@ def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
 
 def _profiles() -> int:
     from .policy import builtin_profiles, load_profile
-    from .policy.rules import RULES
+    from .report.profiles import profiles_text
 
-    for i, name in enumerate(builtin_profiles()):
-        profile = load_profile(name)
-        if i:
-            print()
-        default = " (default)" if i == 0 else ""
-        print(f"{name}{default}: {profile.description}")
-        width = max(len(r) for r in profile.rules) + 2
-        print(f"  {'rule':<{width}}{'if not':<8}checks")
-        for rule_id, config in profile.rules.items():
-            rule = RULES[rule_id]
-            params = ", ".join(f"{k}={v}" for k, v in config.params.items()
-                               if not isinstance(v, list) or len(v) <= 4)
-            fixed = "  [auto-fixed by the cloud]" if rule.auto_fixed else ""
-            print(f"  {rule_id:<{width}}{config.severity:<8}{rule.summary}{fixed}")
-            if params:
-                print(f"  {'':<{width}}{'':<8}{params}")
+    print(profiles_text((name, load_profile(name)) for name in builtin_profiles()))
     return EXIT_OK
 
 
@@ -200,13 +171,13 @@ def _demo() -> int:
     demo returns 0 once the report is printed: it demonstrates, it does not gate."""
     from importlib import resources
 
+    from .report.profiles import DEMO_INTRO, DEMO_OUTRO
+
     sample = resources.files("imgscan") / "samples" / DEMO_SAMPLE
     with resources.as_file(sample) as path:
-        print("imgscan check on the Windows sample image shipped with imgscan "
-              "(a 64 MiB Windows Server 2019 test disk):\n")
+        print(DEMO_INTRO)
         status = _check([str(path)], False, None, None, None, None)
-    print("\nRun it on your own image:  imgscan check IMAGE [--profile safe|FILE.toml] "
-          "[--json] [--junit report.xml]\nList the profiles and their rules:  imgscan profiles")
+    print(DEMO_OUTRO)
     return EXIT_OK if status in (EXIT_OK, EXIT_RULE_FAILED) else status
 
 
@@ -433,6 +404,7 @@ def _fingerprint_arguments(p: argparse.ArgumentParser) -> None:
 
 def _fingerprint(args: argparse.Namespace) -> int:
     from .fingerprints import fingerprint
+    from .report.fingerprint import fingerprint_line, fingerprint_object
 
     if args.threads is not None and args.threads < 1:
         print("imgscan: --threads must be at least 1", file=sys.stderr)
@@ -448,15 +420,13 @@ def _fingerprint(args: argparse.Namespace) -> int:
             print(f"imgscan: {exc}", file=sys.stderr)
             if args.json:
                 import json
-                print(json.dumps(_error_object(path, exc)), flush=True)
+                print(json.dumps(error_object(path, exc)), flush=True)
             continue
         if args.json:
             import json
-            print(json.dumps({"path": path, "algorithm": fp.algorithm, "digest": fp.digest,
-                              "virtual_size": fp.virtual_size, "chunk_size": fp.chunk_size}),
-                  flush=True)
+            print(json.dumps(fingerprint_object(path, fp)), flush=True)
         else:
-            print(f"{fp.digest}  {path}", flush=True)
+            print(fingerprint_line(path, fp), flush=True)
     return status
 
 

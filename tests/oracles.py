@@ -19,6 +19,9 @@ import pytest
 
 HAVE_QEMU = shutil.which("qemu-img") is not None and shutil.which("qemu-io") is not None
 needs_qemu = pytest.mark.skipif(not HAVE_QEMU, reason="qemu-img / qemu-io not installed")
+#: The sqlite3 command-line tool reads a scan catalog independently of imgscan's code.
+needs_sqlite3 = pytest.mark.skipif(shutil.which("sqlite3") is None,
+                                   reason="the sqlite3 command-line tool is not installed")
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 CORPUS = SHARED / "corpus" / "real"

@@ -703,7 +703,7 @@ def test_fs_iso_descriptors(iso: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- ZVHD / ZVHD2 (no public writer: the documented layout, as test_zvhd.py writes it) -------
 def _zvhd_file(work: Path, name: str, raw: bytes, v2: bool = False) -> Path:
-    from test_zvhd import _zvhd, _zvhd2
+    from _core.test_zvhd import _zvhd, _zvhd2
 
     return write_file(work, _zvhd2(raw) if v2 else _zvhd(raw), name)
 
@@ -1287,20 +1287,20 @@ BOUNDARY_TESTS: dict[str, str] = {
     "QCOW_MAX_CLUSTER_BITS": "test_qcow_geometry",
     "QCOW_MIN_L2_BITS": "test_qcow_geometry",
     "QCOW_MAX_L2_BITS": "test_qcow_geometry",
-    "QCOW_MAX_L1_BYTES": "test_qcow.py::test_l1_cap_boundary",
-    "QCOW_MAX_BACKING_NAME": "test_qcow.py::test_backing_name_length_boundary",
+    "QCOW_MAX_L1_BYTES": "_core/test_qcow.py::test_l1_cap_boundary",
+    "QCOW_MAX_BACKING_NAME": "_core/test_qcow.py::test_backing_name_length_boundary",
     "VHD_MAX_BAT_ENTRIES": "test_vhd_bat_entries",
     "VHD_MAX_BLOCK_SIZE": "test_vhd_block_size",
     "VHD_MAX_VIRTUAL_SIZE": "test_vhd_virtual_size",
     "VHD_MAX_LOCATOR_BYTES": "test_vhd_locator_bytes",
-    "VDI_MAX_BLOCKS": "test_vdi.py::test_blocks_cap_boundary",
+    "VDI_MAX_BLOCKS": "_core/test_vdi.py::test_blocks_cap_boundary",
     "VDI_MAX_BLOCK_SIZE": "test_vdi_block_size_and_extra",
     "VDI_MAX_BLOCK_EXTRA": "test_vdi_block_size_and_extra",
     "QED_MIN_CLUSTER_SIZE": "test_qed_smallest_geometry",
     "QED_MAX_CLUSTER_SIZE": "test_qed_largest_geometry",
     "QED_MIN_TABLE_SIZE": "test_qed_smallest_geometry",
     "QED_MAX_TABLE_SIZE": "test_qed_largest_geometry",
-    "QED_MAX_BACKING_NAME": "test_qed.py::test_backing_name_length_boundary",
+    "QED_MAX_BACKING_NAME": "_core/test_qed.py::test_backing_name_length_boundary",
     "LUKS2_MAX_HEADER_BYTES": "test_luks2_header_bytes",
     "ISO_MAX_VOLUME_DESCRIPTORS": "test_iso_volume_descriptors",
     "ISO_MAX_BOOT_CATALOG_ENTRIES": "test_iso_boot_catalog_entries",
@@ -1366,9 +1366,9 @@ BOUNDARY_TESTS: dict[str, str] = {
 #: The budgets of the bulk scan's worker processes: limits on the reader from outside, not on
 #: a value of the file, so they have no boundary in an input; the scan's tests enforce them.
 SCAN_BUDGET_TESTS: dict[str, str] = {
-    "SCAN_TIME_LIMIT": "test_scan.py::test_worker_failures_cost_one_image",
-    "SCAN_FINGERPRINT_MIN_RATE": "test_scan.py::test_profile_and_fingerprint",
-    "SCAN_MEMORY_LIMIT": "test_scan.py::test_worker_failures_cost_one_image",
+    "SCAN_TIME_LIMIT": "bulk/test_scan.py::test_worker_failures_cost_one_image",
+    "SCAN_FINGERPRINT_MIN_RATE": "bulk/test_scan.py::test_profile_and_fingerprint",
+    "SCAN_MEMORY_LIMIT": "bulk/test_scan.py::test_worker_failures_cost_one_image",
 }
 
 

@@ -38,16 +38,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import (
-    KiB,
-    MiB,
-    decompress,
+from helpers import KiB, MiB, decompress, overwrite, qemu_create, run_keyed, sparse_file
+from helpers.patchers import (
     ntfs_poke,
-    overwrite,
     patch_gpt,
-    qemu_create,
-    run_keyed,
-    sparse_file,
     vhd_refresh_footer_checksums,
     vhd_refresh_header_checksum,
     vhd_set_footers,

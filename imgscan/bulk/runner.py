@@ -1,5 +1,8 @@
 """The parallel scan: a small pool of forked workers, one image at a time each.
 
+This module is the pool and its scheduler; what a worker does with one image is
+:mod:`.worker`, the frames on the pipes between them :mod:`.pipe`.
+
 Why an own pool rather than :mod:`multiprocessing`: the pool must survive
 what a hostile image can do to the process reading it (hang in a decoder
 loop, exhaust memory, crash the interpreter), cost next to nothing to start
@@ -28,21 +31,18 @@ header digest are not sent to a worker at all (status ``unchanged``).
 from __future__ import annotations
 
 import contextlib
-import marshal
 import os
 import select
 import signal
 import time
 from collections import deque
 
-# Imported here, before the workers fork, so each worker inherits them instead of
-# importing them again: the image, its layout (partition tables, filesystem probes,
-# boot mode), which every info object needs. Decoders stay lazy (one per format seen).
-from .. import layout, limits  # noqa: F401
-from ..errors import ImageError, UnsupportedFormat
-from ..image import Image
+from .. import limits
+from ..report.errors import error_member
+from .pipe import ERROR, FRAME_BUDGET, NOT_IMAGE, read_results, task_frame, write_frame
 from .result import FileIdentity, Fingerprint, ScanResult
-from .walk import Walk, head_digest, raw_is_image, read_head
+from .walk import Walk, head_digest, read_head
+from .worker import FINGERPRINT_ALGORITHM, Options, worker_main
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any
 
-    from ..policy import Profile
     from .catalog import Catalog
 
     Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
@@ -66,170 +65,8 @@ NAP = 0.001
 #: The catalog is committed at least this often (seconds) and every this many results.
 COMMIT_INTERVAL = 0.5
 COMMIT_RESULTS = 200
-#: Result kinds on the wire.
-SCANNED, ERROR, NOT_IMAGE = 0, 1, 2
-#: What ``fingerprint=True`` computes (the catalog's duplicate search needs its chunks).
-FINGERPRINT_ALGORITHM = "xxh3-128-chunked"
-#: Length prefix of a frame on a pipe.
-FRAME_HEADER = 4
-#: Largest task frame (bytes) holding more than one task. A worker holds at most one
-#: unread frame when it is topped up, so two frames must fit the pipe (64 KiB on
-#: Linux) or the parent would block writing while that worker hangs on an image,
-#: and no time limit would fire. One path (at most PATH_MAX, 4096 bytes, 3 bytes
-#: each in marshal when not UTF-8) always fits.
-FRAME_BUDGET = 24 * 1024
 
 
-class Options:
-    """What every image of one scan is asked for (inherited by the forked workers)."""
-
-    __slots__ = ("external_dir", "fingerprint", "memory_limit", "profile", "threads")
-
-    def __init__(self, profile: Profile | None, fingerprint: bool, threads: int,
-                 external_dir: str | None, memory_limit: int | None) -> None:
-        self.profile = profile
-        self.fingerprint = fingerprint
-        #: Hashing threads per fingerprint: the cores are shared by the workers.
-        self.threads = threads
-        self.external_dir = external_dir
-        self.memory_limit = memory_limit
-
-
-# -- in the worker -------------------------------------------------------------------
-def scan_image(path: str, head: bytes, options: Options) -> tuple[Any, Any, Any] | None:
-    """The per-image work: the info object, the check object, the fingerprint; None
-    when the file is not an image (``head``: its first bytes, see :mod:`.walk`).
-
-    Module-level on purpose: the worker looks it up at each call, so a test
-    can replace it before the pool forks.
-    """
-    with Image(path, external_dir=options.external_dir) as img:
-        info = img.info()
-        if img.format == "raw" and not raw_is_image(path, head, info):
-            return None
-        check = None
-        if options.profile is not None:
-            from ..policy import check as judge
-            check = judge(info, options.profile)
-        fp = None
-        if options.fingerprint:
-            from ..fingerprints import fingerprint
-            try:
-                f = fingerprint(img, FINGERPRINT_ALGORITHM, threads=options.threads)
-            except ImageError:
-                # Guest bytes that cannot be read (encrypted, a backing file not opened,
-                # a damaged map) have no fingerprint; the facts and the verdict stand,
-                # and the info object's findings say why.
-                pass
-            else:
-                fp = (f.algorithm, f.digest, f.virtual_size, f.chunk_size, f.chunks)
-    return info, check, fp
-
-
-def _error(type_name: str, structure: str | None, offset: int | None,
-           message: str) -> dict[str, Any]:
-    return {"type": type_name, "structure": structure, "offset": offset, "message": message}
-
-
-def _image_error(exc: ImageError) -> dict[str, Any]:
-    error = _error(type(exc).__name__, exc.structure, exc.offset, str(exc))
-    if isinstance(exc, UnsupportedFormat):
-        error["format"] = exc.format    # as the CLI's error object names it
-    return error
-
-
-def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...]:
-    """One task's wire result: ``(kind, digest, payload...)``; never raises."""
-    digest = None
-    try:
-        head = read_head(path, device, inode)
-        if head is None:
-            return NOT_IMAGE, None
-        digest = head_digest(head)
-        scanned = scan_image(path, head, options)
-        if scanned is None:
-            return NOT_IMAGE, digest
-        return SCANNED, digest, *scanned
-    except ImageError as exc:
-        return ERROR, digest, _image_error(exc)
-    except MemoryError:
-        return ERROR, digest, _error("MemoryLimit", "worker", None,
-                                     f"{path}: out of memory (worker limit "
-                                     f"{_mib(options.memory_limit)})")
-    except OSError as exc:
-        return ERROR, digest, _error("OSError", "file", None,
-                                     f"{path}: {exc.strerror or exc}")
-    except Exception as exc:    # a bug must cost one image, never the scan
-        return ERROR, digest, _error(type(exc).__name__, "imgscan", None,
-                                     f"{path}: unexpected {type(exc).__name__}: {exc}")
-
-
-def _mib(limit: int | None) -> str:
-    return "none" if limit is None else f"{limit >> 20} MiB"
-
-
-def _limit_memory(limit: int | None) -> None:
-    """RLIMIT_AS for this worker: what it has mapped now plus ``limit`` bytes."""
-    if limit is None:
-        return
-    import resource
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            base = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        base = 0
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    soft = base + limit
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    # A limit that cannot be set must not make every worker die at birth (each death
-    # would be blamed on an image): the scan then runs without it.
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-
-
-def _task_frame(batch: list[_Task]) -> bytes:
-    return marshal.dumps([(t.seq, t.path, t.st.st_dev, t.st.st_ino) for t in batch])
-
-
-def _write_frame(fd: int, data: bytes) -> None:
-    view = memoryview(len(data).to_bytes(FRAME_HEADER, "little") + data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _read_exact(fd: int, n: int) -> bytes | None:
-    chunks = []
-    while n:
-        chunk = os.read(fd, n)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
-
-
-def _worker_main(task_fd: int, result_fd: int, options: Options) -> None:
-    """Read batches of ``(seq, path, device, inode)``, answer ``(seq, result)`` each."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the parent's to handle
-    _limit_memory(options.memory_limit)
-    while (header := _read_exact(task_fd, FRAME_HEADER)) is not None:
-        body = _read_exact(task_fd, int.from_bytes(header, "little"))
-        if body is None:
-            return
-        for seq, path, device, inode in marshal.loads(body):
-            start = time.perf_counter()
-            result = _one(path, device, inode, options)
-            elapsed = time.perf_counter() - start
-            try:
-                data = marshal.dumps((seq, elapsed, result))
-            except ValueError as exc:     # an object a decoder put in its facts by mistake
-                data = marshal.dumps((seq, elapsed, (ERROR, result[1], _error(
-                    "ValueError", "imgscan", None, f"{path}: result not serialisable: {exc}"))))
-            _write_frame(result_fd, data)
-
-
-# -- in the parent -------------------------------------------------------------------
 class _Task:
     __slots__ = ("path", "seq", "st", "time_limit")
 
@@ -238,6 +75,10 @@ class _Task:
         self.path = path
         self.st = st
         self.time_limit = time_limit
+
+
+def _task_frame(batch: list[_Task]) -> bytes:
+    return task_frame((t.seq, t.path, t.st.st_dev, t.st.st_ino) for t in batch)
 
 
 class _Worker:
@@ -383,8 +224,9 @@ class ScanRun:
                 self.discovered += 1
                 if isinstance(st, OSError):
                     self._unreadable.append(path)
-                    yield self._record(scan_id, ScanResult(path, "error", None, error=_error(
-                        "OSError", "file", None, f"{path}: {st.strerror or st}")))
+                    yield self._record(scan_id, ScanResult(
+                        path, "error", None, error=error_member(
+                            "OSError", "file", None, f"{path}: {st.strerror or st}")))
                 elif catalog is not None and (digest := self._unchanged(catalog, path, st)):
                     info, check, error = catalog.stored(path)
                     yield self._record(scan_id, ScanResult(
@@ -458,7 +300,7 @@ class ScanRun:
                            *(f for w in self._workers.values()
                              for f in (w.task_fd, w.result_fd))):
                     os.close(fd)
-                _worker_main(task_r, result_w, self.options)
+                worker_main(task_r, result_w, self.options)
             except BaseException:
                 code = 70
             finally:
@@ -508,7 +350,7 @@ class ScanRun:
                 # A worker that died since is seen by its result pipe's end of file next;
                 # that blames its task and requeues the rest, this batch included.
                 with contextlib.suppress(BrokenPipeError):
-                    _write_frame(worker.task_fd, frame)
+                    write_frame(worker.task_fd, frame)
 
     def _collect(self, queue: deque[_Task]) -> Iterator[ScanResult | None]:
         """Wait for results (or a deadline), and deal with dead and overdue workers."""
@@ -542,21 +384,12 @@ class ScanRun:
                                        f"no result within {limit:g} s; the worker was killed")
 
     def _results(self, worker: _Worker, data: bytes) -> Iterator[ScanResult | None]:
-        buf = worker.buffer
-        buf += data
-        pos = 0
-        while len(buf) - pos >= FRAME_HEADER:
-            size = int.from_bytes(buf[pos:pos + FRAME_HEADER], "little")
-            end = pos + FRAME_HEADER + size
-            if len(buf) < end:
-                break
-            seq, elapsed, wire = marshal.loads(buf[pos + FRAME_HEADER:end])
-            pos = end
+        worker.buffer += data
+        for seq, elapsed, wire in read_results(worker.buffer):
             task = worker.pending.popleft()
             assert task.seq == seq, "a worker answers its tasks in order"
             worker.started = time.monotonic()
             yield self._result(task, elapsed, wire)
-        del buf[:pos]
 
     def _result(self, task: _Task, elapsed: float, wire: tuple[Any, ...]) -> ScanResult | None:
         kind, digest = wire[0], wire[1]
@@ -580,7 +413,7 @@ class ScanRun:
         queue.extendleft(reversed(worker.pending))
         worker.pending.clear()
         yield ScanResult(task.path, "error", None,
-                         error=_error(kind, "worker", None, f"{task.path}: {reason}"),
+                         error=error_member(kind, "worker", None, f"{task.path}: {reason}"),
                          elapsed=time.monotonic() - worker.started)
 
 

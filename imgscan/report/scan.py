@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import time
 
+from ..image import SCHEMA_VERSION
+from .errors import error_object_of
 from .text import human_size
 
 TYPE_CHECKING = False
@@ -19,7 +21,6 @@ if TYPE_CHECKING:
 
     from imgscan.bulk.result import ScanResult
 
-SCHEMA_VERSION = 1
 #: Seconds between two redraws of the progress bar.
 REDRAW_INTERVAL = 0.1
 #: The terminal control sequence that erases the current line.
@@ -34,13 +35,10 @@ def scan_object(result: ScanResult) -> dict[str, Any]:
         obj = dict(result.check)
     elif result.info is not None:
         obj = dict(result.info)
-    else:
+    elif result.error is not None:
+        obj = error_object_of(result.path, result.error)
+    else:       # unchanged, and the catalog recorded neither facts nor an error
         obj = {"schema_version": SCHEMA_VERSION, "path": result.path}
-        if result.error is not None:
-            error = dict(result.error)
-            if "format" in error:           # an UnsupportedFormat names the container
-                obj["format"] = error.pop("format")
-            obj["error"] = error
     if result.fingerprint is not None:
         obj["fingerprint"] = {"algorithm": result.fingerprint.algorithm,
                               "digest": result.fingerprint.digest}

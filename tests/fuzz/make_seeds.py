@@ -202,7 +202,7 @@ def iso(b: Builder) -> None:
 
 
 def zvhd(b: Builder) -> None:
-    from test_zvhd import _zvhd, _zvhd2  # the tests' writer of the documented layout
+    from _core.test_zvhd import _zvhd, _zvhd2  # the tests' writer of the documented layout
     guest = pattern_disk(b.work).read_bytes()
     b.seed("a.zvhd", _zvhd(guest))
     b.seed("zstd.zvhd2", _zvhd2(guest))

@@ -12,13 +12,12 @@ where it refuses, the test checks that too.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import GiB, MiB, decompress, patched, promptly, qemu_create
+from helpers import GiB, MiB, decompress, patched, qemu_create
 from oracles import (
     CORPUS,
     corpus_facts,
@@ -284,13 +283,6 @@ def test_differencing_image_names_its_parent_by_uuid(images: dict[str, Path],
 
 
 # -- malformed images ------------------------------------------------------------------
-@pytest.fixture
-def prompt() -> Iterator[None]:
-    """Every malformed case must fail fast, never loop on a claimed size."""
-    with promptly(5):
-        yield
-
-
 @pytest.fixture(scope="session")
 def pristine(images: dict[str, Path]) -> bytes:
     return images["dynamic"].read_bytes()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import run_keyed, unpack_fixtures
+from helpers import run_keyed
 from oracles import needs_qemu, run
 
 import imgscan
@@ -27,8 +27,6 @@ from imgscan.policy import ProfileError, check, evaluate, load_profile, verdict
 from imgscan.policy.engine import builtin_profiles
 from imgscan.policy.rules import RULES, Facts, Outcome
 
-HERE = Path(__file__).resolve().parent
-FIXTURES = HERE / "fixtures" / "windows"
 SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
 GiB = 1 << 30
 
@@ -41,9 +39,8 @@ def info_of(path: Path) -> Info:
 
 
 @pytest.fixture(scope="session")
-def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("policy")
-    return unpack_fixtures(FIXTURES, ("bios", "uefi", "nosysres", "bitlocker"), out)
+def images(windows_disks: dict[str, Path]) -> dict[str, Path]:
+    return {name: windows_disks[name] for name in ("bios", "uefi", "nosysres", "bitlocker")}
 
 
 @pytest.fixture(scope="session")

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import GiB, KiB, MiB, TiB, patched, promptly, qemu_create
+from helpers import GiB, KiB, MiB, TiB, patched, qemu_create
 from oracles import (
     clip_map,
     data_zero_runs,
@@ -256,13 +255,6 @@ def test_table_size_one_is_read(qdir: Path) -> None:
 
 
 # -- flags and malformed images ------------------------------------------------------------
-@pytest.fixture
-def prompt() -> Iterator[None]:
-    """Every malformed case must fail fast, never loop on a claimed size."""
-    with promptly(5):
-        yield
-
-
 @pytest.fixture(scope="session")
 def pristine(images: dict[str, Path]) -> bytes:
     return images["small"].read_bytes()

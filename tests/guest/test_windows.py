@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import unpack_fixtures
+from helpers import FIXTURES
 from oracles import CORPUS, needs_qemu
 
 import imgscan
@@ -36,10 +36,8 @@ from imgscan._core.regf import Hive
 from imgscan.guest.windows import bcd, cloudbaseinit, pe, sam
 from imgscan.guest.windows.hives import Facts, key_type, software_facts, system_facts
 
-HERE = Path(__file__).resolve().parent
-FIXTURES = HERE / "fixtures" / "windows"
-sys.path.insert(0, str(HERE / "fixtures"))
-from windows_reg import VARIANTS  # noqa: E402
+sys.path.insert(0, str(FIXTURES))
+from windows_reg import VARIANTS
 
 HIVES = CORPUS.parent / "hives"
 BITLK = CORPUS / "cryptsetup" / "bitlk-images.tar.xz"
@@ -64,9 +62,8 @@ def sh_bytes(*args: str | Path) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def disks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("windows")
-    return unpack_fixtures(FIXTURES, NAMES, out)
+def disks(windows_disks: dict[str, Path]) -> dict[str, Path]:
+    return {name: windows_disks[name] for name in NAMES}
 
 
 @pytest.fixture(scope="session")
@@ -304,7 +301,7 @@ def test_oem_information_and_stale_control_set(infos: dict[str, dict[str, Any]])
 def test_ntfs_volumes_of_the_ntfs_fixtures(tmp_path: Path) -> None:
     """c512 has \\Windows\\System32\\config but no cmd.exe: not a Windows root (libguestfs);
     win has cmd.exe and "hives" of generated text: a root whose hives are findings."""
-    ntfs = HERE / "fixtures" / "ntfs"
+    ntfs = FIXTURES / "ntfs"
     for name in ("c512", "win"):
         (tmp_path / name).write_bytes(lzma.decompress((ntfs / f"{name}.img.xz").read_bytes()))
     with imgscan.open(tmp_path / "c512") as img:

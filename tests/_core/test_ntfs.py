@@ -24,7 +24,8 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from helpers import ntfs_poke, promptly, unpack_fixtures
+from helpers import TESTS, promptly, unpack_fixtures
+from helpers.patchers import ntfs_poke
 from oracles import CORPUS, needs_corpus, needs_qemu, run
 
 import imgscan
@@ -33,8 +34,8 @@ from imgscan._core.ntfs import FileNotFound, NtfsFile, NtfsVolume, lznt1_decompr
 from imgscan._core.partitions import read_partition_table
 from imgscan.errors import CorruptImage, ImageError, LimitExceeded, TruncatedImage
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ntfs"
-SCRIPT = Path(__file__).resolve().parent / "fixtures" / "make_ntfs.sh"
+FIXTURES = TESTS / "fixtures" / "ntfs"
+SCRIPT = TESTS / "fixtures" / "make_ntfs.sh"
 NAMES = ("win", "c512", "c64k", "s4k", "c128k")
 #: sleuthkit 4.11 refuses clusters above 64 KiB ("Cannot determine file system type"):
 #: the 128 KiB-cluster volume is checked with ntfs-3g's ntfsinfo / ntfsls / ntfscat.

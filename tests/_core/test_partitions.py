@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import decompress, overwrite, patch_gpt, promptly, sparse_file
+from helpers import decompress, overwrite, promptly, sparse_file
+from helpers.patchers import patch_gpt
 from oracles import CORPUS, HAVE_QEMU, corpus_facts, needs_corpus, needs_qemu, run
 
 import imgscan

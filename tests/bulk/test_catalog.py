@@ -23,20 +23,18 @@ from typing import Any
 import pytest
 import xxhash
 from helpers import MiB, qemu_create, sparse_file
-from oracles import needs_qemu, qemu_info, qemu_io, run
+from oracles import needs_qemu, needs_sqlite3, qemu_info, qemu_io, run
 
 import imgscan
 from imgscan.bulk.catalog import SCHEMA_VERSION, Catalog, CatalogError
 from imgscan.bulk.result import FileIdentity, ScanResult
 from imgscan.bulk.walk import header_digest
-from imgscan.cli import _error_object, main
+from imgscan.cli import main
 from imgscan.fingerprints import fingerprint
 from imgscan.policy import check, load_profile
+from imgscan.report.errors import error_object
 
-pytestmark = [
-    needs_qemu,
-    pytest.mark.skipif(shutil.which("sqlite3") is None, reason="sqlite3 CLI not installed"),
-]
+pytestmark = [needs_qemu, needs_sqlite3]
 
 CHUNK = MiB
 #: The base disk: 8 MiB, chunks 0-5 filled with distinct patterns, 6-7 holes.
@@ -66,7 +64,7 @@ def scan_result(path: Path) -> ScanResult:
             info = img.info()
     except imgscan.ImageError as exc:
         return ScanResult(str(path), "error", identity(path),
-                          error=_error_object(str(path), exc)["error"], elapsed=0.01)
+                          error=error_object(str(path), exc)["error"], elapsed=0.01)
     return ScanResult(str(path), "scanned", identity(path), info=info,
                       check=check(info, load_profile(None)),
                       fingerprint=fingerprint(str(path)), elapsed=0.02)

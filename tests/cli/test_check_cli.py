@@ -1,9 +1,9 @@
 """``imgscan check``, ``profiles`` and ``demo``: reports, golden files, exit codes.
 
 Golden files live in tests/golden/ with image paths replaced by their file
-name; regenerate them with ``IMGSCAN_UPDATE_GOLDEN=1 pytest tests/test_check_cli.py``
+name; regenerate them with ``IMGSCAN_UPDATE_GOLDEN=1 pytest tests/cli/test_check_cli.py``
 and review the diff. The Windows disks are the committed fixtures of
-tests/fixtures/windows (see tests/test_policy.py).
+tests/fixtures/windows (see tests/policy/test_policy.py).
 """
 
 from __future__ import annotations
@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import unpack_fixtures
+from helpers import GOLDEN
 
 from imgscan.cli import main
 from imgscan.policy import builtin_profiles, load_profile
 
 HERE = Path(__file__).resolve().parent
-GOLDEN = HERE / "golden"
-FIXTURES = HERE / "fixtures" / "windows"
 SAMPLE = Path(str(resources.files("imgscan") / "samples" / "demo.qcow2"))
 UPDATE = os.environ.get("IMGSCAN_UPDATE_GOLDEN") == "1"
 
@@ -44,9 +42,8 @@ def golden(name: str, text: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def disks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("check")
-    return unpack_fixtures(FIXTURES, ("bios", "nosysres"), out)
+def disks(windows_disks: dict[str, Path]) -> dict[str, Path]:
+    return {name: windows_disks[name] for name in ("bios", "nosysres")}
 
 
 def normalise(text: str, *paths: Path) -> str:

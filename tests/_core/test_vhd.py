@@ -16,17 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import (
-    GiB,
-    MiB,
-    decompress,
-    open_promptly,
-    promptly,
-    unpacked_name,
+from helpers import GiB, MiB, decompress, open_promptly, promptly, unpacked_name, write_file
+from helpers.patchers import (
     vhd_refresh_footer_checksums,
     vhd_refresh_header_checksum,
     vhd_set_footers,
-    write_file,
 )
 from oracles import (
     CORPUS,

@@ -26,17 +26,15 @@ from typing import Any
 
 import pytest
 from helpers import MiB, overwrite, qemu_create, write_file
-from oracles import needs_qemu, qemu_info, run
+from oracles import needs_qemu, needs_sqlite3, qemu_info, run
 
 import imgscan
 from imgscan import limits
-from imgscan.bulk import runner
+from imgscan.bulk import worker
 from imgscan.bulk.result import FileIdentity, ScanResult
 from imgscan.report.scan import CLEAR_LINE, ScanReport
 
 pytestmark = needs_qemu
-needs_sqlite3 = pytest.mark.skipif(shutil.which("sqlite3") is None,
-                                   reason="the sqlite3 command-line tool is not installed")
 
 #: Seeded, so that no random file matches a signature by chance on some run.
 RANDOM = random.Random(20261126)
@@ -207,7 +205,7 @@ def test_profile_and_fingerprint(library: Library, monkeypatch: pytest.MonkeyPat
 
     # 0.05 s is too short for a (slowed) image, unless its stored bytes read at the
     # fingerprint's minimum rate (1 KiB/s here) add their time.
-    monkeypatch.setattr(runner, "scan_image", slowly)
+    monkeypatch.setattr(worker, "scan_image", slowly)
     monkeypatch.setattr(limits, "SCAN_FINGERPRINT_MIN_RATE", 1024)
     one = picked[:1]
     assert os.stat(one[0]).st_blocks * 512 >= 1024
@@ -219,16 +217,16 @@ def test_profile_and_fingerprint(library: Library, monkeypatch: pytest.MonkeyPat
 
 
 # -- worker failures ----------------------------------------------------------------
-SCAN_IMAGE = runner.scan_image
+SCAN_IMAGE = worker.scan_image
 
 
-def slowly(path: str, head: bytes, options: runner.Options) -> tuple[Any, Any, Any] | None:
+def slowly(path: str, head: bytes, options: worker.Options) -> tuple[Any, Any, Any] | None:
     time.sleep(0.1)
     return SCAN_IMAGE(path, head, options)
 
 
-def misbehave(path: str, head: bytes, options: runner.Options) -> tuple[Any, Any, Any] | None:
-    """Replaces runner.scan_image in the workers (set before the pool forks)."""
+def misbehave(path: str, head: bytes, options: worker.Options) -> tuple[Any, Any, Any] | None:
+    """Replaces worker.scan_image in the workers (set before the pool forks)."""
     name = os.path.basename(path)
     if name.startswith("hang"):
         time.sleep(3600)
@@ -254,7 +252,7 @@ def troublemakers(library: Library, tmp_path: Path) -> Path:
 
 def test_worker_failures_cost_one_image(troublemakers: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "scan_image", misbehave)
+    monkeypatch.setattr(worker, "scan_image", misbehave)
     start = time.monotonic()
     results, _ = scan_all([str(troublemakers)], jobs=2, info_only=True, time_limit=1.5,
                           memory_limit=256 * MiB)
@@ -276,7 +274,7 @@ def test_long_paths_never_block_the_parent(troublemakers: Path, tmp_path: Path,
     """Paths near PATH_MAX that are not UTF-8 (3 bytes each per byte in a task frame):
     eight of them would not fit the pipe, and the parent, blocked writing, could not
     cut off the hanging image at its time limit."""
-    monkeypatch.setattr(runner, "scan_image", misbehave)
+    monkeypatch.setattr(worker, "scan_image", misbehave)
     deep = tmp_path / "deep"
     for i in range(15):     # about 3.8 KB of path, 11 KB in a frame
         deep = deep / (os.fsdecode(bytes([0xFF]) * 248) + f"{i:02d}")
@@ -295,7 +293,7 @@ def test_a_slow_consumer_is_not_a_timeout(troublemakers: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Time the caller spends between results is not charged to the images: answers
     that arrived meanwhile are read before any worker is judged late."""
-    monkeypatch.setattr(runner, "scan_image", slowly)
+    monkeypatch.setattr(worker, "scan_image", slowly)
     oks = [str(p) for p in sorted(troublemakers.glob("ok*"))[:4]]
     statuses = []
     with imgscan.scan(oks, jobs=1, info_only=True, time_limit=0.3) as scan:
@@ -381,13 +379,13 @@ def test_killed_scan_leaves_a_usable_catalog(library: Library, tmp_path: Path) -
 #: stopped (the fork inherits the patched function, as in the in-process tests).
 HANGING_CLI = """
 import sys, time
-from imgscan.bulk import runner
-real = runner.scan_image
+from imgscan.bulk import worker
+real = worker.scan_image
 def hang(path, *args):
     if "/hang" in path:
         time.sleep(3600)
     return real(path, *args)
-runner.scan_image = hang
+worker.scan_image = hang
 from imgscan.cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import GiB, MiB, TiB, patched, promptly, qemu_create
+from helpers import GiB, MiB, TiB, patched, qemu_create
 from oracles import (
     CORPUS,
     clip_map,
@@ -329,13 +329,6 @@ def test_sleuthkit_qcow_corpus(tmp_path: Path) -> None:
 
 
 # -- malformed images ------------------------------------------------------------------------
-@pytest.fixture
-def prompt() -> Iterator[None]:
-    """Every malformed case must fail fast, never loop on a claimed size."""
-    with promptly(5):
-        yield
-
-
 @pytest.fixture(scope="session")
 def pristine(images: dict[str, Path]) -> bytes:
     return images["small"].read_bytes()

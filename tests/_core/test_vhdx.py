@@ -23,16 +23,8 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from helpers import (
-    KiB,
-    MiB,
-    TiB,
-    crc32c_bitwise,
-    decompress,
-    promptly,
-    vhdx_reseal,
-    write_file,
-)
+from helpers import KiB, MiB, TiB, decompress, promptly, write_file
+from helpers.patchers import crc32c_bitwise, vhdx_reseal
 from oracles import (
     CORPUS,
     corpus_facts,

@@ -1,0 +1,84 @@
+"""The pipe protocol between the scan's parent and its workers: length-prefixed frames.
+
+Each frame is a 4-byte little-endian length and a ``marshal`` body (built in, no
+import cost, fast for the JSON-shaped ``info`` objects). The parent sends
+batches of tasks ``[(seq, path, device, inode), ...]``; a worker answers one
+frame per task, ``(seq, elapsed, wire)``, in the order it got them, where
+``wire`` is ``(kind, header digest, payload...)``: ``SCANNED`` with the info,
+check and fingerprint, ``ERROR`` with the error member, ``NOT_IMAGE`` alone.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from typing import Any
+
+#: Result kinds on the wire.
+SCANNED, ERROR, NOT_IMAGE = 0, 1, 2
+#: Length prefix of a frame on a pipe.
+FRAME_HEADER = 4
+#: Largest task frame (bytes) holding more than one task. A worker holds at most one
+#: unread frame when it is topped up, so two frames must fit the pipe (64 KiB on
+#: Linux) or the parent would block writing while that worker hangs on an image,
+#: and no time limit would fire. One path (at most PATH_MAX, 4096 bytes, 3 bytes
+#: each in marshal when not UTF-8) always fits.
+FRAME_BUDGET = 24 * 1024
+
+
+def task_frame(tasks: Iterable[tuple[int, str, int, int]]) -> bytes:
+    """The body of a batch of ``(seq, path, device, inode)`` tasks."""
+    return marshal.dumps(list(tasks))
+
+
+def result_frame(seq: int, elapsed: float, wire: tuple[Any, ...]) -> bytes:
+    """The body of one task's answer; ValueError when ``wire`` holds an object
+    marshal cannot write."""
+    return marshal.dumps((seq, elapsed, wire))
+
+
+def write_frame(fd: int, body: bytes) -> None:
+    view = memoryview(len(body).to_bytes(FRAME_HEADER, "little") + body)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    chunks = []
+    while n:
+        chunk = os.read(fd, n)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_tasks(fd: int) -> Iterator[list[tuple[int, str, int, int]]]:
+    """The worker's side: each batch of tasks, until the parent closes the pipe."""
+    while (header := _read_exact(fd, FRAME_HEADER)) is not None:
+        body = _read_exact(fd, int.from_bytes(header, "little"))
+        if body is None:
+            return
+        yield marshal.loads(body)
+
+
+def read_results(buf: bytearray) -> Iterator[tuple[int, float, tuple[Any, ...]]]:
+    """The parent's side: each whole answer in ``buf`` (what a worker's pipe gave so
+    far), removed from it; a frame not complete yet stays for the next read."""
+    pos = 0
+    try:
+        while len(buf) - pos >= FRAME_HEADER:
+            size = int.from_bytes(buf[pos:pos + FRAME_HEADER], "little")
+            end = pos + FRAME_HEADER + size
+            if len(buf) < end:
+                break
+            answer = marshal.loads(buf[pos + FRAME_HEADER:end])
+            pos = end
+            yield answer
+    finally:
+        del buf[:pos]

@@ -1,0 +1,146 @@
+"""A scan worker's work: one image at a time, within its time and memory limits.
+
+A worker is a process forked by the pool (:mod:`.runner`), so whatever a hostile
+image does to it (a decoder loop, exhausted memory, a crash) costs that image
+only: it runs under RLIMIT_AS (``MemoryLimit`` when an allocation fails), the
+parent kills it at the image's time limit (``Timeout``), and every other
+exception becomes that image's error, never the scan's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+# Imported here, before the workers fork, so each worker inherits them instead of
+# importing them again: the image, its layout (partition tables, filesystem probes,
+# boot mode), which every info object needs. Decoders stay lazy (one per format seen).
+from .. import layout  # noqa: F401
+from ..errors import ImageError
+from ..image import Image
+from ..report.errors import error_member, error_of
+from .pipe import ERROR, NOT_IMAGE, SCANNED, read_tasks, result_frame, write_frame
+from .walk import head_digest, raw_is_image, read_head
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..policy import Profile
+
+#: What ``fingerprint=True`` computes (the catalog's duplicate search needs its chunks).
+FINGERPRINT_ALGORITHM = "xxh3-128-chunked"
+
+
+class Options:
+    """What every image of one scan is asked for (inherited by the forked workers)."""
+
+    __slots__ = ("external_dir", "fingerprint", "memory_limit", "profile", "threads")
+
+    def __init__(self, profile: Profile | None, fingerprint: bool, threads: int,
+                 external_dir: str | None, memory_limit: int | None) -> None:
+        self.profile = profile
+        self.fingerprint = fingerprint
+        #: Hashing threads per fingerprint: the cores are shared by the workers.
+        self.threads = threads
+        self.external_dir = external_dir
+        self.memory_limit = memory_limit
+
+
+def scan_image(path: str, head: bytes, options: Options) -> tuple[Any, Any, Any] | None:
+    """The per-image work: the info object, the check object, the fingerprint; None
+    when the file is not an image (``head``: its first bytes, see :mod:`.walk`).
+
+    Module-level on purpose: the worker looks it up at each call, so a test
+    can replace it before the pool forks.
+    """
+    with Image(path, external_dir=options.external_dir) as img:
+        info = img.info()
+        if img.format == "raw" and not raw_is_image(path, head, info):
+            return None
+        check = None
+        if options.profile is not None:
+            from ..policy import check as judge
+            check = judge(info, options.profile)
+        fp = None
+        if options.fingerprint:
+            from ..fingerprints import fingerprint
+            try:
+                f = fingerprint(img, FINGERPRINT_ALGORITHM, threads=options.threads)
+            except ImageError:
+                # Guest bytes that cannot be read (encrypted, a backing file not opened,
+                # a damaged map) have no fingerprint; the facts and the verdict stand,
+                # and the info object's findings say why.
+                pass
+            else:
+                fp = (f.algorithm, f.digest, f.virtual_size, f.chunk_size, f.chunks)
+    return info, check, fp
+
+
+def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...]:
+    """One task's wire result: ``(kind, digest, payload...)``; never raises."""
+    digest = None
+    try:
+        head = read_head(path, device, inode)
+        if head is None:
+            return NOT_IMAGE, None
+        digest = head_digest(head)
+        scanned = scan_image(path, head, options)
+        if scanned is None:
+            return NOT_IMAGE, digest
+        return SCANNED, digest, *scanned
+    except ImageError as exc:
+        return ERROR, digest, error_of(exc)
+    except MemoryError:
+        return ERROR, digest, error_member("MemoryLimit", "worker", None,
+                                           f"{path}: out of memory (worker limit "
+                                           f"{_mib(options.memory_limit)})")
+    except OSError as exc:
+        return ERROR, digest, error_member("OSError", "file", None,
+                                           f"{path}: {exc.strerror or exc}")
+    except Exception as exc:    # a bug must cost one image, never the scan
+        return ERROR, digest, error_member(type(exc).__name__, "imgscan", None,
+                                           f"{path}: unexpected {type(exc).__name__}: {exc}")
+
+
+def _mib(limit: int | None) -> str:
+    return "none" if limit is None else f"{limit >> 20} MiB"
+
+
+def _limit_memory(limit: int | None) -> None:
+    """RLIMIT_AS for this worker: what it has mapped now plus ``limit`` bytes."""
+    if limit is None:
+        return
+    import resource
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            base = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        base = 0
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = base + limit
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    # A limit that cannot be set must not make every worker die at birth (each death
+    # would be blamed on an image): the scan then runs without it.
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def worker_main(task_fd: int, result_fd: int, options: Options) -> None:
+    """Read batches of ``(seq, path, device, inode)``, answer ``(seq, result)`` each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the parent's to handle
+    _limit_memory(options.memory_limit)
+    for batch in read_tasks(task_fd):
+        for seq, path, device, inode in batch:
+            start = time.perf_counter()
+            result = _one(path, device, inode, options)
+            elapsed = time.perf_counter() - start
+            try:
+                data = result_frame(seq, elapsed, result)
+            except ValueError as exc:     # an object a decoder put in its facts by mistake
+                data = result_frame(seq, elapsed, (ERROR, result[1], error_member(
+                    "ValueError", "imgscan", None, f"{path}: result not serialisable: {exc}")))
+            write_frame(result_fd, data)

@@ -1,0 +1,31 @@
+"""Fixtures shared by test files in several folders of tests/.
+
+Each fixture here was declared again in more than one file; session-scoped
+ones make their images once per test session, whichever folder asks first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import FIXTURES, promptly, unpack_fixtures
+
+#: The Windows fixture disks (tests/fixtures/make_windows.sh): bios, uefi, nosysres, bitlocker.
+WINDOWS = FIXTURES / "windows"
+
+
+@pytest.fixture(scope="session")
+def windows_disks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every Windows fixture disk, unpacked (sparse) once: the guest, policy and check
+    tests read the same ones. Tests that corrupt one work on a copy."""
+    names = sorted(p.name.removesuffix(".img.xz") for p in WINDOWS.glob("*.img.xz"))
+    return unpack_fixtures(WINDOWS, names, tmp_path_factory.mktemp("windows"))
+
+
+@pytest.fixture
+def prompt() -> Iterator[None]:
+    """Every malformed case must fail fast, never loop on a claimed size."""
+    with promptly(5):
+        yield

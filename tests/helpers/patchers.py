@@ -1,0 +1,99 @@
+"""Byte patchers for hand-edited copies of tool-made images, by format.
+
+A test that corrupts one field of a VHD, VHDX, GPT or NTFS structure on purpose
+reseals what protects it (checksum, CRC, update sequence), so that only the
+corruption under test remains.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+#: VHD (Hard Disk Footer / Dynamic Disk Header): checksum fields, header size.
+VHD_FOOTER_CHECKSUM, VHD_HEADER_CHECKSUM, VHD_HEADER_SIZE = 64, 36, 1024
+
+
+def vhd_checksum(buf: bytes | bytearray, cksum_off: int) -> int:
+    """The VHD spec's checksum: the one's complement of the byte sum, the field excluded."""
+    total = sum(buf) - sum(buf[cksum_off:cksum_off + 4])
+    return ~total & 0xFFFFFFFF
+
+
+def vhd_refresh_footer_checksums(buf: bytearray) -> None:
+    """Recompute the checksums of both VHD footer copies (offset 0 and the last sector)."""
+    for base in (0, len(buf) - 512):
+        if buf[base:base + 8] == b"conectix":
+            struct.pack_into(">I", buf, base + VHD_FOOTER_CHECKSUM,
+                             vhd_checksum(buf[base:base + 512], VHD_FOOTER_CHECKSUM))
+
+
+def vhd_refresh_header_checksum(buf: bytearray, hdr: int) -> None:
+    """Recompute the checksum of the dynamic disk header at ``hdr``."""
+    struct.pack_into(">I", buf, hdr + VHD_HEADER_CHECKSUM,
+                     vhd_checksum(buf[hdr:hdr + VHD_HEADER_SIZE], VHD_HEADER_CHECKSUM))
+
+
+def vhd_set_footers(buf: bytearray, off: int, fmt: str, value: int) -> None:
+    """Set one field in both VHD footer copies, then their checksums."""
+    for base in (0, len(buf) - 512):
+        struct.pack_into(fmt, buf, base + off, value)
+    vhd_refresh_footer_checksums(buf)
+
+
+def crc32c_bitwise(data: bytes) -> int:
+    """CRC-32C (Castagnoli, RFC 3720), bit by bit: independent of imgscan's table code."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def vhdx_reseal(buf: bytearray, start: int, size: int) -> None:
+    """Recompute a VHDX structure's CRC-32C at ``start + 4`` over ``size`` bytes (the
+    field as zeros), as the spec defines it for headers, region tables and log entries."""
+    struct.pack_into("<I", buf, start + 4, 0)
+    struct.pack_into("<I", buf, start + 4, crc32c_bitwise(bytes(buf[start:start + size])))
+
+
+def patch_gpt(path: Path, header_offset: int,
+              header: Callable[[bytearray], None] | None = None,
+              entries: Callable[[bytearray], None] | None = None,
+              fix_crc: bool = True) -> None:
+    """Edit one GPT copy of a real disk (512-byte sectors), then recompute its CRCs
+    (unless told not to)."""
+    with open(path, "r+b") as f:
+        f.seek(header_offset)
+        h = bytearray(f.read(512))
+        lba, count, esize = struct.unpack_from("<QII", h, 72)
+        f.seek(lba * 512)
+        array = bytearray(f.read(count * esize))
+        if entries is not None:
+            entries(array)
+            f.seek(lba * 512)
+            f.write(array)
+            if fix_crc:
+                struct.pack_into("<I", h, 88, zlib.crc32(array))
+        if header is not None:
+            header(h)
+        if fix_crc:
+            struct.pack_into("<I", h, 16, 0)
+            struct.pack_into("<I", h, 16, zlib.crc32(h[:92]))
+        f.seek(header_offset)
+        f.write(h)
+
+
+def ntfs_poke(buf: bytearray, record: int, rel: int, value: bytes) -> None:
+    """Write ``value`` at ``rel`` into an update-sequence protected NTFS record, putting
+    the bytes that fall on a stride's check value into the array instead."""
+    usa = struct.unpack_from("<H", buf, record + 4)[0]
+    for i, byte in enumerate(value):
+        at = rel + i
+        if at % 512 >= 510:
+            buf[record + usa + 2 * (at // 512 + 1) + at % 512 - 510] = byte
+        else:
+            buf[record + at] = byte
