@@ -18,6 +18,7 @@ from .errors import ImageError
 from .image import Image
 from .report.errors import error_object
 from .report.text import info_text, map_text
+from .vocabulary import STATUSES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -271,16 +272,15 @@ def _scan_setup_error(exc: Exception) -> bool:
 
 
 # -- catalog -------------------------------------------------------------------
-_RULE_STATUSES = ("pass", "fail", "warn", "unknown", "manual")
 
 
 def _rule_spec(spec: str) -> tuple[str, str]:
     """``--rule ID[:STATUS]`` -> ``(ID, STATUS)``, STATUS ``fail`` when left out."""
     rule, _, status = spec.partition(":")
     status = status or "fail"
-    if not rule or status not in _RULE_STATUSES:
+    if not rule or status not in STATUSES:
         raise argparse.ArgumentTypeError(
-            f"{spec!r}: expected ID[:STATUS], STATUS one of {', '.join(_RULE_STATUSES)}")
+            f"{spec!r}: expected ID[:STATUS], STATUS one of {', '.join(STATUSES)}")
     return rule, status
 
 

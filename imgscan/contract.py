@@ -67,12 +67,15 @@ def info_object(image: DiskImage) -> dict[str, Any]:
         "filesystem": layout.filesystem,
         "boot_mode": layout.boot_mode,
         "windows": guests["windows"],
+        # Not read yet: Linux guests and remote sources come with their stages; until
+        # then no Linux root is reported and every image is a local file.
+        "linux": None,
+        "source": None,
         "findings": [f.as_dict() for f in findings],
         "format_specific": image.format_specific,
         "boot_evidence": layout.boot_evidence,
         "partition_table_details": layout.details,
         "volume": layout.volume,
     }
-    if findings:
-        info["finding_stages"] = [f.stage for f in findings]
+    info["finding_stages"] = [f.stage for f in findings]
     return info

@@ -8,12 +8,6 @@ and go on; anything else escaping imgscan is a bug.
 
 from __future__ import annotations
 
-from .vocabulary import SCHEMA_VERSION
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
 
 class ImageError(Exception):
     """An image could not be read as what it claims to be."""
@@ -68,26 +62,3 @@ class LimitExceeded(ImageError):
 
 class UnsafePath(ImageError):
     """The image names another file that imgscan refuses to open."""
-
-
-def error_detail(exc: ImageError) -> dict[str, Any]:
-    """The ``error`` member of an error object: the exception's class, structure,
-    offset and message, as a caller that could not read an image reports it."""
-    return {
-        "type": type(exc).__name__,
-        "structure": exc.structure,
-        "offset": exc.offset,
-        "message": str(exc),
-    }
-
-
-def error_object(path: str, exc: ImageError) -> dict[str, Any]:
-    """The JSON object printed in place of ``info`` for an image that could not be read.
-
-    ``{"schema_version", "path", "error": {...}}``, plus ``format`` when the
-    container was recognised but is not decoded (:class:`UnsupportedFormat`),
-    so a caller can still say what the file is.
-    """
-    recognised = {"format": exc.format} if isinstance(exc, UnsupportedFormat) else {}
-    return {"schema_version": SCHEMA_VERSION, "path": path, **recognised,
-            "error": error_detail(exc)}

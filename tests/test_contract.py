@@ -38,6 +38,8 @@ INFO_KEYS: dict[str, tuple[type, ...]] = {
     "filesystem": (str, type(None)),
     "boot_mode": (str,),
     "windows": (dict, type(None)),
+    "linux": (dict, type(None)),
+    "source": (dict, type(None)),
     "findings": (list,),
 }
 

@@ -14,11 +14,11 @@ import os
 import signal
 import time
 
-# Imported here, before the workers fork, so each worker inherits them instead of
-# importing them again: the image, its layout (partition tables, filesystem probes,
-# boot mode), which every info object needs. Decoders stay lazy (one per format seen).
-from .. import layout  # noqa: F401
 from ..errors import ImageError
+
+# Imported here, before the workers fork, so each worker inherits it instead of
+# importing it again: the image and the stages every info object needs (its layout,
+# guest inspection and the contract). Decoders stay lazy (one per format seen).
 from ..image import Image
 from ..report.errors import error_member, error_of
 from .pipe import ERROR, NOT_IMAGE, SCANNED, read_tasks, result_frame, write_frame

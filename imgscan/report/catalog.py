@@ -10,7 +10,8 @@ import csv
 import json
 
 from ..bulk.catalog import FLAT_COLUMNS
-from .text import human_size
+from ..units import human_size
+from ..vocabulary import STATUSES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
 #: Rule statuses in the order the stats table shows them (worst first).
-_RULE_STATUSES = ("fail", "warn", "unknown", "manual", "pass")
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]], indent: str = "",
@@ -79,8 +79,8 @@ def stats_text(stats: Mapping[str, Any]) -> str:
     lines += _counts("boot mode", stats["by_boot_mode"])
     lines += _counts("error", stats["errors_by_type"])
     if stats["rules"]:
-        lines += ["", table(("rule", *_RULE_STATUSES),
-                            ((rule, *(n.get(s, 0) for s in _RULE_STATUSES))
+        lines += ["", table(("rule", *STATUSES),
+                            ((rule, *(n.get(s, 0) for s in STATUSES))
                              for rule, n in stats["rules"].items()), indent="  ")]
     return "\n".join(lines)
 

@@ -11,7 +11,7 @@ of them must agree with ../shared/docs/json-contract.md:
 from __future__ import annotations
 
 from ..errors import ImageError, UnsupportedFormat
-from ..image import SCHEMA_VERSION
+from ..vocabulary import SCHEMA_VERSION
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

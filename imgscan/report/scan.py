@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 
 from ..image import SCHEMA_VERSION
+from ..units import human_size
 from .errors import error_object_of
-from .text import human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from imgscan.units import human_size as human_size  # also for report.scan, report.catalog
+from ..units import human_size
+from ..vocabulary import STATUSES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -166,7 +167,7 @@ def check_text(check: Mapping[str, Any]) -> str:
         if r["status"] != "pass" and r.get("auto_fixed"):
             lines.append(f"{indent}(the cloud fixes this itself at registration)")
     counts = {s: sum(r["status"] == s for r in rules)
-              for s in ("fail", "warn", "unknown", "manual", "pass")}
+              for s in STATUSES}
     summary = ", ".join(f"{n} {label}" for label, n in (
         ("failed", counts["fail"]), ("warned", counts["warn"]), ("unknown", counts["unknown"]),
         ("manual", counts["manual"]), ("passed", counts["pass"])) if n)
