@@ -14,9 +14,8 @@ import argparse
 import sys
 
 from . import __version__
-from .errors import ImageError
+from .errors import ImageError, error_object
 from .image import Image
-from .report.errors import error_object
 from .report.text import info_text, map_text
 from .vocabulary import STATUSES
 

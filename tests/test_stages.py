@@ -2,7 +2,7 @@
 
 Each finding of an ``info`` object is filed under the stage that made it
 (``finding_stages``, an extension key beside the contract's ``findings``), a
-failed read prints the one error object of :func:`imgscan.report.errors.error_object`,
+failed read prints the one error object of :func:`imgscan.errors.error_object`,
 and the rules that judge the Windows installation say so.
 """
 
@@ -18,8 +18,8 @@ from helpers import qemu_create, sparse_file, write_file
 from oracles import needs_qemu
 
 import imgscan
+from imgscan.errors import error_object
 from imgscan.policy.rules import RULES
-from imgscan.report.errors import error_object
 from imgscan.vocabulary import CONTAINER, DISK
 
 

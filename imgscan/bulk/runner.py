@@ -38,7 +38,7 @@ import time
 from collections import deque
 
 from .. import limits
-from ..report.errors import error_member
+from ..errors import error_member
 from .pipe import ERROR, FRAME_BUDGET, NOT_IMAGE, read_results, task_frame, write_frame
 from .result import FileIdentity, Fingerprint, ScanResult
 from .walk import Walk, head_digest, read_head

@@ -14,13 +14,12 @@ import os
 import signal
 import time
 
-from ..errors import ImageError
+from ..errors import ImageError, error_member, error_of
 
 # Imported here, before the workers fork, so each worker inherits it instead of
 # importing it again: the image and the stages every info object needs (its layout,
 # guest inspection and the contract). Decoders stay lazy (one per format seen).
 from ..image import Image
-from ..report.errors import error_member, error_of
 from .pipe import ERROR, NOT_IMAGE, SCANNED, read_tasks, result_frame, write_frame
 from .walk import head_digest, raw_is_image, read_head
 

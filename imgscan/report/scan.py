@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 
+from ..errors import error_object_of
 from ..image import SCHEMA_VERSION
 from ..units import human_size
-from .errors import error_object_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -30,9 +30,9 @@ from imgscan.bulk.catalog import SCHEMA_VERSION, Catalog, CatalogError
 from imgscan.bulk.result import FileIdentity, ScanResult
 from imgscan.bulk.walk import header_digest
 from imgscan.cli import main
+from imgscan.errors import error_object
 from imgscan.fingerprints import fingerprint
 from imgscan.policy import check, load_profile
-from imgscan.report.errors import error_object
 
 pytestmark = [needs_qemu, needs_sqlite3]
 

@@ -61,7 +61,7 @@ import time
 from datetime import UTC, datetime
 from typing import Self
 
-from ... import __version__
+from ...version import __version__
 
 SCHEMA_VERSION = 1
 #: ``PRAGMA application_id``: "imgs" in ASCII, so ``file(1)`` and we can tell an

@@ -13,9 +13,9 @@ import os
 from collections.abc import Collection
 from typing import Any
 
-from ... import __version__
+from ...errors import error_member
 from ...fingerprints import zero_digest as _fingerprint_zero_digest
-from ...report.errors import error_member
+from ...version import __version__
 from ..result import FileIdentity, ScanResult
 from .schema import CatalogFile, key, now, under
 
