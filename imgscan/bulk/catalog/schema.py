@@ -69,7 +69,6 @@ SCHEMA_VERSION = 1
 APPLICATION_ID = 0x696D6773
 #: Seconds a writer waits for the other scan's batch before giving up.
 BUSY_TIMEOUT = 60.0
-DEFAULT_CATALOG = "imgscan.db"
 
 #: The tables and indexes, one statement per ``;`` (created one at a time).
 SCHEMA_SQL = """
