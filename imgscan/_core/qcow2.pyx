@@ -516,7 +516,8 @@ class Qcow2Image(Container):
         else:
             # An extension without the bit is ignored by qemu, but still reported.
             self.data_file = self._data_file_name
-        if self._autoclear & AUTOCLEAR_DATA_FILE_RAW and not self._incompatible & INCOMPAT_DATA_FILE:
+        if (self._autoclear & AUTOCLEAR_DATA_FILE_RAW
+                and not self._incompatible & INCOMPAT_DATA_FILE):
             self.add_finding(CORRUPT, "error",
                              "the data-file-raw bit is set without an external data file")
         if self._crypt_method == CRYPT_LUKS and self._crypto_header is None:

@@ -161,9 +161,9 @@ class QedImage(Container):
                                                         header_size * cluster_size)
             if features & QED_F_BACKING_FORMAT_NO_PROBE:
                 self.backing_format = "raw"
-        for mask, known, what, offset in (
-                (compat, QED_COMPAT_FEATURE_MASK, "compat", QED_HEADER.offset("compat_features")),
-                (autoclear, QED_AUTOCLEAR_FEATURE_MASK, "autoclear", QED_HEADER.offset("autoclear_features"))):
+        for mask, known, what in ((compat, QED_COMPAT_FEATURE_MASK, "compat"),
+                                  (autoclear, QED_AUTOCLEAR_FEATURE_MASK, "autoclear")):
+            offset = QED_HEADER.offset(f"{what}_features")
             if mask & ~known:
                 self.add_finding(UNKNOWN_FEATURE, "info",
                                  f"unknown QED {what} feature bit(s) {_bits(mask & ~known)} "
