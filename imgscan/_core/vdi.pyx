@@ -53,7 +53,7 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 
 from imgscan import limits
-from imgscan.errors import CorruptImage, TruncatedImage, UnsupportedFeature
+from imgscan.errors import CorruptImage, UnsupportedFeature
 from imgscan.findings import BACKING_FILE, CORRUPT, SIZE_MISMATCH, TRUNCATED, UNKNOWN_FEATURE
 
 from .binary cimport le32
