@@ -53,13 +53,10 @@ checksum matches, the primary's fields are reported with an error finding.
 
 from __future__ import annotations
 
-import struct
-
 from imgscan import limits
 from imgscan.errors import (
     CorruptImage,
     ImageError,
-    LimitExceeded,
     TruncatedImage,
     UnsupportedFeature,
 )
@@ -71,6 +68,23 @@ from imgscan.findings import (
     UNKNOWN_FEATURE,
 )
 
+from .c_luks import (
+    LUKS1_HEADER_SIZE,
+    LUKS1_KEY_DISABLED,
+    LUKS1_KEY_ENABLED,
+    LUKS1_KEYBLOCK,
+    LUKS1_NUMKEYS,
+    LUKS1_PHDR,
+    LUKS2_BACKUP_FLAG_PREFIX,
+    LUKS2_BINARY_HEADER_SIZE,
+    LUKS2_HDR,
+    LUKS2_HDR_SIZES,
+    LUKS2_JSON_SECTIONS,
+    LUKS2_MAGIC_2ND,
+    LUKS_MAGIC,
+    LUKS_PREFIX,
+    LUKS_SECTOR_SIZE,
+)
 from .container import Container, Format
 from .extents import ExtentMap
 from .source import Source
@@ -78,50 +92,6 @@ from .source import Source
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-# --------------------------------------------------------------------------
-# On-disk layout
-# --------------------------------------------------------------------------
-
-LUKS_MAGIC = b"LUKS\xba\xbe"
-#: LUKS2's secondary header: the primary magic with "LUKS" reversed.
-LUKS2_MAGIC_2ND = b"SKUL\xba\xbe"
-LUKS_MAGIC_L = 6
-#: The version field: a big-endian u16 right after the magic, in both versions.
-OFF_VERSION = 6
-LUKS_SECTOR_SIZE = 512
-
-# LUKS1 (spec section 2.4, "partition header" phdr; section 2.5, key slots).
-#: magic, version, cipherName, cipherMode, hashSpec, payloadOffset, keyBytes,
-#: mkDigest, mkDigestSalt, mkDigestIterations, uuid
-LUKS1_PHDR = struct.Struct(">6sH32s32s32sII20s32sI40s")
-LUKS1_NUMKEYS = 8
-#: active, passwordIterations, passwordSalt, keyMaterialOffset, stripes
-LUKS1_KEYBLOCK = struct.Struct(">II32sII")
-LUKS1_HEADER_SIZE = LUKS1_PHDR.size + LUKS1_NUMKEYS * LUKS1_KEYBLOCK.size   # 592
-OFF_PAYLOAD_OFFSET = 104
-OFF_KEY_BYTES = 108
-OFF_KEYBLOCKS = LUKS1_PHDR.size                                            # 208
-LUKS1_KEY_ENABLED = 0x00AC71F3
-LUKS1_KEY_DISABLED = 0x0000DEAD
-
-# LUKS2 (spec section 2.1, binary header).
-LUKS2_BINARY_HEADER_SIZE = 4096
-#: magic, version, hdr_size, seqid, label, checksum_alg, salt, uuid,
-#: subsystem, hdr_offset, (padding 184), csum
-LUKS2_HDR = struct.Struct(">6sHQQ48s32s64s40s48sQ184x64s")
-OFF_HDR_SIZE = 8
-OFF_HDR_OFFSET = 256
-OFF_CSUM = 448
-LUKS2_CSUM_L = 64
-#: Allowed ``hdr_size`` values (binary header + JSON area), and so the only
-#: offsets where a secondary header can be: 16 KiB to 4 MiB, powers of two.
-LUKS2_HDR_SIZES = tuple(16384 << i for i in range(9))
-#: JSON sections cryptsetup requires in every header.
-LUKS2_JSON_SECTIONS = ("keyslots", "tokens", "segments", "digests", "config")
-#: Segment flags naming a segment that is not part of the active device.
-LUKS2_BACKUP_FLAG_PREFIX = "backup-"
-
 
 # --------------------------------------------------------------------------
 # Helpers
@@ -217,9 +187,10 @@ class LuksImage(Container):
         #: Active payload ranges in guest order: (host offset, length stored in
         #: the file, length the header claims).
         self._runs: list[tuple[int, int, int]] = []
-        if source.contains(0, LUKS_MAGIC_L) and \
-                source.read(0, LUKS_MAGIC_L, "LUKS header magic") == LUKS_MAGIC:
-            version = int.from_bytes(source.read(OFF_VERSION, 2, "LUKS header version"), "big")
+        if source.contains(0, len(LUKS_MAGIC)) and \
+                source.read(0, len(LUKS_MAGIC), "LUKS header magic") == LUKS_MAGIC:
+            version = LUKS_PREFIX.field(
+                source.read(0, LUKS_PREFIX.size, "LUKS header version"), "version")
         else:
             version = 2          # only a LUKS2 secondary header was found
         if version == 1:
@@ -227,36 +198,39 @@ class LuksImage(Container):
         elif version == 2:
             self._read_luks2()
         else:
-            raise UnsupportedFeature(source.path, "LUKS header version", OFF_VERSION,
+            raise UnsupportedFeature(source.path, "LUKS header version",
+                                     LUKS_PREFIX.offset("version"),
                                      f"LUKS version {version} is neither 1 nor 2")
 
     # -- LUKS1 ----------------------------------------------------------------
     def _read_luks1(self) -> None:
         src = self.source
         raw = src.read(0, LUKS1_HEADER_SIZE, "LUKS1 header")
-        (_, _, cipher_name, cipher_mode, hash_spec, payload_sectors, key_bytes, _, _,
-         mk_iters, uuid) = LUKS1_PHDR.unpack_from(raw)
+        phdr = LUKS1_PHDR.unpack(raw)
+        key_bytes = phdr["keyBytes"]
         self.subformat = "luks1"
-        name, mode = _cstr(cipher_name), _cstr(cipher_mode)
+        name, mode = _cstr(phdr["cipherName"]), _cstr(phdr["cipherMode"])
         self.encryption = f"{name}-{mode}"
-        payload = payload_sectors * LUKS_SECTOR_SIZE
+        payload = phdr["payloadOffset"] * LUKS_SECTOR_SIZE
         d = self.details
         d["version"] = 1
         d.update(_qemu_cipher(name, mode, key_bytes))
-        d["hash-alg"] = _cstr(hash_spec)
+        d["hash-alg"] = _cstr(phdr["hashSpec"])
         d["cipher-name"] = name
         d["cipher-mode-spec"] = mode
         d["key-bytes"] = key_bytes
         d["payload-offset"] = payload
-        d["master-key-iters"] = mk_iters
-        d["uuid"] = _cstr(uuid)
+        d["master-key-iters"] = phdr["mkDigestIterations"]
+        d["uuid"] = _cstr(phdr["uuid"])
         if key_bytes == 0:
             self.add_finding(CORRUPT, "error",
-                             f"LUKS1 header (offset {OFF_KEY_BYTES}): the master key has 0 bytes")
+                             f"LUKS1 header (offset {LUKS1_PHDR.offset('keyBytes')}): the master "
+                             "key has 0 bytes")
         if payload < LUKS1_HEADER_SIZE:
             self.add_finding(
                 CORRUPT, "error",
-                f"LUKS1 header (offset {OFF_PAYLOAD_OFFSET}): payload offset {payload} lies "
+                f"LUKS1 header (offset {LUKS1_PHDR.offset('payloadOffset')}): payload offset "
+                f"{payload} lies "
                 f"inside the {LUKS1_HEADER_SIZE}-byte header",
             )
         d["slots"] = self._luks1_slots(raw, key_bytes, payload)
@@ -264,16 +238,17 @@ class LuksImage(Container):
         # qemu counts the file in whole 512-byte sectors, rounding up.
         file_sectors = -(-src.size // LUKS_SECTOR_SIZE) * LUKS_SECTOR_SIZE
         self.virtual_size = self._set_payload(payload, file_sectors - payload,
-                                              OFF_PAYLOAD_OFFSET, "LUKS1")
+                                              LUKS1_PHDR.offset("payloadOffset"), "LUKS1")
 
     def _luks1_slots(self, raw: bytes, key_bytes: int, payload: int) -> list[dict[str, Any]]:
         """qemu's slot list; key material past the payload or the file is reported."""
         src = self.source
         slots: list[dict[str, Any]] = []
         for i in range(LUKS1_NUMKEYS):
-            where = OFF_KEYBLOCKS + i * LUKS1_KEYBLOCK.size
-            active, iters, _, km_sector, stripes = LUKS1_KEYBLOCK.unpack_from(raw, where)
-            km = km_sector * LUKS_SECTOR_SIZE
+            where = LUKS1_PHDR.size + i * LUKS1_KEYBLOCK.size
+            slot = LUKS1_KEYBLOCK.unpack(raw, where)
+            active, iters, stripes = slot["active"], slot["passwordIterations"], slot["stripes"]
+            km = slot["keyMaterialOffset"] * LUKS_SECTOR_SIZE
             if active == LUKS1_KEY_ENABLED:
                 slots.append({"active": True, "iters": iters, "key-offset": km,
                               "stripes": stripes})
@@ -318,42 +293,43 @@ class LuksImage(Container):
         which = "primary" if magic == LUKS_MAGIC else "secondary"
         structure = f"LUKS2 {which} header"
         raw = src.read(offset, LUKS2_BINARY_HEADER_SIZE, structure)
-        (m, version, hdr_size, seqid, label, csum_alg, salt, uuid, subsystem, hdr_offset,
-         csum) = LUKS2_HDR.unpack_from(raw)
+        hdr = LUKS2_HDR.unpack(raw)
+        m, version, hdr_size, hdr_offset = (hdr["magic"], hdr["version"], hdr["hdr_size"],
+                                            hdr["hdr_offset"])
         if m != magic:
             raise CorruptImage(path, structure, offset, f"magic {m!r} is not {magic!r}")
         if version != 2:
-            raise UnsupportedFeature(path, f"{structure} version", offset + OFF_VERSION,
+            raise UnsupportedFeature(path, f"{structure} version",
+                                     offset + LUKS2_HDR.offset("version"),
                                      f"version {version} in a LUKS2 header")
-        if hdr_size > limits.LUKS2_MAX_HEADER_BYTES:
-            raise LimitExceeded(path, f"{structure} size", offset + OFF_HDR_SIZE,
-                                f"header size {hdr_size} exceeds limits.LUKS2_MAX_HEADER_BYTES="
-                                f"{limits.LUKS2_MAX_HEADER_BYTES} (the spec's 4 MiB)")
+        limits.enforce(hdr_size, "LUKS2_MAX_HEADER_BYTES", path, f"{structure} size",
+                       offset + LUKS2_HDR.offset("hdr_size"), "header size")
         if hdr_size not in LUKS2_HDR_SIZES:
-            raise CorruptImage(path, f"{structure} size", offset + OFF_HDR_SIZE,
+            raise CorruptImage(path, f"{structure} size", offset + LUKS2_HDR.offset("hdr_size"),
                                f"header size {hdr_size} is not one of the spec's sizes "
                                "(16 KiB to 4 MiB, a power of two)")
         h = _Luks2Header(offset)
         h.hdr_size = hdr_size
         h.hdr_offset = hdr_offset
-        h.seqid = seqid
-        h.csum_alg = _cstr(csum_alg)
+        h.seqid = hdr["seqid"]
+        h.csum_alg = _cstr(hdr["checksum_alg"])
         h.json_area = src.read(offset + LUKS2_BINARY_HEADER_SIZE,
                                hdr_size - LUKS2_BINARY_HEADER_SIZE, f"{structure} JSON area")
-        h.fields = {"label": _cstr(label), "uuid": _cstr(uuid), "subsystem": _cstr(subsystem),
-                    "salt": salt.hex()}
+        h.fields = {"label": _cstr(hdr["label"]), "uuid": _cstr(hdr["uuid"]),
+                    "subsystem": _cstr(hdr["subsystem"]), "salt": hdr["salt"].hex()}
         alg = h.csum_alg.lower().replace("-", "_")
         # shake_* digests have no fixed size: no LUKS2 writer uses them
         if alg not in hashlib.algorithms_available or alg.startswith("shake"):
             h.problem = f"checksum algorithm {h.csum_alg!r} is unknown: not verified"
         else:
             digest = hashlib.new(alg)
-            digest.update(raw[:OFF_CSUM])
-            digest.update(bytes(LUKS2_CSUM_L))
-            digest.update(raw[OFF_CSUM + LUKS2_CSUM_L:])
+            # The checksum covers the header with its csum field zeroed.
+            digest.update(raw[:LUKS2_HDR.offset("csum")])
+            digest.update(bytes(LUKS2_HDR.field_size("csum")))
+            digest.update(raw[LUKS2_HDR.end("csum"):])
             digest.update(h.json_area)
             computed = digest.digest()
-            stored = csum[:len(computed)]
+            stored = hdr["csum"][:len(computed)]
             h.checksum_ok = stored == computed
             if not h.checksum_ok:
                 h.problem = (f"{h.csum_alg} checksum {stored.hex()} stored, "
@@ -367,8 +343,9 @@ class LuksImage(Container):
         """The secondary header at one of the spec's offsets, for a primary that is gone."""
         src = self.source
         for off in LUKS2_HDR_SIZES:
-            if src.contains(off, LUKS_MAGIC_L) and \
-                    src.read(off, LUKS_MAGIC_L, "LUKS2 secondary header") == LUKS2_MAGIC_2ND:
+            if src.contains(off, len(LUKS2_MAGIC_2ND)) and \
+                    src.read(off, len(LUKS2_MAGIC_2ND), "LUKS2 secondary header") \
+                    == LUKS2_MAGIC_2ND:
                 try:
                     return self._read_luks2_header(off, LUKS2_MAGIC_2ND)
                 except ImageError:
@@ -617,10 +594,8 @@ class LuksImage(Container):
         if not active:
             self.add_finding(CORRUPT, "warning", "the LUKS2 header has no active data segment")
         self.details["cipher"] = self.encryption
-        if total > limits.MAX_VIRTUAL_SIZE:
-            raise LimitExceeded(path, "LUKS2 segments", jpos,
-                                f"{total} bytes exceed limits.MAX_VIRTUAL_SIZE="
-                                f"{limits.MAX_VIRTUAL_SIZE}")
+        limits.enforce(total, "MAX_VIRTUAL_SIZE", path, "LUKS2 segments", jpos,
+                       "payload bytes")
         self.virtual_size = total
 
     def _set_payload(self, offset: int, length: int, where: int, what: str,
@@ -638,10 +613,8 @@ class LuksImage(Container):
             else:
                 self.add_finding(SIZE_MISMATCH, "warning", f"{what}: the payload is empty")
             return 0
-        if length > limits.MAX_VIRTUAL_SIZE:
-            raise LimitExceeded(src.path, f"{what} size", where,
-                                f"{length} bytes exceed limits.MAX_VIRTUAL_SIZE="
-                                f"{limits.MAX_VIRTUAL_SIZE}")
+        limits.enforce(length, "MAX_VIRTUAL_SIZE", src.path, f"{what} size", where,
+                       "payload bytes")
         # A payload running to the end of the file ends on a whole sector
         # (qemu rounds the file up): like qemu, the part sector is all stored.
         stored = length if dynamic else max(0, min(length, src.size - offset))
@@ -669,14 +642,14 @@ class LuksImage(Container):
 
 def probe(source: Source) -> bool:
     """The LUKS magic at offset 0, or a LUKS2 secondary header where the spec puts one."""
-    if source.contains(0, LUKS_MAGIC_L) and \
-            source.read(0, LUKS_MAGIC_L, "LUKS header") == LUKS_MAGIC:
+    if source.contains(0, len(LUKS_MAGIC)) and \
+            source.read(0, len(LUKS_MAGIC), "LUKS header") == LUKS_MAGIC:
         return True
     for off in LUKS2_HDR_SIZES:
-        if not source.contains(off, LUKS_MAGIC_L + 2):
+        if not source.contains(off, LUKS_PREFIX.size):
             break
-        if source.read(off, LUKS_MAGIC_L + 2, "LUKS2 secondary header") == \
-                LUKS2_MAGIC_2ND + b"\x00\x02":
+        if LUKS_PREFIX.unpack(source.read(off, LUKS_PREFIX.size, "LUKS2 secondary header")) \
+                == {"magic": LUKS2_MAGIC_2ND, "version": 2}:
             return True
     return False
 

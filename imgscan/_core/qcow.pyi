@@ -1,23 +1,6 @@
-import struct
-
 from .container import Container, Format
 from .extents import ExtentMap
 from .source import Source
-
-QCOW_MAGIC: bytes
-QCOW_VERSION: int
-QCOW_HEADER: struct.Struct
-QCOW_HEADER_SIZE: int
-QCOW_VERSION_FIELD: bytes
-OFF_VERSION: int
-OFF_SIZE: int
-OFF_CLUSTER_BITS: int
-OFF_L2_BITS: int
-OFF_CRYPT_METHOD: int
-QCOW_ENTRY_SIZE: int
-QCOW_CRYPT_NONE: int
-QCOW_CRYPT_AES: int
-DEFLATE_WBITS: int
 
 class QcowImage(Container):
     cluster_size: int

@@ -37,100 +37,45 @@ from imgscan import limits
 from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
 from imgscan.findings import CORRUPT, TRUNCATED, UNKNOWN_FEATURE
 
+from . import c_qcow2 as c
+from .c_qcow2 import (
+    AUTOCLEAR_BITMAPS, AUTOCLEAR_DATA_FILE_RAW, AUTOCLEAR_KNOWN, BACKING_FORMAT_MAX,
+    BITMAP_FLAG_AUTO, BITMAP_FLAG_IN_USE, COMPAT_KNOWN, COMPAT_LAZY_REFCOUNTS,
+    COMPRESSION_NAMES, COMPRESSION_ZLIB, COMPRESSION_ZSTD, CRYPT_AES, CRYPT_LUKS, CRYPT_NAMES,
+    CRYPT_NONE, EXT_BACKING_FORMAT, EXT_BITMAPS, EXT_CRYPTO_HEADER, EXT_DATA_FILE, EXT_END,
+    EXT_FEATURE_TABLE, EXTL2_MIN_CLUSTER_BITS, FEATURE_KINDS, HEADER_V2_LENGTH,
+    HEADER_V3_MIN_LENGTH, ICOUNT_NONE, INCOMPAT_COMPRESSION, INCOMPAT_CORRUPT,
+    INCOMPAT_DATA_FILE, INCOMPAT_DIRTY, INCOMPAT_EXTL2, INCOMPAT_KNOWN, MAX_REFCOUNT_ORDER,
+    QCOW1_VERSION, QCOW2_BITMAP_DIR_ENTRY, QCOW2_BITMAPS_EXT, QCOW2_CRYPTO_EXT,
+    QCOW2_EXTENSION, QCOW2_FEATURE, QCOW2_HEADER, QCOW2_MAGIC, QCOW2_SNAPSHOT_EXTRA,
+    QCOW2_SNAPSHOT_HEADER, SECTOR_SIZE,
+)
 from .binary cimport be64
 from .container import Container, Format
-from .inflate import StreamError, zlib_bounded, zstd_bounded
 from .extents cimport (
     ExtentMap, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST,
 )
+from .inflate import inflate_unit
 from .source cimport Source
+from .twolevel import refuse_map_full
 
-# -- On-disk layout (docs/interop/qcow2.txt) ----------------------------------
-QCOW2_MAGIC = b"QFI\xfb"
-#: Version 1 is the older QCOW format, decoded by its own module.
-QCOW1_VERSION = 1
-HEADER_V2_LENGTH = 72
-HEADER_V3_MIN_LENGTH = 104
-#: Header field offsets.
-H_VERSION = 4
-H_BACKING_FILE_OFFSET = 8
-H_BACKING_FILE_SIZE = 16
-H_CLUSTER_BITS = 20
-H_SIZE = 24
-H_CRYPT_METHOD = 32
-H_L1_SIZE = 36
-H_L1_TABLE_OFFSET = 40
-H_REFCOUNT_TABLE_OFFSET = 48
-H_REFCOUNT_TABLE_CLUSTERS = 56
-H_NB_SNAPSHOTS = 60
-H_SNAPSHOTS_OFFSET = 64
-H_INCOMPATIBLE_FEATURES = 72
-H_COMPATIBLE_FEATURES = 80
-H_AUTOCLEAR_FEATURES = 88
-H_REFCOUNT_ORDER = 96
-H_HEADER_LENGTH = 100
-H_COMPRESSION_TYPE = 104
+# The L1 / L2 entry layout, for the nogil walk (declared in c_qcow2).
+cdef uint64_t L1E_OFFSET_MASK = c.L1E_OFFSET_MASK
+cdef uint64_t L2E_OFFSET_MASK = c.L2E_OFFSET_MASK
+cdef uint64_t OFLAG_COPIED = c.QCOW_OFLAG_COPIED
+cdef uint64_t OFLAG_COMPRESSED = c.QCOW_OFLAG_COMPRESSED
+cdef uint64_t OFLAG_ZERO = c.QCOW_OFLAG_ZERO
+cdef uint64_t COMPRESSED_SECTOR_SIZE = c.COMPRESSED_SECTOR_SIZE
+cdef uint64_t L1E_SIZE = c.L1E_SIZE
+cdef uint64_t L2E_SIZE_NORMAL = c.L2E_SIZE_NORMAL
+cdef uint64_t L2E_SIZE_EXTENDED = c.L2E_SIZE_EXTENDED
+cdef uint32_t SUBCLUSTERS = c.SUBCLUSTERS
 
-CRYPT_NONE = 0
-CRYPT_AES = 1
-CRYPT_LUKS = 2
-CRYPT_NAMES = {CRYPT_AES: "aes", CRYPT_LUKS: "luks"}
 
-INCOMPAT_DIRTY = 1 << 0
-INCOMPAT_CORRUPT = 1 << 1
-INCOMPAT_DATA_FILE = 1 << 2
-INCOMPAT_COMPRESSION = 1 << 3
-INCOMPAT_EXTL2 = 1 << 4
-INCOMPAT_KNOWN = (INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE
-                  | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2)
-COMPAT_LAZY_REFCOUNTS = 1 << 0
-COMPAT_KNOWN = COMPAT_LAZY_REFCOUNTS
-AUTOCLEAR_BITMAPS = 1 << 0
-AUTOCLEAR_DATA_FILE_RAW = 1 << 1
-AUTOCLEAR_KNOWN = AUTOCLEAR_BITMAPS | AUTOCLEAR_DATA_FILE_RAW
-FEATURE_KINDS = ("incompatible", "compatible", "autoclear")
+def _offset(field):
+    """Byte offset of a ``QCowHeader`` field: where an error about it points."""
+    return QCOW2_HEADER.offset(field)
 
-COMPRESSION_ZLIB = 0
-COMPRESSION_ZSTD = 1
-COMPRESSION_NAMES = {COMPRESSION_ZLIB: "zlib", COMPRESSION_ZSTD: "zstd"}
-#: qemu deflates with a 4 KiB window and no zlib header.
-ZLIB_WBITS = -12
-
-#: Header extension types and fixed sizes.
-EXT_END = 0x00000000
-EXT_BACKING_FORMAT = 0xE2792ACA
-EXT_FEATURE_TABLE = 0x6803F857
-EXT_BITMAPS = 0x23852875
-EXT_CRYPTO_HEADER = 0x0537BE77
-EXT_DATA_FILE = 0x44415441
-EXT_HEADER_SIZE = 8
-FEATURE_ENTRY_SIZE = 48
-FEATURE_NAME_SIZE = 46
-BITMAPS_EXT_SIZE = 24
-CRYPTO_EXT_SIZE = 16
-#: qemu keeps the backing format in a 16-byte buffer (15 characters).
-BACKING_FORMAT_MAX = 15
-
-BITMAP_ENTRY_SIZE = 24
-BITMAP_FLAG_IN_USE = 1 << 0
-BITMAP_FLAG_AUTO = 1 << 1
-
-SNAPSHOT_HEADER_SIZE = 40
-#: Extra data fields of a snapshot entry, as offsets into the extra data.
-SNAPSHOT_EXTRA_VM_STATE_SIZE = 0
-SNAPSHOT_EXTRA_DISK_SIZE = 8
-SNAPSHOT_EXTRA_ICOUNT = 16
-
-cdef uint64_t L1E_OFFSET_MASK = 0x00FFFFFFFFFFFE00ULL
-cdef uint64_t L2E_OFFSET_MASK = 0x00FFFFFFFFFFFE00ULL
-cdef uint64_t OFLAG_COPIED = 1ULL << 63
-cdef uint64_t OFLAG_COMPRESSED = 1ULL << 62
-cdef uint64_t OFLAG_ZERO = 1ULL
-cdef uint64_t COMPRESSED_SECTOR_SIZE = 512
-cdef uint64_t L1E_SIZE = 8
-cdef uint64_t L2E_SIZE_NORMAL = 8
-cdef uint64_t L2E_SIZE_EXTENDED = 16
-cdef uint32_t SUBCLUSTERS = 32
 
 # -- The nogil table walk -------------------------------------------------------
 
@@ -305,8 +250,7 @@ def _walk_tables(Source source, ExtentMap emap, l1_view, uint64_t l1_offset,
                     break
                 idx += 1
         if rc < 0:
-            raise LimitExceeded(path, "extent map", None,
-                                f"more than limits.MAX_EXTENTS={limits.MAX_EXTENTS} runs")
+            refuse_map_full(emap, path, "extent map")
         if idx >= n_l1:
             break
         if entry & (cluster_size - 1):
@@ -319,8 +263,7 @@ def _walk_tables(Source source, ExtentMap emap, l1_view, uint64_t l1_offset,
         if rc < 0:
             where = st.error_entry
             if st.error == WALK_TOO_MANY_EXTENTS:
-                raise LimitExceeded(path, "extent map", None,
-                                    f"more than limits.MAX_EXTENTS={limits.MAX_EXTENTS} runs")
+                refuse_map_full(emap, path, "extent map")
             if st.error == WALK_UNALIGNED_DATA:
                 raise CorruptImage(path, "L2 table entry", where,
                                    "data cluster offset is not cluster aligned")
@@ -334,18 +277,6 @@ def _walk_tables(Source source, ExtentMap emap, l1_view, uint64_t l1_offset,
 
 
 # -- Header parsing and the container ----------------------------------------------
-
-def _u32(data, off):
-    return int.from_bytes(data[off:off + 4], "big")
-
-
-def _u64(data, off):
-    return int.from_bytes(data[off:off + 8], "big")
-
-
-def _u16(data, off):
-    return int.from_bytes(data[off:off + 2], "big")
-
 
 def _text(raw):
     """A name as written in the file; undecodable bytes survive as surrogates."""
@@ -376,28 +307,26 @@ class Qcow2Image(Container):
         path = source.path
         size = source.size
         head = source.read(0, min(size, HEADER_V3_MIN_LENGTH), "qcow2 header")
-        if len(head) < H_VERSION + 4:
+        if len(head) < QCOW2_HEADER.end("version"):
             raise TruncatedImage(path, "qcow2 header", 0,
                                  f"the file ends at {size}, inside the header's magic/version")
-        version = _u32(head, H_VERSION)
+        version = QCOW2_HEADER.field(head, "version")
         if version not in (2, 3):
             raise UnsupportedFeature(
-                path, "qcow2 header", H_VERSION,
+                path, "qcow2 header", _offset("version"),
                 f"unknown-feature: qcow2 version {version} is not defined (only 2 and 3 are)")
         need = HEADER_V2_LENGTH if version == 2 else HEADER_V3_MIN_LENGTH
         if size < need:
             raise TruncatedImage(path, "qcow2 header", 0,
                                  f"a version {version} header needs {need} bytes but the file "
                                  f"ends at {size}")
-        cluster_bits = _u32(head, H_CLUSTER_BITS)
+        cluster_bits = QCOW2_HEADER.field(head, "cluster_bits")
         if cluster_bits < limits.QCOW2_MIN_CLUSTER_BITS:
-            raise CorruptImage(path, "qcow2 header", H_CLUSTER_BITS,
+            raise CorruptImage(path, "qcow2 header", _offset("cluster_bits"),
                                f"cluster_bits {cluster_bits} is below the spec's minimum "
                                f"{limits.QCOW2_MIN_CLUSTER_BITS}")
-        if cluster_bits > limits.QCOW2_MAX_CLUSTER_BITS:
-            raise LimitExceeded(path, "qcow2 header", H_CLUSTER_BITS,
-                                f"cluster_bits {cluster_bits} exceeds limits.QCOW2_MAX_CLUSTER_BITS="
-                                f"{limits.QCOW2_MAX_CLUSTER_BITS}")
+        limits.enforce(cluster_bits, "QCOW2_MAX_CLUSTER_BITS", path, "qcow2 header",
+                       _offset("cluster_bits"), "cluster_bits")
         self._cluster_bits = cluster_bits
         self.cluster_size = cluster_size = 1 << cluster_bits
         if version == 2:
@@ -405,85 +334,81 @@ class Qcow2Image(Container):
             self._incompatible = self._compatible = self._autoclear = 0
             self._refcount_order = 4
         else:
-            header_length = _u32(head, H_HEADER_LENGTH)
+            header_length = QCOW2_HEADER.field(head, "header_length")
             if header_length < HEADER_V3_MIN_LENGTH:
-                raise CorruptImage(path, "qcow2 header", H_HEADER_LENGTH,
+                raise CorruptImage(path, "qcow2 header", _offset("header_length"),
                                    f"header_length {header_length} is below "
                                    f"{HEADER_V3_MIN_LENGTH}")
             if header_length > cluster_size:
-                raise CorruptImage(path, "qcow2 header", H_HEADER_LENGTH,
+                raise CorruptImage(path, "qcow2 header", _offset("header_length"),
                                    f"header_length {header_length} exceeds the cluster size "
                                    f"{cluster_size}")
             if size < header_length:
                 raise TruncatedImage(path, "qcow2 header", 0,
                                      f"header_length is {header_length} but the file ends at "
                                      f"{size}")
-            self._incompatible = _u64(head, H_INCOMPATIBLE_FEATURES)
-            self._compatible = _u64(head, H_COMPATIBLE_FEATURES)
-            self._autoclear = _u64(head, H_AUTOCLEAR_FEATURES)
-            self._refcount_order = _u32(head, H_REFCOUNT_ORDER)
-            if self._refcount_order > 6:
-                raise CorruptImage(path, "qcow2 header", H_REFCOUNT_ORDER,
-                                   f"refcount_order {self._refcount_order} exceeds 6 (64 bits)")
+            self._incompatible = QCOW2_HEADER.field(head, "incompatible_features")
+            self._compatible = QCOW2_HEADER.field(head, "compatible_features")
+            self._autoclear = QCOW2_HEADER.field(head, "autoclear_features")
+            self._refcount_order = QCOW2_HEADER.field(head, "refcount_order")
+            if self._refcount_order > MAX_REFCOUNT_ORDER:
+                raise CorruptImage(path, "qcow2 header", _offset("refcount_order"),
+                                   f"refcount_order {self._refcount_order} exceeds "
+                                   f"{MAX_REFCOUNT_ORDER} (64 bits)")
         self._version = version
         self._header_length = header_length
         self.subformat = f"v{version}"
 
         self._compression_type = COMPRESSION_ZLIB
-        if header_length > H_COMPRESSION_TYPE:
-            self._compression_type = source.read(H_COMPRESSION_TYPE, 1, "qcow2 header")[0]
+        if header_length > _offset("compression_type"):
+            self._compression_type = source.read(_offset("compression_type"), 1,
+                                                 "qcow2 header")[0]
 
-        disk_size = _u64(head, H_SIZE)
-        if disk_size > limits.MAX_VIRTUAL_SIZE:
-            raise LimitExceeded(path, "qcow2 header", H_SIZE,
-                                f"virtual size {disk_size} exceeds limits.MAX_VIRTUAL_SIZE="
-                                f"{limits.MAX_VIRTUAL_SIZE}")
+        disk_size = QCOW2_HEADER.field(head, "size")
+        limits.enforce(disk_size, "MAX_VIRTUAL_SIZE", path, "qcow2 header", _offset("size"),
+                       "virtual size")
         # qemu counts whole 512-byte sectors and drops a partial last one.
         self._header_size = disk_size
-        self._virtual_size = disk_size // 512 * 512
+        self._virtual_size = disk_size - disk_size % SECTOR_SIZE
 
-        crypt = _u32(head, H_CRYPT_METHOD)
+        crypt = QCOW2_HEADER.field(head, "crypt_method")
         if crypt not in (CRYPT_NONE, CRYPT_AES, CRYPT_LUKS):
-            raise UnsupportedFeature(path, "qcow2 header", H_CRYPT_METHOD,
+            raise UnsupportedFeature(path, "qcow2 header", _offset("crypt_method"),
                                      f"unknown-feature: crypt_method {crypt} is not defined")
         self._crypt_method = crypt
         self.encrypted = crypt != CRYPT_NONE
         self.encryption = CRYPT_NAMES.get(crypt)
 
-        l1_size = _u32(head, H_L1_SIZE)
-        l1_offset = _u64(head, H_L1_TABLE_OFFSET)
-        if l1_size * L1E_SIZE > limits.QCOW2_MAX_L1_BYTES:
-            raise LimitExceeded(path, "qcow2 header", H_L1_SIZE,
-                                f"l1_size {l1_size} ({l1_size * L1E_SIZE} bytes) exceeds "
-                                f"limits.QCOW2_MAX_L1_BYTES={limits.QCOW2_MAX_L1_BYTES}")
+        l1_size = QCOW2_HEADER.field(head, "l1_size")
+        l1_offset = QCOW2_HEADER.field(head, "l1_table_offset")
+        limits.enforce(l1_size * L1E_SIZE, "QCOW2_MAX_L1_BYTES", path, "qcow2 header",
+                       _offset("l1_size"), f"l1_size {l1_size}, in bytes,")
         if l1_offset & (cluster_size - 1):
-            raise CorruptImage(path, "qcow2 header", H_L1_TABLE_OFFSET,
+            raise CorruptImage(path, "qcow2 header", _offset("l1_table_offset"),
                                f"l1_table_offset {l1_offset:#x} is not cluster aligned")
         extended = self._version == 3 and bool(self._incompatible & INCOMPAT_EXTL2)
         entry_size = L2E_SIZE_EXTENDED if extended else L2E_SIZE_NORMAL
         span = cluster_size * (cluster_size // entry_size)
         self._l1_needed = -(-self._virtual_size // span)
         if self._l1_needed > l1_size:
-            raise CorruptImage(path, "qcow2 header", H_L1_SIZE,
+            raise CorruptImage(path, "qcow2 header", _offset("l1_size"),
                                f"l1_size {l1_size} is too small for the virtual size "
                                f"{self._virtual_size} (needs {self._l1_needed} entries)")
-        if extended and cluster_bits < 14:
-            raise CorruptImage(path, "qcow2 header", H_CLUSTER_BITS,
+        if extended and cluster_bits < EXTL2_MIN_CLUSTER_BITS:
+            raise CorruptImage(path, "qcow2 header", _offset("cluster_bits"),
                                "extended L2 entries need clusters of at least 16 KiB")
         self._l1_size = l1_size
         self._l1_offset = l1_offset
         self._extended_l2 = extended
 
-        reftable_clusters = _u32(head, H_REFCOUNT_TABLE_CLUSTERS)
-        if reftable_clusters * cluster_size > limits.QCOW2_MAX_REFTABLE_BYTES:
-            raise LimitExceeded(path, "qcow2 header", H_REFCOUNT_TABLE_CLUSTERS,
-                                f"refcount table of {reftable_clusters} clusters exceeds "
-                                f"limits.QCOW2_MAX_REFTABLE_BYTES="
-                                f"{limits.QCOW2_MAX_REFTABLE_BYTES}")
-        self._nb_snapshots = _u32(head, H_NB_SNAPSHOTS)
-        self._snapshots_offset = _u64(head, H_SNAPSHOTS_OFFSET)
-        self._backing_offset = _u64(head, H_BACKING_FILE_OFFSET)
-        self._backing_size = _u32(head, H_BACKING_FILE_SIZE)
+        reftable_clusters = QCOW2_HEADER.field(head, "refcount_table_clusters")
+        limits.enforce(reftable_clusters * cluster_size, "QCOW2_MAX_REFTABLE_BYTES", path,
+                       "qcow2 header", _offset("refcount_table_clusters"),
+                       f"refcount table of {reftable_clusters} clusters, in bytes,")
+        self._nb_snapshots = QCOW2_HEADER.field(head, "nb_snapshots")
+        self._snapshots_offset = QCOW2_HEADER.field(head, "snapshots_offset")
+        self._backing_offset = QCOW2_HEADER.field(head, "backing_file_offset")
+        self._backing_size = QCOW2_HEADER.field(head, "backing_file_size")
 
     def _check_features(self):
         incompat = self._incompatible
@@ -494,19 +419,19 @@ class Qcow2Image(Container):
                              "and will only open it read-only")
         ctype = self._compression_type
         if ctype not in COMPRESSION_NAMES:
-            raise UnsupportedFeature(self.path, "qcow2 header", H_COMPRESSION_TYPE,
+            raise UnsupportedFeature(self.path, "qcow2 header", _offset("compression_type"),
                                      f"unknown-feature: compression type {ctype} is not defined")
         if (ctype != COMPRESSION_ZLIB) != bool(incompat & INCOMPAT_COMPRESSION):
-            raise CorruptImage(self.path, "qcow2 header", H_INCOMPATIBLE_FEATURES,
+            raise CorruptImage(self.path, "qcow2 header", _offset("incompatible_features"),
                                f"compression type {COMPRESSION_NAMES[ctype]} disagrees with "
                                "the compression type feature bit")
 
     def _report_unknown_features(self, names):
         """Findings for feature bits this reader does not know, named by the image's table."""
         for kind, mask, known, header_offset in (
-            (0, self._incompatible, INCOMPAT_KNOWN, H_INCOMPATIBLE_FEATURES),
-            (1, self._compatible, COMPAT_KNOWN, H_COMPATIBLE_FEATURES),
-            (2, self._autoclear, AUTOCLEAR_KNOWN, H_AUTOCLEAR_FEATURES),
+            (0, self._incompatible, INCOMPAT_KNOWN, _offset("incompatible_features")),
+            (1, self._compatible, COMPAT_KNOWN, _offset("compatible_features")),
+            (2, self._autoclear, AUTOCLEAR_KNOWN, _offset("autoclear_features")),
         ):
             unknown = mask & ~known
             if not unknown:
@@ -540,18 +465,17 @@ class Qcow2Image(Container):
         self._bitmaps = []
         self._crypto_header = None
         self._unknown_extensions = []
-        while pos + EXT_HEADER_SIZE <= len(area):
-            ext_type = _u32(area, pos)
-            ext_len = _u32(area, pos + 4)
+        while pos + QCOW2_EXTENSION.size <= len(area):
+            ext = QCOW2_EXTENSION.unpack(area, pos)
+            ext_type = ext["magic"]
+            ext_len = ext["len"]
             where = start + pos
             if ext_type == EXT_END:
                 break
             count += 1
-            if count > limits.QCOW2_MAX_HEADER_EXTENSIONS:
-                raise LimitExceeded(path, "qcow2 header extension", where,
-                                    f"more than limits.QCOW2_MAX_HEADER_EXTENSIONS="
-                                    f"{limits.QCOW2_MAX_HEADER_EXTENSIONS} extensions")
-            pos += EXT_HEADER_SIZE
+            limits.enforce(count, "QCOW2_MAX_HEADER_EXTENSIONS", path, "qcow2 header extension",
+                           where, "header extension number")
+            pos += QCOW2_EXTENSION.size
             if ext_len > len(area) - pos:
                 raise CorruptImage(path, "qcow2 header extension", where,
                                    f"extension {ext_type:#010x} of {ext_len} bytes runs past "
@@ -563,17 +487,19 @@ class Qcow2Image(Container):
                                        f"{ext_len} bytes is longer than {BACKING_FORMAT_MAX}")
                 self._backing_format = _text(data)
             elif ext_type == EXT_FEATURE_TABLE:
-                for off in range(0, ext_len - FEATURE_ENTRY_SIZE + 1, FEATURE_ENTRY_SIZE):
-                    name = data[off + 2:off + 2 + FEATURE_NAME_SIZE].split(b"\0", 1)[0]
-                    feature_names[(data[off], data[off + 1])] = _text(name)
+                for off in range(0, ext_len - QCOW2_FEATURE.size + 1, QCOW2_FEATURE.size):
+                    feature = QCOW2_FEATURE.unpack(data, off)
+                    name = feature["name"].split(b"\0", 1)[0]
+                    feature_names[(feature["type"], feature["bit"])] = _text(name)
             elif ext_type == EXT_CRYPTO_HEADER:
                 if self._crypt_method != CRYPT_LUKS:
                     raise CorruptImage(path, "crypto header extension", where,
                                        "only LUKS encrypted images carry it")
-                if ext_len != CRYPTO_EXT_SIZE:
+                if ext_len != QCOW2_CRYPTO_EXT.size:
                     raise CorruptImage(path, "crypto header extension", where,
-                                       f"{ext_len} bytes, expected {CRYPTO_EXT_SIZE}")
-                self._crypto_header = (_u64(data, 0), _u64(data, 8))
+                                       f"{ext_len} bytes, expected {QCOW2_CRYPTO_EXT.size}")
+                crypto = QCOW2_CRYPTO_EXT.unpack(data)
+                self._crypto_header = (crypto["offset"], crypto["length"])
             elif ext_type == EXT_BITMAPS:
                 self._read_bitmaps(data, where)
             elif ext_type == EXT_DATA_FILE:
@@ -590,7 +516,8 @@ class Qcow2Image(Container):
         else:
             # An extension without the bit is ignored by qemu, but still reported.
             self.data_file = self._data_file_name
-        if self._autoclear & AUTOCLEAR_DATA_FILE_RAW and not self._incompatible & INCOMPAT_DATA_FILE:
+        if (self._autoclear & AUTOCLEAR_DATA_FILE_RAW
+                and not self._incompatible & INCOMPAT_DATA_FILE):
             self.add_finding(CORRUPT, "error",
                              "the data-file-raw bit is set without an external data file")
         if self._crypt_method == CRYPT_LUKS and self._crypto_header is None:
@@ -600,36 +527,39 @@ class Qcow2Image(Container):
     def _read_bitmaps(self, data, where):
         """Names of the persistent dirty bitmaps (qemu-img info's ``bitmaps``)."""
         path = self.path
-        if len(data) != BITMAPS_EXT_SIZE:
+        if len(data) != QCOW2_BITMAPS_EXT.size:
             raise CorruptImage(path, "bitmaps extension", where,
-                               f"{len(data)} bytes, expected {BITMAPS_EXT_SIZE}")
+                               f"{len(data)} bytes, expected {QCOW2_BITMAPS_EXT.size}")
         if not self._autoclear & AUTOCLEAR_BITMAPS:
             # Written by a program that did not know bitmaps: stale, qemu ignores them.
             self.add_finding(UNKNOWN_FEATURE, "info",
                              "the bitmaps extension is inconsistent (autoclear bit clear); ignored")
             return
-        nb = _u32(data, 0)
-        dir_size = _u64(data, 8)
-        dir_offset = _u64(data, 16)
-        if nb == 0 or nb > limits.QCOW2_MAX_BITMAPS:
+        ext = QCOW2_BITMAPS_EXT.unpack(data)
+        nb = ext["nb_bitmaps"]
+        dir_size = ext["bitmap_directory_size"]
+        dir_offset = ext["bitmap_directory_offset"]
+        if nb == 0:
+            # qemu refuses an empty bitmaps extension; it has always been refused with the cap.
             raise LimitExceeded(path, "bitmaps extension", where,
-                                f"{nb} bitmaps (1..limits.QCOW2_MAX_BITMAPS="
+                                f"0 bitmaps (1..limits.QCOW2_MAX_BITMAPS="
                                 f"{limits.QCOW2_MAX_BITMAPS} allowed)")
-        if dir_size > limits.QCOW2_MAX_BITMAP_DIRECTORY_BYTES:
-            raise LimitExceeded(path, "bitmaps extension", where,
-                                f"bitmap directory of {dir_size} bytes exceeds "
-                                f"limits.QCOW2_MAX_BITMAP_DIRECTORY_BYTES")
+        limits.enforce(nb, "QCOW2_MAX_BITMAPS", path, "bitmaps extension",
+                       where + QCOW2_BITMAPS_EXT.offset("nb_bitmaps"), "nb_bitmaps")
+        limits.enforce(dir_size, "QCOW2_MAX_BITMAP_DIRECTORY_BYTES", path, "bitmaps extension",
+                       where + QCOW2_BITMAPS_EXT.offset("bitmap_directory_size"),
+                       "bitmap_directory_size")
         directory = self.source.read(dir_offset, dir_size, "bitmap directory")
         pos = 0
         for _ in range(nb):
-            if pos + BITMAP_ENTRY_SIZE > dir_size:
+            if pos + QCOW2_BITMAP_DIR_ENTRY.size > dir_size:
                 raise CorruptImage(path, "bitmap directory", dir_offset + pos,
                                    "entries run past bitmap_directory_size")
-            flags = _u32(directory, pos + 12)
-            granularity_bits = directory[pos + 17]
-            name_size = _u16(directory, pos + 18)
-            extra = _u32(directory, pos + 20)
-            name_at = pos + BITMAP_ENTRY_SIZE + extra
+            entry = QCOW2_BITMAP_DIR_ENTRY.unpack(directory, pos)
+            flags = entry["flags"]
+            granularity_bits = entry["granularity_bits"]
+            name_size = entry["name_size"]
+            name_at = pos + QCOW2_BITMAP_DIR_ENTRY.size + entry["extra_data_size"]
             if name_at + name_size > dir_size:
                 raise CorruptImage(path, "bitmap directory", dir_offset + pos,
                                    "bitmap name runs past bitmap_directory_size")
@@ -649,10 +579,8 @@ class Qcow2Image(Container):
         offset, size = self._backing_offset, self._backing_size
         if offset == 0:
             return
-        if size > limits.QCOW2_MAX_BACKING_NAME:
-            raise LimitExceeded(self.path, "qcow2 header", H_BACKING_FILE_SIZE,
-                                f"backing file name of {size} bytes exceeds "
-                                f"limits.QCOW2_MAX_BACKING_NAME={limits.QCOW2_MAX_BACKING_NAME}")
+        limits.enforce(size, "QCOW2_MAX_BACKING_NAME", self.path, "qcow2 header",
+                       _offset("backing_file_size"), "backing file name length")
         self.backing_file = _text(self.source.read(offset, size, "backing file name"))
 
     # -- snapshots ---------------------------------------------------------------
@@ -663,51 +591,47 @@ class Qcow2Image(Container):
         self._snapshot_list = []
         if nb == 0:
             return
-        if nb > limits.QCOW2_MAX_SNAPSHOTS:
-            raise LimitExceeded(path, "qcow2 header", H_NB_SNAPSHOTS,
-                                f"{nb} snapshots exceed limits.QCOW2_MAX_SNAPSHOTS="
-                                f"{limits.QCOW2_MAX_SNAPSHOTS}")
+        limits.enforce(nb, "QCOW2_MAX_SNAPSHOTS", path, "qcow2 header", _offset("nb_snapshots"),
+                       "nb_snapshots")
         offset = self._snapshots_offset
         if offset & (self.cluster_size - 1):
-            raise CorruptImage(path, "qcow2 header", H_SNAPSHOTS_OFFSET,
+            raise CorruptImage(path, "qcow2 header", _offset("snapshots_offset"),
                                f"snapshots_offset {offset:#x} is not cluster aligned")
         try:
             pos = offset
             for _ in range(nb):
-                head = self.source.read(pos, SNAPSHOT_HEADER_SIZE, "snapshot table entry")
-                id_size = _u16(head, 12)
-                name_size = _u16(head, 14)
-                extra_size = _u32(head, 36)
-                if extra_size > limits.QCOW2_MAX_SNAPSHOT_EXTRA_DATA:
-                    raise LimitExceeded(path, "snapshot table entry", pos,
-                                        f"{extra_size} bytes of extra data exceed "
-                                        f"limits.QCOW2_MAX_SNAPSHOT_EXTRA_DATA")
-                total = SNAPSHOT_HEADER_SIZE + extra_size + id_size + name_size
-                if pos + total - offset > limits.QCOW2_MAX_SNAPSHOT_TABLE_BYTES:
-                    raise LimitExceeded(path, "snapshot table", offset,
-                                        f"larger than limits.QCOW2_MAX_SNAPSHOT_TABLE_BYTES="
-                                        f"{limits.QCOW2_MAX_SNAPSHOT_TABLE_BYTES}")
-                rest = self.source.read(pos + SNAPSHOT_HEADER_SIZE, total - SNAPSHOT_HEADER_SIZE,
+                head = QCOW2_SNAPSHOT_HEADER.unpack(self.source.read(
+                    pos, QCOW2_SNAPSHOT_HEADER.size, "snapshot table entry"))
+                id_size = head["id_str_size"]
+                name_size = head["name_size"]
+                extra_size = head["extra_data_size"]
+                limits.enforce(extra_size, "QCOW2_MAX_SNAPSHOT_EXTRA_DATA", path,
+                               "snapshot table entry", pos, "extra_data_size")
+                total = QCOW2_SNAPSHOT_HEADER.size + extra_size + id_size + name_size
+                limits.enforce(pos + total - offset, "QCOW2_MAX_SNAPSHOT_TABLE_BYTES", path,
+                               "snapshot table", offset, "snapshot table bytes")
+                rest = self.source.read(pos + QCOW2_SNAPSHOT_HEADER.size,
+                                        total - QCOW2_SNAPSHOT_HEADER.size,
                                         "snapshot table entry")
                 extra = rest[:extra_size]
-                vm_state = _u32(head, 32)
-                if extra_size >= SNAPSHOT_EXTRA_VM_STATE_SIZE + 8:
-                    vm_state = _u64(extra, SNAPSHOT_EXTRA_VM_STATE_SIZE)
-                vm_clock = _u64(head, 24)
+                vm_state = head["vm_state_size"]
+                if extra_size >= QCOW2_SNAPSHOT_EXTRA.end("vm_state_size_large"):
+                    vm_state = QCOW2_SNAPSHOT_EXTRA.field(extra, "vm_state_size_large")
+                vm_clock = head["vm_clock_nsec"]
                 entry = {
                     "id": _text(rest[extra_size:extra_size + id_size]),
                     "name": _text(rest[extra_size + id_size:]),
                     "vm-state-size": vm_state,
-                    "date-sec": _u32(head, 16),
-                    "date-nsec": _u32(head, 20),
+                    "date-sec": head["date_sec"],
+                    "date-nsec": head["date_nsec"],
                     "vm-clock-sec": vm_clock // 1_000_000_000,
                     "vm-clock-nsec": vm_clock % 1_000_000_000,
                 }
-                if extra_size >= SNAPSHOT_EXTRA_DISK_SIZE + 8:
-                    entry["disk-size"] = _u64(extra, SNAPSHOT_EXTRA_DISK_SIZE)
-                if extra_size >= SNAPSHOT_EXTRA_ICOUNT + 8:
-                    icount = _u64(extra, SNAPSHOT_EXTRA_ICOUNT)
-                    if icount != (1 << 64) - 1:
+                if extra_size >= QCOW2_SNAPSHOT_EXTRA.end("disk_size"):
+                    entry["disk-size"] = QCOW2_SNAPSHOT_EXTRA.field(extra, "disk_size")
+                if extra_size >= QCOW2_SNAPSHOT_EXTRA.end("icount"):
+                    icount = QCOW2_SNAPSHOT_EXTRA.field(extra, "icount")
+                    if icount != ICOUNT_NONE:
                         entry["icount"] = icount
                 self._snapshot_list.append(entry)
                 pos += (total + 7) & ~7
@@ -749,7 +673,7 @@ class Qcow2Image(Container):
     # -- the map ------------------------------------------------------------------
     def build_extent_map(self):
         if self._unsupported is not None:
-            raise UnsupportedFeature(self.path, "qcow2 header", H_INCOMPATIBLE_FEATURES,
+            raise UnsupportedFeature(self.path, "qcow2 header", _offset("incompatible_features"),
                                      self._unsupported)
         source = self.source
         emap = ExtentMap(self.virtual_size, self.cluster_size)
@@ -769,28 +693,9 @@ class Qcow2Image(Container):
     # -- compressed clusters --------------------------------------------------------
     def decompress(self, host, stored_length):
         """Inflate one compressed cluster to exactly ``cluster_size`` bytes."""
-        cluster_size = self.cluster_size
-        if cluster_size > limits.MAX_DECOMPRESSED_CLUSTER:
-            raise LimitExceeded(self.path, "compressed cluster", host,
-                                "cluster larger than limits.MAX_DECOMPRESSED_CLUSTER")
-        import zlib
-
-        data = self.source.read(host, stored_length, "compressed cluster")
-        try:
-            if self._compression_type == COMPRESSION_ZSTD:
-                out, more = zstd_bounded(data, cluster_size)
-            else:
-                out, more = zlib_bounded(zlib.decompressobj(ZLIB_WBITS), data, cluster_size)
-        except StreamError as exc:
-            raise CorruptImage(self.path, "compressed cluster", host, str(exc)) from None
-        if more:
-            raise self.compression_bomb("compressed cluster", host, cluster_size)
-        if len(out) != cluster_size:
-            # qemu fails the read too: a cluster must inflate to the full size.
-            raise CorruptImage(self.path, "compressed cluster", host,
-                               f"inflates to {len(out)} bytes, not the cluster size "
-                               f"{cluster_size}")
-        return out
+        return inflate_unit(self, host, stored_length, self.cluster_size, "compressed cluster",
+                            zstd=self._compression_type == COMPRESSION_ZSTD,
+                            cap="MAX_DECOMPRESSED_CLUSTER")
 
 
 def probe(Source source):
@@ -807,9 +712,10 @@ def probe(Source source):
         return QCOW2_MAGIC.startswith(head)
     if source.read(0, 4, "qcow2 magic") != QCOW2_MAGIC:
         return False
-    if size < H_VERSION + 4:
+    if size < QCOW2_HEADER.end("version"):
         return True
-    return _u32(source.read(H_VERSION, 4, "qcow2 header"), 0) != QCOW1_VERSION
+    head = source.read(0, QCOW2_HEADER.end("version"), "qcow2 header")
+    return QCOW2_HEADER.field(head, "version") != QCOW1_VERSION
 
 
 FORMAT = Format("qcow2", probe, Qcow2Image)

@@ -53,7 +53,7 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 
 from imgscan import limits
-from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
+from imgscan.errors import CorruptImage, UnsupportedFeature
 from imgscan.findings import BACKING_FILE, CORRUPT, SIZE_MISMATCH, TRUNCATED, UNKNOWN_FEATURE
 
 from .binary cimport le32
@@ -62,81 +62,22 @@ from .extents cimport ExtentMap, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST
 from .guid import guid_text
 from .source cimport Source
 
-# --------------------------------------------------------------------------
-# On-disk layout (VDICore.h). Offsets are from the start of the file.
-# --------------------------------------------------------------------------
-
-#: The pre-header (VDIPREHEADER): text, signature, version.
-PRE_TEXT = 0
-PRE_TEXT_SIZE = 64
-PRE_SIGNATURE = 0x40
-PRE_VERSION = 0x44
-PRE_HEADER_SIZE = 0x48
-VDI_SIGNATURE = 0xBEDA107F
-VDI_SIGNATURE_BYTES = b"\x7f\x10\xda\xbe"
-VDI_VERSION_1_1 = 0x00010001
-
-#: Texts VirtualBox (and qemu) put in the pre-header, for human eyes only.
-#: A file too short to hold the signature is taken for a damaged VDI when it
-#: starts with one of these.
-KNOWN_TEXTS = (
-    b"<<< Oracle VM VirtualBox Disk Image >>>\n",
-    b"<<< Sun xVM VirtualBox Disk Image >>>\n",
-    b"<<< Sun VirtualBox Disk Image >>>\n",
-    b"<<< innotek VirtualBox Disk Image >>>\n",
-    b"<<< InnoTek VirtualBox Disk Image >>>\n",
-    b"<<< QEMU VM Virtual Disk Image >>>\n",
+from .c_vdi import (
+    BMAP_ENTRY_SIZE, DEFAULT_BLOCK_SIZE, HEADER1_END, HEADER1_SIZE, HEADER1PLUS_END,
+    HEADER1PLUS_SIZE, KNOWN_TEXTS, PRE_HEADER_SIZE, SECTOR_SIZE, SUBFORMATS, VDI_DISCARDED,
+    VDI_HEADER, VDI_SIGNATURE, VDI_TYPE_DIFF, VDI_TYPE_UNDO,
+    VDI_UNALLOCATED, VDI_VERSION_1_1,
 )
+from .twolevel import refuse_map_full
 
-#: The version-1 header (VDIHEADER1), qemu's names; VirtualBox's in comments.
-H_HEADER_SIZE = 0x48        # cbHeader: bytes of this header
-H_IMAGE_TYPE = 0x4C         # u32Type
-H_IMAGE_FLAGS = 0x50        # fFlags
-H_DESCRIPTION = 0x54        # szComment, 256 bytes of UTF-8
-H_DESCRIPTION_SIZE = 256
-H_OFFSET_BMAP = 0x154       # offBlocks
-H_OFFSET_DATA = 0x158       # offData
-H_CYLINDERS = 0x15C         # LegacyGeometry.cCylinders
-H_HEADS = 0x160             # LegacyGeometry.cHeads
-H_SECTORS = 0x164           # LegacyGeometry.cSectors
-H_SECTOR_SIZE = 0x168       # LegacyGeometry.cbSector
-H_DISK_SIZE = 0x170         # cbDisk (u64)
-H_BLOCK_SIZE = 0x178        # cbBlock
-H_BLOCK_EXTRA = 0x17C       # cbBlockExtra
-H_BLOCKS_IN_IMAGE = 0x180   # cBlocks
-H_BLOCKS_ALLOCATED = 0x184  # cBlocksAllocated
-H_UUID_IMAGE = 0x188        # uuidCreate
-H_UUID_LAST_SNAP = 0x198    # uuidModify
-H_UUID_LINK = 0x1A8         # uuidLinkage: the parent image
-H_UUID_PARENT = 0x1B8       # uuidParentModify: the parent's modification
-HEADER1_END = 0x1C8         # end of VDIHEADER1
-HEADER1_SIZE = HEADER1_END - PRE_HEADER_SIZE            # 384
-H_LCHS = 0x1C8              # VDIHEADER1PLUS.LCHSGeometry (4 x u32)
-HEADER1PLUS_END = 0x1D8
-HEADER1PLUS_SIZE = HEADER1PLUS_END - PRE_HEADER_SIZE    # 400
-
-#: Image types (VDIIMAGETYPE) and the subformat each is reported as.
-VDI_TYPE_DYNAMIC = 1        # VDI_IMAGE_TYPE_NORMAL
-VDI_TYPE_STATIC = 2         # VDI_IMAGE_TYPE_FIXED
-VDI_TYPE_UNDO = 3
-VDI_TYPE_DIFF = 4
-SUBFORMATS = {
-    VDI_TYPE_DYNAMIC: "dynamic",
-    VDI_TYPE_STATIC: "static",
-    VDI_TYPE_UNDO: "undo",
-    VDI_TYPE_DIFF: "differencing",
-}
-
-SECTOR_SIZE = 512
-#: The block size qemu (and VirtualBox by default) uses; qemu refuses any other.
-DEFAULT_BLOCK_SIZE = 1024 * 1024
-BMAP_ENTRY_SIZE = 4
-#: Block map entries that name no block in the data area.
-VDI_UNALLOCATED = 0xFFFFFFFF    # VDI_IMAGE_BLOCK_FREE: parent's bytes, else zeros
-VDI_DISCARDED = 0xFFFFFFFE      # VDI_IMAGE_BLOCK_ZERO: zeros
 cdef uint32_t C_UNALLOCATED = VDI_UNALLOCATED
 cdef uint32_t C_DISCARDED = VDI_DISCARDED
+cdef uint64_t ENTRY_SIZE = BMAP_ENTRY_SIZE
 
+
+def _offset(field):
+    """Byte offset of a header field from the start of the file: where an error points."""
+    return VDI_HEADER.offset(field)
 _NULL_UUID = bytes(16)
 
 
@@ -178,7 +119,7 @@ cdef WalkStatus _check_bmap(const uint8_t* bmap, uint8_t* seen, Walk* w) noexcep
     cdef uint64_t i
     cdef uint32_t entry
     for i in range(w.blocks_in_image):
-        entry = le32(bmap + i * 4)
+        entry = le32(bmap + i * ENTRY_SIZE)
         if entry == C_UNALLOCATED or entry == C_DISCARDED:
             continue
         if entry >= w.blocks_in_image:
@@ -206,7 +147,7 @@ cdef WalkStatus _walk_bmap(ExtentMap emap, const uint8_t* bmap, Walk* w) noexcep
         length = w.virtual_size - start
         if length > w.block_size:
             length = w.block_size
-        entry = le32(bmap + i * 4)
+        entry = le32(bmap + i * ENTRY_SIZE)
         if entry == C_UNALLOCATED:
             if emap.add(start, length, KIND_UNALLOCATED, NO_HOST, 0, 0) < 0:
                 return WALK_MAP_FULL
@@ -231,14 +172,6 @@ cdef WalkStatus _walk_bmap(ExtentMap emap, const uint8_t* bmap, Walk* w) noexcep
 # The container
 # --------------------------------------------------------------------------
 
-def _u32(bytes h, Py_ssize_t off):
-    return int.from_bytes(h[off:off + 4], "little")
-
-
-def _u64(bytes h, Py_ssize_t off):
-    return int.from_bytes(h[off:off + 8], "little")
-
-
 def _cstring(bytes raw):
     return raw.split(b"\x00", 1)[0].decode("utf-8", errors="backslashreplace")
 
@@ -254,71 +187,65 @@ class VdiImage(Container):
             # Raises TruncatedImage naming the header.
             source.read(0, HEADER1_END, "VDI header")
         head = source.read(0, min(source.size, HEADER1PLUS_END), "VDI header")
-        signature = _u32(head, PRE_SIGNATURE)
+        signature = VDI_HEADER.field(head, "signature")
         if signature != VDI_SIGNATURE:
-            raise CorruptImage(path, "VDI pre-header signature", PRE_SIGNATURE,
+            raise CorruptImage(path, "VDI pre-header signature", _offset("signature"),
                                f"signature 0x{signature:08x} is not 0x{VDI_SIGNATURE:08x}")
-        version = _u32(head, PRE_VERSION)
+        version = VDI_HEADER.field(head, "version")
         major, minor = version >> 16, version & 0xFFFF
         if major != 1:
             raise UnsupportedFeature(
-                path, "VDI pre-header version", PRE_VERSION,
+                path, "VDI pre-header version", _offset("version"),
                 f"unknown-feature: version {major}.{minor} (only version 1 headers are decoded)")
-        header_size = _u32(head, H_HEADER_SIZE)
+        header_size = VDI_HEADER.field(head, "header_size")
         if header_size < HEADER1_SIZE:
-            raise CorruptImage(path, "VDI header size", H_HEADER_SIZE,
+            raise CorruptImage(path, "VDI header size", _offset("header_size"),
                                f"header size {header_size} is below the {HEADER1_SIZE} bytes "
                                "of a version 1 header")
-        image_type = _u32(head, H_IMAGE_TYPE)
+        image_type = VDI_HEADER.field(head, "image_type")
         if image_type not in SUBFORMATS:
             raise UnsupportedFeature(
-                path, "VDI image type", H_IMAGE_TYPE,
+                path, "VDI image type", _offset("image_type"),
                 f"unknown-feature: image type {image_type} is not dynamic (1), static (2), "
                 "undo (3) or differencing (4)")
-        disk_size = _u64(head, H_DISK_SIZE)
-        block_size = _u32(head, H_BLOCK_SIZE)
-        block_extra = _u32(head, H_BLOCK_EXTRA)
-        blocks_in_image = _u32(head, H_BLOCKS_IN_IMAGE)
-        offset_bmap = _u32(head, H_OFFSET_BMAP)
-        offset_data = _u32(head, H_OFFSET_DATA)
-        if disk_size > limits.MAX_VIRTUAL_SIZE:
-            raise LimitExceeded(path, "VDI header disk size", H_DISK_SIZE,
-                                f"disk size {disk_size} exceeds limits.MAX_VIRTUAL_SIZE="
-                                f"{limits.MAX_VIRTUAL_SIZE}")
+        disk_size = VDI_HEADER.field(head, "disk_size")
+        block_size = VDI_HEADER.field(head, "block_size")
+        block_extra = VDI_HEADER.field(head, "block_extra")
+        blocks_in_image = VDI_HEADER.field(head, "blocks_in_image")
+        offset_bmap = VDI_HEADER.field(head, "offset_bmap")
+        offset_data = VDI_HEADER.field(head, "offset_data")
+        limits.enforce(disk_size, "MAX_VIRTUAL_SIZE", path, "VDI header disk size",
+                       _offset("disk_size"), "disk size")
         if block_size < SECTOR_SIZE or block_size & (block_size - 1):
-            raise CorruptImage(path, "VDI header block size", H_BLOCK_SIZE,
+            raise CorruptImage(path, "VDI header block size", _offset("block_size"),
                                f"block size {block_size} is not a power of two of at least "
                                f"{SECTOR_SIZE}")
-        if block_size > limits.VDI_MAX_BLOCK_SIZE:
-            raise LimitExceeded(path, "VDI header block size", H_BLOCK_SIZE,
-                                f"block size {block_size} exceeds limits.VDI_MAX_BLOCK_SIZE="
-                                f"{limits.VDI_MAX_BLOCK_SIZE}")
+        limits.enforce(block_size, "VDI_MAX_BLOCK_SIZE", path, "VDI header block size",
+                       _offset("block_size"), "block size")
         if block_extra & (block_extra - 1) or block_extra % SECTOR_SIZE and block_extra:
-            raise CorruptImage(path, "VDI header block extra data size", H_BLOCK_EXTRA,
+            raise CorruptImage(path, "VDI header block extra data size",
+                               _offset("block_extra"),
                                f"block extra data size {block_extra} is neither 0 nor a power "
                                f"of two multiple of {SECTOR_SIZE}")
-        if block_extra > limits.VDI_MAX_BLOCK_EXTRA:
-            raise LimitExceeded(path, "VDI header block extra data size", H_BLOCK_EXTRA,
-                                f"block extra data size {block_extra} exceeds "
-                                f"limits.VDI_MAX_BLOCK_EXTRA={limits.VDI_MAX_BLOCK_EXTRA}")
-        if blocks_in_image > limits.VDI_MAX_BLOCKS:
-            raise LimitExceeded(path, "VDI header blocks in image", H_BLOCKS_IN_IMAGE,
-                                f"{blocks_in_image} blocks exceed limits.VDI_MAX_BLOCKS="
-                                f"{limits.VDI_MAX_BLOCKS}")
+        limits.enforce(block_extra, "VDI_MAX_BLOCK_EXTRA", path,
+                       "VDI header block extra data size", _offset("block_extra"),
+                       "block extra data size")
+        limits.enforce(blocks_in_image, "VDI_MAX_BLOCKS", path, "VDI header blocks in image",
+                       _offset("blocks_in_image"), "blocks in image")
         # qemu keeps sizes in sectors and rounds an odd disk size up (VBoxManage
         # convertfromraw makes such images); the room check uses the rounded size.
         size = -(-disk_size // SECTOR_SIZE) * SECTOR_SIZE
         if size > blocks_in_image * block_size:
-            raise CorruptImage(path, "VDI header blocks in image", H_BLOCKS_IN_IMAGE,
+            raise CorruptImage(path, "VDI header blocks in image", _offset("blocks_in_image"),
                                f"disk size {disk_size} does not fit in {blocks_in_image} blocks "
                                f"of {block_size} bytes (qemu: unsupported VDI image)")
         bmap_end = offset_bmap + blocks_in_image * BMAP_ENTRY_SIZE
         if offset_bmap < HEADER1_END:
-            raise CorruptImage(path, "VDI header block map offset", H_OFFSET_BMAP,
+            raise CorruptImage(path, "VDI header block map offset", _offset("offset_bmap"),
                                f"the block map at {offset_bmap} overlaps the header "
                                f"(which ends at {HEADER1_END})")
         if offset_data < bmap_end:
-            raise CorruptImage(path, "VDI header data offset", H_OFFSET_DATA,
+            raise CorruptImage(path, "VDI header data offset", _offset("offset_data"),
                                f"the data area at {offset_data} overlaps the block map "
                                f"({offset_bmap} to {bmap_end})")
 
@@ -331,7 +258,7 @@ class VdiImage(Container):
         self._block_extra = block_extra
         self._offset_bmap = offset_bmap
         self._offset_data = offset_data
-        self._blocks_allocated = _u32(head, H_BLOCKS_ALLOCATED)
+        self._blocks_allocated = VDI_HEADER.field(head, "blocks_allocated")
         self._describe(head, version, header_size, image_type, disk_size)
         self._qemu_differences(head, version, block_size, block_extra, offset_bmap,
                                offset_data)
@@ -344,30 +271,27 @@ class VdiImage(Container):
 
     def _describe(self, bytes head, version, header_size, image_type, disk_size):
         d = self.details
-        d["text"] = _cstring(head[PRE_TEXT:PRE_TEXT + PRE_TEXT_SIZE]).rstrip("\n")
+        d["text"] = _cstring(VDI_HEADER.field(head, "text")).rstrip("\n")
         d["version"] = "%d.%d" % (version >> 16, version & 0xFFFF)
         d["header_size"] = header_size
         d["image_type"] = image_type
-        d["image_flags"] = _u32(head, H_IMAGE_FLAGS)
-        d["description"] = _cstring(head[H_DESCRIPTION:H_DESCRIPTION + H_DESCRIPTION_SIZE])
+        d["image_flags"] = VDI_HEADER.field(head, "image_flags")
+        d["description"] = _cstring(VDI_HEADER.field(head, "description"))
         d["offset_bmap"] = self._offset_bmap
         d["offset_data"] = self._offset_data
-        d["geometry"] = {"cylinders": _u32(head, H_CYLINDERS), "heads": _u32(head, H_HEADS),
-                         "sectors": _u32(head, H_SECTORS)}
-        d["sector_size"] = _u32(head, H_SECTOR_SIZE)
+        d["geometry"] = {key: VDI_HEADER.field(head, key)
+                         for key in ("cylinders", "heads", "sectors")}
+        d["sector_size"] = VDI_HEADER.field(head, "sector_size")
         d["disk_size"] = disk_size
         d["block_size"] = self.cluster_size
         d["block_extra"] = self._block_extra
         d["blocks_in_image"] = self._blocks_in_image
         d["blocks_allocated"] = self._blocks_allocated
-        for key, off in (("uuid_image", H_UUID_IMAGE), ("uuid_last_snap", H_UUID_LAST_SNAP),
-                         ("uuid_link", H_UUID_LINK), ("uuid_parent", H_UUID_PARENT)):
-            d[key] = guid_text(head[off:off + 16])
+        for key in ("uuid_image", "uuid_last_snap", "uuid_link", "uuid_parent"):
+            d[key] = guid_text(VDI_HEADER.field(head, key))
         if header_size >= HEADER1PLUS_SIZE and len(head) >= HEADER1PLUS_END:
-            d["lchs_geometry"] = {"cylinders": _u32(head, H_LCHS),
-                                  "heads": _u32(head, H_LCHS + 4),
-                                  "sectors": _u32(head, H_LCHS + 8),
-                                  "sector_size": _u32(head, H_LCHS + 12)}
+            d["lchs_geometry"] = {key: VDI_HEADER.field(head, f"lchs_{key}")
+                                  for key in ("cylinders", "heads", "sectors", "sector_size")}
         if disk_size != self.virtual_size:
             self.add_finding(SIZE_MISMATCH, "info",
                              f"VDI disk size {disk_size} is not a whole number of "
@@ -377,7 +301,7 @@ class VdiImage(Container):
             self.add_finding(CORRUPT, "warning",
                              f"the VDI header counts {self._blocks_allocated} allocated blocks "
                              f"of {self._blocks_in_image} (VirtualBox refuses such an image)")
-        link = head[H_UUID_LINK:H_UUID_LINK + 16]
+        link = VDI_HEADER.field(head, "uuid_link")
         if image_type in (VDI_TYPE_DIFF, VDI_TYPE_UNDO):
             self.add_finding(
                 BACKING_FILE, "warning",
@@ -403,7 +327,8 @@ class VdiImage(Container):
             refused.append("block map or data offset not a multiple of 512")
         if self.details["sector_size"] != SECTOR_SIZE:
             refused.append(f"sector size {self.details['sector_size']}")
-        if head[H_UUID_LINK:H_UUID_PARENT + 16] != bytes(32):
+        if (VDI_HEADER.field(head, "uuid_link") != _NULL_UUID
+                or VDI_HEADER.field(head, "uuid_parent") != _NULL_UUID):
             refused.append("non-null link or parent UUID")
         if refused:
             self.add_finding(UNKNOWN_FEATURE, "info",
@@ -457,8 +382,7 @@ class VdiImage(Container):
                                f"block index {w.bad_entry} is not below blocks in image "
                                f"({nentries})")
         if status == WALK_MAP_FULL:
-            raise LimitExceeded(self.path, "VDI block map", self._offset_bmap,
-                                f"more than limits.MAX_EXTENTS={limits.MAX_EXTENTS} extents")
+            refuse_map_full(emap, self.path, "VDI block map")
         if w.duplicates:
             self.add_finding(
                 CORRUPT, "error",
@@ -490,7 +414,8 @@ def probe(Source source):
     """
     cdef uint64_t available = source.size if source.size < PRE_HEADER_SIZE else PRE_HEADER_SIZE
     head = source.read(0, available, "VDI pre-header")
-    if len(head) >= PRE_VERSION and head[PRE_SIGNATURE:PRE_VERSION] == VDI_SIGNATURE_BYTES:
+    if (len(head) >= VDI_HEADER.end("signature")
+            and VDI_HEADER.field(head, "signature") == VDI_SIGNATURE):
         return True
     return any(head.startswith(text) for text in KNOWN_TEXTS)
 

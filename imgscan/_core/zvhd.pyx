@@ -52,136 +52,56 @@ ZVHD2
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 from imgscan import limits
-from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
+from imgscan.errors import CorruptImage, TruncatedImage, UnsupportedFeature
 from imgscan.findings import CORRUPT, FOOTER_MISMATCH, SIZE_MISMATCH
 
 from .binary cimport le32, le64
 from .container import Container, Format
-from .inflate import StreamError, zlib_bounded, zstd_bounded
+from .inflate import StreamError, inflate_exact, whole_unit, zlib_bounded
 from .extents cimport ExtentMap, KIND_COMPRESSED, KIND_ZERO, NO_HOST
 from .guid import uuid_text
 from .source cimport Source
 from .vhd import vhd_checksum
 
-# --------------------------------------------------------------------------
-# On-disk layout (struct ZVHD_FOOTER / ZVHD2_FOOTER, ZVHD2_DATA,
-# ZVHD2_INDEX_ENTRY of the public source). Little-endian; offsets in bytes.
-# --------------------------------------------------------------------------
-
-#: The header block at offset 0 (and its copies) is 4096 bytes; its first 512
-#: bytes are the structure, the rest is zero padding.
-HEADER_BLOCK_SIZE = 4096
-STRUCT_SIZE = 512
-
-ZVHD_COOKIE = b"stream\x00\x00"
-ZVHD2_COOKIE = b"z2strm\x00\x00"
-
-H_COOKIE = 0                 # char[8]
-H_FEATURES = 8               # u32, 0x00000002
-H_FF_VERSION = 12            # u32, 0x00010000
-H_DATA_OFFSET = 16           # u64, all ones
-H_TIMESTAMP = 24             # u32, seconds since 2000-01-01 UTC
-H_CRTR_APP = 28              # char[4], "tap"
-H_CRTR_VER = 32              # u32, 0x00010004 (new) or 0x00010003 (old)
-H_CRTR_OS = 36               # u32
-H_ORIG_SIZE = 40             # u64, guest size in bytes
-H_CURR_SIZE = 48             # u64, orig_size rounded up to a whole GiB
-H_GEOMETRY = 56              # u32, CHS as VHD: cylinders << 16 | heads << 8 | sectors
-H_TYPE = 60                  # u32, 4 as written
-H_CHECKSUM = 64              # u32
-H_UUID = 68                  # 16 bytes (libuuid order)
-H_SAVED = 84
-H_HIDDEN = 85
-H_ALIGN_64 = 86
-# ZVHD2 only
-H_ZVHD2_VERSION = 87         # u8, 1 = indexed
-H_BLOCK_SIZE = 88            # u32
-H_MAX_BLK_NUM = 92           # u32, guest blocks
-H_INDEX_LBA = 96             # u64, byte offset of the index
-H_BITMAP_LBA = 104           # u64, byte offset of the bitmap
-H_INDEX_SIZE = 112           # u32, bytes
-H_BITMAP_SIZE = 116          # u32, bytes
-H_INDEX_SEG_SIZE = 120       # u32
-H_BITMAP_SEG_SIZE = 124      # u32
-H_INDEX_SEG_NUM = 128        # u32
-H_BITMAP_SEG_NUM = 132       # u32
-H_NON_ZERO_BLK_NUM = 136     # u32, stored blocks
-H_INDEX_CONTAINS_ZERO_BLK = 140  # u8
-H_COMPRESS_METHOD = 141      # u8
-
-COMPRESS_ZLIB = 0
-COMPRESS_ZSTD = 1
-COMPRESS_NAMES = {COMPRESS_ZLIB: "zlib", COMPRESS_ZSTD: "zstd"}
-ZVHD2_VERSION_INDEXED = 1
-
-#: What the public writer puts in the fixed fields (reported, not enforced).
-FEATURES_RESERVED = 0x00000002
-FF_VERSION = 0x00010000
-CRTR_VER_NEW = 0x00010004
-CRTR_VER_OLD = 0x00010003
-#: tapdisk's checksum quirk, honoured by the public reader: when the
-#: checksum fails, a set ``hidden`` byte with creator "tap" 0.1 or 1.1 is
-#: counted as zero.
-TAP_HIDDEN_QUIRK_VERSIONS = (0x00000001, 0x00010001)
-
-#: Guest block: the public reader and writer number blocks in 2 MiB units
-#: (sector / 4096) whatever ``block_size`` says; a record inflates to one block.
-GUEST_BLOCK_SIZE = 2 * 1024 * 1024
-GiB = 1 << 30
-
-# Record header (struct ZVHD2_DATA, 48 bytes; ZVHD uses the first 20).
-RECORD_HEADER_SIZE = 48
-RECORD_PREFIX = b"hwstream bg\x00"
-R_SIZE = 12                  # u32, stored payload bytes
-R_CURR_BLK = 16              # u32, guest block number
-R_COMPRESSED = 20            # u8 (ZVHD2; 0 as the public writer leaves it)
-R_ORIG_SIZE = 24             # u32 (ZVHD2; 0 as the public writer leaves it)
-RECORD_END = b"end\x00"      # last 4 bytes of the padded record
-RECORD_ALIGN = 4096
-
-# Index entry (struct ZVHD2_INDEX_ENTRY) and the segment sizes the public
-# code uses (its reader ignores the header's values and uses these).
-INDEX_ENTRY_SIZE = 16
-IE_BLK_OFFSET = 0            # u64, record offset; 0 = zero block
-IE_BLK_NUM = 8               # u32, guest block
-IE_BLK_DISK_SIZE = 12        # u32, padded record size
-INDEX_SEG_SIZE = 512 * 1024
-BLOCKS_PER_SEG = INDEX_SEG_SIZE // INDEX_ENTRY_SIZE       # 32768
-BITMAP_SEG_SIZE = BLOCKS_PER_SEG // 8                      # 4096
+from .c_zvhd import (
+    BITMAP_SEG_SIZE, BLOCKS_PER_SEG, COMPRESS_NAMES, COMPRESS_ZLIB, GUEST_BLOCK_SIZE,
+    HEADER_BLOCK_SIZE, INDEX_ENTRY, INDEX_SEG_SIZE, RECORD_ALIGN, RECORD_END, RECORD_HEADER,
+    RECORD_PREFIX, STRUCT_SIZE, TAP_CREATOR, TAP_HIDDEN_QUIRK_VERSIONS, ZLIB_WBITS,
+    ZVHD2_COOKIE, ZVHD2_VERSION_INDEXED, ZVHD_COOKIE, ZVHD_HEADER, GiB,
+)
+from .twolevel import refuse_map_full
 
 # The same numbers for the nogil index walk.
-cdef enum:
-    C_HEADER_BLOCK_SIZE = 4096
-    C_GUEST_BLOCK_SIZE = 2 * 1024 * 1024
-    C_INDEX_ENTRY_SIZE = 16
-    C_IE_BLK_OFFSET = 0
-    C_IE_BLK_NUM = 8
-    C_IE_BLK_DISK_SIZE = 12
+cdef uint64_t C_HEADER_BLOCK_SIZE = HEADER_BLOCK_SIZE
+cdef uint64_t C_GUEST_BLOCK_SIZE = GUEST_BLOCK_SIZE
+cdef uint64_t C_INDEX_ENTRY_SIZE = INDEX_ENTRY.size
+cdef uint64_t C_IE_BLK_OFFSET = INDEX_ENTRY.offset("blk_offset")
+cdef uint64_t C_IE_BLK_NUM = INDEX_ENTRY.offset("blk_num")
+cdef uint64_t C_IE_BLK_DISK_SIZE = INDEX_ENTRY.offset("blk_disk_size")
 
-#: zlib stream of ZVHD (zlib header, 32 KiB window); ZVHD2's zlib payloads too.
-ZLIB_WBITS = 15
+
+def _h(field):
+    """Byte offset of a header field: where an error about it points."""
+    return ZVHD_HEADER.offset(field)
 
 
 # --------------------------------------------------------------------------
 # Header structure
 # --------------------------------------------------------------------------
 
-def _le(bytes data, Py_ssize_t offset, Py_ssize_t size):
-    return int.from_bytes(data[offset:offset + size], "little")
-
-
 def header_checksum(data):
     """The checksum the 512-byte structure should carry (VHD's algorithm)."""
-    return vhd_checksum(data[:STRUCT_SIZE], H_CHECKSUM)
+    return vhd_checksum(data[:STRUCT_SIZE], _h("checksum"))
 
 
 def _checksum_ok(bytes s):
-    stored = _le(s, H_CHECKSUM, 4)
+    h = ZVHD_HEADER.unpack(s)
+    stored = h["checksum"]
     if header_checksum(s) == stored:
         return True
-    if (s[H_HIDDEN] and s[H_CRTR_APP:H_CRTR_APP + 3] == b"tap"
-            and _le(s, H_CRTR_VER, 4) in TAP_HIDDEN_QUIRK_VERSIONS):
-        unhidden = s[:H_HIDDEN] + b"\x00" + s[H_HIDDEN + 1:]
+    if (h["hidden"] and h["crtr_app"].startswith(TAP_CREATOR)
+            and h["crtr_ver"] in TAP_HIDDEN_QUIRK_VERSIONS):
+        unhidden = s[:_h("hidden")] + b"\x00" + s[ZVHD_HEADER.end("hidden"):]
         return header_checksum(unhidden) == stored
     return False
 
@@ -208,9 +128,9 @@ class _HwStreamImage(Container):
         if not _checksum_ok(s):
             self.add_finding(
                 CORRUPT, "error",
-                f"{name} header at offset 0: checksum 0x{_le(s, H_CHECKSUM, 4):08x} stored, "
-                f"0x{header_checksum(s):08x} computed; Huawei's reader refuses such an "
-                "image, the fields are used as they are",
+                f"{name} header at offset 0: checksum 0x{ZVHD_HEADER.field(s, 'checksum'):08x} "
+                f"stored, 0x{header_checksum(s):08x} computed; Huawei's reader refuses such "
+                "an image, the fields are used as they are",
             )
         self._describe(self._facts(s))
 
@@ -220,29 +140,30 @@ class _HwStreamImage(Container):
 
     def _describe(self, bytes s):
         d = self.details
-        orig = _le(s, H_ORIG_SIZE, 8)
-        curr = _le(s, H_CURR_SIZE, 8)
-        if orig > limits.MAX_VIRTUAL_SIZE:
-            raise LimitExceeded(self.path, f"{self.format.upper()} header orig_size",
-                                H_ORIG_SIZE, f"{orig} bytes exceed limits.MAX_VIRTUAL_SIZE")
+        h = ZVHD_HEADER.unpack(s)
+        orig = h["orig_size"]
+        curr = h["curr_size"]
+        limits.enforce(orig, "MAX_VIRTUAL_SIZE", self.path,
+                       f"{self.format.upper()} header orig_size", _h("orig_size"), "orig_size")
         self.virtual_size = orig
-        geometry = _le(s, H_GEOMETRY, 4)
-        crtr_ver = _le(s, H_CRTR_VER, 4)
-        d["cookie"] = s[:8].rstrip(b"\x00").decode("latin-1")
-        d["features"] = _le(s, H_FEATURES, 4)
-        d["ff_version"] = "%d.%d" % (_le(s, H_FF_VERSION, 4) >> 16, _le(s, H_FF_VERSION, 4) & 0xFFFF)
-        d["data_offset"] = _le(s, H_DATA_OFFSET, 8)
-        d["timestamp"] = _timestamp(_le(s, H_TIMESTAMP, 4))
-        d["creator_application"] = s[H_CRTR_APP:H_CRTR_APP + 4].rstrip(b"\x00").decode("latin-1")
+        geometry = h["geometry"]
+        crtr_ver = h["crtr_ver"]
+        ff_version = h["ff_version"]
+        d["cookie"] = h["cookie"].rstrip(b"\x00").decode("latin-1")
+        d["features"] = h["features"]
+        d["ff_version"] = "%d.%d" % (ff_version >> 16, ff_version & 0xFFFF)
+        d["data_offset"] = h["data_offset"]
+        d["timestamp"] = _timestamp(h["timestamp"])
+        d["creator_application"] = h["crtr_app"].rstrip(b"\x00").decode("latin-1")
         d["creator_version"] = "%d.%d" % (crtr_ver >> 16, crtr_ver & 0xFFFF)
-        d["creator_host_os"] = _le(s, H_CRTR_OS, 4)
+        d["creator_host_os"] = h["crtr_os"]
         d["original_size"] = orig
         d["current_size"] = curr
         d["disk_geometry"] = {"cylinders": geometry >> 16, "heads": (geometry >> 8) & 0xFF,
                               "sectors_per_track": geometry & 0xFF}
-        d["disk_type"] = _le(s, H_TYPE, 4)
-        d["checksum"] = _le(s, H_CHECKSUM, 4)
-        d["unique_id"] = uuid_text(s[H_UUID:H_UUID + 16])
+        d["disk_type"] = h["type"]
+        d["checksum"] = h["checksum"]
+        d["unique_id"] = uuid_text(h["uuid"])
         if curr != (orig + GiB - 1) // GiB * GiB:
             self.add_finding(
                 SIZE_MISMATCH, "warning",
@@ -259,15 +180,13 @@ class _HwStreamImage(Container):
             raise CorruptImage(self.path, structure, host,
                                f"record size {stored_length} is not a positive multiple of "
                                f"{RECORD_ALIGN}")
-        if stored_length > limits.ZVHD_MAX_RECORD_BYTES:
-            raise LimitExceeded(self.path, structure, host,
-                                f"record of {stored_length} bytes exceeds "
-                                f"limits.ZVHD_MAX_RECORD_BYTES")
+        limits.enforce(stored_length, "ZVHD_MAX_RECORD_BYTES", self.path, structure, host,
+                       "record size")
         raw = self.source.read(host, stored_length, structure)
         if raw[:len(RECORD_PREFIX)] != RECORD_PREFIX:
             raise CorruptImage(self.path, structure, host, "no 'hwstream bg' record prefix")
-        size = _le(raw, R_SIZE, 4)
-        if size == 0 or RECORD_HEADER_SIZE + size + len(RECORD_END) > stored_length:
+        size = RECORD_HEADER.field(raw, "size")
+        if size == 0 or RECORD_HEADER.size + size + len(RECORD_END) > stored_length:
             raise CorruptImage(self.path, structure, host,
                                f"payload size {size} does not fit the {stored_length}-byte "
                                "record")
@@ -276,27 +195,8 @@ class _HwStreamImage(Container):
                                "the record does not end with 'end\\0'")
         return size, raw
 
-    def _bomb(self, uint64_t host):
-        return self.compression_bomb(f"{self.format.upper()} record", host, GUEST_BLOCK_SIZE)
-
-    def _whole_block(self, bytes out, uint64_t host):
-        if len(out) != GUEST_BLOCK_SIZE:
-            raise CorruptImage(self.path, f"{self.format.upper()} record", host,
-                               f"the payload inflates to {len(out)} bytes, not the "
-                               f"{GUEST_BLOCK_SIZE}-byte block")
-        return out
-
-
-def _zlib_feed(inflater, data, self, uint64_t host):
-    """Inflate one record's piece of a zlib stream into at most one block."""
-    try:
-        out, more = zlib_bounded(inflater, data, GUEST_BLOCK_SIZE)
-    except StreamError as exc:
-        raise CorruptImage(self.path, f"{self.format.upper()} record", host, str(exc)) from None
-    # Past the block only the sync flush's empty stored block may remain.
-    if more or inflater.unconsumed_tail:
-        raise self._bomb(host)
-    return out
+    def _payload(self, bytes raw, size):
+        return raw[RECORD_HEADER.size:RECORD_HEADER.size + size]
 
 
 # --------------------------------------------------------------------------
@@ -335,7 +235,7 @@ class ZvhdImage(_HwStreamImage):
                     self.path, "ZVHD record stream", off,
                     f"the file ends after {len(hosts)} record(s) without the closing header "
                     "copy: a truncated upload")
-            head = src.read(off, RECORD_HEADER_SIZE, "ZVHD record header")
+            head = src.read(off, RECORD_HEADER.size, "ZVHD record header")
             if head[:8] == ZVHD_COOKIE:
                 closing = src.read(off, STRUCT_SIZE, "ZVHD closing header copy")
                 if closing != self._header:
@@ -347,27 +247,24 @@ class ZvhdImage(_HwStreamImage):
             if head[:len(RECORD_PREFIX)] != RECORD_PREFIX:
                 raise CorruptImage(self.path, "ZVHD record", off,
                                    "neither a 'hwstream bg' record nor the closing header copy")
-            size = _le(head, R_SIZE, 4)
-            blk = _le(head, R_CURR_BLK, 4)
-            padded = (RECORD_HEADER_SIZE + size + len(RECORD_END) + RECORD_ALIGN - 1) \
-                // RECORD_ALIGN * RECORD_ALIGN
+            size = RECORD_HEADER.field(head, "size")
+            blk = RECORD_HEADER.field(head, "curr_blk")
+            padded = _padded_size(size)
             if size == 0:
                 raise CorruptImage(self.path, "ZVHD record", off, "payload size 0")
-            if padded > limits.ZVHD_MAX_RECORD_BYTES:
-                raise LimitExceeded(self.path, "ZVHD record", off,
-                                    f"record of {padded} bytes exceeds "
-                                    "limits.ZVHD_MAX_RECORD_BYTES")
+            limits.enforce(padded, "ZVHD_MAX_RECORD_BYTES", self.path, "ZVHD record", off,
+                           "record size")
             if off + padded > fsize:
                 raise TruncatedImage(self.path, "ZVHD record", off,
                                      f"the {padded}-byte record runs past the end of the "
                                      f"file ({fsize}): a truncated upload")
             if <int64_t>blk <= prev_blk:
-                raise CorruptImage(self.path, "ZVHD record", off + R_CURR_BLK,
+                raise CorruptImage(self.path, "ZVHD record", off + RECORD_HEADER.offset("curr_blk"),
                                    f"guest block {blk} does not follow block {prev_blk}: "
                                    "a stream's records are in guest order")
             start = <uint64_t>blk * GUEST_BLOCK_SIZE
             if start >= vsize:
-                raise CorruptImage(self.path, "ZVHD record", off + R_CURR_BLK,
+                raise CorruptImage(self.path, "ZVHD record", off + RECORD_HEADER.offset("curr_blk"),
                                    f"guest block {blk} lies past the {vsize}-byte disk")
             if src.read(off + padded - len(RECORD_END), len(RECORD_END),
                         "ZVHD record end") != RECORD_END:
@@ -376,15 +273,13 @@ class ZvhdImage(_HwStreamImage):
             if (emap.add(guest, start - guest, KIND_ZERO, NO_HOST, 0, 0) < 0
                     or emap.add(start, min(GUEST_BLOCK_SIZE, vsize - start), KIND_COMPRESSED,
                                 off, 0, padded) < 0):
-                raise LimitExceeded(self.path, "ZVHD record", off,
-                                    "the extent map exceeds limits.MAX_EXTENTS")
+                refuse_map_full(emap, self.path, "ZVHD record", off)
             hosts.append(off)
             guest = min(start + GUEST_BLOCK_SIZE, vsize)
             prev_blk = blk
             off += padded
         if emap.add(guest, vsize - guest, KIND_ZERO, NO_HOST, 0, 0) < 0:
-            raise LimitExceeded(self.path, "ZVHD record", off,
-                                "the extent map exceeds limits.MAX_EXTENTS")
+            refuse_map_full(emap, self.path, "ZVHD record", off)
         self._hosts = hosts
         self.details["records"] = len(hosts)
         return emap
@@ -426,17 +321,27 @@ class ZvhdImage(_HwStreamImage):
             rec_host = hosts[k]
             size, raw = self._record(rec_host, stored_length if k == i else
                                      self._padded(rec_host))
-            out = _zlib_feed(self._inflater, raw[RECORD_HEADER_SIZE:RECORD_HEADER_SIZE + size],
-                             self, rec_host)
+            structure = "ZVHD record"
+            try:
+                out, more = zlib_bounded(self._inflater, self._payload(raw, size),
+                                         GUEST_BLOCK_SIZE)
+            except StreamError as exc:
+                raise CorruptImage(self.path, structure, rec_host, str(exc)) from None
             self._next = k + 1
-            if k != i:
-                self._whole_block(out, rec_host)
-        return self._whole_block(out, host)
+            # Past the block only the sync flush's empty stored block may remain.
+            whole_unit(self, out, more or bool(self._inflater.unconsumed_tail),
+                       GUEST_BLOCK_SIZE, structure, rec_host, "block")
+        return out
 
     def _padded(self, uint64_t host):
-        size = _le(self.source.read(host, RECORD_HEADER_SIZE, "ZVHD record header"), R_SIZE, 4)
-        return (RECORD_HEADER_SIZE + size + len(RECORD_END) + RECORD_ALIGN - 1) \
-            // RECORD_ALIGN * RECORD_ALIGN
+        head = self.source.read(host, RECORD_HEADER.size, "ZVHD record header")
+        return _padded_size(RECORD_HEADER.field(head, "size"))
+
+
+def _padded_size(size):
+    """The bytes a record of a ``size``-byte payload takes: header, payload, end, padding."""
+    return ((RECORD_HEADER.size + size + len(RECORD_END) + RECORD_ALIGN - 1)
+            // RECORD_ALIGN * RECORD_ALIGN)
 
 
 # --------------------------------------------------------------------------
@@ -519,8 +424,9 @@ class Zvhd2Image(_HwStreamImage):
         tail_off = src.size - HEADER_BLOCK_SIZE
         tail = src.read(tail_off, STRUCT_SIZE, "ZVHD2 final header block") \
             if tail_off >= HEADER_BLOCK_SIZE else b""
-        if not (tail[:8] == ZVHD2_COOKIE and _le(tail, H_INDEX_LBA, 8)
-                and _le(tail, H_BITMAP_LBA, 8)):
+        if not (tail[:len(ZVHD2_COOKIE)] == ZVHD2_COOKIE
+                and ZVHD_HEADER.field(tail, "index_lba")
+                and ZVHD_HEADER.field(tail, "bitmap_lba")):
             self._missing = (tail_off if tail_off >= HEADER_BLOCK_SIZE else src.size,
                              "no final header block with an index and bitmap at the end of "
                              "the file: a truncated upload (Huawei's reader refuses it)")
@@ -530,14 +436,13 @@ class Zvhd2Image(_HwStreamImage):
             self.add_finding(
                 CORRUPT, "error",
                 f"ZVHD2 final header block at offset {tail_off}: checksum "
-                f"0x{_le(tail, H_CHECKSUM, 4):08x} stored, 0x{header_checksum(tail):08x} "
+                f"0x{ZVHD_HEADER.field(tail, 'checksum'):08x} stored, "
+                f"0x{header_checksum(tail):08x} "
                 "computed; Huawei's reader refuses such an image")
-        differ = [name for name, off, size in (
-            ("orig_size", H_ORIG_SIZE, 8), ("curr_size", H_CURR_SIZE, 8),
-            ("uuid", H_UUID, 16), ("block_size", H_BLOCK_SIZE, 4),
-            ("max_blk_num", H_MAX_BLK_NUM, 4), ("compress_method", H_COMPRESS_METHOD, 1),
-            ("index_contains_zero_blk", H_INDEX_CONTAINS_ZERO_BLK, 1))
-            if s[off:off + size] != tail[off:off + size]]
+        differ = [name for name in (
+            "orig_size", "curr_size", "uuid", "block_size", "max_blk_num", "compress_method",
+            "index_contains_zero_blk")
+            if ZVHD_HEADER.field(s, name) != ZVHD_HEADER.field(tail, name)]
         if differ:
             self.add_finding(
                 FOOTER_MISMATCH, "warning",
@@ -551,40 +456,36 @@ class Zvhd2Image(_HwStreamImage):
     def _describe2(self, bytes s):
         d = self.details
         path = self.path
-        version = s[H_ZVHD2_VERSION]
-        block_size = _le(s, H_BLOCK_SIZE, 4)
-        method = s[H_COMPRESS_METHOD]
+        h = ZVHD_HEADER.unpack(s)
+        version = h["zvhd2_version"]
+        block_size = h["block_size"]
+        method = h["compress_method"]
         d["zvhd2_version"] = version
         d["block_size"] = block_size
-        d["max_blk_num"] = _le(s, H_MAX_BLK_NUM, 4)
-        d["non_zero_blk_num"] = _le(s, H_NON_ZERO_BLK_NUM, 4)
-        d["index_contains_zero_blk"] = bool(s[H_INDEX_CONTAINS_ZERO_BLK])
+        d["max_blk_num"] = h["max_blk_num"]
+        d["non_zero_blk_num"] = h["non_zero_blk_num"]
+        d["index_contains_zero_blk"] = bool(h["index_contains_zero_blk"])
         d["compress_method"] = COMPRESS_NAMES.get(method, method)
-        for name, off, size in (("index_lba", H_INDEX_LBA, 8), ("bitmap_lba", H_BITMAP_LBA, 8),
-                                ("index_size", H_INDEX_SIZE, 4),
-                                ("bitmap_size", H_BITMAP_SIZE, 4),
-                                ("index_seg_size", H_INDEX_SEG_SIZE, 4),
-                                ("bitmap_seg_size", H_BITMAP_SEG_SIZE, 4),
-                                ("index_seg_num", H_INDEX_SEG_NUM, 4),
-                                ("bitmap_seg_num", H_BITMAP_SEG_NUM, 4)):
-            d[name] = _le(s, off, size)
+        for name in ("index_lba", "bitmap_lba", "index_size", "bitmap_size", "index_seg_size",
+                     "bitmap_seg_size", "index_seg_num", "bitmap_seg_num"):
+            d[name] = h[name]
         if version != ZVHD2_VERSION_INDEXED:
             raise UnsupportedFeature(
-                path, "ZVHD2 header zvhd2_version", H_ZVHD2_VERSION,
+                path, "ZVHD2 header zvhd2_version", _h("zvhd2_version"),
                 f"version {version}: only 1 (indexed) is known; the stream layout of other "
                 "versions is not documented")
         if block_size != GUEST_BLOCK_SIZE:
             raise UnsupportedFeature(
-                path, "ZVHD2 header block_size", H_BLOCK_SIZE,
+                path, "ZVHD2 header block_size", _h("block_size"),
                 f"block size {block_size}: Huawei's public reader numbers blocks in 2 MiB "
                 "units whatever this field says, so another value has no known meaning")
         if method not in COMPRESS_NAMES:
-            raise UnsupportedFeature(path, "ZVHD2 header compress_method", H_COMPRESS_METHOD,
+            raise UnsupportedFeature(path, "ZVHD2 header compress_method", _h("compress_method"),
                                      f"method {method} is neither zlib (0) nor zstd (1)")
         self._method = method
         nblocks = (self.virtual_size + GUEST_BLOCK_SIZE - 1) // GUEST_BLOCK_SIZE
         if d["max_blk_num"] != nblocks:
-            raise CorruptImage(path, "ZVHD2 header max_blk_num", H_MAX_BLK_NUM,
+            raise CorruptImage(path, "ZVHD2 header max_blk_num", _h("max_blk_num"),
                                f"{d['max_blk_num']} blocks, but the {self.virtual_size}-byte "
                                f"disk has {nblocks}")
 
@@ -596,14 +497,14 @@ class Zvhd2Image(_HwStreamImage):
         nblocks = d["max_blk_num"]
         entries = nblocks if d["index_contains_zero_blk"] else d["non_zero_blk_num"]
         if d["index_seg_size"] != INDEX_SEG_SIZE:
-            raise UnsupportedFeature(path, "ZVHD2 index_seg_size", tail_off + H_INDEX_SEG_SIZE,
+            raise UnsupportedFeature(path, "ZVHD2 index_seg_size", tail_off + _h("index_seg_size"),
                                      f"{d['index_seg_size']}: only {INDEX_SEG_SIZE} is known")
         if d["bitmap_seg_size"] != BITMAP_SEG_SIZE:
             raise UnsupportedFeature(path, "ZVHD2 bitmap_seg_size",
-                                     tail_off + H_BITMAP_SEG_SIZE,
+                                     tail_off + _h("bitmap_seg_size"),
                                      f"{d['bitmap_seg_size']}: only {BITMAP_SEG_SIZE} is known")
         if entries > nblocks:
-            raise CorruptImage(path, "ZVHD2 non_zero_blk_num", tail_off + H_NON_ZERO_BLK_NUM,
+            raise CorruptImage(path, "ZVHD2 non_zero_blk_num", tail_off + _h("non_zero_blk_num"),
                                f"{entries} stored blocks in a disk of {nblocks}")
         index_segs = -(-entries // BLOCKS_PER_SEG)
         bitmap_segs = -(-nblocks // BLOCKS_PER_SEG)
@@ -616,16 +517,15 @@ class Zvhd2Image(_HwStreamImage):
                                    f"{d[name]}, but {entries} index entries and {nblocks} "
                                    f"blocks need {want}")
         for name, what in (("index", d["index_size"]), ("bitmap", d["bitmap_size"])):
-            if what > limits.ZVHD2_MAX_TABLE_BYTES:
-                raise LimitExceeded(path, f"ZVHD2 {name}", d[name + "_lba"],
-                                    f"{what} bytes exceed limits.ZVHD2_MAX_TABLE_BYTES")
+            limits.enforce(what, "ZVHD2_MAX_TABLE_BYTES", path, f"ZVHD2 {name}",
+                           d[name + "_lba"], f"{name} size")
             lba = d[name + "_lba"]
             if lba < HEADER_BLOCK_SIZE or lba + what > tail_off:
                 raise TruncatedImage(path, f"ZVHD2 {name}", lba,
                                      f"{what} bytes at offset {lba} do not lie between the "
                                      f"header and the final block at {tail_off}: truncated "
                                      "or damaged")
-        index = self.source.read(d["index_lba"], entries * INDEX_ENTRY_SIZE, "ZVHD2 index")
+        index = self.source.read(d["index_lba"], entries * INDEX_ENTRY.size, "ZVHD2 index")
         bitmap = self.source.read(d["bitmap_lba"], d["bitmap_size"], "ZVHD2 bitmap")
         return index, entries, bitmap, min(d["index_lba"], d["bitmap_lba"])
 
@@ -648,8 +548,7 @@ class Zvhd2Image(_HwStreamImage):
             rc = _walk_index(emap, ip, n_entries, bp, nblocks, vsize, with_zero, end,
                              &bad_at, &why)
         if rc == -1:
-            raise LimitExceeded(self.path, "ZVHD2 index", self.details["index_lba"],
-                                "the extent map exceeds limits.MAX_EXTENTS")
+            refuse_map_full(emap, self.path, "ZVHD2 index", self.details["index_lba"])
         if rc == -2:
             problems = {
                 1: f"the bitmap marks block {bad_at} stored but the index has only "
@@ -668,32 +567,22 @@ class Zvhd2Image(_HwStreamImage):
     def decompress(self, host, stored_length):
         """Inflate one record: each payload is a stream of its own."""
         size, raw = self._record(host, stored_length)
-        compressed = raw[R_COMPRESSED]
-        orig = _le(raw, R_ORIG_SIZE, 4)
+        record = RECORD_HEADER.unpack(raw)
+        compressed = record["compressed"]
+        orig = record["orig_size"]
         if compressed not in (0, 1):
-            raise UnsupportedFeature(self.path, "ZVHD2 record compressed", host + R_COMPRESSED,
+            raise UnsupportedFeature(self.path, "ZVHD2 record compressed",
+                                     host + RECORD_HEADER.offset("compressed"),
                                      f"value {compressed}: the public writer leaves it 0; "
                                      "other values have no known meaning")
         if orig not in (0, GUEST_BLOCK_SIZE):
-            raise UnsupportedFeature(self.path, "ZVHD2 record orig_size", host + R_ORIG_SIZE,
+            raise UnsupportedFeature(self.path, "ZVHD2 record orig_size",
+                                     host + RECORD_HEADER.offset("orig_size"),
                                      f"value {orig}: the public writer leaves it 0; only 0 "
                                      f"or the block size {GUEST_BLOCK_SIZE} is understood")
-        payload = raw[RECORD_HEADER_SIZE:RECORD_HEADER_SIZE + size]
-        if self._method == COMPRESS_ZLIB:
-            import zlib
-            out = _zlib_feed(zlib.decompressobj(ZLIB_WBITS), payload, self, host)
-        else:
-            out = self._inflate_zstd(payload, host)
-        return self._whole_block(out, host)
-
-    def _inflate_zstd(self, bytes data, uint64_t host):
-        try:
-            out, more = zstd_bounded(data, GUEST_BLOCK_SIZE)
-        except StreamError as exc:
-            raise CorruptImage(self.path, "ZVHD2 record", host, str(exc)) from None
-        if more:
-            raise self._bomb(host)
-        return out
+        return inflate_exact(self, self._payload(raw, size), GUEST_BLOCK_SIZE, "ZVHD2 record",
+                             host, zstd=self._method != COMPRESS_ZLIB, wbits=ZLIB_WBITS,
+                             unit_name="block")
 
 
 # --------------------------------------------------------------------------
