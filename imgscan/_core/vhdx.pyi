@@ -13,9 +13,6 @@ LOG_SECTOR_SIZE: int
 METADATA_TABLE_SIZE: int
 BAT_REGION_GUID: bytes
 METADATA_REGION_GUID: bytes
-FILE_PARAMETERS_GUID: bytes
-VIRTUAL_DISK_SIZE_GUID: bytes
-PARENT_LOCATOR_GUID: bytes
 
 class VhdxImage(Container):
     details: dict[str, Any]
