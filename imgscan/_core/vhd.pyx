@@ -42,12 +42,6 @@ from imgscan.findings import (
 )
 
 from .binary cimport be32
-from .container import Container, Format
-from .guid import uuid_text
-from .extents cimport ExtentMap, KIND_DATA, KIND_UNALLOCATED, NO_HOST
-from .raw import map_host_range
-from .source cimport Source
-
 from .c_vhd import (
     BAT_ENTRY_SIZE, CHS_MAX, DISK_TYPE_DIFFERENCING, DISK_TYPE_DYNAMIC, DISK_TYPE_FIXED,
     DISK_TYPE_NAMES, DYNAMIC_HEADER, DYNAMIC_HEADER_COOKIE, DYNAMIC_HEADER_SIZE,
@@ -56,6 +50,11 @@ from .c_vhd import (
     PARENT_LOCATOR_ENTRY, PLATFORM_MACX, PLATFORM_NONE, PLATFORM_W2KU, PLATFORM_W2RU,
     SECTOR_SIZE, VHD_EPOCH_UNIX,
 )
+from .container import Container, Format
+from .guid import uuid_text
+from .extents cimport ExtentMap, KIND_DATA, KIND_UNALLOCATED, NO_HOST
+from .raw import map_host_range
+from .source cimport Source
 
 # The layout values the nogil walk needs as C constants (c_vhd declares them).
 cdef uint64_t C_SECTOR_SIZE = 512

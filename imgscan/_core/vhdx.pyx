@@ -52,6 +52,11 @@ says, with ``backing_file`` from the parent locator. qemu 7.2 sizes a disk
 with 4096-byte logical sectors at one eighth of its size (it shifts by the
 logical sector size where it means 512-byte sectors); the spec's size is
 used here.
+
+This module is the container: header section, region tables, metadata and
+the BAT's checks. The structures are declared in :mod:`imgscan._core.c_vhdx`,
+the log search and replay are :mod:`imgscan._core.vhdx_log`, and the nogil
+BAT walk that builds the extent map is :mod:`imgscan._core.vhdx_bat`.
 """
 
 from array import array
@@ -63,12 +68,6 @@ from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, Unsuppor
 from imgscan.findings import CORRUPT, SIZE_MISMATCH, TRUNCATED, UNKNOWN_FEATURE
 
 from .binary cimport le32
-from .container import Container, Format
-from .crc32c cimport crc32c_zeroed
-from .extents cimport ExtentMap
-from .guid import guid_text
-from .source cimport Source
-
 from .c_vhdx import (
     BAT_ENTRY_SIZE, BAT_REGION_GUID, BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, FILE_ID_SIGNATURE,
     FILE_TYPE_IDENTIFIER, FP_HAS_PARENT, FP_LEAVE_BLOCKS_ALLOCATED, HEADER, HEADER_OFFSETS,
@@ -80,6 +79,11 @@ from .c_vhdx import (
     REGION_TABLE_SIZE, REQUIRED_METADATA, SECTOR_SIZE, SECTORS_PER_BITMAP_BLOCK,
     VHDX_PARENT_LOCATOR_TYPE, ZERO_GUID, MiB,
 )
+from .container import Container, Format
+from .crc32c cimport crc32c_zeroed
+from .extents cimport ExtentMap
+from .guid import guid_text
+from .source cimport Source
 from .vhdx_bat cimport FileCtx, WalkStats, walk_bat
 from .vhdx_log import LogScan, Overlay
 
