@@ -43,8 +43,8 @@ from imgscan.findings import (
 
 from .binary cimport be32
 from .c_vhd import (
-    BAT_ENTRY_SIZE, CHS_MAX, DISK_TYPE_DIFFERENCING, DISK_TYPE_DYNAMIC, DISK_TYPE_FIXED,
-    DISK_TYPE_NAMES, DYNAMIC_HEADER, DYNAMIC_HEADER_COOKIE, DYNAMIC_HEADER_SIZE,
+    BAT_ENTRY_SIZE, BAT_UNUSED, CHS_MAX, DISK_TYPE_DIFFERENCING, DISK_TYPE_DYNAMIC,
+    DISK_TYPE_FIXED, DISK_TYPE_NAMES, DYNAMIC_HEADER, DYNAMIC_HEADER_COOKIE, DYNAMIC_HEADER_SIZE,
     DYNAMIC_HEADER_VERSION, FEATURE_TEMPORARY, FILE_FORMAT_VERSION, FOOTER, FOOTER_COOKIE,
     FOOTER_SIZE, FOOTER_SIZE_OLD, HOST_OS_NAMES, KNOWN_FEATURES, PARENT_LOCATOR_COUNT,
     PARENT_LOCATOR_ENTRY, PLATFORM_MACX, PLATFORM_NONE, PLATFORM_W2KU, PLATFORM_W2RU,
@@ -56,9 +56,9 @@ from .extents cimport ExtentMap, KIND_DATA, KIND_UNALLOCATED, NO_HOST
 from .raw import map_host_range
 from .source cimport Source
 
-# The layout values the nogil walk needs as C constants (c_vhd declares them).
-cdef uint64_t C_SECTOR_SIZE = 512
-cdef uint32_t C_BAT_UNUSED = 0xFFFFFFFF
+# The layout values the nogil walk needs, as C values taken from c_vhd.
+cdef uint64_t C_SECTOR_SIZE = SECTOR_SIZE
+cdef uint32_t C_BAT_UNUSED = BAT_UNUSED
 
 #: Creator applications whose disks qemu sizes by the footer's current size
 #: rather than by CHS geometry (Hyper-V, qemu with force_size, Disk2vhd,
