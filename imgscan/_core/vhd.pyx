@@ -56,6 +56,9 @@ from .extents cimport ExtentMap, KIND_DATA, KIND_UNALLOCATED, NO_HOST
 from .raw import map_host_range
 from .source cimport Source
 
+#: The bytes of the footer's cookie, all the probe and the footer search read.
+COOKIE_SIZE = FOOTER.end("cookie")
+
 # The layout values the nogil walk needs, as C values taken from c_vhd.
 cdef uint64_t C_SECTOR_SIZE = SECTOR_SIZE
 cdef uint32_t C_BAT_UNUSED = BAT_UNUSED
@@ -81,6 +84,11 @@ def vhd_checksum(const uint8_t[::1] data, Py_ssize_t checksum_offset):
             continue
         total += data[i]
     return (~total) & 0xFFFFFFFF
+
+
+def _cookie_at(Source source, uint64_t offset, str structure):
+    """Whether a footer (or its copy) starts at ``offset``: its ``conectix`` cookie."""
+    return source.read(offset, COOKIE_SIZE, structure) == FOOTER_COOKIE
 
 
 def _timestamp(uint32_t seconds):
@@ -243,14 +251,14 @@ class VhdImage(Container):
         head = tail = None
         tail_offset = None
         tail_length = FOOTER_SIZE
-        if source.contains(0, 8) and source.read(0, 8, "VHD footer copy") == FOOTER_COOKIE:
+        if source.contains(0, COOKIE_SIZE) and _cookie_at(source, 0, "VHD footer copy"):
             # Raises TruncatedImage when the file is shorter than a footer.
             head = source.read(0, FOOTER_SIZE, "VHD footer copy")
-        if size >= FOOTER_SIZE and source.read(size - FOOTER_SIZE, 8, "VHD footer") == FOOTER_COOKIE:
+        if size >= FOOTER_SIZE and _cookie_at(source, size - FOOTER_SIZE, "VHD footer"):
             tail_offset = size - FOOTER_SIZE
             tail = source.read(tail_offset, FOOTER_SIZE, "VHD footer")
         elif (size >= FOOTER_SIZE_OLD
-              and source.read(size - FOOTER_SIZE_OLD, 8, "VHD footer") == FOOTER_COOKIE):
+              and _cookie_at(source, size - FOOTER_SIZE_OLD, "VHD footer")):
             tail_offset = size - FOOTER_SIZE_OLD
             tail_length = FOOTER_SIZE_OLD
             tail = source.read(tail_offset, FOOTER_SIZE_OLD, "VHD footer") + b"\x00"
@@ -265,7 +273,8 @@ class VhdImage(Container):
         # qemu reads the copy at offset 0 when there is one. A fixed disk has
         # no copy; a 'conectix' there on a fixed disk is guest data, unless
         # the end of the file has no footer to prefer.
-        if head is not None and (tail is None or FOOTER.field(head, "disk_type") != DISK_TYPE_FIXED):
+        if head is not None and (tail is None
+                                 or FOOTER.field(head, "disk_type") != DISK_TYPE_FIXED):
             self._footer_raw = head
             return head, 0, FOOTER_SIZE
         self._footer_raw = tail
@@ -397,7 +406,7 @@ class VhdImage(Container):
         path = src.path
         # The cookie must be in the file; qemu reads the rest of a header cut
         # short by the end of the file as zeros, and so is it read here.
-        src.read(offset, len(DYNAMIC_HEADER_COOKIE), "VHD dynamic disk header")
+        src.read(offset, DYNAMIC_HEADER.end("cookie"), "VHD dynamic disk header")
         if src.contains(offset, DYNAMIC_HEADER_SIZE):
             h = src.read(offset, DYNAMIC_HEADER_SIZE, "VHD dynamic disk header")
         else:
@@ -461,8 +470,8 @@ class VhdImage(Container):
         d["parent_timestamp"] = _timestamp(dh["parent_timestamp"])
         name = _decode_utf16(dh["parent_unicode_name"], "utf-16-be")
         d["parent_unicode_name"] = name
-        locators = self._read_parent_locators(dh["parent_locator_entries"],
-                                              offset + DYNAMIC_HEADER.offset("parent_locator_entries"))
+        locators = self._read_parent_locators(
+            dh["parent_locator_entries"], offset + DYNAMIC_HEADER.offset("parent_locator_entries"))
         d["parent_locators"] = locators
         if self._disk_type == DISK_TYPE_DIFFERENCING:
             self.backing_file = name or self._locator_path(locators)
@@ -572,10 +581,10 @@ class VhdImage(Container):
 def probe(Source source):
     """A ``conectix`` cookie at offset 0 or in the last 512 (or 511) bytes."""
     size = source.size
-    if source.contains(0, 8) and source.read(0, 8, "VHD footer copy") == FOOTER_COOKIE:
+    if source.contains(0, COOKIE_SIZE) and _cookie_at(source, 0, "VHD footer copy"):
         return True
     for length in (FOOTER_SIZE, FOOTER_SIZE_OLD):
-        if size >= length and source.read(size - length, 8, "VHD footer") == FOOTER_COOKIE:
+        if size >= length and _cookie_at(source, size - length, "VHD footer"):
             return True
     return False
 
