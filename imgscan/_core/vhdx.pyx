@@ -618,7 +618,8 @@ class VhdxImage(Container):
 
 def probe(Source source):
     """``vhdxfile`` at offset 0 (qemu's probe)."""
-    return source.contains(0, 8) and source.read(0, 8, "VHDX file type identifier") \
+    length = FILE_TYPE_IDENTIFIER.end("signature")
+    return source.contains(0, length) and source.read(0, length, "VHDX file type identifier") \
         == FILE_ID_SIGNATURE
 
 

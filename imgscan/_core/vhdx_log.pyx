@@ -24,6 +24,10 @@ from .c_vhdx import (
     LOG_ENTRY_HEADER, LOG_ENTRY_SIGNATURE, LOG_SECTOR_SIZE, MiB, ZERO_DESCRIPTOR,
 )
 
+#: Descriptors per 4 KiB log sector, and the slots the entry header takes.
+DESCRIPTORS_PER_SECTOR = LOG_SECTOR_SIZE // LOG_DESCRIPTOR_SIZE
+HEADER_SLOTS = LOG_ENTRY_HEADER.size // LOG_DESCRIPTOR_SIZE
+
 # The overlay's record kinds (OV_ZERO, OV_DATA) are C constants in vhdx_log.pxd,
 # shared with the container's nogil walk.
 
@@ -146,7 +150,8 @@ class LogScan:
     def descriptors(self, uint64_t i, hdr):
         """The entry's descriptor sectors (bytes) and their count; CorruptImage if invalid."""
         count = hdr["count"]
-        dsect = (count + 2 + 127) // 128
+        # the header takes the room of two descriptors in the first sector
+        dsect = -(-(count + HEADER_SLOTS) // DESCRIPTORS_PER_SECTOR)
         raw = b"".join(bytes(self.sector((i + k) % self.nsect)) for k in range(dsect))
         descs = []
         for k in range(count):
