@@ -44,147 +44,74 @@ signature at all and is read as raw.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from imgscan import limits
 from imgscan.errors import CorruptImage
 from imgscan.findings import CORRUPT, RESOURCE_EXHAUSTION, SIZE_MISMATCH, TRUNCATED
 
+from .c_iso9660 import (
+    BOOT_ENTRY,
+    BOOT_RECORD,
+    BOOTABLE,
+    CATALOG_ENTRY_SIZE,
+    EL_TORITO_ID,
+    EXTENSION_ENTRY_ID,
+    EXTENSION_MORE_FOLLOWS,
+    FLOPPY_SIZES,
+    GPT_HEADER_OFFSET,
+    GPT_SIGNATURE,
+    ISO_FIRST_VD_SECTOR,
+    ISO_SECTOR_SIZE,
+    ISO_STANDARD_ID,
+    JOLIET_ESCAPES,
+    MBR_BOOT_INDICATORS,
+    MBR_ENTRIES,
+    MBR_PARTITION_RECORD,
+    MBR_SIGNATURE,
+    MBR_SIGNATURE_OFFSET,
+    MBR_SIZE,
+    MBR_TABLE_OFFSET,
+    MBR_TYPE_GPT_PROTECTIVE,
+    MEDIA_EXTENSION_FOLLOWS,
+    MEDIA_TYPE_MASK,
+    MEDIA_TYPE_NAMES,
+    NOT_BOOTABLE,
+    PLATFORM_NAMES,
+    SECTION_ENTRY_EXTENSION,
+    SECTION_HEADER,
+    SECTION_HEADER_FINAL,
+    SECTION_HEADER_MORE,
+    VALIDATION_ENTRY,
+    VALIDATION_HEADER_ID,
+    VALIDATION_KEY,
+    VD_TYPE_BOOT_RECORD,
+    VD_TYPE_NAMES,
+    VD_TYPE_PRIMARY,
+    VD_TYPE_SUPPLEMENTARY,
+    VD_TYPE_TERMINATOR,
+    VIRTUAL_SECTOR_SIZE,
+    VOLUME_DESCRIPTOR,
+    VOLUME_DESCRIPTOR_HEADER,
+)
 from .container import Format
 from .raw import RawImage
 from .source import Source
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
-# --------------------------------------------------------------------------
-# On-disk layout: ECMA-119 section 8 (volume descriptors), El Torito
-# sections 2 and 3 (boot record, boot catalog). Offsets are bytes from the
-# start of the structure; integers are little-endian unless named _BE.
-# --------------------------------------------------------------------------
-
-#: Logical sector size of a CD (ECMA-119 6.1.2): volume descriptors, the boot
-#: catalog and El Torito load RBAs count in these.
-ISO_SECTOR_SIZE = 2048
-#: The volume descriptor set starts after the 16-sector system area.
-ISO_FIRST_VD_SECTOR = 16
-ISO_STANDARD_ID = b"CD001"
-
-VD_TYPE = 0
-VD_ID = 1                      # 5 bytes, "CD001"
-VD_VERSION = 6
-VD_TYPE_BOOT_RECORD = 0
-VD_TYPE_PRIMARY = 1
-VD_TYPE_SUPPLEMENTARY = 2
-VD_TYPE_PARTITION = 3
-VD_TYPE_TERMINATOR = 255
-VD_TYPE_NAMES = {VD_TYPE_BOOT_RECORD: "boot", VD_TYPE_PRIMARY: "primary",
-                 VD_TYPE_SUPPLEMENTARY: "supplementary", VD_TYPE_PARTITION: "partition",
-                 VD_TYPE_TERMINATOR: "terminator"}
-
-# primary / supplementary volume descriptor (ECMA-119 8.4, 8.5)
-PVD_SYSTEM_ID = (8, 32)
-PVD_VOLUME_ID = (40, 32)
-PVD_VOLUME_SPACE_SIZE = 80     # both-endian u32: LE at 80, BE at 84
-SVD_ESCAPE_SEQUENCES = (88, 32)
-PVD_VOLUME_SET_SIZE = 120      # both-endian u16
-PVD_VOLUME_SEQUENCE_NUMBER = 124
-PVD_LOGICAL_BLOCK_SIZE = 128   # both-endian u16: LE at 128, BE at 130
-PVD_VOLUME_SET_ID = (190, 128)
-PVD_PUBLISHER_ID = (318, 128)
-PVD_DATA_PREPARER_ID = (446, 128)
-PVD_APPLICATION_ID = (574, 128)
-PVD_CREATION_DATE = 813        # 17-byte dec-datetime (ECMA-119 8.4.26.1)
-PVD_MODIFICATION_DATE = 830
-PVD_EXPIRATION_DATE = 847
-PVD_EFFECTIVE_DATE = 864
-PVD_FILE_STRUCTURE_VERSION = 881
-DEC_DATETIME_SIZE = 17
-
-#: Joliet's UCS-2 escape sequences and the level each stands for.
-JOLIET_ESCAPES = {b"%/@": 1, b"%/C": 2, b"%/E": 3}
-
-# El Torito boot record volume descriptor (section 2.0)
-BR_BOOT_SYSTEM_ID = (7, 32)
-BR_CATALOG_POINTER = 71        # u32, absolute sector of the boot catalog
-EL_TORITO_ID = b"EL TORITO SPECIFICATION"
-
-# El Torito boot catalog (sections 2.1-2.5): 32-byte entries
-CATALOG_ENTRY_SIZE = 32
-VALIDATION_HEADER_ID = 0x01
-VALIDATION_KEY = b"\x55\xaa"
-VE_PLATFORM_ID = 1
-VE_ID_STRING = (4, 24)
-VE_CHECKSUM = 28
-VE_KEY = 30
-SECTION_HEADER_MORE = 0x90
-SECTION_HEADER_FINAL = 0x91
-SH_PLATFORM_ID = 1
-SH_ENTRY_COUNT = 2             # u16
-SH_ID_STRING = (4, 28)
-BOOTABLE = 0x88
-NOT_BOOTABLE = 0x00
-#: Boot entry fields: indicator, media type, load segment, system type,
-#: unused, sector count, load RBA.
-BOOT_ENTRY = struct.Struct("<BBHBxHI")
-MEDIA_TYPE_MASK = 0x0F
-#: Bit 5 of a section entry's media type byte: an extension entry follows.
-MEDIA_EXTENSION_FOLLOWS = 0x20
-EXTENSION_ENTRY_ID = 0x44
-#: Bit 5 of an extension entry's second byte: another extension follows.
-EXTENSION_MORE_FOLLOWS = 0x20
-#: A no-emulation boot image's sector count is in 512-byte "virtual sectors".
-VIRTUAL_SECTOR_SIZE = 512
-
-PLATFORM_NAMES = {0x00: "bios", 0x01: "powerpc", 0x02: "mac", 0xEF: "uefi"}
-MEDIA_TYPE_NAMES = {0: "no-emulation", 1: "floppy-1.2m", 2: "floppy-1.44m",
-                    3: "floppy-2.88m", 4: "hard-disk"}
-#: Bytes an emulated floppy's boot image occupies.
-FLOPPY_SIZES = {1: 1200 * 1024, 2: 1440 * 1024, 3: 2880 * 1024}
-
-# System area: hybrid MBR / GPT (UEFI spec 5.2, 5.3)
-MBR_SIZE = 512
-MBR_TABLE_OFFSET = 446
-MBR_ENTRY_SIZE = 16
-MBR_ENTRIES = 4
-MBR_E_STATUS = 0
-MBR_E_TYPE = 4
-MBR_E_SECTORS = 12
-MBR_BOOT_INDICATORS = (0x00, 0x80)
-MBR_SIGNATURE_OFFSET = 510
-MBR_SIGNATURE = b"\x55\xaa"
-MBR_TYPE_GPT_PROTECTIVE = 0xEE
-GPT_HEADER_OFFSET = 512
-GPT_SIGNATURE = b"EFI PART"
-
-
-# --------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------
-
-def _text(vd: bytes, field: tuple[int, int]) -> str:
+def _text(raw: bytes) -> str:
     """An a-/d-character field: ASCII padded with spaces (or NULs), trailing pad dropped."""
-    off, size = field
-    return vd[off:off + size].decode("ascii", errors="backslashreplace").rstrip(" \x00")
+    return raw.decode("ascii", errors="backslashreplace").rstrip(" \x00")
 
 
-def _ucs2(vd: bytes, field: tuple[int, int]) -> str:
-    off, size = field
-    return vd[off:off + size].decode("utf-16-be", errors="backslashreplace").rstrip(" \x00")
+def _ucs2(raw: bytes) -> str:
+    """A Joliet (UCS-2, big-endian) field, trailing pad dropped."""
+    return raw.decode("utf-16-be", errors="backslashreplace").rstrip(" \x00")
 
 
-def _u16(buf: bytes, off: int) -> int:
-    return int.from_bytes(buf[off:off + 2], "little")
-
-
-def _u32(buf: bytes, off: int) -> int:
-    return int.from_bytes(buf[off:off + 4], "little")
-
-
-def _both_endian(buf: bytes, off: int, size: int) -> tuple[int, int]:
+def _both_endian(vd: dict[str, Any], field: str) -> tuple[int, int]:
     """The little- and big-endian copies of a both-byte-order field (ECMA-119 7.2.3, 7.3.3)."""
-    return (int.from_bytes(buf[off:off + size], "little"),
-            int.from_bytes(buf[off + size:off + 2 * size], "big"))
+    return vd[field], int.from_bytes(vd[f"{field}_msb"], "big")
 
 
 def _dec_datetime(raw: bytes) -> str | None:
@@ -202,7 +129,7 @@ def _dec_datetime(raw: bytes) -> str | None:
 
 def _validation_sum(entry: bytes) -> int:
     """Sum of the validation entry's sixteen little-endian 16-bit words, modulo 2**16."""
-    words: tuple[int, ...] = struct.unpack("<16H", entry)
+    words: tuple[int, ...] = struct.unpack(f"<{CATALOG_ENTRY_SIZE // 2}H", entry)
     return sum(words) & 0xFFFF
 
 
@@ -253,32 +180,34 @@ class IsoImage(RawImage):
                 )
                 break
             vd = src.read(off, ISO_SECTOR_SIZE, "ISO 9660 volume descriptor")
-            if vd[VD_ID:VD_ID + 5] != ISO_STANDARD_ID:
+            head = VOLUME_DESCRIPTOR_HEADER.unpack(vd)
+            if head["standard_identifier"] != ISO_STANDARD_ID:
                 self.add_finding(
                     CORRUPT, "warning",
                     f"sector {sector} (offset {off}) holds no volume descriptor: the ISO 9660 "
                     "volume descriptor set ends without a set terminator",
                 )
                 break
-            vtype = vd[VD_TYPE]
+            vtype = head["volume_descriptor_type"]
             d["volume_descriptors"].append(
-                {"sector": sector, "type": vtype,
-                 "name": VD_TYPE_NAMES.get(vtype, "unknown"), "version": vd[VD_VERSION]})
+                {"sector": sector, "type": vtype, "name": VD_TYPE_NAMES.get(vtype, "unknown"),
+                 "version": head["volume_descriptor_version"]})
             if vtype == VD_TYPE_TERMINATOR:
                 break
             if vtype == VD_TYPE_PRIMARY and pvd is None:
                 pvd = (vd, off)
             elif vtype == VD_TYPE_BOOT_RECORD:
-                system_id = _text(vd, BR_BOOT_SYSTEM_ID)
+                record = BOOT_RECORD.unpack(vd)
+                system_id = _text(record["boot_system_identifier"])
                 d["volume_descriptors"][-1]["boot_system_id"] = system_id
                 if system_id == EL_TORITO_ID.decode() and boot is None:
-                    boot = (_u32(vd, BR_CATALOG_POINTER), off)
+                    boot = (record["boot_catalog_pointer"], off)
             elif vtype == VD_TYPE_SUPPLEMENTARY:
-                escapes = vd[SVD_ESCAPE_SEQUENCES[0]:sum(SVD_ESCAPE_SEQUENCES)]
+                svd = VOLUME_DESCRIPTOR.unpack(vd)
                 for seq, level in JOLIET_ESCAPES.items():
-                    if escapes.startswith(seq) and d["joliet"] is None:
+                    if svd["escape_sequences"].startswith(seq) and d["joliet"] is None:
                         d["joliet"] = {"level": level, "sector": sector,
-                                       "volume_id": _ucs2(vd, PVD_VOLUME_ID)}
+                                       "volume_id": _ucs2(svd["volume_identifier"])}
         else:
             self.add_finding(
                 RESOURCE_EXHAUSTION, "warning",
@@ -287,24 +216,27 @@ class IsoImage(RawImage):
             )
         return pvd, boot
 
-    def _read_primary(self, vd: bytes, off: int) -> None:
+    def _read_primary(self, raw: bytes, off: int) -> None:
         d = self.details
-        d["system_id"] = _text(vd, PVD_SYSTEM_ID)
-        d["volume_id"] = _text(vd, PVD_VOLUME_ID)
-        d["volume_set_id"] = _text(vd, PVD_VOLUME_SET_ID)
-        d["publisher_id"] = _text(vd, PVD_PUBLISHER_ID)
-        d["data_preparer_id"] = _text(vd, PVD_DATA_PREPARER_ID)
-        d["application_id"] = _text(vd, PVD_APPLICATION_ID)
-        blocks_le, blocks_be = _both_endian(vd, PVD_VOLUME_SPACE_SIZE, 4)
-        bsize_le, bsize_be = _both_endian(vd, PVD_LOGICAL_BLOCK_SIZE, 2)
-        for name, le, be, where in (("volume space size", blocks_le, blocks_be,
-                                     PVD_VOLUME_SPACE_SIZE),
+        vd = VOLUME_DESCRIPTOR.unpack(raw)
+        for key, field in (("system_id", "system_identifier"),
+                           ("volume_id", "volume_identifier"),
+                           ("volume_set_id", "volume_set_identifier"),
+                           ("publisher_id", "publisher_identifier"),
+                           ("data_preparer_id", "data_preparer_identifier"),
+                           ("application_id", "application_identifier")):
+            d[key] = _text(vd[field])
+        blocks_le, blocks_be = _both_endian(vd, "volume_space_size")
+        bsize_le, bsize_be = _both_endian(vd, "logical_block_size")
+        for name, le, be, field in (("volume space size", blocks_le, blocks_be,
+                                     "volume_space_size"),
                                     ("logical block size", bsize_le, bsize_be,
-                                     PVD_LOGICAL_BLOCK_SIZE)):
+                                     "logical_block_size")):
             if le != be:
+                where = off + VOLUME_DESCRIPTOR.offset(field)
                 self.add_finding(
                     CORRUPT, "warning",
-                    f"ISO 9660 primary volume descriptor {name} (offset {off + where}): "
+                    f"ISO 9660 primary volume descriptor {name} (offset {where}): "
                     f"{le} little-endian, {be} big-endian; the little-endian value is used "
                     "(as Linux does)",
                 )
@@ -315,13 +247,11 @@ class IsoImage(RawImage):
             self.add_finding(
                 CORRUPT, "warning",
                 f"ISO 9660 logical block size {bsize_le} (offset "
-                f"{off + PVD_LOGICAL_BLOCK_SIZE}) is not 512, 1024 or 2048",
+                f"{off + VOLUME_DESCRIPTOR.offset('logical_block_size')}) is not 512, 1024 or 2048",
             )
         d["volume_size"] = volume = blocks_le * bsize_le
-        d["creation_date"] = _dec_datetime(
-            vd[PVD_CREATION_DATE:PVD_CREATION_DATE + DEC_DATETIME_SIZE])
-        d["modification_date"] = _dec_datetime(
-            vd[PVD_MODIFICATION_DATE:PVD_MODIFICATION_DATE + DEC_DATETIME_SIZE])
+        d["creation_date"] = _dec_datetime(vd["volume_creation_date"])
+        d["modification_date"] = _dec_datetime(vd["volume_modification_date"])
         size = self.source.size
         if volume > size:
             self.add_finding(
@@ -339,22 +269,23 @@ class IsoImage(RawImage):
         d["el_torito"] = entries
         off = sector * ISO_SECTOR_SIZE
         if not src.contains(off, 2 * CATALOG_ENTRY_SIZE):
+            pointer_at = record_off + BOOT_RECORD.offset("boot_catalog_pointer")
             self.add_finding(
                 TRUNCATED, "error",
-                f"the El Torito boot catalog pointer (offset "
-                f"{record_off + BR_CATALOG_POINTER}) names sector {sector} (offset {off}), "
+                f"the El Torito boot catalog pointer (offset {pointer_at}) names sector "
+                f"{sector} (offset {off}), "
                 f"past the end of the file ({src.size}): no boot entries",
             )
             return
         cap = limits.ISO_MAX_BOOT_CATALOG_ENTRIES
         cat = src.read(off, min(cap * CATALOG_ENTRY_SIZE, src.size - off),
                        "El Torito boot catalog")
-        ve = cat[:CATALOG_ENTRY_SIZE]
+        ve = VALIDATION_ENTRY.unpack(cat)
         problems = []
-        if ve[0] != VALIDATION_HEADER_ID:
-            problems.append(f"header id 0x{ve[0]:02x} is not 0x01")
-        if ve[VE_KEY:VE_KEY + 2] != VALIDATION_KEY:
-            problems.append(f"key bytes {ve[VE_KEY:VE_KEY + 2].hex()} are not 55aa")
+        if ve["header_id"] != VALIDATION_HEADER_ID:
+            problems.append(f"header id 0x{ve['header_id']:02x} is not 0x01")
+        if ve["key"] != VALIDATION_KEY:
+            problems.append(f"key bytes {ve['key'].hex()} are not 55aa")
         if problems:
             self.add_finding(
                 CORRUPT, "error",
@@ -362,43 +293,46 @@ class IsoImage(RawImage):
                 "firmware ignores the boot catalog, so no boot entries are reported",
             )
             return
-        d["boot_catalog_checksum_ok"] = _validation_sum(ve) == 0
+        d["boot_catalog_checksum_ok"] = _validation_sum(cat[:CATALOG_ENTRY_SIZE]) == 0
         if not d["boot_catalog_checksum_ok"]:
             # EDK2 (OVMF) verifies the sum and skips the catalog; SeaBIOS and
             # xorriso check only the header id and key bytes.
             self.add_finding(
                 CORRUPT, "error",
                 f"El Torito validation entry at offset {off}: checksum "
-                f"0x{_u16(ve, VE_CHECKSUM):04x} does not make its words sum to zero; UEFI "
+                f"0x{ve['checksum']:04x} does not make its words sum to zero; UEFI "
                 "firmware ignores the boot catalog, BIOS firmware may not (the entries are "
                 "reported)",
             )
-        d["boot_catalog_id"] = _text(ve, VE_ID_STRING)
-        platform = ve[VE_PLATFORM_ID]
+        d["boot_catalog_id"] = _text(ve["id_string"])
+        platform = ve["platform_id"]
         self._boot_entry(cat, CATALOG_ENTRY_SIZE, off, platform, 0)
         pos = 2 * CATALOG_ENTRY_SIZE
         section = 0
         while pos + CATALOG_ENTRY_SIZE <= len(cat):
-            indicator = cat[pos]
+            header = SECTION_HEADER.unpack(cat, pos)
+            indicator = header["header_indicator"]
             if indicator not in (SECTION_HEADER_MORE, SECTION_HEADER_FINAL):
                 break          # end of the catalog
             section += 1
-            platform = cat[pos + SH_PLATFORM_ID]
-            count = _u16(cat, pos + SH_ENTRY_COUNT)
+            platform = header["platform_id"]
+            count = header["section_entry_count"]
             pos += CATALOG_ENTRY_SIZE
             cut = False     # the section's entries run past what was read
             for _ in range(count):
                 if pos + CATALOG_ENTRY_SIZE > len(cat):
                     cut = True
                     break
-                media = cat[pos + 1]
+                media = BOOT_ENTRY.field(cat, "boot_media_type", pos)
                 self._boot_entry(cat, pos, off, platform, section)
                 pos += CATALOG_ENTRY_SIZE
                 # skip the entry's extensions (section 2.5: id 0x44, a "more" bit)
                 more = media & MEDIA_EXTENSION_FOLLOWS
-                while more and pos + CATALOG_ENTRY_SIZE <= len(cat) \
-                        and cat[pos] == EXTENSION_ENTRY_ID:
-                    more = cat[pos + 1] & EXTENSION_MORE_FOLLOWS
+                while more and pos + CATALOG_ENTRY_SIZE <= len(cat):
+                    extension = SECTION_ENTRY_EXTENSION.unpack(cat, pos)
+                    if extension["extension_indicator"] != EXTENSION_ENTRY_ID:
+                        break
+                    more = extension["flags"] & EXTENSION_MORE_FOLLOWS
                     pos += CATALOG_ENTRY_SIZE
             if indicator == SECTION_HEADER_FINAL and not cut:
                 break
@@ -418,7 +352,9 @@ class IsoImage(RawImage):
                     section: int) -> None:
         """Append the boot entry at ``cat[pos]`` to ``details["el_torito"]``."""
         src = self.source
-        indicator, media, segment, system_type, count, rba = BOOT_ENTRY.unpack_from(cat, pos)
+        e = BOOT_ENTRY.unpack(cat, pos)
+        indicator, media, count, rba = (e["boot_indicator"], e["boot_media_type"],
+                                        e["sector_count"], e["load_rba"])
         media_type = media & MEDIA_TYPE_MASK
         where = cat_off + pos
         if indicator not in (BOOTABLE, NOT_BOOTABLE):
@@ -434,8 +370,8 @@ class IsoImage(RawImage):
             "section": section,
             "bootable": indicator == BOOTABLE,
             "media_type": MEDIA_TYPE_NAMES.get(media_type, f"0x{media_type:x}"),
-            "load_segment": segment,
-            "system_type": system_type,
+            "load_segment": e["load_segment"],
+            "system_type": e["system_type"],
             "sector_count": count,
             "load_rba": rba,
             "image_offset": rba * ISO_SECTOR_SIZE,
@@ -466,11 +402,10 @@ class IsoImage(RawImage):
         types: set[int] = set()
         if sector0[MBR_SIGNATURE_OFFSET:MBR_SIZE] == MBR_SIGNATURE:
             for i in range(MBR_ENTRIES):
-                entry = sector0[MBR_TABLE_OFFSET + i * MBR_ENTRY_SIZE:
-                                MBR_TABLE_OFFSET + (i + 1) * MBR_ENTRY_SIZE]
-                if (entry[MBR_E_STATUS] in MBR_BOOT_INDICATORS
-                        and _u32(entry, MBR_E_SECTORS) != 0):
-                    types.add(entry[MBR_E_TYPE])
+                entry = MBR_PARTITION_RECORD.unpack(
+                    sector0, MBR_TABLE_OFFSET + i * MBR_PARTITION_RECORD.size)
+                if entry["boot_indicator"] in MBR_BOOT_INDICATORS and entry["size_in_lba"] != 0:
+                    types.add(entry["os_type"])
         gpt = (src.contains(GPT_HEADER_OFFSET, len(GPT_SIGNATURE)) and
                src.read(GPT_HEADER_OFFSET, len(GPT_SIGNATURE), "ISO 9660 system area")
                == GPT_SIGNATURE)
@@ -482,7 +417,8 @@ class IsoImage(RawImage):
 
 def probe(source: Source) -> bool:
     """``CD001`` in the first volume descriptor, at sector 16."""
-    off = ISO_FIRST_VD_SECTOR * ISO_SECTOR_SIZE + VD_ID
+    off = (ISO_FIRST_VD_SECTOR * ISO_SECTOR_SIZE
+           + VOLUME_DESCRIPTOR_HEADER.offset("standard_identifier"))
     return source.contains(off, len(ISO_STANDARD_ID)) and \
         source.read(off, len(ISO_STANDARD_ID), "ISO 9660 volume descriptor") == ISO_STANDARD_ID
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 from imgscan.errors import UnsupportedFormat
 
 from .container import Container, Format
+from .cstruct import CStruct
 from .source import Source
 
 TYPE_CHECKING = False
@@ -45,12 +46,22 @@ CLOOP_SHEBANG = b"#!/bin/sh\n#V"
 CLOOP_FORMAT_LINE = b".0 Format\n"
 #: The cloop preamble (shell stub) fits in its 128-byte header.
 CLOOP_PREAMBLE_SIZE = 128
+#: The start of the UDIF trailer (Apple's UDIFResourceFile), all that is checked.
+KOLY_TRAILER_HEAD = CStruct("DMG koly trailer", ">", [
+    ("Signature", "4s"),
+    ("Version", "I"),
+    ("HeaderSize", "I"),
+])
 DMG_TRAILER_SIZE = 512
 DMG_TRAILER_MAGIC = b"koly"
-DMG_TRAILER_VERSION = b"\x00\x00\x00\x04"      # big-endian 4
-DMG_TRAILER_HEADER_SIZE = b"\x00\x00\x02\x00"  # big-endian 512
+DMG_TRAILER_VERSION = 4
+#: The start of the ASIF header: its signature and version (no public specification).
+ASIF_HEADER_HEAD = CStruct("ASIF header", ">", [
+    ("signature", "4s"),
+    ("version", "I"),
+])
 ASIF_MAGIC = b"shdw"
-ASIF_VERSION = b"\x00\x00\x00\x01"             # big-endian 1
+ASIF_VERSION = 1
 
 
 def _head(source: Source, length: int) -> bytes:
@@ -81,14 +92,20 @@ def probe_dmg(source: Source) -> int | None:
     if source.size < DMG_TRAILER_SIZE:
         return None
     offset = source.size - DMG_TRAILER_SIZE
-    head = source.read(offset, 12, "DMG koly trailer")
-    if head == DMG_TRAILER_MAGIC + DMG_TRAILER_VERSION + DMG_TRAILER_HEADER_SIZE:
+    koly = KOLY_TRAILER_HEAD.unpack(
+        source.read(offset, KOLY_TRAILER_HEAD.size, "DMG koly trailer"))
+    if (koly["Signature"] == DMG_TRAILER_MAGIC and koly["Version"] == DMG_TRAILER_VERSION
+            and koly["HeaderSize"] == DMG_TRAILER_SIZE):
         return offset
     return None
 
 
 def probe_asif(source: Source) -> int | None:
-    return 0 if _head(source, 8) == ASIF_MAGIC + ASIF_VERSION else None
+    head = _head(source, ASIF_HEADER_HEAD.size)
+    if len(head) < ASIF_HEADER_HEAD.size:
+        return None
+    asif = ASIF_HEADER_HEAD.unpack(head)
+    return 0 if asif["signature"] == ASIF_MAGIC and asif["version"] == ASIF_VERSION else None
 
 
 #: name, structure holding the signature, probe, what a user can do instead.

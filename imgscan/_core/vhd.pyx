@@ -42,67 +42,26 @@ from imgscan.findings import (
 )
 
 from .binary cimport be32
+from .c_vhd import (
+    BAT_ENTRY_SIZE, BAT_UNUSED, CHS_MAX, DISK_TYPE_DIFFERENCING, DISK_TYPE_DYNAMIC,
+    DISK_TYPE_FIXED, DISK_TYPE_NAMES, DYNAMIC_HEADER, DYNAMIC_HEADER_COOKIE, DYNAMIC_HEADER_SIZE,
+    DYNAMIC_HEADER_VERSION, FEATURE_TEMPORARY, FILE_FORMAT_VERSION, FOOTER, FOOTER_COOKIE,
+    FOOTER_SIZE, FOOTER_SIZE_OLD, HOST_OS_NAMES, KNOWN_FEATURES, PARENT_LOCATOR_COUNT,
+    PARENT_LOCATOR_ENTRY, PLATFORM_MACX, PLATFORM_NONE, PLATFORM_W2KU, PLATFORM_W2RU,
+    SECTOR_SIZE, VHD_EPOCH_UNIX,
+)
 from .container import Container, Format
 from .guid import uuid_text
 from .extents cimport ExtentMap, KIND_DATA, KIND_UNALLOCATED, NO_HOST
 from .raw import map_host_range
 from .source cimport Source
 
-# --------------------------------------------------------------------------
-# On-disk layout (spec: "Hard Disk Footer Format", "Dynamic Disk Header
-# Format", "Block Allocation Table and Data Blocks"). Offsets are in bytes
-# from the start of the structure.
-# --------------------------------------------------------------------------
+#: The bytes of the footer's cookie, all the probe and the footer search read.
+COOKIE_SIZE = FOOTER.end("cookie")
 
-SECTOR_SIZE = 512
-cdef uint64_t C_SECTOR_SIZE = 512
-
-FOOTER_SIZE = 512
-#: Virtual PC before 2004 wrote a footer one byte shorter (the spec allows it).
-FOOTER_SIZE_OLD = 511
-FOOTER_COOKIE = b"conectix"
-
-FOOTER_FIELDS = (
-    # name, offset, size
-    ("cookie", 0, 8),
-    ("features", 8, 4),
-    ("file_format_version", 12, 4),
-    ("data_offset", 16, 8),
-    ("timestamp", 24, 4),
-    ("creator_application", 28, 4),
-    ("creator_version", 32, 4),
-    ("creator_host_os", 36, 4),
-    ("original_size", 40, 8),
-    ("current_size", 48, 8),
-    ("disk_geometry", 56, 4),
-    ("disk_type", 60, 4),
-    ("checksum", 64, 4),
-    ("unique_id", 68, 16),
-    ("saved_state", 84, 1),
-)
-FOOTER_CHECKSUM_OFFSET = 64
-
-FEATURE_TEMPORARY = 0x1
-FEATURE_RESERVED = 0x2          # "must always be set"
-KNOWN_FEATURES = FEATURE_TEMPORARY | FEATURE_RESERVED
-FILE_FORMAT_VERSION = 0x00010000
-
-DISK_TYPE_FIXED = 2
-DISK_TYPE_DYNAMIC = 3
-DISK_TYPE_DIFFERENCING = 4
-DISK_TYPE_NAMES = {
-    DISK_TYPE_FIXED: "fixed",
-    DISK_TYPE_DYNAMIC: "dynamic",
-    DISK_TYPE_DIFFERENCING: "differencing",
-}
-
-HOST_OS_NAMES = {b"Wi2k": "Windows", b"Mac ": "Macintosh"}
-
-#: Timestamps count seconds from 2000-01-01 00:00:00 UTC.
-VHD_EPOCH_UNIX = 946684800
-
-#: CHS geometry meaning "the disk is larger than CHS can say" (spec appendix).
-CHS_MAX = (65535, 16, 255)
+# The layout values the nogil walk needs, as C values taken from c_vhd.
+cdef uint64_t C_SECTOR_SIZE = SECTOR_SIZE
+cdef uint32_t C_BAT_UNUSED = BAT_UNUSED
 
 #: Creator applications whose disks qemu sizes by the footer's current size
 #: rather than by CHS geometry (Hyper-V, qemu with force_size, Disk2vhd,
@@ -110,39 +69,6 @@ CHS_MAX = (65535, 16, 255)
 #: on all four bytes: Disk2vhd's "d2v\0" is not "d2v " (its disks carry the
 #: 65535/16/255 geometry, which selects current size anyway).
 CURRENT_SIZE_CREATORS = (b"win ", b"qem2", b"d2v ", b"CTXS", b"tap\x00")
-
-DYNAMIC_HEADER_SIZE = 1024
-DYNAMIC_HEADER_COOKIE = b"cxsparse"
-DYNAMIC_HEADER_VERSION = 0x00010000
-DH_DATA_OFFSET = 8
-DH_TABLE_OFFSET = 16
-DH_HEADER_VERSION = 24
-DH_MAX_TABLE_ENTRIES = 28
-DH_BLOCK_SIZE = 32
-DH_CHECKSUM = 36
-DH_PARENT_UNIQUE_ID = 40
-DH_PARENT_TIMESTAMP = 56
-DH_PARENT_UNICODE_NAME = 64
-DH_PARENT_UNICODE_NAME_SIZE = 512
-DH_PARENT_LOCATORS = 576
-PARENT_LOCATOR_COUNT = 8
-PARENT_LOCATOR_ENTRY_SIZE = 24
-# within one parent locator entry
-PL_PLATFORM_CODE = 0
-PL_DATA_SPACE = 4
-PL_DATA_LENGTH = 8
-PL_DATA_OFFSET = 16
-
-#: Platform codes of parent locators and how their data is encoded.
-PLATFORM_W2RU = b"W2ru"     # Windows relative path, UTF-16LE
-PLATFORM_W2KU = b"W2ku"     # Windows absolute path, UTF-16LE
-PLATFORM_MAC = b"Mac "      # Mac OS alias blob
-PLATFORM_MACX = b"MacX"     # file:// URL, UTF-8
-PLATFORM_NONE = b"\x00\x00\x00\x00"
-
-#: BAT entry of a block that is not allocated.
-cdef uint32_t BAT_UNUSED = 0xFFFFFFFF
-BAT_ENTRY_SIZE = 4
 
 
 # --------------------------------------------------------------------------
@@ -160,8 +86,9 @@ def vhd_checksum(const uint8_t[::1] data, Py_ssize_t checksum_offset):
     return (~total) & 0xFFFFFFFF
 
 
-def _u(bytes data, Py_ssize_t offset, Py_ssize_t size):
-    return int.from_bytes(data[offset:offset + size], "big")
+def _cookie_at(Source source, uint64_t offset, str structure):
+    """Whether a footer (or its copy) starts at ``offset``: its ``conectix`` cookie."""
+    return source.read(offset, COOKIE_SIZE, structure) == FOOTER_COOKIE
 
 
 def _timestamp(uint32_t seconds):
@@ -183,26 +110,13 @@ def _decode_utf16(bytes data, str encoding):
 
 
 def _parse_footer(bytes raw):
-    """The footer's fields by name (raw must be 512 bytes)."""
-    cyl = _u(raw, 56, 2)
-    heads = raw[58]
-    spt = raw[59]
-    return {
-        "features": _u(raw, 8, 4),
-        "file_format_version": _u(raw, 12, 4),
-        "data_offset": _u(raw, 16, 8),
-        "timestamp": _u(raw, 24, 4),
-        "creator_application": raw[28:32],
-        "creator_version": (_u(raw, 32, 2), _u(raw, 34, 2)),
-        "creator_host_os": raw[36:40],
-        "original_size": _u(raw, 40, 8),
-        "current_size": _u(raw, 48, 8),
-        "geometry": (cyl, heads, spt),
-        "disk_type": _u(raw, 60, 4),
-        "checksum": _u(raw, 64, 4),
-        "unique_id": raw[68:84],
-        "saved_state": raw[84],
-    }
+    """The footer's fields by name, geometry and creator version split (raw: 512 bytes)."""
+    f = FOOTER.unpack(raw)
+    geometry = f.pop("disk_geometry")
+    f["geometry"] = (geometry >> 16, (geometry >> 8) & 0xFF, geometry & 0xFF)
+    version = f["creator_version"]
+    f["creator_version"] = (version >> 16, version & 0xFFFF)
+    return f
 
 
 # --------------------------------------------------------------------------
@@ -261,7 +175,7 @@ cdef int _walk_bat(ExtentMap emap, const uint8_t* bat, uint64_t nblocks, uint64_
         if length > block_size:
             length = block_size
         entry = be32(bat + 4 * i)
-        if entry == BAT_UNUSED:
+        if entry == C_BAT_UNUSED:
             if emap.add(start, length, KIND_UNALLOCATED, NO_HOST, 0, 0) < 0:
                 return -1
             continue
@@ -315,7 +229,7 @@ class VhdImage(Container):
         self._disk_type = f["disk_type"]
         if self._disk_type not in DISK_TYPE_NAMES:
             raise UnsupportedFeature(
-                source.path, "VHD footer disk type", footer_offset + 60,
+                source.path, "VHD footer disk type", footer_offset + FOOTER.offset("disk_type"),
                 f"disk type {self._disk_type} is not fixed (2), dynamic (3) or differencing (4)",
             )
         self.subformat = DISK_TYPE_NAMES[self._disk_type]
@@ -337,14 +251,14 @@ class VhdImage(Container):
         head = tail = None
         tail_offset = None
         tail_length = FOOTER_SIZE
-        if source.contains(0, 8) and source.read(0, 8, "VHD footer copy") == FOOTER_COOKIE:
+        if source.contains(0, COOKIE_SIZE) and _cookie_at(source, 0, "VHD footer copy"):
             # Raises TruncatedImage when the file is shorter than a footer.
             head = source.read(0, FOOTER_SIZE, "VHD footer copy")
-        if size >= FOOTER_SIZE and source.read(size - FOOTER_SIZE, 8, "VHD footer") == FOOTER_COOKIE:
+        if size >= FOOTER_SIZE and _cookie_at(source, size - FOOTER_SIZE, "VHD footer"):
             tail_offset = size - FOOTER_SIZE
             tail = source.read(tail_offset, FOOTER_SIZE, "VHD footer")
         elif (size >= FOOTER_SIZE_OLD
-              and source.read(size - FOOTER_SIZE_OLD, 8, "VHD footer") == FOOTER_COOKIE):
+              and _cookie_at(source, size - FOOTER_SIZE_OLD, "VHD footer")):
             tail_offset = size - FOOTER_SIZE_OLD
             tail_length = FOOTER_SIZE_OLD
             tail = source.read(tail_offset, FOOTER_SIZE_OLD, "VHD footer") + b"\x00"
@@ -359,7 +273,8 @@ class VhdImage(Container):
         # qemu reads the copy at offset 0 when there is one. A fixed disk has
         # no copy; a 'conectix' there on a fixed disk is guest data, unless
         # the end of the file has no footer to prefer.
-        if head is not None and (tail is None or _u(head, 60, 4) != DISK_TYPE_FIXED):
+        if head is not None and (tail is None
+                                 or FOOTER.field(head, "disk_type") != DISK_TYPE_FIXED):
             self._footer_raw = head
             return head, 0, FOOTER_SIZE
         self._footer_raw = tail
@@ -372,8 +287,8 @@ class VhdImage(Container):
                                    ("footer", tail, self._tail_offset)):
             if copy is None:
                 continue
-            stored = _u(copy, FOOTER_CHECKSUM_OFFSET, 4)
-            computed = vhd_checksum(copy, FOOTER_CHECKSUM_OFFSET)
+            stored = FOOTER.field(copy, "checksum")
+            computed = vhd_checksum(copy, FOOTER.offset("checksum"))
             if stored != computed:
                 self.add_finding(
                     CORRUPT, "error",
@@ -384,8 +299,9 @@ class VhdImage(Container):
                 )
         if head is not None and tail is not None:
             if head != tail:
-                differ = [name for name, off, size in FOOTER_FIELDS
-                          if head[off:off + size] != tail[off:off + size]]
+                head_fields, tail_fields = FOOTER.unpack(head), FOOTER.unpack(tail)
+                differ = [name for name, value in head_fields.items()
+                          if tail_fields[name] != value]
                 if not differ:
                     differ = ["reserved bytes"]
                 used = "the copy at offset 0" if footer is head else "the footer at the end"
@@ -401,7 +317,7 @@ class VhdImage(Container):
                 f"the file (size {self.source.size}): truncated or damaged; the copy is used "
                 "(as qemu does)",
             )
-        elif _u(tail, 60, 4) in (DISK_TYPE_DYNAMIC, DISK_TYPE_DIFFERENCING):
+        elif FOOTER.field(tail, "disk_type") in (DISK_TYPE_DYNAMIC, DISK_TYPE_DIFFERENCING):
             self.add_finding(
                 FOOTER_MISMATCH, "warning",
                 "the VHD footer at the end describes a dynamic or differencing disk but the "
@@ -462,13 +378,10 @@ class VhdImage(Container):
                 f"{'CHS geometry' if use_chs else 'current size'} is used for creator "
                 f"{_fourcc(creator)!r}, as qemu does",
             )
-        if size > limits.VHD_MAX_VIRTUAL_SIZE:
-            raise LimitExceeded(
-                self.source.path, "VHD footer current size / geometry",
-                self._footer_offset + 48,
-                f"virtual size {size} exceeds limits.VHD_MAX_VIRTUAL_SIZE="
-                f"{limits.VHD_MAX_VIRTUAL_SIZE} (qemu's 2040 GiB)",
-            )
+        # the cap is qemu's 2040 GiB
+        limits.enforce(size, "VHD_MAX_VIRTUAL_SIZE", self.source.path,
+                       "VHD footer current size / geometry",
+                       self._footer_offset + FOOTER.offset("current_size"), "virtual size")
         return size
 
     def _check_fixed_size(self):
@@ -493,7 +406,7 @@ class VhdImage(Container):
         path = src.path
         # The cookie must be in the file; qemu reads the rest of a header cut
         # short by the end of the file as zeros, and so is it read here.
-        src.read(offset, len(DYNAMIC_HEADER_COOKIE), "VHD dynamic disk header")
+        src.read(offset, DYNAMIC_HEADER.end("cookie"), "VHD dynamic disk header")
         if src.contains(offset, DYNAMIC_HEADER_SIZE):
             h = src.read(offset, DYNAMIC_HEADER_SIZE, "VHD dynamic disk header")
         else:
@@ -503,21 +416,24 @@ class VhdImage(Container):
                 f"the VHD dynamic disk header at offset {offset} is cut short by the end of "
                 f"the file ({src.size}); the missing bytes read as zeros",
             )
-        if h[:8] != DYNAMIC_HEADER_COOKIE:
+        dh = DYNAMIC_HEADER.unpack(h)
+        if dh["cookie"] != DYNAMIC_HEADER_COOKIE:
             raise CorruptImage(path, "VHD dynamic disk header", offset,
-                               f"cookie {h[:8]!r} is not 'cxsparse'")
-        stored = _u(h, DH_CHECKSUM, 4)
-        computed = vhd_checksum(h, DH_CHECKSUM)
+                               f"cookie {dh['cookie']!r} is not 'cxsparse'")
+        stored = dh["checksum"]
+        computed = vhd_checksum(h, DYNAMIC_HEADER.offset("checksum"))
         if stored != computed:
             self.add_finding(
                 CORRUPT, "warning",
                 f"VHD dynamic disk header at offset {offset}: checksum 0x{stored:08x} stored, "
                 f"0x{computed:08x} computed; the fields are used as they are",
             )
-        version = _u(h, DH_HEADER_VERSION, 4)
-        table_offset = _u(h, DH_TABLE_OFFSET, 8)
-        max_entries = _u(h, DH_MAX_TABLE_ENTRIES, 4)
-        block_size = _u(h, DH_BLOCK_SIZE, 4)
+        version = dh["header_version"]
+        table_offset = dh["table_offset"]
+        max_entries = dh["max_table_entries"]
+        block_size = dh["block_size"]
+        block_size_at = offset + DYNAMIC_HEADER.offset("block_size")
+        max_entries_at = offset + DYNAMIC_HEADER.offset("max_table_entries")
         d = self.details
         d["header_offset"] = offset
         d["header_version"] = "%d.%d" % (version >> 16, version & 0xFFFF)
@@ -528,21 +444,16 @@ class VhdImage(Container):
             self.add_finding(UNKNOWN_FEATURE, "warning",
                              f"VHD dynamic disk header version {d['header_version']} is not 1.x")
         if block_size < SECTOR_SIZE or block_size & (block_size - 1):
-            raise CorruptImage(path, "VHD dynamic disk header block size", offset + DH_BLOCK_SIZE,
+            raise CorruptImage(path, "VHD dynamic disk header block size", block_size_at,
                                f"block size {block_size} is not a power of two of at least 512")
-        if block_size > limits.VHD_MAX_BLOCK_SIZE:
-            raise LimitExceeded(path, "VHD dynamic disk header block size",
-                                offset + DH_BLOCK_SIZE,
-                                f"block size {block_size} exceeds limits.VHD_MAX_BLOCK_SIZE="
-                                f"{limits.VHD_MAX_BLOCK_SIZE}")
-        if max_entries > limits.VHD_MAX_BAT_ENTRIES:
-            raise LimitExceeded(path, "VHD dynamic disk header max table entries",
-                                offset + DH_MAX_TABLE_ENTRIES,
-                                f"{max_entries} BAT entries exceed limits.VHD_MAX_BAT_ENTRIES="
-                                f"{limits.VHD_MAX_BAT_ENTRIES}")
+        limits.enforce(block_size, "VHD_MAX_BLOCK_SIZE", path,
+                       "VHD dynamic disk header block size", block_size_at, "block size")
+        limits.enforce(max_entries, "VHD_MAX_BAT_ENTRIES", path,
+                       "VHD dynamic disk header max table entries", max_entries_at,
+                       "BAT entry count")
         if max_entries * block_size < self.virtual_size:
             raise CorruptImage(path, "VHD dynamic disk header max table entries",
-                               offset + DH_MAX_TABLE_ENTRIES,
+                               max_entries_at,
                                f"{max_entries} blocks of {block_size} bytes cannot hold the "
                                f"{self.virtual_size}-byte disk")
         if not src.contains(table_offset, max_entries * BAT_ENTRY_SIZE):
@@ -555,13 +466,12 @@ class VhdImage(Container):
         bitmap_size = (bitmap_size + SECTOR_SIZE - 1) // SECTOR_SIZE * SECTOR_SIZE
         d["bitmap_size"] = bitmap_size
         self._dyn = (table_offset, max_entries, block_size, bitmap_size)
-        d["parent_unique_id"] = uuid_text(h[DH_PARENT_UNIQUE_ID:DH_PARENT_UNIQUE_ID + 16])
-        d["parent_timestamp"] = _timestamp(_u(h, DH_PARENT_TIMESTAMP, 4))
-        name = _decode_utf16(
-            h[DH_PARENT_UNICODE_NAME:DH_PARENT_UNICODE_NAME + DH_PARENT_UNICODE_NAME_SIZE],
-            "utf-16-be")
+        d["parent_unique_id"] = uuid_text(dh["parent_unique_id"])
+        d["parent_timestamp"] = _timestamp(dh["parent_timestamp"])
+        name = _decode_utf16(dh["parent_unicode_name"], "utf-16-be")
         d["parent_unicode_name"] = name
-        locators = self._read_parent_locators(h, offset)
+        locators = self._read_parent_locators(
+            dh["parent_locator_entries"], offset + DYNAMIC_HEADER.offset("parent_locator_entries"))
         d["parent_locators"] = locators
         if self._disk_type == DISK_TYPE_DIFFERENCING:
             self.backing_file = name or self._locator_path(locators)
@@ -572,21 +482,22 @@ class VhdImage(Container):
                     "sectors not stored here read as zeros",
                 )
 
-    def _read_parent_locators(self, bytes h, uint64_t header_offset):
+    def _read_parent_locators(self, bytes entries, uint64_t entries_offset):
+        """The eight parent locator entries (``entries``, at file offset ``entries_offset``)."""
         src = self.source
         out = []
         for i in range(PARENT_LOCATOR_COUNT):
-            base = DH_PARENT_LOCATORS + i * PARENT_LOCATOR_ENTRY_SIZE
-            code = h[base + PL_PLATFORM_CODE:base + PL_PLATFORM_CODE + 4]
+            base = i * PARENT_LOCATOR_ENTRY.size
+            e = PARENT_LOCATOR_ENTRY.unpack(entries, base)
+            code = e["platform_code"]
             if code == PLATFORM_NONE:
                 continue
-            space = _u(h, base + PL_DATA_SPACE, 4)
-            length = _u(h, base + PL_DATA_LENGTH, 4)
-            data_offset = _u(h, base + PL_DATA_OFFSET, 8)
+            length = e["platform_data_length"]
+            data_offset = e["platform_data_offset"]
             loc = {"platform": _fourcc(code), "data_offset": data_offset,
-                   "data_space": space, "data_length": length, "path": None}
+                   "data_space": e["platform_data_space"], "data_length": length, "path": None}
             out.append(loc)
-            where = header_offset + base
+            where = entries_offset + base
             if length > limits.VHD_MAX_LOCATOR_BYTES:
                 self.add_finding(
                     RESOURCE_EXHAUSTION, "warning",
@@ -670,10 +581,10 @@ class VhdImage(Container):
 def probe(Source source):
     """A ``conectix`` cookie at offset 0 or in the last 512 (or 511) bytes."""
     size = source.size
-    if source.contains(0, 8) and source.read(0, 8, "VHD footer copy") == FOOTER_COOKIE:
+    if source.contains(0, COOKIE_SIZE) and _cookie_at(source, 0, "VHD footer copy"):
         return True
     for length in (FOOTER_SIZE, FOOTER_SIZE_OLD):
-        if size >= length and source.read(size - length, 8, "VHD footer") == FOOTER_COOKIE:
+        if size >= length and _cookie_at(source, size - length, "VHD footer"):
             return True
     return False
 

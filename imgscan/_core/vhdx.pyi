@@ -9,13 +9,9 @@ HEADER_OFFSETS: tuple[int, int]
 HEADER_SIZE: int
 REGION_TABLE_OFFSETS: tuple[int, int]
 REGION_TABLE_SIZE: int
-LOG_SECTOR_SIZE: int
 METADATA_TABLE_SIZE: int
 BAT_REGION_GUID: bytes
 METADATA_REGION_GUID: bytes
-FILE_PARAMETERS_GUID: bytes
-VIRTUAL_DISK_SIZE_GUID: bytes
-PARENT_LOCATOR_GUID: bytes
 
 class VhdxImage(Container):
     details: dict[str, Any]

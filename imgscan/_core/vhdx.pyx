@@ -52,204 +52,44 @@ says, with ``backing_file`` from the parent locator. qemu 7.2 sizes a disk
 with 4096-byte logical sectors at one eighth of its size (it shifts by the
 logical sector size where it means 512-byte sectors); the spec's size is
 used here.
+
+This module is the container: header section, region tables, metadata and
+the BAT's checks. The structures are declared in :mod:`imgscan._core.c_vhdx`,
+the log search and replay are :mod:`imgscan._core.vhdx_log`, and the nogil
+BAT walk that builds the extent map is :mod:`imgscan._core.vhdx_bat`.
 """
 
 from array import array
 
-cimport cython
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
 from imgscan import limits
 from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
 from imgscan.findings import CORRUPT, SIZE_MISMATCH, TRUNCATED, UNKNOWN_FEATURE
 
-from .binary cimport le16, le32, le64
+from .binary cimport le32
+from .c_vhdx import (
+    BAT_ENTRY_SIZE, BAT_REGION_GUID, BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, FILE_ID_SIGNATURE,
+    FILE_TYPE_IDENTIFIER, FP_HAS_PARENT, FP_LEAVE_BLOCKS_ALLOCATED, HEADER, HEADER_OFFSETS,
+    HEADER_SECTION_SIZE, HEADER_SIGNATURE, HEADER_SIZE, HEADER_VERSION, LOG_VERSION,
+    LOGICAL_SECTOR_SIZES, METADATA_GUIDS, METADATA_ITEMS, METADATA_REGION_GUID,
+    METADATA_SIGNATURE, METADATA_TABLE_ENTRY, METADATA_TABLE_HEADER, METADATA_TABLE_SIZE,
+    MTE_IS_REQUIRED, PARENT_LOCATOR_ENTRY, PARENT_LOCATOR_HEADER, PARENT_PATH_KEYS,
+    REGION_SIGNATURE, REGION_TABLE_ENTRY, REGION_TABLE_HEADER, REGION_TABLE_OFFSETS,
+    REGION_TABLE_SIZE, REQUIRED_METADATA, SECTOR_SIZE, SECTORS_PER_BITMAP_BLOCK,
+    VHDX_PARENT_LOCATOR_TYPE, ZERO_GUID, MiB,
+)
 from .container import Container, Format
-from .crc32c cimport crc32c_update, crc32c_zeroed
-from .extents cimport ExtentMap, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST
+from .crc32c cimport crc32c_zeroed
+from .extents cimport ExtentMap
 from .guid import guid_text
 from .source cimport Source
-
-# --------------------------------------------------------------------------
-# On-disk layout (spec section 2: "Header Section", "Log", "BAT", "Metadata
-# Region"). Offsets are in bytes from the start of the structure.
-# --------------------------------------------------------------------------
-
-KiB = 1024
-MiB = 1024 * 1024
-
-# File type identifier (2.2.1)
-FILE_ID_OFFSET = 0
-FILE_ID_SIGNATURE = b"vhdxfile"
-FILE_ID_CREATOR = 8
-FILE_ID_CREATOR_SIZE = 512
-
-# Headers (2.2.2)
-HEADER_OFFSETS = (64 * KiB, 128 * KiB)
-HEADER_SIZE = 4 * KiB
-HEADER_SIGNATURE = b"head"
-HDR_CHECKSUM = 4
-HDR_SEQUENCE_NUMBER = 8
-HDR_FILE_WRITE_GUID = 16
-HDR_DATA_WRITE_GUID = 32
-HDR_LOG_GUID = 48
-HDR_LOG_VERSION = 64
-HDR_VERSION = 66
-HDR_LOG_LENGTH = 68
-HDR_LOG_OFFSET = 72
-HEADER_VERSION = 1
-LOG_VERSION = 0
-
-# Region table (2.2.3)
-REGION_TABLE_OFFSETS = (192 * KiB, 256 * KiB)
-REGION_TABLE_SIZE = 64 * KiB
-REGION_SIGNATURE = b"regi"
-RT_CHECKSUM = 4
-RT_ENTRY_COUNT = 8
-RT_HEADER_SIZE = 16
-RT_ENTRY_SIZE = 32
-RTE_GUID = 0
-RTE_FILE_OFFSET = 16
-RTE_LENGTH = 24
-RTE_REQUIRED = 28                   # bit 0 of a 32-bit field
-HEADER_SECTION_SIZE = 1 * MiB
-
-# Log (2.3): 4 KiB sectors; an entry is a header sector holding descriptors,
-# more descriptor sectors, then one data sector per data descriptor.
-LOG_SECTOR_SIZE = 4 * KiB
-LOG_ENTRY_SIGNATURE = b"loge"
-LE_CHECKSUM = 4
-LE_ENTRY_LENGTH = 8
-LE_TAIL = 12
-LE_SEQUENCE_NUMBER = 16
-LE_DESCRIPTOR_COUNT = 24
-LE_LOG_GUID = 32
-LE_FLUSHED_FILE_OFFSET = 48
-LE_LAST_FILE_OFFSET = 56
-LOG_ENTRY_HEADER_SIZE = 64
-LOG_DESCRIPTOR_SIZE = 32
-DESC_SIGNATURE_DATA = b"desc"
-DESC_SIGNATURE_ZERO = b"zero"
-DESC_TRAILING_BYTES = 4             # data descriptor: last 4 bytes of the sector
-DESC_LEADING_BYTES = 8              # data descriptor: first 8 bytes of the sector
-DESC_ZERO_LENGTH = 8                # zero descriptor
-DESC_FILE_OFFSET = 16
-DESC_SEQUENCE_NUMBER = 24
-DATA_SECTOR_SIGNATURE = b"data"
-DS_SEQUENCE_HIGH = 4
-DS_DATA = 8
-DS_DATA_SIZE = 4084
-DS_SEQUENCE_LOW = 4092
-
-# BAT (2.5)
-BAT_ENTRY_SIZE = 8
-cdef uint64_t BAT_STATE_MASK = 0x7
-cdef uint64_t BAT_FILE_OFFSET_MASK = 0xFFFFFFFFFFF00000
-PAYLOAD_BLOCK_NOT_PRESENT = 0
-PAYLOAD_BLOCK_UNDEFINED = 1
-PAYLOAD_BLOCK_ZERO = 2
-PAYLOAD_BLOCK_UNMAPPED = 3
-PAYLOAD_BLOCK_UNMAPPED_V095 = 5     # UNMAPPED in the 0.95 draft; qemu reads zeros
-PAYLOAD_BLOCK_FULLY_PRESENT = 6
-PAYLOAD_BLOCK_PARTIALLY_PRESENT = 7
-SB_BLOCK_NOT_PRESENT = 0
-SB_BLOCK_PRESENT = 6
-#: Sectors described by one sector bitmap block (1 MiB of bits).
-SECTORS_PER_BITMAP_BLOCK = 1 << 23
-
-# Metadata region (2.6)
-METADATA_TABLE_SIZE = 64 * KiB
-METADATA_SIGNATURE = b"metadata"
-MT_ENTRY_COUNT = 10
-MT_HEADER_SIZE = 32
-MT_ENTRY_SIZE = 32
-MTE_ITEM_ID = 0
-MTE_OFFSET = 16
-MTE_LENGTH = 20
-MTE_FLAGS = 24
-MTE_IS_USER = 0x1
-MTE_IS_VIRTUAL_DISK = 0x2
-MTE_IS_REQUIRED = 0x4
-
-FP_BLOCK_SIZE = 0
-FP_FLAGS = 4
-FP_LEAVE_BLOCKS_ALLOCATED = 0x1
-FP_HAS_PARENT = 0x2
-BLOCK_SIZE_MIN = 1 * MiB
-BLOCK_SIZE_MAX = 256 * MiB
-LOGICAL_SECTOR_SIZES = (512, 4096)
-
-PL_LOCATOR_TYPE = 0
-PL_KEY_VALUE_COUNT = 18
-PL_HEADER_SIZE = 20
-PL_ENTRY_SIZE = 12
-PLE_KEY_OFFSET = 0
-PLE_VALUE_OFFSET = 4
-PLE_KEY_LENGTH = 8
-PLE_VALUE_LENGTH = 10
-#: Parent locator keys naming the parent file, in the order they are tried.
-PARENT_PATH_KEYS = ("relative_path", "absolute_win32_path", "volume_path")
-
-#: qemu counts the disk in 512-byte sectors.
-SECTOR_SIZE = 512
-
-
-def _guid(text):
-    """A GUID written as text, in its on-disk (mixed-endian) byte order."""
-    raw = bytes.fromhex(text.replace("-", ""))
-    return raw[3::-1] + raw[5:3:-1] + raw[7:5:-1] + raw[8:]
-
-
-BAT_REGION_GUID = _guid("2DC27766-F623-4200-9D64-115E9BFD4A08")
-METADATA_REGION_GUID = _guid("8B7CA206-4790-4B9A-B8FE-575F050F886E")
-FILE_PARAMETERS_GUID = _guid("CAA16737-FA36-4D43-B3B6-33F0AA44E76B")
-VIRTUAL_DISK_SIZE_GUID = _guid("2FA54224-CD1B-4876-B211-5DBED83BF4B8")
-PAGE_83_DATA_GUID = _guid("BECA12AB-B2E6-4523-93EF-C309E000C746")
-LOGICAL_SECTOR_SIZE_GUID = _guid("8141BF1D-A96F-4709-BA47-F233A8FAAB5F")
-PHYSICAL_SECTOR_SIZE_GUID = _guid("CDA348C7-445D-4471-9CC9-E9885251C556")
-PARENT_LOCATOR_GUID = _guid("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C")
-VHDX_PARENT_LOCATOR_TYPE = _guid("B04AEFB7-D19E-4A81-B789-25B8E9445913")
-
-#: Known metadata items: name and the bytes each must hold.
-METADATA_ITEMS = {
-    FILE_PARAMETERS_GUID: ("file_parameters", 8),
-    VIRTUAL_DISK_SIZE_GUID: ("virtual_disk_size", 8),
-    PAGE_83_DATA_GUID: ("page_83_data", 16),
-    LOGICAL_SECTOR_SIZE_GUID: ("logical_sector_size", 4),
-    PHYSICAL_SECTOR_SIZE_GUID: ("physical_sector_size", 4),
-    PARENT_LOCATOR_GUID: ("parent_locator", PL_HEADER_SIZE),
-}
-REQUIRED_METADATA = ("file_parameters", "virtual_disk_size", "page_83_data",
-                     "logical_sector_size", "physical_sector_size")
-
-ZERO_GUID = bytes(16)
-
-# The same layout values for the nogil walk.
-cdef enum:
-    C_PAYLOAD_BLOCK_NOT_PRESENT = 0
-    C_PAYLOAD_BLOCK_RESERVED_4 = 4
-    C_PAYLOAD_BLOCK_FULLY_PRESENT = 6
-    C_PAYLOAD_BLOCK_PARTIALLY_PRESENT = 7
-    C_SB_BLOCK_PRESENT = 6
-    C_DESC_TRAILING_BYTES = 4
-    C_DESC_LEADING_BYTES = 8
-    C_DS_DATA = 8
-    C_DS_DATA_SIZE = 4084
-    C_LOG_SECTOR_SIZE = 4096
-cdef uint64_t C_HEADER_SECTION_SIZE = 1024 * 1024
-
-# Overlay record kinds (log replay)
-cdef uint8_t OV_ZERO = 0
-cdef uint8_t OV_DATA = 1
-
+from .vhdx_bat cimport FileCtx, WalkStats, walk_bat
+from .vhdx_log import LogScan, Overlay
 
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
-
-def _u(data, Py_ssize_t offset, Py_ssize_t size):
-    return int.from_bytes(data[offset:offset + size], "little")
-
 
 def _checksum_ok(const uint8_t[::1] data, Py_ssize_t field):
     """Whether the stored CRC-32C at ``field`` matches the structure's bytes."""
@@ -269,298 +109,6 @@ def _utf16(data):
 
 
 # --------------------------------------------------------------------------
-# Log replay overlay
-# --------------------------------------------------------------------------
-
-class _Overlay:
-    """File sectors replaced by log replay: disjoint, sorted, 4 KiB-aligned runs.
-
-    A run is ``zero`` (a zero descriptor) or one replayed data sector, kept
-    both as its 4096 bytes and as where those bytes lie in the log (the
-    descriptor holds the first 8 and last 4, the data sector the rest), so
-    the extent map can point guest reads at them. Later writes replace
-    earlier ones, as replay in order would.
-    """
-
-    def __init__(self):
-        self.starts = []
-        self.ends = []
-        self.recs = []          # (kind, desc_pos, data_pos, sector bytes or None)
-        self.end_of_writes = 0
-
-    def __len__(self):
-        return len(self.starts)
-
-    def write(self, uint64_t start, uint64_t end, rec):
-        from bisect import bisect_right
-        starts, ends, recs = self.starts, self.ends, self.recs
-        i = bisect_right(ends, start)       # first run ending after start
-        new_s, new_e, new_r = [], [], []
-        j = i
-        while j < len(starts) and starts[j] < end:
-            if starts[j] < start:           # keep the head of a zero run
-                new_s.append(starts[j]); new_e.append(start); new_r.append(recs[j])
-            if ends[j] > end:               # keep its tail
-                new_s.append(end); new_e.append(ends[j]); new_r.append(recs[j])
-            j += 1
-        # keep order: heads before the new run, tails after it
-        heads = [k for k in range(len(new_s)) if new_s[k] < start]
-        tails = [k for k in range(len(new_s)) if new_s[k] >= end]
-        s = [new_s[k] for k in heads] + [start] + [new_s[k] for k in tails]
-        e = [new_e[k] for k in heads] + [end] + [new_e[k] for k in tails]
-        r = [new_r[k] for k in heads] + [rec] + [new_r[k] for k in tails]
-        starts[i:j] = s
-        ends[i:j] = e
-        recs[i:j] = r
-        if end > self.end_of_writes:
-            self.end_of_writes = end
-
-    def apply(self, uint64_t offset, buf):
-        """Patch ``buf`` (the file's bytes at ``offset``) with the replayed sectors."""
-        from bisect import bisect_right
-        cdef uint64_t end = offset + len(buf)
-        cdef uint64_t s, e
-        i = bisect_right(self.ends, offset)
-        while i < len(self.starts) and self.starts[i] < end:
-            s = max(self.starts[i], offset)
-            e = min(self.ends[i], end)
-            rec = self.recs[i]
-            if rec[0] == OV_ZERO:
-                buf[s - offset:e - offset] = bytes(e - s)
-            else:
-                base = self.starts[i]
-                buf[s - offset:e - offset] = rec[3][s - base:e - base]
-            i += 1
-
-    def arrays(self):
-        """The runs as flat arrays for the nogil BAT walk."""
-        return (array("Q", self.starts), array("Q", self.ends),
-                array("B", [r[0] for r in self.recs]),
-                array("Q", [r[1] for r in self.recs]),
-                array("Q", [r[2] for r in self.recs]))
-
-
-# --------------------------------------------------------------------------
-# The BAT walk
-# --------------------------------------------------------------------------
-
-cdef struct FileCtx:
-    # the image file (may be NULL when no byte of it is needed)
-    const uint8_t* f
-    uint64_t fsize
-    # log replay overlay, sorted disjoint runs
-    const uint64_t* ov_start
-    const uint64_t* ov_end
-    const uint8_t* ov_kind
-    const uint64_t* ov_desc
-    const uint64_t* ov_data
-    Py_ssize_t n_ov
-    # other regions (header section, log, BAT, metadata, ...), sorted and disjoint
-    const uint64_t* reg_start
-    const uint64_t* reg_end
-    Py_ssize_t n_reg
-
-
-cdef struct WalkStats:
-    uint64_t past_eof
-    uint64_t first_past_eof
-    uint64_t overlap
-    uint64_t first_overlap
-    uint64_t bad_state
-    uint64_t first_bad_state
-    uint64_t partial_no_parent
-    uint64_t first_partial_no_parent
-    uint64_t no_bitmap
-    uint64_t first_no_bitmap
-
-
-cdef Py_ssize_t _first_ending_after(const uint64_t* ends, Py_ssize_t n,
-                                    uint64_t pos) noexcept nogil:
-    """Index of the first run whose end is past ``pos`` (``n`` if none)."""
-    cdef Py_ssize_t lo = 0, hi = n, mid
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if ends[mid] <= pos:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@cython.boundscheck(False)
-cdef uint8_t _file_byte(const FileCtx* c, uint64_t pos) noexcept nogil:
-    """One byte of the file as replay leaves it (zeros past the end of the file)."""
-    cdef Py_ssize_t i
-    cdef uint64_t k, src
-    if c.n_ov:
-        i = _first_ending_after(c.ov_end, c.n_ov, pos)
-        if i < c.n_ov and c.ov_start[i] <= pos:
-            if c.ov_kind[i] == OV_ZERO:
-                return 0
-            k = pos - c.ov_start[i]
-            if k < 8:
-                src = c.ov_desc[i] + C_DESC_LEADING_BYTES + k
-            elif k < 8 + C_DS_DATA_SIZE:
-                src = c.ov_data[i] + C_DS_DATA + (k - 8)
-            else:
-                src = c.ov_desc[i] + C_DESC_TRAILING_BYTES + (k - 8 - C_DS_DATA_SIZE)
-            return c.f[src] if src < c.fsize else 0
-    return c.f[pos] if pos < c.fsize else 0
-
-
-cdef int _add_data(ExtentMap emap, const FileCtx* c, uint64_t guest, uint64_t length,
-                   uint64_t host) noexcept nogil:
-    """Append stored bytes, split where log replay replaced file sectors.
-
-    A replayed data sector maps to its three pieces inside the log; a zeroed
-    one reads as zeros. Returns -1 when the extent map is full.
-    """
-    cdef Py_ssize_t i
-    cdef uint64_t end = host + length, s, e, k, piece, src
-    if c.n_ov == 0:
-        return emap.add(guest, length, KIND_DATA, host, 0, 0)
-    i = _first_ending_after(c.ov_end, c.n_ov, host)
-    while host < end:
-        if i >= c.n_ov or c.ov_start[i] >= end:
-            return emap.add(guest, end - host, KIND_DATA, host, 0, 0)
-        if c.ov_start[i] > host:
-            s = c.ov_start[i] - host
-            if emap.add(guest, s, KIND_DATA, host, 0, 0) < 0:
-                return -1
-            guest += s
-            host += s
-        e = c.ov_end[i] if c.ov_end[i] < end else end
-        if c.ov_kind[i] == OV_ZERO:
-            if emap.add(guest, e - host, KIND_ZERO, NO_HOST, 0, 0) < 0:
-                return -1
-            guest += e - host
-            host = e
-        else:
-            while host < e:
-                k = host - c.ov_start[i]
-                if k < 8:
-                    src = c.ov_desc[i] + C_DESC_LEADING_BYTES + k
-                    piece = 8 - k
-                elif k < 8 + C_DS_DATA_SIZE:
-                    src = c.ov_data[i] + C_DS_DATA + (k - 8)
-                    piece = 8 + C_DS_DATA_SIZE - k
-                else:
-                    src = c.ov_desc[i] + C_DESC_TRAILING_BYTES + (k - 8 - C_DS_DATA_SIZE)
-                    piece = C_LOG_SECTOR_SIZE - k
-                if piece > e - host:
-                    piece = e - host
-                if emap.add(guest, piece, KIND_DATA, src, 0, 0) < 0:
-                    return -1
-                guest += piece
-                host += piece
-        i += 1
-    return 0
-
-
-cdef bint _overlaps_region(const FileCtx* c, uint64_t start, uint64_t length) noexcept nogil:
-    cdef Py_ssize_t i = _first_ending_after(c.reg_end, c.n_reg, start)
-    return i < c.n_reg and c.reg_start[i] < start + length
-
-
-cdef int _bitmap_runs(ExtentMap emap, const FileCtx* c, uint64_t guest, uint64_t length,
-                      uint64_t host, uint64_t bitmap_off, uint64_t first_bit,
-                      uint64_t lss) noexcept nogil:
-    """Append a PARTIALLY_PRESENT block, one run per stretch of equal bitmap bits.
-
-    Bit 0 of byte 0 is the chunk's first logical sector (least significant
-    bit first, unlike VHD); 1 means the sector is stored here.
-    """
-    cdef uint64_t nsect = (length + lss - 1) // lss
-    cdef uint64_t s = 0, e, bit, pos, b, run_end
-    cdef uint8_t byte
-    while s < nsect:
-        b = first_bit + s
-        bit = (_file_byte(c, bitmap_off + b // 8) >> (b % 8)) & 1
-        e = s + 1
-        while e < nsect:
-            b = first_bit + e
-            if b % 8 == 0 and e + 8 <= nsect:
-                byte = _file_byte(c, bitmap_off + b // 8)
-                if byte == (0xFF if bit else 0x00):
-                    e += 8
-                    continue
-            if ((_file_byte(c, bitmap_off + b // 8) >> (b % 8)) & 1) != bit:
-                break
-            e += 1
-        run_end = e * lss if e * lss < length else length
-        if bit:
-            if _add_data(emap, c, guest + s * lss, run_end - s * lss, host + s * lss) < 0:
-                return -1
-        elif emap.add(guest + s * lss, run_end - s * lss, KIND_UNALLOCATED, NO_HOST, 0, 0) < 0:
-            return -1
-        s = e
-    return 0
-
-
-cdef int _walk_bat(ExtentMap emap, const uint8_t* bat, uint64_t nblocks, uint64_t chunk_ratio,
-                   uint64_t block_size, uint64_t lss, uint64_t virtual_size, bint has_parent,
-                   uint64_t eff_size, const FileCtx* c, WalkStats* st) noexcept nogil:
-    """Append one run per payload block (per bitmap run for partially present ones).
-
-    Returns -1 when the extent map is full.
-    """
-    cdef uint64_t i, idx, entry, state, off, start, length, sb_entry, sb_off
-    cdef uint64_t sectors_per_block = block_size // lss
-    for i in range(nblocks):
-        start = i * block_size
-        length = virtual_size - start
-        if length > block_size:
-            length = block_size
-        idx = i + i // chunk_ratio
-        entry = le64(bat + idx * 8)
-        state = entry & BAT_STATE_MASK
-        off = entry & BAT_FILE_OFFSET_MASK
-        if state == C_PAYLOAD_BLOCK_NOT_PRESENT:
-            if emap.add(start, length, KIND_UNALLOCATED, NO_HOST, 0, 0) < 0:
-                return -1
-            continue
-        if state != C_PAYLOAD_BLOCK_FULLY_PRESENT and state != C_PAYLOAD_BLOCK_PARTIALLY_PRESENT:
-            if state == C_PAYLOAD_BLOCK_RESERVED_4:
-                if st.bad_state == 0:
-                    st.first_bad_state = i
-                st.bad_state += 1
-            if emap.add(start, length, KIND_ZERO, NO_HOST, 0, 0) < 0:
-                return -1
-            continue
-        # stored here, wholly or in part: check where
-        if off + length > eff_size:
-            if st.past_eof == 0:
-                st.first_past_eof = i
-            st.past_eof += 1
-        if off < C_HEADER_SECTION_SIZE or _overlaps_region(c, off, block_size):
-            if st.overlap == 0:
-                st.first_overlap = i
-            st.overlap += 1
-        if state == C_PAYLOAD_BLOCK_FULLY_PRESENT or not has_parent:
-            if state == C_PAYLOAD_BLOCK_PARTIALLY_PRESENT:
-                if st.partial_no_parent == 0:
-                    st.first_partial_no_parent = i
-                st.partial_no_parent += 1
-            if _add_data(emap, c, start, length, off) < 0:
-                return -1
-            continue
-        # PARTIALLY_PRESENT in a differencing disk: the chunk's sector bitmap decides
-        sb_entry = le64(bat + ((i // chunk_ratio) * (chunk_ratio + 1) + chunk_ratio) * 8)
-        if (sb_entry & BAT_STATE_MASK) != C_SB_BLOCK_PRESENT:
-            if st.no_bitmap == 0:
-                st.first_no_bitmap = i
-            st.no_bitmap += 1
-            if emap.add(start, length, KIND_UNALLOCATED, NO_HOST, 0, 0) < 0:
-                return -1
-            continue
-        sb_off = sb_entry & BAT_FILE_OFFSET_MASK
-        if _bitmap_runs(emap, c, start, length, off, sb_off,
-                        (i % chunk_ratio) * sectors_per_block, lss) < 0:
-            return -1
-    return 0
-
-
-# --------------------------------------------------------------------------
 # The container
 # --------------------------------------------------------------------------
 
@@ -571,7 +119,7 @@ class VhdxImage(Container):
 
     def __init__(self, Source source):
         Container.__init__(self, source, 0)
-        self._overlay = _Overlay()
+        self._overlay = Overlay()
         #: The file's size once replay has extended it (as qemu's replay would).
         self._eff_size = source.size
         d = self.details
@@ -604,11 +152,12 @@ class VhdxImage(Container):
     # -- header section -----------------------------------------------------
     def _read_file_identifier(self):
         src = self.source
-        ident = src.read(FILE_ID_OFFSET, FILE_ID_CREATOR, "VHDX file type identifier")
+        ident = src.read(0, FILE_TYPE_IDENTIFIER.end("signature"), "VHDX file type identifier")
         if ident != FILE_ID_SIGNATURE:
             raise CorruptImage(src.path, "VHDX file type identifier", 0,
                                f"signature {ident!r} is not 'vhdxfile'")
-        creator = src.read_zero_padded(FILE_ID_CREATOR, FILE_ID_CREATOR_SIZE)
+        creator = src.read_zero_padded(FILE_TYPE_IDENTIFIER.offset("creator"),
+                                       FILE_TYPE_IDENTIFIER.field_size("creator"))
         self.details["creator"] = _utf16(creator)
 
     def _read_headers(self):
@@ -624,20 +173,21 @@ class VhdxImage(Container):
                 continue
             raw = src.read(off, HEADER_SIZE, "VHDX header")
             raws.append(raw)
+            h = HEADER.unpack(raw)
             problem = None
-            if not _checksum_ok(raw, HDR_CHECKSUM):
+            if not _checksum_ok(raw, HEADER.offset("checksum")):
                 problem = "CRC-32C mismatch"
-            elif raw[:4] != HEADER_SIGNATURE:
-                problem = f"signature {raw[:4]!r} is not 'head'"
-            elif _u(raw, HDR_VERSION, 2) != HEADER_VERSION:
-                problem = f"version {_u(raw, HDR_VERSION, 2)} is not 1"
+            elif h["signature"] != HEADER_SIGNATURE:
+                problem = f"signature {h['signature']!r} is not 'head'"
+            elif h["version"] != HEADER_VERSION:
+                problem = f"version {h['version']} is not 1"
             valid.append(problem is None)
             why.append(f"header at {off}: {problem}" if problem else None)
         if not valid[0] and not valid[1]:
             cls = TruncatedImage if raws[0] is None else CorruptImage
             raise cls(path, "VHDX headers", HEADER_OFFSETS[0],
                       "no valid header: " + "; ".join(why))
-        seqs = [_u(r, HDR_SEQUENCE_NUMBER, 8) if v else None for r, v in zip(raws, valid)]
+        seqs = [HEADER.field(r, "sequence_number") if v else None for r, v in zip(raws, valid)]
         if valid[0] and valid[1]:
             if seqs[0] > seqs[1]:
                 current = 0
@@ -655,51 +205,53 @@ class VhdxImage(Container):
             self.add_finding(CORRUPT, "warning",
                              f"VHDX {why[bad]}; the other header (sequence number "
                              f"{seqs[current]}) is used")
-        raw = raws[current]
+        hdr = HEADER.unpack(raws[current])
         h = {
             "sequence_number": seqs[current],
-            "file_write_guid": guid_text(raw[HDR_FILE_WRITE_GUID:HDR_FILE_WRITE_GUID + 16]),
-            "data_write_guid": guid_text(raw[HDR_DATA_WRITE_GUID:HDR_DATA_WRITE_GUID + 16]),
-            "log_guid": guid_text(raw[HDR_LOG_GUID:HDR_LOG_GUID + 16]),
-            "log_version": _u(raw, HDR_LOG_VERSION, 2),
-            "version": _u(raw, HDR_VERSION, 2),
-            "log_length": _u(raw, HDR_LOG_LENGTH, 4),
-            "log_offset": _u(raw, HDR_LOG_OFFSET, 8),
+            "file_write_guid": guid_text(hdr["file_write_guid"]),
+            "data_write_guid": guid_text(hdr["data_write_guid"]),
+            "log_guid": guid_text(hdr["log_guid"]),
+            "log_version": hdr["log_version"],
+            "version": hdr["version"],
+            "log_length": hdr["log_length"],
+            "log_offset": hdr["log_offset"],
         }
         d = self.details
         d["current_header"] = current + 1
         d["header_sequence_numbers"] = seqs
         d["header"] = h
-        return raw
+        return hdr
 
     # -- log ------------------------------------------------------------------
-    def _parse_log(self, bytes hdr):
-        """Find the active log sequence the way qemu does; replay it in memory."""
+    def _parse_log(self, dict hdr):
+        """Find the active log sequence the way qemu does; replay it in memory.
+
+        ``hdr`` is the current header's fields.
+        """
         src = self.source
         path = src.path
-        log_offset = _u(hdr, HDR_LOG_OFFSET, 8)
-        log_length = _u(hdr, HDR_LOG_LENGTH, 4)
-        log_guid = hdr[HDR_LOG_GUID:HDR_LOG_GUID + 16]
+        log_offset = hdr["log_offset"]
+        log_length = hdr["log_length"]
+        log_guid = hdr["log_guid"]
         where = HEADER_OFFSETS[self.details["current_header"] - 1]
         if log_offset < MiB or log_offset % MiB:
-            raise CorruptImage(path, "VHDX header log offset", where + HDR_LOG_OFFSET,
+            raise CorruptImage(path, "VHDX header log offset", where + HEADER.offset("log_offset"),
                                f"log offset {log_offset} is not a non-zero multiple of 1 MiB")
-        if _u(hdr, HDR_LOG_VERSION, 2) != LOG_VERSION:
-            raise UnsupportedFeature(path, "VHDX header log version", where + HDR_LOG_VERSION,
-                                     f"log version {_u(hdr, HDR_LOG_VERSION, 2)} is not 0")
+        if hdr["log_version"] != LOG_VERSION:
+            raise UnsupportedFeature(path, "VHDX header log version",
+                                     where + HEADER.offset("log_version"),
+                                     f"log version {hdr['log_version']} is not 0")
         self._regions.append((log_offset, log_length))
         log = {"offset": log_offset, "length": log_length, "entries_replayed": 0}
         self.details["log"] = log
         if log_guid == ZERO_GUID or log_length == 0:
             return
         if log_length % MiB:
-            raise CorruptImage(path, "VHDX header log length", where + HDR_LOG_LENGTH,
+            raise CorruptImage(path, "VHDX header log length", where + HEADER.offset("log_length"),
                                f"log length {log_length} is not a multiple of 1 MiB")
-        if log_length > limits.VHDX_MAX_LOG_BYTES:
-            raise LimitExceeded(path, "VHDX header log length", where + HDR_LOG_LENGTH,
-                                f"log length {log_length} exceeds limits.VHDX_MAX_LOG_BYTES="
-                                f"{limits.VHDX_MAX_LOG_BYTES}")
-        scan = _LogScan(self, log_offset, log_length, log_guid)
+        limits.enforce(log_length, "VHDX_MAX_LOG_BYTES", path, "VHDX header log length",
+                       where + HEADER.offset("log_length"), "log length")
+        scan = LogScan(self, log_offset, log_length, log_guid)
         seq = scan.search()
         if seq is None:
             return
@@ -721,14 +273,18 @@ class VhdxImage(Container):
         if offset + REGION_TABLE_SIZE > self._eff_size:
             return None, f"region table at {offset} lies past the end of the file"
         raw = self._read(offset, REGION_TABLE_SIZE, "VHDX region table")
-        if not _checksum_ok(raw, RT_CHECKSUM):
+        h = REGION_TABLE_HEADER.unpack(raw)
+        if not _checksum_ok(raw, REGION_TABLE_HEADER.offset("checksum")):
             return raw, f"region table at {offset}: CRC-32C mismatch"
-        if raw[:4] != REGION_SIGNATURE:
-            return raw, f"region table at {offset}: signature {raw[:4]!r} is not 'regi'"
-        count = _u(raw, RT_ENTRY_COUNT, 4)
-        if count > limits.VHDX_MAX_REGION_ENTRIES:
-            return raw, (f"region table at {offset}: {count} entries exceed "
-                         f"limits.VHDX_MAX_REGION_ENTRIES={limits.VHDX_MAX_REGION_ENTRIES}")
+        if h["signature"] != REGION_SIGNATURE:
+            return raw, f"region table at {offset}: signature {h['signature']!r} is not 'regi'"
+        try:
+            limits.enforce(h["entry_count"], "VHDX_MAX_REGION_ENTRIES", self.source.path,
+                           "VHDX region table", offset + REGION_TABLE_HEADER.offset("entry_count"),
+                           "entry count")
+        except LimitExceeded as exc:
+            # one copy over the cap is a finding when the other copy is good
+            return raw, f"region table at {offset}: {exc.problem}"
         return raw, None
 
     def _read_region_tables(self):
@@ -760,12 +316,13 @@ class VhdxImage(Container):
         base = REGION_TABLE_OFFSETS[use]
         bat = meta = None
         regions = []
-        for i in range(_u(raw, RT_ENTRY_COUNT, 4)):
-            e = RT_HEADER_SIZE + i * RT_ENTRY_SIZE
-            guid = raw[e + RTE_GUID:e + RTE_GUID + 16]
-            off = _u(raw, e + RTE_FILE_OFFSET, 8)
-            length = _u(raw, e + RTE_LENGTH, 4)
-            required = bool(_u(raw, e + RTE_REQUIRED, 4) & 1)
+        for i in range(REGION_TABLE_HEADER.field(raw, "entry_count")):
+            e = REGION_TABLE_HEADER.size + i * REGION_TABLE_ENTRY.size
+            entry = REGION_TABLE_ENTRY.unpack(raw, e)
+            guid = entry["guid"]
+            off = entry["file_offset"]
+            length = entry["length"]
+            required = bool(entry["required"] & 1)
             where = base + e
             name = ("bat" if guid == BAT_REGION_GUID
                     else "metadata" if guid == METADATA_REGION_GUID else guid_text(guid))
@@ -801,21 +358,22 @@ class VhdxImage(Container):
         path = self.source.path
         moff, mlen, mwhere = meta
         table = self._read(moff, METADATA_TABLE_SIZE, "VHDX metadata table")
-        if table[:8] != METADATA_SIGNATURE:
+        h = METADATA_TABLE_HEADER.unpack(table)
+        if h["signature"] != METADATA_SIGNATURE:
             raise CorruptImage(path, "VHDX metadata table", moff,
-                               f"signature {table[:8]!r} is not 'metadata'")
-        count = _u(table, MT_ENTRY_COUNT, 2)
-        if count > limits.VHDX_MAX_METADATA_ENTRIES:
-            raise LimitExceeded(path, "VHDX metadata table entry count", moff + MT_ENTRY_COUNT,
-                                f"{count} entries exceed limits.VHDX_MAX_METADATA_ENTRIES="
-                                f"{limits.VHDX_MAX_METADATA_ENTRIES}")
+                               f"signature {h['signature']!r} is not 'metadata'")
+        count = h["entry_count"]
+        limits.enforce(count, "VHDX_MAX_METADATA_ENTRIES", path,
+                       "VHDX metadata table entry count",
+                       moff + METADATA_TABLE_HEADER.offset("entry_count"), "entry count")
         items = {}
         for i in range(count):
-            e = MT_HEADER_SIZE + i * MT_ENTRY_SIZE
-            guid = table[e + MTE_ITEM_ID:e + MTE_ITEM_ID + 16]
-            ioff = _u(table, e + MTE_OFFSET, 4)
-            ilen = _u(table, e + MTE_LENGTH, 4)
-            flags = _u(table, e + MTE_FLAGS, 4)
+            e = METADATA_TABLE_HEADER.size + i * METADATA_TABLE_ENTRY.size
+            entry = METADATA_TABLE_ENTRY.unpack(table, e)
+            guid = entry["item_id"]
+            ioff = entry["offset"]
+            ilen = entry["length"]
+            flags = entry["flags"]
             where = moff + e
             known = METADATA_ITEMS.get(guid)
             if known is None:
@@ -825,7 +383,7 @@ class VhdxImage(Container):
                                              "required but is not one this reader (or qemu) "
                                              "knows")
                 continue
-            name, need = known
+            name, need = known[0], known[1].size
             if name in items:
                 raise CorruptImage(path, "VHDX metadata table entry", where,
                                    f"metadata item {name} is listed twice")
@@ -840,16 +398,19 @@ class VhdxImage(Container):
             raise CorruptImage(path, "VHDX metadata table", moff,
                                "required metadata item(s) missing: " + ", ".join(missing))
 
-        def item(name, need):
-            return self._read(items[name][0], need, f"VHDX metadata item {name}")
+        def item(name):
+            """The item's fields, read where its table entry points."""
+            struct = METADATA_ITEMS[METADATA_GUIDS[name]][1]
+            return struct.unpack(self._read(items[name][0], struct.size,
+                                            f"VHDX metadata item {name}"))
 
-        fp = item("file_parameters", 8)
-        block_size = _u(fp, FP_BLOCK_SIZE, 4)
-        fp_flags = _u(fp, FP_FLAGS, 4)
-        vsize = _u(item("virtual_disk_size", 8), 0, 8)
-        lss = _u(item("logical_sector_size", 4), 0, 4)
-        pss = _u(item("physical_sector_size", 4), 0, 4)
-        page83 = item("page_83_data", 16)
+        fp = item("file_parameters")
+        block_size = fp["block_size"]
+        fp_flags = fp["flags"]
+        vsize = item("virtual_disk_size")["virtual_disk_size"]
+        lss = item("logical_sector_size")["logical_sector_size"]
+        pss = item("physical_sector_size")["physical_sector_size"]
+        page83 = item("page_83_data")["page_83_data"]
         has_parent = bool(fp_flags & FP_HAS_PARENT)
         leave = bool(fp_flags & FP_LEAVE_BLOCKS_ALLOCATED)
         d = self.details
@@ -873,10 +434,9 @@ class VhdxImage(Container):
         if pss not in LOGICAL_SECTOR_SIZES:
             self.add_finding(UNKNOWN_FEATURE, "warning",
                              f"VHDX physical sector size {pss} is not 512 or 4096")
-        if vsize > limits.VHDX_MAX_VIRTUAL_SIZE:
-            raise LimitExceeded(path, "VHDX virtual disk size", items["virtual_disk_size"][0],
-                                f"virtual size {vsize} exceeds limits.VHDX_MAX_VIRTUAL_SIZE="
-                                f"{limits.VHDX_MAX_VIRTUAL_SIZE} (the spec's 64 TiB)")
+        # the cap is the spec's 64 TiB
+        limits.enforce(vsize, "VHDX_MAX_VIRTUAL_SIZE", path, "VHDX virtual disk size",
+                       items["virtual_disk_size"][0], "virtual size")
         if vsize % lss:
             self.add_finding(SIZE_MISMATCH, "warning",
                              f"VHDX virtual disk size {vsize} is not a multiple of the "
@@ -904,25 +464,24 @@ class VhdxImage(Container):
 
     def _read_parent_locator(self, uint64_t off, uint64_t length, uint64_t where):
         path = self.source.path
-        if length > limits.VHDX_MAX_PARENT_LOCATOR_BYTES:
-            raise LimitExceeded(path, "VHDX parent locator", off,
-                                f"{length} bytes exceed limits.VHDX_MAX_PARENT_LOCATOR_BYTES="
-                                f"{limits.VHDX_MAX_PARENT_LOCATOR_BYTES}")
+        limits.enforce(length, "VHDX_MAX_PARENT_LOCATOR_BYTES", path, "VHDX parent locator",
+                       off, "parent locator length")
         raw = self._read(off, length, "VHDX parent locator")
-        count = _u(raw, PL_KEY_VALUE_COUNT, 2)
-        if count > limits.VHDX_MAX_PARENT_LOCATOR_ENTRIES:
-            raise LimitExceeded(path, "VHDX parent locator", off + PL_KEY_VALUE_COUNT,
-                                f"{count} entries exceed limits.VHDX_MAX_PARENT_LOCATOR_ENTRIES"
-                                f"={limits.VHDX_MAX_PARENT_LOCATOR_ENTRIES}")
-        if PL_HEADER_SIZE + count * PL_ENTRY_SIZE > length:
+        h = PARENT_LOCATOR_HEADER.unpack(raw)
+        count = h["key_value_count"]
+        limits.enforce(count, "VHDX_MAX_PARENT_LOCATOR_ENTRIES", path, "VHDX parent locator",
+                       off + PARENT_LOCATOR_HEADER.offset("key_value_count"),
+                       "key/value entry count")
+        if PARENT_LOCATOR_HEADER.size + count * PARENT_LOCATOR_ENTRY.size > length:
             raise CorruptImage(path, "VHDX parent locator", off,
                                f"{count} key/value entries do not fit in its {length} bytes")
-        locator_type = raw[PL_LOCATOR_TYPE:PL_LOCATOR_TYPE + 16]
+        locator_type = h["locator_type"]
         entries = {}
         for i in range(count):
-            e = PL_HEADER_SIZE + i * PL_ENTRY_SIZE
-            ko, vo = _u(raw, e + PLE_KEY_OFFSET, 4), _u(raw, e + PLE_VALUE_OFFSET, 4)
-            kl, vl = _u(raw, e + PLE_KEY_LENGTH, 2), _u(raw, e + PLE_VALUE_LENGTH, 2)
+            e = PARENT_LOCATOR_HEADER.size + i * PARENT_LOCATOR_ENTRY.size
+            entry = PARENT_LOCATOR_ENTRY.unpack(raw, e)
+            ko, vo = entry["key_offset"], entry["value_offset"]
+            kl, vl = entry["key_length"], entry["value_length"]
             if ko + kl > length or vo + vl > length:
                 self.add_finding(CORRUPT, "warning",
                                  f"VHDX parent locator entry {i} (at {off + e}) points past "
@@ -1015,7 +574,7 @@ class VhdxImage(Container):
         rs, re = a_rs, a_re
         c.reg_start, c.reg_end, c.n_reg = &rs[0], &re[0], len(regions)
         with nogil:
-            rc = _walk_bat(emap, &bat[0], nblocks, chunk_ratio, block_size, lss, vsize,
+            rc = walk_bat(emap, &bat[0], nblocks, chunk_ratio, block_size, lss, vsize,
                            has_parent, eff, &c, &st)
         if rc < 0:
             raise LimitExceeded(src.path, "VHDX BAT", boff,
@@ -1057,233 +616,10 @@ class VhdxImage(Container):
                              "read from the parent")
 
 
-# --------------------------------------------------------------------------
-# Log search and in-memory replay (spec 2.3; qemu block/vhdx-log.c)
-# --------------------------------------------------------------------------
-
-class _LogScan:
-    """The circular log, read once; its entries validated as qemu validates them."""
-
-    def __init__(self, img, uint64_t log_offset, uint64_t log_length, bytes log_guid):
-        src = img.source
-        self.img = img
-        self.path = src.path
-        self.offset = log_offset
-        self.nsect = log_length // LOG_SECTOR_SIZE
-        self.guid = log_guid
-        # only the part of the log inside the file is read; the rest is zeros
-        avail = 0
-        if log_offset < src.size:
-            avail = min(log_length, src.size - log_offset)
-        self.avail = avail
-        self.buf = src.view(log_offset, avail, "VHDX log") if avail else b""
-        self.memo = {}
-        self.steps = 0
-        self.crc_bytes = 0
-
-    def sector(self, uint64_t i):
-        """Log sector ``i`` (4096 bytes)."""
-        cdef uint64_t s = i * LOG_SECTOR_SIZE
-        if s + LOG_SECTOR_SIZE <= self.avail:
-            return self.buf[s:s + LOG_SECTOR_SIZE]
-        if s >= self.avail:
-            return bytes(LOG_SECTOR_SIZE)
-        return bytes(self.buf[s:self.avail]) + bytes(s + LOG_SECTOR_SIZE - self.avail)
-
-    def file_pos(self, uint64_t i):
-        return self.offset + i * LOG_SECTOR_SIZE
-
-    def header(self, uint64_t i):
-        """The entry header at sector ``i`` as a dict, or None where qemu finds it invalid."""
-        h = bytes(self.sector(i)[:LOG_ENTRY_HEADER_SIZE])
-        if h[:4] != LOG_ENTRY_SIGNATURE:
-            return None
-        entry_length = _u(h, LE_ENTRY_LENGTH, 4)
-        count = _u(h, LE_DESCRIPTOR_COUNT, 4)
-        seq = _u(h, LE_SEQUENCE_NUMBER, 8)
-        if (entry_length > self.nsect * LOG_SECTOR_SIZE or entry_length % LOG_SECTOR_SIZE
-                or seq == 0 or h[LE_LOG_GUID:LE_LOG_GUID + 16] != self.guid
-                or count * LOG_DESCRIPTOR_SIZE > entry_length):
-            return None
-        return {"seq": seq, "entry_length": entry_length, "count": count,
-                "checksum": _u(h, LE_CHECKSUM, 4),
-                "flushed_file_offset": _u(h, LE_FLUSHED_FILE_OFFSET, 8),
-                "last_file_offset": _u(h, LE_LAST_FILE_OFFSET, 8)}
-
-    def descriptors(self, uint64_t i, hdr):
-        """The entry's descriptor sectors (bytes) and their count; CorruptImage if invalid."""
-        count = hdr["count"]
-        dsect = (count + 2 + 127) // 128
-        raw = b"".join(bytes(self.sector((i + k) % self.nsect)) for k in range(dsect))
-        descs = []
-        for k in range(count):
-            p = LOG_ENTRY_HEADER_SIZE + k * LOG_DESCRIPTOR_SIZE
-            d = raw[p:p + LOG_DESCRIPTOR_SIZE]
-            sig = d[:4]
-            foff = _u(d, DESC_FILE_OFFSET, 8)
-            ok = (_u(d, DESC_SEQUENCE_NUMBER, 8) == hdr["seq"] and foff % LOG_SECTOR_SIZE == 0
-                  and (sig == DESC_SIGNATURE_DATA
-                       or (sig == DESC_SIGNATURE_ZERO
-                           and _u(d, DESC_ZERO_LENGTH, 8) % LOG_SECTOR_SIZE == 0)))
-            if not ok:
-                raise CorruptImage(self.path, "VHDX log descriptor",
-                                   self.file_pos((i + p // LOG_SECTOR_SIZE) % self.nsect)
-                                   + p % LOG_SECTOR_SIZE,
-                                   f"descriptor {k} of log entry {hdr['seq']} is invalid "
-                                   "(signature, sequence number or alignment); qemu refuses "
-                                   "the image")
-            descs.append((sig, foff, _u(d, DESC_ZERO_LENGTH, 8), p))
-        return raw, dsect, descs
-
-    def _entry(self, uint64_t i):
-        """Sequence-independent validation of the entry at ``i``, memoised.
-
-        Returns ``(hdr or None, next sector, checksum ok, descriptor error)``.
-        """
-        cdef const uint8_t[::1] view
-        cdef uint32_t crc
-        got = self.memo.get(i)
-        if got is not None:
-            return got
-        hdr = self.header(i)
-        if hdr is None:
-            got = (None, (i + 1) % self.nsect, False, None)
-        else:
-            try:
-                raw, dsect, _ = self.descriptors(i, hdr)
-            except CorruptImage as exc:
-                got = (hdr, None, False, exc)
-            else:
-                total = hdr["entry_length"] // LOG_SECTOR_SIZE
-                view = raw
-                crc = crc32c_zeroed(&view[0], len(raw), LE_CHECKSUM) ^ <uint32_t>0xFFFFFFFF
-                for k in range(dsect, total):
-                    view = bytes(self.sector((i + k) % self.nsect))
-                    crc = crc32c_update(crc, &view[0], LOG_SECTOR_SIZE)
-                crc ^= <uint32_t>0xFFFFFFFF
-                self.crc_bytes += max(total, dsect) * LOG_SECTOR_SIZE
-                if self.crc_bytes > limits.VHDX_MAX_LOG_SCAN_BYTES:
-                    raise LimitExceeded(self.path, "VHDX log", self.offset,
-                                        "checking the log's entries would checksum more than "
-                                        "limits.VHDX_MAX_LOG_SCAN_BYTES="
-                                        f"{limits.VHDX_MAX_LOG_SCAN_BYTES} bytes")
-                got = (hdr, (i + max(total, dsect)) % self.nsect, crc == hdr["checksum"], None)
-        self.memo[i] = got
-        return got
-
-    def validate(self, uint64_t i, uint64_t seq):
-        """qemu's vhdx_validate_log_entry: (valid, hdr, next sector)."""
-        self.steps += 1
-        if self.steps > limits.VHDX_MAX_LOG_SCAN_STEPS:
-            raise LimitExceeded(self.path, "VHDX log", self.offset,
-                                "the search for the active log sequence exceeds "
-                                f"limits.VHDX_MAX_LOG_SCAN_STEPS={limits.VHDX_MAX_LOG_SCAN_STEPS}")
-        hdr, nxt, crc_ok, desc_error = self._entry(i)
-        if hdr is None or (seq > 0 and hdr["seq"] != seq + 1):
-            return False, None, (i + 1) % self.nsect
-        if desc_error is not None:
-            raise desc_error
-        return crc_ok, hdr, nxt
-
-    def search(self):
-        """The active sequence, as qemu's vhdx_log_search finds it.
-
-        Returns ``(first sector, entry count, first sequence number)`` or None.
-        qemu compares sequences by their first entry's number and, after the
-        first entry, does not check the second's number; both are kept. Where
-        qemu would scan forever (a pass that ends exactly where it began), the
-        scan is refused.
-        """
-        cdef uint64_t pos = 0, tail, curr_seq
-        candidate = None
-        seen = set()
-        while True:
-            tail = pos
-            if tail in seen:
-                raise CorruptImage(self.path, "VHDX log", self.file_pos(tail),
-                                   "the log's entries lead the search for the active sequence "
-                                   "round in a circle (qemu never finishes opening this image)")
-            seen.add(tail)
-            curr_seq = 0
-            valid, hdr, pos = self.validate(pos, 0)
-            if valid:
-                first_seq = hdr["seq"]
-                count = 1
-                while True:
-                    valid, hdr2, nxt = self.validate(pos, curr_seq)
-                    pos = nxt
-                    if not valid:
-                        break
-                    count += 1
-                    curr_seq = hdr2["seq"]
-                if candidate is None or first_seq > candidate[2]:
-                    candidate = (tail, count, first_seq)
-            if pos < tail:
-                break
-        return candidate
-
-    def replay(self, uint64_t start, uint64_t count):
-        """Apply the sequence's descriptors in order to the image's overlay."""
-        img = self.img
-        ov = img._overlay
-        cdef uint64_t pos = start, foff, n, k
-        for _ in range(count):
-            entry_start = pos
-            hdr = self.header(pos)
-            if hdr is None:
-                raise CorruptImage(self.path, "VHDX log entry", self.file_pos(pos),
-                                   "an entry of the active sequence is not where replay finds "
-                                   "it; qemu refuses the image")
-            if hdr["flushed_file_offset"] > img._eff_size:
-                raise TruncatedImage(self.path, "VHDX log entry", self.file_pos(pos),
-                                     f"entry {hdr['seq']} was written when the file was "
-                                     f"{hdr['flushed_file_offset']} bytes long, but it is "
-                                     f"{img._eff_size}: the file has been truncated (qemu "
-                                     "refuses it)")
-            raw, dsect, descs = self.descriptors(pos, hdr)
-            pos = (pos + dsect) % self.nsect
-            for sig, foff, zero_length, p in descs:
-                if sig == DESC_SIGNATURE_DATA:
-                    data = bytes(self.sector(pos))
-                    dpos = self.file_pos(pos)
-                    pos = (pos + 1) % self.nsect
-                    dseq = (_u(data, DS_SEQUENCE_HIGH, 4) << 32) | _u(data, DS_SEQUENCE_LOW, 4)
-                    if dseq != hdr["seq"]:
-                        raise CorruptImage(self.path, "VHDX log data sector", dpos,
-                                           f"sequence number {dseq} is not the entry's "
-                                           f"{hdr['seq']}; qemu refuses the image")
-                    desc = raw[p:p + LOG_DESCRIPTOR_SIZE]
-                    sector = (desc[DESC_LEADING_BYTES:DESC_LEADING_BYTES + 8]
-                              + data[DS_DATA:DS_DATA + DS_DATA_SIZE]
-                              + desc[DESC_TRAILING_BYTES:DESC_TRAILING_BYTES + 4])
-                    desc_file = self._desc_file_pos(entry_start, p)
-                    ov.write(foff, foff + LOG_SECTOR_SIZE, (OV_DATA, desc_file, dpos, sector))
-                    end = foff + LOG_SECTOR_SIZE
-                else:
-                    if foff + zero_length >= 1 << 63:
-                        raise CorruptImage(self.path, "VHDX log descriptor",
-                                           self._desc_file_pos(entry_start, p),
-                                           f"zero descriptor of {zero_length} bytes at "
-                                           f"{foff} overflows")
-                    if zero_length:
-                        ov.write(foff, foff + zero_length, (OV_ZERO, 0, 0, None))
-                    end = foff + zero_length
-                if end > img._eff_size:
-                    img._eff_size = end
-            last = hdr["last_file_offset"]
-            if img._eff_size < last and last % MiB:
-                img._eff_size = (last // MiB + 1) * MiB
-        return None
-
-    def _desc_file_pos(self, uint64_t entry_start, uint64_t p):
-        """File offset of byte ``p`` of the descriptor sectors of the entry at ``entry_start``."""
-        return self.file_pos((entry_start + p // LOG_SECTOR_SIZE) % self.nsect) \
-            + p % LOG_SECTOR_SIZE
-
-
 def probe(Source source):
     """``vhdxfile`` at offset 0 (qemu's probe)."""
-    return source.contains(0, 8) and source.read(0, 8, "VHDX file type identifier") \
+    length = FILE_TYPE_IDENTIFIER.end("signature")
+    return source.contains(0, length) and source.read(0, length, "VHDX file type identifier") \
         == FILE_ID_SIGNATURE
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 
 from imgscan import limits
-from imgscan.errors import CorruptImage, LimitExceeded
+from imgscan.errors import CorruptImage
 
 #: Extent access modes (spec: "Extent Descriptions").
 ACCESS_MODES = ("RW", "RDONLY", "NOACCESS")
@@ -163,10 +163,8 @@ def parse_descriptor(raw: bytes, path: str, offset: int, structure: str) -> Desc
         # qemu reads the text as a C string; embedded descriptors are zero-padded
         hidden = raw[nul:].strip(b"\x00 \t\r\n")
         raw = raw[:nul]
-    if len(raw) > limits.VMDK_MAX_DESCRIPTOR_BYTES:
-        raise LimitExceeded(path, structure, offset,
-                            f"{len(raw)} bytes exceed limits.VMDK_MAX_DESCRIPTOR_BYTES="
-                            f"{limits.VMDK_MAX_DESCRIPTOR_BYTES}")
+    limits.enforce(len(raw), "VMDK_MAX_DESCRIPTOR_BYTES", path, structure, offset,
+                   "descriptor size")
     # Descriptors are ASCII in practice, Windows-1252 or UTF-8 by their "encoding" line;
     # bytes that are not UTF-8 are kept visible rather than refused.
     text = raw.decode("utf-8", errors="backslashreplace")
@@ -176,16 +174,12 @@ def parse_descriptor(raw: bytes, path: str, offset: int, structure: str) -> Desc
             f"{len(hidden)} bytes of text follow a NUL byte at offset {offset + nul}: qemu "
             "stops reading there, another reader may not")
     lines = text.split("\n")
-    if len(lines) > limits.VMDK_MAX_DESCRIPTOR_LINES:
-        raise LimitExceeded(path, structure, offset,
-                            f"{len(lines)} lines exceed limits.VMDK_MAX_DESCRIPTOR_LINES="
-                            f"{limits.VMDK_MAX_DESCRIPTOR_LINES}")
+    limits.enforce(len(lines), "VMDK_MAX_DESCRIPTOR_LINES", path, structure, offset,
+                   "line count")
     pos = offset
     for number, line in enumerate(lines, 1):
-        if len(line) > limits.VMDK_MAX_DESCRIPTOR_LINE:
-            raise LimitExceeded(path, f"{structure} line {number}", pos,
-                                f"{len(line)} characters exceed limits.VMDK_MAX_DESCRIPTOR_LINE="
-                                f"{limits.VMDK_MAX_DESCRIPTOR_LINE}")
+        limits.enforce(len(line), "VMDK_MAX_DESCRIPTOR_LINE", path, f"{structure} line {number}",
+                       pos, "line length in characters,")
         start = pos
         pos += len(line.encode("utf-8", errors="surrogateescape")) + 1
         stripped = line.strip()
@@ -204,10 +198,8 @@ def parse_descriptor(raw: bytes, path: str, offset: int, structure: str) -> Desc
             if etype in (EXTENT_FLAT,) and m.group("offset") is None:
                 raise CorruptImage(path, f"{structure} line {number}", None,
                                    f"FLAT extent line {stripped[:200]!r} has no offset")
-            if len(desc.extents) >= limits.VMDK_MAX_EXTENTS:
-                raise LimitExceeded(path, f"{structure} line {number}", start,
-                                    f"more than limits.VMDK_MAX_EXTENTS={limits.VMDK_MAX_EXTENTS} "
-                                    "extent lines")
+            limits.enforce(len(desc.extents) + 1, "VMDK_MAX_EXTENTS", path,
+                           f"{structure} line {number}", start, "extent line count")
             desc.extents.append(ExtentLine(
                 m.group("access"), int(m.group("sectors")), etype, name,
                 int(m.group("offset") or 0), number))

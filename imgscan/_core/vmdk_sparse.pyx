@@ -1,0 +1,615 @@
+"""VMDK sparse extents: their headers and grain directory walks.
+
+The reader of one sparse extent, whatever holds it: a hosted sparse extent
+(``KDMV``: monolithicSparse, its split and vmfsSparse kin), a stream-optimized
+one (compressed grains behind grain markers, the grain directory possibly
+found through the footer) and ESX's older COWD extent.
+:func:`read_sparse_header` checks a header as qemu 7.2 (``block/vmdk.c``)
+does; :func:`walk_sparse` appends the extent's runs to an extent map in a
+nogil walk. The descriptor-based container that lays extents end to end is
+:mod:`imgscan._core.vmdk`; the structures are declared in
+:mod:`imgscan._core.c_vmdk`.
+"""
+
+cimport cython
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, qsort
+from libc.string cimport memcpy
+from posix.unistd cimport pread
+
+from imgscan import limits
+from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
+from imgscan.findings import CORRUPT, FOOTER_MISMATCH, SIZE_MISMATCH, TRUNCATED, UNKNOWN_FEATURE
+
+from .binary cimport le32, le64
+from .c_vmdk import (
+    COMPRESSION_DEFLATE, COMPRESSION_NONE, COWD_GTES_PER_GT, COWD_HEADER, COWD_MAGIC,
+    FLAG_MARKERS, FLAG_NAMES, FLAG_REDUNDANT_GRAIN_TABLE, FLAG_VALID_NEWLINE_TEST,
+    FLAG_ZEROED_GRAIN_GTE, FOOTER_AREA, GD_AT_END, GD_ENTRY_SIZE, GRAIN_MARKER, GT_ENTRY_SIZE,
+    GTE_ZEROED, KNOWN_FLAGS, MARKER, MARKER_EOS, MARKER_FOOTER, MARKER_SIZE, MAX_VERSION,
+    NEWLINE_TEST, NEWLINE_TEST_FIELDS, SECTOR_SIZE, SPARSE_EXTENT_HEADER, SPARSE_HEADER_MIN,
+    SPARSE_HEADER_SIZE, SPARSE_MAGIC,
+)
+from .extents cimport ExtentMap, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST
+from .source cimport Source
+
+# The layout values the nogil walk needs, as C values taken from c_vmdk.
+cdef uint64_t C_SECTOR = SECTOR_SIZE
+cdef uint32_t C_GTE_ZEROED = GTE_ZEROED
+cdef uint64_t C_GRAIN_MARKER_HEAD = GRAIN_MARKER.size
+cdef uint64_t C_GRAIN_MARKER_SIZE_FIELD = GRAIN_MARKER.offset("size")
+
+
+# --------------------------------------------------------------------------
+# The grain directory walk
+# --------------------------------------------------------------------------
+
+cdef struct WalkResult:
+    uint64_t bad_index      # GD entry of the failing GT (rc -2/-3/-4)
+    uint64_t bad_offset     # its byte offset
+    uint64_t past_eof       # grains (partly) past the end of the file
+    uint64_t first_past_eof
+    uint64_t lba_mismatch   # grain markers whose LBA is not the grain's
+    uint64_t first_lba_mismatch
+
+
+cdef int _cmp_u64(const void* a, const void* b) noexcept nogil:
+    cdef uint64_t x = (<const uint64_t*>a)[0]
+    cdef uint64_t y = (<const uint64_t*>b)[0]
+    return (x > y) - (x < y)
+
+
+@cython.cdivision(True)
+cdef int _check_gts(const uint8_t* gd, uint64_t n, uint64_t gt_bytes, uint64_t gd_start,
+                    uint64_t gd_end, uint64_t fsize, WalkResult* r) noexcept nogil:
+    """Every GT inside the file, clear of the header and the GD, and of every other GT.
+
+    Returns 0, -2 (past the end), -3 (over the header or the GD), -4 (two GTs
+    overlap: a table shared or looped back into) or -5 (out of memory).
+    """
+    cdef uint64_t* offs = <uint64_t*>malloc((n if n else 1) * sizeof(uint64_t))
+    cdef uint64_t i, k = 0, off
+    if offs == NULL:
+        return -5
+    for i in range(n):
+        off = <uint64_t>le32(gd + 4 * i) * C_SECTOR
+        if off == 0:
+            continue
+        r.bad_index = i
+        r.bad_offset = off
+        if off + gt_bytes > fsize:
+            free(offs)
+            return -2
+        if off < C_SECTOR or (off < gd_end and off + gt_bytes > gd_start):
+            free(offs)
+            return -3
+        offs[k] = off
+        k += 1
+    qsort(offs, k, sizeof(uint64_t), _cmp_u64)
+    for i in range(1, k):
+        if offs[i] < offs[i - 1] + gt_bytes:
+            r.bad_offset = offs[i]
+            for k in range(n):
+                if <uint64_t>le32(gd + 4 * k) * C_SECTOR == offs[i]:
+                    r.bad_index = k
+                    break
+            free(offs)
+            return -4
+    free(offs)
+    return 0
+
+
+cdef inline uint64_t _zero_run_end(const uint8_t* gt, uint64_t j, uint64_t n) noexcept nogil:
+    """The first entry at or after ``j`` (of ``n``) that is not 0, or ``n``."""
+    cdef uint64_t word
+    while j < n and (j & 1):
+        if le32(gt + 4 * j) != 0:
+            return j
+        j += 1
+    while j + 2 <= n:
+        memcpy(&word, gt + 4 * j, 8)
+        if word != 0:
+            break
+        j += 2
+    while j < n and le32(gt + 4 * j) == 0:
+        j += 1
+    return j
+
+
+#: Grain tables are read with pread into one reusable buffer of this size, a run
+#: of tables that follow each other on disk at a time: a 100 GiB image has 3200
+#: tables of 2 KiB, and faulting them in page by page (fresh memory or a map)
+#: costs several times more than copying them into pages already touched.
+cdef uint64_t GT_WINDOW = 256 * 1024
+
+
+cdef struct GtWindow:
+    int fd
+    uint8_t* buf
+    uint64_t cap
+    uint64_t lo
+    uint64_t hi
+
+
+@cython.cdivision(True)
+cdef const uint8_t* _gt_at(GtWindow* w, const uint8_t* gd, uint64_t n, uint64_t i,
+                           uint64_t off, uint64_t gt_bytes) noexcept nogil:
+    """The grain table at ``off`` (GD entry ``i``), read with the tables after it; NULL on error.
+
+    The read extends over the tables of the next GD entries while they lie
+    after this one within the window, so tables laid out in order (as every
+    writer does) cost one read per 256 KiB.
+    """
+    cdef uint64_t end, k, nxt, done = 0
+    cdef ssize_t got
+    if off >= w.lo and off + gt_bytes <= w.hi:
+        return w.buf + (off - w.lo)
+    end = off + gt_bytes
+    k = i + 1
+    while k < n:
+        nxt = <uint64_t>le32(gd + 4 * k) * C_SECTOR
+        k += 1
+        if nxt == 0:
+            continue
+        if nxt < off or nxt + gt_bytes - off > w.cap:
+            break
+        if nxt + gt_bytes > end:
+            end = nxt + gt_bytes
+    while done < end - off:
+        got = pread(w.fd, w.buf + done, end - off - done, off + done)
+        if got <= 0:
+            return NULL
+        done += got
+    w.lo = off
+    w.hi = end
+    return w.buf
+
+
+@cython.cdivision(True)
+@cython.boundscheck(False)
+cdef int _walk_gd(ExtentMap emap, const uint8_t* gd, uint64_t n, GtWindow* w,
+                  const uint8_t* f, uint64_t fsize, uint64_t guest_base, uint64_t length,
+                  uint64_t grain, uint64_t gtes, uint32_t file, bint zeroed_gte,
+                  bint compressed, bint markers, WalkResult* r) noexcept nogil:
+    """Append the runs of one sparse extent: ``length`` guest bytes from ``guest_base``.
+
+    Grain tables come through ``w`` (they were checked by :func:`_check_gts`);
+    ``f`` is the whole file, needed only for grain markers (``markers``), and
+    ``fsize`` its size. Returns -1 when the extent map is full, -6 when a
+    grain table could not be read.
+    """
+    cdef uint64_t span = gtes * grain
+    cdef uint64_t i, j, k, pos, end, glen, host, size, ngr
+    cdef const uint8_t* gt
+    cdef uint32_t gte, gt_sector
+    for i in range(n):
+        pos = i * span
+        if pos >= length:
+            break
+        end = pos + span
+        if end > length:
+            end = length
+        gt_sector = le32(gd + 4 * i)
+        if gt_sector == 0:
+            if emap.add(guest_base + pos, end - pos, KIND_UNALLOCATED, NO_HOST, file, 0) < 0:
+                return -1
+            continue
+        gt = _gt_at(w, gd, n, i, <uint64_t>gt_sector * C_SECTOR, gtes * 4)
+        if gt == NULL:
+            r.bad_index = i
+            r.bad_offset = <uint64_t>gt_sector * C_SECTOR
+            return -6
+        ngr = (end - pos + grain - 1) // grain
+        j = 0
+        while j < ngr:
+            glen = end - pos
+            if glen > grain:
+                glen = grain
+            gte = le32(gt + 4 * j)
+            if gte == 0:
+                # Most entries of a sparse disk are 0: take the whole run at once.
+                k = _zero_run_end(gt, j + 1, ngr)
+                glen = (k - j) * grain
+                if glen > end - pos:
+                    glen = end - pos
+                if emap.add(guest_base + pos, glen, KIND_UNALLOCATED, NO_HOST, file, 0) < 0:
+                    return -1
+                pos += glen
+                j = k
+                continue
+            elif gte == C_GTE_ZEROED and zeroed_gte:
+                if emap.add(guest_base + pos, glen, KIND_ZERO, NO_HOST, file, 0) < 0:
+                    return -1
+            elif compressed:
+                host = <uint64_t>gte * C_SECTOR
+                size = 0
+                if markers:
+                    if host + C_GRAIN_MARKER_HEAD <= fsize:
+                        if le64(f + host) != pos // C_SECTOR:
+                            if r.lba_mismatch == 0:
+                                r.first_lba_mismatch = guest_base + pos
+                            r.lba_mismatch += 1
+                        size = le32(f + host + C_GRAIN_MARKER_SIZE_FIELD)
+                    host += C_GRAIN_MARKER_HEAD
+                    if host + size > fsize:
+                        if r.past_eof == 0:
+                            r.first_past_eof = guest_base + pos
+                        r.past_eof += 1
+                elif host < fsize:
+                    size = fsize - host
+                    if size > 2 * grain:
+                        size = 2 * grain
+                if emap.add(guest_base + pos, glen, KIND_COMPRESSED, host, file, size) < 0:
+                    return -1
+            else:
+                host = <uint64_t>gte * C_SECTOR
+                if host + glen > fsize:
+                    if r.past_eof == 0:
+                        r.first_past_eof = guest_base + pos
+                    r.past_eof += 1
+                if emap.add(guest_base + pos, glen, KIND_DATA, host, file, 0) < 0:
+                    return -1
+            pos += glen
+            j += 1
+    if n * span < length:
+        # Never for KDMV (its GD is sized from the capacity) nor COWD (checked at open).
+        return emap.add(guest_base + n * span, length - n * span, KIND_UNALLOCATED, NO_HOST,
+                        file, 0)
+    return 0
+
+
+# --------------------------------------------------------------------------
+# Sparse extent headers
+# --------------------------------------------------------------------------
+
+class SparseHeader:
+    """The fields of one sparse extent's header (KDMV or COWD), in bytes where sizes."""
+
+    __slots__ = ("kind", "version", "flags", "capacity", "grain", "desc_offset", "desc_size",
+                 "gtes", "rgd_offset", "gd_offset", "overhead", "compress", "gd_entries",
+                 "zeroed_gte", "compressed", "markers", "newline", "unclean")
+
+    def as_dict(self):
+        d = {"version": self.version, "flags": self.flags,
+             "capacity": self.capacity // SECTOR_SIZE, "grain_size": self.grain // SECTOR_SIZE,
+             "num_gtes_per_gt": self.gtes, "gd_offset": self.gd_offset // SECTOR_SIZE,
+             "gd_entries": self.gd_entries}
+        if self.kind == "KDMV":
+            d["flag_names"] = [name for bit, name in FLAG_NAMES if self.flags & bit]
+            d.update({"descriptor_offset": self.desc_offset // SECTOR_SIZE,
+                      "descriptor_size": self.desc_size // SECTOR_SIZE,
+                      "rgd_offset": self.rgd_offset // SECTOR_SIZE,
+                      "overhead": self.overhead,
+                      "unclean_shutdown": self.unclean,
+                      "compress_algorithm": self.compress})
+        return d
+
+
+def _kdmv_fields(bytes h):
+    """The header's fields under the names the reader uses (sizes still in sectors)."""
+    f = SPARSE_EXTENT_HEADER.unpack(h)
+    return {
+        "version": f["version"], "flags": f["flags"],
+        "capacity": f["capacity"], "grain": f["grainSize"],
+        "desc_offset": f["descriptorOffset"], "desc_size": f["descriptorSize"],
+        "gtes": f["numGTEsPerGT"], "rgd_offset": f["rgdOffset"],
+        "gd_offset": f["gdOffset"], "overhead": f["overHead"],
+        "unclean": bool(f["uncleanShutdown"]),
+        "newline": b"".join(f[name] for name in NEWLINE_TEST_FIELDS),
+        "compress": f["compressAlgorithm"],
+    }
+
+
+def _at(str field):
+    """The byte offset of a field of the sparse header."""
+    return SPARSE_EXTENT_HEADER.offset(field)
+
+
+def read_sparse_header(container, Source src, str label):
+    """Parse and check the sparse header of ``src``; findings go to ``container``.
+
+    ``label`` names the extent file in messages. Raises for what qemu refuses
+    (and for tables that could not be walked safely).
+    """
+    path = container.path
+    size = src.size
+    if size < 4:
+        raise TruncatedImage(path, f"{label} sparse header", 0,
+                             f"the file holds {size} bytes, fewer than the 4-byte magic")
+    magic = src.read(0, 4, f"{label} sparse header")
+    if magic == COWD_MAGIC:
+        return _read_cowd_header(container, src, label)
+    if magic != SPARSE_MAGIC:
+        raise CorruptImage(path, f"{label} sparse header", 0,
+                           f"magic {magic!r} is not 'KDMV' or 'COWD'")
+    if size < SPARSE_HEADER_MIN:
+        raise TruncatedImage(path, f"{label} sparse header", 0,
+                             f"the file holds {size} bytes; the header needs {SPARSE_HEADER_MIN}")
+    h = src.read_zero_padded(0, SPARSE_HEADER_SIZE)
+    f = _kdmv_fields(h)
+    structure = f"{label} sparse header"
+    hdr_base = 0
+    if f["gd_offset"] == GD_AT_END:
+        f, hdr_base = _read_footer(container, src, label, f)
+        structure = f"{label} footer"
+    else:
+        _footer_beside_header(container, src, label, f)
+    version = f["version"]
+    if version > MAX_VERSION:
+        container.add_finding(UNKNOWN_FEATURE, "error",
+                              f"{label}: sparse header version {version} is newer than 3")
+        raise UnsupportedFeature(path, structure, hdr_base + _at("version"),
+                                 f"VMDK sparse extent version {version} is not 1, 2 or 3")
+    flags = f["flags"]
+    unknown = flags & ~KNOWN_FLAGS
+    if unknown:
+        container.add_finding(UNKNOWN_FEATURE, "warning",
+                              f"{label}: sparse header flag bits 0x{unknown:08x} are not in the "
+                              "spec")
+    if flags & FLAG_VALID_NEWLINE_TEST and f["newline"] != NEWLINE_TEST:
+        container.add_finding(
+            CORRUPT, "error",
+            f"{label}: the newline-detection characters are {f['newline']!r}, not "
+            f"{NEWLINE_TEST!r}: the file was probably copied in text mode and is damaged")
+    gtes = f["gtes"]
+    grain_sectors = f["grain"]
+    if gtes > limits.VMDK_MAX_GTES_PER_GT:
+        # qemu refuses it as corrupt, not as over a limit: the type is kept
+        raise CorruptImage(path, structure, hdr_base + _at("numGTEsPerGT"),
+                           f"numGTEsPerGT {gtes} exceeds limits.VMDK_MAX_GTES_PER_GT="
+                           f"{limits.VMDK_MAX_GTES_PER_GT} (qemu: L2 table size too big)")
+    if gtes == 0 or grain_sectors == 0:
+        raise CorruptImage(path, structure, hdr_base + _at("grainSize"),
+                           f"grain size {grain_sectors} sectors, {gtes} entries per grain table:"
+                           " a grain table must map at least one sector")
+    if grain_sectors > limits.VMDK_MAX_GRAIN_SECTORS:
+        raise CorruptImage(path, structure, hdr_base + _at("grainSize"),
+                           f"grain size {grain_sectors} sectors exceeds "
+                           f"limits.VMDK_MAX_GRAIN_SECTORS={limits.VMDK_MAX_GRAIN_SECTORS}")
+    h_out = SparseHeader()
+    h_out.kind = "KDMV"
+    h_out.version = version
+    h_out.flags = flags
+    h_out.newline = f["newline"]
+    h_out.unclean = f["unclean"]
+    h_out.compress = f["compress"]
+    h_out.gtes = gtes
+    h_out.grain = grain_sectors * SECTOR_SIZE
+    h_out.desc_offset = f["desc_offset"] * SECTOR_SIZE
+    h_out.desc_size = f["desc_size"] * SECTOR_SIZE
+    h_out.rgd_offset = f["rgd_offset"] * SECTOR_SIZE
+    h_out.gd_offset = f["gd_offset"] * SECTOR_SIZE
+    h_out.overhead = f["overhead"]
+    h_out.zeroed_gte = bool(flags & FLAG_ZEROED_GRAIN_GTE)
+    # qemu decides by compressAlgorithm, not by the flag
+    h_out.compressed = h_out.compress == COMPRESSION_DEFLATE
+    h_out.markers = bool(flags & FLAG_MARKERS)
+    if h_out.compress not in (COMPRESSION_NONE, COMPRESSION_DEFLATE):
+        container.add_finding(UNKNOWN_FEATURE, "error",
+                              f"{label}: compressAlgorithm {h_out.compress} is not deflate (1)")
+    if h_out.compressed:
+        limits.enforce(h_out.grain, "MAX_DECOMPRESSED_CLUSTER", path, structure,
+                       hdr_base + _at("grainSize"), "compressed grain size in bytes,")
+    capacity = f["capacity"]
+    limits.enforce(capacity * SECTOR_SIZE, "MAX_VIRTUAL_SIZE", path, structure,
+                   hdr_base + _at("capacity"), "capacity in bytes,")
+    h_out.capacity = capacity * SECTOR_SIZE
+    h_out.gd_entries = -(-capacity // (gtes * grain_sectors))
+    _check_gd(container, src, h_out, structure, hdr_base + _at("gdOffset"))
+    if f["overhead"] > size // SECTOR_SIZE:
+        raise TruncatedImage(path, structure, hdr_base + _at("overHead"),
+                             f"overHead is {f['overhead']} sectors but the file holds "
+                             f"{size // SECTOR_SIZE} (qemu: file truncated)")
+    return h_out
+
+
+def _check_gd(container, Source src, h, str structure, field_offset):
+    """The GD size against the limits and the file (both the primary and the redundant one)."""
+    path = container.path
+    limits.enforce(h.gd_entries, "VMDK_MAX_GD_ENTRIES", path, structure, field_offset,
+                   "grain directory entry count")
+    gd_bytes = h.gd_entries * GD_ENTRY_SIZE
+    if h.gd_entries and not src.contains(h.gd_offset, gd_bytes):
+        raise TruncatedImage(path, "VMDK grain directory", h.gd_offset,
+                             f"{h.gd_entries} entries ({gd_bytes} bytes) end past the end of "
+                             f"the file ({src.size})")
+    if h.gd_entries and h.gd_offset < SECTOR_SIZE:
+        raise CorruptImage(path, "VMDK grain directory", h.gd_offset,
+                           "the grain directory overlaps the sparse header")
+    if h.kind == "KDMV" and h.flags & FLAG_REDUNDANT_GRAIN_TABLE and h.gd_entries:
+        if not src.contains(h.rgd_offset, gd_bytes):
+            container.add_finding(
+                TRUNCATED, "warning",
+                f"the redundant grain directory at offset {h.rgd_offset} ends past the end of "
+                f"the file ({src.size}); the primary one is used (as qemu does)")
+
+
+def _read_footer(container, Source src, str label, dict header):
+    """The footer of a stream whose header says the GD is at the end; compare the two."""
+    path = container.path
+    end = src.size // SECTOR_SIZE * SECTOR_SIZE
+    if end < FOOTER_AREA + SECTOR_SIZE:
+        raise TruncatedImage(path, f"{label} footer", None,
+                             "the header says the grain directory is at the end of the stream "
+                             f"but the file ({src.size} bytes) has no room for a footer")
+    base = end - FOOTER_AREA
+    area = src.read(base, FOOTER_AREA, f"{label} footer")
+    footer = area[MARKER_SIZE:2 * MARKER_SIZE]
+    marker = MARKER.unpack(area)
+    eos = MARKER.unpack(area, 2 * MARKER_SIZE)
+    if (footer[:4] != SPARSE_MAGIC or marker["size"] != 0 or marker["type"] != MARKER_FOOTER
+            or eos["val"] != 0 or eos["size"] != 0 or eos["type"] != MARKER_EOS):
+        raise CorruptImage(path, f"{label} footer", base,
+                           "the header says the grain directory is at the end of the stream but "
+                           "no footer marker, footer and end-of-stream marker end the file "
+                           "(qemu: Invalid footer)")
+    f = _kdmv_fields(footer)
+    hdr_base = base + MARKER_SIZE
+    for key, name, finding in (("capacity", "capacity", SIZE_MISMATCH),
+                               ("grain", "grainSize", FOOTER_MISMATCH),
+                               ("desc_offset", "descriptorOffset", FOOTER_MISMATCH),
+                               ("desc_size", "descriptorSize", FOOTER_MISMATCH),
+                               ("gtes", "numGTEsPerGT", FOOTER_MISMATCH),
+                               ("compress", "compressAlgorithm", FOOTER_MISMATCH),
+                               ("version", "version", FOOTER_MISMATCH)):
+        if f[key] != header[key]:
+            container.add_finding(
+                finding, "error",
+                f"{label}: the footer (offset {hdr_base}) says {name} {f[key]} but the header "
+                f"says {header[key]}; the footer is used, as qemu does")
+    if f["gd_offset"] == GD_AT_END:
+        raise CorruptImage(path, f"{label} footer", hdr_base + _at("gdOffset"),
+                           "the footer, too, says the grain directory is at the end")
+    container.details["footer_offset"] = hdr_base
+    return f, hdr_base
+
+
+def _footer_beside_header(container, Source src, str label, dict header):
+    """A stream whose header names its grain directory, yet which ends with a footer naming
+    another one.
+
+    qemu reads a footer only when the header's gdOffset is GD_AT_END, so it uses the
+    header's; a reader that takes a stream's footer as the final word reads a different
+    disk from the same file (LP#2073262).
+    """
+    end = src.size // SECTOR_SIZE * SECTOR_SIZE
+    if not header["flags"] & FLAG_MARKERS or end < FOOTER_AREA + SECTOR_SIZE:
+        return
+    base = end - FOOTER_AREA
+    area = src.read(base, FOOTER_AREA, f"{label} footer")
+    footer = area[MARKER_SIZE:2 * MARKER_SIZE]
+    if footer[:4] != SPARSE_MAGIC or MARKER.field(area, "type") != MARKER_FOOTER:
+        return
+    gd = _kdmv_fields(footer)["gd_offset"]
+    if gd != header["gd_offset"]:
+        container.add_finding(
+            FOOTER_MISMATCH, "error",
+            f"{label}: the header says the grain directory is at sector {header['gd_offset']} "
+            f"but the footer (offset {base + MARKER_SIZE}) says {gd}; the header is used, "
+            "as qemu does")
+
+
+def _read_cowd_header(container, Source src, str label):
+    """ESX's COWD sparse header (qemu's VMDK3): 32-bit fields, 4096-entry grain tables."""
+    path = container.path
+    if src.size < COWD_HEADER.size:
+        raise TruncatedImage(path, f"{label} COWD header", 0,
+                             f"the file holds {src.size} bytes; the header needs "
+                             f"{COWD_HEADER.size}")
+    h = COWD_HEADER.unpack(src.read(0, COWD_HEADER.size, f"{label} COWD header"))
+    h_out = SparseHeader()
+    h_out.kind = "COWD"
+    h_out.version = h["version"]
+    h_out.flags = h["flags"]
+    grain_sectors = h["grainSize"]
+    if grain_sectors == 0 or grain_sectors > limits.VMDK_MAX_GRAIN_SECTORS:
+        raise CorruptImage(path, f"{label} COWD header", COWD_HEADER.offset("grainSize"),
+                           f"granularity {grain_sectors} sectors is 0 or exceeds "
+                           f"limits.VMDK_MAX_GRAIN_SECTORS={limits.VMDK_MAX_GRAIN_SECTORS}")
+    h_out.capacity = h["numSectors"] * SECTOR_SIZE
+    h_out.grain = grain_sectors * SECTOR_SIZE
+    h_out.gtes = COWD_GTES_PER_GT
+    h_out.gd_offset = h["gdOffset"] * SECTOR_SIZE
+    h_out.gd_entries = h["numGDEntries"]
+    h_out.desc_offset = h_out.desc_size = h_out.rgd_offset = h_out.overhead = 0
+    h_out.compress = COMPRESSION_NONE
+    h_out.zeroed_gte = h_out.compressed = h_out.markers = h_out.unclean = False
+    h_out.newline = b""
+    _check_gd(container, src, h_out, f"{label} COWD header",
+              COWD_HEADER.offset("numGDEntries"))
+    if h_out.gd_entries * COWD_GTES_PER_GT * h_out.grain < h_out.capacity:
+        raise CorruptImage(path, f"{label} COWD header", COWD_HEADER.offset("numGDEntries"),
+                           f"{h_out.gd_entries} grain directory entries cannot map the "
+                           f"{h_out.capacity}-byte extent")
+    return h_out
+
+
+def walk_sparse(container, ExtentMap emap, Source src, h, uint64_t guest_base,
+                uint64_t length, uint32_t file, str label):
+    """Append the runs of sparse extent ``src`` (header ``h``) as map file index ``file``."""
+    cdef uint64_t n = h.gd_entries
+    cdef uint64_t fsize = src.size
+    cdef uint64_t gt_bytes = <uint64_t>h.gtes * GT_ENTRY_SIZE
+    # No entries: the offset is never read and, unchecked, may exceed 64 bits.
+    cdef uint64_t gd_off = h.gd_offset if n else 0
+    cdef uint64_t grain = h.grain
+    cdef uint64_t gtes = h.gtes
+    cdef bint zeroed = h.zeroed_gte, compressed = h.compressed, markers = h.markers
+    cdef uint64_t gd_end = gd_off + n * GD_ENTRY_SIZE
+    cdef const uint8_t[::1] gd_view
+    cdef const uint8_t[::1] whole
+    cdef const uint8_t* gd_p
+    cdef const uint8_t* f_p
+    cdef WalkResult r
+    cdef GtWindow w
+    cdef int rc
+    r.bad_index = r.bad_offset = r.past_eof = r.first_past_eof = 0
+    r.lba_mismatch = r.first_lba_mismatch = 0
+    path = container.path
+    if length > h.capacity:
+        # the descriptor claims more than the extent holds: the rest reads as zeros
+        emap_tail = length - h.capacity
+        length = h.capacity
+    else:
+        emap_tail = 0
+    if n == 0 or length == 0:
+        emap._append(guest_base, length + emap_tail, "unallocated", None, file)
+        return
+    if fsize == 0:
+        raise TruncatedImage(path, f"{label} grain tables", 0, "the extent file is empty")
+    gd_view = src.view(gd_off, n * GD_ENTRY_SIZE, "VMDK grain directory")
+    gd_p = &gd_view[0]
+    f_p = NULL
+    if markers and compressed:
+        # Grain markers are read in place from the (lazily) mapped file; where it
+        # cannot be mapped, one read of the whole file, bounded by its size.
+        whole = src.view(0, fsize, "VMDK grain markers")
+        f_p = &whole[0]
+    with nogil:
+        rc = _check_gts(gd_p, n, gt_bytes, gd_off, gd_end, fsize, &r)
+    if rc == -5:
+        raise MemoryError()
+    if rc == -2:
+        raise TruncatedImage(path, "VMDK grain table", r.bad_offset,
+                             f"{label}: grain table of GD entry {r.bad_index} ({gt_bytes} bytes) "
+                             f"ends past the end of the file ({fsize})")
+    if rc == -3:
+        raise CorruptImage(path, "VMDK grain table", r.bad_offset,
+                           f"{label}: grain table of GD entry {r.bad_index} overlaps the sparse "
+                           "header or the grain directory itself")
+    if rc == -4:
+        raise CorruptImage(path, "VMDK grain table", r.bad_offset,
+                           f"{label}: grain table of GD entry {r.bad_index} overlaps another "
+                           "grain table (a shared or looping grain directory)")
+    w.fd = src._fd
+    w.cap = GT_WINDOW if GT_WINDOW > gt_bytes else gt_bytes
+    w.lo = w.hi = 0
+    w.buf = <uint8_t*>malloc(w.cap)
+    if w.buf == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            rc = _walk_gd(emap, gd_p, n, &w, f_p, fsize, guest_base, length, grain, gtes,
+                          file, zeroed, compressed, markers, &r)
+    finally:
+        free(w.buf)
+    if rc == -6:
+        raise TruncatedImage(path, "VMDK grain table", r.bad_offset,
+                             f"{label}: the grain table of GD entry {r.bad_index} could not be "
+                             "read")
+    if rc < 0:
+        raise LimitExceeded(path, "VMDK grain directory", gd_off,
+                            f"the extent map exceeds limits.MAX_EXTENTS={limits.MAX_EXTENTS}")
+    if emap_tail:
+        emap._append(guest_base + length, emap_tail, "zero", None, file)
+    if r.past_eof:
+        container.add_finding(
+            TRUNCATED, "error",
+            f"{label}: {r.past_eof} grain(s) lie (partly) past the end of the file, the first at "
+            f"guest offset {r.first_past_eof}; their missing bytes read as zeros")
+    if r.lba_mismatch:
+        container.add_finding(
+            CORRUPT, "warning",
+            f"{label}: {r.lba_mismatch} grain marker(s) name another LBA than the grain table "
+            f"places them at, the first at guest offset {r.first_lba_mismatch}; the grain "
+            "table decides (as in qemu)")
