@@ -49,7 +49,7 @@ from libc.string cimport memcpy, memset
 
 from imgscan import limits
 from imgscan.errors import (
-    CorruptImage, ImageError, LimitExceeded, TruncatedImage, UnsupportedFeature,
+    CorruptImage, ImageError, TruncatedImage, UnsupportedFeature,
 )
 
 from .binary cimport le16, le32, le64
@@ -484,6 +484,10 @@ cdef class NtfsVolume:
     cdef _error(self, cls, str structure, int64_t vol_offset, str problem):
         return cls(self.name, structure, self.offset + vol_offset, problem)
 
+    cdef _enforce(self, value, str cap, str structure, int64_t vol_offset, str what):
+        """:func:`limits.enforce` for a value claimed at volume offset ``vol_offset``."""
+        limits.enforce(value, cap, self.name, structure, self.offset + vol_offset, what)
+
     cdef bytes _read_volume(self, int64_t pos, int64_t length, str structure):
         """``length`` bytes at volume offset ``pos``: inside the volume, all present."""
         if pos < 0 or length < 0 or pos + length > self.size:
@@ -757,8 +761,7 @@ cdef class NtfsVolume:
                 raise self._error(CorruptImage, where, vol + pos,
                                   f"run list maps more than {max_vcn} clusters")
             if len(runs) > max_runs:
-                raise self._error(LimitExceeded, where, vol + pos,
-                                  f"more than {max_runs} runs (limits.NTFS_MAX_RUNS)")
+                self._enforce(len(runs), "NTFS_MAX_RUNS", where, vol + pos, "run count")
             pos += 1 + lsize + osize
         raise self._error(CorruptImage, where, vol + pos, "run list has no terminator")
 
@@ -836,9 +839,8 @@ cdef class NtfsVolume:
             return
         self._budget -= n
         if self._budget < 0:
-            raise self._error(LimitExceeded, where, 0,
-                              f"a lookup visited more than {limits.NTFS_MAX_LOOKUP_STEPS} "
-                              "records and index nodes (limits.NTFS_MAX_LOOKUP_STEPS)")
+            self._enforce(limits.NTFS_MAX_LOOKUP_STEPS - self._budget, "NTFS_MAX_LOOKUP_STEPS",
+                          where, 0, "records and index nodes a lookup visits")
 
     cdef _Inode _inode_from(self, int64_t number, tuple rec):
         flags, base_ref, sequence, attrs, disk = rec
@@ -867,10 +869,8 @@ cdef class NtfsVolume:
         if al.resident:
             data = al.value
         else:
-            if al.data_size > limits.NTFS_MAX_ATTRIBUTE_LIST_BYTES:
-                raise self._error(LimitExceeded, where, al.disk_offset - self.offset,
-                                  f"{al.data_size} bytes exceed "
-                                  f"limits.NTFS_MAX_ATTRIBUTE_LIST_BYTES")
+            self._enforce(al.data_size, "NTFS_MAX_ATTRIBUTE_LIST_BYTES", where,
+                          al.disk_offset - self.offset, "attribute list size in bytes")
             data = self._read_runs(al.runs, 0, min(al.data_size, al.initialized_size),
                                    where, NULL)
         cdef const uint8_t[::1] b = data
@@ -884,9 +884,8 @@ cdef class NtfsVolume:
                 raise self._error(CorruptImage, where, al.disk_offset - self.offset,
                                   f"entry at byte {pos} has length {length}")
             entries += 1
-            if entries > limits.NTFS_MAX_ATTRIBUTE_LIST_ENTRIES:
-                raise self._error(LimitExceeded, where, al.disk_offset - self.offset,
-                                  "too many entries (limits.NTFS_MAX_ATTRIBUTE_LIST_ENTRIES)")
+            self._enforce(entries, "NTFS_MAX_ATTRIBUTE_LIST_ENTRIES", where,
+                          al.disk_offset - self.offset, "attribute list entry count")
             ref = le64(&b[pos] + AL_REFERENCE) & REFERENCE_MASK
             listed.append((ref, le32(&b[pos] + AL_TYPE), le16(&b[pos] + AL_ID), pos))
             if ref not in seen:
@@ -961,10 +960,8 @@ cdef class NtfsVolume:
             if len(parts) == 1:
                 out.append(m)
                 continue
-            if len(runs) > limits.NTFS_MAX_RUNS:
-                raise self._error(LimitExceeded, f"MFT record {number}",
-                                  m.disk_offset - self.offset,
-                                  f"more than {limits.NTFS_MAX_RUNS} runs")
+            self._enforce(len(runs), "NTFS_MAX_RUNS", f"MFT record {number}",
+                          m.disk_offset - self.offset, "run count")
             merged = _Attr()
             merged.type = m.type
             merged.name = m.name
@@ -1014,11 +1011,10 @@ cdef class NtfsVolume:
         """Decompress the compression units covering [start, end)."""
         cdef str where = f"MFT record {ino.number}"
         cdef int64_t cs = self.cluster_size
-        if a.compression_unit > 16 or \
-                (cs << a.compression_unit) > limits.NTFS_MAX_COMPRESSION_UNIT_BYTES:
-            raise self._error(LimitExceeded, where, a.disk_offset - self.offset,
-                              f"compression unit of 2^{a.compression_unit} clusters of {cs} "
-                              "bytes exceeds limits.NTFS_MAX_COMPRESSION_UNIT_BYTES")
+        # A Python int: the shift by a hostile unit must not overflow before the cap sees it.
+        self._enforce((<object>cs) << a.compression_unit, "NTFS_MAX_COMPRESSION_UNIT_BYTES",
+                      where, a.disk_offset - self.offset,
+                      f"compression unit of 2^{a.compression_unit} clusters, in bytes,")
         cdef int64_t unit_clusters = <int64_t>1 << a.compression_unit
         cdef int64_t unit = unit_clusters * cs
         cdef int64_t first = start // unit, last = (end - 1) // unit, u
@@ -1187,12 +1183,11 @@ cdef class NtfsVolume:
                 raise self._error(CorruptImage, where, node_vol + bad,
                                   "malformed index entry")
             depth += 1
-            if vcn in visited or depth > limits.NTFS_MAX_INDEX_DEPTH:
-                raise self._error(CorruptImage if vcn in visited else LimitExceeded,
-                                  where, node_vol,
-                                  f"index sub-node VCN {vcn} "
-                                  + ("is visited twice (a cycle)" if vcn in visited else
-                                     f"is deeper than {limits.NTFS_MAX_INDEX_DEPTH} levels"))
+            if vcn in visited:
+                raise self._error(CorruptImage, where, node_vol,
+                                  f"index sub-node VCN {vcn} is visited twice (a cycle)")
+            self._enforce(depth, "NTFS_MAX_INDEX_DEPTH", where, node_vol,
+                          f"depth of index sub-node VCN {vcn}")
             visited.add(vcn)
             data, first, end, node_vol = self._node(d, alloc, vcn, rsize, unit, where)
             node = data
@@ -1214,9 +1209,7 @@ cdef class NtfsVolume:
     cdef _walk(self, _Inode d, _Attr alloc, int64_t rsize, int64_t unit, bytes data,
                Py_ssize_t pos, Py_ssize_t end, int64_t vol, int depth, set visited,
                list out, str where):
-        if depth > limits.NTFS_MAX_INDEX_DEPTH:
-            raise self._error(LimitExceeded, where, vol,
-                              f"index deeper than {limits.NTFS_MAX_INDEX_DEPTH} levels")
+        self._enforce(depth, "NTFS_MAX_INDEX_DEPTH", where, vol, "index depth")
         cdef const uint8_t[::1] b = data
         cdef const uint8_t* p = &b[0]
         cdef Py_ssize_t length, key_length, nlen
@@ -1237,9 +1230,8 @@ cdef class NtfsVolume:
                     raise self._error(CorruptImage, where, vol + pos,
                                       f"index sub-node VCN {vcn} is visited twice (a cycle)")
                 visited.add(vcn)
-                if len(visited) > limits.NTFS_MAX_INDEX_NODES:
-                    raise self._error(LimitExceeded, where, vol + pos,
-                                      f"more than {limits.NTFS_MAX_INDEX_NODES} index nodes")
+                self._enforce(len(visited), "NTFS_MAX_INDEX_NODES", where, vol + pos,
+                              "index node count")
                 sub, sfirst, send, svol = self._node(d, alloc, vcn, rsize, unit, where)
                 self._walk(d, alloc, rsize, unit, sub, sfirst, send, svol, depth + 1,
                            visited, out, where)
@@ -1251,8 +1243,8 @@ cdef class NtfsVolume:
             if FN_NAME + 2 * nlen > key_length:
                 raise self._error(CorruptImage, where, vol + pos, "index entry name too long")
             if len(out) >= limits.NTFS_MAX_DIRECTORY_ENTRIES:
-                raise self._error(LimitExceeded, where, vol + pos,
-                                  f"more than {limits.NTFS_MAX_DIRECTORY_ENTRIES} entries")
+                self._enforce(len(out) + 1, "NTFS_MAX_DIRECTORY_ENTRIES", where, vol + pos,
+                              "directory entry count")
             out.append((le64(p + pos + IE_REFERENCE), p[pos + IE_KEY + FN_NAMESPACE],
                         _utf16(b, pos + IE_KEY + FN_NAME, nlen)))
             pos += length
@@ -1260,9 +1252,8 @@ cdef class NtfsVolume:
     # -- paths ---------------------------------------------------------------------
     cdef _Inode _resolve(self, str path):
         parts = [c for c in path.replace("/", "\\").split("\\") if c]
-        if len(parts) > limits.NTFS_MAX_PATH_COMPONENTS:
-            raise self._error(LimitExceeded, f"path {path!r}", 0,
-                              f"more than {limits.NTFS_MAX_PATH_COMPONENTS} components")
+        self._enforce(len(parts), "NTFS_MAX_PATH_COMPONENTS", f"path {path!r}", 0,
+                      "path component count")
         self._budget = limits.NTFS_MAX_LOOKUP_STEPS
         cdef _Inode d
         try:
@@ -1411,9 +1402,8 @@ cdef class NtfsFile:
         if offset < 0 or n < 0:
             raise ValueError("negative offset or length")
         n = min(n, max(0, size - offset))
-        if n > limits.NTFS_MAX_FILE_READ:
-            raise LimitExceeded(self.volume.name, f"file {self.path!r}", None,
-                                f"a {n}-byte read exceeds limits.NTFS_MAX_FILE_READ")
+        limits.enforce(n, "NTFS_MAX_FILE_READ", self.volume.name, f"file {self.path!r}", None,
+                       "read length in bytes")
         return self.volume._attr_bytes(self._ino, self._attr, offset, n)
 
     def __repr__(self):

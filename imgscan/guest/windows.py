@@ -25,6 +25,7 @@ from imgscan import limits
 from imgscan.errors import ImageError, LimitExceeded
 from imgscan.findings import CORRUPT, DIRTY, Finding, finding_id
 
+from .._core.parttypes import GPT_TYPE_EFI_SYSTEM, MBR_TYPE_EFI_SYSTEM
 from . import bcd as bcd_mod
 from . import cloudbaseinit, pe, sam
 from .hives import Facts, apply_rdp_policy, open_hive, software_facts, system_facts
@@ -53,7 +54,7 @@ HIBERFIL_HEADER = 4096
 BCD_BIOS = "\\Boot\\BCD"
 BOOTMGR_BIOS = "\\bootmgr"
 BCD_UEFI = "\\EFI\\Microsoft\\Boot\\BCD"
-ESP_TYPES = ("c12a7328-f81f-11d2-ba4b-00a0c93ec93b", "0xef")
+ESP_TYPES = (GPT_TYPE_EFI_SYSTEM, f"{MBR_TYPE_EFI_SYSTEM:#04x}")
 FAT_NAMES = ("vfat", "fat", "msdos")
 
 
@@ -223,7 +224,7 @@ def _read_boot_file(read: Read, p: dict[str, Any], path: str,
                                 f"{f.size} bytes exceed limits.FAT_MAX_FILE_BYTES")
         data = f.read() if f is not None and not f.is_dir else None
         return data, path == BCD_UEFI or vol.exists(BOOTMGR_BIOS)
-    from .fat import FatVolume
+    from .._core.fat import FatVolume
     fat = FatVolume(read, p["start"], p["size"], name)
     return fat.read_file(path), True
 
