@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from .cstruct import CStruct
 
-#: The BPB every DOS boot sector opens with (FAT, and the fields NTFS zeroes).
-_BPB_FIELDS: list[tuple[str | None, str]] = [
+#: The BPB every DOS boot sector opens with (FAT's; NTFS keeps its layout and zeroes
+#: the FAT-only fields, see c_ntfs).
+BPB_FIELDS: list[tuple[str | None, str]] = [
     ("jmp_boot", "3s"),
     ("oem_name", "8s"),
     ("bytes_per_sector", "H"),
@@ -40,12 +41,12 @@ _EXTENDED_TAIL: list[tuple[str | None, str]] = [
     ("file_system_type", "8s"),
 ]
 
-BPB = CStruct("FAT BPB", "<", _BPB_FIELDS)
+BPB = CStruct("FAT BPB", "<", BPB_FIELDS)
 #: FAT12 and FAT16: the extended BPB right after the BPB.
-FAT16_BOOT_SECTOR = CStruct("FAT12/16 boot sector", "<", _BPB_FIELDS + _EXTENDED_TAIL)
+FAT16_BOOT_SECTOR = CStruct("FAT12/16 boot sector", "<", BPB_FIELDS + _EXTENDED_TAIL)
 #: FAT32: its own fields, then the same extended tail.
 FAT32_BOOT_SECTOR = CStruct("FAT32 boot sector", "<", [
-    *_BPB_FIELDS,
+    *BPB_FIELDS,
     ("fat_size_32", "I"),
     ("ext_flags", "H"),
     ("fs_version", "H"),

@@ -43,7 +43,7 @@ from imgscan.findings import (
 )
 
 from .binary cimport le64
-from . import c_gpt, c_mbr
+from . import c_fat, c_gpt, c_mbr
 from .guid import guid_text
 from .parttypes import GPT_TYPE_BIOS_BOOT, GPT_TYPE_EFI_SYSTEM, MBR_TYPE_EFI_SYSTEM
 
@@ -66,10 +66,12 @@ GPT_ENTRY = c_gpt.GPT_ENTRY
 #: The type GUID's offset in an entry, as a C value for the nogil scan of the entry array.
 cdef Py_ssize_t TYPE_GUID_OFFSET = GPT_ENTRY.offset("partition_type_guid")
 
-# Volume boot records that end in 0x55AA like an MBR (libblkid rejects them too).
-VBR_OEM_OFFSET = 3
+# Volume boot records that end in 0x55AA like an MBR (libblkid rejects them too):
+# their OEM names, and the FAT type strings of the FAT12/16 and FAT32 boot sectors.
 VBR_OEM_IDS = (b"NTFS    ", b"EXFAT   ", b"-FVE-FS-", b"MSWIN4.1")
-VBR_FAT_TYPE_OFFSETS = ((0x36, b"FAT1"), (0x52, b"FAT32   "))
+VBR_FAT_TYPES = ((c_fat.FAT16_BOOT_SECTOR, b"FAT1"), (c_fat.FAT32_BOOT_SECTOR, b"FAT32   "))
+#: x86 jumps a boot sector begins with (short and near jump).
+VBR_JUMPS = (0xEB, 0xE9)
 
 # --------------------------------------------------------------------------
 # MBR boot code: stable byte patterns of known loaders. Each is a prefix of
@@ -282,14 +284,12 @@ def _is_volume_boot_record(sector):
     BPB then reads as nonsense partition entries (sfdisk lists them; blkid
     does not). Recognised by the OEM name or the FAT type string.
     """
-    if sector[0] not in (0xEB, 0xE9):
+    if sector[0] not in VBR_JUMPS:
         return False
-    if sector[VBR_OEM_OFFSET:VBR_OEM_OFFSET + 8] in VBR_OEM_IDS:
+    if c_fat.BPB.field(sector, "oem_name") in VBR_OEM_IDS:
         return True
-    for offset, label in VBR_FAT_TYPE_OFFSETS:
-        if sector[offset:offset + len(label)] == label:
-            return True
-    return False
+    return any(bs.field(sector, "file_system_type").startswith(label)
+               for bs, label in VBR_FAT_TYPES)
 
 
 def _mbr_details(sector, entries):
