@@ -28,9 +28,6 @@ NTFS_BOOT_SECTOR = CStruct("NTFS boot sector", "<", [
     ("volume_serial_number", "Q"),
     ("checksum", "I"),
 ])
-#: The BPB fields FAT uses and NTFS must keep zero (a volume with any set is not NTFS).
-FAT_ONLY_FIELDS = ("reserved_sector_count", "num_fats", "root_entry_count",
-                   "total_sectors_16", "fat_size_16", "total_sectors_32")
 
 #: The MFT record ("FILE" record) header, as far as the readers use it.
 FILE_RECORD = CStruct("MFT record header", "<", [

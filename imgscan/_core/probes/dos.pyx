@@ -24,6 +24,38 @@ from ..guid import guid_text
 from .volume cimport Probe, label8, label16, le16_at, le32_at, le64_at, pow2
 from .volume import USAGE_CRYPTO, Volume
 
+# The declared layouts' numeric fields as C offsets, for the bounded readers of
+# volume.pxd: a CStruct.unpack costs microseconds, and every volume is probed.
+cdef Py_ssize_t BYTES_PER_SECTOR = BPB.offset("bytes_per_sector")
+cdef Py_ssize_t SECTORS_PER_CLUSTER = BPB.offset("sectors_per_cluster")
+cdef Py_ssize_t RESERVED_SECTORS = BPB.offset("reserved_sector_count")
+cdef Py_ssize_t NUM_FATS = BPB.offset("num_fats")
+cdef Py_ssize_t ROOT_ENTRIES = BPB.offset("root_entry_count")
+cdef Py_ssize_t TOTAL_SECTORS_16 = BPB.offset("total_sectors_16")
+cdef Py_ssize_t MEDIA = BPB.offset("media")
+cdef Py_ssize_t FAT_SIZE_16 = BPB.offset("fat_size_16")
+cdef Py_ssize_t TOTAL_SECTORS_32 = BPB.offset("total_sectors_32")
+cdef Py_ssize_t FAT_SIZE_32 = FAT32_BOOT_SECTOR.offset("fat_size_32")
+cdef Py_ssize_t ROOT_CLUSTER = FAT32_BOOT_SECTOR.offset("root_cluster")
+cdef Py_ssize_t FS_INFO = FAT32_BOOT_SECTOR.offset("fs_info")
+cdef Py_ssize_t NTFS_TOTAL_SECTORS = NTFS_BOOT_SECTOR.offset("total_sectors")
+cdef Py_ssize_t NTFS_MFT_LCN = NTFS_BOOT_SECTOR.offset("mft_lcn")
+cdef Py_ssize_t NTFS_MFTMIRR_LCN = NTFS_BOOT_SECTOR.offset("mftmirr_lcn")
+cdef Py_ssize_t NTFS_CLUSTERS_PER_MFT_RECORD = NTFS_BOOT_SECTOR.offset("clusters_per_mft_record")
+cdef Py_ssize_t NTFS_SERIAL = NTFS_BOOT_SECTOR.offset("volume_serial_number")
+cdef Py_ssize_t REC_USA_OFFSET = FILE_RECORD.offset("usa_offset")
+cdef Py_ssize_t REC_USA_COUNT = FILE_RECORD.offset("usa_count")
+cdef Py_ssize_t REC_ATTRS_OFFSET = FILE_RECORD.offset("attrs_offset")
+cdef Py_ssize_t REC_BYTES_ALLOCATED = FILE_RECORD.offset("bytes_allocated")
+cdef Py_ssize_t ATTR_TYPE = RESIDENT_ATTR.offset("type")
+cdef Py_ssize_t ATTR_LENGTH = RESIDENT_ATTR.offset("length")
+cdef Py_ssize_t ATTR_NON_RESIDENT = RESIDENT_ATTR.offset("non_resident")
+cdef Py_ssize_t ATTR_VALUE_LENGTH = RESIDENT_ATTR.offset("value_length")
+cdef Py_ssize_t ATTR_VALUE_OFFSET = RESIDENT_ATTR.offset("value_offset")
+cdef Py_ssize_t ATTR_HEADER = RESIDENT_ATTR.size
+cdef Py_ssize_t VI_MAJOR = VOLUME_INFORMATION.offset("major_version")
+cdef Py_ssize_t VI_MINOR = VOLUME_INFORMATION.offset("minor_version")
+
 # FAT ----------------------------------------------------------------------
 #: The directory entry's layout as C values, for the root directory scan.
 cdef Py_ssize_t DIR_ENTRY_SIZE = DIR_ENTRY.size
@@ -135,7 +167,7 @@ cdef object probe_bitlocker(Probe p):
     fve = p.at(fve_off, FVE_BYTES)
     if fve[:8] != BDE_FVE_SIGNATURE:
         return None
-    details = {"to_go": to_go, "sector_size": BPB.field(h, "bytes_per_sector"),
+    details = {"to_go": to_go, "sector_size": le16_at(h, BYTES_PER_SECTOR),
                "guid": guid_text(h[guid_at:guid_at + 16]), "metadata_offset": fve_off}
     version = None
     size = None
@@ -213,18 +245,16 @@ cdef object probe_vfat(Probe p):
             return None
         if FAT16_BOOT_SECTOR.field(h, "file_system_type") in (b"JFS     ", b"HPFS    "):
             return None
-    bpb = BPB.unpack(h)
-    fats, reserved, media = bpb["num_fats"], bpb["reserved_sector_count"], bpb["media"]
-    spc = bpb["sectors_per_cluster"]
-    sector_size = bpb["bytes_per_sector"]
+    fats, reserved, media = h[NUM_FATS], le16_at(h, RESERVED_SECTORS), h[MEDIA]
+    spc = h[SECTORS_PER_CLUSTER]
+    sector_size = le16_at(h, BYTES_PER_SECTOR)
     if (not fats or not reserved or not (media >= 0xF8 or media == 0xF0) or not pow2(spc)
             or not pow2(sector_size) or sector_size < 512 or sector_size > 4096):
         return None
-    dir_entries = bpb["root_entry_count"]
-    sectors = bpb["total_sectors_16"] or bpb["total_sectors_32"]
-    fat_length16 = bpb["fat_size_16"]
-    fat32 = FAT32_BOOT_SECTOR.unpack(h)
-    fat32_length = fat32["fat_size_32"]
+    dir_entries = le16_at(h, ROOT_ENTRIES)
+    sectors = le16_at(h, TOTAL_SECTORS_16) or le32_at(h, TOTAL_SECTORS_32)
+    fat_length16 = le16_at(h, FAT_SIZE_16)
+    fat32_length = le32_at(h, FAT_SIZE_32)
     fat_size = (fat_length16 or fat32_length) * fats
     dir_sectors = (dir_entries * DIR_ENTRY_SIZE + sector_size - 1) // sector_size
     data_sectors = sectors - (reserved + fat_size + dir_sectors)
@@ -243,8 +273,9 @@ cdef object probe_vfat(Probe p):
     version = label = serial = boot_label = None
     if fat_length16:
         found, _ = _fat_root_label(p, (reserved + fat_size) * sector_size, dir_entries)
-        fat16 = FAT16_BOOT_SECTOR.unpack(h)
-        label, boot_label, serial = found, fat16["volume_label"], fat16["volume_id"]
+        label = found
+        boot_label = FAT16_BOOT_SECTOR.field(h, "volume_label")
+        serial = FAT16_BOOT_SECTOR.field(h, "volume_id")
         details["sec_type"] = "msdos"
         if clusters < FAT12_MAX:
             version = "FAT12"
@@ -255,7 +286,7 @@ cdef object probe_vfat(Probe p):
         cluster_bytes = spc * sector_size
         data_start = reserved + fat_size
         fat_entries = fat32_length * sector_size // FAT32_ENTRY
-        cluster = fat32["root_cluster"]
+        cluster = le32_at(h, ROOT_CLUSTER)
         hops = 0
         while c_fat.FIRST_CLUSTER <= cluster < fat_entries and hops < limits.FS_MAX_FAT_CHAIN:
             hops += 1
@@ -269,8 +300,9 @@ cdef object probe_vfat(Probe p):
             if len(entry) < FAT32_ENTRY:
                 break
             cluster = le32_at(entry, 0) & c_fat.FAT32_CLUSTER_MASK
-        boot_label, serial = fat32["volume_label"], fat32["volume_id"]
-        fsinfo = fat32["fs_info"]
+        boot_label = FAT32_BOOT_SECTOR.field(h, "volume_label")
+        serial = FAT32_BOOT_SECTOR.field(h, "volume_id")
+        fsinfo = le16_at(h, FS_INFO)
         if fsinfo:
             info = p.get(fsinfo * sector_size, FSINFO.size)
             if len(info) < FSINFO.size:
@@ -297,28 +329,29 @@ cdef object probe_vfat(Probe p):
 
 cdef object probe_ntfs(Probe p):
     cdef bytes h = p.head
-    cdef bytearray rec
     if len(h) < c_ntfs.BOOT_SECTOR_SIZE or \
             NTFS_BOOT_SECTOR.field(h, "oem_name") != c_ntfs.OEM_ID:
         return None
-    bs = NTFS_BOOT_SECTOR.unpack(h)
-    sector_size, spc = bs["bytes_per_sector"], bs["sectors_per_cluster"]
+    sector_size, spc = le16_at(h, BYTES_PER_SECTOR), h[SECTORS_PER_CLUSTER]
     if sector_size < 256 or sector_size > 4096 or spc not in (1, 2, 4, 8, 16, 32, 64, 128):
         return None
     if sector_size * spc > NTFS_MAX_CLUSTER:
         return None
-    if any(bs[name] for name in c_ntfs.FAT_ONLY_FIELDS):
+    # The BPB fields only FAT uses are zero on NTFS.
+    if (le16_at(h, RESERVED_SECTORS) or le16_at(h, ROOT_ENTRIES)
+            or le16_at(h, TOTAL_SECTORS_16) or le16_at(h, FAT_SIZE_16)
+            or le32_at(h, TOTAL_SECTORS_32) or h[NUM_FATS]):
         return None
-    cpr = bs["clusters_per_mft_record"]
+    cpr = h[NTFS_CLUSTERS_PER_MFT_RECORD]
     if 0xE1 <= cpr <= 0xF7:
         record_size = 1 << (256 - cpr)
     elif cpr in (1, 2, 4, 8, 16, 32, 64):
         record_size = cpr * spc * sector_size
     else:
         return None
-    sectors = bs["total_sectors"]
+    sectors = le64_at(h, NTFS_TOTAL_SECTORS)
     clusters = sectors // spc
-    mft, mftmirr = bs["mft_lcn"], bs["mftmirr_lcn"]
+    mft, mftmirr = le64_at(h, NTFS_MFT_LCN), le64_at(h, NTFS_MFTMIRR_LCN)
     if mft > clusters or mftmirr > clusters:
         return None
     cluster = spc * sector_size
@@ -329,53 +362,54 @@ cdef object probe_ntfs(Probe p):
         mft_off = mft * cluster
         if p.get(mft_off, len(MFT_MAGIC)) != MFT_MAGIC:
             return None
-        rec = bytearray(p.get(mft_off + c_ntfs.MFT_RECORD_VOLUME * record_size, record_size))
-        if len(rec) < max(record_size, FILE_RECORD.size) or rec[:len(MFT_MAGIC)] != MFT_MAGIC:
+        raw = p.get(mft_off + c_ntfs.MFT_RECORD_VOLUME * record_size, record_size)
+        if len(raw) < record_size or raw[:len(MFT_MAGIC)] != MFT_MAGIC:
             return None
-        _ntfs_fixup(rec, record_size)
-        label, ntfs_version = _ntfs_volume_attrs(rec, record_size)
+        label, ntfs_version = _ntfs_volume_attrs(_ntfs_fixup(raw, record_size), record_size)
         if ntfs_version is not None:
             details["ntfs_version"] = ntfs_version
-    serial = bs["volume_serial_number"]
+    serial = le64_at(h, NTFS_SERIAL)
     return Volume("ntfs", label=label, uuid=f"{serial:016X}" if serial else None,
                   size=sectors * sector_size or None, details=details)
 
 
-cdef void _ntfs_fixup(bytearray rec, Py_ssize_t size):
-    """Put back the sector-end bytes the update sequence array protects."""
-    header = FILE_RECORD.unpack(rec)
-    usa, count = header["usa_offset"], header["usa_count"]
+cdef bytes _ntfs_fixup(bytes raw, Py_ssize_t size):
+    """The record with the sector-end bytes the update sequence array protects put back
+    (as read when the array does not check out)."""
+    usa, count = le16_at(raw, REC_USA_OFFSET), le16_at(raw, REC_USA_COUNT)
     if count < 2 or usa + 2 * count > size or (count - 1) * c_ntfs.FIXUP_STRIDE > size:
-        return
+        return raw
+    rec = bytearray(raw)
     usn = rec[usa:usa + 2]
     for i in range(1, count):
         end = i * c_ntfs.FIXUP_STRIDE
         if rec[end - 2:end] != usn:
-            return
+            return bytes(rec)
         rec[end - 2:end] = rec[usa + 2 * i:usa + 2 * i + 2]
+    return bytes(rec)
 
 
-cdef tuple _ntfs_volume_attrs(bytearray rec, Py_ssize_t size):
+cdef tuple _ntfs_volume_attrs(bytes rec, Py_ssize_t size):
     """$VOLUME_NAME (label) and $VOLUME_INFORMATION (version) of the $Volume record."""
     label = version = None
-    header = FILE_RECORD.unpack(rec)
-    pos, allocated = header["attrs_offset"], header["bytes_allocated"]
+    pos = le16_at(rec, REC_ATTRS_OFFSET)
+    allocated = le32_at(rec, REC_BYTES_ALLOCATED)
     for _ in range(size // 16):
-        if pos + RESIDENT_ATTR.size > size or pos > allocated:
+        if pos + ATTR_HEADER > size or pos > allocated:
             break
-        attr = RESIDENT_ATTR.unpack(rec, pos)
-        kind, length = attr["type"], attr["length"]
+        kind = le32_at(rec, pos + ATTR_TYPE)
+        length = le32_at(rec, pos + ATTR_LENGTH)
         if kind == c_ntfs.AT_END or length == 0:
             break
-        if attr["non_resident"] == 0 and kind in (c_ntfs.AT_VOLUME_NAME,
-                                                  c_ntfs.AT_VOLUME_INFORMATION):
-            voff = pos + attr["value_offset"]
-            value = bytes(rec[voff:min(voff + attr["value_length"], size)])
+        if rec[pos + ATTR_NON_RESIDENT] == 0 and kind in (c_ntfs.AT_VOLUME_NAME,
+                                                          c_ntfs.AT_VOLUME_INFORMATION):
+            vlen = le32_at(rec, pos + ATTR_VALUE_LENGTH)
+            voff = pos + le16_at(rec, pos + ATTR_VALUE_OFFSET)
+            value = rec[voff:min(voff + vlen, size)]
             if kind == c_ntfs.AT_VOLUME_NAME:
                 label = label16(value, "utf-16-le")
-            elif len(value) >= VOLUME_INFORMATION.end("minor_version"):
-                version = (f"{VOLUME_INFORMATION.field(value, 'major_version')}."
-                           f"{VOLUME_INFORMATION.field(value, 'minor_version')}")
+            elif len(value) > VI_MINOR:
+                version = f"{value[VI_MAJOR]}.{value[VI_MINOR]}"
         pos += length
     return label, version
 
