@@ -42,7 +42,7 @@ from imgscan.findings import (
     CORRUPT, FOOTER_MISMATCH, RESOURCE_EXHAUSTION, SIZE_MISMATCH, TRUNCATED, Finding,
 )
 
-from .binary cimport le64
+from .binary cimport le32, le64
 from . import c_fat, c_gpt, c_mbr
 from .guid import guid_text
 from .parttypes import GPT_TYPE_BIOS_BOOT, GPT_TYPE_EFI_SYSTEM, MBR_TYPE_EFI_SYSTEM
@@ -63,8 +63,22 @@ GPT_SECTOR_SIZES = c_gpt.SECTOR_SIZES
 GPT_ATTR_LEGACY_BIOS_BOOTABLE = c_gpt.ATTR_LEGACY_BIOS_BOOTABLE
 GPT_HEADER = c_gpt.GPT_HEADER
 GPT_ENTRY = c_gpt.GPT_ENTRY
-#: The type GUID's offset in an entry, as a C value for the nogil scan of the entry array.
+# The declared layouts' numeric fields as C offsets, for the typed entry decoders and
+# the nogil scan of the GPT entry array (a CStruct.unpack per entry costs microseconds).
+cdef Py_ssize_t MBR_PARTITION_RECORD = c_mbr.PARTITION_RECORD_OFFSET
+cdef Py_ssize_t MBR_ENTRY_SIZE = c_mbr.MBR_PARTITION.size
+cdef Py_ssize_t MBR_ENTRY_STATUS = c_mbr.MBR_PARTITION.offset("boot_indicator")
+cdef Py_ssize_t MBR_ENTRY_TYPE = c_mbr.MBR_PARTITION.offset("os_type")
+cdef Py_ssize_t MBR_ENTRY_FIRST_LBA = c_mbr.MBR_PARTITION.offset("starting_lba")
+cdef Py_ssize_t MBR_ENTRY_SECTORS = c_mbr.MBR_PARTITION.offset("size_in_lba")
 cdef Py_ssize_t TYPE_GUID_OFFSET = GPT_ENTRY.offset("partition_type_guid")
+cdef Py_ssize_t UNIQUE_GUID_OFFSET = GPT_ENTRY.offset("unique_partition_guid")
+cdef Py_ssize_t GUID_SIZE = GPT_ENTRY.field_size("partition_type_guid")
+cdef Py_ssize_t STARTING_LBA = GPT_ENTRY.offset("starting_lba")
+cdef Py_ssize_t ENDING_LBA = GPT_ENTRY.offset("ending_lba")
+cdef Py_ssize_t ATTRIBUTES = GPT_ENTRY.offset("attributes")
+cdef Py_ssize_t NAME_OFFSET = GPT_ENTRY.offset("partition_name")
+cdef Py_ssize_t NAME_SIZE = GPT_ENTRY.field_size("partition_name")
 
 # Volume boot records that end in 0x55AA like an MBR (libblkid rejects them too):
 # their OEM names, and the FAT type strings of the FAT12/16 and FAT32 boot sectors.
@@ -271,10 +285,14 @@ class _Findings:
 # MBR
 # --------------------------------------------------------------------------
 
-cdef tuple _mbr_entry(sector, Py_ssize_t index):
+cdef tuple _mbr_entry(const uint8_t[::1] sector, Py_ssize_t index):
     """(status, type, first LBA, sector count) of entry ``index`` of an MBR or EBR."""
-    e = c_mbr.partition_entry(sector, index)
-    return e["boot_indicator"], e["os_type"], e["starting_lba"], e["size_in_lba"]
+    cdef Py_ssize_t start = MBR_PARTITION_RECORD + index * MBR_ENTRY_SIZE
+    if sector.shape[0] < start + MBR_ENTRY_SIZE:
+        raise ValueError("short MBR sector")
+    cdef const uint8_t* p = &sector[start]
+    return (p[MBR_ENTRY_STATUS], p[MBR_ENTRY_TYPE], le32(p + MBR_ENTRY_FIRST_LBA),
+            le32(p + MBR_ENTRY_SECTORS))
 
 
 def _is_volume_boot_record(sector):
@@ -484,16 +502,21 @@ def _gpt_entries(array, h, int sector_size):
     cdef uint32_t esize = h["size_of_partition_entry"]
     cdef const uint8_t[::1] view = array
     partitions = []
+    cdef Py_ssize_t off
     for index in _used_entries(view, h["number_of_partition_entries"], esize):
-        e = GPT_ENTRY.unpack(array, index * esize)
-        first, last, attributes = e["starting_lba"], e["ending_lba"], e["attributes"]
-        type_guid = guid_text(e["partition_type_guid"])
-        name = e["partition_name"].decode("utf-16-le", "replace").split("\x00", 1)[0]
+        off = index * esize
+        first = le64(&view[off + STARTING_LBA])
+        last = le64(&view[off + ENDING_LBA])
+        attributes = le64(&view[off + ATTRIBUTES])
+        type_guid = guid_text(array[off + TYPE_GUID_OFFSET:off + TYPE_GUID_OFFSET + GUID_SIZE])
+        name = array[off + NAME_OFFSET:off + NAME_OFFSET + NAME_SIZE].decode(
+            "utf-16-le", "replace").split("\x00", 1)[0]
         size = (last - first + 1) * sector_size if last >= first else 0
         partitions.append(Partition(
             index + 1, first * sector_size, size, type_guid, gpt_type_name(type_guid),
             bool(attributes & GPT_ATTR_LEGACY_BIOS_BOOTABLE), first, last,
-            guid=guid_text(e["unique_partition_guid"]), attributes=attributes, name=name))
+            guid=guid_text(array[off + UNIQUE_GUID_OFFSET:off + UNIQUE_GUID_OFFSET + GUID_SIZE]),
+            attributes=attributes, name=name))
     return partitions
 
 
