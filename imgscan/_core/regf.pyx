@@ -482,11 +482,13 @@ cdef class Hive:
         if NK_NAME + <uint32_t>k._name_len > length:
             raise CorruptImage(self.name, "nk cell", CELL_BASE + <uint64_t>off,
                                f"name of {k._name_len} bytes overruns the {length}-byte record")
-        where = CELL_BASE + <uint64_t>off
-        limits.enforce(k.subkey_count, "REGF_MAX_SUBKEYS", self.name, "nk cell", where,
-                       "subkey count")
-        limits.enforce(k.value_count, "REGF_MAX_VALUES", self.name, "nk cell", where,
-                       "value count")
+        # Every key opened passes here: enforce() (a call apiece) only once a count is over.
+        if k.subkey_count > limits.REGF_MAX_SUBKEYS or k.value_count > limits.REGF_MAX_VALUES:
+            where = CELL_BASE + <uint64_t>off
+            limits.enforce(k.subkey_count, "REGF_MAX_SUBKEYS", self.name, "nk cell", where,
+                           "subkey count")
+            limits.enforce(k.value_count, "REGF_MAX_VALUES", self.name, "nk cell", where,
+                           "value count")
         return k
 
     cdef Value _value(self, uint32_t off):
@@ -653,7 +655,7 @@ cdef class Hive:
                                    f"key {path!r} was reached twice: the key tree has a cycle")
             seen.add(key.offset)
             yield path, key
-            if key.subkey_count:
+            if key.subkey_count and depth >= limits.REGF_MAX_DEPTH:
                 limits.enforce(depth + 1, "REGF_MAX_DEPTH", self.name, "nk cell",
                                CELL_BASE + <uint64_t>key.offset, "key nesting depth")
             children = list(key.subkeys())
