@@ -52,28 +52,34 @@ from imgscan.errors import (
     CorruptImage, ImageError, TruncatedImage, UnsupportedFeature,
 )
 
+from . import c_ntfs
 from .binary cimport le16, le32, le64
+from .c_ntfs import NTFS_BOOT_SECTOR
+from .ntfs_codec cimport (
+    SEARCH_ABSENT, SEARCH_CORRUPT, SEARCH_FOUND, apply_fixup, lznt1, search_node,
+)
+from .ntfs_codec import lznt1_decompress
+from .ntfs_layout cimport *
 
 # --------------------------------------------------------------------------
 # On-disk layout (libfsntfs sections "Volume header", "MFT entry", "MFT
 # attribute", "Data runs", "Index", "Compression").
 # --------------------------------------------------------------------------
 
-NTFS_OEM = b"NTFS    "
+NTFS_OEM = c_ntfs.OEM_ID
+BOOT_SECTOR_SIZE = c_ntfs.BOOT_SECTOR_SIZE
+# The boot sector's fields as C offsets, from the one declaration (c_ntfs).
+cdef Py_ssize_t BS_OEM = NTFS_BOOT_SECTOR.offset("oem_name")
+cdef Py_ssize_t BS_BYTES_PER_SECTOR = NTFS_BOOT_SECTOR.offset("bytes_per_sector")
+cdef Py_ssize_t BS_SECTORS_PER_CLUSTER = NTFS_BOOT_SECTOR.offset("sectors_per_cluster")
+cdef Py_ssize_t BS_TOTAL_SECTORS = NTFS_BOOT_SECTOR.offset("total_sectors")
+cdef Py_ssize_t BS_MFT_LCN = NTFS_BOOT_SECTOR.offset("mft_lcn")
+cdef Py_ssize_t BS_MFTMIRR_LCN = NTFS_BOOT_SECTOR.offset("mftmirr_lcn")
+cdef Py_ssize_t BS_CLUSTERS_PER_MFT_RECORD = NTFS_BOOT_SECTOR.offset("clusters_per_mft_record")
+cdef Py_ssize_t BS_CLUSTERS_PER_INDEX_RECORD = NTFS_BOOT_SECTOR.offset(
+    "clusters_per_index_record")
+cdef Py_ssize_t BS_SERIAL = NTFS_BOOT_SECTOR.offset("volume_serial_number")
 
-cdef enum:
-    # boot sector fields
-    BS_OEM = 3
-    BS_BYTES_PER_SECTOR = 11
-    BS_SECTORS_PER_CLUSTER = 13
-    BS_TOTAL_SECTORS = 40
-    BS_MFT_LCN = 48
-    BS_MFTMIRR_LCN = 56
-    BS_CLUSTERS_PER_MFT_RECORD = 64
-    BS_CLUSTERS_PER_INDEX_RECORD = 68
-    BS_SERIAL = 72
-
-BOOT_SECTOR_SIZE = 512
 #: Bytes per sector allowed (powers of two).
 MIN_SECTOR_SIZE = 256
 MAX_SECTOR_SIZE = 4096
@@ -81,89 +87,6 @@ MAX_SECTOR_SIZE = 4096
 MAX_CLUSTER_SIZE = 2 * 1024 * 1024
 #: Smallest MFT / index record (one update-sequence stride).
 MIN_RECORD_SIZE = 512
-
-cdef enum:
-    # update sequence protected records (MFT "FILE" and index "INDX")
-    FIXUP_STRIDE = 512
-    REC_USA_OFFSET = 4
-    REC_USA_COUNT = 6
-    # MFT record header
-    MFT_SEQUENCE = 16
-    MFT_LINK_COUNT = 18
-    MFT_FIRST_ATTRIBUTE = 20
-    MFT_FLAGS = 22
-    MFT_USED_SIZE = 24
-    MFT_ALLOCATED_SIZE = 28
-    MFT_BASE_RECORD = 32
-    MFT_HEADER_MIN = 48
-    MFT_RECORD_IN_USE = 0x0001
-    MFT_RECORD_IS_DIRECTORY = 0x0002
-    # attribute header
-    ATTR_TYPE = 0
-    ATTR_LENGTH = 4
-    ATTR_NON_RESIDENT = 8
-    ATTR_NAME_LENGTH = 9
-    ATTR_NAME_OFFSET = 10
-    ATTR_FLAGS = 12
-    ATTR_ID = 14
-    ATTR_RES_VALUE_LENGTH = 16
-    ATTR_RES_VALUE_OFFSET = 20
-    ATTR_RES_HEADER = 24
-    ATTR_NR_START_VCN = 16
-    ATTR_NR_END_VCN = 24
-    ATTR_NR_RUNS_OFFSET = 32
-    ATTR_NR_COMPRESSION_UNIT = 34
-    ATTR_NR_ALLOCATED_SIZE = 40
-    ATTR_NR_DATA_SIZE = 48
-    ATTR_NR_INITIALIZED_SIZE = 56
-    ATTR_NR_HEADER = 64
-    ATTR_FLAG_COMPRESSED = 0x0001
-    ATTR_FLAG_ENCRYPTED = 0x4000
-    ATTR_FLAG_SPARSE = 0x8000
-    # $ATTRIBUTE_LIST entry
-    AL_TYPE = 0
-    AL_LENGTH = 4
-    AL_NAME_LENGTH = 6
-    AL_NAME_OFFSET = 7
-    AL_START_VCN = 8
-    AL_REFERENCE = 16
-    AL_ID = 24
-    AL_MIN_LENGTH = 26
-    # $FILE_NAME
-    FN_PARENT = 0
-    FN_DATA_SIZE = 48
-    FN_FLAGS = 56
-    FN_NAME_LENGTH = 64
-    FN_NAMESPACE = 65
-    FN_NAME = 66
-    # $VOLUME_INFORMATION
-    VI_MAJOR = 8
-    VI_MINOR = 9
-    VI_FLAGS = 10
-    VOLUME_IS_DIRTY = 0x0001
-    # $INDEX_ROOT, index node header, INDX record, index entry
-    IR_INDEXED_TYPE = 0
-    IR_COLLATION = 4
-    IR_INDEX_RECORD_SIZE = 8
-    IR_NODE_HEADER = 16
-    NH_ENTRIES_OFFSET = 0
-    NH_TOTAL_SIZE = 4
-    NH_ALLOCATED_SIZE = 8
-    NH_FLAGS = 12
-    NH_SIZE = 16
-    INDX_VCN = 16
-    INDX_NODE_HEADER = 24
-    IE_REFERENCE = 0
-    IE_LENGTH = 8
-    IE_KEY_LENGTH = 10
-    IE_FLAGS = 12
-    IE_KEY = 16
-    IE_HEADER = 16
-    IE_HAS_SUBNODE = 0x01
-    IE_LAST = 0x02
-    # LZNT1
-    LZNT1_CHUNK = 4096
-    LZNT1_COMPRESSED = 0x8000
 
 #: Attribute types.
 AT_STANDARD_INFORMATION = 0x10
@@ -200,190 +123,6 @@ cdef class NtfsFile
 
 class FileNotFound(ImageError):
     """A path names nothing on the volume (raised by :meth:`NtfsVolume.open`)."""
-
-
-# --------------------------------------------------------------------------
-# nogil helpers: fixups, run lists, name collation, LZNT1
-# --------------------------------------------------------------------------
-
-cdef Py_ssize_t _fixup(uint8_t* rec, Py_ssize_t size) noexcept nogil:
-    """Apply the update sequence array in place.
-
-    Returns -1 on success, else the byte offset (in the record) of the first
-    problem: a header field out of range or a stride whose check value differs
-    (a torn write).
-    """
-    cdef Py_ssize_t usa = le16(rec + REC_USA_OFFSET)
-    cdef Py_ssize_t count = le16(rec + REC_USA_COUNT)
-    cdef Py_ssize_t i, end
-    if count != size // FIXUP_STRIDE + 1 or usa < 8 or usa % 2 or usa + 2 * count > size:
-        return REC_USA_OFFSET
-    for i in range(1, count):
-        end = i * FIXUP_STRIDE - 2
-        if rec[end] != rec[usa] or rec[end + 1] != rec[usa + 1]:
-            return end
-        rec[end] = rec[usa + 2 * i]
-        rec[end + 1] = rec[usa + 2 * i + 1]
-    return -1
-
-
-cdef int _upcase_compare(const uint16_t* upcase, const uint8_t* a, Py_ssize_t alen,
-                         const uint16_t* b, Py_ssize_t blen) noexcept nogil:
-    """Compare UTF-16LE name ``a`` with the already upcased units ``b``
-    (COLLATION_FILE_NAME: code units mapped through $UpCase, then length)."""
-    cdef Py_ssize_t i, n = alen if alen < blen else blen
-    cdef uint16_t ca
-    for i in range(n):
-        ca = upcase[le16(a + 2 * i)]
-        if ca != b[i]:
-            return -1 if ca < b[i] else 1
-    if alen == blen:
-        return 0
-    return -1 if alen < blen else 1
-
-
-cdef enum:
-    SEARCH_FOUND = 1
-    SEARCH_DESCEND = 2
-    SEARCH_ABSENT = 3
-    SEARCH_CORRUPT = 4
-
-
-cdef int _search_node(const uint8_t* node, Py_ssize_t pos, Py_ssize_t end,
-                      const uint16_t* upcase, const uint16_t* target, Py_ssize_t tlen,
-                      uint64_t* ref, int64_t* vcn, Py_ssize_t* bad) noexcept nogil:
-    """Find ``target`` among the index entries of one node in [pos, end).
-
-    FOUND sets ``ref``; DESCEND sets ``vcn`` (the sub-node of the first key
-    greater than the target, or of the last entry); CORRUPT sets ``bad`` to
-    the offending entry's position.
-    """
-    cdef Py_ssize_t length, key_length, nlen
-    cdef uint32_t flags
-    cdef int c
-    while True:
-        if pos + IE_HEADER > end:
-            bad[0] = pos
-            return SEARCH_CORRUPT
-        length = le16(node + pos + IE_LENGTH)
-        key_length = le16(node + pos + IE_KEY_LENGTH)
-        flags = le32(node + pos + IE_FLAGS)
-        if length < IE_HEADER or length % 8 or pos + length > end:
-            bad[0] = pos
-            return SEARCH_CORRUPT
-        if flags & IE_HAS_SUBNODE and length < IE_HEADER + 8:
-            bad[0] = pos
-            return SEARCH_CORRUPT
-        if flags & IE_LAST:
-            c = -1
-        else:
-            if key_length < FN_NAME or IE_KEY + key_length > length:
-                bad[0] = pos
-                return SEARCH_CORRUPT
-            nlen = node[pos + IE_KEY + FN_NAME_LENGTH]
-            if FN_NAME + 2 * nlen > key_length:
-                bad[0] = pos
-                return SEARCH_CORRUPT
-            c = _upcase_compare(upcase, node + pos + IE_KEY + FN_NAME, nlen, target, tlen)
-            if c == 0:
-                ref[0] = le64(node + pos + IE_REFERENCE)
-                return SEARCH_FOUND
-            c = -c      # target versus key
-        if c < 0:
-            if flags & IE_HAS_SUBNODE:
-                vcn[0] = <int64_t>le64(node + pos + length - 8)
-                return SEARCH_DESCEND
-            return SEARCH_ABSENT
-        pos += length
-
-
-cdef Py_ssize_t _lznt1(const uint8_t* src, Py_ssize_t slen, uint8_t* dst,
-                       Py_ssize_t dcap) noexcept nogil:
-    """Decompress an LZNT1 stream into ``dst`` (pre-zeroed, ``dcap`` bytes).
-
-    Returns the bytes produced, or -1 - (source position) on a malformed
-    stream: a chunk past the input, a back-reference before the chunk or
-    output past ``dcap`` (never more than one compression unit).
-    """
-    cdef Py_ssize_t sp = 0, dp = 0, csize, cend, chunk, pos, length, disp, i
-    cdef uint16_t header, token
-    cdef uint8_t flags
-    cdef int bit, shift
-    while sp + 2 <= slen and dp < dcap:
-        header = le16(src + sp)
-        if header == 0:
-            break
-        sp += 2
-        csize = (header & 0xFFF) + 1
-        if sp + csize > slen:
-            return -1 - sp
-        if not header & LZNT1_COMPRESSED:
-            if dp + csize > dcap:
-                return -1 - sp
-            memcpy(dst + dp, src + sp, csize)
-            dp += csize
-            sp += csize
-            continue
-        chunk = dp
-        cend = sp + csize
-        while sp < cend:
-            flags = src[sp]
-            sp += 1
-            for bit in range(8):
-                if sp >= cend:
-                    break
-                pos = dp - chunk
-                if not flags & 1:
-                    if dp >= dcap or pos >= LZNT1_CHUNK:
-                        return -1 - sp
-                    dst[dp] = src[sp]
-                    dp += 1
-                    sp += 1
-                else:
-                    if sp + 2 > cend or pos == 0:
-                        return -1 - sp
-                    token = le16(src + sp)
-                    sp += 2
-                    shift = 12
-                    i = pos - 1
-                    while i >= 0x10:
-                        i >>= 1
-                        shift -= 1
-                    length = (token & ((1 << shift) - 1)) + 3
-                    disp = (token >> shift) + 1
-                    if disp > pos or dp + length > dcap or pos + length > LZNT1_CHUNK:
-                        return -1 - sp
-                    for i in range(length):
-                        dst[dp + i] = dst[dp + i - disp]
-                    dp += length
-                flags >>= 1
-        # A chunk that decompresses short is zero-filled to 4 KiB (ntfs-3g).
-        if sp + 2 <= slen and le16(src + sp) != 0:
-            dp = chunk + LZNT1_CHUNK if chunk + LZNT1_CHUNK < dcap else dcap
-    return dp
-
-
-def lznt1_decompress(data, Py_ssize_t size):
-    """Decompress one LZNT1 compression unit of at most ``size`` bytes.
-
-    Returns the bytes (zero-padded to ``size``); raises ValueError on a
-    malformed stream. Exposed for tests and for callers reading WOF/LZNT1.
-    """
-    cdef const uint8_t[::1] src = data
-    cdef Py_ssize_t n
-    if size <= 0:
-        return b""
-    if size > limits.NTFS_MAX_COMPRESSION_UNIT_BYTES:
-        raise ValueError(f"{size} bytes exceed limits.NTFS_MAX_COMPRESSION_UNIT_BYTES")
-    out = bytearray(size)
-    cdef uint8_t[::1] dst = out
-    if src.shape[0] == 0:
-        return bytes(out)
-    with nogil:
-        n = _lznt1(&src[0], src.shape[0], &dst[0], size)
-    if n < 0:
-        raise ValueError(f"malformed LZNT1 stream at byte {-1 - n}")
-    return bytes(out)
 
 
 # --------------------------------------------------------------------------
@@ -636,7 +375,7 @@ cdef class NtfsVolume:
         if rec[:4] != b"FILE":
             raise self._error(CorruptImage, where, vol,
                               f"signature {bytes(rec[:4])!r} is not b'FILE'")
-        bad = _fixup(p, size)
+        bad = apply_fixup(p, size)
         if bad >= 0:
             raise self._error(CorruptImage, where, vol + bad,
                               "update sequence mismatch (torn or corrupt record)")
@@ -1060,7 +799,7 @@ cdef class NtfsVolume:
                 src = stream
                 dst = unit_out
                 with nogil:
-                    got = _lznt1(&src[0], src.shape[0], &dst[0], unit)
+                    got = lznt1(&src[0], src.shape[0], &dst[0], unit)
                 if got < 0:
                     raise self._error(CorruptImage, where, pieces[0][0] * cs,
                                       f"LZNT1 stream of compression unit {u} is malformed "
@@ -1137,7 +876,7 @@ cdef class NtfsVolume:
         if rec[:4] != b"INDX":
             raise self._error(CorruptImage, where, vol,
                               f"index node at VCN {vcn} has signature {bytes(rec[:4])!r}")
-        cdef Py_ssize_t bad = _fixup(&r[0], rsize)
+        cdef Py_ssize_t bad = apply_fixup(&r[0], rsize)
         if bad >= 0:
             raise self._error(CorruptImage, where, vol + bad,
                               f"update sequence mismatch in index node at VCN {vcn}")
@@ -1173,7 +912,7 @@ cdef class NtfsVolume:
         visited = set()
         while True:
             with nogil:
-                res = _search_node(&node[0], first, end, self._upcase, tp, tlen,
+                res = search_node(&node[0], first, end, self._upcase, tp, tlen,
                                    &ref, &vcn, &bad)
             if res == SEARCH_FOUND:
                 return ref
