@@ -1,4 +1,3 @@
-
 NTFS_OEM: bytes
 BOOT_SECTOR_SIZE: int
 MIN_SECTOR_SIZE: int
