@@ -1,9 +1,9 @@
-"""The NTFS boot sector, declared once (libfsntfs, "Volume header").
+"""NTFS structures read at Python level, declared once (libfsntfs "Volume header", "MFT entry").
 
-It is a DOS boot sector: the FAT BPB (whose FAT-only fields NTFS keeps zero)
+The boot sector is a DOS boot sector: the FAT BPB (whose FAT-only fields NTFS keeps zero)
 followed by NTFS's own fields. The volume reader and the filesystem probe
-both read it from here; the MFT record and attribute layouts the nogil walks
-read stay with the reader.
+both read it from here, with the attribute types and well-known records; the
+byte offsets the reader's nogil walks use are ``ntfs_layout.pxd``.
 """
 
 from __future__ import annotations
@@ -62,9 +62,6 @@ RESIDENT_ATTR = CStruct("resident attribute header", "<", [
     ("resident_flags", "B"),
     (None, "1x"),
 ])
-AT_VOLUME_NAME = 0x60
-AT_VOLUME_INFORMATION = 0x70
-AT_END = 0xFFFFFFFF
 #: $VOLUME_INFORMATION's value: 8 reserved bytes, then the version and flags.
 VOLUME_INFORMATION = CStruct("$VOLUME_INFORMATION", "<", [
     (None, "8x"),
@@ -72,5 +69,33 @@ VOLUME_INFORMATION = CStruct("$VOLUME_INFORMATION", "<", [
     ("minor_version", "B"),
     ("flags", "H"),
 ])
-#: The $Volume file's MFT record number.
+
+#: Attribute types.
+AT_STANDARD_INFORMATION = 0x10
+AT_ATTRIBUTE_LIST = 0x20
+AT_FILE_NAME = 0x30
+AT_VOLUME_NAME = 0x60
+AT_VOLUME_INFORMATION = 0x70
+AT_DATA = 0x80
+AT_INDEX_ROOT = 0x90
+AT_INDEX_ALLOCATION = 0xA0
+AT_BITMAP = 0xB0
+AT_END = 0xFFFFFFFF
+#: $FILE_NAME namespaces.
+NAMESPACE_POSIX = 0
+NAMESPACE_WIN32 = 1
+NAMESPACE_DOS = 2
+NAMESPACE_WIN32_AND_DOS = 3
+#: Well-known MFT records.
+MFT_RECORD_MFT = 0
 MFT_RECORD_VOLUME = 3
+MFT_RECORD_ROOT = 5
+MFT_RECORD_UPCASE = 10
+#: The directory index is named $I30 and keyed on $FILE_NAME.
+I30 = "$I30"
+#: File references: 48-bit record number, 16-bit sequence number.
+REFERENCE_MASK = 0xFFFFFFFFFFFF
+#: $UpCase maps each of the 65536 UTF-16 code units.
+UPCASE_UNITS = 65536
+#: Index node VCNs count 512-byte blocks when index records are smaller than a cluster.
+INDEX_BLOCK_SIZE = 512

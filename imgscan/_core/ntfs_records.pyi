@@ -1,23 +1,2 @@
-# The MFT layer is C-level (ntfs_records.pxd); Python sees its constants.
-AT_STANDARD_INFORMATION: int
-AT_ATTRIBUTE_LIST: int
-AT_FILE_NAME: int
-AT_VOLUME_NAME: int
-AT_VOLUME_INFORMATION: int
-AT_DATA: int
-AT_INDEX_ROOT: int
-AT_INDEX_ALLOCATION: int
-AT_BITMAP: int
-AT_END: int
-NAMESPACE_POSIX: int
-NAMESPACE_WIN32: int
-NAMESPACE_DOS: int
-NAMESPACE_WIN32_AND_DOS: int
-MFT_RECORD_MFT: int
-MFT_RECORD_VOLUME: int
-MFT_RECORD_ROOT: int
-MFT_RECORD_UPCASE: int
-I30: str
-REFERENCE_MASK: int
-UPCASE_UNITS: int
-INDEX_BLOCK_SIZE: int
+# The MFT layer is C-level (ntfs_records.pxd); its public names are c_ntfs constants.
+from .c_ntfs import *  # noqa: F403

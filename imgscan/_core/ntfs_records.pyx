@@ -19,39 +19,17 @@ from imgscan import limits
 from imgscan.errors import CorruptImage, TruncatedImage, UnsupportedFeature
 
 from .binary cimport le16, le32, le64
+# The attribute types and well-known records, declared in c_ntfs (the probe reads them too).
+from .c_ntfs import (
+    AT_STANDARD_INFORMATION, AT_ATTRIBUTE_LIST, AT_FILE_NAME, AT_VOLUME_NAME,
+    AT_VOLUME_INFORMATION, AT_DATA, AT_INDEX_ROOT, AT_INDEX_ALLOCATION, AT_BITMAP, AT_END,
+    NAMESPACE_POSIX, NAMESPACE_WIN32, NAMESPACE_DOS, NAMESPACE_WIN32_AND_DOS, MFT_RECORD_MFT,
+    MFT_RECORD_VOLUME, MFT_RECORD_ROOT, MFT_RECORD_UPCASE, I30, REFERENCE_MASK, UPCASE_UNITS,
+    INDEX_BLOCK_SIZE,
+)
 from .ntfs_codec cimport apply_fixup, lznt1
 from .ntfs_layout cimport *
 from .ntfs_runs cimport NtfsRuns
-
-#: Attribute types.
-AT_STANDARD_INFORMATION = 0x10
-AT_ATTRIBUTE_LIST = 0x20
-AT_FILE_NAME = 0x30
-AT_VOLUME_NAME = 0x60
-AT_VOLUME_INFORMATION = 0x70
-AT_DATA = 0x80
-AT_INDEX_ROOT = 0x90
-AT_INDEX_ALLOCATION = 0xA0
-AT_BITMAP = 0xB0
-AT_END = 0xFFFFFFFF
-#: $FILE_NAME namespaces.
-NAMESPACE_POSIX = 0
-NAMESPACE_WIN32 = 1
-NAMESPACE_DOS = 2
-NAMESPACE_WIN32_AND_DOS = 3
-#: Well-known MFT records.
-MFT_RECORD_MFT = 0
-MFT_RECORD_VOLUME = 3
-MFT_RECORD_ROOT = 5
-MFT_RECORD_UPCASE = 10
-#: The directory index is named $I30 and keyed on $FILE_NAME.
-I30 = "$I30"
-#: File references: 48-bit record number, 16-bit sequence number.
-REFERENCE_MASK = 0xFFFFFFFFFFFF
-#: $UpCase maps each of the 65536 UTF-16 code units.
-UPCASE_UNITS = 65536
-#: Index node VCNs count 512-byte blocks when index records are smaller than a cluster.
-INDEX_BLOCK_SIZE = 512
 
 
 @cython.final
