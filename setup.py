@@ -1,4 +1,4 @@
-"""Build the Cython core: every imgscan/_core/*.pyx becomes one extension module.
+"""Build the Cython core: every .pyx under imgscan/_core becomes one extension module.
 
 Both steps run in parallel, one job per core: cythonize translates the modules
 in a pool, and build_ext compiles them concurrently (setuptools' ``parallel``
@@ -29,8 +29,8 @@ class ParallelBuildExt(build_ext):
 
 
 extensions = [
-    Extension(f"imgscan._core.{pyx.stem}", [str(pyx)], extra_compile_args=["-g0"])
-    for pyx in sorted(CORE.glob("*.pyx"))
+    Extension(".".join(pyx.with_suffix("").parts), [str(pyx)], extra_compile_args=["-g0"])
+    for pyx in sorted(CORE.rglob("*.pyx"))
 ]
 
 setup(

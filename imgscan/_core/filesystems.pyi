@@ -1,28 +1,8 @@
 from collections.abc import Callable
-from typing import Any
 
-HEAD_BYTES: int
+from .probes.volume import HEAD_BYTES as HEAD_BYTES
+from .probes.volume import Volume as Volume
 
-class Volume:
-    filesystem: str
-    label: str | None
-    uuid: str | None
-    size: int | None
-    encrypted: bool
-    version: str | None
-    usage: str
-    details: dict[str, Any]
-    def __init__(
-        self,
-        filesystem: str,
-        label: str | None = ...,
-        uuid: str | None = ...,
-        size: int | None = ...,
-        encrypted: bool = ...,
-        version: str | None = ...,
-        usage: str = ...,
-        details: dict[str, Any] | None = ...,
-    ) -> None: ...
-    def as_dict(self) -> dict[str, Any]: ...
+__all__ = ["HEAD_BYTES", "Volume", "probe_volume"]
 
 def probe_volume(read: Callable[[int, int], bytes], offset: int, size: int) -> Volume | None: ...

@@ -2,38 +2,16 @@ from collections.abc import Callable
 
 from imgscan.errors import ImageError
 
-NTFS_OEM: bytes
-BOOT_SECTOR_SIZE: int
-MIN_SECTOR_SIZE: int
-MAX_SECTOR_SIZE: int
-MAX_CLUSTER_SIZE: int
-MIN_RECORD_SIZE: int
-AT_STANDARD_INFORMATION: int
-AT_ATTRIBUTE_LIST: int
-AT_FILE_NAME: int
-AT_VOLUME_NAME: int
-AT_VOLUME_INFORMATION: int
-AT_DATA: int
-AT_INDEX_ROOT: int
-AT_INDEX_ALLOCATION: int
-AT_BITMAP: int
-AT_END: int
-NAMESPACE_POSIX: int
-NAMESPACE_WIN32: int
-NAMESPACE_DOS: int
-NAMESPACE_WIN32_AND_DOS: int
-MFT_RECORD_MFT: int
-MFT_RECORD_VOLUME: int
-MFT_RECORD_ROOT: int
-MFT_RECORD_UPCASE: int
-I30: str
-REFERENCE_MASK: int
-UPCASE_UNITS: int
-INDEX_BLOCK_SIZE: int
+from .ntfs_codec import lznt1_decompress as lznt1_decompress
+from .ntfs_records import *  # noqa: F403 (the layer's constants are the reader's public names)
+from .ntfs_runs import BOOT_SECTOR_SIZE as BOOT_SECTOR_SIZE
+from .ntfs_runs import MAX_CLUSTER_SIZE as MAX_CLUSTER_SIZE
+from .ntfs_runs import MAX_SECTOR_SIZE as MAX_SECTOR_SIZE
+from .ntfs_runs import MIN_RECORD_SIZE as MIN_RECORD_SIZE
+from .ntfs_runs import MIN_SECTOR_SIZE as MIN_SECTOR_SIZE
+from .ntfs_runs import NTFS_OEM as NTFS_OEM
 
 class FileNotFound(ImageError): ...
-
-def lznt1_decompress(data: bytes | bytearray | memoryview, size: int) -> bytes: ...
 
 class NtfsVolume:
     offset: int

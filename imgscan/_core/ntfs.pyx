@@ -33,6 +33,12 @@ Structure, as far as this reader needs it:
   verbatim (all clusters allocated), as LZNT1 (fewer clusters, the rest of
   the unit sparse) or not at all (all sparse: zeros).
 
+The reader is layered, one module per section: ``ntfs_runs`` (boot sector,
+bounded reads, run lists), ``ntfs_records`` (MFT records, attributes,
+attribute lists, attribute data) and this module (``$UpCase``, directory
+indexes, paths, the file API), over the nogil helpers of ``ntfs_codec`` and
+the layout declared in ``ntfs_layout.pxd`` and ``c_ntfs``.
+
 Hostile volumes are bounded: every LCN is checked against the volume, every
 count against :mod:`imgscan.limits`, attribute lists and index trees keep
 visited sets and depth caps, and an extension record is never followed back
@@ -42,158 +48,32 @@ structure ("MFT record 5", "index of \\Windows") and the disk offset.
 """
 
 cimport cython
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memset
 
 from imgscan import limits
-from imgscan.errors import (
-    CorruptImage, ImageError, LimitExceeded, TruncatedImage, UnsupportedFeature,
-)
+from imgscan.errors import CorruptImage, ImageError
 
 from .binary cimport le16, le32, le64
+from .ntfs_codec cimport (
+    SEARCH_ABSENT, SEARCH_CORRUPT, SEARCH_FOUND, apply_fixup, search_node,
+)
+from .ntfs_layout cimport *
+from .ntfs_records cimport NtfsRecords, _Attr, _Inode, _utf16
 
-# --------------------------------------------------------------------------
-# On-disk layout (libfsntfs sections "Volume header", "MFT entry", "MFT
-# attribute", "Data runs", "Index", "Compression").
-# --------------------------------------------------------------------------
-
-NTFS_OEM = b"NTFS    "
-
-cdef enum:
-    # boot sector fields
-    BS_OEM = 3
-    BS_BYTES_PER_SECTOR = 11
-    BS_SECTORS_PER_CLUSTER = 13
-    BS_TOTAL_SECTORS = 40
-    BS_MFT_LCN = 48
-    BS_MFTMIRR_LCN = 56
-    BS_CLUSTERS_PER_MFT_RECORD = 64
-    BS_CLUSTERS_PER_INDEX_RECORD = 68
-    BS_SERIAL = 72
-
-BOOT_SECTOR_SIZE = 512
-#: Bytes per sector allowed (powers of two).
-MIN_SECTOR_SIZE = 256
-MAX_SECTOR_SIZE = 4096
-#: Largest cluster (Windows 10 1709+ formats up to 2 MiB clusters).
-MAX_CLUSTER_SIZE = 2 * 1024 * 1024
-#: Smallest MFT / index record (one update-sequence stride).
-MIN_RECORD_SIZE = 512
-
-cdef enum:
-    # update sequence protected records (MFT "FILE" and index "INDX")
-    FIXUP_STRIDE = 512
-    REC_USA_OFFSET = 4
-    REC_USA_COUNT = 6
-    # MFT record header
-    MFT_SEQUENCE = 16
-    MFT_LINK_COUNT = 18
-    MFT_FIRST_ATTRIBUTE = 20
-    MFT_FLAGS = 22
-    MFT_USED_SIZE = 24
-    MFT_ALLOCATED_SIZE = 28
-    MFT_BASE_RECORD = 32
-    MFT_HEADER_MIN = 48
-    MFT_RECORD_IN_USE = 0x0001
-    MFT_RECORD_IS_DIRECTORY = 0x0002
-    # attribute header
-    ATTR_TYPE = 0
-    ATTR_LENGTH = 4
-    ATTR_NON_RESIDENT = 8
-    ATTR_NAME_LENGTH = 9
-    ATTR_NAME_OFFSET = 10
-    ATTR_FLAGS = 12
-    ATTR_ID = 14
-    ATTR_RES_VALUE_LENGTH = 16
-    ATTR_RES_VALUE_OFFSET = 20
-    ATTR_RES_HEADER = 24
-    ATTR_NR_START_VCN = 16
-    ATTR_NR_END_VCN = 24
-    ATTR_NR_RUNS_OFFSET = 32
-    ATTR_NR_COMPRESSION_UNIT = 34
-    ATTR_NR_ALLOCATED_SIZE = 40
-    ATTR_NR_DATA_SIZE = 48
-    ATTR_NR_INITIALIZED_SIZE = 56
-    ATTR_NR_HEADER = 64
-    ATTR_FLAG_COMPRESSED = 0x0001
-    ATTR_FLAG_ENCRYPTED = 0x4000
-    ATTR_FLAG_SPARSE = 0x8000
-    # $ATTRIBUTE_LIST entry
-    AL_TYPE = 0
-    AL_LENGTH = 4
-    AL_NAME_LENGTH = 6
-    AL_NAME_OFFSET = 7
-    AL_START_VCN = 8
-    AL_REFERENCE = 16
-    AL_ID = 24
-    AL_MIN_LENGTH = 26
-    # $FILE_NAME
-    FN_PARENT = 0
-    FN_DATA_SIZE = 48
-    FN_FLAGS = 56
-    FN_NAME_LENGTH = 64
-    FN_NAMESPACE = 65
-    FN_NAME = 66
-    # $VOLUME_INFORMATION
-    VI_MAJOR = 8
-    VI_MINOR = 9
-    VI_FLAGS = 10
-    VOLUME_IS_DIRTY = 0x0001
-    # $INDEX_ROOT, index node header, INDX record, index entry
-    IR_INDEXED_TYPE = 0
-    IR_COLLATION = 4
-    IR_INDEX_RECORD_SIZE = 8
-    IR_NODE_HEADER = 16
-    NH_ENTRIES_OFFSET = 0
-    NH_TOTAL_SIZE = 4
-    NH_ALLOCATED_SIZE = 8
-    NH_FLAGS = 12
-    NH_SIZE = 16
-    INDX_VCN = 16
-    INDX_NODE_HEADER = 24
-    IE_REFERENCE = 0
-    IE_LENGTH = 8
-    IE_KEY_LENGTH = 10
-    IE_FLAGS = 12
-    IE_KEY = 16
-    IE_HEADER = 16
-    IE_HAS_SUBNODE = 0x01
-    IE_LAST = 0x02
-    # LZNT1
-    LZNT1_CHUNK = 4096
-    LZNT1_COMPRESSED = 0x8000
-
-#: Attribute types.
-AT_STANDARD_INFORMATION = 0x10
-AT_ATTRIBUTE_LIST = 0x20
-AT_FILE_NAME = 0x30
-AT_VOLUME_NAME = 0x60
-AT_VOLUME_INFORMATION = 0x70
-AT_DATA = 0x80
-AT_INDEX_ROOT = 0x90
-AT_INDEX_ALLOCATION = 0xA0
-AT_BITMAP = 0xB0
-AT_END = 0xFFFFFFFF
-#: $FILE_NAME namespaces.
-NAMESPACE_POSIX = 0
-NAMESPACE_WIN32 = 1
-NAMESPACE_DOS = 2
-NAMESPACE_WIN32_AND_DOS = 3
-#: Well-known MFT records.
-MFT_RECORD_MFT = 0
-MFT_RECORD_VOLUME = 3
-MFT_RECORD_ROOT = 5
-MFT_RECORD_UPCASE = 10
-#: The directory index is named $I30 and keyed on $FILE_NAME.
-I30 = "$I30"
-#: File references: 48-bit record number, 16-bit sequence number.
-REFERENCE_MASK = 0xFFFFFFFFFFFF
-#: $UpCase maps each of the 65536 UTF-16 code units.
-UPCASE_UNITS = 65536
-#: Index node VCNs count 512-byte blocks when index records are smaller than a cluster.
-INDEX_BLOCK_SIZE = 512
+# The reader's public names, defined with the layer that uses them first.
+from .ntfs_codec import lznt1_decompress
+from .ntfs_records import (
+    AT_STANDARD_INFORMATION, AT_ATTRIBUTE_LIST, AT_FILE_NAME, AT_VOLUME_NAME,
+    AT_VOLUME_INFORMATION, AT_DATA, AT_INDEX_ROOT, AT_INDEX_ALLOCATION, AT_BITMAP, AT_END,
+    NAMESPACE_POSIX, NAMESPACE_WIN32, NAMESPACE_DOS, NAMESPACE_WIN32_AND_DOS, MFT_RECORD_MFT,
+    MFT_RECORD_VOLUME, MFT_RECORD_ROOT, MFT_RECORD_UPCASE, I30, REFERENCE_MASK, UPCASE_UNITS,
+    INDEX_BLOCK_SIZE,
+)
+from .ntfs_runs import (
+    BOOT_SECTOR_SIZE, MAX_CLUSTER_SIZE, MAX_SECTOR_SIZE, MIN_RECORD_SIZE, MIN_SECTOR_SIZE,
+    NTFS_OEM,
+)
 
 cdef class NtfsFile
 
@@ -203,262 +83,18 @@ class FileNotFound(ImageError):
 
 
 # --------------------------------------------------------------------------
-# nogil helpers: fixups, run lists, name collation, LZNT1
-# --------------------------------------------------------------------------
-
-cdef Py_ssize_t _fixup(uint8_t* rec, Py_ssize_t size) noexcept nogil:
-    """Apply the update sequence array in place.
-
-    Returns -1 on success, else the byte offset (in the record) of the first
-    problem: a header field out of range or a stride whose check value differs
-    (a torn write).
-    """
-    cdef Py_ssize_t usa = le16(rec + REC_USA_OFFSET)
-    cdef Py_ssize_t count = le16(rec + REC_USA_COUNT)
-    cdef Py_ssize_t i, end
-    if count != size // FIXUP_STRIDE + 1 or usa < 8 or usa % 2 or usa + 2 * count > size:
-        return REC_USA_OFFSET
-    for i in range(1, count):
-        end = i * FIXUP_STRIDE - 2
-        if rec[end] != rec[usa] or rec[end + 1] != rec[usa + 1]:
-            return end
-        rec[end] = rec[usa + 2 * i]
-        rec[end + 1] = rec[usa + 2 * i + 1]
-    return -1
-
-
-cdef int _upcase_compare(const uint16_t* upcase, const uint8_t* a, Py_ssize_t alen,
-                         const uint16_t* b, Py_ssize_t blen) noexcept nogil:
-    """Compare UTF-16LE name ``a`` with the already upcased units ``b``
-    (COLLATION_FILE_NAME: code units mapped through $UpCase, then length)."""
-    cdef Py_ssize_t i, n = alen if alen < blen else blen
-    cdef uint16_t ca
-    for i in range(n):
-        ca = upcase[le16(a + 2 * i)]
-        if ca != b[i]:
-            return -1 if ca < b[i] else 1
-    if alen == blen:
-        return 0
-    return -1 if alen < blen else 1
-
-
-cdef enum:
-    SEARCH_FOUND = 1
-    SEARCH_DESCEND = 2
-    SEARCH_ABSENT = 3
-    SEARCH_CORRUPT = 4
-
-
-cdef int _search_node(const uint8_t* node, Py_ssize_t pos, Py_ssize_t end,
-                      const uint16_t* upcase, const uint16_t* target, Py_ssize_t tlen,
-                      uint64_t* ref, int64_t* vcn, Py_ssize_t* bad) noexcept nogil:
-    """Find ``target`` among the index entries of one node in [pos, end).
-
-    FOUND sets ``ref``; DESCEND sets ``vcn`` (the sub-node of the first key
-    greater than the target, or of the last entry); CORRUPT sets ``bad`` to
-    the offending entry's position.
-    """
-    cdef Py_ssize_t length, key_length, nlen
-    cdef uint32_t flags
-    cdef int c
-    while True:
-        if pos + IE_HEADER > end:
-            bad[0] = pos
-            return SEARCH_CORRUPT
-        length = le16(node + pos + IE_LENGTH)
-        key_length = le16(node + pos + IE_KEY_LENGTH)
-        flags = le32(node + pos + IE_FLAGS)
-        if length < IE_HEADER or length % 8 or pos + length > end:
-            bad[0] = pos
-            return SEARCH_CORRUPT
-        if flags & IE_HAS_SUBNODE and length < IE_HEADER + 8:
-            bad[0] = pos
-            return SEARCH_CORRUPT
-        if flags & IE_LAST:
-            c = -1
-        else:
-            if key_length < FN_NAME or IE_KEY + key_length > length:
-                bad[0] = pos
-                return SEARCH_CORRUPT
-            nlen = node[pos + IE_KEY + FN_NAME_LENGTH]
-            if FN_NAME + 2 * nlen > key_length:
-                bad[0] = pos
-                return SEARCH_CORRUPT
-            c = _upcase_compare(upcase, node + pos + IE_KEY + FN_NAME, nlen, target, tlen)
-            if c == 0:
-                ref[0] = le64(node + pos + IE_REFERENCE)
-                return SEARCH_FOUND
-            c = -c      # target versus key
-        if c < 0:
-            if flags & IE_HAS_SUBNODE:
-                vcn[0] = <int64_t>le64(node + pos + length - 8)
-                return SEARCH_DESCEND
-            return SEARCH_ABSENT
-        pos += length
-
-
-cdef Py_ssize_t _lznt1(const uint8_t* src, Py_ssize_t slen, uint8_t* dst,
-                       Py_ssize_t dcap) noexcept nogil:
-    """Decompress an LZNT1 stream into ``dst`` (pre-zeroed, ``dcap`` bytes).
-
-    Returns the bytes produced, or -1 - (source position) on a malformed
-    stream: a chunk past the input, a back-reference before the chunk or
-    output past ``dcap`` (never more than one compression unit).
-    """
-    cdef Py_ssize_t sp = 0, dp = 0, csize, cend, chunk, pos, length, disp, i
-    cdef uint16_t header, token
-    cdef uint8_t flags
-    cdef int bit, shift
-    while sp + 2 <= slen and dp < dcap:
-        header = le16(src + sp)
-        if header == 0:
-            break
-        sp += 2
-        csize = (header & 0xFFF) + 1
-        if sp + csize > slen:
-            return -1 - sp
-        if not header & LZNT1_COMPRESSED:
-            if dp + csize > dcap:
-                return -1 - sp
-            memcpy(dst + dp, src + sp, csize)
-            dp += csize
-            sp += csize
-            continue
-        chunk = dp
-        cend = sp + csize
-        while sp < cend:
-            flags = src[sp]
-            sp += 1
-            for bit in range(8):
-                if sp >= cend:
-                    break
-                pos = dp - chunk
-                if not flags & 1:
-                    if dp >= dcap or pos >= LZNT1_CHUNK:
-                        return -1 - sp
-                    dst[dp] = src[sp]
-                    dp += 1
-                    sp += 1
-                else:
-                    if sp + 2 > cend or pos == 0:
-                        return -1 - sp
-                    token = le16(src + sp)
-                    sp += 2
-                    shift = 12
-                    i = pos - 1
-                    while i >= 0x10:
-                        i >>= 1
-                        shift -= 1
-                    length = (token & ((1 << shift) - 1)) + 3
-                    disp = (token >> shift) + 1
-                    if disp > pos or dp + length > dcap or pos + length > LZNT1_CHUNK:
-                        return -1 - sp
-                    for i in range(length):
-                        dst[dp + i] = dst[dp + i - disp]
-                    dp += length
-                flags >>= 1
-        # A chunk that decompresses short is zero-filled to 4 KiB (ntfs-3g).
-        if sp + 2 <= slen and le16(src + sp) != 0:
-            dp = chunk + LZNT1_CHUNK if chunk + LZNT1_CHUNK < dcap else dcap
-    return dp
-
-
-def lznt1_decompress(data, Py_ssize_t size):
-    """Decompress one LZNT1 compression unit of at most ``size`` bytes.
-
-    Returns the bytes (zero-padded to ``size``); raises ValueError on a
-    malformed stream. Exposed for tests and for callers reading WOF/LZNT1.
-    """
-    cdef const uint8_t[::1] src = data
-    cdef Py_ssize_t n
-    if size <= 0:
-        return b""
-    if size > limits.NTFS_MAX_COMPRESSION_UNIT_BYTES:
-        raise ValueError(f"{size} bytes exceed limits.NTFS_MAX_COMPRESSION_UNIT_BYTES")
-    out = bytearray(size)
-    cdef uint8_t[::1] dst = out
-    if src.shape[0] == 0:
-        return bytes(out)
-    with nogil:
-        n = _lznt1(&src[0], src.shape[0], &dst[0], size)
-    if n < 0:
-        raise ValueError(f"malformed LZNT1 stream at byte {-1 - n}")
-    return bytes(out)
-
-
-# --------------------------------------------------------------------------
-# Attributes and records
-# --------------------------------------------------------------------------
-
-@cython.final
-cdef class _Attr:
-    """One attribute, merged over its extents when it is non-resident."""
-    cdef public uint32_t type
-    cdef public str name
-    cdef public bint resident
-    cdef public uint32_t flags
-    cdef public uint16_t ident        # attribute id, unique within its record
-    cdef public object value          # resident value (bytes)
-    cdef public list runs             # [(vcn, lcn or -1, clusters)] in VCN order
-    cdef public int64_t start_vcn, end_vcn
-    cdef public int64_t allocated_size, data_size, initialized_size
-    cdef public int compression_unit
-    cdef public int64_t record        # MFT record holding it (its first extent)
-    cdef public int64_t disk_offset   # of the attribute header
-
-    @property
-    def size(self):
-        return len(self.value) if self.resident else self.data_size
-
-
-@cython.final
-cdef class _Inode:
-    """A file: its base record's header and the attributes of all its records."""
-    cdef public int64_t number
-    cdef public uint16_t flags, sequence
-    cdef public list attrs
-    cdef public int64_t disk_offset
-
-    cdef _Attr find(self, uint32_t type, str name):
-        cdef _Attr a
-        for a in self.attrs:
-            if a.type == type and a.name == name:
-                return a
-        return None
-
-    @property
-    def is_dir(self):
-        return bool(self.flags & MFT_RECORD_IS_DIRECTORY)
-
-
-cdef str _utf16(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t units):
-    # Names are UTF-16 without validation: unpaired surrogates survive.
-    return bytes(buf[pos:pos + 2 * units]).decode("utf-16-le", "surrogatepass")
-
-
-# --------------------------------------------------------------------------
 # The volume
 # --------------------------------------------------------------------------
 
-cdef class NtfsVolume:
+cdef class NtfsVolume(NtfsRecords):
     """An NTFS volume at ``offset`` (``size`` bytes) of a disk read by ``read``.
 
     Opening reads the boot sector, the MFT's own record and $Volume; $UpCase
     is read at the first lookup by name.
     """
-    cdef object _read
-    cdef readonly int64_t offset, size
-    cdef readonly str name
-    cdef readonly int64_t sector_size, cluster_size, record_size, index_record_size
-    cdef readonly int64_t total_clusters, mft_lcn, mftmirr_lcn
-    cdef readonly uint64_t serial_number
     cdef readonly object label, version
     cdef readonly bint dirty
-    cdef list _mft_runs
-    cdef int64_t _mft_size
     cdef uint16_t* _upcase
-    cdef dict _cache
-    cdef int64_t _budget
 
     def __cinit__(self):
         self._upcase = NULL
@@ -480,125 +116,6 @@ cdef class NtfsVolume:
         self._load_mft()
         self._load_volume_info()
 
-    # -- errors and raw reads ------------------------------------------------
-    cdef _error(self, cls, str structure, int64_t vol_offset, str problem):
-        return cls(self.name, structure, self.offset + vol_offset, problem)
-
-    cdef bytes _read_volume(self, int64_t pos, int64_t length, str structure):
-        """``length`` bytes at volume offset ``pos``: inside the volume, all present."""
-        if pos < 0 or length < 0 or pos + length > self.size:
-            raise self._error(CorruptImage, structure, pos,
-                              f"{length} bytes at volume offset {pos} lie outside the "
-                              f"{self.size}-byte volume")
-        data = self._read(self.offset + pos, length)
-        if len(data) != length:
-            raise self._error(TruncatedImage, structure, pos + len(data),
-                              f"the disk ends inside it ({len(data)} of {length} bytes)")
-        return data
-
-    # -- boot sector -----------------------------------------------------------
-    cdef _parse_boot_sector(self):
-        cdef str where = "boot sector"
-        if self.size < BOOT_SECTOR_SIZE:
-            raise self._error(TruncatedImage, where, 0,
-                              f"the volume is {self.size} bytes, smaller than a boot sector")
-        data = self._read_volume(0, BOOT_SECTOR_SIZE, where)
-        cdef const uint8_t[::1] b = data
-        cdef const uint8_t* p = &b[0]
-        if data[BS_OEM:BS_OEM + 8] != NTFS_OEM:
-            raise self._error(CorruptImage, where, BS_OEM,
-                              f"OEM id {data[BS_OEM:BS_OEM + 8]!r} is not {NTFS_OEM!r}")
-        bps = le16(p + BS_BYTES_PER_SECTOR)
-        if not MIN_SECTOR_SIZE <= bps <= MAX_SECTOR_SIZE or bps & (bps - 1):
-            raise self._error(CorruptImage, where, BS_BYTES_PER_SECTOR,
-                              f"bytes per sector {bps} is not a power of two in "
-                              f"{MIN_SECTOR_SIZE}..{MAX_SECTOR_SIZE}")
-        spc = p[BS_SECTORS_PER_CLUSTER]
-        if spc > 0x80:
-            # Clusters above 64 KiB: the byte is a negative shift, 2^(256 - n) sectors.
-            if 256 - spc > 31:
-                raise self._error(CorruptImage, where, BS_SECTORS_PER_CLUSTER,
-                                  f"sectors per cluster 2^{256 - spc} is absurd")
-            spc = 1 << (256 - spc)
-        if spc == 0 or spc & (spc - 1):
-            raise self._error(CorruptImage, where, BS_SECTORS_PER_CLUSTER,
-                              f"sectors per cluster {spc} is not a power of two")
-        cluster = bps * spc
-        if cluster > MAX_CLUSTER_SIZE:
-            raise self._error(CorruptImage, where, BS_SECTORS_PER_CLUSTER,
-                              f"cluster size {cluster} exceeds {MAX_CLUSTER_SIZE}")
-        self.sector_size = bps
-        self.cluster_size = cluster
-        total_sectors = le64(p + BS_TOTAL_SECTORS)
-        if total_sectors == 0 or total_sectors > <uint64_t>(self.size // bps):
-            raise self._error(CorruptImage, where, BS_TOTAL_SECTORS,
-                              f"{total_sectors} sectors of {bps} bytes do not fit the "
-                              f"{self.size}-byte volume")
-        self.total_clusters = <int64_t>(total_sectors * bps // <uint64_t>cluster)
-        self.mft_lcn = <int64_t>min(le64(p + BS_MFT_LCN), <uint64_t>1 << 62)
-        self.mftmirr_lcn = <int64_t>min(le64(p + BS_MFTMIRR_LCN), <uint64_t>1 << 62)
-        for field, lcn in ((BS_MFT_LCN, self.mft_lcn), (BS_MFTMIRR_LCN, self.mftmirr_lcn)):
-            if lcn >= self.total_clusters:
-                raise self._error(CorruptImage, where, field,
-                                  f"LCN {lcn} is past the volume's {self.total_clusters} "
-                                  "clusters")
-        self.record_size = self._record_size(<signed char>p[BS_CLUSTERS_PER_MFT_RECORD],
-                                             BS_CLUSTERS_PER_MFT_RECORD, "MFT record")
-        self.index_record_size = self._record_size(
-            <signed char>p[BS_CLUSTERS_PER_INDEX_RECORD], BS_CLUSTERS_PER_INDEX_RECORD,
-            "index record")
-        self.serial_number = le64(p + BS_SERIAL)
-
-    cdef int64_t _record_size(self, int n, int field, str what) except -1:
-        """Clusters per record, or for n < 0 a size of 2^-n bytes."""
-        cdef int64_t size
-        if n < 0:
-            if -n > 31:
-                raise self._error(CorruptImage, "boot sector", field,
-                                  f"{what} size 2^{-n} is absurd")
-            size = <int64_t>1 << -n
-        else:
-            size = n * self.cluster_size
-        if not MIN_RECORD_SIZE <= size <= limits.NTFS_MAX_RECORD_SIZE or size & (size - 1):
-            raise self._error(CorruptImage, "boot sector", field,
-                              f"{what} size {size} is not a power of two in "
-                              f"{MIN_RECORD_SIZE}..{limits.NTFS_MAX_RECORD_SIZE}")
-        return size
-
-    # -- MFT ---------------------------------------------------------------------
-    cdef _load_mft(self):
-        """Locate the MFT through its own record 0, following its attribute list."""
-        cdef int64_t clusters = (self.record_size * 16 + self.cluster_size - 1) \
-            // self.cluster_size
-        clusters = min(clusters, self.total_clusters - self.mft_lcn)
-        # Bootstrap: the first records lie at the boot sector's LCN.
-        self._mft_runs = [(0, self.mft_lcn, clusters)]
-        self._mft_size = min(clusters * self.cluster_size, 16 * self.record_size)
-        base = self._parse_record(MFT_RECORD_MFT, True)
-        flags, base_ref, sequence, attrs, disk = base
-        cdef _Attr a, first = None
-        for a in attrs:
-            if a.type == AT_DATA and a.name == "" and not a.resident and a.start_vcn == 0:
-                first = a
-        if first is None:
-            raise self._error(CorruptImage, "MFT record 0", disk - self.offset,
-                              "$MFT has no non-resident $DATA attribute")
-        # The base record's own extent covers the records of any extension.
-        self._mft_runs = first.runs
-        self._mft_size = first.data_size
-        cdef _Inode mft = self._inode_from(MFT_RECORD_MFT, base)
-        a = mft.find(AT_DATA, "")
-        if a is None or a.resident:
-            raise self._error(CorruptImage, "MFT record 0", disk - self.offset,
-                              "$MFT has no non-resident $DATA attribute")
-        if a.data_size < self.record_size * 16:
-            raise self._error(CorruptImage, "MFT record 0", disk - self.offset,
-                              f"$MFT is {a.data_size} bytes, too small for the "
-                              "system files")
-        self._mft_runs = a.runs
-        self._mft_size = a.data_size
-        self._cache.clear()
-
     cdef _load_volume_info(self):
         cdef _Inode vol = self._inode(MFT_RECORD_VOLUME)
         cdef _Attr a = vol.find(AT_VOLUME_NAME, "")
@@ -609,469 +126,6 @@ cdef class NtfsVolume:
             v = a.value
             self.version = f"{v[VI_MAJOR]}.{v[VI_MINOR]}"
             self.dirty = bool(le16_at(v, VI_FLAGS) & VOLUME_IS_DIRTY)
-
-    cdef bytes _read_record(self, int64_t number, int64_t* disk_offset):
-        """The raw bytes of MFT record ``number`` (through the MFT's run list)."""
-        cdef int64_t start = number * self.record_size
-        cdef str where = f"MFT record {number}"
-        if number < 0 or start + self.record_size > self._mft_size:
-            raise self._error(CorruptImage, where, self.mft_lcn * self.cluster_size,
-                              f"record {number} is past the end of the "
-                              f"{self._mft_size}-byte MFT")
-        return self._read_runs(self._mft_runs, start, self.record_size, where, disk_offset)
-
-    cdef tuple _parse_record(self, int64_t number, bint allow_unused):
-        """(flags, base reference, sequence, [attributes], disk offset) of one record."""
-        cdef int64_t disk = 0
-        cdef str where = f"MFT record {number}"
-        rec = bytearray(self._read_record(number, &disk))
-        cdef uint8_t[::1] r = rec
-        cdef uint8_t* p = &r[0]
-        cdef Py_ssize_t size = self.record_size, bad
-        vol = disk - self.offset
-        if rec[:4] != b"FILE":
-            raise self._error(CorruptImage, where, vol,
-                              f"signature {bytes(rec[:4])!r} is not b'FILE'")
-        bad = _fixup(p, size)
-        if bad >= 0:
-            raise self._error(CorruptImage, where, vol + bad,
-                              "update sequence mismatch (torn or corrupt record)")
-        flags = le16(p + MFT_FLAGS)
-        if not flags & MFT_RECORD_IN_USE and not allow_unused:
-            raise self._error(CorruptImage, where, vol, "the record is not in use")
-        base_ref = le64(p + MFT_BASE_RECORD)
-        sequence = le16(p + MFT_SEQUENCE)
-        cdef Py_ssize_t pos = le16(p + MFT_FIRST_ATTRIBUTE)
-        cdef Py_ssize_t used = le32(p + MFT_USED_SIZE)
-        if used > size or used < MFT_HEADER_MIN:
-            used = size
-        if pos < MFT_HEADER_MIN or pos % 8 or pos >= used:
-            raise self._error(CorruptImage, where, vol + MFT_FIRST_ATTRIBUTE,
-                              f"first attribute offset {pos} is outside the record")
-        attrs = []
-        cdef uint32_t atype
-        cdef Py_ssize_t alen, nlen, noff, vlen, voff, roff
-        cdef _Attr a
-        while True:
-            if pos + 4 > used:
-                raise self._error(CorruptImage, where, vol + pos,
-                                  "attributes run past the record without an end marker")
-            atype = le32(p + pos + ATTR_TYPE)
-            if atype == AT_END:
-                break
-            if pos + ATTR_RES_HEADER > used:
-                raise self._error(CorruptImage, where, vol + pos, "attribute header truncated")
-            alen = le32(p + pos + ATTR_LENGTH)
-            if alen < ATTR_RES_HEADER or alen % 8 or pos + alen > used:
-                raise self._error(CorruptImage, where, vol + pos,
-                                  f"attribute 0x{atype:x} length {alen} is outside the record")
-            a = _Attr()
-            a.type = atype
-            a.record = number
-            a.disk_offset = disk + pos
-            a.flags = le16(p + pos + ATTR_FLAGS)
-            a.ident = le16(p + pos + ATTR_ID)
-            nlen = p[pos + ATTR_NAME_LENGTH]
-            noff = le16(p + pos + ATTR_NAME_OFFSET)
-            if nlen and noff + 2 * nlen > alen:
-                raise self._error(CorruptImage, where, vol + pos,
-                                  "attribute name is outside the attribute")
-            a.name = _utf16(r, pos + noff, nlen) if nlen else ""
-            if not p[pos + ATTR_NON_RESIDENT]:
-                a.resident = True
-                vlen = le32(p + pos + ATTR_RES_VALUE_LENGTH)
-                voff = le16(p + pos + ATTR_RES_VALUE_OFFSET)
-                if voff + vlen > alen:
-                    raise self._error(CorruptImage, where, vol + pos,
-                                      f"resident value of attribute 0x{atype:x} is outside it")
-                a.value = bytes(rec[pos + voff:pos + voff + vlen])
-                a.runs = []
-            else:
-                if alen < ATTR_NR_HEADER:
-                    raise self._error(CorruptImage, where, vol + pos,
-                                      "non-resident attribute header truncated")
-                a.resident = False
-                a.start_vcn = <int64_t>le64(p + pos + ATTR_NR_START_VCN)
-                a.end_vcn = <int64_t>le64(p + pos + ATTR_NR_END_VCN)
-                a.compression_unit = p[pos + ATTR_NR_COMPRESSION_UNIT]
-                a.allocated_size = <int64_t>le64(p + pos + ATTR_NR_ALLOCATED_SIZE)
-                a.data_size = <int64_t>le64(p + pos + ATTR_NR_DATA_SIZE)
-                a.initialized_size = <int64_t>le64(p + pos + ATTR_NR_INITIALIZED_SIZE)
-                roff = le16(p + pos + ATTR_NR_RUNS_OFFSET)
-                if roff < ATTR_NR_HEADER or roff > alen:
-                    raise self._error(CorruptImage, where, vol + pos + ATTR_NR_RUNS_OFFSET,
-                                      f"run list offset {roff} is outside the attribute")
-                if a.start_vcn < 0 or a.end_vcn < a.start_vcn - 1 \
-                        or a.data_size < 0 or a.initialized_size < 0:
-                    raise self._error(CorruptImage, where, vol + pos,
-                                      f"attribute 0x{atype:x} has impossible VCNs or sizes")
-                a.runs = self._decode_runs(p + pos + roff, alen - roff, a.start_vcn,
-                                           where, vol + pos + roff)
-            attrs.append(a)
-            pos += alen
-        return flags, base_ref, sequence, attrs, disk
-
-    cdef list _decode_runs(self, const uint8_t* p, Py_ssize_t n, int64_t vcn, str where,
-                           int64_t vol):
-        """Decode a run list: [(vcn, lcn, clusters)], lcn -1 for a sparse run."""
-        cdef Py_ssize_t pos = 0
-        cdef int lsize, osize, i
-        cdef uint64_t length
-        cdef int64_t lcn = 0, delta
-        cdef uint8_t h
-        runs = []
-        cdef int64_t max_runs = limits.NTFS_MAX_RUNS
-        cdef int64_t max_vcn = (<int64_t>1 << 62) // self.cluster_size
-        while pos < n:
-            h = p[pos]
-            if h == 0:
-                return runs
-            lsize = h & 0x0F
-            osize = h >> 4
-            if lsize == 0 or lsize > 8 or osize > 8 or pos + 1 + lsize + osize > n:
-                raise self._error(CorruptImage, where, vol + pos,
-                                  f"run header 0x{h:02x} is malformed")
-            length = 0
-            for i in range(lsize):
-                length |= <uint64_t>p[pos + 1 + i] << (8 * i)
-            if length == 0 or length > <uint64_t>self.total_clusters:
-                raise self._error(CorruptImage, where, vol + pos,
-                                  f"run of {length} clusters is larger than the volume")
-            if osize:
-                delta = 0
-                for i in range(osize):
-                    delta |= <int64_t>(<uint64_t>p[pos + 1 + lsize + i] << (8 * i))
-                if osize < 8 and p[pos + lsize + osize] & 0x80:
-                    delta -= <int64_t>1 << (8 * osize)      # sign-extend
-                lcn += delta
-                if lcn < 0 or lcn > self.total_clusters - <int64_t>length:
-                    raise self._error(CorruptImage, where, vol + pos,
-                                      f"run at LCN {lcn} of {length} clusters lies outside "
-                                      f"the volume's {self.total_clusters} clusters")
-                runs.append((vcn, lcn, <int64_t>length))
-            else:
-                runs.append((vcn, -1, <int64_t>length))
-            vcn += <int64_t>length
-            if vcn > max_vcn:
-                # Holes let a file outgrow its volume, but not 2^62 bytes.
-                raise self._error(CorruptImage, where, vol + pos,
-                                  f"run list maps more than {max_vcn} clusters")
-            if len(runs) > max_runs:
-                raise self._error(LimitExceeded, where, vol + pos,
-                                  f"more than {max_runs} runs (limits.NTFS_MAX_RUNS)")
-            pos += 1 + lsize + osize
-        raise self._error(CorruptImage, where, vol + pos, "run list has no terminator")
-
-    cdef bytes _read_runs(self, list runs, int64_t start, int64_t length, str where,
-                          int64_t* disk_offset):
-        """Bytes [start, start + length) of a run-mapped stream (sparse = zeros).
-
-        The result is one bytes object filled in place (large hives are read
-        this way: every extra buffer costs a page fault per 4 KiB here), and a
-        range inside a single run is the disk read itself, with no copy.
-        """
-        cdef int64_t cs = self.cluster_size, pos = start, end = start + length
-        cdef int64_t vcn, lcn, count, run_start, run_end, a, b
-        cdef Py_ssize_t lo = 0, hi = len(runs), mid
-        cdef bint first = True
-        cdef char* dst = NULL
-        cdef const uint8_t* src
-        out = None
-        # Binary search for the first run ending after ``start``.
-        while lo < hi:
-            mid = (lo + hi) // 2
-            vcn, lcn, count = runs[mid]
-            if (vcn + count) * cs <= start:
-                lo = mid + 1
-            else:
-                hi = mid
-        if disk_offset != NULL:
-            disk_offset[0] = self.offset
-        cdef Py_ssize_t i = lo
-        while pos < end:
-            if i >= len(runs):
-                raise self._error(CorruptImage, where, 0,
-                                  f"the run list ends at byte {pos}, before {end}")
-            vcn, lcn, count = runs[i]
-            run_start = vcn * cs
-            run_end = (vcn + count) * cs
-            if run_start > pos:
-                raise self._error(CorruptImage, where, 0,
-                                  f"the run list has a gap at byte {pos}")
-            a = pos
-            b = min(end, run_end)
-            if first and lcn >= 0 and disk_offset != NULL:
-                disk_offset[0] = self.offset + lcn * cs + (a - run_start)
-            if first and b == end and lcn >= 0:
-                return self._read_volume(lcn * cs + (a - run_start), b - a, where)
-            if out is None:
-                out = PyBytes_FromStringAndSize(NULL, length)
-                dst = PyBytes_AS_STRING(out)
-            if lcn >= 0:
-                piece = self._read_volume(lcn * cs + (a - run_start), b - a, where)
-                src = piece
-                memcpy(dst + (a - start), src, b - a)
-            else:
-                memset(dst + (a - start), 0, b - a)
-            first = False
-            pos = b
-            i += 1
-        return b"" if out is None else out
-
-    # -- files -------------------------------------------------------------------
-    cdef _Inode _inode(self, int64_t number):
-        cached = self._cache.get(number)
-        if cached is not None:
-            return <_Inode>cached
-        self._spend(1, f"MFT record {number}")
-        rec = self._parse_record(number, False)
-        cdef _Inode ino = self._inode_from(number, rec)
-        if len(self._cache) >= limits.NTFS_INODE_CACHE:
-            self._cache.clear()
-        self._cache[number] = ino
-        return ino
-
-    cdef _spend(self, int64_t n, str where):
-        if self._budget < 0:
-            return
-        self._budget -= n
-        if self._budget < 0:
-            raise self._error(LimitExceeded, where, 0,
-                              f"a lookup visited more than {limits.NTFS_MAX_LOOKUP_STEPS} "
-                              "records and index nodes (limits.NTFS_MAX_LOOKUP_STEPS)")
-
-    cdef _Inode _inode_from(self, int64_t number, tuple rec):
-        flags, base_ref, sequence, attrs, disk = rec
-        cdef str where = f"MFT record {number}"
-        if base_ref & REFERENCE_MASK:
-            raise self._error(CorruptImage, where, disk - self.offset + MFT_BASE_RECORD,
-                              f"record {number} is an extension of record "
-                              f"{base_ref & REFERENCE_MASK}, not a file")
-        cdef _Inode ino = _Inode()
-        ino.number = number
-        ino.flags = flags
-        ino.sequence = sequence
-        ino.disk_offset = disk
-        cdef _Attr a, al = None
-        for a in attrs:
-            if a.type == AT_ATTRIBUTE_LIST:
-                al = a
-        if al is not None:
-            attrs = list(attrs) + self._extension_attrs(number, al, attrs)
-        ino.attrs = self._merge(number, attrs)
-        return ino
-
-    cdef list _extension_attrs(self, int64_t number, _Attr al, list base_attrs):
-        """Attributes of the extension records named by an $ATTRIBUTE_LIST."""
-        cdef str where = f"attribute list of MFT record {number}"
-        if al.resident:
-            data = al.value
-        else:
-            if al.data_size > limits.NTFS_MAX_ATTRIBUTE_LIST_BYTES:
-                raise self._error(LimitExceeded, where, al.disk_offset - self.offset,
-                                  f"{al.data_size} bytes exceed "
-                                  f"limits.NTFS_MAX_ATTRIBUTE_LIST_BYTES")
-            data = self._read_runs(al.runs, 0, min(al.data_size, al.initialized_size),
-                                   where, NULL)
-        cdef const uint8_t[::1] b = data
-        cdef Py_ssize_t pos = 0, n = len(data), length, entries = 0
-        records = []
-        listed = []
-        seen = {number}
-        while pos + AL_MIN_LENGTH <= n:
-            length = le16(&b[pos] + AL_LENGTH)
-            if length < AL_MIN_LENGTH or pos + length > n:
-                raise self._error(CorruptImage, where, al.disk_offset - self.offset,
-                                  f"entry at byte {pos} has length {length}")
-            entries += 1
-            if entries > limits.NTFS_MAX_ATTRIBUTE_LIST_ENTRIES:
-                raise self._error(LimitExceeded, where, al.disk_offset - self.offset,
-                                  "too many entries (limits.NTFS_MAX_ATTRIBUTE_LIST_ENTRIES)")
-            ref = le64(&b[pos] + AL_REFERENCE) & REFERENCE_MASK
-            listed.append((ref, le32(&b[pos] + AL_TYPE), le16(&b[pos] + AL_ID), pos))
-            if ref not in seen:
-                seen.add(ref)
-                records.append(ref)
-            pos += length
-        held = {}
-        for a in base_attrs:
-            held[number, (<_Attr>a).ident] = a
-        for ref in records:
-            self._spend(1, where)
-            flags, base_ref, sequence, attrs, disk = self._parse_record(ref, False)
-            if base_ref & REFERENCE_MASK != <uint64_t>number:
-                raise self._error(CorruptImage, f"MFT record {ref}", disk - self.offset,
-                                  f"listed as an extension of record {number}, but its base "
-                                  f"record is {base_ref & REFERENCE_MASK}")
-            for a in attrs:
-                held[ref, (<_Attr>a).ident] = a
-        # Only the attributes the list names, and each of them must be where it says.
-        extra = []
-        for ref, atype, ident, pos in listed:
-            a = held.get((ref, ident))
-            if a is None or (<_Attr>a).type != atype:
-                raise self._error(CorruptImage, where, al.disk_offset - self.offset,
-                                  f"entry at byte {pos} names attribute 0x{atype:x} id {ident} "
-                                  f"in record {ref}, which does not hold it")
-            if ref != <uint64_t>number:
-                extra.append(a)
-        return extra
-
-    cdef list _merge(self, int64_t number, list attrs):
-        """Join the extents of each non-resident attribute in VCN order."""
-        groups = {}
-        order = []
-        cdef _Attr a, m
-        for a in attrs:
-            if a.type == AT_ATTRIBUTE_LIST:
-                continue
-            key = (a.type, a.name)
-            if key not in groups:
-                groups[key] = []
-                order.append(key)
-            groups[key].append(a)
-        out = []
-        for key in order:
-            parts = groups[key]
-            a = parts[0]
-            if a.resident and (len(parts) == 1 or key[0] == AT_FILE_NAME):
-                out.extend(parts)   # several $FILE_NAMEs are normal (hard links, DOS)
-                continue
-            parts.sort(key=lambda x: x.start_vcn)
-            m = parts[0]
-            if m.resident or m.start_vcn != 0:
-                raise self._error(CorruptImage, f"MFT record {number}",
-                                  m.disk_offset - self.offset,
-                                  f"attribute 0x{m.type:x} {m.name!r} has no first extent")
-            runs = list(m.runs)
-            next_vcn = m.end_vcn + 1
-            for a in parts[1:]:
-                if a.resident or a.start_vcn != next_vcn:
-                    raise self._error(CorruptImage, f"MFT record {a.record}",
-                                      a.disk_offset - self.offset,
-                                      f"extent of attribute 0x{a.type:x} starts at VCN "
-                                      f"{a.start_vcn}, expected {next_vcn}")
-                runs.extend(a.runs)
-                next_vcn = a.end_vcn + 1
-            if next_vcn * self.cluster_size < m.data_size:
-                raise self._error(CorruptImage, f"MFT record {number}",
-                                  m.disk_offset - self.offset,
-                                  f"attribute 0x{m.type:x} {m.name!r} of {m.data_size} bytes "
-                                  f"has extents for only {next_vcn} clusters")
-            if len(parts) == 1:
-                out.append(m)
-                continue
-            if len(runs) > limits.NTFS_MAX_RUNS:
-                raise self._error(LimitExceeded, f"MFT record {number}",
-                                  m.disk_offset - self.offset,
-                                  f"more than {limits.NTFS_MAX_RUNS} runs")
-            merged = _Attr()
-            merged.type = m.type
-            merged.name = m.name
-            merged.resident = False
-            merged.flags = m.flags
-            merged.value = None
-            merged.runs = runs
-            merged.start_vcn = 0
-            merged.end_vcn = next_vcn - 1
-            merged.allocated_size = m.allocated_size
-            merged.data_size = m.data_size
-            merged.initialized_size = m.initialized_size
-            merged.compression_unit = m.compression_unit
-            merged.record = m.record
-            merged.disk_offset = m.disk_offset
-            out.append(merged)
-        return out
-
-    cdef bytes _attr_bytes(self, _Inode ino, _Attr a, int64_t start, int64_t length):
-        """Bytes of an attribute's value: resident, plain, sparse or compressed."""
-        cdef str where = f"MFT record {ino.number}"
-        cdef int64_t size = a.size, valid, end
-        if start < 0 or start >= size or length <= 0:
-            return b""
-        end = min(size, start + length)
-        if a.resident:
-            return bytes(a.value[start:end])
-        if a.flags & ATTR_FLAG_ENCRYPTED:
-            raise self._error(UnsupportedFeature, where, a.disk_offset - self.offset,
-                              f"attribute {a.name or '$DATA'} is EFS-encrypted")
-        valid = min(a.initialized_size, size)
-        if a.flags & ATTR_FLAG_COMPRESSED and a.compression_unit:
-            data = self._read_compressed(ino, a, start, end)
-        elif start >= valid:
-            return bytes(end - start)
-        else:
-            data = self._read_runs(a.runs, start, min(end, valid) - start, where, NULL)
-            if end > valid:
-                data += bytes(end - valid)
-            return data
-        if end > valid:
-            keep = max(0, valid - start)
-            data = data[:keep] + bytes(end - start - keep)
-        return data
-
-    cdef bytes _read_compressed(self, _Inode ino, _Attr a, int64_t start, int64_t end):
-        """Decompress the compression units covering [start, end)."""
-        cdef str where = f"MFT record {ino.number}"
-        cdef int64_t cs = self.cluster_size
-        if a.compression_unit > 16 or \
-                (cs << a.compression_unit) > limits.NTFS_MAX_COMPRESSION_UNIT_BYTES:
-            raise self._error(LimitExceeded, where, a.disk_offset - self.offset,
-                              f"compression unit of 2^{a.compression_unit} clusters of {cs} "
-                              "bytes exceeds limits.NTFS_MAX_COMPRESSION_UNIT_BYTES")
-        cdef int64_t unit_clusters = <int64_t>1 << a.compression_unit
-        cdef int64_t unit = unit_clusters * cs
-        cdef int64_t first = start // unit, last = (end - 1) // unit, u
-        cdef int64_t vcn, lcn, count, lo, hi, allocated
-        cdef bint sparse_seen, fragmented
-        out = bytearray()
-        cdef Py_ssize_t i = 0, n = len(a.runs), got
-        cdef const uint8_t[::1] src
-        cdef uint8_t[::1] dst
-        for u in range(first, last + 1):
-            lo = u * unit_clusters
-            hi = lo + unit_clusters
-            pieces = []
-            allocated = 0
-            sparse_seen = False
-            fragmented = False
-            while i < n and a.runs[i][0] + a.runs[i][2] <= lo:
-                i += 1
-            j = i
-            while j < n and a.runs[j][0] < hi:
-                vcn, lcn, count = a.runs[j]
-                s = max(vcn, lo)
-                e = min(vcn + count, hi)
-                if lcn < 0:
-                    sparse_seen = True
-                else:
-                    if sparse_seen:
-                        fragmented = True
-                    pieces.append((lcn + (s - vcn), e - s))
-                    allocated += e - s
-                j += 1
-            if allocated == 0:
-                out += bytes(unit)
-            elif allocated == unit_clusters:
-                out += self._read_runs(a.runs, lo * cs, unit, where, NULL)
-            else:
-                if fragmented:
-                    raise self._error(CorruptImage, where, a.disk_offset - self.offset,
-                                      f"compression unit {u} has data after its sparse tail")
-                stream = b"".join([self._read_volume(l * cs, c * cs, where)
-                                   for l, c in pieces])
-                unit_out = bytearray(unit)
-                src = stream
-                dst = unit_out
-                with nogil:
-                    got = _lznt1(&src[0], src.shape[0], &dst[0], unit)
-                if got < 0:
-                    raise self._error(CorruptImage, where, pieces[0][0] * cs,
-                                      f"LZNT1 stream of compression unit {u} is malformed "
-                                      f"at byte {-1 - got}")
-                out += unit_out
-        base = first * unit
-        return bytes(out[start - base:end - base])
 
     # -- $UpCase and names -------------------------------------------------------
     cdef _load_upcase(self):
@@ -1141,7 +195,7 @@ cdef class NtfsVolume:
         if rec[:4] != b"INDX":
             raise self._error(CorruptImage, where, vol,
                               f"index node at VCN {vcn} has signature {bytes(rec[:4])!r}")
-        cdef Py_ssize_t bad = _fixup(&r[0], rsize)
+        cdef Py_ssize_t bad = apply_fixup(&r[0], rsize)
         if bad >= 0:
             raise self._error(CorruptImage, where, vol + bad,
                               f"update sequence mismatch in index node at VCN {vcn}")
@@ -1177,7 +231,7 @@ cdef class NtfsVolume:
         visited = set()
         while True:
             with nogil:
-                res = _search_node(&node[0], first, end, self._upcase, tp, tlen,
+                res = search_node(&node[0], first, end, self._upcase, tp, tlen,
                                    &ref, &vcn, &bad)
             if res == SEARCH_FOUND:
                 return ref
@@ -1187,12 +241,11 @@ cdef class NtfsVolume:
                 raise self._error(CorruptImage, where, node_vol + bad,
                                   "malformed index entry")
             depth += 1
-            if vcn in visited or depth > limits.NTFS_MAX_INDEX_DEPTH:
-                raise self._error(CorruptImage if vcn in visited else LimitExceeded,
-                                  where, node_vol,
-                                  f"index sub-node VCN {vcn} "
-                                  + ("is visited twice (a cycle)" if vcn in visited else
-                                     f"is deeper than {limits.NTFS_MAX_INDEX_DEPTH} levels"))
+            if vcn in visited:
+                raise self._error(CorruptImage, where, node_vol,
+                                  f"index sub-node VCN {vcn} is visited twice (a cycle)")
+            self._enforce(depth, "NTFS_MAX_INDEX_DEPTH", where, node_vol,
+                          f"depth of index sub-node VCN {vcn}")
             visited.add(vcn)
             data, first, end, node_vol = self._node(d, alloc, vcn, rsize, unit, where)
             node = data
@@ -1214,9 +267,7 @@ cdef class NtfsVolume:
     cdef _walk(self, _Inode d, _Attr alloc, int64_t rsize, int64_t unit, bytes data,
                Py_ssize_t pos, Py_ssize_t end, int64_t vol, int depth, set visited,
                list out, str where):
-        if depth > limits.NTFS_MAX_INDEX_DEPTH:
-            raise self._error(LimitExceeded, where, vol,
-                              f"index deeper than {limits.NTFS_MAX_INDEX_DEPTH} levels")
+        self._enforce(depth, "NTFS_MAX_INDEX_DEPTH", where, vol, "index depth")
         cdef const uint8_t[::1] b = data
         cdef const uint8_t* p = &b[0]
         cdef Py_ssize_t length, key_length, nlen
@@ -1237,9 +288,8 @@ cdef class NtfsVolume:
                     raise self._error(CorruptImage, where, vol + pos,
                                       f"index sub-node VCN {vcn} is visited twice (a cycle)")
                 visited.add(vcn)
-                if len(visited) > limits.NTFS_MAX_INDEX_NODES:
-                    raise self._error(LimitExceeded, where, vol + pos,
-                                      f"more than {limits.NTFS_MAX_INDEX_NODES} index nodes")
+                self._enforce(len(visited), "NTFS_MAX_INDEX_NODES", where, vol + pos,
+                              "index node count")
                 sub, sfirst, send, svol = self._node(d, alloc, vcn, rsize, unit, where)
                 self._walk(d, alloc, rsize, unit, sub, sfirst, send, svol, depth + 1,
                            visited, out, where)
@@ -1251,8 +301,8 @@ cdef class NtfsVolume:
             if FN_NAME + 2 * nlen > key_length:
                 raise self._error(CorruptImage, where, vol + pos, "index entry name too long")
             if len(out) >= limits.NTFS_MAX_DIRECTORY_ENTRIES:
-                raise self._error(LimitExceeded, where, vol + pos,
-                                  f"more than {limits.NTFS_MAX_DIRECTORY_ENTRIES} entries")
+                self._enforce(len(out) + 1, "NTFS_MAX_DIRECTORY_ENTRIES", where, vol + pos,
+                              "directory entry count")
             out.append((le64(p + pos + IE_REFERENCE), p[pos + IE_KEY + FN_NAMESPACE],
                         _utf16(b, pos + IE_KEY + FN_NAME, nlen)))
             pos += length
@@ -1260,9 +310,8 @@ cdef class NtfsVolume:
     # -- paths ---------------------------------------------------------------------
     cdef _Inode _resolve(self, str path):
         parts = [c for c in path.replace("/", "\\").split("\\") if c]
-        if len(parts) > limits.NTFS_MAX_PATH_COMPONENTS:
-            raise self._error(LimitExceeded, f"path {path!r}", 0,
-                              f"more than {limits.NTFS_MAX_PATH_COMPONENTS} components")
+        self._enforce(len(parts), "NTFS_MAX_PATH_COMPONENTS", f"path {path!r}", 0,
+                      "path component count")
         self._budget = limits.NTFS_MAX_LOOKUP_STEPS
         cdef _Inode d
         try:
@@ -1411,9 +460,8 @@ cdef class NtfsFile:
         if offset < 0 or n < 0:
             raise ValueError("negative offset or length")
         n = min(n, max(0, size - offset))
-        if n > limits.NTFS_MAX_FILE_READ:
-            raise LimitExceeded(self.volume.name, f"file {self.path!r}", None,
-                                f"a {n}-byte read exceeds limits.NTFS_MAX_FILE_READ")
+        limits.enforce(n, "NTFS_MAX_FILE_READ", self.volume.name, f"file {self.path!r}", None,
+                       "read length in bytes")
         return self.volume._attr_bytes(self._ino, self._attr, offset, n)
 
     def __repr__(self):

@@ -43,81 +43,49 @@ from imgscan.findings import (
 )
 
 from .binary cimport le32, le64
+from . import c_fat, c_gpt, c_mbr
 from .guid import guid_text
+from .parttypes import GPT_TYPE_BIOS_BOOT, GPT_TYPE_EFI_SYSTEM, MBR_TYPE_EFI_SYSTEM
 
 # --------------------------------------------------------------------------
-# On-disk layout. MBR offsets are bytes within sector 0 (and within each EBR);
-# GPT offsets are bytes within the header sector and within one entry.
+# On-disk layout: declared in c_mbr and c_gpt, the type names in parttypes.
+# The names below are this module's public spelling of them.
 # --------------------------------------------------------------------------
 
-MBR_SECTOR_SIZE = 512
-MBR_BOOT_CODE_SIZE = 440
-MBR_DISK_SIGNATURE_OFFSET = 440
-MBR_ENTRIES_OFFSET = 446
-MBR_ENTRY_SIZE = 16
-MBR_ENTRY_COUNT = 4
-MBR_SIGNATURE_OFFSET = 510
-MBR_SIGNATURE = b"\x55\xaa"
-# Within one 16-byte entry.
-MBR_ENTRY_STATUS = 0
-MBR_ENTRY_TYPE = 4
-MBR_ENTRY_FIRST_LBA = 8
-MBR_ENTRY_SECTORS = 12
-#: Boot indicator values; anything else means sector 0 is not a partition table.
-MBR_STATUS_INACTIVE = 0x00
-MBR_STATUS_ACTIVE = 0x80
+MBR_SECTOR_SIZE = c_mbr.SECTOR_SIZE
+MBR_BOOT_CODE_SIZE = c_mbr.BOOT_CODE_SIZE
+MBR_ENTRY_COUNT = c_mbr.ENTRY_COUNT
+MBR_EXTENDED_TYPES = c_mbr.EXTENDED_TYPES
+MBR_TYPE_GPT_PROTECTIVE = c_mbr.TYPE_GPT_PROTECTIVE
 
-#: Extended partition types whose first sector is an EBR (DOS, Win95 LBA, Linux).
-MBR_EXTENDED_TYPES = frozenset((0x05, 0x0F, 0x85))
-#: The protective (GPT) partition type.
-MBR_TYPE_GPT_PROTECTIVE = 0xEE
-#: An EFI System partition on an MBR disk.
-MBR_TYPE_EFI_SYSTEM = 0xEF
+GPT_SIGNATURE = c_gpt.SIGNATURE
+GPT_SECTOR_SIZES = c_gpt.SECTOR_SIZES
+GPT_ATTR_LEGACY_BIOS_BOOTABLE = c_gpt.ATTR_LEGACY_BIOS_BOOTABLE
+GPT_HEADER = c_gpt.GPT_HEADER
+GPT_ENTRY = c_gpt.GPT_ENTRY
+# The declared layouts' numeric fields as C offsets, for the typed entry decoders and
+# the nogil scan of the GPT entry array (a CStruct.unpack per entry costs microseconds).
+cdef Py_ssize_t MBR_PARTITION_RECORD = c_mbr.PARTITION_RECORD_OFFSET
+cdef Py_ssize_t MBR_ENTRY_SIZE = c_mbr.MBR_PARTITION.size
+cdef Py_ssize_t MBR_ENTRY_STATUS = c_mbr.MBR_PARTITION.offset("boot_indicator")
+cdef Py_ssize_t MBR_ENTRY_TYPE = c_mbr.MBR_PARTITION.offset("os_type")
+cdef Py_ssize_t MBR_ENTRY_FIRST_LBA = c_mbr.MBR_PARTITION.offset("starting_lba")
+cdef Py_ssize_t MBR_ENTRY_SECTORS = c_mbr.MBR_PARTITION.offset("size_in_lba")
+cdef Py_ssize_t TYPE_GUID_OFFSET = GPT_ENTRY.offset("partition_type_guid")
+cdef Py_ssize_t UNIQUE_GUID_OFFSET = GPT_ENTRY.offset("unique_partition_guid")
+cdef Py_ssize_t GUID_SIZE = GPT_ENTRY.field_size("partition_type_guid")
+cdef Py_ssize_t STARTING_LBA = GPT_ENTRY.offset("starting_lba")
+cdef Py_ssize_t ENDING_LBA = GPT_ENTRY.offset("ending_lba")
+cdef Py_ssize_t ATTRIBUTES = GPT_ENTRY.offset("attributes")
+cdef Py_ssize_t NAME_OFFSET = GPT_ENTRY.offset("partition_name")
+cdef Py_ssize_t NAME_SIZE = GPT_ENTRY.field_size("partition_name")
 
-GPT_SIGNATURE = b"EFI PART"
-GPT_HEADER_MIN_SIZE = 92
-GPT_ENTRY_MIN_SIZE = 128
-#: GPT logical sector sizes probed: classic 512e disks, then 4Kn.
-GPT_SECTOR_SIZES = (512, 4096)
-GPT_HEADER_FIELDS = (
-    # name (the spec's, in snake case), offset, size
-    ("signature", 0, 8),
-    ("revision", 8, 4),
-    ("header_size", 12, 4),
-    ("header_crc32", 16, 4),
-    ("reserved", 20, 4),
-    ("my_lba", 24, 8),
-    ("alternate_lba", 32, 8),
-    ("first_usable_lba", 40, 8),
-    ("last_usable_lba", 48, 8),
-    ("disk_guid", 56, 16),
-    ("partition_entry_lba", 72, 8),
-    ("number_of_partition_entries", 80, 4),
-    ("size_of_partition_entry", 84, 4),
-    ("partition_entry_array_crc32", 88, 4),
-)
-GPT_HEADER_CRC_OFFSET = 16
-# Within one partition entry.
-GPT_ENTRY_TYPE_GUID = 0
-GPT_ENTRY_UNIQUE_GUID = 16
-GPT_ENTRY_FIRST_LBA = 32
-GPT_ENTRY_LAST_LBA = 40
-GPT_ENTRY_ATTRIBUTES = 48
-GPT_ENTRY_NAME = 56
-GPT_ENTRY_NAME_SIZE = 72
-cdef enum:
-    # The type GUID offset again, for the nogil scan of the entry array.
-    C_GPT_ENTRY_TYPE_GUID = 0
-#: Attribute bit 2: legacy BIOS bootable (the spec's "LegacyBIOSBootable").
-GPT_ATTR_LEGACY_BIOS_BOOTABLE = 1 << 2
-
-GPT_TYPE_EFI_SYSTEM = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
-GPT_TYPE_BIOS_BOOT = "21686148-6449-6e6f-744e-656564454649"
-
-# Volume boot records that end in 0x55AA like an MBR (libblkid rejects them too).
-VBR_OEM_OFFSET = 3
+# Volume boot records that end in 0x55AA like an MBR (libblkid rejects them too):
+# their OEM names, and the FAT type strings of the FAT12/16 and FAT32 boot sectors.
 VBR_OEM_IDS = (b"NTFS    ", b"EXFAT   ", b"-FVE-FS-", b"MSWIN4.1")
-VBR_FAT_TYPE_OFFSETS = ((0x36, b"FAT1"), (0x52, b"FAT32   "))
+VBR_FAT_TYPES = ((c_fat.FAT16_BOOT_SECTOR, b"FAT1"), (c_fat.FAT32_BOOT_SECTOR, b"FAT32   "))
+#: x86 jumps a boot sector begins with (short and near jump).
+VBR_JUMPS = (0xEB, 0xE9)
 
 # --------------------------------------------------------------------------
 # MBR boot code: stable byte patterns of known loaders. Each is a prefix of
@@ -317,27 +285,14 @@ class _Findings:
 # MBR
 # --------------------------------------------------------------------------
 
-cdef enum:
-    # The entry layout again as C constants, for the typed entry decoder.
-    C_MBR_ENTRIES_OFFSET = 446
-    C_MBR_ENTRY_SIZE = 16
-    C_MBR_ENTRY_TYPE = 4
-    C_MBR_ENTRY_FIRST_LBA = 8
-    C_MBR_ENTRY_SECTORS = 12
-
-
 cdef tuple _mbr_entry(const uint8_t[::1] sector, Py_ssize_t index):
     """(status, type, first LBA, sector count) of entry ``index`` of an MBR or EBR."""
-    cdef const uint8_t* p = &sector[C_MBR_ENTRIES_OFFSET + index * C_MBR_ENTRY_SIZE]
-    if sector.shape[0] < C_MBR_ENTRIES_OFFSET + (index + 1) * C_MBR_ENTRY_SIZE:
+    cdef Py_ssize_t start = MBR_PARTITION_RECORD + index * MBR_ENTRY_SIZE
+    if sector.shape[0] < start + MBR_ENTRY_SIZE:
         raise ValueError("short MBR sector")
-    return (p[0], p[C_MBR_ENTRY_TYPE], le32(p + C_MBR_ENTRY_FIRST_LBA),
-            le32(p + C_MBR_ENTRY_SECTORS))
-
-
-def _has_mbr_signature(sector):
-    return len(sector) >= MBR_SECTOR_SIZE and \
-        sector[MBR_SIGNATURE_OFFSET:MBR_SIGNATURE_OFFSET + 2] == MBR_SIGNATURE
+    cdef const uint8_t* p = &sector[start]
+    return (p[MBR_ENTRY_STATUS], p[MBR_ENTRY_TYPE], le32(p + MBR_ENTRY_FIRST_LBA),
+            le32(p + MBR_ENTRY_SECTORS))
 
 
 def _is_volume_boot_record(sector):
@@ -347,14 +302,12 @@ def _is_volume_boot_record(sector):
     BPB then reads as nonsense partition entries (sfdisk lists them; blkid
     does not). Recognised by the OEM name or the FAT type string.
     """
-    if sector[0] not in (0xEB, 0xE9):
+    if sector[0] not in VBR_JUMPS:
         return False
-    if sector[VBR_OEM_OFFSET:VBR_OEM_OFFSET + 8] in VBR_OEM_IDS:
+    if c_fat.BPB.field(sector, "oem_name") in VBR_OEM_IDS:
         return True
-    for offset, label in VBR_FAT_TYPE_OFFSETS:
-        if sector[offset:offset + len(label)] == label:
-            return True
-    return False
+    return any(bs.field(sector, "file_system_type").startswith(label)
+               for bs, label in VBR_FAT_TYPES)
 
 
 def _mbr_details(sector, entries):
@@ -362,7 +315,7 @@ def _mbr_details(sector, entries):
     protective = MBR_TYPE_GPT_PROTECTIVE in types
     code = classify_boot_code(sector)
     return {
-        "disk_signature": f"{int.from_bytes(sector[440:444], 'little'):08x}",
+        "disk_signature": f"{c_mbr.MBR.field(sector, 'unique_mbr_disk_signature'):08x}",
         "boot_code": code,
         "boot_code_name": BOOT_CODE_NAMES[code],
         "protective": protective,
@@ -379,7 +332,7 @@ def _mbr_partition(int number, int status, int type_byte, uint64_t base_lba, uin
                    uint64_t count, int sector_size, bint logical):
     start_lba = base_lba + first
     return Partition(number, start_lba * sector_size, count * sector_size, f"0x{type_byte:02x}",
-                     mbr_type_name(type_byte), status == MBR_STATUS_ACTIVE, start_lba,
+                     mbr_type_name(type_byte), status == c_mbr.STATUS_ACTIVE, start_lba,
                      start_lba + count - 1, logical=logical)
 
 
@@ -416,7 +369,7 @@ def _read_ebr_chain(read, uint64_t disk_size, int sector_size, extended, finding
                          f"of the disk")
             break
         sector = read(ebr_lba * sector_size, MBR_SECTOR_SIZE)
-        if not _has_mbr_signature(sector):
+        if not c_mbr.has_signature(sector):
             if ebr_lba != ext_lba or any(sector):
                 findings.add("ebr", CORRUPT, "warning",
                              f"MBR extended partition: no 0x55AA signature in the EBR at "
@@ -477,27 +430,21 @@ def _gpt_header(raw, uint64_t lba, int sector_size, uint64_t disk_size):
     CRC32, MyLBA, usable range, entry geometry beyond the limits, or an
     entry array off the disk.
     """
-    if len(raw) < GPT_HEADER_MIN_SIZE or raw[:8] != GPT_SIGNATURE:
+    if len(raw) < c_gpt.HEADER_MIN_SIZE or raw[:len(GPT_SIGNATURE)] != GPT_SIGNATURE:
         return None, "no 'EFI PART' signature"
-    h = {}
-    for name, offset, size in GPT_HEADER_FIELDS:
-        value = raw[offset:offset + size]
-        if name == "signature":
-            h[name] = GPT_SIGNATURE.decode()
-        elif name == "disk_guid":
-            h[name] = guid_text(bytes(value))
-        elif name == "revision":
-            rev = int.from_bytes(value, "little")
-            h[name] = f"{rev >> 16}.{rev & 0xFFFF}"
-        elif name != "reserved":
-            h[name] = int.from_bytes(value, "little")
+    h = GPT_HEADER.unpack(raw)
+    del h["reserved"]
+    rev = h["revision"]
+    h["signature"] = GPT_SIGNATURE.decode()
+    h["revision"] = f"{rev >> 16}.{rev & 0xFFFF}"
+    h["disk_guid"] = guid_text(h["disk_guid"])
     h["lba"] = lba
     size = h["header_size"]
-    if size < GPT_HEADER_MIN_SIZE or size > sector_size:
+    if size < c_gpt.HEADER_MIN_SIZE or size > sector_size:
         h["header_crc32_valid"] = False
-        return h, f"header size {size} is outside {GPT_HEADER_MIN_SIZE}..{sector_size}"
+        return h, f"header size {size} is outside {c_gpt.HEADER_MIN_SIZE}..{sector_size}"
     body = bytearray(raw[:size])
-    body[GPT_HEADER_CRC_OFFSET:GPT_HEADER_CRC_OFFSET + 4] = b"\0\0\0\0"
+    body[GPT_HEADER.offset("header_crc32"):GPT_HEADER.end("header_crc32")] = b"\0\0\0\0"
     crc = zlib.crc32(body)
     h["header_crc32_valid"] = crc == h["header_crc32"]
     if not h["header_crc32_valid"]:
@@ -509,7 +456,7 @@ def _gpt_header(raw, uint64_t lba, int sector_size, uint64_t disk_size):
                    f"{h['last_usable_lba']}")
     esize = h["size_of_partition_entry"]
     count = h["number_of_partition_entries"]
-    if esize < GPT_ENTRY_MIN_SIZE or esize > limits.GPT_MAX_ENTRY_SIZE or \
+    if esize < c_gpt.ENTRY_MIN_SIZE or esize > limits.GPT_MAX_ENTRY_SIZE or \
             esize & (esize - 1):
         return h, (f"partition entry size {esize} is not 128 * 2^n bytes within "
                    f"limits.GPT_MAX_ENTRY_SIZE={limits.GPT_MAX_ENTRY_SIZE}")
@@ -543,7 +490,7 @@ cdef list _used_entries(const uint8_t[::1] array, uint32_t count, uint32_t esize
         with nogil:
             for i in range(count):
                 p = &array[0] + <uint64_t>i * esize
-                if le64(p + C_GPT_ENTRY_TYPE_GUID) | le64(p + C_GPT_ENTRY_TYPE_GUID + 8):
+                if le64(p + TYPE_GUID_OFFSET) | le64(p + TYPE_GUID_OFFSET + 8):
                     found[n] = i
                     n += 1
         return [found[i] for i in range(n)]
@@ -554,22 +501,21 @@ cdef list _used_entries(const uint8_t[::1] array, uint32_t count, uint32_t esize
 def _gpt_entries(array, h, int sector_size):
     cdef uint32_t esize = h["size_of_partition_entry"]
     cdef const uint8_t[::1] view = array
-    cdef Py_ssize_t off
     partitions = []
+    cdef Py_ssize_t off
     for index in _used_entries(view, h["number_of_partition_entries"], esize):
         off = index * esize
-        raw = array[off:off + esize]
-        first = le64(&view[off + GPT_ENTRY_FIRST_LBA])
-        last = le64(&view[off + GPT_ENTRY_LAST_LBA])
-        attributes = le64(&view[off + GPT_ENTRY_ATTRIBUTES])
-        type_guid = guid_text(raw[GPT_ENTRY_TYPE_GUID:GPT_ENTRY_TYPE_GUID + 16])
-        name = raw[GPT_ENTRY_NAME:GPT_ENTRY_NAME + GPT_ENTRY_NAME_SIZE].decode(
+        first = le64(&view[off + STARTING_LBA])
+        last = le64(&view[off + ENDING_LBA])
+        attributes = le64(&view[off + ATTRIBUTES])
+        type_guid = guid_text(array[off + TYPE_GUID_OFFSET:off + TYPE_GUID_OFFSET + GUID_SIZE])
+        name = array[off + NAME_OFFSET:off + NAME_OFFSET + NAME_SIZE].decode(
             "utf-16-le", "replace").split("\x00", 1)[0]
         size = (last - first + 1) * sector_size if last >= first else 0
         partitions.append(Partition(
             index + 1, first * sector_size, size, type_guid, gpt_type_name(type_guid),
             bool(attributes & GPT_ATTR_LEGACY_BIOS_BOOTABLE), first, last,
-            guid=guid_text(raw[GPT_ENTRY_UNIQUE_GUID:GPT_ENTRY_UNIQUE_GUID + 16]),
+            guid=guid_text(array[off + UNIQUE_GUID_OFFSET:off + UNIQUE_GUID_OFFSET + GUID_SIZE]),
             attributes=attributes, name=name))
     return partitions
 
@@ -725,9 +671,9 @@ def read_partition_table(read, disk_size, path, sector_size=None):
     if len(head) < MBR_SECTOR_SIZE:
         return PartitionTable("none", mbr_ss, [], None, None, findings.done())
     sector = head[:MBR_SECTOR_SIZE]
-    signed = _has_mbr_signature(sector)
+    signed = c_mbr.has_signature(sector)
     entries = [_mbr_entry(sector, i) for i in range(MBR_ENTRY_COUNT)]
-    statuses_ok = all(e[0] in (MBR_STATUS_INACTIVE, MBR_STATUS_ACTIVE) for e in entries)
+    statuses_ok = all(e[0] in c_mbr.BOOT_INDICATORS for e in entries)
     is_mbr = signed and statuses_ok and not _is_volume_boot_record(sector)
     mbr = _mbr_details(sector, entries) if is_mbr else None
     # A stated sector size is probed first, not alone: qemu-img writes VHDX files that say 512

@@ -8,6 +8,14 @@ are the ones ``sfdisk --label dos -T`` and ``sfdisk --label gpt -T``
 
 from __future__ import annotations
 
+#: The types boot-mode and Windows inspection look for, named once here.
+#: An EFI System partition on an MBR disk.
+MBR_TYPE_EFI_SYSTEM = 0xEF
+#: The EFI System partition (UEFI 2.10, table 5.8).
+GPT_TYPE_EFI_SYSTEM = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
+#: GRUB's BIOS boot partition (its core.img on a GPT disk booted by BIOS).
+GPT_TYPE_BIOS_BOOT = "21686148-6449-6e6f-744e-656564454649"
+
 #: MBR partition type byte -> name.
 MBR_TYPE_NAMES: dict[int, str] = {
     0x00: 'Empty',
@@ -100,7 +108,7 @@ MBR_TYPE_NAMES: dict[int, str] = {
     0xea: 'Linux extended boot',
     0xeb: 'BeOS fs',
     0xee: 'GPT',
-    0xef: 'EFI (FAT-12/16/32)',
+    MBR_TYPE_EFI_SYSTEM: 'EFI (FAT-12/16/32)',
     0xf0: 'Linux/PA-RISC boot',
     0xf1: 'SpeedStor',
     0xf4: 'SpeedStor',
@@ -115,10 +123,10 @@ MBR_TYPE_NAMES: dict[int, str] = {
 
 #: GPT partition type GUID (lower case) -> name.
 GPT_TYPE_NAMES: dict[str, str] = {
-    'c12a7328-f81f-11d2-ba4b-00a0c93ec93b': 'EFI System',
+    GPT_TYPE_EFI_SYSTEM: 'EFI System',
     '024dee41-33e7-11d3-9d69-0008c781f39f': 'MBR partition scheme',
     'd3bfe2de-3daf-11df-ba40-e3a556d89593': 'Intel Fast Flash',
-    '21686148-6449-6e6f-744e-656564454649': 'BIOS boot',
+    GPT_TYPE_BIOS_BOOT: 'BIOS boot',
     'f4019732-066e-4e12-8273-346c5641494f': 'Sony boot partition',
     'bfbfafe7-a34f-448a-9a5b-6213eb736c22': 'Lenovo boot partition',
     '9e1a2d38-c612-4316-aa26-8b49521e5a8b': 'PowerPC PReP boot',

@@ -482,14 +482,13 @@ cdef class Hive:
         if NK_NAME + <uint32_t>k._name_len > length:
             raise CorruptImage(self.name, "nk cell", CELL_BASE + <uint64_t>off,
                                f"name of {k._name_len} bytes overruns the {length}-byte record")
-        if k.subkey_count > limits.REGF_MAX_SUBKEYS:
-            raise LimitExceeded(self.name, "nk cell", CELL_BASE + <uint64_t>off,
-                                f"{k.subkey_count} subkeys exceed the limit of "
-                                f"{limits.REGF_MAX_SUBKEYS}")
-        if k.value_count > limits.REGF_MAX_VALUES:
-            raise LimitExceeded(self.name, "nk cell", CELL_BASE + <uint64_t>off,
-                                f"{k.value_count} values exceed the limit of "
-                                f"{limits.REGF_MAX_VALUES}")
+        # Every key opened passes here: enforce() (a call apiece) only once a count is over.
+        if k.subkey_count > limits.REGF_MAX_SUBKEYS or k.value_count > limits.REGF_MAX_VALUES:
+            where = CELL_BASE + <uint64_t>off
+            limits.enforce(k.subkey_count, "REGF_MAX_SUBKEYS", self.name, "nk cell", where,
+                           "subkey count")
+            limits.enforce(k.value_count, "REGF_MAX_VALUES", self.name, "nk cell", where,
+                           "value count")
         return k
 
     cdef Value _value(self, uint32_t off):
@@ -656,9 +655,9 @@ cdef class Hive:
                                    f"key {path!r} was reached twice: the key tree has a cycle")
             seen.add(key.offset)
             yield path, key
-            if depth >= limits.REGF_MAX_DEPTH and key.subkey_count:
-                raise LimitExceeded(self.name, "nk cell", CELL_BASE + <uint64_t>key.offset,
-                                    f"keys nest deeper than {limits.REGF_MAX_DEPTH} levels")
+            if key.subkey_count and depth >= limits.REGF_MAX_DEPTH:
+                limits.enforce(depth + 1, "REGF_MAX_DEPTH", self.name, "nk cell",
+                               CELL_BASE + <uint64_t>key.offset, "key nesting depth")
             children = list(key.subkeys())
             for child in reversed(children):
                 stack.append((f"{path}\\{child.name}" if path else child.name, child, depth + 1))
@@ -719,11 +718,11 @@ cdef class Key:
         cdef set seen = set()
         parts = []
         while not (k.flags & KEY_HIVE_ENTRY):
-            if k.offset in seen or len(parts) >= limits.REGF_MAX_DEPTH:
-                raise (CorruptImage if k.offset in seen else LimitExceeded)(
-                    self._hive.name, "nk cell", CELL_BASE + <uint64_t>k.offset,
-                    "the parent links of the key loop or nest deeper than "
-                    f"limits.REGF_MAX_DEPTH={limits.REGF_MAX_DEPTH}")
+            if k.offset in seen:
+                raise CorruptImage(self._hive.name, "nk cell", CELL_BASE + <uint64_t>k.offset,
+                                   "the parent links of the key loop")
+            limits.enforce(len(parts) + 1, "REGF_MAX_DEPTH", self._hive.name, "nk cell",
+                           CELL_BASE + <uint64_t>k.offset, "key nesting depth by parent links")
             seen.add(k.offset)
             parts.append(k.name)
             k = self._hive._key(k._parent)

@@ -32,7 +32,7 @@ from importlib import import_module
 from imgscan.errors import CorruptImage, ImageError, UnsupportedFeature
 from imgscan.findings import MULTIPLE_FORMATS
 
-from . import raw
+from . import c_mbr, raw
 from .container import Container, Format
 from .source import Source
 
@@ -161,19 +161,6 @@ REGISTRY: tuple[Candidate, ...] = (
 
 
 # -- a second reading of the same file ------------------------------------------
-#: MBR layout (IBM PC/AT boot sector): four 16-byte partition entries at 446,
-#: the boot signature 0x55 0xAA at 510.
-SECTOR_SIZE = 512
-MBR_TABLE_OFFSET = 446
-MBR_ENTRY_SIZE = 16
-MBR_ENTRIES = 4
-MBR_SIGNATURE_OFFSET = 510
-MBR_SIGNATURE = b"\x55\xaa"
-#: Within an entry: boot indicator, partition type, sector count (little-endian u32).
-MBR_E_STATUS, MBR_E_TYPE, MBR_E_SECTORS = 0, 4, 12
-MBR_BOOT_INDICATORS = (0x00, 0x80)
-
-
 def mbr_partitions(sector: bytes) -> int:
     """Partition entries of a plausible MBR in ``sector`` (0 when it is not one).
 
@@ -182,17 +169,15 @@ def mbr_partitions(sector: bytes) -> int:
     isohybrid's partition covers the whole file). A stray 0x55AA alone
     (padding, data) is not a partition table.
     """
-    if len(sector) < SECTOR_SIZE or sector[MBR_SIGNATURE_OFFSET:SECTOR_SIZE] != MBR_SIGNATURE:
+    if not c_mbr.has_signature(sector):
         return 0
     count = 0
-    for i in range(MBR_ENTRIES):
-        entry = sector[MBR_TABLE_OFFSET + i * MBR_ENTRY_SIZE:
-                       MBR_TABLE_OFFSET + (i + 1) * MBR_ENTRY_SIZE]
-        if not any(entry):
+    for i in range(c_mbr.ENTRY_COUNT):
+        if c_mbr.entry_is_empty(sector, i):
             continue
-        sectors = int.from_bytes(entry[MBR_E_SECTORS:MBR_E_SECTORS + 4], "little")
-        if (entry[MBR_E_STATUS] not in MBR_BOOT_INDICATORS or entry[MBR_E_TYPE] == 0
-                or sectors == 0):
+        entry = c_mbr.partition_entry(sector, i)
+        if (entry["boot_indicator"] not in c_mbr.BOOT_INDICATORS or entry["os_type"] == 0
+                or entry["size_in_lba"] == 0):
             return 0
         count += 1
     return count
@@ -215,7 +200,7 @@ def _first_sector_is_guest(container: Container) -> bool:
         return False
     first = emap[0]
     return (first.kind == "data" and first.host == 0 and first.file == 0
-            and first.length >= SECTOR_SIZE)
+            and first.length >= c_mbr.SECTOR_SIZE)
 
 
 def several_container_signatures(source: Source, container: Container,
@@ -231,13 +216,13 @@ def several_container_signatures(source: Source, container: Container,
 def mbr_beside_header(source: Source, container: Container,
                       matches: list[Format]) -> str | None:
     """A container header whose first sector is also an MBR partition table."""
-    if source.size < SECTOR_SIZE:
+    if source.size < c_mbr.SECTOR_SIZE:
         return None
-    count = mbr_partitions(source.read(0, SECTOR_SIZE, "first sector"))
+    count = mbr_partitions(source.read(0, c_mbr.SECTOR_SIZE, "first sector"))
     if not count or _declares_hybrid(container, "mbr") or _first_sector_is_guest(container):
         return None
     return (f"the first sector is both the {container.format} header and an MBR partition "
-            f"table (boot signature 0x55AA at offset {MBR_SIGNATURE_OFFSET}, {count} "
+            f"table (boot signature 0x55AA at offset {c_mbr.SIGNATURE_OFFSET}, {count} "
             f"partition entr{'y' if count == 1 else 'ies'}): a reader that probes for a "
             f"partition table, or takes the file as raw, sees a different disk "
             f"(CVE-2024-40767, LP#2079850)")

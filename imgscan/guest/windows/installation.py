@@ -22,12 +22,13 @@ and a finding names it and why.
 from __future__ import annotations
 
 from imgscan import limits
+from imgscan._core.fat import FatVolume
 from imgscan._core.ntfs import NtfsVolume
+from imgscan._core.parttypes import GPT_TYPE_EFI_SYSTEM, MBR_TYPE_EFI_SYSTEM
 from imgscan.errors import ImageError
 from imgscan.findings import CORRUPT, DIRTY, Finding, finding_id
 
 from .. import roots
-from ..fat import FatVolume
 from . import bcd as bcd_mod
 from . import cloudbaseinit, pe, sam
 from .hives import Facts, apply_rdp_policy, open_hive, software_facts, system_facts
@@ -55,7 +56,7 @@ HIBERFIL_HEADER = 4096
 BCD_BIOS = "\\Boot\\BCD"
 BOOTMGR_BIOS = "\\bootmgr"
 BCD_UEFI = "\\EFI\\Microsoft\\Boot\\BCD"
-ESP_TYPES = ("c12a7328-f81f-11d2-ba4b-00a0c93ec93b", "0xef")
+ESP_TYPES = (GPT_TYPE_EFI_SYSTEM, f"{MBR_TYPE_EFI_SYSTEM:#04x}")
 FAT_NAMES = ("vfat", "fat", "msdos")
 
 

@@ -16,42 +16,38 @@ structure and the disk offset.
 from __future__ import annotations
 
 from imgscan import limits
-from imgscan.errors import CorruptImage, LimitExceeded
+from imgscan.errors import CorruptImage
+
+from . import c_fat
+from .c_fat import (
+    ATTR_DIRECTORY,
+    ATTR_LONG_NAME,
+    ATTR_LONG_NAME_MASK,
+    ATTR_VOLUME_ID,
+    BOOT_SECTOR_SIZE,
+    BPB,
+    DIR_ENTRY,
+    ENTRY_END,
+    ENTRY_FREE,
+    FIRST_CLUSTER,
+    LFN_ENTRY,
+    LFN_LAST,
+    LFN_NAME_FIELDS,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-# -- BIOS parameter block (fatgen103 "Boot Sector and BPB") ------------------
-BPB_BYTES_PER_SECTOR = 11
-BPB_SECTORS_PER_CLUSTER = 13
-BPB_RESERVED_SECTORS = 14
-BPB_NUM_FATS = 16
-BPB_ROOT_ENTRIES = 17
-BPB_TOTAL_SECTORS_16 = 19
-BPB_FAT_SIZE_16 = 22
-BPB_TOTAL_SECTORS_32 = 32
-BPB_FAT_SIZE_32 = 36
-BPB_ROOT_CLUSTER = 44
-#: Below this many clusters a volume is FAT12, below the next FAT16, else FAT32.
+#: Below this many clusters a volume is FAT12, below the next FAT16, else FAT32
+#: (fatgen103's rule; the filesystem probe uses libblkid's slightly different one).
 FAT12_MAX_CLUSTERS = 4085
 FAT16_MAX_CLUSTERS = 65525
-FIRST_CLUSTER = 2
-
-# -- directory entries ---------------------------------------------------------
-DIR_ENTRY_SIZE = 32
-DIR_ATTR = 11
-DIR_CLUSTER_HI = 20
-DIR_CLUSTER_LO = 26
-DIR_FILE_SIZE = 28
-ATTR_VOLUME_ID = 0x08
-ATTR_DIRECTORY = 0x10
-ATTR_LONG_NAME = 0x0F
-ENTRY_FREE = 0xE5
-ENTRY_END = 0x00
-#: LFN entry: sequence number, then 5 + 6 + 2 UTF-16 units at these offsets.
-LFN_LAST = 0x40
-LFN_PARTS = ((1, 11), (14, 26), (28, 32))
+#: Bytes per sector fatgen103 allows.
+SECTOR_SIZES = (512, 1024, 2048, 4096)
+#: Per FAT width: the value a chain entry reads past the FAT, and the first end-of-chain mark.
+FAT_PAST_END = {12: 0xFFF, 16: 0xFFFF, 32: c_fat.FAT32_CLUSTER_MASK}
+END_OF_CHAIN = {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}
 
 
 class FatVolume:
@@ -63,27 +59,29 @@ class FatVolume:
         self.offset = offset
         self.size = size
         self.name = name
-        bs = read(offset, 512)
-        if len(bs) < 512 or bs[510:512] != b"\x55\xaa":
-            raise self._corrupt("boot sector", 510, "no 0x55AA boot signature")
-        le = int.from_bytes
-        self.sector_size = le(bs[11:13], "little")
-        spc = bs[BPB_SECTORS_PER_CLUSTER]
-        if self.sector_size not in (512, 1024, 2048, 4096) or spc == 0 or spc & (spc - 1):
-            raise self._corrupt("boot sector", BPB_BYTES_PER_SECTOR,
+        bs = read(offset, BOOT_SECTOR_SIZE)
+        if len(bs) < BOOT_SECTOR_SIZE or \
+                bs[c_fat.BOOT_SIGNATURE_OFFSET:BOOT_SECTOR_SIZE] != c_fat.BOOT_SIGNATURE:
+            raise self._corrupt("boot sector", c_fat.BOOT_SIGNATURE_OFFSET,
+                                "no 0x55AA boot signature")
+        bpb = BPB.unpack(bs)
+        self.sector_size = bpb["bytes_per_sector"]
+        spc = bpb["sectors_per_cluster"]
+        if self.sector_size not in SECTOR_SIZES or spc == 0 or spc & (spc - 1):
+            raise self._corrupt("boot sector", BPB.offset("bytes_per_sector"),
                                 f"bytes/sector {self.sector_size}, sectors/cluster {spc}")
         self.cluster_size = self.sector_size * spc
-        reserved = le(bs[14:16], "little")
-        fats = bs[BPB_NUM_FATS]
-        root_entries = le(bs[17:19], "little")
-        total = le(bs[19:21], "little") or le(bs[32:36], "little")
-        fat_size = le(bs[22:24], "little") or le(bs[36:40], "little")
-        root_sectors = (root_entries * DIR_ENTRY_SIZE + self.sector_size - 1) // self.sector_size
+        reserved = bpb["reserved_sector_count"]
+        fats = bpb["num_fats"]
+        root_entries = bpb["root_entry_count"]
+        total = bpb["total_sectors_16"] or bpb["total_sectors_32"]
+        fat_size = bpb["fat_size_16"] or c_fat.FAT32_BOOT_SECTOR.field(bs, "fat_size_32")
+        root_sectors = (root_entries * DIR_ENTRY.size + self.sector_size - 1) // self.sector_size
         self.fat_offset = reserved * self.sector_size
         self.data_offset = (reserved + fats * fat_size + root_sectors) * self.sector_size
         if fats == 0 or fat_size == 0 or total * self.sector_size > size \
                 or self.data_offset >= total * self.sector_size:
-            raise self._corrupt("boot sector", BPB_RESERVED_SECTORS,
+            raise self._corrupt("boot sector", BPB.offset("reserved_sector_count"),
                                 f"{fats} FATs of {fat_size} sectors, {total} sectors in all "
                                 f"do not fit the {size}-byte volume")
         self.clusters = (total * self.sector_size - self.data_offset) // self.cluster_size
@@ -94,9 +92,10 @@ class FatVolume:
         else:
             self.bits = 32
         self.fat_bytes = fat_size * self.sector_size
-        self.root_cluster = le(bs[44:48], "little") if self.bits == 32 else 0
+        self.root_cluster = (c_fat.FAT32_BOOT_SECTOR.field(bs, "root_cluster")
+                             if self.bits == 32 else 0)
         self._root_dir_offset = (reserved + fats * fat_size) * self.sector_size
-        self._root_dir_bytes = root_entries * DIR_ENTRY_SIZE
+        self._root_dir_bytes = root_entries * DIR_ENTRY.size
         self._fat: bytes | None = None
 
     def _corrupt(self, structure: str, vol_offset: int, problem: str) -> CorruptImage:
@@ -104,20 +103,19 @@ class FatVolume:
 
     # -- clusters ------------------------------------------------------------
     def _next(self, cluster: int) -> int:
+        """The FAT entry of ``cluster``; past the FAT's end, the end-of-chain value."""
         if self._fat is None:
             self._fat = self._read(self.offset + self.fat_offset, self.fat_bytes)
         fat = self._fat
+        width = 2 if self.bits == 12 else self.bits // 8
+        pos = cluster + cluster // 2 if self.bits == 12 else cluster * width
+        if pos + width > len(fat):
+            return FAT_PAST_END[self.bits]
+        v = int.from_bytes(fat[pos:pos + width], "little")
         if self.bits == 32:
-            pos = cluster * 4
-            return int.from_bytes(fat[pos:pos + 4], "little") & 0x0FFFFFFF \
-                if pos + 4 <= len(fat) else 0x0FFFFFFF
+            return v & c_fat.FAT32_CLUSTER_MASK
         if self.bits == 16:
-            pos = cluster * 2
-            return int.from_bytes(fat[pos:pos + 2], "little") if pos + 2 <= len(fat) else 0xFFFF
-        pos = cluster + cluster // 2
-        if pos + 2 > len(fat):
-            return 0xFFF
-        v = int.from_bytes(fat[pos:pos + 2], "little")
+            return v
         return v >> 4 if cluster & 1 else v & 0xFFF
 
     def _chain(self, first: int, limit: int) -> bytes:
@@ -125,7 +123,7 @@ class FatVolume:
         out = bytearray()
         seen: set[int] = set()
         cluster = first
-        end = {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}[self.bits]
+        end = END_OF_CHAIN[self.bits]
         while len(out) < limit:
             if cluster < FIRST_CLUSTER or cluster >= FIRST_CLUSTER + self.clusters:
                 if cluster >= end and out:
@@ -155,18 +153,21 @@ class FatVolume:
             data = self._chain(cluster, limits.FAT_MAX_DIRECTORY_BYTES)
         out = []
         lfn: list[str] = []
-        for pos in range(0, len(data) - DIR_ENTRY_SIZE + 1, DIR_ENTRY_SIZE):
-            e = data[pos:pos + DIR_ENTRY_SIZE]
-            if e[0] == ENTRY_END:
+        for pos in range(0, len(data) - DIR_ENTRY.size + 1, DIR_ENTRY.size):
+            e = DIR_ENTRY.unpack(data, pos)
+            first_byte = data[pos]
+            if first_byte == ENTRY_END:
                 break
-            if e[0] == ENTRY_FREE:
+            if first_byte == ENTRY_FREE:
                 lfn = []
                 continue
-            attr = e[DIR_ATTR]
-            if attr & 0x3F == ATTR_LONG_NAME:
-                if e[0] & LFN_LAST:
+            attr = e["attr"]
+            if attr & ATTR_LONG_NAME_MASK == ATTR_LONG_NAME:
+                if first_byte & LFN_LAST:
                     lfn = []
-                part = b"".join(e[a:b] for a, b in LFN_PARTS).decode("utf-16-le", "replace")
+                long_entry = LFN_ENTRY.unpack(data, pos)
+                part = b"".join(long_entry[f] for f in LFN_NAME_FIELDS).decode(
+                    "utf-16-le", "replace")
                 lfn.insert(0, part.split("\0", 1)[0].rstrip("\uffff"))
                 continue
             if attr & ATTR_VOLUME_ID:
@@ -175,13 +176,12 @@ class FatVolume:
             if lfn:
                 name = "".join(lfn)
             else:
-                base = e[0:8].decode("latin-1").rstrip()
-                ext = e[8:11].decode("latin-1").rstrip()
+                base = e["name"].decode("latin-1").rstrip()
+                ext = e["extension"].decode("latin-1").rstrip()
                 name = base + ("." + ext if ext else "")
             lfn = []
-            first = (int.from_bytes(e[DIR_CLUSTER_HI:DIR_CLUSTER_HI + 2], "little") << 16
-                     if self.bits == 32 else 0) | int.from_bytes(e[26:28], "little")
-            out.append((name, attr, first, int.from_bytes(e[28:32], "little")))
+            first = (e["fst_clus_hi"] << 16 if self.bits == 32 else 0) | e["fst_clus_lo"]
+            out.append((name, attr, first, e["file_size"]))
         return out
 
     def _find(self, path: str) -> tuple[str, int, int, int] | None:
@@ -211,7 +211,6 @@ class FatVolume:
         e = self._find(path)
         if e is None or e[1] & ATTR_DIRECTORY:
             return None
-        if e[3] > limits.FAT_MAX_FILE_BYTES:
-            raise LimitExceeded(self.name, f"file {path!r}", None,
-                                f"{e[3]} bytes exceed limits.FAT_MAX_FILE_BYTES")
+        limits.enforce(e[3], "FAT_MAX_FILE_BYTES", self.name, f"file {path!r}", None,
+                       "file size in bytes")
         return self._chain(e[2], e[3]) if e[3] else b""

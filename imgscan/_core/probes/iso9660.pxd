@@ -1,0 +1,5 @@
+# The ISO 9660 probe probe_volume calls, in iso9660.pyx.
+from .volume cimport Probe
+
+
+cdef object probe_iso9660(Probe p)

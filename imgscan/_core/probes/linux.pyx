@@ -1,0 +1,368 @@
+"""Linux volume probes: MD RAID members, LVM2 physical volumes, LUKS, swap, XFS, ext2/3/4, Btrfs.
+
+Specs: the Linux MD superblock (``include/uapi/linux/raid/md_p.h``, versions
+0.90 and 1.x); LVM2's on-disk label (``lib/format_text/layout.h``); the LUKS1
+On-Disk Format Specification 1.2.3 and LUKS2 On-Disk Format 1.1.x; the Linux
+swap header (``include/linux/swap.h``); the XFS superblock (XFS Algorithms &
+Data Structures); the ext2/3/4 superblock (e2fsprogs ``lib/ext2fs/ext2_fs.h``);
+the Btrfs superblock (btrfs-progs ``kernel-shared/ctree.h``). Each probe
+returns a :class:`~imgscan._core.probes.volume.Volume` or None, and never
+raises on garbage (see :mod:`imgscan._core.filesystems`).
+"""
+
+from libc.stdint cimport uint32_t, uint64_t
+
+from .volume cimport (
+    Probe, be16_at, be32_at, be64_at, crc32c_raw, cstr, label8, le16_at, le32_at, le64_at,
+    uuid_or_none,
+)
+from .volume import USAGE_CRYPTO, USAGE_FILESYSTEM, USAGE_OTHER, USAGE_RAID, Volume
+
+# LUKS ---------------------------------------------------------------------
+LUKS_MAGIC = b"LUKS\xba\xbe"
+LUKS_VERSION = 6
+LUKS1_CIPHER_NAME, LUKS1_CIPHER_MODE, LUKS1_HASH = (8, 32), (40, 32), (72, 32)
+LUKS1_PAYLOAD_OFFSET, LUKS1_KEY_BYTES = 104, 108
+LUKS2_HDR_SIZE, LUKS2_LABEL, LUKS2_SUBSYSTEM, LUKS2_HDR_OFFSET = 8, (24, 48), (208, 48), 256
+LUKS_UUID = (168, 40)
+
+# LVM2 ---------------------------------------------------------------------
+LVM_LABEL_ID, LVM_LABEL_TYPE = b"LABELONE", b"LVM2 001"
+LVM_SECTOR = 512
+LVM_LABEL_SCAN_SECTORS = 4
+LVM_SECTOR_XL, LVM_CRC_XL, LVM_OFFSET_XL, LVM_TYPE = 8, 16, 20, 24
+LVM_PV_UUID_LENGTH = 32
+#: LVM's CRC32 is the reflected 0xEDB88320 CRC with this seed and no final xor.
+LVM_CRC_SEED = 0xF597A6CF
+LVM_UUID_GROUPS = (6, 4, 4, 4, 4, 4, 6)
+
+# Linux swap ---------------------------------------------------------------
+SWAP_MAGIC_V0, SWAP_MAGIC_V1 = b"SWAP-SPACE", b"SWAPSPACE2"
+SWAP_MAGIC_LENGTH = 10
+SWAP_PAGE_SIZES = (4096, 8192, 16384, 32768, 65536)
+SWAP_HEADER = 1024
+SWAP_VERSION, SWAP_LAST_PAGE, SWAP_UUID, SWAP_LABEL = 0, 4, 12, 28
+SWAP_LABEL_LENGTH = 16
+
+# XFS ----------------------------------------------------------------------
+XFS_MAGIC = b"XFSB"
+XFS_BLOCKSIZE, XFS_DBLOCKS, XFS_UUID, XFS_LOGSTART = 4, 8, 32, 48
+XFS_REXTSIZE, XFS_AGBLOCKS, XFS_AGCOUNT, XFS_LOGBLOCKS = 80, 84, 88, 96
+XFS_VERSIONNUM, XFS_SECTSIZE, XFS_INODESIZE, XFS_FNAME = 100, 102, 104, 108
+XFS_BLOCKLOG, XFS_SECTLOG, XFS_INODELOG, XFS_INOPBLOG, XFS_IMAX_PCT = 120, 121, 122, 123, 127
+XFS_SB_BYTES = 128
+XFS_VERSION_MASK = 0x000F
+XFS_MIN_AG_BLOCKS = 64
+XFS_MIN_RTEXT, XFS_MAX_RTEXT = 4 * 1024, 1024 * 1024 * 1024
+
+# ext2/3/4 -----------------------------------------------------------------
+EXT_SB = 1024
+EXT_SB_BYTES = 1024
+EXT_BLOCKS_COUNT, EXT_LOG_BLOCK_SIZE, EXT_MAGIC_OFFSET, EXT_STATE = 0x04, 0x18, 0x38, 0x3A
+EXT_MINOR_REV, EXT_REV, EXT_FEATURE_COMPAT, EXT_FEATURE_INCOMPAT = 0x3E, 0x4C, 0x5C, 0x60
+EXT_FEATURE_RO_COMPAT, EXT_UUID, EXT_VOLUME_NAME = 0x64, 0x68, 0x78
+EXT_BLOCKS_COUNT_HI, EXT_FLAGS, EXT_CHECKSUM = 0x150, 0x160, 0x3FC
+EXT_MAGIC = 0xEF53
+EXT_VALID_FS, EXT_ERROR_FS = 0x0001, 0x0002
+EXT_COMPAT_HAS_JOURNAL = 0x0004
+EXT_INCOMPAT_FILETYPE, EXT_INCOMPAT_RECOVER, EXT_INCOMPAT_JOURNAL_DEV = 0x0002, 0x0004, 0x0008
+EXT_INCOMPAT_META_BG, EXT_INCOMPAT_64BIT = 0x0010, 0x0080
+EXT_RO_COMPAT_METADATA_CSUM = 0x0400
+EXT_FLAGS_TEST_FILESYS = 0x0004
+#: Features ext2 and ext3 drivers understand; anything beyond makes it ext4.
+EXT2_RO_COMPAT_SUPP = 0x0001 | 0x0002 | 0x0004  # sparse_super, large_file, btree_dir
+EXT2_INCOMPAT_SUPP = EXT_INCOMPAT_FILETYPE | EXT_INCOMPAT_META_BG
+EXT3_RO_COMPAT_SUPP = EXT2_RO_COMPAT_SUPP
+EXT3_INCOMPAT_SUPP = EXT2_INCOMPAT_SUPP | EXT_INCOMPAT_RECOVER
+
+# Btrfs --------------------------------------------------------------------
+BTRFS_SB = 64 * 1024
+BTRFS_SB_BYTES = 4096
+BTRFS_FSID, BTRFS_BYTENR, BTRFS_MAGIC_OFFSET, BTRFS_TOTAL_BYTES = 0x20, 0x30, 0x40, 0x70
+BTRFS_SECTORSIZE, BTRFS_NODESIZE, BTRFS_CSUM_TYPE = 0x90, 0x94, 0xC4
+BTRFS_DEV_UUID, BTRFS_LABEL, BTRFS_LABEL_LENGTH = 0xC9 + 66, 0x12B, 256
+BTRFS_MAGIC = b"_BHRfS_M"
+BTRFS_CSUM_CRC32C = 0
+BTRFS_CSUM_START = 32
+
+# Linux MD RAID --------------------------------------------------------------
+MD_MAGIC = 0xA92B4EFC
+MD_RESERVED = 64 * 1024
+MD0_MAJOR, MD0_MINOR, MD0_PATCH, MD0_UUID0, MD0_UUID123 = 4, 8, 12, 20, 52
+MD1_MAJOR, MD1_SET_UUID, MD1_SET_NAME, MD1_SIZE = 4, 16, (32, 32), 80
+MD1_SUPER_OFFSET, MD1_SB_CSUM, MD1_MAX_DEV, MD1_DEVICE_UUID = 144, 216, 220, 168
+MD1_SB_BYTES = 256
+MD1_SB_MAX_BYTES = 4096
+#: Where each 1.x minor version keeps its superblock: 1.1 at 0, 1.2 at 4 KiB,
+#: 1.0 near the end (computed).
+MD1_MINOR_OFFSETS = ((1, 0), (2, 4096))
+
+
+# -- Linux MD RAID --------------------------------------------------------------
+
+cdef object _md1(Probe p, uint64_t off, int minor):
+    cdef bytes sb = p.at(off, MD1_SB_BYTES)
+    cdef uint64_t total = 0
+    cdef uint32_t max_dev, n, i
+    if len(sb) < MD1_SB_BYTES:
+        return None
+    if le32_at(sb, 0) != MD_MAGIC or le32_at(sb, MD1_MAJOR) != 1:
+        return None
+    if le64_at(sb, MD1_SUPER_OFFSET) != off // 512:
+        return None
+    max_dev = le32_at(sb, MD1_MAX_DEV)
+    if max_dev > (MD1_SB_MAX_BYTES - MD1_SB_BYTES) // 2:
+        return None
+    n = MD1_SB_BYTES + 2 * max_dev
+    full = p.at(off, n)
+    if len(full) < n:
+        return None
+    for i in range(0, n - 3, 4):
+        if i != MD1_SB_CSUM:
+            total += le32_at(full, i)
+    if n & 2:
+        total += le16_at(full, n - 2)
+    if <uint32_t>((total & 0xFFFFFFFF) + (total >> 32)) != le32_at(full, MD1_SB_CSUM):
+        return None
+    start, length = MD1_SET_NAME
+    return Volume("linux_raid_member", label=label8(sb[start:start + length]),
+                  uuid=uuid_or_none(sb[MD1_SET_UUID:MD1_SET_UUID + 16]),
+                  version=f"1.{minor}", usage=USAGE_RAID,
+                  details={"uuid_sub": uuid_or_none(sb[MD1_DEVICE_UUID:MD1_DEVICE_UUID + 16]),
+                           "superblock_offset": off})
+
+
+cdef object _md0(Probe p, uint64_t off):
+    cdef bytes sb = p.at(off, 64)
+    if len(sb) < 64:
+        return None
+    if le32_at(sb, 0) == MD_MAGIC:
+        major, minor, patch = le32_at(sb, MD0_MAJOR), le32_at(sb, MD0_MINOR), le32_at(sb, MD0_PATCH)
+    elif be32_at(sb, 0) == MD_MAGIC:
+        major, minor, patch = be32_at(sb, MD0_MAJOR), be32_at(sb, MD0_MINOR), be32_at(sb, MD0_PATCH)
+    else:
+        return None
+    if major != 0:
+        return None
+    raw = sb[MD0_UUID0:MD0_UUID0 + 4] + sb[MD0_UUID123:MD0_UUID123 + 12]
+    return Volume("linux_raid_member", uuid=uuid_or_none(raw),
+                  version=f"{major}.{minor}.{patch}", usage=USAGE_RAID,
+                  details={"superblock_offset": off})
+
+
+cdef object probe_raid(Probe p):
+    cdef uint64_t off
+    if p.size > MD_RESERVED:
+        vol = _md0(p, (p.size & ~<uint64_t>(MD_RESERVED - 1)) - MD_RESERVED)
+        if vol is not None:
+            return vol
+    if p.size >= 16 * 512:
+        off = (((p.size >> 9) - 16) & ~<uint64_t>7) << 9
+        vol = _md1(p, off, 0)
+        if vol is not None:
+            return vol
+    for minor, off in MD1_MINOR_OFFSETS:
+        vol = _md1(p, off, minor)
+        if vol is not None:
+            return vol
+    return None
+
+
+# -- LVM2 ---------------------------------------------------------------------
+
+cdef object probe_lvm2(Probe p):
+    cdef bytes head = p.head
+    cdef uint32_t offset_xl
+    import zlib
+    for sector in range(LVM_LABEL_SCAN_SECTORS):
+        start = sector * LVM_SECTOR
+        if len(head) < start + LVM_SECTOR:
+            return None
+        if head[start:start + 8] != LVM_LABEL_ID:
+            continue
+        label = head[start:start + LVM_SECTOR]
+        if label[LVM_TYPE:LVM_TYPE + 8] != LVM_LABEL_TYPE or le64_at(label, LVM_SECTOR_XL) != sector:
+            continue
+        crc = zlib.crc32(label[LVM_OFFSET_XL:], LVM_CRC_SEED ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+        if crc != le32_at(label, LVM_CRC_XL):
+            continue
+        offset_xl = le32_at(label, LVM_OFFSET_XL)
+        if offset_xl + LVM_PV_UUID_LENGTH + 8 > LVM_SECTOR:
+            continue
+        pv = label[offset_xl:offset_xl + LVM_PV_UUID_LENGTH].decode("ascii", "replace")
+        parts, pos = [], 0
+        for width in LVM_UUID_GROUPS:
+            parts.append(pv[pos:pos + width])
+            pos += width
+        device_size = le64_at(label, offset_xl + LVM_PV_UUID_LENGTH)
+        return Volume("LVM2_member", uuid="-".join(parts), size=device_size or None,
+                      version="LVM2 001", usage=USAGE_RAID,
+                      details={"label_sector": sector})
+    return None
+
+
+# -- LUKS -----------------------------------------------------------------------
+
+cdef object probe_luks(Probe p):
+    cdef bytes h = p.head
+    if len(h) < 512 or h[:6] != LUKS_MAGIC:
+        return None
+    version = be16_at(h, LUKS_VERSION)
+    uuid = cstr(h, LUKS_UUID) or None
+    if version == 1:
+        key_bits = be32_at(h, LUKS1_KEY_BYTES) * 8
+        name, mode = cstr(h, LUKS1_CIPHER_NAME), cstr(h, LUKS1_CIPHER_MODE)
+        return Volume("crypto_LUKS", uuid=uuid, encrypted=True, version="1",
+                      usage=USAGE_CRYPTO,
+                      details={"cipher": f"{name}-{mode}" if mode else name,
+                               "key_bits": key_bits, "hash": cstr(h, LUKS1_HASH),
+                               "payload_offset": be32_at(h, LUKS1_PAYLOAD_OFFSET) * 512})
+    if version == 2:
+        if be64_at(h, LUKS2_HDR_OFFSET) != 0:
+            return None
+        details = {"header_size": be64_at(h, LUKS2_HDR_SIZE)}
+        subsystem = cstr(h, LUKS2_SUBSYSTEM)
+        if subsystem:
+            details["subsystem"] = subsystem
+        return Volume("crypto_LUKS", label=cstr(h, LUKS2_LABEL) or None, uuid=uuid,
+                      encrypted=True, version="2", usage=USAGE_CRYPTO, details=details)
+    return None
+
+
+# -- Linux swap -----------------------------------------------------------------
+
+cdef object swap_at(Probe p, bytes magic, uint64_t page):
+    if magic == SWAP_MAGIC_V0:
+        return Volume("swap", version="0", usage=USAGE_OTHER, details={"page_size": page})
+    if magic != SWAP_MAGIC_V1:
+        return None
+    hdr = p.at(SWAP_HEADER, SWAP_LABEL + SWAP_LABEL_LENGTH)
+    if len(hdr) < SWAP_LABEL + SWAP_LABEL_LENGTH:
+        return None
+    if le32_at(hdr, SWAP_VERSION) == 1:
+        last_page = le32_at(hdr, SWAP_LAST_PAGE)
+        endian = "little"
+    elif be32_at(hdr, SWAP_VERSION) == 1:
+        last_page = be32_at(hdr, SWAP_LAST_PAGE)
+        endian = "big"
+    else:
+        return None
+    if last_page == 0:
+        return None
+    return Volume("swap", label=label8(hdr[SWAP_LABEL:SWAP_LABEL + SWAP_LABEL_LENGTH]),
+                  uuid=uuid_or_none(hdr[SWAP_UUID:SWAP_UUID + 16]),
+                  size=(last_page + 1) * page, version="1", usage=USAGE_OTHER,
+                  details={"page_size": page, "endianness": endian})
+
+
+cdef object probe_swap(Probe p, tuple pages):
+    for page in pages:
+        magic = p.at(page - SWAP_MAGIC_LENGTH, SWAP_MAGIC_LENGTH)
+        if magic in (SWAP_MAGIC_V0, SWAP_MAGIC_V1):
+            vol = swap_at(p, magic, page)
+            if vol is not None:
+                return vol
+    return None
+
+
+# -- XFS --------------------------------------------------------------------------
+
+cdef object probe_xfs(Probe p):
+    cdef bytes h = p.head
+    if len(h) < XFS_SB_BYTES or h[:4] != XFS_MAGIC:
+        return None
+    blocksize, dblocks = be32_at(h, XFS_BLOCKSIZE), be64_at(h, XFS_DBLOCKS)
+    agblocks, agcount = be32_at(h, XFS_AGBLOCKS), be32_at(h, XFS_AGCOUNT)
+    rextsize = be32_at(h, XFS_REXTSIZE)
+    sectsize, inodesize = be16_at(h, XFS_SECTSIZE), be16_at(h, XFS_INODESIZE)
+    blocklog, sectlog, inodelog = h[XFS_BLOCKLOG], h[XFS_SECTLOG], h[XFS_INODELOG]
+    if (agcount == 0 or not 9 <= sectlog <= 15 or sectsize != 1 << sectlog
+            or not 9 <= blocklog <= 16 or blocksize != 1 << blocklog
+            or not 8 <= inodelog <= 11 or inodesize != 1 << inodelog
+            or blocklog - inodelog != h[XFS_INOPBLOG]
+            or not XFS_MIN_RTEXT <= rextsize * blocksize <= XFS_MAX_RTEXT
+            or h[XFS_IMAX_PCT] > 100 or dblocks == 0
+            or dblocks > agcount * agblocks
+            or dblocks < (agcount - 1) * agblocks + XFS_MIN_AG_BLOCKS):
+        return None
+    label = None
+    if h[XFS_FNAME] != 0:
+        label = label8(h[XFS_FNAME:XFS_FNAME + 12])
+    return Volume("xfs", label=label, uuid=uuid_or_none(h[XFS_UUID:XFS_UUID + 16]),
+                  size=dblocks * blocksize,
+                  details={"block_size": blocksize, "sector_size": sectsize,
+                           "sb_version": be16_at(h, XFS_VERSIONNUM) & XFS_VERSION_MASK})
+
+
+# -- ext2/3/4 ---------------------------------------------------------------------
+
+cdef object probe_ext(Probe p):
+    cdef bytes h = p.head
+    if len(h) < EXT_SB + EXT_SB_BYTES:
+        return None
+    if le16_at(h, EXT_SB + EXT_MAGIC_OFFSET) != EXT_MAGIC:
+        return None
+    compat = le32_at(h, EXT_SB + EXT_FEATURE_COMPAT)
+    incompat = le32_at(h, EXT_SB + EXT_FEATURE_INCOMPAT)
+    ro_compat = le32_at(h, EXT_SB + EXT_FEATURE_RO_COMPAT)
+    flags = le32_at(h, EXT_SB + EXT_FLAGS)
+    details = {}
+    if ro_compat & EXT_RO_COMPAT_METADATA_CSUM:
+        sb = h[EXT_SB:EXT_SB + EXT_CHECKSUM]
+        ok = crc32c_raw(0xFFFFFFFF, sb) == le32_at(h, EXT_SB + EXT_CHECKSUM)
+        details["checksum"] = "ok" if ok else "bad"
+    journal = bool(compat & EXT_COMPAT_HAS_JOURNAL)
+    if incompat & EXT_INCOMPAT_JOURNAL_DEV:
+        fstype, usage = "jbd", USAGE_OTHER
+    elif flags & EXT_FLAGS_TEST_FILESYS:
+        fstype, usage = "ext4dev", USAGE_FILESYSTEM
+    elif (ro_compat & ~EXT3_RO_COMPAT_SUPP) or (incompat & ~EXT3_INCOMPAT_SUPP):
+        fstype, usage = "ext4", USAGE_FILESYSTEM
+    elif journal:
+        fstype, usage = "ext3", USAGE_FILESYSTEM
+        details["sec_type"] = "ext2"
+    elif (ro_compat & ~EXT2_RO_COMPAT_SUPP) or (incompat & ~EXT2_INCOMPAT_SUPP):
+        # needs_recovery without a journal: ext3 refuses it, ext4 takes it.
+        fstype, usage = "ext4", USAGE_FILESYSTEM
+    else:
+        fstype, usage = "ext2", USAGE_FILESYSTEM
+    log_block = le32_at(h, EXT_SB + EXT_LOG_BLOCK_SIZE)
+    block_size = 1024 << log_block if log_block <= 6 else None
+    blocks = le32_at(h, EXT_SB + EXT_BLOCKS_COUNT)
+    if incompat & EXT_INCOMPAT_64BIT:
+        blocks |= <uint64_t>le32_at(h, EXT_SB + EXT_BLOCKS_COUNT_HI) << 32
+    state = le16_at(h, EXT_SB + EXT_STATE)
+    recovery = bool(incompat & EXT_INCOMPAT_RECOVER)
+    # "state" is s_state as dumpe2fs words it; "clean" also weighs the journal:
+    # a file system with needs_recovery was not unmounted cleanly whatever s_state says.
+    text = "clean" if state & EXT_VALID_FS else "not clean"
+    if state & EXT_ERROR_FS:
+        text += " with errors"
+    clean = bool(state & EXT_VALID_FS) and not (state & EXT_ERROR_FS) and not recovery
+    details.update({"state": text, "clean": clean, "s_state": state,
+                    "needs_recovery": recovery, "errors": bool(state & EXT_ERROR_FS),
+                    "has_journal": journal, "block_size": block_size,
+                    "feature_compat": compat, "feature_incompat": incompat,
+                    "feature_ro_compat": ro_compat})
+    return Volume(fstype, label=label8(h[EXT_SB + EXT_VOLUME_NAME:EXT_SB + EXT_VOLUME_NAME + 16]),
+                  uuid=uuid_or_none(h[EXT_SB + EXT_UUID:EXT_SB + EXT_UUID + 16]),
+                  size=blocks * block_size if block_size else None,
+                  version=f"{le32_at(h, EXT_SB + EXT_REV)}.{le16_at(h, EXT_SB + EXT_MINOR_REV)}",
+                  usage=usage,
+                  details=details)
+
+
+# -- Btrfs ------------------------------------------------------------------------
+
+cdef object probe_btrfs(Probe p, bytes sb):
+    if len(sb) < BTRFS_SB_BYTES or sb[BTRFS_MAGIC_OFFSET:BTRFS_MAGIC_OFFSET + 8] != BTRFS_MAGIC:
+        return None
+    details = {"uuid_sub": uuid_or_none(sb[BTRFS_DEV_UUID:BTRFS_DEV_UUID + 16]),
+               "sector_size": le32_at(sb, BTRFS_SECTORSIZE),
+               "node_size": le32_at(sb, BTRFS_NODESIZE)}
+    if le16_at(sb, BTRFS_CSUM_TYPE) == BTRFS_CSUM_CRC32C:
+        crc = crc32c_raw(0xFFFFFFFF, sb[BTRFS_CSUM_START:]) ^ 0xFFFFFFFF
+        details["checksum"] = "ok" if crc == le32_at(sb, 0) else "bad"
+    return Volume("btrfs", label=label8(sb[BTRFS_LABEL:BTRFS_LABEL + BTRFS_LABEL_LENGTH]),
+                  uuid=uuid_or_none(sb[BTRFS_FSID:BTRFS_FSID + 16]),
+                  size=le64_at(sb, BTRFS_TOTAL_BYTES) or None, details=details)

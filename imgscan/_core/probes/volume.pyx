@@ -1,0 +1,119 @@
+"""The volume a probe reads, what a probe reports, and the helpers every probe shares.
+
+:class:`Probe` holds one volume's bounds and its first :data:`HEAD_BYTES`,
+read once and shared by every probe that looks there; :class:`Volume` is the
+answer in blkid's words. Labels and UUIDs are spelled by the same few rules
+(blkid's) whatever the format, so those helpers live here too.
+"""
+
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+
+from ..crc32c cimport crc32c_update
+from ..guid import uuid_text
+
+#: The first region every volume is read for: boot sectors, LUKS/LVM2/XFS/ext
+#: superblocks, the swap signature for 4 and 8 KiB pages, MD 1.1 and 1.2.
+HEAD_BYTES = 8192
+
+USAGE_FILESYSTEM, USAGE_CRYPTO, USAGE_RAID, USAGE_OTHER = "filesystem", "crypto", "raid", "other"
+
+
+class Volume:
+    """What a volume holds, in blkid's words (``filesystem`` is its TYPE)."""
+
+    __slots__ = ("filesystem", "label", "uuid", "size", "encrypted", "version", "usage",
+                 "details")
+
+    def __init__(self, filesystem, label=None, uuid=None, size=None, encrypted=False,
+                 version=None, usage=USAGE_FILESYSTEM, details=None):
+        self.filesystem = filesystem
+        self.label = label
+        self.uuid = uuid
+        self.size = size
+        self.encrypted = encrypted
+        self.version = version
+        self.usage = usage
+        self.details = {} if details is None else details
+
+    def as_dict(self):
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __repr__(self):
+        return f"Volume({self.as_dict()!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, Volume) and self.as_dict() == other.as_dict()
+
+
+# -- text helpers ------------------------------------------------------------
+
+cdef str rtrim(str text):
+    """blkid's label rules: stop at the first NUL, drop trailing white space."""
+    cdef Py_ssize_t nul = text.find("\x00")
+    if nul >= 0:
+        text = text[:nul]
+    return text.rstrip(" \t\n\r\v\f")
+
+
+cdef object label8(bytes raw, str encoding="utf-8"):
+    """A byte label as text, or None when empty."""
+    cdef Py_ssize_t nul = raw.find(b"\x00")
+    if nul >= 0:
+        raw = raw[:nul]
+    text = rtrim(raw.decode(encoding, "replace"))
+    return text or None
+
+
+cdef object label16(bytes raw, str encoding):
+    """A UTF-16 label as text (decoded whole code units only), or None when empty."""
+    text = rtrim(raw[:len(raw) & ~1].decode(encoding, "replace"))
+    return text or None
+
+
+cdef object uuid_or_none(bytes raw):
+    """RFC 4122 text, or None for the all-zero UUID (blkid prints none)."""
+    if len(raw) != 16 or not any(raw):
+        return None
+    return uuid_text(raw)
+
+
+cdef str cstr(bytes raw, tuple field):
+    """The NUL-padded ASCII string at ``field`` = (offset, length), "" when empty."""
+    start, length = field
+    return label8(raw[start:start + length], "ascii") or ""
+
+
+# CRC-32C for the ext4 and Btrfs superblock checksums: the shared walk of
+# crc32c.pyx, raw (the caller chooses seed and final xor: ext4 has none).
+
+cdef uint32_t crc32c_raw(uint32_t crc, bytes data) noexcept:
+    return crc32c_update(crc, <const uint8_t*>data, len(data))
+
+
+# -- the volume being probed ------------------------------------------------
+
+cdef class Probe:
+    """One volume: bounded reads relative to its start, and the shared head region."""
+
+    def __init__(self, read, uint64_t base, uint64_t size):
+        self.read = read
+        self.base = base
+        self.size = size
+        self.head = self.get(0, HEAD_BYTES)
+
+    cpdef bytes get(self, uint64_t rel, uint64_t length):
+        """Up to ``length`` bytes at ``rel``, never past the volume's end (short there)."""
+        if rel >= self.size or length == 0:
+            return b""
+        if length > self.size - rel:
+            length = self.size - rel
+        data = self.read(self.base + rel, length)
+        return bytes(data) if not isinstance(data, bytes) else data
+
+    cdef bytes at(self, uint64_t rel, uint64_t length):
+        """Bytes at ``rel``: from the head region when it covers them, else read."""
+        if rel + length <= <uint64_t>len(self.head):
+            return self.head[rel:rel + length]
+        return self.get(rel, length)
+
+
