@@ -150,24 +150,3 @@ MEDIA_TYPE_NAMES = {0: "no-emulation", 1: "floppy-1.2m", 2: "floppy-1.44m",
                     3: "floppy-2.88m", 4: "hard-disk"}
 #: Bytes an emulated floppy's boot image occupies.
 FLOPPY_SIZES = {1: 1200 * 1024, 2: 1440 * 1024, 3: 2880 * 1024}
-
-# -- the system area of a hybrid ISO: what of an MBR and GPT header the hybrid
-# check reads (UEFI spec 5.2, 5.3) ---------------------------------------------
-
-MBR_PARTITION_RECORD = CStruct("MBR partition record", "<", [
-    ("boot_indicator", "B"),
-    ("starting_chs", "3s"),
-    ("os_type", "B"),
-    ("ending_chs", "3s"),
-    ("starting_lba", "I"),
-    ("size_in_lba", "I"),
-])
-MBR_SIZE = 512
-MBR_TABLE_OFFSET = 446
-MBR_ENTRIES = 4
-MBR_BOOT_INDICATORS = (0x00, 0x80)
-MBR_SIGNATURE_OFFSET = MBR_TABLE_OFFSET + MBR_ENTRIES * MBR_PARTITION_RECORD.size
-MBR_SIGNATURE = b"\x55\xaa"
-MBR_TYPE_GPT_PROTECTIVE = 0xEE
-GPT_HEADER_OFFSET = 512
-GPT_SIGNATURE = b"EFI PART"

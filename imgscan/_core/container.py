@@ -73,7 +73,7 @@ class Container:
                          f"{structure} at host offset {host} inflates beyond its "
                          f"{unit}-byte unit")
         return CorruptImage(self.path, structure, host,
-                            f"compression-bomb: the stream inflates beyond {unit} bytes")
+                            f"the stream inflates beyond {unit} bytes")
 
     def extent_map(self) -> ExtentMap:
         """The guest disk's extent map, decoded on first use and kept."""

@@ -113,6 +113,15 @@ cdef class ExtentMap:
                     file, stored_length) < 0:
             raise MemoryError("extent map limit reached")
 
+    def refuse_full(self, str path, str structure, offset=None):
+        """Raise for a map whose ``add`` failed: over ``limits.MAX_EXTENTS``, else memory.
+
+        Every container's walk ends this way when its map is full; ``offset`` is
+        where the walk was, when that names the structure's place.
+        """
+        limits.enforce(self.n + 1, "MAX_EXTENTS", path, structure, offset, "extents")
+        raise MemoryError("extent map")
+
     def check_complete(self):
         """Whether the runs cover ``[0, virtual_size)`` exactly, in order."""
         cdef uint64_t pos = 0

@@ -50,6 +50,7 @@ from imgscan import limits
 from imgscan.errors import CorruptImage
 from imgscan.findings import CORRUPT, RESOURCE_EXHAUSTION, SIZE_MISMATCH, TRUNCATED
 
+from . import c_gpt, c_mbr
 from .c_iso9660 import (
     BOOT_ENTRY,
     BOOT_RECORD,
@@ -59,20 +60,10 @@ from .c_iso9660 import (
     EXTENSION_ENTRY_ID,
     EXTENSION_MORE_FOLLOWS,
     FLOPPY_SIZES,
-    GPT_HEADER_OFFSET,
-    GPT_SIGNATURE,
     ISO_FIRST_VD_SECTOR,
     ISO_SECTOR_SIZE,
     ISO_STANDARD_ID,
     JOLIET_ESCAPES,
-    MBR_BOOT_INDICATORS,
-    MBR_ENTRIES,
-    MBR_PARTITION_RECORD,
-    MBR_SIGNATURE,
-    MBR_SIGNATURE_OFFSET,
-    MBR_SIZE,
-    MBR_TABLE_OFFSET,
-    MBR_TYPE_GPT_PROTECTIVE,
     MEDIA_EXTENSION_FOLLOWS,
     MEDIA_TYPE_MASK,
     MEDIA_TYPE_NAMES,
@@ -396,20 +387,21 @@ class IsoImage(RawImage):
         (0xEE) belongs to the GPT.
         """
         src = self.source
-        if not src.contains(0, MBR_SIZE):
+        if not src.contains(0, c_mbr.SECTOR_SIZE):
             return None
-        sector0 = src.read(0, MBR_SIZE, "ISO 9660 system area")
+        sector0 = src.read(0, c_mbr.SECTOR_SIZE, "ISO 9660 system area")
         types: set[int] = set()
-        if sector0[MBR_SIGNATURE_OFFSET:MBR_SIZE] == MBR_SIGNATURE:
-            for i in range(MBR_ENTRIES):
-                entry = MBR_PARTITION_RECORD.unpack(
-                    sector0, MBR_TABLE_OFFSET + i * MBR_PARTITION_RECORD.size)
-                if entry["boot_indicator"] in MBR_BOOT_INDICATORS and entry["size_in_lba"] != 0:
+        if c_mbr.has_signature(sector0):
+            for i in range(c_mbr.ENTRY_COUNT):
+                entry = c_mbr.partition_entry(sector0, i)
+                if entry["boot_indicator"] in c_mbr.BOOT_INDICATORS and entry["size_in_lba"]:
                     types.add(entry["os_type"])
-        gpt = (src.contains(GPT_HEADER_OFFSET, len(GPT_SIGNATURE)) and
-               src.read(GPT_HEADER_OFFSET, len(GPT_SIGNATURE), "ISO 9660 system area")
-               == GPT_SIGNATURE)
-        mbr = bool(types) and types != {MBR_TYPE_GPT_PROTECTIVE}
+        # The GPT header is at LBA 1 of the 512-byte sectors an ISO hybrid is made for.
+        gpt_header = c_mbr.SECTOR_SIZE
+        gpt = (src.contains(gpt_header, len(c_gpt.SIGNATURE)) and
+               src.read(gpt_header, len(c_gpt.SIGNATURE), "ISO 9660 system area")
+               == c_gpt.SIGNATURE)
+        mbr = bool(types) and types != {c_mbr.TYPE_GPT_PROTECTIVE}
         if gpt:
             return "mbr+gpt" if mbr else "gpt"
         return "mbr" if mbr else None

@@ -44,7 +44,6 @@ from .twolevel cimport (
     TwoLevel, WALK_DATA_MISPLACED, WALK_L2_OUTSIDE, WALK_L2_OVERLAP, WALK_MAP_FULL, WalkStatus,
     walk_two_level,
 )
-from .twolevel import refuse_map_full
 
 
 class QcowImage(Container):
@@ -150,7 +149,7 @@ class QcowImage(Container):
                                f"the L2 tables add up to more than the file "
                                f"({source.size} bytes): entries share tables")
         if status == WALK_MAP_FULL:
-            refuse_map_full(emap, path, "L2 tables")
+            emap.refuse_full(path, "L2 tables")
         if status == WALK_DATA_MISPLACED:
             raise CorruptImage(path, f"L2 entry for guest offset {w.bad_index}", w.bad_offset,
                                "data cluster offset is not a multiple of 512 (qemu refuses it)")

@@ -57,7 +57,6 @@ from .extents cimport (
 )
 from .inflate import inflate_unit
 from .source cimport Source
-from .twolevel import refuse_map_full
 
 # The L1 / L2 entry layout, for the nogil walk (declared in c_qcow2).
 cdef uint64_t L1E_OFFSET_MASK = c.L1E_OFFSET_MASK
@@ -250,7 +249,7 @@ def _walk_tables(Source source, ExtentMap emap, l1_view, uint64_t l1_offset,
                     break
                 idx += 1
         if rc < 0:
-            refuse_map_full(emap, path, "extent map")
+            emap.refuse_full(path, "extent map")
         if idx >= n_l1:
             break
         if entry & (cluster_size - 1):
@@ -263,7 +262,7 @@ def _walk_tables(Source source, ExtentMap emap, l1_view, uint64_t l1_offset,
         if rc < 0:
             where = st.error_entry
             if st.error == WALK_TOO_MANY_EXTENTS:
-                refuse_map_full(emap, path, "extent map")
+                emap.refuse_full(path, "extent map")
             if st.error == WALK_UNALIGNED_DATA:
                 raise CorruptImage(path, "L2 table entry", where,
                                    "data cluster offset is not cluster aligned")
@@ -314,7 +313,7 @@ class Qcow2Image(Container):
         if version not in (2, 3):
             raise UnsupportedFeature(
                 path, "qcow2 header", _offset("version"),
-                f"unknown-feature: qcow2 version {version} is not defined (only 2 and 3 are)")
+                f"qcow2 version {version} is not defined (only 2 and 3 are)")
         need = HEADER_V2_LENGTH if version == 2 else HEADER_V3_MIN_LENGTH
         if size < need:
             raise TruncatedImage(path, "qcow2 header", 0,
@@ -374,7 +373,7 @@ class Qcow2Image(Container):
         crypt = QCOW2_HEADER.field(head, "crypt_method")
         if crypt not in (CRYPT_NONE, CRYPT_AES, CRYPT_LUKS):
             raise UnsupportedFeature(path, "qcow2 header", _offset("crypt_method"),
-                                     f"unknown-feature: crypt_method {crypt} is not defined")
+                                     f"crypt_method {crypt} is not defined")
         self._crypt_method = crypt
         self.encrypted = crypt != CRYPT_NONE
         self.encryption = CRYPT_NAMES.get(crypt)
@@ -420,7 +419,7 @@ class Qcow2Image(Container):
         ctype = self._compression_type
         if ctype not in COMPRESSION_NAMES:
             raise UnsupportedFeature(self.path, "qcow2 header", _offset("compression_type"),
-                                     f"unknown-feature: compression type {ctype} is not defined")
+                                     f"compression type {ctype} is not defined")
         if (ctype != COMPRESSION_ZLIB) != bool(incompat & INCOMPAT_COMPRESSION):
             raise CorruptImage(self.path, "qcow2 header", _offset("incompatible_features"),
                                f"compression type {COMPRESSION_NAMES[ctype]} disagrees with "

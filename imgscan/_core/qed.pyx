@@ -52,7 +52,6 @@ from .twolevel cimport (
     TwoLevel, WALK_DATA_MISPLACED, WALK_DATA_OUTSIDE, WALK_L2_MISPLACED, WALK_L2_OUTSIDE,
     WALK_L2_OVERLAP, WALK_MAP_FULL, WalkStatus, misplaced, outside, walk_two_level,
 )
-from .twolevel import refuse_map_full
 
 
 cdef void _init_walk(TwoLevel* w, img):
@@ -111,7 +110,7 @@ class QedImage(Container):
         if features & ~QED_FEATURE_MASK:
             raise UnsupportedFeature(
                 path, "QED header features", QED_HEADER.offset("features"),
-                f"unknown-feature: feature bit(s) {_bits(features & ~QED_FEATURE_MASK)} "
+                f"feature bit(s) {_bits(features & ~QED_FEATURE_MASK)} "
                 "are not in the spec; the tables cannot be read safely (qemu refuses too)")
         if (cluster_size < limits.QED_MIN_CLUSTER_SIZE
                 or cluster_size > limits.QED_MAX_CLUSTER_SIZE
@@ -241,7 +240,7 @@ class QedImage(Container):
                                f"the L2 tables add up to more than the file "
                                f"({source.size} bytes): entries share tables")
         if status == WALK_MAP_FULL:
-            refuse_map_full(emap, path, "QED L2 tables")
+            emap.refuse_full(path, "QED L2 tables")
         if status == WALK_DATA_OUTSIDE:
             raise TruncatedImage(path, f"QED L2 entry for guest offset {w.bad_index}",
                                  w.bad_offset,

@@ -187,13 +187,3 @@ cdef WalkStatus walk_two_level(Source source, ExtentMap emap, const uint8_t[::1]
     finally:
         free(l2_at)
     return status
-
-
-def refuse_map_full(ExtentMap emap, str path, str structure, offset=None):
-    """Raise for an extent map whose ``add`` failed: over ``limits.MAX_EXTENTS``, else memory.
-
-    Every container's walk ends this way when its map is full; ``offset`` is
-    where the walk was, when that names the structure's place.
-    """
-    limits.enforce(emap.n + 1, "MAX_EXTENTS", path, structure, offset, "extents")
-    raise MemoryError("extent map")

@@ -68,7 +68,6 @@ from .c_vdi import (
     VDI_HEADER, VDI_SIGNATURE, VDI_TYPE_DIFF, VDI_TYPE_UNDO,
     VDI_UNALLOCATED, VDI_VERSION_1_1,
 )
-from .twolevel import refuse_map_full
 
 cdef uint32_t C_UNALLOCATED = VDI_UNALLOCATED
 cdef uint32_t C_DISCARDED = VDI_DISCARDED
@@ -196,7 +195,7 @@ class VdiImage(Container):
         if major != 1:
             raise UnsupportedFeature(
                 path, "VDI pre-header version", _offset("version"),
-                f"unknown-feature: version {major}.{minor} (only version 1 headers are decoded)")
+                f"version {major}.{minor} is not decoded (only version 1 headers are)")
         header_size = VDI_HEADER.field(head, "header_size")
         if header_size < HEADER1_SIZE:
             raise CorruptImage(path, "VDI header size", _offset("header_size"),
@@ -206,7 +205,7 @@ class VdiImage(Container):
         if image_type not in SUBFORMATS:
             raise UnsupportedFeature(
                 path, "VDI image type", _offset("image_type"),
-                f"unknown-feature: image type {image_type} is not dynamic (1), static (2), "
+                f"image type {image_type} is not dynamic (1), static (2), "
                 "undo (3) or differencing (4)")
         disk_size = VDI_HEADER.field(head, "disk_size")
         block_size = VDI_HEADER.field(head, "block_size")
@@ -382,7 +381,7 @@ class VdiImage(Container):
                                f"block index {w.bad_entry} is not below blocks in image "
                                f"({nentries})")
         if status == WALK_MAP_FULL:
-            refuse_map_full(emap, self.path, "VDI block map")
+            emap.refuse_full(self.path, "VDI block map")
         if w.duplicates:
             self.add_finding(
                 CORRUPT, "error",

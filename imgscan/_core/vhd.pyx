@@ -36,7 +36,7 @@ cimport cython
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
 from imgscan import limits
-from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
+from imgscan.errors import CorruptImage, TruncatedImage, UnsupportedFeature
 from imgscan.findings import (
     CORRUPT, FOOTER_MISMATCH, RESOURCE_EXHAUSTION, SIZE_MISMATCH, TRUNCATED, UNKNOWN_FEATURE,
 )
@@ -565,8 +565,7 @@ class VhdImage(Container):
             rc = _walk_bat(emap, bat_p, nblocks, block_size, bitmap_size, vsize, differencing,
                            file_p, file_size, &past_eof, &first_past_eof)
         if rc < 0:
-            raise LimitExceeded(src.path, "VHD block allocation table", table_offset,
-                                f"the extent map exceeds limits.MAX_EXTENTS={limits.MAX_EXTENTS}")
+            emap.refuse_full(src.path, "VHD block allocation table", table_offset)
         if past_eof:
             self.add_finding(
                 TRUNCATED, "error",

@@ -577,8 +577,7 @@ class VhdxImage(Container):
             rc = walk_bat(emap, &bat[0], nblocks, chunk_ratio, block_size, lss, vsize,
                            has_parent, eff, &c, &st)
         if rc < 0:
-            raise LimitExceeded(src.path, "VHDX BAT", boff,
-                                f"the extent map exceeds limits.MAX_EXTENTS={limits.MAX_EXTENTS}")
+            emap.refuse_full(src.path, "VHDX BAT", boff)
         self._walk_findings(st, boff)
         return emap
 

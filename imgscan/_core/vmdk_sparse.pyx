@@ -18,7 +18,7 @@ from libc.string cimport memcpy
 from posix.unistd cimport pread
 
 from imgscan import limits
-from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
+from imgscan.errors import CorruptImage, TruncatedImage, UnsupportedFeature
 from imgscan.findings import CORRUPT, FOOTER_MISMATCH, SIZE_MISMATCH, TRUNCATED, UNKNOWN_FEATURE
 
 from .binary cimport le32, le64
@@ -598,8 +598,7 @@ def walk_sparse(container, ExtentMap emap, Source src, h, uint64_t guest_base,
                              f"{label}: the grain table of GD entry {r.bad_index} could not be "
                              "read")
     if rc < 0:
-        raise LimitExceeded(path, "VMDK grain directory", gd_off,
-                            f"the extent map exceeds limits.MAX_EXTENTS={limits.MAX_EXTENTS}")
+        emap.refuse_full(path, "VMDK grain directory", gd_off)
     if emap_tail:
         emap._append(guest_base + length, emap_tail, "zero", None, file)
     if r.past_eof:

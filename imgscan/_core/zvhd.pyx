@@ -69,7 +69,6 @@ from .c_zvhd import (
     RECORD_PREFIX, STRUCT_SIZE, TAP_CREATOR, TAP_HIDDEN_QUIRK_VERSIONS, ZLIB_WBITS,
     ZVHD2_COOKIE, ZVHD2_VERSION_INDEXED, ZVHD_COOKIE, ZVHD_HEADER, GiB,
 )
-from .twolevel import refuse_map_full
 
 # The same numbers for the nogil index walk.
 cdef uint64_t C_HEADER_BLOCK_SIZE = HEADER_BLOCK_SIZE
@@ -273,13 +272,13 @@ class ZvhdImage(_HwStreamImage):
             if (emap.add(guest, start - guest, KIND_ZERO, NO_HOST, 0, 0) < 0
                     or emap.add(start, min(GUEST_BLOCK_SIZE, vsize - start), KIND_COMPRESSED,
                                 off, 0, padded) < 0):
-                refuse_map_full(emap, self.path, "ZVHD record", off)
+                emap.refuse_full(self.path, "ZVHD record", off)
             hosts.append(off)
             guest = min(start + GUEST_BLOCK_SIZE, vsize)
             prev_blk = blk
             off += padded
         if emap.add(guest, vsize - guest, KIND_ZERO, NO_HOST, 0, 0) < 0:
-            refuse_map_full(emap, self.path, "ZVHD record", off)
+            emap.refuse_full(self.path, "ZVHD record", off)
         self._hosts = hosts
         self.details["records"] = len(hosts)
         return emap
@@ -548,7 +547,7 @@ class Zvhd2Image(_HwStreamImage):
             rc = _walk_index(emap, ip, n_entries, bp, nblocks, vsize, with_zero, end,
                              &bad_at, &why)
         if rc == -1:
-            refuse_map_full(emap, self.path, "ZVHD2 index", self.details["index_lba"])
+            emap.refuse_full(self.path, "ZVHD2 index", self.details["index_lba"])
         if rc == -2:
             problems = {
                 1: f"the bitmap marks block {bad_at} stored but the index has only "

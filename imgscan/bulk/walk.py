@@ -27,6 +27,7 @@ import stat
 
 from xxhash import xxh3_64_hexdigest
 
+from .._core import c_gpt
 from .._core.registry import mbr_partitions
 
 TYPE_CHECKING = False
@@ -36,9 +37,6 @@ if TYPE_CHECKING:
 
 #: Bytes of the file's head the header digest covers (the whole file when smaller).
 HEADER_DIGEST_BYTES = 64 * 1024
-#: GPT header signature, looked for at LBA 1 for 512- and 4096-byte sectors.
-GPT_SIGNATURE = b"EFI PART"
-GPT_HEADER_OFFSETS = (512, 4096)
 #: Names that make a file raw even without a partition table or filesystem
 #: (a blank disk, or one whose first sectors were wiped).
 RAW_SUFFIXES = (".img", ".raw", ".iso")
@@ -157,7 +155,8 @@ def raw_is_image(path: str, head: bytes, info: Mapping[str, Any]) -> bool:
     named like a raw image.
     """
     return bool(mbr_partitions(head[:512])
-                or any(head[off:off + len(GPT_SIGNATURE)] == GPT_SIGNATURE
-                       for off in GPT_HEADER_OFFSETS)
+                # a GPT header at LBA 1, for 512- and 4096-byte sectors
+                or any(head[ss:ss + len(c_gpt.SIGNATURE)] == c_gpt.SIGNATURE
+                       for ss in c_gpt.SECTOR_SIZES)
                 or info.get("filesystem") is not None
                 or path.lower().endswith(RAW_SUFFIXES))

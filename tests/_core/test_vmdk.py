@@ -475,6 +475,6 @@ def test_compression_bomb(made: dict[str, Made], tmp_path: Path) -> None:
     buf[first.host:first.host + len(bomb)] = bomb
     p.write_bytes(buf)
     with imgscan.open(p) as img:
-        with pytest.raises(CorruptImage, match="compression-bomb"):
+        with pytest.raises(CorruptImage, match="inflates beyond"):
             img.read(first.start, 512)
         assert any(f.id == "compression-bomb" for f in img.findings)
