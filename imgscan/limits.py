@@ -236,6 +236,15 @@ NTFS_MAX_FILE_READ = 256 * 1024 * 1024
 #: Parsed MFT records kept per volume (a Windows inspection opens a few dozen files).
 NTFS_INODE_CACHE = 1024
 
+# Filesystem readers (imgscan/_core/fsapi.py and each reader) ----------------------------
+#: Most symlinks followed while resolving one path (Linux's MAXSYMLINKS is 40).
+FS_MAX_SYMLINK_FOLLOWS = 40
+#: Most path components walked while resolving one path, symlink targets included
+#: (PATH_MAX is 4096 bytes, so a real path has fewer than 2048 components).
+FS_MAX_PATH_COMPONENTS = 4096
+#: Largest single read of a file (read bigger files in pieces).
+FS_MAX_FILE_READ = 256 * 1024 * 1024
+
 # Windows guest inspection (imgscan/guest/) ------------------------------------------
 #: Largest registry hive read into memory (real SOFTWARE hives reach 100-200 MiB;
 #: NtfsFile.read refuses more than NTFS_MAX_FILE_READ in one read anyway).

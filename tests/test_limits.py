@@ -1271,6 +1271,9 @@ def test_fingerprint_chunks(qcow2s: dict[str, Path], monkeypatch: pytest.MonkeyP
 #: Each public name of imgscan/limits.py -> the test of its boundary: a test of this file, or
 #: "file::test" for a boundary test that lives with its decoder's tests.
 BOUNDARY_TESTS: dict[str, str] = {
+    "FS_MAX_SYMLINK_FOLLOWS": "_core/test_ext4.py::test_symlink_follows_cap",
+    "FS_MAX_PATH_COMPONENTS": "_core/test_ext4.py::test_path_components_cap",
+    "FS_MAX_FILE_READ": "_core/test_ext4.py::test_file_read_cap",
     "QCOW2_MAX_L1_BYTES": "test_qcow2_l1_bytes",
     "QCOW2_MAX_REFTABLE_BYTES": "test_qcow2_reftable_bytes",
     "QCOW2_MAX_SNAPSHOTS": "test_qcow2_snapshots",

@@ -1,0 +1,221 @@
+"""The one read-only file-system interface: open by path, list, stat, read, readlink.
+
+Every filesystem reader of the core (ext2/3/4, XFS, Btrfs, NTFS) is a
+:class:`FileSystem`: it implements six primitives on inode numbers and this
+base class does the rest the same way for all of them, so path resolution,
+symlink confinement and the caps are written once:
+
+* paths are absolute inside the filesystem; ``..`` never climbs above its
+  root, and a symlink's target (absolute or relative) is resolved inside the
+  same filesystem, never on the host;
+* at most ``limits.FS_MAX_SYMLINK_FOLLOWS`` symlinks are followed while
+  resolving one path (Linux's 40), and at most ``limits.FS_MAX_PATH_COMPONENTS``
+  components are walked, so a loop of links or a path made of a million ``.``
+  costs a bounded amount of work;
+* a read returns at most ``limits.FS_MAX_FILE_READ`` bytes at once; holes read
+  as zeros (the readers' ``_read`` fills them).
+
+Names are ``str``; bytes that are not UTF-8 come through as surrogate escapes,
+as ``os.fsdecode`` gives them, so every name round-trips. Comparison is the
+reader's business: case-sensitive for the Linux filesystems, through
+``$UpCase`` for NTFS.
+"""
+
+from __future__ import annotations
+
+from imgscan import limits
+from imgscan.errors import ImageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, Literal
+
+    Kind = Literal["file", "dir", "symlink", "other"]
+
+#: POSIX file type bits of ``st_mode`` (the Linux filesystems store them on disk).
+S_IFMT = 0o170000
+S_IFDIR = 0o040000
+S_IFREG = 0o100000
+S_IFLNK = 0o120000
+
+
+def kind_of_mode(mode: int) -> Kind:
+    """The kind of a POSIX ``st_mode``."""
+    fmt = mode & S_IFMT
+    if fmt == S_IFREG:
+        return "file"
+    if fmt == S_IFDIR:
+        return "dir"
+    if fmt == S_IFLNK:
+        return "symlink"
+    return "other"
+
+
+class FileNotFound(ImageError):
+    """A path names nothing on the filesystem (or a component is not a directory)."""
+
+
+class Stat:
+    """What ``stat`` says of one inode: its number, kind, mode, size, owner and times."""
+
+    __slots__ = ("gid", "ino", "kind", "mode", "mtime", "nlink", "size", "uid")
+
+    def __init__(self, ino: int, kind: Kind, size: int, mode: int = 0, uid: int = 0,
+                 gid: int = 0, nlink: int = 1, mtime: int | None = None) -> None:
+        self.ino = ino
+        self.kind: Kind = kind
+        self.size = size
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+        self.nlink = nlink
+        #: Seconds since the epoch, or None where the filesystem keeps no such time.
+        self.mtime = mtime
+
+    def __repr__(self) -> str:
+        return f"Stat(ino={self.ino}, kind={self.kind!r}, size={self.size}, mode=0o{self.mode:o})"
+
+
+class DirEntry:
+    """One name in a directory: the name, the inode it links to and that inode's kind."""
+
+    __slots__ = ("ino", "kind", "name")
+
+    def __init__(self, name: str, ino: int, kind: Kind) -> None:
+        self.name = name
+        self.ino = ino
+        self.kind: Kind = kind
+
+    def __repr__(self) -> str:
+        return f"DirEntry({self.name!r}, {self.ino}, {self.kind!r})"
+
+
+class FileSystem:
+    """A filesystem read through a guest-byte reader; subclasses supply the primitives.
+
+    ``filesystem`` is the blkid name (``ext4``, ``xfs``, ``btrfs``, ``ntfs``);
+    ``name`` names the volume in errors (e.g. ``disk.qcow2 partition 2``);
+    ``root`` is the root directory's inode number. :meth:`facts` gives the
+    volume's label, UUID and state for ``imgscan info``.
+    """
+
+    filesystem: str = ""
+    #: The separator of paths given to this filesystem (NTFS also takes ``\\``).
+    separators: str = "/"
+
+    def __init__(self, name: str, root: int) -> None:
+        self.name = name
+        self.root = root
+
+    # -- primitives each reader implements ------------------------------------------
+    def _stat(self, ino: int) -> Stat:
+        """The inode ``ino``'s stat."""
+        raise NotImplementedError
+
+    def _lookup(self, dir_ino: int, name: str) -> int | None:
+        """The inode that ``name`` links to in directory ``dir_ino``, or None."""
+        raise NotImplementedError
+
+    def _entries(self, dir_ino: int) -> Iterator[DirEntry]:
+        """Every entry of directory ``dir_ino``, ``.`` and ``..`` left out."""
+        raise NotImplementedError
+
+    def _readlink(self, ino: int) -> str:
+        """The target of symlink ``ino``."""
+        raise NotImplementedError
+
+    def _read(self, ino: int, offset: int, length: int) -> bytes:
+        """``length`` bytes of regular file ``ino`` from ``offset`` (within its size)."""
+        raise NotImplementedError
+
+    def facts(self) -> dict[str, Any]:
+        """The volume's facts: ``filesystem``, ``label``, ``uuid``, ``state`` and more."""
+        raise NotImplementedError
+
+    # -- the interface ---------------------------------------------------------------
+    def resolve(self, path: str, *, follow: bool = True) -> int:
+        """The inode ``path`` names; the last component's symlink is followed if ``follow``."""
+        pending = self._components(path)
+        pending.reverse()
+        ino, follows, walked = self.root, 0, 0
+        trail: list[int] = []           # the directories above ino, for ".."
+        while pending:
+            part = pending.pop()
+            walked += 1
+            limits.enforce(walked, "FS_MAX_PATH_COMPONENTS", self.name, f"path {path!r}",
+                           None, "path components walked")
+            if part == ".":
+                continue
+            if part == "..":
+                ino = trail.pop() if trail else self.root
+                continue
+            if self._stat(ino).kind != "dir":
+                raise FileNotFound(self.name, f"path {path!r}", None,
+                                   f"a component before {part!r} is not a directory")
+            child = self._lookup(ino, part)
+            if child is None:
+                raise FileNotFound(self.name, f"path {path!r}", None, f"no {part!r}")
+            if self._stat(child).kind == "symlink" and (pending or follow):
+                follows += 1
+                limits.enforce(follows, "FS_MAX_SYMLINK_FOLLOWS", self.name, f"path {path!r}",
+                               None, "symlinks followed")
+                target = self._readlink(child)
+                more = self._components(target)
+                more.reverse()
+                pending.extend(more)
+                if target[:1] in self.separators:
+                    ino, trail = self.root, []
+                continue
+            trail.append(ino)
+            ino = child
+        return ino
+
+    def stat(self, path: str, *, follow: bool = True) -> Stat:
+        """The stat of ``path`` (of the link itself when ``follow`` is False)."""
+        return self._stat(self.resolve(path, follow=follow))
+
+    def lookup(self, path: str, *, follow: bool = True) -> Stat | None:
+        """The stat of ``path``, or None when it names nothing."""
+        try:
+            return self.stat(path, follow=follow)
+        except FileNotFound:
+            return None
+
+    def exists(self, path: str) -> bool:
+        return self.lookup(path) is not None
+
+    def is_dir(self, path: str) -> bool:
+        st = self.lookup(path)
+        return st is not None and st.kind == "dir"
+
+    def listdir(self, path: str = "/") -> list[DirEntry]:
+        """The entries of directory ``path``, in on-disk order, ``.`` and ``..`` left out."""
+        ino = self.resolve(path)
+        if self._stat(ino).kind != "dir":
+            raise FileNotFound(self.name, f"path {path!r}", None, "not a directory")
+        return list(self._entries(ino))
+
+    def readlink(self, path: str) -> str:
+        """The target of the symlink ``path``."""
+        ino = self.resolve(path, follow=False)
+        if self._stat(ino).kind != "symlink":
+            raise FileNotFound(self.name, f"path {path!r}", None, "not a symlink")
+        return self._readlink(ino)
+
+    def read_file(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Bytes of the regular file ``path`` from ``offset``: ``length`` or up to its end."""
+        ino = self.resolve(path)
+        st = self._stat(ino)
+        if st.kind != "file":
+            raise FileNotFound(self.name, f"path {path!r}", None, f"a {st.kind}, not a file")
+        offset = min(max(offset, 0), st.size)
+        count = st.size - offset if length is None else min(length, st.size - offset)
+        limits.enforce(count, "FS_MAX_FILE_READ", self.name, f"file {path!r}", None,
+                       "bytes read at once")
+        return self._read(ino, offset, count) if count > 0 else b""
+
+    def _components(self, path: str) -> list[str]:
+        for sep in self.separators[1:]:
+            path = path.replace(sep, self.separators[0])
+        return [p for p in path.split(self.separators[0]) if p]
