@@ -3,26 +3,6 @@ from mmap import mmap
 
 from imgscan.findings import Finding
 
-REGF_SIGNATURE: bytes
-HBIN_SIGNATURE: bytes
-FILE_TYPE_PRIMARY: int
-MAJOR_VERSION: int
-KNOWN_MINOR_VERSIONS: tuple[int, ...]
-
-REG_NONE: int
-REG_SZ: int
-REG_EXPAND_SZ: int
-REG_BINARY: int
-REG_DWORD: int
-REG_DWORD_BIG_ENDIAN: int
-REG_LINK: int
-REG_MULTI_SZ: int
-REG_RESOURCE_LIST: int
-REG_FULL_RESOURCE_DESCRIPTOR: int
-REG_RESOURCE_REQUIREMENTS_LIST: int
-REG_QWORD: int
-TYPE_NAMES: dict[int, str]
-
 _Buffer = bytes | bytearray | memoryview | mmap
 
 def regf_checksum(base_block: _Buffer) -> int: ...
