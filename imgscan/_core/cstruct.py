@@ -23,7 +23,7 @@ from typing import Any
 class CStruct:
     """A packed structure: ``name``, byte order ``"<"`` or ``">"``, named fields."""
 
-    __slots__ = ("_fields", "_names", "_offsets", "_sizes", "_struct", "name", "size")
+    __slots__ = ("_fields", "_names", "_offsets", "_sizes", "_struct", "_unpack", "name", "size")
 
     def __init__(self, name: str, byteorder: str,
                  fields: list[tuple[str | None, str]]) -> None:
@@ -33,7 +33,9 @@ class CStruct:
         self._names: list[str] = []
         self._offsets: dict[str, int] = {}
         self._sizes: dict[str, int] = {}
-        self._fields: dict[str, struct.Struct] = {}
+        # Per field, its offset and the bound unpack_from of its own Struct: one dict
+        # lookup per field read (headers are read field by field on every open).
+        self._fields: dict[str, tuple[int, Any]] = {}
         offset = 0
         for field, code in fields:
             size = struct.calcsize(byteorder + code)
@@ -43,11 +45,12 @@ class CStruct:
                 self._names.append(field)
                 self._offsets[field] = offset
                 self._sizes[field] = size
-                self._fields[field] = struct.Struct(byteorder + code)
+                self._fields[field] = (offset, struct.Struct(byteorder + code).unpack_from)
             elif not code.endswith("x"):
                 raise ValueError(f"{name}: an unnamed field must be padding ('Nx')")
             offset += size
         self._struct = struct.Struct(byteorder + "".join(code for _, code in fields))
+        self._unpack = self._struct.unpack_from
         self.size = offset
 
     def offset(self, field: str) -> int:
@@ -68,11 +71,12 @@ class CStruct:
         ``data`` must hold the whole structure (callers read it bounded first,
         naming the structure, so a short buffer is a bug, not a hostile file).
         """
-        return dict(zip(self._names, self._struct.unpack_from(data, base), strict=True))
+        return dict(zip(self._names, self._unpack(data, base), strict=True))
 
     def field(self, data: bytes | bytearray | memoryview, field: str, base: int = 0) -> Any:
         """One field of the structure at ``data[base:]``."""
-        return self._fields[field].unpack_from(data, base + self._offsets[field])[0]
+        offset, unpack_from = self._fields[field]
+        return unpack_from(data, base + offset)[0]
 
     def __repr__(self) -> str:
         return f"CStruct({self.name!r}, {self.size} bytes)"

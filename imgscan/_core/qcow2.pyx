@@ -309,7 +309,10 @@ class Qcow2Image(Container):
         if len(head) < QCOW2_HEADER.end("version"):
             raise TruncatedImage(path, "qcow2 header", 0,
                                  f"the file ends at {size}, inside the header's magic/version")
-        version = QCOW2_HEADER.field(head, "version")
+        # One unpack for every field: a v2 header is shorter than the declaration, and
+        # the v3 fields it lacks are never read for it.
+        h = QCOW2_HEADER.unpack(head.ljust(QCOW2_HEADER.size, b"\0"))
+        version = h["version"]
         if version not in (2, 3):
             raise UnsupportedFeature(
                 path, "qcow2 header", _offset("version"),
@@ -319,7 +322,7 @@ class Qcow2Image(Container):
             raise TruncatedImage(path, "qcow2 header", 0,
                                  f"a version {version} header needs {need} bytes but the file "
                                  f"ends at {size}")
-        cluster_bits = QCOW2_HEADER.field(head, "cluster_bits")
+        cluster_bits = h["cluster_bits"]
         if cluster_bits < limits.QCOW2_MIN_CLUSTER_BITS:
             raise CorruptImage(path, "qcow2 header", _offset("cluster_bits"),
                                f"cluster_bits {cluster_bits} is below the spec's minimum "
@@ -333,7 +336,7 @@ class Qcow2Image(Container):
             self._incompatible = self._compatible = self._autoclear = 0
             self._refcount_order = 4
         else:
-            header_length = QCOW2_HEADER.field(head, "header_length")
+            header_length = h["header_length"]
             if header_length < HEADER_V3_MIN_LENGTH:
                 raise CorruptImage(path, "qcow2 header", _offset("header_length"),
                                    f"header_length {header_length} is below "
@@ -346,10 +349,10 @@ class Qcow2Image(Container):
                 raise TruncatedImage(path, "qcow2 header", 0,
                                      f"header_length is {header_length} but the file ends at "
                                      f"{size}")
-            self._incompatible = QCOW2_HEADER.field(head, "incompatible_features")
-            self._compatible = QCOW2_HEADER.field(head, "compatible_features")
-            self._autoclear = QCOW2_HEADER.field(head, "autoclear_features")
-            self._refcount_order = QCOW2_HEADER.field(head, "refcount_order")
+            self._incompatible = h["incompatible_features"]
+            self._compatible = h["compatible_features"]
+            self._autoclear = h["autoclear_features"]
+            self._refcount_order = h["refcount_order"]
             if self._refcount_order > MAX_REFCOUNT_ORDER:
                 raise CorruptImage(path, "qcow2 header", _offset("refcount_order"),
                                    f"refcount_order {self._refcount_order} exceeds "
@@ -363,14 +366,14 @@ class Qcow2Image(Container):
             self._compression_type = source.read(_offset("compression_type"), 1,
                                                  "qcow2 header")[0]
 
-        disk_size = QCOW2_HEADER.field(head, "size")
+        disk_size = h["size"]
         limits.enforce(disk_size, "MAX_VIRTUAL_SIZE", path, "qcow2 header", _offset("size"),
                        "virtual size")
         # qemu counts whole 512-byte sectors and drops a partial last one.
         self._header_size = disk_size
         self._virtual_size = disk_size - disk_size % SECTOR_SIZE
 
-        crypt = QCOW2_HEADER.field(head, "crypt_method")
+        crypt = h["crypt_method"]
         if crypt not in (CRYPT_NONE, CRYPT_AES, CRYPT_LUKS):
             raise UnsupportedFeature(path, "qcow2 header", _offset("crypt_method"),
                                      f"crypt_method {crypt} is not defined")
@@ -378,8 +381,8 @@ class Qcow2Image(Container):
         self.encrypted = crypt != CRYPT_NONE
         self.encryption = CRYPT_NAMES.get(crypt)
 
-        l1_size = QCOW2_HEADER.field(head, "l1_size")
-        l1_offset = QCOW2_HEADER.field(head, "l1_table_offset")
+        l1_size = h["l1_size"]
+        l1_offset = h["l1_table_offset"]
         limits.enforce(l1_size * L1E_SIZE, "QCOW2_MAX_L1_BYTES", path, "qcow2 header",
                        _offset("l1_size"), f"l1_size {l1_size}, in bytes,")
         if l1_offset & (cluster_size - 1):
@@ -400,14 +403,14 @@ class Qcow2Image(Container):
         self._l1_offset = l1_offset
         self._extended_l2 = extended
 
-        reftable_clusters = QCOW2_HEADER.field(head, "refcount_table_clusters")
+        reftable_clusters = h["refcount_table_clusters"]
         limits.enforce(reftable_clusters * cluster_size, "QCOW2_MAX_REFTABLE_BYTES", path,
                        "qcow2 header", _offset("refcount_table_clusters"),
                        f"refcount table of {reftable_clusters} clusters, in bytes,")
-        self._nb_snapshots = QCOW2_HEADER.field(head, "nb_snapshots")
-        self._snapshots_offset = QCOW2_HEADER.field(head, "snapshots_offset")
-        self._backing_offset = QCOW2_HEADER.field(head, "backing_file_offset")
-        self._backing_size = QCOW2_HEADER.field(head, "backing_file_size")
+        self._nb_snapshots = h["nb_snapshots"]
+        self._snapshots_offset = h["snapshots_offset"]
+        self._backing_offset = h["backing_file_offset"]
+        self._backing_size = h["backing_file_size"]
 
     def _check_features(self):
         incompat = self._incompatible

@@ -174,21 +174,30 @@ cdef int walk_bat(ExtentMap emap, const uint8_t* bat, uint64_t nblocks, uint64_t
     """
     cdef uint64_t i, idx, entry, state, off, start, length, sb_entry, sb_off
     cdef uint64_t sectors_per_block = block_size // lss
+    # The layout values as locals: emap.add writes memory, so module globals would be
+    # loaded again after every call; locals stay in registers through the loop.
+    cdef uint64_t entry_size = C_BAT_ENTRY_SIZE, state_mask = C_BAT_STATE_MASK
+    cdef uint64_t offset_mask = C_BAT_FILE_OFFSET_MASK, header_size = C_HEADER_SECTION_SIZE
+    cdef uint64_t not_present = C_PAYLOAD_BLOCK_NOT_PRESENT
+    cdef uint64_t reserved_4 = C_PAYLOAD_BLOCK_RESERVED_4
+    cdef uint64_t fully = C_PAYLOAD_BLOCK_FULLY_PRESENT
+    cdef uint64_t partially = C_PAYLOAD_BLOCK_PARTIALLY_PRESENT
+    cdef uint64_t sb_present = C_SB_BLOCK_PRESENT
     for i in range(nblocks):
         start = i * block_size
         length = virtual_size - start
         if length > block_size:
             length = block_size
         idx = i + i // chunk_ratio
-        entry = le64(bat + idx * C_BAT_ENTRY_SIZE)
-        state = entry & C_BAT_STATE_MASK
-        off = entry & C_BAT_FILE_OFFSET_MASK
-        if state == C_PAYLOAD_BLOCK_NOT_PRESENT:
+        entry = le64(bat + idx * entry_size)
+        state = entry & state_mask
+        off = entry & offset_mask
+        if state == not_present:
             if emap.add(start, length, KIND_UNALLOCATED, NO_HOST, 0, 0) < 0:
                 return -1
             continue
-        if state != C_PAYLOAD_BLOCK_FULLY_PRESENT and state != C_PAYLOAD_BLOCK_PARTIALLY_PRESENT:
-            if state == C_PAYLOAD_BLOCK_RESERVED_4:
+        if state != fully and state != partially:
+            if state == reserved_4:
                 if st.bad_state == 0:
                     st.first_bad_state = i
                 st.bad_state += 1
@@ -200,12 +209,12 @@ cdef int walk_bat(ExtentMap emap, const uint8_t* bat, uint64_t nblocks, uint64_t
             if st.past_eof == 0:
                 st.first_past_eof = i
             st.past_eof += 1
-        if off < C_HEADER_SECTION_SIZE or _overlaps_region(c, off, block_size):
+        if off < header_size or _overlaps_region(c, off, block_size):
             if st.overlap == 0:
                 st.first_overlap = i
             st.overlap += 1
-        if state == C_PAYLOAD_BLOCK_FULLY_PRESENT or not has_parent:
-            if state == C_PAYLOAD_BLOCK_PARTIALLY_PRESENT:
+        if state == fully or not has_parent:
+            if state == partially:
                 if st.partial_no_parent == 0:
                     st.first_partial_no_parent = i
                 st.partial_no_parent += 1
@@ -214,15 +223,15 @@ cdef int walk_bat(ExtentMap emap, const uint8_t* bat, uint64_t nblocks, uint64_t
             continue
         # PARTIALLY_PRESENT in a differencing disk: the chunk's sector bitmap decides
         sb_entry = le64(bat + ((i // chunk_ratio) * (chunk_ratio + 1) + chunk_ratio)
-                         * C_BAT_ENTRY_SIZE)
-        if (sb_entry & C_BAT_STATE_MASK) != C_SB_BLOCK_PRESENT:
+                         * entry_size)
+        if (sb_entry & state_mask) != sb_present:
             if st.no_bitmap == 0:
                 st.first_no_bitmap = i
             st.no_bitmap += 1
             if emap.add(start, length, KIND_UNALLOCATED, NO_HOST, 0, 0) < 0:
                 return -1
             continue
-        sb_off = sb_entry & C_BAT_FILE_OFFSET_MASK
+        sb_off = sb_entry & offset_mask
         if _bitmap_runs(emap, c, start, length, off, sb_off,
                         (i % chunk_ratio) * sectors_per_block, lss) < 0:
             return -1
