@@ -308,6 +308,20 @@ cdef class NtfsVolume(NtfsRecords):
             pos += length
 
     # -- paths ---------------------------------------------------------------------
+    cdef _Inode _child(self, _Inode d, str part, str where):
+        """The file ``part`` names in directory ``d``, or None; a stale entry is corrupt."""
+        ref = self._find_in_dir(d, part, where)
+        if ref is None:
+            return None
+        number = ref & REFERENCE_MASK
+        seq = ref >> 48
+        cdef _Inode child = self._inode(number)
+        if seq and child.sequence and seq != child.sequence:
+            raise self._error(CorruptImage, where, child.disk_offset - self.offset,
+                              f"entry {part!r} names record {number} sequence {seq}, "
+                              f"the record has sequence {child.sequence} (stale entry)")
+        return child
+
     cdef _Inode _resolve(self, str path):
         parts = [c for c in path.replace("/", "\\").split("\\") if c]
         self._enforce(len(parts), "NTFS_MAX_PATH_COMPONENTS", f"path {path!r}", 0,
@@ -321,16 +335,9 @@ cdef class NtfsVolume(NtfsRecords):
                 if not d.is_dir:
                     return None
                 where = f"index of \\{walked}"
-                ref = self._find_in_dir(d, part, where)
-                if ref is None:
+                d = self._child(d, part, where)
+                if d is None:
                     return None
-                number = ref & REFERENCE_MASK
-                seq = ref >> 48
-                d = self._inode(number)
-                if seq and d.sequence and seq != d.sequence:
-                    raise self._error(CorruptImage, where, d.disk_offset - self.offset,
-                                      f"entry {part!r} names record {number} sequence {seq}, "
-                                      f"the record has sequence {d.sequence} (stale entry)")
                 walked = f"{walked}\\{part}" if walked else part
             return d
         finally:
@@ -403,18 +410,8 @@ cdef class NtfsVolume(NtfsRecords):
             d = self._inode(number)
             if not d.is_dir:
                 return None
-            where = f"index of MFT record {number}"
-            ref = self._find_in_dir(d, name, where)
-            if ref is None:
-                return None
-            found = ref & REFERENCE_MASK
-            seq = ref >> 48
-            d = self._inode(found)
-            if seq and d.sequence and seq != d.sequence:
-                raise self._error(CorruptImage, where, d.disk_offset - self.offset,
-                                  f"entry {name!r} names record {found} sequence {seq}, "
-                                  f"the record has sequence {d.sequence} (stale entry)")
-            return found
+            d = self._child(d, name, f"index of MFT record {number}")
+            return None if d is None else d.number
         finally:
             self._budget = -1
 
