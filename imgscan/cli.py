@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
+    from ._core.fsapi import FileSystem
+
 EXIT_OK = 0
 EXIT_RULE_FAILED = 1
 EXIT_UNREADABLE = 2
@@ -32,6 +34,8 @@ EXIT_UNREADABLE = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 DEMO_SAMPLE = "demo.qcow2"
+#: ``imgscan cat`` writes a file in pieces of this many bytes (at most FS_MAX_FILE_READ).
+CAT_PIECE = 16 << 20
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     _catalog_arguments(sub.add_parser("catalog", help="query a scan catalog"))
     _fingerprint_arguments(sub.add_parser(
         "fingerprint", help="content fingerprint of each image's guest-visible disk"))
+    _files_arguments(sub)
     return parser
 
 
@@ -429,6 +434,96 @@ def _fingerprint(args: argparse.Namespace) -> int:
     return status
 
 
+# -- ls and cat ----------------------------------------------------------------
+TARGET_HELP = ("the image, then :VOLUME: a partition number as `imgscan info` prints it, "
+               "VG/LV for a logical volume, nothing for an unpartitioned disk")
+
+
+def _files_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ls = sub.add_parser("ls", help="list a directory inside an image, without mounting it",
+                        description="List a directory (default /) of a filesystem inside "
+                        "an image; NTFS paths may use \\ and are case-insensitive.")
+    ls.add_argument("target", metavar="IMAGE[:VOLUME]", help=TARGET_HELP)
+    ls.add_argument("path", nargs="?", default="/", metavar="PATH")
+    ls.add_argument("-l", dest="long", action="store_true",
+                    help="mode, size, modification time (UTC), name, -> target of symlinks")
+    ls.add_argument("--json", action="store_true", help="one JSON object per entry")
+    ls.add_argument("--external-dir", metavar="DIR",
+                    help="allow opening backing / data files named by the image, inside DIR "
+                    "only")
+    cat = sub.add_parser("cat", help="write a file inside an image to standard output",
+                         description="Write the bytes of a regular file of a filesystem "
+                         "inside an image to standard output.")
+    cat.add_argument("target", metavar="IMAGE[:VOLUME]", help=TARGET_HELP)
+    cat.add_argument("path", metavar="PATH")
+    cat.add_argument("--external-dir", metavar="DIR",
+                     help="allow opening backing / data files named by the image, inside DIR "
+                     "only")
+
+
+def _files(args: argparse.Namespace) -> int:
+    from .files import open_volume, split_target
+
+    path, volume = split_target(args.target)
+    try:
+        with Image(path, external_dir=args.external_dir) as img:
+            fs = open_volume(img, volume)
+            if args.command == "cat":
+                _cat(fs, args.path)
+            else:
+                _ls(fs, args.path, args.long, args.json)
+    except ImageError as exc:
+        print(f"imgscan: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    return EXIT_OK
+
+
+def _ls(fs: FileSystem, path: str, long: bool, as_json: bool) -> None:
+    """A directory's entries (``path`` followed if a symlink), or the one file ``path``."""
+    from .report.files import ls_json, ls_long, ls_short
+
+    if fs.stat(path).kind == "dir":
+        entries = fs.listdir(path)
+        if not (long or as_json):
+            if entries:
+                print(ls_short([e.name for e in entries]))
+            return
+        rows = []
+        for e in entries:
+            st = fs.entry_stat(e)
+            rows.append((e.name, st, fs.entry_target(e) if st.kind == "symlink" else None))
+    else:
+        name = path
+        for sep in fs.separators:
+            name = name.rpartition(sep)[2] or name
+        st = fs.stat(path, follow=False)
+        rows = [(name, st, fs.readlink(path) if st.kind == "symlink" else None)]
+    if as_json:
+        for name, st, target in rows:
+            print(ls_json(name, st, target))
+    elif long:
+        print(ls_long(rows))
+    else:
+        print(ls_short([name for name, _, _ in rows]))
+
+
+def _cat(fs: FileSystem, path: str) -> None:
+    from . import limits
+
+    size = fs.stat(path).size
+    out = sys.stdout.buffer
+    piece = min(limits.FS_MAX_FILE_READ, CAT_PIECE)
+    pos = 0
+    fs.read_file(path, 0, 0)            # a directory or special file fails before output
+    while pos < size:
+        data = fs.read_file(path, pos, piece)
+        if not data:
+            break
+        out.write(data)
+        pos += len(data)
+    out.flush()
+
+
 def _silence_stdout() -> None:
     """Point standard output at /dev/null, so that flushing it at exit after its
     reader went away does not print a second broken-pipe traceback."""
@@ -463,6 +558,8 @@ def _run(args: argparse.Namespace) -> int:
         return _catalog(args)
     if args.command == "fingerprint":
         return _fingerprint(args)
+    if args.command in ("ls", "cat"):
+        return _files(args)
     return _demo()
 
 

@@ -70,6 +70,21 @@ VOLUME_INFORMATION = CStruct("$VOLUME_INFORMATION", "<", [
     ("flags", "H"),
 ])
 
+#: $STANDARD_INFORMATION's value, as far as the filesystem interface uses it: times
+#: are FILETIMEs (100 ns units since 1601-01-01 UTC).
+STANDARD_INFORMATION = CStruct("$STANDARD_INFORMATION", "<", [
+    ("creation_time", "Q"),
+    ("modification_time", "Q"),
+    ("mft_modification_time", "Q"),
+    ("access_time", "Q"),
+    ("file_attributes", "I"),
+])
+#: $STANDARD_INFORMATION file attribute: the file is a reparse point (junction, symlink...).
+FILE_ATTRIBUTE_REPARSE_POINT = 0x400
+#: FILETIME of the Unix epoch, and FILETIME units per second.
+FILETIME_UNIX_EPOCH = 116444736000000000
+FILETIME_PER_SECOND = 10_000_000
+
 #: Attribute types.
 AT_STANDARD_INFORMATION = 0x10
 AT_ATTRIBUTE_LIST = 0x20
@@ -80,6 +95,7 @@ AT_DATA = 0x80
 AT_INDEX_ROOT = 0x90
 AT_INDEX_ALLOCATION = 0xA0
 AT_BITMAP = 0xB0
+AT_REPARSE_POINT = 0xC0
 AT_END = 0xFFFFFFFF
 #: $FILE_NAME namespaces.
 NAMESPACE_POSIX = 0

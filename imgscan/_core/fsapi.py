@@ -196,6 +196,14 @@ class FileSystem:
             raise FileNotFound(self.name, f"path {path!r}", None, "not a directory")
         return list(self._entries(ino))
 
+    def entry_stat(self, entry: DirEntry) -> Stat:
+        """The stat of a :meth:`listdir` entry (its link itself), without a path walk."""
+        return self._stat(entry.ino)
+
+    def entry_target(self, entry: DirEntry) -> str:
+        """The target of a :meth:`listdir` entry of kind ``symlink``."""
+        return self._readlink(entry.ino)
+
     def readlink(self, path: str) -> str:
         """The target of the symlink ``path``."""
         ino = self.resolve(path, follow=False)

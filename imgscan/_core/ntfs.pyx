@@ -308,6 +308,20 @@ cdef class NtfsVolume(NtfsRecords):
             pos += length
 
     # -- paths ---------------------------------------------------------------------
+    cdef _Inode _child(self, _Inode d, str part, str where):
+        """The file ``part`` names in directory ``d``, or None; a stale entry is corrupt."""
+        ref = self._find_in_dir(d, part, where)
+        if ref is None:
+            return None
+        number = ref & REFERENCE_MASK
+        seq = ref >> 48
+        cdef _Inode child = self._inode(number)
+        if seq and child.sequence and seq != child.sequence:
+            raise self._error(CorruptImage, where, child.disk_offset - self.offset,
+                              f"entry {part!r} names record {number} sequence {seq}, "
+                              f"the record has sequence {child.sequence} (stale entry)")
+        return child
+
     cdef _Inode _resolve(self, str path):
         parts = [c for c in path.replace("/", "\\").split("\\") if c]
         self._enforce(len(parts), "NTFS_MAX_PATH_COMPONENTS", f"path {path!r}", 0,
@@ -321,16 +335,9 @@ cdef class NtfsVolume(NtfsRecords):
                 if not d.is_dir:
                     return None
                 where = f"index of \\{walked}"
-                ref = self._find_in_dir(d, part, where)
-                if ref is None:
+                d = self._child(d, part, where)
+                if d is None:
                     return None
-                number = ref & REFERENCE_MASK
-                seq = ref >> 48
-                d = self._inode(number)
-                if seq and d.sequence and seq != d.sequence:
-                    raise self._error(CorruptImage, where, d.disk_offset - self.offset,
-                                      f"entry {part!r} names record {number} sequence {seq}, "
-                                      f"the record has sequence {d.sequence} (stale entry)")
                 walked = f"{walked}\\{part}" if walked else part
             return d
         finally:
@@ -380,8 +387,33 @@ cdef class NtfsVolume(NtfsRecords):
         ino = self._resolve(path)
         if ino is None or not ino.is_dir:
             raise FileNotFound(self.name, f"path {path!r}", None, "no such directory")
-        return [(ref & REFERENCE_MASK, ns, name)
-                for ref, ns, name in self._entries(ino, f"index of {path}")]
+        return self._record_entries(ino, f"index of {path}")
+
+    cdef list _record_entries(self, _Inode ino, str where):
+        return [(ref & REFERENCE_MASK, ns, name) for ref, ns, name in self._entries(ino, where)]
+
+    # -- by record number (the filesystem interface's inodes) ------------------------
+    def record_entries(self, int64_t number):
+        """[(record number, namespace, name)] of every index entry of directory record
+        ``number``; raises :class:`FileNotFound` when it is not a directory."""
+        cdef _Inode ino = self._inode(number)
+        if not ino.is_dir:
+            raise FileNotFound(self.name, f"MFT record {number}", None, "not a directory")
+        return self._record_entries(ino, f"index of MFT record {number}")
+
+    def child(self, int64_t number, str name):
+        """The record number ``name`` (case-insensitive) links to in directory record
+        ``number``, or None; a stale entry (sequence mismatch) is corrupt, as in paths."""
+        self._budget = limits.NTFS_MAX_LOOKUP_STEPS
+        cdef _Inode d
+        try:
+            d = self._inode(number)
+            if not d.is_dir:
+                return None
+            d = self._child(d, name, f"index of MFT record {number}")
+            return None if d is None else d.number
+        finally:
+            self._budget = -1
 
     @property
     def serial(self):
@@ -441,6 +473,15 @@ cdef class NtfsFile:
                                 a.value[FN_NAME:FN_NAME + 2 * n].decode("utf-16-le",
                                                                         "surrogatepass")))
         return out
+
+    def resident_value(self, uint32_t type):
+        """The value of its first resident attribute of ``type`` (unnamed), or None."""
+        a = self._ino.find(type, "")
+        return bytes(a.value) if a is not None and a.resident else None
+
+    def has_attribute(self, uint32_t type):
+        """Whether any of its records holds an attribute of ``type``."""
+        return any((<_Attr>a).type == type for a in self._ino.attrs)
 
     def streams(self):
         """Names of the $DATA streams ("" is the unnamed, main one)."""

@@ -1,0 +1,99 @@
+"""NTFS through the filesystem interface: :class:`NtfsFileSystem` over :class:`NtfsVolume`.
+
+Inodes are MFT record numbers (the root directory is record 5). Lookup is
+case-insensitive through the volume's ``$UpCase`` table (NtfsVolume does it),
+paths take ``\\`` as well as ``/``. A listing leaves out DOS 8.3 aliases and
+the root's ``.`` entry, as ``fls`` and ``ntfsls`` do. Reparse points
+(junctions, symbolic links, deduplicated files) are a later issue: they are
+of kind ``other``, never followed. ``mtime`` is ``$STANDARD_INFORMATION``'s
+modification time, what Windows Explorer shows.
+"""
+
+from __future__ import annotations
+
+from imgscan.errors import CorruptImage
+
+from .c_ntfs import (
+    AT_REPARSE_POINT,
+    AT_STANDARD_INFORMATION,
+    FILE_ATTRIBUTE_REPARSE_POINT,
+    FILETIME_PER_SECOND,
+    FILETIME_UNIX_EPOCH,
+    MFT_RECORD_ROOT,
+    NAMESPACE_DOS,
+    STANDARD_INFORMATION,
+)
+from .fsapi import DirEntry, FileSystem, Stat
+from .ntfs import NtfsVolume
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
+
+    from .fsapi import Kind
+    from .ntfs import NtfsFile
+
+#: The POSIX modes an NTFS volume is listed with (ntfs-3g's defaults without a mapping).
+DIR_MODE = 0o040755
+FILE_MODE = 0o100644
+OTHER_MODE = 0o000644
+
+
+class NtfsFileSystem(FileSystem):
+    """An NTFS volume at ``offset`` (``size`` bytes) of the disk ``read`` reads."""
+
+    filesystem = "ntfs"
+    separators = "/\\"
+
+    def __init__(self, read: Callable[[int, int], bytes], offset: int, size: int,
+                 name: str) -> None:
+        super().__init__(name, MFT_RECORD_ROOT)
+        self.volume = NtfsVolume(read, offset, size, name)
+
+    def _file(self, ino: int) -> NtfsFile:
+        return self.volume.open_record(ino)
+
+    def _stat(self, ino: int) -> Stat:
+        f = self._file(ino)
+        si = f.resident_value(AT_STANDARD_INFORMATION)
+        mtime: int | None = None
+        attributes = 0
+        if si is not None and len(si) >= STANDARD_INFORMATION.size:
+            fields = STANDARD_INFORMATION.unpack(si)
+            attributes = fields["file_attributes"]
+            if fields["modification_time"]:     # 0: never set (mkntfs leaves $MFT's so)
+                mtime = (fields["modification_time"] - FILETIME_UNIX_EPOCH) \
+                    // FILETIME_PER_SECOND
+        kind: Kind
+        if attributes & FILE_ATTRIBUTE_REPARSE_POINT or f.has_attribute(AT_REPARSE_POINT):
+            kind, mode = "other", OTHER_MODE
+        elif f.is_dir:
+            kind, mode = "dir", DIR_MODE
+        else:
+            kind, mode = "file", FILE_MODE
+        size = 0 if kind == "dir" else f.size
+        return Stat(ino, kind, size, mode, nlink=max(1, len(f.names)), mtime=mtime)
+
+    def _lookup(self, dir_ino: int, name: str) -> int | None:
+        return self.volume.child(dir_ino, name)
+
+    def _entries(self, dir_ino: int) -> Iterator[DirEntry]:
+        for number, namespace, name in self.volume.record_entries(dir_ino):
+            if namespace == NAMESPACE_DOS or name == ".":
+                continue
+            yield DirEntry(name, number, self._stat(number).kind)
+
+    def _readlink(self, ino: int) -> str:
+        # Never reached: no NTFS inode is of kind "symlink" (reparse points are "other").
+        raise CorruptImage(self.name, f"MFT record {ino}", None,
+                           "NTFS reparse points are not read as symbolic links")
+
+    def _read(self, ino: int, offset: int, length: int) -> bytes:
+        return self._file(ino).read(offset, length)
+
+    def facts(self) -> dict[str, Any]:
+        v = self.volume
+        return {"filesystem": self.filesystem, "label": v.label, "uuid": v.serial,
+                "state": "dirty" if v.dirty else "clean", "version": v.version,
+                "cluster_size": v.cluster_size}
