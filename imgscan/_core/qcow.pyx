@@ -36,7 +36,7 @@ from .c_qcow import (
     QCOW_CRYPT_AES, QCOW_CRYPT_NONE, QCOW_ENTRY_SIZE, QCOW_HEADER, QCOW_MAGIC,
     QCOW_OFLAG_COMPRESSED, QCOW_VERSION, QCOW_VERSION_BYTES, SECTOR_SIZE,
 )
-from .container import Container, Format
+from .container import Container, Format, backing_file_name
 from .extents cimport ExtentMap
 from .inflate import inflate_unit
 from .source cimport Source
@@ -111,13 +111,7 @@ class QcowImage(Container):
             return None
         limits.enforce(length, "QCOW_MAX_BACKING_NAME", self.path, "backing file name", offset,
                        "backing file name length")
-        raw = self.source.read(offset, length, "backing file name")
-        # qemu keeps the name as a C string: it ends at the first NUL, and an
-        # empty name means no backing file.
-        raw = raw.split(b"\x00", 1)[0]
-        if not raw:
-            return None
-        return raw.decode("utf-8", errors="surrogateescape")
+        return backing_file_name(self.source.read(offset, length, "backing file name"))
 
     def build_extent_map(self):
         """Walk the tables (:mod:`.twolevel`): every L2 table inside the file, then cluster by

@@ -45,7 +45,7 @@ from .c_qed import (
     QED_F_BACKING_FILE, QED_F_BACKING_FORMAT_NO_PROBE, QED_F_NEED_CHECK, QED_FEATURE_MASK,
     QED_HEADER, QED_MAGIC, SECTOR_SIZE,
 )
-from .container import Container, Format
+from .container import Container, Format, backing_file_name
 from .extents cimport ExtentMap
 from .source cimport Source
 from .twolevel cimport (
@@ -182,12 +182,7 @@ class QedImage(Container):
                                f"{header_bytes}-byte header ({self.header_size} clusters)")
         limits.enforce(length, "QED_MAX_BACKING_NAME", path, "QED backing file name", offset,
                        "backing file name length")
-        raw = self.source.read(offset, length, "QED backing file name")
-        # qemu keeps it as a C string: it ends at the first NUL; empty means none.
-        raw = raw.split(b"\x00", 1)[0]
-        if not raw:
-            return None
-        return raw.decode("utf-8", errors="surrogateescape")
+        return backing_file_name(self.source.read(offset, length, "QED backing file name"))
 
     def _check_l1_location(self):
         """Where qemu would refuse the L1 table: a finding now, an error when mapping."""
