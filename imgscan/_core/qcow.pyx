@@ -41,8 +41,7 @@ from .extents cimport ExtentMap
 from .inflate import inflate_unit
 from .source cimport Source
 from .twolevel cimport (
-    TwoLevel, WALK_DATA_MISPLACED, WALK_L2_OUTSIDE, WALK_L2_OVERLAP, WALK_MAP_FULL, WalkStatus,
-    walk_two_level,
+    TwoLevel, WALK_DATA_MISPLACED, WALK_L2_OUTSIDE, WalkStatus, refuse_shared, walk_two_level,
 )
 
 
@@ -138,12 +137,7 @@ class QcowImage(Container):
         if status == WALK_L2_OUTSIDE:
             raise TruncatedImage(path, f"L2 table (L1 entry {w.bad_index})", w.bad_offset,
                                  f"needs {w.l2_bytes} bytes but the file ends at {source.size}")
-        if status == WALK_L2_OVERLAP:
-            raise CorruptImage(path, f"L2 table (L1 entry {w.bad_index})", w.bad_offset,
-                               f"the L2 tables add up to more than the file "
-                               f"({source.size} bytes): entries share tables")
-        if status == WALK_MAP_FULL:
-            emap.refuse_full(path, "L2 tables")
+        refuse_shared(status, &w, emap, path, "L2 table")
         if status == WALK_DATA_MISPLACED:
             raise CorruptImage(path, f"L2 entry for guest offset {w.bad_index}", w.bad_offset,
                                "data cluster offset is not a multiple of 512 (qemu refuses it)")

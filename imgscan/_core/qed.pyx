@@ -50,7 +50,7 @@ from .extents cimport ExtentMap
 from .source cimport Source
 from .twolevel cimport (
     TwoLevel, WALK_DATA_MISPLACED, WALK_DATA_OUTSIDE, WALK_L2_MISPLACED, WALK_L2_OUTSIDE,
-    WALK_L2_OVERLAP, WALK_MAP_FULL, WalkStatus, misplaced, outside, walk_two_level,
+    WalkStatus, misplaced, outside, refuse_shared, walk_two_level,
 )
 
 
@@ -230,12 +230,7 @@ class QedImage(Container):
             raise CorruptImage(path, f"QED L2 table (L1 entry {w.bad_index})", w.bad_offset,
                                "the offset is not a cluster boundary past the header "
                                "(qemu fails the read)")
-        if status == WALK_L2_OVERLAP:
-            raise CorruptImage(path, f"QED L2 table (L1 entry {w.bad_index})", w.bad_offset,
-                               f"the L2 tables add up to more than the file "
-                               f"({source.size} bytes): entries share tables")
-        if status == WALK_MAP_FULL:
-            emap.refuse_full(path, "QED L2 tables")
+        refuse_shared(status, &w, emap, path, "QED L2 table")
         if status == WALK_DATA_OUTSIDE:
             raise TruncatedImage(path, f"QED L2 entry for guest offset {w.bad_index}",
                                  w.bad_offset,
