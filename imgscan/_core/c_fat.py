@@ -11,6 +11,7 @@ FAT boot sector for an MBR) all read these declarations.
 
 from __future__ import annotations
 
+from . import c_mbr
 from .cstruct import CStruct
 
 #: The BPB every DOS boot sector opens with (FAT's; NTFS keeps its layout and zeroes
@@ -58,9 +59,9 @@ FAT32_BOOT_SECTOR = CStruct("FAT32 boot sector", "<", [
 ])
 
 BOOT_SECTOR_SIZE = 512
-#: The boot signature 0x55 0xAA ends sector 0 (as in an MBR).
-BOOT_SIGNATURE_OFFSET = 510
-BOOT_SIGNATURE = b"\x55\xaa"
+#: The boot signature 0x55 0xAA ends sector 0, where an MBR has it (c_mbr declares it).
+BOOT_SIGNATURE_OFFSET = c_mbr.SIGNATURE_OFFSET
+BOOT_SIGNATURE = c_mbr.SIGNATURE
 
 FSINFO = CStruct("FAT32 FSInfo sector", "<", [
     ("lead_sig", "4s"),

@@ -113,3 +113,12 @@ class Format:
         self.name = name
         self.probe = probe
         self.open = open
+
+
+def backing_file_name(raw: bytes) -> str | None:
+    """A backing file name as qemu keeps it, a C string: it ends at the first NUL, and an
+    empty name means no backing file; undecodable bytes survive as surrogates."""
+    name = raw.split(b"\x00", 1)[0]
+    if not name:
+        return None
+    return name.decode("utf-8", errors="surrogateescape")

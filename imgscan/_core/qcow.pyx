@@ -36,13 +36,12 @@ from .c_qcow import (
     QCOW_CRYPT_AES, QCOW_CRYPT_NONE, QCOW_ENTRY_SIZE, QCOW_HEADER, QCOW_MAGIC,
     QCOW_OFLAG_COMPRESSED, QCOW_VERSION, QCOW_VERSION_BYTES, SECTOR_SIZE,
 )
-from .container import Container, Format
+from .container import Container, Format, backing_file_name
 from .extents cimport ExtentMap
 from .inflate import inflate_unit
 from .source cimport Source
 from .twolevel cimport (
-    TwoLevel, WALK_DATA_MISPLACED, WALK_L2_OUTSIDE, WALK_L2_OVERLAP, WALK_MAP_FULL, WalkStatus,
-    walk_two_level,
+    TwoLevel, WALK_DATA_MISPLACED, WALK_L2_OUTSIDE, WalkStatus, refuse_shared, walk_two_level,
 )
 
 
@@ -111,13 +110,7 @@ class QcowImage(Container):
             return None
         limits.enforce(length, "QCOW_MAX_BACKING_NAME", self.path, "backing file name", offset,
                        "backing file name length")
-        raw = self.source.read(offset, length, "backing file name")
-        # qemu keeps the name as a C string: it ends at the first NUL, and an
-        # empty name means no backing file.
-        raw = raw.split(b"\x00", 1)[0]
-        if not raw:
-            return None
-        return raw.decode("utf-8", errors="surrogateescape")
+        return backing_file_name(self.source.read(offset, length, "backing file name"))
 
     def build_extent_map(self):
         """Walk the tables (:mod:`.twolevel`): every L2 table inside the file, then cluster by
@@ -144,12 +137,7 @@ class QcowImage(Container):
         if status == WALK_L2_OUTSIDE:
             raise TruncatedImage(path, f"L2 table (L1 entry {w.bad_index})", w.bad_offset,
                                  f"needs {w.l2_bytes} bytes but the file ends at {source.size}")
-        if status == WALK_L2_OVERLAP:
-            raise CorruptImage(path, f"L2 table (L1 entry {w.bad_index})", w.bad_offset,
-                               f"the L2 tables add up to more than the file "
-                               f"({source.size} bytes): entries share tables")
-        if status == WALK_MAP_FULL:
-            emap.refuse_full(path, "L2 tables")
+        refuse_shared(status, &w, emap, path, "L2 table")
         if status == WALK_DATA_MISPLACED:
             raise CorruptImage(path, f"L2 entry for guest offset {w.bad_index}", w.bad_offset,
                                "data cluster offset is not a multiple of 512 (qemu refuses it)")

@@ -106,6 +106,18 @@ cdef struct WalkState:
     uint64_t first_past_eof     # guest offset of the first of them
 
 
+cdef inline int _add_cluster(ExtentMap emap, uint64_t guest, uint64_t length, bint zero,
+                             bint data, bint allocated, uint64_t host,
+                             uint32_t data_index) noexcept nogil:
+    """One cluster or subcluster into the map: reads as zeros (keeping the host bytes
+    preallocated for it, if any), stored data at ``host``, or unallocated."""
+    if zero:
+        return emap.add(guest, length, KIND_ZERO, host if allocated else NO_HOST, 0, 0)
+    if data:
+        return emap.add(guest, length, KIND_DATA, host, data_index, 0)
+    return emap.add(guest, length, KIND_UNALLOCATED, NO_HOST, 0, 0)
+
+
 cdef int _walk_l2(ExtentMap emap, const uint8_t* l2, uint64_t l2_host, uint64_t guest,
                   const WalkParams* p, WalkState* st) noexcept nogil:
     """Append the runs of one L2 table, which maps guest bytes from ``guest``.
@@ -115,7 +127,6 @@ cdef int _walk_l2(ExtentMap emap, const uint8_t* l2, uint64_t l2_host, uint64_t 
     """
     cdef uint64_t i, entry, bitmap, host, length, stored, alloc, zero, sub, s_start, s_len
     cdef uint32_t j
-    cdef int rc
     cdef bint allocated
     cdef const uint8_t* e
     for i in range(p.l2_entries):
@@ -157,13 +168,8 @@ cdef int _walk_l2(ExtentMap emap, const uint8_t* l2, uint64_t l2_host, uint64_t 
                 st.first_past_eof = guest
             st.past_eof += 1
         if not p.extended_l2:
-            if entry & OFLAG_ZERO:
-                rc = emap.add(guest, length, KIND_ZERO, host if allocated else NO_HOST, 0, 0)
-            elif allocated:
-                rc = emap.add(guest, length, KIND_DATA, host, p.data_index, 0)
-            else:
-                rc = emap.add(guest, length, KIND_UNALLOCATED, NO_HOST, 0, 0)
-            if rc < 0:
+            if _add_cluster(emap, guest, length, (entry & OFLAG_ZERO) != 0, allocated,
+                            allocated, host, p.data_index) < 0:
                 st.error = WALK_TOO_MANY_EXTENTS
                 return -1
             guest += p.cluster_size
@@ -183,14 +189,8 @@ cdef int _walk_l2(ExtentMap emap, const uint8_t* l2, uint64_t l2_host, uint64_t 
             s_len = p.virtual_size - s_start
             if s_len > sub:
                 s_len = sub
-            if (zero >> j) & 1:
-                rc = emap.add(s_start, s_len, KIND_ZERO,
-                              host + j * sub if allocated else NO_HOST, 0, 0)
-            elif (alloc >> j) & 1:
-                rc = emap.add(s_start, s_len, KIND_DATA, host + j * sub, p.data_index, 0)
-            else:
-                rc = emap.add(s_start, s_len, KIND_UNALLOCATED, NO_HOST, 0, 0)
-            if rc < 0:
+            if _add_cluster(emap, s_start, s_len, (zero >> j) & 1, (alloc >> j) & 1,
+                            allocated, host + j * sub, p.data_index) < 0:
                 st.error = WALK_TOO_MANY_EXTENTS
                 return -1
         guest += p.cluster_size

@@ -45,12 +45,12 @@ from .c_qed import (
     QED_F_BACKING_FILE, QED_F_BACKING_FORMAT_NO_PROBE, QED_F_NEED_CHECK, QED_FEATURE_MASK,
     QED_HEADER, QED_MAGIC, SECTOR_SIZE,
 )
-from .container import Container, Format
+from .container import Container, Format, backing_file_name
 from .extents cimport ExtentMap
 from .source cimport Source
 from .twolevel cimport (
     TwoLevel, WALK_DATA_MISPLACED, WALK_DATA_OUTSIDE, WALK_L2_MISPLACED, WALK_L2_OUTSIDE,
-    WALK_L2_OVERLAP, WALK_MAP_FULL, WalkStatus, misplaced, outside, walk_two_level,
+    WalkStatus, misplaced, outside, refuse_shared, walk_two_level,
 )
 
 
@@ -182,12 +182,7 @@ class QedImage(Container):
                                f"{header_bytes}-byte header ({self.header_size} clusters)")
         limits.enforce(length, "QED_MAX_BACKING_NAME", path, "QED backing file name", offset,
                        "backing file name length")
-        raw = self.source.read(offset, length, "QED backing file name")
-        # qemu keeps it as a C string: it ends at the first NUL; empty means none.
-        raw = raw.split(b"\x00", 1)[0]
-        if not raw:
-            return None
-        return raw.decode("utf-8", errors="surrogateescape")
+        return backing_file_name(self.source.read(offset, length, "QED backing file name"))
 
     def _check_l1_location(self):
         """Where qemu would refuse the L1 table: a finding now, an error when mapping."""
@@ -235,12 +230,7 @@ class QedImage(Container):
             raise CorruptImage(path, f"QED L2 table (L1 entry {w.bad_index})", w.bad_offset,
                                "the offset is not a cluster boundary past the header "
                                "(qemu fails the read)")
-        if status == WALK_L2_OVERLAP:
-            raise CorruptImage(path, f"QED L2 table (L1 entry {w.bad_index})", w.bad_offset,
-                               f"the L2 tables add up to more than the file "
-                               f"({source.size} bytes): entries share tables")
-        if status == WALK_MAP_FULL:
-            emap.refuse_full(path, "QED L2 tables")
+        refuse_shared(status, &w, emap, path, "QED L2 table")
         if status == WALK_DATA_OUTSIDE:
             raise TruncatedImage(path, f"QED L2 entry for guest offset {w.bad_index}",
                                  w.bad_offset,

@@ -372,6 +372,16 @@ cdef class Hive:
                                f"{structure[:2]!r}")
         return pos
 
+    cdef int _name_length(self, uint32_t off, Py_ssize_t pos, uint32_t size_field,
+                          uint32_t name_field, str structure, uint32_t length) except -1:
+        """The name length of the record at ``pos`` (cell ``off``), refused when the name
+        runs past the record's ``length`` bytes."""
+        cdef uint32_t name_len = le16(self._p + pos + size_field)
+        if name_field + name_len > length:
+            raise CorruptImage(self.name, structure, CELL_BASE + <uint64_t>off,
+                               f"name of {name_len} bytes overruns the {length}-byte record")
+        return name_len
+
     cdef Key _key(self, uint32_t off):
         cdef uint32_t length
         cdef Py_ssize_t pos = self._record(off, NK_NAME, SIG_NK, "nk cell", &length)
@@ -390,10 +400,7 @@ cdef class Hive:
         k._security = le32(r + NK_SECURITY)
         k._class_off = le32(r + NK_CLASS_NAME)
         k._class_len = le16(r + NK_CLASS_NAME_SIZE)
-        k._name_len = le16(r + NK_NAME_SIZE)
-        if NK_NAME + <uint32_t>k._name_len > length:
-            raise CorruptImage(self.name, "nk cell", CELL_BASE + <uint64_t>off,
-                               f"name of {k._name_len} bytes overruns the {length}-byte record")
+        k._name_len = self._name_length(off, pos, NK_NAME_SIZE, NK_NAME, "nk cell", length)
         # Every key opened passes here: enforce() (a call apiece) only once a count is over.
         if k.subkey_count > limits.REGF_MAX_SUBKEYS or k.value_count > limits.REGF_MAX_VALUES:
             where = CELL_BASE + <uint64_t>off
@@ -414,10 +421,8 @@ cdef class Hive:
         v._size = le32(r + VK_DATA_SIZE)
         v._data_off = le32(r + VK_DATA_OFFSET)
         v._pos = pos
-        cdef uint32_t name_len = le16(r + VK_NAME_SIZE)
-        if VK_NAME + name_len > length:
-            raise CorruptImage(self.name, "vk cell", CELL_BASE + <uint64_t>off,
-                               f"name of {name_len} bytes overruns the {length}-byte record")
+        cdef uint32_t name_len = self._name_length(off, pos, VK_NAME_SIZE, VK_NAME, "vk cell",
+                                                   length)
         v.name = _decode_name(r + VK_NAME, name_len, le16(r + VK_FLAGS) & VALUE_COMP_NAME)
         return v
 
@@ -517,10 +522,8 @@ cdef class Hive:
         cdef uint32_t length, i
         cdef Py_ssize_t pos = self._record(off, NK_NAME, SIG_NK, "nk cell", &length)
         cdef const uint8_t* r = self._p + pos
-        cdef uint32_t name_len = le16(r + NK_NAME_SIZE)
-        if NK_NAME + name_len > length:
-            raise CorruptImage(self.name, "nk cell", CELL_BASE + <uint64_t>off,
-                               f"name of {name_len} bytes overruns the {length}-byte record")
+        cdef uint32_t name_len = self._name_length(off, pos, NK_NAME_SIZE, NK_NAME, "nk cell",
+                                                   length)
         r += NK_NAME
         if le16(self._p + pos + NK_FLAGS) & KEY_COMP_NAME:
             if name_len != qlen:
@@ -738,10 +741,7 @@ cdef class Key:
         for off in self._value_offsets():
             pos = h._record(off, VK_NAME, SIG_VK, "vk cell", &length)
             r = h._p + pos
-            name_len = le16(r + VK_NAME_SIZE)
-            if VK_NAME + name_len > length:
-                raise CorruptImage(h.name, "vk cell", CELL_BASE + <uint64_t>off,
-                                   f"name of {name_len} bytes overruns the {length}-byte record")
+            name_len = h._name_length(off, pos, VK_NAME_SIZE, VK_NAME, "vk cell", length)
             if le16(r + VK_FLAGS) & VALUE_COMP_NAME:
                 if name_len != qlen:
                     continue

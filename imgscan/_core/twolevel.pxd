@@ -45,3 +45,5 @@ cdef bint misplaced(uint64_t offset, uint64_t align_mask, const TwoLevel* w) noe
 cdef bint outside(uint64_t offset, uint64_t length, const TwoLevel* w) noexcept nogil
 cdef WalkStatus walk_two_level(Source source, ExtentMap emap, const uint8_t[::1] l1,
                                TwoLevel* w, str image, str l2_table) except *
+cdef int refuse_shared(WalkStatus status, const TwoLevel* w, ExtentMap emap, str path,
+                       str l2_table) except -1

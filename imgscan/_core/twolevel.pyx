@@ -20,6 +20,7 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 from imgscan import limits
+from imgscan.errors import CorruptImage
 
 from .binary cimport be64, le64
 from .extents cimport ExtentMap, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST
@@ -187,3 +188,17 @@ cdef WalkStatus walk_two_level(Source source, ExtentMap emap, const uint8_t[::1]
     finally:
         free(l2_at)
     return status
+
+
+cdef int refuse_shared(WalkStatus status, const TwoLevel* w, ExtentMap emap, str path,
+                       str l2_table) except -1:
+    """Raise for the walk results every format words alike: L2 tables adding up to more
+    than the file (entries share them), and a full extent map. ``l2_table`` names the
+    table as the format's errors do."""
+    if status == WALK_L2_OVERLAP:
+        raise CorruptImage(path, f"{l2_table} (L1 entry {w.bad_index})", w.bad_offset,
+                           f"the L2 tables add up to more than the file "
+                           f"({w.file_size} bytes): entries share tables")
+    if status == WALK_MAP_FULL:
+        emap.refuse_full(path, f"{l2_table}s")
+    return 0

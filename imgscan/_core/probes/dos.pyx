@@ -19,6 +19,7 @@ from imgscan import limits
 from ..binary cimport le16
 from .. import c_fat, c_ntfs
 from ..c_fat import BPB, DIR_ENTRY, FAT16_BOOT_SECTOR, FAT32_BOOT_SECTOR, FSINFO
+from ..c_mbr import has_signature
 from ..c_ntfs import FILE_RECORD, NTFS_BOOT_SECTOR, RESIDENT_ATTR, VOLUME_INFORMATION
 from ..guid import guid_text
 from .volume cimport Probe, label8, label16, le16_at, le32_at, le64_at, pow2
@@ -134,12 +135,6 @@ REFS_MAGIC = b"\x00\x00\x00ReFS\x00"
 REFS_SECTORS, REFS_BYTES_PER_SECTOR, REFS_SECTORS_PER_CLUSTER = 0x18, 0x20, 0x24
 REFS_MAJOR, REFS_MINOR, REFS_SERIAL = 0x28, 0x29, 0x38
 
-cdef bint _boot_signed(bytes h):
-    """Sector 0 ends in the boot signature 0x55 0xAA."""
-    start = c_fat.BOOT_SIGNATURE_OFFSET
-    return h[start:start + len(c_fat.BOOT_SIGNATURE)] == c_fat.BOOT_SIGNATURE
-
-
 cdef str _dos_serial(bytes serial):
     """A 4-byte volume serial number as blkid prints it: ``XXXX-XXXX``."""
     return f"{serial[3]:02X}{serial[2]:02X}-{serial[1]:02X}{serial[0]:02X}"
@@ -196,7 +191,7 @@ cdef object _fat_magic_len(bytes h):
             return len(magic)
     if h[0] in FAT_JUMPS:
         return 1
-    if _boot_signed(h):
+    if has_signature(h):
         return 2
     return 0
 
@@ -241,7 +236,7 @@ cdef object probe_vfat(Probe p):
     if not mlen:
         return None
     if mlen <= 2:
-        if not _boot_signed(h):
+        if not has_signature(h):
             return None
         if FAT16_BOOT_SECTOR.field(h, "file_system_type") in (b"JFS     ", b"HPFS    "):
             return None
@@ -449,7 +444,7 @@ cdef object probe_exfat(Probe p):
     if len(h) < c_fat.BOOT_SECTOR_SIZE or BPB.field(h, "oem_name") != EXFAT_OEM:
         return None
     bps_shift, spc_shift = h[EXFAT_BYTES_PER_SECTOR_SHIFT], h[EXFAT_SECTORS_PER_CLUSTER_SHIFT]
-    if (not _boot_signed(h)
+    if (not has_signature(h)
             or bps_shift + spc_shift >= 32 or h[:3] != EXFAT_JUMP
             or any(h[EXFAT_MUST_BE_ZERO[0]:EXFAT_MUST_BE_ZERO[1]])):
         return None

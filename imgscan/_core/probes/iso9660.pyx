@@ -2,7 +2,8 @@
 
 Specs: ECMA-119 (ISO 9660) section 8 (volume descriptors) and the El Torito
 Bootable CD-ROM Format Specification 1.0 (boot record volume descriptor,
-validation entry, section headers). What is reported follows blkid: the
+validation entry, section headers), as declared in :mod:`~imgscan._core.c_iso9660`
+and shared with the ISO 9660 reader. What is reported follows blkid: the
 primary label unless a Joliet supplementary descriptor spells another, and
 blkid's "UUID" made of the modification (else creation) date.
 """
@@ -11,81 +12,20 @@ from libc.stdint cimport uint64_t
 
 from imgscan import limits
 
-from ..cstruct import CStruct
+from ..c_iso9660 import (
+    BOOT_RECORD, BOOTABLE, CATALOG_ENTRY_SIZE, EL_TORITO_ID, ISO_FIRST_VD_SECTOR,
+    ISO_SECTOR_SIZE, ISO_STANDARD_ID, JOLIET_ESCAPES, PLATFORM_NAMES, SECTION_HEADER,
+    SECTION_HEADER_FINAL, SECTION_HEADER_MORE, VALIDATION_ENTRY, VALIDATION_HEADER_ID,
+    VALIDATION_KEY, VD_TYPE_BOOT_RECORD, VD_TYPE_SUPPLEMENTARY, VD_TYPE_TERMINATOR,
+    VOLUME_DESCRIPTOR,
+)
 from .volume cimport Probe, label8, label16
 from .volume import Volume
 
-ISO_SECTOR = 2048
-#: The volume descriptor set starts at sector 16.
-ISO_PVD = 16 * ISO_SECTOR
-ISO_MAGIC = b"CD001"
-ISO_VD_BOOT, ISO_VD_PRIMARY, ISO_VD_SUPPLEMENTARY, ISO_VD_END = 0, 1, 2, 255
-ISO_JOLIET_ESCAPES = (b"%/@", b"%/C", b"%/E")
-
-#: ECMA-119 8.4 (primary) and 8.5 (supplementary: the same layout, with escape
-#: sequences), up to the dates; both-endian numbers as their little-endian half.
-VOLUME_DESCRIPTOR = CStruct("ISO 9660 volume descriptor", "<", [
-    ("type", "B"),
-    ("standard_identifier", "5s"),
-    ("version", "B"),
-    ("flags", "B"),
-    ("system_identifier", "32s"),
-    ("volume_identifier", "32s"),
-    (None, "8x"),
-    ("volume_space_size", "I"),
-    (None, "4x"),
-    ("escape_sequences", "32s"),
-    ("volume_set_size", "H"),
-    (None, "2x"),
-    ("volume_sequence_number", "H"),
-    (None, "2x"),
-    ("logical_block_size", "H"),
-    (None, "2x"),
-    (None, "24x"),           # path table size and locations
-    ("root_directory_record", "34s"),
-    ("volume_set_identifier", "128s"),
-    ("publisher_identifier", "128s"),
-    ("data_preparer_identifier", "128s"),
-    ("application_identifier", "128s"),
-    ("copyright_file_identifier", "37s"),
-    ("abstract_file_identifier", "37s"),
-    ("bibliographic_file_identifier", "37s"),
-    ("volume_creation_date", "17s"),
-    ("volume_modification_date", "17s"),
-])
-#: El Torito 1.0, "Boot Record Volume Descriptor".
-BOOT_RECORD = CStruct("El Torito boot record", "<", [
-    ("type", "B"),
-    ("standard_identifier", "5s"),
-    ("version", "B"),
-    ("boot_system_identifier", "32s"),
-    ("boot_identifier", "32s"),
-    ("boot_catalog", "I"),
-])
-ELTORITO_ID = b"EL TORITO SPECIFICATION"
-
-#: Boot catalog entries, 32 bytes each: the validation entry opens the catalog,
-#: the initial/default entry follows, then section headers with their entries.
-CATALOG_ENTRY = 32
-VALIDATION_ENTRY = CStruct("El Torito validation entry", "<", [
-    ("header_id", "B"),
-    ("platform_id", "B"),
-    (None, "2x"),
-    ("id_string", "24s"),
-    ("checksum", "H"),
-    ("key", "2s"),
-])
-VALIDATION_HEADER_ID = 1
-VALIDATION_KEY = b"\x55\xaa"
-SECTION_HEADER = CStruct("El Torito section header", "<", [
-    ("header_indicator", "B"),
-    ("platform_id", "B"),
-    ("section_entries", "H"),
-    ("id_string", "28s"),
-])
-BOOTABLE = 0x88
-SECTION_MORE, SECTION_FINAL = 0x90, 0x91
-ELTORITO_PLATFORMS = {0x00: "bios", 0x01: "ppc", 0x02: "mac", 0xEF: "uefi"}
+# The structures and constants are c_iso9660's, shared with the ISO 9660 reader.
+ISO_PVD = ISO_FIRST_VD_SECTOR * ISO_SECTOR_SIZE
+#: The probe has always named platform 0x01 "ppc" (the reader says "powerpc").
+ELTORITO_PLATFORMS = {**PLATFORM_NAMES, 0x01: "ppc"}
 
 
 cdef object _iso_date_uuid(bytes date):
@@ -102,32 +42,33 @@ cdef str _platform(int platform_id):
 
 
 cdef list _eltorito_platforms(Probe p, uint64_t catalog_lba):
-    cdef bytes cat = p.get(catalog_lba * ISO_SECTOR, ISO_SECTOR)
+    cdef bytes cat = p.get(catalog_lba * ISO_SECTOR_SIZE, ISO_SECTOR_SIZE)
     cdef list platforms = []
-    if len(cat) < 2 * CATALOG_ENTRY:
+    if len(cat) < 2 * CATALOG_ENTRY_SIZE:
         return platforms
     validation = VALIDATION_ENTRY.unpack(cat)
     if validation["header_id"] != VALIDATION_HEADER_ID or validation["key"] != VALIDATION_KEY:
         return platforms
-    if cat[CATALOG_ENTRY] == BOOTABLE:
+    if cat[CATALOG_ENTRY_SIZE] == BOOTABLE:
         platforms.append(_platform(validation["platform_id"]))
-    pos = 2 * CATALOG_ENTRY
-    while pos + CATALOG_ENTRY <= len(cat) and cat[pos] in (SECTION_MORE, SECTION_FINAL):
+    pos = 2 * CATALOG_ENTRY_SIZE
+    while (pos + CATALOG_ENTRY_SIZE <= len(cat)
+           and cat[pos] in (SECTION_HEADER_MORE, SECTION_HEADER_FINAL)):
         section = SECTION_HEADER.unpack(cat, pos)
         name = _platform(section["platform_id"])
-        count = section["section_entries"]
+        count = section["section_entry_count"]
         if name not in platforms and count:
             platforms.append(name)
-        pos += CATALOG_ENTRY * (1 + count)
-        if section["header_indicator"] == SECTION_FINAL:
+        pos += CATALOG_ENTRY_SIZE * (1 + count)
+        if section["header_indicator"] == SECTION_HEADER_FINAL:
             break
     return platforms
 
 
 cdef object probe_iso9660(Probe p):
-    cdef bytes vds = p.get(ISO_PVD, limits.FS_ISO_FIRST_DESCRIPTORS * ISO_SECTOR)
-    if len(vds) < ISO_SECTOR or \
-            VOLUME_DESCRIPTOR.field(vds, "standard_identifier") != ISO_MAGIC:
+    cdef bytes vds = p.get(ISO_PVD, limits.FS_ISO_FIRST_DESCRIPTORS * ISO_SECTOR_SIZE)
+    if len(vds) < ISO_SECTOR_SIZE or \
+            VOLUME_DESCRIPTOR.field(vds, "standard_identifier") != ISO_STANDARD_ID:
         return None
     pvd = VOLUME_DESCRIPTOR.unpack(vds)
     volume_id = pvd["volume_identifier"]
@@ -142,27 +83,27 @@ cdef object probe_iso9660(Probe p):
     version = None
     joliet_seen = extended = False
     for i in range(1, limits.FS_ISO_MAX_DESCRIPTORS):
-        if (i + 1) * ISO_SECTOR > len(vds):
+        if (i + 1) * ISO_SECTOR_SIZE > len(vds):
             # The set is longer than the first read: fetch the rest once.
-            if extended or len(vds) < limits.FS_ISO_FIRST_DESCRIPTORS * ISO_SECTOR:
+            if extended or len(vds) < limits.FS_ISO_FIRST_DESCRIPTORS * ISO_SECTOR_SIZE:
                 break
             extended = True
             vds += p.get(ISO_PVD + len(vds),
-                         (limits.FS_ISO_MAX_DESCRIPTORS - i) * ISO_SECTOR)
-            if (i + 1) * ISO_SECTOR > len(vds):
+                         (limits.FS_ISO_MAX_DESCRIPTORS - i) * ISO_SECTOR_SIZE)
+            if (i + 1) * ISO_SECTOR_SIZE > len(vds):
                 break
-        base = i * ISO_SECTOR
+        base = i * ISO_SECTOR_SIZE
         kind = vds[base]
-        if kind == ISO_VD_END or \
-                VOLUME_DESCRIPTOR.field(vds, "standard_identifier", base) != ISO_MAGIC:
+        if kind == VD_TYPE_TERMINATOR or \
+                VOLUME_DESCRIPTOR.field(vds, "standard_identifier", base) != ISO_STANDARD_ID:
             break
-        if kind == ISO_VD_BOOT and BOOT_RECORD.field(
-                vds, "boot_system_identifier", base)[:len(ELTORITO_ID)] == ELTORITO_ID:
+        if kind == VD_TYPE_BOOT_RECORD and BOOT_RECORD.field(
+                vds, "boot_system_identifier", base)[:len(EL_TORITO_ID)] == EL_TORITO_ID:
             details["el_torito"] = _eltorito_platforms(
-                p, BOOT_RECORD.field(vds, "boot_catalog", base))
-        elif (kind == ISO_VD_SUPPLEMENTARY and not joliet_seen
+                p, BOOT_RECORD.field(vds, "boot_catalog_pointer", base))
+        elif (kind == VD_TYPE_SUPPLEMENTARY and not joliet_seen
               and VOLUME_DESCRIPTOR.field(vds, "escape_sequences", base)[:3]
-              in ISO_JOLIET_ESCAPES):
+              in JOLIET_ESCAPES):
             joliet_seen = True
             version = "Joliet Extension"
             joliet = VOLUME_DESCRIPTOR.field(vds, "volume_identifier", base)

@@ -16,15 +16,28 @@ from .volume cimport (
     Probe, be16_at, be32_at, be64_at, crc32c_raw, cstr, label8, le16_at, le32_at, le64_at,
     uuid_or_none,
 )
+from ..c_luks import LUKS1_PHDR, LUKS2_HDR, LUKS_MAGIC, LUKS_PREFIX, LUKS_SECTOR_SIZE
 from .volume import USAGE_CRYPTO, USAGE_FILESYSTEM, USAGE_OTHER, USAGE_RAID, Volume
 
 # LUKS ---------------------------------------------------------------------
-LUKS_MAGIC = b"LUKS\xba\xbe"
-LUKS_VERSION = 6
-LUKS1_CIPHER_NAME, LUKS1_CIPHER_MODE, LUKS1_HASH = (8, 32), (40, 32), (72, 32)
-LUKS1_PAYLOAD_OFFSET, LUKS1_KEY_BYTES = 104, 108
-LUKS2_HDR_SIZE, LUKS2_LABEL, LUKS2_SUBSYSTEM, LUKS2_HDR_OFFSET = 8, (24, 48), (208, 48), 256
-LUKS_UUID = (168, 40)
+# The headers are c_luks's declarations (shared with the LUKS reader), as the
+# offsets of the bounded readers and the (offset, length) spans cstr takes.
+cdef tuple _span(object declaration, str field):
+    return (declaration.offset(field), declaration.field_size(field))
+
+
+cdef Py_ssize_t LUKS_VERSION = LUKS_PREFIX.offset("version")
+LUKS1_CIPHER_NAME = _span(LUKS1_PHDR, "cipherName")
+LUKS1_CIPHER_MODE = _span(LUKS1_PHDR, "cipherMode")
+LUKS1_HASH = _span(LUKS1_PHDR, "hashSpec")
+LUKS1_UUID = _span(LUKS1_PHDR, "uuid")
+cdef Py_ssize_t LUKS1_PAYLOAD_OFFSET = LUKS1_PHDR.offset("payloadOffset")
+cdef Py_ssize_t LUKS1_KEY_BYTES = LUKS1_PHDR.offset("keyBytes")
+LUKS2_LABEL = _span(LUKS2_HDR, "label")
+LUKS2_SUBSYSTEM = _span(LUKS2_HDR, "subsystem")
+LUKS2_UUID = _span(LUKS2_HDR, "uuid")
+cdef Py_ssize_t LUKS2_HDR_SIZE = LUKS2_HDR.offset("hdr_size")
+cdef Py_ssize_t LUKS2_HDR_OFFSET = LUKS2_HDR.offset("hdr_offset")
 
 # LVM2 ---------------------------------------------------------------------
 LVM_LABEL_ID, LVM_LABEL_TYPE = b"LABELONE", b"LVM2 001"
@@ -205,21 +218,23 @@ cdef object probe_lvm2(Probe p):
 
 cdef object probe_luks(Probe p):
     cdef bytes h = p.head
-    if len(h) < 512 or h[:6] != LUKS_MAGIC:
+    if len(h) < LUKS_SECTOR_SIZE or h[:len(LUKS_MAGIC)] != LUKS_MAGIC:
         return None
     version = be16_at(h, LUKS_VERSION)
-    uuid = cstr(h, LUKS_UUID) or None
     if version == 1:
+        uuid = cstr(h, LUKS1_UUID) or None
         key_bits = be32_at(h, LUKS1_KEY_BYTES) * 8
         name, mode = cstr(h, LUKS1_CIPHER_NAME), cstr(h, LUKS1_CIPHER_MODE)
+        payload = be32_at(h, LUKS1_PAYLOAD_OFFSET) * LUKS_SECTOR_SIZE
         return Volume("crypto_LUKS", uuid=uuid, encrypted=True, version="1",
                       usage=USAGE_CRYPTO,
                       details={"cipher": f"{name}-{mode}" if mode else name,
                                "key_bits": key_bits, "hash": cstr(h, LUKS1_HASH),
-                               "payload_offset": be32_at(h, LUKS1_PAYLOAD_OFFSET) * 512})
+                               "payload_offset": payload})
     if version == 2:
         if be64_at(h, LUKS2_HDR_OFFSET) != 0:
             return None
+        uuid = cstr(h, LUKS2_UUID) or None
         details = {"header_size": be64_at(h, LUKS2_HDR_SIZE)}
         subsystem = cstr(h, LUKS2_SUBSYSTEM)
         if subsystem:
