@@ -36,7 +36,7 @@ names and bytes are ciphertext.
 cimport cython
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp
 
 import unicodedata
 
@@ -482,8 +482,8 @@ cdef class Ext4Volume:
         cdef bint extents = i.flags & C.EXT4_EXTENTS_FL
         self._map = {}
         self._map_reads = 0
-        out = None
-        cdef unsigned char[::1] view
+        pieces = []         # joined once: no zero-filled buffer copied into and out of
+        cdef uint64_t done = offset
         while lblk < last:
             if extents:
                 start, count, phys, kind = self._extent_run(i, lblk)
@@ -497,16 +497,15 @@ cdef class Ext4Volume:
             s = max(lblk * bs, offset)
             e = min((lblk + count) * bs, offset + length)
             if kind == RUN_DATA:
-                data = self._bytes_of(phys + skip, count, s - lblk * bs, e - s, i)
-                if s == offset and e == offset + length:
-                    return data
-                if out is None:
-                    out = bytearray(length)
-                    view = out
-                memcpy(&view[s - offset], <const char*>data, e - s)
+                if s > done:
+                    pieces.append(bytes(s - done))
+                pieces.append(self._bytes_of(phys + skip, count, s - lblk * bs, e - s, i))
+                done = e
             lblk += count
         self._map = {}
-        return bytes(out) if out is not None else bytes(length)
+        if done < offset + length:
+            pieces.append(bytes(offset + length - done))
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     cdef bytes _bytes_of(self, uint64_t phys, uint64_t count, uint64_t skip, uint64_t n,
                          _Inode i):
