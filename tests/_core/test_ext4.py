@@ -309,3 +309,39 @@ def test_hostile_superblocks_are_errors(images: dict[str, Path]) -> None:
         with pytest.raises(ImageError):
             _patched(data).listdir("/")
     assert limits.EXT4_MAX_EXTENT_DEPTH == 5
+
+
+needs_loop = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("mount") is None,
+                                reason="loop mounts need root")
+
+
+@needs_loop
+@pytest.mark.parametrize("fstype", ["ext4", "ext2"])
+def test_fragmented_files(tmp_path: Path, fstype: str) -> None:
+    """Two files written alternately, 1 KiB at a time, through a loop mount: their blocks
+    interleave (many extents under an index node, or double-indirect maps)."""
+    path = tmp_path / f"{fstype}.img"
+    with open(path, "wb") as f:
+        f.truncate(16 << 20)
+    run("mke2fs", "-q", "-F", "-t", fstype, "-b", "1024", path)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    opts = "loop,nodelalloc" if fstype == "ext4" else "loop"
+    run("mount", "-o", opts, path, mnt)
+    want = {"a": bytearray(), "b": bytearray()}
+    try:
+        files = {n: os.open(mnt / n, os.O_WRONLY | os.O_CREAT | os.O_SYNC) for n in want}
+        for k in range(700):
+            for n, fd in files.items():
+                chunk = os.urandom(1024)
+                os.write(fd, chunk)
+                want[n] += chunk
+        for fd in files.values():
+            os.close(fd)
+    finally:
+        run("umount", mnt)
+    fs = _open(path)
+    for n, data in want.items():
+        assert fs.read_file(f"/{n}") == bytes(data) == debugfs(path, f"cat /{n}")
+        assert fs.read_file(f"/{n}", 300_001, 5000) == bytes(data[300_001:305_001])
+    assert _debugfs_map_blocks(path, "/a") >= 1
