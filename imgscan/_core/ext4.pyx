@@ -382,6 +382,8 @@ cdef class Ext4Volume:
     cdef tuple _extent_run(self, _Inode i, uint64_t lblk):
         """(first block, blocks, physical block, kind) of the run holding ``lblk``."""
         where = f"inode {i.ino} extent tree"
+        if lblk >> 32:
+            return lblk, 1 << 62, 0, RUN_HOLE    # extents map 32-bit block numbers only
         node = i.i_block
         cdef const uint8_t* p = node
         cdef Py_ssize_t cap = len(node), n, k
