@@ -233,6 +233,15 @@ NTFS_MAX_DIRECTORY_ENTRIES = 1 << 22
 NTFS_MAX_COMPRESSION_UNIT_BYTES = 1024 * 1024
 #: Largest single NtfsFile.read (registry hives are tens of MiB; read bigger files in pieces).
 NTFS_MAX_FILE_READ = 256 * 1024 * 1024
+#: Deepest ext4 extent tree (the kernel's EXT4_MAX_EXTENT_DEPTH is 5: 4 index levels cover
+#: 2^32 blocks even with 1 KiB blocks).
+EXT4_MAX_EXTENT_DEPTH = 5
+#: Most ext4 map blocks (extent tree nodes, indirect blocks) read for one read: a whole
+#: FS_MAX_FILE_READ read of a 1 KiB-block ext2 file needs about 1030 indirect blocks.
+EXT4_MAX_MAP_BLOCKS = 65536
+#: Largest ext4 directory read for one listing or lookup (a million entries with 40-byte
+#: names is about 48 MiB; a directory is read whole, so this bounds the memory it takes).
+EXT4_MAX_DIRECTORY_BYTES = 64 * 1024 * 1024
 #: Parsed MFT records kept per volume (a Windows inspection opens a few dozen files).
 NTFS_INODE_CACHE = 1024
 
@@ -244,6 +253,15 @@ FS_MAX_SYMLINK_FOLLOWS = 40
 FS_MAX_PATH_COMPONENTS = 4096
 #: Largest single read of a file (read bigger files in pieces).
 FS_MAX_FILE_READ = 256 * 1024 * 1024
+#: Deepest ext4 extent tree (the kernel's EXT4_MAX_EXTENT_DEPTH is 5: 4 index levels cover
+#: 2^32 blocks even with 1 KiB blocks).
+EXT4_MAX_EXTENT_DEPTH = 5
+#: Most ext4 map blocks (extent tree nodes, indirect blocks) read for one read: a whole
+#: FS_MAX_FILE_READ read of a 1 KiB-block ext2 file needs about 1030 indirect blocks.
+EXT4_MAX_MAP_BLOCKS = 65536
+#: Largest ext4 directory read for one listing or lookup (a million entries with 40-byte
+#: names is about 48 MiB; a directory is read whole, so this bounds the memory it takes).
+EXT4_MAX_DIRECTORY_BYTES = 64 * 1024 * 1024
 
 # Windows guest inspection (imgscan/guest/) ------------------------------------------
 #: Largest registry hive read into memory (real SOFTWARE hives reach 100-200 MiB;

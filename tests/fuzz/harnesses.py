@@ -188,6 +188,34 @@ def ntfs(data: bytes) -> None:
         pass
 
 
+#: Paths the ext4 harness reads: a Linux root's files, links and directories.
+EXT4_PATHS = ("/etc/os-release", "/etc/fstab", "/link", "/dir", "/dir/sub/file", "/sparse",
+              "/missing", "/")
+
+
+def ext4(data: bytes) -> None:
+    """An ext2/3/4 filesystem (plain or sparse input): facts, listings, links and reads."""
+    from imgscan._core.ext4 import Ext4FileSystem
+    size, read = _sparse_reader(data)
+    try:
+        fs = Ext4FileSystem(read, 0, size, "fuzz")
+        fs.facts()
+        for path in EXT4_PATHS:
+            try:
+                st = fs.stat(path, follow=False)
+                if st.kind == "dir":
+                    fs.listdir(path)
+                elif st.kind == "symlink":
+                    fs.readlink(path)
+                elif st.kind == "file":
+                    fs.read_file(path, 0, READ_LENGTH)
+                    fs.read_file(path, max(0, st.size - 100))
+            except ImageError:
+                continue
+    except ImageError:
+        pass
+
+
 def regf(data: bytes) -> None:
     """A registry hive: open it, walk every key and value, and read the facts of
     every hive imgscan knows (SYSTEM, SOFTWARE, SAM, BCD) from it."""
@@ -218,6 +246,7 @@ HARNESSES: dict[str, Callable[[bytes], None]] = {
     **dict.fromkeys(CONTAINER_FORMATS, container),
     "partitions": partitions,
     "ntfs": ntfs,
+    "ext4": ext4,
     "regf": regf,
     "windows": windows,
 }

@@ -321,6 +321,30 @@ def windows(b: Builder) -> None:
         b.seed(name, bytes(data))
 
 
+def ext4(b: Builder) -> None:
+    """Small ext2/3/4 filesystems made by mke2fs -d from a Linux-like tree."""
+    root = b.work / "ext4-tree"
+    (root / "etc").mkdir(parents=True, exist_ok=True)
+    (root / "etc" / "os-release").write_text('ID=debian\nVERSION_ID="12"\n')
+    (root / "etc" / "fstab").write_text("UUID=x / ext4 defaults 0 1\n" * 40)
+    (root / "dir" / "sub").mkdir(parents=True, exist_ok=True)
+    (root / "dir" / "sub" / "file").write_bytes(bytes(range(256)) * 20)
+    for i in range(40):
+        (root / "dir" / f"n{i}").write_text(str(i))
+    with open(root / "sparse", "wb") as f:
+        f.seek(200_000)
+        f.write(b"end")
+    if not (root / "link").is_symlink():
+        (root / "link").symlink_to("etc/os-release")
+    for name, opts in (("ext2", ("-t", "ext2")), ("ext4", ("-t", "ext4", "-O", "^has_journal")),
+                       ("ext4-inline", ("-t", "ext4", "-O", "inline_data,^has_journal"))):
+        path = b.work / f"{name}.img"
+        with open(path, "wb") as f:
+            f.truncate(1 << 20)
+        if b.tool("mke2fs", "-q", "-F", "-N", "64", *opts, "-d", str(root), str(path)):
+            b.seed(name, path.read_bytes())
+
+
 def regf(b: Builder) -> None:
     hives = SHARED / "corpus" / "hives"
     for src in sorted(hives.glob("*")) if hives.is_dir() else []:
@@ -359,7 +383,7 @@ def corpus(out: Path, work: Path) -> None:
 BUILDERS: dict[str, Callable[[Builder], None]] = {
     "qcow2": qcow2, "qcow": qcow, "vhd": vhd, "vhdx": vhdx, "vmdk": vmdk, "vdi": vdi,
     "qed": qed, "luks": luks, "iso": iso, "zvhd": zvhd, "raw": raw,
-    "partitions": partitions, "ntfs": ntfs, "regf": regf, "windows": windows,
+    "partitions": partitions, "ntfs": ntfs, "ext4": ext4, "regf": regf, "windows": windows,
 }
 
 

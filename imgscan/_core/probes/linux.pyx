@@ -16,6 +16,7 @@ from .volume cimport (
     Probe, be16_at, be32_at, be64_at, crc32c_raw, cstr, label8, le16_at, le32_at, le64_at,
     uuid_or_none,
 )
+from .. import c_ext4 as _ext
 from ..c_luks import LUKS1_PHDR, LUKS2_HDR, LUKS_MAGIC, LUKS_PREFIX, LUKS_SECTOR_SIZE
 from .volume import USAGE_CRYPTO, USAGE_FILESYSTEM, USAGE_OTHER, USAGE_RAID, Volume
 
@@ -68,25 +69,30 @@ XFS_VERSION_MASK = 0x000F
 XFS_MIN_AG_BLOCKS = 64
 XFS_MIN_RTEXT, XFS_MAX_RTEXT = 4 * 1024, 1024 * 1024 * 1024
 
-# ext2/3/4 -----------------------------------------------------------------
-EXT_SB = 1024
-EXT_SB_BYTES = 1024
-EXT_BLOCKS_COUNT, EXT_LOG_BLOCK_SIZE, EXT_MAGIC_OFFSET, EXT_STATE = 0x04, 0x18, 0x38, 0x3A
-EXT_MINOR_REV, EXT_REV, EXT_FEATURE_COMPAT, EXT_FEATURE_INCOMPAT = 0x3E, 0x4C, 0x5C, 0x60
-EXT_FEATURE_RO_COMPAT, EXT_UUID, EXT_VOLUME_NAME = 0x64, 0x68, 0x78
-EXT_BLOCKS_COUNT_HI, EXT_FLAGS, EXT_CHECKSUM = 0x150, 0x160, 0x3FC
-EXT_MAGIC = 0xEF53
-EXT_VALID_FS, EXT_ERROR_FS = 0x0001, 0x0002
-EXT_COMPAT_HAS_JOURNAL = 0x0004
-EXT_INCOMPAT_FILETYPE, EXT_INCOMPAT_RECOVER, EXT_INCOMPAT_JOURNAL_DEV = 0x0002, 0x0004, 0x0008
-EXT_INCOMPAT_META_BG, EXT_INCOMPAT_64BIT = 0x0010, 0x0080
-EXT_RO_COMPAT_METADATA_CSUM = 0x0400
-EXT_FLAGS_TEST_FILESYS = 0x0004
-#: Features ext2 and ext3 drivers understand; anything beyond makes it ext4.
-EXT2_RO_COMPAT_SUPP = 0x0001 | 0x0002 | 0x0004  # sparse_super, large_file, btree_dir
-EXT2_INCOMPAT_SUPP = EXT_INCOMPAT_FILETYPE | EXT_INCOMPAT_META_BG
-EXT3_RO_COMPAT_SUPP = EXT2_RO_COMPAT_SUPP
-EXT3_INCOMPAT_SUPP = EXT2_INCOMPAT_SUPP | EXT_INCOMPAT_RECOVER
+# ext2/3/4: offsets, magics and features from the one declaration in c_ext4 --------
+EXT_SB = _ext.SUPERBLOCK_OFFSET
+EXT_SB_BYTES = _ext.SUPERBLOCK_SIZE
+_EXT_SB = _ext.EXT2_SUPER_BLOCK
+EXT_BLOCKS_COUNT = _EXT_SB.offset("s_blocks_count")
+EXT_LOG_BLOCK_SIZE = _EXT_SB.offset("s_log_block_size")
+EXT_MAGIC_OFFSET = _EXT_SB.offset("s_magic")
+EXT_STATE = _EXT_SB.offset("s_state")
+EXT_MINOR_REV = _EXT_SB.offset("s_minor_rev_level")
+EXT_REV = _EXT_SB.offset("s_rev_level")
+EXT_FEATURE_COMPAT = _EXT_SB.offset("s_feature_compat")
+EXT_FEATURE_INCOMPAT = _EXT_SB.offset("s_feature_incompat")
+EXT_FEATURE_RO_COMPAT = _EXT_SB.offset("s_feature_ro_compat")
+EXT_UUID = _EXT_SB.offset("s_uuid")
+EXT_VOLUME_NAME = _EXT_SB.offset("s_volume_name")
+EXT_BLOCKS_COUNT_HI = _EXT_SB.offset("s_blocks_count_hi")
+EXT_FLAGS = _EXT_SB.offset("s_flags")
+EXT_CHECKSUM = _EXT_SB.offset("s_checksum")
+EXT_MAGIC = _ext.EXT2_SUPER_MAGIC
+EXT_VALID_FS, EXT_ERROR_FS = _ext.EXT2_VALID_FS, _ext.EXT2_ERROR_FS
+EXT_COMPAT_HAS_JOURNAL = _ext.EXT3_FEATURE_COMPAT_HAS_JOURNAL
+EXT_INCOMPAT_RECOVER = _ext.EXT3_FEATURE_INCOMPAT_RECOVER
+EXT_INCOMPAT_64BIT = _ext.EXT4_FEATURE_INCOMPAT_64BIT
+EXT_RO_COMPAT_METADATA_CSUM = _ext.EXT4_FEATURE_RO_COMPAT_METADATA_CSUM
 
 # Btrfs --------------------------------------------------------------------
 BTRFS_SB = 64 * 1024
@@ -327,20 +333,10 @@ cdef object probe_ext(Probe p):
         ok = crc32c_raw(0xFFFFFFFF, sb) == le32_at(h, EXT_SB + EXT_CHECKSUM)
         details["checksum"] = "ok" if ok else "bad"
     journal = bool(compat & EXT_COMPAT_HAS_JOURNAL)
-    if incompat & EXT_INCOMPAT_JOURNAL_DEV:
-        fstype, usage = "jbd", USAGE_OTHER
-    elif flags & EXT_FLAGS_TEST_FILESYS:
-        fstype, usage = "ext4dev", USAGE_FILESYSTEM
-    elif (ro_compat & ~EXT3_RO_COMPAT_SUPP) or (incompat & ~EXT3_INCOMPAT_SUPP):
-        fstype, usage = "ext4", USAGE_FILESYSTEM
-    elif journal:
-        fstype, usage = "ext3", USAGE_FILESYSTEM
+    fstype = _ext.blkid_type(compat, incompat, ro_compat, flags)
+    usage = USAGE_OTHER if fstype == "jbd" else USAGE_FILESYSTEM
+    if fstype == "ext3":
         details["sec_type"] = "ext2"
-    elif (ro_compat & ~EXT2_RO_COMPAT_SUPP) or (incompat & ~EXT2_INCOMPAT_SUPP):
-        # needs_recovery without a journal: ext3 refuses it, ext4 takes it.
-        fstype, usage = "ext4", USAGE_FILESYSTEM
-    else:
-        fstype, usage = "ext2", USAGE_FILESYSTEM
     log_block = le32_at(h, EXT_SB + EXT_LOG_BLOCK_SIZE)
     block_size = 1024 << log_block if log_block <= 6 else None
     blocks = le32_at(h, EXT_SB + EXT_BLOCKS_COUNT)
