@@ -37,7 +37,7 @@ from oracles import needs_qemu
 
 import imgscan
 from imgscan import limits
-from imgscan._core.c_xfs import XFS_DSB, XFS_DINODE
+from imgscan._core.c_xfs import XFS_DINODE, XFS_DSB
 from imgscan._core.fsapi import FileNotFound
 from imgscan._core.xfs import XfsFileSystem
 from imgscan.errors import CorruptImage, ImageError, LimitExceeded, UnsupportedFeature
@@ -245,7 +245,8 @@ def test_through_qcow2(xfs_images: dict[str, tuple[Path, Tree]], tmp_path: Path)
                    check=True)
     with imgscan.open(qcow2) as img:
         fs = XfsFileSystem(img.read, 0, img.virtual_size, "xfs.qcow2")
-        for path in ("/frag", "/big", "/holes", "/bdir/entry_with_a_rather_long_name_number_002999"):
+        for path in ("/frag", "/big", "/holes",
+                     "/bdir/entry_with_a_rather_long_name_number_002999"):
             assert hashlib.sha256(fs.read_file(path)).hexdigest() == expected[path][2]
 
 
@@ -322,22 +323,23 @@ def _boundary(monkeypatch: pytest.MonkeyPatch, cap: str, value: int,
     assert isinstance(exc.value.offset, int)
 
 
-def test_fork_extents_cap(xfs_images: dict[str, tuple[Path, Tree]],
-                          monkeypatch: pytest.MonkeyPatch) -> None:
+def _frag_cap(xfs_images: dict[str, tuple[Path, Tree]], monkeypatch: pytest.MonkeyPatch,
+              cap: str, field: str) -> None:
+    """``cap`` at the value xfs_db shows in ``field`` of /frag's inode (a btree fork)."""
     image, _ = xfs_images["v5"]
     ino = ino_by_db(image, "/frag")
-    count = int(xfs_db_fields(image, ino, "core.nextents")["core.nextents"])
-    _boundary(monkeypatch, "XFS_MAX_FORK_EXTENTS", count,
-              lambda: open_fs(image).read_file("/frag", 0, 10))
+    value = int(xfs_db_fields(image, ino, field)[field])
+    _boundary(monkeypatch, cap, value, lambda: open_fs(image).read_file("/frag", 0, 10))
+
+
+def test_fork_extents_cap(xfs_images: dict[str, tuple[Path, Tree]],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    _frag_cap(xfs_images, monkeypatch, "XFS_MAX_FORK_EXTENTS", "core.nextents")
 
 
 def test_bmbt_depth_cap(xfs_images: dict[str, tuple[Path, Tree]],
                         monkeypatch: pytest.MonkeyPatch) -> None:
-    image, _ = xfs_images["v5"]
-    ino = ino_by_db(image, "/frag")
-    level = int(xfs_db_fields(image, ino, "u3.bmbt.level")["u3.bmbt.level"])
-    _boundary(monkeypatch, "XFS_MAX_BMBT_DEPTH", level,
-              lambda: open_fs(image).read_file("/frag", 0, 10))
+    _frag_cap(xfs_images, monkeypatch, "XFS_MAX_BMBT_DEPTH", "u3.bmbt.level")
 
 
 def test_directory_bytes_cap(xfs_images: dict[str, tuple[Path, Tree]],
