@@ -189,7 +189,7 @@ class XfsFileSystem(FileSystem):
         self._dirty = None
         self._superblock()
         FileSystem.__init__(self, self.name, self.sb["sb_rootino"])
-        self._check_ino(self.root, XFS_DSB.offset("sb_rootino"), "sb_rootino")
+        self._check_ino(self.root, offset + XFS_DSB.offset("sb_rootino"), "XFS superblock")
 
     # -- bytes ----------------------------------------------------------------------
     def _bytes(self, pos, length, structure):
@@ -404,7 +404,7 @@ class XfsFileSystem(FileSystem):
             if h is not None and h["bb_owner"] != node.ino:
                 raise CorruptImage(self.name, "bmap btree block", at,
                                    f"owned by inode {h['bb_owner']}, not {node.ino}")
-            if lvl != want or count > (leaf_max if lvl == 0 else node_max):
+            if lvl != want or not 0 < count <= (leaf_max if lvl == 0 else node_max):
                 raise CorruptImage(self.name, "bmap btree block", at,
                                    f"level {lvl} with {count} records where level {want} was due")
             if lvl:
@@ -572,9 +572,10 @@ class XfsFileSystem(FileSystem):
             first = start // per
             if blocks and blocks[-1] == first:
                 first += 1
-            blocks.extend(range(first, (end + per - 1) // per))
-            limits.enforce(len(blocks) * dbs, "XFS_MAX_DIRECTORY_BYTES", self.name, where,
-                           node.at, "directory bytes")
+            stop = (end + per - 1) // per
+            limits.enforce((len(blocks) + max(stop - first, 0)) * dbs, "XFS_MAX_DIRECTORY_BYTES",
+                           self.name, where, node.at, "directory bytes")
+            blocks.extend(range(first, stop))
         out = []
         for blk in blocks:
             data = bytes(self._fork_bytes(node, blk * dbs, dbs, where))
