@@ -105,6 +105,15 @@ def reader_tree(fs: XfsFileSystem) -> Tree:
     return tree
 
 
+def assert_same_tree(got: Tree, expected: Tree) -> None:
+    assert got.keys() == expected.keys()
+    for path, (kind, size, what) in expected.items():
+        if kind == "dir":        # directory sizes are the filesystem's own bookkeeping
+            assert got[path][0] == "dir", path
+        else:
+            assert got[path] == (kind, size, what), path
+
+
 @pytest.fixture(scope="session")
 def xfs_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Tree]]:
     """The layout on a v5 volume with its read-only mounted view, and on a v4 volume (which
@@ -152,13 +161,7 @@ def test_tree_equals_the_mounted_view(xfs_images: dict[str, tuple[Path, Tree]],
                                       version: str) -> None:
     image, expected = xfs_images[version]
     fs = open_fs(image)
-    got = reader_tree(fs)
-    assert got.keys() == expected.keys()
-    for path, (kind, size, what) in expected.items():
-        if kind == "dir":        # directory sizes are the filesystem's own bookkeeping
-            assert got[path][0] == "dir", path
-        else:
-            assert got[path] == (kind, size, what), path
+    assert_same_tree(reader_tree(fs), expected)
     assert len(fs.listdir("/node")) == NODE_DIR_ENTRIES + 1
     if version == "v5":
         assert len(fs.listdir("/bdir")) == BTREE_DIR_ENTRIES
@@ -235,6 +238,25 @@ def test_dirty_log(dirty_image: Path) -> None:
                               text=True).stdout
     assert "<DIRTY>" in logprint
     assert open_fs(dirty_image).facts()["dirty"] is True
+
+
+@pytest.mark.parametrize("opts", [("-i", "nrext64=1"), ("-b", "size=1024", "-n", "size=8192")],
+                         ids=["nrext64", "1k-blocks-8k-dirblocks"])
+def test_geometry_variants(tmp_path: Path, opts: tuple[str, ...]) -> None:
+    """64-bit extent counters, and directory blocks of several filesystem blocks."""
+    image = mkfs(tmp_path / "variant.img", *opts)
+    with mounted(image) as mnt:
+        (mnt / "dir").mkdir()
+        for i in range(3000):
+            (mnt / "dir" / f"a_name_of_some_length_{i:05d}").touch()
+        with open(mnt / "frag", "wb") as f:
+            for i in range(300):
+                f.seek(i * 8192)
+                f.write(bytes([i % 251 + 1]) * 1024)
+        os.symlink(LONG_TARGET, mnt / "long")
+    fs = open_fs(image)
+    assert_same_tree(reader_tree(fs), mounted_tree(image))
+    assert fs.stat("/frag").size == 299 * 8192 + 1024
 
 
 @needs_qemu
