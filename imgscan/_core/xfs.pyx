@@ -24,6 +24,9 @@ and error offsets are disk offsets.
   directory for lookups.
 * The log is clean when the last record before its head is an unmount record.
 
+Version 5 metadata is checked against its CRC-32C (superblock, inodes, bmap btree
+blocks, directory data blocks, remote symlink blocks), as the kernel's verifiers do.
+
 Every claimed count is bounded before it sizes anything: fork extents by
 ``limits.XFS_MAX_FORK_EXTENTS``, btree depth by ``limits.XFS_MAX_BMBT_DEPTH``,
 directory bytes by ``limits.XFS_MAX_DIRECTORY_BYTES``; blocks are checked
@@ -41,6 +44,7 @@ from imgscan import limits
 from imgscan.errors import CorruptImage, TruncatedImage, UnsupportedFeature
 
 from .binary cimport be16, be32, be64
+from .crc32c import crc32c_with_zeroed_field
 from .c_xfs import *  # noqa: F403  the structures and constants, named as the spec names them
 from .fsapi import DirEntry, FileSystem, Stat, kind_of_mode
 
@@ -236,6 +240,8 @@ class XfsFileSystem(FileSystem):
             raise CorruptImage(name, "XFS superblock", self.offset + XFS_DSB.offset(bad),
                                f"impossible geometry ({bad})")
         if self.version == XFS_SB_VERSION_5:
+            sector = self._bytes(0, sb["sb_sectsize"], "XFS superblock")
+            self._verify(sector, XFS_DSB.offset("sb_crc"), "XFS superblock", self.offset)
             incompat = sb["sb_features_incompat"]
             unknown = incompat & ~XFS_SB_FEAT_INCOMPAT_KNOWN
             if unknown:
@@ -258,6 +264,13 @@ class XfsFileSystem(FileSystem):
         self.dirblock_size = self.block_size << sb["sb_dirblklog"]
         self.crc = self.version == XFS_SB_VERSION_5
         self.dir_header = (XFS_DIR3_DATA_HDR if self.crc else XFS_DIR2_DATA_HDR).size
+
+    def _verify(self, data, field, structure, at):
+        """Refuse v5 metadata whose little-endian CRC-32C at ``field`` does not match."""
+        stored = int.from_bytes(data[field:field + 4], "little")
+        if crc32c_with_zeroed_field(data, field) != stored:
+            raise CorruptImage(self.name, structure, None if at is None else at + field,
+                               "CRC mismatch")
 
     # -- addresses ------------------------------------------------------------------
     def _fsb(self, fsb, count, structure):
@@ -294,6 +307,8 @@ class XfsFileSystem(FileSystem):
         if core is None or core["di_version"] not in (_V5_INODES if self.crc else _V4_INODES):
             raise CorruptImage(self.name, f"inode {ino}", at + _DINODE_VERSION,
                                "inode version does not match the superblock")
+        if self.crc:
+            self._verify(raw, XFS_DINODE.offset("di_crc"), f"inode {ino}", at)
         big = self.crc and core["di_flags2"] & XFS_DIFLAG2_NREXT64
         nextents = core["di_big_nextents"] if big else core["di_nextents"]
         forkoff = core["di_forkoff"] * 8
@@ -399,6 +414,8 @@ class XfsFileSystem(FileSystem):
             h = XFS_BMBT_BLOCK.unpack(blk) if self.crc else None
             if blk[:4] != magic:
                 raise CorruptImage(self.name, "bmap btree block", at, "bad magic")
+            if self.crc:
+                self._verify(blk, XFS_BMBT_BLOCK.offset("bb_crc"), "bmap btree block", at)
             lvl = be_u16(blk, XFS_BMBT_BLOCK.offset("bb_level"))
             count = be_u16(blk, XFS_BMBT_BLOCK.offset("bb_numrecs"))
             if h is not None and h["bb_owner"] != node.ino:
@@ -486,6 +503,8 @@ class XfsFileSystem(FileSystem):
         while got < node.size:
             blk = self._fork_bytes(node, block * bs, bs, where)
             hdr = XFS_DSYMLINK_HDR.unpack(blk)
+            if hdr["sl_magic"] == XFS_SYMLINK_MAGIC:
+                self._verify(blk, XFS_DSYMLINK_HDR.offset("sl_crc"), where, None)
             if hdr["sl_magic"] != XFS_SYMLINK_MAGIC or hdr["sl_offset"] != got \
                     or not 0 < hdr["sl_bytes"] <= min(room, node.size - got):
                 raise CorruptImage(self.name, where, None,
@@ -602,6 +621,7 @@ class XfsFileSystem(FileSystem):
         if magic[2:] == b"B3" or magic[2:] == b"D3":
             if not self.crc:
                 raise CorruptImage(self.name, where, None, f"block {blk}: a v5 block on v4")
+            self._verify(data, XFS_DIR3_DATA_HDR.offset("crc"), f"{where} block {blk}", None)
         elif self.crc:
             raise CorruptImage(self.name, where, None, f"block {blk}: a v4 block on v5")
         if end < start:

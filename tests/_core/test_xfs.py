@@ -38,6 +38,7 @@ from oracles import needs_qemu
 import imgscan
 from imgscan import limits
 from imgscan._core.c_xfs import XFS_DINODE, XFS_DSB
+from imgscan._core.crc32c import crc32c_with_zeroed_field
 from imgscan._core.fsapi import FileNotFound
 from imgscan._core.xfs import XfsFileSystem
 from imgscan.errors import CorruptImage, ImageError, LimitExceeded, UnsupportedFeature
@@ -285,10 +286,17 @@ def test_volume_at_an_offset(xfs_images: dict[str, tuple[Path, Tree]]) -> None:
 
 
 # -- hostile volumes --------------------------------------------------------------------------
-def patched(image: Path, *edits: tuple[int, bytes]) -> XfsFileSystem:
+def patched(image: Path, *edits: tuple[int, bytes],
+            resum: tuple[int, int, int] | None = None) -> XfsFileSystem:
+    """``image`` with ``edits`` written over it; ``resum`` = (start, length, CRC field) of a
+    v5 structure whose CRC-32C is made right again, so the edit reaches the check behind it."""
     data = bytearray(image.read_bytes())
     for pos, raw in edits:
         data[pos:pos + len(raw)] = raw
+    if resum is not None:
+        start, length, field = resum
+        crc = crc32c_with_zeroed_field(bytes(data[start:start + length]), field)
+        data[start + field:start + field + 4] = crc.to_bytes(4, "little")
     frozen = bytes(data)
     return XfsFileSystem(lambda o, n: frozen[o:o + n], 0, len(frozen), "bad.img")
 
@@ -303,7 +311,8 @@ def test_unknown_incompat_feature_refused(xfs_images: dict[str, tuple[Path, Tree
     at = XFS_DSB.offset("sb_features_incompat")
     current = int.from_bytes(image.read_bytes()[at:at + 4], "big")
     with pytest.raises(UnsupportedFeature, match="incompatible features 0x40000000") as exc:
-        patched(image, (at, (current | 1 << 30).to_bytes(4, "big")))
+        patched(image, (at, (current | 1 << 30).to_bytes(4, "big")),
+                resum=(0, 512, XFS_DSB.offset("sb_crc")))
     assert exc.value.offset == at
 
 
@@ -313,6 +322,8 @@ def test_corrupt_structures(xfs_images: dict[str, tuple[Path, Tree]]) -> None:
         patched(image, (0, b"XXXX"))
     with pytest.raises(CorruptImage, match="geometry"):
         patched(image, (XFS_DSB.offset("sb_blocklog"), b"\x11"))
+    with pytest.raises(CorruptImage, match="superblock at offset 224: CRC mismatch"):
+        patched(image, (XFS_DSB.offset("sb_fname"), b"tampered"))
     ino = ino_by_db(image, "/node")
     at = inode_byte(image, ino)
     fs = patched(image, (at, b"NO"))
@@ -320,10 +331,16 @@ def test_corrupt_structures(xfs_images: dict[str, tuple[Path, Tree]]) -> None:
         fs.listdir("/node")
     huge = XFS_DINODE.offset("di_nextents")
     fs = patched(image, (at + huge, (0xFFFFFFFF).to_bytes(4, "big")))
+    with pytest.raises(CorruptImage, match="CRC mismatch"):
+        fs.listdir("/node")
+    fs = patched(image, (at + huge, (0xFFFFFFFF).to_bytes(4, "big")),
+                 resum=(at, 512, XFS_DINODE.offset("di_crc")))
     with pytest.raises(ImageError):
         fs.listdir("/node")
     frag = ino_by_db(image, "/frag")
-    fs = patched(image, (inode_byte(image, frag) + 176, b"\x00\x30"))     # bmbt root level 48
+    at = inode_byte(image, frag)
+    fs = patched(image, (at + XFS_DINODE.size, b"\x00\x30"),          # bmbt root level 48
+                 resum=(at, 512, XFS_DINODE.offset("di_crc")))
     with pytest.raises(LimitExceeded, match="XFS_MAX_BMBT_DEPTH"):
         fs.read_file("/frag")
     # truncated: the volume claims more than the reader holds
