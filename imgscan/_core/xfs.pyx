@@ -443,14 +443,14 @@ class XfsFileSystem(FileSystem):
         return m
 
     def _fork_bytes(self, node, pos, length, structure):
-        """``length`` bytes of ``node``'s data fork from byte ``pos``: holes and unwritten
-        extents read as zeros."""
+        """``length`` bytes (bytes or bytearray) of ``node``'s data fork from byte ``pos``:
+        holes and unwritten extents read as zeros."""
         cdef uint64_t[::1] m = self._map(node)
         cdef Py_ssize_t n = m.shape[0] // _EXT_COLS, i
         cdef uint64_t first
-        out = bytearray(length)
         if length == 0 or n == 0:
-            return out
+            return bytearray(length)
+        out = bytearray()
         bs = self.block_size
         first, last = pos // bs, (pos + length - 1) // bs
         with nogil:
@@ -460,9 +460,14 @@ class XfsFileSystem(FileSystem):
             if not m[4 * i + 3]:
                 lo, hi = max(start * bs, pos), min((start + count) * bs, pos + length)
                 disk = self._fsb(fsb, count, structure)
-                out[lo - pos:hi - pos] = self._bytes(disk + lo - start * bs, hi - lo, structure)
+                data = self._bytes(disk + lo - start * bs, hi - lo, structure)
+                if hi - lo == length:
+                    return data               # one extent holds it all: no copy
+                if not out:
+                    out = bytearray(length)
+                out[lo - pos:hi - pos] = data
             i += 1
-        return out
+        return out or bytearray(length)
 
     # -- primitives -----------------------------------------------------------------
     def _stat(self, ino):
@@ -474,7 +479,8 @@ class XfsFileSystem(FileSystem):
         node = self._inode(ino)
         if node.format == XFS_DINODE_FMT_LOCAL:
             return bytes(node.fork[offset:offset + length]).ljust(length, b"\0")
-        return bytes(self._fork_bytes(node, offset, length, f"inode {ino} data"))
+        data = self._fork_bytes(node, offset, length, f"inode {ino} data")
+        return data if type(data) is bytes else bytes(data)
 
     def _readlink(self, ino):
         node = self._inode(ino)
