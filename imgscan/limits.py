@@ -262,6 +262,16 @@ EXT4_MAX_MAP_BLOCKS = 65536
 #: Largest ext4 directory read for one listing or lookup (a million entries with 40-byte
 #: names is about 48 MiB; a directory is read whole, so this bounds the memory it takes).
 EXT4_MAX_DIRECTORY_BYTES = 64 * 1024 * 1024
+#: Most extents decoded for one XFS fork (32 bytes each in memory: 32 MiB at the cap). A
+#: file in a million pieces is far past anything a guest's system files are; the on-disk
+#: count (2^31 or 2^48 with nrext64) would otherwise size the map.
+XFS_MAX_FORK_EXTENTS = 1024 * 1024
+#: Most levels of an XFS bmap btree: a 4 KiB-block fork of 2^31 extents needs 5 (about 250
+#: pointers a node); 12 still covers 2^48 extents in half-full 512-byte v4 blocks.
+XFS_MAX_BMBT_DEPTH = 12
+#: Most directory data bytes read for one XFS listing or lookup index (a million entries
+#: of 32-byte names fill about 64 MiB of data blocks).
+XFS_MAX_DIRECTORY_BYTES = 256 * 1024 * 1024
 
 # Windows guest inspection (imgscan/guest/) ------------------------------------------
 #: Largest registry hive read into memory (real SOFTWARE hives reach 100-200 MiB;

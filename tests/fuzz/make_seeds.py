@@ -380,10 +380,35 @@ def corpus(out: Path, work: Path) -> None:
                 (out / "partitions" / name).write_bytes(data)
 
 
+def xfs(b: Builder) -> None:
+    """v5 and v4 volumes made by ``mkfs.xfs -p`` from a small tree: short-form, block and
+    leaf directories, inline and remote symlinks (sparse inputs under 500 KiB). mkfs.xfs
+    6.1 writes v5 remote symlink blocks without their header, so the v5 seed's long link
+    is refused as corrupt: that path is fuzzed too."""
+    from helpers.xfs_images import LONG_TARGET, mkfs, protofile
+    if shutil.which("mkfs.xfs") is None:
+        print("make_seeds: mkfs.xfs not installed, seeds left out", file=sys.stderr)
+        return
+    src = b.work / "tree"
+    for name, count in (("sf", 3), ("blk", 40), ("leaf", 300)):
+        (src / name).mkdir(parents=True)
+        for i in range(count):
+            (src / name / f"file_{i:04d}").write_bytes(b"%d\n" % i)
+    (src / "short").symlink_to("sf/file_0001")
+    (src / "long").symlink_to(LONG_TARGET)
+    proto = b.work / "proto"
+    proto.write_text(protofile(src))
+    for name, opts in (("v5.img", ()), ("v4.img", ("-m", "crc=0"))):
+        image = mkfs(b.work / name, "-p", str(proto), *opts, size=300 << 20)
+        b.seed(name, image.read_bytes())
+        image.unlink()
+
+
 BUILDERS: dict[str, Callable[[Builder], None]] = {
     "qcow2": qcow2, "qcow": qcow, "vhd": vhd, "vhdx": vhdx, "vmdk": vmdk, "vdi": vdi,
     "qed": qed, "luks": luks, "iso": iso, "zvhd": zvhd, "raw": raw,
     "partitions": partitions, "ntfs": ntfs, "ext4": ext4, "regf": regf, "windows": windows,
+    "xfs": xfs,
 }
 
 

@@ -19,6 +19,9 @@ from .volume cimport (
 from .. import c_ext4 as _ext
 from ..c_luks import LUKS1_PHDR, LUKS2_HDR, LUKS_MAGIC, LUKS_PREFIX, LUKS_SECTOR_SIZE
 from .volume import USAGE_CRYPTO, USAGE_FILESYSTEM, USAGE_OTHER, USAGE_RAID, Volume
+from .. import c_xfs
+
+_xfs = c_xfs.XFS_DSB.offset
 
 # LUKS ---------------------------------------------------------------------
 # The headers are c_luks's declarations (shared with the LUKS reader), as the
@@ -59,15 +62,21 @@ SWAP_VERSION, SWAP_LAST_PAGE, SWAP_UUID, SWAP_LABEL = 0, 4, 12, 28
 SWAP_LABEL_LENGTH = 16
 
 # XFS ----------------------------------------------------------------------
-XFS_MAGIC = b"XFSB"
-XFS_BLOCKSIZE, XFS_DBLOCKS, XFS_UUID, XFS_LOGSTART = 4, 8, 32, 48
-XFS_REXTSIZE, XFS_AGBLOCKS, XFS_AGCOUNT, XFS_LOGBLOCKS = 80, 84, 88, 96
-XFS_VERSIONNUM, XFS_SECTSIZE, XFS_INODESIZE, XFS_FNAME = 100, 102, 104, 108
-XFS_BLOCKLOG, XFS_SECTLOG, XFS_INODELOG, XFS_INOPBLOG, XFS_IMAX_PCT = 120, 121, 122, 123, 127
-XFS_SB_BYTES = 128
-XFS_VERSION_MASK = 0x000F
-XFS_MIN_AG_BLOCKS = 64
-XFS_MIN_RTEXT, XFS_MAX_RTEXT = 4 * 1024, 1024 * 1024 * 1024
+# The superblock is declared once, in c_xfs; the probe reads these fields of it.
+XFS_MAGIC = c_xfs.XFS_SB_MAGIC
+XFS_BLOCKSIZE, XFS_DBLOCKS = _xfs("sb_blocksize"), _xfs("sb_dblocks")
+XFS_UUID, XFS_REXTSIZE = _xfs("sb_uuid"), _xfs("sb_rextsize")
+XFS_AGBLOCKS, XFS_AGCOUNT = _xfs("sb_agblocks"), _xfs("sb_agcount")
+XFS_VERSIONNUM, XFS_SECTSIZE = _xfs("sb_versionnum"), _xfs("sb_sectsize")
+XFS_INODESIZE, XFS_FNAME = _xfs("sb_inodesize"), _xfs("sb_fname")
+XFS_FNAME_LENGTH = c_xfs.XFS_DSB.field_size("sb_fname")
+XFS_BLOCKLOG, XFS_SECTLOG = _xfs("sb_blocklog"), _xfs("sb_sectlog")
+XFS_INODELOG, XFS_INOPBLOG = _xfs("sb_inodelog"), _xfs("sb_inopblog")
+XFS_IMAX_PCT = _xfs("sb_imax_pct")
+XFS_SB_BYTES = c_xfs.XFS_DSB.end("sb_imax_pct")
+XFS_VERSION_MASK = c_xfs.XFS_SB_VERSION_NUMBITS
+XFS_MIN_AG_BLOCKS = c_xfs.XFS_MIN_AG_BLOCKS
+XFS_MIN_RTEXT, XFS_MAX_RTEXT = c_xfs.XFS_MIN_RTEXTSIZE, c_xfs.XFS_MAX_RTEXTSIZE
 
 # ext2/3/4: offsets, magics and features from the one declaration in c_ext4 --------
 EXT_SB = _ext.SUPERBLOCK_OFFSET
@@ -308,7 +317,7 @@ cdef object probe_xfs(Probe p):
         return None
     label = None
     if h[XFS_FNAME] != 0:
-        label = label8(h[XFS_FNAME:XFS_FNAME + 12])
+        label = label8(h[XFS_FNAME:XFS_FNAME + XFS_FNAME_LENGTH])
     return Volume("xfs", label=label, uuid=uuid_or_none(h[XFS_UUID:XFS_UUID + 16]),
                   size=dblocks * blocksize,
                   details={"block_size": blocksize, "sector_size": sectsize,
