@@ -262,16 +262,7 @@ class FatVolume:
         """Every entry of a directory (the root when ``cluster`` is None or 0), ``.``
         and ``..`` included, deleted entries and the volume label left out. A long name
         is taken only where its checksum matches the short entry it precedes."""
-        if cluster is None or cluster == 0:
-            if self.bits == 32:
-                chain = self.chain(self.root_cluster, limits.FAT_MAX_DIRECTORY_BYTES)
-                data, where = self._read_clusters(chain), chain
-            else:
-                data = self._read(self.offset + self._root_dir_offset, self._root_dir_bytes)
-                where = None
-        else:
-            chain = self.chain(cluster, limits.FAT_MAX_DIRECTORY_BYTES)
-            data, where = self._read_clusters(chain), chain
+        data, where = self._directory_bytes(cluster)
         out = []
         lfn: list[str] = []
         lfn_sum = -1
@@ -311,6 +302,16 @@ class FatVolume:
             out.append(FatEntry(name, short, attr, first, e["file_size"],
                                 e["wrt_date"], e["wrt_time"], at))
         return out
+
+    def _directory_bytes(self, cluster: int | None) -> tuple[bytes, list[int] | None]:
+        """A directory's bytes, at most ``limits.FAT_MAX_DIRECTORY_BYTES`` (entries past it
+        are not listed), and the clusters holding them (None for the FAT12/16 root, which
+        lies in its own area)."""
+        if (cluster is None or cluster == 0) and self.bits != 32:
+            return self._read(self.offset + self._root_dir_offset, self._root_dir_bytes), None
+        cap = limits.FAT_MAX_DIRECTORY_BYTES
+        chain = self.chain(cluster or self.root_cluster, cap)
+        return self._read_clusters(chain)[:cap], chain
 
     def entry_at(self, vol_offset: int) -> FatEntry:
         """The short directory entry at ``vol_offset`` (its names left empty)."""
@@ -359,11 +360,7 @@ class FatVolume:
         return raw.decode("cp437").rstrip(" ") or None
 
     def _root_label(self) -> bytes | None:
-        if self.bits == 32:
-            chain = self.chain(self.root_cluster, limits.FAT_MAX_DIRECTORY_BYTES)
-            data = self._read_clusters(chain)
-        else:
-            data = self._read(self.offset + self._root_dir_offset, self._root_dir_bytes)
+        data, _ = self._directory_bytes(None)
         for pos in range(0, len(data) - DIR_ENTRY.size + 1, DIR_ENTRY.size):
             if data[pos] == ENTRY_END:
                 break
