@@ -100,11 +100,24 @@ LFN_ENTRY = CStruct("FAT long name entry", "<", [
     ("fst_clus_lo", "H"),
     ("name3", "4s"),
 ])
+#: An entry's 8.3 name: ``name`` and ``extension``, 11 bytes padded with spaces.
+SHORT_NAME_LENGTH = DIR_ENTRY.end("extension")
+#: ``name[0]`` 0x05 stands for a name whose first byte is 0xE5 (a free entry's mark).
+SHORT_NAME_E5 = 0x05
+#: ``nt_res`` bits (Windows NT): the 8.3 base name, extension, is shown in lower case.
+NT_RES_LOWER_BASE = 0x08
+NT_RES_LOWER_EXT = 0x10
+#: ``boot_signature`` values of an extended BPB holding ``volume_id`` (and, for 0x29,
+#: ``volume_label`` and ``file_system_type``).
+EXTENDED_BOOT_SIGNATURES = (0x28, 0x29)
+#: The label of a volume that has none.
+NO_NAME = b"NO NAME    "
 #: The LFN entry's name parts, in order (5 + 6 + 2 UTF-16 units).
 LFN_NAME_FIELDS = ("name1", "name2", "name3")
 #: In ``ord``: this entry holds the last part of the name (and comes first).
 LFN_LAST = 0x40
 
+ATTR_READ_ONLY = 0x01
 ATTR_VOLUME_ID = 0x08
 ATTR_DIRECTORY = 0x10
 #: READ_ONLY | HIDDEN | SYSTEM | VOLUME_ID: the attribute byte of an LFN entry.
@@ -116,5 +129,8 @@ ENTRY_FREE = 0xE5
 ENTRY_END = 0x00
 
 FIRST_CLUSTER = 2
+#: ``wrt_date``: day (1-31) in bits 0-4, month (1-12) in 5-8, years since 1980 in 9-15;
+#: ``wrt_time``: seconds / 2 in bits 0-4, minutes in 5-10, hours in 11-15 (local time).
+FAT_EPOCH_YEAR = 1980
 #: A FAT32 entry's cluster number is its low 28 bits.
 FAT32_CLUSTER_MASK = 0x0FFFFFFF

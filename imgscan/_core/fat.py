@@ -15,8 +15,10 @@ structure and the disk offset.
 
 from __future__ import annotations
 
+import calendar
+
 from imgscan import limits
-from imgscan.errors import CorruptImage
+from imgscan.errors import CorruptImage, TruncatedImage
 
 from . import c_fat
 from .c_fat import (
@@ -29,10 +31,17 @@ from .c_fat import (
     DIR_ENTRY,
     ENTRY_END,
     ENTRY_FREE,
+    EXTENDED_BOOT_SIGNATURES,
+    FAT_EPOCH_YEAR,
     FIRST_CLUSTER,
     LFN_ENTRY,
     LFN_LAST,
     LFN_NAME_FIELDS,
+    NO_NAME,
+    NT_RES_LOWER_BASE,
+    NT_RES_LOWER_EXT,
+    SHORT_NAME_E5,
+    SHORT_NAME_LENGTH,
 )
 
 TYPE_CHECKING = False
@@ -48,6 +57,71 @@ SECTOR_SIZES = (512, 1024, 2048, 4096)
 #: Per FAT width: the value a chain entry reads past the FAT, and the first end-of-chain mark.
 FAT_PAST_END = {12: 0xFFF, 16: 0xFFFF, 32: c_fat.FAT32_CLUSTER_MASK}
 END_OF_CHAIN = {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}
+ATTR_OFFSET = DIR_ENTRY.offset("attr")
+#: 8.3 names are in the OEM code page; Linux's and mtools' default is 437.
+OEM_CODEPAGE = "cp437"
+
+
+class FatEntry:
+    """One short directory entry with the long name before it: ``name`` (the long name,
+    else the 8.3 one), ``short`` (the 8.3 name), attributes, first cluster, size, the
+    raw modification date and time, and ``offset``, the entry's volume offset."""
+
+    __slots__ = ("attr", "first_cluster", "name", "offset", "short", "size", "wrt_date",
+                 "wrt_time")
+
+    def __init__(self, name: str, short: str, attr: int, first_cluster: int, size: int,
+                 wrt_date: int, wrt_time: int, offset: int) -> None:
+        self.name = name
+        self.short = short
+        self.attr = attr
+        self.first_cluster = first_cluster
+        self.size = size
+        self.wrt_date = wrt_date
+        self.wrt_time = wrt_time
+        self.offset = offset
+
+    @property
+    def is_dir(self) -> bool:
+        return bool(self.attr & ATTR_DIRECTORY)
+
+    @property
+    def mtime(self) -> int | None:
+        """The modification time in seconds since the epoch (the stored local time read
+        as UTC, as Linux's ``tz=UTC`` mount does), None when it is no valid date."""
+        return fat_time(self.wrt_date, self.wrt_time)
+
+
+def fat_time(date: int, time: int) -> int | None:
+    """A FAT date and time as seconds since the epoch, None when not a valid date."""
+    day, month, year = date & 0x1F, (date >> 5) & 0xF, FAT_EPOCH_YEAR + (date >> 9)
+    hour, minute, second = time >> 11, (time >> 5) & 0x3F, (time & 0x1F) * 2
+    if not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(year, month)[1] \
+            or hour > 23 or minute > 59 or second > 59:
+        return None
+    return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+
+
+def short_name(raw: bytes, nt_res: int) -> str:
+    """The 8.3 name of an entry's 11 name bytes: ``BASE.EXT``, in lower case where
+    ``nt_res`` says so."""
+    if raw[0] == SHORT_NAME_E5:
+        raw = bytes((ENTRY_FREE,)) + raw[1:]
+    base = raw[:8].decode(OEM_CODEPAGE).rstrip(" ")
+    ext = raw[8:SHORT_NAME_LENGTH].decode(OEM_CODEPAGE).rstrip(" ")
+    if nt_res & NT_RES_LOWER_BASE:
+        base = base.lower()
+    if nt_res & NT_RES_LOWER_EXT:
+        ext = ext.lower()
+    return base + ("." + ext if ext else "")
+
+
+def short_name_checksum(raw: bytes) -> int:
+    """fatgen103's checksum of an 11-byte 8.3 name, which its LFN entries carry."""
+    s = 0
+    for b in raw[:SHORT_NAME_LENGTH]:
+        s = (((s & 1) << 7) + (s >> 1) + b) & 0xFF
+    return s
 
 
 class FatVolume:
@@ -64,13 +138,14 @@ class FatVolume:
                 bs[c_fat.BOOT_SIGNATURE_OFFSET:BOOT_SECTOR_SIZE] != c_fat.BOOT_SIGNATURE:
             raise self._corrupt("boot sector", c_fat.BOOT_SIGNATURE_OFFSET,
                                 "no 0x55AA boot signature")
+        self._boot = bs
         bpb = BPB.unpack(bs)
         self.sector_size = bpb["bytes_per_sector"]
         spc = bpb["sectors_per_cluster"]
         if self.sector_size not in SECTOR_SIZES or spc == 0 or spc & (spc - 1):
             raise self._corrupt("boot sector", BPB.offset("bytes_per_sector"),
                                 f"bytes/sector {self.sector_size}, sectors/cluster {spc}")
-        self.cluster_size = self.sector_size * spc
+        self.cluster_size: int = self.sector_size * spc
         reserved = bpb["reserved_sector_count"]
         fats = bpb["num_fats"]
         root_entries = bpb["root_entry_count"]
@@ -78,7 +153,7 @@ class FatVolume:
         fat_size = bpb["fat_size_16"] or c_fat.FAT32_BOOT_SECTOR.field(bs, "fat_size_32")
         root_sectors = (root_entries * DIR_ENTRY.size + self.sector_size - 1) // self.sector_size
         self.fat_offset = reserved * self.sector_size
-        self.data_offset = (reserved + fats * fat_size + root_sectors) * self.sector_size
+        self.data_offset: int = (reserved + fats * fat_size + root_sectors) * self.sector_size
         if fats == 0 or fat_size == 0 or total * self.sector_size > size \
                 or self.data_offset >= total * self.sector_size:
             raise self._corrupt("boot sector", BPB.offset("reserved_sector_count"),
@@ -118,13 +193,17 @@ class FatVolume:
             return v
         return v >> 4 if cluster & 1 else v & 0xFFF
 
-    def _chain(self, first: int, limit: int) -> bytes:
-        """The bytes of the cluster chain starting at ``first``, at most ``limit``."""
-        out = bytearray()
+    def chain(self, first: int, limit: int) -> list[int]:
+        """The clusters of the chain starting at ``first`` that hold its first ``limit``
+        bytes. A chain is followed at most once round: a cluster reached twice (a loop)
+        or outside the data area is a :class:`CorruptImage`, so the walk is bounded by
+        ``limit`` and by the volume's cluster count."""
+        out: list[int] = []
         seen: set[int] = set()
         cluster = first
         end = END_OF_CHAIN[self.bits]
-        while len(out) < limit:
+        wanted = -(-limit // self.cluster_size)
+        while len(out) < wanted:
             if cluster < FIRST_CLUSTER or cluster >= FIRST_CLUSTER + self.clusters:
                 if cluster >= end and out:
                     break
@@ -134,38 +213,75 @@ class FatVolume:
                 raise self._corrupt("FAT chain", self.fat_offset,
                                     f"cluster {cluster} is reached twice: the chain loops")
             seen.add(cluster)
-            pos = self.data_offset + (cluster - FIRST_CLUSTER) * self.cluster_size
-            out += self._read(self.offset + pos, self.cluster_size)
+            out.append(cluster)
             cluster = self._next(cluster)
             if cluster >= end:
                 break
-        return bytes(out[:limit])
+        return out
+
+    def cluster_offset(self, cluster: int) -> int:
+        """The volume offset of data cluster ``cluster``."""
+        return self.data_offset + (cluster - FIRST_CLUSTER) * self.cluster_size
+
+    def _read_clusters(self, clusters: list[int]) -> bytes:
+        """The bytes of ``clusters``, adjacent ones read at once."""
+        out = bytearray()
+        i = 0
+        while i < len(clusters):
+            j = i + 1
+            while j < len(clusters) and clusters[j] == clusters[j - 1] + 1:
+                j += 1
+            out += self._read(self.offset + self.cluster_offset(clusters[i]),
+                              (j - i) * self.cluster_size)
+            i = j
+        return bytes(out)
+
+    def _chain(self, first: int, limit: int) -> bytes:
+        """The bytes of the cluster chain starting at ``first``, at most ``limit``."""
+        return self._read_clusters(self.chain(first, limit))[:limit]
+
+    def read_range(self, first: int, size: int, offset: int, length: int) -> bytes:
+        """``length`` bytes from ``offset`` of the ``size``-byte file whose chain starts at
+        ``first`` (both within its size); only the clusters holding them are read."""
+        end = min(size, offset + length)
+        if offset >= end:
+            return b""
+        chain = self.chain(first, end)
+        skip = offset // self.cluster_size
+        data = self._read_clusters(chain[skip:])
+        start = offset - skip * self.cluster_size
+        got = data[start:start + end - offset]
+        if len(got) < end - offset:
+            raise self._corrupt("FAT chain", self.fat_offset,
+                                f"the chain from cluster {first} holds {len(chain)} clusters, "
+                                f"short of the file's {size} bytes")
+        return got
 
     # -- directories -----------------------------------------------------------
-    def _entries(self, cluster: int | None) -> list[tuple[str, int, int, int]]:
-        """(long or short name, attributes, first cluster, size) of a directory."""
-        if cluster is None or cluster == 0:
-            if self.bits == 32:
-                data = self._chain(self.root_cluster, limits.FAT_MAX_DIRECTORY_BYTES)
-            else:
-                data = self._read(self.offset + self._root_dir_offset, self._root_dir_bytes)
-        else:
-            data = self._chain(cluster, limits.FAT_MAX_DIRECTORY_BYTES)
+    def directory(self, cluster: int | None) -> list[FatEntry]:
+        """Every entry of a directory (the root when ``cluster`` is None or 0), ``.``
+        and ``..`` included, deleted entries and the volume label left out. A long name
+        is taken only where its checksum matches the short entry it precedes."""
+        data, where = self._directory_bytes(cluster)
         out = []
         lfn: list[str] = []
+        lfn_sum = -1
         for pos in range(0, len(data) - DIR_ENTRY.size + 1, DIR_ENTRY.size):
-            e = DIR_ENTRY.unpack(data, pos)
             first_byte = data[pos]
             if first_byte == ENTRY_END:
                 break
             if first_byte == ENTRY_FREE:
                 lfn = []
                 continue
+            e = DIR_ENTRY.unpack(data, pos)
             attr = e["attr"]
             if attr & ATTR_LONG_NAME_MASK == ATTR_LONG_NAME:
-                if first_byte & LFN_LAST:
-                    lfn = []
                 long_entry = LFN_ENTRY.unpack(data, pos)
+                if first_byte & LFN_LAST:
+                    lfn, lfn_sum = [], long_entry["chksum"]
+                elif long_entry["chksum"] != lfn_sum:
+                    lfn = []
+                    continue
                 part = b"".join(long_entry[f] for f in LFN_NAME_FIELDS).decode(
                     "utf-16-le", "replace")
                 lfn.insert(0, part.split("\0", 1)[0].rstrip("\uffff"))
@@ -173,16 +289,86 @@ class FatVolume:
             if attr & ATTR_VOLUME_ID:
                 lfn = []
                 continue
-            if lfn:
-                name = "".join(lfn)
-            else:
-                base = e["name"].decode("latin-1").rstrip()
-                ext = e["extension"].decode("latin-1").rstrip()
-                name = base + ("." + ext if ext else "")
+            raw = bytes(data[pos:pos + SHORT_NAME_LENGTH])
+            short = short_name(raw, e["nt_res"])
+            name = "".join(lfn) if lfn and lfn_sum == short_name_checksum(raw) else short
             lfn = []
             first = (e["fst_clus_hi"] << 16 if self.bits == 32 else 0) | e["fst_clus_lo"]
-            out.append((name, attr, first, e["file_size"]))
+            if where is None:
+                at = self._root_dir_offset + pos
+            else:
+                at = self.cluster_offset(where[pos // self.cluster_size]) \
+                    + pos % self.cluster_size
+            out.append(FatEntry(name, short, attr, first, e["file_size"],
+                                e["wrt_date"], e["wrt_time"], at))
         return out
+
+    def _directory_bytes(self, cluster: int | None) -> tuple[bytes, list[int] | None]:
+        """A directory's bytes, at most ``limits.FAT_MAX_DIRECTORY_BYTES`` (entries past it
+        are not listed), and the clusters holding them (None for the FAT12/16 root, which
+        lies in its own area)."""
+        if (cluster is None or cluster == 0) and self.bits != 32:
+            return self._read(self.offset + self._root_dir_offset, self._root_dir_bytes), None
+        cap = limits.FAT_MAX_DIRECTORY_BYTES
+        chain = self.chain(cluster or self.root_cluster, cap)
+        return self._read_clusters(chain)[:cap], chain
+
+    def entry_at(self, vol_offset: int) -> FatEntry:
+        """The short directory entry at ``vol_offset`` (its names left empty)."""
+        data = self._read(self.offset + vol_offset, DIR_ENTRY.size)
+        if len(data) < DIR_ENTRY.size:
+            raise TruncatedImage(self.name, "FAT directory entry", self.offset + vol_offset,
+                                 "the volume ends inside the entry")
+        e = DIR_ENTRY.unpack(data)
+        first = (e["fst_clus_hi"] << 16 if self.bits == 32 else 0) | e["fst_clus_lo"]
+        return FatEntry("", "", e["attr"], first, e["file_size"], e["wrt_date"],
+                        e["wrt_time"], vol_offset)
+
+    def _entries(self, cluster: int | None) -> list[tuple[str, int, int, int]]:
+        """(long or short name, attributes, first cluster, size) of a directory."""
+        return [(e.name, e.attr, e.first_cluster, e.size) for e in self.directory(cluster)]
+
+    # -- volume facts ----------------------------------------------------------
+    @property
+    def fat_type(self) -> str:
+        """``FAT12``, ``FAT16`` or ``FAT32``."""
+        return f"FAT{self.bits}"
+
+    @property
+    def serial(self) -> str | None:
+        """The volume serial as blkid prints it (``XXXX-XXXX``), None without an
+        extended BPB."""
+        tail = c_fat.FAT32_BOOT_SECTOR if self.bits == 32 else c_fat.FAT16_BOOT_SECTOR
+        fields = tail.unpack(self._boot)
+        if fields["boot_signature"] not in EXTENDED_BOOT_SIGNATURES:
+            return None
+        s = fields["volume_id"]
+        return f"{s[3]:02X}{s[2]:02X}-{s[1]:02X}{s[0]:02X}"
+
+    @property
+    def label(self) -> str | None:
+        """The volume label: the root directory's label entry, else the extended BPB's
+        (``NO NAME`` is none), as blkid takes it."""
+        raw = self._root_label()
+        if raw is None:
+            tail = c_fat.FAT32_BOOT_SECTOR if self.bits == 32 else c_fat.FAT16_BOOT_SECTOR
+            fields = tail.unpack(self._boot)
+            if fields["boot_signature"] in EXTENDED_BOOT_SIGNATURES:
+                raw = fields["volume_label"]
+        if raw is None or raw == NO_NAME:
+            return None
+        return raw.decode("cp437").rstrip(" ") or None
+
+    def _root_label(self) -> bytes | None:
+        data, _ = self._directory_bytes(None)
+        for pos in range(0, len(data) - DIR_ENTRY.size + 1, DIR_ENTRY.size):
+            if data[pos] == ENTRY_END:
+                break
+            attr = data[pos + ATTR_OFFSET]
+            if data[pos] != ENTRY_FREE and attr & ATTR_LONG_NAME_MASK != ATTR_LONG_NAME \
+                    and attr & ATTR_VOLUME_ID:
+                return bytes(data[pos:pos + SHORT_NAME_LENGTH])
+        return None
 
     def _find(self, path: str) -> tuple[str, int, int, int] | None:
         parts = [p for p in path.replace("/", "\\").split("\\") if p]

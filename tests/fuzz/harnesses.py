@@ -28,6 +28,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from imgscan._core.fsapi import FileSystem
+
 #: Container formats with a harness of their own (a seed corpus and a run each).
 CONTAINER_FORMATS = ("qcow2", "qcow", "vhd", "vhdx", "vmdk", "vdi", "qed", "luks", "iso",
                      "zvhd", "raw")
@@ -49,6 +51,11 @@ SCRATCH_NAME = "fuzz.img"
 NTFS_PATHS = ("\\Windows\\System32\\config\\SYSTEM", "\\Windows\\System32\\config\\SOFTWARE",
               "\\windows\\system32\\CMD.EXE", "\\Boot\\BCD", "\\hiberfil.sys", "\\$MFT",
               "\\$UpCase", "\\missing\\file", "\\")
+
+#: The filesystem harnesses' walk: most directories listed and files read per input.
+WALK_MAX_DIRS = 64
+WALK_MAX_FILES = 256
+
 
 @contextlib.contextmanager
 def scratch_file(data: bytes) -> Iterator[str]:
@@ -214,6 +221,46 @@ def ext4(data: bytes) -> None:
                 continue
     except ImageError:
         pass
+def _walk(fs: FileSystem) -> None:
+    """Every directory of ``fs`` listed and every file read (its head and its tail),
+    breadth first, at most ``WALK_MAX_DIRS`` directories and ``WALK_MAX_FILES`` files;
+    a path that fails as a bad image is passed over."""
+    pending, dirs, files = ["/"], 0, 0
+    while pending and dirs < WALK_MAX_DIRS:
+        path = pending.pop(0)
+        dirs += 1
+        try:
+            entries = fs.listdir(path)
+        except ImageError:
+            continue
+        for e in entries:
+            child = f"{path.rstrip('/')}/{e.name}"
+            try:
+                st = fs.entry_stat(e)
+                if st.kind == "dir":
+                    pending.append(child)
+                elif st.kind == "file" and files < WALK_MAX_FILES:
+                    files += 1
+                    fs.read_file(child, 0, READ_LENGTH)
+                    fs.read_file(child, max(0, st.size - 100))
+            except ImageError:
+                continue
+
+
+def fatfs(data: bytes) -> None:
+    """A FAT12/16/32 volume (plain or sparse input) through the filesystem interface."""
+    from imgscan._core.fat_fs import FatFileSystem
+    size, read = _sparse_reader(data)
+    with contextlib.suppress(ImageError):
+        _walk(FatFileSystem(read, 0, size, "fuzz"))
+
+
+def ntfsfs(data: bytes) -> None:
+    """An NTFS volume (plain or sparse input) through the filesystem interface."""
+    from imgscan._core.ntfs_fs import NtfsFileSystem
+    size, read = _sparse_reader(data)
+    with contextlib.suppress(ImageError):
+        _walk(NtfsFileSystem(read, 0, size, "fuzz"))
 
 
 def regf(data: bytes) -> None:
@@ -280,6 +327,8 @@ HARNESSES: dict[str, Callable[[bytes], None]] = {
     "ntfs": ntfs,
     "ext4": ext4,
     "xfs": xfs,
+    "fatfs": fatfs,
+    "ntfsfs": ntfsfs,
     "regf": regf,
     "windows": windows,
 }

@@ -314,6 +314,28 @@ def ntfs(b: Builder) -> None:
             b.seed(f"{name}-{p['number']}", bytes(volume))
 
 
+#: FAT seeds: (name, mkfs.vfat options, MiB); one sector per cluster, so the volume's
+#: few files span many clusters.
+FAT_SEEDS = (("fat12.img", ("-F", "12", "-s", "1"), 1), ("fat16.img", ("-F", "16", "-s", "1"), 3),
+             ("fat32.img", ("-F", "32", "-s", "1"), 34))
+
+
+def fatfs(b: Builder) -> None:
+    src = b.work / "src"
+    (src / "Sub dir" / "Deeper").mkdir(parents=True)
+    (src / "hello.txt").write_bytes(b"hello\n")
+    (src / "empty").write_bytes(b"")
+    (src / "Sub dir" / "A long name.txt").write_bytes(b"long\n")
+    (src / "Sub dir" / "Deeper" / "blocks.bin").write_bytes(bytes(range(256)) * 24)
+    for name, opts, mib in FAT_SEEDS:
+        path = b.work / name
+        with path.open("wb") as f:
+            f.truncate(mib << 20)
+        if b.tool("mkfs.vfat", *opts, "-n", "SEED", name) and \
+                b.tool("mcopy", "-s", "-i", name, *map(str, sorted(src.iterdir())), "::/"):
+            b.seed(name, path.read_bytes())
+
+
 def windows(b: Builder) -> None:
     for name, data, volumes in _windows_disks():
         for p in volumes:
@@ -408,7 +430,7 @@ BUILDERS: dict[str, Callable[[Builder], None]] = {
     "qcow2": qcow2, "qcow": qcow, "vhd": vhd, "vhdx": vhdx, "vmdk": vmdk, "vdi": vdi,
     "qed": qed, "luks": luks, "iso": iso, "zvhd": zvhd, "raw": raw,
     "partitions": partitions, "ntfs": ntfs, "ext4": ext4, "regf": regf, "windows": windows,
-    "xfs": xfs,
+    "xfs": xfs, "fatfs": fatfs, "ntfsfs": ntfs,
 }
 
 

@@ -64,8 +64,8 @@ cdef Py_ssize_t DIR_ATTR = DIR_ENTRY.offset("attr")
 cdef Py_ssize_t DIR_FST_CLUS_HI = DIR_ENTRY.offset("fst_clus_hi")
 cdef Py_ssize_t DIR_FST_CLUS_LO = DIR_ENTRY.offset("fst_clus_lo")
 #: A volume label is a directory entry's 8.3 name, or the extended BPB's label.
-FAT_LABEL_LENGTH = DIR_ENTRY.end("extension")
-FAT_NO_NAME = b"NO NAME    "
+FAT_LABEL_LENGTH = c_fat.SHORT_NAME_LENGTH
+FAT_NO_NAME = c_fat.NO_NAME
 #: Text signatures libblkid accepts, at the FAT32 or FAT12/16 file system type.
 _FAT32_TYPE = FAT32_BOOT_SECTOR.offset("file_system_type")
 _FAT16_TYPE = FAT16_BOOT_SECTOR.offset("file_system_type")
