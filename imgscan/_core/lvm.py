@@ -229,7 +229,8 @@ class _Parser:
         while self.pos < len(text) and text[self.pos] in _WORD:
             self.pos += 1
         if self.pos == start:
-            raise self.fail(f"unexpected byte 0x{text[start]:02x}")
+            raise self.fail("unexpected end of text" if start >= len(text)
+                            else f"unexpected byte 0x{text[start]:02x}")
         return text[start:self.pos].decode("ascii")
 
     def string(self) -> str:
@@ -579,14 +580,14 @@ def _volume_group(read: Read, vg_name: str, vg: _Section, seqno: int,
     lv_sections = vg.section("logical_volumes").children()
     limits.enforce(len(lv_sections), "LVM_MAX_LVS", vg.name,
                    f"LVM2 metadata {vg.where}/logical_volumes", vg.offset, "logical volumes")
-    lvs: list[LogicalVolume] = []
     cow_of: dict[str, str] = {}
-    for lv_name, lv in lv_sections:
-        if "VISIBLE" in lv.items("status"):
-            lvs.append(mapper.lv(lv_name, lv))
+    for _, lv in lv_sections:
         for _, seg in lv.children():
             if seg.values.get("type") == "snapshot":
                 cow_of[seg.text("cow_store")] = seg.text("origin")
+    # A snapshot's copy-on-write LV is the one lvs shows, though not flagged VISIBLE.
+    lvs = [mapper.lv(lv_name, lv) for lv_name, lv in lv_sections
+           if "VISIBLE" in lv.items("status") or lv_name in cow_of]
     for volume in lvs:
         if volume.name in cow_of:
             volume.reader = None

@@ -356,10 +356,22 @@ def corpus(out: Path, work: Path) -> None:
                 (out / "partitions" / name).write_bytes(data)
 
 
+def lvm(b: Builder) -> None:
+    """The shared corpus' whole-disk LVM2 PV (made by lvm2), as a sparse seed. A PV cannot
+    be made without a loop device, which a seed run should not need."""
+    src = CORPUS / "dissect.volume" / "lvm.bin.gz"
+    if not src.is_file():
+        print(f"make_seeds: {src} absent, no lvm seed", file=sys.stderr)
+        return
+    dst = decompress(src, b.work / "lvm.bin")
+    b.seed("pv-whole-disk", dst.read_bytes())
+
+
 BUILDERS: dict[str, Callable[[Builder], None]] = {
     "qcow2": qcow2, "qcow": qcow, "vhd": vhd, "vhdx": vhdx, "vmdk": vmdk, "vdi": vdi,
     "qed": qed, "luks": luks, "iso": iso, "zvhd": zvhd, "raw": raw,
     "partitions": partitions, "ntfs": ntfs, "regf": regf, "windows": windows,
+    "lvm": lvm,
 }
 
 
