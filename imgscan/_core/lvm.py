@@ -510,7 +510,8 @@ class _Mapper:
             kind = seg.text("type")
             desc: dict[str, Any] = {"type": kind, "start_extent": start, "extents": count}
             if kind != "striped":
-                for key in ("pool", "origin", "cow_store", "thin_id", "chunk_size"):
+                for key in ("pool", "metadata", "thin_pool", "device_id", "origin",
+                            "cow_store", "chunk_size"):
                     if isinstance(seg.values.get(key), int | str):
                         desc[key] = seg.values[key]
                 why = why or f"a {kind} segment is not read"
