@@ -26,6 +26,7 @@ byte offset on the guest disk.
 from __future__ import annotations
 
 import bisect
+import re
 import zlib
 
 from .. import limits
@@ -183,85 +184,75 @@ def read_metadata_copy(read: Read, pv: PhysicalVolume, mda_offset: int, mda_size
 
 
 # -- the text metadata parser -------------------------------------------------------------
-_SPACE = frozenset(b" \t\r\n\f\v")
-_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-")
-_DIGITS = frozenset(b"0123456789")
+#: Blanks and ``#`` comments; lvm writes the text NUL-terminated, so a NUL ends it.
+_BLANKS = re.compile(rb"(?:[ \t\r\n\f\v]+|#[^\n]*)*")
+_WORD = re.compile(rb"[A-Za-z0-9_.+-]+")
+_NUMBER = re.compile(rb"-?[0-9]+")
+#: A string's body: anything but a quote or a backslash, or a backslash and the byte it
+#: escapes.
+_STRING = re.compile(rb'"((?:[^"\\]|\\.)*)"', re.S)
+_ESCAPE = re.compile(rb"\\(.)", re.S)
+#: Most digits of a number: lvm's values are 64-bit, at most 20 digits.
+_MAX_DIGITS = 20
 
 
 class _Parser:
     """A recursive-descent parser over the bytes of one metadata copy."""
 
-    __slots__ = ("base", "items", "name", "pos", "text")
+    __slots__ = ("base", "end", "items", "max_items", "name", "pos", "text")
 
     def __init__(self, text: bytes, name: str, base: int) -> None:
+        nul = text.find(0)
         self.text = text
+        self.end = len(text) if nul < 0 else nul
         self.name = name
         self.base = base
         self.pos = 0
         self.items = 0
+        #: The cap as it is when the parse starts (enforce refuses past it).
+        self.max_items = limits.LVM_MAX_ITEMS
 
     def fail(self, problem: str) -> CorruptImage:
         return CorruptImage(self.name, "LVM2 text metadata", self.base + self.pos, problem)
 
     def count(self) -> None:
         self.items += 1
-        limits.enforce(self.items, "LVM_MAX_ITEMS", self.name, "LVM2 text metadata",
-                       self.base + self.pos, "values, sections and list items")
+        if self.items > self.max_items:
+            limits.enforce(self.items, "LVM_MAX_ITEMS", self.name, "LVM2 text metadata",
+                           self.base + self.pos, "values, sections and list items")
 
     def skip(self) -> int:
         """Skip blanks and comments; the next byte, or -1 at the end."""
-        text, n = self.text, len(self.text)
-        while self.pos < n:
-            c = text[self.pos]
-            if c in _SPACE:
-                self.pos += 1
-            elif c == 0x23:  # '#': to the end of the line
-                end = text.find(b"\n", self.pos)
-                self.pos = n if end < 0 else end + 1
-            elif c == 0:  # lvm writes the text NUL-terminated
-                self.pos = n
-            else:
-                return c
-        return -1
+        match = _BLANKS.match(self.text, self.pos, self.end)
+        self.pos = match.end() if match else self.pos
+        return self.text[self.pos] if self.pos < self.end else -1
 
     def word(self) -> str:
-        start, text = self.pos, self.text
-        while self.pos < len(text) and text[self.pos] in _WORD:
-            self.pos += 1
-        if self.pos == start:
-            raise self.fail("unexpected end of text" if start >= len(text)
-                            else f"unexpected byte 0x{text[start]:02x}")
-        return text[start:self.pos].decode("ascii")
+        match = _WORD.match(self.text, self.pos, self.end)
+        if match is None:
+            raise self.fail("unexpected end of text" if self.pos >= self.end
+                            else f"unexpected byte 0x{self.text[self.pos]:02x}")
+        self.pos = match.end()
+        return match.group().decode("ascii")
 
     def string(self) -> str:
-        self.pos += 1
-        out = bytearray()
-        text, n = self.text, len(self.text)
-        while True:
-            if self.pos >= n:
-                raise self.fail("unterminated string")
-            c = text[self.pos]
-            self.pos += 1
-            if c == 0x22:
-                return out.decode("utf-8", "surrogateescape")
-            if c == 0x5C:  # backslash escapes the next byte
-                if self.pos >= n:
-                    raise self.fail("unterminated string")
-                c = text[self.pos]
-                self.pos += 1
-            out.append(c)
+        match = _STRING.match(self.text, self.pos, self.end)
+        if match is None:
+            raise self.fail("unterminated string")
+        self.pos = match.end()
+        return _ESCAPE.sub(rb"\1", match.group(1)).decode("utf-8", "surrogateescape")
 
     def scalar(self) -> int | str:
-        c = self.skip()
-        if c == 0x22:
+        if self.skip() == 0x22:
             return self.string()
         start = self.pos
         word = self.word()
-        digits = word[1:] if word[:1] == "-" else word
-        if digits and all(ord(d) in _DIGITS for d in digits):
+        if _NUMBER.fullmatch(word.encode()):
+            if len(word.lstrip("-")) > _MAX_DIGITS:
+                self.pos = start
+                raise self.fail(f"a number of {len(word)} digits")
             return int(word)
         # Floats and bare words do not occur in metadata lvm writes: kept as text.
-        self.pos = start + len(word)
         return word
 
     def value(self) -> int | str | list[int | str]:

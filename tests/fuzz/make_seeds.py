@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import lzma
+import os
 import shutil
 import subprocess
 import sys
@@ -357,14 +358,22 @@ def corpus(out: Path, work: Path) -> None:
 
 
 def lvm(b: Builder) -> None:
-    """The shared corpus' whole-disk LVM2 PV (made by lvm2), as a sparse seed. A PV cannot
-    be made without a loop device, which a seed run should not need."""
+    """The shared corpus' whole-disk LVM2 PV, and (as root, with lvm2) the disk of
+    tests/_core/test_lvm.py: two PVs of one VG with linear, striped, thin and snapshot LVs
+    and a metadata copy wrapping round its ring, plus that copy's text alone."""
     src = CORPUS / "dissect.volume" / "lvm.bin.gz"
-    if not src.is_file():
-        print(f"make_seeds: {src} absent, no lvm seed", file=sys.stderr)
+    if src.is_file():
+        b.seed("pv-whole-disk", decompress(src, b.work / "lvm.bin").read_bytes())
+    from helpers import lvm_disk
+    if os.geteuid() != 0 or not all(shutil.which(t) for t in lvm_disk.TOOLS):
+        print("make_seeds: lvm2 tools or root missing, no LVM disk seed", file=sys.stderr)
         return
-    dst = decompress(src, b.work / "lvm.bin")
-    b.seed("pv-whole-disk", dst.read_bytes())
+    made = lvm_disk.build(b.work)
+    b.seed("two-pvs", made["disk"].read_bytes())
+    text = b.work / "metadata.txt"
+    lvm_disk.pvck(lvm_disk.partition_file(made["disk"], b.work, 1), "--dump", "metadata",
+                  "-f", str(text))
+    b.seed("metadata-text", text.read_bytes())
 
 
 BUILDERS: dict[str, Callable[[Builder], None]] = {
