@@ -262,3 +262,41 @@ def test_parser_refuses_malformed_text() -> None:
                               "t") == {"a": 'q"x', "b": [1, "y"], "s": {"c": -2}}
     assert limits.LVM_MAX_NESTING > 5
 
+
+
+def _patched_mda(lvm_disk: dict[str, Any], name: str, field_at: int, fmt: str,
+                 value: int) -> Path:
+    """The disk with one field of both PVs' mda_header (or raw_locn) set to ``value``,
+    the header checksum recomputed (lvm's calc_crc) so that the field itself is judged."""
+    import struct
+    import zlib
+    disk = _copy(lvm_disk, name)
+    with open(disk, "r+b") as f:
+        for start, _ in PARTS:
+            at = start * SECTOR + 4096
+            f.seek(at)
+            header = bytearray(f.read(512))
+            struct.pack_into("<" + fmt, header, field_at, value)
+            crc = zlib.crc32(bytes(header[4:]), 0xF597A6CF ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+            struct.pack_into("<I", header, 0, crc)
+            f.seek(at)
+            f.write(header)
+    return disk
+
+
+@pytest.mark.parametrize(("field_at", "fmt", "value", "problem"), [
+    (40, "Q", 512 + 61440, "outside the metadata area"),   # raw_locn[0].offset past the area
+    (48, "Q", 1 << 40, "exceeds limits.LVM_MAX_METADATA_BYTES"),  # raw_locn[0].size
+    (48, "Q", 61440, "outside the metadata area"),          # bigger than the ring
+    (20, "I", 2, "metadata format version 2"),              # mda_header.version
+    (24, "Q", 8192, "disagree with the pv_header"),          # mda_header.start
+])
+def test_hostile_mda_fields(lvm_disk: dict[str, Any], field_at: int, fmt: str, value: int,
+                            problem: str) -> None:
+    disk = _patched_mda(lvm_disk, f"mda{field_at}-{value}.img", field_at, fmt, value)
+    info = _info(disk)
+    assert info["partitions"][0]["lvm"]["vg"] is None
+    messages = [f["message"] for f in info["findings"]]
+    assert messages and all(problem in m for m in messages), messages
+    layout = _layout(disk)
+    assert layout.logical_volume("vg0/root") is None
