@@ -162,6 +162,22 @@ def test_lv_on_a_missing_pv_is_reported(lvm_disk: dict[str, Any]) -> None:
     assert layout.logical_volume("vg0/root") is not None
 
 
+def test_newest_copy_wins_over_a_stale_pv(lvm_disk: dict[str, Any]) -> None:
+    """Partition 2 put back as it was before the churn: its copy is older (vgs' seqno at
+    that time), and the newest one, on partition 1, is the one read, on both PVs."""
+    disk = _copy(lvm_disk, "stale.img")
+    with open(disk, "r+b") as f:
+        f.seek(PARTS[1][0] * SECTOR)
+        f.write(lvm_disk["stale"].read_bytes())
+    assert lvm_disk["stale_seqno"] < int(lvm_disk["vg"]["vg_seqno"])
+    info = _info(disk)
+    for part in info["partitions"]:
+        assert part["lvm"]["seqno"] == int(lvm_disk["vg"]["vg_seqno"])
+        names = {lv["name"] for lv in part["lvm"]["lvs"]}
+        assert names == {s["lv_name"] for s in lvm_disk["segs"] if s["lv_name"][0] != "["}
+    assert info["findings"] == []
+
+
 def test_bad_metadata_checksum_falls_back_then_reports(lvm_disk: dict[str, Any]) -> None:
     """One PV's text damaged: the other copy is used; both damaged: a finding, no VG."""
     disk = _copy(lvm_disk, "badsum.img")

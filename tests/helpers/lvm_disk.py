@@ -203,6 +203,9 @@ def build(work: Path) -> dict[str, Any]:
         _lvm(conf, "lvcreate", "-an", "-Zn", "-i", "2", "-I", "64k", "-L", "8m", "-n", "data",
              "vg0")
         _add_thin_and_snapshot(conf, work)
+        # Partition 2 as it is now: put back later, it makes a PV with a stale copy.
+        stale = partition_file(disk, work, 2).rename(work / "part2-stale.img")
+        stale_seqno = _report(conf, "vgs", "-o", "vg_seqno")[0]["vg_seqno"]
         for churn in range(CHURN):
             _lvm(conf, *(("lvremove", "-f", f"vg0/tmp{churn // 2}") if churn % 2 else
                          ("lvcreate", "-an", "-Zn", "-L", "4m", "-n", f"tmp{churn // 2}",
@@ -238,4 +241,5 @@ def build(work: Path) -> dict[str, Any]:
     _write_lv(disk, files["data"],
               lambda i: ranges[i % len(ranges)] + (i // len(ranges)) * STRIPE, 8 * MiB, STRIPE)
     return {"disk": disk, "work": work, "pvs": pvs, "vg": vgs[0], "segs": segs,
+            "stale": stale, "stale_seqno": int(stale_seqno),
            "files": files}
