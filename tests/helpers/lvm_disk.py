@@ -82,83 +82,44 @@ def partition_file(disk: Path, work: Path, number: int) -> Path:
     return out
 
 
-THIN_AND_SNAPSHOT = """
-\t\tsnap {{
-\t\t\tid = "aaaaaa-bbbb-cccc-dddd-eeee-ffff-000003"
-\t\t\tstatus = ["READ", "WRITE", "VISIBLE"]
-\t\t\tflags = []
-\t\t\tsegment_count = 1
-\t\t\tsegment1 {{
-\t\t\t\tstart_extent = 0
-\t\t\t\textent_count = 1
-\t\t\t\ttype = "striped"
-\t\t\t\tstripe_count = 1
-\t\t\t\tstripes = ["pv1", 3]
-\t\t\t}}
-\t\t}}
-\t\tsnapshot0 {{
-\t\t\tid = "aaaaaa-bbbb-cccc-dddd-eeee-ffff-000004"
-\t\t\tstatus = ["READ"]
-\t\t\tflags = []
-\t\t\tsegment_count = 1
-\t\t\tsegment1 {{
-\t\t\t\tstart_extent = 0
-\t\t\t\textent_count = 2
-\t\t\t\ttype = "snapshot"
-\t\t\t\tchunk_size = 8
-\t\t\t\torigin = "root"
-\t\t\t\tcow_store = "snap"
-\t\t\t}}
-\t\t}}
-\t\tpool {{
-\t\t\tid = "aaaaaa-bbbb-cccc-dddd-eeee-ffff-000001"
-\t\t\tstatus = ["READ", "WRITE", "VISIBLE"]
-\t\t\tflags = []
-\t\t\tsegment_count = 1
-\t\t\tsegment1 {{
-\t\t\t\tstart_extent = 0
-\t\t\t\textent_count = 1
-\t\t\t\ttype = "thin-pool"
-\t\t\t\tmetadata = "pool_tmeta"
-\t\t\t\tpool = "pool_tdata"
-\t\t\t\ttransaction_id = 1
-\t\t\t\tchunk_size = 128
-\t\t\t\tdiscards = "passdown"
-\t\t\t\tzero_new_blocks = 1
-\t\t\t}}
-\t\t}}
-\t\tthin {{
-\t\t\tid = "aaaaaa-bbbb-cccc-dddd-eeee-ffff-000002"
-\t\t\tstatus = ["READ", "WRITE", "VISIBLE"]
-\t\t\tflags = []
-\t\t\tsegment_count = 1
-\t\t\tsegment1 {{
-\t\t\t\tstart_extent = 0
-\t\t\t\textent_count = 4
-\t\t\t\ttype = "thin"
-\t\t\t\tthin_pool = "pool"
-\t\t\t\ttransaction_id = 0
-\t\t\t\tdevice_id = 1
-\t\t\t}}
-\t\t}}
-{hidden}
-"""
+#: LVs lvcreate cannot make without device-mapper, written as lvm2's vgcfgbackup writes
+#: them (lib/format_text/export.c): name, visible, the one segment's type and its keys.
+#: The hidden pool_tdata/pool_tmeta and snapshot0 are lvm's own names for a pool's data
+#: and metadata LVs and a snapshot's origin link; snap is the snapshot's COW store.
+EXTRA_LVS: tuple[tuple[str, bool, int, str, dict[str, object]], ...] = (
+    ("snap", True, 1, "striped", {"stripe_count": 1, "stripes": ("pv1", 3)}),
+    ("snapshot0", False, 2, "snapshot", {"chunk_size": 8, "origin": "root",
+                                         "cow_store": "snap"}),
+    ("pool", True, 1, "thin-pool", {"metadata": "pool_tmeta", "pool": "pool_tdata",
+                                    "transaction_id": 1, "chunk_size": 128,
+                                    "discards": "passdown", "zero_new_blocks": 1}),
+    ("thin", True, 4, "thin", {"thin_pool": "pool", "transaction_id": 0, "device_id": 1}),
+    ("pool_tdata", False, 1, "striped", {"stripe_count": 1, "stripes": ("pv1", 4)}),
+    ("pool_tmeta", False, 1, "striped", {"stripe_count": 1, "stripes": ("pv1", 5)}),
+)
 
 
-def _hidden(name: str, pv: str, extent: int) -> str:
-    return (f'\t\t{name} {{\n\t\t\tid = "aaaaaa-bbbb-cccc-dddd-eeee-ffff-{name[-4:]}00"\n'
-            '\t\t\tstatus = ["READ", "WRITE"]\n\t\t\tflags = []\n\t\t\tsegment_count = 1\n'
-            '\t\t\tsegment1 {\n\t\t\t\tstart_extent = 0\n\t\t\t\textent_count = 1\n'
-            '\t\t\t\ttype = "striped"\n\t\t\t\tstripe_count = 1\n'
-            f'\t\t\t\tstripes = ["{pv}", {extent}]\n\t\t\t}}\n\t\t}}\n')
+def _metadata_value(value: object) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_metadata_value(v) for v in value) + "]"
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def _lv_section(number: int, name: str, visible: bool, extents: int, kind: str,
+                keys: dict[str, object]) -> str:
+    status = '"READ", "WRITE", "VISIBLE"' if visible else '"READ", "WRITE"'
+    segment = "".join(f"\t\t\t\t{k} = {_metadata_value(v)}\n" for k, v in keys.items())
+    return (f"\t\t{name} {{\n\t\t\tid = \"aaaaaa-bbbb-cccc-dddd-eeee-ffff-{number:06d}\"\n"
+            f"\t\t\tstatus = [{status}]\n\t\t\tflags = []\n\t\t\tsegment_count = 1\n"
+            f"\t\t\tsegment1 {{\n\t\t\t\tstart_extent = 0\n\t\t\t\textent_count = {extents}\n"
+            f'\t\t\t\ttype = "{kind}"\n{segment}\t\t\t}}\n\t\t}}\n')
 
 
 def _add_thin_and_snapshot(conf: Path, work: Path) -> None:
     backup = work / "vg0.txt"
     _lvm(conf, "vgcfgbackup", "-f", str(backup), "vg0")
     text = backup.read_text()
-    extra = THIN_AND_SNAPSHOT.format(hidden=_hidden("pool_tdata", "pv1", 4)
-                                     + _hidden("pool_tmeta", "pv1", 5))
+    extra = "".join(_lv_section(i, *lv) for i, lv in enumerate(EXTRA_LVS, 1))
     head, sep, tail = text.partition("\tlogical_volumes {\n")
     backup.write_text(head + sep + extra + tail)
     _lvm(conf, "vgcfgrestore", "--force", "-f", str(backup), "vg0")
