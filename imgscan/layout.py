@@ -154,7 +154,8 @@ def _logical_volumes(read: Read, pvs: list[tuple[dict[str, Any], int, int, str]]
 
 def encrypted_volumes(partitions: list[dict[str, Any]],
                       whole: dict[str, Any] | None) -> list[Finding]:
-    """One ``encrypted`` finding per LUKS or BitLocker volume in the guest disk.
+    """One ``encrypted`` finding per LUKS or BitLocker volume in the guest disk (a
+    partition, the whole disk or a logical volume).
 
     Volume encryption hides the contents as container encryption does (threats.md),
     whether or not a Windows installation is found beside it.
@@ -163,6 +164,10 @@ def encrypted_volumes(partitions: list[dict[str, Any]],
              if p.get("encrypted")]
     if whole is not None and whole.get("encrypted"):
         found.append(("the whole disk", whole["filesystem"]))
+    groups = {pv["vg_uuid"]: pv for pv in (v.get("lvm") for v in [*partitions, whole or {}])
+              if pv and pv["vg"] is not None}
+    found += [(f"logical volume {pv['vg']}/{lv['name']}", lv["filesystem"])
+              for pv in groups.values() for lv in pv["lvs"] if lv["encrypted"]]
     return [Finding(ENCRYPTED, "error",
                     f"{where} is a {fs} volume: its contents cannot be inspected", FILESYSTEM)
             for where, fs in found]

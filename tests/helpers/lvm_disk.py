@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-TOOLS = ("lvm", "losetup", "sfdisk", "mkfs.ext4", "pvck")
+TOOLS = ("lvm", "losetup", "sfdisk", "mkfs.ext4", "pvck", "cryptsetup")
 
 MiB = 1024 * 1024
 SECTOR = 512
@@ -163,6 +163,7 @@ def build(work: Path) -> dict[str, Any]:
         _lvm(conf, "lvcreate", "-an", "-Zn", "-L", "8m", "-n", "root", "vg0", loops[0])
         _lvm(conf, "lvcreate", "-an", "-Zn", "-i", "2", "-I", "64k", "-L", "8m", "-n", "data",
              "vg0")
+        _lvm(conf, "lvcreate", "-an", "-Zn", "-L", "4m", "-n", "secret", "vg0", loops[0])
         _add_thin_and_snapshot(conf, work)
         # Partition 2 as it is now: put back later, it makes a PV with a stale copy.
         stale = partition_file(disk, work, 2).rename(work / "part2-stale.img")
@@ -196,9 +197,20 @@ def build(work: Path) -> dict[str, Any]:
         fs = work / f"{lv}.ext4"
         subprocess.run(["mkfs.ext4", "-q", "-F", "-L", label, str(fs), "8M"], check=True)
         files[lv] = fs
+    files["secret"] = work / "secret.luks"
+    with open(files["secret"], "wb") as f:
+        f.truncate(4 * MiB)
+    (work / "key").write_bytes(b"imgscan-test")
+    subprocess.run(["cryptsetup", "luksFormat", "--batch-mode", "--type", "luks1",
+                    "--iter-time", "1", "--key-file", str(work / "key"),
+                    str(files["secret"])], check=True, capture_output=True)
     ranges = [pe_offset(r) for r in by_lv["data"]["seg_pe_ranges"].split()]
-    _write_lv(disk, files["root"], lambda i: pe_offset(by_lv["root"]["seg_pe_ranges"]) + i * MiB,
-              8 * MiB, MiB)
+    for linear in ("root", "secret"):
+        start = pe_offset(by_lv[linear]["seg_pe_ranges"])
+
+        def at(i: int, start: int = start) -> int:
+            return start + i * MiB
+        _write_lv(disk, files[linear], at, files[linear].stat().st_size, MiB)
     _write_lv(disk, files["data"],
               lambda i: ranges[i % len(ranges)] + (i // len(ranges)) * STRIPE, 8 * MiB, STRIPE)
     return {"disk": disk, "work": work, "pvs": pvs, "vg": vgs[0], "segs": segs,
