@@ -16,9 +16,10 @@ finding says why.
 from __future__ import annotations
 
 from . import bootmode
+from ._core import lvm
 from ._core.filesystems import probe_volume
 from ._core.partitions import read_partition_table
-from .errors import ImageError
+from .errors import ImageError, UnsupportedFeature
 from .findings import ENCRYPTED, Finding, finding_id
 from .vocabulary import DISK, FILESYSTEM, PARTITIONS
 
@@ -38,12 +39,13 @@ class Layout:
     """The layout facts of one guest disk, named as in the JSON contract."""
 
     __slots__ = ("boot_evidence", "boot_mode", "details", "filesystem", "findings",
-                 "partition_table", "partitions", "volume")
+                 "logical_volumes", "partition_table", "partitions", "volume")
 
     def __init__(self, partition_table: str, partitions: list[dict[str, Any]],
                  filesystem: str | None, boot_mode: str, boot_evidence: list[str],
                  details: dict[str, Any] | None, volume: dict[str, Any] | None,
-                 findings: list[Finding]) -> None:
+                 findings: list[Finding],
+                 logical_volumes: dict[str, lvm.LogicalVolume] | None = None) -> None:
         self.partition_table = partition_table
         self.partitions = partitions
         self.filesystem = filesystem
@@ -54,6 +56,20 @@ class Layout:
         #: The whole-disk volume when there is no partition table.
         self.volume = volume
         self.findings = findings
+        #: The LVs of the VGs found on this disk, by "VG/LV".
+        self.logical_volumes = logical_volumes or {}
+
+    def logical_volume(self, name: str) -> tuple[Read, int] | None:
+        """``(read, size)`` over the bytes of the LV ``name`` ("VG/LV"), or None when this
+        disk has no such LV; raises ``UnsupportedFeature`` naming why when it cannot be read
+        (a segment type that is not read, a PV missing from the image)."""
+        found = self.logical_volumes.get(name)
+        if found is None:
+            return None
+        if found.reader is None:
+            raise UnsupportedFeature(name, "LVM2 logical volume", None,
+                                     found.why or "not readable")
+        return found.reader, found.size
 
 
 def unknown(finding: Finding) -> Layout:
@@ -94,9 +110,52 @@ def _partition_dict(p: Partition, volume: Volume | None) -> dict[str, Any]:
     return out
 
 
+#: blkid's TYPE of an LVM2 physical volume.
+LVM2_MEMBER = "LVM2_member"
+
+
+def _lv_dict(lv: lvm.LogicalVolume, findings: list[Finding]) -> dict[str, Any]:
+    volume = None
+    if lv.reader is not None:
+        volume = _probed(lv.reader, 0, lv.size, f"logical volume {lv.vg}/{lv.name}", findings)
+    return {"name": lv.name, "size": lv.size, "segments": lv.segments,
+            "readable": lv.reader is not None, "why": lv.why, **_volume_facts(volume)}
+
+
+def _logical_volumes(read: Read, pvs: list[tuple[dict[str, Any], int, int, str]],
+                     findings: list[Finding]) -> dict[str, lvm.LogicalVolume]:
+    """Reads the LVM2 metadata on the PVs ``(contract object, offset, size, what)``, adds
+    each one's ``lvm`` object and returns the LVs by "VG/LV"."""
+    labels: list[tuple[dict[str, Any], lvm.PhysicalVolume]] = []
+    for out, offset, size, what in pvs:
+        try:
+            pv = lvm.read_pv(read, offset, size, what)
+        except ImageError as exc:
+            findings.append(Finding(finding_id(exc), "warning",
+                                    f"{what}: LVM2 physical volume not read: {exc}", FILESYSTEM))
+            pv = None
+        out["lvm"] = {"vg": None, "vg_uuid": None, "pv_uuid": out["uuid"],
+                      "extent_size": None, "seqno": None, "lvs": []}
+        if pv is not None:
+            labels.append((out, pv))
+    groups, errors = lvm.volume_groups(read, [pv for _, pv in labels])
+    findings += [Finding(finding_id(exc), "warning", f"LVM2 metadata not read: {exc}",
+                         FILESYSTEM) for exc in errors]
+    by_name: dict[str, lvm.LogicalVolume] = {}
+    for vg in groups:
+        lvs = [_lv_dict(lv, findings) for lv in vg.lvs]
+        by_name.update((f"{vg.name}/{lv.name}", lv) for lv in vg.lvs)
+        for out, pv in labels:
+            if pv.uuid in vg.pvs:
+                out["lvm"] = {"vg": vg.name, "vg_uuid": vg.id, "pv_uuid": pv.uuid,
+                              "extent_size": vg.extent_size, "seqno": vg.seqno, "lvs": lvs}
+    return by_name
+
+
 def encrypted_volumes(partitions: list[dict[str, Any]],
                       whole: dict[str, Any] | None) -> list[Finding]:
-    """One ``encrypted`` finding per LUKS or BitLocker volume in the guest disk.
+    """One ``encrypted`` finding per LUKS or BitLocker volume in the guest disk (a
+    partition, the whole disk or a logical volume).
 
     Volume encryption hides the contents as container encryption does (threats.md),
     whether or not a Windows installation is found beside it.
@@ -105,6 +164,10 @@ def encrypted_volumes(partitions: list[dict[str, Any]],
              if p.get("encrypted")]
     if whole is not None and whole.get("encrypted"):
         found.append(("the whole disk", whole["filesystem"]))
+    groups = {pv["vg_uuid"]: pv for pv in (v.get("lvm") for v in [*partitions, whole or {}])
+              if pv and pv["vg"] is not None}
+    found += [(f"logical volume {pv['vg']}/{lv['name']}", lv["filesystem"])
+              for pv in groups.values() for lv in pv["lvs"] if lv["encrypted"]]
     return [Finding(ENCRYPTED, "error",
                     f"{where} is a {fs} volume: its contents cannot be inspected", FILESYSTEM)
             for where, fs in found]
@@ -134,11 +197,17 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
         if volume is not None:
             filesystem = volume.filesystem
             whole = {**_volume_facts(volume), "size": volume.size, "details": volume.details}
+    pvs = [(part, p.start, min(p.size, disk_size - p.start), f"partition {p.number}")
+           for part, p in zip(partitions, table.partitions, strict=True)
+           if part["filesystem"] == LVM2_MEMBER]
+    if whole is not None and whole["filesystem"] == LVM2_MEMBER:
+        pvs.append((whole, 0, disk_size, "whole disk"))
+    logical_volumes = _logical_volumes(read, pvs, findings) if pvs else {}
     findings += encrypted_volumes(partitions, whole)
     boot_mode, evidence = bootmode.decide(table if table.kind != "none" else None,
                                           filesystems, el_torito)
     return Layout(table.kind, partitions, filesystem, boot_mode, evidence, table.as_dict(),
-                  whole, findings)
+                  whole, findings, logical_volumes)
 
 
 def of_guest(guest: GuestBytes) -> Layout:

@@ -272,6 +272,24 @@ XFS_MAX_BMBT_DEPTH = 12
 #: Most directory data bytes read for one XFS listing or lookup index (a million entries
 #: of 32-byte names fill about 64 MiB of data blocks).
 XFS_MAX_DIRECTORY_BYTES = 256 * 1024 * 1024
+#: Largest LVM2 metadata area a PV may claim (mda_header.size): lvm's default is 1 MiB
+#: and ``pvcreate --metadatasize`` rarely goes past a few hundred MiB.
+LVM_MAX_METADATA_AREA_BYTES = 1024 * 1024 * 1024
+#: Largest LVM2 text metadata copy read (raw_locn.size): a VG of hundreds of LVs writes
+#: a few hundred KiB, and lvm2 itself refuses more than half of the metadata area.
+LVM_MAX_METADATA_BYTES = 16 * 1024 * 1024
+#: Deepest ``section { }`` nesting in LVM2 text metadata (lvm writes four levels: VG,
+#: logical_volumes, LV, segment).
+LVM_MAX_NESTING = 16
+#: Most values, sections and list items in one LVM2 metadata text.
+LVM_MAX_ITEMS = 1024 * 1024
+#: Most logical volumes in one volume group (lvm2's own max_lv is unlimited by default;
+#: real VGs hold tens, thin-provisioned ones a few thousand).
+LVM_MAX_LVS = 65536
+#: Most segments of one logical volume (each lvextend onto a new PV range adds one).
+LVM_MAX_SEGMENTS = 65536
+#: Most stripes (or mirror/raid images) of one segment (lvm2 caps stripes at 128).
+LVM_MAX_STRIPES = 128
 
 # Windows guest inspection (imgscan/guest/) ------------------------------------------
 #: Largest registry hive read into memory (real SOFTWARE hives reach 100-200 MiB;

@@ -66,6 +66,7 @@ def layout_rows(info: Mapping[str, Any]) -> list[tuple[str, str]]:
     table = info.get("partition_table", "unknown")
     parts = info.get("partitions") or []
     rows = [("partitions", table if not parts else f"{table}, {len(parts)}")]
+    shown: dict[str, str] = {}
     for p in parts:
         fs = p.get("filesystem") or "-"
         label = f" '{p['label']}'" if p.get("label") else ""
@@ -73,11 +74,38 @@ def layout_rows(info: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append(("", f"{p['number']:>2}  {_short_size(p['size']):>9} at "
                          f"{_short_size(p['start']):<9} {p.get('type_name') or p['type']}: "
                          f"{fs}{label}{flags}"))
+        rows += lvm_rows(p.get("lvm"), "      ", shown, f"partition {p['number']}")
     if info.get("filesystem"):
         rows.append(("filesystem", info["filesystem"]))
+        rows += lvm_rows((info.get("volume") or {}).get("lvm"), "  ", shown, "the disk")
     evidence = "; ".join(info.get("boot_evidence") or [])
     rows.append(("boot mode", info.get("boot_mode", "unknown") + (f" ({evidence})" if evidence
                                                                   else "")))
+    return rows
+
+
+def lvm_rows(pv: Mapping[str, Any] | None, indent: str, shown: dict[str, str],
+             where: str) -> list[tuple[str, str]]:
+    """The VG of an LVM2 physical volume and one row per logical volume, under the first
+    of its PVs (``shown``: the VGs listed already, by uuid, and where)."""
+    if not pv:
+        return []
+    if pv.get("vg") is None:
+        return [("", f"{indent}PV {pv['pv_uuid']}: no volume group read")]
+    head = f"{indent}VG {pv['vg']} (PV {pv['pv_uuid']}"
+    if pv["vg_uuid"] in shown:
+        return [("", f"{head}; LVs under {shown[pv['vg_uuid']]})")]
+    shown[pv["vg_uuid"]] = where
+    rows = [("", head + ")")]
+    for lv in pv["lvs"]:
+        kinds = ",".join(dict.fromkeys(s["type"] for s in lv["segments"])) or "-"
+        if lv["readable"]:
+            what = (lv.get("filesystem") or "-") + (f" '{lv['label']}'" if lv.get("label")
+                                                    else "")
+        else:
+            what = f"not read: {lv['why']}"
+        rows.append(("", f"{indent}  {lv['name']:<12} {_short_size(lv['size']):>9} "
+                         f"{kinds}: {what}"))
     return rows
 
 

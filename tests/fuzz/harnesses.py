@@ -319,6 +319,21 @@ def xfs(data: bytes) -> None:
                         fs.read_file(path, 0, READ_LENGTH)
     except ImageError:
         pass
+def lvm(data: bytes) -> None:
+    """LVM2 PVs (plain or sparse input: a whole-disk PV, or a disk whose partitions are
+    PVs): the label, the metadata areas, the text metadata and every LV's reader."""
+    from imgscan.layout import describe
+    size, read = _sparse_reader(data)
+    with contextlib.suppress(ImageError):
+        layout = describe(read, size, "fuzz")
+        for name, lv in layout.logical_volumes.items():
+            got = layout.logical_volume(name) if lv.reader is not None else None
+            if got is not None:
+                got[0](0, READ_LENGTH)
+                got[0](max(0, got[1] - 100), READ_LENGTH)
+    from imgscan._core.lvm import parse_metadata
+    with contextlib.suppress(ImageError):
+        parse_metadata(data, "fuzz")
 
 
 HARNESSES: dict[str, Callable[[bytes], None]] = {
@@ -331,4 +346,5 @@ HARNESSES: dict[str, Callable[[bytes], None]] = {
     "ntfsfs": ntfsfs,
     "regf": regf,
     "windows": windows,
+    "lvm": lvm,
 }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import lzma
+import os
 import shutil
 import subprocess
 import sys
@@ -424,13 +425,30 @@ def xfs(b: Builder) -> None:
         image = mkfs(b.work / name, "-p", str(proto), *opts, size=300 << 20)
         b.seed(name, image.read_bytes())
         image.unlink()
+def lvm(b: Builder) -> None:
+    """The shared corpus' whole-disk LVM2 PV, and (as root, with lvm2) the disk of
+    tests/_core/test_lvm.py: two PVs of one VG with linear, striped, thin and snapshot LVs
+    and a metadata copy wrapping round its ring, plus that copy's text alone."""
+    src = CORPUS / "dissect.volume" / "lvm.bin.gz"
+    if src.is_file():
+        b.seed("pv-whole-disk", decompress(src, b.work / "lvm.bin").read_bytes())
+    from helpers import lvm_disk
+    if os.geteuid() != 0 or not all(shutil.which(t) for t in lvm_disk.TOOLS):
+        print("make_seeds: lvm2 tools or root missing, no LVM disk seed", file=sys.stderr)
+        return
+    made = lvm_disk.build(b.work)
+    b.seed("two-pvs", made["disk"].read_bytes())
+    text = b.work / "metadata.txt"
+    lvm_disk.pvck(lvm_disk.partition_file(made["disk"], b.work, 1), "--dump", "metadata",
+                  "-f", str(text))
+    b.seed("metadata-text", text.read_bytes())
 
 
 BUILDERS: dict[str, Callable[[Builder], None]] = {
     "qcow2": qcow2, "qcow": qcow, "vhd": vhd, "vhdx": vhdx, "vmdk": vmdk, "vdi": vdi,
     "qed": qed, "luks": luks, "iso": iso, "zvhd": zvhd, "raw": raw,
     "partitions": partitions, "ntfs": ntfs, "ext4": ext4, "regf": regf, "windows": windows,
-    "xfs": xfs, "fatfs": fatfs, "ntfsfs": ntfs,
+    "xfs": xfs, "fatfs": fatfs, "ntfsfs": ntfs, "lvm": lvm,
 }
 
 

@@ -43,15 +43,19 @@ LUKS2_UUID = _span(LUKS2_HDR, "uuid")
 cdef Py_ssize_t LUKS2_HDR_SIZE = LUKS2_HDR.offset("hdr_size")
 cdef Py_ssize_t LUKS2_HDR_OFFSET = LUKS2_HDR.offset("hdr_offset")
 
-# LVM2 ---------------------------------------------------------------------
-LVM_LABEL_ID, LVM_LABEL_TYPE = b"LABELONE", b"LVM2 001"
-LVM_SECTOR = 512
-LVM_LABEL_SCAN_SECTORS = 4
-LVM_SECTOR_XL, LVM_CRC_XL, LVM_OFFSET_XL, LVM_TYPE = 8, 16, 20, 24
-LVM_PV_UUID_LENGTH = 32
-#: LVM's CRC32 is the reflected 0xEDB88320 CRC with this seed and no final xor.
-LVM_CRC_SEED = 0xF597A6CF
-LVM_UUID_GROUPS = (6, 4, 4, 4, 4, 4, 6)
+# LVM2 (declared in imgscan._core.c_lvm) -------------------------------------
+from .. import c_lvm
+LVM_LABEL_ID, LVM_LABEL_TYPE = c_lvm.LABEL_ID, c_lvm.LVM2_LABEL
+LVM_SECTOR = c_lvm.SECTOR_SIZE
+LVM_LABEL_SCAN_SECTORS = c_lvm.LABEL_SCAN_SECTORS
+LVM_SECTOR_XL = c_lvm.LABEL_HEADER.offset("sector_xl")
+LVM_CRC_XL = c_lvm.LABEL_HEADER.offset("crc_xl")
+LVM_OFFSET_XL = c_lvm.LABEL_HEADER.offset("offset_xl")
+LVM_TYPE = c_lvm.LABEL_HEADER.offset("type")
+LVM_PV_UUID_LENGTH = c_lvm.ID_LEN
+LVM_PV_HEADER_BYTES = c_lvm.PV_HEADER.end("device_size_xl")
+LVM_CRC_SEED = c_lvm.INITIAL_CRC
+LVM_UUID_GROUPS = c_lvm.UUID_GROUPS
 
 # Linux swap ---------------------------------------------------------------
 SWAP_MAGIC_V0, SWAP_MAGIC_V1 = b"SWAP-SPACE", b"SWAPSPACE2"
@@ -215,14 +219,14 @@ cdef object probe_lvm2(Probe p):
         if crc != le32_at(label, LVM_CRC_XL):
             continue
         offset_xl = le32_at(label, LVM_OFFSET_XL)
-        if offset_xl + LVM_PV_UUID_LENGTH + 8 > LVM_SECTOR:
+        if offset_xl + LVM_PV_HEADER_BYTES > LVM_SECTOR:
             continue
         pv = label[offset_xl:offset_xl + LVM_PV_UUID_LENGTH].decode("ascii", "replace")
         parts, pos = [], 0
         for width in LVM_UUID_GROUPS:
             parts.append(pv[pos:pos + width])
             pos += width
-        device_size = le64_at(label, offset_xl + LVM_PV_UUID_LENGTH)
+        device_size = le64_at(label, offset_xl + c_lvm.PV_HEADER.offset("device_size_xl"))
         return Volume("LVM2_member", uuid="-".join(parts), size=device_size or None,
                       version="LVM2 001", usage=USAGE_RAID,
                       details={"label_sector": sector})
