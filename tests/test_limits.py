@@ -1425,5 +1425,6 @@ README_GROUPS = (
     "extents in one map", "largest single read", "decompressed cluster", "backing chain depth",
     "fingerprint", "EBR chain", "GPT entry", "findings listed per kind", "filesystem probes",
     "NTFS record size", "registry subkeys", "Windows inspection", "FAT file", "LimitExceeded",
-    "CorruptImage", "resource-exhaustion", "SCAN_TIME_LIMIT",
+    "CorruptImage", "resource-exhaustion", "SCAN_TIME_LIMIT", "filesystem readers",
+    "ext4 extent-tree depth", "XFS fork extents", "LVM2 metadata",
 )
