@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from oracles import needs_qemu, run
+from test_limits import _cap_boundary
 
 import imgscan
 from imgscan import limits
@@ -25,9 +27,6 @@ from imgscan._core import c_btrfs as C
 from imgscan._core.btrfs import BtrfsFileSystem
 from imgscan._core.fsapi import FileSystem
 from imgscan.errors import CorruptImage, ImageError, LimitExceeded, UnsupportedFeature
-
-from ..oracles import needs_qemu, run
-from ..test_limits import _cap_boundary
 
 HAVE_MKFS = shutil.which("mkfs.btrfs") is not None and shutil.which("btrfs") is not None
 needs_mkfs = pytest.mark.skipif(not HAVE_MKFS, reason="btrfs-progs (mkfs.btrfs) not installed")
@@ -321,12 +320,12 @@ def test_compressed_extents_present(mounted_image: Path) -> None:
         assert f"compression {algo}" in out
     assert re.search(r"inline extent data size \d+ ram_bytes \d+ compression [123]", out)
     fs = open_fs(mounted_image)
-    for algo in ("zlib", "lzo", "zstd"):
+    for name in ("zlib", "lzo", "zstd"):
         text = bytearray(_text(7, 1_000_000 + 17))
         text[200_000:205_000] = b"Z" * 5000
-        assert fs.read_file(f"/{algo}/text") == bytes(text)
-        assert fs.read_file(f"/{algo}/small") == _text(8, 3000)
-        assert fs.read_file(f"/{algo}/text", 150_000, 100_000) == bytes(text[150_000:250_000])
+        assert fs.read_file(f"/{name}/text") == bytes(text)
+        assert fs.read_file(f"/{name}/small") == _text(8, 3000)
+        assert fs.read_file(f"/{name}/text", 150_000, 100_000) == bytes(text[150_000:250_000])
 
 
 def test_subvolumes_match_btrfs_tools(mounted_image: Path, tmp_path: Path) -> None:
@@ -439,9 +438,9 @@ def test_nodes_visited_cap(images: dict[str, Path], monkeypatch: pytest.MonkeyPa
     counted = []
     real = fs._node
 
-    def counting(*args: object) -> object:
-        counted.append(args[0])
-        return real(*args)  # type: ignore[arg-type]
+    def counting(bytenr: int, level: int, structure: str) -> tuple[bytes, int, int]:
+        counted.append(bytenr)
+        return real(bytenr, level, structure)
 
     fs.listdir("/big")                    # stat()s cached: what is left is the listing
     ino = fs.resolve("/big")
