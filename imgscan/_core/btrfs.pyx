@@ -749,9 +749,12 @@ class BtrfsFileSystem(FileSystem):
         return b"".join(out)
 
     def _read(self, handle, offset, length):
+        """The file's bytes, gathered as pieces (extent reads, zeros for holes) and joined
+        once: a read inside one extent is that extent's read, with no copy."""
         tree, root, level, ino = self._where(handle)
         end = offset + length
-        buf = bytearray(length)
+        pieces = []
+        pos = offset
         F = C.BTRFS_FILE_EXTENT_ITEM
         structure = f"EXTENT_DATA of {ino}"
         for key, data, at in self._items(root, level, (ino, C.BTRFS_EXTENT_DATA_KEY, offset),
@@ -769,32 +772,43 @@ class BtrfsFileSystem(FileSystem):
             if F.field(data, "encryption") or F.field(data, "other_encoding"):
                 raise UnsupportedFeature(self.name, structure, at, "encrypted or encoded extent")
             if kind == C.BTRFS_FILE_EXTENT_INLINE:
-                inline = data[C.BTRFS_FILE_EXTENT_INLINE_DATA_START:]
+                plain = data[C.BTRFS_FILE_EXTENT_INLINE_DATA_START:]
                 ram = F.field(data, "ram_bytes")
-                limits.enforce(ram if comp else len(inline), "BTRFS_MAX_INLINE_EXTENT",
+                limits.enforce(ram if comp else len(plain), "BTRFS_MAX_INLINE_EXTENT",
                                self.name, structure, at, "inline extent bytes")
                 if comp:
-                    inline = self._decompress(comp, inline, ram, structure, at)
-                self._place(buf, offset, end, start, inline, 0, len(inline))
-                continue
-            if kind not in (C.BTRFS_FILE_EXTENT_REG, C.BTRFS_FILE_EXTENT_PREALLOC):
-                raise CorruptImage(self.name, structure, at, f"extent type {kind}")
-            if len(data) < F.size:
-                raise CorruptImage(self.name, structure, at, "item is cut short")
-            e = F.unpack(data)
-            num = e["num_bytes"]
-            if start + num <= offset:
-                continue
-            if kind == C.BTRFS_FILE_EXTENT_PREALLOC or e["disk_bytenr"] == 0:
-                continue                            # reads as zeros, as buf already is
-            lo, hi = max(start, offset), min(start + num, end)
-            if comp:
-                plain = self._extent_bytes(e, comp, structure, at)
-                self._place(buf, offset, end, start, plain, e["offset"], num)
+                    plain = self._decompress(comp, plain, ram, structure, at)
+                skip, num, e = 0, len(plain), None
+            elif kind in (C.BTRFS_FILE_EXTENT_REG, C.BTRFS_FILE_EXTENT_PREALLOC):
+                if len(data) < F.size:
+                    raise CorruptImage(self.name, structure, at, "item is cut short")
+                e = F.unpack(data)
+                skip, num, plain = e["offset"], e["num_bytes"], None
             else:
-                src = e["disk_bytenr"] + e["offset"] + (lo - start)
-                buf[lo - offset:hi - offset] = self._logical_read(src, hi - lo, structure)
-        return bytes(buf)
+                raise CorruptImage(self.name, structure, at, f"extent type {kind}")
+            lo, hi = max(start, pos), min(start + num, end)
+            if hi <= lo:
+                continue
+            if lo > pos:
+                pieces.append(bytes(lo - pos))      # a hole
+            if e is not None and (kind == C.BTRFS_FILE_EXTENT_PREALLOC
+                                  or e["disk_bytenr"] == 0):
+                piece = bytes(hi - lo)              # prealloc and sparse extents read as zeros
+            elif e is not None and not comp:
+                piece = self._logical_read(e["disk_bytenr"] + skip + (lo - start), hi - lo,
+                                           structure)
+            else:
+                if e is not None:
+                    plain = self._extent_bytes(e, comp, structure, at)
+                src = skip + (lo - start)
+                piece = bytes(plain[src:src + (hi - lo)])
+                if len(piece) < hi - lo:            # the extent claims more than it holds
+                    piece += bytes(hi - lo - len(piece))
+            pieces.append(piece)
+            pos = hi
+        if pos < end:
+            pieces.append(bytes(end - pos))
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def _extent_bytes(self, e, comp, structure, at):
         cached = self._last_extent
@@ -807,16 +821,6 @@ class BtrfsFileSystem(FileSystem):
         plain = self._decompress(comp, raw, e["ram_bytes"], structure, at)
         self._last_extent = (key, plain)
         return plain
-
-    @staticmethod
-    def _place(buf, offset, end, start, plain, skip, count):
-        """Copy the file range [start, start + count) held at plain[skip:] into buf."""
-        lo, hi = max(start, offset), min(start + count, end)
-        if hi <= lo:
-            return
-        src = skip + (lo - start)
-        piece = plain[src:src + (hi - lo)]
-        buf[lo - offset:lo - offset + len(piece)] = piece
 
     # -- facts -----------------------------------------------------------------------
     def facts(self):
