@@ -128,6 +128,32 @@ cdef Py_ssize_t _slot(const uint8_t* p, Py_ssize_t nritems, Py_ssize_t stride, u
     return lo - 1
 
 
+cdef Py_ssize_t DIR_ITEM_SIZE = C.BTRFS_DIR_ITEM.size
+cdef Py_ssize_t DIR_DATA_LEN = C.BTRFS_DIR_ITEM.offset("data_len")
+cdef Py_ssize_t DIR_NAME_LEN = C.BTRFS_DIR_ITEM.offset("name_len")
+cdef Py_ssize_t DIR_TYPE = C.BTRFS_DIR_ITEM.offset("type")
+
+
+def _parse_dir_items(const uint8_t[::1] data not None):
+    """([(location key, type, name bytes)], -1) of the dir items packed in one item, or
+    (items so far, offset of the first one that does not fit)."""
+    cdef Py_ssize_t pos = 0, n = data.shape[0], name_len, end
+    cdef const uint8_t* p
+    items = []
+    while pos < n:
+        if pos + DIR_ITEM_SIZE > n:
+            return items, pos
+        p = &data[pos]
+        name_len = le16(p + DIR_NAME_LEN)
+        end = pos + DIR_ITEM_SIZE + name_len + le16(p + DIR_DATA_LEN)
+        if end > n:
+            return items, pos
+        items.append(((le64(p), p[8], le64(p + 9)), p[DIR_TYPE],
+                      (<const char*>p)[DIR_ITEM_SIZE:DIR_ITEM_SIZE + name_len]))
+        pos = end
+    return items, -1
+
+
 def name_hash(const uint8_t[::1] name not None):
     """``btrfs_name_hash``: the DIR_ITEM key offset of ``name``."""
     cdef uint8_t empty = 0
@@ -627,19 +653,11 @@ class BtrfsFileSystem(FileSystem):
 
     def _dir_items(self, data, at, structure):
         """(location key, type, name bytes) of each dir item packed in one item."""
-        D = C.BTRFS_DIR_ITEM
-        pos, n = 0, len(data)
-        while pos < n:
-            if pos + D.size > n:
-                raise CorruptImage(self.name, structure, at + pos, "dir item is cut short")
-            name_len, data_len = D.field(data, "name_len", pos), D.field(data, "data_len", pos)
-            end = pos + D.size + name_len + data_len
-            if end > n:
-                raise CorruptImage(self.name, structure, at + pos,
-                                   "name and data lie outside the item")
-            yield _key(data, pos), D.field(data, "type", pos), bytes(
-                data[pos + D.size:pos + D.size + name_len])
-            pos = end
+        items, bad = _parse_dir_items(data)
+        if bad >= 0:
+            raise CorruptImage(self.name, structure, at + bad,
+                               "dir item's name and data lie outside the item")
+        return items
 
     def _entry(self, tree, dir_ino, name, loc, typ):
         """(handle, kind) the entry ``name`` of directory ``dir_ino`` of tree ``tree`` points at.

@@ -484,3 +484,26 @@ def test_limits_refuse_with_limit_exceeded() -> None:
     with pytest.raises(LimitExceeded):
         limits.enforce(limits.BTRFS_MAX_TREE_LEVEL + 1, "BTRFS_MAX_TREE_LEVEL", "x", "y", 0,
                        "tree level")
+
+
+# -- the LZO1X decoder on hand-made streams (real ones are read above) -----------------
+def test_lzo1x_bounds() -> None:
+    from imgscan._core.lzo import lzo1x_decompress
+
+    end = b"\x11\x00\x00"                       # the end marker: a distance-0 match
+    assert lzo1x_decompress(end, 0) == b""
+    literals = b"\x15abcd" + end                # 17 + 4: four literals first
+    assert lzo1x_decompress(literals, 4) == b"abcd"
+    with pytest.raises(ValueError, match="past the limit"):
+        lzo1x_decompress(literals, 3)
+    with pytest.raises(ValueError, match="ends early"):
+        lzo1x_decompress(literals[:4], 100)
+    with pytest.raises(ValueError, match="after its end"):
+        lzo1x_decompress(literals + b"\x00", 100)
+    # A match 8 bytes back after 4 bytes of output reaches before the output.
+    with pytest.raises(ValueError, match="before the output"):
+        lzo1x_decompress(b"\x15abcd\x7c\x00" + end, 100)
+    # A run of overlapping matches stops at the limit: a bomb costs the limit, no more.
+    bomb = b"\x12a" + b"\xfc\x00" * 2 + end      # literal "a", then 8-byte matches 8 back
+    with pytest.raises(ValueError):
+        lzo1x_decompress(bomb, 4)
