@@ -36,6 +36,39 @@ MESSAGES = {
 }
 
 
+cdef inline Py_ssize_t _long_length(const uint8_t** ipp, const uint8_t* ip_end,
+                                    size_t base) noexcept nogil:
+    """A length beyond its instruction's bits: zero bytes of 255 each, then a byte,
+    plus ``base``; advances ``*ipp`` past them. The length, or an LZO_E_* code."""
+    cdef const uint8_t* ip = ipp[0]
+    cdef const uint8_t* first = ip
+    cdef size_t zeros
+    while True:
+        if ip >= ip_end:
+            return LZO_E_INPUT_OVERRUN
+        if ip[0] != 0:
+            break
+        ip += 1
+    zeros = <size_t>(ip - first)
+    if zeros > MAX_255_COUNT:
+        return LZO_E_ERROR
+    ipp[0] = ip + 1
+    return <Py_ssize_t>((zeros << 8) - zeros + base + ip[0])
+
+
+cdef inline int _literals(const uint8_t** ipp, const uint8_t* ip_end, uint8_t** opp,
+                          uint8_t* op_end, size_t t) noexcept nogil:
+    """Copy ``t`` literal bytes; the next instruction's 3 bytes must follow. 0 or an LZO_E_*."""
+    if <size_t>(op_end - opp[0]) < t:
+        return LZO_E_OUTPUT_OVERRUN
+    if <size_t>(ip_end - ipp[0]) < t + 3:
+        return LZO_E_INPUT_OVERRUN
+    memcpy(opp[0], ipp[0], t)
+    opp[0] += t
+    ipp[0] += t
+    return 0
+
+
 cdef Py_ssize_t lzo1x_decompress_safe(const uint8_t* src, size_t src_len, uint8_t* dst,
                                       size_t dst_cap) noexcept nogil:
     """Decode ``src`` into at most ``dst_cap`` bytes of ``dst``; the length, or an LZO_E_*."""
@@ -44,64 +77,38 @@ cdef Py_ssize_t lzo1x_decompress_safe(const uint8_t* src, size_t src_len, uint8_
     cdef uint8_t* op = dst
     cdef uint8_t* op_end = dst + dst_cap
     cdef const uint8_t* m_pos
-    cdef const uint8_t* ip_last
+    cdef Py_ssize_t extra
+    cdef int err
+    cdef bint m4 = False
+    cdef size_t base
     cdef size_t t = 0, next_ = 0, state = 0, offset
     if src_len < 3:
         return LZO_E_INPUT_OVERRUN
     if ip[0] > 17:
+        # A first byte over 17 starts with its literals: up to 3 as after a match
+        # (state t), or a run (state 4).
         t = ip[0] - 17
         ip += 1
-        if t < 4:
-            next_ = t
-            # match_next with state = t
-            state = next_
-            if <size_t>(ip_end - ip) < t + 3:
-                return LZO_E_INPUT_OVERRUN
-            if <size_t>(op_end - op) < t:
-                return LZO_E_OUTPUT_OVERRUN
-            while t > 0:
-                op[0] = ip[0]
-                op += 1
-                ip += 1
-                t -= 1
-        else:
-            if <size_t>(op_end - op) < t:
-                return LZO_E_OUTPUT_OVERRUN
-            if <size_t>(ip_end - ip) < t + 3:
-                return LZO_E_INPUT_OVERRUN
-            memcpy(op, ip, t)
-            op += t
-            ip += t
-            state = 4
+        err = _literals(&ip, ip_end, &op, op_end, t)
+        if err:
+            return err
+        state = t if t < 4 else 4
     while True:
         if ip >= ip_end:
             return LZO_E_INPUT_OVERRUN
         t = ip[0]
         ip += 1
+        m4 = False
         if t < 16:
             if state == 0:
                 if t == 0:
-                    ip_last = ip
-                    while True:
-                        if ip >= ip_end:
-                            return LZO_E_INPUT_OVERRUN
-                        if ip[0] != 0:
-                            break
-                        ip += 1
-                    offset = <size_t>(ip - ip_last)
-                    if offset > MAX_255_COUNT:
-                        return LZO_E_ERROR
-                    offset = (offset << 8) - offset
-                    t += offset + 15 + ip[0]
-                    ip += 1
-                t += 3
-                if <size_t>(op_end - op) < t:
-                    return LZO_E_OUTPUT_OVERRUN
-                if <size_t>(ip_end - ip) < t + 3:
-                    return LZO_E_INPUT_OVERRUN
-                memcpy(op, ip, t)
-                op += t
-                ip += t
+                    extra = _long_length(&ip, ip_end, 15)
+                    if extra < 0:
+                        return extra
+                    t += <size_t>extra
+                err = _literals(&ip, ip_end, &op, op_end, t + 3)
+                if err:
+                    return err
                 state = 4
                 continue
             elif state != 4:
@@ -133,51 +140,26 @@ cdef Py_ssize_t lzo1x_decompress_safe(const uint8_t* src, size_t src_len, uint8_
             offset = 1 + ((t >> 2) & 7) + (<size_t>ip[0] << 3)
             ip += 1
             t = (t >> 5) - 1 + 2
-        elif t >= 32:
-            t = (t & 31) + 2
-            if t == 2:
-                ip_last = ip
-                while True:
-                    if ip >= ip_end:
-                        return LZO_E_INPUT_OVERRUN
-                    if ip[0] != 0:
-                        break
-                    ip += 1
-                offset = <size_t>(ip - ip_last)
-                if offset > MAX_255_COUNT:
-                    return LZO_E_ERROR
-                offset = (offset << 8) - offset
-                t += offset + 31 + ip[0]
-                ip += 1
-            if <size_t>(ip_end - ip) < 2:
-                return LZO_E_INPUT_OVERRUN
-            next_ = ip[0] | (<size_t>ip[1] << 8)
-            ip += 2
-            offset = 1 + (next_ >> 2)
-            next_ &= 3
         else:
-            offset = (t & 8) << 11
-            t = (t & 7) + 2
+            # M3 (32..63) and M4 (16..31) matches: a length, extended past its bits by
+            # zero bytes, then a 16-bit distance whose low 2 bits count trailing literals.
+            m4 = t < 32
+            if m4:
+                offset, base, t = (t & 8) << 11, 7, (t & 7) + 2
+            else:
+                offset, base, t = 1, 31, (t & 31) + 2
             if t == 2:
-                ip_last = ip
-                while True:
-                    if ip >= ip_end:
-                        return LZO_E_INPUT_OVERRUN
-                    if ip[0] != 0:
-                        break
-                    ip += 1
-                next_ = <size_t>(ip - ip_last)
-                if next_ > MAX_255_COUNT:
-                    return LZO_E_ERROR
-                next_ = (next_ << 8) - next_
-                t += next_ + 7 + ip[0]
-                ip += 1
+                extra = _long_length(&ip, ip_end, base)
+                if extra < 0:
+                    return extra
+                t += <size_t>extra
             if <size_t>(ip_end - ip) < 2:
                 return LZO_E_INPUT_OVERRUN
             next_ = ip[0] | (<size_t>ip[1] << 8)
             ip += 2
             offset += next_ >> 2
             next_ &= 3
+        if m4:
             if offset == 0:
                 # The end marker: a valid stream ends with a 3-byte match of distance 0.
                 if t != 3:
@@ -200,16 +182,9 @@ cdef Py_ssize_t lzo1x_decompress_safe(const uint8_t* src, size_t src_len, uint8_
                 t -= 1
         # match_next: up to 3 literals follow the match.
         state = next_
-        t = next_
-        if <size_t>(ip_end - ip) < t + 3:
-            return LZO_E_INPUT_OVERRUN
-        if <size_t>(op_end - op) < t:
-            return LZO_E_OUTPUT_OVERRUN
-        while t > 0:
-            op[0] = ip[0]
-            op += 1
-            ip += 1
-            t -= 1
+        err = _literals(&ip, ip_end, &op, op_end, next_)
+        if err:
+            return err
 
 
 def lzo1x_decompress(const uint8_t[::1] data not None, Py_ssize_t limit):
