@@ -436,6 +436,10 @@ class BtrfsFileSystem(FileSystem):
         cdef int leaf = got == 0
         with nogil:
             bad = _bad_slot(&v[0], v.shape[0], nritems, leaf)
+        if bad == nritems:
+            raise CorruptImage(self.name, structure, at + _H_NRITEMS,
+                               f"tree block at logical {bytenr}: nritems {nritems} does not "
+                               "fit the block")
         if bad >= 0:
             raise CorruptImage(self.name, structure, at + HEADER_SIZE + bad * (
                 ITEM_SIZE if level == 0 else KEY_PTR_SIZE),
@@ -565,22 +569,20 @@ class BtrfsFileSystem(FileSystem):
         """(id, path) of every subvolume, the top-level one (5, "/") first; paths from the top."""
         refs = {sub: (parent, dirid, name) for sub, parent, dirid, name in self._backrefs()}
         paths = {C.BTRFS_FS_TREE_OBJECTID: ""}
-
-        def path_of(sub, depth=0):
-            if sub in paths:
-                return paths[sub]
-            if sub not in refs or depth > len(refs):
-                raise CorruptImage(self.name, "ROOT_BACKREF", None,
-                                   f"subvolume {sub} has no path to the top level")
-            parent, dirid, name = refs[sub]
-            above = path_of(parent, depth + 1)
-            inner = self._dir_path(parent, dirid)
-            paths[sub] = f"{above}{inner}/{name}"
-            return paths[sub]
-
         result = [(C.BTRFS_FS_TREE_OBJECTID, "/")]
         for sub in sorted(refs):
-            result.append((sub, path_of(sub)))
+            chain = []                      # sub, its parent, ... up to a known path
+            up = sub
+            while up not in paths:
+                if up not in refs or len(chain) > len(refs):
+                    raise CorruptImage(self.name, "ROOT_BACKREF", None,
+                                       f"subvolume {sub} has no path to the top level")
+                chain.append(up)
+                up = refs[up][0]
+            for down in reversed(chain):
+                parent, dirid, name = refs[down]
+                paths[down] = f"{paths[parent]}{self._dir_path(parent, dirid)}/{name}"
+            result.append((sub, paths[sub]))
         return result
 
     def _dir_path(self, tree, dirid):

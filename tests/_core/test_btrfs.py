@@ -418,6 +418,47 @@ def test_corrupt_tree_block_is_named(images: dict[str, Path], tmp_path: Path) ->
     assert exc.value.offset == physical
 
 
+def _resealed(src: Path, dst: Path, block: int, nodesize: int,
+              patches: list[tuple[int, bytes]]) -> Path:
+    """A copy of ``src`` with the tree block at ``block`` patched and its crc32c redone,
+    so the reader's structural checks, not the checksum, must catch the damage."""
+    from imgscan._core.crc32c import crc32c
+
+    shutil.copyfile(src, dst)
+    with open(dst, "r+b") as f:
+        f.seek(block)
+        data = bytearray(f.read(nodesize))
+        for at, raw in patches:
+            data[at:at + len(raw)] = raw
+        data[:4] = crc32c(bytes(data[C.BTRFS_CSUM_SIZE:])).to_bytes(4, "little")
+        f.seek(block)
+        f.write(data)
+    return dst
+
+
+@pytest.mark.parametrize("damage", ["key order", "item outside", "level", "nritems"])
+def test_damaged_tree_block(damage: str, images: dict[str, Path], tmp_path: Path) -> None:
+    fs = open_fs(images["single"])
+    physical, _ = fs._map(fs._s.sb["root"], "test")
+    nodesize = fs._s.nodesize
+    H, It = C.BTRFS_HEADER, C.BTRFS_ITEM
+    with open(images["single"], "rb") as f:
+        f.seek(physical)
+        block = f.read(nodesize)
+    assert block[H.offset("level")] == 0
+    first, second = H.size, H.size + It.size
+    patches = {
+        "key order": [(first, block[second:second + 17]), (second, block[first:first + 17])],
+        "item outside": [(second + It.offset("offset"), (nodesize - 50).to_bytes(4, "little"))],
+        "level": [(H.offset("level"), b"\x01")],
+        "nritems": [(H.offset("nritems"), (10_000).to_bytes(4, "little"))],
+    }[damage]
+    bad = _resealed(images["single"], tmp_path / "bad.img", physical, nodesize, patches)
+    with pytest.raises(CorruptImage, match=r"out of order|outside|level 1|does not fit") as exc:
+        open_fs(bad)
+    assert exc.value.offset is not None and physical <= exc.value.offset < physical + nodesize
+
+
 def test_truncated_volume(images: dict[str, Path]) -> None:
     read, _size = file_reader(images["single"])
     with pytest.raises(ImageError):
