@@ -548,3 +548,20 @@ def test_lzo1x_bounds() -> None:
     bomb = b"\x12a" + b"\xfc\x00" * 2 + end      # literal "a", then 8-byte matches 8 back
     with pytest.raises(ValueError):
         lzo1x_decompress(bomb, 4)
+
+
+def test_volume_at_an_offset(images: dict[str, Path]) -> None:
+    """A volume that starts 1 MiB into the disk (a partition): every offset is shifted."""
+    read, size = file_reader(images["dup"])
+
+    def disk(offset: int, length: int) -> bytes:
+        head = bytes(max(0, min(MIB - offset, length)))
+        rest = read(max(offset - MIB, 0), length - len(head)) if length > len(head) else b""
+        return head + rest
+
+    fs = BtrfsFileSystem(disk, MIB, size, "disk partition 1")
+    assert fs.facts() == open_fs(images["dup"]).facts()
+    assert fs.read_file("/bin/text") == _text(1, 700_000)
+    with pytest.raises(ImageError) as exc:
+        BtrfsFileSystem(disk, MIB + 4096, size - 4096, "disk partition 2")
+    assert exc.value.path == "disk partition 2"

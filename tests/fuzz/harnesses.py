@@ -27,6 +27,7 @@ from imgscan.errors import ImageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from typing import Any
 
 #: Container formats with a harness of their own (a seed corpus and a run each).
 CONTAINER_FORMATS = ("qcow2", "qcow", "vhd", "vhdx", "vmdk", "vdi", "qed", "luks", "iso",
@@ -193,11 +194,23 @@ def ntfs(data: bytes) -> None:
 
 def btrfs(data: bytes) -> None:
     """A Btrfs volume (plain or sparse input): subvolumes, facts, a walk of the default
-    subvolume reading each file's head and tail and each link's target."""
-    from imgscan._core.btrfs import BtrfsFileSystem
+    subvolume reading each file's head and tail and each link's target. The walk is
+    done twice: as is, and with checksums taken as valid, since a mutation almost
+    always breaks a checksum and the structural checks behind it would go unfuzzed."""
+    from imgscan._core import btrfs as reader
     size, read = _sparse_reader(data)
+    _btrfs_walk(reader.BtrfsFileSystem, read, size)
+    real = reader.block_checksum
+    reader.block_checksum = lambda _csum_type, block: bytes(block[:32])  # type: ignore[assignment]
     try:
-        fs = BtrfsFileSystem(read, 0, size, "fuzz")
+        _btrfs_walk(reader.BtrfsFileSystem, read, size)
+    finally:
+        reader.block_checksum = real
+
+
+def _btrfs_walk(cls: Any, read: Callable[[int, int], bytes], size: int) -> None:
+    try:
+        fs = cls(read, 0, size, "fuzz")
         fs.facts()
         pending, seen = ["/"], 0
         while pending and seen < BTRFS_MAX_WALK:
