@@ -38,6 +38,8 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 import bisect
 import hashlib
 
+import xxhash
+
 from imgscan import limits
 from imgscan.errors import CorruptImage, TruncatedImage, UnsupportedFeature
 
@@ -174,7 +176,6 @@ def block_checksum(int csum_type, data):
         return hashlib.sha256(data[CSUM_SIZE:]).digest()
     if csum_type == C.BTRFS_CSUM_TYPE_BLAKE2:
         return hashlib.blake2b(data[CSUM_SIZE:], digest_size=32).digest()
-    import xxhash  # only volumes made with --csum xxhash need it
     return xxhash.xxh64(data[CSUM_SIZE:]).intdigest().to_bytes(8, "little")
 
 
@@ -269,12 +270,7 @@ class BtrfsFileSystem(FileSystem):
             if csum_type not in C.CSUM_NAMES:
                 raise UnsupportedFeature(self.name, "btrfs_super_block", self.offset + where,
                                          f"unknown csum_type {csum_type}")
-            try:
-                want = block_checksum(csum_type, raw)
-            except ImportError:
-                raise UnsupportedFeature(self.name, "btrfs_super_block", self.offset + where,
-                                         f"{C.CSUM_NAMES[csum_type]} checksums need the "
-                                         "xxhash module") from None
+            want = block_checksum(csum_type, raw)
             if raw[:len(want)] != want:
                 problem = problem or (where, "checksum mismatch")
                 continue

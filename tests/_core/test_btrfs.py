@@ -161,6 +161,8 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("btrfs")
     out = {"single": _build_rootdir(work, "single", "-m", "single"),
            "dup": _build_rootdir(work, "dup", "-m", "dup")}
+    for csum in ("sha256", "blake2", "xxhash"):
+        out[csum] = _build_rootdir(work, csum, "--csum", csum)
     if IS_ROOT:
         out["mounted"] = _build_mounted(work)
     return out
@@ -248,7 +250,7 @@ def _dump_super(path: Path) -> dict[str, str]:
 
 # -- mkfs --rootdir volumes ---------------------------------------------------------------
 @needs_mount
-@pytest.mark.parametrize("name", ["single", "dup"])
+@pytest.mark.parametrize("name", ["single", "dup", "sha256", "blake2", "xxhash"])
 def test_rootdir_volume_matches_mount(name: str, images: dict[str, Path],
                                       tmp_path: Path) -> None:
     fs = open_fs(images[name])
@@ -257,7 +259,7 @@ def test_rootdir_volume_matches_mount(name: str, images: dict[str, Path],
     _assert_same(fs_view(fs), theirs)
 
 
-@pytest.mark.parametrize("name", ["single", "dup"])
+@pytest.mark.parametrize("name", ["single", "dup", "sha256", "blake2", "xxhash"])
 def test_facts_match_dump_super(name: str, images: dict[str, Path]) -> None:
     fs = open_fs(images[name])
     sup = _dump_super(images[name])
@@ -267,10 +269,11 @@ def test_facts_match_dump_super(name: str, images: dict[str, Path]) -> None:
     assert facts["label"] == sup["label"] == f"lbl-{name}"
     assert facts["generation"] == int(sup["generation"])
     assert facts["dirty"] is (int(sup["log_root"]) != 0)
+    assert facts["checksum"] == {"crc32c": "crc32c", "sha256": "sha256", "blake2": "blake2b",
+                                 "xxhash64": "xxhash64"}[sup["csum_type"].split()[1].strip("()")]
     assert facts["default_subvolume"] == 5
     assert facts["subvolumes"] == [{"id": 5, "path": "/"}]
-    want = "dup" if name == "dup" else "single"
-    assert facts["profiles"]["metadata"] == [want]
+    assert facts["profiles"]["metadata"] == ["single" if name == "single" else "dup"]
     assert facts["profiles"]["data"] == ["single"]
 
 
