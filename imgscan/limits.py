@@ -290,6 +290,23 @@ LVM_MAX_LVS = 65536
 LVM_MAX_SEGMENTS = 65536
 #: Most stripes (or mirror/raid images) of one segment (lvm2 caps stripes at 128).
 LVM_MAX_STRIPES = 128
+#: Deepest Btrfs tree read: btrfs builds at most BTRFS_MAX_LEVEL (8) levels, 0..7.
+BTRFS_MAX_TREE_LEVEL = 7
+#: Most Btrfs tree blocks visited for one lookup, listing or file read: 65536 leaves of
+#: 16 KiB list a directory of some 15 million entries; a tree whose nodes share children
+#: (a DAG made by hand) costs no more than that.
+BTRFS_MAX_NODES_VISITED = 65536
+#: Most Btrfs chunks mapped: one chunk is 256 MiB to 10 GiB of data (1 GiB typically), so
+#: 65536 chunks cover well over 16 TiB; each costs a few dozen bytes of memory.
+BTRFS_MAX_CHUNKS = 65536
+#: Largest Btrfs inline extent (file bytes kept in the leaf): under one sector, at most
+#: 64 KiB (the largest sector and node size btrfs allows).
+BTRFS_MAX_INLINE_EXTENT = 64 * 1024
+#: Largest Btrfs compressed extent, stored or decompressed: the kernel compresses at most
+#: 128 KiB per extent (BTRFS_MAX_UNCOMPRESSED).
+BTRFS_MAX_DECOMPRESSED_EXTENT = 128 * 1024
+#: Most Btrfs subvolumes and snapshots listed (a snapshotting distribution keeps hundreds).
+BTRFS_MAX_SUBVOLUMES = 65536
 
 # Windows guest inspection (imgscan/guest/) ------------------------------------------
 #: Largest registry hive read into memory (real SOFTWARE hives reach 100-200 MiB;

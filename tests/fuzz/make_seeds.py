@@ -337,6 +337,26 @@ def fatfs(b: Builder) -> None:
             b.seed(name, path.read_bytes())
 
 
+def btrfs(b: Builder) -> None:
+    """mkfs.btrfs volumes of a small tree (inline and regular files, a directory of a
+    few hundred names, symlinks), metadata single and DUP; sparse-encoded."""
+    src = b.work / "btrfs-src"
+    shutil.rmtree(src, ignore_errors=True)
+    (src / "etc" / "many").mkdir(parents=True)
+    (src / "etc" / "os-release").write_bytes(b"ID=debian\n")
+    (src / "etc" / "big").write_bytes(bytes(range(256)) * 64)
+    for i in range(300):
+        (src / "etc" / "many" / f"name-{i:04d}").write_bytes(b"%d" % i)
+    (src / "link").symlink_to("../etc/os-release")
+    for name, profile in (("single.img", "single"), ("dup.img", "dup")):
+        path = b.work / name
+        path.unlink(missing_ok=True)
+        with open(path, "wb") as f:
+            f.truncate(128 << 20)
+        if b.tool("mkfs.btrfs", "-q", "-m", profile, "--rootdir", str(src), name):
+            b.seed(name, path.read_bytes())
+
+
 def windows(b: Builder) -> None:
     for name, data, volumes in _windows_disks():
         for p in volumes:
@@ -448,7 +468,7 @@ BUILDERS: dict[str, Callable[[Builder], None]] = {
     "qcow2": qcow2, "qcow": qcow, "vhd": vhd, "vhdx": vhdx, "vmdk": vmdk, "vdi": vdi,
     "qed": qed, "luks": luks, "iso": iso, "zvhd": zvhd, "raw": raw,
     "partitions": partitions, "ntfs": ntfs, "ext4": ext4, "regf": regf, "windows": windows,
-    "xfs": xfs, "fatfs": fatfs, "ntfsfs": ntfs, "lvm": lvm,
+    "xfs": xfs, "fatfs": fatfs, "ntfsfs": ntfs, "lvm": lvm, "btrfs": btrfs,
 }
 
 

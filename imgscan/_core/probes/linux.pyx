@@ -23,6 +23,8 @@ from .. import c_xfs
 
 _xfs = c_xfs.XFS_DSB.offset
 
+from .. import c_btrfs as _BT
+
 # LUKS ---------------------------------------------------------------------
 # The headers are c_luks's declarations (shared with the LUKS reader), as the
 # offsets of the bounded readers and the (offset, length) spans cstr takes.
@@ -107,15 +109,19 @@ EXT_INCOMPAT_RECOVER = _ext.EXT3_FEATURE_INCOMPAT_RECOVER
 EXT_INCOMPAT_64BIT = _ext.EXT4_FEATURE_INCOMPAT_64BIT
 EXT_RO_COMPAT_METADATA_CSUM = _ext.EXT4_FEATURE_RO_COMPAT_METADATA_CSUM
 
-# Btrfs --------------------------------------------------------------------
-BTRFS_SB = 64 * 1024
-BTRFS_SB_BYTES = 4096
-BTRFS_FSID, BTRFS_BYTENR, BTRFS_MAGIC_OFFSET, BTRFS_TOTAL_BYTES = 0x20, 0x30, 0x40, 0x70
-BTRFS_SECTORSIZE, BTRFS_NODESIZE, BTRFS_CSUM_TYPE = 0x90, 0x94, 0xC4
-BTRFS_DEV_UUID, BTRFS_LABEL, BTRFS_LABEL_LENGTH = 0xC9 + 66, 0x12B, 256
-BTRFS_MAGIC = b"_BHRfS_M"
-BTRFS_CSUM_CRC32C = 0
-BTRFS_CSUM_START = 32
+# Btrfs (declared in c_btrfs) -----------------------------------------------
+BTRFS_SB = _BT.BTRFS_SUPER_INFO_OFFSET
+BTRFS_SB_BYTES = _BT.BTRFS_SUPER_INFO_SIZE
+_BSB = _BT.BTRFS_SUPER_BLOCK
+BTRFS_FSID, BTRFS_BYTENR = _BSB.offset("fsid"), _BSB.offset("bytenr")
+BTRFS_MAGIC_OFFSET, BTRFS_TOTAL_BYTES = _BSB.offset("magic"), _BSB.offset("total_bytes")
+BTRFS_SECTORSIZE, BTRFS_NODESIZE = _BSB.offset("sectorsize"), _BSB.offset("nodesize")
+BTRFS_CSUM_TYPE = _BSB.offset("csum_type")
+BTRFS_DEV_UUID, BTRFS_LABEL = _BT.SUPER_DEV_UUID, _BSB.offset("label")
+BTRFS_LABEL_LENGTH = _BT.BTRFS_LABEL_SIZE
+BTRFS_MAGIC = _BT.BTRFS_MAGIC
+BTRFS_CSUM_CRC32C = _BT.BTRFS_CSUM_TYPE_CRC32
+BTRFS_CSUM_START = _BT.BTRFS_CSUM_SIZE
 
 # Linux MD RAID --------------------------------------------------------------
 MD_MAGIC = 0xA92B4EFC

@@ -1,0 +1,3 @@
+MESSAGES: dict[int, str]
+
+def lzo1x_decompress(data: bytes | bytearray | memoryview, limit: int) -> bytes: ...
