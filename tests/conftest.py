@@ -6,11 +6,15 @@ ones make their images once per test session, whichever folder asks first.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import FIXTURES, promptly, unpack_fixtures
+from helpers.lvm_disk import TOOLS as LVM_TOOLS
+from helpers.lvm_disk import build as build_lvm_disk
 
 #: The Windows fixture disks (tests/fixtures/make_windows.sh): bios, uefi, nosysres, bitlocker.
 WINDOWS = FIXTURES / "windows"
@@ -29,3 +33,13 @@ def prompt() -> Iterator[None]:
     """Every malformed case must fail fast, never loop on a claimed size."""
     with promptly(5):
         yield
+
+
+@pytest.fixture(scope="session")
+def lvm_disk(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The two-PV LVM disk of :mod:`helpers.lvm_disk`, made once (the LVM reader's tests
+    and ``imgscan ls`` of a logical volume)."""
+    if not all(shutil.which(t) for t in LVM_TOOLS):
+        pytest.skip("lvm2, util-linux, e2fsprogs or cryptsetup not installed")
+    return build_lvm_disk(tmp_path_factory.mktemp("lvm"))
+

@@ -23,7 +23,6 @@ from helpers.lvm_disk import (
     STRIPE,
     TOOLS,
     MiB,
-    build,
     partition_file,
     pvck,
     raw_locn,
@@ -40,11 +39,6 @@ from imgscan.layout import describe
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in TOOLS),
     reason="lvm2, util-linux or e2fsprogs not installed")
-
-@pytest.fixture(scope="session")
-def lvm_disk(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return build(tmp_path_factory.mktemp("lvm"))
-
 
 def _info(path: Path) -> dict[str, Any]:
     with imgscan.open(path) as img:

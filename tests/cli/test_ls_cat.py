@@ -15,8 +15,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from helpers import xfs_images
 from oracles import needs_qemu, run
 
 NEUTRAL_CWD = Path(__file__).resolve().parent
@@ -167,3 +169,73 @@ def test_an_encrypted_partition_is_refused(tmp_path: Path) -> None:
         f.seek(1 << 20)
         f.write(src.read())
     one_error_line(imgscan("ls", f"{disk}:1"), r"partition 1: .*crypto_LUKS.*encrypted")
+
+
+# -- the Linux readers and a logical volume, through the same commands ------------------
+#: The tree every Linux filesystem below is made from: a file, a symlink, a nested one.
+TREE = {"etc/os-release": b"ID=debian\nVERSION_ID=12\n", "d/numbers": b"1\n2\n3\n" * 700,
+        "d/sub/deep.txt": b"deep\n"}
+
+
+def _tree(root: Path) -> Path:
+    for name, data in TREE.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    (root / "d" / "link").symlink_to("../etc/os-release")
+    return root
+
+
+def _make_ext4(tree: Path, image: Path) -> None:
+    run("truncate", "-s", "32M", image)
+    run("mkfs.ext4", "-q", "-d", tree, image)
+
+
+def _make_btrfs(tree: Path, image: Path) -> None:
+    run("truncate", "-s", "128M", image)
+    run("mkfs.btrfs", "-q", "--rootdir", tree, image)
+
+
+def _make_xfs(tree: Path, image: Path) -> None:
+    xfs_images.mkfs(image)
+    with xfs_images.mounted(image) as root:
+        shutil.copytree(tree, root, symlinks=True, dirs_exist_ok=True)
+
+
+MAKERS = {"ext4": ("mkfs.ext4", _make_ext4), "btrfs": ("mkfs.btrfs", _make_btrfs),
+          "xfs": ("mkfs.xfs", _make_xfs)}
+
+
+@needs_qemu
+@pytest.mark.parametrize("fs", sorted(MAKERS))
+def test_linux_filesystems_through_qcow2(fs: str, tmp_path: Path) -> None:
+    """What mkfs (or the kernel, for XFS) wrote from the tree is what ls and cat give."""
+    tool, make = MAKERS[fs]
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} not installed")
+    if fs == "xfs" and os.geteuid() != 0:
+        pytest.skip("XFS is populated through a loop mount, which needs root")
+    raw = tmp_path / f"{fs}.img"
+    make(_tree(tmp_path / "tree"), raw)
+    image = tmp_path / f"{fs}.qcow2"
+    run("qemu-img", "convert", "-O", "qcow2", raw, image)
+    listing = imgscan("ls", "--json", str(image), "/d")
+    assert listing.returncode == 0, listing.stderr
+    entries = {e["name"]: e for e in map(json.loads, listing.stdout.splitlines())}
+    assert set(entries) == {"numbers", "sub", "link"}
+    assert (entries["numbers"]["kind"], entries["numbers"]["size"]) == (
+        "file", len(TREE["d/numbers"]))
+    assert (entries["link"]["kind"], entries["link"]["target"]) == ("symlink", "../etc/os-release")
+    for name, data in TREE.items():
+        assert imgscan("cat", str(image), "/" + name).stdout == data, name
+    assert imgscan("cat", str(image), "/d/link").stdout == TREE["etc/os-release"]
+
+
+def test_logical_volume_by_name(lvm_disk: dict[str, Any]) -> None:
+    """``IMAGE:VG/LV`` opens the filesystem in a logical volume (lvm2 made the VG; the ext4
+    in its ``root`` LV was made by mkfs.ext4, with ``lost+found`` as its only entry)."""
+    disk = lvm_disk["disk"]
+    vg = lvm_disk["vg"]["vg_name"]
+    proc = imgscan("ls", "--json", f"{disk}:{vg}/root", "/")
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["name"] for line in proc.stdout.splitlines()] == ["lost+found"]
+    one_error_line(imgscan("ls", f"{disk}:{vg}/nosuch", "/"), "nosuch")
