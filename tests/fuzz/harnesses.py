@@ -27,7 +27,6 @@ from imgscan.errors import ImageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from typing import Any
 
     from imgscan._core.fsapi import FileSystem
 
@@ -47,9 +46,6 @@ _RECORD = 4 + SECTOR
 SPARSE_MAX_SIZE = 1 << 30
 #: The name each input is written under: a backing file or extent of that name is itself.
 SCRATCH_NAME = "fuzz.img"
-
-#: Directory entries the Btrfs harness visits per input (a few hundred reads stay < 1 s).
-BTRFS_MAX_WALK = 200
 
 #: Paths the NTFS harness looks up: a Windows root's files and some that do not exist.
 NTFS_PATHS = ("\\Windows\\System32\\config\\SYSTEM", "\\Windows\\System32\\config\\SOFTWARE",
@@ -228,9 +224,11 @@ def ext4(data: bytes) -> None:
 
 
 def _walk(fs: FileSystem) -> None:
-    """Every directory of ``fs`` listed and every file read (its head and its tail),
-    breadth first, at most ``WALK_MAX_DIRS`` directories and ``WALK_MAX_FILES`` files;
-    a path that fails as a bad image is passed over."""
+    """The volume's facts, every directory of ``fs`` listed, every link read and every
+    file read (its head and its tail), breadth first, at most ``WALK_MAX_DIRS``
+    directories and ``WALK_MAX_FILES`` files; a path that fails as a bad image is
+    passed over."""
+    fs.facts()
     pending, dirs, files = ["/"], 0, 0
     while pending and dirs < WALK_MAX_DIRS:
         path = pending.pop(0)
@@ -245,6 +243,8 @@ def _walk(fs: FileSystem) -> None:
                 st = fs.entry_stat(e)
                 if st.kind == "dir":
                     pending.append(child)
+                elif st.kind == "symlink":
+                    fs.readlink(child)
                 elif st.kind == "file" and files < WALK_MAX_FILES:
                     files += 1
                     fs.read_file(child, 0, READ_LENGTH)
@@ -270,48 +270,20 @@ def ntfsfs(data: bytes) -> None:
 
 
 def btrfs(data: bytes) -> None:
-    """A Btrfs volume (plain or sparse input): subvolumes, facts, a walk of the default
-    subvolume reading each file's head and tail and each link's target. The walk is
-    done twice: as is, and with checksums taken as valid, since a mutation almost
-    always breaks a checksum and the structural checks behind it would go unfuzzed."""
+    """A Btrfs volume (plain or sparse input) walked twice: as is, and with checksums
+    taken as valid, since a mutation almost always breaks a checksum and the structural
+    checks behind it would go unfuzzed."""
     from imgscan._core import btrfs as reader
     size, read = _sparse_reader(data)
-    _btrfs_walk(reader.BtrfsFileSystem, read, size)
+    with contextlib.suppress(ImageError):
+        _walk(reader.BtrfsFileSystem(read, 0, size, "fuzz"))
     real = reader.block_checksum
     reader.block_checksum = lambda _csum_type, block: bytes(block[:32])  # type: ignore[assignment]
     try:
-        _btrfs_walk(reader.BtrfsFileSystem, read, size)
+        with contextlib.suppress(ImageError):
+            _walk(reader.BtrfsFileSystem(read, 0, size, "fuzz"))
     finally:
         reader.block_checksum = real
-
-
-def _btrfs_walk(cls: Any, read: Callable[[int, int], bytes], size: int) -> None:
-    try:
-        fs = cls(read, 0, size, "fuzz")
-        fs.facts()
-        pending, seen = ["/"], 0
-        while pending and seen < BTRFS_MAX_WALK:
-            path = pending.pop()
-            try:
-                entries = fs.listdir(path)
-            except ImageError:
-                continue
-            for entry in entries[:BTRFS_MAX_WALK]:
-                seen += 1
-                child = path.rstrip("/") + "/" + entry.name
-                try:
-                    if entry.kind == "dir":
-                        pending.append(child)
-                    elif entry.kind == "symlink":
-                        fs.readlink(child)
-                    elif entry.kind == "file":
-                        st = fs.stat(child)
-                        fs.read_file(child, 0, READ_LENGTH)
-                        fs.read_file(child, max(0, st.size - 100))
-                except ImageError:
-                    continue
-    except ImageError:
-        pass
 
 
 def regf(data: bytes) -> None:
@@ -340,36 +312,14 @@ def windows(data: bytes) -> None:
         img.info()
 
 
-#: Entries an XFS walk looks at per input, so one input costs bounded work.
-XFS_WALK_ENTRIES = 200
-
-
 def xfs(data: bytes) -> None:
-    """An XFS volume (plain or sparse input): a bounded walk with reads, links and facts."""
+    """An XFS volume (plain or sparse input) through the filesystem interface."""
     from imgscan._core.xfs import XfsFileSystem
     size, read = _sparse_reader(data)
-    try:
-        fs = XfsFileSystem(read, 0, size, "fuzz")
-        fs.facts()
-        pending, seen = ["/"], 0
-        while pending and seen < XFS_WALK_ENTRIES:
-            top = pending.pop()
-            try:
-                entries = fs.listdir(top)
-            except ImageError:
-                continue
-            for entry in entries[:XFS_WALK_ENTRIES]:
-                seen += 1
-                path = top.rstrip("/") + "/" + entry.name
-                with contextlib.suppress(ImageError):
-                    if entry.kind == "dir":
-                        pending.append(path)
-                    elif entry.kind == "symlink":
-                        fs.readlink(path)
-                    else:
-                        fs.read_file(path, 0, READ_LENGTH)
-    except ImageError:
-        pass
+    with contextlib.suppress(ImageError):
+        _walk(XfsFileSystem(read, 0, size, "fuzz"))
+
+
 def lvm(data: bytes) -> None:
     """LVM2 PVs (plain or sparse input: a whole-disk PV, or a disk whose partitions are
     PVs): the label, the metadata areas, the text metadata and every LV's reader."""
