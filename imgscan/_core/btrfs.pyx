@@ -31,6 +31,11 @@ says it is, its fsid, its level (one less than its parent's, at most
 inside the block. One lookup or listing visits at most
 ``limits.BTRFS_MAX_NODES_VISITED`` blocks, so a tree whose nodes share
 children cannot blow up. Offsets in errors are disk offsets.
+
+The reader is one module of about 870 lines, over the house's 800: the volume
+(superblock, chunk map, checked tree walk) and a subvolume's files are one
+object whose parts call each other on every lookup. What stands apart does:
+the structures (:mod:`imgscan._core.c_btrfs`) and the LZO1X decoder (``lzo.pyx``).
 """
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
