@@ -17,6 +17,7 @@ declared with the name ``None``).
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -53,6 +54,11 @@ class CStruct:
         self._unpack = self._struct.unpack_from
         self.size = offset
 
+    @property
+    def names(self) -> list[str]:
+        """The named fields, in on-disk order."""
+        return list(self._names)
+
     def offset(self, field: str) -> int:
         """The byte offset of ``field`` from the start of the structure."""
         return self._offsets[field]
@@ -72,6 +78,12 @@ class CStruct:
         naming the structure, so a short buffer is a bug, not a hostile file).
         """
         return dict(zip(self._names, self._unpack(data, base), strict=True))
+
+    def rows(self, data: bytes | bytearray | memoryview, count: int) -> Iterator[tuple[Any, ...]]:
+        """``count`` consecutive structures at the start of ``data``, each as a tuple of
+        its named fields in declared order: for tables of many small entries, where a
+        dict per entry would cost more than the entry's decoding."""
+        return self._struct.iter_unpack(memoryview(data)[:count * self.size])
 
     def field(self, data: bytes | bytearray | memoryview, field: str, base: int = 0) -> Any:
         """One field of the structure at ``data[base:]``."""

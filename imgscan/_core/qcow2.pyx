@@ -71,9 +71,13 @@ cdef uint64_t L2E_SIZE_EXTENDED = c.L2E_SIZE_EXTENDED
 cdef uint32_t SUBCLUSTERS = c.SUBCLUSTERS
 
 
-def _offset(field):
-    """Byte offset of a ``QCowHeader`` field: where an error about it points."""
-    return QCOW2_HEADER.offset(field)
+cdef dict _HEADER_OFFSETS = {name: QCOW2_HEADER.offset(name) for name in QCOW2_HEADER.names}
+
+
+cdef inline object _offset(str field):
+    """Byte offset of a ``QCowHeader`` field: where an error about it points (a C call on
+    every open: several checks pass their field's offset along)."""
+    return _HEADER_OFFSETS[field]
 
 
 # -- The nogil table walk -------------------------------------------------------
@@ -489,10 +493,8 @@ class Qcow2Image(Container):
                                        f"{ext_len} bytes is longer than {BACKING_FORMAT_MAX}")
                 self._backing_format = _text(data)
             elif ext_type == EXT_FEATURE_TABLE:
-                for off in range(0, ext_len - QCOW2_FEATURE.size + 1, QCOW2_FEATURE.size):
-                    feature = QCOW2_FEATURE.unpack(data, off)
-                    name = feature["name"].split(b"\0", 1)[0]
-                    feature_names[(feature["type"], feature["bit"])] = _text(name)
+                for ftype, bit, name in QCOW2_FEATURE.rows(data, ext_len // QCOW2_FEATURE.size):
+                    feature_names[(ftype, bit)] = _text(name.split(b"\0", 1)[0])
             elif ext_type == EXT_CRYPTO_HEADER:
                 if self._crypt_method != CRYPT_LUKS:
                     raise CorruptImage(path, "crypto header extension", where,
