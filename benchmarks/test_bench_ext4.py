@@ -8,11 +8,7 @@ is made once into ``images.CACHE`` by ``mke2fs -t ext4 -d`` (a Linux-like root, 
 qcow2 by ``qemu-img convert``. ``python benchmarks/test_bench_ext4.py`` times debugfs
 doing the same as a whole process, for comparison.
 
-Figures recorded on the 2-core shared build machine (minimum of the rounds): open +
-os-release through qcow2 23.6 us (debugfs 1.9 ms); list 10,000 entries 9.3 ms (debugfs
-``ls`` 9.7 ms); read 100 MiB 262 ms, 400 MB/s (debugfs ``cat`` 813 ms), where a bare
-Python ``f.read`` of the same 100 MiB takes 153 ms on that machine: the reader adds one
-join of its eight extents' pieces.
+Figures: benchmarks/README.md (issue 13), beside debugfs.
 """
 
 from __future__ import annotations
