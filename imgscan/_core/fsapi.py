@@ -136,10 +136,19 @@ class FileSystem:
     # -- the interface ---------------------------------------------------------------
     def resolve(self, path: str, *, follow: bool = True) -> int:
         """The inode ``path`` names; the last component's symlink is followed if ``follow``."""
+        return self._resolve(path, follow)[0]
+
+    def stat(self, path: str, *, follow: bool = True) -> Stat:
+        """The stat of ``path`` (of the link itself when ``follow`` is False)."""
+        return self._resolve(path, follow)[1]
+
+    def _resolve(self, path: str, follow: bool) -> tuple[int, Stat]:
+        """The inode ``path`` names and its stat; each inode on the way is stat'ed once."""
         pending = self._components(path)
         pending.reverse()
-        ino, follows, walked = self.root, 0, 0
-        trail: list[int] = []           # the directories above ino, for ".."
+        ino, st = self.root, self._stat(self.root)
+        follows, walked = 0, 0
+        trail: list[tuple[int, Stat]] = []      # the directories above ino, for ".."
         while pending:
             part = pending.pop()
             walked += 1
@@ -148,15 +157,16 @@ class FileSystem:
             if part == ".":
                 continue
             if part == "..":
-                ino = trail.pop() if trail else self.root
+                ino, st = trail.pop() if trail else (self.root, self._stat(self.root))
                 continue
-            if self._stat(ino).kind != "dir":
+            if st.kind != "dir":
                 raise FileNotFound(self.name, f"path {path!r}", None,
                                    f"a component before {part!r} is not a directory")
             child = self._lookup(ino, part)
             if child is None:
                 raise FileNotFound(self.name, f"path {path!r}", None, f"no {part!r}")
-            if self._stat(child).kind == "symlink" and (pending or follow):
+            child_st = self._stat(child)
+            if child_st.kind == "symlink" and (pending or follow):
                 follows += 1
                 limits.enforce(follows, "FS_MAX_SYMLINK_FOLLOWS", self.name, f"path {path!r}",
                                None, "symlinks followed")
@@ -165,15 +175,11 @@ class FileSystem:
                 more.reverse()
                 pending.extend(more)
                 if target[:1] in self.separators:
-                    ino, trail = self.root, []
+                    ino, st, trail = self.root, self._stat(self.root), []
                 continue
-            trail.append(ino)
-            ino = child
-        return ino
-
-    def stat(self, path: str, *, follow: bool = True) -> Stat:
-        """The stat of ``path`` (of the link itself when ``follow`` is False)."""
-        return self._stat(self.resolve(path, follow=follow))
+            trail.append((ino, st))
+            ino, st = child, child_st
+        return ino, st
 
     def lookup(self, path: str, *, follow: bool = True) -> Stat | None:
         """The stat of ``path``, or None when it names nothing."""
@@ -191,8 +197,8 @@ class FileSystem:
 
     def listdir(self, path: str = "/") -> list[DirEntry]:
         """The entries of directory ``path``, in on-disk order, ``.`` and ``..`` left out."""
-        ino = self.resolve(path)
-        if self._stat(ino).kind != "dir":
+        ino, st = self._resolve(path, True)
+        if st.kind != "dir":
             raise FileNotFound(self.name, f"path {path!r}", None, "not a directory")
         return list(self._entries(ino))
 
@@ -206,15 +212,14 @@ class FileSystem:
 
     def readlink(self, path: str) -> str:
         """The target of the symlink ``path``."""
-        ino = self.resolve(path, follow=False)
-        if self._stat(ino).kind != "symlink":
+        ino, st = self._resolve(path, False)
+        if st.kind != "symlink":
             raise FileNotFound(self.name, f"path {path!r}", None, "not a symlink")
         return self._readlink(ino)
 
     def read_file(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
         """Bytes of the regular file ``path`` from ``offset``: ``length`` or up to its end."""
-        ino = self.resolve(path)
-        st = self._stat(ino)
+        ino, st = self._resolve(path, True)
         if st.kind != "file":
             raise FileNotFound(self.name, f"path {path!r}", None, f"a {st.kind}, not a file")
         offset = min(max(offset, 0), st.size)
