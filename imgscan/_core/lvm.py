@@ -29,6 +29,8 @@ import bisect
 import re
 import zlib
 
+import xxhash
+
 from .. import limits
 from ..errors import CorruptImage, ImageError, TruncatedImage, UnsupportedFeature
 from . import c_lvm
@@ -541,6 +543,9 @@ def _metadata_copies(read: Read, pvs: Iterable[PhysicalVolume], errors: list[Ima
     """The newest parsed copy of each VG's metadata on the PVs, by VG id: (seqno, VG
     name, VG section)."""
     newest: dict[str, tuple[int, str, _Section]] = {}
+    # Every PV of a VG holds the same text (so may a hostile disk, many times over):
+    # each distinct text is parsed once, the first copy naming the place of its errors.
+    parsed: dict[bytes, tuple[str, _Section]] = {}
     for pv in pvs:
         for mda_offset, mda_size in pv.metadata_areas:
             try:
@@ -548,7 +553,10 @@ def _metadata_copies(read: Read, pvs: Iterable[PhysicalVolume], errors: list[Ima
                 if copy is None:
                     continue
                 text, at = copy
-                vg_name, vg = _vg_section(parse_metadata(text, pv.name, at), pv.name, at)
+                key = xxhash.xxh3_128_digest(text)
+                if key not in parsed:
+                    parsed[key] = _vg_section(parse_metadata(text, pv.name, at), pv.name, at)
+                vg_name, vg = parsed[key]
                 vg_id, seqno = vg.text("id"), vg.integer("seqno")
             except ImageError as exc:
                 errors.append(exc)
