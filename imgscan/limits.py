@@ -321,6 +321,14 @@ FAT_MAX_FILE_BYTES = 64 * 1024 * 1024
 #: Largest FAT directory read (65536 entries of 32 bytes, the FAT maximum).
 FAT_MAX_DIRECTORY_BYTES = 65536 * 32
 
+# Linux guest inspection (imgscan/guest/linux/) ----------------------------------------
+#: Largest configuration file read whole (fstab, os-release, grub.cfg, ifcfg, shadow...):
+#: real ones are a few KiB; a generated grub.cfg with hundreds of kernels stays under 1 MiB.
+LINUX_MAX_CONFIG_BYTES = 4 * 1024 * 1024
+#: Most entries of one configuration directory looked at (network configs, BLS entries,
+#: udev rules, kernels in /boot, module trees).
+LINUX_MAX_ENTRIES = 4096
+
 # Bulk scanning (imgscan/bulk/runner.py) ---------------------------------------------
 # Budgets of one worker process per image, enforced from outside the decoder so that
 # even a bug in it (a loop, a leak) costs one image, not the scan.
