@@ -15,6 +15,10 @@ the metadata ring buffer until the committed one wraps round its end.
 Oracles: ``vgs``/``lvs``/``pvs --reportformat json``, ``pvck --dump headers``
 (raw_locn), ``pvck --dump metadata`` (the text) and ``blkid -p`` on each LV's
 bytes extracted with dd at the oracle's offsets.
+
+For the per-disk caps, :func:`single_pv` makes one PV the same way, and
+:func:`cloned_pvs` copies it into every partition of a many-partition GPT disk
+(after :func:`pad_metadata`, hand-made, has grown its text if needed).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import struct
 import subprocess
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,6 +140,45 @@ def _write_lv(disk: Path, image: Path, pieces: Callable[[int], int], length: int
             dst.write(src.read(chunk))
 
 
+def _loop(path: Path, offset: int = 0, size: int | None = None) -> str:
+    """``losetup`` over ``size`` bytes of ``path`` from ``offset``; the device's name."""
+    limit = ["--sizelimit", str(size)] if size is not None else []
+    return subprocess.run(["losetup", "-f", "--show", "-o", str(offset), *limit, str(path)],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _private_conf(conf: Path, devices: list[str]) -> None:
+    """An lvm.conf in ``conf`` (the LVM_SYSTEM_DIR) that sees only ``devices`` and keeps
+    its locks, backups and udev hands off the host."""
+    accept = ", ".join(f'"a|^{dev}$|"' for dev in devices)
+    (conf / "lvm.conf").write_text(
+        f'devices {{ filter = [ {accept}, "r|.*|" ] obtain_device_list_from_udev = 0 '
+        "use_devicesfile = 0 scan_lvs = 0 }\n"
+        "activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }\n"
+        "backup { backup = 0 archive = 0 }\n"
+        f'global {{ locking_dir = "{conf.parent}/lock" use_lvmpolld = 0 '
+        "event_activation = 0 }\n")
+
+
+def single_pv(work: Path, size: int, *pvcreate: str) -> Path:
+    """``work/pv.img``: ``size`` bytes made one PV (``pvcreate -y PVCREATE``) of its own
+    VG ``vg1`` by lvm2 on a loop device; the label and the metadata area are what lvm wrote.
+    """
+    image = work / "pv.img"
+    with open(image, "wb") as f:
+        f.truncate(size)
+    conf = work / "etc"
+    conf.mkdir()
+    dev = _loop(image)
+    try:
+        _private_conf(conf, [dev])
+        _lvm(conf, "pvcreate", "-y", *pvcreate, dev)
+        _lvm(conf, "vgcreate", "vg1", dev)
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=False)
+    return image
+
+
 def build(work: Path) -> dict[str, Any]:
     """Makes ``work/disk.img`` and returns it with the oracles' facts (see the module)."""
     disk = work / "disk.img"
@@ -146,17 +191,8 @@ def build(work: Path) -> dict[str, Any]:
     conf.mkdir()
     try:
         for start, size in PARTS:
-            loops.append(subprocess.run(
-                ["losetup", "-f", "--show", "-o", str(start * SECTOR), "--sizelimit",
-                 str(size * SECTOR), str(disk)], capture_output=True, text=True,
-                check=True).stdout.strip())
-        accept = ", ".join(f'"a|^{dev}$|"' for dev in loops)
-        (conf / "lvm.conf").write_text(
-            f'devices {{ filter = [ {accept}, "r|.*|" ] obtain_device_list_from_udev = 0 '
-            "use_devicesfile = 0 scan_lvs = 0 }\n"
-            "activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }\n"
-            "backup { backup = 0 archive = 0 }\n"
-            f'global {{ locking_dir = "{work}/lock" use_lvmpolld = 0 event_activation = 0 }}\n')
+            loops.append(_loop(disk, start * SECTOR, size * SECTOR))
+        _private_conf(conf, loops)
         _lvm(conf, "pvcreate", "-y", "--metadatasize", "16k", "--dataalignment", "64k",
              *loops)
         _lvm(conf, "vgcreate", "-s", "4m", "vg0", *loops)
@@ -216,3 +252,46 @@ def build(work: Path) -> dict[str, Any]:
     return {"disk": disk, "work": work, "pvs": pvs, "vg": vgs[0], "segs": segs,
             "stale": stale, "stale_seqno": int(stale_seqno),
            "files": files}
+
+
+def calc_crc(data: bytes) -> int:
+    """lvm2's ``calc_crc`` (lib/misc/crc.c): CRC-32 from 0xf597a6cf, no final xor."""
+    return zlib.crc32(data, 0xF597A6CF ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+
+
+def pad_metadata(pv: Path, text_size: int, mda_start: int = 4096) -> None:
+    """Grows the committed text of ``pv``'s metadata area to ``text_size`` bytes: its NUL
+    and then zeros, so lvm's text is unchanged but every reader checksums ``text_size``
+    bytes. raw_locn[0].size and both checksums (layout.h) are rewritten; the rest is as
+    pvcreate wrote it. Hand-made: lvm never writes a copy over half the area."""
+    with open(pv, "r+b") as f:
+        f.seek(mda_start)
+        header = bytearray(f.read(SECTOR))
+        offset, size = struct.unpack_from("<QQ", header, 40)
+        f.seek(mda_start + offset)
+        text = f.read(size).ljust(text_size, b"\0")
+        f.seek(mda_start + offset)
+        f.write(text)
+        struct.pack_into("<QI", header, 48, text_size, calc_crc(text))
+        struct.pack_into("<I", header, 0, calc_crc(bytes(header[4:])))
+        f.seek(mda_start)
+        f.write(header)
+
+
+def cloned_pvs(work: Path, pv: Path, count: int) -> Path:
+    """``work/clones.img``: a GPT disk partitioned by sfdisk into ``count`` partitions the
+    size of ``pv``, each a byte copy of it (the many-PV disk no lvm would make: every
+    partition carries the same PV label and metadata). Sparse: zeros are not written."""
+    size = pv.stat().st_size
+    sectors = size // SECTOR
+    disk = work / "clones.img"
+    with open(disk, "wb") as f:
+        f.truncate((2048 + count * sectors + 2048) * SECTOR)
+    script = f"label: gpt\ntable-length: {max(count, 128)}\n" + "".join(
+        f"start={2048 + i * sectors},size={sectors},type=lvm\n" for i in range(count))
+    subprocess.run(["sfdisk", "-q", str(disk)], input=script, text=True, check=True)
+    for i in range(count):
+        subprocess.run(["dd", f"if={pv}", f"of={disk}", "bs=64K", "conv=sparse,notrunc",
+                        f"seek={(2048 + i * sectors) * SECTOR}", "oflag=seek_bytes",
+                        "status=none"], check=True)
+    return disk
