@@ -15,11 +15,11 @@ finding says why.
 
 from __future__ import annotations
 
-from . import bootmode
+from . import bootmode, limits
 from ._core import lvm
 from ._core.filesystems import probe_volume
 from ._core.partitions import read_partition_table
-from .errors import ImageError, UnsupportedFeature
+from .errors import ImageError, LimitExceeded, UnsupportedFeature
 from .findings import ENCRYPTED, Finding, finding_id
 from .vocabulary import DISK, FILESYSTEM, PARTITIONS
 
@@ -123,22 +123,34 @@ def _lv_dict(lv: lvm.LogicalVolume, findings: list[Finding]) -> dict[str, Any]:
 
 
 def _logical_volumes(read: Read, pvs: list[tuple[dict[str, Any], int, int, str]],
-                     findings: list[Finding]) -> dict[str, lvm.LogicalVolume]:
-    """Reads the LVM2 metadata on the PVs ``(contract object, offset, size, what)``, adds
-    each one's ``lvm`` object and returns the LVs by "VG/LV"."""
+                     disk: str, findings: list[Finding]) -> dict[str, lvm.LogicalVolume]:
+    """Reads the LVM2 metadata on the PVs ``(contract object, offset, size, what)`` of the
+    disk named ``disk``, adds each one's ``lvm`` object and returns the LVs by "VG/LV".
+
+    Only the first limits.LVM_MAX_PHYSICAL_VOLUMES labels are read; the other PVs are
+    listed without a VG, and one finding says where reading stopped."""
+    for out, _, _, _ in pvs:
+        out["lvm"] = {"vg": None, "vg_uuid": None, "pv_uuid": out["uuid"],
+                      "extent_size": None, "seqno": None, "lvs": []}
     labels: list[tuple[dict[str, Any], lvm.PhysicalVolume]] = []
-    for out, offset, size, what in pvs:
+    for number, (out, offset, size, what) in enumerate(pvs, 1):
+        try:
+            limits.enforce(number, "LVM_MAX_PHYSICAL_VOLUMES", disk,
+                           f"LVM2 PV label on {what}", offset, "physical volumes")
+        except LimitExceeded as exc:
+            findings.append(Finding(finding_id(exc), "warning",
+                                    f"LVM2 physical volumes not read from {what} on: {exc}",
+                                    FILESYSTEM))
+            break
         try:
             pv = lvm.read_pv(read, offset, size, what)
         except ImageError as exc:
             findings.append(Finding(finding_id(exc), "warning",
                                     f"{what}: LVM2 physical volume not read: {exc}", FILESYSTEM))
             pv = None
-        out["lvm"] = {"vg": None, "vg_uuid": None, "pv_uuid": out["uuid"],
-                      "extent_size": None, "seqno": None, "lvs": []}
         if pv is not None:
             labels.append((out, pv))
-    groups, errors = lvm.volume_groups(read, [pv for _, pv in labels])
+    groups, errors = lvm.volume_groups(read, [pv for _, pv in labels], disk)
     findings += [Finding(finding_id(exc), "warning", f"LVM2 metadata not read: {exc}",
                          FILESYSTEM) for exc in errors]
     by_name: dict[str, lvm.LogicalVolume] = {}
@@ -202,7 +214,7 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
            if part["filesystem"] == LVM2_MEMBER]
     if whole is not None and whole["filesystem"] == LVM2_MEMBER:
         pvs.append((whole, 0, disk_size, "whole disk"))
-    logical_volumes = _logical_volumes(read, pvs, findings) if pvs else {}
+    logical_volumes = _logical_volumes(read, pvs, path, findings) if pvs else {}
     findings += encrypted_volumes(partitions, whole)
     boot_mode, evidence = bootmode.decide(table if table.kind != "none" else None,
                                           filesystems, el_torito)

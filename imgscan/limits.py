@@ -290,6 +290,15 @@ LVM_MAX_LVS = 65536
 LVM_MAX_SEGMENTS = 65536
 #: Most stripes (or mirror/raid images) of one segment (lvm2 caps stripes at 128).
 LVM_MAX_STRIPES = 128
+#: Most PV labels read on one disk: Linux shows at most 256 partitions of a disk
+#: (DISK_MAX_PARTS), so no guest's lvm sees more PVs on it (real system disks have 1 to 4).
+#: Partitions past it keep their blkid facts; their labels and metadata are not read.
+LVM_MAX_PHYSICAL_VOLUMES = 256
+#: Most metadata-area bytes (mda_headers and text copies) read and checksummed on one disk,
+#: each PV's copies counted although they hold the same text: four copies of the largest
+#: LVM_MAX_METADATA_BYTES text, or two copies (lvm's most) of a 128 KiB text, a VG of
+#: hundreds of LVs, on each of LVM_MAX_PHYSICAL_VOLUMES PVs. Past it no further copy is read.
+LVM_MAX_METADATA_BYTES_PER_DISK = 64 * 1024 * 1024
 #: Deepest Btrfs tree read: btrfs builds at most BTRFS_MAX_LEVEL (8) levels, 0..7.
 BTRFS_MAX_TREE_LEVEL = 7
 #: Most Btrfs tree blocks visited for one lookup, listing or file read: 65536 leaves of

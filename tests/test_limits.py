@@ -841,6 +841,23 @@ def test_partition_findings(work: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert len(past_end()) == 3
 
 
+# -- LVM2: caps on one disk's PVs that cut the reading short ----------------------------------
+def test_lvm_physical_volumes_and_metadata_bytes(lvm_disk: dict[str, Any],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """helpers.lvm_disk's disk: two partitions made PVs by pvcreate, one metadata area each
+    (pvck lists one mda_header). Both labels are read at a cap of 2 PVs, the second not at
+    1; both mda_headers (512 bytes each, as layout.h declares) and both committed texts
+    (pvck's raw_locn[0].size) are read on a budget of exactly their sum, not one byte less."""
+    from helpers.lvm_disk import PARTS, partition_file, pvck, raw_locn
+
+    disk: Path = lvm_disk["disk"]
+    parts = [partition_file(disk, lvm_disk["work"], n) for n in range(1, len(PARTS) + 1)]
+    assert all("mda_header_2" not in pvck(p, "--dump", "headers") for p in parts)
+    _finding_boundary(monkeypatch, "LVM_MAX_PHYSICAL_VOLUMES", len(PARTS), _findings(disk))
+    spent = sum(512 + raw_locn(p)["raw_locn[0].size"] for p in parts)
+    _finding_boundary(monkeypatch, "LVM_MAX_METADATA_BYTES_PER_DISK", spent, _findings(disk))
+
+
 # -- registry hives ------------------------------------------------------------------------
 HIVES = HERE.parent.parent / "shared" / "corpus" / "hives"
 needs_hivex = pytest.mark.skipif(
@@ -1287,6 +1304,8 @@ BOUNDARY_TESTS: dict[str, str] = {
     "LVM_MAX_LVS": "_core/test_lvm.py::test_structure_caps",
     "LVM_MAX_SEGMENTS": "_core/test_lvm.py::test_structure_caps",
     "LVM_MAX_STRIPES": "_core/test_lvm.py::test_structure_caps",
+    "LVM_MAX_PHYSICAL_VOLUMES": "test_lvm_physical_volumes_and_metadata_bytes",
+    "LVM_MAX_METADATA_BYTES_PER_DISK": "test_lvm_physical_volumes_and_metadata_bytes",
     "BTRFS_MAX_TREE_LEVEL": "_core/test_btrfs.py::test_tree_level_cap",
     "BTRFS_MAX_NODES_VISITED": "_core/test_btrfs.py::test_nodes_visited_cap",
     "BTRFS_MAX_CHUNKS": "_core/test_btrfs.py::test_chunks_cap",

@@ -10,12 +10,12 @@ comments).
 A PV's metadata areas each hold, in a ring buffer, copies of the VG's text
 metadata; ``raw_locn[0]`` of the mda_header points at the committed one, which
 may wrap around the end of the ring. Every copy found on every PV of this image
-is read and checksummed, and the one with the highest ``seqno`` of each VG
-wins, as lvm's rescan does. Its LVs are then mapped onto the PVs of this image:
-``striped`` segments (one stripe is ``linear``) are read through
-:class:`LvReader`; thin pools, thin volumes, snapshots, mirrors, RAID, cache and
-the other segment types are reported by type and not read, as is an LV that
-needs a PV missing from the image.
+is read and checksummed (up to a per-disk budget, since each PV repeats them),
+and the one with the highest ``seqno`` of each VG wins, as lvm's rescan does.
+Its LVs are then mapped onto the PVs of this image: ``striped`` segments (one
+stripe is ``linear``) are read through :class:`LvReader`; thin pools, thin
+volumes, snapshots, mirrors, RAID, cache and the other segment types are
+reported by type and not read, as is an LV that needs a PV missing from the image.
 
 Every value is hostile: lengths are capped (``LVM_*`` in :mod:`imgscan.limits`)
 before anything is read or allocated, and every problem is an
@@ -32,7 +32,7 @@ import zlib
 import xxhash
 
 from .. import limits
-from ..errors import CorruptImage, ImageError, TruncatedImage, UnsupportedFeature
+from ..errors import CorruptImage, ImageError, LimitExceeded, TruncatedImage, UnsupportedFeature
 from . import c_lvm
 from .c_lvm import DISK_LOCN, LABEL_HEADER, MDA_HEADER, PV_HEADER, RAW_LOCN, SECTOR_SIZE
 
@@ -134,10 +134,37 @@ def read_pv(read: Read, offset: int, size: int, name: str) -> PhysicalVolume | N
     return None
 
 
-def read_metadata_copy(read: Read, pv: PhysicalVolume, mda_offset: int, mda_size: int
-                       ) -> tuple[bytes, int] | None:
+class MetadataBudget:
+    """The metadata-area bytes read on one disk, up to LVM_MAX_METADATA_BYTES_PER_DISK:
+    every PV of a VG repeats the same copies, so without it a disk of many PVs would
+    cost PVs x the largest copy the other caps allow."""
+
+    __slots__ = ("disk", "over", "spent")
+
+    def __init__(self, disk: str) -> None:
+        self.disk = disk
+        self.spent = 0
+        #: Whether a read was refused: no further copy is read on the disk.
+        self.over = False
+
+    def spend(self, length: int, pv: PhysicalVolume, structure: str, offset: int) -> None:
+        """Counts ``length`` bytes of ``structure`` at guest ``offset`` on ``pv``, or
+        raises ``LimitExceeded`` naming the disk, the PV and the structure."""
+        try:
+            limits.enforce(self.spent + length, "LVM_MAX_METADATA_BYTES_PER_DISK", self.disk,
+                           f"{structure} of the PV on {pv.name}", offset,
+                           "metadata-area bytes read on the disk")
+        except LimitExceeded:
+            self.over = True
+            raise
+        self.spent += length
+
+
+def read_metadata_copy(read: Read, pv: PhysicalVolume, mda_offset: int, mda_size: int,
+                       budget: MetadataBudget) -> tuple[bytes, int] | None:
     """The committed text metadata in one metadata area and its guest-disk offset, or None
-    when the area holds none (an orphan PV, or an area marked ignored)."""
+    when the area holds none (an orphan PV, or an area marked ignored). Every byte read
+    is spent from ``budget``."""
     name, at = pv.name, pv.offset + mda_offset
     limits.enforce(mda_size, "LVM_MAX_METADATA_AREA_BYTES", name, "pv_header disk_locn",
                    at, "metadata area size")
@@ -145,6 +172,7 @@ def read_metadata_copy(read: Read, pv: PhysicalVolume, mda_offset: int, mda_size
         raise CorruptImage(name, "pv_header disk_locn", pv.offset,
                            f"metadata area [{mda_offset}, +{mda_size}) does not fit the PV "
                            f"of {pv.size} bytes")
+    budget.spend(c_lvm.MDA_HEADER_SIZE, pv, "mda_header", at)
     raw = _read_exact(read, at, c_lvm.MDA_HEADER_SIZE, name, "mda_header")
     hdr = MDA_HEADER.unpack(raw)
     if hdr["magic"] != c_lvm.FMTT_MAGIC:
@@ -174,6 +202,7 @@ def read_metadata_copy(read: Read, pv: PhysicalVolume, mda_offset: int, mda_size
         raise CorruptImage(name, "raw_locn", where,
                            f"text at offset {locn['offset']} size {text_size} is outside "
                            f"the metadata area of {mda_size} bytes")
+    budget.spend(text_size, pv, "metadata text", at + locn["offset"])
     first = min(text_size, mda_size - locn["offset"])
     text = _read_exact(read, at + locn["offset"], first, name, "metadata text")
     if first < text_size:  # the copy wraps around the end of the ring buffer
@@ -538,18 +567,21 @@ class _Mapper:
         return LogicalVolume(self.vg.where, lv_name, size, out, reader, why)
 
 
-def _metadata_copies(read: Read, pvs: Iterable[PhysicalVolume], errors: list[ImageError]
-                     ) -> dict[str, tuple[int, str, _Section]]:
+def _metadata_copies(read: Read, pvs: Iterable[PhysicalVolume], disk: str,
+                     errors: list[ImageError]) -> dict[str, tuple[int, str, _Section]]:
     """The newest parsed copy of each VG's metadata on the PVs, by VG id: (seqno, VG
-    name, VG section)."""
+    name, VG section). Copies are read in PV order until the disk's budget runs out."""
     newest: dict[str, tuple[int, str, _Section]] = {}
     # Every PV of a VG holds the same text (so may a hostile disk, many times over):
     # each distinct text is parsed once, the first copy naming the place of its errors.
     parsed: dict[bytes, tuple[str, _Section]] = {}
+    budget = MetadataBudget(disk)
     for pv in pvs:
         for mda_offset, mda_size in pv.metadata_areas:
+            if budget.over:
+                return newest
             try:
-                copy = read_metadata_copy(read, pv, mda_offset, mda_size)
+                copy = read_metadata_copy(read, pv, mda_offset, mda_size, budget)
                 if copy is None:
                     continue
                 text, at = copy
@@ -597,14 +629,15 @@ def _volume_group(read: Read, vg_name: str, vg: _Section, seqno: int,
                        {uuid: label for uuid, _, _, label in pvs.values()}, lvs)
 
 
-def volume_groups(read: Read, pvs: list[PhysicalVolume]
+def volume_groups(read: Read, pvs: list[PhysicalVolume], disk: str
                   ) -> tuple[list[VolumeGroup], list[ImageError]]:
-    """The VGs whose newest metadata is on the PVs of this image, and the errors met
-    reading metadata copies (a VG is still read from another good copy)."""
+    """The VGs whose newest metadata is on the PVs of the disk named ``disk``, and the
+    errors met reading metadata copies (a VG is still read from another good copy; past
+    the disk's metadata budget, from the copies read so far)."""
     errors: list[ImageError] = []
     labels = {pv.uuid: pv for pv in pvs}
     out: list[VolumeGroup] = []
-    for seqno, vg_name, vg in _metadata_copies(read, pvs, errors).values():
+    for seqno, vg_name, vg in _metadata_copies(read, pvs, disk, errors).values():
         try:
             out.append(_volume_group(read, vg_name, vg, seqno, labels))
         except ImageError as exc:

@@ -236,7 +236,7 @@ def _scan(disk: Path) -> Callable[[], None]:
         with f:
             pvs = [lvm.read_pv(read, s * SECTOR, n * SECTOR, f"p{i}")
                    for i, (s, n) in enumerate(PARTS)]
-            _, errors = lvm.volume_groups(read, [pv for pv in pvs if pv is not None])
+            _, errors = lvm.volume_groups(read, [pv for pv in pvs if pv is not None], str(disk))
             if errors:
                 raise errors[0]
     return attempt
@@ -278,6 +278,28 @@ def test_structure_caps(lvm_disk: dict[str, Any], monkeypatch: pytest.MonkeyPatc
                       for lv in lvm_disk["segs"]), attempt)
     _cap_boundary(monkeypatch, "LVM_MAX_STRIPES",
                   max(int(s["stripes"]) for s in lvm_disk["segs"]), attempt)
+
+
+def test_many_pvs_are_cut_at_the_real_caps(tmp_path: Path) -> None:
+    """257 GPT partitions (sfdisk) each a copy of one PV (pvcreate --metadatasize 17m,
+    vgcreate) whose committed text is grown to 16 MiB: the 257th label is not read, and
+    of the copies only the first three (3 x (512 + 16 MiB) of the 64 MiB budget) are; the
+    partitions and the VG found are all still reported."""
+    from helpers.lvm_disk import cloned_pvs, pad_metadata, single_pv
+    pv = single_pv(tmp_path, 20 * MiB, "--metadatasize", "17m")
+    pad_metadata(pv, 16 * MiB)
+    info = _info(cloned_pvs(tmp_path, pv, limits.LVM_MAX_PHYSICAL_VOLUMES + 1))
+    parts = info["partitions"]
+    assert len(parts) == 257 and all(p["filesystem"] == "LVM2_member" for p in parts)
+    assert [p["lvm"]["vg"] for p in parts] == ["vg1"] * 256 + [None]
+    cut = [f["message"] for f in info["findings"] if f["id"] == "resource-exhaustion"]
+    assert len(cut) == len(info["findings"]) == 2, info["findings"]
+    assert (f"LVM2 PV label on partition 257 at offset {parts[256]['start']}: physical "
+            "volumes 257 exceeds limits.LVM_MAX_PHYSICAL_VOLUMES=256") in cut[0]
+    mda_text = parts[3]["start"] + 4096 + raw_locn(pv)["raw_locn[0].offset"]  # mda at 4096
+    assert (f"metadata text of the PV on partition 4 at offset {mda_text}: metadata-area "
+            f"bytes read on the disk {4 * (512 + 16 * MiB)} exceeds "
+            f"limits.LVM_MAX_METADATA_BYTES_PER_DISK={64 * MiB}") in cut[1]
 
 
 def test_parser_refuses_malformed_text() -> None:
