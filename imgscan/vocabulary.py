@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from typing import Final, Literal
 
     Severity = Literal["error", "warning", "info"]
-    Stage = Literal["container", "disk", "partitions", "filesystem", "guest"]
+    Stage = Literal["container", "disk", "partitions", "filesystem", "windows", "linux"]
     Status = Literal["pass", "fail", "warn", "unknown", "manual"]
 
 #: ``schema_version`` of every JSON object imgscan prints (info, check, error).
@@ -33,9 +33,11 @@ DISK: Final = "disk"
 PARTITIONS: Final = "partitions"
 #: The filesystem or volume probes of each partition (or the whole disk).
 FILESYSTEM: Final = "filesystem"
-#: The guest operating systems found on the volumes.
-GUEST: Final = "guest"
-STAGES = (CONTAINER, DISK, PARTITIONS, FILESYSTEM, GUEST)
+#: The guest operating systems found on the volumes: one stage per inspector, so that
+#: a rule on one OS tells that OS's failed inspection from the other's.
+WINDOWS: Final = "windows"
+LINUX: Final = "linux"
+STAGES = (CONTAINER, DISK, PARTITIONS, FILESYSTEM, WINDOWS, LINUX)
 
 # -- rule statuses and verdicts (``imgscan check``) ----------------------------------
 PASS: Final = "pass"

@@ -53,9 +53,19 @@ def test_the_error_object_is_what_info_json_prints(tmp_path: Path) -> None:
     assert json.loads(proc.stdout) == error_object(str(bad), excinfo.value)
 
 
-def test_rules_on_the_windows_installation_declare_it() -> None:
-    declared = {r.id for r in RULES.values() if r.func is not r.body}
-    assert declared == {
+def test_rules_on_a_guest_installation_declare_it() -> None:
+    def declared(os: str) -> set[str]:
+        return {r.id for r in RULES.values() if r.func is not r.body and r.guest == os}
+
+    assert declared("windows") == {
         "boot-system-same-disk", "administrator-account", "login-credentials", "ide-driver",
         "guest-os-driver", "rdp-enabled", "dhcp", "not-oem", "not-hardware-bound",
         "full-virtualization", "os-supported"}
+    assert declared("linux") == {
+        "linux-os-supported", "linux-architecture", "linux-boot-mode", "linux-boot-same-disk",
+        "virtio-drivers", "kernel-version", "no-xen-pv-drivers", "devices-by-uuid",
+        "fstab-nofail", "persistent-net-rules", "linux-dhcp", "linux-login-credentials",
+        "linux-clean-shutdown", "lvm-system-disk", "no-vmware-tools"}
+    # Windows rules that judge the disk without the windows object still say their OS.
+    assert {r.id for r in RULES.values() if r.func is r.body and r.guest} == {
+        "bios-boot", "clean-shutdown"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from imgscan.errors import ImageError
 from imgscan.findings import Finding, finding_id
-from imgscan.vocabulary import GUEST
+from imgscan.vocabulary import WINDOWS
 
 from .roots import holds
 
@@ -42,5 +42,5 @@ def inspect(read: Read | None, layout: Layout) -> tuple[dict[str, Any], list[Fin
             found["windows"], more = windows.inspect(read, layout)
         except ImageError as exc:
             more = [Finding(finding_id(exc), "warning", f"windows: inspection stopped: {exc}")]
-        findings += [f.at(GUEST) for f in more]
+        findings += [f.at(WINDOWS) for f in more]
     return found, findings

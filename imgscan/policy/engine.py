@@ -4,7 +4,7 @@ A profile names the rules to run, in order, each with its parameters and a
 severity (what a violation is reported as: ``fail`` or ``warn``)::
 
     name = "my-cloud"
-    extends = "huawei-ims-windows"      # a built-in profile
+    extends = "huawei-ims-windows"      # a built-in profile (or a list: rules merged)
 
     [rules.system-disk-size]
     max_gib = 2048                       # override a parameter
@@ -12,6 +12,12 @@ severity (what a violation is reported as: ``fail`` or ``warn``)::
     enabled = false                      # disable a rule
     [rules.dhcp]
     severity = "fail"                    # change a severity
+
+``guest = "auto"`` makes a profile judge whichever guest OS it finds: the rules
+about Windows run on a Windows disk, those about Linux on a Linux disk, and on a
+disk with neither only the rules about every disk (``system-disk-present`` says
+why). Without it every rule of the profile runs, and a rule about an OS that is
+not there answers ``unknown``.
 
 A rule id not in :data:`imgscan.policy.rules.RULES`, or a parameter its
 function does not take, is a :class:`ProfileError`: a typo must never turn a
@@ -24,7 +30,7 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 
-from imgscan.vocabulary import FAIL, PASS, SCHEMA_VERSION, VIOLATIONS, WARN
+from imgscan.vocabulary import FAIL, LINUX, PASS, SCHEMA_VERSION, VIOLATIONS, WARN, WINDOWS
 
 from .framework import Facts, Outcome
 from .rules import RULES
@@ -34,10 +40,12 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-DEFAULT_PROFILE = "huawei-ims-windows"
+DEFAULT_PROFILE = "huawei-ims"
 #: Keys of a ``[rules.ID]`` table that are not parameters of the rule function.
 RULE_KEYS = ("enabled", "severity")
-PROFILE_KEYS = ("name", "description", "extends", "rules")
+PROFILE_KEYS = ("name", "description", "extends", "guest", "rules")
+#: The values of a profile's ``guest`` key.
+GUEST_MODES = ("auto", "all")
 
 
 class ProfileError(ValueError):
@@ -59,11 +67,20 @@ class Profile:
     """A named, ordered set of configured rules."""
 
     def __init__(self, name: str, description: str, rules: dict[str, RuleConfig],
-                 origin: str) -> None:
+                 origin: str, guest: str = "all") -> None:
         self.name = name
         self.description = description
         self.rules = rules
         self.origin = origin
+        #: ``auto``: only the rules of the guest OS found run; ``all``: every rule.
+        self.guest = guest
+
+    def applicable(self, info: Mapping[str, Any]) -> list[RuleConfig]:
+        """The configured rules to run on ``info``, in profile order."""
+        if self.guest != "auto":
+            return list(self.rules.values())
+        found = WINDOWS if info.get("windows") else (LINUX if info.get("linux") else None)
+        return [c for c in self.rules.values() if RULES[c.id].guest in (None, found)]
 
 
 def _profiles_dir() -> Any:
@@ -139,7 +156,8 @@ def _apply(base: dict[str, RuleConfig], table: Mapping[str, Any], origin: str,
                 raise ProfileError(f"{where}: {key} must be a {_kind(params[key])}, "
                                    f"not {value!r}")
             params[key] = value
-        missing = [k for k in known if k not in params]
+        optional = rule.defaults()
+        missing = [k for k in known if k not in params and k not in optional]
         if missing:
             how = "added to the base profile: give" if extending else "give"
             raise ProfileError(f"{where}: missing parameter(s) {', '.join(missing)} "
@@ -157,20 +175,29 @@ def _from_data(data: Mapping[str, Any], origin: str, default_name: str) -> Profi
     if not isinstance(table, dict):
         raise ProfileError(f"{origin}: rules must be a table of [rules.ID] tables")
     base: dict[str, RuleConfig] = {}
+    base_guest = "all"
     description = str(data.get("description", ""))
     parent = data.get("extends")
-    if parent is not None:
-        if not isinstance(parent, str):
-            raise ProfileError(f"{origin}: extends must name a built-in profile")
+    parents = [parent] if isinstance(parent, str) else parent
+    if parent is not None and not (isinstance(parents, list) and parents and
+                                   all(isinstance(p, str) for p in parents)):
+        raise ProfileError(f"{origin}: extends must name a built-in profile, or a list of them")
+    for name in parents or []:
         try:
-            parent_data = _builtin_data(parent)
+            parent_data = _builtin_data(name)
         except ProfileError as exc:
             raise ProfileError(f"{origin}: extends: {exc}") from None
-        base_profile = _from_data(parent_data, f"profile {parent}", parent)
-        base = base_profile.rules
+        base_profile = _from_data(parent_data, f"profile {name}", name)
+        # A rule of several parents keeps its first place and takes the last settings.
+        base.update(base_profile.rules)
+        base_guest = base_profile.guest
         description = description or f"{base_profile.description} (extended)"
     rules = _apply(base, table, origin, extending=parent is not None)
-    return Profile(str(data.get("name", default_name)), description, rules, origin)
+    guest = data.get("guest", base_guest)
+    if guest not in GUEST_MODES:
+        raise ProfileError(f"{origin}: guest must be one of {', '.join(GUEST_MODES)}, "
+                           f"not {guest!r}")
+    return Profile(str(data.get("name", default_name)), description, rules, origin, guest)
 
 
 def load_profile(spec: str | None = None) -> Profile:
@@ -204,7 +231,8 @@ def evaluate(profile: Profile, info: Mapping[str, Any],
     """The rule results of ``profile`` on one ``info`` object, in profile order."""
     facts = Facts(info, storage_class)
     results = []
-    for rule_id, config in profile.rules.items():
+    for config in profile.applicable(info):
+        rule_id = config.id
         try:
             outcome = RULES[rule_id].func(facts, **config.params)
         except Exception as exc:  # a broken check is a failed check, never "safe"

@@ -11,17 +11,23 @@ violation; the profile's severity decides whether that is reported as
 could not be read far enough (the message says why), ``manual`` that no image
 file can show it.
 
-A rule that judges the Windows installation says so (``needs_windows=True``):
-it then receives the ``windows`` object as its second argument, and the
-framework answers ``unknown`` with the reason, once for all such rules, when
-there is none. ``auto_fixed`` says whether the cloud repairs the rule itself
-when it registers the image with automatic configuration (Huawei restores the
-IDE driver, the PV driver keys and DHCP; import-rules.md section 1.3).
+A rule that judges one guest OS says which (``needs_windows=True`` or
+``needs_linux=True``): it then receives the ``windows`` or ``linux`` object as its
+second argument, and the framework answers ``unknown`` with the reason, once for
+all such rules, when there is none. Each rule also names the guest OS it is
+about (``guest``: ``windows``, ``linux`` or None for every disk), so that a
+profile that judges whichever OS it finds (``guest = "auto"``, the default
+``huawei-ims``) runs only the rules of that OS.
+
+``auto_fixed`` says whether the cloud repairs the rule itself when it registers
+the image with automatic configuration (Huawei restores the IDE driver, the PV
+driver keys and DHCP of Windows; it removes Linux PV drivers, rewrites GRUB and
+fstab to UUIDs and deletes VMware Tools; import-rules.md section 1.3).
 """
 
 from __future__ import annotations
 
-from imgscan.vocabulary import GUEST, UNKNOWN
+from imgscan.vocabulary import LINUX, UNKNOWN, WINDOWS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -63,27 +69,42 @@ class Facts:
         w = self.info.get("windows")
         return w if w else None
 
+    @property
+    def linux(self) -> Mapping[str, Any] | None:
+        lx = self.info.get("linux")
+        return lx if lx else None
+
+    def guest(self, os: str) -> Mapping[str, Any] | None:
+        """The contract object of guest ``os`` (``windows`` or ``linux``), if found."""
+        return self.windows if os == WINDOWS else self.linux
+
     def windows_source(self, fact: str) -> str | None:
         """Where the windows object says ``fact`` was read (its ``evidence`` entry)."""
-        w = self.windows or {}
-        source = (w.get("evidence") or {}).get(fact)
+        return self.source(WINDOWS, fact)
+
+    def source(self, os: str, fact: str) -> str | None:
+        """Where guest ``os``'s object says ``fact`` was read (its ``evidence`` entry)."""
+        g = self.guest(os) or {}
+        source = (g.get("evidence") or {}).get(fact)
         return str(source) if source else None
 
     def ev(self, fact: str, value: Any = None, source: str | None = None) -> dict[str, Any]:
-        """One evidence entry; ``windows.X`` facts default to the windows object's
-        own value and evidence, other facts to the top-level ``info`` key."""
-        if fact.startswith("windows."):
-            key = fact.split(".")[1]
+        """One evidence entry; ``windows.X`` and ``linux.X`` facts default to the guest
+        object's own value and evidence, other facts to the top-level ``info`` key."""
+        os, dot, key = fact.partition(".")
+        if dot and os in GUESTS:
+            key = key.split(".")[0].split("[")[0]
             if value is None:
-                value = (self.windows or {}).get(key)
-            source = source or self.windows_source(key)
+                value = (self.guest(os) or {}).get(key)
+            source = source or self.source(os, key)
         elif value is None:
             value = self.info.get(fact)
         return {fact: {"value": value, "from": source}}
 
-    def unreadable(self) -> Outcome | None:
+    def unreadable(self, os: str = WINDOWS) -> Outcome | None:
         """``unknown`` with the reason when the guest could not be read far enough to
-        know whether a Windows installation is there; None when it was read."""
+        know whether an installation of ``os`` is there; None when it was read."""
+        title = GUEST_TITLES[os]
         info = self.info
         if info.get("encrypted"):
             return Outcome(UNKNOWN, f"the container is encrypted ({info.get('encryption')}): "
@@ -95,32 +116,39 @@ class Facts:
                            self.ev("partition_table", source="sector 0 / GPT header"))
         for p in info.get("partitions") or []:
             encrypted = p.get("encrypted") or p.get("filesystem") in ENCRYPTED_FILESYSTEMS
-            if encrypted and self.windows is None:
+            if encrypted and self.guest(os) is None:
                 return Outcome(UNKNOWN, f"partition {p['number']} is encrypted "
-                               f"({p.get('filesystem')}): a Windows installation in it "
+                               f"({p.get('filesystem')}): a {title} installation in it "
                                "cannot be seen",
                                self.ev(f"partitions[{p['number']}].filesystem",
                                        p.get("filesystem"), "volume signature"))
-        if self.windows is None:
+        if self.guest(os) is None:
             # the contract's findings, each with the stage that made it (imgscan.contract)
             stages = info.get("finding_stages") or []
             for f, stage in zip(info.get("findings") or [], stages, strict=False):
-                if stage == GUEST:
-                    return Outcome(UNKNOWN, f"Windows inspection failed: {f['message']}",
-                                   self.ev("findings", [f], "windows inspection"))
+                if stage == os:
+                    return Outcome(UNKNOWN, f"{title} inspection failed: {f['message']}",
+                                   self.ev("findings", [f], f"{os} inspection"))
         return None
 
-    def need_windows(self) -> Mapping[str, Any] | Outcome:
-        """The windows object, or the ``unknown`` outcome of a rule that needs it."""
-        w = self.windows
-        if w is not None:
-            return w
-        return self.unreadable() or Outcome(
-            UNKNOWN, "no Windows installation was found (see system-disk-present), so this "
-            "cannot be judged", self.ev("windows", None, "NTFS volumes searched for \\Windows"))
+    def need(self, os: str) -> Mapping[str, Any] | Outcome:
+        """Guest ``os``'s object, or the ``unknown`` outcome of a rule that needs it."""
+        g = self.guest(os)
+        if g is not None:
+            return g
+        return self.unreadable(os) or Outcome(
+            UNKNOWN, f"no {GUEST_TITLES[os]} installation was found (see "
+            "system-disk-present), so this cannot be judged",
+            self.ev(os, None, SEARCHED[os]))
 
 
 ENCRYPTED_FILESYSTEMS = frozenset({"BitLocker", "crypto_LUKS"})
+#: The guest OSes a rule may be about, as the contract names their objects.
+GUESTS = (WINDOWS, LINUX)
+GUEST_TITLES = {WINDOWS: "Windows", LINUX: "Linux"}
+#: Where each inspection looks for its OS (the evidence of "not found").
+SEARCHED = {WINDOWS: "NTFS volumes searched for \\Windows",
+            LINUX: "filesystems searched for etc/ with a release file and usr/ or bin/"}
 
 
 class Rule:
@@ -130,30 +158,36 @@ class Rule:
     (for a rule that needs Windows, ``func`` first makes sure there is an installation).
     """
 
-    __slots__ = ("auto_fixed", "body", "func", "id", "summary")
+    __slots__ = ("auto_fixed", "body", "func", "guest", "id", "summary")
 
     def __init__(self, id: str, body: RuleFunc, summary: str, auto_fixed: bool,
-                 needs_windows: bool) -> None:
+                 needs: str | None, guest: str | None) -> None:
         self.id = id
         self.body = body
-        self.func = _with_windows(body) if needs_windows else body
+        self.func = _with_guest(body, needs) if needs else body
         self.summary = summary
         self.auto_fixed = auto_fixed
+        #: The guest OS the rule is about (None: every disk).
+        self.guest = guest or needs
 
     def parameters(self) -> tuple[str, ...]:
-        """The keyword parameters a profile must supply (from the signature)."""
+        """The keyword parameters a profile may supply (from the signature)."""
         code = self.body.__code__
         return code.co_varnames[code.co_argcount:code.co_argcount + code.co_kwonlyargcount]
 
+    def defaults(self) -> dict[str, Any]:
+        """The parameters a profile may leave out, with their values."""
+        return dict(self.body.__kwdefaults__ or {})
 
-def _with_windows(body: RuleFunc) -> RuleFunc:
-    """``body(facts, windows, **parameters)``, or the ``unknown`` outcome saying why
-    there is no ``windows`` object to judge."""
+
+def _with_guest(body: RuleFunc, os: str) -> RuleFunc:
+    """``body(facts, guest, **parameters)``, or the ``unknown`` outcome saying why
+    there is no ``os`` object to judge."""
     def run(f: Facts, **parameters: Any) -> Outcome:
-        w = f.need_windows()
-        if isinstance(w, Outcome):
-            return w
-        return body(f, w, **parameters)
+        g = f.need(os)
+        if isinstance(g, Outcome):
+            return g
+        return body(f, g, **parameters)
     return run
 
 
@@ -161,12 +195,15 @@ def _with_windows(body: RuleFunc) -> RuleFunc:
 RULES: dict[str, Rule] = {}
 
 
-def rule(id: str, summary: str, auto_fixed: bool = False,
-         needs_windows: bool = False) -> Callable[[RuleFunc], RuleFunc]:
-    """Register the decorated function as rule ``id``."""
+def rule(id: str, summary: str, auto_fixed: bool = False, needs_windows: bool = False,
+         needs_linux: bool = False, guest: str | None = None) -> Callable[[RuleFunc], RuleFunc]:
+    """Register the decorated function as rule ``id`` (``guest``: the OS it is about
+    when it does not need that OS's object)."""
+    needs = WINDOWS if needs_windows else (LINUX if needs_linux else None)
+
     def register(func: RuleFunc) -> RuleFunc:
         if id in RULES:
             raise ValueError(f"rule {id!r} is registered twice")
-        RULES[id] = Rule(id, func, summary, auto_fixed, needs_windows)
+        RULES[id] = Rule(id, func, summary, auto_fixed, needs, guest)
         return func
     return register

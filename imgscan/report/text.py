@@ -43,6 +43,8 @@ def info_text(info: Mapping[str, Any]) -> str:
     rows += layout_rows(info)
     if info.get("windows"):
         rows += windows_rows(info["windows"])
+    if info.get("linux"):
+        rows += linux_rows(info["linux"])
     width = max(len(label) for label, _ in rows) + 2
     lines = [info["path"]]
     lines += [f"  {label:<{width}}{value}" for label, value in rows]
@@ -160,6 +162,59 @@ def windows_rows(w: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
     if bitlocker:
         rows.append(("  bitlocker", "partitions " + ", ".join(map(str, bitlocker))))
+    return rows
+
+
+def _virtio(states: Mapping[str, Any]) -> str:
+    """``virtio_blk=initramfs virtio_net=builtin ...`` with "-" for a driver not found."""
+    return " ".join(f"{name}={state or '-'}" for name, state in states.items())
+
+
+def linux_rows(lx: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The Linux block of ``imgscan info``: one fact per row, "-" when not read."""
+    root = lx.get("root") or {}
+    where = f"logical volume {root['lvm']} (partition {root.get('partition')})" \
+        if root.get("lvm") else (f"partition {root.get('partition')}" if root.get("partition")
+                                 else "the whole disk")
+    sub = f", subvolume {root['subvolume']}" if root.get("subvolume") else ""
+    release = lx.get("pretty_name") or " ".join(
+        str(x) for x in (lx.get("distro"), lx.get("version_id")) if x) or "Linux (release unknown)"
+    rows = [
+        ("linux", f"{release}" + (f" ({lx['distro']})" if lx.get("distro") else "")),
+        ("  arch", lx.get("arch") or "-"),
+        ("  root", f"{root.get('filesystem') or '-'} on {where}{sub}"),
+        ("  clean", _known(lx.get("clean"), "yes", "no (not unmounted cleanly)")),
+        ("  boot loader", f"{lx.get('bootloader') or '-'}"
+                          + (f", /boot on partition {lx['boot_partition']}"
+                             if lx.get("boot_partition") is not None else "")),
+        ("  default kernel", lx.get("default_kernel") or "-"),
+        ("  command line", lx.get("kernel_cmdline") or "-"),
+        ("  root named by", lx.get("root_device_by") or "-"),
+    ]
+    for k in lx.get("kernels") or []:
+        xen = ", Xen PV drivers" if k.get("xen_pv") else ""
+        rows.append(("  kernel", f"{k.get('version')}: {_virtio(k.get('virtio') or {})}{xen}"))
+    for e in lx.get("fstab") or []:
+        disk = {True: "", False: ", not on this disk", None: ""}[e.get("on_this_disk")]
+        rows.append(("  fstab", f"{e.get('mountpoint')} {e.get('type')} by {e.get('by')}"
+                                f" ({e.get('spec')}){disk}"
+                                + (", nofail" if e.get("nofail") else "")))
+    ci = lx.get("cloud_init") or {}
+    if ci.get("installed"):
+        ci_text = "installed, " + _known(ci.get("enabled"), "enabled", "disabled")
+        if ci.get("datasources"):
+            ci_text += f" ({', '.join(ci['datasources'])})"
+    else:
+        ci_text = "not installed"
+    network = ", ".join(f"{n.get('interface')} {n.get('method')}"
+                        for n in lx.get("network") or []) or "none configured"
+    rows += [
+        ("  cloud-init", ci_text),
+        ("  network", network),
+        ("  net rules", ", ".join(lx.get("persistent_net_rules") or []) or "none"),
+        ("  root password", lx.get("root_password") or "-"),
+        ("  selinux", lx.get("selinux") or "-"),
+    ]
     return rows
 
 

@@ -381,4 +381,5 @@ def test_profile_errors(tmp_path: Path, text: str, error: str) -> None:
 def test_unknown_builtin_profile() -> None:
     with pytest.raises(ProfileError, match="no built-in profile 'nope'"):
         load_profile("nope")
-    assert builtin_profiles() == ["huawei-ims-windows", "safe"]
+    assert builtin_profiles() == ["huawei-ims", "huawei-ims-linux", "huawei-ims-windows",
+                                  "safe"]

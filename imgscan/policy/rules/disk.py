@@ -1,40 +1,70 @@
-"""Rules on the system disk's layout: a Windows installation, its boot path, volume encryption.
+"""Rules on the system disk's layout: a guest installation, its boot path, volume encryption.
 
 Source: import-rules.md sections 1.2-1.5 (Huawei IMS).
 """
 
 from __future__ import annotations
 
-from imgscan.vocabulary import FAIL, PASS
+from imgscan.vocabulary import FAIL, LINUX, PASS, WINDOWS
 
-from ..framework import ENCRYPTED_FILESYSTEMS, Outcome, rule
+from ..framework import (
+    ENCRYPTED_FILESYSTEMS,
+    GUEST_TITLES,
+    GUESTS,
+    SEARCHED,
+    Outcome,
+    rule,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
     from ..framework import Facts
 
 
-@rule("system-disk-present", "the file holds a Windows system disk")
-def system_disk_present(f: Facts) -> Outcome:
-    w = f.windows
-    if w is not None:
+@rule("system-disk-present", "the file holds a system disk of an accepted guest OS")
+def system_disk_present(f: Facts, *, guests: Sequence[str] = (WINDOWS,)) -> Outcome:
+    for os in guests:
+        found = _installation(f, os)
+        if found is not None:
+            return found
+    for os in guests:
+        reason = f.unreadable(os)
+        if reason is not None:
+            return reason
+    names = " or ".join(GUEST_TITLES[os] for os in guests)
+    other = [GUEST_TITLES[os] for os in GUESTS if os not in guests and f.guest(os)]
+    also = f" (a {other[0]} system is: use its profile)" if other else ""
+    return Outcome(FAIL, f"no {names} installation found: this is not a {names} system "
+                   f"disk{also}",
+                   {**{k: v for os in guests for k, v in f.ev(os, None, SEARCHED[os]).items()},
+                    **f.ev("partitions", [p.get("filesystem") for p in
+                                          f.info.get("partitions") or []], "partition table")},
+                   "export the VM's system disk (the one holding the OS: C:\\Windows, or "
+                   "the Linux root filesystem); import data disks as data-disk images")
+
+
+def _installation(f: Facts, os: str) -> Outcome | None:
+    """``pass`` naming the installation of ``os`` found, or None."""
+    if os == WINDOWS and f.windows is not None:
+        w = f.windows
         ev = {**f.ev("windows.partition", source="NTFS volume holding \\Windows"),
               **f.ev("windows.systemroot", source="NTFS directory lookup"),
               **f.ev("windows.product_name")}
         return Outcome(PASS, f"{w.get('product_name') or 'Windows'} in {w.get('systemroot')} "
                        f"on partition {w.get('partition')}", ev)
-    reason = f.unreadable()
-    if reason is not None:
-        return reason
-    return Outcome(FAIL, "no Windows installation found: this is not a Windows system disk",
-                   {**f.ev("windows", None, "NTFS volumes searched for \\Windows"),
-                    **f.ev("partitions", [p.get("filesystem") for p in
-                                          f.info.get("partitions") or []], "partition table")},
-                   "export the VM's system disk (the one holding C:\\Windows); import data "
-                   "disks as data-disk images")
+    if os == LINUX and f.linux is not None:
+        lx = f.linux
+        root = lx.get("root") or {}
+        where = f"logical volume {root['lvm']}" if root.get("lvm") else (
+            f"partition {root.get('partition')}" if root.get("partition") else "the whole disk")
+        sub = f" (subvolume {root['subvolume']})" if root.get("subvolume") else ""
+        ev = {**f.ev("linux.root"), **f.ev("linux.pretty_name")}
+        return Outcome(PASS, f"{lx.get('pretty_name') or lx.get('distro') or 'Linux'}: root "
+                       f"{root.get('filesystem')} on {where}{sub}", ev)
+    return None
 
 
 @rule("boot-system-same-disk", "the boot partition (BCD, bootmgr) and Windows are on this disk",
@@ -50,7 +80,7 @@ def boot_system_same_disk(f: Facts, w: Mapping[str, Any]) -> Outcome:
                    f"partition {w.get('partition')}", ev)
 
 
-@rule("bios-boot", "the disk boots by BIOS, not UEFI only")
+@rule("bios-boot", "the disk boots by BIOS, not UEFI only", guest="windows")
 def bios_boot(f: Facts) -> Outcome:
     mode = f.info.get("boot_mode")
     seen = "; ".join(f.info.get("boot_evidence") or []) or "no boot path"
@@ -93,6 +123,9 @@ def no_disk_encryption(f: Facts) -> Outcome:
         return Outcome(PASS, "no encrypted volume", ev)
     where = [f"partition {p['number']} ({p.get('filesystem')})" for p in encrypted]
     where += [f"the whole disk ({info.get('filesystem')})"] if whole else []
-    return Outcome(FAIL, f"encrypted: {', '.join(where)}", ev,
-                   "in the source VM: manage-bde -off C: (wait for decryption to finish), "
-                   "then export again")
+    remedy = "in the source VM: decrypt the volume (cryptsetup reencrypt --decrypt DEVICE, " \
+        "or copy the data to an unencrypted volume), then export again" \
+        if f.windows is None and not any(p.get("filesystem") == "BitLocker" for p in encrypted) \
+        else "in the source VM: manage-bde -off C: (wait for decryption to finish), then " \
+        "export again"
+    return Outcome(FAIL, f"encrypted: {', '.join(where)}", ev, remedy)

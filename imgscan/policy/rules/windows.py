@@ -62,10 +62,12 @@ def login_credentials(f: Facts, w: Mapping[str, Any]) -> Outcome:
 
 @rule("password-complexity", "the initial password is complex enough (not in the image)")
 def password_complexity(f: Facts, *, special_characters: str) -> Outcome:
+    remedy = "passwd root  (in the source VM; enter a password that meets the rule)" \
+        if f.linux is not None else \
+        "net user Administrator *  (enter a password that meets the rule)"
     return Outcome(MANUAL, "an image stores only password hashes: check by hand that the "
                    "initial password has upper and lower case letters, digits and one of "
-                   f"{special_characters}", {},
-                   "net user Administrator *  (enter a password that meets the rule)")
+                   f"{special_characters}", {}, remedy)
 
 
 @rule("ide-driver", "the IDE disk drivers start at boot", auto_fixed=True, needs_windows=True)
@@ -130,7 +132,7 @@ def dhcp(f: Facts, w: Mapping[str, Any]) -> Outcome:
                    "netsh interface ip set address name=\"Ethernet\" source=dhcp")
 
 
-@rule("clean-shutdown", "not hibernated, volume and image not dirty")
+@rule("clean-shutdown", "not hibernated, volume and image not dirty", guest="windows")
 def clean_shutdown(f: Facts) -> Outcome:
     ev = f.ev("dirty", source="container header")
     problems, fixes = [], []

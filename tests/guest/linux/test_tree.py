@@ -11,8 +11,9 @@ from imgscan import limits
 from imgscan.errors import LimitExceeded
 from imgscan.guest.linux.tree import GuestTree
 
-ROOT: dict[str, Content] = {"etc/os-release": "ID=debian\n", "bin": Link("usr/bin"), "usr/": "", "boot/": "",
-        "etc/loop": Link("/etc/loop"), "etc/abs": Link("/usr/lib/os-release")}
+ROOT: dict[str, Content] = {
+    "etc/os-release": "ID=debian\n", "bin": Link("usr/bin"), "usr/": "", "boot/": "",
+    "etc/loop": Link("/etc/loop"), "etc/abs": Link("/usr/lib/os-release")}
 MOUNTS: dict[str, dict[str, Content]] = {"/usr": {"bin/sh": "#!", "lib/os-release": "ID=x\n"},
           "/boot": {"grub/grub.cfg": "set default=0\n"}}
 

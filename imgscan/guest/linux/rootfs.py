@@ -1,0 +1,127 @@
+"""Find the Linux root filesystem of a disk and mount its ``/boot`` and ``/usr``.
+
+As libguestfs's inspection does: every filesystem of the disk (a partition, the
+whole disk, a logical volume, each Btrfs subvolume) is a candidate, and the root
+is the first one holding ``etc/`` with ``os-release`` or a distribution release
+file and ``usr/`` or ``bin/`` (the contract's definition,
+:func:`imgscan.guest.linux.release.is_linux_root`). Its ``/etc/fstab`` then says
+where ``/boot``, ``/usr`` and the ESP (``/boot/efi``, ``/efi``) are; each that names
+a volume of this disk is mounted in the :class:`~.tree.GuestTree`, so the
+collectors read ``/boot/grub/grub.cfg`` wherever it lives.
+
+A Btrfs volume is tried at its default subvolume first, then at each subvolume
+(``@``, ``root``, ``@/.snapshots/1/snapshot``...), at most
+``limits.LINUX_MAX_ENTRIES`` of them.
+"""
+
+from __future__ import annotations
+
+from imgscan import limits
+from imgscan.errors import ImageError
+
+from .fstab import parse_fstab
+from .release import is_linux_root
+from .tree import GuestTree, Mount
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from imgscan._core.fsapi import FileSystem
+
+    from .volumes import DiskVolumes, Volume
+
+#: The mount points read from fstab: what the collectors look in besides the root.
+MOUNTED = ("/boot", "/usr", "/boot/efi", "/efi")
+#: Btrfs's top-level subvolume id (BTRFS_FS_TREE_OBJECTID).
+BTRFS_TOP_LEVEL = 5
+
+
+class Root:
+    """The root filesystem found: its volume, the subvolume used and the guest tree."""
+
+    __slots__ = ("fs", "subvolume", "tree", "volume")
+
+    def __init__(self, volume: Volume, fs: FileSystem, subvolume: str | None,
+                 tree: GuestTree) -> None:
+        self.volume = volume
+        self.fs = fs
+        #: The Btrfs subvolume path (``@``), None when the root is not one.
+        self.subvolume = subvolume
+        self.tree = tree
+
+    def mount(self, mountpoint: str) -> Mount | None:
+        """The separate volume mounted at ``mountpoint``, if there is one."""
+        for m in self.tree.mounts:
+            if m.mountpoint == mountpoint:
+                return m
+        return None
+
+
+def candidates(volume: Volume, name: str) -> list[tuple[FileSystem, str | None]]:
+    """The filesystems of ``volume`` a root may be in, with the subvolume path of each."""
+    fs = volume.open(name)
+    found: list[tuple[FileSystem, str | None]] = [(fs, _subvolume_path(fs))]
+    if volume.filesystem == "btrfs":
+        subvolumes = fs.subvolumes()     # type: ignore[attr-defined]
+        for i, (sub, path) in enumerate(subvolumes):
+            limits.enforce(i + 1, "LINUX_MAX_ENTRIES", fs.name, "btrfs subvolumes", None,
+                           "subvolumes tried as a root")
+            if sub != fs.tree:           # type: ignore[attr-defined]
+                found.append((fs.open_subvolume(sub),   # type: ignore[attr-defined]
+                              None if sub == BTRFS_TOP_LEVEL else path.lstrip("/")))
+    return found
+
+
+def _subvolume_path(fs: FileSystem) -> str | None:
+    """The path of the subvolume a Btrfs reader opened (its default), else None."""
+    tree = getattr(fs, "tree", None)
+    if tree is None or tree == BTRFS_TOP_LEVEL:
+        return None
+    for sub, path in fs.subvolumes():    # type: ignore[attr-defined]
+        if sub == tree:
+            return str(path).lstrip("/")
+    return None
+
+
+def find_root(disk: DiskVolumes, name: str) -> Root | None:
+    """The first Linux root on ``disk``, in disk order, with its separate mounts."""
+    for volume in disk.volumes:
+        for fs, subvolume in candidates(volume, name):
+            if is_linux_root(fs):
+                return Root(volume, fs, subvolume, mount_tree(volume, fs, disk, name))
+    return None
+
+
+def mount_tree(volume: Volume, fs: FileSystem, disk: DiskVolumes, name: str) -> GuestTree:
+    """The guest tree of the root ``fs``: ``/`` plus the volumes of :data:`MOUNTED` that
+    its fstab places on this disk (a Btrfs one at its ``subvol=``)."""
+    mounts = [Mount("/", fs, volume.source)]
+    try:
+        text = GuestTree(mounts).text("/etc/fstab")
+    except ImageError:
+        text = None
+    for entry in parse_fstab(text or ""):
+        point = entry["mountpoint"].rstrip("/") or "/"
+        if point not in MOUNTED or any(m.mountpoint == point for m in mounts):
+            continue
+        target = disk.find(entry["spec"])
+        if target is None:
+            continue
+        try:
+            mounted = target.open(name)
+            subvol = _option(entry["options"], "subvol") or _option(entry["options"], "subvolid")
+            if subvol is not None and target.filesystem == "btrfs":
+                mounted = mounted.open_subvolume(   # type: ignore[attr-defined]
+                    int(subvol) if subvol.isdigit() else subvol)
+        except ImageError:
+            continue
+        mounts.append(Mount(point, mounted, target.source))
+    return GuestTree(mounts)
+
+
+def _option(options: str, key: str) -> str | None:
+    """The value of ``key=value`` in a comma-separated mount option list."""
+    for opt in options.split(","):
+        k, sep, v = opt.partition("=")
+        if sep and k == key:
+            return v
+    return None

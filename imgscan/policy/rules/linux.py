@@ -1,0 +1,337 @@
+"""Rules on the Linux installation: release, kernel and drivers, boot names, network,
+login, shutdown state.
+
+Source: import-rules.md section 1.3 (Huawei IMS Linux constraints and what its
+registration-time automatic configuration repairs), 1.5 (the supported and the
+UEFI-capable releases). Each rule reads the ``linux`` object
+(``needs_linux=True``): the framework answers ``unknown`` when there is none.
+Releases are written ``ID MIN-MAX`` (or ``ID VERSION``) with the os-release ``ID``
+and dotted ``VERSION_ID`` values (``rhel 8.0-8.7``, ``ubuntu 22.04``); see
+:func:`release_listed`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from imgscan.vocabulary import FAIL, PASS, UNKNOWN, WARN
+
+from ..framework import Outcome, rule
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+    from ..framework import Facts
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """The leading dotted numbers of a version (``"6.1.0-57-cloud"`` -> ``(6, 1, 0)``)."""
+    m = re.match(r"\d+(?:\.\d+)*", text.strip())
+    return tuple(int(x) for x in m.group(0).split(".")) if m else ()
+
+
+def release_listed(distro: str | None, version_id: str | None,
+                   releases: Sequence[str]) -> str | None:
+    """The entry of ``releases`` (``ID MIN-MAX`` or ``ID VERSION``) naming this release,
+    or None. A version given with fewer parts than the range compares on those parts
+    (Debian's ``VERSION_ID`` ``12`` is in ``12.0``; CentOS Stream's ``8`` in ``8.0-8.5``)."""
+    if not distro or not version_id:
+        return None
+    have = _version(version_id)
+    if not have:
+        return None
+    for entry in releases:
+        name, _, span = entry.partition(" ")
+        if name.lower() != distro.lower():
+            continue
+        low, _, high = span.partition("-")
+        lo, hi = _version(low), _version(high or low)
+        if lo[:len(have)] <= have <= hi[:len(have)]:
+            return entry
+    return None
+
+
+def _release(lx: Mapping[str, Any]) -> str:
+    return str(lx.get("pretty_name") or
+               " ".join(str(x) for x in (lx.get("distro"), lx.get("version_id")) if x)
+               or "an unidentified Linux")
+
+
+def _default_kernel(lx: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The kernel the boot loader starts (the newest installed when that is not known)."""
+    kernels = lx.get("kernels") or []
+    for k in kernels:
+        if k.get("version") == lx.get("default_kernel"):
+            found: Mapping[str, Any] = k
+            return found
+    if not kernels:
+        return None
+    newest: Mapping[str, Any] = max(kernels, key=lambda k: _version(str(k.get("version"))))
+    return newest
+
+
+@rule("linux-os-supported", "the Linux release is on the cloud's supported list",
+      needs_linux=True)
+def linux_os_supported(f: Facts, lx: Mapping[str, Any], *, releases: Sequence[str]) -> Outcome:
+    ev = {**f.ev("linux.distro"), **f.ev("linux.version_id"), **f.ev("linux.pretty_name")}
+    if not lx.get("distro"):
+        return Outcome(UNKNOWN, "the distribution could not be identified (no os-release "
+                       "or release file read)", ev)
+    entry = release_listed(lx.get("distro"), lx.get("version_id"), releases)
+    if entry is not None:
+        return Outcome(PASS, f"{_release(lx)} is supported ({entry})", ev)
+    return Outcome(FAIL, f"{_release(lx)} is not on the supported list: it registers as "
+                   "Other_Linux, without automatic configuration", ev,
+                   "register with os_version Other_Linux and prepare drivers, fstab and "
+                   "GRUB yourself, or use a supported release")
+
+
+@rule("linux-architecture", "the OS runs fully virtualized on a supported architecture",
+      needs_linux=True)
+def linux_architecture(f: Facts, lx: Mapping[str, Any], *, arches: Sequence[str]) -> Outcome:
+    arch = lx.get("arch")
+    ev = f.ev("linux.arch")
+    if arch is None:
+        return Outcome(UNKNOWN, "no ELF header of the init program or /bin/sh could be read",
+                       ev)
+    if arch in arches:
+        return Outcome(PASS, f"{arch} Linux", ev)
+    return Outcome(FAIL, f"{arch} Linux: only {', '.join(arches)} are imported", ev,
+                   "use a build of the distribution for one of those architectures")
+
+
+@rule("linux-boot-mode", "x86 boots by BIOS (UEFI only for the listed releases); Arm by UEFI",
+      needs_linux=True)
+def linux_boot_mode(f: Facts, lx: Mapping[str, Any], *, uefi_releases: Sequence[str],
+                    uefi_only_arches: Sequence[str]) -> Outcome:
+    mode = f.info.get("boot_mode")
+    seen = "; ".join(f.info.get("boot_evidence") or []) or "no boot path"
+    ev = {**f.ev("boot_mode", source=seen), **f.ev("linux.arch"), **f.ev("linux.bootloader")}
+    arch = lx.get("arch")
+    if arch in uefi_only_arches:
+        if mode in ("uefi", "hybrid"):
+            return Outcome(PASS, f"{arch} boots by UEFI ({seen})", ev)
+        return Outcome(FAIL, f"{arch} images must boot by UEFI; this disk boots by {mode} "
+                       f"({seen})", ev, "install GRUB for EFI on an ESP (grub-install "
+                       "--target=arm64-efi) and export again")
+    if mode in ("bios", "hybrid"):
+        return Outcome(PASS, f"boot mode {mode} ({seen})", ev)
+    if mode == "uefi":
+        entry = release_listed(lx.get("distro"), lx.get("version_id"), uefi_releases)
+        if entry is not None:
+            return Outcome(PASS, f"UEFI boot, and {_release(lx)} may boot by UEFI ({entry})",
+                           ev, None)
+        return Outcome(FAIL, f"UEFI boot only ({seen}), and {_release(lx)} is not on the "
+                       "list of releases that may boot by UEFI", ev,
+                       "install GRUB for BIOS (grub-install --target=i386-pc /dev/sda, with a "
+                       "BIOS boot partition on GPT) and export again")
+    return Outcome(FAIL, f"no BIOS boot path ({seen})", ev,
+                   "install a boot loader in the MBR: grub-install --target=i386-pc /dev/sda")
+
+
+@rule("linux-boot-same-disk", "/boot and the root filesystem are on this disk",
+      needs_linux=True)
+def linux_boot_same_disk(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    ev = {**f.ev("linux.boot_partition"), **f.ev("linux.root"), **f.ev("linux.fstab")}
+    away = [e for e in lx.get("fstab") or []
+            if e.get("mountpoint") in ("/boot", "/usr", "/") and e.get("on_this_disk") is False]
+    if away:
+        names = ", ".join(f"{e['mountpoint']} ({e['spec']})" for e in away)
+        return Outcome(FAIL, f"{names} on another disk: the system spans disks", ev,
+                       "move /boot and /usr onto the system disk (or export every disk as "
+                       "one image) before export")
+    if lx.get("boot_partition") is None:
+        return Outcome(UNKNOWN, "no kernel or boot loader configuration was found on this "
+                       "disk", ev)
+    return Outcome(PASS, f"/boot on partition {lx['boot_partition']}, root on partition "
+                   f"{(lx.get('root') or {}).get('partition')}", ev)
+
+
+@rule("virtio-drivers", "the default kernel has the VirtIO drivers built in or in its initramfs",
+      needs_linux=True)
+def virtio_drivers(f: Facts, lx: Mapping[str, Any], *, modules: Sequence[str]) -> Outcome:
+    kernel = _default_kernel(lx)
+    ev = {**f.ev("linux.default_kernel"), **f.ev("linux.kernels")}
+    if kernel is None:
+        return Outcome(UNKNOWN, "no installed kernel was found", ev)
+    states = kernel.get("virtio") or {}
+    missing = {m: states.get(m) for m in modules if states.get(m) not in ("builtin", "initramfs")}
+    where = f"kernel {kernel.get('version')}"
+    if not missing:
+        return Outcome(PASS, f"{where}: " + ", ".join(f"{m} {states[m]}" for m in modules), ev)
+    only_modules = [m for m, s in missing.items() if s == "module"]
+    absent = [m for m, s in missing.items() if s != "module"]
+    parts = ([f"{', '.join(only_modules)} only under /lib/modules, not in the initramfs "
+              f"({kernel.get('initramfs') or 'no initramfs'})"] if only_modules else []) + \
+        ([f"{', '.join(absent)} not found"] if absent else [])
+    return Outcome(FAIL, f"{where}: {'; '.join(parts)}", ev,
+                   "add the modules to the initramfs and rebuild it: Debian/Ubuntu: list them "
+                   "in /etc/initramfs-tools/modules, update-initramfs -u; RHEL/SUSE: "
+                   "add_drivers+=\" virtio_blk virtio_scsi virtio_net virtio_pci \" in "
+                   "/etc/dracut.conf.d/virtio.conf, dracut -f")
+
+
+@rule("kernel-version", "the kernel is newer than the oldest the cloud boots", needs_linux=True)
+def kernel_version(f: Facts, lx: Mapping[str, Any], *, newer_than: str) -> Outcome:
+    kernel = _default_kernel(lx)
+    ev = {**f.ev("linux.default_kernel"), **f.ev("linux.kernels")}
+    if kernel is None:
+        return Outcome(UNKNOWN, "no installed kernel was found", ev)
+    version = str(kernel.get("version"))
+    if _version(version) > _version(newer_than):
+        return Outcome(PASS, f"kernel {version} (newer than {newer_than})", ev)
+    return Outcome(FAIL, f"kernel {version} is not newer than {newer_than}: it has no "
+                   "VirtIO support", ev, "upgrade the kernel")
+
+
+@rule("no-xen-pv-drivers", "no Xen PV drivers forced into the initramfs", auto_fixed=True,
+      needs_linux=True)
+def no_xen_pv_drivers(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    ev = f.ev("linux.kernels")
+    xen = [str(k.get("version")) for k in lx.get("kernels") or [] if k.get("xen_pv")]
+    if xen:
+        return Outcome(FAIL, f"Xen PV drivers in the initramfs of kernel {', '.join(xen)}", ev,
+                       "remove xen-blkfront / xen-netfront from the initramfs configuration "
+                       "(/etc/initramfs-tools/modules, /etc/dracut.conf.d) and rebuild it")
+    return Outcome(PASS, "no Xen PV drivers in any initramfs", ev)
+
+
+@rule("devices-by-uuid", "GRUB and fstab name disks by UUID, not by device node",
+      auto_fixed=True, needs_linux=True)
+def devices_by_uuid(f: Facts, lx: Mapping[str, Any], *, accepted: Sequence[str]) -> Outcome:
+    ev = {**f.ev("linux.root_device_by"), **f.ev("linux.kernel_cmdline"),
+          **f.ev("linux.fstab")}
+    problems = []
+    by = lx.get("root_device_by")
+    if by is not None and by not in accepted:
+        problems.append(f"the boot loader names the root by {by} ({lx.get('kernel_cmdline')})")
+    for e in lx.get("fstab") or []:
+        if e.get("by") not in (*accepted, "other"):
+            problems.append(f"fstab mounts {e.get('mountpoint')} by {e.get('by')} "
+                            f"({e.get('spec')})")
+    if problems:
+        return Outcome(FAIL, "; ".join(problems), ev,
+                       "use UUID=... in /etc/fstab (blkid shows them) and GRUB_DISABLE_LINUX_"
+                       "UUID=false in /etc/default/grub, then update-grub / grub2-mkconfig")
+    if by is None and not lx.get("fstab"):
+        return Outcome(UNKNOWN, "neither the boot loader's root nor an fstab was read", ev)
+    return Outcome(PASS, f"root by {by or 'an unread name'}; every fstab disk by "
+                   f"{' or '.join(accepted)}", ev)
+
+
+@rule("fstab-nofail", "fstab mounts no filesystem of another disk without nofail",
+      needs_linux=True)
+def fstab_nofail(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    ev = f.ev("linux.fstab")
+    away = [e for e in lx.get("fstab") or [] if e.get("on_this_disk") is False
+            and not e.get("nofail") and "noauto" not in str(e.get("options")).split(",")]
+    if away:
+        names = ", ".join(f"{e.get('mountpoint')} ({e.get('spec')})" for e in away)
+        return Outcome(FAIL, f"fstab mounts filesystems that are not on this disk at boot: "
+                       f"{names}; the instance may not boot or log in", ev,
+                       "add nofail to those fstab lines' options, or remove the lines")
+    return Outcome(PASS, "every fstab filesystem of another disk has nofail (or none)", ev)
+
+
+@rule("persistent-net-rules", "no udev rules pin network interface names to MAC addresses",
+      needs_linux=True)
+def persistent_net_rules(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    ev = f.ev("linux.persistent_net_rules")
+    rules = lx.get("persistent_net_rules") or []
+    if rules:
+        return Outcome(FAIL, f"{', '.join(rules)} pin interface names to the source VM's MAC "
+                       "addresses: the new NIC comes up as eth1 without configuration", ev,
+                       "rm " + " ".join(rules) + " (CentOS 6: also create an empty "
+                       "/etc/udev/rules.d/75-persistent-net-generator.rules)")
+    return Outcome(PASS, "no persistent-net rules", ev)
+
+
+@rule("linux-dhcp", "the network interface gets its address by DHCP", needs_linux=True)
+def linux_dhcp(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    ev = {**f.ev("linux.network"), **f.ev("linux.cloud_init")}
+    interfaces = lx.get("network") or []
+    static = [i for i in interfaces if i.get("method") == "static"]
+    if static:
+        names = ", ".join(f"{i.get('interface')} ({i.get('source')})" for i in static)
+        return Outcome(FAIL, f"static address on {names}", ev,
+                       "configure the NIC for DHCP (ifupdown: iface eth0 inet dhcp; ifcfg: "
+                       "BOOTPROTO=dhcp; netplan: dhcp4: true)")
+    dhcp = [i for i in interfaces if i.get("method") == "dhcp"]
+    if dhcp:
+        return Outcome(PASS, "DHCP on " + ", ".join(str(i.get("interface")) for i in dhcp), ev)
+    ci = lx.get("cloud_init") or {}
+    if ci.get("installed") and ci.get("enabled") is not False:
+        return Outcome(PASS, "no interface configured in the image; cloud-init configures "
+                       "the network (DHCP by default)", ev)
+    return Outcome(FAIL, "no network interface is configured, and cloud-init is not there to "
+                   "configure one", ev,
+                   "configure the NIC for DHCP (ifupdown: auto eth0 / iface eth0 inet dhcp)")
+
+
+@rule("linux-login-credentials", "cloud-init is installed and enabled, or root has a password",
+      needs_linux=True)
+def linux_login_credentials(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    ci = lx.get("cloud_init") or {}
+    ev = {**f.ev("linux.cloud_init"), **f.ev("linux.root_password")}
+    if ci.get("installed") and ci.get("enabled") is not False:
+        sources = ci.get("datasources")
+        said = f" (datasources {', '.join(sources)})" if sources else ""
+        return Outcome(PASS, f"cloud-init installed and enabled{said}", ev)
+    password = lx.get("root_password")
+    why = "cloud-init is not installed" if not ci.get("installed") else "cloud-init is disabled"
+    if password == "set":
+        return Outcome(WARN, f"{why}; root has a password, so you can log in, but keys, "
+                       "hostname and passwords will not be set at launch", ev,
+                       "install cloud-init (apt/yum/zypper install cloud-init) and enable it")
+    state = {"locked": "root is locked", "empty": "root has an empty password",
+             None: "root's password state is not known"}.get(password, f"root: {password}")
+    return Outcome(FAIL, f"no way to log in: {why}, and {state}", ev,
+                   "install and enable cloud-init, or set a root password: passwd root")
+
+
+@rule("linux-clean-shutdown", "the root filesystem and the image were closed cleanly",
+      needs_linux=True)
+def linux_clean_shutdown(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    ev = {**f.ev("dirty", source="container header"), **f.ev("linux.clean")}
+    problems, fixes = [], []
+    if f.info.get("dirty"):
+        problems.append("the image was not closed cleanly")
+        fixes.append("qemu-img check -r all IMAGE")
+    clean = lx.get("clean")
+    fs = (lx.get("root") or {}).get("filesystem")
+    if clean is False:
+        problems.append(f"the root {fs} filesystem was not unmounted cleanly")
+        fixes.append("shut the source VM down cleanly (shutdown -h now), or run fsck on the "
+                     "root filesystem, then export again")
+    if problems:
+        return Outcome(FAIL, "; ".join(problems), ev, "; ".join(fixes))
+    if clean is None:
+        return Outcome(UNKNOWN, f"the root {fs} filesystem records no clean state", ev)
+    return Outcome(PASS, f"the root {fs} filesystem is clean", ev)
+
+
+@rule("lvm-system-disk", "the root is not on LVM (IMS injects no files into LVM disks)",
+      needs_linux=True)
+def lvm_system_disk(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    root = lx.get("root") or {}
+    ev = f.ev("linux.root")
+    if root.get("lvm"):
+        return Outcome(FAIL, f"the root is the logical volume {root['lvm']}: the cloud cannot "
+                       "inject files (passwords, keys) into it at launch", ev,
+                       "rely on cloud-init for passwords and keys, or use a plain partition")
+    return Outcome(PASS, "the root is not a logical volume", ev)
+
+
+@rule("no-vmware-tools", "VMware Tools are not installed", auto_fixed=True, needs_linux=True)
+def no_vmware_tools(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    ev = f.ev("linux.vmware_tools")
+    tools = lx.get("vmware_tools")
+    if tools is None:
+        return Outcome(UNKNOWN, "whether VMware Tools are installed was not read", ev)
+    if tools:
+        return Outcome(FAIL, "VMware Tools (vmtoolsd) are installed", ev,
+                       "remove them (apt/yum remove open-vm-tools, or vmware-uninstall-"
+                       "tools.pl) before export")
+    return Outcome(PASS, "no VMware Tools", ev)
