@@ -1402,6 +1402,9 @@ BOUNDARY_TESTS: dict[str, str] = {
     "WINDOWS_MAX_ENTRIES": "test_windows_entries",
     "FAT_MAX_FILE_BYTES": "test_windows_fat_file_and_directory",
     "FAT_MAX_DIRECTORY_BYTES": "test_windows_fat_file_and_directory",
+    "LINUX_MAX_CONFIG_BYTES": "guest/linux/test_tree.py::test_config_cap_boundary",
+    "LINUX_MAX_ENTRIES":
+        "guest/linux/test_network.py::test_entries_cap_on_a_configuration_directory",
 }
 
 #: The budgets of the bulk scan's worker processes: limits on the reader from outside, not on
@@ -1451,5 +1454,5 @@ README_GROUPS = (
     "fingerprint", "EBR chain", "GPT entry", "findings listed per kind", "filesystem probes",
     "NTFS record size", "registry subkeys", "Windows inspection", "FAT file", "LimitExceeded",
     "CorruptImage", "resource-exhaustion", "SCAN_TIME_LIMIT", "filesystem readers",
-    "ext4 extent-tree depth", "XFS fork extents", "LVM2 metadata",
+    "ext4 extent-tree depth", "XFS fork extents", "LVM2 metadata", "Linux inspection",
 )

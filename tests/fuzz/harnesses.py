@@ -337,6 +337,43 @@ def lvm(data: bytes) -> None:
         parse_metadata(data, "fuzz")
 
 
+def linuxconf(data: bytes) -> None:
+    """One configuration text through every line parser of the Linux collectors (they
+    read text already capped in size, so nothing may escape them, not even an
+    ImageError): shell assignments, keyfiles, the YAML subset, fstab and the device
+    names in it, interfaces(5) lines, the release files, shadow and udev rule lines,
+    a kernel command line."""
+    from imgscan.guest.linux import (
+        cmdline,
+        devices,
+        fstab,
+        keyfile,
+        netrules,
+        network,
+        release,
+        shadow,
+        shellvars,
+        yamlsubset,
+    )
+    text = data.decode("utf-8", "replace")
+    ids = devices.DiskIds(uuids=frozenset({"abcd-1234"}), lvs=frozenset({"vg/lv"}))
+    network.ifcfg_method(shellvars.assignments(text))
+    network.networkd_method(keyfile.entries(text))
+    list(network.netplan_interfaces(yamlsubset.load(text)))
+    list(network.ifupdown_lines(text))
+    for spec, *_ in fstab.parse(text):
+        devices.classify_spec(spec)
+        devices.on_this_disk(spec, ids)
+    for read in (release.from_os_release, release.from_redhat_release,
+                 release.from_suse_release, release.from_lsb_release,
+                 release.from_debian_version):
+        read(text)
+    for line in text.split("\n"):
+        shadow.password_state(line.split(":")[1] if ":" in line else line)
+        netrules.pins_name(line)
+    cmdline.parameters(text)
+
+
 HARNESSES: dict[str, Callable[[bytes], None]] = {
     **dict.fromkeys(CONTAINER_FORMATS, container),
     "partitions": partitions,
@@ -349,4 +386,5 @@ HARNESSES: dict[str, Callable[[bytes], None]] = {
     "regf": regf,
     "windows": windows,
     "lvm": lvm,
+    "linuxconf": linuxconf,
 }

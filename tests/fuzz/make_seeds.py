@@ -464,11 +464,20 @@ def lvm(b: Builder) -> None:
     b.seed("metadata-text", text.read_bytes())
 
 
+def linuxconf(b: Builder) -> None:
+    """The distributions' configuration files of the Linux collectors' tests (os-release,
+    release files, fstab, ifcfg, netplan, keyfiles, udev rules, cloud.cfg.d, ...)."""
+    from helpers import linux_configs
+    for name, text in linux_configs.ALL.items():
+        b.seed(name.lower(), text.encode())
+
+
 BUILDERS: dict[str, Callable[[Builder], None]] = {
     "qcow2": qcow2, "qcow": qcow, "vhd": vhd, "vhdx": vhdx, "vmdk": vmdk, "vdi": vdi,
     "qed": qed, "luks": luks, "iso": iso, "zvhd": zvhd, "raw": raw,
     "partitions": partitions, "ntfs": ntfs, "ext4": ext4, "regf": regf, "windows": windows,
     "xfs": xfs, "fatfs": fatfs, "ntfsfs": ntfs, "lvm": lvm, "btrfs": btrfs,
+    "linuxconf": linuxconf,
 }
 
 

@@ -1,0 +1,132 @@
+"""How a Linux configuration names a block device, and whether that device is on this disk.
+
+Sources: fstab(5) and libmount's tag syntax (``UUID=``, ``LABEL=``, ``PARTUUID=``,
+``PARTLABEL=``, ``ID=``, values optionally in double quotes); udev's
+``/dev/disk/by-*`` links (``60-persistent-storage.rules``; labels escape
+unsafe bytes as ``\\xHH``); device-mapper's LVM names (``/dev/mapper/VG-LV``, a
+``-`` inside a VG or LV name doubled) and LVM's ``/dev/VG/LV`` links.
+
+Import-rules.md section 1.3 asks that GRUB and fstab name disks by UUID, not by
+kernel names (``/dev/sdX``, ``/dev/xvdX``, ``/dev/disk/by-id/...``) that change
+with the hypervisor's bus; the same classification serves ``/etc/fstab`` and
+the kernel's ``root=``.
+"""
+
+from __future__ import annotations
+
+import re
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
+    By = Literal["uuid", "label", "partuuid", "lvm", "device", "other"]
+    #: ``By`` with the partition label told apart, for :func:`on_this_disk`.
+    Kind = Literal["uuid", "label", "partuuid", "partlabel", "lvm", "device", "other"]
+
+#: libmount's tags and what each names (``ID=`` is a /dev/disk/by-id name).
+TAGS: dict[str, Kind] = {"UUID": "uuid", "LABEL": "label", "PARTUUID": "partuuid",
+                         "PARTLABEL": "partlabel", "ID": "device"}
+#: udev's /dev/disk/by-* directories and what each names.
+BY_DIRS: dict[str, Kind] = {"by-uuid": "uuid", "by-label": "label",
+                            "by-partuuid": "partuuid", "by-partlabel": "partlabel",
+                            "by-id": "device", "by-path": "device", "by-diskseq": "device"}
+#: Directories of /dev that are not a volume group's (``/dev/VG/LV`` is LVM's link).
+DEV_DIRS = frozenset({"disk", "mapper", "md", "block", "char", "bus", "pts", "shm", "fd",
+                      "input", "net", "snd", "dri", "cpu", "hugepages", "mqueue"})
+_HEX_ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})")
+
+
+class DiskIds:
+    """The names this disk's volumes answer to: filesystem UUIDs and labels, partition
+    UUIDs and labels, and logical volumes as ``VG/LV``. UUIDs compare case-blind
+    (blkid prints FAT serials upper case, ext4 UUIDs lower case)."""
+
+    __slots__ = ("labels", "lvs", "partlabels", "partuuids", "uuids")
+
+    def __init__(self, uuids: frozenset[str] = frozenset(), labels: frozenset[str] = frozenset(),
+                 partuuids: frozenset[str] = frozenset(),
+                 partlabels: frozenset[str] = frozenset(),
+                 lvs: frozenset[str] = frozenset()) -> None:
+        self.uuids = frozenset(u.lower() for u in uuids)
+        self.labels = labels
+        self.partuuids = frozenset(u.lower() for u in partuuids)
+        self.partlabels = partlabels
+        self.lvs = lvs
+
+
+def _unquote(value: str) -> str:
+    """A tag value without the double quotes libmount allows around it."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def _udev_unescape(name: str) -> str:
+    """A /dev/disk/by-label name with udev's ``\\xHH`` escapes decoded."""
+    raw = _HEX_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), name)
+    return raw.encode("latin-1", "surrogateescape").decode("utf-8", "replace")
+
+
+def dm_lvm_name(name: str) -> str | None:
+    """``VG/LV`` for a device-mapper name ``VG-LV`` (``--`` stands for ``-``), or None
+    when the name has no single dash between two non-empty parts."""
+    i = 0
+    while i < len(name):
+        if name[i] == "-":
+            if name[i + 1:i + 2] == "-":
+                i += 2
+                continue
+            vg, lv = name[:i].replace("--", "-"), name[i + 1:].replace("--", "-")
+            return f"{vg}/{lv}" if vg and lv else None
+        i += 1
+    return None
+
+
+def parse_spec(spec: str) -> tuple[Kind, str | None]:
+    """What ``spec`` names and the name itself: ``("uuid", "1234-...")``,
+    ``("lvm", "vg0/root")``; the value is None for ``device`` and ``other``."""
+    tag, eq, value = spec.partition("=")
+    if eq and tag in TAGS:
+        kind = TAGS[tag]
+        return kind, (_unquote(value) if kind != "device" else None)
+    if not spec.startswith("/dev/"):
+        return "other", None           # none, tmpfs, proc, host:/export, a swap file
+    parts = spec[len("/dev/"):].split("/")
+    if len(parts) == 3 and parts[0] == "disk" and parts[1] in BY_DIRS and parts[2]:
+        kind = BY_DIRS[parts[1]]
+        if kind == "device":
+            return kind, None
+        return kind, _udev_unescape(parts[2]) if kind in ("label", "partlabel") else parts[2]
+    if len(parts) == 2 and parts[0] == "mapper":
+        lv = dm_lvm_name(parts[1])
+        return ("lvm", lv) if lv is not None else ("other", None)
+    if len(parts) == 2 and parts[0] not in DEV_DIRS and all(parts):
+        return "lvm", f"{parts[0]}/{parts[1]}"
+    return "device", None
+
+
+def classify_spec(spec: str) -> By:
+    """How ``spec`` names its device, in the contract's words (``by`` of an fstab entry,
+    ``root_device_by``): a partition label counts as a ``label``."""
+    kind = parse_spec(spec)[0]
+    return "label" if kind == "partlabel" else kind
+
+
+def on_this_disk(spec: str, ids: DiskIds) -> bool | None:
+    """Whether ``spec`` names a volume of this disk; None when a name cannot say:
+    kernel names (``/dev/sdb1``, ``/dev/disk/by-id/...``: which disk they are depends
+    on the hypervisor), pseudo and network filesystems, swap files and bind mounts
+    (no device of any disk)."""
+    kind, value = parse_spec(spec)
+    if value is None:
+        return None
+    if kind == "uuid":
+        return value.lower() in ids.uuids
+    if kind == "partuuid":
+        return value.lower() in ids.partuuids
+    if kind == "label":
+        return value in ids.labels
+    if kind == "partlabel":
+        return value in ids.partlabels
+    return value in ids.lvs
