@@ -6,6 +6,12 @@ Sources: fstab(5) and libmount's tag syntax (``UUID=``, ``LABEL=``, ``PARTUUID=`
 unsafe bytes as ``\\xHH``); device-mapper's LVM names (``/dev/mapper/VG-LV``, a
 ``-`` inside a VG or LV name doubled) and LVM's ``/dev/VG/LV`` links.
 
+Kernel names (``/dev/sda3``, ``/dev/vda3``, ``/dev/xvda3``, ``/dev/nvme0n1p3``) are
+judged as the machine the image is imported into sees them: the image is its
+first disk, so ``/dev/sda3`` is partition 3 of this image and ``/dev/sdb1`` is on
+another disk. ``/dev/disk/by-id`` and ``by-path`` names depend on the hypervisor's
+bus and serial numbers: no answer.
+
 Import-rules.md section 1.3 asks that GRUB and fstab name disks by UUID, not by
 kernel names (``/dev/sdX``, ``/dev/xvdX``, ``/dev/disk/by-id/...``) that change
 with the hypervisor's bus; the same classification serves ``/etc/fstab`` and
@@ -35,6 +41,10 @@ BY_DIRS: dict[str, Kind] = {"by-uuid": "uuid", "by-label": "label",
 DEV_DIRS = frozenset({"disk", "mapper", "md", "block", "char", "bus", "pts", "shm", "fd",
                       "input", "net", "snd", "dri", "cpu", "hugepages", "mqueue"})
 _HEX_ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})")
+#: A kernel name of a disk or partition: sd/vd/xvd/hd letters, nvmeXnY, mmcblkX, and
+#: the partition number (after a ``p`` for nvme and mmcblk).
+_KERNEL_NAME = re.compile(r"/dev/(?:(?:s|v|xv|h)d([a-z]+)(\d*)|nvme(\d+)n(\d+)(?:p(\d+))?"
+                          r"|mmcblk(\d+)(?:p(\d+))?)")
 
 
 class DiskIds:
@@ -42,17 +52,20 @@ class DiskIds:
     UUIDs and labels, and logical volumes as ``VG/LV``. UUIDs compare case-blind
     (blkid prints FAT serials upper case, ext4 UUIDs lower case)."""
 
-    __slots__ = ("labels", "lvs", "partlabels", "partuuids", "uuids")
+    __slots__ = ("labels", "lvs", "partitions", "partlabels", "partuuids", "uuids")
 
     def __init__(self, uuids: frozenset[str] = frozenset(), labels: frozenset[str] = frozenset(),
                  partuuids: frozenset[str] = frozenset(),
                  partlabels: frozenset[str] = frozenset(),
-                 lvs: frozenset[str] = frozenset()) -> None:
+                 lvs: frozenset[str] = frozenset(),
+                 partitions: frozenset[int] = frozenset()) -> None:
         self.uuids = frozenset(u.lower() for u in uuids)
         self.labels = labels
         self.partuuids = frozenset(u.lower() for u in partuuids)
         self.partlabels = partlabels
         self.lvs = lvs
+        #: The partition numbers of the disk (empty: a filesystem on the whole disk).
+        self.partitions = partitions
 
 
 def _unquote(value: str) -> str:
@@ -106,6 +119,22 @@ def parse_spec(spec: str) -> tuple[Kind, str | None]:
     return "device", None
 
 
+def kernel_partition(spec: str) -> tuple[bool, int] | None:
+    """``(on the first disk, partition number)`` of a kernel device name (0: the whole
+    disk), or None when ``spec`` is not one."""
+    m = _KERNEL_NAME.fullmatch(spec)
+    if m is None:
+        return None
+    letters, sd_part, nvme_ctrl, nvme_ns, nvme_part, mmc, mmc_part = m.groups()
+    if letters is not None:
+        first, part = letters == "a", sd_part
+    elif nvme_ctrl is not None:
+        first, part = nvme_ctrl == "0" and nvme_ns == "1", nvme_part
+    else:
+        first, part = mmc == "0", mmc_part
+    return first, int(part) if part else 0
+
+
 def classify_spec(spec: str) -> By:
     """How ``spec`` names its device, in the contract's words (``by`` of an fstab entry,
     ``root_device_by``): a partition label counts as a ``label``."""
@@ -115,10 +144,16 @@ def classify_spec(spec: str) -> By:
 
 def on_this_disk(spec: str, ids: DiskIds) -> bool | None:
     """Whether ``spec`` names a volume of this disk; None when a name cannot say:
-    kernel names (``/dev/sdb1``, ``/dev/disk/by-id/...``: which disk they are depends
-    on the hypervisor), pseudo and network filesystems, swap files and bind mounts
-    (no device of any disk)."""
+    ``/dev/disk/by-id`` and ``by-path`` names, pseudo and network filesystems, swap
+    files and bind mounts (no device of any disk). A kernel name is judged as the
+    first disk's (see the module)."""
     kind, value = parse_spec(spec)
+    if kind == "device":
+        node = kernel_partition(spec)
+        if node is None:
+            return None
+        first, number = node
+        return first and (number in ids.partitions if number else not ids.partitions)
     if value is None:
         return None
     if kind == "uuid":
