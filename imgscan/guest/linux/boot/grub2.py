@@ -117,7 +117,8 @@ class _Interpreter:
         return out
 
     def words(self, words: list[Word], where: str) -> list[str]:
-        return [self.expand(w, where) for w in words]
+        expanded = ((w, self.expand(w, where)) for w in words)
+        return [text for w, text in expanded if text or w.quoted]
 
     # -- statements ----------------------------------------------------------------------
     def run(self, nodes: list[Node], menu: list[MenuItem], where: str) -> bool:

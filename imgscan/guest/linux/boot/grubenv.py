@@ -78,8 +78,10 @@ def _unescape(raw: bytes) -> bytes:
     out = bytearray()
     i = 0
     while i < len(raw):
-        if raw[i] == ord("\\") and i + 1 < len(raw):
+        if raw[i] == ord("\\"):
             i += 1
+            if i == len(raw):
+                break
         out.append(raw[i])
         i += 1
     return bytes(out)

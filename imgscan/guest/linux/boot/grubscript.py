@@ -38,11 +38,13 @@ _OPENERS = frozenset({"if", "for", "while", "until", "function", "menuentry", "s
 @dataclass
 class Word:
     """One word: its pieces, and its text when it is a bare literal (no quotes, no
-    variable), which is how keywords and braces are recognised."""
+    variable), which is how keywords and braces are recognised. An unquoted word that
+    expands to nothing is no argument at all (``$menuentry_id_option`` unset)."""
 
     segments: list[Segment]
     bare: str | None
     offset: int
+    quoted: bool = False
 
 
 @dataclass
@@ -84,12 +86,14 @@ Node = Command | Block | If | Loop
 
 
 class ScriptError(Exception):
-    """A syntax error at ``offset``."""
+    """A syntax error at ``offset``; ``to_end`` when GRUB, looking for the end of the
+    construct (a closing quote, ``}``, ``fi``), has read the rest of the file."""
 
-    def __init__(self, offset: int, problem: str) -> None:
+    def __init__(self, offset: int, problem: str, to_end: bool = False) -> None:
         super().__init__(problem)
         self.offset = offset
         self.problem = problem
+        self.to_end = to_end
 
 
 @dataclass
@@ -120,7 +124,7 @@ def parse(text: str, path: str) -> Script:
             limits.enforce(len(script.problems), "BOOT_MAX_SCRIPT_ERRORS", path,
                            "GRUB script", exc.offset, "syntax errors")
             nl = text.find("\n", exc.offset)
-            start = len(text) if nl < 0 else nl + 1
+            start = len(text) if nl < 0 or exc.to_end else nl + 1
             continue
         if node is not None:
             script.nodes.append(node)
@@ -188,7 +192,7 @@ class _Parser:
                 quoted = True
                 end = text.find("'", i + 1)
                 if end < 0:
-                    raise ScriptError(i, "unterminated single quote")
+                    raise ScriptError(i, "unterminated single quote", to_end=True)
                 self._literal.append(text[i + 1:end])
                 i = end + 1
             elif c == '"':
@@ -204,7 +208,7 @@ class _Parser:
         segments = self._segments
         plain = not quoted and all(not is_var for is_var, _ in segments)
         bare = "".join(t for _, t in segments) if plain else None
-        return Word(segments, bare, start)
+        return Word(segments, bare, start, quoted)
 
     def _flush(self) -> None:
         if self._literal:
@@ -227,7 +231,7 @@ class _Parser:
             else:
                 self._literal.append(c)
                 i += 1
-        raise ScriptError(start, "unterminated double quote")
+        raise ScriptError(start, "unterminated double quote", to_end=True)
 
     def _variable(self, start: int) -> int:
         """``$name``, ``${name}``, ``$1``, ``$?``: a variable piece; a ``$`` before
@@ -307,7 +311,7 @@ class _Parser:
             tok = self.peek()
             if tok.kind == "eof":
                 raise ScriptError(start, f"no {' or '.join(repr(e) for e in ends)} "
-                                         "before the end of the file")
+                                         "before the end of the file", to_end=True)
             assert tok.word is not None
             if tok.word.bare in ends:
                 self.take()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers.grub_mkconfig import KERNELS, UUID, available, grub_editenv
-from helpers.linux_tree import guest_tree
+from helpers.linux_tree import Content, guest_tree
 
 from imgscan.guest.linux.boot import bootloader
 
@@ -149,7 +149,7 @@ def test_rhel_bls(tmp_path: Path, saved: str | None, version: str) -> None:
     env = grub_editenv(tmp_path / "grubenv",
                        "kernelopts=root=/dev/mapper/rhel-root ro rd.lvm.lv=rhel/root",
                        *([f"saved_entry={saved}"] if saved else []))
-    boot = {"grub2/grub.cfg": RHEL9_CFG, "grub2/grubenv": env,
+    boot: dict[str, Content] = {"grub2/grub.cfg": RHEL9_CFG, "grub2/grubenv": env,
             f"loader/entries/{MACHINE}-{OLD}.conf": _bls(OLD, "$kernelopts"),
             f"loader/entries/{MACHINE}-{NEW}.conf":
                 _bls(NEW, "root=UUID=8a9b-root ro crashkernel=1G-4G:192M $tuned_params")}
@@ -174,7 +174,8 @@ splashimage=(hd0,0)/grub/splash.xpm.gz
 hiddenmenu
 title CentOS 6 (2.6.32-754.35.1.el6.x86_64)
 \troot (hd0,0)
-\tkernel /vmlinuz-2.6.32-754.35.1.el6.x86_64 ro root=/dev/mapper/vg_c6-lv_root rd_LVM_LV=vg_c6/lv_root rhgb quiet
+\tkernel /vmlinuz-2.6.32-754.35.1.el6.x86_64 ro root=/dev/mapper/vg_c6-lv_root \
+rd_LVM_LV=vg_c6/lv_root rhgb quiet
 \tinitrd /initramfs-2.6.32-754.35.1.el6.x86_64.img
 title CentOS (2.6.32-754.el6.x86_64)
 \troot (hd0,0)
@@ -209,7 +210,8 @@ LABEL virt
   MENU LABEL Linux virt
   LINUX vmlinuz-virt
   INITRD initramfs-virt
-  APPEND root=UUID=0e8c2c3b-7a1e-4f0b-9f5e-3d1f2c4b5a6d modules=sd-mod,usb-storage,ext4 quiet rootfstype=ext4
+  APPEND root=UUID=0e8c2c3b-7a1e-4f0b-9f5e-3d1f2c4b5a6d modules=sd-mod,usb-storage,ext4 \
+quiet rootfstype=ext4
 
 MENU SEPARATOR
 """
@@ -224,7 +226,8 @@ def test_extlinux_alpine(tmp_path: Path) -> None:
 
 
 def test_syslinux_default_label_and_global_append(tmp_path: Path) -> None:
-    cfg = ("DEFAULT linux\nAPPEND root=/dev/sda1 ro\nLABEL old\n KERNEL /boot/vmlinuz-4.19.0-6-amd64\n"
+    cfg = ("DEFAULT linux\nAPPEND root=/dev/sda1 ro\n"
+           "LABEL old\n KERNEL /boot/vmlinuz-4.19.0-6-amd64\n"
            "LABEL linux\n KERNEL /boot/vmlinuz-5.10.0-28-amd64\n")
     facts = bootloader(guest_tree(tmp_path, {"boot/syslinux/syslinux.cfg": cfg}))
     assert facts["bootloader"] == "syslinux"
@@ -234,8 +237,10 @@ def test_syslinux_default_label_and_global_append(tmp_path: Path) -> None:
 
 def test_systemd_boot(tmp_path: Path) -> None:
     entry = ("title      Fedora Linux 39\nversion    {v}\nmachine-id {m}\n"
-             "options    root=PARTUUID=6e1f1c2a-01 rw\noptions    quiet\nlinux      /{m}/{v}/linux\n")
-    efi = {"loader/loader.conf": f"timeout 3\ndefault {MACHINE}-6.5.6-300.fc39.x86_64.conf\n"}
+             "options    root=PARTUUID=6e1f1c2a-01 rw\noptions    quiet\n"
+             "linux      /{m}/{v}/linux\n")
+    efi: dict[str, Content] = {
+        "loader/loader.conf": f"timeout 3\ndefault {MACHINE}-6.5.6-300.fc39.x86_64.conf\n"}
     for v in ("6.5.6-300.fc39.x86_64", "6.7.5-200.fc39.x86_64"):
         efi[f"loader/entries/{MACHINE}-{v}.conf"] = entry.format(v=v, m=MACHINE)
     facts = bootloader(guest_tree(tmp_path, {"etc/fstab": ""}, mounts={"/boot/efi": efi}))
