@@ -337,6 +337,24 @@ LINUX_MAX_CONFIG_BYTES = 4 * 1024 * 1024
 #: Most entries of one configuration directory looked at (network configs, BLS entries,
 #: udev rules, kernels in /boot, module trees).
 LINUX_MAX_ENTRIES = 4096
+#: Boot loader configuration (imgscan/guest/linux/boot/): most configuration files one
+#: menu reads (GRUB ``configfile``/``source``, SYSLINUX ``INCLUDE``): an EFI stub and the
+#: real grub.cfg are two; a loop of files stops here.
+BOOT_MAX_CONFIG_FILES = 16
+#: Most menu entries and submenus of one boot menu: a grub.cfg lists two or three per
+#: installed kernel, and distributions keep a handful of kernels.
+BOOT_MAX_MENU_ENTRIES = 1024
+#: Deepest nesting of GRUB blocks (``if``, ``menuentry``, ``submenu``, loops) and of
+#: submenu levels in a ``default`` path: generated configurations nest three deep.
+BOOT_MAX_NESTING = 32
+#: Most GRUB commands run while reading one menu (its entries' bodies included): a
+#: generated grub.cfg runs a few thousand; this bounds the work of a hostile one.
+BOOT_MAX_COMMANDS = 100000
+#: Longest GRUB word after variable expansion: ``set a=$a$a`` doubles a value each
+#: line; a kernel command line is at most 4 KiB (COMMAND_LINE_SIZE on x86, arm64).
+BOOT_MAX_WORD_BYTES = 16384
+#: Most syntax errors reported for one GRUB script before it is given up on.
+BOOT_MAX_SCRIPT_ERRORS = 64
 
 # Bulk scanning (imgscan/bulk/runner.py) ---------------------------------------------
 # Budgets of one worker process per image, enforced from outside the decoder so that

@@ -1405,7 +1405,78 @@ BOUNDARY_TESTS: dict[str, str] = {
     "LINUX_MAX_CONFIG_BYTES": "guest/linux/test_tree.py::test_config_cap_boundary",
     "LINUX_MAX_ENTRIES":
         "guest/linux/test_network.py::test_entries_cap_on_a_configuration_directory",
+    "BOOT_MAX_CONFIG_FILES": "test_boot_config",
+    "BOOT_MAX_MENU_ENTRIES": "test_boot_config",
+    "BOOT_MAX_NESTING": "test_boot_config",
+    "BOOT_MAX_WORD_BYTES": "test_boot_config",
+    "BOOT_MAX_SCRIPT_ERRORS": "test_boot_config",
+    "BOOT_MAX_COMMANDS": "test_boot_commands",
 }
+
+# -- boot loader configuration (imgscan/guest/linux/boot/) --------------------------------
+#: A menu whose counts can be read off it: an EFI-style stub that ``configfile``s the
+#: real file (2 files), 5 menu items (4 entries and a submenu), blocks nested 3 deep
+#: (submenu > menuentry > if), a 60-byte longest word, 3 stray ``}`` lines.
+_BOOT_STUB = "configfile /boot/grub/real.cfg\n"
+_BOOT_MENU = ("menuentry 'one' { linux /boot/vmlinuz-1 }\n}\n"
+              "submenu 'sub' {\n menuentry 'two' {\n"
+              "  if [ x = x ]; then linux /boot/vmlinuz-2; fi\n }\n"
+              " menuentry 'three' { linux /boot/vmlinuz-3 }\n}\n}\n"
+              "menuentry 'four' { linux /boot/vmlinuz-4 root=UUID=" + "0" * 46 + " }\n}\n")
+
+
+def _boot_attempt(tmp_path: Path) -> Attempt:
+    from helpers.linux_tree import guest_tree
+
+    from imgscan.guest.linux.boot import grub2
+    tree = guest_tree(tmp_path, {"boot/grub/grub.cfg": _BOOT_STUB,
+                                 "boot/grub/real.cfg": _BOOT_MENU})
+
+    def attempt() -> None:
+        menu, entries, default = grub2.entries(tree, "/boot/grub/grub.cfg")
+        assert len(entries) == 4 and default == 0 and len(menu.problems) == 3
+    return attempt
+
+
+@pytest.mark.parametrize(("name", "value", "located"), [
+    ("BOOT_MAX_CONFIG_FILES", 2, False), ("BOOT_MAX_MENU_ENTRIES", 5, True),
+    ("BOOT_MAX_NESTING", 3, True), ("BOOT_MAX_WORD_BYTES", len("root=UUID=") + 46, True),
+    ("BOOT_MAX_SCRIPT_ERRORS", 3, True)])
+def test_boot_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: int,
+                     located: bool) -> None:
+    """Each count of the menu above, accepted at the cap and refused one below."""
+    exc = _cap_boundary(monkeypatch, name, value, _boot_attempt(tmp_path), located=located)
+    assert isinstance(exc, ImageError) and "grub" in exc.path
+
+
+def test_boot_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command budget: the menu above runs at least its 7 config commands and 4
+    entry bodies; the least budget it passes with is its boundary."""
+    attempt = _boot_attempt(tmp_path)
+    need = _least_accepted(monkeypatch, "BOOT_MAX_COMMANDS", attempt, 1000)
+    assert 11 <= need < 40
+    _cap_boundary(monkeypatch, "BOOT_MAX_COMMANDS", need, attempt)
+
+
+def test_linux_config_and_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grub.cfg, the largest file read, read whole up to LINUX_MAX_CONFIG_BYTES (its size
+    as written), and a directory of 3 BLS entries listed up to LINUX_MAX_ENTRIES."""
+    from helpers.linux_tree import Content, guest_tree
+
+    from imgscan.guest.linux.boot import bootloader
+    entry = "title t\nversion {v}\nlinux /vmlinuz-{v}\noptions root=UUID=u\n"
+    boot: dict[str, Content] = {f"loader/entries/m-{v}.conf": entry.format(v=v)
+                                for v in ("1.0", "2.0", "3.0")}
+    cfg = "# " + "x" * 100 + "\nblscfg\n"
+    boot["grub2/grub.cfg"] = cfg
+    tree = guest_tree(tmp_path, {"etc/fstab": ""}, mounts={"/boot": boot})
+
+    def attempt() -> None:
+        assert bootloader(tree)["default_kernel"] == "3.0"
+    _cap_boundary(monkeypatch, "LINUX_MAX_CONFIG_BYTES", len(cfg), attempt,
+                  located=False)
+    _cap_boundary(monkeypatch, "LINUX_MAX_ENTRIES", 3, attempt, located=False)
+
 
 #: The budgets of the bulk scan's worker processes: limits on the reader from outside, not on
 #: a value of the file, so they have no boundary in an input; the scan's tests enforce them.
@@ -1455,4 +1526,5 @@ README_GROUPS = (
     "NTFS record size", "registry subkeys", "Windows inspection", "FAT file", "LimitExceeded",
     "CorruptImage", "resource-exhaustion", "SCAN_TIME_LIMIT", "filesystem readers",
     "ext4 extent-tree depth", "XFS fork extents", "LVM2 metadata", "Linux inspection",
+    "boot loader configuration",
 )

@@ -22,6 +22,8 @@ import tempfile
 import zlib
 
 import imgscan
+from imgscan._core.fsapi import DirEntry, Stat
+from imgscan._core.fsapi import FileSystem as FileSystemBase
 from imgscan.errors import ImageError
 
 TYPE_CHECKING = False
@@ -374,6 +376,70 @@ def linuxconf(data: bytes) -> None:
     cmdline.parameters(text)
 
 
+#: The GRUB harness's files, in the order its input gives them (NUL-separated): the main
+#: grub.cfg, its grubenv, two BLS entries and a file for ``configfile``/``source``.
+GRUB_FILES = ("boot/grub/grub.cfg", "boot/grub/grubenv", "boot/loader/entries/a.conf",
+              "boot/loader/entries/b-1.0.conf", "boot/grub/other.cfg")
+
+
+def grub(data: bytes) -> None:
+    """GRUB 2's configuration (plain input: the NUL-separated files of ``GRUB_FILES``):
+    the script parser, the grubenv reader, BLS entries, and the whole boot loader
+    collector over a guest tree holding them."""
+    from imgscan.guest.linux.boot import bootloader, grubenv, grubscript
+    from imgscan.guest.linux.tree import GuestTree, Mount
+    parts = data.split(b"\0", len(GRUB_FILES) - 1)
+    files = dict(zip(GRUB_FILES, parts, strict=False))
+    with contextlib.suppress(ImageError):
+        grubscript.parse(parts[0].decode("utf-8", "replace"), "fuzz")
+        grubenv.parse(files.get("boot/grub/grubenv", parts[0]), "fuzz")
+        bootloader(GuestTree([Mount("/", MemoryFileSystem(files), "fuzz")]))
+
+
+class MemoryFileSystem(FileSystemBase):
+    """Regular files (and the directories leading to them) held in a dict: a guest tree
+    for harnesses whose input is a few configuration files, not a volume."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        super().__init__("fuzz", 0)
+        self.paths = ["/"]
+        self.data: dict[int, bytes] = {}
+        self.children: dict[int, dict[str, int]] = {0: {}}
+        for path, content in files.items():
+            ino = 0
+            parts = path.strip("/").split("/")
+            for part in parts[:-1]:
+                ino = self._child(ino, part, None)
+            self._child(ino, parts[-1], content)
+
+    def _child(self, parent: int, name: str, content: bytes | None) -> int:
+        ino = self.children[parent].get(name)
+        if ino is None:
+            ino = len(self.paths)
+            self.paths.append(name)
+            self.children[parent][name] = ino
+            if content is None:
+                self.children[ino] = {}
+            else:
+                self.data[ino] = content
+        return ino
+
+    def _stat(self, ino: int) -> Stat:
+        if ino in self.data:
+            return Stat(ino, "file", len(self.data[ino]))
+        return Stat(ino, "dir", 0)
+
+    def _lookup(self, dir_ino: int, name: str) -> int | None:
+        return self.children.get(dir_ino, {}).get(name)
+
+    def _entries(self, dir_ino: int) -> Iterator[DirEntry]:
+        for name, ino in self.children.get(dir_ino, {}).items():
+            yield DirEntry(name, ino, self._stat(ino).kind)
+
+    def _read(self, ino: int, offset: int, length: int) -> bytes:
+        return self.data[ino][offset:offset + length]
+
+
 HARNESSES: dict[str, Callable[[bytes], None]] = {
     **dict.fromkeys(CONTAINER_FORMATS, container),
     "partitions": partitions,
@@ -387,4 +453,7 @@ HARNESSES: dict[str, Callable[[bytes], None]] = {
     "windows": windows,
     "lvm": lvm,
     "linuxconf": linuxconf,
+
+
+    "grub": grub,
 }

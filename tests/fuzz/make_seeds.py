@@ -472,12 +472,39 @@ def linuxconf(b: Builder) -> None:
         b.seed(name.lower(), text.encode())
 
 
+def grub(b: Builder) -> None:
+    """grub.cfg written by grub-mkconfig (as root, chrooted: helpers.grub_mkconfig) with
+    grubenv blocks written by grub-editenv, and a BLS configuration whose entries carry
+    ``$kernelopts`` from the grubenv; the parts NUL-separated as ``harnesses.GRUB_FILES``."""
+    from helpers import grub_mkconfig as mk
+    if shutil.which("grub-editenv") is None:
+        print("make_seeds: grub-editenv not installed, seeds left out", file=sys.stderr)
+        return
+    saved = mk.grub_editenv(b.work / "saved", "saved_entry=1>2", "next_entry=")
+    bls_env = mk.grub_editenv(b.work / "bls", "saved_entry=b-1.0",
+                              "kernelopts=root=/dev/mapper/vg-root ro rd.lvm.lv=vg/root")
+    entry = b"title T\nversion 1.0\nlinux /vmlinuz-1.0\noptions $kernelopts quiet\n"
+    blscfg = (b'load_env -f ${config_directory}/grubenv\nset default="${saved_entry}"\n'
+              b"blscfg\nsource /boot/grub/other.cfg\n")
+    b.seed("bls", b"\0".join([blscfg, bls_env, entry, entry.replace(b"1.0", b"2.0"),
+                              b"menuentry 'x' --id x { linux /vmlinuz-3 root=UUID=u }\n"]))
+    if not mk.available():
+        print("make_seeds: grub-mkconfig needs root and loop devices, its seeds left out",
+              file=sys.stderr)
+        return
+    for name, settings, uuid in (("saved", "GRUB_DEFAULT=saved\n", None),
+                                 ("uuid", "GRUB_DEFAULT=0\n", mk.UUID)):
+        cfg = mk.grub_mkconfig(b.work / f"mk-{name}", mk.KERNELS, mk.SETTINGS + settings,
+                               uuid=uuid)
+        b.seed(f"mkconfig-{name}", b"\0".join([cfg.encode(), saved]))
+
+
 BUILDERS: dict[str, Callable[[Builder], None]] = {
     "qcow2": qcow2, "qcow": qcow, "vhd": vhd, "vhdx": vhdx, "vmdk": vmdk, "vdi": vdi,
     "qed": qed, "luks": luks, "iso": iso, "zvhd": zvhd, "raw": raw,
     "partitions": partitions, "ntfs": ntfs, "ext4": ext4, "regf": regf, "windows": windows,
     "xfs": xfs, "fatfs": fatfs, "ntfsfs": ntfs, "lvm": lvm, "btrfs": btrfs,
-    "linuxconf": linuxconf,
+    "linuxconf": linuxconf, "grub": grub,
 }
 
 

@@ -102,7 +102,10 @@ def parse_spec(spec: str) -> tuple[Kind, str | None]:
     tag, eq, value = spec.partition("=")
     if eq and tag in TAGS:
         kind = TAGS[tag]
-        return kind, (_unquote(value) if kind != "device" else None)
+        value = _unquote(value)
+        if not value:
+            return "other", None       # "UUID=" names nothing
+        return kind, (value if kind != "device" else None)
     if not spec.startswith("/dev/"):
         return "other", None           # none, tmpfs, proc, host:/export, a swap file
     parts = spec[len("/dev/"):].split("/")
@@ -113,7 +116,7 @@ def parse_spec(spec: str) -> tuple[Kind, str | None]:
         return kind, _udev_unescape(parts[2]) if kind in ("label", "partlabel") else parts[2]
     if len(parts) == 2 and parts[0] == "mapper":
         lv = dm_lvm_name(parts[1])
-        return ("lvm", lv) if lv is not None else ("other", None)
+        return ("lvm", lv) if lv is not None else ("device", None)   # a LUKS mapping, ...
     if len(parts) == 2 and parts[0] not in DEV_DIRS and all(parts):
         return "lvm", f"{parts[0]}/{parts[1]}"
     return "device", None
@@ -165,3 +168,9 @@ def on_this_disk(spec: str, ids: DiskIds) -> bool | None:
     if kind == "partlabel":
         return value in ids.partlabels
     return value in ids.lvs
+
+
+def lvm_from_cmdline(args: list[str]) -> bool:
+    """dracut's ``rd.lvm.lv=VG/LV`` (or the older ``rd_LVM_LV=``) names a logical
+    volume to activate: with a ``/dev/dm-N`` root it is how the root is found."""
+    return any(a.startswith(("rd.lvm.lv=", "rd_LVM_LV=")) for a in args)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from imgscan import limits
 from imgscan.errors import ImageError
 
-from .fstab import parse_fstab
+from .fstab import parse
 from .release import is_linux_root
 from .tree import GuestTree, Mount
 
@@ -99,16 +99,16 @@ def mount_tree(volume: Volume, fs: FileSystem, disk: DiskVolumes, name: str) -> 
         text = GuestTree(mounts).text("/etc/fstab")
     except ImageError:
         text = None
-    for entry in parse_fstab(text or ""):
-        point = entry["mountpoint"].rstrip("/") or "/"
+    for spec, mountpoint, _, options in parse(text or ""):
+        point = mountpoint.rstrip("/") or "/"
         if point not in MOUNTED or any(m.mountpoint == point for m in mounts):
             continue
-        target = disk.find(entry["spec"])
+        target = disk.find(spec)
         if target is None:
             continue
         try:
             mounted = target.open(name)
-            subvol = _option(entry["options"], "subvol") or _option(entry["options"], "subvolid")
+            subvol = _option(options, "subvol") or _option(options, "subvolid")
             if subvol is not None and target.filesystem == "btrfs":
                 mounted = mounted.open_subvolume(   # type: ignore[attr-defined]
                     int(subvol) if subvol.isdigit() else subvol)

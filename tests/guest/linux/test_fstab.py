@@ -73,7 +73,7 @@ def test_entries(tmp_path: Path) -> None:
         ("/dev/mapper/centos-swap", "swap", "lvm", True, False),
         ("UUID=1111aaaa-2222-bbbb-3333-cccc4444dddd", "/data", "uuid", False, False),
         ("LABEL=backup disk", "/mnt/backup disk", "label", True, True),
-        ("/dev/sdb1", "/srv", "device", None, False),
+        ("/dev/sdb1", "/srv", "device", False, False),     # another disk than the first
         ("tmpfs", "/tmp", "other", None, False),
         ("/swapfile", "none", "other", None, False),
         ("proc", "/proc", "other", None, False),
