@@ -1383,6 +1383,14 @@ BOUNDARY_TESTS: dict[str, str] = {
     "WINDOWS_MAX_ENTRIES": "test_windows_entries",
     "FAT_MAX_FILE_BYTES": "test_windows_fat_file_and_directory",
     "FAT_MAX_DIRECTORY_BYTES": "test_windows_fat_file_and_directory",
+    "LINUX_MAX_CONFIG_BYTES": "guest/linux/test_tree.py::test_config_cap_boundary",
+    "LINUX_MAX_ENTRIES": "guest/linux/test_kernels.py::test_entries_cap",
+    "LINUX_INITRAMFS_MAX_BYTES": "guest/linux/test_initramfs.py::test_decompressed_bytes_cap",
+    "LINUX_INITRAMFS_MAX_MEMBERS": "_core/test_cpio.py::test_members_cap",
+    "LINUX_INITRAMFS_MAX_NAME": "_core/test_cpio.py::test_name_cap",
+    "LINUX_INITRAMFS_MAX_SEGMENTS": "guest/linux/test_initramfs.py::test_segments_cap",
+    "LINUX_INITRAMFS_MAX_BLOCKS": "guest/linux/test_initramfs.py::test_blocks_cap",
+    "LINUX_INITRAMFS_MAX_WINDOW": "guest/linux/test_initramfs.py::test_window_cap",
 }
 
 #: The budgets of the bulk scan's worker processes: limits on the reader from outside, not on
@@ -1432,5 +1440,5 @@ README_GROUPS = (
     "fingerprint", "EBR chain", "GPT entry", "findings listed per kind", "filesystem probes",
     "NTFS record size", "registry subkeys", "Windows inspection", "FAT file", "LimitExceeded",
     "CorruptImage", "resource-exhaustion", "SCAN_TIME_LIMIT", "filesystem readers",
-    "ext4 extent-tree depth", "XFS fork extents", "LVM2 metadata",
+    "ext4 extent-tree depth", "XFS fork extents", "LVM2 metadata", "initramfs",
 )

@@ -63,7 +63,8 @@ XEN_PV_MODULES = frozenset(("xen_platform_pci", "xen_vbd", "xen_vnif", "xen_scsi
 
 #: Kernel images in /boot: the prefix before the version.
 IMAGE_PREFIXES = ("vmlinuz-", "vmlinux-", "Image-")
-MODULE_ROOTS = ("/lib/modules", "/usr/lib/modules")
+#: Module trees; /usr/lib/modules first, the real one where /lib links to usr/lib.
+MODULE_ROOTS = ("/usr/lib/modules", "/lib/modules")
 #: Where each distribution family puts the initramfs of kernel ``{v}``.
 INITRAMFS_NAMES = ("/boot/initrd.img-{v}", "/boot/initramfs-{v}.img", "/boot/initrd-{v}",
                    "/boot/initrd-{v}.img", "/boot/initramfs-{v}")
