@@ -75,7 +75,7 @@ def test_file_walk_stops_where_a_compressed_segment_starts(tree: Path) -> None:
 
 
 # -- malformed archives ------------------------------------------------------------------
-def _member(name: bytes, data: bytes = b"", **fields: str) -> bytes:
+def _member(name: bytes, data: bytes = b"", /, **fields: str) -> bytes:
     """One newc member made by hand (for malformed cases): ``fields`` override the
     header's 8-character fields as written."""
     values = {f: "00000000" for f in CPIO_NEWC_HEADER.names[1:]}
