@@ -355,6 +355,26 @@ BOOT_MAX_COMMANDS = 100000
 BOOT_MAX_WORD_BYTES = 16384
 #: Most syntax errors reported for one GRUB script before it is given up on.
 BOOT_MAX_SCRIPT_ERRORS = 64
+#: Bytes decompressed from one initramfs, all its segments together (the cpio stream is
+#: walked, never held): Debian's cloud initramfs is 50 MiB, a dracut one with every
+#: firmware file a few hundred MiB. Walking 1 GiB of gzip costs about 4 s.
+LINUX_INITRAMFS_MAX_BYTES = 1024 * 1024 * 1024
+#: cpio headers read in one initramfs, trailers included: Debian's has 429 members, a
+#: generic dracut one a few thousand. Bounds the walk of an endless run of empty members.
+LINUX_INITRAMFS_MAX_MEMBERS = 1 << 17
+#: Longest cpio member name, its NUL included: the kernel refuses names over PATH_MAX.
+LINUX_INITRAMFS_MAX_NAME = 4096
+#: Segments of one initramfs (runs of uncompressed archives, compressed streams): real
+#: ones have one to four (early microcode for each CPU vendor, firmware, the main one).
+LINUX_INITRAMFS_MAX_SEGMENTS = 64
+#: Compressed blocks walked one at a time (zstd blocks, lz4 legacy chunks): a zstd frame
+#: of LINUX_INITRAMFS_MAX_BYTES in its usual 128 KiB blocks has 8192; this allows blocks
+#: averaging 1 KiB, while a file of empty blocks cannot keep the walk going for minutes.
+LINUX_INITRAMFS_MAX_BLOCKS = 1 << 20
+#: Memory a decoder may use for its window, as the stream's header asks for it: liblzma's
+#: memory limit for xz and lzma, the frame's window size for zstd (``xz -9`` needs 65 MiB,
+#: ``zstd --long=31`` 2 GiB, which no initramfs tool uses).
+LINUX_INITRAMFS_MAX_WINDOW = 256 * 1024 * 1024
 
 # Bulk scanning (imgscan/bulk/runner.py) ---------------------------------------------
 # Budgets of one worker process per image, enforced from outside the decoder so that

@@ -1411,6 +1411,12 @@ BOUNDARY_TESTS: dict[str, str] = {
     "BOOT_MAX_WORD_BYTES": "test_boot_config",
     "BOOT_MAX_SCRIPT_ERRORS": "test_boot_config",
     "BOOT_MAX_COMMANDS": "test_boot_commands",
+    "LINUX_INITRAMFS_MAX_BYTES": "guest/linux/test_initramfs.py::test_decompressed_bytes_cap",
+    "LINUX_INITRAMFS_MAX_MEMBERS": "_core/test_cpio.py::test_members_cap",
+    "LINUX_INITRAMFS_MAX_NAME": "_core/test_cpio.py::test_name_cap",
+    "LINUX_INITRAMFS_MAX_SEGMENTS": "guest/linux/test_initramfs.py::test_segments_cap",
+    "LINUX_INITRAMFS_MAX_BLOCKS": "guest/linux/test_initramfs.py::test_blocks_cap",
+    "LINUX_INITRAMFS_MAX_WINDOW": "guest/linux/test_initramfs.py::test_window_cap",
 }
 
 # -- boot loader configuration (imgscan/guest/linux/boot/) --------------------------------
@@ -1526,5 +1532,5 @@ README_GROUPS = (
     "NTFS record size", "registry subkeys", "Windows inspection", "FAT file", "LimitExceeded",
     "CorruptImage", "resource-exhaustion", "SCAN_TIME_LIMIT", "filesystem readers",
     "ext4 extent-tree depth", "XFS fork extents", "LVM2 metadata", "Linux inspection",
-    "boot loader configuration",
+    "boot loader configuration", "initramfs",
 )

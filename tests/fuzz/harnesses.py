@@ -440,6 +440,17 @@ class MemoryFileSystem(FileSystemBase):
         return self.data[ino][offset:offset + length]
 
 
+def initramfs(data: bytes) -> None:
+    """An initramfs file: every segment (plain cpio, gzip, xz, lzma, bzip2, zstd, lz4
+    legacy) walked for its member names, then the kernel driver states read from them."""
+    from imgscan.guest.linux.initramfs import members
+    from imgscan.guest.linux.kernels import module_name
+    with contextlib.suppress(ImageError):
+        for name in members(lambda offset, length: data[offset:offset + length], len(data),
+                            "fuzz"):
+            module_name(name)
+
+
 HARNESSES: dict[str, Callable[[bytes], None]] = {
     **dict.fromkeys(CONTAINER_FORMATS, container),
     "partitions": partitions,
@@ -453,7 +464,6 @@ HARNESSES: dict[str, Callable[[bytes], None]] = {
     "windows": windows,
     "lvm": lvm,
     "linuxconf": linuxconf,
-
-
     "grub": grub,
+    "initramfs": initramfs,
 }

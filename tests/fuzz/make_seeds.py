@@ -499,12 +499,33 @@ def grub(b: Builder) -> None:
         b.seed(f"mkconfig-{name}", b"\0".join([cfg.encode(), saved]))
 
 
+def initramfs(b: Builder) -> None:
+    """An early-microcode archive alone and before a main archive in each compression the
+    kernel decodes (cpio and the compressors of tests/helpers/initramfs_images.py), plus
+    two compressed segments one after another."""
+    from helpers.initramfs_images import COMPRESSORS, cpio_archive, microcode_archive, write_files
+    if not all(shutil.which(t) for t in ("cpio", *(c[0] for c in COMPRESSORS.values()))):
+        print("make_seeds: cpio or a compressor is missing, no initramfs seeds", file=sys.stderr)
+        return
+    early = microcode_archive(b.work)
+    main = cpio_archive(write_files(b.work / "main", {
+        "init": b"#!/bin/sh\n", "bin/sh": b"->busybox", "bin/busybox": bytes(range(256)),
+        "usr/lib/modules/6.1.0-1-amd64/kernel/drivers/block/virtio_blk.ko": b"\x7fELF" * 64,
+        "usr/lib/modules/6.1.0-1-amd64/kernel/drivers/net/xen-netfront.ko.xz": b"\xfd7zXZ"}))
+    b.seed("early.cpio", early)
+    for fmt, command in COMPRESSORS.items():
+        packed = subprocess.run(command, input=main, check=True, capture_output=True).stdout
+        b.seed(f"early+{fmt}", early + packed)
+        if fmt != "lz4":
+            b.seed(f"two-{fmt}", packed + bytes(4) + packed)
+
+
 BUILDERS: dict[str, Callable[[Builder], None]] = {
     "qcow2": qcow2, "qcow": qcow, "vhd": vhd, "vhdx": vhdx, "vmdk": vmdk, "vdi": vdi,
     "qed": qed, "luks": luks, "iso": iso, "zvhd": zvhd, "raw": raw,
     "partitions": partitions, "ntfs": ntfs, "ext4": ext4, "regf": regf, "windows": windows,
     "xfs": xfs, "fatfs": fatfs, "ntfsfs": ntfs, "lvm": lvm, "btrfs": btrfs,
-    "linuxconf": linuxconf, "grub": grub,
+    "linuxconf": linuxconf, "grub": grub, "initramfs": initramfs,
 }
 
 
