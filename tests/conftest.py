@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from helpers import FIXTURES, promptly, unpack_fixtures
+from helpers.linux_images import linux_disks as build_linux_disks
 from helpers.lvm_disk import TOOLS as LVM_TOOLS
 from helpers.lvm_disk import build as build_lvm_disk
 
@@ -43,3 +44,10 @@ def lvm_disk(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         pytest.skip("lvm2, util-linux, e2fsprogs or cryptsetup not installed")
     return build_lvm_disk(tmp_path_factory.mktemp("lvm"))
 
+
+
+@pytest.fixture(scope="session")
+def linux_disks() -> dict[str, Path]:
+    """The real Debian 12 system disks of tests/fixtures/linux, variant -> qcow2 path
+    (built once per machine, see :mod:`helpers.linux_images`)."""
+    return build_linux_disks()
