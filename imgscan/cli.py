@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     image_command("map", "the extent map, like qemu-img map", many=False)
     check = image_command("check", "judge each image against an import profile", many=True)
     check.add_argument("--profile", metavar="NAME|FILE",
-                       help="a built-in profile (default huawei-ims-windows; see `imgscan "
+                       help="a built-in profile (default huawei-ims; see `imgscan "
                        "profiles`) or a TOML file that extends one")
     check.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
     check.add_argument("--storage-class", metavar="CLASS",
@@ -197,7 +197,7 @@ def _scan_arguments(p: argparse.ArgumentParser) -> None:
                    help="worker processes (default: all cores)")
     judge = p.add_mutually_exclusive_group()
     judge.add_argument("--profile", metavar="NAME|FILE",
-                       help="judge each image with this profile (default huawei-ims-windows)")
+                       help="judge each image with this profile (default huawei-ims)")
     judge.add_argument("--info-only", action="store_true",
                        help="read facts only, judge nothing")
     p.add_argument("--catalog", nargs="?", const="imgscan.db", metavar="FILE",

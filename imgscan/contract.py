@@ -41,7 +41,7 @@ def info_object(image: DiskImage) -> dict[str, Any]:
         map_failure.append(Finding(finding_id(exc), "error", str(exc), DISK))
     bytes_ = image.guest()
     layout = of_guest(bytes_)
-    guests, guest_findings = guest.inspect(bytes_.read, layout)
+    guests, guest_findings = guest.inspect(bytes_.read, layout, image.path)
     # Collected after the map and the layout: walking the tables may add findings
     # (truncated, ...).
     findings = [*(f.at(CONTAINER) for f in image.findings), *map_failure,
@@ -67,9 +67,9 @@ def info_object(image: DiskImage) -> dict[str, Any]:
         "filesystem": layout.filesystem,
         "boot_mode": layout.boot_mode,
         "windows": guests["windows"],
-        # Not read yet: Linux guests and remote sources come with their stages; until
-        # then no Linux root is reported and every image is a local file.
-        "linux": None,
+        "linux": guests["linux"],
+        # Not read yet: remote sources come with their stage; until then every image
+        # is a local file.
         "source": None,
         "findings": [f.as_dict() for f in findings],
         "format_specific": image.format_specific,

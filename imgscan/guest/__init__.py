@@ -3,18 +3,19 @@
 The stage after the layout: it takes the guest-byte reader and the layout
 (never the image), finds each OS's roots on the volumes (:mod:`.roots`) and
 returns the contract's per-OS objects with the findings of the inspection,
-each filed under the ``guest`` stage. Only Windows so far
-(:mod:`imgscan.guest.windows`); ``guest/linux/`` comes next, as one more
-inspector called from :func:`inspect`.
+each filed under its OS's stage: Windows (:mod:`imgscan.guest.windows`) on the
+NTFS volumes, Linux (:mod:`imgscan.guest.linux`) on the ext2/3/4, XFS and Btrfs
+volumes and logical volumes. Each inspector is imported only for a disk that has
+a volume it reads, so ``imgscan info`` of other disks pays nothing for it.
 """
 
 from __future__ import annotations
 
 from imgscan.errors import ImageError
 from imgscan.findings import Finding, finding_id
-from imgscan.vocabulary import WINDOWS
+from imgscan.vocabulary import LINUX, WINDOWS
 
-from .roots import holds
+from .roots import holds, holds_linux
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,12 +26,14 @@ if TYPE_CHECKING:
 
     Read = Callable[[int, int], bytes]
 
-def inspect(read: Read | None, layout: Layout) -> tuple[dict[str, Any], list[Finding]]:
-    """Each OS's contract object (None when not found) and the findings of the search.
+def inspect(read: Read | None, layout: Layout, name: str = "guest disk"
+            ) -> tuple[dict[str, Any], list[Finding]]:
+    """Each OS's contract object (None when not found) and the findings of the search;
+    ``name`` names the image in errors.
 
     ``read`` is None when the guest bytes cannot be read: nothing is searched.
     """
-    found: dict[str, Any] = {"windows": None}
+    found: dict[str, Any] = {"windows": None, "linux": None}
     findings: list[Finding] = []
     if read is None:
         return found, findings
@@ -43,4 +46,11 @@ def inspect(read: Read | None, layout: Layout) -> tuple[dict[str, Any], list[Fin
         except ImageError as exc:
             more = [Finding(finding_id(exc), "warning", f"windows: inspection stopped: {exc}")]
         findings += [f.at(WINDOWS) for f in more]
+    if holds_linux(layout):
+        from . import linux
+        try:
+            found["linux"], more = linux.inspect(read, layout, name)
+        except ImageError as exc:
+            more = [Finding(finding_id(exc), "warning", f"linux: inspection stopped: {exc}")]
+        findings += [f.at(LINUX) for f in more]
     return found, findings

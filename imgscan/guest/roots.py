@@ -1,9 +1,8 @@
 """Where guest operating system roots may be: the volumes of a layout, by filesystem.
 
 The one pass every guest inspector starts from, whatever the OS: Windows looks
-for its system root on NTFS volumes, a Linux inspector will look on ext4, XFS,
-Btrfs, ... volumes. It reads nothing: the layout stage already probed each
-volume.
+for its system root on NTFS volumes, Linux on ext2/3/4, XFS and Btrfs volumes. It
+reads nothing: the layout stage already probed each volume.
 """
 
 from __future__ import annotations
@@ -36,3 +35,18 @@ def holds(layout: Layout, filesystem: str) -> bool:
     inspector is even imported)."""
     return any(p.get("filesystem") == filesystem for p in layout.partitions) \
         or layout.filesystem == filesystem
+
+
+#: The filesystems a Linux root, /boot or /usr may be on (those the core reads).
+LINUX_FILESYSTEMS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs"})
+
+
+def holds_linux(layout: Layout) -> bool:
+    """Whether any volume of ``layout`` (a partition, the whole disk or a logical volume)
+    holds a filesystem a Linux root may be on."""
+    if any(p.get("filesystem") in LINUX_FILESYSTEMS for p in layout.partitions) \
+            or layout.filesystem in LINUX_FILESYSTEMS:
+        return True
+    return any(lv.get("filesystem") in LINUX_FILESYSTEMS
+               for holder in [*layout.partitions, layout.volume or {}]
+               for lv in (holder.get("lvm") or {}).get("lvs") or [])

@@ -9,7 +9,6 @@ tests/fixtures/windows (see tests/policy/test_policy.py).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -18,27 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import GOLDEN
+from helpers import golden
 
 from imgscan.cli import main
 from imgscan.policy import builtin_profiles, load_profile
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = Path(str(resources.files("imgscan") / "samples" / "demo.qcow2"))
-UPDATE = os.environ.get("IMGSCAN_UPDATE_GOLDEN") == "1"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     # From the tests dir: the checkout's uncompiled imgscan/ must not shadow the install.
     return subprocess.run([sys.executable, "-m", "imgscan", *args], capture_output=True,
                           text=True, check=False, cwd=HERE)
-
-
-def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if UPDATE:
-        path.write_text(text)
-    assert text == path.read_text(), f"differs from {path} (IMGSCAN_UPDATE_GOLDEN=1 rewrites)"
 
 
 @pytest.fixture(scope="session")

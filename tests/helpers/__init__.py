@@ -35,6 +35,14 @@ TESTS = Path(__file__).resolve().parent.parent
 FIXTURES = TESTS / "fixtures"
 GOLDEN = TESTS / "golden"
 
+
+def golden(name: str, text: str) -> None:
+    """``text`` equals the golden file ``name``; ``IMGSCAN_UPDATE_GOLDEN=1`` rewrites it."""
+    path = GOLDEN / name
+    if os.environ.get("IMGSCAN_UPDATE_GOLDEN") == "1":
+        path.write_text(text)
+    assert text == path.read_text(), f"differs from {path} (IMGSCAN_UPDATE_GOLDEN=1 rewrites)"
+
 #: Compressed corpus files, by suffix: how to open them as a plain byte stream.
 _OPENERS: dict[str, Callable[..., Any]] = {".bz2": bz2.open, ".gz": gzip.open,
                                                  ".xz": lzma.open}

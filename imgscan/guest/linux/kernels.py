@@ -31,6 +31,8 @@ import posixpath
 import re
 
 from imgscan import limits
+from imgscan.errors import ImageError
+from imgscan.findings import finding_id
 
 from .initramfs import tree_members
 
@@ -169,18 +171,27 @@ def kernel(tree: GuestTree, version: str, image: str) -> dict[str, Any]:
     initramfs = next((path for path in (name.format(v=version) for name in INITRAMFS_NAMES)
                       if tree.kind(path) == "file"), None)
     in_initramfs: set[str] = set()
+    unreadable: ImageError | None = None
     if initramfs is not None:
-        in_initramfs = {name for name in map(module_name, tree_members(tree, initramfs) or [])
-                        if name is not None}
+        try:
+            in_initramfs = {name for name in map(module_name,
+                                                 tree_members(tree, initramfs) or [])
+                            if name is not None}
+        except ImageError as exc:
+            # One corrupt initramfs costs its own facts, not the kernel list: what is
+            # not built in is then not known (None), never "module".
+            unreadable = exc
 
     def state(driver: str) -> str | None:
         if driver in builtin:
             return "builtin"
+        if unreadable is not None:
+            return None
         if driver in in_initramfs:
             return "initramfs"
         return "module" if driver in available else None
 
-    return {
+    found = {
         "version": version,
         "image": image,
         "initramfs": initramfs,
@@ -188,6 +199,9 @@ def kernel(tree: GuestTree, version: str, image: str) -> dict[str, Any]:
         "xen_pv": bool(in_initramfs & XEN_PV_MODULES),
         "xen": {driver: state(driver) for driver in XEN_FRONTENDS},
     }
+    if unreadable is not None:
+        found["initramfs_error"] = {"id": finding_id(unreadable), "message": str(unreadable)}
+    return found
 
 
 def kernels(tree: GuestTree) -> tuple[list[dict[str, Any]], str]:

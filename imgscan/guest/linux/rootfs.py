@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from imgscan import limits
 from imgscan.errors import ImageError
+from imgscan.findings import Finding, finding_id
 
+from .devices import on_this_disk
 from .fstab import parse
 from .release import is_linux_root
 from .tree import GuestTree, Mount
@@ -35,25 +37,42 @@ MOUNTED = ("/boot", "/usr", "/boot/efi", "/efi")
 BTRFS_TOP_LEVEL = 5
 
 
-class Root:
-    """The root filesystem found: its volume, the subvolume used and the guest tree."""
+class SeparateMount:
+    """A volume of this disk mounted below the root: where, and which volume."""
 
-    __slots__ = ("fs", "subvolume", "tree", "volume")
+    __slots__ = ("mount", "volume")
+
+    def __init__(self, mount: Mount, volume: Volume) -> None:
+        self.mount = mount
+        self.volume = volume
+
+    @property
+    def source(self) -> str:
+        return self.mount.source
+
+
+class Root:
+    """The root filesystem found: its volume, the subvolume used, the guest tree with
+    the separate mounts, and the disk it was found on."""
+
+    __slots__ = ("boot_elsewhere", "disk", "fs", "separate", "subvolume", "tree", "volume")
 
     def __init__(self, volume: Volume, fs: FileSystem, subvolume: str | None,
-                 tree: GuestTree) -> None:
+                 disk: DiskVolumes, separate: list[SeparateMount],
+                 boot_elsewhere: bool) -> None:
         self.volume = volume
         self.fs = fs
         #: The Btrfs subvolume path (``@``), None when the root is not one.
         self.subvolume = subvolume
-        self.tree = tree
+        self.disk = disk
+        self.separate = separate
+        #: fstab mounts /boot from a volume that is not on this disk.
+        self.boot_elsewhere = boot_elsewhere
+        self.tree = GuestTree([Mount("/", fs, volume.source), *(m.mount for m in separate)])
 
-    def mount(self, mountpoint: str) -> Mount | None:
+    def mount(self, mountpoint: str) -> SeparateMount | None:
         """The separate volume mounted at ``mountpoint``, if there is one."""
-        for m in self.tree.mounts:
-            if m.mountpoint == mountpoint:
-                return m
-        return None
+        return next((m for m in self.separate if m.mount.mountpoint == mountpoint), None)
 
 
 def candidates(volume: Volume, name: str) -> list[tuple[FileSystem, str | None]]:
@@ -82,40 +101,54 @@ def _subvolume_path(fs: FileSystem) -> str | None:
     return None
 
 
-def find_root(disk: DiskVolumes, name: str) -> Root | None:
-    """The first Linux root on ``disk``, in disk order, with its separate mounts."""
+def find_root(disk: DiskVolumes, name: str, findings: list[Finding]) -> Root | None:
+    """The first Linux root on ``disk``, in disk order, with its separate mounts; a
+    volume that cannot be opened is a finding and the search goes on."""
     for volume in disk.volumes:
-        for fs, subvolume in candidates(volume, name):
-            if is_linux_root(fs):
-                return Root(volume, fs, subvolume, mount_tree(volume, fs, disk, name))
+        try:
+            for fs, subvolume in candidates(volume, name):
+                if is_linux_root(fs):
+                    separate, boot_elsewhere = mounts(fs, volume, disk, name, findings)
+                    return Root(volume, fs, subvolume, disk, separate, boot_elsewhere)
+        except ImageError as exc:
+            findings.append(Finding(finding_id(exc), "warning",
+                                    f"linux: {volume.source}: {volume.filesystem} not "
+                                    f"readable, not searched for a Linux root: {exc}"))
     return None
 
 
-def mount_tree(volume: Volume, fs: FileSystem, disk: DiskVolumes, name: str) -> GuestTree:
-    """The guest tree of the root ``fs``: ``/`` plus the volumes of :data:`MOUNTED` that
-    its fstab places on this disk (a Btrfs one at its ``subvol=``)."""
-    mounts = [Mount("/", fs, volume.source)]
+def mounts(fs: FileSystem, volume: Volume, disk: DiskVolumes, name: str,
+           findings: list[Finding]) -> tuple[list[SeparateMount], bool]:
+    """The volumes of :data:`MOUNTED` that the root ``fs``'s fstab places on this disk
+    (a Btrfs one at its ``subvol=``), and whether it puts /boot on another disk."""
+    separate: list[SeparateMount] = []
+    boot_elsewhere = False
     try:
-        text = GuestTree(mounts).text("/etc/fstab")
-    except ImageError:
+        text = GuestTree([Mount("/", fs, volume.source)]).text("/etc/fstab")
+    except ImageError as exc:
+        findings.append(Finding(finding_id(exc), "warning",
+                                f"linux: /etc/fstab not read for the mounts: {exc}"))
         text = None
     for spec, mountpoint, _, options in parse(text or ""):
         point = mountpoint.rstrip("/") or "/"
-        if point not in MOUNTED or any(m.mountpoint == point for m in mounts):
+        if point not in MOUNTED or any(m.mount.mountpoint == point for m in separate):
             continue
         target = disk.find(spec)
         if target is None:
+            boot_elsewhere |= point == "/boot" and on_this_disk(spec, disk.ids) is False
             continue
         try:
-            mounted = target.open(name)
+            opened = target.open(name)
             subvol = _option(options, "subvol") or _option(options, "subvolid")
             if subvol is not None and target.filesystem == "btrfs":
-                mounted = mounted.open_subvolume(   # type: ignore[attr-defined]
+                opened = opened.open_subvolume(   # type: ignore[attr-defined]
                     int(subvol) if subvol.isdigit() else subvol)
-        except ImageError:
+        except ImageError as exc:
+            findings.append(Finding(finding_id(exc), "warning",
+                                    f"linux: {point} ({target.source}) not mounted: {exc}"))
             continue
-        mounts.append(Mount(point, mounted, target.source))
-    return GuestTree(mounts)
+        separate.append(SeparateMount(Mount(point, opened, target.source), target))
+    return separate, boot_elsewhere
 
 
 def _option(options: str, key: str) -> str | None:

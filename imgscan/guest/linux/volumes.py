@@ -10,7 +10,8 @@ from the layout stage's facts and answers "which volume is this?" in one place:
 
 from __future__ import annotations
 
-from imgscan._core.fsopen import READERS, open_filesystem
+from imgscan._core.fsopen import open_filesystem
+from imgscan.guest.roots import LINUX_FILESYSTEMS
 
 from .devices import DiskIds, kernel_partition, parse_spec
 
@@ -23,9 +24,6 @@ if TYPE_CHECKING:
     from imgscan.layout import Layout
 
     Read = Callable[[int, int], bytes]
-
-#: The filesystems a Linux root, /boot or /usr may be on (the readers of the core).
-LINUX_FILESYSTEMS = frozenset(name for name in READERS if name != "ntfs")
 
 
 class Volume:

@@ -77,16 +77,21 @@ def system_disk_size(f: Facts, *, min_gib: float, max_gib: float) -> Outcome:
     size = f.info.get("virtual_size") or 0
     ev = f.ev("virtual_size", source="container header")
     shown = human_size(size)
+    linux = f.linux is not None
     if size > max_gib * GiB:
+        shrink = "shrink the root filesystem and its partition (resize2fs, then parted " \
+            "resizepart; XFS cannot shrink: copy it to a smaller one)" if linux else \
+            "shrink C: in Disk Management (Shrink Volume)"
         return Outcome(FAIL, f"virtual size {shown} is above {_gib(max_gib)}", ev,
-                       f"shrink C: in Disk Management (Shrink Volume) so every partition ends "
-                       f"below {_gib(max_gib)}, then qemu-img resize --shrink IMAGE "
-                       f"{max_gib:g}G")
+                       f"{shrink} so every partition ends below {_gib(max_gib)}, then "
+                       f"qemu-img resize --shrink IMAGE {max_gib:g}G")
     if size < min_gib * GiB:
+        grow = "grow the root partition and filesystem after first boot (cloud-init's " \
+            "growpart does it)" if linux else "extend C: after first boot"
         return Outcome(WARN, f"virtual size {shown} is below {_gib(min_gib)}: the cloud "
                        "disk will be larger than the image", ev,
                        f"none needed; set the system disk (min_disk) to at least "
-                       f"{min_gib:g} GiB when registering, and extend C: after first boot")
+                       f"{min_gib:g} GiB when registering, and {grow}")
     return Outcome(PASS, f"virtual size {shown} is within {_gib(min_gib)}..{_gib(max_gib)}",
                    ev)
 

@@ -159,6 +159,11 @@ def virtio_drivers(f: Facts, lx: Mapping[str, Any], *, modules: Sequence[str]) -
     states = kernel.get("virtio") or {}
     missing = {m: states.get(m) for m in modules if states.get(m) not in ("builtin", "initramfs")}
     where = f"kernel {kernel.get('version')}"
+    error = kernel.get("initramfs_error")
+    if missing and error:
+        return Outcome(UNKNOWN, f"{where}: its initramfs {kernel.get('initramfs')} could not be "
+                       f"read ({error.get('message')}), so {', '.join(missing)} cannot be "
+                       "judged", ev)
     if not missing:
         return Outcome(PASS, f"{where}: " + ", ".join(f"{m} {states[m]}" for m in modules), ev)
     only_modules = [m for m, s in missing.items() if s == "module"]

@@ -137,6 +137,21 @@ def test_driver_states(tree: GuestTree) -> None:
                         f"/{R}/vmlinuz (root volume)")
 
 
+def test_a_corrupt_initramfs_costs_only_its_own_drivers(tmp_path: Path) -> None:
+    """A gzip initramfs cut in half: what is built in stays known, the rest is None (not
+    "module"), and the error is kept for the finding; the kernel stays listed."""
+    whole = _initramfs(tmp_path / "i", DEBIAN_INITRAMFS, "gzip")
+    tree = guest_tree(tmp_path, {
+        f"lib/modules/{DEBIAN}/modules.dep": DEBIAN_DEP, "boot/vmlinuz-" + DEBIAN: b"MZ",
+        f"boot/config-{DEBIAN}": "CONFIG_VIRTIO=y\n",
+        f"boot/initrd.img-{DEBIAN}": whole[:len(whole) // 2]})
+    (found,), _ = kernels(tree)
+    assert found["virtio"]["virtio"] == "builtin"
+    assert found["virtio"]["virtio_blk"] is None
+    assert found["initramfs_error"]["id"] == "truncated"
+    assert f"initrd.img-{DEBIAN}" in found["initramfs_error"]["message"]
+
+
 def test_entries_cap(tree: GuestTree, monkeypatch: pytest.MonkeyPatch) -> None:
     """/boot holds the 4 files written and mkfs.ext4's lost+found: the largest listing."""
     _cap_boundary(monkeypatch, "LINUX_MAX_ENTRIES", 5, lambda: installed(tree), located=False)
