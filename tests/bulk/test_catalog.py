@@ -100,7 +100,7 @@ def results(library: dict[str, Path]) -> dict[str, ScanResult]:
 
 def record_all(db: Path, results: dict[str, ScanResult], root: Path) -> int:
     with Catalog(db) as catalog:
-        scan_id = catalog.begin_scan([str(root)], "huawei-ims-windows")
+        scan_id = catalog.begin_scan([str(root)], "huawei-ims")
         for result in results.values():
             catalog.record(result, scan_id)
         catalog.finish_scan(scan_id, interrupted=False)
@@ -170,7 +170,7 @@ def test_rescan_touches_replaces_and_marks_missing(tmp_path: Path, library: dict
     qemu_io(lib / "near.qcow2", f"write -P 0x78 {CHUNK} 4k")
     (lib / "base.qcow2").unlink()
     with Catalog(db) as catalog:
-        scan_id = catalog.begin_scan([str(lib)], "huawei-ims-windows")
+        scan_id = catalog.begin_scan([str(lib)], "huawei-ims")
         assert catalog.lookup(str(lib / "other.vhd")) == identity(lib / "other.vhd")
         assert catalog.lookup(str(lib / "near.qcow2")) != identity(lib / "near.qcow2")
         catalog.touch(str(lib / "other.vhd"), scan_id)
@@ -183,7 +183,7 @@ def test_rescan_touches_replaces_and_marks_missing(tmp_path: Path, library: dict
         # algorithm, reads every file again.
         catalog.begin_scan([str(lib)], "safe")
         assert catalog.lookup(str(lib / "other.vhd")) is None
-        catalog.begin_scan([str(lib)], "huawei-ims-windows", "xxh3-64-stream")
+        catalog.begin_scan([str(lib)], "huawei-ims", "xxh3-64-stream")
         assert catalog.lookup(str(lib / "other.vhd")) is None
 
     rows = {path: state for path, state in sql(
@@ -208,17 +208,17 @@ def test_rescan_touches_replaces_and_marks_missing(tmp_path: Path, library: dict
     # A scan of the subdirectory only, interrupted, marks nothing; completed, it
     # marks only what lies under its root.
     with Catalog(db) as catalog:
-        partial = catalog.begin_scan([str(sub)], "huawei-ims-windows")
+        partial = catalog.begin_scan([str(sub)], "huawei-ims")
         assert catalog.finish_scan(partial, interrupted=True) == 0
         assert sql(db, "SELECT count(*) FROM images WHERE status = 'missing'") == [["1"]]
-        complete = catalog.begin_scan([str(sub)], "huawei-ims-windows")
+        complete = catalog.begin_scan([str(sub)], "huawei-ims")
         assert catalog.finish_scan(complete, interrupted=False) == 1
     assert sql(db, "SELECT path FROM images WHERE status = 'missing' ORDER BY path") \
         == [[str(lib / "base.qcow2")], [str(sub / "base.raw")]]
 
     # Seen again, a missing file comes back (read again: lookup refuses it).
     with Catalog(db) as catalog:
-        again = catalog.begin_scan([str(sub)], "huawei-ims-windows")
+        again = catalog.begin_scan([str(sub)], "huawei-ims")
         assert catalog.lookup(str(sub / "base.raw")) is None
         catalog.record(first["base.raw"], again)
         catalog.finish_scan(again, interrupted=False)
@@ -230,7 +230,7 @@ def _writer(db: str, root: str, results: list[ScanResult], start: Any, kill: boo
     """One scan process: record every result, committing every 10."""
     start.wait()
     catalog = Catalog(db)
-    scan_id = catalog.begin_scan([root], "huawei-ims-windows")
+    scan_id = catalog.begin_scan([root], "huawei-ims")
     for i, result in enumerate(results, 1):
         catalog.record(result, scan_id)
         if i % 10 == 0:
