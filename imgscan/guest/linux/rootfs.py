@@ -19,6 +19,7 @@ from __future__ import annotations
 from imgscan import limits
 from imgscan.errors import ImageError
 from imgscan.findings import Finding, finding_id
+from imgscan.guest.roots import LINUX_FILESYSTEMS
 
 from .devices import on_this_disk
 from .fstab import parse
@@ -105,6 +106,8 @@ def find_root(disk: DiskVolumes, name: str, findings: list[Finding]) -> Root | N
     """The first Linux root on ``disk``, in disk order, with its separate mounts; a
     volume that cannot be opened is a finding and the search goes on."""
     for volume in disk.volumes:
+        if volume.filesystem not in LINUX_FILESYSTEMS:
+            continue                    # an ESP: mounted below a root, never one
         try:
             for fs, subvolume in candidates(volume, name):
                 if is_linux_root(fs):

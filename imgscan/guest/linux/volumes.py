@@ -15,6 +15,10 @@ from imgscan.guest.roots import LINUX_FILESYSTEMS
 
 from .devices import DiskIds, kernel_partition, parse_spec
 
+#: What a Linux guest mounts from this disk: its root, /boot and /usr filesystems, and
+#: the EFI system partition (FAT) at /boot/efi or /efi.
+MOUNTABLE = LINUX_FILESYSTEMS | {"vfat"}
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -74,7 +78,8 @@ class Volume:
 
 
 class DiskVolumes:
-    """Every Linux-mountable volume of one disk, and the names of all its volumes."""
+    """Every volume of one disk a Linux guest mounts (:data:`MOUNTABLE`), and the names
+    of all its volumes."""
 
     def __init__(self, volumes: list[Volume], ids: DiskIds) -> None:
         self.volumes = volumes
@@ -110,7 +115,7 @@ def disk_volumes(read: Read, layout: Layout) -> DiskVolumes:
         if vg is not None:
             pv_partition.setdefault(vg, p["number"])
         names.append(own)
-        if p.get("filesystem") in LINUX_FILESYSTEMS and not p.get("encrypted"):
+        if p.get("filesystem") in MOUNTABLE and not p.get("encrypted"):
             volumes.append(Volume(read, p["start"], p["size"], p["filesystem"], p["number"],
                                   **own))
     whole = layout.volume

@@ -54,6 +54,9 @@ def test_roots_on_lvm_and_a_btrfs_subvolume(facts: dict[str, Any]) -> None:
     assert [m["mountpoint"] for m in lvm["mounts"]] == ["/", "/boot"]
     _, btrfs = facts["btrfs-uefi"]
     assert btrfs["root"]["subvolume"] == "@"
+    # The ESP its fstab mounts at /boot/efi (vfat), where grub-mkimage's BOOTX64.EFI is.
+    assert btrfs["mounts"][1] == {"mountpoint": "/boot/efi", "volume": "partition 1",
+                                  "filesystem": "vfat"}
     assert btrfs["boot_partition"] == btrfs["root"]["partition"] == 2
 
 
