@@ -110,8 +110,10 @@ def short_name(raw: bytes, nt_res: int) -> str:
     ``nt_res`` says so."""
     if raw[0] == SHORT_NAME_E5:
         raw = bytes((ENTRY_FREE,)) + raw[1:]
-    base = raw[:8].decode(OEM_CODEPAGE).rstrip(" ")
-    ext = raw[8:SHORT_NAME_LENGTH].decode(OEM_CODEPAGE).rstrip(" ")
+    # One decode for both parts: the code page has one character per byte.
+    text = raw[:SHORT_NAME_LENGTH].decode(OEM_CODEPAGE)
+    base = text[:8].rstrip(" ")
+    ext = text[8:].rstrip(" ")
     if nt_res & NT_RES_LOWER_BASE:
         base = base.lower()
     if nt_res & NT_RES_LOWER_EXT:
