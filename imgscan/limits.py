@@ -391,6 +391,11 @@ SCAN_FINGERPRINT_MIN_RATE = 32 * 1024 * 1024
 SCAN_MEMORY_LIMIT = 1024 * 1024 * 1024
 
 
+#: This module's namespace: the dict ``monkeypatch.setattr(limits, ...)`` writes to, read
+#: without calling ``globals()`` on each of the tens of checks an inspection makes.
+_CAPS = globals()
+
+
 def enforce(value: int, cap: str, path: str, structure: str, offset: int | None,
             what: str) -> None:
     """Refuse ``value`` when it is over the cap named ``cap`` (a name of this module).
@@ -402,6 +407,6 @@ def enforce(value: int, cap: str, path: str, structure: str, offset: int | None,
     a test that moves it (``monkeypatch.setattr(limits, ...)``) reaches every
     decoder, the Cython ones included.
     """
-    limit = globals()[cap]
+    limit = _CAPS[cap]
     if value > limit:
         raise LimitExceeded(path, structure, offset, f"{what} {value} exceeds limits.{cap}={limit}")

@@ -17,14 +17,17 @@ declared with the name ``None``).
 from __future__ import annotations
 
 import struct
+from collections import namedtuple
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 
 class CStruct:
     """A packed structure: ``name``, byte order ``"<"`` or ``">"``, named fields."""
 
-    __slots__ = ("_fields", "_names", "_offsets", "_sizes", "_struct", "_unpack", "name", "size")
+    __slots__ = ("_fields", "_names", "_offsets", "_record", "_sizes", "_struct", "_unpack",
+                 "name", "size")
 
     def __init__(self, name: str, byteorder: str,
                  fields: list[tuple[str | None, str]]) -> None:
@@ -53,6 +56,9 @@ class CStruct:
         self._struct = struct.Struct(byteorder + "".join(code for _, code in fields))
         self._unpack = self._struct.unpack_from
         self.size = offset
+        #: Builds a named tuple of the fields from an unpacked tuple, at C level (what
+        #: namedtuple's ``_make`` does, without its Python-level call); made on first use.
+        self._record: Any = None
 
     @property
     def names(self) -> list[str]:
@@ -76,14 +82,24 @@ class CStruct:
 
         ``data`` must hold the whole structure (callers read it bounded first,
         naming the structure, so a short buffer is a bug, not a hostile file).
+        The unpacked tuple has exactly one value per name (padding yields none), so
+        the zip skips the ``strict`` check, which would cost a third of the call.
         """
-        return dict(zip(self._names, self._unpack(data, base), strict=True))
+        return dict(zip(self._names, self._unpack(data, base), strict=False))
 
     def rows(self, data: bytes | bytearray | memoryview, count: int) -> Iterator[tuple[Any, ...]]:
         """``count`` consecutive structures at the start of ``data``, each as a tuple of
         its named fields in declared order: for tables of many small entries, where a
         dict per entry would cost more than the entry's decoding."""
         return self._struct.iter_unpack(memoryview(data)[:count * self.size])
+
+    def records(self, data: bytes | bytearray | memoryview, count: int) -> Iterator[Any]:
+        """The same ``count`` structures as :meth:`rows`, each a named tuple whose
+        attributes are the fields (``entry.attr``): for tables walked entry by entry
+        that read several fields of each by name."""
+        if self._record is None:
+            self._record = partial(tuple.__new__, namedtuple("Record", self._names))
+        return map(self._record, self.rows(data, count))
 
     def field(self, data: bytes | bytearray | memoryview, field: str, base: int = 0) -> Any:
         """One field of the structure at ``data[base:]``."""

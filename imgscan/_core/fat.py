@@ -16,6 +16,7 @@ structure and the disk offset.
 from __future__ import annotations
 
 import calendar
+from operator import attrgetter
 
 from imgscan import limits
 from imgscan.errors import CorruptImage, TruncatedImage
@@ -58,6 +59,8 @@ SECTOR_SIZES = (512, 1024, 2048, 4096)
 FAT_PAST_END = {12: 0xFFF, 16: 0xFFFF, 32: c_fat.FAT32_CLUSTER_MASK}
 END_OF_CHAIN = {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}
 ATTR_OFFSET = DIR_ENTRY.offset("attr")
+#: An LFN entry's name parts (named tuple fields), in order.
+LFN_NAME = attrgetter(*LFN_NAME_FIELDS)
 #: 8.3 names are in the OEM code page; Linux's and mtools' default is 437.
 OEM_CODEPAGE = "cp437"
 
@@ -107,8 +110,10 @@ def short_name(raw: bytes, nt_res: int) -> str:
     ``nt_res`` says so."""
     if raw[0] == SHORT_NAME_E5:
         raw = bytes((ENTRY_FREE,)) + raw[1:]
-    base = raw[:8].decode(OEM_CODEPAGE).rstrip(" ")
-    ext = raw[8:SHORT_NAME_LENGTH].decode(OEM_CODEPAGE).rstrip(" ")
+    # One decode for both parts: the code page has one character per byte.
+    text = raw[:SHORT_NAME_LENGTH].decode(OEM_CODEPAGE)
+    base = text[:8].rstrip(" ")
+    ext = text[8:].rstrip(" ")
     if nt_res & NT_RES_LOWER_BASE:
         base = base.lower()
     if nt_res & NT_RES_LOWER_EXT:
@@ -263,44 +268,46 @@ class FatVolume:
         and ``..`` included, deleted entries and the volume label left out. A long name
         is taken only where its checksum matches the short entry it precedes."""
         data, where = self._directory_bytes(cluster)
+        count = len(data) // DIR_ENTRY.size
         out = []
         lfn: list[str] = []
         lfn_sum = -1
-        for pos in range(0, len(data) - DIR_ENTRY.size + 1, DIR_ENTRY.size):
+        pos = -DIR_ENTRY.size
+        # Every slot read both ways at C level: which one applies depends on its attr.
+        for e, long_entry in zip(DIR_ENTRY.records(data, count),
+                                 LFN_ENTRY.records(data, count), strict=True):
+            pos += DIR_ENTRY.size
             first_byte = data[pos]
             if first_byte == ENTRY_END:
                 break
             if first_byte == ENTRY_FREE:
                 lfn = []
                 continue
-            e = DIR_ENTRY.unpack(data, pos)
-            attr = e["attr"]
+            attr = e.attr
             if attr & ATTR_LONG_NAME_MASK == ATTR_LONG_NAME:
-                long_entry = LFN_ENTRY.unpack(data, pos)
                 if first_byte & LFN_LAST:
-                    lfn, lfn_sum = [], long_entry["chksum"]
-                elif long_entry["chksum"] != lfn_sum:
+                    lfn, lfn_sum = [], long_entry.chksum
+                elif long_entry.chksum != lfn_sum:
                     lfn = []
                     continue
-                part = b"".join(long_entry[f] for f in LFN_NAME_FIELDS).decode(
-                    "utf-16-le", "replace")
+                part = b"".join(LFN_NAME(long_entry)).decode("utf-16-le", "replace")
                 lfn.insert(0, part.split("\0", 1)[0].rstrip("\uffff"))
                 continue
             if attr & ATTR_VOLUME_ID:
                 lfn = []
                 continue
-            raw = bytes(data[pos:pos + SHORT_NAME_LENGTH])
-            short = short_name(raw, e["nt_res"])
+            raw = e.name + e.extension
+            short = short_name(raw, e.nt_res)
             name = "".join(lfn) if lfn and lfn_sum == short_name_checksum(raw) else short
             lfn = []
-            first = (e["fst_clus_hi"] << 16 if self.bits == 32 else 0) | e["fst_clus_lo"]
+            first = (e.fst_clus_hi << 16 if self.bits == 32 else 0) | e.fst_clus_lo
             if where is None:
                 at = self._root_dir_offset + pos
             else:
                 at = self.cluster_offset(where[pos // self.cluster_size]) \
                     + pos % self.cluster_size
-            out.append(FatEntry(name, short, attr, first, e["file_size"],
-                                e["wrt_date"], e["wrt_time"], at))
+            out.append(FatEntry(name, short, attr, first, e.file_size, e.wrt_date,
+                                e.wrt_time, at))
         return out
 
     def _directory_bytes(self, cluster: int | None) -> tuple[bytes, list[int] | None]:
