@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.rules import judge_pair
 
 import imgscan
 from imgscan.policy import check, load_profile
@@ -70,13 +71,7 @@ LINUX_CASES = [
 @pytest.mark.parametrize(("rule_id", "good", "bad"), LINUX_CASES)
 def test_rule_on_linux_fixtures(infos: dict[str, Info], rule_id: str, good: str | None,
                                 bad: str | None) -> None:
-    if good:
-        result = outcome(infos[good], rule_id)
-        assert result.status == "pass", (good, result)
-    if bad:
-        result = outcome(infos[bad], rule_id)
-        assert result.status == "fail", (bad, result)
-        assert result.remedy, (bad, rule_id)
+    judge_pair(outcome, infos, rule_id, good, bad)
 
 
 DERIVED_CASES = [

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from helpers import run_keyed
+from helpers.rules import judge_pair
 from oracles import needs_qemu, run
 
 import imgscan
@@ -136,13 +137,7 @@ FIXTURE_CASES = [
 @pytest.mark.parametrize(("rule_id", "good", "bad"), FIXTURE_CASES)
 def test_rule_on_windows_fixtures(infos: dict[str, Info], rule_id: str, good: str | None,
                                   bad: str | None) -> None:
-    if good:
-        result = outcome(infos[good], rule_id)
-        assert result.status == "pass", (good, result)
-    if bad:
-        result = outcome(infos[bad], rule_id)
-        assert result.status == "fail", (bad, result)
-        assert result.remedy, (bad, rule_id)
+    judge_pair(outcome, infos, rule_id, good, bad)
 
 
 def test_system_disk_size_warns_below_minimum(infos: dict[str, Info]) -> None:
