@@ -5,15 +5,20 @@ of a Debian disk in 50 ms, the initramfs included.
 Run with ``pytest benchmarks/test_bench_linux_initramfs.py --benchmark-enable``. The
 initramfs is taken from an mmdebstrap root tarball (``IMGSCAN_DEBIAN_ROOT_TAR``, by
 default /tmp/mmtest/root.tar) into ``images.CACHE``; without it the benchmark is
-skipped. ``python benchmarks/test_bench_linux_initramfs.py`` times ``lsinitramfs`` and
-``zcat`` on the same file as whole processes, for comparison.
+skipped. Its gzip is listed twice, by ISA-L (``isal``) and by zlib (the fallback where
+isal has no wheel); the same cpio is also recompressed once, as other distributions
+ship it, with ``zstd -19`` (Debian's COMPRESS=zstd, dracut) and ``xz --check=crc32``
+(dracut). ``python benchmarks/test_bench_linux_initramfs.py`` times ``lsinitramfs`` and
+``zcat`` on the gzip file as whole processes, for comparison.
 
 Figures: benchmarks/README.md (issue 14).
 """
 
 from __future__ import annotations
 
+import gzip
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,6 +55,22 @@ def debian_initramfs() -> Path | None:
     return path
 
 
+#: The commands that recompress the Debian initramfs' cpio, by format.
+RECOMPRESS = {"zstd": ["zstd", "-19", "-q", "-c"], "xz": ["xz", "--check=crc32", "-c"]}
+
+
+def recompressed(path: Path, fmt: str) -> Path:
+    """The cpio inside the gzip file ``path``, compressed for ``fmt``; made once."""
+    out = path.with_name(f"{path.name}.{fmt}")
+    if not out.exists():
+        if shutil.which(RECOMPRESS[fmt][0]) is None:
+            pytest.skip(f"{RECOMPRESS[fmt][0]} is not installed")
+        packed = subprocess.run(RECOMPRESS[fmt], input=gzip.decompress(path.read_bytes()),
+                                check=True, capture_output=True).stdout
+        out.write_bytes(packed)
+    return out
+
+
 @pytest.fixture(scope="session")
 def initramfs() -> Path:
     path = debian_initramfs()
@@ -58,10 +79,17 @@ def initramfs() -> Path:
     return path
 
 
-def test_list_debian_initramfs(benchmark: BenchmarkFixture, initramfs: Path) -> None:
-    data = initramfs.read_bytes()
+@pytest.mark.parametrize("fmt", ["gzip-isal", "gzip-zlib", "zstd", "xz"])
+def test_list_debian_initramfs(benchmark: BenchmarkFixture, initramfs: Path, fmt: str,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    if fmt == "gzip-isal":
+        pytest.importorskip("isal.igzip_lib")
+    if fmt == "gzip-zlib":
+        monkeypatch.setitem(sys.modules, "isal.igzip_lib", None)    # as if not installed
+    path = initramfs if fmt.startswith("gzip") else recompressed(initramfs, fmt)
+    data = path.read_bytes()
     names = benchmark(members, lambda offset, length: data[offset:offset + length], len(data),
-                      str(initramfs))
+                      str(path))
     assert any(name.endswith("/virtio_blk.ko") for name in names)
 
 

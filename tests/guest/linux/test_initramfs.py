@@ -6,6 +6,7 @@ memory."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from test_limits import _cap_boundary
 
 from imgscan import limits
 from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
-from imgscan.guest.linux.initramfs import members
+from imgscan.guest.linux.initramfs import gzip_decoder, members
 
 pytestmark = needs_cpio
 
@@ -52,6 +53,18 @@ def _members(data: bytes) -> list[str]:
 @pytest.fixture(scope="module")
 def main_archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return cpio_archive(write_files(tmp_path_factory.mktemp("main"), MAIN))
+
+
+@pytest.fixture(params=["isal", "zlib"])
+def inflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gzip decoded by ISA-L (PyPI ``isal``) and by zlib, the fallback where isal has no
+    wheel: a None in ``sys.modules`` makes isal's import fail as if it were absent."""
+    if request.param == "isal":
+        pytest.importorskip("isal.igzip_lib")
+    else:
+        monkeypatch.setitem(sys.modules, "isal.igzip_lib", None)
+    decoder = {"isal": "IgzipDecompressor", "zlib": "Decompress"}[request.param]
+    assert type(gzip_decoder()[0]).__name__ == decoder
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +98,34 @@ def test_several_compressed_segments(fmt: str, early: bytes, main_archive: bytes
     firmware = cpio_archive(write_files(tmp_path / "fw", {"lib/firmware/a.bin": bytes(999)}))
     data = early + compress(firmware, fmt) + bytes(4) + compress(main_archive, fmt)
     assert _members(data) == cpio_list(early) + cpio_list(firmware) + cpio_list(main_archive)
+
+
+@pytest.mark.usefixtures("inflater")
+def test_gzip_by_either_inflater(early: bytes, main_archive: bytes, tmp_path: Path) -> None:
+    """ISA-L and zlib list the same members and end each stream at the same offset (the
+    next segment starts there); a damaged CRC-32, reserved FLG bits (which ISA-L alone
+    would ignore), a truncated stream and a bomb over the decompressed-bytes cap are
+    refused by both."""
+    firmware = cpio_archive(write_files(tmp_path / "fw", {"lib/firmware/a.bin": bytes(999)}))
+    packed = compress(main_archive, "gzip")
+    data = early + compress(firmware, "gzip") + bytes(4) + packed
+    assert _members(data) == cpio_list(early) + cpio_list(firmware) + cpio_list(main_archive)
+    crc = len(packed) - 8                    # the trailer: CRC-32, then ISIZE
+    with pytest.raises(CorruptImage) as excinfo:
+        _members(packed[:crc] + bytes([packed[crc] ^ 1]) + packed[crc + 1:])
+    assert excinfo.value.offset == 0
+    reserved = packed[:3] + bytes([packed[3] | 0x20]) + packed[4:]
+    with pytest.raises(CorruptImage, match="reserved FLG bits") as excinfo:
+        _members(early + reserved)
+    assert excinfo.value.offset == len(early) + 3
+    with pytest.raises((TruncatedImage, CorruptImage)):
+        _members(packed[:len(packed) // 2])
+    zeros = tmp_path / "zeros"
+    write_files(zeros, {"zeros": bytes(8 * MiB)})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(limits, "LINUX_INITRAMFS_MAX_BYTES", 4 * MiB)
+        with pytest.raises(LimitExceeded, match="decompressed bytes"):
+            _members(compress(cpio_archive(zeros), "gzip"))
 
 
 def test_zstd_with_checksum_and_many_blocks(tmp_path: Path) -> None:
