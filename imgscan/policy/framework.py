@@ -27,11 +27,11 @@ fstab to UUIDs and deletes VMware Tools; import-rules.md section 1.3).
 
 from __future__ import annotations
 
-from imgscan.vocabulary import LINUX, UNKNOWN, WINDOWS
+from imgscan.vocabulary import FAIL, LINUX, PASS, UNKNOWN, WINDOWS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
     RuleFunc = Callable[..., "Outcome"]
@@ -140,6 +140,21 @@ class Facts:
             UNKNOWN, f"no {GUEST_TITLES[os]} installation was found (see "
             "system-disk-present), so this cannot be judged",
             self.ev(os, None, SEARCHED[os]))
+
+
+def architecture(f: Facts, os: str, arches: Sequence[str], unread: str,
+                 remedy: str) -> Outcome:
+    """The judgement of a guest's architecture (``os``'s ``arch`` fact) against the
+    ones the cloud runs fully virtualized; ``unread`` says what could not be read."""
+    arch = (f.guest(os) or {}).get("arch")
+    ev = f.ev(f"{os}.arch")
+    title = GUEST_TITLES[os]
+    if arch is None:
+        return Outcome(UNKNOWN, unread, ev)
+    if arch in arches:
+        return Outcome(PASS, f"{arch} {title}", ev)
+    return Outcome(FAIL, f"{arch} {title}: only {', '.join(arches)} run fully virtualized "
+                   "here", ev, remedy)
 
 
 ENCRYPTED_FILESYSTEMS = frozenset({"BitLocker", "crypto_LUKS"})

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 
-from imgscan.vocabulary import FAIL, PASS, UNKNOWN, WARN
+from imgscan.vocabulary import FAIL, LINUX, PASS, UNKNOWN, WARN
 
-from ..framework import Outcome, rule
+from ..framework import Outcome, architecture, rule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -91,15 +91,9 @@ def linux_os_supported(f: Facts, lx: Mapping[str, Any], *, releases: Sequence[st
 @rule("linux-architecture", "the OS runs fully virtualized on a supported architecture",
       needs_linux=True)
 def linux_architecture(f: Facts, lx: Mapping[str, Any], *, arches: Sequence[str]) -> Outcome:
-    arch = lx.get("arch")
-    ev = f.ev("linux.arch")
-    if arch is None:
-        return Outcome(UNKNOWN, "no ELF header of the init program or /bin/sh could be read",
-                       ev)
-    if arch in arches:
-        return Outcome(PASS, f"{arch} Linux", ev)
-    return Outcome(FAIL, f"{arch} Linux: only {', '.join(arches)} are imported", ev,
-                   "use a build of the distribution for one of those architectures")
+    return architecture(f, LINUX, arches,
+                        "no ELF header of the init program or /bin/sh could be read",
+                        "use a build of the distribution for one of those architectures")
 
 
 @rule("linux-boot-mode", "x86 boots by BIOS (UEFI only for the listed releases); Arm by UEFI",

@@ -7,9 +7,9 @@ automatic configuration). Each rule that reads the ``windows`` object declares i
 
 from __future__ import annotations
 
-from imgscan.vocabulary import FAIL, MANUAL, PASS, UNKNOWN, WARN
+from imgscan.vocabulary import FAIL, MANUAL, PASS, UNKNOWN, WARN, WINDOWS
 
-from ..framework import Outcome, rule
+from ..framework import Outcome, architecture, rule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -199,14 +199,9 @@ def not_hardware_bound(f: Facts, w: Mapping[str, Any]) -> Outcome:
 @rule("full-virtualization", "the OS runs fully virtualized (x86 / x86_64 Windows)",
       needs_windows=True)
 def full_virtualization(f: Facts, w: Mapping[str, Any], *, arches: Sequence[str]) -> Outcome:
-    arch = w.get("arch")
-    ev = f.ev("windows.arch")
-    if arch is None:
-        return Outcome(UNKNOWN, "System32\\cmd.exe could not be read for its architecture", ev)
-    if arch in arches:
-        return Outcome(PASS, f"{arch} Windows", ev)
-    return Outcome(FAIL, f"{arch} Windows: only {', '.join(arches)} run fully virtualized "
-                   "here", ev, "use an x86_64 build of Windows")
+    return architecture(f, WINDOWS, arches,
+                        "System32\\cmd.exe could not be read for its architecture",
+                        "use an x86_64 build of Windows")
 
 
 @rule("os-supported", "the Windows product is on the cloud's supported list", needs_windows=True)
