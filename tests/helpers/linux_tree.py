@@ -49,14 +49,38 @@ def write_tree(root: Path, files: dict[str, Content]) -> Path:
 
 
 def ext4_volume(tmp: Path, files: dict[str, Content], size: int = 16 * MiB,
-                name: str = "root") -> Path:
-    """A sparse ext4 volume image holding ``files``, made by ``mkfs.ext4 -d``."""
+                name: str = "root", uuid: str | None = None) -> Path:
+    """A sparse ext4 volume image holding ``files``, made by ``mkfs.ext4 -d`` (with the
+    filesystem UUID ``uuid`` when given)."""
     tree = write_tree(tmp / f"{name}.d", files)
     image = tmp / f"{name}.ext4"
     with open(image, "wb") as f:
         f.truncate(size)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(tree), str(image)], check=True)
+    given = ["-U", uuid] if uuid else []
+    subprocess.run(["mkfs.ext4", "-q", "-F", *given, "-d", str(tree), str(image)], check=True)
     return image
+
+
+def partitioned_disk(path: Path, volumes: list[Path]) -> Path:
+    """A raw disk whose MBR (written by sfdisk) has one Linux partition per volume image,
+    in order, each volume copied into its partition."""
+    start = 2048
+    layout = []
+    for volume in volumes:
+        sectors = volume.stat().st_size // 512
+        layout.append(f"start={start}, size={sectors}, type=83")
+        start += sectors
+    with open(path, "wb") as f:
+        f.truncate(start * 512 + MiB)
+    subprocess.run(["sfdisk", "-q", str(path)], input="label: dos\n" + "\n".join(layout),
+                   text=True, check=True)
+    with open(path, "r+b") as f:
+        offset = 2048 * 512
+        for volume in volumes:
+            f.seek(offset)
+            f.write(volume.read_bytes())
+            offset += volume.stat().st_size
+    return path
 
 
 def open_volume(image: Path) -> Ext4FileSystem:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from helpers import linux_configs as real
 from helpers.linux_images import oracle_facts
-from helpers.linux_tree import Content, ext4_volume
+from helpers.linux_tree import Content, Link, ext4_volume, partitioned_disk
 
 import imgscan
 
@@ -202,3 +202,25 @@ def linux_of_with_findings(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     with imgscan.open(path) as img:
         info = img.info()
     return info, info["linux"]
+
+
+def test_a_separate_usr_is_mounted_from_fstab(tmp_path: Path) -> None:
+    """A disk made by sfdisk with the root and /usr on two ext4 partitions (mkfs.ext4 -d,
+    UUIDs given with -U): /etc/os-release and /bin link into /usr, which only the
+    separate volume holds, so the release and the architecture come from it."""
+    root_uuid, usr_uuid = "0b7a4c3e-1111-4a2b-9c3d-5e6f7a8b9c01", \
+        "0b7a4c3e-2222-4a2b-9c3d-5e6f7a8b9c02"
+    root: dict[str, Content] = {
+        "etc/os-release": Link("../usr/lib/os-release"), "bin": Link("usr/bin"), "usr/": "",
+        "etc/fstab": f"UUID={root_uuid} / ext4 defaults 0 1\n"
+                     f"UUID={usr_uuid} /usr ext4 defaults 0 2\n"}
+    usr: dict[str, Content] = {"lib/os-release": real.DEBIAN12_OS_RELEASE,
+                               "bin/sh": Path("/bin/sh").read_bytes()}
+    volumes = [ext4_volume(tmp_path, root, name="root", uuid=root_uuid),
+               ext4_volume(tmp_path, usr, name="usr", uuid=usr_uuid)]
+    disk = partitioned_disk(tmp_path / "disk.img", volumes)
+    _, lx = linux_of(disk)
+    assert (lx["distro"], lx["arch"], lx["root"]["partition"]) == ("debian", "x86_64", 1)
+    assert lx["mounts"][1] == {"mountpoint": "/usr", "volume": "partition 2",
+                               "filesystem": "ext4"}
+    assert [e["on_this_disk"] for e in lx["fstab"]] == [True, True]
