@@ -28,6 +28,8 @@ from .tree import GuestTree, Mount
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from imgscan._core.fsapi import FileSystem
 
     from .volumes import DiskVolumes, Volume
@@ -76,30 +78,24 @@ class Root:
         return next((m for m in self.separate if m.mount.mountpoint == mountpoint), None)
 
 
-def candidates(volume: Volume, name: str) -> list[tuple[FileSystem, str | None]]:
-    """The filesystems of ``volume`` a root may be in, with the subvolume path of each."""
+def candidates(volume: Volume, name: str) -> Iterator[tuple[FileSystem, str | None]]:
+    """The filesystems of ``volume`` a root may be in, with the subvolume path of each:
+    the volume as it opens (a Btrfs one at its default subvolume), then, for Btrfs, each
+    other subvolume, opened only when the ones before it were not the root."""
     fs = volume.open(name)
-    found: list[tuple[FileSystem, str | None]] = [(fs, _subvolume_path(fs))]
-    if volume.filesystem == "btrfs":
-        subvolumes = fs.subvolumes()     # type: ignore[attr-defined]
-        for i, (sub, path) in enumerate(subvolumes):
-            limits.enforce(i + 1, "LINUX_MAX_ENTRIES", fs.name, "btrfs subvolumes", None,
-                           "subvolumes tried as a root")
-            if sub != fs.tree:           # type: ignore[attr-defined]
-                found.append((fs.open_subvolume(sub),   # type: ignore[attr-defined]
-                              None if sub == BTRFS_TOP_LEVEL else path.lstrip("/")))
-    return found
-
-
-def _subvolume_path(fs: FileSystem) -> str | None:
-    """The path of the subvolume a Btrfs reader opened (its default), else None."""
-    tree = getattr(fs, "tree", None)
-    if tree is None or tree == BTRFS_TOP_LEVEL:
-        return None
-    for sub, path in fs.subvolumes():    # type: ignore[attr-defined]
-        if sub == tree:
-            return str(path).lstrip("/")
-    return None
+    if volume.filesystem != "btrfs":
+        yield fs, None
+        return
+    default = fs.tree                                    # type: ignore[attr-defined]
+    subvolumes = fs.subvolumes()                         # type: ignore[attr-defined]
+    limits.enforce(len(subvolumes), "LINUX_MAX_ENTRIES", fs.name, "btrfs subvolumes", None,
+                   "subvolumes tried as a root")
+    paths = {sub: None if sub == BTRFS_TOP_LEVEL else str(path).lstrip("/")
+             for sub, path in subvolumes}
+    yield fs, paths.get(default)
+    for sub, path in paths.items():
+        if sub != default:
+            yield fs.open_subvolume(sub), path           # type: ignore[attr-defined]
 
 
 def find_root(disk: DiskVolumes, name: str, findings: list[Finding]) -> Root | None:
