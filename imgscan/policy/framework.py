@@ -78,10 +78,6 @@ class Facts:
         """The contract object of guest ``os`` (``windows`` or ``linux``), if found."""
         return self.windows if os == WINDOWS else self.linux
 
-    def windows_source(self, fact: str) -> str | None:
-        """Where the windows object says ``fact`` was read (its ``evidence`` entry)."""
-        return self.source(WINDOWS, fact)
-
     def source(self, os: str, fact: str) -> str | None:
         """Where guest ``os``'s object says ``fact`` was read (its ``evidence`` entry)."""
         g = self.guest(os) or {}

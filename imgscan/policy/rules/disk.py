@@ -88,7 +88,7 @@ def bios_boot(f: Facts) -> Outcome:
     w = f.windows or {}
     loader = (w.get("bcd") or {}).get("loader")
     if loader:
-        ev.update(f.ev("windows.bcd.loader", loader, f.windows_source("bcd")))
+        ev.update(f.ev("windows.bcd.loader", loader, f.source(WINDOWS, "bcd")))
     if mode in ("bios", "hybrid"):
         return Outcome(PASS, f"boot mode {mode} ({seen})", ev)
     if mode == "uefi" or loader == "winload.efi":
