@@ -40,7 +40,7 @@ BY_DIRS: dict[str, Kind] = {"by-uuid": "uuid", "by-label": "label",
 #: Directories of /dev that are not a volume group's (``/dev/VG/LV`` is LVM's link).
 DEV_DIRS = frozenset({"disk", "mapper", "md", "block", "char", "bus", "pts", "shm", "fd",
                       "input", "net", "snd", "dri", "cpu", "hugepages", "mqueue"})
-_HEX_ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})")
+_HEX_ESCAPE = re.compile(rb"\\x([0-9A-Fa-f]{2})")
 #: A kernel name of a disk or partition: sd/vd/xvd/hd letters, nvmeXnY, mmcblkX, and
 #: the partition number (after a ``p`` for nvme and mmcblk).
 _KERNEL_NAME = re.compile(r"/dev/(?:(?:s|v|xv|h)d([a-z]+)(\d*)|nvme(\d+)n(\d+)(?:p(\d+))?"
@@ -77,8 +77,9 @@ def _unquote(value: str) -> str:
 
 def _udev_unescape(name: str) -> str:
     """A /dev/disk/by-label name with udev's ``\\xHH`` escapes decoded."""
-    raw = _HEX_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), name)
-    return raw.encode("latin-1", "surrogateescape").decode("utf-8", "replace")
+    raw = _HEX_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]),
+                          name.encode("utf-8", "surrogateescape"))
+    return raw.decode("utf-8", "replace")
 
 
 def dm_lvm_name(name: str) -> str | None:

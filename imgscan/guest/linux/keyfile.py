@@ -27,9 +27,13 @@ def entries(text: str) -> list[tuple[str, str, str]]:
         i += 1
         if not line or line[0] in "#;":
             continue
-        while line.endswith("\\") and i < len(lines):
-            line = line[:-1] + " " + lines[i].strip()
-            i += 1
+        if line.endswith("\\"):
+            pieces = []                 # joined once: a long run of continuations is linear
+            while line.endswith("\\") and i < len(lines):
+                pieces.append(line[:-1])
+                line = lines[i].strip()
+                i += 1
+            line = " ".join([*pieces, line])
         if line.startswith("["):
             end = line.find("]")
             section = line[1:end] if end > 0 else section

@@ -87,14 +87,14 @@ IFUPDOWN_METHODS: dict[str, Method] = {"dhcp": "dhcp", "static": "static", "manu
 def ifupdown_lines(text: str) -> Iterator[list[str]]:
     """The words of each line of an interfaces file: comments dropped, a trailing
     backslash joining the next line."""
-    pending = ""
+    pending: list[str] = []        # the pieces of a continued line, joined once at its end
     for raw in text.split("\n"):
-        line = pending + raw
-        if line.endswith("\\"):
-            pending = line[:-1] + " "
+        if raw.endswith("\\"):
+            pending.append(raw[:-1])
             continue
-        pending = ""
-        words = line.split()
+        pending.append(raw)
+        words = " ".join(pending).split()
+        pending = []
         if words and not words[0].startswith("#"):
             yield words
 
@@ -104,9 +104,9 @@ def ifupdown(tree: GuestTree) -> list[Entry]:
     (a file sourcing itself or a loop of them ends there), at most
     ``LINUX_MAX_ENTRIES`` files in all."""
     found: list[Entry] = []
-    queue, seen = [INTERFACES], set()
-    while queue:
-        path = queue.pop(0)
+    stack, seen = [INTERFACES], set()       # the next file to read last
+    while stack:
+        path = stack.pop()
         if path in seen:
             continue
         seen.add(path)
@@ -116,22 +116,27 @@ def ifupdown(tree: GuestTree) -> list[Entry]:
         if text is None:
             continue
         families: dict[str, dict[str, str]] = {}
-        included: list[str] = []
+        included: dict[str, None] = {}    # in order, each file once
+        patterns: set[tuple[str, str]] = set()
         for words in ifupdown_lines(text):
             if words[0] == "iface" and len(words) >= 4:
                 families.setdefault(words[1], {})[words[2]] = words[3]
-            elif words[0] == "source" and len(words) >= 2:
-                included += _source(tree, path, words[1])
-            elif words[0] == "source-directory" and len(words) >= 2:
-                directory = posixpath.normpath(posixpath.join(posixpath.dirname(path), words[1]))
-                included += config_files(
-                    tree, directory, lambda n: _RUN_PARTS_NAME.match(n) is not None)
+            elif words[0] in ("source", "source-directory") and len(words) >= 2 \
+                    and (words[0], words[1]) not in patterns:
+                patterns.add((words[0], words[1]))      # a repeated line is read once
+                if words[0] == "source":
+                    included.update(dict.fromkeys(_source(tree, path, words[1])))
+                else:
+                    directory = posixpath.normpath(posixpath.join(posixpath.dirname(path),
+                                                                  words[1]))
+                    included.update(dict.fromkeys(config_files(
+                        tree, directory, lambda n: _RUN_PARTS_NAME.match(n) is not None)))
         for name, by_family in families.items():
             if by_family.get("inet") == "loopback":
                 continue
             method = IFUPDOWN_METHODS.get(by_family.get("inet", ""), "other")
             found.append(_entry(name, method, path))
-        queue[:0] = included
+        stack.extend(reversed(included))
     return found
 
 

@@ -47,9 +47,10 @@ REDHAT_IDS = (
     ("openEuler", "openEuler"), ("Rocky Linux", "rocky"), ("AlmaLinux", "almalinux"),
     ("Scientific Linux", "scientific"), ("NeoKylin", "neokylin"),
 )
-_REDHAT_LINE = re.compile(r"^(?P<name>.+?)\s+release\s+(?P<version>[0-9][0-9.]*)")
-_SUSE_FIELD = re.compile(r"^\s*(VERSION|PATCHLEVEL)\s*=\s*(\S+)", re.MULTILINE)
-_ARCH_SUFFIX = re.compile(r"\s*\([^)]*\)\s*$")
+# Linear patterns only: a release file may be one 4 MiB line (no nested or adjacent
+# unbounded repeats that backtrack over the same blanks).
+_VERSION = re.compile(r"[0-9][0-9.]*")
+_SUSE_FIELD = re.compile(r"^[ \t]*(VERSION|PATCHLEVEL)[ \t]*=[ \t]*(\S+)", re.MULTILINE)
 
 
 def empty() -> dict[str, Any]:
@@ -91,12 +92,16 @@ def from_redhat_release(text: str) -> dict[str, Any] | None:
     """Facts of ``CentOS Linux release 7.9.2009 (Core)`` and alike; None when the first
     line is not ``NAME release VERSION``."""
     line = text.strip().split("\n", 1)[0].strip()
-    m = _REDHAT_LINE.match(line)
-    if m is None:
+    words = line.split()
+    at = next((i for i in range(1, len(words) - 1) if words[i] == "release"
+               and _VERSION.match(words[i + 1])), None)
+    if at is None:
         return None
-    name = m.group("name")
+    name = " ".join(words[:at])
+    version = _VERSION.match(words[at + 1])
+    assert version is not None
     distro = next((i for prefix, i in REDHAT_IDS if name.startswith(prefix)), None)
-    return {**empty(), "distro": distro, "name": name, "version_id": m.group("version"),
+    return {**empty(), "distro": distro, "name": name, "version_id": version.group(0),
             "pretty_name": line}
 
 
@@ -106,13 +111,16 @@ def from_suse_release(text: str) -> dict[str, Any] | None:
     fields = dict(_SUSE_FIELD.findall(text))
     if "VERSION" not in fields:
         return None
-    product = _ARCH_SUFFIX.sub("", text.strip().split("\n", 1)[0])
+    product = text.strip().split("\n", 1)[0].rstrip()
+    if product.endswith(")") and "(" in product:          # "... 12 (x86_64)"
+        product = product[:product.rfind("(")].rstrip()
     version = fields["VERSION"]
     if fields.get("PATCHLEVEL", "0") != "0":
         version = f"{version}.{fields['PATCHLEVEL']}"
     distro = "opensuse" if product.lower().startswith("opensuse") else \
         "sled" if "Desktop" in product else "sles"
-    name = re.sub(r"\s+[0-9][0-9.]*$", "", product)
+    head, _, last = product.rpartition(" ")
+    name = head.rstrip() if head and _VERSION.fullmatch(last) else product
     return {**empty(), "distro": distro, "name": name, "version_id": version,
             "pretty_name": product}
 

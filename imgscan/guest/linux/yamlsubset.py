@@ -16,6 +16,8 @@ key at an indentation no open block has) is skipped, never guessed at.
 
 from __future__ import annotations
 
+import re
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     Node = str | None | list["Node"] | dict[str, "Node"]
@@ -53,11 +55,15 @@ def _strip_comment(line: str) -> str:
     return line.rstrip()
 
 
+#: The anchors and tags before a scalar (``&a !!str value``), dropped in one pass.
+_ANCHORS_AND_TAGS = re.compile(r"(?:[&!]\S*[ \t]+)*")
+
+
 def _unquote(text: str) -> str:
     """A scalar's value: quotes removed and their escapes decoded, anchors and tags
     dropped."""
-    while text[:1] in ("&", "!") and " " in text:
-        text = text.split(None, 1)[1]
+    anchors = _ANCHORS_AND_TAGS.match(text)
+    text = text[anchors.end():] if anchors else text
     if len(text) >= 2 and text[0] == text[-1] == "'":
         return text[1:-1].replace("''", "'")
     if len(text) >= 2 and text[0] == text[-1] == '"':

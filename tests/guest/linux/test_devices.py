@@ -77,3 +77,14 @@ def test_device_mapper_names() -> None:
 ])
 def test_classify_spec_of_boot_loader_roots(spec: str, kind: str) -> None:
     assert classify_spec(spec) == kind
+
+
+@pytest.mark.parametrize(("spec", "label"), [
+    ("/dev/disk/by-label/€", "€"),                    # udev keeps valid UTF-8 as is
+    ("/dev/disk/by-label/my\\x20disk", "my disk"),     # and escapes the unsafe bytes
+    ("/dev/disk/by-label/caf\\xc3\\xa9", "café"),       # byte by byte
+])
+def test_by_label_names_any_text(spec: str, label: str) -> None:
+    from imgscan.guest.linux.devices import parse_spec
+    assert parse_spec(spec) == ("label", label)
+    assert on_this_disk(spec, DiskIds(labels=frozenset({label}))) is True

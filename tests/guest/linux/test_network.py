@@ -159,3 +159,23 @@ def test_binary_garbage_configures_nothing(tmp_path: Path) -> None:
                              "etc/NetworkManager/system-connections/a.nmconnection": junk,
                              "etc/systemd/network/a.network": junk})
     assert [(i, m) for i, m, _ in got] == [("eth0", "manual"), ("*", "dhcp"), ("*", "manual")]
+
+
+def test_long_continuations_and_repeated_sources_are_linear(tmp_path: Path) -> None:
+    """200k continued lines and 100k repeated ``source`` lines (each file and each
+    pattern read once), which a rebuild-the-string join or a list popped from its front
+    made quadratic."""
+    from imgscan.guest.linux.keyfile import entries
+    from imgscan.guest.linux.network import ifupdown_lines
+    assert len(list(ifupdown_lines("iface eth0 \\\n" * 200_000 + "inet dhcp\n"))) == 1
+    assert len(entries("[a]\nk=v\\\n" + "x\\\n" * 200_000 + "y\n")) == 1
+    got = network(guest_tree(tmp_path, {
+        "etc/network/interfaces": "source /etc/network/eth0\n" * 100_000,
+        "etc/network/eth0": "iface eth0 inet dhcp\n"}))[0]
+    assert [(e["interface"], e["method"]) for e in got] == [("eth0", "dhcp")]
+
+
+def test_a_long_run_of_yaml_anchors_is_linear() -> None:
+    from imgscan.guest.linux.yamlsubset import load
+    doc = load("network:\n  version: " + "& " * 200_000 + "2\n")
+    assert doc["network"] == {"version": "2"}
