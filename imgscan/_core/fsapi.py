@@ -28,7 +28,7 @@ from imgscan.errors import ImageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any, Literal
 
     Kind = Literal["file", "dir", "symlink", "other"]
@@ -227,6 +227,24 @@ class FileSystem:
         limits.enforce(count, "FS_MAX_FILE_READ", self.name, f"file {path!r}", None,
                        "bytes read at once")
         return self._read(ino, offset, count) if count > 0 else b""
+
+    def reader(self, path: str) -> tuple[Callable[[int, int], bytes], int]:
+        """``(read(offset, length), size)`` of the regular file ``path``, resolved once:
+        for a caller that reads one file piece by piece (a stream decoder), so the path
+        is not walked again for every piece. Each read is clamped to the file and capped
+        as :meth:`read_file` caps it."""
+        ino, st = self._resolve(path, True)
+        if st.kind != "file":
+            raise FileNotFound(self.name, f"path {path!r}", None, f"a {st.kind}, not a file")
+        size = st.size
+
+        def read(offset: int, length: int) -> bytes:
+            offset = min(max(offset, 0), size)
+            count = min(length, size - offset)
+            limits.enforce(count, "FS_MAX_FILE_READ", self.name, f"file {path!r}", offset,
+                           "bytes read at once")
+            return self._read(ino, offset, count) if count > 0 else b""
+        return read, size
 
     def _components(self, path: str) -> list[str]:
         for sep in self.separators[1:]:

@@ -162,3 +162,21 @@ def test_warnings_say_whether_the_cloud_fixes_them(infos: dict[str, Info], varia
     (rule,) = [r for r in result["rules"] if r["id"] == rule_id]
     assert (rule["status"], rule["auto_fixed"]) == ("warn", auto_fixed)
     assert result["verdict"] == "warn"
+
+
+@pytest.mark.parametrize(("version", "newer"), [
+    ("2.6.24", False), ("2.6.24-19-generic", False), ("2.6.18-419.el5", False),
+    ("2.6.25", True), ("2.6.32-754.35.1.el6.x86_64", True), ("3.10.0-1160.el7.x86_64", True),
+])
+def test_kernel_version_compares_the_release_numbers(infos: dict[str, Info], version: str,
+                                                     newer: bool) -> None:
+    info = derived(infos["ext4-bios"], default_kernel=version,    # derived
+                   kernels=[{"version": version}])
+    assert outcome(info, "kernel-version").status == ("pass" if newer else "fail")
+
+
+def test_xen_pv_unknown_when_an_initramfs_was_not_read(infos: dict[str, Info]) -> None:
+    info = derived(infos["ext4-bios"], kernels=[                   # derived
+        {"version": "6.1.0", "xen_pv": False,
+         "initramfs_error": {"id": "truncated", "message": "cut short"}}])
+    assert outcome(info, "no-xen-pv-drivers").status == "unknown"

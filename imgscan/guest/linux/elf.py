@@ -89,7 +89,8 @@ def arch(tree: GuestTree) -> tuple[str | None, str | None]:
     first of :data:`PROGRAMS` that is an ELF file (an init that is a script is passed
     over); ``(None, None)`` when none is."""
     for path in PROGRAMS:
-        name = arch_of(tree.read_at(path, 0, ELF_HEADER_BYTES))
+        opened = tree.reader(path)
+        name = arch_of(opened[0](0, ELF_HEADER_BYTES)) if opened is not None else None
         if name is not None:
             return name, tree.where(path)
     return None, None

@@ -333,8 +333,8 @@ def members(read: Read, size: int, path: str) -> list[str]:
 
 def tree_members(tree: GuestTree, path: str) -> list[str] | None:
     """:func:`members` of the guest file ``path``; None when it is not a regular file."""
-    size = tree.size(path)
-    if size is None:
+    opened = tree.reader(path)
+    if opened is None:
         return None
-    return members(lambda offset, length: tree.read_at(path, offset, length), size,
-                   tree.where(path))
+    read, size = opened
+    return members(read, size, tree.where(path))

@@ -73,7 +73,6 @@ INITRAMFS_NAMES = ("/boot/initrd.img-{v}", "/boot/initramfs-{v}.img", "/boot/ini
 MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 
 _VERSION_PART = re.compile(r"\d+|[A-Za-z]+")
-_RELEASE = re.compile(r"\d+(?:\.\d+)*")
 
 
 # -- versions ----------------------------------------------------------------------------
@@ -87,16 +86,6 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
 def newest_first(versions: Iterable[str]) -> list[str]:
     """``versions`` from the newest to the oldest by :func:`version_key`."""
     return sorted(versions, key=version_key, reverse=True)
-
-
-def kernel_newer_than(version: str, minimum: str = "2.6.24") -> bool | None:
-    """Whether the release of ``version`` (its leading ``a.b.c`` numbers, so
-    ``2.6.32-754.el6`` is release 2.6.32) is newer than ``minimum``: IMS's native KVM
-    and Xen drivers need a kernel newer than 2.6.24. None when ``version`` has none."""
-    release = _RELEASE.match(version)
-    if release is None:
-        return None
-    return version_key(release.group()) > version_key(minimum)
 
 
 def module_name(path: str) -> str | None:

@@ -23,7 +23,7 @@ from imgscan._core.fsapi import FileNotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable
 
     from imgscan._core.fsapi import FileSystem, Kind, Stat
 
@@ -160,26 +160,14 @@ class GuestTree:
         data = self.read(path, cap)
         return None if data is None else data.decode("utf-8", "replace")
 
-    def read_at(self, path: str, offset: int, length: int) -> bytes:
-        """``length`` bytes of the regular file ``path`` from ``offset`` (fewer at its end)."""
+    def reader(self, path: str) -> tuple[Callable[[int, int], bytes], int] | None:
+        """``(read(offset, length), size)`` of the regular file ``path``, its path walked
+        once (a stream decoder reads it piece by piece); None when it is not one."""
         found = self._stat(path, True)
         if found is None or found[2].kind != "file":
-            return b""
+            return None
         mount, inner, _ = found
-        return mount.fs.read_file(inner, offset, length)
-
-    def chunks(self, path: str, chunk: int = 1 << 20) -> Iterator[bytes]:
-        """The regular file ``path`` in pieces of ``chunk`` bytes, for streaming decoders
-        (an initramfs is tens of MiB: it is never held whole)."""
-        found = self._stat(path, True)
-        if found is None or found[2].kind != "file":
-            return
-        mount, inner, st = found
-        offset = 0
-        while offset < st.size:
-            n = min(chunk, st.size - offset)
-            yield mount.fs.read_file(inner, offset, n)
-            offset += n
+        return mount.fs.reader(inner)
 
     def where(self, path: str) -> str:
         """Evidence for ``path``: the guest path and the volume it was read from."""

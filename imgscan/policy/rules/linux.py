@@ -189,11 +189,16 @@ def kernel_version(f: Facts, lx: Mapping[str, Any], *, newer_than: str) -> Outco
       needs_linux=True)
 def no_xen_pv_drivers(f: Facts, lx: Mapping[str, Any]) -> Outcome:
     ev = f.ev("linux.kernels")
-    xen = [str(k.get("version")) for k in lx.get("kernels") or [] if k.get("xen_pv")]
+    kernels = lx.get("kernels") or []
+    xen = [str(k.get("version")) for k in kernels if k.get("xen_pv")]
     if xen:
         return Outcome(FAIL, f"Xen PV drivers in the initramfs of kernel {', '.join(xen)}", ev,
-                       "remove xen-blkfront / xen-netfront from the initramfs configuration "
-                       "(/etc/initramfs-tools/modules, /etc/dracut.conf.d) and rebuild it")
+                       "uninstall the UVP / Xen PV driver package (xen-platform-pci, xen-vbd, "
+                       "xen-vnif), or drop those modules from /etc/initramfs-tools/modules or "
+                       "/etc/dracut.conf.d, and rebuild the initramfs")
+    unread = [str(k.get("initramfs")) for k in kernels if k.get("initramfs_error")]
+    if unread:
+        return Outcome(UNKNOWN, f"the initramfs {', '.join(unread)} could not be read", ev)
     return Outcome(PASS, "no Xen PV drivers in any initramfs", ev)
 
 

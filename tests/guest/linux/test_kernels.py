@@ -19,7 +19,6 @@ from test_limits import _cap_boundary
 
 from imgscan.guest.linux.kernels import (
     installed,
-    kernel_newer_than,
     kernels,
     module_name,
     newest_first,
@@ -178,12 +177,3 @@ def test_versions_newest_first() -> None:
         "6.1.0-57-cloud-amd64", "6.1.0-9-amd64", "5.15.0-1010-azure",
         "5.14.0-362.8.1.el9_3.x86_64", "5.14.0-70.13.1.el9_0.x86_64", "4.18.0-513.el8"]
     assert version_key("6.1.0") < version_key("6.1.0-1")
-
-
-@pytest.mark.parametrize(("version", "newer"), [
-    ("2.6.24", False), ("2.6.24-19-generic", False), ("2.6.18-419.el5", False),
-    ("2.6.25", True), ("2.6.32-754.35.1.el6.x86_64", True), ("3.10.0-1160.el7.x86_64", True),
-    ("6.1.0-57-cloud-amd64", True), ("linux", None),
-])
-def test_kernel_newer_than_2_6_24(version: str, newer: bool | None) -> None:
-    assert kernel_newer_than(version) is newer

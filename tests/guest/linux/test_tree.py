@@ -44,8 +44,12 @@ def test_absent_is_none_not_an_error(tree: GuestTree) -> None:
     assert tree.size("/usr/bin/sh") == 2
 
 
-def test_chunks_stream_a_file(tree: GuestTree) -> None:
-    assert list(tree.chunks("/usr/lib/os-release", 2)) == [b"ID", b"=x", b"\n"]
+def test_a_reader_reads_a_file_piece_by_piece(tree: GuestTree) -> None:
+    opened = tree.reader("/etc/abs")                  # through a link into /usr
+    assert opened is not None
+    read, size = opened
+    assert size == 5 and [read(i, 2) for i in (0, 2, 4, 6)] == [b"ID", b"=x", b"\n", b""]
+    assert tree.reader("/usr") is None and tree.reader("/nope") is None
 
 
 def test_config_cap_boundary(tree: GuestTree, monkeypatch: pytest.MonkeyPatch) -> None:
