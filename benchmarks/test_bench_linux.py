@@ -29,8 +29,9 @@ from imgscan.layout import of_guest
 
 
 def plain_qcow2(source: Path) -> Path:
-    """``source`` rewritten by qemu-img without compressed clusters, once."""
-    path = images.CACHE / f"linux-{source.stem}-plain.qcow2"
+    """``source`` rewritten by qemu-img without compressed clusters, once per build of
+    the fixtures (their cache directory, named by the scripts' hash, is in the name)."""
+    path = images.CACHE / f"linux-{source.parent.name}-{source.stem}-plain.qcow2"
     if not path.exists():
         images.CACHE.mkdir(parents=True, exist_ok=True)
         subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(source), str(path)],

@@ -774,13 +774,14 @@ def _ebr_chain(d: Path) -> Path:
 def _many_pvs(d: Path) -> Path:
     """One PV made by pvcreate (a 17 MiB metadata area) and vgcreate, its committed text
     grown to 16 MiB of NUL padding (raw_locn size and checksums rewritten), copied into
-    each of 257 GPT partitions made by sfdisk: one label past limits.LVM_MAX_PHYSICAL_VOLUMES,
-    and 16 MiB to checksum per PV, far past limits.LVM_MAX_METADATA_BYTES_PER_DISK."""
+    each of 256 GPT partitions made by sfdisk: exactly limits.LVM_MAX_PHYSICAL_VOLUMES, so
+    only the 16 MiB to checksum per PV, far past limits.LVM_MAX_METADATA_BYTES_PER_DISK,
+    can stop the walk (the PV cap's own boundary is tests/_core/test_lvm.py's)."""
     from helpers.lvm_disk import cloned_pvs, pad_metadata, single_pv
 
     pv = single_pv(d, 20 * MiB, "--metadatasize", "17m")
     pad_metadata(pv, 16 * MiB)
-    return cloned_pvs(d, pv, 257)
+    return cloned_pvs(d, pv, 256)
 
 
 # == unknown-feature =====================================================================
