@@ -23,6 +23,7 @@ from typing import Any
 from imgscan.errors import CorruptImage
 from imgscan.guest.linux.boot import grub2, grub_legacy, syslinux, systemd_boot
 from imgscan.guest.linux.boot.entry import BootEntry, root_device_by
+from imgscan.guest.linux.configdir import config_files
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -83,8 +84,9 @@ def _grub2(tree: GuestTree) -> Found | None:
     """The first GRUB 2 configuration with a menu entry (else the first one found)."""
     configs = [c for c in GRUB2_CONFIGS if tree.kind(c) == "file"]
     for efi in EFI_DIRS:
-        for vendor in sorted(tree.listdir(efi)):
-            path = posixpath.join(efi, vendor, "grub.cfg")
+        # Each vendor directory of the ESP (at most LINUX_MAX_ENTRIES are looked at).
+        for vendor in config_files(tree, efi, lambda name: True):
+            path = posixpath.join(vendor, "grub.cfg")
             if tree.kind(path) == "file":
                 configs.append(path)
     first: Found | None = None

@@ -81,6 +81,11 @@ class _Interpreter:
         self.commands = 0
         self.items_made = 0
         self.replaced: list[MenuItem] | None = None
+        #: Blocks and files being run, one count across ``source`` and ``if`` nesting.
+        self.depth = 0
+        #: Parsed grubenv files and BLS entry listings by guest path, read once each.
+        self._grubenvs: dict[str, grubenv.GrubEnv | None] = {}
+        self._bls: dict[str, list[tuple[str, str, list[Node], str]]] = {}
 
     # -- files ---------------------------------------------------------------------------
     def guest_path(self, grub_path: str) -> str:
@@ -103,10 +108,21 @@ class _Interpreter:
         self.result.problems.extend(script.problems)
         saved = self.env.get("config_directory")
         self.env["config_directory"] = posixpath.dirname(path)
-        self.run(script.nodes, menu, path)
+        self.enter(self.tree.where(path), None)
+        try:
+            self.run(script.nodes, menu, path)
+        finally:
+            self.depth -= 1
         if saved is not None:
             self.env["config_directory"] = saved
         return True
+
+    def enter(self, where: str, offset: int | None) -> None:
+        """One level deeper into a file, an ``if`` or a submenu: the levels of every
+        ``source``d file and block count together (the caller steps back out)."""
+        limits.enforce(self.depth + 1, "BOOT_MAX_NESTING", where, "GRUB script", offset,
+                       "nested blocks and files")
+        self.depth += 1
 
     # -- expansion -----------------------------------------------------------------------
     def expand(self, word: Word, where: str) -> str:
@@ -142,10 +158,14 @@ class _Interpreter:
         return status
 
     def run_if(self, node: If, menu: list[MenuItem], where: str) -> bool:
-        for cond, body in node.arms:
-            if self.run(cond, menu, where):
-                return self.run(body, menu, where)
-        return self.run(node.otherwise, menu, where)
+        self.enter(where, node.offset)
+        try:
+            for cond, body in node.arms:
+                if self.run(cond, menu, where):
+                    return self.run(body, menu, where)
+            return self.run(node.otherwise, menu, where)
+        finally:
+            self.depth -= 1
 
     def block(self, node: Block, menu: list[MenuItem], where: str) -> None:
         if node.kind == "function":
@@ -158,7 +178,11 @@ class _Interpreter:
         item = MenuItem(title, item_id, rest, node.body, source=where)
         if node.kind == "submenu":
             item.children = []
-            self.run(node.body, item.children, where)
+            self.enter(where, node.offset)
+            try:
+                self.run(node.body, item.children, where)
+            finally:
+                self.depth -= 1
         menu.append(item)
 
     def command(self, argv: list[str], menu: list[MenuItem], where: str) -> bool:
@@ -233,36 +257,55 @@ class _Interpreter:
             elif not args[i].startswith("-"):
                 names.append(args[i])
             i += 1
-        env = read_grubenv(self.tree, self.guest_path(path))
+        guest = self.guest_path(path)
+        if guest not in self._grubenvs:
+            self._grubenvs[guest] = read_grubenv(self.tree, guest)
+            found = self._grubenvs[guest]
+            if found is not None:
+                self.result.problems.extend(found.problems)
+        env = self._grubenvs[guest]
         if env is None:
             return
-        self.result.problems.extend(env.problems)
         for key, value in env.variables.items():
             if not names or key in names:
                 self.env[key] = value
 
     def blscfg(self, menu: list[MenuItem], where: str) -> None:
         directory = self.guest_path(self.env.get("blsdir") or "/loader/entries")
+        if directory not in self._bls:
+            self._bls[directory] = self._read_bls(directory)
+        for title, entry_id, nodes, source in self._bls[directory]:
+            self.items_made += 1
+            limits.enforce(self.items_made, "BOOT_MAX_MENU_ENTRIES", where, "GRUB menu",
+                           None, "menu entries")
+            menu.append(MenuItem(title, entry_id, [], nodes, source=source))
+
+    def _read_bls(self, directory: str) -> list[tuple[str, str, list[Node], str]]:
+        """The menu entries (title, id, body, source) of the BLS entries in
+        ``directory``, their problems reported once."""
+        found: list[tuple[str, str, list[Node], str]] = []
         for entry in bls.read_entries(self.tree, directory):
             linux = entry.first("linux")
             if linux is None:
                 continue
-            self.items_made += 1
-            limits.enforce(self.items_made, "BOOT_MAX_MENU_ENTRIES", where, "GRUB menu",
-                           None, "menu entries")
             options = entry.first("options") or ""
             source = f"linux {linux} {options}\n"
             script = grubscript.parse(source, self.tree.where(entry.path))
             self.result.problems.extend(script.problems)
             title = entry.first("title") or entry.id
-            menu.append(MenuItem(title, entry.id, [], script.nodes,
-                                 source=self.tree.where(entry.path)))
+            found.append((title, entry.id, script.nodes, self.tree.where(entry.path)))
+            limits.enforce(len(found), "BOOT_MAX_MENU_ENTRIES", self.tree.where(directory),
+                           "GRUB menu", None, "menu entries")
+        return found
 
     # -- [ / test ------------------------------------------------------------------------
     def test(self, args: list[str]) -> bool:
         """GRUB's ``test`` for one expression (grub-core/commands/test.c)."""
-        if args[:1] == ["!"]:
-            return not self.test(args[1:])
+        bangs = 0
+        while bangs < len(args) and args[bangs] == "!":
+            bangs += 1
+        if bangs:
+            return self.test(args[bangs:]) != (bangs % 2 == 1)
         if len(args) == 1:
             return args[0] != ""
         if len(args) == 2:
@@ -299,16 +342,26 @@ class _Interpreter:
     def boot_entry(self, item: MenuItem, path: list[str]) -> BootEntry:
         """Run ``item``'s body as GRUB runs it when chosen: its ``linux`` line."""
         saved = dict(self.env)
+        # A configfile or source the body runs leaves neither the menu replaced for the
+        # entries after it nor its files among those the menu was read from.
+        saved_replaced, files = self.replaced, len(self.result.files)
+        self.replaced = None
         self.env.update({str(i + 1): a for i, a in enumerate(item.args)})
         loader = _Loader()
-        self._run_body(item.body, loader, item.source)
-        self.env = saved
+        try:
+            self._run_body(item.body, loader, item.source)
+        finally:
+            self.env = saved
+            self.replaced = saved_replaced
+            del self.result.files[files:]
         kernel = loader.kernel
         return BootEntry(item.title, item.id, strip_device(kernel) if kernel else None,
                          loader.cmdline, None, path)
 
     def _run_body(self, nodes: list[Node], loader: _Loader, where: str) -> None:
         for node in nodes:
+            if self.replaced is not None:
+                return      # configfile showed another menu: GRUB does not come back
             self.commands += 1
             limits.enforce(self.commands, "BOOT_MAX_COMMANDS", where, "GRUB script",
                            node.offset, "commands run")
@@ -321,12 +374,16 @@ class _Interpreter:
                 else:
                     self.command(argv, [], where)
             elif isinstance(node, If):
-                for cond, body in node.arms:
-                    if self.run(cond, [], where):
-                        self._run_body(body, loader, where)
-                        break
-                else:
-                    self._run_body(node.otherwise, loader, where)
+                self.enter(where, node.offset)
+                try:
+                    for cond, body in node.arms:
+                        if self.run(cond, [], where):
+                            self._run_body(body, loader, where)
+                            break
+                    else:
+                        self._run_body(node.otherwise, loader, where)
+                finally:
+                    self.depth -= 1
 
 
 @dataclass
@@ -372,9 +429,17 @@ def _menu_options(args: list[str]) -> tuple[str, str, list[str]]:
     return title, item_id if item_id is not None else title, rest
 
 
+#: What a number of more digits than any 64-bit value has reads as: out of range.
+_MAX_DIGITS = 20
+_OUT_OF_RANGE = 1 << 64
+
+
 def _leading_int(text: str) -> int:
-    m = re.match(r"\s*(-?\d+)", text)
-    return int(m[1]) if m else 0
+    m = re.match(r"\s*(-?)([0-9]+)", text)
+    if m is None:
+        return 0
+    value = int(m[2]) if len(m[2]) <= _MAX_DIGITS else _OUT_OF_RANGE
+    return -value if m[1] else value
 
 
 def read_grubenv(tree: GuestTree, path: str) -> grubenv.GrubEnv | None:
@@ -458,11 +523,13 @@ def _entry_number(items: list[MenuItem], spec: str) -> int | None:
 
 
 def _strtoul(text: str) -> int | None:
+    """``text`` as grub_strtoul reads a whole number, None when it is none; one too
+    long for 64 bits is out of range (GRUB's default then falls back to entry 0)."""
     s = text.strip()
     if re.fullmatch(r"0[xX][0-9a-fA-F]+", s):
         return int(s, 16)
     if re.fullmatch(r"0[0-7]*", s):
         return int(s, 8)
     if re.fullmatch(r"[1-9][0-9]*", s):
-        return int(s)
+        return int(s) if len(s) <= _MAX_DIGITS else _OUT_OF_RANGE
     return None

@@ -22,7 +22,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from imgscan.guest.linux.tree import GuestTree
 
-_COMMAND = re.compile(r"^\s*([A-Za-z_]+)(?:[\s=]+(.*?))?\s*$")
+#: A command line once stripped: its name, then blanks or ``=``, then its argument.
+_COMMAND = re.compile(r"([A-Za-z_]+)(?:[\s=]+(.*))?")
 
 
 def entries(tree: GuestTree, config: str, text: str) -> tuple[list[BootEntry], int | None]:
@@ -31,7 +32,7 @@ def entries(tree: GuestTree, config: str, text: str) -> tuple[list[BootEntry], i
     default: str | None = None
     current: BootEntry | None = None
     for line in text.split("\n"):
-        m = _COMMAND.match(line)
+        m = _COMMAND.fullmatch(line.strip())
         if m is None or line.lstrip().startswith("#"):
             continue
         name, arg = m[1].lower(), m[2] or ""
@@ -52,7 +53,8 @@ def entries(tree: GuestTree, config: str, text: str) -> tuple[list[BootEntry], i
         return found, None
     if default == "saved":
         default = _saved(tree, posixpath.dirname(config))
-    number = int(default) if default is not None and default.isdigit() else 0
+    # A number of 10 digits or more is past any menu (and int() refuses 4300 digits).
+    number = int(default) if default is not None and re.fullmatch(r"[0-9]{1,9}", default) else 0
     return found, number if number < len(found) else 0
 
 

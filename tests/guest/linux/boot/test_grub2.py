@@ -91,3 +91,77 @@ def test_doubling_variable_is_bounded(tmp_path: Path) -> None:
     with pytest.raises(LimitExceeded, match="BOOT_MAX_WORD_BYTES"):
         grub2.entries(tree, "/boot/grub/grub.cfg")
     assert limits.BOOT_MAX_WORD_BYTES < 16 << 40
+
+
+# -- hostile input: each would otherwise recurse, raise or repeat without bound ----------
+def test_many_negations_are_counted_not_recursed(tmp_path: Path) -> None:
+    """``[ ! ! ... x ]``: an even count of ``!`` is the plain test, an odd one its negation."""
+    assert _default(tmp_path / "a", "if [ " + "! " * 5000 + "x ]; then set default=2; fi\n") \
+        == ("/boot/vmlinuz-4.0", [])
+    assert _default(tmp_path / "b", "if [ " + "! " * 5001 + "x ]; then set default=2; fi\n") \
+        == ("/boot/vmlinuz-1.0", [])
+
+
+@pytest.mark.parametrize("header", [
+    "set default=" + "9" * 5000 + "\n",           # decimal past int()'s digit limit
+    "set default=" + "1" * 21 + "\n",             # past 64 bits
+    "set default=0x" + "f" * 5000 + "\n",
+], ids=["decimal-5000", "decimal-21", "hex-5000"])
+def test_huge_numbers_are_out_of_range(tmp_path: Path, header: str) -> None:
+    assert _default(tmp_path, header) == ("/boot/vmlinuz-1.0", [])
+
+
+def test_huge_numbers_compare_as_out_of_range(tmp_path: Path) -> None:
+    big = "9" * 5000
+    assert _default(tmp_path / "a", f"if [ {big} -gt 1 ]; then set default=2; fi\n") \
+        == ("/boot/vmlinuz-4.0", [])
+    assert _default(tmp_path / "b", f"if [ -{big} -lt 1 ]; then set default=2; fi\n") \
+        == ("/boot/vmlinuz-4.0", [])
+    # A superscript digit is no digit: the test reads it as 0.
+    assert _default(tmp_path / "c", "if [ \u00b2 -eq 0 ]; then set default=2; fi\n") \
+        == ("/boot/vmlinuz-4.0", [])
+
+
+def test_source_inside_nested_ifs_is_bounded(tmp_path: Path) -> None:
+    """The nesting of ``if`` blocks and of ``source``d files counts as one depth."""
+    depth = limits.BOOT_MAX_NESTING - 1
+    cfg = "if true; then\n" * depth + "source /boot/grub/grub.cfg\n" + "fi\n" * depth
+    tree = guest_tree(tmp_path, {"boot/grub/grub.cfg": cfg})
+    with pytest.raises(LimitExceeded, match="BOOT_MAX_NESTING"):
+        grub2.entries(tree, "/boot/grub/grub.cfg")
+
+
+def test_source_nesting_in_entry_body_is_bounded(tmp_path: Path) -> None:
+    depth = limits.BOOT_MAX_NESTING - 1
+    body = "if true; then\n" * depth + "source /boot/grub/b.cfg\n" + "fi\n" * depth
+    tree = guest_tree(tmp_path, {"boot/grub/grub.cfg": "menuentry a {\n" + body + "}\n",
+                                 "boot/grub/b.cfg": body})
+    with pytest.raises(LimitExceeded, match="BOOT_MAX_NESTING"):
+        grub2.entries(tree, "/boot/grub/grub.cfg")
+
+
+def test_configfile_in_an_entry_body_leaves_later_entries_alone(tmp_path: Path) -> None:
+    cfg = ("set default=1\n"
+           "menuentry a { configfile /boot/grub/o.cfg }\n"
+           "menuentry b { if false; then linux /vmlinuz-9; else linux /vmlinuz-2; fi }\n")
+    tree = guest_tree(tmp_path, {"boot/grub/grub.cfg": cfg,
+                                 "boot/grub/o.cfg": "menuentry o { linux /vmlinuz-o }\n"})
+    result, found, index = grub2.entries(tree, "/boot/grub/grub.cfg")
+    assert index == 1 and found[1].kernel == "/vmlinuz-2"
+    assert found[0].kernel is None
+    assert [f.split(" ")[0] for f in result.files] == ["/boot/grub/grub.cfg"]
+    assert [i.title for i in result.items] == ["a", "b"]
+
+
+def test_grubenv_and_bls_are_read_once(tmp_path: Path) -> None:
+    """Loading a broken grubenv or listing BLS entries many times reports their
+    problems once."""
+    cfg = "load_env\n" * 200 + "blscfg\n" * 3
+    tree = guest_tree(tmp_path, {
+        "boot/grub/grub.cfg": cfg,
+        "boot/grub/grubenv": "# GRUB Environment Block\nsaved_entry=x\n",   # not 1024 bytes
+        "boot/loader/entries/a.conf": "title A\nlinux /vmlinuz-a\noptions 'root=/dev/x\n"})
+    result, found, _ = grub2.entries(tree, "/boot/grub/grub.cfg")
+    assert [e.title for e in found] == ["A"] * 3
+    problems = [str(p) for p in result.problems]
+    assert len(problems) == len(set(problems)) >= 2, problems
