@@ -171,7 +171,8 @@ def on_this_disk(spec: str, ids: DiskIds) -> bool | None:
     return value in ids.lvs
 
 
-def lvm_from_cmdline(args: list[str]) -> bool:
-    """dracut's ``rd.lvm.lv=VG/LV`` (or the older ``rd_LVM_LV=``) names a logical
-    volume to activate: with a ``/dev/dm-N`` root it is how the root is found."""
-    return any(a.startswith(("rd.lvm.lv=", "rd_LVM_LV=")) for a in args)
+def lvm_from_cmdline(names: list[str]) -> bool:
+    """Whether the kernel parameter ``names`` hold dracut's ``rd.lvm.lv`` (or the older
+    ``rd_LVM_LV``), which names a logical volume to activate: with a ``/dev/dm-N`` root
+    it is how the root is found."""
+    return any(name in ("rd.lvm.lv", "rd_LVM_LV") for name in names)

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from imgscan.guest.linux.cmdline import parameters
 from imgscan.guest.linux.devices import classify_spec, lvm_from_cmdline
 
 #: Kernel image names: ``vmlinuz-``, ``vmlinux-``, ``kernel-``, ``bzImage-``, ``Image-``.
@@ -74,14 +75,11 @@ def strip_device(path: str) -> str:
 
 
 def root_spec(cmdline: str | None) -> str | None:
-    """The value of the last ``root=`` on the command line (as the kernel takes it)."""
+    """The value of the last ``root=`` on the command line (as the kernel takes it,
+    double quotes grouping a value with spaces); None without one."""
     if cmdline is None:
         return None
-    found = None
-    for arg in cmdline.split():
-        if arg.startswith("root="):
-            found = arg[len("root="):]
-    return found
+    return parameters(cmdline).get("root") or None
 
 
 def root_device_by(cmdline: str | None) -> str | None:
@@ -91,8 +89,9 @@ def root_device_by(cmdline: str | None) -> str | None:
     ``/dev/dm-0``; None without a command line or any ``root=``."""
     if cmdline is None:
         return None
-    spec = root_spec(cmdline)
+    given = parameters(cmdline)
+    spec = given.get("root") or None
     kind = classify_spec(spec) if spec is not None else None
-    if kind in (None, "device", "other") and lvm_from_cmdline(cmdline.split()):
+    if kind in (None, "device", "other") and lvm_from_cmdline(list(given)):
         return "lvm"
     return kind
