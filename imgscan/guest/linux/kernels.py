@@ -28,17 +28,16 @@ the initramfs next to VirtIO; their states are the extension key ``xen``.
 from __future__ import annotations
 
 import posixpath
-import re
 
 from imgscan import limits
 from imgscan.errors import ImageError
 from imgscan.findings import finding_id
 
 from .initramfs import tree_members
+from .versions import newest_first
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
     from typing import Any
 
     from .tree import GuestTree
@@ -72,20 +71,6 @@ INITRAMFS_NAMES = ("/boot/initrd.img-{v}", "/boot/initramfs-{v}.img", "/boot/ini
                    "/boot/initrd-{v}.img", "/boot/initramfs-{v}")
 MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 
-_VERSION_PART = re.compile(r"\d+|[A-Za-z]+")
-
-
-# -- versions ----------------------------------------------------------------------------
-def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """A sort key for kernel versions: runs of digits compare as numbers and above runs
-    of letters (``5.14.0-362.el9`` after ``5.14.0-70.el9``), punctuation is ignored."""
-    return tuple((1, int(part)) if part.isdigit() else (0, part)
-                 for part in _VERSION_PART.findall(version))
-
-
-def newest_first(versions: Iterable[str]) -> list[str]:
-    """``versions`` from the newest to the oldest by :func:`version_key`."""
-    return sorted(versions, key=version_key, reverse=True)
 
 
 def module_name(path: str) -> str | None:
@@ -196,6 +181,7 @@ def kernel(tree: GuestTree, version: str, image: str) -> dict[str, Any]:
 def kernels(tree: GuestTree) -> tuple[list[dict[str, Any]], str]:
     """Every installed kernel, newest first, and the evidence: where the images are."""
     images = installed(tree)
-    found = [kernel(tree, version, images[version]) for version in newest_first(images)]
-    evidence = ", ".join(tree.where(images[v]) for v in newest_first(images))
+    versions = newest_first(images)
+    found = [kernel(tree, version, images[version]) for version in versions]
+    evidence = ", ".join(tree.where(images[v]) for v in versions)
     return found, evidence or tree.where("/boot")
