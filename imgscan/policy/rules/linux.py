@@ -60,16 +60,13 @@ def _release(lx: Mapping[str, Any]) -> str:
 
 
 def _default_kernel(lx: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The kernel the boot loader starts (the newest installed when that is not known)."""
+    """The kernel the boot loader starts; when that is not known, the newest installed
+    (the inspection lists the kernels newest first)."""
     kernels = lx.get("kernels") or []
-    for k in kernels:
-        if k.get("version") == lx.get("default_kernel"):
-            found: Mapping[str, Any] = k
-            return found
-    if not kernels:
-        return None
-    newest: Mapping[str, Any] = max(kernels, key=lambda k: _version(str(k.get("version"))))
-    return newest
+    found: Mapping[str, Any] | None = next(
+        (k for k in kernels if k.get("version") == lx.get("default_kernel")),
+        kernels[0] if kernels else None)
+    return found
 
 
 @rule("linux-os-supported", "the Linux release is on the cloud's supported list",
