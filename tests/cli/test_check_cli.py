@@ -17,19 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import golden
+from helpers import golden, run_cli
 
 from imgscan.cli import main
 from imgscan.policy import builtin_profiles, load_profile
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = Path(str(resources.files("imgscan") / "samples" / "demo.qcow2"))
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    # From the tests dir: the checkout's uncompiled imgscan/ must not shadow the install.
-    return subprocess.run([sys.executable, "-m", "imgscan", *args], capture_output=True,
-                          text=True, check=False, cwd=HERE)
 
 
 @pytest.fixture(scope="session")

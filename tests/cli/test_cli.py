@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 from oracles import data_zero_runs, needs_qemu, qemu_info, qemu_io, qemu_map, run
 
 from imgscan.cli import main
@@ -18,11 +19,6 @@ SAMPLE = Path(str(resources.files("imgscan") / "samples" / "demo.qcow2"))
 # Child interpreters run from here, not from the checkout, whose uncompiled
 # imgscan/ would shadow the installed package.
 NEUTRAL_CWD = Path(__file__).resolve().parent
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "imgscan", *args], capture_output=True,
-                          text=True, check=False, cwd=NEUTRAL_CWD)
 
 
 def test_demo_runs_on_the_shipped_sample() -> None:

@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from helpers import golden
-
-HERE = Path(__file__).resolve().parent
+from helpers import golden, run_cli
 
 MASKS = (
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "UUID"),
@@ -49,8 +45,7 @@ class Numbering:
 
 
 def run(*args: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "imgscan", *args], capture_output=True,
-                          text=True, check=False, cwd=HERE)
+    proc = run_cli(*args)
     assert proc.returncode in (0, 1), proc.stderr
     return proc.stdout
 

@@ -14,6 +14,8 @@ import lzma
 import os
 import shutil
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +37,13 @@ TESTS = Path(__file__).resolve().parent.parent
 FIXTURES = TESTS / "fixtures"
 GOLDEN = TESTS / "golden"
 
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m imgscan ARGS`` in a child interpreter, run from the tests folder: the
+    checkout's uncompiled imgscan/ must not shadow the installed package."""
+    return subprocess.run([sys.executable, "-m", "imgscan", *args], capture_output=True,
+                          text=True, check=False, cwd=TESTS)
 
 def golden(name: str, text: str) -> None:
     """``text`` equals the golden file ``name``; ``IMGSCAN_UPDATE_GOLDEN=1`` rewrites it."""
