@@ -320,7 +320,8 @@ def _patched_mda(lvm_disk: dict[str, Any], name: str, field_at: int, fmt: str,
     """The disk with one field of both PVs' mda_header (or raw_locn) set to ``value``,
     the header checksum recomputed (lvm's calc_crc) so that the field itself is judged."""
     import struct
-    import zlib
+
+    from helpers.patchers import lvm_calc_crc
     disk = _copy(lvm_disk, name)
     with open(disk, "r+b") as f:
         for start, _ in PARTS:
@@ -328,8 +329,7 @@ def _patched_mda(lvm_disk: dict[str, Any], name: str, field_at: int, fmt: str,
             f.seek(at)
             header = bytearray(f.read(512))
             struct.pack_into("<" + fmt, header, field_at, value)
-            crc = zlib.crc32(bytes(header[4:]), 0xF597A6CF ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
-            struct.pack_into("<I", header, 0, crc)
+            struct.pack_into("<I", header, 0, lvm_calc_crc(bytes(header[4:])))
             f.seek(at)
             f.write(header)
     return disk

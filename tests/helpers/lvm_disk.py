@@ -28,10 +28,11 @@ import os
 import re
 import struct
 import subprocess
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from helpers.patchers import lvm_calc_crc
 
 TOOLS = ("lvm", "losetup", "sfdisk", "mkfs.ext4", "pvck", "cryptsetup")
 
@@ -254,11 +255,6 @@ def build(work: Path) -> dict[str, Any]:
            "files": files}
 
 
-def calc_crc(data: bytes) -> int:
-    """lvm2's ``calc_crc`` (lib/misc/crc.c): CRC-32 from 0xf597a6cf, no final xor."""
-    return zlib.crc32(data, 0xF597A6CF ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
-
-
 def pad_metadata(pv: Path, text_size: int, mda_start: int = 4096) -> None:
     """Grows the committed text of ``pv``'s metadata area to ``text_size`` bytes: its NUL
     and then zeros, so lvm's text is unchanged but every reader checksums ``text_size``
@@ -272,8 +268,8 @@ def pad_metadata(pv: Path, text_size: int, mda_start: int = 4096) -> None:
         text = f.read(size).ljust(text_size, b"\0")
         f.seek(mda_start + offset)
         f.write(text)
-        struct.pack_into("<QI", header, 48, text_size, calc_crc(text))
-        struct.pack_into("<I", header, 0, calc_crc(bytes(header[4:])))
+        struct.pack_into("<QI", header, 48, text_size, lvm_calc_crc(text))
+        struct.pack_into("<I", header, 0, lvm_calc_crc(bytes(header[4:])))
         f.seek(mda_start)
         f.write(header)
 

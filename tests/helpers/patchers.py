@@ -97,3 +97,9 @@ def ntfs_poke(buf: bytearray, record: int, rel: int, value: bytes) -> None:
             buf[record + usa + 2 * (at // 512 + 1) + at % 512 - 510] = byte
         else:
             buf[record + at] = byte
+
+
+def lvm_calc_crc(data: bytes) -> int:
+    """lvm2's ``calc_crc`` (lib/misc/crc.c): CRC-32 seeded 0xf597a6cf, no final xor;
+    reseals a PV's mda_header or metadata text after an edit."""
+    return zlib.crc32(data, 0xF597A6CF ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
