@@ -28,6 +28,10 @@ FLAT_COLUMNS = (
 )
 _FAILED_RULES = ("(SELECT group_concat(rule_id, ' ') FROM (SELECT rule_id FROM rules "
                  "WHERE image_id = images.id AND status = 'fail' ORDER BY rule_id))")
+#: The guest OS an image holds, for the report: the Windows product or the Linux release.
+_OS = ("coalesce(json_extract(images.info_json, '$.windows.product_name'), "
+       "json_extract(images.info_json, '$.linux.pretty_name'), "
+       "json_extract(images.info_json, '$.linux.distro'))")
 _FLAT_SELECT = ", ".join(_FAILED_RULES + " AS failed_rules" if c == "failed_rules"
                          else f"images.{c}" for c in FLAT_COLUMNS)
 
@@ -71,7 +75,7 @@ class CatalogQueries(CatalogFile):
     """The query side of a catalog (see the module docstring)."""
 
     @contextlib.contextmanager
-    def _snapshot(self) -> Iterator[None]:
+    def snapshot(self) -> Iterator[None]:
         """One read transaction around several queries: a scan writing meanwhile
         cannot make their counts disagree."""
         if self._db.in_transaction:     # our own write batch: already one snapshot
@@ -94,7 +98,7 @@ class CatalogQueries(CatalogFile):
         counts the images read (``unchecked``: read without a profile);
         ``rules`` maps each rule id to its result counts by status.
         """
-        with self._snapshot():
+        with self.snapshot():
             return self._stats()
 
     def _stats(self) -> dict[str, Any]:
@@ -171,6 +175,39 @@ class CatalogQueries(CatalogFile):
                     "ORDER BY rule_id", (image_id,))]
             yield doc
 
+    def report_rows(self, filters: Filters | None = None) -> Iterator[dict[str, Any]]:
+        """The selected images for the HTML report, by path: the flat columns, plus
+        ``os`` and ``allocated_size`` (read from the info object by SQLite), and
+        ``detail``: the info and check objects without what differs between copies
+        of one image (path, file and allocated size), as one JSON text ``[info,
+        check]`` (check null without a profile; detail null without info).
+
+        Copies of an image have equal ``detail`` texts: the report parses and
+        shows each distinct one once, however many images share it.
+        """
+        where, params = (filters or Filters()).where()
+        cur = self._db.execute(
+            f"SELECT {_FLAT_SELECT}, {_OS} AS os, "
+            "json_extract(images.info_json, '$.allocated_size'), "
+            "CASE WHEN images.info_json IS NOT NULL THEN '[' || json_remove("
+            "images.info_json, '$.path', '$.file_size', '$.allocated_size') || ',' || "
+            "coalesce(json_remove(images.check_json, '$.path'), 'null') || ']' END "
+            f"FROM images WHERE {where} ORDER BY path", params)
+        names = (*FLAT_COLUMNS, "os", "allocated_size", "detail")
+        for row in cur:
+            yield dict(zip(names, row, strict=True))
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every scan, newest first, with ``new``: the images it saw first."""
+        cur = self._db.execute(
+            "SELECT scans.*, (SELECT count(*) FROM images WHERE first_seen_scan = scans.id) "
+            "AS new FROM scans ORDER BY id DESC")
+        names = [d[0] for d in cur.description]
+        scans = [dict(zip(names, row, strict=True)) for row in cur]
+        for scan in scans:
+            scan["roots"] = json.loads(scan["roots"])
+        return scans
+
     def duplicates(self, min_shared: float = 0.5) -> dict[str, Any]:
         """Images with the same content, and pairs sharing most of their chunks.
 
@@ -180,7 +217,7 @@ class CatalogQueries(CatalogFile):
         ``min_shared`` of the smaller set (``shared / min(a, b)``): one base
         image copied under several names and then changed a little.
         """
-        with self._snapshot():
+        with self.snapshot():
             return self._duplicates(min_shared)
 
     def _duplicates(self, min_shared: float) -> dict[str, Any]:
