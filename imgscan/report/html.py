@@ -9,9 +9,10 @@ message, evidence and remedy, grouped by what the owner must change.
 Self-contained: the style sheet, the script and the charts are inline; the
 page requests nothing. It reads without JavaScript: the tables and charts are
 HTML and SVG, and a bar links to the image table filtered by CSS alone (the
-link's target is an empty element before the table, and ``:target ~ table``
-hides the other rows); the script only adds sorting, a text filter and
-folding. Printable and narrow-window friendly through the style sheet.
+link's target is an empty element before the table, and ``:target ~`` rules
+show only the rows of that class, see :func:`_filter_css`); the script only
+adds sorting, a text filter and folding. Printable and narrow-window friendly
+through the style sheet.
 
 Escaping: every string an image supplies (paths, labels, registry values,
 hostnames, messages quoting them) reaches the page through Jinja2 with
@@ -24,11 +25,14 @@ Charts are SVG written by the template from the counts (horizontal bars: a
 rect and two texts each): a plotting library would add a large dependency for
 that, write bigger files and hide the text alternatives we need.
 
-Size: the detail of an image is shared by its copies. A library is mostly
-copies of a few images (one base image under many names); the rows differ in
-path and file sizes, and their facts, findings and rule results are shown once
-per distinct content (:meth:`CatalogQueries.report_rows`, ``detail``) and
-linked from each row, which the script opens in place.
+Size and speed: the detail of an image is shared by its copies. A library is
+mostly copies of a few images (one base image under many names) whose info and
+check objects differ in the path alone; their facts, findings and rule results
+are parsed and written once per distinct content
+(:meth:`CatalogQueries.report_rows`, ``detail``) and linked from each row,
+which the script unfolds in place. The image table has a fixed layout and its
+rows no optional end tags: 10,000 rows make a page of a few MiB that Chromium
+lays out once, not once per batch of rows parsed.
 """
 
 from __future__ import annotations
@@ -72,8 +76,10 @@ OUTCOMES = ("error", "fail", "warn", "unchecked", "pass")
 #: A symbol beside each outcome and rule status, so that colour never carries it alone.
 SYMBOLS = {"error": "\u2298", "fail": "\u2717", "warn": "!", "unknown": "?",
            "manual": "\u270e", "unchecked": "\u2013", "pass": "\u2713", "missing": "\u2205"}
-#: Facts a row shows itself (they differ between copies of one image).
-PER_FILE_FACTS = ("file size", "allocated")
+#: Members of a same-content group, and near-duplicate pairs, listed by name; the
+#: rest are counted (a group links to the table filtered to all its images).
+MEMBERS_SHOWN = 5
+PAIRS_SHOWN = 100
 
 
 @dataclass(slots=True)
@@ -81,14 +87,20 @@ class Detail:
     """Facts, findings and rule results shared by the images of one content."""
 
     n: int
+    #: Images sharing it, and those of them present (not missing: the counts' images).
     count: int = 0
+    present: int = 0
+    os: str | None = None
     facts: list[tuple[str, str]] = field(default_factory=list)
     findings: list[Mapping[str, Any]] = field(default_factory=list)
     profile: str | None = None
     verdict: str | None = None
     #: (subject title, its rules worst first), the subjects with a failed rule first.
     groups: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
-    statuses: list[str] = field(default_factory=list)
+    #: The rules that failed, by id (the table's "failed rules"), and the row classes
+    #: naming them for the filters (``" f0 f3"``, set by :meth:`Report.render`).
+    failed: list[str] = field(default_factory=list)
+    classes: str = ""
 
 
 @dataclass(slots=True)
@@ -99,17 +111,14 @@ class Row:
     path: str
     status: str
     outcome: str
-    format: str | None = None
-    virtual_size: int | None = None
-    size: int | None = None
-    allocated_size: int | None = None
-    boot_mode: str | None = None
-    os: str | None = None
-    failed: list[str] = field(default_factory=list)
-    error: dict[str, Any] | None = None
-    fingerprint: str | None = None
-    scanned_at: str | None = None
-    detail: Detail | None = None
+    format: str | None
+    virtual_size: int | None
+    size: int | None
+    boot_mode: str | None
+    error: dict[str, Any] | None
+    detail: Detail | None
+    #: The same-content group the image belongs to (its index), if any.
+    group: int | None = None
 
 
 class Report:
@@ -127,18 +136,23 @@ class Report:
         self.by_os: Counter[str] = Counter()
         self.by_size: Counter[str] = Counter()
         self.errors_by_type: Counter[str] = Counter()
-        self.rules: dict[str, Counter[str]] = {}
         self.history: list[dict[str, Any]] = []
         self.duplicates: dict[str, Any] | None = None
         self.filters: list[str] = []
+        self.fingerprinted = 0
 
     def add(self, row: Mapping[str, Any]) -> None:
-        """One image: the columns of :meth:`CatalogQueries.report_rows` (``detail`` the
-        JSON text of ``[info, check]`` without path and file sizes, or None)."""
+        """One image: the columns of :meth:`CatalogQueries.report_rows`."""
         status = row["status"]
         self.by_status[status] += 1
-        detail = self._detail(row["detail"]) if row.get("detail") else None
-        failed = row["failed_rules"].split() if row["failed_rules"] else []
+        text = row["detail"]
+        detail = None
+        if text is not None:
+            detail = self.details.get(text)
+            if detail is None:
+                info, check = json.loads(text)
+                detail = self.details[text] = _make_detail(len(self.details), info, check)
+            detail.count += 1
         error = None
         if row["error_type"] is not None:
             outcome = "error"
@@ -146,34 +160,36 @@ class Report:
                      "offset": row["error_offset"], "message": row["error_message"]}
         else:
             outcome = row["verdict"] or "unchecked"
+        fmt = row["format"]
         if status == "scanned":
             self.by_verdict[outcome] += 1
-            self.by_format[row["format"] or "unknown"] += 1
+            self.by_format[fmt or "unknown"] += 1
             self.by_boot_mode[row["boot_mode"] or "unknown"] += 1
-            self.by_os[row["os"] or "none found"] += 1
+            self.by_os[(detail and detail.os) or "none found"] += 1
             self.by_size[_size_class(row["virtual_size"])] += 1
         elif status == "error":
             self.errors_by_type[row["error_type"] or "unknown"] += 1
         if detail is not None and status != "missing":
-            for rule_id, rule_status in zip(_rule_ids(detail), detail.statuses, strict=True):
-                self.rules.setdefault(rule_id, Counter())[rule_status] += 1
-        self.rows.append(Row(
-            n=len(self.rows), path=row["path"], status=status, outcome=outcome,
-            format=(row["format"] or None) and row["format"] + (
-                f" {row['subformat']}" if row.get("subformat") else ""),
-            virtual_size=row["virtual_size"], size=row["size"],
-            allocated_size=row.get("allocated_size"), boot_mode=row["boot_mode"],
-            os=row.get("os"), failed=failed, error=error, fingerprint=row.get("fingerprint"),
-            scanned_at=row.get("scanned_at"), detail=detail))
+            detail.present += 1
+        if row["fingerprint"]:
+            self.fingerprinted += 1
+        if fmt and row["subformat"]:
+            fmt = f"{fmt} {row['subformat']}"
+        self.rows.append(Row(len(self.rows), row["path"], status, outcome, fmt,
+                             row["virtual_size"], row["size"], row["boot_mode"], error,
+                             detail))
 
-    def _detail(self, text: str) -> Detail:
-        """The shared detail of ``text``, parsed the first time it is seen."""
-        detail = self.details.get(text)
-        if detail is None:
-            info, check = json.loads(text)
-            detail = self.details[text] = _make_detail(len(self.details), info, check)
-        detail.count += 1
-        return detail
+    def rules(self) -> dict[str, Counter[str]]:
+        """Each rule id's results by status over the images present (missing ones are
+        history), as ``catalog stats`` counts them."""
+        rules: dict[str, Counter[str]] = {}
+        for detail in self.details.values():
+            if detail.present:
+                for _, results in detail.groups:
+                    for rule in results:
+                        rules.setdefault(rule["id"], Counter())[rule["status"]] += \
+                            detail.present
+        return rules
 
     def render(self) -> str:
         """The page, as one string."""
@@ -182,16 +198,26 @@ class Report:
             autoescape=True, trim_blocks=True, lstrip_blocks=True,
             undefined=jinja2.StrictUndefined)
         env.filters["size"] = _short_size
-        env.filters["exact_size"] = human_size
         env.filters["value"] = _value
-        rule_ids = sorted(self.rules, key=lambda r: (-self.rules[r]["fail"], r))
-        for row in self.rows:   # a rule failed only by missing images still gets an index
-            rule_ids += [r for r in row.failed if r not in self.rules and r not in rule_ids]
-        style = _resource("report.css") + _filter_css(len(rule_ids))
+        rules = self.rules()
+        rule_ids = sorted(rules, key=lambda r: (-rules[r]["fail"], r))
+        for detail in self.details.values():  # a rule failed by missing images only
+            rule_ids += [r for r in detail.failed if r not in rules and r not in rule_ids]
+        rule_index = {r: i for i, r in enumerate(rule_ids)}
+        for detail in self.details.values():
+            detail.classes = "".join(f" f{rule_index[r]}" for r in detail.failed)
+        groups = (self.duplicates or {}).get("groups", [])
+        row_of = {row.path: row for row in self.rows}
+        for k, group in enumerate(groups):
+            for member in group["images"]:
+                if member["path"] in row_of:
+                    row_of[member["path"]].group = k
+        style = _resource("report.css") + _filter_css(len(rule_ids), len(groups)) \
+            + f".scroll.rows{{contain-intrinsic-size:auto {2 * len(self.rows) + 4}em}}\n"
         script = _resource("report.js")
         charts = {
-            "rules": [(r, self.rules[r]["fail"], f"#f{i}", "c-fail")
-                      for i, r in enumerate(rule_ids) if r in self.rules and self.rules[r]["fail"]],
+            "rules": [(r, rules[r]["fail"], f"#f{i}", "c-fail")
+                      for i, r in enumerate(rule_ids) if r in rules and rules[r]["fail"]],
             "format": _items(self.by_format), "boot": _items(self.by_boot_mode),
             "os": _items(self.by_os),
             "size": [(label, self.by_size[label], None, "")
@@ -199,12 +225,12 @@ class Report:
                      if self.by_size[label]],
         }
         return env.get_template("report.html.j2").render(
-            r=self, rule_ids=rule_ids, rule_index={r: i for i, r in enumerate(rule_ids)},
+            r=self, rules=rules, rule_ids=rule_ids, rule_index=rule_index,
             statuses=STATUSES, outcomes=OUTCOMES, symbols=SYMBOLS, charts=charts,
             summaries={r: RULES[r].summary for r in rule_ids if r in RULES},
             details=sorted(self.details.values(), key=lambda d: d.n),
-            row_of={row.path: row.n for row in self.rows},
-            fingerprinted=any(row.fingerprint for row in self.rows),
+            row_of={path: row.n for path, row in row_of.items()},
+            groups=groups, members_shown=MEMBERS_SHOWN, pairs_shown=PAIRS_SHOWN,
             style=markupsafe.Markup(style), style_hash=_csp_hash(style),
             script=markupsafe.Markup(script), script_hash=_csp_hash(script),
             version=__version__,
@@ -215,13 +241,20 @@ def _resource(name: str) -> str:
     return (resources.files("imgscan.report") / "templates" / name).read_text("utf-8")
 
 
-def _filter_css(rules: int) -> str:
+def _filter_css(rules: int, groups: int) -> str:
     """The rules that filter the image table with no script: following a link to
-    ``#v-fail`` (a verdict) or ``#f3`` (the fourth rule) targets an empty element
-    before the table, and these hide the rows without that class."""
-    names = [f"v-{o}" for o in (*OUTCOMES, "missing")] + [f"f{i}" for i in range(rules)]
-    return "".join(f"#{n}:target~.scroll tbody tr:not(.{n}){{display:none}}"
-                   f"#{n}:target~.n-{n}{{display:block}}\n" for n in names)
+    ``#v-fail`` (a verdict), ``#f3`` (the fourth rule) or ``#g2`` (the third
+    same-content group) targets an empty element before the table, and these hide
+    the rows without that class and show the note saying so."""
+    names = [f"v-{o}" for o in (*OUTCOMES, "missing")] + [f"f{i}" for i in range(rules)] \
+        + [f"g{i}" for i in range(groups)]
+    # One rule hides every row while some filter is the target, and one per filter shows
+    # its rows: each of those matches only the rows of its class. (A rule per filter
+    # hiding the rows *without* its class would be tried on every row, and a page of
+    # 10,000 rows would take seconds to style.)
+    return ".anchor:target~.scroll tbody tr{display:none}\n" + "".join(
+        f"#{n}:target~.scroll tbody tr.{n}{{display:table-row}}"
+        f"#{n}:target~.n-{n}{{display:block}}\n" for n in names)
 
 
 def _csp_hash(text: str) -> str:
@@ -236,17 +269,15 @@ def _items(counter: Counter[str]) -> list[tuple[str, int, str | None, str]]:
     return [(label, n, None, "") for label, n in counter.most_common()]
 
 
-def _rule_ids(detail: Detail) -> list[str]:
-    return [rule["id"] for _, rules in detail.groups for rule in rules]
-
-
 def _make_detail(n: int, info: Mapping[str, Any] | None,
                  check: Mapping[str, Any] | None) -> Detail:
     detail = Detail(n)
     if info is not None:
-        facts = info_rows({**info, "file_size": None, "allocated_size": None})
-        detail.facts = [(k, v) for k, v in facts if k not in PER_FILE_FACTS]
+        detail.facts = info_rows(info)
         detail.findings = info.get("findings") or []
+        windows, linux = info.get("windows") or {}, info.get("linux") or {}
+        detail.os = windows.get("product_name") or linux.get("pretty_name") \
+            or linux.get("distro")
     if check is not None:
         detail.profile = check.get("profile")
         detail.verdict = check.get("verdict")
@@ -262,12 +293,13 @@ def _make_detail(n: int, info: Mapping[str, Any] | None,
             return STATUSES.index(rule["status"]) if rule["status"] in STATUSES \
                 else len(STATUSES)
 
-        for rules in groups.values():
-            rules.sort(key=worst)
+        for results in groups.values():
+            results.sort(key=worst)
         detail.groups = sorted(groups.items(), key=lambda g: (
             min(worst(r) for r in g[1]),
             order.index(g[0]) if g[0] in order else len(order)))
-        detail.statuses = [rule["status"] for _, rules in detail.groups for rule in rules]
+        detail.failed = sorted(r["id"] for r in check.get("rules") or []
+                               if r["status"] == "fail")
     return detail
 
 
@@ -310,27 +342,21 @@ def check_report(checks: Iterable[Mapping[str, Any]],
     rows: list[dict[str, Any]] = []
     for check in checks:
         info = check["info"]
-        lx = info.get("linux") or {}
-        shared_info = {k: v for k, v in info.items()
-                       if k not in ("path", "file_size", "allocated_size")}
+        shared_info = {k: v for k, v in info.items() if k != "path"}
         shared_check = {k: v for k, v in check.items() if k not in ("path", "info")}
         rows.append({
             "path": check["path"], "status": "scanned", "format": info["format"],
             "subformat": info.get("subformat"), "virtual_size": info["virtual_size"],
-            "size": info["file_size"], "allocated_size": info["allocated_size"],
-            "boot_mode": info.get("boot_mode"), "verdict": check["verdict"],
-            "failed_rules": " ".join(sorted(r["id"] for r in check["rules"]
-                                            if r["status"] == "fail")),
-            "os": (info.get("windows") or {}).get("product_name")
-            or lx.get("pretty_name") or lx.get("distro"),
-            "error_type": None, "detail": json.dumps([shared_info, shared_check])})
+            "size": info["file_size"], "boot_mode": info.get("boot_mode"),
+            "verdict": check["verdict"], "error_type": None, "fingerprint": None,
+            "detail": json.dumps([shared_info, shared_check])})
     for path, error in errors:
         rows.append({
             "path": path, "status": "error", "format": error.get("format"),
-            "virtual_size": None, "size": None, "boot_mode": None, "verdict": None,
-            "failed_rules": None, "error_type": error["type"],
+            "subformat": None, "virtual_size": None, "size": None, "boot_mode": None,
+            "verdict": None, "error_type": error["type"],
             "error_structure": error.get("structure"), "error_offset": error.get("offset"),
-            "error_message": error.get("message"), "detail": None})
+            "error_message": error.get("message"), "fingerprint": None, "detail": None})
     for row in sorted(rows, key=lambda r: str(r["path"])):
         report.add(row)
     return report.render()

@@ -11,7 +11,8 @@ NetLog (``--log-net-log``): a request the page starts is a
 none and are not the page's. :func:`page_requests` is checked against a page
 that does fetch (tests/report/test_html.py), so that it cannot pass by
 counting nothing. Console messages (a Content-Security-Policy refusal among
-them) come from ``--enable-logging=stderr``.
+them) come from ``--enable-logging=stderr``; :func:`console_errors` is checked
+against a page whose script the policy refuses.
 
 Each call starts one Chromium and waits for it to exit (``--dump-dom`` and
 ``--screenshot`` exit by themselves); one that does not within the timeout is
@@ -20,6 +21,8 @@ killed with its whole process group.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -107,6 +110,17 @@ def page_requests(netlog: Path) -> list[str]:
 
 
 def console_errors(console: str) -> list[str]:
-    """Console lines of the page that report a refused load or a script error."""
+    """The page's console messages (a refused load, a script error): those whose source
+    is a ``file://`` document; Chromium's own pages (``chrome://``) log there too."""
     return [line for line in console.splitlines()
-            if "CONSOLE" in line or "Refused to" in line or "Content Security Policy" in line]
+            if ":CONSOLE" in line and "source: file://" in line]
+
+
+def with_script(html: str, script: str) -> str:
+    """The report ``html`` with ``script`` run after its own (at the end of the body),
+    admitted by adding its hash to the page's Content-Security-Policy."""
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    assert "script-src '" in html and "</body>" in html
+    html = html.replace("script-src '", f"script-src 'sha256-{digest}' '", 1)
+    head, _, tail = html.rpartition("</body>")
+    return f"{head}<script>{script}</script></body>{tail}"

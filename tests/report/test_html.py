@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import pytest
 from helpers import TESTS, MiB, qemu_create, run_cli, sparse_file
-from helpers.browser import chromium, console_errors, needs_chromium
+from helpers.browser import chromium, console_errors, needs_chromium, with_script
 from helpers.scans import INFO_ONLY, scan_result
 from oracles import needs_qemu, qemu_io, run
 
@@ -274,8 +275,42 @@ def test_readable_without_javascript(page: Path, catalog: Path, tmp_path: Path) 
     bare.write_text(html[:start] + html[end:], encoding="utf-8")
     dom = _open(bare, tmp_path)
     assert dom.tags["button"] == 0 and dom.tags["script"] == 0
+    # a row's detail link leads to the shared detail, which the browser unfolds
+    link = re.search(r'<a class=shared href=#(d\d+)>', html)
+    assert link
+    result = chromium(bare.resolve().as_uri() + "#" + link.group(1), tmp_path, "--dump-dom")
+    opened = re.findall(r'<details class="shared"( open="")?><summary>.*?</summary>\s*'
+                        r'<div class="body" id="(d\d+)">', result.stdout, re.S)
+    assert [d for is_open, d in opened if is_open] == [link.group(1)], opened
     assert sorted(dom.rows.values()) == sorted(_listed(catalog))
     assert dom.counts["verdict-fail"] > 0
+
+
+#: Clicks the header of the virtual-size column twice (descending), then the first
+#: row's detail link; records the order of the rows' sizes.
+CLICKS = ("var t=document.getElementById('image-table');"
+          "var b=t.tHead.rows[0].cells[2].querySelector('button');b.click();b.click();"
+          "t.tBodies[0].rows[0].querySelector('a.shared').click();"
+          "document.body.setAttribute('data-sizes',Array.prototype.map.call("
+          "t.querySelectorAll('tbody tr[id]'),function(r){return r.cells[2]"
+          ".getAttribute('data-v')}).join(' '))")
+
+
+def test_script_sorts_and_unfolds(page: Path, catalog: Path, tmp_path: Path) -> None:
+    """The script's sorting (by the virtual-size header) and folding (a row's detail
+    link copies the shared detail under the row)."""
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(with_script(page.read_text(encoding="utf-8"), CLICKS),
+                       encoding="utf-8")
+    result = chromium(clicked, tmp_path, "--dump-dom")
+    assert console_errors(result.console) == []
+    found = re.search(r'data-sizes="([-0-9 ]+)"', result.stdout)
+    assert found
+    sizes = [int(v) for v in found.group(1).split()]
+    assert sizes == sorted(sizes, reverse=True) and len(sizes) == len(_listed(catalog))
+    unfolded = re.search(r'<tr class="unfolded"><td colspan="9"><div class="body">(.*?)'
+                         r'</div></td></tr>', result.stdout, re.S)
+    assert unfolded and "<h4>Facts</h4>" in unfolded.group(1)
 
 
 def test_filters_select_as_catalog_list(catalog: Path, tmp_path: Path) -> None:
@@ -293,7 +328,7 @@ def test_screenshot_is_not_blank(page: Path, tmp_path: Path) -> None:
     from PIL import Image
 
     shot = tmp_path / "report.png"
-    result = chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1000,1250")
+    result = chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1000,1500")
     assert result.requests == []
     with Image.open(shot) as im:
         rgb = im.convert("RGB")
@@ -305,8 +340,10 @@ def test_screenshot_is_not_blank(page: Path, tmp_path: Path) -> None:
         assert any(n > 500 for n, c in colours if c == (0xD5, 0x5E, 0x00))
         if os.environ.get("IMGSCAN_UPDATE_SCREENSHOT") == "1":
             README_SHOT.parent.mkdir(exist_ok=True)
-            small = rgb.resize((rgb.width * 4 // 5, rgb.height * 4 // 5), Image.Resampling.LANCZOS)
-            small.quantize(colors=48).save(README_SHOT, optimize=True)
+            small = rgb.resize((rgb.width * 3 // 4, rgb.height * 3 // 4),
+                               Image.Resampling.LANCZOS)
+            small.quantize(colors=64, method=Image.Quantize.FASTOCTREE).save(
+                README_SHOT, optimize=True)
 
 
 def test_network_requests_are_counted(tmp_path: Path) -> None:
@@ -318,6 +355,16 @@ def test_network_requests_are_counted(tmp_path: Path) -> None:
     result = chromium(probe, tmp_path, "--dump-dom")
     assert sorted(result.requests) == ["http://imgscan-probe.invalid/a.png",
                                        "https://imgscan-probe.invalid/b.css"]
+
+
+def test_console_errors_are_seen(tmp_path: Path) -> None:
+    """The console check above cannot pass by reading nothing: a script the page's
+    Content-Security-Policy refuses is reported."""
+    page = tmp_path / "refused.html"
+    page.write_text("<!DOCTYPE html><meta http-equiv=\"Content-Security-Policy\" "
+                    "content=\"default-src 'none'\"><script>document.title='ran'</script>")
+    result = chromium(page, tmp_path, "--dump-dom")
+    assert any("Content Security Policy" in line for line in console_errors(result.console))
 
 
 def test_check_html(library: dict[str, tuple[Path, str | None]], tmp_path: Path) -> None:
@@ -353,3 +400,16 @@ def test_info_and_check_do_not_import_jinja2(library: dict[str, tuple[Path, str 
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False, cwd=TESTS)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_without_jinja2_says_what_to_install(catalog: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    code = ("import sys\n"
+            "sys.modules['jinja2'] = None  # as if not installed\n"
+            "from imgscan.cli import main\n"
+            f"sys.exit(main(['report', '--catalog', {str(catalog)!r}, '-o', {str(out)!r}]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, cwd=TESTS)
+    assert proc.returncode == 2
+    assert "pip install 'imgscan[html]'" in proc.stderr
+    assert not out.exists()

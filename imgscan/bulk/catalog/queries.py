@@ -28,12 +28,13 @@ FLAT_COLUMNS = (
 )
 _FAILED_RULES = ("(SELECT group_concat(rule_id, ' ') FROM (SELECT rule_id FROM rules "
                  "WHERE image_id = images.id AND status = 'fail' ORDER BY rule_id))")
-#: The guest OS an image holds, for the report: the Windows product or the Linux release.
-_OS = ("coalesce(json_extract(images.info_json, '$.windows.product_name'), "
-       "json_extract(images.info_json, '$.linux.pretty_name'), "
-       "json_extract(images.info_json, '$.linux.distro'))")
 _FLAT_SELECT = ", ".join(_FAILED_RULES + " AS failed_rules" if c == "failed_rules"
                          else f"images.{c}" for c in FLAT_COLUMNS)
+#: The columns of :meth:`CatalogQueries.report_rows`.
+REPORT_COLUMNS = (
+    "path", "status", "format", "subformat", "virtual_size", "size", "boot_mode", "verdict",
+    "error_type", "error_structure", "error_offset", "error_message", "fingerprint", "detail",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,26 +177,23 @@ class CatalogQueries(CatalogFile):
             yield doc
 
     def report_rows(self, filters: Filters | None = None) -> Iterator[dict[str, Any]]:
-        """The selected images for the HTML report, by path: the flat columns, plus
-        ``os`` and ``allocated_size`` (read from the info object by SQLite), and
-        ``detail``: the info and check objects without what differs between copies
-        of one image (path, file and allocated size), as one JSON text ``[info,
-        check]`` (check null without a profile; detail null without info).
+        """The selected images for the HTML report, by path: :data:`REPORT_COLUMNS`.
 
-        Copies of an image have equal ``detail`` texts: the report parses and
-        shows each distinct one once, however many images share it.
+        ``detail`` is the JSON text ``[info, check]`` (check null without a
+        profile; detail null without info) without the path, which is all that
+        differs between copies of one image: the report parses each distinct
+        text once, however many images share it, and takes the failed rules from
+        its check (the ``rules`` rows are written from it).
         """
         where, params = (filters or Filters()).where()
+        columns = ", ".join(f"images.{c}" for c in REPORT_COLUMNS[:-1])
         cur = self._db.execute(
-            f"SELECT {_FLAT_SELECT}, {_OS} AS os, "
-            "json_extract(images.info_json, '$.allocated_size'), "
-            "CASE WHEN images.info_json IS NOT NULL THEN '[' || json_remove("
-            "images.info_json, '$.path', '$.file_size', '$.allocated_size') || ',' || "
+            f"SELECT {columns}, CASE WHEN images.info_json IS NOT NULL THEN '[' || "
+            "json_remove(images.info_json, '$.path') || ',' || "
             "coalesce(json_remove(images.check_json, '$.path'), 'null') || ']' END "
             f"FROM images WHERE {where} ORDER BY path", params)
-        names = (*FLAT_COLUMNS, "os", "allocated_size", "detail")
         for row in cur:
-            yield dict(zip(names, row, strict=True))
+            yield dict(zip(REPORT_COLUMNS, row, strict=True))
 
     def history(self) -> list[dict[str, Any]]:
         """Every scan, newest first, with ``new``: the images it saw first."""

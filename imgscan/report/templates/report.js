@@ -15,6 +15,7 @@
     th.textContent = "";
     th.appendChild(button);
     button.addEventListener("click", function () {
+      rows.forEach(function (tr) { fold(tr, false); });
       var up = th.getAttribute("aria-sort") !== "ascending";
       Array.prototype.forEach.call(table.tHead.rows[0].cells, function (other) {
         other.removeAttribute("aria-sort");
@@ -67,25 +68,38 @@
     button.textContent = b[0];
     button.addEventListener("click", function () {
       rows.forEach(function (tr) {
-        if (!tr.hidden && tr.offsetParent !== null) {
-          var d = tr.querySelector("details");
-          if (d) { d.open = b[1]; }
-        }
+        if (!tr.hidden && tr.offsetParent !== null) { fold(tr, b[1]); }
       });
     });
     tools.appendChild(button);
   });
 
   /* An image's facts, findings and rules are shared by its copies and written once
-     (section "Image details"); opening a row shows them in place. */
-  table.addEventListener("toggle", function (e) {
-    var d = e.target;
-    if (!d.open || d.getAttribute("data-filled")) { return; }
-    d.setAttribute("data-filled", "1");
-    var link = d.querySelector("a.shared");
-    if (!link) { return; }
+     (section "Image details"); a row's "detail" link unfolds them under the row
+     (a copy), and folds them again. Without this script the link leads there. */
+  function fold(tr, open) {
+    var link = tr.querySelector("a.shared");
+    var next = tr.nextElementSibling;
+    var unfolded = next !== null && next.classList.contains("unfolded");
+    if (!link || unfolded === open) { return; }
+    link.setAttribute("aria-expanded", String(open));
+    if (!open) { next.parentNode.removeChild(next); return; }
     var shared = document.getElementById(link.getAttribute("href").slice(1));
-    var part = shared && shared.querySelector(".body");
-    if (part) { d.appendChild(part.cloneNode(true)); }
-  }, true);
+    var row = document.createElement("tr");
+    row.className = "unfolded";
+    var cell = row.insertCell(0);
+    cell.colSpan = tr.cells.length;
+    var copy = shared.cloneNode(true);
+    copy.removeAttribute("id");
+    cell.appendChild(copy);
+    tr.parentNode.insertBefore(row, tr.nextSibling);
+  }
+  body.addEventListener("click", function (e) {
+    var link = e.target.closest && e.target.closest("a.shared");
+    if (!link) { return; }
+    e.preventDefault();
+    var tr = link.closest("tr");
+    var next = tr.nextElementSibling;
+    fold(tr, !(next !== null && next.classList.contains("unfolded")));
+  });
 }());
