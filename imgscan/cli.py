@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
         "scan", help="scan directories of images in parallel, optionally into a catalog"))
     _catalog_arguments(sub.add_parser("catalog", help="query a scan catalog"))
     _report_arguments(sub.add_parser(
-        "report", help="write one self-contained HTML page of a scan catalog"))
+        "report", parents=list(_catalog_parents()),
+        help="write one self-contained HTML page of a scan catalog"))
     _fingerprint_arguments(sub.add_parser(
         "fingerprint", help="content fingerprint of each image's guest-visible disk"))
     _files_arguments(sub)
@@ -425,13 +426,10 @@ def _catalog(args: argparse.Namespace) -> int:
 
 # -- report --------------------------------------------------------------------
 def _report_arguments(p: argparse.ArgumentParser) -> None:
-    common, filters = _catalog_parents()
+    """``--catalog`` and the filters come from :func:`_catalog_parents`."""
     p.description = ("One self-contained HTML page of a scan's catalog: verdicts, failed "
                      "rules, formats, boot modes, history, duplicates, and every image "
                      "with its facts and rule results.")
-    for parent in (common, filters):
-        for action in parent._actions:
-            p._add_action(action)
     p.add_argument("-o", "--output", metavar="FILE", required=True,
                    help="the HTML file to write")
 

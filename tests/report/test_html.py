@@ -29,11 +29,11 @@ import pytest
 from helpers import TESTS, MiB, qemu_create, run_cli, sparse_file
 from helpers.browser import chromium, console_errors, needs_chromium, with_script
 from helpers.scans import INFO_ONLY, scan_result
-from oracles import needs_qemu, qemu_io, run
+from oracles import needs_qemu, needs_sqlite3, qemu_io, run
 
 from imgscan.bulk.catalog import Catalog
 
-pytestmark = [needs_qemu, needs_chromium]
+pytestmark = [needs_qemu, needs_sqlite3, needs_chromium]
 
 #: A directory and file name whose joined path reads as a script element with quotes.
 HOSTILE_DIR = "<script>document.title=\"x'\";<"
@@ -128,6 +128,8 @@ class Dom(HTMLParser):
         self.rules: dict[str, dict[str, int]] = {}
         self.bars: dict[str, int] = {}
         self.rows: dict[str, str] = {}        # row id -> path text
+        self.history: dict[int, dict[str, int]] = {}
+        self._scan: int | None = None
         self.hrefs: list[str] = []
         self.sources: list[str] = []
         self.text: list[str] = []
@@ -154,6 +156,9 @@ class Dom(HTMLParser):
             self._row = str(a["id"])
         if tag == "svg":
             self._chart = str(a.get("aria-labelledby") or "")
+        if tag == "tr" and a.get("data-scan"):
+            self._scan = int(str(a["data-scan"]))
+            self.history[self._scan] = {}
         if tag not in ("br", "meta", "input", "rect", "link"):
             self._stack.append((tag, a))
 
@@ -163,7 +168,7 @@ class Dom(HTMLParser):
             if top == tag:
                 break
         if tag == "tr":
-            self._rule = self._row = None
+            self._rule = self._row = self._scan = None
         if tag == "svg":
             self._chart = None
 
@@ -180,6 +185,8 @@ class Dom(HTMLParser):
             self.rules[self._rule][str(a["data-status"])] = int(data)
         elif self._rule and tag == "a" and self._stack[-2][1].get("data-status"):
             self.rules[self._rule][str(self._stack[-2][1]["data-status"])] = int(data)
+        elif self._scan and a.get("data-k"):
+            self.history[self._scan][str(a["data-k"])] = int(data)
         elif self._row and tag == "td" and a.get("class") == "path":
             self.rows[self._row] = data
         elif self._chart and self._chart.startswith("chart-rules"):
@@ -187,6 +194,11 @@ class Dom(HTMLParser):
                 self._bar = data
             elif tag == "text" and a.get("class") == "num" and self._bar:
                 self.bars[self._bar] = int(data)
+
+
+def sql(db: Path, statement: str) -> list[list[str]]:
+    """Rows the sqlite3 command-line tool prints (``|``-separated columns)."""
+    return [line.split("|") for line in run("sqlite3", db, statement).splitlines()]
 
 
 def _stats(db: Path) -> dict[str, object]:
@@ -244,6 +256,16 @@ def test_counts_rows_and_no_network(catalog: Path, library: dict[str, tuple[Path
     # one row per image present, as `catalog list` lists them
     assert sorted(dom.rows.values()) == sorted(_listed(catalog))
     assert str(library["hostile"][0]) in dom.rows.values()
+    # the scan history, as the sqlite3 tool reads the scans table
+    scans = sql(catalog, "SELECT id, coalesce(scanned, 0) + coalesce(errors, 0), "
+                "(SELECT count(*) FROM images WHERE first_seen_scan = scans.id), unchanged, "
+                "errors, missing FROM scans")
+    assert dom.history == {int(i): {"read": int(read), "new": int(new),
+                                    "changed": max(int(read) - int(new), 0),
+                                    "unchanged": int(unchanged), "errors": int(errors),
+                                    "missing": int(missing)}
+                           for i, read, new, unchanged, errors, missing in scans}
+    assert dom.history[2]["new"] == 1 and dom.history[2]["missing"] == 1
     # self-contained: nothing to fetch, every link inside the page; the script ran
     # (its sort buttons), so the Content-Security-Policy hash admitted it
     assert dom.sources == []
