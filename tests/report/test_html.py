@@ -129,6 +129,8 @@ class Dom(HTMLParser):
         self.bars: dict[str, int] = {}
         self.rows: dict[str, str] = {}        # row id -> path text
         self.history: dict[int, dict[str, int]] = {}
+        self.groups: dict[str, int] = {}       # fingerprint -> images
+        self.pairs: list[list[str]] = []
         self._scan: int | None = None
         self.hrefs: list[str] = []
         self.sources: list[str] = []
@@ -156,6 +158,8 @@ class Dom(HTMLParser):
             self._row = str(a["id"])
         if tag == "svg":
             self._chart = str(a.get("aria-labelledby") or "")
+        if tag == "tr" and a.get("data-pair"):
+            self.pairs.append([])
         if tag == "tr" and a.get("data-scan"):
             self._scan = int(str(a["data-scan"]))
             self.history[self._scan] = {}
@@ -185,6 +189,11 @@ class Dom(HTMLParser):
             self.rules[self._rule][str(a["data-status"])] = int(data)
         elif self._rule and tag == "a" and self._stack[-2][1].get("data-status"):
             self.rules[self._rule][str(self._stack[-2][1]["data-status"])] = int(data)
+        elif a.get("data-group"):
+            self.groups[str(a["data-group"])] = int(data)
+        elif self.pairs and tag in ("a", "span") and a.get("class") == "path" \
+                and any(t == "tr" and "data-pair" in b for t, b in self._stack):
+            self.pairs[-1].append(data)
         elif self._scan and a.get("data-k"):
             self.history[self._scan][str(a["data-k"])] = int(data)
         elif self._row and tag == "td" and a.get("class") == "path":
@@ -256,6 +265,17 @@ def test_counts_rows_and_no_network(catalog: Path, library: dict[str, tuple[Path
     # one row per image present, as `catalog list` lists them
     assert sorted(dom.rows.values()) == sorted(_listed(catalog))
     assert str(library["hostile"][0]) in dom.rows.values()
+    # duplicates, as `catalog duplicates` finds them; qemu-img compare agrees that the
+    # raw and the qcow2 base hold one disk
+    proc = run_cli("catalog", "duplicates", "--json", "--catalog", str(catalog))
+    dups = json.loads(proc.stdout)
+    assert dom.groups == {g["fingerprint"]: g["count"] for g in dups["groups"]}
+    assert dom.pairs == [[p["a"], p["b"]] for p in dups["pairs"]]
+    assert dom.counts["dup-groups"] == len(dups["groups"]) >= 1
+    assert dom.counts["dup-pairs"] == len(dups["pairs"]) >= 1
+    run("qemu-img", "compare", library["base.raw"][0], library["base.qcow2"][0])
+    group = {m["path"] for g in dups["groups"] for m in g["images"]}
+    assert {str(library["base.raw"][0]), str(library["base.qcow2"][0])} <= group
     # the scan history, as the sqlite3 tool reads the scans table
     scans = sql(catalog, "SELECT id, coalesce(scanned, 0) + coalesce(errors, 0), "
                 "(SELECT count(*) FROM images WHERE first_seen_scan = scans.id), unchanged, "
