@@ -21,6 +21,7 @@ from helpers.lvm_disk import build as build_lvm_disk
 from helpers.session_checks import pytest_collection_finish as pytest_collection_finish
 from helpers.session_checks import pytest_configure as pytest_configure
 from helpers.session_checks import pytest_deselected as pytest_deselected
+from helpers.session_checks import pytest_make_collect_report as pytest_make_collect_report
 from helpers.session_checks import pytest_runtest_makereport as pytest_runtest_makereport
 from helpers.session_checks import pytest_sessionfinish as pytest_sessionfinish
 from helpers.session_checks import pytest_terminal_summary as pytest_terminal_summary

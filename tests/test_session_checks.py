@@ -17,6 +17,7 @@ CONFTEST = """\
 from helpers.session_checks import pytest_collection_finish as pytest_collection_finish
 from helpers.session_checks import pytest_configure as pytest_configure
 from helpers.session_checks import pytest_deselected as pytest_deselected
+from helpers.session_checks import pytest_make_collect_report as pytest_make_collect_report
 from helpers.session_checks import pytest_runtest_makereport as pytest_runtest_makereport
 from helpers.session_checks import pytest_sessionfinish as pytest_sessionfinish
 from helpers.session_checks import pytest_terminal_summary as pytest_terminal_summary
@@ -35,6 +36,16 @@ def test_allowed():
 def test_not_allowed(n):
     if n == 2:
         pytest.skip("frobnicate is not installed")
+"""
+
+#: A module skipped as it is collected.
+SKIPPED_MODULE = """\
+import pytest
+
+pytest.importorskip("no_such_module_anywhere", reason="frobnicator bindings absent")
+
+def test_never():
+    pass
 """
 
 ALLOWED = """\
@@ -84,6 +95,13 @@ def child_pytest(root: Path, *args: str, ci: bool) -> tuple[int, str]:
 def skips(tmp_path: Path) -> Path:
     return project(tmp_path, {"tests/test_skips.py": SKIPS,
                               "tests/skips_allowed.toml": ALLOWED})
+
+
+def test_ci_fails_on_a_module_skipped_at_collection(skips: Path) -> None:
+    (skips / "tests" / "test_module.py").write_text(SKIPPED_MODULE)
+    status, log = child_pytest(skips, "-k", "not test_not_allowed", ci=True)
+    assert status == pytest.ExitCode.TESTS_FAILED, log
+    assert "tests/test_module.py: frobnicator bindings absent -- NOT ALLOWED" in log, log
 
 
 def test_ci_lists_every_skip_and_fails_on_one_not_allowed(skips: Path) -> None:
@@ -144,6 +162,16 @@ def test_caps_fail_when_a_boundary_test_did_not_pass(caps: Path, args: tuple[str
     status, log = child_pytest(caps, *args, ci=False)
     assert status == pytest.ExitCode.TESTS_FAILED, log
     assert problem in log, log
+
+
+def test_a_module_skipped_at_collection_still_counts_as_collected(caps: Path) -> None:
+    """Else a missing optional module would switch the caps' check off for the run."""
+    (caps / "tests" / "test_module.py").write_text(SKIPPED_MODULE)
+    (caps / "tests" / "more" / "test_b.py").write_text("import pytest\n\n"
+                                                        "def test_b():\n    pytest.skip('x')\n")
+    status, log = child_pytest(caps, ci=False)
+    assert status == pytest.ExitCode.TESTS_FAILED, log
+    assert "CAP_B: its boundary test more/test_b.py::test_b: skipped" in log, log
 
 
 def test_caps_are_not_judged_by_a_partial_run(caps: Path) -> None:

@@ -78,7 +78,7 @@ def function_id(nodeid: str) -> str:
     return nodeid.split("[", 1)[0]
 
 
-def skip_reason(report: pytest.TestReport) -> str:
+def skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
     longrepr = report.longrepr
     reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
     return reason.removeprefix("Skipped: ")
@@ -103,6 +103,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if isinstance(item, pytest.Function) and item.originalname == CAP_COVERAGE_TEST:
             module = item.module
             state.cap_tables = {**module.BOUNDARY_TESTS, **module.SCAN_BUDGET_TESTS}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[
+        None, pytest.CollectReport, pytest.CollectReport]:
+    """A module skipped as it is collected (``pytest.importorskip``, ``allow_module_level``)
+    is a skip like any other, and its file was collected."""
+    report = yield
+    if report.skipped:
+        state = collector.config.stash[SESSION]
+        state.skips[report.nodeid] = skip_reason(report)
+        state.collected_files.add(Path(str(collector.path)).resolve())
+    return report
 
 
 @pytest.hookimpl(wrapper=True)
