@@ -317,11 +317,11 @@ def test_lvm2_pv_matches_blkid(loop_file: tuple[Path, str]) -> None:
 
 
 @pytest.mark.skipif(not _have("mdadm", "losetup"), reason="mdadm / losetup missing")
+@pytest.mark.skipif(not Path("/proc/mdstat").exists(),   # before the loop device is asked for
+                    reason="the kernel has no md driver: mdadm --create cannot write a superblock")
 @pytest.mark.parametrize("metadata", ["0.90", "1.0", "1.1", "1.2"])
 def test_md_raid_member_matches_blkid(metadata: str, loop_file: tuple[Path, str]) -> None:
     path, dev = loop_file
-    if not Path("/proc/mdstat").exists():
-        pytest.skip("the kernel has no md driver: mdadm --create cannot write a superblock")
     md = f"/dev/md/imgscan{random.getrandbits(16)}"
     made = subprocess.run(["mdadm", "--create", md, "--run", "--level=1", "--raid-devices=2",
                            f"--metadata={metadata}", "--name=imgscan", dev, "missing"],
