@@ -13,7 +13,9 @@ Moving the cap to ``value`` and then ``value - 1`` tests the same comparison as 
 ``value`` and ``value + 1`` against the real cap.
 
 ``BOUNDARY_TESTS`` names the test of each cap; ``test_every_cap_has_a_boundary_test``
-fails when limits.py gains a cap without one.
+fails when limits.py gains a cap without one, and the session's check
+(tests/helpers/session_checks.py) fails a full run in which any of them was skipped,
+deselected or failed: a boundary test that exists but never runs proves nothing.
 """
 
 from __future__ import annotations
@@ -1500,6 +1502,9 @@ def _test_functions(path: Path) -> set[str]:
 
 
 def test_every_cap_has_a_boundary_test() -> None:
+    """Each cap names a boundary test that exists; that each one then ran and passed is
+    checked at the end of a full session (helpers.session_checks.check_caps reads the two
+    tables from this module)."""
     caps = {name for name in vars(limits) if name.isupper() and not name.startswith("_")}
     tests = BOUNDARY_TESTS | SCAN_BUDGET_TESTS
     assert set(tests) == caps, (

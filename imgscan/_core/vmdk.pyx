@@ -2,9 +2,15 @@
 
 Spec: VMware "Virtual Disk Format 1.1" (hosted sparse extents, the
 descriptor, stream-optimized compressed sparse extents); ESX's older COWD
-sparse extents and ESXi's seSparse extents as qemu 7.2 reads them
-(``block/vmdk.c``). All on-disk integers are little-endian; offsets and sizes
-in headers and tables count 512-byte sectors.
+sparse extents as qemu 7.2 reads them (``block/vmdk.c``). All on-disk integers
+are little-endian; offsets and sizes in headers and tables count 512-byte
+sectors.
+
+ESXi's seSparse extents are recognised, not read: the facts come from the
+constant header (version 2.1, the only one qemu 7.2 reads; others are refused),
+the grain tables are not decoded (an ``unknown-feature`` finding says so), and
+mapping or reading the guest bytes of one raises ``UnsupportedFormat``. Only the
+header facts are tested, on the corpus's seSparse file (dissect.hypervisor's).
 
 A VMDK disk is a *descriptor* (text: see :mod:`vmdk_descriptor`) listing
 *extents*. The descriptor is either a file of its own (monolithicFlat,

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from helpers import decompress, overwrite, promptly, sparse_file
 from helpers.patchers import patch_gpt
-from oracles import CORPUS, HAVE_QEMU, corpus_facts, needs_corpus, needs_qemu, run
+from oracles import CORPUS, corpus_facts, needs_corpus, needs_qemu, run
 
 import imgscan
 from imgscan import limits
@@ -121,8 +121,6 @@ def wrapped(disks: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
             ) -> dict[tuple[str, str], Path]:
     """Every disk converted by qemu-img into every container (VHD stops at 2040 GiB)."""
     out: dict[tuple[str, str], Path] = {}
-    if not HAVE_QEMU:
-        return out
     d = tmp_path_factory.mktemp("wrapped")
     for name, raw in disks.items():
         for fmt in QEMU_FORMATS:
@@ -277,15 +275,17 @@ def _layout_facts(info: dict[str, Any]) -> dict[str, Any]:
                                        "boot_mode", "boot_evidence", "partition_table_details")}
 
 
+#: Every disk in every container, but gpt-2t in VHD: beyond the format's 2040 GiB, which
+#: qemu-img refuses to make (the fixture above leaves it out).
+CONTAINER_CASES = [(name, fmt) for name in sorted(EXPECTED_KIND) for fmt in QEMU_FORMATS
+                   if (name, fmt) != ("gpt-2t", "vpc")]
+
+
 @needs_qemu
-@pytest.mark.parametrize("fmt", QEMU_FORMATS)
-@pytest.mark.parametrize("name", sorted(EXPECTED_KIND))
+@pytest.mark.parametrize(("name", "fmt"), CONTAINER_CASES)
 def test_same_facts_through_every_container(disks: dict[str, Path],
                                             wrapped: dict[tuple[str, str], Path],
                                             name: str, fmt: str) -> None:
-    if (name, fmt) not in wrapped:
-        assert fmt == "vpc" and name == "gpt-2t"  # beyond the VHD format's 2040 GiB
-        return
     image = wrapped[(name, fmt)]
     info = _info(image)
     assert info["format"] == fmt.replace("vpc", "vhd"), f"imgscan cannot read {fmt} yet"
