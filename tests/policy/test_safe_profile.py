@@ -7,8 +7,9 @@ every finding id, severity and stage, whether the gate fails, warns or ignores i
 * every finding id imgscan can emit (the ids of :mod:`imgscan.findings`) is a row;
 * every cell the table says imgscan emits has an image made by the tool that
   normally leaves that state (a row of the threat matrix, tests/test_threats.py, or
-  a builder here), the image gives a finding in that cell, and the profile does what
-  the cell says with that finding alone and with the whole image;
+  a builder here), or is listed in UNTESTED with the reason no tool makes one; the
+  image gives a finding in that cell, and the profile does what the cell says with
+  that cell's findings alone and with the whole image;
 * no false alarms: VHDs made by Hyper-V and Disk2vhd (corpus), by qemu-img with and
   without ``force_size`` and as fixed disks, and the footer Hyper-V writes for a size
   off the CHS grid, pass with the ``info`` finding kept; imgscan's size is qemu's;
@@ -20,6 +21,8 @@ every finding id, severity and stage, whether the gate fails, warns or ignores i
 from __future__ import annotations
 
 import copy
+import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -117,6 +120,32 @@ def windows_hibernated(d: Path) -> Path:
     return ROWS["dirty/windows-hibernated"].build(d)
 
 
+#: The Windows partition of the bios fixture (sfdisk -d: start 34816, 65536 sectors).
+WINDOWS_PARTITION = 2
+SOFTWARE = "/Windows/System32/config/SOFTWARE"
+
+
+def hive_cut_short(d: Path) -> Path:
+    """The bios fixture whose SOFTWARE hive ``ntfstruncate`` (ntfs-3g) cut to 6000 bytes,
+    as a copy interrupted mid-file leaves it: the hive bins run past its end."""
+    for tool in ("ntfsinfo", "ntfstruncate", "sfdisk"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed")
+    path = test_threats._windows_fixture(d, "bios")
+    table = json.loads(run("sfdisk", "--json", path))["partitiontable"]
+    part = table["partitions"][WINDOWS_PARTITION - 1]
+    offset, size = part["start"] * 512, part["size"] * 512
+    volume = d / "volume.img"
+    with open(path, "rb") as f:
+        f.seek(offset)
+        volume.write_bytes(f.read(size))
+    inode = re.search(r"Dumping Inode (\d+)", run("ntfsinfo", "-F", SOFTWARE, volume))
+    assert inode, "ntfsinfo found no SOFTWARE hive"
+    run("ntfstruncate", volume, inode.group(1), "6000")
+    overwrite(path, offset, volume.read_bytes())
+    return path
+
+
 Builder = Callable[[Path], Path]
 
 #: One image per emitted cell of the table: a threat-matrix row id or a builder here.
@@ -147,6 +176,8 @@ CELL_IMAGES: dict[tuple[str, str], str | Builder] = {
     ("encrypted", "info"): "encrypted/qcow2-luks",
     ("dirty", "warning"): "dirty/qcow2-dirty-bit",
     ("dirty", "guest"): windows_hibernated,
+    ("truncated", "guest"): hive_cut_short,
+    ("corrupt", "guest"): hive_cut_short,
     ("compression-bomb", "error"): "compression-bomb/qcow2-zlib-cluster",
     ("corrupt", "error"): mbr_boot_indicator,
     ("corrupt", "warning"): pmbr_hybrid,
@@ -157,11 +188,9 @@ CELL_IMAGES: dict[tuple[str, str], str | Builder] = {
 UNTESTED: dict[tuple[str, str], str] = {
     ("descriptor-ambiguous", "warning"): "an embedded VMDK descriptor away from sector 1: "
                                          "no tool writes one",
-    ("truncated", "guest"): "a hive cut short inside an NTFS volume: no fixture holds one",
     ("resource-exhaustion", "guest"): "an NTFS or hive structure past imgscan's limits: "
                                       "no fixture holds one",
     ("unknown-feature", "guest"): "a regf minor version outside 1.2-1.6: no tool writes one",
-    ("corrupt", "guest"): "a hive value that cannot be decoded: no fixture holds one",
 }
 
 
