@@ -29,6 +29,9 @@ entry sends the reader to the GPT, probed at 512- and 4096-byte logical
 sectors (a 4Kn disk keeps ``EFI PART`` at byte 4096); a damaged primary GPT
 falls back to the backup at the last LBA. A valid GPT behind an MBR without a
 0xEE entry is stale (the MBR wins, as in Linux and Windows) and is reported.
+So are the sectors OpenStack's format_inspector refuses: a boot indicator other
+than 0x00 or 0x80 (no table is read), and a protective MBR whose 0xEE entry is
+not entry 1 alone, starting at LBA 1 (the GPT is still read).
 """
 
 import zlib
@@ -339,9 +342,10 @@ def _report_boot_indicators(entries, findings):
     """
     bad = [f"{i + 1} (0x{status:02x})" for i, (status, _, _, _) in enumerate(entries)
            if status not in c_mbr.BOOT_INDICATORS]
+    entries_have = "entry {} has".format if len(bad) == 1 else "entries {} have".format
     findings.add("mbr", CORRUPT, "error",
-                 f"sector 0 ends in 0x55AA but MBR partition entry {', '.join(bad)} has a "
-                 "boot indicator other than 0x00 or 0x80: Linux and libblkid read no "
+                 f"sector 0 ends in 0x55AA but MBR partition {entries_have(', '.join(bad))} "
+                 "a boot indicator other than 0x00 or 0x80: Linux and libblkid read no "
                  "partition table there, so the disk's partitions are unknown")
 
 
