@@ -140,6 +140,23 @@ def test_facts_match_qemu_info(made: dict[str, Made], name: str) -> None:
         assert "cylinders" in fs["geometry"]
 
 
+@needs_qemu
+@pytest.mark.parametrize("name", ALL)
+def test_cluster_size_matches_qemu_info(made: dict[str, Made], name: str) -> None:
+    """qemu's cluster size: the grain size when every extent is sparse with one grain
+    size, none for flat extents. A split sparse disk's grains are in its extent files,
+    read (as qemu opens them) inside external_dir; without it they are never opened
+    and the size is not known."""
+    m = made[name]
+    expected = qemu_info(m.path).get("cluster-size")
+    with imgscan.open(m.path, external_dir=str(m.path.parent)) as img:
+        assert img.cluster_size == expected
+    with imgscan.open(m.path, external_dir=str(m.path.parent)) as img:
+        assert img.info()["cluster_size"] == expected
+    with imgscan.open(m.path) as img:
+        assert img.cluster_size == (None if m.multi else expected)
+
+
 def _qemu_runs(m: Made) -> list[tuple[int, int, bool, bool]]:
     """qemu's map as runs: host holes of flat extents are zero (qemu: data and zero), stored
     grains are data (qemu may call a grain in a host hole both)."""

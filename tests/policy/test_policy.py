@@ -127,6 +127,7 @@ FIXTURE_CASES = [
     ("no-disk-encryption", "bios", None),
     ("self-contained", "bios", None),
     ("consistent-headers", "bios", None),
+    ("guest-findings", "bios", "uefi"),  # hibernated
     ("no-error-findings", "bios", None),
     ("format-supported", "bios", None),
     ("qcow2-not-encrypted", "bios", None),

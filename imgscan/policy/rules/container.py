@@ -7,7 +7,7 @@ follow the OpenStack ``format_inspector`` safety checks (threats.md).
 from __future__ import annotations
 
 from imgscan.units import human_size
-from imgscan.vocabulary import FAIL, PASS, WARN
+from imgscan.vocabulary import CONTAINER, FAIL, PASS, WARN
 
 from ..framework import GiB, Outcome, rule
 
@@ -99,7 +99,9 @@ def system_disk_size(f: Facts, *, min_gib: float, max_gib: float) -> Outcome:
 @rule("self-contained", "no backing file, data file or external extent")
 def self_contained(f: Facts) -> Outcome:
     info = f.info
-    external = [x for x in info.get("findings") or [] if x.get("id") == "external-extent"]
+    # an info one restates why the guest was not read; the warning or error names the file
+    external = [x for x in info.get("findings") or []
+                if x.get("id") == "external-extent" and x.get("severity") != "info"]
     ev = {**f.ev("backing_file", source="container header"),
           **f.ev("data_file", source="container header")}
     if external:
@@ -131,14 +133,47 @@ def _dependencies_without_a_name(info: Mapping[str, Any]) -> list[Mapping[str, A
 
 
 @rule("consistent-headers", "no header copies that disagree, truncation or ambiguous format")
-def consistent_headers(f: Facts, *, finding_ids: Sequence[str]) -> Outcome:
-    bad = [x for x in f.info.get("findings") or [] if x.get("id") in finding_ids]
+def consistent_headers(f: Facts, *, finding_ids: Sequence[str], severities: Sequence[str],
+                       stages: Sequence[str]) -> Outcome:
+    """Findings of the listed ids, severities and stages (the image's own structures:
+    container, partition table, volumes). An ``info`` finding is a fact the tools
+    that made the image always leave (a Hyper-V VHD's CHS geometry short of its
+    size), so a profile leaves it out of ``severities``."""
+    bad = _findings(f, finding_ids, severities, stages)
     ev = f.ev("findings", bad, "container and partition table decoders")
     if not bad:
         return Outcome(PASS, "the headers are consistent", ev)
     return Outcome(FAIL, "; ".join(f"{x['id']}: {x['message']}" for x in bad), ev,
                    "qemu-img convert -p -O qcow2 IMAGE rewritten.qcow2  (after checking the "
                    "converted disk's contents), or rebuild the image from its source")
+
+
+@rule("guest-findings", "the guest inspection found its volumes closed cleanly and whole")
+def guest_findings(f: Facts, *, finding_ids: Sequence[str], severities: Sequence[str],
+                   stages: Sequence[str]) -> Outcome:
+    """Findings of the guest inspection (``stages``: windows, linux): a dirty or
+    hibernated volume, a hive or file that could not be read. They say the guest's
+    state may be stale, not that the file is unsafe to open."""
+    bad = _findings(f, finding_ids, severities, stages)
+    ev = f.ev("findings", bad, "guest inspection")
+    if not bad:
+        return Outcome(PASS, "the guest inspection found nothing stale or unreadable", ev)
+    return Outcome(FAIL, "; ".join(f"{x['id']}: {x['message']}" for x in bad), ev,
+                   "shut the guest down cleanly (no hibernation or fast startup) before "
+                   "exporting the disk")
+
+
+def _findings(f: Facts, finding_ids: Sequence[str], severities: Sequence[str],
+              stages: Sequence[str]) -> list[Mapping[str, Any]]:
+    """The findings with one of ``finding_ids`` and ``severities``, made by one of
+    ``stages`` (the contract's ``finding_stages``; a finding whose stage is not
+    recorded counts as the container's, the strictest reading)."""
+    found = f.info.get("findings") or []
+    made_by = list(f.info.get("finding_stages") or [])
+    made_by += [CONTAINER] * (len(found) - len(made_by))
+    return [x for x, stage in zip(found, made_by, strict=False)
+            if x.get("id") in finding_ids and x.get("severity") in severities
+            and (stage or CONTAINER) in stages]
 
 
 @rule("no-error-findings", "no finding of the given severities")
@@ -149,6 +184,7 @@ def no_error_findings(f: Facts, *, severities: Sequence[str]) -> Outcome:
         return Outcome(PASS, f"no finding of severity {'/'.join(severities)}", ev)
     return Outcome(FAIL, "; ".join(f"{x['id']}: {x['message']}" for x in bad), ev,
                    "fix the image as each finding says (imgscan info IMAGE), or rebuild it")
+
 
 def _gib(n: float) -> str:
     return f"{n:g} GiB"
