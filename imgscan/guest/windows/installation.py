@@ -353,6 +353,10 @@ def inspect(read: Read, layout: Layout) -> tuple[dict[str, Any] | None, list[Fin
         "bcd": v.get("bcd"),
         "bitlocker_partitions": bitlocker,
         "volume_dirty": guest.vol.dirty,
+        "real_time_is_universal": v.get("real_time_is_universal"),
+        "autologon": v.get("autologon"),
+        "firewall_enabled": v.get("firewall_enabled"),
+        "rdp_firewall_rules": v.get("rdp_firewall_rules"),
         "evidence": facts.evidence,
         "findings": [f.as_dict() for f in facts.findings],
     }, facts.findings

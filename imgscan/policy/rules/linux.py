@@ -336,3 +336,85 @@ def no_vmware_tools(f: Facts, lx: Mapping[str, Any]) -> Outcome:
                        "remove them (apt/yum remove open-vm-tools, or vmware-uninstall-"
                        "tools.pl) before export")
     return Outcome(PASS, "no VMware Tools", ev)
+
+
+# -- the peers' Linux requirements (import-rules.md section 2.1) ------------------
+
+@rule("linux-root-filesystem", "the root filesystem is of a type the cloud's import reads",
+      needs_linux=True)
+def linux_root_filesystem(f: Facts, lx: Mapping[str, Any], *,
+                          filesystems: Sequence[str]) -> Outcome:
+    root = lx.get("root") or {}
+    fs = root.get("filesystem")
+    ev = f.ev("linux.root")
+    if fs in filesystems:
+        return Outcome(PASS, f"root filesystem {fs}", ev)
+    return Outcome(FAIL, f"root filesystem {fs}: the import reads only "
+                   f"{', '.join(filesystems)}", ev,
+                   f"copy the root to a {filesystems[0]} filesystem (mkfs, rsync -aAXH) and "
+                   "update fstab and the boot loader")
+
+
+@rule("linux-bootloader", "the boot loader is one the cloud supports", needs_linux=True)
+def linux_bootloader(f: Facts, lx: Mapping[str, Any], *, bootloaders: Sequence[str]) -> Outcome:
+    found = lx.get("bootloader")
+    ev = f.ev("linux.bootloader")
+    if found in bootloaders:
+        return Outcome(PASS, f"boot loader {found}", ev)
+    if found is None:
+        return Outcome(FAIL, "no boot loader configuration was found", ev,
+                       "install GRUB 2 (grub-install, update-grub / grub2-mkconfig)")
+    return Outcome(FAIL, f"boot loader {found}: the cloud supports {', '.join(bootloaders)}",
+                   ev, "install GRUB 2 (grub-install, update-grub / grub2-mkconfig)")
+
+
+@rule("no-swap-on-os-disk", "no swap partition or swap file on the OS disk", needs_linux=True)
+def no_swap_on_os_disk(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    """Azure puts swap on the resource disk (cloud-init / waagent); swap on the OS disk
+    wears it and slows it."""
+    swap = [e for e in lx.get("fstab") or [] if e.get("type") == "swap"
+            and e.get("on_this_disk") is not False]
+    ev = f.ev("linux.fstab", swap)
+    if not swap:
+        return Outcome(PASS, "fstab mounts no swap on this disk", ev)
+    return Outcome(FAIL, "swap on the OS disk: " + ", ".join(str(e.get("spec")) for e in swap),
+                   ev, "remove the swap lines from /etc/fstab (swapoff -a) and let cloud-init "
+                   "or waagent make swap on the resource disk")
+
+
+@rule("kernel-cmdline", "the default kernel command line has the options the cloud needs",
+      needs_linux=True)
+def kernel_cmdline(f: Facts, lx: Mapping[str, Any], *, required: Sequence[str]) -> Outcome:
+    line = lx.get("kernel_cmdline")
+    ev = f.ev("linux.kernel_cmdline")
+    if line is None:
+        return Outcome(UNKNOWN, "the default boot entry's command line was not read", ev)
+    words = str(line).split()
+    missing = [r for r in required if r not in words]
+    if not missing:
+        return Outcome(PASS, f"command line has {' '.join(required)}", ev)
+    return Outcome(FAIL, f"command line lacks {' '.join(missing)}", ev,
+                   f"add {' '.join(missing)} to GRUB_CMDLINE_LINUX in /etc/default/grub, "
+                   "then update-grub / grub2-mkconfig -o /boot/grub2/grub.cfg")
+
+
+@rule("selinux-disabled", "SELinux is disabled", needs_linux=True)
+def selinux_disabled(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    state = lx.get("selinux")
+    ev = f.ev("linux.selinux")
+    if state in (None, "disabled"):
+        return Outcome(PASS, "SELinux " + (state or "not configured"), ev)
+    return Outcome(FAIL, f"SELinux is {state}", ev,
+                   "set SELINUX=disabled in /etc/selinux/config")
+
+
+@rule("cloud-init-installed", "cloud-init is installed and enabled", needs_linux=True)
+def cloud_init_installed(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    ci = lx.get("cloud_init") or {}
+    ev = f.ev("linux.cloud_init")
+    if ci.get("installed") and ci.get("enabled") is not False:
+        return Outcome(PASS, "cloud-init installed and enabled", ev)
+    why = "disabled" if ci.get("installed") else "not installed"
+    return Outcome(FAIL, f"cloud-init is {why}", ev,
+                   "install and enable cloud-init (apt/yum/zypper install cloud-init; "
+                   "rm /etc/cloud/cloud-init.disabled)")
