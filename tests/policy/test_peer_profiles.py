@@ -64,7 +64,8 @@ def derive(info: Info, **changes: Any) -> Info:
     return new
 
 
-LINUX = {  # derived: the linux object of a Debian 12 system disk, as tests/golden has it
+#: derived: the linux object of a Debian 12 system disk, as tests/golden has it
+LINUX: dict[str, Any] = {
     "root": {"partition": 1, "lvm": None, "filesystem": "ext4", "uuid": None,
              "subvolume": None},
     "distro": "debian", "distro_like": [], "name": "Debian GNU/Linux", "version_id": "12",
