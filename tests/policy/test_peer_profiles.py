@@ -341,6 +341,25 @@ CASES = [
     ("otc-ims", "guest-os-driver", "win.raw", "derived:no-virtio"),
     ("otc-ims", "bios-boot", "win.raw", "derived:uefi"),
 ]
+#: The same on the real Debian 12 system disks (tests/fixtures/linux): ``linux:VARIANT``,
+#: or such a disk's facts changed (``derived:...``).
+LINUX_CASES = [
+    ("aws-vmimport", "sshd-enabled", "linux:ext4-bios", "derived:linux-sshd-off"),
+    ("alibaba-ecs", "sshd-enabled", "linux:xfs-lvm-boot", "derived:linux-sshd-off"),
+    ("alibaba-ecs", "root-fs-features", "linux:xfs-lvm-boot", "linux:ext4-bios"),
+    ("alibaba-ecs", "linux-root-filesystem", "linux:xfs-lvm-boot", "linux:btrfs-uefi"),
+    ("alibaba-ecs", "cloud-init-installed", "linux:ext4-bios", "linux:no-cloud-init"),
+    ("alibaba-ecs", "virtio-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
+    ("azure", "cloud-init-installed", "linux:ext4-bios", "linux:no-cloud-init"),
+    ("azure", "linux-dhcp", "linux:ext4-bios", "linux:static-ip"),
+    ("azure", "linux-clean-shutdown", "linux:ext4-bios", "linux:dirty"),
+    ("azure", "lvm-system-disk", "linux:ext4-bios", "linux:xfs-lvm-boot"),
+    ("aws-vmimport", "fstab-nofail", "linux:ext4-bios", "linux:fstab-missing-disk"),
+    ("aws-vmimport", "linux-root-filesystem", "linux:btrfs-uefi", None),
+    ("gcp", "virtio-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
+    ("openstack", "virtio-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
+    ("openstack", "linux-dhcp", "linux:ext4-bios", "linux:static-ip"),
+]
 #: Rules no image can decide (``manual``), per profile.
 MANUAL_RULES = {("alibaba-ecs", "password-complexity")}
 
@@ -367,7 +386,7 @@ def test_every_rule_of_every_peer_has_cases() -> None:
     """A failing case for each rule (and each rule a profile changes from huawei-ims),
     except consistent-headers (tests/policy/test_policy.py and the format tests fail it
     on damaged files) and the rules that are ``manual``."""
-    covered = {(p, r) for p, r, _, bad in CASES if bad is not None}
+    covered = {(p, r) for p, r, _, bad in [*CASES, *LINUX_CASES] if bad is not None}
     for name, profile in PROFILES.items():
         for rule_id, config in profile.rules.items():
             same = HUAWEI.rules.get(rule_id)
@@ -379,6 +398,36 @@ def test_every_rule_of_every_peer_has_cases() -> None:
             if name == "openstack" and rule_id == "subformat-supported":
                 continue  # every VMDK qemu-img writes is one of the two allowed
             assert (name, rule_id) in covered, (name, rule_id)
+
+
+@pytest.fixture(scope="session")
+def linux_images(linux_disks: dict[str, Path]) -> dict[str, Info]:
+    variants = ("ext4-bios", "xfs-lvm-boot", "btrfs-uefi", "no-cloud-init", "static-ip",
+                "dirty", "fstab-missing-disk", "no-virtio-initramfs")
+    out = {f"linux:{v}": info_of(linux_disks[v]) for v in variants}
+    out["derived:linux-sshd-off"] = derive(out["linux:ext4-bios"], linux={
+        "sshd": {"installed": True, "enabled": False}})
+    return out
+
+
+@pytest.mark.parametrize(("profile", "rule_id", "good", "bad"), LINUX_CASES)
+def test_each_linux_rule_on_real_disks(linux_images: dict[str, Info], profile: str,
+                                       rule_id: str, good: str, bad: str | None) -> None:
+    result = outcome(linux_images, profile, rule_id, good)
+    assert result.status == "pass", (good, result)
+    if bad is not None:
+        result = outcome(linux_images, profile, rule_id, bad)
+        assert result.status == "fail", (bad, result)
+        assert result.remedy and result.evidence, (profile, rule_id, bad)
+
+
+@pytest.mark.parametrize("profile", ["gcp", "openstack"])
+def test_the_debian_disk_passes(linux_images: dict[str, Info], profile: str) -> None:
+    """The real Debian 12 ext4 disk (qcow2, BIOS, cloud-init, DHCP, VirtIO in its
+    initramfs) is ready for these clouds as it is."""
+    result = check(linux_images["linux:ext4-bios"], PROFILES[profile])
+    bad = [(r["id"], r["status"]) for r in result["rules"] if r["status"] != "pass"]
+    assert result["verdict"] == "pass", bad
 
 
 @needs_qemu

@@ -418,3 +418,35 @@ def cloud_init_installed(f: Facts, lx: Mapping[str, Any]) -> Outcome:
     return Outcome(FAIL, f"cloud-init is {why}", ev,
                    "install and enable cloud-init (apt/yum/zypper install cloud-init; "
                    "rm /etc/cloud/cloud-init.disabled)")
+
+
+@rule("sshd-enabled", "the OpenSSH server is installed and starts at boot", needs_linux=True)
+def sshd_enabled(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    state = lx.get("sshd") or {}
+    ev = f.ev("linux.sshd")
+    if state.get("installed") and state.get("enabled"):
+        return Outcome(PASS, "sshd installed and enabled", ev)
+    why = "not enabled (no boot link, or masked)" if state.get("installed") else \
+        "not installed"
+    return Outcome(FAIL, f"sshd is {why}: no SSH login on the new instance", ev,
+                   "install and enable the OpenSSH server (apt install openssh-server / yum "
+                   "install openssh-server; systemctl enable ssh or sshd)")
+
+
+@rule("root-fs-features", "the root ext4 filesystem has none of the features the import "
+      "cannot read", needs_linux=True)
+def root_fs_features(f: Facts, lx: Mapping[str, Any], *, forbidden: Sequence[str]) -> Outcome:
+    fs = (lx.get("root") or {}).get("filesystem")
+    features = lx.get("root_features")
+    ev = {**f.ev("linux.root"), **f.ev("linux.root_features")}
+    if fs not in ("ext2", "ext3", "ext4"):
+        return Outcome(PASS, f"root filesystem {fs}: no ext4 feature rule applies", ev)
+    if features is None:
+        return Outcome(UNKNOWN, f"the root {fs} superblock's features were not read", ev)
+    bad = [x for x in forbidden if x in features]
+    if not bad:
+        return Outcome(PASS, f"root {fs} has none of {', '.join(forbidden)}", ev)
+    return Outcome(FAIL, f"root {fs} has {', '.join(bad)}", ev,
+                   f"turn them off on the unmounted filesystem (resize2fs -s DEVICE for "
+                   f"64bit; tune2fs -O ^{',^'.join(bad)} DEVICE otherwise), or copy the root "
+                   f"to a filesystem made with mkfs.ext4 -O ^{',^'.join(bad)}")
