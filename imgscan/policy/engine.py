@@ -27,6 +27,7 @@ rule silently off. The verdict and the check object follow
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from importlib import resources
 
@@ -195,10 +196,9 @@ def _from_data(data: Mapping[str, Any], origin: str, default_name: str) -> Profi
         raise ProfileError(f"{origin}: extends must name a built-in profile, or a list of them")
     for name in parents or []:
         try:
-            parent_data = _builtin_data(name)
+            base_profile = _builtin(name)
         except ProfileError as exc:
             raise ProfileError(f"{origin}: extends: {exc}") from None
-        base_profile = _from_data(parent_data, f"profile {name}", name)
         # A rule of several parents keeps its first place and takes the last settings.
         base.update(base_profile.rules)
         base_guest = base_profile.guest
@@ -229,7 +229,15 @@ def load_profile(spec: str | None = None) -> Profile:
         except OSError as exc:
             raise ProfileError(f"{spec}: cannot read the profile: {exc.strerror}") from None
         return _from_data(_read_toml(text, spec), spec, path.stem)
-    return _from_data(_builtin_data(spec), f"profile {spec}", spec)
+    return _builtin(spec)
+
+
+@functools.cache
+def _builtin(name: str) -> Profile:
+    """A built-in profile, read once per process: ``--profile all`` and the profiles
+    that extend others would otherwise parse the same TOML files again and again.
+    Profiles are never changed once made (every merge copies), so they can be shared."""
+    return _from_data(_builtin_data(name), f"profile {name}", name)
 
 
 def _result(rule_id: str, outcome: Outcome, severity: str) -> dict[str, Any]:
