@@ -650,3 +650,24 @@ def test_firewall_and_clock_facts_equal_hivexget(name: str, tmp_path: Path) -> N
     rtu = hivex_text(raw, "ControlSet001\\Control\\TimeZoneInformation", "RealTimeIsUniversal")
     assert v["real_time_is_universal"] is (rtu is not None and rtu != "0")
     assert not [f for f in facts.findings if "not read" in f.message]
+
+
+@pytest.mark.skipif(shutil.which("ntfsinfo") is None, reason="ntfsinfo (ntfs-3g) absent")
+@pytest.mark.parametrize("name", NAMES)
+def test_free_space_equals_ntfsinfo(disks: dict[str, Path], infos: dict[str, dict[str, Any]],
+                                    name: str, tmp_path: Path) -> None:
+    """``free_bytes`` is ntfs-3g's ``ntfsinfo -m`` "Free Clusters" times the cluster size,
+    on the Windows partition copied out of the fixture."""
+    w = infos[name]["windows"]
+    if w is None:
+        pytest.skip(f"{name}: no Windows found (BitLocker)")
+    part = next(p for p in infos[name]["partitions"] if p["number"] == w["partition"])
+    vol = tmp_path / "ntfs.img"
+    with disks[name].open("rb") as src, vol.open("wb") as dst:
+        src.seek(part["start"])
+        dst.write(src.read(part["size"]))
+    text = sh("ntfsinfo", "-m", vol)
+    free = int(re.search(r"Free Clusters: (\d+)", text).group(1))  # type: ignore[union-attr]
+    size = int(re.search(r"Cluster Size: (\d+)", text).group(1))  # type: ignore[union-attr]
+    assert w["free_bytes"] == free * size
+    assert f": {free} of " in w["evidence"]["free_bytes"]

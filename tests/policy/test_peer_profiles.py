@@ -8,7 +8,8 @@ them given real MBR boot code (SYSLINUX's mbr.bin) and grown to 6 GiB, converted
 and without ``force_size``, a dynamic VHD, VHDX, streamOptimized and monolithicSparse
 VMDK, QED, QCOW2 with a backing file), a GPT disk of 22 FAT volumes made with sfdisk
 and mkfs.fat, empty disks of the sizes at each bound (qemu-img create). Facts no
-fixture has (a Windows clock in UTC, autologon on, a firewall policy; a Linux guest)
+fixture has (a Windows clock in UTC, autologon on, a firewall policy, 7 GiB free; a
+Linux guest)
 are a real fixture's info with those facts changed, named ``derived:...``; the facts
 themselves are checked against hivexget in tests/guest/test_windows.py.
 """
@@ -45,7 +46,7 @@ def info_of(path: Path) -> Info:
 def windows_fixed(info: Info) -> Info:
     """derived: the Windows facts every peer asks for and no fixture hive has."""
     new = copy.deepcopy(info)
-    new["windows"].update(real_time_is_universal=True, autologon=False,
+    new["windows"].update(real_time_is_universal=True, autologon=False, free_bytes=7 << 30,
                           firewall_enabled={"domain": False, "private": False,
                                             "public": False},
                           rdp_firewall_rules=[])
@@ -249,6 +250,7 @@ CASES = [
     ("aws-vmimport", "volume-count", "win.raw", "volumes.raw"),
     ("aws-vmimport", "boot-system-same-disk", "win.raw", "derived:boot-elsewhere"),
     ("aws-vmimport", "full-virtualization", "win.raw", "uefi-10-x86"),
+    ("aws-vmimport", "windows-free-space", "derived:windows-ready", "win.raw"),
     ("aws-vmimport", "rdp-enabled", "win.raw", "derived:rdp-off"),
     ("aws-vmimport", "rdp-firewall", "derived:firewall-rdp-rule", "derived:firewall-no-rdp"),
     ("aws-vmimport", "autologon-disabled", "win.raw", "derived:autologon"),

@@ -7,9 +7,10 @@ automatic configuration). Each rule that reads the ``windows`` object declares i
 
 from __future__ import annotations
 
+from imgscan.units import human_size
 from imgscan.vocabulary import FAIL, MANUAL, PASS, UNKNOWN, WARN, WINDOWS
 
-from ..framework import Outcome, architecture, rule
+from ..framework import GiB, Outcome, architecture, rule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -303,3 +304,21 @@ def services_absent(f: Facts, w: Mapping[str, Any], *, services: Sequence[str]) 
     return Outcome(FAIL, f"installed: {', '.join(found)}", ev,
                    "uninstall them in the source VM (Programs and Features), or sc delete "
                    + " / sc delete ".join(found))
+
+
+@rule("windows-free-space", "the Windows volume has enough free space for the cloud's drivers",
+      needs_windows=True)
+def windows_free_space(f: Facts, w: Mapping[str, Any], *, min_gib: float) -> Outcome:
+    free = w.get("free_bytes")
+    ev = f.ev("windows.free_bytes")
+    if free is None:
+        return Outcome(UNKNOWN, "the NTFS $Bitmap could not be read", ev)
+    shown = human_size(int(free))
+    if free >= min_gib * GiB:
+        return Outcome(PASS, f"{shown} free on the Windows volume (at least {min_gib:g} GiB)",
+                       ev)
+    return Outcome(FAIL, f"only {shown} free on the Windows volume: the import needs "
+                   f"{min_gib:g} GiB", ev,
+                   "free space in the source VM (cleanmgr, dism /online /cleanup-image "
+                   "/startcomponentcleanup), or grow the disk (qemu-img resize) and extend C: "
+                   "(diskpart: extend), then export again")
