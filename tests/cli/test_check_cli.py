@@ -175,3 +175,19 @@ def test_profile_all_json_has_one_check_per_profile(disks: dict[str, Path]) -> N
     assert azure == {k: v for k, v in single.items() if k != "info"}
     assert set(single) >= {"schema_version", "path", "profile", "verdict", "rules", "info",
                            "registration"}
+
+
+def test_junit_with_several_profiles_names_each_suite(disks: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    out = tmp_path / "report.xml"
+    proc = run_cli("check", "--profile", "azure,gcp", "--junit", str(out), str(disks["bios"]))
+    assert proc.returncode == 1, proc.stderr
+    suites = ET.fromstring(out.read_text()).findall("testsuite")
+    assert [s.get("name") for s in suites] == [f"{disks['bios']} [azure]",
+                                               f"{disks['bios']} [gcp]"]
+    info = json.loads(run_cli("check", "--json", str(disks["bios"])).stdout)["info"]
+    for suite, name in zip(suites, ("azure", "gcp"), strict=True):
+        cases = suite.findall("testcase")
+        assert {c.get("classname") for c in cases} == {f"imgscan.{name}"}
+        assert [c.get("name") for c in cases] == \
+            [r.id for r in load_profile(name).applicable(info)]
