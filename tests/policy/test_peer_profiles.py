@@ -353,6 +353,7 @@ LINUX_CASES = [
     ("alibaba-ecs", "cloud-init-installed", "linux:ext4-bios", "linux:no-cloud-init"),
     ("alibaba-ecs", "virtio-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
     ("azure", "cloud-init-installed", "linux:ext4-bios", "linux:no-cloud-init"),
+    ("azure", "hyperv-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
     ("azure", "linux-dhcp", "linux:ext4-bios", "linux:static-ip"),
     ("azure", "linux-clean-shutdown", "linux:ext4-bios", "linux:dirty"),
     ("azure", "lvm-system-disk", "linux:ext4-bios", "linux:xfs-lvm-boot"),

@@ -143,11 +143,33 @@ def linux_boot_same_disk(f: Facts, lx: Mapping[str, Any]) -> Outcome:
 @rule("virtio-drivers", "the default kernel has the VirtIO drivers built in or in its initramfs",
       needs_linux=True)
 def virtio_drivers(f: Facts, lx: Mapping[str, Any], *, modules: Sequence[str]) -> Outcome:
+    return _drivers_at_boot(f, lx, "virtio", modules,
+                            "add the modules to the initramfs and rebuild it: Debian/Ubuntu: "
+                            "list them in /etc/initramfs-tools/modules, update-initramfs -u; "
+                            "RHEL/SUSE: add_drivers+=\" virtio_blk virtio_scsi virtio_net "
+                            "virtio_pci \" in /etc/dracut.conf.d/virtio.conf, dracut -f")
+
+
+@rule("hyperv-drivers", "the default kernel has the Hyper-V drivers built in or in its initramfs",
+      needs_linux=True)
+def hyperv_drivers(f: Facts, lx: Mapping[str, Any], *, modules: Sequence[str]) -> Outcome:
+    return _drivers_at_boot(f, lx, "hyperv", modules,
+                            "add hv_vmbus, hv_storvsc and hv_netvsc to the initramfs and "
+                            "rebuild it: Debian/Ubuntu: /etc/initramfs-tools/modules, "
+                            "update-initramfs -u; RHEL/SUSE: add_drivers+=\" hv_vmbus "
+                            "hv_storvsc hv_netvsc \" in /etc/dracut.conf.d/hv.conf, dracut -f")
+
+
+def _drivers_at_boot(f: Facts, lx: Mapping[str, Any], family: str, modules: Sequence[str],
+                     remedy: str) -> Outcome:
+    """Whether the default kernel's ``family`` drivers (its ``virtio`` or ``hyperv``
+    object) are built in or in its initramfs: a driver only under /lib/modules is not
+    loaded before the root filesystem is mounted."""
     kernel = _default_kernel(lx)
     ev = {**f.ev("linux.default_kernel"), **f.ev("linux.kernels")}
     if kernel is None:
         return Outcome(UNKNOWN, "no installed kernel was found", ev)
-    states = kernel.get("virtio") or {}
+    states = kernel.get(family) or {}
     missing = {m: states.get(m) for m in modules if states.get(m) not in ("builtin", "initramfs")}
     where = f"kernel {kernel.get('version')}"
     error = kernel.get("initramfs_error")
@@ -162,11 +184,7 @@ def virtio_drivers(f: Facts, lx: Mapping[str, Any], *, modules: Sequence[str]) -
     parts = ([f"{', '.join(only_modules)} only under /lib/modules, not in the initramfs "
               f"({kernel.get('initramfs') or 'no initramfs'})"] if only_modules else []) + \
         ([f"{', '.join(absent)} not found"] if absent else [])
-    return Outcome(FAIL, f"{where}: {'; '.join(parts)}", ev,
-                   "add the modules to the initramfs and rebuild it: Debian/Ubuntu: list them "
-                   "in /etc/initramfs-tools/modules, update-initramfs -u; RHEL/SUSE: "
-                   "add_drivers+=\" virtio_blk virtio_scsi virtio_net virtio_pci \" in "
-                   "/etc/dracut.conf.d/virtio.conf, dracut -f")
+    return Outcome(FAIL, f"{where}: {'; '.join(parts)}", ev, remedy)
 
 
 @rule("kernel-version", "the kernel is newer than the oldest the cloud boots", needs_linux=True)
