@@ -129,7 +129,9 @@ def test_profiles_lists_every_rule() -> None:
     assert proc.returncode == 0
     for name in builtin_profiles():
         assert name in proc.stdout
-        for rule_id in load_profile(name).rules:
+        profile = load_profile(name)
+        assert profile.source and f"  source: {profile.source}\n" in proc.stdout, name
+        for rule_id in profile.rules:
             assert f"  {rule_id} " in proc.stdout
 
 
