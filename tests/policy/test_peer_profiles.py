@@ -26,7 +26,7 @@ from helpers import run_keyed
 from oracles import needs_qemu, run
 
 import imgscan
-from imgscan.policy import check, load_profile, load_profiles
+from imgscan.policy import ProfileError, check, load_profile, load_profiles
 from imgscan.policy.rules import RULES, Facts, Outcome
 
 SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
@@ -494,6 +494,15 @@ def test_registration_parameters_follow_the_facts(images: dict[str, Info]) -> No
     assert huawei["os_version"]["value"] == "Windows Server 2019 Datacenter 64bit"
     assert check(images["win.raw"], PROFILES["otc-ims"])["registration"]["min_disk"][
         "value"] == 6
+
+
+def test_profile_lists_that_cannot_be_used() -> None:
+    with pytest.raises(ProfileError, match="more than once"):
+        load_profiles("azure,azure")
+    with pytest.raises(ProfileError, match="no built-in profile 'nope'"):
+        load_profiles("azure,nope")
+    with pytest.raises(ProfileError, match="names no profile"):
+        load_profiles(" , ")
 
 
 def test_profile_all_is_one_per_cloud() -> None:
