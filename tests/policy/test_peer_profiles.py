@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from helpers import run_keyed
+from helpers.linux_images import without_fallback_loader
 from oracles import needs_qemu, run
 
 import imgscan
@@ -359,6 +360,8 @@ LINUX_CASES = [
     ("azure", "lvm-system-disk", "linux:ext4-bios", "linux:xfs-lvm-boot"),
     ("aws-vmimport", "fstab-nofail", "linux:ext4-bios", "linux:fstab-missing-disk"),
     ("aws-vmimport", "linux-root-filesystem", "linux:btrfs-uefi", None),
+    ("aws-vmimport", "uefi-fallback-loader", "linux:btrfs-uefi", "linux:btrfs-uefi-no-fallback"),
+    ("aws-vmimport", "uefi-fallback-loader", "linux:ext4-bios", None),
     ("gcp", "virtio-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
     ("openstack", "virtio-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
     ("openstack", "linux-dhcp", "linux:ext4-bios", "linux:static-ip"),
@@ -404,10 +407,15 @@ def test_every_rule_of_every_peer_has_cases() -> None:
 
 
 @pytest.fixture(scope="session")
-def linux_images(linux_disks: dict[str, Path]) -> dict[str, Info]:
+def linux_images(linux_disks: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+                 ) -> dict[str, Info]:
     variants = ("ext4-bios", "xfs-lvm-boot", "btrfs-uefi", "no-cloud-init", "static-ip",
                 "dirty", "fstab-missing-disk", "no-virtio-initramfs")
     out = {f"linux:{v}": info_of(linux_disks[v]) for v in variants}
+    if not shutil.which("mdel"):
+        pytest.skip("mtools absent")
+    out["linux:btrfs-uefi-no-fallback"] = info_of(without_fallback_loader(
+        linux_disks["btrfs-uefi"], tmp_path_factory.mktemp("esp")))
     out["derived:linux-sshd-off"] = derive(out["linux:ext4-bios"], linux={
         "sshd": {"installed": True, "enabled": False}})
     return out

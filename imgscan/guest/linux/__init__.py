@@ -15,7 +15,8 @@ reading the guest through :class:`~.tree.GuestTree`:
 A collector that stops on a damaged structure costs only its own fact: the fact
 is null (or empty) and a ``linux:`` finding says why, filed under the ``linux``
 stage. Extension keys beside the contract's: ``vmware_tools``, ``sshd`` (:mod:`.sshd`),
-``root_features`` (the root filesystem's feature flags), ``mounts`` (the
+``root_features`` (the root filesystem's feature flags), ``efi_fallback_loader``
+(:mod:`.efi`), ``mounts`` (the
 separate volumes mounted), ``boot_entries`` and ``boot_problems`` (every boot menu
 entry and what could not be read of the menu).
 """
@@ -30,6 +31,7 @@ from imgscan.findings import Finding, finding_id
 from . import (
     boot,
     cloudinit,
+    efi,
     elf,
     fstab,
     kernels,
@@ -116,12 +118,13 @@ class Collector:
                 self.findings.append(Finding(error["id"], "warning",
                                              f"linux: initramfs {k['initramfs']} not read, its "
                                              f"drivers not known: {error['message']}"))
+        arch = self.gather("arch", lambda: elf.arch(tree), None)
         obj: dict[str, Any] = {
             "root": {"partition": root.volume.partition, "lvm": root.volume.lvm,
                      "filesystem": root.volume.filesystem, "uuid": root.volume.uuid,
                      "subvolume": root.subvolume},
             **info,
-            "arch": self.gather("arch", lambda: elf.arch(tree), None),
+            "arch": arch,
             "kernels": installed,
             "default_kernel": menu["default_kernel"],
             "bootloader": menu["bootloader"],
@@ -142,6 +145,8 @@ class Collector:
             "sshd": self.gather("sshd", lambda: sshd.sshd(tree),
                                 {"installed": False, "enabled": None}),
             "root_features": self.root_features(),
+            "efi_fallback_loader": self.gather("efi_fallback_loader",
+                                               lambda: efi.fallback_loader(tree, arch), None),
             "mounts": [{"mountpoint": m.mountpoint, "volume": m.source,
                         "filesystem": m.fs.filesystem} for m in reversed(tree.mounts)],
             "boot_entries": menu["boot_entries"],

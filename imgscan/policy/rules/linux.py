@@ -468,3 +468,25 @@ def root_fs_features(f: Facts, lx: Mapping[str, Any], *, forbidden: Sequence[str
                    f"turn them off on the unmounted filesystem (resize2fs -s DEVICE for "
                    f"64bit; tune2fs -O ^{',^'.join(bad)} DEVICE otherwise), or copy the root "
                    f"to a filesystem made with mkfs.ext4 -O ^{',^'.join(bad)}")
+
+
+@rule("uefi-fallback-loader", "a disk that boots by UEFI has the fallback loader "
+      "\\EFI\\BOOT\\BOOT<arch>.EFI", needs_linux=True)
+def uefi_fallback_loader(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    """An imported instance has no NVRAM boot entry: its firmware starts the ESP's
+    removable-media path or nothing (AWS VM Import, import-rules.md 2.1)."""
+    mode = f.info.get("boot_mode")
+    ev = {**f.ev("boot_mode", source="partition table and boot code"),
+          **f.ev("linux.efi_fallback_loader")}
+    if mode in ("bios", "hybrid"):
+        return Outcome(PASS, f"boot mode {mode}: the BIOS path needs no EFI loader", ev)
+    found = lx.get("efi_fallback_loader")
+    if found:
+        return Outcome(PASS, "the ESP has the fallback loader", ev)
+    if found is None:
+        return Outcome(UNKNOWN, "no EFI system partition is mounted by the guest's fstab, so "
+                       "its loaders were not looked at", ev)
+    return Outcome(FAIL, "the ESP has no \\EFI\\BOOT\\BOOT<arch>.EFI: firmware without an "
+                   "NVRAM entry finds nothing to start", ev,
+                   "grub-install --target=x86_64-efi --removable (or copy shimx64.efi / "
+                   "grubx64.efi to /boot/efi/EFI/BOOT/BOOTX64.EFI)")
