@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers.linux_images import esp_offset, without_fallback_loader
@@ -15,9 +16,9 @@ import imgscan
 needs_mtools = pytest.mark.skipif(not shutil.which("mdel"), reason="mtools absent")
 
 
-def linux(path: Path) -> dict[str, object]:
+def linux(path: Path) -> dict[str, Any]:
     with imgscan.open(path) as img:
-        lx: dict[str, object] = img.info()["linux"]
+        lx: dict[str, Any] = img.info()["linux"]
         return lx
 
 
@@ -26,7 +27,7 @@ def test_fallback_loader_as_mdir_lists_it(linux_disks: dict[str, Path], tmp_path
     lx = linux(linux_disks["btrfs-uefi"])
     assert lx["efi_fallback_loader"] is True
     assert lx["evidence"]["efi_fallback_loader"] == \
-        "/boot/efi/EFI/BOOT/BOOTX64.EFI (partition 1)"  # type: ignore[index]
+        "/boot/efi/EFI/BOOT/BOOTX64.EFI (partition 1)"
     raw = without_fallback_loader(linux_disks["btrfs-uefi"], tmp_path)
     assert "BOOTX64" not in run("mdir", "-b", "-i", f"{raw}@@{esp_offset(raw)}",
                                 "::/EFI/BOOT")
