@@ -1234,6 +1234,13 @@ def test_windows_hive_and_config_bytes(uefi: Path, monkeypatch: pytest.MonkeyPat
     _finding_boundary(monkeypatch, "WINDOWS_MAX_CONFIG_BYTES", conf, _windows_findings(uefi))
 
 
+@needs_tsk
+def test_windows_bitmap_bytes(uefi: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bitmap = _ntfs_size(uefi, "/$Bitmap")
+    _finding_boundary(monkeypatch, "WINDOWS_MAX_BITMAP_BYTES", bitmap, _windows_findings(uefi))
+    assert _windows(uefi)[0]["free_bytes"] is not None  # type: ignore[index]
+
+
 def _esp_file(uefi: Path, work: Path, path: str) -> Path:
     out = work / Path(path).name
     run("mcopy", "-n", "-i", f"{uefi}@@{ESP * 512}", f"::{path}", out)
@@ -1401,6 +1408,7 @@ BOUNDARY_TESTS: dict[str, str] = {
     "NTFS_INODE_CACHE": "test_ntfs_inode_cache",
     "WINDOWS_MAX_HIVE_BYTES": "test_windows_hive_and_config_bytes",
     "WINDOWS_MAX_CONFIG_BYTES": "test_windows_hive_and_config_bytes",
+    "WINDOWS_MAX_BITMAP_BYTES": "test_windows_bitmap_bytes",
     "WINDOWS_MAX_ENTRIES": "test_windows_entries",
     "FAT_MAX_FILE_BYTES": "test_windows_fat_file_and_directory",
     "FAT_MAX_DIRECTORY_BYTES": "test_windows_fat_file_and_directory",

@@ -610,3 +610,64 @@ def test_pieces_on_their_own() -> None:
 
 def iter_fixture_names() -> Iterator[str]:
     yield from NAMES
+
+
+FIREWALL = "ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy"
+
+
+def hivex_rdp_rules(raw: Path) -> list[str]:
+    """The names of the active inbound TCP 3389 allow rules, from ``hivexget KEY``'s
+    listing of every FirewallRules value (``"name"="v2.x|Action=Allow|..."``)."""
+    listing = sh("hivexget", raw, f"{FIREWALL}\\FirewallRules")
+    out = []
+    for line in listing.splitlines():
+        m = re.match(r'"([^"]+)"="(.*)"$', line)
+        if not m:
+            continue
+        fields = m.group(2).split("|")
+        if {"Action=Allow", "Active=TRUE", "Dir=In", "Protocol=6", "LPort=3389"} <= set(fields):
+            out.append(m.group(1))
+    return out
+
+
+@needs_hives
+@needs_hivex
+@pytest.mark.parametrize("name", sorted(SYSTEM_MANIFEST))
+def test_firewall_and_clock_facts_equal_hivexget(name: str, tmp_path: Path) -> None:
+    """``firewall_enabled``, ``rdp_firewall_rules`` and ``real_time_is_universal`` of the
+    real SYSTEM hives against hivexget (the Windows 10 1709 hive's RDP rule is inactive,
+    as RDP is off there: windows-inspection.md C8)."""
+    facts = Facts()
+    system_facts(corpus_hive(name), facts)
+    v = facts.values
+    raw = tmp_path / "hive"
+    raw.write_bytes(lzma.decompress((HIVES / name).read_bytes()))
+    for key, profile in (("DomainProfile", "domain"), ("StandardProfile", "private"),
+                         ("PublicProfile", "public")):
+        want = hivex_text(raw, f"{FIREWALL}\\{key}", "EnableFirewall")
+        assert v["firewall_enabled"].get(profile) == (None if want is None else want != "0")
+    assert sorted(v["rdp_firewall_rules"]) == sorted(hivex_rdp_rules(raw))
+    rtu = hivex_text(raw, "ControlSet001\\Control\\TimeZoneInformation", "RealTimeIsUniversal")
+    assert v["real_time_is_universal"] is (rtu is not None and rtu != "0")
+    assert not [f for f in facts.findings if "not read" in f.message]
+
+
+@pytest.mark.skipif(shutil.which("ntfsinfo") is None, reason="ntfsinfo (ntfs-3g) absent")
+@pytest.mark.parametrize("name", NAMES)
+def test_free_space_equals_ntfsinfo(disks: dict[str, Path], infos: dict[str, dict[str, Any]],
+                                    name: str, tmp_path: Path) -> None:
+    """``free_bytes`` is ntfs-3g's ``ntfsinfo -m`` "Free Clusters" times the cluster size,
+    on the Windows partition copied out of the fixture."""
+    w = infos[name]["windows"]
+    if w is None:
+        pytest.skip(f"{name}: no Windows found (BitLocker)")
+    part = next(p for p in infos[name]["partitions"] if p["number"] == w["partition"])
+    vol = tmp_path / "ntfs.img"
+    with disks[name].open("rb") as src, vol.open("wb") as dst:
+        src.seek(part["start"])
+        dst.write(src.read(part["size"]))
+    text = sh("ntfsinfo", "-m", vol)
+    free = int(re.search(r"Free Clusters: (\d+)", text).group(1))  # type: ignore[union-attr]
+    size = int(re.search(r"Cluster Size: (\d+)", text).group(1))  # type: ignore[union-attr]
+    assert w["free_bytes"] == free * size
+    assert f": {free} of " in w["evidence"]["free_bytes"]

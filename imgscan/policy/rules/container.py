@@ -1,7 +1,9 @@
 """Rules on the container file itself: format, encryption, sizes, dependencies, consistency.
 
-Sources: import-rules.md sections 1.2-1.5 (Huawei IMS); the ``safe`` rules
-follow the OpenStack ``format_inspector`` safety checks (threats.md).
+Sources: import-rules.md sections 1.2-1.5 (Huawei IMS); 2.1 (the peers: Azure's fixed
+VHD with its footer at the end and a whole number of MiB, Glance's VMDK subformats and
+``require_image_format_match``); the ``safe`` rules follow the OpenStack
+``format_inspector`` safety checks (threats.md).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ if TYPE_CHECKING:
 
     from ..framework import Facts
 
+MiB = 1 << 20
+#: How qemu-img writes a format (and a subformat of it): the remedies' conversions.
+CONVERT_TO = {"vhd": "-O vpc -o subformat={sub},force_size",
+              "vmdk": "-O vmdk -o subformat={sub}", "vhdx": "-O vhdx -o subformat={sub}"}
+
 
 @rule("format-supported", "the container format is one the cloud imports")
 def format_supported(f: Facts, *, formats: Sequence[str]) -> Outcome:
@@ -30,9 +37,12 @@ def format_supported(f: Facts, *, formats: Sequence[str]) -> Outcome:
                        "system disk", ev,
                        "register it as an ISO image (IMS: Create Image > ISO file), install "
                        "Windows on a temporary ECS and capture that system disk")
+    target = "qcow2" if "qcow2" in formats else formats[0]
+    how = CONVERT_TO.get(target, f"-O {target}").format(sub="fixed" if target == "vhd" else
+                                                        "streamOptimized")
     return Outcome(FAIL, f"{fmt} is not a supported import format (supported: "
                    f"{', '.join(formats)})", ev,
-                   "qemu-img convert -p -O qcow2 IMAGE IMAGE.qcow2")
+                   f"qemu-img convert -p {how} IMAGE IMAGE.{target}")
 
 
 @rule("qcow2-not-encrypted", "the container (QCOW2 or any other) is not encrypted")
@@ -73,11 +83,23 @@ def file_size(f: Facts, *, max_gib: float, fast_import_max_gib: float,
 
 
 @rule("system-disk-size", "the system disk (virtual size) is within the cloud's range")
-def system_disk_size(f: Facts, *, min_gib: float, max_gib: float) -> Outcome:
+def system_disk_size(f: Facts, *, min_gib: float, max_gib: float, uefi_max_gib: float = 0,
+                     below_min: str = WARN) -> Outcome:
+    """``uefi_max_gib``: the larger maximum of a disk that boots by UEFI (Azure Gen2;
+    0: the same); ``below_min``: what a smaller disk is (``warn``: the cloud makes the
+    disk larger; ``fail``: the upload is refused)."""
     size = f.info.get("virtual_size") or 0
     ev = f.ev("virtual_size", source="container header")
+    if uefi_max_gib and f.info.get("boot_mode") == "uefi":
+        max_gib = uefi_max_gib
+        ev.update(f.ev("boot_mode", source="partition table and boot code"))
     shown = human_size(size)
     linux = f.linux is not None
+    if size < min_gib * GiB and below_min == FAIL:
+        return Outcome(FAIL, f"virtual size {shown} is below {_gib(min_gib)}, the smallest "
+                       "disk the cloud takes", ev,
+                       f"qemu-img resize IMAGE {_gib(min_gib).replace(' GiB', 'G')}  (then "
+                       "convert as the format rule says)")
     if size > max_gib * GiB:
         shrink = "shrink the root filesystem and its partition (resize2fs, then parted " \
             "resizepart; XFS cannot shrink: copy it to a smaller one)" if linux else \
@@ -188,3 +210,93 @@ def no_error_findings(f: Facts, *, severities: Sequence[str]) -> Outcome:
 
 def _gib(n: float) -> str:
     return f"{n:g} GiB"
+
+
+@rule("subformat-supported", "the container's subformat is one the cloud imports "
+      "(fixed VHD, streamOptimized VMDK, ...)")
+def subformat_supported(f: Facts, *, allowed: Sequence[str]) -> Outcome:
+    """``allowed``: ``"FORMAT SUBFORMAT"`` entries; a format no entry names takes any
+    subformat (the format rule judges the format itself)."""
+    fmt, sub = f.info.get("format"), f.info.get("subformat")
+    ev = {**f.ev("format", source="content (magic bytes)"),
+          **f.ev("subformat", source="container header")}
+    subs = [e.partition(" ")[2] for e in allowed if e.partition(" ")[0] == fmt]
+    if not subs:
+        return Outcome(PASS, f"any {fmt} subformat is taken", ev)
+    if sub in subs:
+        return Outcome(PASS, f"{fmt} {sub} is a supported subformat", ev)
+    how = CONVERT_TO.get(str(fmt), "-O " + str(fmt)).format(sub=subs[0])
+    return Outcome(FAIL, f"{fmt} {sub}: only {' or '.join(subs)} {fmt} is taken", ev,
+                   f"qemu-img convert -p {how} IMAGE converted.{fmt}")
+
+
+@rule("vhd-footer", "a VHD whose 512-byte footer (cookie conectix) ends the file")
+def vhd_footer(f: Facts) -> Outcome:
+    """Azure reads the footer at the end of the page blob only: a VHD from an old tool
+    with a 511-byte footer, or one whose footer is only at offset 0, is refused."""
+    info = f.info
+    spec = info.get("format_specific") or {}
+    ev = {**f.ev("format", source="content (magic bytes)"),
+          **f.ev("format_specific.footer_offset", spec.get("footer_offset"), "VHD footer"),
+          **f.ev("file_size", source="file system")}
+    if info.get("format") != "vhd":
+        return Outcome(FAIL, f"not a VHD ({info.get('format')}): no conectix footer", ev,
+                       "qemu-img convert -p -O vpc -o subformat=fixed,force_size IMAGE "
+                       "IMAGE.vhd")
+    broken = [x for x in info.get("findings") or []
+              if x.get("id") in ("truncated", "footer-mismatch")]
+    at_end = spec.get("footer_offset") == (info.get("file_size") or 0) - 512 and \
+        "footer_length" not in spec
+    if broken:
+        ev.update(f.ev("findings", broken, "VHD footer"))
+    if (at_end or info.get("subformat") != "fixed") and not broken:
+        return Outcome(PASS, "the conectix footer ends the file (512 bytes)", ev)
+    why = "; ".join(x["message"] for x in broken) or \
+        f"the footer is at offset {spec.get('footer_offset')}, " \
+        f"{spec.get('footer_length', 512)} bytes, not the last 512 bytes of the file"
+    return Outcome(FAIL, why, ev, "qemu-img convert -p -O vpc -o subformat=fixed,force_size "
+                   "IMAGE fixed.vhd")
+
+
+@rule("virtual-size-aligned", "the virtual size is a whole number of MiB")
+def virtual_size_aligned(f: Facts, *, multiple_mib: int = 1) -> Outcome:
+    size = int(f.info.get("virtual_size") or 0)
+    unit = multiple_mib * MiB
+    ev = f.ev("virtual_size", source="container header (VHD: current size)")
+    if size % unit == 0:
+        return Outcome(PASS, f"virtual size {size} is {size // MiB} MiB", ev)
+    rounded = -(-size // unit) * unit
+    return Outcome(FAIL, f"virtual size {size} is not a multiple of {multiple_mib} MiB "
+                   "(a VHD written by qemu-img without force_size is rounded to a CHS "
+                   "geometry)", ev,
+                   f"qemu-img convert -p -O raw IMAGE disk.raw; qemu-img resize -f raw "
+                   f"disk.raw {rounded // MiB}M; qemu-img convert -p -O vpc -o "
+                   "subformat=fixed,force_size disk.raw disk.vhd")
+
+
+#: File name suffixes and the ``format`` each declares (OpenStack users pass it as
+#: ``--disk-format``); ``.img`` names anything and is not judged.
+SUFFIX_FORMATS = {".qcow2": "qcow2", ".qcow": "qcow", ".vmdk": "vmdk", ".vhd": "vhd",
+                  ".vpc": "vhd", ".vhdx": "vhdx", ".vdi": "vdi", ".raw": "raw",
+                  ".iso": "iso", ".qed": "qed"}
+
+
+@rule("name-matches-content", "the file name's suffix names the format the content is")
+def name_matches_content(f: Facts) -> Outcome:
+    """Glance refuses an upload whose content is not the declared ``disk_format``
+    (``require_image_format_match``, 2025.1); the declared one usually comes from the
+    suffix."""
+    path = str(f.info.get("path") or "")
+    fmt = f.info.get("format")
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    ev = {**f.ev("format", source="content (magic bytes)"),
+          **f.ev("path", source="as given")}
+    named = SUFFIX_FORMATS.get(suffix)
+    if named is None:
+        return Outcome(PASS, f"the name says no format; the content is {fmt}", ev)
+    if named == fmt:
+        return Outcome(PASS, f"{suffix} and the content agree: {fmt}", ev)
+    return Outcome(FAIL, f"the name says {named} ({suffix}) but the content is {fmt}: an "
+                   f"upload declared as {named} is refused", ev,
+                   f"declare --disk-format {fmt} (or rename the file to .{fmt})")
+
