@@ -61,9 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     image_command("info", "what each image is (the JSON contract's info object)", many=True)
     image_command("map", "the extent map, like qemu-img map", many=False)
     check = image_command("check", "judge each image against an import profile", many=True)
-    check.add_argument("--profile", metavar="NAME|FILE",
+    check.add_argument("--profile", metavar="NAME|FILE[,...]|all",
                        help="a built-in profile (default huawei-ims; see `imgscan "
-                       "profiles`) or a TOML file that extends one")
+                       "profiles`) or a TOML file that extends one; several separated by "
+                       "commas, or all (one per cloud), give one matrix report per image")
     check.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
     check.add_argument("--html", metavar="FILE",
                        help="also write the HTML report of these images to FILE")
@@ -125,12 +126,15 @@ def _map(path: str, as_json: bool, external_dir: str | None) -> int:
 def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
            profile_spec: str | None, junit: str | None, storage_class: str | None,
            html: str | None = None) -> int:
-    from .policy import ProfileError, check, load_profile
-    from .report.json import check_json
-    from .report.text import check_text
+    """Each image read once and judged by every profile of ``--profile`` (one name, a
+    comma-separated list, or ``all``): one report per image, a matrix for several;
+    ``html``: also the HTML page of every check and error."""
+    from .policy import ProfileError, check, load_profiles
+    from .report.json import checks_json
+    from .report.text import check_text, matrix_text
 
     try:
-        profile = load_profile(profile_spec)
+        profiles = load_profiles(profile_spec)
     except ProfileError as exc:
         print(f"imgscan: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
@@ -141,6 +145,7 @@ def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
     checks: list[dict[str, Any]] = []
     errors: list[tuple[str, str]] = []
     error_members: list[tuple[str, dict[str, Any]]] = []
+    reports = 0
     for path in paths:
         try:
             with Image(path, external_dir=external_dir) as img:
@@ -154,16 +159,17 @@ def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
                 import json
                 print(json.dumps(error_object(path, exc)))
             continue
-        result = check(info, profile, storage_class)
-        checks.append(result)
-        if result["verdict"] == "fail" and status == EXIT_OK:
+        results = [check(info, profile, storage_class) for profile in profiles]
+        checks += results
+        if any(r["verdict"] == "fail" for r in results) and status == EXIT_OK:
             status = EXIT_RULE_FAILED
         if as_json:
-            print(check_json(result))
+            print(checks_json(results))
         else:
-            if len(checks) + len(errors) > 1:
+            if reports + len(errors) > 0:
                 print()
-            print(check_text(result))
+            print(check_text(results[0]) if len(results) == 1 else matrix_text(results))
+        reports += 1
     if junit:
         from .report.junit import junit_xml
         try:

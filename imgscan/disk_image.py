@@ -9,6 +9,7 @@ whole inspection on top.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from . import limits
@@ -132,6 +133,11 @@ class DiskImage:
 
     @property
     def cluster_size(self) -> int | None:
+        """The allocation unit. A VMDK descriptor's comes from its extent files'
+        headers, which are opened (inside ``external_dir`` only) before it is told."""
+        # an extent file that cannot be opened: the guest stage reports it
+        with contextlib.suppress(ImageError):
+            self._attach_external()
         return self._container.cluster_size
 
     @property

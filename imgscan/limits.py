@@ -325,6 +325,9 @@ WINDOWS_MAX_HIVE_BYTES = NTFS_MAX_FILE_READ
 WINDOWS_MAX_CONFIG_BYTES = 1024 * 1024
 #: Most Tcpip interfaces / BCD objects / MountedDevices values looked at.
 WINDOWS_MAX_ENTRIES = 4096
+#: Largest NTFS $Bitmap counted for the Windows volume's free space (one bit per
+#: cluster: 64 MiB covers 2 TiB of 4 KiB clusters); it is read in 1 MiB pieces.
+WINDOWS_MAX_BITMAP_BYTES = 64 * 1024 * 1024
 #: Largest file read from a FAT volume (the BCD store on an ESP is 32-64 KiB).
 FAT_MAX_FILE_BYTES = 64 * 1024 * 1024
 #: Largest FAT directory read (65536 entries of 32 bytes, the FAT maximum).

@@ -13,7 +13,9 @@ Moving the cap to ``value`` and then ``value - 1`` tests the same comparison as 
 ``value`` and ``value + 1`` against the real cap.
 
 ``BOUNDARY_TESTS`` names the test of each cap; ``test_every_cap_has_a_boundary_test``
-fails when limits.py gains a cap without one.
+fails when limits.py gains a cap without one, and the session's check
+(tests/helpers/session_checks.py) fails a full run in which any of them was skipped,
+deselected or failed: a boundary test that exists but never runs proves nothing.
 """
 
 from __future__ import annotations
@@ -1232,6 +1234,13 @@ def test_windows_hive_and_config_bytes(uefi: Path, monkeypatch: pytest.MonkeyPat
     _finding_boundary(monkeypatch, "WINDOWS_MAX_CONFIG_BYTES", conf, _windows_findings(uefi))
 
 
+@needs_tsk
+def test_windows_bitmap_bytes(uefi: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bitmap = _ntfs_size(uefi, "/$Bitmap")
+    _finding_boundary(monkeypatch, "WINDOWS_MAX_BITMAP_BYTES", bitmap, _windows_findings(uefi))
+    assert _windows(uefi)[0]["free_bytes"] is not None  # type: ignore[index]
+
+
 def _esp_file(uefi: Path, work: Path, path: str) -> Path:
     out = work / Path(path).name
     run("mcopy", "-n", "-i", f"{uefi}@@{ESP * 512}", f"::{path}", out)
@@ -1399,6 +1408,7 @@ BOUNDARY_TESTS: dict[str, str] = {
     "NTFS_INODE_CACHE": "test_ntfs_inode_cache",
     "WINDOWS_MAX_HIVE_BYTES": "test_windows_hive_and_config_bytes",
     "WINDOWS_MAX_CONFIG_BYTES": "test_windows_hive_and_config_bytes",
+    "WINDOWS_MAX_BITMAP_BYTES": "test_windows_bitmap_bytes",
     "WINDOWS_MAX_ENTRIES": "test_windows_entries",
     "FAT_MAX_FILE_BYTES": "test_windows_fat_file_and_directory",
     "FAT_MAX_DIRECTORY_BYTES": "test_windows_fat_file_and_directory",
@@ -1500,6 +1510,9 @@ def _test_functions(path: Path) -> set[str]:
 
 
 def test_every_cap_has_a_boundary_test() -> None:
+    """Each cap names a boundary test that exists; that each one then ran and passed is
+    checked at the end of a full session (helpers.session_checks.check_caps reads the two
+    tables from this module)."""
     caps = {name for name in vars(limits) if name.isupper() and not name.startswith("_")}
     tests = BOUNDARY_TESTS | SCAN_BUDGET_TESTS
     assert set(tests) == caps, (

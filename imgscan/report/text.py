@@ -7,7 +7,7 @@ from ..vocabulary import STATUSES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
     from imgscan._core.extents import Extent
@@ -261,5 +261,50 @@ def check_text(check: Mapping[str, Any]) -> str:
     summary = ", ".join(f"{n} {label}" for label, n in (
         ("failed", counts["fail"]), ("warned", counts["warn"]), ("unknown", counts["unknown"]),
         ("manual", counts["manual"]), ("passed", counts["pass"])) if n)
+    lines += _registration_lines(check, "")
     lines.append(f"verdict: {check['verdict']} ({summary or 'no rules'})")
+    return "\n".join(lines)
+
+
+def _registration_lines(check: Mapping[str, Any], indent: str) -> list[str]:
+    params = check.get("registration") or {}
+    if not params:
+        return []
+    shown = ", ".join(f"{k}={v['value']}" for k, v in params.items())
+    return [f"{indent}register with: {shown}"]
+
+
+def matrix_text(checks: Sequence[Mapping[str, Any]]) -> str:
+    """The ``imgscan check --profile A,B`` report of one image: a table of every rule
+    (rows, in first-seen order) by profile (columns; ``-``: not in that profile or not
+    run on this guest), one verdict per profile, then per profile what to change (the
+    remedy of each rule that failed or warned) and the registration parameters."""
+    info = checks[0]["info"]
+    fmt = info["format"] + (f" ({info['subformat']})" if info.get("subformat") else "")
+    names = [c["profile"] for c in checks]
+    lines = [f"{checks[0]['path']}: {fmt}, {human_size(info['virtual_size'])}, "
+             f"{len(checks)} profiles"]
+    status = {(c["profile"], r["id"]): r["status"] for c in checks for r in c["rules"]}
+    rows = list(dict.fromkeys(r["id"] for c in checks for r in c["rules"]))
+    width = max((len(r) for r in rows), default=0) + 2
+    cols = [max(len(n), 7) + 2 for n in names]
+    lines.append((f"  {'rule':<{width}}" + "".join(
+        f"{n:<{w}}" for n, w in zip(names, cols, strict=True))).rstrip())
+    for rule_id in rows:
+        lines.append((f"  {rule_id:<{width}}" + "".join(
+            f"{status.get((n, rule_id), '-'):<{w}}" for n, w in zip(names, cols, strict=True))
+        ).rstrip())
+    lines.append(f"  {'verdict':<{width}}" + "".join(
+        f"{c['verdict']:<{w}}" for c, w in zip(checks, cols, strict=True)).rstrip())
+    for c in checks:
+        todo = [r for r in c["rules"] if r["status"] in ("fail", "warn")]
+        lines.append("")
+        lines.append(f"{c['profile']}: {c['verdict']}" + (
+            f", {len(todo)} to change" if todo else ", nothing to change"))
+        for r in todo:
+            fixed = " (the cloud fixes this itself)" if r.get("auto_fixed") else ""
+            lines.append(f"  {r['id']} ({r['status']}): {r['message']}{fixed}")
+            if r.get("remedy"):
+                lines.append(f"    remedy: {r['remedy']}")
+        lines += _registration_lines(c, "  ")
     return "\n".join(lines)

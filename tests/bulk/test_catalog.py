@@ -30,7 +30,7 @@ from imgscan.bulk.catalog import SCHEMA_VERSION, Catalog, CatalogError
 from imgscan.bulk.result import ScanResult
 from imgscan.cli import main
 
-pytestmark = [needs_qemu, needs_sqlite3]
+pytestmark = [needs_qemu]
 
 CHUNK = MiB
 #: The base disk: 8 MiB, chunks 0-5 filled with distinct patterns, 6-7 holes.
@@ -90,6 +90,7 @@ def db(tmp_path: Path, library: dict[str, Path], results: dict[str, ScanResult])
     return path
 
 
+@needs_sqlite3
 def test_sqlite3_reads_what_was_recorded(db: Path, library: dict[str, Path],
                                          results: dict[str, ScanResult]) -> None:
     assert sql(db, "PRAGMA integrity_check") == [["ok"]]
@@ -129,6 +130,7 @@ def test_sqlite3_reads_what_was_recorded(db: Path, library: dict[str, Path],
                   for p in BASE_PATTERNS}
 
 
+@needs_sqlite3
 def test_rescan_touches_replaces_and_marks_missing(tmp_path: Path, library: dict[str, Path],
                                                    results: dict[str, ScanResult]) -> None:
     lib = tmp_path / "lib"
@@ -217,6 +219,7 @@ def _writer(db: str, root: str, results: list[ScanResult], start: Any, kill: boo
     catalog.close()
 
 
+@needs_sqlite3
 def test_an_older_scan_never_hides_a_newer_sighting(tmp_path: Path,
                                                     results: dict[str, ScanResult]) -> None:
     """Scans A and B overlap on one tree; B sees X first, then A records or touches it.
@@ -238,6 +241,7 @@ def test_an_older_scan_never_hides_a_newer_sighting(tmp_path: Path,
     assert out.split() == [f"scanned|{scan_b}"]
 
 
+@needs_sqlite3
 def test_an_unreadable_directory_hides_nothing(tmp_path: Path,
                                                results: dict[str, ScanResult]) -> None:
     """Files under a directory the walk could not list this time are not missing."""
@@ -255,6 +259,7 @@ def test_an_unreadable_directory_hides_nothing(tmp_path: Path,
     assert out.split() == [f"{outside.path}|missing", f"{inside.path}|scanned"]
 
 
+@needs_sqlite3
 def test_two_processes_write_one_catalog(tmp_path: Path, results: dict[str, ScanResult]
                                          ) -> None:
     db = tmp_path / "shared.db"
@@ -299,6 +304,7 @@ def test_two_processes_write_one_catalog(tmp_path: Path, results: dict[str, Scan
         assert catalog.stats()["images"] == 640
 
 
+@needs_sqlite3
 def test_scans_creating_one_catalog_at_once(tmp_path: Path, results: dict[str, ScanResult]
                                             ) -> None:
     """Whoever comes first creates the schema; the others wait and use it (found
@@ -319,6 +325,7 @@ def test_scans_creating_one_catalog_at_once(tmp_path: Path, results: dict[str, S
         assert sql(db, "SELECT count(*) FROM images") == [["40"]]
 
 
+@needs_sqlite3
 def test_catalog_refuses_what_it_cannot_use(tmp_path: Path, db: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     run("sqlite3", db, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
@@ -439,6 +446,7 @@ def test_cli_export(db: Path, library: dict[str, Path], results: dict[str, ScanR
     assert status == 0 and list(csv.reader(io.StringIO(out)))[1:] == []
 
 
+@needs_sqlite3
 def test_cli_duplicates_and_exit_codes(db: Path, tmp_path: Path, library: dict[str, Path],
                                        capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = cli(capsys, "duplicates", "--catalog", str(db))
