@@ -1288,6 +1288,13 @@ def test_fingerprint_chunks(qcow2s: dict[str, Path], monkeypatch: pytest.MonkeyP
 #: Each public name of imgscan/limits.py -> the test of its boundary: a test of this file, or
 #: "file::test" for a boundary test that lives with its decoder's tests.
 BOUNDARY_TESTS: dict[str, str] = {
+    "OVA_MAX_MEMBERS": "_core/test_tar.py::test_members_cap",
+    "OVA_MAX_PAX_BYTES": "_core/test_tar.py::test_pax_bytes_cap",
+    "OVF_MAX_DESCRIPTOR_BYTES": "_core/test_ovf.py::test_descriptor_bytes_cap",
+    "OVF_MAX_DEPTH": "_core/test_ovf.py::test_depth_cap",
+    "OVF_MAX_ELEMENTS": "_core/test_ovf.py::test_elements_cap",
+    "OVF_MAX_DISKS": "_core/test_ovf.py::test_disks_cap",
+    "OVA_MAX_MANIFEST_BYTES": "_core/test_ova.py::test_manifest_bytes_cap",
     "FS_MAX_SYMLINK_FOLLOWS": "_core/test_ext4.py::test_symlink_follows_cap",
     "FS_MAX_PATH_COMPONENTS": "_core/test_ext4.py::test_path_components_cap",
     "FS_MAX_FILE_READ": "_core/test_ext4.py::test_file_read_cap",

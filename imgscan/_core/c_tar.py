@@ -42,9 +42,11 @@ MAGIC_GNU = b"ustar "
 #: Offset of ``magic``, for the content probe.
 MAGIC_OFFSET = TAR_HEADER.offset("magic")
 
-#: ``typeflag`` values: regular files (``0`` and the old ``\0``), directories, pax
-#: extended headers for the next member (``x``) and for the archive (``g``).
+#: ``typeflag`` values: regular files (``0``, the old ``\0``, contiguous ``7``),
+#: directories, pax extended headers for the next member (``x``) and for the archive (``g``).
 REGULAR = (b"0", b"\x00", b"7")
 DIRECTORY = b"5"
 PAX_NEXT = b"x"
 PAX_GLOBAL = b"g"
+#: GNU tar's long name: the member's data is the name of the next member (``--format=gnu``).
+GNU_LONGNAME = b"L"

@@ -26,6 +26,7 @@ from imgscan.findings import CORRUPT, PACKAGE_MEMBER, RESOURCE_EXHAUSTION, TRUNC
 from .c_tar import (
     BLOCK,
     DIRECTORY,
+    GNU_LONGNAME,
     MAGIC_GNU,
     MAGIC_OFFSET,
     MAGIC_USTAR,
@@ -197,6 +198,11 @@ class Archive:
                 if records is None:
                     return
                 pax = records
+            elif typeflag == GNU_LONGNAME:
+                limits.enforce(data_size, "OVA_MAX_PAX_BYTES", source.path, "GNU long name",
+                               pos, "long name bytes")
+                long_name = source.read(data, data_size, "GNU long name").split(b"\x00", 1)[0]
+                pax = {**pax, "path": long_name.decode("utf-8", "surrogateescape")}
             else:
                 name = pax.get("path") or _name(fields)
                 if typeflag in REGULAR:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from helpers import TESTS, MiB, overwrite, run_cli, sparse_file
-from helpers.ova_packages import build_ova
+from helpers.ova_packages import BILLION_LAUGHS, build_ova
 from oracles import needs_qemu, qemu_info, run
 
 import imgscan
@@ -242,3 +242,108 @@ def test_info_json_and_check_on_an_ova(ovas: dict[str, Path]) -> None:
     rules = {r["id"]: r["status"] for r in result["rules"]}
     assert rules["system-disk-present"] == "pass"
     assert rules["format-supported"] == "pass"
+
+
+# -- hostile packages: each a finding, or an ImageError when no disk is left -------------
+def _repack(d: Path, name: str, members: list[str]) -> Path:
+    ova = d / f"{name}.ova"
+    ova.unlink(missing_ok=True)
+    run("tar", "--format=ustar", "-cf", ova, *members, cwd=d)
+    return ova
+
+
+def _container_ids(info: dict[str, Any]) -> list[str]:
+    return [f["id"] for f, stage in zip(info["findings"], info["finding_stages"], strict=True)
+            if stage == "container"]
+
+
+@pytest.fixture
+def package_dir(tmp_path: Path, windows_disks: dict[str, Path]) -> Path:
+    """``p.ovf``, ``p.mf``, ``p.vmdk`` (the BIOS fixture) and ``p.ova`` in one directory."""
+    build_ova(tmp_path, "p", [("p.vmdk", windows_disks["bios"])])
+    return tmp_path
+
+
+def test_entity_expansion_in_the_descriptor(package_dir: Path) -> None:
+    """The billion laughs as an OVA's descriptor: refused unexpanded (a corrupt finding);
+    the package is still read from its members."""
+    (package_dir / "p.ovf").write_bytes(BILLION_LAUGHS)
+    ova = _repack(package_dir, "p", ["p.ovf", "p.vmdk"])
+    with imgscan.open(ova) as img:
+        info = img.info()
+    assert _container_ids(info) == ["corrupt"]
+    assert "DOCTYPE or entities" in info["findings"][0]["message"]
+    assert [d["href"] for d in info["disks"]] == ["p.vmdk"]
+    assert info["windows"] is not None
+
+
+@pytest.mark.parametrize("href", ["/etc/shadow", "../p.vmdk", "nbd:evil"])
+def test_unsafe_hrefs_are_refused(package_dir: Path, href: str) -> None:
+    ovf_text = (package_dir / "p.ovf").read_text()
+    (package_dir / "p.ovf").write_text(ovf_text.replace('ovf:href="p.vmdk"',
+                                                        f'ovf:href="{href}"'))
+    ova = _repack(package_dir, "p", ["p.ovf", "p.vmdk"])
+    with pytest.raises(imgscan.ImageError, match="no disk of the package can be read"):
+        imgscan.open(ova)
+    # the standalone descriptor refuses it too, even though the file is beside it
+    with pytest.raises(imgscan.ImageError, match="never followed"):
+        imgscan.open(package_dir / "p.ovf")
+
+
+def test_a_symlink_out_of_the_descriptors_directory_is_refused(package_dir: Path,
+                                                               tmp_path_factory:
+                                                               pytest.TempPathFactory) -> None:
+    outside = tmp_path_factory.mktemp("outside") / "p.vmdk"
+    (package_dir / "p.vmdk").rename(outside)
+    (package_dir / "p.vmdk").symlink_to(outside)
+    with pytest.raises(imgscan.ImageError, match="resolves outside"):
+        imgscan.open(package_dir / "p.ovf")
+
+
+def test_a_second_disk_that_is_missing_is_a_finding(tmp_path: Path,
+                                                    windows_disks: dict[str, Path]) -> None:
+    build_ova(tmp_path, "q", [("q1.vmdk", windows_disks["bios"]),
+                              ("q2.vmdk", windows_disks["uefi"])])
+    ova = _repack(tmp_path, "q", ["q.ovf", "q.mf", "q1.vmdk"])
+    with imgscan.open(ova) as img:
+        info = img.info()
+    # the manifest still lists q2.vmdk, which is not there either
+    assert _container_ids(info) == ["package-member", "manifest-mismatch"]
+    assert "'q2.vmdk' is not in the archive" in info["findings"][0]["message"]
+    assert info["disks"][1]["error"] and info["disks"][0]["system"]
+
+
+def test_a_disk_cut_short_is_truncated(package_dir: Path) -> None:
+    ova = package_dir / "p.ova"
+    with open(ova, "r+b") as f:
+        f.truncate(ova.stat().st_size // 2)
+    with pytest.raises(imgscan.ImageError, match="is not in the archive"):
+        imgscan.open(ova)
+
+
+def test_the_same_disk_name_twice(package_dir: Path) -> None:
+    """``tar -r`` appends a second p.vmdk: tar would extract the last, a reader that stops
+    at the first sees the other; neither is read."""
+    ova = package_dir / "p.ova"
+    run("tar", "--format=ustar", "-rf", ova, "p.ovf", cwd=package_dir)
+    run("tar", "--format=ustar", "-rf", ova, "p.vmdk", cwd=package_dir)
+    with pytest.raises(imgscan.ImageError, match="several members of this name"):
+        imgscan.open(ova)
+
+
+def test_manifest_naming_a_file_that_is_not_there(package_dir: Path) -> None:
+    mf = package_dir / "p.mf"
+    mf.write_text(mf.read_text() + "SHA256(gone.vmdk)= " + "0" * 64 + "\nnot a line\n")
+    ova = _repack(package_dir, "p", ["p.ovf", "p.mf", "p.vmdk"])
+    with imgscan.open(ova, verify_manifest=True) as img:
+        info = img.info()
+    assert _container_ids(info) == ["corrupt", "manifest-mismatch"]
+    assert info["ova"]["manifest"]["mismatches"] == ["gone.vmdk"]
+    assert info["ova"]["manifest"]["verified"] is False
+
+
+def test_manifest_bytes_cap(monkeypatch: pytest.MonkeyPatch, package_dir: Path) -> None:
+    from test_limits import _finding_boundary, _findings
+    size = (package_dir / "p.mf").stat().st_size
+    _finding_boundary(monkeypatch, "OVA_MAX_MANIFEST_BYTES", size,
+                      _findings(package_dir / "p.ova"))

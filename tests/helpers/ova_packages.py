@@ -30,6 +30,18 @@ ENVELOPE = (
     'CIM_VirtualSystemSettingData" '
     'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">')
 NETWORK = html.escape('"VM Network"')
+#: An OVF descriptor that is the "billion laughs" (entity expansion, 10^5 "lol"s here;
+#: each level more multiplies by ten).
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol9 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+]>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"><Info>&lol9;</Info></Envelope>
+"""
 STREAM_OPTIMIZED = "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
 
 
