@@ -106,8 +106,10 @@ def parse(data: bytes, path: str, structure: str = "OVF descriptor") -> ET.Eleme
         raise CorruptImage(path, structure, None,
                            f"not well-formed XML: {expat.ErrorString(exc.code)} at line "
                            f"{exc.lineno}, column {exc.offset}") from None
-    except RecursionError:
-        raise CorruptImage(path, structure, None, "the XML nests too deeply") from None
+    except (LookupError, ValueError) as exc:
+        # an encoding the declaration names that Python does not know, or bytes it cannot
+        # decode in it
+        raise CorruptImage(path, structure, None, f"unreadable text: {exc}") from None
     return builder.close()
 
 

@@ -40,6 +40,15 @@ def test_malformed_xml_is_corrupt(data: bytes) -> None:
         ovf.parse(data, "x.ovf")
 
 
+@pytest.mark.parametrize("data", [b'<?xml version="1.0" encoding="UTF-x"?><Envelope/>',
+                                  b'<?xml version="1.0" encoding="ascii"?><a>\xff</a>'])
+def test_an_unknown_or_wrong_encoding_is_corrupt(data: bytes) -> None:
+    """The declaration names the encoding: one Python lacks, or bytes not in it (a fuzz
+    regression: LookupError escaped)."""
+    with pytest.raises(CorruptImage):
+        ovf.parse(data, "x.ovf")
+
+
 def test_another_root_is_corrupt() -> None:
     with pytest.raises(ImageError, match="not Envelope"):
         ovf.read(b"<html/>", "x.ovf")
