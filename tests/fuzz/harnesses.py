@@ -461,7 +461,7 @@ def ova(data: bytes) -> None:
         with Source(path) as src:
             archive = Archive(src)
             for m in archive.members:
-                assert 0 <= m.offset and m.offset + m.size <= src.size, "member outside"
+                assert m.offset >= 0 and m.offset + m.size <= src.size, "member outside"
             with contextlib.suppress(ImageError):
                 Package(src, "ova", verify_manifest=True).as_dict()
         with contextlib.suppress(ImageError), \
