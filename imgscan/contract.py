@@ -17,7 +17,6 @@ can tell what stopped where without reading message text.
 from __future__ import annotations
 
 from . import guest
-from ._core.ovf import format_name
 from .errors import ImageError
 from .findings import FIRMWARE_MISMATCH, PACKAGE_MEMBER, SIZE_MISMATCH, Finding, finding_id
 from .layout import of_guest
@@ -170,6 +169,8 @@ def package_info(image: DiskImage) -> dict[str, Any]:
 
 def _package_disk_findings(facts: dict[str, Any], disk: DiskImage) -> list[Finding]:
     """Where the descriptor and the disk it names disagree (capacity, format)."""
+    from ._core.ovf import format_name  # only for a package (xml.etree's import cost)
+
     out: list[Finding] = []
     name = facts.get("href") or facts.get("disk_id")
     capacity = facts.get("capacity")

@@ -14,9 +14,8 @@ import os
 from . import limits
 from ._core.container import Container
 from ._core.extents import ExtentMap
-from ._core.ova import Package, open_package
 from ._core.paths import resolve_external, unsafe_reason
-from ._core.registry import detect, open_as
+from ._core.registry import detect, may_be_package, open_as
 from ._core.source import Source
 from ._core.stream import DiskStream
 from ._core.vdisk import VirtualDisk
@@ -36,6 +35,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from types import TracebackType
     from typing import Any, Self
+
+    from ._core.ova import Package
 
     Read = Callable[[int, int], bytes]
 
@@ -132,6 +133,10 @@ class DiskImage:
     def _open_package(self, verify_manifest: bool) -> None:
         """When the file is an OVF package: read it, and take its first disk with bytes."""
         try:
+            if not may_be_package(self._source):
+                return
+            from ._core.ova import open_package  # xml.etree's import: only for a package
+
             package = open_package(self._source, verify_manifest=verify_manifest)
             if package is None:
                 return

@@ -20,7 +20,6 @@ the package is read as far as it goes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 
@@ -35,7 +34,7 @@ from imgscan.findings import (
     finding_id,
 )
 
-from . import ovf, tar
+from . import tar
 from .c_tar import BLOCK, TAR_HEADER
 from .paths import resolve_external, unsafe_reason
 from .source import Source, window
@@ -45,6 +44,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from imgscan.findings import Severity
+
+    from . import ovf
 
 #: ``SHA256(disk1.vmdk)= 3f...``: the manifest line of DSP0243 §5.1 (SHA1 in OVF 1.x).
 _MANIFEST_LINE = re.compile(r"^(SHA1|SHA256|SHA512)\((.+)\)\s*=\s*([0-9A-Fa-f]+)\s*$")
@@ -127,6 +128,8 @@ class Package:
 
     # -- descriptor ---------------------------------------------------------------
     def _descriptor(self) -> ovf.Descriptor | None:
+        from . import ovf  # xml.etree and pyexpat cost milliseconds: only for a package
+
         try:
             data = self._descriptor_bytes()
             descriptor = ovf.read(data, f"{self.path} [{self.descriptor_name}]"
@@ -307,6 +310,8 @@ class Package:
         self.manifest_verified = not self.manifest_mismatches
 
     def _digest(self, algorithm: str, where: tuple[int, int] | str) -> str:
+        import hashlib  # only when a manifest is verified
+
         h = hashlib.new(algorithm.lower())
         if isinstance(where, str):
             with Source(where) as src:

@@ -58,7 +58,9 @@ class _Refused(Exception):
 
 
 def parse(data: bytes, path: str, structure: str = "OVF descriptor") -> ET.Element:
-    """The element tree of ``data``; tags are ``{namespace}local``.
+    """The element tree of ``data``. Element tags are local names (``Disk``, ``Item``):
+    every reader here matches by local name, so OVF 1.x and 2.x read alike, and the
+    tree is walked without splitting names; attributes keep ``{namespace}local``.
 
     Raises :class:`ImageError` (``CorruptImage``, ``LimitExceeded``) for XML
     that is malformed, declares a DOCTYPE or entities, or passes a cap.
@@ -75,21 +77,26 @@ def parse(data: bytes, path: str, structure: str = "OVF descriptor") -> ET.Eleme
         raise _Refused("it declares a DOCTYPE or entities, which no OVF descriptor has "
                        "(entity expansion and external entities are refused)")
 
-    def tag(name: str) -> str:
+    def attribute(name: str) -> str:
         return "{" + name if "}" in name else name
+
+    # the caps read once per parse (a test that moves them still reaches this parse)
+    max_depth, max_elements = limits.OVF_MAX_DEPTH, limits.OVF_MAX_ELEMENTS
 
     def start(name: str, attrs: dict[str, str]) -> None:
         nonlocal depth, count
         depth += 1
         count += 1
-        limits.enforce(depth, "OVF_MAX_DEPTH", path, structure, None, "element depth")
-        limits.enforce(count, "OVF_MAX_ELEMENTS", path, structure, None, "elements")
-        builder.start(tag(name), {tag(k): v for k, v in attrs.items()})
+        if depth > max_depth or count > max_elements:
+            limits.enforce(depth, "OVF_MAX_DEPTH", path, structure, None, "element depth")
+            limits.enforce(count, "OVF_MAX_ELEMENTS", path, structure, None, "elements")
+        builder.start(name.rpartition("}")[2],
+                      {attribute(k): v for k, v in attrs.items()})
 
     def end(name: str) -> None:
         nonlocal depth
         depth -= 1
-        builder.end(tag(name))
+        builder.end(name.rpartition("}")[2])
 
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
@@ -113,11 +120,6 @@ def parse(data: bytes, path: str, structure: str = "OVF descriptor") -> ET.Eleme
     return builder.close()
 
 
-def local(name: str) -> str:
-    """``{namespace}local`` -> ``local``."""
-    return name.rpartition("}")[2]
-
-
 def attr(element: ET.Element, name: str) -> str | None:
     """Attribute ``name`` in an ``ovf:`` namespace, or without one (some writers omit it)."""
     for ns in OVF_NAMESPACES:
@@ -128,18 +130,16 @@ def attr(element: ET.Element, name: str) -> str | None:
 
 
 def children(element: ET.Element, name: str) -> list[ET.Element]:
-    return [c for c in element if local(c.tag) == name]
+    return element.findall(name)
 
 
 def descendants(element: ET.Element, name: str) -> list[ET.Element]:
-    return [c for c in element.iter() if local(c.tag) == name]
+    return list(element.iter(name))
 
 
 def child_text(element: ET.Element, name: str) -> str | None:
-    for c in element:
-        if local(c.tag) == name:
-            return (c.text or "").strip()
-    return None
+    c = element.find(name)
+    return None if c is None else (c.text or "").strip()
 
 
 def capacity_bytes(capacity: str | None, units: str | None) -> int | None:
@@ -180,9 +180,9 @@ class Descriptor:
     keys it supplies); ``problems`` are statements that could not be used."""
 
     def __init__(self, root: ET.Element, path: str) -> None:
-        if local(root.tag) != "Envelope":
+        if root.tag != "Envelope":
             raise CorruptImage(path, "OVF descriptor", None,
-                               f"the root element is {local(root.tag)!r}, not Envelope")
+                               f"the root element is {root.tag!r}, not Envelope")
         self.path = path
         self.problems: list[str] = []
         self.files = self._files(root)
@@ -257,7 +257,7 @@ class Descriptor:
         for item in items:
             if _resource_type(item) != DISK_DRIVE_TYPE:
                 continue
-            for host in (c for c in item if local(c.tag) == "HostResource"):
+            for host in item.findall("HostResource"):
                 m = _DISK_REF.match((host.text or "").strip())
                 disk = disks.get(m.group(1)) if m else None
                 if disk is not None and disk not in ordered:
@@ -283,7 +283,7 @@ class Descriptor:
         found: set[str] = set()
         for element in system.iter():
             value = element.get(f"{{{VMW_NAMESPACE}}}firmware")
-            if value is None and local(element.tag) == "Config" \
+            if value is None and element.tag == "Config" \
                     and element.get(f"{{{VMW_NAMESPACE}}}key") == "firmware":
                 value = element.get(f"{{{VMW_NAMESPACE}}}value")
             if value is not None:
@@ -312,8 +312,7 @@ class Descriptor:
 def _items(system: ET.Element) -> list[ET.Element]:
     out: list[ET.Element] = []
     for section in descendants(system, "VirtualHardwareSection"):
-        out.extend(c for c in section if local(c.tag) in ("Item", "EthernetPortItem",
-                                                          "StorageItem"))
+        out.extend(c for c in section if c.tag in ("Item", "EthernetPortItem", "StorageItem"))
     return out
 
 

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 ZERO_BLOCK = bytes(BLOCK)
 _CHKSUM = slice(TAR_HEADER.offset("chksum"), TAR_HEADER.end("chksum"))
+#: The byte values a signed-char sum counts as negative.
+_HIGH_BYTES = bytes(range(128, 256))
 
 
 class Member:
@@ -77,8 +79,10 @@ def header_checksum_ok(block: bytes) -> bool:
         return False
     blanked = block[:_CHKSUM.start] + b" " * 8 + block[_CHKSUM.stop:]
     unsigned = sum(blanked)
-    signed = unsigned - 256 * sum(1 for b in blanked if b >= 128)
-    return stored in (unsigned, signed)
+    if stored == unsigned:
+        return True
+    high = len(blanked) - len(blanked.translate(None, _HIGH_BYTES))
+    return stored == unsigned - 256 * high
 
 
 def number(field: bytes) -> int | None:
