@@ -1539,5 +1539,5 @@ README_GROUPS = (
     "NTFS record size", "registry subkeys", "Windows inspection", "FAT file", "LimitExceeded",
     "CorruptImage", "resource-exhaustion", "SCAN_TIME_LIMIT", "filesystem readers",
     "ext4 extent-tree depth", "XFS fork extents", "LVM2 metadata", "Linux inspection",
-    "boot loader configuration", "initramfs",
+    "boot loader configuration", "initramfs", "OVA / OVF packages",
 )
