@@ -182,8 +182,8 @@ class DiskImage:
     @property
     def file_size(self) -> int:
         """Bytes of the file; of the whole package for the image that opened one."""
-        if self._package_source is not None:
-            return self._package_source.size
+        if self._package_source is not None and self.package is not None:
+            return self.package.size
         return self._source.size
 
     @property

@@ -228,6 +228,15 @@ class Package:
         raise UnsupportedFeature(self.path, "OVF disk", None,
                                  disk.why_not or "the disk's bytes are not in the package")
 
+    @property
+    def size(self) -> int:
+        """Bytes of the whole package: the OVA, or the descriptor and the files it names
+        that are beside it (``file_size`` of a multi-file image)."""
+        if self.archive is not None:
+            return self.source.size
+        return self.source.size + sum(os.path.getsize(d.file) for d in self.disks
+                                      if d.file is not None)
+
     # -- manifest --------------------------------------------------------------------
     def _files(self) -> dict[str, tuple[int, int] | str]:
         """Every file of the package by name: (offset, size) in an OVA, a path for an OVF."""

@@ -206,6 +206,8 @@ def test_standalone_ovf_reads_its_disks_beside_it(ovas: dict[str, Path],
     with imgscan.open(extracted / "vm.ovf", verify_manifest=True) as img:
         info = img.info()
     assert info["ova"]["kind"] == "ovf"
+    assert info["file_size"] == sum(p.stat().st_size for p in (
+        extracted / "vm.ovf", extracted / "vm-disk1.vmdk", extracted / "vm-disk2.vmdk"))
     assert info["ova"]["manifest"]["verified"] is True
     for key in ("windows", "partitions", "boot_mode", "format", "virtual_size"):
         assert info[key] == packaged[key], key
@@ -347,3 +349,17 @@ def test_manifest_bytes_cap(monkeypatch: pytest.MonkeyPatch, package_dir: Path) 
     size = (package_dir / "p.mf").stat().st_size
     _finding_boundary(monkeypatch, "OVA_MAX_MANIFEST_BYTES", size,
                       _findings(package_dir / "p.ova"))
+
+
+def test_a_package_info_has_every_contract_key_with_its_type(ovas: dict[str, Path]) -> None:
+    """The package's object is an info object first: every key of the contract with its
+    type (tests/test_contract.py's table), then the two extension keys."""
+    from test_contract import INFO_KEYS
+    for path in ovas.values():
+        with imgscan.open(path) as img:
+            info = json.loads(json.dumps(img.info()))
+        for key, types in INFO_KEYS.items():
+            assert isinstance(info[key], types), (path, key, info[key])
+        assert len(info["finding_stages"]) == len(info["findings"])
+        assert isinstance(info["ova"], dict) and isinstance(info["disks"], list)
+        assert info["disks"][info["ova"]["system_disk"]]["system"] is True
