@@ -363,3 +363,27 @@ def test_a_package_info_has_every_contract_key_with_its_type(ovas: dict[str, Pat
         assert len(info["finding_stages"]) == len(info["findings"])
         assert isinstance(info["ova"], dict) and isinstance(info["disks"], list)
         assert info["disks"][info["ova"]["system_disk"]]["system"] is True
+
+
+@pytest.mark.skipif(shutil.which("mkfs.vfat") is None, reason="dosfstools not installed")
+@pytest.mark.parametrize(("firmware", "mode"), [("efi", "uefi"), ("bios", "bios"),
+                                                (None, "hybrid")])
+def test_the_descriptors_firmware_decides_a_hybrid_disk(tmp_path: Path, firmware: str | None,
+                                                       mode: str) -> None:
+    """A GPT disk with both a BIOS boot partition and a FAT ESP (sfdisk, mkfs.vfat) boots
+    either way: the VM's firmware, from the descriptor, is the way it boots."""
+    raw = sparse_file(tmp_path / "hybrid.img", 40 * MiB)
+    subprocess.run(["sfdisk", "-q", str(raw)], text=True, check=True, capture_output=True,
+                   input="label: gpt\nstart=2048, size=2048, "
+                         "type=21686148-6449-6E6F-744E-656564454649\n"
+                         "start=4096, size=65536, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n")
+    run("mkfs.vfat", "--offset", "4096", raw, "32768")
+    with imgscan.open(raw) as alone:
+        assert alone.info()["boot_mode"] == "hybrid"
+    ova = build_ova(tmp_path / "p", "h", [("h.vmdk", raw)], firmware=firmware)
+    with imgscan.open(ova) as img:
+        info = img.info()
+    assert info["boot_mode"] == mode
+    assert ("OVF descriptor: firmware " + str(firmware) in info["boot_evidence"]) \
+        == (firmware is not None)
+    assert _container_ids(info) == []
