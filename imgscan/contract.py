@@ -103,7 +103,8 @@ def package_info(image: DiskImage) -> dict[str, Any]:
     the system disk only; its object is the package's, with the package's
     ``path`` and ``file_size``, the extension keys ``ova`` (the descriptor's
     facts, members, manifest, ``system_disk``) and ``disks`` (one summary per
-    disk), and the package's findings first. Where the disk alone leaves the
+    disk), and the package's findings first (with every error of the other disks,
+    which the package carries too). Where the disk alone leaves the
     boot mode open (``hybrid``: both paths present) and the descriptor names
     the firmware, the VM boots by that firmware: ``boot_mode`` says so; a disk
     with no boot path stays ``unknown`` (the firmware does not make it
@@ -115,6 +116,8 @@ def package_info(image: DiskImage) -> dict[str, Any]:
     disks: list[dict[str, Any]] = []
     layouts: dict[int, tuple[DiskImage, Layout, list[Finding]]] = {}
     system: int | None = None
+    #: What stops or damages a disk other than the system disk: the package's findings.
+    others: list[Finding] = []
     for i, pdisk in enumerate(package.disks):
         entry: dict[str, Any] = {"index": i, **{k: pdisk.facts.get(k) for k in (
             "disk_id", "href", "capacity", "format_uri", "populated_size", "controller")}}
@@ -129,6 +132,7 @@ def package_info(image: DiskImage) -> dict[str, Any]:
             layout = of_guest(disk.guest())
         except ImageError as exc:
             entry["error"] = str(exc)
+            others.append(Finding(finding_id(exc), "error", str(exc)))
             continue
         disagree = _package_disk_findings(pdisk.facts, disk)
         layouts[i] = (disk, layout, disagree)
@@ -157,7 +161,12 @@ def package_info(image: DiskImage) -> dict[str, Any]:
                 FIRMWARE_MISMATCH, "warning",
                 f"{image.path}: the OVF descriptor's firmware is {stated}, but the system "
                 f"disk boots only by {layout.boot_mode}"))
-    findings = [f.at(CONTAINER) for f in (*package.findings, *disagree)]
+    for i, (other, other_layout, other_disagree) in layouts.items():
+        if i != system:
+            others.extend(Finding(f.id, f.severity, f"disk {i} ({other.own_path}): {f.message}")
+                          for f in (*other.findings, *other_layout.findings, *other_disagree)
+                          if f.severity == "error")
+    findings = [f.at(CONTAINER) for f in (*package.findings, *disagree, *others)]
     info["findings"] = [*(f.as_dict() for f in findings), *info["findings"]]
     info["finding_stages"] = [*(f.stage for f in findings), *info["finding_stages"]]
     info["path"] = image.path

@@ -187,6 +187,12 @@ class DiskImage:
         return self._source.size
 
     @property
+    def own_path(self) -> str:
+        """The name errors give this disk's own file: ``pkg.ova [disk1.vmdk]`` for a disk
+        of a package."""
+        return self._source.path
+
+    @property
     def own_file_size(self) -> int:
         """Bytes of this disk's own file: its member, for a disk of a package."""
         return self._source.size

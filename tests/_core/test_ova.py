@@ -387,3 +387,20 @@ def test_the_descriptors_firmware_decides_a_hybrid_disk(tmp_path: Path, firmware
     assert ("OVF descriptor: firmware " + str(firmware) in info["boot_evidence"]) \
         == (firmware is not None)
     assert _container_ids(info) == []
+
+
+def test_a_damaged_second_disk_is_named_and_carried(tmp_path: Path,
+                                                    windows_disks: dict[str, Path]) -> None:
+    """The second disk's grain directory (the sparse header's ``gd_offset``, VMware's
+    spec) points past its member: its error names the package and the member, and the
+    package's findings carry it (the member's bytes after it are not read)."""
+    ova = build_ova(tmp_path, "b", [("b1.vmdk", windows_disks["bios"]),
+                                    ("b2.vmdk", windows_disks["bios"])])
+    with imgscan.open(ova) as img:
+        member = next(m for m in img.info()["ova"]["members"] if m["name"] == "b2.vmdk")
+    overwrite(ova, member["offset"] + 56, (1 << 40).to_bytes(8, "little"))
+    with imgscan.open(ova) as img:
+        info = img.info()
+    assert info["disks"][1]["error"].startswith(f"{ova} [b2.vmdk]: VMDK grain directory")
+    assert _container_ids(info) == ["truncated"]
+    assert info["windows"] is not None and info["ova"]["system_disk"] == 0
