@@ -279,13 +279,17 @@ class Descriptor:
 
     def _firmware(self, system: ET.Element) -> str | None:
         """``efi`` or ``bios`` from ``vmw:Config key=firmware`` (or a ``vmw:firmware``
-        attribute); None when the descriptor does not say."""
+        attribute), or VirtualBox's ``<vbox:Machine>`` ``<Firmware type="EFI"/>``
+        (EFI, EFI32, EFI64, EFIDUAL, BIOS); None when the descriptor does not say."""
         found: set[str] = set()
         for element in system.iter():
             value = element.get(f"{{{VMW_NAMESPACE}}}firmware")
             if value is None and element.tag == "Config" \
                     and element.get(f"{{{VMW_NAMESPACE}}}key") == "firmware":
                 value = element.get(f"{{{VMW_NAMESPACE}}}value")
+            if value is None and element.tag == "Firmware" and element.get("type"):
+                kind = element.get("type", "").strip().lower()
+                value = "efi" if kind.startswith("efi") else kind
             if value is not None:
                 found.add(value.strip().lower())
         if len(found) > 1:

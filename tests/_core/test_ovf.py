@@ -126,3 +126,33 @@ def test_problems_are_collected_not_raised(tmp_path: Path) -> None:
     assert d.firmware is None
     assert d.disks[0]["capacity"] is None and d.disks[0]["href"] is None
     assert d.os_type == "windows9Server64Guest"
+
+
+@pytest.mark.parametrize(("firmware", "expected"), [("EFI", "efi"), ("EFI64", "efi"),
+                                                    ("BIOS", "bios")])
+def test_virtualbox_firmware(firmware: str, expected: str) -> None:
+    """VirtualBox's export: its own machine configuration inside the VirtualSystem, the
+    OVF elements prefixed with ``ovf:`` (as VBoxManage export writes them)."""
+    text = f"""<?xml version="1.0"?>
+<Envelope ovf:version="1.0" xml:lang="en-US" xmlns="http://schemas.dmtf.org/ovf/envelope/1"
+ xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
+ xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
+ xmlns:vbox="http://www.virtualbox.org/ovf/machine">
+  <ovf:VirtualSystem ovf:id="vm">
+    <ovf:OperatingSystemSection ovf:id="94"><ovf:Info>os</ovf:Info>
+      <ovf:Description>Ubuntu_64</ovf:Description></ovf:OperatingSystemSection>
+    <ovf:VirtualHardwareSection><ovf:Info>hw</ovf:Info>
+      <ovf:Item><rasd:InstanceID>3</rasd:InstanceID><rasd:ResourceType>20</rasd:ResourceType>
+        <rasd:ResourceSubType>AHCI</rasd:ResourceSubType></ovf:Item>
+      <ovf:Item><rasd:InstanceID>5</rasd:InstanceID><rasd:ResourceType>10</rasd:ResourceType>
+        <rasd:ResourceSubType>E1000</rasd:ResourceSubType></ovf:Item>
+    </ovf:VirtualHardwareSection>
+    <vbox:Machine ovf:required="false" name="vm"><Hardware>
+      <Firmware type="{firmware}"/></Hardware></vbox:Machine>
+  </ovf:VirtualSystem>
+</Envelope>"""
+    d = ovf.read(text.encode(), "x.ovf")
+    assert d.firmware == expected
+    assert (d.os_id, d.os_description) == (94, "Ubuntu_64")
+    assert [c["subtype"] for c in d.controllers] == ["AHCI"]
+    assert [n["subtype"] for n in d.nics] == ["E1000"]
