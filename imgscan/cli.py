@@ -58,9 +58,14 @@ def _parser() -> argparse.ArgumentParser:
         )
         return p
 
-    image_command("info", "what each image is (the JSON contract's info object)", many=True)
+    info = image_command("info", "what each image is (the JSON contract's info object)",
+                         many=True)
     image_command("map", "the extent map, like qemu-img map", many=False)
     check = image_command("check", "judge each image against an import profile", many=True)
+    for p in (info, check):
+        p.add_argument("--verify-manifest", action="store_true",
+                       help="OVA / OVF packages: hash every file the manifest (.mf) lists "
+                       "and report each mismatch (reads the whole package)")
     check.add_argument("--profile", metavar="NAME|FILE[,...]|all",
                        help="a built-in profile (default huawei-ims; see `imgscan "
                        "profiles`) or a TOML file that extends one; several separated by "
@@ -85,13 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _info(paths: Sequence[str], as_json: bool, external_dir: str | None) -> int:
+def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
+          verify_manifest: bool = False) -> int:
     import json  # only for --json: a millisecond of start-up otherwise
 
     status = EXIT_OK
     for i, path in enumerate(paths):
         try:
-            with Image(path, external_dir=external_dir) as img:
+            with Image(path, external_dir=external_dir,
+                       verify_manifest=verify_manifest) as img:
                 info = img.info()
         except ImageError as exc:
             status = EXIT_UNREADABLE
@@ -125,7 +132,7 @@ def _map(path: str, as_json: bool, external_dir: str | None) -> int:
 
 def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
            profile_spec: str | None, junit: str | None, storage_class: str | None,
-           html: str | None = None) -> int:
+           verify_manifest: bool = False, html: str | None = None) -> int:
     """Each image read once and judged by every profile of ``--profile`` (one name, a
     comma-separated list, or ``all``): one report per image, a matrix for several;
     ``html``: also the HTML page of every check and error."""
@@ -148,7 +155,8 @@ def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
     reports = 0
     for path in paths:
         try:
-            with Image(path, external_dir=external_dir) as img:
+            with Image(path, external_dir=external_dir,
+                       verify_manifest=verify_manifest) as img:
                 info = img.info()
         except ImageError as exc:
             status = EXIT_UNREADABLE
@@ -649,12 +657,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "info":
-        return _info(args.images, args.json, args.external_dir)
+        return _info(args.images, args.json, args.external_dir, args.verify_manifest)
     if args.command == "map":
         return _map(args.images[0], args.json, args.external_dir)
     if args.command == "check":
         return _check(args.images, args.json, args.external_dir, args.profile, args.junit,
-                      args.storage_class, args.html)
+                      args.storage_class, args.verify_manifest, args.html)
     if args.command == "profiles":
         return _profiles()
     if args.command == "scan":

@@ -1297,6 +1297,13 @@ def test_fingerprint_chunks(qcow2s: dict[str, Path], monkeypatch: pytest.MonkeyP
 #: Each public name of imgscan/limits.py -> the test of its boundary: a test of this file, or
 #: "file::test" for a boundary test that lives with its decoder's tests.
 BOUNDARY_TESTS: dict[str, str] = {
+    "OVA_MAX_MEMBERS": "_core/test_tar.py::test_members_cap",
+    "OVA_MAX_PAX_BYTES": "_core/test_tar.py::test_pax_bytes_cap",
+    "OVF_MAX_DESCRIPTOR_BYTES": "_core/test_ovf.py::test_descriptor_bytes_cap",
+    "OVF_MAX_DEPTH": "_core/test_ovf.py::test_depth_cap",
+    "OVF_MAX_ELEMENTS": "_core/test_ovf.py::test_elements_cap",
+    "OVF_MAX_DISKS": "_core/test_ovf.py::test_disks_cap",
+    "OVA_MAX_MANIFEST_BYTES": "_core/test_ova.py::test_manifest_bytes_cap",
     "FS_MAX_SYMLINK_FOLLOWS": "_core/test_ext4.py::test_symlink_follows_cap",
     "FS_MAX_PATH_COMPONENTS": "_core/test_ext4.py::test_path_components_cap",
     "FS_MAX_FILE_READ": "_core/test_ext4.py::test_file_read_cap",
@@ -1545,5 +1552,5 @@ README_GROUPS = (
     "NTFS record size", "registry subkeys", "Windows inspection", "FAT file", "LimitExceeded",
     "CorruptImage", "resource-exhaustion", "SCAN_TIME_LIMIT", "filesystem readers",
     "ext4 extent-tree depth", "XFS fork extents", "LVM2 metadata", "Linux inspection",
-    "boot loader configuration", "initramfs",
+    "boot loader configuration", "initramfs", "OVA / OVF packages",
 )

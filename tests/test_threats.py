@@ -41,6 +41,7 @@ from pathlib import Path
 
 import pytest
 from helpers import KiB, MiB, decompress, overwrite, qemu_create, run_keyed, sparse_file
+from helpers.ova_packages import build_ova
 from helpers.patchers import (
     ntfs_poke,
     patch_gpt,
@@ -1012,6 +1013,42 @@ def _vmdk_bomb(d: Path) -> Path:
     return path
 
 
+# -- OVA packages (tests/helpers/ova_packages.py: qemu-img, tar, sha256sum) -------------
+OVA_TOOLS = ("qemu-img", "tar", "sha256sum", "sfdisk")
+
+
+def ova_package(d: Path, disks: int = 1) -> Path:
+    """An OVA of ``disks`` streamOptimized copies of an MBR-partitioned disk."""
+    raw = mbr_disk(d)
+    return build_ova(d / "pkg", "pkg", [(f"disk{i}.vmdk", raw) for i in range(1, disks + 1)])
+
+
+@threat("truncated", "ova-member-past-eof", "error", tools=OVA_TOOLS)
+def _ova_cut(d: Path) -> Path:
+    """The OVA ends inside its second disk (``tar --block-number`` gives the member's
+    header block)."""
+    path = ova_package(d, 2)
+    listing = run("tar", "--block-number", "-tvf", path).splitlines()
+    last = next(line for line in listing if line.endswith(" disk2.vmdk"))
+    header = int(last.split(":", 1)[0].split()[1])
+    with open(path, "r+b") as f:
+        f.truncate((header + 1) * 512 + 100)
+    return path
+
+
+@threat("resource-exhaustion", "ovf-descriptor-nesting", "error", tools=OVA_TOOLS)
+def _ovf_nesting(d: Path) -> Path:
+    """The descriptor nests elements a thousand deep (the package is still read from its
+    members: the finding is on the descriptor)."""
+    path = ova_package(d)
+    ovf = d / "pkg" / "pkg.ovf"
+    ovf.write_text(ovf.read_text().replace("</Envelope>",
+                                           "<a>" * 1000 + "</a>" * 1000 + "</Envelope>"))
+    path.unlink()
+    run("tar", "--format=ustar", "-cf", path, "pkg.ovf", "disk1.vmdk", cwd=d / "pkg")
+    return path
+
+
 # == the matrix ==========================================================================
 
 def _missing(tools: tuple[str, ...]) -> list[str]:
@@ -1271,6 +1308,11 @@ def _t_mbr(d: Path) -> Path:
 @twin("windows", ())
 def _t_windows(d: Path) -> Path:
     return _windows_fixture(d, "bios")
+
+
+@twin("ova", OVA_TOOLS)
+def _t_ova(d: Path) -> Path:
+    return ova_package(d, 2)
 
 
 @pytest.mark.parametrize("name", sorted(TWINS))

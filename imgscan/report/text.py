@@ -57,11 +57,46 @@ def info_rows(info: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("snapshots", str(info["snapshots"])),
         ("dirty", _yes_no(info["dirty"])),
     ]
+    if info.get("ova"):
+        rows += package_rows(info["ova"], info.get("disks") or [])
     rows += layout_rows(info)
     if info.get("windows"):
         rows += windows_rows(info["windows"])
     if info.get("linux"):
         rows += linux_rows(info["linux"])
+    return rows
+
+
+def package_rows(ova: Mapping[str, Any], disks: list[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """An OVF package: its descriptor's facts, manifest and every disk (the system disk
+    marked), before the system disk's own layout rows."""
+    rows = [("package", f"{ova['kind'].upper()}, descriptor {ova['descriptor']}")]
+    os_type = ova.get("os_type") or (f"OVF id {ova['os_id']}" if ova.get("os_id") is not None
+                                     else None)
+    rows.append(("ovf guest os", os_type or "not stated"))
+    rows.append(("ovf firmware", ova.get("firmware") or "not stated"))
+    hw = [f"{c['type']}/{c['subtype']}" if c.get("subtype") else c["type"]
+          for c in ova.get("controllers") or []]
+    rows.append(("controllers", ", ".join(hw) or "none"))
+    rows.append(("nics", ", ".join(n.get("subtype") or "?" for n in ova.get("nics") or [])
+                 or "none"))
+    mf = ova.get("manifest")
+    if mf is None:
+        rows.append(("manifest", "none"))
+    else:
+        state = {None: "not verified (--verify-manifest)", True: "verified"}.get(
+            mf["verified"], f"MISMATCH: {', '.join(mf['mismatches'])}")
+        rows.append(("manifest", f"{mf['name']}, {mf['entries']} files, {state}"))
+    for d in disks:
+        label = "disks" if d["index"] == 0 else ""
+        mark = " (system disk)" if d.get("system") else ""
+        if "error" in d:
+            rows.append((label, f"{d['index']}: {d.get('href')}{mark}: {d['error']}"))
+            continue
+        fmt = d["format"] + (f" {d['subformat']}" if d.get("subformat") else "")
+        rows.append((label, f"{d['index']}: {d.get('href')}{mark}: {fmt}, "
+                     f"{_short_size(d['virtual_size'])}, {d['partition_table']}, boot "
+                     f"{d['boot_mode']}"))
     return rows
 
 
