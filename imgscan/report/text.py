@@ -27,6 +27,23 @@ def _named(name: str | None, fmt: str | None) -> str:
 
 def info_text(info: Mapping[str, Any]) -> str:
     """The ``imgscan info`` summary of one contract object."""
+    rows = info_rows(info)
+    width = max(len(label) for label, _ in rows) + 2
+    lines = [info["path"]]
+    lines += [f"  {label:<{width}}{value}" for label, value in rows]
+    findings = info["findings"]
+    if not findings:
+        lines.append(f"  {'findings':<{width}}none")
+    for i, finding in enumerate(findings):
+        label = "findings" if i == 0 else ""
+        lines.append(f"  {label:<{width}}{finding['severity']:<8} {finding['id']}: "
+                     f"{finding['message']}")
+    return "\n".join(lines)
+
+
+def info_rows(info: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The facts of ``imgscan info`` as (label, value) rows; labels of the rows that
+    detail the one above start with two spaces (the HTML report shows them too)."""
     fmt = info["format"] + (f" ({info['subformat']})" if info.get("subformat") else "")
     rows = [
         ("format", fmt),
@@ -47,17 +64,7 @@ def info_text(info: Mapping[str, Any]) -> str:
         rows += windows_rows(info["windows"])
     if info.get("linux"):
         rows += linux_rows(info["linux"])
-    width = max(len(label) for label, _ in rows) + 2
-    lines = [info["path"]]
-    lines += [f"  {label:<{width}}{value}" for label, value in rows]
-    findings = info["findings"]
-    if not findings:
-        lines.append(f"  {'findings':<{width}}none")
-    for i, finding in enumerate(findings):
-        label = "findings" if i == 0 else ""
-        lines.append(f"  {label:<{width}}{finding['severity']:<8} {finding['id']}: "
-                     f"{finding['message']}")
-    return "\n".join(lines)
+    return rows
 
 
 def package_rows(ova: Mapping[str, Any], disks: list[Mapping[str, Any]]) -> list[tuple[str, str]]:

@@ -23,16 +23,12 @@ from typing import Any
 import pytest
 import xxhash
 from helpers import MiB, qemu_create, sparse_file
+from helpers.scans import identity, scan_result
 from oracles import needs_qemu, needs_sqlite3, qemu_info, qemu_io, run
 
-import imgscan
 from imgscan.bulk.catalog import SCHEMA_VERSION, Catalog, CatalogError
-from imgscan.bulk.result import FileIdentity, ScanResult
-from imgscan.bulk.walk import header_digest
+from imgscan.bulk.result import ScanResult
 from imgscan.cli import main
-from imgscan.errors import error_object
-from imgscan.fingerprints import fingerprint
-from imgscan.policy import check, load_profile
 
 pytestmark = [needs_qemu]
 
@@ -48,26 +44,6 @@ def sql(db: Path, *statements: str) -> list[list[str]]:
     """Rows the sqlite3 CLI prints for the statements (``|``-separated columns)."""
     out = run("sqlite3", db, *statements)
     return [line.split("|") for line in out.splitlines()]
-
-
-def identity(path: Path) -> FileIdentity:
-    st = path.stat()
-    return FileIdentity(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev,
-                        header_digest(str(path)))
-
-
-def scan_result(path: Path) -> ScanResult:
-    """What the runner yields for ``path``: info, check by the default profile,
-    fingerprint; or the error object when imgscan cannot read it."""
-    try:
-        with imgscan.open(path) as img:
-            info = img.info()
-    except imgscan.ImageError as exc:
-        return ScanResult(str(path), "error", identity(path),
-                          error=error_object(str(path), exc)["error"], elapsed=0.01)
-    return ScanResult(str(path), "scanned", identity(path), info=info,
-                      check=check(info, load_profile(None)),
-                      fingerprint=fingerprint(str(path)), elapsed=0.02)
 
 
 @pytest.fixture(scope="session")
