@@ -16,6 +16,7 @@ from helpers import FIXTURES, promptly, unpack_fixtures
 from helpers.linux_images import linux_disks as build_linux_disks
 from helpers.lvm_disk import TOOLS as LVM_TOOLS
 from helpers.lvm_disk import build as build_lvm_disk
+from helpers.ntfs_images import build_windows_ntfs, can_build
 
 #: The Windows fixture disks (tests/fixtures/make_windows.sh): bios, uefi, nosysres, bitlocker.
 WINDOWS = FIXTURES / "windows"
@@ -44,6 +45,16 @@ def lvm_disk(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         pytest.skip("lvm2, util-linux, e2fsprogs or cryptsetup not installed")
     return build_lvm_disk(tmp_path_factory.mktemp("lvm"))
 
+
+
+@pytest.fixture(scope="session")
+def windows_ntfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The NTFS volume of :mod:`helpers.ntfs_images` (CompactOS / WOF files, LZNT1, sparse
+    files, junctions and symbolic links), made once through an ntfs-3g mount."""
+    reason = can_build()
+    if reason is not None:
+        pytest.skip(reason)
+    return build_windows_ntfs(tmp_path_factory.mktemp("windows-ntfs"))
 
 
 @pytest.fixture(scope="session")

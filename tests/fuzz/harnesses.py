@@ -52,7 +52,12 @@ SCRATCH_NAME = "fuzz.img"
 #: Paths the NTFS harness looks up: a Windows root's files and some that do not exist.
 NTFS_PATHS = ("\\Windows\\System32\\config\\SYSTEM", "\\Windows\\System32\\config\\SOFTWARE",
               "\\windows\\system32\\CMD.EXE", "\\Boot\\BCD", "\\hiberfil.sys", "\\$MFT",
-              "\\$UpCase", "\\missing\\file", "\\")
+              "\\$UpCase", "\\missing\\file", "\\",
+              # the CompactOS volume of tests/helpers/ntfs_images.py: WOF files, links
+              "\\Windows\\xpress4k\\cmd.exe", "\\Windows\\lzx\\cmd.exe",
+              "\\Windows\\xpress16k\\mixed.bin", "\\Junction\\SYSTEM",
+              "\\Program Files\\Cloudbase-Link\\conf\\cloudbase-init.conf", "\\loop-a",
+              "\\Compressed\\hive.log", "\\sparse.bin")
 
 #: The filesystem harnesses' walk: most directories listed and files read per input.
 WALK_MAX_DIRS = 64
@@ -171,6 +176,28 @@ def partitions(data: bytes) -> None:
     size, read = _sparse_reader(data)
     with contextlib.suppress(ImageError):
         describe(read, size, "fuzz")
+
+
+def _wof_chunk(data: bytes, is_lzx: bool) -> None:
+    """One CompactOS chunk: a u16 (LE) output size less one, then the compressed bytes."""
+    from imgscan._core.wof import lzx_decompress, xpress_huffman_decompress
+    if len(data) < 2:
+        return
+    size = int.from_bytes(data[:2], "little") + 1
+    decode = lzx_decompress if is_lzx else xpress_huffman_decompress
+    with contextlib.suppress(ValueError):      # a malformed chunk is refused, never a crash
+        out = decode(data[2:], min(size, 32768) if is_lzx else size)
+        assert len(out) == (min(size, 32768) if is_lzx else size)
+
+
+def xpress(data: bytes) -> None:
+    """An XPRESS Huffman chunk ([MS-XCA] 2.2, as CompactOS stores it)."""
+    _wof_chunk(data, False)
+
+
+def lzx(data: bytes) -> None:
+    """An LZX chunk (the WIM / CompactOS variant)."""
+    _wof_chunk(data, True)
 
 
 def ntfs(data: bytes) -> None:
@@ -455,6 +482,8 @@ HARNESSES: dict[str, Callable[[bytes], None]] = {
     **dict.fromkeys(CONTAINER_FORMATS, container),
     "partitions": partitions,
     "ntfs": ntfs,
+    "xpress": xpress,
+    "lzx": lzx,
     "ext4": ext4,
     "xfs": xfs,
     "fatfs": fatfs,
