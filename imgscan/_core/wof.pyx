@@ -104,6 +104,17 @@ cdef inline int huffman_decode(const Huffman* h, uint32_t peek, int* length) noe
     return -1
 
 
+cdef inline void _copy_match(uint8_t* out, Py_ssize_t offset, Py_ssize_t length) noexcept nogil:
+    """Copy ``length`` bytes from ``offset`` back (the caller proved both in bounds); an
+    overlapping match repeats its bytes, so it is copied byte by byte."""
+    cdef Py_ssize_t i
+    if offset >= length:
+        memcpy(out, out - offset, length)
+        return
+    for i in range(length):
+        out[i] = out[i - offset]
+
+
 # -- XPRESS Huffman ([MS-XCA] 2.2.4) ------------------------------------------------------
 cdef enum:
     XPRESS_SYMBOLS = 512
@@ -183,8 +194,7 @@ cdef Py_ssize_t xpress_huffman(const uint8_t* src, Py_ssize_t slen, uint8_t* dst
                 pos += 2
         if offset > dp or length > dlen - dp:
             return -1 - pos
-        for i in range(length):
-            dst[dp + i] = dst[dp + i - offset]
+        _copy_match(dst + dp, offset, length)
         dp += length
     return dp
 
@@ -437,8 +447,7 @@ cdef Py_ssize_t lzx(const uint8_t* src, Py_ssize_t slen, uint8_t* dst,
                 recent[0] = offset
             if offset > <uint32_t>dp or length > end - dp:
                 return -1 - b.pos
-            for i in range(length):
-                dst[dp + i] = dst[dp + i - offset]
+            _copy_match(dst + dp, offset, length)
             dp += length
         e8 = e8 or s.main_lens[0xE8] != 0
     if e8:
