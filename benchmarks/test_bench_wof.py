@@ -26,9 +26,9 @@ import images
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from helpers.ntfs_images import WOF_FORMATS, mixed, text, x86_code, wim_resources  # noqa: E402
+from helpers.ntfs_images import WOF_FORMATS, mixed, text, wim_resources, x86_code
 
-from imgscan._core.wof import lzx_decompress, xpress_huffman_decompress  # noqa: E402
+from imgscan._core.wof import lzx_decompress, xpress_huffman_decompress
 
 SIZE = 8 << 20
 NAME = "system.bin"

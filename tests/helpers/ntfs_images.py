@@ -76,6 +76,15 @@ def x86_code(size: int) -> bytes:
     return bytes(out[:size])
 
 
+def pe_image(size: int) -> bytes:
+    """An x86-64 PE header (MZ, e_lfanew 0x80, PE, Machine 0x8664) before x86 code."""
+    header = bytearray(0x200)
+    header[:2] = b"MZ"
+    header[0x3C:0x40] = struct.pack("<I", 0x80)
+    header[0x80:0x86] = b"PE\0\0" + struct.pack("<H", 0x8664)
+    return (bytes(header) + x86_code(size))[:size]
+
+
 def mixed(size: int) -> bytes:
     """Text with incompressible stretches: some chunks are stored verbatim."""
     rng = random.Random(7)
@@ -87,7 +96,7 @@ def mixed(size: int) -> bytes:
 
 #: Every file of the volume: path -> content. WOF files are under \Windows\<format>.
 WOF_CONTENT = {
-    "cmd.exe": x86_code(289_792),
+    "cmd.exe": pe_image(289_792),
     "SYSTEM": text("SYSTEM", 196_608),
     "mixed.bin": mixed(100_000),
     "tiny.txt": text("tiny", 100),          # a single, short chunk
@@ -96,11 +105,14 @@ WOF_CONTENT = {
 FILES: dict[str, bytes] = {
     **{f"Windows/{fmt}/{name}": data for fmt in WOF_FORMATS
        for name, data in WOF_CONTENT.items()},
+    "Windows/System32/cmd.exe": WOF_CONTENT["cmd.exe"],    # CompactOS LZX, as on Windows 10
     "Compressed/hive.log": text("compressed", 300_000),
     "Compressed/random.bin": random.Random(5).randbytes(70_000),
     "Program Files/Cloudbase Solutions/Cloudbase-Init/conf/cloudbase-init.conf":
         b"[DEFAULT]\nusername=Admin\n",
 }
+#: WOF files outside the \Windows\<format> directories: path -> format.
+WOF_PLACED = {"Windows/System32/cmd.exe": "lzx"}
 #: Sparse files: path -> (size, [(offset, data)]).
 SPARSE = {"sparse.bin": (5 << 20, [(0, text("head", 10_000)),
                                    ((5 << 20) - 7000, text("tail", 7000))])}
@@ -221,12 +233,13 @@ def build_windows_ntfs(work: Path) -> Path:
                    capture_output=True)
     try:
         (mnt / "Compressed").mkdir()
+        (mnt / "Windows/System32/config").mkdir(parents=True)
         # FILE_ATTRIBUTE_COMPRESSED | FILE_ATTRIBUTE_DIRECTORY: new files are LZNT1.
         _setfattr(mnt / "Compressed", "system.ntfs_attrib_be", (0x800 | 0x10).to_bytes(4, "big"))
         for rel, data in FILES.items():
             path = mnt / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            fmt = rel.split("/")[1] if rel.startswith("Windows/") else None
+            fmt = WOF_PLACED.get(rel, rel.split("/")[1] if rel.startswith("Windows/") else None)
             if fmt in WOF_FORMATS:
                 name = rel.rsplit("/", 1)[1]
                 path.touch()
