@@ -32,6 +32,13 @@ Structure, as far as this reader needs it:
 * compressed attributes store each compression unit (16 clusters) either
   verbatim (all clusters allocated), as LZNT1 (fewer clusters, the rest of
   the unit sparse) or not at all (all sparse: zeros).
+* CompactOS (WOF) files keep their bytes as XPRESS Huffman or LZX chunks in a
+  ``WofCompressedData`` stream behind an IO_REPARSE_TAG_WOF reparse point, the
+  unnamed stream a sparse placeholder of the file's size; reading the file
+  decodes the chunks (``ntfs_records``, ``wof``);
+* junctions and symbolic links are reparse points naming a target path
+  (``ntfs_reparse``); a path through them is followed on this volume, at most
+  ``limits.NTFS_MAX_REPARSE_FOLLOWS`` of them.
 
 The reader is layered, one module per section: ``ntfs_runs`` (boot sector,
 bounded reads, run lists), ``ntfs_records`` (MFT records, attributes,

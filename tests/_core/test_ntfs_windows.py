@@ -325,6 +325,15 @@ def test_links_followed_to_their_targets(vol: NtfsVolume, ntfs3g_links: dict[str
         FILES[conf]
 
 
+def test_deduplicated_file_is_refused(vol: NtfsVolume, windows_ntfs: Path) -> None:
+    """A Data Deduplication placeholder reads as an error saying why, never as zeros."""
+    with pytest.raises(UnsupportedFeature, match="deduplicated"):
+        vol.open("Windows/dedup.dll").read(0, 10)
+    raw = windows_ntfs.read_bytes()
+    fs = NtfsFileSystem(lambda o, n: raw[o:o + n], 0, len(raw), "vol")
+    assert fs.stat("/Windows/dedup.dll").kind == "other"
+
+
 def test_links_that_cannot_be_followed(vol: NtfsVolume) -> None:
     with promptly(2), pytest.raises(LimitExceeded, match="NTFS_MAX_REPARSE_FOLLOWS"):
         vol.open("loop-a")

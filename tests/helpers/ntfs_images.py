@@ -219,6 +219,11 @@ LINKS = {
 }
 
 
+#: A Data Deduplication placeholder: its bytes are in the chunk store, not the file.
+IO_REPARSE_TAG_DEDUP = 0x80000013
+DEDUP = {"Windows/dedup.dll": 40_000}
+
+
 def build_windows_ntfs(work: Path) -> Path:
     """The volume (``work/windows-ntfs.img``), built through an ntfs-3g mount."""
     img = work / "windows-ntfs.img"
@@ -255,6 +260,11 @@ def build_windows_ntfs(work: Path) -> Path:
                     f.seek(offset)
                     f.write(data)
                 f.truncate(size)
+        for rel, size in DEDUP.items():
+            (mnt / rel).touch()
+            os.truncate(mnt / rel, size)
+            _setfattr(mnt / rel, "system.ntfs_reparse_data",
+                      struct.pack("<IHH", IO_REPARSE_TAG_DEDUP, 8, 0) + bytes(8))
         for rel, (tag, target, relative) in LINKS.items():
             path = mnt / rel
             if tag == IO_REPARSE_TAG_MOUNT_POINT or "." not in rel:
