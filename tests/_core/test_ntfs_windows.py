@@ -35,7 +35,7 @@ from helpers.ntfs_images import (
     sparse_content,
 )
 from helpers.patchers import ntfs_poke
-from oracles import run
+from oracles import Wimlib, run, wimlib
 
 from imgscan import limits
 from imgscan._core.ntfs import NtfsVolume
@@ -45,6 +45,9 @@ from imgscan.errors import CorruptImage, ImageError, LimitExceeded, UnsupportedF
 
 WOF_FILES = [p for p in FILES
              if p in WOF_PLACED or (p.split("/")[1:2] and p.split("/")[1] in WOF_FORMATS)]
+#: wimlib's codecs (libwim), the reference the decoders are compared with.
+WIMLIB = wimlib()
+needs_wimlib = pytest.mark.skipif(WIMLIB is None, reason="libwim (wimtools) not installed")
 #: Debian's interpreter, where python3-libfsntfs installs pyfsntfs.
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -186,6 +189,112 @@ def test_decoders_refuse_malformed_chunks(windows_ntfs: Path,
     # An over-subscribed XPRESS code: every symbol of length 1.
     with pytest.raises(ValueError):
         xpress_huffman_decompress(b"\x11" * 256 + bytes(64), 4096)
+
+
+def records(size: int) -> bytes:
+    """8-byte records repeating at distances that are multiples of 8: wimlib's LZX
+    compressor codes them in aligned-offset blocks."""
+    rng = random.Random(2)
+    pool = [rng.randbytes(6) for _ in range(40)]
+    return b"".join(rng.choice(pool) + bytes([rng.randrange(4), 0])
+                    for _ in range(size // 8))[:size]
+
+
+def damaged(data: bytes, rng: random.Random) -> bytes:
+    bad = bytearray(data)
+    for _ in range(rng.randrange(1, 4)):
+        bad[rng.randrange(len(bad))] ^= 1 << rng.randrange(8)
+    return bytes(bad)
+
+
+@needs_wimlib
+@pytest.mark.parametrize("fmt", list(WOF_FORMATS))
+def test_decoders_agree_with_wimlib(fmt: str) -> None:
+    """Chunks wimlib compresses (LZX at level 100: aligned-offset blocks too) decode to
+    their source, as wimlib decodes them; damaged copies decode as wimlib decodes them
+    whenever wimlib accepts them (imgscan may refuse more: never different bytes)."""
+    assert WIMLIB is not None
+    chunk = WOF_FORMATS[fmt][1]
+    ctype = Wimlib.LZX if fmt == "lzx" else Wimlib.XPRESS
+    decode = lzx_decompress if fmt == "lzx" else xpress_huffman_decompress
+    sources = [WOF_CONTENT["cmd.exe"][:chunk], WOF_CONTENT["SYSTEM"][:chunk],
+               WOF_CONTENT["mixed.bin"][:chunk], records(chunk), records(chunk - 3)[:977]]
+    rng = random.Random(fmt)
+    block_types = set()
+    agreed = 0
+    with promptly(20):
+        for data in sources:
+            comp = WIMLIB.compress(ctype, data, chunk, 100)
+            assert comp is not None
+            block_types.add(comp[1] >> 5)
+            assert decode(comp, len(data)) == data == WIMLIB.decompress(ctype, comp, len(data),
+                                                                          chunk)
+            for _ in range(150):
+                bad = damaged(comp, rng)
+                theirs = WIMLIB.decompress(ctype, bad, len(data), chunk)
+                if theirs is None:
+                    continue
+                assert decode(bad, len(data)) == theirs
+                agreed += 1
+    assert agreed > 50
+    if fmt == "lzx":
+        assert block_types >= {1, 2}, block_types      # verbatim and aligned blocks
+
+
+class BitWriter:
+    """LZX's bit order: 16-bit little-endian words filled from their top bit."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.word = 0
+        self.used = 0
+
+    def bits(self, value: int, n: int) -> None:
+        for i in range(n - 1, -1, -1):
+            self.word = (self.word << 1) | ((value >> i) & 1)
+            self.used += 1
+            if self.used == 16:
+                self.out += struct.pack("<H", self.word)
+                self.word = self.used = 0
+
+    def align(self) -> None:
+        """To the next word: 1-15 zero bits, or a whole word when already on one."""
+        self.bits(0, 16 - self.used)
+
+
+def lzx_uncompressed(blocks: list[bytes], recent: tuple[int, int, int] = (1, 1, 1)) -> bytes:
+    """An LZX chunk of uncompressed blocks (type 3): header bits, alignment, R0-R2, bytes,
+    a pad byte after an odd-sized block."""
+    w = BitWriter()
+    for data in blocks:
+        w.bits(3, 3)
+        if len(data) == 32768:
+            w.bits(1, 1)
+        else:
+            w.bits(0, 1)
+            w.bits(len(data), 16)
+        w.align()
+        w.out += struct.pack("<III", *recent) + data + (b"\0" if len(data) % 2 else b"")
+    return bytes(w.out)
+
+
+@needs_wimlib
+def test_lzx_uncompressed_blocks() -> None:
+    """Uncompressed blocks (which wimlib's compressor does not emit for these chunks):
+    odd and even sizes, the default size, several in one chunk; wimlib's
+    decoder is the oracle. An offset of 0 in R0-R2 is refused, as by wimlib."""
+    assert WIMLIB is not None
+    rng = random.Random(11)
+    for sizes in ([32768], [1001, 2000], [7, 9, 100]):
+        blocks = [rng.randbytes(n) for n in sizes]
+        chunk = lzx_uncompressed(blocks)
+        size = sum(sizes)
+        assert lzx_decompress(chunk, size) == b"".join(blocks) == \
+            WIMLIB.decompress(Wimlib.LZX, chunk, size, 32768)
+    with pytest.raises(ValueError):
+        lzx_decompress(lzx_uncompressed([b"abc"], (0, 1, 1)), 3)
+    assert WIMLIB.decompress(Wimlib.LZX, lzx_uncompressed([b"abc"], (0, 1, 1)), 3,
+                             32768) is None
 
 
 def test_wof_chunk_cap(windows_ntfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
