@@ -20,6 +20,7 @@ import os
 import struct
 import tempfile
 import zlib
+from typing import Any
 
 import imgscan
 from imgscan._core.fsapi import DirEntry, Stat
@@ -178,16 +179,42 @@ def partitions(data: bytes) -> None:
         describe(read, size, "fuzz")
 
 
+def _wimlib() -> Any:
+    """wimlib's codecs (tests/oracles.Wimlib), or None without libwim: the reference."""
+    global _WIMLIB
+    if _WIMLIB is False:
+        import sys
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+        from oracles import wimlib
+        _WIMLIB = wimlib()
+    return _WIMLIB
+
+
+_WIMLIB: Any = False
+
+
 def _wof_chunk(data: bytes, is_lzx: bool) -> None:
-    """One CompactOS chunk: a u16 (LE) output size less one, then the compressed bytes."""
+    """One CompactOS chunk: a u16 (LE) output size less one, then the compressed bytes.
+    Refused (ValueError) or exactly ``size`` bytes; where both decoders accept the chunk,
+    the same bytes as wimlib's (imgscan refuses more: e.g. an XPRESS length byte past the
+    input's end, which wimlib reads as 0)."""
     from imgscan._core.wof import lzx_decompress, xpress_huffman_decompress
     if len(data) < 2:
         return
     size = int.from_bytes(data[:2], "little") + 1
+    if is_lzx:
+        size = min(size, 32768)
     decode = lzx_decompress if is_lzx else xpress_huffman_decompress
-    with contextlib.suppress(ValueError):      # a malformed chunk is refused, never a crash
-        out = decode(data[2:], min(size, 32768) if is_lzx else size)
-        assert len(out) == (min(size, 32768) if is_lzx else size)
+    try:
+        out: bytes | None = decode(data[2:], size)
+        assert out is not None and len(out) == size
+    except ValueError:                  # a malformed chunk is refused, never a crash
+        out = None
+    ref = _wimlib()
+    if ref is not None:
+        theirs = ref.decompress(ref.LZX if is_lzx else ref.XPRESS, data[2:], size,
+                                32768 if is_lzx else 65536)
+        assert theirs is None or out is None or out == theirs, "differs from wimlib's"
 
 
 def xpress(data: bytes) -> None:
