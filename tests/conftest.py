@@ -16,7 +16,7 @@ from helpers import FIXTURES, promptly, unpack_fixtures
 from helpers.linux_images import linux_disks as build_linux_disks
 from helpers.lvm_disk import TOOLS as LVM_TOOLS
 from helpers.lvm_disk import build as build_lvm_disk
-from helpers.ntfs_images import build_windows_ntfs, can_build
+from helpers.ntfs_images import build_fragmented_mft, build_windows_ntfs, can_build
 
 #: The Windows fixture disks (tests/fixtures/make_windows.sh): bios, uefi, nosysres, bitlocker.
 WINDOWS = FIXTURES / "windows"
@@ -55,6 +55,15 @@ def windows_ntfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if reason is not None:
         pytest.skip(reason)
     return build_windows_ntfs(tmp_path_factory.mktemp("windows-ntfs"))
+
+
+@pytest.fixture(scope="session")
+def fragmented_mft(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An NTFS volume whose $MFT has an $ATTRIBUTE_LIST (helpers.ntfs_images), made once."""
+    reason = can_build()
+    if reason is not None:
+        pytest.skip(reason)
+    return build_fragmented_mft(tmp_path_factory.mktemp("fragmented-mft"))
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import struct
 import subprocess
@@ -509,3 +510,49 @@ def test_windows_inspection_reads_a_compactos_cmd_exe(windows_ntfs: Path) -> Non
     with imgscan.open(windows_ntfs) as img:
         windows = img.info()["windows"]
     assert windows["arch"] == "x86_64", windows
+
+
+# -- $MFT behind an $ATTRIBUTE_LIST ---------------------------------------------------------
+
+def istat_clusters(out: str, attr: str) -> list[int]:
+    body = out.split(f"Type: {attr}", 1)[1].split("\n", 1)[1]
+    numbers: list[int] = []
+    for line in body.splitlines():
+        if not line.strip() or not line.replace(" ", "").isdigit():
+            break
+        numbers.extend(int(c) for c in line.split())
+    return numbers
+
+
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("istat", "icat", "fls")),
+                    reason="sleuthkit absent")
+def test_mft_with_attribute_list_matches_sleuthkit(fragmented_mft: Path) -> None:
+    """$MFT's runs (record 0's extent, then extension record's) are istat's, and the files
+    whose records lie in the part mapped by the extension are found and read as fls and
+    icat find and read them."""
+    out = run("istat", fragmented_mft, "0")
+    assert "$ATTRIBUTE_LIST" in out
+    vol = volume(fragmented_mft)
+    mft = vol.open_record(0)
+    clusters = [lcn + i for _, lcn, n in mft.runs() for i in range(n)]
+    assert clusters == istat_clusters(out, "$DATA")
+    assert len(mft.runs()) > 200
+    listed = {}
+    for line in run("fls", fragmented_mft, str(vol.open("c").record_number)).splitlines():
+        _kind, rest = line.split(" ", 1)
+        inode, name = rest.split(":\t", 1)
+        if not inode.startswith("*"):           # an entry of the file that did not fit
+            listed[name] = int(inode.split("-")[0])
+    assert sorted(listed) == sorted(vol.listdir("c"))
+    # The attribute list's entries: where $DATA's extension extent starts (VCN).
+    extents = [(int(m[1]), int(m[2])) for m in
+               re.finditer(r"Type: 128-\d+ \tMFT Entry: (\d+) \tVCN: (\d+)", out)]
+    start = min(vcn for entry, vcn in extents if entry != 0)
+    assert max(listed.values()) * vol.record_size >= start * vol.cluster_size
+    for entry_name, number in sorted(listed.items(), key=lambda kv: kv[1])[-20:]:
+        assert vol.open(f"c\\{entry_name}").record_number == number
+    for name in ("f1", "f3999"):
+        f = vol.open(f"b\\{name}")
+        icat = subprocess.run(["icat", os.fspath(fragmented_mft), str(f.record_number)],
+                              capture_output=True, check=True).stdout
+        assert f.read() == icat and len(icat) == 1000

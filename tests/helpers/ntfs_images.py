@@ -275,3 +275,41 @@ def build_windows_ntfs(work: Path) -> Path:
     finally:
         subprocess.run(["umount", mnt], check=True)
     return img
+
+
+#: The steps of :func:`build_fragmented_mft`, run by ``sh`` in the work directory with the
+#: mount point as $1 (a shell's ``head -c`` fills every last free cluster).
+FRAGMENT_MFT = """
+set -e
+mkdir "$1/a" "$1/b" "$1/c"
+i=0; while [ $i -lt 3000 ]; do true > "$1/a/e$i"; i=$((i + 1)); done
+i=0; while [ $i -lt 4000 ]; do head -c 1000 /dev/zero | tr '\\0' y > "$1/b/f$i"; \
+    i=$((i + 1)); done
+head -c 20000000 /dev/zero > "$1/fill" 2>/dev/null || true
+i=0; while [ $i -lt 4000 ]; do rm "$1/b/f$i"; i=$((i + 2)); done
+i=0; while [ $i -lt 4000 ] && true > "$1/c/g$i" 2>/dev/null; do i=$((i + 1)); done
+"""
+
+
+def build_fragmented_mft(work: Path) -> Path:
+    """A volume whose $MFT spills into an $ATTRIBUTE_LIST (``work/fragmented-mft.img``).
+
+    512-byte clusters and 1 KiB records: 3000 empty files push the MFT past its zone,
+    4000 two-cluster files follow it, a filler takes the rest, every other two-cluster
+    file is deleted, and new empty files then grow the MFT one record per hole, until
+    the volume is full: some 300 runs, more than record 0 holds, so ntfs-3g moves
+    $DATA's tail (and $FILE_NAME) to extension records behind an attribute list.
+    """
+    img = work / "fragmented-mft.img"
+    with open(img, "wb") as f:
+        f.truncate(16 << 20)
+    subprocess.run(["mkntfs", "-q", "-F", "-Q", "-c", "512", img], check=True,
+                   capture_output=True)
+    mnt = work / "mnt-mft"
+    mnt.mkdir()
+    subprocess.run(["ntfs-3g", img, mnt], check=True, capture_output=True)
+    try:
+        subprocess.run(["sh", "-c", FRAGMENT_MFT, "sh", mnt], check=True, capture_output=True)
+    finally:
+        subprocess.run(["umount", mnt], check=True)
+    return img
