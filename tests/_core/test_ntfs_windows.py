@@ -1,12 +1,13 @@
 """NTFS as Windows writes it: CompactOS (WOF) files, LZNT1, sparse files, junctions and
 symbolic links (imgscan/_core/ntfs*.pyx, wof.pyx, ntfs_reparse.py, ntfs_fs.py).
 
-The volume is made once per session by :mod:`helpers.ntfs_images` (mkntfs, an ntfs-3g
-mount, chunks compressed by wimlib's ``wimcapture``). Oracles, never imgscan itself:
-the source bytes wimlib compressed, libfsntfs (``pyfsntfs``, Debian's
-python3-libfsntfs, which decompresses WOF), ntfs-3g's ``ntfscat`` (raw streams, LZNT1
-and sparse files) and readlink through its FUSE mount (junction and link targets), and
-sleuthkit's ``icat`` / ``istat``.
+The volumes are made once per session by :mod:`helpers.ntfs_images` (mkntfs, an ntfs-3g
+mount, chunks compressed by wimlib's ``wimcapture``; a second volume whose $MFT spills
+into an $ATTRIBUTE_LIST). Oracles, never imgscan itself: the source bytes wimlib
+compressed, wimlib's own codecs (libwim through ctypes, ``oracles.Wimlib``), libfsntfs
+(``pyfsntfs``, Debian's python3-libfsntfs, which decompresses WOF), ntfs-3g's
+``ntfscat`` (raw streams, LZNT1 and sparse files) and readlink through its FUSE mount
+(junction and link targets), and sleuthkit's ``icat`` / ``istat`` / ``fls``.
 """
 
 from __future__ import annotations
