@@ -49,6 +49,9 @@ ENCRYPTED = "encrypted"
 DIRTY = "dirty"
 COMPRESSION_BOMB = "compression-bomb"
 CORRUPT = "corrupt"
+#: A dirty registry hive was read through its transaction logs (info: the facts are the
+#: replayed ones; a dirty hive without a usable log stays a ``dirty`` warning).
+HIVE_REPLAYED = "hive-replayed"
 
 
 class Finding:
