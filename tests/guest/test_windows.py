@@ -610,3 +610,94 @@ def test_pieces_on_their_own() -> None:
 
 def iter_fixture_names() -> Iterator[str]:
     yield from NAMES
+
+
+# -- a dirty SYSTEM hive with its transaction logs, end to end ---------------------------
+
+DIRTY_SYSTEM = ("regipy_SYSTEM_B.xz", "regipy_SYSTEM_B.LOG1.xz", "regipy_SYSTEM_B.LOG2.xz")
+needs_dirty_system = pytest.mark.skipif(
+    not all((HIVES / n).is_file() for n in DIRTY_SYSTEM),
+    reason=f"the dirty SYSTEM of {HIVES} (MANIFEST.md, 'Dirty hives') is absent")
+needs_ntfscp = pytest.mark.skipif(shutil.which("ntfscp") is None,
+                                  reason="ntfs-3g's ntfscp absent")
+
+
+def dirty_system_disk(disks: dict[str, Path], tmp_path: Path, logs: tuple[str, ...]) -> Path:
+    """The nosysres disk with the corpus's dirty SYSTEM in place of its own and ``logs``
+    (``SYSTEM.LOG1``, ``system.log2``: NTFS names compare case-insensitively) beside it,
+    written into the NTFS volume by ntfs-3g's ntfscp; the files read back by sleuthkit."""
+    disk = tmp_path / "dirty.img"
+    shutil.copyfile(disks["nosysres"], disk)
+    start, size = 1 << 20, 32 << 20                 # partition 1 (sfdisk: sector 2048)
+    volume = tmp_path / "p1"
+    with disk.open("rb") as fh:
+        fh.seek(start)
+        volume.write_bytes(fh.read(size))
+    config = "/Windows/System32/config/"
+    sources = {}
+    for src, dst in zip(DIRTY_SYSTEM, ("SYSTEM", *logs), strict=False):
+        local = tmp_path / src.removesuffix(".xz")
+        local.write_bytes(lzma.decompress((HIVES / src).read_bytes()))
+        sh("ntfscp", "-q", volume, local, config + dst)
+        sources[dst] = local
+    with disk.open("r+b") as fh:
+        fh.seek(start)
+        fh.write(volume.read_bytes())
+    if HAVE_TSK:
+        for dst, local in sources.items():
+            got = tsk_extract(disk, 1, (config + dst).replace("/", "\\"), tmp_path / "icat")
+            assert got is not None and got.read_bytes() == local.read_bytes(), dst
+    return disk
+
+
+@needs_dirty_system
+@needs_ntfscp
+def test_dirty_system_hive_replayed_end_to_end(disks: dict[str, Path], tmp_path: Path) -> None:
+    """``imgscan info`` reads the replayed SYSTEM (the F: drive only LOG2 holds) and says
+    so in a ``hive-replayed`` finding; ``imgscan check``'s clean-shutdown warns and says
+    in its evidence that the logs were replayed."""
+    from helpers import run_cli
+
+    disk = dirty_system_disk(disks, tmp_path, ("SYSTEM.LOG1", "system.log2"))
+    proc = run_cli("info", "--json", str(disk))
+    assert proc.returncode == 0, proc.stderr
+    w = json.loads(proc.stdout)["windows"]
+    system = "\\Windows\\System32\\config\\SYSTEM"
+    assert w["hostname"] == "DESKTOP-PM6C56D"
+    assert w["mounted_devices"]["F:"] == {"style": "mbr", "disk_signature": "76d45981",
+                                          "offset": 0x100000}
+    state = w["hive_logs"]["SYSTEM"]
+    assert state["dirty"] and state["replayed"] and state["pages"] == 315
+    assert state["logs_replayed"] == [f"{system}.LOG1", f"{system}.LOG2"]
+    assert w["hive_logs"]["SOFTWARE"] == {"dirty": False, "replayed": False, "logs": []}
+    replayed = [f for f in w["findings"] if f["id"] == "hive-replayed"]
+    assert len(replayed) == 1 and replayed[0]["severity"] == "info"
+    assert f"windows: {system}: dirty hive (sequence numbers 1622 != 1621) replayed" \
+        in replayed[0]["message"] and "315 dirty pages" in replayed[0]["message"]
+    assert not [f for f in w["findings"] if f["id"] == "dirty" and system in f["message"]]
+    proc = run_cli("check", "--json", str(disk))
+    rule = next(r for r in json.loads(proc.stdout)["rules"] if r["id"] == "clean-shutdown")
+    assert rule["status"] == "warn", rule
+    assert "transaction logs replayed: SYSTEM from" in rule["evidence"]["windows.hive_logs"]["from"]
+    text = run_cli("info", str(disk)).stdout
+    assert "hive-replayed" in text
+
+
+@needs_dirty_system
+@needs_ntfscp
+def test_dirty_system_hive_without_logs_end_to_end(disks: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    """Without its logs the dirty SYSTEM is read alone (no F: drive), the ``dirty``
+    warning says no usable log was found, and clean-shutdown fails."""
+    from helpers import run_cli
+
+    disk = dirty_system_disk(disks, tmp_path, ())
+    w = json.loads(run_cli("info", "--json", str(disk)).stdout)["windows"]
+    assert "F:" not in w["mounted_devices"]
+    assert w["hive_logs"]["SYSTEM"] == {"dirty": True, "replayed": False, "logs": [],
+                                        "unusable_logs": ["no .LOG1 or .LOG2 file"]}
+    dirty = [f for f in w["findings"] if f["id"] == "dirty"]
+    assert len(dirty) == 1 and "no usable transaction log" in dirty[0]["message"]
+    rule = next(r for r in json.loads(run_cli("check", "--json", str(disk)).stdout)["rules"]
+                if r["id"] == "clean-shutdown")
+    assert rule["status"] == "fail" and "SYSTEM not fully written" in rule["message"]

@@ -178,12 +178,12 @@ def regipy_tree(path: Path, top: str = "") -> Tree:
     stack = [("", start)]
     while stack:
         key_path, nk = stack.pop()
-        values = nk.iter_values(trim_values=False) if nk.values_count else ()  # type: ignore[no-untyped-call]
+        values = nk.iter_values(trim_values=False) if nk.values_count else ()
         tree[_name(key_path)] = {
             _name("" if v.name == "(default)" else v.name):
             _typed(str(v.value_type), v.value) for v in values}
         if nk.header.subkey_count:
-            subkeys = nk.iter_subkeys()  # type: ignore[no-untyped-call]
+            subkeys = nk.iter_subkeys()
             stack.extend((f"{key_path}\\{sub.name}" if key_path else sub.name, sub)
                          for sub in subkeys)
     return tree
