@@ -34,7 +34,8 @@ written back. The rules, each a small function below:
 
 Hostile logs are bounded: every offset and size is checked against the entry and
 the file holding it before a byte is copied, and the hive bins size a log claims
-(the replayed hive's size) against ``limits.REGF_LOG_MAX_HIVE_BINS``.
+(the replayed hive's size) against ``limits.REGF_LOG_MAX_HIVE_BINS`` and against
+what the primary and its logs hold together (a hive grows only by logged pages).
 """
 
 from __future__ import annotations
@@ -152,6 +153,16 @@ def _hive_bins_size(value: int, log: str, offset: int) -> str | None:
     return None
 
 
+def _growth_problem(size: int, primary: bytes, logs: Sequence[Log]) -> str | None:
+    """A replayed hive grows only by pages its logs carry: one larger than the primary
+    and its logs together is refused before its buffer is made."""
+    most = len(primary) + sum(len(data) for _, data in logs)
+    if size > most:
+        return (f"the logs claim a hive of {size} bytes, more than the {len(primary)}-byte "
+                f"primary and its logs hold ({most} bytes)")
+    return None
+
+
 # -- new format: HvLE log entries ---------------------------------------------------
 
 def _entry_problem(log: bytes, name: str, off: int) -> tuple[Entry | None, str | None]:
@@ -238,6 +249,9 @@ def _apply_new(primary: bytes, logs: Sequence[Log], bases: dict[str, dict[str, A
     if not chosen:
         return None, stopped or f"no log entry numbered {after} or later"
     size = BASE_BLOCK_SIZE + max(e.hive_bins for e in chosen)
+    too_big = _growth_problem(size, primary, logs)
+    if too_big:
+        return None, too_big
     buf = bytearray(primary[:max(len(primary), size)].ljust(size, b"\0"))
     buf[:LOG_SECTOR] = base[:LOG_SECTOR]
     data = dict(logs)
@@ -293,6 +307,9 @@ def _apply_old(primary: bytes, logs: Sequence[Log], bases: dict[str, dict[str, A
         return None, (f"{name}: {count} dirty pages from offset {pos} run past the end of "
                       f"the {len(log)}-byte file")
     size = BASE_BLOCK_SIZE + hive_bins
+    too_big = _growth_problem(size, primary, [(name, log)])
+    if too_big:
+        return None, f"{name}: {too_big}"
     buf = bytearray(primary[:max(len(primary), size)].ljust(size, b"\0"))
     buf[:LOG_SECTOR] = base[:LOG_SECTOR]
     while bitmap:

@@ -295,6 +295,16 @@ def test_malformed_entries(fields: dict[str, Any], body: bytes, why: str) -> Non
     assert why in hive.findings[-1].message
 
 
+def _grown(base: bytes, hive_bins: int) -> bytes:
+    """An old log's base block claiming ``hive_bins`` bytes of hive bins."""
+    from helpers.regf_logs import xor_checksum
+
+    out = bytearray(base)
+    struct.pack_into("<I", out, 40, hive_bins)
+    struct.pack_into("<I", out, 508, xor_checksum(out))
+    return bytes(out)
+
+
 @pytest.mark.skipif(not (HIVES / "minimal").is_file(), reason=f"{HIVES}/minimal is absent")
 def test_malformed_log_files() -> None:
     from helpers.regf_logs import log_base_block
@@ -312,6 +322,8 @@ def test_malformed_log_files() -> None:
         good: f"no log entry numbered {seq} or later",
         log_base_block(minimal, 1, seq) + b"DIRX": "no DIRT dirty vector",
         log_base_block(minimal, 1, seq) + b"DIRT\xff": "run past the end",
+        (_grown(log_base_block(minimal, 1, seq), 1 << 20) + b"DIRT").ljust(1024, b"\0"):
+            "claim a hive of",
     }
     for log, why in cases.items():
         done, problems = regf_log.replay(primary, [("L", log)])
