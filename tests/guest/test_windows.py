@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from helpers import FIXTURES
+from helpers.regf_logs import CONFIG, DIRTY_SYSTEM, dirty_windows_disk
 from oracles import CORPUS, needs_qemu
 
 import imgscan
@@ -614,7 +615,6 @@ def iter_fixture_names() -> Iterator[str]:
 
 # -- a dirty SYSTEM hive with its transaction logs, end to end ---------------------------
 
-DIRTY_SYSTEM = ("regipy_SYSTEM_B.xz", "regipy_SYSTEM_B.LOG1.xz", "regipy_SYSTEM_B.LOG2.xz")
 needs_dirty_system = pytest.mark.skipif(
     not all((HIVES / n).is_file() for n in DIRTY_SYSTEM),
     reason=f"the dirty SYSTEM of {HIVES} (MANIFEST.md, 'Dirty hives') is absent")
@@ -623,30 +623,14 @@ needs_ntfscp = pytest.mark.skipif(shutil.which("ntfscp") is None,
 
 
 def dirty_system_disk(disks: dict[str, Path], tmp_path: Path, logs: tuple[str, ...]) -> Path:
-    """The nosysres disk with the corpus's dirty SYSTEM in place of its own and ``logs``
-    (``SYSTEM.LOG1``, ``system.log2``: NTFS names compare case-insensitively) beside it,
-    written into the NTFS volume by ntfs-3g's ntfscp; the files read back by sleuthkit."""
-    disk = tmp_path / "dirty.img"
-    shutil.copyfile(disks["nosysres"], disk)
-    start, size = 1 << 20, 32 << 20                 # partition 1 (sfdisk: sector 2048)
-    volume = tmp_path / "p1"
-    with disk.open("rb") as fh:
-        fh.seek(start)
-        volume.write_bytes(fh.read(size))
-    config = "/Windows/System32/config/"
-    sources = {}
-    for src, dst in zip(DIRTY_SYSTEM, ("SYSTEM", *logs), strict=False):
-        local = tmp_path / src.removesuffix(".xz")
-        local.write_bytes(lzma.decompress((HIVES / src).read_bytes()))
-        sh("ntfscp", "-q", volume, local, config + dst)
-        sources[dst] = local
-    with disk.open("r+b") as fh:
-        fh.seek(start)
-        fh.write(volume.read_bytes())
+    """The nosysres disk with the corpus's dirty SYSTEM and ``logs`` beside it
+    (helpers.regf_logs), the files read back by sleuthkit."""
+    disk = dirty_windows_disk(disks["nosysres"], HIVES, tmp_path, logs)
     if HAVE_TSK:
-        for dst, local in sources.items():
-            got = tsk_extract(disk, 1, (config + dst).replace("/", "\\"), tmp_path / "icat")
-            assert got is not None and got.read_bytes() == local.read_bytes(), dst
+        for src, dst in zip(DIRTY_SYSTEM, ("SYSTEM", *logs), strict=False):
+            got = tsk_extract(disk, 1, (CONFIG + dst).replace("/", "\\"), tmp_path / "icat")
+            want = (tmp_path / src.removesuffix(".xz")).read_bytes()
+            assert got is not None and got.read_bytes() == want, dst
     return disk
 
 

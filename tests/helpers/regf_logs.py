@@ -16,6 +16,7 @@ into one comparable form (regipy is a test-only dependency: imgscan never import
 
 from __future__ import annotations
 
+import lzma
 import shutil
 import struct
 import subprocess
@@ -131,6 +132,37 @@ def hive_states(minimal: Path, work: Path) -> tuple[Path, Path]:
     _regedit(new, second)
     return old, new
 
+
+
+# -- a Windows disk whose SYSTEM hive is dirty --------------------------------------------
+
+#: The corpus's dirty SYSTEM and its logs (MANIFEST.md, "Dirty hives").
+DIRTY_SYSTEM = ("regipy_SYSTEM_B.xz", "regipy_SYSTEM_B.LOG1.xz", "regipy_SYSTEM_B.LOG2.xz")
+#: Where ntfscp puts them on the Windows volume.
+CONFIG = "/Windows/System32/config/"
+
+
+def dirty_windows_disk(fixture: Path, hives: Path, work: Path,
+                       logs: tuple[str, ...] = ("SYSTEM.LOG1", "system.log2")) -> Path:
+    """A copy of the nosysres Windows fixture (one NTFS partition of 32 MiB at 1 MiB)
+    whose SYSTEM is the corpus's dirty one, with ``logs`` (names for LOG1 then LOG2;
+    NTFS names compare case-insensitively) beside it, written by ntfs-3g's ntfscp."""
+    disk = work / "dirty.img"
+    shutil.copyfile(fixture, disk)
+    start, size = 1 << 20, 32 << 20
+    volume = work / "p1"
+    with disk.open("rb") as fh:
+        fh.seek(start)
+        volume.write_bytes(fh.read(size))
+    for src, dst in zip(DIRTY_SYSTEM, ("SYSTEM", *logs), strict=False):
+        local = work / src.removesuffix(".xz")
+        local.write_bytes(lzma.decompress((hives / src).read_bytes()))
+        subprocess.run(["ntfscp", "-q", str(volume), str(local), CONFIG + dst], check=True,
+                       capture_output=True)
+    with disk.open("r+b") as fh:
+        fh.seek(start)
+        fh.write(volume.read_bytes())
+    return disk
 
 
 # -- the whole hive in one comparable form -----------------------------------------------
