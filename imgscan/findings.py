@@ -52,6 +52,9 @@ CORRUPT = "corrupt"
 PACKAGE_MEMBER = "package-member"
 MANIFEST_MISMATCH = "manifest-mismatch"
 FIRMWARE_MISMATCH = "firmware-mismatch"
+#: A dirty registry hive was read through its transaction logs (info: the facts are the
+#: replayed ones; a dirty hive without a usable log stays a ``dirty`` warning).
+HIVE_REPLAYED = "hive-replayed"
 
 
 class Finding:

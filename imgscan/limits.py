@@ -193,6 +193,11 @@ REGF_MAX_VALUE_DATA = 64 * 1024 * 1024
 REGF_MAX_DB_SEGMENTS = (REGF_MAX_VALUE_DATA + 16343) // 16344
 #: Deepest key tree walked (MSDN: a registry tree can be 512 levels deep).
 REGF_MAX_DEPTH = 512
+#: Largest hive bins size a transaction log (a log entry, an old log's base block) may
+#: claim: the replayed hive is a buffer of that size, so it gets the cap of a hive read
+#: from disk (NTFS_MAX_FILE_READ; real SOFTWARE hives reach 100-200 MiB). The log files
+#: themselves are read under WINDOWS_MAX_HIVE_BYTES, as their hive.
+REGF_LOG_MAX_HIVE_BINS = 256 * 1024 * 1024
 
 # Filesystem probes (imgscan/_core/filesystems.pyx) ------------------------------
 #: Most bytes of one FAT or exFAT root directory scanned for the volume label entry
@@ -326,8 +331,9 @@ BTRFS_MAX_DECOMPRESSED_EXTENT = 128 * 1024
 BTRFS_MAX_SUBVOLUMES = 65536
 
 # Windows guest inspection (imgscan/guest/) ------------------------------------------
-#: Largest registry hive read into memory (real SOFTWARE hives reach 100-200 MiB;
-#: NtfsFile.read refuses more than NTFS_MAX_FILE_READ in one read anyway).
+#: Largest registry hive, or transaction log of one, read into memory (real SOFTWARE
+#: hives reach 100-200 MiB; NtfsFile.read refuses more than NTFS_MAX_FILE_READ in one
+#: read anyway).
 WINDOWS_MAX_HIVE_BYTES = NTFS_MAX_FILE_READ
 #: Largest cloudbase-init.conf parsed (real ones are a few KiB).
 WINDOWS_MAX_CONFIG_BYTES = 1024 * 1024

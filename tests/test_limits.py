@@ -947,6 +947,34 @@ def test_regf_big_data(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _cap_boundary(monkeypatch, "REGF_MAX_DB_SEGMENTS", -(-len(expected) // 16344), read)
 
 
+@pytest.mark.skipif(not (HIVES / "regipy_SYSTEM_B.LOG2.xz").is_file(),
+                    reason="the dirty SYSTEM hive of the corpus is absent")
+def test_regf_log_hive_bins(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real dirty SYSTEM's logs: the largest hive bins size a log entry claims, as
+    regipy's HvLE structure reads them, is replayed; one byte of cap below, refused."""
+    from regipy.structs import TRANSACTION_LOG
+
+    from imgscan._core.regf_log import replay
+
+    names = ("regipy_SYSTEM_B", "regipy_SYSTEM_B.LOG1", "regipy_SYSTEM_B.LOG2")
+    primary, *logs = (decompress(HIVES / f"{n}.xz", work / n).read_bytes() for n in names)
+    claims = []                                 # (hive bins size, log, offset of the field)
+    for name, log in zip(names[1:], logs, strict=True):
+        off = 512
+        while log[off:off + 4] == b"HvLE":
+            entry = TRANSACTION_LOG.parse(log[off:])
+            claims.append((entry.hive_bin_size, name, off + 16))
+            off += entry.log_size
+    largest = max(c[0] for c in claims)
+    _, log_name, offset = next(c for c in claims if c[0] == largest)  # the first refused
+
+    def attempt() -> None:
+        done, problems = replay(primary, list(zip(names[1:], logs, strict=True)))
+        assert done is not None and done.entries == 24, problems
+    exc = _cap_boundary(monkeypatch, "REGF_LOG_MAX_HIVE_BINS", largest, attempt)
+    assert isinstance(exc, ImageError) and (exc.path, exc.offset) == (log_name, offset)
+
+
 
 # -- NTFS (tests/fixtures/ntfs/win.img, made by mkntfs + ntfs-3g; oracles: sleuthkit) -------
 needs_tsk = pytest.mark.skipif(not all(shutil.which(t) for t in ("fsstat", "istat", "icat",
@@ -1398,6 +1426,7 @@ BOUNDARY_TESTS: dict[str, str] = {
     "REGF_MAX_VALUE_DATA": "test_regf_big_data",
     "REGF_MAX_DB_SEGMENTS": "test_regf_big_data",
     "REGF_MAX_DEPTH": "test_regf_depth",
+    "REGF_LOG_MAX_HIVE_BINS": "test_regf_log_hive_bins",
     "FS_MAX_DIRECTORY_SCAN": "test_fs_fat_directory_scan_and_chunk",
     "FS_DIRECTORY_CHUNK": "test_fs_fat_directory_scan_and_chunk",
     "FS_MAX_FAT_CHAIN": "test_fs_fat_chain",

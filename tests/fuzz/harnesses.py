@@ -342,14 +342,39 @@ def btrfs(data: bytes) -> None:
         reader.block_checksum = real
 
 
+#: A hive input with transaction logs: this magic, then the primary and each log as a
+#: 32-bit little-endian length and the bytes (plain inputs are a primary alone).
+HIVE_LOGS_MAGIC = b"RGLG"
+
+
+def encode_hive_logs(primary: bytes, logs: list[bytes]) -> bytes:
+    """One input holding a hive and its logs (LOG1 first), for the ``regf`` harness."""
+    return HIVE_LOGS_MAGIC + b"".join(struct.pack("<I", len(p)) + p for p in (primary, *logs))
+
+
+def decode_hive_logs(data: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The primary and its logs (named fuzz.LOG1, fuzz.LOG2, ...) from an input."""
+    if not data.startswith(HIVE_LOGS_MAGIC):
+        return data, []
+    parts, pos = [], len(HIVE_LOGS_MAGIC)
+    while pos + 4 <= len(data):
+        (length,) = struct.unpack_from("<I", data, pos)
+        parts.append(data[pos + 4:pos + 4 + length])
+        pos += 4 + length
+    primary, *logs = parts or [b""]
+    return primary, [(f"fuzz.LOG{i + 1}", log) for i, log in enumerate(logs)]
+
+
 def regf(data: bytes) -> None:
-    """A registry hive: open it, walk every key and value, and read the facts of
-    every hive imgscan knows (SYSTEM, SOFTWARE, SAM, BCD) from it."""
-    from imgscan._core.regf import Hive
+    """A registry hive, with its transaction logs when the input carries them
+    (``encode_hive_logs``): replay them if it is dirty, open it, walk every key and
+    value, and read the facts of every hive imgscan knows (SYSTEM, SOFTWARE, SAM, BCD)."""
+    from imgscan._core import regf_log
     from imgscan.guest.windows import bcd, sam
     from imgscan.guest.windows.hives import Facts, software_facts, system_facts
+    primary, logs = decode_hive_logs(data)
     try:
-        hive = Hive(data, "fuzz")
+        hive, _state = regf_log.open_hive(primary, "fuzz", logs)
         for _path, key in hive.walk():
             _ = key.class_name, key.security_descriptor(), key.parent()
             for value in key.values():

@@ -18,6 +18,7 @@ import functools
 import lzma
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from harnesses import CONTAINER_FORMATS, HARNESSES, SCRATCH_NAME, encode_sparse  # noqa: E402
+from harnesses import (  # noqa: E402
+    CONTAINER_FORMATS,
+    HARNESSES,
+    SCRATCH_NAME,
+    encode_hive_logs,
+    encode_sparse,
+)
 from helpers import decompress, unpacked_name  # noqa: E402
 from oracles import CORPUS, SHARED  # noqa: E402
 
@@ -434,6 +441,38 @@ def regf(b: Builder) -> None:
             continue
         data = lzma.decompress(src.read_bytes()) if src.suffix == ".xz" else src.read_bytes()
         (b.dir / src.name.removesuffix(".xz")).write_bytes(data[:HIVE_HEAD])
+    _hive_log_seeds(b, hives)
+
+
+def _hive_log_seeds(b: Builder, hives: Path) -> None:
+    """Dirty hives with their logs (``harnesses.encode_hive_logs``, not sparse-encoded, as
+    the other hive seeds): two states of one
+    hive written by hivexregedit, the newer one's pages in HvLE logs (one entry, then
+    LOG1 + LOG2) and in a DIRT log; and the heads of the corpus's real dirty NTUSER.DAT
+    and its LOG1 (Windows' own entries and hashes)."""
+    from helpers.regf_logs import dirt_log, dirty_pages, hive_states, hvle_log, make_dirty
+
+    if (hives / "minimal").is_file() and shutil.which("hivexregedit"):
+        old_path, new_path = hive_states(hives / "minimal", b.work)
+        old, new = old_path.read_bytes(), new_path.read_bytes()
+        pages = dirty_pages(old, new)
+        seq = struct.unpack_from("<I", old, 8)[0] + 1
+        dirty = make_dirty(old, seq, seq - 1, len(new))
+        half = len(pages) // 2
+        seeds = {
+            "hvle-one-log": [hvle_log(new, [pages], seq)],
+            "hvle-two-logs": [hvle_log(new, [pages[:half]], seq),
+                              hvle_log(new, [pages[half:]], seq + 1)],
+            "dirt": [dirt_log(old, new, seq)],
+        }
+        for name, logs in seeds.items():
+            (b.dir / name).write_bytes(encode_hive_logs(dirty, logs))
+    ntuser = hives / "regipy_transactions_NTUSER.DAT.xz"
+    log1 = hives / "regipy_transactions_ntuser.dat.log1.xz"
+    if ntuser.is_file() and log1.is_file():
+        primary = lzma.decompress(ntuser.read_bytes())[:HIVE_HEAD]
+        (b.dir / "ntuser-log1-head").write_bytes(encode_hive_logs(
+            primary, [lzma.decompress(log1.read_bytes())[:HIVE_HEAD]]))
 
 
 def corpus(out: Path, work: Path) -> None:

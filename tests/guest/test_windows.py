@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from helpers import FIXTURES
+from helpers.regf_logs import CONFIG, DIRTY_SYSTEM, dirty_windows_disk
 from oracles import CORPUS, needs_qemu
 
 import imgscan
@@ -671,3 +672,76 @@ def test_free_space_equals_ntfsinfo(disks: dict[str, Path], infos: dict[str, dic
     size = int(re.search(r"Cluster Size: (\d+)", text).group(1))  # type: ignore[union-attr]
     assert w["free_bytes"] == free * size
     assert f": {free} of " in w["evidence"]["free_bytes"]
+
+# -- a dirty SYSTEM hive with its transaction logs, end to end ---------------------------
+
+needs_dirty_system = pytest.mark.skipif(
+    not all((HIVES / n).is_file() for n in DIRTY_SYSTEM),
+    reason=f"the dirty SYSTEM of {HIVES} (MANIFEST.md, 'Dirty hives') is absent")
+needs_ntfscp = pytest.mark.skipif(shutil.which("ntfscp") is None,
+                                  reason="ntfs-3g's ntfscp absent")
+
+
+def dirty_system_disk(disks: dict[str, Path], tmp_path: Path, logs: tuple[str, ...]) -> Path:
+    """The nosysres disk with the corpus's dirty SYSTEM and ``logs`` beside it
+    (helpers.regf_logs), the files read back by sleuthkit."""
+    disk = dirty_windows_disk(disks["nosysres"], HIVES, tmp_path, logs)
+    if HAVE_TSK:
+        for src, dst in zip(DIRTY_SYSTEM, ("SYSTEM", *logs), strict=False):
+            got = tsk_extract(disk, 1, (CONFIG + dst).replace("/", "\\"), tmp_path / "icat")
+            want = (tmp_path / src.removesuffix(".xz")).read_bytes()
+            assert got is not None and got.read_bytes() == want, dst
+    return disk
+
+
+@needs_dirty_system
+@needs_ntfscp
+def test_dirty_system_hive_replayed_end_to_end(disks: dict[str, Path], tmp_path: Path) -> None:
+    """``imgscan info`` reads the replayed SYSTEM (the F: drive only LOG2 holds) and says
+    so in a ``hive-replayed`` finding; ``imgscan check``'s clean-shutdown warns and says
+    in its evidence that the logs were replayed."""
+    from helpers import run_cli
+
+    disk = dirty_system_disk(disks, tmp_path, ("SYSTEM.LOG1", "system.log2"))
+    proc = run_cli("info", "--json", str(disk))
+    assert proc.returncode == 0, proc.stderr
+    w = json.loads(proc.stdout)["windows"]
+    system = "\\Windows\\System32\\config\\SYSTEM"
+    assert w["hostname"] == "DESKTOP-PM6C56D"
+    assert w["mounted_devices"]["F:"] == {"style": "mbr", "disk_signature": "76d45981",
+                                          "offset": 0x100000}
+    state = w["hive_logs"]["SYSTEM"]
+    assert state["dirty"] and state["replayed"] and state["pages"] == 315
+    assert state["logs_replayed"] == [f"{system}.LOG1", f"{system}.LOG2"]
+    assert w["hive_logs"]["SOFTWARE"] == {"dirty": False, "replayed": False, "logs": []}
+    replayed = [f for f in w["findings"] if f["id"] == "hive-replayed"]
+    assert len(replayed) == 1 and replayed[0]["severity"] == "info"
+    assert f"windows: {system}: dirty hive (sequence numbers 1622 != 1621) replayed" \
+        in replayed[0]["message"] and "315 dirty pages" in replayed[0]["message"]
+    assert not [f for f in w["findings"] if f["id"] == "dirty" and system in f["message"]]
+    proc = run_cli("check", "--json", str(disk))
+    rule = next(r for r in json.loads(proc.stdout)["rules"] if r["id"] == "clean-shutdown")
+    assert rule["status"] == "warn", rule
+    assert "transaction logs replayed: SYSTEM from" in rule["evidence"]["windows.hive_logs"]["from"]
+    text = run_cli("info", str(disk)).stdout
+    assert "hive-replayed" in text
+
+
+@needs_dirty_system
+@needs_ntfscp
+def test_dirty_system_hive_without_logs_end_to_end(disks: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    """Without its logs the dirty SYSTEM is read alone (no F: drive), the ``dirty``
+    warning says no usable log was found, and clean-shutdown fails."""
+    from helpers import run_cli
+
+    disk = dirty_system_disk(disks, tmp_path, ())
+    w = json.loads(run_cli("info", "--json", str(disk)).stdout)["windows"]
+    assert "F:" not in w["mounted_devices"]
+    assert w["hive_logs"]["SYSTEM"] == {"dirty": True, "replayed": False, "logs": [],
+                                        "unusable_logs": ["no .LOG1 or .LOG2 file"]}
+    dirty = [f for f in w["findings"] if f["id"] == "dirty"]
+    assert len(dirty) == 1 and "no usable transaction log" in dirty[0]["message"]
+    rule = next(r for r in json.loads(run_cli("check", "--json", str(disk)).stdout)["rules"]
+                if r["id"] == "clean-shutdown")
+    assert rule["status"] == "fail" and "SYSTEM not fully written" in rule["message"]

@@ -385,3 +385,20 @@ def test_unknown_builtin_profile() -> None:
     assert builtin_profiles() == ["huawei-ims", "alibaba-ecs", "aws-vmimport", "azure", "gcp",
                                   "huawei-ims-linux", "huawei-ims-windows", "openstack",
                                   "otc-ims", "safe"]
+
+
+
+def test_clean_shutdown_with_dirty_hives(infos: dict[str, Info]) -> None:
+    """(derived: the real dirty hive is tested end to end in tests/guest/test_windows.py)
+    A replayed hive warns and names its logs in the evidence; a dirty hive without a
+    usable log fails; with another failure, the replay is still said."""
+    replayed = {"dirty": True, "replayed": True, "logs": ["\\S.LOG1"], "pages": 7,
+                "logs_replayed": ["\\S.LOG1"]}
+    lost = {"dirty": True, "replayed": False, "logs": [], "unusable_logs": ["no log"]}
+    got = outcome(derived(infos["bios"], hive_logs={"SYSTEM": replayed}), "clean-shutdown")
+    assert got.status == "warn" and "7 dirty pages" in got.message
+    assert "replayed: SYSTEM from \\S.LOG1" in got.evidence["windows.hive_logs"]["from"]
+    got = outcome(derived(infos["bios"], hive_logs={"SAM": lost}), "clean-shutdown")
+    assert got.status == "fail" and got.message.startswith("registry hive SAM not fully")
+    got = outcome(derived(infos["uefi"], hive_logs={"SYSTEM": replayed}), "clean-shutdown")
+    assert got.status == "fail" and "hibernated" in got.message and "replayed" in got.message

@@ -34,6 +34,7 @@ import test_threats
 from helpers import MiB, decompress, overwrite, qemu_create, sparse_file
 from helpers.ova_packages import build_ova
 from helpers.patchers import mbr_set_entry, vhd_as_hyperv, vhd_set_footers, vhd_spec_geometry
+from helpers.regf_logs import DIRTY_SYSTEM, dirty_windows_disk
 from helpers.safe_gate import COLUMNS, IGNORE, NEVER, cells, column, expected_verdict, table
 from oracles import CORPUS, HAVE_QEMU, qemu_info, qemu_io, run
 
@@ -174,6 +175,17 @@ def ova_firmware_bios_for_uefi_disk(d: Path) -> Path:
     return build_ova(d / "pkg", "pkg", [("disk1.vmdk", raw)], firmware="bios")
 
 
+def windows_dirty_hive_with_logs(d: Path) -> Path:
+    """The nosysres fixture holding the corpus's dirty SYSTEM and its LOG1 / LOG2, written
+    in by ntfs-3g's ntfscp (helpers.regf_logs)."""
+    if shutil.which("ntfscp") is None:
+        pytest.skip("ntfscp (ntfs-3g) not installed")
+    hives = CORPUS.parent / "hives"
+    if not all((hives / name).is_file() for name in DIRTY_SYSTEM):
+        pytest.skip(f"{hives} is absent")
+    return dirty_windows_disk(test_threats._windows_fixture(d, "nosysres"), hives, d)
+
+
 Builder = Callable[[Path], Path]
 
 #: One image per emitted cell of the table: a threat-matrix row id or a builder here.
@@ -214,6 +226,7 @@ CELL_IMAGES: dict[tuple[str, str], str | Builder] = {
     ("package-member", "warning"): ova_format_not_the_descriptors,
     ("manifest-mismatch", "error"): ova_second_disk_missing,
     ("firmware-mismatch", "warning"): ova_firmware_bios_for_uefi_disk,
+    ("hive-replayed", "info"): windows_dirty_hive_with_logs,
 }
 
 #: Emitted cells no tool here leaves in an image of its own, with the reason.

@@ -15,6 +15,7 @@ finding naming the fact, never an exception.
 from __future__ import annotations
 
 from imgscan import limits
+from imgscan._core import regf_log
 from imgscan._core.guid import guid_text  # Microsoft mixed-endian GUID text
 from imgscan._core.regf import Hive
 from imgscan.errors import ImageError
@@ -29,6 +30,7 @@ from .structures import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from imgscan._core.regf import Key
@@ -386,8 +388,26 @@ def apply_rdp_policy(facts: Facts) -> None:
                   + facts.evidence["rdp_enabled"])
 
 
-def open_hive(data: bytes, name: str) -> Hive:
-    return Hive(data, name)
+#: The transaction logs of a hive, next to it: ``SYSTEM.LOG1`` then ``SYSTEM.LOG2``
+#: (the order Windows applies them in; names compare case-insensitively on NTFS and FAT).
+LOG_SUFFIXES = (".LOG1", ".LOG2")
+
+
+def open_hive(data: bytes, name: str, read_log: Callable[[str], bytes | None] | None = None
+              ) -> tuple[Hive, dict[str, Any]]:
+    """The hive ``data`` as Windows would load it, and its log state (``hive_logs``).
+
+    Only a dirty primary has its logs read: ``read_log(suffix)`` gives the bytes of
+    the file named like the hive plus ``suffix``, or None when there is none (or it
+    could not be read, which its caller reports). See :mod:`imgscan._core.regf_log`.
+    """
+    logs: list[tuple[str, bytes]] = []
+    if read_log is not None and regf_log.is_dirty(data):
+        for suffix in LOG_SUFFIXES:
+            log = read_log(suffix)
+            if log is not None:
+                logs.append((name + suffix, log))
+    return regf_log.open_hive(data, name, logs)
 
 
 def subkey_names(key: Key) -> list[str]:

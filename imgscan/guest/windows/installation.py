@@ -89,6 +89,8 @@ class WindowsGuest:
         self.partition = partition
         self.facts = Facts()
         self._hives: dict[str, Hive | None] = {}
+        #: Per hive read, whether it was dirty and what its logs gave (``hive_logs``).
+        self.hive_logs: dict[str, dict[str, Any]] = {}
 
     def path(self, rel: str) -> str:
         return f"{self.systemroot}\\{rel}"
@@ -106,10 +108,10 @@ class WindowsGuest:
             else:
                 limits.enforce(f.size, "WINDOWS_MAX_HIVE_BYTES", path, "hive file", None,
                                "size")
-                hive = open_hive(f.read(), path)
-                for finding in hive.findings:
-                    self.facts.findings.append(Finding(finding.id, finding.severity,
-                                                       f"windows: {finding.message}"))
+                hive, self.hive_logs[name] = open_hive(
+                    f.read(), path, lambda suffix: _read_log(self.vol, path + suffix,
+                                                             self.facts))
+                _file_findings(hive, self.facts)
         except ImageError as exc:
             self.facts.fail(f"{name} hive", f"{path}: {exc}", finding_id(exc))
         self._hives[name] = hive
@@ -229,6 +231,27 @@ class WindowsGuest:
                 "(hibernated or fast startup): the volume's state is in memory, not on disk"))
 
 
+def _file_findings(hive: Hive, facts: Facts) -> None:
+    """The hive's own findings (dirty, replayed, damaged base block) as Windows findings."""
+    for finding in hive.findings:
+        facts.findings.append(Finding(finding.id, finding.severity,
+                                      f"windows: {finding.message}"))
+
+
+def _read_log(vol: NtfsVolume, path: str, facts: Facts) -> bytes | None:
+    """A transaction log's bytes, None when absent or unreadable (a finding says why)."""
+    try:
+        f = vol.lookup(path)
+        if f is None or f.is_dir:
+            return None
+        limits.enforce(f.size, "WINDOWS_MAX_HIVE_BYTES", path, "hive log file", None, "size")
+        return f.read()
+    except ImageError as exc:
+        facts.findings.append(Finding(finding_id(exc), "warning",
+                                      f"windows: {path} not read: {exc}"))
+        return None
+
+
 # -- the boot store ------------------------------------------------------------
 
 def _boot_candidates(layout: Layout) -> list[tuple[dict[str, Any], str]]:
@@ -244,20 +267,25 @@ def _boot_candidates(layout: Layout) -> list[tuple[dict[str, Any], str]]:
 
 
 def _read_boot_file(read: Read, p: dict[str, Any], path: str,
-                    volumes: dict[int, NtfsVolume]) -> tuple[bytes | None, bool]:
-    """(the BCD bytes or None, bootmgr present) on partition ``p``."""
+                    volumes: dict[int, NtfsVolume]) -> tuple[bytes | None, bool,
+                                                             Callable[[str], bytes | None]]:
+    """(the BCD bytes or None, bootmgr present, a reader of the files beside the BCD
+    such as its logs: bytes or None when absent) on partition ``p``."""
     name = f"partition {p['number']}"
     if p.get("filesystem") == "ntfs":
         vol = volumes.get(p["number"]) or _ntfs(read, p)
-        f = vol.lookup(path)
-        data = None
-        if f is not None and not f.is_dir:
+
+        def read_ntfs(file: str) -> bytes | None:
+            f = vol.lookup(file)
+            if f is None or f.is_dir:
+                return None
             # the same cap as on a FAT volume
-            limits.enforce(f.size, "FAT_MAX_FILE_BYTES", name, f"file {path!r}", None, "size")
-            data = f.read()
-        return data, path == BCD_UEFI or vol.exists(BOOTMGR_BIOS)
+            limits.enforce(f.size, "FAT_MAX_FILE_BYTES", name, f"file {file!r}", None, "size")
+            return f.read()
+
+        return read_ntfs(path), path == BCD_UEFI or vol.exists(BOOTMGR_BIOS), read_ntfs
     fat = FatVolume(read, p["start"], p["size"], name)
-    return fat.read_file(path), True
+    return fat.read_file(path), True, fat.read_file
 
 
 def _ntfs(read: Read, p: dict[str, Any]) -> NtfsVolume:
@@ -285,23 +313,34 @@ def _match_device(dev: dict[str, Any] | None, layout: Layout) -> int | None:
 
 
 def boot_store(read: Read, layout: Layout, facts: Facts,
-               volumes: dict[int, NtfsVolume]) -> None:
+               volumes: dict[int, NtfsVolume], hive_logs: dict[str, dict[str, Any]]) -> None:
     """``boot_partition`` and the ``bcd`` facts from the first BCD store found on this disk."""
     for p, path in _boot_candidates(layout):
         where = f"partition {p['number']}:{path}"
         try:
-            data, bootmgr = _read_boot_file(read, p, path, volumes)
+            data, bootmgr, read_beside = _read_boot_file(read, p, path, volumes)
         except ImageError as exc:
             facts.fail("boot_partition", f"{where}: {exc}", finding_id(exc))
             continue
         if data is None or not bootmgr:
             continue
         facts.put("boot_partition", p["number"], where)
+
+        def read_log(suffix: str, where: str = where, path: str = path,
+                     read_beside: Callable[[str], bytes | None] = read_beside) -> bytes | None:
+            try:
+                return read_beside(path + suffix)
+            except ImageError as exc:
+                facts.findings.append(Finding(finding_id(exc), "warning",
+                                              f"windows: {where}{suffix} not read: {exc}"))
+                return None
+
         try:
-            hive = open_hive(data, where)
+            hive, hive_logs["BCD"] = open_hive(data, where, read_log)
         except ImageError as exc:
             facts.fail("bcd", f"{where}: {exc}", finding_id(exc))
             return
+        _file_findings(hive, facts)
         bcd_mod.store_facts(hive, facts)
         store = facts.values.get("bcd")
         if isinstance(store, dict):
@@ -344,7 +383,7 @@ def inspect(read: Read, layout: Layout) -> tuple[dict[str, Any] | None, list[Fin
     guest.collect()
     facts = guest.facts
     facts.findings[:0] = findings
-    boot_store(read, layout, facts, volumes)
+    boot_store(read, layout, facts, volumes, guest.hive_logs)
     # each one is also an ``encrypted`` finding of the layout (imgscan.layout)
     bitlocker = [p["number"] for p in layout.partitions if p.get("filesystem") == "BitLocker"]
     v = facts.values
@@ -391,6 +430,7 @@ def inspect(read: Read, layout: Layout) -> tuple[dict[str, Any] | None, list[Fin
         "autologon": v.get("autologon"),
         "firewall_enabled": v.get("firewall_enabled"),
         "rdp_firewall_rules": v.get("rdp_firewall_rules"),
+        "hive_logs": guest.hive_logs,
         "evidence": facts.evidence,
         "findings": [f.as_dict() for f in facts.findings],
     }, facts.findings

@@ -133,10 +133,20 @@ def dhcp(f: Facts, w: Mapping[str, Any]) -> Outcome:
                    "netsh interface ip set address name=\"Ethernet\" source=dhcp")
 
 
-@rule("clean-shutdown", "not hibernated, volume and image not dirty", guest="windows")
+@rule("clean-shutdown", "not hibernated, volume, hives and image not dirty", guest="windows")
 def clean_shutdown(f: Facts) -> Outcome:
+    """Hibernation, a dirty NTFS volume, a dirty image and dirty registry hives.
+
+    A dirty hive (a write Windows started and did not finish: a crash, a forced
+    power-off, a snapshot of a running VM) whose logs imgscan replayed is a warning:
+    Windows replays the same logs when it loads the hive and the facts shown are the
+    replayed ones, but the VM was not shut down cleanly and an offline registry
+    editor (virt-v2v, a cloud's driver injection) reads the primary alone. A dirty
+    hive without a usable log fails: the changes only its logs held are lost, to
+    Windows as to imgscan, and the facts read from it may be stale.
+    """
     ev = f.ev("dirty", source="container header")
-    problems, fixes = [], []
+    problems, fixes, warnings = [], [], []
     if f.info.get("dirty"):
         problems.append("the image was not closed cleanly")
         fixes.append("qemu-img check -r all IMAGE")
@@ -155,11 +165,40 @@ def clean_shutdown(f: Facts) -> Outcome:
         if w.get("volume_dirty"):
             problems.append("the NTFS volume is marked dirty")
             fixes.append("chkdsk C: /f")
-        if not problems and w.get("hibernated") is None:
+        hives = w.get("hive_logs") or {}
+        replayed = [h for h, s in hives.items() if s.get("replayed")]
+        lost = [h for h, s in hives.items() if s.get("dirty") and not s.get("replayed")]
+        if hives:
+            ev.update(f.ev("windows.hive_logs", hives, _hive_source(hives)))
+        if lost:
+            problems.append(f"registry hive {', '.join(lost)} not fully written and without "
+                            "a usable transaction log (.LOG1/.LOG2): its latest changes are "
+                            "lost and the facts read from it may be stale")
+            fixes.append("in the source VM: shut down fully (shutdown /s /t 0), then export "
+                         "the disk again with the hives' .LOG1/.LOG2 files")
+        if replayed:
+            pages = sum(int(hives[h].get("pages") or 0) for h in replayed)
+            warnings.append(f"registry hive {', '.join(replayed)} not fully written: its "
+                            f"transaction logs were replayed ({pages} dirty pages) and the "
+                            "facts are the replayed ones")
+        if not problems and not warnings and w.get("hibernated") is None:
             return Outcome(UNKNOWN, "hiberfil.sys could not be read", ev)
     if problems:
-        return Outcome(FAIL, "; ".join(problems), ev, "; ".join(fixes))
-    return Outcome(PASS, "shut down cleanly: not hibernated, volume clean", ev)
+        return Outcome(FAIL, "; ".join(problems + warnings), ev, "; ".join(fixes))
+    if warnings:
+        return Outcome(WARN, "; ".join(warnings) + " (Windows replays them too; an offline "
+                       "registry editor reads the primary files alone)", ev,
+                       "in the source VM: shut down fully (shutdown /s /t 0) before the "
+                       "export, so that the hives are written whole")
+    return Outcome(PASS, "shut down cleanly: not hibernated, volume and hives clean", ev)
+
+
+def _hive_source(hives: Mapping[str, Any]) -> str:
+    """Where the hive states come from, naming the logs replayed."""
+    replayed = [f"{h} from {', '.join(s.get('logs_replayed') or [])}"
+                for h, s in hives.items() if s.get("replayed")]
+    return "registry base blocks (sequence numbers, checksum)" + (
+        f"; transaction logs replayed: {'; '.join(replayed)}" if replayed else "")
 
 
 @rule("not-oem", "not an OEM-licensed edition", needs_windows=True)

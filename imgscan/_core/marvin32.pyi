@@ -1,0 +1,5 @@
+from mmap import mmap
+
+REGF_LOG_SEED: int
+
+def marvin32(data: bytes | bytearray | memoryview | mmap, seed: int = ...) -> int: ...
