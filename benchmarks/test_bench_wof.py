@@ -102,7 +102,9 @@ assert total == size
 
 
 def main(runs: int) -> None:
-    import peer
+    from whole_process import HEADER, compare
+
+    print(HEADER)
     for fmt, (_, chunk) in WOF_FORMATS.items():
         path = wim(fmt)
         _, stored, size = max(wim_resources(path).values(), key=lambda r: r[2])
@@ -110,7 +112,7 @@ def main(runs: int) -> None:
         res.write_bytes(struct.pack("<QQ", size, chunk) + stored)
         ours = [sys.executable, "-c", DECODE_SCRIPT, str(res)]
         theirs = ["wimlib-imagex", "extract", str(path), "1", f"/{NAME}", "--to-stdout"]
-        print(peer.compare(f"{fmt}: 8 MiB, every chunk decoded", ours, theirs, runs))
+        print(compare(f"{fmt}: 8 MiB, every chunk decoded", ours, theirs, runs))
 
 
 if __name__ == "__main__":

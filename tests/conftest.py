@@ -18,6 +18,7 @@ from helpers import FIXTURES, promptly, unpack_fixtures
 from helpers.linux_images import linux_disks as build_linux_disks
 from helpers.lvm_disk import TOOLS as LVM_TOOLS
 from helpers.lvm_disk import build as build_lvm_disk
+from helpers.ntfs_images import build_fragmented_mft, build_windows_ntfs, can_build
 from helpers.session_checks import pytest_collection_finish as pytest_collection_finish
 from helpers.session_checks import pytest_configure as pytest_configure
 from helpers.session_checks import pytest_deselected as pytest_deselected
@@ -25,7 +26,6 @@ from helpers.session_checks import pytest_make_collect_report as pytest_make_col
 from helpers.session_checks import pytest_runtest_makereport as pytest_runtest_makereport
 from helpers.session_checks import pytest_sessionfinish as pytest_sessionfinish
 from helpers.session_checks import pytest_terminal_summary as pytest_terminal_summary
-from helpers.ntfs_images import build_fragmented_mft, build_windows_ntfs, can_build
 
 #: The Windows fixture disks (tests/fixtures/make_windows.sh): bios, uefi, nosysres, bitlocker.
 WINDOWS = FIXTURES / "windows"
