@@ -29,6 +29,7 @@ from .findings import (
     fact_findings,
     finding_id,
 )
+from .remote import is_url, source_object
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,7 +43,12 @@ if TYPE_CHECKING:
 SECTOR_SIZES = (512, 4096)
 
 
-def _open_source(path: str) -> Source:
+def _open_source(path: str, reads_all: bool = False) -> Source:
+    """The source of ``path``: a local file, or a remote object when ``path`` is a URL
+    (imgscan.remote, imported only then; ``reads_all`` as there)."""
+    if is_url(path):
+        from .remote import open_source
+        return open_source(path, reads_all=reads_all)
     try:
         return Source(path)
     except OSError as exc:
@@ -93,11 +99,11 @@ class DiskImage:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, external_dir: str | None = None,
-                 _depth: int = 0, _format: str | None = None) -> None:
+                 reads_all: bool = False, _depth: int = 0, _format: str | None = None) -> None:
         self.path = os.fspath(path)
         self.external_dir = external_dir
         self._depth = _depth
-        self._source = _open_source(self.path)
+        self._source = _open_source(self.path, reads_all)
         try:
             # A backing file is opened as the format its child names, unprobed.
             self._container: Container = (
@@ -125,6 +131,12 @@ class DiskImage:
     @property
     def file_size(self) -> int:
         return self._source.size
+
+    @property
+    def source(self) -> dict[str, Any] | None:
+        """The contract's ``source`` object (URL, size, ETag, storage class, requests and
+        bytes fetched so far) of an image read from a URL; None for a local file."""
+        return source_object(self._source)
 
     @property
     def allocated_size(self) -> int:

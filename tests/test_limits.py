@@ -1288,6 +1288,7 @@ def test_fingerprint_chunks(qcow2s: dict[str, Path], monkeypatch: pytest.MonkeyP
 #: Each public name of imgscan/limits.py -> the test of its boundary: a test of this file, or
 #: "file::test" for a boundary test that lives with its decoder's tests.
 BOUNDARY_TESTS: dict[str, str] = {
+    "REMOTE_MAX_FETCH_BYTES": "remote/test_remote.py::test_fetch_cap",
     "FS_MAX_SYMLINK_FOLLOWS": "_core/test_ext4.py::test_symlink_follows_cap",
     "FS_MAX_PATH_COMPONENTS": "_core/test_ext4.py::test_path_components_cap",
     "FS_MAX_FILE_READ": "_core/test_ext4.py::test_file_read_cap",

@@ -40,6 +40,10 @@ def info_text(info: Mapping[str, Any]) -> str:
         ("snapshots", str(info["snapshots"])),
         ("dirty", _yes_no(info["dirty"])),
     ]
+    source = info.get("source")
+    if source:
+        rows.append(("fetched", f"{human_size(source['bytes_read'])} in {source['requests']} "
+                     f"range requests (storage class {source['storage_class'] or '-'})"))
     rows += layout_rows(info)
     if info.get("windows"):
         rows += windows_rows(info["windows"])
