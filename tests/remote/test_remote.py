@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -269,9 +270,9 @@ def test_fetch_cap(library: dict[str, Path], monkeypatch: pytest.MonkeyPatch) ->
 
 # -- the command line ----------------------------------------------------------------
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    import os
     return subprocess.run([sys.executable, "-m", "imgscan", *args], capture_output=True,
-                          text=True, check=False, cwd=TESTS, env={**os.environ, **env})
+                          text=True, errors="surrogateescape", check=False, cwd=TESTS,
+                          env={**os.environ, **env})
 
 
 def test_cli_info_check_map(s3: SeaweedS3) -> None:
@@ -310,3 +311,16 @@ def test_local_path_imports_no_client(library: dict[str, Path]) -> None:
             " or m in ('imgscan.remote.store', 'imgscan.remote.blocks')]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=TESTS)
+
+
+def test_cli_ls_cat(s3: SeaweedS3, library: dict[str, Path]) -> None:
+    """ls and cat through S3 print what they print for the local file; a URL's colons
+    are not taken for a volume."""
+    url = f"s3://{BUCKET}/lib/bios.qcow2"
+    local = str(library["bios.qcow2"])
+    for args in (("ls", "-l", "{}:2", "/Windows/System32/config"),
+                 ("cat", "{}:2", "/Windows/System32/config/SYSTEM")):
+        remote = cli(*(a.format(url) for a in args), env=s3.environ())
+        here = cli(*(a.format(local) for a in args), env={})
+        assert remote.returncode == here.returncode == 0, remote.stderr
+        assert remote.stdout == here.stdout
