@@ -39,6 +39,7 @@ from collections import deque
 
 from .. import limits
 from ..errors import error_member
+from ..remote import is_url
 from .pipe import ERROR, FRAME_BUDGET, NOT_IMAGE, read_results, task_frame, write_frame
 from .result import FileIdentity, Fingerprint, ScanResult
 from .walk import Walk, head_digest, read_head
@@ -186,7 +187,8 @@ class ScanRun:
         try:
             if self._catalog is not None:
                 scan_id = self._catalog.begin_scan(
-                    [os.path.abspath(p) for p in self.paths], self.profile_name,
+                    [p if is_url(p) else os.path.abspath(p) for p in self.paths],
+                    self.profile_name,
                     FINGERPRINT_ALGORITHM if self.options.fingerprint else None)
             yield from self._loop(scan_id)
             finished = True
@@ -272,6 +274,9 @@ class ScanRun:
         if stored is None or (stored.size, stored.mtime_ns, stored.inode, stored.device) != (
                 st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev):
             return None
+        if is_url(path):
+            # an object's identity holds its ETag (the walk's inode): nothing to read
+            return stored.header_digest
         try:
             head = read_head(path, st.st_dev, st.st_ino)
         except OSError:

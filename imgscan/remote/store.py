@@ -37,7 +37,8 @@ from ..errors import RemoteError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
+    from typing import Any
 
     from obstore.store import ObjectStore
 
@@ -62,19 +63,20 @@ SECRET = re.compile(r"(\?\S*)|(\b(AKIA|ASIA)[0-9A-Z]{12,})|(Signature=\S+)|(Cred
 class RemoteObject:
     """One object: where it is, and what HEAD said of it."""
 
-    __slots__ = ("etag", "key", "last_modified", "scheme", "size", "storage_class", "store",
+    __slots__ = ("etag", "key", "modified_ns", "scheme", "size", "storage_class", "store",
                  "url")
 
-    def __init__(self, url: str, scheme: str, store: ObjectStore, key: str, size: int,
-                 etag: str | None, last_modified: str | None,
-                 storage_class: str | None) -> None:
+    def __init__(self, url: str, scheme: str, store: ObjectStore, key: str,
+                 meta: Mapping[str, Any], storage_class: str | None) -> None:
         self.url = url
         self.scheme = scheme
         self.store = store
         self.key = key
-        self.size = size
-        self.etag = etag
-        self.last_modified = last_modified
+        self.size = int(meta["size"])
+        self.etag: str | None = meta.get("e_tag")
+        modified = meta.get("last_modified")
+        #: Last-modified time in nanoseconds since the epoch (0 when the store names none).
+        self.modified_ns = int(modified.timestamp()) * 10**9 if modified is not None else 0
         self.storage_class = storage_class
 
 
@@ -181,9 +183,7 @@ def open_object(url: str) -> RemoteObject:
         storage_class = found or DEFAULT_CLASS.get(scheme)
     else:
         storage_class = None
-    modified = meta.get("last_modified")
-    return RemoteObject(url, scheme, store, key, int(meta["size"]), meta.get("e_tag"),
-                        modified.isoformat() if modified is not None else None, storage_class)
+    return RemoteObject(url, scheme, store, key, meta, storage_class)
 
 
 def fetch(obj: RemoteObject, start: int, end: int) -> bytes:
@@ -207,11 +207,8 @@ def list_objects(url: str) -> Iterator[RemoteObject]:
     try:
         for page in obstore.list(store, prefix or None, chunk_size=1000):
             for meta in page:
-                modified = meta.get("last_modified")
-                yield RemoteObject(
-                    root + meta["path"], scheme, store, meta["path"], int(meta["size"]),
-                    meta.get("e_tag"),
-                    modified.isoformat() if modified is not None else None, None)
+                yield RemoteObject(root + meta["path"], scheme, store, meta["path"], meta,
+                                   None)
     except RemoteError:
         raise
     except Exception as exc:

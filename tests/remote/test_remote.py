@@ -324,3 +324,32 @@ def test_cli_ls_cat(s3: SeaweedS3, library: dict[str, Path]) -> None:
         here = cli(*(a.format(local) for a in args), env={})
         assert remote.returncode == here.returncode == 0, remote.stderr
         assert remote.stdout == here.stdout
+
+
+# -- scanning a bucket -----------------------------------------------------------------
+def test_scan_a_prefix_with_a_catalog(s3_env: SeaweedS3, library: dict[str, Path],
+                                      tmp_path: Path) -> None:
+    """``scan s3://BUCKET/PREFIX/`` lists the objects and scans those that are images (by
+    content: a text object is skipped); the catalog keys them by URL with size, ETag and
+    last-modified, so a rescan reads only the object that changed."""
+    from imgscan.bulk.runner import scan
+
+    client = s3_env.client()
+    prefix = "scan/"
+    for name in ("bios.qcow2", "bios.vhdx", "uefi.img"):
+        client.upload_file(str(library[name]), BUCKET, prefix + name)
+    client.put_object(Bucket=BUCKET, Key=prefix + "notes.txt", Body=b"not an image\n" * 100)
+    url = f"s3://{BUCKET}/{prefix}"
+    catalog = str(tmp_path / "catalog.db")
+
+    def statuses() -> dict[str, str]:
+        with scan([url], jobs=2, catalog=catalog) as run:
+            return {r.path: r.status for r in run}
+
+    first = statuses()
+    assert first == {url + n: "scanned" for n in ("bios.qcow2", "bios.vhdx", "uefi.img")}
+    assert set(statuses().values()) == {"unchanged"}
+    client.upload_file(str(library["bios.vhd"]), BUCKET, prefix + "bios.vhdx")
+    third = statuses()
+    assert third.pop(url + "bios.vhdx") == "scanned"
+    assert set(third.values()) == {"unchanged"}
