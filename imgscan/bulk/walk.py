@@ -138,26 +138,34 @@ class Walk:
 
 def _objects(root: str) -> Iterator[tuple[str, os.stat_result | OSError]]:
     """The objects under a URL prefix (``s3://BUCKET/PREFIX/``), listed lazily page by
-    page; an ``http(s)://`` URL is the one object it names (HTTP has no listing).
+    page by :mod:`imgscan.remote.listing` in a child process (the client's threads must
+    not start in the scanning process, which forks its workers); an ``http(s)://`` URL
+    is the one object it names.
 
     Each comes with a stat result the catalog's identity reads: the size, the
     last-modified time, and the ETag's digest as the inode (the device is 0), so a
     rescan tells a changed object from an unchanged one without reading it.
     """
-    from ..errors import ImageError
-    from ..remote.store import list_objects, open_object
+    import json
+    import subprocess
+    import sys
 
-    try:
-        objects = [open_object(root)] if root.lower().startswith("http") \
-            else list_objects(root)
-        for obj in objects:
-            inode = int(xxh3_64_hexdigest(obj.etag.encode()), 16) >> 2 if obj.etag else 0
-            yield obj.url, os.stat_result(
-                (stat.S_IFREG | 0o444, inode, 0, 1, 0, 0, obj.size, 0,
-                 obj.modified_ns // 10**9, 0),
-                {"st_mtime_ns": obj.modified_ns, "st_blocks": -(-obj.size // 512)})
-    except ImageError as exc:
-        yield root, OSError(errno.EIO, f"{exc.structure}: {exc.problem}")
+    with subprocess.Popen([sys.executable, "-m", "imgscan.remote.listing", root],
+                          stdout=subprocess.PIPE, stdin=subprocess.DEVNULL) as child:
+        assert child.stdout is not None
+        try:
+            for line in child.stdout:
+                item = json.loads(line)
+                if isinstance(item, dict):
+                    yield root, OSError(errno.EIO, item["error"])
+                    continue
+                url, size, etag, modified_ns = item
+                inode = int(xxh3_64_hexdigest(etag.encode()), 16) >> 2 if etag else 0
+                yield url, os.stat_result(
+                    (stat.S_IFREG | 0o444, inode, 0, 1, 0, 0, size, 0, modified_ns // 10**9, 0),
+                    {"st_mtime_ns": modified_ns, "st_blocks": -(-size // 512)})
+        finally:
+            child.kill()
 
 
 def read_head(path: str, device: int, inode: int) -> bytes | None:
