@@ -10,4 +10,4 @@ class Reader(Protocol):
 
 class RemoteSource(Source):
     reader: Reader
-    def __init__(self, reader: Reader) -> None: ...  # type: ignore[override]
+    def __init__(self, reader: Reader) -> None: ...
