@@ -56,6 +56,8 @@ CLASS_HEADERS = ("x-amz-storage-class", "x-obs-storage-class", "x-goog-storage-c
 DEFAULT_CLASS = {"s3": "STANDARD", "obs": "STANDARD"}
 #: The retry summary in obstore's messages, which names a timeout even when none occurred.
 RETRY_NOTE = re.compile(r"max_retries: \d+, retry_timeout: \S+")
+#: The kind of HTTP failure in obstore's debug dump (Timeout, Connect, Request, ...).
+HTTP_KIND = re.compile(r"HttpError \{\s*kind: (\w+)")
 #: What a message may never show: query strings (presigned URLs), keys and secrets.
 SECRET = re.compile(r"(\?\S*)|(\b(AKIA|ASIA)[0-9A-Z]{12,})|(Signature=\S+)|(Credential=\S+)")
 
@@ -86,9 +88,14 @@ def _scrub(text: str) -> str:
 
 def _problem(exc: Exception) -> str:
     """What went wrong, in words a user can act on, from an obstore or socket error."""
-    # obstore's message, less the debug dump of the Rust error that follows it
-    text = str(exc).split("Debug source:")[0].strip()
+    # obstore's message, less the debug dump of the Rust error that follows it; the dump
+    # is read only for the HTTP error's kind (a timeout, a refused connection)
+    full = str(exc)
+    text = full.split("Debug source:")[0].strip()
     low = RETRY_NOTE.sub("", text.lower())
+    kind = HTTP_KIND.search(full)
+    if kind is not None:
+        low += f" kind {kind.group(1).lower()}"
     if isinstance(exc, NotFoundError) or " 404 " in low or "nosuchbucket" in low \
             or "nosuchkey" in low:
         return "no such bucket or key"
@@ -100,7 +107,7 @@ def _problem(exc: Exception) -> str:
     if "non-partial" in low or "notpartial" in low or ("range" in low and "support" in low):
         return ("the server ignores Range requests: refusing to download the whole object "
                 "to read a few blocks")
-    if "timed out" in low or "timeout" in low or "deadline" in low:
+    if "timed out" in low or "timeout" in low or "deadline" in low:  # also "kind timeout"
         return "the store did not answer in time"
     if "error sending request" in low or "connect" in low:
         return "cannot reach the store"

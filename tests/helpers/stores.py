@@ -111,7 +111,9 @@ RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
 class Served:
     """What one HTTP server served: range requests and their bytes, and every request."""
 
-    def __init__(self, fail_after: int | None) -> None:
+    def __init__(self, fail_after: int | None, delay: float) -> None:
+        #: Seconds each range request waits before it is answered (a stalled store).
+        self.delay = delay
         #: After this many range requests the server drops every connection, as a
         #: server killed mid-read does.
         self.fail_after = fail_after
@@ -164,6 +166,8 @@ def _handler(files: dict[str, Path], served: Served, ranges: bool,
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
+            if served.delay:
+                time.sleep(served.delay)
             path = self._file()
             if path is None:
                 return
@@ -202,9 +206,10 @@ def _handler(files: dict[str, Path], served: Served, ranges: bool,
 @contextmanager
 def http_store(files: dict[str, Path], *, ranges: bool = True,
                headers: dict[str, str] | None = None,
-               fail_after: int | None = None) -> Iterator[tuple[str, Served]]:
+               fail_after: int | None = None,
+               delay: float = 0.0) -> Iterator[tuple[str, Served]]:
     """Serve ``files`` (URL path -> file) at the yielded base URL, counting what is sent."""
-    served = Served(fail_after)
+    served = Served(fail_after, delay)
     server = ThreadingHTTPServer(("127.0.0.1", 0),
                                  _handler(files, served, ranges, headers or {}))
     server.daemon_threads = True

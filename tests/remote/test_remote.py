@@ -243,6 +243,16 @@ def test_server_gone_mid_read(library: dict[str, Path],
     assert "cannot reach" in str(caught.value)
 
 
+def test_timeout(library: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store that stops answering: the request times out (after its retries), naming
+    the URL, instead of hanging."""
+    monkeypatch.setattr(remote_store, "TIMEOUT", 1)
+    monkeypatch.setattr(remote_store, "RETRY_TIMEOUT", 1)
+    with http_store({"s.qcow2": library["bios.qcow2"]}, delay=5) as (base, _):
+        exc = error_of(f"{base}/s.qcow2")
+    assert "did not answer in time" in str(exc)
+
+
 def test_fetch_cap(library: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """limits.REMOTE_MAX_FETCH_BYTES: the image's inspection fetches exactly N bytes; a
     cap of N passes, N - 1 stops the request that would pass it (the inspection reports
