@@ -34,6 +34,7 @@ import contextlib
 import os
 import select
 import signal
+import sys
 import time
 from collections import deque
 
@@ -125,6 +126,12 @@ class ScanRun:
         if isinstance(paths, (str, os.PathLike)):   # one path, not a list of letters
             paths = [paths]
         self.paths = [os.fspath(p) for p in paths]
+        if any(is_url(p) for p in self.paths) and "obstore" in sys.modules:
+            # The workers are forked, and the remote client's threads do not survive a
+            # fork: a worker of a process that has used it would hang on its first read.
+            raise ValueError("a scan of URLs runs in a process that has not read a remote "
+                             "image itself (the client does not survive fork): use "
+                             "`imgscan scan` or a fresh process")
         self.jobs = max(1, jobs or _cores())
         loaded = None
         if not info_only:

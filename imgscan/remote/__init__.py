@@ -40,7 +40,13 @@ def open_source(url: str, *, reads_all: bool = False) -> RemoteSource:
     reader = BlockReader(url, obj.size, lambda start, end: fetch(obj, start, end),
                          allowance=obj.size if reads_all else 0)
     reader.object = obj
-    return RemoteSource(reader)
+    source = RemoteSource(reader)
+    try:
+        reader.prime()
+    except BaseException:
+        source.close()
+        raise
+    return source
 
 
 def source_object(source: Source) -> dict[str, Any] | None:

@@ -42,6 +42,12 @@ COALESCE_GAP_BLOCKS = 2
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 #: Requests of one image in flight at once.
 CONCURRENCY = 8
+#: Fetched when the object is opened, with its last block, in one concurrent batch: every
+#: container keeps its header and usually its tables at the start (qcow2's L1 and
+#: refcount tables, VHDX's regions and BAT, VMDK's grain directory), and VHD, VMDK
+#: stream and format detection read the end, so one round trip replaces the several a
+#: decoder's first reads would otherwise make one after the other.
+PRIME_BYTES = 1024 * 1024
 
 
 def coalesce(blocks: list[int], gap: int) -> list[tuple[int, int]]:
@@ -82,6 +88,14 @@ class BlockReader:
         self.requests = 0
         self.bytes_read = 0
         self.round_trips = 0
+
+    def prime(self) -> None:
+        """Fetch the object's first PRIME_BYTES and its last block, concurrently."""
+        nblocks = -(-self.size // BLOCK_SIZE)
+        blocks = sorted({*range(min(nblocks, PRIME_BYTES // BLOCK_SIZE)), nblocks - 1})
+        if nblocks:
+            self._fetch_blocks(blocks, "head and tail", 0)
+            self._next_block = min(nblocks, PRIME_BYTES // BLOCK_SIZE)
 
     def read(self, offset: int, length: int, structure: str) -> bytes:
         """The bytes at ``offset``; the caller (the source) has checked the range."""
