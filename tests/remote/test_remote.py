@@ -148,6 +148,16 @@ def test_counts_match_the_server(library: dict[str, Path]) -> None:
     assert source["storage_class"] is None
 
 
+def test_fingerprint_fetches_stored_bytes_once(library: dict[str, Path]) -> None:
+    """A fingerprint through HTTP fetches each stored byte at most once (the first MiB
+    and the last block are fetched at open) and agrees with the local file's."""
+    path = library["bios.qcow2"]
+    with http_store({"f.qcow2": path}) as (base, served):
+        digest = fingerprint(f"{base}/f.qcow2").digest
+    assert digest == fingerprint(path).digest
+    assert served.bytes <= path.stat().st_size + (1 << 20)
+
+
 def test_http_same_as_local(library: dict[str, Path]) -> None:
     with http_store({"x/bios.qcow2": library["bios.qcow2"]}) as (base, _), \
             imgscan.open(f"{base}/x/bios.qcow2") as ri, imgscan.open(library["bios.qcow2"]) as li:
@@ -298,6 +308,8 @@ def test_cli_info_check_map(s3: SeaweedS3) -> None:
     assert checked.returncode == 1
     assert any(r["id"] == "storage-class" and r["status"] == "fail"
                for r in json.loads(checked.stdout)["rules"])
+    checked_text = cli("check", "--endpoint-url", s3.endpoint, url, env=env)
+    assert "range requests (storage class STANDARD_IA)" in checked_text.stdout
     mapped = cli("map", "--json", "--endpoint-url", s3.endpoint, url, env=env)
     assert mapped.returncode == 0 and json.loads(mapped.stdout)
     for done in (text, checked, mapped):
