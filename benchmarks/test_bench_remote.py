@@ -136,3 +136,17 @@ def test_check_time_local_vs_store(store: tuple[SeaweedS3, dict[str, Path]]) -> 
     local, remote = (statistics.median(times[k]) for k in targets)
     print(f"\ncheck windows-bios.qcow2: local {local * 1000:.0f} ms, through SeaweedFS S3 "
           f"{remote * 1000:.0f} ms, ratio {remote / local:.2f}")
+
+
+def test_linux_info_bytes() -> None:
+    """info of the real Debian disks (tests/fixtures/linux) through a range-capable
+    http.server: a Linux inspection reads the initramfs, so it fetches more."""
+    from helpers.linux_images import linux_disks
+    from helpers.stores import http_store
+
+    lines = [HEADER]
+    for variant, path in linux_disks().items():
+        with http_store({"l.qcow2": path}) as (base, _):
+            info, reader = inspect(f"{base}/l.qcow2")
+        lines.append(row(variant, info, reader))
+    print("\n" + "\n".join(lines))
