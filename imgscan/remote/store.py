@@ -23,6 +23,7 @@ import re
 import urllib.error
 import urllib.request
 from datetime import timedelta
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import obstore
@@ -157,8 +158,9 @@ def _store(url: str) -> tuple[str, ObjectStore, str]:
     return scheme, store, key
 
 
-def _class_headers(url: str, scheme: str, store: ObjectStore, key: str) -> dict[str, str]:
-    """The HEAD response's headers, lower-cased; empty when HEAD cannot be signed."""
+def _head(url: str, scheme: str, store: ObjectStore, key: str) -> dict[str, str] | None:
+    """The headers of a HEAD on the object, lower-cased (on a URL the client presigns,
+    plain for HTTP); None when it cannot be signed or did not succeed."""
     if scheme in ("http", "https"):
         target = url
     else:
@@ -166,30 +168,48 @@ def _class_headers(url: str, scheme: str, store: ObjectStore, key: str) -> dict[
             target = obstore.sign(store, "HEAD", key,  # type: ignore[call-overload]
                                   timedelta(minutes=5))
         except Exception:
-            return {}
+            return None
     try:
         with urllib.request.urlopen(urllib.request.Request(target, method="HEAD"),
                                     timeout=TIMEOUT) as response:
             return {k.lower(): v for k, v in response.headers.items()}
     except (urllib.error.URLError, OSError, ValueError):
-        return {}
+        return None
+
+
+def _meta(headers: Mapping[str, str]) -> dict[str, Any] | None:
+    """obstore's head() metadata from HEAD headers; None without a usable size."""
+    try:
+        size = int(headers["content-length"])
+        modified = headers.get("last-modified")
+        return {"size": size, "e_tag": headers.get("etag"),
+                "last_modified": parsedate_to_datetime(modified) if modified else None}
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def open_object(url: str) -> RemoteObject:
-    """HEAD one object: its size, ETag, last-modified time and storage class."""
+    """HEAD the object: its size, ETag, last-modified time and storage class.
+
+    One request where it succeeds: the presigned (or plain HTTP) HEAD that shows
+    the class headers also carries the rest. Where it cannot be made or fails,
+    obstore's own HEAD decides, and its error says why (no such key, access
+    denied, ...); the class is then unknown.
+    """
     scheme, store, key = _store(url)
     if not key:
         raise RemoteError(url, "URL", None, "no object key in the URL")
-    try:
-        meta = obstore.head(store, key)
-    except Exception as exc:
-        raise RemoteError(url, "HEAD", None, _problem(exc)) from None
-    headers = _class_headers(url, scheme, store, key)
-    if headers:
+    headers = _head(url, scheme, store, key)
+    meta = _meta(headers) if headers is not None else None
+    storage_class = None
+    if meta is None:
+        try:
+            meta = dict(obstore.head(store, key))
+        except Exception as exc:
+            raise RemoteError(url, "HEAD", None, _problem(exc)) from None
+    elif headers is not None:
         found = next((headers[h] for h in CLASS_HEADERS if h in headers), None)
         storage_class = found or DEFAULT_CLASS.get(scheme)
-    else:
-        storage_class = None
     return RemoteObject(url, scheme, store, key, meta, storage_class)
 
 
