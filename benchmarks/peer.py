@@ -3,22 +3,21 @@
     python benchmarks/peer.py [--runs N] [--only qcow2|vmdk|vhdx|vdi]
 
 Each pair of commands runs alternately (A B A B ...) after a warm-up, so drift
-of a noisy machine hits both; the table gives each command's median wall time
-and the median of the per-pair ratios. Only public tools are involved.
+of a noisy machine hits both; the table gives each command's median wall time, CPU
+time and peak memory and the median (and range) of the per-pair wall-time ratios
+(:func:`whole_process.compare`). Only public tools are involved.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import images
+from whole_process import HEADER, compare
 
 #: The 100 GiB ``map --json`` cases: format -> (table label, image builder).
 BIG_MAPS: dict[str, tuple[str, Callable[[], Path]]] = {
@@ -28,25 +27,6 @@ BIG_MAPS: dict[str, tuple[str, Callable[[], Path]]] = {
              images.big_vhdx),
     "vdi": ("map --json, 100 GiB dynamic VDI, 2048 x 64 KiB data", images.big_vdi),
 }
-
-
-def _wall(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start
-
-
-def compare(name: str, ours: list[str], peer: list[str], runs: int) -> str:
-    _wall(ours)
-    _wall(peer)
-    a: list[float] = []
-    b: list[float] = []
-    for _ in range(runs):
-        a.append(_wall(ours))
-        b.append(_wall(peer))
-    ratio = statistics.median(x / y for x, y in zip(a, b, strict=True))
-    return (f"| {name} | {statistics.median(a) * 1e3:.1f} ms | "
-            f"{statistics.median(b) * 1e3:.1f} ms | {ratio:.2f} |")
 
 
 def compare_map(imgscan: str, fmt: str, runs: int) -> str:
@@ -64,8 +44,7 @@ def main(only: str | None = None) -> None:
     parser.add_argument("--only", choices=sorted(BIG_MAPS), default=only)
     args = parser.parse_args()
     imgscan = shutil.which("imgscan") or sys.exit("imgscan is not on PATH (pip install .)")
-    print("| case | imgscan (median) | qemu-img (median) | ratio (median of pairs) |")
-    print("|---|---|---|---|")
+    print(HEADER)
     if args.only is None:
         small = str(images.small_qcow2())
         print(compare("info, 64 MiB qcow2", [imgscan, "info", small],

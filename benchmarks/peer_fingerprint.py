@@ -1,8 +1,9 @@
 """Whole-process timings of ``imgscan fingerprint`` beside its peers, and its peak memory.
 
-    python benchmarks/peer_fingerprint.py [--runs N] [--big-runs N (0: skip that row)]
+    python benchmarks/peer_fingerprint.py [--runs N] [--big-runs N (0: skip the qcow2 rows)]
 
-Rows, each pair run alternately as in ``peer.py``: a page-cached, fully
+Rows, each pair run alternately and measured (wall, CPU, peak memory) by
+:func:`whole_process.compare`: a page-cached, fully
 written 4 GiB raw file against ``xxhsum -H3`` on it; the 100 GiB qcow2
 holding 2 GiB of data against ``qemu-img convert -O raw`` to a temporary
 file followed by ``xxhsum -H3`` (about a minute a run here: few pairs). Then
@@ -21,17 +22,7 @@ import tempfile
 from pathlib import Path
 
 import images
-from peer import compare
-
-
-def peak_rss_mib(cmd: list[str]) -> float:
-    """Peak resident memory of one run of ``cmd``, from the kernel's account of it."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise SystemExit(f"{cmd!r} failed ({proc.returncode})")
-    return usage.ru_maxrss / 1024
+from whole_process import HEADER, compare, measure
 
 
 def _page_cache(path: Path) -> str:
@@ -46,12 +37,11 @@ def main() -> None:
     args = parser.parse_args()
     imgscan = shutil.which("imgscan") or sys.exit("imgscan is not on PATH (pip install .)")
     raw_1g, raw_4g = _page_cache(images.full_raw(1)), _page_cache(images.full_raw(4))
-    big = _page_cache(images.big_qcow2())
-    print("| case | imgscan (median) | peer (median) | ratio (median of pairs) |")
-    print("|---|---|---|---|")
+    big = _page_cache(images.big_qcow2()) if args.big_runs else None
+    print(HEADER)
     print(compare("fingerprint, page-cached 4 GiB raw vs xxhsum -H3",
                   [imgscan, "fingerprint", raw_4g], ["xxhsum", "-H3", raw_4g], args.runs))
-    if args.big_runs:
+    if big is not None:
         with tempfile.TemporaryDirectory(dir=images.CACHE) as scratch:
             out = os.path.join(scratch, "converted.raw")
             convert_and_hash = 'qemu-img convert -O raw "$1" "$2" && xxhsum -H3 "$2"; rm -f "$2"'
@@ -61,7 +51,9 @@ def main() -> None:
     print("\n| image | peak RSS of `imgscan fingerprint` |\n|---|---|")
     for label, path in (("1 GiB raw", raw_1g), ("4 GiB raw", raw_4g),
                         ("100 GiB qcow2, 2 GiB data", big)):
-        print(f"| {label} | {peak_rss_mib([imgscan, 'fingerprint', path]):.1f} MiB |")
+        if path is None:
+            continue
+        print(f"| {label} | {measure([imgscan, 'fingerprint', path]).peak_rss:.1f} MiB |")
     print(f"\nimages: {images.CACHE}")
 
 

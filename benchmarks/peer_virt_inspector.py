@@ -28,7 +28,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from peer import compare
+from whole_process import HEADER, compare
 
 #: A whole virt-inspector run takes 20-30 s under TCG on a busy 2-core machine; past
 #: this the appliance is taken to have hung (as it does under broken nested KVM).
@@ -135,8 +135,7 @@ def main() -> None:
         for system in facts(image):
             print(f"{image.name}: {system}")
     os.environ.update(environment())   # the timed runs below inherit it
-    print("\n| case | imgscan (median) | virt-inspector (median) | ratio (median of pairs) |")
-    print("|---|---|---|---|")
+    print("\n" + HEADER)
     for image in args.images:
         print(compare(f"info --json, {image.name}", [imgscan, "info", "--json", str(image)],
                       command(image), args.runs))

@@ -8,8 +8,8 @@ default /tmp/mmtest/root.tar) into ``images.CACHE``; without it the benchmark is
 skipped. Its gzip is listed twice, by ISA-L (``isal``) and by zlib (the fallback where
 isal has no wheel); the same cpio is also recompressed once, as other distributions
 ship it, with ``zstd -19`` (Debian's COMPRESS=zstd, dracut) and ``xz --check=crc32``
-(dracut). ``python benchmarks/test_bench_linux_initramfs.py`` times ``lsinitramfs`` and
-``zcat`` on the gzip file as whole processes, for comparison.
+(dracut). ``python benchmarks/test_bench_linux_initramfs.py`` times, as whole processes,
+a Python listing the gzip file with imgscan paired with ``lsinitramfs``, and ``zcat``.
 
 Figures: benchmarks/README.md (issue 14).
 """
@@ -19,15 +19,14 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import images
 import pytest
+import whole_process
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from imgscan.guest.linux.initramfs import members
@@ -93,19 +92,24 @@ def test_list_debian_initramfs(benchmark: BenchmarkFixture, initramfs: Path, fmt
     assert any(name.endswith("/virtio_blk.ko") for name in names)
 
 
+#: A whole process that imports imgscan and lists the initramfs named by its argument.
+LIST_IN_PYTHON = ("import sys; from imgscan.guest.linux.initramfs import members; "
+                  "d = open(sys.argv[1], 'rb').read(); "
+                  "members(lambda o, n: d[o:o + n], len(d), sys.argv[1])")
+
+
 def _peer() -> None:
-    """``lsinitramfs`` and ``zcat`` (the decompression alone), whole processes."""
+    """Whole processes (:mod:`whole_process`), 11 runs each: imgscan's listing paired with
+    ``lsinitramfs``, and ``zcat`` alone (the inflation alone)."""
     path = debian_initramfs()
     if path is None:
         sys.exit(f"{ROOT_TAR} is absent")
-    for command in (["lsinitramfs", str(path)], ["zcat", str(path)]):
-        times = []
-        for _ in range(11):
-            start = time.perf_counter()
-            subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
-            times.append(time.perf_counter() - start)
-        print(f"{' '.join(command[:1])}: median {statistics.median(times) * 1e3:.0f} ms",
-              file=sys.stderr)
+    print(whole_process.HEADER)
+    print(whole_process.compare("list the gzip initramfs: python -c (imgscan members()) vs "
+                                "lsinitramfs", [sys.executable, "-c", LIST_IN_PYTHON, str(path)],
+                                ["lsinitramfs", str(path)], 11))
+    print("\n| command | medians | runs |\n|---|---|---|")
+    print(whole_process.alone("zcat (inflation alone)", ["zcat", str(path)], 11))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 Run with ``pytest benchmarks/test_bench_regf.py --benchmark-enable``. The
 hive is the largest real SYSTEM hive of the corpus (Windows 10 1709, 15 MiB),
 decompressed once into ``images.CACHE``; the benchmark opens it from bytes
-already in memory (as the NTFS reader hands it over) and reads the SYSTEM
-facts Windows inspection needs, through ``Select\\Current``.
+already in memory (as the NTFS reader hands it over) and runs the product's
+``system_facts`` on it: every SYSTEM fact Windows inspection reports.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from imgscan._core.regf import Hive
+from imgscan.guest.windows.hives import Facts, system_facts
 
 HIVES = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "hives"
 SYSTEM_XZ = HIVES / "regipy_SYSTEM_WIN_10_1709.xz"
-SERVICES = ("atapi", "intelide", "pciide", "msahci", "storahci", "viostor", "vioscsi", "netkvm",
-            "TermService")
 
 
 def system_hive() -> Path:
@@ -39,38 +38,17 @@ def system_bytes() -> bytes:
     return system_hive().read_bytes()
 
 
-def system_facts(data: bytes) -> dict[str, object]:
-    hive = Hive(data, "SYSTEM hive")
-    select = hive.open_key("Select")
-    assert select is not None
-    current = select.value("Current")
-    assert current is not None
-    number = current.data
-    assert isinstance(number, int)
-    ccs = f"ControlSet{number:03d}"
-    facts: dict[str, object] = {"dirty": hive.dirty}
-    name = hive.open_key(f"{ccs}\\Control\\ComputerName\\ComputerName")
-    facts["computer"] = None if name is None else name.value("ComputerName").data  # type: ignore[union-attr]
-    for service in SERVICES:
-        key = hive.open_key(f"{ccs}\\Services\\{service}")
-        start = None if key is None else key.value("Start")
-        facts[service] = None if start is None else start.data
-    ts = hive.open_key(f"{ccs}\\Control\\Terminal Server")
-    deny = None if ts is None else ts.value("fDenyTSConnections")
-    facts["fDenyTSConnections"] = None if deny is None else deny.data
-    interfaces = hive.open_key(f"{ccs}\\Services\\Tcpip\\Parameters\\Interfaces")
-    dhcp = {}
-    if interfaces is not None:
-        for sub in interfaces.subkeys():
-            value = sub.value("EnableDHCP")
-            dhcp[sub.name] = None if value is None else value.data
-    facts["dhcp"] = dhcp
-    return facts
+def read_system_facts(data: bytes) -> dict[str, object]:
+    """What Windows inspection does with a SYSTEM hive handed over as bytes: open it and
+    run the product's ``system_facts`` (imgscan.guest.windows.hives)."""
+    facts = Facts()
+    system_facts(Hive(data, "SYSTEM hive"), facts)
+    return facts.values
 
 
 def test_system_hive_facts(benchmark: BenchmarkFixture, system_bytes: bytes) -> None:
-    facts = benchmark(system_facts, system_bytes)
-    assert facts["computer"] == "DESKTOP-2KGM189"
-    assert facts["atapi"] == 0 and facts["viostor"] is None and facts["TermService"] == 3
-    dhcp = facts["dhcp"]
-    assert isinstance(dhcp, dict) and len(dhcp) == 4
+    facts = benchmark(read_system_facts, system_bytes)
+    assert facts["control_set"] == "ControlSet001"
+    assert facts["hostname"] == "DESKTOP-2KGM189"
+    drivers = facts["drivers"]
+    assert isinstance(drivers, dict) and drivers["atapi"] == 0 and "viostor" not in drivers

@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from . import __version__
-from .errors import ImageError, error_object
+from .errors import ImageError, error_object, error_of
 from .image import Image
 from .report.text import info_text, map_text
 from .vocabulary import STATUSES
@@ -22,9 +22,11 @@ from .vocabulary import STATUSES
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from types import ModuleType
     from typing import Any
 
     from ._core.fsapi import FileSystem
+    from .bulk.catalog import Catalog, Filters
 
 EXIT_OK = 0
 EXIT_RULE_FAILED = 1
@@ -57,13 +59,21 @@ def _parser() -> argparse.ArgumentParser:
         _endpoint_argument(p)
         return p
 
-    image_command("info", "what each image is (the JSON contract's info object)", many=True)
+    info = image_command("info", "what each image is (the JSON contract's info object)",
+                         many=True)
     image_command("map", "the extent map, like qemu-img map", many=False)
     check = image_command("check", "judge each image against an import profile", many=True)
-    check.add_argument("--profile", metavar="NAME|FILE",
+    for p in (info, check):
+        p.add_argument("--verify-manifest", action="store_true",
+                       help="OVA / OVF packages: hash every file the manifest (.mf) lists "
+                       "and report each mismatch (reads the whole package)")
+    check.add_argument("--profile", metavar="NAME|FILE[,...]|all",
                        help="a built-in profile (default huawei-ims; see `imgscan "
-                       "profiles`) or a TOML file that extends one")
+                       "profiles`) or a TOML file that extends one; several separated by "
+                       "commas, or all (one per cloud), give one matrix report per image")
     check.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
+    check.add_argument("--html", metavar="FILE",
+                       help="also write the HTML report of these images to FILE")
     check.add_argument("--storage-class", metavar="CLASS",
                        help="the OBS storage class of the uploaded object (decides the "
                        "storage-class rule, otherwise manual)")
@@ -72,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     _scan_arguments(sub.add_parser(
         "scan", help="scan directories of images in parallel, optionally into a catalog"))
     _catalog_arguments(sub.add_parser("catalog", help="query a scan catalog"))
+    _report_arguments(sub.add_parser(
+        "report", parents=list(_catalog_parents()),
+        help="write one self-contained HTML page of a scan catalog"))
     _fingerprint_arguments(sub.add_parser(
         "fingerprint", help="content fingerprint of each image's guest-visible disk"))
     _files_arguments(sub)
@@ -86,13 +99,15 @@ def _endpoint_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint-url", metavar="URL", help=ENDPOINT_HELP)
 
 
-def _info(paths: Sequence[str], as_json: bool, external_dir: str | None) -> int:
+def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
+          verify_manifest: bool = False) -> int:
     import json  # only for --json: a millisecond of start-up otherwise
 
     status = EXIT_OK
     for i, path in enumerate(paths):
         try:
-            with Image(path, external_dir=external_dir) as img:
+            with Image(path, external_dir=external_dir,
+                       verify_manifest=verify_manifest) as img:
                 info = img.info()
         except ImageError as exc:
             status = EXIT_UNREADABLE
@@ -125,41 +140,53 @@ def _map(path: str, as_json: bool, external_dir: str | None) -> int:
 
 
 def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
-           profile_spec: str | None, junit: str | None, storage_class: str | None) -> int:
-    from .policy import ProfileError, check, load_profile
-    from .report.json import check_json
-    from .report.text import check_text
+           profile_spec: str | None, junit: str | None, storage_class: str | None,
+           verify_manifest: bool = False, html: str | None = None) -> int:
+    """Each image read once and judged by every profile of ``--profile`` (one name, a
+    comma-separated list, or ``all``): one report per image, a matrix for several;
+    ``html``: also the HTML page of every check and error."""
+    from .policy import ProfileError, check, load_profiles
+    from .report.json import checks_json
+    from .report.text import check_text, matrix_text
 
     try:
-        profile = load_profile(profile_spec)
+        profiles = load_profiles(profile_spec)
     except ProfileError as exc:
         print(f"imgscan: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    html_report = _html_module() if html else None
+    if html and html_report is None:
         return EXIT_UNREADABLE
     status = EXIT_OK
     checks: list[dict[str, Any]] = []
     errors: list[tuple[str, str]] = []
+    error_members: list[tuple[str, dict[str, Any]]] = []
+    reports = 0
     for path in paths:
         try:
-            with Image(path, external_dir=external_dir) as img:
+            with Image(path, external_dir=external_dir,
+                       verify_manifest=verify_manifest) as img:
                 info = img.info()
         except ImageError as exc:
             status = EXIT_UNREADABLE
             errors.append((path, str(exc)))
+            error_members.append((path, error_of(exc)))
             print(f"imgscan: {exc}", file=sys.stderr)
             if as_json:
                 import json
                 print(json.dumps(error_object(path, exc)))
             continue
-        result = check(info, profile, storage_class)
-        checks.append(result)
-        if result["verdict"] == "fail" and status == EXIT_OK:
+        results = [check(info, profile, storage_class) for profile in profiles]
+        checks += results
+        if any(r["verdict"] == "fail" for r in results) and status == EXIT_OK:
             status = EXIT_RULE_FAILED
         if as_json:
-            print(check_json(result))
+            print(checks_json(results))
         else:
-            if len(checks) + len(errors) > 1:
+            if reports + len(errors) > 0:
                 print()
-            print(check_text(result))
+            print(check_text(results[0]) if len(results) == 1 else matrix_text(results))
+        reports += 1
     if junit:
         from .report.junit import junit_xml
         try:
@@ -169,6 +196,9 @@ def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
             print(f"imgscan: {junit}: cannot write the JUnit report: {exc.strerror}",
                   file=sys.stderr)
             return EXIT_UNREADABLE
+    if html and html_report is not None and _write_html(
+            html, html_report.check_report(checks, error_members)) != EXIT_OK:
+        return EXIT_UNREADABLE
     return status
 
 
@@ -309,12 +339,12 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _catalog_arguments(p: argparse.ArgumentParser) -> None:
+def _catalog_parents() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The options every catalog query takes (``--catalog``), and the filters of
+    ``catalog list`` / ``export`` and ``report``."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--catalog", metavar="FILE", default="imgscan.db",
                         help="the catalog a scan wrote (default: imgscan.db here)")
-    json_flag = argparse.ArgumentParser(add_help=False)
-    json_flag.add_argument("--json", action="store_true", help="machine-readable output")
     filters = argparse.ArgumentParser(add_help=False)
     group = filters.add_argument_group("filters (all must hold)")
     group.add_argument("--verdict", choices=("pass", "warn", "fail"))
@@ -326,6 +356,13 @@ def _catalog_arguments(p: argparse.ArgumentParser) -> None:
                        help="default: every image still present (not missing)")
     group.add_argument("--error-type", metavar="TYPE",
                        help="e.g. CorruptImage, Timeout, WorkerCrashed")
+    return common, filters
+
+
+def _catalog_arguments(p: argparse.ArgumentParser) -> None:
+    common, filters = _catalog_parents()
+    json_flag = argparse.ArgumentParser(add_help=False)
+    json_flag.add_argument("--json", action="store_true", help="machine-readable output")
     sub = p.add_subparsers(dest="catalog_command", required=True, metavar="QUERY")
     sub.add_parser("stats", parents=[common, json_flag],
                    help="counts per status, verdict, format, boot mode, rule; the last scan")
@@ -344,25 +381,41 @@ def _catalog_arguments(p: argparse.ArgumentParser) -> None:
                       "non-zero chunks (default 0.5)")
 
 
+def _filters(args: argparse.Namespace) -> Filters:
+    """The catalog filters the command line gave (none for ``stats``, ``duplicates``)."""
+    from .bulk.catalog import Filters
+
+    rule, rule_status = getattr(args, "rule", None) or (None, "fail")
+    return Filters(verdict=getattr(args, "verdict", None), rule=rule,
+                   rule_status=rule_status, format=getattr(args, "format", None),
+                   boot_mode=getattr(args, "boot_mode", None),
+                   status=getattr(args, "status", None),
+                   error_type=getattr(args, "error_type", None))
+
+
+def _unknown_rule(catalog: Catalog, filters: Filters) -> bool:
+    """Whether ``--rule`` names a rule neither imgscan nor the catalog knows (said on
+    stderr): a typo must not pass for "no image fails it"."""
+    from .policy.rules import RULES
+
+    rule = filters.rule
+    if rule is None or rule in RULES or rule in catalog.rule_ids():
+        return False
+    print(f"imgscan: unknown rule {rule!r} (see `imgscan profiles`)", file=sys.stderr)
+    return True
+
+
 def _catalog(args: argparse.Namespace) -> int:
     import json
     import sqlite3
 
-    from .bulk.catalog import Catalog, CatalogError, Filters
-    from .policy.rules import RULES
+    from .bulk.catalog import Catalog, CatalogError
     from .report import catalog as report
 
-    rule, rule_status = getattr(args, "rule", None) or (None, "fail")
-    filters = Filters(verdict=getattr(args, "verdict", None), rule=rule,
-                      rule_status=rule_status, format=getattr(args, "format", None),
-                      boot_mode=getattr(args, "boot_mode", None),
-                      status=getattr(args, "status", None),
-                      error_type=getattr(args, "error_type", None))
+    filters = _filters(args)
     try:
         with Catalog(args.catalog, create=False) as catalog:
-            if rule is not None and rule not in RULES and rule not in catalog.rule_ids():
-                print(f"imgscan: unknown rule {rule!r} (see `imgscan profiles`)",
-                      file=sys.stderr)
+            if _unknown_rule(catalog, filters):
                 return EXIT_UNREADABLE
             if args.catalog_command == "stats":
                 stats = catalog.stats()
@@ -391,6 +444,66 @@ def _catalog(args: argparse.Namespace) -> int:
         raise  # the reader of standard output went away: main() handles it
     except OSError as exc:
         print(f"imgscan: {exc.filename}: cannot write the export: {exc.strerror}",
+              file=sys.stderr)
+        return EXIT_UNREADABLE
+    return EXIT_OK
+
+
+# -- report --------------------------------------------------------------------
+def _report_arguments(p: argparse.ArgumentParser) -> None:
+    """``--catalog`` and the filters come from :func:`_catalog_parents`."""
+    p.description = ("One self-contained HTML page of a scan's catalog: verdicts, failed "
+                     "rules, formats, boot modes, history, duplicates, and every image "
+                     "with its facts and rule results.")
+    p.add_argument("-o", "--output", metavar="FILE", required=True,
+                   help="the HTML file to write")
+
+
+def _report(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from .bulk.catalog import Catalog, CatalogError
+
+    filters = _filters(args)
+    described = [f"--{name.replace('_', '-')} {value}" for name, value in (
+        ("verdict", filters.verdict), ("rule", filters.rule and
+                                       f"{filters.rule}:{filters.rule_status}"),
+        ("format", filters.format), ("boot_mode", filters.boot_mode),
+        ("status", filters.status), ("error_type", filters.error_type)) if value]
+    try:
+        with Catalog(args.catalog, create=False) as catalog:
+            if _unknown_rule(catalog, filters):
+                return EXIT_UNREADABLE
+            html = _html_module()
+            if html is None:
+                return EXIT_UNREADABLE
+            page = html.catalog_report(catalog, filters, described)
+    except (CatalogError, sqlite3.Error) as exc:
+        print(f"imgscan: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    return _write_html(args.output, page)
+
+
+def _html_module() -> ModuleType | None:
+    """:mod:`imgscan.report.html`, or None (said on stderr) without Jinja2, which only
+    the HTML report needs (the ``html`` extra)."""
+    try:
+        from .report import html
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("jinja2", "markupsafe"):
+            raise
+        print("imgscan: the HTML report needs Jinja2: pip install 'imgscan[html]'",
+              file=sys.stderr)
+        return None
+    return html
+
+
+def _write_html(path: str, page: str) -> int:
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(page)
+    except OSError as exc:
+        print(f"imgscan: {path}: cannot write the HTML report: {exc.strerror}",
               file=sys.stderr)
         return EXIT_UNREADABLE
     return EXIT_OK
@@ -563,18 +676,20 @@ def _run(args: argparse.Namespace) -> int:
         import os
         os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
     if args.command == "info":
-        return _info(args.images, args.json, args.external_dir)
+        return _info(args.images, args.json, args.external_dir, args.verify_manifest)
     if args.command == "map":
         return _map(args.images[0], args.json, args.external_dir)
     if args.command == "check":
         return _check(args.images, args.json, args.external_dir, args.profile, args.junit,
-                      args.storage_class)
+                      args.storage_class, args.verify_manifest, args.html)
     if args.command == "profiles":
         return _profiles()
     if args.command == "scan":
         return _scan(args)
     if args.command == "catalog":
         return _catalog(args)
+    if args.command == "report":
+        return _report(args)
     if args.command == "fingerprint":
         return _fingerprint(args)
     if args.command in ("ls", "cat"):

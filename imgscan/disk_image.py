@@ -9,13 +9,14 @@ whole inspection on top.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from . import limits
 from ._core.container import Container
 from ._core.extents import ExtentMap
 from ._core.paths import resolve_external, unsafe_reason
-from ._core.registry import detect, open_as
+from ._core.registry import detect, may_be_package, open_as
 from ._core.source import Source
 from ._core.stream import DiskStream
 from ._core.vdisk import VirtualDisk
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from types import TracebackType
     from typing import Any, Self
+
+    from ._core.ova import Package
 
     Read = Callable[[int, int], bytes]
 
@@ -96,24 +99,80 @@ class DiskImage:
     :meth:`read` or :meth:`stream`.
     Other files the image names (backing file, external data file) are opened
     only when ``external_dir`` is given, and only inside it.
+
+    An OVF package (an OVA, or an ``.ovf`` with its disks beside it) is read in
+    place: ``package`` holds its descriptor, manifest and disks, and the
+    container is its first disk that has bytes (``disk_index``), decoded
+    through a window of the archive. ``verify_manifest`` hashes every file the
+    package's manifest lists.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, external_dir: str | None = None,
-                 reads_all: bool = False, _depth: int = 0, _format: str | None = None) -> None:
+                 verify_manifest: bool = False, reads_all: bool = False,
+                 _depth: int = 0, _format: str | None = None,
+                 _package: Package | None = None, _disk: int = 0) -> None:
         self.path = os.fspath(path)
         self.external_dir = external_dir
         self._depth = _depth
-        self._source = _open_source(self.path, reads_all)
+        #: The OVF package this disk belongs to, and the disk's index in it.
+        self.package = _package
+        self.disk_index = _disk
+        #: The package file itself, owned (and closed) by the image that opened it.
+        self._package_source: Source | None = None
+        if _package is not None:
+            self._source = _package.open_disk(_disk)
+        else:
+            self._source = _open_source(self.path, reads_all)
+            if _format is None:
+                self._open_package(verify_manifest)
         try:
             # A backing file is opened as the format its child names, unprobed.
             self._container: Container = (
                 detect(self._source) if _format is None else open_as(self._source, _format))
         except BaseException:
             self._source.close()
+            if self._package_source is not None:
+                self._package_source.close()
             raise
         self._disk: VirtualDisk | None = None
         self._opened: list[DiskImage | Source] = []
         self._external: list[Source | None] | None = None
+
+    def _open_package(self, verify_manifest: bool) -> None:
+        """When the file is an OVF package: read it, and take its first disk with bytes."""
+        try:
+            if not may_be_package(self._source):
+                return
+            from ._core.ova import open_package  # xml.etree's import: only for a package
+
+            package = open_package(self._source, verify_manifest=verify_manifest)
+            if package is None:
+                return
+            readable = [i for i, d in enumerate(package.disks) if d.why_not is None]
+            if not readable:
+                why = "; ".join(d.why_not or "" for d in package.disks) or "it declares none"
+                raise ImageError(self.path, "OVF package", None,
+                                 f"no disk of the package can be read: {why}")
+            disk = package.open_disk(readable[0])
+        except BaseException:
+            self._source.close()
+            raise
+        self.package = package
+        self.disk_index = readable[0]
+        self._package_source = self._source
+        self._source = disk
+
+    def package_disk(self, index: int) -> DiskImage:
+        """Disk ``index`` of this image's OVF package, opened as an image of its own
+        (itself for its own disk); closed with this one."""
+        if self.package is None:
+            raise ValueError(f"{self.path} is not an OVF package")
+        if index == self.disk_index:
+            return self
+        other = DiskImage(self.path, external_dir=self.external_dir, _package=self.package,
+                          _disk=index)
+        self._opened.append(other)
+        return other
 
     # -- facts ----------------------------------------------------------------
     @property
@@ -130,6 +189,20 @@ class DiskImage:
 
     @property
     def file_size(self) -> int:
+        """Bytes of the file; of the whole package for the image that opened one."""
+        if self._package_source is not None and self.package is not None:
+            return self.package.size
+        return self._source.size
+
+    @property
+    def own_path(self) -> str:
+        """The name errors give this disk's own file: ``pkg.ova [disk1.vmdk]`` for a disk
+        of a package."""
+        return self._source.path
+
+    @property
+    def own_file_size(self) -> int:
+        """Bytes of this disk's own file: its member, for a disk of a package."""
         return self._source.size
 
     @property
@@ -144,6 +217,11 @@ class DiskImage:
 
     @property
     def cluster_size(self) -> int | None:
+        """The allocation unit. A VMDK descriptor's comes from its extent files'
+        headers, which are opened (inside ``external_dir`` only) before it is told."""
+        # an extent file that cannot be opened: the guest stage reports it
+        with contextlib.suppress(ImageError):
+            self._attach_external()
         return self._container.cluster_size
 
     @property
@@ -283,6 +361,8 @@ class DiskImage:
         self._external = None
         self._disk = None
         self._source.close()
+        if self._package_source is not None:
+            self._package_source.close()
 
     def __enter__(self) -> Self:
         return self

@@ -49,6 +49,9 @@ ENCRYPTED = "encrypted"
 DIRTY = "dirty"
 COMPRESSION_BOMB = "compression-bomb"
 CORRUPT = "corrupt"
+PACKAGE_MEMBER = "package-member"
+MANIFEST_MISMATCH = "manifest-mismatch"
+FIRMWARE_MISMATCH = "firmware-mismatch"
 
 
 class Finding:

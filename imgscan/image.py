@@ -38,6 +38,7 @@ class Image(DiskImage):
         return self._info
 
 
-def open(path: str | os.PathLike[str], *, external_dir: str | None = None) -> Image:
+def open(path: str | os.PathLike[str], *, external_dir: str | None = None,
+         verify_manifest: bool = False) -> Image:
     """Open and decode an image; see :class:`Image`."""
-    return Image(path, external_dir=external_dir)
+    return Image(path, external_dir=external_dir, verify_manifest=verify_manifest)

@@ -325,10 +325,32 @@ WINDOWS_MAX_HIVE_BYTES = NTFS_MAX_FILE_READ
 WINDOWS_MAX_CONFIG_BYTES = 1024 * 1024
 #: Most Tcpip interfaces / BCD objects / MountedDevices values looked at.
 WINDOWS_MAX_ENTRIES = 4096
+#: Largest NTFS $Bitmap counted for the Windows volume's free space (one bit per
+#: cluster: 64 MiB covers 2 TiB of 4 KiB clusters); it is read in 1 MiB pieces.
+WINDOWS_MAX_BITMAP_BYTES = 64 * 1024 * 1024
 #: Largest file read from a FAT volume (the BCD store on an ESP is 32-64 KiB).
 FAT_MAX_FILE_BYTES = 64 * 1024 * 1024
 #: Largest FAT directory read (65536 entries of 32 bytes, the FAT maximum).
 FAT_MAX_DIRECTORY_BYTES = 65536 * 32
+
+# OVA / OVF packages (imgscan/_core/tar.py, ovf.py, ova.py) -----------------------------
+#: Most members of an OVA's tar archive walked: a package holds its descriptor, manifest,
+#: certificate and a few disks (DSP0243); this bounds a walk over a file of tiny members.
+OVA_MAX_MEMBERS = 4096
+#: Largest pax extended header read (records for one member: path, size, times).
+OVA_MAX_PAX_BYTES = 64 * 1024
+#: Largest OVF descriptor read: ovftool's are a few KiB, one with many virtual systems and
+#: their annotations tens of KiB.
+OVF_MAX_DESCRIPTOR_BYTES = 4 * 1024 * 1024
+#: Deepest element nesting in an OVF descriptor (Envelope > VirtualSystem > section > item
+#: > property is five; VirtualSystemCollections add a level each).
+OVF_MAX_DEPTH = 64
+#: Most elements in an OVF descriptor: each hardware item is a dozen.
+OVF_MAX_ELEMENTS = 100000
+#: Largest manifest (.mf) read: one line of about 100 bytes per file of the package.
+OVA_MAX_MANIFEST_BYTES = 1024 * 1024
+#: Most disks of one package described and opened (each a window of the archive).
+OVF_MAX_DISKS = 64
 
 # Linux guest inspection (imgscan/guest/linux/) ----------------------------------------
 #: Largest configuration file read whole (fstab, os-release, grub.cfg, ifcfg, shadow...):

@@ -1,7 +1,9 @@
-"""Fixtures shared by test files in several folders of tests/.
+"""Fixtures shared by test files in several folders of tests/, and the session's checks.
 
 Each fixture here was declared again in more than one file; session-scoped
 ones make their images once per test session, whichever folder asks first.
+The hooks imported from :mod:`helpers.session_checks` check the session as a whole: CI's
+skips against tests/skips_allowed.toml, and every cap's boundary test having passed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ from helpers import FIXTURES, promptly, unpack_fixtures
 from helpers.linux_images import linux_disks as build_linux_disks
 from helpers.lvm_disk import TOOLS as LVM_TOOLS
 from helpers.lvm_disk import build as build_lvm_disk
+from helpers.session_checks import pytest_collection_finish as pytest_collection_finish
+from helpers.session_checks import pytest_configure as pytest_configure
+from helpers.session_checks import pytest_deselected as pytest_deselected
+from helpers.session_checks import pytest_make_collect_report as pytest_make_collect_report
+from helpers.session_checks import pytest_runtest_makereport as pytest_runtest_makereport
+from helpers.session_checks import pytest_sessionfinish as pytest_sessionfinish
+from helpers.session_checks import pytest_terminal_summary as pytest_terminal_summary
 
 #: The Windows fixture disks (tests/fixtures/make_windows.sh): bios, uefi, nosysres, bitlocker.
 WINDOWS = FIXTURES / "windows"
@@ -43,7 +52,6 @@ def lvm_disk(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     if not all(shutil.which(t) for t in LVM_TOOLS):
         pytest.skip("lvm2, util-linux, e2fsprogs or cryptsetup not installed")
     return build_lvm_disk(tmp_path_factory.mktemp("lvm"))
-
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,9 @@ Moving the cap to ``value`` and then ``value - 1`` tests the same comparison as 
 ``value`` and ``value + 1`` against the real cap.
 
 ``BOUNDARY_TESTS`` names the test of each cap; ``test_every_cap_has_a_boundary_test``
-fails when limits.py gains a cap without one.
+fails when limits.py gains a cap without one, and the session's check
+(tests/helpers/session_checks.py) fails a full run in which any of them was skipped,
+deselected or failed: a boundary test that exists but never runs proves nothing.
 """
 
 from __future__ import annotations
@@ -1232,6 +1234,13 @@ def test_windows_hive_and_config_bytes(uefi: Path, monkeypatch: pytest.MonkeyPat
     _finding_boundary(monkeypatch, "WINDOWS_MAX_CONFIG_BYTES", conf, _windows_findings(uefi))
 
 
+@needs_tsk
+def test_windows_bitmap_bytes(uefi: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bitmap = _ntfs_size(uefi, "/$Bitmap")
+    _finding_boundary(monkeypatch, "WINDOWS_MAX_BITMAP_BYTES", bitmap, _windows_findings(uefi))
+    assert _windows(uefi)[0]["free_bytes"] is not None  # type: ignore[index]
+
+
 def _esp_file(uefi: Path, work: Path, path: str) -> Path:
     out = work / Path(path).name
     run("mcopy", "-n", "-i", f"{uefi}@@{ESP * 512}", f"::{path}", out)
@@ -1289,6 +1298,13 @@ def test_fingerprint_chunks(qcow2s: dict[str, Path], monkeypatch: pytest.MonkeyP
 #: "file::test" for a boundary test that lives with its decoder's tests.
 BOUNDARY_TESTS: dict[str, str] = {
     "REMOTE_MAX_FETCH_BYTES": "remote/test_remote.py::test_fetch_cap",
+    "OVA_MAX_MEMBERS": "_core/test_tar.py::test_members_cap",
+    "OVA_MAX_PAX_BYTES": "_core/test_tar.py::test_pax_bytes_cap",
+    "OVF_MAX_DESCRIPTOR_BYTES": "_core/test_ovf.py::test_descriptor_bytes_cap",
+    "OVF_MAX_DEPTH": "_core/test_ovf.py::test_depth_cap",
+    "OVF_MAX_ELEMENTS": "_core/test_ovf.py::test_elements_cap",
+    "OVF_MAX_DISKS": "_core/test_ovf.py::test_disks_cap",
+    "OVA_MAX_MANIFEST_BYTES": "_core/test_ova.py::test_manifest_bytes_cap",
     "FS_MAX_SYMLINK_FOLLOWS": "_core/test_ext4.py::test_symlink_follows_cap",
     "FS_MAX_PATH_COMPONENTS": "_core/test_ext4.py::test_path_components_cap",
     "FS_MAX_FILE_READ": "_core/test_ext4.py::test_file_read_cap",
@@ -1400,6 +1416,7 @@ BOUNDARY_TESTS: dict[str, str] = {
     "NTFS_INODE_CACHE": "test_ntfs_inode_cache",
     "WINDOWS_MAX_HIVE_BYTES": "test_windows_hive_and_config_bytes",
     "WINDOWS_MAX_CONFIG_BYTES": "test_windows_hive_and_config_bytes",
+    "WINDOWS_MAX_BITMAP_BYTES": "test_windows_bitmap_bytes",
     "WINDOWS_MAX_ENTRIES": "test_windows_entries",
     "FAT_MAX_FILE_BYTES": "test_windows_fat_file_and_directory",
     "FAT_MAX_DIRECTORY_BYTES": "test_windows_fat_file_and_directory",
@@ -1501,6 +1518,9 @@ def _test_functions(path: Path) -> set[str]:
 
 
 def test_every_cap_has_a_boundary_test() -> None:
+    """Each cap names a boundary test that exists; that each one then ran and passed is
+    checked at the end of a full session (helpers.session_checks.check_caps reads the two
+    tables from this module)."""
     caps = {name for name in vars(limits) if name.isupper() and not name.startswith("_")}
     tests = BOUNDARY_TESTS | SCAN_BUDGET_TESTS
     assert set(tests) == caps, (
@@ -1533,5 +1553,5 @@ README_GROUPS = (
     "NTFS record size", "registry subkeys", "Windows inspection", "FAT file", "LimitExceeded",
     "CorruptImage", "resource-exhaustion", "SCAN_TIME_LIMIT", "filesystem readers",
     "ext4 extent-tree depth", "XFS fork extents", "LVM2 metadata", "Linux inspection",
-    "boot loader configuration", "initramfs",
+    "boot loader configuration", "initramfs", "OVA / OVF packages",
 )

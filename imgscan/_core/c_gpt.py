@@ -12,6 +12,8 @@ from .cstruct import CStruct
 SIGNATURE = b"EFI PART"
 #: GPT logical sector sizes probed: classic 512e disks, then 4Kn.
 SECTOR_SIZES = (512, 4096)
+#: The LBA of the primary GPT header, where the protective MBR's 0xEE record starts.
+PRIMARY_HEADER_LBA = 1
 
 GPT_HEADER = CStruct("GPT header", "<", [
     ("signature", "8s"),

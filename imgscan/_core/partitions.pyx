@@ -29,6 +29,9 @@ entry sends the reader to the GPT, probed at 512- and 4096-byte logical
 sectors (a 4Kn disk keeps ``EFI PART`` at byte 4096); a damaged primary GPT
 falls back to the backup at the last LBA. A valid GPT behind an MBR without a
 0xEE entry is stale (the MBR wins, as in Linux and Windows) and is reported.
+So are the sectors OpenStack's format_inspector refuses: a boot indicator other
+than 0x00 or 0x80 (no table is read), and a protective MBR whose 0xEE entry is
+not entry 1 alone, starting at LBA 1 (the GPT is still read).
 """
 
 import zlib
@@ -326,6 +329,48 @@ def _mbr_details(sector, entries):
             for i, (status, type_byte, first, count) in enumerate(entries) if type_byte and count
         ],
     }
+
+
+def _report_boot_indicators(entries, findings):
+    """A sector 0 that ends in 0x55AA but whose entries carry a boot indicator other
+    than 0x00 or 0x80.
+
+    Linux, libblkid and OpenStack's format_inspector read no partition table there
+    (the last refuses the image), yet a BIOS or another reader may still take the
+    entries: the disk's layout is unknown, and that is reported rather than read as
+    "no partition table".
+    """
+    bad = [f"{i + 1} (0x{status:02x})" for i, (status, _, _, _) in enumerate(entries)
+           if status not in c_mbr.BOOT_INDICATORS]
+    entries_have = "entry {} has".format if len(bad) == 1 else "entries {} have".format
+    findings.add("mbr", CORRUPT, "error",
+                 f"sector 0 ends in 0x55AA but MBR partition {entries_have(', '.join(bad))} "
+                 "a boot indicator other than 0x00 or 0x80: Linux and libblkid read no "
+                 "partition table there, so the disk's partitions are unknown")
+
+
+def _check_protective_mbr(entries, findings):
+    """The protective MBR as UEFI 2.10 section 5.2.3 defines it: partition record 1 of
+    type 0xEE starting at LBA 1, the other three records zero.
+
+    A 0xEE record elsewhere or starting at another LBA, or other records beside it (a
+    hybrid MBR, as ``sgdisk -h`` writes), makes a BIOS-era reader see partitions the
+    GPT does not describe; OpenStack's format_inspector refuses such a disk. The GPT
+    is still read.
+    """
+    used = [i for i, (_, type_byte, _, _) in enumerate(entries) if type_byte]
+    for i in used:
+        _, type_byte, first, _ = entries[i]
+        if type_byte == MBR_TYPE_GPT_PROTECTIVE and first != c_gpt.PRIMARY_HEADER_LBA:
+            findings.add("pmbr", CORRUPT, "warning",
+                         f"protective MBR entry {i + 1} (type 0xEE) starts at LBA {first}, "
+                         f"not at LBA {c_gpt.PRIMARY_HEADER_LBA} (UEFI 2.10 section 5.2.3)")
+    if used != [0]:
+        others = ", ".join(f"{i + 1} (type 0x{entries[i][1]:02x})" for i in used)
+        findings.add("pmbr", CORRUPT, "warning",
+                     f"the protective MBR uses entries {others}: UEFI 2.10 section 5.2.3 "
+                     "allows entry 1 alone, of type 0xEE (a hybrid MBR shows BIOS-era "
+                     "readers partitions the GPT does not bound)")
 
 
 def _mbr_partition(int number, int status, int type_byte, uint64_t base_lba, uint64_t first,
@@ -674,8 +719,13 @@ def read_partition_table(read, disk_size, path, sector_size=None):
     signed = c_mbr.has_signature(sector)
     entries = [_mbr_entry(sector, i) for i in range(MBR_ENTRY_COUNT)]
     statuses_ok = all(e[0] in c_mbr.BOOT_INDICATORS for e in entries)
-    is_mbr = signed and statuses_ok and not _is_volume_boot_record(sector)
+    vbr = signed and _is_volume_boot_record(sector)
+    is_mbr = signed and statuses_ok and not vbr
+    if signed and not statuses_ok and not vbr:
+        _report_boot_indicators(entries, findings)
     mbr = _mbr_details(sector, entries) if is_mbr else None
+    if mbr is not None and mbr["protective"]:
+        _check_protective_mbr(entries, findings)
     # A stated sector size is probed first, not alone: qemu-img writes VHDX files that say 512
     # around 4Kn guest disks.
     gpt_sizes = tuple(sorted(GPT_SECTOR_SIZES, key=lambda ss: ss != sector_size))

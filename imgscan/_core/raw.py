@@ -8,6 +8,8 @@ elsewhere.
 
 from __future__ import annotations
 
+from imgscan.findings import TRUNCATED
+
 from .container import Container, Format
 from .extents import ExtentMap
 from .source import Source
@@ -39,6 +41,11 @@ class RawImage(Container):
 
     def __init__(self, source: Source) -> None:
         super().__init__(source, -(-source.size // SECTOR) * SECTOR)
+        if source.size == 0:
+            # qemu opens an empty file as a 0-byte raw disk; there is nothing to import,
+            # and a zero-length upload is how a failed copy usually looks.
+            self.add_finding(TRUNCATED, "error",
+                             "the file is empty (0 bytes): no container header and no disk")
 
     def build_extent_map(self) -> ExtentMap:
         emap = ExtentMap(self.virtual_size)

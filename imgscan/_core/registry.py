@@ -32,7 +32,7 @@ from importlib import import_module
 from imgscan.errors import CorruptImage, ImageError, UnsupportedFeature
 from imgscan.findings import MULTIPLE_FORMATS
 
-from . import c_mbr, raw
+from . import c_mbr, c_tar, raw
 from .container import Container, Format
 from .source import Source
 
@@ -158,6 +158,21 @@ REGISTRY: tuple[Candidate, ...] = (
            b"#!/bin/sh", b"shdw"),
         at(-512, b"koly")), ("parallels", "bochs", "cloop", "dmg", "asif")),
 )
+
+
+# -- OVF packages -------------------------------------------------------------------
+#: The first bytes of an OVF descriptor's text (an XML declaration or element, perhaps
+#: after a byte order mark or blank space).
+_XML_STARTS = (b"<", b"\xef\xbb\xbf", b" ", b"\t", b"\r", b"\n")
+
+
+def may_be_package(source: Source) -> bool:
+    """A cheap necessary condition for an OVF package (:mod:`imgscan._core.ova`, which
+    decides): the ustar magic of an OVA's first header, or text that may be XML. Checked
+    before that module, and xml.etree with it, is imported."""
+    head = source.read(0, min(c_tar.BLOCK, source.size), "format signature")
+    return (head[c_tar.MAGIC_OFFSET:c_tar.MAGIC_OFFSET + 5] == c_tar.MAGIC_USTAR[:5]
+            or head.startswith(_XML_STARTS))
 
 
 # -- a second reading of the same file ------------------------------------------

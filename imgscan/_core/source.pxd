@@ -4,6 +4,7 @@ from libc.stdint cimport uint8_t, uint64_t
 cdef class Source:
     cdef readonly str path
     cdef readonly uint64_t size
+    cdef readonly uint64_t base
     cdef readonly bint mapped
     cdef object _file
     cdef int _fd

@@ -9,6 +9,13 @@ not memory, and tables are walked without copies. Where mmap is impossible
 (an empty file, a character device, a pipe) or refused (``use_mmap=False``)
 everything is served with ``pread``.
 
+A source may also be a window of its file (:func:`window`): the bytes
+``[base, base + length)``, such as a disk stored as a member of an OVA (a tar
+archive), read in place. Its offsets, its size and every bounds check are the
+window's; ``base`` is added only where the file is touched (``pread``, the
+map, ``lseek``), so a decoder cannot tell a window from a whole file and
+cannot read outside it.
+
 Every read is checked against the file size before any byte is touched: an
 offset or length taken from the file can never read outside it. Reads that a
 format defines as zero past the end of the file (a last data cluster the
@@ -45,6 +52,7 @@ cdef class Source:
     # source, imgscan/_core/remote.pyx) is made without opening a local file.
     def __init__(self, str path, bint use_mmap=True):
         self.path = path
+        self.base = 0
         self._mmap = None
         self.mapped = False
         self._use_mmap = use_mmap
@@ -130,7 +138,7 @@ cdef class Source:
         if length == 0:
             return b""
         if length >= MAP_THRESHOLD and self.map():
-            return memoryview(self._mmap)[offset:offset + length]
+            return memoryview(self._mmap)[self.base + offset:self.base + offset + length]
         return self._pread_exact(offset, length, structure)
 
     def drop(self, uint64_t offset, uint64_t length):
@@ -146,8 +154,8 @@ cdef class Source:
         if not self.mapped or length == 0 or offset >= self.size:
             return
         cdef uint64_t page = mmap.PAGESIZE
-        cdef uint64_t start = offset - offset % page
-        cdef uint64_t end = min(offset + length, self.size)
+        cdef uint64_t start = self.base + offset - (self.base + offset) % page
+        cdef uint64_t end = self.base + min(offset + length, self.size)
         with nogil:
             madvise(<void*>&self._view[start], end - start, MADV_DONTNEED)
 
@@ -178,11 +186,11 @@ cdef class Source:
             avail = min(self.size - offset, length)
         if avail and may_map and (self.mapped or (avail >= MAP_THRESHOLD and self.map())):
             with nogil:
-                memcpy(dst, &self._view[offset], avail)
+                memcpy(dst, &self._view[self.base + offset], avail)
             done = avail
         while done < avail:
             with nogil:
-                got = pread(self._fd, dst + done, avail - done, offset + done)
+                got = pread(self._fd, dst + done, avail - done, self.base + offset + done)
             if got <= 0:
                 raise TruncatedImage(self.path, "data", offset + done,
                                      "the file ended or failed while reading")
@@ -196,7 +204,7 @@ cdef class Source:
         parts = []
         cdef uint64_t got = 0
         while got < length:
-            chunk = os.pread(fd, min(length - got, 1 << 30), offset + got)
+            chunk = os.pread(fd, min(length - got, 1 << 30), self.base + offset + got)
             if not chunk:
                 raise TruncatedImage(self.path, structure, offset + got,
                                      "the file ended while reading")
@@ -217,6 +225,9 @@ cdef class Source:
         if start >= end:
             return runs
         fd = self._fd
+        base = self.base
+        start += base
+        end += base
         pos = start
         while pos < end:
             try:
@@ -227,7 +238,7 @@ cdef class Source:
             if data > end:
                 data = end
             if data > pos:
-                runs.append((pos, data - pos, False))
+                runs.append((pos - base, data - pos, False))
                 pos = data
                 continue
             try:
@@ -238,6 +249,26 @@ cdef class Source:
                 hole = end
             if hole <= pos:
                 hole = end
-            runs.append((pos, hole - pos, True))
+            runs.append((pos - base, hole - pos, True))
             pos = hole
         return runs
+
+
+def window(str path, uint64_t base, uint64_t length, str name, bint use_mmap=True):
+    """A :class:`Source` over ``[base, base + length)`` of the file at ``path``.
+
+    For a disk stored inside another file (an OVA's tar member) and read in
+    place. ``name`` replaces the path in every error the window raises (say
+    ``pkg.ova [disk1.vmdk]``), so a message names the package and the member;
+    offsets in errors are the member's. Raises :class:`TruncatedImage` when
+    the window does not lie wholly inside the file.
+    """
+    cdef Source src = Source(path, use_mmap)
+    if base > src.size or length > src.size - base:
+        src.close()
+        raise TruncatedImage(name, "archive member", base,
+                             f"needs {length} bytes but the file ends at {src.size}")
+    src.base = base
+    src.size = length
+    src.path = name
+    return src

@@ -2,9 +2,15 @@
 
 Spec: VMware "Virtual Disk Format 1.1" (hosted sparse extents, the
 descriptor, stream-optimized compressed sparse extents); ESX's older COWD
-sparse extents and ESXi's seSparse extents as qemu 7.2 reads them
-(``block/vmdk.c``). All on-disk integers are little-endian; offsets and sizes
-in headers and tables count 512-byte sectors.
+sparse extents as qemu 7.2 reads them (``block/vmdk.c``). All on-disk integers
+are little-endian; offsets and sizes in headers and tables count 512-byte
+sectors.
+
+ESXi's seSparse extents are recognised, not read: the facts come from the
+constant header (version 2.1, the only one qemu 7.2 reads; others are refused),
+the grain tables are not decoded (an ``unknown-feature`` finding says so), and
+mapping or reading the guest bytes of one raises ``UnsupportedFormat``. Only the
+header facts are tested, on the corpus's seSparse file (dissect.hypervisor's).
 
 A VMDK disk is a *descriptor* (text: see :mod:`vmdk_descriptor`) listing
 *extents*. The descriptor is either a file of its own (monolithicFlat,
@@ -47,7 +53,9 @@ descriptors); one sparse extent's header and grain walk are
 """
 
 from imgscan import limits
-from imgscan.errors import CorruptImage, TruncatedImage, UnsupportedFeature, UnsupportedFormat
+from imgscan.errors import (
+    CorruptImage, ImageError, TruncatedImage, UnsupportedFeature, UnsupportedFormat,
+)
 from imgscan.findings import DESCRIPTOR_AMBIGUOUS, EXTERNAL_EXTENT, SIZE_MISMATCH, UNKNOWN_FEATURE
 
 from .c_vmdk import (
@@ -350,24 +358,56 @@ class VmdkImage(Container):
             elif e.type == "flat":
                 map_host_range(emap, src, e.guest_start, e.offset, e.length, e.file)
             else:
-                h = e.header
-                label = "VMDK" if e.file == 0 else f"VMDK extent {e.name!r}"
-                if h is None:
-                    h = e.header = read_sparse_header(self, src, label)
-                    if h.compressed:
-                        raise UnsupportedFeature(
-                            self.path, f"{label} sparse header",
-                            SPARSE_EXTENT_HEADER.offset("compressAlgorithm"),
-                            "compressed grains in an extent file other than the image itself")
-                    if h.capacity != e.length:
-                        self.add_finding(
-                            SIZE_MISMATCH, "warning",
-                            f"{label} holds {h.capacity} bytes but its extent line says "
-                            f"{e.length}; the extent line decides the disk's layout")
-                    if not self.cluster_size:
-                        self.cluster_size = h.grain
-                walk_sparse(self, emap, src, h, e.guest_start, e.length, e.file, label)
+                walk_sparse(self, emap, src, self._sparse_header(e, src), e.guest_start,
+                            e.length, e.file, self._label(e))
         return emap
+
+    def _label(self, e):
+        return "VMDK" if e.file == 0 else f"VMDK extent {e.name!r}"
+
+    def _sparse_header(self, e, Source src):
+        """The header of sparse extent ``e`` stored in ``src``, read once."""
+        if e.header is None:
+            label = self._label(e)
+            h = read_sparse_header(self, src, label)
+            if h.compressed:
+                raise UnsupportedFeature(
+                    self.path, f"{label} sparse header",
+                    SPARSE_EXTENT_HEADER.offset("compressAlgorithm"),
+                    "compressed grains in an extent file other than the image itself")
+            if h.capacity != e.length:
+                self.add_finding(
+                    SIZE_MISMATCH, "warning",
+                    f"{label} holds {h.capacity} bytes but its extent line says "
+                    f"{e.length}; the extent line decides the disk's layout")
+            e.header = h
+        return e.header
+
+    def attach_external_sources(self, sources):
+        """Receive the extent files, then take the cluster size from their headers.
+
+        qemu's cluster size (block/vmdk.c, ``vmdk_get_info``) is the grain size of
+        the first extent when every extent is of one kind: all sparse with the same
+        grain size and compression. Flat or zero extents, or a mix of kinds, have
+        none. An extent file that is not opened leaves it unknown (None).
+        """
+        Container.attach_external_sources(self, sources)
+        kinds = set()
+        for e in self._extents:
+            if e.type in ("flat", "zero"):
+                kinds.add("flat")
+                continue
+            src = self.source if e.file == 0 else self._external(e.file)
+            if e.type != "sparse" or src is None:
+                return
+            try:
+                h = self._sparse_header(e, src)
+            except ImageError:
+                return  # the map reports it
+            kinds.add((h.grain, h.compressed))
+        if len(kinds) == 1:
+            kind = kinds.pop()
+            self.cluster_size = None if kind == "flat" else kind[0]
 
     # -- compressed grains -------------------------------------------------------
     def decompress(self, host, stored_length):

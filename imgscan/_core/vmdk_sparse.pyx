@@ -125,6 +125,7 @@ cdef uint64_t GT_WINDOW = 256 * 1024
 
 cdef struct GtWindow:
     int fd
+    uint64_t base       # the source's start in its file (a window: an OVA member)
     uint8_t* buf
     uint64_t cap
     uint64_t lo
@@ -156,7 +157,7 @@ cdef const uint8_t* _gt_at(GtWindow* w, const uint8_t* gd, uint64_t n, uint64_t 
         if nxt + gt_bytes > end:
             end = nxt + gt_bytes
     while done < end - off:
-        got = pread(w.fd, w.buf + done, end - off - done, off + done)
+        got = pread(w.fd, w.buf + done, end - off - done, w.base + off + done)
         if got <= 0:
             return NULL
         done += got
@@ -597,6 +598,7 @@ def walk_sparse(container, ExtentMap emap, Source src, h, uint64_t guest_base,
                            f"{label}: grain table of GD entry {r.bad_index} overlaps another "
                            "grain table (a shared or looping grain directory)")
     w.fd = src._fd
+    w.base = src.base
     tables = None
     if w.fd < 0:
         # A remote source (no file descriptor): the grain tables are fetched at once, the

@@ -18,6 +18,7 @@ from .engine import (
     check,
     evaluate,
     load_profile,
+    load_profiles,
     verdict,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "check",
     "evaluate",
     "load_profile",
+    "load_profiles",
     "verdict",
 ]

@@ -27,12 +27,14 @@ rule silently off. The verdict and the check object follow
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from importlib import resources
 
 from imgscan.vocabulary import FAIL, LINUX, PASS, SCHEMA_VERSION, VIOLATIONS, WARN, WINDOWS
 
 from .framework import Facts, Outcome
+from .registration import CLOUDS, suggest
 from .rules import RULES
 
 TYPE_CHECKING = False
@@ -41,9 +43,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_PROFILE = "huawei-ims"
+#: Built-in profiles that ``--profile all`` leaves out: ``safe`` judges no cloud, and the
+#: two halves of ``huawei-ims`` would repeat it.
+NOT_IN_ALL = ("safe", "huawei-ims-windows", "huawei-ims-linux")
 #: Keys of a ``[rules.ID]`` table that are not parameters of the rule function.
 RULE_KEYS = ("enabled", "severity")
-PROFILE_KEYS = ("name", "description", "extends", "guest", "rules")
+PROFILE_KEYS = ("name", "description", "source", "registration", "extends", "guest", "rules")
 #: The values of a profile's ``guest`` key.
 GUEST_MODES = ("auto", "all")
 
@@ -67,13 +72,19 @@ class Profile:
     """A named, ordered set of configured rules."""
 
     def __init__(self, name: str, description: str, rules: dict[str, RuleConfig],
-                 origin: str, guest: str = "all") -> None:
+                 origin: str, guest: str = "all", source: str = "",
+                 registration: str | None = None) -> None:
         self.name = name
         self.description = description
         self.rules = rules
         self.origin = origin
         #: ``auto``: only the rules of the guest OS found run; ``all``: every rule.
         self.guest = guest
+        #: Where the rules come from (import-rules.md sections), for ``imgscan profiles``.
+        self.source = source
+        #: The cloud whose registration parameters to suggest
+        #: (:data:`imgscan.policy.registration.CLOUDS`), or None.
+        self.registration = registration
 
     def applicable(self, info: Mapping[str, Any]) -> list[RuleConfig]:
         """The configured rules to run on ``info``, in profile order."""
@@ -176,6 +187,7 @@ def _from_data(data: Mapping[str, Any], origin: str, default_name: str) -> Profi
         raise ProfileError(f"{origin}: rules must be a table of [rules.ID] tables")
     base: dict[str, RuleConfig] = {}
     base_guest = "all"
+    base_source, base_registration = "", None
     description = str(data.get("description", ""))
     parent = data.get("extends")
     parents = [parent] if isinstance(parent, str) else parent
@@ -184,20 +196,26 @@ def _from_data(data: Mapping[str, Any], origin: str, default_name: str) -> Profi
         raise ProfileError(f"{origin}: extends must name a built-in profile, or a list of them")
     for name in parents or []:
         try:
-            parent_data = _builtin_data(name)
+            base_profile = _builtin(name)
         except ProfileError as exc:
             raise ProfileError(f"{origin}: extends: {exc}") from None
-        base_profile = _from_data(parent_data, f"profile {name}", name)
         # A rule of several parents keeps its first place and takes the last settings.
         base.update(base_profile.rules)
         base_guest = base_profile.guest
+        base_source = base_source or base_profile.source
+        base_registration = base_registration or base_profile.registration
         description = description or f"{base_profile.description} (extended)"
     rules = _apply(base, table, origin, extending=parent is not None)
     guest = data.get("guest", base_guest)
     if guest not in GUEST_MODES:
         raise ProfileError(f"{origin}: guest must be one of {', '.join(GUEST_MODES)}, "
                            f"not {guest!r}")
-    return Profile(str(data.get("name", default_name)), description, rules, origin, guest)
+    registration = data.get("registration", base_registration)
+    if registration is not None and registration not in CLOUDS:
+        raise ProfileError(f"{origin}: registration must be one of {', '.join(CLOUDS)}, "
+                           f"not {registration!r}")
+    return Profile(str(data.get("name", default_name)), description, rules, origin, guest,
+                   str(data.get("source", base_source)), registration)
 
 
 def load_profile(spec: str | None = None) -> Profile:
@@ -211,7 +229,15 @@ def load_profile(spec: str | None = None) -> Profile:
         except OSError as exc:
             raise ProfileError(f"{spec}: cannot read the profile: {exc.strerror}") from None
         return _from_data(_read_toml(text, spec), spec, path.stem)
-    return _from_data(_builtin_data(spec), f"profile {spec}", spec)
+    return _builtin(spec)
+
+
+@functools.cache
+def _builtin(name: str) -> Profile:
+    """A built-in profile, read once per process: ``--profile all`` and the profiles
+    that extend others would otherwise parse the same TOML files again and again.
+    Profiles are never changed once made (every merge copies), so they can be shared."""
+    return _from_data(_builtin_data(name), f"profile {name}", name)
 
 
 def _result(rule_id: str, outcome: Outcome, severity: str) -> dict[str, Any]:
@@ -252,7 +278,8 @@ def verdict(results: list[dict[str, Any]]) -> str:
 
 def check(info: Mapping[str, Any], profile: Profile,
           storage_class: str | None = None) -> dict[str, Any]:
-    """The ``imgscan check --json`` object for one image."""
+    """The ``imgscan check --json`` object for one image (``registration``: the
+    parameters to register it with, a contract extension)."""
     results = evaluate(profile, info, storage_class)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -260,5 +287,22 @@ def check(info: Mapping[str, Any], profile: Profile,
         "profile": profile.name,
         "verdict": verdict(results),
         "rules": results,
+        "registration": suggest(profile.registration, info),
         "info": info,
     }
+
+
+def load_profiles(spec: str | None = None) -> list[Profile]:
+    """The profiles of ``--profile``: one name or file, several separated by commas, or
+    ``all`` (one built-in profile per cloud: not :data:`NOT_IN_ALL`)."""
+    names = [s.strip() for s in (spec or DEFAULT_PROFILE).split(",") if s.strip()]
+    if names == ["all"]:
+        names = [n for n in builtin_profiles() if n not in NOT_IN_ALL]
+    if not names:
+        raise ProfileError("--profile names no profile")
+    profiles = [load_profile(n) for n in names]
+    seen = [p.name for p in profiles]
+    twice = sorted({n for n in seen if seen.count(n) > 1})
+    if twice:
+        raise ProfileError(f"--profile names {', '.join(twice)} more than once")
+    return profiles

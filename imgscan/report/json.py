@@ -1,4 +1,9 @@
-"""The ``imgscan check --json`` object (../shared/docs/json-contract.md), one line per image."""
+"""The ``imgscan check --json`` object (../shared/docs/json-contract.md), one line per image.
+
+With several profiles (``--profile A,B`` or ``all``) the line of an image is one object
+holding a check object per profile (``checks``, each without ``info``, which is given
+once beside them) and the worst verdict: a contract extension; one profile keeps the
+contract's single check object."""
 
 from __future__ import annotations
 
@@ -6,10 +11,32 @@ import json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 
 def check_json(check: Mapping[str, Any]) -> str:
     """One check object as a single JSON line (JSON Lines for several images)."""
     return json.dumps(check)
+
+
+def checks_object(checks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The object of one image judged by several profiles (the contract's extension)."""
+    first = checks[0]
+    verdicts = [c["verdict"] for c in checks]
+    worst = next((v for v in ("fail", "warn") if v in verdicts), "pass")
+    return {
+        "schema_version": first["schema_version"],
+        "path": first["path"],
+        "profiles": [c["profile"] for c in checks],
+        "verdict": worst,
+        "verdicts": {c["profile"]: c["verdict"] for c in checks},
+        "checks": [{k: v for k, v in c.items() if k != "info"} for c in checks],
+        "info": first["info"],
+    }
+
+
+def checks_json(checks: Sequence[Mapping[str, Any]]) -> str:
+    """One image's checks as a single JSON line: the contract's check object for one
+    profile, :func:`checks_object` for several."""
+    return check_json(checks[0]) if len(checks) == 1 else json.dumps(checks_object(checks))

@@ -1,4 +1,5 @@
-"""JUnit XML for CI systems: one ``testsuite`` per image, one ``testcase`` per rule.
+"""JUnit XML for CI systems: one ``testsuite`` per image (and profile, when an image is
+judged by several: ``PATH [PROFILE]``), one ``testcase`` per rule.
 
 The mapping CI dashboards understand: a failed rule is a ``<failure>``, a
 warning passes with its message in ``<system-out>``, and ``unknown`` /
@@ -27,12 +28,14 @@ def _text(rule: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _suite(root: ET.Element, check: Mapping[str, Any]) -> None:
+def _suite(root: ET.Element, check: Mapping[str, Any], several: bool) -> None:
+    """One image's check; ``several``: the image is judged by several profiles, so the
+    suite's name adds the profile (CI dashboards key suites by name)."""
     rules = check["rules"]
     counts = {s: sum(r["status"] == s for r in rules) for s in
               STATUSES if s != PASS}
     suite = ET.SubElement(root, "testsuite", {
-        "name": str(check["path"]),
+        "name": f"{check['path']} [{check['profile']}]" if several else str(check["path"]),
         "tests": str(len(rules)),
         "failures": str(counts["fail"]),
         "errors": "0",
@@ -69,8 +72,10 @@ def junit_xml(checks: Iterable[Mapping[str, Any]],
     """The XML document for the checks of several images (and the images that could
     not be read: ``(path, message)``)."""
     root = ET.Element("testsuites", {"name": "imgscan check"})
+    checks = list(checks)
+    paths = [c["path"] for c in checks]
     for check in checks:
-        _suite(root, check)
+        _suite(root, check, paths.count(check["path"]) > 1)
     for path, message in errors:
         _error_suite(root, path, message)
     for key in ("tests", "failures", "errors", "skipped"):

@@ -16,14 +16,19 @@ DEMO_OUTRO = ("\nRun it on your own image:  imgscan check IMAGE [--profile safe|
 
 
 def profiles_text(profiles: Iterable[tuple[str, Profile]]) -> str:
-    """Each built-in profile (the first is the default): its rules, their severity,
-    summary and parameters (lists of more than 4 values left out: they would wrap)."""
+    """Each built-in profile (the first is the default): where its rules come from, the
+    cloud whose registration parameters it suggests, its rules, their severity, summary
+    and parameters (lists of more than 4 values left out: they would wrap)."""
     from imgscan.policy.rules import RULES
 
     blocks = []
     for i, (name, profile) in enumerate(profiles):
         default = " (default)" if i == 0 else ""
         lines = [f"{name}{default}: {profile.description}"]
+        if profile.source:
+            lines.append(f"  source: {profile.source}")
+        if profile.registration:
+            lines.append(f"  registration parameters: {profile.registration}")
         width = max(len(r) for r in profile.rules) + 2
         lines.append(f"  {'rule':<{width}}{'if not':<8}checks")
         for rule_id, config in profile.rules.items():

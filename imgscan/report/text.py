@@ -7,7 +7,7 @@ from ..vocabulary import STATUSES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
     from imgscan._core.extents import Extent
@@ -33,6 +33,23 @@ def fetched(source: Mapping[str, Any]) -> str:
 
 def info_text(info: Mapping[str, Any]) -> str:
     """The ``imgscan info`` summary of one contract object."""
+    rows = info_rows(info)
+    width = max(len(label) for label, _ in rows) + 2
+    lines = [info["path"]]
+    lines += [f"  {label:<{width}}{value}" for label, value in rows]
+    findings = info["findings"]
+    if not findings:
+        lines.append(f"  {'findings':<{width}}none")
+    for i, finding in enumerate(findings):
+        label = "findings" if i == 0 else ""
+        lines.append(f"  {label:<{width}}{finding['severity']:<8} {finding['id']}: "
+                     f"{finding['message']}")
+    return "\n".join(lines)
+
+
+def info_rows(info: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The facts of ``imgscan info`` as (label, value) rows; labels of the rows that
+    detail the one above start with two spaces (the HTML report shows them too)."""
     fmt = info["format"] + (f" ({info['subformat']})" if info.get("subformat") else "")
     rows = [
         ("format", fmt),
@@ -48,22 +65,47 @@ def info_text(info: Mapping[str, Any]) -> str:
     ]
     if info.get("source"):
         rows.append(("fetched", fetched(info["source"])))
+    if info.get("ova"):
+        rows += package_rows(info["ova"], info.get("disks") or [])
     rows += layout_rows(info)
     if info.get("windows"):
         rows += windows_rows(info["windows"])
     if info.get("linux"):
         rows += linux_rows(info["linux"])
-    width = max(len(label) for label, _ in rows) + 2
-    lines = [info["path"]]
-    lines += [f"  {label:<{width}}{value}" for label, value in rows]
-    findings = info["findings"]
-    if not findings:
-        lines.append(f"  {'findings':<{width}}none")
-    for i, finding in enumerate(findings):
-        label = "findings" if i == 0 else ""
-        lines.append(f"  {label:<{width}}{finding['severity']:<8} {finding['id']}: "
-                     f"{finding['message']}")
-    return "\n".join(lines)
+    return rows
+
+
+def package_rows(ova: Mapping[str, Any], disks: list[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """An OVF package: its descriptor's facts, manifest and every disk (the system disk
+    marked), before the system disk's own layout rows."""
+    rows = [("package", f"{ova['kind'].upper()}, descriptor {ova['descriptor']}")]
+    os_type = ova.get("os_type") or (f"OVF id {ova['os_id']}" if ova.get("os_id") is not None
+                                     else None)
+    rows.append(("ovf guest os", os_type or "not stated"))
+    rows.append(("ovf firmware", ova.get("firmware") or "not stated"))
+    hw = [f"{c['type']}/{c['subtype']}" if c.get("subtype") else c["type"]
+          for c in ova.get("controllers") or []]
+    rows.append(("controllers", ", ".join(hw) or "none"))
+    rows.append(("nics", ", ".join(n.get("subtype") or "?" for n in ova.get("nics") or [])
+                 or "none"))
+    mf = ova.get("manifest")
+    if mf is None:
+        rows.append(("manifest", "none"))
+    else:
+        state = {None: "not verified (--verify-manifest)", True: "verified"}.get(
+            mf["verified"], f"MISMATCH: {', '.join(mf['mismatches'])}")
+        rows.append(("manifest", f"{mf['name']}, {mf['entries']} files, {state}"))
+    for d in disks:
+        label = "disks" if d["index"] == 0 else ""
+        mark = " (system disk)" if d.get("system") else ""
+        if "error" in d:
+            rows.append((label, f"{d['index']}: {d.get('href')}{mark}: {d['error']}"))
+            continue
+        fmt = d["format"] + (f" {d['subformat']}" if d.get("subformat") else "")
+        rows.append((label, f"{d['index']}: {d.get('href')}{mark}: {fmt}, "
+                     f"{_short_size(d['virtual_size'])}, {d['partition_table']}, boot "
+                     f"{d['boot_mode']}"))
+    return rows
 
 
 def _short_size(n: int) -> str:
@@ -264,5 +306,50 @@ def check_text(check: Mapping[str, Any]) -> str:
     summary = ", ".join(f"{n} {label}" for label, n in (
         ("failed", counts["fail"]), ("warned", counts["warn"]), ("unknown", counts["unknown"]),
         ("manual", counts["manual"]), ("passed", counts["pass"])) if n)
+    lines += _registration_lines(check, "")
     lines.append(f"verdict: {check['verdict']} ({summary or 'no rules'})")
+    return "\n".join(lines)
+
+
+def _registration_lines(check: Mapping[str, Any], indent: str) -> list[str]:
+    params = check.get("registration") or {}
+    if not params:
+        return []
+    shown = ", ".join(f"{k}={v['value']}" for k, v in params.items())
+    return [f"{indent}register with: {shown}"]
+
+
+def matrix_text(checks: Sequence[Mapping[str, Any]]) -> str:
+    """The ``imgscan check --profile A,B`` report of one image: a table of every rule
+    (rows, in first-seen order) by profile (columns; ``-``: not in that profile or not
+    run on this guest), one verdict per profile, then per profile what to change (the
+    remedy of each rule that failed or warned) and the registration parameters."""
+    info = checks[0]["info"]
+    fmt = info["format"] + (f" ({info['subformat']})" if info.get("subformat") else "")
+    names = [c["profile"] for c in checks]
+    lines = [f"{checks[0]['path']}: {fmt}, {human_size(info['virtual_size'])}, "
+             f"{len(checks)} profiles"]
+    status = {(c["profile"], r["id"]): r["status"] for c in checks for r in c["rules"]}
+    rows = list(dict.fromkeys(r["id"] for c in checks for r in c["rules"]))
+    width = max((len(r) for r in rows), default=0) + 2
+    cols = [max(len(n), 7) + 2 for n in names]
+    lines.append((f"  {'rule':<{width}}" + "".join(
+        f"{n:<{w}}" for n, w in zip(names, cols, strict=True))).rstrip())
+    for rule_id in rows:
+        lines.append((f"  {rule_id:<{width}}" + "".join(
+            f"{status.get((n, rule_id), '-'):<{w}}" for n, w in zip(names, cols, strict=True))
+        ).rstrip())
+    lines.append(f"  {'verdict':<{width}}" + "".join(
+        f"{c['verdict']:<{w}}" for c, w in zip(checks, cols, strict=True)).rstrip())
+    for c in checks:
+        todo = [r for r in c["rules"] if r["status"] in ("fail", "warn")]
+        lines.append("")
+        lines.append(f"{c['profile']}: {c['verdict']}" + (
+            f", {len(todo)} to change" if todo else ", nothing to change"))
+        for r in todo:
+            fixed = " (the cloud fixes this itself)" if r.get("auto_fixed") else ""
+            lines.append(f"  {r['id']} ({r['status']}): {r['message']}{fixed}")
+            if r.get("remedy"):
+                lines.append(f"    remedy: {r['remedy']}")
+        lines += _registration_lines(c, "  ")
     return "\n".join(lines)

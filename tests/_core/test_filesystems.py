@@ -5,7 +5,9 @@ genisoimage, pvcreate), as whole-disk files and inside a partition of an
 sfdisk-made disk; blkid (with ``--offset`` for partitions) is the oracle for
 TYPE, LABEL, UUID and VERSION, dumpe2fs for the ext state, cryptsetup
 bitlkDump (recorded in the corpus facts) for BitLocker. Hand-made bytes appear
-only in the malformed cases, which start from those real volumes.
+only in the malformed cases, which start from those real volumes, and where no tool can
+make the volume here: MD RAID member superblocks (helpers.md_superblock, each checked by
+``mdadm --examine`` and blkid) and a ReFS boot sector (checked by blkid).
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import struct
 import subprocess
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from helpers import decompress, promptly
+from helpers.md_superblock import write_member
 from oracles import CORPUS, corpus_facts, needs_corpus, needs_qemu
 
 import imgscan
@@ -312,11 +317,11 @@ def test_lvm2_pv_matches_blkid(loop_file: tuple[Path, str]) -> None:
 
 
 @pytest.mark.skipif(not _have("mdadm", "losetup"), reason="mdadm / losetup missing")
+@pytest.mark.skipif(not Path("/proc/mdstat").exists(),   # before the loop device is asked for
+                    reason="the kernel has no md driver: mdadm --create cannot write a superblock")
 @pytest.mark.parametrize("metadata", ["0.90", "1.0", "1.1", "1.2"])
 def test_md_raid_member_matches_blkid(metadata: str, loop_file: tuple[Path, str]) -> None:
     path, dev = loop_file
-    if not Path("/proc/mdstat").exists():
-        pytest.skip("the kernel has no md driver: mdadm --create cannot write a superblock")
     md = f"/dev/md/imgscan{random.getrandbits(16)}"
     made = subprocess.run(["mdadm", "--create", md, "--run", "--level=1", "--raid-devices=2",
                            f"--metadata={metadata}", "--name=imgscan", dev, "missing"],
@@ -326,6 +331,65 @@ def test_md_raid_member_matches_blkid(metadata: str, loop_file: tuple[Path, str]
     subprocess.run(["mdadm", "--stop", md], check=False, capture_output=True)
     vol = probe_file(path)
     assert_matches_blkid(vol, blkid(path))
+
+
+#: A member size aligned to neither 64 KiB (0.90) nor 4 KiB (1.0), so each version's
+#: placement rule is exercised.
+MD_MEMBER_SIZE = 33 * MIB + 70 * 1024 + 3 * 512
+
+
+def mdadm_examine(path: Path) -> dict[str, str]:
+    """``mdadm --examine FILE``'s ``Key : value`` lines (it reads plain files)."""
+    out = _sh("mdadm", "--examine", path)
+    return {k.strip(): v.strip() for k, _, v in
+            (line.partition(" : ") for line in out.splitlines()) if v}
+
+
+@pytest.mark.skipif(not _have("mdadm", "blkid"), reason="mdadm / blkid missing")
+@pytest.mark.parametrize("metadata", ["0.90", "1.0", "1.1", "1.2"])
+def test_md_raid_member_image_matches_mdadm_and_blkid(metadata: str, vol_dir: Path) -> None:
+    """A member superblock of each version in a plain file (helpers.md_superblock: no tool
+    writes one without the md driver), as mdadm --examine and blkid -p read it."""
+    path = write_member(vol_dir / f"md-{metadata}.img", MD_MEMBER_SIZE, metadata,
+                        uuid.UUID(int=random.getrandbits(128)),
+                        uuid.UUID(int=random.getrandbits(128)), "imgscan:md0")
+    examined = mdadm_examine(path)
+    assert examined["Version"] == ("0.90.00" if metadata == "0.90" else metadata)
+    assert examined["Checksum"].endswith(" - correct"), examined
+    vol = probe_file(path)
+    assert_matches_blkid(vol, blkid(path))
+    assert vol is not None
+    array_uuid = examined["UUID" if metadata == "0.90" else "Array UUID"]
+    assert (vol.uuid or "").replace("-", "") == array_uuid.replace(":", "")
+    if metadata != "0.90":
+        assert vol.label == examined["Name"]
+        assert vol.details["uuid_sub"].replace("-", "") == \
+            examined["Device UUID"].replace(":", "")
+        assert vol.details["superblock_offset"] == \
+            int(examined["Super Offset"].split()[0]) * 512
+
+
+@pytest.mark.skipif(not _have("blkid"), reason="blkid missing")
+def test_refs_boot_sector_matches_blkid(vol_dir: Path) -> None:
+    """No tool on Linux makes ReFS and the corpus holds no ReFS volume: the boot sector is
+    written from libfsrefs's documented layout (jump, "ReFS" signature, "FSRS", sectors,
+    bytes per sector, sectors per cluster, version, serial). blkid recognises it by the
+    signature and prints TYPE=ReFS alone (no UUID, no VERSION); imgscan agrees."""
+    sector = bytearray(512)
+    sector[3:11] = b"ReFS\0\0\0\0"
+    sector[16:20] = b"FSRS"
+    struct.pack_into("<HHQII", sector, 20, 512, 0, 2 * MIB // 512, 512, 8)
+    sector[40:42] = bytes([3, 4])
+    struct.pack_into("<Q", sector, 56, 0x1122334455667788)
+    path = vol_dir / "refs.img"
+    with open(path, "wb") as f:
+        f.truncate(2 * MIB)
+        f.write(sector)
+    facts = blkid(path)
+    assert facts["TYPE"] == "ReFS" and not {"UUID", "VERSION", "LABEL"} & set(facts)
+    vol = probe_file(path)
+    assert_matches_blkid(vol, facts)
+    assert vol is not None and vol.size == 2 * MIB
 
 
 # -- the corpus -----------------------------------------------------------------------------

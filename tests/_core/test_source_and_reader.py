@@ -327,3 +327,55 @@ def test_numpy_map_matches_qemu_map(tmp_path: Path) -> None:
     for r in arr:
         if kinds[r["kind"]] == "data":
             assert int(r["host"]) == offsets[int(r["start"])]
+
+
+# -- a window of a file (an OVA's member) ------------------------------------------------
+@pytest.mark.parametrize("use_mmap", [True, False])
+def test_window_reads_only_its_range(tmp_path: Path, use_mmap: bool) -> None:
+    """Every way in (read, view below and above the map threshold, zero-padded reads,
+    bounds) sees ``[base, base + length)`` of the file and nothing around it; errors name
+    the window, not the file."""
+    from imgscan._core.source import window
+    from imgscan.errors import TruncatedImage
+
+    path = tmp_path / "pkg.ova"
+    data = os.urandom(3 * MiB)
+    path.write_bytes(data)
+    base, length = 512 * 3, 2 * MiB + 1000          # 512-aligned, not page-aligned
+    part = data[base:base + length]
+    with window(str(path), base, length, "pkg.ova [disk.vmdk]", use_mmap) as w:
+        assert (w.size, w.base, w.path) == (length, base, "pkg.ova [disk.vmdk]")
+        assert w.read(0, 100, "x") == part[:100]
+        assert w.read(length - 7, 7, "x") == part[-7:]
+        assert bytes(w.view(10, MiB, "x")) == part[10:10 + MiB]
+        assert bytes(w.view(length - MiB, MiB, "x")) == part[-MiB:]
+        # past the window's end reads zeros, not the file's next bytes
+        assert w.read_zero_padded(length - 4, 8) == part[-4:] + bytes(4)
+        assert w.contains(0, length) and not w.contains(1, length)
+        with pytest.raises(TruncatedImage, match=r"pkg.ova \[disk.vmdk\]: hdr at offset "
+                                                 rf"{length - 3}"):
+            w.read(length - 3, 4, "hdr")
+        w.drop(0, length)
+        assert w.read(0, 16, "x") == part[:16]
+    with pytest.raises(TruncatedImage, match="archive member"):
+        window(str(path), len(data) - 10, 11, "pkg.ova [x]")
+
+
+def test_window_data_runs_are_the_files_runs_shifted(tmp_path: Path) -> None:
+    """SEEK_DATA / SEEK_HOLE through a window: the whole file's runs, clipped to the
+    window and moved to its offsets."""
+    from imgscan._core.source import window
+
+    path = tmp_path / "sparse.ova"
+    with open(path, "wb") as f:
+        f.truncate(8 * MiB)
+        for at in (0, 3 * MiB, 7 * MiB):
+            f.seek(at)
+            f.write(b"x" * MiB)
+    base, length = MiB + 512, 5 * MiB
+    with Source(str(path)) as whole, window(str(path), base, length, "w") as w:
+        expected = []
+        for off, n, is_data in whole.data_runs(base, base + length):
+            expected.append((off - base, n, is_data))
+        assert w.data_runs(0, length) == expected
+        assert w.data_runs(0, 10 * length) == expected

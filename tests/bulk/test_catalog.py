@@ -23,18 +23,14 @@ from typing import Any
 import pytest
 import xxhash
 from helpers import MiB, qemu_create, sparse_file
+from helpers.scans import identity, scan_result
 from oracles import needs_qemu, needs_sqlite3, qemu_info, qemu_io, run
 
-import imgscan
 from imgscan.bulk.catalog import SCHEMA_VERSION, Catalog, CatalogError
-from imgscan.bulk.result import FileIdentity, ScanResult
-from imgscan.bulk.walk import header_digest
+from imgscan.bulk.result import ScanResult
 from imgscan.cli import main
-from imgscan.errors import error_object
-from imgscan.fingerprints import fingerprint
-from imgscan.policy import check, load_profile
 
-pytestmark = [needs_qemu, needs_sqlite3]
+pytestmark = [needs_qemu]
 
 CHUNK = MiB
 #: The base disk: 8 MiB, chunks 0-5 filled with distinct patterns, 6-7 holes.
@@ -48,26 +44,6 @@ def sql(db: Path, *statements: str) -> list[list[str]]:
     """Rows the sqlite3 CLI prints for the statements (``|``-separated columns)."""
     out = run("sqlite3", db, *statements)
     return [line.split("|") for line in out.splitlines()]
-
-
-def identity(path: Path) -> FileIdentity:
-    st = path.stat()
-    return FileIdentity(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev,
-                        header_digest(str(path)))
-
-
-def scan_result(path: Path) -> ScanResult:
-    """What the runner yields for ``path``: info, check by the default profile,
-    fingerprint; or the error object when imgscan cannot read it."""
-    try:
-        with imgscan.open(path) as img:
-            info = img.info()
-    except imgscan.ImageError as exc:
-        return ScanResult(str(path), "error", identity(path),
-                          error=error_object(str(path), exc)["error"], elapsed=0.01)
-    return ScanResult(str(path), "scanned", identity(path), info=info,
-                      check=check(info, load_profile(None)),
-                      fingerprint=fingerprint(str(path)), elapsed=0.02)
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +90,7 @@ def db(tmp_path: Path, library: dict[str, Path], results: dict[str, ScanResult])
     return path
 
 
+@needs_sqlite3
 def test_sqlite3_reads_what_was_recorded(db: Path, library: dict[str, Path],
                                          results: dict[str, ScanResult]) -> None:
     assert sql(db, "PRAGMA integrity_check") == [["ok"]]
@@ -153,6 +130,7 @@ def test_sqlite3_reads_what_was_recorded(db: Path, library: dict[str, Path],
                   for p in BASE_PATTERNS}
 
 
+@needs_sqlite3
 def test_rescan_touches_replaces_and_marks_missing(tmp_path: Path, library: dict[str, Path],
                                                    results: dict[str, ScanResult]) -> None:
     lib = tmp_path / "lib"
@@ -241,6 +219,7 @@ def _writer(db: str, root: str, results: list[ScanResult], start: Any, kill: boo
     catalog.close()
 
 
+@needs_sqlite3
 def test_an_older_scan_never_hides_a_newer_sighting(tmp_path: Path,
                                                     results: dict[str, ScanResult]) -> None:
     """Scans A and B overlap on one tree; B sees X first, then A records or touches it.
@@ -262,6 +241,7 @@ def test_an_older_scan_never_hides_a_newer_sighting(tmp_path: Path,
     assert out.split() == [f"scanned|{scan_b}"]
 
 
+@needs_sqlite3
 def test_an_unreadable_directory_hides_nothing(tmp_path: Path,
                                                results: dict[str, ScanResult]) -> None:
     """Files under a directory the walk could not list this time are not missing."""
@@ -279,6 +259,7 @@ def test_an_unreadable_directory_hides_nothing(tmp_path: Path,
     assert out.split() == [f"{outside.path}|missing", f"{inside.path}|scanned"]
 
 
+@needs_sqlite3
 def test_two_processes_write_one_catalog(tmp_path: Path, results: dict[str, ScanResult]
                                          ) -> None:
     db = tmp_path / "shared.db"
@@ -323,6 +304,7 @@ def test_two_processes_write_one_catalog(tmp_path: Path, results: dict[str, Scan
         assert catalog.stats()["images"] == 640
 
 
+@needs_sqlite3
 def test_scans_creating_one_catalog_at_once(tmp_path: Path, results: dict[str, ScanResult]
                                             ) -> None:
     """Whoever comes first creates the schema; the others wait and use it (found
@@ -343,6 +325,7 @@ def test_scans_creating_one_catalog_at_once(tmp_path: Path, results: dict[str, S
         assert sql(db, "SELECT count(*) FROM images") == [["40"]]
 
 
+@needs_sqlite3
 def test_catalog_refuses_what_it_cannot_use(tmp_path: Path, db: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     run("sqlite3", db, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
@@ -463,6 +446,7 @@ def test_cli_export(db: Path, library: dict[str, Path], results: dict[str, ScanR
     assert status == 0 and list(csv.reader(io.StringIO(out)))[1:] == []
 
 
+@needs_sqlite3
 def test_cli_duplicates_and_exit_codes(db: Path, tmp_path: Path, library: dict[str, Path],
                                        capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = cli(capsys, "duplicates", "--catalog", str(db))

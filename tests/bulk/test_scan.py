@@ -446,7 +446,6 @@ def test_cli_json_lines_and_no_progress_in_a_pipe(library: Library) -> None:
     assert "errors: " in err and "skipped" in err     # the summary, kept off stdout
 
 
-@needs_sqlite3
 def test_rescan_keeps_the_exit_status(small_library: Path, tmp_path: Path) -> None:
     """A rule that failed, or an image that could not be read, still decides the exit
     status when nothing changed since the scan that found it."""

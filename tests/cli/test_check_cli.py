@@ -20,7 +20,7 @@ import pytest
 from helpers import golden, run_cli
 
 from imgscan.cli import main
-from imgscan.policy import builtin_profiles, load_profile
+from imgscan.policy import builtin_profiles, load_profile, load_profiles
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = Path(str(resources.files("imgscan") / "samples" / "demo.qcow2"))
@@ -129,7 +129,9 @@ def test_profiles_lists_every_rule() -> None:
     assert proc.returncode == 0
     for name in builtin_profiles():
         assert name in proc.stdout
-        for rule_id in load_profile(name).rules:
+        profile = load_profile(name)
+        assert profile.source and f"  source: {profile.source}\n" in proc.stdout, name
+        for rule_id in profile.rules:
             assert f"  {rule_id} " in proc.stdout
 
 
@@ -150,3 +152,44 @@ def test_main_check_returns_exit_code(disks: dict[str, Path],
                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--json", "--profile", "safe", str(disks["bios"])]) == 0
     assert json.loads(capsys.readouterr().out)["verdict"] == "pass"
+
+
+def test_profile_all_report_is_golden(disks: dict[str, Path]) -> None:
+    """One report per image: the rule-by-cloud matrix, then per cloud what to change and
+    the registration parameters; the image is read once for every profile."""
+    proc = run_cli("check", "--profile", "all", str(disks["bios"]))
+    assert proc.returncode == 1, proc.stderr
+    golden("check-all-bios.txt", normalise(proc.stdout, disks["bios"]))
+    assert proc.stdout.count(str(disks["bios"])) == 1
+
+
+def test_profile_all_json_has_one_check_per_profile(disks: dict[str, Path]) -> None:
+    proc = run_cli("check", "--json", "--profile", "all", str(disks["bios"]))
+    obj: dict[str, Any] = json.loads(proc.stdout)
+    names = [p.name for p in load_profiles("all")]
+    assert obj["profiles"] == names == [c["profile"] for c in obj["checks"]]
+    assert obj["verdicts"] == {c["profile"]: c["verdict"] for c in obj["checks"]}
+    assert obj["verdict"] == "fail" and obj["info"]["path"] == str(disks["bios"])
+    single = json.loads(run_cli("check", "--json", "--profile", "azure",
+                                str(disks["bios"])).stdout)
+    azure = obj["checks"][names.index("azure")]
+    # each check object is the one-profile object without the info given once beside it
+    assert azure == {k: v for k, v in single.items() if k != "info"}
+    assert set(single) >= {"schema_version", "path", "profile", "verdict", "rules", "info",
+                           "registration"}
+
+
+def test_junit_with_several_profiles_names_each_suite(disks: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    out = tmp_path / "report.xml"
+    proc = run_cli("check", "--profile", "azure,gcp", "--junit", str(out), str(disks["bios"]))
+    assert proc.returncode == 1, proc.stderr
+    suites = ET.fromstring(out.read_text()).findall("testsuite")
+    assert [s.get("name") for s in suites] == [f"{disks['bios']} [azure]",
+                                               f"{disks['bios']} [gcp]"]
+    info = json.loads(run_cli("check", "--json", str(disks["bios"])).stdout)["info"]
+    for suite, name in zip(suites, ("azure", "gcp"), strict=True):
+        cases = suite.findall("testcase")
+        assert {c.get("classname") for c in cases} == {f"imgscan.{name}"}
+        assert [c.get("name") for c in cases] == \
+            [r.id for r in load_profile(name).applicable(info)]

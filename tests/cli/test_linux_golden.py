@@ -67,3 +67,11 @@ def test_check_json_of_the_lvm_disk(linux_disks: dict[str, Path]) -> None:
             "linux": obj["info"]["linux"]}
     golden("linux-check-lvm.json",
            masked(json.dumps(kept, indent=1, sort_keys=True), disk) + "\n")
+
+
+def test_profile_all_report_of_the_ext4_disk(linux_disks: dict[str, Path]) -> None:
+    """``check --profile all``: the rule-by-cloud matrix of a real Debian 12 disk, what
+    to change per cloud and the registration parameters."""
+    disk = linux_disks["ext4-bios"]
+    golden("linux-check-all-ext4.txt", masked(run("check", "--profile", "all", str(disk)),
+                                              disk))

@@ -451,6 +451,34 @@ def initramfs(data: bytes) -> None:
             module_name(name)
 
 
+def ova(data: bytes) -> None:
+    """An OVA (or any tar): the ustar walk, the package (descriptor, manifest verified in
+    place) and its disks through windows of the archive, as ``container`` reads one image."""
+    from imgscan._core.ova import Package
+    from imgscan._core.source import Source
+    from imgscan._core.tar import Archive
+    with scratch_file(data) as path:
+        with Source(path) as src:
+            archive = Archive(src)
+            for m in archive.members:
+                assert m.offset >= 0 and m.offset + m.size <= src.size, "member outside"
+            with contextlib.suppress(ImageError):
+                Package(src, "ova", verify_manifest=True).as_dict()
+        with contextlib.suppress(ImageError), \
+                imgscan.open(path, verify_manifest=True) as img:
+            img.info()
+            assert img.extents().check_complete(), "the extent map does not cover the disk"
+            _guest_reads(img, data)
+
+
+def ovf(data: bytes) -> None:
+    """An OVF descriptor: the hardened XML parse and every fact read from it."""
+    from imgscan import limits
+    from imgscan._core.ovf import read
+    with contextlib.suppress(ImageError):
+        assert len(read(data, "fuzz.ovf").disks) <= limits.OVF_MAX_DISKS, "disks over the cap"
+
+
 HARNESSES: dict[str, Callable[[bytes], None]] = {
     **dict.fromkeys(CONTAINER_FORMATS, container),
     "partitions": partitions,
@@ -466,4 +494,6 @@ HARNESSES: dict[str, Callable[[bytes], None]] = {
     "linuxconf": linuxconf,
     "grub": grub,
     "initramfs": initramfs,
+    "ova": ova,
+    "ovf": ovf,
 }

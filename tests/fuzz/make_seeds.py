@@ -520,12 +520,47 @@ def initramfs(b: Builder) -> None:
             b.seed(f"two-{fmt}", packed + bytes(4) + packed)
 
 
+def ova(b: Builder) -> None:
+    """OVAs as tests/helpers/ova_packages.py builds them (qemu-img streamOptimized disks,
+    an ovftool-style descriptor, a sha256sum manifest, ``tar --format=ustar``), one and
+    two disks, and the one-disk package archived as pax and GNU tar."""
+    from helpers.ova_packages import build_ova
+    if not all(shutil.which(t) for t in ("qemu-img", "tar", "sha256sum")):
+        print("make_seeds: qemu-img, tar or sha256sum missing, no OVA seeds", file=sys.stderr)
+        return
+    disk = pattern_disk(b.work)
+    one = build_ova(b.work / "one", "one", [("one-disk1.vmdk", disk)])
+    b.seed("one.ova", one.read_bytes())
+    two = build_ova(b.work / "two", "two", [("a.vmdk", disk), ("b.vmdk", disk)],
+                    firmware="efi")
+    b.seed("two.ova", two.read_bytes())
+    for fmt in ("pax", "gnu"):
+        out = b.work / "one" / f"{fmt}.ova"
+        if b.tool("tar", f"--format={fmt}", "-C", str(b.work / "one"), "-cf", str(out),
+                  "one.ovf", "one.mf", "one-disk1.vmdk"):
+            b.seed(f"{fmt}.ova", out.read_bytes())
+
+
+def ovf(b: Builder) -> None:
+    """Descriptors as ovftool writes them (tests/helpers/ova_packages.py): BIOS and EFI,
+    one and three disks, IDE, SCSI and NVMe controllers; the same as OVF 2.0."""
+    from helpers.ova_packages import descriptor
+    disk = pattern_disk(b.work)
+    for name, disks, args in (
+            ("bios", 1, {"firmware": "bios"}),
+            ("efi-nvme", 1, {"firmware": "efi", "controller": (20, "vmware.nvme")}),
+            ("three-ide", 3, {"firmware": None, "controller": (5, "PIIX4")})):
+        text = descriptor([(f"d{i}.vmdk", disk, 1 << 30) for i in range(disks)], **args)
+        b.seed(f"{name}.ovf", text.encode())
+        b.seed(f"{name}-ovf2.ovf", text.replace("ovf/envelope/1", "ovf/envelope/2").encode())
+
+
 BUILDERS: dict[str, Callable[[Builder], None]] = {
     "qcow2": qcow2, "qcow": qcow, "vhd": vhd, "vhdx": vhdx, "vmdk": vmdk, "vdi": vdi,
     "qed": qed, "luks": luks, "iso": iso, "zvhd": zvhd, "raw": raw,
     "partitions": partitions, "ntfs": ntfs, "ext4": ext4, "regf": regf, "windows": windows,
     "xfs": xfs, "fatfs": fatfs, "ntfsfs": ntfs, "lvm": lvm, "btrfs": btrfs,
-    "linuxconf": linuxconf, "grub": grub, "initramfs": initramfs,
+    "linuxconf": linuxconf, "grub": grub, "initramfs": initramfs, "ova": ova, "ovf": ovf,
 }
 
 

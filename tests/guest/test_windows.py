@@ -46,6 +46,8 @@ HAVE_TSK = all(shutil.which(t) for t in ("fls", "icat"))
 HAVE_HIVEX = shutil.which("hivexget") is not None
 needs_tsk = pytest.mark.skipif(not HAVE_TSK, reason="sleuthkit (fls/icat) absent")
 needs_hivex = pytest.mark.skipif(not HAVE_HIVEX, reason="hivex (hivexget) absent")
+needs_file = pytest.mark.skipif(shutil.which("file") is None, reason="file absent")
+needs_blkid = pytest.mark.skipif(shutil.which("blkid") is None, reason="blkid absent")
 needs_regedit = pytest.mark.skipif(shutil.which("hivexregedit") is None,
                                    reason="hivexregedit (libwin-hivex-perl) absent")
 needs_hives = pytest.mark.skipif(not HIVES.is_dir(), reason=f"{HIVES} is absent")
@@ -200,6 +202,7 @@ def test_registry_facts_equal_hivexget(disks: dict[str, Path], infos: dict[str, 
 
 
 @needs_tsk
+@needs_file
 @pytest.mark.parametrize("name", NAMES)
 def test_arch_from_cmd_exe_equals_file(disks: dict[str, Path], infos: dict[str, dict[str, Any]],
                                        name: str, tmp_path: Path) -> None:
@@ -210,9 +213,8 @@ def test_arch_from_cmd_exe_equals_file(disks: dict[str, Path], infos: dict[str, 
     lfanew = struct.unpack_from("<I", data, 0x3C)[0]
     machine = struct.unpack_from("<H", data, lfanew + 4)[0]
     assert w["arch"] == {0x14C: "x86", 0x8664: "x86_64"}[machine] == VARIANTS[name]["arch"]
-    if shutil.which("file"):
-        kind = sh("file", "-b", cmd)
-        assert ("x86-64" in kind) == (w["arch"] == "x86_64"), kind
+    kind = sh("file", "-b", cmd)
+    assert ("x86-64" in kind) == (w["arch"] == "x86_64"), kind
 
 
 @needs_tsk
@@ -318,6 +320,7 @@ def test_ntfs_volumes_of_the_ntfs_fixtures(tmp_path: Path) -> None:
 
 @needs_bitlk
 @needs_tsk
+@needs_blkid
 def test_bitlocker_partition_named(disks: dict[str, Path], tmp_path: Path) -> None:
     """A real BitLocker volume (cryptsetup's test images) copied into partition 2."""
     disk = tmp_path / "bitlocker.img"
@@ -339,11 +342,8 @@ def test_bitlocker_partition_named(disks: dict[str, Path], tmp_path: Path) -> No
     assert w["bitlocker_partitions"] == [2]
     assert any(f["id"] == "encrypted" and "partition 2" in f["message"]
                for f in info["findings"])
-    if shutil.which("blkid"):
-        out = subprocess.run(["blkid", "-p", "-o", "value", "-s", "TYPE", "-O",
-                              str(v["bitlocker_start"]), str(disk)], capture_output=True,
-                             text=True).stdout.strip()
-        assert out in ("", "BitLocker")
+    out = sh("blkid", "-p", "-o", "value", "-s", "TYPE", "-O", str(v["bitlocker_start"]), disk)
+    assert out.strip() == "BitLocker"
 
 
 @needs_qemu
@@ -395,6 +395,7 @@ SYSTEM_MANIFEST = {
 
 
 @needs_hives
+@needs_hivex
 @pytest.mark.parametrize("name", sorted(SYSTEM_MANIFEST))
 def test_real_system_hives_equal_manifest(name: str, tmp_path: Path) -> None:
     host, pciide, storahci, deny, dhcp, hiberboot, fw, sysdev = SYSTEM_MANIFEST[name]
@@ -412,18 +413,17 @@ def test_real_system_hives_equal_manifest(name: str, tmp_path: Path) -> None:
     assert v["firmware_boot_device"] == fw and v["system_boot_device"] == sysdev
     assert v.get("cloudbase_init_service_start") is None
     assert not [f for f in facts.findings if "not read" in f.message]
-    if HAVE_HIVEX:
-        raw = tmp_path / "hive"
-        raw.write_bytes(lzma.decompress((HIVES / name).read_bytes()))
-        cc = "ControlSet001\\Control\\ComputerName\\ComputerName"
-        assert hivex_text(raw, cc, "ComputerName") == host
-        hostname = hivex_text(raw, "ControlSet001\\Services\\Tcpip\\Parameters", "Hostname")
-        assert v["hostname"] == (hostname or host)
-        assert str(pciide) == hivex_text(raw, "ControlSet001\\Services\\pciide", "Start")
-        blob = hivexget(raw, "MountedDevices", "\\DosDevices\\C:")
-        assert blob is not None
-        c = v["mounted_devices"]["C:"]
-        assert c["style"] == ("mbr" if len(blob) == 12 else "gpt")
+    raw = tmp_path / "hive"
+    raw.write_bytes(lzma.decompress((HIVES / name).read_bytes()))
+    cc = "ControlSet001\\Control\\ComputerName\\ComputerName"
+    assert hivex_text(raw, cc, "ComputerName") == host
+    hostname = hivex_text(raw, "ControlSet001\\Services\\Tcpip\\Parameters", "Hostname")
+    assert v["hostname"] == (hostname or host)
+    assert str(pciide) == hivex_text(raw, "ControlSet001\\Services\\pciide", "Start")
+    blob = hivexget(raw, "MountedDevices", "\\DosDevices\\C:")
+    assert blob is not None
+    c = v["mounted_devices"]["C:"]
+    assert c["style"] == ("mbr" if len(blob) == 12 else "gpt")
 
 
 SAM_MANIFEST = {  # hive: ACB, NT entry length
@@ -434,6 +434,7 @@ SAM_MANIFEST = {  # hive: ACB, NT entry length
 
 
 @needs_hives
+@needs_hivex
 @pytest.mark.parametrize("name", sorted(SAM_MANIFEST))
 def test_real_sam_hives_equal_manifest(name: str, tmp_path: Path) -> None:
     acb, nt_len = SAM_MANIFEST[name]
@@ -450,16 +451,15 @@ def test_real_sam_hives_equal_manifest(name: str, tmp_path: Path) -> None:
     members = facts.values["administrators"]
     assert any(m.endswith("-500") for m in members)
     assert all(m.startswith("S-1-5-") for m in members)
-    if HAVE_HIVEX:
-        raw = tmp_path / "hive"
-        raw.write_bytes(lzma.decompress((HIVES / name).read_bytes()))
-        f = hivexget(raw, "SAM\\Domains\\Account\\Users\\000001F4", "F")
-        v = hivexget(raw, "SAM\\Domains\\Account\\Users\\000001F4", "V")
-        assert f is not None and v is not None
-        assert struct.unpack_from("<H", f, 0x38)[0] == acb
-        assert struct.unpack_from("<I", v, 0xAC)[0] == nt_len
-        c = hivexget(raw, "SAM\\Domains\\Builtin\\Aliases\\00000220", "C")
-        assert c is not None and len(members) == struct.unpack_from("<I", c, 0x30)[0]
+    raw = tmp_path / "hive"
+    raw.write_bytes(lzma.decompress((HIVES / name).read_bytes()))
+    f = hivexget(raw, "SAM\\Domains\\Account\\Users\\000001F4", "F")
+    v = hivexget(raw, "SAM\\Domains\\Account\\Users\\000001F4", "V")
+    assert f is not None and v is not None
+    assert struct.unpack_from("<H", f, 0x38)[0] == acb
+    assert struct.unpack_from("<I", v, 0xAC)[0] == nt_len
+    c = hivexget(raw, "SAM\\Domains\\Builtin\\Aliases\\00000220", "C")
+    assert c is not None and len(members) == struct.unpack_from("<I", c, 0x30)[0]
 
 
 @needs_hives
@@ -610,3 +610,64 @@ def test_pieces_on_their_own() -> None:
 
 def iter_fixture_names() -> Iterator[str]:
     yield from NAMES
+
+
+FIREWALL = "ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy"
+
+
+def hivex_rdp_rules(raw: Path) -> list[str]:
+    """The names of the active inbound TCP 3389 allow rules, from ``hivexget KEY``'s
+    listing of every FirewallRules value (``"name"="v2.x|Action=Allow|..."``)."""
+    listing = sh("hivexget", raw, f"{FIREWALL}\\FirewallRules")
+    out = []
+    for line in listing.splitlines():
+        m = re.match(r'"([^"]+)"="(.*)"$', line)
+        if not m:
+            continue
+        fields = m.group(2).split("|")
+        if {"Action=Allow", "Active=TRUE", "Dir=In", "Protocol=6", "LPort=3389"} <= set(fields):
+            out.append(m.group(1))
+    return out
+
+
+@needs_hives
+@needs_hivex
+@pytest.mark.parametrize("name", sorted(SYSTEM_MANIFEST))
+def test_firewall_and_clock_facts_equal_hivexget(name: str, tmp_path: Path) -> None:
+    """``firewall_enabled``, ``rdp_firewall_rules`` and ``real_time_is_universal`` of the
+    real SYSTEM hives against hivexget (the Windows 10 1709 hive's RDP rule is inactive,
+    as RDP is off there: windows-inspection.md C8)."""
+    facts = Facts()
+    system_facts(corpus_hive(name), facts)
+    v = facts.values
+    raw = tmp_path / "hive"
+    raw.write_bytes(lzma.decompress((HIVES / name).read_bytes()))
+    for key, profile in (("DomainProfile", "domain"), ("StandardProfile", "private"),
+                         ("PublicProfile", "public")):
+        want = hivex_text(raw, f"{FIREWALL}\\{key}", "EnableFirewall")
+        assert v["firewall_enabled"].get(profile) == (None if want is None else want != "0")
+    assert sorted(v["rdp_firewall_rules"]) == sorted(hivex_rdp_rules(raw))
+    rtu = hivex_text(raw, "ControlSet001\\Control\\TimeZoneInformation", "RealTimeIsUniversal")
+    assert v["real_time_is_universal"] is (rtu is not None and rtu != "0")
+    assert not [f for f in facts.findings if "not read" in f.message]
+
+
+@pytest.mark.skipif(shutil.which("ntfsinfo") is None, reason="ntfsinfo (ntfs-3g) absent")
+@pytest.mark.parametrize("name", NAMES)
+def test_free_space_equals_ntfsinfo(disks: dict[str, Path], infos: dict[str, dict[str, Any]],
+                                    name: str, tmp_path: Path) -> None:
+    """``free_bytes`` is ntfs-3g's ``ntfsinfo -m`` "Free Clusters" times the cluster size,
+    on the Windows partition copied out of the fixture."""
+    w = infos[name]["windows"]
+    if w is None:
+        pytest.skip(f"{name}: no Windows found (BitLocker)")
+    part = next(p for p in infos[name]["partitions"] if p["number"] == w["partition"])
+    vol = tmp_path / "ntfs.img"
+    with disks[name].open("rb") as src, vol.open("wb") as dst:
+        src.seek(part["start"])
+        dst.write(src.read(part["size"]))
+    text = sh("ntfsinfo", "-m", vol)
+    free = int(re.search(r"Free Clusters: (\d+)", text).group(1))  # type: ignore[union-attr]
+    size = int(re.search(r"Cluster Size: (\d+)", text).group(1))  # type: ignore[union-attr]
+    assert w["free_bytes"] == free * size
+    assert f": {free} of " in w["evidence"]["free_bytes"]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from oracles import run
 
 from helpers import FIXTURES
 
@@ -109,3 +110,22 @@ def oracle_facts(variant: str) -> dict[str, Any]:
     """The facts oracles.py recorded for ``variant`` when it was built."""
     facts: dict[str, Any] = json.loads((image_dir() / f"{variant}.json").read_text())
     return facts
+
+
+def without_fallback_loader(disk: Path, out: Path) -> Path:
+    """The UEFI Debian disk (btrfs-uefi) as raw, its ESP's EFI/BOOT/BOOTX64.EFI deleted
+    by mtools (mdel): a real disk whose firmware finds no fallback loader."""
+    raw = out / "btrfs-uefi.raw"
+    run("qemu-img", "convert", "-q", "-O", "raw", disk, raw)
+    esp = f"{raw}@@{esp_offset(raw)}"
+    assert "BOOTX64" in run("mdir", "-b", "-i", esp, "::/EFI/BOOT")
+    run("mdel", "-i", esp, "::/EFI/BOOT/BOOTX64.EFI")
+    return raw
+
+
+def esp_offset(raw: Path) -> int:
+    """The byte offset of the EFI system partition, as sfdisk lists it."""
+    table = json.loads(run("sfdisk", "--json", raw))["partitiontable"]
+    esp = next(p for p in table["partitions"]
+               if p["type"].upper() == "C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
+    return int(esp["start"]) * int(table.get("sectorsize", 512))

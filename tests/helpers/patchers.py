@@ -43,6 +43,59 @@ def vhd_set_footers(buf: bytearray, off: int, fmt: str, value: int) -> None:
     vhd_refresh_footer_checksums(buf)
 
 
+#: VHD footer fields (spec: Hard Disk Footer Format): creator application, geometry.
+VHD_CREATOR_APPLICATION, VHD_DISK_GEOMETRY = 28, 56
+#: VHD spec (Appendix: CHS calculation): the largest geometry, 65535 x 16 x 255.
+VHD_CHS_MAX_SECTORS = 65535 * 16 * 255
+
+
+def vhd_spec_geometry(total_sectors: int) -> tuple[int, int, int]:
+    """(cylinders, heads, sectors per track) of a disk as the VHD spec's CHS
+    calculation gives them: rounded down, so a size off the geometry's grid is not
+    covered (Hyper-V writes this geometry with the exact current size)."""
+    total_sectors = min(total_sectors, VHD_CHS_MAX_SECTORS)
+    if total_sectors >= 65535 * 16 * 63:
+        spt, heads = 255, 16
+        cyl_heads = total_sectors // spt
+    else:
+        spt = 17
+        cyl_heads = total_sectors // spt
+        heads = max((cyl_heads + 1023) // 1024, 4)
+        if cyl_heads >= heads * 1024 or heads > 16:
+            spt, heads = 31, 16
+            cyl_heads = total_sectors // spt
+        if cyl_heads >= heads * 1024:
+            spt, heads = 63, 16
+            cyl_heads = total_sectors // spt
+    return cyl_heads // heads, heads, spt
+
+
+def vhd_as_hyperv(buf: bytearray) -> None:
+    """A qemu ``force_size=on`` VHD (creator ``qem2``, the 65535/16/255 geometry,
+    the exact current size) given the footer Hyper-V writes for that size: creator
+    ``win `` and the spec's geometry, which falls short of the current size."""
+    current = struct.unpack_from(">Q", buf, len(buf) - 512 + 48)[0]
+    cyl, heads, spt = vhd_spec_geometry(current // 512)
+    vhd_set_footers(buf, VHD_CREATOR_APPLICATION, ">I", int.from_bytes(b"win ", "big"))
+    vhd_set_footers(buf, VHD_DISK_GEOMETRY, ">I", cyl << 16 | heads << 8 | spt)
+
+
+#: MBR (sector 0): the partition entries and their fields (UEFI 2.10 table 5-2).
+MBR_ENTRIES, MBR_ENTRY_SIZE = 446, 16
+MBR_ENTRY_FIELDS = {"boot_indicator": (0, "<B"), "os_type": (4, "<B"),
+                    "starting_lba": (8, "<I"), "size_in_lba": (12, "<I")}
+
+
+def mbr_set_entry(path: Path, index: int, **fields: int) -> None:
+    """Set fields of partition entry ``index`` (0-3) of the MBR in sector 0 of a raw
+    disk (the MBR has no checksum to reseal)."""
+    with open(path, "r+b") as f:
+        for name, value in fields.items():
+            rel, fmt = MBR_ENTRY_FIELDS[name]
+            f.seek(MBR_ENTRIES + index * MBR_ENTRY_SIZE + rel)
+            f.write(struct.pack(fmt, value))
+
+
 def crc32c_bitwise(data: bytes) -> int:
     """CRC-32C (Castagnoli, RFC 3720), bit by bit: independent of imgscan's table code."""
     crc = 0xFFFFFFFF

@@ -82,6 +82,8 @@ def qemu_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Info]:
 
 
 PROFILE = load_profile()
+#: The peer clouds' profiles (tests/policy/test_peer_profiles.py).
+PEERS = ("aws-vmimport", "azure", "gcp", "alibaba-ecs", "openstack", "otc-ims")
 
 
 def outcome(info: Info, rule_id: str, storage_class: str | None = None) -> Outcome:
@@ -127,6 +129,7 @@ FIXTURE_CASES = [
     ("no-disk-encryption", "bios", None),
     ("self-contained", "bios", None),
     ("consistent-headers", "bios", None),
+    ("guest-findings", "bios", "uefi"),  # hibernated
     ("no-error-findings", "bios", None),
     ("format-supported", "bios", None),
     ("qcow2-not-encrypted", "bios", None),
@@ -293,7 +296,9 @@ def test_every_rule_is_in_a_builtin_profile_and_tested() -> None:
     linux = {r.id for r in RULES.values() if r.guest == "linux"}   # test_linux_rules.py
     tested = {case[0] for case in FIXTURE_CASES} | {"system-disk-size", "storage-class",
                                                    "password-complexity"} | linux
-    assert tested == set(RULES)
+    # the peer clouds' rules: test_peer_profiles.py checks each has its cases
+    peers = {r for name in PEERS for r in load_profile(name).rules}
+    assert tested | peers == set(RULES)
 
 
 def test_evaluate_applies_severity_and_auto_fixed(infos: dict[str, Info]) -> None:
@@ -377,5 +382,6 @@ def test_profile_errors(tmp_path: Path, text: str, error: str) -> None:
 def test_unknown_builtin_profile() -> None:
     with pytest.raises(ProfileError, match="no built-in profile 'nope'"):
         load_profile("nope")
-    assert builtin_profiles() == ["huawei-ims", "huawei-ims-linux", "huawei-ims-windows",
-                                  "safe"]
+    assert builtin_profiles() == ["huawei-ims", "alibaba-ecs", "aws-vmimport", "azure", "gcp",
+                                  "huawei-ims-linux", "huawei-ims-windows", "openstack",
+                                  "otc-ims", "safe"]

@@ -412,16 +412,18 @@ cdef tuple _ntfs_volume_attrs(bytes rec, Py_ssize_t size):
 # -- ReFS -------------------------------------------------------------------------
 
 cdef object probe_refs(Probe p):
+    """Named ``ReFS`` as blkid names it. blkid matches the signature alone and prints no
+    UUID and no version, so the volume serial and the format version libfsrefs documents
+    are details, not the uuid and version fields blkid's name for them would promise."""
     cdef bytes h = p.head
     if len(h) < 512 or h[:8] != REFS_MAGIC:
         return None
     sector_size = le32_at(h, REFS_BYTES_PER_SECTOR)
-    serial = le64_at(h, REFS_SERIAL)
-    return Volume("refs", uuid=f"{serial:016X}" if serial else None,
-                  size=le64_at(h, REFS_SECTORS) * sector_size or None,
-                  version=f"{h[REFS_MAJOR]}.{h[REFS_MINOR]}",
+    return Volume("ReFS", size=le64_at(h, REFS_SECTORS) * sector_size or None,
                   details={"sector_size": sector_size,
-                           "cluster_size": sector_size * le32_at(h, REFS_SECTORS_PER_CLUSTER)})
+                           "cluster_size": sector_size * le32_at(h, REFS_SECTORS_PER_CLUSTER),
+                           "format_version": f"{h[REFS_MAJOR]}.{h[REFS_MINOR]}",
+                           "volume_serial": f"{le64_at(h, REFS_SERIAL):016X}"})
 
 
 # -- exFAT ------------------------------------------------------------------------

@@ -176,13 +176,18 @@ cdef object _md0(Probe p, uint64_t off):
         return None
     if le32_at(sb, 0) == MD_MAGIC:
         major, minor, patch = le32_at(sb, MD0_MAJOR), le32_at(sb, MD0_MINOR), le32_at(sb, MD0_PATCH)
+        little = True
     elif be32_at(sb, 0) == MD_MAGIC:
         major, minor, patch = be32_at(sb, MD0_MAJOR), be32_at(sb, MD0_MINOR), be32_at(sb, MD0_PATCH)
+        little = False
     else:
         return None
     if major != 0:
         return None
-    raw = sb[MD0_UUID0:MD0_UUID0 + 4] + sb[MD0_UUID123:MD0_UUID123 + 12]
+    # The UUID is four 32-bit words in the superblock's byte order; blkid and mdadm
+    # --examine print each word's value in hex, most significant byte first.
+    raw = b"".join(sb[o:o + 4][::-1] if little else sb[o:o + 4]
+                   for o in (MD0_UUID0, MD0_UUID123, MD0_UUID123 + 4, MD0_UUID123 + 8))
     return Volume("linux_raid_member", uuid=uuid_or_none(raw),
                   version=f"{major}.{minor}.{patch}", usage=USAGE_RAID,
                   details={"superblock_offset": off})

@@ -30,6 +30,11 @@ _FAILED_RULES = ("(SELECT group_concat(rule_id, ' ') FROM (SELECT rule_id FROM r
                  "WHERE image_id = images.id AND status = 'fail' ORDER BY rule_id))")
 _FLAT_SELECT = ", ".join(_FAILED_RULES + " AS failed_rules" if c == "failed_rules"
                          else f"images.{c}" for c in FLAT_COLUMNS)
+#: The columns of :meth:`CatalogQueries.report_rows`.
+REPORT_COLUMNS = (
+    "path", "status", "format", "subformat", "virtual_size", "size", "boot_mode", "verdict",
+    "error_type", "error_structure", "error_offset", "error_message", "fingerprint", "detail",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +76,7 @@ class CatalogQueries(CatalogFile):
     """The query side of a catalog (see the module docstring)."""
 
     @contextlib.contextmanager
-    def _snapshot(self) -> Iterator[None]:
+    def snapshot(self) -> Iterator[None]:
         """One read transaction around several queries: a scan writing meanwhile
         cannot make their counts disagree."""
         if self._db.in_transaction:     # our own write batch: already one snapshot
@@ -94,7 +99,7 @@ class CatalogQueries(CatalogFile):
         counts the images read (``unchecked``: read without a profile);
         ``rules`` maps each rule id to its result counts by status.
         """
-        with self._snapshot():
+        with self.snapshot():
             return self._stats()
 
     def _stats(self) -> dict[str, Any]:
@@ -171,6 +176,36 @@ class CatalogQueries(CatalogFile):
                     "ORDER BY rule_id", (image_id,))]
             yield doc
 
+    def report_rows(self, filters: Filters | None = None) -> Iterator[dict[str, Any]]:
+        """The selected images for the HTML report, by path: :data:`REPORT_COLUMNS`.
+
+        ``detail`` is the JSON text ``[info, check]`` (check null without a
+        profile; detail null without info) without the path, which is all that
+        differs between copies of one image: the report parses each distinct
+        text once, however many images share it, and takes the failed rules from
+        its check (the ``rules`` rows are written from it).
+        """
+        where, params = (filters or Filters()).where()
+        columns = ", ".join(f"images.{c}" for c in REPORT_COLUMNS[:-1])
+        cur = self._db.execute(
+            f"SELECT {columns}, CASE WHEN images.info_json IS NOT NULL THEN '[' || "
+            "json_remove(images.info_json, '$.path') || ',' || "
+            "coalesce(json_remove(images.check_json, '$.path'), 'null') || ']' END "
+            f"FROM images WHERE {where} ORDER BY path", params)
+        for row in cur:
+            yield dict(zip(REPORT_COLUMNS, row, strict=True))
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every scan, newest first, with ``new``: the images it saw first."""
+        cur = self._db.execute(
+            "SELECT scans.*, (SELECT count(*) FROM images WHERE first_seen_scan = scans.id) "
+            "AS new FROM scans ORDER BY id DESC")
+        names = [d[0] for d in cur.description]
+        scans = [dict(zip(names, row, strict=True)) for row in cur]
+        for scan in scans:
+            scan["roots"] = json.loads(scan["roots"])
+        return scans
+
     def duplicates(self, min_shared: float = 0.5) -> dict[str, Any]:
         """Images with the same content, and pairs sharing most of their chunks.
 
@@ -180,7 +215,7 @@ class CatalogQueries(CatalogFile):
         ``min_shared`` of the smaller set (``shared / min(a, b)``): one base
         image copied under several names and then changed a little.
         """
-        with self._snapshot():
+        with self.snapshot():
             return self._duplicates(min_shared)
 
     def _duplicates(self, min_shared: float) -> dict[str, Any]:

@@ -14,7 +14,9 @@ reading the guest through :class:`~.tree.GuestTree`:
 
 A collector that stops on a damaged structure costs only its own fact: the fact
 is null (or empty) and a ``linux:`` finding says why, filed under the ``linux``
-stage. Extension keys beside the contract's: ``vmware_tools``, ``mounts`` (the
+stage. Extension keys beside the contract's: ``vmware_tools``, ``sshd`` (:mod:`.sshd`),
+``root_features`` (the root filesystem's feature flags), ``efi_fallback_loader``
+(:mod:`.efi`), ``mounts`` (the
 separate volumes mounted), ``boot_entries`` and ``boot_problems`` (every boot menu
 entry and what could not be read of the menu).
 """
@@ -29,6 +31,7 @@ from imgscan.findings import Finding, finding_id
 from . import (
     boot,
     cloudinit,
+    efi,
     elf,
     fstab,
     kernels,
@@ -37,6 +40,7 @@ from . import (
     release,
     selinux,
     shadow,
+    sshd,
     vmtools,
 )
 from .rootfs import Root, find_root
@@ -76,6 +80,8 @@ class Collector:
         self.tree: GuestTree = root.tree
         self.findings = findings
         self.evidence: dict[str, str] = {}
+        #: The root filesystem's own facts (state, features), once clean() read them.
+        self.fs_facts: dict[str, Any] | None = None
 
     def gather(self, fact: str, collect: Callable[[], tuple[Any, str | None]],
                empty: Any) -> Any:
@@ -112,12 +118,13 @@ class Collector:
                 self.findings.append(Finding(error["id"], "warning",
                                              f"linux: initramfs {k['initramfs']} not read, its "
                                              f"drivers not known: {error['message']}"))
+        arch = self.gather("arch", lambda: elf.arch(tree), None)
         obj: dict[str, Any] = {
             "root": {"partition": root.volume.partition, "lvm": root.volume.lvm,
                      "filesystem": root.volume.filesystem, "uuid": root.volume.uuid,
                      "subvolume": root.subvolume},
             **info,
-            "arch": self.gather("arch", lambda: elf.arch(tree), None),
+            "arch": arch,
             "kernels": installed,
             "default_kernel": menu["default_kernel"],
             "bootloader": menu["bootloader"],
@@ -135,6 +142,11 @@ class Collector:
             "root_password": self.gather("root_password", lambda: shadow.root_password(tree), None),
             "selinux": self.gather("selinux", lambda: selinux.selinux(tree, cmdline), None),
             "vmware_tools": self.gather("vmware_tools", lambda: vmtools.vmware_tools(tree), None),
+            "sshd": self.gather("sshd", lambda: sshd.sshd(tree),
+                                {"installed": False, "enabled": None}),
+            "root_features": self.root_features(),
+            "efi_fallback_loader": self.gather("efi_fallback_loader",
+                                               lambda: efi.fallback_loader(tree, arch), None),
             "mounts": [{"mountpoint": m.mountpoint, "volume": m.source,
                         "filesystem": m.fs.filesystem} for m in reversed(tree.mounts)],
             "boot_entries": menu["boot_entries"],
@@ -157,10 +169,21 @@ class Collector:
         self.evidence["boot_partition"] = f"/boot on the root ({self.root.volume.source})"
         return self.root.volume.partition
 
+    def root_features(self) -> list[str] | None:
+        """The root filesystem's feature flags (ext2/3/4: the superblock's compat,
+        incompat and ro_compat names, as dumpe2fs lists them); None for other
+        filesystems."""
+        features = (self.fs_facts or {}).get("features")  # read by clean()
+        if features is None:
+            return None
+        self.evidence["root_features"] = f"{self.root.volume.source} " \
+            f"{self.root.volume.filesystem} superblock feature flags"
+        return list(features)
+
     def clean(self) -> bool | None:
         """Whether the root filesystem was unmounted cleanly, from its own state."""
         try:
-            facts = self.root.fs.facts()
+            facts = self.fs_facts = self.root.fs.facts()
         except ImageError as exc:
             self.findings.append(Finding(finding_id(exc), "warning",
                                          f"linux: root filesystem state not read: {exc}"))

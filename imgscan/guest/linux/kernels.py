@@ -47,6 +47,9 @@ VIRTIO_DRIVERS = ("virtio_blk", "virtio_scsi", "virtio_net", "virtio_pci", "virt
                   "virtio")
 #: The kernel's Xen frontends (the extension key ``xen``).
 XEN_FRONTENDS = ("xen_blkfront", "xen_netfront")
+#: The Hyper-V drivers Azure needs in the initramfs (import-rules.md 2.1; the extension
+#: key ``hyperv``): the VMBus, its storage and its network driver.
+HYPERV_DRIVERS = ("hv_vmbus", "hv_storvsc", "hv_netvsc")
 #: The Kconfig symbol that builds each driver (virtio_ring is part of CONFIG_VIRTIO).
 CONFIG_SYMBOLS = {
     "virtio_blk": "CONFIG_VIRTIO_BLK",
@@ -57,6 +60,9 @@ CONFIG_SYMBOLS = {
     "virtio": "CONFIG_VIRTIO",
     "xen_blkfront": "CONFIG_XEN_BLKDEV_FRONTEND",
     "xen_netfront": "CONFIG_XEN_NETDEV_FRONTEND",
+    "hv_vmbus": "CONFIG_HYPERV",
+    "hv_storvsc": "CONFIG_HYPERV_STORAGE",
+    "hv_netvsc": "CONFIG_HYPERV_NET",
 }
 #: The out-of-tree Xen PV drivers IMS removes (module names, normalised).
 XEN_PV_MODULES = frozenset(("xen_platform_pci", "xen_vbd", "xen_vnif", "xen_scsi",
@@ -130,7 +136,8 @@ def _builtin_by_config(text: str | None) -> set[str]:
 
 
 def kernel(tree: GuestTree, version: str, image: str) -> dict[str, Any]:
-    """The contract's kernel object for ``version`` (with the extension key ``xen``)."""
+    """The contract's kernel object for ``version`` (with the extension keys ``xen`` and
+    ``hyperv``)."""
     modules = _modules_dir(tree, version)
     config = tree.text(f"/boot/config-{version}")
     if config is None and modules is not None:
@@ -172,6 +179,7 @@ def kernel(tree: GuestTree, version: str, image: str) -> dict[str, Any]:
         "virtio": {driver: state(driver) for driver in VIRTIO_DRIVERS},
         "xen_pv": bool(in_initramfs & XEN_PV_MODULES),
         "xen": {driver: state(driver) for driver in XEN_FRONTENDS},
+        "hyperv": {driver: state(driver) for driver in HYPERV_DRIVERS},
     }
     if unreadable is not None:
         found["initramfs_error"] = {"id": finding_id(unreadable), "message": str(unreadable)}

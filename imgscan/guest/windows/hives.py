@@ -49,7 +49,16 @@ DRIVER_SERVICES = (
     "xenvbd", "xennet", "xenbus", "xenpci", "xenfilt", "xeniface", "rhelscsi",
     # Hyper-V (for contrast in reports)
     "vmbus", "storvsc",
+    # agents some clouds want removed (import-rules.md 2.1: AWS VMware Tools, Alibaba qemu-ga)
+    "VMTools", "QEMU-GA",
 )
+FIREWALL_POLICY = "Services\\SharedAccess\\Parameters\\FirewallPolicy"
+#: The firewall profiles (Windows Firewall with Advanced Security), as the registry names
+#: them and as the ``firewall_enabled`` fact does.
+FIREWALL_PROFILES = {"DomainProfile": "domain", "StandardProfile": "private",
+                     "PublicProfile": "public"}
+RDP_PORT = "3389"
+WINLOGON = "Microsoft\\Windows NT\\CurrentVersion\\Winlogon"
 
 
 class Facts:
@@ -140,6 +149,65 @@ def system_facts(hive: Hive, facts: Facts) -> None:
          f"{cs}\\Control\\Session Manager\\Environment", "PROCESSOR_ARCHITECTURE", str)
     _cloudbase_service(hive, cs, facts)
     _mounted_devices(hive, facts)
+    rtu = _get(facts, "real_time_is_universal", hive, f"{cs}\\Control\\TimeZoneInformation",
+               "RealTimeIsUniversal", int)
+    if rtu is not None:
+        facts.values["real_time_is_universal"] = rtu != 0
+    elif "real_time_is_universal" not in facts.values:
+        facts.put("real_time_is_universal", False,
+                  _where(hive, f"{cs}\\Control\\TimeZoneInformation", "RealTimeIsUniversal")
+                  + " absent (local time)")
+    _firewall(hive, cs, facts)
+
+
+def firewall_rule_fields(text: str) -> dict[str, list[str]]:
+    """The ``Name=Value`` fields of one ``FirewallRules`` value
+    (``v2.30|Action=Allow|Active=TRUE|Dir=In|Protocol=6|LPort=3389|...``); a name may
+    repeat (several ``LPort``)."""
+    fields: dict[str, list[str]] = {}
+    for part in text.split("|")[1:]:
+        name, eq, val = part.partition("=")
+        if eq:
+            fields.setdefault(name.lower(), []).append(val)
+    return fields
+
+
+def _allows_rdp(text: str) -> bool:
+    fields = firewall_rule_fields(text)
+
+    def first(name: str) -> str:
+        return (fields.get(name) or [""])[0].lower()
+
+    return (first("action") == "allow" and first("active") == "true" and first("dir") == "in"
+            and first("protocol") in ("6", "") and RDP_PORT in fields.get("lport", []))
+
+
+def _firewall(hive: Hive, cs: str, facts: Facts) -> None:
+    """``firewall_enabled`` (profile -> EnableFirewall) and ``rdp_firewall_rules`` (the
+    names of the active inbound rules allowing TCP 3389; doc section C8)."""
+    base = f"{cs}\\{FIREWALL_POLICY}"
+    try:
+        enabled: dict[str, bool] = {}
+        for key, name in FIREWALL_PROFILES.items():
+            data = value(hive, f"{base}\\{key}", "EnableFirewall")
+            if isinstance(data, int):
+                enabled[name] = data != 0
+        rules_key = hive.open_key(f"{base}\\FirewallRules")
+        allowed = []
+        if rules_key is not None:
+            for i, v in enumerate(rules_key.values()):
+                if i >= limits.WINDOWS_MAX_ENTRIES:
+                    break
+                if isinstance(v.data, str) and _allows_rdp(v.data):
+                    allowed.append(v.name)
+    except ImageError as exc:
+        facts.fail("firewall_enabled", f"{_where(hive, base)}: {exc}", finding_id(exc))
+        return
+    facts.put("firewall_enabled", enabled or None,
+              _where(hive, base, "<Profile>\\EnableFirewall"))
+    facts.put("rdp_firewall_rules", allowed if rules_key is not None else None,
+              _where(hive, base, "FirewallRules") + " (Action=Allow, Active=TRUE, Dir=In, "
+              "LPort=3389)")
 
 
 def _drivers(hive: Hive, cs: str, facts: Facts) -> None:
@@ -302,6 +370,11 @@ def software_facts(hive: Hive, facts: Facts) -> None:
     except ImageError as exc:
         facts.fail("oem", f"{_where(hive, OEM_INFORMATION)}: {exc}", finding_id(exc))
     _get(facts, "rdp_policy_deny", hive, RDP_POLICY, "fDenyTSConnections", int)
+    logon = _get(facts, "autologon_text", hive, WINLOGON, "AutoAdminLogon", str)
+    facts.values.pop("autologon_text", None)
+    facts.evidence.pop("autologon_text", None)
+    facts.put("autologon", (logon or "").strip() == "1",
+              _where(hive, WINLOGON, "AutoAdminLogon") + ("" if logon is not None else " absent"))
 
 
 def apply_rdp_policy(facts: Facts) -> None:

@@ -58,6 +58,10 @@ BOOTMGR_BIOS = "\\bootmgr"
 BCD_UEFI = "\\EFI\\Microsoft\\Boot\\BCD"
 ESP_TYPES = (GPT_TYPE_EFI_SYSTEM, f"{MBR_TYPE_EFI_SYSTEM:#04x}")
 FAT_NAMES = ("vfat", "fat", "msdos")
+#: The MFT record of ``$Bitmap``, the volume's cluster allocation bitmap (one bit per
+#: cluster, set = in use; ntfs-3g's FILE_Bitmap), and how much of it is read at once.
+BITMAP_RECORD = 6
+BITMAP_CHUNK = 1024 * 1024
 
 
 def find_systemroot(vol: NtfsVolume) -> str | None:
@@ -171,6 +175,34 @@ class WindowsGuest:
         self.facts.put("cloudbase_init", info,
                        ", ".join(evidence) or "no cloudbase-init.conf, no cloudbase-init service")
 
+    def free_space(self) -> None:
+        """``free_bytes``: the clear bits of ``$Bitmap`` over the volume's clusters, times
+        the cluster size (what ``ntfsinfo -m`` reports as free clusters). AWS wants
+        6 GiB free on the root volume for its drivers (import-rules.md 2.1)."""
+        where = f"partition {self.partition} $Bitmap (MFT record {BITMAP_RECORD})"
+        try:
+            f = self.vol.open_record(BITMAP_RECORD)
+            limits.enforce(f.size, "WINDOWS_MAX_BITMAP_BYTES", where, "$Bitmap", None, "size")
+            clusters = self.vol.total_clusters
+            need = -(-clusters // 8)
+            if f.size < need:
+                self.facts.fail("free_bytes", f"{where}: {f.size} bytes for {clusters} "
+                                "clusters")
+                return
+            used = 0
+            for pos in range(0, need, BITMAP_CHUNK):
+                chunk = f.read(pos, min(BITMAP_CHUNK, need - pos))
+                used += int.from_bytes(chunk, "little").bit_count()
+            tail = clusters % 8
+            if tail:  # bits past the last cluster do not count
+                last = f.read(need - 1, 1)[0]
+                used -= (last >> tail).bit_count()
+        except ImageError as exc:
+            self.facts.fail("free_bytes", f"{where}: {exc}", finding_id(exc))
+            return
+        self.facts.put("free_bytes", (clusters - used) * self.vol.cluster_size,
+                       f"{where}: {clusters - used} of {clusters} clusters clear")
+
     def collect(self) -> None:
         self.arch()
         software = self.hive("SOFTWARE")
@@ -186,6 +218,7 @@ class WindowsGuest:
             sam.administrators_members(sam_hive, self.facts)
         self.cloudbase_init()
         self.hibernation()
+        self.free_space()
         if self.vol.dirty:
             self.facts.findings.append(Finding(
                 DIRTY, "warning", f"windows: the NTFS volume of partition {self.partition} "
@@ -353,6 +386,11 @@ def inspect(read: Read, layout: Layout) -> tuple[dict[str, Any] | None, list[Fin
         "bcd": v.get("bcd"),
         "bitlocker_partitions": bitlocker,
         "volume_dirty": guest.vol.dirty,
+        "free_bytes": v.get("free_bytes"),
+        "real_time_is_universal": v.get("real_time_is_universal"),
+        "autologon": v.get("autologon"),
+        "firewall_enabled": v.get("firewall_enabled"),
+        "rdp_firewall_rules": v.get("rdp_firewall_rules"),
         "evidence": facts.evidence,
         "findings": [f.as_dict() for f in facts.findings],
     }, facts.findings

@@ -1,13 +1,15 @@
 """Rules on the container file itself: format, encryption, sizes, dependencies, consistency.
 
-Sources: import-rules.md sections 1.2-1.5 (Huawei IMS); the ``safe`` rules
-follow the OpenStack ``format_inspector`` safety checks (threats.md).
+Sources: import-rules.md sections 1.2-1.5 (Huawei IMS); 2.1 (the peers: Azure's fixed
+VHD with its footer at the end and a whole number of MiB, Glance's VMDK subformats and
+``require_image_format_match``); the ``safe`` rules follow the OpenStack
+``format_inspector`` safety checks (threats.md).
 """
 
 from __future__ import annotations
 
 from imgscan.units import human_size
-from imgscan.vocabulary import FAIL, PASS, WARN
+from imgscan.vocabulary import CONTAINER, FAIL, PASS, WARN
 
 from ..framework import GiB, Outcome, rule
 
@@ -17,6 +19,11 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..framework import Facts
+
+MiB = 1 << 20
+#: How qemu-img writes a format (and a subformat of it): the remedies' conversions.
+CONVERT_TO = {"vhd": "-O vpc -o subformat={sub},force_size",
+              "vmdk": "-O vmdk -o subformat={sub}", "vhdx": "-O vhdx -o subformat={sub}"}
 
 
 @rule("format-supported", "the container format is one the cloud imports")
@@ -30,9 +37,12 @@ def format_supported(f: Facts, *, formats: Sequence[str]) -> Outcome:
                        "system disk", ev,
                        "register it as an ISO image (IMS: Create Image > ISO file), install "
                        "Windows on a temporary ECS and capture that system disk")
+    target = "qcow2" if "qcow2" in formats else formats[0]
+    how = CONVERT_TO.get(target, f"-O {target}").format(sub="fixed" if target == "vhd" else
+                                                        "streamOptimized")
     return Outcome(FAIL, f"{fmt} is not a supported import format (supported: "
                    f"{', '.join(formats)})", ev,
-                   "qemu-img convert -p -O qcow2 IMAGE IMAGE.qcow2")
+                   f"qemu-img convert -p {how} IMAGE IMAGE.{target}")
 
 
 @rule("qcow2-not-encrypted", "the container (QCOW2 or any other) is not encrypted")
@@ -73,11 +83,23 @@ def file_size(f: Facts, *, max_gib: float, fast_import_max_gib: float,
 
 
 @rule("system-disk-size", "the system disk (virtual size) is within the cloud's range")
-def system_disk_size(f: Facts, *, min_gib: float, max_gib: float) -> Outcome:
+def system_disk_size(f: Facts, *, min_gib: float, max_gib: float, uefi_max_gib: float = 0,
+                     below_min: str = WARN) -> Outcome:
+    """``uefi_max_gib``: the larger maximum of a disk that boots by UEFI (Azure Gen2;
+    0: the same); ``below_min``: what a smaller disk is (``warn``: the cloud makes the
+    disk larger; ``fail``: the upload is refused)."""
     size = f.info.get("virtual_size") or 0
     ev = f.ev("virtual_size", source="container header")
+    if uefi_max_gib and f.info.get("boot_mode") == "uefi":
+        max_gib = uefi_max_gib
+        ev.update(f.ev("boot_mode", source="partition table and boot code"))
     shown = human_size(size)
     linux = f.linux is not None
+    if size < min_gib * GiB and below_min == FAIL:
+        return Outcome(FAIL, f"virtual size {shown} is below {_gib(min_gib)}, the smallest "
+                       "disk the cloud takes", ev,
+                       f"qemu-img resize IMAGE {_gib(min_gib).replace(' GiB', 'G')}  (then "
+                       "convert as the format rule says)")
     if size > max_gib * GiB:
         shrink = "shrink the root filesystem and its partition (resize2fs, then parted " \
             "resizepart; XFS cannot shrink: copy it to a smaller one)" if linux else \
@@ -99,7 +121,9 @@ def system_disk_size(f: Facts, *, min_gib: float, max_gib: float) -> Outcome:
 @rule("self-contained", "no backing file, data file or external extent")
 def self_contained(f: Facts) -> Outcome:
     info = f.info
-    external = [x for x in info.get("findings") or [] if x.get("id") == "external-extent"]
+    # an info one restates why the guest was not read; the warning or error names the file
+    external = [x for x in info.get("findings") or []
+                if x.get("id") == "external-extent" and x.get("severity") != "info"]
     ev = {**f.ev("backing_file", source="container header"),
           **f.ev("data_file", source="container header")}
     if external:
@@ -131,14 +155,47 @@ def _dependencies_without_a_name(info: Mapping[str, Any]) -> list[Mapping[str, A
 
 
 @rule("consistent-headers", "no header copies that disagree, truncation or ambiguous format")
-def consistent_headers(f: Facts, *, finding_ids: Sequence[str]) -> Outcome:
-    bad = [x for x in f.info.get("findings") or [] if x.get("id") in finding_ids]
+def consistent_headers(f: Facts, *, finding_ids: Sequence[str], severities: Sequence[str],
+                       stages: Sequence[str]) -> Outcome:
+    """Findings of the listed ids, severities and stages (the image's own structures:
+    container, partition table, volumes). An ``info`` finding is a fact the tools
+    that made the image always leave (a Hyper-V VHD's CHS geometry short of its
+    size), so a profile leaves it out of ``severities``."""
+    bad = _findings(f, finding_ids, severities, stages)
     ev = f.ev("findings", bad, "container and partition table decoders")
     if not bad:
         return Outcome(PASS, "the headers are consistent", ev)
     return Outcome(FAIL, "; ".join(f"{x['id']}: {x['message']}" for x in bad), ev,
                    "qemu-img convert -p -O qcow2 IMAGE rewritten.qcow2  (after checking the "
                    "converted disk's contents), or rebuild the image from its source")
+
+
+@rule("guest-findings", "the guest inspection found its volumes closed cleanly and whole")
+def guest_findings(f: Facts, *, finding_ids: Sequence[str], severities: Sequence[str],
+                   stages: Sequence[str]) -> Outcome:
+    """Findings of the guest inspection (``stages``: windows, linux): a dirty or
+    hibernated volume, a hive or file that could not be read. They say the guest's
+    state may be stale, not that the file is unsafe to open."""
+    bad = _findings(f, finding_ids, severities, stages)
+    ev = f.ev("findings", bad, "guest inspection")
+    if not bad:
+        return Outcome(PASS, "the guest inspection found nothing stale or unreadable", ev)
+    return Outcome(FAIL, "; ".join(f"{x['id']}: {x['message']}" for x in bad), ev,
+                   "shut the guest down cleanly (no hibernation or fast startup) before "
+                   "exporting the disk")
+
+
+def _findings(f: Facts, finding_ids: Sequence[str], severities: Sequence[str],
+              stages: Sequence[str]) -> list[Mapping[str, Any]]:
+    """The findings with one of ``finding_ids`` and ``severities``, made by one of
+    ``stages`` (the contract's ``finding_stages``; a finding whose stage is not
+    recorded counts as the container's, the strictest reading)."""
+    found = f.info.get("findings") or []
+    made_by = list(f.info.get("finding_stages") or [])
+    made_by += [CONTAINER] * (len(found) - len(made_by))
+    return [x for x, stage in zip(found, made_by, strict=False)
+            if x.get("id") in finding_ids and x.get("severity") in severities
+            and (stage or CONTAINER) in stages]
 
 
 @rule("no-error-findings", "no finding of the given severities")
@@ -150,5 +207,96 @@ def no_error_findings(f: Facts, *, severities: Sequence[str]) -> Outcome:
     return Outcome(FAIL, "; ".join(f"{x['id']}: {x['message']}" for x in bad), ev,
                    "fix the image as each finding says (imgscan info IMAGE), or rebuild it")
 
+
 def _gib(n: float) -> str:
     return f"{n:g} GiB"
+
+
+@rule("subformat-supported", "the container's subformat is one the cloud imports "
+      "(fixed VHD, streamOptimized VMDK, ...)")
+def subformat_supported(f: Facts, *, allowed: Sequence[str]) -> Outcome:
+    """``allowed``: ``"FORMAT SUBFORMAT"`` entries; a format no entry names takes any
+    subformat (the format rule judges the format itself)."""
+    fmt, sub = f.info.get("format"), f.info.get("subformat")
+    ev = {**f.ev("format", source="content (magic bytes)"),
+          **f.ev("subformat", source="container header")}
+    subs = [e.partition(" ")[2] for e in allowed if e.partition(" ")[0] == fmt]
+    if not subs:
+        return Outcome(PASS, f"any {fmt} subformat is taken", ev)
+    if sub in subs:
+        return Outcome(PASS, f"{fmt} {sub} is a supported subformat", ev)
+    how = CONVERT_TO.get(str(fmt), "-O " + str(fmt)).format(sub=subs[0])
+    return Outcome(FAIL, f"{fmt} {sub}: only {' or '.join(subs)} {fmt} is taken", ev,
+                   f"qemu-img convert -p {how} IMAGE converted.{fmt}")
+
+
+@rule("vhd-footer", "a VHD whose 512-byte footer (cookie conectix) ends the file")
+def vhd_footer(f: Facts) -> Outcome:
+    """Azure reads the footer at the end of the page blob only: a VHD from an old tool
+    with a 511-byte footer, or one whose footer is only at offset 0, is refused."""
+    info = f.info
+    spec = info.get("format_specific") or {}
+    ev = {**f.ev("format", source="content (magic bytes)"),
+          **f.ev("format_specific.footer_offset", spec.get("footer_offset"), "VHD footer"),
+          **f.ev("file_size", source="file system")}
+    if info.get("format") != "vhd":
+        return Outcome(FAIL, f"not a VHD ({info.get('format')}): no conectix footer", ev,
+                       "qemu-img convert -p -O vpc -o subformat=fixed,force_size IMAGE "
+                       "IMAGE.vhd")
+    broken = [x for x in info.get("findings") or []
+              if x.get("id") in ("truncated", "footer-mismatch")]
+    at_end = spec.get("footer_offset") == (info.get("file_size") or 0) - 512 and \
+        "footer_length" not in spec
+    if broken:
+        ev.update(f.ev("findings", broken, "VHD footer"))
+    if (at_end or info.get("subformat") != "fixed") and not broken:
+        return Outcome(PASS, "the conectix footer ends the file (512 bytes)", ev)
+    why = "; ".join(x["message"] for x in broken) or \
+        f"the footer is at offset {spec.get('footer_offset')}, " \
+        f"{spec.get('footer_length', 512)} bytes, not the last 512 bytes of the file"
+    return Outcome(FAIL, why, ev, "qemu-img convert -p -O vpc -o subformat=fixed,force_size "
+                   "IMAGE fixed.vhd")
+
+
+@rule("virtual-size-aligned", "the virtual size is a whole number of MiB")
+def virtual_size_aligned(f: Facts, *, multiple_mib: int = 1) -> Outcome:
+    size = int(f.info.get("virtual_size") or 0)
+    unit = multiple_mib * MiB
+    ev = f.ev("virtual_size", source="container header (VHD: current size)")
+    if size % unit == 0:
+        return Outcome(PASS, f"virtual size {size} is {size // MiB} MiB", ev)
+    rounded = -(-size // unit) * unit
+    return Outcome(FAIL, f"virtual size {size} is not a multiple of {multiple_mib} MiB "
+                   "(a VHD written by qemu-img without force_size is rounded to a CHS "
+                   "geometry)", ev,
+                   f"qemu-img convert -p -O raw IMAGE disk.raw; qemu-img resize -f raw "
+                   f"disk.raw {rounded // MiB}M; qemu-img convert -p -O vpc -o "
+                   "subformat=fixed,force_size disk.raw disk.vhd")
+
+
+#: File name suffixes and the ``format`` each declares (OpenStack users pass it as
+#: ``--disk-format``); ``.img`` names anything and is not judged.
+SUFFIX_FORMATS = {".qcow2": "qcow2", ".qcow": "qcow", ".vmdk": "vmdk", ".vhd": "vhd",
+                  ".vpc": "vhd", ".vhdx": "vhdx", ".vdi": "vdi", ".raw": "raw",
+                  ".iso": "iso", ".qed": "qed"}
+
+
+@rule("name-matches-content", "the file name's suffix names the format the content is")
+def name_matches_content(f: Facts) -> Outcome:
+    """Glance refuses an upload whose content is not the declared ``disk_format``
+    (``require_image_format_match``, 2025.1); the declared one usually comes from the
+    suffix."""
+    path = str(f.info.get("path") or "")
+    fmt = f.info.get("format")
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    ev = {**f.ev("format", source="content (magic bytes)"),
+          **f.ev("path", source="as given")}
+    named = SUFFIX_FORMATS.get(suffix)
+    if named is None:
+        return Outcome(PASS, f"the name says no format; the content is {fmt}", ev)
+    if named == fmt:
+        return Outcome(PASS, f"{suffix} and the content agree: {fmt}", ev)
+    return Outcome(FAIL, f"the name says {named} ({suffix}) but the content is {fmt}: an "
+                   f"upload declared as {named} is refused", ev,
+                   f"declare --disk-format {fmt} (or rename the file to .{fmt})")
+

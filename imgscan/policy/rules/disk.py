@@ -1,11 +1,12 @@
 """Rules on the system disk's layout: a guest installation, its boot path, volume encryption.
 
-Source: import-rules.md sections 1.2-1.5 (Huawei IMS).
+Source: import-rules.md sections 1.2-1.5 (Huawei IMS); 2.1 for the peers (a partition
+table and a boot path: Google, Alibaba; at most 21 volumes: AWS).
 """
 
 from __future__ import annotations
 
-from imgscan.vocabulary import FAIL, LINUX, PASS, WINDOWS
+from imgscan.vocabulary import FAIL, LINUX, PASS, UNKNOWN, WINDOWS
 
 from ..framework import (
     ENCRYPTED_FILESYSTEMS,
@@ -129,3 +130,58 @@ def no_disk_encryption(f: Facts) -> Outcome:
         else "in the source VM: manage-bde -off C: (wait for decryption to finish), then " \
         "export again"
     return Outcome(FAIL, f"encrypted: {', '.join(where)}", ev, remedy)
+
+
+@rule("volume-count", "the disk holds no more volumes than the import tool reads")
+def volume_count(f: Facts, *, max_volumes: int) -> Outcome:
+    """Volumes: partitions with a filesystem and logical volumes (AWS: at most 21)."""
+    volumes = []
+    for p in f.info.get("partitions") or []:
+        lvm = p.get("lvm") or {}
+        lvs = [f"{lvm.get('vg')}/{lv.get('name')}" for lv in lvm.get("lvs") or []]
+        if lvs:
+            volumes += lvs
+        elif p.get("filesystem") not in (None, "LVM2_member", "swap"):
+            volumes.append(f"partition {p['number']}")
+    volumes = list(dict.fromkeys(volumes))  # a VG's LVs are listed under each of its PVs
+    ev = f.ev("volumes", volumes, "partition table, filesystem signatures, LVM metadata")
+    if f.info.get("partition_table") == "unknown":
+        return Outcome(UNKNOWN, "the partition table could not be read", ev)
+    if len(volumes) <= max_volumes:
+        return Outcome(PASS, f"{len(volumes)} volume(s), at most {max_volumes}", ev)
+    return Outcome(FAIL, f"{len(volumes)} volumes: the import reads at most {max_volumes}",
+                   ev, "move data volumes to separate data-disk images")
+
+
+
+@rule("partition-table", "the disk has a partition table the cloud boots from")
+def partition_table(f: Facts, *, tables: Sequence[str]) -> Outcome:
+    table = f.info.get("partition_table")
+    ev = f.ev("partition_table", source="sector 0 / GPT header")
+    if table in tables:
+        return Outcome(PASS, f"{table} partition table", ev)
+    if table == "unknown":
+        return f.unreadable() or Outcome(UNKNOWN, "the partition table could not be read", ev)
+    return Outcome(FAIL, f"partition table {table}: the cloud needs {' or '.join(tables)}",
+                   ev, "export the whole system disk (with its partition table), not one "
+                   "partition or filesystem")
+
+
+@rule("boot-path", "the disk has a boot path the cloud starts (BIOS boot code or an ESP)")
+def boot_path(f: Facts, *, modes: Sequence[str]) -> Outcome:
+    """``modes``: the ``boot_mode`` values the cloud boots (``hybrid``: both paths)."""
+    mode = f.info.get("boot_mode")
+    seen = "; ".join(f.info.get("boot_evidence") or []) or "no boot path"
+    ev = f.ev("boot_mode", source=seen)
+    if mode in modes:
+        return Outcome(PASS, f"boot mode {mode} ({seen})", ev)
+    if mode == "unknown":
+        unread = f.unreadable()
+        if unread is not None:
+            return unread
+        return Outcome(FAIL, f"no boot path found ({seen})", ev,
+                       "install a boot loader: grub-install (Linux) or bcdboot C:\\Windows "
+                       "/f ALL (Windows), then export the system disk again")
+    return Outcome(FAIL, f"boot mode {mode} ({seen}): the cloud boots only "
+                   f"{' or '.join(modes)}", ev,
+                   "convert the boot path (MBR2GPT / a BIOS boot loader) before export")

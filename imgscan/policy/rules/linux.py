@@ -143,11 +143,33 @@ def linux_boot_same_disk(f: Facts, lx: Mapping[str, Any]) -> Outcome:
 @rule("virtio-drivers", "the default kernel has the VirtIO drivers built in or in its initramfs",
       needs_linux=True)
 def virtio_drivers(f: Facts, lx: Mapping[str, Any], *, modules: Sequence[str]) -> Outcome:
+    return _drivers_at_boot(f, lx, "virtio", modules,
+                            "add the modules to the initramfs and rebuild it: Debian/Ubuntu: "
+                            "list them in /etc/initramfs-tools/modules, update-initramfs -u; "
+                            "RHEL/SUSE: add_drivers+=\" virtio_blk virtio_scsi virtio_net "
+                            "virtio_pci \" in /etc/dracut.conf.d/virtio.conf, dracut -f")
+
+
+@rule("hyperv-drivers", "the default kernel has the Hyper-V drivers built in or in its initramfs",
+      needs_linux=True)
+def hyperv_drivers(f: Facts, lx: Mapping[str, Any], *, modules: Sequence[str]) -> Outcome:
+    return _drivers_at_boot(f, lx, "hyperv", modules,
+                            "add hv_vmbus, hv_storvsc and hv_netvsc to the initramfs and "
+                            "rebuild it: Debian/Ubuntu: /etc/initramfs-tools/modules, "
+                            "update-initramfs -u; RHEL/SUSE: add_drivers+=\" hv_vmbus "
+                            "hv_storvsc hv_netvsc \" in /etc/dracut.conf.d/hv.conf, dracut -f")
+
+
+def _drivers_at_boot(f: Facts, lx: Mapping[str, Any], family: str, modules: Sequence[str],
+                     remedy: str) -> Outcome:
+    """Whether the default kernel's ``family`` drivers (its ``virtio`` or ``hyperv``
+    object) are built in or in its initramfs: a driver only under /lib/modules is not
+    loaded before the root filesystem is mounted."""
     kernel = _default_kernel(lx)
     ev = {**f.ev("linux.default_kernel"), **f.ev("linux.kernels")}
     if kernel is None:
         return Outcome(UNKNOWN, "no installed kernel was found", ev)
-    states = kernel.get("virtio") or {}
+    states = kernel.get(family) or {}
     missing = {m: states.get(m) for m in modules if states.get(m) not in ("builtin", "initramfs")}
     where = f"kernel {kernel.get('version')}"
     error = kernel.get("initramfs_error")
@@ -162,11 +184,7 @@ def virtio_drivers(f: Facts, lx: Mapping[str, Any], *, modules: Sequence[str]) -
     parts = ([f"{', '.join(only_modules)} only under /lib/modules, not in the initramfs "
               f"({kernel.get('initramfs') or 'no initramfs'})"] if only_modules else []) + \
         ([f"{', '.join(absent)} not found"] if absent else [])
-    return Outcome(FAIL, f"{where}: {'; '.join(parts)}", ev,
-                   "add the modules to the initramfs and rebuild it: Debian/Ubuntu: list them "
-                   "in /etc/initramfs-tools/modules, update-initramfs -u; RHEL/SUSE: "
-                   "add_drivers+=\" virtio_blk virtio_scsi virtio_net virtio_pci \" in "
-                   "/etc/dracut.conf.d/virtio.conf, dracut -f")
+    return Outcome(FAIL, f"{where}: {'; '.join(parts)}", ev, remedy)
 
 
 @rule("kernel-version", "the kernel is newer than the oldest the cloud boots", needs_linux=True)
@@ -336,3 +354,139 @@ def no_vmware_tools(f: Facts, lx: Mapping[str, Any]) -> Outcome:
                        "remove them (apt/yum remove open-vm-tools, or vmware-uninstall-"
                        "tools.pl) before export")
     return Outcome(PASS, "no VMware Tools", ev)
+
+
+# -- the peers' Linux requirements (import-rules.md section 2.1) ------------------
+
+@rule("linux-root-filesystem", "the root filesystem is of a type the cloud's import reads",
+      needs_linux=True)
+def linux_root_filesystem(f: Facts, lx: Mapping[str, Any], *,
+                          filesystems: Sequence[str]) -> Outcome:
+    root = lx.get("root") or {}
+    fs = root.get("filesystem")
+    ev = f.ev("linux.root")
+    if fs in filesystems:
+        return Outcome(PASS, f"root filesystem {fs}", ev)
+    return Outcome(FAIL, f"root filesystem {fs}: the import reads only "
+                   f"{', '.join(filesystems)}", ev,
+                   f"copy the root to a {filesystems[0]} filesystem (mkfs, rsync -aAXH) and "
+                   "update fstab and the boot loader")
+
+
+@rule("linux-bootloader", "the boot loader is one the cloud supports", needs_linux=True)
+def linux_bootloader(f: Facts, lx: Mapping[str, Any], *, bootloaders: Sequence[str]) -> Outcome:
+    found = lx.get("bootloader")
+    ev = f.ev("linux.bootloader")
+    if found in bootloaders:
+        return Outcome(PASS, f"boot loader {found}", ev)
+    if found is None:
+        return Outcome(FAIL, "no boot loader configuration was found", ev,
+                       "install GRUB 2 (grub-install, update-grub / grub2-mkconfig)")
+    return Outcome(FAIL, f"boot loader {found}: the cloud supports {', '.join(bootloaders)}",
+                   ev, "install GRUB 2 (grub-install, update-grub / grub2-mkconfig)")
+
+
+@rule("no-swap-on-os-disk", "no swap partition or swap file on the OS disk", needs_linux=True)
+def no_swap_on_os_disk(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    """Azure puts swap on the resource disk (cloud-init / waagent); swap on the OS disk
+    wears it and slows it."""
+    swap = [e for e in lx.get("fstab") or [] if e.get("type") == "swap"
+            and e.get("on_this_disk") is not False]
+    ev = f.ev("linux.fstab", swap)
+    if not swap:
+        return Outcome(PASS, "fstab mounts no swap on this disk", ev)
+    return Outcome(FAIL, "swap on the OS disk: " + ", ".join(str(e.get("spec")) for e in swap),
+                   ev, "remove the swap lines from /etc/fstab (swapoff -a) and let cloud-init "
+                   "or waagent make swap on the resource disk")
+
+
+@rule("kernel-cmdline", "the default kernel command line has the options the cloud needs",
+      needs_linux=True)
+def kernel_cmdline(f: Facts, lx: Mapping[str, Any], *, required: Sequence[str]) -> Outcome:
+    line = lx.get("kernel_cmdline")
+    ev = f.ev("linux.kernel_cmdline")
+    if line is None:
+        return Outcome(UNKNOWN, "the default boot entry's command line was not read", ev)
+    words = str(line).split()
+    missing = [r for r in required if r not in words]
+    if not missing:
+        return Outcome(PASS, f"command line has {' '.join(required)}", ev)
+    return Outcome(FAIL, f"command line lacks {' '.join(missing)}", ev,
+                   f"add {' '.join(missing)} to GRUB_CMDLINE_LINUX in /etc/default/grub, "
+                   "then update-grub / grub2-mkconfig -o /boot/grub2/grub.cfg")
+
+
+@rule("selinux-disabled", "SELinux is disabled", needs_linux=True)
+def selinux_disabled(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    state = lx.get("selinux")
+    ev = f.ev("linux.selinux")
+    if state in (None, "disabled"):
+        return Outcome(PASS, "SELinux " + (state or "not configured"), ev)
+    return Outcome(FAIL, f"SELinux is {state}", ev,
+                   "set SELINUX=disabled in /etc/selinux/config")
+
+
+@rule("cloud-init-installed", "cloud-init is installed and enabled", needs_linux=True)
+def cloud_init_installed(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    ci = lx.get("cloud_init") or {}
+    ev = f.ev("linux.cloud_init")
+    if ci.get("installed") and ci.get("enabled") is not False:
+        return Outcome(PASS, "cloud-init installed and enabled", ev)
+    why = "disabled" if ci.get("installed") else "not installed"
+    return Outcome(FAIL, f"cloud-init is {why}", ev,
+                   "install and enable cloud-init (apt/yum/zypper install cloud-init; "
+                   "rm /etc/cloud/cloud-init.disabled)")
+
+
+@rule("sshd-enabled", "the OpenSSH server is installed and starts at boot", needs_linux=True)
+def sshd_enabled(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    state = lx.get("sshd") or {}
+    ev = f.ev("linux.sshd")
+    if state.get("installed") and state.get("enabled"):
+        return Outcome(PASS, "sshd installed and enabled", ev)
+    why = "not enabled (no boot link, or masked)" if state.get("installed") else \
+        "not installed"
+    return Outcome(FAIL, f"sshd is {why}: no SSH login on the new instance", ev,
+                   "install and enable the OpenSSH server (apt install openssh-server / yum "
+                   "install openssh-server; systemctl enable ssh or sshd)")
+
+
+@rule("root-fs-features", "the root ext4 filesystem has none of the features the import "
+      "cannot read", needs_linux=True)
+def root_fs_features(f: Facts, lx: Mapping[str, Any], *, forbidden: Sequence[str]) -> Outcome:
+    fs = (lx.get("root") or {}).get("filesystem")
+    features = lx.get("root_features")
+    ev = {**f.ev("linux.root"), **f.ev("linux.root_features")}
+    if fs not in ("ext2", "ext3", "ext4"):
+        return Outcome(PASS, f"root filesystem {fs}: no ext4 feature rule applies", ev)
+    if features is None:
+        return Outcome(UNKNOWN, f"the root {fs} superblock's features were not read", ev)
+    bad = [x for x in forbidden if x in features]
+    if not bad:
+        return Outcome(PASS, f"root {fs} has none of {', '.join(forbidden)}", ev)
+    return Outcome(FAIL, f"root {fs} has {', '.join(bad)}", ev,
+                   f"turn them off on the unmounted filesystem (resize2fs -s DEVICE for "
+                   f"64bit; tune2fs -O ^{',^'.join(bad)} DEVICE otherwise), or copy the root "
+                   f"to a filesystem made with mkfs.ext4 -O ^{',^'.join(bad)}")
+
+
+@rule("uefi-fallback-loader", "a disk that boots by UEFI has the fallback loader "
+      "\\EFI\\BOOT\\BOOT<arch>.EFI", needs_linux=True)
+def uefi_fallback_loader(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    """An imported instance has no NVRAM boot entry: its firmware starts the ESP's
+    removable-media path or nothing (AWS VM Import, import-rules.md 2.1)."""
+    mode = f.info.get("boot_mode")
+    ev = {**f.ev("boot_mode", source="partition table and boot code"),
+          **f.ev("linux.efi_fallback_loader")}
+    if mode in ("bios", "hybrid"):
+        return Outcome(PASS, f"boot mode {mode}: the BIOS path needs no EFI loader", ev)
+    found = lx.get("efi_fallback_loader")
+    if found:
+        return Outcome(PASS, "the ESP has the fallback loader", ev)
+    if found is None:
+        return Outcome(UNKNOWN, "no EFI system partition is mounted by the guest's fstab, so "
+                       "its loaders were not looked at", ev)
+    return Outcome(FAIL, "the ESP has no \\EFI\\BOOT\\BOOT<arch>.EFI: firmware without an "
+                   "NVRAM entry finds nothing to start", ev,
+                   "grub-install --target=x86_64-efi --removable (or copy shimx64.efi / "
+                   "grubx64.efi to /boot/efi/EFI/BOOT/BOOTX64.EFI)")

@@ -7,9 +7,10 @@ automatic configuration). Each rule that reads the ``windows`` object declares i
 
 from __future__ import annotations
 
+from imgscan.units import human_size
 from imgscan.vocabulary import FAIL, MANUAL, PASS, UNKNOWN, WARN, WINDOWS
 
-from ..framework import Outcome, architecture, rule
+from ..framework import GiB, Outcome, architecture, rule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -224,3 +225,100 @@ def os_supported(f: Facts, w: Mapping[str, Any], *, products: Sequence[str],
                    "without automatic configuration", ev,
                    "register with os_version Other_Windows and prepare the drivers yourself, "
                    "or use a supported 64-bit Windows")
+
+
+# -- the peers' Windows requirements (import-rules.md section 2.1) ----------------
+
+@rule("real-time-is-universal", "the hardware clock is read as UTC (RealTimeIsUniversal=1)",
+      needs_windows=True)
+def real_time_is_universal(f: Facts, w: Mapping[str, Any]) -> Outcome:
+    """AWS and Azure keep the instance's clock in UTC; a guest reading it as local
+    time is off by its time zone after every boot."""
+    value = w.get("real_time_is_universal")
+    ev = f.ev("windows.real_time_is_universal")
+    if value:
+        return Outcome(PASS, "RealTimeIsUniversal=1: the clock is read as UTC", ev)
+    return Outcome(FAIL, "RealTimeIsUniversal is not set: Windows reads the hardware clock "
+                   "as local time", ev,
+                   "reg add HKLM\\SYSTEM\\CurrentControlSet\\Control\\TimeZoneInformation "
+                   "/v RealTimeIsUniversal /t REG_DWORD /d 1 /f")
+
+
+@rule("autologon-disabled", "Windows does not log a user on automatically", needs_windows=True)
+def autologon_disabled(f: Facts, w: Mapping[str, Any]) -> Outcome:
+    value = w.get("autologon")
+    ev = f.ev("windows.autologon")
+    if value is None:
+        return Outcome(UNKNOWN, "the Winlogon settings could not be read", ev)
+    if not value:
+        return Outcome(PASS, "automatic logon is off", ev)
+    return Outcome(FAIL, "automatic logon is on (AutoAdminLogon=1)", ev,
+                   "reg add \"HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Winlogon\" "
+                   "/v AutoAdminLogon /t REG_SZ /d 0 /f")
+
+
+@rule("rdp-firewall", "the firewall lets Remote Desktop (TCP 3389) in", needs_windows=True)
+def rdp_firewall(f: Facts, w: Mapping[str, Any]) -> Outcome:
+    """An enabled firewall profile with no active inbound allow rule for the RDP port
+    blocks the first login even when Remote Desktop is on."""
+    firewall = w.get("firewall_enabled")
+    rules = w.get("rdp_firewall_rules")
+    ev = {**f.ev("windows.firewall_enabled"), **f.ev("windows.rdp_firewall_rules")}
+    if firewall is None or rules is None:
+        return Outcome(UNKNOWN, "the firewall policy could not be read", ev)
+    if not any(firewall.values()):
+        return Outcome(PASS, "the firewall is off in every profile", ev)
+    if rules:
+        return Outcome(PASS, f"inbound RDP allowed by {', '.join(rules)}", ev)
+    on = ", ".join(k for k, v in firewall.items() if v)
+    return Outcome(FAIL, f"the firewall is on ({on}) and no active rule lets TCP 3389 in", ev,
+                   "netsh advfirewall firewall set rule group=\"remote desktop\" new "
+                   "enable=Yes")
+
+
+@rule("firewall-off", "the Windows firewall is off in every profile", needs_windows=True)
+def firewall_off(f: Facts, w: Mapping[str, Any]) -> Outcome:
+    firewall = w.get("firewall_enabled")
+    ev = f.ev("windows.firewall_enabled")
+    if firewall is None:
+        return Outcome(UNKNOWN, "the firewall policy could not be read", ev)
+    on = [k for k, v in firewall.items() if v]
+    if not on:
+        return Outcome(PASS, "the firewall is off", ev)
+    return Outcome(FAIL, f"the firewall is on: {', '.join(on)}", ev,
+                   "netsh advfirewall set allprofiles state off")
+
+
+@rule("services-absent", "the services the cloud wants removed are not installed",
+      needs_windows=True)
+def services_absent(f: Facts, w: Mapping[str, Any], *, services: Sequence[str]) -> Outcome:
+    """``services``: service names (VMware Tools ``VMTools``, the QEMU guest agent
+    ``QEMU-GA``) read from the SYSTEM hive like the drivers."""
+    drivers = w.get("drivers") or {}
+    lower = {k.lower(): k for k in drivers}
+    found = {lower[s.lower()]: drivers[lower[s.lower()]] for s in services
+             if s.lower() in lower}
+    ev = f.ev("windows.drivers", found)
+    if not found:
+        return Outcome(PASS, f"none of {', '.join(services)} is installed", ev)
+    return Outcome(FAIL, f"installed: {', '.join(found)}", ev,
+                   "uninstall them in the source VM (Programs and Features), or sc delete "
+                   + " / sc delete ".join(found))
+
+
+@rule("windows-free-space", "the Windows volume has enough free space for the cloud's drivers",
+      needs_windows=True)
+def windows_free_space(f: Facts, w: Mapping[str, Any], *, min_gib: float) -> Outcome:
+    free = w.get("free_bytes")
+    ev = f.ev("windows.free_bytes")
+    if free is None:
+        return Outcome(UNKNOWN, "the NTFS $Bitmap could not be read", ev)
+    shown = human_size(int(free))
+    if free >= min_gib * GiB:
+        return Outcome(PASS, f"{shown} free on the Windows volume (at least {min_gib:g} GiB)",
+                       ev)
+    return Outcome(FAIL, f"only {shown} free on the Windows volume: the import needs "
+                   f"{min_gib:g} GiB", ev,
+                   "free space in the source VM (cleanmgr, dism /online /cleanup-image "
+                   "/startcomponentcleanup), or grow the disk (qemu-img resize) and extend C: "
+                   "(diskpart: extend), then export again")

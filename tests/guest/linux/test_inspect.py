@@ -22,6 +22,7 @@ ROOTS = {"ext4-bios": "1", "xfs-lvm-boot": "lv:vg0/root", "btrfs-uefi": "2",
          "fstab-by-device": "1", "fstab-missing-disk": "1", "no-cloud-init": "1",
          "persistent-net": "1", "static-ip": "1", "dirty": "1", "no-virtio-initramfs": "1"}
 VIRTIO = ("virtio_blk", "virtio_scsi", "virtio_net", "virtio_pci")
+HYPERV = ("hv_vmbus", "hv_storvsc", "hv_netvsc")
 
 
 def linux_of(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -84,6 +85,8 @@ def test_virtio_states_as_lsinitramfs_lists_them(facts: dict[str, Any], variant:
         # The Debian cloud kernel builds them as modules: in the initramfs, or only
         # under /lib/modules.
         assert kernel["virtio"][driver] == ("initramfs" if driver in names else "module")
+    for driver in HYPERV:  # the same for Azure's Hyper-V drivers (extension key hyperv)
+        assert kernel["hyperv"][driver] == ("initramfs" if driver in names else "module")
     assert kernel["xen_pv"] is False
     if variant == "no-virtio-initramfs":
         assert set(kernel["virtio"].values()) == {"module"}

@@ -1,0 +1,233 @@
+"""The parameters to register an image with, per cloud, where the image's facts decide them.
+
+Rules say whether a cloud takes an image; these say how to tell the cloud what it
+is: the boot firmware (Huawei/OpenStack ``hw_firmware_type``, AWS ``--boot-mode``,
+Azure ``HyperVGeneration``, Alibaba ``BootMode``, Google ``UEFI_COMPATIBLE``), the
+disk bus the guest has drivers for (OpenStack ``hw_disk_bus``), the OS
+(``os_distro``, Huawei ``os_version``) and the smallest system disk (``min_disk``).
+Sources: import-rules.md sections 1.2-1.5 and 1.9 (Huawei IMS, Open Telekom Cloud) and
+2.1 (AWS ``import-image --boot-mode``, Azure ``HyperVGeneration``, Glance image
+properties, Alibaba ``ImportImage`` ``BootMode``/``Architecture``/``Platform``, Google
+``--guest-os-features``). A parameter whose fact was not read is left out: a guess
+would be worse than the cloud's default.
+
+Each suggestion is ``{"value": ..., "from": the facts it follows from}``.
+"""
+
+from __future__ import annotations
+
+from imgscan.vocabulary import LINUX, WINDOWS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
+    Suggestions = dict[str, dict[str, Any]]
+
+GiB = 1 << 30
+
+#: os-release ``ID`` -> OpenStack ``os_distro`` (libosinfo-style short names, as the
+#: Glance "useful image properties" list spells them).
+OS_DISTRO = {"ubuntu": "ubuntu", "debian": "debian", "centos": "centos", "rhel": "rhel",
+             "fedora": "fedora", "sles": "sles", "opensuse-leap": "opensuse",
+             "opensuse": "opensuse", "ol": "rhel", "rocky": "rocky", "almalinux": "almalinux",
+             "arch": "arch", "freebsd": "freebsd", "gentoo": "gentoo"}
+#: The guest arch -> each cloud's architecture name.
+ARCH_NAMES = {"x86_64": ("x86_64", "x86_64"), "aarch64": ("aarch64", "arm64"),
+              "arm64": ("aarch64", "arm64"), "x86": ("i686", "i386")}
+
+
+def _entry(value: Any, source: str) -> dict[str, Any]:
+    return {"value": value, "from": source}
+
+
+def _guest(info: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
+    if info.get("windows"):
+        return WINDOWS, info["windows"]
+    if info.get("linux"):
+        return LINUX, info["linux"]
+    return None, {}
+
+
+def _firmware(info: Mapping[str, Any]) -> str | None:
+    """``bios`` or ``uefi``: the firmware the disk boots by (``hybrid`` boots by BIOS,
+    every cloud's default), None when no boot path was found."""
+    mode = info.get("boot_mode")
+    return {"bios": "bios", "hybrid": "bios", "uefi": "uefi"}.get(str(mode))
+
+
+def _boot_source(info: Mapping[str, Any]) -> str:
+    return f"boot_mode {info.get('boot_mode')}"
+
+
+def _min_disk_gib(info: Mapping[str, Any], floor: int) -> dict[str, Any]:
+    size = int(info.get("virtual_size") or 0)
+    gib = max(floor, -(-size // GiB))
+    return _entry(gib, f"virtual_size {size} rounded up to GiB (at least {floor})")
+
+
+def _bits(arch: str | None) -> str:
+    return "32bit" if arch == "x86" else "64bit"
+
+
+def _os_name(info: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A readable OS name and the facts it was made from."""
+    os, g = _guest(info)
+    if os == WINDOWS and g.get("product_name"):
+        return str(g["product_name"]), "windows.product_name, windows.arch"
+    if os == LINUX and g.get("name") and g.get("version_id"):
+        return f"{g['name']} {g['version_id']}", "linux.name, linux.version_id, linux.arch"
+    return None
+
+
+def huawei(info: Mapping[str, Any], floor: int = 40) -> Suggestions:
+    """IMS ``POST /v2/cloudimages/action``: ``os_version`` (the product and its bits, to be
+    matched against the cloud's list), ``min_disk`` (at least the virtual size)."""
+    out: Suggestions = {"min_disk": _min_disk_gib(info, floor)}
+    _, g = _guest(info)
+    named = _os_name(info)
+    if named is not None:
+        out["os_version"] = _entry(f"{named[0]} {_bits(g.get('arch'))}", named[1])
+    firmware = _firmware(info)
+    if firmware is not None:
+        out["hw_firmware_type"] = _entry(firmware, _boot_source(info))
+    return out
+
+
+def otc(info: Mapping[str, Any]) -> Suggestions:
+    """Open Telekom Cloud IMS: as Huawei, with ``min_disk`` from 1 GiB (section 1.9)."""
+    return huawei(info, floor=1)
+
+
+def _disk_bus(info: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``virtio`` when the guest has the VirtIO block driver at boot, ``scsi`` (with
+    ``hw_scsi_model=virtio-scsi``) for VirtIO SCSI only, else ``ide``."""
+    os, g = _guest(info)
+    if os == WINDOWS:
+        drivers = g.get("drivers") or {}
+        if drivers.get("viostor") in (0, 1, 2, 3):
+            return _entry("virtio", "windows.drivers.viostor")
+        if drivers.get("vioscsi") in (0, 1, 2, 3):
+            return _entry("scsi", "windows.drivers.vioscsi")
+        return _entry("ide", "windows.drivers (no viostor, no vioscsi)")
+    if os == LINUX:
+        kernels = g.get("kernels") or []
+        kernel = next((k for k in kernels if k.get("version") == g.get("default_kernel")),
+                      kernels[0] if kernels else None)
+        if kernel is None:
+            return None
+        virtio = kernel.get("virtio") or {}
+        where = f"linux.kernels[{kernel.get('version')}].virtio"
+        if virtio.get("virtio_blk") in ("builtin", "initramfs"):
+            return _entry("virtio", f"{where}.virtio_blk")
+        if virtio.get("virtio_scsi") in ("builtin", "initramfs"):
+            return _entry("scsi", f"{where}.virtio_scsi")
+        return _entry("ide", f"{where} (no virtio_blk, no virtio_scsi at boot)")
+    return None
+
+
+def openstack(info: Mapping[str, Any]) -> Suggestions:
+    """Glance image properties: ``disk_format`` as the content is (never the file name:
+    ``require_image_format_match``), ``hw_firmware_type``, ``hw_disk_bus``, ``os_type``,
+    ``os_distro``, ``min_disk``."""
+    fmt = info.get("format")
+    out: Suggestions = {"disk_format": _entry(fmt, "format (content)"),
+                        "container_format": _entry("bare", "one disk image file")}
+    firmware = _firmware(info)
+    if firmware is not None:
+        out["hw_firmware_type"] = _entry(firmware, _boot_source(info))
+        if firmware == "uefi":
+            out["hw_machine_type"] = _entry("q35", _boot_source(info))
+    bus = _disk_bus(info)
+    if bus is not None:
+        out["hw_disk_bus"] = bus
+        if bus["value"] == "scsi":
+            out["hw_scsi_model"] = _entry("virtio-scsi", bus["from"])
+    os, g = _guest(info)
+    if os is not None:
+        out["os_type"] = _entry(os, f"{os} object found")
+    if os == WINDOWS:
+        out["os_distro"] = _entry("windows", "windows object found")
+    elif os == LINUX and g.get("distro") in OS_DISTRO:
+        out["os_distro"] = _entry(OS_DISTRO[str(g["distro"])], "linux.distro")
+    if os == LINUX and g.get("version_id"):
+        out["os_version"] = _entry(g["version_id"], "linux.version_id")
+    out["min_disk"] = _min_disk_gib(info, 1)
+    return out
+
+
+def aws(info: Mapping[str, Any]) -> Suggestions:
+    """``aws ec2 import-image --boot-mode legacy-bios|uefi`` (``uefi-preferred`` is not
+    accepted for import), ``--platform``, ``--architecture``."""
+    out: Suggestions = {}
+    firmware = _firmware(info)
+    if firmware is not None:
+        out["--boot-mode"] = _entry("uefi" if firmware == "uefi" else "legacy-bios",
+                                    _boot_source(info))
+    os, g = _guest(info)
+    if os is not None:
+        out["--platform"] = _entry("Windows" if os == WINDOWS else "Linux",
+                                   f"{os} object found")
+    if g.get("arch") in ARCH_NAMES:
+        out["--architecture"] = _entry(ARCH_NAMES[g["arch"]][0], f"{os}.arch")
+    return out
+
+
+def azure(info: Mapping[str, Any]) -> Suggestions:
+    """``az disk create --hyper-v-generation V1|V2 --os-type ... --upload-size-bytes``:
+    Gen1 boots by BIOS, Gen2 by UEFI; the upload size is the fixed VHD's file size."""
+    out: Suggestions = {}
+    firmware = _firmware(info)
+    if firmware is not None:
+        out["HyperVGeneration"] = _entry("V2" if firmware == "uefi" else "V1",
+                                         _boot_source(info))
+    os, _ = _guest(info)
+    if os is not None:
+        out["--os-type"] = _entry("Windows" if os == WINDOWS else "Linux", f"{os} object found")
+    if info.get("format") == "vhd" and info.get("subformat") == "fixed":
+        out["--upload-size-bytes"] = _entry(info.get("file_size"), "file_size (fixed VHD)")
+    return out
+
+
+def gcp(info: Mapping[str, Any]) -> Suggestions:
+    """``gcloud compute images create --guest-os-features=UEFI_COMPATIBLE`` for a disk
+    that boots by UEFI; ``--architecture``."""
+    out: Suggestions = {}
+    if info.get("boot_mode") in ("uefi", "hybrid"):
+        out["--guest-os-features"] = _entry("UEFI_COMPATIBLE", _boot_source(info))
+    os, g = _guest(info)
+    if g.get("arch") in ARCH_NAMES:
+        out["--architecture"] = _entry(ARCH_NAMES[g["arch"]][1].upper(), f"{os}.arch")
+    return out
+
+
+def alibaba(info: Mapping[str, Any]) -> Suggestions:
+    """``ImportImage``: ``BootMode`` (BIOS / UEFI), ``Platform``, ``Architecture``
+    (x86_64 / arm64), ``DiskDeviceMapping.DiskImageSize`` (GiB, at least 5)."""
+    out: Suggestions = {}
+    firmware = _firmware(info)
+    if firmware is not None:
+        out["BootMode"] = _entry(firmware.upper(), _boot_source(info))
+    os, g = _guest(info)
+    named = _os_name(info)
+    if os == LINUX and g.get("distro"):
+        out["Platform"] = _entry(g.get("name") or g["distro"], "linux.name")
+    elif os == WINDOWS and named is not None:
+        out["Platform"] = _entry("Windows Server" if "Server" in named[0] else "Windows",
+                                 "windows.product_name")
+    if g.get("arch") in ARCH_NAMES:
+        out["Architecture"] = _entry(ARCH_NAMES[g["arch"]][1], f"{os}.arch")
+    out["DiskImageSize"] = _min_disk_gib(info, 5)
+    return out
+
+
+#: Every cloud a profile may name in its ``registration`` key.
+CLOUDS: dict[str, Callable[[Mapping[str, Any]], Suggestions]] = {
+    "huawei": huawei, "otc": otc, "openstack": openstack, "aws": aws, "azure": azure,
+    "gcp": gcp, "alibaba": alibaba}
+
+
+def suggest(cloud: str | None, info: Mapping[str, Any]) -> Suggestions:
+    """The registration parameters of ``cloud`` for ``info`` ({} when there is none)."""
+    return CLOUDS[cloud](info) if cloud else {}

@@ -1,0 +1,388 @@
+"""The ``safe`` profile (an OpenStack-style gate) cell by cell against the README's table.
+
+The README's table "What the `safe` profile does with each finding" decides, for
+every finding id, severity and stage, whether the gate fails, warns or ignores it
+(helpers.safe_gate reads it). Here:
+
+* every finding id imgscan can emit (the ids of :mod:`imgscan.findings`) is a row;
+* every cell the table says imgscan emits has an image made by the tool that
+  normally leaves that state (a row of the threat matrix, tests/test_threats.py, or
+  a builder here), or is listed in UNTESTED with the reason no tool makes one; the
+  image gives a finding in that cell, and the profile does what the cell says with
+  that cell's findings alone and with the whole image;
+* no false alarms: VHDs made by Hyper-V and Disk2vhd (corpus), by qemu-img with and
+  without ``force_size`` and as fixed disks, and the footer Hyper-V writes for a size
+  off the CHS grid, pass with the ``info`` finding kept; imgscan's size is qemu's;
+* no misses: an empty file, an MBR entry whose boot indicator is not 0x00 or 0x80,
+  and a protective MBR whose 0xEE entry does not start at LBA 1 or is not alone
+  (OpenStack's format_inspector refuses the last two) fail the gate with a finding.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import test_threats
+from helpers import MiB, decompress, overwrite, qemu_create, sparse_file
+from helpers.patchers import mbr_set_entry, vhd_as_hyperv, vhd_set_footers, vhd_spec_geometry
+from helpers.safe_gate import COLUMNS, IGNORE, NEVER, cells, column, expected_verdict, table
+from oracles import CORPUS, HAVE_QEMU, qemu_info, qemu_io, run
+
+import imgscan
+from imgscan import findings
+from imgscan.policy import check, load_profile
+from imgscan.vocabulary import FAIL, PASS, WINDOWS
+
+Info = dict[str, Any]
+SAFE = load_profile("safe")
+ROWS = {row.id: row for row in test_threats.ROWS}
+needs_qemu = pytest.mark.skipif(not HAVE_QEMU, reason="qemu-img / qemu-io not installed")
+needs_sgdisk = pytest.mark.skipif(shutil.which("sgdisk") is None, reason="sgdisk not installed")
+
+
+def info_of(path: Path) -> Info:
+    with imgscan.open(path) as img:
+        return img.info()
+
+
+def finding_ids() -> set[str]:
+    """Every finding id imgscan can emit: the id constants of imgscan.findings."""
+    return {v for k, v in vars(findings).items() if k.isupper() and isinstance(v, str)}
+
+
+# -- builders of the states the threat matrix has no row for ------------------------------
+
+def sgdisk(path: Path, *args: str) -> None:
+    run("sgdisk", *args, path)
+
+
+def gpt_disk(d: Path) -> Path:
+    """A 16 MiB GPT disk of one Linux partition, by sgdisk (protective MBR included)."""
+    path = sparse_file(d / "gpt.raw", 16 * MiB)
+    sgdisk(path, "-n1:2048:0", "-t1:8300")
+    return path
+
+
+def empty_file(d: Path) -> Path:
+    """A zero-length file: how a failed upload or copy looks."""
+    path = d / "empty.img"
+    path.touch()
+    return path
+
+
+def mbr_boot_indicator(d: Path) -> Path:
+    """sfdisk's MBR with partition 1's boot indicator 0x7f (only 0x00 and 0x80 exist)."""
+    path = test_threats.mbr_disk(d)
+    mbr_set_entry(path, 0, boot_indicator=0x7F)
+    return path
+
+
+def pmbr_not_at_lba1(d: Path) -> Path:
+    """sgdisk's protective MBR with its 0xEE entry moved to start at LBA 2."""
+    path = gpt_disk(d)
+    mbr_set_entry(path, 0, starting_lba=2)
+    return path
+
+
+def pmbr_hybrid(d: Path) -> Path:
+    """A hybrid MBR as ``sgdisk -h`` writes it: partition 1 in the MBR beside 0xEE."""
+    path = gpt_disk(d)
+    sgdisk(path, "-h", "1")
+    return path
+
+
+def qcow2_unknown_compatible_bit(d: Path) -> Path:
+    """qemu-img's qcow2 v3 with compatible feature bit 5 set (no qemu defines it; the
+    spec lets a reader ignore compatible bits)."""
+    path = test_threats.qcow2(d)
+    overwrite(path, 80, (1 << 5).to_bytes(8, "big"))  # spec: compatible_features
+    return path
+
+
+def vhd_format_version_2(d: Path) -> Path:
+    """qemu-img's VHD with the footer's file format version 2.0 (spec: 0x00010000)."""
+    path = test_threats.vhd(d)
+    buf = bytearray(path.read_bytes())
+    vhd_set_footers(buf, 12, ">I", 0x00020000)
+    path.write_bytes(bytes(buf))
+    return path
+
+
+def windows_hibernated(d: Path) -> Path:
+    return ROWS["dirty/windows-hibernated"].build(d)
+
+
+#: The Windows partition of the bios fixture (sfdisk -d: start 34816, 65536 sectors).
+WINDOWS_PARTITION = 2
+SOFTWARE = "/Windows/System32/config/SOFTWARE"
+
+
+def hive_cut_short(d: Path) -> Path:
+    """The bios fixture whose SOFTWARE hive ``ntfstruncate`` (ntfs-3g) cut to 6000 bytes,
+    as a copy interrupted mid-file leaves it: the hive bins run past its end."""
+    for tool in ("ntfsinfo", "ntfstruncate", "sfdisk"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed")
+    path = test_threats._windows_fixture(d, "bios")
+    table = json.loads(run("sfdisk", "--json", path))["partitiontable"]
+    part = table["partitions"][WINDOWS_PARTITION - 1]
+    offset, size = part["start"] * 512, part["size"] * 512
+    volume = d / "volume.img"
+    with open(path, "rb") as f:
+        f.seek(offset)
+        volume.write_bytes(f.read(size))
+    inode = re.search(r"Dumping Inode (\d+)", run("ntfsinfo", "-F", SOFTWARE, volume))
+    assert inode, "ntfsinfo found no SOFTWARE hive"
+    run("ntfstruncate", volume, inode.group(1), "6000")
+    overwrite(path, offset, volume.read_bytes())
+    return path
+
+
+Builder = Callable[[Path], Path]
+
+#: One image per emitted cell of the table: a threat-matrix row id or a builder here.
+CELL_IMAGES: dict[tuple[str, str], str | Builder] = {
+    ("backing-file", "error"): "backing-file/qcow2-absolute",
+    ("backing-file", "warning"): "backing-file/qcow2-relative",
+    ("backing-file", "info"): "backing-file/qcow2-relative",
+    ("data-file", "error"): "data-file/qcow2-bit-and-extension",
+    ("data-file", "info"): "data-file/qcow2-bit-alone",
+    ("external-extent", "error"): "external-extent/name-absolute",
+    ("external-extent", "warning"): "external-extent/monolithicFlat",
+    ("external-extent", "info"): "external-extent/monolithicFlat",
+    ("descriptor-ambiguous", "error"): "descriptor-ambiguous/duplicate-createType",
+    ("footer-mismatch", "error"): "footer-mismatch/vmdk-stream-grain-size",
+    ("footer-mismatch", "warning"): "footer-mismatch/vhd-header-copy",
+    ("multiple-formats", "error"): "multiple-formats/qcow2-beside-mbr",
+    ("truncated", "error"): empty_file,
+    ("truncated", "warning"): "truncated/gpt-disk-cut-short",
+    ("size-mismatch", "error"): "size-mismatch/vmdk-stream-header-vs-footer-capacity",
+    ("size-mismatch", "warning"): "size-mismatch/luks-payload-past-eof",
+    ("size-mismatch", "info"): "size-mismatch/vhd-current-size-vs-chs",
+    ("resource-exhaustion", "error"): "resource-exhaustion/gpt-entry-count",
+    ("resource-exhaustion", "warning"): "resource-exhaustion/lvm-many-pvs",
+    ("unknown-feature", "error"): "unknown-feature/qcow2-incompatible-bit",
+    ("unknown-feature", "warning"): vhd_format_version_2,
+    ("unknown-feature", "info"): qcow2_unknown_compatible_bit,
+    ("encrypted", "error"): "encrypted/qcow2-luks",
+    ("encrypted", "info"): "encrypted/qcow2-luks",
+    ("dirty", "warning"): "dirty/qcow2-dirty-bit",
+    ("dirty", "guest"): windows_hibernated,
+    ("truncated", "guest"): hive_cut_short,
+    ("corrupt", "guest"): hive_cut_short,
+    ("compression-bomb", "error"): "compression-bomb/qcow2-zlib-cluster",
+    ("corrupt", "error"): mbr_boot_indicator,
+    ("corrupt", "warning"): pmbr_hybrid,
+    ("corrupt", "info"): "dirty/vhdx-log-pending",
+}
+
+#: Emitted cells no tool here leaves in an image of its own, with the reason.
+UNTESTED: dict[tuple[str, str], str] = {
+    ("descriptor-ambiguous", "warning"): "an embedded VMDK descriptor away from sector 1: "
+                                         "no tool writes one",
+    ("resource-exhaustion", "guest"): "an NTFS or hive structure past imgscan's limits: "
+                                      "no fixture holds one",
+    ("unknown-feature", "guest"): "a regf minor version outside 1.2-1.6: no tool writes one",
+}
+
+
+def build(d: Path, how: str | Builder) -> Path:
+    if isinstance(how, str):
+        row = ROWS[how]
+        if missing := [t for t in row.tools if shutil.which(t) is None]:
+            pytest.skip(f"{', '.join(missing)} not installed")
+        return row.build(d)
+    return how(d)
+
+
+# -- the table ----------------------------------------------------------------------------
+
+def test_table_has_every_finding_id() -> None:
+    assert set(table()) == finding_ids()
+
+
+def test_every_emitted_cell_has_an_image_or_a_reason() -> None:
+    emitted = {(fid, col) for fid, row in table().items() for col in COLUMNS
+               if row[col] != NEVER}
+    assert set(CELL_IMAGES) | set(UNTESTED) == emitted
+    assert not set(CELL_IMAGES) & set(UNTESTED)
+
+
+def only(info: Info, cell: tuple[str, str]) -> Info:
+    """``info`` with the findings of one table cell alone, its facts kept (derived: the
+    profile's judgement of that cell)."""
+    new = copy.deepcopy(info)
+    kept = [(f, s) for f, s in zip(info["findings"], info["finding_stages"], strict=True)
+            if (f["id"], column(f["severity"], s)) == cell]
+    new["findings"] = [f for f, _ in kept]
+    new["finding_stages"] = [s for _, s in kept]
+    return new
+
+
+@needs_qemu
+@pytest.mark.parametrize("cell", sorted(CELL_IMAGES), ids=lambda c: "/".join(c))
+def test_profile_does_what_the_table_says(tmp_path: Path, cell: tuple[str, str]) -> None:
+    path = build(tmp_path, CELL_IMAGES[cell])
+    info = info_of(path)
+    assert cell in cells(info), info["findings"]
+    decision = table()[cell[0]][cell[1]]
+    result = check(info, SAFE)
+    assert result["verdict"] == expected_verdict(info)
+    if decision == IGNORE:
+        # No rule that fails or warns cites the cell's findings (an ignored finding may
+        # restate a fact another rule judges: the backing file the guest was not read
+        # through).
+        mine = only(info, cell)["findings"]
+        citing = [r["id"] for r in result["rules"] if r["status"] != PASS
+                  and any(f in mine for f in r["evidence"].get("findings", {}).get("value", []))]
+        assert not citing, result["rules"]
+    else:
+        alone = check(only(info, cell), SAFE)
+        assert alone["verdict"] == decision, alone["rules"]
+
+
+# -- no false alarms: VHDs as Hyper-V, Disk2vhd and qemu-img write them ----------------------
+
+CORPUS_VHDS = {
+    # corpus file -> its creator application (both are sized by the current size)
+    "qemu-iotests/hyperv2012r2-dynamic.vhd.bz2": "win ",
+    "qemu-iotests/d2v-zerofilled.vhd.bz2": "d2v",
+}
+
+
+@needs_qemu
+@pytest.mark.parametrize("rel", sorted(CORPUS_VHDS))
+def test_corpus_hyperv_and_disk2vhd_vhds_pass(tmp_path: Path, rel: str) -> None:
+    src = CORPUS / rel
+    if not src.exists():
+        pytest.skip(f"{src} is absent")
+    path = decompress(src, tmp_path / "disk.vhd")
+    info = info_of(path)
+    assert info["virtual_size"] == qemu_info(path, "vpc")["virtual-size"]
+    assert info["format_specific"]["creator_application"] == CORPUS_VHDS[rel]
+    assert ("size-mismatch", "info") in [(f["id"], f["severity"]) for f in info["findings"]]
+    result = check(info, SAFE)
+    assert result["verdict"] == PASS, result["rules"]
+
+
+#: qemu-img convert -O vpc options -> whether the footer's sizes disagree (an info).
+QEMU_VHDS = {
+    "subformat=dynamic,force_size=off": False,
+    "subformat=dynamic,force_size=on": True,
+    "subformat=fixed": False,
+    "subformat=fixed,force_size=on": True,
+}
+
+
+@needs_qemu
+@pytest.mark.parametrize("options", sorted(QEMU_VHDS))
+def test_qemu_vhds_pass(tmp_path: Path, options: str) -> None:
+    """qemu rounds the size up to a CHS geometry unless force_size keeps it (then the
+    geometry is 65535/16/255 and the sizes disagree); a 16 MiB disk off the grid."""
+    path = tmp_path / "disk.vhd"
+    run("qemu-img", "convert", "-O", "vpc", "-o", options, test_threats.mbr_disk(tmp_path), path)
+    info = info_of(path)
+    assert info["virtual_size"] == qemu_info(path, "vpc")["virtual-size"]
+    mismatch = [f for f in info["findings"] if f["id"] == "size-mismatch"]
+    assert [f["severity"] for f in mismatch] == (["info"] if QEMU_VHDS[options] else [])
+    result = check(info, SAFE)
+    assert result["verdict"] == PASS, result["rules"]
+
+
+@needs_qemu
+@pytest.mark.parametrize("subformat", ["dynamic", "fixed"])
+def test_hyperv_footer_with_geometry_short_of_the_size_passes(tmp_path: Path,
+                                                              subformat: str) -> None:
+    """The footer Hyper-V writes for a 64 MiB disk: creator ``win ``, the spec's CHS
+    geometry (963/8/17, 130968 sectors) and the exact current size (131072 sectors).
+    qemu, the oracle, sizes it by the current size; so must imgscan, and pass."""
+    path = qemu_create(tmp_path / "disk.vhd", "64M", "-o",
+                       f"subformat={subformat},force_size=on", fmt="vpc")
+    qemu_io(path, "write -P 0x5a 0 64k", fmt="vpc")
+    buf = bytearray(path.read_bytes())
+    vhd_as_hyperv(buf)
+    path.write_bytes(bytes(buf))
+    cyl, heads, spt = vhd_spec_geometry(64 * MiB // 512)
+    assert cyl * heads * spt * 512 < 64 * MiB
+    info = info_of(path)
+    assert info["virtual_size"] == qemu_info(path, "vpc")["virtual-size"] == 64 * MiB
+    assert info["format_specific"]["disk_geometry"] == {
+        "cylinders": cyl, "heads": heads, "sectors_per_track": spt}
+    assert [(f["id"], f["severity"]) for f in info["findings"]] == [("size-mismatch", "info")]
+    result = check(info, SAFE)
+    assert result["verdict"] == PASS, result["rules"]
+    rule = next(r for r in result["rules"] if r["id"] == "consistent-headers")
+    assert rule["status"] == PASS
+
+
+def test_vhd_spec_geometry_agrees_with_qemu(tmp_path: Path) -> None:
+    """The patcher's CHS calculation is the one qemu writes (force_size off rounds the
+    size up to the next geometry; on the grid both agree)."""
+    if not HAVE_QEMU:
+        pytest.skip("qemu-img not installed")
+    for size in (8 * MiB, 64 * MiB, 1 << 30):
+        path = qemu_create(tmp_path / f"{size}.vhd", size, fmt="vpc")
+        info = info_of(path)
+        g = info["format_specific"]["disk_geometry"]
+        geometry = (g["cylinders"], g["heads"], g["sectors_per_track"])
+        assert vhd_spec_geometry(info["virtual_size"] // 512) == geometry
+
+
+# -- no misses: degenerate disks --------------------------------------------------------------
+
+DEGENERATE: dict[str, tuple[Builder, str, str]] = {
+    # name -> builder, the finding id, a word of its message
+    "empty-file": (empty_file, "truncated", "empty"),
+    "mbr-boot-indicator": (mbr_boot_indicator, "corrupt", "boot indicator"),
+    "pmbr-not-at-lba-1": (pmbr_not_at_lba1, "corrupt", "not at LBA 1"),
+    "pmbr-hybrid": (pmbr_hybrid, "corrupt", "entry 1 alone"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEGENERATE))
+def test_degenerate_disks_fail(tmp_path: Path, name: str) -> None:
+    builder, fid, words = DEGENERATE[name]
+    if name != "empty-file" and (shutil.which("sgdisk") is None or shutil.which("sfdisk") is None):
+        pytest.skip("sgdisk / sfdisk not installed")
+    info = info_of(builder(tmp_path))
+    assert any(f["id"] == fid and words in f["message"] for f in info["findings"]), \
+        info["findings"]
+    result = check(info, SAFE)
+    assert result["verdict"] == FAIL, result["rules"]
+
+
+@needs_sgdisk
+def test_sgdisk_protective_mbr_passes(tmp_path: Path) -> None:
+    """The twin of the protective MBR cases: sgdisk's own, 0xEE alone from LBA 1."""
+    info = info_of(gpt_disk(tmp_path))
+    assert info["partition_table"] == "gpt"
+    assert info["findings"] == []
+    assert check(info, SAFE)["verdict"] == PASS
+
+
+@needs_sgdisk
+def test_bad_boot_indicator_is_no_partition_table_for_sfdisk(tmp_path: Path) -> None:
+    """The oracles agree the sector is no partition table: blkid reports no PTTYPE."""
+    path = mbr_boot_indicator(tmp_path)
+    proc = subprocess.run(["blkid", "-p", "-o", "export", str(path)], capture_output=True,
+                          text=True, check=False)
+    assert "PTTYPE=" not in proc.stdout
+    assert info_of(path)["partition_table"] == "none"
+
+
+def test_guest_warnings_warn_not_fail(windows_disks: dict[str, Path]) -> None:
+    """A hibernated Windows (the uefi fixture): the guest's state is stale, the file is
+    safe to open: the gate warns."""
+    info = info_of(windows_disks["uefi"])
+    assert ("dirty", "guest") in cells(info)
+    assert all(s == WINDOWS for (fid, col), s in zip(cells(info), info["finding_stages"],
+                                                     strict=True) if col == "guest")
+    assert check(info, SAFE)["verdict"] == "warn"
