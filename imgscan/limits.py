@@ -233,6 +233,14 @@ NTFS_MAX_DIRECTORY_ENTRIES = 1 << 22
 NTFS_MAX_COMPRESSION_UNIT_BYTES = 1024 * 1024
 #: Largest single NtfsFile.read (registry hives are tens of MiB; read bigger files in pieces).
 NTFS_MAX_FILE_READ = 256 * 1024 * 1024
+#: Most reparse points (junctions, symbolic links) followed while resolving one NTFS path
+#: (Windows gives up after 63: STATUS_REPARSE_POINT_NOT_RESOLVED).
+NTFS_MAX_REPARSE_FOLLOWS = 63
+#: Largest reparse point read ([MS-FSCC] 2.1.2: MAXIMUM_REPARSE_DATA_BUFFER_SIZE is 16 KiB).
+NTFS_MAX_REPARSE_BYTES = 16 * 1024
+#: Largest CompactOS / WOF chunk decoded at once (XPRESS 4, 8 or 16 KiB, LZX 32 KiB; one
+#: XPRESS Huffman table covers 64 KiB of output, [MS-XCA] 2.2.4).
+WOF_MAX_CHUNK_BYTES = 64 * 1024
 #: Deepest ext4 extent tree (the kernel's EXT4_MAX_EXTENT_DEPTH is 5: 4 index levels cover
 #: 2^32 blocks even with 1 KiB blocks).
 EXT4_MAX_EXTENT_DEPTH = 5

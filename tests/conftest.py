@@ -25,6 +25,7 @@ from helpers.session_checks import pytest_make_collect_report as pytest_make_col
 from helpers.session_checks import pytest_runtest_makereport as pytest_runtest_makereport
 from helpers.session_checks import pytest_sessionfinish as pytest_sessionfinish
 from helpers.session_checks import pytest_terminal_summary as pytest_terminal_summary
+from helpers.ntfs_images import build_fragmented_mft, build_windows_ntfs, can_build
 
 #: The Windows fixture disks (tests/fixtures/make_windows.sh): bios, uefi, nosysres, bitlocker.
 WINDOWS = FIXTURES / "windows"
@@ -52,6 +53,25 @@ def lvm_disk(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     if not all(shutil.which(t) for t in LVM_TOOLS):
         pytest.skip("lvm2, util-linux, e2fsprogs or cryptsetup not installed")
     return build_lvm_disk(tmp_path_factory.mktemp("lvm"))
+
+
+@pytest.fixture(scope="session")
+def windows_ntfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The NTFS volume of :mod:`helpers.ntfs_images` (CompactOS / WOF files, LZNT1, sparse
+    files, junctions and symbolic links), made once through an ntfs-3g mount."""
+    reason = can_build()
+    if reason is not None:
+        pytest.skip(reason)
+    return build_windows_ntfs(tmp_path_factory.mktemp("windows-ntfs"))
+
+
+@pytest.fixture(scope="session")
+def fragmented_mft(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An NTFS volume whose $MFT has an $ATTRIBUTE_LIST (helpers.ntfs_images), made once."""
+    reason = can_build()
+    if reason is not None:
+        pytest.skip(reason)
+    return build_fragmented_mft(tmp_path_factory.mktemp("fragmented-mft"))
 
 
 @pytest.fixture(scope="session")

@@ -157,3 +157,65 @@ def qemu_io(path: str | os.PathLike[str], *commands: str, fmt: str = "qcow2") ->
     for c in commands:
         args += ["-c", c]
     run(*args, path)
+
+
+class Wimlib:
+    """wimlib's own XPRESS Huffman and LZX codecs (libwim, Debian's wimtools), through its
+    public ``wimlib_create_(de)compressor`` / ``wimlib_(de)compress`` API: the reference
+    decoder the CompactOS decoders are compared with, and a compressor making chunks."""
+
+    XPRESS = 1
+    LZX = 2
+
+    def __init__(self) -> None:
+        import ctypes
+        import ctypes.util
+        name = ctypes.util.find_library("wim") or "libwim.so.15"
+        self._ctypes = ctypes
+        self.lib = ctypes.CDLL(name)
+        vp = ctypes.c_void_p
+        self.lib.wimlib_create_decompressor.argtypes = [ctypes.c_int, ctypes.c_size_t,
+                                                        ctypes.POINTER(vp)]
+        self.lib.wimlib_decompress.argtypes = [ctypes.c_char_p, ctypes.c_size_t,
+                                               ctypes.c_char_p, ctypes.c_size_t, vp]
+        self.lib.wimlib_create_compressor.argtypes = [ctypes.c_int, ctypes.c_size_t,
+                                                      ctypes.c_uint, ctypes.POINTER(vp)]
+        self.lib.wimlib_compress.argtypes = [ctypes.c_char_p, ctypes.c_size_t,
+                                             ctypes.c_char_p, ctypes.c_size_t, vp]
+        self.lib.wimlib_compress.restype = ctypes.c_size_t
+        self._handles: dict[tuple[str, int, int, int], Any] = {}
+
+    def _handle(self, kind: str, ctype: int, block: int, level: int = 0) -> Any:
+        key = (kind, ctype, block, level)
+        if key not in self._handles:
+            h = self._ctypes.c_void_p()
+            if kind == "d":
+                rc = self.lib.wimlib_create_decompressor(ctype, block, self._ctypes.byref(h))
+            else:
+                rc = self.lib.wimlib_create_compressor(ctype, block, level,
+                                                       self._ctypes.byref(h))
+            assert rc == 0, f"wimlib_create_{kind}ompressor: {rc}"
+            self._handles[key] = h
+        return self._handles[key]
+
+    def decompress(self, ctype: int, data: bytes, size: int, block: int) -> bytes | None:
+        """wimlib's decoding of one chunk into ``size`` bytes, None when it refuses it."""
+        out = self._ctypes.create_string_buffer(max(size, 1))
+        rc = self.lib.wimlib_decompress(data, len(data), out, size,
+                                        self._handle("d", ctype, block))
+        return out.raw[:size] if rc == 0 else None
+
+    def compress(self, ctype: int, data: bytes, block: int, level: int = 50) -> bytes | None:
+        """wimlib's compression of one chunk, None when it would not shrink."""
+        out = self._ctypes.create_string_buffer(len(data))
+        n = self.lib.wimlib_compress(data, len(data), out, len(data) - 1,
+                                     self._handle("c", ctype, block, level))
+        return out.raw[:n] if n else None
+
+
+def wimlib() -> Wimlib | None:
+    """The wimlib oracle, or None when libwim is not installed."""
+    try:
+        return Wimlib()
+    except OSError:
+        return None

@@ -115,3 +115,48 @@ REFERENCE_MASK = 0xFFFFFFFFFFFF
 UPCASE_UNITS = 65536
 #: Index node VCNs count 512-byte blocks when index records are smaller than a cluster.
 INDEX_BLOCK_SIZE = 512
+
+# -- reparse points ([MS-FSCC] 2.1.2) -------------------------------------------------------
+#: Every reparse point starts with its tag and the length of the data after this header.
+REPARSE_HEADER = CStruct("reparse point header", "<", [
+    ("reparse_tag", "I"),
+    ("reparse_data_length", "H"),
+    (None, "2x"),
+])
+#: A junction's (mount point's) data: the substitute and print names, in a path buffer.
+MOUNT_POINT_REPARSE = CStruct("mount point reparse data", "<", [
+    ("substitute_name_offset", "H"),
+    ("substitute_name_length", "H"),
+    ("print_name_offset", "H"),
+    ("print_name_length", "H"),
+])
+#: A symbolic link's data: the same names, then flags, then the path buffer.
+SYMLINK_REPARSE = CStruct("symbolic link reparse data", "<", [
+    ("substitute_name_offset", "H"),
+    ("substitute_name_length", "H"),
+    ("print_name_offset", "H"),
+    ("print_name_length", "H"),
+    ("flags", "I"),
+])
+IO_REPARSE_TAG_MOUNT_POINT = 0xA0000003
+IO_REPARSE_TAG_SYMLINK = 0xA000000C
+IO_REPARSE_TAG_WOF = 0x80000017
+IO_REPARSE_TAG_DEDUP = 0x80000013
+#: SYMLINK_REPARSE.flags: the target is relative to the link's directory.
+SYMLINK_FLAG_RELATIVE = 1
+#: The WOF reparse data (WOF_EXTERNAL_INFO, then the provider's own record): CompactOS
+#: files name the file provider and its compression algorithm.
+WOF_REPARSE = CStruct("WOF reparse data", "<", [
+    ("wof_version", "I"),
+    ("wof_provider", "I"),
+    ("provider_version", "I"),
+    ("algorithm", "I"),
+])
+WOF_PROVIDER_WIM = 1
+WOF_PROVIDER_FILE = 2
+#: WOF file provider algorithms: name and chunk size (XPRESS Huffman or LZX chunks).
+WOF_ALGORITHMS = {0: ("XPRESS4K", 4096), 1: ("LZX", 32768), 2: ("XPRESS8K", 8192),
+                  3: ("XPRESS16K", 16384)}
+WOF_ALGORITHM_LZX = 1
+#: The named $DATA stream holding a CompactOS file's chunk table and chunks.
+WOF_STREAM = "WofCompressedData"

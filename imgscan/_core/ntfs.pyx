@@ -32,6 +32,13 @@ Structure, as far as this reader needs it:
 * compressed attributes store each compression unit (16 clusters) either
   verbatim (all clusters allocated), as LZNT1 (fewer clusters, the rest of
   the unit sparse) or not at all (all sparse: zeros).
+* CompactOS (WOF) files keep their bytes as XPRESS Huffman or LZX chunks in a
+  ``WofCompressedData`` stream behind an IO_REPARSE_TAG_WOF reparse point, the
+  unnamed stream a sparse placeholder of the file's size; reading the file
+  decodes the chunks (``ntfs_records``, ``wof``);
+* junctions and symbolic links are reparse points naming a target path
+  (``ntfs_reparse``); a path through them is followed on this volume, at most
+  ``limits.NTFS_MAX_REPARSE_FOLLOWS`` of them.
 
 The reader is layered, one module per section: ``ntfs_runs`` (boot sector,
 bounded reads, run lists), ``ntfs_records`` (MFT records, attributes,
@@ -52,7 +59,7 @@ from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 from imgscan import limits
-from imgscan.errors import CorruptImage, ImageError
+from imgscan.errors import CorruptImage, ImageError, UnsupportedFeature
 
 from .binary cimport le16, le32, le64
 from .ntfs_codec cimport (
@@ -60,6 +67,10 @@ from .ntfs_codec cimport (
 )
 from .ntfs_layout cimport *
 from .ntfs_records cimport NtfsRecords, _Attr, _Inode, _utf16
+from .c_ntfs import (
+    AT_REPARSE_POINT, IO_REPARSE_TAG_DEDUP, WOF_ALGORITHMS, WOF_ALGORITHM_LZX,
+)
+from .ntfs_reparse import parse_link, reparse_tag
 
 # The reader's public names, defined with the layer that uses them first.
 from .ntfs_codec import lznt1_decompress
@@ -76,6 +87,10 @@ from .ntfs_runs import (
 )
 
 cdef class NtfsFile
+
+#: A WOF format's name by (chunk size, is LZX).
+WOF_ALGORITHMS_BY_CHUNK = {(chunk, number == WOF_ALGORITHM_LZX): name
+                           for number, (name, chunk) in WOF_ALGORITHMS.items()}
 
 
 class FileNotFound(ImageError):
@@ -323,25 +338,79 @@ cdef class NtfsVolume(NtfsRecords):
         return child
 
     cdef _Inode _resolve(self, str path):
+        """The file at ``path``, junctions and symbolic links followed (the last one too,
+        as CreateFile does), or None when nothing is there."""
         parts = [c for c in path.replace("/", "\\").split("\\") if c]
         self._enforce(len(parts), "NTFS_MAX_PATH_COMPONENTS", f"path {path!r}", 0,
                       "path component count")
         self._budget = limits.NTFS_MAX_LOOKUP_STEPS
         cdef _Inode d
+        cdef int follows = 0
         try:
             d = self._inode(MFT_RECORD_ROOT)
-            walked = ""
-            for part in parts:
+            walked = []
+            while parts:
+                part = parts.pop(0)
+                if part == ".":
+                    continue
+                if part == "..":        # only in link targets, resolved by name as Windows does
+                    parts = walked[:max(0, len(walked) - 1)] + parts
+                    walked = []
+                    d = self._inode(MFT_RECORD_ROOT)
+                    continue
                 if not d.is_dir:
                     return None
-                where = f"index of \\{walked}"
+                where = "index of \\" + "\\".join(walked)
                 d = self._child(d, part, where)
                 if d is None:
                     return None
-                walked = f"{walked}\\{part}" if walked else part
+                link = self._link(d, where)
+                if link is None:
+                    walked.append(part)
+                    continue
+                follows += 1
+                self._enforce(follows, "NTFS_MAX_REPARSE_FOLLOWS", f"path {path!r}",
+                              d.disk_offset - self.offset, "junctions and symbolic links followed")
+                parts = (walked if link.relative else []) + list(link.parts) + parts
+                self._enforce(len(parts), "NTFS_MAX_PATH_COMPONENTS", f"path {path!r}",
+                              d.disk_offset - self.offset, "path component count")
+                walked = []
+                d = self._inode(MFT_RECORD_ROOT)
             return d
         finally:
             self._budget = -1
+
+    cdef object _link(self, _Inode ino, str where):
+        """Where a junction or symbolic link leads (a ``Link``), or None for other files;
+        UnsupportedFeature when it leads off the volume."""
+        if ino.find(AT_REPARSE_POINT, "") is None:
+            return None
+        rp = self._reparse_value(ino)
+        try:
+            link = parse_link(rp)
+        except ValueError as exc:
+            raise self._error(CorruptImage, f"MFT record {ino.number}",
+                              ino.disk_offset - self.offset, f"reparse point: {exc}") from None
+        if link is not None and link.problem:
+            raise self._error(UnsupportedFeature, f"MFT record {ino.number}",
+                              ino.disk_offset - self.offset,
+                              f"a link is not followed: {link.problem}")
+        return link
+
+    def link_target(self, int64_t number):
+        """(target components, relative) of the junction or symbolic link at record
+        ``number``, or None when it is neither (for the filesystem interface)."""
+        link = self._link(self._inode(number), f"MFT record {number}")
+        return None if link is None else (list(link.parts), link.relative)
+
+    cdef _refuse_placeholder(self, _Inode ino):
+        """A file whose unnamed stream is a placeholder for data kept elsewhere
+        (deduplication's chunk store) cannot be read: say why instead of giving zeros."""
+        rp = self._reparse_value(ino)
+        if rp is not None and reparse_tag(rp) == IO_REPARSE_TAG_DEDUP:
+            raise self._error(UnsupportedFeature, f"MFT record {ino.number}",
+                              ino.disk_offset - self.offset,
+                              "a deduplicated file: its data is in the volume's chunk store")
 
     def lookup(self, str path):
         """The :class:`NtfsFile` at ``path`` (``\\`` or ``/`` separated,
@@ -456,6 +525,19 @@ cdef class NtfsFile:
         return self._attr is not None and bool(self._attr.flags & ATTR_FLAG_COMPRESSED)
 
     @property
+    def wof(self):
+        """The CompactOS (WOF) format of its data ("XPRESS4K", "LZX", ...), or None."""
+        if self.stream or self._ino.find(AT_REPARSE_POINT, "") is None:
+            return None
+        wof = self.volume._wof(self._ino)
+        return None if wof is None else WOF_ALGORITHMS_BY_CHUNK[wof[0], wof[1]]
+
+    def reparse_tag(self):
+        """The tag of its reparse point, or None (junctions, symbolic links, WOF...)."""
+        rp = self.volume._reparse_value(self._ino)
+        return None if rp is None else reparse_tag(rp)
+
+    @property
     def sparse(self):
         return self._attr is not None and bool(self._attr.flags & ATTR_FLAG_SPARSE)
 
@@ -503,6 +585,11 @@ cdef class NtfsFile:
         n = min(n, max(0, size - offset))
         limits.enforce(n, "NTFS_MAX_FILE_READ", self.volume.name, f"file {self.path!r}", None,
                        "read length in bytes")
+        if self.stream == "" and self._ino.find(AT_REPARSE_POINT, "") is not None:
+            wof = self.volume._wof(self._ino)
+            if wof is not None:
+                return self.volume._wof_bytes(self._ino, wof, size, offset, offset + n)
+            self.volume._refuse_placeholder(self._ino)
         return self.volume._attr_bytes(self._ino, self._attr, offset, n)
 
     def __repr__(self):

@@ -3,10 +3,14 @@
 Inodes are MFT record numbers (the root directory is record 5). Lookup is
 case-insensitive through the volume's ``$UpCase`` table (NtfsVolume does it),
 paths take ``\\`` as well as ``/``. A listing leaves out DOS 8.3 aliases and
-the root's ``.`` entry, as ``fls`` and ``ntfsls`` do. Reparse points
-(junctions, symbolic links, deduplicated files) are a later issue: they are
-of kind ``other``, never followed. ``mtime`` is ``$STANDARD_INFORMATION``'s
-modification time, what Windows Explorer shows.
+the root's ``.`` entry, as ``fls`` and ``ntfsls`` do. Junctions and symbolic
+links are of kind ``symlink``: their target, read by
+:mod:`imgscan._core.ntfs_reparse`, is given as a path on this volume (absolute
+targets' drive letter dropped), which the interface follows confined to the
+volume; CompactOS (WOF) files are plain files read through their decoder; other
+reparse points (deduplicated files, cloud placeholders) are of kind ``other``.
+``mtime`` is ``$STANDARD_INFORMATION``'s modification time, what Windows
+Explorer shows.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from .c_ntfs import (
     FILE_ATTRIBUTE_REPARSE_POINT,
     FILETIME_PER_SECOND,
     FILETIME_UNIX_EPOCH,
+    IO_REPARSE_TAG_MOUNT_POINT,
+    IO_REPARSE_TAG_SYMLINK,
+    IO_REPARSE_TAG_WOF,
     MFT_RECORD_ROOT,
     NAMESPACE_DOS,
     STANDARD_INFORMATION,
@@ -38,6 +45,9 @@ if TYPE_CHECKING:
 DIR_MODE = 0o040755
 FILE_MODE = 0o100644
 OTHER_MODE = 0o000644
+LINK_MODE = 0o120777
+#: Reparse points read as symbolic links: junctions (mount points) and symbolic links.
+LINK_TAGS = (IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK)
 
 
 class NtfsFileSystem(FileSystem):
@@ -66,7 +76,11 @@ class NtfsFileSystem(FileSystem):
                 mtime = (fields["modification_time"] - FILETIME_UNIX_EPOCH) \
                     // FILETIME_PER_SECOND
         kind: Kind
-        if attributes & FILE_ATTRIBUTE_REPARSE_POINT or f.has_attribute(AT_REPARSE_POINT):
+        reparse = attributes & FILE_ATTRIBUTE_REPARSE_POINT or f.has_attribute(AT_REPARSE_POINT)
+        tag = f.reparse_tag() if reparse else None
+        if tag in LINK_TAGS:
+            kind, mode = "symlink", LINK_MODE
+        elif reparse and tag != IO_REPARSE_TAG_WOF:
             kind, mode = "other", OTHER_MODE
         elif f.is_dir:
             kind, mode = "dir", DIR_MODE
@@ -85,9 +99,12 @@ class NtfsFileSystem(FileSystem):
             yield DirEntry(name, number, self._stat(number).kind)
 
     def _readlink(self, ino: int) -> str:
-        # Never reached: no NTFS inode is of kind "symlink" (reparse points are "other").
-        raise CorruptImage(self.name, f"MFT record {ino}", None,
-                           "NTFS reparse points are not read as symbolic links")
+        target = self.volume.link_target(ino)
+        if target is None:
+            raise CorruptImage(self.name, f"MFT record {ino}", None,
+                               "not a junction or symbolic link")
+        parts, relative = target
+        return "/".join(parts) if relative else "/" + "/".join(parts)
 
     def _read(self, ino: int, offset: int, length: int) -> bytes:
         return self._file(ino).read(offset, length)

@@ -50,3 +50,7 @@ cdef class NtfsRecords(NtfsRuns):
     cdef list _merge(self, int64_t number, list attrs)
     cdef bytes _attr_bytes(self, _Inode ino, _Attr a, int64_t start, int64_t length)
     cdef bytes _read_compressed(self, _Inode ino, _Attr a, int64_t start, int64_t end)
+    cdef bytes _reparse_value(self, _Inode ino)
+    cdef tuple _wof(self, _Inode ino)
+    cdef bytes _wof_bytes(self, _Inode ino, tuple wof, int64_t size, int64_t start,
+                          int64_t end)

@@ -3,7 +3,9 @@
 :class:`NtfsRecords` locates the MFT through its own record 0, reads and
 checks records (update sequence fixups, attribute headers, resident values and
 run lists), follows $ATTRIBUTE_LIST into extension records, merges an
-attribute's extents and reads attribute data, LZNT1-compressed included.
+attribute's extents and reads attribute data, LZNT1-compressed included, and
+the data of CompactOS (WOF) files: a ``WofCompressedData`` stream of XPRESS
+Huffman or LZX chunks (:mod:`imgscan._core.wof`) behind a sparse placeholder.
 Records are cached (``limits.NTFS_INODE_CACHE``) and a lookup's record and
 node visits are counted against ``limits.NTFS_MAX_LOOKUP_STEPS``.
 :class:`~imgscan._core.ntfs.NtfsVolume` adds $UpCase, the directory indexes
@@ -27,7 +29,13 @@ from .c_ntfs import (
     MFT_RECORD_VOLUME, MFT_RECORD_ROOT, MFT_RECORD_UPCASE, I30, REFERENCE_MASK, UPCASE_UNITS,
     INDEX_BLOCK_SIZE,
 )
+from .c_ntfs import (
+    AT_REPARSE_POINT, WOF_REPARSE, WOF_PROVIDER_FILE, WOF_PROVIDER_WIM, WOF_ALGORITHMS,
+    WOF_ALGORITHM_LZX, WOF_STREAM, IO_REPARSE_TAG_WOF,
+)
 from .ntfs_codec cimport apply_fixup, lznt1
+from .ntfs_reparse import reparse_tag
+from .wof cimport lzx, xpress_huffman
 from .ntfs_layout cimport *
 from .ntfs_runs cimport NtfsRuns
 
@@ -445,3 +453,124 @@ cdef class NtfsRecords(NtfsRuns):
                 out += unit_out
         base = first * unit
         return bytes(out[start - base:end - base])
+
+    # -- reparse points and CompactOS (WOF) files ----------------------------------------
+    cdef bytes _reparse_value(self, _Inode ino):
+        """The value of the file's $REPARSE_POINT, or None when it has none."""
+        cdef _Attr a = ino.find(AT_REPARSE_POINT, "")
+        if a is None:
+            return None
+        self._enforce(a.size, "NTFS_MAX_REPARSE_BYTES", f"MFT record {ino.number}",
+                      a.disk_offset - self.offset, "reparse point size in bytes")
+        return self._attr_bytes(ino, a, 0, a.size)
+
+    cdef tuple _wof(self, _Inode ino):
+        """(chunk size, is LZX, WofCompressedData attribute) of a CompactOS file, or None
+        for any other file; a WOF file whose data imgscan cannot reach raises
+        UnsupportedFeature saying why (WIMBoot keeps it in a WIM outside the volume)."""
+        rp = self._reparse_value(ino)
+        if rp is None or reparse_tag(rp) != IO_REPARSE_TAG_WOF:
+            return None
+        cdef str where = f"MFT record {ino.number}"
+        cdef _Attr rpa = ino.find(AT_REPARSE_POINT, "")
+        cdef int64_t vol = rpa.disk_offset - self.offset
+        if len(rp) < 16:
+            raise self._error(CorruptImage, where, vol, "WOF reparse point is truncated")
+        fields = WOF_REPARSE.unpack(rp[8:] + bytes(max(0, 24 - len(rp))))
+        if fields["wof_provider"] == WOF_PROVIDER_WIM:
+            raise self._error(UnsupportedFeature, where, vol,
+                              "a WIMBoot file: its data is in a WIM file outside the volume")
+        if fields["wof_provider"] != WOF_PROVIDER_FILE or len(rp) < 24 \
+                or fields["algorithm"] not in WOF_ALGORITHMS:
+            raise self._error(UnsupportedFeature, where, vol,
+                              f"WOF provider {fields['wof_provider']} algorithm "
+                              f"{fields['algorithm']} is not a CompactOS format imgscan reads")
+        name, chunk = WOF_ALGORITHMS[fields["algorithm"]]
+        cdef _Attr data = ino.find(AT_DATA, WOF_STREAM)
+        if data is None:
+            raise self._error(CorruptImage, where, vol,
+                              f"a {name} CompactOS file without its {WOF_STREAM} stream")
+        self._enforce(chunk, "WOF_MAX_CHUNK_BYTES", where, vol, f"{name} chunk size in bytes")
+        return chunk, fields["algorithm"] == WOF_ALGORITHM_LZX, data
+
+    cdef bytes _wof_bytes(self, _Inode ino, tuple wof, int64_t size, int64_t start,
+                          int64_t end):
+        """Bytes [start, end) of a CompactOS file of ``size`` bytes: the chunk table's
+        entries for the chunks covering them, then those chunks, decoded in one nogil pass.
+
+        The stream is a table of the offsets of chunks 1..n-1 (4 bytes each, 8 from 4 GiB
+        up) relative to its end, then the chunks; a chunk as long as its output is stored
+        verbatim."""
+        cdef str where = f"MFT record {ino.number}"
+        cdef int64_t chunk = wof[0]
+        cdef bint is_lzx = wof[1]
+        cdef _Attr a = wof[2]
+        cdef int64_t vol = a.disk_offset - self.offset
+        cdef int64_t n = (size + chunk - 1) // chunk
+        cdef int64_t entry = 4 if size <= 0xFFFFFFFF else 8
+        cdef int64_t table = (n - 1) * entry
+        cdef int64_t stored = a.size - table
+        if start >= end:
+            return b""
+        if stored < 0:
+            raise self._error(CorruptImage, where, vol,
+                              f"{WOF_STREAM} of {a.size} bytes is shorter than the table "
+                              f"of {n} chunks")
+        cdef int64_t first = start // chunk, last = (end - 1) // chunk, k, lo, hi, p
+        # bounds[i]: offset of chunk first + i, the last one the end of chunk ``last``.
+        cdef int64_t kmin = max(first, 1), kmax = min(last + 1, n - 1)
+        raw = self._attr_bytes(ino, a, (kmin - 1) * entry, (kmax - kmin + 1) * entry) \
+            if kmin <= kmax else b""
+        cdef const uint8_t* t = raw
+        bounds = []
+        for k in range(first, last + 2):
+            if k == 0:
+                bounds.append(0)
+            elif k == n:
+                bounds.append(stored)
+            else:
+                p = (k - kmin) * entry
+                bounds.append(<int64_t>(le32(t + p) if entry == 4 else le64(t + p)))
+        for k in range(first, last + 1):
+            lo, hi = bounds[k - first], bounds[k - first + 1]
+            if not 0 <= lo <= hi <= stored or hi - lo > min(chunk, size - k * chunk):
+                raise self._error(CorruptImage, where, vol,
+                                  f"{WOF_STREAM} chunk {k} at [{lo}, {hi}) of {stored} bytes "
+                                  "is out of order or larger than its data")
+        src_bytes = self._attr_bytes(ino, a, table + bounds[0],
+                                     bounds[len(bounds) - 1] - bounds[0])
+        out = bytearray(min(size, (last + 1) * chunk) - first * chunk)
+        cdef uint8_t[::1] dst = out
+        cdef const uint8_t* src = src_bytes
+        cdef int64_t base = bounds[0], slen, dlen, got = 0, bad = -1
+        cdef int64_t[::1] offs = array_of(bounds)
+        with nogil:
+            for k in range(first, last + 1):
+                lo = offs[k - first] - base
+                slen = offs[k - first + 1] - base - lo
+                dlen = min(chunk, size - k * chunk)
+                if slen == dlen:
+                    memcpy(&dst[(k - first) * chunk], src + lo, slen)
+                    continue
+                if is_lzx:
+                    got = lzx(src + lo, slen, &dst[(k - first) * chunk], dlen)
+                else:
+                    got = xpress_huffman(src + lo, slen, &dst[(k - first) * chunk], dlen)
+                if got != dlen:
+                    bad = k
+                    break
+        if bad >= 0:
+            raise self._error(CorruptImage, where, vol,
+                              f"{'LZX' if is_lzx else 'XPRESS Huffman'} chunk {bad} of "
+                              f"{WOF_STREAM} is malformed at its byte {-1 - got}")
+        return bytes(out[start - first * chunk:end - first * chunk])
+
+
+cdef int64_t[::1] array_of(list values):
+    """A typed copy of a list of offsets, for the nogil decode loop."""
+    out = bytearray(8 * len(values))
+    cdef int64_t[::1] view = memoryview(out).cast("q")
+    cdef Py_ssize_t i
+    for i in range(len(values)):
+        view[i] = values[i]
+    return view

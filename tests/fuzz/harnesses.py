@@ -20,6 +20,7 @@ import os
 import struct
 import tempfile
 import zlib
+from typing import Any
 
 import imgscan
 from imgscan._core.fsapi import DirEntry, Stat
@@ -52,7 +53,12 @@ SCRATCH_NAME = "fuzz.img"
 #: Paths the NTFS harness looks up: a Windows root's files and some that do not exist.
 NTFS_PATHS = ("\\Windows\\System32\\config\\SYSTEM", "\\Windows\\System32\\config\\SOFTWARE",
               "\\windows\\system32\\CMD.EXE", "\\Boot\\BCD", "\\hiberfil.sys", "\\$MFT",
-              "\\$UpCase", "\\missing\\file", "\\")
+              "\\$UpCase", "\\missing\\file", "\\",
+              # the CompactOS volume of tests/helpers/ntfs_images.py: WOF files, links
+              "\\Windows\\xpress4k\\cmd.exe", "\\Windows\\lzx\\cmd.exe",
+              "\\Windows\\xpress16k\\mixed.bin", "\\Junction\\SYSTEM",
+              "\\Program Files\\Cloudbase-Link\\conf\\cloudbase-init.conf", "\\loop-a",
+              "\\Compressed\\hive.log", "\\sparse.bin")
 
 #: The filesystem harnesses' walk: most directories listed and files read per input.
 WALK_MAX_DIRS = 64
@@ -171,6 +177,54 @@ def partitions(data: bytes) -> None:
     size, read = _sparse_reader(data)
     with contextlib.suppress(ImageError):
         describe(read, size, "fuzz")
+
+
+def _wimlib() -> Any:
+    """wimlib's codecs (tests/oracles.Wimlib), or None without libwim: the reference."""
+    global _WIMLIB
+    if _WIMLIB is False:
+        import sys
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+        from oracles import wimlib
+        _WIMLIB = wimlib()
+    return _WIMLIB
+
+
+_WIMLIB: Any = False
+
+
+def _wof_chunk(data: bytes, is_lzx: bool) -> None:
+    """One CompactOS chunk: a u16 (LE) output size less one, then the compressed bytes.
+    Refused (ValueError) or exactly ``size`` bytes; where both decoders accept the chunk,
+    the same bytes as wimlib's (imgscan refuses more: e.g. an XPRESS length byte past the
+    input's end, which wimlib reads as 0)."""
+    from imgscan._core.wof import lzx_decompress, xpress_huffman_decompress
+    if len(data) < 2:
+        return
+    size = int.from_bytes(data[:2], "little") + 1
+    if is_lzx:
+        size = min(size, 32768)
+    decode = lzx_decompress if is_lzx else xpress_huffman_decompress
+    try:
+        out: bytes | None = decode(data[2:], size)
+        assert out is not None and len(out) == size
+    except ValueError:                  # a malformed chunk is refused, never a crash
+        out = None
+    ref = _wimlib()
+    if ref is not None:
+        theirs = ref.decompress(ref.LZX if is_lzx else ref.XPRESS, data[2:], size,
+                                32768 if is_lzx else 65536)
+        assert theirs is None or out is None or out == theirs, "differs from wimlib's"
+
+
+def xpress(data: bytes) -> None:
+    """An XPRESS Huffman chunk ([MS-XCA] 2.2, as CompactOS stores it)."""
+    _wof_chunk(data, False)
+
+
+def lzx(data: bytes) -> None:
+    """An LZX chunk (the WIM / CompactOS variant)."""
+    _wof_chunk(data, True)
 
 
 def ntfs(data: bytes) -> None:
@@ -483,6 +537,8 @@ HARNESSES: dict[str, Callable[[bytes], None]] = {
     **dict.fromkeys(CONTAINER_FORMATS, container),
     "partitions": partitions,
     "ntfs": ntfs,
+    "xpress": xpress,
+    "lzx": lzx,
     "ext4": ext4,
     "xfs": xfs,
     "fatfs": fatfs,

@@ -308,11 +308,50 @@ def ntfs(b: Builder) -> None:
         if data is not None:
             _ntfs_trimmed(data, 0, len(data), keep_files=False)
             b.seed(name, bytes(data))
+    from helpers.ntfs_images import build_windows_ntfs, can_build
+    if can_build() is None:     # CompactOS files, LZNT1, sparse files, junctions, links
+        data = bytearray(build_windows_ntfs(b.work).read_bytes())
+        _ntfs_trimmed(data, 0, len(data), keep_files=False)    # chunk tables kept
+        b.seed("compactos.img", bytes(data))
     for name, data, volumes in _windows_disks():   # volumes holding \Windows
         for p in volumes:
             volume = data[p["start"]:p["start"] + p["size"]]
             _ntfs_trimmed(volume, 0, len(volume), keep_files=False)
             b.seed(f"{name}-{p['number']}", bytes(volume))
+
+
+def _wof_seeds(b: Builder, fmts: tuple[str, ...]) -> None:
+    """Chunks compressed by wimlib (wimcapture), each prefixed with its output size less
+    one (u16 LE): the harnesses' input. The first chunks of every file of the CompactOS
+    volume's contents (tests/helpers/ntfs_images.py)."""
+    import struct
+
+    from helpers.ntfs_images import WOF_CONTENT, WOF_FORMATS, wof_streams
+    if shutil.which("wimcapture") is None:
+        print("make_seeds: wimcapture (wimtools) absent, no WOF seeds", file=sys.stderr)
+        return
+    for fmt in fmts:
+        chunk = WOF_FORMATS[fmt][1]
+        streams = wof_streams(WOF_CONTENT, fmt, b.work)
+        for name, stream in streams.items():
+            size = len(WOF_CONTENT[name])
+            n = -(-size // chunk)
+            starts = [0, *(struct.unpack_from("<I", stream, 4 * i)[0] for i in range(n - 1))]
+            table = 4 * (n - 1)
+            ends = [*starts[1:], len(stream) - table]
+            for k in range(min(n, 8)):
+                out = min(chunk, size - k * chunk)
+                piece = stream[table + starts[k]:table + ends[k]]
+                if len(piece) < out:                    # compressed, not stored verbatim
+                    b.seed(f"{fmt}-{name}-{k}", (out - 1).to_bytes(2, "little") + piece)
+
+
+def xpress(b: Builder) -> None:
+    _wof_seeds(b, ("xpress4k", "xpress8k", "xpress16k"))
+
+
+def lzx(b: Builder) -> None:
+    _wof_seeds(b, ("lzx",))
 
 
 #: FAT seeds: (name, mkfs.vfat options, MiB); one sector per cluster, so the volume's
@@ -558,7 +597,8 @@ def ovf(b: Builder) -> None:
 BUILDERS: dict[str, Callable[[Builder], None]] = {
     "qcow2": qcow2, "qcow": qcow, "vhd": vhd, "vhdx": vhdx, "vmdk": vmdk, "vdi": vdi,
     "qed": qed, "luks": luks, "iso": iso, "zvhd": zvhd, "raw": raw,
-    "partitions": partitions, "ntfs": ntfs, "ext4": ext4, "regf": regf, "windows": windows,
+    "partitions": partitions, "ntfs": ntfs, "xpress": xpress, "lzx": lzx, "ext4": ext4,
+    "regf": regf, "windows": windows,
     "xfs": xfs, "fatfs": fatfs, "ntfsfs": ntfs, "lvm": lvm, "btrfs": btrfs,
     "linuxconf": linuxconf, "grub": grub, "initramfs": initramfs, "ova": ova, "ovf": ovf,
 }

@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 import test_threats
 from helpers import MiB, decompress, overwrite, qemu_create, sparse_file
+from helpers.ova_packages import build_ova
 from helpers.patchers import mbr_set_entry, vhd_as_hyperv, vhd_set_footers, vhd_spec_geometry
 from helpers.safe_gate import COLUMNS, IGNORE, NEVER, cells, column, expected_verdict, table
 from oracles import CORPUS, HAVE_QEMU, qemu_info, qemu_io, run
@@ -146,6 +147,33 @@ def hive_cut_short(d: Path) -> Path:
     return path
 
 
+def ova_second_disk_missing(d: Path) -> Path:
+    """tar's two-disk OVA repacked without its second disk: the descriptor and the
+    manifest still name it."""
+    pkg = test_threats.ova_package(d, 2).parent
+    ova = pkg / "pkg.ova"
+    ova.unlink()
+    run("tar", "--format=ustar", "-cf", ova, "pkg.ovf", "pkg.mf", "disk1.vmdk", cwd=pkg)
+    return ova
+
+
+def ova_format_not_the_descriptors(d: Path) -> Path:
+    """tar's OVA whose descriptor calls its streamOptimized disk monolithicFlat."""
+    pkg = test_threats.ova_package(d).parent
+    ovf = pkg / "pkg.ovf"
+    ovf.write_text(ovf.read_text().replace("#streamOptimized", "#monolithicFlat"))
+    ova = pkg / "pkg.ova"
+    ova.unlink()
+    run("tar", "--format=ustar", "-cf", ova, "pkg.ovf", "disk1.vmdk", cwd=pkg)
+    return ova
+
+
+def ova_firmware_bios_for_uefi_disk(d: Path) -> Path:
+    """The UEFI Windows fixture in an OVA whose descriptor says firmware bios."""
+    raw = test_threats._windows_fixture(d, "uefi")
+    return build_ova(d / "pkg", "pkg", [("disk1.vmdk", raw)], firmware="bios")
+
+
 Builder = Callable[[Path], Path]
 
 #: One image per emitted cell of the table: a threat-matrix row id or a builder here.
@@ -182,6 +210,10 @@ CELL_IMAGES: dict[tuple[str, str], str | Builder] = {
     ("corrupt", "error"): mbr_boot_indicator,
     ("corrupt", "warning"): pmbr_hybrid,
     ("corrupt", "info"): "dirty/vhdx-log-pending",
+    ("package-member", "error"): ova_second_disk_missing,
+    ("package-member", "warning"): ova_format_not_the_descriptors,
+    ("manifest-mismatch", "error"): ova_second_disk_missing,
+    ("firmware-mismatch", "warning"): ova_firmware_bios_for_uefi_disk,
 }
 
 #: Emitted cells no tool here leaves in an image of its own, with the reason.
