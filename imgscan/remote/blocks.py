@@ -65,7 +65,8 @@ class BlockReader:
     """Reads ``[offset, offset + length)`` of one remote object through the block cache.
 
     Thread-safe: the cache and the counters are guarded by a lock, fetches run
-    outside it, so readers on several threads (a fingerprint) fetch in parallel.
+    outside it, so readers on several threads (a fingerprint) fetch in parallel; a
+    block one thread is fetching is waited for by the others, never fetched twice.
     ``requests`` and ``bytes_read`` count range requests and the bytes they
     returned; ``round_trips`` counts reads that had to wait for the network
     (each a batch of concurrent requests). ``allowance`` bytes may be fetched beyond
@@ -81,6 +82,8 @@ class BlockReader:
         #: What the store said of the object (imgscan.remote.store.RemoteObject), if known.
         self.object: Any = None
         self._cache: OrderedDict[int, bytes] = OrderedDict()
+        #: Blocks being fetched by some thread -> set when that fetch ends.
+        self._inflight: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._next_block = -1
@@ -104,19 +107,38 @@ class BlockReader:
         first = offset // BLOCK_SIZE
         last = (offset + length - 1) // BLOCK_SIZE
         got: dict[int, bytes] = {}
+        missing: list[int] = []
+        waits: list[tuple[int, threading.Event]] = []
         with self._lock:
-            missing = []
             for b in range(first, last + 1):
                 block = self._cache.get(b)
-                if block is None:
-                    missing.append(b)
-                else:
+                if block is not None:
                     self._cache.move_to_end(b)
                     got[b] = block
+                elif b in self._inflight:
+                    waits.append((b, self._inflight[b]))
+                else:
+                    missing.append(b)
             if missing:
                 missing += self._readahead(missing)
+                done = threading.Event()
+                for b in missing:
+                    self._inflight[b] = done
         if missing:
-            got.update(self._fetch_blocks(missing, structure, offset))
+            try:
+                got.update(self._fetch_blocks(missing, structure, offset))
+            finally:
+                with self._lock:
+                    for b in missing:
+                        self._inflight.pop(b, None)
+                done.set()
+        for b, fetching in waits:
+            # another thread is fetching this block: wait for it rather than fetch it twice
+            fetching.wait()
+            with self._lock:
+                block = self._cache.get(b)
+            got[b] = block if block is not None else \
+                self._fetch_blocks([b], structure, offset)[b]
         data = b"".join(got[b] for b in range(first, last + 1))
         start = offset - first * BLOCK_SIZE
         return data[start:start + length]
@@ -130,7 +152,8 @@ class BlockReader:
         else:
             self._ahead = 0
         end = missing[-1] + 1
-        extra = [b for b in range(end, min(end + self._ahead, nblocks)) if b not in self._cache]
+        extra = [b for b in range(end, min(end + self._ahead, nblocks))
+                 if b not in self._cache and b not in self._inflight]
         self._next_block = (extra[-1] if extra else missing[-1]) + 1
         return extra
 

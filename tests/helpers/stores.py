@@ -52,22 +52,31 @@ class SeaweedS3:
             "name": "imgscan", "credentials": [{"accessKey": ACCESS_KEY,
                                                 "secretKey": SECRET_KEY}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-        ports = {name: free_port() for name in WEED_PORTS}
-        self.port = ports["s3.port"]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        args = [weed, "server", f"-dir={root / 'data'}", "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1", "-s3", f"-s3.config={config}",
-                "-master.volumeSizeLimitMB=256", "-volume.max=16",
-                *(f"-{name}={port}" for name, port in ports.items())]
-        self.log = open(root / "weed.log", "wb")  # noqa: SIM115 (kept open while it runs)
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        self._wait_ready()
+        # A port found free may be taken by another process before weed binds it (the
+        # machine is shared): a start that fails is retried on new ports.
+        for attempt in range(3):
+            ports = {name: free_port() for name in WEED_PORTS}
+            self.port = ports["s3.port"]
+            self.endpoint = f"http://127.0.0.1:{self.port}"
+            args = [weed, "server", f"-dir={root / 'data'}", "-ip=127.0.0.1",
+                    "-ip.bind=127.0.0.1", "-s3", f"-s3.config={config}",
+                    "-master.volumeSizeLimitMB=256", "-volume.max=16",
+                    *(f"-{name}={port}" for name, port in ports.items())]
+            self.log = open(root / f"weed-{attempt}.log", "wb")  # noqa: SIM115 (open while it runs)
+            self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+            try:
+                self._wait_ready()
+                return
+            except RuntimeError:
+                if attempt == 2:
+                    raise
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"weed server exited with {self.process.returncode}")
             try:
                 client = self.client()
