@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
             "--external-dir", metavar="DIR",
             help="allow opening backing / data files named by the image, inside DIR only",
         )
+        _endpoint_argument(p)
         return p
 
     info = image_command("info", "what each image is (the JSON contract's info object)",
@@ -88,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
         "fingerprint", help="content fingerprint of each image's guest-visible disk"))
     _files_arguments(sub)
     return parser
+
+
+ENDPOINT_HELP = ("the S3-compatible endpoint of s3:// and obs:// URLs (as AWS_ENDPOINT_URL; "
+                 "set AWS_ALLOW_HTTP=true for a plain-http one)")
+
+
+def _endpoint_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--endpoint-url", metavar="URL", help=ENDPOINT_HELP)
 
 
 def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
@@ -222,7 +231,8 @@ def _scan_arguments(p: argparse.ArgumentParser) -> None:
 
     p.description = ("Find the images under each PATH (by content: container signatures, "
                      "partition tables, filesystems) and read them in parallel.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or directories")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="image files or directories, or s3://BUCKET/PREFIX/ (every object)")
     p.add_argument("--jobs", "-j", type=int, metavar="N",
                    help="worker processes (default: all cores)")
     judge = p.add_mutually_exclusive_group()
@@ -243,6 +253,7 @@ def _scan_arguments(p: argparse.ArgumentParser) -> None:
                    help="MiB of address space a worker may add (default %(default)d; 0: none)")
     p.add_argument("--external-dir", metavar="DIR",
                    help="allow opening backing / data files named by an image, inside DIR only")
+    _endpoint_argument(p)
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -517,6 +528,7 @@ def _fingerprint_arguments(p: argparse.ArgumentParser) -> None:
                    "chunk_size (0 for the stream algorithm)")
     p.add_argument("--external-dir", metavar="DIR",
                    help="allow opening backing / data files named by the image, inside DIR only")
+    _endpoint_argument(p)
 
 
 def _fingerprint(args: argparse.Namespace) -> int:
@@ -564,6 +576,7 @@ def _files_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     ls.add_argument("--external-dir", metavar="DIR",
                     help="allow opening backing / data files named by the image, inside DIR "
                     "only")
+    _endpoint_argument(ls)
     cat = sub.add_parser("cat", help="write a file inside an image to standard output",
                          description="Write the bytes of a regular file of a filesystem "
                          "inside an image to standard output.")
@@ -572,6 +585,7 @@ def _files_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     cat.add_argument("--external-dir", metavar="DIR",
                      help="allow opening backing / data files named by the image, inside DIR "
                      "only")
+    _endpoint_argument(cat)
 
 
 def _files(args: argparse.Namespace) -> int:
@@ -656,6 +670,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "endpoint_url", None):
+        # The endpoint as the AWS tools take it: the variable reaches the store's client
+        # here and in scan workers alike.
+        import os
+        os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
     if args.command == "info":
         return _info(args.images, args.json, args.external_dir, args.verify_manifest)
     if args.command == "map":

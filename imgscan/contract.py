@@ -77,9 +77,8 @@ def _disk_info(image: DiskImage, layout: Layout | None) -> dict[str, Any]:
         "boot_mode": layout.boot_mode,
         "windows": guests["windows"],
         "linux": guests["linux"],
-        # Not read yet: remote sources come with their stage; until then every image
-        # is a local file.
-        "source": None,
+        # Last of the image's reads: its requests and bytes fetched are all counted.
+        "source": image.source,
         "findings": [f.as_dict() for f in findings],
         "format_specific": image.format_specific,
         "boot_evidence": layout.boot_evidence,

@@ -30,6 +30,7 @@ from .findings import (
     fact_findings,
     finding_id,
 )
+from .remote import is_url, source_object
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,7 +46,12 @@ if TYPE_CHECKING:
 SECTOR_SIZES = (512, 4096)
 
 
-def _open_source(path: str) -> Source:
+def _open_source(path: str, reads_all: bool = False) -> Source:
+    """The source of ``path``: a local file, or a remote object when ``path`` is a URL
+    (imgscan.remote, imported only then; ``reads_all`` as there)."""
+    if is_url(path):
+        from .remote import open_source
+        return open_source(path, reads_all=reads_all)
     try:
         return Source(path)
     except OSError as exc:
@@ -102,7 +108,8 @@ class DiskImage:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, external_dir: str | None = None,
-                 verify_manifest: bool = False, _depth: int = 0, _format: str | None = None,
+                 verify_manifest: bool = False, reads_all: bool = False,
+                 _depth: int = 0, _format: str | None = None,
                  _package: Package | None = None, _disk: int = 0) -> None:
         self.path = os.fspath(path)
         self.external_dir = external_dir
@@ -115,7 +122,7 @@ class DiskImage:
         if _package is not None:
             self._source = _package.open_disk(_disk)
         else:
-            self._source = _open_source(self.path)
+            self._source = _open_source(self.path, reads_all)
             if _format is None:
                 self._open_package(verify_manifest)
         try:
@@ -197,6 +204,12 @@ class DiskImage:
     def own_file_size(self) -> int:
         """Bytes of this disk's own file: its member, for a disk of a package."""
         return self._source.size
+
+    @property
+    def source(self) -> dict[str, Any] | None:
+        """The contract's ``source`` object (URL, size, ETag, storage class, requests and
+        bytes fetched so far) of an image read from a URL; None for a local file."""
+        return source_object(self._source)
 
     @property
     def allocated_size(self) -> int:

@@ -70,6 +70,12 @@ class LimitExceeded(ImageError):
 class UnsafePath(ImageError):
     """The image names another file that imgscan refuses to open."""
 
+
+class RemoteError(ImageError):
+    """The store or server holding a remote image refused or failed a request (no
+    credentials, access denied, no such bucket or key, no Range support, a timeout).
+    The message names the URL, never a credential."""
+
 # -- the JSON error object ---------------------------------------------------------------
 # ``imgscan info/check/fingerprint --json`` print it for an ImageError, ``imgscan scan
 # --json`` for every image a worker could not read (a decoder's error, a timeout, a crash),

@@ -16,6 +16,7 @@ from ._core.filesystems import probe_volume
 from ._core.fsopen import open_filesystem
 from .errors import EncryptedImage, ImageError
 from .findings import ENCRYPTED
+from .remote import is_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ def split_target(arg: str) -> tuple[str, str | None]:
     if os.path.lexists(arg) or ":" not in arg:
         return arg, None
     image, _, volume = arg.rpartition(":")
-    if not image:
+    if not image or (is_url(arg) and ("/" in volume or not is_url(image))):
+        # a URL's own colons (``s3://``, ``host:port``) are not a volume's
         return arg, None
     return image, volume or None
 

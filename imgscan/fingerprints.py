@@ -34,6 +34,7 @@ from . import limits
 from .disk_image import DiskImage
 from .errors import LimitExceeded, UnsafePath
 from .records import Record
+from .remote import is_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 ALGORITHMS = ("xxh3-128-chunked", "xxh3-64-stream")
 #: The chunk size of ``xxh3-128-chunked``, and the read size of both algorithms.
 CHUNK_SIZE = 1 << 20
+#: Default threads for an image read from a URL: chunks in flight at once.
+REMOTE_THREADS = 8
 
 
 class Fingerprint(Record):
@@ -81,12 +84,14 @@ def fingerprint(image: str | os.PathLike[str] | DiskImage, algorithm: str = "xxh
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; known: {', '.join(ALGORITHMS)}")
     if threads is None:
-        threads = os.cpu_count() or 1
+        # A remote image is bound by round trips, not cores: keep several ranges in flight.
+        remote = not isinstance(image, DiskImage) and is_url(os.fspath(image))
+        threads = REMOTE_THREADS if remote else os.cpu_count() or 1
     if threads < 1:
         raise ValueError(f"threads must be at least 1, not {threads}")
     if isinstance(image, DiskImage):
         return _of_image(image, algorithm, threads)
-    with DiskImage(image, external_dir=external_dir) as img:
+    with DiskImage(image, external_dir=external_dir, reads_all=True) as img:
         return _of_image(img, algorithm, threads)
 
 

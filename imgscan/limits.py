@@ -427,6 +427,15 @@ SCAN_FINGERPRINT_MIN_RATE = 32 * 1024 * 1024
 SCAN_MEMORY_LIMIT = 1024 * 1024 * 1024
 
 
+# Remote images (imgscan/remote/) -------------------------------------------------------
+#: Bytes one image may make imgscan fetch from object storage or HTTP (every range request
+#: of its inspection together): a Windows system disk's check fetches under 16 MiB, a Linux
+#: one its initramfs (tens of MiB) besides. A hostile image whose tables send the decoders
+#: all over a 40 GB object stops here instead of downloading it. A fingerprint, which reads
+#: every stored byte by design, may fetch the object's size on top.
+REMOTE_MAX_FETCH_BYTES = 512 * 1024 * 1024
+
+
 #: This module's namespace: the dict ``monkeypatch.setattr(limits, ...)`` writes to, read
 #: without calling ``globals()`` on each of the tens of checks an inspection makes.
 _CAPS = globals()

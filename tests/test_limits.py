@@ -1325,6 +1325,7 @@ def test_fingerprint_chunks(qcow2s: dict[str, Path], monkeypatch: pytest.MonkeyP
 #: Each public name of imgscan/limits.py -> the test of its boundary: a test of this file, or
 #: "file::test" for a boundary test that lives with its decoder's tests.
 BOUNDARY_TESTS: dict[str, str] = {
+    "REMOTE_MAX_FETCH_BYTES": "remote/test_remote.py::test_fetch_cap",
     "OVA_MAX_MEMBERS": "_core/test_tar.py::test_members_cap",
     "OVA_MAX_PAX_BYTES": "_core/test_tar.py::test_pax_bytes_cap",
     "OVF_MAX_DESCRIPTOR_BYTES": "_core/test_ovf.py::test_descriptor_bytes_cap",

@@ -48,7 +48,9 @@ cdef class Source:
     is not wholly inside the file.
     """
 
-    def __cinit__(self, str path, bint use_mmap=True):
+    # __init__, not __cinit__: a subclass that fetches its bytes elsewhere (the remote
+    # source, imgscan/_core/remote.pyx) is made without opening a local file.
+    def __init__(self, str path, bint use_mmap=True):
         self.path = path
         self.base = 0
         self._mmap = None

@@ -166,6 +166,21 @@ cdef const uint8_t* _gt_at(GtWindow* w, const uint8_t* gd, uint64_t n, uint64_t 
     return w.buf
 
 
+cdef void _gt_span(const uint8_t* gd, uint64_t n, uint64_t gt_bytes, uint64_t* lo,
+                   uint64_t* hi) noexcept nogil:
+    """The host range from the first grain table to the end of the last (0, 0 if none)."""
+    cdef uint64_t i, off
+    lo[0] = hi[0] = 0
+    for i in range(n):
+        off = <uint64_t>le32(gd + 4 * i) * C_SECTOR
+        if off == 0:
+            continue
+        if hi[0] == 0 or off < lo[0]:
+            lo[0] = off
+        if off + gt_bytes > hi[0]:
+            hi[0] = off + gt_bytes
+
+
 @cython.cdivision(True)
 @cython.boundscheck(False)
 cdef int _walk_gd(ExtentMap emap, const uint8_t* gd, uint64_t n, GtWindow* w,
@@ -584,17 +599,29 @@ def walk_sparse(container, ExtentMap emap, Source src, h, uint64_t guest_base,
                            "grain table (a shared or looping grain directory)")
     w.fd = src._fd
     w.base = src.base
-    w.cap = GT_WINDOW if GT_WINDOW > gt_bytes else gt_bytes
-    w.lo = w.hi = 0
-    w.buf = <uint8_t*>malloc(w.cap)
-    if w.buf == NULL:
-        raise MemoryError()
+    tables = None
+    if w.fd < 0:
+        # A remote source (no file descriptor): the grain tables are fetched at once, the
+        # span from the first to the last (writers lay them out together, after the grain
+        # directory), and served as one window that _gt_at never leaves.
+        with nogil:
+            _gt_span(gd_p, n, gt_bytes, &w.lo, &w.hi)
+        tables = src.read(w.lo, w.hi - w.lo, f"{label} grain tables")
+        w.cap = w.hi - w.lo
+        w.buf = <uint8_t*><const uint8_t*>tables
+    else:
+        w.cap = GT_WINDOW if GT_WINDOW > gt_bytes else gt_bytes
+        w.lo = w.hi = 0
+        w.buf = <uint8_t*>malloc(w.cap)
+        if w.buf == NULL:
+            raise MemoryError()
     try:
         with nogil:
             rc = _walk_gd(emap, gd_p, n, &w, f_p, fsize, guest_base, length, grain, gtes,
                           file, zeroed, compressed, markers, &r)
     finally:
-        free(w.buf)
+        if tables is None:
+            free(w.buf)
     if rc == -6:
         raise TruncatedImage(path, "VMDK grain table", r.bad_offset,
                              f"{label}: the grain table of GD entry {r.bad_index} could not be "

@@ -34,11 +34,13 @@ import contextlib
 import os
 import select
 import signal
+import sys
 import time
 from collections import deque
 
 from .. import limits
 from ..errors import error_member
+from ..remote import is_url
 from .pipe import ERROR, FRAME_BUDGET, NOT_IMAGE, read_results, task_frame, write_frame
 from .result import FileIdentity, Fingerprint, ScanResult
 from .walk import Walk, head_digest, read_head
@@ -124,6 +126,12 @@ class ScanRun:
         if isinstance(paths, (str, os.PathLike)):   # one path, not a list of letters
             paths = [paths]
         self.paths = [os.fspath(p) for p in paths]
+        if any(is_url(p) for p in self.paths) and "obstore" in sys.modules:
+            # The workers are forked, and the remote client's threads do not survive a
+            # fork: a worker of a process that has used it would hang on its first read.
+            raise ValueError("a scan of URLs runs in a process that has not read a remote "
+                             "image itself (the client does not survive fork): use "
+                             "`imgscan scan` or a fresh process")
         self.jobs = max(1, jobs or _cores())
         loaded = None
         if not info_only:
@@ -186,7 +194,8 @@ class ScanRun:
         try:
             if self._catalog is not None:
                 scan_id = self._catalog.begin_scan(
-                    [os.path.abspath(p) for p in self.paths], self.profile_name,
+                    [p if is_url(p) else os.path.abspath(p) for p in self.paths],
+                    self.profile_name,
                     FINGERPRINT_ALGORITHM if self.options.fingerprint else None)
             yield from self._loop(scan_id)
             finished = True
@@ -272,6 +281,9 @@ class ScanRun:
         if stored is None or (stored.size, stored.mtime_ns, stored.inode, stored.device) != (
                 st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev):
             return None
+        if is_url(path):
+            # an object's identity holds its ETag (the walk's inode): nothing to read
+            return stored.header_digest
         try:
             head = read_head(path, st.st_dev, st.st_ino)
         except OSError:

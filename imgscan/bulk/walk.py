@@ -29,6 +29,7 @@ from xxhash import xxh3_64_hexdigest
 
 from .._core import c_gpt
 from .._core.registry import mbr_partitions
+from ..remote import is_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -77,6 +78,9 @@ class Walk:
 
     def __iter__(self) -> Iterator[tuple[str, os.stat_result | OSError]]:
         for root in self.paths:
+            if is_url(root):
+                yield from _objects(root)
+                continue
             try:
                 st = os.stat(root)       # a path the user named is followed, even a symlink
             except OSError as exc:
@@ -132,10 +136,47 @@ class Walk:
             stack.extend(reversed(subdirs))    # depth first, in name order
 
 
+def _objects(root: str) -> Iterator[tuple[str, os.stat_result | OSError]]:
+    """The objects under a URL prefix (``s3://BUCKET/PREFIX/``), listed lazily page by
+    page by :mod:`imgscan.remote.listing` in a child process (the client's threads must
+    not start in the scanning process, which forks its workers); an ``http(s)://`` URL
+    is the one object it names.
+
+    Each comes with a stat result the catalog's identity reads: the size, the
+    last-modified time, and the ETag's digest as the inode (the device is 0), so a
+    rescan tells a changed object from an unchanged one without reading it.
+    """
+    import json
+    import subprocess
+    import sys
+
+    with subprocess.Popen([sys.executable, "-m", "imgscan.remote.listing", root],
+                          stdout=subprocess.PIPE, stdin=subprocess.DEVNULL) as child:
+        assert child.stdout is not None
+        try:
+            for line in child.stdout:
+                item = json.loads(line)
+                if isinstance(item, dict):
+                    yield root, OSError(errno.EIO, item["error"])
+                    continue
+                url, size, etag, modified_ns = item
+                inode = int(xxh3_64_hexdigest(etag.encode()), 16) >> 2 if etag else 0
+                yield url, os.stat_result(
+                    (stat.S_IFREG | 0o444, inode, 0, 1, 0, 0, size, 0, modified_ns // 10**9, 0),
+                    {"st_mtime_ns": modified_ns, "st_blocks": -(-size // 512)})
+        finally:
+            child.kill()
+
+
 def read_head(path: str, device: int, inode: int) -> bytes | None:
     """The first HEADER_DIGEST_BYTES of ``path``, or None when it is no longer the
     regular file the walk saw (``device``, ``inode``): replaced since by a FIFO or
-    another file. Opened without blocking, so a FIFO never hangs the reader."""
+    another file. Opened without blocking, so a FIFO never hangs the reader.
+    An object named by a URL is read by one range request."""
+    if is_url(path):
+        from ..remote import open_source
+        with open_source(path) as src:
+            return src.read(0, min(src.size, HEADER_DIGEST_BYTES), "header")
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)

@@ -25,6 +25,12 @@ def _named(name: str | None, fmt: str | None) -> str:
     return f"{name} ({fmt})" if fmt else name
 
 
+def fetched(source: Mapping[str, Any]) -> str:
+    """What reading a remote image cost: bytes fetched, range requests, storage class."""
+    return (f"{human_size(source['bytes_read'])} in {source['requests']} range requests "
+            f"(storage class {source['storage_class'] or '-'})")
+
+
 def info_text(info: Mapping[str, Any]) -> str:
     """The ``imgscan info`` summary of one contract object."""
     rows = info_rows(info)
@@ -57,6 +63,8 @@ def info_rows(info: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("snapshots", str(info["snapshots"])),
         ("dirty", _yes_no(info["dirty"])),
     ]
+    if info.get("source"):
+        rows.append(("fetched", fetched(info["source"])))
     if info.get("ova"):
         rows += package_rows(info["ova"], info.get("disks") or [])
     rows += layout_rows(info)
@@ -282,6 +290,8 @@ def check_text(check: Mapping[str, Any]) -> str:
     fmt = info["format"] + (f" ({info['subformat']})" if info.get("subformat") else "")
     lines = [f"{check['path']}: {fmt}, {human_size(info['virtual_size'])}, "
              f"profile {check['profile']}"]
+    if info.get("source"):
+        lines.append(f"  fetched {fetched(info['source'])}")
     rules = check["rules"]
     width = max((len(r["id"]) for r in rules), default=0) + 2
     indent = " " * (2 + width + 9)

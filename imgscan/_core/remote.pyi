@@ -1,0 +1,13 @@
+from typing import Protocol
+
+from .source import Source
+
+class Reader(Protocol):
+    url: str
+    size: int
+    def read(self, offset: int, length: int, structure: str) -> bytes: ...
+    def close(self) -> None: ...
+
+class RemoteSource(Source):
+    reader: Reader
+    def __init__(self, reader: Reader) -> None: ...

@@ -1,0 +1,60 @@
+"""Images where they live: object storage and HTTP, read in place by range requests.
+
+An image named by a URL (``s3://``, ``obs://``, ``gs://``, ``az://``, ``abfs://``,
+``http(s)://``) is read through :class:`imgscan._core.remote.RemoteSource`,
+which fetches only the blocks the decoders ask for. This module only tells a
+URL from a path: the client library (obstore, the ``remote`` extra) is imported
+by :mod:`imgscan.remote.store` when a URL is first opened, never on the local path.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .._core.remote import RemoteSource
+    from .._core.source import Source
+
+#: Schemes read remotely. ``obs`` is Huawei OBS through its S3-compatible API.
+SCHEMES = ("s3", "obs", "gs", "az", "abfs", "abfss", "http", "https")
+
+
+def is_url(path: str) -> bool:
+    """Whether ``path`` names a remote object rather than a local file."""
+    scheme, sep, rest = path.partition("://")
+    return bool(sep) and bool(rest) and scheme.lower() in SCHEMES
+
+
+def open_source(url: str, *, reads_all: bool = False) -> RemoteSource:
+    """The source of the object at ``url`` (one HEAD request now, ranges on demand).
+
+    ``reads_all``: the caller reads every stored byte by design (a fingerprint), so
+    the object's size is allowed on top of ``limits.REMOTE_MAX_FETCH_BYTES``.
+    """
+    from .._core.remote import RemoteSource
+    from .blocks import BlockReader
+    from .store import fetch, open_object
+
+    obj = open_object(url)
+    reader = BlockReader(url, obj.size, lambda start, end: fetch(obj, start, end),
+                         allowance=obj.size if reads_all else 0)
+    reader.object = obj
+    source = RemoteSource(reader)
+    try:
+        reader.prime()
+    except BaseException:
+        source.close()
+        raise
+    return source
+
+
+def source_object(source: Source) -> dict[str, Any] | None:
+    """The contract's ``source`` object of a remote source; None for a local file."""
+    reader = getattr(source, "reader", None)
+    if reader is None:
+        return None
+    obj = reader.object
+    return {"url": obj.url, "size": obj.size, "etag": obj.etag,
+            "storage_class": obj.storage_class, "requests": reader.requests,
+            "bytes_read": reader.bytes_read}

