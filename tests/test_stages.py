@@ -60,12 +60,16 @@ def test_rules_on_a_guest_installation_declare_it() -> None:
     assert declared("windows") == {
         "boot-system-same-disk", "administrator-account", "login-credentials", "ide-driver",
         "guest-os-driver", "rdp-enabled", "dhcp", "not-oem", "not-hardware-bound",
-        "full-virtualization", "os-supported"}
+        "full-virtualization", "os-supported", "autologon-disabled", "firewall-off",
+        "rdp-firewall", "real-time-is-universal", "services-absent", "windows-free-space"}
     assert declared("linux") == {
         "linux-os-supported", "linux-architecture", "linux-boot-mode", "linux-boot-same-disk",
         "virtio-drivers", "kernel-version", "no-xen-pv-drivers", "devices-by-uuid",
         "fstab-nofail", "persistent-net-rules", "linux-dhcp", "linux-login-credentials",
-        "linux-clean-shutdown", "lvm-system-disk", "no-vmware-tools"}
+        "linux-clean-shutdown", "lvm-system-disk", "no-vmware-tools", "cloud-init-installed",
+        "hyperv-drivers", "kernel-cmdline", "linux-bootloader", "linux-root-filesystem",
+        "no-swap-on-os-disk", "root-fs-features", "selinux-disabled", "sshd-enabled",
+        "uefi-fallback-loader"}
     # Windows rules that judge the disk without the windows object still say their OS.
     assert {r.id for r in RULES.values() if r.func is r.body and r.guest} == {
         "bios-boot", "clean-shutdown"}

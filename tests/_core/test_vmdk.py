@@ -433,17 +433,25 @@ def test_descriptor_limits(made: dict[str, Made], tmp_path: Path) -> None:
 ], ids=["duplicate", "other-case", "in-comment", "spaces"])
 def test_descriptor_ambiguous(made: dict[str, Made], tmp_path: Path, edit: Any,
                               qemu_reads: str | None) -> None:
-    """A descriptor two readers may read differently: imgscan reads what qemu reads, or no
-    create type where qemu refuses the file, and flags it as an error either way."""
+    """A descriptor two readers may read differently: imgscan reads what qemu reads and
+    flags it as an error. Where qemu refuses the file (``createType = "..."``: qemu's
+    parser skips two characters after the name and reads up to the next quote, a lone
+    space, which is no create type it opens), imgscan reads the same space and also says
+    that qemu does not open that create type."""
     p = _descriptor(made, tmp_path, edit)
     if qemu_reads is None:
         assert qemu_refuses(p, "vmdk")
     else:
         assert qemu_info(p)["format-specific"]["data"]["create-type"] == qemu_reads
     with imgscan.open(p) as img:
-        assert img.subformat == (qemu_reads or "")
         assert any(f.id == "descriptor-ambiguous" and f.severity == "error"
                    for f in img.findings)
+        if qemu_reads is None:
+            assert img.subformat == " "
+            assert any(f.id == "unknown-feature" and "qemu opens" in f.message
+                       for f in img.findings)
+        else:
+            assert img.subformat == qemu_reads
 
 
 @needs_qemu

@@ -122,12 +122,14 @@ def test_driver_states(tree: GuestTree) -> None:
                     "virtio_net": "initramfs", "virtio_pci": "module",
                     "virtio_ring": "initramfs", "virtio": "initramfs"},
          "xen_pv": False,
-         "xen": {"xen_blkfront": "initramfs", "xen_netfront": "initramfs"}},
+         "xen": {"xen_blkfront": "initramfs", "xen_netfront": "initramfs"},
+         "hyperv": {"hv_vmbus": None, "hv_storvsc": None, "hv_netvsc": None}},
         {"version": RHEL, "image": f"/{R}/vmlinuz", "initramfs": f"/boot/initramfs-{RHEL}.img",
          "virtio": {"virtio_blk": "builtin", "virtio_scsi": None, "virtio_net": "initramfs",
                     "virtio_pci": "builtin", "virtio_ring": "builtin", "virtio": "builtin"},
          "xen_pv": True,
-         "xen": {"xen_blkfront": None, "xen_netfront": None}},
+         "xen": {"xen_blkfront": None, "xen_netfront": None},
+         "hyperv": {"hv_vmbus": None, "hv_storvsc": None, "hv_netvsc": None}},
     ]
     assert found == expected
     assert evidence == (f"/boot/vmlinuz-{DEBIAN} (/boot volume), "
