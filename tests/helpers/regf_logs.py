@@ -20,6 +20,7 @@ import lzma
 import shutil
 import struct
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,27 +143,45 @@ DIRTY_SYSTEM = ("regipy_SYSTEM_B.xz", "regipy_SYSTEM_B.LOG1.xz", "regipy_SYSTEM_
 CONFIG = "/Windows/System32/config/"
 
 
+#: The nosysres fixture's one NTFS partition: (start, size) in bytes.
+NOSYSRES_VOLUME = (1 << 20, 32 << 20)
+
+
+def edit_windows_volume(fixture: Path, work: Path, edit: Callable[[Path], None]) -> Path:
+    """A copy of the nosysres Windows fixture whose NTFS volume ``edit`` changed: it is
+    given the volume cut out to a file (for ntfs-3g's tools), which goes back in after."""
+    disk = work / "edited.img"
+    shutil.copyfile(fixture, disk)
+    start, size = NOSYSRES_VOLUME
+    volume = work / "p1"
+    with disk.open("rb") as fh:
+        fh.seek(start)
+        volume.write_bytes(fh.read(size))
+    edit(volume)
+    with disk.open("r+b") as fh:
+        fh.seek(start)
+        fh.write(volume.read_bytes())
+    return disk
+
+
+def ntfscp(volume: Path, local: Path, dest: str) -> None:
+    """Write ``local`` as ``dest`` on the NTFS ``volume`` (ntfs-3g's ntfscp)."""
+    subprocess.run(["ntfscp", "-q", str(volume), str(local), dest], check=True,
+                   capture_output=True)
+
+
 def dirty_windows_disk(fixture: Path, hives: Path, work: Path,
                        logs: tuple[str, ...] = ("SYSTEM.LOG1", "system.log2")) -> Path:
     """A copy of the nosysres Windows fixture (one NTFS partition of 32 MiB at 1 MiB)
     whose SYSTEM is the corpus's dirty one, with ``logs`` (names for LOG1 then LOG2;
     NTFS names compare case-insensitively) beside it, written by ntfs-3g's ntfscp."""
-    disk = work / "dirty.img"
-    shutil.copyfile(fixture, disk)
-    start, size = 1 << 20, 32 << 20
-    volume = work / "p1"
-    with disk.open("rb") as fh:
-        fh.seek(start)
-        volume.write_bytes(fh.read(size))
-    for src, dst in zip(DIRTY_SYSTEM, ("SYSTEM", *logs), strict=False):
-        local = work / src.removesuffix(".xz")
-        local.write_bytes(lzma.decompress((hives / src).read_bytes()))
-        subprocess.run(["ntfscp", "-q", str(volume), str(local), CONFIG + dst], check=True,
-                       capture_output=True)
-    with disk.open("r+b") as fh:
-        fh.seek(start)
-        fh.write(volume.read_bytes())
-    return disk
+    def edit(volume: Path) -> None:
+        for src, dst in zip(DIRTY_SYSTEM, ("SYSTEM", *logs), strict=False):
+            local = work / src.removesuffix(".xz")
+            local.write_bytes(lzma.decompress((hives / src).read_bytes()))
+            ntfscp(volume, local, CONFIG + dst)
+
+    return edit_windows_volume(fixture, work, edit)
 
 
 # -- the whole hive in one comparable form -----------------------------------------------
