@@ -17,6 +17,7 @@ into one comparable form (regipy is a test-only dependency: imgscan never import
 from __future__ import annotations
 
 import lzma
+import re
 import shutil
 import struct
 import subprocess
@@ -247,3 +248,45 @@ def imgscan_tree(hive: Hive, top: str = "") -> Tree:
         tree[_name(path)] = {_name(v.name): _typed(v.type_name, v.data)
                               for v in key.values()}
     return tree
+
+
+# -- the whole hive as raw bytes: hivex as the oracle -----------------------------------
+
+#: Every value as its type and raw data: key path -> value name -> (type, data).
+RawTree = dict[str, dict[str, tuple[int, bytes]]]
+
+_REG_KEY = re.compile(r"\[\\(.*)\]")
+_REG_VALUE = re.compile(r'(@|"((?:[^"\\]|\\.)*)")=(?:hex\(([0-9a-f]+)\):([0-9a-f,]*)'
+                        r'|dword:([0-9a-f]{8}))')
+#: REG_DWORD, which hivexregedit writes as ``dword:`` (the number, big-endian hex digits).
+REG_DWORD = 4
+
+
+def hivex_tree(path: Path) -> RawTree:
+    """Every key and value of the hive at ``path`` as hivex reads it: the text of
+    ``hivexregedit --export`` (every value as ``hex(TYPE):bytes`` or four-byte REG_DWORDs
+    as ``dword:NUMBER``, names escaped with
+    backslashes, long lines continued with a trailing backslash) parsed back."""
+    text = subprocess.run(["hivexregedit", "--export", str(path), "\\"], check=True,
+                          capture_output=True).stdout.decode("utf-8")
+    tree: RawTree = {}
+    values: dict[str, tuple[int, bytes]] = {}
+    for line in text.replace("\\\r\n  ", "").replace("\\\n  ", "").splitlines():
+        if key := _REG_KEY.fullmatch(line):
+            values = tree.setdefault(key.group(1), {})
+        elif value := _REG_VALUE.fullmatch(line):
+            name = "" if value.group(1) == "@" else re.sub(r"\\(.)", r"\1", value.group(2))
+            if value.group(5):
+                values[name] = (REG_DWORD, int(value.group(5), 16).to_bytes(4, "little"))
+            else:
+                values[name] = (int(value.group(3), 16),
+                                bytes.fromhex(value.group(4).replace(",", "")))
+        else:
+            assert line in ("", "Windows Registry Editor Version 5.00"), line
+    return tree
+
+
+def imgscan_raw_tree(hive: Hive) -> RawTree:
+    """The same as :func:`hivex_tree`, by imgscan's reader."""
+    return {path: {v.name: (v.type, bytes(v.raw)) for v in key.values()}
+            for path, key in hive.walk(hive.open_key(""))}
