@@ -171,6 +171,38 @@ def test_dirty_system_replay_equals_regipy(corpus: dict[str, Path], tmp_path: Pa
 
 
 @needs_dirty_hives
+def test_primary_with_a_wrong_checksum_takes_the_logs_base_block(
+        corpus: dict[str, Path], tmp_path: Path) -> None:
+    """SYSTEM_B with a torn base block: its root cell offset garbled and the checksum
+    left as it was, so wrong. The base block comes from LOG1, the first usable log
+    (whose base block differs from the primary's only in the fields the replay seals),
+    and the replay gives the intact primary's replay byte for byte; regipy, which
+    ignores the checksum and keeps the primary's base block, replays the same bins."""
+    intact = replayed(corpus, SYSTEM_B)
+    good = corpus[SYSTEM_B[0]].read_bytes()
+    broken = good[:36] + struct.pack("<I", 0xDEADBEE8) + good[40:]   # root cell offset
+    assert regf_log.is_dirty(broken) and not regf_log.checksum_ok(broken)
+    patched = tmp_path / "SYSTEM"
+    patched.write_bytes(broken)
+    logs = [(n, corpus[n].read_bytes()) for n in SYSTEM_B[1:]]
+    done, problems = regf_log.replay(broken, logs)
+    assert done is not None and problems == []
+    assert (done.entries, done.pages, done.first_sequence, done.last_sequence) == \
+        (intact.entries, intact.pages, 2107, 2130)
+    assert done.data == intact.data
+    theirs = regipy_replay(tmp_path, patched, corpus[SYSTEM_B[1]], corpus[SYSTEM_B[2]])
+    assert done.data[PAGE:] == theirs.read_bytes()[PAGE:len(done.data)]
+    hive, state = regf_log.open_hive(broken, "SYSTEM", logs)
+    assert state["replayed"]
+    assert "(sequence numbers 1622 != 1621, base block checksum wrong)" in \
+        hive.findings[0].message
+    assert [(f.id, f.severity) for f in hive.findings] == [("hive-replayed", "info")]
+    assert imgscan_raw_tree(hive) == imgscan_raw_tree(Hive(intact.data, "SYSTEM"))
+    # no log to take a base block from: the primary is refused as it is
+    assert regf_log.replay(broken, []) == (None, ["no log"])
+
+
+@needs_dirty_hives
 def test_dirty_ntuser_replay_skips_the_stale_log(corpus: dict[str, Path],
                                                 tmp_path: Path) -> None:
     """NTUSER.DAT (567 != 566): LOG1's entries 566-588 apply (132 pages, the manifest's);
