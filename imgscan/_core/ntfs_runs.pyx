@@ -158,9 +158,11 @@ cdef class NtfsRuns:
             length = 0
             for i in range(lsize):
                 length |= <uint64_t>p[pos + 1 + i] << (8 * i)
-            if length == 0 or length > <uint64_t>self.total_clusters:
+            # A sparse run may be longer than the volume (a hole takes no clusters); an
+            # allocated one is held to the volume below, by its LCN.
+            if length == 0 or length > <uint64_t>max_vcn:
                 raise self._error(CorruptImage, where, vol + pos,
-                                  f"run of {length} clusters is larger than the volume")
+                                  f"run of {length} clusters is larger than any file")
             if osize:
                 delta = 0
                 for i in range(osize):

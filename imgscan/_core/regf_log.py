@@ -381,8 +381,13 @@ def open_hive(primary: bytes, name: str, logs: Sequence[Log] = ()) -> tuple[Hive
     if not state["dirty"]:
         return Hive(primary, name), state
     bb = BASE_BLOCK.unpack(primary)
-    was = f"sequence numbers {bb['primary_sequence']} != {bb['secondary_sequence']}" \
-        if bb["primary_sequence"] != bb["secondary_sequence"] else "base block checksum wrong"
+    why_dirty = []
+    if bb["primary_sequence"] != bb["secondary_sequence"]:
+        why_dirty.append(f"sequence numbers {bb['primary_sequence']} != "
+                         f"{bb['secondary_sequence']}")
+    if not checksum_ok(primary):
+        why_dirty.append("base block checksum wrong")
+    was = ", ".join(why_dirty)
     extra: list[Finding] = []
     try:
         done, problems = replay(primary, logs) if logs else (None, ["no .LOG1 or .LOG2 file"])

@@ -4,7 +4,10 @@ Real logs: the corpus's dirty SYSTEM with its LOG1 / LOG2 and a dirty NTUSER.DAT
 its logs (../shared/corpus/hives/MANIFEST.md, "Dirty hives"), written by Windows, so
 their Marvin32 hashes are Windows' own. Oracle: regipy (``apply_transaction_logs``
 then its own key and value readers), compared key by key and value by value over
-the whole hive, and byte by byte over the hive bins. regipy applies every entry of
+the whole hive, and byte by byte over the hive bins; regipy's reader takes a quarter
+of an hour over the 12 MiB SYSTEM, so there hivex (``hivexregedit --export``) reads
+the whole of regipy's replay, every key and value (type, raw data), and regipy's
+reader the subtrees imgscan's facts come from. regipy applies every entry of
 the logs it is given, the secondary log first, and checks neither hashes nor
 sequence numbers, so it is handed exactly the logs that apply, in Windows' order.
 
@@ -27,10 +30,13 @@ from helpers.regf_logs import (
     dirt_log,
     dirty_pages,
     hive_states,
+    hivex_tree,
     hvle_log,
+    imgscan_raw_tree,
     imgscan_tree,
     make_dirty,
     regipy_tree,
+    xor_checksum,
 )
 from oracles import CORPUS
 
@@ -122,9 +128,11 @@ def test_marvin32_hashes_of_real_log_entries(corpus: dict[str, Path]) -> None:
 
 
 @needs_dirty_hives
+@needs_regedit
 def test_dirty_system_replay_equals_regipy(corpus: dict[str, Path], tmp_path: Path) -> None:
     """SYSTEM_B (1622 != 1621) + LOG1 (2107-2110) + LOG2 (2111-2130): the manifest's 315
-    pages; the hive equals regipy's key by key, value by value and byte by byte."""
+    pages; the hive equals regipy's key by key, value by value and byte by byte (the
+    whole hive read by hivex from regipy's replay)."""
     done = replayed(corpus, SYSTEM_B)
     assert (done.format, done.entries, done.pages) == ("HvLE", 24, 315)
     assert (done.first_sequence, done.last_sequence, done.stopped) == (2107, 2130, None)
@@ -134,9 +142,20 @@ def test_dirty_system_replay_equals_regipy(corpus: dict[str, Path], tmp_path: Pa
     assert done.data[PAGE:] == theirs[PAGE:len(done.data)]
     hive = Hive(done.data, "SYSTEM")
     assert not hive.dirty and hive.findings == []
-    # regipy's reader takes a quarter of an hour over the whole hive: key by key over the
-    # subtrees imgscan's facts come from and the logs changed (the hive bins are equal).
+    # The whole hive, every key and every value (type, raw data): imgscan's reader over
+    # its replay, hivex's (hivexregedit --export) over regipy's replay, and imgscan's
+    # over regipy's replay all agree.
     theirs_path = tmp_path / f"{SYSTEM_B[0].removesuffix('.xz')}.regipy"
+    whole = imgscan_raw_tree(hive)
+    assert len(whole) > 30000
+    # regipy leaves the base block checksum of the sequence numbers it replaced: hivex
+    # refuses that, so it reads a copy whose checksum alone is resealed.
+    sealed = tmp_path / "regipy-sealed"
+    sealed.write_bytes(theirs[:508] + struct.pack("<I", xor_checksum(theirs)) + theirs[512:])
+    assert whole == hivex_tree(sealed)
+    assert whole == imgscan_raw_tree(Hive(theirs, "SYSTEM (regipy)"))
+    # regipy's own reader takes a quarter of an hour over the whole hive: its decoded
+    # values over the subtrees imgscan's facts come from and the logs changed.
     for top in SYSTEM_SUBTREES:
         assert imgscan_tree(hive, top) == regipy_tree(theirs_path, top), top
     # the manifest's new values, absent from the primary alone
@@ -149,6 +168,38 @@ def test_dirty_system_replay_equals_regipy(corpus: dict[str, Path], tmp_path: Pa
     assert value_of(stale, "MountedDevices", "\\DosDevices\\F:") is None
     name = "ControlSet001\\Control\\ComputerName\\ComputerName"
     assert value_of(hive, name, "ComputerName") == "DESKTOP-PM6C56D"
+
+
+@needs_dirty_hives
+def test_primary_with_a_wrong_checksum_takes_the_logs_base_block(
+        corpus: dict[str, Path], tmp_path: Path) -> None:
+    """SYSTEM_B with a torn base block: its root cell offset garbled and the checksum
+    left as it was, so wrong. The base block comes from LOG1, the first usable log
+    (whose base block differs from the primary's only in the fields the replay seals),
+    and the replay gives the intact primary's replay byte for byte; regipy, which
+    ignores the checksum and keeps the primary's base block, replays the same bins."""
+    intact = replayed(corpus, SYSTEM_B)
+    good = corpus[SYSTEM_B[0]].read_bytes()
+    broken = good[:36] + struct.pack("<I", 0xDEADBEE8) + good[40:]   # root cell offset
+    assert regf_log.is_dirty(broken) and not regf_log.checksum_ok(broken)
+    patched = tmp_path / "SYSTEM"
+    patched.write_bytes(broken)
+    logs = [(n, corpus[n].read_bytes()) for n in SYSTEM_B[1:]]
+    done, problems = regf_log.replay(broken, logs)
+    assert done is not None and problems == []
+    assert (done.entries, done.pages, done.first_sequence, done.last_sequence) == \
+        (intact.entries, intact.pages, 2107, 2130)
+    assert done.data == intact.data
+    theirs = regipy_replay(tmp_path, patched, corpus[SYSTEM_B[1]], corpus[SYSTEM_B[2]])
+    assert done.data[PAGE:] == theirs.read_bytes()[PAGE:len(done.data)]
+    hive, state = regf_log.open_hive(broken, "SYSTEM", logs)
+    assert state["replayed"]
+    assert "(sequence numbers 1622 != 1621, base block checksum wrong)" in \
+        hive.findings[0].message
+    assert [(f.id, f.severity) for f in hive.findings] == [("hive-replayed", "info")]
+    assert imgscan_raw_tree(hive) == imgscan_raw_tree(Hive(intact.data, "SYSTEM"))
+    # no log to take a base block from: the primary is refused as it is
+    assert regf_log.replay(broken, []) == (None, ["no log"])
 
 
 @needs_dirty_hives

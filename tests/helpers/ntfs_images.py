@@ -115,7 +115,10 @@ FILES: dict[str, bytes] = {
 WOF_PLACED = {"Windows/System32/cmd.exe": "lzx"}
 #: Sparse files: path -> (size, [(offset, data)]).
 SPARSE = {"sparse.bin": (5 << 20, [(0, text("head", 10_000)),
-                                   ((5 << 20) - 7000, text("tail", 7000))])}
+                                   ((5 << 20) - 7000, text("tail", 7000))]),
+          # one hole longer than the whole volume (Windows lets a sparse file outgrow it)
+          "sparse-past-the-volume.bin": (40 << 20, [(0, text("head", 4096)),
+                                                    ((40 << 20) - 4096, text("tail", 4096))])}
 
 
 def sparse_content(path: str) -> bytes:

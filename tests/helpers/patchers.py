@@ -12,6 +12,8 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+from helpers.regf_logs import xor_checksum
+
 #: VHD (Hard Disk Footer / Dynamic Disk Header): checksum fields, header size.
 VHD_FOOTER_CHECKSUM, VHD_HEADER_CHECKSUM, VHD_HEADER_SIZE = 64, 36, 1024
 
@@ -156,3 +158,36 @@ def lvm_calc_crc(data: bytes) -> int:
     """lvm2's ``calc_crc`` (lib/misc/crc.c): CRC-32 seeded 0xf597a6cf, no final xor;
     reseals a PV's mda_header or metadata text after an edit."""
     return zlib.crc32(data, 0xF597A6CF ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+
+
+#: VMDK hosted sparse extent header (VMDK spec 5.0, SparseExtentHeader): descriptorOffset
+#: and descriptorSize, u64 little-endian, in sectors.
+VMDK_DESCRIPTOR_OFFSET, VMDK_DESCRIPTOR_SIZE = 28, 36
+
+
+def vmdk_move_descriptor(path: Path, sectors: int = 1) -> None:
+    """Move a monolithicSparse VMDK's embedded descriptor ``sectors`` further into the
+    space qemu-img reserved for it (its text is far shorter than the reserve), zero where
+    it was, and set descriptorOffset / descriptorSize to say so: still a valid extent
+    by the spec, but the descriptor is no longer at sector 1."""
+    buf = bytearray(path.read_bytes())
+    offset, size = struct.unpack_from("<QQ", buf, VMDK_DESCRIPTOR_OFFSET)
+    text = bytes(buf[offset * 512:(offset + size) * 512])
+    kept = size - sectors
+    assert not text[kept * 512:].strip(b"\0"), "the descriptor text fills its reserve"
+    buf[offset * 512:(offset + size) * 512] = bytes(sectors * 512) + text[:kept * 512]
+    struct.pack_into("<QQ", buf, VMDK_DESCRIPTOR_OFFSET, offset + sectors, kept)
+    path.write_bytes(bytes(buf))
+
+
+#: regf base block (Suhanov, "Windows registry file format"): minor version, checksum.
+REGF_MINOR_VERSION, REGF_CHECKSUM = 24, 508
+
+
+def regf_set_minor_version(path: Path, minor: int) -> None:
+    """Set a hive's minor version and reseal its base block checksum (XOR of the first
+    508 bytes, helpers.regf_logs.xor_checksum)."""
+    buf = bytearray(path.read_bytes())
+    struct.pack_into("<I", buf, REGF_MINOR_VERSION, minor)
+    struct.pack_into("<I", buf, REGF_CHECKSUM, xor_checksum(buf[:512]))
+    path.write_bytes(bytes(buf))

@@ -17,9 +17,11 @@ into one comparable form (regipy is a test-only dependency: imgscan never import
 from __future__ import annotations
 
 import lzma
+import re
 import shutil
 import struct
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,27 +144,45 @@ DIRTY_SYSTEM = ("regipy_SYSTEM_B.xz", "regipy_SYSTEM_B.LOG1.xz", "regipy_SYSTEM_
 CONFIG = "/Windows/System32/config/"
 
 
+#: The nosysres fixture's one NTFS partition: (start, size) in bytes.
+NOSYSRES_VOLUME = (1 << 20, 32 << 20)
+
+
+def edit_windows_volume(fixture: Path, work: Path, edit: Callable[[Path], None]) -> Path:
+    """A copy of the nosysres Windows fixture whose NTFS volume ``edit`` changed: it is
+    given the volume cut out to a file (for ntfs-3g's tools), which goes back in after."""
+    disk = work / "edited.img"
+    shutil.copyfile(fixture, disk)
+    start, size = NOSYSRES_VOLUME
+    volume = work / "p1"
+    with disk.open("rb") as fh:
+        fh.seek(start)
+        volume.write_bytes(fh.read(size))
+    edit(volume)
+    with disk.open("r+b") as fh:
+        fh.seek(start)
+        fh.write(volume.read_bytes())
+    return disk
+
+
+def ntfscp(volume: Path, local: Path, dest: str) -> None:
+    """Write ``local`` as ``dest`` on the NTFS ``volume`` (ntfs-3g's ntfscp)."""
+    subprocess.run(["ntfscp", "-q", str(volume), str(local), dest], check=True,
+                   capture_output=True)
+
+
 def dirty_windows_disk(fixture: Path, hives: Path, work: Path,
                        logs: tuple[str, ...] = ("SYSTEM.LOG1", "system.log2")) -> Path:
     """A copy of the nosysres Windows fixture (one NTFS partition of 32 MiB at 1 MiB)
     whose SYSTEM is the corpus's dirty one, with ``logs`` (names for LOG1 then LOG2;
     NTFS names compare case-insensitively) beside it, written by ntfs-3g's ntfscp."""
-    disk = work / "dirty.img"
-    shutil.copyfile(fixture, disk)
-    start, size = 1 << 20, 32 << 20
-    volume = work / "p1"
-    with disk.open("rb") as fh:
-        fh.seek(start)
-        volume.write_bytes(fh.read(size))
-    for src, dst in zip(DIRTY_SYSTEM, ("SYSTEM", *logs), strict=False):
-        local = work / src.removesuffix(".xz")
-        local.write_bytes(lzma.decompress((hives / src).read_bytes()))
-        subprocess.run(["ntfscp", "-q", str(volume), str(local), CONFIG + dst], check=True,
-                       capture_output=True)
-    with disk.open("r+b") as fh:
-        fh.seek(start)
-        fh.write(volume.read_bytes())
-    return disk
+    def edit(volume: Path) -> None:
+        for src, dst in zip(DIRTY_SYSTEM, ("SYSTEM", *logs), strict=False):
+            local = work / src.removesuffix(".xz")
+            local.write_bytes(lzma.decompress((hives / src).read_bytes()))
+            ntfscp(volume, local, CONFIG + dst)
+
+    return edit_windows_volume(fixture, work, edit)
 
 
 # -- the whole hive in one comparable form -----------------------------------------------
@@ -228,3 +248,45 @@ def imgscan_tree(hive: Hive, top: str = "") -> Tree:
         tree[_name(path)] = {_name(v.name): _typed(v.type_name, v.data)
                               for v in key.values()}
     return tree
+
+
+# -- the whole hive as raw bytes: hivex as the oracle -----------------------------------
+
+#: Every value as its type and raw data: key path -> value name -> (type, data).
+RawTree = dict[str, dict[str, tuple[int, bytes]]]
+
+_REG_KEY = re.compile(r"\[\\(.*)\]")
+_REG_VALUE = re.compile(r'(@|"((?:[^"\\]|\\.)*)")=(?:hex\(([0-9a-f]+)\):([0-9a-f,]*)'
+                        r'|dword:([0-9a-f]{8}))')
+#: REG_DWORD, which hivexregedit writes as ``dword:`` (the number, big-endian hex digits).
+REG_DWORD = 4
+
+
+def hivex_tree(path: Path) -> RawTree:
+    """Every key and value of the hive at ``path`` as hivex reads it: the text of
+    ``hivexregedit --export`` (every value as ``hex(TYPE):bytes`` or four-byte REG_DWORDs
+    as ``dword:NUMBER``, names escaped with
+    backslashes, long lines continued with a trailing backslash) parsed back."""
+    text = subprocess.run(["hivexregedit", "--export", str(path), "\\"], check=True,
+                          capture_output=True).stdout.decode("utf-8")
+    tree: RawTree = {}
+    values: dict[str, tuple[int, bytes]] = {}
+    for line in text.replace("\\\r\n  ", "").replace("\\\n  ", "").splitlines():
+        if key := _REG_KEY.fullmatch(line):
+            values = tree.setdefault(key.group(1), {})
+        elif value := _REG_VALUE.fullmatch(line):
+            name = "" if value.group(1) == "@" else re.sub(r"\\(.)", r"\1", value.group(2))
+            if value.group(5):
+                values[name] = (REG_DWORD, int(value.group(5), 16).to_bytes(4, "little"))
+            else:
+                values[name] = (int(value.group(3), 16),
+                                bytes.fromhex(value.group(4).replace(",", "")))
+        else:
+            assert line in ("", "Windows Registry Editor Version 5.00"), line
+    return tree
+
+
+def imgscan_raw_tree(hive: Hive) -> RawTree:
+    """The same as :func:`hivex_tree`, by imgscan's reader."""
+    return {path: {v.name: (v.type, bytes(v.raw)) for v in key.values()}
+            for path, key in hive.walk(hive.open_key(""))}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -31,15 +32,22 @@ from typing import Any
 
 import pytest
 import test_threats
-from helpers import MiB, decompress, overwrite, qemu_create, sparse_file
+from helpers import MiB, decompress, ntfs_images, overwrite, qemu_create, sparse_file
 from helpers.ova_packages import build_ova
-from helpers.patchers import mbr_set_entry, vhd_as_hyperv, vhd_set_footers, vhd_spec_geometry
-from helpers.regf_logs import DIRTY_SYSTEM, dirty_windows_disk
+from helpers.patchers import (
+    mbr_set_entry,
+    regf_set_minor_version,
+    vhd_as_hyperv,
+    vhd_set_footers,
+    vhd_spec_geometry,
+    vmdk_move_descriptor,
+)
+from helpers.regf_logs import CONFIG, DIRTY_SYSTEM, dirty_windows_disk, edit_windows_volume, ntfscp
 from helpers.safe_gate import COLUMNS, IGNORE, NEVER, cells, column, expected_verdict, table
 from oracles import CORPUS, HAVE_QEMU, qemu_info, qemu_io, run
 
 import imgscan
-from imgscan import findings
+from imgscan import findings, limits
 from imgscan.policy import check, load_profile
 from imgscan.vocabulary import FAIL, PASS, WINDOWS
 
@@ -186,6 +194,53 @@ def windows_dirty_hive_with_logs(d: Path) -> Path:
     return dirty_windows_disk(test_threats._windows_fixture(d, "nosysres"), hives, d)
 
 
+def vmdk_descriptor_moved(d: Path) -> Path:
+    """qemu-img's monolithicSparse VMDK with its embedded descriptor moved from sector 1
+    to sector 2, descriptorOffset and descriptorSize patched to say so."""
+    path = qemu_create(d / "moved.vmdk", 16 * MiB, fmt="vmdk")
+    vmdk_move_descriptor(path)
+    return path
+
+
+def windows_volume_edited(d: Path, edit: Callable[[Path], None], *tools: str) -> Path:
+    """The nosysres fixture with its NTFS volume changed by ``edit``."""
+    if missing := [t for t in ("ntfscat", "ntfscp", *tools) if shutil.which(t) is None]:
+        pytest.skip(f"{', '.join(missing)} (ntfs-3g) not installed")
+    return edit_windows_volume(test_threats._windows_fixture(d, "nosysres"), d, edit)
+
+
+def windows_hive_minor_version_7(d: Path) -> Path:
+    """The nosysres fixture whose SYSTEM hive says regf 1.7 (no Windows writes one): the
+    hive read by ntfscat, its minor version patched, written back by ntfscp."""
+    def edit(volume: Path) -> None:
+        hive = d / "SYSTEM"
+        hive.write_bytes(subprocess.run(["ntfscat", volume, CONFIG + "SYSTEM"],
+                                        check=True, capture_output=True).stdout)
+        regf_set_minor_version(hive, 7)
+        ntfscp(volume, hive, CONFIG + "SYSTEM")
+
+    return windows_volume_edited(d, edit)
+
+
+def windows_hive_past_the_cap(d: Path) -> Path:
+    """The nosysres fixture whose SYSTEM hive file is one byte longer than
+    limits.WINDOWS_MAX_HIVE_BYTES: extended through an ntfs-3g mount (sparse, so the
+    32 MiB volume holds it), as a hive grown past 256 MiB is (the format allows 2 GiB)."""
+    if reason := ntfs_images.can_build():
+        pytest.skip(reason)
+
+    def edit(volume: Path) -> None:
+        mnt = d / "mnt"
+        mnt.mkdir()
+        run("ntfs-3g", volume, mnt)
+        try:
+            os.truncate(mnt / CONFIG.strip("/") / "SYSTEM", limits.WINDOWS_MAX_HIVE_BYTES + 1)
+        finally:
+            run("umount", mnt)
+
+    return windows_volume_edited(d, edit, "ntfs-3g")
+
+
 Builder = Callable[[Path], Path]
 
 #: One image per emitted cell of the table: a threat-matrix row id or a builder here.
@@ -227,16 +282,14 @@ CELL_IMAGES: dict[tuple[str, str], str | Builder] = {
     ("manifest-mismatch", "error"): ova_second_disk_missing,
     ("firmware-mismatch", "warning"): ova_firmware_bios_for_uefi_disk,
     ("hive-replayed", "info"): windows_dirty_hive_with_logs,
+    ("descriptor-ambiguous", "warning"): vmdk_descriptor_moved,
+    ("resource-exhaustion", "guest"): windows_hive_past_the_cap,
+    ("unknown-feature", "guest"): windows_hive_minor_version_7,
 }
 
-#: Emitted cells no tool here leaves in an image of its own, with the reason.
-UNTESTED: dict[tuple[str, str], str] = {
-    ("descriptor-ambiguous", "warning"): "an embedded VMDK descriptor away from sector 1: "
-                                         "no tool writes one",
-    ("resource-exhaustion", "guest"): "an NTFS or hive structure past imgscan's limits: "
-                                      "no fixture holds one",
-    ("unknown-feature", "guest"): "a regf minor version outside 1.2-1.6: no tool writes one",
-}
+#: Emitted cells no tool here leaves in an image of its own, with the reason (none now:
+#: every cell has an image; a cell added to the table with none is listed here).
+UNTESTED: dict[tuple[str, str], str] = {}
 
 
 def build(d: Path, how: str | Builder) -> Path:
