@@ -455,3 +455,69 @@ def test_without_jinja2_says_what_to_install(catalog: Path, tmp_path: Path) -> N
     assert proc.returncode == 2
     assert "pip install 'imgscan[html]'" in proc.stderr
     assert not out.exists()
+
+
+
+#: The phone-like width the page is laid out at. Headless Chromium does not make its
+#: window narrower than 500 pixels, so the page is shown in a frame this wide.
+NARROW = 390
+#: Posted to the frame's parent once the page has loaded: the page's width against
+#: its window's, the elements that reach past the window's right edge outside a
+#: container that scrolls them (a table's), and each chart's width against its
+#: figure's (a chart that scales fits its figure; one that does not scrolls in it).
+WIDTH_PROBE = """addEventListener('load', function () {
+  var w = innerWidth, out = [], charts = [];
+  document.querySelectorAll('body *').forEach(function (e) {
+    if (e.closest('.scroll') || (e.closest('svg') && e.tagName !== 'svg')) return;
+    var r = e.getBoundingClientRect();
+    if (r.width && r.right > w + 0.5) out.push(e.tagName + ' ' + Math.round(r.right));
+  });
+  document.querySelectorAll('svg.chart').forEach(function (s) {
+    charts.push([Math.round(s.getBoundingClientRect().width), s.parentNode.clientWidth]);
+  });
+  var d = document.documentElement;
+  parent.postMessage(JSON.stringify({scroll: d.scrollWidth, body: document.body.scrollWidth,
+    window: w, out: out, charts: charts}), '*');
+})"""
+
+
+def _framed(page: Path, work: Path) -> Path:
+    """A page showing ``page`` in a frame :data:`NARROW` pixels wide that writes what
+    the frame posts into its own DOM."""
+    frame = work / "frame.html"
+    frame.write_text(
+        f'<!DOCTYPE html><body style="margin:0"><iframe src="{page.resolve().as_uri()}" '
+        f'style="width:{NARROW}px;height:2000px;border:0"></iframe><script>'
+        "addEventListener('message',function(e){document.body.setAttribute("
+        "'data-width',e.data)})</script>", encoding="utf-8")
+    return frame
+
+
+def test_narrow_window(page: Path, tmp_path: Path) -> None:
+    """At a phone's width the page does not scroll sideways: nothing but the tables'
+    own scrolling containers reaches past the window, and every chart shrinks to its
+    figure rather than scrolling inside it. The screenshot shows the page drawn."""
+    from PIL import Image
+
+    narrow = tmp_path / "narrow.html"
+    narrow.write_text(with_script(page.read_text(encoding="utf-8"), WIDTH_PROBE),
+                      encoding="utf-8")
+    result = chromium(_framed(narrow, tmp_path), tmp_path / "dom", "--dump-dom",
+                      "--virtual-time-budget=3000")
+    assert result.requests == []
+    assert console_errors(result.console) == []
+    found = re.search(r'data-width="([^"]*)"', result.stdout)
+    assert found, "the probe did not run"
+    width = json.loads(found.group(1).replace("&quot;", '"'))
+    assert width["window"] == NARROW, width
+    assert width["out"] == [], width
+    assert width["scroll"] <= NARROW and width["body"] <= NARROW, width
+    assert width["charts"] and all(svg <= figure for svg, figure in width["charts"]), width
+    shot = tmp_path / "narrow.png"
+    framed = _framed(page, tmp_path)
+    chromium(framed, tmp_path / "shot", f"--screenshot={shot}", "--window-size=500,2000",
+             "--virtual-time-budget=3000")
+    with Image.open(shot) as im:
+        colours = im.convert("RGB").crop((0, 0, NARROW, im.height)).getcolors(1 << 20)
+        assert colours is not None and len(colours) > 20
+        assert any(n > 100 for n, c in colours if c == (0xD5, 0x5E, 0x00))
