@@ -521,3 +521,47 @@ def test_narrow_window(page: Path, tmp_path: Path) -> None:
         colours = im.convert("RGB").crop((0, 0, NARROW, im.height)).getcolors(1 << 20)
         assert colours is not None and len(colours) > 20
         assert any(n > 100 for n, c in colours if c == (0xD5, 0x5E, 0x00))
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None,
+                    reason="pdftotext is not installed (Debian package poppler-utils; CI "
+                    "installs it)")
+def test_printable(page: Path, catalog: Path, tmp_path: Path) -> None:
+    """Chromium's print of the page, read back by poppler's pdftotext: the verdict
+    counts (as ``catalog stats`` counts them), every failed rule's name, every image's
+    path (the table's rows, columns and all: a table that scrolls on screen must not be
+    cut at the paper's edge), and none of the controls the script adds (filter box,
+    fold buttons), which a screen load of the same page shows."""
+    pdf = tmp_path / "report.pdf"
+    result = chromium(page, tmp_path / "print", f"--print-to-pdf={pdf}",
+                      "--no-pdf-header-footer")
+    assert result.requests == []
+    text = subprocess.run(["pdftotext", "-raw", "-enc", "UTF-8", str(pdf), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    # A path or rule name wraps anywhere in its narrow column: lines joined as one.
+    joined = "".join(text.split())
+    stats = _stats(catalog)
+    by_verdict, by_status, rules = stats["by_verdict"], stats["by_status"], stats["rules"]
+    assert isinstance(by_verdict, dict) and isinstance(by_status, dict)
+    assert isinstance(rules, dict)
+    cards = {o: int(n) for n, o in re.findall(r"^(\d+)\n\S+ (\w+)$", text, re.MULTILINE)
+             if o in ("error", "fail", "warn", "unchecked", "pass")}
+    assert cards == {"error": by_status["error"],
+                     **{v: by_verdict.get(v, 0) for v in ("fail", "warn", "unchecked",
+                                                          "pass")}}, text[:2000]
+    failed = [rule for rule, n in rules.items() if n.get("fail")]
+    assert failed and all(rule in joined for rule in failed)
+    paths = _listed(catalog)
+    assert paths and all("".join(p.split()) in joined for p in paths), \
+        [p for p in paths if "".join(p.split()) not in joined]
+    # the rows print whole: after a failing row's verdict, its failed rules' names
+    # and its detail link (the last column; cut columns lose them)
+    rows = re.findall(r"\u2717fail([a-z-]*?)detail", joined)
+    names = "(?:" + "|".join(map(re.escape, failed)) + ")+"
+    assert len(rows) == by_verdict["fail"], rows
+    assert all(re.fullmatch(names, r) for r in rows), rows
+    shown = chromium(page, tmp_path / "screen", "--dump-dom").stdout
+    for control in ("Unfold all", "Fold all", 'type="search"'):
+        assert control in shown
+    for control in ("Unfold all", "Fold all", "Filter: path"):
+        assert control not in text
