@@ -105,7 +105,8 @@ class Detail:
 
 @dataclass(slots=True)
 class Row:
-    """One image of the table."""
+    """One image of the table; with several profiles (``check --html --profile
+    a,b``), one image judged by one profile."""
 
     n: int
     path: str
@@ -119,6 +120,10 @@ class Row:
     detail: Detail | None
     #: The same-content group the image belongs to (its index), if any.
     group: int | None = None
+
+    @property
+    def profile(self) -> str | None:
+        return self.detail.profile if self.detail else None
 
 
 class Report:
@@ -140,11 +145,19 @@ class Report:
         self.duplicates: dict[str, Any] | None = None
         self.filters: list[str] = []
         self.fingerprinted = 0
+        #: The images (paths) of the rows: a row per profile repeats one. The counts by
+        #: status and of the library are of images; those by verdict, of judgements.
+        self.images: set[str] = set()
+        self.profiles: set[str] = set()
 
     def add(self, row: Mapping[str, Any]) -> None:
-        """One image: the columns of :meth:`CatalogQueries.report_rows`."""
+        """One image, or one image's judgement by one more profile: the columns of
+        :meth:`CatalogQueries.report_rows`."""
         status = row["status"]
-        self.by_status[status] += 1
+        first = row["path"] not in self.images
+        self.images.add(row["path"])
+        if first:
+            self.by_status[status] += 1
         text = row["detail"]
         detail = None
         if text is not None:
@@ -161,17 +174,20 @@ class Report:
         else:
             outcome = row["verdict"] or "unchecked"
         fmt = row["format"]
+        if detail is not None and detail.profile:
+            self.profiles.add(detail.profile)
         if status == "scanned":
             self.by_verdict[outcome] += 1
+        if status == "scanned" and first:
             self.by_format[fmt or "unknown"] += 1
             self.by_boot_mode[row["boot_mode"] or "unknown"] += 1
             self.by_os[(detail and detail.os) or "none found"] += 1
             self.by_size[_size_class(row["virtual_size"])] += 1
-        elif status == "error":
+        elif status == "error" and first:
             self.errors_by_type[row["error_type"] or "unknown"] += 1
         if detail is not None and status != "missing":
             detail.present += 1
-        if row["fingerprint"]:
+        if row["fingerprint"] and first:
             self.fingerprinted += 1
         if fmt and row["subformat"]:
             fmt = f"{fmt} {row['subformat']}"

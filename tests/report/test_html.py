@@ -128,6 +128,8 @@ class Dom(HTMLParser):
         self.rules: dict[str, dict[str, int]] = {}
         self.bars: dict[str, int] = {}
         self.rows: dict[str, str] = {}        # row id -> path text
+        self.verdicts: dict[str, str] = {}    # row id -> its verdict cell's outcome
+        self.profiles: dict[str, str] = {}    # row id -> the profile under its verdict
         self.history: dict[int, dict[str, int]] = {}
         self.groups: dict[str, int] = {}       # fingerprint -> images
         self.pairs: list[list[str]] = []
@@ -156,6 +158,8 @@ class Dom(HTMLParser):
             self.rules[self._rule] = {}
         if tag == "tr" and str(a.get("id") or "").startswith("i"):
             self._row = str(a["id"])
+        if self._row and tag == "td" and str(a.get("class")).startswith("s s-"):
+            self.verdicts[self._row] = str(a["class"])[4:]
         if tag == "svg":
             self._chart = str(a.get("aria-labelledby") or "")
         if tag == "tr" and a.get("data-pair"):
@@ -198,6 +202,8 @@ class Dom(HTMLParser):
             self.history[self._scan][str(a["data-k"])] = int(data)
         elif self._row and tag == "td" and a.get("class") == "path":
             self.rows[self._row] = data
+        elif self._row and tag == "small" and a.get("class") == "profile":
+            self.profiles[self._row] = data
         elif self._chart and self._chart.startswith("chart-rules"):
             if tag == "title":
                 self._bar = data
@@ -554,10 +560,15 @@ def test_printable(page: Path, catalog: Path, tmp_path: Path) -> None:
     paths = _listed(catalog)
     assert paths and all("".join(p.split()) in joined for p in paths), \
         [p for p in paths if "".join(p.split()) not in joined]
-    # the rows print whole: after a failing row's verdict, its failed rules' names
-    # and its detail link (the last column; cut columns lose them)
+    # the rows print whole: after a failing row's verdict (and the profile that judged
+    # it: the images' profiles differ), its failed rules' names and its detail link (the
+    # last column; cut columns lose them)
+    profiles = [p for p, in sql(catalog, "SELECT DISTINCT profile FROM images "
+                                "WHERE profile IS NOT NULL")]
+    assert len(profiles) > 1
     rows = re.findall(r"\u2717fail([a-z-]*?)detail", joined)
-    names = "(?:" + "|".join(map(re.escape, failed)) + ")+"
+    names = "(?:" + "|".join(map(re.escape, profiles)) + ")(?:" \
+        + "|".join(map(re.escape, failed)) + ")+"
     assert len(rows) == by_verdict["fail"], rows
     assert all(re.fullmatch(names, r) for r in rows), rows
     shown = chromium(page, tmp_path / "screen", "--dump-dom").stdout
@@ -565,3 +576,31 @@ def test_printable(page: Path, catalog: Path, tmp_path: Path) -> None:
         assert control in shown
     for control in ("Unfold all", "Fold all", "Filter: path"):
         assert control not in text
+
+
+def test_check_html_several_profiles(windows_disks: dict[str, Path],
+                                     library: dict[str, tuple[Path, str | None]],
+                                     tmp_path: Path) -> None:
+    """``check --html --profile all``: one row per image and profile, each with the
+    verdict ``check --json`` of the same images gives that profile; the counts are of
+    images (an unreadable one once), the verdict cards of judgements."""
+    images = [str(p) for p in windows_disks.values()] + [str(library["broken.qcow2"][0])]
+    out = tmp_path / "check.html"
+    proc = run_cli("check", "--profile", "all", "--html", str(out), *images)
+    assert proc.returncode == 2, proc.stderr          # broken.qcow2 cannot be read
+    listed = [json.loads(line) for line in
+              run_cli("check", "--profile", "all", "--json", *images).stdout.splitlines()]
+    judged = [obj for obj in listed if "verdicts" in obj]
+    assert judged and all(len(obj["verdicts"]) > 1 for obj in judged)
+    expected = sorted((obj["path"], profile, verdict) for obj in judged
+                      for profile, verdict in obj["verdicts"].items())
+    dom = _open(out, tmp_path)
+    assert sorted((dom.rows[row], dom.profiles[row], dom.verdicts[row])
+                  for row in dom.rows if row in dom.profiles) == expected
+    errors = [row for row in dom.rows if row not in dom.profiles]
+    assert [(dom.rows[row], dom.verdicts[row]) for row in errors] == [
+        (str(library["broken.qcow2"][0]), "error")]
+    assert dom.counts["status-error"] == 1
+    assert {k: n for k, n in dom.counts.items() if k.startswith("verdict-") and n} == {
+        f"verdict-{v}": n for v, n in Counter(v for _, _, v in expected).items()}
+    assert dom.title.endswith(f": {len(images)} images")
