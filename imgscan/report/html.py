@@ -38,6 +38,7 @@ lays out once, not once per batch of rows parsed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 from collections import Counter
@@ -212,7 +213,7 @@ class Report:
         env = jinja2.Environment(
             loader=jinja2.PackageLoader("imgscan.report", "templates"),
             autoescape=True, trim_blocks=True, lstrip_blocks=True,
-            undefined=jinja2.StrictUndefined)
+            undefined=jinja2.StrictUndefined, bytecode_cache=_bytecode_cache())
         env.filters["size"] = _short_size
         env.filters["value"] = _value
         rules = self.rules()
@@ -251,6 +252,25 @@ class Report:
             script=markupsafe.Markup(script), script_hash=_csp_hash(script),
             version=__version__,
             generated=datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+class _BytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Jinja2's cache of compiled templates, in its own directory for this user (made
+    0700 and checked to be so by Jinja2, under the temporary directory): compiling
+    the template costs a report a tenth of a second of CPU, every time. The cache is
+    keyed by the template's text, so a changed template is compiled again. One that
+    cannot be written (full, read-only) is no cache, never an error."""
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    try:
+        return _BytecodeCache()
+    except (OSError, RuntimeError):     # no directory of this user's can be made
+        return None
 
 
 def _resource(name: str) -> str:

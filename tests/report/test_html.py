@@ -604,3 +604,28 @@ def test_check_html_several_profiles(windows_disks: dict[str, Path],
     assert {k: n for k, n in dom.counts.items() if k.startswith("verdict-") and n} == {
         f"verdict-{v}": n for v, n in Counter(v for _, _, v in expected).items()}
     assert dom.title.endswith(f": {len(images)} images")
+
+
+def test_template_cache_failing_is_no_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jinja2's cache of the compiled template: a page is the same with it, without it
+    (no directory of this user's can be made), and when it cannot be written."""
+    import jinja2
+
+    from imgscan.report import html
+
+    def page() -> str:
+        return re.sub(r"at \S+\.</p>", "", html.Report("t", "s").render())
+
+    cached = page()
+    monkeypatch.setattr(jinja2.FileSystemBytecodeCache, "dump_bytecode",
+                        lambda self, bucket: (_ for _ in ()).throw(OSError(28, "full")))
+    monkeypatch.setattr(jinja2.FileSystemBytecodeCache, "load_bytecode",
+                        lambda self, bucket: None)
+    assert page() == cached
+
+    def refuse(self: object) -> None:
+        raise RuntimeError("the cache directory is not safe")
+
+    monkeypatch.setattr(html._BytecodeCache, "__init__", refuse)
+    assert html._bytecode_cache() is None
+    assert page() == cached

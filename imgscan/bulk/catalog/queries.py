@@ -285,6 +285,9 @@ class CatalogQueries(CatalogFile):
         return shared
 
 
+_DECODER = json.JSONDecoder()
+
+
 def _without_path(text: str) -> str:
     """A stored info or check object (``json.dumps`` of one whose keys start with
     ``schema_version`` and ``path``) as the same text without its ``path`` member.
@@ -297,7 +300,7 @@ def _without_path(text: str) -> str:
     first = text.find(", ") + 2
     if text.startswith('{"schema_version": ') and text.startswith('"path": "', first):
         try:
-            end = json.JSONDecoder().raw_decode(text, first + 8)[1]
+            end = _DECODER.raw_decode(text, first + 8)[1]
         except json.JSONDecodeError:
             end = -1
         if text.startswith(", ", end):
