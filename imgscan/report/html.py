@@ -38,6 +38,7 @@ lays out once, not once per batch of rows parsed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 from collections import Counter
@@ -105,7 +106,8 @@ class Detail:
 
 @dataclass(slots=True)
 class Row:
-    """One image of the table."""
+    """One image of the table; with several profiles (``check --html --profile
+    a,b``), one image judged by one profile."""
 
     n: int
     path: str
@@ -119,6 +121,10 @@ class Row:
     detail: Detail | None
     #: The same-content group the image belongs to (its index), if any.
     group: int | None = None
+
+    @property
+    def profile(self) -> str | None:
+        return self.detail.profile if self.detail else None
 
 
 class Report:
@@ -140,11 +146,19 @@ class Report:
         self.duplicates: dict[str, Any] | None = None
         self.filters: list[str] = []
         self.fingerprinted = 0
+        #: The images (paths) of the rows: a row per profile repeats one. The counts by
+        #: status and of the library are of images; those by verdict, of judgements.
+        self.images: set[str] = set()
+        self.profiles: set[str] = set()
 
     def add(self, row: Mapping[str, Any]) -> None:
-        """One image: the columns of :meth:`CatalogQueries.report_rows`."""
+        """One image, or one image's judgement by one more profile: the columns of
+        :meth:`CatalogQueries.report_rows`."""
         status = row["status"]
-        self.by_status[status] += 1
+        first = row["path"] not in self.images
+        self.images.add(row["path"])
+        if first:
+            self.by_status[status] += 1
         text = row["detail"]
         detail = None
         if text is not None:
@@ -161,17 +175,20 @@ class Report:
         else:
             outcome = row["verdict"] or "unchecked"
         fmt = row["format"]
+        if detail is not None and detail.profile:
+            self.profiles.add(detail.profile)
         if status == "scanned":
             self.by_verdict[outcome] += 1
+        if status == "scanned" and first:
             self.by_format[fmt or "unknown"] += 1
             self.by_boot_mode[row["boot_mode"] or "unknown"] += 1
             self.by_os[(detail and detail.os) or "none found"] += 1
             self.by_size[_size_class(row["virtual_size"])] += 1
-        elif status == "error":
+        elif status == "error" and first:
             self.errors_by_type[row["error_type"] or "unknown"] += 1
         if detail is not None and status != "missing":
             detail.present += 1
-        if row["fingerprint"]:
+        if row["fingerprint"] and first:
             self.fingerprinted += 1
         if fmt and row["subformat"]:
             fmt = f"{fmt} {row['subformat']}"
@@ -196,7 +213,7 @@ class Report:
         env = jinja2.Environment(
             loader=jinja2.PackageLoader("imgscan.report", "templates"),
             autoescape=True, trim_blocks=True, lstrip_blocks=True,
-            undefined=jinja2.StrictUndefined)
+            undefined=jinja2.StrictUndefined, bytecode_cache=_bytecode_cache())
         env.filters["size"] = _short_size
         env.filters["value"] = _value
         rules = self.rules()
@@ -235,6 +252,25 @@ class Report:
             script=markupsafe.Markup(script), script_hash=_csp_hash(script),
             version=__version__,
             generated=datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+class _BytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Jinja2's cache of compiled templates, in its own directory for this user (made
+    0700 and checked to be so by Jinja2, under the temporary directory): compiling
+    the template costs a report a tenth of a second of CPU, every time. The cache is
+    keyed by the template's text, so a changed template is compiled again. One that
+    cannot be written (full, read-only) is no cache, never an error."""
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    try:
+        return _BytecodeCache()
+    except (OSError, RuntimeError):     # no directory of this user's can be made
+        return None
 
 
 def _resource(name: str) -> str:

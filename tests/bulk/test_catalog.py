@@ -478,3 +478,26 @@ def test_cli_duplicates_and_exit_codes(db: Path, tmp_path: Path, library: dict[s
         status, out, _ = cli(capsys, "stats", "--catalog", str(db), "--json")
         assert status == 0 and json.loads(out)["images"] == len(library)
     assert sql(db, "SELECT count(*) FROM images") == [[str(len(library) + 1)]]
+
+
+@needs_sqlite3
+def test_report_rows_detail_is_the_objects_without_path(db: Path) -> None:
+    """``report_rows``' detail (the path cut out of the stored text) holds what the
+    sqlite3 tool's ``json_remove(..., '$.path')`` of the stored objects holds; so do
+    paths with quotes, backslashes and non-ASCII, and objects of another shape."""
+    from imgscan.bulk.catalog.queries import _without_path
+
+    with Catalog(db) as catalog:
+        details = {row["path"]: row["detail"] for row in catalog.report_rows()}
+    removed = sql(db, "SELECT path, json_remove(info_json, '$.path'), "
+                  "coalesce(json_remove(check_json, '$.path'), 'null') FROM images "
+                  "WHERE info_json IS NOT NULL")
+    assert len(removed) == len(details) - 1          # broken.qcow2: no info, no detail
+    for path, info, check in removed:
+        assert json.loads(details[path]) == [json.loads(info), json.loads(check)]
+    for obj in ({"schema_version": 1, "path": 'a"\\, "path": "\u00e9', "x": {"path": 1}},
+                {"schema_version": 1, "path": "last"}, {"path": "first", "y": 2}):
+        text = json.dumps(obj)
+        quoted = text.replace("'", "''")
+        [[oracle]] = sql(Path(":memory:"), f"SELECT json_remove('{quoted}', '$.path')")
+        assert json.loads(_without_path(text)) == json.loads(oracle)

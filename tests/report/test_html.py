@@ -128,6 +128,8 @@ class Dom(HTMLParser):
         self.rules: dict[str, dict[str, int]] = {}
         self.bars: dict[str, int] = {}
         self.rows: dict[str, str] = {}        # row id -> path text
+        self.verdicts: dict[str, str] = {}    # row id -> its verdict cell's outcome
+        self.profiles: dict[str, str] = {}    # row id -> the profile under its verdict
         self.history: dict[int, dict[str, int]] = {}
         self.groups: dict[str, int] = {}       # fingerprint -> images
         self.pairs: list[list[str]] = []
@@ -156,6 +158,8 @@ class Dom(HTMLParser):
             self.rules[self._rule] = {}
         if tag == "tr" and str(a.get("id") or "").startswith("i"):
             self._row = str(a["id"])
+        if self._row and tag == "td" and str(a.get("class")).startswith("s s-"):
+            self.verdicts[self._row] = str(a["class"])[4:]
         if tag == "svg":
             self._chart = str(a.get("aria-labelledby") or "")
         if tag == "tr" and a.get("data-pair"):
@@ -198,6 +202,8 @@ class Dom(HTMLParser):
             self.history[self._scan][str(a["data-k"])] = int(data)
         elif self._row and tag == "td" and a.get("class") == "path":
             self.rows[self._row] = data
+        elif self._row and tag == "small" and a.get("class") == "profile":
+            self.profiles[self._row] = data
         elif self._chart and self._chart.startswith("chart-rules"):
             if tag == "title":
                 self._bar = data
@@ -455,3 +461,171 @@ def test_without_jinja2_says_what_to_install(catalog: Path, tmp_path: Path) -> N
     assert proc.returncode == 2
     assert "pip install 'imgscan[html]'" in proc.stderr
     assert not out.exists()
+
+
+
+#: The phone-like width the page is laid out at. Headless Chromium does not make its
+#: window narrower than 500 pixels, so the page is shown in a frame this wide.
+NARROW = 390
+#: Posted to the frame's parent once the page has loaded: the page's width against
+#: its window's, the elements that reach past the window's right edge outside a
+#: container that scrolls them (a table's), and each chart's width against its
+#: figure's (a chart that scales fits its figure; one that does not scrolls in it).
+WIDTH_PROBE = """addEventListener('load', function () {
+  var w = innerWidth, out = [], charts = [];
+  document.querySelectorAll('body *').forEach(function (e) {
+    if (e.closest('.scroll') || (e.closest('svg') && e.tagName !== 'svg')) return;
+    var r = e.getBoundingClientRect();
+    if (r.width && r.right > w + 0.5) out.push(e.tagName + ' ' + Math.round(r.right));
+  });
+  document.querySelectorAll('svg.chart').forEach(function (s) {
+    charts.push([Math.round(s.getBoundingClientRect().width), s.parentNode.clientWidth]);
+  });
+  var d = document.documentElement;
+  parent.postMessage(JSON.stringify({scroll: d.scrollWidth, body: document.body.scrollWidth,
+    window: w, out: out, charts: charts}), '*');
+})"""
+
+
+def _framed(page: Path, work: Path) -> Path:
+    """A page showing ``page`` in a frame :data:`NARROW` pixels wide that writes what
+    the frame posts into its own DOM."""
+    frame = work / "frame.html"
+    frame.write_text(
+        f'<!DOCTYPE html><body style="margin:0"><iframe src="{page.resolve().as_uri()}" '
+        f'style="width:{NARROW}px;height:2000px;border:0"></iframe><script>'
+        "addEventListener('message',function(e){document.body.setAttribute("
+        "'data-width',e.data)})</script>", encoding="utf-8")
+    return frame
+
+
+def test_narrow_window(page: Path, tmp_path: Path) -> None:
+    """At a phone's width the page does not scroll sideways: nothing but the tables'
+    own scrolling containers reaches past the window, and every chart shrinks to its
+    figure rather than scrolling inside it. The screenshot shows the page drawn."""
+    from PIL import Image
+
+    narrow = tmp_path / "narrow.html"
+    narrow.write_text(with_script(page.read_text(encoding="utf-8"), WIDTH_PROBE),
+                      encoding="utf-8")
+    result = chromium(_framed(narrow, tmp_path), tmp_path / "dom", "--dump-dom",
+                      "--virtual-time-budget=3000")
+    assert result.requests == []
+    assert console_errors(result.console) == []
+    found = re.search(r'data-width="([^"]*)"', result.stdout)
+    assert found, "the probe did not run"
+    width = json.loads(found.group(1).replace("&quot;", '"'))
+    assert width["window"] == NARROW, width
+    assert width["out"] == [], width
+    assert width["scroll"] <= NARROW and width["body"] <= NARROW, width
+    assert width["charts"] and all(svg <= figure for svg, figure in width["charts"]), width
+    shot = tmp_path / "narrow.png"
+    framed = _framed(page, tmp_path)
+    chromium(framed, tmp_path / "shot", f"--screenshot={shot}", "--window-size=500,2000",
+             "--virtual-time-budget=3000")
+    with Image.open(shot) as im:
+        colours = im.convert("RGB").crop((0, 0, NARROW, im.height)).getcolors(1 << 20)
+        assert colours is not None and len(colours) > 20
+        assert any(n > 100 for n, c in colours if c == (0xD5, 0x5E, 0x00))
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None,
+                    reason="pdftotext is not installed (Debian package poppler-utils; CI "
+                    "installs it)")
+def test_printable(page: Path, catalog: Path, tmp_path: Path) -> None:
+    """Chromium's print of the page, read back by poppler's pdftotext: the verdict
+    counts (as ``catalog stats`` counts them), every failed rule's name, every image's
+    path (the table's rows, columns and all: a table that scrolls on screen must not be
+    cut at the paper's edge), and none of the controls the script adds (filter box,
+    fold buttons), which a screen load of the same page shows."""
+    pdf = tmp_path / "report.pdf"
+    result = chromium(page, tmp_path / "print", f"--print-to-pdf={pdf}",
+                      "--no-pdf-header-footer")
+    assert result.requests == []
+    text = subprocess.run(["pdftotext", "-raw", "-enc", "UTF-8", str(pdf), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    # A path or rule name wraps anywhere in its narrow column: lines joined as one.
+    joined = "".join(text.split())
+    stats = _stats(catalog)
+    by_verdict, by_status, rules = stats["by_verdict"], stats["by_status"], stats["rules"]
+    assert isinstance(by_verdict, dict) and isinstance(by_status, dict)
+    assert isinstance(rules, dict)
+    cards = {o: int(n) for n, o in re.findall(r"^(\d+)\n\S+ (\w+)$", text, re.MULTILINE)
+             if o in ("error", "fail", "warn", "unchecked", "pass")}
+    assert cards == {"error": by_status["error"],
+                     **{v: by_verdict.get(v, 0) for v in ("fail", "warn", "unchecked",
+                                                          "pass")}}, text[:2000]
+    failed = [rule for rule, n in rules.items() if n.get("fail")]
+    assert failed and all(rule in joined for rule in failed)
+    paths = _listed(catalog)
+    assert paths and all("".join(p.split()) in joined for p in paths), \
+        [p for p in paths if "".join(p.split()) not in joined]
+    # the rows print whole: after a failing row's verdict (and the profile that judged
+    # it: the images' profiles differ), its failed rules' names and its detail link (the
+    # last column; cut columns lose them)
+    profiles = [p for p, in sql(catalog, "SELECT DISTINCT profile FROM images "
+                                "WHERE profile IS NOT NULL")]
+    assert len(profiles) > 1
+    rows = re.findall(r"\u2717fail([a-z-]*?)detail", joined)
+    names = "(?:" + "|".join(map(re.escape, profiles)) + ")(?:" \
+        + "|".join(map(re.escape, failed)) + ")+"
+    assert len(rows) == by_verdict["fail"], rows
+    assert all(re.fullmatch(names, r) for r in rows), rows
+    shown = chromium(page, tmp_path / "screen", "--dump-dom").stdout
+    for control in ("Unfold all", "Fold all", 'type="search"'):
+        assert control in shown
+    for control in ("Unfold all", "Fold all", "Filter: path"):
+        assert control not in text
+
+
+def test_check_html_several_profiles(windows_disks: dict[str, Path],
+                                     library: dict[str, tuple[Path, str | None]],
+                                     tmp_path: Path) -> None:
+    """``check --html --profile all``: one row per image and profile, each with the
+    verdict ``check --json`` of the same images gives that profile; the counts are of
+    images (an unreadable one once), the verdict cards of judgements."""
+    images = [str(p) for p in windows_disks.values()] + [str(library["broken.qcow2"][0])]
+    out = tmp_path / "check.html"
+    proc = run_cli("check", "--profile", "all", "--html", str(out), *images)
+    assert proc.returncode == 2, proc.stderr          # broken.qcow2 cannot be read
+    listed = [json.loads(line) for line in
+              run_cli("check", "--profile", "all", "--json", *images).stdout.splitlines()]
+    judged = [obj for obj in listed if "verdicts" in obj]
+    assert judged and all(len(obj["verdicts"]) > 1 for obj in judged)
+    expected = sorted((obj["path"], profile, verdict) for obj in judged
+                      for profile, verdict in obj["verdicts"].items())
+    dom = _open(out, tmp_path)
+    assert sorted((dom.rows[row], dom.profiles[row], dom.verdicts[row])
+                  for row in dom.rows if row in dom.profiles) == expected
+    errors = [row for row in dom.rows if row not in dom.profiles]
+    assert [(dom.rows[row], dom.verdicts[row]) for row in errors] == [
+        (str(library["broken.qcow2"][0]), "error")]
+    assert dom.counts["status-error"] == 1
+    assert {k: n for k, n in dom.counts.items() if k.startswith("verdict-") and n} == {
+        f"verdict-{v}": n for v, n in Counter(v for _, _, v in expected).items()}
+    assert dom.title.endswith(f": {len(images)} images")
+
+
+def test_template_cache_failing_is_no_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jinja2's cache of the compiled template: a page is the same with it, without it
+    (no directory of this user's can be made), and when it cannot be written."""
+    import jinja2
+
+    from imgscan.report import html
+
+    def page() -> str:
+        return re.sub(r"at \S+\.</p>", "", html.Report("t", "s").render())
+
+    cached = page()
+    monkeypatch.setattr(jinja2.FileSystemBytecodeCache, "dump_bytecode",
+                        lambda self, bucket: (_ for _ in ()).throw(OSError(28, "full")))
+    monkeypatch.setattr(jinja2.FileSystemBytecodeCache, "load_bytecode",
+                        lambda self, bucket: None)
+    assert page() == cached
+
+    def refuse(self: object) -> None:
+        raise RuntimeError("the cache directory is not safe")
+
+    monkeypatch.setattr(html._BytecodeCache, "__init__", refuse)
+    assert html._bytecode_cache() is None
+    assert page() == cached

@@ -188,12 +188,16 @@ class CatalogQueries(CatalogFile):
         where, params = (filters or Filters()).where()
         columns = ", ".join(f"images.{c}" for c in REPORT_COLUMNS[:-1])
         cur = self._db.execute(
-            f"SELECT {columns}, CASE WHEN images.info_json IS NOT NULL THEN '[' || "
-            "json_remove(images.info_json, '$.path') || ',' || "
-            "coalesce(json_remove(images.check_json, '$.path'), 'null') || ']' END "
+            f"SELECT {columns}, images.info_json, images.check_json "
             f"FROM images WHERE {where} ORDER BY path", params)
+        n = len(REPORT_COLUMNS) - 1
         for row in cur:
-            yield dict(zip(REPORT_COLUMNS, row, strict=True))
+            info_json, check_json = row[n:]
+            detail = None
+            if info_json is not None:
+                detail = f"[{_without_path(info_json)}, " \
+                    f"{'null' if check_json is None else _without_path(check_json)}]"
+            yield {**dict(zip(REPORT_COLUMNS, row[:n], strict=False)), "detail": detail}
 
     def history(self) -> list[dict[str, Any]]:
         """Every scan, newest first, with ``new``: the images it saw first."""
@@ -280,3 +284,27 @@ class CatalogQueries(CatalogFile):
                 shared[pair] += weight
         return shared
 
+
+_DECODER = json.JSONDecoder()
+
+
+def _without_path(text: str) -> str:
+    """A stored info or check object (``json.dumps`` of one whose keys start with
+    ``schema_version`` and ``path``) as the same text without its ``path`` member.
+
+    The member is cut out of the text where it is (the second, after the version)
+    rather than the text parsed and written again: a report reads every image's two
+    objects, some KiB each, and parsing them all took longer than the rest of the
+    report. Text of another shape is parsed, and written as the writer does.
+    """
+    first = text.find(", ") + 2
+    if text.startswith('{"schema_version": ') and text.startswith('"path": "', first):
+        try:
+            end = _DECODER.raw_decode(text, first + 8)[1]
+        except json.JSONDecodeError:
+            end = -1
+        if text.startswith(", ", end):
+            return text[:first] + text[end + 2:]
+    obj = json.loads(text)
+    obj.pop("path", None)
+    return json.dumps(obj)
