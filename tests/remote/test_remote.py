@@ -273,6 +273,44 @@ def test_server_gone_mid_read(library: dict[str, Path],
     assert "cannot reach" in str(caught.value)
 
 
+def test_store_killed_mid_read(library: dict[str, Path], tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real SeaweedFS of this test's own, SIGKILLed while an image read through it is
+    open: the open image's next read of a range not yet cached, and a fresh open, fail
+    with a RemoteError naming the URL within the retry timeout (no hang); the CLI exits
+    2 with the error object and no traceback."""
+    path = library["bios.qcow2"]
+    server = SeaweedS3(tmp_path / "weed")
+    try:
+        server.client().create_bucket(Bucket=BUCKET)
+        server.client().upload_file(str(path), BUCKET, "k/bios.qcow2")
+        for key, value in server.environ().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setattr(remote_store, "RETRY_TIMEOUT", 2)
+        url = f"s3://{BUCKET}/k/bios.qcow2"
+        with imgscan.open(url) as img:
+            # the first reads succeeded: the object's head and tail are cached
+            assert img.format == "qcow2"
+            server.process.kill()
+            server.process.wait()
+            with pytest.raises(RemoteError) as mid_read:
+                img.info()
+        message = str(mid_read.value)
+        assert message.startswith(f"{url}: range request at offset ")
+        assert "cannot reach the store" in message
+        assert "cannot reach the store" in str(error_of(url))
+        # the CLI's own retry timeout (store.RETRY_TIMEOUT) is well under 120 s
+        done = cli("info", "--json", url, env=server.environ(), timeout=120)
+    finally:
+        server.stop()
+    assert done.returncode == 2, done.stderr
+    error = json.loads(done.stdout)
+    assert error["path"] == url and error["error"]["type"] == "RemoteError"
+    assert "cannot reach the store" in error["error"]["message"]
+    assert "Traceback" not in done.stderr and url in done.stderr
+    assert SECRET_KEY not in done.stdout + done.stderr
+
+
 def test_timeout(library: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """A store that stops answering: the request times out (after its retries), naming
     the URL, instead of hanging."""
@@ -309,10 +347,12 @@ def test_fetch_cap(library: dict[str, Path], monkeypatch: pytest.MonkeyPatch) ->
 
 
 # -- the command line ----------------------------------------------------------------
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, env: dict[str, str],
+        timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """``imgscan ARGS``; ``timeout``: a hang fails the test instead of blocking it."""
     return subprocess.run([sys.executable, "-m", "imgscan", *args], capture_output=True,
                           text=True, errors="surrogateescape", check=False, cwd=TESTS,
-                          env={**os.environ, **env})
+                          env={**os.environ, **env}, timeout=timeout)
 
 
 def test_cli_info_check_map(s3: SeaweedS3) -> None:
