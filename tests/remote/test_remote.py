@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from helpers import TESTS
-from helpers.stores import ACCESS_KEY, SECRET_KEY, SeaweedS3, http_store
+from helpers.stores import ACCESS_KEY, SECRET_KEY, SeaweedS3, counting_proxy, http_store
 from oracles import run
 
 import imgscan
@@ -165,6 +165,41 @@ def test_counts_match_the_server(library: dict[str, Path]) -> None:
     # read in place: a fraction of the object, in few requests
     assert source["bytes_read"] < source["size"] // 2
     assert source["storage_class"] is None
+
+
+def test_counts_match_a_proxy(s3: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a counting reverse proxy in front of SeaweedFS's S3 gateway, the source's
+    ``requests`` and ``bytes_read`` are the range GETs that crossed it and their body
+    bytes: for the check of the Windows disk (AWS_ENDPOINT_URL at the proxy) and for the
+    info of a qcow2 by the CLI (--endpoint-url at the proxy). HEAD is not a range
+    request and is not in ``requests``: exactly one crosses per image opened (the
+    presigned HEAD that also reads the storage class), and nothing else does."""
+    url = f"s3://{BUCKET}/lib/bios.img"
+    with counting_proxy(s3.endpoint) as (endpoint, crossed):
+        for key, value in {**s3.environ(), "AWS_ENDPOINT_URL": endpoint}.items():
+            monkeypatch.setenv(key, value)
+        with imgscan.open(url) as img:
+            info = img.info()
+        result = check(info, load_profile(None))
+        assert next(r for r in result["rules"] if r["id"] == "storage-class")["status"] \
+            == "pass"
+        source = info["source"]
+        assert (source["requests"], source["bytes_read"]) == (crossed.ranges,
+                                                             crossed.range_bytes)
+        assert crossed.heads == 1 and crossed.methods == {"GET": crossed.ranges, "HEAD": 1}
+        # read in place: the Windows disk's check is a small part of the object
+        assert source["bytes_read"] < source["size"] // 4
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    env = {k: v for k, v in s3.environ().items() if k != "AWS_ENDPOINT_URL"}
+    url = f"s3://{BUCKET}/lib/bios.qcow2"
+    with counting_proxy(s3.endpoint) as (endpoint, crossed):
+        done = cli("info", "--json", "--endpoint-url", endpoint, url, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        source = json.loads(done.stdout)["source"]
+        assert (source["requests"], source["bytes_read"]) == (crossed.ranges,
+                                                             crossed.range_bytes)
+        assert crossed.methods == {"GET": crossed.ranges, "HEAD": 1}
 
 
 def test_fingerprint_fetches_stored_bytes_once(library: dict[str, Path]) -> None:
