@@ -30,7 +30,7 @@ from .findings import (
     fact_findings,
     finding_id,
 )
-from .remote import is_url, source_object
+from .remote import is_url, source_object, store_failure
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -210,6 +210,14 @@ class DiskImage:
         """The contract's ``source`` object (URL, size, ETag, storage class, requests and
         bytes fetched so far) of an image read from a URL; None for a local file."""
         return source_object(self._source)
+
+    def raise_store_failure(self) -> None:
+        """Raise the first request the store of a remote image failed, if any: a stage
+        that could not read its bytes may have reported that as a finding of the image
+        ("filesystem not identified"), and a dead store is no fact of the image."""
+        failure = store_failure(self._source)
+        if failure is not None:
+            raise failure
 
     @property
     def allocated_size(self) -> int:

@@ -34,7 +34,10 @@ class Image(DiskImage):
     def info(self) -> dict[str, Any]:
         """The ``imgscan info --json`` object of the JSON contract (schema 1), built once."""
         if self._info is None:
-            self._info = info_object(self)
+            info = info_object(self)
+            # built before the store failed, or with findings that are its failure
+            self.raise_store_failure()
+            self._info = info
         return self._info
 
 

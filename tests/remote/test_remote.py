@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from helpers import TESTS
-from helpers.stores import ACCESS_KEY, SECRET_KEY, SeaweedS3, http_store
+from helpers.stores import ACCESS_KEY, SECRET_KEY, SeaweedS3, counting_proxy, http_store
 from oracles import run
 
 import imgscan
@@ -167,6 +167,41 @@ def test_counts_match_the_server(library: dict[str, Path]) -> None:
     assert source["storage_class"] is None
 
 
+def test_counts_match_a_proxy(s3: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a counting reverse proxy in front of SeaweedFS's S3 gateway, the source's
+    ``requests`` and ``bytes_read`` are the range GETs that crossed it and their body
+    bytes: for the check of the Windows disk (AWS_ENDPOINT_URL at the proxy) and for the
+    info of a qcow2 by the CLI (--endpoint-url at the proxy). HEAD is not a range
+    request and is not in ``requests``: exactly one crosses per image opened (the
+    presigned HEAD that also reads the storage class), and nothing else does."""
+    url = f"s3://{BUCKET}/lib/bios.img"
+    with counting_proxy(s3.endpoint) as (endpoint, crossed):
+        for key, value in {**s3.environ(), "AWS_ENDPOINT_URL": endpoint}.items():
+            monkeypatch.setenv(key, value)
+        with imgscan.open(url) as img:
+            info = img.info()
+        result = check(info, load_profile(None))
+        assert next(r for r in result["rules"] if r["id"] == "storage-class")["status"] \
+            == "pass"
+        source = info["source"]
+        assert (source["requests"], source["bytes_read"]) == (crossed.ranges,
+                                                             crossed.range_bytes)
+        assert crossed.heads == 1 and crossed.methods == {"GET": crossed.ranges, "HEAD": 1}
+        # read in place: the Windows disk's check is a small part of the object
+        assert source["bytes_read"] < source["size"] // 4
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    env = {k: v for k, v in s3.environ().items() if k != "AWS_ENDPOINT_URL"}
+    url = f"s3://{BUCKET}/lib/bios.qcow2"
+    with counting_proxy(s3.endpoint) as (endpoint, crossed):
+        done = cli("info", "--json", "--endpoint-url", endpoint, url, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        source = json.loads(done.stdout)["source"]
+        assert (source["requests"], source["bytes_read"]) == (crossed.ranges,
+                                                             crossed.range_bytes)
+        assert crossed.methods == {"GET": crossed.ranges, "HEAD": 1}
+
+
 def test_fingerprint_fetches_stored_bytes_once(library: dict[str, Path]) -> None:
     """A fingerprint through HTTP fetches each stored byte at most once (the first MiB
     and the last block are fetched at open) and agrees with the local file's."""
@@ -273,6 +308,44 @@ def test_server_gone_mid_read(library: dict[str, Path],
     assert "cannot reach" in str(caught.value)
 
 
+def test_store_killed_mid_read(library: dict[str, Path], tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real SeaweedFS of this test's own, SIGKILLed while an image read through it is
+    open: the open image's next read of a range not yet cached, and a fresh open, fail
+    with a RemoteError naming the URL within the retry timeout (no hang); the CLI exits
+    2 with the error object and no traceback."""
+    path = library["bios.qcow2"]
+    server = SeaweedS3(tmp_path / "weed")
+    try:
+        server.client().create_bucket(Bucket=BUCKET)
+        server.client().upload_file(str(path), BUCKET, "k/bios.qcow2")
+        for key, value in server.environ().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setattr(remote_store, "RETRY_TIMEOUT", 2)
+        url = f"s3://{BUCKET}/k/bios.qcow2"
+        with imgscan.open(url) as img:
+            # the first reads succeeded: the object's head and tail are cached
+            assert img.format == "qcow2"
+            server.process.kill()
+            server.process.wait()
+            with pytest.raises(RemoteError) as mid_read:
+                img.info()
+        message = str(mid_read.value)
+        assert message.startswith(f"{url}: range request at offset ")
+        assert "cannot reach the store" in message
+        assert "cannot reach the store" in str(error_of(url))
+        # the CLI's own retry timeout (store.RETRY_TIMEOUT) is well under 120 s
+        done = cli("info", "--json", url, env=server.environ(), timeout=120)
+    finally:
+        server.stop()
+    assert done.returncode == 2, done.stderr
+    error = json.loads(done.stdout)
+    assert error["path"] == url and error["error"]["type"] == "RemoteError"
+    assert "cannot reach the store" in error["error"]["message"]
+    assert "Traceback" not in done.stderr and url in done.stderr
+    assert SECRET_KEY not in done.stdout + done.stderr
+
+
 def test_timeout(library: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """A store that stops answering: the request times out (after its retries), naming
     the URL, instead of hanging."""
@@ -309,10 +382,12 @@ def test_fetch_cap(library: dict[str, Path], monkeypatch: pytest.MonkeyPatch) ->
 
 
 # -- the command line ----------------------------------------------------------------
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, env: dict[str, str],
+        timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """``imgscan ARGS``; ``timeout``: a hang fails the test instead of blocking it."""
     return subprocess.run([sys.executable, "-m", "imgscan", *args], capture_output=True,
                           text=True, errors="surrogateescape", check=False, cwd=TESTS,
-                          env={**os.environ, **env})
+                          env={**os.environ, **env}, timeout=timeout)
 
 
 def test_cli_info_check_map(s3: SeaweedS3) -> None:
