@@ -236,8 +236,10 @@ def _scan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", "-j", type=int, metavar="N",
                    help="worker processes (default: all cores)")
     judge = p.add_mutually_exclusive_group()
-    judge.add_argument("--profile", metavar="NAME|FILE",
-                       help="judge each image with this profile (default huawei-ims)")
+    judge.add_argument("--profile", metavar="NAME|FILE[,...]|all",
+                       help="judge each image with this profile (default huawei-ims), or "
+                       "with several separated by commas, or every cloud's (`all`), from "
+                       "its facts read once")
     judge.add_argument("--info-only", action="store_true",
                        help="read facts only, judge nothing")
     p.add_argument("--catalog", nargs="?", const="imgscan.db", metavar="FILE",

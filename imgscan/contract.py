@@ -84,6 +84,7 @@ def _disk_info(image: DiskImage, layout: Layout | None) -> dict[str, Any]:
         "boot_evidence": layout.boot_evidence,
         "partition_table_details": layout.details,
         "volume": layout.volume,
+        "volume_count": layout.volume_count,
     }
     info["finding_stages"] = [f.stage for f in findings]
     return info

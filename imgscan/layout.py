@@ -59,6 +59,29 @@ class Layout:
         #: The LVs of the VGs found on this disk, by "VG/LV".
         self.logical_volumes = logical_volumes or {}
 
+    @property
+    def volume_count(self) -> int | None:
+        """The volumes an import tool would mount: partitions (or the whole disk) holding a
+        filesystem other than swap, and each logical volume of the VGs found, once however
+        many PVs carry them; None when the guest bytes could not be read.
+
+        Counted here, from the layout read once, so that every rule and report agrees on
+        the number (AWS VM Import reads at most 21 volumes).
+        """
+        if self.partition_table == "unknown":
+            return None
+        count = 0
+        vgs: set[str] = set()
+        for volume in [*self.partitions, *([self.volume] if self.volume else [])]:
+            lvm_ = volume.get("lvm") or {}
+            if lvm_.get("vg") is not None:
+                if lvm_["vg_uuid"] not in vgs:
+                    vgs.add(lvm_["vg_uuid"])
+                    count += len(lvm_["lvs"])
+            elif volume.get("filesystem") not in (None, "LVM2_member", "swap"):
+                count += 1
+        return count
+
     def logical_volume(self, name: str) -> tuple[Read, int] | None:
         """``(read, size)`` over the bytes of the LV ``name`` ("VG/LV"), or None when this
         disk has no such LV; raises ``UnsupportedFeature`` naming why when it cannot be read

@@ -44,7 +44,10 @@ class ScanResult(_Record):
     """One file's outcome.
 
     ``info``: the contract's info object (None for errors and unchanged files);
-    ``check``: the contract's check object, when a profile was applied;
+    ``check``: the contract's check object, when a profile was applied; with several
+    profiles, the object ``check --json`` prints for them (``checks``, one check object
+    per profile, ``verdicts`` and the worst ``verdict``: see
+    :func:`imgscan.report.json.checks_object`);
     ``error``: ``{"type", "structure", "offset", "message"}`` as in the CLI's
     error object, ``type`` an ImageError class name or ``Timeout``,
     ``WorkerCrashed``, ``MemoryLimit``, ``OSError``; ``elapsed``: seconds spent

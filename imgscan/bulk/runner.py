@@ -133,11 +133,12 @@ class ScanRun:
                              "image itself (the client does not survive fork): use "
                              "`imgscan scan` or a fresh process")
         self.jobs = max(1, jobs or _cores())
-        loaded = None
+        loaded = []
         if not info_only:
-            from ..policy import load_profile
-            loaded = load_profile(profile)   # once, here: the workers inherit it
-        self.profile_name = None if loaded is None else loaded.name
+            from ..policy import load_profiles
+            loaded = load_profiles(profile)   # once, here: the workers inherit them
+        #: The profiles' names joined by commas, as the catalog records them.
+        self.profile_name = ",".join(p.name for p in loaded) or None
         self.options = Options(loaded, fingerprint,
                                max(1, _cores() // self.jobs),
                                external_dir, memory_limit)
@@ -452,8 +453,10 @@ def scan(paths: Paths, *, jobs: int | None = None, profile: str | None = None,
 
     Yields a :class:`ScanResult` per image as it finishes; files that are not
     images are counted in ``skipped``, not yielded. Each image is judged with
-    ``profile`` (a name or TOML file; default the default profile) unless
-    ``info_only``; ``fingerprint`` adds its content fingerprint. ``catalog``
+    ``profile`` (a name or TOML file, several separated by commas, or ``all``; default
+    the default profile) unless ``info_only``, by every profile from its facts read
+    once (the result's ``check`` is then the object ``check --json`` prints for them);
+    ``fingerprint`` adds its content fingerprint. ``catalog``
     (a path, or an open :class:`~imgscan.bulk.catalog.Catalog`) records every
     result and lets unchanged files be skipped. ``time_limit`` (seconds) and
     ``memory_limit`` (bytes of address space, None for none) bound each image's

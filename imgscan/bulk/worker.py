@@ -25,6 +25,7 @@ from .walk import head_digest, raw_is_image, read_head
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
     from ..policy import Profile
@@ -36,11 +37,12 @@ FINGERPRINT_ALGORITHM = "xxh3-128-chunked"
 class Options:
     """What every image of one scan is asked for (inherited by the forked workers)."""
 
-    __slots__ = ("external_dir", "fingerprint", "memory_limit", "profile", "threads")
+    __slots__ = ("external_dir", "fingerprint", "memory_limit", "profiles", "threads")
 
-    def __init__(self, profile: Profile | None, fingerprint: bool, threads: int,
+    def __init__(self, profiles: Sequence[Profile], fingerprint: bool, threads: int,
                  external_dir: str | None, memory_limit: int | None) -> None:
-        self.profile = profile
+        #: Every image is judged by each (none: facts only), from its facts read once.
+        self.profiles = list(profiles)
         self.fingerprint = fingerprint
         #: Hashing threads per fingerprint: the cores are shared by the workers.
         self.threads = threads
@@ -49,8 +51,9 @@ class Options:
 
 
 def scan_image(path: str, head: bytes, options: Options) -> tuple[Any, Any, Any] | None:
-    """The per-image work: the info object, the check object, the fingerprint; None
-    when the file is not an image (``head``: its first bytes, see :mod:`.walk`).
+    """The per-image work: the info object, the check object (with several profiles,
+    the object ``check --json`` prints for them), the fingerprint; None when the file
+    is not an image (``head``: its first bytes, see :mod:`.walk`).
 
     Module-level on purpose: the worker looks it up at each call, so a test
     can replace it before the pool forks.
@@ -60,9 +63,10 @@ def scan_image(path: str, head: bytes, options: Options) -> tuple[Any, Any, Any]
         if img.format == "raw" and not raw_is_image(path, head, info):
             return None
         check = None
-        if options.profile is not None:
+        if options.profiles:
             from ..policy import check as judge
-            check = judge(info, options.profile)
+            from ..report.json import judged_object
+            check = judged_object([judge(info, p) for p in options.profiles])
         fp = None
         if options.fingerprint:
             from ..fingerprints import fingerprint

@@ -132,7 +132,7 @@ def openstack(info: Mapping[str, Any]) -> Suggestions:
     ``require_image_format_match``), ``hw_firmware_type``, ``hw_disk_bus``, ``os_type``,
     ``os_distro``, ``min_disk``."""
     fmt = info.get("format")
-    out: Suggestions = {"disk_format": _entry(fmt, "format (content)"),
+    out: Suggestions = {"disk_format": _entry(fmt, _glance_format_source(info)),
                         "container_format": _entry("bare", "one disk image file")}
     firmware = _firmware(info)
     if firmware is not None:
@@ -155,6 +155,16 @@ def openstack(info: Mapping[str, Any]) -> Suggestions:
         out["os_version"] = _entry(g["version_id"], "linux.version_id")
     out["min_disk"] = _min_disk_gib(info, 1)
     return out
+
+
+def _glance_format_source(info: Mapping[str, Any]) -> str:
+    """Where ``disk_format`` comes from. A raw disk holding a GPT may also be registered
+    as ``gpt`` from Glance 2025.1 on (import-rules.md 2.1: "plus gpt (2025.1)"); ``raw``
+    stays the suggestion because it is still the catch-all every release and deployment
+    takes, and ``gpt`` is one a deployer may leave out of ``[image_format]/disk_formats``."""
+    if info.get("format") == "raw" and info.get("partition_table") == "gpt":
+        return "format (content); a GPT disk: disk_format=gpt also from Glance 2025.1"
+    return "format (content)"
 
 
 def aws(info: Mapping[str, Any]) -> Suggestions:

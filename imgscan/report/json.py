@@ -36,7 +36,20 @@ def checks_object(checks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def each_check(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The check objects in one image's object: ``checks`` of a several-profile object
+    (without ``info``), else the object itself (the contract's check object)."""
+    checks = obj.get("checks")
+    return list(checks) if isinstance(checks, list) else [obj]
+
+
+def judged_object(checks: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The object ``check --json`` prints for one image: the check object for one
+    profile, :func:`checks_object` for several."""
+    return checks[0] if len(checks) == 1 else checks_object(checks)
+
+
 def checks_json(checks: Sequence[Mapping[str, Any]]) -> str:
     """One image's checks as a single JSON line: the contract's check object for one
     profile, :func:`checks_object` for several."""
-    return check_json(checks[0]) if len(checks) == 1 else json.dumps(checks_object(checks))
+    return json.dumps(judged_object(checks))

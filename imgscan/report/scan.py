@@ -14,6 +14,7 @@ import time
 from ..errors import error_object_of
 from ..image import SCHEMA_VERSION
 from ..units import human_size
+from .json import each_check
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,12 +81,18 @@ def scan_line(result: ScanResult) -> str:
 
 def _judged(check: dict[str, Any]) -> str:
     """``verdict fail: rule, rule; warn: rule``: the verdict and the rules behind it,
-    so that a line says why without a second command."""
+    so that a line says why without a second command; with several profiles, the
+    worst verdict, then each profile's (``aws-vmimport fail: rule``)."""
+    checks = each_check(check)
     parts = [f"verdict {check['verdict']}"]
-    for status in ("fail", "warn"):
-        ids = [r["id"] for r in check.get("rules") or [] if r.get("status") == status]
-        if ids:
-            parts.append(f"{status}: {', '.join(ids)}")
+    for one in checks:
+        name = f"{one['profile']} " if len(checks) > 1 else ""
+        if len(checks) > 1 and one["verdict"] == "pass":
+            parts.append(f"{name}pass")
+        for status in ("fail", "warn"):
+            ids = [r["id"] for r in one.get("rules") or [] if r.get("status") == status]
+            if ids:
+                parts.append(f"{name}{status}: {', '.join(ids)}")
     return "; ".join(parts)
 
 
@@ -132,9 +139,12 @@ class ScanReport:
         verdict = _verdict(result)
         if verdict is not None:
             _count(self.verdicts, verdict)
-            for rule in (result.check or {}).get("rules") or []:
-                if rule.get("status") == "fail":
-                    _count(self.failed_rules, str(rule["id"]))
+            # A rule failed by several profiles counts once for the image.
+            failed = dict.fromkeys(str(rule["id"]) for one in each_check(result.check or {})
+                                   for rule in one.get("rules") or []
+                                   if rule.get("status") == "fail")
+            for rule_id in failed:
+                _count(self.failed_rules, rule_id)
         if self.as_json:
             import json
             self._print(json.dumps(scan_object(result)))

@@ -101,6 +101,13 @@ def test_vg_and_lvs_match_lvm(lvm_disk: dict[str, Any]) -> None:
     assert _problems(info) == []
 
 
+def test_volume_count_counts_each_lv_once(lvm_disk: dict[str, Any]) -> None:
+    """``volume_count``: the VG's visible LVs as ``lvs`` lists them, once although two PVs
+    (both partitions) carry the VG, the PVs themselves not counted."""
+    oracle = {s["lv_name"] for s in lvm_disk["segs"] if not s["lv_name"].startswith("[")}
+    assert _info(lvm_disk["disk"])["volume_count"] == len(oracle) > 1
+
+
 def test_lv_filesystems_match_blkid(lvm_disk: dict[str, Any]) -> None:
     lvs = {lv["name"]: lv for lv in _info(lvm_disk["disk"])["partitions"][0]["lvm"]["lvs"]}
     for name in ("root", "data"):

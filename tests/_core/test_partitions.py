@@ -588,3 +588,53 @@ def test_4k_mbr_with_the_containers_sector_size(tmp_path: Path) -> None:
 def test_read_errors_are_the_callers_and_short_disks_are_none() -> None:
     assert read_partition_table(lambda off, n: b"", 0, "empty").kind == "none"
     assert read_partition_table(lambda off, n: bytes(min(n, 100)), 100, "tiny").kind == "none"
+
+
+def _blkid_type(disk: Path, offset: int, size: int) -> str | None:
+    """The TYPE ``blkid -p -O OFFSET -S SIZE`` finds in one partition's bytes."""
+    proc = subprocess.run(["blkid", "-p", "-o", "export", "-O", str(offset), "-S", str(size),
+                           str(disk)], capture_output=True, text=True, check=False)
+    assert proc.returncode in (0, 2), proc.stderr
+    found = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    return found.get("TYPE")
+
+
+@pytest.mark.skipif(not (shutil.which("mkfs.fat") and shutil.which("mkfs.ext4")
+                         and shutil.which("mkswap")),
+                    reason="mkfs.fat / mkfs.ext4 / mkswap absent (dosfstools, e2fsprogs, "
+                    "util-linux)")
+@pytest.mark.parametrize("label", ["gpt", "dos"])
+def test_volume_count_matches_sfdisk_and_blkid(tmp_path: Path, label: str) -> None:
+    """``volume_count``: the partitions ``sfdisk --json`` lists whose bytes blkid finds a
+    filesystem in, swap left out (an empty partition, a swap one and an extended one are not
+    volumes)."""
+    disk = sparse_file(tmp_path / "volumes.raw", 64 * MIB)
+    # dos: 1-3 primary, 4 the extended one holding logicals 5 and 6.
+    fourth = "type=5\n" if label == "dos" else "size=8MiB\n"
+    _sfdisk(disk, f"label: {label}\n" + "size=8MiB\n" * 3 + fourth + "size=8MiB\nsize=4MiB\n")
+    members = {1: ["mkfs.fat", "-C", "{f}", "8192"], 2: ["mkfs.ext4", "-q", "-F", "{f}", "8M"],
+               3: ["mkswap", "{f}"], 5: ["mkfs.fat", "-C", "{f}", "8192"]}
+    _, _, parts = _sfdisk_partitions(disk, 512)
+    with open(disk, "r+b") as out:
+        for p in parts:
+            if p["number"] not in members:
+                continue
+            member = tmp_path / f"p{p['number']}.img"
+            if p["number"] == 3:    # mkswap writes into a file that exists
+                sparse_file(member, 8 * MIB)
+            run(*[str(member) if a == "{f}" else a for a in members[p["number"]]])
+            out.seek(p["start"])
+            out.write(member.read_bytes())
+    types = [_blkid_type(disk, p["start"], p["size"]) for p in parts]
+    assert types.count("swap") == 1 and types.count(None) == 2
+    oracle = sum(t not in (None, "swap") for t in types)
+    assert _info(disk)["volume_count"] == oracle == 3
+
+
+def test_volume_count_of_a_whole_disk_filesystem(tmp_path: Path) -> None:
+    """No partition table: the filesystem on the whole disk is the one volume (blkid -p)."""
+    disk = tmp_path / "fat.raw"
+    run("mkfs.fat", "-C", disk, "8192")
+    assert "TYPE=vfat" in _blkid(disk)
+    info = _info(disk)
+    assert info["partition_table"] == "none" and info["volume_count"] == 1

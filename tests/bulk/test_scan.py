@@ -507,3 +507,58 @@ def test_progress_line_only_on_a_terminal() -> None:
         report.progress(skipped=0)
         report.finish(skipped=0, interrupted=False)
         assert (CLEAR_LINE in err.getvalue()) is shown
+
+
+@needs_sqlite3
+def test_several_profiles_as_check_gives_them(small_library: Path, tmp_path: Path) -> None:
+    """``scan --profile A,B``: each image's JSON line is what ``check --json --profile
+    A,B`` prints for it (plus ``scan``); the catalog records the profiles, the worst
+    verdict and each rule's worst status, and the HTML report has a row per profile."""
+    from imgscan.bulk.catalog import Catalog
+
+    profiles = "aws-vmimport,azure"
+    db = tmp_path / "c.db"
+    proc = cli("scan", "--json", "--jobs", "2", "--profile", profiles, str(small_library),
+               "--catalog", str(db))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 1), err
+    scanned = {o["path"]: o for o in map(json.loads, out.splitlines())}
+    assert scanned and all(o.pop("scan")["status"] == "scanned" for o in scanned.values())
+    proc = cli("check", "--json", "--profile", profiles, *sorted(scanned))
+    out, err = proc.communicate(timeout=120)
+    checked = {o["path"]: o for o in map(json.loads, out.splitlines())}
+    assert scanned == checked
+    some = next(iter(checked.values()))
+    assert some["profiles"] == profiles.split(",") and len(some["checks"]) == 2
+
+    rows = sqlite(db, "SELECT path, profile, verdict FROM images ORDER BY path")
+    assert rows.splitlines() == [f"{p}|{profiles}|{checked[p]['verdict']}"
+                                 for p in sorted(checked)]
+    for path, obj in checked.items():
+        statuses: dict[str, list[str]] = {}
+        for one in obj["checks"]:
+            for rule in one["rules"]:
+                statuses.setdefault(rule["id"], []).append(rule["status"])
+        failed = sorted(r for r, s in statuses.items() if "fail" in s)
+        assert sqlite(db, "SELECT group_concat(rule_id, ' ') FROM (SELECT rule_id FROM rules "
+                      "JOIN images ON images.id = image_id WHERE path = '" + path +
+                      "' AND rules.status = 'fail' ORDER BY rule_id)") == " ".join(failed)
+    with Catalog(str(db)) as catalog:
+        report = [(r["path"], r["verdict"]) for r in catalog.report_rows()]
+    assert sorted(report) == sorted((p, c["verdict"]) for p, o in checked.items()
+                                    for c in o["checks"])
+    stats = cli("catalog", "stats", "--json", "--catalog", str(db))
+    out, err = stats.communicate(timeout=60)
+    assert stats.returncode == 0, err
+    verdicts = {o["verdict"] for o in checked.values()}
+    assert set(json.loads(out)["by_verdict"]) == verdicts
+    html = cli("report", "--catalog", str(db), "-o", str(tmp_path / "r.html"))
+    assert html.communicate(timeout=60)[0] is not None and html.returncode == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "aws-vmimport" in page and "azure" in page
+    # A rescan by the same profiles reads nothing again; by others, everything.
+    again = cli("scan", "--json", "--profile", profiles, str(small_library), "--catalog",
+                str(db))
+    lines = [json.loads(line) for line in again.communicate(timeout=120)[0].splitlines()]
+    assert {o.pop("scan")["status"] for o in lines} == {"unchanged"}
+    assert {o["path"]: o for o in lines} == checked

@@ -495,6 +495,13 @@ def test_registration_parameters_follow_the_facts(images: dict[str, Info]) -> No
     assert {k: v["value"] for k, v in reg.items()}.items() >= {
         "disk_format": "qcow2", "hw_firmware_type": "bios", "hw_disk_bus": "virtio",
         "os_type": "windows", "os_distro": "windows", "min_disk": 6}.items()
+    raw = check(images["win.raw"], PROFILES["openstack"])["registration"]["disk_format"]
+    assert images["win.raw"]["partition_table"] == "mbr"
+    assert raw == {"value": "raw", "from": "format (content)"}
+    gpt = images["volumes.raw"]     # sfdisk's GPT on a raw file
+    assert (gpt["format"], gpt["partition_table"]) == ("raw", "gpt")
+    raw_gpt = check(gpt, PROFILES["openstack"])["registration"]["disk_format"]
+    assert raw_gpt["value"] == "raw" and "disk_format=gpt" in raw_gpt["from"]
     reg = check(images["derived:linux-no-virtio-scsi"], PROFILES["openstack"])["registration"]
     assert reg["hw_disk_bus"]["value"] == "ide" and reg["os_distro"]["value"] == "debian"
     huawei = check(images["win.raw"], HUAWEI)["registration"]

@@ -183,7 +183,9 @@ class CatalogQueries(CatalogFile):
         profile; detail null without info) without the path, which is all that
         differs between copies of one image: the report parses each distinct
         text once, however many images share it, and takes the failed rules from
-        its check (the ``rules`` rows are written from it).
+        its check (the ``rules`` rows are written from it). An image judged by
+        several profiles gives one row per profile, each with that profile's
+        verdict and check.
         """
         where, params = (filters or Filters()).where()
         columns = ", ".join(f"images.{c}" for c in REPORT_COLUMNS[:-1])
@@ -193,11 +195,14 @@ class CatalogQueries(CatalogFile):
         n = len(REPORT_COLUMNS) - 1
         for row in cur:
             info_json, check_json = row[n:]
-            detail = None
-            if info_json is not None:
-                detail = f"[{_without_path(info_json)}, " \
-                    f"{'null' if check_json is None else _without_path(check_json)}]"
-            yield {**dict(zip(REPORT_COLUMNS, row[:n], strict=False)), "detail": detail}
+            flat = dict(zip(REPORT_COLUMNS, row[:n], strict=False))
+            if info_json is None:
+                yield {**flat, "detail": None}
+                continue
+            info = _without_path(info_json)
+            for verdict, check in _each_stored_check(check_json):
+                yield {**flat, "verdict": verdict or flat["verdict"],
+                       "detail": f"[{info}, {check}]"}
 
     def history(self) -> list[dict[str, Any]]:
         """Every scan, newest first, with ``new``: the images it saw first."""
@@ -286,6 +291,23 @@ class CatalogQueries(CatalogFile):
 
 
 _DECODER = json.JSONDecoder()
+
+
+def _each_stored_check(text: str | None) -> Iterator[tuple[str | None, str]]:
+    """``(verdict, check text without its path)`` of each profile a stored check holds:
+    the check itself (its verdict in the row already: None), or for several profiles
+    (the ``checks`` object ``check --json`` prints for them) each of its checks."""
+    if text is None:
+        yield None, "null"
+        return
+    if '"profiles": [' in text:     # parsed only when it may be several profiles' object
+        checks = json.loads(text).get("checks")
+        if isinstance(checks, list):
+            for check in checks:
+                yield check["verdict"], json.dumps({k: v for k, v in check.items()
+                                                    if k != "path"})
+            return
+    yield None, _without_path(text)
 
 
 def _without_path(text: str) -> str:

@@ -8,7 +8,8 @@ are ISO 8601 UTC text (``2026-11-26T09:03:47.123+00:00``).
 ``scans``: one row per scan.
     ``id`` (integer key), ``started_at``, ``finished_at`` (NULL while running or
     when the scan was killed), ``roots`` (JSON array of the absolute paths the
-    scan walked), ``profile`` (the profile applied, NULL for info only),
+    scan walked), ``profile`` (the profile applied, NULL for info only; several
+    profiles: their names joined by commas, in order),
     ``fingerprint_algorithm`` (NULL: no fingerprints), ``imgscan_version``,
     ``interrupted`` (1 when stopped early, e.g. Ctrl-C; NULL while running),
     ``scanned``, ``unchanged``, ``errors`` (results this scan recorded, by
@@ -24,14 +25,17 @@ are ISO 8601 UTC text (``2026-11-26T09:03:47.123+00:00``).
     error; ``error``: could not be read; ``missing``: a completed scan whose
     roots cover it did not see it), ``format``, ``subformat``,
     ``virtual_size``, ``boot_mode`` (the info object's keys), ``profile``,
-    ``verdict`` (the check object's; NULL without a check), ``error_type``
-    (an ImageError class name, ``Timeout``, ``WorkerCrashed``, ``MemoryLimit``
+    ``verdict`` (the check object's; NULL without a check; for an image judged by
+    several profiles, their names joined by commas and the worst verdict),
+    ``error_type`` (an ImageError class name, ``Timeout``, ``WorkerCrashed``, ``MemoryLimit``
     or ``OSError``), ``error_structure``, ``error_offset``, ``error_message``
     (NULL unless an error), ``info_json`` (the contract's info object),
     ``check_json`` (the contract's check object without its ``info`` key,
-    which is ``info_json``), ``fingerprint_algorithm``, ``fingerprint`` (hex
-    digest), ``nonzero_chunks`` (how many distinct non-zero chunk digests the
-    fingerprint has: the rows in ``chunks``), ``imgscan_version`` (of the scan
+    which is ``info_json``; several profiles: the object ``check --json`` prints
+    for them, each profile's check object in its ``checks``),
+    ``fingerprint_algorithm``, ``fingerprint`` (hex digest), ``nonzero_chunks``
+    (how many distinct non-zero chunk digests the fingerprint has: the rows in
+    ``chunks``), ``imgscan_version`` (of the scan
     that read it), ``scanned_at`` (when it was read), ``elapsed`` (seconds the
     worker spent on it), ``first_seen_scan``, ``last_seen_scan`` (scan ids: the
     first scan that recorded it, the last that saw it, read or unchanged),
@@ -40,7 +44,9 @@ are ISO 8601 UTC text (``2026-11-26T09:03:47.123+00:00``).
 
 ``rules``: one row per rule result of an image's check (replaced on rescan).
     ``image_id``, ``rule_id``, ``status`` (``pass``, ``fail``, ``warn``,
-    ``unknown``, ``manual``), ``message``. Indexed by (rule_id, status).
+    ``unknown``, ``manual``), ``message``. Indexed by (rule_id, status). Several
+    profiles: each rule id once, with its worst status over them and that result's
+    message.
 
 ``chunks``: the chunk digests of a chunked content fingerprint, one row per
     distinct digest per image, for finding images that share content.

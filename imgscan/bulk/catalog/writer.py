@@ -15,7 +15,9 @@ from typing import Any
 
 from ...errors import error_member
 from ...fingerprints import zero_digest as _fingerprint_zero_digest
+from ...report.json import each_check
 from ...version import __version__
+from ...vocabulary import STATUSES
 from ..result import FileIdentity, ScanResult
 from .schema import CatalogFile, key, now, under
 
@@ -175,8 +177,7 @@ class CatalogWriter(CatalogFile):
                 db.executemany(
                     "INSERT OR REPLACE INTO rules (image_id, rule_id, status, message) "
                     "VALUES (?, ?, ?, ?)",
-                    [(image_id, r["id"], r["status"], r.get("message"))
-                     for r in result.check.get("rules", ())])
+                    _rule_rows(image_id, result.check))
             if chunks:
                 db.executemany("INSERT INTO chunks (image_id, digest) VALUES (?, ?)",
                                [(image_id, d) for d in chunks])
@@ -205,7 +206,7 @@ class CatalogWriter(CatalogFile):
             "error" if result.status == "error" else "scanned",
             info.get("format"), info.get("subformat"), info.get("virtual_size"),
             info.get("boot_mode"),
-            check.get("profile") if check else None, check.get("verdict") if check else None,
+            _profile(check) if check else None, check.get("verdict") if check else None,
             error.get("type"), error.get("structure"), error.get("offset"),
             error.get("message"),
             json.dumps(result.info) if result.info is not None else None, stored_check,
@@ -251,3 +252,24 @@ class CatalogWriter(CatalogFile):
              counts.get("errors"), missing, scan_id))
         self.commit()
         return missing
+
+
+def _profile(check: dict[str, Any]) -> str:
+    """The ``profile`` column: the profile's name, or several joined by commas (what
+    the scan's ``--profile`` loaded, so that a rescan by the same ones finds them)."""
+    return ",".join(str(c["profile"]) for c in each_check(check))
+
+
+def _rule_rows(image_id: int, check: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The ``rules`` rows of one image: each rule id once, with its worst status and
+    that status's message over the profiles that judged the image (a rule two profiles
+    share is failed when either fails it; the check objects in ``check_json`` keep
+    every profile's own result)."""
+    worst: dict[str, tuple[int, str, Any]] = {}
+    for one in each_check(check):
+        for r in one.get("rules", ()):
+            rank = STATUSES.index(r["status"]) if r["status"] in STATUSES else len(STATUSES)
+            if r["id"] not in worst or rank < worst[r["id"]][0]:
+                worst[r["id"]] = (rank, r["status"], r.get("message"))
+    return [(image_id, rule_id, status, message)
+            for rule_id, (_, status, message) in worst.items()]

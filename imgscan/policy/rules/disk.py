@@ -134,24 +134,17 @@ def no_disk_encryption(f: Facts) -> Outcome:
 
 @rule("volume-count", "the disk holds no more volumes than the import tool reads")
 def volume_count(f: Facts, *, max_volumes: int) -> Outcome:
-    """Volumes: partitions with a filesystem and logical volumes (AWS: at most 21)."""
-    volumes = []
-    for p in f.info.get("partitions") or []:
-        lvm = p.get("lvm") or {}
-        lvs = [f"{lvm.get('vg')}/{lv.get('name')}" for lv in lvm.get("lvs") or []]
-        if lvs:
-            volumes += lvs
-        elif p.get("filesystem") not in (None, "LVM2_member", "swap"):
-            volumes.append(f"partition {p['number']}")
-    volumes = list(dict.fromkeys(volumes))  # a VG's LVs are listed under each of its PVs
-    ev = f.ev("volumes", volumes, "partition table, filesystem signatures, LVM metadata")
-    if f.info.get("partition_table") == "unknown":
-        return Outcome(UNKNOWN, "the partition table could not be read", ev)
-    if len(volumes) <= max_volumes:
-        return Outcome(PASS, f"{len(volumes)} volume(s), at most {max_volumes}", ev)
-    return Outcome(FAIL, f"{len(volumes)} volumes: the import reads at most {max_volumes}",
+    """Volumes as the info object's ``volume_count`` counts them: partitions with a
+    filesystem and logical volumes (AWS: at most 21)."""
+    count = f.info.get("volume_count")
+    ev = f.ev("volume_count", source="partition table, filesystem signatures, LVM metadata")
+    if count is None:
+        return Outcome(UNKNOWN, "the volumes could not be counted (the partition table "
+                       "could not be read)", ev)
+    if count <= max_volumes:
+        return Outcome(PASS, f"{count} volume(s), at most {max_volumes}", ev)
+    return Outcome(FAIL, f"{count} volumes: the import reads at most {max_volumes}",
                    ev, "move data volumes to separate data-disk images")
-
 
 
 @rule("partition-table", "the disk has a partition table the cloud boots from")
