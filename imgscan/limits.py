@@ -266,15 +266,6 @@ FS_MAX_SYMLINK_FOLLOWS = 40
 FS_MAX_PATH_COMPONENTS = 4096
 #: Largest single read of a file (read bigger files in pieces).
 FS_MAX_FILE_READ = 256 * 1024 * 1024
-#: Deepest ext4 extent tree (the kernel's EXT4_MAX_EXTENT_DEPTH is 5: 4 index levels cover
-#: 2^32 blocks even with 1 KiB blocks).
-EXT4_MAX_EXTENT_DEPTH = 5
-#: Most ext4 map blocks (extent tree nodes, indirect blocks) read for one read: a whole
-#: FS_MAX_FILE_READ read of a 1 KiB-block ext2 file needs about 1030 indirect blocks.
-EXT4_MAX_MAP_BLOCKS = 65536
-#: Largest ext4 directory read for one listing or lookup (a million entries with 40-byte
-#: names is about 48 MiB; a directory is read whole, so this bounds the memory it takes).
-EXT4_MAX_DIRECTORY_BYTES = 64 * 1024 * 1024
 #: Most extents decoded for one XFS fork (32 bytes each in memory: 32 MiB at the cap). A
 #: file in a million pieces is far past anything a guest's system files are; the on-disk
 #: count (2^31 or 2^48 with nrext64) would otherwise size the map.

@@ -139,6 +139,11 @@ cdef Py_ssize_t _scan_entries(const uint8_t* d, Py_ssize_t start, Py_ssize_t end
     return n
 
 
+cdef uint64_t _scan_cost(list found):
+    """The directory bytes a scan keeps alive (every region shares one buffer)."""
+    return len(found[0][0]) if found else 0
+
+
 cdef class _Inode:
     """One decoded inode: what stat, the block map and inline data need."""
     cdef readonly uint32_t ino
@@ -161,6 +166,9 @@ cdef class Ext4Volume:
     cdef readonly dict sb
     cdef dict _inodes, _tables, _map
     cdef uint32_t _map_reads
+    # Scanned directories, most recent last, and the bytes they hold (see _scan).
+    cdef dict _dirs
+    cdef uint64_t _dirs_bytes
 
     def __init__(self, read, int64_t offset, int64_t size, str name="volume"):
         self._readfn = read
@@ -170,6 +178,8 @@ cdef class Ext4Volume:
         self._inodes = {}
         self._tables = {}
         self._map = {}
+        self._dirs = {}
+        self._dirs_bytes = 0
         self._superblock()
 
     # -- bytes -------------------------------------------------------------------------
@@ -539,7 +549,33 @@ cdef class Ext4Volume:
         return [(data, pos, pos + bs) for pos in range(0, len(data), bs)]
 
     cdef list _scan(self, _Inode d):
-        """(bytes of each region, the entries of each region) of directory ``d``."""
+        """(bytes of each region, the entries of each region) of directory ``d``.
+
+        A path walk looks up one name at a time, so the same directories (the root,
+        ``/etc``, ``/usr/lib``) are searched again and again; a directory is read whole,
+        so each search would read and parse it anew (a directory of tens of MiB, real
+        or hostile, then costs that much per lookup). The scans are kept, most recent
+        last, while their directory bytes stay within twice EXT4_MAX_DIRECTORY_BYTES
+        (so that a directory at the cap and the small ones under it stay together; the
+        entries parsed from them are bounded by the same bytes): the image is read-only,
+        so a scan never goes stale.
+        """
+        cdef uint64_t cost, budget = 2 * limits.EXT4_MAX_DIRECTORY_BYTES
+        cached = self._dirs.pop(d.ino, None)
+        if cached is not None:
+            self._dirs[d.ino] = cached
+            return cached[0]
+        found = self._scan_uncached(d)
+        cost = _scan_cost(found)
+        if cost <= budget:
+            while self._dirs and self._dirs_bytes + cost > budget:
+                _, evicted = self._dirs.pop(next(iter(self._dirs)))
+                self._dirs_bytes -= evicted
+            self._dirs[d.ino] = (found, cost)
+            self._dirs_bytes += cost
+        return found
+
+    cdef list _scan_uncached(self, _Inode d):
         cdef bint filetype = self.incompat & C.EXT2_FEATURE_INCOMPAT_FILETYPE
         cdef bint big = self.block_size >= 65536 and not d.flags & C.EXT4_INLINE_DATA_FL
         cdef Py_ssize_t n, bad = 0, start, end, cap
