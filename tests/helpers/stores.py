@@ -222,13 +222,19 @@ def http_store(files: dict[str, Path], *, ranges: bool = True,
                delay: float = 0.0) -> Iterator[tuple[str, Served]]:
     """Serve ``files`` (URL path -> file) at the yielded base URL, counting what is sent."""
     served = Served(fail_after, delay)
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 _handler(files, served, ranges, headers or {}))
+    with _serving(_handler(files, served, ranges, headers or {})) as url:
+        yield url, served
+
+
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` served on a free 127.0.0.1 port by a threaded server (its base URL
+    yielded), shut down at the end."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", served
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -317,13 +323,5 @@ def counting_proxy(endpoint: str) -> Iterator[tuple[str, Crossed]]:
     parts = urlsplit(endpoint)
     assert parts.hostname is not None and parts.port is not None
     crossed = Crossed()
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 _proxy_handler((parts.hostname, parts.port), crossed))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", crossed
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(_proxy_handler((parts.hostname, parts.port), crossed)) as url:
+        yield url, crossed
