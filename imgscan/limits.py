@@ -339,8 +339,9 @@ FAT_MAX_FILE_BYTES = 64 * 1024 * 1024
 FAT_MAX_DIRECTORY_BYTES = 65536 * 32
 
 # OVA / OVF packages (imgscan/_core/tar.py, ovf.py, ova.py) -----------------------------
-#: Most members of an OVA's tar archive walked: a package holds its descriptor, manifest,
-#: certificate and a few disks (DSP0243); this bounds a walk over a file of tiny members.
+#: Most headers of an OVA's tar archive walked (members, pax and long-name headers, the
+#: refused ones included): a package holds its descriptor, manifest, certificate and a few
+#: disks (DSP0243); this bounds a walk over a file of tiny members.
 OVA_MAX_MEMBERS = 4096
 #: Largest pax extended header read (records for one member: path, size, times).
 OVA_MAX_PAX_BYTES = 64 * 1024

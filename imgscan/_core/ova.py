@@ -217,8 +217,14 @@ class Package:
         """The bytes of disk ``index`` as a source of their own (a window of an OVA)."""
         disk = self.disks[index]
         if disk.member is not None:
-            return window(self.path, disk.member.offset, disk.member.size,
-                          f"{self.path} [{disk.member.name}]")
+            try:
+                return window(self.path, disk.member.offset, disk.member.size,
+                              f"{self.path} [{disk.member.name}]")
+            except OSError as exc:   # a package read from a URL has no local file
+                raise UnsupportedFeature(
+                    self.path, f"OVA member {disk.member.name!r}", disk.member.offset,
+                    "a package's disks are read through a window of a local file "
+                    f"({exc.strerror or exc})") from exc
         if disk.file is not None:
             try:
                 return Source(disk.file)
@@ -234,8 +240,12 @@ class Package:
         that are beside it (``file_size`` of a multi-file image)."""
         if self.archive is not None:
             return self.source.size
-        return self.source.size + sum(os.path.getsize(d.file) for d in self.disks
-                                      if d.file is not None)
+        try:
+            return self.source.size + sum(os.path.getsize(d.file) for d in self.disks
+                                          if d.file is not None)
+        except OSError as exc:
+            raise ImageError(self.path, "OVF disk file", None,
+                             exc.strerror or str(exc)) from exc
 
     # -- manifest --------------------------------------------------------------------
     def _files(self) -> dict[str, tuple[int, int] | str]:
@@ -261,8 +271,11 @@ class Package:
         if not os.path.isfile(name):
             return None
         self.manifest_name = os.path.basename(name)
-        with open(name, "rb") as f:
-            data = f.read(limits.OVA_MAX_MANIFEST_BYTES + 1)
+        try:
+            with open(name, "rb") as f:
+                data = f.read(limits.OVA_MAX_MANIFEST_BYTES + 1)
+        except OSError as exc:
+            raise ImageError(name, "manifest", None, exc.strerror or str(exc)) from exc
         limits.enforce(len(data), "OVA_MAX_MANIFEST_BYTES", name, "manifest", None,
                        "manifest bytes")
         return data

@@ -165,6 +165,7 @@ class Archive:
         pos = 0
         pax: dict[str, str] = {}
         seen: set[str] = set()
+        headers = 0
         while True:
             if pos + BLOCK > size:
                 self._finding(TRUNCATED, f"the archive ends at {size} without its two zero "
@@ -177,8 +178,9 @@ class Archive:
                 self._finding(CORRUPT, f"ustar header at offset {pos}: bad magic or checksum; "
                               "the members after it are not read")
                 return
-            limits.enforce(len(self.members) + 1, "OVA_MAX_MEMBERS", source.path,
-                           "ustar header", pos, "archive members")
+            headers += 1    # every header, read or refused: the walk's cost
+            limits.enforce(headers, "OVA_MAX_MEMBERS", source.path, "ustar header", pos,
+                           "archive headers")
             fields = TAR_HEADER.unpack(block)
             stated = number(fields["size"])
             if stated is None:
@@ -228,9 +230,11 @@ class Archive:
         return records
 
     def _pax_size(self, text: str, stated: int, header: int) -> int | None:
-        if not text.isdigit():
-            self._finding(CORRUPT, f"pax size {text!r} for the member at offset {header} is "
-                          "not a number; the members after it are not read")
+        # ASCII digits only (str.isdigit also takes digits int() refuses, such as '²'),
+        # and no more than 20 of them (2^64 has 20; int() refuses past 4300)
+        if not (text.isascii() and text.isdigit()) or len(text) > 20:
+            self._finding(CORRUPT, f"pax size {text[:40]!r} for the member at offset {header} "
+                          "is not a size; the members after it are not read")
             return None
         size = int(text)
         if stated not in (0, size) and stated < 0o77777777777:

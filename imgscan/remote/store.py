@@ -181,6 +181,8 @@ def _meta(headers: Mapping[str, str]) -> dict[str, Any] | None:
     """obstore's head() metadata from HEAD headers; None without a usable size."""
     try:
         size = int(headers["content-length"])
+        if size < 0:    # a hostile server's length: fall back to the client's own HEAD
+            return None
         modified = headers.get("last-modified")
         return {"size": size, "e_tag": headers.get("etag"),
                 "last_modified": parsedate_to_datetime(modified) if modified else None}

@@ -106,17 +106,23 @@ def test_a_bad_checksum_stops_the_walk(tmp_path: Path) -> None:
     assert [m.name for m in archive.members] == ["x.ovf"]
 
 
-def test_pax_and_ustar_sizes_that_disagree(tmp_path: Path) -> None:
-    """A pax ``size=`` record other than the ustar size: a pax reader and a ustar reader
-    see other member boundaries."""
+def _pax_record(key: bytes, value: bytes) -> bytes:
+    """One pax record, ``LENGTH KEY=VALUE\\n``, LENGTH counting itself (POSIX pax)."""
+    body = b" " + key + b"=" + value + b"\n"
+    n = len(body) + 1
+    while len(str(n).encode()) + len(body) != n:
+        n += 1
+    return str(n).encode() + body
+
+
+def _with_size_record(tmp_path: Path, value: bytes) -> tar.Archive:
+    """GNU tar's pax archive whose first member's pax header gains ``size=VALUE``."""
     path = _archive(tmp_path, {"x.ovf": b"a" * 600, "disk.vmdk": b"b"}, "pax")
     buf = bytearray(path.read_bytes())
-    # the pax header of x.ovf: add a size record by rewriting its data block
-    archive = _walk(path)
-    first = archive.members[0]
+    first = _walk(path).members[0]
     pax_header = first.header - BLOCK * 2
     assert buf[pax_header + TAR_HEADER.offset("typeflag")] == ord("x")
-    record = b"12 size=512\n"
+    record = _pax_record(b"size", value)
     data = pax_header + BLOCK
     old = bytes(buf[data:data + BLOCK]).rstrip(b"\0")
     buf[data:data + BLOCK] = (old + record).ljust(BLOCK, b"\0")
@@ -124,9 +130,26 @@ def test_pax_and_ustar_sizes_that_disagree(tmp_path: Path) -> None:
     buf[size_field:size_field + 12] = b"%011o\0" % (len(old) + len(record))
     _reseal(buf, pax_header)
     path.write_bytes(buf)
-    archive = _walk(path)
+    return _walk(path)
+
+
+def test_pax_and_ustar_sizes_that_disagree(tmp_path: Path) -> None:
+    """A pax ``size=`` record other than the ustar size: a pax reader and a ustar reader
+    see other member boundaries."""
+    archive = _with_size_record(tmp_path, b"512")
     assert "package-member" in [f.id for f in archive.findings]
     assert any("disagree" in f.message for f in archive.findings)
+
+
+@pytest.mark.parametrize("value", ["²".encode(), b"9" * 25], ids=["unicode-digit", "past-2^64"])
+def test_pax_size_that_is_no_size(tmp_path: Path, value: bytes) -> None:
+    """A digit ``int()`` refuses (it raised ValueError out of the walk), or more digits than
+    any size has (which also keeps ``int()`` off its 4300-digit refusal): a finding, the
+    walk stopped there."""
+    archive = _with_size_record(tmp_path, value)
+    assert [f.id for f in archive.findings] == ["corrupt"]
+    assert "is not a size" in archive.findings[0].message
+    assert archive.members == []
 
 
 def test_members_cap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -140,6 +163,24 @@ def test_members_cap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
     exc = _cap_boundary(monkeypatch, "OVA_MAX_MEMBERS", 5, walk)
     assert "OVA_MAX_MEMBERS" in str(exc)
+
+
+def test_members_cap_counts_refused_headers(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    """Symbolic links are refused, never members, yet each is a header walked: the cap
+    bounds the walk, not only the members kept."""
+    (tmp_path / "x.ovf").write_bytes(b"<Envelope/>")
+    for i in range(5):
+        (tmp_path / f"l{i}").symlink_to("x.ovf")
+    path = tmp_path / "a.tar"
+    run("tar", "--format=ustar", "-cf", path, "x.ovf", *(f"l{i}" for i in range(5)),
+        cwd=tmp_path)
+    monkeypatch.setattr(limits, "OVA_MAX_MEMBERS", 6)
+    assert "resource-exhaustion" not in [f.id for f in _walk(path).findings]
+    monkeypatch.setattr(limits, "OVA_MAX_MEMBERS", 5)
+    archive = _walk(path)
+    assert [m.name for m in archive.members] == ["x.ovf"]
+    assert "resource-exhaustion" in [f.id for f in archive.findings]
 
 
 def test_pax_bytes_cap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

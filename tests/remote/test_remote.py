@@ -483,3 +483,15 @@ def test_scan_refused_after_the_client_ran(s3_env: SeaweedS3) -> None:
         pass
     with pytest.raises(ValueError, match="fork"):
         scan([f"s3://{BUCKET}/lib/"])
+
+
+def test_an_ova_over_http_is_refused_by_name(tmp_path: Path,
+                                             windows_disks: dict[str, Path]) -> None:
+    """An OVA's disks are read through a window of a local file; at a URL the package is
+    refused with an ImageError naming the member (it was an OSError escaping)."""
+    from helpers.ova_packages import build_ova
+
+    ova = build_ova(tmp_path / "pkg", "pkg", [("disk1.vmdk", windows_disks["bios"])])
+    with http_store({"p.ova": ova}) as (base, _), \
+            pytest.raises(imgscan.ImageError, match=r"disk1\.vmdk"):
+        imgscan.open(f"{base}/p.ova")
