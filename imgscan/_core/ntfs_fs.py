@@ -15,7 +15,7 @@ Explorer shows.
 
 from __future__ import annotations
 
-from imgscan.errors import CorruptImage
+from imgscan.errors import CorruptImage, ImageError
 
 from .c_ntfs import (
     AT_REPARSE_POINT,
@@ -77,7 +77,7 @@ class NtfsFileSystem(FileSystem):
                     // FILETIME_PER_SECOND
         kind: Kind
         reparse = attributes & FILE_ATTRIBUTE_REPARSE_POINT or f.has_attribute(AT_REPARSE_POINT)
-        tag = f.reparse_tag() if reparse else None
+        tag = self._reparse_tag(f) if reparse else None
         if tag in LINK_TAGS:
             kind, mode = "symlink", LINK_MODE
         elif reparse and tag != IO_REPARSE_TAG_WOF:
@@ -88,6 +88,16 @@ class NtfsFileSystem(FileSystem):
             kind, mode = "file", FILE_MODE
         size = 0 if kind == "dir" else f.size
         return Stat(ino, kind, size, mode, nlink=max(1, len(f.names)), mtime=mtime)
+
+    @staticmethod
+    def _reparse_tag(f: NtfsFile) -> int | None:
+        """The reparse tag, or None (the entry is then ``other``) when the reparse point
+        cannot be read: one damaged or oversized reparse point must not hide its whole
+        directory; reading through it still fails with its own error."""
+        try:
+            return f.reparse_tag()
+        except ImageError:
+            return None
 
     def _lookup(self, dir_ino: int, name: str) -> int | None:
         return self.volume.child(dir_ino, name)

@@ -497,6 +497,23 @@ def test_reparse_bytes_cap(windows_ntfs: Path, vol: NtfsVolume,
         volume(windows_ntfs).listdir("Junction")
 
 
+def test_a_reparse_point_refused_does_not_hide_its_directory(
+        windows_ntfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root listed while its junction's reparse point is past NTFS_MAX_REPARSE_BYTES:
+    every name fls lists is there, the junction as ``other`` (so a path through it names
+    no directory)."""
+    raw = windows_ntfs.read_bytes()
+    monkeypatch.setattr(limits, "NTFS_MAX_REPARSE_BYTES", 8)
+    fs = NtfsFileSystem(lambda o, n: raw[o:o + n], 0, len(raw), "vol")
+    kinds = {e.name: e.kind for e in fs.listdir("/")}
+    fls = {line.split("\t", 1)[1].split(":", 1)[0] for line in
+           run("fls", windows_ntfs).splitlines() if "\t" in line}
+    assert fls - {"$OrphanFiles"} <= set(kinds)
+    assert kinds["Junction"] == "other"
+    with pytest.raises(ImageError, match="not a directory"):
+        fs.read_file("/Junction/cmd.exe")
+
+
 def test_filesystem_interface(windows_ntfs: Path, ntfs3g_links: dict[str, str]) -> None:
     """``imgscan ls`` / ``cat``'s view: links are symlinks whose targets ntfs-3g agrees on,
     WOF files are files of their real size, read in full."""
