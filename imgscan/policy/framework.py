@@ -218,3 +218,13 @@ def rule(id: str, summary: str, auto_fixed: bool = False, needs_windows: bool = 
         RULES[id] = Rule(id, func, summary, auto_fixed, needs, guest)
         return func
     return register
+
+
+def default_kernel(lx: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The kernel the boot loader starts; when that is not known, the newest installed
+    (the inspection lists the kernels newest first)."""
+    kernels = lx.get("kernels") or []
+    found: Mapping[str, Any] | None = next(
+        (k for k in kernels if k.get("version") == lx.get("default_kernel")),
+        kernels[0] if kernels else None)
+    return found

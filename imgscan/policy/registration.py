@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from imgscan.vocabulary import LINUX, WINDOWS
 
+from .framework import default_kernel
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -112,9 +114,7 @@ def _disk_bus(info: Mapping[str, Any]) -> dict[str, Any] | None:
             return _entry("scsi", "windows.drivers.vioscsi")
         return _entry("ide", "windows.drivers (no viostor, no vioscsi)")
     if os == LINUX:
-        kernels = g.get("kernels") or []
-        kernel = next((k for k in kernels if k.get("version") == g.get("default_kernel")),
-                      kernels[0] if kernels else None)
+        kernel = default_kernel(g)
         if kernel is None:
             return None
         virtio = kernel.get("virtio") or {}

@@ -16,7 +16,7 @@ import re
 
 from imgscan.vocabulary import FAIL, LINUX, PASS, UNKNOWN, WARN
 
-from ..framework import Outcome, architecture, rule
+from ..framework import Outcome, architecture, default_kernel, rule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,16 +57,6 @@ def _release(lx: Mapping[str, Any]) -> str:
     return str(lx.get("pretty_name") or
                " ".join(str(x) for x in (lx.get("distro"), lx.get("version_id")) if x)
                or "an unidentified Linux")
-
-
-def _default_kernel(lx: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The kernel the boot loader starts; when that is not known, the newest installed
-    (the inspection lists the kernels newest first)."""
-    kernels = lx.get("kernels") or []
-    found: Mapping[str, Any] | None = next(
-        (k for k in kernels if k.get("version") == lx.get("default_kernel")),
-        kernels[0] if kernels else None)
-    return found
 
 
 @rule("linux-os-supported", "the Linux release is on the cloud's supported list",
@@ -165,7 +155,7 @@ def _drivers_at_boot(f: Facts, lx: Mapping[str, Any], family: str, modules: Sequ
     """Whether the default kernel's ``family`` drivers (its ``virtio`` or ``hyperv``
     object) are built in or in its initramfs: a driver only under /lib/modules is not
     loaded before the root filesystem is mounted."""
-    kernel = _default_kernel(lx)
+    kernel = default_kernel(lx)
     ev = {**f.ev("linux.default_kernel"), **f.ev("linux.kernels")}
     if kernel is None:
         return Outcome(UNKNOWN, "no installed kernel was found", ev)
@@ -189,7 +179,7 @@ def _drivers_at_boot(f: Facts, lx: Mapping[str, Any], family: str, modules: Sequ
 
 @rule("kernel-version", "the kernel is newer than the oldest the cloud boots", needs_linux=True)
 def kernel_version(f: Facts, lx: Mapping[str, Any], *, newer_than: str) -> Outcome:
-    kernel = _default_kernel(lx)
+    kernel = default_kernel(lx)
     ev = {**f.ev("linux.default_kernel"), **f.ev("linux.kernels")}
     if kernel is None:
         return Outcome(UNKNOWN, "no installed kernel was found", ev)
