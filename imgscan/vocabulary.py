@@ -9,6 +9,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Final, Literal
 
     Severity = Literal["error", "warning", "info"]
@@ -53,3 +54,17 @@ STATUSES = (FAIL, WARN, UNKNOWN, MANUAL, PASS)
 VIOLATIONS = (FAIL, WARN)
 #: A check's verdict: the worst status that gates.
 VERDICTS = (PASS, WARN, FAIL)
+
+
+def status_rank(status: str) -> int:
+    """Where ``status`` sorts among :data:`STATUSES`, worst first (0: ``fail``); a word
+    that is no status sorts after them all."""
+    return STATUSES.index(status) if status in STATUSES else len(STATUSES)
+
+
+def worst_verdict(statuses: Iterable[str]) -> str:
+    """``fail`` if any of ``statuses`` (rule statuses or verdicts) is ``fail``, else
+    ``warn`` if any is ``warn``, else ``pass``: the verdict of a check (the contract),
+    and of an image several profiles judged."""
+    seen = set(statuses)
+    return FAIL if FAIL in seen else (WARN if WARN in seen else PASS)

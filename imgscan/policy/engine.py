@@ -31,7 +31,7 @@ import functools
 import tomllib
 from importlib import resources
 
-from imgscan.vocabulary import FAIL, LINUX, PASS, SCHEMA_VERSION, VIOLATIONS, WARN, WINDOWS
+from imgscan.vocabulary import FAIL, LINUX, PASS, SCHEMA_VERSION, VIOLATIONS, WINDOWS, worst_verdict
 
 from .framework import Facts, Outcome
 from .registration import CLOUDS, suggest
@@ -272,8 +272,7 @@ def evaluate(profile: Profile, info: Mapping[str, Any],
 
 def verdict(results: list[dict[str, Any]]) -> str:
     """``fail`` if a rule failed, ``warn`` if one warned, else ``pass`` (the contract)."""
-    statuses = {r["status"] for r in results}
-    return FAIL if FAIL in statuses else (WARN if WARN in statuses else PASS)
+    return worst_verdict(r["status"] for r in results)
 
 
 def check(info: Mapping[str, Any], profile: Profile,

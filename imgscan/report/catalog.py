@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from typing import Any, TextIO
 
-#: Rule statuses in the order the stats table shows them (worst first).
-
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]], indent: str = "",
           right: int = 0) -> str:

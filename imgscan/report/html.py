@@ -52,7 +52,7 @@ import markupsafe
 from ..policy.rules import RULES
 from ..units import human_size
 from ..version import __version__
-from ..vocabulary import STATUSES
+from ..vocabulary import STATUSES, status_rank
 from .text import info_rows
 
 TYPE_CHECKING = False
@@ -324,15 +324,10 @@ def _make_detail(n: int, info: Mapping[str, Any] | None,
                 if known else OTHER_SUBJECT
             groups.setdefault(subject, []).append(rule)
         order = list(SUBJECTS.values())
-
-        def worst(rule: Mapping[str, Any]) -> int:
-            return STATUSES.index(rule["status"]) if rule["status"] in STATUSES \
-                else len(STATUSES)
-
         for results in groups.values():
-            results.sort(key=worst)
+            results.sort(key=lambda r: status_rank(r["status"]))
         detail.groups = sorted(groups.items(), key=lambda g: (
-            min(worst(r) for r in g[1]),
+            min(status_rank(r["status"]) for r in g[1]),
             order.index(g[0]) if g[0] in order else len(order)))
         detail.failed = sorted(r["id"] for r in check.get("rules") or []
                                if r["status"] == "fail")

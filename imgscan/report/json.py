@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from ..vocabulary import worst_verdict
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -23,13 +25,11 @@ def check_json(check: Mapping[str, Any]) -> str:
 def checks_object(checks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The object of one image judged by several profiles (the contract's extension)."""
     first = checks[0]
-    verdicts = [c["verdict"] for c in checks]
-    worst = next((v for v in ("fail", "warn") if v in verdicts), "pass")
     return {
         "schema_version": first["schema_version"],
         "path": first["path"],
         "profiles": [c["profile"] for c in checks],
-        "verdict": worst,
+        "verdict": worst_verdict(c["verdict"] for c in checks),
         "verdicts": {c["profile"]: c["verdict"] for c in checks},
         "checks": [{k: v for k, v in c.items() if k != "info"} for c in checks],
         "info": first["info"],

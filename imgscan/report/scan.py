@@ -14,6 +14,7 @@ import time
 from ..errors import error_object_of
 from ..image import SCHEMA_VERSION
 from ..units import human_size
+from ..vocabulary import VIOLATIONS
 from .json import each_check
 
 TYPE_CHECKING = False
@@ -89,7 +90,7 @@ def _judged(check: dict[str, Any]) -> str:
         name = f"{one['profile']} " if len(checks) > 1 else ""
         if len(checks) > 1 and one["verdict"] == "pass":
             parts.append(f"{name}pass")
-        for status in ("fail", "warn"):
+        for status in VIOLATIONS:
             ids = [r["id"] for r in one.get("rules") or [] if r.get("status") == status]
             if ids:
                 parts.append(f"{name}{status}: {', '.join(ids)}")
@@ -148,7 +149,7 @@ class ScanReport:
         if self.as_json:
             import json
             self._print(json.dumps(scan_object(result)))
-        elif not self.quiet or result.error is not None or verdict in ("fail", "warn"):
+        elif not self.quiet or result.error is not None or verdict in VIOLATIONS:
             self._print(scan_line(result))
 
     def _print(self, line: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..units import human_size
-from ..vocabulary import STATUSES
+from ..vocabulary import STATUSES, VIOLATIONS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -342,7 +342,7 @@ def matrix_text(checks: Sequence[Mapping[str, Any]]) -> str:
     lines.append(f"  {'verdict':<{width}}" + "".join(
         f"{c['verdict']:<{w}}" for c, w in zip(checks, cols, strict=True)).rstrip())
     for c in checks:
-        todo = [r for r in c["rules"] if r["status"] in ("fail", "warn")]
+        todo = [r for r in c["rules"] if r["status"] in VIOLATIONS]
         lines.append("")
         lines.append(f"{c['profile']}: {c['verdict']}" + (
             f", {len(todo)} to change" if todo else ", nothing to change"))

@@ -17,7 +17,7 @@ from ...errors import error_member
 from ...fingerprints import zero_digest as _fingerprint_zero_digest
 from ...report.json import each_check
 from ...version import __version__
-from ...vocabulary import STATUSES
+from ...vocabulary import status_rank
 from ..result import FileIdentity, ScanResult
 from .schema import CatalogFile, key, now, under
 
@@ -268,7 +268,7 @@ def _rule_rows(image_id: int, check: dict[str, Any]) -> list[tuple[Any, ...]]:
     worst: dict[str, tuple[int, str, Any]] = {}
     for one in each_check(check):
         for r in one.get("rules", ()):
-            rank = STATUSES.index(r["status"]) if r["status"] in STATUSES else len(STATUSES)
+            rank = status_rank(r["status"])
             if r["id"] not in worst or rank < worst[r["id"]][0]:
                 worst[r["id"]] = (rank, r["status"], r.get("message"))
     return [(image_id, rule_id, status, message)
