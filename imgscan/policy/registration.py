@@ -35,9 +35,11 @@ OS_DISTRO = {"ubuntu": "ubuntu", "debian": "debian", "centos": "centos", "rhel":
              "fedora": "fedora", "sles": "sles", "opensuse-leap": "opensuse",
              "opensuse": "opensuse", "ol": "rhel", "rocky": "rocky", "almalinux": "almalinux",
              "arch": "arch", "freebsd": "freebsd", "gentoo": "gentoo"}
-#: The guest arch -> each cloud's architecture name.
+#: The guest arch -> its architecture name in AWS's naming and in the others' (Alibaba,
+#: Google): the columns :data:`AWS_NAMING` and :data:`OTHER_NAMING`.
 ARCH_NAMES = {"x86_64": ("x86_64", "x86_64"), "aarch64": ("aarch64", "arm64"),
               "arm64": ("aarch64", "arm64"), "x86": ("i686", "i386")}
+AWS_NAMING, OTHER_NAMING = 0, 1
 
 
 def _entry(value: Any, source: str) -> dict[str, Any]:
@@ -61,6 +63,35 @@ def _firmware(info: Mapping[str, Any]) -> str | None:
 
 def _boot_source(info: Mapping[str, Any]) -> str:
     return f"boot_mode {info.get('boot_mode')}"
+
+
+def _firmware_entry(info: Mapping[str, Any], key: str, bios: str, uefi: str) -> Suggestions:
+    """``{key: bios or uefi}``, the cloud's word for the firmware the disk boots by;
+    {} when no boot path was found."""
+    firmware = _firmware(info)
+    if firmware is None:
+        return {}
+    return {key: _entry(uefi if firmware == "uefi" else bios, _boot_source(info))}
+
+
+def _platform_entry(info: Mapping[str, Any], key: str, capitalised: bool = True) -> Suggestions:
+    """``{key: Windows or Linux}`` (``windows`` / ``linux`` unless ``capitalised``), the
+    guest OS found; {} when none was."""
+    os, _ = _guest(info)
+    if os is None:
+        return {}
+    return {key: _entry(os.capitalize() if capitalised else os, f"{os} object found")}
+
+
+def _architecture_entry(info: Mapping[str, Any], key: str, naming: int,
+                        upper: bool = False) -> Suggestions:
+    """``{key: the guest's arch}`` in the cloud's naming (a column of :data:`ARCH_NAMES`),
+    upper-cased for ``upper``; {} when the arch is not read or not named there."""
+    os, g = _guest(info)
+    if g.get("arch") not in ARCH_NAMES:
+        return {}
+    name = ARCH_NAMES[g["arch"]][naming]
+    return {key: _entry(name.upper() if upper else name, f"{os}.arch")}
 
 
 def _min_disk_gib(info: Mapping[str, Any], floor: int) -> dict[str, Any]:
@@ -91,9 +122,7 @@ def huawei(info: Mapping[str, Any], floor: int = 40) -> Suggestions:
     named = _os_name(info)
     if named is not None:
         out["os_version"] = _entry(f"{named[0]} {_bits(g.get('arch'))}", named[1])
-    firmware = _firmware(info)
-    if firmware is not None:
-        out["hw_firmware_type"] = _entry(firmware, _boot_source(info))
+    out |= _firmware_entry(info, "hw_firmware_type", "bios", "uefi")
     return out
 
 
@@ -134,19 +163,16 @@ def openstack(info: Mapping[str, Any]) -> Suggestions:
     fmt = info.get("format")
     out: Suggestions = {"disk_format": _entry(fmt, _glance_format_source(info)),
                         "container_format": _entry("bare", "one disk image file")}
-    firmware = _firmware(info)
-    if firmware is not None:
-        out["hw_firmware_type"] = _entry(firmware, _boot_source(info))
-        if firmware == "uefi":
-            out["hw_machine_type"] = _entry("q35", _boot_source(info))
+    out |= _firmware_entry(info, "hw_firmware_type", "bios", "uefi")
+    if _firmware(info) == "uefi":
+        out["hw_machine_type"] = _entry("q35", _boot_source(info))
     bus = _disk_bus(info)
     if bus is not None:
         out["hw_disk_bus"] = bus
         if bus["value"] == "scsi":
             out["hw_scsi_model"] = _entry("virtio-scsi", bus["from"])
+    out |= _platform_entry(info, "os_type", capitalised=False)
     os, g = _guest(info)
-    if os is not None:
-        out["os_type"] = _entry(os, f"{os} object found")
     if os == WINDOWS:
         out["os_distro"] = _entry("windows", "windows object found")
     elif os == LINUX and g.get("distro") in OS_DISTRO:
@@ -170,31 +196,16 @@ def _glance_format_source(info: Mapping[str, Any]) -> str:
 def aws(info: Mapping[str, Any]) -> Suggestions:
     """``aws ec2 import-image --boot-mode legacy-bios|uefi`` (``uefi-preferred`` is not
     accepted for import), ``--platform``, ``--architecture``."""
-    out: Suggestions = {}
-    firmware = _firmware(info)
-    if firmware is not None:
-        out["--boot-mode"] = _entry("uefi" if firmware == "uefi" else "legacy-bios",
-                                    _boot_source(info))
-    os, g = _guest(info)
-    if os is not None:
-        out["--platform"] = _entry("Windows" if os == WINDOWS else "Linux",
-                                   f"{os} object found")
-    if g.get("arch") in ARCH_NAMES:
-        out["--architecture"] = _entry(ARCH_NAMES[g["arch"]][0], f"{os}.arch")
-    return out
+    return (_firmware_entry(info, "--boot-mode", "legacy-bios", "uefi")
+            | _platform_entry(info, "--platform")
+            | _architecture_entry(info, "--architecture", AWS_NAMING))
 
 
 def azure(info: Mapping[str, Any]) -> Suggestions:
     """``az disk create --hyper-v-generation V1|V2 --os-type ... --upload-size-bytes``:
     Gen1 boots by BIOS, Gen2 by UEFI; the upload size is the fixed VHD's file size."""
-    out: Suggestions = {}
-    firmware = _firmware(info)
-    if firmware is not None:
-        out["HyperVGeneration"] = _entry("V2" if firmware == "uefi" else "V1",
-                                         _boot_source(info))
-    os, _ = _guest(info)
-    if os is not None:
-        out["--os-type"] = _entry("Windows" if os == WINDOWS else "Linux", f"{os} object found")
+    out = _firmware_entry(info, "HyperVGeneration", "V1", "V2") \
+        | _platform_entry(info, "--os-type")
     if info.get("format") == "vhd" and info.get("subformat") == "fixed":
         out["--upload-size-bytes"] = _entry(info.get("file_size"), "file_size (fixed VHD)")
     return out
@@ -206,19 +217,13 @@ def gcp(info: Mapping[str, Any]) -> Suggestions:
     out: Suggestions = {}
     if info.get("boot_mode") in ("uefi", "hybrid"):
         out["--guest-os-features"] = _entry("UEFI_COMPATIBLE", _boot_source(info))
-    os, g = _guest(info)
-    if g.get("arch") in ARCH_NAMES:
-        out["--architecture"] = _entry(ARCH_NAMES[g["arch"]][1].upper(), f"{os}.arch")
-    return out
+    return out | _architecture_entry(info, "--architecture", OTHER_NAMING, upper=True)
 
 
 def alibaba(info: Mapping[str, Any]) -> Suggestions:
     """``ImportImage``: ``BootMode`` (BIOS / UEFI), ``Platform``, ``Architecture``
     (x86_64 / arm64), ``DiskDeviceMapping.DiskImageSize`` (GiB, at least 5)."""
-    out: Suggestions = {}
-    firmware = _firmware(info)
-    if firmware is not None:
-        out["BootMode"] = _entry(firmware.upper(), _boot_source(info))
+    out = _firmware_entry(info, "BootMode", "BIOS", "UEFI")
     os, g = _guest(info)
     named = _os_name(info)
     if os == LINUX and g.get("distro"):
@@ -226,8 +231,7 @@ def alibaba(info: Mapping[str, Any]) -> Suggestions:
     elif os == WINDOWS and named is not None:
         out["Platform"] = _entry("Windows Server" if "Server" in named[0] else "Windows",
                                  "windows.product_name")
-    if g.get("arch") in ARCH_NAMES:
-        out["Architecture"] = _entry(ARCH_NAMES[g["arch"]][1], f"{os}.arch")
+    out |= _architecture_entry(info, "Architecture", OTHER_NAMING)
     out["DiskImageSize"] = _min_disk_gib(info, 5)
     return out
 
