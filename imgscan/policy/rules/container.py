@@ -161,13 +161,10 @@ def consistent_headers(f: Facts, *, finding_ids: Sequence[str], severities: Sequ
     container, partition table, volumes). An ``info`` finding is a fact the tools
     that made the image always leave (a Hyper-V VHD's CHS geometry short of its
     size), so a profile leaves it out of ``severities``."""
-    bad = _findings(f, finding_ids, severities, stages)
-    ev = f.ev("findings", bad, "container and partition table decoders")
-    if not bad:
-        return Outcome(PASS, "the headers are consistent", ev)
-    return Outcome(FAIL, "; ".join(f"{x['id']}: {x['message']}" for x in bad), ev,
-                   "qemu-img convert -p -O qcow2 IMAGE rewritten.qcow2  (after checking the "
-                   "converted disk's contents), or rebuild the image from its source")
+    return _none_of(f, _findings(f, finding_ids, severities, stages),
+                    "container and partition table decoders", "the headers are consistent",
+                    "qemu-img convert -p -O qcow2 IMAGE rewritten.qcow2  (after checking the "
+                    "converted disk's contents), or rebuild the image from its source")
 
 
 @rule("guest-findings", "the guest inspection found its volumes closed cleanly and whole")
@@ -176,13 +173,20 @@ def guest_findings(f: Facts, *, finding_ids: Sequence[str], severities: Sequence
     """Findings of the guest inspection (``stages``: windows, linux): a dirty or
     hibernated volume, a hive or file that could not be read. They say the guest's
     state may be stale, not that the file is unsafe to open."""
-    bad = _findings(f, finding_ids, severities, stages)
-    ev = f.ev("findings", bad, "guest inspection")
+    return _none_of(f, _findings(f, finding_ids, severities, stages), "guest inspection",
+                    "the guest inspection found nothing stale or unreadable",
+                    "shut the guest down cleanly (no hibernation or fast startup) before "
+                    "exporting the disk")
+
+
+def _none_of(f: Facts, bad: list[Mapping[str, Any]], source: str, clean: str,
+             remedy: str) -> Outcome:
+    """Pass (saying ``clean``) when there is no ``bad`` finding; else fail, naming each
+    finding, with ``remedy``. The evidence is the findings, from ``source``."""
+    ev = f.ev("findings", bad, source)
     if not bad:
-        return Outcome(PASS, "the guest inspection found nothing stale or unreadable", ev)
-    return Outcome(FAIL, "; ".join(f"{x['id']}: {x['message']}" for x in bad), ev,
-                   "shut the guest down cleanly (no hibernation or fast startup) before "
-                   "exporting the disk")
+        return Outcome(PASS, clean, ev)
+    return Outcome(FAIL, "; ".join(f"{x['id']}: {x['message']}" for x in bad), ev, remedy)
 
 
 def _findings(f: Facts, finding_ids: Sequence[str], severities: Sequence[str],
@@ -200,12 +204,10 @@ def _findings(f: Facts, finding_ids: Sequence[str], severities: Sequence[str],
 
 @rule("no-error-findings", "no finding of the given severities")
 def no_error_findings(f: Facts, *, severities: Sequence[str]) -> Outcome:
-    bad = [x for x in f.info.get("findings") or [] if x.get("severity") in severities]
-    ev = f.ev("findings", bad, "imgscan info")
-    if not bad:
-        return Outcome(PASS, f"no finding of severity {'/'.join(severities)}", ev)
-    return Outcome(FAIL, "; ".join(f"{x['id']}: {x['message']}" for x in bad), ev,
-                   "fix the image as each finding says (imgscan info IMAGE), or rebuild it")
+    return _none_of(f, [x for x in f.info.get("findings") or []
+                        if x.get("severity") in severities], "imgscan info",
+                    f"no finding of severity {'/'.join(severities)}",
+                    "fix the image as each finding says (imgscan info IMAGE), or rebuild it")
 
 
 def _gib(n: float) -> str:
