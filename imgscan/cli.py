@@ -159,8 +159,9 @@ def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
         return EXIT_UNREADABLE
     status = EXIT_OK
     checks: list[dict[str, Any]] = []
-    errors: list[tuple[str, str]] = []
-    error_members: list[tuple[str, dict[str, Any]]] = []
+    # (path, error member) of each image that could not be read: the JUnit report takes
+    # the message, the HTML page the whole member.
+    errors: list[tuple[str, dict[str, Any]]] = []
     reports = 0
     for path in paths:
         try:
@@ -169,8 +170,7 @@ def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
                 info = img.info()
         except ImageError as exc:
             status = EXIT_UNREADABLE
-            errors.append((path, str(exc)))
-            error_members.append((path, error_of(exc)))
+            errors.append((path, error_of(exc)))
             print(f"imgscan: {exc}", file=sys.stderr)
             if as_json:
                 import json
@@ -191,13 +191,13 @@ def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
         from .report.junit import junit_xml
         try:
             with open(junit, "wb") as out:
-                out.write(junit_xml(checks, errors))
+                out.write(junit_xml(checks, ((p, e["message"]) for p, e in errors)))
         except OSError as exc:
             print(f"imgscan: {junit}: cannot write the JUnit report: {exc.strerror}",
                   file=sys.stderr)
             return EXIT_UNREADABLE
     if html and html_report is not None and _write_html(
-            html, html_report.check_report(checks, error_members)) != EXIT_OK:
+            html, html_report.check_report(checks, errors)) != EXIT_OK:
         return EXIT_UNREADABLE
     return status
 
