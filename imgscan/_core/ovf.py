@@ -45,7 +45,8 @@ NIC_TYPE = 10
 DISK_DRIVE_TYPE = 17
 
 #: DSP0004 programmatic units: ``byte``, ``byte * 2^30``, ``byte * 10^9``.
-_UNITS = re.compile(r"^\s*byte\s*(?:\*\s*(2|10)\s*\^\s*(\d{1,2})\s*)?$", re.IGNORECASE)
+_UNITS = re.compile(r"^\s*byte\s*(?:\*\s*(2|10)\s*\^\s*(\d{1,2})\s*)?$",
+                    re.IGNORECASE | re.ASCII)
 #: Units some writers use instead (OVF 1.0 era).
 _NAMED_UNITS = {"kilobytes": 1 << 10, "megabytes": 1 << 20, "gigabytes": 1 << 30,
                 "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}
@@ -142,13 +143,33 @@ def child_text(element: ET.Element, name: str) -> str | None:
     return None if c is None else (c.text or "").strip()
 
 
+#: The most digits of an ``xs:unsignedLong`` (2^64 - 1 has 20).
+_MAX_DIGITS = 20
+#: What XML Schema's ``whiteSpace="collapse"`` removes around a number.
+_XML_SPACE = " \t\r\n"
+
+
+def xs_integer(text: str | None) -> int | None:
+    """``text`` as OVF types its counts and sizes (``xs:long``, ``xs:unsignedLong``,
+    ``xs:unsignedShort``): ASCII digits, at most 20, with XML white space around them;
+    None for anything else. ``str.isdigit`` alone is not enough: it also takes other
+    scripts' digits, which ``int`` reads (Arabic-Indic ``"١٢٣"`` is 123) or refuses
+    (superscript ``"²"``), and neither is a number in an OVF descriptor."""
+    if text is None:
+        return None
+    digits = text.strip(_XML_SPACE)
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > _MAX_DIGITS:
+        return None
+    return int(digits)
+
+
 def capacity_bytes(capacity: str | None, units: str | None) -> int | None:
     """A disk's ``ovf:capacity`` in bytes under ``ovf:capacityAllocationUnits``
-    (default ``byte``); None when either is not a plain number / known unit (a
-    ``${property}`` reference, a typo)."""
-    if capacity is None or not capacity.strip().isdigit():
+    (default ``byte``); None when either is not a plain number (:func:`xs_integer`) /
+    known unit (a ``${property}`` reference, a typo)."""
+    value = xs_integer(capacity)
+    if value is None:
         return None
-    value = int(capacity)
     if units is None:
         return value
     named = _NAMED_UNITS.get(units.strip().lower())
@@ -210,9 +231,7 @@ class Descriptor:
                 if fid in out:
                     self.problems.append(f"file id {fid!r} is declared twice")
                     continue
-                size = attr(f, "size")
-                out[fid] = {"href": href,
-                            "size": int(size) if size and size.isdigit() else None}
+                out[fid] = {"href": href, "size": self._number(f, "size", f"file {fid!r}")}
         return out
 
     def _disks(self, root: ET.Element, system: ET.Element) -> list[dict[str, Any]]:
@@ -230,7 +249,6 @@ class Descriptor:
                 units = attr(d, "capacityAllocationUnits")
                 file_ref = attr(d, "fileRef")
                 uri = attr(d, "format")
-                populated = attr(d, "populatedSize")
                 disks[did] = {
                     "disk_id": did,
                     "file_ref": file_ref,
@@ -239,11 +257,12 @@ class Descriptor:
                     "capacity_text": capacity,
                     "capacity_units": units,
                     "format_uri": uri,
-                    "populated_size": int(populated) if populated and populated.isdigit()
-                    else None,
+                    "populated_size": self._number(d, "populatedSize", f"disk {did!r}"),
                     "controller": None,
                 }
-                if capacity_bytes(capacity, units) is None:
+                if capacity is not None and xs_integer(capacity) is None:
+                    self._not_a_number(f"disk {did!r}", "capacity", capacity)
+                elif capacity_bytes(capacity, units) is None:
                     self.problems.append(f"disk {did!r}: capacity {capacity!r} in units "
                                          f"{units!r} is not a size")
                 if file_ref is not None and file_ref not in self.files:
@@ -268,12 +287,23 @@ class Descriptor:
         ordered.extend(d for d in disks.values() if d not in ordered)
         return ordered
 
-    @staticmethod
-    def _os(system: ET.Element) -> tuple[int | None, str | None, str | None]:
+    def _number(self, element: ET.Element, name: str, where: str) -> int | None:
+        """Attribute ``ovf:name`` of ``element`` as a number (:func:`xs_integer`); None
+        when it is absent, or, as a problem, when it is not a number."""
+        value = attr(element, name)
+        number = xs_integer(value)
+        if value is not None and number is None:
+            self._not_a_number(where, name, value)
+        return number
+
+    def _not_a_number(self, where: str, name: str, value: str) -> None:
+        self.problems.append(f"{where}: ovf:{name} {value!r} is not a number (OVF's "
+                             f"integers are ASCII digits, at most {_MAX_DIGITS})")
+
+    def _os(self, system: ET.Element) -> tuple[int | None, str | None, str | None]:
         for section in descendants(system, "OperatingSystemSection"):
-            raw_id = attr(section, "id")
             os_type = section.get(f"{{{VMW_NAMESPACE}}}osType")
-            return (int(raw_id) if raw_id and raw_id.isdigit() else None, os_type,
+            return (self._number(section, "id", "OperatingSystemSection"), os_type,
                     child_text(section, "Description"))
         return None, None, None
 
@@ -321,8 +351,7 @@ def _items(system: ET.Element) -> list[ET.Element]:
 
 
 def _resource_type(item: ET.Element) -> int | None:
-    text = child_text(item, "ResourceType")
-    return int(text) if text and text.isdigit() else None
+    return xs_integer(child_text(item, "ResourceType"))
 
 
 def _controller_name(item: ET.Element) -> str:

@@ -128,6 +128,45 @@ def test_problems_are_collected_not_raised(tmp_path: Path) -> None:
     assert d.os_type == "windows9Server64Guest"
 
 
+@pytest.mark.parametrize("value", ["\u0661\u0662\u0663", "\u00b2", "\uff11\uff12",
+                                   "1" * 21, "-1", "1e3"],
+                         ids=["arabic-indic", "superscript", "fullwidth", "21-digits",
+                              "negative", "exponent"])
+@pytest.mark.parametrize(("before", "name", "where"), [
+    ('ovf:capacity="1"', "capacity", "disk 'vmdisk1'"),
+    ('ovf:diskId="vmdisk1"', "populatedSize", "disk 'vmdisk1'"),
+    ('ovf:id="file1"', "size", "file 'file1'"),
+    ('<OperatingSystemSection ovf:id="1"', "id", "OperatingSystemSection")])
+def test_a_number_not_in_ascii_digits_is_a_problem_naming_it(
+        tmp_path: Path, value: str, before: str, name: str, where: str) -> None:
+    """OVF's counts and sizes are xs:long / xs:unsignedLong / xs:unsignedShort: ASCII
+    digits only. Other scripts' digits pass ``str.isdigit``; ``int`` reads some
+    (Arabic-Indic "١٢٣" as 123) and refuses others ("²"). Neither is taken as a number
+    nor makes the whole descriptor unreadable: the value is left unread, and a problem
+    names the attribute and the value."""
+    disk = tmp_path / "a.vmdk"
+    disk.write_bytes(b"x")
+    text = descriptor([("a.vmdk", disk, 1 << 20)])
+    if name in ("populatedSize", "size"):        # the helper writes none / a true size
+        text = text.replace(f' ovf:{name}="1"', "")
+        text = text.replace(before, f'{before} ovf:{name}="{value}"')
+    else:
+        text = text.replace(before, before.replace('"1"', f'"{value}"'))
+    d = ovf.read(text.encode(), "x.ovf")
+    assert d.problems == [f"{where}: ovf:{name} {value!r} is not a number (OVF's integers "
+                          "are ASCII digits, at most 20)"]
+    read = {"capacity": d.disks[0]["capacity"], "populatedSize": d.disks[0]["populated_size"],
+            "size": d.files["file1"]["size"], "id": d.os_id}
+    assert read[name] is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("0", 0), ("42", 42), (" 42\n", 42), ("9" * 20, int("9" * 20)), (None, None),
+    ("", None), ("\u0661", None), ("\u00b2", None), ("\u00a042", None), ("+4", None)])
+def test_xs_integer(text: str | None, expected: int | None) -> None:
+    assert ovf.xs_integer(text) == expected
+
+
 @pytest.mark.parametrize(("firmware", "expected"), [("EFI", "efi"), ("EFI64", "efi"),
                                                     ("BIOS", "bios")])
 def test_virtualbox_firmware(firmware: str, expected: str) -> None:
