@@ -61,7 +61,10 @@ def test_rules_on_a_guest_installation_declare_it() -> None:
         "boot-system-same-disk", "administrator-account", "login-credentials", "ide-driver",
         "guest-os-driver", "rdp-enabled", "dhcp", "not-oem", "not-hardware-bound",
         "full-virtualization", "os-supported", "autologon-disabled", "firewall-off",
-        "rdp-firewall", "real-time-is-universal", "services-absent", "windows-free-space"}
+        "rdp-firewall", "real-time-is-universal", "services-absent", "windows-free-space",
+        "winrm-firewall", "icmp-firewall", "san-policy", "winhttp-proxy", "rdp-nla",
+        "pagefile-fixed", "dotnet-version", "no-pending-reboot", "required-update",
+        "gpt-to-mbr"}
     assert declared("linux") == {
         "linux-os-supported", "linux-architecture", "linux-boot-mode", "linux-boot-same-disk",
         "virtio-drivers", "kernel-version", "no-xen-pv-drivers", "devices-by-uuid",

@@ -11,7 +11,12 @@ and mkfs.fat, empty disks of the sizes at each bound (qemu-img create). Facts no
 fixture has (a Windows clock in UTC, autologon on, a firewall policy, 7 GiB free; a
 Linux guest)
 are a real fixture's info with those facts changed, named ``derived:...``; the facts
-themselves are checked against hivexget in tests/guest/test_windows.py.
+themselves are checked against hivexget in tests/guest/test_windows.py. The registry
+settings of AWS's, Azure's and Google's Windows rules (SanPolicy, WinHTTP proxy, the
+RDP listener, the WinRM and ICMP firewall rules, the paging file, .NET, pending
+restarts, KB4474419) are judged on the nosysres disk with its hives edited by
+hivexregedit and written back by ntfscp (``win:ready``, ``win:unready``;
+helpers.windows_registry).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import Any
 import pytest
 from helpers import run_keyed
 from helpers.linux_images import without_fallback_loader
+from helpers.windows_registry import VARIANTS as REGISTRY_VARIANTS
+from helpers.windows_registry import edited_disk
 from oracles import needs_qemu, run
 
 import imgscan
@@ -50,7 +57,9 @@ def windows_fixed(info: Info) -> Info:
     new["windows"].update(real_time_is_universal=True, autologon=False, free_bytes=7 << 30,
                           firewall_enabled={"domain": False, "private": False,
                                             "public": False},
-                          rdp_firewall_rules=[])
+                          rdp_firewall_rules=[], san_policy=1, rdp_port=3389, rdp_nla=True,
+                          paging_files=["C:\\pagefile.sys 4096 4096"], dotnet_release=528040,
+                          reboot_pending=[], pending_file_renames=0)
     return new
 
 
@@ -113,6 +122,9 @@ def images(windows_disks: dict[str, Path], tmp_path_factory: pytest.TempPathFact
     convert("win-sparse.vmdk", "-O", "vmdk")
     convert("win.qcow2", "-O", "qcow2")
     convert("win.qed", "-O", "qed")
+    made["uefi.vhdx"] = out / "uefi.vhdx"
+    run("qemu-img", "convert", "-q", "-f", "raw", "-O", "vhdx", windows_disks["uefi"],
+        made["uefi.vhdx"])
     misnamed = out / "win-raw.qcow2"
     shutil.copyfile(raw, misnamed)
     made["win-raw.qcow2"] = misnamed
@@ -259,6 +271,8 @@ CASES = [
     ("aws-vmimport", "services-absent", "win.raw", "derived:vmware-tools"),
     ("aws-vmimport", "dhcp", "win.raw", "derived:static-ip"),
     ("aws-vmimport", "clean-shutdown", "win.raw", "derived:hibernated"),
+    ("aws-vmimport", "gpt-to-mbr", "uefi.vhdx", "uefi-10-x86"),   # raw: not converted
+    ("aws-vmimport", "gpt-to-mbr", "win.raw", None),               # MBR already
     ("aws-vmimport", "linux-architecture", "derived:linux-arm64", "derived:linux-x86"),
     ("aws-vmimport", "linux-bootloader", "derived:linux", "derived:linux-syslinux"),
     ("aws-vmimport", "linux-root-filesystem", "derived:linux", "derived:linux-vfat-root"),
@@ -300,6 +314,7 @@ CASES = [
     ("gcp", "no-disk-encryption", "win.qcow2", "derived:bitlocker"),
     ("gcp", "boot-system-same-disk", "win.raw", "derived:boot-elsewhere"),
     ("gcp", "full-virtualization", "win.raw", "derived:arm64"),
+    ("gcp", "required-update", "win.raw", None),   # Server 2019 (10.0) needs no KB4474419
     ("gcp", "linux-architecture", "derived:linux", "derived:linux-arm64"),
     ("gcp", "linux-bootloader", "derived:linux", "derived:linux-syslinux"),
     ("gcp", "virtio-drivers", "derived:linux", "derived:linux-no-virtio-scsi"),
@@ -366,6 +381,19 @@ LINUX_CASES = [
     ("openstack", "virtio-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
     ("openstack", "linux-dhcp", "linux:ext4-bios", "linux:static-ip"),
 ]
+#: The registry rules on the nosysres disk edited by hivexregedit (helpers.windows_registry).
+REGISTRY_CASES = [
+    ("azure", "san-policy", "win:ready", "win:unready"),
+    ("azure", "winhttp-proxy", "win:ready", "win:unready"),
+    ("azure", "rdp-nla", "win:ready", "win:unready"),
+    ("azure", "winrm-firewall", "win:ready", "win:unready"),
+    ("azure", "icmp-firewall", "win:ready", "win:unready"),
+    ("azure", "rdp-firewall", "win:ready", None),
+    ("aws-vmimport", "pagefile-fixed", "win:ready", "win:unready"),
+    ("aws-vmimport", "dotnet-version", "win:ready", "win:unready"),
+    ("aws-vmimport", "no-pending-reboot", "win:ready", "win:unready"),
+    ("gcp", "required-update", "win:ready", "win:unready"),
+]
 #: Rules no image can decide (``manual``), per profile.
 MANUAL_RULES = {("alibaba-ecs", "password-complexity")}
 
@@ -392,7 +420,8 @@ def test_every_rule_of_every_peer_has_cases() -> None:
     """A failing case for each rule (and each rule a profile changes from huawei-ims),
     except consistent-headers (tests/policy/test_policy.py and the format tests fail it
     on damaged files) and the rules that are ``manual``."""
-    covered = {(p, r) for p, r, _, bad in [*CASES, *LINUX_CASES] if bad is not None}
+    covered = {(p, r) for p, r, _, bad in [*CASES, *LINUX_CASES, *REGISTRY_CASES]
+               if bad is not None}
     for name, profile in PROFILES.items():
         for rule_id, config in profile.rules.items():
             same = HUAWEI.rules.get(rule_id)
@@ -428,6 +457,25 @@ def test_each_linux_rule_on_real_disks(linux_images: dict[str, Info], profile: s
     assert result.status == "pass", (good, result)
     if bad is not None:
         result = outcome(linux_images, profile, rule_id, bad)
+        assert result.status == "fail", (bad, result)
+        assert result.remedy and result.evidence, (profile, rule_id, bad)
+
+
+@pytest.fixture(scope="session")
+def registry_images(windows_disks: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+                    ) -> dict[str, Info]:
+    out = tmp_path_factory.mktemp("registry")
+    return {f"win:{name}": info_of(edited_disk(windows_disks["nosysres"], out / name, hives)[0])
+            for name, hives in REGISTRY_VARIANTS.items()}
+
+
+@pytest.mark.parametrize(("profile", "rule_id", "good", "bad"), REGISTRY_CASES)
+def test_each_registry_rule_on_edited_hives(registry_images: dict[str, Info], profile: str,
+                                            rule_id: str, good: str, bad: str | None) -> None:
+    result = outcome(registry_images, profile, rule_id, good)
+    assert result.status == "pass", (good, result)
+    if bad is not None:
+        result = outcome(registry_images, profile, rule_id, bad)
         assert result.status == "fail", (bad, result)
         assert result.remedy and result.evidence, (profile, rule_id, bad)
 
