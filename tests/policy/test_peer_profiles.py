@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import run_keyed
+from helpers import linux_edits, run_keyed
 from helpers.linux_images import without_fallback_loader
 from helpers.windows_registry import VARIANTS as REGISTRY_VARIANTS
 from helpers.windows_registry import edited_disk
 from oracles import needs_qemu, run
+from test_threats import luks_format
 
 import imgscan
 from imgscan.policy import ProfileError, check, load_profile, load_profiles
@@ -86,7 +87,8 @@ LINUX: dict[str, Any] = {
                  "virtio": {"virtio_blk": "initramfs", "virtio_scsi": "initramfs",
                             "virtio_net": "initramfs", "virtio_pci": "builtin"}}],
     "default_kernel": "6.1.0-9-cloud-amd64", "bootloader": "grub2", "boot_partition": 1,
-    "kernel_cmdline": "root=UUID=x ro console=tty0 console=ttyS0", "root_device_by": "uuid",
+    "kernel_cmdline": "root=UUID=x ro console=tty0 console=ttyS0 rootdelay=300",
+    "root_device_by": "uuid",
     "fstab": [{"spec": "UUID=x", "mountpoint": "/", "type": "ext4", "options": "defaults",
                "by": "uuid", "on_this_disk": True, "nofail": False}],
     "cloud_init": {"installed": True, "enabled": True, "datasources": None},
@@ -146,6 +148,7 @@ def images(windows_disks: dict[str, Path], tmp_path_factory: pytest.TempPathFact
                          "secret,id=sec0,data=correct-horse", "-o",
                          f"key-secret=sec0,iter-time={100 * (i + 1)}", made["disk.luks"],
                          "16M"])
+    made["luks2.img"] = luks_format(out / "luks2.img", "--type", "luks2")  # cryptsetup
     infos = {name: info_of(path) for name, path in made.items()}
     infos.update(derived(infos, windows_disks))
     return infos
@@ -301,7 +304,7 @@ CASES = [
     ("azure", "no-swap-on-os-disk", "derived:linux", "derived:linux-swap"),
     ("azure", "lvm-system-disk", "derived:linux", "derived:linux-lvm"),
     ("azure", "kernel-cmdline", "derived:linux", "derived:linux-no-console"),
-    ("azure", "cloud-init-installed", "derived:linux", "derived:linux-no-cloud-init"),
+    ("azure", "provisioning-agent", "derived:linux", "derived:linux-no-cloud-init"),
     ("azure", "linux-dhcp", "derived:linux", "derived:linux-static"),
     ("azure", "linux-clean-shutdown", "derived:linux", "derived:linux-dirty"),
     # gcp
@@ -346,6 +349,8 @@ CASES = [
     ("openstack", "name-matches-content", "win.qcow2", "win-raw.qcow2"),
     ("openstack", "self-contained", "win.qcow2", "overlay.qcow2"),
     ("openstack", "qcow2-not-encrypted", "win.qcow2", "disk.luks"),
+    ("openstack", "luks-version", "disk.luks", "luks2.img"),   # qemu-img's LUKS1; cryptsetup's
+    ("openstack", "luks-version", "win.qcow2", None),
     ("openstack", "consistent-headers", "win.qcow2", None),
     ("openstack", "system-disk-present", "win.qcow2", "empty.qcow2"),
     ("openstack", "boot-path", "win.qcow2", "derived:no-boot-path"),
@@ -368,7 +373,6 @@ LINUX_CASES = [
     ("alibaba-ecs", "linux-root-filesystem", "linux:xfs-lvm-boot", "linux:btrfs-uefi"),
     ("alibaba-ecs", "cloud-init-installed", "linux:ext4-bios", "linux:no-cloud-init"),
     ("alibaba-ecs", "virtio-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
-    ("azure", "cloud-init-installed", "linux:ext4-bios", "linux:no-cloud-init"),
     ("azure", "hyperv-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
     ("azure", "linux-dhcp", "linux:ext4-bios", "linux:static-ip"),
     ("azure", "linux-clean-shutdown", "linux:ext4-bios", "linux:dirty"),
@@ -380,6 +384,18 @@ LINUX_CASES = [
     ("gcp", "virtio-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
     ("openstack", "virtio-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
     ("openstack", "linux-dhcp", "linux:ext4-bios", "linux:static-ip"),
+    # the disks changed by debugfs and tune2fs (helpers.linux_edits)
+    ("azure", "provisioning-agent", "linux:ext4-bios", "linux:no-cloud-init"),
+    ("azure", "provisioning-agent", "linux:waagent-key", None),   # waagent, no cloud-init
+    ("azure", "modules-not-blacklisted", "linux:ext4-bios", "linux:unready"),
+    ("azure", "kernel-cmdline", "linux:waagent-key", "linux:ext4-bios"),   # rootdelay=300
+    ("aws-vmimport", "user-ssh-key", "linux:waagent-key", "linux:no-cloud-init"),
+    ("aws-vmimport", "user-ssh-key", "linux:ext4-bios", None),    # cloud-init adds the key
+    ("aws-vmimport", "linux-free-space", "linux:ext4-bios", "linux:unready"),
+    ("aws-vmimport", "linux-free-space", "linux:xfs-lvm-boot", None),
+    ("alibaba-ecs", "single-root-partition", "linux:ext4-bios", "linux:xfs-lvm-boot"),
+    ("alibaba-ecs", "single-root-partition", "linux:btrfs-uefi", None),   # ESP allowed
+    ("alibaba-ecs", "no-qemu-guest-agent", "linux:ext4-bios", "linux:unready"),
 ]
 #: The registry rules on the nosysres disk edited by hivexregedit (helpers.windows_registry).
 REGISTRY_CASES = [
@@ -447,6 +463,11 @@ def linux_images(linux_disks: dict[str, Path], tmp_path_factory: pytest.TempPath
         linux_disks["btrfs-uefi"], tmp_path_factory.mktemp("esp")))
     out["derived:linux-sshd-off"] = derive(out["linux:ext4-bios"], linux={
         "sshd": {"installed": True, "enabled": False}})
+    work = tmp_path_factory.mktemp("edited")
+    out["linux:unready"] = info_of(linux_edits.edited_disk(
+        linux_disks["ext4-bios"], work / "unready", **linux_edits.UNREADY)[0])
+    out["linux:waagent-key"] = info_of(linux_edits.edited_disk(
+        linux_disks["no-cloud-init"], work / "ready", **linux_edits.READY)[0])
     return out
 
 
@@ -575,3 +596,16 @@ def test_profile_all_is_one_per_cloud() -> None:
     assert [p.name for p in load_profiles("azure, gcp")] == ["azure", "gcp"]
     for p in load_profiles("all"):
         assert p.source and p.registration, p.name
+
+
+def test_project_with_quota_fails_alibaba(linux_images: dict[str, Info]) -> None:
+    """Alibaba's "not project and quota together": the Debian disk (64bit, so it fails
+    the profile's other feature) is judged on the pair alone before and after
+    ``tune2fs -O quota,project`` (helpers.linux_edits.UNREADY)."""
+    params = {**PROFILES["alibaba-ecs"].rules["root-fs-features"].params, "forbidden": []}
+    assert params["forbidden_together"] == [["project", "quota"]]
+    good = RULES["root-fs-features"].func(Facts(linux_images["linux:ext4-bios"]), **params)
+    assert good.status == "pass", good
+    bad = RULES["root-fs-features"].func(Facts(linux_images["linux:unready"]), **params)
+    assert bad.status == "fail" and "project with quota" in bad.message, bad
+    assert bad.remedy and "^quota" in bad.remedy
