@@ -34,6 +34,7 @@ from helpers.windows_registry import edited_disk
 from oracles import CORPUS, needs_qemu
 
 import imgscan
+from imgscan import limits
 from imgscan._core.ntfs import NtfsVolume
 from imgscan._core.regf import Hive
 from imgscan.guest.windows import bcd, cloudbaseinit, pe, sam
@@ -814,3 +815,22 @@ def test_peer_registry_facts_equal_hivexget(disks: dict[str, Path], variant: str
     assert w["installed_kbs"] == kbs
     assert (w["major_version"], w["minor_version"]) == (6, 1)
     assert hivex_text(software, "Microsoft\\Windows NT\\CurrentVersion", "CurrentVersion") == "6.1"
+
+
+def test_servicing_packages_past_the_cap_are_not_listed(disks: dict[str, Path], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """More servicing packages than ``limits.WINDOWS_MAX_ENTRIES``: ``installed_kbs`` is
+    null (a list cut short would call an installed update missing) and the evidence
+    says why; at the cap they are listed."""
+    _, hives = edited_disk(disks["nosysres"], tmp_path, REGISTRY_VARIANTS["ready"])
+    hive = Hive(hives["SOFTWARE"].read_bytes(), "SOFTWARE")
+    monkeypatch.setattr(limits, "WINDOWS_MAX_ENTRIES", 2)   # the ready hive has two
+    facts = Facts()
+    software_facts(hive, facts)
+    assert facts.values["installed_kbs"] == ["KB4474419", "KB976902"]
+    monkeypatch.setattr(limits, "WINDOWS_MAX_ENTRIES", 1)
+    facts = Facts()
+    software_facts(hive, facts)
+    assert facts.values["installed_kbs"] is None
+    assert "2 packages, more than limits.WINDOWS_MAX_ENTRIES=1" in \
+        facts.evidence["installed_kbs"]
