@@ -61,7 +61,10 @@ def test_rules_on_a_guest_installation_declare_it() -> None:
         "boot-system-same-disk", "administrator-account", "login-credentials", "ide-driver",
         "guest-os-driver", "rdp-enabled", "dhcp", "not-oem", "not-hardware-bound",
         "full-virtualization", "os-supported", "autologon-disabled", "firewall-off",
-        "rdp-firewall", "real-time-is-universal", "services-absent", "windows-free-space"}
+        "rdp-firewall", "real-time-is-universal", "services-absent", "windows-free-space",
+        "winrm-firewall", "icmp-firewall", "san-policy", "winhttp-proxy", "rdp-nla",
+        "pagefile-fixed", "dotnet-version", "no-pending-reboot", "required-update",
+        "gpt-to-mbr"}
     assert declared("linux") == {
         "linux-os-supported", "linux-architecture", "linux-boot-mode", "linux-boot-same-disk",
         "virtio-drivers", "kernel-version", "no-xen-pv-drivers", "devices-by-uuid",
@@ -69,7 +72,8 @@ def test_rules_on_a_guest_installation_declare_it() -> None:
         "linux-clean-shutdown", "lvm-system-disk", "no-vmware-tools", "cloud-init-installed",
         "hyperv-drivers", "kernel-cmdline", "linux-bootloader", "linux-root-filesystem",
         "no-swap-on-os-disk", "root-fs-features", "selinux-disabled", "sshd-enabled",
-        "uefi-fallback-loader"}
+        "uefi-fallback-loader", "provisioning-agent", "modules-not-blacklisted", "user-ssh-key",
+        "linux-free-space", "single-root-partition", "no-qemu-guest-agent"}
     # Windows rules that judge the disk without the windows object still say their OS.
     assert {r.id for r in RULES.values() if r.func is r.body and r.guest} == {
         "bios-boot", "clean-shutdown"}

@@ -734,6 +734,11 @@ class Ext4FileSystem(FileSystem):
             "dirty": (not state & C.EXT2_VALID_FS) or bool(state & C.EXT2_ERROR_FS) or recovery,
             "block_size": v.block_size,
             "blocks": v.blocks_count,
+            # the superblock's count (what df and dumpe2fs show; the kernel keeps it
+            # up to date at unmount), its high word only with the 64bit feature
+            "free_blocks": sb["s_free_blocks_count"] | (
+                sb["s_free_blocks_hi"] << 32 if v.incompat & C.EXT4_FEATURE_INCOMPAT_64BIT
+                else 0),
             "inode_size": v.inode_size,
             "inode_count": v.inodes_count,
             "features": features,

@@ -715,6 +715,9 @@ class XfsFileSystem(FileSystem):
         return {"filesystem": "xfs", "label": label,
                 "uuid": str(_uuid.UUID(bytes=self.sb["sb_uuid"])),
                 "version": f"v{self.version}", "block_size": self.block_size,
+                # the superblock's free data blocks (xfs_db "sb 0; print fdblocks"; lazy
+                # counters make it stale until the log is recovered)
+                "free_blocks": self.sb["sb_fdblocks"],
                 "dirty": self._dirty,
                 "state": None if self._dirty is None else ("dirty" if self._dirty else "clean")}
 

@@ -179,6 +179,7 @@ def test_facts_match_dumpe2fs(images: dict[str, Path]) -> None:
         assert facts["label"] == field["Filesystem volume name"]
         assert facts["block_size"] == int(field["Block size"])
         assert facts["inode_count"] == int(field["Inode count"])
+        assert facts["free_blocks"] == int(field["Free blocks"]), name
         assert facts["inode_size"] == int(field["Inode size"])
         assert facts["features"] == field["Filesystem features"].split(), name
         assert facts["state"] == field["Filesystem state"] and not facts["dirty"]

@@ -228,6 +228,7 @@ def test_facts(xfs_images: dict[str, tuple[Path, Tree]]) -> None:
         assert facts["uuid"] == tags["UUID"]
         assert facts["version"] == version
         assert facts["block_size"] == int(xfs_db(image, "sb 0", "print blocksize").split()[-1])
+        assert facts["free_blocks"] == int(xfs_db(image, "sb 0", "print fdblocks").split()[-1])
         assert facts["dirty"] is False
         assert "<CLEAN>" in subprocess.run(["xfs_logprint", "-t", str(image)],
                                            capture_output=True, text=True).stdout

@@ -29,9 +29,12 @@ from typing import Any
 import pytest
 from helpers import FIXTURES
 from helpers.regf_logs import CONFIG, DIRTY_SYSTEM, dirty_windows_disk
+from helpers.windows_registry import VARIANTS as REGISTRY_VARIANTS
+from helpers.windows_registry import edited_disk
 from oracles import CORPUS, needs_qemu
 
 import imgscan
+from imgscan import limits
 from imgscan._core.ntfs import NtfsVolume
 from imgscan._core.regf import Hive
 from imgscan.guest.windows import bcd, cloudbaseinit, pe, sam
@@ -616,26 +619,59 @@ def iter_fixture_names() -> Iterator[str]:
 FIREWALL = "ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy"
 
 
-def hivex_rdp_rules(raw: Path) -> list[str]:
-    """The names of the active inbound TCP 3389 allow rules, from ``hivexget KEY``'s
-    listing of every FirewallRules value (``"name"="v2.x|Action=Allow|..."``)."""
+#: What an active inbound allow rule holds besides Action/Active/Dir, per fact.
+ALLOWS = {"rdp_firewall_rules": [{"Protocol=6", "LPort=3389"}],
+          "winrm_firewall_rules": [{"Protocol=6", "LPort=5985"}, {"Protocol=6", "LPort=5986"}],
+          "icmp_firewall_rules": [{"Protocol=1", "ICMP4=8:*"}, {"Protocol=1", "ICMP4=8:0"}]}
+
+
+def hivex_rdp_rules(raw: Path, fact: str = "rdp_firewall_rules") -> list[str]:
+    """The names of the active inbound allow rules of ``fact`` (TCP 3389 by default),
+    from ``hivexget KEY``'s listing of every FirewallRules value
+    (``"name"="v2.x|Action=Allow|..."``)."""
     listing = sh("hivexget", raw, f"{FIREWALL}\\FirewallRules")
     out = []
     for line in listing.splitlines():
         m = re.match(r'"([^"]+)"="(.*)"$', line)
         if not m:
             continue
-        fields = m.group(2).split("|")
-        if {"Action=Allow", "Active=TRUE", "Dir=In", "Protocol=6", "LPort=3389"} <= set(fields):
+        fields = set(m.group(2).split("|"))
+        if {"Action=Allow", "Active=TRUE", "Dir=In"} <= fields and \
+                any(want <= fields for want in ALLOWS[fact]):
             out.append(m.group(1))
     return out
+
+
+def hivex_dword(raw: Path, key: str, value: str) -> int | None:
+    """A REG_DWORD as hivexget prints it (decimal), None when absent."""
+    text = hivex_text(raw, key, value)
+    return None if text is None else int(text)
+
+
+def assert_system_peer_facts(v: dict[str, Any], raw: Path) -> None:
+    """The SYSTEM facts the peers' rules read, against hivexget on the same hive."""
+    cs = "ControlSet001"
+    for fact in ALLOWS:
+        assert sorted(v[fact]) == sorted(hivex_rdp_rules(raw, fact)), fact
+    assert v["san_policy"] == hivex_dword(raw, f"{cs}\\Services\\partmgr\\Parameters",
+                                          "SanPolicy")
+    rdp = f"{cs}\\Control\\Terminal Server\\WinStations\\RDP-Tcp"
+    assert v["rdp_port"] == hivex_dword(raw, rdp, "PortNumber")
+    nla = hivex_dword(raw, rdp, "UserAuthentication")
+    assert v["rdp_nla"] == (None if nla is None else nla != 0)
+    sm = f"{cs}\\Control\\Session Manager"
+    pages = hivex_text(raw, f"{sm}\\Memory Management", "PagingFiles")
+    assert v["paging_files"] == [line for line in (pages or "").split("\n") if line]
+    renames = hivex_text(raw, sm, "PendingFileRenameOperations")
+    assert v["pending_file_renames"] == len([n for n in (renames or "").split("\n") if n])
 
 
 @needs_hives
 @needs_hivex
 @pytest.mark.parametrize("name", sorted(SYSTEM_MANIFEST))
 def test_firewall_and_clock_facts_equal_hivexget(name: str, tmp_path: Path) -> None:
-    """``firewall_enabled``, ``rdp_firewall_rules`` and ``real_time_is_universal`` of the
+    """``firewall_enabled``, the RDP / WinRM / ICMP allow rules, ``real_time_is_universal``,
+    SanPolicy, the RDP-Tcp listener, the paging files and the pending renames of the
     real SYSTEM hives against hivexget (the Windows 10 1709 hive's RDP rule is inactive,
     as RDP is off there: windows-inspection.md C8)."""
     facts = Facts()
@@ -650,6 +686,7 @@ def test_firewall_and_clock_facts_equal_hivexget(name: str, tmp_path: Path) -> N
     assert sorted(v["rdp_firewall_rules"]) == sorted(hivex_rdp_rules(raw))
     rtu = hivex_text(raw, "ControlSet001\\Control\\TimeZoneInformation", "RealTimeIsUniversal")
     assert v["real_time_is_universal"] is (rtu is not None and rtu != "0")
+    assert_system_peer_facts(v, raw)
     assert not [f for f in facts.findings if "not read" in f.message]
 
 
@@ -745,3 +782,55 @@ def test_dirty_system_hive_without_logs_end_to_end(disks: dict[str, Path],
     rule = next(r for r in json.loads(run_cli("check", "--json", str(disk)).stdout)["rules"]
                 if r["id"] == "clean-shutdown")
     assert rule["status"] == "fail" and "SYSTEM not fully written" in rule["message"]
+
+
+# -- the peers' registry settings, written by hivexregedit (helpers.windows_registry) --------
+
+@pytest.mark.parametrize("variant", sorted(REGISTRY_VARIANTS))
+def test_peer_registry_facts_equal_hivexget(disks: dict[str, Path], variant: str,
+                                            tmp_path: Path) -> None:
+    """The nosysres disk with its SYSTEM and SOFTWARE edited by hivexregedit and written
+    back by ntfscp: every fact the AWS, Azure and Google rules read equals hivexget's
+    reading of the same hive files (WinHttpSettings decoded here from hivexget's bytes
+    by the layout ``netsh winhttp`` writes)."""
+    disk, hives = edited_disk(disks["nosysres"], tmp_path, REGISTRY_VARIANTS[variant])
+    with imgscan.open(disk) as img:
+        w = img.info()["windows"]
+    assert not w["findings"], w["findings"]
+    assert_system_peer_facts(w, hives["SYSTEM"])
+    software = hives["SOFTWARE"]
+    blob = hivexget(software, "Microsoft\\Windows\\CurrentVersion\\Internet Settings\\"
+                    "Connections", "WinHttpSettings")
+    assert blob is not None
+    flags, length = struct.unpack_from("<II", blob, 8)
+    assert w["winhttp_proxy"] == (blob[16:16 + length].decode() if flags & 2 else None)
+    release = hivex_dword(software, "Microsoft\\NET Framework Setup\\NDP\\v4\\Full", "Release")
+    assert w["dotnet_release"] == release
+    cbs = "Microsoft\\Windows\\CurrentVersion\\Component Based Servicing"
+    pending = subprocess.run(["hivexget", software, f"{cbs}\\RebootPending"],
+                             capture_output=True).returncode == 0
+    assert w["reboot_pending"] == (["RebootPending"] if pending else [])
+    listing = sh("hivexregedit", "--export", software, f"{cbs}\\Packages")
+    kbs = sorted(set(re.findall(r"\\Package_for_(KB\d+)~", listing)))
+    assert w["installed_kbs"] == kbs
+    assert (w["major_version"], w["minor_version"]) == (6, 1)
+    assert hivex_text(software, "Microsoft\\Windows NT\\CurrentVersion", "CurrentVersion") == "6.1"
+
+
+def test_servicing_packages_past_the_cap_are_not_listed(disks: dict[str, Path], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """More servicing packages than ``limits.WINDOWS_MAX_ENTRIES``: ``installed_kbs`` is
+    null (a list cut short would call an installed update missing) and the evidence
+    says why; at the cap they are listed."""
+    _, hives = edited_disk(disks["nosysres"], tmp_path, REGISTRY_VARIANTS["ready"])
+    hive = Hive(hives["SOFTWARE"].read_bytes(), "SOFTWARE")
+    monkeypatch.setattr(limits, "WINDOWS_MAX_ENTRIES", 2)   # the ready hive has two
+    facts = Facts()
+    software_facts(hive, facts)
+    assert facts.values["installed_kbs"] == ["KB4474419", "KB976902"]
+    monkeypatch.setattr(limits, "WINDOWS_MAX_ENTRIES", 1)
+    facts = Facts()
+    software_facts(hive, facts)
+    assert facts.values["installed_kbs"] is None
+    assert "2 packages, more than limits.WINDOWS_MAX_ENTRIES=1" in \
+        facts.evidence["installed_kbs"]

@@ -11,7 +11,12 @@ and mkfs.fat, empty disks of the sizes at each bound (qemu-img create). Facts no
 fixture has (a Windows clock in UTC, autologon on, a firewall policy, 7 GiB free; a
 Linux guest)
 are a real fixture's info with those facts changed, named ``derived:...``; the facts
-themselves are checked against hivexget in tests/guest/test_windows.py.
+themselves are checked against hivexget in tests/guest/test_windows.py. The registry
+settings of AWS's, Azure's and Google's Windows rules (SanPolicy, WinHTTP proxy, the
+RDP listener, the WinRM and ICMP firewall rules, the paging file, .NET, pending
+restarts, KB4474419) are judged on the nosysres disk with its hives edited by
+hivexregedit and written back by ntfscp (``win:ready``, ``win:unready``;
+helpers.windows_registry).
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import run_keyed
+from helpers import linux_edits, run_keyed
 from helpers.linux_images import without_fallback_loader
+from helpers.windows_registry import VARIANTS as REGISTRY_VARIANTS
+from helpers.windows_registry import edited_disk
 from oracles import needs_qemu, run
+from test_threats import luks_format
 
 import imgscan
 from imgscan.policy import ProfileError, check, load_profile, load_profiles
@@ -50,7 +58,9 @@ def windows_fixed(info: Info) -> Info:
     new["windows"].update(real_time_is_universal=True, autologon=False, free_bytes=7 << 30,
                           firewall_enabled={"domain": False, "private": False,
                                             "public": False},
-                          rdp_firewall_rules=[])
+                          rdp_firewall_rules=[], san_policy=1, rdp_port=3389, rdp_nla=True,
+                          paging_files=["C:\\pagefile.sys 4096 4096"], dotnet_release=528040,
+                          reboot_pending=[], pending_file_renames=0)
     return new
 
 
@@ -77,7 +87,8 @@ LINUX: dict[str, Any] = {
                  "virtio": {"virtio_blk": "initramfs", "virtio_scsi": "initramfs",
                             "virtio_net": "initramfs", "virtio_pci": "builtin"}}],
     "default_kernel": "6.1.0-9-cloud-amd64", "bootloader": "grub2", "boot_partition": 1,
-    "kernel_cmdline": "root=UUID=x ro console=tty0 console=ttyS0", "root_device_by": "uuid",
+    "kernel_cmdline": "root=UUID=x ro console=tty0 console=ttyS0 rootdelay=300",
+    "root_device_by": "uuid",
     "fstab": [{"spec": "UUID=x", "mountpoint": "/", "type": "ext4", "options": "defaults",
                "by": "uuid", "on_this_disk": True, "nofail": False}],
     "cloud_init": {"installed": True, "enabled": True, "datasources": None},
@@ -113,6 +124,9 @@ def images(windows_disks: dict[str, Path], tmp_path_factory: pytest.TempPathFact
     convert("win-sparse.vmdk", "-O", "vmdk")
     convert("win.qcow2", "-O", "qcow2")
     convert("win.qed", "-O", "qed")
+    made["uefi.vhdx"] = out / "uefi.vhdx"
+    run("qemu-img", "convert", "-q", "-f", "raw", "-O", "vhdx", windows_disks["uefi"],
+        made["uefi.vhdx"])
     misnamed = out / "win-raw.qcow2"
     shutil.copyfile(raw, misnamed)
     made["win-raw.qcow2"] = misnamed
@@ -134,6 +148,7 @@ def images(windows_disks: dict[str, Path], tmp_path_factory: pytest.TempPathFact
                          "secret,id=sec0,data=correct-horse", "-o",
                          f"key-secret=sec0,iter-time={100 * (i + 1)}", made["disk.luks"],
                          "16M"])
+    made["luks2.img"] = luks_format(out / "luks2.img", "--type", "luks2")  # cryptsetup
     infos = {name: info_of(path) for name, path in made.items()}
     infos.update(derived(infos, windows_disks))
     return infos
@@ -259,6 +274,8 @@ CASES = [
     ("aws-vmimport", "services-absent", "win.raw", "derived:vmware-tools"),
     ("aws-vmimport", "dhcp", "win.raw", "derived:static-ip"),
     ("aws-vmimport", "clean-shutdown", "win.raw", "derived:hibernated"),
+    ("aws-vmimport", "gpt-to-mbr", "uefi.vhdx", "uefi-10-x86"),   # raw: not converted
+    ("aws-vmimport", "gpt-to-mbr", "win.raw", None),               # MBR already
     ("aws-vmimport", "linux-architecture", "derived:linux-arm64", "derived:linux-x86"),
     ("aws-vmimport", "linux-bootloader", "derived:linux", "derived:linux-syslinux"),
     ("aws-vmimport", "linux-root-filesystem", "derived:linux", "derived:linux-vfat-root"),
@@ -287,7 +304,7 @@ CASES = [
     ("azure", "no-swap-on-os-disk", "derived:linux", "derived:linux-swap"),
     ("azure", "lvm-system-disk", "derived:linux", "derived:linux-lvm"),
     ("azure", "kernel-cmdline", "derived:linux", "derived:linux-no-console"),
-    ("azure", "cloud-init-installed", "derived:linux", "derived:linux-no-cloud-init"),
+    ("azure", "provisioning-agent", "derived:linux", "derived:linux-no-cloud-init"),
     ("azure", "linux-dhcp", "derived:linux", "derived:linux-static"),
     ("azure", "linux-clean-shutdown", "derived:linux", "derived:linux-dirty"),
     # gcp
@@ -300,6 +317,7 @@ CASES = [
     ("gcp", "no-disk-encryption", "win.qcow2", "derived:bitlocker"),
     ("gcp", "boot-system-same-disk", "win.raw", "derived:boot-elsewhere"),
     ("gcp", "full-virtualization", "win.raw", "derived:arm64"),
+    ("gcp", "required-update", "win.raw", None),   # Server 2019 (10.0) needs no KB4474419
     ("gcp", "linux-architecture", "derived:linux", "derived:linux-arm64"),
     ("gcp", "linux-bootloader", "derived:linux", "derived:linux-syslinux"),
     ("gcp", "virtio-drivers", "derived:linux", "derived:linux-no-virtio-scsi"),
@@ -331,6 +349,8 @@ CASES = [
     ("openstack", "name-matches-content", "win.qcow2", "win-raw.qcow2"),
     ("openstack", "self-contained", "win.qcow2", "overlay.qcow2"),
     ("openstack", "qcow2-not-encrypted", "win.qcow2", "disk.luks"),
+    ("openstack", "luks-version", "disk.luks", "luks2.img"),   # qemu-img's LUKS1; cryptsetup's
+    ("openstack", "luks-version", "win.qcow2", None),
     ("openstack", "consistent-headers", "win.qcow2", None),
     ("openstack", "system-disk-present", "win.qcow2", "empty.qcow2"),
     ("openstack", "boot-path", "win.qcow2", "derived:no-boot-path"),
@@ -353,7 +373,6 @@ LINUX_CASES = [
     ("alibaba-ecs", "linux-root-filesystem", "linux:xfs-lvm-boot", "linux:btrfs-uefi"),
     ("alibaba-ecs", "cloud-init-installed", "linux:ext4-bios", "linux:no-cloud-init"),
     ("alibaba-ecs", "virtio-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
-    ("azure", "cloud-init-installed", "linux:ext4-bios", "linux:no-cloud-init"),
     ("azure", "hyperv-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
     ("azure", "linux-dhcp", "linux:ext4-bios", "linux:static-ip"),
     ("azure", "linux-clean-shutdown", "linux:ext4-bios", "linux:dirty"),
@@ -365,6 +384,31 @@ LINUX_CASES = [
     ("gcp", "virtio-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
     ("openstack", "virtio-drivers", "linux:ext4-bios", "linux:no-virtio-initramfs"),
     ("openstack", "linux-dhcp", "linux:ext4-bios", "linux:static-ip"),
+    # the disks changed by debugfs and tune2fs (helpers.linux_edits)
+    ("azure", "provisioning-agent", "linux:ext4-bios", "linux:no-cloud-init"),
+    ("azure", "provisioning-agent", "linux:waagent-key", None),   # waagent, no cloud-init
+    ("azure", "modules-not-blacklisted", "linux:ext4-bios", "linux:unready"),
+    ("azure", "kernel-cmdline", "linux:waagent-key", "linux:ext4-bios"),   # rootdelay=300
+    ("aws-vmimport", "user-ssh-key", "linux:waagent-key", "linux:no-cloud-init"),
+    ("aws-vmimport", "user-ssh-key", "linux:ext4-bios", None),    # cloud-init adds the key
+    ("aws-vmimport", "linux-free-space", "linux:ext4-bios", "linux:unready"),
+    ("aws-vmimport", "linux-free-space", "linux:xfs-lvm-boot", None),
+    ("alibaba-ecs", "single-root-partition", "linux:ext4-bios", "linux:xfs-lvm-boot"),
+    ("alibaba-ecs", "single-root-partition", "linux:btrfs-uefi", None),   # ESP allowed
+    ("alibaba-ecs", "no-qemu-guest-agent", "linux:ext4-bios", "linux:unready"),
+]
+#: The registry rules on the nosysres disk edited by hivexregedit (helpers.windows_registry).
+REGISTRY_CASES = [
+    ("azure", "san-policy", "win:ready", "win:unready"),
+    ("azure", "winhttp-proxy", "win:ready", "win:unready"),
+    ("azure", "rdp-nla", "win:ready", "win:unready"),
+    ("azure", "winrm-firewall", "win:ready", "win:unready"),
+    ("azure", "icmp-firewall", "win:ready", "win:unready"),
+    ("azure", "rdp-firewall", "win:ready", None),
+    ("aws-vmimport", "pagefile-fixed", "win:ready", "win:unready"),
+    ("aws-vmimport", "dotnet-version", "win:ready", "win:unready"),
+    ("aws-vmimport", "no-pending-reboot", "win:ready", "win:unready"),
+    ("gcp", "required-update", "win:ready", "win:unready"),
 ]
 #: Rules no image can decide (``manual``), per profile.
 MANUAL_RULES = {("alibaba-ecs", "password-complexity")}
@@ -392,7 +436,8 @@ def test_every_rule_of_every_peer_has_cases() -> None:
     """A failing case for each rule (and each rule a profile changes from huawei-ims),
     except consistent-headers (tests/policy/test_policy.py and the format tests fail it
     on damaged files) and the rules that are ``manual``."""
-    covered = {(p, r) for p, r, _, bad in [*CASES, *LINUX_CASES] if bad is not None}
+    covered = {(p, r) for p, r, _, bad in [*CASES, *LINUX_CASES, *REGISTRY_CASES]
+               if bad is not None}
     for name, profile in PROFILES.items():
         for rule_id, config in profile.rules.items():
             same = HUAWEI.rules.get(rule_id)
@@ -418,6 +463,11 @@ def linux_images(linux_disks: dict[str, Path], tmp_path_factory: pytest.TempPath
         linux_disks["btrfs-uefi"], tmp_path_factory.mktemp("esp")))
     out["derived:linux-sshd-off"] = derive(out["linux:ext4-bios"], linux={
         "sshd": {"installed": True, "enabled": False}})
+    work = tmp_path_factory.mktemp("edited")
+    out["linux:unready"] = info_of(linux_edits.edited_disk(
+        linux_disks["ext4-bios"], work / "unready", **linux_edits.UNREADY)[0])
+    out["linux:waagent-key"] = info_of(linux_edits.edited_disk(
+        linux_disks["no-cloud-init"], work / "ready", **linux_edits.READY)[0])
     return out
 
 
@@ -428,6 +478,25 @@ def test_each_linux_rule_on_real_disks(linux_images: dict[str, Info], profile: s
     assert result.status == "pass", (good, result)
     if bad is not None:
         result = outcome(linux_images, profile, rule_id, bad)
+        assert result.status == "fail", (bad, result)
+        assert result.remedy and result.evidence, (profile, rule_id, bad)
+
+
+@pytest.fixture(scope="session")
+def registry_images(windows_disks: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+                    ) -> dict[str, Info]:
+    out = tmp_path_factory.mktemp("registry")
+    return {f"win:{name}": info_of(edited_disk(windows_disks["nosysres"], out / name, hives)[0])
+            for name, hives in REGISTRY_VARIANTS.items()}
+
+
+@pytest.mark.parametrize(("profile", "rule_id", "good", "bad"), REGISTRY_CASES)
+def test_each_registry_rule_on_edited_hives(registry_images: dict[str, Info], profile: str,
+                                            rule_id: str, good: str, bad: str | None) -> None:
+    result = outcome(registry_images, profile, rule_id, good)
+    assert result.status == "pass", (good, result)
+    if bad is not None:
+        result = outcome(registry_images, profile, rule_id, bad)
         assert result.status == "fail", (bad, result)
         assert result.remedy and result.evidence, (profile, rule_id, bad)
 
@@ -527,3 +596,16 @@ def test_profile_all_is_one_per_cloud() -> None:
     assert [p.name for p in load_profiles("azure, gcp")] == ["azure", "gcp"]
     for p in load_profiles("all"):
         assert p.source and p.registration, p.name
+
+
+def test_project_with_quota_fails_alibaba(linux_images: dict[str, Info]) -> None:
+    """Alibaba's "not project and quota together": the Debian disk (64bit, so it fails
+    the profile's other feature) is judged on the pair alone before and after
+    ``tune2fs -O quota,project`` (helpers.linux_edits.UNREADY)."""
+    params = {**PROFILES["alibaba-ecs"].rules["root-fs-features"].params, "forbidden": []}
+    assert params["forbidden_together"] == [["project", "quota"]]
+    good = RULES["root-fs-features"].func(Facts(linux_images["linux:ext4-bios"]), **params)
+    assert good.status == "pass", good
+    bad = RULES["root-fs-features"].func(Facts(linux_images["linux:unready"]), **params)
+    assert bad.status == "fail" and "project with quota" in bad.message, bad
+    assert bad.remedy and "^quota" in bad.remedy

@@ -14,8 +14,10 @@ reading the guest through :class:`~.tree.GuestTree`:
 
 A collector that stops on a damaged structure costs only its own fact: the fact
 is null (or empty) and a ``linux:`` finding says why, filed under the ``linux``
-stage. Extension keys beside the contract's: ``vmware_tools``, ``sshd`` (:mod:`.sshd`),
-``root_features`` (the root filesystem's feature flags), ``efi_fallback_loader``
+stage. Extension keys beside the contract's: ``vmware_tools`` and ``qemu_guest_agent``
+(:mod:`.vmtools`), ``sshd`` and ``waagent`` (:mod:`.daemons`), ``modprobe_blacklist``
+(:mod:`.modprobe`), ``ssh_key_users`` (:mod:`.authkeys`), ``root_features`` (the root
+filesystem's feature flags), ``root_free_bytes`` (its free space), ``efi_fallback_loader``
 (:mod:`.efi`), ``mounts`` (the
 separate volumes mounted), ``boot_entries`` and ``boot_problems`` (every boot menu
 entry and what could not be read of the menu).
@@ -29,18 +31,20 @@ from imgscan.findings import Finding, finding_id
 # Modules, not their functions: several collectors share their module's name, and
 # importing the function here would hide the module (imgscan.guest.linux.fstab).
 from . import (
+    authkeys,
     boot,
     cloudinit,
+    daemons,
     efi,
     elf,
     fstab,
     kernels,
+    modprobe,
     netrules,
     network,
     release,
     selinux,
     shadow,
-    sshd,
     vmtools,
 )
 from .rootfs import Root, find_root
@@ -142,9 +146,18 @@ class Collector:
             "root_password": self.gather("root_password", lambda: shadow.root_password(tree), None),
             "selinux": self.gather("selinux", lambda: selinux.selinux(tree, cmdline), None),
             "vmware_tools": self.gather("vmware_tools", lambda: vmtools.vmware_tools(tree), None),
-            "sshd": self.gather("sshd", lambda: sshd.sshd(tree),
+            "sshd": self.gather("sshd", lambda: daemons.sshd(tree),
                                 {"installed": False, "enabled": None}),
+            "waagent": self.gather("waagent", lambda: daemons.waagent(tree),
+                                   {"installed": False, "enabled": None}),
+            "qemu_guest_agent": self.gather("qemu_guest_agent",
+                                            lambda: vmtools.qemu_guest_agent(tree), None),
+            "modprobe_blacklist": self.gather(
+                "modprobe_blacklist", lambda: modprobe.blacklisted(tree, cmdline), None),
+            "ssh_key_users": self.gather("ssh_key_users", lambda: authkeys.key_users(tree),
+                                         None),
             "root_features": self.root_features(),
+            "root_free_bytes": self.root_free_bytes(),
             "efi_fallback_loader": self.gather("efi_fallback_loader",
                                                lambda: efi.fallback_loader(tree, arch), None),
             "mounts": [{"mountpoint": m.mountpoint, "volume": m.source,
@@ -179,6 +192,17 @@ class Collector:
         self.evidence["root_features"] = f"{self.root.volume.source} " \
             f"{self.root.volume.filesystem} superblock feature flags"
         return list(features)
+
+    def root_free_bytes(self) -> int | None:
+        """Free bytes of the root filesystem, from its superblock's free block count
+        (ext2/3/4, XFS); None for other filesystems."""
+        facts = self.fs_facts or {}  # read by clean()
+        blocks, size = facts.get("free_blocks"), facts.get("block_size")
+        if not isinstance(blocks, int) or not isinstance(size, int):
+            return None
+        self.evidence["root_free_bytes"] = f"{self.root.volume.source} " \
+            f"{self.root.volume.filesystem} superblock: {blocks} free blocks of {size} bytes"
+        return blocks * size
 
     def clean(self) -> bool | None:
         """Whether the root filesystem was unmounted cleanly, from its own state."""

@@ -14,6 +14,8 @@ finding naming the fact, never an exception.
 
 from __future__ import annotations
 
+import re
+
 from imgscan import limits
 from imgscan._core import regf_log
 from imgscan._core.guid import guid_text  # Microsoft mixed-endian GUID text
@@ -26,6 +28,9 @@ from .structures import (
     MOUNTED_DEVICE_GPT,
     MOUNTED_DEVICE_GPT_MAGIC,
     MOUNTED_DEVICE_MBR,
+    WINHTTP_PROXY_TYPE_PROXY,
+    WINHTTP_SETTINGS_HEADER,
+    field,
 )
 
 TYPE_CHECKING = False
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
 
 CURRENT_VERSION = "Microsoft\\Windows NT\\CurrentVersion"
 OEM_INFORMATION = "Microsoft\\Windows\\CurrentVersion\\OEMInformation"
+RDP_TCP = "Control\\Terminal Server\\WinStations\\RDP-Tcp"
 RDP_POLICY = "Policies\\Microsoft\\Windows NT\\Terminal Services"
 
 #: Storage, paravirtual and vendor driver services reported in ``drivers``
@@ -60,6 +66,24 @@ FIREWALL_POLICY = "Services\\SharedAccess\\Parameters\\FirewallPolicy"
 FIREWALL_PROFILES = {"DomainProfile": "domain", "StandardProfile": "private",
                      "PublicProfile": "public"}
 RDP_PORT = "3389"
+#: The inbound allow rules looked for besides RDP's: WinRM over HTTP and HTTPS (TCP 5985,
+#: 5986) and ICMPv4 echo requests (``Protocol=1`` with ``ICMP4=8:*``, type 8), which
+#: Azure asks the firewall to let in (prepare-for-upload-vhd-image.md).
+WINRM_PORTS = ("5985", "5986")
+ICMP_ECHO_REQUEST = "8"
+#: The values that show a restart is owed (no pending Windows updates, AWS
+#: prepare-vm-image): CBS's and Windows Update's reboot keys in SOFTWARE, the file
+#: renames Session Manager performs at the next boot in SYSTEM.
+CBS = "Microsoft\\Windows\\CurrentVersion\\Component Based Servicing"
+REBOOT_KEYS = (f"{CBS}\\RebootPending",
+               "Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update\\RebootRequired")
+#: The servicing packages of updates: ``Package_for_KB4474419~31bf3856ad364e35~...`` (also
+#: ``Package_1_for_KB...``, ``Package_for_RollupFix...`` carries no KB number).
+KB_PACKAGE = re.compile(r"Package(?:_\d+)?_for_(KB\d+)~", re.I)
+#: .NET Framework 4.x: the Release DWORD of the full profile (378389 is 4.5).
+NET_V4 = "Microsoft\\NET Framework Setup\\NDP\\v4\\Full"
+#: The WinHTTP proxy setting netsh winhttp set/reset proxy writes.
+WINHTTP_SETTINGS = "Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Connections"
 WINLOGON = "Microsoft\\Windows NT\\CurrentVersion\\Winlogon"
 
 
@@ -160,6 +184,56 @@ def system_facts(hive: Hive, facts: Facts) -> None:
                   _where(hive, f"{cs}\\Control\\TimeZoneInformation", "RealTimeIsUniversal")
                   + " absent (local time)")
     _firewall(hive, cs, facts)
+    _azure_settings(hive, cs, facts)
+    _memory_and_renames(hive, cs, facts)
+
+
+def _absent(facts: Facts, fact: str, hive: Hive, path: str, name: str) -> None:
+    """``fact`` is null because the value is not there (the evidence says so), unless a
+    finding already says it could not be read."""
+    if fact not in facts.values:
+        facts.put(fact, None, _where(hive, path, name) + " absent")
+
+
+def _azure_settings(hive: Hive, cs: str, facts: Facts) -> None:
+    """``san_policy`` (partmgr's SanPolicy: 1 OnlineAll, 2 OfflineShared, 3 OfflineAll,
+    4 OfflineInternal; windows-inspection.md "SanPolicy"), ``rdp_port`` and ``rdp_nla``
+    (the RDP-Tcp listener's PortNumber and UserAuthentication, doc C8)."""
+    for fact, path, name in (
+            ("san_policy", f"{cs}\\Services\\partmgr\\Parameters", "SanPolicy"),
+            ("rdp_port", f"{cs}\\{RDP_TCP}", "PortNumber"),
+            ("rdp_nla", f"{cs}\\{RDP_TCP}", "UserAuthentication")):
+        if _get(facts, fact, hive, path, name, int) is None:
+            _absent(facts, fact, hive, path, name)
+    if isinstance(facts.values.get("rdp_nla"), int):
+        facts.values["rdp_nla"] = facts.values["rdp_nla"] != 0
+
+
+def _memory_and_renames(hive: Hive, cs: str, facts: Facts) -> None:
+    """``paging_files`` (Memory Management's PagingFiles lines: ``C:\\pagefile.sys MIN MAX``,
+    ``?:\\pagefile.sys`` when Windows manages every drive's size) and
+    ``pending_file_renames`` (how many names Session Manager's
+    PendingFileRenameOperations holds: files an update replaces at the next boot)."""
+    sm = f"{cs}\\Control\\Session Manager"
+    pages = _get(facts, "paging_files", hive, f"{sm}\\Memory Management", "PagingFiles",
+                 (list, str))
+    if isinstance(pages, str):
+        facts.values["paging_files"] = [pages]
+    elif pages is None:
+        _absent(facts, "paging_files", hive, f"{sm}\\Memory Management", "PagingFiles")
+    # Read raw: its pairs (source, destination) use an empty destination for "delete",
+    # which a REG_MULTI_SZ reader takes for the end of the list.
+    where = _where(hive, sm, "PendingFileRenameOperations")
+    try:
+        key = hive.open_key(sm)
+        renames = key.value("PendingFileRenameOperations") if key is not None else None
+        raw = renames.raw if renames is not None else b""
+    except ImageError as exc:
+        facts.fail("pending_file_renames", f"{where}: {exc}", finding_id(exc))
+        return
+    names = raw[:len(raw) & ~1].decode("utf-16-le", "replace").split("\0")
+    facts.put("pending_file_renames", sum(1 for n in names if n),
+              where + ("" if renames is not None else " absent"))
 
 
 def firewall_rule_fields(text: str) -> dict[str, list[str]]:
@@ -174,19 +248,35 @@ def firewall_rule_fields(text: str) -> dict[str, list[str]]:
     return fields
 
 
-def _allows_rdp(text: str) -> bool:
-    fields = firewall_rule_fields(text)
-
+def _allows(fields: dict[str, list[str]], protocol: str, ports: tuple[str, ...] = (),
+            icmp4: str | None = None) -> bool:
+    """Whether one rule's fields make it an active inbound allow rule for ``protocol``
+    (6 TCP, 1 ICMPv4) and one of ``ports`` (TCP) or ICMPv4 type ``icmp4``."""
     def first(name: str) -> str:
         return (fields.get(name) or [""])[0].lower()
 
-    return (first("action") == "allow" and first("active") == "true" and first("dir") == "in"
-            and first("protocol") in ("6", "") and RDP_PORT in fields.get("lport", []))
+    if not (first("action") == "allow" and first("active") == "true" and first("dir") == "in"):
+        return False
+    if protocol == "6":
+        return first("protocol") in ("6", "") and any(p in fields.get("lport", [])
+                                                      for p in ports)
+    types = [t.partition(":")[0] for t in fields.get("icmp4", [])]
+    return first("protocol") == protocol and (not types or icmp4 in types or "*" in types)
+
+
+#: The firewall facts of allow rules: fact -> (protocol, TCP ports, ICMPv4 type, what
+#: the evidence says was looked for).
+ALLOW_RULES: dict[str, tuple[str, tuple[str, ...], str | None, str]] = {
+    "rdp_firewall_rules": ("6", (RDP_PORT,), None, "LPort=3389"),
+    "winrm_firewall_rules": ("6", WINRM_PORTS, None, "LPort=5985 or 5986"),
+    "icmp_firewall_rules": ("1", (), ICMP_ECHO_REQUEST, "Protocol=1, ICMP4=8 (echo request)"),
+}
 
 
 def _firewall(hive: Hive, cs: str, facts: Facts) -> None:
-    """``firewall_enabled`` (profile -> EnableFirewall) and ``rdp_firewall_rules`` (the
-    names of the active inbound rules allowing TCP 3389; doc section C8)."""
+    """``firewall_enabled`` (profile -> EnableFirewall) and, per :data:`ALLOW_RULES`, the
+    names of the active inbound rules allowing RDP (TCP 3389; doc section C8), WinRM
+    (TCP 5985/5986) and ICMPv4 echo requests."""
     base = f"{cs}\\{FIREWALL_POLICY}"
     try:
         enabled: dict[str, bool] = {}
@@ -195,21 +285,26 @@ def _firewall(hive: Hive, cs: str, facts: Facts) -> None:
             if isinstance(data, int):
                 enabled[name] = data != 0
         rules_key = hive.open_key(f"{base}\\FirewallRules")
-        allowed = []
+        allowed: dict[str, list[str]] = {fact: [] for fact in ALLOW_RULES}
         if rules_key is not None:
             for i, v in enumerate(rules_key.values()):
                 if i >= limits.WINDOWS_MAX_ENTRIES:
                     break
-                if isinstance(v.data, str) and _allows_rdp(v.data):
-                    allowed.append(v.name)
+                if not isinstance(v.data, str):
+                    continue
+                fields = firewall_rule_fields(v.data)
+                for fact, (protocol, ports, icmp4, _) in ALLOW_RULES.items():
+                    if _allows(fields, protocol, ports, icmp4):
+                        allowed[fact].append(v.name)
     except ImageError as exc:
         facts.fail("firewall_enabled", f"{_where(hive, base)}: {exc}", finding_id(exc))
         return
     facts.put("firewall_enabled", enabled or None,
               _where(hive, base, "<Profile>\\EnableFirewall"))
-    facts.put("rdp_firewall_rules", allowed if rules_key is not None else None,
-              _where(hive, base, "FirewallRules") + " (Action=Allow, Active=TRUE, Dir=In, "
-              "LPort=3389)")
+    for fact, (_, _, _, looked_for) in ALLOW_RULES.items():
+        facts.put(fact, allowed[fact] if rules_key is not None else None,
+                  _where(hive, base, "FirewallRules") + f" (Action=Allow, Active=TRUE, Dir=In, "
+                  f"{looked_for})")
 
 
 def _drivers(hive: Hive, cs: str, facts: Facts) -> None:
@@ -377,6 +472,69 @@ def software_facts(hive: Hive, facts: Facts) -> None:
     facts.evidence.pop("autologon_text", None)
     facts.put("autologon", (logon or "").strip() == "1",
               _where(hive, WINLOGON, "AutoAdminLogon") + ("" if logon is not None else " absent"))
+    if _get(facts, "dotnet_release", hive, NET_V4, "Release", int) is None:
+        _absent(facts, "dotnet_release", hive, NET_V4, "Release")
+    _winhttp_proxy(hive, facts)
+    _servicing(hive, facts)
+
+
+def winhttp_proxy(blob: bytes) -> str | None:
+    """The proxy server a WinHttpSettings value names, None for a direct connection
+    (:data:`WINHTTP_SETTINGS_HEADER`); ValueError when the value is too short."""
+    flags = field(WINHTTP_SETTINGS_HEADER, blob, "flags")
+    length = field(WINHTTP_SETTINGS_HEADER, blob, "proxy_length")
+    if not flags & WINHTTP_PROXY_TYPE_PROXY:
+        return None
+    start = WINHTTP_SETTINGS_HEADER.size
+    if start + length > len(blob):
+        raise ValueError(f"the proxy name ({length} bytes at 0x{start:x}) is past the "
+                         f"{len(blob)}-byte value")
+    return blob[start:start + length].decode("latin-1")
+
+
+def _winhttp_proxy(hive: Hive, facts: Facts) -> None:
+    """``winhttp_proxy``: the machine-wide WinHTTP proxy server, None when connections are
+    direct (the value absent, or as ``netsh winhttp reset proxy`` leaves it)."""
+    where = _where(hive, WINHTTP_SETTINGS, "WinHttpSettings")
+    try:
+        blob = value(hive, WINHTTP_SETTINGS, "WinHttpSettings")
+        if not isinstance(blob, bytes):
+            facts.put("winhttp_proxy", None, where + " absent (direct)")
+            return
+        facts.put("winhttp_proxy", winhttp_proxy(blob), where)
+    except (ImageError, ValueError) as exc:
+        facts.fail("winhttp_proxy", f"{where}: {exc}",
+                   finding_id(exc) if isinstance(exc, ImageError) else CORRUPT)
+
+
+def _servicing(hive: Hive, facts: Facts) -> None:
+    """``reboot_pending`` (the reboot keys of :data:`REBOOT_KEYS` that exist) and
+    ``installed_kbs`` (the KB numbers of Component Based Servicing's packages, sorted:
+    how an update such as KB4474419 shows it is installed)."""
+    try:
+        found = [k.rsplit("\\", 1)[1] for k in REBOOT_KEYS if hive.open_key(k) is not None]
+        facts.put("reboot_pending", found, ", ".join(_where(hive, k) for k in REBOOT_KEYS))
+        path = f"{CBS}\\Packages"
+        packages = hive.open_key(path)
+        if packages is None:
+            facts.put("installed_kbs", None, _where(hive, path) + " absent")
+            return
+        if packages.subkey_count > limits.WINDOWS_MAX_ENTRIES:
+            # a list cut short would say an installed update is missing: not listed
+            facts.put("installed_kbs", None, f"{_where(hive, path)}: {packages.subkey_count} "
+                      f"packages, more than limits.WINDOWS_MAX_ENTRIES="
+                      f"{limits.WINDOWS_MAX_ENTRIES}: not listed")
+            return
+        kbs: set[str] = set()
+        for i, sub in enumerate(packages.subkeys()):
+            if i >= limits.WINDOWS_MAX_ENTRIES:
+                break
+            m = KB_PACKAGE.match(sub.name)
+            if m:
+                kbs.add(m.group(1).upper())
+        facts.put("installed_kbs", sorted(kbs), _where(hive, path) + "\\Package_for_KB<n>~...")
+    except ImageError as exc:
+        facts.fail("installed_kbs", f"{_where(hive, CBS)}: {exc}", finding_id(exc))
 
 
 def apply_rdp_policy(facts: Facts) -> None:

@@ -10,7 +10,9 @@ Sources: Microsoft "PE Format" (MS-DOS stub, signature, COFF file header);
 the SAM ``F``/``V``/``C`` values and SIDs as libguestfs, samdump2 and
 Microsoft's MS-DTYP (2.4.2 SID) read them; BCD partition device elements from
 ../shared/docs/windows-inspection.md section 5; MountedDevices from libguestfs
-``daemon/inspect_fs_windows.ml``; DigitalProductId4 from windows-inspection.md.
+``daemon/inspect_fs_windows.ml``; DigitalProductId4 from windows-inspection.md;
+WinHttpSettings as ``netsh winhttp set proxy`` / ``reset proxy`` write it (wininet's
+PROXY_TYPE_* flags).
 """
 
 from __future__ import annotations
@@ -112,6 +114,17 @@ MOUNTED_DEVICE_GPT_MAGIC = b"DMIO:ID:"
 DIGITAL_PRODUCT_ID4 = CStruct("DigitalProductId4", "<", [
     (None, "1016x"), ("KeyType", "128s"),
 ])
+
+#: WinHttpSettings (SOFTWARE ``...\\Internet Settings\\Connections``), what ``netsh winhttp
+#: set proxy`` writes: a version, a change counter, the proxy type flags, then the proxy
+#: server's length and ASCII text (and the bypass list's length and text after it).
+#: ``netsh winhttp reset proxy`` writes ``18 00 00 00 | 0 | 01 00 00 00 | 0 | 0``:
+#: PROXY_TYPE_DIRECT alone.
+WINHTTP_SETTINGS_HEADER = CStruct("WinHttpSettings", "<", [
+    ("version", "I"), ("counter", "I"), ("flags", "I"), ("proxy_length", "I"),
+])
+#: The flag of a named proxy server (wininet's PROXY_TYPE_PROXY; 0x1 is DIRECT).
+WINHTTP_PROXY_TYPE_PROXY = 0x2
 
 
 def field(struct: CStruct, data: bytes, name: str, base: int = 0) -> Any:

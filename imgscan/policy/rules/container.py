@@ -61,6 +61,25 @@ def qcow2_not_encrypted(f: Facts) -> Outcome:
                    f"--image-opts {opts} -O qcow2 decrypted.qcow2")
 
 
+@rule("luks-version", "a LUKS container is of a version the cloud accepts")
+def luks_version(f: Facts, *, versions: Sequence[int]) -> Outcome:
+    """OpenStack's format inspector (import-rules.md 2.1 "LUKS: v1 only") refuses a
+    LUKS container of another version; a file that is not LUKS passes."""
+    fmt, sub = f.info.get("format"), str(f.info.get("subformat") or "")
+    ev = {**f.ev("format", source="content (magic bytes)"),
+          **f.ev("subformat", source="LUKS header version")}
+    if fmt != "luks":
+        return Outcome(PASS, f"{fmt}: not a LUKS container", ev)
+    version = int(sub.removeprefix("luks")) if sub.removeprefix("luks").isdigit() else None
+    if version in versions:
+        return Outcome(PASS, f"LUKS version {version}", ev)
+    return Outcome(FAIL, f"LUKS version {version}: the cloud takes only version "
+                   f"{' or '.join(str(v) for v in versions)}", ev,
+                   "cryptsetup convert --type luks1 IMAGE (on a copy; a LUKS2 header with "
+                   "Argon2 keyslots must first get PBKDF2 ones: cryptsetup luksConvertKey "
+                   "--pbkdf pbkdf2 IMAGE)")
+
+
 @rule("file-size", "the file is small enough for a normal import (else fast import)")
 def file_size(f: Facts, *, max_gib: float, fast_import_max_gib: float,
               fast_import_formats: Sequence[str]) -> Outcome:

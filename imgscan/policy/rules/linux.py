@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from imgscan.units import human_size
 from imgscan.vocabulary import FAIL, LINUX, PASS, UNKNOWN, WARN
 
 from ..framework import Outcome, architecture, default_kernel, rule
@@ -393,12 +394,14 @@ def no_swap_on_os_disk(f: Facts, lx: Mapping[str, Any]) -> Outcome:
 @rule("kernel-cmdline", "the default kernel command line has the options the cloud needs",
       needs_linux=True)
 def kernel_cmdline(f: Facts, lx: Mapping[str, Any], *, required: Sequence[str]) -> Outcome:
+    """Each of ``required`` is a word of the line, or begins one before a comma
+    (``console=ttyS0,115200`` is ``console=ttyS0`` at 115200 baud)."""
     line = lx.get("kernel_cmdline")
     ev = f.ev("linux.kernel_cmdline")
     if line is None:
         return Outcome(UNKNOWN, "the default boot entry's command line was not read", ev)
     words = str(line).split()
-    missing = [r for r in required if r not in words]
+    missing = [r for r in required if not any(w == r or w.startswith(r + ",") for w in words)]
     if not missing:
         return Outcome(PASS, f"command line has {' '.join(required)}", ev)
     return Outcome(FAIL, f"command line lacks {' '.join(missing)}", ev,
@@ -443,7 +446,10 @@ def sshd_enabled(f: Facts, lx: Mapping[str, Any]) -> Outcome:
 
 @rule("root-fs-features", "the root ext4 filesystem has none of the features the import "
       "cannot read", needs_linux=True)
-def root_fs_features(f: Facts, lx: Mapping[str, Any], *, forbidden: Sequence[str]) -> Outcome:
+def root_fs_features(f: Facts, lx: Mapping[str, Any], *, forbidden: Sequence[str],
+                     forbidden_together: Sequence[Sequence[str]] = ()) -> Outcome:
+    """``forbidden``: features none of which may be on; ``forbidden_together``: sets of
+    features that may not all be on at once (Alibaba: ``project`` with ``quota``)."""
     fs = (lx.get("root") or {}).get("filesystem")
     features = lx.get("root_features")
     ev = {**f.ev("linux.root"), **f.ev("linux.root_features")}
@@ -452,9 +458,15 @@ def root_fs_features(f: Facts, lx: Mapping[str, Any], *, forbidden: Sequence[str
     if features is None:
         return Outcome(UNKNOWN, f"the root {fs} superblock's features were not read", ev)
     bad = [x for x in forbidden if x in features]
+    together = [group for group in forbidden_together if all(x in features for x in group)]
+    if together and not bad:
+        bad = list(together[0][1:])   # turning all but one off is enough
     if not bad:
-        return Outcome(PASS, f"root {fs} has none of {', '.join(forbidden)}", ev)
-    return Outcome(FAIL, f"root {fs} has {', '.join(bad)}", ev,
+        avoided = [*forbidden, *(" with ".join(g) for g in forbidden_together)]
+        return Outcome(PASS, f"root {fs} has none of {', '.join(avoided)}", ev)
+    said = ", ".join([*[x for x in forbidden if x in features],
+                      *(" with ".join(g) for g in together)])
+    return Outcome(FAIL, f"root {fs} has {said}", ev,
                    f"turn them off on the unmounted filesystem (resize2fs -s DEVICE for "
                    f"64bit; tune2fs -O ^{',^'.join(bad)} DEVICE otherwise), or copy the root "
                    f"to a filesystem made with mkfs.ext4 -O ^{',^'.join(bad)}")
@@ -480,3 +492,121 @@ def uefi_fallback_loader(f: Facts, lx: Mapping[str, Any]) -> Outcome:
                    "NVRAM entry finds nothing to start", ev,
                    "grub-install --target=x86_64-efi --removable (or copy shimx64.efi / "
                    "grubx64.efi to /boot/efi/EFI/BOOT/BOOTX64.EFI)")
+
+
+@rule("provisioning-agent", "cloud-init or the Azure Linux agent (waagent) is installed and "
+      "enabled", needs_linux=True)
+def provisioning_agent(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    """Azure provisions a VM (user, keys, host name) through cloud-init or WALinuxAgent
+    and waits for one of them to report ready (create-upload-generic.md)."""
+    ci = lx.get("cloud_init") or {}
+    agent = lx.get("waagent") or {}
+    ev = {**f.ev("linux.cloud_init"), **f.ev("linux.waagent")}
+    if ci.get("installed") and ci.get("enabled") is not False:
+        return Outcome(PASS, "cloud-init installed and enabled", ev)
+    if agent.get("installed") and agent.get("enabled"):
+        return Outcome(PASS, "the Azure Linux agent (waagent) installed and enabled", ev)
+    why = [("cloud-init disabled" if ci.get("installed") else "no cloud-init"),
+           ("waagent not enabled" if agent.get("installed") else "no waagent")]
+    return Outcome(FAIL, f"nothing provisions the VM: {', '.join(why)}", ev,
+                   "install and enable cloud-init (apt/yum install cloud-init) or the Azure "
+                   "Linux agent (apt install walinuxagent / yum install WALinuxAgent; "
+                   "systemctl enable walinuxagent or waagent)")
+
+
+@rule("modules-not-blacklisted", "the kernel modules the cloud needs are not blacklisted",
+      needs_linux=True)
+def modules_not_blacklisted(f: Facts, lx: Mapping[str, Any], *,
+                            modules: Sequence[str]) -> Outcome:
+    """``modules``: what must stay loadable (Azure: ``udf`` for its provisioning
+    media, ``vfat``)."""
+    found = lx.get("modprobe_blacklist")
+    ev = f.ev("linux.modprobe_blacklist")
+    if found is None:
+        return Outcome(UNKNOWN, "the modprobe configuration could not be read", ev)
+    bad = [m for m in modules if m.replace("-", "_") in found]
+    if not bad:
+        return Outcome(PASS, f"{', '.join(modules)} not blacklisted", ev)
+    return Outcome(FAIL, f"blacklisted: {', '.join(bad)}", ev,
+                   f"remove the blacklist / install lines for {', '.join(bad)} from "
+                   f"{f.source(LINUX, 'modprobe_blacklist') or '/etc/modprobe.d'} and rebuild "
+                   "the initramfs (update-initramfs -u / dracut -f)")
+
+
+@rule("user-ssh-key", "a user other than root can log in over SSH with a key",
+      needs_linux=True)
+def user_ssh_key(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    """AWS VM Import (import-rules.md 2.1): the imported instance gets no key pair of its
+    own, so a non-root user's ``~/.ssh/authorized_keys`` is the way in; cloud-init,
+    when enabled, makes one from the launch's key pair instead."""
+    users = lx.get("ssh_key_users")
+    ci = lx.get("cloud_init") or {}
+    ev = {**f.ev("linux.ssh_key_users"), **f.ev("linux.cloud_init")}
+    if users:
+        return Outcome(PASS, f"key login for {', '.join(users)}", ev)
+    if ci.get("installed") and ci.get("enabled") is not False:
+        return Outcome(PASS, "no user has a key in the image; cloud-init adds the launch's "
+                       "key pair", ev)
+    if users is None:
+        return Outcome(UNKNOWN, "/etc/passwd could not be read", ev)
+    return Outcome(FAIL, "no user other than root has an authorized SSH key, and no "
+                   "cloud-init adds one", ev,
+                   "in the source VM: useradd -m -s /bin/bash ec2-user; install -d -m 700 "
+                   "-o ec2-user ~ec2-user/.ssh; add the public key to "
+                   "~ec2-user/.ssh/authorized_keys (mode 600)")
+
+
+@rule("linux-free-space", "the root filesystem has free space for the cloud's drivers",
+      needs_linux=True)
+def linux_free_space(f: Facts, lx: Mapping[str, Any], *, min_mib: int) -> Outcome:
+    free = lx.get("root_free_bytes")
+    fs = (lx.get("root") or {}).get("filesystem")
+    ev = f.ev("linux.root_free_bytes")
+    if free is None:
+        return Outcome(UNKNOWN, f"the free space of the root {fs} filesystem is not read "
+                       "(ext2/3/4 and XFS only)", ev)
+    shown = human_size(int(free))
+    if free >= min_mib << 20:
+        return Outcome(PASS, f"{shown} free on the root filesystem (at least {min_mib} MiB)",
+                       ev)
+    return Outcome(FAIL, f"only {shown} free on the root filesystem (the import needs room "
+                   f"for its drivers: {min_mib} MiB here)", ev,
+                   "free space in the source VM (apt clean / dnf clean all, old kernels, "
+                   "logs), or grow the disk and the root filesystem (growpart, resize2fs / "
+                   "xfs_growfs), then export again")
+
+
+@rule("single-root-partition", "the system disk holds one Linux filesystem, the root",
+      needs_linux=True)
+def single_root_partition(f: Facts, lx: Mapping[str, Any], *,
+                          allowed: Sequence[str]) -> Outcome:
+    """Alibaba ECS takes a Linux system disk with a single root partition
+    (import-rules.md 2.1): a separate ``/boot``, ``/home`` or ``/var`` on the disk, or
+    a root on LVM, is refused. ``allowed``: mount points that may be separate (the
+    ESP of a UEFI disk)."""
+    root = lx.get("root") or {}
+    ev = {**f.ev("linux.root"), **f.ev("linux.fstab")}
+    extra = [e for e in lx.get("fstab") or [] if e.get("on_this_disk")
+             and str(e.get("mountpoint")).startswith("/") and e.get("mountpoint") != "/"
+             and e.get("mountpoint") not in allowed and e.get("type") != "swap"]
+    problems = [f"{e['mountpoint']} ({e.get('spec')})" for e in extra]
+    if root.get("lvm"):
+        problems.insert(0, f"the root is the logical volume {root['lvm']}")
+    if not problems:
+        return Outcome(PASS, f"one root filesystem (partition {root.get('partition')})", ev)
+    return Outcome(FAIL, f"more than a single root partition: {', '.join(problems)}", ev,
+                   "move those directories into the root filesystem (rsync -aAXH), remove "
+                   "their fstab lines, and export a disk whose only Linux partition is the "
+                   "root")
+
+
+@rule("no-qemu-guest-agent", "the QEMU guest agent is not installed", needs_linux=True)
+def no_qemu_guest_agent(f: Facts, lx: Mapping[str, Any]) -> Outcome:
+    found = lx.get("qemu_guest_agent")
+    ev = f.ev("linux.qemu_guest_agent")
+    if found is None:
+        return Outcome(UNKNOWN, "whether qemu-ga is installed was not read", ev)
+    if not found:
+        return Outcome(PASS, "no QEMU guest agent", ev)
+    return Outcome(FAIL, "the QEMU guest agent (qemu-ga) is installed", ev,
+                   "apt remove qemu-guest-agent / yum remove qemu-guest-agent before export")

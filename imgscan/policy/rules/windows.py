@@ -300,19 +300,44 @@ def autologon_disabled(f: Facts, w: Mapping[str, Any]) -> Outcome:
 def rdp_firewall(f: Facts, w: Mapping[str, Any]) -> Outcome:
     """An enabled firewall profile with no active inbound allow rule for the RDP port
     blocks the first login even when Remote Desktop is on."""
+    return _firewall_allows(f, w, "rdp_firewall_rules", "TCP 3389",
+                            "netsh advfirewall firewall set rule group=\"remote desktop\" new "
+                            "enable=Yes")
+
+
+@rule("winrm-firewall", "the firewall lets WinRM (TCP 5985/5986) in", needs_windows=True)
+def winrm_firewall(f: Facts, w: Mapping[str, Any]) -> Outcome:
+    """Azure asks for the Windows Remote Management rules (its Run Command and remote
+    repair reach the VM through them; prepare-for-upload-vhd-image.md)."""
+    return _firewall_allows(f, w, "winrm_firewall_rules", "WinRM (TCP 5985 or 5986)",
+                            "Enable-PSRemoting -Force; Enable-NetFirewallRule -DisplayGroup "
+                            "'Windows Remote Management'")
+
+
+@rule("icmp-firewall", "the firewall lets ICMPv4 echo requests (ping) in", needs_windows=True)
+def icmp_firewall(f: Facts, w: Mapping[str, Any]) -> Outcome:
+    """Azure asks for the ICMP echo rule (prepare-for-upload-vhd-image.md), which its
+    diagnostics use."""
+    return _firewall_allows(f, w, "icmp_firewall_rules", "ICMPv4 echo requests",
+                            "Enable-NetFirewallRule -Name FPS-ICMP4-ERQ-In")
+
+
+def _firewall_allows(f: Facts, w: Mapping[str, Any], fact: str, what: str,
+                     remedy: str) -> Outcome:
+    """Pass when every firewall profile is off or an active inbound rule (the names in
+    the ``fact`` list) lets ``what`` in."""
     firewall = w.get("firewall_enabled")
-    rules = w.get("rdp_firewall_rules")
-    ev = {**f.ev("windows.firewall_enabled"), **f.ev("windows.rdp_firewall_rules")}
+    rules = w.get(fact)
+    ev = {**f.ev("windows.firewall_enabled"), **f.ev(f"windows.{fact}")}
     if firewall is None or rules is None:
         return Outcome(UNKNOWN, "the firewall policy could not be read", ev)
     if not any(firewall.values()):
         return Outcome(PASS, "the firewall is off in every profile", ev)
     if rules:
-        return Outcome(PASS, f"inbound RDP allowed by {', '.join(rules)}", ev)
+        return Outcome(PASS, f"{what} allowed by {', '.join(rules)}", ev)
     on = ", ".join(k for k, v in firewall.items() if v)
-    return Outcome(FAIL, f"the firewall is on ({on}) and no active rule lets TCP 3389 in", ev,
-                   "netsh advfirewall firewall set rule group=\"remote desktop\" new "
-                   "enable=Yes")
+    return Outcome(FAIL, f"the firewall is on ({on}) and no active rule lets {what} in", ev,
+                   remedy)
 
 
 @rule("firewall-off", "the Windows firewall is off in every profile", needs_windows=True)
@@ -361,3 +386,209 @@ def windows_free_space(f: Facts, w: Mapping[str, Any], *, min_gib: float) -> Out
                    "free space in the source VM (cleanmgr, dism /online /cleanup-image "
                    "/startcomponentcleanup), or grow the disk (qemu-img resize) and extend C: "
                    "(diskpart: extend), then export again")
+
+
+def _unread(f: Facts, fact: str) -> bool:
+    """Whether the ``windows`` fact is null because it could not be read (no evidence: a
+    finding says why), not because the value is absent."""
+    return (f.windows or {}).get(fact) is None and f.source(WINDOWS, fact) is None
+
+
+@rule("san-policy", "the SAN policy brings every disk online (OnlineAll)", needs_windows=True)
+def san_policy(f: Facts, w: Mapping[str, Any]) -> Outcome:
+    """partmgr's SanPolicy: 1 OnlineAll, 2 OfflineShared (Windows Server's default when
+    the value is absent), 3 OfflineAll, 4 OfflineInternal. Anything but OnlineAll
+    leaves Azure's data and resource disks offline (prepare-for-upload-vhd-image.md)."""
+    value = w.get("san_policy")
+    ev = f.ev("windows.san_policy")
+    if _unread(f, "san_policy"):
+        return Outcome(UNKNOWN, "partmgr's SanPolicy could not be read", ev)
+    if value == 1:
+        return Outcome(PASS, "SanPolicy 1 (OnlineAll)", ev)
+    name = SAN_POLICIES.get(value, f"{value}") if value is not None else \
+        "not set (Windows Server's default, OfflineShared)"
+    return Outcome(FAIL, f"SanPolicy {name}: new disks stay offline", ev,
+                   "diskpart: san policy=onlineall (or reg add HKLM\\SYSTEM\\CurrentControlSet"
+                   "\\Services\\partmgr\\Parameters /v SanPolicy /t REG_DWORD /d 1 /f)")
+
+
+SAN_POLICIES = {1: "OnlineAll", 2: "OfflineShared", 3: "OfflineAll", 4: "OfflineInternal"}
+
+
+@rule("winhttp-proxy", "WinHTTP connects directly (no machine-wide proxy)", needs_windows=True)
+def winhttp_proxy(f: Facts, w: Mapping[str, Any]) -> Outcome:
+    """A WinHTTP proxy of the source network sends the guest agent's and Windows
+    Update's traffic to a server the cloud cannot reach."""
+    proxy = w.get("winhttp_proxy")
+    ev = f.ev("windows.winhttp_proxy")
+    if _unread(f, "winhttp_proxy"):
+        return Outcome(UNKNOWN, "the WinHttpSettings value could not be read", ev)
+    if proxy is None:
+        return Outcome(PASS, "WinHTTP connects directly", ev)
+    return Outcome(FAIL, f"WinHTTP goes through the proxy {proxy}", ev,
+                   "netsh winhttp reset proxy")
+
+
+@rule("rdp-nla", "Remote Desktop listens on its port with Network Level Authentication",
+      needs_windows=True)
+def rdp_nla(f: Facts, w: Mapping[str, Any], *, port: int) -> Outcome:
+    """The RDP-Tcp listener's PortNumber and UserAuthentication (NLA), as Azure sets
+    them (prepare-for-upload-vhd-image.md: port 3389, UserAuthentication 1)."""
+    ev = {**f.ev("windows.rdp_port"), **f.ev("windows.rdp_nla")}
+    if _unread(f, "rdp_port") or _unread(f, "rdp_nla"):
+        return Outcome(UNKNOWN, "the RDP-Tcp listener settings could not be read", ev)
+    problems = []
+    if w.get("rdp_port") != port:
+        problems.append(f"listens on port {w.get('rdp_port')}" if w.get("rdp_port") is not None
+                        else "has no PortNumber")
+    if not w.get("rdp_nla"):
+        problems.append("does not require Network Level Authentication")
+    if not problems:
+        return Outcome(PASS, f"RDP-Tcp on port {port} with NLA", ev)
+    key = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp"
+    return Outcome(FAIL, f"the RDP-Tcp listener {' and '.join(problems)}", ev,
+                   f"reg add \"{key}\" /v PortNumber /t REG_DWORD /d {port} /f; reg add "
+                   f"\"{key}\" /v UserAuthentication /t REG_DWORD /d 1 /f")
+
+
+@rule("pagefile-fixed", "the paging file has a fixed size", needs_windows=True)
+def pagefile_fixed(f: Facts, w: Mapping[str, Any]) -> Outcome:
+    """Memory Management's PagingFiles: ``C:\\pagefile.sys 4096 4096`` is fixed (the
+    same initial and maximum size); ``?:\\pagefile.sys`` (every drive managed by
+    Windows) or ``0 0`` (system managed) is not (AWS prepare-vm-image)."""
+    lines = w.get("paging_files")
+    ev = f.ev("windows.paging_files")
+    if _unread(f, "paging_files"):
+        return Outcome(UNKNOWN, "the PagingFiles value could not be read", ev)
+    remedy = ("wmic computersystem set AutomaticManagedPagefile=False; wmic pagefileset where "
+              "name=\"C:\\\\pagefile.sys\" set InitialSize=4096,MaximumSize=4096 (System "
+              "Properties > Advanced > Virtual memory: Custom size, the same twice)")
+    if not lines:
+        return Outcome(FAIL, "no paging file is configured", ev, remedy)
+    managed = [line for line in lines if not _fixed_size(line)]
+    if managed:
+        return Outcome(FAIL, f"paging file sized by Windows: {'; '.join(managed)}", ev, remedy)
+    return Outcome(PASS, f"fixed paging file: {'; '.join(lines)}", ev)
+
+
+def _fixed_size(line: str) -> bool:
+    """A PagingFiles line ``PATH MIN MAX`` with MIN == MAX > 0 on a named drive."""
+    parts = line.split()
+    return (len(parts) == 3 and not parts[0].startswith("?") and parts[1].isdigit()
+            and parts[1] == parts[2] and int(parts[1]) > 0)
+
+
+#: .NET Framework 4.x Release values (Microsoft "How to: Determine which .NET Framework
+#: versions are installed"), the lowest of each version.
+NET_RELEASES = {378389: "4.5", 378675: "4.5.1", 379893: "4.5.2", 393295: "4.6",
+                394254: "4.6.1", 394802: "4.6.2", 460798: "4.7", 461308: "4.7.1",
+                461808: "4.7.2", 528040: "4.8", 533320: "4.8.1"}
+
+
+def _net_version(release: int) -> str:
+    below = [v for r, v in NET_RELEASES.items() if r <= release]
+    return below[-1] if below else "4.0"
+
+
+@rule("dotnet-version", ".NET Framework 4.5 or later is installed", needs_windows=True)
+def dotnet_version(f: Facts, w: Mapping[str, Any], *, min_release: int) -> Outcome:
+    """``min_release``: the lowest ``NDP\\v4\\Full\\Release`` accepted (378389 = 4.5;
+    AWS installs its drivers with it)."""
+    release = w.get("dotnet_release")
+    ev = f.ev("windows.dotnet_release")
+    if _unread(f, "dotnet_release"):
+        return Outcome(UNKNOWN, "the .NET Framework setup key could not be read", ev)
+    want = _net_version(min_release)
+    if release is not None and release >= min_release:
+        return Outcome(PASS, f".NET Framework {_net_version(release)} (Release {release})", ev)
+    have = "no .NET Framework 4.x" if release is None else \
+        f".NET Framework {_net_version(release)} (Release {release})"
+    return Outcome(FAIL, f"{have}: the import needs {want} or later", ev,
+                   f"install .NET Framework {want} or later (ndp48-x86-x64-allos-enu.exe /q) "
+                   "in the source VM")
+
+
+@rule("no-pending-reboot", "no update waits for a restart", needs_windows=True)
+def no_pending_reboot(f: Facts, w: Mapping[str, Any]) -> Outcome:
+    """Component Based Servicing's RebootPending, Windows Update's RebootRequired and
+    Session Manager's PendingFileRenameOperations: an update half installed finishes
+    at the next boot, on the cloud, where it may fail (AWS: no pending updates)."""
+    keys = w.get("reboot_pending")
+    renames = w.get("pending_file_renames")
+    ev = {**f.ev("windows.reboot_pending"), **f.ev("windows.pending_file_renames")}
+    if keys is None or renames is None:
+        return Outcome(UNKNOWN, "the servicing keys could not be read", ev)
+    problems = [f"{k} is set" for k in keys] + \
+        ([f"{renames} file name(s) in PendingFileRenameOperations"] if renames else [])
+    if problems:
+        return Outcome(FAIL, f"a restart is pending: {'; '.join(problems)}", ev,
+                       "restart the source VM (and again until Windows Update shows no "
+                       "pending restart), then shut it down and export")
+    return Outcome(PASS, "no restart pending", ev)
+
+
+@rule("required-update", "an update the cloud needs on this Windows version is installed",
+      needs_windows=True)
+def required_update(f: Facts, w: Mapping[str, Any], *, kb: str, versions: Sequence[str],
+                    why: str) -> Outcome:
+    """``kb`` (e.g. KB4474419, SHA-2 code signing: Google's drivers are SHA-2 signed) is
+    needed on the NT ``versions`` (``6.1``: Windows 7 and Server 2008 R2); installed
+    means a Component Based Servicing package for it."""
+    version = f"{w.get('major_version')}.{w.get('minor_version')}"
+    kbs = w.get("installed_kbs")
+    ev = {**f.ev("windows.major_version"), **f.ev("windows.minor_version"),
+          **f.ev("windows.installed_kbs", [k for k in kbs or [] if k == kb.upper()])}
+    if w.get("major_version") is None:
+        return Outcome(UNKNOWN, "the Windows version could not be read", ev)
+    if version not in versions:
+        return Outcome(PASS, f"Windows {version} does not need {kb}", ev)
+    if kbs is None:
+        return Outcome(UNKNOWN, f"the servicing packages could not be listed, so {kb} "
+                       "cannot be judged", ev)
+    if kb.upper() in kbs:
+        return Outcome(PASS, f"{kb} installed", ev)
+    return Outcome(FAIL, f"Windows {version} without {kb} ({why})", ev,
+                   f"install {kb} from the Microsoft Update Catalog (wusa {kb}.msu /quiet) "
+                   "and restart the source VM")
+
+
+#: The GPT partition types of a Windows dynamic disk (Logical Disk Manager).
+LDM_TYPES = frozenset({"5808c8aa-7e8f-42e0-85d2-e1e90434cfb3",
+                       "af9b60a0-1431-4f62-bc68-3311714a69ad"})
+
+
+@rule("gpt-to-mbr", "a GPT Windows disk meets the conditions of AWS's conversion to MBR",
+      needs_windows=True)
+def gpt_to_mbr(f: Facts, w: Mapping[str, Any], *, max_bytes: int, max_partitions: int,
+               formats: Sequence[str]) -> Outcome:
+    """AWS VM Import converts a GPT system disk to MBR (to boot it by BIOS) only when no
+    boot mode is given and the disk is under ``max_bytes``, has at most
+    ``max_partitions`` partitions, is not a dynamic disk and is one of ``formats``
+    (import-rules.md 2.1); otherwise the disk boots only by UEFI and must be imported
+    with ``--boot-mode uefi``."""
+    info = f.info
+    table = info.get("partition_table")
+    parts = info.get("partitions") or []
+    ev = {**f.ev("partition_table", source="sector 0 / GPT header"),
+          **f.ev("virtual_size", source="container header"),
+          **f.ev("format", source="content (magic bytes)"),
+          **f.ev("partitions[].type", [p.get("type") for p in parts], "partition entries")}
+    if table != "gpt":
+        return Outcome(PASS, f"{table} partition table: no conversion", ev)
+    why = []
+    size = int(info.get("virtual_size") or 0)
+    if size >= max_bytes:
+        why.append(f"{human_size(size)} is not under {human_size(max_bytes)}")
+    if len(parts) > max_partitions:
+        why.append(f"{len(parts)} partitions (at most {max_partitions})")
+    if any(str(p.get("type")).lower() in LDM_TYPES for p in parts):
+        why.append("a dynamic disk (LDM partitions)")
+    if info.get("format") not in formats:
+        why.append(f"{info.get('format')} (converted only from {', '.join(formats)})")
+    if not why:
+        return Outcome(PASS, "GPT disk AWS can convert to MBR for BIOS boot (or import it "
+                       "with --boot-mode uefi)", ev)
+    return Outcome(FAIL, f"GPT disk AWS does not convert to MBR: {'; '.join(why)}; it boots "
+                   "only by UEFI", ev,
+                   "aws ec2 import-image --boot-mode uefi (a UEFI-capable instance type), or "
+                   "convert the disk to MBR in the source VM before export")

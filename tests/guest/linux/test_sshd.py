@@ -15,7 +15,7 @@ from helpers.linux_images import oracle_facts
 from helpers.linux_tree import Link, guest_tree
 
 import imgscan
-from imgscan.guest.linux.sshd import sshd
+from imgscan.guest.linux.daemons import sshd
 
 SSHD = {"usr/sbin/sshd": "\x7fELF"}
 UNIT = "/lib/systemd/system/ssh.service"
