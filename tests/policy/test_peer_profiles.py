@@ -609,3 +609,14 @@ def test_project_with_quota_fails_alibaba(linux_images: dict[str, Info]) -> None
     bad = RULES["root-fs-features"].func(Facts(linux_images["linux:unready"]), **params)
     assert bad.status == "fail" and "project with quota" in bad.message, bad
     assert bad.remedy and "^quota" in bad.remedy
+
+
+def test_pending_renames_alone_warn(registry_images: dict[str, Info]) -> None:
+    """Any installer may queue a rename for the next boot (real hives hold one or two):
+    without a servicing key saying an update waits, AWS's rule warns instead of failing."""
+    info = copy.deepcopy(registry_images["win:unready"])
+    info["windows"]["reboot_pending"] = []
+    params = PROFILES["aws-vmimport"].rules["no-pending-reboot"].params
+    result = RULES["no-pending-reboot"].func(Facts(info), **params)
+    assert result.status == "warn", result
+    assert "2 file name(s)" in result.message and result.remedy

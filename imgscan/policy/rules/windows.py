@@ -512,18 +512,23 @@ def dotnet_version(f: Facts, w: Mapping[str, Any], *, min_release: int) -> Outco
 def no_pending_reboot(f: Facts, w: Mapping[str, Any]) -> Outcome:
     """Component Based Servicing's RebootPending, Windows Update's RebootRequired and
     Session Manager's PendingFileRenameOperations: an update half installed finishes
-    at the next boot, on the cloud, where it may fail (AWS: no pending updates)."""
+    at the next boot, on the cloud, where it may fail (AWS: no pending updates). The
+    servicing keys fail; renames alone, which any installer may leave, warn."""
     keys = w.get("reboot_pending")
     renames = w.get("pending_file_renames")
     ev = {**f.ev("windows.reboot_pending"), **f.ev("windows.pending_file_renames")}
     if keys is None or renames is None:
         return Outcome(UNKNOWN, "the servicing keys could not be read", ev)
-    problems = [f"{k} is set" for k in keys] + \
-        ([f"{renames} file name(s) in PendingFileRenameOperations"] if renames else [])
-    if problems:
-        return Outcome(FAIL, f"a restart is pending: {'; '.join(problems)}", ev,
-                       "restart the source VM (and again until Windows Update shows no "
-                       "pending restart), then shut it down and export")
+    remedy = ("restart the source VM (and again until Windows Update shows no "
+              "pending restart), then shut it down and export")
+    if keys:
+        waiting = "; ".join(f"{k} is set" for k in keys)
+        return Outcome(FAIL, f"an update waits for a restart: {waiting}", ev, remedy)
+    if renames:
+        # Installers of all kinds queue renames too (real hives often hold one or two),
+        # so a rename alone says a restart is due, not that an update is half installed.
+        return Outcome(WARN, f"{renames} file name(s) wait in PendingFileRenameOperations "
+                       "for a restart", ev, remedy)
     return Outcome(PASS, "no restart pending", ev)
 
 
