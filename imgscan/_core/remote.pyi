@@ -6,6 +6,9 @@ class Reader(Protocol):
     url: str
     size: int
     def read(self, offset: int, length: int, structure: str) -> bytes: ...
+    def prefetch(
+        self, ranges: list[tuple[int, int]], structure: str, windows: bool = False
+    ) -> None: ...
     def close(self) -> None: ...
 
 class RemoteSource(Source):
