@@ -139,7 +139,7 @@ class BlockReader:
         with self._lock:
             missing = {b for b in wanted if b not in self._cache and b not in self._inflight}
             if windows:
-                missing.update(self._window(sorted(missing)))
+                missing.update(self._window(sorted(wanted)))
             missing.update(self._first_batch())
             blocks = sorted(missing)
             done = self._claim(blocks)
