@@ -5,6 +5,7 @@ from .source import Source
 class Reader(Protocol):
     url: str
     size: int
+    round_trips: int
     def read(self, offset: int, length: int, structure: str) -> bytes: ...
     def prefetch(
         self, ranges: list[tuple[int, int]], structure: str, windows: bool = False

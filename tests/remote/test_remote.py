@@ -25,6 +25,7 @@ from oracles import run
 
 import imgscan
 from imgscan import limits
+from imgscan._core.remote import RemoteSource
 from imgscan.errors import LimitExceeded, RemoteError
 from imgscan.fingerprints import fingerprint
 from imgscan.policy import check, load_profile
@@ -223,7 +224,9 @@ def test_round_trips_through_a_proxy(s3: SeaweedS3, monkeypatch: pytest.MonkeyPa
             monkeypatch.setenv(key, value)
         with imgscan.open(f"s3://{BUCKET}/lib/{name}") as img:
             info = img.info()
-            own_rounds = img._source.reader.round_trips
+            source = img._source
+            assert isinstance(source, RemoteSource)
+            own_rounds = source.reader.round_trips
         check(info, load_profile(None))
     print(f"{name}: {crossed.ranges} requests, {crossed.rounds} rounds "
           f"({own_rounds} + HEAD), {crossed.range_bytes} bytes")
@@ -311,9 +314,58 @@ def test_bad_credentials(s3_env: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> 
     assert "wrong-secret-value-1234" not in str(exc) and ACCESS_KEY not in str(exc)
 
 
-def test_obs_needs_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_obs_needs_an_endpoint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "absent"))
     assert "endpoint" in str(error_of("obs://bucket/image.qcow2"))
+
+
+#: What the AWS tools read from the environment, unset for the shared-files test.
+AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
+                 "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_CONFIG_FILE",
+                 "AWS_SHARED_CREDENTIALS_FILE")
+
+
+def test_aws_shared_files(s3: SeaweedS3, tmp_path: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """With only AWS_PROFILE (and AWS_ALLOW_HTTP) in the environment, the endpoint, region
+    and keys come from that profile in ~/.aws/config and ~/.aws/credentials (a temporary
+    HOME), for the library and the CLI, and obs:// finds its endpoint there; variables
+    in the environment win over the files; the default profile is used without
+    AWS_PROFILE."""
+    aws = tmp_path / ".aws"
+    aws.mkdir()
+    (aws / "config").write_text(
+        f"[default]\nregion = eu-west-1\nendpoint_url = {s3.endpoint}\n\n"
+        f"[profile imgscan]\nregion = us-east-1\nendpoint_url = {s3.endpoint}\n")
+    (aws / "credentials").write_text(
+        "[default]\naws_access_key_id = WRONGKEY\naws_secret_access_key = wrong-secret-1234\n\n"
+        f"[imgscan]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
+    for name in AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    monkeypatch.setenv("AWS_PROFILE", "imgscan")
+    url = f"s3://{BUCKET}/lib/bios.qcow2"
+    with imgscan.open(url) as img:
+        assert img.info()["source"]["storage_class"] == "STANDARD"
+    with imgscan.open(f"obs://{BUCKET}/cold/bios.vhd") as img:
+        assert img.info()["source"]["storage_class"] == "STANDARD_IA"
+    done = cli("info", "--json", url, env={}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["source"]["url"] == url
+    # the environment's (wrong) secret wins over the profile's
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-1234")
+    exc = error_of(url)
+    assert "access denied" in str(exc) or "credentials" in str(exc)
+    # no AWS_PROFILE: the default profile, whose keys are wrong
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name)
+    exc = error_of(url)
+    assert "access denied" in str(exc) or "credentials" in str(exc)
+    assert "wrong-secret-1234" not in str(exc) and "WRONGKEY" not in str(exc)
 
 
 def test_obs_through_the_s3_api(s3_env: SeaweedS3) -> None:
