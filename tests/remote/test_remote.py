@@ -29,7 +29,7 @@ from imgscan._core.remote import RemoteSource
 from imgscan.errors import LimitExceeded, RemoteError
 from imgscan.fingerprints import fingerprint
 from imgscan.policy import check, load_profile
-from imgscan.remote import is_url
+from imgscan.remote import blocks, is_url
 from imgscan.remote import store as remote_store
 
 BUCKET = "imgscan-images"
@@ -236,6 +236,54 @@ def test_round_trips_through_a_proxy(s3: SeaweedS3, monkeypatch: pytest.MonkeyPa
     # the proxy sees at least those rounds (more only if a batch's requests did not
     # overlap in time on a loaded machine): imgscan does not undercount them
     assert crossed.rounds >= own_rounds + 1
+
+
+def test_prefetch_batches(library: dict[str, Path]) -> None:
+    """The reader's prefetch: announced ranges are one round trip, their blocks only
+    (with ``windows``, the 128 KiB around each too), and reading them afterwards costs
+    nothing; a guest range announced through the virtual disk reaches the host bytes
+    that hold it (a qcow2, whose clusters are not where the guest sees them): reading
+    it then makes no request, and gives the local file's bytes."""
+    path = library["bios.qcow2"]
+    data = path.read_bytes()
+    fetched: list[tuple[int, int]] = []
+
+    def fetch(start: int, end: int) -> bytes:
+        fetched.append((start, end))
+        return data[start:end]
+
+    reader = blocks.BlockReader("mem://x", len(data), fetch)
+    far = [(1 << 20, 6), (2 << 20, 6), (len(data) - 512, 512)]
+    reader.prefetch(far, "signatures")
+    assert reader.round_trips == 1
+    # the first MiB with the block at 1 MiB, the block at 2 MiB, the tail
+    assert len(fetched) == 3
+    before = reader.bytes_read
+    assert before == blocks.PRIME_BYTES + 3 * blocks.BLOCK_SIZE
+    for offset, length in far:
+        assert reader.read(offset, length, "signature") == data[offset:offset + length]
+    reader.prefetch([(3 << 20, 6)], "signature", windows=True)
+    assert reader.round_trips == 2 and reader.bytes_read - before == blocks.MISS_WINDOW
+    assert reader.requests == len(fetched)
+    reader.close()
+
+    with http_store({"p.qcow2": path}) as (base, served), \
+            imgscan.open(f"{base}/p.qcow2") as img, imgscan.open(path) as local:
+        guest = img.guest()
+        assert guest.read is not None and guest.prefetch is not None
+        img.info()
+        # stored guest bytes that info did not read: the middle of the longest data
+        # extent, whose clusters sit elsewhere in the file than in the guest
+        emap = img.extents()
+        longest = max((emap[i] for i in range(len(emap)) if emap[i].kind == "data"),
+                      key=lambda e: e.length)
+        assert longest.host != longest.start
+        where = longest.start + longest.length // 2
+        requests = served.requests
+        guest.prefetch([(where, 4096)], "test", False)
+        assert served.requests == requests + 1
+        assert guest.read(where, 4096) == local.read(where, 4096)
+        assert served.requests == requests + 1
 
 
 def test_fingerprint_fetches_stored_bytes_once(library: dict[str, Path]) -> None:
