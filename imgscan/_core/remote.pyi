@@ -6,6 +6,7 @@ class Reader(Protocol):
     url: str
     size: int
     round_trips: int
+    requests: int
     def read(self, offset: int, length: int, structure: str) -> bytes: ...
     def prefetch(
         self, ranges: list[tuple[int, int]], structure: str, windows: bool = False

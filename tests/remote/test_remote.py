@@ -208,8 +208,8 @@ def test_counts_match_a_proxy(s3: SeaweedS3, monkeypatch: pytest.MonkeyPatch) ->
 #: counted by a proxy. Before detection and the partition probes announced what they read
 #: (Source.prefetch), bios.qcow2 took 9 requests in 9 rounds and bios.img 14 in 14
 #: (imgscan's own counts, plus the HEAD).
-ROUND_TRIP_BOUNDS = {"bios.qcow2": (9, 6), "bios.vhdx": (15, 11), "bios.vhd": (13, 10),
-                     "bios.img": (13, 10), "uefi.img": (13, 9)}
+ROUND_TRIP_BOUNDS = {"bios.qcow2": (9, 6), "bios.vhdx": (15, 11), "bios.vhd": (13, 9),
+                     "bios.img": (13, 9), "uefi.img": (14, 9)}
 
 
 @pytest.mark.parametrize("name", ROUND_TRIP_BOUNDS)
@@ -267,7 +267,7 @@ def test_prefetch_batches(library: dict[str, Path]) -> None:
     assert reader.requests == len(fetched)
     reader.close()
 
-    with http_store({"p.qcow2": path}) as (base, served), \
+    with http_store({"p.qcow2": path}) as (base, _), \
             imgscan.open(f"{base}/p.qcow2") as img, imgscan.open(path) as local:
         guest = img.guest()
         assert guest.read is not None and guest.prefetch is not None
@@ -279,11 +279,15 @@ def test_prefetch_batches(library: dict[str, Path]) -> None:
                       key=lambda e: e.length)
         assert longest.host != longest.start
         where = longest.start + longest.length // 2
-        requests = served.requests
+        # the reader's own count: the server counts a request once its answer is sent,
+        # which may be after the client has read it
+        source = img._source
+        assert isinstance(source, RemoteSource)
+        requests = source.reader.requests
         guest.prefetch([(where, 4096)], "test", False)
-        assert served.requests == requests + 1
+        assert source.reader.requests == requests + 1
         assert guest.read(where, 4096) == local.read(where, 4096)
-        assert served.requests == requests + 1
+        assert source.reader.requests == requests + 1
 
 
 def test_fingerprint_fetches_stored_bytes_once(library: dict[str, Path]) -> None:
