@@ -8,8 +8,9 @@ next structure is usually in it. A stage that knows what it will read next
 announces it (:meth:`BlockReader.prefetch`, through the source's ``prefetch``):
 those ranges are fetched as one concurrent batch, so an announced structure
 costs no round trip of its own; block by block (a signature costs its block), or
-with the window around each where the stage says their neighbours are read next. The first fetch of an object also takes its first
-:data:`PRIME_BYTES` and its last block. Missing blocks of one batch are coalesced
+with the window around each where the stage says their neighbours are read next.
+The first fetch of an object also takes its first :data:`PRIME_BYTES` and its last
+block. Missing blocks of one batch are coalesced
 into runs (a gap of up to :data:`COALESCE_GAP_BLOCKS` is fetched rather than split
 into two requests), long runs are cut into requests of at most
 :data:`MAX_REQUEST_BYTES` fetched concurrently, and a read that starts where the
