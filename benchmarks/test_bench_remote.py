@@ -5,9 +5,12 @@ SeaweedFS S3 gateway on loopback (tests/helpers/stores.py) holds the Windows
 fixture disks as qcow2 (one also grown to 100 GiB of virtual size, same data)
 and the bios disk in every container format. Printed per image: range
 requests, bytes fetched against bytes stored, sequential round trips (reads
-that waited on the network, each a batch of concurrent requests), and the
-latency that many round trips would add at 20 ms and 80 ms RTT. The time test
-runs ``check`` on the same disk locally and through the store, side by side.
+that waited on the network, each a batch of concurrent requests: imgscan's own
+count, and the count of a proxy in front of the store, which sees the HEAD at
+open too), and the latency that many round trips would add at 20 ms and 80 ms
+RTT. The time test runs ``check`` on the same disk locally and through the
+store, side by side; the latency test runs it through a proxy that delays
+every request by 20 ms and 80 ms.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ import statistics
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import images
 import pytest
-from helpers.stores import SeaweedS3
+from helpers.stores import Crossed, SeaweedS3, counting_proxy
 from test_bench_windows import windows_qcow2
 
 import imgscan
@@ -80,17 +84,34 @@ def inspect(target: str | Path) -> tuple[dict[str, Any], Any]:
     return info, reader
 
 
-def row(name: str, info: dict[str, Any], reader: Any) -> str:
+@contextmanager
+def proxied(server: SeaweedS3, delay: float = 0.0) -> Iterator[Crossed]:
+    """The store's endpoint replaced by a counting proxy's (delaying each request by
+    ``delay`` seconds) while the block runs."""
+    with counting_proxy(server.endpoint, delay=delay) as (endpoint, crossed):
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        try:
+            yield crossed
+        finally:
+            os.environ["AWS_ENDPOINT_URL"] = server.endpoint
+
+
+def row(name: str, info: dict[str, Any], reader: Any, crossed: Crossed | None) -> str:
+    """One table row; without a proxy, the rounds are imgscan's own plus the HEAD."""
     source = info["source"]
-    latency = " | ".join(f"{reader.round_trips * rtt:.2f} s" for rtt in RTTS)
+    if crossed is not None:
+        assert (source["requests"], source["bytes_read"]) == (crossed.ranges,
+                                                             crossed.range_bytes)
+    rounds = reader.round_trips + 1 if crossed is None else crossed.rounds
+    latency = " | ".join(f"{rounds * rtt:.2f} s" for rtt in RTTS)
     return (f"| {name} | {source['requests']} | {source['bytes_read'] / MIB:.2f} MiB | "
             f"{source['size'] / MIB:.1f} MiB | "
             f"{100 * source['bytes_read'] / source['size']:.1f} % | {reader.round_trips} | "
-            f"{latency} |")
+            f"{'-' if crossed is None else crossed.rounds} | {latency} |")
 
 
-HEADER = ("| image | requests | fetched | stored | share | round trips | at 20 ms | at 80 ms |\n"
-          "|---|---|---|---|---|---|---|---|")
+HEADER = ("| image | requests | fetched | stored | share | round trips | rounds at the proxy "
+          "(HEAD too) | at 20 ms | at 80 ms |\n|---|---|---|---|---|---|---|---|---|")
 
 
 def test_windows_check_bytes(store: tuple[SeaweedS3, dict[str, Path]]) -> None:
@@ -98,10 +119,11 @@ def test_windows_check_bytes(store: tuple[SeaweedS3, dict[str, Path]]) -> None:
     profile = load_profile(None)
     lines = [HEADER]
     for name in ("windows-bios.qcow2", "windows-uefi.qcow2", "windows-bios-100g.qcow2"):
-        info, reader = inspect(f"s3://{BUCKET}/{name}")
+        with proxied(store[0]) as crossed:
+            info, reader = inspect(f"s3://{BUCKET}/{name}")
         check(info, profile)
         assert info["windows"] and info["source"]["bytes_read"] <= 16 * MIB
-        lines.append(row(name, info, reader))
+        lines.append(row(name, info, reader, crossed))
     print("\n" + "\n".join(lines))
 
 
@@ -110,12 +132,13 @@ def test_library_info_bytes(store: tuple[SeaweedS3, dict[str, Path]]) -> None:
     lines = [HEADER]
     fetched = stored = 0
     for name in FORMATS:
-        info, reader = inspect(f"s3://{BUCKET}/library/bios.{name}")
+        with proxied(store[0]) as crossed:
+            info, reader = inspect(f"s3://{BUCKET}/library/bios.{name}")
         fetched += info["source"]["bytes_read"]
         stored += info["source"]["size"]
-        lines.append(row(name, info, reader))
+        lines.append(row(name, info, reader, crossed))
     lines.append(f"| all | | {fetched / MIB:.2f} MiB | {stored / MIB:.1f} MiB | "
-                 f"{100 * fetched / stored:.1f} % | | | |")
+                 f"{100 * fetched / stored:.1f} % | | | | |")
     print("\n" + "\n".join(lines))
 
 
@@ -138,6 +161,25 @@ def test_check_time_local_vs_store(store: tuple[SeaweedS3, dict[str, Path]]) -> 
           f"{remote * 1000:.0f} ms, ratio {remote / local:.2f}")
 
 
+def test_check_at_latency(store: tuple[SeaweedS3, dict[str, Path]]) -> None:
+    """check of the Windows fixture through a proxy that delays every request by 20 ms
+    and 80 ms (3 runs each, medians): measured beside rounds x RTT."""
+    profile = load_profile(None)
+    url = f"s3://{BUCKET}/windows-bios.qcow2"
+    for rtt in RTTS:
+        times = []
+        for _ in range(3):
+            with proxied(store[0], rtt) as crossed:
+                start = time.perf_counter()
+                info, _ = inspect(url)
+                check(info, profile)
+                times.append(time.perf_counter() - start)
+        print(f"\ncheck windows-bios.qcow2 at {rtt * 1000:.0f} ms per request: "
+              f"{statistics.median(times):.3f} s (min {min(times):.3f}), {crossed.rounds} "
+              f"rounds x RTT = {crossed.rounds * rtt:.3f} s, {crossed.ranges} range "
+              f"requests + {crossed.heads} HEAD")
+
+
 def test_linux_info_bytes() -> None:
     """info of the real Debian disks (tests/fixtures/linux) through a range-capable
     http.server: a Linux inspection reads the initramfs, so it fetches more."""
@@ -148,5 +190,5 @@ def test_linux_info_bytes() -> None:
     for variant, path in linux_disks().items():
         with http_store({"l.qcow2": path}) as (base, _):
             info, reader = inspect(f"{base}/l.qcow2")
-        lines.append(row(variant, info, reader))
+        lines.append(row(variant, info, reader, None))
     print("\n" + "\n".join(lines))

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ._core.ova import Package
 
     Read = Callable[[int, int], bytes]
+    Prefetch = Callable[[list[tuple[int, int]], str, bool], None]
 
 #: Logical sector sizes a container may state (``details["logical_sector_size"]``, VHDX).
 SECTOR_SIZES = (512, 4096)
@@ -73,13 +74,17 @@ class GuestBytes:
     ``read`` is None exactly when ``why_not`` says why the guest bytes cannot be read.
     """
 
-    __slots__ = ("el_torito", "path", "read", "refused_id", "sector_size", "size", "why_not")
+    __slots__ = ("el_torito", "path", "prefetch", "read", "refused_id", "sector_size", "size",
+                 "why_not")
 
     def __init__(self, path: str, read: Read | None, size: int, sector_size: int | None,
                  el_torito: Sequence[Mapping[str, Any]] | None, refused_id: str,
-                 why_not: Finding | None = None) -> None:
+                 why_not: Finding | None = None, prefetch: Prefetch | None = None) -> None:
         self.path = path
         self.read = read
+        #: ``prefetch(ranges, structure, windows)``: announce guest ranges that will be read next
+        #: (the disk's ``VirtualDisk.prefetch``), or None.
+        self.prefetch = prefetch
         self.size = size
         self.sector_size = sector_size
         self.el_torito = el_torito
@@ -295,7 +300,7 @@ class DiskImage:
             return GuestBytes(self.path, None, 0, None, None, refused, why)
         return GuestBytes(self.path, disk.read, disk.size,
                           hint if hint in SECTOR_SIZES else None, details.get("el_torito"),
-                          refused)
+                          refused, prefetch=disk.prefetch)
 
     # -- layout and guest bytes ---------------------------------------------
     def extents(self) -> ExtentMap:

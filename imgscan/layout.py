@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from . import bootmode, limits
 from ._core import lvm
-from ._core.filesystems import probe_volume
+from ._core.filesystems import probe_regions, probe_volume
 from ._core.partitions import read_partition_table
 from .errors import ImageError, LimitExceeded, UnsupportedFeature
 from .findings import ENCRYPTED, Finding, finding_id
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from ._core.filesystems import Volume
     from ._core.partitions import Partition, PartitionTable
-    from .disk_image import GuestBytes
+    from .disk_image import GuestBytes, Prefetch
 
     Read = Callable[[int, int], bytes]
 
@@ -209,20 +209,30 @@ def encrypted_volumes(partitions: list[dict[str, Any]],
 
 
 def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None = None,
-             el_torito: Sequence[Mapping[str, Any]] | None = None) -> Layout:
+             el_torito: Sequence[Mapping[str, Any]] | None = None,
+             prefetch: Prefetch | None = None) -> Layout:
     """The layout of the guest disk that ``read(offset, length)`` returns bytes of.
 
+    ``prefetch(ranges, structure, windows)``, when given, is told the regions every
+    partition's probe reads first (and the neighbourhood the filesystem's reads
+    follow in), all at once, before they are read.
     Raises only what ``read`` raises (an unreadable guest disk).
     """
     table: PartitionTable = read_partition_table(read, disk_size, path, sector_size)
     findings = [f.at(PARTITIONS) for f in table.findings]
     partitions: list[dict[str, Any]] = []
     filesystems: dict[int, str | None] = {}
-    for p in table.partitions:
+    # the bytes of each partition that is probed (an extended or protective one is not)
+    sizes = [min(p.size, disk_size - p.start)
+             if not (p.is_extended or p.is_protective) and p.start < disk_size else None
+             for p in table.partitions]
+    if prefetch is not None:
+        prefetch([r for p, size in zip(table.partitions, sizes, strict=True) if size is not None
+                  for r in probe_regions(p.start, size)], "volume signatures", True)
+    for p, size in zip(table.partitions, sizes, strict=True):
         volume = None
-        if not (p.is_extended or p.is_protective) and p.start < disk_size:
-            volume = _probed(read, p.start, min(p.size, disk_size - p.start),
-                             f"partition {p.number}", findings)
+        if size is not None:
+            volume = _probed(read, p.start, size, f"partition {p.number}", findings)
         filesystems[p.number] = volume.filesystem if volume is not None else None
         partitions.append(_partition_dict(p, volume))
     filesystem = None
@@ -252,7 +262,7 @@ def of_guest(guest: GuestBytes) -> Layout:
     if guest.read is not None:
         try:
             return describe(guest.read, guest.size, guest.path, sector_size=guest.sector_size,
-                            el_torito=guest.el_torito)
+                            el_torito=guest.el_torito, prefetch=guest.prefetch)
         except ImageError as exc:
             why = guest.failed(exc)
     assert why is not None, "GuestBytes without a reader names why"

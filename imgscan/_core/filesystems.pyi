@@ -3,6 +3,7 @@ from collections.abc import Callable
 from .probes.volume import HEAD_BYTES as HEAD_BYTES
 from .probes.volume import Volume as Volume
 
-__all__ = ["HEAD_BYTES", "Volume", "probe_volume"]
+__all__ = ["HEAD_BYTES", "Volume", "probe_regions", "probe_volume"]
 
 def probe_volume(read: Callable[[int, int], bytes], offset: int, size: int) -> Volume | None: ...
+def probe_regions(offset: int, size: int) -> list[tuple[int, int]]: ...

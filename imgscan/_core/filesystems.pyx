@@ -50,11 +50,28 @@ from .probes.linux cimport (
 from .probes.volume cimport Probe
 
 from .probes.linux import (
-    BTRFS_SB, BTRFS_SB_BYTES, SWAP_MAGIC_LENGTH, SWAP_MAGIC_V0, SWAP_MAGIC_V1, SWAP_PAGE_SIZES,
+    BTRFS_SB, BTRFS_SB_BYTES, MD0_SB_BYTES, MD1_SB_BYTES, MD_RESERVED, SWAP_MAGIC_LENGTH, SWAP_MAGIC_V0,
+    SWAP_MAGIC_V1, SWAP_PAGE_SIZES, md0_offset, md10_offset,
 )
 from .probes.volume import HEAD_BYTES, Volume
 
-__all__ = ["HEAD_BYTES", "Volume", "probe_volume"]
+__all__ = ["HEAD_BYTES", "Volume", "probe_regions", "probe_volume"]
+
+
+def probe_regions(offset, size):
+    """The guest ranges ``(offset, length)`` that :func:`probe_volume` of the volume at
+    ``[offset, offset + size)`` reads first, whatever it holds: the MD 0.90 and 1.0
+    superblocks near its end and its first HEAD_BYTES. Announced for every partition
+    at once (``Source.prefetch``), so that a remote image fetches them in one round
+    trip, not one per partition."""
+    if size <= 0 or offset < 0:
+        return []
+    regions = [(offset, min(HEAD_BYTES, size))]
+    if size > MD_RESERVED:
+        regions.append((offset + md0_offset(size), MD0_SB_BYTES))
+    if size >= 16 * 512:
+        regions.append((offset + md10_offset(size), MD1_SB_BYTES))
+    return regions
 
 
 def probe_volume(read, offset, size):

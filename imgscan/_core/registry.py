@@ -36,12 +36,6 @@ from . import c_mbr, c_tar, raw
 from .container import Container, Format
 from .source import Source
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    Hint = Callable[["Peek"], bool]
-
 
 # -- cheap necessary conditions, checked before a module is imported ----------------
 class Peek:
@@ -52,7 +46,9 @@ class Peek:
     bulk scan's. The file's first :data:`PEEK_HEAD` bytes (every magic at a
     fixed offset but the farther LUKS2 secondary headers, the ISO descriptor
     included) and last :data:`PEEK_TAIL` (VHD footer, DMG trailer) are read
-    once; anything else is read when a hint asks.
+    once; anything else is read when a hint asks. Everything the hints may
+    read is announced to the source first (``Source.prefetch``): a remote
+    source fetches it all in one round trip instead of one per far signature.
     """
 
     __slots__ = ("head", "size", "source", "tail", "tail_start")
@@ -60,8 +56,10 @@ class Peek:
     def __init__(self, source: Source) -> None:
         self.source = source
         self.size = size = source.size
-        self.head = source.read(0, min(PEEK_HEAD, size), "format signature")
-        self.tail_start = max(len(self.head), size - PEEK_TAIL)
+        head = min(PEEK_HEAD, size)
+        self.tail_start = max(head, size - PEEK_TAIL)
+        announce_signatures(source)
+        self.head = source.read(0, head, "format signature")
         self.tail = source.read(self.tail_start, size - self.tail_start, "format signature")
 
     def read(self, start: int, length: int) -> bytes:
@@ -74,40 +72,80 @@ class Peek:
         return self.source.read(start, length, "format signature")
 
 
+def announce_signatures(source: Source) -> None:
+    """Announce to ``source`` every range format detection may read: both ends (the
+    peek, an OVF package's first header) and every hint's signature."""
+    size = source.size
+    source.prefetch([(0, min(PEEK_HEAD, size)), (max(0, size - PEEK_TAIL), PEEK_TAIL),
+                     *(r for c in REGISTRY for r in c.hint.reads(size))],
+                    "format signature")
+
+
 #: Bytes :class:`Peek` reads at each end of the file (the ISO 9660 primary volume
 #: descriptor is at 32768 + 1; the VHD footer and DMG trailer in the last 512).
 PEEK_HEAD = 16 * 2048 + 8
 PEEK_TAIL = 512
 
 
-def at(offset: int, *magics: bytes) -> Hint:
+class Signature:
     """One of ``magics`` at ``offset`` (negative: from the end of the file).
 
     A file cut short inside the magic still matches when what it holds is a
     prefix of it, so that the module's probe can call a truncated header
     truncated instead of it being read as raw.
     """
-    length = max(len(m) for m in magics)
 
-    def hint(peek: Peek) -> bool:
+    __slots__ = ("length", "magics", "offset")
+
+    def __init__(self, offset: int, magics: tuple[bytes, ...]) -> None:
+        self.offset = offset
+        self.magics = magics
+        self.length = max(len(m) for m in magics)
+
+    def _start(self, size: int) -> int:
+        return size + self.offset if self.offset < 0 else self.offset
+
+    def reads(self, size: int) -> list[tuple[int, int]]:
+        """The range ``(offset, length)`` this hint reads in a file of ``size`` bytes."""
+        start = self._start(size)
+        return [(start, min(self.length, size - start))] if 0 <= start < size else []
+
+    def __call__(self, peek: Peek) -> bool:
         size = peek.size
-        start = size + offset if offset < 0 else offset
+        start = self._start(size)
         if start < 0 or start >= size:
             return False
-        if size - start >= length:
-            return peek.read(start, length).startswith(magics)
+        if size - start >= self.length:
+            return peek.read(start, self.length).startswith(self.magics)
         got = peek.read(start, size - start)
         return any(m.startswith(got) if len(got) < len(m) else got.startswith(m)
-                   for m in magics)
-
-    return hint
+                   for m in self.magics)
 
 
-def any_of(*hints: Hint) -> Hint:
-    def hint(peek: Peek) -> bool:
-        return any(h(peek) for h in hints)
+class AnyOf:
+    """Any of several hints."""
 
-    return hint
+    __slots__ = ("hints",)
+
+    def __init__(self, hints: tuple[Hint, ...]) -> None:
+        self.hints = hints
+
+    def reads(self, size: int) -> list[tuple[int, int]]:
+        return [r for h in self.hints for r in h.reads(size)]
+
+    def __call__(self, peek: Peek) -> bool:
+        return any(h(peek) for h in self.hints)
+
+
+Hint = Signature | AnyOf
+
+
+def at(offset: int, *magics: bytes) -> Signature:
+    return Signature(offset, magics)
+
+
+def any_of(*hints: Hint) -> AnyOf:
+    return AnyOf(hints)
 
 
 class Candidate:
@@ -170,6 +208,7 @@ def may_be_package(source: Source) -> bool:
     """A cheap necessary condition for an OVF package (:mod:`imgscan._core.ova`, which
     decides): the ustar magic of an OVA's first header, or text that may be XML. Checked
     before that module, and xml.etree with it, is imported."""
+    announce_signatures(source)     # the first of detection's reads: announce them all
     head = source.read(0, min(c_tar.BLOCK, source.size), "format signature")
     return (head[c_tar.MAGIC_OFFSET:c_tar.MAGIC_OFFSET + 5] == c_tar.MAGIC_USTAR[:5]
             or head.startswith(_XML_STARTS))

@@ -5,7 +5,12 @@ from .source import Source
 class Reader(Protocol):
     url: str
     size: int
+    round_trips: int
+    requests: int
     def read(self, offset: int, length: int, structure: str) -> bytes: ...
+    def prefetch(
+        self, ranges: list[tuple[int, int]], structure: str, windows: bool = False
+    ) -> None: ...
     def close(self) -> None: ...
 
 class RemoteSource(Source):

@@ -7,7 +7,8 @@ a local file. It overrides exactly the methods that touch the file (``read``,
 ``view``, ``copy_into``, ``map``, ``data_runs``, ``close``), so every decoder
 reads it unchanged; there is nothing to map, so decoders take their ``pread``
 path. Bounds are checked by the base class against the object's size, as for
-a file.
+a file. ``prefetch`` passes a stage's announcement of what it reads next to the
+reader, which fetches it as one concurrent batch.
 """
 
 from libc.stdint cimport uint8_t, uint64_t
@@ -64,6 +65,10 @@ cdef class RemoteSource(Source):
         if avail < length:
             memset(dst + avail, 0, length - avail)
         return 0
+
+    def prefetch(self, ranges, str structure, bint windows=False):
+        """Fetch ``ranges`` (``(offset, length)``) now, together: they will be read next."""
+        self.reader.prefetch(list(ranges), structure, windows)
 
     def drop(self, uint64_t offset, uint64_t length):
         """Nothing to drop: the block cache bounds its own memory."""

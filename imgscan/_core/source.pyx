@@ -141,6 +141,17 @@ cdef class Source:
             return memoryview(self._mmap)[self.base + offset:self.base + offset + length]
         return self._pread_exact(offset, length, structure)
 
+    def prefetch(self, ranges, str structure, bint windows=False):
+        """A hint: the ``(offset, length)`` ranges in ``ranges`` will be read next.
+
+        A stage that knows the structures it needs next (format detection's
+        signatures, each partition's first sectors) announces them, so that a
+        source for which each read costs a round trip
+        (:class:`imgscan._core.remote.RemoteSource`) fetches them together;
+        ``windows`` says that their neighbourhood will be read too. Nothing to do
+        for a file: its reads are cheap.
+        """
+
     def drop(self, uint64_t offset, uint64_t length):
         """Unmap the map's pages over ``[offset, offset + length)`` from this process.
 

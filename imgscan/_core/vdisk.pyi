@@ -1,3 +1,5 @@
+from collections.abc import Iterable
+
 from .container import Container
 from .source import Source
 
@@ -8,6 +10,9 @@ class VirtualDisk:
         self, container: Container, files: list[Source | None], backing: VirtualDisk | None = None
     ) -> None: ...
     def read(self, offset: int, length: int) -> bytes: ...
+    def prefetch(
+        self, ranges: Iterable[tuple[int, int]], structure: str, windows: bool = False
+    ) -> None: ...
     def stored(self, offset: int, length: int) -> tuple[Source, int] | None: ...
     def readinto(
         self, offset: int, buffer: memoryview | bytearray, *, mapped: bool = True

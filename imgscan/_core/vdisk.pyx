@@ -89,6 +89,33 @@ cdef class VirtualDisk:
             self._fill(offset, &dst[0], n, mapped)
         return n
 
+    def prefetch(self, ranges, str structure, bint windows=False):
+        """Announce guest ranges ``(offset, length)`` that will be read next: each is
+        passed on, through the map, as the host ranges of its stored data to the file
+        that holds them (``Source.prefetch``); zeros, holes and compressed clusters
+        have nothing to announce."""
+        cdef Py_ssize_t idx
+        cdef ExtentRec* e
+        cdef uint64_t offset, end, take
+        hosts = {}
+        for start, length in ranges:
+            if start < 0 or length <= 0 or start >= self.size:
+                continue
+            offset = start
+            end = min(<uint64_t>start + <uint64_t>length, self.size)
+            while offset < end:
+                idx = self.emap.find(offset)
+                if idx < 0:
+                    break
+                e = &self.emap.ext[idx]
+                take = min(e.start + e.length, end) - offset
+                if e.kind == KIND_DATA and e.file < len(self.files) \
+                        and self.files[e.file] is not None:
+                    hosts.setdefault(e.file, []).append((e.host + offset - e.start, take))
+                offset += take
+        for index, host_ranges in hosts.items():
+            self.files[index].prefetch(host_ranges, structure, windows)
+
     def stored(self, uint64_t offset, uint64_t length):
         """``(source, host)`` when guest bytes ``[offset, offset + length)`` are stored
         verbatim and contiguously at ``host`` inside one open file, else ``None``.

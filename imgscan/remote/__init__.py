@@ -41,13 +41,9 @@ def open_source(url: str, *, reads_all: bool = False) -> RemoteSource:
     reader = BlockReader(url, obj.size, lambda start, end: fetch(obj, start, end),
                          allowance=obj.size if reads_all else 0)
     reader.object = obj
-    source = RemoteSource(reader)
-    try:
-        reader.prime()
-    except BaseException:
-        source.close()
-        raise
-    return source
+    # no range is fetched yet: the first batch (the object's head and tail, with what
+    # format detection announces it will read) is the first stage's to ask for
+    return RemoteSource(reader)
 
 
 def store_failure(source: Source) -> ImageError | None:

@@ -1,15 +1,21 @@
 """The range reader under a remote source: blocks, a cache, read-ahead, coalescing.
 
 Decoders ask for small structures (a header, a table, an MFT record) one after
-the other; over a network each request costs a round trip. So every read is
-widened to whole blocks of :data:`BLOCK_SIZE`, kept in a bounded LRU cache
-(:data:`CACHE_BYTES`): the next structure is usually in a block already held.
-Missing blocks of one read are coalesced into runs (a gap of up to
-:data:`COALESCE_GAP_BLOCKS` is fetched rather than split into two requests),
-long runs are cut into requests of at most :data:`MAX_REQUEST_BYTES` fetched
-concurrently, and a read that starts where the previous fetch ended is taken
-as sequential and fetches a read-ahead window that doubles up to
-:data:`READAHEAD_MAX_BYTES`. Every fetch counts against
+the other; over a network each request costs a round trip. Bytes are cached in
+blocks of :data:`BLOCK_SIZE` in a bounded LRU cache (:data:`CACHE_BYTES`). A read
+that misses fetches the aligned window of :data:`MISS_WINDOW` around it: the
+next structure is usually in it. A stage that knows what it will read next
+announces it (:meth:`BlockReader.prefetch`, through the source's ``prefetch``):
+those ranges are fetched as one concurrent batch, so an announced structure
+costs no round trip of its own; block by block (a signature costs its block), or
+with the window around each where the stage says their neighbours are read next.
+The first fetch of an object also takes its first :data:`PRIME_BYTES` and its last
+block. Missing blocks of one batch are coalesced
+into runs (a gap of up to :data:`COALESCE_GAP_BLOCKS` is fetched rather than split
+into two requests), long runs are cut into requests of at most
+:data:`MAX_REQUEST_BYTES` fetched concurrently, and a read that starts where the
+previous fetch ended is taken as sequential and fetches a read-ahead window that
+doubles up to :data:`READAHEAD_MAX_BYTES`. Every fetch counts against
 ``limits.REMOTE_MAX_FETCH_BYTES`` before it is made.
 """
 
@@ -30,9 +36,13 @@ if TYPE_CHECKING:
     #: ``fetch(start, end)``: the object's bytes ``[start, end)``, exactly.
     Fetch = Callable[[int, int], bytes]
 
-#: The unit of fetching and caching: large enough that neighbouring structures share a
-#: request, small enough that a scattered MFT record does not drag in megabytes.
-BLOCK_SIZE = 128 * 1024
+#: The unit of caching, and of fetching an announced structure: small, so that a
+#: structure announced for prefetch (a signature, a table) costs little more than itself.
+BLOCK_SIZE = 16 * 1024
+#: What a read that misses fetches: the aligned window around it, large enough that
+#: neighbouring structures (the next MFT record, index block or hive bin) share the
+#: request, small enough that a scattered record does not drag in megabytes.
+MISS_WINDOW = 128 * 1024
 #: Memory the cache of one image may hold.
 CACHE_BYTES = 64 * 1024 * 1024
 #: Largest read-ahead window of a sequential reader.
@@ -43,11 +53,11 @@ COALESCE_GAP_BLOCKS = 2
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 #: Requests of one image in flight at once.
 CONCURRENCY = 8
-#: Fetched when the object is opened, with its last block, in one concurrent batch: every
-#: container keeps its header and usually its tables at the start (qcow2's L1 and
-#: refcount tables, VHDX's regions and BAT, VMDK's grain directory), and VHD, VMDK
-#: stream and format detection read the end, so one round trip replaces the several a
-#: decoder's first reads would otherwise make one after the other.
+#: Fetched with the object's last block in its first batch (with what format detection
+#: announces): every container keeps its header and usually its tables at the start
+#: (qcow2's L1 and refcount tables, VHDX's regions and BAT, VMDK's grain directory),
+#: and VHD, VMDK stream and format detection read the end, so one round trip replaces
+#: the several a decoder's first reads would otherwise make one after the other.
 PRIME_BYTES = 1024 * 1024
 
 
@@ -88,6 +98,7 @@ class BlockReader:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._next_block = -1
+        self._primed = False
         self._ahead = 0
         self.requests = 0
         self.bytes_read = 0
@@ -98,13 +109,60 @@ class BlockReader:
         #: raises this instead (imgscan.disk_image.DiskImage.raise_store_failure).
         self.failure: ImageError | None = None
 
-    def prime(self) -> None:
-        """Fetch the object's first PRIME_BYTES and its last block, concurrently."""
-        nblocks = -(-self.size // BLOCK_SIZE)
-        blocks = sorted({*range(min(nblocks, PRIME_BYTES // BLOCK_SIZE)), nblocks - 1})
-        if nblocks:
-            self._fetch_blocks(blocks, "head and tail", 0)
-            self._next_block = min(nblocks, PRIME_BYTES // BLOCK_SIZE)
+    def _nblocks(self) -> int:
+        return -(-self.size // BLOCK_SIZE)
+
+    def _first_batch(self) -> list[int]:
+        """The object's first PRIME_BYTES and its last block, once (under the lock)."""
+        if self._primed:
+            return []
+        self._primed = True
+        nblocks = self._nblocks()
+        head = min(nblocks, PRIME_BYTES // BLOCK_SIZE)
+        self._next_block = head
+        return [b for b in {*range(head), nblocks - 1}
+                if b >= 0 and b not in self._cache and b not in self._inflight]
+
+    def prefetch(self, ranges: list[tuple[int, int]], structure: str,
+                 windows: bool = False) -> None:
+        """Fetch the blocks of ``ranges`` (``(offset, length)``, clipped to the object)
+        not yet cached, as one concurrent batch (with the first batch's blocks if none
+        was fetched yet): what a stage announces it will read next. ``windows``: the
+        aligned MISS_WINDOW around each range too, as a miss would fetch, for structures
+        whose neighbours are read next (a volume's first sectors); without it, only the
+        ranges' blocks (a signature of a few bytes). Blocks another thread is fetching
+        are left to it."""
+        wanted: set[int] = set()
+        for offset, length in ranges:
+            end = min(offset + length, self.size)
+            if length > 0 and 0 <= offset < end:
+                wanted.update(range(offset // BLOCK_SIZE, (end - 1) // BLOCK_SIZE + 1))
+        with self._lock:
+            missing = {b for b in wanted if b not in self._cache and b not in self._inflight}
+            if windows:
+                missing.update(self._window(sorted(wanted)))
+            missing.update(self._first_batch())
+            blocks = sorted(missing)
+            done = self._claim(blocks)
+        if blocks:
+            self._fetch_claimed(blocks, done, structure, blocks[0] * BLOCK_SIZE)
+
+    def _claim(self, blocks: list[int]) -> threading.Event:
+        """Mark ``blocks`` as being fetched by this thread (under the lock)."""
+        done = threading.Event()
+        for b in blocks:
+            self._inflight[b] = done
+        return done
+
+    def _fetch_claimed(self, blocks: list[int], done: threading.Event, structure: str,
+                       offset: int) -> dict[int, bytes]:
+        try:
+            return self._fetch_blocks(blocks, structure, offset)
+        finally:
+            with self._lock:
+                for b in blocks:
+                    self._inflight.pop(b, None)
+            done.set()
 
     def read(self, offset: int, length: int, structure: str) -> bytes:
         """The bytes at ``offset``; the caller (the source) has checked the range."""
@@ -126,18 +184,12 @@ class BlockReader:
                 else:
                     missing.append(b)
             if missing:
-                missing += self._readahead(missing)
-                done = threading.Event()
-                for b in missing:
-                    self._inflight[b] = done
+                missing = sorted({*missing, *self._window(missing), *self._readahead(missing),
+                                  *self._first_batch()})
+                done = self._claim(missing)
         if missing:
-            try:
-                got.update(self._fetch_blocks(missing, structure, offset))
-            finally:
-                with self._lock:
-                    for b in missing:
-                        self._inflight.pop(b, None)
-                done.set()
+            fetched = self._fetch_claimed(missing, done, structure, offset)
+            got.update((b, fetched[b]) for b in range(first, last + 1) if b in fetched)
         for b, fetching in waits:
             # another thread is fetching this block: wait for it rather than fetch it twice
             fetching.wait()
@@ -149,19 +201,31 @@ class BlockReader:
         start = offset - first * BLOCK_SIZE
         return data[start:start + length]
 
+    def _window(self, missing: list[int]) -> list[int]:
+        """The blocks of the aligned MISS_WINDOW around each missing block that are
+        neither cached nor being fetched (under the lock)."""
+        step = MISS_WINDOW // BLOCK_SIZE
+        nblocks = self._nblocks()
+        out: set[int] = set()
+        for w in {b // step * step for b in missing}:
+            out.update(b for b in range(w, min(w + step, nblocks))
+                       if b not in self._cache and b not in self._inflight)
+        return sorted(out)
+
     def _readahead(self, missing: list[int]) -> list[int]:
-        """Blocks to fetch beyond ``missing`` (under the lock): a read that starts where
-        the last fetch ended is sequential, and its window doubles; any other resets it."""
-        nblocks = -(-self.size // BLOCK_SIZE)
+        """Blocks to fetch beyond the window of the last of ``missing`` (under the lock):
+        a read that starts where the last fetch ended is sequential, and its read-ahead
+        doubles from one window up to READAHEAD_MAX_BYTES; any other read resets it."""
+        nblocks = self._nblocks()
+        step = MISS_WINDOW // BLOCK_SIZE
+        end = min(-(-(missing[-1] + 1) // step) * step, nblocks)
         if missing[0] == self._next_block:
-            self._ahead = min(max(2 * self._ahead, 1), READAHEAD_MAX_BYTES // BLOCK_SIZE)
+            self._ahead = min(max(2 * self._ahead, step), READAHEAD_MAX_BYTES // BLOCK_SIZE)
         else:
             self._ahead = 0
-        end = missing[-1] + 1
-        extra = [b for b in range(end, min(end + self._ahead, nblocks))
-                 if b not in self._cache and b not in self._inflight]
-        self._next_block = (extra[-1] if extra else missing[-1]) + 1
-        return extra
+        self._next_block = min(end + self._ahead, nblocks)
+        return [b for b in range(end, self._next_block)
+                if b not in self._cache and b not in self._inflight]
 
     def _fetch_blocks(self, blocks: list[int], structure: str, offset: int) -> dict[int, bytes]:
         parts: list[tuple[int, int]] = []

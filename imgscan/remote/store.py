@@ -8,6 +8,13 @@ Azure's own variables), signs requests itself, and retries transient failures
 with exponential backoff under a timeout. ``obs://`` (Huawei OBS) is its S3 API
 at the endpoint the user gives.
 
+object_store reads the AWS environment only, not the AWS shared files: for
+``s3://`` and ``obs://``, what the environment leaves unset (region, endpoint,
+static keys) is taken from the profile named by ``AWS_PROFILE`` (else
+``default``) in ``~/.aws/config`` and ``~/.aws/credentials`` (or the files that
+``AWS_CONFIG_FILE`` and ``AWS_SHARED_CREDENTIALS_FILE`` name), as the AWS CLI
+would; environment variables win, as they do there.
+
 The storage class is not part of object_store's metadata, so it is read from
 the headers of one HEAD request made with the standard library on a URL the
 client presigns (S3 ``x-amz-storage-class``, OBS ``x-obs-storage-class``, GCS
@@ -18,12 +25,15 @@ message: errors name the URL as the user gave it.
 
 from __future__ import annotations
 
+import configparser
 import os
 import re
 import urllib.error
 import urllib.request
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit
 
 import obstore
@@ -41,7 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from typing import Any
 
-    from obstore.store import ObjectStore
+    from obstore.store import ObjectStore, S3Config
 
 #: Seconds one request may take, and to connect.
 TIMEOUT = 30
@@ -130,18 +140,61 @@ def _split(url: str) -> tuple[str, str, str]:
     return scheme, f"{scheme}://{parts.netloc}", key
 
 
+#: The S3 settings taken from the AWS shared files, each with the environment variables
+#: that override it and its keys in the files (the AWS CLI's names).
+AWS_SHARED = (("region", ("AWS_REGION", "AWS_DEFAULT_REGION"), "region"),
+              ("endpoint", ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"), "endpoint_url"))
+AWS_KEYS = (("access_key_id", "aws_access_key_id"),
+            ("secret_access_key", "aws_secret_access_key"),
+            ("session_token", "aws_session_token"))
+
+
+def _profile_section(path: Path, section: str, url: str) -> Mapping[str, str]:
+    """``section`` of the INI file at ``path`` (empty when either is absent)."""
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError, OSError) as exc:
+        raise RemoteError(url, "AWS shared config", None,
+                          f"{path} cannot be read: {type(exc).__name__}") from None
+    return dict(parser[section]) if parser.has_section(section) else {}
+
+
+def _aws_shared(url: str) -> dict[str, str]:
+    """The S3 settings of the AWS profile that the environment does not set: region and
+    endpoint_url from the config file, static keys from the credentials file (or the
+    config file). Profiles that need a process, SSO or a role are not followed."""
+    env = os.environ
+    profile = env.get("AWS_PROFILE") or "default"
+    home = Path.home()
+    config = _profile_section(Path(env.get("AWS_CONFIG_FILE") or home / ".aws" / "config"),
+                              profile if profile == "default" else f"profile {profile}", url)
+    out = {key: config[name] for key, variables, name in AWS_SHARED
+           if name in config and not any(env.get(v) for v in variables)}
+    if not env.get("AWS_ACCESS_KEY_ID"):
+        creds = _profile_section(
+            Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or home / ".aws" / "credentials"),
+            profile, url)
+        source = creds if "aws_access_key_id" in creds else config
+        out.update((key, source[name]) for key, name in AWS_KEYS if name in source)
+    return out
+
+
 def _allow_http() -> bool:
     return os.environ.get("AWS_ALLOW_HTTP", "").lower() in ("1", "true", "yes")
 
 
 def _store(url: str) -> tuple[str, ObjectStore, str]:
     scheme, base, key = _split(url)
-    if scheme == "obs" and not os.environ.get("AWS_ENDPOINT_URL"):
-        raise RemoteError(url, "URL", None, "obs:// needs the OBS endpoint: --endpoint-url "
-                          "or AWS_ENDPOINT_URL (https://obs.REGION.myhuaweicloud.com)")
+    shared = _aws_shared(url) if scheme in ("s3", "obs") else {}
+    if scheme == "obs" and not (os.environ.get("AWS_ENDPOINT_URL") or "endpoint" in shared):
+        raise RemoteError(url, "URL", None, "obs:// needs the OBS endpoint: --endpoint-url, "
+                          "AWS_ENDPOINT_URL or endpoint_url in the AWS profile "
+                          "(https://obs.REGION.myhuaweicloud.com)")
     try:
         store = from_url(
             base,
+            config=cast("S3Config", shared) if shared else None,
             client_options={"timeout": timedelta(seconds=TIMEOUT),
                             "connect_timeout": timedelta(seconds=CONNECT_TIMEOUT),
                             # an http:// URL asks for plain HTTP; s3:// and obs:// take

@@ -240,7 +240,6 @@ def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.server_close()
 
 
-
 #: Hop-by-hop headers (RFC 9110 7.6.1): the proxy's own connection's business, not
 #: forwarded. The response body is re-sent whole with its Content-Length.
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
@@ -249,7 +248,9 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
 
 class Crossed:
     """What crossed a counting proxy: range GETs (requests and response body bytes),
-    HEADs, and every request by method."""
+    HEADs, every request by method, and rounds: requests that arrived while no other
+    was in flight, each the start of a batch the client waited for (the sequential
+    round trips, counted by the proxy, not by imgscan)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -257,9 +258,12 @@ class Crossed:
         self.range_bytes = 0
         self.heads = 0
         self.methods: dict[str, int] = {}
+        self.rounds = 0
+        self.in_flight = 0
 
 
-def _proxy_handler(upstream: tuple[str, int], crossed: Crossed) -> type[BaseHTTPRequestHandler]:
+def _proxy_handler(upstream: tuple[str, int], crossed: Crossed,
+                   delay: float) -> type[BaseHTTPRequestHandler]:
     class Proxy(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -269,6 +273,21 @@ def _proxy_handler(upstream: tuple[str, int], crossed: Crossed) -> type[BaseHTTP
         def _forward(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
+            with crossed.lock:
+                crossed.rounds += crossed.in_flight == 0
+                crossed.in_flight += 1
+            try:
+                response, data = self._relay(body)
+            finally:
+                # done before the answer is sent: the client's next request, sent on
+                # reading it, must find nothing in flight
+                with crossed.lock:
+                    crossed.in_flight -= 1
+            self._answer(response, data)
+
+        def _relay(self, body: bytes | None) -> tuple[http.client.HTTPResponse, bytes]:
+            if delay:
+                time.sleep(delay)       # the round trip of a store that far away
             conn = http.client.HTTPConnection(*upstream, timeout=60)
             try:
                 # the request line and every header as received, Host included: the
@@ -290,6 +309,9 @@ def _proxy_handler(upstream: tuple[str, int], crossed: Crossed) -> type[BaseHTTP
                 elif self.command == "GET" and "Range" in self.headers:
                     crossed.ranges += 1
                     crossed.range_bytes += len(data)
+            return response, data
+
+        def _answer(self, response: http.client.HTTPResponse, data: bytes) -> None:
             self.send_response(response.status, response.reason)
             for name, value in response.getheaders():
                 if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
@@ -309,9 +331,11 @@ def _proxy_handler(upstream: tuple[str, int], crossed: Crossed) -> type[BaseHTTP
 
 
 @contextmanager
-def counting_proxy(endpoint: str) -> Iterator[tuple[str, Crossed]]:
+def counting_proxy(endpoint: str, *, delay: float = 0.0) -> Iterator[tuple[str, Crossed]]:
     """A reverse proxy (threaded, standard library) in front of ``endpoint``
     (``http://HOST:PORT``), counting what crosses it; yields its own endpoint.
+    ``delay``: seconds each request waits before it is forwarded, the round-trip
+    time of a store that far away (requests in flight together wait together).
 
     S3 signs the Host header (SigV4). The client is pointed at the proxy, so it
     signs for the proxy's host and port; the proxy forwards every header as
@@ -323,5 +347,5 @@ def counting_proxy(endpoint: str) -> Iterator[tuple[str, Crossed]]:
     parts = urlsplit(endpoint)
     assert parts.hostname is not None and parts.port is not None
     crossed = Crossed()
-    with _serving(_proxy_handler((parts.hostname, parts.port), crossed)) as url:
+    with _serving(_proxy_handler((parts.hostname, parts.port), crossed, delay)) as url:
         yield url, crossed

@@ -5,3 +5,9 @@ SWAP_MAGIC_LENGTH: int
 SWAP_MAGIC_V0: bytes
 SWAP_MAGIC_V1: bytes
 SWAP_PAGE_SIZES: tuple[int, ...]
+MD_RESERVED: int
+MD0_SB_BYTES: int
+MD1_SB_BYTES: int
+
+def md0_offset(size: int) -> int: ...
+def md10_offset(size: int) -> int: ...

@@ -130,6 +130,8 @@ MD0_MAJOR, MD0_MINOR, MD0_PATCH, MD0_UUID0, MD0_UUID123 = 4, 8, 12, 20, 52
 MD1_MAJOR, MD1_SET_UUID, MD1_SET_NAME, MD1_SIZE = 4, 16, (32, 32), 80
 MD1_SUPER_OFFSET, MD1_SB_CSUM, MD1_MAX_DEV, MD1_DEVICE_UUID = 144, 216, 220, 168
 MD1_SB_BYTES = 256
+#: The part of an MD 0.90 superblock read: its magic, version and UUID.
+MD0_SB_BYTES = 64
 MD1_SB_MAX_BYTES = 4096
 #: Where each 1.x minor version keeps its superblock: 1.1 at 0, 1.2 at 4 KiB,
 #: 1.0 near the end (computed).
@@ -171,8 +173,8 @@ cdef object _md1(Probe p, uint64_t off, int minor):
 
 
 cdef object _md0(Probe p, uint64_t off):
-    cdef bytes sb = p.at(off, 64)
-    if len(sb) < 64:
+    cdef bytes sb = p.at(off, MD0_SB_BYTES)
+    if len(sb) < MD0_SB_BYTES:
         return None
     if le32_at(sb, 0) == MD_MAGIC:
         major, minor, patch = le32_at(sb, MD0_MAJOR), le32_at(sb, MD0_MINOR), le32_at(sb, MD0_PATCH)
@@ -193,15 +195,23 @@ cdef object _md0(Probe p, uint64_t off):
                   details={"superblock_offset": off})
 
 
+cpdef uint64_t md0_offset(uint64_t size):
+    """Where an MD 0.90 superblock of a volume of ``size`` bytes (> MD_RESERVED) is."""
+    return (size & ~<uint64_t>(MD_RESERVED - 1)) - MD_RESERVED
+
+
+cpdef uint64_t md10_offset(uint64_t size):
+    """Where an MD 1.0 superblock of a volume of ``size`` bytes (>= 8 KiB) is."""
+    return (((size >> 9) - 16) & ~<uint64_t>7) << 9
+
+
 cdef object probe_raid(Probe p):
-    cdef uint64_t off
     if p.size > MD_RESERVED:
-        vol = _md0(p, (p.size & ~<uint64_t>(MD_RESERVED - 1)) - MD_RESERVED)
+        vol = _md0(p, md0_offset(p.size))
         if vol is not None:
             return vol
     if p.size >= 16 * 512:
-        off = (((p.size >> 9) - 16) & ~<uint64_t>7) << 9
-        vol = _md1(p, off, 0)
+        vol = _md1(p, md10_offset(p.size), 0)
         if vol is not None:
             return vol
     for minor, off in MD1_MINOR_OFFSETS:
