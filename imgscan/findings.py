@@ -52,6 +52,12 @@ CORRUPT = "corrupt"
 PACKAGE_MEMBER = "package-member"
 MANIFEST_MISMATCH = "manifest-mismatch"
 FIRMWARE_MISMATCH = "firmware-mismatch"
+#: An OVF package's certificate file (.cert): a signature that does not verify or is
+#: malformed, or one of another manifest; a certificate that does not parse; one not
+#: valid at scan time (a warning).
+SIGNATURE_INVALID = "signature-invalid"
+CERTIFICATE_INVALID = "certificate-invalid"
+CERTIFICATE_EXPIRED = "certificate-expired"
 #: A dirty registry hive was read through its transaction logs (info: the facts are the
 #: replayed ones; a dirty hive without a usable log stays a ``dirty`` warning).
 HIVE_REPLAYED = "hive-replayed"

@@ -34,7 +34,7 @@ from imgscan.findings import (
     finding_id,
 )
 
-from . import tar
+from . import ova_cert, tar
 from .c_tar import BLOCK, TAR_HEADER
 from .paths import resolve_external, unsafe_reason
 from .source import Source, window
@@ -121,7 +121,8 @@ class Package:
         self.manifest: dict[str, tuple[str, str]] = {}
         self.manifest_verified: bool | None = None
         self.manifest_mismatches: list[str] = []
-        self._manifest(verify_manifest)
+        manifest = self._manifest(verify_manifest)
+        self.signature = self._signature(manifest, verify_manifest)
 
     def _finding(self, id: str, severity: Severity, message: str) -> None:
         self.findings.append(Finding(id, severity, f"{self.path}: {message}"))
@@ -258,36 +259,39 @@ class Package:
                 out[disk.facts["href"]] = disk.file
         return out
 
-    def _manifest_bytes(self) -> bytes | None:
+    def _side_file(self, suffix: str, cap: str, structure: str) -> tuple[str, bytes] | None:
+        """The package's file ending in ``suffix`` (``.mf``, ``.cert``): its name and
+        bytes, at most ``limits.<cap>`` of them; None when there is none. In an OVA the
+        first member so named; beside a descriptor, the file of its name and ``suffix``."""
         if self.archive is not None:
             for m in self.archive.members:
-                if m.name.lower().endswith(".mf"):
-                    self.manifest_name = m.name
-                    limits.enforce(m.size, "OVA_MAX_MANIFEST_BYTES", self.path, "manifest",
-                                   m.offset, "manifest bytes")
-                    return self.source.read(m.offset, m.size, "manifest")
+                if m.name.lower().endswith(suffix):
+                    limits.enforce(m.size, cap, self.path, structure, m.offset,
+                                   f"{structure} bytes")
+                    return m.name, self.source.read(m.offset, m.size, structure)
             return None
-        name = os.path.splitext(self.path)[0] + ".mf"
+        name = os.path.splitext(self.path)[0] + suffix
         if not os.path.isfile(name):
             return None
-        self.manifest_name = os.path.basename(name)
         try:
             with open(name, "rb") as f:
-                data = f.read(limits.OVA_MAX_MANIFEST_BYTES + 1)
+                data = f.read(getattr(limits, cap) + 1)
         except OSError as exc:
-            raise ImageError(name, "manifest", None, exc.strerror or str(exc)) from exc
-        limits.enforce(len(data), "OVA_MAX_MANIFEST_BYTES", name, "manifest", None,
-                       "manifest bytes")
-        return data
+            raise ImageError(name, structure, None, exc.strerror or str(exc)) from exc
+        limits.enforce(len(data), cap, name, structure, None, f"{structure} bytes")
+        return os.path.basename(name), data
 
-    def _manifest(self, verify: bool) -> None:
+    def _manifest(self, verify: bool) -> bytes | None:
+        """Read the manifest (and with ``verify`` check every digest); its bytes, which
+        the certificate's signature covers."""
         try:
-            data = self._manifest_bytes()
+            found = self._side_file(".mf", "OVA_MAX_MANIFEST_BYTES", "manifest")
         except ImageError as exc:
             self.findings.append(Finding(finding_id(exc), "error", str(exc)))
-            return
-        if data is None:
-            return
+            return None
+        if found is None:
+            return None
+        self.manifest_name, data = found
         for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
             if not line.strip():
                 continue
@@ -310,6 +314,27 @@ class Package:
                               "package does not hold")
         if verify:
             self._verify(files)
+        return data
+
+    def _signature(self, manifest: bytes | None, verify: bool) -> ova_cert.Signature | None:
+        """The certificate file's signature of the manifest (None when unsigned); with
+        ``verify`` checked against its certificate (:mod:`imgscan._core.ova_cert`)."""
+        try:
+            found = self._side_file(".cert", "OVA_MAX_CERT_BYTES", "certificate file")
+        except ImageError as exc:
+            self.findings.append(Finding(finding_id(exc), "error", str(exc)))
+            return None
+        if found is None:
+            return None
+        name, data = found
+        label = (f"{self.path} [{name}]" if self.archive is not None
+                 else os.path.join(os.path.dirname(self.path), name))
+        signature = ova_cert.read(data, name, label, self.manifest_name)
+        if verify and manifest is not None:
+            from datetime import UTC, datetime
+            ova_cert.verify(signature, manifest, datetime.now(UTC))
+        self.findings.extend(signature.findings)
+        return signature
 
     def _verify(self, files: dict[str, tuple[int, int] | str]) -> None:
         """Hash every file the manifest lists, in place, and compare."""
@@ -368,6 +393,7 @@ class Package:
                 "verified": self.manifest_verified,
                 "mismatches": self.manifest_mismatches,
             },
+            "signature": None if self.signature is None else self.signature.as_dict(),
         }
 
 

@@ -164,12 +164,56 @@ def manifest(directory: Path, names: list[str], algorithm: str = "sha256") -> st
     return "\n".join(lines) + "\n"
 
 
-def build_ova(directory: Path, name: str, disks: list[tuple[str, Path]],
+def signer(directory: Path, subject: str = "/CN=imgscan test signer",
+           days: int = 30) -> tuple[Path, Path]:
+    """A fresh RSA-2048 key and its self-signed certificate, by ``openssl req -x509``:
+    (key.pem, cert.pem) in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+        "-out", cert, "-subj", subject, "-days", str(days))
+    return key, cert
+
+
+def expired_signer(directory: Path, subject: str = "/CN=expired signer") -> tuple[Path, Path]:
+    """A key and a self-signed certificate valid only in 2020, by ``openssl ca -selfsign``
+    with its ``-startdate`` / ``-enddate`` (``req -x509`` takes only a positive ``-days``):
+    (key.pem, cert.pem) in ``directory``."""
+    (directory / "db").mkdir(parents=True, exist_ok=True)
+    (directory / "db" / "index").write_text("")
+    (directory / "db" / "serial").write_text("01\n")
+    (directory / "ca.cnf").write_text(
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = db/index\nnew_certs_dir = db\n"
+        "serial = db/serial\ndefault_md = sha256\npolicy = p\nunique_subject = no\n"
+        "[p]\ncommonName = supplied\n")
+    run("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem",
+        "-out", "req.csr", "-subj", subject, cwd=directory)
+    run("openssl", "ca", "-batch", "-config", "ca.cnf", "-selfsign", "-keyfile", "key.pem",
+        "-in", "req.csr", "-out", "cert.pem", "-notext", "-startdate", "20200101000000Z",
+        "-enddate", "20210101000000Z", cwd=directory)
+    return directory / "key.pem", directory / "cert.pem"
+
+
+def certificate_file(directory: Path, manifest_name: str, key: Path, cert: Path,
+                     algorithm: str = "sha256") -> str:
+    """ovftool's ``--privateKey`` certificate file for ``directory/manifest_name``: the
+    signature line (``openssl dgst -sign -hex``'s signature in ovftool's
+    ``SHA256(name.mf)= hex`` form), then the PEM certificate."""
+    out = run("openssl", "dgst", f"-{algorithm}", "-sign", key, "-hex", manifest_name,
+              cwd=directory)
+    signature = out.rsplit("= ", 1)[1].strip()
+    return f"{algorithm.upper()}({manifest_name})= {signature}\n" + cert.read_text()
+
+
+def build_ova(directory: Path, name: str, disks: list[tuple[str, Path]], *,
+              signed_by: tuple[Path, Path] | None = None, tar_format: str = "ustar",
               **descriptor_args: object) -> Path:
     """``directory/name.ova`` holding ``disks`` (member name, raw source disk) as
-    streamOptimized VMDKs, an ovftool-style descriptor and a SHA256 manifest, archived by
-    ``tar --format=ustar`` in OVF order. The package's files stay in ``directory``
-    (for the oracles)."""
+    streamOptimized VMDKs, an ovftool-style descriptor and a SHA256 manifest (and with
+    ``signed_by``, a (key, certificate) pair, the certificate file ovftool's
+    ``--privateKey`` adds), archived by ``tar --format=ustar`` (or ``tar_format``) in
+    ovftool's order: descriptor, manifest, certificate, disks. The package's files stay
+    in ``directory`` (for the oracles)."""
     directory.mkdir(parents=True, exist_ok=True)
     entries = []
     for member, raw in disks:
@@ -179,7 +223,12 @@ def build_ova(directory: Path, name: str, disks: list[tuple[str, Path]],
     ovf.write_text(descriptor(entries, **descriptor_args))  # type: ignore[arg-type]
     mf = directory / f"{name}.mf"
     mf.write_text(manifest(directory, [ovf.name, *(m for m, _, _ in entries)]))
+    signature = []
+    if signed_by is not None:
+        cert = directory / f"{name}.cert"
+        cert.write_text(certificate_file(directory, mf.name, *signed_by))
+        signature = [cert.name]
     ova = directory / f"{name}.ova"
-    run("tar", "--format=ustar", "-cf", ova, ovf.name, mf.name, *(m for m, _, _ in entries),
-        cwd=directory)
+    run("tar", f"--format={tar_format}", "-cf", ova, ovf.name, mf.name, *signature,
+        *(m for m, _, _ in entries), cwd=directory)
     return ova
