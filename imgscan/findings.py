@@ -51,6 +51,9 @@ COMPRESSION_BOMB = "compression-bomb"
 CORRUPT = "corrupt"
 PACKAGE_MEMBER = "package-member"
 MANIFEST_MISMATCH = "manifest-mismatch"
+#: An OVA's files not in DSP0243's order (the descriptor not the first member): read all
+#: the same, but importers that stream the archive refuse it.
+PACKAGE_ORDER = "package-order"
 FIRMWARE_MISMATCH = "firmware-mismatch"
 #: An OVF package's certificate file (.cert): a signature that does not verify or is
 #: malformed, or one of another manifest; a certificate that does not parse; one not

@@ -4,9 +4,10 @@ Source: DMTF DSP0243 (OVF 2.1) §5: a package is a descriptor (``.ovf``), an
 optional manifest (``.mf``: ``SHA256(name)= hex`` per file, or ``SHA1``), an
 optional certificate (``.cert``) and the files the descriptor's References
 name, usually streamOptimized VMDKs. As an OVA it is a ustar archive whose
-first member is the descriptor (§5.3); :mod:`imgscan._core.tar` locates the
-members. Nothing is extracted: each disk is a :func:`~imgscan._core.source.window`
-of the archive, decoded by the container decoders as a file of its own.
+first member is the descriptor (§5.3; one found later is read, with a finding);
+:mod:`imgscan._core.tar` locates the members. Nothing is extracted: each disk
+is a :func:`~imgscan._core.source.window` of the archive, decoded by the
+container decoders as a file of its own.
 
 A standalone ``.ovf`` names files beside it; they are opened only in the
 descriptor's own directory (never absolute, ``..`` or through a symlink out
@@ -29,13 +30,14 @@ from imgscan.findings import (
     CORRUPT,
     MANIFEST_MISMATCH,
     PACKAGE_MEMBER,
+    PACKAGE_ORDER,
     SIZE_MISMATCH,
     Finding,
     finding_id,
 )
 
 from . import ova_cert, tar
-from .c_tar import BLOCK, TAR_HEADER
+from .c_tar import BLOCK
 from .paths import resolve_external, unsafe_reason
 from .source import Source, window
 
@@ -56,15 +58,6 @@ HASH_CHUNK = 4 * 1024 * 1024
 _XML_HEAD = 4096
 
 
-def is_ova(head: bytes) -> bool:
-    """Whether ``head`` (the file's first 512 bytes) is a ustar header whose member is an
-    OVF descriptor, as DSP0243 §5.3 puts it first."""
-    if not (tar.is_ustar(head) and tar.header_checksum_ok(head)):
-        return False
-    name: bytes = TAR_HEADER.unpack(head)["name"]
-    return name.split(b"\x00", 1)[0].lower().endswith(b".ovf")
-
-
 def is_ovf(head: bytes) -> bool:
     """Whether ``head`` is the start of an OVF descriptor (XML naming the OVF namespace
     and an Envelope)."""
@@ -73,13 +66,20 @@ def is_ovf(head: bytes) -> bool:
             and b"Envelope" in head)
 
 
-def probe(source: Source) -> str | None:
-    """``"ova"``, ``"ovf"`` or None: whether ``source`` is an OVF package."""
+def probe(source: Source) -> tuple[str, tar.Archive | None] | None:
+    """``("ova", its archive)``, ``("ovf", None)`` or None: whether ``source`` is an OVF
+    package. An OVA is a tar archive holding a ``.ovf`` member: DSP0243 §5.3 puts it
+    first, but third-party tools put pax or GNU long-name headers before it, or other
+    members (the package then has a ``package-order`` finding), so the archive's
+    headers are walked (:data:`limits.OVA_MAX_MEMBERS` of them at most) to find it."""
     head = source.read(0, min(_XML_HEAD, source.size), "format signature")
-    if is_ova(head[:BLOCK]):
-        return "ova"
+    if tar.is_ustar(head[:BLOCK]) and tar.header_checksum_ok(head[:BLOCK]):
+        archive = tar.Archive(source)
+        if any(m.name.lower().endswith(".ovf") for m in archive.members):
+            return "ova", archive
+        return None
     if is_ovf(head):
-        return "ovf"
+        return "ovf", None
     return None
 
 
@@ -106,12 +106,13 @@ class Package:
     are the archive's other members, in archive order.
     """
 
-    def __init__(self, source: Source, kind: str, *, verify_manifest: bool = False) -> None:
+    def __init__(self, source: Source, kind: str, *, verify_manifest: bool = False,
+                 archive: tar.Archive | None = None) -> None:
         self.source = source
         self.path = source.path
         self.kind = kind
         self.findings: list[Finding] = []
-        self.archive = tar.Archive(source) if kind == "ova" else None
+        self.archive = archive or (tar.Archive(source) if kind == "ova" else None)
         if self.archive is not None:
             self.findings.extend(self.archive.findings)
         self.descriptor_name: str | None = None
@@ -147,10 +148,16 @@ class Package:
             limits.enforce(self.source.size, "OVF_MAX_DESCRIPTOR_BYTES", self.path,
                            "OVF descriptor", None, "descriptor bytes")
             return self.source.read(0, self.source.size, "OVF descriptor")
-        first = self.archive.members[0] if self.archive.members else None
-        if first is None or not first.name.lower().endswith(".ovf"):
+        members = self.archive.members
+        first = next((m for m in members if m.name.lower().endswith(".ovf")), None)
+        if first is None:
             raise CorruptImage(self.path, "OVF descriptor", 0,
-                               "the archive's first member is not a readable .ovf descriptor")
+                               "the archive holds no readable .ovf descriptor")
+        if first is not members[0]:
+            self._finding(PACKAGE_ORDER, "warning",
+                          f"the OVF descriptor {first.name!r} is not the archive's first "
+                          f"member ({members[0].name!r} is; DSP0243 §5.3): it is read, "
+                          "but importers that stream the archive, as ovftool does, refuse it")
         self.descriptor_name = first.name
         limits.enforce(first.size, "OVF_MAX_DESCRIPTOR_BYTES", self.path, "OVF descriptor",
                        first.offset, "descriptor bytes")
@@ -169,7 +176,7 @@ class Package:
             return []
         # No usable descriptor: the archive's other members, which are its disks.
         out: list[PackageDisk] = []
-        for m in self.archive.members[1:]:
+        for m in self.archive.members:
             if m.name.lower().endswith((".mf", ".cert", ".ovf")):
                 continue
             if len(out) >= limits.OVF_MAX_DISKS:
@@ -409,7 +416,8 @@ def _hash_range(h: Any, source: Source, offset: int, size: int) -> None:
 
 def open_package(source: Source, *, verify_manifest: bool = False) -> Package | None:
     """The package in ``source``, or None when it is not one."""
-    kind = probe(source)
-    if kind is None:
+    found = probe(source)
+    if found is None:
         return None
-    return Package(source, kind, verify_manifest=verify_manifest)
+    kind, archive = found
+    return Package(source, kind, verify_manifest=verify_manifest, archive=archive)

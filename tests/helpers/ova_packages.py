@@ -14,9 +14,12 @@ disks (DSP0243 §5.3).
 from __future__ import annotations
 
 import html
+import subprocess
 from pathlib import Path
 
 from oracles import run
+
+from helpers import MiB, sparse_file
 
 #: ovftool's namespace declarations on Envelope.
 ENVELOPE = (
@@ -43,6 +46,20 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"><Info>&lol9;</Info></Envelope>
 """
 STREAM_OPTIMIZED = "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
+
+
+def gpt_ext4_disk(path: Path) -> Path:
+    """A 32 MiB data disk at ``path``: GPT with one ext4 partition, no boot path (sfdisk,
+    mkfs.ext4)."""
+    sparse_file(path, 32 * MiB)
+    subprocess.run(["sfdisk", "-q", str(path)], input="label: gpt\n,,L\n", text=True,
+                   check=True, capture_output=True)
+    part = path.with_name("part.img")
+    sparse_file(part, 31 * MiB)
+    run("mkfs.ext4", "-q", "-F", "-L", "data", part)
+    run("dd", f"if={part}", f"of={path}", "bs=1M", "seek=1", "conv=notrunc,sparse",
+        "status=none")
+    return path
 
 
 def stream_optimized(src: Path, dst: Path, fmt: str = "raw") -> Path:

@@ -179,6 +179,16 @@ def ova_format_not_the_descriptors(d: Path) -> Path:
     return ova
 
 
+def ova_descriptor_last(d: Path) -> Path:
+    """tar's OVA with the disk first and the descriptor last (as some third-party
+    tools write them, DSP0243 §5.3 forbids)."""
+    pkg = test_threats.ova_package(d).parent
+    ova = pkg / "pkg.ova"
+    ova.unlink()
+    run("tar", "--format=ustar", "-cf", ova, "disk1.vmdk", "pkg.mf", "pkg.ovf", cwd=pkg)
+    return ova
+
+
 def ova_firmware_bios_for_uefi_disk(d: Path) -> Path:
     """The UEFI Windows fixture in an OVA whose descriptor says firmware bios."""
     raw = test_threats._windows_fixture(d, "uefi")
@@ -329,6 +339,7 @@ CELL_IMAGES: dict[tuple[str, str], str | Builder] = {
     ("package-member", "warning"): ova_format_not_the_descriptors,
     ("manifest-mismatch", "error"): ova_second_disk_missing,
     ("firmware-mismatch", "warning"): ova_firmware_bios_for_uefi_disk,
+    ("package-order", "warning"): ova_descriptor_last,
     ("signature-invalid", "error"): ova_manifest_edited_after_signing,
     ("certificate-invalid", "error"): ova_certificate_garbled,
     ("certificate-expired", "warning"): ova_signed_by_an_expired_certificate,
