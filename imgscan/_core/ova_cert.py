@@ -43,8 +43,9 @@ if TYPE_CHECKING:
 #: ``SHA256(package.mf)= 3f...``: the signature line (DSP0243 §5.2).
 _SIGNATURE_LINE = re.compile(r"^(SHA1|SHA256|SHA512)\((.+)\)\s*=\s*(\S*)\s*$")
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
-_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.*?-----END CERTIFICATE-----",
-                  re.DOTALL)
+#: The PEM block of an X.509 certificate (RFC 7468); the first one is the signer's.
+PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
+PEM_END = b"-----END CERTIFICATE-----"
 #: Bytes of an RSA signature from a 512-bit key to a 16384-bit one: what a signature
 #: line's hex may decode to before any key is known.
 SIGNATURE_BYTES = (64, 2048)
@@ -110,15 +111,23 @@ def read(data: bytes, name: str, label: str, manifest_name: str | None) -> Signa
             sig._finding(SIGNATURE_INVALID, "error", f"it signs {signed!r}, but the package's "
                          "manifest is " + (repr(manifest_name) if manifest_name
                                            else "absent"))
-    pem = _PEM.search(data)
-    if pem is None:
+    sig.pem = _pem_block(data)
+    if sig.pem is None:
         sig._finding(CERTIFICATE_INVALID, "error", "it holds no PEM certificate "
                      "('-----BEGIN CERTIFICATE-----' ... '-----END CERTIFICATE-----')")
-    else:
-        sig.pem = pem.group(0)
     if sig.findings:
         sig.unverified = "the certificate file is malformed (see its findings)"
     return sig
+
+
+def _pem_block(data: bytes) -> bytes | None:
+    """The first BEGIN ... END CERTIFICATE block, found by two linear scans (a pattern
+    with a lazy ``.*?`` would rescan the rest of the file from every BEGIN marker)."""
+    begin = data.find(PEM_BEGIN)
+    if begin < 0:
+        return None
+    end = data.find(PEM_END, begin + len(PEM_BEGIN))
+    return None if end < 0 else data[begin:end + len(PEM_END)]
 
 
 def verify(sig: Signature, manifest: bytes, now: datetime) -> None:

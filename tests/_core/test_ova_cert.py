@@ -189,9 +189,13 @@ def _line(text: str) -> tuple[str, str]:
     ("no-line", lambda t: "not a signature\n" + _line(t)[1], "signature-invalid",
      "is not 'SHA256(name.mf)= signature'"),
     ("binary", lambda t: "\x00\xff" * 40, "signature-invalid", "is not 'SHA256"),
+    # a BEGIN marker after BEGIN marker and no END, up to the cap: found in one scan
+    ("begin-markers", lambda t: _line(t)[0] + "\n" + "-----BEGIN CERTIFICATE-----\n" * 2000,
+     "certificate-invalid", "no PEM certificate"),
 ])
 def test_hostile_certificate_files(tmp_path: Path, disk: Path, key_pair: tuple[Path, Path],
-                                   case: str, edit: Any, found: str, words: str) -> None:
+                                   case: str, edit: Any, found: str, words: str,
+                                   prompt: None) -> None:
     info = _hostile(tmp_path / "p", key_pair, disk, edit)
     ids = [i for i, _ in _container(info)]
     assert found in ids, info["findings"]
