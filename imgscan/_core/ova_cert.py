@@ -130,6 +130,16 @@ def _pem_block(data: bytes) -> bytes | None:
     return None if end < 0 else data[begin:end + len(PEM_END)]
 
 
+def _key_name(key: object) -> str:
+    """``RSA 2048``, ``EC secp256r1``, or the key's class for another kind."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"RSA {key.key_size}"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"EC {key.curve.name}"
+    return type(key).__name__
+
+
 def verify(sig: Signature, manifest: bytes, now: datetime) -> None:
     """Parse the certificate, compare its validity with ``now`` and check the signature
     of ``manifest`` (the manifest's bytes) against its public key. A file :func:`read`
@@ -151,8 +161,7 @@ def verify(sig: Signature, manifest: bytes, now: datetime) -> None:
                  "issuer": cert.issuer.rfc4514_string(),
                  "not_before": cert.not_valid_before_utc.isoformat(),
                  "not_after": cert.not_valid_after_utc.isoformat(),
-                 "key": (f"RSA {key.key_size}" if isinstance(key, rsa.RSAPublicKey)
-                         else type(key).__name__)}
+                 "key": _key_name(key)}
     except ValueError as exc:     # the DER, a name or a date that does not decode
         sig._finding(CERTIFICATE_INVALID, "error", f"the certificate does not parse: {exc}")
         sig.unverified = "the certificate does not parse"

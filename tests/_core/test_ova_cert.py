@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from helpers import MiB, sparse_file
-from helpers.ova_packages import build_ova, certificate_file, expired_signer, signer
+from helpers.ova_packages import build_ova, certificate_file, dated_signer, signer
 from oracles import needs_qemu, run
 
 import imgscan
@@ -134,19 +134,43 @@ def test_a_signature_that_does_not_verify(tmp_path: Path, disk: Path,
     assert "does not verify" in info["findings"][0]["message"]
 
 
-def test_an_expired_certificate_is_a_warning(tmp_path: Path, disk: Path) -> None:
-    """A certificate valid only in 2020 (``openssl ca -selfsign``): the signature still
-    verifies (openssl agrees), the certificate is not valid at scan time."""
-    key, cert = expired_signer(tmp_path / "ca")
+@pytest.mark.parametrize(("start", "end"), [("20200101000000Z", "20210101000000Z"),
+                                            ("20900101000000Z", "20910101000000Z")],
+                         ids=["expired", "not-yet-valid"])
+def test_a_certificate_out_of_its_dates_is_a_warning(tmp_path: Path, disk: Path, start: str,
+                                                     end: str) -> None:
+    """A certificate valid only in 2020, or only in 2090 (``openssl ca -selfsign``): the
+    signature still verifies (openssl agrees), the certificate is not valid at scan
+    time."""
+    key, cert = dated_signer(tmp_path / "ca", start, end)
     d = tmp_path / "p"
     ova = build_ova(d, "p", [("p.vmdk", disk)], signed_by=(key, cert))
     assert _openssl_verifies(d, "p", cert)
     info = _info(ova)
     sig = info["ova"]["signature"]
     assert sig["verified"] is True
-    assert sig["certificate"]["not_after"] == "2021-01-01T00:00:00+00:00"
+    assert sig["certificate"]["not_after"] == f"{end[:4]}-01-01T00:00:00+00:00"
     assert _container(info) == [("certificate-expired", "warning")]
-    assert "2021-01-01" in info["findings"][0]["message"]
+    assert f"valid from {start[:4]}-01-01" in info["findings"][0]["message"]
+
+
+def test_a_key_that_is_not_rsa_is_reported_unverified(tmp_path: Path, disk: Path) -> None:
+    """An EC key (``openssl req -x509 -newkey ec``; openssl verifies its ECDSA signature):
+    OVF signatures are RSA PKCS#1 v1.5, so the signature is reported not verified, naming
+    the key, and the certificate's facts are kept."""
+    d = tmp_path / "k"
+    d.mkdir()
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d / "key.pem", "-out",
+        d / "cert.pem", "-subj", "/CN=ec signer", "-days", "30")
+    p = tmp_path / "p"
+    ova = build_ova(p, "p", [("p.vmdk", disk)], signed_by=(d / "key.pem", d / "cert.pem"))
+    assert _openssl_verifies(p, "p", d / "cert.pem")
+    info = _info(ova)
+    sig = info["ova"]["signature"]
+    assert sig["verified"] is None and sig["certificate"]["key"] == "EC secp256r1"
+    assert "EC secp256r1; OVF signatures are RSA PKCS#1 v1.5" in sig["unverified"]
+    assert _container(info) == []
 
 
 def test_a_certificate_file_of_another_manifest(tmp_path: Path, disk: Path,

@@ -192,10 +192,12 @@ def signer(directory: Path, subject: str = "/CN=imgscan test signer",
     return key, cert
 
 
-def expired_signer(directory: Path, subject: str = "/CN=expired signer") -> tuple[Path, Path]:
-    """A key and a self-signed certificate valid only in 2020, by ``openssl ca -selfsign``
-    with its ``-startdate`` / ``-enddate`` (``req -x509`` takes only a positive ``-days``):
-    (key.pem, cert.pem) in ``directory``."""
+def dated_signer(directory: Path, start: str = "20200101000000Z",
+                 end: str = "20210101000000Z") -> tuple[Path, Path]:
+    """A key and a self-signed certificate valid from ``start`` to ``end`` (by default
+    only in 2020), by ``openssl ca -selfsign`` with its ``-startdate`` / ``-enddate``
+    (``req -x509`` takes only a positive ``-days``): (key.pem, cert.pem) in
+    ``directory``."""
     (directory / "db").mkdir(parents=True, exist_ok=True)
     (directory / "db" / "index").write_text("")
     (directory / "db" / "serial").write_text("01\n")
@@ -204,10 +206,10 @@ def expired_signer(directory: Path, subject: str = "/CN=expired signer") -> tupl
         "serial = db/serial\ndefault_md = sha256\npolicy = p\nunique_subject = no\n"
         "[p]\ncommonName = supplied\n")
     run("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem",
-        "-out", "req.csr", "-subj", subject, cwd=directory)
+        "-out", "req.csr", "-subj", "/CN=dated signer", cwd=directory)
     run("openssl", "ca", "-batch", "-config", "ca.cnf", "-selfsign", "-keyfile", "key.pem",
-        "-in", "req.csr", "-out", "cert.pem", "-notext", "-startdate", "20200101000000Z",
-        "-enddate", "20210101000000Z", cwd=directory)
+        "-in", "req.csr", "-out", "cert.pem", "-notext", "-startdate", start,
+        "-enddate", end, cwd=directory)
     return directory / "key.pem", directory / "cert.pem"
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 import test_threats
 from helpers import MiB, decompress, ntfs_images, overwrite, qemu_create, sparse_file
-from helpers.ova_packages import build_ova, expired_signer, signer
+from helpers.ova_packages import build_ova, dated_signer, signer
 from helpers.patchers import (
     mbr_set_entry,
     regf_set_minor_version,
@@ -238,7 +238,7 @@ def ova_signed_by_an_expired_certificate(d: Path) -> Path:
     """The OVA signed with a key whose certificate was valid only in 2020."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
-    return _signed_ova(d, expired_signer(d / "ca"))
+    return _signed_ova(d, dated_signer(d / "ca"))
 
 
 def windows_dirty_hive_with_logs(d: Path) -> Path:
