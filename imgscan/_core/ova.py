@@ -14,8 +14,9 @@ descriptor's own directory (never absolute, ``..`` or through a symlink out
 of it, :func:`~imgscan._core.paths.resolve_external`).
 
 What a package states but cannot back up is a finding on the package
-(``package-member``, ``manifest-mismatch``, ``corrupt``, ``size-mismatch``),
-never an exception: a disk that cannot be located is reported as such, and
+(``package-member``, ``package-order``, ``manifest-mismatch``, ``corrupt``,
+``size-mismatch``, and the signature's of :mod:`imgscan._core.ova_cert`), never an
+exception: a disk that cannot be located is reported as such, and
 the package is read as far as it goes.
 """
 
