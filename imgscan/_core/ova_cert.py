@@ -148,7 +148,7 @@ def verify(sig: Signature, manifest: bytes, now: datetime) -> None:
         return
     try:
         from cryptography import x509
-        from cryptography.exceptions import InvalidSignature
+        from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding, rsa
     except ImportError:
@@ -162,6 +162,10 @@ def verify(sig: Signature, manifest: bytes, now: datetime) -> None:
                  "not_before": cert.not_valid_before_utc.isoformat(),
                  "not_after": cert.not_valid_after_utc.isoformat(),
                  "key": _key_name(key)}
+    except UnsupportedAlgorithm as exc:     # a public key of an algorithm OID unknown
+        sig._finding(CERTIFICATE_INVALID, "error", f"the certificate's key cannot be read: {exc}")
+        sig.unverified = "the certificate's key cannot be read"
+        return
     except ValueError as exc:     # the DER, a name or a date that does not decode
         sig._finding(CERTIFICATE_INVALID, "error", f"the certificate does not parse: {exc}")
         sig.unverified = "the certificate does not parse"
@@ -187,7 +191,7 @@ def verify(sig: Signature, manifest: bytes, now: datetime) -> None:
         "SHA1": hashes.SHA1(), "SHA256": hashes.SHA256(), "SHA512": hashes.SHA512()}
     try:
         key.verify(sig.signature, manifest, padding.PKCS1v15(), digest[sig.algorithm])
-    except InvalidSignature:
+    except (InvalidSignature, ValueError):
         sig.verified = False
         sig._finding(SIGNATURE_INVALID, "error", f"the {sig.algorithm} signature of "
                      f"{sig.manifest!r} does not verify with the certificate of "

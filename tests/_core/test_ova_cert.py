@@ -19,7 +19,13 @@ from typing import Any
 
 import pytest
 from helpers import MiB, sparse_file
-from helpers.ova_packages import build_ova, certificate_file, dated_signer, signer
+from helpers.ova_packages import (
+    build_ova,
+    certificate_file,
+    dated_signer,
+    signer,
+    unknown_key_algorithm,
+)
 from oracles import needs_qemu, run
 
 import imgscan
@@ -213,6 +219,8 @@ def _line(text: str) -> tuple[str, str]:
     ("no-line", lambda t: "not a signature\n" + _line(t)[1], "signature-invalid",
      "is not 'SHA256(name.mf)= signature'"),
     ("binary", lambda t: "\x00\xff" * 40, "signature-invalid", "is not 'SHA256"),
+    ("unknown-key-algorithm", unknown_key_algorithm, "certificate-invalid",
+     "key cannot be read: Unknown key type: 1.2.840.113549.1.1.99"),
     # a BEGIN marker after BEGIN marker and no END, up to the cap: found in one scan
     ("begin-markers", lambda t: _line(t)[0] + "\n" + "-----BEGIN CERTIFICATE-----\n" * 2000,
      "certificate-invalid", "no PEM certificate"),

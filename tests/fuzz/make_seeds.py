@@ -35,6 +35,7 @@ from harnesses import (  # noqa: E402
     encode_sparse,
 )
 from helpers import decompress, unpacked_name  # noqa: E402
+from helpers.ova_packages import build_ova, signer, unknown_key_algorithm  # noqa: E402
 from oracles import CORPUS, SHARED  # noqa: E402
 
 import imgscan  # noqa: E402
@@ -602,7 +603,6 @@ def ova(b: Builder) -> None:
     """OVAs as tests/helpers/ova_packages.py builds them (qemu-img streamOptimized disks,
     an ovftool-style descriptor, a sha256sum manifest, ``tar --format=ustar``), one and
     two disks, and the one-disk package archived as pax and GNU tar."""
-    from helpers.ova_packages import build_ova
     if not all(shutil.which(t) for t in ("qemu-img", "tar", "sha256sum")):
         print("make_seeds: qemu-img, tar or sha256sum missing, no OVA seeds", file=sys.stderr)
         return
@@ -628,13 +628,13 @@ _CERT_EDITS: dict[str, Callable[[str], str]] = {
     "cert-short": lambda t: t.split("\n", 1)[0][:-4] + "\n" + t.split("\n", 1)[1],
     "cert-other-manifest": lambda t: t.replace("(signed.mf)", "(other.mf)", 1),
     "cert-huge": lambda t: t + "A" * (64 << 10),
+    "cert-unknown-key": unknown_key_algorithm,
 }
 
 
 def _signed_ova_seeds(b: Builder, disk: Path) -> None:
     """A package signed as ovftool's ``--privateKey`` signs it (openssl's key, certificate
     and ``dgst -sign``), and the same with each hostile certificate file of _CERT_EDITS."""
-    from helpers.ova_packages import build_ova, signer
     if shutil.which("openssl") is None:
         print("make_seeds: openssl missing, no signed OVA seeds", file=sys.stderr)
         return

@@ -13,8 +13,10 @@ disks (DSP0243 §5.3).
 
 from __future__ import annotations
 
+import base64
 import html
 import subprocess
+import textwrap
 from pathlib import Path
 
 from oracles import run
@@ -222,6 +224,25 @@ def certificate_file(directory: Path, manifest_name: str, key: Path, cert: Path,
               cwd=directory)
     signature = out.rsplit("= ", 1)[1].strip()
     return f"{algorithm.upper()}({manifest_name})= {signature}\n" + cert.read_text()
+
+
+#: The DER of rsaEncryption's OID (1.2.840.113549.1.1.1) and of an arc no algorithm has.
+RSA_OID = bytes.fromhex("06092a864886f70d010101")
+UNKNOWN_OID = bytes.fromhex("06092a864886f70d010163")
+
+
+def unknown_key_algorithm(text: str) -> str:
+    """A certificate file (``text``) whose certificate's public key algorithm OID is
+    changed to an unknown one: the DER edited and re-encoded as PEM (hand-made bytes: a
+    malformed case no tool writes)."""
+    first, pem = text.split("\n", 1)
+    body = "".join(pem.split("-----")[2].split())
+    der = base64.b64decode(body)
+    assert der.count(RSA_OID) == 1
+    der = der.replace(RSA_OID, UNKNOWN_OID)
+    lines = textwrap.wrap(base64.b64encode(der).decode(), 64)
+    return (first + "\n-----BEGIN CERTIFICATE-----\n" + "\n".join(lines)
+            + "\n-----END CERTIFICATE-----\n")
 
 
 def build_ova(directory: Path, name: str, disks: list[tuple[str, Path]], *,
