@@ -64,9 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     image_command("map", "the extent map, like qemu-img map", many=False)
     check = image_command("check", "judge each image against an import profile", many=True)
     for p in (info, check):
-        p.add_argument("--verify-manifest", action="store_true",
-                       help="OVA / OVF packages: hash every file the manifest (.mf) lists "
-                       "and report each mismatch (reads the whole package)")
+        _verify_manifest_argument(p)
     check.add_argument("--profile", metavar="NAME|FILE[,...]|all",
                        help="a built-in profile (default huawei-ims; see `imgscan "
                        "profiles`) or a TOML file that extends one; several separated by "
@@ -93,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
 
 ENDPOINT_HELP = ("the S3-compatible endpoint of s3:// and obs:// URLs (as AWS_ENDPOINT_URL; "
                  "set AWS_ALLOW_HTTP=true for a plain-http one)")
+
+
+def _verify_manifest_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verify-manifest", action="store_true",
+                   help="OVA / OVF packages: hash every file the manifest (.mf) lists and "
+                   "report each mismatch, and verify the certificate's (.cert) signature "
+                   "of the manifest (reads the whole package)")
 
 
 def _endpoint_argument(p: argparse.ArgumentParser) -> None:
@@ -255,6 +260,7 @@ def _scan_arguments(p: argparse.ArgumentParser) -> None:
                    help="MiB of address space a worker may add (default %(default)d; 0: none)")
     p.add_argument("--external-dir", metavar="DIR",
                    help="allow opening backing / data files named by an image, inside DIR only")
+    _verify_manifest_argument(p)
     _endpoint_argument(p)
 
 
@@ -272,7 +278,7 @@ def _scan(args: argparse.Namespace) -> int:
                    info_only=args.info_only, fingerprint=args.fingerprint,
                    catalog=args.catalog, time_limit=args.time_limit,
                    memory_limit=(args.memory_limit << 20) or None,
-                   external_dir=args.external_dir)
+                   external_dir=args.external_dir, verify_manifest=args.verify_manifest)
     except Exception as exc:
         if not _scan_setup_error(exc):
             raise

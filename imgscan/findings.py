@@ -51,7 +51,16 @@ COMPRESSION_BOMB = "compression-bomb"
 CORRUPT = "corrupt"
 PACKAGE_MEMBER = "package-member"
 MANIFEST_MISMATCH = "manifest-mismatch"
+#: An OVA's files not in DSP0243's order (the descriptor not the first member): read all
+#: the same, but importers that stream the archive refuse it.
+PACKAGE_ORDER = "package-order"
 FIRMWARE_MISMATCH = "firmware-mismatch"
+#: An OVF package's certificate file (.cert): a signature that does not verify or is
+#: malformed, or one of another manifest; a certificate that does not parse; one not
+#: valid at scan time (a warning).
+SIGNATURE_INVALID = "signature-invalid"
+CERTIFICATE_INVALID = "certificate-invalid"
+CERTIFICATE_EXPIRED = "certificate-expired"
 #: A dirty registry hive was read through its transaction logs (info: the facts are the
 #: replayed ones; a dirty hive without a usable log stays a ``dirty`` warning).
 HIVE_REPLAYED = "hive-replayed"

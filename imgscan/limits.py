@@ -355,6 +355,9 @@ OVF_MAX_DEPTH = 64
 OVF_MAX_ELEMENTS = 100000
 #: Largest manifest (.mf) read: one line of about 100 bytes per file of the package.
 OVA_MAX_MANIFEST_BYTES = 1024 * 1024
+#: Largest certificate file (.cert) read: a signature line and a PEM certificate are
+#: 2-3 KiB; a few chain certificates after it stay well under this.
+OVA_MAX_CERT_BYTES = 64 * 1024
 #: Most disks of one package described and opened (each a window of the archive).
 OVF_MAX_DISKS = 64
 

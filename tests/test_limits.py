@@ -1333,6 +1333,7 @@ BOUNDARY_TESTS: dict[str, str] = {
     "OVF_MAX_ELEMENTS": "_core/test_ovf.py::test_elements_cap",
     "OVF_MAX_DISKS": "_core/test_ovf.py::test_disks_cap",
     "OVA_MAX_MANIFEST_BYTES": "_core/test_ova.py::test_manifest_bytes_cap",
+    "OVA_MAX_CERT_BYTES": "_core/test_ova_cert.py::test_cert_bytes_cap",
     "NTFS_MAX_REPARSE_FOLLOWS": "_core/test_ntfs_windows.py::test_link_follows_cap",
     "NTFS_MAX_REPARSE_BYTES": "_core/test_ntfs_windows.py::test_reparse_bytes_cap",
     "WOF_MAX_CHUNK_BYTES": "_core/test_ntfs_windows.py::test_wof_chunk_cap",

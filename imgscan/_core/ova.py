@@ -4,17 +4,19 @@ Source: DMTF DSP0243 (OVF 2.1) §5: a package is a descriptor (``.ovf``), an
 optional manifest (``.mf``: ``SHA256(name)= hex`` per file, or ``SHA1``), an
 optional certificate (``.cert``) and the files the descriptor's References
 name, usually streamOptimized VMDKs. As an OVA it is a ustar archive whose
-first member is the descriptor (§5.3); :mod:`imgscan._core.tar` locates the
-members. Nothing is extracted: each disk is a :func:`~imgscan._core.source.window`
-of the archive, decoded by the container decoders as a file of its own.
+first member is the descriptor (§5.3; one found later is read, with a finding);
+:mod:`imgscan._core.tar` locates the members. Nothing is extracted: each disk
+is a :func:`~imgscan._core.source.window` of the archive, decoded by the
+container decoders as a file of its own.
 
 A standalone ``.ovf`` names files beside it; they are opened only in the
 descriptor's own directory (never absolute, ``..`` or through a symlink out
 of it, :func:`~imgscan._core.paths.resolve_external`).
 
 What a package states but cannot back up is a finding on the package
-(``package-member``, ``manifest-mismatch``, ``corrupt``, ``size-mismatch``),
-never an exception: a disk that cannot be located is reported as such, and
+(``package-member``, ``package-order``, ``manifest-mismatch``, ``corrupt``,
+``size-mismatch``, and the signature's of :mod:`imgscan._core.ova_cert`), never an
+exception: a disk that cannot be located is reported as such, and
 the package is read as far as it goes.
 """
 
@@ -29,13 +31,14 @@ from imgscan.findings import (
     CORRUPT,
     MANIFEST_MISMATCH,
     PACKAGE_MEMBER,
+    PACKAGE_ORDER,
     SIZE_MISMATCH,
     Finding,
     finding_id,
 )
 
-from . import tar
-from .c_tar import BLOCK, TAR_HEADER
+from . import ova_cert, tar
+from .c_tar import BLOCK
 from .paths import resolve_external, unsafe_reason
 from .source import Source, window
 
@@ -56,15 +59,6 @@ HASH_CHUNK = 4 * 1024 * 1024
 _XML_HEAD = 4096
 
 
-def is_ova(head: bytes) -> bool:
-    """Whether ``head`` (the file's first 512 bytes) is a ustar header whose member is an
-    OVF descriptor, as DSP0243 §5.3 puts it first."""
-    if not (tar.is_ustar(head) and tar.header_checksum_ok(head)):
-        return False
-    name: bytes = TAR_HEADER.unpack(head)["name"]
-    return name.split(b"\x00", 1)[0].lower().endswith(b".ovf")
-
-
 def is_ovf(head: bytes) -> bool:
     """Whether ``head`` is the start of an OVF descriptor (XML naming the OVF namespace
     and an Envelope)."""
@@ -73,13 +67,20 @@ def is_ovf(head: bytes) -> bool:
             and b"Envelope" in head)
 
 
-def probe(source: Source) -> str | None:
-    """``"ova"``, ``"ovf"`` or None: whether ``source`` is an OVF package."""
+def probe(source: Source) -> tuple[str, tar.Archive | None] | None:
+    """``("ova", its archive)``, ``("ovf", None)`` or None: whether ``source`` is an OVF
+    package. An OVA is a tar archive holding a ``.ovf`` member: DSP0243 §5.3 puts it
+    first, but third-party tools put pax or GNU long-name headers before it, or other
+    members (the package then has a ``package-order`` finding), so the archive's
+    headers are walked (:data:`limits.OVA_MAX_MEMBERS` of them at most) to find it."""
     head = source.read(0, min(_XML_HEAD, source.size), "format signature")
-    if is_ova(head[:BLOCK]):
-        return "ova"
+    if tar.is_ustar(head[:BLOCK]) and tar.header_checksum_ok(head[:BLOCK]):
+        archive = tar.Archive(source)
+        if any(m.name.lower().endswith(".ovf") for m in archive.members):
+            return "ova", archive
+        return None
     if is_ovf(head):
-        return "ovf"
+        return "ovf", None
     return None
 
 
@@ -106,12 +107,13 @@ class Package:
     are the archive's other members, in archive order.
     """
 
-    def __init__(self, source: Source, kind: str, *, verify_manifest: bool = False) -> None:
+    def __init__(self, source: Source, kind: str, *, verify_manifest: bool = False,
+                 archive: tar.Archive | None = None) -> None:
         self.source = source
         self.path = source.path
         self.kind = kind
         self.findings: list[Finding] = []
-        self.archive = tar.Archive(source) if kind == "ova" else None
+        self.archive = archive or (tar.Archive(source) if kind == "ova" else None)
         if self.archive is not None:
             self.findings.extend(self.archive.findings)
         self.descriptor_name: str | None = None
@@ -121,7 +123,8 @@ class Package:
         self.manifest: dict[str, tuple[str, str]] = {}
         self.manifest_verified: bool | None = None
         self.manifest_mismatches: list[str] = []
-        self._manifest(verify_manifest)
+        manifest = self._manifest(verify_manifest)
+        self.signature = self._signature(manifest, verify_manifest)
 
     def _finding(self, id: str, severity: Severity, message: str) -> None:
         self.findings.append(Finding(id, severity, f"{self.path}: {message}"))
@@ -146,10 +149,16 @@ class Package:
             limits.enforce(self.source.size, "OVF_MAX_DESCRIPTOR_BYTES", self.path,
                            "OVF descriptor", None, "descriptor bytes")
             return self.source.read(0, self.source.size, "OVF descriptor")
-        first = self.archive.members[0] if self.archive.members else None
-        if first is None or not first.name.lower().endswith(".ovf"):
+        members = self.archive.members
+        first = next((m for m in members if m.name.lower().endswith(".ovf")), None)
+        if first is None:
             raise CorruptImage(self.path, "OVF descriptor", 0,
-                               "the archive's first member is not a readable .ovf descriptor")
+                               "the archive holds no readable .ovf descriptor")
+        if first is not members[0]:
+            self._finding(PACKAGE_ORDER, "warning",
+                          f"the OVF descriptor {first.name!r} is not the archive's first "
+                          f"member ({members[0].name!r} is; DSP0243 §5.3): it is read, "
+                          "but importers that stream the archive, as ovftool does, refuse it")
         self.descriptor_name = first.name
         limits.enforce(first.size, "OVF_MAX_DESCRIPTOR_BYTES", self.path, "OVF descriptor",
                        first.offset, "descriptor bytes")
@@ -168,7 +177,7 @@ class Package:
             return []
         # No usable descriptor: the archive's other members, which are its disks.
         out: list[PackageDisk] = []
-        for m in self.archive.members[1:]:
+        for m in self.archive.members:
             if m.name.lower().endswith((".mf", ".cert", ".ovf")):
                 continue
             if len(out) >= limits.OVF_MAX_DISKS:
@@ -258,36 +267,39 @@ class Package:
                 out[disk.facts["href"]] = disk.file
         return out
 
-    def _manifest_bytes(self) -> bytes | None:
+    def _side_file(self, suffix: str, cap: str, structure: str) -> tuple[str, bytes] | None:
+        """The package's file ending in ``suffix`` (``.mf``, ``.cert``): its name and
+        bytes, at most ``limits.<cap>`` of them; None when there is none. In an OVA the
+        first member so named; beside a descriptor, the file of its name and ``suffix``."""
         if self.archive is not None:
             for m in self.archive.members:
-                if m.name.lower().endswith(".mf"):
-                    self.manifest_name = m.name
-                    limits.enforce(m.size, "OVA_MAX_MANIFEST_BYTES", self.path, "manifest",
-                                   m.offset, "manifest bytes")
-                    return self.source.read(m.offset, m.size, "manifest")
+                if m.name.lower().endswith(suffix):
+                    limits.enforce(m.size, cap, self.path, structure, m.offset,
+                                   f"{structure} bytes")
+                    return m.name, self.source.read(m.offset, m.size, structure)
             return None
-        name = os.path.splitext(self.path)[0] + ".mf"
+        name = os.path.splitext(self.path)[0] + suffix
         if not os.path.isfile(name):
             return None
-        self.manifest_name = os.path.basename(name)
         try:
             with open(name, "rb") as f:
-                data = f.read(limits.OVA_MAX_MANIFEST_BYTES + 1)
+                data = f.read(getattr(limits, cap) + 1)
         except OSError as exc:
-            raise ImageError(name, "manifest", None, exc.strerror or str(exc)) from exc
-        limits.enforce(len(data), "OVA_MAX_MANIFEST_BYTES", name, "manifest", None,
-                       "manifest bytes")
-        return data
+            raise ImageError(name, structure, None, exc.strerror or str(exc)) from exc
+        limits.enforce(len(data), cap, name, structure, None, f"{structure} bytes")
+        return os.path.basename(name), data
 
-    def _manifest(self, verify: bool) -> None:
+    def _manifest(self, verify: bool) -> bytes | None:
+        """Read the manifest (and with ``verify`` check every digest); its bytes, which
+        the certificate's signature covers."""
         try:
-            data = self._manifest_bytes()
+            found = self._side_file(".mf", "OVA_MAX_MANIFEST_BYTES", "manifest")
         except ImageError as exc:
             self.findings.append(Finding(finding_id(exc), "error", str(exc)))
-            return
-        if data is None:
-            return
+            return None
+        if found is None:
+            return None
+        self.manifest_name, data = found
         for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
             if not line.strip():
                 continue
@@ -310,6 +322,27 @@ class Package:
                               "package does not hold")
         if verify:
             self._verify(files)
+        return data
+
+    def _signature(self, manifest: bytes | None, verify: bool) -> ova_cert.Signature | None:
+        """The certificate file's signature of the manifest (None when unsigned); with
+        ``verify`` checked against its certificate (:mod:`imgscan._core.ova_cert`)."""
+        try:
+            found = self._side_file(".cert", "OVA_MAX_CERT_BYTES", "certificate file")
+        except ImageError as exc:
+            self.findings.append(Finding(finding_id(exc), "error", str(exc)))
+            return None
+        if found is None:
+            return None
+        name, data = found
+        label = (f"{self.path} [{name}]" if self.archive is not None
+                 else os.path.join(os.path.dirname(self.path), name))
+        signature = ova_cert.read(data, name, label, self.manifest_name)
+        if verify and manifest is not None:
+            from datetime import UTC, datetime
+            ova_cert.verify(signature, manifest, datetime.now(UTC))
+        self.findings.extend(signature.findings)
+        return signature
 
     def _verify(self, files: dict[str, tuple[int, int] | str]) -> None:
         """Hash every file the manifest lists, in place, and compare."""
@@ -368,6 +401,7 @@ class Package:
                 "verified": self.manifest_verified,
                 "mismatches": self.manifest_mismatches,
             },
+            "signature": None if self.signature is None else self.signature.as_dict(),
         }
 
 
@@ -383,7 +417,8 @@ def _hash_range(h: Any, source: Source, offset: int, size: int) -> None:
 
 def open_package(source: Source, *, verify_manifest: bool = False) -> Package | None:
     """The package in ``source``, or None when it is not one."""
-    kind = probe(source)
-    if kind is None:
+    found = probe(source)
+    if found is None:
         return None
-    return Package(source, kind, verify_manifest=verify_manifest)
+    kind, archive = found
+    return Package(source, kind, verify_manifest=verify_manifest, archive=archive)

@@ -122,7 +122,7 @@ class ScanRun:
     def __init__(self, paths: Paths, *, jobs: int | None, profile: str | None,
                  info_only: bool, fingerprint: bool, catalog: str | Catalog | None,
                  time_limit: float, memory_limit: int | None,
-                 external_dir: str | None) -> None:
+                 external_dir: str | None, verify_manifest: bool = False) -> None:
         if isinstance(paths, (str, os.PathLike)):   # one path, not a list of letters
             paths = [paths]
         self.paths = [os.fspath(p) for p in paths]
@@ -141,7 +141,7 @@ class ScanRun:
         self.profile_name = ",".join(p.name for p in loaded) or None
         self.options = Options(loaded, fingerprint,
                                max(1, _cores() // self.jobs),
-                               external_dir, memory_limit)
+                               external_dir, memory_limit, verify_manifest)
         self.time_limit = time_limit
         self.not_images = 0
         self.discovered = 0
@@ -197,7 +197,8 @@ class ScanRun:
                 scan_id = self._catalog.begin_scan(
                     [p if is_url(p) else os.path.abspath(p) for p in self.paths],
                     self.profile_name,
-                    FINGERPRINT_ALGORITHM if self.options.fingerprint else None)
+                    FINGERPRINT_ALGORITHM if self.options.fingerprint else None,
+                    self.options.verify_manifest)
             yield from self._loop(scan_id)
             finished = True
         finally:
@@ -447,7 +448,7 @@ def scan(paths: Paths, *, jobs: int | None = None, profile: str | None = None,
          catalog: str | Catalog | None = None,
          time_limit: float = limits.SCAN_TIME_LIMIT,
          memory_limit: int | None = limits.SCAN_MEMORY_LIMIT,
-         external_dir: str | None = None) -> ScanRun:
+         external_dir: str | None = None, verify_manifest: bool = False) -> ScanRun:
     """Scan every image under ``paths`` (one path or several) with ``jobs`` worker
     processes (default: every core this process may use).
 
@@ -460,8 +461,11 @@ def scan(paths: Paths, *, jobs: int | None = None, profile: str | None = None,
     (a path, or an open :class:`~imgscan.bulk.catalog.Catalog`) records every
     result and lets unchanged files be skipped. ``time_limit`` (seconds) and
     ``memory_limit`` (bytes of address space, None for none) bound each image's
-    worker. Raises :class:`~imgscan.policy.ProfileError` at once for a bad profile.
+    worker. ``verify_manifest`` verifies each OVF package's manifest and signature
+    (``--verify-manifest``: reads the whole package). Raises
+    :class:`~imgscan.policy.ProfileError` at once for a bad profile.
     """
     return ScanRun(paths, jobs=jobs, profile=profile, info_only=info_only,
                    fingerprint=fingerprint, catalog=catalog, time_limit=time_limit,
-                   memory_limit=memory_limit, external_dir=external_dir)
+                   memory_limit=memory_limit, external_dir=external_dir,
+                   verify_manifest=verify_manifest)

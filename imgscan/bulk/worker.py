@@ -37,10 +37,12 @@ FINGERPRINT_ALGORITHM = "xxh3-128-chunked"
 class Options:
     """What every image of one scan is asked for (inherited by the forked workers)."""
 
-    __slots__ = ("external_dir", "fingerprint", "memory_limit", "profiles", "threads")
+    __slots__ = ("external_dir", "fingerprint", "memory_limit", "profiles", "threads",
+                 "verify_manifest")
 
     def __init__(self, profiles: Sequence[Profile], fingerprint: bool, threads: int,
-                 external_dir: str | None, memory_limit: int | None) -> None:
+                 external_dir: str | None, memory_limit: int | None,
+                 verify_manifest: bool = False) -> None:
         #: Every image is judged by each (none: facts only), from its facts read once.
         self.profiles = list(profiles)
         self.fingerprint = fingerprint
@@ -48,6 +50,8 @@ class Options:
         self.threads = threads
         self.external_dir = external_dir
         self.memory_limit = memory_limit
+        #: OVF packages: their manifest's digests and signature verified.
+        self.verify_manifest = verify_manifest
 
 
 def scan_image(path: str, head: bytes, options: Options) -> tuple[Any, Any, Any] | None:
@@ -58,7 +62,8 @@ def scan_image(path: str, head: bytes, options: Options) -> tuple[Any, Any, Any]
     Module-level on purpose: the worker looks it up at each call, so a test
     can replace it before the pool forks.
     """
-    with Image(path, external_dir=options.external_dir) as img:
+    with Image(path, external_dir=options.external_dir,
+               verify_manifest=options.verify_manifest) as img:
         info = img.info()
         if img.format == "raw" and not raw_is_image(path, head, info):
             return None

@@ -95,6 +95,7 @@ def package_rows(ova: Mapping[str, Any], disks: list[Mapping[str, Any]]) -> list
         state = {None: "not verified (--verify-manifest)", True: "verified"}.get(
             mf["verified"], f"MISMATCH: {', '.join(mf['mismatches'])}")
         rows.append(("manifest", f"{mf['name']}, {mf['entries']} files, {state}"))
+    rows.append(("signature", _signature_text(ova.get("signature"))))
     for d in disks:
         label = "disks" if d["index"] == 0 else ""
         mark = " (system disk)" if d.get("system") else ""
@@ -106,6 +107,18 @@ def package_rows(ova: Mapping[str, Any], disks: list[Mapping[str, Any]]) -> list
                      f"{_short_size(d['virtual_size'])}, {d['partition_table']}, boot "
                      f"{d['boot_mode']}"))
     return rows
+
+
+def _signature_text(sig: Mapping[str, Any] | None) -> str:
+    """The package's certificate file in one line: who signed, and whether it holds."""
+    if sig is None:
+        return "none (unsigned)"
+    state = {True: "verifies", False: "DOES NOT VERIFY"}.get(
+        sig["verified"], f"not verified: {sig['unverified']}")
+    cert = sig.get("certificate")
+    who = (f", signed by {cert['subject']} until {cert['not_after'][:10]}"
+           " (chain of trust not checked)" if cert else "")
+    return f"{sig['name']}, {sig['algorithm'] or '?'}{who}, {state}"
 
 
 def _short_size(n: int) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from helpers import TESTS, MiB, overwrite, run_cli, sparse_file
-from helpers.ova_packages import BILLION_LAUGHS, build_ova
+from helpers.ova_packages import BILLION_LAUGHS, build_ova, gpt_ext4_disk
 from oracles import needs_qemu, qemu_info, run
 
 import imgscan
@@ -32,16 +32,7 @@ needs_xmllint = pytest.mark.skipif(shutil.which("xmllint") is None,
 
 @pytest.fixture(scope="module")
 def data_disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data disk: GPT with one ext4 partition, no boot path (sfdisk, mkfs.ext4)."""
-    path = sparse_file(tmp_path_factory.mktemp("data") / "data.img", 32 * MiB)
-    subprocess.run(["sfdisk", "-q", str(path)], input="label: gpt\n,,L\n", text=True,
-                   check=True, capture_output=True)
-    part = path.with_name("part.img")
-    sparse_file(part, 31 * MiB)
-    run("mkfs.ext4", "-q", "-F", "-L", "data", part)
-    run("dd", f"if={part}", f"of={path}", "bs=1M", "seek=1", "conv=notrunc,sparse",
-        "status=none")
-    return path
+    return gpt_ext4_disk(tmp_path_factory.mktemp("data") / "data.img")
 
 
 @pytest.fixture(scope="module")

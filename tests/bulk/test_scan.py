@@ -562,3 +562,49 @@ def test_several_profiles_as_check_gives_them(small_library: Path, tmp_path: Pat
     lines = [json.loads(line) for line in again.communicate(timeout=120)[0].splitlines()]
     assert {o.pop("scan")["status"] for o in lines} == {"unchanged"}
     assert {o["path"]: o for o in lines} == checked
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_verify_manifest_reaches_every_package_and_the_catalog(tmp_path: Path) -> None:
+    """``scan --verify-manifest``: each OVA's manifest and signature are verified in its
+    worker, as ``info --verify-manifest`` does; a catalog row read without verifying is
+    read again by a scan that verifies, then reused."""
+    from helpers import sparse_file
+    from helpers.ova_packages import build_ova, signer
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    disk = sparse_file(tmp_path / "disk.img", 4 * MiB)
+    key = signer(tmp_path / "key")
+    good = build_ova(tmp_path / "good", "good", [("good.vmdk", disk)], signed_by=key)
+    shutil.copy(good, lib / "good.ova")
+    pkg = tmp_path / "bad"
+    build_ova(pkg, "bad", [("bad.vmdk", disk)], signed_by=key)
+    mf = pkg / "bad.mf"
+    mf.write_text("".join(reversed(mf.read_text().splitlines(keepends=True))))
+    run("tar", "--format=ustar", "-cf", lib / "bad.ova", "bad.ovf", "bad.mf", "bad.cert",
+        "bad.vmdk", cwd=pkg)
+    db = str(tmp_path / "c.db")
+
+    def scanned(*args: str) -> dict[str, dict[str, Any]]:
+        proc = cli("scan", "--json", "--info-only", *args, str(lib), "--catalog", db)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        return {Path(o["path"]).name: o for o in map(json.loads, out.splitlines())}
+
+    plain = scanned()
+    assert {n: o["ova"]["signature"]["verified"] for n, o in plain.items()} == \
+        {"good.ova": None, "bad.ova": None}
+    verified = scanned("--verify-manifest")
+    assert {n: o["scan"]["status"] for n, o in verified.items()} == \
+        {"good.ova": "scanned", "bad.ova": "scanned"}
+    for name, expected in (("good.ova", True), ("bad.ova", False)):
+        with imgscan.open(lib / name, verify_manifest=True) as img:
+            alone = img.info()
+        assert verified[name]["ova"] == alone["ova"]
+        assert alone["ova"]["signature"]["verified"] is expected
+    assert [f["id"] for f in verified["bad.ova"]["findings"]] == ["signature-invalid"]
+    again = scanned("--verify-manifest")
+    assert {n: o["scan"]["status"] for n, o in again.items()} == \
+        {"good.ova": "unchanged", "bad.ova": "unchanged"}
+    assert again["good.ova"]["ova"]["signature"]["verified"] is True

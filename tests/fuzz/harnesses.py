@@ -531,8 +531,9 @@ def initramfs(data: bytes) -> None:
 
 
 def ova(data: bytes) -> None:
-    """An OVA (or any tar): the ustar walk, the package (descriptor, manifest verified in
-    place) and its disks through windows of the archive, as ``container`` reads one image."""
+    """An OVA (or any tar): the ustar walk, the package (descriptor, manifest and the
+    certificate file's signature verified in place) and its disks through windows of the
+    archive, as ``container`` reads one image."""
     from imgscan._core.ova import Package
     from imgscan._core.source import Source
     from imgscan._core.tar import Archive

@@ -35,6 +35,7 @@ from harnesses import (  # noqa: E402
     encode_sparse,
 )
 from helpers import decompress, unpacked_name  # noqa: E402
+from helpers.ova_packages import build_ova, signer, unknown_key_algorithm  # noqa: E402
 from oracles import CORPUS, SHARED  # noqa: E402
 
 import imgscan  # noqa: E402
@@ -602,7 +603,6 @@ def ova(b: Builder) -> None:
     """OVAs as tests/helpers/ova_packages.py builds them (qemu-img streamOptimized disks,
     an ovftool-style descriptor, a sha256sum manifest, ``tar --format=ustar``), one and
     two disks, and the one-disk package archived as pax and GNU tar."""
-    from helpers.ova_packages import build_ova
     if not all(shutil.which(t) for t in ("qemu-img", "tar", "sha256sum")):
         print("make_seeds: qemu-img, tar or sha256sum missing, no OVA seeds", file=sys.stderr)
         return
@@ -617,6 +617,37 @@ def ova(b: Builder) -> None:
         if b.tool("tar", f"--format={fmt}", "-C", str(b.work / "one"), "-cf", str(out),
                   "one.ovf", "one.mf", "one-disk1.vmdk"):
             b.seed(f"{fmt}.ova", out.read_bytes())
+    _signed_ova_seeds(b, disk)
+
+
+#: Certificate files as a hostile package may hold them: (seed name, edit of the real one).
+_CERT_EDITS: dict[str, Callable[[str], str]] = {
+    "cert-bad-pem": lambda t: t.replace(t.split("\n")[3], "!" * 64),
+    "cert-no-pem": lambda t: t.split("\n", 1)[0] + "\n",
+    "cert-bad-hex": lambda t: t.replace("= ", "= zz", 1),
+    "cert-short": lambda t: t.split("\n", 1)[0][:-4] + "\n" + t.split("\n", 1)[1],
+    "cert-other-manifest": lambda t: t.replace("(signed.mf)", "(other.mf)", 1),
+    "cert-huge": lambda t: t + "A" * (64 << 10),
+    "cert-unknown-key": unknown_key_algorithm,
+}
+
+
+def _signed_ova_seeds(b: Builder, disk: Path) -> None:
+    """A package signed as ovftool's ``--privateKey`` signs it (openssl's key, certificate
+    and ``dgst -sign``), and the same with each hostile certificate file of _CERT_EDITS."""
+    if shutil.which("openssl") is None:
+        print("make_seeds: openssl missing, no signed OVA seeds", file=sys.stderr)
+        return
+    d = b.work / "signed"
+    signed = build_ova(d, "signed", [("signed.vmdk", disk)], signed_by=signer(d / "key"))
+    b.seed("signed.ova", signed.read_bytes())
+    good = (d / "signed.cert").read_text()
+    for name, edit in _CERT_EDITS.items():
+        (d / "signed.cert").write_text(edit(good))
+        out = d / f"{name}.ova"
+        if b.tool("tar", "--format=ustar", "-C", str(d), "-cf", str(out), "signed.ovf",
+                  "signed.mf", "signed.cert", "signed.vmdk"):
+            b.seed(f"{name}.ova", out.read_bytes())
 
 
 def ovf(b: Builder) -> None:

@@ -13,10 +13,15 @@ disks (DSP0243 §5.3).
 
 from __future__ import annotations
 
+import base64
 import html
+import subprocess
+import textwrap
 from pathlib import Path
 
 from oracles import run
+
+from helpers import MiB, sparse_file
 
 #: ovftool's namespace declarations on Envelope.
 ENVELOPE = (
@@ -43,6 +48,20 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"><Info>&lol9;</Info></Envelope>
 """
 STREAM_OPTIMIZED = "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
+
+
+def gpt_ext4_disk(path: Path) -> Path:
+    """A 32 MiB data disk at ``path``: GPT with one ext4 partition, no boot path (sfdisk,
+    mkfs.ext4)."""
+    sparse_file(path, 32 * MiB)
+    subprocess.run(["sfdisk", "-q", str(path)], input="label: gpt\n,,L\n", text=True,
+                   check=True, capture_output=True)
+    part = path.with_name("part.img")
+    sparse_file(part, 31 * MiB)
+    run("mkfs.ext4", "-q", "-F", "-L", "data", part)
+    run("dd", f"if={part}", f"of={path}", "bs=1M", "seek=1", "conv=notrunc,sparse",
+        "status=none")
+    return path
 
 
 def stream_optimized(src: Path, dst: Path, fmt: str = "raw") -> Path:
@@ -164,12 +183,77 @@ def manifest(directory: Path, names: list[str], algorithm: str = "sha256") -> st
     return "\n".join(lines) + "\n"
 
 
-def build_ova(directory: Path, name: str, disks: list[tuple[str, Path]],
+def signer(directory: Path, subject: str = "/CN=imgscan test signer",
+           days: int = 30) -> tuple[Path, Path]:
+    """A fresh RSA-2048 key and its self-signed certificate, by ``openssl req -x509``:
+    (key.pem, cert.pem) in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+        "-out", cert, "-subj", subject, "-days", str(days))
+    return key, cert
+
+
+def dated_signer(directory: Path, start: str = "20200101000000Z",
+                 end: str = "20210101000000Z") -> tuple[Path, Path]:
+    """A key and a self-signed certificate valid from ``start`` to ``end`` (by default
+    only in 2020), by ``openssl ca -selfsign`` with its ``-startdate`` / ``-enddate``
+    (``req -x509`` takes only a positive ``-days``): (key.pem, cert.pem) in
+    ``directory``."""
+    (directory / "db").mkdir(parents=True, exist_ok=True)
+    (directory / "db" / "index").write_text("")
+    (directory / "db" / "serial").write_text("01\n")
+    (directory / "ca.cnf").write_text(
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = db/index\nnew_certs_dir = db\n"
+        "serial = db/serial\ndefault_md = sha256\npolicy = p\nunique_subject = no\n"
+        "[p]\ncommonName = supplied\n")
+    run("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem",
+        "-out", "req.csr", "-subj", "/CN=dated signer", cwd=directory)
+    run("openssl", "ca", "-batch", "-config", "ca.cnf", "-selfsign", "-keyfile", "key.pem",
+        "-in", "req.csr", "-out", "cert.pem", "-notext", "-startdate", start,
+        "-enddate", end, cwd=directory)
+    return directory / "key.pem", directory / "cert.pem"
+
+
+def certificate_file(directory: Path, manifest_name: str, key: Path, cert: Path,
+                     algorithm: str = "sha256") -> str:
+    """ovftool's ``--privateKey`` certificate file for ``directory/manifest_name``: the
+    signature line (``openssl dgst -sign -hex``'s signature in ovftool's
+    ``SHA256(name.mf)= hex`` form), then the PEM certificate."""
+    out = run("openssl", "dgst", f"-{algorithm}", "-sign", key, "-hex", manifest_name,
+              cwd=directory)
+    signature = out.rsplit("= ", 1)[1].strip()
+    return f"{algorithm.upper()}({manifest_name})= {signature}\n" + cert.read_text()
+
+
+#: The DER of rsaEncryption's OID (1.2.840.113549.1.1.1) and of an arc no algorithm has.
+RSA_OID = bytes.fromhex("06092a864886f70d010101")
+UNKNOWN_OID = bytes.fromhex("06092a864886f70d010163")
+
+
+def unknown_key_algorithm(text: str) -> str:
+    """A certificate file (``text``) whose certificate's public key algorithm OID is
+    changed to an unknown one: the DER edited and re-encoded as PEM (hand-made bytes: a
+    malformed case no tool writes)."""
+    first, pem = text.split("\n", 1)
+    body = "".join(pem.split("-----")[2].split())
+    der = base64.b64decode(body)
+    assert der.count(RSA_OID) == 1
+    der = der.replace(RSA_OID, UNKNOWN_OID)
+    lines = textwrap.wrap(base64.b64encode(der).decode(), 64)
+    return (first + "\n-----BEGIN CERTIFICATE-----\n" + "\n".join(lines)
+            + "\n-----END CERTIFICATE-----\n")
+
+
+def build_ova(directory: Path, name: str, disks: list[tuple[str, Path]], *,
+              signed_by: tuple[Path, Path] | None = None, tar_format: str = "ustar",
               **descriptor_args: object) -> Path:
     """``directory/name.ova`` holding ``disks`` (member name, raw source disk) as
-    streamOptimized VMDKs, an ovftool-style descriptor and a SHA256 manifest, archived by
-    ``tar --format=ustar`` in OVF order. The package's files stay in ``directory``
-    (for the oracles)."""
+    streamOptimized VMDKs, an ovftool-style descriptor and a SHA256 manifest (and with
+    ``signed_by``, a (key, certificate) pair, the certificate file ovftool's
+    ``--privateKey`` adds), archived by ``tar --format=ustar`` (or ``tar_format``) in
+    ovftool's order: descriptor, manifest, certificate, disks. The package's files stay
+    in ``directory`` (for the oracles)."""
     directory.mkdir(parents=True, exist_ok=True)
     entries = []
     for member, raw in disks:
@@ -179,7 +263,12 @@ def build_ova(directory: Path, name: str, disks: list[tuple[str, Path]],
     ovf.write_text(descriptor(entries, **descriptor_args))  # type: ignore[arg-type]
     mf = directory / f"{name}.mf"
     mf.write_text(manifest(directory, [ovf.name, *(m for m, _, _ in entries)]))
+    signature = []
+    if signed_by is not None:
+        cert = directory / f"{name}.cert"
+        cert.write_text(certificate_file(directory, mf.name, *signed_by))
+        signature = [cert.name]
     ova = directory / f"{name}.ova"
-    run("tar", "--format=ustar", "-cf", ova, ovf.name, mf.name, *(m for m, _, _ in entries),
-        cwd=directory)
+    run("tar", f"--format={tar_format}", "-cf", ova, ovf.name, mf.name, *signature,
+        *(m for m, _, _ in entries), cwd=directory)
     return ova

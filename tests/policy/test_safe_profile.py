@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 import test_threats
 from helpers import MiB, decompress, ntfs_images, overwrite, qemu_create, sparse_file
-from helpers.ova_packages import build_ova
+from helpers.ova_packages import build_ova, dated_signer, signer
 from helpers.patchers import (
     mbr_set_entry,
     regf_set_minor_version,
@@ -59,7 +59,9 @@ needs_sgdisk = pytest.mark.skipif(shutil.which("sgdisk") is None, reason="sgdisk
 
 
 def info_of(path: Path) -> Info:
-    with imgscan.open(path) as img:
+    """The info object, an OVF package's manifest and signature verified (as a gate
+    is asked to: ``--verify-manifest``; nothing else reads differently)."""
+    with imgscan.open(path, verify_manifest=True) as img:
         return img.info()
 
 
@@ -177,10 +179,66 @@ def ova_format_not_the_descriptors(d: Path) -> Path:
     return ova
 
 
+def ova_descriptor_last(d: Path) -> Path:
+    """tar's OVA with the disk first and the descriptor last (as some third-party
+    tools write them, DSP0243 §5.3 forbids)."""
+    pkg = test_threats.ova_package(d).parent
+    ova = pkg / "pkg.ova"
+    ova.unlink()
+    run("tar", "--format=ustar", "-cf", ova, "disk1.vmdk", "pkg.mf", "pkg.ovf", cwd=pkg)
+    return ova
+
+
 def ova_firmware_bios_for_uefi_disk(d: Path) -> Path:
     """The UEFI Windows fixture in an OVA whose descriptor says firmware bios."""
     raw = test_threats._windows_fixture(d, "uefi")
     return build_ova(d / "pkg", "pkg", [("disk1.vmdk", raw)], firmware="bios")
+
+
+def _signed_ova(d: Path, signed_by: tuple[Path, Path] | None = None) -> Path:
+    """tar's OVA signed as ovftool's ``--privateKey`` signs it (openssl's key and
+    self-signed certificate, ``openssl dgst -sign``)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    raw = test_threats.mbr_disk(d)
+    return build_ova(d / "pkg", "pkg", [("disk1.vmdk", raw)],
+                     signed_by=signed_by or signer(d / "signer"))
+
+
+def _repack_signed(pkg: Path) -> Path:
+    """The signed package's files archived again by tar, in ovftool's order."""
+    ova = pkg / "pkg.ova"
+    ova.unlink()
+    run("tar", "--format=ustar", "-cf", ova, "pkg.ovf", "pkg.mf", "pkg.cert", "disk1.vmdk",
+        cwd=pkg)
+    return ova
+
+
+def ova_manifest_edited_after_signing(d: Path) -> Path:
+    """The signed OVA repacked with its manifest's lines reordered (every digest still
+    right): the signature no longer verifies (openssl dgst -verify agrees,
+    tests/_core/test_ova_cert.py)."""
+    pkg = _signed_ova(d).parent
+    mf = pkg / "pkg.mf"
+    mf.write_text("".join(reversed(mf.read_text().splitlines(keepends=True))))
+    return _repack_signed(pkg)
+
+
+def ova_certificate_garbled(d: Path) -> Path:
+    """The signed OVA whose certificate's second base64 line is replaced by other bytes."""
+    pkg = _signed_ova(d).parent
+    cert = pkg / "pkg.cert"
+    lines = cert.read_text().splitlines(keepends=True)
+    lines[3] = "!" * 64 + "\n"
+    cert.write_text("".join(lines))
+    return _repack_signed(pkg)
+
+
+def ova_signed_by_an_expired_certificate(d: Path) -> Path:
+    """The OVA signed with a key whose certificate was valid only in 2020."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    return _signed_ova(d, dated_signer(d / "ca"))
 
 
 def windows_dirty_hive_with_logs(d: Path) -> Path:
@@ -281,6 +339,10 @@ CELL_IMAGES: dict[tuple[str, str], str | Builder] = {
     ("package-member", "warning"): ova_format_not_the_descriptors,
     ("manifest-mismatch", "error"): ova_second_disk_missing,
     ("firmware-mismatch", "warning"): ova_firmware_bios_for_uefi_disk,
+    ("package-order", "warning"): ova_descriptor_last,
+    ("signature-invalid", "error"): ova_manifest_edited_after_signing,
+    ("certificate-invalid", "error"): ova_certificate_garbled,
+    ("certificate-expired", "warning"): ova_signed_by_an_expired_certificate,
     ("hive-replayed", "info"): windows_dirty_hive_with_logs,
     ("descriptor-ambiguous", "warning"): vmdk_descriptor_moved,
     ("resource-exhaustion", "guest"): windows_hive_past_the_cap,

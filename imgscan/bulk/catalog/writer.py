@@ -75,17 +75,20 @@ class CatalogWriter(CatalogFile):
         #: What the current scan needs of a stored row to reuse it (see ``lookup``).
         self._profile: str | None = None
         self._fingerprint: str | None = None
+        self._verify_manifest = False
         self._counts: dict[int, dict[str, int]] = {}
 
     def begin_scan(self, roots: list[str], profile: str | None,
-                   fingerprint: str | None = None) -> int:
+                   fingerprint: str | None = None, verify_manifest: bool = False) -> int:
         """Record a new scan of ``roots`` and return its id.
 
         ``profile`` is the profile name the scan judges by (None: info only),
-        ``fingerprint`` the fingerprint algorithm it computes (None: none);
-        :meth:`lookup` reuses only rows that already have both.
+        ``fingerprint`` the fingerprint algorithm it computes (None: none),
+        ``verify_manifest`` whether OVF packages are verified (their manifest's digests
+        and signature); :meth:`lookup` reuses only rows that already have all three.
         """
         self._profile, self._fingerprint = profile, fingerprint
+        self._verify_manifest = verify_manifest
         db = self._write()
         cur = db.execute(
             "INSERT INTO scans (started_at, roots, profile, fingerprint_algorithm, "
@@ -105,21 +108,26 @@ class CatalogWriter(CatalogFile):
         it was written by another imgscan version, its error was one of the run
         (:data:`TRANSIENT_ERRORS`), or the image was read without what the
         current scan asks for (a check by the profile given to
-        :meth:`begin_scan`, a fingerprint by its algorithm). An image that could
+        :meth:`begin_scan`, a fingerprint by its algorithm, an OVF package's manifest
+        verified: its stored info says so, ``ova.manifest.verified`` null only when
+        not asked). An image that could
         not be read for what it is (an ImageError) stays an error until it changes.
         """
         row = self._db.execute(
             "SELECT size, mtime_ns, inode, device, header_digest, status, error_type, "
-            "imgscan_version, profile, fingerprint_algorithm FROM images WHERE path = ?",
-            (key(path),)).fetchone()
+            "imgscan_version, profile, fingerprint_algorithm, "
+            "json_type(info_json, '$.ova.manifest') = 'object' "
+            "AND json_extract(info_json, '$.ova.manifest.verified') IS NULL "
+            "FROM images WHERE path = ?", (key(path),)).fetchone()
         if row is None or row[4] is None:
             return None
-        status, error_type, version, profile, algorithm = row[5:]
+        status, error_type, version, profile, algorithm, unverified = row[5:]
         if status == "missing" or version != __version__ or error_type in TRANSIENT_ERRORS:
             return None
         if status == "scanned" and (
                 (self._profile is not None and profile != self._profile)
-                or (self._fingerprint is not None and algorithm != self._fingerprint)):
+                or (self._fingerprint is not None and algorithm != self._fingerprint)
+                or (self._verify_manifest and unverified)):
             return None
         return FileIdentity(*row[:5])
 
