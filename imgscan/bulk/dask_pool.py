@@ -46,6 +46,7 @@ import logging
 import os
 import socket
 from collections import deque
+from concurrent.futures import CancelledError
 
 import distributed
 from distributed.scheduler import KilledWorker
@@ -201,9 +202,14 @@ def _result(future: distributed.Future[Any], client: distributed.Client) -> Any:
         return future.result()
     except KilledWorker:
         raise
-    except (distributed.client.FutureCancelledError, OSError, TimeoutError) as exc:
-        raise ClusterError(f"{_address(client)}: the Dask scheduler went away "
-                           f"({type(exc).__name__}: {exc})") from None
+    except (CancelledError, OSError, TimeoutError) as exc:
+        raise _gone(client, exc) from None
+
+
+def _gone(client: distributed.Client, exc: BaseException) -> ClusterError:
+    """The error of a scan whose scheduler went away (its futures were cancelled)."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ClusterError(f"{_address(client)}: the Dask scheduler went away ({reason})")
 
 
 def _address(client: distributed.Client) -> str:
@@ -290,6 +296,8 @@ class DaskScanRun(ScanRun):
                                     return_when="FIRST_COMPLETED").done
         except TimeoutError:
             return
+        except (CancelledError, OSError) as exc:
+            raise _gone(self.client, exc) from None
         for future in done:
             batch = self._inflight.pop(future)
             try:

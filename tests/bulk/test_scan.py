@@ -10,7 +10,6 @@ with the ``sqlite3`` command-line tool.
 
 from __future__ import annotations
 
-import faulthandler
 import io
 import json
 import os
@@ -25,7 +24,7 @@ from typing import Any
 
 import pytest
 from helpers import MiB, overwrite, qemu_create
-from helpers.scan_library import Library
+from helpers.scan_library import SCAN_IMAGE, Library, misbehave, troublemakers
 from oracles import needs_qemu, needs_sqlite3, run
 
 import imgscan
@@ -135,44 +134,21 @@ def test_profile_and_fingerprint(library: Library, monkeypatch: pytest.MonkeyPat
 
 
 # -- worker failures ----------------------------------------------------------------
-SCAN_IMAGE = worker.scan_image
-
-
 def slowly(path: str, head: bytes, options: worker.Options) -> tuple[Any, Any, Any] | None:
     time.sleep(0.1)
     return SCAN_IMAGE(path, head, options)
 
 
-def misbehave(path: str, head: bytes, options: worker.Options) -> tuple[Any, Any, Any] | None:
-    """Replaces worker.scan_image in the workers (set before the pool forks)."""
-    name = os.path.basename(path)
-    if name.startswith("hang"):
-        time.sleep(3600)
-    elif name.startswith("exit"):
-        os._exit(3)
-    elif name.startswith("segv"):
-        faulthandler.disable()          # pytest's, inherited: no traceback dump
-        os.kill(os.getpid(), signal.SIGSEGV)
-    elif name.startswith("hog"):
-        bytearray(512 * MiB)           # beyond the 256 MiB budget below
-    elif name.startswith("bug"):
-        raise ValueError("a bug in a decoder")
-    return SCAN_IMAGE(path, head, options)
-
-
 @pytest.fixture
-def troublemakers(library: Library, tmp_path: Path) -> Path:
-    template = next(p for p in library.images if p.endswith("mbr.raw"))
-    for name in ("hang", "exit", "segv", "hog", "bug", *(f"ok{i}" for i in range(12))):
-        shutil.copy(template, tmp_path / f"{name}.raw")
-    return tmp_path
+def trouble(library: Library, tmp_path: Path) -> Path:
+    return troublemakers(library, tmp_path)
 
 
-def test_worker_failures_cost_one_image(troublemakers: Path,
+def test_worker_failures_cost_one_image(trouble: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(worker, "scan_image", misbehave)
     start = time.monotonic()
-    results, _ = scan_all([str(troublemakers)], jobs=2, info_only=True, time_limit=1.5,
+    results, _ = scan_all([str(trouble)], jobs=2, info_only=True, time_limit=1.5,
                           memory_limit=256 * MiB)
     assert time.monotonic() - start < 20     # the hang was cut off, not waited out
     by_name = {os.path.basename(p): r for p, r in results.items()}
@@ -187,7 +163,7 @@ def test_worker_failures_cost_one_image(troublemakers: Path,
     assert all(r.status == "scanned" for n, r in by_name.items() if n.startswith("ok"))
 
 
-def test_long_paths_never_block_the_parent(troublemakers: Path, tmp_path: Path,
+def test_long_paths_never_block_the_parent(trouble: Path, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Paths near PATH_MAX that are not UTF-8 (3 bytes each per byte in a task frame):
     eight of them would not fit the pipe, and the parent, blocked writing, could not
@@ -197,9 +173,9 @@ def test_long_paths_never_block_the_parent(troublemakers: Path, tmp_path: Path,
     for i in range(15):     # about 3.8 KB of path, 11 KB in a frame
         deep = deep / (os.fsdecode(bytes([0xFF]) * 248) + f"{i:02d}")
     deep.mkdir(parents=True)
-    shutil.copy(troublemakers / "hang.raw", deep / "hang.raw")
+    shutil.copy(trouble / "hang.raw", deep / "hang.raw")
     for i in range(40):     # enough for full batches of 8 behind the hanging one
-        shutil.copy(troublemakers / "ok0.raw", deep / f"ok{i:02d}.raw")
+        shutil.copy(trouble / "ok0.raw", deep / f"ok{i:02d}.raw")
     start = time.monotonic()
     results, _ = scan_all([str(tmp_path / "deep")], jobs=1, info_only=True, time_limit=1.0)
     assert time.monotonic() - start < 15
@@ -207,12 +183,12 @@ def test_long_paths_never_block_the_parent(troublemakers: Path, tmp_path: Path,
     assert types == ["Timeout"] + ["scanned"] * 40
 
 
-def test_a_slow_consumer_is_not_a_timeout(troublemakers: Path,
+def test_a_slow_consumer_is_not_a_timeout(trouble: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Time the caller spends between results is not charged to the images: answers
     that arrived meanwhile are read before any worker is judged late."""
     monkeypatch.setattr(worker, "scan_image", slowly)
-    oks = [str(p) for p in sorted(troublemakers.glob("ok*"))[:4]]
+    oks = [str(p) for p in sorted(trouble.glob("ok*"))[:4]]
     statuses = []
     with imgscan.scan(oks, jobs=1, info_only=True, time_limit=0.3) as scan:
         for result in scan:
@@ -317,12 +293,12 @@ def recorded_rows(db: Path) -> int:
 
 
 @needs_sqlite3
-def test_ctrl_c_stops_cleanly(troublemakers: Path, tmp_path: Path) -> None:
+def test_ctrl_c_stops_cleanly(trouble: Path, tmp_path: Path) -> None:
     """Results are committed while one image holds a worker, and Ctrl-C then stops
     the scan: workers killed, what was recorded kept, the scan closed as interrupted."""
     db = tmp_path / "interrupted.db"
     env = {**os.environ, "PYTHONPATH": IMGSCAN_ROOT}
-    proc = subprocess.Popen([sys.executable, "-c", HANGING_CLI, "scan", str(troublemakers),
+    proc = subprocess.Popen([sys.executable, "-c", HANGING_CLI, "scan", str(trouble),
                              "--catalog", str(db), "--info-only", "--jobs", "2"], env=env,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True, cwd=CHILD_CWD)

@@ -5,16 +5,21 @@ info`` on each template says what every copy of it is."""
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import random
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from oracles import qemu_info, run
 
 from helpers import MiB, qemu_create, write_file
+from imgscan.bulk import worker
 
 #: Seeded, so that no random file matches a signature by chance on some run.
 RANDOM = random.Random(20261126)
@@ -99,3 +104,41 @@ def build_library(root: Path, work: Path) -> Library:
     return lib
 
 
+
+
+#: The real per-image work, which the hooks below wrap.
+SCAN_IMAGE = worker.scan_image
+#: The names of :func:`troublemakers`' files, each misbehaving as its name says.
+TROUBLE = ("hang", "exit", "segv", "hog", "bug")
+
+
+def misbehave(path: str, head: bytes, options: worker.Options) -> tuple[Any, Any, Any] | None:
+    """Replaces worker.scan_image in the readers (set before the pool forks them; on a
+    Dask cluster, in its workers by a plugin). ``killer*`` kills the process that
+    forked the reader: on a Dask worker, the worker itself, as the OOM killer would."""
+    name = os.path.basename(path)
+    if name.startswith("hang"):
+        time.sleep(3600)
+    elif name.startswith("exit"):
+        os._exit(3)
+    elif name.startswith("segv"):
+        faulthandler.disable()          # pytest's, inherited: no traceback dump
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif name.startswith("hog"):
+        bytearray(512 * MiB)           # beyond the 256 MiB budget of the tests
+    elif name.startswith("bug"):
+        raise ValueError("a bug in a decoder")
+    elif name.startswith("killer"):
+        os.kill(os.getppid(), signal.SIGKILL)
+        os._exit(9)
+    return SCAN_IMAGE(path, head, options)
+
+
+def troublemakers(library: Library, out: Path, names: tuple[str, ...] = TROUBLE,
+                  fine: int = 12) -> Path:
+    """Copies of a raw image under ``out``, one per name in ``names`` and ``fine``
+    more (``ok0.raw`` ...) that :func:`misbehave` leaves alone."""
+    template = next(p for p in library.images if p.endswith("mbr.raw"))
+    for name in (*names, *(f"ok{i}" for i in range(fine))):
+        shutil.copy(template, out / f"{name}.raw")
+    return out
