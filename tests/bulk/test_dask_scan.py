@@ -302,3 +302,64 @@ def test_dask_processes_cli_and_a_scheduler_that_goes_away(
         assert con.execute("SELECT interrupted FROM scans").fetchone() == (1,)
         assert con.execute("SELECT count(*) FROM images").fetchone()[0] >= 20
 
+
+
+# -- a bucket --------------------------------------------------------------------------
+class Environ(WorkerPlugin):
+    """Sets environment variables in every Dask worker (the store's credentials, which a
+    worker started by an operator would be given), for as long as it is registered."""
+
+    name = "imgscan-environ"
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def setup(self, worker: Any) -> None:
+        os.environ.update(self.values)
+
+    def teardown(self, worker: Any) -> None:
+        for key in self.values:
+            os.environ.pop(key, None)
+
+
+def test_a_bucket_prefix(library: Library, dask_client: Client, tmp_path: Path) -> None:
+    """``s3://BUCKET/PREFIX/`` on the test object store (SeaweedFS): listed and read by
+    the workers, each object's facts and verdict those of the same bytes read locally
+    (but for where they were read from); a rescan finds every object unchanged by its
+    ETag without reading it."""
+    from helpers.stores import SeaweedS3
+
+    server = SeaweedS3(tmp_path / "seaweedfs")
+    try:
+        client = server.client()
+        client.create_bucket(Bucket="dask")
+        local = tmp_path / "local"
+        local.mkdir()
+        for path in library.images:
+            name = os.path.basename(path)
+            if name in ("0-disk2.qcow2", "0-mbr.raw", "0-disk6.vpc", "0-disk8.vhdx"):
+                client.upload_file(path, "dask", f"lib/{name}")
+                (local / name).write_bytes(Path(path).read_bytes())
+        client.put_object(Bucket="dask", Key="lib/notes.txt", Body=b"not an image\n" * 100)
+        url = "s3://dask/lib/"
+        db = str(tmp_path / "c.db")
+        dask_client.register_plugin(Environ(server.environ()))
+        try:
+            remote, skipped = scan_list([url], cluster=dask_client, catalog=db)
+            again, _ = scan_list([url], cluster=dask_client, catalog=db)
+        finally:
+            dask_client.unregister_worker_plugin(Environ.name)
+    finally:
+        server.stop()
+    here = by_path(scan_list([str(local)], jobs=1)[0])
+    assert skipped == 1 and len(remote) == len(here) == 4
+    for r in remote:
+        name = r.path.removeprefix(url)
+        mine = here[str(local / name)]
+        assert r.status == "scanned" and r.info is not None and mine.info is not None
+        assert r.info["source"]["url"] == r.path
+        assert ({k: v for k, v in r.info.items() if k not in ("path", "source")}
+                == {k: v for k, v in mine.info.items() if k not in ("path", "source")})
+        assert r.check is not None and mine.check is not None
+        assert r.check["verdict"] == mine.check["verdict"]
+    assert {r.status for r in again} == {"unchanged"}
