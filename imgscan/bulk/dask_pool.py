@@ -42,9 +42,11 @@ still spreads (the last batches are made smaller, as the local pool's are).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
+import time
 from collections import deque
 from concurrent.futures import CancelledError
 
@@ -77,6 +79,8 @@ BATCH = 64
 WINDOW = 2
 #: Seconds to wait for a scheduler to answer when connecting.
 CONNECT_TIMEOUT = 10.0
+#: Seconds between two asks of the cluster's size (workers come and go).
+THREADS_INTERVAL = 2.0
 #: Seconds the client waits for results before committing the catalog (as the local
 #: pool's COMMIT_INTERVAL) and looking at the scheduler again.
 WAIT = 0.5
@@ -121,9 +125,30 @@ def scan_batch(tasks: list[Item], options: Options,
                 st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, expected)))
         else:
             files.append((path, st))
+    _warm(options)
     with scan_listed(files, options, time_limit) as run:
         results = [*unchanged, *run]
     return results, run.not_images
+
+
+@functools.cache
+def _warm_decoders() -> None:
+    from .._core.registry import REGISTRY
+    for candidate in REGISTRY:
+        candidate.formats()
+
+
+def _warm(options: Options) -> None:
+    """Import, once per Dask worker process, the modules its forked readers would
+    otherwise each import again (every format's decoder, the judge, the fingerprint):
+    a reader lives for one batch, where the local pool's live for the whole scan, and
+    the imports cost about 0.2 s, more than a batch of small images. Nothing is read."""
+    _warm_decoders()
+    if options.profiles:
+        from ..policy import check as _check  # noqa: F401
+        from ..report import json as _json  # noqa: F401
+    if options.fingerprint:
+        from .. import fingerprints as _fingerprints  # noqa: F401
 
 
 def _digest(path: str, st: os.stat_result) -> str | None:
@@ -245,6 +270,8 @@ class DaskScanRun(ScanRun):
         self._retry: deque[list[Item]] = deque()
         #: Header digests the catalog holds for files whose identity matched.
         self._expected: dict[str, str] = {}
+        self._thread_count = 1
+        self._asked = -THREADS_INTERVAL
 
     def _close_cluster(self) -> None:
         for owned in self._owned:
@@ -253,8 +280,16 @@ class DaskScanRun(ScanRun):
         self._owned = []
 
     def _threads(self) -> int:
-        workers = self.client.scheduler_info().get("workers", {})
-        return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+        """The cluster's worker threads, asked of the scheduler at most every
+        THREADS_INTERVAL (each ask is a round trip: once per file, it cost the client
+        more than the scan)."""
+        now = time.monotonic()
+        if now - self._asked > THREADS_INTERVAL:
+            workers = self.client.scheduler_info().get("workers", {})
+            self._thread_count = max(1, sum(int(w.get("nthreads", 1))
+                                            for w in workers.values()))
+            self._asked = now
+        return self._thread_count
 
     # -- the runner's pool interface ----------------------------------------------------
     def _queued(self) -> int:
