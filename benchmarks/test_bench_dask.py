@@ -54,8 +54,9 @@ def clusters() -> Iterator[dict[int, Client]]:
 
 @pytest.fixture(scope="module")
 def windows() -> list[str]:
-    disks = unpack_fixtures(FIXTURES / "windows", ["bios", "uefi", "nosysres", "bitlocker"],
-                            images.CACHE / "dask-windows")
+    out = images.CACHE / "dask-windows"
+    out.mkdir(parents=True, exist_ok=True)
+    disks = unpack_fixtures(FIXTURES / "windows", ["bios", "uefi", "nosysres", "bitlocker"], out)
     return [str(p) for p in disks.values()]
 
 
@@ -113,9 +114,9 @@ def test_task_overhead(benchmark: BenchmarkFixture, clusters: dict[int, Client],
                 done += 1
 
     benchmark.pedantic(run, rounds=3)
-    assert benchmark.stats is not None
-    per_task = benchmark.stats.stats.median / NOOPS * workers
-    benchmark.extra_info["per_task_ms_per_worker"] = round(per_task * 1000, 3)
+    if benchmark.stats is not None:     # None when benchmarks are disabled (a smoke run)
+        per_task = benchmark.stats.stats.median / NOOPS * workers
+        benchmark.extra_info["per_task_ms_per_worker"] = round(per_task * 1000, 3)
 
 
 def test_catalog_write_rate(benchmark: BenchmarkFixture, windows: list[str],
@@ -139,5 +140,5 @@ def test_catalog_write_rate(benchmark: BenchmarkFixture, windows: list[str],
             catalog.finish_scan(scan_id, interrupted=False)
 
     benchmark.pedantic(write, rounds=3)
-    assert benchmark.stats is not None
-    benchmark.extra_info["records_per_s"] = round(RECORDS / benchmark.stats.stats.median)
+    if benchmark.stats is not None:
+        benchmark.extra_info["records_per_s"] = round(RECORDS / benchmark.stats.stats.median)
