@@ -220,6 +220,14 @@ def test_leaving_early_cancels_and_closes_the_scan(library: Library, dask_client
         assert con.execute("SELECT count(*) FROM images").fetchone()[0] >= 10
 
 
+def test_bad_addresses_are_errors(tmp_path: Path) -> None:
+    for address, says in (("local:x", "local:N needs a number of workers"),
+                          ("tcp://127.0.0.1:1", "cannot reach the Dask scheduler")):
+        done = cli("scan", "--dask", address, str(tmp_path))
+        assert done.returncode == 2 and says in done.stderr and not done.stdout
+        assert "Traceback" not in done.stderr
+
+
 # -- dask scheduler / dask worker processes -------------------------------------------
 @contextmanager
 def dask_processes(tmp_path: Path, worker_cwd: Path) -> Iterator[tuple[str, Any]]:
@@ -281,6 +289,7 @@ def test_dask_processes_cli_and_a_scheduler_that_goes_away(
         dask = cli("scan", "--info-only", "--dask", address, root)
         assert dask.returncode == local.returncode == 2, dask.stderr
         assert output(dask.stdout, root) == output(local.stdout, root)
+        assert "imgscan: the Dask dashboard: http://127.0.0.1:" in dask.stderr
 
         relative = cli("scan", "--info-only", "--dask", address, library.root.name,
                        cwd=library.root.parent)
