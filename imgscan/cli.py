@@ -264,7 +264,7 @@ def _scan_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from .bulk.runner import scan
+    from .bulk.scan import scan
     from .report.scan import ScanReport
 
     if (args.jobs is not None and args.jobs < 1) or args.time_limit <= 0 \

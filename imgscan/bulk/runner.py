@@ -52,8 +52,6 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any
 
-    from distributed import Client
-
     from .catalog import Catalog
 
     Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
@@ -125,7 +123,7 @@ def _death(status: int) -> str:
 
 
 class ScanRun:
-    """The results of one scan as they arrive (see :func:`scan`).
+    """The results of one scan as they arrive (see :func:`.scan.scan`).
 
     An iterator of :class:`ScanResult`, and a context manager: leaving the
     ``with`` block early (an exception, Ctrl-C, ``break``) stops the workers
@@ -494,36 +492,3 @@ def _cores() -> int:
 def _identity(st: os.stat_result, digest: str) -> FileIdentity:
     return FileIdentity(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, digest)
 
-
-def scan(paths: Paths, *, jobs: int | None = None, profile: str | None = None,
-         info_only: bool = False, fingerprint: bool = False,
-         catalog: str | Catalog | None = None,
-         time_limit: float = limits.SCAN_TIME_LIMIT,
-         memory_limit: int | None = limits.SCAN_MEMORY_LIMIT,
-         external_dir: str | None = None,
-         cluster: str | Client | None = None) -> ScanRun:
-    """Scan every image under ``paths`` (one path or several) with ``jobs`` worker
-    processes (default: every core this process may use), or on the Dask cluster
-    ``cluster`` (a scheduler's address, ``local`` / ``local:N``, or a connected
-    ``distributed.Client``; ``jobs`` is then ignored: see :mod:`.dask_pool`).
-
-    Yields a :class:`ScanResult` per image as it finishes; files that are not
-    images are counted in ``skipped``, not yielded. Each image is judged with
-    ``profile`` (a name or TOML file, several separated by commas, or ``all``; default
-    the default profile) unless ``info_only``, by every profile from its facts read
-    once (the result's ``check`` is then the object ``check --json`` prints for them);
-    ``fingerprint`` adds its content fingerprint. ``catalog``
-    (a path, or an open :class:`~imgscan.bulk.catalog.Catalog`) records every
-    result and lets unchanged files be skipped. ``time_limit`` (seconds) and
-    ``memory_limit`` (bytes of address space, None for none) bound each image's
-    worker. Raises :class:`~imgscan.policy.ProfileError` at once for a bad profile,
-    :class:`ClusterError` for a cluster that cannot be reached.
-    """
-    if cluster is not None:
-        from .dask_pool import DaskScanRun  # only now: a local scan never imports dask
-        return DaskScanRun(paths, cluster=cluster, profile=profile, info_only=info_only,
-                           fingerprint=fingerprint, catalog=catalog, time_limit=time_limit,
-                           memory_limit=memory_limit, external_dir=external_dir)
-    return ScanRun(paths, jobs=jobs, profile=profile, info_only=info_only,
-                   fingerprint=fingerprint, catalog=catalog, time_limit=time_limit,
-                   memory_limit=memory_limit, external_dir=external_dir)
