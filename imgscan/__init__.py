@@ -36,12 +36,12 @@ from .version import __version__
 # Both are imported on first call: `imgscan info` pays nothing for them (start-up time).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .bulk.runner import scan
+    from .bulk.scan import scan
     from .fingerprints import fingerprint
 else:
     def scan(*args, **kwargs):
-        """Scan every image under the given paths in parallel: see imgscan.bulk.runner.scan."""
-        from .bulk.runner import scan as run
+        """Scan every image under the given paths in parallel: see imgscan.bulk.scan.scan."""
+        from .bulk.scan import scan as run
         return run(*args, **kwargs)
 
     def fingerprint(*args, **kwargs):

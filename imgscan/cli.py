@@ -238,8 +238,13 @@ def _scan_arguments(p: argparse.ArgumentParser) -> None:
                      "partition tables, filesystems) and read them in parallel.")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="image files or directories, or s3://BUCKET/PREFIX/ (every object)")
-    p.add_argument("--jobs", "-j", type=int, metavar="N",
-                   help="worker processes (default: all cores)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--jobs", "-j", type=int, metavar="N",
+                       help="worker processes (default: all cores)")
+    where.add_argument("--dask", metavar="ADDRESS",
+                       help="scan on the Dask cluster whose scheduler is at ADDRESS "
+                       "(tcp://HOST:8786), or on a local one started for the scan "
+                       "(`local`, `local:N` for N worker processes); needs imgscan[dask]")
     judge = p.add_mutually_exclusive_group()
     judge.add_argument("--profile", metavar="NAME|FILE[,...]|all",
                        help="judge each image with this profile (default huawei-ims), or "
@@ -265,7 +270,7 @@ def _scan_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from .bulk.runner import scan
+    from .bulk.scan import scan
     from .report.scan import ScanReport
 
     if (args.jobs is not None and args.jobs < 1) or args.time_limit <= 0 \
@@ -278,13 +283,21 @@ def _scan(args: argparse.Namespace) -> int:
                    info_only=args.info_only, fingerprint=args.fingerprint,
                    catalog=args.catalog, time_limit=args.time_limit,
                    memory_limit=(args.memory_limit << 20) or None,
-                   external_dir=args.external_dir, verify_manifest=args.verify_manifest)
+                   external_dir=args.external_dir, verify_manifest=args.verify_manifest,
+                   cluster=args.dask)
+    except ModuleNotFoundError as exc:
+        if args.dask is None or exc.name not in ("dask", "distributed"):
+            raise
+        print("imgscan: --dask needs Dask: pip install 'imgscan[dask]'", file=sys.stderr)
+        return EXIT_UNREADABLE
     except Exception as exc:
         if not _scan_setup_error(exc):
             raise
         print(f"imgscan: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     report = ScanReport(sys.stdout, sys.stderr, args.json)
+    if run.dashboard:
+        print(f"imgscan: the Dask dashboard: {run.dashboard}", file=sys.stderr)
     try:
         with run:
             for result in run:
@@ -303,7 +316,12 @@ def _scan(args: argparse.Namespace) -> int:
         # workers are stopped by `with run`; what was committed stays.
         if not _scan_setup_error(exc):
             raise
-        print(f"imgscan: {args.catalog}: the catalog failed: {exc}", file=sys.stderr)
+        from .bulk.runner import ClusterError
+        if isinstance(exc, ClusterError):
+            print(f"imgscan: {exc}; the scan stopped (the catalog keeps what was "
+                  "recorded)", file=sys.stderr)
+        else:
+            print(f"imgscan: {args.catalog}: the catalog failed: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     if run.interrupted:
         return EXIT_INTERRUPTED
@@ -313,15 +331,16 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _scan_setup_error(exc: Exception) -> bool:
-    """Whether ``exc`` is the user's to fix (a profile, a catalog), not a bug.
+    """Whether ``exc`` is the user's to fix (a profile, a catalog, a cluster), not a bug.
 
     Imported only now: an ``--info-only`` scan without a catalog loads neither.
     """
     import sqlite3
 
     from .bulk.catalog import CatalogError
+    from .bulk.runner import ClusterError
     from .policy import ProfileError
-    return isinstance(exc, (ProfileError, CatalogError, sqlite3.Error))
+    return isinstance(exc, (ProfileError, CatalogError, ClusterError, sqlite3.Error))
 
 
 # -- catalog -------------------------------------------------------------------

@@ -56,6 +56,15 @@ if TYPE_CHECKING:
 
     Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 
+    from typing import Protocol
+
+    class Discovery(Protocol):
+        """What a scan takes its files from: a :class:`Walk`, or another listing."""
+
+        skipped: int
+
+        def __iter__(self) -> Iterator[tuple[str, os.stat_result | OSError]]: ...
+
 #: Tasks per batch sent to a worker; a worker is topped up while it holds at most one
 #: batch, so it never waits for the parent, and the pipe never fills (no deadlock).
 BATCH = 8
@@ -67,6 +76,11 @@ NAP = 0.001
 #: The catalog is committed at least this often (seconds) and every this many results.
 COMMIT_INTERVAL = 0.5
 COMMIT_RESULTS = 200
+
+
+class ClusterError(Exception):
+    """The cluster a scan runs on cannot be reached, went away, or cannot see a path
+    (see :mod:`.dask_pool`); defined here so that the CLI can name it without dask."""
 
 
 class _Task:
@@ -109,7 +123,7 @@ def _death(status: int) -> str:
 
 
 class ScanRun:
-    """The results of one scan as they arrive (see :func:`scan`).
+    """The results of one scan as they arrive (see :func:`.scan.scan`).
 
     An iterator of :class:`ScanResult`, and a context manager: leaving the
     ``with`` block early (an exception, Ctrl-C, ``break``) stops the workers
@@ -119,6 +133,11 @@ class ScanRun:
     never opened), ``discovered`` (entries considered), ``interrupted``.
     """
 
+    #: Whether this process forks the workers (the cluster's scan runs them elsewhere).
+    FORKS = True
+    #: The link to the cluster's dashboard, for a scan on a cluster that has one.
+    dashboard: str | None = None
+
     def __init__(self, paths: Paths, *, jobs: int | None, profile: str | None,
                  info_only: bool, fingerprint: bool, catalog: str | Catalog | None,
                  time_limit: float, memory_limit: int | None,
@@ -126,7 +145,7 @@ class ScanRun:
         if isinstance(paths, (str, os.PathLike)):   # one path, not a list of letters
             paths = [paths]
         self.paths = [os.fspath(p) for p in paths]
-        if any(is_url(p) for p in self.paths) and "obstore" in sys.modules:
+        if self.FORKS and any(is_url(p) for p in self.paths) and "obstore" in sys.modules:
             # The workers are forked, and the remote client's threads do not survive a
             # fork: a worker of a process that has used it would hang on its first read.
             raise ValueError("a scan of URLs runs in a process that has not read a remote "
@@ -149,7 +168,7 @@ class ScanRun:
         #: Paths the walk could not read (directories, dangling links): the catalog
         #: does not take the files it knew under them for missing.
         self._unreadable: list[str] = []
-        self._walk = Walk(self.paths)
+        self._walk: Discovery = Walk(self.paths)
         # Opened here, so that a catalog that cannot be used fails the call, not the scan.
         self._owns_catalog = isinstance(catalog, str)
         if isinstance(catalog, str):
@@ -226,7 +245,7 @@ class ScanRun:
         seq = 0
         while True:
             # Keep enough tasks queued for every worker to be topped up.
-            while walking and len(queue) < 2 * BATCH * self.jobs:
+            while walking and len(queue) < self._queued():
                 item = next(files, None)
                 if item is None:
                     walking = False
@@ -246,13 +265,21 @@ class ScanRun:
                 else:
                     seq += 1
                     queue.append(_Task(seq, path, st, self._limit_for(st)))
-            if not queue and not any(w.pending for w in self._workers.values()):
+            if not queue and not self._busy():
                 return      # the walk is over: the filling above stops only then or when full
             self._dispatch(queue)
             for done in self._collect(queue):
                 if done is not None:
                     yield self._record(scan_id, done)
             self._commit_if_due()   # also while one slow image holds every result back
+
+    def _queued(self) -> int:
+        """Tasks to keep queued: enough for every worker to be topped up."""
+        return 2 * BATCH * self.jobs
+
+    def _busy(self) -> bool:
+        """Whether any task sent to a worker is still to be answered."""
+        return any(w.pending for w in self._workers.values())
 
     def _record(self, scan_id: int, result: ScanResult) -> ScanResult:
         """Store ``result`` in the catalog (if any), committing when one is due."""
@@ -431,6 +458,30 @@ class ScanRun:
                          elapsed=time.monotonic() - worker.started)
 
 
+class Listed:
+    """Files already listed (``(path, stat_result)``), in place of a :class:`Walk`."""
+
+    skipped = 0
+
+    def __init__(self, files: Iterable[tuple[str, os.stat_result]]) -> None:
+        self.files = files
+
+    def __iter__(self) -> Iterator[tuple[str, os.stat_result | OSError]]:
+        return iter(self.files)
+
+
+def scan_listed(files: Iterable[tuple[str, os.stat_result]], options: Options,
+                time_limit: float) -> ScanRun:
+    """A scan of files listed already, with one worker and the given options: what a
+    cluster's task runs on its part of the library (:mod:`.dask_pool`), with the same
+    isolation of each image as a local scan, and no catalog (the client keeps it)."""
+    run = ScanRun([], jobs=1, profile=None, info_only=True, fingerprint=False,
+                  catalog=None, time_limit=time_limit, memory_limit=None, external_dir=None)
+    run.options = options
+    run._walk = Listed(files)
+    return run
+
+
 def _cores() -> int:
     """The cores this process may run on (a container or taskset may allow fewer)."""
     try:
@@ -442,30 +493,3 @@ def _cores() -> int:
 def _identity(st: os.stat_result, digest: str) -> FileIdentity:
     return FileIdentity(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, digest)
 
-
-def scan(paths: Paths, *, jobs: int | None = None, profile: str | None = None,
-         info_only: bool = False, fingerprint: bool = False,
-         catalog: str | Catalog | None = None,
-         time_limit: float = limits.SCAN_TIME_LIMIT,
-         memory_limit: int | None = limits.SCAN_MEMORY_LIMIT,
-         external_dir: str | None = None, verify_manifest: bool = False) -> ScanRun:
-    """Scan every image under ``paths`` (one path or several) with ``jobs`` worker
-    processes (default: every core this process may use).
-
-    Yields a :class:`ScanResult` per image as it finishes; files that are not
-    images are counted in ``skipped``, not yielded. Each image is judged with
-    ``profile`` (a name or TOML file, several separated by commas, or ``all``; default
-    the default profile) unless ``info_only``, by every profile from its facts read
-    once (the result's ``check`` is then the object ``check --json`` prints for them);
-    ``fingerprint`` adds its content fingerprint. ``catalog``
-    (a path, or an open :class:`~imgscan.bulk.catalog.Catalog`) records every
-    result and lets unchanged files be skipped. ``time_limit`` (seconds) and
-    ``memory_limit`` (bytes of address space, None for none) bound each image's
-    worker. ``verify_manifest`` verifies each OVF package's manifest and signature
-    (``--verify-manifest``: reads the whole package). Raises
-    :class:`~imgscan.policy.ProfileError` at once for a bad profile.
-    """
-    return ScanRun(paths, jobs=jobs, profile=profile, info_only=info_only,
-                   fingerprint=fingerprint, catalog=catalog, time_limit=time_limit,
-                   memory_limit=memory_limit, external_dir=external_dir,
-                   verify_manifest=verify_manifest)

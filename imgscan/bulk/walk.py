@@ -161,11 +161,19 @@ def _objects(root: str) -> Iterator[tuple[str, os.stat_result | OSError]]:
                     continue
                 url, size, etag, modified_ns = item
                 inode = int(xxh3_64_hexdigest(etag.encode()), 16) >> 2 if etag else 0
-                yield url, os.stat_result(
-                    (stat.S_IFREG | 0o444, inode, 0, 1, 0, 0, size, 0, modified_ns // 10**9, 0),
-                    {"st_mtime_ns": modified_ns, "st_blocks": -(-size // 512)})
+                yield url, listed_stat(size, modified_ns, inode, 0, -(-size // 512))
         finally:
             child.kill()
+
+
+def listed_stat(size: int, mtime_ns: int, inode: int, device: int,
+                blocks: int) -> os.stat_result:
+    """A regular file's stat result made of what a scan reads of it (its identity for
+    the catalog, its stored blocks for the fingerprint's time limit): an object's, or
+    a file's listed in another process (:mod:`.dask_pool`)."""
+    return os.stat_result(
+        (stat.S_IFREG | 0o444, inode, device, 1, 0, 0, size, 0, mtime_ns // 10**9, 0),
+        {"st_mtime_ns": mtime_ns, "st_blocks": blocks})
 
 
 def read_head(path: str, device: int, inode: int) -> bytes | None:

@@ -10,11 +10,9 @@ with the ``sqlite3`` command-line tool.
 
 from __future__ import annotations
 
-import faulthandler
 import io
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -25,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import MiB, overwrite, qemu_create, write_file
-from oracles import needs_qemu, needs_sqlite3, qemu_info, run
+from helpers import MiB, overwrite, qemu_create
+from helpers.scan_library import SCAN_IMAGE, Library, misbehave, troublemakers
+from oracles import needs_qemu, needs_sqlite3, run
 
 import imgscan
 from imgscan import limits
@@ -36,94 +35,12 @@ from imgscan.report.scan import CLEAR_LINE, ScanReport
 
 pytestmark = needs_qemu
 
-#: Seeded, so that no random file matches a signature by chance on some run.
-RANDOM = random.Random(20261126)
-#: qemu's format names that imgscan spells differently.
-QEMU_NAMES = {"vpc": "vhd"}
-#: Copies of each template in the library.
-COPIES = 20
 #: The imgscan the tests import, for the subprocesses too (a checkout or an install).
 IMGSCAN_ROOT = str(Path(imgscan.__file__).resolve().parent.parent)
 #: Where child pythons start: `python -m` and `-c` put their working directory first on
 #: sys.path, and the checkout's root holds the unbuilt source package, which would
 #: shadow the installed imgscan in CI.
 CHILD_CWD = Path(__file__).resolve().parent
-
-
-class Library:
-    """The generated library and what the oracles say of it."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        #: path -> (format, virtual size) from qemu-img info on its template.
-        self.images: dict[str, tuple[str, int]] = {}
-        #: Damaged files (qemu-img refuses them) -> the ImageError imgscan must name.
-        self.damaged: dict[str, str] = {}
-        #: Entries that cannot be read, and files that are not images.
-        self.unreadable: list[str] = []
-        self.not_images: list[str] = []
-
-
-def _mbr_disk(path: Path, label: str) -> Path:
-    """A 2 MiB raw disk with one partition (sfdisk writes the table)."""
-    with open(path, "wb") as f:
-        f.truncate(2 * MiB)
-    subprocess.run(["sfdisk", "-q", str(path)], input=f"label: {label}\nstart=64, type=L\n",
-                   text=True, check=True, capture_output=True)
-    return path
-
-
-@pytest.fixture(scope="session")
-def library(tmp_path_factory: pytest.TempPathFactory) -> Library:
-    root = tmp_path_factory.mktemp("library")
-    work = tmp_path_factory.mktemp("templates")
-    mbr = _mbr_disk(work / "mbr.raw", "dos")
-    # (file, its format: qemu-img does not probe a fixed VHD, it is told)
-    templates = [(mbr, "raw"), (_mbr_disk(work / "gpt.raw", "gpt"), "raw")]
-    for fmt, opts in (("qcow2", []), ("qcow2", ["-o", "compat=0.10"]), ("qcow2", ["-c"]),
-                      ("qcow", []), ("vpc", []), ("vpc", ["-o", "subformat=fixed"]),
-                      ("vhdx", []), ("vmdk", []),
-                      ("vmdk", ["-o", "subformat=streamOptimized"]), ("vdi", []), ("qed", [])):
-        out = work / f"disk{len(templates)}.{fmt}"
-        run("qemu-img", "convert", "-f", "raw", "-O", fmt, *opts, mbr, out)
-        templates.append((out, fmt))
-    templates.append((qemu_create(work / "blank.qcow2", "3M", fmt="qcow2"), "qcow2"))
-    # raw by its name alone
-    templates.append((write_file(work, RANDOM.randbytes(3000), "random.img"), "raw"))
-    lib = Library(root)
-    for template, fmt in templates:
-        info = qemu_info(template, fmt)
-        fact = (QEMU_NAMES.get(info["format"], info["format"]), info["virtual-size"])
-        for i in range(COPIES):
-            sub = root / f"d{i % 4}" / f"e{i % 3}"
-            sub.mkdir(parents=True, exist_ok=True)
-            copy = sub / f"{i}-{template.name}"
-            shutil.copy(template, copy)
-            lib.images[str(copy)] = fact
-    bad = root / "bad"
-    bad.mkdir()
-    qcow2 = (work / "blank.qcow2").read_bytes()
-    for name, data, error in (
-            ("short.qcow2", qcow2[:40], "TruncatedImage"),
-            ("garbage.qcow2", b"QFI\xfb" + RANDOM.randbytes(5000), "UnsupportedFeature"),
-            ("garbage.vhdx", b"vhdxfile" + RANDOM.randbytes(300_000), "CorruptImage")):
-        path = write_file(bad, data, name)
-        with pytest.raises(AssertionError):
-            qemu_info(path)             # the oracle: qemu-img cannot open it either
-        lib.damaged[str(path)] = error
-    lib.not_images += [str(write_file(bad, b"just some text\n" * 20, "notes.txt")),
-                       str(write_file(bad, RANDOM.randbytes(5000), "blob.bin"))]
-    os.symlink("nowhere", bad / "dangling.qcow2")
-    lib.unreadable.append(str(bad / "dangling.qcow2"))
-    os.mkfifo(bad / "pipe.qcow2")   # skipped without being opened (opening would block)
-    # Walked last: each is a second way to something already seen, never scanned twice.
-    links = root / "zlinks"
-    links.mkdir()
-    first = next(iter(lib.images))
-    os.link(first, links / "hardlink.qcow2")
-    os.symlink(first, links / "symlink.qcow2")
-    os.symlink("..", links / "loop")  # a directory symlink: never followed (skipped)
-    return lib
 
 
 def identity_of(path: str, digest: str) -> FileIdentity:
@@ -217,44 +134,21 @@ def test_profile_and_fingerprint(library: Library, monkeypatch: pytest.MonkeyPat
 
 
 # -- worker failures ----------------------------------------------------------------
-SCAN_IMAGE = worker.scan_image
-
-
 def slowly(path: str, head: bytes, options: worker.Options) -> tuple[Any, Any, Any] | None:
     time.sleep(0.1)
     return SCAN_IMAGE(path, head, options)
 
 
-def misbehave(path: str, head: bytes, options: worker.Options) -> tuple[Any, Any, Any] | None:
-    """Replaces worker.scan_image in the workers (set before the pool forks)."""
-    name = os.path.basename(path)
-    if name.startswith("hang"):
-        time.sleep(3600)
-    elif name.startswith("exit"):
-        os._exit(3)
-    elif name.startswith("segv"):
-        faulthandler.disable()          # pytest's, inherited: no traceback dump
-        os.kill(os.getpid(), signal.SIGSEGV)
-    elif name.startswith("hog"):
-        bytearray(512 * MiB)           # beyond the 256 MiB budget below
-    elif name.startswith("bug"):
-        raise ValueError("a bug in a decoder")
-    return SCAN_IMAGE(path, head, options)
-
-
 @pytest.fixture
-def troublemakers(library: Library, tmp_path: Path) -> Path:
-    template = next(p for p in library.images if p.endswith("mbr.raw"))
-    for name in ("hang", "exit", "segv", "hog", "bug", *(f"ok{i}" for i in range(12))):
-        shutil.copy(template, tmp_path / f"{name}.raw")
-    return tmp_path
+def trouble(library: Library, tmp_path: Path) -> Path:
+    return troublemakers(library, tmp_path)
 
 
-def test_worker_failures_cost_one_image(troublemakers: Path,
+def test_worker_failures_cost_one_image(trouble: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(worker, "scan_image", misbehave)
     start = time.monotonic()
-    results, _ = scan_all([str(troublemakers)], jobs=2, info_only=True, time_limit=1.5,
+    results, _ = scan_all([str(trouble)], jobs=2, info_only=True, time_limit=1.5,
                           memory_limit=256 * MiB)
     assert time.monotonic() - start < 20     # the hang was cut off, not waited out
     by_name = {os.path.basename(p): r for p, r in results.items()}
@@ -269,7 +163,7 @@ def test_worker_failures_cost_one_image(troublemakers: Path,
     assert all(r.status == "scanned" for n, r in by_name.items() if n.startswith("ok"))
 
 
-def test_long_paths_never_block_the_parent(troublemakers: Path, tmp_path: Path,
+def test_long_paths_never_block_the_parent(trouble: Path, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Paths near PATH_MAX that are not UTF-8 (3 bytes each per byte in a task frame):
     eight of them would not fit the pipe, and the parent, blocked writing, could not
@@ -279,9 +173,9 @@ def test_long_paths_never_block_the_parent(troublemakers: Path, tmp_path: Path,
     for i in range(15):     # about 3.8 KB of path, 11 KB in a frame
         deep = deep / (os.fsdecode(bytes([0xFF]) * 248) + f"{i:02d}")
     deep.mkdir(parents=True)
-    shutil.copy(troublemakers / "hang.raw", deep / "hang.raw")
+    shutil.copy(trouble / "hang.raw", deep / "hang.raw")
     for i in range(40):     # enough for full batches of 8 behind the hanging one
-        shutil.copy(troublemakers / "ok0.raw", deep / f"ok{i:02d}.raw")
+        shutil.copy(trouble / "ok0.raw", deep / f"ok{i:02d}.raw")
     start = time.monotonic()
     results, _ = scan_all([str(tmp_path / "deep")], jobs=1, info_only=True, time_limit=1.0)
     assert time.monotonic() - start < 15
@@ -289,12 +183,12 @@ def test_long_paths_never_block_the_parent(troublemakers: Path, tmp_path: Path,
     assert types == ["Timeout"] + ["scanned"] * 40
 
 
-def test_a_slow_consumer_is_not_a_timeout(troublemakers: Path,
+def test_a_slow_consumer_is_not_a_timeout(trouble: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Time the caller spends between results is not charged to the images: answers
     that arrived meanwhile are read before any worker is judged late."""
     monkeypatch.setattr(worker, "scan_image", slowly)
-    oks = [str(p) for p in sorted(troublemakers.glob("ok*"))[:4]]
+    oks = [str(p) for p in sorted(trouble.glob("ok*"))[:4]]
     statuses = []
     with imgscan.scan(oks, jobs=1, info_only=True, time_limit=0.3) as scan:
         for result in scan:
@@ -399,12 +293,12 @@ def recorded_rows(db: Path) -> int:
 
 
 @needs_sqlite3
-def test_ctrl_c_stops_cleanly(troublemakers: Path, tmp_path: Path) -> None:
+def test_ctrl_c_stops_cleanly(trouble: Path, tmp_path: Path) -> None:
     """Results are committed while one image holds a worker, and Ctrl-C then stops
     the scan: workers killed, what was recorded kept, the scan closed as interrupted."""
     db = tmp_path / "interrupted.db"
     env = {**os.environ, "PYTHONPATH": IMGSCAN_ROOT}
-    proc = subprocess.Popen([sys.executable, "-c", HANGING_CLI, "scan", str(troublemakers),
+    proc = subprocess.Popen([sys.executable, "-c", HANGING_CLI, "scan", str(trouble),
                              "--catalog", str(db), "--info-only", "--jobs", "2"], env=env,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True, cwd=CHILD_CWD)

@@ -617,7 +617,7 @@ def test_scan_a_prefix_with_a_catalog(s3: SeaweedS3, library: dict[str, Path],
 
 
 def test_scan_refused_after_the_client_ran(s3_env: SeaweedS3) -> None:
-    from imgscan.bulk.runner import scan
+    from imgscan.bulk.scan import scan
 
     with imgscan.open(f"s3://{BUCKET}/lib/bios.qcow2"):
         pass

@@ -1,0 +1,377 @@
+"""The scan on a Dask distributed cluster: ``imgscan scan --dask ADDRESS``.
+
+The same scan as :mod:`.runner`'s (its loop, output, catalog, rescans, limits),
+with the local pool replaced by tasks on a cluster's workers. Only a scan given
+a cluster imports this module, and so dask.
+
+- Discovery: each root (a directory, a file, a bucket prefix) is listed by a
+  task (:func:`list_root`, the local :class:`~.walk.Walk`), so the client never
+  needs to see the files. A root the client sees and the worker that listed it
+  does not is a :class:`~.runner.ClusterError` naming both.
+- Work: tasks of up to BATCH images (:func:`scan_batch`), at most WINDOW per
+  worker thread in flight, refilled as each batch's results come back: the
+  client holds a bounded number of paths and results whatever the library's
+  size. In its task, a batch is scanned by the local pool with one forked worker
+  (:func:`~.runner.scan_listed`): the image that hangs, exhausts memory or
+  crashes its reader costs itself (``Timeout``, ``MemoryLimit``,
+  ``WorkerCrashed``), never the Dask worker.
+- Lost workers: when the Dask worker itself dies (the OOM killer, a machine
+  lost), the scheduler runs its tasks again elsewhere; a task that was running
+  on every worker that died (``distributed.scheduler.allowed-failures`` + 1
+  times) fails with ``KilledWorker``. Such a batch is split in halves and each
+  is sent again, down to the single image that kills workers, which is recorded
+  ``WorkerCrashed``. Each image is answered by exactly one batch, so none is
+  lost or reported twice.
+- Rescans: the client compares the catalog's size, mtime and inode with the
+  listing's (not the device number: a shared filesystem's differs from machine
+  to machine) and sends the stored header digest with the task; the worker reads
+  the header and answers ``unchanged`` without scanning when it matches.
+- Ctrl-C cancels the futures in flight (a batch already running on a worker
+  finishes its current images, each within its time limit); a scheduler that
+  goes away ends the scan with a ClusterError; in both cases the catalog's scan
+  is closed as interrupted and keeps every result recorded.
+
+Batch size: a task has a fixed cost (its round trip through the scheduler, 22 to
+26 ms measured on a loaded 2-core machine, and the fork of its reader), an image
+20 to 50 ms when it is a real disk. BATCH = 64 keeps the fixed cost under 2 % of
+a batch of real images, and spreads a library of a few thousand images over a
+hundred workers (the last batches are made smaller, as the local pool's are);
+128 did not measure better (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import socket
+import time
+from collections import deque
+from concurrent.futures import CancelledError
+
+import distributed
+from distributed.scheduler import KilledWorker
+
+from ..errors import error_member
+from ..remote import is_url
+from .result import FileIdentity, ScanResult
+from .runner import ClusterError, ScanRun, _Task, scan_listed
+from .walk import Walk, head_digest, listed_stat, read_head
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from .catalog import Catalog
+    from .runner import Paths
+    from .worker import Options
+
+    #: What a listing says of a file: size, mtime_ns, inode, device, blocks.
+    Compact = tuple[int, int, int, int, int]
+    #: One image of a batch: its path, its listed stat, the stored header digest.
+    Item = tuple[str, Compact, str | None]
+
+#: Images per task (see the module docstring for why).
+BATCH = 64
+#: Tasks in flight per worker thread: one running, one waiting to start at once.
+WINDOW = 2
+#: Seconds to wait for a scheduler to answer when connecting.
+CONNECT_TIMEOUT = 10.0
+#: Seconds between two asks of the cluster's size (workers come and go).
+THREADS_INTERVAL = 2.0
+#: Seconds the client waits for results before committing the catalog (as the local
+#: pool's COMMIT_INTERVAL) and looking at the scheduler again.
+WAIT = 0.5
+
+
+# -- on the workers -------------------------------------------------------------------
+def _compact(st: os.stat_result) -> Compact:
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, getattr(st, "st_blocks", 0))
+
+
+def _worker_name() -> str:
+    try:
+        return str(distributed.get_worker().address)
+    except ValueError:      # not in a worker (called directly)
+        return socket.gethostname()
+
+
+def list_root(root: str) -> tuple[list[tuple[str, Compact | OSError]], int, str]:
+    """A worker's listing of ``root``: every entry as the local walk yields it (a
+    file's stat made compact), the entries skipped, and the worker's address."""
+    walk = Walk([root])
+    entries: list[tuple[str, Compact | OSError]] = [
+        (path, st if isinstance(st, OSError) else _compact(st)) for path, st in walk]
+    return entries, walk.skipped, _worker_name()
+
+
+def scan_batch(tasks: list[Item], options: Options,
+               time_limit: float) -> tuple[list[ScanResult], int]:
+    """Scan a batch of ``(path, listed stat, stored header digest or None)`` with the
+    local pool; returns the results and how many files were not images. A file whose
+    header still has the stored digest is answered ``unchanged`` without a scan."""
+    unchanged = []
+    files = []
+    for path, compact, expected in tasks:
+        st = listed_stat(*compact)
+        if not is_url(path):
+            # this machine's view of the file (its device number, any change since)
+            with contextlib.suppress(OSError):      # gone: the scan says so
+                st = os.stat(path)
+        if expected is not None and _digest(path, st) == expected:
+            unchanged.append(ScanResult(path, "unchanged", FileIdentity(
+                st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, expected)))
+        else:
+            files.append((path, st))
+    _warm(options)
+    with scan_listed(files, options, time_limit) as run:
+        results = [*unchanged, *run]
+    return results, run.not_images
+
+
+@functools.cache
+def _warm_decoders() -> None:
+    from .._core.registry import REGISTRY
+    for candidate in REGISTRY:
+        candidate.formats()
+
+
+def _warm(options: Options) -> None:
+    """Import, once per Dask worker process, the modules its forked readers would
+    otherwise each import again (every format's decoder, the judge, the fingerprint):
+    a reader lives for one batch, where the local pool's live for the whole scan, and
+    the imports cost about 0.2 s, more than a batch of small images. Nothing is read."""
+    _warm_decoders()
+    if options.profiles:
+        from ..policy import check as _check  # noqa: F401
+        from ..report import json as _json  # noqa: F401
+    if options.fingerprint:
+        from .. import fingerprints as _fingerprints  # noqa: F401
+
+
+def _digest(path: str, st: os.stat_result) -> str | None:
+    try:
+        head = read_head(path, st.st_dev, st.st_ino)
+    except OSError:
+        return None
+    return None if head is None else head_digest(head)
+
+
+# -- on the client ----------------------------------------------------------------------
+def connect(cluster: str | distributed.Client) -> tuple[distributed.Client, list[Any]]:
+    """The client of ``cluster``, and what the scan must close (what it started)."""
+    if isinstance(cluster, distributed.Client):
+        return cluster, []
+    if cluster == "local" or cluster.startswith("local:"):
+        count = cluster.partition(":")[2]
+        if count and (not count.isdigit() or int(count) < 1):
+            raise ClusterError(f"{cluster}: local:N needs a number of workers N >= 1")
+        local = distributed.LocalCluster(
+            n_workers=int(count) if count else None, threads_per_worker=1,
+            processes=True, host="127.0.0.1", dashboard_address=":0",
+            # the workers' own log lines when the cluster stops are noise to the scan
+            silence_logs=logging.CRITICAL)
+        client = distributed.Client(local)
+        return client, [client, local]
+    try:
+        client = distributed.Client(cluster, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError(f"{cluster}: cannot reach the Dask scheduler: {exc}") from None
+    return client, [client]
+
+
+def dashboard(client: distributed.Client) -> str | None:
+    """The link to the cluster's dashboard, when it runs one."""
+    if "dashboard" not in client.scheduler_info().get("services", {}):
+        return None
+    link: str = client.dashboard_link
+    return link
+
+
+class ClusterWalk:
+    """The local walk's entries, listed by tasks on the cluster (one per root, all
+    at once, consumed in order); a file reached twice is yielded once."""
+
+    def __init__(self, client: distributed.Client, paths: list[str]) -> None:
+        self.client = client
+        self.paths = paths
+        self.skipped = 0
+
+    def __iter__(self) -> Iterator[tuple[str, os.stat_result | OSError]]:
+        futures = [self.client.submit(list_root, root, pure=False) for root in self.paths]
+        seen: set[int] = set()
+        for root, future in zip(self.paths, futures, strict=True):
+            entries, skipped, worker = _result(future, self.client)
+            self.skipped += skipped
+            for path, st in entries:
+                if isinstance(st, OSError):
+                    if path == root and not is_url(root) and os.path.exists(root):
+                        raise ClusterError(
+                            f"{root}: seen by this client ({socket.gethostname()}) but not "
+                            f"by the Dask worker {worker}: {st.strerror or st}")
+                    yield path, st
+                    continue
+                if not is_url(path):
+                    key = st[3] << 64 | st[2]
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                yield path, listed_stat(*st)
+
+
+def _result(future: distributed.Future[Any], client: distributed.Client) -> Any:
+    """A future's result; a cluster's failure as a ClusterError."""
+    try:
+        return future.result()
+    except KilledWorker:
+        raise
+    except (CancelledError, OSError, TimeoutError) as exc:
+        raise _gone(client, exc) from None
+
+
+def _gone(client: distributed.Client, exc: BaseException) -> ClusterError:
+    """The error of a scan whose scheduler went away (its futures were cancelled)."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ClusterError(f"{_address(client)}: the Dask scheduler went away ({reason})")
+
+
+def _address(client: distributed.Client) -> str:
+    return str(getattr(client.scheduler, "address", None) or "the cluster")
+
+
+class DaskScanRun(ScanRun):
+    """:class:`~.runner.ScanRun` on a Dask cluster (see the module docstring)."""
+
+    FORKS = False
+
+    def __init__(self, paths: Paths, *, cluster: str | distributed.Client,
+                 profile: str | None, info_only: bool, fingerprint: bool,
+                 catalog: str | Catalog | None, time_limit: float,
+                 memory_limit: int | None, external_dir: str | None,
+                 verify_manifest: bool = False) -> None:
+        client, self._owned = connect(cluster)
+        try:
+            super().__init__(paths, jobs=1, profile=profile, info_only=info_only,
+                             fingerprint=fingerprint, catalog=catalog,
+                             time_limit=time_limit, memory_limit=memory_limit,
+                             external_dir=external_dir, verify_manifest=verify_manifest)
+        except BaseException:
+            self._close_cluster()
+            raise
+        self.client = client
+        #: The dashboard's address, when the cluster has one (the CLI prints it).
+        self.dashboard = dashboard(client)
+        # One hashing thread per image: a Dask worker's threads share its cores.
+        self.options.threads = 1
+        self._walk = ClusterWalk(client, self.paths)
+        self._inflight: dict[distributed.Future[Any], list[Item]] = {}
+        #: Batches of a task that failed with KilledWorker, split, to be sent first.
+        self._retry: deque[list[Item]] = deque()
+        #: Header digests the catalog holds for files whose identity matched.
+        self._expected: dict[str, str] = {}
+        self._thread_count = 1
+        self._asked = -THREADS_INTERVAL
+
+    def _close_cluster(self) -> None:
+        for owned in self._owned:
+            with contextlib.suppress(Exception):
+                owned.close()
+        self._owned = []
+
+    def _threads(self) -> int:
+        """The cluster's worker threads, asked of the scheduler at most every
+        THREADS_INTERVAL (each ask is a round trip: once per file, it cost the client
+        more than the scan)."""
+        now = time.monotonic()
+        if now - self._asked > THREADS_INTERVAL:
+            workers = self.client.scheduler_info().get("workers", {})
+            self._thread_count = max(1, sum(int(w.get("nthreads", 1))
+                                            for w in workers.values()))
+            self._asked = now
+        return self._thread_count
+
+    # -- the runner's pool interface ----------------------------------------------------
+    def _queued(self) -> int:
+        return WINDOW * BATCH * self._threads()
+
+    def _busy(self) -> bool:
+        return bool(self._inflight or self._retry)
+
+    def _unchanged(self, catalog: Catalog, path: str, st: os.stat_result) -> str | None:
+        """As the local scan's for an object; for a file, the size, mtime and inode
+        are compared here and the header digest by the worker (see the module)."""
+        if is_url(path):
+            return super()._unchanged(catalog, path, st)
+        stored = catalog.lookup(path)
+        if stored is not None and (stored.size, stored.mtime_ns, stored.inode) == (
+                st.st_size, st.st_mtime_ns, st.st_ino):
+            self._expected[path] = stored.header_digest
+        return None
+
+    def _dispatch(self, queue: deque[_Task]) -> None:
+        window = WINDOW * self._threads()
+        while len(self._inflight) < window and (self._retry or queue):
+            if self._retry:
+                batch = self._retry.popleft()
+            else:
+                # The tail of a scan goes out in smaller batches, so no worker idles.
+                size = min(BATCH, max(1, len(queue) // window))
+                batch = [self._item(queue.popleft()) for _ in range(min(size, len(queue)))]
+            future = self.client.submit(scan_batch, batch, self.options, self.time_limit,
+                                        pure=False)
+            self._inflight[future] = batch
+
+    def _item(self, task: _Task) -> Item:
+        return task.path, _compact(task.st), self._expected.pop(task.path, None)
+
+    def _collect(self, queue: deque[_Task]) -> Iterator[ScanResult | None]:
+        try:
+            done = distributed.wait(list(self._inflight), timeout=WAIT,
+                                    return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            return
+        except (CancelledError, OSError) as exc:
+            raise _gone(self.client, exc) from None
+        for future in done:
+            batch = self._inflight.pop(future)
+            try:
+                results, not_images = _result(future, self.client)
+            except KilledWorker as exc:
+                yield from self._lost(batch, exc)
+                continue
+            except ClusterError:
+                raise
+            except Exception as exc:    # the task itself failed: imgscan missing there ...
+                raise ClusterError(f"{_address(self.client)}: a scan task failed on the "
+                                   f"cluster: {type(exc).__name__}: {exc}") from None
+            assert len(results) + not_images == len(batch), "each image answered once"
+            self.not_images += not_images
+            yield from map(self._stored, results)
+
+    def _lost(self, batch: list[Item], exc: KilledWorker) -> Iterator[ScanResult]:
+        """A batch whose workers died: split and sent again, or blamed if it is one
+        image."""
+        if len(batch) > 1:
+            half = len(batch) // 2
+            self._retry.extendleft([batch[half:], batch[:half]])
+            return
+        path = batch[0][0]
+        yield ScanResult(path, "error", None, error=error_member(
+            "WorkerCrashed", "worker", None,
+            f"{path}: the Dask worker reading it died on every try ({exc})"))
+
+    def _stored(self, result: ScanResult) -> ScanResult:
+        """An ``unchanged`` answer with what the catalog recorded (as a local rescan's)."""
+        if result.status != "unchanged" or self._catalog is None:
+            return result
+        info, check, error = self._catalog.stored(result.path)
+        return result.replace(info=info, check=check, error=error)
+
+    def _stop_workers(self, graceful: bool) -> None:
+        if self._inflight:
+            with contextlib.suppress(Exception):
+                self.client.cancel(list(self._inflight))
+            self._inflight.clear()
+        self._close_cluster()

@@ -1,0 +1,374 @@
+"""The scan on a Dask cluster (issue 17): a real ``distributed.LocalCluster`` of two
+worker processes on 127.0.0.1 (tests/bulk/conftest.py), and ``dask scheduler`` /
+``dask worker`` processes.
+
+The oracle of a distributed scan is the local scan of the same library (itself
+checked against qemu-img in test_scan.py): the same results per image and the same
+catalog rows. Workers are made to misbehave by the hooks the local-pool tests use
+(tests/helpers/scan_library.py), installed in the Dask workers by a plugin (which a
+worker restarted after a death gets again).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from distributed import Client, WorkerPlugin
+from helpers import MiB
+from helpers.scan_library import SCAN_IMAGE, Library, misbehave, troublemakers
+from helpers.stores import free_port
+from oracles import needs_qemu
+
+import imgscan
+from imgscan.bulk import worker
+from imgscan.bulk.result import ScanResult
+from imgscan.bulk.runner import ClusterError
+
+pytestmark = needs_qemu
+
+#: The imgscan the tests import, for the subprocesses too (a checkout or an install).
+IMGSCAN_ROOT = str(Path(imgscan.__file__).resolve().parent.parent)
+#: Catalog columns that say when or in which scan, not what: left out of comparisons.
+WHEN = ("id", "scanned_at", "elapsed", "first_seen_scan", "last_seen_scan",
+        "scanned_in_scan")
+
+
+def slowly(path: str, head: bytes, options: worker.Options) -> tuple[Any, Any, Any] | None:
+    """Each image takes 20 ms more: a scan long enough to kill a worker in its middle."""
+    time.sleep(0.02)
+    return SCAN_IMAGE(path, head, options)
+
+
+class Hook(WorkerPlugin):
+    """Replaces worker.scan_image in every Dask worker, those started later included."""
+
+    def __init__(self, name: str) -> None:
+        self.name = f"imgscan-hook-{name}"
+        self.hook = name
+
+    def setup(self, worker: Any) -> None:
+        from imgscan.bulk import worker as scan_worker
+        scan_worker.scan_image = {"misbehave": misbehave, "slowly": slowly}[self.hook]
+
+    def teardown(self, worker: Any) -> None:
+        from imgscan.bulk import worker as scan_worker
+        scan_worker.scan_image = SCAN_IMAGE
+
+
+@contextmanager
+def hooked(client: Client, name: str) -> Iterator[None]:
+    client.register_plugin(Hook(name))
+    try:
+        yield
+    finally:
+        client.unregister_worker_plugin(f"imgscan-hook-{name}")
+
+
+def scan_list(paths: list[str], **kwargs: Any) -> tuple[list[ScanResult], int]:
+    with imgscan.scan(paths, **kwargs) as run:
+        results = list(run)
+        assert not run.interrupted
+        return results, run.skipped
+
+
+def by_path(results: list[ScanResult]) -> dict[str, ScanResult]:
+    paths = [r.path for r in results]
+    assert len(paths) == len(set(paths)), "an image reported twice"
+    return {r.path: r for r in results}
+
+
+def rows(db: Path) -> dict[str, Any]:
+    """Every catalog row (images with their rules, chunk counts) less when it was written."""
+    with sqlite3.connect(db) as con:
+        cur = con.execute("SELECT * FROM images")
+        columns = [d[0] for d in cur.description]
+        images = {row[columns.index("path")]: {k: v for k, v in zip(columns, row, strict=True)
+                                                if k not in WHEN} for row in cur}
+        for path, rule_id, status, message in con.execute(
+                "SELECT path, rule_id, rules.status, message FROM rules "
+                "JOIN images ON images.id = image_id"):
+            images[path].setdefault("rules", {})[rule_id] = (status, message)
+        for path, count in con.execute("SELECT path, count(*) FROM chunks "
+                                       "JOIN images ON images.id = image_id GROUP BY path"):
+            images[path]["chunks"] = count
+        scans = [tuple(r) for r in con.execute(
+            "SELECT interrupted, scanned, unchanged, errors, missing FROM scans ORDER BY id")]
+    return {"images": images, "scans": scans}
+
+
+def same(r: ScanResult) -> tuple[Any, ...]:
+    return r.status, r.identity, r.info, r.check, r.error, r.fingerprint
+
+
+def test_results_and_catalog_equal_the_local_scan(library: Library, dask_client: Client,
+                                                  tmp_path: Path) -> None:
+    """Every format, damaged files, non-images, unreadable entries and links: per image
+    the same format, sizes, verdict, rule results, errors and fingerprint as a local
+    scan, the same skipped count, the same catalog rows; a rescan on the cluster finds
+    every image unchanged and reports what the catalog recorded, as a local one."""
+    local_db, dask_db = tmp_path / "local.db", tmp_path / "dask.db"
+    options: dict[str, Any] = {"fingerprint": True, "profile": "all"}
+    local, local_skipped = scan_list([str(library.root)], jobs=2, catalog=str(local_db),
+                                     **options)
+    dask, dask_skipped = scan_list([str(library.root)], cluster=dask_client,
+                                   catalog=str(dask_db), **options)
+    assert dask_skipped == local_skipped
+    local_by, dask_by = by_path(local), by_path(dask)
+    assert dask_by.keys() == local_by.keys()
+    assert {p: same(r) for p, r in dask_by.items()} == {p: same(r) for p, r in local_by.items()}
+    assert {r.error["type"] for r in dask if r.error} >= set(library.damaged.values())
+    assert rows(dask_db) == rows(local_db)
+
+    again, _ = scan_list([str(library.root)], cluster=dask_client, catalog=str(dask_db),
+                         **options)
+    local_again, _ = scan_list([str(library.root)], jobs=2, catalog=str(local_db), **options)
+    assert {r.status for r in again} == {"unchanged", "error"}     # error: unreadable entries
+    assert ({p: same(r) for p, r in by_path(again).items()}
+            == {p: same(r) for p, r in by_path(local_again).items()})
+    assert rows(dask_db) == rows(local_db)
+
+
+def test_a_local_scan_never_imports_dask(library: Library) -> None:
+    code = ("import sys, imgscan\n"
+            f"with imgscan.scan([{str(library.root)!r}], jobs=1, info_only=True) as run:\n"
+            "    list(run)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('dask', 'distributed', 'imgscan.bulk.dask_pool')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={**os.environ, "PYTHONPATH": IMGSCAN_ROOT})
+    assert done.stdout.strip() == "[]"
+
+
+def test_each_failure_costs_one_image(library: Library, dask_client: Client,
+                                      tmp_path: Path) -> None:
+    """An image that kills its Dask worker every time is WorkerCrashed once its batch
+    is split down to it, and the rest of its batch is scanned; one that hangs is a
+    Timeout; the local pool's isolation on the worker does the rest. Each image is
+    reported once and recorded once."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    troublemakers(library, lib, names=("killer", "hang", "exit", "segv", "hog", "bug"),
+                  fine=10)
+    db = tmp_path / "c.db"
+    with hooked(dask_client, "misbehave"):
+        results, _ = scan_list([str(lib)], cluster=dask_client, info_only=True,
+                               catalog=str(db), time_limit=1.5, memory_limit=256 * MiB)
+    found = {os.path.basename(p): r for p, r in by_path(results).items()}
+    assert len(found) == 16
+    errors = {n: r.error["type"] for n, r in found.items() if r.error}
+    assert errors == {"killer.raw": "WorkerCrashed", "hang.raw": "Timeout",
+                      "exit.raw": "WorkerCrashed", "segv.raw": "WorkerCrashed",
+                      "hog.raw": "MemoryLimit", "bug.raw": "ValueError"}
+    assert "Dask worker" in found["killer.raw"].error["message"]      # type: ignore[index]
+    assert all(r.status == "scanned" for n, r in found.items() if n.startswith("ok"))
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT path) FROM images").fetchone() \
+            == (16, 16)
+        assert con.execute("SELECT interrupted, scanned, errors FROM scans").fetchone() \
+            == (0, 10, 6)
+
+
+def test_a_worker_killed_mid_scan_loses_nothing(library: Library, dask_client: Client,
+                                                tmp_path: Path) -> None:
+    """SIGKILL to a Dask worker in the middle of a scan: the scheduler and the split
+    retries answer every image exactly once, as the local scan does."""
+    db = tmp_path / "c.db"
+    local = by_path(scan_list([str(library.root)], jobs=2, info_only=True)[0])
+    pids = list(dask_client.run(os.getpid).values())
+    seen = []
+    with hooked(dask_client, "slowly"), imgscan.scan(
+            [str(library.root)], cluster=dask_client, info_only=True,
+            catalog=str(db)) as run:
+        for result in run:
+            seen.append(result)
+            if len(seen) == 40:
+                os.kill(pids[0], signal.SIGKILL)
+        assert not run.interrupted
+    dask = by_path(seen)
+    assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM images").fetchone() == (len(local),)
+
+
+def test_leaving_early_cancels_and_closes_the_scan(library: Library, dask_client: Client,
+                                                   tmp_path: Path) -> None:
+    """As Ctrl-C does: the futures in flight are cancelled, the catalog's scan is closed
+    as interrupted with what was recorded."""
+    db = tmp_path / "c.db"
+    with hooked(dask_client, "slowly"), imgscan.scan(
+            [str(library.root)], cluster=dask_client, info_only=True,
+            catalog=str(db)) as run:
+        got = [next(run) for _ in range(10)]
+    assert run.interrupted and len(got) == 10
+    deadline = time.monotonic() + 10    # the scheduler hears of the cancel asynchronously
+    while any(dask_client.processing().values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(dask_client.processing().values())
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT interrupted FROM scans").fetchone() == (1,)
+        assert con.execute("SELECT count(*) FROM images").fetchone()[0] >= 10
+
+
+def test_bad_addresses_are_errors(tmp_path: Path) -> None:
+    for address, says in (("local:x", "local:N needs a number of workers"),
+                          ("tcp://127.0.0.1:1", "cannot reach the Dask scheduler")):
+        done = cli("scan", "--dask", address, str(tmp_path))
+        assert done.returncode == 2 and says in done.stderr and not done.stdout
+        assert "Traceback" not in done.stderr
+
+
+# -- dask scheduler / dask worker processes -------------------------------------------
+@contextmanager
+def dask_processes(tmp_path: Path, worker_cwd: Path) -> Iterator[tuple[str, Any]]:
+    """``dask scheduler`` and one ``dask worker`` (started in ``worker_cwd``)."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    # the worker imports the hooks' plugin from here, and tests/helpers
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((IMGSCAN_ROOT, str(here),
+                                                        str(here.parent)))}
+    log = open(tmp_path / "dask.log", "wb")  # noqa: SIM115 (open while they run)
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", str(port), "--dashboard-address", ":0"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    dask_worker = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+         "--host", "127.0.0.1", "--no-dashboard"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=worker_cwd,
+        start_new_session=True)
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(1, timeout=60)
+            yield address, scheduler
+    finally:
+        for proc in (dask_worker, scheduler):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "imgscan", *args], capture_output=True,
+                          text=True, timeout=120, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": IMGSCAN_ROOT})
+
+
+def output(stdout: str, root: str) -> tuple[list[str], list[str]]:
+    """A scan's image lines, sorted, and its summary less the time it took."""
+    lines = stdout.splitlines()
+    return (sorted(line for line in lines if line.startswith(root)),
+            [re.sub(r"in \S+ s \(\d+ images/s\)", "", line)
+             for line in lines if not line.startswith(root)])
+
+
+def test_dask_processes_cli_and_a_scheduler_that_goes_away(
+        library: Library, tmp_path: Path) -> None:
+    """``imgscan scan --dask tcp://...`` on a scheduler and a worker started as users
+    start them prints what the local scan prints (lines in another order) with the same
+    exit status; a root the client sees and the worker does not is an error naming
+    both; a scheduler killed mid-scan ends the scan with a clear error, and the
+    catalog keeps what was recorded, its scan closed as interrupted."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with dask_processes(tmp_path, elsewhere) as (address, scheduler):
+        root = str(library.root)
+        local = cli("scan", "--info-only", root)
+        dask = cli("scan", "--info-only", "--dask", address, root)
+        assert dask.returncode == local.returncode == 2, dask.stderr
+        assert output(dask.stdout, root) == output(local.stdout, root)
+        assert "imgscan: the Dask dashboard: http://127.0.0.1:" in dask.stderr
+
+        relative = cli("scan", "--info-only", "--dask", address, library.root.name,
+                       cwd=library.root.parent)
+        assert relative.returncode == 2
+        assert "seen by this client" in relative.stderr
+        assert "not by the Dask worker tcp://127.0.0.1" in relative.stderr
+
+        db = tmp_path / "c.db"
+        with Client(address) as client:
+            client.register_plugin(Hook("slowly"))     # for good: the cluster is let go
+            run = imgscan.scan([root], cluster=client, info_only=True, catalog=str(db))
+            got = 0
+            with pytest.raises(ClusterError, match="scheduler went away"), run:
+                for _ in run:
+                    got += 1
+                    if got == 20:
+                        os.killpg(scheduler.pid, signal.SIGKILL)
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT interrupted FROM scans").fetchone() == (1,)
+        assert con.execute("SELECT count(*) FROM images").fetchone()[0] >= 20
+
+
+
+# -- a bucket --------------------------------------------------------------------------
+class Environ(WorkerPlugin):
+    """Sets environment variables in every Dask worker (the store's credentials, which a
+    worker started by an operator would be given), for as long as it is registered."""
+
+    name = "imgscan-environ"
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def setup(self, worker: Any) -> None:
+        os.environ.update(self.values)
+
+    def teardown(self, worker: Any) -> None:
+        for key in self.values:
+            os.environ.pop(key, None)
+
+
+def test_a_bucket_prefix(library: Library, dask_client: Client, tmp_path: Path) -> None:
+    """``s3://BUCKET/PREFIX/`` on the test object store (SeaweedFS): listed and read by
+    the workers, each object's facts and verdict those of the same bytes read locally
+    (but for where they were read from); a rescan finds every object unchanged by its
+    ETag without reading it."""
+    from helpers.stores import SeaweedS3
+
+    server = SeaweedS3(tmp_path / "seaweedfs")
+    try:
+        client = server.client()
+        client.create_bucket(Bucket="dask")
+        local = tmp_path / "local"
+        local.mkdir()
+        for path in library.images:
+            name = os.path.basename(path)
+            if name in ("0-disk2.qcow2", "0-mbr.raw", "0-disk6.vpc", "0-disk8.vhdx"):
+                client.upload_file(path, "dask", f"lib/{name}")
+                (local / name).write_bytes(Path(path).read_bytes())
+        client.put_object(Bucket="dask", Key="lib/notes.txt", Body=b"not an image\n" * 100)
+        url = "s3://dask/lib/"
+        db = str(tmp_path / "c.db")
+        dask_client.register_plugin(Environ(server.environ()))
+        try:
+            remote, skipped = scan_list([url], cluster=dask_client, catalog=db)
+            again, _ = scan_list([url], cluster=dask_client, catalog=db)
+        finally:
+            dask_client.unregister_worker_plugin(Environ.name)
+    finally:
+        server.stop()
+    here = by_path(scan_list([str(local)], jobs=1)[0])
+    assert skipped == 1 and len(remote) == len(here) == 4
+    for r in remote:
+        name = r.path.removeprefix(url)
+        mine = here[str(local / name)]
+        assert r.status == "scanned" and r.info is not None and mine.info is not None
+        assert r.info["source"]["url"] == r.path
+        assert ({k: v for k, v in r.info.items() if k not in ("path", "source")}
+                == {k: v for k, v in mine.info.items() if k not in ("path", "source")})
+        assert r.check is not None and mine.check is not None
+        assert r.check["verdict"] == mine.check["verdict"]
+    assert {r.status for r in again} == {"unchanged"}
