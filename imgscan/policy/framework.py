@@ -73,6 +73,7 @@ class Facts:
         self.storage_class = storage_class
         self.windows: Mapping[str, Any] | None = info.get("windows") or None
         self.linux: Mapping[str, Any] | None = info.get("linux") or None
+        self._guests = {WINDOWS: self.windows, LINUX: self.linux}
         self._unreadable: dict[str, Outcome | None] = {}
 
     def guest(self, os: str) -> Mapping[str, Any] | None:
@@ -89,13 +90,21 @@ class Facts:
         """One evidence entry; ``windows.X`` and ``linux.X`` facts default to the guest
         object's own value and evidence, other facts to the top-level ``info`` key."""
         guest_fact = _guest_fact(fact)
-        if guest_fact is not None:
-            os, key = guest_fact
+        if guest_fact is None:
             if value is None:
-                value = (self.guest(os) or {}).get(key)
-            source = source or self.source(os, key)
-        elif value is None:
-            value = self.info.get(fact)
+                value = self.info.get(fact)
+            return {fact: {"value": value, "from": source}}
+        # as guest() and source() would answer, without their calls: the rules of
+        # ``--profile all`` ask for a hundred of these an image
+        os, key = guest_fact
+        g = self._guests[os]
+        if g is None:
+            return {fact: {"value": value, "from": source or None}}
+        if value is None:
+            value = g.get(key)
+        if not source:
+            found = (g.get("evidence") or {}).get(key)
+            source = str(found) if found else None
         return {fact: {"value": value, "from": source}}
 
     def unreadable(self, os: str = WINDOWS) -> Outcome | None:
