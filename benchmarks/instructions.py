@@ -1,4 +1,5 @@
-"""Instruction counts of the issue-12 operations: a figure a loaded machine does not move.
+"""Instruction counts of the issue-12 operations, and of ``check`` with one profile and with
+all of them (issue 15): a figure a loaded machine does not move.
 
 ``python benchmarks/instructions.py [--tree DIR] [OP ...]`` runs each operation
 (default: all of :data:`OPERATIONS`) in a child interpreter under ``valgrind
@@ -34,6 +35,10 @@ OPERATIONS = {
     "open-and-layout": ("test_open_and_layout", 100),
     "vhdx-map": ("test_extent_map_big_vhdx", 20),
     "vhdx-map-json": ("test_map_json_big_vhdx", 20),
+    "check-one": ("test_check_profiles[huawei-ims-windows]", 20),
+    "check-all": ("test_check_profiles[all-windows]", 20),
+    "judge-one": ("test_bench_profiles.judge, huawei-ims, one info dict", 200),
+    "judge-all": ("test_bench_profiles.judge, all, one info dict", 200),
 }
 
 
@@ -41,6 +46,10 @@ def image_of(op: str) -> Path:
     """The image ``op`` reads, made by the benchmark module that times it."""
     import images
 
+    if op.startswith(("check-", "judge-")):
+        from test_bench_windows import windows_qcow2
+
+        return windows_qcow2("bios")
     if op.startswith("windows-"):
         from test_bench_windows import windows_qcow2
 
@@ -70,6 +79,17 @@ def operation(op: str, path: Path) -> Callable[[], object]:
                 return emap.to_qemu_json() if json else len(emap)
         return run
 
+    if op.startswith(("check-", "judge-")):
+        from test_bench_profiles import check_image, judge
+
+        from imgscan.policy import load_profiles
+
+        profiles = load_profiles("all" if op.endswith("-all") else "huawei-ims")
+        if op.startswith("check-"):
+            return lambda: check_image(path, profiles)
+        with imgscan.open(path) as img:
+            ready = img.info()
+        return lambda: judge(ready, profiles)
     if op == "layout":
         img = imgscan.open(path)
         disk = img.disk()
@@ -97,7 +117,9 @@ def child(op: str, rounds: int, path: Path) -> None:
 
 def count(tree: Path, op: str, rounds: int, path: Path) -> int:
     """Instructions callgrind counts for the child doing ``rounds`` rounds of ``op``."""
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0",
+    # tests/ of this checkout: the benchmark modules' image builders (helpers).
+    tests = Path(__file__).resolve().parent.parent / "tests"
+    env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{tests}", "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1"}
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run(

@@ -9,10 +9,19 @@ The disks: the Windows BIOS fixture as qcow2 (test_bench_windows.windows_qcow2; 
 the Debian 12 ext4 system disk (test_bench_linux.plain_qcow2). The judging is pure
 Python over the ``info`` dict, so the profiles' share is the difference between the
 ``huawei-ims`` and the ``all`` rows of one disk.
+
+Run as a script (``PYTHONPATH=TREE:tests python benchmarks/test_bench_profiles.py``, TREE
+the checkout to measure, so that a tree from before a change runs the same script) it
+times both sides alternately in one run, so a loaded machine hits both: in process, one
+round as above and the judging alone on an ``info`` dict read once; then whole
+processes (:mod:`whole_process`), ``imgscan check --profile huawei-ims|all`` through
+``python -c`` (``imgscan check`` exits 1 when a rule fails, which ``measure`` would take
+for a failure).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +32,24 @@ from test_bench_linux import plain_qcow2
 from test_bench_windows import windows_qcow2
 
 import imgscan
+from imgscan import policy
 from imgscan.policy import Profile, check, load_profiles
+
+
+def judge(info: dict[str, Any], profiles: list[Profile]) -> list[dict[str, Any]]:
+    """The check objects, as ``imgscan check`` makes them (before ``policy.checks``
+    existed: one ``check`` per profile)."""
+    checks = getattr(policy, "checks", None)
+    if checks is None:
+        return [check(info, p) for p in profiles]
+    found: list[dict[str, Any]] = checks(info, profiles)
+    return found
 
 
 def check_image(path: Path, profiles: list[Profile]) -> list[dict[str, Any]]:
     with imgscan.open(path) as img:
         info = img.info()
-    return [check(info, p) for p in profiles]
+    return judge(info, profiles)
 
 
 def disk(name: str) -> Path:
@@ -45,3 +65,59 @@ def test_check_profiles(benchmark: BenchmarkFixture, name: str, spec: str) -> No
     profiles = load_profiles(spec)
     checks = benchmark(check_image, path, profiles)
     assert [c["profile"] for c in checks] == [p.name for p in profiles]
+
+
+def _pairs(work: Callable[[list[Profile]], object], n: int) -> str:
+    """``work`` with ``huawei-ims`` and with ``all``, alternately ``n`` times: the
+    table cells (medians, median of the per-pair ratios all / one)."""
+    import statistics
+    import time
+
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(n):
+        for spec, out in (("huawei-ims", times[0]), ("all", times[1])):
+            profiles = load_profiles(spec)  # cached: what `check` loads once
+            start = time.perf_counter()
+            work(profiles)
+            out.append(time.perf_counter() - start)
+    ratio = statistics.median(b / a for a, b in zip(*times, strict=True))
+    return (f"{statistics.median(times[0]) * 1e3:.3f} ms | "
+            f"{statistics.median(times[1]) * 1e3:.3f} ms | {ratio:.3f} | {n}")
+
+
+def _command(spec: str, path: Path) -> list[str]:
+    """``imgscan check --profile SPEC PATH`` as a whole process that exits 0."""
+    import sys
+
+    return [sys.executable, "-c", "from imgscan.cli import main; "
+            f"main(['check', '--profile', {spec!r}, {str(path)!r}])"]
+
+
+def alternate(pairs: int = 201, runs: int = 21) -> None:
+    """In process, then whole processes, each pair alternately (one, all, one, ...)."""
+    import functools
+
+    import whole_process
+
+    print("| disk: work | huawei-ims (median) | all (median) | all / one, median of pairs "
+          "| pairs |\n|---|---|---|---|---|")
+    for name in ("windows", "debian"):
+        path = disk(name)
+        with imgscan.open(path) as img:
+            info = img.info()
+        rounds = pairs if name == "windows" else max(21, pairs // 10)  # ~0.5 s a Debian round
+        print(f"| {name}: open, info(), judge | "
+              f"{_pairs(functools.partial(check_image, path), rounds)} |", flush=True)
+        print(f"| {name}: judge one info dict | "
+              f"{_pairs(functools.partial(judge, info), pairs * 10)} |", flush=True)
+    print()
+    print(whole_process.HEADER.replace("imgscan (medians) | peer (medians)",
+                                       "--profile all (medians) | --profile huawei-ims (medians)"))
+    for name in ("windows", "debian"):
+        path = disk(name)
+        print(whole_process.compare(f"{name}: imgscan check (python -c)", _command("all", path),
+                                    _command("huawei-ims", path), runs), flush=True)
+
+
+if __name__ == "__main__":
+    alternate()

@@ -150,7 +150,8 @@ def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
     """Each image read once and judged by every profile of ``--profile`` (one name, a
     comma-separated list, or ``all``): one report per image, a matrix for several;
     ``html``: also the HTML page of every check and error."""
-    from .policy import ProfileError, check, load_profiles
+    from .policy import ProfileError, load_profiles
+    from .policy import checks as judge
     from .report.json import checks_json
     from .report.text import check_text, matrix_text
 
@@ -181,7 +182,7 @@ def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
                 import json
                 print(json.dumps(error_object(path, exc)))
             continue
-        results = [check(info, profile, storage_class) for profile in profiles]
+        results = judge(info, profiles, storage_class)
         checks += results
         if any(r["verdict"] == "fail" for r in results) and status == EXIT_OK:
             status = EXIT_RULE_FAILED

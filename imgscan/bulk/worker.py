@@ -69,9 +69,9 @@ def scan_image(path: str, head: bytes, options: Options) -> tuple[Any, Any, Any]
             return None
         check = None
         if options.profiles:
-            from ..policy import check as judge
+            from ..policy import checks
             from ..report.json import judged_object
-            check = judged_object([judge(info, p) for p in options.profiles])
+            check = judged_object(checks(info, options.profiles))
         fp = None
         if options.fingerprint:
             from ..fingerprints import fingerprint

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from .engine import (
     DEFAULT_PROFILE,
+    Judge,
     Profile,
     ProfileError,
     builtin_profiles,
     check,
+    checks,
     evaluate,
     load_profile,
     load_profiles,
@@ -24,10 +26,12 @@ from .engine import (
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "Judge",
     "Profile",
     "ProfileError",
     "builtin_profiles",
     "check",
+    "checks",
     "evaluate",
     "load_profile",
     "load_profiles",

@@ -39,7 +39,7 @@ from .rules import RULES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 DEFAULT_PROFILE = "huawei-ims"
@@ -60,12 +60,16 @@ class ProfileError(ValueError):
 class RuleConfig:
     """One rule of a profile: its parameters and the severity of a violation."""
 
-    __slots__ = ("id", "params", "severity")
+    __slots__ = ("id", "key", "params", "severity")
 
     def __init__(self, id: str, severity: str, params: dict[str, Any]) -> None:
         self.id = id
         self.severity = severity
         self.params = params
+        #: The rule and its parameters, which alone decide its outcome on an image: the
+        #: configs of several profiles with one key are judged once (:class:`Judge`).
+        #: ``repr`` keeps ``True``, ``1`` and ``1.0`` apart, as a rule may.
+        self.key = f"{id} {sorted(params.items())!r}"
 
 
 class Profile:
@@ -85,13 +89,18 @@ class Profile:
         #: The cloud whose registration parameters to suggest
         #: (:data:`imgscan.policy.registration.CLOUDS`), or None.
         self.registration = registration
+        #: The guest OS found (or None) -> :meth:`applicable`'s rules, chosen once each.
+        self._by_guest: dict[str | None, tuple[RuleConfig, ...]] = {}
 
     def applicable(self, info: Mapping[str, Any]) -> list[RuleConfig]:
         """The configured rules to run on ``info``, in profile order."""
-        if self.guest != "auto":
-            return list(self.rules.values())
         found = WINDOWS if info.get("windows") else (LINUX if info.get("linux") else None)
-        return [c for c in self.rules.values() if RULES[c.id].guest in (None, found)]
+        chosen = self._by_guest.get(found)
+        if chosen is None:
+            chosen = self._by_guest[found] = tuple(
+                c for c in self.rules.values()
+                if self.guest != "auto" or RULES[c.id].guest in (None, found))
+        return list(chosen)
 
 
 def _profiles_dir() -> Any:
@@ -252,22 +261,72 @@ def _result(rule_id: str, outcome: Outcome, severity: str) -> dict[str, Any]:
     }
 
 
+class Judge:
+    """One image's facts judged by the rules of any number of profiles, each distinct
+    rule and parameters once (:attr:`RuleConfig.key`).
+
+    ``--profile all`` names most rules in several profiles (``self-contained`` and
+    ``system-disk-present`` in all seven, ``dhcp`` in five) with the same parameters. A
+    rule is a function of the facts and its parameters only, so its outcome holds for
+    every profile that configures it alike; only the severity, each profile's own, is
+    applied per profile. A result dict (its evidence too) is shared by the profiles
+    that configure its rule alike with the same severity, so no result may be changed
+    once made (no report does).
+    """
+
+    def __init__(self, info: Mapping[str, Any], storage_class: str | None = None) -> None:
+        self.info = info
+        self.facts = Facts(info, storage_class)
+        #: severity -> key -> the rule's result (:func:`_result`).
+        self._results: dict[str, dict[str, dict[str, Any]]] = {}
+        #: key -> the outcome and, for a rule that raised, the severity it is reported as.
+        self._judged: dict[str, tuple[Outcome, str | None]] = {}
+
+    def _judge(self, config: RuleConfig) -> tuple[Outcome, str | None]:
+        try:
+            return RULES[config.id].func(self.facts, **config.params), None
+        except Exception as exc:  # a broken check is a failed check, never "safe"
+            return Outcome(FAIL, f"the rule could not be evaluated: "
+                           f"{type(exc).__name__}: {exc}"), FAIL
+
+    def results(self, profile: Profile) -> list[dict[str, Any]]:
+        """The rule results of ``profile``, in profile order, each rule judged at its
+        first asking."""
+        out = []
+        for config in profile.applicable(self.info):
+            results = self._results.get(config.severity)
+            if results is None:
+                results = self._results[config.severity] = {}
+            found = results.get(config.key)
+            if found is None:
+                judged = self._judged.get(config.key)
+                if judged is None:
+                    judged = self._judged[config.key] = self._judge(config)
+                outcome, severity = judged
+                found = results[config.key] = _result(config.id, outcome,
+                                                      severity or config.severity)
+            out.append(found)
+        return out
+
+    def check(self, profile: Profile) -> dict[str, Any]:
+        """The ``imgscan check --json`` object of ``profile`` (``registration``: the
+        parameters to register the image with, a contract extension)."""
+        results = self.results(profile)
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "path": self.info["path"],
+            "profile": profile.name,
+            "verdict": verdict(results),
+            "rules": results,
+            "registration": suggest(profile.registration, self.info),
+            "info": self.info,
+        }
+
+
 def evaluate(profile: Profile, info: Mapping[str, Any],
              storage_class: str | None = None) -> list[dict[str, Any]]:
     """The rule results of ``profile`` on one ``info`` object, in profile order."""
-    facts = Facts(info, storage_class)
-    results = []
-    for config in profile.applicable(info):
-        rule_id = config.id
-        try:
-            outcome = RULES[rule_id].func(facts, **config.params)
-        except Exception as exc:  # a broken check is a failed check, never "safe"
-            outcome = Outcome(FAIL, f"the rule could not be evaluated: "
-                              f"{type(exc).__name__}: {exc}")
-            results.append(_result(rule_id, outcome, FAIL))
-            continue
-        results.append(_result(rule_id, outcome, config.severity))
-    return results
+    return Judge(info, storage_class).results(profile)
 
 
 def verdict(results: list[dict[str, Any]]) -> str:
@@ -277,18 +336,16 @@ def verdict(results: list[dict[str, Any]]) -> str:
 
 def check(info: Mapping[str, Any], profile: Profile,
           storage_class: str | None = None) -> dict[str, Any]:
-    """The ``imgscan check --json`` object for one image (``registration``: the
-    parameters to register it with, a contract extension)."""
-    results = evaluate(profile, info, storage_class)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "path": info["path"],
-        "profile": profile.name,
-        "verdict": verdict(results),
-        "rules": results,
-        "registration": suggest(profile.registration, info),
-        "info": info,
-    }
+    """The ``imgscan check --json`` object for one image and one profile."""
+    return Judge(info, storage_class).check(profile)
+
+
+def checks(info: Mapping[str, Any], profiles: Sequence[Profile],
+           storage_class: str | None = None) -> list[dict[str, Any]]:
+    """The check object of each profile for one image, each rule shared by several
+    profiles judged once (:class:`Judge`); each object is :func:`check`'s."""
+    judge = Judge(info, storage_class)
+    return [judge.check(p) for p in profiles]
 
 
 def load_profiles(spec: str | None = None) -> list[Profile]:

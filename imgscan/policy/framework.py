@@ -27,6 +27,8 @@ fstab to UUIDs and deletes VMware Tools; import-rules.md section 1.3).
 
 from __future__ import annotations
 
+import functools
+
 from imgscan.vocabulary import FAIL, LINUX, PASS, UNKNOWN, WINDOWS
 
 TYPE_CHECKING = False
@@ -58,21 +60,21 @@ class Outcome:
 
 class Facts:
     """The ``info`` object a rule judges, plus what only the user can tell
-    (``storage_class`` from ``--storage-class``)."""
+    (``storage_class`` from ``--storage-class``).
+
+    One ``Facts`` serves every rule of every profile judged on an image (the engine's
+    ``Judge``), so what is derived from the facts alone is found once here: the guest
+    objects, and why a guest could not be read (:meth:`unreadable`). The ``info`` object
+    is never changed while it is judged.
+    """
 
     def __init__(self, info: Mapping[str, Any], storage_class: str | None = None) -> None:
         self.info = info
         self.storage_class = storage_class
-
-    @property
-    def windows(self) -> Mapping[str, Any] | None:
-        w = self.info.get("windows")
-        return w if w else None
-
-    @property
-    def linux(self) -> Mapping[str, Any] | None:
-        lx = self.info.get("linux")
-        return lx if lx else None
+        self.windows: Mapping[str, Any] | None = info.get("windows") or None
+        self.linux: Mapping[str, Any] | None = info.get("linux") or None
+        self._guests = {WINDOWS: self.windows, LINUX: self.linux}
+        self._unreadable: dict[str, Outcome | None] = {}
 
     def guest(self, os: str) -> Mapping[str, Any] | None:
         """The contract object of guest ``os`` (``windows`` or ``linux``), if found."""
@@ -87,19 +89,33 @@ class Facts:
     def ev(self, fact: str, value: Any = None, source: str | None = None) -> dict[str, Any]:
         """One evidence entry; ``windows.X`` and ``linux.X`` facts default to the guest
         object's own value and evidence, other facts to the top-level ``info`` key."""
-        os, dot, key = fact.partition(".")
-        if dot and os in GUESTS:
-            key = key.split(".")[0].split("[")[0]
+        guest_fact = _guest_fact(fact)
+        if guest_fact is None:
             if value is None:
-                value = (self.guest(os) or {}).get(key)
-            source = source or self.source(os, key)
-        elif value is None:
-            value = self.info.get(fact)
+                value = self.info.get(fact)
+            return {fact: {"value": value, "from": source}}
+        # as guest() and source() would answer, without their calls: the rules of
+        # ``--profile all`` ask for a hundred of these an image
+        os, key = guest_fact
+        g = self._guests[os]
+        if g is None:
+            return {fact: {"value": value, "from": source or None}}
+        if value is None:
+            value = g.get(key)
+        if not source:
+            found = (g.get("evidence") or {}).get(key)
+            source = str(found) if found else None
         return {fact: {"value": value, "from": source}}
 
     def unreadable(self, os: str = WINDOWS) -> Outcome | None:
         """``unknown`` with the reason when the guest could not be read far enough to
-        know whether an installation of ``os`` is there; None when it was read."""
+        know whether an installation of ``os`` is there; None when it was read. Found
+        once per guest OS: every rule that needs the OS asks when it is missing."""
+        if os not in self._unreadable:
+            self._unreadable[os] = self._why_unreadable(os)
+        return self._unreadable[os]
+
+    def _why_unreadable(self, os: str) -> Outcome | None:
         title = GUEST_TITLES[os]
         info = self.info
         if info.get("encrypted"):
@@ -136,6 +152,19 @@ class Facts:
             UNKNOWN, f"no {GUEST_TITLES[os]} installation was found (see "
             "system-disk-present), so this cannot be judged",
             self.ev(os, None, SEARCHED[os]))
+
+
+@functools.lru_cache(maxsize=512)
+def _guest_fact(fact: str) -> tuple[str, str] | None:
+    """``(os, key)`` of a ``windows.X`` or ``linux.X`` fact path (``key``: the guest
+    object's key, ``X`` up to its first ``.`` or ``[``), None for a top-level fact. The
+    rules name a few dozen fixed fact paths, parsed once per process; the cache is
+    bounded because some paths hold an image's values (a partition number, a kernel
+    version), which a bulk scan of many images must not accumulate."""
+    os, dot, key = fact.partition(".")
+    if dot and os in GUESTS:
+        return os, key.split(".")[0].split("[")[0]
+    return None
 
 
 def architecture(f: Facts, os: str, arches: Sequence[str], unread: str,
