@@ -34,80 +34,29 @@ from imgscan.findings import MULTIPLE_FORMATS
 
 from . import c_mbr, c_tar, raw
 from .container import Container, Format
+from .signatures import Peek, SignatureTable
 from .source import Source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    Hint = Callable[["Peek"], bool]
+    #: A format's cheap necessary condition: one of the magics at one of the offsets.
+    Hint = tuple[tuple[int, tuple[bytes, ...]], ...]
 
 
 # -- cheap necessary conditions, checked before a module is imported ----------------
-class Peek:
-    """The bytes the hints look at, read with as few system calls as possible.
-
-    Every hint used to ``pread`` its own few bytes: about twenty reads per
-    file, a third of ``imgscan info``'s work on a small image and most of a
-    bulk scan's. The file's first :data:`PEEK_HEAD` bytes (every magic at a
-    fixed offset but the farther LUKS2 secondary headers, the ISO descriptor
-    included) and last :data:`PEEK_TAIL` (VHD footer, DMG trailer) are read
-    once; anything else is read when a hint asks.
-    """
-
-    __slots__ = ("head", "size", "source", "tail", "tail_start")
-
-    def __init__(self, source: Source) -> None:
-        self.source = source
-        self.size = size = source.size
-        self.head = source.read(0, min(PEEK_HEAD, size), "format signature")
-        self.tail_start = max(len(self.head), size - PEEK_TAIL)
-        self.tail = source.read(self.tail_start, size - self.tail_start, "format signature")
-
-    def read(self, start: int, length: int) -> bytes:
-        """``length`` bytes at ``start``; the caller keeps them inside the file."""
-        end = start + length
-        if end <= len(self.head):
-            return self.head[start:end]
-        if start >= self.tail_start:
-            return self.tail[start - self.tail_start:end - self.tail_start]
-        return self.source.read(start, length, "format signature")
-
-
-#: Bytes :class:`Peek` reads at each end of the file (the ISO 9660 primary volume
-#: descriptor is at 32768 + 1; the VHD footer and DMG trailer in the last 512).
-PEEK_HEAD = 16 * 2048 + 8
-PEEK_TAIL = 512
-
-
 def at(offset: int, *magics: bytes) -> Hint:
     """One of ``magics`` at ``offset`` (negative: from the end of the file).
 
     A file cut short inside the magic still matches when what it holds is a
     prefix of it, so that the module's probe can call a truncated header
-    truncated instead of it being read as raw.
+    truncated instead of it being read as raw. Matched by
+    :class:`~imgscan._core.signatures.SignatureTable`, all formats in one pass.
     """
-    length = max(len(m) for m in magics)
-
-    def hint(peek: Peek) -> bool:
-        size = peek.size
-        start = size + offset if offset < 0 else offset
-        if start < 0 or start >= size:
-            return False
-        if size - start >= length:
-            return peek.read(start, length).startswith(magics)
-        got = peek.read(start, size - start)
-        return any(m.startswith(got) if len(got) < len(m) else got.startswith(m)
-                   for m in magics)
-
-    return hint
+    return ((offset, magics),)
 
 
 def any_of(*hints: Hint) -> Hint:
-    def hint(peek: Peek) -> bool:
-        return any(h(peek) for h in hints)
-
-    return hint
+    return tuple(row for hint in hints for row in hint)
 
 
 class Candidate:
@@ -159,6 +108,10 @@ REGISTRY: tuple[Candidate, ...] = (
         at(-512, b"koly")), ("parallels", "bochs", "cloop", "dmg", "asif")),
 )
 
+#: Every candidate's signatures, as the one native pass over a file matches them.
+SIGNATURES = SignatureTable((i, offset, magics) for i, candidate in enumerate(REGISTRY)
+                            for offset, magics in candidate.hint)
+
 
 # -- OVF packages -------------------------------------------------------------------
 #: The first bytes of an OVF descriptor's text (an XML declaration or element, perhaps
@@ -166,11 +119,11 @@ REGISTRY: tuple[Candidate, ...] = (
 _XML_STARTS = (b"<", b"\xef\xbb\xbf", b" ", b"\t", b"\r", b"\n")
 
 
-def may_be_package(source: Source) -> bool:
+def may_be_package(peek: Peek) -> bool:
     """A cheap necessary condition for an OVF package (:mod:`imgscan._core.ova`, which
     decides): the ustar magic of an OVA's first header, or text that may be XML. Checked
     before that module, and xml.etree with it, is imported."""
-    head = source.read(0, min(c_tar.BLOCK, source.size), "format signature")
+    head = peek.head[:c_tar.BLOCK]
     return (head[c_tar.MAGIC_OFFSET:c_tar.MAGIC_OFFSET + 5] == c_tar.MAGIC_USTAR[:5]
             or head.startswith(_XML_STARTS))
 
@@ -247,10 +200,12 @@ def mbr_beside_header(source: Source, container: Container,
 CONFLICT_CHECKS = (several_container_signatures, mbr_beside_header)
 
 
-def matching_formats(source: Source) -> list[Format]:
-    """Every registered format whose probe matches ``source``, in ``REGISTRY`` order."""
-    peek = Peek(source)
-    return [fmt for candidate in REGISTRY if candidate.hint(peek)
+def matching_formats(source: Source, peek: Peek | None = None) -> list[Format]:
+    """Every registered format whose probe matches ``source``, in ``REGISTRY`` order.
+
+    ``peek``: the file's two ends when the caller has read them already."""
+    found = SIGNATURES.match(Peek(source) if peek is None else peek)
+    return [fmt for i, candidate in enumerate(REGISTRY) if found >> i & 1
             for fmt in candidate.formats() if fmt.probe(source)]
 
 
@@ -281,9 +236,10 @@ def open_as(source: Source, name: str) -> Container:
                              f"backing format {name!r} is not one imgscan decodes")
 
 
-def detect(source: Source) -> Container:
-    """Decode ``source`` as the first registered format whose probe matches."""
-    matches = matching_formats(source)
+def detect(source: Source, peek: Peek | None = None) -> Container:
+    """Decode ``source`` as the first registered format whose probe matches (``peek``:
+    its two ends, when read already)."""
+    matches = matching_formats(source, peek)
     if not matches:
         return raw.FORMAT.open(source)
     container = matches[0].open(source)
