@@ -235,9 +235,12 @@ class DiskImage:
     def cluster_size(self) -> int | None:
         """The allocation unit. A VMDK descriptor's comes from its extent files'
         headers, which are opened (inside ``external_dir`` only) before it is told."""
-        # an extent file that cannot be opened: the guest stage reports it
-        with contextlib.suppress(ImageError):
-            self._attach_external()
+        # An extent file that cannot be opened: the guest stage reports it. Only a
+        # container whose map reads other files has any to open (no suppress() context
+        # for every other image: this runs once per info object).
+        if self._container.map_reads_external:
+            with contextlib.suppress(ImageError):
+                self._attach_external()
         return self._container.cluster_size
 
     @property
