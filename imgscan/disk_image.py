@@ -16,7 +16,8 @@ from . import limits
 from ._core.container import Container
 from ._core.extents import ExtentMap
 from ._core.paths import resolve_external, unsafe_reason
-from ._core.registry import detect, may_be_package, open_as
+from ._core.registry import detect, may_be_package, open_as, read_ends
+from ._core.signatures import Peek
 from ._core.source import Source
 from ._core.stream import DiskStream
 from ._core.vdisk import VirtualDisk
@@ -124,16 +125,19 @@ class DiskImage:
         self.disk_index = _disk
         #: The package file itself, owned (and closed) by the image that opened it.
         self._package_source: Source | None = None
+        #: The file's two ends, read once for the package check and detection.
+        peek: Peek | None = None
         if _package is not None:
             self._source = _package.open_disk(_disk)
         else:
             self._source = _open_source(self.path, reads_all)
             if _format is None:
-                self._open_package(verify_manifest)
+                peek = self._open_package(verify_manifest)
         try:
             # A backing file is opened as the format its child names, unprobed.
             self._container: Container = (
-                detect(self._source) if _format is None else open_as(self._source, _format))
+                detect(self._source, peek) if _format is None
+                else open_as(self._source, _format))
         except BaseException:
             self._source.close()
             if self._package_source is not None:
@@ -143,16 +147,19 @@ class DiskImage:
         self._opened: list[DiskImage | Source] = []
         self._external: list[Source | None] | None = None
 
-    def _open_package(self, verify_manifest: bool) -> None:
-        """When the file is an OVF package: read it, and take its first disk with bytes."""
+    def _open_package(self, verify_manifest: bool) -> Peek | None:
+        """When the file is an OVF package: read it, and take its first disk with bytes.
+
+        Returns the file's two ends when it is not a package (detection reads them)."""
         try:
-            if not may_be_package(self._source):
-                return
+            peek = read_ends(self._source)
+            if not may_be_package(peek):
+                return peek
             from ._core.ova import open_package  # xml.etree's import: only for a package
 
             package = open_package(self._source, verify_manifest=verify_manifest)
             if package is None:
-                return
+                return peek
             readable = [i for i, d in enumerate(package.disks) if d.why_not is None]
             if not readable:
                 why = "; ".join(d.why_not or "" for d in package.disks) or "it declares none"
@@ -166,6 +173,7 @@ class DiskImage:
         self.disk_index = readable[0]
         self._package_source = self._source
         self._source = disk
+        return None
 
     def package_disk(self, index: int) -> DiskImage:
         """Disk ``index`` of this image's OVF package, opened as an image of its own
@@ -232,9 +240,12 @@ class DiskImage:
     def cluster_size(self) -> int | None:
         """The allocation unit. A VMDK descriptor's comes from its extent files'
         headers, which are opened (inside ``external_dir`` only) before it is told."""
-        # an extent file that cannot be opened: the guest stage reports it
-        with contextlib.suppress(ImageError):
-            self._attach_external()
+        # An extent file that cannot be opened: the guest stage reports it. Only a
+        # container whose map reads other files has any to open (no suppress() context
+        # for every other image: this runs once per info object).
+        if self._container.map_reads_external:
+            with contextlib.suppress(ImageError):
+                self._attach_external()
         return self._container.cluster_size
 
     @property

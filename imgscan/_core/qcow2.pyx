@@ -71,6 +71,10 @@ cdef uint64_t L2E_SIZE_EXTENDED = c.L2E_SIZE_EXTENDED
 cdef uint32_t SUBCLUSTERS = c.SUBCLUSTERS
 
 
+#: Bytes of the header extension area read first (qemu's extensions and feature name
+#: table fit in a few hundred).
+EXTENSION_AREA_FIRST_READ = 4096
+
 cdef dict _HEADER_OFFSETS = {name: QCOW2_HEADER.offset(name) for name in QCOW2_HEADER.names}
 
 
@@ -126,8 +130,8 @@ cdef int _walk_l2(ExtentMap emap, const uint8_t* l2, uint64_t l2_host, uint64_t 
                   const WalkParams* p, WalkState* st) noexcept nogil:
     """Append the runs of one L2 table, which maps guest bytes from ``guest``.
 
-    ``l2`` points at ``p.cluster_size`` bytes (one table); the caller checked
-    that. Runs stop at ``p.virtual_size``.
+    ``l2`` points at the table's entries up to ``p.virtual_size`` (the caller read
+    them), where the runs stop.
     """
     cdef uint64_t i, entry, bitmap, host, length, stored, alloc, zero, sub, s_start, s_len
     cdef uint32_t j
@@ -214,7 +218,7 @@ def _walk_tables(Source source, ExtentMap emap, l1_view, uint64_t l1_offset,
     cdef const uint8_t* l1p
     cdef WalkParams p
     cdef WalkState st
-    cdef uint64_t idx = 0, entry = 0, span, guest, length
+    cdef uint64_t idx = 0, entry = 0, span, guest, length, needed
     cdef int rc = 0
     path = source.path
     if <uint64_t>l1.shape[0] < n_l1 * L1E_SIZE:
@@ -259,7 +263,12 @@ def _walk_tables(Source source, ExtentMap emap, l1_view, uint64_t l1_offset,
         if entry & (cluster_size - 1):
             raise CorruptImage(path, "L1 table", l1_offset + idx * L1E_SIZE,
                                f"L2 table offset {entry:#x} is not cluster aligned")
-        l2 = source.view(entry, cluster_size, f"L2 table (L1 index {idx})")
+        # The whole table must be in the file; only the entries up to the virtual size
+        # are read (a 64 MiB disk needs 8 KiB of a 64 KiB table).
+        structure = f"L2 table (L1 index {idx})"
+        source._check(entry, cluster_size, structure)
+        needed = (p.virtual_size - idx * span + cluster_size - 1) // cluster_size * p.entry_size
+        l2 = source.view(entry, min(needed, cluster_size), structure)
         with nogil:
             rc = _walk_l2(emap, &l2[0], entry, idx * span, &p, &st)
 
@@ -461,8 +470,12 @@ class Qcow2Image(Container):
         start = self._header_length
         end = self._backing_offset if self._backing_offset else self.cluster_size
         end = min(end, self.cluster_size)
-        # qemu reads the extension area zero-filled past the end of the file.
-        area = self.source.read_zero_padded(start, end - start) if end > start else b""
+        length = max(end - start, 0)
+        # qemu reads the extension area zero-filled past the end of the file. The area
+        # runs to the end of the first cluster (64 KiB and more) but holds a few hundred
+        # bytes in practice: its first EXTENSION_AREA_FIRST_READ are read, the whole of it
+        # only when an extension runs past them.
+        area = self.source.read_zero_padded(start, min(length, EXTENSION_AREA_FIRST_READ))
         pos = 0
         count = 0
         feature_names = {}
@@ -471,7 +484,12 @@ class Qcow2Image(Container):
         self._bitmaps = []
         self._crypto_header = None
         self._unknown_extensions = []
-        while pos + QCOW2_EXTENSION.size <= len(area):
+        while True:
+            if pos + QCOW2_EXTENSION.size > len(area):
+                if len(area) == length:
+                    break
+                area = self.source.read_zero_padded(start, length)
+                continue
             ext = QCOW2_EXTENSION.unpack(area, pos)
             ext_type = ext["magic"]
             ext_len = ext["len"]
@@ -482,6 +500,8 @@ class Qcow2Image(Container):
             limits.enforce(count, "QCOW2_MAX_HEADER_EXTENSIONS", path, "qcow2 header extension",
                            where, "header extension number")
             pos += QCOW2_EXTENSION.size
+            if ext_len > len(area) - pos and len(area) < length:
+                area = self.source.read_zero_padded(start, length)
             if ext_len > len(area) - pos:
                 raise CorruptImage(path, "qcow2 header extension", where,
                                    f"extension {ext_type:#010x} of {ext_len} bytes runs past "

@@ -34,118 +34,29 @@ from imgscan.findings import MULTIPLE_FORMATS
 
 from . import c_mbr, c_tar, raw
 from .container import Container, Format
+from .signatures import PEEK_HEAD, PEEK_TAIL, Peek, SignatureTable
 from .source import Source
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    #: A format's cheap necessary condition: one of the magics at one of the offsets.
+    Hint = tuple[tuple[int, tuple[bytes, ...]], ...]
 
 
 # -- cheap necessary conditions, checked before a module is imported ----------------
-class Peek:
-    """The bytes the hints look at, read with as few system calls as possible.
-
-    Every hint used to ``pread`` its own few bytes: about twenty reads per
-    file, a third of ``imgscan info``'s work on a small image and most of a
-    bulk scan's. The file's first :data:`PEEK_HEAD` bytes (every magic at a
-    fixed offset but the farther LUKS2 secondary headers, the ISO descriptor
-    included) and last :data:`PEEK_TAIL` (VHD footer, DMG trailer) are read
-    once; anything else is read when a hint asks. Everything the hints may
-    read is announced to the source first (``Source.prefetch``): a remote
-    source fetches it all in one round trip instead of one per far signature.
-    """
-
-    __slots__ = ("head", "size", "source", "tail", "tail_start")
-
-    def __init__(self, source: Source) -> None:
-        self.source = source
-        self.size = size = source.size
-        head = min(PEEK_HEAD, size)
-        self.tail_start = max(head, size - PEEK_TAIL)
-        announce_signatures(source)
-        self.head = source.read(0, head, "format signature")
-        self.tail = source.read(self.tail_start, size - self.tail_start, "format signature")
-
-    def read(self, start: int, length: int) -> bytes:
-        """``length`` bytes at ``start``; the caller keeps them inside the file."""
-        end = start + length
-        if end <= len(self.head):
-            return self.head[start:end]
-        if start >= self.tail_start:
-            return self.tail[start - self.tail_start:end - self.tail_start]
-        return self.source.read(start, length, "format signature")
-
-
-def announce_signatures(source: Source) -> None:
-    """Announce to ``source`` every range format detection may read: both ends (the
-    peek, an OVF package's first header) and every hint's signature."""
-    size = source.size
-    source.prefetch([(0, min(PEEK_HEAD, size)), (max(0, size - PEEK_TAIL), PEEK_TAIL),
-                     *(r for c in REGISTRY for r in c.hint.reads(size))],
-                    "format signature")
-
-
-#: Bytes :class:`Peek` reads at each end of the file (the ISO 9660 primary volume
-#: descriptor is at 32768 + 1; the VHD footer and DMG trailer in the last 512).
-PEEK_HEAD = 16 * 2048 + 8
-PEEK_TAIL = 512
-
-
-class Signature:
+def at(offset: int, *magics: bytes) -> Hint:
     """One of ``magics`` at ``offset`` (negative: from the end of the file).
 
     A file cut short inside the magic still matches when what it holds is a
     prefix of it, so that the module's probe can call a truncated header
-    truncated instead of it being read as raw.
+    truncated instead of it being read as raw. Matched by
+    :class:`~imgscan._core.signatures.SignatureTable`, all formats in one pass.
     """
-
-    __slots__ = ("length", "magics", "offset")
-
-    def __init__(self, offset: int, magics: tuple[bytes, ...]) -> None:
-        self.offset = offset
-        self.magics = magics
-        self.length = max(len(m) for m in magics)
-
-    def _start(self, size: int) -> int:
-        return size + self.offset if self.offset < 0 else self.offset
-
-    def reads(self, size: int) -> list[tuple[int, int]]:
-        """The range ``(offset, length)`` this hint reads in a file of ``size`` bytes."""
-        start = self._start(size)
-        return [(start, min(self.length, size - start))] if 0 <= start < size else []
-
-    def __call__(self, peek: Peek) -> bool:
-        size = peek.size
-        start = self._start(size)
-        if start < 0 or start >= size:
-            return False
-        if size - start >= self.length:
-            return peek.read(start, self.length).startswith(self.magics)
-        got = peek.read(start, size - start)
-        return any(m.startswith(got) if len(got) < len(m) else got.startswith(m)
-                   for m in self.magics)
+    return ((offset, magics),)
 
 
-class AnyOf:
-    """Any of several hints."""
-
-    __slots__ = ("hints",)
-
-    def __init__(self, hints: tuple[Hint, ...]) -> None:
-        self.hints = hints
-
-    def reads(self, size: int) -> list[tuple[int, int]]:
-        return [r for h in self.hints for r in h.reads(size)]
-
-    def __call__(self, peek: Peek) -> bool:
-        return any(h(peek) for h in self.hints)
-
-
-Hint = Signature | AnyOf
-
-
-def at(offset: int, *magics: bytes) -> Signature:
-    return Signature(offset, magics)
-
-
-def any_of(*hints: Hint) -> AnyOf:
-    return AnyOf(hints)
+def any_of(*hints: Hint) -> Hint:
+    return tuple(row for hint in hints for row in hint)
 
 
 class Candidate:
@@ -197,6 +108,26 @@ REGISTRY: tuple[Candidate, ...] = (
         at(-512, b"koly")), ("parallels", "bochs", "cloop", "dmg", "asif")),
 )
 
+#: Every candidate's signatures, as the one native pass over a file matches them.
+SIGNATURES = SignatureTable((i, offset, magics) for i, candidate in enumerate(REGISTRY)
+                            for offset, magics in candidate.hint)
+
+
+def read_ends(source: Source) -> Peek:
+    """The file's two ends, read for detection once every range detection may read is
+    announced to ``source`` (``Source.prefetch``, a no-op for a file): a remote source
+    fetches both ends and the far signatures (the LUKS2 secondary headers) in one round
+    trip instead of one per far signature."""
+    size = source.size
+    ranges = [(0, min(PEEK_HEAD, size)), (max(0, size - PEEK_TAIL), min(PEEK_TAIL, size))]
+    for candidate in REGISTRY:
+        for offset, magics in candidate.hint:
+            start = size + offset if offset < 0 else offset
+            if 0 <= start < size:
+                ranges.append((start, min(max(map(len, magics)), size - start)))
+    source.prefetch(ranges, "format signature")
+    return Peek(source)
+
 
 # -- OVF packages -------------------------------------------------------------------
 #: The first bytes of an OVF descriptor's text (an XML declaration or element, perhaps
@@ -204,12 +135,11 @@ REGISTRY: tuple[Candidate, ...] = (
 _XML_STARTS = (b"<", b"\xef\xbb\xbf", b" ", b"\t", b"\r", b"\n")
 
 
-def may_be_package(source: Source) -> bool:
+def may_be_package(peek: Peek) -> bool:
     """A cheap necessary condition for an OVF package (:mod:`imgscan._core.ova`, which
     decides): the ustar magic of an OVA's first header, or text that may be XML. Checked
     before that module, and xml.etree with it, is imported."""
-    announce_signatures(source)     # the first of detection's reads: announce them all
-    head = source.read(0, min(c_tar.BLOCK, source.size), "format signature")
+    head = peek.head[:c_tar.BLOCK]
     return (head[c_tar.MAGIC_OFFSET:c_tar.MAGIC_OFFSET + 5] == c_tar.MAGIC_USTAR[:5]
             or head.startswith(_XML_STARTS))
 
@@ -286,10 +216,12 @@ def mbr_beside_header(source: Source, container: Container,
 CONFLICT_CHECKS = (several_container_signatures, mbr_beside_header)
 
 
-def matching_formats(source: Source) -> list[Format]:
-    """Every registered format whose probe matches ``source``, in ``REGISTRY`` order."""
-    peek = Peek(source)
-    return [fmt for candidate in REGISTRY if candidate.hint(peek)
+def matching_formats(source: Source, peek: Peek | None = None) -> list[Format]:
+    """Every registered format whose probe matches ``source``, in ``REGISTRY`` order.
+
+    ``peek``: the file's two ends when the caller has read them already."""
+    found = SIGNATURES.match(read_ends(source) if peek is None else peek)
+    return [fmt for i, candidate in enumerate(REGISTRY) if found >> i & 1
             for fmt in candidate.formats() if fmt.probe(source)]
 
 
@@ -320,9 +252,10 @@ def open_as(source: Source, name: str) -> Container:
                              f"backing format {name!r} is not one imgscan decodes")
 
 
-def detect(source: Source) -> Container:
-    """Decode ``source`` as the first registered format whose probe matches."""
-    matches = matching_formats(source)
+def detect(source: Source, peek: Peek | None = None) -> Container:
+    """Decode ``source`` as the first registered format whose probe matches (``peek``:
+    its two ends, when read already)."""
+    matches = matching_formats(source, peek)
     if not matches:
         return raw.FORMAT.open(source)
     container = matches[0].open(source)

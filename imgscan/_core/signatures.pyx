@@ -1,0 +1,150 @@
+"""Format signatures matched in one native pass over the file's two ends.
+
+Detection (:mod:`imgscan._core.registry`) asks, for every registered format in
+turn, whether one of its magics sits at its offset: about two dozen checks per
+file. As Python closures they cost more than decoding the header of the format
+that wins; here they are one loop in C over a table built once, at import,
+from the registry's own declarations (``registry.at``), so no magic is written
+twice.
+
+:class:`Peek` reads the file's first :data:`PEEK_HEAD` bytes (every magic at a
+fixed offset but the farther LUKS2 secondary headers, the ISO 9660 primary
+volume descriptor included) and last :data:`PEEK_TAIL` (VHD footer, DMG
+trailer) once; a signature outside both is read with one ``pread`` of its own
+length into a stack buffer. The rule for a file cut short inside a magic is
+the registry's: what the file holds there must be a prefix of the magic.
+"""
+
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.string cimport memcmp
+
+from .source cimport Source
+
+#: Bytes :class:`Peek` reads at each end of the file (the ISO 9660 primary volume
+#: descriptor is at 32768 + 1; the VHD footer and DMG trailer in the last 512).
+PEEK_HEAD = 16 * 2048 + 8
+PEEK_TAIL = 512
+
+cdef enum:
+    # The longest magic a table may hold (the stack buffer a far signature is read into).
+    MAX_MAGIC = 64
+    # Candidates a table may hold (one bit each in the match).
+    MAX_CANDIDATES = 64
+
+
+cdef class Peek:
+    """The bytes detection looks at, read with two system calls.
+
+    ``head`` holds the first :data:`PEEK_HEAD` bytes (fewer in a smaller file),
+    ``tail`` the bytes from ``tail_start`` to the end (at most :data:`PEEK_TAIL`,
+    never overlapping ``head``).
+    """
+
+    cdef readonly Source source
+    cdef readonly uint64_t size
+    cdef readonly bytes head
+    cdef readonly bytes tail
+    cdef readonly uint64_t tail_start
+
+    def __init__(self, Source source):
+        self.source = source
+        self.size = source.size
+        self.head = source.read(0, min(<uint64_t>PEEK_HEAD, self.size), "format signature")
+        self.tail_start = max(<uint64_t>len(self.head),
+                              self.size - min(<uint64_t>PEEK_TAIL, self.size))
+        self.tail = source.read(self.tail_start, self.size - self.tail_start,
+                                "format signature")
+
+
+cdef struct Row:
+    int candidate           # bit in the match
+    int64_t offset          # negative: from the end of the file
+    Py_ssize_t first        # its magics: [first, first + count) of the magic table
+    Py_ssize_t count
+    Py_ssize_t longest      # the longest of them
+
+
+cdef struct Magic:
+    Py_ssize_t start        # in the table's blob
+    Py_ssize_t length
+
+
+cdef class SignatureTable:
+    """Rows ``(candidate, offset, magics)``: candidate ``candidate`` (0 to 63) matches
+    when one of ``magics`` is at ``offset`` (negative: from the end of the file)."""
+
+    cdef Row* _rows
+    cdef Magic* _magics
+    cdef Py_ssize_t _nrows
+    cdef bytes _blob
+
+    def __init__(self, rows):
+        rows = list(rows)
+        cdef Py_ssize_t nmagics = sum(len(magics) for _, _, magics in rows)
+        self._rows = <Row*>PyMem_Malloc(max(len(rows), 1) * sizeof(Row))
+        self._magics = <Magic*>PyMem_Malloc(max(nmagics, 1) * sizeof(Magic))
+        if self._rows == NULL or self._magics == NULL:
+            raise MemoryError()
+        parts = []
+        cdef Py_ssize_t at = 0, m = 0, i
+        for i, (candidate, offset, magics) in enumerate(rows):
+            if not 0 <= candidate < MAX_CANDIDATES:
+                raise ValueError(f"candidate {candidate} is not in 0..{MAX_CANDIDATES - 1}")
+            if not magics or not all(0 < len(magic) <= MAX_MAGIC for magic in magics):
+                raise ValueError(f"magics {magics!r}: 1 to {MAX_MAGIC} bytes each")
+            self._rows[i] = Row(candidate, offset, m, len(magics),
+                                max(len(magic) for magic in magics))
+            for magic in magics:
+                self._magics[m] = Magic(at, len(magic))
+                parts.append(magic)
+                at += len(magic)
+                m += 1
+        self._nrows = len(rows)
+        self._blob = b"".join(parts)
+
+    def __dealloc__(self):
+        PyMem_Free(self._rows)
+        PyMem_Free(self._magics)
+
+    def match(self, Peek peek):
+        """The candidates with a signature in the file: bit ``candidate`` of the result."""
+        cdef uint8_t far[MAX_MAGIC]
+        cdef const uint8_t* blob = self._blob
+        cdef const uint8_t* head = peek.head
+        cdef const uint8_t* tail = peek.tail
+        cdef uint64_t head_len = len(peek.head)
+        cdef uint64_t size = peek.size, tail_start = peek.tail_start, start, avail, n
+        cdef uint64_t found = 0
+        cdef const uint8_t* got
+        cdef Row row
+        cdef Magic magic
+        cdef Py_ssize_t i, j
+        for i in range(self._nrows):
+            row = self._rows[i]
+            if found >> row.candidate & 1:
+                continue
+            if row.offset < 0:
+                if <uint64_t>(-row.offset) > size:
+                    continue
+                start = size - <uint64_t>(-row.offset)
+            else:
+                start = <uint64_t>row.offset
+            if start >= size:
+                continue
+            avail = min(<uint64_t>row.longest, size - start)
+            if start + avail <= head_len:
+                got = head + start
+            elif start >= tail_start:
+                got = tail + (start - tail_start)
+            else:
+                peek.source.copy_into(start, far, avail)
+                got = far
+            for j in range(row.first, row.first + row.count):
+                magic = self._magics[j]
+                # the whole magic, or what a file cut short holds of it
+                n = min(<uint64_t>magic.length, avail)
+                if memcmp(got, blob + magic.start, n) == 0:
+                    found |= <uint64_t>1 << row.candidate
+                    break
+        return found
