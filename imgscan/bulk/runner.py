@@ -48,7 +48,7 @@ from .worker import FINGERPRINT_ALGORITHM, Options, worker_main
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable, Iterator
+    from collections.abc import Generator, Iterable, Iterator, Sequence
     from types import TracebackType
     from typing import Any
 
@@ -122,7 +122,8 @@ class ScanRun:
     def __init__(self, paths: Paths, *, jobs: int | None, profile: str | None,
                  info_only: bool, fingerprint: bool, catalog: str | Catalog | None,
                  time_limit: float, memory_limit: int | None,
-                 external_dir: str | None) -> None:
+                 external_dir: str | None, listed: bool = False,
+                 verify_manifest: bool = False) -> None:
         if isinstance(paths, (str, os.PathLike)):   # one path, not a list of letters
             paths = [paths]
         self.paths = [os.fspath(p) for p in paths]
@@ -141,7 +142,7 @@ class ScanRun:
         self.profile_name = ",".join(p.name for p in loaded) or None
         self.options = Options(loaded, fingerprint,
                                max(1, _cores() // self.jobs),
-                               external_dir, memory_limit)
+                               external_dir, memory_limit, listed, verify_manifest)
         self.time_limit = time_limit
         self.not_images = 0
         self.discovered = 0
@@ -220,7 +221,10 @@ class ScanRun:
     def _loop(self, scan_id: int) -> Iterator[ScanResult]:
         catalog = self._catalog
         queue: deque[_Task] = deque()
-        files = iter(self._walk)
+        # Listed paths go to the workers as they are: an image's own error (a missing
+        # file, a directory) is the one `imgscan info` gives in process.
+        files = iter(((p, _UNSTATED) for p in self.paths) if self.options.listed
+                     else self._walk)
         walking = True
         seq = 0
         while True:
@@ -430,6 +434,10 @@ class ScanRun:
                          elapsed=time.monotonic() - worker.started)
 
 
+#: The stat result of a listed path, which the parent never stats (see :func:`read_each`).
+_UNSTATED = os.stat_result((0,) * 10)
+
+
 def _cores() -> int:
     """The cores this process may run on (a container or taskset may allow fewer)."""
     try:
@@ -465,3 +473,18 @@ def scan(paths: Paths, *, jobs: int | None = None, profile: str | None = None,
     return ScanRun(paths, jobs=jobs, profile=profile, info_only=info_only,
                    fingerprint=fingerprint, catalog=catalog, time_limit=time_limit,
                    memory_limit=memory_limit, external_dir=external_dir)
+
+
+def read_each(paths: Sequence[str], *, jobs: int | None = None,
+              time_limit: float = limits.SCAN_TIME_LIMIT,
+              memory_limit: int | None = limits.SCAN_MEMORY_LIMIT,
+              external_dir: str | None = None, verify_manifest: bool = False) -> ScanRun:
+    """The info object of each of ``paths`` (``imgscan info A B ...``), read by the
+    scan's pool: every path is one task, read as an image whatever it holds (no
+    directory walk, no file skipped as not an image), and yields one
+    :class:`ScanResult` (``scanned`` or ``error``) per path as it finishes, with the
+    scan's time and memory limits per image.
+    """
+    return ScanRun(paths, jobs=jobs, profile=None, info_only=True, fingerprint=False,
+                   catalog=None, time_limit=time_limit, memory_limit=memory_limit,
+                   external_dir=external_dir, listed=True, verify_manifest=verify_manifest)
