@@ -247,7 +247,6 @@ def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
     comma-separated list, or ``all``): one report per image, a matrix for several;
     ``html``: also the HTML page of every check and error."""
     from .policy import ProfileError, check, load_profiles
-    from .report.json import checks_json
     from .report.text import check_text, matrix_text
 
     try:
@@ -282,6 +281,7 @@ def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
         if any(r["verdict"] == "fail" for r in results) and status == EXIT_OK:
             status = EXIT_RULE_FAILED
         if as_json:
+            from .report.json import checks_json
             print(checks_json(results))
         else:
             if reports + len(errors) > 0:
