@@ -113,8 +113,9 @@ def _info_arguments(sub: Subparsers) -> None:
     p = _image_command(sub, "info", "what each image is (the JSON contract's info object)",
                        many=True)
     p.add_argument("--jobs", "-j", type=int, metavar="N",
-                   help=f"worker processes for {INFO_POOL_FROM} images or more, as `scan` "
-                   "uses (default: all cores; 1: read them one by one in this process)")
+                   help="read the images with N worker processes, as `scan` does (1: one "
+                   "by one in this process; default: in this process, and the rest with "
+                   "every core once they prove to be work enough)")
 
 
 def _map_arguments(sub: Subparsers) -> None:
@@ -146,14 +147,10 @@ def _endpoint_argument(p: argparse.ArgumentParser) -> None:
 
 def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
           verify_manifest: bool = False, jobs: int | None = None) -> int:
-    """Each image's info object, in the order of ``paths``: read here one by one, or
-    by the scan's pool (:func:`_info_pooled`) from INFO_POOL_FROM images on."""
+    """Each image's info object, in the order of ``paths`` (see :func:`_info_results`)."""
     if jobs is not None and jobs < 1:
         print("imgscan: --jobs must be at least 1", file=sys.stderr)
         return EXIT_UNREADABLE
-    pooled = len(paths) >= INFO_POOL_FROM and jobs != 1
-    results = (_info_pooled(paths, jobs, external_dir, verify_manifest) if pooled else
-               _info_each(paths, external_dir, verify_manifest))
     render: Callable[[Mapping[str, Any]], str]
     if as_json:
         from .report.json import json_line
@@ -163,6 +160,7 @@ def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
         render = info_text
     status = EXIT_OK
     try:
+        results = _info_results(paths, jobs, external_dir, verify_manifest)
         for i, (path, read, obj) in enumerate(results):
             if not read:
                 status = EXIT_UNREADABLE
@@ -178,10 +176,39 @@ def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
     return status
 
 
-#: ``imgscan info`` reads this many images or more in the scan's worker pool. Below it,
-#: forking the workers (and importing the pool) costs more than the cores give back:
-#: see benchmarks/README.md, issue 18.
-INFO_POOL_FROM = 8
+#: Seconds of reading images in the process after which ``imgscan info`` hands the rest
+#: to the scan's worker pool, when they promise as much work again: about twice what
+#: starting the pool costs (importing it, forking the workers, each worker's own first
+#: decoder imports), so that a few images, or many tiny ones, never pay for a pool that
+#: would not pay back (benchmarks/README.md, issue 18).
+INFO_POOL_AFTER = 0.02
+
+
+def _info_results(paths: Sequence[str], jobs: int | None, external_dir: str | None,
+                  verify_manifest: bool) -> Iterator[InfoResult]:
+    """An :data:`InfoResult` per path, in order. ``jobs`` 1: all read here; more: all
+    by a pool of that many workers; None (the default): read here until that has
+    taken INFO_POOL_AFTER seconds, then the rest by a pool of every core if they are
+    at least two and, at the mean so far, as much work again."""
+    if jobs is not None and jobs > 1:
+        yield from _info_pooled(paths, jobs, external_dir, verify_manifest)
+        return
+    import time
+    start = time.monotonic()
+    for done, path in enumerate(paths):
+        left = len(paths) - done
+        elapsed = time.monotonic() - start
+        if jobs is None and done and elapsed >= INFO_POOL_AFTER and left >= 2 \
+                and elapsed / done * left >= INFO_POOL_AFTER and _several_cores():
+            yield from _info_pooled(paths[done:], None, external_dir, verify_manifest)
+            return
+        yield from _info_each([path], external_dir, verify_manifest)
+
+
+def _several_cores() -> bool:
+    from .bulk.runner import cores
+    return cores() > 1
+
 
 #: ``(path, True, info object)``, or ``(path, False, error member)``.
 InfoResult = tuple[str, bool, "dict[str, Any]"]

@@ -133,7 +133,7 @@ class ScanRun:
             raise ValueError("a scan of URLs runs in a process that has not read a remote "
                              "image itself (the client does not survive fork): use "
                              "`imgscan scan` or a fresh process")
-        self.jobs = max(1, jobs or _cores())
+        self.jobs = max(1, jobs or cores())
         loaded = []
         if not info_only:
             from ..policy import load_profiles
@@ -141,7 +141,7 @@ class ScanRun:
         #: The profiles' names joined by commas, as the catalog records them.
         self.profile_name = ",".join(p.name for p in loaded) or None
         self.options = Options(loaded, fingerprint,
-                               max(1, _cores() // self.jobs),
+                               max(1, cores() // self.jobs),
                                external_dir, memory_limit, listed, verify_manifest)
         self.time_limit = time_limit
         self.not_images = 0
@@ -438,7 +438,7 @@ class ScanRun:
 _UNSTATED = os.stat_result((0,) * 10)
 
 
-def _cores() -> int:
+def cores() -> int:
     """The cores this process may run on (a container or taskset may allow fewer)."""
     try:
         return len(os.sched_getaffinity(0)) or 1

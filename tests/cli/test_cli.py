@@ -7,14 +7,17 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import run_cli
 from oracles import data_zero_runs, needs_qemu, qemu_info, qemu_io, qemu_map, run
 
-from imgscan.cli import INFO_POOL_FROM, SUBCOMMANDS, main
+from imgscan import cli
+from imgscan.cli import SUBCOMMANDS, main
 
 SAMPLE = Path(str(resources.files("imgscan") / "samples" / "demo.qcow2"))
 # Child interpreters run from here, not from the checkout, whose uncompiled
@@ -126,9 +129,9 @@ def test_info_of_one_image_imports_only_what_it_uses(args: tuple[str, ...],
 
 @pytest.fixture(scope="module")
 def many_images(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """More paths than INFO_POOL_FROM: an image of each format qemu-img writes, some
-    named twice, and paths that fail each their own way (missing, truncated, a
-    directory), between them."""
+    """An image of each format qemu-img writes, some named twice, and paths that fail
+    each their own way (missing, truncated, a directory), between them: more than the
+    pool's batches, so that its two workers answer out of order."""
     work = tmp_path_factory.mktemp("many")
     paths = [str(SAMPLE)]
     for fmt, opts in (("qcow2", []), ("qcow", []), ("vpc", []),
@@ -149,7 +152,6 @@ def many_images(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 def test_info_of_many_images_keeps_their_order(many_images: list[str], as_json: bool) -> None:
     """The pool's output (``--jobs 2``) is, byte for byte, what reading the images one
     by one in process gives (``--jobs 1``), and the lines follow the arguments."""
-    assert len(many_images) >= INFO_POOL_FROM
     fmt = ("--json",) if as_json else ()
     pooled = run_cli("info", *fmt, "--jobs", "2", *many_images)
     one_by_one = run_cli("info", *fmt, "--jobs", "1", *many_images)
@@ -171,6 +173,28 @@ def test_info_of_many_images_is_each_image_alone(many_images: list[str]) -> None
     alone = [run_cli("info", "--json", path) for path in many_images]
     assert pooled.stdout == "".join(proc.stdout for proc in alone)
     assert pooled.stderr == "".join(proc.stderr for proc in alone)
+
+
+@needs_qemu
+def test_info_moves_to_the_pool_once_the_images_prove_work_enough(
+        many_images: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """By default the first images are read here and the rest by the pool (here at
+    once, the threshold made 0): the output is still the one-by-one output."""
+    pooled = []
+    real = cli._info_pooled
+
+    def spy(paths: list[str], *args: Any) -> Iterator[cli.InfoResult]:
+        pooled.append(list(paths))
+        return real(paths, *args)
+
+    assert main(["info", "--json", "--jobs", "1", *many_images]) == 2
+    one_by_one = capsys.readouterr()
+    monkeypatch.setattr(cli, "INFO_POOL_AFTER", 0.0)
+    monkeypatch.setattr(cli, "_info_pooled", spy)
+    assert main(["info", "--json", *many_images]) == 2
+    assert pooled == [many_images[1:]]
+    assert capsys.readouterr() == one_by_one
 
 
 def test_info_rejects_no_jobs() -> None:
