@@ -11,6 +11,8 @@ wall-time ratios):
 - ``imgscan info --json`` of the 1000 images of ``test_bench_scan.scan_library`` (one
   process, paths as arguments: the worker pool) against a shell loop of
   ``qemu-img info`` over the same files, the target being at least 50x faster;
+- ``info --json`` of the library by default (in process, then the pool) and with
+  ``--jobs 2`` (all by the pool), each paired with ``--jobs 1`` (all in process);
 - with ``--before DIR`` (a checkout of the previous commit, its extensions built),
   each imgscan row again with that imgscan, and the one-image row paired after
   against before.
@@ -78,6 +80,13 @@ def main() -> None:
                       "qemu-img info", [*imgscan, "info", "--json", *paths],
                       ["sh", "-c", QEMU_LOOP, "sh", str(library)], args.library_runs,
                       environ))
+    info = [*imgscan, "info", "--json"]
+    print(compare("info --json, 1000 images: default (in process, then the pool) vs "
+                  "--jobs 1 (all in process)", [*info, *paths], [*info, "--jobs", "1", *paths],
+                  args.runs, versions["after"]))
+    print(compare("info --json, 1000 images: --jobs 2 (all by the pool) vs --jobs 1",
+                  [*info, "--jobs", "2", *paths], [*info, "--jobs", "1", *paths],
+                  args.runs, versions["after"]))
     print(f"\nimages: {images.CACHE}; interpreter flags: {python[1:] or 'none'}")
 
 

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 def json_line(obj: Mapping[str, Any]) -> str:
     """One object as a line of JSON Lines (``--json``): the standard library's C
     encoder with its defaults, ASCII only and ``", "`` / ``": "`` between items, as
-    every imgscan line has been written. orjson is about four times faster on an info
-    object, but writes neither those separators nor ``\\u`` escapes, so its lines would
-    differ byte for byte (benchmarks/README.md, issue 18)."""
+    every imgscan line has been written. orjson writes an info object 5 times faster
+    (3 against 15 us) but has neither those separators nor ``\\u`` escapes (it writes
+    UTF-8), so its lines would differ byte for byte (benchmarks/README.md, issue 18)."""
     return json.dumps(obj)
 
 
