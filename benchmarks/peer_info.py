@@ -62,6 +62,9 @@ def main() -> None:
         versions["before"] = env(os.path.abspath(args.before))
     imgscan = [*python, "-c", SCRIPT]
     small = str(images.small_qcow2())
+    # `python -c` puts the working directory first on sys.path: run from a checkout,
+    # its imgscan/ would shadow the one PYTHONPATH names (--before would measure it).
+    os.chdir(images.CACHE)
     bare = [*python, "-c", "pass"]
     print(HEADER)
     for name, environ in versions.items():
