@@ -1,6 +1,7 @@
 """Whole-process measurements of ``imgscan info`` (issue 18) beside its peers.
 
     python benchmarks/peer_info.py [--runs N] [--library-runs N] [--before DIR] [--no-pth]
+                                   [--instructions]
 
 Rows, each pair run alternately (A B A B ...) and measured by :func:`whole_process.compare`
 (medians of wall time, CPU time and peak memory; the median and range of the per-pair
@@ -15,7 +16,9 @@ wall-time ratios):
   ``--jobs 2`` (all by the pool), each paired with ``--jobs 1`` (all in process);
 - with ``--before DIR`` (a checkout of the previous commit, its extensions built),
   each imgscan row again with that imgscan, and the one-image row paired after
-  against before.
+  against before;
+- with ``--instructions``, only the one-image commands' instruction counts under
+  callgrind, each against ``python -c pass``'s.
 
 imgscan starts as the console script pip installs does (``from imgscan.cli import
 main``: no ``runpy``), from compiled bytecode kept in the benchmark cache (the
@@ -29,8 +32,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import site
+import subprocess
 import sys
+import tempfile
 
 import images
 from test_bench_scan import ENV, QEMU_LOOP, scan_library
@@ -38,6 +44,21 @@ from whole_process import HEADER, compare
 
 #: What the ``imgscan`` console script of a pip install runs.
 SCRIPT = "import sys; from imgscan.cli import main; sys.exit(main())"
+
+
+def instructions(cmd: list[str], env: dict[str, str]) -> int:
+    """Instructions ``cmd`` executes, by ``valgrind --tool=callgrind`` (after one run
+    that writes the bytecode cache): a figure a loaded machine does not move."""
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=True)
+    with tempfile.TemporaryDirectory() as out:
+        proc = subprocess.run(["valgrind", "--tool=callgrind",
+                               f"--callgrind-out-file={out}/callgrind.out", *cmd],
+                              env={**env, "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, check=True)
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if found is None:
+        raise SystemExit(f"no count from callgrind: {proc.stderr[-500:]}")
+    return int(found[1])
 
 
 def main() -> None:
@@ -50,6 +71,8 @@ def main() -> None:
                         help="also measure the imgscan of this checkout (its .so built)")
     parser.add_argument("--no-pth", action="store_true",
                         help="run python with -S, site-packages on PYTHONPATH")
+    parser.add_argument("--instructions", action="store_true",
+                        help="instead: the one-image rows' instruction counts (callgrind)")
     args = parser.parse_args()
     python = [sys.executable, *(["-S"] if args.no_pth else [])]
     extra = os.pathsep.join(site.getsitepackages()) if args.no_pth else ""
@@ -66,6 +89,16 @@ def main() -> None:
     # its imgscan/ would shadow the one PYTHONPATH names (--before would measure it).
     os.chdir(images.CACHE)
     bare = [*python, "-c", "pass"]
+    if args.instructions:
+        print("| command | instructions (callgrind) | against python -c pass |\n|---|---|---|")
+        base = instructions(bare, versions["after"])
+        print(f"| python -c pass | {base / 1e6:.1f} M | 1.00 |")
+        for name, environ in versions.items():
+            for fmt in ((), ("--json",)):
+                n = instructions([*imgscan, "info", *fmt, small], environ)
+                label = " ".join([f"{name}: info", *fmt, "64 MiB qcow2"])
+                print(f"| {label} | {n / 1e6:.1f} M | {n / base:.2f} |")
+        return
     print(HEADER)
     for name, environ in versions.items():
         print(compare(f"{name}: info, 64 MiB qcow2, vs python -c pass",
