@@ -115,7 +115,7 @@ def _info_arguments(sub: Subparsers) -> None:
     p.add_argument("--jobs", "-j", type=int, metavar="N",
                    help="read the images with N worker processes, as `scan` does (1: one "
                    "by one in this process; default: in this process, and the rest with "
-                   "every core once they prove to be work enough)")
+                   "every core once they prove to be work enough for a pool)")
 
 
 def _map_arguments(sub: Subparsers) -> None:
@@ -176,20 +176,23 @@ def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
     return status
 
 
-#: Seconds of reading images in the process after which ``imgscan info`` hands the rest
-#: to the scan's worker pool, when they promise as much work again: about twice what
-#: starting the pool costs (importing it, forking the workers, each worker's own first
-#: decoder imports), so that a few images, or many tiny ones, never pay for a pool that
-#: would not pay back (benchmarks/README.md, issue 18).
+#: Seconds of reading images in the process after which ``imgscan info`` considers
+#: handing the rest to the scan's worker pool: about twice what starting the pool costs
+#: (importing it, forking the workers, each worker's own first decoder imports).
 INFO_POOL_AFTER = 0.02
+#: Seconds of CPU the pool adds to each image (marshal, the pipes, the parent's loop):
+#: about 0.13 ms measured on the 1000-image library (benchmarks/README.md, issue 18).
+INFO_POOL_COST = 150e-6
 
 
 def _info_results(paths: Sequence[str], jobs: int | None, external_dir: str | None,
                   verify_manifest: bool) -> Iterator[InfoResult]:
     """An :data:`InfoResult` per path, in order. ``jobs`` 1: all read here; more: all
-    by a pool of that many workers; None (the default): read here until that has
-    taken INFO_POOL_AFTER seconds, then the rest by a pool of every core if they are
-    at least two and, at the mean so far, as much work again."""
+    by a pool of that many workers; None (the default): read here until that has taken
+    INFO_POOL_AFTER seconds, then the rest by a pool of every core when the pool pays:
+    at least two images left, as much work again at the mean so far, and that mean at
+    least twice what the pool adds to an image per extra core. So a few images, or
+    many tiny ones on few cores, are never slowed down by a pool."""
     if jobs is not None and jobs > 1:
         yield from _info_pooled(paths, jobs, external_dir, verify_manifest)
         return
@@ -199,15 +202,20 @@ def _info_results(paths: Sequence[str], jobs: int | None, external_dir: str | No
         left = len(paths) - done
         elapsed = time.monotonic() - start
         if jobs is None and done and elapsed >= INFO_POOL_AFTER and left >= 2 \
-                and elapsed / done * left >= INFO_POOL_AFTER and _several_cores():
+                and elapsed / done * left >= INFO_POOL_AFTER \
+                and _pool_pays(elapsed / done):
             yield from _info_pooled(paths[done:], None, external_dir, verify_manifest)
             return
         yield from _info_each([path], external_dir, verify_manifest)
 
 
-def _several_cores() -> bool:
+def _pool_pays(mean: float) -> bool:
+    """Whether images of ``mean`` seconds each are read sooner by a pool of every core:
+    with n cores an image costs (mean + INFO_POOL_COST) / n there, against mean here;
+    twice the margin, as the cores may be busy with other work."""
     from .bulk.runner import cores
-    return cores() > 1
+    n = cores()
+    return n > 1 and mean >= 2 * INFO_POOL_COST / (n - 1)
 
 
 #: ``(path, True, info object)``, or ``(path, False, error member)``.

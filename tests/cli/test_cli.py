@@ -179,8 +179,8 @@ def test_info_of_many_images_is_each_image_alone(many_images: list[str]) -> None
 def test_info_moves_to_the_pool_once_the_images_prove_work_enough(
         many_images: list[str], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """By default the first images are read here and the rest by the pool (here at
-    once, the threshold made 0): the output is still the one-by-one output."""
+    """By default the first images are read here and the rest by the pool when it pays
+    (here at once: its thresholds made 0); the output is still the one-by-one output."""
     pooled = []
     real = cli._info_pooled
 
@@ -191,10 +191,23 @@ def test_info_moves_to_the_pool_once_the_images_prove_work_enough(
     assert main(["info", "--json", "--jobs", "1", *many_images]) == 2
     one_by_one = capsys.readouterr()
     monkeypatch.setattr(cli, "INFO_POOL_AFTER", 0.0)
+    monkeypatch.setattr(cli, "INFO_POOL_COST", 0.0)
     monkeypatch.setattr(cli, "_info_pooled", spy)
     assert main(["info", "--json", *many_images]) == 2
     assert pooled == [many_images[1:]]
     assert capsys.readouterr() == one_by_one
+
+
+@pytest.mark.parametrize(("cores", "mean", "pays"), [
+    (1, 1.0, False),                # no second core
+    (2, 0.2e-3, False),             # the 1000-image library's tiny images, 2 cores
+    (2, 1e-3, True),                # a Windows guest's facts
+    (16, 0.2e-3, True),             # tiny images, many cores
+])
+def test_the_pool_is_used_where_it_pays(monkeypatch: pytest.MonkeyPatch, cores: int,
+                                        mean: float, pays: bool) -> None:
+    monkeypatch.setattr("imgscan.bulk.runner.cores", lambda: cores)
+    assert cli._pool_pays(mean) is pays
 
 
 def test_info_rejects_no_jobs() -> None:
