@@ -189,7 +189,7 @@ def _info_results(paths: Sequence[str], jobs: int | None, external_dir: str | No
                   verify_manifest: bool) -> Iterator[InfoResult]:
     """An :data:`InfoResult` per path, in order. ``jobs`` 1: all read here; more: all
     by a pool of that many workers; None (the default): read here until that has taken
-    INFO_POOL_AFTER seconds, then the rest by a pool of every core when the pool pays:
+    INFO_POOL_AFTER seconds of CPU, then the rest by a pool of every core when it pays:
     at least two images left, as much work again at the mean so far, and that mean at
     least twice what the pool adds to an image per extra core. So a few images, or
     many tiny ones on few cores, are never slowed down by a pool."""
@@ -197,13 +197,18 @@ def _info_results(paths: Sequence[str], jobs: int | None, external_dir: str | No
         yield from _info_pooled(paths, jobs, external_dir, verify_manifest)
         return
     import time
-    start = time.monotonic()
+    start = time.process_time()
     for done, path in enumerate(paths):
         left = len(paths) - done
-        elapsed = time.monotonic() - start
+        # CPU time, not wall: on a busy machine the wall time of an image grows while
+        # it waits for a core, which would make a pool look worth it just when no
+        # core is free.
+        elapsed = time.process_time() - start
         if jobs is None and done and elapsed >= INFO_POOL_AFTER and left >= 2 \
                 and elapsed / done * left >= INFO_POOL_AFTER \
-                and _pool_pays(elapsed / done):
+                and _pool_pays(elapsed / done) and "obstore" not in sys.modules:
+            # (A process that has read an object store cannot fork workers that use
+            # it: its client's threads do not survive the fork; see bulk.runner.)
             yield from _info_pooled(paths[done:], None, external_dir, verify_manifest)
             return
         yield from _info_each([path], external_dir, verify_manifest)
