@@ -197,16 +197,19 @@ def _info_results(paths: Sequence[str], jobs: int | None, external_dir: str | No
         yield from _info_pooled(paths, jobs, external_dir, verify_manifest)
         return
     import time
-    start = time.process_time()
+    start = 0.0
     for done, path in enumerate(paths):
         left = len(paths) - done
         # CPU time, not wall: on a busy machine the wall time of an image grows while
         # it waits for a core, which would make a pool look worth it just when no
-        # core is free.
+        # core is free. Counted from the second image on: the first pays the decoders'
+        # imports, the pool's workers pay them again anyway.
+        if done == 1:
+            start = time.process_time()
         elapsed = time.process_time() - start
-        if jobs is None and done and elapsed >= INFO_POOL_AFTER and left >= 2 \
-                and elapsed / done * left >= INFO_POOL_AFTER \
-                and _pool_pays(elapsed / done) and "obstore" not in sys.modules:
+        if jobs is None and done > 1 and elapsed >= INFO_POOL_AFTER and left >= 2 \
+                and elapsed / (done - 1) * left >= INFO_POOL_AFTER \
+                and _pool_pays(elapsed / (done - 1)) and "obstore" not in sys.modules:
             # (A process that has read an object store cannot fork workers that use
             # it: its client's threads do not survive the fork; see bulk.runner.)
             yield from _info_pooled(paths[done:], None, external_dir, verify_manifest)

@@ -180,7 +180,8 @@ def test_info_moves_to_the_pool_once_the_images_prove_work_enough(
         many_images: list[str], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """By default the first images are read here and the rest by the pool when it pays
-    (here at once: its thresholds made 0); the output is still the one-by-one output."""
+    (here after the two that give the first mean: its thresholds made 0); the output is
+    still the one-by-one output."""
     pooled = []
     real = cli._info_pooled
 
@@ -194,7 +195,7 @@ def test_info_moves_to_the_pool_once_the_images_prove_work_enough(
     monkeypatch.setattr(cli, "INFO_POOL_COST", 0.0)
     monkeypatch.setattr(cli, "_info_pooled", spy)
     assert main(["info", "--json", *many_images]) == 2
-    assert pooled == [many_images[1:]]
+    assert pooled == [many_images[2:]]
     assert capsys.readouterr() == one_by_one
 
 
