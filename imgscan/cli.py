@@ -190,8 +190,8 @@ def _info_results(paths: Sequence[str], jobs: int | None, external_dir: str | No
     """An :data:`InfoResult` per path, in order. ``jobs`` 1: all read here; more: all
     by a pool of that many workers; None (the default): read here until that has taken
     INFO_POOL_AFTER seconds of CPU, then the rest by a pool of every core when it pays:
-    at least two images left, as much work again at the mean so far, and that mean at
-    least twice what the pool adds to an image per extra core. So a few images, or
+    at least two images left, as much work again at the mean so far, and that mean
+    well above what the pool adds to an image (:func:`_pool_pays`). So a few images, or
     many tiny ones on few cores, are never slowed down by a pool."""
     if jobs is not None and jobs > 1:
         yield from _info_pooled(paths, jobs, external_dir, verify_manifest)
@@ -219,11 +219,14 @@ def _info_results(paths: Sequence[str], jobs: int | None, external_dir: str | No
 
 def _pool_pays(mean: float) -> bool:
     """Whether images of ``mean`` seconds each are read sooner by a pool of every core:
-    with n cores an image costs (mean + INFO_POOL_COST) / n there, against mean here;
-    twice the margin, as the cores may be busy with other work."""
+    with n cores an image costs (mean + INFO_POOL_COST) / n there, against mean here,
+    so the pool wins from mean > INFO_POOL_COST / (n - 1). Asked for three times that:
+    the cores may be busy with other work, and the mean of the first images carries
+    their formats' first imports (0.45 ms on 2 cores: the library's 1 MiB images,
+    0.22 ms, stay here; benchmarks/README.md, issue 18)."""
     from .bulk.runner import cores
     n = cores()
-    return n > 1 and mean >= 2 * INFO_POOL_COST / (n - 1)
+    return n > 1 and mean >= 3 * INFO_POOL_COST / (n - 1)
 
 
 #: ``(path, True, info object)``, or ``(path, False, error member)``.
