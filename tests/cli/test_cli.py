@@ -193,6 +193,7 @@ def test_info_moves_to_the_pool_once_the_images_prove_work_enough(
     one_by_one = capsys.readouterr()
     monkeypatch.setattr(cli, "INFO_POOL_AFTER", 0.0)
     monkeypatch.setattr(cli, "INFO_POOL_COST", 0.0)
+    monkeypatch.setattr("imgscan.bulk.runner.cores", lambda: 2)    # even on one core
     monkeypatch.setattr(cli, "_info_pooled", spy)
     assert main(["info", "--json", *many_images]) == 2
     assert pooled == [many_images[2:]]
