@@ -14,19 +14,20 @@ import argparse
 import sys
 
 from . import __version__
-from .errors import ImageError, error_object, error_of
+from .errors import ImageError, error_object, error_object_of, error_of
 from .image import Image
-from .report.text import info_text, map_text
 from .vocabulary import STATUSES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from types import ModuleType
     from typing import Any
 
     from ._core.fsapi import FileSystem
     from .bulk.catalog import Catalog, Filters
+
+    Subparsers = argparse._SubParsersAction["_Parser"]
 
 EXIT_OK = 0
 EXIT_RULE_FAILED = 1
@@ -40,31 +41,88 @@ DEMO_SAMPLE = "demo.qcow2"
 CAT_PIECE = 16 << 20
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help formatter, told the terminal's width as shutil.get_terminal_size
+    would say it, without importing shutil (and the bz2 and lzma modules it imports):
+    argparse makes a formatter for every option it is given, not only for ``--help``."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_columns())
+
+
+def _columns() -> int:
+    """``$COLUMNS``, else the width of the terminal on standard output, else 80."""
+    import os
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose help formatter is :class:`_HelpFormatter` (its
+    subcommands' parsers too: argparse makes them of the parent's class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The command line's parser, with the subcommand ``argv`` names (when it names
+    one) alone: each subcommand's options cost start-up time (argparse builds a help
+    formatter per option), and ``imgscan info IMAGE`` should pay for its own only.
+    Without a known subcommand (``--help``, a typo) every subcommand is there."""
+    parser = _Parser(
         prog="imgscan",
         description="Inspect VM disk images offline: what they are and what they hold.",
     )
     parser.add_argument("--version", action="version", version=f"imgscan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    named = next((a for a in argv if not a.startswith("-")), None)
+    for name, add in SUBCOMMANDS.items():
+        if named not in SUBCOMMANDS or named == name:
+            add(sub)
+    return parser
 
-    def image_command(name: str, help: str, many: bool) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("images", nargs="+" if many else 1, metavar="IMAGE")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.add_argument(
-            "--external-dir", metavar="DIR",
-            help="allow opening backing / data files named by the image, inside DIR only",
-        )
-        _endpoint_argument(p)
-        return p
 
-    info = image_command("info", "what each image is (the JSON contract's info object)",
-                         many=True)
-    image_command("map", "the extent map, like qemu-img map", many=False)
-    check = image_command("check", "judge each image against an import profile", many=True)
-    for p in (info, check):
+def _image_command(sub: Subparsers, name: str, help: str,
+                   many: bool) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
+    p.add_argument("images", nargs="+" if many else 1, metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--external-dir", metavar="DIR",
+        help="allow opening backing / data files named by the image, inside DIR only",
+    )
+    _endpoint_argument(p)
+    if many:
         _verify_manifest_argument(p)
+    return p
+
+
+def _info_arguments(sub: Subparsers) -> None:
+    p = _image_command(sub, "info", "what each image is (the JSON contract's info object)",
+                       many=True)
+    p.add_argument("--jobs", "-j", type=int, metavar="N",
+                   help="read the images with N worker processes, as `scan` does (1: one "
+                   "by one in this process; default: in this process, and the rest with "
+                   "every core once they prove to be work enough for a pool)")
+
+
+def _map_arguments(sub: Subparsers) -> None:
+    _image_command(sub, "map", "the extent map, like qemu-img map", many=False)
+
+
+def _check_arguments(sub: Subparsers) -> None:
+    check = _image_command(sub, "check", "judge each image against an import profile",
+                           many=True)
     check.add_argument("--profile", metavar="NAME|FILE[,...]|all",
                        help="a built-in profile (default huawei-ims; see `imgscan "
                        "profiles`) or a TOML file that extends one; several separated by "
@@ -75,18 +133,6 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--storage-class", metavar="CLASS",
                        help="the OBS storage class of the uploaded object (decides the "
                        "storage-class rule, otherwise manual)")
-    sub.add_parser("profiles", help="list the built-in profiles and their rules")
-    sub.add_parser("demo", help="run `check` on the sample image shipped with imgscan")
-    _scan_arguments(sub.add_parser(
-        "scan", help="scan directories of images in parallel, optionally into a catalog"))
-    _catalog_arguments(sub.add_parser("catalog", help="query a scan catalog"))
-    _report_arguments(sub.add_parser(
-        "report", parents=list(_catalog_parents()),
-        help="write one self-contained HTML page of a scan catalog"))
-    _fingerprint_arguments(sub.add_parser(
-        "fingerprint", help="content fingerprint of each image's guest-visible disk"))
-    _files_arguments(sub)
-    return parser
 
 
 ENDPOINT_HELP = ("the S3-compatible endpoint of s3:// and obs:// URLs (as AWS_ENDPOINT_URL; "
@@ -105,28 +151,128 @@ def _endpoint_argument(p: argparse.ArgumentParser) -> None:
 
 
 def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
-          verify_manifest: bool = False) -> int:
-    import json  # only for --json: a millisecond of start-up otherwise
-
+          verify_manifest: bool = False, jobs: int | None = None) -> int:
+    """Each image's info object, in the order of ``paths`` (see :func:`_info_results`)."""
+    if jobs is not None and jobs < 1:
+        print("imgscan: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_UNREADABLE
+    render: Callable[[Mapping[str, Any]], str]
+    if as_json:
+        from .report.json import json_line
+        render = json_line
+    else:
+        from .report.text import info_text
+        render = info_text
     status = EXIT_OK
-    for i, path in enumerate(paths):
+    try:
+        results = _info_results(paths, jobs, external_dir, verify_manifest)
+        for i, (path, read, obj) in enumerate(results):
+            if not read:
+                status = EXIT_UNREADABLE
+                print(f"imgscan: {obj['message']}", file=sys.stderr)
+                if as_json:
+                    print(render(error_object_of(path, obj)))
+                continue
+            if i and not as_json:
+                print()
+            print(render(obj))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED     # the pool's workers are stopped by _info_pooled
+    return status
+
+
+#: Seconds of reading images in the process after which ``imgscan info`` considers
+#: handing the rest to the scan's worker pool: about twice what starting the pool costs
+#: (importing it, forking the workers, each worker's own first decoder imports).
+INFO_POOL_AFTER = 0.02
+#: Seconds of CPU the pool adds to each image (marshal, the pipes, the parent's loop):
+#: about 0.13 ms measured on the 1000-image library (benchmarks/README.md, issue 18).
+INFO_POOL_COST = 150e-6
+
+
+def _info_results(paths: Sequence[str], jobs: int | None, external_dir: str | None,
+                  verify_manifest: bool) -> Iterator[InfoResult]:
+    """An :data:`InfoResult` per path, in order. ``jobs`` 1: all read here; more: all
+    by a pool of that many workers; None (the default): read here until that has taken
+    INFO_POOL_AFTER seconds of CPU, then the rest by a pool of every core when it pays:
+    at least two images left, as much work again at the mean so far, and that mean
+    well above what the pool adds to an image (:func:`_pool_pays`). So a few images, or
+    many tiny ones on few cores, are never slowed down by a pool."""
+    if jobs is not None and jobs > 1:
+        yield from _info_pooled(paths, jobs, external_dir, verify_manifest)
+        return
+    import time
+    start = 0.0
+    for done, path in enumerate(paths):
+        left = len(paths) - done
+        # CPU time, not wall: on a busy machine the wall time of an image grows while
+        # it waits for a core, which would make a pool look worth it just when no
+        # core is free. Counted from the second image on: the first pays the decoders'
+        # imports, the pool's workers pay them again anyway.
+        if done == 1:
+            start = time.process_time()
+        elapsed = time.process_time() - start
+        if jobs is None and done > 1 and elapsed >= INFO_POOL_AFTER and left >= 2 \
+                and elapsed / (done - 1) * left >= INFO_POOL_AFTER \
+                and _pool_pays(elapsed / (done - 1)) and "obstore" not in sys.modules:
+            # (A process that has read an object store cannot fork workers that use
+            # it: its client's threads do not survive the fork; see bulk.runner.)
+            yield from _info_pooled(paths[done:], None, external_dir, verify_manifest)
+            return
+        yield from _info_each([path], external_dir, verify_manifest)
+
+
+def _pool_pays(mean: float) -> bool:
+    """Whether images of ``mean`` seconds each are read sooner by a pool of every core:
+    with n cores an image costs (mean + INFO_POOL_COST) / n there, against mean here,
+    so the pool wins from mean > INFO_POOL_COST / (n - 1). Asked for three times that:
+    the cores may be busy with other work, and the mean of the first images carries
+    their formats' first imports (0.45 ms on 2 cores: the library's 1 MiB images,
+    0.22 ms, stay here; benchmarks/README.md, issue 18)."""
+    from .bulk.runner import cores
+    n = cores()
+    return n > 1 and mean >= 3 * INFO_POOL_COST / (n - 1)
+
+
+#: ``(path, True, info object)``, or ``(path, False, error member)``.
+InfoResult = tuple[str, bool, "dict[str, Any]"]
+
+
+def _info_each(paths: Sequence[str], external_dir: str | None,
+               verify_manifest: bool) -> Iterator[InfoResult]:
+    """An :data:`InfoResult` per path, read here one by one."""
+    for path in paths:
         try:
             with Image(path, external_dir=external_dir,
                        verify_manifest=verify_manifest) as img:
                 info = img.info()
         except ImageError as exc:
-            status = EXIT_UNREADABLE
-            print(f"imgscan: {exc}", file=sys.stderr)
-            if as_json:
-                print(json.dumps(error_object(path, exc)))
+            yield path, False, error_of(exc)
             continue
-        if as_json:
-            print(json.dumps(info))
-        else:
-            if i:
-                print()
-            print(info_text(info))
-    return status
+        yield path, True, info
+
+
+def _info_pooled(paths: Sequence[str], jobs: int | None, external_dir: str | None,
+                 verify_manifest: bool) -> Iterator[InfoResult]:
+    """As :func:`_info_each`, read by the scan's pool: results arrive as the workers
+    finish and are put back in the order of ``paths``."""
+    from .bulk.runner import read_each
+
+    #: Where each path stands in ``paths`` (a path named twice stands twice).
+    places: dict[str, list[int]] = {}
+    for i, path in reversed(list(enumerate(paths))):
+        places.setdefault(path, []).append(i)
+    early: dict[int, InfoResult] = {}
+    shown = 0
+    with read_each(paths, jobs=jobs, external_dir=external_dir,
+                   verify_manifest=verify_manifest) as run:
+        for result in run:
+            obj = result.info if result.status == "scanned" else result.error
+            assert obj is not None, "a scanned result has its info, an error its member"
+            early[places[result.path].pop()] = (result.path, result.status == "scanned", obj)
+            while shown in early:
+                yield early.pop(shown)
+                shown += 1
 
 
 def _map(path: str, as_json: bool, external_dir: str | None) -> int:
@@ -137,6 +283,7 @@ def _map(path: str, as_json: bool, external_dir: str | None) -> int:
                 extents.write_qemu_json(sys.stdout.buffer, img.backing_file is not None)
                 sys.stdout.buffer.write(b"\n")
             else:
+                from .report.text import map_text
                 print(map_text(extents))
     except ImageError as exc:
         print(f"imgscan: {exc}", file=sys.stderr)
@@ -179,14 +326,15 @@ def _check(paths: Sequence[str], as_json: bool, external_dir: str | None,
             errors.append((path, error_of(exc)))
             print(f"imgscan: {exc}", file=sys.stderr)
             if as_json:
-                import json
-                print(json.dumps(error_object(path, exc)))
+                from .report.json import json_line
+                print(json_line(error_object(path, exc)))
             continue
         results = judge(info, profiles, storage_class)
         checks += results
         if any(r["verdict"] == "fail" for r in results) and status == EXIT_OK:
             status = EXIT_RULE_FAILED
         if as_json:
+            from .report.json import checks_json
             print(checks_json(results))
         else:
             if reports + len(errors) > 0:
@@ -367,13 +515,13 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _catalog_parents() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+def _catalog_parents() -> tuple[_Parser, _Parser]:
     """The options every catalog query takes (``--catalog``), and the filters of
     ``catalog list`` / ``export`` and ``report``."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--catalog", metavar="FILE", default="imgscan.db",
                         help="the catalog a scan wrote (default: imgscan.db here)")
-    filters = argparse.ArgumentParser(add_help=False)
+    filters = _Parser(add_help=False)
     group = filters.add_argument_group("filters (all must hold)")
     group.add_argument("--verdict", choices=("pass", "warn", "fail"))
     group.add_argument("--rule", metavar="ID[:STATUS]", type=_rule_spec,
@@ -592,7 +740,7 @@ TARGET_HELP = ("the image, then :VOLUME: a partition number as `imgscan info` pr
                "VG/LV for a logical volume, nothing for an unpartitioned disk")
 
 
-def _files_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _ls_arguments(sub: Subparsers) -> None:
     ls = sub.add_parser("ls", help="list a directory inside an image, without mounting it",
                         description="List a directory (default /) of a filesystem inside "
                         "an image; NTFS paths may use \\ and are case-insensitive.")
@@ -605,6 +753,9 @@ def _files_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                     help="allow opening backing / data files named by the image, inside DIR "
                     "only")
     _endpoint_argument(ls)
+
+
+def _cat_arguments(sub: Subparsers) -> None:
     cat = sub.add_parser("cat", help="write a file inside an image to standard output",
                          description="Write the bytes of a regular file of a filesystem "
                          "inside an image to standard output.")
@@ -687,8 +838,33 @@ def _silence_stdout() -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+#: Each subcommand and what adds it to the parser, in the order ``--help`` lists them.
+SUBCOMMANDS: dict[str, Callable[[Subparsers], object]] = {
+    "info": _info_arguments,
+    "map": _map_arguments,
+    "check": _check_arguments,
+    "profiles": lambda sub: sub.add_parser(
+        "profiles", help="list the built-in profiles and their rules"),
+    "demo": lambda sub: sub.add_parser(
+        "demo", help="run `check` on the sample image shipped with imgscan"),
+    "scan": lambda sub: _scan_arguments(sub.add_parser(
+        "scan", help="scan directories of images in parallel, optionally into a catalog")),
+    "catalog": lambda sub: _catalog_arguments(sub.add_parser(
+        "catalog", help="query a scan catalog")),
+    "report": lambda sub: _report_arguments(sub.add_parser(
+        "report", parents=list(_catalog_parents()),
+        help="write one self-contained HTML page of a scan catalog")),
+    "fingerprint": lambda sub: _fingerprint_arguments(sub.add_parser(
+        "fingerprint", help="content fingerprint of each image's guest-visible disk")),
+    "ls": _ls_arguments,
+    "cat": _cat_arguments,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = _parser(argv).parse_args(argv)
     try:
         return _run(args)
     except BrokenPipeError:
@@ -704,7 +880,8 @@ def _run(args: argparse.Namespace) -> int:
         import os
         os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
     if args.command == "info":
-        return _info(args.images, args.json, args.external_dir, args.verify_manifest)
+        return _info(args.images, args.json, args.external_dir, args.verify_manifest,
+                     args.jobs)
     if args.command == "map":
         return _map(args.images[0], args.json, args.external_dir)
     if args.command == "check":

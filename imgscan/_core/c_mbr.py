@@ -9,9 +9,11 @@ signature 0x55 0xAA at byte 510. Names follow the Linux kernel's
 
 from __future__ import annotations
 
-from typing import Any
-
 from .cstruct import CStruct
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SECTOR_SIZE = 512
 ENTRY_COUNT = 4

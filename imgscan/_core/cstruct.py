@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import struct
 from collections import namedtuple
-from collections.abc import Iterator
 from functools import partial
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 
 class CStruct:

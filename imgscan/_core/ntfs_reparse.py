@@ -17,8 +17,8 @@ never guessed at.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from ..records import Record
 from .c_ntfs import (
     IO_REPARSE_TAG_MOUNT_POINT,
     IO_REPARSE_TAG_SYMLINK,
@@ -32,19 +32,23 @@ from .c_ntfs import (
 _DRIVE = re.compile(r"^(?:\\\?\?\\|\\DosDevices\\)[A-Za-z]:(?:\\|$)", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class Link:
+class Link(Record):
     """Where a junction or symbolic link leads on this volume.
 
     ``parts`` are the target's path components; ``relative`` says they start at the
     link's directory rather than the root. ``problem`` is set (and ``parts`` empty)
-    when the target lies outside the volume.
+    when the target lies outside the volume. A :class:`~imgscan.records.Record`, not
+    a dataclass: ``imgscan info`` of a Windows image would import dataclasses for it.
     """
 
-    tag: int
-    parts: tuple[str, ...]
-    relative: bool
-    problem: str | None = None
+    __slots__ = ("parts", "problem", "relative", "tag")
+
+    def __init__(self, tag: int, parts: tuple[str, ...], relative: bool,
+                 problem: str | None = None) -> None:
+        self.tag = tag
+        self.parts = parts
+        self.relative = relative
+        self.problem = problem
 
 
 def reparse_tag(value: bytes) -> int | None:

@@ -48,7 +48,7 @@ from .worker import FINGERPRINT_ALGORITHM, Options, worker_main
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable, Iterator
+    from collections.abc import Generator, Iterable, Iterator, Sequence
     from types import TracebackType
     from typing import Any
 
@@ -141,7 +141,8 @@ class ScanRun:
     def __init__(self, paths: Paths, *, jobs: int | None, profile: str | None,
                  info_only: bool, fingerprint: bool, catalog: str | Catalog | None,
                  time_limit: float, memory_limit: int | None,
-                 external_dir: str | None, verify_manifest: bool = False) -> None:
+                 external_dir: str | None, listed: bool = False,
+                 verify_manifest: bool = False) -> None:
         if isinstance(paths, (str, os.PathLike)):   # one path, not a list of letters
             paths = [paths]
         self.paths = [os.fspath(p) for p in paths]
@@ -151,7 +152,7 @@ class ScanRun:
             raise ValueError("a scan of URLs runs in a process that has not read a remote "
                              "image itself (the client does not survive fork): use "
                              "`imgscan scan` or a fresh process")
-        self.jobs = max(1, jobs or _cores())
+        self.jobs = max(1, jobs or cores())
         loaded = []
         if not info_only:
             from ..policy import load_profiles
@@ -159,8 +160,8 @@ class ScanRun:
         #: The profiles' names joined by commas, as the catalog records them.
         self.profile_name = ",".join(p.name for p in loaded) or None
         self.options = Options(loaded, fingerprint,
-                               max(1, _cores() // self.jobs),
-                               external_dir, memory_limit, verify_manifest)
+                               max(1, cores() // self.jobs),
+                               external_dir, memory_limit, listed, verify_manifest)
         self.time_limit = time_limit
         self.not_images = 0
         self.discovered = 0
@@ -240,7 +241,10 @@ class ScanRun:
     def _loop(self, scan_id: int) -> Iterator[ScanResult]:
         catalog = self._catalog
         queue: deque[_Task] = deque()
-        files = iter(self._walk)
+        # Listed paths go to the workers as they are: an image's own error (a missing
+        # file, a directory) is the one `imgscan info` gives in process.
+        files = iter(((p, _UNSTATED) for p in self.paths) if self.options.listed
+                     else self._walk)
         walking = True
         seq = 0
         while True:
@@ -482,7 +486,11 @@ def scan_listed(files: Iterable[tuple[str, os.stat_result]], options: Options,
     return run
 
 
-def _cores() -> int:
+#: The stat result of a listed path, which the parent never stats (see :func:`read_each`).
+_UNSTATED = os.stat_result((0,) * 10)
+
+
+def cores() -> int:
     """The cores this process may run on (a container or taskset may allow fewer)."""
     try:
         return len(os.sched_getaffinity(0)) or 1
@@ -493,3 +501,17 @@ def _cores() -> int:
 def _identity(st: os.stat_result, digest: str) -> FileIdentity:
     return FileIdentity(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, digest)
 
+
+def read_each(paths: Sequence[str], *, jobs: int | None = None,
+              time_limit: float = limits.SCAN_TIME_LIMIT,
+              memory_limit: int | None = limits.SCAN_MEMORY_LIMIT,
+              external_dir: str | None = None, verify_manifest: bool = False) -> ScanRun:
+    """The info object of each of ``paths`` (``imgscan info A B ...``), read by the
+    scan's pool: every path is one task, read as an image whatever it holds (no
+    directory walk, no file skipped as not an image), and yields one
+    :class:`ScanResult` (``scanned`` or ``error``) per path as it finishes, with the
+    scan's time and memory limits per image.
+    """
+    return ScanRun(paths, jobs=jobs, profile=None, info_only=True, fingerprint=False,
+                   catalog=None, time_limit=time_limit, memory_limit=memory_limit,
+                   external_dir=external_dir, listed=True, verify_manifest=verify_manifest)

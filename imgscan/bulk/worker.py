@@ -37,12 +37,12 @@ FINGERPRINT_ALGORITHM = "xxh3-128-chunked"
 class Options:
     """What every image of one scan is asked for (inherited by the forked workers)."""
 
-    __slots__ = ("external_dir", "fingerprint", "memory_limit", "profiles", "threads",
+    __slots__ = ("external_dir", "fingerprint", "listed", "memory_limit", "profiles", "threads",
                  "verify_manifest")
 
     def __init__(self, profiles: Sequence[Profile], fingerprint: bool, threads: int,
                  external_dir: str | None, memory_limit: int | None,
-                 verify_manifest: bool = False) -> None:
+                 listed: bool = False, verify_manifest: bool = False) -> None:
         #: Every image is judged by each (none: facts only), from its facts read once.
         self.profiles = list(profiles)
         self.fingerprint = fingerprint
@@ -50,6 +50,9 @@ class Options:
         self.threads = threads
         self.external_dir = external_dir
         self.memory_limit = memory_limit
+        #: Every task is a path the user named (``imgscan info A B ...``): read as an
+        #: image whatever it holds, never skipped as not one (see :func:`info_of`).
+        self.listed = listed
         #: OVF packages: their manifest's digests and signature verified.
         self.verify_manifest = verify_manifest
 
@@ -87,10 +90,20 @@ def scan_image(path: str, head: bytes, options: Options) -> tuple[Any, Any, Any]
     return info, check, fp
 
 
+def info_of(path: str, options: Options) -> dict[str, Any]:
+    """A listed task's work: the info object of ``path`` as ``imgscan info`` reads one
+    image in process (no header digest: no catalog keeps it)."""
+    with Image(path, external_dir=options.external_dir,
+               verify_manifest=options.verify_manifest) as img:
+        return img.info()
+
+
 def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...]:
     """One task's wire result: ``(kind, digest, payload...)``; never raises."""
     digest = None
     try:
+        if options.listed:
+            return SCANNED, None, info_of(path, options), None, None
         head = read_head(path, device, inode)
         if head is None:
             return NOT_IMAGE, None

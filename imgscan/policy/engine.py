@@ -28,8 +28,8 @@ rule silently off. The verdict and the check object follow
 from __future__ import annotations
 
 import functools
+import os
 import tomllib
-from importlib import resources
 
 from imgscan.vocabulary import FAIL, LINUX, PASS, SCHEMA_VERSION, VIOLATIONS, WINDOWS, worst_verdict
 
@@ -103,13 +103,15 @@ class Profile:
         return list(chosen)
 
 
-def _profiles_dir() -> Any:
-    return resources.files("imgscan.policy") / "profiles"
+#: The built-in profiles, package data installed beside this module. Read as plain
+#: files: importlib.resources would import pathlib, tempfile, shutil and zipfile, a
+#: good part of `imgscan check`'s start-up (issue 18).
+PROFILES_DIR = os.path.join(os.path.dirname(__file__), "profiles")
 
 
 def builtin_profiles() -> list[str]:
     """Names of the profiles shipped with imgscan (the default first)."""
-    names = sorted(p.name[:-5] for p in _profiles_dir().iterdir() if p.name.endswith(".toml"))
+    names = sorted(n[:-5] for n in os.listdir(PROFILES_DIR) if n.endswith(".toml"))
     return sorted(names, key=lambda n: n != DEFAULT_PROFILE)
 
 
@@ -133,11 +135,12 @@ def _read_toml(text: str, origin: str) -> dict[str, Any]:
 
 
 def _builtin_data(name: str) -> dict[str, Any]:
-    path = _profiles_dir() / f"{name}.toml"
-    if not path.is_file():
+    path = os.path.join(PROFILES_DIR, f"{name}.toml")
+    if not os.path.isfile(path):
         raise ProfileError(f"no built-in profile {name!r} (built-in: "
                            f"{', '.join(builtin_profiles())})")
-    return _read_toml(path.read_text(encoding="utf-8"), f"profile {name}")
+    with open(path, encoding="utf-8") as f:
+        return _read_toml(f.read(), f"profile {name}")
 
 
 def _apply(base: dict[str, RuleConfig], table: Mapping[str, Any], origin: str,

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import run_cli
 from oracles import data_zero_runs, needs_qemu, qemu_info, qemu_io, qemu_map, run
 
-from imgscan.cli import main
+from imgscan import cli
+from imgscan.cli import SUBCOMMANDS, main
 
 SAMPLE = Path(str(resources.files("imgscan") / "samples" / "demo.qcow2"))
 # Child interpreters run from here, not from the checkout, whose uncompiled
@@ -88,16 +92,139 @@ def test_bad_usage_exits_2() -> None:
     assert run_cli("frobnicate").returncode == 2
 
 
-def test_info_path_does_not_import_numpy() -> None:
-    code = (
-        "import sys\n"
-        "from imgscan.cli import main\n"
-        f"main(['info', {str(SAMPLE)!r}])\n"
-        "assert 'numpy' not in sys.modules, 'numpy imported on the info path'\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False, cwd=NEUTRAL_CWD)
-    assert proc.returncode == 0, proc.stderr
+#: Modules `imgscan info` of one image must not import (start-up time, issue 18): the
+#: judging, bulk, remote-store and HTML parts, their libraries, and standard modules the
+#: info path has no use for. ``imgscan.remote`` itself is the light front every open
+#: asks whether a path is a URL; its store and block reader are what cost.
+NOT_ON_THE_INFO_PATH = ("imgscan.policy", "imgscan.bulk", "imgscan.remote.store",
+                        "imgscan.remote.blocks", "imgscan.report.html", "imgscan.fingerprints",
+                        "jinja2", "obstore", "numpy", "typing", "shutil", "dataclasses",
+                        "sqlite3", "tomllib")
+
+
+@pytest.mark.parametrize(("args", "also_not"), [
+    ((), ("json", "imgscan.report.json")),
+    (("--json",), ("imgscan.report.text",)),
+])
+def test_info_of_one_image_imports_only_what_it_uses(args: tuple[str, ...],
+                                                     also_not: tuple[str, ...]) -> None:
+    """A child interpreter started as the installed ``imgscan`` script starts; what a
+    bare interpreter of this environment imports by itself (a site hook may) is not
+    imgscan's."""
+    def modules(code: str) -> set[str]:
+        code += "\nprint(sorted(sys.modules), file=sys.stderr)"
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=False, cwd=NEUTRAL_CWD)
+        assert proc.returncode == 0, proc.stderr
+        return set(ast.literal_eval(proc.stderr.splitlines()[-1]))
+
+    loaded = modules("import sys\nfrom imgscan.cli import main\n"
+                     f"assert main(['info', *{args!r}, {str(SAMPLE)!r}]) == 0") - modules(
+                         "import sys")
+    assert "imgscan.image" in loaded        # the list is the child's modules
+    unwanted = [m for m in (*NOT_ON_THE_INFO_PATH, *also_not)
+                if m in loaded or any(n.startswith(f"{m}.") for n in loaded)]
+    assert not unwanted, f"imported on the info path: {unwanted}"
+
+
+@pytest.fixture(scope="module")
+def many_images(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """An image of each format qemu-img writes, some named twice, and paths that fail
+    each their own way (missing, truncated, a directory), between them: more than the
+    pool's batches, so that its two workers answer out of order."""
+    work = tmp_path_factory.mktemp("many")
+    paths = [str(SAMPLE)]
+    for fmt, opts in (("qcow2", []), ("qcow", []), ("vpc", []),
+                      ("vpc", ["-o", "subformat=fixed"]), ("vhdx", []), ("vmdk", []),
+                      ("vdi", []), ("qed", []), ("raw", [])):
+        out = work / f"disk{len(paths)}.{fmt}"
+        run("qemu-img", "convert", "-f", "qcow2", "-O", fmt, *opts, SAMPLE, out)
+        paths.append(str(out))
+    truncated = work / "short.qcow2"
+    truncated.write_bytes(SAMPLE.read_bytes()[:50])
+    paths[3:3] = [str(work / "missing.img"), str(truncated), str(work), paths[1]]
+    paths += [paths[2], str(SAMPLE)]
+    return paths
+
+
+@needs_qemu
+@pytest.mark.parametrize("as_json", [True, False])
+def test_info_of_many_images_keeps_their_order(many_images: list[str], as_json: bool) -> None:
+    """The pool's output (``--jobs 2``) is, byte for byte, what reading the images one
+    by one in process gives (``--jobs 1``), and the lines follow the arguments."""
+    fmt = ("--json",) if as_json else ()
+    pooled = run_cli("info", *fmt, "--jobs", "2", *many_images)
+    one_by_one = run_cli("info", *fmt, "--jobs", "1", *many_images)
+    assert pooled.returncode == one_by_one.returncode == 2
+    assert pooled.stdout == one_by_one.stdout
+    assert pooled.stderr == one_by_one.stderr
+    if as_json:
+        lines = [json.loads(line) for line in pooled.stdout.splitlines()]
+        assert [line["path"] for line in lines] == many_images
+        errors = {line["path"]: line["error"]["type"] for line in lines if "error" in line}
+        assert sorted(errors.values()) == ["ImageError", "ImageError", "TruncatedImage"]
+
+
+@needs_qemu
+def test_info_of_many_images_is_each_image_alone(many_images: list[str]) -> None:
+    """Each JSON line of the pool's output is what ``imgscan info --json`` prints for
+    that image alone, and its error on standard error the same."""
+    pooled = run_cli("info", "--json", "--jobs", "2", *many_images)
+    alone = [run_cli("info", "--json", path) for path in many_images]
+    assert pooled.stdout == "".join(proc.stdout for proc in alone)
+    assert pooled.stderr == "".join(proc.stderr for proc in alone)
+
+
+@needs_qemu
+def test_info_moves_to_the_pool_once_the_images_prove_work_enough(
+        many_images: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """By default the first images are read here and the rest by the pool when it pays
+    (here after the two that give the first mean: its thresholds made 0); the output is
+    still the one-by-one output."""
+    pooled = []
+    real = cli._info_pooled
+
+    def spy(paths: list[str], *args: Any) -> Iterator[cli.InfoResult]:
+        pooled.append(list(paths))
+        return real(paths, *args)
+
+    assert main(["info", "--json", "--jobs", "1", *many_images]) == 2
+    one_by_one = capsys.readouterr()
+    monkeypatch.setattr(cli, "INFO_POOL_AFTER", 0.0)
+    monkeypatch.setattr(cli, "INFO_POOL_COST", 0.0)
+    monkeypatch.setattr("imgscan.bulk.runner.cores", lambda: 2)    # even on one core
+    monkeypatch.setattr(cli, "_info_pooled", spy)
+    assert main(["info", "--json", *many_images]) == 2
+    assert pooled == [many_images[2:]]
+    assert capsys.readouterr() == one_by_one
+
+
+@pytest.mark.parametrize(("cores", "mean", "pays"), [
+    (1, 1.0, False),                # no second core
+    (2, 0.2e-3, False),             # the 1000-image library's tiny images, 2 cores
+    (2, 1e-3, True),                # a Windows guest's facts
+    (16, 0.2e-3, True),             # tiny images, many cores
+])
+def test_the_pool_is_used_where_it_pays(monkeypatch: pytest.MonkeyPatch, cores: int,
+                                        mean: float, pays: bool) -> None:
+    monkeypatch.setattr("imgscan.bulk.runner.cores", lambda: cores)
+    assert cli._pool_pays(mean) is pays
+
+
+def test_info_rejects_no_jobs() -> None:
+    proc = run_cli("info", "--jobs", "0", str(SAMPLE))
+    assert proc.returncode == 2 and "--jobs" in proc.stderr
+
+
+def test_help_lists_every_subcommand() -> None:
+    """The parser is built with the one subcommand named; without one, all are there."""
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for name in SUBCOMMANDS:
+        assert name in proc.stdout
+    typo = run_cli("inof", str(SAMPLE))
+    assert typo.returncode == 2 and "invalid choice" in typo.stderr
 
 
 def test_main_returns_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
