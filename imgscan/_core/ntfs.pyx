@@ -117,6 +117,9 @@ cdef class NtfsVolume(NtfsRecords):
     #: $UpCase as native uint16 units, and the bytes object that holds them.
     cdef bytes _upcase_table
     cdef const uint16_t* _upcase
+    #: (directory record, name) -> the record the name leads to, or None: the path
+    #: lookups of one inspection share their prefixes (``\Windows\System32\config``).
+    cdef dict _entries_found
 
     def __cinit__(self):
         self._upcase = NULL
@@ -127,6 +130,7 @@ cdef class NtfsVolume(NtfsRecords):
         self.size = size
         self.name = name
         self._cache = {}
+        self._entries_found = {}
         self._budget = -1
         self.label = None
         self.version = None
@@ -369,8 +373,18 @@ cdef class NtfsVolume(NtfsRecords):
                     continue
                 if not d.is_dir:
                     return None
-                where = "index of \\" + "\\".join(walked)
-                d = self._child(d, part, where)
+                key = (d.number, part)
+                number = self._entries_found.get(key, _UNKNOWN)
+                if number is _UNKNOWN:
+                    where = "index of \\" + "\\".join(walked)
+                    d = self._child(d, part, where)
+                    if len(self._entries_found) >= limits.NTFS_INODE_CACHE:
+                        self._entries_found.clear()
+                    self._entries_found[key] = None if d is None else d.number
+                elif number is not None:
+                    d = self._inode(number)
+                else:
+                    d = None
                 if d is None:
                     return None
                 link = self._link(d)
