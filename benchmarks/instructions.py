@@ -110,6 +110,7 @@ def operation(op: str, path: Path) -> Callable[[], object]:
         img = imgscan.open(path)
         guest = img.guest()
         read, found = guest.read, layout.of_guest(guest)
+        assert read is not None
         return lambda: linux.inspect(read, found)
     if op == "initramfs-gzip":
         from imgscan.guest.linux.initramfs import members
