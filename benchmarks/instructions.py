@@ -1,5 +1,5 @@
-"""Instruction counts of the issue-12 operations, and of ``check`` with one profile and with
-all of them (issue 15): a figure a loaded machine does not move.
+"""Instruction counts of the issue-12 and issue-14 operations, and of ``check`` with one
+profile and with all of them (issue 15): a figure a loaded machine does not move.
 
 ``python benchmarks/instructions.py [--tree DIR] [OP ...]`` runs each operation
 (default: all of :data:`OPERATIONS`) in a child interpreter under ``valgrind
@@ -39,6 +39,9 @@ OPERATIONS = {
     "check-all": ("test_check_profiles[all-windows]", 20),
     "judge-one": ("test_bench_profiles.judge, huawei-ims, one info dict", 200),
     "judge-all": ("test_bench_profiles.judge, all, one info dict", 200),
+    "linux-facts": ("test_linux_facts[plain]", 3),
+    "linux-facts-compressed": ("test_linux_facts[compressed]", 3),
+    "initramfs-gzip": ("test_list_debian_initramfs[gzip-isal]", 3),
 }
 
 
@@ -60,6 +63,21 @@ def image_of(op: str) -> Path:
         return gpt_qcow2()
     if op.startswith("vhdx-"):
         return images.big_vhdx()
+    if op.startswith("linux-"):
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from helpers.linux_images import linux_disks
+        from test_bench_linux import plain_qcow2
+
+        built = linux_disks()["ext4-bios"]
+        return built if op.endswith("-compressed") else plain_qcow2(built)
+    if op == "initramfs-gzip":
+        from test_bench_linux_initramfs import debian_initramfs
+
+        found = debian_initramfs()
+        if found is None:
+            raise SystemExit("the Debian initramfs is not in the cache (see "
+                             "test_bench_linux_initramfs.py)")
+        return found
     return images.small_qcow2()
 
 
@@ -106,6 +124,20 @@ def operation(op: str, path: Path) -> Callable[[], object]:
         return open_layout
     if op.startswith("vhdx-"):
         return extents(op == "vhdx-map-json")
+    if op.startswith("linux-"):
+        from imgscan.guest import linux
+
+        img = imgscan.open(path)
+        guest = img.guest()
+        read, found = guest.read, layout.of_guest(guest)
+        assert read is not None
+        return lambda: linux.inspect(read, found)
+    if op == "initramfs-gzip":
+        from imgscan.guest.linux.initramfs import members
+
+        data = path.read_bytes()
+        return lambda: members(lambda offset, length: data[offset:offset + length],
+                               len(data), str(path))
     return info
 
 

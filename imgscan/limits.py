@@ -255,7 +255,8 @@ EXT4_MAX_MAP_BLOCKS = 65536
 #: Largest ext4 directory read for one listing or lookup (a million entries with 40-byte
 #: names is about 48 MiB; a directory is read whole, so this bounds the memory it takes).
 EXT4_MAX_DIRECTORY_BYTES = 64 * 1024 * 1024
-#: Parsed MFT records kept per volume (a Windows inspection opens a few dozen files).
+#: Parsed MFT records kept per volume (a Windows inspection opens a few dozen files),
+#: and as many (directory, name) -> record entries found by path lookups.
 NTFS_INODE_CACHE = 1024
 
 # Filesystem readers (imgscan/_core/fsapi.py and each reader) ----------------------------

@@ -1134,6 +1134,23 @@ def test_ntfs_inode_cache(ntfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert reopen_reads(size - 1) > 0
 
 
+def test_ntfs_entry_cache(ntfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The (directory, name) -> record entries path lookups keep share the record cache's
+    cap: emptied at every insert (a cap of 1) or kept, the same paths name the same
+    records, looked up once and again."""
+    paths = [r"\bootmgr", r"\ads.txt", r"\Boot\BCD", r"\Boot", r"\Boot\BCD"]
+
+    def records(cache: int) -> list[int]:
+        monkeypatch.setattr(limits, "NTFS_INODE_CACHE", cache)
+        vol = _volume(ntfs)
+        found = [vol.lookup(p) for p in paths + paths]
+        return [f.record_number for f in found if f is not None]
+
+    kept = records(1024)
+    assert len(kept) == 2 * len(paths)
+    assert records(1) == kept
+
+
 # -- filesystem probes ---------------------------------------------------------------------
 needs_mtools = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("mkfs.vfat", "mcopy", "mlabel", "blkid")),

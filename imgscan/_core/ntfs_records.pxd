@@ -52,5 +52,5 @@ cdef class NtfsRecords(NtfsRuns):
     cdef bytes _read_compressed(self, _Inode ino, _Attr a, int64_t start, int64_t end)
     cdef bytes _reparse_value(self, _Inode ino)
     cdef tuple _wof(self, _Inode ino)
-    cdef bytes _wof_bytes(self, _Inode ino, tuple wof, int64_t size, int64_t start,
-                          int64_t end)
+    cdef bytearray _wof_chunks(self, _Inode ino, tuple wof, int64_t size, int64_t first,
+                               int64_t last)

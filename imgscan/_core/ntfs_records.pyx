@@ -493,10 +493,10 @@ cdef class NtfsRecords(NtfsRuns):
         self._enforce(chunk, "WOF_MAX_CHUNK_BYTES", where, vol, f"{name} chunk size in bytes")
         return chunk, fields["algorithm"] == WOF_ALGORITHM_LZX, data
 
-    cdef bytes _wof_bytes(self, _Inode ino, tuple wof, int64_t size, int64_t start,
-                          int64_t end):
-        """Bytes [start, end) of a CompactOS file of ``size`` bytes: the chunk table's
-        entries for the chunks covering them, then those chunks, decoded in one nogil pass.
+    cdef bytearray _wof_chunks(self, _Inode ino, tuple wof, int64_t size, int64_t first,
+                               int64_t last):
+        """Chunks ``first`` to ``last`` of a CompactOS file of ``size`` bytes, decoded: the
+        chunk table's entries for them, then the chunks, decoded in one nogil pass.
 
         The stream is a table of the offsets of chunks 1..n-1 (4 bytes each, 8 from 4 GiB
         up) relative to its end, then the chunks; a chunk as long as its output is stored
@@ -510,13 +510,11 @@ cdef class NtfsRecords(NtfsRuns):
         cdef int64_t entry = 4 if size <= 0xFFFFFFFF else 8
         cdef int64_t table = (n - 1) * entry
         cdef int64_t stored = a.size - table
-        if start >= end:
-            return b""
         if stored < 0:
             raise self._error(CorruptImage, where, vol,
                               f"{WOF_STREAM} of {a.size} bytes is shorter than the table "
                               f"of {n} chunks")
-        cdef int64_t first = start // chunk, last = (end - 1) // chunk, k, lo, hi, p
+        cdef int64_t k, lo, hi, p
         # bounds[i]: offset of chunk first + i, the last one the end of chunk ``last``.
         cdef int64_t kmin = max(first, 1), kmax = min(last + 1, n - 1)
         raw = self._attr_bytes(ino, a, (kmin - 1) * entry, (kmax - kmin + 1) * entry) \
@@ -563,7 +561,7 @@ cdef class NtfsRecords(NtfsRuns):
             raise self._error(CorruptImage, where, vol,
                               f"{'LZX' if is_lzx else 'XPRESS Huffman'} chunk {bad} of "
                               f"{WOF_STREAM} is malformed at its byte {-1 - got}")
-        return bytes(out[start - first * chunk:end - first * chunk])
+        return out
 
 
 cdef int64_t[::1] array_of(list values):

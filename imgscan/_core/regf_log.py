@@ -77,12 +77,14 @@ BASE_BLOCK_SIZE = 4096
 class Entry:
     """One valid HvLE log entry: where it is and the pages it writes."""
 
-    __slots__ = ("hive_bins", "log", "offset", "pages", "sequence")
+    __slots__ = ("hive_bins", "log", "offset", "pages", "sequence", "size")
 
-    def __init__(self, log: str, offset: int, sequence: int, hive_bins: int,
+    def __init__(self, log: str, offset: int, size: int, sequence: int, hive_bins: int,
                  pages: list[tuple[int, int, int]]) -> None:
         self.log = log
         self.offset = offset
+        #: Bytes of the entry in the log file: the next one starts after them.
+        self.size = size
         self.sequence = sequence
         self.hive_bins = hive_bins
         #: (offset in the hive bins, offset in the log file, size) per dirty page
@@ -166,7 +168,8 @@ def _growth_problem(size: int, primary: bytes, logs: Sequence[Log]) -> str | Non
 # -- new format: HvLE log entries ---------------------------------------------------
 
 def _entry_problem(log: bytes, name: str, off: int) -> tuple[Entry | None, str | None]:
-    """The valid entry at ``off``, or None and what is wrong with it."""
+    """The valid entry at ``off``, or None and what is wrong with it. Its bytes are
+    hashed in place (a memoryview), not copied: an entry holds up to megabytes of pages."""
     h = LOG_ENTRY.unpack(log, off)
     size, count = h["size"], h["dirty_pages_count"]
     if size < LOG_ENTRY.size or size % LOG_SECTOR or off + size > len(log):
@@ -178,11 +181,12 @@ def _entry_problem(log: bytes, name: str, off: int) -> tuple[Entry | None, str |
                           off + LOG_ENTRY.offset("hive_bins_data_size"))
     if bad:
         return None, bad
-    hash_2 = marvin32(log[off:off + LOG_ENTRY_HASH_2_SPAN])
+    view = memoryview(log)
+    hash_2 = marvin32(view[off:off + LOG_ENTRY_HASH_2_SPAN])
     if hash_2 != h["hash_2"]:
         return None, (f"Hash-2 0x{h['hash_2']:016x} does not match 0x{hash_2:016x} "
                       f"(Marvin32 of its header)")
-    hash_1 = marvin32(log[off + LOG_ENTRY.size:off + size])
+    hash_1 = marvin32(view[off + LOG_ENTRY.size:off + size])
     if hash_1 != h["hash_1"]:
         return None, (f"Hash-1 0x{h['hash_1']:016x} does not match 0x{hash_1:016x} "
                       f"(Marvin32 of its pages)")
@@ -198,7 +202,7 @@ def _entry_problem(log: bytes, name: str, off: int) -> tuple[Entry | None, str |
             return None, f"its dirty pages overrun the {size}-byte entry"
         pages.append((page_off, pos, page_size))
         pos += page_size
-    return Entry(name, off, h["sequence_number"], h["hive_bins_data_size"], pages), None
+    return Entry(name, off, size, h["sequence_number"], h["hive_bins_data_size"], pages), None
 
 
 def log_entries(log: bytes, name: str) -> tuple[list[Entry], str | None]:
@@ -214,7 +218,7 @@ def log_entries(log: bytes, name: str) -> tuple[list[Entry], str | None]:
         if entries and entry.sequence != entries[-1].sequence + 1:
             break
         entries.append(entry)
-        off += LOG_ENTRY.unpack(log, off)["size"]
+        off += entry.size
     return entries, None
 
 

@@ -132,11 +132,14 @@ def test_wof_stream_and_placeholder_match_ntfscat(windows_ntfs: Path, vol: NtfsV
 
 
 def test_wof_ranges_across_chunks(vol: NtfsVolume) -> None:
+    """Ranges across chunk ends, and within the chunk the last read decoded (which the
+    file keeps: (3 * chunk + 5, 7) after (3 * chunk, chunk))."""
     rng = random.Random(19)
     for fmt, (_, chunk) in WOF_FORMATS.items():
         path = f"Windows/{fmt}/cmd.exe"
         f, data = vol.open(path), FILES[path]
         for offset, length in [(chunk - 1, 2), (0, 1), (len(data) - 1, 10), (3 * chunk, chunk),
+                               (3 * chunk + 5, 7), (chunk, 1), (chunk + 1, 1),
                                *((rng.randrange(len(data)), rng.randrange(3 * chunk))
                                  for _ in range(20))]:
             assert f.read(offset, length) == data[offset:offset + length], (path, offset)
