@@ -149,19 +149,34 @@ def _objects(root: str) -> Iterator[tuple[str, os.stat_result | OSError]]:
     import json
     import subprocess
     import sys
+    import tempfile
 
-    with subprocess.Popen([sys.executable, "-m", "imgscan.remote.listing", root],
-                          stdout=subprocess.PIPE, stdin=subprocess.DEVNULL) as child:
+    # -P and the package's own root first on the path: the child imports the imgscan
+    # this process runs, never a checkout's sources that happen to be its working
+    # directory (a Dask worker started in one, say).
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+    with tempfile.TemporaryFile() as errors, subprocess.Popen(
+            [sys.executable, "-P", "-m", "imgscan.remote.listing", root], env=env,
+            stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL) as child:
         assert child.stdout is not None
+        reported = False
         try:
             for line in child.stdout:
                 item = json.loads(line)
                 if isinstance(item, dict):
+                    reported = True
                     yield root, OSError(errno.EIO, item["error"])
                     continue
                 url, size, etag, modified_ns = item
                 inode = int(xxh3_64_hexdigest(etag.encode()), 16) >> 2 if etag else 0
                 yield url, listed_stat(size, modified_ns, inode, 0, -(-size // 512))
+            if child.wait() != 0 and not reported:      # died without a word on stdout
+                errors.seek(0)
+                said = errors.read()[-1000:].decode(errors="replace").strip().splitlines()
+                yield root, OSError(errno.EIO, "the listing process failed (exit status "
+                                    f"{child.returncode}): {said[-1] if said else 'no message'}")
         finally:
             child.kill()
 

@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from distributed import Client, WorkerPlugin
+from distributed import Client
 from helpers import MiB
-from helpers.scan_library import SCAN_IMAGE, Library, misbehave, troublemakers
+from helpers.dask_plugins import Environ, Hook
+from helpers.scan_library import Library, troublemakers
 from helpers.stores import free_port
 from oracles import needs_qemu
 
 import imgscan
-from imgscan.bulk import worker
 from imgscan.bulk.result import ScanResult
 from imgscan.bulk.runner import ClusterError
 
@@ -39,31 +39,13 @@ pytestmark = needs_qemu
 
 #: The imgscan the tests import, for the subprocesses too (a checkout or an install).
 IMGSCAN_ROOT = str(Path(imgscan.__file__).resolve().parent.parent)
+#: A working directory without an ``imgscan`` folder, so that a child started with ``-c`` or
+#: ``-m`` (which put its working directory first on sys.path) imports the installed
+#: package, not a checkout's sources without their extensions.
+NEUTRAL_CWD = Path(__file__).resolve().parent
 #: Catalog columns that say when or in which scan, not what: left out of comparisons.
 WHEN = ("id", "scanned_at", "elapsed", "first_seen_scan", "last_seen_scan",
         "scanned_in_scan")
-
-
-def slowly(path: str, head: bytes, options: worker.Options) -> tuple[Any, Any, Any] | None:
-    """Each image takes 20 ms more: a scan long enough to kill a worker in its middle."""
-    time.sleep(0.02)
-    return SCAN_IMAGE(path, head, options)
-
-
-class Hook(WorkerPlugin):
-    """Replaces worker.scan_image in every Dask worker, those started later included."""
-
-    def __init__(self, name: str) -> None:
-        self.name = f"imgscan-hook-{name}"
-        self.hook = name
-
-    def setup(self, worker: Any) -> None:
-        from imgscan.bulk import worker as scan_worker
-        scan_worker.scan_image = {"misbehave": misbehave, "slowly": slowly}[self.hook]
-
-    def teardown(self, worker: Any) -> None:
-        from imgscan.bulk import worker as scan_worker
-        scan_worker.scan_image = SCAN_IMAGE
 
 
 @contextmanager
@@ -146,7 +128,8 @@ def test_a_local_scan_never_imports_dask(library: Library) -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('dask', 'distributed', 'imgscan.bulk.dask_pool')))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, env={**os.environ, "PYTHONPATH": IMGSCAN_ROOT})
+                          check=True, cwd=NEUTRAL_CWD,
+                          env={**os.environ, "PYTHONPATH": IMGSCAN_ROOT})
     assert done.stdout.strip() == "[]"
 
 
@@ -242,7 +225,8 @@ def dask_processes(tmp_path: Path, worker_cwd: Path) -> Iterator[tuple[str, Any]
     scheduler = subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
          "--port", str(port), "--dashboard-address", ":0"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=NEUTRAL_CWD,
+        start_new_session=True)
     dask_worker = subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
          "--host", "127.0.0.1", "--no-dashboard"],
@@ -262,7 +246,7 @@ def dask_processes(tmp_path: Path, worker_cwd: Path) -> Iterator[tuple[str, Any]
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "imgscan", *args], capture_output=True,
-                          text=True, timeout=120, cwd=cwd,
+                          text=True, timeout=120, cwd=cwd or NEUTRAL_CWD,
                           env={**os.environ, "PYTHONPATH": IMGSCAN_ROOT})
 
 
@@ -314,23 +298,6 @@ def test_dask_processes_cli_and_a_scheduler_that_goes_away(
 
 
 # -- a bucket --------------------------------------------------------------------------
-class Environ(WorkerPlugin):
-    """Sets environment variables in every Dask worker (the store's credentials, which a
-    worker started by an operator would be given), for as long as it is registered."""
-
-    name = "imgscan-environ"
-
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
-
-    def setup(self, worker: Any) -> None:
-        os.environ.update(self.values)
-
-    def teardown(self, worker: Any) -> None:
-        for key in self.values:
-            os.environ.pop(key, None)
-
-
 def test_a_bucket_prefix(library: Library, dask_client: Client, tmp_path: Path) -> None:
     """``s3://BUCKET/PREFIX/`` on the test object store (SeaweedFS): listed and read by
     the workers, each object's facts and verdict those of the same bytes read locally

@@ -1,0 +1,60 @@
+"""Dask worker plugins for the cluster scan's tests (tests/bulk/test_dask_scan.py).
+
+They live here, not in the test module, because Dask pickles a plugin by reference to
+its class: a worker must be able to import the module that defines it, and
+``helpers`` is on every worker's path (the tests' ``pythonpath``, which the local
+cluster's processes inherit and the ``dask worker`` processes are given) where a
+test module, imported by pytest under a name of its own, is not.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from distributed import WorkerPlugin
+
+from imgscan.bulk import worker
+
+from .scan_library import SCAN_IMAGE, misbehave
+
+
+def slowly(path: str, head: bytes, options: worker.Options) -> tuple[Any, Any, Any] | None:
+    """Each image takes 20 ms more: a scan long enough to kill a worker in its middle."""
+    time.sleep(0.02)
+    return SCAN_IMAGE(path, head, options)
+
+
+class Hook(WorkerPlugin):
+    """Replaces worker.scan_image in every Dask worker, those started later included."""
+
+    def __init__(self, name: str) -> None:
+        self.name = f"imgscan-hook-{name}"
+        self.hook = name
+
+    def setup(self, worker: Any) -> None:
+        from imgscan.bulk import worker as scan_worker
+        scan_worker.scan_image = {"misbehave": misbehave, "slowly": slowly}[self.hook]
+
+    def teardown(self, worker: Any) -> None:
+        from imgscan.bulk import worker as scan_worker
+        scan_worker.scan_image = SCAN_IMAGE
+
+
+
+class Environ(WorkerPlugin):
+    """Sets environment variables in every Dask worker (the store's credentials, which a
+    worker started by an operator would be given), for as long as it is registered."""
+
+    name = "imgscan-environ"
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def setup(self, worker: Any) -> None:
+        os.environ.update(self.values)
+
+    def teardown(self, worker: Any) -> None:
+        for key in self.values:
+            os.environ.pop(key, None)
