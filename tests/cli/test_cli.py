@@ -195,6 +195,9 @@ def test_info_moves_to_the_pool_once_the_images_prove_work_enough(
     monkeypatch.setattr(cli, "INFO_POOL_COST", 0.0)
     monkeypatch.setattr("imgscan.bulk.runner.cores", lambda: 2)    # even on one core
     monkeypatch.setattr(cli, "_info_pooled", spy)
+    # as in a fresh process: another test of this session may have read an object store
+    # (which keeps info from forking), and these images are files
+    monkeypatch.delitem(sys.modules, "obstore", raising=False)
     assert main(["info", "--json", *many_images]) == 2
     assert pooled == [many_images[2:]]
     assert capsys.readouterr() == one_by_one
