@@ -31,12 +31,14 @@ a cluster imports this module, and so dask.
   goes away ends the scan with a ClusterError; in both cases the catalog's scan
   is closed as interrupted and keeps every result recorded.
 
-Batch size: a task has a fixed cost (its round trip through the scheduler, 22 to
-26 ms measured on a loaded 2-core machine, and the fork of its reader), an image
-20 to 50 ms when it is a real disk. BATCH = 64 keeps the fixed cost under 2 % of
-a batch of real images, and spreads a library of a few thousand images over a
-hundred workers (the last batches are made smaller, as the local pool's are);
-128 did not measure better (benchmarks/README.md).
+Batch size: a task has a fixed cost (its round trip through the scheduler, 8 ms on
+a quiet 2-core machine and 22 to 26 ms on a loaded one, and the fork of its
+reader), an image 0.2 ms when it is small and 20 to 50 ms when it is a real
+disk. BATCH = 128: on the quiet machine the 1000-image library took 775 ms in
+batches of 64 against 511 ms in 128 (1 worker; 700 and 504 ms with 2), and 256 or
+512 did no better; a library of tens of thousands of images still spreads over a
+hundred workers (the last batches are made smaller, as the local pool's are). See
+benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ if TYPE_CHECKING:
     Item = tuple[str, Compact, str | None]
 
 #: Images per task (see the module docstring for why).
-BATCH = 64
+BATCH = 128
 #: Tasks in flight per worker thread: one running, one waiting to start at once.
 WINDOW = 2
 #: Seconds to wait for a scheduler to answer when connecting.
