@@ -1134,11 +1134,13 @@ def test_ntfs_inode_cache(ntfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert reopen_reads(size - 1) > 0
 
 
+@needs_tsk
 def test_ntfs_entry_cache(ntfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The (directory, name) -> record entries path lookups keep share the record cache's
-    cap: emptied at every insert (a cap of 1) or kept, the same paths name the same
-    records, looked up once and again."""
+    cap: emptied at every insert (a cap of 1) or kept, the same paths name the records
+    sleuthkit's ``ifind -n`` finds, looked up once and again."""
     paths = [r"\bootmgr", r"\ads.txt", r"\Boot\BCD", r"\Boot", r"\Boot\BCD"]
+    expected = [int(run("ifind", "-n", p.replace("\\", "/"), ntfs).strip()) for p in paths]
 
     def records(cache: int) -> list[int]:
         monkeypatch.setattr(limits, "NTFS_INODE_CACHE", cache)
@@ -1146,9 +1148,8 @@ def test_ntfs_entry_cache(ntfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         found = [vol.lookup(p) for p in paths + paths]
         return [f.record_number for f in found if f is not None]
 
-    kept = records(1024)
-    assert len(kept) == 2 * len(paths)
-    assert records(1) == kept
+    assert records(1024) == expected * 2
+    assert records(1) == expected * 2
 
 
 # -- filesystem probes ---------------------------------------------------------------------
