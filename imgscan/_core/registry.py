@@ -113,6 +113,11 @@ SIGNATURES = SignatureTable((i, offset, magics) for i, candidate in enumerate(RE
                             for offset, magics in candidate.hint)
 
 
+#: Every signature's ``(offset, length)``: the ranges :func:`read_ends` announces.
+_SIGNATURE_RANGES = tuple((offset, max(map(len, magics))) for candidate in REGISTRY
+                          for offset, magics in candidate.hint)
+
+
 def read_ends(source: Source) -> Peek:
     """The file's two ends, read for detection once every range detection may read is
     announced to ``source`` (``Source.prefetch``, a no-op for a file): a remote source
@@ -120,11 +125,10 @@ def read_ends(source: Source) -> Peek:
     trip instead of one per far signature."""
     size = source.size
     ranges = [(0, min(PEEK_HEAD, size)), (max(0, size - PEEK_TAIL), min(PEEK_TAIL, size))]
-    for candidate in REGISTRY:
-        for offset, magics in candidate.hint:
-            start = size + offset if offset < 0 else offset
-            if 0 <= start < size:
-                ranges.append((start, min(max(map(len, magics)), size - start)))
+    for offset, length in _SIGNATURE_RANGES:
+        start = size + offset if offset < 0 else offset
+        if 0 <= start < size:
+            ranges.append((start, min(length, size - start)))
     source.prefetch(ranges, "format signature")
     return Peek(source)
 
