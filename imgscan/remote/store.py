@@ -26,6 +26,7 @@ message: errors name the URL as the user gave it.
 from __future__ import annotations
 
 import configparser
+import functools
 import os
 import re
 import urllib.error
@@ -184,6 +185,11 @@ def _allow_http() -> bool:
     return os.environ.get("AWS_ALLOW_HTTP", "").lower() in ("1", "true", "yes")
 
 
+#: The environment variables a store's client reads when it is made (credentials,
+#: region, endpoint, options): part of the key under which :func:`_client` keeps it.
+CLIENT_ENVIRONMENT = ("AWS_", "GOOGLE_", "AZURE_")
+
+
 def _store(url: str) -> tuple[str, ObjectStore, str]:
     scheme, base, key = _split(url)
     shared = _aws_shared(url) if scheme in ("s3", "obs") else {}
@@ -191,24 +197,42 @@ def _store(url: str) -> tuple[str, ObjectStore, str]:
         raise RemoteError(url, "URL", None, "obs:// needs the OBS endpoint: --endpoint-url, "
                           "AWS_ENDPOINT_URL or endpoint_url in the AWS profile "
                           "(https://obs.REGION.myhuaweicloud.com)")
+    # an http:// URL asks for plain HTTP; s3:// and obs:// take AWS_ALLOW_HTTP (client
+    # options given here replace the client's own reading of the environment)
+    allow_http = scheme == "http" or _allow_http()
+    environment = tuple(sorted((k, v) for k, v in os.environ.items()
+                               if k.startswith(CLIENT_ENVIRONMENT)))
     try:
-        store = from_url(
-            base,
-            config=cast("S3Config", shared) if shared else None,
-            client_options={"timeout": timedelta(seconds=TIMEOUT),
-                            "connect_timeout": timedelta(seconds=CONNECT_TIMEOUT),
-                            # an http:// URL asks for plain HTTP; s3:// and obs:// take
-                            # AWS_ALLOW_HTTP (client options given here replace the
-                            # client's own reading of the environment)
-                            "allow_http": scheme == "http" or _allow_http()},
-            retry_config={"max_retries": MAX_RETRIES,
-                          "backoff": {"init_backoff": timedelta(milliseconds=100),
-                                      "max_backoff": timedelta(seconds=2), "base": 2},
-                          "retry_timeout": timedelta(seconds=RETRY_TIMEOUT)},
-        )
+        store = _client(base, tuple(sorted(shared.items())), allow_http, environment)
     except Exception as exc:
         raise RemoteError(url, "store configuration", None, _problem(exc)) from None
     return scheme, store, key
+
+
+@functools.lru_cache(maxsize=16)
+def _client(base: str, shared: tuple[tuple[str, str], ...], allow_http: bool,
+            environment: tuple[tuple[str, str], ...]) -> ObjectStore:
+    """The client of the store at ``base``, made once per configuration and process.
+
+    Making one costs more than a round trip to a store on the same network (the
+    client loads the system's root certificates, 7 to 40 ms on a shared 2-core
+    machine), and its connections stay open for the next object: the images of
+    one bucket (a library, a scan's worker) share it. ``environment``, the variables
+    the client reads itself when it is made, is only part of the key: a changed
+    credential or endpoint makes a new client.
+    """
+    del environment
+    return from_url(
+        base,
+        config=cast("S3Config", dict(shared)) if shared else None,
+        client_options={"timeout": timedelta(seconds=TIMEOUT),
+                        "connect_timeout": timedelta(seconds=CONNECT_TIMEOUT),
+                        "allow_http": allow_http},
+        retry_config={"max_retries": MAX_RETRIES,
+                      "backoff": {"init_backoff": timedelta(milliseconds=100),
+                                  "max_backoff": timedelta(seconds=2), "base": 2},
+                      "retry_timeout": timedelta(seconds=RETRY_TIMEOUT)},
+    )
 
 
 def _head(url: str, scheme: str, store: ObjectStore, key: str) -> dict[str, str] | None:
