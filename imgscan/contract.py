@@ -50,7 +50,7 @@ def _disk_info(image: DiskImage, layout: Layout | None) -> dict[str, Any]:
     bytes_ = image.guest()
     if layout is None:
         layout = of_guest(bytes_)
-    guests, guest_findings = guest.inspect(bytes_.read, layout, image.path)
+    guests, guest_findings = guest.inspect(bytes_.read, layout, image.path, bytes_.prefetch)
     # Collected after the map and the layout: walking the tables may add findings
     # (truncated, ...).
     findings = [*(f.at(CONTAINER) for f in image.findings), *map_failure,

@@ -93,6 +93,10 @@ cdef class NtfsFile
 cdef object _UNKNOWN = object()
 #: $UpCase is stored little-endian: on such a host its bytes are the table as they are.
 cdef bint LITTLE_ENDIAN_HOST = byteorder == "little"
+#: How much of a directory's $INDEX_ALLOCATION the first lookup by name announces with
+#: $UpCase: the root directory's nodes, whose node the search descends into cannot be
+#: known before $UpCase is read (a Windows system volume's root holds 2 to 4 nodes).
+INDEX_ANNOUNCE_BYTES = 64 * 1024
 #: A WOF format's name by (chunk size, is LZX).
 WOF_ALGORITHMS_BY_CHUNK = {(chunk, number == WOF_ALGORITHM_LZX): name
                            for number, (name, chunk) in WOF_ALGORITHMS.items()}
@@ -110,7 +114,10 @@ cdef class NtfsVolume(NtfsRecords):
     """An NTFS volume at ``offset`` (``size`` bytes) of a disk read by ``read``.
 
     Opening reads the boot sector, the MFT's own record and $Volume; $UpCase
-    is read at the first lookup by name.
+    is read at the first lookup by name. ``prefetch(ranges, structure, windows)``,
+    when given, is told the disk ranges (``read``'s coordinates) that lookup reads
+    next: $UpCase and the directory's first index nodes, fetched together by a remote
+    source (one round trip instead of two, one after the other).
     """
     cdef readonly object label, version
     cdef readonly bint dirty
@@ -120,12 +127,14 @@ cdef class NtfsVolume(NtfsRecords):
     #: (directory record, name) -> the record the name leads to, or None: the path
     #: lookups of one inspection share their prefixes (``\Windows\System32\config``).
     cdef dict _entries_found
+    cdef object _prefetch
 
     def __cinit__(self):
         self._upcase = NULL
 
-    def __init__(self, read, int64_t offset, int64_t size, str name="volume"):
+    def __init__(self, read, int64_t offset, int64_t size, str name="volume", prefetch=None):
         self._read = read
+        self._prefetch = prefetch
         self.offset = offset
         self.size = size
         self.name = name
@@ -150,6 +159,24 @@ cdef class NtfsVolume(NtfsRecords):
             self.dirty = bool(le16_at(v, VI_FLAGS) & VOLUME_IS_DIRTY)
 
     # -- $UpCase and names -------------------------------------------------------
+    cdef _announce_lookup(self, _Inode d):
+        """Announce $UpCase's 128 KiB and the first INDEX_ANNOUNCE_BYTES of directory
+        ``d``'s $INDEX_ALLOCATION, which the first lookup by name reads one after the
+        other (a no-op without ``prefetch``, or once $UpCase is loaded)."""
+        if self._prefetch is None or self._upcase != NULL:
+            return
+        ranges = []
+        cdef _Attr a = self._inode(MFT_RECORD_UPCASE).find(AT_DATA, "")
+        if a is not None and not a.resident:
+            ranges += self._run_extents(a.runs, 0, min(a.data_size, UPCASE_UNITS * 2))
+        a = d.find(AT_INDEX_ALLOCATION, I30)
+        if a is not None and not a.resident:
+            ranges += self._run_extents(a.runs, 0, min(a.data_size, INDEX_ANNOUNCE_BYTES))
+        if ranges:
+            # with the window around each, as a miss would fetch: the MFT records of
+            # the path's next directories are usually beside the root's index
+            self._prefetch(ranges, "NTFS $UpCase and directory index", True)
+
     cdef _load_upcase(self):
         if self._upcase != NULL:
             return
@@ -239,6 +266,7 @@ cdef class NtfsVolume(NtfsRecords):
 
     cdef object _find_in_dir(self, _Inode d, str component, str where):
         """The file reference of ``component`` in directory ``d``, or None."""
+        self._announce_lookup(d)
         self._load_upcase()
         target = self._upcased(component)
         cdef const uint8_t[::1] t = target

@@ -17,5 +17,6 @@ cdef class NtfsRuns:
     cdef int64_t _record_size(self, int n, int field, str what) except -1
     cdef list _decode_runs(self, const uint8_t* p, Py_ssize_t n, int64_t vcn, str where,
                            int64_t vol)
+    cdef list _run_extents(self, list runs, int64_t start, int64_t length)
     cdef bytes _read_runs(self, list runs, int64_t start, int64_t length, str where,
                           int64_t* disk_offset)

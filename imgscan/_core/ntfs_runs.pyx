@@ -187,6 +187,27 @@ cdef class NtfsRuns:
             pos += 1 + lsize + osize
         raise self._error(CorruptImage, where, vol + pos, "run list has no terminator")
 
+    cdef list _run_extents(self, list runs, int64_t start, int64_t length):
+        """The disk ranges ``(offset, length)`` (in ``read``'s coordinates) that hold bytes
+        [start, start + length) of a run-mapped stream, clipped to the volume; sparse runs
+        and what the runs do not map are left out. Never an error: what it gives is only
+        announced (``prefetch``), the read itself checks the runs."""
+        # Python integers: a hostile run's LCN times the cluster size may not fit 64 bits
+        cs = <object>self.cluster_size
+        end = <object>start + length
+        out = []
+        for vcn, lcn, count in runs:     # in VCN order
+            if vcn * cs >= end:
+                break
+            a = max(start, vcn * cs)
+            b = min(end, (vcn + count) * cs)
+            if lcn < 0 or a >= b:
+                continue
+            disk = lcn * cs + (a - vcn * cs)
+            if 0 <= disk < self.size:
+                out.append((self.offset + disk, min(b - a, self.size - disk)))
+        return out
+
     cdef bytes _read_runs(self, list runs, int64_t start, int64_t length, str where,
                           int64_t* disk_offset):
         """Bytes [start, start + length) of a run-mapped stream (sparse = zeros).

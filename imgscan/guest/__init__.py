@@ -22,14 +22,16 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from imgscan.disk_image import Prefetch
     from imgscan.layout import Layout
 
     Read = Callable[[int, int], bytes]
 
-def inspect(read: Read | None, layout: Layout, name: str = "guest disk"
-            ) -> tuple[dict[str, Any], list[Finding]]:
+def inspect(read: Read | None, layout: Layout, name: str = "guest disk",
+            prefetch: Prefetch | None = None) -> tuple[dict[str, Any], list[Finding]]:
     """Each OS's contract object (None when not found) and the findings of the search;
-    ``name`` names the image in errors.
+    ``name`` names the image in errors; ``prefetch`` takes announcements of what is
+    read next (``GuestBytes.prefetch``).
 
     ``read`` is None when the guest bytes cannot be read: nothing is searched.
     """
@@ -42,7 +44,7 @@ def inspect(read: Read | None, layout: Layout, name: str = "guest disk"
         # pays nothing for the registry and NTFS readers (start-up time).
         from . import windows
         try:
-            found["windows"], more = windows.inspect(read, layout)
+            found["windows"], more = windows.inspect(read, layout, prefetch)
         except ImageError as exc:
             more = [Finding(finding_id(exc), "warning", f"windows: inspection stopped: {exc}")]
         findings += [f.at(WINDOWS) for f in more]

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from imgscan._core.regf import Hive
+    from imgscan.disk_image import Prefetch
     from imgscan.layout import Layout
 
     Read = Callable[[int, int], bytes]
@@ -357,16 +358,19 @@ def boot_store(read: Read, layout: Layout, facts: Facts,
 
 # -- the whole inspection --------------------------------------------------------
 
-def inspect(read: Read, layout: Layout) -> tuple[dict[str, Any] | None, list[Finding]]:
+def inspect(read: Read, layout: Layout, prefetch: Prefetch | None = None
+            ) -> tuple[dict[str, Any] | None, list[Finding]]:
     """The ``windows`` object for the disk ``read`` reads (None when no Windows root
-    exists) and the findings of the inspection (also listed in the object)."""
+    exists) and the findings of the inspection (also listed in the object).
+    ``prefetch``: where the disk takes announcements of what is read next
+    (``GuestBytes.prefetch``), passed to each NTFS volume searched."""
     findings: list[Finding] = []
     volumes: dict[int, NtfsVolume] = {}
     guest: WindowsGuest | None = None
     for number, start, size in roots.volumes(layout, "ntfs"):
         name = f"partition {number}" if number is not None else "whole disk"
         try:
-            vol = NtfsVolume(read, start, size, name)
+            vol = NtfsVolume(read, start, size, name, prefetch)
             if number is not None:
                 volumes[number] = vol
             root = find_systemroot(vol)
