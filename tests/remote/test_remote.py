@@ -110,6 +110,34 @@ def test_is_url() -> None:
         assert not is_url(path), path
 
 
+def test_one_client_per_configuration(monkeypatch: pytest.MonkeyPatch,
+                                      tmp_path: Path) -> None:
+    """Objects of one store share its client (made once: it loads the root
+    certificates); a changed credential, endpoint or AWS profile setting makes a new
+    one, never a client configured for another identity."""
+    for key, value in {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ALLOW_HTTP": "true",
+                       "AWS_ACCESS_KEY_ID": "AKIDONE", "AWS_SECRET_ACCESS_KEY": "one",
+                       "AWS_REGION": "us-east-1",
+                       "AWS_CONFIG_FILE": str(tmp_path / "config"),
+                       "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials")}.items():
+        monkeypatch.setenv(key, value)
+    _, first, _ = remote_store._store("s3://bucket/a.qcow2")
+    _, again, _ = remote_store._store("s3://bucket/b/c.vhd")
+    assert again is first
+    assert remote_store._store("s3://other/a.qcow2")[1] is not first
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "two")
+    second = remote_store._store("s3://bucket/a.qcow2")[1]
+    assert second is not first
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:10")
+    third = remote_store._store("s3://bucket/a.qcow2")[1]
+    assert third is not first and third is not second
+    # a setting from the AWS shared files (here the region of the default profile)
+    monkeypatch.delenv("AWS_REGION")
+    before = remote_store._store("s3://bucket/a.qcow2")[1]
+    (tmp_path / "config").write_text("[default]\nregion = eu-west-1\n")
+    assert remote_store._store("s3://bucket/a.qcow2")[1] is not before
+
+
 @pytest.mark.parametrize("name", [*CONVERSIONS, "uefi.img"])
 def test_same_as_local(s3_env: SeaweedS3, library: dict[str, Path], name: str) -> None:
     """info, map, check and the fingerprint through S3 equal those of the local file."""
