@@ -49,6 +49,7 @@ import logging
 import marshal
 import os
 import pickle
+import signal
 import socket
 import threading
 import time
@@ -199,9 +200,10 @@ class _Readers:
                 if key != self._key or not self._idle:
                     return None
                 reader = self._idle.pop()
-            if os.waitpid(reader.pid, os.WNOHANG)[0] == 0:
+            # Whether it has exited, without reaping it (reap waits for it).
+            if os.waitid(os.P_PID, reader.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
                 return reader
-            reap(reader, kill=False)    # died while idle (reaped just now)
+            reap(reader, kill=False)    # died while idle
 
     def give(self, key: bytes, reader: _Worker) -> None:
         with self._lock:
@@ -296,11 +298,12 @@ def connect(cluster: str | distributed.Client) -> tuple[distributed.Client, list
         count = cluster.partition(":")[2]
         if count and (not count.isdigit() or int(count) < 1):
             raise ClusterError(f"{cluster}: local:N needs a number of workers N >= 1")
-        local = distributed.LocalCluster(
-            n_workers=int(count) if count else None, threads_per_worker=1,
-            processes=True, host="127.0.0.1", dashboard_address=":0",
-            # the workers' own log lines when the cluster stops are noise to the scan
-            silence_logs=logging.CRITICAL)
+        with _ctrl_c_ignored():
+            local = distributed.LocalCluster(
+                n_workers=int(count) if count else None, threads_per_worker=1,
+                processes=True, host="127.0.0.1", dashboard_address=":0",
+                # the workers' own log lines when the cluster stops are noise to the scan
+                silence_logs=logging.CRITICAL)
         client = distributed.Client(local)
         return client, [client, local]
     try:
@@ -308,6 +311,24 @@ def connect(cluster: str | distributed.Client) -> tuple[distributed.Client, list
     except (OSError, TimeoutError, ValueError) as exc:
         raise ClusterError(f"{cluster}: cannot reach the Dask scheduler: {exc}") from None
     return client, [client]
+
+
+@contextlib.contextmanager
+def _ctrl_c_ignored() -> Iterator[None]:
+    """SIGINT ignored while a local cluster starts its worker processes, which inherit
+    that (Python leaves an ignored SIGINT alone): a terminal's Ctrl-C reaches the whole
+    process group, and is the client's to handle (it cancels the tasks and closes the
+    cluster), as the local pool's readers leave it to the scan. Without it, each worker
+    died of a KeyboardInterrupt with a traceback on the terminal. Only the main thread
+    may set a signal's handler; a scan started in another one leaves it as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def dashboard(client: distributed.Client) -> str | None:
