@@ -331,27 +331,39 @@ def _ctrl_c_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def dashboard(client: distributed.Client) -> str | None:
-    """The link to the cluster's dashboard, when it runs one."""
-    if "dashboard" not in client.scheduler_info().get("services", {}):
+def dashboard(client: distributed.Client, info: dict[str, Any]) -> str | None:
+    """The link to the cluster's dashboard, when it runs one (``info``: the
+    scheduler's, ``client.scheduler_info()``)."""
+    if "dashboard" not in info.get("services", {}):
         return None
     link: str = client.dashboard_link
     return link
 
 
+def _threads_of(info: dict[str, Any]) -> int:
+    """The worker threads of a cluster, from its scheduler's ``info``."""
+    return max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))
+
+
 class ClusterWalk:
     """The local walk's entries, listed by tasks on the cluster (one per root, all
-    at once, consumed in order); a file reached twice is yielded once."""
+    sent at once when it is made, so they run while the scan starts; consumed in
+    order); a file reached twice is yielded once."""
 
     def __init__(self, client: distributed.Client, paths: list[str]) -> None:
         self.client = client
         self.paths = paths
         self.skipped = 0
+        self.futures = [client.submit(list_root, root, pure=False) for root in paths]
+
+    def cancel(self) -> None:
+        """Cancel the listings still running (a scan left early)."""
+        with contextlib.suppress(Exception):
+            self.client.cancel([f for f in self.futures if not f.done()])
 
     def __iter__(self) -> Iterator[tuple[str, os.stat_result | OSError]]:
-        futures = [self.client.submit(list_root, root, pure=False) for root in self.paths]
         seen: set[int] = set()
-        for root, future in zip(self.paths, futures, strict=True):
+        for root, future in zip(self.paths, self.futures, strict=True):
             entries, skipped, worker = _result(future, self.client)
             self.skipped += skipped
             for path, st in entries:
@@ -410,21 +422,23 @@ class DaskScanRun(ScanRun):
             self._close_cluster()
             raise
         self.client = client
+        self._walk = self._listing = ClusterWalk(client, self.paths)
+        # One ask of the scheduler for both (each is a round trip), while it lists.
+        info = client.scheduler_info()
         #: The dashboard's address, when the cluster has one (the CLI prints it).
-        self.dashboard = dashboard(client)
+        self.dashboard = dashboard(client, info)
         # One hashing thread per image: a Dask worker's threads share its cores.
         self.options.threads = 1
         #: The options as every task takes them (pickled once; the workers' readers are
         #: kept for as long as they are the same).
         self._pickled = pickle.dumps(self.options)
-        self._walk = ClusterWalk(client, self.paths)
         self._inflight: dict[distributed.Future[Any], list[Item]] = {}
         #: Batches of a task that failed with KilledWorker, split, to be sent first.
         self._retry: deque[list[Item]] = deque()
         #: Header digests the catalog holds for files whose identity matched.
         self._expected: dict[str, str] = {}
-        self._thread_count = 1
-        self._asked = -THREADS_INTERVAL
+        self._thread_count = _threads_of(info)
+        self._asked = time.monotonic()
         #: Images read so far and the seconds their readers spent on them.
         self._read = 0
         self._spent = 0.0
@@ -441,9 +455,7 @@ class DaskScanRun(ScanRun):
         more than the scan)."""
         now = time.monotonic()
         if now - self._asked > THREADS_INTERVAL:
-            workers = self.client.scheduler_info().get("workers", {})
-            self._thread_count = max(1, sum(int(w.get("nthreads", 1))
-                                            for w in workers.values()))
+            self._thread_count = _threads_of(self.client.scheduler_info())
             self._asked = now
         return self._thread_count
 
@@ -545,6 +557,7 @@ class DaskScanRun(ScanRun):
         return result.replace(info=info, check=check, error=error)
 
     def _stop_workers(self, graceful: bool) -> None:
+        self._listing.cancel()
         if self._inflight:
             with contextlib.suppress(Exception):
                 self.client.cancel(list(self._inflight))
