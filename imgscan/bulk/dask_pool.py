@@ -11,10 +11,11 @@ a cluster imports this module, and so dask.
 - Work: tasks of up to BATCH images (:func:`scan_batch`), at most WINDOW per
   worker thread in flight, refilled as each batch's results come back: the
   client holds a bounded number of paths and results whatever the library's
-  size. In its task, a batch is scanned by the local pool with one forked worker
-  (:func:`~.runner.scan_listed`): the image that hangs, exhausts memory or
-  crashes its reader costs itself (``Timeout``, ``MemoryLimit``,
-  ``WorkerCrashed``), never the Dask worker.
+  size. In its task, a batch is scanned by the local pool with one reader, a
+  process the Dask worker forks and keeps for its next batches (:class:`_Readers`):
+  the image that hangs, exhausts memory or crashes its reader costs itself
+  (``Timeout``, ``MemoryLimit``, ``WorkerCrashed``), never the Dask worker, and the
+  reader is replaced. Batches and results travel as ``marshal`` bytes.
 - Lost workers: when the Dask worker itself dies (the OOM killer, a machine
   lost), the scheduler runs its tasks again elsewhere; a task that was running
   on every worker that died (``distributed.scheduler.allowed-failures`` + 1
@@ -31,14 +32,17 @@ a cluster imports this module, and so dask.
   goes away ends the scan with a ClusterError; in both cases the catalog's scan
   is closed as interrupted and keeps every result recorded.
 
-Batch size: a task has a fixed cost (its round trip through the scheduler, 8 ms on
-a quiet 2-core machine and 22 to 26 ms on a loaded one, and the fork of its
-reader), an image 0.2 ms when it is small and 20 to 50 ms when it is a real
-disk. BATCH = 128: on the quiet machine the 1000-image library took 775 ms in
-batches of 64 against 511 ms in 128 (1 worker; 700 and 504 ms with 2), and 256 or
+Batch size: a task has a fixed cost (its round trip through the scheduler, 8 to
+10 ms on a quiet 2-core machine and 22 to 26 ms on a loaded one; the reader's
+fork, exit and first imports only when no kept reader is there), an image 0.2 ms
+when it is small and 20 to 50 ms when it is a real disk. BATCH = 128: on the quiet
+machine the 1000-image library took 775 ms in batches of 64 against 511 ms in 128
+(1 worker, each batch forking its reader then; 700 and 504 ms with 2), and 256 or
 512 did no better; a library of tens of thousands of images still spreads over a
-hundred workers (the last batches are made smaller, as the local pool's are). See
-benchmarks/README.md.
+hundred workers. The last batches are made smaller, as the local pool's are, so no
+worker idles, but not below the images read in TASK_COST. The next batch goes out
+before a finished one's results are fetched, so a worker rarely waits on the
+client. See benchmarks/README.md.
 """
 
 from __future__ import annotations
