@@ -8,14 +8,15 @@ a cluster imports this module, and so dask.
   task (:func:`list_root`, the local :class:`~.walk.Walk`), so the client never
   needs to see the files. A root the client sees and the worker that listed it
   does not is a :class:`~.runner.ClusterError` naming both.
-- Work: tasks of up to BATCH images (:func:`scan_batch`), at most WINDOW per
-  worker thread in flight, refilled as each batch's results come back: the
-  client holds a bounded number of paths and results whatever the library's
-  size. In its task, a batch is scanned by the local pool with one reader, a
-  process the Dask worker forks and keeps for its next batches (:class:`_Readers`):
-  the image that hangs, exhausts memory or crashes its reader costs itself
-  (``Timeout``, ``MemoryLimit``, ``WorkerCrashed``), never the Dask worker, and the
-  reader is replaced. Batches and results travel as ``marshal`` bytes.
+- Work: tasks of BATCH images (more for small ones: :meth:`DaskScanRun._batch`;
+  :func:`scan_batch`), at most WINDOW per worker thread in flight, refilled as
+  each batch's results come back: the client holds a bounded number of paths and
+  results whatever the library's size. In its task, a batch is scanned by the
+  local pool with one reader, a process the Dask worker forks and keeps for its
+  next batches (:class:`_Readers`): the image that hangs, exhausts memory or
+  crashes its reader costs itself (``Timeout``, ``MemoryLimit``,
+  ``WorkerCrashed``), never the Dask worker, and the reader is replaced. Batches
+  and results travel as ``marshal`` bytes.
 - Lost workers: when the Dask worker itself dies (the OOM killer, a machine
   lost), the scheduler runs its tasks again elsewhere; a task that was running
   on every worker that died (``distributed.scheduler.allowed-failures`` + 1
@@ -39,10 +40,12 @@ when it is small and 20 to 50 ms when it is a real disk. BATCH = 128: on the qui
 machine the 1000-image library took 775 ms in batches of 64 against 511 ms in 128
 (1 worker, each batch forking its reader then; 700 and 504 ms with 2), and 256 or
 512 did no better; a library of tens of thousands of images still spreads over a
-hundred workers. The last batches are made smaller, as the local pool's are, so no
-worker idles, but not below the images read in TASK_COST. The next batch goes out
-before a finished one's results are fetched, so a worker rarely waits on the
-client. See benchmarks/README.md.
+hundred workers. Once images have been read, batches of images faster than
+TASK_WORK / BATCH each grow up to MAX_BATCH (a reader kept between batches made the
+batch's own cost small, and fewer tasks leave fewer gaps). The last batches are made
+smaller, as the local pool's are, so no worker idles, but not below the images read
+in TASK_COST. The next batch goes out before a finished one's results are fetched,
+so a worker rarely waits on the client. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -83,14 +86,19 @@ if TYPE_CHECKING:
     #: One image of a batch: its path, its listed stat, the stored header digest.
     Item = tuple[str, Compact, str | None]
 
-#: Images per task (see the module docstring for why).
+#: Images per task (see the module docstring for why), until images have been read.
 BATCH = 128
+#: The most images per task: images read faster than TASK_WORK / BATCH each (small
+#: ones) go in larger batches, so that each task's fixed cost stays a small part of it.
+MAX_BATCH = 512
 #: Tasks in flight per worker thread: one running, one waiting to start at once.
 WINDOW = 2
 #: Seconds a task costs beside its images (its round trip through the scheduler, about
 #: 10 ms on a quiet 2-core machine): the tail's batches are not cut below what their
 #: images take to read in that time.
 TASK_COST = 0.01
+#: Seconds of reading that a batch of fast images is made to hold (up to MAX_BATCH).
+TASK_WORK = 10 * TASK_COST
 #: Seconds to wait for a scheduler to answer when connecting.
 CONNECT_TIMEOUT = 10.0
 #: Seconds between two asks of the cluster's size (workers come and go).
@@ -467,7 +475,7 @@ class DaskScanRun(ScanRun):
     def _queued(self) -> int:
         """Twice the window's images: the window is sent in whole batches at the start
         (the tail's smaller batches are for the end of the scan only)."""
-        return 2 * WINDOW * BATCH * self._threads()
+        return 2 * WINDOW * self._batch() * self._threads()
 
     def _busy(self) -> bool:
         return bool(self._inflight or self._retry)
@@ -491,11 +499,19 @@ class DaskScanRun(ScanRun):
             else:
                 # The tail of a scan goes out in smaller batches, so no worker idles,
                 # but none smaller than the images read in a task's own cost.
-                size = min(BATCH, max(self._smallest(), len(queue) // window))
+                size = min(self._batch(), max(self._smallest(), len(queue) // window))
                 batch = [self._item(queue.popleft()) for _ in range(min(size, len(queue)))]
             future = self.client.submit(scan_batch, marshal.dumps(batch), self._pickled,
                                         self.time_limit, pure=False)
             self._inflight[future] = batch
+
+    def _batch(self) -> int:
+        """Images per task: BATCH, or more (up to MAX_BATCH) when BATCH of the images
+        read so far take less than TASK_WORK on the average (500 for the small images
+        of the benchmarks' library, 0.2 ms each; BATCH for real disks)."""
+        if not self._spent:
+            return BATCH
+        return max(BATCH, min(MAX_BATCH, round(TASK_WORK * self._read / self._spent)))
 
     def _smallest(self) -> int:
         """The fewest images worth a task: as many as are read, on the average so far,
