@@ -331,8 +331,10 @@ def _ctrl_c_ignored() -> Iterator[None]:
     that (Python leaves an ignored SIGINT alone): a terminal's Ctrl-C reaches the whole
     process group, and is the client's to handle (it cancels the tasks and closes the
     cluster), as the local pool's readers leave it to the scan. Without it, each worker
-    died of a KeyboardInterrupt with a traceback on the terminal. Only the main thread
-    may set a signal's handler; a scan started in another one leaves it as it is."""
+    died of a KeyboardInterrupt with a traceback on the terminal. The price: a Ctrl-C
+    while the cluster starts (a few seconds) is lost; the next one stops the scan.
+    Only the main thread may set a signal's handler; a scan started in another one
+    leaves it as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
