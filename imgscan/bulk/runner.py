@@ -76,6 +76,10 @@ NAP = 0.001
 #: The catalog is committed at least this often (seconds) and every this many results.
 COMMIT_INTERVAL = 0.5
 COMMIT_RESULTS = 200
+#: This process's ends of every worker's pipes, whichever pool holds the worker (a scan's,
+#: or a Dask worker's kept readers, :mod:`.dask_pool`): a new worker closes them all, so
+#: that each worker reads the end of its task pipe when its own pool lets it go.
+_PIPES: set[int] = set()
 
 
 class ClusterError(Exception):
@@ -109,6 +113,18 @@ class _Worker:
         self.pending: deque[_Task] = deque()
         #: When the worker began pending[0] (at the latest).
         self.started = 0.0
+
+
+def reap(worker: _Worker, kill: bool) -> int:
+    """Close the pipes of a worker no pool holds and wait for it (killed first if
+    ``kill``; otherwise it reads the end of its task pipe and exits); its wait status."""
+    if kill:    # not reaped yet, so the pid is still this worker's
+        os.kill(worker.pid, signal.SIGKILL)
+    for fd in (worker.task_fd, worker.result_fd):
+        _PIPES.discard(fd)
+        os.close(fd)
+    _, status = os.waitpid(worker.pid, 0)
+    return status
 
 
 def _death(status: int) -> str:
@@ -334,6 +350,7 @@ class ScanRun:
     def _spawn(self) -> _Worker:
         task_r, task_w = os.pipe()
         result_r, result_w = os.pipe()
+        _PIPES.update((task_w, result_r))
         pid = os.fork()
         if pid == 0:    # the worker: never returns into the parent's code
             code = 0
@@ -341,9 +358,7 @@ class ScanRun:
                 import gc
                 gc.freeze()     # the parent's objects (a catalog connection ...) are
                                 # never finalised here; also keeps their pages shared
-                for fd in (task_w, result_r,
-                           *(f for w in self._workers.values()
-                             for f in (w.task_fd, w.result_fd))):
+                for fd in _PIPES:
                     os.close(fd)
                 worker_main(task_r, result_w, self.options)
             except BaseException:
@@ -353,20 +368,23 @@ class ScanRun:
         os.close(task_r)
         os.close(result_w)
         worker = _Worker(pid, task_w, result_r)
-        self._workers[result_r] = worker
-        self._poll.register(result_r, select.POLLIN)
+        self._adopt(worker)
         return worker
+
+    def _adopt(self, worker: _Worker) -> None:
+        """Make ``worker`` (idle: just forked, or kept from another scan) one of ours."""
+        self._workers[worker.result_fd] = worker
+        self._poll.register(worker.result_fd, select.POLLIN)
+
+    def _detach(self, worker: _Worker) -> None:
+        """Let ``worker`` go without stopping it (a kept reader, :mod:`.dask_pool`)."""
+        self._poll.unregister(worker.result_fd)
+        del self._workers[worker.result_fd]
 
     def _retire(self, worker: _Worker, kill: bool) -> int:
         """Close a worker's pipes and reap it; returns its wait status."""
-        self._poll.unregister(worker.result_fd)
-        del self._workers[worker.result_fd]
-        if kill:    # not reaped yet, so the pid is still this worker's
-            os.kill(worker.pid, signal.SIGKILL)
-        os.close(worker.task_fd)
-        os.close(worker.result_fd)
-        _, status = os.waitpid(worker.pid, 0)
-        return status
+        self._detach(worker)
+        return reap(worker, kill)
 
     def _stop_workers(self, graceful: bool) -> None:
         """Graceful: the workers read EOF and exit; otherwise they are killed."""
@@ -472,18 +490,6 @@ class Listed:
 
     def __iter__(self) -> Iterator[tuple[str, os.stat_result | OSError]]:
         return iter(self.files)
-
-
-def scan_listed(files: Iterable[tuple[str, os.stat_result]], options: Options,
-                time_limit: float) -> ScanRun:
-    """A scan of files listed already, with one worker and the given options: what a
-    cluster's task runs on its part of the library (:mod:`.dask_pool`), with the same
-    isolation of each image as a local scan, and no catalog (the client keeps it)."""
-    run = ScanRun([], jobs=1, profile=None, info_only=True, fingerprint=False,
-                  catalog=None, time_limit=time_limit, memory_limit=None, external_dir=None)
-    run.options = options
-    run._walk = Listed(files)
-    return run
 
 
 #: The stat result of a listed path, which the parent never stats (see :func:`read_each`).

@@ -203,6 +203,90 @@ def test_leaving_early_cancels_and_closes_the_scan(library: Library, dask_client
         assert con.execute("SELECT count(*) FROM images").fetchone()[0] >= 10
 
 
+def kept_readers(client: Client) -> list[int]:
+    """The pids of the readers the Dask workers keep idle between batches."""
+    def pids() -> list[int]:
+        from imgscan.bulk import dask_pool
+        return [reader.pid for reader in dask_pool._READERS._idle]
+    return [pid for found in client.run(pids).values() for pid in found]
+
+
+def test_readers_are_kept_and_one_dead_while_idle_costs_nothing(
+        library: Library, dask_client: Client) -> None:
+    """A Dask worker keeps its batch reader between scans with the same options; a kept
+    reader killed while idle is dropped, not blamed: the next scan is the local one's."""
+    local = by_path(scan_list([str(library.root)], jobs=2, info_only=True)[0])
+    scan_list([str(library.root)], cluster=dask_client, info_only=True)
+    kept = kept_readers(dask_client)
+    assert kept
+    scan_list([str(library.root)], cluster=dask_client, info_only=True)
+    assert set(kept_readers(dask_client)) & set(kept)       # used again, not forked anew
+    for pid in kept_readers(dask_client):
+        os.kill(pid, signal.SIGKILL)
+    dask = by_path(scan_list([str(library.root)], cluster=dask_client, info_only=True)[0])
+    assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
+    assert not set(kept_readers(dask_client)) & set(kept)
+
+
+#: ``imgscan`` with every image of a ``--dask`` scan's workers made slow (the tests'
+#: hook, registered on the cluster the scan connects to): a scan long enough to interrupt.
+SLOW_DASK_CLI = """
+import sys
+from helpers.dask_plugins import Hook
+from imgscan.bulk import dask_pool
+from imgscan.cli import main
+connect = dask_pool.connect
+def slow(cluster):
+    client, owned = connect(cluster)
+    client.register_plugin(Hook("slowly"))
+    return client, owned
+dask_pool.connect = slow
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def catalog_rows(db: Path) -> int:
+    """Rows in the catalog's images table; 0 while it is not created yet or locked."""
+    try:
+        with sqlite3.connect(db, timeout=0.1) as con:
+            return int(con.execute("SELECT count(*) FROM images").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_ctrl_c_on_the_cli_stops_cleanly(library: Library, tmp_path: Path) -> None:
+    """A real SIGINT to ``imgscan scan --dask local:1 ... --catalog`` mid-scan (to its
+    process group, as a terminal's Ctrl-C: the cluster's processes get it too) ends it as
+    the local scan's Ctrl-C does (test_scan.py's test_ctrl_c_stops_cleanly): exit status
+    130, no traceback, the summary says interrupted after the images printed, and the
+    catalog holds those images with its scan closed as interrupted."""
+    db = tmp_path / "interrupted.db"
+    root = str(library.root)
+    tests = str(Path(__file__).resolve().parent.parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_DASK_CLI, "scan", "--dask", "local:1", "--info-only",
+         "--catalog", str(db), root],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join((IMGSCAN_ROOT, tests))}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        cwd=NEUTRAL_CWD)
+    deadline = time.monotonic() + 60
+    while catalog_rows(db) < 8:
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    lines = out.splitlines()
+    printed = [line for line in lines if line.startswith(root)]
+    assert len(printed) < len(library.images)
+    assert f"interrupted after {len(printed)} images" in lines[len(printed)]
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert con.execute("SELECT interrupted FROM scans").fetchone() == (1,)
+        assert con.execute("SELECT count(*) FROM images").fetchone() == (len(printed),)
+
+
 def test_bad_addresses_are_errors(tmp_path: Path) -> None:
     for address, says in (("local:x", "local:N needs a number of workers"),
                           ("tcp://127.0.0.1:1", "cannot reach the Dask scheduler")):

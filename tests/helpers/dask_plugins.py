@@ -27,20 +27,25 @@ def slowly(path: str, head: bytes, options: worker.Options) -> tuple[Any, Any, A
 
 
 class Hook(WorkerPlugin):
-    """Replaces worker.scan_image in every Dask worker, those started later included."""
+    """Replaces worker.scan_image in every Dask worker, those started later included;
+    the readers a worker keeps between batches were forked with the old one, so they
+    are let go (dask_pool.release_readers) each time it changes."""
 
     def __init__(self, name: str) -> None:
         self.name = f"imgscan-hook-{name}"
         self.hook = name
 
     def setup(self, worker: Any) -> None:
+        from imgscan.bulk import dask_pool
         from imgscan.bulk import worker as scan_worker
         scan_worker.scan_image = {"misbehave": misbehave, "slowly": slowly}[self.hook]
+        dask_pool.release_readers()
 
     def teardown(self, worker: Any) -> None:
+        from imgscan.bulk import dask_pool
         from imgscan.bulk import worker as scan_worker
         scan_worker.scan_image = SCAN_IMAGE
-
+        dask_pool.release_readers()
 
 
 class Environ(WorkerPlugin):
