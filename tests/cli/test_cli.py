@@ -17,7 +17,8 @@ from helpers import run_cli
 from oracles import data_zero_runs, needs_qemu, qemu_info, qemu_io, qemu_map, run
 
 from imgscan import cli
-from imgscan.cli import SUBCOMMANDS, main
+from imgscan.arguments import SUBCOMMANDS, parser
+from imgscan.cli import main
 
 SAMPLE = Path(str(resources.files("imgscan") / "samples" / "demo.qcow2"))
 # Child interpreters run from here, not from the checkout, whose uncompiled
@@ -90,6 +91,31 @@ def test_text_info_is_aligned() -> None:
 def test_bad_usage_exits_2() -> None:
     assert run_cli("info").returncode == 2
     assert run_cli("frobnicate").returncode == 2
+
+
+@pytest.mark.parametrize("argv", [
+    ["info", "a.qcow2"], ["info", "--json", "a.qcow2", "b.vhd", "a.qcow2"], ["info", ""],
+    ["check", "a.qcow2"], ["check", "--json", "a.qcow2", "b.vhd"],
+])
+def test_plain_command_lines_are_read_as_argparse_reads_them(argv: list[str]) -> None:
+    """The forms main() reads without argparse give argparse's namespace, attribute for
+    attribute (argparse the oracle)."""
+    plain = cli._plain(argv)
+    assert plain is not None
+    assert vars(plain) == vars(parser(argv).parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["info"], ["info", "--json"], ["info", "a.qcow2", "--json"], ["info", "--js", "a"],
+    ["info", "--jobs", "2", "a"], ["info", "-j2", "a"], ["info", "-"], ["info", "--", "a"],
+    ["info", "a", "--external-dir", "d"], ["check", "--profile", "all", "a"],
+    ["check", "a", "--junit", "r.xml"], ["map", "a"], ["scan", "a"], ["--help"],
+    ["--version"], ["info", "--help"], ["inof", "a"], ["--json", "info", "a"],
+])
+def test_every_other_command_line_is_argparse_s(argv: list[str]) -> None:
+    """Another option, ``--json`` after an image, an argument starting with ``-``, no
+    image, another subcommand: left to argparse (its help, usage and errors)."""
+    assert cli._plain(argv) is None
 
 
 #: Modules `imgscan info` of one image must not import (start-up time, issue 18): the
