@@ -17,8 +17,6 @@ declared with the name ``None``).
 from __future__ import annotations
 
 import struct
-from collections import namedtuple
-from functools import partial
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -101,6 +99,9 @@ class CStruct:
         attributes are the fields (``entry.attr``): for tables walked entry by entry
         that read several fields of each by name."""
         if self._record is None:
+            # collections and functools: for the few tables read this way (start-up)
+            from collections import namedtuple
+            from functools import partial
             self._record = partial(tuple.__new__, namedtuple("Record", self._names))
         return map(self._record, self.rows(data, count))
 
