@@ -24,6 +24,21 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+#: ``(size, unpack_from)`` of every one-field format declared so far, shared by all
+#: declarations: the hundreds of fields the modules declare at import have a few dozen
+#: formats (``<I``, ``<16s``, ...), so each Struct is built once (start-up time).
+_FIELD_STRUCTS: dict[str, tuple[int, Any]] = {}
+
+
+def _field_struct(fmt: str) -> tuple[int, Any]:
+    """The size and the bound ``unpack_from`` of the one-field format ``fmt``."""
+    found = _FIELD_STRUCTS.get(fmt)
+    if found is None:
+        compiled = struct.Struct(fmt)
+        found = _FIELD_STRUCTS[fmt] = (compiled.size, compiled.unpack_from)
+    return found
+
+
 class CStruct:
     """A packed structure: ``name``, byte order ``"<"`` or ``">"``, named fields."""
 
@@ -43,14 +58,14 @@ class CStruct:
         self._fields: dict[str, tuple[int, Any]] = {}
         offset = 0
         for field, code in fields:
-            size = struct.calcsize(byteorder + code)
+            size, unpack_from = _field_struct(byteorder + code)
             if field is not None:
                 if field in self._offsets:
                     raise ValueError(f"{name}: field {field!r} declared twice")
                 self._names.append(field)
                 self._offsets[field] = offset
                 self._sizes[field] = size
-                self._fields[field] = (offset, struct.Struct(byteorder + code).unpack_from)
+                self._fields[field] = (offset, unpack_from)
             elif not code.endswith("x"):
                 raise ValueError(f"{name}: an unnamed field must be padding ('Nx')")
             offset += size

@@ -153,6 +153,49 @@ def test_info_of_one_image_imports_only_what_it_uses(args: tuple[str, ...],
     assert not unwanted, f"imported on the info path: {unwanted}"
 
 
+#: What `imgscan info` imports only when the command line or the image needs it (start-up,
+#: issue 18): argparse (with gettext and locale) and its grammar for a command line other
+#: than `info|check [--json] IMAGE...`; re, enum, functools, contextlib and importlib for
+#: the parts that use them; the LVM2 reader (with xxhash and bisect) for a disk with a PV.
+LAZY_ON_THE_INFO_PATH = ("imgscan.arguments", "argparse", "gettext", "locale", "re", "enum",
+                         "functools", "contextlib", "importlib", "warnings",
+                         "imgscan._core.lvm", "xxhash", "bisect")
+
+
+@needs_qemu
+@pytest.mark.parametrize(("args", "used"), [
+    ((), ()),
+    (("--json",), ("re", "enum", "functools")),     # the json module's own imports
+])
+def test_info_of_a_blank_qcow2_leaves_the_lazy_modules_unimported(
+        tmp_path: Path, args: tuple[str, ...], used: tuple[str, ...]) -> None:
+    """``python -S`` with imgscan's and its dependencies' directories on PYTHONPATH, so
+    that no site hook of this environment imports any of them first (this sandbox's
+    .pth imports re, enum and more at every start; a clean install has none)."""
+    image = tmp_path / "blank.qcow2"
+    run("qemu-img", "create", "-q", "-f", "qcow2", image, "64M")
+    import site
+
+    import imgscan
+    path = [str(Path(imgscan.__file__).resolve().parent.parent), *site.getsitepackages()]
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(path)}
+
+    def modules(code: str) -> set[str]:
+        code += "\nprint(sorted(sys.modules), file=sys.stderr)"
+        proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True,
+                              text=True, check=False, cwd=NEUTRAL_CWD, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return set(ast.literal_eval(proc.stderr.splitlines()[-1]))
+
+    loaded = modules("import sys\nfrom imgscan.cli import main\n"
+                     f"assert main(['info', *{args!r}, {str(image)!r}]) == 0") - modules(
+                         "import sys")
+    assert "imgscan.image" in loaded and "imgscan._core.qcow2" in loaded
+    unwanted = [m for m in LAZY_ON_THE_INFO_PATH if m not in used
+                and (m in loaded or any(n.startswith(f"{m}.") for n in loaded))]
+    assert not unwanted, f"imported by `imgscan info` of a blank qcow2: {unwanted}"
+
+
 @pytest.fixture(scope="module")
 def many_images(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """An image of each format qemu-img writes, some named twice, and paths that fail
