@@ -9,7 +9,6 @@ whole inspection on top.
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from . import limits
@@ -244,6 +243,7 @@ class DiskImage:
         # container whose map reads other files has any to open (no suppress() context
         # for every other image: this runs once per info object).
         if self._container.map_reads_external:
+            import contextlib  # for the few images whose map reads other files (start-up)
             with contextlib.suppress(ImageError):
                 self._attach_external()
         return self._container.cluster_size

@@ -16,7 +16,6 @@ finding says why.
 from __future__ import annotations
 
 from . import bootmode, limits
-from ._core import lvm
 from ._core.filesystems import probe_regions, probe_volume
 from ._core.partitions import read_partition_table
 from .errors import ImageError, LimitExceeded, UnsupportedFeature
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
+    from ._core import lvm
     from ._core.filesystems import Volume
     from ._core.partitions import Partition, PartitionTable
     from .disk_image import GuestBytes, Prefetch
@@ -152,6 +152,7 @@ def _logical_volumes(read: Read, pvs: list[tuple[dict[str, Any], int, int, str]]
 
     Only the first limits.LVM_MAX_PHYSICAL_VOLUMES labels are read; the other PVs are
     listed without a VG, and one finding says where reading stopped."""
+    from ._core import lvm  # only for a disk with an LVM2 PV (start-up: re, xxhash, bisect)
     for out, _, _, _ in pvs:
         out["lvm"] = {"vg": None, "vg_uuid": None, "pv_uuid": out["uuid"],
                       "extent_size": None, "seqno": None, "lvs": []}

@@ -17,13 +17,26 @@ declared with the name ``None``).
 from __future__ import annotations
 
 import struct
-from collections import namedtuple
-from functools import partial
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
+
+
+#: ``(size, unpack_from)`` of every one-field format declared so far, shared by all
+#: declarations: the hundreds of fields the modules declare at import have a few dozen
+#: formats (``<I``, ``<16s``, ...), so each Struct is built once (start-up time).
+_FIELD_STRUCTS: dict[str, tuple[int, Any]] = {}
+
+
+def _field_struct(fmt: str) -> tuple[int, Any]:
+    """The size and the bound ``unpack_from`` of the one-field format ``fmt``."""
+    found = _FIELD_STRUCTS.get(fmt)
+    if found is None:
+        compiled = struct.Struct(fmt)
+        found = _FIELD_STRUCTS[fmt] = (compiled.size, compiled.unpack_from)
+    return found
 
 
 class CStruct:
@@ -45,14 +58,14 @@ class CStruct:
         self._fields: dict[str, tuple[int, Any]] = {}
         offset = 0
         for field, code in fields:
-            size = struct.calcsize(byteorder + code)
+            size, unpack_from = _field_struct(byteorder + code)
             if field is not None:
                 if field in self._offsets:
                     raise ValueError(f"{name}: field {field!r} declared twice")
                 self._names.append(field)
                 self._offsets[field] = offset
                 self._sizes[field] = size
-                self._fields[field] = (offset, struct.Struct(byteorder + code).unpack_from)
+                self._fields[field] = (offset, unpack_from)
             elif not code.endswith("x"):
                 raise ValueError(f"{name}: an unnamed field must be padding ('Nx')")
             offset += size
@@ -101,6 +114,9 @@ class CStruct:
         attributes are the fields (``entry.attr``): for tables walked entry by entry
         that read several fields of each by name."""
         if self._record is None:
+            # collections and functools: for the few tables read this way (start-up)
+            from collections import namedtuple
+            from functools import partial
             self._record = partial(tuple.__new__, namedtuple("Record", self._names))
         return map(self._record, self.rows(data, count))
 

@@ -27,7 +27,7 @@ the guest's own partition table.
 
 from __future__ import annotations
 
-from importlib import import_module
+import sys
 
 from imgscan.errors import CorruptImage, ImageError, UnsupportedFeature
 from imgscan.findings import MULTIPLE_FORMATS
@@ -78,7 +78,10 @@ class Candidate:
     def formats(self) -> tuple[Format, ...]:
         """The module's formats (importing it on first use)."""
         if self._formats is None:
-            mod = import_module(f"{__package__}.{self.module}")
+            # __import__, not importlib.import_module: importlib imports warnings (start-up)
+            name = f"{__package__}.{self.module}"
+            __import__(name)
+            mod = sys.modules[name]
             self._formats = tuple(getattr(mod, "FORMATS", None) or (mod.FORMAT,))
         return self._formats
 

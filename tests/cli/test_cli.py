@@ -17,7 +17,8 @@ from helpers import run_cli
 from oracles import data_zero_runs, needs_qemu, qemu_info, qemu_io, qemu_map, run
 
 from imgscan import cli
-from imgscan.cli import SUBCOMMANDS, main
+from imgscan.arguments import SUBCOMMANDS, parser
+from imgscan.cli import main
 
 SAMPLE = Path(str(resources.files("imgscan") / "samples" / "demo.qcow2"))
 # Child interpreters run from here, not from the checkout, whose uncompiled
@@ -92,6 +93,31 @@ def test_bad_usage_exits_2() -> None:
     assert run_cli("frobnicate").returncode == 2
 
 
+@pytest.mark.parametrize("argv", [
+    ["info", "a.qcow2"], ["info", "--json", "a.qcow2", "b.vhd", "a.qcow2"], ["info", ""],
+    ["check", "a.qcow2"], ["check", "--json", "a.qcow2", "b.vhd"],
+])
+def test_plain_command_lines_are_read_as_argparse_reads_them(argv: list[str]) -> None:
+    """The forms main() reads without argparse give argparse's namespace, attribute for
+    attribute (argparse the oracle)."""
+    plain = cli._plain(argv)
+    assert plain is not None
+    assert vars(plain) == vars(parser(argv).parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["info"], ["info", "--json"], ["info", "a.qcow2", "--json"], ["info", "--js", "a"],
+    ["info", "--jobs", "2", "a"], ["info", "-j2", "a"], ["info", "-"], ["info", "--", "a"],
+    ["info", "a", "--external-dir", "d"], ["check", "--profile", "all", "a"],
+    ["check", "a", "--junit", "r.xml"], ["map", "a"], ["scan", "a"], ["--help"],
+    ["--version"], ["info", "--help"], ["inof", "a"], ["--json", "info", "a"],
+])
+def test_every_other_command_line_is_argparse_s(argv: list[str]) -> None:
+    """Another option, ``--json`` after an image, an argument starting with ``-``, no
+    image, another subcommand: left to argparse (its help, usage and errors)."""
+    assert cli._plain(argv) is None
+
+
 #: Modules `imgscan info` of one image must not import (start-up time, issue 18): the
 #: judging, bulk, remote-store and HTML parts, their libraries, and standard modules the
 #: info path has no use for. ``imgscan.remote`` itself is the light front every open
@@ -125,6 +151,49 @@ def test_info_of_one_image_imports_only_what_it_uses(args: tuple[str, ...],
     unwanted = [m for m in (*NOT_ON_THE_INFO_PATH, *also_not)
                 if m in loaded or any(n.startswith(f"{m}.") for n in loaded)]
     assert not unwanted, f"imported on the info path: {unwanted}"
+
+
+#: What `imgscan info` imports only when the command line or the image needs it (start-up,
+#: issue 18): argparse (with gettext and locale) and its grammar for a command line other
+#: than `info|check [--json] IMAGE...`; re, enum, functools, contextlib and importlib for
+#: the parts that use them; the LVM2 reader (with xxhash and bisect) for a disk with a PV.
+LAZY_ON_THE_INFO_PATH = ("imgscan.arguments", "argparse", "gettext", "locale", "re", "enum",
+                         "functools", "contextlib", "importlib", "warnings",
+                         "imgscan._core.lvm", "xxhash", "bisect")
+
+
+@needs_qemu
+@pytest.mark.parametrize(("args", "used"), [
+    ((), ()),
+    (("--json",), ("re", "enum", "functools")),     # the json module's own imports
+])
+def test_info_of_a_blank_qcow2_leaves_the_lazy_modules_unimported(
+        tmp_path: Path, args: tuple[str, ...], used: tuple[str, ...]) -> None:
+    """``python -S`` with imgscan's and its dependencies' directories on PYTHONPATH, so
+    that no site hook of this environment imports any of them first (this sandbox's
+    .pth imports re, enum and more at every start; a clean install has none)."""
+    image = tmp_path / "blank.qcow2"
+    run("qemu-img", "create", "-q", "-f", "qcow2", image, "64M")
+    import site
+
+    import imgscan
+    path = [str(Path(imgscan.__file__).resolve().parent.parent), *site.getsitepackages()]
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(path)}
+
+    def modules(code: str) -> set[str]:
+        code += "\nprint(sorted(sys.modules), file=sys.stderr)"
+        proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True,
+                              text=True, check=False, cwd=NEUTRAL_CWD, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return set(ast.literal_eval(proc.stderr.splitlines()[-1]))
+
+    loaded = modules("import sys\nfrom imgscan.cli import main\n"
+                     f"assert main(['info', *{args!r}, {str(image)!r}]) == 0") - modules(
+                         "import sys")
+    assert "imgscan.image" in loaded and "imgscan._core.qcow2" in loaded
+    unwanted = [m for m in LAZY_ON_THE_INFO_PATH if m not in used
+                and (m in loaded or any(n.startswith(f"{m}.") for n in loaded))]
+    assert not unwanted, f"imported by `imgscan info` of a blank qcow2: {unwanted}"
 
 
 @pytest.fixture(scope="module")
