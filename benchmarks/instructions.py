@@ -42,6 +42,10 @@ OPERATIONS = {
     "linux-facts": ("test_linux_facts[plain]", 3),
     "linux-facts-compressed": ("test_linux_facts[compressed]", 3),
     "initramfs-gzip": ("test_list_debian_initramfs[gzip-isal]", 3),
+    "inflate-zlib": ("test_inflate_alone[zlib]", 3),
+    "inflate-isal": ("test_inflate_alone[isal]", 3),
+    "inflate-zlib-ng": ("test_inflate_alone[zlib-ng]", 3),
+    "inflate-libdeflate": ("test_inflate_alone[libdeflate]", 3),
 }
 
 
@@ -70,7 +74,7 @@ def image_of(op: str) -> Path:
 
         built = linux_disks()["ext4-bios"]
         return built if op.endswith("-compressed") else plain_qcow2(built)
-    if op == "initramfs-gzip":
+    if op == "initramfs-gzip" or op.startswith("inflate-"):
         from test_bench_linux_initramfs import debian_initramfs
 
         found = debian_initramfs()
@@ -138,6 +142,11 @@ def operation(op: str, path: Path) -> Callable[[], object]:
         data = path.read_bytes()
         return lambda: members(lambda offset, length: data[offset:offset + length],
                                len(data), str(path))
+    if op.startswith("inflate-"):
+        from test_bench_linux_initramfs import inflater
+
+        inflate, data = inflater(op.removeprefix("inflate-")), path.read_bytes()
+        return lambda: inflate(data)
     return info
 
 

@@ -311,7 +311,10 @@ def gzip_decoder() -> tuple[Any, type[Exception]]:
     (benchmarks/README.md); its ``IgzipDecompressor`` keeps the input it has not
     decoded yet, where zlib's ``unconsumed_tail`` copies it out on every call. Where
     ``isal`` has no wheel (pyproject.toml installs it on x86-64 and ARM64 only),
-    the standard library's zlib decodes the same streams.
+    the standard library's zlib decodes the same streams. libdeflate (PyPI ``deflate``)
+    inflates faster still, but only into one buffer for the whole output, sized by the
+    trailer's ISIZE: memory would follow a value the file claims (zlib-ng is slower
+    than ISA-L; benchmarks/README.md, issue 14's second pass).
     """
     try:
         from isal.igzip_lib import DECOMP_GZIP, IgzipDecompressor, IsalError
