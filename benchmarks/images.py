@@ -34,6 +34,22 @@ def small_qcow2() -> Path:
     return path
 
 
+#: qemu-img's name of each format :func:`small_image` converts the small qcow2 to.
+SMALL_FORMATS = {"vhd": "vpc", "vmdk": "vmdk", "vhdx": "vhdx"}
+
+
+def small_image(fmt: str) -> Path:
+    """The small qcow2's disk converted by ``qemu-img convert`` to ``fmt`` (a key of
+    :data:`SMALL_FORMATS`: a dynamic VHD, a monolithicSparse VMDK, a dynamic VHDX)."""
+    path = CACHE / f"small.{fmt}"
+    if not path.exists():
+        tmp = path.with_name(path.name + ".part")
+        subprocess.run(["qemu-img", "convert", "-q", "-f", "qcow2", "-O", SMALL_FORMATS[fmt],
+                        str(small_qcow2()), str(tmp)], check=True)
+        tmp.rename(path)
+    return path
+
+
 def big_image(name: str, fmt: str, *opts: str, pieces: int = PIECES, seed: int) -> Path:
     """``CACHE / name``: a BIG_VIRTUAL image of format ``fmt`` holding ``pieces``
     CHUNK-sized pieces at offsets drawn from ``random.Random(seed)``.

@@ -31,6 +31,9 @@ OPERATIONS = {
     "windows-bios": ("test_full_windows_inspection_qcow2[bios]", 20),
     "windows-uefi": ("test_full_windows_inspection_qcow2[uefi]", 20),
     "open-info-small": ("test_open_info_small", 100),
+    "open-info-small-vhd": ("test_open_info_small_format[vhd]", 100),
+    "open-info-small-vmdk": ("test_open_info_small_format[vmdk]", 100),
+    "open-info-small-vhdx": ("test_open_info_small_format[vhdx]", 100),
     "layout": ("test_layout_of_open_image", 100),
     "open-and-layout": ("test_open_and_layout", 100),
     "vhdx-map": ("test_extent_map_big_vhdx", 20),
@@ -82,6 +85,8 @@ def image_of(op: str) -> Path:
             raise SystemExit("the Debian initramfs is not in the cache (see "
                              "test_bench_linux_initramfs.py)")
         return found
+    if op.startswith("open-info-small-"):
+        return images.small_image(op.removeprefix("open-info-small-"))
     return images.small_qcow2()
 
 

@@ -35,6 +35,18 @@ def test_open_info_small(benchmark: BenchmarkFixture, small: Path) -> None:
     benchmark(open_info)
 
 
+@pytest.mark.parametrize("fmt", sorted(images.SMALL_FORMATS))
+def test_open_info_small_format(benchmark: BenchmarkFixture, fmt: str) -> None:
+    """The same disk as ``test_open_info_small`` in the other formats issue 18 names."""
+    path = images.small_image(fmt)
+
+    def open_info() -> None:
+        with imgscan.open(path) as img:
+            img.info()
+
+    benchmark(open_info)
+
+
 def test_extent_map_big(benchmark: BenchmarkFixture, big: Path) -> None:
     def build_map() -> int:
         with imgscan.open(big) as img:

@@ -83,7 +83,8 @@ class GuestBytes:
         self.path = path
         self.read = read
         #: ``prefetch(ranges, structure, windows)``: announce guest ranges that will be read next
-        #: (the disk's ``VirtualDisk.prefetch``), or None.
+        #: (the disk's ``VirtualDisk.prefetch``), or None when no file of the disk does
+        #: anything with an announcement (local files).
         self.prefetch = prefetch
         self.size = size
         self.sector_size = sector_size
@@ -311,7 +312,7 @@ class DiskImage:
             return GuestBytes(self.path, None, 0, None, None, refused, why)
         return GuestBytes(self.path, disk.read, disk.size,
                           hint if hint in SECTOR_SIZES else None, details.get("el_torito"),
-                          refused, prefetch=disk.prefetch)
+                          refused, prefetch=disk.prefetch if disk.wants_prefetch else None)
 
     # -- layout and guest bytes ---------------------------------------------
     def extents(self) -> ExtentMap:

@@ -16,6 +16,7 @@ finding says why.
 from __future__ import annotations
 
 from . import bootmode, limits
+from ._core import filesystems, partitions
 from ._core.filesystems import probe_regions, probe_volume
 from ._core.partitions import read_partition_table
 from .errors import ImageError, LimitExceeded, UnsupportedFeature
@@ -107,12 +108,16 @@ def _volume_facts(volume: Volume | None) -> dict[str, Any]:
             "encrypted": bool(volume.encrypted)}
 
 
+#: The disk's first bytes as the partition table and a whole-disk probe read them first.
+HEAD_BYTES = max(partitions.HEAD_BYTES, filesystems.HEAD_BYTES)
+
+
 def _probed(read: Read, offset: int, size: int, what: str,
-            findings: list[Finding]) -> Volume | None:
+            findings: list[Finding], head: bytes | None = None) -> Volume | None:
     if size <= 0:
         return None
     try:
-        return probe_volume(read, offset, size)
+        return probe_volume(read, offset, size, head)
     except ImageError as exc:
         findings.append(Finding(finding_id(exc), "warning",
                                 f"{what}: filesystem not identified: {exc}", FILESYSTEM))
@@ -219,7 +224,9 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
     follow in), all at once, before they are read.
     Raises only what ``read`` raises (an unreadable guest disk).
     """
-    table: PartitionTable = read_partition_table(read, disk_size, path, sector_size)
+    # read once for the table and, when there is none, the whole disk's probe
+    head = read(0, HEAD_BYTES)
+    table: PartitionTable = read_partition_table(read, disk_size, path, sector_size, head)
     findings = [f.at(PARTITIONS) for f in table.findings]
     partitions: list[dict[str, Any]] = []
     filesystems: dict[int, str | None] = {}
@@ -239,7 +246,7 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
     filesystem = None
     whole: dict[str, Any] | None = None
     if table.kind == "none":
-        volume = _probed(read, 0, disk_size, "whole disk", findings)
+        volume = _probed(read, 0, disk_size, "whole disk", findings, head)
         if volume is not None:
             filesystem = volume.filesystem
             whole = {**_volume_facts(volume), "size": volume.size, "details": volume.details}

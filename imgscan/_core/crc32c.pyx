@@ -4,12 +4,55 @@ Polynomial 0x1EDC6F41, bit-reflected (0x82F63B78), initial value and final
 XOR 0xFFFFFFFF, as in RFC 3720 section B.4 (iSCSI) and the MS-VHDX
 specification. GPT and zlib use plain CRC-32, which this is not.
 
-The table walk is slicing-by-8 (eight 256-entry tables, eight bytes per
-step), so a 64 KiB region table or a multi-megabyte log is checked in
-microseconds; the tables are built once at import from the polynomial.
+Where the processor has it (x86-64 with SSE4.2, asked at import), the
+``crc32`` instruction does the work, eight bytes at a time: every VHDX open
+checks two 64 KiB region tables and two 4 KiB headers, about four instructions
+per byte through the tables. Elsewhere the table walk is slicing-by-8 (eight
+256-entry tables, eight bytes per step), so a 64 KiB region table or a
+multi-megabyte log is still checked in microseconds; the tables are built once
+at import from the polynomial. Both compute the same register (the
+instruction implements this very polynomial, bit-reflected).
 """
 
 from libc.stdint cimport uint8_t, uint32_t
+
+
+cdef extern from *:
+    """
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    #include <nmmintrin.h>
+    #include <string.h>
+    __attribute__((target("sse4.2")))
+    static uint32_t imgscan_crc32c_hw(uint32_t crc, const uint8_t *p, size_t n) {
+        uint64_t reg = crc, word;
+        while (n >= 8) {
+            memcpy(&word, p, 8);
+            reg = _mm_crc32_u64(reg, word);
+            p += 8;
+            n -= 8;
+        }
+        crc = (uint32_t)reg;
+        while (n) {
+            crc = _mm_crc32_u8(crc, *p);
+            p++;
+            n--;
+        }
+        return crc;
+    }
+    static int imgscan_crc32c_hw_available(void) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("sse4.2");
+    }
+    #else
+    static uint32_t imgscan_crc32c_hw(uint32_t crc, const uint8_t *p, size_t n) {
+        (void)p; (void)n;
+        return crc;
+    }
+    static int imgscan_crc32c_hw_available(void) { return 0; }
+    #endif
+    """
+    uint32_t crc32c_hw "imgscan_crc32c_hw"(uint32_t crc, const uint8_t* p, size_t n) noexcept nogil
+    int crc32c_hw_available "imgscan_crc32c_hw_available"() noexcept nogil
 
 #: The reflected Castagnoli polynomial.
 POLYNOMIAL = 0x82F63B78
@@ -36,9 +79,29 @@ cdef void _build_tables() noexcept nogil:
 
 _build_tables()
 
+#: Whether the processor's ``crc32`` instruction computes the checksum.
+cdef bint _hardware = crc32c_hw_available() != 0
+HARDWARE = _hardware
+
+
+def table_crc32c(const uint8_t[::1] data not None, uint32_t crc=0):
+    """:func:`crc32c` through the tables whatever the processor has: for the tests that
+    hold the two paths to the same results."""
+    cdef uint32_t reg = crc ^ 0xFFFFFFFF
+    if data.shape[0]:
+        reg = _table_update(reg, &data[0], data.shape[0])
+    return reg ^ 0xFFFFFFFF
+
 
 cdef uint32_t crc32c_update(uint32_t crc, const uint8_t* p, size_t n) noexcept nogil:
     """Continue a raw CRC register over ``n`` bytes (no initial or final XOR here)."""
+    if _hardware:
+        return crc32c_hw(crc, p, n)
+    return _table_update(crc, p, n)
+
+
+cdef uint32_t _table_update(uint32_t crc, const uint8_t* p, size_t n) noexcept nogil:
+    """:func:`crc32c_update` by slicing-by-8."""
     cdef uint32_t lo, hi
     while n >= 8:
         lo = crc ^ ((<uint32_t>p[0]) | (<uint32_t>p[1] << 8)

@@ -65,11 +65,7 @@ cdef class ExtentMap:
             return 0
         if self.n:
             last = &self.ext[self.n - 1]
-            if (last.kind == kind and last.file == file and kind != KIND_COMPRESSED
-                    and last.start + last.length == start
-                    and ((last.host == NO_HOST and host == NO_HOST)
-                         or (last.host != NO_HOST and host != NO_HOST
-                             and last.host + last.length == host))):
+            if continues(last, start, kind, host, file):
                 last.length += length
                 return 0
         if self.n == self.cap:

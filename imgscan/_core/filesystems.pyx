@@ -74,16 +74,18 @@ def probe_regions(offset, size):
     return regions
 
 
-def probe_volume(read, offset, size):
+def probe_volume(read, offset, size, head=None):
     """Identify what the volume at guest bytes [offset, offset + size) holds.
 
     ``read(off, length)`` returns guest bytes of the whole disk (short at its
-    end). Returns a :class:`Volume`, or None when nothing known is there.
+    end). ``head``: the volume's first bytes (at least HEAD_BYTES, or all of a
+    smaller volume) when the caller read them already. Returns a :class:`Volume`,
+    or None when nothing known is there.
     """
     cdef Probe p
     if size <= 0 or offset < 0:
         return None
-    p = Probe(read, offset, size)
+    p = Probe(read, offset, size, head)
     vol = probe_raid(p)
     if vol is None:
         vol = probe_lvm2(p)

@@ -701,17 +701,19 @@ def _check_overlaps_and_disk(partitions, uint64_t disk_size, findings):
 HEAD_BYTES = 2 * 4096
 
 
-def read_partition_table(read, disk_size, path, sector_size=None):
+def read_partition_table(read, disk_size, path, sector_size=None, head=None):
     """The partition table of a guest disk.
 
     ``read(offset, length)`` returns guest bytes (short at the end of the
     disk); ``disk_size`` is the virtual size; ``path`` names the image in
     messages. ``sector_size`` is the disk's logical sector size when the
     container states it (VHDX does): an MBR's LBAs are counted in it (else
-    512), and a GPT is probed at it first (then at the other size).
+    512), and a GPT is probed at it first (then at the other size). ``head``: the
+    disk's first bytes (at least :data:`HEAD_BYTES`, or all of a smaller disk) when
+    the caller read them already (for the whole-disk filesystem probe too).
     """
     findings = _Findings()
-    head = read(0, HEAD_BYTES)
+    head = read(0, HEAD_BYTES) if head is None else head[:HEAD_BYTES]
     mbr_ss = sector_size or MBR_SECTOR_SIZE
     if len(head) < MBR_SECTOR_SIZE:
         return PartitionTable("none", mbr_ss, [], None, None, findings.done())

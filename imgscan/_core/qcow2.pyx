@@ -53,7 +53,7 @@ from .c_qcow2 import (
 from .binary cimport be64
 from .container import Container, Format
 from .extents cimport (
-    ExtentMap, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST,
+    ExtentMap, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST, add_run,
 )
 from .inflate import inflate_unit
 from .source cimport Source
@@ -120,10 +120,10 @@ cdef inline int _add_cluster(ExtentMap emap, uint64_t guest, uint64_t length, bi
     """One cluster or subcluster into the map: reads as zeros (keeping the host bytes
     preallocated for it, if any), stored data at ``host``, or unallocated."""
     if zero:
-        return emap.add(guest, length, KIND_ZERO, host if allocated else NO_HOST, 0, 0)
+        return add_run(emap, guest, length, KIND_ZERO, host if allocated else NO_HOST, 0, 0)
     if data:
-        return emap.add(guest, length, KIND_DATA, host, data_index, 0)
-    return emap.add(guest, length, KIND_UNALLOCATED, NO_HOST, 0, 0)
+        return add_run(emap, guest, length, KIND_DATA, host, data_index, 0)
+    return add_run(emap, guest, length, KIND_UNALLOCATED, NO_HOST, 0, 0)
 
 
 cdef int _walk_l2(ExtentMap emap, const uint8_t* l2, uint64_t l2_host, uint64_t guest,
@@ -295,6 +295,15 @@ def _text(raw):
     return bytes(raw).decode("utf-8", "surrogateescape")
 
 
+def _feature_names(tables):
+    """``{(type, bit): name}`` of qcow2 feature name tables (a later entry wins)."""
+    names = {}
+    for data in tables:
+        for ftype, bit, name in QCOW2_FEATURE.rows(data, len(data) // QCOW2_FEATURE.size):
+            names[(ftype, bit)] = _text(name.split(b"\0", 1)[0])
+    return names
+
+
 def _bit_list(mask):
     return [bit for bit in range(64) if mask >> bit & 1]
 
@@ -441,8 +450,11 @@ class Qcow2Image(Container):
                                f"compression type {COMPRESSION_NAMES[ctype]} disagrees with "
                                "the compression type feature bit")
 
-    def _report_unknown_features(self, names):
-        """Findings for feature bits this reader does not know, named by the image's table."""
+    def _report_unknown_features(self, feature_tables):
+        """Findings for feature bits this reader does not know, named by the image's
+        feature name tables (the extensions' bytes, in file order; read only when a bit
+        is unknown: qemu writes a table into every image)."""
+        names = None
         for kind, mask, known, header_offset in (
             (0, self._incompatible, INCOMPAT_KNOWN, _offset("incompatible_features")),
             (1, self._compatible, COMPAT_KNOWN, _offset("compatible_features")),
@@ -451,6 +463,8 @@ class Qcow2Image(Container):
             unknown = mask & ~known
             if not unknown:
                 continue
+            if names is None:
+                names = _feature_names(feature_tables)
             labels = ", ".join(
                 f"bit {bit}" + (f" ({names[(kind, bit)]!r})" if (kind, bit) in names else "")
                 for bit in _bit_list(unknown))
@@ -478,7 +492,7 @@ class Qcow2Image(Container):
         area = self.source.read_zero_padded(start, min(length, EXTENSION_AREA_FIRST_READ))
         pos = 0
         count = 0
-        feature_names = {}
+        feature_tables = []
         self._backing_format = None
         self._data_file_name = None
         self._bitmaps = []
@@ -513,8 +527,7 @@ class Qcow2Image(Container):
                                        f"{ext_len} bytes is longer than {BACKING_FORMAT_MAX}")
                 self._backing_format = _text(data)
             elif ext_type == EXT_FEATURE_TABLE:
-                for ftype, bit, name in QCOW2_FEATURE.rows(data, ext_len // QCOW2_FEATURE.size):
-                    feature_names[(ftype, bit)] = _text(name.split(b"\0", 1)[0])
+                feature_tables.append(data)
             elif ext_type == EXT_CRYPTO_HEADER:
                 if self._crypt_method != CRYPT_LUKS:
                     raise CorruptImage(path, "crypto header extension", where,
@@ -531,8 +544,7 @@ class Qcow2Image(Container):
             else:
                 self._unknown_extensions.append({"type": f"{ext_type:#010x}", "length": ext_len})
             pos += (ext_len + 7) & ~7
-        self._feature_names = feature_names
-        self._report_unknown_features(feature_names)
+        self._report_unknown_features(feature_tables)
         self.backing_format = self._backing_format
         if self._incompatible & INCOMPAT_DATA_FILE:
             # The bit alone makes every data cluster live elsewhere, named or not.

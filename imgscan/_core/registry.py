@@ -125,7 +125,10 @@ def read_ends(source: Source) -> Peek:
     """The file's two ends, read for detection once every range detection may read is
     announced to ``source`` (``Source.prefetch``, a no-op for a file): a remote source
     fetches both ends and the far signatures (the LUKS2 secondary headers) in one round
-    trip instead of one per far signature."""
+    trip instead of one per far signature. A source that does nothing with an
+    announcement (``wants_prefetch`` false: a local file) is not given one."""
+    if not source.wants_prefetch:
+        return Peek(source)
     size = source.size
     ranges = [(0, min(PEEK_HEAD, size)), (max(0, size - PEEK_TAIL), min(PEEK_TAIL, size))]
     for offset, length in _SIGNATURE_RANGES:

@@ -33,6 +33,7 @@ cdef class RemoteSource(Source):
         self._fd = -1
         self._use_mmap = False
         self.mapped = False
+        self.wants_prefetch = True
 
     cpdef bint map(self):
         """Never mapped: a remote object has no file to map."""

@@ -12,7 +12,9 @@ fixed offset but the farther LUKS2 secondary headers, the ISO 9660 primary
 volume descriptor included) and last :data:`PEEK_TAIL` (VHD footer, DMG
 trailer) once; a signature outside both is read with one ``pread`` of its own
 length into a stack buffer. The rule for a file cut short inside a magic is
-the registry's: what the file holds there must be a prefix of the magic.
+the registry's: what the file holds there must be a prefix of the magic. The head
+stays with the source (``Source.keep_head``): the decoder's header reads that fall
+inside it cost no system call.
 """
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -51,6 +53,7 @@ cdef class Peek:
         self.source = source
         self.size = source.size
         self.head = source.read(0, min(<uint64_t>PEEK_HEAD, self.size), "format signature")
+        source.keep_head(self.head)
         self.tail_start = max(<uint64_t>len(self.head),
                               self.size - min(<uint64_t>PEEK_TAIL, self.size))
         self.tail = source.read(self.tail_start, self.size - self.tail_start,

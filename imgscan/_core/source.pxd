@@ -6,15 +6,19 @@ cdef class Source:
     cdef readonly uint64_t size
     cdef readonly uint64_t base
     cdef readonly bint mapped
+    cdef readonly bint wants_prefetch
     cdef object _file
     cdef int _fd
     cdef bint _use_mmap
     cdef object _mmap
     cdef const uint8_t[::1] _view
+    cdef bytes _head
 
     cdef int _check(self, uint64_t offset, uint64_t length, str structure) except -1
     cpdef bint map(self)
     cpdef bytes read(self, uint64_t offset, uint64_t length, str structure)
     cpdef object view(self, uint64_t offset, uint64_t length, str structure)
+    cdef int keep_head(self, bytes head) except -1
+    cdef bytes _pread(self, uint64_t offset, uint64_t length, str structure)
     cdef int copy_into(self, uint64_t offset, uint8_t* dst, uint64_t length,
                        bint may_map=*) except -1

@@ -27,6 +27,9 @@ import errno
 import mmap
 import os
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
+from libc.errno cimport EINTR, errno as c_errno
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 from posix.mman cimport MADV_DONTNEED, madvise
@@ -45,7 +48,8 @@ cdef class Source:
     a file shrinking under a mapping would raise SIGBUS, and for tests).
     ``read`` and ``view`` raise :class:`~imgscan.errors.TruncatedImage`
     naming the file, the structure being read and its offset when the range
-    is not wholly inside the file.
+    is not wholly inside the file. ``wants_prefetch`` says whether :meth:`prefetch`
+    does anything (false for a file; true for a remote object).
     """
 
     # __init__, not __cinit__: a subclass that fetches its bytes elsewhere (the remote
@@ -55,6 +59,8 @@ cdef class Source:
         self.base = 0
         self._mmap = None
         self.mapped = False
+        self.wants_prefetch = False
+        self._head = None
         self._use_mmap = use_mmap
         self._file = open(path, "rb", buffering=0)
         try:
@@ -95,6 +101,7 @@ cdef class Source:
                 pass
             self._mmap = None
         self.mapped = False
+        self._head = None
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -127,7 +134,9 @@ cdef class Source:
         self._check(offset, length, structure)
         if length == 0:
             return b""
-        return self._pread_exact(offset, length, structure)
+        if self._head is not None and offset + length <= <uint64_t>len(self._head):
+            return self._head[offset:offset + length]
+        return self._pread(offset, length, structure)
 
     cpdef object view(self, uint64_t offset, uint64_t length, str structure):
         """Like :meth:`read`, without a copy for large ranges where the file is mapped.
@@ -139,7 +148,17 @@ cdef class Source:
             return b""
         if length >= MAP_THRESHOLD and self.map():
             return memoryview(self._mmap)[self.base + offset:self.base + offset + length]
-        return self._pread_exact(offset, length, structure)
+        if self._head is not None and offset + length <= <uint64_t>len(self._head):
+            return self._head[offset:offset + length]
+        return self._pread(offset, length, structure)
+
+    cdef int keep_head(self, bytes head) except -1:
+        """Keep ``head``, the file's first bytes as format detection read them
+        (:class:`~imgscan._core.signatures.Peek`): the decoder's header reads and
+        the conflict checks that follow look there again, so they are served from
+        it, without a system call each."""
+        self._head = head
+        return 0
 
     def prefetch(self, ranges, str structure, bint windows=False):
         """A hint: the ``(offset, length)`` ranges in ``ranges`` will be read next.
@@ -149,7 +168,8 @@ cdef class Source:
         source for which each read costs a round trip
         (:class:`imgscan._core.remote.RemoteSource`) fetches them together;
         ``windows`` says that their neighbourhood will be read too. Nothing to do
-        for a file: its reads are cheap.
+        for a file: its reads are cheap, and ``wants_prefetch`` is false, so a stage
+        need not even build the list for it.
         """
 
     def drop(self, uint64_t offset, uint64_t length):
@@ -175,12 +195,11 @@ cdef class Source:
 
         Only for data a format defines as zero past the end of the file.
         """
-        out = bytearray(length)
-        cdef uint8_t[::1] dst
+        out = PyBytes_FromStringAndSize(NULL, length)
         if length:
-            dst = out
-            self.copy_into(offset, &dst[0], length)
-        return bytes(out)
+            # filled in place before anyone sees it: no bytearray, no copy of it
+            self.copy_into(offset, <uint8_t*>PyBytes_AS_STRING(out), length)
+        return out
 
     cdef int copy_into(self, uint64_t offset, uint8_t* dst, uint64_t length,
                        bint may_map=True) except -1:
@@ -195,7 +214,10 @@ cdef class Source:
         cdef ssize_t got
         if offset < self.size:
             avail = min(self.size - offset, length)
-        if avail and may_map and (self.mapped or (avail >= MAP_THRESHOLD and self.map())):
+        if avail and self._head is not None and offset + avail <= <uint64_t>len(self._head):
+            memcpy(dst, PyBytes_AS_STRING(self._head) + offset, avail)
+            done = avail
+        if done < avail and may_map and (self.mapped or (avail >= MAP_THRESHOLD and self.map())):
             with nogil:
                 memcpy(dst, &self._view[self.base + offset], avail)
             done = avail
@@ -210,18 +232,27 @@ cdef class Source:
             memset(dst + done, 0, length - done)
         return 0
 
-    def _pread_exact(self, uint64_t offset, uint64_t length, str structure):
-        fd = self._fd
-        parts = []
+    cdef bytes _pread(self, uint64_t offset, uint64_t length, str structure):
+        """``length`` bytes at ``offset`` (checked by the caller), with ``pread`` straight
+        into the result: no chunks joined, no Python-level call per read."""
+        out = PyBytes_FromStringAndSize(NULL, length)
+        cdef char* dst = PyBytes_AS_STRING(out)
         cdef uint64_t got = 0
+        cdef ssize_t n
         while got < length:
-            chunk = os.pread(fd, min(length - got, 1 << 30), self.base + offset + got)
-            if not chunk:
+            with nogil:
+                n = pread(self._fd, dst + got, min(length - got, <uint64_t>1 << 30),
+                          self.base + offset + got)
+            if n < 0:
+                if c_errno == EINTR:
+                    PyErr_CheckSignals()
+                    continue
+                PyErr_SetFromErrno(OSError)
+            if n == 0:
                 raise TruncatedImage(self.path, structure, offset + got,
                                      "the file ended while reading")
-            parts.append(chunk)
-            got += len(chunk)
-        return b"".join(parts)
+            got += n
+        return out
 
     def data_runs(self, uint64_t start, uint64_t end):
         """Host ranges in ``[start, end)`` as ``(offset, length, is_data)``.

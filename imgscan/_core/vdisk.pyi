@@ -5,6 +5,7 @@ from .source import Source
 
 class VirtualDisk:
     size: int
+    wants_prefetch: bool
     backing: VirtualDisk | None
     def __init__(
         self, container: Container, files: list[Source | None], backing: VirtualDisk | None = None

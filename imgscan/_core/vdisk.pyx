@@ -45,6 +45,8 @@ cdef class VirtualDisk:
     #: The parent disk that unallocated runs read from, or ``None`` (they read as zeros).
     cdef readonly VirtualDisk backing
     cdef readonly uint64_t size
+    #: Whether one of its files does anything with an announcement (``prefetch``).
+    cdef readonly bint wants_prefetch
     cdef object _cached
     cdef uint64_t _cached_host
 
@@ -59,6 +61,7 @@ cdef class VirtualDisk:
         self.files = files
         self.backing = backing
         self.size = container.virtual_size
+        self.wants_prefetch = any(f is not None and f.wants_prefetch for f in files)
         self._cached = None
         self._cached_host = 0
 

@@ -160,8 +160,10 @@ def parse_descriptor(raw: bytes, path: str, offset: int, structure: str) -> Desc
     nul = raw.find(b"\x00")
     hidden = b""
     if nul >= 0:
-        # qemu reads the text as a C string; embedded descriptors are zero-padded
-        hidden = raw[nul:].strip(b"\x00 \t\r\n")
+        # qemu reads the text as a C string; embedded descriptors are zero-padded (NULs
+        # alone are compared at once: strip() makes a C call per byte of the padding)
+        if not raw.endswith(bytes(len(raw) - nul)):
+            hidden = raw[nul:].strip(b"\x00 \t\r\n")
         raw = raw[:nul]
     limits.enforce(len(raw), "VMDK_MAX_DESCRIPTOR_BYTES", path, structure, offset,
                    "descriptor size")
@@ -177,11 +179,12 @@ def parse_descriptor(raw: bytes, path: str, offset: int, structure: str) -> Desc
     limits.enforce(len(lines), "VMDK_MAX_DESCRIPTOR_LINES", path, structure, offset,
                    "line count")
     pos = offset
+    all_ascii = text.isascii()  # then a line's characters are its bytes
     for number, line in enumerate(lines, 1):
         limits.enforce(len(line), "VMDK_MAX_DESCRIPTOR_LINE", path, f"{structure} line {number}",
                        pos, "line length in characters,")
         start = pos
-        pos += len(line.encode("utf-8", errors="surrogateescape")) + 1
+        pos += (len(line) if all_ascii else len(line.encode("utf-8", errors="surrogateescape"))) + 1
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue

@@ -95,11 +95,13 @@ cdef uint32_t crc32c_raw(uint32_t crc, bytes data) noexcept:
 cdef class Probe:
     """One volume: bounded reads relative to its start, and the shared head region."""
 
-    def __init__(self, read, uint64_t base, uint64_t size):
+    def __init__(self, read, uint64_t base, uint64_t size, bytes head=None):
+        """``head``: the volume's first bytes (at least HEAD_BYTES, or all of a smaller
+        volume) when the caller read them already."""
         self.read = read
         self.base = base
         self.size = size
-        self.head = self.get(0, HEAD_BYTES)
+        self.head = self.get(0, HEAD_BYTES) if head is None else head[:min(HEAD_BYTES, size)]
 
     cpdef bytes get(self, uint64_t rel, uint64_t length):
         """Up to ``length`` bytes at ``rel``, never past the volume's end (short there)."""
