@@ -6,6 +6,11 @@ convention). Decoding lives in :mod:`imgscan.image`, judging in
 :mod:`imgscan.policy` (imported only by ``check``, ``profiles`` and ``demo``:
 ``info`` start-up stays small), rendering in :mod:`imgscan.report`; this module
 only wires them.
+
+It is one module of about 900 lines, over the house's 800, because it holds one short
+pair per subcommand (its arguments, then the call into the package that does the work)
+for a dozen subcommands, with the exit codes and the error printing they share; a
+module per subcommand would spread that shared wiring without any part doing more.
 """
 
 from __future__ import annotations
