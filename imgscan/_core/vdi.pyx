@@ -61,9 +61,10 @@ from .container import Container, Format
 from .extents cimport ExtentMap, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST
 from .guid import guid_text
 from .source cimport Source
+from .vdi_layout cimport BMAP_ENTRY_SIZE
 
 from .c_vdi import (
-    BMAP_ENTRY_SIZE, DEFAULT_BLOCK_SIZE, HEADER1_END, HEADER1_SIZE, HEADER1PLUS_END,
+    DEFAULT_BLOCK_SIZE, HEADER1_END, HEADER1_SIZE, HEADER1PLUS_END,
     HEADER1PLUS_SIZE, KNOWN_TEXTS, PRE_HEADER_SIZE, SECTOR_SIZE, SUBFORMATS, VDI_DISCARDED,
     VDI_HEADER, VDI_SIGNATURE, VDI_TYPE_DIFF, VDI_TYPE_UNDO,
     VDI_UNALLOCATED, VDI_VERSION_1_1,
@@ -71,7 +72,6 @@ from .c_vdi import (
 
 cdef uint32_t C_UNALLOCATED = VDI_UNALLOCATED
 cdef uint32_t C_DISCARDED = VDI_DISCARDED
-cdef uint64_t ENTRY_SIZE = BMAP_ENTRY_SIZE
 
 
 def _offset(field):
@@ -118,7 +118,7 @@ cdef WalkStatus _check_bmap(const uint8_t* bmap, uint8_t* seen, Walk* w) noexcep
     cdef uint64_t i
     cdef uint32_t entry
     for i in range(w.blocks_in_image):
-        entry = le32(bmap + i * ENTRY_SIZE)
+        entry = le32(bmap + i * BMAP_ENTRY_SIZE)
         if entry == C_UNALLOCATED or entry == C_DISCARDED:
             continue
         if entry >= w.blocks_in_image:
@@ -146,7 +146,7 @@ cdef WalkStatus _walk_bmap(ExtentMap emap, const uint8_t* bmap, Walk* w) noexcep
         length = w.virtual_size - start
         if length > w.block_size:
             length = w.block_size
-        entry = le32(bmap + i * ENTRY_SIZE)
+        entry = le32(bmap + i * BMAP_ENTRY_SIZE)
         if entry == C_UNALLOCATED:
             if emap.add(start, length, KIND_UNALLOCATED, NO_HOST, 0, 0) < 0:
                 return WALK_MAP_FULL
