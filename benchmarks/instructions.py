@@ -8,7 +8,9 @@ prints ``(count(N) - count(0)) / N``, the instructions of one operation with sta
 and imports cancelled out. ``--tree`` runs the child on another checkout (the tree
 before a change, its extensions built there with its own ``setup.py``), so both sides
 of a comparison run this same script. The images are the benchmarks' own, made into
-``images.CACHE`` when missing.
+``images.CACHE`` when missing. The operations of :data:`OWN_BENCHMARKS` (the container
+maps, guest reads, probes, NTFS and registry benchmarks) run the benchmark's test itself,
+from the counted tree's own ``benchmarks/`` file unless ``--benchmarks`` names another.
 
 Counts of the same tree agree within about 1% from run to run (the interpreter's
 garbage collector and allocator); hash randomisation and bytecode caching are held
@@ -51,10 +53,96 @@ OPERATIONS = {
     "inflate-libdeflate": ("test_inflate_alone[libdeflate]", 3),
 }
 
+#: Operation -> (benchmark module, test, parameter or None, rounds): the benchmark's own
+#: test function run by each tree (its own ``benchmarks/`` file, which may differ from this
+#: one's), with a stand-in for pytest-benchmark's fixture that runs the timed callable
+#: 2 + N times (see :class:`Rounds`); the test's set-up outside the timed callable is in
+#: both counts and cancels out.
+OWN_BENCHMARKS = {
+    "qcow2-map": ("test_bench_core", "test_extent_map_big", None, 10),
+    "read-64mib": ("test_bench_core", "test_read_big_data_64mib", None, 3),
+    "vdi-map": ("test_bench_vdi", "test_extent_map_big_vdi", None, 20),
+    "vdi-map-json": ("test_bench_vdi", "test_map_json_big_vdi", None, 20),
+    "vmdk-map": ("test_bench_vmdk", "test_extent_map_big_vmdk", None, 20),
+    "vmdk-map-json": ("test_bench_vmdk", "test_map_json_big_vmdk", None, 20),
+    "probe-gpt": ("test_bench_filesystems", "test_probe_gpt_partitions", None, 100),
+    "open-and-probe-gpt": ("test_bench_filesystems", "test_open_and_probe_gpt_partitions",
+                           None, 100),
+    "probe-xfs": ("test_bench_filesystems", "test_probe_whole_volume", "xfs", 200),
+    "probe-btrfs": ("test_bench_filesystems", "test_probe_whole_volume", "btrfs", 200),
+    "probe-luks2": ("test_bench_filesystems", "test_probe_whole_volume", "luks2", 200),
+    "ntfs-system-hive": ("test_bench_ntfs", "test_open_lookup_read_system_hive", None, 20),
+    "system-hive-facts": ("test_bench_regf", "test_system_hive_facts", None, 50),
+}
+OPERATIONS.update({op: (f"{test}[{param}]" if param else test, rounds)
+                   for op, (_, test, param, rounds) in OWN_BENCHMARKS.items()})
+
+
+class Rounds:
+    """Stands in for pytest-benchmark's ``benchmark`` fixture: runs the callable it is
+    given 2 + ``rounds`` times (two warm-ups, as :func:`child` does) and returns the
+    last result, so the test's own assertions still hold."""
+
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+
+    def __call__(self, fn: Callable[..., object], *args: object, **kwargs: object) -> object:
+        for _ in range(1 + self.rounds):
+            fn(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+
+def fixtures(op: str) -> dict[str, object]:
+    """The fixture values ``op``'s test takes (made into ``images.CACHE`` when missing)."""
+    import images
+
+    module, _, param, _ = OWN_BENCHMARKS[op]
+    if module == "test_bench_core":
+        return {"big": images.big_qcow2()}
+    if module == "test_bench_vdi":
+        return {"big": images.big_vdi()}
+    if module == "test_bench_vmdk":
+        return {"big": images.big_vmdk()}
+    if module == "test_bench_filesystems":
+        from test_bench_filesystems import gpt_disk, whole_volume
+
+        if param is None:
+            return {"gpt": gpt_disk()}
+        whole_volume(param)
+        return {"name": param}
+    if module == "test_bench_ntfs":
+        from test_bench_ntfs import ntfs_qcow2
+
+        ntfs_qcow2()
+        return {}
+    hive = images.CACHE / "SYSTEM_WIN_10_1709.hive"
+    if not hive.exists():  # parent side; this tree's module, which the child may not import
+        from test_bench_regf import system_hive
+
+        system_hive()
+    return {"system_bytes": hive.read_bytes()}
+
+
+def own_benchmark(op: str, rounds: int, benchmarks: Path) -> None:
+    """Run ``op``'s test from the benchmark file in ``benchmarks`` (child side)."""
+    import importlib.util
+
+    module, test, _, _ = OWN_BENCHMARKS[op]
+    spec = importlib.util.spec_from_file_location(f"measured_{module}",
+                                                  benchmarks / f"{module}.py")
+    assert spec is not None and spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    getattr(loaded, test)(Rounds(rounds), **fixtures(op))
+
 
 def image_of(op: str) -> Path:
     """The image ``op`` reads, made by the benchmark module that times it."""
     import images
+
+    if op in OWN_BENCHMARKS:
+        fixtures(op)
+        return Path(".")  # the test finds its own input
 
     if op.startswith(("check-", "judge-")):
         from test_bench_windows import windows_qcow2
@@ -156,17 +244,26 @@ def operation(op: str, path: Path) -> Callable[[], object]:
 
 
 def child(op: str, rounds: int, path: Path) -> None:
+    if op in OWN_BENCHMARKS:
+        own_benchmark(op, rounds, Path(os.environ.get(BENCHMARKS, "benchmarks")).resolve())
+        return
     run = operation(op, path)
     for _ in range(2 + rounds):
         run()
 
 
-def count(tree: Path, op: str, rounds: int, path: Path) -> int:
+#: Where the child finds the benchmark files of :data:`OWN_BENCHMARKS` (default: the
+#: counted tree's own ``benchmarks/``; ``--benchmarks`` runs one tree's file on another).
+BENCHMARKS = "IMGSCAN_INSTRUCTIONS_BENCHMARKS"
+
+
+def count(tree: Path, op: str, rounds: int, path: Path,
+          benchmarks: Path | None = None) -> int:
     """Instructions callgrind counts for the child doing ``rounds`` rounds of ``op``."""
     # tests/ of this checkout: the benchmark modules' image builders (helpers).
     tests = Path(__file__).resolve().parent.parent / "tests"
     env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{tests}", "PYTHONHASHSEED": "0",
-           "PYTHONDONTWRITEBYTECODE": "1"}
+           "PYTHONDONTWRITEBYTECODE": "1", BENCHMARKS: str(benchmarks or tree / "benchmarks")}
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out",
@@ -182,6 +279,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--tree", type=Path, default=Path(__file__).resolve().parent.parent,
                         help="checkout to count (default: this one)")
+    parser.add_argument("--benchmarks", type=Path,
+                        help="folder of the benchmark files whose tests the "
+                             f"{', '.join(OWN_BENCHMARKS)} operations run (default: "
+                             "the counted tree's benchmarks/)")
     parser.add_argument("--child", nargs=3, metavar=("OP", "N", "PATH"), help=argparse.SUPPRESS)
     parser.add_argument("ops", nargs="*",
                         help=f"operations (default: all): {', '.join(OPERATIONS)}")
@@ -196,7 +297,8 @@ def main() -> None:
     for op in args.ops or OPERATIONS:
         benchmark, rounds = OPERATIONS[op]
         path = image_of(op)
-        per_op = (count(args.tree, op, rounds, path) - count(args.tree, op, 0, path)) // rounds
+        counted = [count(args.tree, op, n, path, args.benchmarks) for n in (rounds, 0)]
+        per_op = (counted[0] - counted[1]) // rounds
         print(f"{op:16} {per_op:>12,} instructions  ({benchmark}, {rounds} rounds)", flush=True)
 
 

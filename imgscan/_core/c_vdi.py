@@ -79,8 +79,8 @@ SUBFORMATS = {
 SECTOR_SIZE = 512
 #: The block size qemu (and VirtualBox by default) uses; qemu refuses any other.
 DEFAULT_BLOCK_SIZE = 1024 * 1024
-#: One block map entry: a u32 block index.
-BMAP_ENTRY_SIZE = 4
+# One block map entry, a u32 block index: its size is a C enum in vdi_layout.pxd,
+# for the nogil walks.
 #: Block map entries that name no block in the data area.
 VDI_UNALLOCATED = 0xFFFFFFFF    # VDI_IMAGE_BLOCK_FREE: parent's bytes, else zeros
 VDI_DISCARDED = 0xFFFFFFFE      # VDI_IMAGE_BLOCK_ZERO: zeros

@@ -121,20 +121,7 @@ DATA_SECTOR = CStruct("VHDX log data sector", "<", [
 DATA_SECTOR_SIGNATURE = b"data"
 
 # -- BAT (2.5): state in bits 0-2, file offset in MiB in bits 20-63 ------------
-
-BAT_ENTRY_SIZE = 8
-BAT_STATE_MASK = 0x7
-BAT_FILE_OFFSET_MASK = 0xFFFFFFFFFFF00000
-PAYLOAD_BLOCK_NOT_PRESENT = 0
-PAYLOAD_BLOCK_UNDEFINED = 1
-PAYLOAD_BLOCK_ZERO = 2
-PAYLOAD_BLOCK_UNMAPPED = 3
-PAYLOAD_BLOCK_RESERVED_4 = 4
-PAYLOAD_BLOCK_UNMAPPED_V095 = 5     # UNMAPPED in the 0.95 draft; qemu reads zeros
-PAYLOAD_BLOCK_FULLY_PRESENT = 6
-PAYLOAD_BLOCK_PARTIALLY_PRESENT = 7
-SB_BLOCK_NOT_PRESENT = 0
-SB_BLOCK_PRESENT = 6
+# The entry's fields and states are C enums in vhdx_layout.pxd, for the nogil walk.
 #: Sectors described by one sector bitmap block (1 MiB of bits).
 SECTORS_PER_BITMAP_BLOCK = 1 << 23
 

@@ -61,9 +61,10 @@ from .container import Container, Format
 from .extents cimport ExtentMap, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST
 from .guid import guid_text
 from .source cimport Source
+from .vdi_layout cimport BMAP_ENTRY_SIZE
 
 from .c_vdi import (
-    BMAP_ENTRY_SIZE, DEFAULT_BLOCK_SIZE, HEADER1_END, HEADER1_SIZE, HEADER1PLUS_END,
+    DEFAULT_BLOCK_SIZE, HEADER1_END, HEADER1_SIZE, HEADER1PLUS_END,
     HEADER1PLUS_SIZE, KNOWN_TEXTS, PRE_HEADER_SIZE, SECTOR_SIZE, SUBFORMATS, VDI_DISCARDED,
     VDI_HEADER, VDI_SIGNATURE, VDI_TYPE_DIFF, VDI_TYPE_UNDO,
     VDI_UNALLOCATED, VDI_VERSION_1_1,
@@ -71,7 +72,6 @@ from .c_vdi import (
 
 cdef uint32_t C_UNALLOCATED = VDI_UNALLOCATED
 cdef uint32_t C_DISCARDED = VDI_DISCARDED
-cdef uint64_t ENTRY_SIZE = BMAP_ENTRY_SIZE
 
 
 def _offset(field):
@@ -118,7 +118,7 @@ cdef WalkStatus _check_bmap(const uint8_t* bmap, uint8_t* seen, Walk* w) noexcep
     cdef uint64_t i
     cdef uint32_t entry
     for i in range(w.blocks_in_image):
-        entry = le32(bmap + i * ENTRY_SIZE)
+        entry = le32(bmap + i * BMAP_ENTRY_SIZE)
         if entry == C_UNALLOCATED or entry == C_DISCARDED:
             continue
         if entry >= w.blocks_in_image:
@@ -139,26 +139,31 @@ cdef WalkStatus _check_bmap(const uint8_t* bmap, uint8_t* seen, Walk* w) noexcep
 cdef WalkStatus _walk_bmap(ExtentMap emap, const uint8_t* bmap, Walk* w) noexcept nogil:
     """Append one run per guest block, in guest order (``emap.add`` merges neighbours)."""
     cdef uint64_t i, start, length, host
-    cdef uint64_t stride = w.block_size + w.block_extra
+    # Locals, not reads through ``w`` or of module globals: emap.add writes memory, so
+    # those would be loaded again after every call.
+    cdef uint64_t block_size = w.block_size, virtual_size = w.virtual_size
+    cdef uint64_t stride = block_size + w.block_extra
+    cdef uint64_t first_host = w.offset_data + w.block_extra, file_size = w.file_size
+    cdef uint32_t unallocated = C_UNALLOCATED, discarded = C_DISCARDED
     cdef uint32_t entry
     for i in range(w.nblocks):
-        start = i * w.block_size
-        length = w.virtual_size - start
-        if length > w.block_size:
-            length = w.block_size
-        entry = le32(bmap + i * ENTRY_SIZE)
-        if entry == C_UNALLOCATED:
+        start = i * block_size
+        length = virtual_size - start
+        if length > block_size:
+            length = block_size
+        entry = le32(bmap + i * BMAP_ENTRY_SIZE)
+        if entry == unallocated:
             if emap.add(start, length, KIND_UNALLOCATED, NO_HOST, 0, 0) < 0:
                 return WALK_MAP_FULL
             continue
-        if entry == C_DISCARDED:
+        if entry == discarded:
             if emap.add(start, length, KIND_ZERO, NO_HOST, 0, 0) < 0:
                 return WALK_MAP_FULL
             continue
-        host = w.offset_data + entry * stride + w.block_extra
+        host = first_host + entry * stride
         # Bytes past the end of the file read as zeros (as qemu reads them);
         # the reader does that, the walk only counts the blocks.
-        if host + length > w.file_size:
+        if host + length > file_size:
             if w.past_eof == 0:
                 w.first_past_eof = i
             w.past_eof += 1

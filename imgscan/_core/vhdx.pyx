@@ -69,7 +69,7 @@ from imgscan.findings import CORRUPT, SIZE_MISMATCH, TRUNCATED, UNKNOWN_FEATURE
 
 from .binary cimport le32
 from .c_vhdx import (
-    BAT_ENTRY_SIZE, BAT_REGION_GUID, BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, FILE_ID_SIGNATURE,
+    BAT_REGION_GUID, BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, FILE_ID_SIGNATURE,
     FILE_TYPE_IDENTIFIER, FP_HAS_PARENT, FP_LEAVE_BLOCKS_ALLOCATED, HEADER, HEADER_OFFSETS,
     HEADER_SECTION_SIZE, HEADER_SIGNATURE, HEADER_SIZE, HEADER_VERSION, LOG_VERSION,
     LOGICAL_SECTOR_SIZES, METADATA_GUIDS, METADATA_ITEMS, METADATA_REGION_GUID,
@@ -85,6 +85,7 @@ from .extents cimport ExtentMap
 from .guid import guid_text
 from .source cimport Source
 from .vhdx_bat cimport FileCtx, WalkStats, walk_bat
+from .vhdx_layout cimport BAT_ENTRY_SIZE
 from .vhdx_log import LogScan, Overlay
 
 # --------------------------------------------------------------------------

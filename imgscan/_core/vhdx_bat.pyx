@@ -13,25 +13,18 @@ cimport cython
 from libc.stdint cimport uint8_t, uint64_t
 
 from .binary cimport le64
-from .c_vhdx import (
-    BAT_ENTRY_SIZE, BAT_FILE_OFFSET_MASK, BAT_STATE_MASK, DATA_DESCRIPTOR, DATA_SECTOR,
-    HEADER_SECTION_SIZE, LOG_SECTOR_SIZE, PAYLOAD_BLOCK_FULLY_PRESENT, PAYLOAD_BLOCK_NOT_PRESENT,
-    PAYLOAD_BLOCK_PARTIALLY_PRESENT, PAYLOAD_BLOCK_RESERVED_4, SB_BLOCK_PRESENT,
-)
+from .c_vhdx import DATA_DESCRIPTOR, DATA_SECTOR, HEADER_SECTION_SIZE, LOG_SECTOR_SIZE
 from .extents cimport ExtentMap, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST
+from .vhdx_layout cimport (
+    BAT_ENTRY_SIZE, BAT_FILE_OFFSET_SHIFT, BAT_STATE_MASK, PAYLOAD_BLOCK_FULLY_PRESENT,
+    PAYLOAD_BLOCK_NOT_PRESENT, PAYLOAD_BLOCK_PARTIALLY_PRESENT, PAYLOAD_BLOCK_RESERVED_4,
+    SB_BLOCK_PRESENT,
+)
 from .vhdx_log cimport OV_ZERO
 
-# The layout values the nogil walk needs, as C values taken from c_vhdx's
-# declarations: the BAT entry's fields and states, and where a replayed
-# sector's bytes lie in its data descriptor and data sector.
-cdef uint64_t C_BAT_ENTRY_SIZE = BAT_ENTRY_SIZE
-cdef uint64_t C_BAT_STATE_MASK = BAT_STATE_MASK
-cdef uint64_t C_BAT_FILE_OFFSET_MASK = BAT_FILE_OFFSET_MASK
-cdef uint64_t C_PAYLOAD_BLOCK_NOT_PRESENT = PAYLOAD_BLOCK_NOT_PRESENT
-cdef uint64_t C_PAYLOAD_BLOCK_RESERVED_4 = PAYLOAD_BLOCK_RESERVED_4
-cdef uint64_t C_PAYLOAD_BLOCK_FULLY_PRESENT = PAYLOAD_BLOCK_FULLY_PRESENT
-cdef uint64_t C_PAYLOAD_BLOCK_PARTIALLY_PRESENT = PAYLOAD_BLOCK_PARTIALLY_PRESENT
-cdef uint64_t C_SB_BLOCK_PRESENT = SB_BLOCK_PRESENT
+# The BAT entry's fields and states are compile-time constants (vhdx_layout.pxd);
+# where a replayed sector's bytes lie in its data descriptor and data sector are
+# C values taken from c_vhdx's declarations.
 cdef uint64_t C_DESC_TRAILING_BYTES = DATA_DESCRIPTOR.offset("trailing_bytes")
 cdef uint64_t C_DESC_LEADING_BYTES = DATA_DESCRIPTOR.offset("leading_bytes")
 cdef uint64_t C_LEADING_SIZE = DATA_DESCRIPTOR.field_size("leading_bytes")
@@ -174,30 +167,24 @@ cdef int walk_bat(ExtentMap emap, const uint8_t* bat, uint64_t nblocks, uint64_t
     """
     cdef uint64_t i, idx, entry, state, off, start, length, sb_entry, sb_off
     cdef uint64_t sectors_per_block = block_size // lss
-    # The layout values as locals: emap.add writes memory, so module globals would be
-    # loaded again after every call; locals stay in registers through the loop.
-    cdef uint64_t entry_size = C_BAT_ENTRY_SIZE, state_mask = C_BAT_STATE_MASK
-    cdef uint64_t offset_mask = C_BAT_FILE_OFFSET_MASK, header_size = C_HEADER_SECTION_SIZE
-    cdef uint64_t not_present = C_PAYLOAD_BLOCK_NOT_PRESENT
-    cdef uint64_t reserved_4 = C_PAYLOAD_BLOCK_RESERVED_4
-    cdef uint64_t fully = C_PAYLOAD_BLOCK_FULLY_PRESENT
-    cdef uint64_t partially = C_PAYLOAD_BLOCK_PARTIALLY_PRESENT
-    cdef uint64_t sb_present = C_SB_BLOCK_PRESENT
+    # A local: emap.add writes memory, so a module global would be loaded again after
+    # every call; the BAT's own values are compile-time constants.
+    cdef uint64_t header_size = C_HEADER_SECTION_SIZE
     for i in range(nblocks):
         start = i * block_size
         length = virtual_size - start
         if length > block_size:
             length = block_size
         idx = i + i // chunk_ratio
-        entry = le64(bat + idx * entry_size)
-        state = entry & state_mask
-        off = entry & offset_mask
-        if state == not_present:
+        entry = le64(bat + idx * BAT_ENTRY_SIZE)
+        state = entry & BAT_STATE_MASK
+        off = (entry >> BAT_FILE_OFFSET_SHIFT) << BAT_FILE_OFFSET_SHIFT
+        if state == PAYLOAD_BLOCK_NOT_PRESENT:
             if emap.add(start, length, KIND_UNALLOCATED, NO_HOST, 0, 0) < 0:
                 return -1
             continue
-        if state != fully and state != partially:
-            if state == reserved_4:
+        if state != PAYLOAD_BLOCK_FULLY_PRESENT and state != PAYLOAD_BLOCK_PARTIALLY_PRESENT:
+            if state == PAYLOAD_BLOCK_RESERVED_4:
                 if st.bad_state == 0:
                     st.first_bad_state = i
                 st.bad_state += 1
@@ -213,8 +200,8 @@ cdef int walk_bat(ExtentMap emap, const uint8_t* bat, uint64_t nblocks, uint64_t
             if st.overlap == 0:
                 st.first_overlap = i
             st.overlap += 1
-        if state == fully or not has_parent:
-            if state == partially:
+        if state == PAYLOAD_BLOCK_FULLY_PRESENT or not has_parent:
+            if state == PAYLOAD_BLOCK_PARTIALLY_PRESENT:
                 if st.partial_no_parent == 0:
                     st.first_partial_no_parent = i
                 st.partial_no_parent += 1
@@ -223,15 +210,15 @@ cdef int walk_bat(ExtentMap emap, const uint8_t* bat, uint64_t nblocks, uint64_t
             continue
         # PARTIALLY_PRESENT in a differencing disk: the chunk's sector bitmap decides
         sb_entry = le64(bat + ((i // chunk_ratio) * (chunk_ratio + 1) + chunk_ratio)
-                         * entry_size)
-        if (sb_entry & state_mask) != sb_present:
+                         * BAT_ENTRY_SIZE)
+        if (sb_entry & BAT_STATE_MASK) != SB_BLOCK_PRESENT:
             if st.no_bitmap == 0:
                 st.first_no_bitmap = i
             st.no_bitmap += 1
             if emap.add(start, length, KIND_UNALLOCATED, NO_HOST, 0, 0) < 0:
                 return -1
             continue
-        sb_off = sb_entry & offset_mask
+        sb_off = (sb_entry >> BAT_FILE_OFFSET_SHIFT) << BAT_FILE_OFFSET_SHIFT
         if _bitmap_runs(emap, c, start, length, off, sb_off,
                         (i % chunk_ratio) * sectors_per_block, lss) < 0:
             return -1

@@ -128,6 +128,19 @@ cdef inline uint32_t _word(const uint8_t* src, Py_ssize_t slen, Py_ssize_t pos) 
     return le16(src + pos) if pos + 2 <= slen else 0
 
 
+cdef inline Py_ssize_t _drop_bits(uint32_t* bits, int* extra, int n, const uint8_t* src,
+                                  Py_ssize_t slen, Py_ssize_t pos) noexcept nogil:
+    """Drop the ``n`` bits just used from the 32-bit buffer; when fewer than 16 are left
+    beyond the next symbol's, take the next 16-bit word. Returns the new source position."""
+    bits[0] <<= n
+    extra[0] -= n
+    if extra[0] < 0:
+        bits[0] |= _word(src, slen, pos) << (-extra[0])
+        extra[0] += 16
+        pos += 2
+    return pos
+
+
 cdef Py_ssize_t xpress_huffman(const uint8_t* src, Py_ssize_t slen, uint8_t* dst,
                                Py_ssize_t dlen) noexcept nogil:
     """Decode one XPRESS Huffman block into exactly ``dlen`` (at most 64 KiB) bytes.
@@ -155,12 +168,7 @@ cdef Py_ssize_t xpress_huffman(const uint8_t* src, Py_ssize_t slen, uint8_t* dst
         sym = huffman_decode(&h, bits, &l)
         if sym < 0:
             return -1 - pos
-        bits <<= l
-        extra -= l
-        if extra < 0:
-            bits |= _word(src, slen, pos) << (-extra)
-            extra += 16
-            pos += 2
+        pos = _drop_bits(&bits, &extra, l, src, slen, pos)
         if sym < 256:
             dst[dp] = <uint8_t>sym
             dp += 1
@@ -186,12 +194,7 @@ cdef Py_ssize_t xpress_huffman(const uint8_t* src, Py_ssize_t slen, uint8_t* dst
         offset = <Py_ssize_t>1 << obits
         if obits:
             offset += bits >> (32 - obits)
-            bits <<= obits
-            extra -= obits
-            if extra < 0:
-                bits |= _word(src, slen, pos) << (-extra)
-                extra += 16
-                pos += 2
+            pos = _drop_bits(&bits, &extra, obits, src, slen, pos)
         if offset > dp or length > dlen - dp:
             return -1 - pos
         _copy_match(dst + dp, offset, length)
