@@ -40,9 +40,16 @@ def checks_object(checks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "profiles": [c["profile"] for c in checks],
         "verdict": worst_verdict(c["verdict"] for c in checks),
         "verdicts": {c["profile"]: c["verdict"] for c in checks},
-        "checks": [{k: v for k, v in c.items() if k != "info"} for c in checks],
+        "checks": list(map(_without_info, checks)),
         "info": first["info"],
     }
+
+
+def _without_info(check: Mapping[str, Any]) -> dict[str, Any]:
+    """A check object without its ``info``, its keys in their order (a copy in C)."""
+    out = dict(check)
+    out.pop("info", None)
+    return out
 
 
 def each_check(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
