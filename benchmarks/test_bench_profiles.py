@@ -16,7 +16,7 @@ times both sides alternately in one run, so a loaded machine hits both: in proce
 round as above and the judging alone on an ``info`` dict read once; then whole
 processes (:mod:`whole_process`), ``imgscan check --profile huawei-ims|all`` through
 ``python -c`` (``imgscan check`` exits 1 when a rule fails, which ``measure`` would take
-for a failure).
+for a failure). Both with the report rendered too, text and JSON (:func:`render`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,21 @@ def judge(info: dict[str, Any], profiles: list[Profile]) -> list[dict[str, Any]]
         return [check(info, p) for p in profiles]
     found: list[dict[str, Any]] = checks(info, profiles)
     return found
+
+
+def render(checks: list[dict[str, Any]], as_json: bool) -> str:
+    """One image's report as ``imgscan check`` prints it: the JSON line, or the text
+    (one profile's report, the matrix for several)."""
+    from imgscan.report.json import checks_json
+    from imgscan.report.text import check_text, matrix_text
+
+    if as_json:
+        return checks_json(checks)
+    return check_text(checks[0]) if len(checks) == 1 else matrix_text(checks)
+
+
+def _judge_and_render(info: dict[str, Any], as_json: bool, profiles: list[Profile]) -> str:
+    return render(judge(info, profiles), as_json)
 
 
 def check_image(path: Path, profiles: list[Profile]) -> list[dict[str, Any]]:
@@ -85,12 +100,13 @@ def _pairs(work: Callable[[list[Profile]], object], n: int) -> str:
             f"{statistics.median(times[1]) * 1e3:.3f} ms | {ratio:.3f} | {n}")
 
 
-def _command(spec: str, path: Path) -> list[str]:
-    """``imgscan check --profile SPEC PATH`` as a whole process that exits 0."""
+def _command(spec: str, path: Path, as_json: bool = False) -> list[str]:
+    """``imgscan check --profile SPEC [--json] PATH`` as a whole process that exits 0."""
     import sys
 
+    json_flag = "'--json', " if as_json else ""
     return [sys.executable, "-c", "from imgscan.cli import main; "
-            f"main(['check', '--profile', {spec!r}, {str(path)!r}])"]
+            f"main(['check', {json_flag}'--profile', {spec!r}, {str(path)!r}])"]
 
 
 def alternate(pairs: int = 201, runs: int = 21) -> None:
@@ -110,13 +126,20 @@ def alternate(pairs: int = 201, runs: int = 21) -> None:
               f"{_pairs(functools.partial(check_image, path), rounds)} |", flush=True)
         print(f"| {name}: judge one info dict | "
               f"{_pairs(functools.partial(judge, info), pairs * 10)} |", flush=True)
+        for as_json in (False, True):
+            work = functools.partial(_judge_and_render, info, as_json)
+            print(f"| {name}: judge and render {'JSON' if as_json else 'text'} | "
+                  f"{_pairs(work, pairs * 10)} |", flush=True)
     print()
     print(whole_process.HEADER.replace("imgscan (medians) | peer (medians)",
                                        "--profile all (medians) | --profile huawei-ims (medians)"))
     for name in ("windows", "debian"):
         path = disk(name)
-        print(whole_process.compare(f"{name}: imgscan check (python -c)", _command("all", path),
-                                    _command("huawei-ims", path), runs), flush=True)
+        for as_json in (False, True):
+            print(whole_process.compare(
+                f"{name}: imgscan check{' --json' if as_json else ''} (python -c)",
+                _command("all", path, as_json), _command("huawei-ims", path, as_json), runs),
+                flush=True)
 
 
 if __name__ == "__main__":

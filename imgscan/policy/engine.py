@@ -30,6 +30,8 @@ from __future__ import annotations
 import functools
 import os
 import tomllib
+from itertools import compress
+from operator import itemgetter, not_
 
 from imgscan.vocabulary import FAIL, LINUX, PASS, SCHEMA_VERSION, VIOLATIONS, WINDOWS, worst_verdict
 
@@ -60,7 +62,7 @@ class ProfileError(ValueError):
 class RuleConfig:
     """One rule of a profile: its parameters and the severity of a violation."""
 
-    __slots__ = ("id", "key", "params", "severity")
+    __slots__ = ("id", "key", "params", "result_key", "severity")
 
     def __init__(self, id: str, severity: str, params: dict[str, Any]) -> None:
         self.id = id
@@ -70,6 +72,8 @@ class RuleConfig:
         #: configs of several profiles with one key are judged once (:class:`Judge`).
         #: ``repr`` keeps ``True``, ``1`` and ``1.0`` apart, as a rule may.
         self.key = f"{id} {sorted(params.items())!r}"
+        #: The key and the severity, which decide the reported result.
+        self.result_key = f"{severity} {self.key}"
 
 
 class Profile:
@@ -89,18 +93,25 @@ class Profile:
         #: The cloud whose registration parameters to suggest
         #: (:data:`imgscan.policy.registration.CLOUDS`), or None.
         self.registration = registration
-        #: The guest OS found (or None) -> :meth:`applicable`'s rules, chosen once each.
-        self._by_guest: dict[str | None, tuple[RuleConfig, ...]] = {}
+        #: The guest OS found (or None) -> :meth:`plan`'s rules and their result
+        #: keys, chosen once each.
+        self._by_guest: dict[str | None, tuple[tuple[RuleConfig, ...], tuple[str, ...]]] = {}
 
     def applicable(self, info: Mapping[str, Any]) -> list[RuleConfig]:
         """The configured rules to run on ``info``, in profile order."""
-        found = WINDOWS if info.get("windows") else (LINUX if info.get("linux") else None)
-        chosen = self._by_guest.get(found)
-        if chosen is None:
-            chosen = self._by_guest[found] = tuple(
-                c for c in self.rules.values()
-                if self.guest != "auto" or RULES[c.id].guest in (None, found))
-        return list(chosen)
+        return list(self.plan(
+            WINDOWS if info.get("windows") else (LINUX if info.get("linux") else None))[0])
+
+    def plan(self, found: str | None) -> tuple[tuple[RuleConfig, ...], tuple[str, ...]]:
+        """The configured rules to run on a disk whose guest OS is ``found`` (None: no
+        guest OS), in profile order, and their :attr:`RuleConfig.result_key`; chosen
+        once per guest OS."""
+        plan = self._by_guest.get(found)
+        if plan is None:
+            chosen = tuple(c for c in self.rules.values()
+                           if self.guest != "auto" or RULES[c.id].guest in (None, found))
+            plan = self._by_guest[found] = (chosen, tuple(c.result_key for c in chosen))
+        return plan
 
 
 #: The built-in profiles, package data installed beside this module. Read as plain
@@ -252,16 +263,8 @@ def _builtin(name: str) -> Profile:
     return _from_data(_builtin_data(name), f"profile {name}", name)
 
 
-def _result(rule_id: str, outcome: Outcome, severity: str) -> dict[str, Any]:
-    status = severity if outcome.status == FAIL else outcome.status
-    return {
-        "id": rule_id,
-        "status": status,
-        "message": outcome.message,
-        "evidence": outcome.evidence,
-        "remedy": None if status == PASS else outcome.remedy,
-        "auto_fixed": RULES[rule_id].auto_fixed,
-    }
+#: A result's status (the verdict's input), read by C code rather than a generator.
+_status = itemgetter("status")
 
 
 class Judge:
@@ -280,36 +283,47 @@ class Judge:
     def __init__(self, info: Mapping[str, Any], storage_class: str | None = None) -> None:
         self.info = info
         self.facts = Facts(info, storage_class)
-        #: severity -> key -> the rule's result (:func:`_result`).
-        self._results: dict[str, dict[str, dict[str, Any]]] = {}
+        #: The guest OS found, which decides the rules of a ``guest = "auto"`` profile.
+        self._guest = WINDOWS if info.get("windows") else (LINUX if info.get("linux") else None)
+        #: :attr:`RuleConfig.result_key` -> the rule's result (:meth:`_result_of`).
+        self._results: dict[str, dict[str, Any]] = {}
         #: key -> the outcome and, for a rule that raised, the severity it is reported as.
         self._judged: dict[str, tuple[Outcome, str | None]] = {}
 
-    def _judge(self, config: RuleConfig) -> tuple[Outcome, str | None]:
-        try:
-            return RULES[config.id].func(self.facts, **config.params), None
-        except Exception as exc:  # a broken check is a failed check, never "safe"
-            return Outcome(FAIL, f"the rule could not be evaluated: "
-                           f"{type(exc).__name__}: {exc}"), FAIL
+    def _result_of(self, config: RuleConfig) -> dict[str, Any]:
+        """The result of ``config`` (the contract's rule result), its rule judged unless
+        another profile's config with the same key already was."""
+        rule = RULES[config.id]
+        judged = self._judged.get(config.key)
+        if judged is None:
+            try:
+                judged = rule.func(self.facts, **config.params), None
+            except Exception as exc:  # a broken check is a failed check, never "safe"
+                judged = Outcome(FAIL, f"the rule could not be evaluated: "
+                                 f"{type(exc).__name__}: {exc}"), FAIL
+            self._judged[config.key] = judged
+        outcome, severity = judged
+        status = (severity or config.severity) if outcome.status == FAIL else outcome.status
+        found = self._results[config.result_key] = {
+            "id": config.id,
+            "status": status,
+            "message": outcome.message,
+            "evidence": outcome.evidence,
+            "remedy": None if status == PASS else outcome.remedy,
+            "auto_fixed": rule.auto_fixed,
+        }
+        return found
 
     def results(self, profile: Profile) -> list[dict[str, Any]]:
         """The rule results of ``profile``, in profile order, each rule judged at its
-        first asking."""
-        out = []
-        for config in profile.applicable(self.info):
-            results = self._results.get(config.severity)
-            if results is None:
-                results = self._results[config.severity] = {}
-            found = results.get(config.key)
-            if found is None:
-                judged = self._judged.get(config.key)
-                if judged is None:
-                    judged = self._judged[config.key] = self._judge(config)
-                outcome, severity = judged
-                found = results[config.key] = _result(config.id, outcome,
-                                                      severity or config.severity)
-            out.append(found)
-        return out
+        first asking. ``--profile all`` assembles 110 results of 63 rules on a Windows
+        disk, so the results already made are looked up by C code (``map``,
+        ``compress``), and Python code runs only for the ones not yet made."""
+        configs, keys = profile.plan(self._guest)
+        results = self._results
+        for config in compress(configs, map(not_, map(results.__contains__, keys))):
+            self._result_of(config)
+        return list(map(results.__getitem__, keys))
 
     def check(self, profile: Profile) -> dict[str, Any]:
         """The ``imgscan check --json`` object of ``profile`` (``registration``: the
@@ -334,7 +348,7 @@ def evaluate(profile: Profile, info: Mapping[str, Any],
 
 def verdict(results: list[dict[str, Any]]) -> str:
     """``fail`` if a rule failed, ``warn`` if one warned, else ``pass`` (the contract)."""
-    return worst_verdict(r["status"] for r in results)
+    return worst_verdict(map(_status, results))
 
 
 def check(info: Mapping[str, Any], profile: Profile,

@@ -73,7 +73,12 @@ class Facts:
         self.storage_class = storage_class
         self.windows: Mapping[str, Any] | None = info.get("windows") or None
         self.linux: Mapping[str, Any] | None = info.get("linux") or None
-        self._guests = {WINDOWS: self.windows, LINUX: self.linux}
+        self._guests: dict[str, Mapping[str, Any] | None] = {WINDOWS: self.windows,
+                                                             LINUX: self.linux}
+        #: Each guest object's ``evidence`` (fact -> where it was read), for :meth:`ev`.
+        self._evidence: dict[str, Mapping[str, Any]] = {
+            os: (g.get("evidence") or {}) if g is not None else {}
+            for os, g in self._guests.items()}
         self._unreadable: dict[str, Outcome | None] = {}
 
     def guest(self, os: str) -> Mapping[str, Any] | None:
@@ -91,21 +96,18 @@ class Facts:
         object's own value and evidence, other facts to the top-level ``info`` key."""
         guest_fact = _guest_fact(fact)
         if guest_fact is None:
-            if value is None:
-                value = self.info.get(fact)
-            return {fact: {"value": value, "from": source}}
+            return {fact: {"value": self.info.get(fact) if value is None else value,
+                           "from": source}}
         # as guest() and source() would answer, without their calls: the rules of
         # ``--profile all`` ask for a hundred of these an image
         os, key = guest_fact
         g = self._guests[os]
         if g is None:
             return {fact: {"value": value, "from": source or None}}
-        if value is None:
-            value = g.get(key)
         if not source:
-            found = (g.get("evidence") or {}).get(key)
+            found = self._evidence[os].get(key)
             source = str(found) if found else None
-        return {fact: {"value": value, "from": source}}
+        return {fact: {"value": g.get(key) if value is None else value, "from": source}}
 
     def unreadable(self, os: str = WINDOWS) -> Outcome | None:
         """``unknown`` with the reason when the guest could not be read far enough to
@@ -145,7 +147,7 @@ class Facts:
 
     def need(self, os: str) -> Mapping[str, Any] | Outcome:
         """Guest ``os``'s object, or the ``unknown`` outcome of a rule that needs it."""
-        g = self.guest(os)
+        g = self._guests[os]
         if g is not None:
             return g
         return self.unreadable(os) or Outcome(

@@ -8,12 +8,13 @@ contract's single check object."""
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii
 
 from ..vocabulary import worst_verdict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
 
@@ -40,9 +41,16 @@ def checks_object(checks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "profiles": [c["profile"] for c in checks],
         "verdict": worst_verdict(c["verdict"] for c in checks),
         "verdicts": {c["profile"]: c["verdict"] for c in checks},
-        "checks": [{k: v for k, v in c.items() if k != "info"} for c in checks],
+        "checks": list(map(_without_info, checks)),
         "info": first["info"],
     }
+
+
+def _without_info(check: Mapping[str, Any]) -> dict[str, Any]:
+    """A check object without its ``info``, its keys in their order (a copy in C)."""
+    out = dict(check)
+    out.pop("info", None)
+    return out
 
 
 def each_check(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -60,5 +68,37 @@ def judged_object(checks: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
 
 def checks_json(checks: Sequence[Mapping[str, Any]]) -> str:
     """One image's checks as a single JSON line: the contract's check object for one
-    profile, :func:`checks_object` for several."""
-    return json.dumps(judged_object(checks))
+    profile, :func:`checks_object` for several.
+
+    For several, the line is :func:`json.dumps` of :func:`checks_object` byte for byte,
+    but each rule result is encoded once: the profiles share the results of the rules
+    they configure alike (:class:`imgscan.policy.Judge`), and ``--profile all`` repeats
+    43 of its 110 results on a Windows disk, the encoding of which cost more than judging
+    them."""
+    if len(checks) == 1:
+        return json.dumps(checks[0])
+    encoded: dict[int, str] = {}
+
+    def result(r: Mapping[str, Any]) -> str:
+        found = encoded.get(id(r))
+        if found is None:
+            found = encoded[id(r)] = json.dumps(r)
+        return found
+
+    def check(c: Mapping[str, Any]) -> str:
+        return _object((k, "[" + ", ".join(map(result, v)) + "]" if k == "rules" else
+                        _value(v)) for k, v in c.items())
+
+    return _object((k, "[" + ", ".join(map(check, v)) + "]" if k == "checks" else
+                    _value(v)) for k, v in checks_object(checks).items())
+
+
+def _value(v: Any) -> str:
+    """``v`` as :func:`json.dumps` writes it; a string by the encoder's own C function
+    (a call of ``json.dumps`` sets up an encoder each time)."""
+    return encode_basestring_ascii(v) if type(v) is str else json.dumps(v)
+
+
+def _object(items: Iterable[tuple[str, str]]) -> str:
+    """A JSON object of already encoded values, as :func:`json.dumps` writes one."""
+    return "{" + ", ".join(f"{encode_basestring_ascii(k)}: {v}" for k, v in items) + "}"

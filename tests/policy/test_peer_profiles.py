@@ -31,7 +31,7 @@ from helpers import linux_edits, run_keyed
 from helpers.linux_images import without_fallback_loader
 from helpers.windows_registry import VARIANTS as REGISTRY_VARIANTS
 from helpers.windows_registry import edited_disk
-from oracles import needs_qemu, run
+from oracles import needs_qemu, qemu_info, run
 from test_threats import luks_format
 
 import imgscan
@@ -123,6 +123,9 @@ def images(windows_disks: dict[str, Path], tmp_path_factory: pytest.TempPathFact
     convert("win.vmdk", "-O", "vmdk", "-o", "subformat=streamOptimized")
     convert("win-sparse.vmdk", "-O", "vmdk")
     convert("win.qcow2", "-O", "qcow2")
+    made["win-40G.qcow2"] = out / "win-40G.qcow2"   # Huawei's smallest system disk
+    shutil.copyfile(made["win.qcow2"], made["win-40G.qcow2"])
+    run("qemu-img", "resize", "-q", made["win-40G.qcow2"], "40G")
     convert("win.qed", "-O", "qed")
     made["uefi.vhdx"] = out / "uefi.vhdx"
     run("qemu-img", "convert", "-q", "-f", "raw", "-O", "vhdx", windows_disks["uefi"],
@@ -523,13 +526,15 @@ READY = {  # profile -> the image that passes it
     "gcp": "derived:windows-ready",
     "alibaba-ecs": "derived:windows-ready.vhd",
     "openstack": "derived:windows-ready",
+    "otc-ims": "win.raw",
+    "huawei-ims": "win-40G.qcow2",   # below 40 GiB its size rule warns
 }
 
 
 @needs_qemu
 @pytest.mark.parametrize("profile", sorted(READY))
 def test_a_ready_image_passes_the_profile(images: dict[str, Info], profile: str) -> None:
-    result = check(images[READY[profile]], PROFILES[profile])
+    result = check(images[READY[profile]], load_profile(profile))
     bad = [(r["id"], r["status"], r["message"]) for r in result["rules"]
            if r["status"] in ("fail", "warn", "unknown")]
     assert result["verdict"] == "pass", bad
@@ -538,7 +543,9 @@ def test_a_ready_image_passes_the_profile(images: dict[str, Info], profile: str)
 @needs_qemu
 def test_azure_format_and_size_rules_on_qemu_vhds(images: dict[str, Info]) -> None:
     """A fixed VHD from ``qemu-img convert -O vpc -o subformat=fixed,force_size`` passes
-    Azure's format and size rules; a dynamic VHD and a VHDX fail them."""
+    Azure's format and size rules; a dynamic VHD and a VHDX fail them, and a fixed VHD
+    without ``force_size`` (its size rounded to CHS geometry) fails the MiB rule. Oracle:
+    ``qemu-img info`` for the format and virtual size."""
     rules = ("format-supported", "subformat-supported", "vhd-footer", "virtual-size-aligned",
              "system-disk-size")
     fixed = [outcome(images, "azure", r, "win.vhd").status for r in rules]
@@ -548,6 +555,15 @@ def test_azure_format_and_size_rules_on_qemu_vhds(images: dict[str, Info]) -> No
     assert dynamic[1] == "fail"
     vhdx = [outcome(images, "azure", r, "win.vhdx").status for r in rules]
     assert vhdx[0] == vhdx[2] == "fail"
+    # qemu-img's own reading: the virtual sizes imgscan judged, a whole number of MiB
+    # with force_size and not without it (CHS geometry), the container formats
+    for name, fmt in (("win.vhd", "vpc"), ("win-chs.vhd", "vpc"), ("win-dynamic.vhd", "vpc"),
+                      ("win.vhdx", "vhdx")):
+        qemu = qemu_info(images[name]["path"], fmt)
+        assert (qemu["format"], qemu["virtual-size"]) == (fmt, images[name]["virtual_size"])
+    assert qemu_info(images["win.vhd"]["path"], "vpc")["virtual-size"] % MiB == 0
+    assert qemu_info(images["win-chs.vhd"]["path"], "vpc")["virtual-size"] % MiB != 0
+    assert outcome(images, "azure", "virtual-size-aligned", "win-chs.vhd").status == "fail"
 
 
 @needs_qemu
