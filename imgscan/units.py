@@ -6,18 +6,29 @@ show one size the same way, so the formatter lives below both.
 
 from __future__ import annotations
 
-import functools
-
 _UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+#: Sizes already shown, by (type, value): ``1`` and ``1.0`` print apart. A dict and not
+#: ``functools.lru_cache``: ``info`` prints sizes, and its start-up imports no functools.
+_SHOWN: dict[tuple[type, int | None], str] = {}
+#: Sizes remembered before the memo starts again (one scan's images are many).
+_SHOWN_MAX = 256
 
 
-@functools.lru_cache(maxsize=256, typed=True)
 def human_size(n: int | None) -> str:
     """``10737418240`` -> ``10 GiB (10737418240 bytes)``; exact values stay exact.
 
-    Remembered for the last sizes asked (``typed``: ``1`` and ``1.0`` print apart): the
-    rules of ``--profile all`` show an image's virtual and file sizes in a dozen messages,
-    its report again."""
+    Remembered for the last sizes asked: the rules of ``--profile all`` show an image's
+    virtual and file sizes in a dozen messages, its report again."""
+    key = (type(n), n)
+    shown = _SHOWN.get(key)
+    if shown is None:
+        if len(_SHOWN) >= _SHOWN_MAX:
+            _SHOWN.clear()
+        shown = _SHOWN[key] = _human_size(n)
+    return shown
+
+
+def _human_size(n: int | None) -> str:
     if n is None:
         return "-"
     value = float(n)

@@ -21,8 +21,10 @@ a cluster imports this module, and so dask.
   lost), the scheduler runs its tasks again elsewhere; a task that was running
   on every worker that died (``distributed.scheduler.allowed-failures`` + 1
   times) fails with ``KilledWorker``. Such a batch is split in halves and each
-  is sent again, down to the single image that kills workers, which is recorded
-  ``WorkerCrashed``. Each image is answered by exactly one batch, so none is
+  is sent again, down to the single image that kills workers; that image is sent
+  once more alone (a worker dies with every task it holds, innocent ones queued
+  beside the killer included) and recorded ``WorkerCrashed`` when it kills its
+  worker with nothing else in flight. Each image is answered by exactly one batch, so none is
   lost or reported twice.
 - Rescans: the client compares the catalog's size, mtime and inode with the
   listing's (not the device number: a shared filesystem's differs from machine
@@ -449,6 +451,12 @@ class DaskScanRun(ScanRun):
         self._inflight: dict[distributed.Future[Any], list[Item]] = {}
         #: Batches of a task that failed with KilledWorker, split, to be sent first.
         self._retry: deque[list[Item]] = deque()
+        #: Images whose one-image task failed with KilledWorker while other tasks were
+        #: in flight: a worker dies with every task it holds, so the image is sent
+        #: again alone before it is blamed (:meth:`_lost`).
+        self._suspects: deque[list[Item]] = deque()
+        #: The task of a suspect sent alone, while it is in flight (nothing else is).
+        self._alone: distributed.Future[Any] | None = None
         #: Header digests the catalog holds for files whose identity matched.
         self._expected: dict[str, str] = {}
         self._thread_count = _threads_of(info)
@@ -480,7 +488,7 @@ class DaskScanRun(ScanRun):
         return 2 * WINDOW * self._batch() * self._threads()
 
     def _busy(self) -> bool:
-        return bool(self._inflight or self._retry)
+        return bool(self._inflight or self._retry or self._suspects)
 
     def _unchanged(self, catalog: Catalog, path: str, st: os.stat_result) -> str | None:
         """As the local scan's for an object; for a file, the size, mtime and inode
@@ -494,6 +502,15 @@ class DaskScanRun(ScanRun):
         return None
 
     def _dispatch(self, queue: deque[_Task]) -> None:
+        if self._alone is not None:
+            return
+        if self._suspects:
+            if not self._inflight:
+                batch = self._suspects.popleft()
+                self._alone = self.client.submit(scan_batch, marshal.dumps(batch),
+                                                 self._pickled, self.time_limit, pure=False)
+                self._inflight[self._alone] = batch
+            return
         window = WINDOW * self._threads()
         while len(self._inflight) < window and (self._retry or queue):
             if self._retry:
@@ -535,6 +552,9 @@ class DaskScanRun(ScanRun):
         except (CancelledError, OSError) as exc:
             raise _gone(self.client, exc) from None
         batches = [(future, self._inflight.pop(future)) for future in done]
+        alone = self._alone in done
+        if alone:
+            self._alone = None
         # The next batches are sent before these results are fetched (another round
         # trip): the worker that finished has one batch queued at most, which small
         # images read in less time than the client's answer takes.
@@ -543,7 +563,7 @@ class DaskScanRun(ScanRun):
             try:
                 not_images, results = marshal.loads(_result(future, self.client))
             except KilledWorker as exc:
-                yield from self._lost(batch, exc)
+                yield from self._lost(batch, exc, alone)
                 continue
             except ClusterError:
                 raise
@@ -559,12 +579,17 @@ class DaskScanRun(ScanRun):
                     self._spent += result.elapsed
                 yield self._stored(result)
 
-    def _lost(self, batch: list[Item], exc: KilledWorker) -> Iterator[ScanResult]:
-        """A batch whose workers died: split and sent again, or blamed if it is one
-        image."""
+    def _lost(self, batch: list[Item], exc: KilledWorker,
+              alone: bool) -> Iterator[ScanResult]:
+        """A batch whose workers died: split and sent again; one image sent again
+        alone (a task queued on a worker that another task kills fails with it); blamed
+        when it killed its worker with nothing else in flight."""
         if len(batch) > 1:
             half = len(batch) // 2
             self._retry.extendleft([batch[half:], batch[:half]])
+            return
+        if not alone:
+            self._suspects.append(batch)
             return
         path = batch[0][0]
         yield ScanResult(path, "error", None, error=error_member(
@@ -584,4 +609,5 @@ class DaskScanRun(ScanRun):
             with contextlib.suppress(Exception):
                 self.client.cancel(list(self._inflight))
             self._inflight.clear()
+        self._alone = None
         self._close_cluster()
