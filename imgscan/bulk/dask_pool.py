@@ -149,7 +149,10 @@ def scan_batch(tasks: bytes, options: bytes, time_limit: float) -> bytes:
             # this machine's view of the file (its device number, any change since)
             with contextlib.suppress(OSError):      # gone: the scan says so
                 st = os.stat(path)
-        if expected is not None and _digest(path, st) == expected:
+        # the header is trusted only for the file the client compared with the catalog
+        # (it may have changed since the listing: a grown raw image keeps its header)
+        if (expected is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == compact[:3]
+                and _digest(path, st) == expected):
             unchanged.append(ScanResult(path, "unchanged", FileIdentity(
                 st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, expected)))
         else:

@@ -35,6 +35,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 from collections import deque
 
@@ -80,6 +81,10 @@ COMMIT_RESULTS = 200
 #: or a Dask worker's kept readers, :mod:`.dask_pool`): a new worker closes them all, so
 #: that each worker reads the end of its task pipe when its own pool lets it go.
 _PIPES: set[int] = set()
+#: Held while pipes are made, tracked and closed around a fork: a Dask worker with
+#: several threads runs batches at once, and a reader forked by one must not inherit
+#: the pipe ends another is still setting up (its reader's death would never be seen).
+_PIPES_LOCK = threading.Lock()
 
 
 class ClusterError(Exception):
@@ -120,9 +125,10 @@ def reap(worker: _Worker, kill: bool) -> int:
     ``kill``; otherwise it reads the end of its task pipe and exits); its wait status."""
     if kill:    # not reaped yet, so the pid is still this worker's
         os.kill(worker.pid, signal.SIGKILL)
-    for fd in (worker.task_fd, worker.result_fd):
-        _PIPES.discard(fd)
-        os.close(fd)
+    with _PIPES_LOCK:
+        for fd in (worker.task_fd, worker.result_fd):
+            _PIPES.discard(fd)
+            os.close(fd)
     _, status = os.waitpid(worker.pid, 0)
     return status
 
@@ -348,10 +354,25 @@ class ScanRun:
 
     # -- the pool ------------------------------------------------------------------------
     def _spawn(self) -> _Worker:
+        with _PIPES_LOCK:
+            pid, task_w, result_r = self._fork()
+        worker = _Worker(pid, task_w, result_r)
+        self._adopt(worker)
+        return worker
+
+    def _fork(self) -> tuple[int, int, int]:
+        """Fork a reader (with :data:`_PIPES_LOCK` held): its pid and the parent's ends
+        of its task and result pipes."""
         task_r, task_w = os.pipe()
         result_r, result_w = os.pipe()
         _PIPES.update((task_w, result_r))
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except BaseException:
+            _PIPES.difference_update((task_w, result_r))
+            for fd in (task_r, task_w, result_r, result_w):
+                os.close(fd)
+            raise
         if pid == 0:    # the worker: never returns into the parent's code
             code = 0
             try:
@@ -367,9 +388,7 @@ class ScanRun:
                 os._exit(code)
         os.close(task_r)
         os.close(result_w)
-        worker = _Worker(pid, task_w, result_r)
-        self._adopt(worker)
-        return worker
+        return pid, task_w, result_r
 
     def _adopt(self, worker: _Worker) -> None:
         """Make ``worker`` (idle: just forked, or kept from another scan) one of ours."""

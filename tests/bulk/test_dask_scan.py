@@ -168,6 +168,8 @@ def test_a_worker_killed_mid_scan_loses_nothing(library: Library, dask_client: C
     retries answer every image exactly once, as the local scan does."""
     db = tmp_path / "c.db"
     local = by_path(scan_list([str(library.root)], jobs=2, info_only=True)[0])
+    # both workers up: one the test before killed may still be restarting
+    dask_client.wait_for_workers(2, timeout=60)
     pids = list(dask_client.run(os.getpid).values())
     seen = []
     with hooked(dask_client, "slowly"), imgscan.scan(
@@ -208,6 +210,7 @@ def kept_readers(client: Client) -> list[int]:
     def pids() -> list[int]:
         from imgscan.bulk import dask_pool
         return [reader.pid for reader in dask_pool._READERS._idle]
+    client.wait_for_workers(2, timeout=60)     # see test_a_worker_killed_mid_scan_loses_nothing
     return [pid for found in client.run(pids).values() for pid in found]
 
 
