@@ -235,6 +235,11 @@ def _client(base: str, shared: tuple[tuple[str, str], ...], allow_http: bool,
     )
 
 
+# A forked child (the scan's readers) makes its own clients: a kept one would share
+# the parent's open connections and its runtime's threads do not survive the fork.
+os.register_at_fork(after_in_child=_client.cache_clear)
+
+
 def _head(url: str, scheme: str, store: ObjectStore, key: str) -> dict[str, str] | None:
     """The headers of a HEAD on the object, lower-cased (on a URL the client presigns,
     plain for HTTP); None when it cannot be signed or did not succeed."""
