@@ -69,7 +69,8 @@ def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"imgscan {__version__}")
     sub = top.add_subparsers(dest="command", required=True)
-    named = next((a for a in argv if not a.startswith("-")), None)
+    # the subcommand is the first argument; ``imgscan -h info`` lists every subcommand
+    named = argv[0] if argv else None
     for name, add in SUBCOMMANDS.items():
         if named not in SUBCOMMANDS or named == name:
             add(sub)
