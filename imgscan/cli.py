@@ -37,27 +37,6 @@ DEMO_SAMPLE = "demo.qcow2"
 CAT_PIECE = 16 << 20
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
           verify_manifest: bool = False, jobs: int | None = None) -> int:
     """Each image's info object, in the order of ``paths`` (see :func:`_info_results`)."""
@@ -367,14 +346,6 @@ def _scan_setup_error(exc: Exception) -> bool:
 # -- catalog -------------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
 def _filters(args: Namespace) -> Filters:
     """The catalog filters the command line gave (none for ``stats``, ``duplicates``)."""
     from .bulk.catalog import Filters
@@ -530,10 +501,6 @@ def _fingerprint(args: Namespace) -> int:
 # -- ls and cat ----------------------------------------------------------------
 
 
-
-
-
-
 def _files(args: Namespace) -> int:
     from .files import open_volume, split_target
 
@@ -603,8 +570,6 @@ def _silence_stdout() -> None:
     import os
 
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
 
 
 if not TYPE_CHECKING:

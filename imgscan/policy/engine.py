@@ -55,6 +55,11 @@ PROFILE_KEYS = ("name", "description", "source", "registration", "extends", "gue
 GUEST_MODES = ("auto", "all")
 
 
+
+def guest_of(info: Mapping[str, Any]) -> str | None:
+    """The guest OS an info object holds (None: none), which picks a profile's rules."""
+    return WINDOWS if info.get("windows") else (LINUX if info.get("linux") else None)
+
 class ProfileError(ValueError):
     """A profile that cannot be used: unreadable, unknown rule or parameter, bad value."""
 
@@ -99,8 +104,7 @@ class Profile:
 
     def applicable(self, info: Mapping[str, Any]) -> list[RuleConfig]:
         """The configured rules to run on ``info``, in profile order."""
-        return list(self.plan(
-            WINDOWS if info.get("windows") else (LINUX if info.get("linux") else None))[0])
+        return list(self.plan(guest_of(info))[0])
 
     def plan(self, found: str | None) -> tuple[tuple[RuleConfig, ...], tuple[str, ...]]:
         """The configured rules to run on a disk whose guest OS is ``found`` (None: no
@@ -284,7 +288,7 @@ class Judge:
         self.info = info
         self.facts = Facts(info, storage_class)
         #: The guest OS found, which decides the rules of a ``guest = "auto"`` profile.
-        self._guest = WINDOWS if info.get("windows") else (LINUX if info.get("linux") else None)
+        self._guest = guest_of(info)
         #: :attr:`RuleConfig.result_key` -> the rule's result (:meth:`_result_of`).
         self._results: dict[str, dict[str, Any]] = {}
         #: key -> the outcome and, for a rule that raised, the severity it is reported as.

@@ -27,11 +27,6 @@ def json_line(obj: Mapping[str, Any]) -> str:
     return json.dumps(obj)
 
 
-def check_json(check: Mapping[str, Any]) -> str:
-    """One check object as a single JSON line (JSON Lines for several images)."""
-    return json.dumps(check)
-
-
 def checks_object(checks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The object of one image judged by several profiles (the contract's extension)."""
     first = checks[0]
@@ -76,7 +71,7 @@ def checks_json(checks: Sequence[Mapping[str, Any]]) -> str:
     43 of its 110 results on a Windows disk, the encoding of which cost more than judging
     them."""
     if len(checks) == 1:
-        return json.dumps(checks[0])
+        return json_line(checks[0])
     encoded: dict[int, str] = {}
 
     def result(r: Mapping[str, Any]) -> str:
