@@ -128,6 +128,21 @@ NOT_ON_THE_INFO_PATH = ("imgscan.policy", "imgscan.bulk", "imgscan.remote.store"
                         "sqlite3", "tomllib")
 
 
+def _imported_by_info(argv: list[str], *flags: str,
+                      env: dict[str, str] | None = None) -> set[str]:
+    """The modules a child interpreter (``python FLAGS``) imports to run ``imgscan info
+    ARGV``, less those it imports by itself."""
+    def modules(code: str) -> set[str]:
+        code += "\nprint(sorted(sys.modules), file=sys.stderr)"
+        proc = subprocess.run([sys.executable, *flags, "-c", code], capture_output=True,
+                              text=True, check=False, cwd=NEUTRAL_CWD, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return set(ast.literal_eval(proc.stderr.splitlines()[-1]))
+
+    return modules("import sys\nfrom imgscan.cli import main\n"
+                   f"assert main(['info', *{argv!r}]) == 0") - modules("import sys")
+
+
 @pytest.mark.parametrize(("args", "also_not"), [
     ((), ("json", "imgscan.report.json")),
     (("--json",), ("imgscan.report.text",)),
@@ -137,16 +152,7 @@ def test_info_of_one_image_imports_only_what_it_uses(args: tuple[str, ...],
     """A child interpreter started as the installed ``imgscan`` script starts; what a
     bare interpreter of this environment imports by itself (a site hook may) is not
     imgscan's."""
-    def modules(code: str) -> set[str]:
-        code += "\nprint(sorted(sys.modules), file=sys.stderr)"
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=False, cwd=NEUTRAL_CWD)
-        assert proc.returncode == 0, proc.stderr
-        return set(ast.literal_eval(proc.stderr.splitlines()[-1]))
-
-    loaded = modules("import sys\nfrom imgscan.cli import main\n"
-                     f"assert main(['info', *{args!r}, {str(SAMPLE)!r}]) == 0") - modules(
-                         "import sys")
+    loaded = _imported_by_info([*args, str(SAMPLE)])
     assert "imgscan.image" in loaded        # the list is the child's modules
     unwanted = [m for m in (*NOT_ON_THE_INFO_PATH, *also_not)
                 if m in loaded or any(n.startswith(f"{m}.") for n in loaded)]
@@ -180,16 +186,7 @@ def test_info_of_a_blank_qcow2_leaves_the_lazy_modules_unimported(
     path = [str(Path(imgscan.__file__).resolve().parent.parent), *site.getsitepackages()]
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(path)}
 
-    def modules(code: str) -> set[str]:
-        code += "\nprint(sorted(sys.modules), file=sys.stderr)"
-        proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True,
-                              text=True, check=False, cwd=NEUTRAL_CWD, env=env)
-        assert proc.returncode == 0, proc.stderr
-        return set(ast.literal_eval(proc.stderr.splitlines()[-1]))
-
-    loaded = modules("import sys\nfrom imgscan.cli import main\n"
-                     f"assert main(['info', *{args!r}, {str(image)!r}]) == 0") - modules(
-                         "import sys")
+    loaded = _imported_by_info([*args, str(image)], "-S", env=env)
     assert "imgscan.image" in loaded and "imgscan._core.qcow2" in loaded
     unwanted = [m for m in LAZY_ON_THE_INFO_PATH if m not in used
                 and (m in loaded or any(n.startswith(f"{m}.") for n in loaded))]
