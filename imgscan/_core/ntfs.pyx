@@ -584,9 +584,10 @@ cdef class NtfsFile:
         if first == last == self._chunk_number:
             return self._chunk[start - first * chunk:end - first * chunk]
         out = self.volume._wof_chunks(self._ino, wof, self._attr.size, first, last)
-        self._chunk = bytes(out[(last - first) * chunk:])
-        self._chunk_number = last
-        return bytes(out[start - first * chunk:end - first * chunk])
+        with memoryview(out) as decoded:        # each slice copied once, into its bytes
+            self._chunk = bytes(decoded[(last - first) * chunk:])
+            self._chunk_number = last
+            return bytes(decoded[start - first * chunk:end - first * chunk])
 
     @property
     def record_number(self):
