@@ -11,6 +11,7 @@ worker restarted after a death gets again).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from distributed import Client
+from distributed import Client, LocalCluster
 from helpers import MiB
 from helpers.dask_plugins import Environ, Hook
 from helpers.scan_library import Library, troublemakers
@@ -205,13 +206,16 @@ def test_leaving_early_cancels_and_closes_the_scan(library: Library, dask_client
         assert con.execute("SELECT count(*) FROM images").fetchone()[0] >= 10
 
 
+def idle_readers() -> list[int]:
+    """The pids of the readers this Dask worker keeps idle (run by ``client.run``)."""
+    from imgscan.bulk import dask_pool
+    return [reader.pid for reader, _ in dask_pool._READERS._idle]
+
+
 def kept_readers(client: Client) -> list[int]:
     """The pids of the readers the Dask workers keep idle between batches."""
-    def pids() -> list[int]:
-        from imgscan.bulk import dask_pool
-        return [reader.pid for reader in dask_pool._READERS._idle]
     client.wait_for_workers(2, timeout=60)     # see test_a_worker_killed_mid_scan_loses_nothing
-    return [pid for found in client.run(pids).values() for pid in found]
+    return [pid for found in client.run(idle_readers).values() for pid in found]
 
 
 def test_readers_are_kept_and_one_dead_while_idle_costs_nothing(
@@ -229,6 +233,53 @@ def test_readers_are_kept_and_one_dead_while_idle_costs_nothing(
     dask = by_path(scan_list([str(library.root)], cluster=dask_client, info_only=True)[0])
     assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
     assert not set(kept_readers(dask_client)) & set(kept)
+
+
+def set_reader_idle(seconds: float) -> float:
+    """Set the workers' READER_IDLE (run on each by ``client.run``); the one before."""
+    from imgscan.bulk import dask_pool
+    before, dask_pool.READER_IDLE = dask_pool.READER_IDLE, seconds
+    return before
+
+
+def test_idle_readers_are_stopped(library: Library, dask_client: Client) -> None:
+    """A reader kept idle for READER_IDLE is stopped (the process gone, reaped), and the
+    next scan forks another and equals the local scan."""
+    before = next(iter(dask_client.run(set_reader_idle, 1.0).values()))
+    try:
+        scan_list([str(library.root)], cluster=dask_client, info_only=True)
+        kept = kept_readers(dask_client)
+        assert kept
+        deadline = time.monotonic() + 30
+        while kept_readers(dask_client) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not kept_readers(dask_client)
+        for pid in kept:
+            with pytest.raises(ProcessLookupError):     # exited and reaped by its worker
+                os.kill(pid, 0)
+        local = by_path(scan_list([str(library.root)], jobs=2, info_only=True)[0])
+        dask = by_path(scan_list([str(library.root)], cluster=dask_client,
+                                 info_only=True)[0])
+        assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
+    finally:
+        dask_client.run(set_reader_idle, before)
+
+
+def test_a_worker_of_two_threads(library: Library, tmp_path: Path) -> None:
+    """A Dask worker with two threads runs two batches at once, each with a reader of
+    its own (forked, kept and given back under the pool's locks): the scan equals the
+    local one, catalog included, and the worker keeps the two readers."""
+    local_db, dask_db = tmp_path / "local.db", tmp_path / "dask.db"
+    local, _ = scan_list([str(library.root)], jobs=2, catalog=str(local_db), info_only=True)
+    with (LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                       dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster,
+          Client(cluster) as client):
+        dask, _ = scan_list([str(library.root)], cluster=client, catalog=str(dask_db),
+                            info_only=True)
+        assert ({p: same(r) for p, r in by_path(dask).items()}
+                == {p: same(r) for p, r in by_path(local).items()})
+        assert rows(dask_db) == rows(local_db)
+        assert [len(pids) for pids in client.run(idle_readers).values()] == [2]
 
 
 #: ``imgscan`` with every image of a ``--dask`` scan's workers made slow (the tests'
