@@ -42,12 +42,15 @@ when it is small and 20 to 50 ms when it is a real disk. BATCH = 128: on the qui
 machine the 1000-image library took 775 ms in batches of 64 against 511 ms in 128
 (1 worker, each batch forking its reader then; 700 and 504 ms with 2), and 256 or
 512 did no better; a library of tens of thousands of images still spreads over a
-hundred workers. Once images have been read, batches of images faster than
-TASK_WORK / BATCH each grow up to MAX_BATCH (a reader kept between batches made the
-batch's own cost small, and fewer tasks leave fewer gaps). The last batches are made
-smaller, as the local pool's are, so no worker idles, but not below the images read
-in TASK_COST. The next batch goes out before a finished one's results are fetched,
-so a worker rarely waits on the client. See benchmarks/README.md.
+hundred workers. As soon as the first batches end (timed from their sending, before
+their results are fetched; then by the readers' own times), batches of images
+faster than TASK_WORK / BATCH each grow up to MAX_BATCH: a task costs the client, the
+scheduler and the worker about 7 ms of CPU on a 2-core machine (a no-op task, loaded
+machine), which on such a machine the readers share, and fewer tasks leave fewer gaps.
+The last batches are made smaller, shared between the worker threads as the local
+pool's are, so no worker idles, but not below the images read in TASK_COST. The next
+batch goes out before a finished one's results are fetched, so a worker rarely waits
+on the client. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ import time
 from collections import deque
 from concurrent.futures import CancelledError
 
+import dask
 import distributed
 from distributed.scheduler import KilledWorker
 
@@ -104,6 +108,11 @@ TASK_WORK = 10 * TASK_COST
 #: Seconds a reader kept by a Dask worker may stay idle before the worker stops it: a
 #: cluster runs other work between scans, and a reader holds a process and its memory.
 READER_IDLE = 60.0
+#: The settings of the workers of ``--dask local``: no statistical profiler, which
+#: samples a running task's stack every 10 ms in the worker's event loop (a sixth to a
+#: fifth of the worker's CPU on the benchmarks' library, loaded 2-core machine), time a
+#: scan's readers share, and which only the dashboard's profile page shows.
+LOCAL_CONFIG = {"distributed.worker.profile.enabled": False}
 #: Seconds to wait for a scheduler to answer when connecting.
 CONNECT_TIMEOUT = 10.0
 #: Seconds between two asks of the cluster's size (workers come and go).
@@ -351,7 +360,7 @@ def connect(cluster: str | distributed.Client) -> tuple[distributed.Client, list
         count = cluster.partition(":")[2]
         if count and (not count.isdigit() or int(count) < 1):
             raise ClusterError(f"{cluster}: local:N needs a number of workers N >= 1")
-        with _ctrl_c_ignored():
+        with _ctrl_c_ignored(), dask.config.set(LOCAL_CONFIG):
             local = distributed.LocalCluster(
                 n_workers=int(count) if count else None, threads_per_worker=1,
                 processes=True, host="127.0.0.1", dashboard_address=":0",
@@ -578,7 +587,8 @@ class DaskScanRun(ScanRun):
         results have been fetched; before, from the batches finished, counted from their
         sending (an underestimate, so batches grow no larger than the readers' figures
         would make them): the next batch is sent before a finished one's results are
-        fetched, and one scan of the benchmarks' library went in 8 tasks, not 5."""
+        fetched, and this way a scan of the benchmarks' library on one worker goes in 5
+        or 6 tasks where it went in 9 or 10 (benchmarks/README.md)."""
         if self._spent:
             return self._read / self._spent
         if self._waited:

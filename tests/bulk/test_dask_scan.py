@@ -235,28 +235,39 @@ def test_readers_are_kept_and_one_dead_while_idle_costs_nothing(
     assert not set(kept_readers(dask_client)) & set(kept)
 
 
+def exists(pid: int) -> bool:
+    """Whether process ``pid`` exists (running, or exited and not reaped yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def set_reader_idle(seconds: float) -> float:
-    """Set the workers' READER_IDLE (run on each by ``client.run``); the one before."""
+    """Set the workers' READER_IDLE (run on each by ``client.run``) and wake the thread
+    that stops idle readers, to count with it; the one before."""
     from imgscan.bulk import dask_pool
     before, dask_pool.READER_IDLE = dask_pool.READER_IDLE, seconds
+    with dask_pool._READERS._given:
+        dask_pool._READERS._given.notify()
     return before
 
 
 def test_idle_readers_are_stopped(library: Library, dask_client: Client) -> None:
     """A reader kept idle for READER_IDLE is stopped (the process gone, reaped), and the
     next scan forks another and equals the local scan."""
-    before = next(iter(dask_client.run(set_reader_idle, 1.0).values()))
+    scan_list([str(library.root)], cluster=dask_client, info_only=True)
+    kept = kept_readers(dask_client)
+    assert kept
+    before = next(iter(dask_client.run(set_reader_idle, 0.5).values()))
     try:
-        scan_list([str(library.root)], cluster=dask_client, info_only=True)
-        kept = kept_readers(dask_client)
-        assert kept
         deadline = time.monotonic() + 30
-        while kept_readers(dask_client) and time.monotonic() < deadline:
+        while ((kept_readers(dask_client) or any(map(exists, kept)))
+               and time.monotonic() < deadline):
             time.sleep(0.2)
         assert not kept_readers(dask_client)
-        for pid in kept:
-            with pytest.raises(ProcessLookupError):     # exited and reaped by its worker
-                os.kill(pid, 0)
+        assert not any(map(exists, kept))       # exited and reaped by their worker
         local = by_path(scan_list([str(library.root)], jobs=2, info_only=True)[0])
         dask = by_path(scan_list([str(library.root)], cluster=dask_client,
                                  info_only=True)[0])
@@ -347,6 +358,26 @@ def test_bad_addresses_are_errors(tmp_path: Path) -> None:
         done = cli("scan", "--dask", address, str(tmp_path))
         assert done.returncode == 2 and says in done.stderr and not done.stdout
         assert "Traceback" not in done.stderr
+
+
+def periodic_callbacks(dask_worker: Any) -> list[str]:
+    """What a Dask worker runs periodically (run by ``client.run``)."""
+    return list(dask_worker.periodic_callbacks)
+
+
+def test_a_local_cluster_runs_no_profiler(dask_client: Client) -> None:
+    """``--dask local``'s workers run without Dask's statistical profiler, whose samples
+    cost the worker's CPU (dask_pool.LOCAL_CONFIG); a cluster started with Dask's
+    defaults (the tests' own) runs it."""
+    from imgscan.bulk import dask_pool
+    assert all("profile" in c for c in dask_client.run(periodic_callbacks).values())
+    client, owned = dask_pool.connect("local:1")
+    try:
+        callbacks = client.run(periodic_callbacks).values()
+        assert callbacks and all("heartbeat" in c and "profile" not in c for c in callbacks)
+    finally:
+        for started in owned:
+            started.close()
 
 
 # -- dask scheduler / dask worker processes -------------------------------------------
