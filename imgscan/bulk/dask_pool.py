@@ -42,12 +42,15 @@ when it is small and 20 to 50 ms when it is a real disk. BATCH = 128: on the qui
 machine the 1000-image library took 775 ms in batches of 64 against 511 ms in 128
 (1 worker, each batch forking its reader then; 700 and 504 ms with 2), and 256 or
 512 did no better; a library of tens of thousands of images still spreads over a
-hundred workers. Once images have been read, batches of images faster than
-TASK_WORK / BATCH each grow up to MAX_BATCH (a reader kept between batches made the
-batch's own cost small, and fewer tasks leave fewer gaps). The last batches are made
-smaller, as the local pool's are, so no worker idles, but not below the images read
-in TASK_COST. The next batch goes out before a finished one's results are fetched,
-so a worker rarely waits on the client. See benchmarks/README.md.
+hundred workers. As soon as the first batches end (timed from their sending, before
+their results are fetched; then by the readers' own times), batches of images
+faster than TASK_WORK / BATCH each grow up to MAX_BATCH: a task costs the client, the
+scheduler and the worker about 7 ms of CPU on a 2-core machine (a no-op task, loaded
+machine), which on such a machine the readers share, and fewer tasks leave fewer gaps.
+The last batches are made smaller, shared between the worker threads as the local
+pool's are, so no worker idles, but not below the images read in TASK_COST. The next
+batch goes out before a finished one's results are fetched, so a worker rarely waits
+on the client. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ import time
 from collections import deque
 from concurrent.futures import CancelledError
 
+import dask
 import distributed
 from distributed.scheduler import KilledWorker
 
@@ -101,6 +105,14 @@ WINDOW = 2
 TASK_COST = 0.01
 #: Seconds of reading that a batch of fast images is made to hold (up to MAX_BATCH).
 TASK_WORK = 10 * TASK_COST
+#: Seconds a reader kept by a Dask worker may stay idle before the worker stops it: a
+#: cluster runs other work between scans, and a reader holds a process and its memory.
+READER_IDLE = 60.0
+#: The settings of the workers of ``--dask local``: no statistical profiler, which
+#: samples a running task's stack every 10 ms in the worker's event loop (a sixth to a
+#: fifth of the worker's CPU on the benchmarks' library, loaded 2-core machine), time a
+#: scan's readers share, and which only the dashboard's profile page shows.
+LOCAL_CONFIG = {"distributed.worker.profile.enabled": False}
 #: Seconds to wait for a scheduler to answer when connecting.
 CONNECT_TIMEOUT = 10.0
 #: Seconds between two asks of the cluster's size (workers come and go).
@@ -144,11 +156,11 @@ def scan_batch(tasks: bytes, options: bytes, time_limit: float) -> bytes:
     unchanged = []
     files = []
     for path, compact, expected in marshal.loads(tasks):
-        st = listed_stat(*compact)
-        if not is_url(path):
+        try:
             # this machine's view of the file (its device number, any change since)
-            with contextlib.suppress(OSError):      # gone: the scan says so
-                st = os.stat(path)
+            st = listed_stat(*compact) if is_url(path) else os.stat(path)
+        except OSError:     # gone: the scan says so
+            st = listed_stat(*compact)
         # the header is trusted only for the file the client compared with the catalog
         # (it may have changed since the listing: a grown raw image keeps its header)
         if (expected is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == compact[:3]
@@ -188,14 +200,20 @@ class _Readers:
     and no imports in a fresh process, as a local scan's workers live for the whole
     scan. Isolation is the local pool's: a reader that hangs, dies or runs out of
     memory on an image is blamed and replaced by the batch holding it; one found dead
-    while idle is dropped, never blamed on the next batch's image."""
+    while idle is dropped, never blamed on the next batch's image. A reader idle for
+    READER_IDLE is stopped by a thread of the process (:meth:`_expire`), which runs
+    while readers are kept."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        #: Notified when a reader is given back (the expiring thread's next deadline).
+        self._given = threading.Condition(self._lock)
         #: The pickled options of the readers kept, and those options.
         self._key: bytes | None = None
         self._options: Options | None = None
-        self._idle: list[_Worker] = []
+        #: The idle readers, each with when it was given back (monotonic seconds).
+        self._idle: list[tuple[_Worker, float]] = []
+        self._expiring: threading.Thread | None = None
 
     def options(self, key: bytes) -> Options:
         """The options pickled as ``key``; the readers of other options are stopped."""
@@ -206,7 +224,7 @@ class _Readers:
             else:
                 stale = []
             options = self._options
-        for reader in stale:
+        for reader, _ in stale:
             reap(reader, kill=True)
         return options
 
@@ -216,7 +234,7 @@ class _Readers:
             with self._lock:
                 if key != self._key or not self._idle:
                     return None
-                reader = self._idle.pop()
+                reader, _ = self._idle.pop()
             # Whether it has exited, without reaping it (reap waits for it).
             if os.waitid(os.P_PID, reader.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
                 return reader
@@ -225,15 +243,42 @@ class _Readers:
     def give(self, key: bytes, reader: _Worker) -> None:
         with self._lock:
             if key == self._key:
-                self._idle.append(reader)
+                self._idle.append((reader, time.monotonic()))
+                self._given.notify()
+                if self._expiring is None:
+                    self._expiring = threading.Thread(
+                        target=self._expire, name="imgscan-readers-expiry", daemon=True)
+                    self._expiring.start()
                 return
         reap(reader, kill=True)
+
+    def _expire(self) -> None:
+        """Stop the readers idle for READER_IDLE, until none is kept (then the thread
+        ends; the next reader given back starts another)."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                stale = [reader for reader, since in self._idle
+                         if now - since >= READER_IDLE]
+                self._idle = [(reader, since) for reader, since in self._idle
+                              if now - since < READER_IDLE]
+                done = not self._idle
+                if done:
+                    self._expiring = None
+                elif not stale:
+                    # also woken by a reader given back (READER_IDLE may have changed)
+                    self._given.wait(min(since for _, since in self._idle)
+                                     + READER_IDLE - now)
+            for reader in stale:
+                reap(reader, kill=True)
+            if done:
+                return
 
     def release(self) -> None:
         with self._lock:
             stale, self._idle = self._idle, []
             self._key = self._options = None
-        for reader in stale:
+        for reader, _ in stale:
             reap(reader, kill=True)
 
 
@@ -315,7 +360,7 @@ def connect(cluster: str | distributed.Client) -> tuple[distributed.Client, list
         count = cluster.partition(":")[2]
         if count and (not count.isdigit() or int(count) < 1):
             raise ClusterError(f"{cluster}: local:N needs a number of workers N >= 1")
-        with _ctrl_c_ignored():
+        with _ctrl_c_ignored(), dask.config.set(LOCAL_CONFIG):
             local = distributed.LocalCluster(
                 n_workers=int(count) if count else None, threads_per_worker=1,
                 processes=True, host="127.0.0.1", dashboard_address=":0",
@@ -452,6 +497,8 @@ class DaskScanRun(ScanRun):
         #: kept for as long as they are the same).
         self._pickled = pickle.dumps(self.options)
         self._inflight: dict[distributed.Future[Any], list[Item]] = {}
+        #: When each task in flight was sent (monotonic seconds).
+        self._sent: dict[distributed.Future[Any], float] = {}
         #: Batches of a task that failed with KilledWorker, split, to be sent first.
         self._retry: deque[list[Item]] = deque()
         #: Images whose one-image task failed with KilledWorker while other tasks were
@@ -467,6 +514,10 @@ class DaskScanRun(ScanRun):
         #: Images read so far and the seconds their readers spent on them.
         self._read = 0
         self._spent = 0.0
+        #: Until then: images of the batches finished and the seconds from their
+        #: sending to their end (an upper bound of the reading: queueing included).
+        self._returned = 0
+        self._waited = 0.0
 
     def _close_cluster(self) -> None:
         for owned in self._owned:
@@ -509,39 +560,58 @@ class DaskScanRun(ScanRun):
             return
         if self._suspects:
             if not self._inflight:
-                batch = self._suspects.popleft()
-                self._alone = self.client.submit(scan_batch, marshal.dumps(batch),
-                                                 self._pickled, self.time_limit, pure=False)
-                self._inflight[self._alone] = batch
+                self._alone = self._submit(self._suspects.popleft())
             return
-        window = WINDOW * self._threads()
-        while len(self._inflight) < window and (self._retry or queue):
+        threads = self._threads()
+        while len(self._inflight) < WINDOW * threads and (self._retry or queue):
             if self._retry:
                 batch = self._retry.popleft()
             else:
-                # The tail of a scan goes out in smaller batches, so no worker idles,
-                # but none smaller than the images read in a task's own cost.
-                size = min(self._batch(), max(self._smallest(), len(queue) // window))
+                # The tail of a scan is shared out between the worker threads in
+                # smaller batches, so no worker idles while another ends the scan, but
+                # none smaller than the images read in a task's own cost (with one
+                # thread, cutting would only add tasks).
+                size = min(self._batch(), max(self._smallest(), len(queue) // threads))
                 batch = [self._item(queue.popleft()) for _ in range(min(size, len(queue)))]
-            future = self.client.submit(scan_batch, marshal.dumps(batch), self._pickled,
-                                        self.time_limit, pure=False)
-            self._inflight[future] = batch
+            self._submit(batch)
+
+    def _submit(self, batch: list[Item]) -> distributed.Future[Any]:
+        future = self.client.submit(scan_batch, marshal.dumps(batch), self._pickled,
+                                    self.time_limit, pure=False)
+        self._inflight[future] = batch
+        self._sent[future] = time.monotonic()
+        return future
+
+    def _per_second(self) -> float | None:
+        """Images read per second, on the average so far: from the readers' times once
+        results have been fetched; before, from the batches finished, counted from their
+        sending (an underestimate, so batches grow no larger than the readers' figures
+        would make them): the next batch is sent before a finished one's results are
+        fetched, and this way a scan of the benchmarks' library on one worker goes in 5
+        or 6 tasks where it went in 9 or 10 (benchmarks/README.md)."""
+        if self._spent:
+            return self._read / self._spent
+        if self._waited:
+            return self._returned / self._waited
+        return None
 
     def _batch(self) -> int:
         """Images per task: BATCH, or more (up to MAX_BATCH) when BATCH of the images
         read so far take less than TASK_WORK on the average (500 for the small images
         of the benchmarks' library, 0.2 ms each; BATCH for real disks)."""
-        if not self._spent:
+        rate = self._per_second()
+        if rate is None:
             return BATCH
-        return max(BATCH, min(MAX_BATCH, round(TASK_WORK * self._read / self._spent)))
+        return max(BATCH, min(MAX_BATCH, round(TASK_WORK * rate)))
 
     def _smallest(self) -> int:
         """The fewest images worth a task: as many as are read, on the average so far,
         in TASK_COST (1 until an image has been read; 50 for the small images of the
         benchmarks' library, 1 for real disks)."""
-        if not self._spent:
+        rate = self._per_second()
+        if rate is None:
             return 1
-        return max(1, min(BATCH, round(TASK_COST * self._read / self._spent)))
+        return max(1, min(BATCH, round(TASK_COST * rate)))
 
     def _item(self, task: _Task) -> Item:
         return task.path, _compact(task.st), self._expected.pop(task.path, None)
@@ -555,6 +625,10 @@ class DaskScanRun(ScanRun):
         except (CancelledError, OSError) as exc:
             raise _gone(self.client, exc) from None
         batches = [(future, self._inflight.pop(future)) for future in done]
+        now = time.monotonic()
+        for future, batch in batches:
+            self._returned += len(batch)
+            self._waited += now - self._sent.pop(future)
         alone = self._alone in done
         if alone:
             self._alone = None
@@ -612,5 +686,6 @@ class DaskScanRun(ScanRun):
             with contextlib.suppress(Exception):
                 self.client.cancel(list(self._inflight))
             self._inflight.clear()
+            self._sent.clear()
         self._alone = None
         self._close_cluster()

@@ -11,6 +11,7 @@ worker restarted after a death gets again).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from distributed import Client
+from distributed import Client, LocalCluster
 from helpers import MiB
 from helpers.dask_plugins import Environ, Hook
 from helpers.scan_library import Library, troublemakers
@@ -205,13 +206,16 @@ def test_leaving_early_cancels_and_closes_the_scan(library: Library, dask_client
         assert con.execute("SELECT count(*) FROM images").fetchone()[0] >= 10
 
 
+def idle_readers() -> list[int]:
+    """The pids of the readers this Dask worker keeps idle (run by ``client.run``)."""
+    from imgscan.bulk import dask_pool
+    return [reader.pid for reader, _ in dask_pool._READERS._idle]
+
+
 def kept_readers(client: Client) -> list[int]:
     """The pids of the readers the Dask workers keep idle between batches."""
-    def pids() -> list[int]:
-        from imgscan.bulk import dask_pool
-        return [reader.pid for reader in dask_pool._READERS._idle]
     client.wait_for_workers(2, timeout=60)     # see test_a_worker_killed_mid_scan_loses_nothing
-    return [pid for found in client.run(pids).values() for pid in found]
+    return [pid for found in client.run(idle_readers).values() for pid in found]
 
 
 def test_readers_are_kept_and_one_dead_while_idle_costs_nothing(
@@ -229,6 +233,64 @@ def test_readers_are_kept_and_one_dead_while_idle_costs_nothing(
     dask = by_path(scan_list([str(library.root)], cluster=dask_client, info_only=True)[0])
     assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
     assert not set(kept_readers(dask_client)) & set(kept)
+
+
+def exists(pid: int) -> bool:
+    """Whether process ``pid`` exists (running, or exited and not reaped yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def set_reader_idle(seconds: float) -> float:
+    """Set the workers' READER_IDLE (run on each by ``client.run``) and wake the thread
+    that stops idle readers, to count with it; the one before."""
+    from imgscan.bulk import dask_pool
+    before, dask_pool.READER_IDLE = dask_pool.READER_IDLE, seconds
+    with dask_pool._READERS._given:
+        dask_pool._READERS._given.notify()
+    return before
+
+
+def test_idle_readers_are_stopped(library: Library, dask_client: Client) -> None:
+    """A reader kept idle for READER_IDLE is stopped (the process gone, reaped), and the
+    next scan forks another and equals the local scan."""
+    scan_list([str(library.root)], cluster=dask_client, info_only=True)
+    kept = kept_readers(dask_client)
+    assert kept
+    before = next(iter(dask_client.run(set_reader_idle, 0.5).values()))
+    try:
+        deadline = time.monotonic() + 30
+        while ((kept_readers(dask_client) or any(map(exists, kept)))
+               and time.monotonic() < deadline):
+            time.sleep(0.2)
+        assert not kept_readers(dask_client)
+        assert not any(map(exists, kept))       # exited and reaped by their worker
+        local = by_path(scan_list([str(library.root)], jobs=2, info_only=True)[0])
+        dask = by_path(scan_list([str(library.root)], cluster=dask_client,
+                                 info_only=True)[0])
+        assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
+    finally:
+        dask_client.run(set_reader_idle, before)
+
+
+def test_a_worker_of_two_threads(library: Library, tmp_path: Path) -> None:
+    """A Dask worker with two threads runs two batches at once, each with a reader of
+    its own (forked, kept and given back under the pool's locks): the scan equals the
+    local one, catalog included, and the worker keeps the two readers."""
+    local_db, dask_db = tmp_path / "local.db", tmp_path / "dask.db"
+    local, _ = scan_list([str(library.root)], jobs=2, catalog=str(local_db), info_only=True)
+    with (LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                       dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster,
+          Client(cluster) as client):
+        dask, _ = scan_list([str(library.root)], cluster=client, catalog=str(dask_db),
+                            info_only=True)
+        assert ({p: same(r) for p, r in by_path(dask).items()}
+                == {p: same(r) for p, r in by_path(local).items()})
+        assert rows(dask_db) == rows(local_db)
+        assert [len(pids) for pids in client.run(idle_readers).values()] == [2]
 
 
 #: ``imgscan`` with every image of a ``--dask`` scan's workers made slow (the tests'
@@ -296,6 +358,26 @@ def test_bad_addresses_are_errors(tmp_path: Path) -> None:
         done = cli("scan", "--dask", address, str(tmp_path))
         assert done.returncode == 2 and says in done.stderr and not done.stdout
         assert "Traceback" not in done.stderr
+
+
+def periodic_callbacks(dask_worker: Any) -> list[str]:
+    """What a Dask worker runs periodically (run by ``client.run``)."""
+    return list(dask_worker.periodic_callbacks)
+
+
+def test_a_local_cluster_runs_no_profiler(dask_client: Client) -> None:
+    """``--dask local``'s workers run without Dask's statistical profiler, whose samples
+    cost the worker's CPU (dask_pool.LOCAL_CONFIG); a cluster started with Dask's
+    defaults (the tests' own) runs it."""
+    from imgscan.bulk import dask_pool
+    assert all("profile" in c for c in dask_client.run(periodic_callbacks).values())
+    client, owned = dask_pool.connect("local:1")
+    try:
+        callbacks = client.run(periodic_callbacks).values()
+        assert callbacks and all("heartbeat" in c and "profile" not in c for c in callbacks)
+    finally:
+        for started in owned:
+            started.close()
 
 
 # -- dask scheduler / dask worker processes -------------------------------------------
