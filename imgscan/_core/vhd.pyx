@@ -30,10 +30,9 @@ dynamic disks with no parent, are read as the spec says: the sector bitmap
 decides, sector by sector, whether a sector is in this file or in the parent.
 """
 
-import time
-
 cimport cython
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdio cimport snprintf
 
 from imgscan import limits
 from imgscan.errors import CorruptImage, TruncatedImage, UnsupportedFeature
@@ -95,9 +94,36 @@ def _cookie_at(Source source, uint64_t offset, str structure):
     return source.read(offset, COOKIE_SIZE, structure) == FOOTER_COOKIE
 
 
+#: The VHD epoch, 2000-01-01 00:00:00 UTC, in Unix seconds (from c_vhd.py).
+cdef uint64_t C_VHD_EPOCH_UNIX = VHD_EPOCH_UNIX
+
+
+@cython.cdivision(True)
 def _timestamp(uint32_t seconds):
-    # datetime would cost milliseconds of import on the single-image path.
-    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(VHD_EPOCH_UNIX + seconds))
+    """A VHD time (seconds since the VHD epoch, UTC) as ``YYYY-MM-DDTHH:MM:SS+00:00``.
+
+    The date is computed here, in the proleptic Gregorian calendar (H. Hinnant's
+    ``civil_from_days``; every operand is non-negative, so C division is floor
+    division): ``time.strftime`` of ``time.gmtime``, which it replaces, cost about
+    9 k instructions per call, two calls per open (issue 18); datetime would cost
+    milliseconds of import on the single-image path.
+    """
+    cdef uint64_t t = C_VHD_EPOCH_UNIX + seconds
+    cdef uint64_t rem = t % 86400
+    cdef uint64_t z = t // 86400 + 719468            # days since 0000-03-01
+    cdef uint64_t era = z // 146097
+    cdef uint64_t doe = z - era * 146097              # day of the 400-year era
+    cdef uint64_t yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    cdef uint64_t doy = doe - (365 * yoe + yoe // 4 - yoe // 100)   # from March 1st
+    cdef uint64_t mp = (5 * doy + 2) // 153
+    cdef uint64_t day = doy - (153 * mp + 2) // 5 + 1
+    cdef uint64_t month = mp + 3 if mp < 10 else mp - 9
+    cdef uint64_t year = yoe + era * 400 + (1 if month <= 2 else 0)
+    cdef char buf[32]
+    cdef int n = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d+00:00",
+                          <int>year, <int>month, <int>day, <int>(rem // 3600),
+                          <int>(rem // 60 % 60), <int>(rem % 60))
+    return buf[:n].decode("ascii")
 
 
 def _fourcc(bytes code):
