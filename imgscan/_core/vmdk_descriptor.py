@@ -57,6 +57,9 @@ _EXTENT_LINE = re.compile(
     r'(?P<access>RW|RDONLY|NOACCESS)\s+(?P<sectors>\d+)\s+(?P<type>[A-Za-z]+)'
     r'(?:\s+"(?P<name>[^"]*)"(?:\s+(?P<offset>\d+))?)?\s*\Z'
 )
+#: qemu's reading of a hexadecimal value (``CID``, ``parentCID``): blank space, then digits.
+_HEX_VALUE = re.compile(r"\s*([0-9A-Fa-f]+)")
+
 #: Longest createType qemu accepts (``char ct[128]``).
 QEMU_CREATE_TYPE_MAX = 127
 
@@ -119,14 +122,15 @@ class Descriptor:
         pos = self.text.find(key)
         if pos < 0:
             return None
-        m = re.match(r"\s*([0-9A-Fa-f]+)", self.text[pos + len(key) + 1:pos + len(key) + 40])
+        m = _HEX_VALUE.match(self.text[pos + len(key) + 1:pos + len(key) + 40])
         return int(m.group(1), 16) & 0xFFFFFFFF if m else None
 
     def check_key(self, key: str) -> None:
         """Record where readers may disagree on ``key``."""
+        # one pass over the entries, the key lowered once (checked on every open)
+        low = key.lower()
         exact = [(v, n) for k, v, n in self.entries if k == key]
-        other_case = sorted({k for k, _, _ in self.entries
-                             if k != key and k.lower() == key.lower()})
+        other_case = sorted({k for k, _, _ in self.entries if k.lower() == low and k != key})
         values = {v for v, _ in exact}
         if len(values) > 1:
             lines = ", ".join(f"line {n}: {v!r}" for v, n in exact)
