@@ -320,13 +320,16 @@ class VhdxImage(Container):
         signature = raw[RT_SIGNATURE:RT_SIGNATURE + 4]
         if signature != REGION_SIGNATURE:
             return raw, f"region table at {offset}: signature {signature!r} is not 'regi'"
+        count = le32(<const uint8_t*><char*>raw + RT_ENTRY_COUNT)
         try:
-            limits.enforce(le32(<const uint8_t*><char*>raw + RT_ENTRY_COUNT),
-                           "VHDX_MAX_REGION_ENTRIES", self.source.path,
+            limits.enforce(count, "VHDX_MAX_REGION_ENTRIES", self.source.path,
                            "VHDX region table", offset + RT_ENTRY_COUNT, "entry count")
         except LimitExceeded as exc:
             # one copy over the cap is a finding when the other copy is good
             return raw, f"region table at {offset}: {exc.problem}"
+        if RT_HEADER_SIZE + count * RTE_SIZE > REGION_TABLE_SIZE:
+            # the entries are read from C: only a cap raised past the spec's gets here
+            return raw, f"region table at {offset}: {count} entries overrun the table"
         return raw, None
 
     def _read_region_tables(self):
@@ -355,7 +358,7 @@ class VhdxImage(Container):
                              "the two VHDX region table copies differ; the first is used "
                              "(as qemu does)")
         cdef bytes raw = raws[use]
-        # the entry count passed its cap, which keeps every entry inside the 64 KiB table
+        # every entry lies inside the table (checked with the entry count's cap)
         cdef const uint8_t* p = <const uint8_t*><char*>raw
         cdef Py_ssize_t i, e
         base = REGION_TABLE_OFFSETS[use]
@@ -410,9 +413,12 @@ class VhdxImage(Container):
             raise CorruptImage(path, "VHDX metadata table", moff,
                                f"signature {signature!r} is not 'metadata'")
         count = le16(p + MT_ENTRY_COUNT)
-        # the cap keeps every entry inside the 64 KiB table
         limits.enforce(count, "VHDX_MAX_METADATA_ENTRIES", path,
                        "VHDX metadata table entry count", moff + MT_ENTRY_COUNT, "entry count")
+        if MT_HEADER_SIZE + count * MTE_SIZE > METADATA_TABLE_SIZE:
+            # the entries are read from C: only a cap raised past the spec's gets here
+            raise CorruptImage(path, "VHDX metadata table", moff,
+                               f"{count} entries overrun the table")
         items = {}
         for i in range(count):
             e = MT_HEADER_SIZE + i * MTE_SIZE
