@@ -99,7 +99,7 @@ cdef uint64_t C_VHD_EPOCH_UNIX = VHD_EPOCH_UNIX
 
 
 @cython.cdivision(True)
-def _timestamp(uint32_t seconds):
+def vhd_timestamp(uint32_t seconds):
     """A VHD time (seconds since the VHD epoch, UTC) as ``YYYY-MM-DDTHH:MM:SS+00:00``.
 
     The date is computed here, in the proleptic Gregorian calendar (H. Hinnant's
@@ -366,7 +366,7 @@ class VhdImage(Container):
         d["file_format_version"] = "%d.%d" % (f["file_format_version"] >> 16,
                                               f["file_format_version"] & 0xFFFF)
         d["data_offset"] = f["data_offset"]
-        d["timestamp"] = _timestamp(f["timestamp"])
+        d["timestamp"] = vhd_timestamp(f["timestamp"])
         d["creator_application"] = _fourcc(f["creator_application"])
         d["creator_version"] = f"{major}.{minor}"
         d["creator_host_os"] = HOST_OS_NAMES.get(f["creator_host_os"],
@@ -497,7 +497,7 @@ class VhdImage(Container):
         d["bitmap_size"] = bitmap_size
         self._dyn = (table_offset, max_entries, block_size, bitmap_size)
         d["parent_unique_id"] = uuid_text(dh["parent_unique_id"])
-        d["parent_timestamp"] = _timestamp(dh["parent_timestamp"])
+        d["parent_timestamp"] = vhd_timestamp(dh["parent_timestamp"])
         name = _decode_utf16(dh["parent_unicode_name"], "utf-16-be")
         d["parent_unicode_name"] = name
         locators = self._read_parent_locators(

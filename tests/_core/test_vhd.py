@@ -582,7 +582,7 @@ def test_timestamp_matches_gmtime() -> None:
     import time
 
     from imgscan._core.c_vhd import VHD_EPOCH_UNIX
-    from imgscan._core.vhd import _timestamp
+    from imgscan._core.vhd import vhd_timestamp
 
     def reference(seconds: int) -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(VHD_EPOCH_UNIX + seconds))
@@ -595,4 +595,4 @@ def test_timestamp_matches_gmtime() -> None:
     samples.update(range(0, 2**32, 2**32 // 50000))
     samples.update(s + d for s in range(0, 2**32 - 86400, 86400 * 27) for d in (0, 86399))
     for seconds in samples:
-        assert _timestamp(seconds) == reference(seconds), seconds
+        assert vhd_timestamp(seconds) == reference(seconds), seconds
