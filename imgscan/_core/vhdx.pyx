@@ -174,12 +174,14 @@ class VhdxImage(Container):
     # -- reads through the replay overlay -----------------------------------
     def _read(self, uint64_t offset, uint64_t length, str structure):
         """File bytes as replay leaves them; TruncatedImage past the replayed end."""
-        src = self.source
-        if offset > self._eff_size or length > self._eff_size - offset:
+        cdef Source src = self.source
+        cdef uint64_t eff_size = self._eff_size
+        if offset > eff_size or length > eff_size - offset:
             raise TruncatedImage(
                 src.path, structure, offset,
-                f"{length} bytes needed but the file ends at {self._eff_size}")
-        if not self._overlay and src.contains(offset, length):
+                f"{length} bytes needed but the file ends at {eff_size}")
+        # inside the file (Source.contains, in C: every read of an open comes here)
+        if not self._overlay and offset <= src.size and length <= src.size - offset:
             return src.read(offset, length, structure)
         if not self._overlay:
             return src.read_zero_padded(offset, length)
