@@ -13,6 +13,7 @@ DYNAMIC_HEADER_COOKIE: bytes
 CURRENT_SIZE_CREATORS: tuple[bytes, ...]
 
 def vhd_checksum(data: bytes | bytearray | memoryview, checksum_offset: int) -> int: ...
+def vhd_timestamp(seconds: int) -> str: ...
 
 class VhdImage(Container):
     details: dict[str, Any]

@@ -67,7 +67,7 @@ from imgscan import limits
 from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
 from imgscan.findings import CORRUPT, SIZE_MISMATCH, TRUNCATED, UNKNOWN_FEATURE
 
-from .binary cimport le32
+from .binary cimport le16, le32, le64
 from .c_vhdx import (
     BAT_REGION_GUID, BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, FILE_ID_SIGNATURE,
     FILE_TYPE_IDENTIFIER, FP_HAS_PARENT, FP_LEAVE_BLOCKS_ALLOCATED, HEADER, HEADER_OFFSETS,
@@ -83,19 +83,56 @@ from .container import Container, Format
 from .crc32c cimport crc32c_zeroed
 from .extents cimport ExtentMap
 from .guid import guid_text
+from .guid_text cimport ms_guid_text
 from .source cimport Source
 from .vhdx_bat cimport FileCtx, WalkStats, walk_bat
 from .vhdx_layout cimport BAT_ENTRY_SIZE
 from .vhdx_log import LogScan, Overlay
 
 # --------------------------------------------------------------------------
+# Field offsets, taken once from the declarations in c_vhdx.py: the header section's
+# structures are read field by field from C on every open (a CStruct dict per
+# structure and entry cost about a third of an open of a small VHDX).
+# --------------------------------------------------------------------------
+
+cdef Py_ssize_t H_SIGNATURE = HEADER.offset("signature")
+cdef Py_ssize_t H_CHECKSUM = HEADER.offset("checksum")
+cdef Py_ssize_t H_SEQUENCE_NUMBER = HEADER.offset("sequence_number")
+cdef Py_ssize_t H_FILE_WRITE_GUID = HEADER.offset("file_write_guid")
+cdef Py_ssize_t H_DATA_WRITE_GUID = HEADER.offset("data_write_guid")
+cdef Py_ssize_t H_LOG_GUID = HEADER.offset("log_guid")
+cdef Py_ssize_t H_LOG_VERSION = HEADER.offset("log_version")
+cdef Py_ssize_t H_VERSION = HEADER.offset("version")
+cdef Py_ssize_t H_LOG_LENGTH = HEADER.offset("log_length")
+cdef Py_ssize_t H_LOG_OFFSET = HEADER.offset("log_offset")
+cdef Py_ssize_t RT_SIGNATURE = REGION_TABLE_HEADER.offset("signature")
+cdef Py_ssize_t RT_CHECKSUM = REGION_TABLE_HEADER.offset("checksum")
+cdef Py_ssize_t RT_ENTRY_COUNT = REGION_TABLE_HEADER.offset("entry_count")
+cdef Py_ssize_t RT_HEADER_SIZE = REGION_TABLE_HEADER.size
+cdef Py_ssize_t RTE_GUID = REGION_TABLE_ENTRY.offset("guid")
+cdef Py_ssize_t RTE_FILE_OFFSET = REGION_TABLE_ENTRY.offset("file_offset")
+cdef Py_ssize_t RTE_LENGTH = REGION_TABLE_ENTRY.offset("length")
+cdef Py_ssize_t RTE_REQUIRED = REGION_TABLE_ENTRY.offset("required")
+cdef Py_ssize_t RTE_SIZE = REGION_TABLE_ENTRY.size
+cdef Py_ssize_t MT_SIGNATURE = METADATA_TABLE_HEADER.offset("signature")
+cdef Py_ssize_t MT_ENTRY_COUNT = METADATA_TABLE_HEADER.offset("entry_count")
+cdef Py_ssize_t MT_HEADER_SIZE = METADATA_TABLE_HEADER.size
+cdef Py_ssize_t MTE_ITEM_ID = METADATA_TABLE_ENTRY.offset("item_id")
+cdef Py_ssize_t MTE_OFFSET = METADATA_TABLE_ENTRY.offset("offset")
+cdef Py_ssize_t MTE_LENGTH = METADATA_TABLE_ENTRY.offset("length")
+cdef Py_ssize_t MTE_FLAGS = METADATA_TABLE_ENTRY.offset("flags")
+cdef Py_ssize_t MTE_SIZE = METADATA_TABLE_ENTRY.size
+cdef Py_ssize_t GUID_SIZE = 16
+
+# --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
 
-def _checksum_ok(const uint8_t[::1] data, Py_ssize_t field):
-    """Whether the stored CRC-32C at ``field`` matches the structure's bytes."""
-    cdef uint32_t stored = le32(&data[field])
-    return crc32c_zeroed(&data[0], data.shape[0], field) == stored
+cdef bint _checksum_ok(bytes data, Py_ssize_t field):
+    """Whether the stored CRC-32C at ``field`` matches the structure's bytes (the
+    caller read the whole structure, so ``field`` lies inside it)."""
+    cdef const uint8_t* p = <const uint8_t*><char*>data
+    return crc32c_zeroed(p, len(data), field) == le32(p + field)
 
 
 def _utf16(data):
@@ -125,9 +162,9 @@ class VhdxImage(Container):
         self._eff_size = source.size
         d = self.details
         self._read_file_identifier()
-        hdr = self._read_headers()
+        hdr, log_guid = self._read_headers()
         self._regions = [(0, HEADER_SECTION_SIZE)]
-        self._parse_log(hdr)
+        self._parse_log(hdr, log_guid)
         bat, meta = self._read_region_tables()
         self._read_metadata(meta)
         self._check_bat_region(bat)
@@ -137,12 +174,14 @@ class VhdxImage(Container):
     # -- reads through the replay overlay -----------------------------------
     def _read(self, uint64_t offset, uint64_t length, str structure):
         """File bytes as replay leaves them; TruncatedImage past the replayed end."""
-        src = self.source
-        if offset > self._eff_size or length > self._eff_size - offset:
+        cdef Source src = self.source
+        cdef uint64_t eff_size = self._eff_size
+        if offset > eff_size or length > eff_size - offset:
             raise TruncatedImage(
                 src.path, structure, offset,
-                f"{length} bytes needed but the file ends at {self._eff_size}")
-        if not self._overlay and src.contains(offset, length):
+                f"{length} bytes needed but the file ends at {eff_size}")
+        # inside the file (Source.contains, in C: every read of an open comes here)
+        if not self._overlay and offset <= src.size and length <= src.size - offset:
             return src.read(offset, length, structure)
         if not self._overlay:
             return src.read_zero_padded(offset, length)
@@ -163,32 +202,35 @@ class VhdxImage(Container):
 
     def _read_headers(self):
         """Both headers; the valid one with the larger sequence number is current."""
-        src = self.source
+        cdef Source src = self.source
+        cdef bytes raw
+        cdef const uint8_t* p
         path = src.path
-        raws, valid, why = [], [], []
+        raws, valid, why, seqs = [], [], [], []
         for off in HEADER_OFFSETS:
             if not src.contains(off, HEADER_SIZE):
                 raws.append(None)
                 valid.append(False)
                 why.append(f"header at {off} lies past the end of the file ({src.size})")
+                seqs.append(None)
                 continue
             raw = src.read(off, HEADER_SIZE, "VHDX header")
             raws.append(raw)
-            h = HEADER.unpack(raw)
+            p = <const uint8_t*><char*>raw
             problem = None
-            if not _checksum_ok(raw, HEADER.offset("checksum")):
+            if not _checksum_ok(raw, H_CHECKSUM):
                 problem = "CRC-32C mismatch"
-            elif h["signature"] != HEADER_SIGNATURE:
-                problem = f"signature {h['signature']!r} is not 'head'"
-            elif h["version"] != HEADER_VERSION:
-                problem = f"version {h['version']} is not 1"
+            elif raw[H_SIGNATURE:H_SIGNATURE + 4] != HEADER_SIGNATURE:
+                problem = f"signature {raw[H_SIGNATURE:H_SIGNATURE + 4]!r} is not 'head'"
+            elif le16(p + H_VERSION) != HEADER_VERSION:
+                problem = f"version {le16(p + H_VERSION)} is not 1"
             valid.append(problem is None)
             why.append(f"header at {off}: {problem}" if problem else None)
+            seqs.append(le64(p + H_SEQUENCE_NUMBER) if problem is None else None)
         if not valid[0] and not valid[1]:
             cls = TruncatedImage if raws[0] is None else CorruptImage
             raise cls(path, "VHDX headers", HEADER_OFFSETS[0],
                       "no valid header: " + "; ".join(why))
-        seqs = [HEADER.field(r, "sequence_number") if v else None for r, v in zip(raws, valid)]
         if valid[0] and valid[1]:
             if seqs[0] > seqs[1]:
                 current = 0
@@ -206,34 +248,35 @@ class VhdxImage(Container):
             self.add_finding(CORRUPT, "warning",
                              f"VHDX {why[bad]}; the other header (sequence number "
                              f"{seqs[current]}) is used")
-        hdr = HEADER.unpack(raws[current])
+        raw = raws[current]
+        p = <const uint8_t*><char*>raw
         h = {
             "sequence_number": seqs[current],
-            "file_write_guid": guid_text(hdr["file_write_guid"]),
-            "data_write_guid": guid_text(hdr["data_write_guid"]),
-            "log_guid": guid_text(hdr["log_guid"]),
-            "log_version": hdr["log_version"],
-            "version": hdr["version"],
-            "log_length": hdr["log_length"],
-            "log_offset": hdr["log_offset"],
+            "file_write_guid": ms_guid_text(p + H_FILE_WRITE_GUID),
+            "data_write_guid": ms_guid_text(p + H_DATA_WRITE_GUID),
+            "log_guid": ms_guid_text(p + H_LOG_GUID),
+            "log_version": le16(p + H_LOG_VERSION),
+            "version": le16(p + H_VERSION),
+            "log_length": le32(p + H_LOG_LENGTH),
+            "log_offset": le64(p + H_LOG_OFFSET),
         }
         d = self.details
         d["current_header"] = current + 1
         d["header_sequence_numbers"] = seqs
         d["header"] = h
-        return hdr
+        return h, raw[H_LOG_GUID:H_LOG_GUID + GUID_SIZE]
 
     # -- log ------------------------------------------------------------------
-    def _parse_log(self, dict hdr):
+    def _parse_log(self, dict hdr, bytes log_guid):
         """Find the active log sequence the way qemu does; replay it in memory.
 
-        ``hdr`` is the current header's fields.
+        ``hdr`` is the current header's fields (``details["header"]``), ``log_guid``
+        its log GUID as stored.
         """
         src = self.source
         path = src.path
         log_offset = hdr["log_offset"]
         log_length = hdr["log_length"]
-        log_guid = hdr["log_guid"]
         where = HEADER_OFFSETS[self.details["current_header"] - 1]
         if log_offset < MiB or log_offset % MiB:
             raise CorruptImage(path, "VHDX header log offset", where + HEADER.offset("log_offset"),
@@ -273,27 +316,30 @@ class VhdxImage(Container):
         """(entries, problem) for the table at ``offset``."""
         if offset + REGION_TABLE_SIZE > self._eff_size:
             return None, f"region table at {offset} lies past the end of the file"
-        raw = self._read(offset, REGION_TABLE_SIZE, "VHDX region table")
-        h = REGION_TABLE_HEADER.unpack(raw)
-        if not _checksum_ok(raw, REGION_TABLE_HEADER.offset("checksum")):
+        cdef bytes raw = self._read(offset, REGION_TABLE_SIZE, "VHDX region table")
+        if not _checksum_ok(raw, RT_CHECKSUM):
             return raw, f"region table at {offset}: CRC-32C mismatch"
-        if h["signature"] != REGION_SIGNATURE:
-            return raw, f"region table at {offset}: signature {h['signature']!r} is not 'regi'"
+        signature = raw[RT_SIGNATURE:RT_SIGNATURE + 4]
+        if signature != REGION_SIGNATURE:
+            return raw, f"region table at {offset}: signature {signature!r} is not 'regi'"
+        count = le32(<const uint8_t*><char*>raw + RT_ENTRY_COUNT)
         try:
-            limits.enforce(h["entry_count"], "VHDX_MAX_REGION_ENTRIES", self.source.path,
-                           "VHDX region table", offset + REGION_TABLE_HEADER.offset("entry_count"),
-                           "entry count")
+            limits.enforce(count, "VHDX_MAX_REGION_ENTRIES", self.source.path,
+                           "VHDX region table", offset + RT_ENTRY_COUNT, "entry count")
         except LimitExceeded as exc:
             # one copy over the cap is a finding when the other copy is good
             return raw, f"region table at {offset}: {exc.problem}"
+        if RT_HEADER_SIZE + count * RTE_SIZE > REGION_TABLE_SIZE:
+            # the entries are read from C: only a cap raised past the spec's gets here
+            return raw, f"region table at {offset}: {count} entries overrun the table"
         return raw, None
 
     def _read_region_tables(self):
         path = self.source.path
         raws, problems = [], []
         for off in REGION_TABLE_OFFSETS:
-            raw, problem = self._parse_region_table(off)
-            raws.append(raw)
+            copy, problem = self._parse_region_table(off)
+            raws.append(copy)
             problems.append(problem)
         if problems[0] and problems[1]:
             cls = (TruncatedImage if raws[0] is None
@@ -313,21 +359,24 @@ class VhdxImage(Container):
             self.add_finding(CORRUPT, "warning",
                              "the two VHDX region table copies differ; the first is used "
                              "(as qemu does)")
-        raw = raws[use]
+        cdef bytes raw = raws[use]
+        # every entry lies inside the table (checked with the entry count's cap)
+        cdef const uint8_t* p = <const uint8_t*><char*>raw
+        cdef Py_ssize_t i, e
         base = REGION_TABLE_OFFSETS[use]
         bat = meta = None
         regions = []
-        for i in range(REGION_TABLE_HEADER.field(raw, "entry_count")):
-            e = REGION_TABLE_HEADER.size + i * REGION_TABLE_ENTRY.size
-            entry = REGION_TABLE_ENTRY.unpack(raw, e)
-            guid = entry["guid"]
-            off = entry["file_offset"]
-            length = entry["length"]
-            required = bool(entry["required"] & 1)
+        for i in range(le32(p + RT_ENTRY_COUNT)):
+            e = RT_HEADER_SIZE + i * RTE_SIZE
+            guid = raw[e + RTE_GUID:e + RTE_GUID + GUID_SIZE]
+            off = le64(p + e + RTE_FILE_OFFSET)
+            length = le32(p + e + RTE_LENGTH)
+            required = bool(le32(p + e + RTE_REQUIRED) & 1)
             where = base + e
+            text = ms_guid_text(p + e + RTE_GUID)
             name = ("bat" if guid == BAT_REGION_GUID
-                    else "metadata" if guid == METADATA_REGION_GUID else guid_text(guid))
-            regions.append({"guid": guid_text(guid), "name": name, "file_offset": off,
+                    else "metadata" if guid == METADATA_REGION_GUID else text)
+            regions.append({"guid": text, "name": name, "file_offset": off,
                             "length": length, "required": required})
             for r_off, r_len in self._regions:
                 if off < r_off + r_len and r_off < off + length:
@@ -358,23 +407,27 @@ class VhdxImage(Container):
     def _read_metadata(self, meta):
         path = self.source.path
         moff, mlen, mwhere = meta
-        table = self._read(moff, METADATA_TABLE_SIZE, "VHDX metadata table")
-        h = METADATA_TABLE_HEADER.unpack(table)
-        if h["signature"] != METADATA_SIGNATURE:
+        cdef bytes table = self._read(moff, METADATA_TABLE_SIZE, "VHDX metadata table")
+        cdef const uint8_t* p = <const uint8_t*><char*>table
+        cdef Py_ssize_t i, e
+        signature = table[MT_SIGNATURE:MT_SIGNATURE + 8]
+        if signature != METADATA_SIGNATURE:
             raise CorruptImage(path, "VHDX metadata table", moff,
-                               f"signature {h['signature']!r} is not 'metadata'")
-        count = h["entry_count"]
+                               f"signature {signature!r} is not 'metadata'")
+        count = le16(p + MT_ENTRY_COUNT)
         limits.enforce(count, "VHDX_MAX_METADATA_ENTRIES", path,
-                       "VHDX metadata table entry count",
-                       moff + METADATA_TABLE_HEADER.offset("entry_count"), "entry count")
+                       "VHDX metadata table entry count", moff + MT_ENTRY_COUNT, "entry count")
+        if MT_HEADER_SIZE + count * MTE_SIZE > METADATA_TABLE_SIZE:
+            # the entries are read from C: only a cap raised past the spec's gets here
+            raise CorruptImage(path, "VHDX metadata table", moff,
+                               f"{count} entries overrun the table")
         items = {}
         for i in range(count):
-            e = METADATA_TABLE_HEADER.size + i * METADATA_TABLE_ENTRY.size
-            entry = METADATA_TABLE_ENTRY.unpack(table, e)
-            guid = entry["item_id"]
-            ioff = entry["offset"]
-            ilen = entry["length"]
-            flags = entry["flags"]
+            e = MT_HEADER_SIZE + i * MTE_SIZE
+            guid = table[e + MTE_ITEM_ID:e + MTE_ITEM_ID + GUID_SIZE]
+            ioff = le32(p + e + MTE_OFFSET)
+            ilen = le32(p + e + MTE_LENGTH)
+            flags = le32(p + e + MTE_FLAGS)
             where = moff + e
             known = METADATA_ITEMS.get(guid)
             if known is None:
@@ -411,7 +464,7 @@ class VhdxImage(Container):
         vsize = item("virtual_disk_size")["virtual_disk_size"]
         lss = item("logical_sector_size")["logical_sector_size"]
         pss = item("physical_sector_size")["physical_sector_size"]
-        page83 = item("page_83_data")["page_83_data"]
+        cdef bytes page83 = item("page_83_data")["page_83_data"]
         has_parent = bool(fp_flags & FP_HAS_PARENT)
         leave = bool(fp_flags & FP_LEAVE_BLOCKS_ALLOCATED)
         d = self.details
@@ -421,7 +474,7 @@ class VhdxImage(Container):
         d["virtual_disk_size"] = vsize
         d["logical_sector_size"] = lss
         d["physical_sector_size"] = pss
-        d["virtual_disk_id"] = guid_text(page83)
+        d["virtual_disk_id"] = ms_guid_text(<const uint8_t*><char*>page83)
         fp_at = items["file_parameters"][0]
         if block_size < BLOCK_SIZE_MIN or block_size > BLOCK_SIZE_MAX \
                 or block_size & (block_size - 1):

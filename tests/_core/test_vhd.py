@@ -7,6 +7,7 @@ the hand-corrupted images, from the spec: imgscan is never its own oracle.
 
 from __future__ import annotations
 
+import calendar
 import re
 import shutil
 import struct
@@ -572,3 +573,26 @@ def test_not_vhd_is_raw(tmp_path: Path) -> None:
     p.write_bytes(b"connectix" + bytes(2048))
     with imgscan.open(p) as im:
         assert im.format == "raw"
+
+
+def test_timestamp_matches_gmtime() -> None:
+    """The footer's and dynamic header's times, computed in C, read as time.strftime of
+    time.gmtime reads them: the epoch, both ends of the 32-bit range, leap days (2000,
+    2004; not 2100) and the turn of every month and year in between, sampled."""
+    import time
+
+    from imgscan._core.c_vhd import VHD_EPOCH_UNIX
+    from imgscan._core.vhd import vhd_timestamp
+
+    def reference(seconds: int) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(VHD_EPOCH_UNIX + seconds))
+
+    def at(*date: int) -> int:
+        return calendar.timegm((*date, 0, 0, 0)) - VHD_EPOCH_UNIX
+
+    samples = {0, 1, 59, 60, 3599, 3600, 86399, 86400, 2**31 - 1, 2**31, 2**32 - 1,
+               at(2000, 2, 29), at(2004, 2, 29), at(2100, 2, 28), at(2100, 3, 1)}
+    samples.update(range(0, 2**32, 2**32 // 50000))
+    samples.update(s + d for s in range(0, 2**32 - 86400, 86400 * 27) for d in (0, 86399))
+    for seconds in samples:
+        assert vhd_timestamp(seconds) == reference(seconds), seconds
