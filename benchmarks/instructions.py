@@ -56,6 +56,14 @@ OPERATIONS = {
     "json-all": ("test_bench_profiles.render, all, JSON of one image's checks", 200),
     "linux-judge-one": ("test_bench_profiles.judge, huawei-ims, Debian ext4 info dict", 200),
     "linux-judge-all": ("test_bench_profiles.judge, all, Debian ext4 info dict", 200),
+    "check-text-one": ("test_check_and_render[text-huawei-ims-windows]", 20),
+    "check-text-all": ("test_check_and_render[text-all-windows]", 20),
+    "check-json-one": ("test_check_and_render[json-huawei-ims-windows]", 20),
+    "check-json-all": ("test_check_and_render[json-all-windows]", 20),
+    "linux-check-text-one": ("test_check_and_render[text-huawei-ims-debian]", 2),
+    "linux-check-text-all": ("test_check_and_render[text-all-debian]", 2),
+    "linux-check-json-one": ("test_check_and_render[json-huawei-ims-debian]", 2),
+    "linux-check-json-all": ("test_check_and_render[json-all-debian]", 2),
     "linux-facts": ("test_linux_facts[plain]", 3),
     "linux-facts-compressed": ("test_linux_facts[compressed]", 3),
     "initramfs-gzip": ("test_list_debian_initramfs[gzip-isal]", 3),
@@ -192,6 +200,8 @@ def image_of(op: str) -> Path:
 
 def operation(op: str, path: Path) -> Callable[[], object]:
     """One round of ``op`` on ``path``, as its benchmark does it (child side)."""
+    import functools
+
     import imgscan
     from imgscan import layout
 
@@ -206,12 +216,14 @@ def operation(op: str, path: Path) -> Callable[[], object]:
                 return emap.to_qemu_json() if json else len(emap)
         return run
 
-    if op.startswith(("check-", "judge-", "text-", "json-", "linux-judge-")):
-        from test_bench_profiles import check_image, judge, render
+    if op.startswith(("check-", "judge-", "text-", "json-", "linux-judge-", "linux-check-")):
+        from test_bench_profiles import check_and_render, check_image, judge, render
 
         from imgscan.policy import load_profiles
 
         profiles = load_profiles("all" if op.endswith("-all") else "huawei-ims")
+        if "check-text-" in op or "check-json-" in op:  # what `imgscan check` does an image
+            return functools.partial(check_and_render, path, profiles, "-json-" in op)
         if op.startswith("check-"):
             return lambda: check_image(path, profiles)
         with imgscan.open(path) as img:

@@ -8,14 +8,37 @@ contract's single check object."""
 from __future__ import annotations
 
 import json
+import json.encoder
 from json.encoder import encode_basestring_ascii
 
 from ..vocabulary import worst_verdict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any
+
+
+def _made_encoder() -> Callable[[Any], str]:
+    """:func:`json.dumps` with its defaults, made once: the standard library's C encoder
+    with the very arguments ``json.dumps`` gives it (ASCII only, ``", "`` / ``": "``,
+    keys in insertion order, ``NaN`` allowed), but set up once per process rather than
+    at every call (about 4 us; ``check --json --profile all`` encodes some 70 rule
+    results apart: :func:`checks_json`). Without the circular-reference check: the
+    objects written are trees (a result shared by several profiles is a repeated
+    branch, not a cycle). Python's own encoder when the C one is missing."""
+    # the C accelerator json.encoder imports from _json, None without it (not typed)
+    make: Callable[..., Callable[[Any, int], list[str]]] | None = getattr(
+        json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.dumps
+    encode = make(None, json.JSONEncoder().default, encode_basestring_ascii, None, ": ",
+                  ", ", False, False, True)
+    return lambda obj: "".join(encode(obj, 0))
+
+
+#: ``json.dumps(obj)``, byte for byte (:func:`_made_encoder`).
+dumps = _made_encoder()
 
 
 def json_line(obj: Mapping[str, Any]) -> str:
@@ -24,7 +47,7 @@ def json_line(obj: Mapping[str, Any]) -> str:
     every imgscan line has been written. orjson writes an info object 5 times faster
     (3 against 15 us) but has neither those separators nor ``\\u`` escapes (it writes
     UTF-8), so its lines would differ byte for byte (benchmarks/README.md, issue 18)."""
-    return json.dumps(obj)
+    return dumps(obj)
 
 
 def checks_object(checks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -69,31 +92,46 @@ def checks_json(checks: Sequence[Mapping[str, Any]]) -> str:
     but each rule result is encoded once: the profiles share the results of the rules
     they configure alike (:class:`imgscan.policy.Judge`), and ``--profile all`` repeats
     43 of its 110 results on a Windows disk, the encoding of which cost more than judging
-    them."""
+    them. The pieces go into one list joined once at the end: the 60 KB line of ``all``
+    was copied a dozen times by nested concatenations (a third of its encoding's
+    instructions)."""
     if len(checks) == 1:
         return json_line(checks[0])
     encoded: dict[int, str] = {}
+    out: list[str] = []
 
     def result(r: Mapping[str, Any]) -> str:
         found = encoded.get(id(r))
         if found is None:
-            found = encoded[id(r)] = json.dumps(r)
+            found = encoded[id(r)] = dumps(r)
         return found
 
-    def check(c: Mapping[str, Any]) -> str:
-        return _object((k, "[" + ", ".join(map(result, v)) + "]" if k == "rules" else
-                        _value(v)) for k, v in c.items())
+    def rules(results: Sequence[Mapping[str, Any]]) -> None:
+        out.append(", ".join(map(result, results)))
 
-    return _object((k, "[" + ", ".join(map(check, v)) + "]" if k == "checks" else
-                    _value(v)) for k, v in checks_object(checks).items())
+    def each_check(objects: Sequence[Mapping[str, Any]]) -> None:
+        for n, c in enumerate(objects):
+            if n:
+                out.append(", ")
+            _put_object(out, c, "rules", rules)
+
+    _put_object(out, checks_object(checks), "checks", each_check)
+    return "".join(out)
 
 
-def _value(v: Any) -> str:
-    """``v`` as :func:`json.dumps` writes it; a string by the encoder's own C function
-    (a call of ``json.dumps`` sets up an encoder each time)."""
-    return encode_basestring_ascii(v) if type(v) is str else json.dumps(v)
-
-
-def _object(items: Iterable[tuple[str, str]]) -> str:
-    """A JSON object of already encoded values, as :func:`json.dumps` writes one."""
-    return "{" + ", ".join(f"{encode_basestring_ascii(k)}: {v}" for k, v in items) + "}"
+def _put_object(out: list[str], obj: Mapping[str, Any], key: str,
+                put_list: Callable[[Any], None]) -> None:
+    """``obj`` as :func:`json.dumps` writes it, appended to ``out`` in pieces; the list
+    under ``key`` by ``put_list`` (which appends its items)."""
+    sep = "{"
+    for k, v in obj.items():
+        if k == key:
+            out.append(f"{sep}{encode_basestring_ascii(k)}: [")
+            put_list(v)
+            out.append("]")
+        else:
+            # a string by the encoder's own C function (no encoder call)
+            out.append(f"{sep}{encode_basestring_ascii(k)}: "
+                       f"{encode_basestring_ascii(v) if type(v) is str else dumps(v)}")
+        sep = ", "
+    out.append("}")

@@ -163,6 +163,19 @@ def test_profile_all_report_is_golden(disks: dict[str, Path]) -> None:
     assert proc.stdout.count(str(disks["bios"])) == 1
 
 
+def test_profile_all_json_is_golden(disks: dict[str, Path]) -> None:
+    """The ``--json`` object of ``--profile all``: a check object per profile, the
+    verdicts, and ``info`` once (volatile fields as in ``check-bios.json``)."""
+    proc = run_cli("check", "--json", "--profile", "all", str(disks["bios"]))
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.count("\n") == 1  # one line per image
+    obj: dict[str, Any] = json.loads(proc.stdout)
+    # A raw file's allocated size follows the host filesystem's holes: not golden.
+    assert obj["info"].pop("allocated_size") <= disks["bios"].stat().st_size
+    golden("check-all-bios.json",
+           normalise(json.dumps(obj, indent=1, sort_keys=True), disks["bios"]) + "\n")
+
+
 def test_profile_all_json_has_one_check_per_profile(disks: dict[str, Path]) -> None:
     proc = run_cli("check", "--json", "--profile", "all", str(disks["bios"]))
     obj: dict[str, Any] = json.loads(proc.stdout)

@@ -16,6 +16,8 @@ from typing import Any
 
 from helpers import golden, run_cli
 
+from imgscan.units import human_size
+
 MASKS = (
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "UUID"),
     (re.compile(r"\b[0-9A-Za-z]{6}(?:-[0-9A-Za-z]{4}){5}-[0-9A-Za-z]{6}\b"), "LVMID"),
@@ -79,3 +81,21 @@ def test_profile_all_report_of_the_ext4_disk(linux_disks: dict[str, Path]) -> No
     disk = linux_disks["ext4-bios"]
     golden("linux-check-all-ext4.txt", masked(run("check", "--profile", "all", str(disk)),
                                               disk))
+
+
+def test_profile_all_json_of_the_ext4_disk(linux_disks: dict[str, Path]) -> None:
+    """``check --json --profile all`` of the same disk: every profile's check object and
+    the verdicts; the ``info`` object has golden files of its own. The sizes a rebuild
+    moves (the compressed file's, the root's free space) are masked where the rules
+    quote them, as value and as message."""
+    disk = linux_disks["ext4-bios"]
+    obj: dict[str, Any] = json.loads(run("check", "--json", "--profile", "all", str(disk)))
+    info = obj.pop("info")
+    assert obj["path"] == info["path"] == str(disk)
+    text = json.dumps(obj, indent=1, sort_keys=True)
+    for name, size in (("FILE-SIZE", info["file_size"]),
+                       ("FREE", info["linux"]["root_free_bytes"])):
+        assert size > 0 and str(size) in text, name
+        text = text.replace(human_size(size), f"<{name}>")  # "182 MiB (190840832 bytes)"
+        text = re.sub(rf"\b{size}\b", f"<{name}>", text)
+    golden("linux-check-all-ext4.json", masked(text, disk) + "\n")
