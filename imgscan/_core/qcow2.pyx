@@ -133,15 +133,33 @@ cdef int _walk_l2(ExtentMap emap, const uint8_t* l2, uint64_t l2_host, uint64_t 
     ``l2`` points at the table's entries up to ``p.virtual_size`` (the caller read
     them), where the runs stop.
     """
-    cdef uint64_t i, entry, bitmap, host, length, stored, alloc, zero, sub, s_start, s_len
+    cdef uint64_t i = 0, entry, bitmap, host, length, stored, alloc, zero, sub, s_start, s_len
+    cdef uint64_t run
     cdef uint32_t j
     cdef bint allocated
     cdef const uint8_t* e
-    for i in range(p.l2_entries):
+    while i < p.l2_entries:
         if guest >= p.virtual_size:
             break
         e = l2 + i * p.entry_size
         entry = be64(e)
+        if entry == 0 and not p.extended_l2:
+            # Unallocated clusters (most of a small image's table) as one run: the zero
+            # entries after this one are only compared, not each added (issue 18: the
+            # per-cluster add was most of a small qcow2's map).
+            run = 1
+            while (i + run < p.l2_entries and guest + run * p.cluster_size < p.virtual_size
+                   and be64(e + run * p.entry_size) == 0):
+                run += 1
+            length = p.virtual_size - guest
+            if length > run * p.cluster_size:
+                length = run * p.cluster_size
+            if add_run(emap, guest, length, KIND_UNALLOCATED, NO_HOST, 0, 0) < 0:
+                st.error = WALK_TOO_MANY_EXTENTS
+                return -1
+            guest += run * p.cluster_size
+            i += run
+            continue
         length = p.virtual_size - guest
         if length > p.cluster_size:
             length = p.cluster_size
@@ -162,6 +180,7 @@ cdef int _walk_l2(ExtentMap emap, const uint8_t* l2, uint64_t l2_host, uint64_t 
                 st.error = WALK_TOO_MANY_EXTENTS
                 return -1
             guest += p.cluster_size
+            i += 1
             continue
         host = entry & L2E_OFFSET_MASK
         # Offset 0 is unallocated, except in an external data file, where the
@@ -181,6 +200,7 @@ cdef int _walk_l2(ExtentMap emap, const uint8_t* l2, uint64_t l2_host, uint64_t 
                 st.error = WALK_TOO_MANY_EXTENTS
                 return -1
             guest += p.cluster_size
+            i += 1
             continue
         bitmap = be64(e + 8)
         alloc = bitmap & 0xFFFFFFFFULL
@@ -202,6 +222,7 @@ cdef int _walk_l2(ExtentMap emap, const uint8_t* l2, uint64_t l2_host, uint64_t 
                 st.error = WALK_TOO_MANY_EXTENTS
                 return -1
         guest += p.cluster_size
+        i += 1
     return 0
 
 
@@ -349,8 +370,11 @@ class Qcow2Image(Container):
             raise CorruptImage(path, "qcow2 header", _offset("cluster_bits"),
                                f"cluster_bits {cluster_bits} is below the spec's minimum "
                                f"{limits.QCOW2_MIN_CLUSTER_BITS}")
-        limits.enforce(cluster_bits, "QCOW2_MAX_CLUSTER_BITS", path, "qcow2 header",
-                       _offset("cluster_bits"), "cluster_bits")
+        # each cap compared inline, enforce called only to refuse (its call and its
+        # arguments, offsets and f-strings, were a tenth of the header's decoding; issue 18)
+        if cluster_bits > limits.QCOW2_MAX_CLUSTER_BITS:
+            limits.enforce(cluster_bits, "QCOW2_MAX_CLUSTER_BITS", path, "qcow2 header",
+                           _offset("cluster_bits"), "cluster_bits")
         self._cluster_bits = cluster_bits
         self.cluster_size = cluster_size = 1 << cluster_bits
         if version == 2:
@@ -389,8 +413,9 @@ class Qcow2Image(Container):
                                                  "qcow2 header")[0]
 
         disk_size = h["size"]
-        limits.enforce(disk_size, "MAX_VIRTUAL_SIZE", path, "qcow2 header", _offset("size"),
-                       "virtual size")
+        if disk_size > limits.MAX_VIRTUAL_SIZE:
+            limits.enforce(disk_size, "MAX_VIRTUAL_SIZE", path, "qcow2 header", _offset("size"),
+                           "virtual size")
         # qemu counts whole 512-byte sectors and drops a partial last one.
         self._header_size = disk_size
         self._virtual_size = disk_size - disk_size % SECTOR_SIZE
@@ -405,8 +430,9 @@ class Qcow2Image(Container):
 
         l1_size = h["l1_size"]
         l1_offset = h["l1_table_offset"]
-        limits.enforce(l1_size * L1E_SIZE, "QCOW2_MAX_L1_BYTES", path, "qcow2 header",
-                       _offset("l1_size"), f"l1_size {l1_size}, in bytes,")
+        if l1_size * L1E_SIZE > limits.QCOW2_MAX_L1_BYTES:
+            limits.enforce(l1_size * L1E_SIZE, "QCOW2_MAX_L1_BYTES", path, "qcow2 header",
+                           _offset("l1_size"), f"l1_size {l1_size}, in bytes,")
         if l1_offset & (cluster_size - 1):
             raise CorruptImage(path, "qcow2 header", _offset("l1_table_offset"),
                                f"l1_table_offset {l1_offset:#x} is not cluster aligned")
@@ -426,9 +452,10 @@ class Qcow2Image(Container):
         self._extended_l2 = extended
 
         reftable_clusters = h["refcount_table_clusters"]
-        limits.enforce(reftable_clusters * cluster_size, "QCOW2_MAX_REFTABLE_BYTES", path,
-                       "qcow2 header", _offset("refcount_table_clusters"),
-                       f"refcount table of {reftable_clusters} clusters, in bytes,")
+        if reftable_clusters * cluster_size > limits.QCOW2_MAX_REFTABLE_BYTES:
+            limits.enforce(reftable_clusters * cluster_size, "QCOW2_MAX_REFTABLE_BYTES", path,
+                           "qcow2 header", _offset("refcount_table_clusters"),
+                           f"refcount table of {reftable_clusters} clusters, in bytes,")
         self._nb_snapshots = h["nb_snapshots"]
         self._snapshots_offset = h["snapshots_offset"]
         self._backing_offset = h["backing_file_offset"]
@@ -511,8 +538,9 @@ class Qcow2Image(Container):
             if ext_type == EXT_END:
                 break
             count += 1
-            limits.enforce(count, "QCOW2_MAX_HEADER_EXTENSIONS", path, "qcow2 header extension",
-                           where, "header extension number")
+            if count > limits.QCOW2_MAX_HEADER_EXTENSIONS:
+                limits.enforce(count, "QCOW2_MAX_HEADER_EXTENSIONS", path,
+                               "qcow2 header extension", where, "header extension number")
             pos += QCOW2_EXTENSION.size
             if ext_len > len(area) - pos and len(area) < length:
                 area = self.source.read_zero_padded(start, length)

@@ -96,13 +96,30 @@ class Descriptor:
         self.extents: list[ExtentLine] = []
         #: Why another reader may see a different disk, one message per problem.
         self.ambiguities: list[str] = []
+        #: Each key's first value, and the keys given more than once (from ``entries``,
+        #: made once by :meth:`_index` when first asked: ``first`` and ``check_key`` run on
+        #: every open and were a pass over the entries each, issue 18).
+        self._first: dict[str, str] | None = None
+        self._repeated: set[str] = set()
+        #: Lower-cased key -> its spellings in the entries.
+        self._spellings: dict[str, set[str]] = {}
+
+    def _index(self) -> dict[str, str]:
+        if self._first is None:
+            first: dict[str, str] = {}
+            spellings = self._spellings
+            for k, v, _ in self.entries:
+                if k in first:
+                    self._repeated.add(k)
+                else:
+                    first[k] = v
+                    spellings.setdefault(k.lower(), set()).add(k)
+            self._first = first
+        return self._first
 
     def first(self, key: str) -> str | None:
         """The structured reading of ``key``: its first line's value."""
-        for k, v, _ in self.entries:
-            if k == key:
-                return v
-        return None
+        return self._index().get(key)
 
     def qemu_value(self, key: str) -> str | None:
         """qemu's reading of ``key`` (block/vmdk.c vmdk_parse_description)."""
@@ -127,12 +144,12 @@ class Descriptor:
 
     def check_key(self, key: str) -> None:
         """Record where readers may disagree on ``key``."""
-        # one pass over the entries, the key lowered once (checked on every open)
-        low = key.lower()
-        exact = [(v, n) for k, v, n in self.entries if k == key]
-        other_case = sorted({k for k, _, _ in self.entries if k.lower() == low and k != key})
-        values = {v for v, _ in exact}
-        if len(values) > 1:
+        structured = self._index().get(key)
+        other_case = sorted(self._spellings.get(key.lower(), set()) - {key})
+        # the lines of a key given more than once (rare) are gathered only then
+        exact = ([(v, n) for k, v, n in self.entries if k == key]
+                 if key in self._repeated else [])
+        if len({v for v, _ in exact}) > 1:
             lines = ", ".join(f"line {n}: {v!r}" for v, n in exact)
             self.ambiguities.append(f"{key} is given {len(exact)} times with different values "
                                     f"({lines}); qemu takes the first")
@@ -141,18 +158,11 @@ class Descriptor:
                 f"{key} is also spelt {', '.join(map(repr, other_case))}: a case-insensitive "
                 "reader may take that value; qemu matches the exact case only")
         qemu = self.qemu_value(key)
-        structured = exact[0][0] if exact else None
         if qemu != structured and (qemu is not None or structured is not None):
             self.ambiguities.append(
                 f"qemu reads {key} as {qemu!r} (first occurrence of the name anywhere in the "
                 f"text, then the characters up to the next double quote) but its first "
                 f"{key}= line says {structured!r}")
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
-        return value[1:-1]
-    return value
 
 
 def parse_descriptor(raw: bytes, path: str, offset: int, structure: str) -> Descriptor:
@@ -188,6 +198,7 @@ def parse_descriptor(raw: bytes, path: str, offset: int, structure: str) -> Desc
     # its call and the structure's f-string per line were a third of an embedded
     # descriptor's parse (issue 18)
     line_cap = limits.VMDK_MAX_DESCRIPTOR_LINE
+    entries = desc.entries
     for number, line in enumerate(lines, 1):
         if len(line) > line_cap:
             limits.enforce(len(line), "VMDK_MAX_DESCRIPTOR_LINE", path,
@@ -195,9 +206,10 @@ def parse_descriptor(raw: bytes, path: str, offset: int, structure: str) -> Desc
         start = pos
         pos += (len(line) if all_ascii else len(line.encode("utf-8", errors="surrogateescape"))) + 1
         stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+        if not stripped or stripped[0] == "#":
             continue
-        if stripped.split(None, 1)[0] in ACCESS_MODES:
+        # every access mode starts with R or N: the split only for a line that may be one
+        if stripped[0] in "RN" and stripped.split(None, 1)[0] in ACCESS_MODES:
             m = _EXTENT_LINE.match(stripped)
             if m is None:
                 raise CorruptImage(path, f"{structure} line {number}", None,
@@ -216,7 +228,10 @@ def parse_descriptor(raw: bytes, path: str, offset: int, structure: str) -> Desc
                 m.group("access"), int(m.group("sectors")), etype, name,
                 int(m.group("offset") or 0), number))
             continue
-        if "=" in stripped:
-            key, value = stripped.split("=", 1)
-            desc.entries.append((key.strip(), _unquote(value.strip()), number))
+        key, equals, value = stripped.partition("=")
+        if equals:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+                value = value[1:-1]     # quoted
+            entries.append((key.strip(), value, number))
     return desc

@@ -259,6 +259,24 @@ def test_map_matches_qemu_map(images: dict[str, Made], name: str) -> None:
 
 
 @needs_qemu
+def test_unallocated_runs_at_table_and_disk_ends(tmp_path: Path) -> None:
+    """The L2 walk takes a run of unallocated entries at once (issue 18): runs that end
+    at an L2 table's end, at data clusters and at a partial last cluster, with a data
+    cluster as the last one, read as qemu-img map reads them."""
+    path = tmp_path / "runs.qcow2"
+    # 4 KiB clusters: an L2 table maps 2 MiB; the size ends 512 bytes into a cluster
+    run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", str(path),
+        str(5 * MiB + 4096 + 512))
+    qemu_io(path, "write -P 0x11 8k 4k", f"write -P 0x22 {2 * MiB - 4096} 8k",
+            "write -z 3M 64k", f"write -P 0x33 {5 * MiB + 4096} 512")
+    with imgscan.open(path) as img:
+        emap = img.extents()
+        assert emap.check_complete()
+        assert (data_zero_runs(emap.to_qemu())
+                == data_zero_runs(stored_not_zero(qemu_map(path))))
+
+
+@needs_qemu
 @pytest.mark.parametrize("name", [
     "v2", "v3", "c512", "c4k", "c2m", "extl2", "extl2_32k", "lazy", "odd", "prealloc_metadata",
     "prealloc_full", "prealloc_v2_metadata", "dirty", "zlib", "zstd", "snapshots", "bitmaps",
