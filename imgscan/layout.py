@@ -219,7 +219,7 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
              prefetch: Prefetch | None = None) -> Layout:
     """The layout of the guest disk that ``read(offset, length)`` returns bytes of.
 
-    ``prefetch(ranges, structure, windows)``, when given, is told the regions every
+    ``prefetch(ranges, structure, near)``, when given, is told the regions every
     partition's probe reads first (and the neighbourhood the filesystem's reads
     follow in), all at once, before they are read.
     Raises only what ``read`` raises (an unreadable guest disk).
@@ -235,8 +235,14 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
              if not (p.is_extended or p.is_protective) and p.start < disk_size else None
              for p in table.partitions]
     if prefetch is not None:
-        prefetch([r for p, size in zip(table.partitions, sizes, strict=True) if size is not None
-                  for r in probe_regions(p.start, size)], "volume signatures", True)
+        heads: list[tuple[int, int]] = []
+        superblocks: list[tuple[int, int]] = []
+        for p, size in zip(table.partitions, sizes, strict=True):
+            if size is not None:
+                first, more = probe_regions(p.start, size)
+                heads += first
+                superblocks += more
+        prefetch(superblocks, "volume signatures", heads)
     for p, size in zip(table.partitions, sizes, strict=True):
         volume = None
         if size is not None:

@@ -30,7 +30,8 @@ class NtfsVolume:
     dirty: bool
     def __init__(self, read: Callable[[int, int], bytes], offset: int, size: int,
                  name: str = "volume",
-                 prefetch: Callable[[list[tuple[int, int]], str, bool], None] | None = None
+                 prefetch: Callable[[list[tuple[int, int]], str, list[tuple[int, int]]], None]
+                 | None = None
                  ) -> None: ...
     @property
     def serial(self) -> str: ...

@@ -74,6 +74,12 @@ cdef uint32_t SUBCLUSTERS = c.SUBCLUSTERS
 #: Bytes of the header extension area read first (qemu's extensions and feature name
 #: table fit in a few hundred).
 EXTENSION_AREA_FIRST_READ = 4096
+#: What the announcement of the L1 table takes after it: qemu-img writes the L2 tables
+#: and then the first data clusters (the guest's partition table and first volume)
+#: right after the L1 table, so a remote source fetches them with it in one round trip
+#: rather than the L1, an L2 and the guest's first sectors one after the other. A
+#: constant, never a size the file claims.
+L1_FOLLOWING_BYTES = 512 * 1024
 
 cdef dict _HEADER_OFFSETS = {name: QCOW2_HEADER.offset(name) for name in QCOW2_HEADER.names}
 
@@ -714,6 +720,9 @@ class Qcow2Image(Container):
         source = self.source
         emap = ExtentMap(self.virtual_size, self.cluster_size)
         n_l1 = self._l1_needed
+        if source.wants_prefetch:
+            source.prefetch([(self._l1_offset, n_l1 * L1E_SIZE + L1_FOLLOWING_BYTES)],
+                            "L1 table and the clusters after it")
         l1 = source.view(self._l1_offset, n_l1 * L1E_SIZE, "L1 table")
         data_index = 1 if self._incompatible & INCOMPAT_DATA_FILE else 0
         past_eof, first = _walk_tables(source, emap, l1, self._l1_offset, n_l1,
