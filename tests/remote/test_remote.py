@@ -328,6 +328,29 @@ def test_prefetch_batches(library: dict[str, Path]) -> None:
         assert source.reader.requests == requests + 1
 
 
+def test_qcow2_tables_announced_wherever_they_are(library: dict[str, Path],
+                                                  tmp_path: Path) -> None:
+    """qemu-img resize moves a grown L1 table to the end of the file, away from the L2
+    table and the data clusters after it: the L2 tables the walk announces (with what
+    follows the first) keep info of the resized disk at the round trips of the original,
+    and its facts equal the local file's."""
+    grown = tmp_path / "grown.qcow2"
+    grown.write_bytes(library["bios.qcow2"].read_bytes())
+    run("qemu-img", "resize", "-q", grown, "100G")
+    rounds = {}
+    with http_store({"o.qcow2": library["bios.qcow2"], "g.qcow2": grown}) as (base, _):
+        for name in ("o", "g"):
+            with imgscan.open(f"{base}/{name}.qcow2") as img:
+                info = img.info()
+                source = img._source
+                assert isinstance(source, RemoteSource)
+                rounds[name] = source.reader.round_trips
+            if name == "g":
+                with imgscan.open(grown) as local:
+                    assert comparable(info) == comparable(local.info())
+    assert rounds["g"] == rounds["o"]
+
+
 def test_fingerprint_fetches_stored_bytes_once(library: dict[str, Path]) -> None:
     """A fingerprint through HTTP fetches each stored byte at most once (the first batch,
     the head and the last block, is fetched at open) and agrees with the local file's."""
