@@ -59,8 +59,10 @@ READAHEAD_MAX_BYTES = 4 * 1024 * 1024
 COALESCE_GAP_BLOCKS = 2
 #: Longest single range request; a longer run is cut and its parts fetched concurrently.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
-#: Requests of one image in flight at once.
-CONCURRENCY = 8
+#: Requests of one image in flight at once: a round of page-sized requests (the first
+#: batch: the head, the far signatures and the tail, nine requests) must not wait for
+#: a second turn of the pool, which would cost a second round trip.
+CONCURRENCY = 16
 #: Fetched with the object's last block in its first batch (with what format detection
 #: announces): every container's header (VHDX's file identifier; VHD's dynamic header,
 #: VDI's block map and VMDK's grain directory of a small disk) is there, and VHD, VMDK
