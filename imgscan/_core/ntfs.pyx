@@ -166,19 +166,35 @@ cdef class NtfsVolume(NtfsRecords):
             self.dirty = bool(le16_at(v, VI_FLAGS) & VOLUME_IS_DIRTY)
 
     # -- $UpCase and names -------------------------------------------------------
-    cdef _announce_lookup(self, _Inode d):
-        """Announce $UpCase's first page and the first INDEX_ANNOUNCE_BYTES of directory
-        ``d``'s $INDEX_ALLOCATION, which the first lookup by name reads one after the
-        other (a no-op without ``prefetch``, or once $UpCase is being read)."""
-        if self._prefetch is None or self._upcase != NULL:
-            return
+    def lookup_announcement(self):
+        """``(ranges, near)``: what the first lookup by name from the root directory reads
+        next, $UpCase's first page and the root's first index nodes (both empty once
+        $UpCase is being read). The Windows inspection announces every volume's at once,
+        so that a disk's volumes cost one round trip for them rather than one each."""
+        return self._lookup_ranges(self._inode(MFT_RECORD_ROOT))
+
+    cdef tuple _lookup_ranges(self, _Inode d):
+        """$UpCase's first page and the first INDEX_ANNOUNCE_BYTES of directory ``d``'s
+        $INDEX_ALLOCATION as disk ranges, which the first lookup by name reads one after
+        the other (both empty once $UpCase is being read)."""
         upcase, index = [], []
+        if self._upcase != NULL:
+            return upcase, index
         cdef _Attr a = self._inode(MFT_RECORD_UPCASE).find(AT_DATA, "")
         if a is not None and not a.resident:
             upcase = self._run_extents(a.runs, 0, min(a.data_size, UPCASE_PAGE_BYTES))
         a = d.find(AT_INDEX_ALLOCATION, I30)
         if a is not None and not a.resident:
             index = self._run_extents(a.runs, 0, min(a.data_size, INDEX_ANNOUNCE_BYTES))
+        return upcase, index
+
+    cdef _announce_lookup(self, _Inode d):
+        """Announce what the first lookup by name in directory ``d`` reads next (a no-op
+        without ``prefetch``, once $UpCase is being read, or when the inspection
+        announced it already: the reader then has it cached)."""
+        if self._prefetch is None:
+            return
+        upcase, index = self._lookup_ranges(d)
         if upcase or index:
             # $UpCase exactly (nothing beside it is read); the index with the window
             # around it: the nodes and MFT records of the path's next directories are

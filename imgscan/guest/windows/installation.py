@@ -395,6 +395,36 @@ def _announce_files(guest: WindowsGuest, layout: Layout, volumes: dict[int, Ntfs
         prefetch(ranges, "Windows files", [])
 
 
+def _opened(read: Read, start: int, size: int, number: int | None,
+            prefetch: Prefetch | None) -> NtfsVolume | ImageError:
+    """The NTFS volume at ``start``, or why it cannot be opened (reported when the
+    search reaches it)."""
+    name = f"partition {number}" if number is not None else "whole disk"
+    try:
+        return NtfsVolume(read, start, size, name, prefetch)
+    except ImageError as exc:
+        return exc
+
+
+def _announce_lookups(volumes: list[NtfsVolume], prefetch: Prefetch) -> None:
+    """Announce what every volume's first lookup by name reads ($UpCase's first page,
+    the root's index), all at once: the search for the Windows root and the boot
+    partition's BCD look names up on each volume in turn, which would otherwise cost a
+    round trip per volume. A volume whose records cannot be read is left to the search,
+    which reports it."""
+    ranges: list[tuple[int, int]] = []
+    near: list[tuple[int, int]] = []
+    for vol in volumes:
+        try:
+            upcase, index = vol.lookup_announcement()
+        except ImageError:
+            continue
+        ranges += upcase
+        near += index
+    if ranges or near:
+        prefetch(ranges, "NTFS $UpCase and root indexes", near)
+
+
 def inspect(read: Read, layout: Layout, prefetch: Prefetch | None = None
             ) -> tuple[dict[str, Any] | None, list[Finding]]:
     """The ``windows`` object for the disk ``read`` reads (None when no Windows root
@@ -404,10 +434,15 @@ def inspect(read: Read, layout: Layout, prefetch: Prefetch | None = None
     findings: list[Finding] = []
     volumes: dict[int, NtfsVolume] = {}
     guest: WindowsGuest | None = None
-    for number, start, size in roots.volumes(layout, "ntfs"):
+    opened = [(number, _opened(read, start, size, number, prefetch))
+              for number, start, size in roots.volumes(layout, "ntfs")]
+    if prefetch is not None:
+        _announce_lookups([vol for _, vol in opened if isinstance(vol, NtfsVolume)], prefetch)
+    for number, vol in opened:
         name = f"partition {number}" if number is not None else "whole disk"
         try:
-            vol = NtfsVolume(read, start, size, name, prefetch)
+            if isinstance(vol, ImageError):
+                raise vol
             if number is not None:
                 volumes[number] = vol
             root = find_systemroot(vol)
