@@ -406,15 +406,23 @@ def _opened(read: Read, start: int, size: int, number: int | None,
         return exc
 
 
-def _announce_lookups(volumes: list[NtfsVolume], prefetch: Prefetch) -> None:
+def _announce_lookups(read: Read, layout: Layout, volumes: list[NtfsVolume],
+                      prefetch: Prefetch) -> None:
     """Announce what every volume's first lookup by name reads ($UpCase's first page,
-    the root's index), all at once: the search for the Windows root and the boot
-    partition's BCD look names up on each volume in turn, which would otherwise cost a
-    round trip per volume. A volume whose records cannot be read is left to the search,
-    which reports it."""
+    the root's index; a FAT boot partition's FAT and root directory), all at once: the
+    search for the Windows root and the boot partition's BCD look names up on each
+    volume in turn, which would otherwise cost a round trip per volume. A volume that
+    cannot be read is left to the search, which reports it."""
     ranges: list[tuple[int, int]] = []
     near: list[tuple[int, int]] = []
-    for vol in volumes:
+    found: list[NtfsVolume | FatVolume] = [*volumes]
+    for p, _ in _boot_candidates(layout):
+        if p.get("filesystem") in FAT_NAMES:
+            try:
+                found.append(FatVolume(read, p["start"], p["size"], f"partition {p['number']}"))
+            except ImageError:
+                continue
+    for vol in found:
         try:
             upcase, index = vol.lookup_announcement()
         except ImageError:
@@ -422,7 +430,7 @@ def _announce_lookups(volumes: list[NtfsVolume], prefetch: Prefetch) -> None:
         ranges += upcase
         near += index
     if ranges or near:
-        prefetch(ranges, "NTFS $UpCase and root indexes", near)
+        prefetch(ranges, "NTFS $UpCase, root indexes and boot FAT", near)
 
 
 def inspect(read: Read, layout: Layout, prefetch: Prefetch | None = None
@@ -437,7 +445,8 @@ def inspect(read: Read, layout: Layout, prefetch: Prefetch | None = None
     opened = [(number, _opened(read, start, size, number, prefetch))
               for number, start, size in roots.volumes(layout, "ntfs")]
     if prefetch is not None:
-        _announce_lookups([vol for _, vol in opened if isinstance(vol, NtfsVolume)], prefetch)
+        _announce_lookups(read, layout, [vol for _, vol in opened if isinstance(vol, NtfsVolume)],
+                          prefetch)
     for number, vol in opened:
         name = f"partition {number}" if number is not None else "whole disk"
         try:
