@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ._core.ova import Package
 
     Read = Callable[[int, int], bytes]
-    Prefetch = Callable[[list[tuple[int, int]], str, bool], None]
+    Prefetch = Callable[[list[tuple[int, int]], str, list[tuple[int, int]]], None]
 
 #: Logical sector sizes a container may state (``details["logical_sector_size"]``, VHDX).
 SECTOR_SIZES = (512, 4096)
@@ -82,7 +82,7 @@ class GuestBytes:
                  why_not: Finding | None = None, prefetch: Prefetch | None = None) -> None:
         self.path = path
         self.read = read
-        #: ``prefetch(ranges, structure, windows)``: announce guest ranges that will be read next
+        #: ``prefetch(ranges, structure, near)``: announce guest ranges that will be read next
         #: (the disk's ``VirtualDisk.prefetch``), or None when no file of the disk does
         #: anything with an announcement (local files).
         self.prefetch = prefetch

@@ -214,29 +214,62 @@ def encrypted_volumes(partitions: list[dict[str, Any]],
             for where, fs in found]
 
 
+def _probed_sizes(found: Sequence[Partition], disk_size: int) -> list[int | None]:
+    """The bytes of each partition that is probed (None: an extended or protective one,
+    or one that starts past the end of the disk, is not)."""
+    return [min(p.size, disk_size - p.start)
+            if not (p.is_extended or p.is_protective) and p.start < disk_size else None
+            for p in found]
+
+
+def _probed_regions(found: Sequence[Partition], disk_size: int
+                    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """What the probes of the partitions ``found`` read first, as ``(superblocks,
+    heads)`` (:func:`~imgscan._core.filesystems.probe_regions`)."""
+    heads: list[tuple[int, int]] = []
+    superblocks: list[tuple[int, int]] = []
+    for p, size in zip(found, _probed_sizes(found, disk_size), strict=True):
+        if size is not None:
+            first, more = probe_regions(p.start, size)
+            heads += first
+            superblocks += more
+    return superblocks, heads
+
+
+def _announce_with_backup_gpt(prefetch: Prefetch, disk_size: int, found: list[Partition],
+                              backup_gpt: list[tuple[int, int]]) -> None:
+    """Announce the probe regions of a GPT's partitions with its backup copy, which the
+    partition table reader reads next (a remote disk: one round trip for both; the backup
+    sits at the disk's end, away from anything else read)."""
+    superblocks, heads = _probed_regions(found, disk_size)
+    prefetch([*superblocks, *backup_gpt], "volume signatures and backup GPT", heads)
+
+
 def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None = None,
              el_torito: Sequence[Mapping[str, Any]] | None = None,
              prefetch: Prefetch | None = None) -> Layout:
     """The layout of the guest disk that ``read(offset, length)`` returns bytes of.
 
-    ``prefetch(ranges, structure, windows)``, when given, is told the regions every
+    ``prefetch(ranges, structure, near)``, when given, is told the regions every
     partition's probe reads first (and the neighbourhood the filesystem's reads
     follow in), all at once, before they are read.
     Raises only what ``read`` raises (an unreadable guest disk).
     """
     # read once for the table and, when there is none, the whole disk's probe
     head = read(0, HEAD_BYTES)
-    table: PartitionTable = read_partition_table(read, disk_size, path, sector_size, head)
+    table: PartitionTable = read_partition_table(
+        read, disk_size, path, sector_size, head,
+        None if prefetch is None else
+        lambda found, backup_gpt: _announce_with_backup_gpt(prefetch, disk_size, found,
+                                                            backup_gpt))
     findings = [f.at(PARTITIONS) for f in table.findings]
     partitions: list[dict[str, Any]] = []
     filesystems: dict[int, str | None] = {}
-    # the bytes of each partition that is probed (an extended or protective one is not)
-    sizes = [min(p.size, disk_size - p.start)
-             if not (p.is_extended or p.is_protective) and p.start < disk_size else None
-             for p in table.partitions]
+    sizes = _probed_sizes(table.partitions, disk_size)
     if prefetch is not None:
-        prefetch([r for p, size in zip(table.partitions, sizes, strict=True) if size is not None
-                  for r in probe_regions(p.start, size)], "volume signatures", True)
+        # nothing left to fetch when the GPT reader announced the same partitions
+        superblocks, heads = _probed_regions(table.partitions, disk_size)
+        prefetch(superblocks, "volume signatures", heads)
     for p, size in zip(table.partitions, sizes, strict=True):
         volume = None
         if size is not None:

@@ -60,18 +60,20 @@ __all__ = ["HEAD_BYTES", "Volume", "probe_regions", "probe_volume"]
 
 def probe_regions(offset, size):
     """The guest ranges ``(offset, length)`` that :func:`probe_volume` of the volume at
-    ``[offset, offset + size)`` reads first, whatever it holds: the MD 0.90 and 1.0
-    superblocks near its end and its first HEAD_BYTES. Announced for every partition
-    at once (``Source.prefetch``), so that a remote image fetches them in one round
-    trip, not one per partition."""
+    ``[offset, offset + size)`` reads first, whatever it holds, as ``(heads,
+    superblocks)``: its first HEAD_BYTES, whose neighbourhood the filesystem's next
+    reads usually fall in (an MFT, a superblock's tables), and the MD 0.90 and 1.0
+    superblocks near its end, read alone. Announced for every partition at once
+    (``Source.prefetch``, the heads as ``near``), so that a remote image fetches them
+    in one round trip, not one per partition."""
     if size <= 0 or offset < 0:
-        return []
-    regions = [(offset, min(HEAD_BYTES, size))]
+        return [], []
+    superblocks = []
     if size > MD_RESERVED:
-        regions.append((offset + md0_offset(size), MD0_SB_BYTES))
+        superblocks.append((offset + md0_offset(size), MD0_SB_BYTES))
     if size >= 16 * 512:
-        regions.append((offset + md10_offset(size), MD1_SB_BYTES))
-    return regions
+        superblocks.append((offset + md10_offset(size), MD1_SB_BYTES))
+    return [(offset, min(HEAD_BYTES, size))], superblocks
 
 
 def probe_volume(read, offset, size, head=None):

@@ -56,6 +56,7 @@ structure ("MFT record 5", "index of \\Windows") and the disk offset.
 
 cimport cython
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 
 from sys import byteorder
 
@@ -64,7 +65,8 @@ from imgscan.errors import CorruptImage, ImageError, UnsupportedFeature
 
 from .binary cimport le16, le32, le64
 from .ntfs_codec cimport (
-    SEARCH_ABSENT, SEARCH_CORRUPT, SEARCH_FOUND, apply_fixup, search_node,
+    SEARCH_ABSENT, SEARCH_CORRUPT, SEARCH_FOUND, UPCASE_PAGE_SHIFT, apply_fixup, name_pages,
+    node_pages, search_node,
 )
 from .ntfs_layout cimport *
 from .ntfs_records cimport NtfsRecords, _Attr, _Inode, _utf16
@@ -97,6 +99,8 @@ cdef bint LITTLE_ENDIAN_HOST = byteorder == "little"
 #: $UpCase: the root directory's nodes, whose node the search descends into cannot be
 #: known before $UpCase is read (a Windows system volume's root holds 2 to 4 nodes).
 INDEX_ANNOUNCE_BYTES = 64 * 1024
+#: One page of $UpCase, in bytes (the unit :meth:`NtfsVolume._load_upcase` reads).
+cdef Py_ssize_t UPCASE_PAGE_BYTES = 2 << UPCASE_PAGE_SHIFT
 #: A WOF format's name by (chunk size, is LZX).
 WOF_ALGORITHMS_BY_CHUNK = {(chunk, number == WOF_ALGORITHM_LZX): name
                            for number, (name, chunk) in WOF_ALGORITHMS.items()}
@@ -114,16 +118,18 @@ cdef class NtfsVolume(NtfsRecords):
     """An NTFS volume at ``offset`` (``size`` bytes) of a disk read by ``read``.
 
     Opening reads the boot sector, the MFT's own record and $Volume; $UpCase
-    is read at the first lookup by name. ``prefetch(ranges, structure, windows)``,
+    is read at the first lookup by name. ``prefetch(ranges, structure, near)``,
     when given, is told the disk ranges (``read``'s coordinates) that lookup reads
     next: $UpCase and the directory's first index nodes, fetched together by a remote
     source (one round trip instead of two, one after the other).
     """
     cdef readonly object label, version
     cdef readonly bint dirty
-    #: $UpCase as native uint16 units, and the bytes object that holds them.
-    cdef bytes _upcase_table
-    cdef const uint16_t* _upcase
+    #: $UpCase as native uint16 units, and the buffer that holds them; only the pages
+    #: in ``_upcase_pages`` (bit i: units [i << UPCASE_PAGE_SHIFT, (i + 1) << ...)) are read.
+    cdef bytearray _upcase_table
+    cdef uint16_t* _upcase
+    cdef uint32_t _upcase_pages
     #: (directory record, name) -> the record the name leads to, or None: the path
     #: lookups of one inspection share their prefixes (``\Windows\System32\config``).
     cdef dict _entries_found
@@ -131,6 +137,7 @@ cdef class NtfsVolume(NtfsRecords):
 
     def __cinit__(self):
         self._upcase = NULL
+        self._upcase_pages = 0
 
     def __init__(self, read, int64_t offset, int64_t size, str name="volume", prefetch=None):
         self._read = read
@@ -159,47 +166,75 @@ cdef class NtfsVolume(NtfsRecords):
             self.dirty = bool(le16_at(v, VI_FLAGS) & VOLUME_IS_DIRTY)
 
     # -- $UpCase and names -------------------------------------------------------
-    cdef _announce_lookup(self, _Inode d):
-        """Announce $UpCase's 128 KiB and the first INDEX_ANNOUNCE_BYTES of directory
-        ``d``'s $INDEX_ALLOCATION, which the first lookup by name reads one after the
-        other (a no-op without ``prefetch``, or once $UpCase is loaded)."""
-        if self._prefetch is None or self._upcase != NULL:
-            return
-        ranges = []
+    def lookup_announcement(self):
+        """``(ranges, near)``: what the first lookup by name from the root directory reads
+        next, $UpCase's first page and the root's first index nodes (both empty once
+        $UpCase is being read). The Windows inspection announces every volume's at once,
+        so that a disk's volumes cost one round trip for them rather than one each."""
+        return self._lookup_ranges(self._inode(MFT_RECORD_ROOT))
+
+    cdef tuple _lookup_ranges(self, _Inode d):
+        """$UpCase's first page and the first INDEX_ANNOUNCE_BYTES of directory ``d``'s
+        $INDEX_ALLOCATION as disk ranges, which the first lookup by name reads one after
+        the other (both empty once $UpCase is being read)."""
+        upcase, index = [], []
+        if self._upcase != NULL:
+            return upcase, index
         cdef _Attr a = self._inode(MFT_RECORD_UPCASE).find(AT_DATA, "")
         if a is not None and not a.resident:
-            ranges += self._run_extents(a.runs, 0, min(a.data_size, UPCASE_UNITS * 2))
+            upcase = self._run_extents(a.runs, 0, min(a.data_size, UPCASE_PAGE_BYTES))
         a = d.find(AT_INDEX_ALLOCATION, I30)
         if a is not None and not a.resident:
-            ranges += self._run_extents(a.runs, 0, min(a.data_size, INDEX_ANNOUNCE_BYTES))
-        if ranges:
-            # with the window around each, as a miss would fetch: the MFT records of
-            # the path's next directories are usually beside the root's index
-            self._prefetch(ranges, "NTFS $UpCase and directory index", True)
+            index = self._run_extents(a.runs, 0, min(a.data_size, INDEX_ANNOUNCE_BYTES))
+        return upcase, index
 
-    cdef _load_upcase(self):
-        if self._upcase != NULL:
+    cdef _announce_lookup(self, _Inode d):
+        """Announce what the first lookup by name in directory ``d`` reads next (a no-op
+        without ``prefetch``, once $UpCase is being read, or when the inspection
+        announced it already: the reader then has it cached)."""
+        if self._prefetch is None:
+            return
+        upcase, index = self._lookup_ranges(d)
+        if upcase or index:
+            # $UpCase exactly (nothing beside it is read); the index with the window
+            # around it: the nodes and MFT records of the path's next directories are
+            # usually beside the root's index
+            self._prefetch(upcase, "NTFS $UpCase and directory index", index)
+
+    cdef _load_upcase(self, uint32_t pages):
+        """Read the pages of $UpCase in ``pages`` not read yet (a short table maps the
+        rest to themselves; a big-endian host swaps each unit). Names are mapped a page
+        at a time as they need it: a Windows system volume's paths and the names beside
+        them in its indexes are ASCII, so a lookup reads the first 4 KiB of the 128 KiB
+        table (over a network, 124 KiB less per volume)."""
+        pages &= ~self._upcase_pages
+        if not pages:
             return
         cdef _Inode ino = self._inode(MFT_RECORD_UPCASE)
         cdef _Attr a = ino.find(AT_DATA, "")
         if a is None:
             raise self._error(CorruptImage, "$UpCase", ino.disk_offset - self.offset,
                               "record 10 has no $DATA")
-        data = self._attr_bytes(ino, a, 0, UPCASE_UNITS * 2)
-        cdef Py_ssize_t i, n = len(data) // 2
-        cdef const uint8_t* b = data
-        cdef uint16_t* units
-        if n < UPCASE_UNITS or not LITTLE_ENDIAN_HOST:
-            # A short table maps the rest to themselves; a big-endian host swaps each unit.
-            table = bytearray(UPCASE_UNITS * 2)
-            units = <uint16_t*><uint8_t*>table
-            for i in range(UPCASE_UNITS):
-                units[i] = le16(b + 2 * i) if i < n else <uint16_t>i
-            data = bytes(table)
-        # On a little-endian host the 128 KiB as read are the table: no copy, no loop (the
-        # loop cost a fifth of a Windows inspection's instructions).
-        self._upcase_table = data
-        self._upcase = <const uint16_t*><const uint8_t*>self._upcase_table
+        if self._upcase == NULL:
+            self._upcase_table = bytearray(UPCASE_UNITS * 2)
+            self._upcase = <uint16_t*><uint8_t*>self._upcase_table
+        cdef Py_ssize_t i, n, first
+        cdef const uint8_t* b
+        for page in range(UPCASE_UNITS >> UPCASE_PAGE_SHIFT):
+            if not pages >> page & 1:
+                continue
+            first = page << UPCASE_PAGE_SHIFT
+            data = self._attr_bytes(ino, a, first * 2, UPCASE_PAGE_BYTES)
+            n = len(data) // 2
+            b = data
+            if LITTLE_ENDIAN_HOST:
+                memcpy(self._upcase + first, b, n * 2)
+            else:
+                for i in range(n):
+                    self._upcase[first + i] = le16(b + 2 * i)
+            for i in range(n, 1 << UPCASE_PAGE_SHIFT):
+                self._upcase[first + i] = <uint16_t>(first + i)
+            self._upcase_pages |= 1u << page
 
     cdef bytes _upcased(self, str name):
         """``name`` as UTF-16 code units mapped through $UpCase (native uint16)."""
@@ -208,6 +243,8 @@ cdef class NtfsVolume(NtfsRecords):
         cdef const uint8_t[::1] s = raw
         cdef uint16_t[::1] d = memoryview(out).cast("H") if len(raw) else None
         cdef Py_ssize_t i
+        if len(raw):
+            self._load_upcase(name_pages(&s[0], len(raw) // 2))
         for i in range(len(raw) // 2):
             d[i] = self._upcase[le16(&s[2 * i])]
         return bytes(out)
@@ -267,7 +304,6 @@ cdef class NtfsVolume(NtfsRecords):
     cdef object _find_in_dir(self, _Inode d, str component, str where):
         """The file reference of ``component`` in directory ``d``, or None."""
         self._announce_lookup(d)
-        self._load_upcase()
         target = self._upcased(component)
         cdef const uint8_t[::1] t = target
         cdef const uint16_t* tp = <const uint16_t*>&t[0] if len(target) else NULL
@@ -286,6 +322,7 @@ cdef class NtfsVolume(NtfsRecords):
                               "$INDEX_ROOT entries lie outside it")
         visited = set()
         while True:
+            self._load_upcase(node_pages(&node[0], first, end))
             with nogil:
                 res = search_node(&node[0], first, end, self._upcase, tp, tlen,
                                    &ref, &vcn, &bad)

@@ -51,6 +51,38 @@ cdef int _upcase_compare(const uint16_t* upcase, const uint8_t* a, Py_ssize_t al
 
 
 
+cdef uint32_t name_pages(const uint8_t* name, Py_ssize_t units) noexcept nogil:
+    """The $UpCase pages (bit ``u >> UPCASE_PAGE_SHIFT`` for code unit ``u``) that the
+    UTF-16LE ``name`` of ``units`` code units is mapped through."""
+    cdef uint32_t pages = 0
+    cdef Py_ssize_t i
+    for i in range(units):
+        pages |= 1u << (le16(name + 2 * i) >> UPCASE_PAGE_SHIFT)
+    return pages
+
+
+cdef uint32_t node_pages(const uint8_t* node, Py_ssize_t pos, Py_ssize_t end) noexcept nogil:
+    """The $UpCase pages the names of the index entries in [pos, end) need: every entry
+    :func:`search_node` may compare, in its order, up to the last entry or the first
+    malformed one (where the search stops too)."""
+    cdef Py_ssize_t length, key_length, nlen
+    cdef uint32_t flags, pages = 0
+    while pos + IE_HEADER <= end:
+        length = le16(node + pos + IE_LENGTH)
+        key_length = le16(node + pos + IE_KEY_LENGTH)
+        flags = le32(node + pos + IE_FLAGS)
+        if length < IE_HEADER or length % 8 or pos + length > end or flags & IE_LAST:
+            break
+        if key_length < FN_NAME or IE_KEY + key_length > length:
+            break
+        nlen = node[pos + IE_KEY + FN_NAME_LENGTH]
+        if FN_NAME + 2 * nlen > key_length:
+            break
+        pages |= name_pages(node + pos + IE_KEY + FN_NAME, nlen)
+        pos += length
+    return pages
+
+
 cdef int search_node(const uint8_t* node, Py_ssize_t pos, Py_ssize_t end,
                      const uint16_t* upcase, const uint16_t* target, Py_ssize_t tlen,
                      uint64_t* ref, int64_t* vcn, Py_ssize_t* bad) noexcept nogil:

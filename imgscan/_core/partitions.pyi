@@ -67,4 +67,5 @@ class PartitionTable:
 def read_partition_table(
     read: Callable[[int, int], bytes], disk_size: int, path: str, sector_size: int | None = None,
     head: bytes | None = None,
+    announce: Callable[[list[Partition], list[tuple[int, int]]], None] | None = None,
 ) -> PartitionTable: ...

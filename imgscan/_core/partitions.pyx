@@ -592,12 +592,17 @@ GPT_SHARED_FIELDS = ("revision", "first_usable_lba", "last_usable_lba", "disk_gu
                      "partition_entry_array_crc32")
 
 
-def _read_gpt(read, uint64_t disk_size, head, int sector_size, findings):
+def _read_gpt(read, uint64_t disk_size, head, int sector_size, findings, announce=None):
     """Both GPT copies at ``sector_size``; None when neither has a signature.
 
     Returns (header used, partitions, details). The primary is used when its
     header and entry array check out, else the backup, else whichever header
     is sound with its entries as read (the CRC mismatch is then a finding).
+    ``announce(partitions, ranges)``, when given and the primary is sound, is told its
+    partitions and where the backup's header and entries lie by the spec's layout
+    (the entries right before the header, as large as the primary's) before the backup
+    is read: a remote disk fetches them with the partitions' first sectors, one round
+    trip rather than two.
     """
     cdef uint64_t last_lba = disk_size // sector_size - 1
     primary_raw = head[sector_size:2 * sector_size]
@@ -607,6 +612,12 @@ def _read_gpt(read, uint64_t disk_size, head, int sector_size, findings):
     backup_lba = last_lba
     if p_hdr is not None and p_problem is None and 1 < p_hdr["alternate_lba"] <= last_lba:
         backup_lba = p_hdr["alternate_lba"]
+    if announce is not None and p_problem is None:
+        # the primary's entry array was read whole, so its size is within the limits
+        nbytes = p_hdr["number_of_partition_entries"] * p_hdr["size_of_partition_entry"]
+        start = max(0, backup_lba * sector_size - nbytes)
+        announce(_gpt_entries(p_array, p_hdr, sector_size),
+                 [(start, (backup_lba + 1) * sector_size - start)])
     b_hdr, b_problem, b_array = _gpt_copy(read, backup_lba, sector_size, disk_size)
     if p_hdr is None and b_hdr is None:
         return None
@@ -701,7 +712,7 @@ def _check_overlaps_and_disk(partitions, uint64_t disk_size, findings):
 HEAD_BYTES = 2 * 4096
 
 
-def read_partition_table(read, disk_size, path, sector_size=None, head=None):
+def read_partition_table(read, disk_size, path, sector_size=None, head=None, announce=None):
     """The partition table of a guest disk.
 
     ``read(offset, length)`` returns guest bytes (short at the end of the
@@ -711,6 +722,8 @@ def read_partition_table(read, disk_size, path, sector_size=None, head=None):
     512), and a GPT is probed at it first (then at the other size). ``head``: the
     disk's first bytes (at least :data:`HEAD_BYTES`, or all of a smaller disk) when
     the caller read them already (for the whole-disk filesystem probe too).
+    ``announce(partitions, ranges)``: told a sound primary GPT's partitions and the
+    backup GPT's ranges before the backup is read (:func:`_read_gpt`).
     """
     findings = _Findings()
     head = read(0, HEAD_BYTES) if head is None else head[:HEAD_BYTES]
@@ -735,7 +748,7 @@ def read_partition_table(read, disk_size, path, sector_size=None, head=None):
 
     if (mbr is not None and mbr["protective"]) or (mbr is None and signatures):
         for ss in (signatures or gpt_sizes):
-            found = _read_gpt(read, disk_size, head, ss, findings)
+            found = _read_gpt(read, disk_size, head, ss, findings, announce)
             if found is None:
                 continue
             h, partitions, details = found

@@ -53,6 +53,13 @@ from .twolevel cimport (
     WalkStatus, misplaced, outside, refuse_shared, walk_two_level,
 )
 
+#: What the announcement of the L1 table takes after the table's clusters: qemu-img
+#: writes the guest's first data clusters (its partition table and first volume) and
+#: the first L2 table right after the L1 table, so a remote source fetches them with
+#: the L1 entries in one round trip rather than one after the other. A constant, never
+#: a size the file claims.
+L1_FOLLOWING_BYTES = 512 * 1024
+
 
 cdef void _init_walk(TwoLevel* w, img):
     """The walk's geometry from a decoded header (``img`` is a :class:`QedImage`).
@@ -219,6 +226,11 @@ class QedImage(Container):
                                "the offset is not a cluster boundary past the header")
         if self.l1_size == 0:
             return emap
+        if source.wants_prefetch:
+            # the L1 entries the walk reads, and what qemu-img writes after the table
+            source.prefetch([(self.l1_table_offset, self.l1_size * QED_ENTRY_SIZE),
+                             (self.l1_table_offset + w.l2_bytes, L1_FOLLOWING_BYTES)],
+                            "QED L1 table and the clusters after it")
         # Inside the file: the whole table is (checked above); these entries are its start.
         l1 = source.view(self.l1_table_offset, self.l1_size * QED_ENTRY_SIZE, "QED L1 table")
         status = walk_two_level(source, emap, l1, &w, "QED image", "QED L2 table")

@@ -1,3 +1,4 @@
+from collections.abc import Iterable
 from typing import Protocol
 
 from .source import Source
@@ -9,7 +10,8 @@ class Reader(Protocol):
     requests: int
     def read(self, offset: int, length: int, structure: str) -> bytes: ...
     def prefetch(
-        self, ranges: list[tuple[int, int]], structure: str, windows: bool = False
+        self, ranges: Iterable[tuple[int, int]], structure: str,
+        near: Iterable[tuple[int, int]] = (),
     ) -> None: ...
     def close(self) -> None: ...
 

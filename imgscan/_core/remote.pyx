@@ -67,9 +67,10 @@ cdef class RemoteSource(Source):
             memset(dst + avail, 0, length - avail)
         return 0
 
-    def prefetch(self, ranges, str structure, bint windows=False):
-        """Fetch ``ranges`` (``(offset, length)``) now, together: they will be read next."""
-        self.reader.prefetch(list(ranges), structure, windows)
+    def prefetch(self, ranges, str structure, near=()):
+        """Fetch ``ranges`` and ``near`` (``(offset, length)``) now, together: they will be
+        read next (``near`` with its neighbourhood)."""
+        self.reader.prefetch(list(ranges), structure, list(near))
 
     def drop(self, uint64_t offset, uint64_t length):
         """Nothing to drop: the block cache bounds its own memory."""

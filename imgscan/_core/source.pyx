@@ -160,14 +160,14 @@ cdef class Source:
         self._head = head
         return 0
 
-    def prefetch(self, ranges, str structure, bint windows=False):
+    def prefetch(self, ranges, str structure, near=()):
         """A hint: the ``(offset, length)`` ranges in ``ranges`` will be read next.
 
         A stage that knows the structures it needs next (format detection's
         signatures, each partition's first sectors) announces them, so that a
         source for which each read costs a round trip
         (:class:`imgscan._core.remote.RemoteSource`) fetches them together;
-        ``windows`` says that their neighbourhood will be read too. Nothing to do
+        the ranges in ``near`` are read with their neighbourhood. Nothing to do
         for a file: its reads are cheap, and ``wants_prefetch`` is false, so a stage
         need not even build the list for it.
         """

@@ -147,12 +147,16 @@ cdef object _l2_tables(Source source, uint64_t* l2_at, const TwoLevel* w, str im
     That is the mapped file itself (no copy). A source that could not be
     mapped has its L2 tables read into one buffer, ``w.l2_bytes_total``
     bytes (checked against the file size), and ``l2_at`` is rewritten to
-    positions in it.
+    positions in it. A remote source is told all of them first (one round trip).
     """
     if source.map():
         return source.view(0, source.size, image)
-    gathered = bytearray(w.l2_bytes_total + 1)   # never empty: the walk takes its address
     cdef uint64_t i, pos = 0
+    if source.wants_prefetch:
+        # all of them, read next: together no larger than the file (_locate_l2)
+        source.prefetch([(l2_at[i], w.l2_bytes) for i in range(w.l1_size)
+                         if l2_at[i] != NO_HOST], l2_table + "s")
+    gathered = bytearray(w.l2_bytes_total + 1)   # never empty: the walk takes its address
     for i in range(w.l1_size):
         if l2_at[i] != NO_HOST:
             gathered[pos:pos + w.l2_bytes] = source.read(l2_at[i], w.l2_bytes, l2_table)

@@ -92,15 +92,23 @@ cdef class VirtualDisk:
             self._fill(offset, &dst[0], n, mapped)
         return n
 
-    def prefetch(self, ranges, str structure, bint windows=False):
-        """Announce guest ranges ``(offset, length)`` that will be read next: each is
-        passed on, through the map, as the host ranges of its stored data to the file
-        that holds them (``Source.prefetch``); zeros, holes and compressed clusters
-        have nothing to announce."""
+    def prefetch(self, ranges, str structure, near=()):
+        """Announce guest ranges ``(offset, length)`` that will be read next (``near``:
+        with their neighbourhood): each is passed on, through the map, as the host
+        ranges of its stored data to the file that holds them (``Source.prefetch``);
+        zeros, holes and compressed clusters have nothing to announce."""
+        hosts = {}
+        self._to_hosts(ranges, hosts, 0)
+        self._to_hosts(near, hosts, 1)
+        for index, (host_ranges, host_near) in hosts.items():
+            self.files[index].prefetch(host_ranges, structure, host_near)
+
+    cdef _to_hosts(self, ranges, dict hosts, int which):
+        """Add the host ranges of the stored data of guest ``ranges`` to
+        ``hosts[file index][which]``."""
         cdef Py_ssize_t idx
         cdef ExtentRec* e
         cdef uint64_t offset, end, take
-        hosts = {}
         for start, length in ranges:
             if start < 0 or length <= 0 or start >= self.size:
                 continue
@@ -114,10 +122,9 @@ cdef class VirtualDisk:
                 take = min(e.start + e.length, end) - offset
                 if e.kind == KIND_DATA and e.file < len(self.files) \
                         and self.files[e.file] is not None:
-                    hosts.setdefault(e.file, []).append((e.host + offset - e.start, take))
+                    hosts.setdefault(e.file, ([], []))[which].append(
+                        (e.host + offset - e.start, take))
                 offset += take
-        for index, host_ranges in hosts.items():
-            self.files[index].prefetch(host_ranges, structure, windows)
 
     def stored(self, uint64_t offset, uint64_t length):
         """``(source, host)`` when guest bytes ``[offset, offset + length)`` are stored

@@ -89,6 +89,11 @@ from .vhdx_bat cimport FileCtx, WalkStats, walk_bat
 from .vhdx_layout cimport BAT_ENTRY_SIZE
 from .vhdx_log import LogScan, Overlay
 
+#: How much of the BAT region a remote source is told to fetch with the metadata: the
+#: entries of the first 16 GiB of a disk of 32 MiB blocks, often all; a constant, never
+#: a length the file claims (the rest is read when the extent map is built).
+BAT_ANNOUNCE_BYTES = 64 * 1024
+
 # --------------------------------------------------------------------------
 # Field offsets, taken once from the declarations in c_vhdx.py: the header section's
 # structures are read field by field from C on every open (a CStruct dict per
@@ -161,11 +166,21 @@ class VhdxImage(Container):
         #: The file's size once replay has extended it (as qemu's replay would).
         self._eff_size = source.size
         d = self.details
+        if source.wants_prefetch:
+            # where the spec puts them: one round trip for what is read one after the other
+            source.prefetch([*((off, HEADER_SIZE) for off in HEADER_OFFSETS),
+                             *((off, REGION_TABLE_SIZE) for off in REGION_TABLE_OFFSETS)],
+                            "VHDX headers and region tables")
         self._read_file_identifier()
         hdr, log_guid = self._read_headers()
         self._regions = [(0, HEADER_SECTION_SIZE)]
         self._parse_log(hdr, log_guid)
         bat, meta = self._read_region_tables()
+        if source.wants_prefetch:
+            # the metadata table with the items after it (qemu-img and Hyper-V put them
+            # in the table's next 64 KiB), and the start of the BAT
+            source.prefetch([(bat[0], min(bat[1], BAT_ANNOUNCE_BYTES))],
+                            "VHDX metadata and BAT", [(meta[0], METADATA_TABLE_SIZE)])
         self._read_metadata(meta)
         self._check_bat_region(bat)
         if self._eff_size != source.size:

@@ -7,9 +7,12 @@ that misses fetches the aligned window of :data:`MISS_WINDOW` around it: the
 next structure is usually in it. A stage that knows what it will read next
 announces it (:meth:`BlockReader.prefetch`, through the source's ``prefetch``):
 those ranges are fetched as one concurrent batch, so an announced structure
-costs no round trip of its own; block by block (a signature costs its block), or
-with the window around each where the stage says their neighbours are read next.
-The first fetch of an object also takes its first :data:`PRIME_BYTES` and its last
+costs no round trip of its own; page by page (a signature costs its 4 KiB page, a
+table its pages), or with the window of :data:`ANNOUNCE_WINDOW` around each where
+the stage says their neighbours are read next. The container decoders announce
+their tables, the layout every partition's probe regions, NTFS $UpCase and the root
+index, so that reads are fetched nearly exactly rather than by large windows. The
+first fetch of an object also takes its first :data:`PRIME_BYTES` and its last
 block. Missing blocks of one batch are coalesced
 into runs (a gap of up to :data:`COALESCE_GAP_BLOCKS` is fetched rather than split
 into two requests), long runs are cut into requests of at most
@@ -30,19 +33,24 @@ from ..errors import ImageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Container, Iterable
     from typing import Any
 
     #: ``fetch(start, end)``: the object's bytes ``[start, end)``, exactly.
     Fetch = Callable[[int, int], bytes]
 
-#: The unit of caching, and of fetching an announced structure: small, so that a
+#: The unit of caching, and of fetching an announced structure: a page, so that a
 #: structure announced for prefetch (a signature, a table) costs little more than itself.
-BLOCK_SIZE = 16 * 1024
+BLOCK_SIZE = 4 * 1024
 #: What a read that misses fetches: the aligned window around it, large enough that
-#: neighbouring structures (the next MFT record, index block or hive bin) share the
-#: request, small enough that a scattered record does not drag in megabytes.
-MISS_WINDOW = 128 * 1024
+#: neighbouring structures (the next index node or hive bins) share the request, small
+#: enough that a scattered record does not drag in megabytes.
+MISS_WINDOW = 64 * 1024
+#: What an announcement fetches around each of its ``near`` ranges: the aligned window
+#: of a structure whose neighbours are read next but cannot be named before it is read
+#: (a volume's first sectors with its MFT's first records; a directory's index with the
+#: records and nodes of the path's next directories).
+ANNOUNCE_WINDOW = 128 * 1024
 #: Memory the cache of one image may hold.
 CACHE_BYTES = 64 * 1024 * 1024
 #: Largest read-ahead window of a sequential reader.
@@ -51,21 +59,26 @@ READAHEAD_MAX_BYTES = 4 * 1024 * 1024
 COALESCE_GAP_BLOCKS = 2
 #: Longest single range request; a longer run is cut and its parts fetched concurrently.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
-#: Requests of one image in flight at once.
-CONCURRENCY = 8
+#: Requests of one image in flight at once: a round of page-sized requests (the first
+#: batch: the head, the far signatures and the tail, nine requests) must not wait for
+#: a second turn of the pool, which would cost a second round trip.
+CONCURRENCY = 16
 #: Fetched with the object's last block in its first batch (with what format detection
-#: announces): every container keeps its header and usually its tables at the start
-#: (qcow2's L1 and refcount tables, VHDX's regions and BAT, VMDK's grain directory),
-#: and VHD, VMDK stream and format detection read the end, so one round trip replaces
-#: the several a decoder's first reads would otherwise make one after the other.
-PRIME_BYTES = 1024 * 1024
+#: announces): every container's header (VHDX's file identifier; VHD's dynamic header,
+#: VDI's block map and VMDK's grain directory of a small disk) is there, and VHD, VMDK
+#: stream and format detection read the end. Small: the decoders announce the tables
+#: they read next (qcow2's L1, VHDX's headers and regions), so a large first batch
+#: would only fetch bytes nobody reads.
+PRIME_BYTES = 16 * 1024
 
 
-def coalesce(blocks: list[int], gap: int) -> list[tuple[int, int]]:
-    """Sorted block numbers as runs ``(first, end)``, runs at most ``gap`` apart merged."""
+def coalesce(blocks: list[int], gap: int, cached: Container[int] = ()) -> list[tuple[int, int]]:
+    """Sorted block numbers as runs ``(first, end)``, runs at most ``gap`` apart merged
+    unless a block between them is ``cached`` (fetching it again would only waste it)."""
     runs: list[tuple[int, int]] = []
     for b in blocks:
-        if runs and b - runs[-1][1] <= gap:
+        if runs and b - runs[-1][1] <= gap \
+                and not any(g in cached for g in range(runs[-1][1], b)):
             runs[-1] = (runs[-1][0], b + 1)
         else:
             runs.append((b, b + 1))
@@ -123,24 +136,30 @@ class BlockReader:
         return [b for b in {*range(head), nblocks - 1}
                 if b >= 0 and b not in self._cache and b not in self._inflight]
 
-    def prefetch(self, ranges: list[tuple[int, int]], structure: str,
-                 windows: bool = False) -> None:
-        """Fetch the blocks of ``ranges`` (``(offset, length)``, clipped to the object)
-        not yet cached, as one concurrent batch (with the first batch's blocks if none
-        was fetched yet): what a stage announces it will read next. ``windows``: the
-        aligned MISS_WINDOW around each range too, as a miss would fetch, for structures
-        whose neighbours are read next (a volume's first sectors); without it, only the
-        ranges' blocks (a signature of a few bytes). Blocks another thread is fetching
-        are left to it."""
-        wanted: set[int] = set()
+    def _blocks_of(self, ranges: Iterable[tuple[int, int]]) -> set[int]:
+        """The blocks of ``ranges`` (``(offset, length)``), clipped to the object."""
+        out: set[int] = set()
         for offset, length in ranges:
             end = min(offset + length, self.size)
             if length > 0 and 0 <= offset < end:
-                wanted.update(range(offset // BLOCK_SIZE, (end - 1) // BLOCK_SIZE + 1))
+                out.update(range(offset // BLOCK_SIZE, (end - 1) // BLOCK_SIZE + 1))
+        return out
+
+    def prefetch(self, ranges: Iterable[tuple[int, int]], structure: str,
+                 near: Iterable[tuple[int, int]] = ()) -> None:
+        """Fetch the blocks of ``ranges`` and ``near`` (``(offset, length)``, clipped to
+        the object) not yet cached, as one concurrent batch (with the first batch's
+        blocks if none was fetched yet): what a stage announces it will read next.
+        ``ranges`` are fetched block by block (a signature, a table, $UpCase); ``near``
+        with the aligned ANNOUNCE_WINDOW around each too, for structures whose
+        neighbours are read next but cannot be named yet (a volume's first sectors,
+        the MFT records beside them). Blocks another thread is fetching are left to it."""
+        exact = self._blocks_of(ranges)
+        around = self._blocks_of(near)
         with self._lock:
-            missing = {b for b in wanted if b not in self._cache and b not in self._inflight}
-            if windows:
-                missing.update(self._window(sorted(wanted)))
+            missing = {b for b in exact | around
+                       if b not in self._cache and b not in self._inflight}
+            missing.update(self._window(sorted(around), ANNOUNCE_WINDOW))
             missing.update(self._first_batch())
             blocks = sorted(missing)
             done = self._claim(blocks)
@@ -184,8 +203,8 @@ class BlockReader:
                 else:
                     missing.append(b)
             if missing:
-                missing = sorted({*missing, *self._window(missing), *self._readahead(missing),
-                                  *self._first_batch()})
+                missing = sorted({*missing, *self._window(missing, MISS_WINDOW),
+                                  *self._readahead(missing), *self._first_batch()})
                 done = self._claim(missing)
         if missing:
             fetched = self._fetch_claimed(missing, done, structure, offset)
@@ -201,10 +220,10 @@ class BlockReader:
         start = offset - first * BLOCK_SIZE
         return data[start:start + length]
 
-    def _window(self, missing: list[int]) -> list[int]:
-        """The blocks of the aligned MISS_WINDOW around each missing block that are
+    def _window(self, missing: list[int], window: int) -> list[int]:
+        """The blocks of the aligned ``window`` around each missing block that are
         neither cached nor being fetched (under the lock)."""
-        step = MISS_WINDOW // BLOCK_SIZE
+        step = window // BLOCK_SIZE
         nblocks = self._nblocks()
         out: set[int] = set()
         for w in {b // step * step for b in missing}:
@@ -230,7 +249,7 @@ class BlockReader:
     def _fetch_blocks(self, blocks: list[int], structure: str, offset: int) -> dict[int, bytes]:
         parts: list[tuple[int, int]] = []
         step = MAX_REQUEST_BYTES // BLOCK_SIZE
-        for first, end in coalesce(blocks, COALESCE_GAP_BLOCKS):
+        for first, end in coalesce(blocks, COALESCE_GAP_BLOCKS, self._cache):
             parts += [(b, min(b + step, end)) for b in range(first, end, step)]
         ranges = [(b * BLOCK_SIZE, min(e * BLOCK_SIZE, self.size)) for b, e in parts]
         total = sum(e - s for s, e in ranges)

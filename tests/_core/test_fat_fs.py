@@ -24,6 +24,7 @@ import pytest
 from helpers import promptly
 from oracles import needs_qemu, run
 
+from imgscan._core.fat import FAT_ANNOUNCE_BYTES, FatVolume
 from imgscan._core.fat_fs import FatFileSystem
 from imgscan._core.fsapi import FileNotFound
 from imgscan._core.fsopen import open_filesystem
@@ -217,3 +218,24 @@ def test_ls_of_an_esp_in_gpt_through_qcow2(tmp_path: Path) -> None:
                            "/efi/boot/GRUB.CFG"], capture_output=True, check=False, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == run("mtype", "-i", part, "::/EFI/BOOT/grub.cfg").encode()
+
+
+@pytest.mark.parametrize("bits", sorted(VOLUMES))
+def test_lookup_announcement_names_what_a_lookup_reads(fat_images: dict[int, Path],
+                                                       bits: int) -> None:
+    """What the Windows inspection announces of a FAT boot partition: the FAT exactly as
+    the first lookup reads it (whole, below the announcement's cap), and the root
+    directory's start, where that lookup reads the directory."""
+    data = fat_images[bits].read_bytes()
+    reads: list[tuple[int, int]] = []
+
+    def read(offset: int, length: int) -> bytes:
+        reads.append((offset, length))
+        return data[offset:offset + length]
+
+    vol = FatVolume(read, 0, len(data), "volume")
+    (fat,), (root,) = vol.lookup_announcement()
+    reads.clear()
+    assert vol.read_file("/Sub/A long name with spaces.txt") == b"spaces\n"
+    assert fat[1] <= FAT_ANNOUNCE_BYTES and fat in reads
+    assert any(offset == root[0] for offset, _ in reads)

@@ -291,34 +291,42 @@ def test_fragmented_file_runs_match_istat(images: dict[str, Path]) -> None:
 @needs_tsk
 def test_first_lookup_announces_upcase_and_root_index(images: dict[str, Path]) -> None:
     """The first lookup by name announces, once and before reading them, the clusters
-    of $UpCase (record 10's $DATA) and of the root directory's $INDEX_ALLOCATION that
-    istat lists, in the disk's coordinates (a volume 1 MiB into the disk): a remote
-    source fetches them in one round trip. Later lookups announce nothing."""
+    of $UpCase's first page (record 10's $DATA, exactly) and of the root directory's
+    $INDEX_ALLOCATION (with its neighbourhood) that istat lists, in the disk's
+    coordinates (a volume 1 MiB into the disk): a remote source fetches them in one
+    round trip. Later lookups announce nothing."""
     img = images["win"]
     raw = img.read_bytes()
     start = 1 << 20
     disk = bytes(start) + raw
     read_ranges: list[tuple[int, int]] = []
-    announced: list[tuple[list[tuple[int, int]], bool, int]] = []
+    announced: list[tuple[list[tuple[int, int]], list[tuple[int, int]], int]] = []
 
     def read(offset: int, length: int) -> bytes:
         read_ranges.append((offset, length))
         return disk[offset:offset + length]
 
-    def prefetch(ranges: list[tuple[int, int]], structure: str, windows: bool) -> None:
-        announced.append((ranges, windows, len(read_ranges)))
+    def prefetch(ranges: list[tuple[int, int]], structure: str,
+                 near: list[tuple[int, int]]) -> None:
+        announced.append((ranges, near, len(read_ranges)))
 
     vol = NtfsVolume(read, start, len(raw), "vol", prefetch)
     assert vol.open(r"\Windows\System32\config\SYSTEM").size == \
         volume(img).open(r"\Windows\System32\config\SYSTEM").size
     vol.open(r"\Windows\Temp\fragmented.bin")
     assert len(announced) == 1
-    ranges, windows, reads_before = announced[0]
+    ranges, near, reads_before = announced[0]
     cs = vol.cluster_size
-    expected = {*istat_clusters(tsk("istat", img, "10"), "$DATA")[:(128 << 10) // cs],
-                *istat_clusters(tsk("istat", img, "5"), "$INDEX_ALLOCATION")[:(64 << 10) // cs]}
-    got = {(o - start) // cs + i for o, n in ranges for i in range(-(-n // cs))}
-    assert got == expected and windows
+
+    def clusters(announced: list[tuple[int, int]]) -> set[int]:
+        return {(o - start) // cs + i for o, n in announced for i in range(-(-n // cs))}
+
+    # $UpCase's first page (4 KiB: ASCII's code units); the others are read as names need them
+    upcase = set(istat_clusters(tsk("istat", img, "10"), "$DATA")[:-(-(4 << 10) // cs)])
+    index = set(istat_clusters(tsk("istat", img, "5"), "$INDEX_ALLOCATION")[:(64 << 10) // cs])
+    # $UpCase exactly, the root's index with its neighbourhood
+    assert clusters(ranges) == upcase and clusters(near) == index
+    expected = upcase | index
     # announced before any of those clusters was read (every cluster each read spans)
     early = {c for o, n in read_ranges[:reads_before]
              for c in range((o - start) // cs, (o - start + n - 1) // cs + 1)}

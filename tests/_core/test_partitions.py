@@ -24,7 +24,7 @@ from oracles import CORPUS, corpus_facts, needs_corpus, needs_qemu, run
 
 import imgscan
 from imgscan import limits
-from imgscan._core.partitions import classify_boot_code, read_partition_table
+from imgscan._core.partitions import HEAD_BYTES, classify_boot_code, read_partition_table
 
 needs_partitioners = pytest.mark.skipif(
     not (shutil.which("sfdisk") and shutil.which("sgdisk") and shutil.which("blkid")),
@@ -638,3 +638,39 @@ def test_volume_count_of_a_whole_disk_filesystem(tmp_path: Path) -> None:
     assert "TYPE=vfat" in _blkid(disk)
     info = _info(disk)
     assert info["partition_table"] == "none" and info["volume_count"] == 1
+
+
+
+@pytest.mark.parametrize("name", ["gpt-windows", "gpt-4k"])
+def test_gpt_backup_is_announced_with_the_partitions(disks: dict[str, Path], name: str) -> None:
+    """``announce`` is told a sound primary GPT's partitions (sgdisk's and fdisk's, as the
+    table reports them) and ranges holding every read of the backup copy that follows,
+    before those reads (a remote disk fetches them with the partitions' first sectors)."""
+    data = disks[name].read_bytes()
+    reads: list[tuple[int, int]] = []
+    told: list[tuple[list[tuple[int, int]], list[tuple[int, int]], int]] = []
+
+    def read(off: int, n: int) -> bytes:
+        reads.append((off, n))
+        return data[off:off + n]
+
+    def announce(found: list[Any], ranges: list[tuple[int, int]]) -> None:
+        told.append(([(p.start, p.size) for p in found], ranges, len(reads)))
+
+    table = read_partition_table(read, len(data), name, None, data[:HEAD_BYTES], announce)
+    assert len(told) == 1
+    found, ranges, at = told[0]
+    assert found == [(p.start, p.size) for p in table.partitions]
+    later = reads[at:]
+    assert later and all(any(s <= off and off + n <= s + length for s, length in ranges)
+                         for off, n in later)
+    assert sum(length for _, length in ranges) <= 33 * 4096
+
+
+def test_mbr_announces_nothing(disks: dict[str, Path]) -> None:
+    """An MBR disk has no backup copy: nothing is announced (no round trip for it)."""
+    data = disks["mbr"].read_bytes()
+    told: list[object] = []
+    read_partition_table(lambda off, n: data[off:off + n], len(data), "mbr", None,
+                         data[:HEAD_BYTES], lambda *a: told.append(a))
+    assert told == []

@@ -58,6 +58,10 @@ BCD_BIOS = "\\Boot\\BCD"
 BOOTMGR_BIOS = "\\bootmgr"
 BCD_UEFI = "\\EFI\\Microsoft\\Boot\\BCD"
 ESP_TYPES = (GPT_TYPE_EFI_SYSTEM, f"{MBR_TYPE_EFI_SYSTEM:#04x}")
+#: How much of each file the inspection reads is announced before it is read (the
+#: hives' base blocks and first bins, the BCD store, cmd.exe's PE header): a constant,
+#: never a size the volume claims.
+ANNOUNCE_FILE_BYTES = 64 * 1024
 FAT_NAMES = ("vfat", "fat", "msdos")
 #: The MFT record of ``$Bitmap``, the volume's cluster allocation bitmap (one bit per
 #: cluster, set = in use; ntfs-3g's FILE_Bitmap), and how much of it is read at once.
@@ -358,6 +362,77 @@ def boot_store(read: Read, layout: Layout, facts: Facts,
 
 # -- the whole inspection --------------------------------------------------------
 
+def _announce_files(guest: WindowsGuest, layout: Layout, volumes: dict[int, NtfsVolume],
+                    prefetch: Prefetch) -> None:
+    """Announce the first ANNOUNCE_FILE_BYTES of the files the inspection reads one after
+    the other (cmd.exe, the hives, hiberfil.sys, $Bitmap, the BCD store on an NTFS boot
+    partition), so that a remote source fetches them in one round trip. Only looks
+    names up (the lookups are kept for the reads); a file that cannot be found or
+    looked up is left to the read, which reports it."""
+    found: list[tuple[NtfsVolume, str | int]] = [
+        (guest.vol, guest.path(rel))
+        for rel in ("System32\\cmd.exe", *(f"{CONFIG}\\{name}" for name in HIVES))]
+    found += [(guest.vol, HIBERFIL), (guest.vol, BITMAP_RECORD)]
+    found += [(volumes[p["number"]], path) for p, path in _boot_candidates(layout)
+              if p.get("filesystem") == "ntfs" and p["number"] in volumes]
+    ranges: list[tuple[int, int]] = []
+    for vol, name in found:
+        try:
+            f = vol.lookup(name) if isinstance(name, str) else vol.open_record(name)
+        except ImageError:
+            continue
+        if f is None or f.is_dir:
+            continue
+        want = min(f.size, ANNOUNCE_FILE_BYTES)
+        cluster = vol.cluster_size
+        for vcn, lcn, count in f.runs():
+            start = vcn * cluster
+            if start >= want:
+                break
+            if lcn >= 0:
+                ranges.append((vol.offset + lcn * cluster, min(count * cluster, want - start)))
+    if ranges:
+        prefetch(ranges, "Windows files", [])
+
+
+def _opened(read: Read, start: int, size: int, number: int | None,
+            prefetch: Prefetch | None) -> NtfsVolume | ImageError:
+    """The NTFS volume at ``start``, or why it cannot be opened (reported when the
+    search reaches it)."""
+    name = f"partition {number}" if number is not None else "whole disk"
+    try:
+        return NtfsVolume(read, start, size, name, prefetch)
+    except ImageError as exc:
+        return exc
+
+
+def _announce_lookups(read: Read, layout: Layout, volumes: list[NtfsVolume],
+                      prefetch: Prefetch) -> None:
+    """Announce what every volume's first lookup by name reads ($UpCase's first page,
+    the root's index; a FAT boot partition's FAT and root directory), all at once: the
+    search for the Windows root and the boot partition's BCD look names up on each
+    volume in turn, which would otherwise cost a round trip per volume. A volume that
+    cannot be read is left to the search, which reports it."""
+    ranges: list[tuple[int, int]] = []
+    near: list[tuple[int, int]] = []
+    found: list[NtfsVolume | FatVolume] = [*volumes]
+    for p, _ in _boot_candidates(layout):
+        if p.get("filesystem") in FAT_NAMES:
+            try:
+                found.append(FatVolume(read, p["start"], p["size"], f"partition {p['number']}"))
+            except ImageError:
+                continue
+    for vol in found:
+        try:
+            upcase, index = vol.lookup_announcement()
+        except ImageError:
+            continue
+        ranges += upcase
+        near += index
+    if ranges or near:
+        prefetch(ranges, "NTFS $UpCase, root indexes and boot FAT", near)
+
+
 def inspect(read: Read, layout: Layout, prefetch: Prefetch | None = None
             ) -> tuple[dict[str, Any] | None, list[Finding]]:
     """The ``windows`` object for the disk ``read`` reads (None when no Windows root
@@ -367,10 +442,16 @@ def inspect(read: Read, layout: Layout, prefetch: Prefetch | None = None
     findings: list[Finding] = []
     volumes: dict[int, NtfsVolume] = {}
     guest: WindowsGuest | None = None
-    for number, start, size in roots.volumes(layout, "ntfs"):
+    opened = [(number, _opened(read, start, size, number, prefetch))
+              for number, start, size in roots.volumes(layout, "ntfs")]
+    if prefetch is not None:
+        _announce_lookups(read, layout, [vol for _, vol in opened if isinstance(vol, NtfsVolume)],
+                          prefetch)
+    for number, vol in opened:
         name = f"partition {number}" if number is not None else "whole disk"
         try:
-            vol = NtfsVolume(read, start, size, name, prefetch)
+            if isinstance(vol, ImageError):
+                raise vol
             if number is not None:
                 volumes[number] = vol
             root = find_systemroot(vol)
@@ -384,6 +465,8 @@ def inspect(read: Read, layout: Layout, prefetch: Prefetch | None = None
             break
     if guest is None:
         return None, findings
+    if prefetch is not None:
+        _announce_files(guest, layout, volumes, prefetch)
     guest.collect()
     facts = guest.facts
     facts.findings[:0] = findings
