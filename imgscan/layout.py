@@ -193,10 +193,11 @@ def _logical_volumes(read: Read, pvs: list[tuple[dict[str, Any], int, int, str]]
     return by_name
 
 
-def encrypted_volumes(partitions: list[dict[str, Any]],
-                      whole: dict[str, Any] | None) -> list[Finding]:
+def encrypted_volumes(partitions: list[dict[str, Any]], whole: dict[str, Any] | None,
+                      pvs: Sequence[dict[str, Any]] = ()) -> list[Finding]:
     """One ``encrypted`` finding per LUKS or BitLocker volume in the guest disk (a
-    partition, the whole disk or a logical volume).
+    partition, the whole disk or a logical volume of the LVM2 physical volumes ``pvs``,
+    the contract objects of partitions or whole disk whose ``lvm`` object lists them).
 
     Volume encryption hides the contents as container encryption does (threats.md),
     whether or not a Windows installation is found beside it.
@@ -205,10 +206,10 @@ def encrypted_volumes(partitions: list[dict[str, Any]],
              if p.get("encrypted")]
     if whole is not None and whole.get("encrypted"):
         found.append(("the whole disk", whole["filesystem"]))
-    groups = {pv["vg_uuid"]: pv for pv in (v.get("lvm") for v in [*partitions, whole or {}])
-              if pv and pv["vg"] is not None}
-    found += [(f"logical volume {pv['vg']}/{lv['name']}", lv["filesystem"])
-              for pv in groups.values() for lv in pv["lvs"] if lv["encrypted"]]
+    if pvs:
+        groups = {pv["vg_uuid"]: pv for pv in (v["lvm"] for v in pvs) if pv["vg"] is not None}
+        found += [(f"logical volume {pv['vg']}/{lv['name']}", lv["filesystem"])
+                  for pv in groups.values() for lv in pv["lvs"] if lv["encrypted"]]
     return [Finding(ENCRYPTED, "error",
                     f"{where} is a {fs} volume: its contents cannot be inspected", FILESYSTEM)
             for where, fs in found]
@@ -262,7 +263,7 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
         None if prefetch is None else
         lambda found, backup_gpt: _announce_with_backup_gpt(prefetch, disk_size, found,
                                                             backup_gpt))
-    findings = [f.at(PARTITIONS) for f in table.findings]
+    findings = [f.at(PARTITIONS) for f in table.findings] if table.findings else []
     partitions: list[dict[str, Any]] = []
     filesystems: dict[int, str | None] = {}
     sizes = _probed_sizes(table.partitions, disk_size)
@@ -283,13 +284,16 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
         if volume is not None:
             filesystem = volume.filesystem
             whole = {**_volume_facts(volume), "size": volume.size, "details": volume.details}
-    pvs = [(part, p.start, min(p.size, disk_size - p.start), f"partition {p.number}")
-           for part, p in zip(partitions, table.partitions, strict=True)
-           if part["filesystem"] == LVM2_MEMBER]
+    pvs: list[tuple[dict[str, Any], int, int, str]] = []
+    if LVM2_MEMBER in filesystems.values():  # a C scan: most disks hold no PV
+        pvs = [(part, p.start, min(p.size, disk_size - p.start), f"partition {p.number}")
+               for part, p in zip(partitions, table.partitions, strict=True)
+               if part["filesystem"] == LVM2_MEMBER]
     if whole is not None and whole["filesystem"] == LVM2_MEMBER:
         pvs.append((whole, 0, disk_size, "whole disk"))
     logical_volumes = _logical_volumes(read, pvs, path, findings) if pvs else {}
-    findings += encrypted_volumes(partitions, whole)
+    findings += encrypted_volumes(partitions, whole,
+                                  [out for out, _, _, _ in pvs] if pvs else ())
     boot_mode, evidence = bootmode.decide(table if table.kind != "none" else None,
                                           filesystems, el_torito)
     return Layout(table.kind, partitions, filesystem, boot_mode, evidence, table.as_dict(),

@@ -281,6 +281,7 @@ cdef class Hive:
         cdef uint64_t off = 0, hsize, end, page, bad_pages = 0, last_end = 0
         cdef uint64_t count = 0
         cdef const uint8_t* q
+        cdef uint32_t* ends
         if limit < HBIN_HEADER_SIZE:
             raise TruncatedImage(self.name, "hbin", BASE_BLOCK_SIZE,
                                  f"the hive is {size} bytes: it ends before its first hive bin")
@@ -296,6 +297,7 @@ cdef class Hive:
         self._hbin_end = <uint32_t*>calloc(self._pages, sizeof(uint32_t))
         if self._hbin_end == NULL:
             raise MemoryError()
+        ends = self._hbin_end
         first_bad = None
         while off + HBIN_HEADER_SIZE <= limit:
             q = p + BASE_BLOCK_SIZE + off
@@ -312,10 +314,9 @@ cdef class Hive:
                 problems.append(f"the hbin at offset {BASE_BLOCK_SIZE + off} ({hsize} bytes) "
                                 f"runs past the end of the hive bins at {BASE_BLOCK_SIZE + limit}")
                 end = limit
-            page = off // HBIN_ALIGNMENT
-            while page * HBIN_ALIGNMENT < end:
-                self._hbin_end[page] = <uint32_t>end
-                page += 1
+            # the pages the hbin covers, its last one partly when the hive ends inside it
+            for page in range(off // HBIN_ALIGNMENT, (end + HBIN_ALIGNMENT - 1) // HBIN_ALIGNMENT):
+                ends[page] = <uint32_t>end
             count += 1
             last_end = end
             off = end

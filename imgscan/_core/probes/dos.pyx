@@ -17,16 +17,40 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from imgscan import limits
 
 from ..binary cimport le16
-from .. import c_fat, c_ntfs
+from .. import c_fat, c_mbr, c_ntfs
 from ..c_fat import BPB, DIR_ENTRY, FAT16_BOOT_SECTOR, FAT32_BOOT_SECTOR, FSINFO
-from ..c_mbr import has_signature
 from ..c_ntfs import FILE_RECORD, NTFS_BOOT_SECTOR, RESIDENT_ATTR, VOLUME_INFORMATION
 from ..guid import guid_text
-from .volume cimport Probe, label8, label16, le16_at, le32_at, le64_at, pow2
+from .volume cimport Probe, bytes_at, label8, label16, le16_at, le32_at, le64_at, pow2
 from .volume import USAGE_CRYPTO, Volume
 
 # The declared layouts' numeric fields as C offsets, for the bounded readers of
-# volume.pxd: a CStruct.unpack costs microseconds, and every volume is probed.
+# volume.pxd: a CStruct.unpack costs microseconds, and every volume is probed (so are
+# the signatures every probe compares: C values, not a module attribute per use).
+cdef Py_ssize_t BOOT_SECTOR_SIZE = c_fat.BOOT_SECTOR_SIZE
+
+
+cdef tuple _span(object declaration, str field):
+    return (declaration.offset(field), declaration.field_size(field))
+
+
+cdef bytes _bytes(bytes raw, tuple span):
+    """The raw field at ``span`` = (offset, length) of ``raw`` (which holds it)."""
+    cdef Py_ssize_t start = span[0]
+    return raw[start:start + <Py_ssize_t>span[1]]
+
+
+cdef Py_ssize_t OEM_NAME = BPB.offset("oem_name")
+cdef Py_ssize_t MBR_SIGNATURE_OFFSET = c_mbr.SIGNATURE_OFFSET
+cdef bytes MBR_SIGNATURE = c_mbr.SIGNATURE
+cdef Py_ssize_t NTFS_BOOT_SECTOR_SIZE = c_ntfs.BOOT_SECTOR_SIZE
+cdef Py_ssize_t NTFS_OEM_NAME = NTFS_BOOT_SECTOR.offset("oem_name")
+cdef bytes NTFS_OEM_ID = c_ntfs.OEM_ID
+cdef Py_ssize_t MFT_RECORD_VOLUME = c_ntfs.MFT_RECORD_VOLUME
+cdef Py_ssize_t FIXUP_STRIDE = c_ntfs.FIXUP_STRIDE
+cdef uint32_t AT_END = c_ntfs.AT_END
+cdef uint32_t AT_VOLUME_NAME = c_ntfs.AT_VOLUME_NAME
+cdef uint32_t AT_VOLUME_INFORMATION = c_ntfs.AT_VOLUME_INFORMATION
 cdef Py_ssize_t BYTES_PER_SECTOR = BPB.offset("bytes_per_sector")
 cdef Py_ssize_t SECTORS_PER_CLUSTER = BPB.offset("sectors_per_cluster")
 cdef Py_ssize_t RESERVED_SECTORS = BPB.offset("reserved_sector_count")
@@ -58,11 +82,28 @@ cdef Py_ssize_t VI_MAJOR = VOLUME_INFORMATION.offset("major_version")
 cdef Py_ssize_t VI_MINOR = VOLUME_INFORMATION.offset("minor_version")
 
 # FAT ----------------------------------------------------------------------
-#: The directory entry's layout as C values, for the root directory scan.
+#: The directory entry's layout and markers as C values, for the root directory scan.
 cdef Py_ssize_t DIR_ENTRY_SIZE = DIR_ENTRY.size
 cdef Py_ssize_t DIR_ATTR = DIR_ENTRY.offset("attr")
 cdef Py_ssize_t DIR_FST_CLUS_HI = DIR_ENTRY.offset("fst_clus_hi")
 cdef Py_ssize_t DIR_FST_CLUS_LO = DIR_ENTRY.offset("fst_clus_lo")
+cdef uint8_t ENTRY_END = c_fat.ENTRY_END
+cdef uint8_t ENTRY_FREE = c_fat.ENTRY_FREE
+cdef uint8_t ATTR_LONG_NAME_MASK = c_fat.ATTR_LONG_NAME_MASK
+cdef uint8_t ATTR_LONG_NAME = c_fat.ATTR_LONG_NAME
+cdef uint8_t ATTR_VOLUME_ID = c_fat.ATTR_VOLUME_ID
+cdef uint8_t ATTR_DIRECTORY = c_fat.ATTR_DIRECTORY
+cdef uint32_t FIRST_CLUSTER = c_fat.FIRST_CLUSTER
+cdef uint32_t FAT32_CLUSTER_MASK = c_fat.FAT32_CLUSTER_MASK
+#: The extended BPB's text fields (FAT12/16 and FAT32 place them apart) and FSInfo's
+#: signatures as (offset, length), sliced from the sector read.
+FAT16_FS_TYPE = _span(FAT16_BOOT_SECTOR, "file_system_type")
+FAT16_VOLUME_LABEL = _span(FAT16_BOOT_SECTOR, "volume_label")
+FAT16_VOLUME_ID = _span(FAT16_BOOT_SECTOR, "volume_id")
+FAT32_VOLUME_LABEL = _span(FAT32_BOOT_SECTOR, "volume_label")
+FAT32_VOLUME_ID = _span(FAT32_BOOT_SECTOR, "volume_id")
+FSINFO_LEAD_SIG = _span(FSINFO, "lead_sig")
+FSINFO_STRUC_SIG = _span(FSINFO, "struc_sig")
 #: A volume label is a directory entry's 8.3 name, or the extended BPB's label.
 FAT_LABEL_LENGTH = c_fat.SHORT_NAME_LENGTH
 FAT_NO_NAME = c_fat.NO_NAME
@@ -87,7 +128,7 @@ NTFS_MAX_CLUSTER = 64 * 1024
 MFT_MAGIC = c_ntfs.FILE_RECORD_MAGIC
 
 # exFAT --------------------------------------------------------------------
-EXFAT_OEM = b"EXFAT   "
+cdef bytes EXFAT_OEM = b"EXFAT   "
 EXFAT_JUMP = b"\xeb\x76\x90"
 EXFAT_MUST_BE_ZERO = (11, 64)
 EXFAT_VOLUME_LENGTH = 0x48
@@ -191,7 +232,7 @@ cdef object _fat_magic_len(bytes h):
             return len(magic)
     if h[0] in FAT_JUMPS:
         return 1
-    if has_signature(h):
+    if bytes_at(h, MBR_SIGNATURE_OFFSET, MBR_SIGNATURE):
         return 2
     return 0
 
@@ -213,14 +254,14 @@ cdef object _fat_root_label(Probe p, uint64_t start, uint64_t entries):
         data = p.get(start + pos, chunk)
         e = data
         for i in range(0, len(data) - DIR_ENTRY_SIZE + 1, DIR_ENTRY_SIZE):
-            if e[i] == c_fat.ENTRY_END:
+            if e[i] == ENTRY_END:
                 return None, True
             attr = e[i + DIR_ATTR]
-            if (e[i] == c_fat.ENTRY_FREE or le16(e + i + DIR_FST_CLUS_HI) != 0
+            if (e[i] == ENTRY_FREE or le16(e + i + DIR_FST_CLUS_HI) != 0
                     or le16(e + i + DIR_FST_CLUS_LO) != 0
-                    or (attr & c_fat.ATTR_LONG_NAME_MASK) == c_fat.ATTR_LONG_NAME):
+                    or (attr & ATTR_LONG_NAME_MASK) == ATTR_LONG_NAME):
                 continue
-            if attr & (c_fat.ATTR_VOLUME_ID | c_fat.ATTR_DIRECTORY) == c_fat.ATTR_VOLUME_ID:
+            if attr & (ATTR_VOLUME_ID | ATTR_DIRECTORY) == ATTR_VOLUME_ID:
                 return data[i:i + FAT_LABEL_LENGTH], True
         if <uint64_t>len(data) < chunk:
             return None, True
@@ -230,15 +271,15 @@ cdef object _fat_root_label(Probe p, uint64_t start, uint64_t entries):
 
 cdef object probe_vfat(Probe p):
     cdef bytes h = p.head
-    if len(h) < c_fat.BOOT_SECTOR_SIZE:
+    if len(h) < BOOT_SECTOR_SIZE:
         return None
     mlen = _fat_magic_len(h)
     if not mlen:
         return None
     if mlen <= 2:
-        if not has_signature(h):
+        if not bytes_at(h, MBR_SIGNATURE_OFFSET, MBR_SIGNATURE):
             return None
-        if FAT16_BOOT_SECTOR.field(h, "file_system_type") in (b"JFS     ", b"HPFS    "):
+        if _bytes(h, FAT16_FS_TYPE) in (b"JFS     ", b"HPFS    "):
             return None
     fats, reserved, media = h[NUM_FATS], le16_at(h, RESERVED_SECTORS), h[MEDIA]
     spc = h[SECTORS_PER_CLUSTER]
@@ -269,8 +310,8 @@ cdef object probe_vfat(Probe p):
     if fat_length16:
         found, _ = _fat_root_label(p, (reserved + fat_size) * sector_size, dir_entries)
         label = found
-        boot_label = FAT16_BOOT_SECTOR.field(h, "volume_label")
-        serial = FAT16_BOOT_SECTOR.field(h, "volume_id")
+        boot_label = _bytes(h, FAT16_VOLUME_LABEL)
+        serial = _bytes(h, FAT16_VOLUME_ID)
         details["sec_type"] = "msdos"
         if clusters < FAT12_MAX:
             version = "FAT12"
@@ -283,10 +324,10 @@ cdef object probe_vfat(Probe p):
         fat_entries = fat32_length * sector_size // FAT32_ENTRY
         cluster = le32_at(h, ROOT_CLUSTER)
         hops = 0
-        while c_fat.FIRST_CLUSTER <= cluster < fat_entries and hops < limits.FS_MAX_FAT_CHAIN:
+        while FIRST_CLUSTER <= cluster < fat_entries and hops < limits.FS_MAX_FAT_CHAIN:
             hops += 1
             found, finished = _fat_root_label(
-                p, (data_start + (cluster - c_fat.FIRST_CLUSTER) * spc) * sector_size,
+                p, (data_start + (cluster - FIRST_CLUSTER) * spc) * sector_size,
                 cluster_bytes // DIR_ENTRY_SIZE)
             if found is not None or finished:
                 label = found
@@ -294,16 +335,16 @@ cdef object probe_vfat(Probe p):
             entry = p.get(reserved * sector_size + cluster * FAT32_ENTRY, FAT32_ENTRY)
             if len(entry) < FAT32_ENTRY:
                 break
-            cluster = le32_at(entry, 0) & c_fat.FAT32_CLUSTER_MASK
-        boot_label = FAT32_BOOT_SECTOR.field(h, "volume_label")
-        serial = FAT32_BOOT_SECTOR.field(h, "volume_id")
+            cluster = le32_at(entry, 0) & FAT32_CLUSTER_MASK
+        boot_label = _bytes(h, FAT32_VOLUME_LABEL)
+        serial = _bytes(h, FAT32_VOLUME_ID)
         fsinfo = le16_at(h, FS_INFO)
         if fsinfo:
             info = p.get(fsinfo * sector_size, FSINFO.size)
             if len(info) < FSINFO.size:
                 return None
-            if (FSINFO.field(info, "lead_sig") not in FSINFO_LEAD_SIGS
-                    or FSINFO.field(info, "struc_sig") not in FSINFO_STRUC_SIGS):
+            if (_bytes(info, FSINFO_LEAD_SIG) not in FSINFO_LEAD_SIGS
+                    or _bytes(info, FSINFO_STRUC_SIG) not in FSINFO_STRUC_SIGS):
                 return None
     if version is not None:
         details["fat_type"] = version
@@ -324,8 +365,7 @@ cdef object probe_vfat(Probe p):
 
 cdef object probe_ntfs(Probe p):
     cdef bytes h = p.head
-    if len(h) < c_ntfs.BOOT_SECTOR_SIZE or \
-            NTFS_BOOT_SECTOR.field(h, "oem_name") != c_ntfs.OEM_ID:
+    if len(h) < NTFS_BOOT_SECTOR_SIZE or not bytes_at(h, NTFS_OEM_NAME, NTFS_OEM_ID):
         return None
     sector_size, spc = le16_at(h, BYTES_PER_SECTOR), h[SECTORS_PER_CLUSTER]
     if sector_size < 256 or sector_size > 4096 or spc not in (1, 2, 4, 8, 16, 32, 64, 128):
@@ -357,7 +397,7 @@ cdef object probe_ntfs(Probe p):
         mft_off = mft * cluster
         if p.get(mft_off, len(MFT_MAGIC)) != MFT_MAGIC:
             return None
-        raw = p.get(mft_off + c_ntfs.MFT_RECORD_VOLUME * record_size, record_size)
+        raw = p.get(mft_off + MFT_RECORD_VOLUME * record_size, record_size)
         if len(raw) < record_size or raw[:len(MFT_MAGIC)] != MFT_MAGIC:
             return None
         label, ntfs_version = _ntfs_volume_attrs(_ntfs_fixup(raw, record_size), record_size)
@@ -372,12 +412,12 @@ cdef bytes _ntfs_fixup(bytes raw, Py_ssize_t size):
     """The record with the sector-end bytes the update sequence array protects put back
     (as read when the array does not check out)."""
     usa, count = le16_at(raw, REC_USA_OFFSET), le16_at(raw, REC_USA_COUNT)
-    if count < 2 or usa + 2 * count > size or (count - 1) * c_ntfs.FIXUP_STRIDE > size:
+    if count < 2 or usa + 2 * count > size or (count - 1) * FIXUP_STRIDE > size:
         return raw
     rec = bytearray(raw)
     usn = rec[usa:usa + 2]
     for i in range(1, count):
-        end = i * c_ntfs.FIXUP_STRIDE
+        end = i * FIXUP_STRIDE
         if rec[end - 2:end] != usn:
             return bytes(rec)
         rec[end - 2:end] = rec[usa + 2 * i:usa + 2 * i + 2]
@@ -386,6 +426,7 @@ cdef bytes _ntfs_fixup(bytes raw, Py_ssize_t size):
 
 cdef tuple _ntfs_volume_attrs(bytes rec, Py_ssize_t size):
     """$VOLUME_NAME (label) and $VOLUME_INFORMATION (version) of the $Volume record."""
+    cdef uint32_t kind
     label = version = None
     pos = le16_at(rec, REC_ATTRS_OFFSET)
     allocated = le32_at(rec, REC_BYTES_ALLOCATED)
@@ -394,14 +435,14 @@ cdef tuple _ntfs_volume_attrs(bytes rec, Py_ssize_t size):
             break
         kind = le32_at(rec, pos + ATTR_TYPE)
         length = le32_at(rec, pos + ATTR_LENGTH)
-        if kind == c_ntfs.AT_END or length == 0:
+        if kind == AT_END or length == 0:
             break
-        if rec[pos + ATTR_NON_RESIDENT] == 0 and kind in (c_ntfs.AT_VOLUME_NAME,
-                                                          c_ntfs.AT_VOLUME_INFORMATION):
+        if rec[pos + ATTR_NON_RESIDENT] == 0 and (kind == AT_VOLUME_NAME
+                                                  or kind == AT_VOLUME_INFORMATION):
             vlen = le32_at(rec, pos + ATTR_VALUE_LENGTH)
             voff = pos + le16_at(rec, pos + ATTR_VALUE_OFFSET)
             value = rec[voff:min(voff + vlen, size)]
-            if kind == c_ntfs.AT_VOLUME_NAME:
+            if kind == AT_VOLUME_NAME:
                 label = label16(value, "utf-16-le")
             elif len(value) > VI_MINOR:
                 version = f"{value[VI_MAJOR]}.{value[VI_MINOR]}"
@@ -443,10 +484,10 @@ cdef uint32_t _exfat_checksum(const uint8_t[::1] sectors, Py_ssize_t n) noexcept
 
 cdef object probe_exfat(Probe p):
     cdef bytes h = p.head
-    if len(h) < c_fat.BOOT_SECTOR_SIZE or BPB.field(h, "oem_name") != EXFAT_OEM:
+    if len(h) < BOOT_SECTOR_SIZE or not bytes_at(h, OEM_NAME, EXFAT_OEM):
         return None
     bps_shift, spc_shift = h[EXFAT_BYTES_PER_SECTOR_SHIFT], h[EXFAT_SECTORS_PER_CLUSTER_SHIFT]
-    if (not has_signature(h)
+    if (not bytes_at(h, MBR_SIGNATURE_OFFSET, MBR_SIGNATURE)
             or bps_shift + spc_shift >= 32 or h[:3] != EXFAT_JUMP
             or any(h[EXFAT_MUST_BE_ZERO[0]:EXFAT_MUST_BE_ZERO[1]])):
         return None

@@ -10,13 +10,16 @@ returns a :class:`~imgscan._core.probes.volume.Volume` or None, and never
 raises on garbage (see :mod:`imgscan._core.filesystems`).
 """
 
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport uint16_t, uint32_t, uint64_t
+
+import zlib
 
 from .volume cimport (
-    Probe, be16_at, be32_at, be64_at, crc32c_raw, cstr, label8, le16_at, le32_at, le64_at,
-    uuid_or_none,
+    Probe, be16_at, be32_at, be64_at, bytes_at, crc32c_raw, cstr, label8, le16_at, le32_at,
+    le64_at, uuid_or_none,
 )
 from .. import c_ext4 as _ext
+from ..c_ext4 import blkid_type
 from ..c_luks import LUKS1_PHDR, LUKS2_HDR, LUKS_MAGIC, LUKS_PREFIX, LUKS_SECTOR_SIZE
 from .volume import USAGE_CRYPTO, USAGE_FILESYSTEM, USAGE_OTHER, USAGE_RAID, Volume
 from .. import c_xfs
@@ -46,17 +49,22 @@ cdef Py_ssize_t LUKS2_HDR_SIZE = LUKS2_HDR.offset("hdr_size")
 cdef Py_ssize_t LUKS2_HDR_OFFSET = LUKS2_HDR.offset("hdr_offset")
 
 # LVM2 (declared in imgscan._core.c_lvm) -------------------------------------
+# As C values (here and for each format below): every volume is probed for each of
+# these formats, and a module global or a declaration's method is a Python lookup
+# per use where a C value is a load.
 from .. import c_lvm
-LVM_LABEL_ID, LVM_LABEL_TYPE = c_lvm.LABEL_ID, c_lvm.LVM2_LABEL
-LVM_SECTOR = c_lvm.SECTOR_SIZE
-LVM_LABEL_SCAN_SECTORS = c_lvm.LABEL_SCAN_SECTORS
-LVM_SECTOR_XL = c_lvm.LABEL_HEADER.offset("sector_xl")
-LVM_CRC_XL = c_lvm.LABEL_HEADER.offset("crc_xl")
-LVM_OFFSET_XL = c_lvm.LABEL_HEADER.offset("offset_xl")
-LVM_TYPE = c_lvm.LABEL_HEADER.offset("type")
-LVM_PV_UUID_LENGTH = c_lvm.ID_LEN
-LVM_PV_HEADER_BYTES = c_lvm.PV_HEADER.end("device_size_xl")
-LVM_CRC_SEED = c_lvm.INITIAL_CRC
+cdef bytes LVM_LABEL_ID = c_lvm.LABEL_ID
+cdef bytes LVM_LABEL_TYPE = c_lvm.LVM2_LABEL
+cdef Py_ssize_t LVM_SECTOR = c_lvm.SECTOR_SIZE
+cdef Py_ssize_t LVM_LABEL_SCAN_SECTORS = c_lvm.LABEL_SCAN_SECTORS
+cdef Py_ssize_t LVM_SECTOR_XL = c_lvm.LABEL_HEADER.offset("sector_xl")
+cdef Py_ssize_t LVM_CRC_XL = c_lvm.LABEL_HEADER.offset("crc_xl")
+cdef Py_ssize_t LVM_OFFSET_XL = c_lvm.LABEL_HEADER.offset("offset_xl")
+cdef Py_ssize_t LVM_TYPE = c_lvm.LABEL_HEADER.offset("type")
+cdef Py_ssize_t LVM_PV_UUID_LENGTH = c_lvm.ID_LEN
+cdef Py_ssize_t LVM_PV_DEVICE_SIZE = c_lvm.PV_HEADER.offset("device_size_xl")
+cdef Py_ssize_t LVM_PV_HEADER_BYTES = c_lvm.PV_HEADER.end("device_size_xl")
+cdef uint32_t LVM_CRC_SEED = c_lvm.INITIAL_CRC
 LVM_UUID_GROUPS = c_lvm.UUID_GROUPS
 
 # Linux swap ---------------------------------------------------------------
@@ -69,40 +77,48 @@ SWAP_LABEL_LENGTH = 16
 
 # XFS ----------------------------------------------------------------------
 # The superblock is declared once, in c_xfs; the probe reads these fields of it.
-XFS_MAGIC = c_xfs.XFS_SB_MAGIC
-XFS_BLOCKSIZE, XFS_DBLOCKS = _xfs("sb_blocksize"), _xfs("sb_dblocks")
-XFS_UUID, XFS_REXTSIZE = _xfs("sb_uuid"), _xfs("sb_rextsize")
-XFS_AGBLOCKS, XFS_AGCOUNT = _xfs("sb_agblocks"), _xfs("sb_agcount")
-XFS_VERSIONNUM, XFS_SECTSIZE = _xfs("sb_versionnum"), _xfs("sb_sectsize")
-XFS_INODESIZE, XFS_FNAME = _xfs("sb_inodesize"), _xfs("sb_fname")
-XFS_FNAME_LENGTH = c_xfs.XFS_DSB.field_size("sb_fname")
-XFS_BLOCKLOG, XFS_SECTLOG = _xfs("sb_blocklog"), _xfs("sb_sectlog")
-XFS_INODELOG, XFS_INOPBLOG = _xfs("sb_inodelog"), _xfs("sb_inopblog")
-XFS_IMAX_PCT = _xfs("sb_imax_pct")
-XFS_SB_BYTES = c_xfs.XFS_DSB.end("sb_imax_pct")
-XFS_VERSION_MASK = c_xfs.XFS_SB_VERSION_NUMBITS
-XFS_MIN_AG_BLOCKS = c_xfs.XFS_MIN_AG_BLOCKS
-XFS_MIN_RTEXT, XFS_MAX_RTEXT = c_xfs.XFS_MIN_RTEXTSIZE, c_xfs.XFS_MAX_RTEXTSIZE
+cdef bytes XFS_MAGIC = c_xfs.XFS_SB_MAGIC
+cdef Py_ssize_t XFS_BLOCKSIZE = _xfs("sb_blocksize")
+cdef Py_ssize_t XFS_DBLOCKS = _xfs("sb_dblocks")
+cdef Py_ssize_t XFS_UUID = _xfs("sb_uuid")
+cdef Py_ssize_t XFS_REXTSIZE = _xfs("sb_rextsize")
+cdef Py_ssize_t XFS_AGBLOCKS = _xfs("sb_agblocks")
+cdef Py_ssize_t XFS_AGCOUNT = _xfs("sb_agcount")
+cdef Py_ssize_t XFS_VERSIONNUM = _xfs("sb_versionnum")
+cdef Py_ssize_t XFS_SECTSIZE = _xfs("sb_sectsize")
+cdef Py_ssize_t XFS_INODESIZE = _xfs("sb_inodesize")
+cdef Py_ssize_t XFS_FNAME = _xfs("sb_fname")
+cdef Py_ssize_t XFS_FNAME_LENGTH = c_xfs.XFS_DSB.field_size("sb_fname")
+cdef Py_ssize_t XFS_BLOCKLOG = _xfs("sb_blocklog")
+cdef Py_ssize_t XFS_SECTLOG = _xfs("sb_sectlog")
+cdef Py_ssize_t XFS_INODELOG = _xfs("sb_inodelog")
+cdef Py_ssize_t XFS_INOPBLOG = _xfs("sb_inopblog")
+cdef Py_ssize_t XFS_IMAX_PCT = _xfs("sb_imax_pct")
+cdef Py_ssize_t XFS_SB_BYTES = c_xfs.XFS_DSB.end("sb_imax_pct")
+cdef uint32_t XFS_VERSION_MASK = c_xfs.XFS_SB_VERSION_NUMBITS
+cdef uint64_t XFS_MIN_AG_BLOCKS = c_xfs.XFS_MIN_AG_BLOCKS
+cdef uint64_t XFS_MIN_RTEXT = c_xfs.XFS_MIN_RTEXTSIZE
+cdef uint64_t XFS_MAX_RTEXT = c_xfs.XFS_MAX_RTEXTSIZE
 
 # ext2/3/4: offsets, magics and features from the one declaration in c_ext4 --------
-EXT_SB = _ext.SUPERBLOCK_OFFSET
-EXT_SB_BYTES = _ext.SUPERBLOCK_SIZE
+cdef Py_ssize_t EXT_SB = _ext.SUPERBLOCK_OFFSET
+cdef Py_ssize_t EXT_SB_BYTES = _ext.SUPERBLOCK_SIZE
 _EXT_SB = _ext.EXT2_SUPER_BLOCK
-EXT_BLOCKS_COUNT = _EXT_SB.offset("s_blocks_count")
-EXT_LOG_BLOCK_SIZE = _EXT_SB.offset("s_log_block_size")
-EXT_MAGIC_OFFSET = _EXT_SB.offset("s_magic")
-EXT_STATE = _EXT_SB.offset("s_state")
-EXT_MINOR_REV = _EXT_SB.offset("s_minor_rev_level")
-EXT_REV = _EXT_SB.offset("s_rev_level")
-EXT_FEATURE_COMPAT = _EXT_SB.offset("s_feature_compat")
-EXT_FEATURE_INCOMPAT = _EXT_SB.offset("s_feature_incompat")
-EXT_FEATURE_RO_COMPAT = _EXT_SB.offset("s_feature_ro_compat")
-EXT_UUID = _EXT_SB.offset("s_uuid")
-EXT_VOLUME_NAME = _EXT_SB.offset("s_volume_name")
-EXT_BLOCKS_COUNT_HI = _EXT_SB.offset("s_blocks_count_hi")
-EXT_FLAGS = _EXT_SB.offset("s_flags")
-EXT_CHECKSUM = _EXT_SB.offset("s_checksum")
-EXT_MAGIC = _ext.EXT2_SUPER_MAGIC
+cdef Py_ssize_t EXT_BLOCKS_COUNT = _EXT_SB.offset("s_blocks_count")
+cdef Py_ssize_t EXT_LOG_BLOCK_SIZE = _EXT_SB.offset("s_log_block_size")
+cdef Py_ssize_t EXT_MAGIC_OFFSET = _EXT_SB.offset("s_magic")
+cdef Py_ssize_t EXT_STATE = _EXT_SB.offset("s_state")
+cdef Py_ssize_t EXT_MINOR_REV = _EXT_SB.offset("s_minor_rev_level")
+cdef Py_ssize_t EXT_REV = _EXT_SB.offset("s_rev_level")
+cdef Py_ssize_t EXT_FEATURE_COMPAT = _EXT_SB.offset("s_feature_compat")
+cdef Py_ssize_t EXT_FEATURE_INCOMPAT = _EXT_SB.offset("s_feature_incompat")
+cdef Py_ssize_t EXT_FEATURE_RO_COMPAT = _EXT_SB.offset("s_feature_ro_compat")
+cdef Py_ssize_t EXT_UUID = _EXT_SB.offset("s_uuid")
+cdef Py_ssize_t EXT_VOLUME_NAME = _EXT_SB.offset("s_volume_name")
+cdef Py_ssize_t EXT_BLOCKS_COUNT_HI = _EXT_SB.offset("s_blocks_count_hi")
+cdef Py_ssize_t EXT_FLAGS = _EXT_SB.offset("s_flags")
+cdef Py_ssize_t EXT_CHECKSUM = _EXT_SB.offset("s_checksum")
+cdef uint16_t EXT_MAGIC = _ext.EXT2_SUPER_MAGIC
 EXT_VALID_FS, EXT_ERROR_FS = _ext.EXT2_VALID_FS, _ext.EXT2_ERROR_FS
 EXT_COMPAT_HAS_JOURNAL = _ext.EXT3_FEATURE_COMPAT_HAS_JOURNAL
 EXT_INCOMPAT_RECOVER = _ext.EXT3_FEATURE_INCOMPAT_RECOVER
@@ -110,18 +126,23 @@ EXT_INCOMPAT_64BIT = _ext.EXT4_FEATURE_INCOMPAT_64BIT
 EXT_RO_COMPAT_METADATA_CSUM = _ext.EXT4_FEATURE_RO_COMPAT_METADATA_CSUM
 
 # Btrfs (declared in c_btrfs) -----------------------------------------------
+# Where probe_volume reads the superblock (it shares the read with the swap probe).
 BTRFS_SB = _BT.BTRFS_SUPER_INFO_OFFSET
 BTRFS_SB_BYTES = _BT.BTRFS_SUPER_INFO_SIZE
 _BSB = _BT.BTRFS_SUPER_BLOCK
-BTRFS_FSID, BTRFS_BYTENR = _BSB.offset("fsid"), _BSB.offset("bytenr")
-BTRFS_MAGIC_OFFSET, BTRFS_TOTAL_BYTES = _BSB.offset("magic"), _BSB.offset("total_bytes")
-BTRFS_SECTORSIZE, BTRFS_NODESIZE = _BSB.offset("sectorsize"), _BSB.offset("nodesize")
-BTRFS_CSUM_TYPE = _BSB.offset("csum_type")
-BTRFS_DEV_UUID, BTRFS_LABEL = _BT.SUPER_DEV_UUID, _BSB.offset("label")
-BTRFS_LABEL_LENGTH = _BT.BTRFS_LABEL_SIZE
-BTRFS_MAGIC = _BT.BTRFS_MAGIC
-BTRFS_CSUM_CRC32C = _BT.BTRFS_CSUM_TYPE_CRC32
-BTRFS_CSUM_START = _BT.BTRFS_CSUM_SIZE
+cdef Py_ssize_t BTRFS_SB_SIZE = BTRFS_SB_BYTES
+cdef Py_ssize_t BTRFS_FSID = _BSB.offset("fsid")
+cdef Py_ssize_t BTRFS_MAGIC_OFFSET = _BSB.offset("magic")
+cdef Py_ssize_t BTRFS_TOTAL_BYTES = _BSB.offset("total_bytes")
+cdef Py_ssize_t BTRFS_SECTORSIZE = _BSB.offset("sectorsize")
+cdef Py_ssize_t BTRFS_NODESIZE = _BSB.offset("nodesize")
+cdef Py_ssize_t BTRFS_CSUM_TYPE = _BSB.offset("csum_type")
+cdef Py_ssize_t BTRFS_DEV_UUID = _BT.SUPER_DEV_UUID
+cdef Py_ssize_t BTRFS_LABEL = _BSB.offset("label")
+cdef Py_ssize_t BTRFS_LABEL_LENGTH = _BT.BTRFS_LABEL_SIZE
+cdef bytes BTRFS_MAGIC = _BT.BTRFS_MAGIC
+cdef uint16_t BTRFS_CSUM_CRC32C = _BT.BTRFS_CSUM_TYPE_CRC32
+cdef Py_ssize_t BTRFS_CSUM_START = _BT.BTRFS_CSUM_SIZE
 
 # Linux MD RAID --------------------------------------------------------------
 MD_MAGIC = 0xA92B4EFC
@@ -225,16 +246,18 @@ cdef object probe_raid(Probe p):
 
 cdef object probe_lvm2(Probe p):
     cdef bytes head = p.head
+    cdef bytes label
     cdef uint32_t offset_xl
-    import zlib
+    cdef Py_ssize_t sector, start
     for sector in range(LVM_LABEL_SCAN_SECTORS):
         start = sector * LVM_SECTOR
         if len(head) < start + LVM_SECTOR:
             return None
-        if head[start:start + 8] != LVM_LABEL_ID:
+        if not bytes_at(head, start, LVM_LABEL_ID):
             continue
         label = head[start:start + LVM_SECTOR]
-        if label[LVM_TYPE:LVM_TYPE + 8] != LVM_LABEL_TYPE or le64_at(label, LVM_SECTOR_XL) != sector:
+        if (not bytes_at(label, LVM_TYPE, LVM_LABEL_TYPE)
+                or le64_at(label, LVM_SECTOR_XL) != <uint64_t>sector):
             continue
         crc = zlib.crc32(label[LVM_OFFSET_XL:], LVM_CRC_SEED ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
         if crc != le32_at(label, LVM_CRC_XL):
@@ -247,7 +270,7 @@ cdef object probe_lvm2(Probe p):
         for width in LVM_UUID_GROUPS:
             parts.append(pv[pos:pos + width])
             pos += width
-        device_size = le64_at(label, offset_xl + c_lvm.PV_HEADER.offset("device_size_xl"))
+        device_size = le64_at(label, offset_xl + LVM_PV_DEVICE_SIZE)
         return Volume("LVM2_member", uuid="-".join(parts), size=device_size or None,
                       version="LVM2 001", usage=USAGE_RAID,
                       details={"label_sector": sector})
@@ -324,7 +347,9 @@ cdef object probe_swap(Probe p, tuple pages):
 
 cdef object probe_xfs(Probe p):
     cdef bytes h = p.head
-    if len(h) < XFS_SB_BYTES or h[:4] != XFS_MAGIC:
+    cdef uint64_t blocksize, dblocks, agblocks, agcount, rextsize
+    cdef int sectsize, inodesize, blocklog, sectlog, inodelog
+    if len(h) < XFS_SB_BYTES or not bytes_at(h, 0, XFS_MAGIC):
         return None
     blocksize, dblocks = be32_at(h, XFS_BLOCKSIZE), be64_at(h, XFS_DBLOCKS)
     agblocks, agcount = be32_at(h, XFS_AGBLOCKS), be32_at(h, XFS_AGCOUNT)
@@ -344,7 +369,7 @@ cdef object probe_xfs(Probe p):
     if h[XFS_FNAME] != 0:
         label = label8(h[XFS_FNAME:XFS_FNAME + XFS_FNAME_LENGTH])
     return Volume("xfs", label=label, uuid=uuid_or_none(h[XFS_UUID:XFS_UUID + 16]),
-                  size=dblocks * blocksize,
+                  size=<object>dblocks * blocksize,
                   details={"block_size": blocksize, "sector_size": sectsize,
                            "sb_version": be16_at(h, XFS_VERSIONNUM) & XFS_VERSION_MASK})
 
@@ -367,7 +392,7 @@ cdef object probe_ext(Probe p):
         ok = crc32c_raw(0xFFFFFFFF, sb) == le32_at(h, EXT_SB + EXT_CHECKSUM)
         details["checksum"] = "ok" if ok else "bad"
     journal = bool(compat & EXT_COMPAT_HAS_JOURNAL)
-    fstype = _ext.blkid_type(compat, incompat, ro_compat, flags)
+    fstype = blkid_type(compat, incompat, ro_compat, flags)
     usage = USAGE_OTHER if fstype == "jbd" else USAGE_FILESYSTEM
     if fstype == "ext3":
         details["sec_type"] = "ext2"
@@ -400,7 +425,7 @@ cdef object probe_ext(Probe p):
 # -- Btrfs ------------------------------------------------------------------------
 
 cdef object probe_btrfs(Probe p, bytes sb):
-    if len(sb) < BTRFS_SB_BYTES or sb[BTRFS_MAGIC_OFFSET:BTRFS_MAGIC_OFFSET + 8] != BTRFS_MAGIC:
+    if len(sb) < BTRFS_SB_SIZE or not bytes_at(sb, BTRFS_MAGIC_OFFSET, BTRFS_MAGIC):
         return None
     details = {"uuid_sub": uuid_or_none(sb[BTRFS_DEV_UUID:BTRFS_DEV_UUID + 16]),
                "sector_size": le32_at(sb, BTRFS_SECTORSIZE),

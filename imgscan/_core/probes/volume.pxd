@@ -1,6 +1,7 @@
 # The volume a probe reads, and the field and text helpers every probe shares
 # (volume.pyx says why each exists).
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcmp
 
 from ..binary cimport be16, be32, be64, le16, le32, le64
 
@@ -64,3 +65,12 @@ cdef inline uint32_t be32_at(bytes buf, Py_ssize_t off):
 
 cdef inline uint64_t be64_at(bytes buf, Py_ssize_t off):
     return uint_at(buf, off, 8, True)
+
+
+cdef inline bint bytes_at(bytes buf, Py_ssize_t off, bytes expected):
+    """``buf`` holds ``expected`` at ``off`` (False when it ends before): a signature
+    compared in place, where slicing ``buf`` would make a bytes object per probe."""
+    cdef Py_ssize_t n = len(expected)
+    if off < 0 or off + n > len(buf):
+        return False
+    return memcmp((<const char*>buf) + off, <const char*>expected, n) == 0
