@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from distributed import Client, LocalCluster
 from helpers import MiB
-from helpers.dask_plugins import Environ, Hook
+from helpers.dask_plugins import Environ, Hook, idle_readers, periodic_callbacks, set_reader_idle
 from helpers.scan_library import Library, troublemakers
 from helpers.stores import free_port
 from oracles import needs_qemu
@@ -206,12 +206,6 @@ def test_leaving_early_cancels_and_closes_the_scan(library: Library, dask_client
         assert con.execute("SELECT count(*) FROM images").fetchone()[0] >= 10
 
 
-def idle_readers() -> list[int]:
-    """The pids of the readers this Dask worker keeps idle (run by ``client.run``)."""
-    from imgscan.bulk import dask_pool
-    return [reader.pid for reader, _ in dask_pool._READERS._idle]
-
-
 def kept_readers(client: Client) -> list[int]:
     """The pids of the readers the Dask workers keep idle between batches."""
     client.wait_for_workers(2, timeout=60)     # see test_a_worker_killed_mid_scan_loses_nothing
@@ -242,16 +236,6 @@ def exists(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def set_reader_idle(seconds: float) -> float:
-    """Set the workers' READER_IDLE (run on each by ``client.run``) and wake the thread
-    that stops idle readers, to count with it; the one before."""
-    from imgscan.bulk import dask_pool
-    before, dask_pool.READER_IDLE = dask_pool.READER_IDLE, seconds
-    with dask_pool._READERS._given:
-        dask_pool._READERS._given.notify()
-    return before
 
 
 def test_idle_readers_are_stopped(library: Library, dask_client: Client) -> None:
@@ -358,11 +342,6 @@ def test_bad_addresses_are_errors(tmp_path: Path) -> None:
         done = cli("scan", "--dask", address, str(tmp_path))
         assert done.returncode == 2 and says in done.stderr and not done.stdout
         assert "Traceback" not in done.stderr
-
-
-def periodic_callbacks(dask_worker: Any) -> list[str]:
-    """What a Dask worker runs periodically (run by ``client.run``)."""
-    return list(dask_worker.periodic_callbacks)
 
 
 def test_a_local_cluster_runs_no_profiler(dask_client: Client) -> None:

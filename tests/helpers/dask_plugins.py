@@ -63,3 +63,26 @@ class Environ(WorkerPlugin):
     def teardown(self, worker: Any) -> None:
         for key in self.values:
             os.environ.pop(key, None)
+
+
+# -- functions the tests run on every worker (client.run): pickled by reference as the
+# plugins are, so they live here, where a worker can import them --------------------
+def idle_readers() -> list[int]:
+    """The pids of the readers this Dask worker keeps idle (run by ``client.run``)."""
+    from imgscan.bulk import dask_pool
+    return [reader.pid for reader, _ in dask_pool._READERS._idle]
+
+
+def set_reader_idle(seconds: float) -> float:
+    """Set the workers' READER_IDLE (run on each by ``client.run``) and wake the thread
+    that stops idle readers, to count with it; the one before."""
+    from imgscan.bulk import dask_pool
+    before, dask_pool.READER_IDLE = dask_pool.READER_IDLE, seconds
+    with dask_pool._READERS._given:
+        dask_pool._READERS._given.notify()
+    return before
+
+
+def periodic_callbacks(dask_worker: Any) -> list[str]:
+    """What a Dask worker runs periodically (run by ``client.run``)."""
+    return list(dask_worker.periodic_callbacks)
