@@ -6,8 +6,9 @@ optional certificate (``.cert``) and the files the descriptor's References
 name, usually streamOptimized VMDKs. As an OVA it is a ustar archive whose
 first member is the descriptor (§5.3; one found later is read, with a finding);
 :mod:`imgscan._core.tar` locates the members. Nothing is extracted: each disk
-is a :func:`~imgscan._core.source.window` of the archive, decoded by the
-container decoders as a file of its own.
+is a window of the archive (:func:`imgscan.remote.open_window`: of the file, or of
+a remote object through its reader, fetching only what the decoders read),
+decoded by the container decoders as a file of its own.
 
 A standalone ``.ovf`` names files beside it; they are opened only in the
 descriptor's own directory (never absolute, ``..`` or through a symlink out
@@ -36,11 +37,12 @@ from imgscan.findings import (
     Finding,
     finding_id,
 )
+from imgscan.remote import open_window
 
 from . import ova_cert, tar
 from .c_tar import BLOCK
 from .paths import resolve_external, unsafe_reason
-from .source import Source, window
+from .source import Source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -223,17 +225,16 @@ class Package:
                           f"descriptor's References say {declared}")
 
     def open_disk(self, index: int) -> Source:
-        """The bytes of disk ``index`` as a source of their own (a window of an OVA)."""
+        """The bytes of disk ``index`` as a source of their own: a window of the source
+        the OVA was read from (a file, or a remote object through its reader)."""
         disk = self.disks[index]
         if disk.member is not None:
             try:
-                return window(self.path, disk.member.offset, disk.member.size,
-                              f"{self.path} [{disk.member.name}]")
-            except OSError as exc:   # a package read from a URL has no local file
-                raise UnsupportedFeature(
-                    self.path, f"OVA member {disk.member.name!r}", disk.member.offset,
-                    "a package's disks are read through a window of a local file "
-                    f"({exc.strerror or exc})") from exc
+                return open_window(self.source, disk.member.offset, disk.member.size,
+                                   f"{self.path} [{disk.member.name}]")
+            except OSError as exc:
+                raise ImageError(self.path, f"OVA member {disk.member.name!r}",
+                                 disk.member.offset, exc.strerror or str(exc)) from exc
         if disk.file is not None:
             try:
                 return Source(disk.file)

@@ -46,6 +46,20 @@ def open_source(url: str, *, reads_all: bool = False) -> RemoteSource:
     return RemoteSource(reader)
 
 
+def open_window(source: Source, base: int, length: int, name: str) -> Source:
+    """``[base, base + length)`` of ``source`` as a source of its own named ``name``
+    (an OVA's disk ``URL [member]``): a window of the remote object's reader
+    (:class:`imgscan.remote.window.WindowReader`) for a remote source, of the file
+    (:func:`imgscan._core.source.window`) for a local one."""
+    reader = getattr(source, "reader", None)
+    if reader is None:
+        from .._core.source import window
+        return window(source.path, base, length, name)
+    from .._core.remote import RemoteSource
+    from .window import WindowReader
+    return RemoteSource(WindowReader(reader, base, length, name))
+
+
 def store_failure(source: Source) -> ImageError | None:
     """The first request the store of a remote source failed; None if none did (and for
     a local file)."""

@@ -9,6 +9,7 @@ store's HEAD (set there with a copy, as a user would).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -691,13 +692,123 @@ def test_scan_refused_after_the_client_ran(s3_env: SeaweedS3) -> None:
         scan([f"s3://{BUCKET}/lib/"])
 
 
-def test_an_ova_over_http_is_refused_by_name(tmp_path: Path,
-                                             windows_disks: dict[str, Path]) -> None:
-    """An OVA's disks are read through a window of a local file; at a URL the package is
-    refused with an ImageError naming the member (it was an OSError escaping)."""
+# -- OVA packages read from a URL -----------------------------------------------------
+@pytest.fixture(scope="session")
+def ova(windows_disks: dict[str, Path], tmp_path_factory: pytest.TempPathFactory,
+        s3: SeaweedS3) -> Path:
+    """The bios Windows disk as an OVA (tar + qemu-img's streamOptimized VMDK, with a
+    manifest), also uploaded to the store as ``ova/bios.ova``."""
     from helpers.ova_packages import build_ova
 
-    ova = build_ova(tmp_path / "pkg", "pkg", [("disk1.vmdk", windows_disks["bios"])])
-    with http_store({"p.ova": ova}) as (base, _), \
-            pytest.raises(imgscan.ImageError, match=r"disk1\.vmdk"):
-        imgscan.open(f"{base}/p.ova")
+    path = build_ova(tmp_path_factory.mktemp("remote-ova"), "bios",
+                     [("bios-disk1.vmdk", windows_disks["bios"])], firmware="bios")
+    s3.client().upload_file(str(path), BUCKET, "ova/bios.ova")
+    return path
+
+
+@pytest.mark.parametrize("where", ["s3", "http"])
+def test_ova_same_as_local(s3_env: SeaweedS3, ova: Path, where: str) -> None:
+    """An OVA's disk is a window of the remote object: info (the manifest verified) and
+    check through S3 and HTTP equal the local package's; the source counts the bytes
+    fetched for the whole package, each at most once."""
+    profile = load_profile(None)
+    with contextlib.ExitStack() as stack:
+        if where == "s3":
+            url = f"s3://{BUCKET}/ova/bios.ova"
+        else:
+            base, served = stack.enter_context(http_store({"p/bios.ova": ova}))
+            url = f"{base}/p/bios.ova"
+        ri = stack.enter_context(imgscan.open(url, verify_manifest=True))
+        li = stack.enter_context(imgscan.open(ova, verify_manifest=True))
+        remote, local = ri.info(), li.info()
+        assert ri.own_path == f"{url} [bios-disk1.vmdk]"
+    assert comparable(remote) == comparable(local)
+    assert remote["ova"]["manifest"]["verified"] is True
+    assert remote["disks"][0]["system"] is True
+    source = remote["source"]
+    assert source["url"] == url and source["size"] == ova.stat().st_size
+    assert 0 < source["bytes_read"] <= source["size"]
+    if where == "http":
+        assert (source["requests"], source["bytes_read"]) == (served.requests, served.bytes)
+    for lr, rr in zip(check(local, profile)["rules"], check(remote, profile)["rules"],
+                      strict=True):
+        if lr["id"] != "storage-class":
+            assert lr == rr
+
+
+def test_ova_costs_what_its_disk_costs(ova: Path) -> None:
+    """Without --verify-manifest a package read from a URL fetches no more than its
+    disk (the VMDK the archive holds) served as an object of its own, plus the
+    package's other bytes (descriptor, manifest, tar headers)."""
+    vmdk = ova.parent / "bios-disk1.vmdk"
+    with http_store({"bios.ova": ova, "d.vmdk": vmdk}) as (base, served):
+        with imgscan.open(f"{base}/d.vmdk") as img:
+            img.info()
+        alone = served.requests, served.bytes
+        with imgscan.open(f"{base}/bios.ova") as img:
+            info = img.info()
+        packaged = served.requests - alone[0], served.bytes - alone[1]
+    assert info["ova"]["system_disk"] == 0
+    assert packaged[1] <= alone[1] + ova.stat().st_size - vmdk.stat().st_size
+    assert packaged[0] <= alone[0] + 4
+
+
+def test_window_reader() -> None:
+    """A window of a block reader: the member's bytes at the member's offsets, its
+    announcements shifted (and clipped to it), errors named ``URL [member]`` at the
+    member's offsets, the fetch cap shared with the object, closing it leaving the
+    object's reader open."""
+    from imgscan.remote.window import WindowReader
+
+    data = bytes(range(256)) * 4096             # 1 MiB, every byte position-dependent
+    fetched: list[tuple[int, int]] = []
+
+    def fetch(start: int, end: int) -> bytes:
+        fetched.append((start, end))
+        return data[start:end]
+
+    parent = blocks.BlockReader("http://h/p.ova", len(data), fetch)
+    base, size = 5 * 512, 300 * 1024
+    src = RemoteSource(WindowReader(parent, base, size, "http://h/p.ova [d.vmdk]"))
+    assert src.size == size and src.path == "http://h/p.ova [d.vmdk]"
+    assert src.read(0, 4096, "header") == data[base:base + 4096]
+    assert src.read_zero_padded(size - 10, 20) == data[base + size - 10:base + size] + bytes(10)
+    fetched.clear()
+    src.prefetch([(200 * 1024, 512), (size + 4096, 4096)], "table")
+    first = base + 200 * 1024
+    assert fetched == [(first // blocks.BLOCK_SIZE * blocks.BLOCK_SIZE,
+                        (first + 512 - 1) // blocks.BLOCK_SIZE * blocks.BLOCK_SIZE
+                        + blocks.BLOCK_SIZE)]
+    with pytest.raises(imgscan.ImageError, match=r"^http://h/p\.ova \[d\.vmdk\]: .*ends at"):
+        src.read(size - 1, 2, "grain")
+    with pytest.raises(imgscan.ImageError, match="archive member"):
+        WindowReader(parent, len(data) - 10, 11, "x [y]")
+
+    def dead(start: int, end: int) -> bytes:
+        raise RemoteError("http://h/p.ova", "range request", start, "cannot reach the store")
+
+    gone = RemoteSource(WindowReader(blocks.BlockReader("http://h/p.ova", len(data), dead),
+                                     base, size, "http://h/p.ova [d.vmdk]"))
+    with pytest.raises(RemoteError) as caught:
+        gone.read(128 * 1024, 16, "grain table")
+    assert str(caught.value).startswith(
+        f"http://h/p.ova [d.vmdk]: range request at offset {128 * 1024}: ")
+    failure = gone.reader.failure
+    assert failure is not None and failure.path == "http://h/p.ova [d.vmdk]"
+    src.close()
+    assert parent.read(0, 16, "after") == data[:16]     # the object's reader still serves
+
+
+def test_cli_ova(s3: SeaweedS3, ova: Path, windows_disks: dict[str, Path]) -> None:
+    """info --verify-manifest, ls and cat of PACKAGE.ova:VOLUME through S3 print what
+    they print for the local OVA."""
+    url = f"s3://{BUCKET}/ova/bios.ova"
+    done = cli("info", "--json", "--verify-manifest", url, env=s3.environ())
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ova"]["manifest"]["verified"] is True
+    for args in (("ls", "-l", "{}:2", "/Windows/System32"),
+                 ("cat", "{}:2", "/Windows/System32/config/SYSTEM")):
+        remote = cli(*(a.format(url) for a in args), env=s3.environ())
+        here = cli(*(a.format(ova) for a in args), env={})
+        assert remote.returncode == here.returncode == 0, remote.stderr
+        assert remote.stdout == here.stdout and remote.stdout
