@@ -812,3 +812,91 @@ def test_cli_ova(s3: SeaweedS3, ova: Path, windows_disks: dict[str, Path]) -> No
         here = cli(*(a.format(ova) for a in args), env={})
         assert remote.returncode == here.returncode == 0, remote.stderr
         assert remote.stdout == here.stdout and remote.stdout
+
+
+# -- backing files under a URL prefix ------------------------------------------------
+@pytest.fixture(scope="session")
+def chain(library: dict[str, Path], tmp_path_factory: pytest.TempPathFactory,
+          s3: SeaweedS3) -> Path:
+    """A qcow2 overlay written by qemu-img / qemu-io over the bios qcow2 kept in a
+    subdirectory (``base/bios.qcow2``, the name the overlay records), one overlay
+    whose backing name escapes with ``..`` and one naming a missing file; uploaded
+    under ``chain/`` as they lie in the directory."""
+    root = tmp_path_factory.mktemp("chain")
+    (root / "base").mkdir()
+    run("cp", "--sparse=never", library["bios.qcow2"], root / "base" / "bios.qcow2")
+    run("qemu-img", "create", "-q", "-f", "qcow2", "-b", "base/bios.qcow2", "-F", "qcow2",
+        "top.qcow2", cwd=root)
+    run("qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 1M 192k", "-c",
+        "write -z 8M 64k", "top.qcow2", cwd=root)
+    for name, backing in (("escape.qcow2", "../lib/bios.qcow2"),
+                          ("missing.qcow2", "base/nosuch.qcow2")):
+        run("qemu-img", "create", "-q", "-u", "-f", "qcow2", "-b", backing, "-F", "qcow2",
+            name, str(library["bios.qcow2"].stat().st_size), cwd=root)
+    client = s3.client()
+    for path in root.rglob("*.qcow2"):
+        client.upload_file(str(path), BUCKET, f"chain/{path.relative_to(root)}")
+    return root
+
+
+@pytest.mark.parametrize("where", ["s3", "http"])
+def test_backing_file_under_a_url_prefix(s3_env: SeaweedS3, chain: Path, where: str) -> None:
+    """--external-dir as a URL prefix: the overlay's backing file is opened as an object
+    under it, and info, the map and the fingerprint equal the local pair's."""
+    local_top = chain / "top.qcow2"
+    with contextlib.ExitStack() as stack:
+        if where == "s3":
+            prefix = f"s3://{BUCKET}/chain/"
+        else:
+            base, _ = stack.enter_context(http_store(
+                {"c/top.qcow2": local_top, "c/base/bios.qcow2": chain / "base" / "bios.qcow2"}))
+            prefix = f"{base}/c"       # no trailing slash: a prefix is a directory
+        url = prefix.rstrip("/") + "/top.qcow2"
+        ri = stack.enter_context(imgscan.open(url, external_dir=prefix))
+        li = stack.enter_context(imgscan.open(local_top, external_dir=str(chain)))
+        remote, local = ri.info(), li.info()
+        assert comparable(remote) == comparable(local)
+        assert remote["backing_file"] == "base/bios.qcow2"
+        assert remote["partition_table"] == local["partition_table"] != "unknown"
+        assert qemu_json(ri) == qemu_json(li)
+        remote_fp = fingerprint(url, external_dir=prefix).digest
+    assert remote_fp == fingerprint(local_top, external_dir=str(chain)).digest
+
+
+def test_backing_file_under_a_url_prefix_is_confined(s3_env: SeaweedS3, chain: Path) -> None:
+    """A backing name that leaves the prefix is refused (as in a directory); one that
+    names no object is the store's error, naming its URL; either
+    way the guest bytes are unknown, with the finding saying why, and the local pair
+    agrees."""
+    prefix = f"s3://{BUCKET}/chain/"
+    with imgscan.open(prefix + "escape.qcow2", external_dir=prefix) as img:
+        info = img.info()
+    assert info["partition_table"] == "unknown"
+    assert any("'..' components are never followed" in f["message"]
+               for f in info["findings"])
+    with imgscan.open(chain / "escape.qcow2", external_dir=str(chain)) as img:
+        assert comparable(img.info())["findings"] == [
+            {**f, "message": f["message"].replace(prefix + "escape.qcow2",
+                                                  str(chain / "escape.qcow2"))}
+            for f in info["findings"]]
+    with imgscan.open(prefix + "missing.qcow2", external_dir=prefix) as img:
+        info = img.info()
+    assert info["partition_table"] == "unknown"
+    assert any(f"{prefix}base/nosuch.qcow2: HEAD: no such bucket or key" in f["message"]
+               for f in info["findings"])
+
+
+def test_cli_external_dir_url(s3: SeaweedS3, chain: Path) -> None:
+    """``info --external-dir URL`` and ``map``: what they print for the local pair."""
+    prefix = f"s3://{BUCKET}/chain/"
+    for command in ("info", "map"):
+        remote = cli(command, "--json", "--external-dir", prefix, prefix + "top.qcow2",
+                     env=s3.environ())
+        here = cli(command, "--json", "--external-dir", str(chain), str(chain / "top.qcow2"),
+                   env={})
+        assert remote.returncode == here.returncode == 0, remote.stderr
+        remote_out, local_out = json.loads(remote.stdout), json.loads(here.stdout)
+        if command == "info":
+            remote_out, local_out = comparable(remote_out), comparable(local_out)
+        assert remote_out == local_out
+
