@@ -486,6 +486,65 @@ def test_aws_shared_files(s3: SeaweedS3, tmp_path: Path,
     assert "wrong-secret-1234" not in str(exc) and "WRONGKEY" not in str(exc)
 
 
+#: A credential_process as the AWS CLI runs one: prints what ``MODE`` asks for (the
+#: store's configured keys as Version 1 JSON, or a broken answer) and counts its runs.
+CREDENTIAL_PROCESS = """\
+import json, sys
+mode, count = sys.argv[1], sys.argv[2]
+with open(count, "a") as f:
+    f.write("run\\n")
+good = {"Version": 1, "AccessKeyId": %(key)r, "SecretAccessKey": %(secret)r,
+        "Expiration": "2999-01-01T00:00:00Z"}
+if mode == "fail":
+    sys.stderr.write("no token cached: run the login first\\n")
+    sys.exit(3)
+print({"ok": json.dumps(good),
+       "version2": json.dumps({**good, "Version": 2}),
+       "nosecret": json.dumps({k: v for k, v in good.items() if k != "SecretAccessKey"}),
+       "notjson": json.dumps(good)[:-20],
+       "expired": json.dumps({**good, "Expiration": "2001-01-01T00:00:00+00:00"})}[mode])
+"""
+
+
+def test_aws_credential_process(s3: SeaweedS3, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A profile whose keys come from ``credential_process`` (a script printing the
+    store's configured keys): the process is run as the AWS CLI runs it, once while its
+    credentials last, for the library and the CLI; a process that fails or answers
+    wrongly is a RemoteError naming the profile and the problem, never the secret."""
+    script = tmp_path / "creds.py"
+    script.write_text(CREDENTIAL_PROCESS % {"key": ACCESS_KEY, "secret": SECRET_KEY})
+    count = tmp_path / "runs"
+    modes = ("ok", "fail", "version2", "nosecret", "notjson", "expired")
+    (tmp_path / "config").write_text("".join(
+        f"[profile {mode}]\nregion = us-east-1\nendpoint_url = {s3.endpoint}\n"
+        f"credential_process = {sys.executable} {script} {mode} {count}\n\n"
+        for mode in modes))
+    for name in AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    monkeypatch.setenv("AWS_PROFILE", "ok")
+    url = f"s3://{BUCKET}/lib/bios.qcow2"
+    for _ in range(2):
+        with imgscan.open(url) as img:
+            assert img.info()["source"]["storage_class"] == "STANDARD"
+    assert count.read_text() == "run\n"             # kept until near its expiry
+    done = cli("info", "--json", url, env={}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert SECRET_KEY not in done.stdout + done.stderr
+    problems = {"fail": "exited with status 3: no token cached: run the login first",
+                "version2": "unsupported Version", "nosecret": "has no SecretAccessKey",
+                "notjson": "output is not JSON", "expired": "expired at 2001-01-01"}
+    for mode, problem in problems.items():
+        monkeypatch.setenv("AWS_PROFILE", mode)
+        exc = error_of(url)
+        assert str(exc).startswith(f"{url}: AWS credential_process: profile {mode!r}: ")
+        assert problem in str(exc), str(exc)
+        assert SECRET_KEY not in str(exc)
+
+
 def test_obs_through_the_s3_api(s3_env: SeaweedS3) -> None:
     with imgscan.open(f"obs://{BUCKET}/cold/bios.vhd") as img:
         assert img.info()["source"]["storage_class"] == "STANDARD_IA"
