@@ -812,6 +812,28 @@ def test_ova_costs_what_its_disk_costs(ova: Path) -> None:
     assert packaged[0] <= alone[0] + 4
 
 
+@pytest.mark.parametrize("where", ["s3", "http"])
+def test_standalone_ovf_same_as_local(s3_env: SeaweedS3, ova: Path, where: str) -> None:
+    """A standalone ``.ovf`` at a URL: its manifest and disk are the objects beside it
+    (under the same prefix); info with the manifest verified equals the local one's."""
+    files = {n: ova.parent / n for n in ("bios.ovf", "bios.mf", "bios-disk1.vmdk")}
+    with contextlib.ExitStack() as stack:
+        if where == "s3":
+            client = s3_env.client()
+            for name, path in files.items():
+                client.upload_file(str(path), BUCKET, f"ovf/{name}")
+            url = f"s3://{BUCKET}/ovf/bios.ovf"
+        else:
+            base, _ = stack.enter_context(http_store({f"o/{n}": p for n, p in files.items()}))
+            url = f"{base}/o/bios.ovf"
+        ri = stack.enter_context(imgscan.open(url, verify_manifest=True))
+        li = stack.enter_context(imgscan.open(files["bios.ovf"], verify_manifest=True))
+        remote, local = ri.info(), li.info()
+    assert comparable(remote) == comparable(local)
+    assert remote["ova"]["kind"] == "ovf" and remote["ova"]["manifest"]["verified"] is True
+    assert remote["disks"][0]["system"] is True
+
+
 def test_window_reader() -> None:
     """A window of a block reader: the member's bytes at the member's offsets, its
     announcements shifted (and clipped to it), errors named ``URL [member]`` at the
