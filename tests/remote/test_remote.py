@@ -502,7 +502,9 @@ print({"ok": json.dumps(good),
        "version2": json.dumps({**good, "Version": 2}),
        "nosecret": json.dumps({k: v for k, v in good.items() if k != "SecretAccessKey"}),
        "notjson": json.dumps(good)[:-20],
-       "expired": json.dumps({**good, "Expiration": "2001-01-01T00:00:00+00:00"})}[mode])
+       "expired": json.dumps({**good, "Expiration": "2001-01-01T00:00:00+00:00"}),
+       "token": json.dumps({**good, "SessionToken": "not-a-session-token-of-this-store"}),
+       }[mode])
 """
 
 
@@ -515,7 +517,7 @@ def test_aws_credential_process(s3: SeaweedS3, tmp_path: Path,
     script = tmp_path / "creds.py"
     script.write_text(CREDENTIAL_PROCESS % {"key": ACCESS_KEY, "secret": SECRET_KEY})
     count = tmp_path / "runs"
-    modes = ("ok", "fail", "version2", "nosecret", "notjson", "expired")
+    modes = ("ok", "fail", "version2", "nosecret", "notjson", "expired", "token")
     (tmp_path / "config").write_text("".join(
         f"[profile {mode}]\nregion = us-east-1\nendpoint_url = {s3.endpoint}\n"
         f"credential_process = {sys.executable} {script} {mode} {count}\n\n"
@@ -543,6 +545,10 @@ def test_aws_credential_process(s3: SeaweedS3, tmp_path: Path,
         assert str(exc).startswith(f"{url}: AWS credential_process: profile {mode!r}: ")
         assert problem in str(exc), str(exc)
         assert SECRET_KEY not in str(exc)
+    # a SessionToken is sent with the keys: SeaweedFS, which issued none, refuses it
+    monkeypatch.setenv("AWS_PROFILE", "token")
+    exc = error_of(url)
+    assert "access denied" in str(exc) and "not-a-session-token" not in str(exc)
 
 
 def test_obs_through_the_s3_api(s3_env: SeaweedS3) -> None:
