@@ -84,7 +84,8 @@ def _image_command(sub: Subparsers, name: str, help: str,
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
         "--external-dir", metavar="DIR",
-        help="allow opening backing / data files named by the image, inside DIR only",
+        help="allow opening backing / data files named by the image, inside DIR only "
+             "(a directory, or a URL prefix such as s3://BUCKET/dir/)",
     )
     _endpoint_argument(p)
     if many:
@@ -261,7 +262,8 @@ def _fingerprint_arguments(p: argparse.ArgumentParser) -> None:
                    help="one JSON object per line: path, algorithm, digest, virtual_size, "
                    "chunk_size (0 for the stream algorithm)")
     p.add_argument("--external-dir", metavar="DIR",
-                   help="allow opening backing / data files named by the image, inside DIR only")
+                   help="allow opening backing / data files named by the image, inside DIR "
+                   "only (a directory, or a URL prefix such as s3://BUCKET/dir/)")
     _endpoint_argument(p)
 
 

@@ -119,6 +119,9 @@ class DiskImage:
                  _package: Package | None = None, _disk: int = 0) -> None:
         self.path = os.fspath(path)
         self.external_dir = external_dir
+        #: Whether every stored byte is read by design (a fingerprint): remote files the
+        #: image names are then allowed their size beyond the fetch cap, as it is.
+        self._reads_all = reads_all
         self._depth = _depth
         #: The OVF package this disk belongs to, and the disk's index in it.
         self.package = _package
@@ -370,7 +373,8 @@ class DiskImage:
     def _open_external_source(self, what: str, name: str) -> Source | None:
         if self.external_dir is None:
             return None
-        source = _open_source(resolve_external(self.path, what, name, self.external_dir))
+        source = _open_source(resolve_external(self.path, what, name, self.external_dir),
+                              self._reads_all)
         self._opened.append(source)
         return source
 
@@ -381,8 +385,8 @@ class DiskImage:
         limits.enforce(self._depth + 1, "MAX_BACKING_DEPTH", self.path, "backing chain", None,
                        "backing chain depth")
         path = resolve_external(self.path, "backing file", name, self.external_dir)
-        parent = DiskImage(path, external_dir=self.external_dir, _depth=self._depth + 1,
-                       _format=self.backing_format)
+        parent = DiskImage(path, external_dir=self.external_dir, reads_all=self._reads_all,
+                           _depth=self._depth + 1, _format=self.backing_format)
         self._opened.append(parent)
         return parent.disk()
 

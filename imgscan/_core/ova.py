@@ -6,8 +6,9 @@ optional certificate (``.cert``) and the files the descriptor's References
 name, usually streamOptimized VMDKs. As an OVA it is a ustar archive whose
 first member is the descriptor (§5.3; one found later is read, with a finding);
 :mod:`imgscan._core.tar` locates the members. Nothing is extracted: each disk
-is a :func:`~imgscan._core.source.window` of the archive, decoded by the
-container decoders as a file of its own.
+is a window of the archive (:func:`imgscan.remote.open_window`: of the file, or of
+a remote object through its reader, fetching only what the decoders read),
+decoded by the container decoders as a file of its own.
 
 A standalone ``.ovf`` names files beside it; they are opened only in the
 descriptor's own directory (never absolute, ``..`` or through a symlink out
@@ -26,7 +27,7 @@ import os
 import re
 
 from imgscan import limits
-from imgscan.errors import CorruptImage, ImageError, UnsupportedFeature
+from imgscan.errors import CorruptImage, ImageError, RemoteError, UnsupportedFeature
 from imgscan.findings import (
     CORRUPT,
     MANIFEST_MISMATCH,
@@ -36,11 +37,12 @@ from imgscan.findings import (
     Finding,
     finding_id,
 )
+from imgscan.remote import NO_SUCH_OBJECT, is_url, open_source, open_window
 
 from . import ova_cert, tar
 from .c_tar import BLOCK
 from .paths import resolve_external, unsafe_reason
-from .source import Source, window
+from .source import Source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -202,7 +204,7 @@ class Package:
         if self.archive is None:
             try:
                 disk.file = resolve_external(self.path, "OVF disk file", href,
-                                             os.path.dirname(os.path.abspath(self.path)))
+                                             _directory_of(self.path))
             except ImageError as exc:
                 disk.why_not = exc.problem
                 self._finding(PACKAGE_MEMBER, "error", f"disk {label!r}: {exc.problem}")
@@ -223,23 +225,18 @@ class Package:
                           f"descriptor's References say {declared}")
 
     def open_disk(self, index: int) -> Source:
-        """The bytes of disk ``index`` as a source of their own (a window of an OVA)."""
+        """The bytes of disk ``index`` as a source of their own: a window of the source
+        the OVA was read from (a file, or a remote object through its reader)."""
         disk = self.disks[index]
         if disk.member is not None:
             try:
-                return window(self.path, disk.member.offset, disk.member.size,
-                              f"{self.path} [{disk.member.name}]")
-            except OSError as exc:   # a package read from a URL has no local file
-                raise UnsupportedFeature(
-                    self.path, f"OVA member {disk.member.name!r}", disk.member.offset,
-                    "a package's disks are read through a window of a local file "
-                    f"({exc.strerror or exc})") from exc
-        if disk.file is not None:
-            try:
-                return Source(disk.file)
+                return open_window(self.source, disk.member.offset, disk.member.size,
+                                   f"{self.path} [{disk.member.name}]")
             except OSError as exc:
-                raise ImageError(self.path, "OVF disk file", None,
-                                 f"{disk.file}: {exc.strerror or exc}") from exc
+                raise ImageError(self.path, f"OVA member {disk.member.name!r}",
+                                 disk.member.offset, exc.strerror or str(exc)) from exc
+        if disk.file is not None:
+            return _open_file(self.path, "OVF disk file", disk.file)
         raise UnsupportedFeature(self.path, "OVF disk", None,
                                  disk.why_not or "the disk's bytes are not in the package")
 
@@ -249,12 +246,12 @@ class Package:
         that are beside it (``file_size`` of a multi-file image)."""
         if self.archive is not None:
             return self.source.size
-        try:
-            return self.source.size + sum(os.path.getsize(d.file) for d in self.disks
-                                          if d.file is not None)
-        except OSError as exc:
-            raise ImageError(self.path, "OVF disk file", None,
-                             exc.strerror or str(exc)) from exc
+        total = self.source.size
+        for d in self.disks:
+            if d.file is not None:
+                with _open_file(self.path, "OVF disk file", d.file) as src:
+                    total += src.size
+        return total
 
     # -- manifest --------------------------------------------------------------------
     def _files(self) -> dict[str, tuple[int, int] | str]:
@@ -279,15 +276,21 @@ class Package:
                     return m.name, self.source.read(m.offset, m.size, structure)
             return None
         name = os.path.splitext(self.path)[0] + suffix
-        if not os.path.isfile(name):
+        src: Source
+        if is_url(name):
+            try:
+                src = open_source(name)
+            except RemoteError as exc:
+                if exc.problem == NO_SUCH_OBJECT:
+                    return None
+                raise
+        elif not os.path.isfile(name):
             return None
-        try:
-            with open(name, "rb") as f:
-                data = f.read(getattr(limits, cap) + 1)
-        except OSError as exc:
-            raise ImageError(name, structure, None, exc.strerror or str(exc)) from exc
-        limits.enforce(len(data), cap, name, structure, None, f"{structure} bytes")
-        return os.path.basename(name), data
+        else:
+            src = _open_file(name, structure, name)
+        with src:
+            limits.enforce(src.size, cap, name, structure, None, f"{structure} bytes")
+            return os.path.basename(name), src.read(0, src.size, structure)
 
     def _manifest(self, verify: bool) -> bytes | None:
         """Read the manifest (and with ``verify`` check every digest); its bytes, which
@@ -369,7 +372,7 @@ class Package:
 
         h = hashlib.new(algorithm.lower())
         if isinstance(where, str):
-            with Source(where) as src:
+            with _open_file(self.path, "manifest-listed file", where) as src:
                 _hash_range(h, src, 0, src.size)
         else:
             _hash_range(h, self.source, *where)
@@ -413,6 +416,25 @@ def _hash_range(h: Any, source: Source, offset: int, size: int) -> None:
         h.update(source.view(pos, n, "manifest-listed file"))
         source.drop(pos, n)
         pos += n
+
+
+def _directory_of(path: str) -> str:
+    """Where the files a standalone descriptor names are: its directory, or the URL
+    prefix it is under."""
+    if is_url(path):
+        return path.rsplit("/", 1)[0] + "/"
+    return os.path.dirname(os.path.abspath(path))
+
+
+def _open_file(package: str, structure: str, path: str) -> Source:
+    """The file (or remote object) beside a standalone descriptor at ``path``."""
+    if is_url(path):
+        return open_source(path)
+    try:
+        return Source(path)
+    except OSError as exc:
+        raise ImageError(package, structure, None,
+                         f"{path}: {exc.strerror or exc}") from exc
 
 
 def open_package(source: Source, *, verify_manifest: bool = False) -> Package | None:

@@ -1,13 +1,25 @@
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
+
+from imgscan.errors import ImageError
 
 from .source import Source
 
 class Reader(Protocol):
-    url: str
-    size: int
-    round_trips: int
-    requests: int
+    @property
+    def url(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def round_trips(self) -> int: ...
+    @property
+    def requests(self) -> int: ...
+    @property
+    def bytes_read(self) -> int: ...
+    @property
+    def failure(self) -> ImageError | None: ...
+    @property
+    def object(self) -> Any: ...
     def read(self, offset: int, length: int, structure: str) -> bytes: ...
     def prefetch(
         self, ranges: Iterable[tuple[int, int]], structure: str,

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from .._core.source import Source
     from ..errors import ImageError
 
+#: The problem of a RemoteError for an object the store does not hold.
+NO_SUCH_OBJECT = "no such bucket or key"
 #: Schemes read remotely. ``obs`` is Huawei OBS through its S3-compatible API.
 SCHEMES = ("s3", "obs", "gs", "az", "abfs", "abfss", "http", "https")
 
@@ -44,6 +46,20 @@ def open_source(url: str, *, reads_all: bool = False) -> RemoteSource:
     # no range is fetched yet: the first batch (the object's head and tail, with what
     # format detection announces it will read) is the first stage's to ask for
     return RemoteSource(reader)
+
+
+def open_window(source: Source, base: int, length: int, name: str) -> Source:
+    """``[base, base + length)`` of ``source`` as a source of its own named ``name``
+    (an OVA's disk ``URL [member]``): a window of the remote object's reader
+    (:class:`imgscan.remote.window.WindowReader`) for a remote source, of the file
+    (:func:`imgscan._core.source.window`) for a local one."""
+    reader = getattr(source, "reader", None)
+    if reader is None:
+        from .._core.source import window
+        return window(source.path, base, length, name)
+    from .._core.remote import RemoteSource
+    from .window import WindowReader
+    return RemoteSource(WindowReader(reader, base, length, name))
 
 
 def store_failure(source: Source) -> ImageError | None:

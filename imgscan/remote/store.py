@@ -13,7 +13,11 @@ object_store reads the AWS environment only, not the AWS shared files: for
 static keys) is taken from the profile named by ``AWS_PROFILE`` (else
 ``default``) in ``~/.aws/config`` and ``~/.aws/credentials`` (or the files that
 ``AWS_CONFIG_FILE`` and ``AWS_SHARED_CREDENTIALS_FILE`` name), as the AWS CLI
-would; environment variables win, as they do there.
+would; environment variables win, as they do there. A profile's
+``credential_process`` is run as the AWS CLI runs it (the command split as a
+POSIX shell would, no shell; its JSON ``Version`` 1, ``AccessKeyId``,
+``SecretAccessKey``, ``SessionToken``, ``Expiration``), once per profile until the
+credentials near their expiry; its output never reaches a message.
 
 The storage class is not part of object_store's metadata, so it is read from
 the headers of one HEAD request made with the standard library on a URL the
@@ -27,11 +31,14 @@ from __future__ import annotations
 
 import configparser
 import functools
+import json
 import os
 import re
+import shlex
+import subprocess
 import urllib.error
 import urllib.request
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import cast
@@ -46,10 +53,11 @@ from obstore.exceptions import (
 from obstore.store import from_url
 
 from ..errors import RemoteError
+from . import NO_SUCH_OBJECT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from typing import Any
 
     from obstore.store import ObjectStore, S3Config
@@ -110,7 +118,7 @@ def _problem(exc: Exception) -> str:
         low += f" kind {kind.group(1).lower()}"
     if isinstance(exc, NotFoundError) or " 404 " in low or "nosuchbucket" in low \
             or "nosuchkey" in low:
-        return "no such bucket or key"
+        return NO_SUCH_OBJECT
     if isinstance(exc, UnauthenticatedError) or " 401 " in low \
             or "signaturedoesnotmatch" in low or "invalidaccesskeyid" in low:
         return "no valid credentials (set them as the store's client expects)"
@@ -161,10 +169,83 @@ def _profile_section(path: Path, section: str, url: str) -> Mapping[str, str]:
     return dict(parser[section]) if parser.has_section(section) else {}
 
 
+#: Seconds a credential_process may run (the AWS CLI waits for ever; a hung helper must
+#: not hang imgscan).
+PROCESS_TIMEOUT = 60
+#: Credentials from a process are run for again this long before they expire.
+PROCESS_REFRESH = timedelta(minutes=5)
+#: ``(profile, command)`` -> (the keys it gave, when they expire or None).
+_process_cache: dict[tuple[str, str], tuple[dict[str, str], datetime | None]] = {}
+
+
+def _process_credentials(url: str, profile: str, command: str) -> dict[str, str]:
+    """The keys the profile's ``credential_process`` gives (as ``aws_*`` settings), run
+    as the AWS CLI runs it and kept until PROCESS_REFRESH before they expire. Errors name
+    the profile and what is wrong, never the output (it holds the secrets)."""
+    cached = _process_cache.get((profile, command))
+    now = datetime.now(UTC)
+    if cached is not None and (cached[1] is None or cached[1] - now > PROCESS_REFRESH):
+        return cached[0]
+
+    def failed(problem: str) -> RemoteError:
+        return RemoteError(url, "AWS credential_process", None,
+                           f"profile {profile!r}: {problem}")
+
+    try:
+        done = subprocess.run(shlex.split(command), capture_output=True, check=False,
+                              timeout=PROCESS_TIMEOUT, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise failed(f"the process did not finish in {PROCESS_TIMEOUT} s") from None
+    except (OSError, ValueError) as exc:
+        raise failed(f"the process cannot be run: "
+                     f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+    if done.returncode != 0:
+        said = _scrub(done.stderr.decode("utf-8", "replace").strip())[:300]
+        raise failed(f"the process exited with status {done.returncode}"
+                     + (f": {said}" if said else ""))
+    try:
+        parsed = json.loads(done.stdout)
+    except (ValueError, UnicodeDecodeError):
+        raise failed("the process's output is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise failed("the process's output is not a JSON object")
+    if parsed.get("Version") != 1:
+        raise failed("unsupported Version of the process's output (supported: 1)")
+    out: dict[str, str] = {}
+    for key, name in (("AccessKeyId", "aws_access_key_id"),
+                      ("SecretAccessKey", "aws_secret_access_key"),
+                      ("SessionToken", "aws_session_token")):
+        value = parsed.get(key)
+        if value is None and key == "SessionToken":
+            continue
+        if not isinstance(value, str) or not value:
+            raise failed(f"the process's output has no {key}")
+        out[name] = value
+    expires = _expiration(parsed.get("Expiration"), failed)
+    if expires is not None and expires <= now:
+        raise failed(f"the credentials the process gave expired at {expires.isoformat()}")
+    _process_cache[(profile, command)] = (out, expires)
+    return out
+
+
+def _expiration(value: object, failed: Callable[[str], RemoteError]) -> datetime | None:
+    """A credential_process's ``Expiration`` (ISO 8601) as an aware datetime, or None."""
+    if value is None:
+        return None
+    try:
+        expires = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        expires = None
+    if expires is None:
+        raise failed("the process's Expiration is not an ISO 8601 time")
+    return expires if expires.tzinfo is not None else expires.replace(tzinfo=UTC)
+
+
 def _aws_shared(url: str) -> dict[str, str]:
     """The S3 settings of the AWS profile that the environment does not set: region and
-    endpoint_url from the config file, static keys from the credentials file (or the
-    config file). Profiles that need a process, SSO or a role are not followed."""
+    endpoint_url from the config file, keys from the credentials file, else from the
+    profile's ``credential_process``, else from the config file (the AWS CLI's order).
+    Profiles that need SSO or a role are not followed."""
     env = os.environ
     profile = env.get("AWS_PROFILE") or "default"
     home = Path.home()
@@ -176,7 +257,12 @@ def _aws_shared(url: str) -> dict[str, str]:
         creds = _profile_section(
             Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or home / ".aws" / "credentials"),
             profile, url)
-        source = creds if "aws_access_key_id" in creds else config
+        process = creds.get("credential_process") or config.get("credential_process")
+        source: Mapping[str, str] = config
+        if "aws_access_key_id" in creds:
+            source = creds
+        elif process:
+            source = _process_credentials(url, profile, process)
         out.update((key, source[name]) for key, name in AWS_KEYS if name in source)
     return out
 

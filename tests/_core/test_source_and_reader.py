@@ -256,7 +256,7 @@ def extdir(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("name", [
+REFUSED_NAMES = [
     "/etc/passwd",
     "\\\\server\\share\\disk.img",
     "../outside.img",
@@ -270,11 +270,42 @@ def extdir(tmp_path: Path) -> Path:
     "C:\\images\\base.img",
     "",
     "base.img\x00.txt",
-])
+]
+
+
+@pytest.mark.parametrize("name", REFUSED_NAMES)
 def test_resolve_external_refuses_names(extdir: Path, name: str) -> None:
     assert unsafe_reason(name) is not None
     with pytest.raises(UnsafePath):
         resolve_external("top.img", "backing file", name, str(extdir))
+
+
+#: Names refused under a URL prefix on top of those refused in a directory: each would
+#: make the URL name another object (a query, a fragment, an escape) or none.
+URL_SPECIAL_NAMES = ["base.img?versionId=1", "base.img#x", "%2e%2e/outside.img",
+                     "base\x7f.img", "base\n.img", "./", "."]
+
+
+@pytest.mark.parametrize("prefix", ["s3://bucket/dir/", "http://127.0.0.1:9/dir"])
+@pytest.mark.parametrize("name", [*REFUSED_NAMES, *URL_SPECIAL_NAMES])
+def test_resolve_external_under_a_url_refuses_names(prefix: str, name: str) -> None:
+    """A URL prefix confines names as a directory does (no store is asked)."""
+    with pytest.raises(UnsafePath, match="refusing to open"):
+        resolve_external("s3://bucket/dir/top.qcow2", "backing file", name, prefix)
+
+
+@pytest.mark.parametrize(("name", "key"), [
+    ("base.img", "base.img"),
+    ("sub/inner.img", "sub/inner.img"),
+    ("./base.img", "base.img"),
+    (".\\sub\\inner.img", "sub/inner.img"),     # Hyper-V's relative parent locator
+    ("sub//inner.img", "sub/inner.img"),
+])
+@pytest.mark.parametrize("prefix", ["s3://bucket/dir/", "s3://bucket/dir",
+                                    "http://127.0.0.1:9/dir/"])
+def test_resolve_external_under_a_url(prefix: str, name: str, key: str) -> None:
+    resolved = resolve_external("s3://bucket/dir/top.qcow2", "backing file", name, prefix)
+    assert resolved == prefix.rstrip("/") + "/" + key
 
 
 @pytest.mark.parametrize("name", ["escape.img", "up/outside.img"])

@@ -9,6 +9,7 @@ store's HEAD (set there with a copy, as a user would).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -485,6 +486,71 @@ def test_aws_shared_files(s3: SeaweedS3, tmp_path: Path,
     assert "wrong-secret-1234" not in str(exc) and "WRONGKEY" not in str(exc)
 
 
+#: A credential_process as the AWS CLI runs one: prints what ``MODE`` asks for (the
+#: store's configured keys as Version 1 JSON, or a broken answer) and counts its runs.
+CREDENTIAL_PROCESS = """\
+import json, sys
+mode, count = sys.argv[1], sys.argv[2]
+with open(count, "a") as f:
+    f.write("run\\n")
+good = {"Version": 1, "AccessKeyId": %(key)r, "SecretAccessKey": %(secret)r,
+        "Expiration": "2999-01-01T00:00:00Z"}
+if mode == "fail":
+    sys.stderr.write("no token cached: run the login first\\n")
+    sys.exit(3)
+print({"ok": json.dumps(good),
+       "version2": json.dumps({**good, "Version": 2}),
+       "nosecret": json.dumps({k: v for k, v in good.items() if k != "SecretAccessKey"}),
+       "notjson": json.dumps(good)[:-20],
+       "expired": json.dumps({**good, "Expiration": "2001-01-01T00:00:00+00:00"}),
+       "token": json.dumps({**good, "SessionToken": "not-a-session-token-of-this-store"}),
+       }[mode])
+"""
+
+
+def test_aws_credential_process(s3: SeaweedS3, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A profile whose keys come from ``credential_process`` (a script printing the
+    store's configured keys): the process is run as the AWS CLI runs it, once while its
+    credentials last, for the library and the CLI; a process that fails or answers
+    wrongly is a RemoteError naming the profile and the problem, never the secret."""
+    script = tmp_path / "creds.py"
+    script.write_text(CREDENTIAL_PROCESS % {"key": ACCESS_KEY, "secret": SECRET_KEY})
+    count = tmp_path / "runs"
+    modes = ("ok", "fail", "version2", "nosecret", "notjson", "expired", "token")
+    (tmp_path / "config").write_text("".join(
+        f"[profile {mode}]\nregion = us-east-1\nendpoint_url = {s3.endpoint}\n"
+        f"credential_process = {sys.executable} {script} {mode} {count}\n\n"
+        for mode in modes))
+    for name in AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    monkeypatch.setenv("AWS_PROFILE", "ok")
+    url = f"s3://{BUCKET}/lib/bios.qcow2"
+    for _ in range(2):
+        with imgscan.open(url) as img:
+            assert img.info()["source"]["storage_class"] == "STANDARD"
+    assert count.read_text() == "run\n"             # kept until near its expiry
+    done = cli("info", "--json", url, env={}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert SECRET_KEY not in done.stdout + done.stderr
+    problems = {"fail": "exited with status 3: no token cached: run the login first",
+                "version2": "unsupported Version", "nosecret": "has no SecretAccessKey",
+                "notjson": "output is not JSON", "expired": "expired at 2001-01-01"}
+    for mode, problem in problems.items():
+        monkeypatch.setenv("AWS_PROFILE", mode)
+        exc = error_of(url)
+        assert str(exc).startswith(f"{url}: AWS credential_process: profile {mode!r}: ")
+        assert problem in str(exc), str(exc)
+        assert SECRET_KEY not in str(exc)
+    # a SessionToken is sent with the keys: SeaweedFS, which issued none, refuses it
+    monkeypatch.setenv("AWS_PROFILE", "token")
+    exc = error_of(url)
+    assert "access denied" in str(exc) and "not-a-session-token" not in str(exc)
+
+
 def test_obs_through_the_s3_api(s3_env: SeaweedS3) -> None:
     with imgscan.open(f"obs://{BUCKET}/cold/bios.vhd") as img:
         assert img.info()["source"]["storage_class"] == "STANDARD_IA"
@@ -691,13 +757,233 @@ def test_scan_refused_after_the_client_ran(s3_env: SeaweedS3) -> None:
         scan([f"s3://{BUCKET}/lib/"])
 
 
-def test_an_ova_over_http_is_refused_by_name(tmp_path: Path,
-                                             windows_disks: dict[str, Path]) -> None:
-    """An OVA's disks are read through a window of a local file; at a URL the package is
-    refused with an ImageError naming the member (it was an OSError escaping)."""
+# -- OVA packages read from a URL -----------------------------------------------------
+@pytest.fixture(scope="session")
+def ova(windows_disks: dict[str, Path], tmp_path_factory: pytest.TempPathFactory,
+        s3: SeaweedS3) -> Path:
+    """The bios Windows disk as an OVA (tar + qemu-img's streamOptimized VMDK, with a
+    manifest), also uploaded to the store as ``ova/bios.ova``."""
     from helpers.ova_packages import build_ova
 
-    ova = build_ova(tmp_path / "pkg", "pkg", [("disk1.vmdk", windows_disks["bios"])])
-    with http_store({"p.ova": ova}) as (base, _), \
-            pytest.raises(imgscan.ImageError, match=r"disk1\.vmdk"):
-        imgscan.open(f"{base}/p.ova")
+    path = build_ova(tmp_path_factory.mktemp("remote-ova"), "bios",
+                     [("bios-disk1.vmdk", windows_disks["bios"])], firmware="bios")
+    s3.client().upload_file(str(path), BUCKET, "ova/bios.ova")
+    return path
+
+
+@pytest.mark.parametrize("where", ["s3", "http"])
+def test_ova_same_as_local(s3_env: SeaweedS3, ova: Path, where: str) -> None:
+    """An OVA's disk is a window of the remote object: info (the manifest verified) and
+    check through S3 and HTTP equal the local package's; the source counts the bytes
+    fetched for the whole package, each at most once."""
+    profile = load_profile(None)
+    with contextlib.ExitStack() as stack:
+        if where == "s3":
+            url = f"s3://{BUCKET}/ova/bios.ova"
+        else:
+            base, served = stack.enter_context(http_store({"p/bios.ova": ova}))
+            url = f"{base}/p/bios.ova"
+        ri = stack.enter_context(imgscan.open(url, verify_manifest=True))
+        li = stack.enter_context(imgscan.open(ova, verify_manifest=True))
+        remote, local = ri.info(), li.info()
+        assert ri.own_path == f"{url} [bios-disk1.vmdk]"
+    assert comparable(remote) == comparable(local)
+    assert remote["ova"]["manifest"]["verified"] is True
+    assert remote["disks"][0]["system"] is True
+    source = remote["source"]
+    assert source["url"] == url and source["size"] == ova.stat().st_size
+    assert 0 < source["bytes_read"] <= source["size"]
+    if where == "http":
+        assert (source["requests"], source["bytes_read"]) == (served.requests, served.bytes)
+    for lr, rr in zip(check(local, profile)["rules"], check(remote, profile)["rules"],
+                      strict=True):
+        if lr["id"] != "storage-class":
+            assert lr == rr
+
+
+def test_ova_costs_what_its_disk_costs(ova: Path) -> None:
+    """Without --verify-manifest a package read from a URL fetches no more than its
+    disk (the VMDK the archive holds) served as an object of its own, plus the
+    package's other bytes (descriptor, manifest, tar headers)."""
+    vmdk = ova.parent / "bios-disk1.vmdk"
+    with http_store({"bios.ova": ova, "d.vmdk": vmdk}) as (base, served):
+        with imgscan.open(f"{base}/d.vmdk") as img:
+            img.info()
+        alone = served.requests, served.bytes
+        with imgscan.open(f"{base}/bios.ova") as img:
+            info = img.info()
+        packaged = served.requests - alone[0], served.bytes - alone[1]
+    assert info["ova"]["system_disk"] == 0
+    assert packaged[1] <= alone[1] + ova.stat().st_size - vmdk.stat().st_size
+    assert packaged[0] <= alone[0] + 4
+
+
+@pytest.mark.parametrize("where", ["s3", "http"])
+def test_standalone_ovf_same_as_local(s3_env: SeaweedS3, ova: Path, where: str) -> None:
+    """A standalone ``.ovf`` at a URL: its manifest and disk are the objects beside it
+    (under the same prefix); info with the manifest verified equals the local one's."""
+    files = {n: ova.parent / n for n in ("bios.ovf", "bios.mf", "bios-disk1.vmdk")}
+    with contextlib.ExitStack() as stack:
+        if where == "s3":
+            client = s3_env.client()
+            for name, path in files.items():
+                client.upload_file(str(path), BUCKET, f"ovf/{name}")
+            url = f"s3://{BUCKET}/ovf/bios.ovf"
+        else:
+            base, _ = stack.enter_context(http_store({f"o/{n}": p for n, p in files.items()}))
+            url = f"{base}/o/bios.ovf"
+        ri = stack.enter_context(imgscan.open(url, verify_manifest=True))
+        li = stack.enter_context(imgscan.open(files["bios.ovf"], verify_manifest=True))
+        remote, local = ri.info(), li.info()
+    assert comparable(remote) == comparable(local)
+    assert remote["ova"]["kind"] == "ovf" and remote["ova"]["manifest"]["verified"] is True
+    assert remote["disks"][0]["system"] is True
+
+
+def test_window_reader() -> None:
+    """A window of a block reader: the member's bytes at the member's offsets, its
+    announcements shifted (and clipped to it), errors named ``URL [member]`` at the
+    member's offsets, the fetch cap shared with the object, closing it leaving the
+    object's reader open."""
+    from imgscan.remote.window import WindowReader
+
+    data = bytes(range(256)) * 4096             # 1 MiB, every byte position-dependent
+    fetched: list[tuple[int, int]] = []
+
+    def fetch(start: int, end: int) -> bytes:
+        fetched.append((start, end))
+        return data[start:end]
+
+    parent = blocks.BlockReader("http://h/p.ova", len(data), fetch)
+    base, size = 5 * 512, 300 * 1024
+    src = RemoteSource(WindowReader(parent, base, size, "http://h/p.ova [d.vmdk]"))
+    assert src.size == size and src.path == "http://h/p.ova [d.vmdk]"
+    assert src.read(0, 4096, "header") == data[base:base + 4096]
+    assert src.read_zero_padded(size - 10, 20) == data[base + size - 10:base + size] + bytes(10)
+    fetched.clear()
+    src.prefetch([(200 * 1024, 512), (size + 4096, 4096)], "table")
+    first = base + 200 * 1024
+    assert fetched == [(first // blocks.BLOCK_SIZE * blocks.BLOCK_SIZE,
+                        (first + 512 - 1) // blocks.BLOCK_SIZE * blocks.BLOCK_SIZE
+                        + blocks.BLOCK_SIZE)]
+    with pytest.raises(imgscan.ImageError, match=r"^http://h/p\.ova \[d\.vmdk\]: .*ends at"):
+        src.read(size - 1, 2, "grain")
+    with pytest.raises(imgscan.ImageError, match="archive member"):
+        WindowReader(parent, len(data) - 10, 11, "x [y]")
+
+    def dead(start: int, end: int) -> bytes:
+        raise RemoteError("http://h/p.ova", "range request", start, "cannot reach the store")
+
+    gone = RemoteSource(WindowReader(blocks.BlockReader("http://h/p.ova", len(data), dead),
+                                     base, size, "http://h/p.ova [d.vmdk]"))
+    with pytest.raises(RemoteError) as caught:
+        gone.read(128 * 1024, 16, "grain table")
+    assert str(caught.value).startswith(
+        f"http://h/p.ova [d.vmdk]: range request at offset {128 * 1024}: ")
+    failure = gone.reader.failure
+    assert failure is not None and failure.path == "http://h/p.ova [d.vmdk]"
+    src.close()
+    assert parent.read(0, 16, "after") == data[:16]     # the object's reader still serves
+
+
+def test_cli_ova(s3: SeaweedS3, ova: Path, windows_disks: dict[str, Path]) -> None:
+    """info --verify-manifest, ls and cat of PACKAGE.ova:VOLUME through S3 print what
+    they print for the local OVA."""
+    url = f"s3://{BUCKET}/ova/bios.ova"
+    done = cli("info", "--json", "--verify-manifest", url, env=s3.environ())
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ova"]["manifest"]["verified"] is True
+    for args in (("ls", "-l", "{}:2", "/Windows/System32"),
+                 ("cat", "{}:2", "/Windows/System32/config/SYSTEM")):
+        remote = cli(*(a.format(url) for a in args), env=s3.environ())
+        here = cli(*(a.format(ova) for a in args), env={})
+        assert remote.returncode == here.returncode == 0, remote.stderr
+        assert remote.stdout == here.stdout and remote.stdout
+
+
+# -- backing files under a URL prefix ------------------------------------------------
+@pytest.fixture(scope="session")
+def chain(library: dict[str, Path], tmp_path_factory: pytest.TempPathFactory,
+          s3: SeaweedS3) -> Path:
+    """A qcow2 overlay written by qemu-img / qemu-io over the bios qcow2 kept in a
+    subdirectory (``base/bios.qcow2``, the name the overlay records), one overlay
+    whose backing name escapes with ``..`` and one naming a missing file; uploaded
+    under ``chain/`` as they lie in the directory."""
+    root = tmp_path_factory.mktemp("chain")
+    (root / "base").mkdir()
+    run("cp", "--sparse=never", library["bios.qcow2"], root / "base" / "bios.qcow2")
+    run("qemu-img", "create", "-q", "-f", "qcow2", "-b", "base/bios.qcow2", "-F", "qcow2",
+        "top.qcow2", cwd=root)
+    run("qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 1M 192k", "-c",
+        "write -z 8M 64k", "top.qcow2", cwd=root)
+    for name, backing in (("escape.qcow2", "../lib/bios.qcow2"),
+                          ("missing.qcow2", "base/nosuch.qcow2")):
+        run("qemu-img", "create", "-q", "-u", "-f", "qcow2", "-b", backing, "-F", "qcow2",
+            name, str(library["bios.qcow2"].stat().st_size), cwd=root)
+    client = s3.client()
+    for path in root.rglob("*.qcow2"):
+        client.upload_file(str(path), BUCKET, f"chain/{path.relative_to(root)}")
+    return root
+
+
+@pytest.mark.parametrize("where", ["s3", "http"])
+def test_backing_file_under_a_url_prefix(s3_env: SeaweedS3, chain: Path, where: str) -> None:
+    """--external-dir as a URL prefix: the overlay's backing file is opened as an object
+    under it, and info, the map and the fingerprint equal the local pair's."""
+    local_top = chain / "top.qcow2"
+    with contextlib.ExitStack() as stack:
+        if where == "s3":
+            prefix = f"s3://{BUCKET}/chain/"
+        else:
+            base, _ = stack.enter_context(http_store(
+                {"c/top.qcow2": local_top, "c/base/bios.qcow2": chain / "base" / "bios.qcow2"}))
+            prefix = f"{base}/c"       # no trailing slash: a prefix is a directory
+        url = prefix.rstrip("/") + "/top.qcow2"
+        ri = stack.enter_context(imgscan.open(url, external_dir=prefix))
+        li = stack.enter_context(imgscan.open(local_top, external_dir=str(chain)))
+        remote, local = ri.info(), li.info()
+        assert comparable(remote) == comparable(local)
+        assert remote["backing_file"] == "base/bios.qcow2"
+        assert remote["partition_table"] == local["partition_table"] != "unknown"
+        assert qemu_json(ri) == qemu_json(li)
+        remote_fp = fingerprint(url, external_dir=prefix).digest
+    assert remote_fp == fingerprint(local_top, external_dir=str(chain)).digest
+
+
+def test_backing_file_under_a_url_prefix_is_confined(s3_env: SeaweedS3, chain: Path) -> None:
+    """A backing name that leaves the prefix is refused (as in a directory); one that
+    names no object is the store's error, naming its URL; either
+    way the guest bytes are unknown, with the finding saying why, and the local pair
+    agrees."""
+    prefix = f"s3://{BUCKET}/chain/"
+    with imgscan.open(prefix + "escape.qcow2", external_dir=prefix) as img:
+        info = img.info()
+    assert info["partition_table"] == "unknown"
+    assert any("'..' components are never followed" in f["message"]
+               for f in info["findings"])
+    with imgscan.open(chain / "escape.qcow2", external_dir=str(chain)) as img:
+        assert comparable(img.info())["findings"] == [
+            {**f, "message": f["message"].replace(prefix + "escape.qcow2",
+                                                  str(chain / "escape.qcow2"))}
+            for f in info["findings"]]
+    with imgscan.open(prefix + "missing.qcow2", external_dir=prefix) as img:
+        info = img.info()
+    assert info["partition_table"] == "unknown"
+    assert any(f"{prefix}base/nosuch.qcow2: HEAD: no such bucket or key" in f["message"]
+               for f in info["findings"])
+
+
+def test_cli_external_dir_url(s3: SeaweedS3, chain: Path) -> None:
+    """``info --external-dir URL`` and ``map``: what they print for the local pair."""
+    prefix = f"s3://{BUCKET}/chain/"
+    for command in ("info", "map"):
+        remote = cli(command, "--json", "--external-dir", prefix, prefix + "top.qcow2",
+                     env=s3.environ())
+        here = cli(command, "--json", "--external-dir", str(chain), str(chain / "top.qcow2"),
+                   env={})
+        assert remote.returncode == here.returncode == 0, remote.stderr
+        remote_out, local_out = json.loads(remote.stdout), json.loads(here.stdout)
+        if command == "info":
+            remote_out, local_out = comparable(remote_out), comparable(local_out)
+        assert remote_out == local_out
+
