@@ -76,6 +76,10 @@ class RemoteError(ImageError):
     credentials, access denied, no such bucket or key, no Range support, a timeout).
     The message names the URL, never a credential."""
 
+    #: The ``problem`` of an error for an object the store does not hold: a caller that
+    #: can fall back (an OVA's disk looked for beside its descriptor) tells it by this.
+    NO_SUCH_OBJECT = "no such bucket or key"
+
 # -- the JSON error object ---------------------------------------------------------------
 # ``imgscan info/check/fingerprint --json`` print it for an ImageError, ``imgscan scan
 # --json`` for every image a worker could not read (a decoder's error, a timeout, a crash),

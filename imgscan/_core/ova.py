@@ -37,7 +37,7 @@ from imgscan.findings import (
     Finding,
     finding_id,
 )
-from imgscan.remote import NO_SUCH_OBJECT, is_url, open_source, open_window
+from imgscan.remote import is_url, open_source, open_window
 
 from . import ova_cert, tar
 from .c_tar import BLOCK
@@ -281,7 +281,7 @@ class Package:
             try:
                 src = open_source(name)
             except RemoteError as exc:
-                if exc.problem == NO_SUCH_OBJECT:
+                if exc.problem == RemoteError.NO_SUCH_OBJECT:
                     return None
                 raise
         elif not os.path.isfile(name):

@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from .._core.source import Source
     from ..errors import ImageError
 
-#: The problem of a RemoteError for an object the store does not hold.
-NO_SUCH_OBJECT = "no such bucket or key"
 #: Schemes read remotely. ``obs`` is Huawei OBS through its S3-compatible API.
 SCHEMES = ("s3", "obs", "gs", "az", "abfs", "abfss", "http", "https")
 

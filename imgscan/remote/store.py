@@ -53,7 +53,6 @@ from obstore.exceptions import (
 from obstore.store import from_url
 
 from ..errors import RemoteError
-from . import NO_SUCH_OBJECT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -118,7 +117,7 @@ def _problem(exc: Exception) -> str:
         low += f" kind {kind.group(1).lower()}"
     if isinstance(exc, NotFoundError) or " 404 " in low or "nosuchbucket" in low \
             or "nosuchkey" in low:
-        return NO_SUCH_OBJECT
+        return RemoteError.NO_SUCH_OBJECT
     if isinstance(exc, UnauthenticatedError) or " 401 " in low \
             or "signaturedoesnotmatch" in low or "invalidaccesskeyid" in low:
         return "no valid credentials (set them as the store's client expects)"
