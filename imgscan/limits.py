@@ -338,6 +338,10 @@ WINDOWS_MAX_BITMAP_BYTES = 64 * 1024 * 1024
 FAT_MAX_FILE_BYTES = 64 * 1024 * 1024
 #: Largest FAT directory read (65536 entries of 32 bytes, the FAT maximum).
 FAT_MAX_DIRECTORY_BYTES = 65536 * 32
+#: Directory entries a FAT volume keeps decoded (its directories' listings, newest kept,
+#: and the entries met in them): one directory of the FAT maximum fits, so every path
+#: lookup in it is a dictionary probe instead of a decode of up to 2 MiB of entries.
+FAT_ENTRY_CACHE = 65536
 
 # OVA / OVF packages (imgscan/_core/tar.py, ovf.py, ova.py) -----------------------------
 #: Most headers of an OVA's tar archive walked (members, pax and long-name headers, the

@@ -1477,6 +1477,7 @@ BOUNDARY_TESTS: dict[str, str] = {
     "WINDOWS_MAX_ENTRIES": "test_windows_entries",
     "FAT_MAX_FILE_BYTES": "test_windows_fat_file_and_directory",
     "FAT_MAX_DIRECTORY_BYTES": "test_windows_fat_file_and_directory",
+    "FAT_ENTRY_CACHE": "_core/test_fat_fs.py::test_entry_cache_boundary",
     "LINUX_MAX_CONFIG_BYTES": "guest/linux/test_tree.py::test_config_cap_boundary",
     "LINUX_MAX_ENTRIES":
         "guest/linux/test_network.py::test_entries_cap_on_a_configuration_directory",

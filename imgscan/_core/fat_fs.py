@@ -12,6 +12,7 @@ time read as UTC.
 
 from __future__ import annotations
 
+from imgscan import limits
 from imgscan.errors import CorruptImage
 
 from .c_fat import ATTR_READ_ONLY, DIR_ENTRY, FIRST_CLUSTER
@@ -46,6 +47,14 @@ class FatFileSystem(FileSystem):
         self.volume = FatVolume(read, offset, size, name)
         #: The entries met in listings, by inode number: a stat needs no re-read.
         self._known: dict[int, FatEntry] = {}
+        #: Decoded directories by inode number, oldest first: their entries and each
+        #: entry's inode under its case-folded long and 8.3 names (the first entry of a
+        #: name wins, as a scan in on-disk order finds it). A path walk looks names up
+        #: here: without it, every file read under a large directory decoded it again.
+        self._listings: dict[int, tuple[list[FatEntry], dict[str, int]]] = {}
+        #: Entries held in ``_listings``; with ``_known``, each at most
+        #: ``limits.FAT_ENTRY_CACHE``.
+        self._listed = 0
 
     def _entry(self, ino: int) -> FatEntry:
         e = self._known.get(ino)
@@ -69,6 +78,14 @@ class FatFileSystem(FileSystem):
 
     def _directory(self, dir_ino: int) -> list[FatEntry]:
         """The entries of directory ``dir_ino``, ``.`` and ``..`` left out."""
+        return self._listing(dir_ino)[0]
+
+    def _listing(self, dir_ino: int) -> tuple[list[FatEntry], dict[str, int]]:
+        """Directory ``dir_ino``'s entries and its name index, decoded once while
+        ``limits.FAT_ENTRY_CACHE`` entries hold them (the oldest listings go first)."""
+        cached = self._listings.get(dir_ino)
+        if cached is not None:
+            return cached
         if dir_ino == ROOT_INO:
             cluster = None
         else:
@@ -79,16 +96,25 @@ class FatFileSystem(FileSystem):
                                    f"{d.first_cluster}")
             cluster = d.first_cluster
         out = [e for e in self.volume.directory(cluster) if e.short not in DOT_NAMES]
+        names: dict[str, int] = {}
         for e in out:
-            self._known[e.offset] = e
-        return out
+            names.setdefault(e.name.casefold(), e.offset)
+            names.setdefault(e.short.casefold(), e.offset)
+        cap = limits.FAT_ENTRY_CACHE
+        if len(self._known) + len(out) > cap:
+            self._known.clear()
+        if len(out) <= cap:
+            for e in out:
+                self._known[e.offset] = e
+            while self._listed + len(out) > cap:
+                gone, _ = self._listings.pop(next(iter(self._listings)))
+                self._listed -= len(gone)
+            self._listings[dir_ino] = (out, names)
+            self._listed += len(out)
+        return out, names
 
     def _lookup(self, dir_ino: int, name: str) -> int | None:
-        want = name.casefold()
-        for e in self._directory(dir_ino):
-            if e.name.casefold() == want or e.short.casefold() == want:
-                return e.offset
-        return None
+        return self._listing(dir_ino)[1].get(name.casefold())
 
     def _entries(self, dir_ino: int) -> Iterator[DirEntry]:
         for e in self._directory(dir_ino):

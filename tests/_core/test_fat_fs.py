@@ -239,3 +239,49 @@ def test_lookup_announcement_names_what_a_lookup_reads(fat_images: dict[int, Pat
     assert vol.read_file("/Sub/A long name with spaces.txt") == b"spaces\n"
     assert fat[1] <= FAT_ANNOUNCE_BYTES and fat in reads
     assert any(offset == root[0] for offset, _ in reads)
+
+
+class _CountedDirectories:
+    """Counts the directories ``fs``'s volume decodes."""
+
+    def __init__(self, fs: FatFileSystem) -> None:
+        self.decoded = 0
+        decode = fs.volume.directory
+
+        def counted(cluster: int | None) -> list:  # type: ignore[type-arg]
+            self.decoded += 1
+            return decode(cluster)
+
+        fs.volume.directory = counted  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("bits", sorted(VOLUMES))
+def test_files_of_a_large_directory_decode_it_once(fat_images: dict[int, Path],
+                                                   bits: int) -> None:
+    """Reading every file of a directory of hundreds of entries decodes the root and that
+    directory once each: a path lookup probes the cached listing's names (a fuzzed volume
+    whose large directory was decoded again for every file's path took seconds)."""
+    fs = filesystem(fat_images[bits])
+    counted = _CountedDirectories(fs)
+    for i in range(MANY):
+        assert fs.read_file(f"/MANY/ENTRY NUMBER {i:03d}.DAT") == b"%d\n" % i
+    assert counted.decoded == 2
+
+
+def test_entry_cache_boundary(fat_images: dict[int, Path],
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``limits.FAT_ENTRY_CACHE``: a directory of exactly that many entries stays decoded
+    (the root's listing giving way to it); one entry fewer and it is decoded again."""
+    from imgscan import limits
+    for cap, decodes in ((MANY, 0), (MANY - 1, 1)):
+        monkeypatch.setattr(limits, "FAT_ENTRY_CACHE", cap)
+        fs = filesystem(fat_images[16])
+        many = fs.resolve("/many")
+        counted = _CountedDirectories(fs)
+        assert len(fs.listdir("/many")) == MANY
+        assert counted.decoded == 1
+        found = fs._lookup(many, "ENTRY NUMBER 123.DAT")
+        assert found is not None and fs._stat(found).size == 4
+        assert counted.decoded == 1 + decodes, cap
+        assert len(fs._known) <= cap and sum(len(e) for e, _ in fs._listings.values()) <= cap
+        assert many in fs._listings if decodes == 0 else many not in fs._listings
