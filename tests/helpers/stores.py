@@ -117,7 +117,8 @@ class SeaweedS3:
         self.log.close()
 
 
-RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
+#: A single range (RFC 9110 14.1.2): ``FIRST-[LAST]``, or a suffix ``-LENGTH``.
+RANGE = re.compile(r"bytes=(?:(\d+)-(\d*)|-(\d+))$")
 
 
 class Served:
@@ -187,8 +188,20 @@ def _handler(files: dict[str, Path], served: Served, ranges: bool,
             m = RANGE.match(self.headers.get("Range", "")) if ranges else None
             start, end = 0, size
             if m:
-                start = int(m.group(1))
-                end = min(int(m.group(2)) + 1, size) if m.group(2) else size
+                if m.group(3):
+                    start = max(0, size - int(m.group(3)))
+                else:
+                    start = int(m.group(1))
+                    end = min(int(m.group(2)) + 1, size) if m.group(2) else size
+                if start >= size:
+                    # not satisfiable: a range that starts past the end (RFC 9110 15.5.17)
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{size}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    with served.lock:
+                        served.requests += 1
+                    return
                 self.send_response(206)
                 self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
             else:

@@ -4,7 +4,7 @@ Oracles: every fact, finding, extent and fingerprint of an image read through a
 real S3 server (SeaweedFS) or a range-capable http.server equals the same image
 read from the local file; the HTTP server's own count of range requests and
 bytes served checks the source's counters; the storage class comes from the
-store's HEAD (set there with a copy, as a user would).
+answers to the first range requests (set there with a copy, as a user would).
 """
 
 from __future__ import annotations
@@ -155,7 +155,11 @@ def test_same_as_local(s3_env: SeaweedS3, library: dict[str, Path], name: str) -
         assert source["size"] == local.stat().st_size == remote_info["file_size"]
         assert source["storage_class"] == "STANDARD"
         assert source["etag"]
-        assert source["requests"] > 0 and 0 < source["bytes_read"] <= source["size"]
+        # each byte fetched once, but for the part of a block before the object's last
+        # that the suffix request at open brought (its size not yet known): fetched again
+        # if that block is read
+        assert source["requests"] > 0
+        assert 0 < source["bytes_read"] <= source["size"] + blocks.BLOCK_SIZE
     local_check = check(local_info, profile)
     remote_check = check(remote_info, profile)
     for lr, rr in zip(local_check["rules"], remote_check["rules"], strict=True):
@@ -201,9 +205,9 @@ def test_counts_match_a_proxy(s3: SeaweedS3, monkeypatch: pytest.MonkeyPatch) ->
     """Through a counting reverse proxy in front of SeaweedFS's S3 gateway, the source's
     ``requests`` and ``bytes_read`` are the range GETs that crossed it and their body
     bytes: for the check of the Windows disk (AWS_ENDPOINT_URL at the proxy) and for the
-    info of a qcow2 by the CLI (--endpoint-url at the proxy). HEAD is not a range
-    request and is not in ``requests``: exactly one crosses per image opened (the
-    presigned HEAD that also reads the storage class), and nothing else does."""
+    info of a qcow2 by the CLI (--endpoint-url at the proxy). No HEAD crosses: the
+    object is opened by its first range requests (presigned GETs, whose answers also
+    carry size, ETag and storage class), and nothing but range GETs does."""
     url = f"s3://{BUCKET}/lib/bios.img"
     with counting_proxy(s3.endpoint) as (endpoint, crossed):
         for key, value in {**s3.environ(), "AWS_ENDPOINT_URL": endpoint}.items():
@@ -216,7 +220,7 @@ def test_counts_match_a_proxy(s3: SeaweedS3, monkeypatch: pytest.MonkeyPatch) ->
         source = info["source"]
         assert (source["requests"], source["bytes_read"]) == (crossed.ranges,
                                                              crossed.range_bytes)
-        assert crossed.heads == 1 and crossed.methods == {"GET": crossed.ranges, "HEAD": 1}
+        assert crossed.heads == 0 and crossed.methods == {"GET": crossed.ranges}
         # read in place: the Windows disk's check is a small part of the object
         assert source["bytes_read"] < source["size"] // 4
 
@@ -229,26 +233,28 @@ def test_counts_match_a_proxy(s3: SeaweedS3, monkeypatch: pytest.MonkeyPatch) ->
         source = json.loads(done.stdout)["source"]
         assert (source["requests"], source["bytes_read"]) == (crossed.ranges,
                                                              crossed.range_bytes)
-        assert crossed.methods == {"GET": crossed.ranges, "HEAD": 1}
+        assert crossed.methods == {"GET": crossed.ranges}
 
 
 #: What the check of each image may cost through the store, at most: range requests, and
-#: sequential rounds (batches the client waited for, the HEAD at open included), both
-#: counted by a proxy. Before detection and the partition probes announced what they read
-#: (Source.prefetch), bios.qcow2 took 9 requests in 9 rounds and bios.img 14 in 14
-#: (imgscan's own counts, plus the HEAD); before NTFS announced $UpCase with the root
-#: directory's index (NtfsVolume's prefetch), 9 in 6 and 13 in 9. Before the reader
-#: fetched 4 KiB pages with a 16 KiB first batch (issue 16's bytes target), with the
-#: decoders and the Windows inspection announcing their tables and files: bios.qcow2 8
-#: in 5, bios.vhdx 15 in 9, bios.vhd and bios.img 13 in 7, uefi.img 14 in 8. Requests
-#: are smaller and more of them, in flight together in the same rounds; bios.qcow2
-#: takes one round more (its L1 table, no longer in a 1 MiB first batch). Before VMDK,
-#: QED, the backup GPT and the Windows inspection's lookups (every NTFS volume's and the
-#: FAT boot partition's, at once) were announced: bios.vhdx 25 in 9, bios.vhd and bios.img
-#: 20 in 6, uefi.img 22 in 8, bios.vmdk 19 in 7 and bios.qed 21 in 8.
-ROUND_TRIP_BOUNDS = {"bios.qcow2": (19, 6), "bios.vhdx": (25, 8), "bios.vhd": (20, 5),
-                     "bios.img": (20, 5), "uefi.img": (23, 6), "bios.vmdk": (19, 6),
-                     "bios.qed": (19, 6)}
+#: sequential rounds (batches the client waited for, the round that opens the object
+#: included), both counted by a proxy. Before detection and the partition probes announced
+#: what they read (Source.prefetch), bios.qcow2 took 9 requests in 9 rounds and bios.img 14
+#: in 14 (imgscan's own counts, plus the HEAD); before NTFS announced $UpCase with the root
+#: directory's index (NtfsVolume's prefetch), 9 in 6 and 13 in 9. Before the reader fetched
+#: 4 KiB pages with a 16 KiB first batch (issue 16's bytes target), with the decoders and
+#: the Windows inspection announcing their tables and files: bios.qcow2 8 in 5, bios.vhdx 15
+#: in 9, bios.vhd and bios.img 13 in 7, uefi.img 14 in 8. Requests are smaller and more of
+#: them, in flight together in the same rounds; bios.qcow2 takes one round more (its L1
+#: table, no longer in a 1 MiB first batch). Before VMDK, QED, the backup GPT and the
+#: Windows inspection's lookups (every NTFS volume's and the FAT boot partition's, at once)
+#: were announced: bios.vhdx 25 in 9, bios.vhd and bios.img 20 in 6, uefi.img 22 in 8,
+#: bios.vmdk 19 in 7 and bios.qed 21 in 8. Before the object was opened by its first range
+#: requests instead of a HEAD of its own, one round more each (bios.qcow2 19 in 6, bios.vhdx
+#: 25 in 8, bios.vhd 20 in 5, ...).
+ROUND_TRIP_BOUNDS = {"bios.qcow2": (19, 5), "bios.vhdx": (25, 7), "bios.vhd": (20, 4),
+                     "bios.img": (20, 4), "uefi.img": (23, 5), "bios.vmdk": (19, 5),
+                     "bios.qed": (19, 5)}
 
 
 @pytest.mark.parametrize("name", ROUND_TRIP_BOUNDS)
@@ -256,7 +262,8 @@ def test_round_trips_through_a_proxy(s3: SeaweedS3, monkeypatch: pytest.MonkeyPa
                                      name: str) -> None:
     """The check of the Windows disks through a counting proxy in front of SeaweedFS:
     range requests and sequential rounds stay under their bounds (counts, not times),
-    and the proxy sees at least imgscan's own round trips plus the HEAD."""
+    and the proxy sees at least imgscan's own round trips (the opening round included:
+    no HEAD is made)."""
     requests, rounds = ROUND_TRIP_BOUNDS[name]
     with counting_proxy(s3.endpoint) as (endpoint, crossed):
         for key, value in {**s3.environ(), "AWS_ENDPOINT_URL": endpoint}.items():
@@ -268,13 +275,14 @@ def test_round_trips_through_a_proxy(s3: SeaweedS3, monkeypatch: pytest.MonkeyPa
             own_rounds = source.reader.round_trips
         check(info, load_profile(None))
     print(f"{name}: {crossed.ranges} requests, {crossed.rounds} rounds "
-          f"({own_rounds} + HEAD), {crossed.range_bytes} bytes")
+          f"({own_rounds} own), {crossed.range_bytes} bytes")
     assert info["windows"]
     assert crossed.ranges == info["source"]["requests"] <= requests
-    assert own_rounds + 1 <= rounds
+    assert crossed.heads == 0
+    assert own_rounds <= rounds
     # the proxy sees at least those rounds (more only if a batch's requests did not
     # overlap in time on a loaded machine): imgscan does not undercount them
-    assert crossed.rounds >= own_rounds + 1
+    assert crossed.rounds >= own_rounds
 
 
 def test_prefetch_batches(library: dict[str, Path]) -> None:
@@ -792,7 +800,10 @@ def test_ova_same_as_local(s3_env: SeaweedS3, ova: Path, where: str) -> None:
     assert remote["disks"][0]["system"] is True
     source = remote["source"]
     assert source["url"] == url and source["size"] == ova.stat().st_size
-    assert 0 < source["bytes_read"] <= source["size"]
+    # each byte at most once, but for what the round that opens the object brings before
+    # its size is known: the part of a block before its last, and the short error
+    # bodies of the far signatures' ranges past the end of a small object
+    assert 0 < source["bytes_read"] <= source["size"] + blocks.BLOCK_SIZE
     if where == "http":
         assert (source["requests"], source["bytes_read"]) == (served.requests, served.bytes)
     for lr, rr in zip(check(local, profile)["rules"], check(remote, profile)["rules"],
@@ -986,4 +997,5 @@ def test_cli_external_dir_url(s3: SeaweedS3, chain: Path) -> None:
         if command == "info":
             remote_out, local_out = comparable(remote_out), comparable(local_out)
         assert remote_out == local_out
+
 
