@@ -999,3 +999,95 @@ def test_cli_external_dir_url(s3: SeaweedS3, chain: Path) -> None:
         assert remote_out == local_out
 
 
+
+# -- data files and extent files under a URL prefix ----------------------------------
+#: Images whose data lie in other files, as qemu-img writes them from the bios disk: a
+#: qcow2 with an external data file, a monolithicFlat VMDK (a descriptor and its flat
+#: extent) and a twoGbMaxExtentSparse one (a descriptor and its sparse extent).
+SPLIT = {"data.qcow2": ("qcow2", "data_file=data.raw"),
+         "flat.vmdk": ("vmdk", "subformat=monolithicFlat"),
+         "split.vmdk": ("vmdk", "subformat=twoGbMaxExtentSparse")}
+#: Descriptors of the flat VMDK whose extent name leaves the prefix, with the finding's
+#: reason (edited as text: a hostile descriptor).
+ESCAPES = {"escape.vmdk": ('"../lib/bios.img"', "'..' components are never followed"),
+           "absolute.vmdk": ('"/etc/hostname"', "absolute paths are never followed")}
+
+
+@pytest.fixture(scope="session")
+def split(library: dict[str, Path], tmp_path_factory: pytest.TempPathFactory,
+          s3: SeaweedS3) -> Path:
+    """The SPLIT images, the ESCAPES descriptors and a qcow2 whose data file is named
+    ``../outside.raw`` (written by qemu-img from a subdirectory), uploaded under
+    ``split/`` as they lie in the directory. Every file is written out dense, as the
+    library's are: a store has no holes, and the local side of each comparison must be
+    the same bytes without the host filesystem's holes (SEEK_HOLE) in the flat extent
+    and the raw data file."""
+    root = tmp_path_factory.mktemp("split")
+    for name, (fmt, options) in SPLIT.items():
+        run("qemu-img", "convert", "-q", "-f", "raw", "-O", fmt, "-o", options,
+            library["bios.img"], name, cwd=root)
+    flat = (root / "flat.vmdk").read_text().rstrip("\x00")
+    for name, (extent, _) in ESCAPES.items():
+        (root / name).write_text(flat.replace('"flat-flat.vmdk"', extent))
+    (root / "sub").mkdir()
+    run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=../outside.raw",
+        "sub/escape.qcow2", "64M", cwd=root)
+    client = s3.client()
+    for path in [p for p in root.rglob("*") if p.is_file()]:
+        dense = path.with_name(path.name + ".dense")
+        run("cp", "--sparse=never", path, dense)
+        dense.replace(path)
+        client.upload_file(str(path), BUCKET, f"split/{path.relative_to(root)}")
+    return root
+
+
+@pytest.mark.parametrize("where", ["s3", "http"])
+@pytest.mark.parametrize("name", SPLIT)
+def test_data_and_extent_files_under_a_url_prefix(s3_env: SeaweedS3, split: Path,
+                                                  library: dict[str, Path], where: str,
+                                                  name: str) -> None:
+    """--external-dir as a URL prefix: a qcow2's data file and a VMDK's extent files are
+    opened as objects under it; info, the map and the fingerprint equal those of the
+    files read locally, whose guest is the bios disk (qemu-img compare's oracle)."""
+    local = split / name
+    # from the directory: qemu opens a relative data file name from its working directory
+    run("qemu-img", "compare", "-q", "-f", SPLIT[name][0], "-F", "raw", name,
+        library["bios.img"], cwd=split)
+    with contextlib.ExitStack() as stack:
+        if where == "s3":
+            prefix = f"s3://{BUCKET}/split/"
+        else:
+            base, _ = stack.enter_context(http_store(
+                {f"s/{p.name}": p for p in split.iterdir() if p.is_file()}))
+            prefix = f"{base}/s"
+        url = prefix.rstrip("/") + "/" + name
+        ri = stack.enter_context(imgscan.open(url, external_dir=prefix))
+        li = stack.enter_context(imgscan.open(local, external_dir=str(split)))
+        remote, local_info = ri.info(), li.info()
+        assert comparable(remote) == comparable(local_info)
+        assert remote["partition_table"] == "mbr" and remote["windows"]
+        assert qemu_json(ri) == qemu_json(li)
+        # the source object counts the image's own object, not the files it names
+        assert remote["source"]["size"] == local.stat().st_size
+        remote_fp = fingerprint(url, external_dir=prefix).digest
+    assert remote_fp == fingerprint(local, external_dir=str(split)).digest
+
+
+def test_data_and_extent_files_under_a_url_prefix_are_confined(s3_env: SeaweedS3,
+                                                               split: Path) -> None:
+    """A data file or extent name that leaves the prefix (``..``, an absolute path) is
+    refused as in a directory: the guest bytes are unknown, the finding says why, and
+    the local image read with the local directory gives the same findings."""
+    prefix = f"s3://{BUCKET}/split/"
+    cases = {**{name: reason for name, (_, reason) in ESCAPES.items()},
+             "sub/escape.qcow2": "'..' components are never followed"}
+    for name, reason in cases.items():
+        with imgscan.open(prefix + name, external_dir=prefix) as img:
+            info = img.info()
+        assert info["partition_table"] == "unknown", name
+        assert any(reason in f["message"] for f in info["findings"]), name
+        with imgscan.open(split / name, external_dir=str(split)) as img:
+            local = comparable(img.info())
+        assert local["findings"] == [
+            {**f, "message": f["message"].replace(prefix + name, str(split / name))}
+            for f in info["findings"]], name
