@@ -254,7 +254,7 @@ class Served:
         self.all_requests = 0
 
 
-def _handler(files: dict[str, Path], served: Served, ranges: bool,
+def _handler(files: dict[str, Path], served: Served, ranges: bool, suffixes: bool,
              headers: dict[str, str]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -304,6 +304,8 @@ def _handler(files: dict[str, Path], served: Served, ranges: bool,
                 return
             size = path.stat().st_size
             m = RANGE.match(self.headers.get("Range", "")) if ranges else None
+            if m and m.group(3) and not suffixes:
+                m = None        # a suffix range not understood: the whole object (200)
             start, end = 0, size
             if m:
                 if m.group(3):
@@ -347,13 +349,15 @@ def _handler(files: dict[str, Path], served: Served, ranges: bool,
 
 
 @contextmanager
-def http_store(files: dict[str, Path], *, ranges: bool = True,
+def http_store(files: dict[str, Path], *, ranges: bool = True, suffixes: bool = True,
                headers: dict[str, str] | None = None,
                fail_after: int | None = None,
                delay: float = 0.0) -> Iterator[tuple[str, Served]]:
-    """Serve ``files`` (URL path -> file) at the yielded base URL, counting what is sent."""
+    """Serve ``files`` (URL path -> file) at the yielded base URL, counting what is sent.
+    ``suffixes`` false: a server that answers ``FIRST-LAST`` ranges but not a suffix
+    ``-LENGTH`` (answered with the whole object, as a server ignoring it does)."""
     served = Served(fail_after, delay)
-    with _serving(_handler(files, served, ranges, headers or {})) as url:
+    with _serving(_handler(files, served, ranges, suffixes, headers or {})) as url:
         yield url, served
 
 

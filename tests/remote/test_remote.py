@@ -804,6 +804,49 @@ def test_server_ignoring_range_is_refused(library: dict[str, Path]) -> None:
     assert served.requests <= 9 and served.bytes < library["bios.img"].stat().st_size
 
 
+def test_server_without_suffix_ranges(library: dict[str, Path]) -> None:
+    """A server that answers ranges but not a suffix range: the opening round's tail is
+    a whole-object answer, never read; the object is opened by HEAD instead and reads
+    as the local file does, having fetched a small part of it."""
+    path = library["bios.vhd"]
+    with http_store({"n.vhd": path}, suffixes=False) as (base, served), \
+            imgscan.open(f"{base}/n.vhd") as ri, imgscan.open(path) as li:
+        remote, local = ri.info(), li.info()
+    assert comparable(remote) == comparable(local)
+    assert remote["source"]["bytes_read"] < path.stat().st_size // 4
+    assert served.bytes < path.stat().st_size // 2
+
+
+def test_opening_answers_checked() -> None:
+    """The opening round's answers from a hostile or changing server (hand-made: no
+    real server answers so): a range other than the one asked for, or totals that
+    differ between answers, is a RemoteError naming the URL; answers without a usable
+    206 (no Content-Range, all 416) open by HEAD instead (None)."""
+    answer = remote_store.Answer
+    url = "https://h/x.img"
+    asks: list[tuple[int | None, int]] = [(0, 8), (100, 8), (None, 4)]
+
+    def parts(*answers: remote_store.Answer) -> Any:
+        return remote_store._parts(url, asks, list(answers))
+
+    def ranged(first: int, last: int, size: int) -> remote_store.Answer:
+        return answer(206, {"content-range": f"bytes {first}-{last}/{size}"},
+                      bytes(last - first + 1))
+
+    good = parts(ranged(0, 7, 200), ranged(100, 107, 200), ranged(196, 199, 200))
+    assert good is not None and good[0] == 200 and [o for o, _ in good[2]] == [0, 100, 196]
+    past = answer(416, {"content-range": "bytes */50"}, b"<Error/>")
+    small = parts(ranged(0, 7, 50), past, ranged(46, 49, 50))
+    assert small is not None and [o for o, _ in small[2]] == [0, 46]
+    with pytest.raises(RemoteError, match="returned 8 at 104"):
+        parts(ranged(0, 7, 200), ranged(104, 111, 200), ranged(196, 199, 200))
+    with pytest.raises(RemoteError, match="size changed"):
+        parts(ranged(0, 7, 200), ranged(100, 107, 300), ranged(196, 199, 200))
+    assert parts(answer(206, {}, bytes(8)), ranged(100, 107, 200),
+                 ranged(196, 199, 200)) is None
+    assert parts(answer(416, {"content-range": "bytes */0"}, b""), past, past) is None
+
+
 def test_server_gone_mid_read(library: dict[str, Path],
                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(remote_store, "RETRY_TIMEOUT", 1)
