@@ -13,7 +13,8 @@ the stage says their neighbours are read next. The container decoders announce
 their tables, the layout every partition's probe regions, NTFS $UpCase and the root
 index, so that reads are fetched nearly exactly rather than by large windows. The
 first fetch of an object also takes its first :data:`PRIME_BYTES` and its last
-block. Missing blocks of one batch are coalesced
+block: normally the round that opens the object, before its size is known
+(:func:`opening_ranges`, :meth:`BlockReader.seed`). Missing blocks of one batch are coalesced
 into runs (a gap of up to :data:`COALESCE_GAP_BLOCKS` is fetched rather than split
 into two requests), long runs are cut into requests of at most
 :data:`MAX_REQUEST_BYTES` fetched concurrently, and a read that starts where the
