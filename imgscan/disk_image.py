@@ -51,7 +51,7 @@ def _open_source(path: str, reads_all: bool = False) -> Source:
     """The source of ``path``: a local file, or a remote object when ``path`` is a URL
     (imgscan.remote, imported only then; ``reads_all`` as there)."""
     if is_url(path):
-        from .remote import open_source
+        from .remote.opening import open_source
         return open_source(path, reads_all=reads_all)
     try:
         return Source(path)

@@ -37,7 +37,8 @@ from imgscan.findings import (
     Finding,
     finding_id,
 )
-from imgscan.remote import is_url, open_source, open_window
+from imgscan.remote import is_url, open_window
+from imgscan.remote.opening import open_source
 
 from . import ova_cert, tar
 from .c_tar import BLOCK

