@@ -47,8 +47,11 @@ their results are fetched; then by the readers' own times), batches of images
 faster than TASK_WORK / BATCH each grow up to MAX_BATCH: a task costs the client, the
 scheduler and the worker about 7 ms of CPU on a 2-core machine (a no-op task, loaded
 machine), which on such a machine the readers share, and fewer tasks leave fewer gaps.
-The last batches are made smaller, shared between the worker threads as the local
-pool's are, so no worker idles, but not below the images read in TASK_COST. The next
+A library listed whole before any batch has ended is shared out at once (each worker
+thread's first batch BATCH images at most, the rest evenly over the window's other
+places, up to MAX_BATCH: :meth:`DaskScanRun._size`). Otherwise the last batches are
+made smaller, shared between the worker threads as the local pool's are, so no worker
+idles, but not below the images read in TASK_COST. The next
 batch goes out before a finished one's results are fetched, so a worker rarely waits
 on the client. See benchmarks/README.md.
 """
@@ -418,6 +421,8 @@ class ClusterWalk:
         self.client = client
         self.paths = paths
         self.skipped = 0
+        #: Whether every entry has been yielded (the scan's queue then holds the rest).
+        self.done = False
         self.futures = [client.submit(list_root, root, pure=False) for root in paths]
 
     def cancel(self) -> None:
@@ -444,6 +449,7 @@ class ClusterWalk:
                         continue
                     seen.add(key)
                 yield path, listed_stat(*st)
+        self.done = True
 
 
 def _result(future: distributed.Future[Any], client: distributed.Client) -> Any:
@@ -567,13 +573,31 @@ class DaskScanRun(ScanRun):
             if self._retry:
                 batch = self._retry.popleft()
             else:
-                # The tail of a scan is shared out between the worker threads in
-                # smaller batches, so no worker idles while another ends the scan, but
-                # none smaller than the images read in a task's own cost (with one
-                # thread, cutting would only add tasks).
-                size = min(self._batch(), max(self._smallest(), len(queue) // threads))
+                size = self._size(len(queue), threads)
                 batch = [self._item(queue.popleft()) for _ in range(min(size, len(queue)))]
             self._submit(batch)
+
+    def _size(self, queued: int, threads: int) -> int:
+        """Images of the next batch, ``queued`` images waiting for ``threads`` worker
+        threads.
+
+        A library listed whole before any batch has ended (it fits the queue: tens of
+        thousands of images on a hundred workers) is shared out at once: each worker
+        thread's first batch holds BATCH images at most, so that results come as soon
+        as before, and the rest is shared evenly between the window's other places, up
+        to MAX_BATCH each. A task costs the client, the scheduler and a worker about
+        7 ms of CPU, which on a small cluster its readers share: the 1000-image library
+        goes in 4 batches on 2 workers where it went in 9 to 11 (benchmarks/README.md).
+        Otherwise the tail of a scan is shared out between the worker threads in
+        smaller batches, so no worker idles while another ends the scan, but none
+        smaller than the images read in a task's own cost (with one thread, cutting
+        would only add tasks)."""
+        if self._listing.done and self._per_second() is None:
+            sent = len(self._inflight)      # none has ended: every batch sent so far
+            if sent < threads:
+                return min(BATCH, -(-queued // (threads - sent)))
+            return min(MAX_BATCH, -(-queued // (WINDOW * threads - sent)))
+        return min(self._batch(), max(self._smallest(), queued // threads))
 
     def _submit(self, batch: list[Item]) -> distributed.Future[Any]:
         future = self.client.submit(scan_batch, marshal.dumps(batch), self._pickled,

@@ -122,6 +122,33 @@ def test_results_and_catalog_equal_the_local_scan(library: Library, dask_client:
     assert rows(dask_db) == rows(local_db)
 
 
+def test_a_library_listed_whole_is_shared_out_at_once(
+        library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library the listing gives whole before any batch has ended goes in one task per
+    place of the window (WINDOW per worker thread), not in BATCH-sized ones: each
+    thread's first batch holds BATCH images (results come as soon as before), the rest
+    is shared evenly between the other places (a task costs about 7 ms of CPU, which
+    a small cluster's readers share). BATCH is made a quarter of the library's images,
+    so the library is more than the first batches and fits the scan's queue."""
+    from imgscan.bulk import dask_pool
+    files = len(library.images) + len(library.damaged) + len(library.not_images)
+    monkeypatch.setattr(dask_pool, "BATCH", files // 4)
+    sizes: list[int] = []
+    submit = dask_pool.DaskScanRun._submit
+
+    def counted(run: dask_pool.DaskScanRun, batch: list[Any]) -> Any:
+        sizes.append(len(batch))
+        return submit(run, batch)
+
+    monkeypatch.setattr(dask_pool.DaskScanRun, "_submit", counted)
+    results, _ = scan_list([str(library.root)], cluster=dask_client, info_only=True)
+    assert by_path(results).keys() >= library.images.keys()
+    threads = 2
+    assert len(sizes) == dask_pool.WINDOW * threads, sizes
+    assert sizes[:threads] == [files // 4] * threads
+    assert max(sizes[threads:]) - min(sizes[threads:]) <= 1
+
+
 def test_a_local_scan_never_imports_dask(library: Library) -> None:
     code = ("import sys, imgscan\n"
             f"with imgscan.scan([{str(library.root)!r}], jobs=1, info_only=True) as run:\n"
