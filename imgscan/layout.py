@@ -71,6 +71,8 @@ class Layout:
         """
         if self.partition_table == "unknown":
             return None
+        if not (self.partitions or self.volume):
+            return 0
         count = 0
         vgs: set[str] = set()
         for volume in [*self.partitions, *([self.volume] if self.volume else [])]:
@@ -266,17 +268,20 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
     findings = [f.at(PARTITIONS) for f in table.findings] if table.findings else []
     partitions: list[dict[str, Any]] = []
     filesystems: dict[int, str | None] = {}
-    sizes = _probed_sizes(table.partitions, disk_size)
-    if prefetch is not None:
-        # nothing left to fetch when the GPT reader announced the same partitions
-        superblocks, heads = _probed_regions(table.partitions, disk_size)
-        prefetch(superblocks, "volume signatures", heads)
-    for p, size in zip(table.partitions, sizes, strict=True):
-        volume = None
-        if size is not None:
-            volume = _probed(read, p.start, size, f"partition {p.number}", findings)
-        filesystems[p.number] = volume.filesystem if volume is not None else None
-        partitions.append(_partition_dict(p, volume))
+    # Each step below runs only where it has something to do: a disk of a library is
+    # mostly one with no table and nothing on it (issue 18: no overhead per image).
+    if table.partitions:
+        sizes = _probed_sizes(table.partitions, disk_size)
+        if prefetch is not None:
+            # nothing left to fetch when the GPT reader announced the same partitions
+            superblocks, heads = _probed_regions(table.partitions, disk_size)
+            prefetch(superblocks, "volume signatures", heads)
+        for p, size in zip(table.partitions, sizes, strict=True):
+            volume = None
+            if size is not None:
+                volume = _probed(read, p.start, size, f"partition {p.number}", findings)
+            filesystems[p.number] = volume.filesystem if volume is not None else None
+            partitions.append(_partition_dict(p, volume))
     filesystem = None
     whole: dict[str, Any] | None = None
     if table.kind == "none":
@@ -292,8 +297,9 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
     if whole is not None and whole["filesystem"] == LVM2_MEMBER:
         pvs.append((whole, 0, disk_size, "whole disk"))
     logical_volumes = _logical_volumes(read, pvs, path, findings) if pvs else {}
-    findings += encrypted_volumes(partitions, whole,
-                                  [out for out, _, _, _ in pvs] if pvs else ())
+    if partitions or whole is not None:
+        findings += encrypted_volumes(partitions, whole,
+                                      [out for out, _, _, _ in pvs] if pvs else ())
     boot_mode, evidence = bootmode.decide(table if table.kind != "none" else None,
                                           filesystems, el_torito)
     return Layout(table.kind, partitions, filesystem, boot_mode, evidence, table.as_dict(),
