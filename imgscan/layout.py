@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from . import bootmode, limits
 from ._core import filesystems, partitions
+from ._core.contract_objects import partition_object, volume_facts, whole_disk_object
 from ._core.filesystems import probe_regions, probe_volume
 from ._core.partitions import read_partition_table
 from .errors import ImageError, LimitExceeded, UnsupportedFeature
@@ -103,13 +104,6 @@ def unknown(finding: Finding) -> Layout:
     return Layout("unknown", [], None, "unknown", [], None, None, [finding])
 
 
-def _volume_facts(volume: Volume | None) -> dict[str, Any]:
-    if volume is None:
-        return {"filesystem": None, "label": None, "uuid": None, "encrypted": False}
-    return {"filesystem": volume.filesystem, "label": volume.label, "uuid": volume.uuid,
-            "encrypted": bool(volume.encrypted)}
-
-
 #: The disk's first bytes as the partition table and a whole-disk probe read them first.
 HEAD_BYTES = max(partitions.HEAD_BYTES, filesystems.HEAD_BYTES)
 
@@ -126,20 +120,6 @@ def _probed(read: Read, offset: int, size: int, what: str,
         return None
 
 
-def _partition_dict(p: Partition, volume: Volume | None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "number": p.number, "start": p.start, "size": p.size, "type": p.type,
-        "type_name": p.type_name, "bootable": p.bootable, **_volume_facts(volume),
-    }
-    if p.attributes is not None:
-        out.update(name=p.name, guid=p.guid, attributes=p.attributes)
-    else:
-        out["logical"] = p.logical
-    if volume is not None and volume.details:
-        out["filesystem_details"] = volume.details
-    return out
-
-
 #: blkid's TYPE of an LVM2 physical volume.
 LVM2_MEMBER = "LVM2_member"
 
@@ -149,7 +129,7 @@ def _lv_dict(lv: lvm.LogicalVolume, findings: list[Finding]) -> dict[str, Any]:
     if lv.reader is not None:
         volume = _probed(lv.reader, 0, lv.size, f"logical volume {lv.vg}/{lv.name}", findings)
     return {"name": lv.name, "size": lv.size, "segments": lv.segments,
-            "readable": lv.reader is not None, "why": lv.why, **_volume_facts(volume)}
+            "readable": lv.reader is not None, "why": lv.why, **volume_facts(volume)}
 
 
 def _logical_volumes(read: Read, pvs: list[tuple[dict[str, Any], int, int, str]],
@@ -281,14 +261,14 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
             if size is not None:
                 volume = _probed(read, p.start, size, f"partition {p.number}", findings)
             filesystems[p.number] = volume.filesystem if volume is not None else None
-            partitions.append(_partition_dict(p, volume))
+            partitions.append(partition_object(p, volume))
     filesystem = None
     whole: dict[str, Any] | None = None
     if table.kind == "none":
         volume = _probed(read, 0, disk_size, "whole disk", findings, head)
         if volume is not None:
             filesystem = volume.filesystem
-            whole = {**_volume_facts(volume), "size": volume.size, "details": volume.details}
+            whole = whole_disk_object(volume)
     pvs: list[tuple[dict[str, Any], int, int, str]] = []
     if LVM2_MEMBER in filesystems.values():  # a C scan: most disks hold no PV
         pvs = [(part, p.start, min(p.size, disk_size - p.start), f"partition {p.number}")
