@@ -16,22 +16,37 @@ never reorder.
 from imgscan.vocabulary import SCHEMA_VERSION
 
 
-def volume_facts(volume):
-    """The facts every volume object of the contract carries (a partition, the whole
-    disk, a logical volume), from a probe's :class:`~imgscan._core.filesystems.Volume`
-    or None (nothing identified)."""
+cdef inline void _put_volume_facts(dict out, volume):
+    """Store the facts every volume object of the contract carries, in the contract's
+    order, from a probe's :class:`~imgscan._core.filesystems.Volume` or None (nothing
+    identified)."""
     if volume is None:
-        return {"filesystem": None, "label": None, "uuid": None, "encrypted": False}
-    return {"filesystem": volume.filesystem, "label": volume.label, "uuid": volume.uuid,
-            "encrypted": bool(volume.encrypted)}
+        out["filesystem"] = None
+        out["label"] = None
+        out["uuid"] = None
+        out["encrypted"] = False
+    else:
+        out["filesystem"] = volume.filesystem
+        out["label"] = volume.label
+        out["uuid"] = volume.uuid
+        out["encrypted"] = bool(volume.encrypted)
+
+
+def volume_facts(volume):
+    """The facts of a volume object (a logical volume's, with its own keys before)."""
+    cdef dict out = {}
+    _put_volume_facts(out, volume)
+    return out
 
 
 def whole_disk_object(volume):
     """The contract's ``volume`` object: the whole disk when it has no partition table
     and ``volume`` (a probe's answer, not None) was identified on it."""
-    return {"filesystem": volume.filesystem, "label": volume.label, "uuid": volume.uuid,
-            "encrypted": bool(volume.encrypted), "size": volume.size,
-            "details": volume.details}
+    cdef dict out = {}
+    _put_volume_facts(out, volume)
+    out["size"] = volume.size
+    out["details"] = volume.details
+    return out
 
 
 def partition_object(p, volume):
@@ -40,13 +55,8 @@ def partition_object(p, volume):
     cdef dict out = {
         "number": p.number, "start": p.start, "size": p.size, "type": p.type,
         "type_name": p.type_name, "bootable": p.bootable,
-        "filesystem": None, "label": None, "uuid": None, "encrypted": False,
     }
-    if volume is not None:
-        out["filesystem"] = volume.filesystem
-        out["label"] = volume.label
-        out["uuid"] = volume.uuid
-        out["encrypted"] = bool(volume.encrypted)
+    _put_volume_facts(out, volume)
     attributes = p.attributes
     if attributes is not None:
         out["name"] = p.name
