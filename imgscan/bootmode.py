@@ -140,6 +140,8 @@ def decide(table: PartitionTable | None, filesystems: Mapping[int, str | None],
            el_torito_entries: Sequence[Mapping[str, Any]] | None = None
            ) -> tuple[str, list[str]]:
     """The boot mode and the evidence (short strings, BIOS path first) it rests on."""
+    if table is None and not el_torito_entries:
+        return "unknown", []  # no rule has anything to see (most disks of a library)
     results = [el_torito(el_torito_entries)]
     if table is not None:
         results += [mbr_boot_code(table), gpt_bios_boot_partition(table),

@@ -4,8 +4,9 @@ The stages run one way, each knowing only the one before it: the container
 (:class:`~imgscan.disk_image.DiskImage`: facts, extent map, guest bytes or why
 not) -> the layout (:mod:`imgscan.layout`: partition table, filesystems, boot
 mode) -> the guest operating systems (:mod:`imgscan.guest`). This module runs
-them in that order and names their results as ../shared/docs/json-contract.md
-does; nothing else assembles the object.
+them in that order; :func:`imgscan._core.contract_objects.disk_info` names their
+results as ../shared/docs/json-contract.md does (natively: no per-field Python cost), and
+nothing else assembles the object.
 
 Findings come in stage order, each filed under its stage. The stages are not
 part of a finding's contract object (its keys are fixed); they travel in the
@@ -17,6 +18,7 @@ can tell what stopped where without reading message text.
 from __future__ import annotations
 
 from . import guest
+from ._core.contract_objects import disk_info
 from .errors import ImageError
 from .findings import FIRMWARE_MISMATCH, PACKAGE_MEMBER, SIZE_MISMATCH, Finding, finding_id
 from .layout import of_guest
@@ -55,40 +57,9 @@ def _disk_info(image: DiskImage, layout: Layout | None) -> dict[str, Any]:
     # (truncated, ...).
     findings = [*(f.at(CONTAINER) for f in image.findings), *map_failure,
                 *layout.findings, *guest_findings]
-    facts = image.facts     # attributes, not a property call per field
-    info: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "path": image.path,
-        "format": facts.format,
-        "subformat": facts.subformat,
-        "virtual_size": facts.virtual_size,
-        "file_size": image.file_size,
-        "allocated_size": allocated,
-        "cluster_size": image.cluster_size,
-        "encrypted": facts.encrypted,
-        "encryption": facts.encryption,
-        "backing_file": facts.backing_file,
-        "backing_format": facts.backing_format,
-        "data_file": facts.data_file,
-        "snapshots": facts.snapshots,
-        "dirty": facts.dirty,
-        "partition_table": layout.partition_table,
-        "partitions": layout.partitions,
-        "filesystem": layout.filesystem,
-        "boot_mode": layout.boot_mode,
-        "windows": guests["windows"],
-        "linux": guests["linux"],
-        # Last of the image's reads: its requests and bytes fetched are all counted.
-        "source": image.source,
-        "findings": [f.as_dict() for f in findings],
-        "format_specific": facts.details,
-        "boot_evidence": layout.boot_evidence,
-        "partition_table_details": layout.details,
-        "volume": layout.volume,
-        "volume_count": layout.volume_count,
-    }
-    info["finding_stages"] = [f.stage for f in findings]
-    return info
+    # The source last of the image's reads: its requests and bytes fetched are all counted.
+    return disk_info(image.path, image.facts, image.file_size, allocated, image.cluster_size,
+                     layout, guests, image.source, findings)
 
 
 #: The OVF descriptor's firmware, as the contract's boot modes.

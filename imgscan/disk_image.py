@@ -304,15 +304,15 @@ class DiskImage:
         ``external_dir``, a file that may not be opened or a damaged map each
         become the reason, as a finding.
         """
-        details = self.format_specific
-        hint = details.get("logical_sector_size")
-        refused = DATA_FILE if self.data_file is not None else EXTERNAL_EXTENT
+        facts = self._container  # attributes, not a property call each (issue 18)
+        details = facts.details
+        refused = DATA_FILE if facts.data_file is not None else EXTERNAL_EXTENT
         why: Finding | None = None
-        if self.encrypted:
-            why = Finding(ENCRYPTED, "info", f"the guest data is encrypted ({self.encryption})")
-        elif self.backing_file is not None and self.external_dir is None:
+        if facts.encrypted:
+            why = Finding(ENCRYPTED, "info", f"the guest data is encrypted ({facts.encryption})")
+        elif facts.backing_file is not None and self.external_dir is None:
             why = Finding(BACKING_FILE, "info",
-                          f"part of the disk lives in backing file {self.backing_file!r}, "
+                          f"part of the disk lives in backing file {facts.backing_file!r}, "
                           "which is opened only inside the directory given as external_dir")
         else:
             try:
@@ -321,6 +321,7 @@ class DiskImage:
                 why = refusal(exc, refused)
         if why is not None:
             return GuestBytes(self.path, None, 0, None, None, refused, why)
+        hint = details.get("logical_sector_size")
         return GuestBytes(self.path, disk.read, disk.size,
                           hint if hint in SECTOR_SIZES else None, details.get("el_torito"),
                           refused, prefetch=disk.prefetch if disk.wants_prefetch else None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from . import bootmode, limits
 from ._core import filesystems, partitions
+from ._core.contract_objects import partition_object, volume_facts, whole_disk_object
 from ._core.filesystems import probe_regions, probe_volume
 from ._core.partitions import read_partition_table
 from .errors import ImageError, LimitExceeded, UnsupportedFeature
@@ -71,6 +72,8 @@ class Layout:
         """
         if self.partition_table == "unknown":
             return None
+        if not (self.partitions or self.volume):
+            return 0
         count = 0
         vgs: set[str] = set()
         for volume in [*self.partitions, *([self.volume] if self.volume else [])]:
@@ -101,13 +104,6 @@ def unknown(finding: Finding) -> Layout:
     return Layout("unknown", [], None, "unknown", [], None, None, [finding])
 
 
-def _volume_facts(volume: Volume | None) -> dict[str, Any]:
-    if volume is None:
-        return {"filesystem": None, "label": None, "uuid": None, "encrypted": False}
-    return {"filesystem": volume.filesystem, "label": volume.label, "uuid": volume.uuid,
-            "encrypted": bool(volume.encrypted)}
-
-
 #: The disk's first bytes as the partition table and a whole-disk probe read them first.
 HEAD_BYTES = max(partitions.HEAD_BYTES, filesystems.HEAD_BYTES)
 
@@ -124,20 +120,6 @@ def _probed(read: Read, offset: int, size: int, what: str,
         return None
 
 
-def _partition_dict(p: Partition, volume: Volume | None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "number": p.number, "start": p.start, "size": p.size, "type": p.type,
-        "type_name": p.type_name, "bootable": p.bootable, **_volume_facts(volume),
-    }
-    if p.attributes is not None:
-        out.update(name=p.name, guid=p.guid, attributes=p.attributes)
-    else:
-        out["logical"] = p.logical
-    if volume is not None and volume.details:
-        out["filesystem_details"] = volume.details
-    return out
-
-
 #: blkid's TYPE of an LVM2 physical volume.
 LVM2_MEMBER = "LVM2_member"
 
@@ -147,7 +129,7 @@ def _lv_dict(lv: lvm.LogicalVolume, findings: list[Finding]) -> dict[str, Any]:
     if lv.reader is not None:
         volume = _probed(lv.reader, 0, lv.size, f"logical volume {lv.vg}/{lv.name}", findings)
     return {"name": lv.name, "size": lv.size, "segments": lv.segments,
-            "readable": lv.reader is not None, "why": lv.why, **_volume_facts(volume)}
+            "readable": lv.reader is not None, "why": lv.why, **volume_facts(volume)}
 
 
 def _logical_volumes(read: Read, pvs: list[tuple[dict[str, Any], int, int, str]],
@@ -266,24 +248,27 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
     findings = [f.at(PARTITIONS) for f in table.findings] if table.findings else []
     partitions: list[dict[str, Any]] = []
     filesystems: dict[int, str | None] = {}
-    sizes = _probed_sizes(table.partitions, disk_size)
-    if prefetch is not None:
-        # nothing left to fetch when the GPT reader announced the same partitions
-        superblocks, heads = _probed_regions(table.partitions, disk_size)
-        prefetch(superblocks, "volume signatures", heads)
-    for p, size in zip(table.partitions, sizes, strict=True):
-        volume = None
-        if size is not None:
-            volume = _probed(read, p.start, size, f"partition {p.number}", findings)
-        filesystems[p.number] = volume.filesystem if volume is not None else None
-        partitions.append(_partition_dict(p, volume))
+    # Each step below runs only where it has something to do: a disk of a library is
+    # mostly one with no table and nothing on it (issue 18: no overhead per image).
+    if table.partitions:
+        sizes = _probed_sizes(table.partitions, disk_size)
+        if prefetch is not None:
+            # nothing left to fetch when the GPT reader announced the same partitions
+            superblocks, heads = _probed_regions(table.partitions, disk_size)
+            prefetch(superblocks, "volume signatures", heads)
+        for p, size in zip(table.partitions, sizes, strict=True):
+            volume = None
+            if size is not None:
+                volume = _probed(read, p.start, size, f"partition {p.number}", findings)
+            filesystems[p.number] = volume.filesystem if volume is not None else None
+            partitions.append(partition_object(p, volume))
     filesystem = None
     whole: dict[str, Any] | None = None
     if table.kind == "none":
         volume = _probed(read, 0, disk_size, "whole disk", findings, head)
         if volume is not None:
             filesystem = volume.filesystem
-            whole = {**_volume_facts(volume), "size": volume.size, "details": volume.details}
+            whole = whole_disk_object(volume)
     pvs: list[tuple[dict[str, Any], int, int, str]] = []
     if LVM2_MEMBER in filesystems.values():  # a C scan: most disks hold no PV
         pvs = [(part, p.start, min(p.size, disk_size - p.start), f"partition {p.number}")
@@ -292,8 +277,9 @@ def describe(read: Read, disk_size: int, path: str, *, sector_size: int | None =
     if whole is not None and whole["filesystem"] == LVM2_MEMBER:
         pvs.append((whole, 0, disk_size, "whole disk"))
     logical_volumes = _logical_volumes(read, pvs, path, findings) if pvs else {}
-    findings += encrypted_volumes(partitions, whole,
-                                  [out for out, _, _, _ in pvs] if pvs else ())
+    if partitions or whole is not None:
+        findings += encrypted_volumes(partitions, whole,
+                                      [out for out, _, _, _ in pvs] if pvs else ())
     boot_mode, evidence = bootmode.decide(table if table.kind != "none" else None,
                                           filesystems, el_torito)
     return Layout(table.kind, partitions, filesystem, boot_mode, evidence, table.as_dict(),

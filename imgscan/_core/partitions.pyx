@@ -39,6 +39,7 @@ import zlib
 cimport cython
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp
 
 from imgscan import limits
 from imgscan.findings import (
@@ -710,6 +711,31 @@ def _check_overlaps_and_disk(partitions, uint64_t disk_size, findings):
 
 #: Bytes read up front: LBA 0 plus LBA 1 at both probed sector sizes.
 HEAD_BYTES = 2 * 4096
+cdef Py_ssize_t MBR_SIGNATURE_OFFSET = c_mbr.SIGNATURE_OFFSET
+cdef bytes GPT_SIGNATURE_BYTES = GPT_SIGNATURE
+
+
+cdef bint _may_hold_table(head) except -1:
+    """Whether the disk's first bytes can hold any table :func:`read_partition_table`
+    reads or reports: sector 0 ends in 0x55AA, or LBA 1 at a probed sector size holds
+    ``EFI PART``. Checked in place before any Python object is made for the table: most
+    disks of a library answer here (no table, or a whole-disk volume), and every other
+    path of the reader needs one of the two."""
+    cdef const uint8_t* p
+    cdef Py_ssize_t n = len(head)
+    if n < MBR_SECTOR_SIZE:
+        return False
+    if not isinstance(head, bytes):
+        return True  # the full reader copes with any buffer
+    p = <const uint8_t*><bytes>head
+    if p[MBR_SIGNATURE_OFFSET] == 0x55 and p[MBR_SIGNATURE_OFFSET + 1] == 0xAA:
+        return True
+    for ss in GPT_SECTOR_SIZES:
+        if <Py_ssize_t>ss + len(GPT_SIGNATURE_BYTES) <= n and memcmp(
+                p + <Py_ssize_t>ss, <const char*>GPT_SIGNATURE_BYTES,
+                len(GPT_SIGNATURE_BYTES)) == 0:
+            return True
+    return False
 
 
 def read_partition_table(read, disk_size, path, sector_size=None, head=None, announce=None):
@@ -725,11 +751,11 @@ def read_partition_table(read, disk_size, path, sector_size=None, head=None, ann
     ``announce(partitions, ranges)``: told a sound primary GPT's partitions and the
     backup GPT's ranges before the backup is read (:func:`_read_gpt`).
     """
-    findings = _Findings()
     head = read(0, HEAD_BYTES) if head is None else head[:HEAD_BYTES]
     mbr_ss = sector_size or MBR_SECTOR_SIZE
-    if len(head) < MBR_SECTOR_SIZE:
-        return PartitionTable("none", mbr_ss, [], None, None, findings.done())
+    if not _may_hold_table(head):
+        return PartitionTable("none", mbr_ss, [], None, None, [])
+    findings = _Findings()
     sector = head[:MBR_SECTOR_SIZE]
     signed = c_mbr.has_signature(sector)
     entries = [_mbr_entry(sector, i) for i in range(MBR_ENTRY_COUNT)]

@@ -37,8 +37,8 @@ def inspect(read: Read | None, layout: Layout, name: str = "guest disk",
     """
     found: dict[str, Any] = {"windows": None, "linux": None}
     findings: list[Finding] = []
-    if read is None:
-        return found, findings
+    if read is None or not (layout.partitions or layout.volume or layout.filesystem):
+        return found, findings  # no volume to search (most disks of a library)
     if holds(layout, "ntfs"):
         # Imported only for a disk with an NTFS volume: `imgscan info` on other disks
         # pays nothing for the registry and NTFS readers (start-up time).

@@ -228,7 +228,7 @@ cdef object probe_bitlocker(Probe p):
 cdef object _fat_magic_len(bytes h):
     """Length of the signature libblkid would match first (0: none)."""
     for off, magic in FAT_MAGICS:
-        if h[off:off + len(magic)] == magic:
+        if bytes_at(h, off, magic):
             return len(magic)
     if h[0] in FAT_JUMPS:
         return 1

@@ -19,7 +19,7 @@ from ..c_iso9660 import (
     VALIDATION_KEY, VD_TYPE_BOOT_RECORD, VD_TYPE_SUPPLEMENTARY, VD_TYPE_TERMINATOR,
     VOLUME_DESCRIPTOR,
 )
-from .volume cimport Probe, label8, label16
+from .volume cimport Probe, bytes_at, label8, label16
 from .volume import Volume
 
 # The structures and constants are c_iso9660's, shared with the ISO 9660 reader.
@@ -65,10 +65,13 @@ cdef list _eltorito_platforms(Probe p, uint64_t catalog_lba):
     return platforms
 
 
+#: Where a volume descriptor's "CD001" is, compared in place (most volumes are not ISO 9660).
+cdef Py_ssize_t STANDARD_ID_OFFSET = VOLUME_DESCRIPTOR.offset("standard_identifier")
+
+
 cdef object probe_iso9660(Probe p):
     cdef bytes vds = p.get(ISO_PVD, limits.FS_ISO_FIRST_DESCRIPTORS * ISO_SECTOR_SIZE)
-    if len(vds) < ISO_SECTOR_SIZE or \
-            VOLUME_DESCRIPTOR.field(vds, "standard_identifier") != ISO_STANDARD_ID:
+    if len(vds) < ISO_SECTOR_SIZE or not bytes_at(vds, STANDARD_ID_OFFSET, ISO_STANDARD_ID):
         return None
     pvd = VOLUME_DESCRIPTOR.unpack(vds)
     volume_id = pvd["volume_identifier"]

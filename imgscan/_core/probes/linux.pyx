@@ -162,9 +162,12 @@ MD1_MINOR_OFFSETS = ((1, 0), (2, 4096))
 # -- Linux MD RAID --------------------------------------------------------------
 
 cdef object _md1(Probe p, uint64_t off, int minor):
-    cdef bytes sb = p.at(off, MD1_SB_BYTES)
+    cdef bytes sb
     cdef uint64_t total = 0
     cdef uint32_t max_dev, n, i
+    if off + MD1_SB_BYTES <= <uint64_t>len(p.head) and le32_at(p.head, off) != MD_MAGIC:
+        return None  # no magic in the head region: no copy of it made
+    sb = p.at(off, MD1_SB_BYTES)
     if len(sb) < MD1_SB_BYTES:
         return None
     if le32_at(sb, 0) != MD_MAGIC or le32_at(sb, MD1_MAJOR) != 1:
@@ -334,8 +337,13 @@ cdef object swap_at(Probe p, bytes magic, uint64_t page):
 
 
 cdef object probe_swap(Probe p, tuple pages):
+    cdef uint64_t off
     for page in pages:
-        magic = p.at(page - SWAP_MAGIC_LENGTH, SWAP_MAGIC_LENGTH)
+        off = page - SWAP_MAGIC_LENGTH
+        if off + SWAP_MAGIC_LENGTH <= <uint64_t>len(p.head) and not (
+                bytes_at(p.head, off, SWAP_MAGIC_V0) or bytes_at(p.head, off, SWAP_MAGIC_V1)):
+            continue  # compared in place: no copy of the head region made
+        magic = p.at(off, SWAP_MAGIC_LENGTH)
         if magic in (SWAP_MAGIC_V0, SWAP_MAGIC_V1):
             vol = swap_at(p, magic, page)
             if vol is not None:
