@@ -5,7 +5,9 @@ import cost, fast for the JSON-shaped ``info`` objects). The parent sends
 batches of tasks ``[(seq, path, device, inode), ...]``; a worker answers one
 frame per task, ``(seq, elapsed, wire)``, in the order it got them, where
 ``wire`` is ``(kind, header digest, payload...)``: ``SCANNED`` with the info,
-check and fingerprint, ``ERROR`` with the error member, ``NOT_IMAGE`` alone.
+check and fingerprint, ``ERROR`` with the error member, ``NOT_IMAGE`` alone,
+``RENDERED`` with the image's ``imgscan info`` output (a listed task whose options
+render it: the worker writes the text, the parent only prints it).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 #: Result kinds on the wire.
-SCANNED, ERROR, NOT_IMAGE = 0, 1, 2
+SCANNED, ERROR, NOT_IMAGE, RENDERED = 0, 1, 2, 3
 #: Length prefix of a frame on a pipe.
 FRAME_HEADER = 4
 #: Largest task frame (bytes) holding more than one task. A worker holds at most one

@@ -271,9 +271,10 @@ def test_info_moves_to_the_pool_once_the_images_prove_work_enough(
 
 @pytest.mark.parametrize(("cores", "mean", "pays"), [
     (1, 1.0, False),                # no second core
-    (2, 0.2e-3, False),             # the 1000-image library's tiny images, 2 cores
+    (2, 0.05e-3, False),            # images read and written in 50 us, 2 cores
+    (2, 0.1e-3, True),              # the 1000-image library's 1 MiB images, 2 cores
     (2, 1e-3, True),                # a Windows guest's facts
-    (16, 0.2e-3, True),             # tiny images, many cores
+    (16, 0.05e-3, True),            # tiny images, many cores
 ])
 def test_the_pool_is_used_where_it_pays(monkeypatch: pytest.MonkeyPatch, cores: int,
                                         mean: float, pays: bool) -> None:
