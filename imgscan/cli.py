@@ -118,14 +118,20 @@ def _info_results(paths: Sequence[str], render: Render, jobs: int | None,
 
 def _pool_pays(mean: float) -> bool:
     """Whether images of ``mean`` seconds each are read sooner by a pool of every core:
-    with n cores an image costs (mean + INFO_POOL_COST) / n there, against mean here,
-    so the pool wins from mean > INFO_POOL_COST / (n - 1). Asked for twice that: the
-    cores may be busy with other work, and the mean of the first images carries their
-    formats' first imports (0.08 ms on 2 cores: the library's 1 MiB images, about
-    0.1 ms with their output, go to the pool; benchmarks/README.md, issue 18)."""
+    with n cores free an image costs (mean + INFO_POOL_COST) / n there, against mean
+    here, so the pool wins from mean > INFO_POOL_COST / (n - 1). Asked for twice that,
+    as the mean of the first images carries their formats' first imports (0.08 ms on
+    2 quiet cores: the library's 1 MiB images, about 0.1 ms with their output, go to
+    the pool). Only the cores other work leaves free count (the last minute's load
+    average, this process included): workers that wait for a core add their cost and
+    save nothing (the library by the pool took 1.2 times as long as in process at a
+    load of 12 on 2 cores; benchmarks/README.md, issue 18)."""
+    import os
+
     from .bulk.runner import cores
     n = cores()
-    return n > 1 and mean >= 2 * INFO_POOL_COST / (n - 1)
+    free = min(n, n + 1 - os.getloadavg()[0])    # this process's core and the idle ones
+    return free > 1 and mean >= 2 * INFO_POOL_COST / (free - 1)
 
 
 #: ``(path, True, the info object rendered)``, or ``(path, False, error member)``.

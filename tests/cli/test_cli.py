@@ -260,6 +260,7 @@ def test_info_moves_to_the_pool_once_the_images_prove_work_enough(
     monkeypatch.setattr(cli, "INFO_POOL_AFTER", 0.0)
     monkeypatch.setattr(cli, "INFO_POOL_COST", 0.0)
     monkeypatch.setattr("imgscan.bulk.runner.cores", lambda: 2)    # even on one core
+    monkeypatch.setattr("os.getloadavg", lambda: (1.0, 1.0, 1.0))  # even on a busy one
     monkeypatch.setattr(cli, "_info_pooled", spy)
     # as in a fresh process: another test of this session may have read an object store
     # (which keeps info from forking), and these images are files
@@ -269,16 +270,22 @@ def test_info_moves_to_the_pool_once_the_images_prove_work_enough(
     assert capsys.readouterr() == one_by_one
 
 
-@pytest.mark.parametrize(("cores", "mean", "pays"), [
-    (1, 1.0, False),                # no second core
-    (2, 0.05e-3, False),            # images read and written in 50 us, 2 cores
-    (2, 0.1e-3, True),              # the 1000-image library's 1 MiB images, 2 cores
-    (2, 1e-3, True),                # a Windows guest's facts
-    (16, 0.05e-3, True),            # tiny images, many cores
+@pytest.mark.parametrize(("cores", "load", "mean", "pays"), [
+    (1, 1.0, 1.0, False),               # no second core
+    (2, 1.0, 0.05e-3, False),           # images read and written in 50 us, 2 cores
+    (2, 1.0, 0.1e-3, True),             # the 1000-image library's 1 MiB images, 2 cores
+    (2, 1.0, 1e-3, True),               # a Windows guest's facts
+    (16, 1.0, 0.05e-3, True),           # tiny images, many cores
+    (2, 1.5, 0.1e-3, False),            # the library, half the other core busy
+    (2, 1.5, 1e-3, True),               # a Windows guest: half a core pays for it
+    (2, 12.0, 1e-3, False),             # every core busy
+    (16, 12.0, 0.05e-3, True),          # a few cores free of many
 ])
 def test_the_pool_is_used_where_it_pays(monkeypatch: pytest.MonkeyPatch, cores: int,
-                                        mean: float, pays: bool) -> None:
+                                        load: float, mean: float, pays: bool) -> None:
+    """Only the cores that the load average (this process included) leaves free count."""
     monkeypatch.setattr("imgscan.bulk.runner.cores", lambda: cores)
+    monkeypatch.setattr("os.getloadavg", lambda: (load, load, load))
     assert cli._pool_pays(mean) is pays
 
 
