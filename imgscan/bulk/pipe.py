@@ -30,6 +30,10 @@ FRAME_HEADER = 4
 #: and no time limit would fire. One path (at most PATH_MAX, 4096 bytes, 3 bytes
 #: each in marshal when not UTF-8) always fits.
 FRAME_BUDGET = 24 * 1024
+#: Bytes the parent asks of a worker's result pipe at once: what a pipe holds on Linux
+#: unless resized, so one read takes whatever is there. A larger request only makes
+#: each read allocate (and free) a larger buffer: 13 us against 1 us a read for 1 MiB.
+RESULTS_READ = 64 * 1024
 
 
 def task_frame(tasks: Iterable[tuple[int, str, int, int]]) -> bytes:

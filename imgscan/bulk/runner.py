@@ -40,7 +40,16 @@ from collections import deque
 from .. import limits
 from ..errors import error_member
 from ..remote import is_url
-from .pipe import ERROR, FRAME_BUDGET, NOT_IMAGE, RENDERED, read_results, task_frame, write_frame
+from .pipe import (
+    ERROR,
+    FRAME_BUDGET,
+    NOT_IMAGE,
+    RENDERED,
+    RESULTS_READ,
+    read_results,
+    task_frame,
+    write_frame,
+)
 from .result import FileIdentity, Fingerprint, ScanResult
 from .walk import Walk, head_digest, read_head
 from .worker import FINGERPRINT_ALGORITHM, Options, worker_main
@@ -452,7 +461,7 @@ class ScanRun:
         wait = max(0.0, min([now + COMMIT_INTERVAL, *deadlines]) - now)
         for fd, _ in self._poll.poll(int(wait * 1000) + 1):
             worker = self._workers[fd]
-            data = os.read(fd, 1 << 20)
+            data = os.read(fd, RESULTS_READ)
             if data:
                 yield from self._results(worker, data)
             else:
