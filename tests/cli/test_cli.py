@@ -289,6 +289,15 @@ def test_the_pool_is_used_where_it_pays(monkeypatch: pytest.MonkeyPatch, cores: 
     assert cli._pool_pays(mean) is pays
 
 
+def test_no_load_average_is_a_quiet_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable() -> tuple[float, float, float]:
+        raise OSError("no /proc/loadavg")
+
+    monkeypatch.setattr("imgscan.bulk.runner.cores", lambda: 2)
+    monkeypatch.setattr("os.getloadavg", unreadable)
+    assert cli._pool_pays(0.1e-3) and not cli._pool_pays(0.05e-3)
+
+
 def test_info_rejects_no_jobs() -> None:
     proc = run_cli("info", "--jobs", "0", str(SAMPLE))
     assert proc.returncode == 2 and "--jobs" in proc.stderr
