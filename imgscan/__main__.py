@@ -39,7 +39,8 @@ def run() -> NoReturn:
 def _nothing_left_to_run() -> bool:
     """Whether the interpreter's teardown would do nothing but free memory: no exit
     handler registered (Dask's cluster shutdown, coverage's data file, a
-    ``weakref.finalize``), no other thread to wait for, no tracer or profiler that
+    ``weakref.finalize``; ``atexit._ncallbacks`` is CPython's count of them, which the
+    Cython core needs anyway), no other thread to wait for, no tracer or profiler that
     reports at exit."""
     import atexit
     threading = sys.modules.get("threading")

@@ -48,8 +48,7 @@ class Options:
 
     def __init__(self, profiles: Sequence[Profile], fingerprint: bool, threads: int,
                  external_dir: str | None, memory_limit: int | None,
-                 listed: bool = False, verify_manifest: bool = False,
-                 render: Callable[[Mapping[str, Any]], str] | None = None) -> None:
+                 listed: bool = False, verify_manifest: bool = False) -> None:
         #: Every image is judged by each (none: facts only), from its facts read once.
         self.profiles = list(profiles)
         self.fingerprint = fingerprint
@@ -64,8 +63,9 @@ class Options:
         self.verify_manifest = verify_manifest
         #: A listed image's output (``imgscan info``'s text or JSON line), written here
         #: rather than by the parent: the parent, which prints every image's, is then
-        #: no more than a reader of pipes, and the cores share the rendering.
-        self.render = render
+        #: no more than a reader of pipes, and the cores share the rendering (set by
+        #: :func:`.runner.read_each`).
+        self.render: Callable[[Mapping[str, Any]], str] | None = None
 
 
 def scan_image(path: str, head: bytes, options: Options) -> tuple[Any, Any, Any] | None:
