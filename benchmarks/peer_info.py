@@ -42,8 +42,8 @@ import images
 from test_bench_scan import ENV, QEMU_LOOP, scan_library
 from whole_process import HEADER, compare
 
-#: What the ``imgscan`` console script of a pip install runs.
-SCRIPT = "import sys; from imgscan.cli import main; sys.exit(main())"
+#: What the ``imgscan`` console script of a pip install runs (pyproject: ``imgscan.__main__:run``).
+SCRIPT = "import sys; from imgscan.__main__ import run; sys.exit(run())"
 
 
 def instructions(cmd: list[str], env: dict[str, str]) -> int:

@@ -28,26 +28,38 @@ from .errors import (
     UnsupportedFeature,
     UnsupportedFormat,
 )
-from .findings import Finding
-from .image import SCHEMA_VERSION, Image, open
 from .version import __version__
+from .vocabulary import SCHEMA_VERSION
 
-# -- bulk scanning and content fingerprints -----------------------------------------
-# Both are imported on first call: `imgscan info` pays nothing for them (start-up time).
+# -- the rest on first use ------------------------------------------------------------
+# ``import imgscan`` is light (errors, version, vocabulary): the readers, the bulk scan and
+# the fingerprints are imported when first named (PEP 562). So the ``imgscan`` command can
+# set its process up (imgscan.__main__) before the decoders' import, and a command that
+# reads no image (``catalog``, ``report``, ``profiles``) never imports them.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .bulk.scan import scan
+    from .findings import Finding
     from .fingerprints import fingerprint
-else:
-    def scan(*args, **kwargs):
-        """Scan every image under the given paths in parallel: see imgscan.bulk.scan.scan."""
-        from .bulk.scan import scan as run
-        return run(*args, **kwargs)
+    from .image import Image, open
 
-    def fingerprint(*args, **kwargs):
-        """The content fingerprint of an image's guest disk: see imgscan.fingerprints."""
-        from .fingerprints import fingerprint as run
-        return run(*args, **kwargs)
+
+def __getattr__(name: str) -> object:
+    value: object
+    if name in ("Image", "open"):
+        from . import image
+        value = getattr(image, name)
+    elif name == "Finding":
+        from .findings import Finding as value
+    elif name == "scan":
+        from .bulk.scan import scan as value
+    elif name == "fingerprint":
+        from .fingerprints import fingerprint as value
+    else:
+        raise AttributeError(f"module 'imgscan' has no attribute {name!r}")
+    globals()[name] = value     # found once: the next lookup is a plain attribute
+    return value
+
 
 __all__ = [
     "SCHEMA_VERSION",

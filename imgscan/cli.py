@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from ._core.fsapi import FileSystem
     from .bulk.catalog import Catalog, Filters
 
+    #: What ``imgscan info`` prints of an info object: its text, or its JSON line.
+    Render = Callable[[Mapping[str, Any]], str]
+
 EXIT_OK = 0
 EXIT_RULE_FAILED = 1
 EXIT_UNREADABLE = 2
@@ -43,7 +46,7 @@ def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
     if jobs is not None and jobs < 1:
         print("imgscan: --jobs must be at least 1", file=sys.stderr)
         return EXIT_UNREADABLE
-    render: Callable[[Mapping[str, Any]], str]
+    render: Render
     if as_json:
         from .report.json import json_line
         render = json_line
@@ -52,17 +55,18 @@ def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
         render = info_text
     status = EXIT_OK
     try:
-        results = _info_results(paths, jobs, external_dir, verify_manifest)
-        for i, (path, read, obj) in enumerate(results):
+        results = _info_results(paths, render, jobs, external_dir, verify_manifest)
+        for i, (path, read, out) in enumerate(results):
             if not read:
+                assert not isinstance(out, str), "an image not read has its error member"
                 status = EXIT_UNREADABLE
-                print(f"imgscan: {obj['message']}", file=sys.stderr)
+                print(f"imgscan: {out['message']}", file=sys.stderr)
                 if as_json:
-                    print(render(error_object_of(path, obj)))
+                    print(render(error_object_of(path, out)))
                 continue
             if i and not as_json:
                 print()
-            print(render(obj))
+            print(out)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED     # the pool's workers are stopped by _info_pooled
     return status
@@ -71,22 +75,24 @@ def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
 #: Seconds of reading images in the process after which ``imgscan info`` considers
 #: handing the rest to the scan's worker pool: about twice what starting the pool costs
 #: (importing it, forking the workers, each worker's own first decoder imports).
-INFO_POOL_AFTER = 0.02
+INFO_POOL_AFTER = 0.01
 #: Seconds of CPU the pool adds to each image (marshal, the pipes, the parent's loop):
-#: about 0.13 ms measured on the 1000-image library (benchmarks/README.md, issue 18).
-INFO_POOL_COST = 150e-6
+#: about 0.04 ms measured on the 1000-image library, the workers rendering the output
+#: (benchmarks/README.md, issue 18).
+INFO_POOL_COST = 40e-6
 
 
-def _info_results(paths: Sequence[str], jobs: int | None, external_dir: str | None,
-                  verify_manifest: bool) -> Iterator[InfoResult]:
-    """An :data:`InfoResult` per path, in order. ``jobs`` 1: all read here; more: all
+def _info_results(paths: Sequence[str], render: Render, jobs: int | None,
+                  external_dir: str | None, verify_manifest: bool) -> Iterator[InfoResult]:
+    """An :data:`InfoResult` per path, in order, the info objects rendered by ``render``
+    (in the pool by its workers). ``jobs`` 1: all read here; more: all
     by a pool of that many workers; None (the default): read here until that has taken
     INFO_POOL_AFTER seconds of CPU, then the rest by a pool of every core when it pays:
     at least two images left, as much work again at the mean so far, and that mean
     well above what the pool adds to an image (:func:`_pool_pays`). So a few images, or
     many tiny ones on few cores, are never slowed down by a pool."""
     if jobs is not None and jobs > 1:
-        yield from _info_pooled(paths, jobs, external_dir, verify_manifest)
+        yield from _info_pooled(paths, render, jobs, external_dir, verify_manifest)
         return
     import time
     start = 0.0
@@ -104,28 +110,39 @@ def _info_results(paths: Sequence[str], jobs: int | None, external_dir: str | No
                 and _pool_pays(elapsed / (done - 1)) and "obstore" not in sys.modules:
             # (A process that has read an object store cannot fork workers that use
             # it: its client's threads do not survive the fork; see bulk.runner.)
-            yield from _info_pooled(paths[done:], None, external_dir, verify_manifest)
+            yield from _info_pooled(paths[done:], render, None, external_dir,
+                                    verify_manifest)
             return
-        yield from _info_each([path], external_dir, verify_manifest)
+        yield from _info_each([path], render, external_dir, verify_manifest)
 
 
 def _pool_pays(mean: float) -> bool:
     """Whether images of ``mean`` seconds each are read sooner by a pool of every core:
-    with n cores an image costs (mean + INFO_POOL_COST) / n there, against mean here,
-    so the pool wins from mean > INFO_POOL_COST / (n - 1). Asked for three times that:
-    the cores may be busy with other work, and the mean of the first images carries
-    their formats' first imports (0.45 ms on 2 cores: the library's 1 MiB images,
-    0.22 ms, stay here; benchmarks/README.md, issue 18)."""
+    with n cores free an image costs (mean + INFO_POOL_COST) / n there, against mean
+    here, so the pool wins from mean > INFO_POOL_COST / (n - 1). Asked for twice that,
+    as the mean of the first images carries their formats' first imports (0.08 ms on
+    2 quiet cores: the library's 1 MiB images, about 0.1 ms with their output, go to
+    the pool). Only the cores other work leaves free count (the last minute's load
+    average, this process included): workers that wait for a core add their cost and
+    save nothing (the library by the pool took 1.2 times as long as in process at a
+    load of 12 on 2 cores; benchmarks/README.md, issue 18)."""
+    import os
+
     from .bulk.runner import cores
     n = cores()
-    return n > 1 and mean >= 3 * INFO_POOL_COST / (n - 1)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:     # no load average to read (a sandbox without /proc): taken as quiet
+        load = 1.0
+    free = min(n, n + 1 - load)     # this process's core and the idle ones
+    return free > 1 and mean >= 2 * INFO_POOL_COST / (free - 1)
 
 
-#: ``(path, True, info object)``, or ``(path, False, error member)``.
-InfoResult = tuple[str, bool, "dict[str, Any]"]
+#: ``(path, True, the info object rendered)``, or ``(path, False, error member)``.
+InfoResult = tuple[str, bool, "str | dict[str, Any]"]
 
 
-def _info_each(paths: Sequence[str], external_dir: str | None,
+def _info_each(paths: Sequence[str], render: Render, external_dir: str | None,
                verify_manifest: bool) -> Iterator[InfoResult]:
     """An :data:`InfoResult` per path, read here one by one."""
     for path in paths:
@@ -136,13 +153,13 @@ def _info_each(paths: Sequence[str], external_dir: str | None,
         except ImageError as exc:
             yield path, False, error_of(exc)
             continue
-        yield path, True, info
+        yield path, True, render(info)
 
 
-def _info_pooled(paths: Sequence[str], jobs: int | None, external_dir: str | None,
-                 verify_manifest: bool) -> Iterator[InfoResult]:
-    """As :func:`_info_each`, read by the scan's pool: results arrive as the workers
-    finish and are put back in the order of ``paths``."""
+def _info_pooled(paths: Sequence[str], render: Render, jobs: int | None,
+                 external_dir: str | None, verify_manifest: bool) -> Iterator[InfoResult]:
+    """As :func:`_info_each`, read and rendered by the scan's pool: results arrive as
+    the workers finish and are put back in the order of ``paths``."""
     from .bulk.runner import read_each
 
     #: Where each path stands in ``paths`` (a path named twice stands twice).
@@ -152,11 +169,11 @@ def _info_pooled(paths: Sequence[str], jobs: int | None, external_dir: str | Non
     early: dict[int, InfoResult] = {}
     shown = 0
     with read_each(paths, jobs=jobs, external_dir=external_dir,
-                   verify_manifest=verify_manifest) as run:
+                   verify_manifest=verify_manifest, render=render) as run:
         for result in run:
-            obj = result.info if result.status == "scanned" else result.error
-            assert obj is not None, "a scanned result has its info, an error its member"
-            early[places[result.path].pop()] = (result.path, result.status == "scanned", obj)
+            out = result.rendered if result.status == "scanned" else result.error
+            assert out is not None, "a scanned result has its output, an error its member"
+            early[places[result.path].pop()] = (result.path, result.status == "scanned", out)
             while shown in early:
                 yield early.pop(shown)
                 shown += 1

@@ -5,7 +5,9 @@ import cost, fast for the JSON-shaped ``info`` objects). The parent sends
 batches of tasks ``[(seq, path, device, inode), ...]``; a worker answers one
 frame per task, ``(seq, elapsed, wire)``, in the order it got them, where
 ``wire`` is ``(kind, header digest, payload...)``: ``SCANNED`` with the info,
-check and fingerprint, ``ERROR`` with the error member, ``NOT_IMAGE`` alone.
+check and fingerprint, ``ERROR`` with the error member, ``NOT_IMAGE`` alone,
+``RENDERED`` with the image's ``imgscan info`` output (a listed task whose options
+render it: the worker writes the text, the parent only prints it).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 #: Result kinds on the wire.
-SCANNED, ERROR, NOT_IMAGE = 0, 1, 2
+SCANNED, ERROR, NOT_IMAGE, RENDERED = 0, 1, 2, 3
 #: Length prefix of a frame on a pipe.
 FRAME_HEADER = 4
 #: Largest task frame (bytes) holding more than one task. A worker holds at most one
@@ -28,6 +30,10 @@ FRAME_HEADER = 4
 #: and no time limit would fire. One path (at most PATH_MAX, 4096 bytes, 3 bytes
 #: each in marshal when not UTF-8) always fits.
 FRAME_BUDGET = 24 * 1024
+#: Bytes the parent asks of a worker's result pipe at once: what a pipe holds on Linux
+#: unless resized, so one read takes whatever is there. A larger request only makes
+#: each read allocate (and free) a larger buffer: 13 us against 1 us a read for 1 MiB.
+RESULTS_READ = 64 * 1024
 
 
 def task_frame(tasks: Iterable[tuple[int, str, int, int]]) -> bytes:

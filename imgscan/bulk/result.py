@@ -51,7 +51,9 @@ class ScanResult(_Record):
     ``error``: ``{"type", "structure", "offset", "message"}`` as in the CLI's
     error object, ``type`` an ImageError class name or ``Timeout``,
     ``WorkerCrashed``, ``MemoryLimit``, ``OSError``; ``elapsed``: seconds spent
-    on the file in its worker.
+    on the file in its worker; ``rendered``: instead of ``info``, the image's
+    ``imgscan info`` output as its worker wrote it (:func:`imgscan.bulk.runner.read_each`
+    given a ``render`` function).
     """
 
     __slots__ = (
@@ -62,13 +64,14 @@ class ScanResult(_Record):
         "identity",
         "info",
         "path",
+        "rendered",
         "status",
     )
 
     def __init__(self, path: str, status: Status, identity: FileIdentity | None,
                  info: dict[str, Any] | None = None, check: dict[str, Any] | None = None,
                  error: dict[str, Any] | None = None, fingerprint: Fingerprint | None = None,
-                 elapsed: float = 0.0) -> None:
+                 elapsed: float = 0.0, rendered: str | None = None) -> None:
         self.path = path
         self.status = status
         self.identity = identity
@@ -77,3 +80,4 @@ class ScanResult(_Record):
         self.error = error
         self.fingerprint = fingerprint
         self.elapsed = elapsed
+        self.rendered = rendered

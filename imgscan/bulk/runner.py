@@ -30,26 +30,34 @@ header digest are not sent to a worker at all (status ``unchanged``).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
-import signal
 import sys
-import threading
 import time
+from _thread import allocate_lock
 from collections import deque
 
 from .. import limits
 from ..errors import error_member
 from ..remote import is_url
-from .pipe import ERROR, FRAME_BUDGET, NOT_IMAGE, read_results, task_frame, write_frame
+from .pipe import (
+    ERROR,
+    FRAME_BUDGET,
+    NOT_IMAGE,
+    RENDERED,
+    RESULTS_READ,
+    read_results,
+    task_frame,
+    write_frame,
+)
 from .result import FileIdentity, Fingerprint, ScanResult
 from .walk import Walk, head_digest, read_head
 from .worker import FINGERPRINT_ALGORITHM, Options, worker_main
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+    from signal import SIGKILL
     from types import TracebackType
     from typing import Any
 
@@ -65,6 +73,8 @@ if TYPE_CHECKING:
         skipped: int
 
         def __iter__(self) -> Iterator[tuple[str, os.stat_result | OSError]]: ...
+else:
+    from _signal import SIGKILL  # not the signal module's enums (see worker.py)
 
 #: Tasks per batch sent to a worker; a worker is topped up while it holds at most one
 #: batch, so it never waits for the parent, and the pipe never fills (no deadlock).
@@ -84,7 +94,7 @@ _PIPES: set[int] = set()
 #: Held while pipes are made, tracked and closed around a fork: a Dask worker with
 #: several threads runs batches at once, and a reader forked by one must not inherit
 #: the pipe ends another is still setting up (its reader's death would never be seen).
-_PIPES_LOCK = threading.Lock()
+_PIPES_LOCK = allocate_lock()
 
 
 class ClusterError(Exception):
@@ -124,7 +134,7 @@ def reap(worker: _Worker, kill: bool) -> int:
     """Close the pipes of a worker no pool holds and wait for it (killed first if
     ``kill``; otherwise it reads the end of its task pipe and exits); its wait status."""
     if kill:    # not reaped yet, so the pid is still this worker's
-        os.kill(worker.pid, signal.SIGKILL)
+        os.kill(worker.pid, SIGKILL)
     with _PIPES_LOCK:
         for fd in (worker.task_fd, worker.result_fd):
             _PIPES.discard(fd)
@@ -136,6 +146,7 @@ def reap(worker: _Worker, kill: bool) -> int:
 def _death(status: int) -> str:
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
+        import signal  # the names' enum: only for this message (see worker.py)
         try:
             name = signal.Signals(sig).name
         except ValueError:
@@ -431,8 +442,10 @@ class ScanRun:
                 worker.pending.extend(batch)
                 # A worker that died since is seen by its result pipe's end of file next;
                 # that blames its task and requeues the rest, this batch included.
-                with contextlib.suppress(BrokenPipeError):
+                try:
                     write_frame(worker.task_fd, frame)
+                except BrokenPipeError:
+                    continue
 
     def _collect(self, queue: deque[_Task]) -> Iterator[ScanResult | None]:
         """Wait for results (or a deadline), and deal with dead and overdue workers."""
@@ -448,7 +461,7 @@ class ScanRun:
         wait = max(0.0, min([now + COMMIT_INTERVAL, *deadlines]) - now)
         for fd, _ in self._poll.poll(int(wait * 1000) + 1):
             worker = self._workers[fd]
-            data = os.read(fd, 1 << 20)
+            data = os.read(fd, RESULTS_READ)
             if data:
                 yield from self._results(worker, data)
             else:
@@ -475,6 +488,8 @@ class ScanRun:
 
     def _result(self, task: _Task, elapsed: float, wire: tuple[Any, ...]) -> ScanResult | None:
         kind, digest = wire[0], wire[1]
+        if kind == RENDERED:
+            return ScanResult(task.path, "scanned", None, rendered=wire[2], elapsed=elapsed)
         if kind == NOT_IMAGE:
             self.not_images += 1
             return None
@@ -530,13 +545,18 @@ def _identity(st: os.stat_result, digest: str) -> FileIdentity:
 def read_each(paths: Sequence[str], *, jobs: int | None = None,
               time_limit: float = limits.SCAN_TIME_LIMIT,
               memory_limit: int | None = limits.SCAN_MEMORY_LIMIT,
-              external_dir: str | None = None, verify_manifest: bool = False) -> ScanRun:
+              external_dir: str | None = None, verify_manifest: bool = False,
+              render: Callable[[Mapping[str, Any]], str] | None = None) -> ScanRun:
     """The info object of each of ``paths`` (``imgscan info A B ...``), read by the
     scan's pool: every path is one task, read as an image whatever it holds (no
     directory walk, no file skipped as not an image), and yields one
     :class:`ScanResult` (``scanned`` or ``error``) per path as it finishes, with the
-    scan's time and memory limits per image.
+    scan's time and memory limits per image. With ``render`` (a module-level function
+    of the info object), a scanned result holds ``render(info)`` as its ``rendered``
+    text, written by the worker, instead of the object.
     """
-    return ScanRun(paths, jobs=jobs, profile=None, info_only=True, fingerprint=False,
-                   catalog=None, time_limit=time_limit, memory_limit=memory_limit,
-                   external_dir=external_dir, listed=True, verify_manifest=verify_manifest)
+    run = ScanRun(paths, jobs=jobs, profile=None, info_only=True, fingerprint=False,
+                  catalog=None, time_limit=time_limit, memory_limit=memory_limit,
+                  external_dir=external_dir, listed=True, verify_manifest=verify_manifest)
+    run.options.render = render     # before the first fork: the workers inherit it
+    return run

@@ -9,9 +9,7 @@ exception becomes that image's error, never the scan's.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import time
 
 from ..errors import ImageError, error_member, error_of
@@ -20,15 +18,23 @@ from ..errors import ImageError, error_member, error_of
 # importing it again: the image and the stages every info object needs (its layout,
 # guest inspection and the contract). Decoders stay lazy (one per format seen).
 from ..image import Image
-from .pipe import ERROR, NOT_IMAGE, SCANNED, read_tasks, result_frame, write_frame
+from .pipe import ERROR, NOT_IMAGE, RENDERED, SCANNED, read_tasks, result_frame, write_frame
 from .walk import head_digest, raw_is_image, read_head
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Mapping, Sequence
+    from signal import SIG_IGN, SIGINT
+    from signal import signal as set_handler
     from typing import Any
 
     from ..policy import Profile
+else:
+    # The C half of the signal module: the Python half builds enums of every signal's
+    # name at import (with the enum module, about 13 M instructions, a sixth of what
+    # `imgscan info` of one image costs), which starting a pool does not need.
+    from _signal import SIG_IGN, SIGINT
+    from _signal import signal as set_handler
 
 #: What ``fingerprint=True`` computes (the catalog's duplicate search needs its chunks).
 FINGERPRINT_ALGORITHM = "xxh3-128-chunked"
@@ -37,8 +43,8 @@ FINGERPRINT_ALGORITHM = "xxh3-128-chunked"
 class Options:
     """What every image of one scan is asked for (inherited by the forked workers)."""
 
-    __slots__ = ("external_dir", "fingerprint", "listed", "memory_limit", "profiles", "threads",
-                 "verify_manifest")
+    __slots__ = ("external_dir", "fingerprint", "listed", "memory_limit", "profiles", "render",
+                 "threads", "verify_manifest")
 
     def __init__(self, profiles: Sequence[Profile], fingerprint: bool, threads: int,
                  external_dir: str | None, memory_limit: int | None,
@@ -55,6 +61,11 @@ class Options:
         self.listed = listed
         #: OVF packages: their manifest's digests and signature verified.
         self.verify_manifest = verify_manifest
+        #: A listed image's output (``imgscan info``'s text or JSON line), written here
+        #: rather than by the parent: the parent, which prints every image's, is then
+        #: no more than a reader of pipes, and the cores share the rendering (set by
+        #: :func:`.runner.read_each`).
+        self.render: Callable[[Mapping[str, Any]], str] | None = None
 
 
 def scan_image(path: str, head: bytes, options: Options) -> tuple[Any, Any, Any] | None:
@@ -103,7 +114,10 @@ def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...
     digest = None
     try:
         if options.listed:
-            return SCANNED, None, info_of(path, options), None, None
+            info = info_of(path, options)
+            if options.render is not None:
+                return RENDERED, None, options.render(info)
+            return SCANNED, None, info, None, None
         head = read_head(path, device, inode)
         if head is None:
             return NOT_IMAGE, None
@@ -146,13 +160,15 @@ def _limit_memory(limit: int | None) -> None:
         soft = min(soft, hard)
     # A limit that cannot be set must not make every worker die at birth (each death
     # would be blamed on an image): the scan then runs without it.
-    with contextlib.suppress(ValueError, OSError):
+    try:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    except (ValueError, OSError):
+        return
 
 
 def worker_main(task_fd: int, result_fd: int, options: Options) -> None:
     """Read batches of ``(seq, path, device, inode)``, answer ``(seq, result)`` each."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the parent's to handle
+    set_handler(SIGINT, SIG_IGN)    # Ctrl-C is the parent's to handle
     _limit_memory(options.memory_limit)
     for batch in read_tasks(task_fd):
         for seq, path, device, inode in batch:

@@ -7,10 +7,6 @@ contract's single check object."""
 
 from __future__ import annotations
 
-import json
-import json.encoder
-from json.encoder import encode_basestring_ascii
-
 from ..vocabulary import worst_verdict
 
 TYPE_CHECKING = False
@@ -19,26 +15,39 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def _made_encoder() -> Callable[[Any], str]:
-    """:func:`json.dumps` with its defaults, made once: the standard library's C encoder
-    with the very arguments ``json.dumps`` gives it (ASCII only, ``", "`` / ``": "``,
-    keys in insertion order, ``NaN`` allowed), but set up once per process rather than
-    at every call (about 4 us; ``check --json --profile all`` encodes some 70 rule
-    results apart: :func:`checks_json`). Without the circular-reference check: the
-    objects written are trees (a result shared by several profiles is a repeated
-    branch, not a cycle). Python's own encoder when the C one is missing."""
-    # the C accelerator json.encoder imports from _json, None without it (not typed)
-    make: Callable[..., Callable[[Any, int], list[str]]] | None = getattr(
-        json.encoder, "c_make_encoder", None)
-    if make is None:
-        return json.dumps
-    encode = make(None, json.JSONEncoder().default, encode_basestring_ascii, None, ": ",
-                  ", ", False, False, True)
-    return lambda obj: "".join(encode(obj, 0))
+def _not_serialisable(obj: object) -> object:
+    """What :meth:`json.JSONEncoder.default` does, in its words."""
+    raise TypeError(f"Object of type {obj.__class__.__name__} is not JSON serializable")
 
 
-#: ``json.dumps(obj)``, byte for byte (:func:`_made_encoder`).
-dumps = _made_encoder()
+def _made_encoder() -> tuple[Callable[[Any], str], Callable[[str], str]]:
+    """:func:`json.dumps` with its defaults, made once, and the string encoder it uses:
+    the standard library's C encoder (``_json``) with the very arguments ``json.dumps``
+    gives it (ASCII only, ``", "`` / ``": "``, keys in insertion order, ``NaN``
+    allowed), but set up once per process rather than at every call (about 4 us;
+    ``check --json --profile all`` encodes some 70 rule results apart:
+    :func:`checks_json`). Without the circular-reference check: the objects written are
+    trees (a result shared by several profiles is a repeated branch, not a cycle).
+
+    Taken from ``_json`` itself, not through the json package, whose decoder and
+    encoder modules import re (and with it enum and functools) for their pure-Python
+    parts: a fifth of the instructions of ``imgscan info --json`` of one image
+    (issue 18). The json package's own functions when the C module is missing."""
+    try:
+        from _json import encode_basestring_ascii, make_encoder
+    except ImportError:
+        import json
+        from json.encoder import encode_basestring_ascii as ascii_string
+        return json.dumps, ascii_string
+    # (not typed: the accelerator module has no stubs)
+    encode: Callable[[Any, int], list[str]] = make_encoder(
+        None, _not_serialisable, encode_basestring_ascii, None, ": ", ", ", False, False,
+        True)
+    return (lambda obj: "".join(encode(obj, 0))), encode_basestring_ascii
+
+
+#: ``json.dumps(obj)`` byte for byte, and the JSON string of a ``str`` (:func:`_made_encoder`).
+dumps, encode_basestring_ascii = _made_encoder()
 
 
 def json_line(obj: Mapping[str, Any]) -> str:

@@ -15,7 +15,7 @@ from ..errors import error_object_of
 from ..image import SCHEMA_VERSION
 from ..units import human_size
 from ..vocabulary import VIOLATIONS
-from .json import each_check
+from .json import dumps, each_check
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -147,8 +147,7 @@ class ScanReport:
             for rule_id in failed:
                 _count(self.failed_rules, rule_id)
         if self.as_json:
-            import json
-            self._print(json.dumps(scan_object(result)))
+            self._print(dumps(scan_object(result)))
         elif not self.quiet or result.error is not None or verdict in VIOLATIONS:
             self._print(scan_line(result))
 

@@ -502,3 +502,23 @@ def test_verify_manifest_reaches_every_package_and_the_catalog(tmp_path: Path) -
     assert {n: o["scan"]["status"] for n, o in again.items()} == \
         {"good.ova": "unchanged", "bad.ova": "unchanged"}
     assert again["good.ova"]["ova"]["signature"]["verified"] is True
+
+
+def test_the_pool_starts_without_enums_or_threads() -> None:
+    """Starting the pool imports neither the signal module's Python half (its enums of
+    every signal), nor enum, contextlib or threading: about 20 M instructions, more than
+    the rest of the pool's start (issue 18). A child ``python -S``, so that no site hook
+    of this environment imports them first."""
+    import site
+    sample = str(Path(imgscan.__file__).resolve().parent / "samples" / "demo.qcow2")
+    code = ("import sys, imgscan\n"
+            f"with imgscan.scan([{sample!r}], jobs=2, info_only=True) as run:\n"
+            "    assert [r.status for r in run] == ['scanned']\n"
+            "print(sorted(sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True,
+                          text=True, check=True, cwd=CHILD_CWD, env={
+                              "PATH": "/usr/bin:/bin",
+                              "PYTHONPATH": ":".join([IMGSCAN_ROOT, *site.getsitepackages()])})
+    loaded = set(proc.stdout.strip().strip("[]").replace("'", "").split(", "))
+    assert "imgscan.bulk.runner" in loaded
+    assert not loaded & {"signal", "enum", "contextlib", "threading"}
