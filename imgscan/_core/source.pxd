@@ -7,12 +7,13 @@ cdef class Source:
     cdef readonly uint64_t base
     cdef readonly bint mapped
     cdef readonly bint wants_prefetch
-    cdef object _file
     cdef int _fd
     cdef bint _use_mmap
     cdef object _mmap
     cdef const uint8_t[::1] _view
     cdef bytes _head
+
+    cdef void _close_fd(self) noexcept
 
     cdef int _check(self, uint64_t offset, uint64_t length, str structure) except -1
     cpdef bint map(self)
