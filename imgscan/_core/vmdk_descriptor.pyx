@@ -29,6 +29,8 @@ than the rest of its header (issue 18).
 
 import re
 
+from libc.string cimport memcmp
+
 from imgscan import limits
 from imgscan.errors import CorruptImage
 
@@ -175,16 +177,16 @@ def parse_descriptor(bytes raw, str path, offset, str structure):
     The text ends at the first NUL byte (embedded descriptors are padded with
     zeros to whole sectors). Lines and extents are capped by :mod:`limits`.
     """
-    cdef Py_ssize_t nul = raw.find(b"\x00"), i
-    cdef const unsigned char* p = raw
+    cdef Py_ssize_t nul = raw.find(b"\x00")
+    cdef const char* p = raw
     hidden = b""
     if nul >= 0:
-        # qemu reads the text as a C string; embedded descriptors are zero-padded (the
-        # padding scanned in C: strip() makes a C call per byte of it)
-        for i in range(nul, len(raw)):
-            if p[i]:
-                hidden = raw[nul:].strip(b"\x00 \t\r\n")
-                break
+        # qemu reads the text as a C string; embedded descriptors are zero-padded. From
+        # the NUL on, each byte equal to the one before it means all are NULs: one
+        # memcmp, no zeroed copy to compare with, no per-byte loop (strip() makes a C
+        # call per byte of the padding)
+        if memcmp(p + nul, p + nul + 1, len(raw) - nul - 1) != 0:
+            hidden = raw[nul:].strip(b"\x00 \t\r\n")
         raw = raw[:nul]
     limits.enforce(len(raw), "VMDK_MAX_DESCRIPTOR_BYTES", path, structure, offset,
                    "descriptor size")
