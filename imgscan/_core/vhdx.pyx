@@ -337,7 +337,7 @@ class VhdxImage(Container):
             return None, f"region table at {offset} lies past the end of the file"
         cdef bytes raw = self._read(offset, REGION_TABLE_SIZE, "VHDX region table")
         if raw == valid_copy:
-            return raw, None
+            return valid_copy, None     # the same object: comparing the copies is free
         if not _checksum_ok(raw, RT_CHECKSUM):
             return raw, f"region table at {offset}: CRC-32C mismatch"
         signature = raw[RT_SIGNATURE:RT_SIGNATURE + 4]
