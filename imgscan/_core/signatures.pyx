@@ -13,8 +13,8 @@ volume descriptor included) and last :data:`PEEK_TAIL` (VHD footer, DMG
 trailer) once; a signature outside both is read with one ``pread`` of its own
 length into a stack buffer. The rule for a file cut short inside a magic is
 the registry's: what the file holds there must be a prefix of the magic (unless its
-row asks for the whole magic). The head stays with the source (``Source.keep_head``):
-the decoder's header reads that fall inside it cost no system call.
+row asks for the whole magic). Both ends stay with the source (``Source.keep_ends``):
+the decoder's header and footer reads that fall inside them cost no system call.
 
 :meth:`SignatureTable.read` is detection's one native pass: both ends read, every
 signature matched (an OVF package's cheap condition among them), the result kept on
@@ -82,11 +82,11 @@ cdef class Peek:
         self.source = source
         self.size = source.size
         self.head = source.read(0, min(<uint64_t>PEEK_HEAD, self.size), "format signature")
-        source.keep_head(self.head)
         self.tail_start = max(<uint64_t>len(self.head),
                               self.size - min(<uint64_t>PEEK_TAIL, self.size))
         self.tail = source.read(self.tail_start, self.size - self.tail_start,
                                 "format signature")
+        source.keep_ends(self.head, self.tail, self.tail_start)
 
 
 cdef struct Row:

@@ -44,11 +44,11 @@ from imgscan.errors import TruncatedImage
 cdef uint64_t MAP_THRESHOLD = 256 * 1024
 
 
-cdef int _open_read_only(str path) except -1:
+cdef int _open_read_only(str path, uint64_t* size) except -1:
     """A descriptor of ``path`` opened read-only, as Python's ``open(path, "rb")`` would
-    open it (the same errors, a directory refused), without the file object: opening a
-    file object and asking its size was a tenth of a small image's detection (issue 18).
-    """
+    open it (the same errors, a directory refused), its size in ``size``: without the file
+    object, and with one ``fstat``, opening a file object and asking its size was a tenth
+    of a small image's detection (issue 18)."""
     cdef bytes name = os.fsencode(path)
     if b"\0" in name:
         raise ValueError("embedded null byte")
@@ -61,22 +61,21 @@ cdef int _open_read_only(str path) except -1:
         if c_errno != EINTR:
             PyErr_SetFromErrnoWithFilenameObject(OSError, path)
         PyErr_CheckSignals()
-    if fstat(fd, &st) == 0 and S_ISDIR(st.st_mode):
+    cdef bint stated = fstat(fd, &st) == 0
+    cdef long long end
+    if stated and S_ISDIR(st.st_mode):
         c_close(fd)
         raise IsADirectoryError(EISDIR, os.strerror(EISDIR), path)
-    return fd
-
-
-cdef uint64_t _file_size(int fd) except? 0:
-    """The size of the file open as ``fd``: its end, which a block device's ``stat``
-    does not give."""
-    cdef struct_stat st
-    if fstat(fd, &st) == 0 and S_ISREG(st.st_mode):
-        return st.st_size
-    cdef long long end = lseek(fd, 0, SEEK_END)
+    if stated and S_ISREG(st.st_mode):
+        size[0] = st.st_size
+        return fd
+    # the end of anything else (a block device's stat does not give its size)
+    end = lseek(fd, 0, SEEK_END)
     if end < 0:
+        c_close(fd)
         PyErr_SetFromErrno(OSError)
-    return end
+    size[0] = end
+    return fd
 
 
 cdef class Source:
@@ -98,14 +97,11 @@ cdef class Source:
         self._mmap = None
         self.mapped = False
         self.wants_prefetch = False
-        self._head = None
+        self._head = self._tail = None
         self._use_mmap = use_mmap
-        self._fd = _open_read_only(path)
-        try:
-            self.size = _file_size(self._fd)
-        except BaseException:
-            self._close_fd()
-            raise
+        cdef uint64_t size = 0
+        self._fd = _open_read_only(path, &size)
+        self.size = size
 
     def __cinit__(self, *args, **kwargs):
         # before any __init__ (a subclass's too): no descriptor yet
@@ -151,7 +147,7 @@ cdef class Source:
                 pass
             self._mmap = None
         self.mapped = False
-        self._head = None
+        self._head = self._tail = None
         self._close_fd()
 
     def __enter__(self):
@@ -182,8 +178,9 @@ cdef class Source:
         self._check(offset, length, structure)
         if length == 0:
             return b""
-        if self._head is not None and offset + length <= <uint64_t>len(self._head):
-            return self._head[offset:offset + length]
+        kept = self._kept(offset, length)
+        if kept is not None:
+            return kept
         return self._pread(offset, length, structure)
 
     cpdef object view(self, uint64_t offset, uint64_t length, str structure):
@@ -196,17 +193,30 @@ cdef class Source:
             return b""
         if length >= MAP_THRESHOLD and self.map():
             return memoryview(self._mmap)[self.base + offset:self.base + offset + length]
-        if self._head is not None and offset + length <= <uint64_t>len(self._head):
-            return self._head[offset:offset + length]
+        kept = self._kept(offset, length)
+        if kept is not None:
+            return kept
         return self._pread(offset, length, structure)
 
-    cdef int keep_head(self, bytes head) except -1:
-        """Keep ``head``, the file's first bytes as format detection read them
-        (:class:`~imgscan._core.signatures.Peek`): the decoder's header reads and
-        the conflict checks that follow look there again, so they are served from
-        it, without a system call each."""
+    cdef int keep_ends(self, bytes head, bytes tail, uint64_t tail_start) except -1:
+        """Keep ``head``, the file's first bytes, and ``tail``, its bytes from
+        ``tail_start`` to the end, as format detection read them
+        (:class:`~imgscan._core.signatures.Peek`): the decoder's header (or footer)
+        reads and the conflict checks that follow look there again, so they are served
+        from them, without a system call each."""
         self._head = head
+        self._tail = tail
+        self._tail_start = tail_start
         return 0
+
+    cdef object _kept(self, uint64_t offset, uint64_t length):
+        """``[offset, offset + length)`` (inside the file) from the kept ends, or None."""
+        if self._head is not None and offset + length <= <uint64_t>len(self._head):
+            return self._head[offset:offset + length]
+        if self._tail is not None and offset >= self._tail_start:
+            offset -= self._tail_start
+            return self._tail[offset:offset + length]
+        return None
 
     def prefetch(self, ranges, str structure, near=()):
         """A hint: the ``(offset, length)`` ranges in ``ranges`` will be read next.
