@@ -475,9 +475,22 @@ class VhdxImage(Container):
             raise CorruptImage(path, "VHDX metadata table", moff,
                                "required metadata item(s) missing: " + ", ".join(missing))
 
+        # The required items lie together after the table, where qemu-img and Hyper-V
+        # write them: one read of their span when it is short and inside the file (not
+        # a read each, five system calls an open), else one read each, which names the
+        # item that lies outside.
+        ends = [(items[n][0], items[n][0] + METADATA_ITEMS[METADATA_GUIDS[n]][1].size)
+                for n in REQUIRED_METADATA]
+        lo = min(start for start, _ in ends)
+        hi = max(end for _, end in ends)
+        span = (self._read(lo, hi - lo, "VHDX metadata items")
+                if hi - lo <= METADATA_TABLE_SIZE and hi <= self._eff_size else None)
+
         def item(name):
             """The item's fields, read where its table entry points."""
             struct = METADATA_ITEMS[METADATA_GUIDS[name]][1]
+            if span is not None:
+                return struct.unpack(span, items[name][0] - lo)
             return struct.unpack(self._read(items[name][0], struct.size,
                                             f"VHDX metadata item {name}"))
 
