@@ -252,13 +252,15 @@ class DiskImage:
         """The allocation unit. A VMDK descriptor's comes from its extent files'
         headers, which are opened (inside ``external_dir`` only) before it is told."""
         # An extent file that cannot be opened: the guest stage reports it. Only a
-        # container whose map reads other files has any to open (no suppress() context
-        # for every other image: this runs once per info object).
-        if self._container.map_reads_external:
-            import contextlib  # for the few images whose map reads other files (start-up)
-            with contextlib.suppress(ImageError):
+        # container whose map reads other files has any to open (a try, not an import of
+        # contextlib and a suppress() context: this runs once per info object).
+        container = self._container
+        if container.map_reads_external:
+            try:
                 self._attach_external()
-        return self._container.cluster_size
+            except ImageError:
+                return container.cluster_size   # as far as the descriptor tells it
+        return container.cluster_size
 
     @property
     def encrypted(self) -> bool:
@@ -329,8 +331,10 @@ class DiskImage:
     # -- layout and guest bytes ---------------------------------------------
     def extents(self) -> ExtentMap:
         """The extent map (decoded on first use): which guest ranges are stored where."""
-        self._attach_external()
-        return self._container.extent_map()
+        container = self._container
+        if container.map_reads_external:
+            self._attach_external()
+        return container.extent_map()
 
     def disk(self) -> VirtualDisk:
         """The virtual disk reader, opening backing / data files only inside ``external_dir``."""

@@ -24,7 +24,20 @@ cdef extern from *:
     #include <string.h>
     __attribute__((target("sse4.2")))
     static uint32_t imgscan_crc32c_hw(uint32_t crc, const uint8_t *p, size_t n) {
-        uint64_t reg = crc, word;
+        uint64_t reg = crc, word, w1, w2, w3;
+        /* four words a step: a quarter of the loop's own instructions */
+        while (n >= 32) {
+            memcpy(&word, p, 8);
+            memcpy(&w1, p + 8, 8);
+            memcpy(&w2, p + 16, 8);
+            memcpy(&w3, p + 24, 8);
+            reg = _mm_crc32_u64(reg, word);
+            reg = _mm_crc32_u64(reg, w1);
+            reg = _mm_crc32_u64(reg, w2);
+            reg = _mm_crc32_u64(reg, w3);
+            p += 32;
+            n -= 32;
+        }
         while (n >= 8) {
             memcpy(&word, p, 8);
             reg = _mm_crc32_u64(reg, word);

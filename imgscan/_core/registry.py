@@ -35,6 +35,7 @@ from imgscan.findings import MULTIPLE_FORMATS
 from . import c_mbr, c_tar, raw
 from .container import Container, Format
 from .signatures import PEEK_HEAD, PEEK_TAIL, Peek, SignatureTable
+from .signatures import mbr_partitions as mbr_partitions  # native; named here too
 from .source import Source
 
 TYPE_CHECKING = False
@@ -111,9 +112,24 @@ REGISTRY: tuple[Candidate, ...] = (
         at(-512, b"koly")), ("parallels", "bochs", "cloop", "dmg", "asif")),
 )
 
-#: Every candidate's signatures, as the one native pass over a file matches them.
-SIGNATURES = SignatureTable((i, offset, magics) for i, candidate in enumerate(REGISTRY)
-                            for offset, magics in candidate.hint)
+# -- OVF packages -------------------------------------------------------------------
+#: The first bytes of an OVF descriptor's text (an XML declaration or element, perhaps
+#: after a byte order mark or blank space).
+_XML_STARTS = (b"<", b"\xef\xbb\xbf", b" ", b"\t", b"\r", b"\n")
+
+#: The bit of ``Peek.found`` that says the file may be an OVF package (after the
+#: registry's candidates): the ustar magic of an OVA's first header, whole, or text
+#: that may be XML.
+PACKAGE = len(REGISTRY)
+
+#: Every candidate's signatures, and the package's, as the one native pass over a file
+#: matches them.
+SIGNATURES = SignatureTable([
+    *((i, offset, magics) for i, candidate in enumerate(REGISTRY)
+      for offset, magics in candidate.hint),
+    (PACKAGE, c_tar.MAGIC_OFFSET, (c_tar.MAGIC_USTAR[:5],), True),
+    (PACKAGE, 0, _XML_STARTS),
+])
 
 
 #: Every signature's ``(offset, length)``: the ranges :func:`read_ends` announces.
@@ -135,9 +151,10 @@ def read_ends(source: Source) -> Peek:
     announced to ``source`` (``Source.prefetch``, a no-op for a file): a remote source
     fetches both ends and the far signatures (the LUKS2 secondary headers) in one round
     trip instead of one per far signature. A source that does nothing with an
-    announcement (``wants_prefetch`` false: a local file) is not given one."""
+    announcement (``wants_prefetch`` false: a local file) is not given one. The
+    signatures are matched in the same native pass (``Peek.found``)."""
     if not source.wants_prefetch:
-        return Peek(source)
+        return SIGNATURES.read(source)
     size = source.size
     ranges = [(0, min(PEEK_HEAD, size)), (max(0, size - PEEK_TAIL), min(PEEK_TAIL, size))]
     for offset, length in _SIGNATURE_RANGES:
@@ -145,47 +162,18 @@ def read_ends(source: Source) -> Peek:
         if 0 <= start < size:
             ranges.append((start, min(length, size - start)))
     source.prefetch(ranges, "format signature")
-    return Peek(source)
-
-
-# -- OVF packages -------------------------------------------------------------------
-#: The first bytes of an OVF descriptor's text (an XML declaration or element, perhaps
-#: after a byte order mark or blank space).
-_XML_STARTS = (b"<", b"\xef\xbb\xbf", b" ", b"\t", b"\r", b"\n")
+    return SIGNATURES.read(source)
 
 
 def may_be_package(peek: Peek) -> bool:
     """A cheap necessary condition for an OVF package (:mod:`imgscan._core.ova`, which
-    decides): the ustar magic of an OVA's first header, or text that may be XML. Checked
-    before that module, and xml.etree with it, is imported."""
-    head = peek.head[:c_tar.BLOCK]
-    return (head[c_tar.MAGIC_OFFSET:c_tar.MAGIC_OFFSET + 5] == c_tar.MAGIC_USTAR[:5]
-            or head.startswith(_XML_STARTS))
+    decides): the ustar magic of an OVA's first header, or text that may be XML, as
+    matched with the formats' signatures. Checked before that module, and xml.etree
+    with it, is imported."""
+    return bool(peek.found >> PACKAGE & 1)
 
 
 # -- a second reading of the same file ------------------------------------------
-def mbr_partitions(sector: bytes) -> int:
-    """Partition entries of a plausible MBR in ``sector`` (0 when it is not one).
-
-    Plausible: the boot signature, and every non-empty entry with a valid boot
-    indicator, a non-zero type and a non-zero length (the first LBA may be 0:
-    isohybrid's partition covers the whole file). A stray 0x55AA alone
-    (padding, data) is not a partition table.
-    """
-    if not c_mbr.has_signature(sector):
-        return 0
-    count = 0
-    for i in range(c_mbr.ENTRY_COUNT):
-        if c_mbr.entry_is_empty(sector, i):
-            continue
-        entry = c_mbr.partition_entry(sector, i)
-        if (entry["boot_indicator"] not in c_mbr.BOOT_INDICATORS or entry["os_type"] == 0
-                or entry["size_in_lba"] == 0):
-            return 0
-        count += 1
-    return count
-
-
 def _declares_hybrid(container: Container, signature: str) -> bool:
     """Whether the container says ``signature`` legitimately shares its file."""
     return signature in container.hybrid_signatures or bool(container.details.get("hybrid"))
@@ -235,13 +223,29 @@ def mbr_beside_header(source: Source, container: Container,
 CONFLICT_CHECKS = (several_container_signatures, mbr_beside_header)
 
 
+#: The formats of each set of candidates whose signatures a file holds (``Peek.found``,
+#: the package bit included), in ``REGISTRY`` order, made on first use: the walk over
+#: every candidate was a Python loop on every open, and files hold one of a few sets.
+#: At most one entry per subset of the candidates.
+_FORMATS_FOUND: dict[int, tuple[Format, ...]] = {}
+
+
+def _formats_found(found: int) -> tuple[Format, ...]:
+    formats = _FORMATS_FOUND.get(found)
+    if formats is None:
+        formats = _FORMATS_FOUND[found] = tuple(
+            fmt for i, candidate in enumerate(REGISTRY) if found >> i & 1
+            for fmt in candidate.formats())
+    return formats
+
+
 def matching_formats(source: Source, peek: Peek | None = None) -> list[Format]:
     """Every registered format whose probe matches ``source``, in ``REGISTRY`` order.
 
-    ``peek``: the file's two ends when the caller has read them already."""
-    found = SIGNATURES.match(read_ends(source) if peek is None else peek)
-    return [fmt for i, candidate in enumerate(REGISTRY) if found >> i & 1
-            for fmt in candidate.formats() if fmt.probe(source)]
+    ``peek``: the file's two ends (:func:`read_ends`) when the caller has read them
+    already."""
+    found = (read_ends(source) if peek is None else peek).found
+    return [fmt for fmt in _formats_found(found) if fmt.probe(source)]
 
 
 #: Format names as qemu writes them in a backing-format field, where they differ.

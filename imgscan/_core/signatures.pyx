@@ -12,9 +12,15 @@ fixed offset but the farther LUKS2 secondary headers, the ISO 9660 primary
 volume descriptor included) and last :data:`PEEK_TAIL` (VHD footer, DMG
 trailer) once; a signature outside both is read with one ``pread`` of its own
 length into a stack buffer. The rule for a file cut short inside a magic is
-the registry's: what the file holds there must be a prefix of the magic. The head
-stays with the source (``Source.keep_head``): the decoder's header reads that fall
-inside it cost no system call.
+the registry's: what the file holds there must be a prefix of the magic (unless its
+row asks for the whole magic). Both ends stay with the source (``Source.keep_ends``):
+the decoder's header and footer reads that fall inside them cost no system call.
+
+:meth:`SignatureTable.read` is detection's one native pass: both ends read, every
+signature matched (an OVF package's cheap condition among them), the result kept on
+the :class:`Peek` (``found``), so Python sees one number. The second-reading check's
+MBR probe (:func:`mbr_partitions`) is here too, on the layout :mod:`c_mbr` declares,
+read into C values once at import.
 """
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -22,6 +28,26 @@ from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcmp
 
 from .source cimport Source
+from . import c_mbr
+
+# The MBR layout as declared in c_mbr, as C values (one sector's probe, on every open).
+cdef Py_ssize_t MBR_SECTOR_SIZE = c_mbr.SECTOR_SIZE
+cdef Py_ssize_t MBR_SIGNATURE_OFFSET = c_mbr.SIGNATURE_OFFSET
+cdef Py_ssize_t MBR_ENTRY_COUNT = c_mbr.ENTRY_COUNT
+cdef Py_ssize_t MBR_PARTITION_RECORD = c_mbr.PARTITION_RECORD_OFFSET
+cdef Py_ssize_t MBR_ENTRY_SIZE = c_mbr.MBR_PARTITION.size
+cdef Py_ssize_t MBR_BOOT_INDICATOR = c_mbr.MBR_PARTITION.offset("boot_indicator")
+cdef Py_ssize_t MBR_OS_TYPE = c_mbr.MBR_PARTITION.offset("os_type")
+cdef Py_ssize_t MBR_SIZE_IN_LBA = c_mbr.MBR_PARTITION.offset("size_in_lba")
+cdef uint8_t MBR_SIGNATURE_0 = c_mbr.SIGNATURE[0]
+cdef uint8_t MBR_SIGNATURE_1 = c_mbr.SIGNATURE[1]
+cdef uint8_t MBR_STATUS_INACTIVE = c_mbr.STATUS_INACTIVE
+cdef uint8_t MBR_STATUS_ACTIVE = c_mbr.STATUS_ACTIVE
+assert len(c_mbr.SIGNATURE) == 2 and c_mbr.BOOT_INDICATORS == (
+    c_mbr.STATUS_INACTIVE, c_mbr.STATUS_ACTIVE)
+assert c_mbr.MBR_PARTITION.field_size("size_in_lba") == 4
+assert (MBR_PARTITION_RECORD + MBR_ENTRY_COUNT * MBR_ENTRY_SIZE <= MBR_SIGNATURE_OFFSET
+        and MBR_SIGNATURE_OFFSET + 2 <= MBR_SECTOR_SIZE)
 
 #: Bytes :class:`Peek` reads at each end of the file (the ISO 9660 primary volume
 #: descriptor is at 32768 + 1; the VHD footer and DMG trailer in the last 512).
@@ -48,16 +74,19 @@ cdef class Peek:
     cdef readonly bytes head
     cdef readonly bytes tail
     cdef readonly uint64_t tail_start
+    #: The candidates whose signature is in the file (bit ``candidate``), when the
+    #: peek was made by :meth:`SignatureTable.read`; 0 otherwise.
+    cdef readonly uint64_t found
 
     def __init__(self, Source source):
         self.source = source
         self.size = source.size
         self.head = source.read(0, min(<uint64_t>PEEK_HEAD, self.size), "format signature")
-        source.keep_head(self.head)
         self.tail_start = max(<uint64_t>len(self.head),
                               self.size - min(<uint64_t>PEEK_TAIL, self.size))
         self.tail = source.read(self.tail_start, self.size - self.tail_start,
                                 "format signature")
+        source.keep_ends(self.head, self.tail, self.tail_start)
 
 
 cdef struct Row:
@@ -66,6 +95,7 @@ cdef struct Row:
     Py_ssize_t first        # its magics: [first, first + count) of the magic table
     Py_ssize_t count
     Py_ssize_t longest      # the longest of them
+    bint whole              # a file cut short inside the magic does not match
 
 
 cdef struct Magic:
@@ -74,8 +104,10 @@ cdef struct Magic:
 
 
 cdef class SignatureTable:
-    """Rows ``(candidate, offset, magics)``: candidate ``candidate`` (0 to 63) matches
-    when one of ``magics`` is at ``offset`` (negative: from the end of the file)."""
+    """Rows ``(candidate, offset, magics)`` or ``(candidate, offset, magics, whole)``:
+    candidate ``candidate`` (0 to 63) matches when one of ``magics`` is at ``offset``
+    (negative: from the end of the file); with ``whole`` true, only when the file holds
+    all of it (no prefix rule)."""
 
     cdef Row* _rows
     cdef Magic* _magics
@@ -84,20 +116,21 @@ cdef class SignatureTable:
 
     def __init__(self, rows):
         rows = list(rows)
-        cdef Py_ssize_t nmagics = sum(len(magics) for _, _, magics in rows)
+        rows = [(*row, False) if len(row) == 3 else tuple(row) for row in rows]
+        cdef Py_ssize_t nmagics = sum(len(row[2]) for row in rows)
         self._rows = <Row*>PyMem_Malloc(max(len(rows), 1) * sizeof(Row))
         self._magics = <Magic*>PyMem_Malloc(max(nmagics, 1) * sizeof(Magic))
         if self._rows == NULL or self._magics == NULL:
             raise MemoryError()
         parts = []
         cdef Py_ssize_t at = 0, m = 0, i
-        for i, (candidate, offset, magics) in enumerate(rows):
+        for i, (candidate, offset, magics, whole) in enumerate(rows):
             if not 0 <= candidate < MAX_CANDIDATES:
                 raise ValueError(f"candidate {candidate} is not in 0..{MAX_CANDIDATES - 1}")
             if not magics or not all(0 < len(magic) <= MAX_MAGIC for magic in magics):
                 raise ValueError(f"magics {magics!r}: 1 to {MAX_MAGIC} bytes each")
             self._rows[i] = Row(candidate, offset, m, len(magics),
-                                max(len(magic) for magic in magics))
+                                max(len(magic) for magic in magics), bool(whole))
             for magic in magics:
                 self._magics[m] = Magic(at, len(magic))
                 parts.append(magic)
@@ -110,7 +143,14 @@ cdef class SignatureTable:
         PyMem_Free(self._rows)
         PyMem_Free(self._magics)
 
-    def match(self, Peek peek):
+    def read(self, Source source):
+        """The file's two ends (:class:`Peek`), read once, with the candidates whose
+        signatures they hold (``Peek.found``): detection's one native pass."""
+        cdef Peek peek = Peek(source)
+        peek.found = self.match(peek)
+        return peek
+
+    cpdef uint64_t match(self, Peek peek):
         """The candidates with a signature in the file: bit ``candidate`` of the result."""
         cdef uint8_t far[MAX_MAGIC]
         cdef const uint8_t* blob = self._blob
@@ -147,7 +187,45 @@ cdef class SignatureTable:
                 magic = self._magics[j]
                 # the whole magic, or what a file cut short holds of it
                 n = min(<uint64_t>magic.length, avail)
+                if row.whole and n < <uint64_t>magic.length:
+                    continue
                 if memcmp(got, blob + magic.start, n) == 0:
                     found |= <uint64_t>1 << row.candidate
                     break
         return found
+
+
+def mbr_partitions(const uint8_t[::1] sector not None):
+    """Partition entries of a plausible MBR in ``sector`` (0 when it is not one).
+
+    Plausible: the boot signature, and every non-empty entry with a valid boot
+    indicator, a non-zero type and a non-zero length (the first LBA may be 0:
+    isohybrid's partition covers the whole file). A stray 0x55AA alone
+    (padding, data) is not a partition table.
+    """
+    if sector.shape[0] < MBR_SECTOR_SIZE:
+        return 0
+    # every offset below lies inside the sector's first MBR_SECTOR_SIZE bytes
+    cdef const uint8_t* p = &sector[0]
+    if p[MBR_SIGNATURE_OFFSET] != MBR_SIGNATURE_0 or p[MBR_SIGNATURE_OFFSET + 1] != MBR_SIGNATURE_1:
+        return 0
+    cdef Py_ssize_t i, k, count = 0
+    cdef const uint8_t* entry
+    cdef bint empty
+    for i in range(MBR_ENTRY_COUNT):
+        entry = p + MBR_PARTITION_RECORD + i * MBR_ENTRY_SIZE
+        empty = True
+        for k in range(MBR_ENTRY_SIZE):
+            if entry[k]:
+                empty = False
+                break
+        if empty:
+            continue
+        if ((entry[MBR_BOOT_INDICATOR] != MBR_STATUS_INACTIVE
+                and entry[MBR_BOOT_INDICATOR] != MBR_STATUS_ACTIVE)
+                or entry[MBR_OS_TYPE] == 0
+                or (entry[MBR_SIZE_IN_LBA] | entry[MBR_SIZE_IN_LBA + 1]
+                    | entry[MBR_SIZE_IN_LBA + 2] | entry[MBR_SIZE_IN_LBA + 3]) == 0):
+            return 0
+        count += 1
+    return count

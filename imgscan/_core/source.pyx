@@ -28,17 +28,54 @@ import mmap
 import os
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
-from libc.errno cimport EINTR, errno as c_errno
+from cpython.exc cimport (PyErr_CheckSignals, PyErr_SetFromErrno,
+                          PyErr_SetFromErrnoWithFilenameObject)
+from libc.errno cimport EINTR, EISDIR, errno as c_errno
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy, memset
+from posix.fcntl cimport O_CLOEXEC, O_RDONLY, open as c_open
 from posix.mman cimport MADV_DONTNEED, madvise
-from posix.unistd cimport pread
+from posix.stat cimport S_ISDIR, S_ISREG, fstat, struct_stat
+from posix.unistd cimport SEEK_END, close as c_close, lseek, pread
 
 from imgscan.errors import TruncatedImage
 
 # Views at least this long come from the map; shorter ones from one pread.
 cdef uint64_t MAP_THRESHOLD = 256 * 1024
+
+
+cdef int _open_read_only(str path, uint64_t* size) except -1:
+    """A descriptor of ``path`` opened read-only, as Python's ``open(path, "rb")`` would
+    open it (the same errors, a directory refused), its size in ``size``: without the file
+    object, and with one ``fstat``, opening a file object and asking its size was a tenth
+    of a small image's detection (issue 18)."""
+    cdef bytes name = os.fsencode(path)
+    if b"\0" in name:
+        raise ValueError("embedded null byte")
+    cdef int fd
+    cdef struct_stat st
+    while True:
+        fd = c_open(name, O_RDONLY | O_CLOEXEC)
+        if fd >= 0:
+            break
+        if c_errno != EINTR:
+            PyErr_SetFromErrnoWithFilenameObject(OSError, path)
+        PyErr_CheckSignals()
+    cdef bint stated = fstat(fd, &st) == 0
+    cdef long long end
+    if stated and S_ISDIR(st.st_mode):
+        c_close(fd)
+        raise IsADirectoryError(EISDIR, os.strerror(EISDIR), path)
+    if stated and S_ISREG(st.st_mode):
+        size[0] = st.st_size
+        return fd
+    # the end of anything else (a block device's stat does not give its size)
+    end = lseek(fd, 0, SEEK_END)
+    if end < 0:
+        c_close(fd)
+        PyErr_SetFromErrno(OSError)
+    size[0] = end
+    return fd
 
 
 cdef class Source:
@@ -60,19 +97,28 @@ cdef class Source:
         self._mmap = None
         self.mapped = False
         self.wants_prefetch = False
-        self._head = None
+        self._head = self._tail = None
         self._use_mmap = use_mmap
-        self._file = open(path, "rb", buffering=0)
-        try:
-            self._fd = self._file.fileno()
-            self.size = os.lseek(self._fd, 0, os.SEEK_END)
-        except BaseException:
-            self._file.close()
-            raise
+        cdef uint64_t size = 0
+        self._fd = _open_read_only(path, &size)
+        self.size = size
+
+    def __cinit__(self, *args, **kwargs):
+        # before any __init__ (a subclass's too): no descriptor yet
+        self._fd = -1
+
+    def __dealloc__(self):
+        # a source dropped unclosed (an error path): its descriptor goes with it
+        self._close_fd()
+
+    cdef void _close_fd(self) noexcept:
+        if self._fd >= 0:
+            c_close(self._fd)
+            self._fd = -1
 
     cpdef bint map(self):
         """Map the file now if it can be; return whether it is mapped."""
-        if self.mapped or not self._use_mmap or self.size == 0 or self._file is None:
+        if self.mapped or not self._use_mmap or self.size == 0 or self._fd < 0:
             return self.mapped
         try:
             mapping = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
@@ -101,10 +147,8 @@ cdef class Source:
                 pass
             self._mmap = None
         self.mapped = False
-        self._head = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._head = self._tail = None
+        self._close_fd()
 
     def __enter__(self):
         return self
@@ -134,8 +178,9 @@ cdef class Source:
         self._check(offset, length, structure)
         if length == 0:
             return b""
-        if self._head is not None and offset + length <= <uint64_t>len(self._head):
-            return self._head[offset:offset + length]
+        kept = self._kept(offset, length)
+        if kept is not None:
+            return kept
         return self._pread(offset, length, structure)
 
     cpdef object view(self, uint64_t offset, uint64_t length, str structure):
@@ -148,17 +193,30 @@ cdef class Source:
             return b""
         if length >= MAP_THRESHOLD and self.map():
             return memoryview(self._mmap)[self.base + offset:self.base + offset + length]
-        if self._head is not None and offset + length <= <uint64_t>len(self._head):
-            return self._head[offset:offset + length]
+        kept = self._kept(offset, length)
+        if kept is not None:
+            return kept
         return self._pread(offset, length, structure)
 
-    cdef int keep_head(self, bytes head) except -1:
-        """Keep ``head``, the file's first bytes as format detection read them
-        (:class:`~imgscan._core.signatures.Peek`): the decoder's header reads and
-        the conflict checks that follow look there again, so they are served from
-        it, without a system call each."""
+    cdef int keep_ends(self, bytes head, bytes tail, uint64_t tail_start) except -1:
+        """Keep ``head``, the file's first bytes, and ``tail``, its bytes from
+        ``tail_start`` to the end, as format detection read them
+        (:class:`~imgscan._core.signatures.Peek`): the decoder's header (or footer)
+        reads and the conflict checks that follow look there again, so they are served
+        from them, without a system call each."""
         self._head = head
+        self._tail = tail
+        self._tail_start = tail_start
         return 0
+
+    cdef object _kept(self, uint64_t offset, uint64_t length):
+        """``[offset, offset + length)`` (inside the file) from the kept ends, or None."""
+        if self._head is not None and offset + length <= <uint64_t>len(self._head):
+            return self._head[offset:offset + length]
+        if self._tail is not None and offset >= self._tail_start:
+            offset -= self._tail_start
+            return self._tail[offset:offset + length]
+        return None
 
     def prefetch(self, ranges, str structure, near=()):
         """A hint: the ``(offset, length)`` ranges in ``ranges`` will be read next.

@@ -395,3 +395,23 @@ def test_a_damaged_second_disk_is_named_and_carried(tmp_path: Path,
     assert info["disks"][1]["error"].startswith(f"{ova} [b2.vmdk]: VMDK grain directory")
     assert _container_ids(info) == ["truncated"]
     assert info["windows"] is not None and info["ova"]["system_disk"] == 0
+
+
+def test_package_condition_needs_the_whole_ustar_magic(tmp_path: Path) -> None:
+    """The package's cheap condition, matched with the formats' signatures in one native
+    pass, wants the whole ustar magic (no prefix rule as for a truncated header): a tar
+    made by ``tar`` is a candidate, the same file cut inside its magic is not."""
+    from imgscan._core import c_tar
+    from imgscan._core.registry import may_be_package, read_ends
+    from imgscan._core.source import Source
+
+    (tmp_path / "m.bin").write_bytes(b"\x01" * 100)
+    tar = tmp_path / "m.tar"
+    run("tar", "--format=ustar", "-cf", tar, "m.bin", cwd=tmp_path)
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(tar.read_bytes()[:c_tar.MAGIC_OFFSET + 3])
+    xml = tmp_path / "m.ovf"
+    xml.write_bytes(b'<?xml version="1.0"?>\n<Envelope/>\n')
+    for path, expected in ((tar, True), (cut, False), (xml, True)):
+        with Source(str(path)) as source:
+            assert may_be_package(read_ends(source)) is expected, path.name

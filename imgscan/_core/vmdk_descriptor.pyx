@@ -21,11 +21,15 @@ The facts follow qemu (so that ``imgscan`` and ``qemu-img`` agree); where the
 readings differ, or a key is duplicated or spelt in another case, the
 descriptor is *ambiguous*: a tool that checks one reading may be fooled by a
 disk that another tool reads otherwise.
+
+Compiled (typed locals, no interpreter loop): an embedded descriptor is parsed on
+every open of a sparse VMDK, and as Python its lines cost a small VMDK's open more
+than the rest of its header (issue 18).
 """
 
-from __future__ import annotations
-
 import re
+
+from libc.string cimport memcmp
 
 from imgscan import limits
 from imgscan.errors import CorruptImage
@@ -69,8 +73,7 @@ class ExtentLine:
 
     __slots__ = ("access", "filename", "line", "offset", "sectors", "type")
 
-    def __init__(self, access: str, sectors: int, type: str, filename: str | None,
-                 offset: int, line: int) -> None:
+    def __init__(self, str access, sectors, str type, filename, offset, Py_ssize_t line):
         self.access = access
         self.sectors = sectors
         self.type = type
@@ -78,8 +81,8 @@ class ExtentLine:
         self.offset = offset
         self.line = line
 
-    def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"access": self.access, "sectors": self.sectors,
+    def as_dict(self):
+        out = {"access": self.access, "sectors": self.sectors,
                                   "type": self.type, "filename": self.filename}
         if self.type in FLAT_TYPES:
             out["offset"] = self.offset
@@ -89,24 +92,26 @@ class ExtentLine:
 class Descriptor:
     """A parsed descriptor: entries in file order, extents, and qemu's readings."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, str text):
         self.text = text
         #: ``(key, value, line number)`` of every ``key=value`` line, in order.
-        self.entries: list[tuple[str, str, int]] = []
-        self.extents: list[ExtentLine] = []
+        self.entries = []
+        self.extents = []
         #: Why another reader may see a different disk, one message per problem.
-        self.ambiguities: list[str] = []
+        self.ambiguities = []
         #: Each key's first value, and the keys given more than once (from ``entries``,
         #: made once by :meth:`_index` when first asked: ``first`` and ``check_key`` run on
         #: every open and were a pass over the entries each, issue 18).
-        self._first: dict[str, str] | None = None
-        self._repeated: set[str] = set()
+        self._first = None
+        self._repeated = set()
         #: Lower-cased key -> its spellings in the entries.
-        self._spellings: dict[str, set[str]] = {}
+        self._spellings = {}
 
-    def _index(self) -> dict[str, str]:
+    def _index(self):
+        cdef dict first, spellings
+        cdef str k
         if self._first is None:
-            first: dict[str, str] = {}
+            first = {}
             spellings = self._spellings
             for k, v, _ in self.entries:
                 if k in first:
@@ -117,24 +122,25 @@ class Descriptor:
             self._first = first
         return self._first
 
-    def first(self, key: str) -> str | None:
+    def first(self, str key):
         """The structured reading of ``key``: its first line's value."""
         return self._index().get(key)
 
-    def qemu_value(self, key: str) -> str | None:
+    def qemu_value(self, str key):
         """qemu's reading of ``key`` (block/vmdk.c vmdk_parse_description)."""
-        pos = self.text.find(key)
+        cdef str text = self.text
+        cdef Py_ssize_t pos = text.find(key), start, end
         if pos < 0:
             return None
         start = pos + len(key) + 2
-        if start >= len(self.text):
+        if start >= len(text):
             return None
-        end = self.text.find('"', start)
+        end = text.find('"', start)
         if end < 0:
             return None
-        return self.text[start:end]
+        return text[start:end]
 
-    def qemu_hex(self, key: str) -> int | None:
+    def qemu_hex(self, str key):
         """qemu's reading of ``CID`` / ``parentCID``: hex digits after the first ``key=``."""
         pos = self.text.find(key)
         if pos < 0:
@@ -142,7 +148,7 @@ class Descriptor:
         m = _HEX_VALUE.match(self.text[pos + len(key) + 1:pos + len(key) + 40])
         return int(m.group(1), 16) & 0xFFFFFFFF if m else None
 
-    def check_key(self, key: str) -> None:
+    def check_key(self, str key):
         """Record where readers may disagree on ``key``."""
         structured = self._index().get(key)
         other_case = sorted(self._spellings.get(key.lower(), set()) - {key})
@@ -165,44 +171,51 @@ class Descriptor:
                 f"{key}= line says {structured!r}")
 
 
-def parse_descriptor(raw: bytes, path: str, offset: int, structure: str) -> Descriptor:
+def parse_descriptor(bytes raw, str path, offset, str structure):
     """Parse descriptor text read at ``offset`` (bounded by the caller's read).
 
     The text ends at the first NUL byte (embedded descriptors are padded with
     zeros to whole sectors). Lines and extents are capped by :mod:`limits`.
     """
-    nul = raw.find(b"\x00")
+    cdef Py_ssize_t nul = raw.find(b"\x00")
+    cdef const char* p = raw
     hidden = b""
     if nul >= 0:
-        # qemu reads the text as a C string; embedded descriptors are zero-padded (NULs
-        # alone are compared at once: strip() makes a C call per byte of the padding)
-        if not raw.endswith(bytes(len(raw) - nul)):
+        # qemu reads the text as a C string; embedded descriptors are zero-padded. From
+        # the NUL on, each byte equal to the one before it means all are NULs: one
+        # memcmp, no zeroed copy to compare with, no per-byte loop (strip() makes a C
+        # call per byte of the padding)
+        if memcmp(p + nul, p + nul + 1, len(raw) - nul - 1) != 0:
             hidden = raw[nul:].strip(b"\x00 \t\r\n")
         raw = raw[:nul]
     limits.enforce(len(raw), "VMDK_MAX_DESCRIPTOR_BYTES", path, structure, offset,
                    "descriptor size")
     # Descriptors are ASCII in practice, Windows-1252 or UTF-8 by their "encoding" line;
     # bytes that are not UTF-8 are kept visible rather than refused.
-    text = raw.decode("utf-8", errors="backslashreplace")
+    cdef str text = raw.decode("utf-8", errors="backslashreplace")
     desc = Descriptor(text)
     if hidden:
         desc.ambiguities.append(
             f"{len(hidden)} bytes of text follow a NUL byte at offset {offset + nul}: qemu "
             "stops reading there, another reader may not")
-    lines = text.split("\n")
+    cdef list lines = text.split("\n")
     limits.enforce(len(lines), "VMDK_MAX_DESCRIPTOR_LINES", path, structure, offset,
                    "line count")
-    pos = offset
-    all_ascii = text.isascii()  # then a line's characters are its bytes
+    # offsets from ``offset`` (a Python int: any value a header may give)
+    cdef Py_ssize_t pos = 0, start, number = 0, line_cap
+    cdef bint all_ascii = text.isascii()  # then a line's characters are its bytes
     # the cap read once per descriptor (a test may move it), enforce called only to refuse:
     # its call and the structure's f-string per line were a third of an embedded
     # descriptor's parse (issue 18)
     line_cap = limits.VMDK_MAX_DESCRIPTOR_LINE
-    entries = desc.entries
-    for number, line in enumerate(lines, 1):
+    cdef list entries = desc.entries
+    cdef str line, stripped, key, value, equals
+    for line in lines:
+        number += 1
         if len(line) > line_cap:
             limits.enforce(len(line), "VMDK_MAX_DESCRIPTOR_LINE", path,
-                           f"{structure} line {number}", pos, "line length in characters,")
+                           f"{structure} line {number}", offset + pos,
+                           "line length in characters,")
         start = pos
         pos += (len(line) if all_ascii else len(line.encode("utf-8", errors="surrogateescape"))) + 1
         stripped = line.strip()
@@ -223,7 +236,8 @@ def parse_descriptor(raw: bytes, path: str, offset: int, structure: str) -> Desc
                 raise CorruptImage(path, f"{structure} line {number}", None,
                                    f"FLAT extent line {stripped[:200]!r} has no offset")
             limits.enforce(len(desc.extents) + 1, "VMDK_MAX_EXTENTS", path,
-                           f"{structure} line {number}", start, "extent line count")
+                           f"{structure} line {number}", offset + start,
+                           "extent line count")
             desc.extents.append(ExtentLine(
                 m.group("access"), int(m.group("sectors")), etype, name,
                 int(m.group("offset") or 0), number))
@@ -231,7 +245,7 @@ def parse_descriptor(raw: bytes, path: str, offset: int, structure: str) -> Desc
         key, equals, value = stripped.partition("=")
         if equals:
             value = value.strip()
-            if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
-                value = value[1:-1]     # quoted
+            if len(value) >= 2 and value[0] == '"' and value[len(value) - 1] == '"':
+                value = value[1:len(value) - 1]     # quoted
             entries.append((key.strip(), value, number))
     return desc
