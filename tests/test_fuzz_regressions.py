@@ -116,3 +116,23 @@ def test_vhdx_parent_locator_value_of_odd_length(tmp_path: Path) -> None:
     assert patched_copies == 2
     with imgscan.open(path) as img:
         assert img.backing_file == ".\\Generation 1_49C4BAF3-4B25-4406-8C4B-D39E65C32385.avhd"
+
+
+@needs_corpus
+def test_vhdx_parent_locator_shorter_than_its_header(tmp_path: Path) -> None:
+    """A parent locator item whose metadata table entry gives it fewer bytes than the
+    20-byte locator header is corrupt, named as such (fuzz regression
+    vhdx/parent-locator-shorter-than-its-header: it was a struct.error), here on a real
+    Hyper-V differencing disk whose locator entry's length is cut to 8."""
+    path = decompress(CORPUS / "dissect.hypervisor/vhdx/differencing.avhdx.gz",
+                      tmp_path / "diff.avhdx")
+    data = path.read_bytes()
+    # A metadata table entry: item GUID, offset (4), length (4), flags (4), reserved (4).
+    locator_item = uuid.UUID("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C").bytes_le
+    entries = [at for at in range(0, len(data), 16)
+               if data[at:at + 16] == locator_item]
+    assert entries
+    for at in entries:
+        overwrite(path, at + 20, struct.pack("<I", 8))
+    with pytest.raises(imgscan.CorruptImage, match=r"VHDX parent locator.*shorter than"):
+        imgscan.open(path)

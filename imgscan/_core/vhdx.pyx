@@ -556,6 +556,10 @@ class VhdxImage(Container):
         path = self.source.path
         limits.enforce(length, "VHDX_MAX_PARENT_LOCATOR_BYTES", path, "VHDX parent locator",
                        off, "parent locator length")
+        if length < PARENT_LOCATOR_HEADER.size:
+            raise CorruptImage(path, "VHDX parent locator", off,
+                               f"its {length} bytes are shorter than the "
+                               f"{PARENT_LOCATOR_HEADER.size}-byte locator header")
         raw = self._read(off, length, "VHDX parent locator")
         h = PARENT_LOCATOR_HEADER.unpack(raw)
         count = h["key_value_count"]
