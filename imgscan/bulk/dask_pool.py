@@ -543,9 +543,14 @@ class DaskScanRun(ScanRun):
 
     # -- the runner's pool interface ----------------------------------------------------
     def _queued(self) -> int:
-        """Twice the window's images: the window is sent in whole batches at the start
-        (the tail's smaller batches are for the end of the scan only)."""
-        return 2 * WINDOW * self._batch() * self._threads()
+        """Twice the window's images at the largest batch: the window is sent in whole
+        batches at the start (the tail's smaller batches are for the end of the scan
+        only), and a library that fits is listed whole before the first batch ends, so
+        that :meth:`_size` shares it out at once on one worker too (the benchmarks'
+        1000 images go in 3 tasks there, where the queue of twice the window at BATCH,
+        512 images, made 5 or 6). It bounds what waits as the largest batches
+        reached later did already: 2 * WINDOW * MAX_BATCH entries a worker thread."""
+        return 2 * WINDOW * MAX_BATCH * self._threads()
 
     def _busy(self) -> bool:
         return bool(self._inflight or self._retry or self._suspects)
