@@ -75,6 +75,8 @@ cdef Py_ssize_t MBR_ENTRY_STATUS = c_mbr.MBR_PARTITION.offset("boot_indicator")
 cdef Py_ssize_t MBR_ENTRY_TYPE = c_mbr.MBR_PARTITION.offset("os_type")
 cdef Py_ssize_t MBR_ENTRY_FIRST_LBA = c_mbr.MBR_PARTITION.offset("starting_lba")
 cdef Py_ssize_t MBR_ENTRY_SECTORS = c_mbr.MBR_PARTITION.offset("size_in_lba")
+cdef Py_ssize_t MBR_SIGNATURE_OFFSET = c_mbr.SIGNATURE_OFFSET
+cdef bytes MBR_SIGNATURE_BYTES = c_mbr.SIGNATURE
 cdef Py_ssize_t TYPE_GUID_OFFSET = GPT_ENTRY.offset("partition_type_guid")
 cdef Py_ssize_t UNIQUE_GUID_OFFSET = GPT_ENTRY.offset("unique_partition_guid")
 cdef Py_ssize_t GUID_SIZE = GPT_ENTRY.field_size("partition_type_guid")
@@ -711,7 +713,6 @@ def _check_overlaps_and_disk(partitions, uint64_t disk_size, findings):
 
 #: Bytes read up front: LBA 0 plus LBA 1 at both probed sector sizes.
 HEAD_BYTES = 2 * 4096
-cdef Py_ssize_t MBR_SIGNATURE_OFFSET = c_mbr.SIGNATURE_OFFSET
 cdef bytes GPT_SIGNATURE_BYTES = GPT_SIGNATURE
 
 
@@ -728,7 +729,8 @@ cdef bint _may_hold_table(head) except -1:
     if not isinstance(head, bytes):
         return True  # the full reader copes with any buffer
     p = <const uint8_t*><bytes>head
-    if p[MBR_SIGNATURE_OFFSET] == 0x55 and p[MBR_SIGNATURE_OFFSET + 1] == 0xAA:
+    if memcmp(p + MBR_SIGNATURE_OFFSET, <const char*>MBR_SIGNATURE_BYTES,
+              len(MBR_SIGNATURE_BYTES)) == 0:
         return True
     for ss in GPT_SECTOR_SIZES:
         if <Py_ssize_t>ss + len(GPT_SIGNATURE_BYTES) <= n and memcmp(
