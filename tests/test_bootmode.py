@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import sparse_file
+from helpers import sparse_copy, sparse_file
 from oracles import CORPUS, needs_corpus, needs_qemu, run
 
 import imgscan
@@ -146,7 +146,7 @@ def test_iso_with_bios_and_uefi_el_torito_entries_is_hybrid(tmp_path: Path) -> N
         pytest.skip("xorriso not installed")
     tree = tmp_path / "tree"
     tree.mkdir()
-    shutil.copy(ISOLINUX_BIN, tree / "isolinux.bin")
+    sparse_copy(ISOLINUX_BIN, tree / "isolinux.bin")
     run("mkfs.fat", "-C", tree / "efi.img", "1440")
     iso = tmp_path / "boot.iso"
     run("xorriso", "-as", "mkisofs", "-quiet", "-o", iso, "-b", "isolinux.bin", "-c", "boot.cat",

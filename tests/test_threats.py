@@ -40,7 +40,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import KiB, MiB, decompress, overwrite, qemu_create, run_keyed, sparse_file
+from helpers import (
+    KiB,
+    MiB,
+    decompress,
+    overwrite,
+    qemu_create,
+    run_keyed,
+    sparse_copy,
+    sparse_file,
+)
 from helpers.ova_packages import build_ova
 from helpers.patchers import (
     ntfs_poke,
@@ -189,7 +198,7 @@ def stream_vmdk_with_footer(d: Path) -> Path:
     marker, footer, end-of-stream marker). qemu reads the same disk from it."""
     path = stream_vmdk(d)
     original = d / "as-qemu-wrote-it.vmdk"
-    shutil.copy(path, original)
+    sparse_copy(path, original)
     buf = bytearray(path.read_bytes())
     footer = bytes(buf[:512])
     struct.pack_into("<Q", buf, 56, 0xFFFFFFFFFFFFFFFF)
@@ -1215,7 +1224,7 @@ def _t_qcow(d: Path) -> Path:
 def _t_iso_xorriso(d: Path) -> Path:
     tree = d / "tree"
     (tree / "isolinux").mkdir(parents=True)
-    shutil.copy("/usr/lib/ISOLINUX/isolinux.bin", tree / "isolinux")
+    sparse_copy("/usr/lib/ISOLINUX/isolinux.bin", tree / "isolinux")
     path = d / "hybrid.iso"
     run("xorriso", "-as", "mkisofs", "-quiet", "-isohybrid-mbr", "/usr/lib/ISOLINUX/isohdpfx.bin",
         "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat", "-no-emul-boot",
@@ -1227,7 +1236,7 @@ def _t_iso_xorriso(d: Path) -> Path:
 def _t_iso_isohybrid(d: Path) -> Path:
     tree = d / "tree"
     (tree / "isolinux").mkdir(parents=True)
-    shutil.copy("/usr/lib/ISOLINUX/isolinux.bin", tree / "isolinux")
+    sparse_copy("/usr/lib/ISOLINUX/isolinux.bin", tree / "isolinux")
     path = d / "hybrid.iso"
     run("genisoimage", "-quiet", "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat",
         "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table", "-o", path, tree)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import sparse_copy
 from oracles import needs_qemu, run
 from test_limits import _cap_boundary
 
@@ -390,7 +391,7 @@ def test_raid1_is_refused(tmp_path: Path) -> None:
 
 # -- hostile input -------------------------------------------------------------------------
 def _patched(src: Path, dst: Path, patches: list[tuple[int, bytes]]) -> Path:
-    shutil.copyfile(src, dst)
+    sparse_copy(src, dst)
     with open(dst, "r+b") as f:
         for at, data in patches:
             f.seek(at)
@@ -427,7 +428,7 @@ def _resealed(src: Path, dst: Path, block: int, nodesize: int,
     so the reader's structural checks, not the checksum, must catch the damage."""
     from imgscan._core.crc32c import crc32c
 
-    shutil.copyfile(src, dst)
+    sparse_copy(src, dst)
     with open(dst, "r+b") as f:
         f.seek(block)
         data = bytearray(f.read(nodesize))

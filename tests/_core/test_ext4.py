@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import sparse_copy
 from oracles import needs_qemu, run
 from test_limits import _cap_boundary
 
@@ -188,7 +189,7 @@ def test_facts_match_dumpe2fs(images: dict[str, Path]) -> None:
 
 def test_dirty_is_reported(images: dict[str, Path], tmp_path: Path) -> None:
     path = tmp_path / "dirty.img"
-    shutil.copyfile(images["ext4"], path)
+    sparse_copy(images["ext4"], path)
     run("debugfs", "-w", "-R", "feature needs_recovery", path)
     facts = _open(path).facts()
     assert facts["dirty"] and "needs_recovery" in facts["features"]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import open_promptly, write_file
+from helpers import open_promptly, sparse_copy, write_file
 from oracles import (
     CORPUS,
     blkid_export,
@@ -67,7 +67,7 @@ def _tree(root: Path) -> Path:
     (tree / "EFI").mkdir()
     (tree / "readme.txt").write_text("imgscan iso test\n")
     (tree / "data.bin").write_bytes(bytes(range(256)) * 512)
-    shutil.copy(ISOLINUX, tree / "boot" / "isolinux.bin")
+    sparse_copy(ISOLINUX, tree / "boot" / "isolinux.bin")
     (tree / "EFI" / "efi.img").write_bytes(b"\xeb\x3c\x90EFI" + bytes(40 * 1024 - 5))
     (tree / "boot" / "floppy.img").write_bytes(b"\xeb\x3c\x90FD" + bytes(1440 * 1024 - 5))
     return tree
@@ -114,7 +114,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         out[name] = p
     for name, base, extra in (("isohybrid", "bios", []), ("isohybrid-uefi", "both", ["-u"])):
         p = d / f"{name}.iso"
-        shutil.copy(out[base], p)
+        sparse_copy(out[base], p)
         run("isohybrid", *extra, p)
         out[name] = p
     return out

@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import MiB, decompress, open_promptly, promptly, run_keyed, unpacked_name, write_file
+from helpers import (
+    MiB,
+    decompress,
+    open_promptly,
+    promptly,
+    run_keyed,
+    sparse_copy,
+    unpacked_name,
+    write_file,
+)
 from oracles import (
     CORPUS,
     blkid_export,
@@ -72,7 +81,7 @@ def _cryptsetup_dump(path: Path) -> dict[str, str]:
 def _cryptsetup_dump_copy(path: Path) -> dict[str, str]:
     """luksDump of a copy: cryptsetup repairs a damaged LUKS2 header copy in place."""
     copy = path.with_name(path.name + ".oracle")
-    shutil.copyfile(path, copy)
+    sparse_copy(path, copy)
     try:
         return _cryptsetup_dump(copy)
     finally:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import sparse_copy
 from helpers.lvm_disk import (
     PARTS,
     SECTOR,
@@ -165,7 +166,7 @@ def test_text_report_lists_the_lvs(lvm_disk: dict[str, Any]) -> None:
 
 def _copy(lvm_disk: dict[str, Any], name: str) -> Path:
     out: Path = lvm_disk["work"] / name
-    shutil.copyfile(lvm_disk["disk"], out)
+    sparse_copy(lvm_disk["disk"], out)
     return out
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import copy_of, decompress, overwrite, promptly, sparse_file
+from helpers import copy_of, decompress, overwrite, promptly, sparse_copy, sparse_file
 from helpers.patchers import patch_gpt
 from oracles import CORPUS, corpus_facts, needs_corpus, needs_qemu, run
 
@@ -349,7 +349,7 @@ def test_boot_code_of_installed_loaders(disks: dict[str, Path], tmp_path: Path,
     if not source.is_file():
         pytest.skip(f"{source} is absent (apt-get install grub-pc-bin syslinux-common isolinux)")
     disk = tmp_path / "disk.raw"
-    shutil.copyfile(disks["mbr"], disk)
+    sparse_copy(disks["mbr"], disk)
     with open(disk, "r+b") as f:  # how syslinux's docs install it: dd bs=440 count=1
         f.write(source.read_bytes()[:440])
     info = _info(disk)

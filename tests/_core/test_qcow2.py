@@ -18,7 +18,18 @@ from typing import Any
 
 import pytest
 import zstandard
-from helpers import GiB, KiB, MiB, TiB, copy_of, decompress, overwrite, promptly, run_keyed
+from helpers import (
+    GiB,
+    KiB,
+    MiB,
+    TiB,
+    copy_of,
+    decompress,
+    overwrite,
+    promptly,
+    run_keyed,
+    sparse_copy,
+)
 from oracles import (
     CORPUS,
     corpus_facts,
@@ -377,7 +388,7 @@ def test_dirty_image(images: dict[str, Made]) -> None:
 @needs_qemu
 def test_odd_header_size_rounds_down_like_qemu(images: dict[str, Made], tmp_path: Path) -> None:
     path = tmp_path / "odd.qcow2"
-    shutil.copy(images["odd"].path, path)
+    sparse_copy(images["odd"].path, path)
     overwrite(path, 24, struct.pack(">Q", MiB + 300))
     with imgscan.open(path) as img:
         assert img.virtual_size == qemu_info(path)["virtual-size"] == MiB
@@ -404,7 +415,7 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if src.suffix == ".gz":
             decompress(src, dst)
         else:
-            shutil.copy(src, dst)
+            sparse_copy(src, dst)
     return out
 
 
@@ -637,7 +648,7 @@ def test_bad_zlib_cluster(zlib_copy: Path, kind: str) -> None:
 @pytest.mark.parametrize("kind", ["garbage", "bomb"])
 def test_bad_zstd_cluster(images: dict[str, Made], tmp_path: Path, kind: str) -> None:
     path = tmp_path / "bad-zstd.qcow2"
-    shutil.copy(images["zstd"].path, path)
+    sparse_copy(images["zstd"].path, path)
     stream = (b"\x28\xb5\x2f\xfd" + bytes(range(200)) if kind == "garbage"
               else zstandard.ZstdCompressor().compress(b"\0" * (64 * MiB)))
     _repoint_compressed(path, stream)

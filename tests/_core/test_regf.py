@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import promptly
+from helpers import promptly, sparse_copy
 from oracles import SHARED
 
 from imgscan import limits
@@ -607,7 +607,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     reg = out / "system.reg"
     reg.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
     hive = out / "SYSTEM"
-    shutil.copyfile(HIVES / "minimal", hive)
+    sparse_copy(HIVES / "minimal", hive)
     os.chmod(hive, 0o644)
     subprocess.run(["hivexregedit", "--merge", "--prefix", "HKEY_LOCAL_MACHINE\\SYSTEM",
                     str(hive), str(reg)], check=True, capture_output=True)

@@ -17,14 +17,13 @@ file, exactly the guest bytes qemu reads there, and every range written with
 from __future__ import annotations
 
 import platform
-import shutil
 import struct
 import subprocess
 from functools import partial
 from pathlib import Path
 
 import pytest
-from helpers import KiB, MiB, TiB, decompress, promptly, write_file
+from helpers import KiB, MiB, TiB, decompress, promptly, sparse_copy, write_file
 from helpers.patchers import crc32c_bitwise, vhdx_reseal
 from oracles import (
     CORPUS,
@@ -367,7 +366,7 @@ def test_corpus_dirty_log_bytes_after_replay(tmp_path: Path) -> None:
                           text=True, check=False)
     assert proc.returncode != 0 and "log" in proc.stderr    # qemu refuses read-only
     replayed = tmp_path / "replayed.vhdx"
-    shutil.copyfile(path, replayed)
+    sparse_copy(path, replayed)
     run("qemu-img", "check", "-r", "all", "-f", "vhdx", replayed)
     with imgscan.open(path) as img, imgscan.open(replayed) as ref:
         assert ref.dirty is False
@@ -434,7 +433,7 @@ def pending_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_pending_log_replayed_in_memory(pending_log: Path, tmp_path: Path) -> None:
     before = sha256_file(pending_log)
     replayed = tmp_path / "replayed.vhdx"
-    shutil.copyfile(pending_log, replayed)
+    sparse_copy(pending_log, replayed)
     run("qemu-img", "check", "-r", "all", "-f", "vhdx", replayed)
     with imgscan.open(pending_log) as img:
         assert img.dirty is True

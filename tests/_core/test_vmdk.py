@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import GiB, MiB, decompress, promptly
+from helpers import GiB, MiB, decompress, promptly, sparse_copy
 from oracles import (
     CORPUS,
     corpus_facts,
@@ -320,7 +320,7 @@ def test_corpus_libvmdk_descriptor() -> None:
 # --------------------------------------------------------------------------
 
 def _copy(src: Path, dst: Path) -> bytearray:
-    shutil.copy(src, dst)
+    sparse_copy(src, dst)
     return bytearray(dst.read_bytes())
 
 
@@ -405,7 +405,7 @@ def _descriptor(made: dict[str, Made], tmp_path: Path, edit: Any) -> Path:
     d = tmp_path / "desc"
     d.mkdir(exist_ok=True)
     src = made["flat"].path
-    shutil.copy(src.parent / "flat-flat.vmdk", d / "flat-flat.vmdk")
+    sparse_copy(src.parent / "flat-flat.vmdk", d / "flat-flat.vmdk")
     p = d / "flat.vmdk"
     # qemu ends the file with a NUL byte, after which nothing is read
     p.write_text(edit(src.read_text().rstrip("\x00")))

@@ -15,14 +15,13 @@ import io
 import json
 import multiprocessing
 import os
-import shutil
 import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import xxhash
-from helpers import MiB, qemu_create, sparse_file
+from helpers import MiB, qemu_create, sparse_copy, sparse_file
 from helpers.scans import identity, scan_result
 from oracles import needs_qemu, needs_sqlite3, qemu_info, qemu_io, run
 
@@ -136,10 +135,10 @@ def test_rescan_touches_replaces_and_marks_missing(tmp_path: Path, library: dict
     lib = tmp_path / "lib"
     lib.mkdir()
     for name in ("base.qcow2", "near.qcow2", "other.vhd"):
-        shutil.copy(library[name], lib / name)
+        sparse_copy(library[name], lib / name)
     sub = lib / "sub"
     sub.mkdir()
-    shutil.copy(library["base.raw"], sub / "base.raw")
+    sparse_copy(library["base.raw"], sub / "base.raw")
     first = {p.name: scan_result(p) for p in (*lib.glob("*.*"), sub / "base.raw")}
     db = tmp_path / "c.db"
     record_all(db, first, lib)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import MiB, overwrite, qemu_create
+from helpers import MiB, overwrite, qemu_create, sparse_copy
 from helpers.scan_library import SCAN_IMAGE, Library, misbehave, troublemakers
 from oracles import needs_qemu, needs_sqlite3, run
 
@@ -173,9 +173,9 @@ def test_long_paths_never_block_the_parent(trouble: Path, tmp_path: Path,
     for i in range(15):     # about 3.8 KB of path, 11 KB in a frame
         deep = deep / (os.fsdecode(bytes([0xFF]) * 248) + f"{i:02d}")
     deep.mkdir(parents=True)
-    shutil.copy(trouble / "hang.raw", deep / "hang.raw")
+    sparse_copy(trouble / "hang.raw", deep / "hang.raw")
     for i in range(40):     # enough for full batches of 8 behind the hanging one
-        shutil.copy(trouble / "ok0.raw", deep / f"ok{i:02d}.raw")
+        sparse_copy(trouble / "ok0.raw", deep / f"ok{i:02d}.raw")
     start = time.monotonic()
     results, _ = scan_all([str(tmp_path / "deep")], jobs=1, info_only=True, time_limit=1.0)
     assert time.monotonic() - start < 15
@@ -223,7 +223,7 @@ def test_rescan_touches_only_changed_files(small_library: Path, tmp_path: Path) 
     os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns))
     os.unlink(deleted)
     added = str(small_library / "added.raw")
-    shutil.copy(next(p for p in first if p.endswith("gpt.raw")), added)
+    sparse_copy(next(p for p in first if p.endswith("gpt.raw")), added)
     second, _ = scan_all([str(small_library)], jobs=2, catalog=db, info_only=True)
     status = {p: r.status for p, r in second.items()}
     assert {p for p, s in status.items() if s == "scanned"} == {changed, added}
@@ -471,7 +471,7 @@ def test_verify_manifest_reaches_every_package_and_the_catalog(tmp_path: Path) -
     disk = sparse_file(tmp_path / "disk.img", 4 * MiB)
     key = signer(tmp_path / "key")
     good = build_ova(tmp_path / "good", "good", [("good.vmdk", disk)], signed_by=key)
-    shutil.copy(good, lib / "good.ova")
+    sparse_copy(good, lib / "good.ova")
     pkg = tmp_path / "bad"
     build_ova(pkg, "bad", [("bad.vmdk", disk)], signed_by=key)
     mf = pkg / "bad.mf"

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import FIXTURES
+from helpers import FIXTURES, sparse_copy
 from helpers.regf_logs import CONFIG, DIRTY_SYSTEM, dirty_windows_disk
 from helpers.windows_registry import VARIANTS as REGISTRY_VARIANTS
 from helpers.windows_registry import edited_disk
@@ -328,7 +328,7 @@ def test_ntfs_volumes_of_the_ntfs_fixtures(tmp_path: Path) -> None:
 def test_bitlocker_partition_named(disks: dict[str, Path], tmp_path: Path) -> None:
     """A real BitLocker volume (cryptsetup's test images) copied into partition 2."""
     disk = tmp_path / "bitlocker.img"
-    shutil.copyfile(disks["bitlocker"], disk)
+    sparse_copy(disks["bitlocker"], disk)
     with tarfile.open(BITLK) as tar:
         member = tar.extractfile("bitlk-images/bitlk-aes-xts-128.img")
         assert member is not None
@@ -524,7 +524,7 @@ def corrupt_records(disk: Path, part_start: int, paths: list[str]) -> Path:
 
 def test_windows_tree_without_readable_hives(disks: dict[str, Path], tmp_path: Path) -> None:
     disk = tmp_path / "nohives.img"
-    shutil.copyfile(disks["nosysres"], disk)
+    sparse_copy(disks["nosysres"], disk)
     corrupt_records(disk, 1 << 20, [f"\\Windows\\System32\\config\\{h}"
                                     for h in ("SYSTEM", "SOFTWARE", "SAM")])
     with imgscan.open(disk) as img:
@@ -539,7 +539,7 @@ def test_windows_tree_without_readable_hives(disks: dict[str, Path], tmp_path: P
 
 def test_truncated_hive_is_a_finding(disks: dict[str, Path], tmp_path: Path) -> None:
     disk = tmp_path / "trunc.img"
-    shutil.copyfile(disks["bios"], disk)
+    sparse_copy(disks["bios"], disk)
     start = 17 << 20
     with imgscan.open(disk) as img:
         vol = NtfsVolume(img.read, start, 32 << 20, "p")

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import lzma
 import re
-import shutil
 import struct
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from helpers import sparse_copy
 from imgscan._core.c_regf import TYPE_NAMES
 from imgscan._core.marvin32 import marvin32
 from imgscan._core.regf import Hive
@@ -124,7 +124,7 @@ def hive_states(minimal: Path, work: Path) -> tuple[Path, Path]:
     _regedit(old, "[HKEY_LOCAL_MACHINE\\SYSTEM\\Select]\r\n\"Current\"=dword:00000001\r\n\r\n"
              + parents + first)
     new = work / "new"
-    shutil.copyfile(old, new)
+    sparse_copy(old, new)
     second = "".join(f"[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Services\\viostor{i}]\r\n"
                      f"\"Start\"=dword:00000000\r\n\r\n" for i in range(40))
     second += "".join(f"[-HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Services\\svc{i:03d}]\r\n\r\n"
@@ -152,7 +152,7 @@ def edit_windows_volume(fixture: Path, work: Path, edit: Callable[[Path], None])
     """A copy of the nosysres Windows fixture whose NTFS volume ``edit`` changed: it is
     given the volume cut out to a file (for ntfs-3g's tools), which goes back in after."""
     disk = work / "edited.img"
-    shutil.copyfile(fixture, disk)
+    sparse_copy(fixture, disk)
     start, size = NOSYSRES_VOLUME
     volume = work / "p1"
     with disk.open("rb") as fh:

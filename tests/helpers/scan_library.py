@@ -8,7 +8,6 @@ from __future__ import annotations
 import faulthandler
 import os
 import random
-import shutil
 import signal
 import subprocess
 import time
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 from oracles import qemu_info, run
 
-from helpers import MiB, qemu_create, write_file
+from helpers import MiB, qemu_create, sparse_copy, write_file
 from imgscan.bulk import worker
 
 #: Seeded, so that no random file matches a signature by chance on some run.
@@ -76,7 +75,7 @@ def build_library(root: Path, work: Path) -> Library:
             sub = root / f"d{i % 4}" / f"e{i % 3}"
             sub.mkdir(parents=True, exist_ok=True)
             copy = sub / f"{i}-{template.name}"
-            shutil.copy(template, copy)
+            sparse_copy(template, copy)
             lib.images[str(copy)] = fact
     bad = root / "bad"
     bad.mkdir()
@@ -140,5 +139,5 @@ def troublemakers(library: Library, out: Path, names: tuple[str, ...] = TROUBLE,
     more (``ok0.raw`` ...) that :func:`misbehave` leaves alone."""
     template = next(p for p in library.images if p.endswith("mbr.raw"))
     for name in (*names, *(f"ok{i}" for i in range(fine))):
-        shutil.copy(template, out / f"{name}.raw")
+        sparse_copy(template, out / f"{name}.raw")
     return out

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import linux_edits, run_keyed
+from helpers import linux_edits, run_keyed, sparse_copy
 from helpers.linux_images import without_fallback_loader
 from helpers.windows_registry import VARIANTS as REGISTRY_VARIANTS
 from helpers.windows_registry import edited_disk
@@ -106,7 +106,7 @@ def images(windows_disks: dict[str, Path], tmp_path_factory: pytest.TempPathFact
         pytest.skip(f"{SYSLINUX_MBR} absent (apt-get install syslinux-common)")
     out = tmp_path_factory.mktemp("peers")
     raw = out / "win.raw"
-    shutil.copyfile(windows_disks["bios"], raw)
+    sparse_copy(windows_disks["bios"], raw)
     with raw.open("r+b") as f:
         f.write(SYSLINUX_MBR.read_bytes()[:440])  # boot code only: the table stays
     run("qemu-img", "resize", "-q", "-f", "raw", raw, "6G")  # past the peers' minimums
@@ -124,14 +124,14 @@ def images(windows_disks: dict[str, Path], tmp_path_factory: pytest.TempPathFact
     convert("win-sparse.vmdk", "-O", "vmdk")
     convert("win.qcow2", "-O", "qcow2")
     made["win-40G.qcow2"] = out / "win-40G.qcow2"   # Huawei's smallest system disk
-    shutil.copyfile(made["win.qcow2"], made["win-40G.qcow2"])
+    sparse_copy(made["win.qcow2"], made["win-40G.qcow2"])
     run("qemu-img", "resize", "-q", made["win-40G.qcow2"], "40G")
     convert("win.qed", "-O", "qed")
     made["uefi.vhdx"] = out / "uefi.vhdx"
     run("qemu-img", "convert", "-q", "-f", "raw", "-O", "vhdx", windows_disks["uefi"],
         made["uefi.vhdx"])
     misnamed = out / "win-raw.qcow2"
-    shutil.copyfile(raw, misnamed)
+    sparse_copy(raw, misnamed)
     made["win-raw.qcow2"] = misnamed
     overlay = out / "overlay.qcow2"
     run("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "win.qcow2",

@@ -13,13 +13,12 @@ Each rule function is called alone with the parameters of the built-in profile.
 from __future__ import annotations
 
 import copy
-import shutil
 import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import run_keyed
+from helpers import run_keyed, sparse_copy
 from helpers.rules import judge_pair
 from oracles import needs_qemu, run
 
@@ -186,7 +185,7 @@ def test_bios_boot_passes_with_real_mbr_boot_code(images: dict[str, Path],
     if not SYSLINUX_MBR.is_file():
         pytest.skip(f"{SYSLINUX_MBR} absent (apt-get install syslinux-common)")
     path = tmp_path / "bios-mbr.img"
-    shutil.copyfile(images["bios"], path)
+    sparse_copy(images["bios"], path)
     with path.open("r+b") as f:
         f.write(SYSLINUX_MBR.read_bytes()[:440])  # boot code only: the table stays
     info = info_of(path)
@@ -257,7 +256,7 @@ def test_unknown_when_ntfs_is_unreadable(images: dict[str, Path], tmp_path: Path
     """The Windows partition's MFT record 5 (the root directory) loses its FILE
     signature: the volume is still recognised as NTFS, but cannot be searched."""
     path = tmp_path / "bad-ntfs.img"
-    shutil.copyfile(images["bios"], path)
+    sparse_copy(images["bios"], path)
     part = 17 * 1024 * 1024  # partition 2 (windows_reg.VARIANTS["bios"]["windows_start"])
     with path.open("r+b") as f:
         f.seek(part)
