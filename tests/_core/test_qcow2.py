@@ -388,7 +388,9 @@ def test_dirty_image(images: dict[str, Made]) -> None:
 @needs_qemu
 def test_odd_header_size_rounds_down_like_qemu(images: dict[str, Made], tmp_path: Path) -> None:
     path = tmp_path / "odd.qcow2"
-    sparse_copy(images["odd"].path, path)
+    # written dense: qemu-img map reports the host file's holes as zero, imgscan the
+    # qcow2 tables only, and the comparison is of the tables (a 1 MiB image)
+    path.write_bytes(images["odd"].path.read_bytes())
     overwrite(path, 24, struct.pack(">Q", MiB + 300))
     with imgscan.open(path) as img:
         assert img.virtual_size == qemu_info(path)["virtual-size"] == MiB

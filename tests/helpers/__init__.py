@@ -139,13 +139,14 @@ def sparse_file(path: Path, size: int) -> Path:
 
 
 def sparse_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
-    """Copy ``src`` to ``dst`` keeping holes, and make all-zero blocks holes too.
+    """Copy ``src`` to ``dst`` with its holes where they are (``cp --sparse=auto``).
 
     ``shutil.copy`` writes every zero byte: one 6 GiB raw test disk, copied so,
     took 6 GiB of the disk, and a CI machine ran out of space. Every image a
-    test copies goes through here (``cp --sparse=always``).
+    test copies goes through here. Zeros the source holds as data stay data:
+    qemu-img map reports a host file's holes as zero, so a copy must not add any.
     """
-    run("cp", "--sparse=always", src, dst)
+    run("cp", "--sparse=auto", src, dst)
     return Path(dst)
 
 

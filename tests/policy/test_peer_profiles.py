@@ -462,15 +462,16 @@ def linux_images(linux_disks: dict[str, Path], tmp_path_factory: pytest.TempPath
     out = {f"linux:{v}": info_of(linux_disks[v]) for v in variants}
     if not shutil.which("mdel"):
         pytest.skip("mtools absent")
+    work = tmp_path_factory.mktemp("edited")
     out["linux:btrfs-uefi-no-fallback"] = info_of(without_fallback_loader(
-        linux_disks["btrfs-uefi"], tmp_path_factory.mktemp("esp")))
+        linux_disks["btrfs-uefi"], work))
     out["derived:linux-sshd-off"] = derive(out["linux:ext4-bios"], linux={
         "sshd": {"installed": True, "enabled": False}})
-    work = tmp_path_factory.mktemp("edited")
     out["linux:unready"] = info_of(linux_edits.edited_disk(
         linux_disks["ext4-bios"], work / "unready", **linux_edits.UNREADY)[0])
     out["linux:waagent-key"] = info_of(linux_edits.edited_disk(
         linux_disks["no-cloud-init"], work / "ready", **linux_edits.READY)[0])
+    shutil.rmtree(work)     # the facts are kept; the raw disks (1.5 GiB) need not wait
     return out
 
 
@@ -489,8 +490,10 @@ def test_each_linux_rule_on_real_disks(linux_images: dict[str, Info], profile: s
 def registry_images(windows_disks: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
                     ) -> dict[str, Info]:
     out = tmp_path_factory.mktemp("registry")
-    return {f"win:{name}": info_of(edited_disk(windows_disks["nosysres"], out / name, hives)[0])
-            for name, hives in REGISTRY_VARIANTS.items()}
+    facts = {f"win:{name}": info_of(edited_disk(windows_disks["nosysres"], out / name, hives)[0])
+             for name, hives in REGISTRY_VARIANTS.items()}
+    shutil.rmtree(out)      # the facts are kept; the edited disks need not wait
+    return facts
 
 
 @pytest.mark.parametrize(("profile", "rule_id", "good", "bad"), REGISTRY_CASES)
