@@ -18,7 +18,6 @@ from ._core.paths import resolve_external, unsafe_reason
 from ._core.registry import detect, may_be_package, open_as, read_ends
 from ._core.signatures import Peek
 from ._core.source import Source
-from ._core.stream import DiskStream
 from ._core.vdisk import VirtualDisk
 from .errors import ImageError, UnsafePath
 from .findings import (
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
     from typing import Any, Self
 
     from ._core.ova import Package
+    from ._core.stream import DiskStream
 
     Read = Callable[[int, int], bytes]
     Prefetch = Callable[[list[tuple[int, int]], str, list[tuple[int, int]]], None]
@@ -373,6 +373,8 @@ class DiskImage:
 
     def stream(self) -> DiskStream:
         """The guest disk as a seekable, read-only binary file object."""
+        # imported on first use: `imgscan info` reads through the disk, not a stream
+        from ._core.stream import DiskStream
         return DiskStream(self.disk())
 
     def _open_external_source(self, what: str, name: str) -> Source | None:

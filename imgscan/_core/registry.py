@@ -32,7 +32,7 @@ import sys
 from imgscan.errors import CorruptImage, ImageError, UnsupportedFeature
 from imgscan.findings import MULTIPLE_FORMATS
 
-from . import c_mbr, c_tar, raw
+from . import c_mbr, c_tar
 from .container import Container, Format
 from .signatures import PEEK_HEAD, PEEK_TAIL, Peek, SignatureTable
 from .signatures import mbr_partitions as mbr_partitions  # native; named here too
@@ -93,7 +93,9 @@ LUKS2_SECONDARY_OFFSETS = tuple(16384 << i for i in range(9))
 #: Probed in this order; a format whose signature is stronger comes first.
 REGISTRY: tuple[Candidate, ...] = (
     Candidate("qcow2", at(0, b"QFI\xfb")),  # any version but 1
-    Candidate("qcow", at(0, b"QFI\xfb")),  # version 1
+    # version 1, big-endian after the magic: a qcow2 file (any other version) never
+    # imports the qcow module to be refused by its probe (start-up)
+    Candidate("qcow", at(0, b"QFI\xfb\0\0\0\1")),
     Candidate("vhdx", at(0, b"vhdxfile")),
     Candidate("vdi", any_of(at(0x40, b"\x7f\x10\xda\xbe"), at(0, b"<<< "))),  # or pre-header text
     Candidate("qed", at(0, b"QED\0")),
@@ -262,7 +264,7 @@ def open_as(source: Source, name: str) -> Container:
     """
     ours = QEMU_FORMAT_NAMES.get(name, name)
     if ours == "raw":
-        return raw.FORMAT.open(source)
+        return _raw().open(source)
     for candidate in REGISTRY:
         for fmt in candidate.formats() if ours in candidate.names else ():
             if fmt.name == ours:
@@ -275,12 +277,19 @@ def open_as(source: Source, name: str) -> Container:
                              f"backing format {name!r} is not one imgscan decodes")
 
 
+def _raw() -> Format:
+    """The fallback format, imported only when a file is taken as raw: ``imgscan info``
+    of an image of a registered format does not pay for its module (start-up)."""
+    from . import raw
+    return raw.FORMAT
+
+
 def detect(source: Source, peek: Peek | None = None) -> Container:
     """Decode ``source`` as the first registered format whose probe matches (``peek``:
     its two ends, when read already)."""
     matches = matching_formats(source, peek)
     if not matches:
-        return raw.FORMAT.open(source)
+        return _raw().open(source)
     container = matches[0].open(source)
     for check in CONFLICT_CHECKS:
         message = check(source, container, matches)

@@ -15,8 +15,6 @@ from imgscan.errors import ImageError
 from imgscan.findings import Finding, finding_id
 from imgscan.vocabulary import LINUX, WINDOWS
 
-from .roots import holds, holds_linux
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,6 +37,9 @@ def inspect(read: Read | None, layout: Layout, name: str = "guest disk",
     findings: list[Finding] = []
     if read is None or not (layout.partitions or layout.volume or layout.filesystem):
         return found, findings  # no volume to search (most disks of a library)
+    # imported past that return: a disk with no volume (the blank disks of a library,
+    # `imgscan info` of one) does not load the module (start-up)
+    from .roots import holds, holds_linux
     if holds(layout, "ntfs"):
         # Imported only for a disk with an NTFS volume: `imgscan info` on other disks
         # pays nothing for the registry and NTFS readers (start-up time).
