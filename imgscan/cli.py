@@ -599,12 +599,14 @@ if not TYPE_CHECKING:
 
 
 def _plain(argv: Sequence[str]) -> Namespace | None:
-    """The arguments of ``imgscan info [--json] IMAGE...`` or ``imgscan check [--json]
-    IMAGE...``, as argparse would give them, or None for any other command line (another
-    option, ``--json`` after an image, an argument starting with ``-``, no image): those
-    are argparse's to read. The plain forms skip argparse for start-up time: importing
-    it (with re, gettext and locale) and building the parser cost about as much as the
-    rest of ``imgscan info`` of a small image."""
+    """The arguments of ``imgscan info [--json] IMAGE...``, ``imgscan check [--json]
+    IMAGE...`` or a plain scan (:func:`_plain_scan`), as argparse would give them, or None
+    for any other command line (another option, ``--json`` after an image, an argument
+    starting with ``-``, no image): those are argparse's to read. The plain forms skip
+    argparse for start-up time: importing it (with re, gettext and locale) and building
+    the parser cost about as much as the rest of ``imgscan info`` of a small image."""
+    if argv and argv[0] == "scan":
+        return _plain_scan(argv[1:])
     if len(argv) < 2 or argv[0] not in ("info", "check"):
         return None
     as_json = argv[1] == "--json"
@@ -618,6 +620,38 @@ def _plain(argv: Sequence[str]) -> Namespace | None:
     else:
         args.profile = args.junit = args.html = args.storage_class = None
     return args
+
+
+#: The flags a plain ``imgscan scan`` command line may give before its paths, each once.
+_PLAIN_SCAN_FLAGS = {"--info-only": "info_only", "--json": "json",
+                     "--fingerprint": "fingerprint"}
+
+
+def _plain_scan(argv: Sequence[str]) -> Namespace | None:
+    """The arguments of ``imgscan scan [--info-only] [--json] [--fingerprint] [--jobs N]
+    PATH...`` (the options in any order, each once, before the paths; N in decimal
+    digits), as argparse would give them, or None: the scan's start-up without argparse's
+    (a scan of a small library is short enough for it to show)."""
+    from . import limits
+
+    values: dict[str, object] = dict.fromkeys(_PLAIN_SCAN_FLAGS.values(), False)
+    values["jobs"] = None
+    rest = list(argv)
+    while rest and rest[0].startswith("-"):
+        option = rest.pop(0)
+        if option == "--jobs" and values["jobs"] is None and rest \
+                and rest[0].isascii() and rest[0].isdigit():
+            values["jobs"] = int(rest.pop(0))
+        elif _PLAIN_SCAN_FLAGS.get(option) and not values[_PLAIN_SCAN_FLAGS[option]]:
+            values[_PLAIN_SCAN_FLAGS[option]] = True
+        else:
+            return None
+    if not rest or any(arg.startswith("-") for arg in rest):
+        return None
+    return Namespace(command="scan", paths=rest, profile=None, catalog=None,
+                     time_limit=limits.SCAN_TIME_LIMIT,
+                     memory_limit=limits.SCAN_MEMORY_LIMIT >> 20, external_dir=None,
+                     verify_manifest=False, endpoint_url=None, dask=None, **values)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

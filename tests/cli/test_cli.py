@@ -96,6 +96,8 @@ def test_bad_usage_exits_2() -> None:
 @pytest.mark.parametrize("argv", [
     ["info", "a.qcow2"], ["info", "--json", "a.qcow2", "b.vhd", "a.qcow2"], ["info", ""],
     ["check", "a.qcow2"], ["check", "--json", "a.qcow2", "b.vhd"],
+    ["scan", "a"], ["scan", "--info-only", "--json", "a", "b"],
+    ["scan", "--jobs", "2", "--info-only", "lib"], ["scan", "--fingerprint", "--jobs", "02", "a"],
 ])
 def test_plain_command_lines_are_read_as_argparse_reads_them(argv: list[str]) -> None:
     """The forms main() reads without argparse give argparse's namespace, attribute for
@@ -109,7 +111,12 @@ def test_plain_command_lines_are_read_as_argparse_reads_them(argv: list[str]) ->
     [], ["info"], ["info", "--json"], ["info", "a.qcow2", "--json"], ["info", "--js", "a"],
     ["info", "--jobs", "2", "a"], ["info", "-j2", "a"], ["info", "-"], ["info", "--", "a"],
     ["info", "a", "--external-dir", "d"], ["check", "--profile", "all", "a"],
-    ["check", "a", "--junit", "r.xml"], ["map", "a"], ["scan", "a"], ["--help"],
+    ["check", "a", "--junit", "r.xml"], ["map", "a"], ["--help"],
+    ["scan"], ["scan", "--info-only"], ["scan", "a", "--json"], ["scan", "-j2", "a"],
+    ["scan", "--jobs", "x", "a"], ["scan", "--jobs", "\uff12", "a"], ["scan", "--jobs"],
+    ["scan", "--jobs", "2", "--jobs", "3", "a"], ["scan", "--json", "--json", "a"],
+    ["scan", "--info", "a"], ["scan", "--catalog", "c.db", "a"], ["scan", "--profile", "all", "a"],
+    ["scan", "--dask", "local", "a"], ["scan", "--", "a"], ["scan", "-", "a"],
     ["--version"], ["info", "--help"], ["inof", "a"], ["--json", "info", "a"],
 ])
 def test_every_other_command_line_is_argparse_s(argv: list[str]) -> None:
