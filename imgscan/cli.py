@@ -313,6 +313,7 @@ def _scan(args: Namespace) -> int:
         print(f"imgscan: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     report = ScanReport(sys.stdout, sys.stderr, args.json)
+    run.for_report(args.json)
     if run.dashboard:
         print(f"imgscan: the Dask dashboard: {run.dashboard}", file=sys.stderr)
     try:

@@ -53,7 +53,8 @@ class ScanResult(_Record):
     ``WorkerCrashed``, ``MemoryLimit``, ``OSError``; ``elapsed``: seconds spent
     on the file in its worker; ``rendered``: instead of ``info``, the image's
     ``imgscan info`` output as its worker wrote it (:func:`imgscan.bulk.runner.read_each`
-    given a ``render`` function).
+    given a ``render`` function), or its ``imgscan scan --json`` line
+    (:meth:`imgscan.bulk.runner.ScanRun.for_report`).
     """
 
     __slots__ = (

@@ -215,6 +215,16 @@ class ScanRun:
         self._poll = select.poll()
         self._gen = self._run()
 
+    def for_report(self, as_json: bool) -> None:
+        """Make the results only what ``imgscan scan``'s report prints and counts (its
+        text line, or with ``as_json`` its JSON line as ``rendered``, written by the
+        worker): a result's ``info`` then holds only the members the report reads
+        (:data:`.worker.REPORT_KEYS`) and ``identity`` is None. Only for a scan this
+        process forks (a cluster's tasks take their options as they were made) and
+        without a catalog (which keeps whole results); call it before iterating."""
+        if self.FORKS and self._catalog is None:
+            self.options.report = "json" if as_json else "text"
+
     # -- iterator and context manager ------------------------------------------------
     @property
     def skipped(self) -> int:
@@ -496,10 +506,10 @@ class ScanRun:
         identity = None if digest is None else _identity(task.st, digest)
         if kind == ERROR:
             return ScanResult(task.path, "error", identity, error=wire[2], elapsed=elapsed)
-        info, check, fp = wire[2:]
+        info, check, fp = wire[2:5]
         return ScanResult(task.path, "scanned", identity, info=info, check=check,
                           fingerprint=None if fp is None else Fingerprint(*fp),
-                          elapsed=elapsed)
+                          elapsed=elapsed, rendered=wire[5] if len(wire) > 5 else None)
 
     def _blame(self, worker: _Worker, queue: deque[_Task], kind: str,
                reason: str) -> Iterator[ScanResult]:

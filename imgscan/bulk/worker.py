@@ -44,7 +44,7 @@ class Options:
     """What every image of one scan is asked for (inherited by the forked workers)."""
 
     __slots__ = ("external_dir", "fingerprint", "listed", "memory_limit", "profiles", "render",
-                 "threads", "verify_manifest")
+                 "report", "threads", "verify_manifest")
 
     def __init__(self, profiles: Sequence[Profile], fingerprint: bool, threads: int,
                  external_dir: str | None, memory_limit: int | None,
@@ -66,6 +66,11 @@ class Options:
         #: no more than a reader of pipes, and the cores share the rendering (set by
         #: :func:`.runner.read_each`).
         self.render: Callable[[Mapping[str, Any]], str] | None = None
+        #: ``text`` or ``json``: the results are only for ``imgscan scan``'s report (no
+        #: catalog keeps them), so a scanned image's answer holds what the report reads
+        #: (:func:`for_report`), not the whole info object for the parent to decode and,
+        #: for ``--json``, encode again (set by :meth:`.runner.ScanRun.for_report`).
+        self.report: str | None = None
 
 
 def scan_image(path: str, head: bytes, options: Options) -> tuple[Any, Any, Any] | None:
@@ -121,7 +126,8 @@ def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...
         head = read_head(path, device, inode)
         if head is None:
             return NOT_IMAGE, None
-        digest = head_digest(head)
+        # the file's identity is the catalog's (a report prints no digest)
+        digest = head_digest(head) if options.report is None else None
         scanned = scan_image(path, head, options)
         if scanned is None:
             return NOT_IMAGE, digest
@@ -138,6 +144,28 @@ def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...
     except Exception as exc:    # a bug must cost one image, never the scan
         return ERROR, digest, error_member(type(exc).__name__, "imgscan", None,
                                            f"{path}: unexpected {type(exc).__name__}: {exc}")
+
+
+#: The info object's members ``imgscan scan``'s text line and summary read.
+REPORT_KEYS = ("format", "virtual_size", "boot_mode")
+
+
+def for_report(path: str, elapsed: float, result: tuple[Any, ...],
+               as_json: bool) -> tuple[Any, ...]:
+    """A scanned image's wire result as ``imgscan scan``'s report reads it: the info
+    object cut to :data:`REPORT_KEYS` (a tenth of its bytes: the parent, which shares the
+    cores with the workers, decodes only that), and with ``as_json`` the image's JSON
+    line, rendered here as the parent would (:func:`imgscan.report.scan.scan_object`)."""
+    kind, digest, info, check, fp = result
+    summary = {key: info.get(key) for key in REPORT_KEYS}
+    if not as_json:
+        return kind, digest, summary, check, fp
+    from ..report.json import dumps
+    from ..report.scan import scan_object
+    from .result import Fingerprint, ScanResult
+    whole = ScanResult(path, "scanned", None, info=info, check=check,
+                       fingerprint=None if fp is None else Fingerprint(*fp), elapsed=elapsed)
+    return kind, digest, summary, check, fp, dumps(scan_object(whole))
 
 
 def _mib(limit: int | None) -> str:
@@ -175,6 +203,8 @@ def worker_main(task_fd: int, result_fd: int, options: Options) -> None:
             start = time.perf_counter()
             result = _one(path, device, inode, options)
             elapsed = time.perf_counter() - start
+            if options.report is not None and result[0] == SCANNED:
+                result = for_report(path, elapsed, result, options.report == "json")
             try:
                 data = result_frame(seq, elapsed, result)
             except ValueError as exc:     # an object a decoder put in its facts by mistake

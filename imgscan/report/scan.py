@@ -147,7 +147,9 @@ class ScanReport:
             for rule_id in failed:
                 _count(self.failed_rules, rule_id)
         if self.as_json:
-            self._print(dumps(scan_object(result)))
+            # rendered: the line its worker wrote (ScanRun.for_report)
+            self._print(result.rendered if result.rendered is not None
+                        else dumps(scan_object(result)))
         elif not self.quiet or result.error is not None or verdict in VIOLATIONS:
             self._print(scan_line(result))
 

@@ -340,6 +340,44 @@ def test_cli_json_lines_and_no_progress_in_a_pipe(library: Library) -> None:
     assert "errors: " in err and "skipped" in err     # the summary, kept off stdout
 
 
+def _without_elapsed(line: str) -> str:
+    obj = json.loads(line)
+    del obj["scan"]["elapsed"]
+    return json.dumps(obj, sort_keys=True)
+
+
+@pytest.mark.parametrize("args", [("--info-only",), ("--fingerprint",)])
+def test_cli_report_lines_are_the_whole_results(library: Library,
+                                                args: tuple[str, ...]) -> None:
+    """``imgscan scan`` asks its workers for what its report prints (``for_report``: the
+    info object cut to the line's members, the JSON line written by the worker): every
+    line and the summary's counts are those its report makes of the whole results of
+    ``imgscan.scan`` (no elapsed time compared: the runs differ)."""
+    whole, _ = scan_all([str(library.root)], jobs=2, info_only="--info-only" in args,
+                        fingerprint="--fingerprint" in args)
+    for as_json in (False, True):
+        proc = cli("scan", *args, *(["--json"] if as_json else []), "--jobs", "2",
+                   str(library.root))
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode in (1, 2), err
+        report = ScanReport(io.StringIO(), io.StringIO(), as_json)
+        for result in whole.values():
+            report.add(result)
+        report.finish(0, False)
+        expected = report.out.getvalue().splitlines()  # type: ignore[attr-defined]
+        got = out.splitlines()
+        summary = (err if as_json else out).splitlines()
+        if as_json:
+            assert sorted(map(_without_elapsed, got)) == sorted(map(_without_elapsed,
+                                                                    expected))
+            summary_of_whole = report.err.getvalue().splitlines()  # type: ignore[attr-defined]
+        else:
+            n = len(whole)
+            assert sorted(got[:n]) == sorted(expected[:n])
+            summary, summary_of_whole = got[n + 1:], expected[n + 1:]
+        assert summary[1:] == summary_of_whole[1:]   # the counts, after the timing line
+
+
 def test_rescan_keeps_the_exit_status(small_library: Path, tmp_path: Path) -> None:
     """A rule that failed, or an image that could not be read, still decides the exit
     status when nothing changed since the scan that found it."""
