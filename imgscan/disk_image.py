@@ -14,7 +14,6 @@ import os
 from . import limits
 from ._core.container import Container
 from ._core.extents import ExtentMap
-from ._core.paths import resolve_external, unsafe_reason
 from ._core.registry import detect, may_be_package, open_as, read_ends
 from ._core.signatures import Peek
 from ._core.source import Source
@@ -359,6 +358,8 @@ class DiskImage:
         if not container.map_reads_external:
             return []
         if self._external is None:
+            # the paths module is imported for an image that names other files only
+            from ._core.paths import unsafe_reason
             self._external = [
                 None if unsafe_reason(name) is not None
                 else self._open_external_source("extent file", name)
@@ -380,6 +381,7 @@ class DiskImage:
     def _open_external_source(self, what: str, name: str) -> Source | None:
         if self.external_dir is None:
             return None
+        from ._core.paths import resolve_external
         source = _open_source(resolve_external(self.path, what, name, self.external_dir),
                               self._reads_all)
         self._opened.append(source)
@@ -391,6 +393,7 @@ class DiskImage:
             return None
         limits.enforce(self._depth + 1, "MAX_BACKING_DEPTH", self.path, "backing chain", None,
                        "backing chain depth")
+        from ._core.paths import resolve_external
         path = resolve_external(self.path, "backing file", name, self.external_dir)
         parent = DiskImage(path, external_dir=self.external_dir, reads_all=self._reads_all,
                            _depth=self._depth + 1, _format=self.backing_format)

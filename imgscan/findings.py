@@ -10,7 +10,6 @@ stopped" from "the container is damaged" without parsing message text.
 
 from __future__ import annotations
 
-from imgscan._core.paths import unsafe_reason
 from imgscan.errors import (
     EncryptedImage,
     ImageError,
@@ -107,6 +106,8 @@ def fact_findings(facts: _Facts) -> list[Finding]:
     """Findings that follow from a container's facts alone, whatever its format."""
     out: list[Finding] = []
     if facts.backing_file is not None:
+        # imported for an image with a backing file only (start-up of `imgscan info`)
+        from imgscan._core.paths import unsafe_reason
         unsafe = unsafe_reason(facts.backing_file)
         out.append(Finding(
             BACKING_FILE, "warning" if unsafe is None else "error",
