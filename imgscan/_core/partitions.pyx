@@ -34,8 +34,6 @@ than 0x00 or 0x80 (no table is read), and a protective MBR whose 0xEE entry is
 not entry 1 alone, starting at LBA 1 (the GPT is still read).
 """
 
-import zlib
-
 cimport cython
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
@@ -493,6 +491,7 @@ def _gpt_header(raw, uint64_t lba, int sector_size, uint64_t disk_size):
         return h, f"header size {size} is outside {c_gpt.HEADER_MIN_SIZE}..{sector_size}"
     body = bytearray(raw[:size])
     body[GPT_HEADER.offset("header_crc32"):GPT_HEADER.end("header_crc32")] = b"\0\0\0\0"
+    import zlib     # here: a disk with no GPT does not load it (`imgscan info` start-up)
     crc = zlib.crc32(body)
     h["header_crc32_valid"] = crc == h["header_crc32"]
     if not h["header_crc32_valid"]:
@@ -579,6 +578,7 @@ def _gpt_copy(read, uint64_t lba, int sector_size, uint64_t disk_size, header_by
         return h, problem, None
     nbytes = h["number_of_partition_entries"] * h["size_of_partition_entry"]
     array = read(h["partition_entry_lba"] * sector_size, nbytes)
+    import zlib     # (as in _gpt_header)
     crc = zlib.crc32(array)
     h["partition_entry_array_crc32_valid"] = crc == h["partition_entry_array_crc32"]
     if len(array) < nbytes:

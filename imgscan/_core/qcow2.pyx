@@ -55,7 +55,6 @@ from .container import Container, Format
 from .extents cimport (
     ExtentMap, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST, add_run,
 )
-from .inflate import inflate_unit
 from .source cimport Source
 
 # The L1 / L2 entry layout, for the nogil walk (declared in c_qcow2).
@@ -795,6 +794,8 @@ class Qcow2Image(Container):
     # -- compressed clusters --------------------------------------------------------
     def decompress(self, host, stored_length):
         """Inflate one compressed cluster to exactly ``cluster_size`` bytes."""
+        # imported at the first compressed cluster: an image without one never loads it
+        from .inflate import inflate_unit
         return inflate_unit(self, host, stored_length, self.cluster_size, "compressed cluster",
                             zstd=self._compression_type == COMPRESSION_ZSTD,
                             cap="MAX_DECOMPRESSED_CLUSTER")

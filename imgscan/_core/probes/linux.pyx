@@ -12,8 +12,6 @@ raises on garbage (see :mod:`imgscan._core.filesystems`).
 
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
 
-import zlib
-
 from .volume cimport (
     Probe, be16_at, be32_at, be64_at, bytes_at, crc32c_raw, cstr, label8, le16_at, le32_at,
     le64_at, uuid_or_none,
@@ -262,6 +260,7 @@ cdef object probe_lvm2(Probe p):
         if (not bytes_at(label, LVM_TYPE, LVM_LABEL_TYPE)
                 or le64_at(label, LVM_SECTOR_XL) != <uint64_t>sector):
             continue
+        import zlib     # here: a volume with no LVM2 label does not load it (start-up)
         crc = zlib.crc32(label[LVM_OFFSET_XL:], LVM_CRC_SEED ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
         if crc != le32_at(label, LVM_CRC_XL):
             continue
