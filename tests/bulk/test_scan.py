@@ -560,3 +560,22 @@ def test_the_pool_starts_without_enums_or_threads() -> None:
     loaded = set(proc.stdout.strip().strip("[]").replace("'", "").split(", "))
     assert "imgscan.bulk.runner" in loaded
     assert not loaded & {"signal", "enum", "contextlib", "threading"}
+
+
+@pytest.mark.parametrize("args", [("--info-only",), ("--json", "--info-only", "--jobs", "2")])
+def test_a_plain_scan_starts_without_argparse(args: tuple[str, ...]) -> None:
+    """``imgscan scan [--info-only] [--json] [--jobs N] PATH...`` is read without
+    argparse, and so without re, enum, gettext and locale (a third of a small scan's
+    start-up, issue 18); the report is the same (the CLI tests)."""
+    import site
+    sample = str(Path(imgscan.__file__).resolve().parent / "samples" / "demo.qcow2")
+    code = ("import sys\nfrom imgscan.cli import main\n"
+            f"assert main(['scan', *{args!r}, {sample!r}]) == 0\n"
+            "print(sorted(sys.modules), file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True,
+                          text=True, check=True, cwd=CHILD_CWD, env={
+                              "PATH": "/usr/bin:/bin",
+                              "PYTHONPATH": ":".join([IMGSCAN_ROOT, *site.getsitepackages()])})
+    loaded = set(proc.stderr.strip().splitlines()[-1].strip("[]").replace("'", "").split(", "))
+    assert "imgscan.bulk.runner" in loaded
+    assert not loaded & {"argparse", "imgscan.arguments", "re", "enum", "gettext", "locale"}

@@ -173,7 +173,14 @@ def test_info_of_one_image_imports_only_what_it_uses(args: tuple[str, ...],
 #: the json package (``--json`` writes with its C encoder alone).
 LAZY_ON_THE_INFO_PATH = ("imgscan.arguments", "argparse", "gettext", "locale", "re", "enum",
                          "functools", "contextlib", "importlib", "warnings",
-                         "imgscan._core.lvm", "xxhash", "bisect", "json")
+                         "imgscan._core.lvm", "xxhash", "bisect", "json",
+                         # the qcow (v1) decoder and the raw fallback for a qcow2 file, the
+                         # guest roots for a disk with no volume, the stream, external
+                         # file names, zlib (a GPT's and an LVM2 label's CRC) and the
+                         # inflater (compressed clusters) where the image has none
+                         "imgscan._core.qcow", "imgscan._core.raw", "imgscan.guest.roots",
+                         "imgscan._core.stream", "imgscan._core.paths", "zlib",
+                         "imgscan._core.inflate")
 
 
 @needs_qemu
