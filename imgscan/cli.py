@@ -599,60 +599,59 @@ if not TYPE_CHECKING:
             self.__dict__.update(values)
 
 
+#: The command lines :func:`_plain` reads, by command: the flags they may give before
+#: their operands (option -> attribute), whether ``--jobs N`` is one of them, and the
+#: attribute of their operands.
+_PLAIN_FORMS = {
+    "info": ({"--json": "json"}, True, "images"),
+    "check": ({"--json": "json"}, False, "images"),
+    "scan": ({"--info-only": "info_only", "--json": "json", "--fingerprint": "fingerprint"},
+             True, "paths"),
+}
+
+
 def _plain(argv: Sequence[str]) -> Namespace | None:
-    """The arguments of ``imgscan info [--json] IMAGE...``, ``imgscan check [--json]
-    IMAGE...`` or a plain scan (:func:`_plain_scan`), as argparse would give them, or None
-    for any other command line (another option, ``--json`` after an image, an argument
-    starting with ``-``, no image): those are argparse's to read. The plain forms skip
-    argparse for start-up time: importing it (with re, gettext and locale) and building
-    the parser cost about as much as the rest of ``imgscan info`` of a small image."""
-    if argv and argv[0] == "scan":
-        return _plain_scan(argv[1:])
-    if len(argv) < 2 or argv[0] not in ("info", "check"):
+    """The arguments of ``imgscan info [--json] [--jobs N] IMAGE...``, ``imgscan check
+    [--json] IMAGE...`` or ``imgscan scan [--info-only] [--json] [--fingerprint] [--jobs
+    N] PATH...`` (the options in any order, each once, before the operands; N in decimal
+    digits), as argparse would give them, or None for any other command line (another
+    option, an option after an operand, an operand starting with ``-``, no operand):
+    those are argparse's to read. The plain forms skip argparse for start-up time:
+    importing it (with re, enum, gettext and locale) and building the parser cost about
+    as much as the rest of ``imgscan info`` of a small image."""
+    form = _PLAIN_FORMS.get(argv[0]) if argv else None
+    if form is None:
         return None
-    as_json = argv[1] == "--json"
-    images = list(argv[2:] if as_json else argv[1:])
-    if not images or any(arg.startswith("-") for arg in images):
-        return None
-    args = Namespace(command=argv[0], images=images, json=as_json, external_dir=None,
-                     endpoint_url=None, verify_manifest=False)
-    if argv[0] == "info":
-        args.jobs = None
-    else:
-        args.profile = args.junit = args.html = args.storage_class = None
-    return args
-
-
-#: The flags a plain ``imgscan scan`` command line may give before its paths, each once.
-_PLAIN_SCAN_FLAGS = {"--info-only": "info_only", "--json": "json",
-                     "--fingerprint": "fingerprint"}
-
-
-def _plain_scan(argv: Sequence[str]) -> Namespace | None:
-    """The arguments of ``imgscan scan [--info-only] [--json] [--fingerprint] [--jobs N]
-    PATH...`` (the options in any order, each once, before the paths; N in decimal
-    digits), as argparse would give them, or None: the scan's start-up without argparse's
-    (a scan of a small library is short enough for it to show)."""
-    from . import limits
-
-    values: dict[str, object] = dict.fromkeys(_PLAIN_SCAN_FLAGS.values(), False)
-    values["jobs"] = None
-    rest = list(argv)
+    flags, takes_jobs, operands = form
+    values: dict[str, object] = dict.fromkeys(flags.values(), False)
+    rest = list(argv[1:])
     while rest and rest[0].startswith("-"):
         option = rest.pop(0)
-        if option == "--jobs" and values["jobs"] is None and rest \
+        if option == "--jobs" and takes_jobs and "jobs" not in values and rest \
                 and rest[0].isascii() and rest[0].isdigit():
             values["jobs"] = int(rest.pop(0))
-        elif _PLAIN_SCAN_FLAGS.get(option) and not values[_PLAIN_SCAN_FLAGS[option]]:
-            values[_PLAIN_SCAN_FLAGS[option]] = True
+        elif option in flags and not values[flags[option]]:
+            values[flags[option]] = True
         else:
             return None
     if not rest or any(arg.startswith("-") for arg in rest):
         return None
-    return Namespace(command="scan", paths=rest, profile=None, catalog=None,
-                     time_limit=limits.SCAN_TIME_LIMIT,
-                     memory_limit=limits.SCAN_MEMORY_LIMIT >> 20, external_dir=None,
-                     verify_manifest=False, endpoint_url=None, dask=None, **values)
+    return Namespace(command=argv[0], external_dir=None, endpoint_url=None,
+                     verify_manifest=False, **{operands: rest},
+                     **{**_plain_defaults(argv[0]), **values})
+
+
+def _plain_defaults(command: str) -> dict[str, object]:
+    """What argparse gives the options a plain ``command`` line leaves out (but --json and
+    the external directory, manifest and endpoint every plain form has)."""
+    if command == "check":
+        return dict.fromkeys(("profile", "junit", "html", "storage_class"))
+    if command == "info":
+        return {"jobs": None}
+    from . import limits
+    return {"jobs": None, "profile": None, "catalog": None, "dask": None,
+            "time_limit": limits.SCAN_TIME_LIMIT,
+            "memory_limit": limits.SCAN_MEMORY_LIMIT >> 20}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

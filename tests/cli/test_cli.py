@@ -98,6 +98,7 @@ def test_bad_usage_exits_2() -> None:
     ["check", "a.qcow2"], ["check", "--json", "a.qcow2", "b.vhd"],
     ["scan", "a"], ["scan", "--info-only", "--json", "a", "b"],
     ["scan", "--jobs", "2", "--info-only", "lib"], ["scan", "--fingerprint", "--jobs", "02", "a"],
+    ["info", "--jobs", "2", "a"], ["info", "--jobs", "1", "--json", "a", "b"],
 ])
 def test_plain_command_lines_are_read_as_argparse_reads_them(argv: list[str]) -> None:
     """The forms main() reads without argparse give argparse's namespace, attribute for
@@ -109,7 +110,8 @@ def test_plain_command_lines_are_read_as_argparse_reads_them(argv: list[str]) ->
 
 @pytest.mark.parametrize("argv", [
     [], ["info"], ["info", "--json"], ["info", "a.qcow2", "--json"], ["info", "--js", "a"],
-    ["info", "--jobs", "2", "a"], ["info", "-j2", "a"], ["info", "-"], ["info", "--", "a"],
+    ["info", "-j2", "a"], ["info", "-"], ["info", "--", "a"], ["check", "--jobs", "2", "a"],
+    ["info", "--json", "--json", "a"], ["check", "--json", "--json", "a"],
     ["info", "a", "--external-dir", "d"], ["check", "--profile", "all", "a"],
     ["check", "a", "--junit", "r.xml"], ["map", "a"], ["--help"],
     ["scan"], ["scan", "--info-only"], ["scan", "a", "--json"], ["scan", "-j2", "a"],
