@@ -77,6 +77,7 @@ from distributed.scheduler import KilledWorker
 
 from ..errors import error_member
 from ..remote import is_url
+from .pipe import read_frames
 from .result import FileIdentity, Fingerprint, ScanResult
 from .runner import ClusterError, Listed, ScanRun, _Task, _Worker, reap
 from .walk import Walk, head_digest, listed_stat, read_head
@@ -149,9 +150,12 @@ def list_root(root: str) -> tuple[list[tuple[str, Compact | OSError]], int, str]
 def scan_batch(tasks: bytes, options: bytes, time_limit: float) -> bytes:
     """Scan a batch (``marshal``-ed ``(path, listed stat, stored header digest or
     None)`` items) with the local pool's isolation, by a reader this process keeps
-    between batches of the same (pickled) options; returns, ``marshal``-ed, how many
-    files were not images and each result :func:`packed`. A file whose header still
-    has the stored digest is answered ``unchanged`` without a scan.
+    between batches of the same (pickled) options; returns, ``marshal``-ed, the
+    results made here, :func:`packed` (``unchanged`` ones, and the images that cost
+    their reader: ``Timeout``, ``WorkerCrashed`` ...), and the reader's answers as it
+    wrote them, each with its path and this machine's stat of the file (the client
+    decodes them: :meth:`DaskScanRun._answered`). A file whose header still has the
+    stored digest is answered ``unchanged`` without a scan.
 
     Arguments and result are bytes, not lists of tuples and objects: Dask walks a
     task's arguments looking for futures (a tenth of the client's CPU per batch of
@@ -172,9 +176,10 @@ def scan_batch(tasks: bytes, options: bytes, time_limit: float) -> bytes:
                 st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, expected)))
         else:
             files.append((path, st))
-    with _BatchRun(files, options, time_limit) as run:
+    run = _BatchRun(files, options, time_limit)
+    with run:
         results = [*unchanged, *run]
-    return marshal.dumps((run.not_images, [packed(r) for r in results]))
+    return marshal.dumps(([packed(r) for r in results], run.answers))
 
 
 def packed(result: ScanResult) -> tuple[Any, ...]:
@@ -297,7 +302,11 @@ def release_readers() -> None:
 
 class _BatchRun(ScanRun):
     """A batch's scan: the local pool with one reader, taken from and given back to
-    the process's kept readers, and no catalog (the client keeps it)."""
+    the process's kept readers, and no catalog (the client keeps it). The reader's
+    answers are kept as it wrote them (:attr:`answers`), not decoded here: the client
+    decodes them, as a local scan's parent does, so the Dask worker neither decodes
+    an image's info nor encodes it again, CPU that a small cluster's readers share
+    (benchmarks/README.md)."""
 
     def __init__(self, files: list[tuple[str, os.stat_result]], key: bytes,
                  time_limit: float) -> None:
@@ -309,6 +318,17 @@ class _BatchRun(ScanRun):
         self.options = options
         self._walk = Listed(files)
         self._key = key
+        #: The reader's answers: path, the file's stat here (:func:`_compact`), and
+        #: the answer's frame (see :mod:`.pipe`).
+        self.answers: list[tuple[str, Compact, bytearray]] = []
+
+    def _results(self, worker: _Worker, data: bytes) -> Iterator[ScanResult | None]:
+        worker.buffer += data
+        for body in read_frames(worker.buffer):
+            task = worker.pending.popleft()
+            worker.started = time.monotonic()
+            self.answers.append((task.path, _compact(task.st), body))
+            yield None
 
     def _spawn(self) -> _Worker:
         reader = _READERS.take(self._key)
@@ -667,7 +687,7 @@ class DaskScanRun(ScanRun):
         self._dispatch(queue)
         for future, batch in batches:
             try:
-                not_images, results = marshal.loads(_result(future, self.client))
+                results, answers = marshal.loads(_result(future, self.client))
             except KilledWorker as exc:
                 yield from self._lost(batch, exc, alone)
                 continue
@@ -676,14 +696,26 @@ class DaskScanRun(ScanRun):
             except Exception as exc:    # the task itself failed: imgscan missing there ...
                 raise ClusterError(f"{_address(self.client)}: a scan task failed on the "
                                    f"cluster: {type(exc).__name__}: {exc}") from None
-            assert len(results) + not_images == len(batch), "each image answered once"
-            self.not_images += not_images
-            for values in results:
-                result = unpacked(values)
+            assert len(results) + len(answers) == len(batch), "each image answered once"
+            for result in self._answered(results, answers):
                 if result.status != "unchanged":
                     self._read += 1
                     self._spent += result.elapsed
                 yield self._stored(result)
+
+    def _answered(self, results: list[tuple[Any, ...]],
+                  answers: list[tuple[str, Compact, bytes]]) -> Iterator[ScanResult]:
+        """The results of a batch's task (:func:`scan_batch`): those :func:`packed`,
+        then the reader's answers decoded as the local pool's parent decodes them (a
+        file that is not an image counted, and not yielded)."""
+        for values in results:
+            yield unpacked(values)
+        for path, compact, body in answers:
+            seq, elapsed, wire = marshal.loads(body)
+            result = self._result(_Task(seq, path, listed_stat(*compact), self.time_limit),
+                                  elapsed, wire)
+            if result is not None:
+                yield result
 
     def _lost(self, batch: list[Item], exc: KilledWorker,
               alone: bool) -> Iterator[ScanResult]:
