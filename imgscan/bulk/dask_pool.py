@@ -594,15 +594,18 @@ class DaskScanRun(ScanRun):
                 self._alone = self._submit(self._suspects.popleft())
             return
         threads = self._threads()
-        while len(self._inflight) < WINDOW * threads and (self._retry or queue):
+        batches: list[list[Item]] = []
+        while len(self._inflight) + len(batches) < WINDOW * threads and (self._retry or queue):
             if self._retry:
-                batch = self._retry.popleft()
+                batches.append(self._retry.popleft())
             else:
-                size = self._size(len(queue), threads)
-                batch = [self._item(queue.popleft()) for _ in range(min(size, len(queue)))]
-            self._submit(batch)
+                size = self._size(len(queue), threads, len(self._inflight) + len(batches))
+                batches.append([self._item(queue.popleft())
+                                for _ in range(min(size, len(queue)))])
+        if batches:
+            self._submit(*batches)
 
-    def _size(self, queued: int, threads: int) -> int:
+    def _size(self, queued: int, threads: int, sent: int) -> int:
         """Images of the next batch, ``queued`` images waiting for ``threads`` worker
         threads.
 
@@ -618,18 +621,29 @@ class DaskScanRun(ScanRun):
         smaller than the images read in a task's own cost (with one thread, cutting
         would only add tasks)."""
         if self._listing.done and self._per_second() is None:
-            sent = len(self._inflight)      # none has ended: every batch sent so far
+            # none has ended: ``sent`` counts every batch sent so far
             if sent < threads:
                 return min(BATCH, -(-queued // (threads - sent)))
             return min(MAX_BATCH, -(-queued // (WINDOW * threads - sent)))
         return min(self._batch(), max(self._smallest(), queued // threads))
 
-    def _submit(self, batch: list[Item]) -> distributed.Future[Any]:
-        future = self.client.submit(scan_batch, marshal.dumps(batch), self._pickled,
-                                    self.time_limit, pure=False)
-        self._inflight[future] = batch
-        self._sent[future] = time.monotonic()
-        return future
+    def _submit(self, *batches: list[Item]) -> distributed.Future[Any]:
+        """Send ``batches`` in one message (the first one's future is returned).
+
+        One message, not a message each: the client's stream to the scheduler sends a
+        message at once only when it sent none in the last 10 ms (``BatchedSend``'s
+        interval), so the second of two tasks submitted one after the other waited
+        those 10 ms: on 2 workers, the second worker started its first batch 10 to
+        12 ms after the first did (benchmarks/README.md)."""
+        count = len(batches)
+        futures = self.client.map(scan_batch, [marshal.dumps(b) for b in batches],
+                                  [self._pickled] * count, [self.time_limit] * count,
+                                  key="scan_batch", pure=False)
+        now = time.monotonic()
+        for future, batch in zip(futures, batches, strict=True):
+            self._inflight[future] = batch
+            self._sent[future] = now
+        return futures[0]
 
     def _per_second(self) -> float | None:
         """Images read per second, on the average so far: from the readers' times once

@@ -136,9 +136,9 @@ def test_a_library_listed_whole_is_shared_out_at_once(
     sizes: list[int] = []
     submit = dask_pool.DaskScanRun._submit
 
-    def counted(run: dask_pool.DaskScanRun, batch: list[Any]) -> Any:
-        sizes.append(len(batch))
-        return submit(run, batch)
+    def counted(run: dask_pool.DaskScanRun, *batches: list[Any]) -> Any:
+        sizes.extend(len(batch) for batch in batches)
+        return submit(run, *batches)
 
     monkeypatch.setattr(dask_pool.DaskScanRun, "_submit", counted)
     results, _ = scan_list([str(library.root)], cluster=dask_client, info_only=True)
