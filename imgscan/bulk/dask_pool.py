@@ -434,8 +434,10 @@ def _threads_of(info: dict[str, Any]) -> int:
 
 class ClusterWalk:
     """The local walk's entries, listed by tasks on the cluster (one per root, all
-    sent at once when it is made, so they run while the scan starts; consumed in
-    order); a file reached twice is yielded once."""
+    sent at once, in one message, when it is made, so they run while the scan starts;
+    consumed in order, each listing's future let go once its result is taken, so its
+    worker does not hold the listing for the rest of the scan); a file reached twice
+    is yielded once."""
 
     def __init__(self, client: distributed.Client, paths: list[str]) -> None:
         self.client = client
@@ -443,17 +445,22 @@ class ClusterWalk:
         self.skipped = 0
         #: Whether every entry has been yielded (the scan's queue then holds the rest).
         self.done = False
-        self.futures = [client.submit(list_root, root, pure=False) for root in paths]
+        #: The listings not taken yet: each root and its task.
+        futures = client.map(list_root, paths, key="list_root", pure=False) if paths else []
+        self.pending = deque(zip(paths, futures, strict=True))
 
     def cancel(self) -> None:
         """Cancel the listings still running (a scan left early)."""
         with contextlib.suppress(Exception):
-            self.client.cancel([f for f in self.futures if not f.done()])
+            self.client.cancel([f for _, f in self.pending if not f.done()])
 
     def __iter__(self) -> Iterator[tuple[str, os.stat_result | OSError]]:
         seen: set[int] = set()
-        for root, future in zip(self.paths, self.futures, strict=True):
+        while self.pending:
+            root, future = self.pending[0]
             entries, skipped, worker = _result(future, self.client)
+            self.pending.popleft()
+            del future
             self.skipped += skipped
             for path, st in entries:
                 if isinstance(st, OSError):
@@ -687,11 +694,10 @@ class DaskScanRun(ScanRun):
             return
         except (CancelledError, OSError) as exc:
             raise _gone(self.client, exc) from None
-        batches = [(future, self._inflight.pop(future)) for future in done]
         now = time.monotonic()
-        for future, batch in batches:
-            self._returned += len(batch)
-            self._waited += now - self._sent.pop(future)
+        batches = [(future, self._inflight.pop(future)) for future in done]
+        self._returned += sum(len(batch) for _, batch in batches)
+        self._waited += sum(now - self._sent.pop(future) for future, _ in batches)
         alone = self._alone in done
         if alone:
             self._alone = None
@@ -699,23 +705,39 @@ class DaskScanRun(ScanRun):
         # trip): the worker that finished has one batch queued at most, which small
         # images read in less time than the client's answer takes.
         self._dispatch(queue)
-        for future, batch in batches:
-            try:
-                results, answers = marshal.loads(_result(future, self.client))
-            except KilledWorker as exc:
-                yield from self._lost(batch, exc, alone)
+        # Every result is fetched, and its future let go, before any is yielded: the
+        # scheduler frees the results on the workers now, not once the caller has
+        # taken them all; and the last message a scan sends the scheduler (the release
+        # of its last futures) goes a few ms earlier, which a scan started at once after
+        # it waited for (the client's stream holds a message sent within 10 ms of the
+        # one before: benchmarks/README.md).
+        fetched = [(batch, self._fetch(future)) for future, batch in batches]
+        del batches, done
+        for batch, data in fetched:
+            if isinstance(data, KilledWorker):
+                yield from self._lost(batch, data, alone)
                 continue
-            except ClusterError:
-                raise
-            except Exception as exc:    # the task itself failed: imgscan missing there ...
-                raise ClusterError(f"{_address(self.client)}: a scan task failed on the "
-                                   f"cluster: {type(exc).__name__}: {exc}") from None
+            results, answers = marshal.loads(data)
             assert len(results) + len(answers) == len(batch), "each image answered once"
             for result in self._answered(results, answers):
                 if result.status != "unchanged":
                     self._read += 1
                     self._spent += result.elapsed
                 yield self._stored(result)
+
+    def _fetch(self, future: distributed.Future[Any]) -> bytes | KilledWorker:
+        """A batch's task's result, or the KilledWorker it failed with; another failure
+        of the task (imgscan missing on the worker ...) is a ClusterError."""
+        try:
+            data: bytes = _result(future, self.client)
+        except KilledWorker as exc:
+            return exc
+        except ClusterError:
+            raise
+        except Exception as exc:
+            raise ClusterError(f"{_address(self.client)}: a scan task failed on the "
+                               f"cluster: {type(exc).__name__}: {exc}") from None
+        return data
 
     def _answered(self, results: list[tuple[Any, ...]],
                   answers: list[tuple[str, Compact, bytes]]) -> Iterator[ScanResult]:
