@@ -11,12 +11,16 @@ a cluster imports this module, and so dask.
 - Work: tasks of BATCH images (more for small ones: :meth:`DaskScanRun._batch`;
   :func:`scan_batch`), at most WINDOW per worker thread in flight, refilled as
   each batch's results come back: the client holds a bounded number of paths and
-  results whatever the library's size. In its task, a batch is scanned by the
+  results whatever the library's size. Without a catalog, each worker thread's first
+  batch is sent with the first root's listing and takes its images from it on the
+  cluster (:func:`scan_listed`); the client takes the same images off its queue when
+  the listing reaches it (:meth:`DaskScanRun._claim`). In its task, a batch is scanned by the
   local pool with one reader, a process the Dask worker forks and keeps for its
   next batches (:class:`_Readers`): the image that hangs, exhausts memory or
   crashes its reader costs itself (``Timeout``, ``MemoryLimit``,
   ``WorkerCrashed``), never the Dask worker, and the reader is replaced. Batches
-  and results travel as ``marshal`` bytes.
+  and results travel as ``marshal`` bytes, the reader's answers as it wrote them
+  (the client decodes them).
 - Lost workers: when the Dask worker itself dies (the OOM killer, a machine
   lost), the scheduler runs its tasks again elsewhere; a task that was running
   on every worker that died (``distributed.scheduler.allowed-failures`` + 1
@@ -145,6 +149,50 @@ def list_root(root: str) -> tuple[list[tuple[str, Compact | OSError]], int, str]
     entries: list[tuple[str, Compact | OSError]] = [
         (path, st if isinstance(st, OSError) else _compact(st)) for path, st in walk]
     return entries, walk.skipped, _worker_name()
+
+
+def scan_listed(listing: tuple[list[tuple[str, Compact | OSError]], int, str], index: int,
+                threads: int, most: int, options: bytes, time_limit: float) -> bytes:
+    """Scan the first batch of worker thread ``index`` of ``threads`` straight from
+    the first root's listing (:func:`list_root`'s result, handed over by the
+    scheduler), as :func:`scan_batch`: the images :func:`first_sizes` gives it (the
+    client's ``most``, BATCH there), in the listing's order (:func:`unique`). The
+    client takes the same images off its queue when the listing reaches it
+    (:meth:`DaskScanRun._claim`), so the readers start without waiting for the
+    listing's round trip to the client and the client's answer (10 to 30 ms;
+    benchmarks/README.md)."""
+    images = [(path, st, None) for path, st in unique(listing[0], set())
+              if not isinstance(st, OSError)]
+    sizes = first_sizes(len(images), threads, most)
+    start = sum(sizes[:index])
+    return scan_batch(marshal.dumps(images[start:start + sizes[index]]), options, time_limit)
+
+
+def first_sizes(images: int, threads: int, most: int) -> list[int]:
+    """The images of each worker thread's first batch, for ``images`` waiting: ``most``
+    at most (BATCH), so that results come soon, and no thread left without any while
+    another has more than one (:meth:`DaskScanRun._size`)."""
+    sizes: list[int] = []
+    for sent in range(threads):
+        sizes.append(_first_size(images - sum(sizes), threads, sent, most))
+    return sizes
+
+
+def _first_size(queued: int, threads: int, sent: int, most: int) -> int:
+    return min(most, -(-queued // (threads - sent)))
+
+
+def unique(entries: list[tuple[str, Compact | OSError]],
+           seen: set[int]) -> Iterator[tuple[str, Compact | OSError]]:
+    """A listing's entries less the files ``seen`` already (by device and inode; an
+    object's URL is its own), which are added to it."""
+    for path, st in entries:
+        if not isinstance(st, OSError) and not is_url(path):
+            key = st[3] << 64 | st[2]
+            if key in seen:
+                continue
+            seen.add(key)
+        yield path, st
 
 
 def scan_batch(tasks: bytes, options: bytes, time_limit: float) -> bytes:
@@ -445,6 +493,8 @@ class ClusterWalk:
         self.skipped = 0
         #: Whether every entry has been yielded (the scan's queue then holds the rest).
         self.done = False
+        #: The files in the first root's listing, once it has been taken.
+        self.first: int | None = None
         #: The listings not taken yet: each root and its task.
         futures = client.map(list_root, paths, key="list_root", pure=False) if paths else []
         self.pending = deque(zip(paths, futures, strict=True))
@@ -462,7 +512,10 @@ class ClusterWalk:
             self.pending.popleft()
             del future
             self.skipped += skipped
-            for path, st in entries:
+            listed = list(unique(entries, seen))
+            if self.first is None:
+                self.first = sum(1 for _, st in listed if not isinstance(st, OSError))
+            for path, st in listed:
                 if isinstance(st, OSError):
                     if path == root and not is_url(root) and os.path.exists(root):
                         raise ClusterError(
@@ -470,11 +523,6 @@ class ClusterWalk:
                             f"by the Dask worker {worker}: {st.strerror or st}")
                     yield path, st
                     continue
-                if not is_url(path):
-                    key = st[3] << 64 | st[2]
-                    if key in seen:
-                        continue
-                    seen.add(key)
                 yield path, listed_stat(*st)
         self.done = True
 
@@ -551,6 +599,49 @@ class DaskScanRun(ScanRun):
         #: sending to their end (an upper bound of the reading: queueing included).
         self._returned = 0
         self._waited = 0.0
+        #: The first batches, sent with the listing (:meth:`_send_first`), until the
+        #: listing reaches the client and they are claimed (:meth:`_claim`); then the
+        #: tasks whose answers are checked against the images claimed.
+        self._first: list[distributed.Future[Any]] = []
+        self._claimed: set[distributed.Future[Any]] = set()
+        self._first_threads = self._thread_count
+        self._first_most = BATCH
+        if self._catalog is None:
+            self._send_first(info)
+
+    def _send_first(self, info: dict[str, Any]) -> None:
+        """Send each worker thread's first batch of the first root now, as tasks that
+        take the root's listing (:func:`scan_listed`), one per worker thread and
+        placed there (Dask would run them all where the listing is). Not for a scan
+        with a catalog: its unchanged files are the client's to find."""
+        listing = self._listing.pending[0][1] if self._listing.pending else None
+        if listing is None:
+            return
+        index = 0
+        for address, worker in info.get("workers", {}).items():
+            count = int(worker.get("nthreads", 1))
+            indices = range(index, min(index + count, self._first_threads))
+            index += len(indices)
+            if not indices:
+                break
+            n = len(indices)
+            self._first += self.client.map(
+                scan_listed, [listing] * n, indices, [self._first_threads] * n,
+                [self._first_most] * n, [self._pickled] * n, [self.time_limit] * n,
+                key="scan_batch", workers=[address], allow_other_workers=True, pure=False)
+        self._first_sent = time.monotonic()
+
+    def _claim(self, queue: deque[_Task]) -> None:
+        """The first batches sent with the listing (:meth:`_send_first`) take their
+        images off the queue, the listing's first root being at its head (no catalog:
+        every file of it is queued)."""
+        first, self._first = self._first, []
+        assert self._listing.first is not None, "claimed once the first root is listed"
+        sizes = first_sizes(self._listing.first, self._first_threads, self._first_most)
+        for future, size in zip(first, sizes, strict=True):
+            self._inflight[future] = [self._item(queue.popleft()) for _ in range(size)]
+            self._sent[future] = self._first_sent
+            self._claimed.add(future)
 
     def _close_cluster(self) -> None:
         for owned in self._owned:
@@ -600,6 +691,8 @@ class DaskScanRun(ScanRun):
             if not self._inflight:
                 self._alone = self._submit(self._suspects.popleft())
             return
+        if self._first:
+            self._claim(queue)
         threads = self._threads()
         batches: list[list[Item]] = []
         while len(self._inflight) + len(batches) < WINDOW * threads and (self._retry or queue):
@@ -630,7 +723,7 @@ class DaskScanRun(ScanRun):
         if self._listing.done and self._per_second() is None:
             # none has ended: ``sent`` counts every batch sent so far
             if sent < threads:
-                return min(BATCH, -(-queued // (threads - sent)))
+                return _first_size(queued, threads, sent, BATCH)
             return min(MAX_BATCH, -(-queued // (WINDOW * threads - sent)))
         return min(self._batch(), max(self._smallest(), queued // threads))
 
@@ -711,13 +804,21 @@ class DaskScanRun(ScanRun):
         # of its last futures) goes a few ms earlier, which a scan started at once after
         # it waited for (the client's stream holds a message sent within 10 ms of the
         # one before: benchmarks/README.md).
-        fetched = [(batch, self._fetch(future)) for future, batch in batches]
-        del batches, done
-        for batch, data in fetched:
+        first = self._claimed.intersection(done)
+        self._claimed -= first
+        fetched = [(batch, self._fetch(future), future in first) for future, batch in batches]
+        del batches, done, first
+        for batch, data, claimed in fetched:
             if isinstance(data, KilledWorker):
                 yield from self._lost(batch, data, alone)
                 continue
             results, answers = marshal.loads(data)
+            if claimed and sorted(item[0] for item in batch) != sorted(
+                    [r[0] for r in results] + [a[0] for a in answers]):
+                # Its listing was made again (the worker holding it died) and differs
+                # from the client's (the root changed since): the batch is sent again.
+                self._retry.append(batch)
+                continue
             assert len(results) + len(answers) == len(batch), "each image answered once"
             for result in self._answered(results, answers):
                 if result.status != "unchanged":
@@ -779,6 +880,10 @@ class DaskScanRun(ScanRun):
 
     def _stop_workers(self, graceful: bool) -> None:
         self._listing.cancel()
+        if self._first:     # never claimed: the scan ended before its first dispatch
+            with contextlib.suppress(Exception):
+                self.client.cancel(self._first)
+            self._first = []
         if self._inflight:
             with contextlib.suppress(Exception):
                 self.client.cancel(list(self._inflight))
