@@ -11,16 +11,16 @@ a cluster imports this module, and so dask.
 - Work: tasks of BATCH images (more for small ones: :meth:`DaskScanRun._batch`;
   :func:`scan_batch`), at most WINDOW per worker thread in flight, refilled as
   each batch's results come back: the client holds a bounded number of paths and
-  results whatever the library's size. Without a catalog, each worker thread's first
-  batch is sent with the first root's listing and takes its images from it on the
-  cluster (:func:`scan_listed`); the client takes the same images off its queue when
-  the listing reaches it (:meth:`DaskScanRun._claim`). In its task, a batch is scanned by the
-  local pool with one reader, a process the Dask worker forks and keeps for its
-  next batches (:class:`_Readers`): the image that hangs, exhausts memory or
-  crashes its reader costs itself (``Timeout``, ``MemoryLimit``,
-  ``WorkerCrashed``), never the Dask worker, and the reader is replaced. Batches
-  and results travel as ``marshal`` bytes, the reader's answers as it wrote them
-  (the client decodes them).
+  results whatever the library's size. Without a catalog, each worker thread's
+  first batch is sent with the first root's listing and takes its images from it
+  on the cluster (:func:`scan_listed`); the client takes the same images off its
+  queue when the listing reaches it (:meth:`DaskScanRun._claim`). In its task, a
+  batch is scanned by the local pool with one reader, a process the Dask worker
+  forks and keeps for its next batches (:class:`_Readers`): the image that hangs,
+  exhausts memory or crashes its reader costs itself (``Timeout``,
+  ``MemoryLimit``, ``WorkerCrashed``), never the Dask worker, and the reader is
+  replaced. Batches and results travel as ``marshal`` bytes, the reader's answers
+  as it wrote them (the client decodes them).
 - Lost workers: when the Dask worker itself dies (the OOM killer, a machine
   lost), the scheduler runs its tasks again elsewhere; a task that was running
   on every worker that died (``distributed.scheduler.allowed-failures`` + 1
@@ -804,10 +804,7 @@ class DaskScanRun(ScanRun):
         self._dispatch(queue)
         # Every result is fetched, and its future let go, before any is yielded: the
         # scheduler frees the results on the workers now, not once the caller has
-        # taken them all; and the last message a scan sends the scheduler (the release
-        # of its last futures) goes a few ms earlier, which a scan started at once after
-        # it waited for (the client's stream holds a message sent within 10 ms of the
-        # one before: benchmarks/README.md).
+        # taken them all.
         first = self._claimed.intersection(done)
         self._claimed -= first
         fetched = [(batch, self._fetch(future), future in first) for future, batch in batches]
