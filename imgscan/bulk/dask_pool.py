@@ -604,31 +604,34 @@ class DaskScanRun(ScanRun):
         #: tasks whose answers are checked against the images claimed.
         self._first: list[distributed.Future[Any]] = []
         self._claimed: set[distributed.Future[Any]] = set()
-        self._first_threads = self._thread_count
+        #: The worker threads given a first batch (the shares of the listing), and
+        #: the most images of one.
+        self._first_threads = 0
         self._first_most = BATCH
         if self._catalog is None:
             self._send_first(info)
 
     def _send_first(self, info: dict[str, Any]) -> None:
         """Send each worker thread's first batch of the first root now, as tasks that
-        take the root's listing (:func:`scan_listed`), one per worker thread and
-        placed there (Dask would run them all where the listing is). Not for a scan
-        with a catalog: its unchanged files are the client's to find."""
-        listing = self._listing.pending[0][1] if self._listing.pending else None
-        if listing is None:
+        take the root's listing (:func:`scan_listed`), one per thread of each running
+        worker and placed there (Dask would run them all where the listing is; a
+        paused worker would hold its own until it runs again). Not for a scan with a
+        catalog: its unchanged files are the client's to find."""
+        if not self._listing.pending:
             return
+        listing = self._listing.pending[0][1]
+        workers = [(address, int(worker.get("nthreads", 1)))
+                   for address, worker in info.get("workers", {}).items()
+                   if worker.get("status", "running") == "running"]
+        self._first_threads = sum(count for _, count in workers)
         index = 0
-        for address, worker in info.get("workers", {}).items():
-            count = int(worker.get("nthreads", 1))
-            indices = range(index, min(index + count, self._first_threads))
-            index += len(indices)
-            if not indices:
-                break
-            n = len(indices)
+        for address, count in workers:
             self._first += self.client.map(
-                scan_listed, [listing] * n, indices, [self._first_threads] * n,
-                [self._first_most] * n, [self._pickled] * n, [self.time_limit] * n,
+                scan_listed, [listing] * count, range(index, index + count),
+                [self._first_threads] * count, [self._first_most] * count,
+                [self._pickled] * count, [self.time_limit] * count,
                 key="scan_batch", workers=[address], allow_other_workers=True, pure=False)
+            index += count
 
     def _claim(self, queue: deque[_Task]) -> None:
         """The first batches sent with the listing (:meth:`_send_first`) take their
