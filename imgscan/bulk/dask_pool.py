@@ -11,8 +11,8 @@ a cluster imports this module, and so dask.
 - Work: tasks of BATCH images (more for small ones: :meth:`DaskScanRun._batch`;
   :func:`scan_batch`), at most WINDOW per worker thread in flight, refilled as
   each batch's results come back: the client holds a bounded number of paths and
-  results whatever the library's size. Without a catalog, each worker thread's
-  first batch is sent with the first root's listing and takes its images from it
+  results whatever the library's size. A scan of one root without a catalog sends
+  each worker thread's first batch with the root's listing, to take its images from it
   on the cluster (:func:`scan_listed`); the client takes the same images off its
   queue when the listing reaches it (:meth:`DaskScanRun._claim`). In its task, a
   batch is scanned by the local pool with one reader, a process the Dask worker
@@ -483,9 +483,8 @@ def _threads_of(info: dict[str, Any]) -> int:
 class ClusterWalk:
     """The local walk's entries, listed by tasks on the cluster (one per root, all
     sent at once, in one message, when it is made, so they run while the scan starts;
-    consumed in order, each listing's future let go once its result is taken, so its
-    worker does not hold the listing for the rest of the scan); a file reached twice
-    is yielded once."""
+    consumed in order); a file reached twice is yielded once. The listings taken are
+    kept in :attr:`taken` until the scan lets them go (:meth:`DaskScanRun._submit`)."""
 
     def __init__(self, client: distributed.Client, paths: list[str]) -> None:
         self.client = client
@@ -498,6 +497,8 @@ class ClusterWalk:
         #: The listings not taken yet: each root and its task.
         futures = client.map(list_root, paths, key="list_root", pure=False) if paths else []
         self.pending = deque(zip(paths, futures, strict=True))
+        #: The listings whose results have been taken, until the scan lets them go.
+        self.taken: list[distributed.Future[Any]] = []
 
     def cancel(self) -> None:
         """Cancel the listings still running (a scan left early)."""
@@ -509,8 +510,8 @@ class ClusterWalk:
         while self.pending:
             root, future = self.pending[0]
             entries, skipped, worker = _result(future, self.client)
+            self.taken.append(future)
             self.pending.popleft()
-            del future
             self.skipped += skipped
             listed = list(unique(entries, seen))
             if self.first is None:
@@ -608,7 +609,7 @@ class DaskScanRun(ScanRun):
         #: the most images of one.
         self._first_threads = 0
         self._first_most = BATCH
-        if self._catalog is None:
+        if self._catalog is None and len(self.paths) == 1:
             self._send_first(info)
 
     def _send_first(self, info: dict[str, Any]) -> None:
@@ -616,9 +617,10 @@ class DaskScanRun(ScanRun):
         take the root's listing (:func:`scan_listed`), one per thread of each running
         worker and placed there (Dask would run them all where the listing is; a
         paused worker would hold its own until it runs again). Not for a scan with a
-        catalog: its unchanged files are the client's to find."""
-        if not self._listing.pending:
-            return
+        catalog: its unchanged files are the client's to find; nor for one of several
+        roots, each listed by its own task: the first batches would hold the first
+        root's files only (the 4 Windows disks of benchmarks/test_bench_dask.py, 4
+        roots, went in 1 + 0 images first, then 2 + 1, where 2 + 2 at once did)."""
         listing = self._listing.pending[0][1]
         workers = [(address, int(worker.get("nthreads", 1)))
                    for address, worker in info.get("workers", {}).items()
@@ -750,6 +752,12 @@ class DaskScanRun(ScanRun):
         for future, batch in zip(futures, batches, strict=True):
             self._inflight[future] = batch
             self._sent[future] = now
+        # The listings taken are let go now, after these batches were sent: letting a
+        # future go is a message too, and the client's stream holds one sent within
+        # 10 ms of the one before, so the listings let go as soon as taken held the
+        # first batches of a scan of 4 roots for 10 ms (benchmarks/README.md). Their
+        # workers need not keep them for the rest of the scan.
+        self._listing.taken.clear()
         return futures[0]
 
     def _per_second(self) -> float | None:
