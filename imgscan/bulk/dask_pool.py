@@ -12,9 +12,9 @@ a cluster imports this module, and so dask.
   :func:`scan_batch`), at most WINDOW per worker thread in flight, refilled as
   each batch's results come back: the client holds a bounded number of paths and
   results whatever the library's size. A scan of one root without a catalog sends
-  each worker thread's first batch with the root's listing, to take its images from it
-  on the cluster (:func:`scan_listed`); the client takes the same images off its
-  queue when the listing reaches it (:meth:`DaskScanRun._claim`). In its task, a
+  its first batch with the root's listing, to take its images from the listing
+  where it is (:func:`scan_listed`); the client takes the same images off its queue
+  when the listing reaches it (:meth:`DaskScanRun._claim`). In its task, a
   batch is scanned by the local pool with one reader, a process the Dask worker
   forks and keeps for its next batches (:class:`_Readers`): the image that hangs,
   exhausts memory or crashes its reader costs itself (``Timeout``,
@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import marshal
 import os
@@ -151,34 +152,29 @@ def list_root(root: str) -> tuple[list[tuple[str, Compact | OSError]], int, str]
     return entries, walk.skipped, _worker_name()
 
 
-def scan_listed(listing: tuple[list[tuple[str, Compact | OSError]], int, str], index: int,
-                threads: int, most: int, options: bytes, time_limit: float) -> bytes:
-    """Scan the first batch of worker thread ``index`` of ``threads`` straight from
-    the first root's listing (:func:`list_root`'s result, handed over by the
-    scheduler), as :func:`scan_batch`: the images :func:`first_sizes` gives it (the
-    client's ``most``, BATCH there), in the listing's order (:func:`unique`). The
-    client takes the same images off its queue when the listing reaches it
-    (:meth:`DaskScanRun._claim`), so the readers start without waiting for the
+def scan_listed(listing: tuple[list[tuple[str, Compact | OSError]], int, str], threads: int,
+                most: int, options: bytes, time_limit: float) -> bytes:
+    """Scan the first batch of a scan of one root straight from the root's listing
+    (:func:`list_root`'s result, handed over by the scheduler), as :func:`scan_batch`:
+    the first images in the listing's order (:func:`unique`), as many as
+    :meth:`DaskScanRun._size` gives a first batch for ``threads`` worker threads
+    (``most``: the client's BATCH). Dask runs it where the listing is, so the
+    listing, however long, is not copied, and only its head is read. The client
+    takes the same images off its queue when the listing reaches it
+    (:meth:`DaskScanRun._claim`), so a reader starts without waiting for the
     listing's round trip to the client and the client's answer (10 to 30 ms;
     benchmarks/README.md)."""
-    images = [(path, st, None) for path, st in unique(listing[0], set())
-              if not isinstance(st, OSError)]
-    sizes = first_sizes(len(images), threads, most)
-    start = sum(sizes[:index])
-    return scan_batch(marshal.dumps(images[start:start + sizes[index]]), options, time_limit)
-
-
-def first_sizes(images: int, threads: int, most: int) -> list[int]:
-    """The images of each worker thread's first batch, for ``images`` waiting: ``most``
-    at most (BATCH), so that results come soon, and no thread left without any while
-    another has more than one (:meth:`DaskScanRun._size`)."""
-    sizes: list[int] = []
-    for sent in range(threads):
-        sizes.append(_first_size(images - sum(sizes), threads, sent, most))
-    return sizes
+    head = list(itertools.islice(((path, st, None) for path, st in unique(listing[0], set())
+                                  if not isinstance(st, OSError)), most * threads))
+    # the size of the whole listing's first batch: at most ``most``, so the head's is it
+    size = _first_size(len(head), threads, 0, most)
+    return scan_batch(marshal.dumps(head[:size]), options, time_limit)
 
 
 def _first_size(queued: int, threads: int, sent: int, most: int) -> int:
+    """Images of the next worker thread's first batch, ``sent`` threads having theirs,
+    ``queued`` images waiting: ``most`` (BATCH) at most, so that results come soon, and
+    no thread left without any while another has more than one."""
     return min(most, -(-queued // (threads - sent)))
 
 
@@ -600,57 +596,47 @@ class DaskScanRun(ScanRun):
         #: sending to their end (an upper bound of the reading: queueing included).
         self._returned = 0
         self._waited = 0.0
-        #: The first batches, sent with the listing (:meth:`_send_first`), until the
-        #: listing reaches the client and they are claimed (:meth:`_claim`); then the
-        #: tasks whose answers are checked against the images claimed.
-        self._first: list[distributed.Future[Any]] = []
+        #: The first batch, sent with the listing (:meth:`_send_first`), until the
+        #: listing reaches the client and it is claimed (:meth:`_claim`); then, until
+        #: it ends, the task whose answers are checked against the images claimed.
+        self._first: distributed.Future[Any] | None = None
         self._claimed: set[distributed.Future[Any]] = set()
-        #: The worker threads given a first batch (the shares of the listing), and
-        #: the most images of one.
-        self._first_threads = 0
+        #: The worker threads and the most images the first batch was sized for.
+        self._first_threads = self._thread_count
         self._first_most = BATCH
         if self._catalog is None and len(self.paths) == 1:
-            self._send_first(info)
+            self._send_first()
 
-    def _send_first(self, info: dict[str, Any]) -> None:
-        """Send each worker thread's first batch of the first root now, as tasks that
-        take the root's listing (:func:`scan_listed`), one per thread of each running
-        worker and placed there (Dask would run them all where the listing is; a
-        paused worker would hold its own until it runs again). Not for a scan with a
-        catalog: its unchanged files are the client's to find; nor for one of several
-        roots, each listed by its own task: the first batches would hold the first
-        root's files only (the 4 Windows disks of benchmarks/test_bench_dask.py, 4
-        roots, went in 1 + 0 images first, then 2 + 1, where 2 + 2 at once did)."""
-        listing = self._listing.pending[0][1]
-        workers = [(address, int(worker.get("nthreads", 1)))
-                   for address, worker in info.get("workers", {}).items()
-                   if worker.get("status", "running") == "running"]
-        self._first_threads = sum(count for _, count in workers)
-        index = 0
-        for address, count in workers:
-            self._first += self.client.map(
-                scan_listed, [listing] * count, range(index, index + count),
-                [self._first_threads] * count, [self._first_most] * count,
-                [self._pickled] * count, [self.time_limit] * count,
-                key="scan_batch", workers=[address], allow_other_workers=True, pure=False)
-            index += count
+    def _send_first(self) -> None:
+        """Send the first batch of the scan of one root now, as a task that takes the
+        root's listing (:func:`scan_listed`), which Dask runs where the listing is:
+        one worker thread starts reading as soon as the root is listed; the others'
+        first batches go from the client, as the rest does (a task taking the listing
+        on another worker would wait for the listing to be copied there, which for a
+        root of a million files is tens of MB, to every worker; and it takes about as
+        long as the client's round trip for the benchmarks' library). Not for a scan
+        with a catalog: its unchanged files are the client's to find; nor for one of
+        several roots, each listed by its own task: the first batch would hold the
+        first root's files only (the 4 Windows disks of benchmarks/test_bench_dask.py,
+        4 roots, went in 1 + 0 images first, then 2 + 1, where 2 + 2 at once did)."""
+        self._first = self.client.submit(
+            scan_listed, self._listing.pending[0][1], self._first_threads,
+            self._first_most, self._pickled, self.time_limit, pure=False)
 
     def _claim(self, queue: deque[_Task]) -> None:
-        """The first batches sent with the listing (:meth:`_send_first`) take their
-        images off the queue, the listing's first root being at its head (no catalog:
-        every file of it is queued). Each is timed from now, for the readers' rate
-        (:meth:`_per_second`): it started when the listing ended, about when the
-        listing reached the client; timed from its sending, the listing's own time
-        counted as reading made the rate half what it is, and the next batch half
-        as large (the 1000-image library went in 4 tasks on 1 worker, not 3)."""
-        first, self._first = self._first, []
-        now = time.monotonic()
-        assert self._listing.first is not None, "claimed once the first root is listed"
-        sizes = first_sizes(self._listing.first, self._first_threads, self._first_most)
-        for future, size in zip(first, sizes, strict=True):
-            self._inflight[future] = [self._item(queue.popleft()) for _ in range(size)]
-            self._sent[future] = now
-            self._claimed.add(future)
+        """The first batch sent with the listing (:meth:`_send_first`) takes its images
+        off the queue, the root's first (no catalog: every file of it is queued). It
+        is timed from now, for the readers' rate (:meth:`_per_second`): it started
+        when the listing ended, about when the listing reached the client; timed from
+        its sending, the listing's own time counted as reading made the rate half
+        what it is, and the next batch half as large (the 1000-image library went in
+        4 tasks on 1 worker, not 3)."""
+        first, self._first = self._first, None
+        assert first is not None and self._listing.first is not None, "the root is listed"
+        size = _first_size(self._listing.first, self._first_threads, 0, self._first_most)
+        self._inflight[first] = [self._item(queue.popleft()) for _ in range(size)]
+        self._sent[first] = time.monotonic()
+        self._claimed.add(first)
 
     def _close_cluster(self) -> None:
         for owned in self._owned:
@@ -700,7 +686,7 @@ class DaskScanRun(ScanRun):
             if not self._inflight:
                 self._alone = self._submit(self._suspects.popleft())
             return
-        if self._first:
+        if self._first is not None:
             self._claim(queue)
         threads = self._threads()
         batches: list[list[Item]] = []
@@ -892,10 +878,10 @@ class DaskScanRun(ScanRun):
 
     def _stop_workers(self, graceful: bool) -> None:
         self._listing.cancel()
-        if self._first:     # never claimed: the scan ended before its first dispatch
+        if self._first is not None:     # never claimed: the scan ended before it
             with contextlib.suppress(Exception):
                 self.client.cancel(self._first)
-            self._first = []
+            self._first = None
         if self._inflight:
             with contextlib.suppress(Exception):
                 self.client.cancel(list(self._inflight))

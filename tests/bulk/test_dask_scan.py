@@ -155,21 +155,20 @@ def test_a_library_listed_whole_is_shared_out_at_once(
     assert max(sizes[threads:]) - min(sizes[threads:]) <= 1
 
 
-def test_first_batches_the_client_does_not_expect_are_sent_again(
+def test_a_first_batch_the_client_does_not_expect_is_sent_again(
         library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A first batch taken from the listing on a worker (``scan_listed``) that answers
+    """The first batch taken from the listing on a worker (``scan_listed``) that answers
     other images than the client took off its queue for it (the listing was made
     again after its worker died, and the root had changed) is sent again as a batch:
     each image is still answered once, as the local scan answers it. The client's
-    sizes are made to differ from the workers' here."""
+    first batch is made one image shorter than the worker's here."""
     from imgscan.bulk import dask_pool
-    sizes = dask_pool.first_sizes
+    size = dask_pool._first_size
 
-    def shifted(images: int, threads: int, most: int) -> list[int]:
-        first = sizes(images, threads, most)
-        return [first[0] - 1, first[1] + 1, *first[2:]]
+    def shorter(queued: int, threads: int, sent: int, most: int) -> int:
+        return size(queued, threads, sent, most) - (sent == 0)
 
-    monkeypatch.setattr(dask_pool, "first_sizes", shifted)
+    monkeypatch.setattr(dask_pool, "_first_size", shorter)
     sent: list[int] = []
     submit = dask_pool.DaskScanRun._submit
 
@@ -182,8 +181,7 @@ def test_first_batches_the_client_does_not_expect_are_sent_again(
     dask = by_path(scan_list([str(library.root)], cluster=dask_client, info_only=True)[0])
     assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
     files = len(library.images) + len(library.damaged) + len(library.not_images)
-    claimed = shifted(files, 2, dask_pool.BATCH)
-    assert claimed[0] in sent and claimed[1] in sent, sent     # both sent again
+    assert shorter(files, 2, 0, dask_pool.BATCH) in sent, sent     # sent again
 
 
 def test_a_local_scan_never_imports_dask(library: Library) -> None:
@@ -204,8 +202,8 @@ def test_each_failure_costs_one_image(library: Library, dask_client: Client,
     """An image that kills its Dask worker every time is WorkerCrashed once its batch
     is split down to it, and the rest of its batch is scanned; one that hangs is a
     Timeout; the local pool's isolation on the worker does the rest. Each image is
-    reported once and recorded once. Without a catalog the first batches are the
-    tasks that take the listing (``scan_listed``), so the killer is in one of them."""
+    reported once and recorded once. Without a catalog the first batch is the task
+    that takes the listing (``scan_listed``)."""
     lib = tmp_path / "lib"
     lib.mkdir()
     troublemakers(library, lib, names=("killer", "hang", "exit", "segv", "hog", "bug"),
@@ -237,7 +235,7 @@ def test_a_worker_killed_mid_scan_loses_nothing(library: Library, dask_client: C
                                                 tmp_path: Path, catalog: bool) -> None:
     """SIGKILL to a Dask worker in the middle of a scan: the scheduler and the split
     retries answer every image exactly once, as the local scan does (without a
-    catalog, the first batches taking the listing included)."""
+    catalog, the first batch taking the listing included)."""
     db = tmp_path / "c.db"
     local = by_path(scan_list([str(library.root)], jobs=2, info_only=True)[0])
     # both workers up: one the test before killed may still be restarting
