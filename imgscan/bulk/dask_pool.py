@@ -12,9 +12,9 @@ a cluster imports this module, and so dask.
   :func:`scan_batch`), at most WINDOW per worker thread in flight, refilled as
   each batch's results come back: the client holds a bounded number of paths and
   results whatever the library's size. A scan of one root without a catalog sends
-  its first batch with the root's listing, to take its images from the listing
-  where it is (:func:`scan_listed`); the client takes the same images off its queue
-  when the listing reaches it (:meth:`DaskScanRun._claim`). In its task, a
+  the first batches (FROM_LISTING at most) with the root's listing, to take their
+  images from it on the cluster (:func:`scan_listed`); the client takes the same
+  images off its queue when the listing reaches it (:meth:`DaskScanRun._claim`). In its task, a
   batch is scanned by the local pool with one reader, a process the Dask worker
   forks and keeps for its next batches (:class:`_Readers`): the image that hangs,
   exhausts memory or crashes its reader costs itself (``Timeout``,
@@ -108,6 +108,11 @@ BATCH = 128
 MAX_BATCH = 512
 #: Tasks in flight per worker thread: one running, one waiting to start at once.
 WINDOW = 2
+#: Worker threads whose first batch takes the root's listing where it runs, at most
+#: (:meth:`DaskScanRun._send_first`): each on another worker than the listing's has the
+#: whole listing copied to it (tens of MB for a root of a million files), so a large
+#: cluster's other threads get theirs from the client.
+FROM_LISTING = 4
 #: Seconds a task costs beside its images (its round trip through the scheduler, about
 #: 10 ms on a quiet 2-core machine): the tail's batches are not cut below what their
 #: images take to read in that time.
@@ -152,23 +157,31 @@ def list_root(root: str) -> tuple[list[tuple[str, Compact | OSError]], int, str]
     return entries, walk.skipped, _worker_name()
 
 
-def scan_listed(listing: tuple[list[tuple[str, Compact | OSError]], int, str], threads: int,
-                most: int, options: bytes, time_limit: float) -> bytes:
-    """Scan the first batch of a scan of one root straight from the root's listing
-    (:func:`list_root`'s result, handed over by the scheduler), as :func:`scan_batch`:
-    the first images in the listing's order (:func:`unique`), as many as
-    :meth:`DaskScanRun._size` gives a first batch for ``threads`` worker threads
-    (``most``: the client's BATCH). Dask runs it where the listing is, so the
-    listing, however long, is not copied, and only its head is read. The client
-    takes the same images off its queue when the listing reaches it
-    (:meth:`DaskScanRun._claim`), so a reader starts without waiting for the
+def scan_listed(listing: tuple[list[tuple[str, Compact | OSError]], int, str], index: int,
+                threads: int, most: int, options: bytes, time_limit: float) -> bytes:
+    """Scan the first batch of worker thread ``index`` of ``threads`` straight from the
+    root's listing (:func:`list_root`'s result, handed over by the scheduler), as
+    :func:`scan_batch`: the images :func:`first_sizes` gives it (``most``: the
+    client's BATCH), in the listing's order (:func:`unique`); only the listing's head
+    is read. The client takes the same images off its queue when the listing reaches
+    it (:meth:`DaskScanRun._claim`), so the readers start without waiting for the
     listing's round trip to the client and the client's answer (10 to 30 ms;
     benchmarks/README.md)."""
     head = list(itertools.islice(((path, st, None) for path, st in unique(listing[0], set())
                                   if not isinstance(st, OSError)), most * threads))
-    # the size of the whole listing's first batch: at most ``most``, so the head's is it
-    size = _first_size(len(head), threads, 0, most)
-    return scan_batch(marshal.dumps(head[:size]), options, time_limit)
+    # the first batches of the whole listing: ``most`` each once it holds that many
+    sizes = first_sizes(len(head), threads, most)
+    start = sum(sizes[:index])
+    return scan_batch(marshal.dumps(head[start:start + sizes[index]]), options, time_limit)
+
+
+def first_sizes(images: int, threads: int, most: int) -> list[int]:
+    """The images of each worker thread's first batch, ``images`` waiting (as
+    :meth:`DaskScanRun._size` sizes them, :func:`_first_size`)."""
+    sizes: list[int] = []
+    for sent in range(threads):
+        sizes.append(_first_size(images - sum(sizes), threads, sent, most))
+    return sizes
 
 
 def _first_size(queued: int, threads: int, sent: int, most: int) -> int:
@@ -596,47 +609,61 @@ class DaskScanRun(ScanRun):
         #: sending to their end (an upper bound of the reading: queueing included).
         self._returned = 0
         self._waited = 0.0
-        #: The first batch, sent with the listing (:meth:`_send_first`), until the
-        #: listing reaches the client and it is claimed (:meth:`_claim`); then, until
-        #: it ends, the task whose answers are checked against the images claimed.
-        self._first: distributed.Future[Any] | None = None
+        #: The first batches, sent with the listing (:meth:`_send_first`), until the
+        #: listing reaches the client and they are claimed (:meth:`_claim`); then, until
+        #: they end, the tasks whose answers are checked against the images claimed.
+        self._first: list[distributed.Future[Any]] = []
         self._claimed: set[distributed.Future[Any]] = set()
-        #: The worker threads and the most images the first batch was sized for.
-        self._first_threads = self._thread_count
+        #: The worker threads and the most images the first batches were sized for.
+        self._first_threads = 0
         self._first_most = BATCH
         if self._catalog is None and len(self.paths) == 1:
-            self._send_first()
+            self._send_first(info)
 
-    def _send_first(self) -> None:
-        """Send the first batch of the scan of one root now, as a task that takes the
-        root's listing (:func:`scan_listed`), which Dask runs where the listing is:
-        one worker thread starts reading as soon as the root is listed; the others'
-        first batches go from the client, as the rest does (a task taking the listing
-        on another worker would wait for the listing to be copied there, which for a
-        root of a million files is tens of MB, to every worker; and it takes about as
-        long as the client's round trip for the benchmarks' library). Not for a scan
-        with a catalog: its unchanged files are the client's to find; nor for one of
-        several roots, each listed by its own task: the first batch would hold the
-        first root's files only (the 4 Windows disks of benchmarks/test_bench_dask.py,
-        4 roots, went in 1 + 0 images first, then 2 + 1, where 2 + 2 at once did)."""
-        self._first = self.client.submit(
-            scan_listed, self._listing.pending[0][1], self._first_threads,
-            self._first_most, self._pickled, self.time_limit, pure=False)
+    def _send_first(self, info: dict[str, Any]) -> None:
+        """Send the first batches of the scan of one root now, as tasks that take the
+        root's listing (:func:`scan_listed`): one per thread of the running workers,
+        FROM_LISTING at most, each placed on its worker (Dask would run every task
+        that takes the listing where the listing is; a paused worker would hold its
+        own until it ran again). The other threads' first batches go from the client.
+        Not for a scan with a catalog: its unchanged files are the client's to find;
+        nor for one of several roots, each listed by its own task: the first batches
+        would hold the first root's files only (the 4 Windows disks of
+        benchmarks/test_bench_dask.py, 4 roots, went in 1 + 0 images first, then
+        2 + 1, where 2 + 2 at once did)."""
+        listing = self._listing.pending[0][1]
+        running = [(address, int(worker.get("nthreads", 1)))
+                   for address, worker in info.get("workers", {}).items()
+                   if worker.get("status", "running") == "running"]
+        self._first_threads = sum(count for _, count in running)
+        index = 0
+        for address, count in running:
+            count = min(count, FROM_LISTING - index)
+            if count <= 0:
+                break
+            self._first += self.client.map(
+                scan_listed, [listing] * count, range(index, index + count),
+                [self._first_threads] * count, [self._first_most] * count,
+                [self._pickled] * count, [self.time_limit] * count,
+                key="scan_batch", workers=[address], allow_other_workers=True, pure=False)
+            index += count
 
     def _claim(self, queue: deque[_Task]) -> None:
-        """The first batch sent with the listing (:meth:`_send_first`) takes its images
-        off the queue, the root's first (no catalog: every file of it is queued). It
-        is timed from now, for the readers' rate (:meth:`_per_second`): it started
-        when the listing ended, about when the listing reached the client; timed from
-        its sending, the listing's own time counted as reading made the rate half
-        what it is, and the next batch half as large (the 1000-image library went in
-        4 tasks on 1 worker, not 3)."""
-        first, self._first = self._first, None
-        assert first is not None and self._listing.first is not None, "the root is listed"
-        size = _first_size(self._listing.first, self._first_threads, 0, self._first_most)
-        self._inflight[first] = [self._item(queue.popleft()) for _ in range(size)]
-        self._sent[first] = time.monotonic()
-        self._claimed.add(first)
+        """The first batches sent with the listing (:meth:`_send_first`) take their
+        images off the queue, the root's first (no catalog: every file of it is
+        queued). Each is timed from now, for the readers' rate (:meth:`_per_second`):
+        it started when the listing ended, about when the listing reached the client;
+        timed from its sending, the listing's own time counted as reading made the
+        rate half what it is, and the next batch half as large (the 1000-image library
+        went in 4 tasks on 1 worker, not 3)."""
+        first, self._first = self._first, []
+        assert self._listing.first is not None, "claimed once the root is listed"
+        sizes = first_sizes(self._listing.first, self._first_threads, self._first_most)
+        now = time.monotonic()
+        for future, size in zip(first, sizes, strict=False):    # FROM_LISTING at most
+            self._inflight[future] = [self._item(queue.popleft()) for _ in range(size)]
+            self._sent[future] = now
+            self._claimed.add(future)
 
     def _close_cluster(self) -> None:
         for owned in self._owned:
@@ -686,7 +713,7 @@ class DaskScanRun(ScanRun):
             if not self._inflight:
                 self._alone = self._submit(self._suspects.popleft())
             return
-        if self._first is not None:
+        if self._first:
             self._claim(queue)
         threads = self._threads()
         batches: list[list[Item]] = []
@@ -878,10 +905,10 @@ class DaskScanRun(ScanRun):
 
     def _stop_workers(self, graceful: bool) -> None:
         self._listing.cancel()
-        if self._first is not None:     # never claimed: the scan ended before it
+        if self._first:     # never claimed: the scan ended before its first dispatch
             with contextlib.suppress(Exception):
                 self.client.cancel(self._first)
-            self._first = None
+            self._first = []
         if self._inflight:
             with contextlib.suppress(Exception):
                 self.client.cancel(list(self._inflight))
