@@ -110,8 +110,8 @@ MAX_BATCH = 512
 WINDOW = 2
 #: Worker threads whose first batch takes the root's listing where it runs, at most
 #: (:meth:`DaskScanRun._send_first`): each on another worker than the listing's has the
-#: whole listing copied to it (tens of MB for a root of a million files), so a large
-#: cluster's other threads get theirs from the client.
+#: whole listing copied to it (about 100 MB for a root of a million files, by the size
+#: of its entries), so a large cluster's other threads get theirs from the client.
 FROM_LISTING = 4
 #: Seconds a task costs beside its images (its round trip through the scheduler, about
 #: 10 ms on a quiet 2-core machine): the tail's batches are not cut below what their
