@@ -11,12 +11,16 @@ a cluster imports this module, and so dask.
 - Work: tasks of BATCH images (more for small ones: :meth:`DaskScanRun._batch`;
   :func:`scan_batch`), at most WINDOW per worker thread in flight, refilled as
   each batch's results come back: the client holds a bounded number of paths and
-  results whatever the library's size. In its task, a batch is scanned by the
-  local pool with one reader, a process the Dask worker forks and keeps for its
-  next batches (:class:`_Readers`): the image that hangs, exhausts memory or
-  crashes its reader costs itself (``Timeout``, ``MemoryLimit``,
-  ``WorkerCrashed``), never the Dask worker, and the reader is replaced. Batches
-  and results travel as ``marshal`` bytes.
+  results whatever the library's size. A scan of one root without a catalog sends
+  the first batches (FROM_LISTING at most) with the root's listing, to take their
+  images from it on the cluster (:func:`scan_listed`); the client takes the same
+  images off its queue when the listing reaches it (:meth:`DaskScanRun._claim`). In its task, a
+  batch is scanned by the local pool with one reader, a process the Dask worker
+  forks and keeps for its next batches (:class:`_Readers`): the image that hangs,
+  exhausts memory or crashes its reader costs itself (``Timeout``,
+  ``MemoryLimit``, ``WorkerCrashed``), never the Dask worker, and the reader is
+  replaced. Batches and results travel as ``marshal`` bytes, the reader's answers
+  as it wrote them (the client decodes them).
 - Lost workers: when the Dask worker itself dies (the OOM killer, a machine
   lost), the scheduler runs its tasks again elsewhere; a task that was running
   on every worker that died (``distributed.scheduler.allowed-failures`` + 1
@@ -60,6 +64,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import marshal
 import os
@@ -77,6 +82,7 @@ from distributed.scheduler import KilledWorker
 
 from ..errors import error_member
 from ..remote import is_url
+from .pipe import read_frames
 from .result import FileIdentity, Fingerprint, ScanResult
 from .runner import ClusterError, Listed, ScanRun, _Task, _Worker, reap
 from .walk import Walk, head_digest, listed_stat, read_head
@@ -102,6 +108,11 @@ BATCH = 128
 MAX_BATCH = 512
 #: Tasks in flight per worker thread: one running, one waiting to start at once.
 WINDOW = 2
+#: Worker threads whose first batch takes the root's listing where it runs, at most
+#: (:meth:`DaskScanRun._send_first`): each on another worker than the listing's has the
+#: whole listing copied to it (about 100 MB for a root of a million files, by the size
+#: of its entries), so a large cluster's other threads get theirs from the client.
+FROM_LISTING = 4
 #: Seconds a task costs beside its images (its round trip through the scheduler, about
 #: 10 ms on a quiet 2-core machine): the tail's batches are not cut below what their
 #: images take to read in that time.
@@ -146,12 +157,62 @@ def list_root(root: str) -> tuple[list[tuple[str, Compact | OSError]], int, str]
     return entries, walk.skipped, _worker_name()
 
 
+def scan_listed(listing: tuple[list[tuple[str, Compact | OSError]], int, str], index: int,
+                threads: int, most: int, options: bytes, time_limit: float) -> bytes:
+    """Scan the first batch of worker thread ``index`` of ``threads`` straight from the
+    root's listing (:func:`list_root`'s result, handed over by the scheduler), as
+    :func:`scan_batch`: the images :func:`first_sizes` gives it (``most``: the
+    client's BATCH), in the listing's order (:func:`unique`); only the listing's head
+    is read. The client takes the same images off its queue when the listing reaches
+    it (:meth:`DaskScanRun._claim`), so the readers start without waiting for the
+    listing's round trip to the client and the client's answer (10 to 30 ms;
+    benchmarks/README.md)."""
+    head = list(itertools.islice(((path, st, None) for path, st in unique(listing[0], set())
+                                  if not isinstance(st, OSError)), most * threads))
+    # the first batches of the whole listing: ``most`` each once it holds that many
+    sizes = first_sizes(len(head), threads, most)
+    start = sum(sizes[:index])
+    return scan_batch(marshal.dumps(head[start:start + sizes[index]]), options, time_limit)
+
+
+def first_sizes(images: int, threads: int, most: int) -> list[int]:
+    """The images of each worker thread's first batch, ``images`` waiting (as
+    :meth:`DaskScanRun._size` sizes them, :func:`_first_size`)."""
+    sizes: list[int] = []
+    for sent in range(threads):
+        sizes.append(_first_size(images - sum(sizes), threads, sent, most))
+    return sizes
+
+
+def _first_size(queued: int, threads: int, sent: int, most: int) -> int:
+    """Images of the next worker thread's first batch, ``sent`` threads having theirs,
+    ``queued`` images waiting: ``most`` (BATCH) at most, so that results come soon, and
+    no thread left without any while another has more than one."""
+    return min(most, -(-queued // (threads - sent)))
+
+
+def unique(entries: list[tuple[str, Compact | OSError]],
+           seen: set[int]) -> Iterator[tuple[str, Compact | OSError]]:
+    """A listing's entries less the files ``seen`` already (by device and inode; an
+    object's URL is its own), which are added to it."""
+    for path, st in entries:
+        if not isinstance(st, OSError) and not is_url(path):
+            key = st[3] << 64 | st[2]
+            if key in seen:
+                continue
+            seen.add(key)
+        yield path, st
+
+
 def scan_batch(tasks: bytes, options: bytes, time_limit: float) -> bytes:
     """Scan a batch (``marshal``-ed ``(path, listed stat, stored header digest or
     None)`` items) with the local pool's isolation, by a reader this process keeps
-    between batches of the same (pickled) options; returns, ``marshal``-ed, how many
-    files were not images and each result :func:`packed`. A file whose header still
-    has the stored digest is answered ``unchanged`` without a scan.
+    between batches of the same (pickled) options; returns, ``marshal``-ed, the
+    results made here, :func:`packed` (``unchanged`` ones, and the images that cost
+    their reader: ``Timeout``, ``WorkerCrashed`` ...), and the reader's answers as it
+    wrote them, each with its path and this machine's stat of the file (the client
+    decodes them: :meth:`DaskScanRun._answered`). A file whose header still has the
+    stored digest is answered ``unchanged`` without a scan.
 
     Arguments and result are bytes, not lists of tuples and objects: Dask walks a
     task's arguments looking for futures (a tenth of the client's CPU per batch of
@@ -172,9 +233,10 @@ def scan_batch(tasks: bytes, options: bytes, time_limit: float) -> bytes:
                 st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, expected)))
         else:
             files.append((path, st))
-    with _BatchRun(files, options, time_limit) as run:
+    run = _BatchRun(files, options, time_limit)
+    with run:
         results = [*unchanged, *run]
-    return marshal.dumps((run.not_images, [packed(r) for r in results]))
+    return marshal.dumps(([packed(r) for r in results], run.answers))
 
 
 def packed(result: ScanResult) -> tuple[Any, ...]:
@@ -297,7 +359,11 @@ def release_readers() -> None:
 
 class _BatchRun(ScanRun):
     """A batch's scan: the local pool with one reader, taken from and given back to
-    the process's kept readers, and no catalog (the client keeps it)."""
+    the process's kept readers, and no catalog (the client keeps it). The reader's
+    answers are kept as it wrote them (:attr:`answers`), not decoded here: the client
+    decodes them, as a local scan's parent does, so the Dask worker neither decodes
+    an image's info nor encodes it again, CPU that a small cluster's readers share
+    (benchmarks/README.md)."""
 
     def __init__(self, files: list[tuple[str, os.stat_result]], key: bytes,
                  time_limit: float) -> None:
@@ -309,6 +375,17 @@ class _BatchRun(ScanRun):
         self.options = options
         self._walk = Listed(files)
         self._key = key
+        #: The reader's answers: path, the file's stat here (:func:`_compact`), and
+        #: the answer's frame (see :mod:`.pipe`).
+        self.answers: list[tuple[str, Compact, bytearray]] = []
+
+    def _results(self, worker: _Worker, data: bytes) -> Iterator[ScanResult | None]:
+        worker.buffer += data
+        for body in read_frames(worker.buffer):
+            task = worker.pending.popleft()
+            worker.started = time.monotonic()
+            self.answers.append((task.path, _compact(task.st), body))
+            yield None
 
     def _spawn(self) -> _Worker:
         reader = _READERS.take(self._key)
@@ -414,8 +491,9 @@ def _threads_of(info: dict[str, Any]) -> int:
 
 class ClusterWalk:
     """The local walk's entries, listed by tasks on the cluster (one per root, all
-    sent at once when it is made, so they run while the scan starts; consumed in
-    order); a file reached twice is yielded once."""
+    sent at once, in one message, when it is made, so they run while the scan starts;
+    consumed in order); a file reached twice is yielded once. The listings taken are
+    kept in :attr:`taken` until the scan lets them go (:meth:`DaskScanRun._submit`)."""
 
     def __init__(self, client: distributed.Client, paths: list[str]) -> None:
         self.client = client
@@ -423,19 +501,31 @@ class ClusterWalk:
         self.skipped = 0
         #: Whether every entry has been yielded (the scan's queue then holds the rest).
         self.done = False
-        self.futures = [client.submit(list_root, root, pure=False) for root in paths]
+        #: The files in the first root's listing, once it has been taken.
+        self.first: int | None = None
+        #: The listings not taken yet: each root and its task.
+        futures = client.map(list_root, paths, key="list_root", pure=False) if paths else []
+        self.pending = deque(zip(paths, futures, strict=True))
+        #: The listings whose results have been taken, until the scan lets them go.
+        self.taken: list[distributed.Future[Any]] = []
 
     def cancel(self) -> None:
         """Cancel the listings still running (a scan left early)."""
         with contextlib.suppress(Exception):
-            self.client.cancel([f for f in self.futures if not f.done()])
+            self.client.cancel([f for _, f in self.pending if not f.done()])
 
     def __iter__(self) -> Iterator[tuple[str, os.stat_result | OSError]]:
         seen: set[int] = set()
-        for root, future in zip(self.paths, self.futures, strict=True):
+        while self.pending:
+            root, future = self.pending[0]
             entries, skipped, worker = _result(future, self.client)
+            self.taken.append(future)
+            self.pending.popleft()
             self.skipped += skipped
-            for path, st in entries:
+            listed = list(unique(entries, seen))
+            if self.first is None:
+                self.first = sum(1 for _, st in listed if not isinstance(st, OSError))
+            for path, st in listed:
                 if isinstance(st, OSError):
                     if path == root and not is_url(root) and os.path.exists(root):
                         raise ClusterError(
@@ -443,11 +533,6 @@ class ClusterWalk:
                             f"by the Dask worker {worker}: {st.strerror or st}")
                     yield path, st
                     continue
-                if not is_url(path):
-                    key = st[3] << 64 | st[2]
-                    if key in seen:
-                        continue
-                    seen.add(key)
                 yield path, listed_stat(*st)
         self.done = True
 
@@ -524,6 +609,61 @@ class DaskScanRun(ScanRun):
         #: sending to their end (an upper bound of the reading: queueing included).
         self._returned = 0
         self._waited = 0.0
+        #: The first batches, sent with the listing (:meth:`_send_first`), until the
+        #: listing reaches the client and they are claimed (:meth:`_claim`); then, until
+        #: they end, the tasks whose answers are checked against the images claimed.
+        self._first: list[distributed.Future[Any]] = []
+        self._claimed: set[distributed.Future[Any]] = set()
+        #: The worker threads and the most images the first batches were sized for.
+        self._first_threads = 0
+        self._first_most = BATCH
+        if self._catalog is None and len(self.paths) == 1:
+            self._send_first(info)
+
+    def _send_first(self, info: dict[str, Any]) -> None:
+        """Send the first batches of the scan of one root now, as tasks that take the
+        root's listing (:func:`scan_listed`): one per thread of the running workers,
+        FROM_LISTING at most, each placed on its worker (Dask would run every task
+        that takes the listing where the listing is; a paused worker would hold its
+        own until it ran again). The other threads' first batches go from the client.
+        Not for a scan with a catalog: its unchanged files are the client's to find;
+        nor for one of several roots, each listed by its own task: the first batches
+        would hold the first root's files only (the 4 Windows disks of
+        benchmarks/test_bench_dask.py, 4 roots, went in 1 + 0 images first, then
+        2 + 1, where 2 + 2 at once did)."""
+        listing = self._listing.pending[0][1]
+        running = [(address, int(worker.get("nthreads", 1)))
+                   for address, worker in info.get("workers", {}).items()
+                   if worker.get("status", "running") == "running"]
+        self._first_threads = sum(count for _, count in running)
+        index = 0
+        for address, count in running:
+            count = min(count, FROM_LISTING - index)
+            if count <= 0:
+                break
+            self._first += self.client.map(
+                scan_listed, [listing] * count, range(index, index + count),
+                [self._first_threads] * count, [self._first_most] * count,
+                [self._pickled] * count, [self.time_limit] * count,
+                key="scan_batch", workers=[address], allow_other_workers=True, pure=False)
+            index += count
+
+    def _claim(self, queue: deque[_Task]) -> None:
+        """The first batches sent with the listing (:meth:`_send_first`) take their
+        images off the queue, the root's first (no catalog: every file of it is
+        queued). Each is timed from now, for the readers' rate (:meth:`_per_second`):
+        it started when the listing ended, about when the listing reached the client;
+        timed from its sending, the listing's own time counted as reading made the
+        rate half what it is, and the next batch half as large (the 1000-image library
+        went in 4 tasks on 1 worker, not 3)."""
+        first, self._first = self._first, []
+        assert self._listing.first is not None, "claimed once the root is listed"
+        sizes = first_sizes(self._listing.first, self._first_threads, self._first_most)
+        now = time.monotonic()
+        for future, size in zip(first, sizes, strict=False):    # FROM_LISTING at most
+            self._inflight[future] = [self._item(queue.popleft()) for _ in range(size)]
+            self._sent[future] = now
+            self._claimed.add(future)
 
     def _close_cluster(self) -> None:
         for owned in self._owned:
@@ -573,16 +713,21 @@ class DaskScanRun(ScanRun):
             if not self._inflight:
                 self._alone = self._submit(self._suspects.popleft())
             return
+        if self._first:
+            self._claim(queue)
         threads = self._threads()
-        while len(self._inflight) < WINDOW * threads and (self._retry or queue):
+        batches: list[list[Item]] = []
+        while len(self._inflight) + len(batches) < WINDOW * threads and (self._retry or queue):
             if self._retry:
-                batch = self._retry.popleft()
+                batches.append(self._retry.popleft())
             else:
-                size = self._size(len(queue), threads)
-                batch = [self._item(queue.popleft()) for _ in range(min(size, len(queue)))]
-            self._submit(batch)
+                size = self._size(len(queue), threads, len(self._inflight) + len(batches))
+                batches.append([self._item(queue.popleft())
+                                for _ in range(min(size, len(queue)))])
+        if batches:
+            self._submit(*batches)
 
-    def _size(self, queued: int, threads: int) -> int:
+    def _size(self, queued: int, threads: int, sent: int) -> int:
         """Images of the next batch, ``queued`` images waiting for ``threads`` worker
         threads.
 
@@ -598,18 +743,35 @@ class DaskScanRun(ScanRun):
         smaller than the images read in a task's own cost (with one thread, cutting
         would only add tasks)."""
         if self._listing.done and self._per_second() is None:
-            sent = len(self._inflight)      # none has ended: every batch sent so far
+            # none has ended: ``sent`` counts every batch sent so far
             if sent < threads:
-                return min(BATCH, -(-queued // (threads - sent)))
+                return _first_size(queued, threads, sent, BATCH)
             return min(MAX_BATCH, -(-queued // (WINDOW * threads - sent)))
         return min(self._batch(), max(self._smallest(), queued // threads))
 
-    def _submit(self, batch: list[Item]) -> distributed.Future[Any]:
-        future = self.client.submit(scan_batch, marshal.dumps(batch), self._pickled,
-                                    self.time_limit, pure=False)
-        self._inflight[future] = batch
-        self._sent[future] = time.monotonic()
-        return future
+    def _submit(self, *batches: list[Item]) -> distributed.Future[Any]:
+        """Send ``batches`` in one message (the first one's future is returned).
+
+        One message, not a message each: the client's stream to the scheduler sends a
+        message at once only when it sent none in the last 10 ms (``BatchedSend``'s
+        interval), so the second of two tasks submitted one after the other waited
+        those 10 ms: on 2 workers, the second worker started its first batch 10 to
+        12 ms after the first did (benchmarks/README.md)."""
+        count = len(batches)
+        futures = self.client.map(scan_batch, [marshal.dumps(b) for b in batches],
+                                  [self._pickled] * count, [self.time_limit] * count,
+                                  key="scan_batch", pure=False)
+        now = time.monotonic()
+        for future, batch in zip(futures, batches, strict=True):
+            self._inflight[future] = batch
+            self._sent[future] = now
+        # The listings taken are let go now, after these batches were sent: letting a
+        # future go is a message too, and the client's stream holds one sent within
+        # 10 ms of the one before, so the listings let go as soon as taken held the
+        # first batches of a scan of 4 roots for 10 ms (benchmarks/README.md). Their
+        # workers need not keep them for the rest of the scan.
+        self._listing.taken.clear()
+        return futures[0]
 
     def _per_second(self) -> float | None:
         """Images read per second, on the average so far: from the readers' times once
@@ -653,11 +815,10 @@ class DaskScanRun(ScanRun):
             return
         except (CancelledError, OSError) as exc:
             raise _gone(self.client, exc) from None
-        batches = [(future, self._inflight.pop(future)) for future in done]
         now = time.monotonic()
-        for future, batch in batches:
-            self._returned += len(batch)
-            self._waited += now - self._sent.pop(future)
+        batches = [(future, self._inflight.pop(future)) for future in done]
+        self._returned += sum(len(batch) for _, batch in batches)
+        self._waited += sum(now - self._sent.pop(future) for future, _ in batches)
         alone = self._alone in done
         if alone:
             self._alone = None
@@ -665,25 +826,58 @@ class DaskScanRun(ScanRun):
         # trip): the worker that finished has one batch queued at most, which small
         # images read in less time than the client's answer takes.
         self._dispatch(queue)
-        for future, batch in batches:
-            try:
-                not_images, results = marshal.loads(_result(future, self.client))
-            except KilledWorker as exc:
-                yield from self._lost(batch, exc, alone)
+        # Every result is fetched, and its future let go, before any is yielded: the
+        # scheduler frees the results on the workers now, not once the caller has
+        # taken them all.
+        first = self._claimed.intersection(done)
+        self._claimed -= first
+        fetched = [(batch, self._fetch(future), future in first) for future, batch in batches]
+        del batches, done, first
+        for batch, data, claimed in fetched:
+            if isinstance(data, KilledWorker):
+                yield from self._lost(batch, data, alone)
                 continue
-            except ClusterError:
-                raise
-            except Exception as exc:    # the task itself failed: imgscan missing there ...
-                raise ClusterError(f"{_address(self.client)}: a scan task failed on the "
-                                   f"cluster: {type(exc).__name__}: {exc}") from None
-            assert len(results) + not_images == len(batch), "each image answered once"
-            self.not_images += not_images
-            for values in results:
-                result = unpacked(values)
+            results, answers = marshal.loads(data)
+            if claimed and sorted(item[0] for item in batch) != sorted(
+                    [r[0] for r in results] + [a[0] for a in answers]):
+                # Its listing was made again (the worker holding it died) and differs
+                # from the client's (the root changed since): the batch is sent again.
+                self._retry.append(batch)
+                continue
+            assert len(results) + len(answers) == len(batch), "each image answered once"
+            for result in self._answered(results, answers):
                 if result.status != "unchanged":
                     self._read += 1
                     self._spent += result.elapsed
                 yield self._stored(result)
+
+    def _fetch(self, future: distributed.Future[Any]) -> bytes | KilledWorker:
+        """A batch's task's result, or the KilledWorker it failed with; another failure
+        of the task (imgscan missing on the worker ...) is a ClusterError."""
+        try:
+            data: bytes = _result(future, self.client)
+        except KilledWorker as exc:
+            return exc
+        except ClusterError:
+            raise
+        except Exception as exc:
+            raise ClusterError(f"{_address(self.client)}: a scan task failed on the "
+                               f"cluster: {type(exc).__name__}: {exc}") from None
+        return data
+
+    def _answered(self, results: list[tuple[Any, ...]],
+                  answers: list[tuple[str, Compact, bytes]]) -> Iterator[ScanResult]:
+        """The results of a batch's task (:func:`scan_batch`): those :func:`packed`,
+        then the reader's answers decoded as the local pool's parent decodes them (a
+        file that is not an image counted, and not yielded)."""
+        for values in results:
+            yield unpacked(values)
+        for path, compact, body in answers:
+            seq, elapsed, wire = marshal.loads(body)
+            result = self._result(_Task(seq, path, listed_stat(*compact), self.time_limit),
+                                  elapsed, wire)
+            if result is not None:
+                yield result
 
     def _lost(self, batch: list[Item], exc: KilledWorker,
               alone: bool) -> Iterator[ScanResult]:
@@ -711,6 +905,10 @@ class DaskScanRun(ScanRun):
 
     def _stop_workers(self, graceful: bool) -> None:
         self._listing.cancel()
+        if self._first:     # never claimed: the scan ended before its first dispatch
+            with contextlib.suppress(Exception):
+                self.client.cancel(self._first)
+            self._first = []
         if self._inflight:
             with contextlib.suppress(Exception):
                 self.client.cancel(list(self._inflight))

@@ -76,6 +76,14 @@ def read_tasks(fd: int) -> Iterator[list[tuple[int, str, int, int]]]:
 def read_results(buf: bytearray) -> Iterator[tuple[int, float, tuple[Any, ...]]]:
     """The parent's side: each whole answer in ``buf`` (what a worker's pipe gave so
     far), removed from it; a frame not complete yet stays for the next read."""
+    for body in read_frames(buf):
+        yield marshal.loads(body)
+
+
+def read_frames(buf: bytearray) -> Iterator[bytearray]:
+    """The body of each whole frame in ``buf``, undecoded, removed from it (as
+    :func:`read_results`): for a parent that hands the answers on to another process
+    (a Dask worker's batch, :mod:`.dask_pool`), which decodes them."""
     pos = 0
     try:
         while len(buf) - pos >= FRAME_HEADER:
@@ -83,8 +91,8 @@ def read_results(buf: bytearray) -> Iterator[tuple[int, float, tuple[Any, ...]]]
             end = pos + FRAME_HEADER + size
             if len(buf) < end:
                 break
-            answer = marshal.loads(buf[pos + FRAME_HEADER:end])
+            body = buf[pos + FRAME_HEADER:end]
             pos = end
-            yield answer
+            yield body
     finally:
         del buf[:pos]

@@ -134,19 +134,54 @@ def test_a_library_listed_whole_is_shared_out_at_once(
     files = len(library.images) + len(library.damaged) + len(library.not_images)
     monkeypatch.setattr(dask_pool, "BATCH", files // 4)
     sizes: list[int] = []
-    submit = dask_pool.DaskScanRun._submit
+    submit, claim = dask_pool.DaskScanRun._submit, dask_pool.DaskScanRun._claim
 
-    def counted(run: dask_pool.DaskScanRun, batch: list[Any]) -> Any:
-        sizes.append(len(batch))
-        return submit(run, batch)
+    def counted(run: dask_pool.DaskScanRun, *batches: list[Any]) -> Any:
+        sizes.extend(len(batch) for batch in batches)
+        return submit(run, *batches)
+
+    def claimed(run: dask_pool.DaskScanRun, queue: Any) -> None:
+        before = set(run._inflight)
+        claim(run, queue)
+        sizes.extend(len(batch) for f, batch in run._inflight.items() if f not in before)
 
     monkeypatch.setattr(dask_pool.DaskScanRun, "_submit", counted)
+    monkeypatch.setattr(dask_pool.DaskScanRun, "_claim", claimed)
     results, _ = scan_list([str(library.root)], cluster=dask_client, info_only=True)
     assert by_path(results).keys() >= library.images.keys()
     threads = 2
     assert len(sizes) == dask_pool.WINDOW * threads, sizes
     assert sizes[:threads] == [files // 4] * threads
     assert max(sizes[threads:]) - min(sizes[threads:]) <= 1
+
+
+def test_a_first_batch_the_client_does_not_expect_is_sent_again(
+        library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first batch taken from the listing on a worker (``scan_listed``) that answers
+    other images than the client took off its queue for it (the listing was made
+    again after its worker died, and the root had changed) is sent again as a batch:
+    each image is still answered once, as the local scan answers it. The client's
+    first batch is made one image shorter than the worker's here."""
+    from imgscan.bulk import dask_pool
+    size = dask_pool._first_size
+
+    def shorter(queued: int, threads: int, sent: int, most: int) -> int:
+        return size(queued, threads, sent, most) - (sent == 0)
+
+    monkeypatch.setattr(dask_pool, "_first_size", shorter)
+    sent: list[int] = []
+    submit = dask_pool.DaskScanRun._submit
+
+    def counted(run: dask_pool.DaskScanRun, *batches: list[Any]) -> Any:
+        sent.extend(len(batch) for batch in batches)
+        return submit(run, *batches)
+
+    monkeypatch.setattr(dask_pool.DaskScanRun, "_submit", counted)
+    local = by_path(scan_list([str(library.root)], jobs=2, info_only=True)[0])
+    dask = by_path(scan_list([str(library.root)], cluster=dask_client, info_only=True)[0])
+    assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
+    files = len(library.images) + len(library.damaged) + len(library.not_images)
+    assert shorter(files, 2, 0, dask_pool.BATCH) in sent, sent     # sent again
 
 
 def test_a_local_scan_never_imports_dask(library: Library) -> None:
@@ -161,12 +196,14 @@ def test_a_local_scan_never_imports_dask(library: Library) -> None:
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("catalog", [True, False], ids=["catalog", "first-batches"])
 def test_each_failure_costs_one_image(library: Library, dask_client: Client,
-                                      tmp_path: Path) -> None:
+                                      tmp_path: Path, catalog: bool) -> None:
     """An image that kills its Dask worker every time is WorkerCrashed once its batch
     is split down to it, and the rest of its batch is scanned; one that hangs is a
     Timeout; the local pool's isolation on the worker does the rest. Each image is
-    reported once and recorded once."""
+    reported once and recorded once. Without a catalog the first batch is the task
+    that takes the listing (``scan_listed``)."""
     lib = tmp_path / "lib"
     lib.mkdir()
     troublemakers(library, lib, names=("killer", "hang", "exit", "segv", "hog", "bug"),
@@ -174,7 +211,8 @@ def test_each_failure_costs_one_image(library: Library, dask_client: Client,
     db = tmp_path / "c.db"
     with hooked(dask_client, "misbehave"):
         results, _ = scan_list([str(lib)], cluster=dask_client, info_only=True,
-                               catalog=str(db), time_limit=1.5, memory_limit=256 * MiB)
+                               catalog=str(db) if catalog else None, time_limit=1.5,
+                               memory_limit=256 * MiB)
     found = {os.path.basename(p): r for p, r in by_path(results).items()}
     assert len(found) == 16
     errors = {n: r.error["type"] for n, r in found.items() if r.error}
@@ -183,6 +221,8 @@ def test_each_failure_costs_one_image(library: Library, dask_client: Client,
                       "hog.raw": "MemoryLimit", "bug.raw": "ValueError"}
     assert "Dask worker" in found["killer.raw"].error["message"]      # type: ignore[index]
     assert all(r.status == "scanned" for n, r in found.items() if n.startswith("ok"))
+    if not catalog:
+        return
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT count(*), count(DISTINCT path) FROM images").fetchone() \
             == (16, 16)
@@ -190,10 +230,12 @@ def test_each_failure_costs_one_image(library: Library, dask_client: Client,
             == (0, 10, 6)
 
 
+@pytest.mark.parametrize("catalog", [True, False], ids=["catalog", "first-batches"])
 def test_a_worker_killed_mid_scan_loses_nothing(library: Library, dask_client: Client,
-                                                tmp_path: Path) -> None:
+                                                tmp_path: Path, catalog: bool) -> None:
     """SIGKILL to a Dask worker in the middle of a scan: the scheduler and the split
-    retries answer every image exactly once, as the local scan does."""
+    retries answer every image exactly once, as the local scan does (without a
+    catalog, the first batch taking the listing included)."""
     db = tmp_path / "c.db"
     local = by_path(scan_list([str(library.root)], jobs=2, info_only=True)[0])
     # both workers up: one the test before killed may still be restarting
@@ -202,7 +244,7 @@ def test_a_worker_killed_mid_scan_loses_nothing(library: Library, dask_client: C
     seen = []
     with hooked(dask_client, "slowly"), imgscan.scan(
             [str(library.root)], cluster=dask_client, info_only=True,
-            catalog=str(db)) as run:
+            catalog=str(db) if catalog else None) as run:
         for result in run:
             seen.append(result)
             if len(seen) == 40:
@@ -210,6 +252,8 @@ def test_a_worker_killed_mid_scan_loses_nothing(library: Library, dask_client: C
         assert not run.interrupted
     dask = by_path(seen)
     assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
+    if not catalog:
+        return
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT count(*) FROM images").fetchone() == (len(local),)
 
