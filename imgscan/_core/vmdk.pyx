@@ -159,8 +159,9 @@ class VmdkImage(Container):
 
     def _read_embedded_descriptor(self, h):
         src = self.source
-        limits.enforce(h.desc_size, "VMDK_MAX_DESCRIPTOR_BYTES", self.path,
-                       "VMDK embedded descriptor", h.desc_offset, "descriptorSize in bytes,")
+        if h.desc_size > limits.VMDK_MAX_DESCRIPTOR_BYTES:     # enforce called only to refuse
+            limits.enforce(h.desc_size, "VMDK_MAX_DESCRIPTOR_BYTES", self.path,
+                           "VMDK embedded descriptor", h.desc_offset, "descriptorSize in bytes,")
         length = h.desc_size
         if not src.contains(h.desc_offset, length):
             raise TruncatedImage(self.path, "VMDK embedded descriptor", h.desc_offset,
@@ -288,6 +289,10 @@ class VmdkImage(Container):
     # -- descriptor facts ----------------------------------------------------------
     def _describe(self, desc):
         """Descriptor facts shared by embedded descriptors and descriptor files."""
+        cdef dict ddb
+        cdef list encryption
+        cdef str key, low
+        cdef Py_ssize_t ddb_cap
         d = self.details
         for key in ("createType", "parentFileNameHint"):
             desc.check_key(key)
@@ -308,9 +313,10 @@ class VmdkImage(Container):
             self.backing_file = parent
         ddb = {}
         encryption = []
+        ddb_cap = limits.VMDK_MAX_DDB_ENTRIES   # read once, not per line
         for key, value, _ in desc.entries:
             low = key.lower()
-            if low.startswith("ddb.") and key not in ddb and len(ddb) < limits.VMDK_MAX_DDB_ENTRIES:
+            if low.startswith("ddb.") and key not in ddb and len(ddb) < ddb_cap:
                 ddb[key] = value
             if low.startswith(("encryption.", "ddb.encryption")) or "keysafe" in low:
                 encryption.append(key)
