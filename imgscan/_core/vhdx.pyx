@@ -90,6 +90,10 @@ from .vhdx_bat cimport FileCtx, WalkStats, walk_bat
 from .vhdx_layout cimport BAT_ENTRY_SIZE
 from .vhdx_log import LogScan, Overlay
 
+#: What is read of the 64 KiB metadata table at first: its header and 127 entries (the rest
+#: only for a table that lists more); a read size, not a structure.
+cdef Py_ssize_t METADATA_TABLE_FIRST_READ = 4096
+
 #: How much of the BAT region a remote source is told to fetch with the metadata: the
 #: entries of the first 16 GiB of a disk of 32 MiB blocks, often all; a constant, never
 #: a length the file claims (the rest is read when the extent map is built).
@@ -167,13 +171,19 @@ cdef const uint8_t* _item(bytes span, uint64_t lo, dict items, dict alone, str n
 
 def _utf16(data):
     """A UTF-16LE string up to its first NUL (lone surrogates kept escaped; an odd
-    last byte, which no field of the spec has, dropped)."""
-    raw = bytes(data)
-    text = raw[:len(raw) & ~1].decode("utf-16-le", errors="surrogatepass")
-    end = text.find("\x00")
-    if end >= 0:
-        text = text[:end]
-    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+    last byte, which no field of the spec has, dropped).
+
+    The NUL is found in C first, as the first zero code unit (no surrogate pair holds
+    one), and only the text before it decoded: the creator field is 512 bytes, mostly
+    zeros, decoded on every open (issue 18)."""
+    cdef bytes raw = bytes(data)
+    cdef const uint8_t* p = <const uint8_t*><char*>raw
+    cdef Py_ssize_t end = 0, n = len(raw) & ~1
+    while end < n and (p[end] | p[end + 1]):
+        end += 2
+    text = raw[:end].decode("utf-16-le", errors="surrogatepass")
+    return text if text.isascii() else text.encode(
+        "utf-8", errors="backslashreplace").decode("utf-8")
 
 
 # --------------------------------------------------------------------------
@@ -453,7 +463,13 @@ class VhdxImage(Container):
     def _read_metadata(self, meta):
         path = self.source.path
         moff, mlen, mwhere = meta
-        cdef bytes table = self._read(moff, METADATA_TABLE_SIZE, "VHDX metadata table")
+        if moff + METADATA_TABLE_SIZE > self._eff_size:
+            # the whole table must be in the file, as before: this read raises, naming it
+            self._read(moff, METADATA_TABLE_SIZE, "VHDX metadata table")
+        # Its header and first entries, and the rest only when the count needs it: the
+        # 64 KiB table holds 5 or 6 entries as qemu-img and Hyper-V write it, and copying
+        # all of it from the kernel was about a twentieth of a small VHDX's open (issue 18).
+        cdef bytes table = self._read(moff, METADATA_TABLE_FIRST_READ, "VHDX metadata table")
         cdef const uint8_t* p = <const uint8_t*><char*>table
         cdef Py_ssize_t i, e
         signature = table[MT_SIGNATURE:MT_SIGNATURE + 8]
@@ -469,6 +485,9 @@ class VhdxImage(Container):
             # the entries are read from C: only a cap raised past the spec's gets here
             raise CorruptImage(path, "VHDX metadata table", moff,
                                f"{count} entries overrun the table")
+        if MT_HEADER_SIZE + count * MTE_SIZE > len(table):
+            table = self._read(moff, MT_HEADER_SIZE + count * MTE_SIZE, "VHDX metadata table")
+            p = <const uint8_t*><char*>table
         items = {}
         for i in range(count):
             e = MT_HEADER_SIZE + i * MTE_SIZE

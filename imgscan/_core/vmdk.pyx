@@ -52,12 +52,15 @@ descriptors); one sparse extent's header and grain walk are
 :mod:`imgscan._core.vmdk_sparse`, the structures :mod:`imgscan._core.c_vmdk`.
 """
 
+from libc.stdint cimport uint8_t
+
 from imgscan import limits
 from imgscan.errors import (
     CorruptImage, ImageError, TruncatedImage, UnsupportedFeature, UnsupportedFormat,
 )
 from imgscan.findings import DESCRIPTOR_AMBIGUOUS, EXTERNAL_EXTENT, SIZE_MISMATCH, UNKNOWN_FEATURE
 
+from .binary cimport le64
 from .c_vmdk import (
     COWD_MAGIC, DESCRIPTOR_SIGNATURE, PROBE_BYTES, SECTOR_SIZE, SESPARSE_CONST_HEADER,
     SESPARSE_MAGIC, SESPARSE_VERSION, SPARSE_EXTENT_HEADER, SPARSE_MAGIC,
@@ -444,17 +447,24 @@ class VmdkImage(Container):
         return out
 
 
+#: Where the seSparse magic and version lie (from the declaration in c_vmdk.py): the probe
+#: runs on every file whose first byte may start a descriptor ("v", "#", " ": a VHDX too).
+cdef Py_ssize_t SE_MAGIC = SESPARSE_CONST_HEADER.offset("magic")
+cdef Py_ssize_t SE_VERSION = SESPARSE_CONST_HEADER.offset("version")
+cdef Py_ssize_t SE_VERSION_END = SESPARSE_CONST_HEADER.end("version")
+
+
 def probe(Source source):
     """A sparse or COWD magic, an seSparse header, or descriptor text as qemu recognises it."""
     size = source.size
     if size < 4:
         return False
-    head = source.read(0, min(size, PROBE_BYTES), "VMDK header")
+    cdef bytes head = source.read(0, min(size, PROBE_BYTES), "VMDK header")
+    cdef const uint8_t* p = <const uint8_t*><char*>head
     if head[:4] in (SPARSE_MAGIC, COWD_MAGIC):
         return True
-    if len(head) >= SESPARSE_CONST_HEADER.end("version") and (
-            SESPARSE_CONST_HEADER.field(head, "magic") == SESPARSE_MAGIC
-            and SESPARSE_CONST_HEADER.field(head, "version") == SESPARSE_VERSION):
+    if len(head) >= SE_VERSION_END and (le64(p + SE_MAGIC) == SESPARSE_MAGIC
+                                        and le64(p + SE_VERSION) == SESPARSE_VERSION):
         return True
     if head.startswith(DESCRIPTOR_SIGNATURE):
         return True

@@ -236,6 +236,7 @@ def parse_descriptor(bytes raw, str path, offset, str structure):
     # its call and the structure's f-string per line were a third of an embedded
     # descriptor's parse (issue 18)
     line_cap = limits.VMDK_MAX_DESCRIPTOR_LINE
+    cdef Py_ssize_t extent_cap = limits.VMDK_MAX_EXTENTS
     cdef list entries = desc.entries
     cdef str line, stripped, key, value, equals
     for line in lines:
@@ -255,20 +256,20 @@ def parse_descriptor(bytes raw, str path, offset, str structure):
             if m is None:
                 raise CorruptImage(path, f"{structure} line {number}", None,
                                    f"invalid extent line {stripped[:200]!r}")
-            etype = m.group("type")
-            name = m.group("name")
+            # the groups in one call: access, sectors, type, name, offset
+            access, sectors, etype, name, ext_offset = m.groups()
             if etype != EXTENT_ZERO and name is None:
                 raise CorruptImage(path, f"{structure} line {number}", None,
                                    f"extent line {stripped[:200]!r} names no file")
-            if etype in (EXTENT_FLAT,) and m.group("offset") is None:
+            if etype in (EXTENT_FLAT,) and ext_offset is None:
                 raise CorruptImage(path, f"{structure} line {number}", None,
                                    f"FLAT extent line {stripped[:200]!r} has no offset")
-            limits.enforce(len(desc.extents) + 1, "VMDK_MAX_EXTENTS", path,
-                           f"{structure} line {number}", offset + start,
-                           "extent line count")
-            desc.extents.append(ExtentLine(
-                m.group("access"), int(m.group("sectors")), etype, name,
-                int(m.group("offset") or 0), number))
+            if len(desc.extents) + 1 > extent_cap:      # enforce called only to refuse
+                limits.enforce(len(desc.extents) + 1, "VMDK_MAX_EXTENTS", path,
+                               f"{structure} line {number}", offset + start,
+                               "extent line count")
+            desc.extents.append(ExtentLine(access, int(sectors), etype, name,
+                                           int(ext_offset or 0), number))
             continue
         key, equals, value = stripped.partition("=")
         if equals:
