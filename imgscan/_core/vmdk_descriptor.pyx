@@ -225,9 +225,9 @@ def parse_descriptor(bytes raw, str path, offset, str structure):
         desc.ambiguities.append(
             f"{len(hidden)} bytes of text follow a NUL byte at offset {offset + nul}: qemu "
             "stops reading there, another reader may not")
-    cdef list lines = text.split("\n")
-    if len(lines) > limits.VMDK_MAX_DESCRIPTOR_LINES:
-        limits.enforce(len(lines), "VMDK_MAX_DESCRIPTOR_LINES", path, structure, offset,
+    cdef Py_ssize_t nlines = text.count("\n") + 1
+    if nlines > limits.VMDK_MAX_DESCRIPTOR_LINES:
+        limits.enforce(nlines, "VMDK_MAX_DESCRIPTOR_LINES", path, structure, offset,
                        "line count")
     # offsets from ``offset`` (a Python int: any value a header may give)
     cdef Py_ssize_t pos = 0, start, number = 0, line_cap
@@ -238,43 +238,67 @@ def parse_descriptor(bytes raw, str path, offset, str structure):
     line_cap = limits.VMDK_MAX_DESCRIPTOR_LINE
     cdef Py_ssize_t extent_cap = limits.VMDK_MAX_EXTENTS
     cdef list entries = desc.entries
-    cdef str line, stripped, key, value, equals
-    for line in lines:
+    cdef str stripped, value
+    # Each line (text between "\n"s, as str.split makes them) is taken in place: its
+    # blank space trimmed by index (Py_UCS4.isspace is str.strip's test), only the key
+    # and the value of a key=value line made into strings; a line, its strip, partition
+    # and three more strips were each a new string (issue 18).
+    cdef Py_ssize_t n = len(text), ls = 0, le, a, b, eq, k, v
+    while ls <= n:
+        le = text.find("\n", ls)
+        if le < 0:
+            le = n
         number += 1
-        if len(line) > line_cap:
-            limits.enforce(len(line), "VMDK_MAX_DESCRIPTOR_LINE", path,
+        if le - ls > line_cap:
+            limits.enforce(le - ls, "VMDK_MAX_DESCRIPTOR_LINE", path,
                            f"{structure} line {number}", offset + pos,
                            "line length in characters,")
         start = pos
-        pos += (len(line) if all_ascii else len(line.encode("utf-8", errors="surrogateescape"))) + 1
-        stripped = line.strip()
-        if not stripped or stripped[0] == "#":
+        pos += (le - ls if all_ascii
+                else len(text[ls:le].encode("utf-8", errors="surrogateescape"))) + 1
+        a, b = ls, le
+        ls = le + 1
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a == b or text[a] == "#":
             continue
         # every access mode starts with R or N: the split only for a line that may be one
-        if stripped[0] in "RN" and stripped.split(None, 1)[0] in ACCESS_MODES:
-            m = _EXTENT_LINE.match(stripped)
-            if m is None:
-                raise CorruptImage(path, f"{structure} line {number}", None,
-                                   f"invalid extent line {stripped[:200]!r}")
-            # the groups in one call: access, sectors, type, name, offset
-            access, sectors, etype, name, ext_offset = m.groups()
-            if etype != EXTENT_ZERO and name is None:
-                raise CorruptImage(path, f"{structure} line {number}", None,
-                                   f"extent line {stripped[:200]!r} names no file")
-            if etype in (EXTENT_FLAT,) and ext_offset is None:
-                raise CorruptImage(path, f"{structure} line {number}", None,
-                                   f"FLAT extent line {stripped[:200]!r} has no offset")
-            if len(desc.extents) + 1 > extent_cap:      # enforce called only to refuse
-                limits.enforce(len(desc.extents) + 1, "VMDK_MAX_EXTENTS", path,
-                               f"{structure} line {number}", offset + start,
-                               "extent line count")
-            desc.extents.append(ExtentLine(access, int(sectors), etype, name,
-                                           int(ext_offset or 0), number))
+        if text[a] in "RN":
+            stripped = text[a:b]
+            if stripped.split(None, 1)[0] in ACCESS_MODES:
+                m = _EXTENT_LINE.match(stripped)
+                if m is None:
+                    raise CorruptImage(path, f"{structure} line {number}", None,
+                                       f"invalid extent line {stripped[:200]!r}")
+                # the groups in one call: access, sectors, type, name, offset
+                access, sectors, etype, name, ext_offset = m.groups()
+                if etype != EXTENT_ZERO and name is None:
+                    raise CorruptImage(path, f"{structure} line {number}", None,
+                                       f"extent line {stripped[:200]!r} names no file")
+                if etype in (EXTENT_FLAT,) and ext_offset is None:
+                    raise CorruptImage(path, f"{structure} line {number}", None,
+                                       f"FLAT extent line {stripped[:200]!r} has no offset")
+                if len(desc.extents) + 1 > extent_cap:      # enforce called only to refuse
+                    limits.enforce(len(desc.extents) + 1, "VMDK_MAX_EXTENTS", path,
+                                   f"{structure} line {number}", offset + start,
+                                   "extent line count")
+                desc.extents.append(ExtentLine(access, int(sectors), etype, name,
+                                               int(ext_offset or 0), number))
+                continue
+        eq = text.find("=", a, b)
+        if eq < 0:
             continue
-        key, equals, value = stripped.partition("=")
-        if equals:
-            value = value.strip()
-            if len(value) >= 2 and value[0] == '"' and value[len(value) - 1] == '"':
-                value = value[1:len(value) - 1]     # quoted
-            entries.append((key.strip(), value, number))
+        k = eq
+        while k > a and text[k - 1].isspace():
+            k -= 1
+        v = eq + 1
+        while v < b and text[v].isspace():
+            v += 1
+        if b - v >= 2 and text[v] == '"' and text[b - 1] == '"':
+            value = text[v + 1:b - 1]     # quoted
+        else:
+            value = text[v:b]
+        entries.append((text[a:k], value, number))
     return desc
