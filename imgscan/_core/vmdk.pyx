@@ -307,10 +307,10 @@ class VmdkImage(Container):
             d["cid"] = cid
         if parent_cid is not None:
             d["parent_cid"] = parent_cid
-        for key in ("version", "encoding", "isNativeSnapshot"):
+        for key, name in _HEADER_KEYS:
             value = desc.first(key)
             if value is not None:
-                d[f"descriptor_{key}" if key == "version" else key] = value
+                d[name] = value
         parent = desc.qemu_value("parentFileNameHint")
         if parent:
             self.backing_file = parent
@@ -331,8 +331,7 @@ class VmdkImage(Container):
                           ("ddb.uuid", "uuid"), ("ddb.longContentID", "long_content_id")):
             if key in ddb:
                 d[name] = ddb[key]
-        geometry = {k: ddb[f"ddb.geometry.{k}"] for k in ("cylinders", "heads", "sectors")
-                    if f"ddb.geometry.{k}" in ddb}
+        geometry = {name: ddb[key] for key, name in _GEOMETRY_KEYS if key in ddb}
         if geometry:
             d["geometry"] = geometry
         if encryption:
@@ -452,6 +451,13 @@ class VmdkImage(Container):
 cdef Py_ssize_t SE_MAGIC = SESPARSE_CONST_HEADER.offset("magic")
 cdef Py_ssize_t SE_VERSION = SESPARSE_CONST_HEADER.offset("version")
 cdef Py_ssize_t SE_VERSION_END = SESPARSE_CONST_HEADER.end("version")
+
+
+#: Descriptor header keys and the facts they are reported as; the disk database's
+#: geometry keys and theirs (made once, not formatted per open).
+_HEADER_KEYS = (("version", "descriptor_version"), ("encoding", "encoding"),
+                ("isNativeSnapshot", "isNativeSnapshot"))
+_GEOMETRY_KEYS = tuple((f"ddb.geometry.{k}", k) for k in ("cylinders", "heads", "sectors"))
 
 
 def probe(Source source):

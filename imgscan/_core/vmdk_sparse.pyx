@@ -303,12 +303,12 @@ cdef class SparseHeader:
              "gd_entries": self.gd_entries}
         if self.kind == "KDMV":
             d["flag_names"] = [name for bit, name in FLAG_NAMES if self.flags & bit]
-            d.update({"descriptor_offset": self.desc_offset // SECTOR_SIZE,
-                      "descriptor_size": self.desc_size // SECTOR_SIZE,
-                      "rgd_offset": self.rgd_offset // SECTOR_SIZE,
-                      "overhead": self.overhead,
-                      "unclean_shutdown": self.unclean,
-                      "compress_algorithm": self.compress})
+            d["descriptor_offset"] = self.desc_offset // SECTOR_SIZE
+            d["descriptor_size"] = self.desc_size // SECTOR_SIZE
+            d["rgd_offset"] = self.rgd_offset // SECTOR_SIZE
+            d["overhead"] = self.overhead
+            d["unclean_shutdown"] = self.unclean
+            d["compress_algorithm"] = self.compress
         return d
 
 
