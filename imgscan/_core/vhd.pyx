@@ -32,7 +32,6 @@ decides, sector by sector, whether a sector is in this file or in the parent.
 
 cimport cython
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.stdio cimport snprintf
 
 from imgscan import limits
 from imgscan.errors import CorruptImage, TruncatedImage, UnsupportedFeature
@@ -40,7 +39,7 @@ from imgscan.findings import (
     CORRUPT, FOOTER_MISMATCH, RESOURCE_EXHAUSTION, SIZE_MISMATCH, TRUNCATED, UNKNOWN_FEATURE,
 )
 
-from .binary cimport be32
+from .binary cimport be32, be64
 from .c_vhd import (
     BAT_ENTRY_SIZE, BAT_UNUSED, CHS_MAX, DISK_TYPE_DIFFERENCING, DISK_TYPE_DYNAMIC,
     DISK_TYPE_FIXED, DISK_TYPE_NAMES, DYNAMIC_HEADER, DYNAMIC_HEADER_COOKIE, DYNAMIC_HEADER_SIZE,
@@ -50,7 +49,7 @@ from .c_vhd import (
     SECTOR_SIZE, VHD_EPOCH_UNIX,
 )
 from .container import Container, Format
-from .guid import uuid_text
+from .guid_text cimport rfc_uuid_text
 from .extents cimport ExtentMap, KIND_DATA, KIND_UNALLOCATED, NO_HOST
 from .raw import map_host_range
 from .source cimport Source
@@ -77,16 +76,60 @@ CURRENT_SIZE_CREATORS = (b"win ", b"qem2", b"d2v ", b"CTXS", b"tap\x00")
 #: Where an entry's platform code lies (from the declaration in c_vhd.py).
 cdef Py_ssize_t LOCATOR_PLATFORM_CODE = PARENT_LOCATOR_ENTRY.offset("platform_code")
 
+# Field offsets, taken once from the declarations in c_vhd.py: the footer and the dynamic
+# disk header are read field by field from C on every open (their CStruct dicts and
+# Python-level offset look-ups were about a fifth of a small VHD's open, issue 18).
+cdef Py_ssize_t F_FEATURES = FOOTER.offset("features")
+cdef Py_ssize_t F_FILE_FORMAT_VERSION = FOOTER.offset("file_format_version")
+cdef Py_ssize_t F_DATA_OFFSET = FOOTER.offset("data_offset")
+cdef Py_ssize_t F_TIMESTAMP = FOOTER.offset("timestamp")
+cdef Py_ssize_t F_CREATOR_APPLICATION = FOOTER.offset("creator_application")
+cdef Py_ssize_t F_CREATOR_VERSION = FOOTER.offset("creator_version")
+cdef Py_ssize_t F_CREATOR_HOST_OS = FOOTER.offset("creator_host_os")
+cdef Py_ssize_t F_ORIGINAL_SIZE = FOOTER.offset("original_size")
+cdef Py_ssize_t F_CURRENT_SIZE = FOOTER.offset("current_size")
+cdef Py_ssize_t F_DISK_GEOMETRY = FOOTER.offset("disk_geometry")
+cdef Py_ssize_t F_DISK_TYPE = FOOTER.offset("disk_type")
+cdef Py_ssize_t F_CHECKSUM = FOOTER.offset("checksum")
+cdef Py_ssize_t F_UNIQUE_ID = FOOTER.offset("unique_id")
+cdef Py_ssize_t F_SAVED_STATE = FOOTER.offset("saved_state")
+cdef Py_ssize_t DH_COOKIE = DYNAMIC_HEADER.offset("cookie")
+cdef Py_ssize_t DH_COOKIE_END = DYNAMIC_HEADER.end("cookie")
+cdef Py_ssize_t DH_TABLE_OFFSET = DYNAMIC_HEADER.offset("table_offset")
+cdef Py_ssize_t DH_HEADER_VERSION = DYNAMIC_HEADER.offset("header_version")
+cdef Py_ssize_t DH_MAX_TABLE_ENTRIES = DYNAMIC_HEADER.offset("max_table_entries")
+cdef Py_ssize_t DH_BLOCK_SIZE = DYNAMIC_HEADER.offset("block_size")
+cdef Py_ssize_t DH_CHECKSUM = DYNAMIC_HEADER.offset("checksum")
+cdef Py_ssize_t DH_PARENT_UNIQUE_ID = DYNAMIC_HEADER.offset("parent_unique_id")
+cdef Py_ssize_t DH_PARENT_TIMESTAMP = DYNAMIC_HEADER.offset("parent_timestamp")
+cdef Py_ssize_t DH_PARENT_UNICODE_NAME = DYNAMIC_HEADER.offset("parent_unicode_name")
+cdef Py_ssize_t DH_PARENT_UNICODE_NAME_END = DYNAMIC_HEADER.end("parent_unicode_name")
+cdef Py_ssize_t DH_PARENT_LOCATOR_ENTRIES = DYNAMIC_HEADER.offset("parent_locator_entries")
+cdef Py_ssize_t DH_PARENT_LOCATOR_ENTRIES_END = DYNAMIC_HEADER.end("parent_locator_entries")
+
+
+cdef uint32_t _checksum(const uint8_t* p, Py_ssize_t n, Py_ssize_t field) noexcept nogil:
+    """:func:`vhd_checksum` of the ``n`` bytes at ``p``: every byte summed, then those of
+    the 4-byte field at ``field`` that lie inside them taken back out (no test per byte)."""
+    cdef uint32_t total = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        total += p[i]
+    for i in range(max(field, 0), min(field + 4, n)):
+        total -= p[i]
+    return ~total
+
 
 def vhd_checksum(const uint8_t[::1] data, Py_ssize_t checksum_offset):
     """One's complement of the byte sum, the checksum field counted as zero."""
-    cdef uint32_t total = 0
-    cdef Py_ssize_t i
-    for i in range(data.shape[0]):
-        if checksum_offset <= i < checksum_offset + 4:
-            continue
-        total += data[i]
-    return (~total) & 0xFFFFFFFF
+    if data.shape[0] == 0:
+        return 0xFFFFFFFF
+    return _checksum(&data[0], data.shape[0], checksum_offset)
+
+
+cdef uint32_t _disk_type(bytes footer):
+    """The disk type field of a whole footer (FOOTER_SIZE bytes, as the caller read it)."""
+    return be32(<const uint8_t*><char*>footer + F_DISK_TYPE)
 
 
 def _cookie_at(Source source, uint64_t offset, str structure):
@@ -119,11 +162,26 @@ def vhd_timestamp(uint32_t seconds):
     cdef uint64_t day = doy - (153 * mp + 2) // 5 + 1
     cdef uint64_t month = mp + 3 if mp < 10 else mp - 9
     cdef uint64_t year = yoe + era * 400 + (1 if month <= 2 else 0)
-    cdef char buf[32]
-    cdef int n = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d+00:00",
-                          <int>year, <int>month, <int>day, <int>(rem // 3600),
-                          <int>(rem // 60 % 60), <int>(rem % 60))
-    return buf[:n].decode("ascii")
+    # the digits written in place (snprintf's format parsing was most of the call); every
+    # year from the epoch on has four digits
+    cdef char buf[25]
+    buf[:] = b"0000-00-00T00:00:00+00:00"
+    _digits(buf, 4, year)
+    _digits(buf + 5, 2, month)
+    _digits(buf + 8, 2, day)
+    _digits(buf + 11, 2, rem // 3600)
+    _digits(buf + 14, 2, rem // 60 % 60)
+    _digits(buf + 17, 2, rem % 60)
+    return buf[:25].decode("ascii")
+
+
+@cython.cdivision(True)
+cdef inline void _digits(char* out, int width, uint64_t value) noexcept nogil:
+    """``value``'s last ``width`` decimal digits at ``out``, zero-padded."""
+    cdef int i
+    for i in range(width - 1, -1, -1):
+        out[i] = <char>(48 + value % 10)
+        value //= 10
 
 
 def _fourcc(bytes code):
@@ -140,13 +198,29 @@ def _decode_utf16(bytes data, str encoding):
 
 
 def _parse_footer(bytes raw):
-    """The footer's fields by name, geometry and creator version split (raw: 512 bytes)."""
-    f = FOOTER.unpack(raw)
-    geometry = f.pop("disk_geometry")
-    f["geometry"] = (geometry >> 16, (geometry >> 8) & 0xFF, geometry & 0xFF)
-    version = f["creator_version"]
-    f["creator_version"] = (version >> 16, version & 0xFFFF)
-    return f
+    """The footer's fields by name, geometry and creator version split (raw: 512 bytes),
+    read from C at the offsets declared in c_vhd.py."""
+    if len(raw) < FOOTER_SIZE:
+        raise ValueError(f"a VHD footer is {FOOTER_SIZE} bytes, not {len(raw)}")
+    cdef const uint8_t* p = <const uint8_t*><char*>raw
+    cdef uint32_t geometry = be32(p + F_DISK_GEOMETRY)
+    cdef uint32_t version = be32(p + F_CREATOR_VERSION)
+    return {
+        "features": be32(p + F_FEATURES),
+        "file_format_version": be32(p + F_FILE_FORMAT_VERSION),
+        "data_offset": be64(p + F_DATA_OFFSET),
+        "timestamp": be32(p + F_TIMESTAMP),
+        "creator_application": raw[F_CREATOR_APPLICATION:F_CREATOR_APPLICATION + 4],
+        "creator_version": (version >> 16, version & 0xFFFF),
+        "creator_host_os": raw[F_CREATOR_HOST_OS:F_CREATOR_HOST_OS + 4],
+        "original_size": be64(p + F_ORIGINAL_SIZE),
+        "current_size": be64(p + F_CURRENT_SIZE),
+        "geometry": (geometry >> 16, (geometry >> 8) & 0xFF, geometry & 0xFF),
+        "disk_type": be32(p + F_DISK_TYPE),
+        "checksum": be32(p + F_CHECKSUM),
+        "unique_id": rfc_uuid_text(p + F_UNIQUE_ID),
+        "saved_state": p[F_SAVED_STATE],
+    }
 
 
 # --------------------------------------------------------------------------
@@ -259,7 +333,7 @@ class VhdImage(Container):
         self._disk_type = f["disk_type"]
         if self._disk_type not in DISK_TYPE_NAMES:
             raise UnsupportedFeature(
-                source.path, "VHD footer disk type", footer_offset + FOOTER.offset("disk_type"),
+                source.path, "VHD footer disk type", footer_offset + F_DISK_TYPE,
                 f"disk type {self._disk_type} is not fixed (2), dynamic (3) or differencing (4)",
             )
         self.subformat = DISK_TYPE_NAMES[self._disk_type]
@@ -303,8 +377,7 @@ class VhdImage(Container):
         # qemu reads the copy at offset 0 when there is one. A fixed disk has
         # no copy; a 'conectix' there on a fixed disk is guest data, unless
         # the end of the file has no footer to prefer.
-        if head is not None and (tail is None
-                                 or FOOTER.field(head, "disk_type") != DISK_TYPE_FIXED):
+        if head is not None and (tail is None or _disk_type(head) != DISK_TYPE_FIXED):
             self._footer_raw = head
             return head, 0, FOOTER_SIZE
         self._footer_raw = tail
@@ -313,12 +386,15 @@ class VhdImage(Container):
     def _check_footers(self, bytes footer):
         """Checksums of both copies, and whether they agree."""
         head, tail = self._head, self._tail
+        cdef bytes copy
+        cdef const uint8_t* p
         for name, copy, offset in (("footer copy", head, 0),
                                    ("footer", tail, self._tail_offset)):
             if copy is None:
                 continue
-            stored = FOOTER.field(copy, "checksum")
-            computed = vhd_checksum(copy, FOOTER.offset("checksum"))
+            p = <const uint8_t*><char*>copy      # a whole footer (FOOTER_SIZE bytes)
+            stored = be32(p + F_CHECKSUM)
+            computed = _checksum(p, FOOTER_SIZE, F_CHECKSUM)
             if stored != computed:
                 self.add_finding(
                     CORRUPT, "error",
@@ -347,7 +423,7 @@ class VhdImage(Container):
                 f"the file (size {self.source.size}): truncated or damaged; the copy is used "
                 "(as qemu does)",
             )
-        elif FOOTER.field(tail, "disk_type") in (DISK_TYPE_DYNAMIC, DISK_TYPE_DIFFERENCING):
+        elif _disk_type(tail) in (DISK_TYPE_DYNAMIC, DISK_TYPE_DIFFERENCING):
             self.add_finding(
                 FOOTER_MISMATCH, "warning",
                 "the VHD footer at the end describes a dynamic or differencing disk but the "
@@ -377,7 +453,7 @@ class VhdImage(Container):
                               "sectors_per_track": f["geometry"][2]}
         d["disk_type"] = f["disk_type"]
         d["checksum"] = f["checksum"]
-        d["unique_id"] = uuid_text(f["unique_id"])
+        d["unique_id"] = f["unique_id"]
         d["saved_state"] = bool(f["saved_state"])
         if f["file_format_version"] >> 16 != FILE_FORMAT_VERSION >> 16:
             self.add_finding(UNKNOWN_FEATURE, "warning",
@@ -408,10 +484,11 @@ class VhdImage(Container):
                 f"{'CHS geometry' if use_chs else 'current size'} is used for creator "
                 f"{_fourcc(creator)!r}, as qemu does",
             )
-        # the cap is qemu's 2040 GiB
-        limits.enforce(size, "VHD_MAX_VIRTUAL_SIZE", self.source.path,
-                       "VHD footer current size / geometry",
-                       self._footer_offset + FOOTER.offset("current_size"), "virtual size")
+        # the cap is qemu's 2040 GiB (compared inline, enforce called only to refuse)
+        if size > limits.VHD_MAX_VIRTUAL_SIZE:
+            limits.enforce(size, "VHD_MAX_VIRTUAL_SIZE", self.source.path,
+                           "VHD footer current size / geometry",
+                           self._footer_offset + F_CURRENT_SIZE, "virtual size")
         return size
 
     def _check_fixed_size(self):
@@ -432,12 +509,13 @@ class VhdImage(Container):
 
     # -- dynamic header ---------------------------------------------------------
     def _read_dynamic_header(self, uint64_t offset):
-        src = self.source
+        cdef Source src = self.source
         path = src.path
         # The cookie must be in the file; qemu reads the rest of a header cut
         # short by the end of the file as zeros, and so is it read here.
-        src.read(offset, DYNAMIC_HEADER.end("cookie"), "VHD dynamic disk header")
-        if src.contains(offset, DYNAMIC_HEADER_SIZE):
+        src.read(offset, DH_COOKIE_END, "VHD dynamic disk header")
+        cdef bytes h
+        if offset <= src.size and DYNAMIC_HEADER_SIZE <= src.size - offset:
             h = src.read(offset, DYNAMIC_HEADER_SIZE, "VHD dynamic disk header")
         else:
             h = src.read_zero_padded(offset, DYNAMIC_HEADER_SIZE)
@@ -446,24 +524,26 @@ class VhdImage(Container):
                 f"the VHD dynamic disk header at offset {offset} is cut short by the end of "
                 f"the file ({src.size}); the missing bytes read as zeros",
             )
-        dh = DYNAMIC_HEADER.unpack(h)
-        if dh["cookie"] != DYNAMIC_HEADER_COOKIE:
+        # the fields read from C (h holds the whole header)
+        cdef const uint8_t* p = <const uint8_t*><char*>h
+        cookie = h[DH_COOKIE:DH_COOKIE_END]
+        if cookie != DYNAMIC_HEADER_COOKIE:
             raise CorruptImage(path, "VHD dynamic disk header", offset,
-                               f"cookie {dh['cookie']!r} is not 'cxsparse'")
-        stored = dh["checksum"]
-        computed = vhd_checksum(h, DYNAMIC_HEADER.offset("checksum"))
+                               f"cookie {cookie!r} is not 'cxsparse'")
+        stored = be32(p + DH_CHECKSUM)
+        computed = _checksum(p, DYNAMIC_HEADER_SIZE, DH_CHECKSUM)
         if stored != computed:
             self.add_finding(
                 CORRUPT, "warning",
                 f"VHD dynamic disk header at offset {offset}: checksum 0x{stored:08x} stored, "
                 f"0x{computed:08x} computed; the fields are used as they are",
             )
-        version = dh["header_version"]
-        table_offset = dh["table_offset"]
-        max_entries = dh["max_table_entries"]
-        block_size = dh["block_size"]
-        block_size_at = offset + DYNAMIC_HEADER.offset("block_size")
-        max_entries_at = offset + DYNAMIC_HEADER.offset("max_table_entries")
+        version = be32(p + DH_HEADER_VERSION)
+        table_offset = be64(p + DH_TABLE_OFFSET)
+        max_entries = be32(p + DH_MAX_TABLE_ENTRIES)
+        block_size = be32(p + DH_BLOCK_SIZE)
+        block_size_at = offset + DH_BLOCK_SIZE
+        max_entries_at = offset + DH_MAX_TABLE_ENTRIES
         d = self.details
         d["header_offset"] = offset
         d["header_version"] = "%d.%d" % (version >> 16, version & 0xFFFF)
@@ -476,11 +556,14 @@ class VhdImage(Container):
         if block_size < SECTOR_SIZE or block_size & (block_size - 1):
             raise CorruptImage(path, "VHD dynamic disk header block size", block_size_at,
                                f"block size {block_size} is not a power of two of at least 512")
-        limits.enforce(block_size, "VHD_MAX_BLOCK_SIZE", path,
-                       "VHD dynamic disk header block size", block_size_at, "block size")
-        limits.enforce(max_entries, "VHD_MAX_BAT_ENTRIES", path,
-                       "VHD dynamic disk header max table entries", max_entries_at,
-                       "BAT entry count")
+        # each cap compared inline, enforce called only to refuse
+        if block_size > limits.VHD_MAX_BLOCK_SIZE:
+            limits.enforce(block_size, "VHD_MAX_BLOCK_SIZE", path,
+                           "VHD dynamic disk header block size", block_size_at, "block size")
+        if max_entries > limits.VHD_MAX_BAT_ENTRIES:
+            limits.enforce(max_entries, "VHD_MAX_BAT_ENTRIES", path,
+                           "VHD dynamic disk header max table entries", max_entries_at,
+                           "BAT entry count")
         if max_entries * block_size < self.virtual_size:
             raise CorruptImage(path, "VHD dynamic disk header max table entries",
                                max_entries_at,
@@ -496,12 +579,16 @@ class VhdImage(Container):
         bitmap_size = (bitmap_size + SECTOR_SIZE - 1) // SECTOR_SIZE * SECTOR_SIZE
         d["bitmap_size"] = bitmap_size
         self._dyn = (table_offset, max_entries, block_size, bitmap_size)
-        d["parent_unique_id"] = uuid_text(dh["parent_unique_id"])
-        d["parent_timestamp"] = vhd_timestamp(dh["parent_timestamp"])
-        name = _decode_utf16(dh["parent_unicode_name"], "utf-16-be")
+        d["parent_unique_id"] = rfc_uuid_text(p + DH_PARENT_UNIQUE_ID)
+        d["parent_timestamp"] = vhd_timestamp(be32(p + DH_PARENT_TIMESTAMP))
+        # a dynamic disk's parent name is all zeros: its first character ends it
+        name = ("" if p[DH_PARENT_UNICODE_NAME] == 0 and p[DH_PARENT_UNICODE_NAME + 1] == 0
+                else _decode_utf16(h[DH_PARENT_UNICODE_NAME:DH_PARENT_UNICODE_NAME_END],
+                                   "utf-16-be"))
         d["parent_unicode_name"] = name
         locators = self._read_parent_locators(
-            dh["parent_locator_entries"], offset + DYNAMIC_HEADER.offset("parent_locator_entries"))
+            h[DH_PARENT_LOCATOR_ENTRIES:DH_PARENT_LOCATOR_ENTRIES_END],
+            offset + DH_PARENT_LOCATOR_ENTRIES)
         d["parent_locators"] = locators
         if self._disk_type == DISK_TYPE_DIFFERENCING:
             self.backing_file = name or self._locator_path(locators)

@@ -52,12 +52,15 @@ descriptors); one sparse extent's header and grain walk are
 :mod:`imgscan._core.vmdk_sparse`, the structures :mod:`imgscan._core.c_vmdk`.
 """
 
+from libc.stdint cimport uint8_t
+
 from imgscan import limits
 from imgscan.errors import (
     CorruptImage, ImageError, TruncatedImage, UnsupportedFeature, UnsupportedFormat,
 )
 from imgscan.findings import DESCRIPTOR_AMBIGUOUS, EXTERNAL_EXTENT, SIZE_MISMATCH, UNKNOWN_FEATURE
 
+from .binary cimport le64
 from .c_vmdk import (
     COWD_MAGIC, DESCRIPTOR_SIGNATURE, PROBE_BYTES, SECTOR_SIZE, SESPARSE_CONST_HEADER,
     SESPARSE_MAGIC, SESPARSE_VERSION, SPARSE_EXTENT_HEADER, SPARSE_MAGIC,
@@ -159,8 +162,9 @@ class VmdkImage(Container):
 
     def _read_embedded_descriptor(self, h):
         src = self.source
-        limits.enforce(h.desc_size, "VMDK_MAX_DESCRIPTOR_BYTES", self.path,
-                       "VMDK embedded descriptor", h.desc_offset, "descriptorSize in bytes,")
+        if h.desc_size > limits.VMDK_MAX_DESCRIPTOR_BYTES:     # enforce called only to refuse
+            limits.enforce(h.desc_size, "VMDK_MAX_DESCRIPTOR_BYTES", self.path,
+                           "VMDK embedded descriptor", h.desc_offset, "descriptorSize in bytes,")
         length = h.desc_size
         if not src.contains(h.desc_offset, length):
             raise TruncatedImage(self.path, "VMDK embedded descriptor", h.desc_offset,
@@ -288,6 +292,10 @@ class VmdkImage(Container):
     # -- descriptor facts ----------------------------------------------------------
     def _describe(self, desc):
         """Descriptor facts shared by embedded descriptors and descriptor files."""
+        cdef dict ddb
+        cdef list encryption
+        cdef str key, low
+        cdef Py_ssize_t ddb_cap
         d = self.details
         for key in ("createType", "parentFileNameHint"):
             desc.check_key(key)
@@ -299,18 +307,19 @@ class VmdkImage(Container):
             d["cid"] = cid
         if parent_cid is not None:
             d["parent_cid"] = parent_cid
-        for key in ("version", "encoding", "isNativeSnapshot"):
+        for key, name in _HEADER_KEYS:
             value = desc.first(key)
             if value is not None:
-                d[f"descriptor_{key}" if key == "version" else key] = value
+                d[name] = value
         parent = desc.qemu_value("parentFileNameHint")
         if parent:
             self.backing_file = parent
         ddb = {}
         encryption = []
+        ddb_cap = limits.VMDK_MAX_DDB_ENTRIES   # read once, not per line
         for key, value, _ in desc.entries:
             low = key.lower()
-            if low.startswith("ddb.") and key not in ddb and len(ddb) < limits.VMDK_MAX_DDB_ENTRIES:
+            if low.startswith("ddb.") and key not in ddb and len(ddb) < ddb_cap:
                 ddb[key] = value
             if low.startswith(("encryption.", "ddb.encryption")) or "keysafe" in low:
                 encryption.append(key)
@@ -322,8 +331,7 @@ class VmdkImage(Container):
                           ("ddb.uuid", "uuid"), ("ddb.longContentID", "long_content_id")):
             if key in ddb:
                 d[name] = ddb[key]
-        geometry = {k: ddb[f"ddb.geometry.{k}"] for k in ("cylinders", "heads", "sectors")
-                    if f"ddb.geometry.{k}" in ddb}
+        geometry = {name: ddb[key] for key, name in _GEOMETRY_KEYS if key in ddb}
         if geometry:
             d["geometry"] = geometry
         if encryption:
@@ -438,17 +446,31 @@ class VmdkImage(Container):
         return out
 
 
+#: Where the seSparse magic and version lie (from the declaration in c_vmdk.py): the probe
+#: runs on every file whose first byte may start a descriptor ("v", "#", " ": a VHDX too).
+cdef Py_ssize_t SE_MAGIC = SESPARSE_CONST_HEADER.offset("magic")
+cdef Py_ssize_t SE_VERSION = SESPARSE_CONST_HEADER.offset("version")
+cdef Py_ssize_t SE_VERSION_END = SESPARSE_CONST_HEADER.end("version")
+
+
+#: Descriptor header keys and the facts they are reported as; the disk database's
+#: geometry keys and theirs (made once, not formatted per open).
+_HEADER_KEYS = (("version", "descriptor_version"), ("encoding", "encoding"),
+                ("isNativeSnapshot", "isNativeSnapshot"))
+_GEOMETRY_KEYS = tuple((f"ddb.geometry.{k}", k) for k in ("cylinders", "heads", "sectors"))
+
+
 def probe(Source source):
     """A sparse or COWD magic, an seSparse header, or descriptor text as qemu recognises it."""
     size = source.size
     if size < 4:
         return False
-    head = source.read(0, min(size, PROBE_BYTES), "VMDK header")
+    cdef bytes head = source.read(0, min(size, PROBE_BYTES), "VMDK header")
+    cdef const uint8_t* p = <const uint8_t*><char*>head
     if head[:4] in (SPARSE_MAGIC, COWD_MAGIC):
         return True
-    if len(head) >= SESPARSE_CONST_HEADER.end("version") and (
-            SESPARSE_CONST_HEADER.field(head, "magic") == SESPARSE_MAGIC
-            and SESPARSE_CONST_HEADER.field(head, "version") == SESPARSE_VERSION):
+    if len(head) >= SE_VERSION_END and (le64(p + SE_MAGIC) == SESPARSE_MAGIC
+                                        and le64(p + SE_VERSION) == SESPARSE_VERSION):
         return True
     if head.startswith(DESCRIPTOR_SIGNATURE):
         return True

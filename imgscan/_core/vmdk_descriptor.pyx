@@ -61,8 +61,6 @@ _EXTENT_LINE = re.compile(
     r'(?P<access>RW|RDONLY|NOACCESS)\s+(?P<sectors>\d+)\s+(?P<type>[A-Za-z]+)'
     r'(?:\s+"(?P<name>[^"]*)"(?:\s+(?P<offset>\d+))?)?\s*\Z'
 )
-#: qemu's reading of a hexadecimal value (``CID``, ``parentCID``): blank space, then digits.
-_HEX_VALUE = re.compile(r"\s*([0-9A-Fa-f]+)")
 
 #: Longest createType qemu accepts (``char ct[128]``).
 QEMU_CREATE_TYPE_MAX = 127
@@ -89,44 +87,63 @@ class ExtentLine:
         return out
 
 
-class Descriptor:
-    """A parsed descriptor: entries in file order, extents, and qemu's readings."""
+cdef class Descriptor:
+    """A parsed descriptor: entries in file order, extents, and qemu's readings.
+
+    An extension type (its fields C members, its index a C method): ``first``,
+    ``check_key`` and qemu's readings run on every open of a sparse VMDK, and as
+    attribute and method look-ups on a Python object they cost a small VMDK's open more
+    than the descriptor's parse (issue 18)."""
+
+    cdef readonly str text
+    #: ``(key, value, line number)`` of every ``key=value`` line, in order.
+    cdef readonly list entries
+    cdef readonly list extents
+    #: Why another reader may see a different disk, one message per problem.
+    cdef readonly list ambiguities
+    #: Each key's first value, and the keys given more than once (from ``entries``,
+    #: made once by :meth:`_index` when first asked).
+    cdef dict _first
+    cdef set _repeated
 
     def __init__(self, str text):
         self.text = text
-        #: ``(key, value, line number)`` of every ``key=value`` line, in order.
         self.entries = []
         self.extents = []
-        #: Why another reader may see a different disk, one message per problem.
         self.ambiguities = []
-        #: Each key's first value, and the keys given more than once (from ``entries``,
-        #: made once by :meth:`_index` when first asked: ``first`` and ``check_key`` run on
-        #: every open and were a pass over the entries each, issue 18).
         self._first = None
         self._repeated = set()
-        #: Lower-cased key -> its spellings in the entries.
-        self._spellings = {}
 
-    def _index(self):
-        cdef dict first, spellings
+    cdef dict _index(self):
+        cdef dict first
         cdef str k
         if self._first is None:
             first = {}
-            spellings = self._spellings
             for k, v, _ in self.entries:
                 if k in first:
                     self._repeated.add(k)
                 else:
                     first[k] = v
-                    spellings.setdefault(k.lower(), set()).add(k)
             self._first = first
         return self._first
+
+    cdef list _other_spellings(self, str key):
+        """The keys spelt as ``key`` but for case, sorted. An ASCII key's lower case has
+        its length, so only keys of that length, or not ASCII (whose lower case may be
+        shorter or longer), are lowered and compared: lowering every key of every
+        descriptor for an index was most of the index's cost (issue 18)."""
+        cdef str low = key.lower(), k
+        cdef Py_ssize_t n = len(key)
+        cdef bint ascii = key.isascii()
+        return sorted([k for k in self._index()
+                       if k != key and (not ascii or len(k) == n or not k.isascii())
+                       and k.lower() == low])
 
     def first(self, str key):
         """The structured reading of ``key``: its first line's value."""
         return self._index().get(key)
 
-    def qemu_value(self, str key):
+    cpdef qemu_value(self, str key):
         """qemu's reading of ``key`` (block/vmdk.c vmdk_parse_description)."""
         cdef str text = self.text
         cdef Py_ssize_t pos = text.find(key), start, end
@@ -141,17 +158,25 @@ class Descriptor:
         return text[start:end]
 
     def qemu_hex(self, str key):
-        """qemu's reading of ``CID`` / ``parentCID``: hex digits after the first ``key=``."""
-        pos = self.text.find(key)
+        """qemu's reading of ``CID`` / ``parentCID``: hex digits after blank space, in the
+        39 characters after the first ``key`` and one more (its ``=``)."""
+        cdef str text = self.text
+        cdef Py_ssize_t pos = text.find(key), i, start, end
         if pos < 0:
             return None
-        m = _HEX_VALUE.match(self.text[pos + len(key) + 1:pos + len(key) + 40])
-        return int(m.group(1), 16) & 0xFFFFFFFF if m else None
+        i = pos + len(key) + 1
+        end = min(i + 39, len(text))
+        while i < end and text[i].isspace():
+            i += 1
+        start = i
+        while i < end and text[i] in "0123456789abcdefABCDEF":
+            i += 1
+        return int(text[start:i], 16) & 0xFFFFFFFF if i > start else None
 
     def check_key(self, str key):
         """Record where readers may disagree on ``key``."""
         structured = self._index().get(key)
-        other_case = sorted(self._spellings.get(key.lower(), set()) - {key})
+        other_case = self._other_spellings(key)
         # the lines of a key given more than once (rare) are gathered only then
         exact = ([(v, n) for k, v, n in self.entries if k == key]
                  if key in self._repeated else [])
@@ -188,19 +213,22 @@ def parse_descriptor(bytes raw, str path, offset, str structure):
         if memcmp(p + nul, p + nul + 1, len(raw) - nul - 1) != 0:
             hidden = raw[nul:].strip(b"\x00 \t\r\n")
         raw = raw[:nul]
-    limits.enforce(len(raw), "VMDK_MAX_DESCRIPTOR_BYTES", path, structure, offset,
-                   "descriptor size")
+    # each cap compared inline, enforce called only to refuse
+    if len(raw) > limits.VMDK_MAX_DESCRIPTOR_BYTES:
+        limits.enforce(len(raw), "VMDK_MAX_DESCRIPTOR_BYTES", path, structure, offset,
+                       "descriptor size")
     # Descriptors are ASCII in practice, Windows-1252 or UTF-8 by their "encoding" line;
     # bytes that are not UTF-8 are kept visible rather than refused.
     cdef str text = raw.decode("utf-8", errors="backslashreplace")
-    desc = Descriptor(text)
+    cdef Descriptor desc = Descriptor(text)
     if hidden:
         desc.ambiguities.append(
             f"{len(hidden)} bytes of text follow a NUL byte at offset {offset + nul}: qemu "
             "stops reading there, another reader may not")
-    cdef list lines = text.split("\n")
-    limits.enforce(len(lines), "VMDK_MAX_DESCRIPTOR_LINES", path, structure, offset,
-                   "line count")
+    cdef Py_ssize_t nlines = text.count("\n") + 1
+    if nlines > limits.VMDK_MAX_DESCRIPTOR_LINES:
+        limits.enforce(nlines, "VMDK_MAX_DESCRIPTOR_LINES", path, structure, offset,
+                       "line count")
     # offsets from ``offset`` (a Python int: any value a header may give)
     cdef Py_ssize_t pos = 0, start, number = 0, line_cap
     cdef bint all_ascii = text.isascii()  # then a line's characters are its bytes
@@ -208,44 +236,69 @@ def parse_descriptor(bytes raw, str path, offset, str structure):
     # its call and the structure's f-string per line were a third of an embedded
     # descriptor's parse (issue 18)
     line_cap = limits.VMDK_MAX_DESCRIPTOR_LINE
+    cdef Py_ssize_t extent_cap = limits.VMDK_MAX_EXTENTS
     cdef list entries = desc.entries
-    cdef str line, stripped, key, value, equals
-    for line in lines:
+    cdef str stripped, value
+    # Each line (text between "\n"s, as str.split makes them) is taken in place: its
+    # blank space trimmed by index (Py_UCS4.isspace is str.strip's test), only the key
+    # and the value of a key=value line made into strings; a line, its strip, partition
+    # and three more strips were each a new string (issue 18).
+    cdef Py_ssize_t n = len(text), ls = 0, le, a, b, eq, k, v
+    while ls <= n:
+        le = text.find("\n", ls)
+        if le < 0:
+            le = n
         number += 1
-        if len(line) > line_cap:
-            limits.enforce(len(line), "VMDK_MAX_DESCRIPTOR_LINE", path,
+        if le - ls > line_cap:
+            limits.enforce(le - ls, "VMDK_MAX_DESCRIPTOR_LINE", path,
                            f"{structure} line {number}", offset + pos,
                            "line length in characters,")
         start = pos
-        pos += (len(line) if all_ascii else len(line.encode("utf-8", errors="surrogateescape"))) + 1
-        stripped = line.strip()
-        if not stripped or stripped[0] == "#":
+        pos += (le - ls if all_ascii
+                else len(text[ls:le].encode("utf-8", errors="surrogateescape"))) + 1
+        a, b = ls, le
+        ls = le + 1
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a == b or text[a] == "#":
             continue
         # every access mode starts with R or N: the split only for a line that may be one
-        if stripped[0] in "RN" and stripped.split(None, 1)[0] in ACCESS_MODES:
-            m = _EXTENT_LINE.match(stripped)
-            if m is None:
-                raise CorruptImage(path, f"{structure} line {number}", None,
-                                   f"invalid extent line {stripped[:200]!r}")
-            etype = m.group("type")
-            name = m.group("name")
-            if etype != EXTENT_ZERO and name is None:
-                raise CorruptImage(path, f"{structure} line {number}", None,
-                                   f"extent line {stripped[:200]!r} names no file")
-            if etype in (EXTENT_FLAT,) and m.group("offset") is None:
-                raise CorruptImage(path, f"{structure} line {number}", None,
-                                   f"FLAT extent line {stripped[:200]!r} has no offset")
-            limits.enforce(len(desc.extents) + 1, "VMDK_MAX_EXTENTS", path,
-                           f"{structure} line {number}", offset + start,
-                           "extent line count")
-            desc.extents.append(ExtentLine(
-                m.group("access"), int(m.group("sectors")), etype, name,
-                int(m.group("offset") or 0), number))
+        if text[a] in "RN":
+            stripped = text[a:b]
+            if stripped.split(None, 1)[0] in ACCESS_MODES:
+                m = _EXTENT_LINE.match(stripped)
+                if m is None:
+                    raise CorruptImage(path, f"{structure} line {number}", None,
+                                       f"invalid extent line {stripped[:200]!r}")
+                # the groups in one call: access, sectors, type, name, offset
+                access, sectors, etype, name, ext_offset = m.groups()
+                if etype != EXTENT_ZERO and name is None:
+                    raise CorruptImage(path, f"{structure} line {number}", None,
+                                       f"extent line {stripped[:200]!r} names no file")
+                if etype in (EXTENT_FLAT,) and ext_offset is None:
+                    raise CorruptImage(path, f"{structure} line {number}", None,
+                                       f"FLAT extent line {stripped[:200]!r} has no offset")
+                if len(desc.extents) + 1 > extent_cap:      # enforce called only to refuse
+                    limits.enforce(len(desc.extents) + 1, "VMDK_MAX_EXTENTS", path,
+                                   f"{structure} line {number}", offset + start,
+                                   "extent line count")
+                desc.extents.append(ExtentLine(access, int(sectors), etype, name,
+                                               int(ext_offset or 0), number))
+                continue
+        eq = text.find("=", a, b)
+        if eq < 0:
             continue
-        key, equals, value = stripped.partition("=")
-        if equals:
-            value = value.strip()
-            if len(value) >= 2 and value[0] == '"' and value[len(value) - 1] == '"':
-                value = value[1:len(value) - 1]     # quoted
-            entries.append((key.strip(), value, number))
+        k = eq
+        while k > a and text[k - 1].isspace():
+            k -= 1
+        v = eq + 1
+        while v < b and text[v].isspace():
+            v += 1
+        if b - v >= 2 and text[v] == '"' and text[b - 1] == '"':
+            value = text[v + 1:b - 1]     # quoted
+        else:
+            value = text[v:b]
+        entries.append((text[a:k], value, number))
     return desc

@@ -21,7 +21,7 @@ from imgscan import limits
 from imgscan.errors import CorruptImage, TruncatedImage, UnsupportedFeature
 from imgscan.findings import CORRUPT, FOOTER_MISMATCH, SIZE_MISMATCH, TRUNCATED, UNKNOWN_FEATURE
 
-from .binary cimport le32, le64
+from .binary cimport le16, le32, le64
 from .c_vmdk import (
     COMPRESSION_DEFLATE, COMPRESSION_NONE, COWD_GTES_PER_GT, COWD_HEADER, COWD_MAGIC,
     FLAG_MARKERS, FLAG_NAMES, FLAG_REDUNDANT_GRAIN_TABLE, FLAG_VALID_NEWLINE_TEST,
@@ -286,12 +286,15 @@ cdef int _walk_gd(ExtentMap emap, const uint8_t* gd, uint64_t n, GtWindow* w,
 # Sparse extent headers
 # --------------------------------------------------------------------------
 
-class SparseHeader:
-    """The fields of one sparse extent's header (KDMV or COWD), in bytes where sizes."""
+cdef class SparseHeader:
+    """The fields of one sparse extent's header (KDMV or COWD), in bytes where sizes.
 
-    __slots__ = ("kind", "version", "flags", "capacity", "grain", "desc_offset", "desc_size",
-                 "gtes", "rgd_offset", "gd_offset", "overhead", "compress", "gd_entries",
-                 "zeroed_gte", "compressed", "markers", "newline", "unclean")
+    An extension type: its fields are set and read on every open of a sparse VMDK (as
+    slots of a Python class they cost about 10 k instructions an open, issue 18)."""
+
+    cdef public object kind, version, flags, capacity, grain, desc_offset, desc_size, gtes
+    cdef public object rgd_offset, gd_offset, overhead, compress, gd_entries, zeroed_gte
+    cdef public object compressed, markers, newline, unclean
 
     def as_dict(self):
         d = {"version": self.version, "flags": self.flags,
@@ -300,27 +303,53 @@ class SparseHeader:
              "gd_entries": self.gd_entries}
         if self.kind == "KDMV":
             d["flag_names"] = [name for bit, name in FLAG_NAMES if self.flags & bit]
-            d.update({"descriptor_offset": self.desc_offset // SECTOR_SIZE,
-                      "descriptor_size": self.desc_size // SECTOR_SIZE,
-                      "rgd_offset": self.rgd_offset // SECTOR_SIZE,
-                      "overhead": self.overhead,
-                      "unclean_shutdown": self.unclean,
-                      "compress_algorithm": self.compress})
+            d["descriptor_offset"] = self.desc_offset // SECTOR_SIZE
+            d["descriptor_size"] = self.desc_size // SECTOR_SIZE
+            d["rgd_offset"] = self.rgd_offset // SECTOR_SIZE
+            d["overhead"] = self.overhead
+            d["unclean_shutdown"] = self.unclean
+            d["compress_algorithm"] = self.compress
         return d
 
 
+# The sparse header's field offsets, taken once from the declaration in c_vmdk.py: the
+# header (and a stream's footer) is read field by field from C on every open (its CStruct
+# dict was about a twentieth of a small VMDK's open, issue 18).
+cdef Py_ssize_t SH_VERSION = SPARSE_EXTENT_HEADER.offset("version")
+cdef Py_ssize_t SH_FLAGS = SPARSE_EXTENT_HEADER.offset("flags")
+cdef Py_ssize_t SH_CAPACITY = SPARSE_EXTENT_HEADER.offset("capacity")
+cdef Py_ssize_t SH_GRAIN_SIZE = SPARSE_EXTENT_HEADER.offset("grainSize")
+cdef Py_ssize_t SH_DESCRIPTOR_OFFSET = SPARSE_EXTENT_HEADER.offset("descriptorOffset")
+cdef Py_ssize_t SH_DESCRIPTOR_SIZE = SPARSE_EXTENT_HEADER.offset("descriptorSize")
+cdef Py_ssize_t SH_NUM_GTES_PER_GT = SPARSE_EXTENT_HEADER.offset("numGTEsPerGT")
+cdef Py_ssize_t SH_RGD_OFFSET = SPARSE_EXTENT_HEADER.offset("rgdOffset")
+cdef Py_ssize_t SH_GD_OFFSET = SPARSE_EXTENT_HEADER.offset("gdOffset")
+cdef Py_ssize_t SH_OVERHEAD = SPARSE_EXTENT_HEADER.offset("overHead")
+cdef Py_ssize_t SH_UNCLEAN_SHUTDOWN = SPARSE_EXTENT_HEADER.offset("uncleanShutdown")
+cdef Py_ssize_t SH_COMPRESS_ALGORITHM = SPARSE_EXTENT_HEADER.offset("compressAlgorithm")
+#: The newline-detection characters, one-byte fields declared one after the other.
+cdef Py_ssize_t SH_NEWLINE = SPARSE_EXTENT_HEADER.offset(NEWLINE_TEST_FIELDS[0])
+cdef Py_ssize_t SH_NEWLINE_END = SPARSE_EXTENT_HEADER.end(NEWLINE_TEST_FIELDS[-1])
+if SH_NEWLINE_END - SH_NEWLINE != len(NEWLINE_TEST):
+    raise ImportError("c_vmdk: the newline-detection fields are not contiguous")
+
+
 def _kdmv_fields(bytes h):
-    """The header's fields under the names the reader uses (sizes still in sectors)."""
-    f = SPARSE_EXTENT_HEADER.unpack(h)
+    """The header's fields under the names the reader uses (sizes still in sectors);
+    ``h`` holds a whole header (SPARSE_HEADER_SIZE bytes, as the callers read it)."""
+    if len(h) < SPARSE_HEADER_SIZE:
+        raise ValueError(f"a VMDK sparse header is {SPARSE_HEADER_SIZE} bytes, not {len(h)}")
+    cdef const uint8_t* p = <const uint8_t*><char*>h
     return {
-        "version": f["version"], "flags": f["flags"],
-        "capacity": f["capacity"], "grain": f["grainSize"],
-        "desc_offset": f["descriptorOffset"], "desc_size": f["descriptorSize"],
-        "gtes": f["numGTEsPerGT"], "rgd_offset": f["rgdOffset"],
-        "gd_offset": f["gdOffset"], "overhead": f["overHead"],
-        "unclean": bool(f["uncleanShutdown"]),
-        "newline": b"".join(f[name] for name in NEWLINE_TEST_FIELDS),
-        "compress": f["compressAlgorithm"],
+        "version": le32(p + SH_VERSION), "flags": le32(p + SH_FLAGS),
+        "capacity": le64(p + SH_CAPACITY), "grain": le64(p + SH_GRAIN_SIZE),
+        "desc_offset": le64(p + SH_DESCRIPTOR_OFFSET),
+        "desc_size": le64(p + SH_DESCRIPTOR_SIZE),
+        "gtes": le32(p + SH_NUM_GTES_PER_GT), "rgd_offset": le64(p + SH_RGD_OFFSET),
+        "gd_offset": le64(p + SH_GD_OFFSET), "overhead": le64(p + SH_OVERHEAD),
+        "unclean": p[SH_UNCLEAN_SHUTDOWN] != 0,
+        "newline": h[SH_NEWLINE:SH_NEWLINE_END],
+        "compress": le16(p + SH_COMPRESS_ALGORITHM),
     }
 
 
@@ -390,7 +419,7 @@ def read_sparse_header(container, Source src, str label):
         raise CorruptImage(path, structure, hdr_base + _at("grainSize"),
                            f"grain size {grain_sectors} sectors exceeds "
                            f"limits.VMDK_MAX_GRAIN_SECTORS={limits.VMDK_MAX_GRAIN_SECTORS}")
-    h_out = SparseHeader()
+    cdef SparseHeader h_out = SparseHeader()
     h_out.kind = "KDMV"
     h_out.version = version
     h_out.flags = flags
@@ -411,12 +440,14 @@ def read_sparse_header(container, Source src, str label):
     if h_out.compress not in (COMPRESSION_NONE, COMPRESSION_DEFLATE):
         container.add_finding(UNKNOWN_FEATURE, "error",
                               f"{label}: compressAlgorithm {h_out.compress} is not deflate (1)")
-    if h_out.compressed:
+    # each cap compared inline, enforce called only to refuse
+    if h_out.compressed and h_out.grain > limits.MAX_DECOMPRESSED_CLUSTER:
         limits.enforce(h_out.grain, "MAX_DECOMPRESSED_CLUSTER", path, structure,
                        hdr_base + _at("grainSize"), "compressed grain size in bytes,")
     capacity = f["capacity"]
-    limits.enforce(capacity * SECTOR_SIZE, "MAX_VIRTUAL_SIZE", path, structure,
-                   hdr_base + _at("capacity"), "capacity in bytes,")
+    if capacity * SECTOR_SIZE > limits.MAX_VIRTUAL_SIZE:
+        limits.enforce(capacity * SECTOR_SIZE, "MAX_VIRTUAL_SIZE", path, structure,
+                       hdr_base + _at("capacity"), "capacity in bytes,")
     h_out.capacity = capacity * SECTOR_SIZE
     h_out.gd_entries = -(-capacity // (gtes * grain_sectors))
     _check_gd(container, src, h_out, structure, hdr_base + _at("gdOffset"))
@@ -430,8 +461,9 @@ def read_sparse_header(container, Source src, str label):
 def _check_gd(container, Source src, h, str structure, field_offset):
     """The GD size against the limits and the file (both the primary and the redundant one)."""
     path = container.path
-    limits.enforce(h.gd_entries, "VMDK_MAX_GD_ENTRIES", path, structure, field_offset,
-                   "grain directory entry count")
+    if h.gd_entries > limits.VMDK_MAX_GD_ENTRIES:
+        limits.enforce(h.gd_entries, "VMDK_MAX_GD_ENTRIES", path, structure, field_offset,
+                       "grain directory entry count")
     gd_bytes = h.gd_entries * GD_ENTRY_SIZE
     if h.gd_entries and not src.contains(h.gd_offset, gd_bytes):
         raise TruncatedImage(path, "VMDK grain directory", h.gd_offset,
@@ -521,7 +553,7 @@ def _read_cowd_header(container, Source src, str label):
                              f"the file holds {src.size} bytes; the header needs "
                              f"{COWD_HEADER.size}")
     h = COWD_HEADER.unpack(src.read(0, COWD_HEADER.size, f"{label} COWD header"))
-    h_out = SparseHeader()
+    cdef SparseHeader h_out = SparseHeader()
     h_out.kind = "COWD"
     h_out.version = h["version"]
     h_out.flags = h["flags"]

@@ -50,8 +50,9 @@ _vhd_io = partial(qemu_io, fmt="vpc")
 _write = partial(write_file, name="bad.vhd")
 
 # Spec offsets used to corrupt images (Hard Disk Footer / Dynamic Disk Header).
-F_DATA_OFFSET, F_TIMESTAMP, F_DISK_TYPE, F_CHECKSUM = 16, 24, 60, 64
+F_DATA_OFFSET, F_TIMESTAMP, F_DISK_TYPE, F_CHECKSUM, F_UNIQUE_ID = 16, 24, 60, 64, 68
 H_TABLE_OFFSET, H_MAX_ENTRIES, H_BLOCK_SIZE, H_CHECKSUM = 16, 28, 32, 36
+H_PARENT_UNIQUE_ID = 40
 H_PARENT_NAME = 64
 
 
@@ -474,6 +475,24 @@ def test_malformed_raises(base_dynamic: bytes, tmp_path: Path, case: str,
     with promptly(2), pytest.raises(error, match=match) as exc:
         imgscan.open(path).info()
     assert str(path) in str(exc.value)
+
+
+@needs_qemu
+def test_ids_read_as_rfc_4122_text(base_dynamic: bytes, tmp_path: Path) -> None:
+    """The footer's unique id (qemu's, random) and a parent unique id written into the
+    dynamic header, formatted in C, read as Python's uuid module reads the same bytes."""
+    import uuid
+
+    buf = bytearray(base_dynamic)
+    parent = bytes(range(0xF0, 0x100))          # every byte's both hex digits differ
+    hdr = _hdr(buf)
+    buf[hdr + H_PARENT_UNIQUE_ID:hdr + H_PARENT_UNIQUE_ID + 16] = parent
+    vhd_refresh_header_checksum(buf, hdr)
+    with open_promptly(_write(tmp_path, buf)) as im:
+        details = im.format_specific
+    assert details["unique_id"] == str(uuid.UUID(bytes=bytes(buf[F_UNIQUE_ID:F_UNIQUE_ID + 16])))
+    assert details["parent_unique_id"] == str(uuid.UUID(bytes=parent))
+    assert not im.findings
 
 
 @needs_qemu

@@ -454,6 +454,32 @@ def test_descriptor_ambiguous(made: dict[str, Made], tmp_path: Path, edit: Any,
             assert img.subformat == qemu_reads
 
 
+@pytest.mark.parametrize(("key", "others"), [
+    ("createType", ["CREATETYPE", "createtype"]),
+    ("myKey", ["mykey", "my\u212aey"]),              # KELVIN SIGN lowers to "k"
+    ("\u0130d", ["i\u0307d"]),                        # "İ" lowers to two characters
+    ("parentCID", []),
+], ids=["ascii", "kelvin-sign", "longer-lower-case", "none"])
+def test_other_case_spellings(key: str, others: list[str]) -> None:
+    """The keys a case-insensitive reader takes for ``key`` are those whose str.lower()
+    equals key's, whatever their length or alphabet (check_key lowers only the keys
+    that can match)."""
+    from imgscan._core.vmdk_descriptor import parse_descriptor
+
+    lines = [f'{k}="{i}"' for i, k in enumerate(
+        ["createType", "CREATETYPE", "createtype", "my\u212aey", "mykey", "i\u0307d",
+         "\u0130d", "parentCID", "parentCIDx"])]
+    desc = parse_descriptor("\n".join(lines).encode(), "t.vmdk", 0, "VMDK descriptor file")
+    desc.check_key(key)
+    spelt = [m for m in desc.ambiguities if "also spelt" in m]
+    if others:
+        assert spelt == [f"{key} is also spelt {', '.join(map(repr, others))}: a "
+                         "case-insensitive reader may take that value; qemu matches the "
+                         "exact case only"]
+    else:
+        assert spelt == []
+
+
 @needs_qemu
 @pytest.mark.parametrize("name", ["../flat-flat.vmdk", "/etc/passwd", "json:{}",
                                   "sub/flat-flat.vmdk"])
