@@ -53,6 +53,7 @@ from .probes.linux import (
     BTRFS_SB, BTRFS_SB_BYTES, MD0_SB_BYTES, MD1_SB_BYTES, MD_RESERVED, SWAP_MAGIC_LENGTH, SWAP_MAGIC_V0,
     SWAP_MAGIC_V1, SWAP_PAGE_SIZES, md0_offset, md10_offset,
 )
+from .probes.iso9660 import ISO_ID_END, ISO_PVD
 from .probes.volume import HEAD_BYTES, Volume
 
 __all__ = ["HEAD_BYTES", "Volume", "probe_regions", "probe_volume"]
@@ -103,8 +104,13 @@ def probe_volume(read, offset, size, head=None):
         vol = probe_xfs(p)
     if vol is None:
         vol = probe_ext(p)
-    if vol is None:
-        vol = probe_iso9660(p)
+    if vol is not None:
+        return vol
+    # One read of a few bytes covers the 32 KiB-page swap signature and the ISO 9660
+    # standard identifier just after it: the descriptors (8 KiB) are read only on an
+    # ISO 9660 volume, and the swap signature is not read again at the end.
+    middle = p.get(ISO_PVD - SWAP_MAGIC_LENGTH, SWAP_MAGIC_LENGTH + ISO_ID_END)
+    vol = probe_iso9660(p, middle[SWAP_MAGIC_LENGTH:])
     if vol is None:
         vol = probe_ntfs(p)
     if vol is None:
@@ -118,5 +124,7 @@ def probe_volume(read, offset, size, head=None):
         if vol is None and tail[:SWAP_MAGIC_LENGTH] in (SWAP_MAGIC_V0, SWAP_MAGIC_V1):
             vol = swap_at(p, tail[:SWAP_MAGIC_LENGTH], SWAP_PAGE_SIZES[4])
         if vol is None:
-            vol = probe_swap(p, SWAP_PAGE_SIZES[2:4])
+            vol = probe_swap(p, SWAP_PAGE_SIZES[2:3])
+        if vol is None and middle[:SWAP_MAGIC_LENGTH] in (SWAP_MAGIC_V0, SWAP_MAGIC_V1):
+            vol = swap_at(p, middle[:SWAP_MAGIC_LENGTH], SWAP_PAGE_SIZES[3])
     return vol

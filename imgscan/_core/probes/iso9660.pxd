@@ -2,4 +2,4 @@
 from .volume cimport Probe
 
 
-cdef object probe_iso9660(Probe p)
+cdef object probe_iso9660(Probe p, bytes first)

@@ -67,9 +67,18 @@ cdef list _eltorito_platforms(Probe p, uint64_t catalog_lba):
 
 #: Where a volume descriptor's "CD001" is, compared in place (most volumes are not ISO 9660).
 cdef Py_ssize_t STANDARD_ID_OFFSET = VOLUME_DESCRIPTOR.offset("standard_identifier")
+#: The first volume descriptor's bytes up to the end of its "CD001": what
+#: :func:`probe_iso9660` is given, so that a volume that is not ISO 9660 costs a read of
+#: a few bytes, not of the descriptors (``filesystems.probe_volume`` reads them with the
+#: 32 KiB-page swap signature just before).
+ISO_ID_END = VOLUME_DESCRIPTOR.offset("standard_identifier") + len(ISO_STANDARD_ID)
 
 
-cdef object probe_iso9660(Probe p):
+cdef object probe_iso9660(Probe p, bytes first):
+    """``first``: the volume's bytes at :data:`ISO_PVD` (:data:`ISO_ID_END` of them, fewer
+    where the volume ends); the descriptors are read only when they hold "CD001"."""
+    if not bytes_at(first, STANDARD_ID_OFFSET, ISO_STANDARD_ID):
+        return None
     cdef bytes vds = p.get(ISO_PVD, limits.FS_ISO_FIRST_DESCRIPTORS * ISO_SECTOR_SIZE)
     if len(vds) < ISO_SECTOR_SIZE or not bytes_at(vds, STANDARD_ID_OFFSET, ISO_STANDARD_ID):
         return None
