@@ -3,8 +3,10 @@
 Run at build time (setup.py), never at run time: :func:`write` renders the values the
 probes in ``linux.pyx`` read from :mod:`~imgscan._core.c_ext4`, :mod:`~imgscan._core.c_xfs`,
 :mod:`~imgscan._core.c_btrfs`, :mod:`~imgscan._core.c_luks` and :mod:`~imgscan._core.c_lvm`
-into ``linux_layout.pxi``, and those ``dos.pyx``'s NTFS probe reads from
-:mod:`~imgscan._core.c_ntfs` into ``ntfs_layout.pxi``, which the probes include. The c_
+into ``linux_layout.pxi``, those ``dos.pyx``'s NTFS probe reads from
+:mod:`~imgscan._core.c_ntfs` into ``ntfs_layout.pxi``, and where ``iso9660.pyx`` finds
+a volume descriptor into ``iso9660_layout.pxi`` (it imports :mod:`~imgscan._core.c_iso9660`
+once one is found), which the probes include. The c_
 modules stay the one place each layout is declared; the probes, run on every volume of
 every image, no longer import them at start-up (6.4 M of the 73.5 M instructions of a
 whole ``imgscan info``, issue 18). (FAT's and the partition tables' declarations are imported
@@ -144,9 +146,23 @@ def ntfs_constants() -> list[tuple[str, str, object]]:
     ]
 
 
+def iso9660_constants() -> list[tuple[str, str, object]]:
+    """The same for the ISO 9660 probe's test of the primary volume descriptor."""
+    from imgscan._core import c_iso9660
+
+    return [
+        ("", "ISO_SECTOR_SIZE", c_iso9660.ISO_SECTOR_SIZE),
+        ("", "ISO_PVD", c_iso9660.ISO_FIRST_VD_SECTOR * c_iso9660.ISO_SECTOR_SIZE),
+        ("", "ISO_STANDARD_ID", c_iso9660.ISO_STANDARD_ID),
+        ("Py_ssize_t", "STANDARD_ID_OFFSET",
+         c_iso9660.VOLUME_DESCRIPTOR.offset("standard_identifier")),
+    ]
+
+
 #: Each generated file (not kept in git: setup.py writes them before cythonize) and the
 #: constants it holds.
-LAYOUTS = {HERE / "linux_layout.pxi": linux_constants, HERE / "ntfs_layout.pxi": ntfs_constants}
+LAYOUTS = {HERE / "linux_layout.pxi": linux_constants, HERE / "ntfs_layout.pxi": ntfs_constants,
+           HERE / "iso9660_layout.pxi": iso9660_constants}
 
 
 def render(constants: list[tuple[str, str, object]]) -> str:
