@@ -9,15 +9,24 @@ is never used from an installed wheel. The typed-memoryview support Cython
 would otherwise generate and compile into every module that slices a buffer (a
 third of all the C, most of a small module's) is generated once, into
 ``imgscan._core._cyutility``, which those modules share (Cython >= 3.1,
-``shared_utility_qualified_name``).
+``shared_utility_qualified_name``). Before cythonize, the Linux volume and NTFS
+probes' offsets and magics are rendered from their c_<format> declarations into
+``imgscan/_core/probes/*_layout.pxi`` (``compiled_layouts.py``), which the probes
+include: they then import no declaration module at start-up.
 """
 
 import os
+import sys
 from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+
+# The checkout itself, for the build-time renderer (setuptools.build_meta, as pip runs it,
+# does not put the project's directory on sys.path).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from imgscan._core.probes import compiled_layouts
 
 CORE = Path("imgscan") / "_core"
 JOBS = os.cpu_count() or 1
@@ -40,6 +49,8 @@ extensions = [
 ]
 extensions.append(Extension(SHARED_UTILITY, [SHARED_UTILITY.replace(".", os.sep) + ".c"],
                             extra_compile_args=["-g0"]))
+
+compiled_layouts.write()
 
 setup(
     cmdclass={"build_ext": ParallelBuildExt},

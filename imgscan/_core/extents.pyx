@@ -11,8 +11,6 @@ The map lives in C memory; numpy arrays are built only on request
 numpy.
 """
 
-from collections import namedtuple
-
 from libc.stdio cimport snprintf
 from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport uint32_t, uint64_t, UINT64_MAX
@@ -28,7 +26,27 @@ cdef size_t JSON_LINE_MAX = 512
 
 KIND_NAMES = ("unallocated", "data", "zero", "compressed")
 
-Extent = namedtuple("Extent", "start length kind host file stored_length")
+#: The :class:`Extent` named tuple once made (:func:`_extent_type`).
+cdef object _EXTENT = None
+
+
+cdef object _extent_type():
+    """The Extent named tuple, made on the first extent read: namedtuple builds its
+    class by compiling source (0.6 M instructions), which ``info`` never needs
+    (start-up, issue 18)."""
+    global _EXTENT
+    if _EXTENT is None:
+        from collections import namedtuple
+        _EXTENT = namedtuple("Extent", "start length kind host file stored_length",
+                             module=__name__)
+    return _EXTENT
+
+
+def __getattr__(name):
+    """``Extent``, made on first use (PEP 562)."""
+    if name == "Extent":
+        return _extent_type()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 cdef class ExtentMap:
@@ -137,8 +155,8 @@ cdef class ExtentMap:
         if i < 0 or i >= <Py_ssize_t>self.n:
             raise IndexError(i)
         cdef ExtentRec e = self.ext[i]
-        return Extent(e.start, e.length, KIND_NAMES[e.kind],
-                      None if e.host == NO_HOST else e.host, e.file, e.aux)
+        return _extent_type()(e.start, e.length, KIND_NAMES[e.kind],
+                              None if e.host == NO_HOST else e.host, e.file, e.aux)
 
     def __iter__(self):
         cdef size_t i

@@ -172,7 +172,8 @@ def test_info_of_one_image_imports_only_what_it_uses(args: tuple[str, ...],
 #: issue 18): argparse (with gettext and locale) and its grammar for a command line other
 #: than `info|check [--json] IMAGE...`; re, enum, functools, contextlib and importlib for
 #: the parts that use them; the LVM2 reader (with xxhash and bisect) for a disk with a PV;
-#: the json package (``--json`` writes with its C encoder alone).
+#: the json package (``--json`` writes with its C encoder alone); the declaration modules
+#: of the Linux volumes, NTFS and ISO 9660, compiled into their probes.
 LAZY_ON_THE_INFO_PATH = ("imgscan.arguments", "argparse", "gettext", "locale", "re", "enum",
                          "functools", "contextlib", "importlib", "warnings",
                          "imgscan._core.lvm", "xxhash", "bisect", "json",
@@ -182,7 +183,13 @@ LAZY_ON_THE_INFO_PATH = ("imgscan.arguments", "argparse", "gettext", "locale", "
                          # inflater (compressed clusters) where the image has none
                          "imgscan._core.qcow", "imgscan._core.raw", "imgscan.guest.roots",
                          "imgscan._core.stream", "imgscan._core.paths", "zlib",
-                         "imgscan._core.inflate")
+                         "imgscan._core.inflate",
+                         # the Linux volumes', NTFS's and ISO 9660's declarations (the
+                         # probes' constants are compiled in from them: compiled_layouts.py)
+                         "imgscan._core.c_ext4", "imgscan._core.c_xfs",
+                         "imgscan._core.c_btrfs", "imgscan._core.c_luks",
+                         "imgscan._core.c_lvm", "imgscan._core.c_ntfs",
+                         "imgscan._core.c_iso9660", "imgscan._core.probes.compiled_layouts")
 
 
 @needs_qemu

@@ -17,9 +17,8 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from imgscan import limits
 
 from ..binary cimport le16
-from .. import c_fat, c_mbr, c_ntfs
+from .. import c_fat, c_mbr
 from ..c_fat import BPB, DIR_ENTRY, FAT16_BOOT_SECTOR, FAT32_BOOT_SECTOR, FSINFO
-from ..c_ntfs import FILE_RECORD, NTFS_BOOT_SECTOR, RESIDENT_ATTR, VOLUME_INFORMATION
 from ..guid import guid_text
 from .volume cimport Probe, bytes_at, label8, label16, le16_at, le32_at, le64_at, pow2
 from .volume import USAGE_CRYPTO, Volume
@@ -28,6 +27,9 @@ from .volume import USAGE_CRYPTO, Volume
 # volume.pxd: a CStruct.unpack costs microseconds, and every volume is probed (so are
 # the signatures every probe compares: C values, not a module attribute per use).
 cdef Py_ssize_t BOOT_SECTOR_SIZE = c_fat.BOOT_SECTOR_SIZE
+# NTFS's, rendered from c_ntfs at build time (compiled_layouts.py): the probe imports no
+# NTFS declaration at start-up.
+include "ntfs_layout.pxi"
 
 
 cdef tuple _span(object declaration, str field):
@@ -43,14 +45,6 @@ cdef bytes _bytes(bytes raw, tuple span):
 cdef Py_ssize_t OEM_NAME = BPB.offset("oem_name")
 cdef Py_ssize_t MBR_SIGNATURE_OFFSET = c_mbr.SIGNATURE_OFFSET
 cdef bytes MBR_SIGNATURE = c_mbr.SIGNATURE
-cdef Py_ssize_t NTFS_BOOT_SECTOR_SIZE = c_ntfs.BOOT_SECTOR_SIZE
-cdef Py_ssize_t NTFS_OEM_NAME = NTFS_BOOT_SECTOR.offset("oem_name")
-cdef bytes NTFS_OEM_ID = c_ntfs.OEM_ID
-cdef Py_ssize_t MFT_RECORD_VOLUME = c_ntfs.MFT_RECORD_VOLUME
-cdef Py_ssize_t FIXUP_STRIDE = c_ntfs.FIXUP_STRIDE
-cdef uint32_t AT_END = c_ntfs.AT_END
-cdef uint32_t AT_VOLUME_NAME = c_ntfs.AT_VOLUME_NAME
-cdef uint32_t AT_VOLUME_INFORMATION = c_ntfs.AT_VOLUME_INFORMATION
 cdef Py_ssize_t BYTES_PER_SECTOR = BPB.offset("bytes_per_sector")
 cdef Py_ssize_t SECTORS_PER_CLUSTER = BPB.offset("sectors_per_cluster")
 cdef Py_ssize_t RESERVED_SECTORS = BPB.offset("reserved_sector_count")
@@ -63,23 +57,6 @@ cdef Py_ssize_t TOTAL_SECTORS_32 = BPB.offset("total_sectors_32")
 cdef Py_ssize_t FAT_SIZE_32 = FAT32_BOOT_SECTOR.offset("fat_size_32")
 cdef Py_ssize_t ROOT_CLUSTER = FAT32_BOOT_SECTOR.offset("root_cluster")
 cdef Py_ssize_t FS_INFO = FAT32_BOOT_SECTOR.offset("fs_info")
-cdef Py_ssize_t NTFS_TOTAL_SECTORS = NTFS_BOOT_SECTOR.offset("total_sectors")
-cdef Py_ssize_t NTFS_MFT_LCN = NTFS_BOOT_SECTOR.offset("mft_lcn")
-cdef Py_ssize_t NTFS_MFTMIRR_LCN = NTFS_BOOT_SECTOR.offset("mftmirr_lcn")
-cdef Py_ssize_t NTFS_CLUSTERS_PER_MFT_RECORD = NTFS_BOOT_SECTOR.offset("clusters_per_mft_record")
-cdef Py_ssize_t NTFS_SERIAL = NTFS_BOOT_SECTOR.offset("volume_serial_number")
-cdef Py_ssize_t REC_USA_OFFSET = FILE_RECORD.offset("usa_offset")
-cdef Py_ssize_t REC_USA_COUNT = FILE_RECORD.offset("usa_count")
-cdef Py_ssize_t REC_ATTRS_OFFSET = FILE_RECORD.offset("attrs_offset")
-cdef Py_ssize_t REC_BYTES_ALLOCATED = FILE_RECORD.offset("bytes_allocated")
-cdef Py_ssize_t ATTR_TYPE = RESIDENT_ATTR.offset("type")
-cdef Py_ssize_t ATTR_LENGTH = RESIDENT_ATTR.offset("length")
-cdef Py_ssize_t ATTR_NON_RESIDENT = RESIDENT_ATTR.offset("non_resident")
-cdef Py_ssize_t ATTR_VALUE_LENGTH = RESIDENT_ATTR.offset("value_length")
-cdef Py_ssize_t ATTR_VALUE_OFFSET = RESIDENT_ATTR.offset("value_offset")
-cdef Py_ssize_t ATTR_HEADER = RESIDENT_ATTR.size
-cdef Py_ssize_t VI_MAJOR = VOLUME_INFORMATION.offset("major_version")
-cdef Py_ssize_t VI_MINOR = VOLUME_INFORMATION.offset("minor_version")
 
 # FAT ----------------------------------------------------------------------
 #: The directory entry's layout and markers as C values, for the root directory scan.
@@ -125,7 +102,6 @@ FSINFO_STRUC_SIGS = (c_fat.FSINFO_STRUC_SIG, b"\x00" * 4)
 # NTFS ---------------------------------------------------------------------
 #: The largest cluster libblkid accepts.
 NTFS_MAX_CLUSTER = 64 * 1024
-MFT_MAGIC = c_ntfs.FILE_RECORD_MAGIC
 
 # exFAT --------------------------------------------------------------------
 cdef bytes EXFAT_OEM = b"EXFAT   "

@@ -12,20 +12,14 @@ from libc.stdint cimport uint64_t
 
 from imgscan import limits
 
-from ..c_iso9660 import (
-    BOOT_RECORD, BOOTABLE, CATALOG_ENTRY_SIZE, EL_TORITO_ID, ISO_FIRST_VD_SECTOR,
-    ISO_SECTOR_SIZE, ISO_STANDARD_ID, JOLIET_ESCAPES, PLATFORM_NAMES, SECTION_HEADER,
-    SECTION_HEADER_FINAL, SECTION_HEADER_MORE, VALIDATION_ENTRY, VALIDATION_HEADER_ID,
-    VALIDATION_KEY, VD_TYPE_BOOT_RECORD, VD_TYPE_SUPPLEMENTARY, VD_TYPE_TERMINATOR,
-    VOLUME_DESCRIPTOR,
-)
 from .volume cimport Probe, bytes_at, label8, label16
 from .volume import Volume
 
-# The structures and constants are c_iso9660's, shared with the ISO 9660 reader.
-ISO_PVD = ISO_FIRST_VD_SECTOR * ISO_SECTOR_SIZE
-#: The probe has always named platform 0x01 "ppc" (the reader says "powerpc").
-ELTORITO_PLATFORMS = {**PLATFORM_NAMES, 0x01: "ppc"}
+# Where the primary volume descriptor and its "CD001" are, rendered from c_iso9660 at
+# build time (compiled_layouts.py): every volume is tested for them, and most are not
+# ISO 9660, so the probe imports the declarations (shared with the ISO 9660 reader) only
+# once the signature is found.
+include "iso9660_layout.pxi"
 
 
 cdef object _iso_date_uuid(bytes date):
@@ -38,12 +32,19 @@ cdef object _iso_date_uuid(bytes date):
 
 
 cdef str _platform(int platform_id):
-    return ELTORITO_PLATFORMS.get(platform_id, f"0x{platform_id:02x}")
+    from ..c_iso9660 import PLATFORM_NAMES
+    if platform_id == 0x01:
+        return "ppc"  # what the probe has always named it (the reader says "powerpc")
+    return PLATFORM_NAMES.get(platform_id, f"0x{platform_id:02x}")
 
 
 cdef list _eltorito_platforms(Probe p, uint64_t catalog_lba):
     cdef bytes cat = p.get(catalog_lba * ISO_SECTOR_SIZE, ISO_SECTOR_SIZE)
     cdef list platforms = []
+    from ..c_iso9660 import (
+        BOOTABLE, CATALOG_ENTRY_SIZE, SECTION_HEADER, SECTION_HEADER_FINAL, SECTION_HEADER_MORE,
+        VALIDATION_ENTRY, VALIDATION_HEADER_ID, VALIDATION_KEY,
+    )
     if len(cat) < 2 * CATALOG_ENTRY_SIZE:
         return platforms
     validation = VALIDATION_ENTRY.unpack(cat)
@@ -65,23 +66,20 @@ cdef list _eltorito_platforms(Probe p, uint64_t catalog_lba):
     return platforms
 
 
-#: Where a volume descriptor's "CD001" is, compared in place (most volumes are not ISO 9660).
-cdef Py_ssize_t STANDARD_ID_OFFSET = VOLUME_DESCRIPTOR.offset("standard_identifier")
-#: The first volume descriptor's bytes up to the end of its "CD001": what
-#: :func:`probe_iso9660` is given, so that a volume that is not ISO 9660 costs a read of
-#: a few bytes, not of the descriptors (``filesystems.probe_volume`` reads them with the
-#: 32 KiB-page swap signature just before).
-ISO_ID_END = VOLUME_DESCRIPTOR.offset("standard_identifier") + len(ISO_STANDARD_ID)
-
-
 cdef object probe_iso9660(Probe p, bytes first):
     """``first``: the volume's bytes at :data:`ISO_PVD` (:data:`ISO_ID_END` of them, fewer
-    where the volume ends); the descriptors are read only when they hold "CD001"."""
+    where the volume ends: ``filesystems.probe_volume`` reads them with the 32 KiB-page
+    swap signature just before); the descriptors are read only when they hold "CD001",
+    so a volume that is not ISO 9660 costs a read of a few bytes."""
     if not bytes_at(first, STANDARD_ID_OFFSET, ISO_STANDARD_ID):
         return None
     cdef bytes vds = p.get(ISO_PVD, limits.FS_ISO_FIRST_DESCRIPTORS * ISO_SECTOR_SIZE)
     if len(vds) < ISO_SECTOR_SIZE or not bytes_at(vds, STANDARD_ID_OFFSET, ISO_STANDARD_ID):
         return None
+    from ..c_iso9660 import (
+        BOOT_RECORD, EL_TORITO_ID, JOLIET_ESCAPES, VD_TYPE_BOOT_RECORD, VD_TYPE_SUPPLEMENTARY,
+        VD_TYPE_TERMINATOR, VOLUME_DESCRIPTOR,
+    )
     pvd = VOLUME_DESCRIPTOR.unpack(vds)
     volume_id = pvd["volume_identifier"]
     uuid = _iso_date_uuid(pvd["volume_modification_date"])

@@ -16,54 +16,14 @@ from .volume cimport (
     Probe, be16_at, be32_at, be64_at, bytes_at, crc32c_raw, cstr, label8, le16_at, le32_at,
     le64_at, uuid_or_none,
 )
-from .. import c_ext4 as _ext
-from ..c_ext4 import blkid_type
-from ..c_luks import LUKS1_PHDR, LUKS2_HDR, LUKS_MAGIC, LUKS_PREFIX, LUKS_SECTOR_SIZE
 from .volume import USAGE_CRYPTO, USAGE_FILESYSTEM, USAGE_OTHER, USAGE_RAID, Volume
-from .. import c_xfs
 
-_xfs = c_xfs.XFS_DSB.offset
-
-from .. import c_btrfs as _BT
-
-# LUKS ---------------------------------------------------------------------
-# The headers are c_luks's declarations (shared with the LUKS reader), as the
-# offsets of the bounded readers and the (offset, length) spans cstr takes.
-cdef tuple _span(object declaration, str field):
-    return (declaration.offset(field), declaration.field_size(field))
-
-
-cdef Py_ssize_t LUKS_VERSION = LUKS_PREFIX.offset("version")
-LUKS1_CIPHER_NAME = _span(LUKS1_PHDR, "cipherName")
-LUKS1_CIPHER_MODE = _span(LUKS1_PHDR, "cipherMode")
-LUKS1_HASH = _span(LUKS1_PHDR, "hashSpec")
-LUKS1_UUID = _span(LUKS1_PHDR, "uuid")
-cdef Py_ssize_t LUKS1_PAYLOAD_OFFSET = LUKS1_PHDR.offset("payloadOffset")
-cdef Py_ssize_t LUKS1_KEY_BYTES = LUKS1_PHDR.offset("keyBytes")
-LUKS2_LABEL = _span(LUKS2_HDR, "label")
-LUKS2_SUBSYSTEM = _span(LUKS2_HDR, "subsystem")
-LUKS2_UUID = _span(LUKS2_HDR, "uuid")
-cdef Py_ssize_t LUKS2_HDR_SIZE = LUKS2_HDR.offset("hdr_size")
-cdef Py_ssize_t LUKS2_HDR_OFFSET = LUKS2_HDR.offset("hdr_offset")
-
-# LVM2 (declared in imgscan._core.c_lvm) -------------------------------------
-# As C values (here and for each format below): every volume is probed for each of
-# these formats, and a module global or a declaration's method is a Python lookup
-# per use where a C value is a load.
-from .. import c_lvm
-cdef bytes LVM_LABEL_ID = c_lvm.LABEL_ID
-cdef bytes LVM_LABEL_TYPE = c_lvm.LVM2_LABEL
-cdef Py_ssize_t LVM_SECTOR = c_lvm.SECTOR_SIZE
-cdef Py_ssize_t LVM_LABEL_SCAN_SECTORS = c_lvm.LABEL_SCAN_SECTORS
-cdef Py_ssize_t LVM_SECTOR_XL = c_lvm.LABEL_HEADER.offset("sector_xl")
-cdef Py_ssize_t LVM_CRC_XL = c_lvm.LABEL_HEADER.offset("crc_xl")
-cdef Py_ssize_t LVM_OFFSET_XL = c_lvm.LABEL_HEADER.offset("offset_xl")
-cdef Py_ssize_t LVM_TYPE = c_lvm.LABEL_HEADER.offset("type")
-cdef Py_ssize_t LVM_PV_UUID_LENGTH = c_lvm.ID_LEN
-cdef Py_ssize_t LVM_PV_DEVICE_SIZE = c_lvm.PV_HEADER.offset("device_size_xl")
-cdef Py_ssize_t LVM_PV_HEADER_BYTES = c_lvm.PV_HEADER.end("device_size_xl")
-cdef uint32_t LVM_CRC_SEED = c_lvm.INITIAL_CRC
-LVM_UUID_GROUPS = c_lvm.UUID_GROUPS
+# The offsets, sizes and magics of the LUKS, LVM2, XFS, ext2/3/4 and Btrfs headers, as
+# c_luks, c_lvm, c_xfs, c_ext4 and c_btrfs declare them, rendered into C and Python
+# constants at build time (compiled_layouts.py): every volume is probed for each of these
+# formats, and a C value is a load where a module global or a declaration's method is a
+# Python lookup; the probes import no declaration module at start-up.
+include "linux_layout.pxi"
 
 # Linux swap ---------------------------------------------------------------
 SWAP_MAGIC_V0, SWAP_MAGIC_V1 = b"SWAP-SPACE", b"SWAPSPACE2"
@@ -72,75 +32,6 @@ SWAP_PAGE_SIZES = (4096, 8192, 16384, 32768, 65536)
 SWAP_HEADER = 1024
 SWAP_VERSION, SWAP_LAST_PAGE, SWAP_UUID, SWAP_LABEL = 0, 4, 12, 28
 SWAP_LABEL_LENGTH = 16
-
-# XFS ----------------------------------------------------------------------
-# The superblock is declared once, in c_xfs; the probe reads these fields of it.
-cdef bytes XFS_MAGIC = c_xfs.XFS_SB_MAGIC
-cdef Py_ssize_t XFS_BLOCKSIZE = _xfs("sb_blocksize")
-cdef Py_ssize_t XFS_DBLOCKS = _xfs("sb_dblocks")
-cdef Py_ssize_t XFS_UUID = _xfs("sb_uuid")
-cdef Py_ssize_t XFS_REXTSIZE = _xfs("sb_rextsize")
-cdef Py_ssize_t XFS_AGBLOCKS = _xfs("sb_agblocks")
-cdef Py_ssize_t XFS_AGCOUNT = _xfs("sb_agcount")
-cdef Py_ssize_t XFS_VERSIONNUM = _xfs("sb_versionnum")
-cdef Py_ssize_t XFS_SECTSIZE = _xfs("sb_sectsize")
-cdef Py_ssize_t XFS_INODESIZE = _xfs("sb_inodesize")
-cdef Py_ssize_t XFS_FNAME = _xfs("sb_fname")
-cdef Py_ssize_t XFS_FNAME_LENGTH = c_xfs.XFS_DSB.field_size("sb_fname")
-cdef Py_ssize_t XFS_BLOCKLOG = _xfs("sb_blocklog")
-cdef Py_ssize_t XFS_SECTLOG = _xfs("sb_sectlog")
-cdef Py_ssize_t XFS_INODELOG = _xfs("sb_inodelog")
-cdef Py_ssize_t XFS_INOPBLOG = _xfs("sb_inopblog")
-cdef Py_ssize_t XFS_IMAX_PCT = _xfs("sb_imax_pct")
-cdef Py_ssize_t XFS_SB_BYTES = c_xfs.XFS_DSB.end("sb_imax_pct")
-cdef uint32_t XFS_VERSION_MASK = c_xfs.XFS_SB_VERSION_NUMBITS
-cdef uint64_t XFS_MIN_AG_BLOCKS = c_xfs.XFS_MIN_AG_BLOCKS
-cdef uint64_t XFS_MIN_RTEXT = c_xfs.XFS_MIN_RTEXTSIZE
-cdef uint64_t XFS_MAX_RTEXT = c_xfs.XFS_MAX_RTEXTSIZE
-
-# ext2/3/4: offsets, magics and features from the one declaration in c_ext4 --------
-cdef Py_ssize_t EXT_SB = _ext.SUPERBLOCK_OFFSET
-cdef Py_ssize_t EXT_SB_BYTES = _ext.SUPERBLOCK_SIZE
-_EXT_SB = _ext.EXT2_SUPER_BLOCK
-cdef Py_ssize_t EXT_BLOCKS_COUNT = _EXT_SB.offset("s_blocks_count")
-cdef Py_ssize_t EXT_LOG_BLOCK_SIZE = _EXT_SB.offset("s_log_block_size")
-cdef Py_ssize_t EXT_MAGIC_OFFSET = _EXT_SB.offset("s_magic")
-cdef Py_ssize_t EXT_STATE = _EXT_SB.offset("s_state")
-cdef Py_ssize_t EXT_MINOR_REV = _EXT_SB.offset("s_minor_rev_level")
-cdef Py_ssize_t EXT_REV = _EXT_SB.offset("s_rev_level")
-cdef Py_ssize_t EXT_FEATURE_COMPAT = _EXT_SB.offset("s_feature_compat")
-cdef Py_ssize_t EXT_FEATURE_INCOMPAT = _EXT_SB.offset("s_feature_incompat")
-cdef Py_ssize_t EXT_FEATURE_RO_COMPAT = _EXT_SB.offset("s_feature_ro_compat")
-cdef Py_ssize_t EXT_UUID = _EXT_SB.offset("s_uuid")
-cdef Py_ssize_t EXT_VOLUME_NAME = _EXT_SB.offset("s_volume_name")
-cdef Py_ssize_t EXT_BLOCKS_COUNT_HI = _EXT_SB.offset("s_blocks_count_hi")
-cdef Py_ssize_t EXT_FLAGS = _EXT_SB.offset("s_flags")
-cdef Py_ssize_t EXT_CHECKSUM = _EXT_SB.offset("s_checksum")
-cdef uint16_t EXT_MAGIC = _ext.EXT2_SUPER_MAGIC
-EXT_VALID_FS, EXT_ERROR_FS = _ext.EXT2_VALID_FS, _ext.EXT2_ERROR_FS
-EXT_COMPAT_HAS_JOURNAL = _ext.EXT3_FEATURE_COMPAT_HAS_JOURNAL
-EXT_INCOMPAT_RECOVER = _ext.EXT3_FEATURE_INCOMPAT_RECOVER
-EXT_INCOMPAT_64BIT = _ext.EXT4_FEATURE_INCOMPAT_64BIT
-EXT_RO_COMPAT_METADATA_CSUM = _ext.EXT4_FEATURE_RO_COMPAT_METADATA_CSUM
-
-# Btrfs (declared in c_btrfs) -----------------------------------------------
-# Where probe_volume reads the superblock (it shares the read with the swap probe).
-BTRFS_SB = _BT.BTRFS_SUPER_INFO_OFFSET
-BTRFS_SB_BYTES = _BT.BTRFS_SUPER_INFO_SIZE
-_BSB = _BT.BTRFS_SUPER_BLOCK
-cdef Py_ssize_t BTRFS_SB_SIZE = BTRFS_SB_BYTES
-cdef Py_ssize_t BTRFS_FSID = _BSB.offset("fsid")
-cdef Py_ssize_t BTRFS_MAGIC_OFFSET = _BSB.offset("magic")
-cdef Py_ssize_t BTRFS_TOTAL_BYTES = _BSB.offset("total_bytes")
-cdef Py_ssize_t BTRFS_SECTORSIZE = _BSB.offset("sectorsize")
-cdef Py_ssize_t BTRFS_NODESIZE = _BSB.offset("nodesize")
-cdef Py_ssize_t BTRFS_CSUM_TYPE = _BSB.offset("csum_type")
-cdef Py_ssize_t BTRFS_DEV_UUID = _BT.SUPER_DEV_UUID
-cdef Py_ssize_t BTRFS_LABEL = _BSB.offset("label")
-cdef Py_ssize_t BTRFS_LABEL_LENGTH = _BT.BTRFS_LABEL_SIZE
-cdef bytes BTRFS_MAGIC = _BT.BTRFS_MAGIC
-cdef uint16_t BTRFS_CSUM_CRC32C = _BT.BTRFS_CSUM_TYPE_CRC32
-cdef Py_ssize_t BTRFS_CSUM_START = _BT.BTRFS_CSUM_SIZE
 
 # Linux MD RAID --------------------------------------------------------------
 MD_MAGIC = 0xA92B4EFC
@@ -399,6 +290,7 @@ cdef object probe_ext(Probe p):
         ok = crc32c_raw(0xFFFFFFFF, sb) == le32_at(h, EXT_SB + EXT_CHECKSUM)
         details["checksum"] = "ok" if ok else "bad"
     journal = bool(compat & EXT_COMPAT_HAS_JOURNAL)
+    from ..c_ext4 import blkid_type  # once an ext superblock is found (start-up)
     fstype = blkid_type(compat, incompat, ro_compat, flags)
     usage = USAGE_OTHER if fstype == "jbd" else USAGE_FILESYSTEM
     if fstype == "ext3":
