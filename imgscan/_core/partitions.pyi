@@ -3,8 +3,6 @@ from typing import Any
 
 from imgscan.findings import Finding
 
-from .cstruct import CStruct
-
 MBR_SECTOR_SIZE: int
 MBR_BOOT_CODE_SIZE: int
 MBR_ENTRY_COUNT: int
@@ -13,8 +11,6 @@ MBR_TYPE_GPT_PROTECTIVE: int
 MBR_TYPE_EFI_SYSTEM: int
 GPT_SIGNATURE: bytes
 GPT_SECTOR_SIZES: tuple[int, ...]
-GPT_HEADER: CStruct
-GPT_ENTRY: CStruct
 GPT_ATTR_LEGACY_BIOS_BOOTABLE: int
 GPT_TYPE_EFI_SYSTEM: str
 GPT_TYPE_BIOS_BOOT: str

@@ -45,49 +45,25 @@ from imgscan.findings import (
 )
 
 from .binary cimport le32, le64
-from . import c_fat, c_gpt, c_mbr
 from .guid import guid_text
 from .parttypes import GPT_TYPE_BIOS_BOOT, GPT_TYPE_EFI_SYSTEM, MBR_TYPE_EFI_SYSTEM
 
 # --------------------------------------------------------------------------
-# On-disk layout: declared in c_mbr and c_gpt, the type names in parttypes.
-# The names below are this module's public spelling of them.
+# On-disk layout: declared in c_mbr, c_gpt and c_fat, rendered into partitions_layout.pxi
+# at build time (probes/compiled_layouts.py), so that the reader, run on almost every
+# image, imports none of them at start-up (a GPT header, unpacked whole, imports c_gpt
+# once one is found). The type names are in parttypes. The MBR_ and GPT_ names are this
+# module's public spelling of the declarations; the C offsets serve the typed entry
+# decoders and the nogil scan of the GPT entry array (a CStruct.unpack per entry costs
+# microseconds).
 # --------------------------------------------------------------------------
 
-MBR_SECTOR_SIZE = c_mbr.SECTOR_SIZE
-MBR_BOOT_CODE_SIZE = c_mbr.BOOT_CODE_SIZE
-MBR_ENTRY_COUNT = c_mbr.ENTRY_COUNT
-MBR_EXTENDED_TYPES = c_mbr.EXTENDED_TYPES
-MBR_TYPE_GPT_PROTECTIVE = c_mbr.TYPE_GPT_PROTECTIVE
-
-GPT_SIGNATURE = c_gpt.SIGNATURE
-GPT_SECTOR_SIZES = c_gpt.SECTOR_SIZES
-GPT_ATTR_LEGACY_BIOS_BOOTABLE = c_gpt.ATTR_LEGACY_BIOS_BOOTABLE
-GPT_HEADER = c_gpt.GPT_HEADER
-GPT_ENTRY = c_gpt.GPT_ENTRY
-# The declared layouts' numeric fields as C offsets, for the typed entry decoders and
-# the nogil scan of the GPT entry array (a CStruct.unpack per entry costs microseconds).
-cdef Py_ssize_t MBR_PARTITION_RECORD = c_mbr.PARTITION_RECORD_OFFSET
-cdef Py_ssize_t MBR_ENTRY_SIZE = c_mbr.MBR_PARTITION.size
-cdef Py_ssize_t MBR_ENTRY_STATUS = c_mbr.MBR_PARTITION.offset("boot_indicator")
-cdef Py_ssize_t MBR_ENTRY_TYPE = c_mbr.MBR_PARTITION.offset("os_type")
-cdef Py_ssize_t MBR_ENTRY_FIRST_LBA = c_mbr.MBR_PARTITION.offset("starting_lba")
-cdef Py_ssize_t MBR_ENTRY_SECTORS = c_mbr.MBR_PARTITION.offset("size_in_lba")
-cdef Py_ssize_t MBR_SIGNATURE_OFFSET = c_mbr.SIGNATURE_OFFSET
-cdef bytes MBR_SIGNATURE_BYTES = c_mbr.SIGNATURE
-cdef Py_ssize_t TYPE_GUID_OFFSET = GPT_ENTRY.offset("partition_type_guid")
-cdef Py_ssize_t UNIQUE_GUID_OFFSET = GPT_ENTRY.offset("unique_partition_guid")
-cdef Py_ssize_t GUID_SIZE = GPT_ENTRY.field_size("partition_type_guid")
-cdef Py_ssize_t STARTING_LBA = GPT_ENTRY.offset("starting_lba")
-cdef Py_ssize_t ENDING_LBA = GPT_ENTRY.offset("ending_lba")
-cdef Py_ssize_t ATTRIBUTES = GPT_ENTRY.offset("attributes")
-cdef Py_ssize_t NAME_OFFSET = GPT_ENTRY.offset("partition_name")
-cdef Py_ssize_t NAME_SIZE = GPT_ENTRY.field_size("partition_name")
+include "partitions_layout.pxi"
 
 # Volume boot records that end in 0x55AA like an MBR (libblkid rejects them too):
 # their OEM names, and the FAT type strings of the FAT12/16 and FAT32 boot sectors.
 VBR_OEM_IDS = (b"NTFS    ", b"EXFAT   ", b"-FVE-FS-", b"MSWIN4.1")
-VBR_FAT_TYPES = ((c_fat.FAT16_BOOT_SECTOR, b"FAT1"), (c_fat.FAT32_BOOT_SECTOR, b"FAT32   "))
+VBR_FAT_TYPES = ((VBR_FAT16_TYPE, b"FAT1"), (VBR_FAT32_TYPE, b"FAT32   "))
 #: x86 jumps a boot sector begins with (short and near jump).
 VBR_JUMPS = (0xEB, 0xE9)
 
@@ -299,6 +275,12 @@ cdef tuple _mbr_entry(const uint8_t[::1] sector, Py_ssize_t index):
             le32(p + MBR_ENTRY_SECTORS))
 
 
+def _has_mbr_signature(sector):
+    """A whole sector ending in the boot signature 0x55 0xAA (as c_mbr.has_signature)."""
+    return len(sector) >= MBR_SECTOR_SIZE and sector[
+        MBR_SIGNATURE_OFFSET:MBR_SIGNATURE_OFFSET + len(MBR_SIGNATURE_BYTES)] == MBR_SIGNATURE_BYTES
+
+
 def _is_volume_boot_record(sector):
     """Sector 0 is a filesystem's boot sector (FAT, NTFS, exFAT, BitLocker), not an MBR.
 
@@ -308,18 +290,24 @@ def _is_volume_boot_record(sector):
     """
     if sector[0] not in VBR_JUMPS:
         return False
-    if c_fat.BPB.field(sector, "oem_name") in VBR_OEM_IDS:
+    if _field(sector, VBR_OEM_NAME) in VBR_OEM_IDS:
         return True
-    return any(bs.field(sector, "file_system_type").startswith(label)
-               for bs, label in VBR_FAT_TYPES)
+    return any(_field(sector, span).startswith(label) for span, label in VBR_FAT_TYPES)
+
+
+def _field(sector, span):
+    """The raw field at ``span`` = (offset, length) of ``sector``."""
+    start, length = span
+    return bytes(sector[start:start + length])
 
 
 def _mbr_details(sector, entries):
+    cdef const uint8_t[::1] view = sector  # a whole sector (read_partition_table checked)
     types = [t for _, t, _, count in entries if t and count]
     protective = MBR_TYPE_GPT_PROTECTIVE in types
     code = classify_boot_code(sector)
     return {
-        "disk_signature": f"{c_mbr.MBR.field(sector, 'unique_mbr_disk_signature'):08x}",
+        "disk_signature": f"{le32(&view[MBR_DISK_SIGNATURE]):08x}",
         "boot_code": code,
         "boot_code_name": BOOT_CODE_NAMES[code],
         "protective": protective,
@@ -342,7 +330,7 @@ def _report_boot_indicators(entries, findings):
     "no partition table".
     """
     bad = [f"{i + 1} (0x{status:02x})" for i, (status, _, _, _) in enumerate(entries)
-           if status not in c_mbr.BOOT_INDICATORS]
+           if status not in MBR_BOOT_INDICATORS]
     entries_have = "entry {} has".format if len(bad) == 1 else "entries {} have".format
     findings.add("mbr", CORRUPT, "error",
                  f"sector 0 ends in 0x55AA but MBR partition {entries_have(', '.join(bad))} "
@@ -362,10 +350,10 @@ def _check_protective_mbr(entries, findings):
     used = [i for i, (_, type_byte, _, _) in enumerate(entries) if type_byte]
     for i in used:
         _, type_byte, first, _ = entries[i]
-        if type_byte == MBR_TYPE_GPT_PROTECTIVE and first != c_gpt.PRIMARY_HEADER_LBA:
+        if type_byte == MBR_TYPE_GPT_PROTECTIVE and first != GPT_PRIMARY_HEADER_LBA:
             findings.add("pmbr", CORRUPT, "warning",
                          f"protective MBR entry {i + 1} (type 0xEE) starts at LBA {first}, "
-                         f"not at LBA {c_gpt.PRIMARY_HEADER_LBA} (UEFI 2.10 section 5.2.3)")
+                         f"not at LBA {GPT_PRIMARY_HEADER_LBA} (UEFI 2.10 section 5.2.3)")
     if used != [0]:
         others = ", ".join(f"{i + 1} (type 0x{entries[i][1]:02x})" for i in used)
         findings.add("pmbr", CORRUPT, "warning",
@@ -378,7 +366,7 @@ def _mbr_partition(int number, int status, int type_byte, uint64_t base_lba, uin
                    uint64_t count, int sector_size, bint logical):
     start_lba = base_lba + first
     return Partition(number, start_lba * sector_size, count * sector_size, f"0x{type_byte:02x}",
-                     mbr_type_name(type_byte), status == c_mbr.STATUS_ACTIVE, start_lba,
+                     mbr_type_name(type_byte), status == MBR_STATUS_ACTIVE, start_lba,
                      start_lba + count - 1, logical=logical)
 
 
@@ -415,7 +403,7 @@ def _read_ebr_chain(read, uint64_t disk_size, int sector_size, extended, finding
                          f"of the disk")
             break
         sector = read(ebr_lba * sector_size, MBR_SECTOR_SIZE)
-        if not c_mbr.has_signature(sector):
+        if not _has_mbr_signature(sector):
             if ebr_lba != ext_lba or any(sector):
                 findings.add("ebr", CORRUPT, "warning",
                              f"MBR extended partition: no 0x55AA signature in the EBR at "
@@ -476,8 +464,9 @@ def _gpt_header(raw, uint64_t lba, int sector_size, uint64_t disk_size):
     CRC32, MyLBA, usable range, entry geometry beyond the limits, or an
     entry array off the disk.
     """
-    if len(raw) < c_gpt.HEADER_MIN_SIZE or raw[:len(GPT_SIGNATURE)] != GPT_SIGNATURE:
+    if len(raw) < GPT_HEADER_MIN_SIZE or raw[:len(GPT_SIGNATURE)] != GPT_SIGNATURE:
         return None, "no 'EFI PART' signature"
+    from .c_gpt import GPT_HEADER  # here: only a disk with a GPT unpacks its header
     h = GPT_HEADER.unpack(raw)
     del h["reserved"]
     rev = h["revision"]
@@ -486,9 +475,9 @@ def _gpt_header(raw, uint64_t lba, int sector_size, uint64_t disk_size):
     h["disk_guid"] = guid_text(h["disk_guid"])
     h["lba"] = lba
     size = h["header_size"]
-    if size < c_gpt.HEADER_MIN_SIZE or size > sector_size:
+    if size < GPT_HEADER_MIN_SIZE or size > sector_size:
         h["header_crc32_valid"] = False
-        return h, f"header size {size} is outside {c_gpt.HEADER_MIN_SIZE}..{sector_size}"
+        return h, f"header size {size} is outside {GPT_HEADER_MIN_SIZE}..{sector_size}"
     body = bytearray(raw[:size])
     body[GPT_HEADER.offset("header_crc32"):GPT_HEADER.end("header_crc32")] = b"\0\0\0\0"
     import zlib     # here: a disk with no GPT does not load it (`imgscan info` start-up)
@@ -503,7 +492,7 @@ def _gpt_header(raw, uint64_t lba, int sector_size, uint64_t disk_size):
                    f"{h['last_usable_lba']}")
     esize = h["size_of_partition_entry"]
     count = h["number_of_partition_entries"]
-    if esize < c_gpt.ENTRY_MIN_SIZE or esize > limits.GPT_MAX_ENTRY_SIZE or \
+    if esize < GPT_ENTRY_MIN_SIZE or esize > limits.GPT_MAX_ENTRY_SIZE or \
             esize & (esize - 1):
         return h, (f"partition entry size {esize} is not 128 * 2^n bytes within "
                    f"limits.GPT_MAX_ENTRY_SIZE={limits.GPT_MAX_ENTRY_SIZE}")
@@ -759,9 +748,9 @@ def read_partition_table(read, disk_size, path, sector_size=None, head=None, ann
         return PartitionTable("none", mbr_ss, [], None, None, [])
     findings = _Findings()
     sector = head[:MBR_SECTOR_SIZE]
-    signed = c_mbr.has_signature(sector)
+    signed = _has_mbr_signature(sector)
     entries = [_mbr_entry(sector, i) for i in range(MBR_ENTRY_COUNT)]
-    statuses_ok = all(e[0] in c_mbr.BOOT_INDICATORS for e in entries)
+    statuses_ok = all(e[0] in MBR_BOOT_INDICATORS for e in entries)
     vbr = signed and _is_volume_boot_record(sector)
     is_mbr = signed and statuses_ok and not vbr
     if signed and not statuses_ok and not vbr:

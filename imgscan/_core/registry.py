@@ -32,9 +32,9 @@ import sys
 from imgscan.errors import CorruptImage, ImageError, UnsupportedFeature
 from imgscan.findings import MULTIPLE_FORMATS
 
-from . import c_mbr, c_tar
+from . import c_tar
 from .container import Container, Format
-from .signatures import PEEK_HEAD, PEEK_TAIL, Peek, SignatureTable
+from .signatures import MBR_SECTOR, MBR_SIGNATURE_AT, PEEK_HEAD, PEEK_TAIL, Peek, SignatureTable
 from .signatures import mbr_partitions as mbr_partitions  # native; named here too
 from .source import Source
 
@@ -193,7 +193,7 @@ def _first_sector_is_guest(container: Container) -> bool:
         return False
     first = emap[0]
     return (first.kind == "data" and first.host == 0 and first.file == 0
-            and first.length >= c_mbr.SECTOR_SIZE)
+            and first.length >= MBR_SECTOR)
 
 
 def several_container_signatures(source: Source, container: Container,
@@ -209,13 +209,13 @@ def several_container_signatures(source: Source, container: Container,
 def mbr_beside_header(source: Source, container: Container,
                       matches: list[Format]) -> str | None:
     """A container header whose first sector is also an MBR partition table."""
-    if source.size < c_mbr.SECTOR_SIZE:
+    if source.size < MBR_SECTOR:
         return None
-    count = mbr_partitions(source.read(0, c_mbr.SECTOR_SIZE, "first sector"))
+    count = mbr_partitions(source.read(0, MBR_SECTOR, "first sector"))
     if not count or _declares_hybrid(container, "mbr") or _first_sector_is_guest(container):
         return None
     return (f"the first sector is both the {container.format} header and an MBR partition "
-            f"table (boot signature 0x55AA at offset {c_mbr.SIGNATURE_OFFSET}, {count} "
+            f"table (boot signature 0x55AA at offset {MBR_SIGNATURE_AT}, {count} "
             f"partition entr{'y' if count == 1 else 'ies'}): a reader that probes for a "
             f"partition table, or takes the file as raw, sees a different disk "
             f"(CVE-2024-40767, LP#2079850)")

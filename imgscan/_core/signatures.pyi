@@ -4,6 +4,8 @@ from .source import Source
 
 PEEK_HEAD: int
 PEEK_TAIL: int
+MBR_SECTOR: int
+MBR_SIGNATURE_AT: int
 
 class Peek:
     source: Source

@@ -20,7 +20,7 @@ the decoder's header and footer reads that fall inside them cost no system call.
 signature matched (an OVF package's cheap condition among them), the result kept on
 the :class:`Peek` (``found``), so Python sees one number. The second-reading check's
 MBR probe (:func:`mbr_partitions`) is here too, on the layout :mod:`c_mbr` declares,
-read into C values once at import.
+compiled in at build time.
 """
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -28,24 +28,15 @@ from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcmp
 
 from .source cimport Source
-from . import c_mbr
 
-# The MBR layout as declared in c_mbr, as C values (one sector's probe, on every open).
-cdef Py_ssize_t MBR_SECTOR_SIZE = c_mbr.SECTOR_SIZE
-cdef Py_ssize_t MBR_SIGNATURE_OFFSET = c_mbr.SIGNATURE_OFFSET
-cdef Py_ssize_t MBR_ENTRY_COUNT = c_mbr.ENTRY_COUNT
-cdef Py_ssize_t MBR_PARTITION_RECORD = c_mbr.PARTITION_RECORD_OFFSET
-cdef Py_ssize_t MBR_ENTRY_SIZE = c_mbr.MBR_PARTITION.size
-cdef Py_ssize_t MBR_BOOT_INDICATOR = c_mbr.MBR_PARTITION.offset("boot_indicator")
-cdef Py_ssize_t MBR_OS_TYPE = c_mbr.MBR_PARTITION.offset("os_type")
-cdef Py_ssize_t MBR_SIZE_IN_LBA = c_mbr.MBR_PARTITION.offset("size_in_lba")
-cdef uint8_t MBR_SIGNATURE_0 = c_mbr.SIGNATURE[0]
-cdef uint8_t MBR_SIGNATURE_1 = c_mbr.SIGNATURE[1]
-cdef uint8_t MBR_STATUS_INACTIVE = c_mbr.STATUS_INACTIVE
-cdef uint8_t MBR_STATUS_ACTIVE = c_mbr.STATUS_ACTIVE
-assert len(c_mbr.SIGNATURE) == 2 and c_mbr.BOOT_INDICATORS == (
-    c_mbr.STATUS_INACTIVE, c_mbr.STATUS_ACTIVE)
-assert c_mbr.MBR_PARTITION.field_size("size_in_lba") == 4
+# The MBR layout as declared in c_mbr, as C values (one sector's probe, on every open),
+# rendered at build time (probes/compiled_layouts.py, which also checks the two-byte
+# signature, the two boot indicators and the 32-bit sector count this probe assumes): no
+# declaration is imported at start-up.
+include "signatures_layout.pxi"
+#: The sector's size and where its boot signature lies, for the registry's check and message.
+MBR_SECTOR = MBR_SECTOR_SIZE
+MBR_SIGNATURE_AT = MBR_SIGNATURE_OFFSET
 assert (MBR_PARTITION_RECORD + MBR_ENTRY_COUNT * MBR_ENTRY_SIZE <= MBR_SIGNATURE_OFFSET
         and MBR_SIGNATURE_OFFSET + 2 <= MBR_SECTOR_SIZE)
 

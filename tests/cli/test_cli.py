@@ -189,7 +189,10 @@ LAZY_ON_THE_INFO_PATH = ("imgscan.arguments", "argparse", "gettext", "locale", "
                          "imgscan._core.c_ext4", "imgscan._core.c_xfs",
                          "imgscan._core.c_btrfs", "imgscan._core.c_luks",
                          "imgscan._core.c_lvm", "imgscan._core.c_ntfs",
-                         "imgscan._core.c_iso9660", "imgscan._core.probes.compiled_layouts")
+                         "imgscan._core.c_iso9660", "imgscan._core.probes.compiled_layouts",
+                         # FAT's, the MBR's and the GPT's (the partition reader's, the FAT
+                         # probe's and the registry's MBR probe's too; a GPT imports c_gpt)
+                         "imgscan._core.c_fat", "imgscan._core.c_mbr", "imgscan._core.c_gpt")
 
 
 @needs_qemu

@@ -17,23 +17,17 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from imgscan import limits
 
 from ..binary cimport le16
-from .. import c_fat, c_mbr
-from ..c_fat import BPB, DIR_ENTRY, FAT16_BOOT_SECTOR, FAT32_BOOT_SECTOR, FSINFO
 from ..guid import guid_text
 from .volume cimport Probe, bytes_at, label8, label16, le16_at, le32_at, le64_at, pow2
 from .volume import USAGE_CRYPTO, Volume
 
-# The declared layouts' numeric fields as C offsets, for the bounded readers of
-# volume.pxd: a CStruct.unpack costs microseconds, and every volume is probed (so are
-# the signatures every probe compares: C values, not a module attribute per use).
-cdef Py_ssize_t BOOT_SECTOR_SIZE = c_fat.BOOT_SECTOR_SIZE
-# NTFS's, rendered from c_ntfs at build time (compiled_layouts.py): the probe imports no
-# NTFS declaration at start-up.
+# The declared layouts' fields as C offsets (and a few as Python (offset, length) spans),
+# for the bounded readers of volume.pxd: a CStruct.unpack costs microseconds, and every
+# volume is probed (so are the signatures every probe compares: C values, not a module
+# attribute per use). FAT's and NTFS's, rendered from c_fat and c_ntfs at build time
+# (compiled_layouts.py): the probe imports no declaration at start-up.
+include "fat_layout.pxi"
 include "ntfs_layout.pxi"
-
-
-cdef tuple _span(object declaration, str field):
-    return (declaration.offset(field), declaration.field_size(field))
 
 
 cdef bytes _bytes(bytes raw, tuple span):
@@ -42,53 +36,11 @@ cdef bytes _bytes(bytes raw, tuple span):
     return raw[start:start + <Py_ssize_t>span[1]]
 
 
-cdef Py_ssize_t OEM_NAME = BPB.offset("oem_name")
-cdef Py_ssize_t MBR_SIGNATURE_OFFSET = c_mbr.SIGNATURE_OFFSET
-cdef bytes MBR_SIGNATURE = c_mbr.SIGNATURE
-cdef Py_ssize_t BYTES_PER_SECTOR = BPB.offset("bytes_per_sector")
-cdef Py_ssize_t SECTORS_PER_CLUSTER = BPB.offset("sectors_per_cluster")
-cdef Py_ssize_t RESERVED_SECTORS = BPB.offset("reserved_sector_count")
-cdef Py_ssize_t NUM_FATS = BPB.offset("num_fats")
-cdef Py_ssize_t ROOT_ENTRIES = BPB.offset("root_entry_count")
-cdef Py_ssize_t TOTAL_SECTORS_16 = BPB.offset("total_sectors_16")
-cdef Py_ssize_t MEDIA = BPB.offset("media")
-cdef Py_ssize_t FAT_SIZE_16 = BPB.offset("fat_size_16")
-cdef Py_ssize_t TOTAL_SECTORS_32 = BPB.offset("total_sectors_32")
-cdef Py_ssize_t FAT_SIZE_32 = FAT32_BOOT_SECTOR.offset("fat_size_32")
-cdef Py_ssize_t ROOT_CLUSTER = FAT32_BOOT_SECTOR.offset("root_cluster")
-cdef Py_ssize_t FS_INFO = FAT32_BOOT_SECTOR.offset("fs_info")
-
 # FAT ----------------------------------------------------------------------
-#: The directory entry's layout and markers as C values, for the root directory scan.
-cdef Py_ssize_t DIR_ENTRY_SIZE = DIR_ENTRY.size
-cdef Py_ssize_t DIR_ATTR = DIR_ENTRY.offset("attr")
-cdef Py_ssize_t DIR_FST_CLUS_HI = DIR_ENTRY.offset("fst_clus_hi")
-cdef Py_ssize_t DIR_FST_CLUS_LO = DIR_ENTRY.offset("fst_clus_lo")
-cdef uint8_t ENTRY_END = c_fat.ENTRY_END
-cdef uint8_t ENTRY_FREE = c_fat.ENTRY_FREE
-cdef uint8_t ATTR_LONG_NAME_MASK = c_fat.ATTR_LONG_NAME_MASK
-cdef uint8_t ATTR_LONG_NAME = c_fat.ATTR_LONG_NAME
-cdef uint8_t ATTR_VOLUME_ID = c_fat.ATTR_VOLUME_ID
-cdef uint8_t ATTR_DIRECTORY = c_fat.ATTR_DIRECTORY
-cdef uint32_t FIRST_CLUSTER = c_fat.FIRST_CLUSTER
-cdef uint32_t FAT32_CLUSTER_MASK = c_fat.FAT32_CLUSTER_MASK
-#: The extended BPB's text fields (FAT12/16 and FAT32 place them apart) and FSInfo's
-#: signatures as (offset, length), sliced from the sector read.
-FAT16_FS_TYPE = _span(FAT16_BOOT_SECTOR, "file_system_type")
-FAT16_VOLUME_LABEL = _span(FAT16_BOOT_SECTOR, "volume_label")
-FAT16_VOLUME_ID = _span(FAT16_BOOT_SECTOR, "volume_id")
-FAT32_VOLUME_LABEL = _span(FAT32_BOOT_SECTOR, "volume_label")
-FAT32_VOLUME_ID = _span(FAT32_BOOT_SECTOR, "volume_id")
-FSINFO_LEAD_SIG = _span(FSINFO, "lead_sig")
-FSINFO_STRUC_SIG = _span(FSINFO, "struc_sig")
-#: A volume label is a directory entry's 8.3 name, or the extended BPB's label.
-FAT_LABEL_LENGTH = c_fat.SHORT_NAME_LENGTH
-FAT_NO_NAME = c_fat.NO_NAME
 #: Text signatures libblkid accepts, at the FAT32 or FAT12/16 file system type.
-_FAT32_TYPE = FAT32_BOOT_SECTOR.offset("file_system_type")
-_FAT16_TYPE = FAT16_BOOT_SECTOR.offset("file_system_type")
-FAT_MAGICS = ((_FAT32_TYPE, b"MSWIN"), (_FAT32_TYPE, b"FAT32   "), (_FAT16_TYPE, b"MSDOS"),
-              (_FAT16_TYPE, b"FAT16   "), (_FAT16_TYPE, b"FAT12   "), (_FAT16_TYPE, b"FAT     "))
+FAT_MAGICS = ((FAT32_TYPE_OFFSET, b"MSWIN"), (FAT32_TYPE_OFFSET, b"FAT32   "),
+              (FAT16_TYPE_OFFSET, b"MSDOS"), (FAT16_TYPE_OFFSET, b"FAT16   "),
+              (FAT16_TYPE_OFFSET, b"FAT12   "), (FAT16_TYPE_OFFSET, b"FAT     "))
 #: x86 jumps a FAT boot sector may begin with (short and near jump).
 FAT_JUMPS = (0xEB, 0xE9)
 #: Largest cluster counts of FAT12 and FAT16 (Microsoft's limits as libblkid uses them).
@@ -96,8 +48,8 @@ FAT12_MAX, FAT16_MAX, FAT32_MAX = 0xFF4, 0xFFF4, 0x0FFFFFF6
 #: Bytes of one FAT32 table entry.
 FAT32_ENTRY = 4
 #: FSInfo signatures libblkid accepts ("RRdA" is a known variant); all zero is tolerated.
-FSINFO_LEAD_SIGS = (c_fat.FSINFO_LEAD_SIG, b"RRdA", b"\x00" * 4)
-FSINFO_STRUC_SIGS = (c_fat.FSINFO_STRUC_SIG, b"\x00" * 4)
+FSINFO_LEAD_SIGS = (FSINFO_LEAD_SIGNATURE, b"RRdA", b"\x00" * 4)
+FSINFO_STRUC_SIGS = (FSINFO_STRUC_SIGNATURE, b"\x00" * 4)
 
 # NTFS ---------------------------------------------------------------------
 #: The largest cluster libblkid accepts.
@@ -316,8 +268,8 @@ cdef object probe_vfat(Probe p):
         serial = _bytes(h, FAT32_VOLUME_ID)
         fsinfo = le16_at(h, FS_INFO)
         if fsinfo:
-            info = p.get(fsinfo * sector_size, FSINFO.size)
-            if len(info) < FSINFO.size:
+            info = p.get(fsinfo * sector_size, FSINFO_SIZE)
+            if len(info) < FSINFO_SIZE:
                 return None
             if (_bytes(info, FSINFO_LEAD_SIG) not in FSINFO_LEAD_SIGS
                     or _bytes(info, FSINFO_STRUC_SIG) not in FSINFO_STRUC_SIGS):

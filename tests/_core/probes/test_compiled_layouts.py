@@ -1,6 +1,6 @@
-"""The volume probes' constants compiled in from the c_<format> declarations (issue 18).
+"""The probes' and the partition reader's constants, compiled in from the c_ declarations.
 
-What the probes find is checked against blkid in tests/_core/test_filesystems.py; here,
+Issue 18. What the probes find is checked against blkid in tests/_core/test_filesystems.py; here,
 that the extension was built from the declarations as they are now (a declaration
 changed without a rebuild fails here, by name, rather than as a wrong probe result).
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from imgscan._core import c_btrfs
-from imgscan._core.probes import compiled_layouts, linux
+from imgscan._core import c_btrfs, c_fat, c_gpt, c_mbr, partitions, signatures
+from imgscan._core.probes import compiled_layouts, dos, linux
 
 
 @pytest.mark.parametrize("path", compiled_layouts.LAYOUTS, ids=lambda path: path.name)
@@ -27,6 +27,25 @@ def test_the_compiled_module_holds_the_declared_values() -> None:
     """The names the module exports to probe_volume, as c_btrfs declares them."""
     assert (linux.BTRFS_SB, linux.BTRFS_SB_BYTES) == (c_btrfs.BTRFS_SUPER_INFO_OFFSET,
                                                       c_btrfs.BTRFS_SUPER_INFO_SIZE)
+
+
+def test_the_partition_reader_and_the_mbr_probe_hold_the_declared_values() -> None:
+    """The Python-level names the partition reader, the FAT probe and the registry's MBR
+    probe export, as c_mbr, c_gpt and c_fat declare them (the C offsets are checked by
+    the readers' tests against sfdisk, sgdisk and blkid)."""
+    assert (partitions.MBR_SECTOR_SIZE, partitions.MBR_BOOT_CODE_SIZE,
+            partitions.MBR_ENTRY_COUNT, partitions.MBR_EXTENDED_TYPES,
+            partitions.MBR_TYPE_GPT_PROTECTIVE) == (
+        c_mbr.SECTOR_SIZE, c_mbr.BOOT_CODE_SIZE, c_mbr.ENTRY_COUNT, c_mbr.EXTENDED_TYPES,
+        c_mbr.TYPE_GPT_PROTECTIVE)
+    assert (partitions.GPT_SIGNATURE, partitions.GPT_SECTOR_SIZES,
+            partitions.GPT_ATTR_LEGACY_BIOS_BOOTABLE) == (
+        c_gpt.SIGNATURE, c_gpt.SECTOR_SIZES, c_gpt.ATTR_LEGACY_BIOS_BOOTABLE)
+    assert (signatures.MBR_SECTOR, signatures.MBR_SIGNATURE_AT) == (c_mbr.SECTOR_SIZE,
+                                                                    c_mbr.SIGNATURE_OFFSET)
+    fs_types = {c_fat.FAT32_BOOT_SECTOR.offset("file_system_type"),
+                c_fat.FAT16_BOOT_SECTOR.offset("file_system_type")}
+    assert {offset for offset, _ in dos.FAT_MAGICS} == fs_types
 
 
 @pytest.mark.parametrize("constants", compiled_layouts.LAYOUTS.values(),
