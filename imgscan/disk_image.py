@@ -28,7 +28,6 @@ from .findings import (
     fact_findings,
     finding_id,
 )
-from .remote import is_url, source_object, store_failure
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,12 +45,20 @@ if TYPE_CHECKING:
 SECTOR_SIZES = (512, 4096)
 
 
+def _is_local(source: Source) -> bool:
+    """A file's own source (or a window of it): a remote one is a subclass that fetches
+    from a store, described by imgscan.remote, imported only for such a source (start-up)."""
+    return type(source) is Source
+
+
 def _open_source(path: str, reads_all: bool = False) -> Source:
     """The source of ``path``: a local file, or a remote object when ``path`` is a URL
-    (imgscan.remote, imported only then; ``reads_all`` as there)."""
-    if is_url(path):
-        from .remote.opening import open_source
-        return open_source(path, reads_all=reads_all)
+    (imgscan.remote, imported only when the path could be one; ``reads_all`` as there)."""
+    if "://" in path:
+        from .remote import is_url
+        if is_url(path):
+            from .remote.opening import open_source
+            return open_source(path, reads_all=reads_all)
     try:
         return Source(path)
     except OSError as exc:
@@ -232,12 +239,18 @@ class DiskImage:
     def source(self) -> dict[str, Any] | None:
         """The contract's ``source`` object (URL, size, ETag, storage class, requests and
         bytes fetched so far) of an image read from a URL; None for a local file."""
+        if _is_local(self._source):
+            return None
+        from .remote import source_object
         return source_object(self._source)
 
     def raise_store_failure(self) -> None:
         """Raise the first request the store of a remote image failed, if any: a stage
         that could not read its bytes may have reported that as a finding of the image
         ("filesystem not identified"), and a dead store is no fact of the image."""
+        if _is_local(self._source):
+            return
+        from .remote import store_failure
         failure = store_failure(self._source)
         if failure is not None:
             raise failure

@@ -45,17 +45,17 @@ from imgscan.findings import (
 )
 
 from .binary cimport le32, le64
-from .guid import guid_text
-from .parttypes import GPT_TYPE_BIOS_BOOT, GPT_TYPE_EFI_SYSTEM, MBR_TYPE_EFI_SYSTEM
+from .guid_text cimport ms_guid_text
 
 # --------------------------------------------------------------------------
 # On-disk layout: declared in c_mbr, c_gpt and c_fat, rendered into partitions_layout.pxi
 # at build time (probes/compiled_layouts.py), so that the reader, run on almost every
 # image, imports none of them at start-up (a GPT header, unpacked whole, imports c_gpt
-# once one is found). The type names are in parttypes. The MBR_ and GPT_ names are this
-# module's public spelling of the declarations; the C offsets serve the typed entry
-# decoders and the nogil scan of the GPT entry array (a CStruct.unpack per entry costs
-# microseconds).
+# once one is found). The type names are in parttypes (imported when a partition is
+# named; the three types boot-mode evidence compares are rendered too). The MBR_ and
+# GPT_ names are this module's public spelling of the declarations; the C offsets serve
+# the typed entry decoders and the nogil scan of the GPT entry array (a CStruct.unpack
+# per entry costs microseconds).
 # --------------------------------------------------------------------------
 
 include "partitions_layout.pxi"
@@ -472,7 +472,8 @@ def _gpt_header(raw, uint64_t lba, int sector_size, uint64_t disk_size):
     rev = h["revision"]
     h["signature"] = GPT_SIGNATURE.decode()
     h["revision"] = f"{rev >> 16}.{rev & 0xFFFF}"
-    h["disk_guid"] = guid_text(h["disk_guid"])
+    cdef const uint8_t[::1] disk_guid = h["disk_guid"]  # 16 bytes, as GPT_HEADER declares
+    h["disk_guid"] = ms_guid_text(&disk_guid[0])
     h["lba"] = lba
     size = h["header_size"]
     if size < GPT_HEADER_MIN_SIZE or size > sector_size:
@@ -544,14 +545,15 @@ def _gpt_entries(array, h, int sector_size):
         first = le64(&view[off + STARTING_LBA])
         last = le64(&view[off + ENDING_LBA])
         attributes = le64(&view[off + ATTRIBUTES])
-        type_guid = guid_text(array[off + TYPE_GUID_OFFSET:off + TYPE_GUID_OFFSET + GUID_SIZE])
+        # the entry lies in the array (_used_entries), its GUIDs at their declared offsets
+        type_guid = ms_guid_text(&view[off + TYPE_GUID_OFFSET])
         name = array[off + NAME_OFFSET:off + NAME_OFFSET + NAME_SIZE].decode(
             "utf-16-le", "replace").split("\x00", 1)[0]
         size = (last - first + 1) * sector_size if last >= first else 0
         partitions.append(Partition(
             index + 1, first * sector_size, size, type_guid, gpt_type_name(type_guid),
             bool(attributes & GPT_ATTR_LEGACY_BIOS_BOOTABLE), first, last,
-            guid=guid_text(array[off + UNIQUE_GUID_OFFSET:off + UNIQUE_GUID_OFFSET + GUID_SIZE]),
+            guid=ms_guid_text(&view[off + UNIQUE_GUID_OFFSET]),
             attributes=attributes, name=name))
     return partitions
 

@@ -32,9 +32,17 @@ import sys
 from imgscan.errors import CorruptImage, ImageError, UnsupportedFeature
 from imgscan.findings import MULTIPLE_FORMATS
 
-from . import c_tar
 from .container import Container, Format
-from .signatures import MBR_SECTOR, MBR_SIGNATURE_AT, PEEK_HEAD, PEEK_TAIL, Peek, SignatureTable
+from .signatures import (
+    MBR_SECTOR,
+    MBR_SIGNATURE_AT,
+    PEEK_HEAD,
+    PEEK_TAIL,
+    TAR_MAGIC_OFFSET,
+    TAR_MAGIC_USTAR,
+    Peek,
+    SignatureTable,
+)
 from .signatures import mbr_partitions as mbr_partitions  # native; named here too
 from .source import Source
 
@@ -129,7 +137,7 @@ PACKAGE = len(REGISTRY)
 SIGNATURES = SignatureTable([
     *((i, offset, magics) for i, candidate in enumerate(REGISTRY)
       for offset, magics in candidate.hint),
-    (PACKAGE, c_tar.MAGIC_OFFSET, (c_tar.MAGIC_USTAR[:5],), True),
+    (PACKAGE, TAR_MAGIC_OFFSET, (TAR_MAGIC_USTAR[:5],), True),
     (PACKAGE, 0, _XML_STARTS),
 ])
 

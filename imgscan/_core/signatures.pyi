@@ -6,6 +6,8 @@ PEEK_HEAD: int
 PEEK_TAIL: int
 MBR_SECTOR: int
 MBR_SIGNATURE_AT: int
+TAR_MAGIC_OFFSET: int
+TAR_MAGIC_USTAR: bytes
 
 class Peek:
     source: Source

@@ -32,7 +32,8 @@ from .source cimport Source
 # The MBR layout as declared in c_mbr, as C values (one sector's probe, on every open),
 # rendered at build time (probes/compiled_layouts.py, which also checks the two-byte
 # signature, the two boot indicators and the 32-bit sector count this probe assumes): no
-# declaration is imported at start-up.
+# declaration is imported at start-up (nor c_tar: TAR_MAGIC_OFFSET and TAR_MAGIC_USTAR,
+# where an OVA's first tar header keeps its magic, for the registry's package signature).
 include "signatures_layout.pxi"
 #: The sector's size and where its boot signature lies, for the registry's check and message.
 MBR_SECTOR = MBR_SECTOR_SIZE

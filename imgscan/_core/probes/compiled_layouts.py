@@ -12,7 +12,7 @@ values go to ``imgscan/_core/partitions_layout.pxi`` and the format registry's M
 ``signatures_layout.pxi`` beside them. The c_ modules stay the one place each layout is
 declared; the probes and the partition reader, run on every image, no longer import them at
 start-up (6.4 M of the 73.5 M instructions of a whole ``imgscan info``, then FAT's, the MBR's
-and the GPT's 2.9 M of 65.4 M, issue 18).
+and the GPT's 2.9 M of 65.4 M, issue 18; parttypes' three boot-mode types with them).
 """
 
 from __future__ import annotations
@@ -219,8 +219,9 @@ def fat_constants() -> list[tuple[str, str, object]]:
 def partitions_constants() -> list[tuple[str, str, object]]:
     """The same for the partition table reader (MBR, GPT, and the FAT boot sector's fields
     that tell a volume from an MBR); a GPT header is unpacked whole by c_gpt, imported
-    when one is found."""
-    from imgscan._core import c_fat, c_gpt, c_mbr
+    when one is found. With the three partition types boot-mode evidence compares (from
+    parttypes, whose tables of names are imported when a partition is named)."""
+    from imgscan._core import c_fat, c_gpt, c_mbr, parttypes
 
     entry, gpt_entry = c_mbr.MBR_PARTITION, c_gpt.GPT_ENTRY
     ssize = "Py_ssize_t"
@@ -249,7 +250,6 @@ def partitions_constants() -> list[tuple[str, str, object]]:
         ("", "GPT_ENTRY_MIN_SIZE", c_gpt.ENTRY_MIN_SIZE),
         (ssize, "TYPE_GUID_OFFSET", gpt_entry.offset("partition_type_guid")),
         (ssize, "UNIQUE_GUID_OFFSET", gpt_entry.offset("unique_partition_guid")),
-        (ssize, "GUID_SIZE", gpt_entry.field_size("partition_type_guid")),
         (ssize, "STARTING_LBA", gpt_entry.offset("starting_lba")),
         (ssize, "ENDING_LBA", gpt_entry.offset("ending_lba")),
         (ssize, "ATTRIBUTES", gpt_entry.offset("attributes")),
@@ -259,14 +259,18 @@ def partitions_constants() -> list[tuple[str, str, object]]:
         ("", "VBR_OEM_NAME", _span(c_fat.BPB, "oem_name")),
         ("", "VBR_FAT16_TYPE", _span(c_fat.FAT16_BOOT_SECTOR, "file_system_type")),
         ("", "VBR_FAT32_TYPE", _span(c_fat.FAT32_BOOT_SECTOR, "file_system_type")),
+        ("", "MBR_TYPE_EFI_SYSTEM", parttypes.MBR_TYPE_EFI_SYSTEM),
+        ("", "GPT_TYPE_EFI_SYSTEM", parttypes.GPT_TYPE_EFI_SYSTEM),
+        ("", "GPT_TYPE_BIOS_BOOT", parttypes.GPT_TYPE_BIOS_BOOT),
     ]
 
 
 def signatures_constants() -> list[tuple[str, str, object]]:
     """The same for the format registry's one-sector MBR probe (``signatures.pyx``), which
     compares the signature's two bytes and the two boot indicators as C bytes and reads
-    each entry's sector count as 32 bits."""
-    from imgscan._core import c_mbr
+    each entry's sector count as 32 bits; with where a tar (OVA) header keeps its magic,
+    for the registry's package signature (c_tar imported only when a package is read)."""
+    from imgscan._core import c_mbr, c_tar
 
     entry = c_mbr.MBR_PARTITION
     if (len(c_mbr.SIGNATURE) != 2 or c_mbr.BOOT_INDICATORS != (c_mbr.STATUS_INACTIVE,
@@ -287,6 +291,8 @@ def signatures_constants() -> list[tuple[str, str, object]]:
         ("uint8_t", "MBR_SIGNATURE_1", c_mbr.SIGNATURE[1]),
         ("uint8_t", "MBR_STATUS_INACTIVE", c_mbr.STATUS_INACTIVE),
         ("uint8_t", "MBR_STATUS_ACTIVE", c_mbr.STATUS_ACTIVE),
+        ("", "TAR_MAGIC_OFFSET", c_tar.MAGIC_OFFSET),
+        ("", "TAR_MAGIC_USTAR", c_tar.MAGIC_USTAR),
     ]
 
 

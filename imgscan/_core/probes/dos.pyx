@@ -17,7 +17,6 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from imgscan import limits
 
 from ..binary cimport le16
-from ..guid import guid_text
 from .volume cimport Probe, bytes_at, label8, label16, le16_at, le32_at, le64_at, pow2
 from .volume import USAGE_CRYPTO, Volume
 
@@ -131,6 +130,7 @@ cdef object probe_bitlocker(Probe p):
     fve = p.at(fve_off, FVE_BYTES)
     if fve[:8] != BDE_FVE_SIGNATURE:
         return None
+    from ..guid import guid_text  # here: only a BitLocker volume names GUIDs (start-up)
     details = {"to_go": to_go, "sector_size": le16_at(h, BYTES_PER_SECTOR),
                "guid": guid_text(h[guid_at:guid_at + 16]), "metadata_offset": fve_off}
     version = None
