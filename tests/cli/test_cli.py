@@ -192,7 +192,12 @@ LAZY_ON_THE_INFO_PATH = ("imgscan.arguments", "argparse", "gettext", "locale", "
                          "imgscan._core.c_iso9660", "imgscan._core.probes.compiled_layouts",
                          # FAT's, the MBR's and the GPT's (the partition reader's, the FAT
                          # probe's and the registry's MBR probe's too; a GPT imports c_gpt)
-                         "imgscan._core.c_fat", "imgscan._core.c_mbr", "imgscan._core.c_gpt")
+                         "imgscan._core.c_fat", "imgscan._core.c_mbr", "imgscan._core.c_gpt",
+                         # the partition type names (a disk with partitions), the tar
+                         # header (a package), GUID text in Python (BitLocker; GPTs print
+                         # theirs in C) and the remote reader's description (a URL)
+                         "imgscan._core.parttypes", "imgscan._core.c_tar",
+                         "imgscan._core.guid", "imgscan.remote")
 
 
 @needs_qemu

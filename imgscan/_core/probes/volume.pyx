@@ -9,7 +9,7 @@ answer in blkid's words. Labels and UUIDs are spelled by the same few rules
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
 from ..crc32c cimport crc32c_update
-from ..guid import uuid_text
+from ..guid_text cimport rfc_uuid_text
 
 #: The first region every volume is read for: boot sectors, LUKS/LVM2/XFS/ext
 #: superblocks, the swap signature for 4 and 8 KiB pages, MD 1.1 and 1.2.
@@ -74,7 +74,7 @@ cdef object uuid_or_none(bytes raw):
     """RFC 4122 text, or None for the all-zero UUID (blkid prints none)."""
     if len(raw) != 16 or not any(raw):
         return None
-    return uuid_text(raw)
+    return rfc_uuid_text(<const uint8_t*>raw)  # 16 bytes, checked above
 
 
 cdef str cstr(bytes raw, tuple field):
