@@ -408,11 +408,19 @@ def _warm_decoders() -> None:
     from .._core.registry import REGISTRY
     for candidate in REGISTRY:
         candidate.formats()
+    # The guests' inspectors, imported by a reader only at its first disk with a volume
+    # of theirs (start-up): 35 ms of NTFS, registry and inspector modules at a reader's
+    # first Windows disk, which a kept reader's scans paid in turn (the benchmarks'
+    # Windows disks: the first two of five scans on a warm cluster).
+    from ..guest import linux as _linux  # noqa: F401
+    from ..guest import roots as _roots  # noqa: F401
+    from ..guest import windows as _windows  # noqa: F401
 
 
 def _warm(options: Options) -> None:
     """Import, once per Dask worker process, the modules its forked readers would
-    otherwise each import again (every format's decoder, the judge, the fingerprint):
+    otherwise each import again (every format's decoder, the guests' inspectors, the
+    judge, the fingerprint):
     a reader is forked again after one dies or hangs, and for other options, and the
     imports cost about 0.2 s, more than a batch of small images. Nothing is read."""
     _warm_decoders()
