@@ -122,11 +122,19 @@ TASK_WORK = 10 * TASK_COST
 #: Seconds a reader kept by a Dask worker may stay idle before the worker stops it: a
 #: cluster runs other work between scans, and a reader holds a process and its memory.
 READER_IDLE = 60.0
-#: The settings of the workers of ``--dask local``: no statistical profiler, which
-#: samples a running task's stack every 10 ms in the worker's event loop (a sixth to a
-#: fifth of the worker's CPU on the benchmarks' library, loaded 2-core machine), time a
-#: scan's readers share, and which only the dashboard's profile page shows.
-LOCAL_CONFIG = {"distributed.worker.profile.enabled": False}
+#: The settings of the cluster of ``--dask local``, whose processes share the machine's
+#: cores with the scan's readers: no statistical profiler, which samples a running
+#: task's stack every 10 ms in the worker's event loop (a sixth to a fifth of the
+#: worker's CPU on the benchmarks' library, loaded 2-core machine) for the dashboard's
+#: profile page only; and each server's (scheduler, workers, nannies) event-loop
+#: watch every second, not 20 ms, and its CPU and memory sample for the dashboard every
+#: 5 s, not 0.5 s: the watch only warns of a blocked loop and reports the loop's delay
+#: in heartbeats; the workers' memory limits have their own monitor. The 2-worker
+#: library scan against the local ``jobs=2``: 1.14 and 0.98 against 1.25 and 1.06 with
+#: the profiler's setting alone (benchmarks/README.md).
+LOCAL_CONFIG = {"distributed.worker.profile.enabled": False,
+                "distributed.admin.tick.interval": "1s",
+                "distributed.admin.system-monitor.interval": "5s"}
 #: Seconds to wait for a scheduler to answer when connecting.
 CONNECT_TIMEOUT = 10.0
 #: Seconds between two asks of the cluster's size (workers come and go).
