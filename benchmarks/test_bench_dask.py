@@ -104,7 +104,9 @@ def test_task_overhead(benchmark: BenchmarkFixture, clusters: dict[int, Client],
             while len(inflight) < 2 * workers and sent < NOOPS:
                 inflight.add(client.submit(_noop, sent, pure=False))
                 sent += 1
-            for future in wait(inflight, return_when="FIRST_COMPLETED").done:
+            with client.as_current():   # wait() waits on the current client otherwise
+                finished = wait(inflight, return_when="FIRST_COMPLETED").done
+            for future in finished:
                 future.result()
                 inflight.discard(future)
                 done += 1

@@ -825,8 +825,13 @@ class DaskScanRun(ScanRun):
 
     def _collect(self, queue: deque[_Task]) -> Iterator[ScanResult | None]:
         try:
-            done = distributed.wait(list(self._inflight), timeout=WAIT,
-                                    return_when="FIRST_COMPLETED").done
+            # On the scan's own client: ``distributed.wait`` waits on the process's
+            # current client, the last one made, and waiting on another client's futures
+            # cost a no-op task 36 ms where it costs 8 to 10 (two clusters in one process,
+            # as the benchmarks have; benchmarks/README.md).
+            with self.client.as_current():
+                done = distributed.wait(list(self._inflight), timeout=WAIT,
+                                        return_when="FIRST_COMPLETED").done
         except TimeoutError:
             return
         except (CancelledError, OSError) as exc:
