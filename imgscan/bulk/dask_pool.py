@@ -129,9 +129,9 @@ READER_IDLE = 60.0
 #: profile page only; and each server's (scheduler, workers, nannies) event-loop
 #: watch every second, not 20 ms, and its CPU and memory sample for the dashboard every
 #: 5 s, not 0.5 s: the watch only warns of a blocked loop and reports the loop's delay
-#: in heartbeats; the workers' memory limits have their own monitor. The 2-worker
-#: library scan against the local ``jobs=2``: 1.14 and 0.98 against 1.25 and 1.06 with
-#: the profiler's setting alone (benchmarks/README.md).
+#: in heartbeats; the workers' memory limits have their own monitor. The Dask workers
+#: of the 2-worker library scan: 47 against 55 ms of CPU a scan with the profiler's
+#: setting alone (benchmarks/README.md).
 LOCAL_CONFIG = {"distributed.worker.profile.enabled": False,
                 "distributed.admin.tick.interval": "1s",
                 "distributed.admin.system-monitor.interval": "5s"}
