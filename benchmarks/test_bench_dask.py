@@ -1,27 +1,27 @@
 """Dask scan benchmarks (issue 17): the scan on a cluster beside the local pool.
 
 Target: on this machine, ``imgscan.scan(..., cluster=...)`` with 1 and 2 Dask
-workers (``LocalCluster``, processes, one thread each, started once per module,
-not timed) takes at most 1.3x the local scan with ``jobs=1`` / ``jobs=2``: over
-the 1000-image library of test_bench_scan.py (info only) and over the Windows
-fixture disks (checked by the default profile: a few real images, each much
-longer). Also measured: the per-task cost of the cluster (a no-op task's round
-trip with the scan's window in flight) and the catalog's write rate (results of
-the Windows disks, with their check objects, recorded into SQLite and committed
-every 200 as the scan does), the figures behind benchmarks/README.md's estimate
-for a million images.
+workers (the cluster ``imgscan scan --dask local:N`` starts,
+:func:`dask_pool.connect`: a ``LocalCluster`` of processes, one thread each, with
+imgscan's quieter settings, ``dask_pool.LOCAL_CONFIG``; started once per module, not
+timed) takes at most 1.3x the local scan with ``jobs=1`` / ``jobs=2``: over the
+1000-image library of test_bench_scan.py (info only) and over the Windows fixture
+disks (checked by the default profile: a few real images, each much longer). Also
+measured: the per-task cost of the cluster (a no-op task's round trip with the
+scan's window in flight) and the catalog's write rate (results of the Windows disks,
+with their check objects, recorded into SQLite and committed every 200 as the scan
+does), the figures behind benchmarks/README.md's estimate for a million images.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import images
 import pytest
-from distributed import Client, LocalCluster, wait
+from distributed import Client, wait
 from helpers import FIXTURES, unpack_fixtures
 from helpers.scans import scan_result
 from pytest_benchmark.fixture import BenchmarkFixture
@@ -29,6 +29,7 @@ from test_bench_scan import LIBRARY_SIZE, library  # noqa: F401 (a fixture)
 
 import imgscan
 from imgscan.bulk.catalog import Catalog
+from imgscan.bulk.dask_pool import connect
 from imgscan.bulk.result import ScanResult
 
 WORKERS = (1, 2)
@@ -40,16 +41,11 @@ RECORDS = 5000
 
 @pytest.fixture(scope="module")
 def clusters() -> Iterator[dict[int, Client]]:
-    started: dict[int, tuple[LocalCluster, Client]] = {}
-    for n in WORKERS:
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=":0",
-                               silence_logs=logging.CRITICAL)
-        started[n] = (cluster, Client(cluster))
-    yield {n: client for n, (_, client) in started.items()}
-    for cluster, client in started.values():
-        client.close()
-        cluster.close()
+    started = {n: connect(f"local:{n}") for n in WORKERS}
+    yield {n: client for n, (client, _) in started.items()}
+    for _, owned in started.values():
+        for closing in owned:
+            closing.close()
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +104,9 @@ def test_task_overhead(benchmark: BenchmarkFixture, clusters: dict[int, Client],
             while len(inflight) < 2 * workers and sent < NOOPS:
                 inflight.add(client.submit(_noop, sent, pure=False))
                 sent += 1
-            for future in wait(inflight, return_when="FIRST_COMPLETED").done:
+            with client.as_current():   # wait() waits on the current client otherwise
+                finished = wait(inflight, return_when="FIRST_COMPLETED").done
+            for future in finished:
                 future.result()
                 inflight.discard(future)
                 done += 1

@@ -122,11 +122,19 @@ TASK_WORK = 10 * TASK_COST
 #: Seconds a reader kept by a Dask worker may stay idle before the worker stops it: a
 #: cluster runs other work between scans, and a reader holds a process and its memory.
 READER_IDLE = 60.0
-#: The settings of the workers of ``--dask local``: no statistical profiler, which
-#: samples a running task's stack every 10 ms in the worker's event loop (a sixth to a
-#: fifth of the worker's CPU on the benchmarks' library, loaded 2-core machine), time a
-#: scan's readers share, and which only the dashboard's profile page shows.
-LOCAL_CONFIG = {"distributed.worker.profile.enabled": False}
+#: The settings of the cluster of ``--dask local``, whose processes share the machine's
+#: cores with the scan's readers: no statistical profiler, which samples a running
+#: task's stack every 10 ms in the worker's event loop (a sixth to a fifth of the
+#: worker's CPU on the benchmarks' library, loaded 2-core machine) for the dashboard's
+#: profile page only; and each server's (scheduler, workers, nannies) event-loop
+#: watch every second, not 20 ms, and its CPU and memory sample for the dashboard every
+#: 5 s, not 0.5 s: the watch only warns of a blocked loop and reports the loop's delay
+#: in heartbeats; the workers' memory limits have their own monitor. The Dask workers
+#: of the 2-worker library scan: 47 against 55 ms of CPU a scan with the profiler's
+#: setting alone (benchmarks/README.md).
+LOCAL_CONFIG = {"distributed.worker.profile.enabled": False,
+                "distributed.admin.tick.interval": "1s",
+                "distributed.admin.system-monitor.interval": "5s"}
 #: Seconds to wait for a scheduler to answer when connecting.
 CONNECT_TIMEOUT = 10.0
 #: Seconds between two asks of the cluster's size (workers come and go).
@@ -408,11 +416,19 @@ def _warm_decoders() -> None:
     from .._core.registry import REGISTRY
     for candidate in REGISTRY:
         candidate.formats()
+    # The guests' inspectors, imported by a reader only at its first disk with a volume
+    # of theirs (start-up): 35 ms of NTFS, registry and inspector modules at a reader's
+    # first Windows disk, which a kept reader's scans paid in turn (the benchmarks'
+    # Windows disks: the first two of five scans on a warm cluster).
+    from ..guest import linux as _linux  # noqa: F401
+    from ..guest import roots as _roots  # noqa: F401
+    from ..guest import windows as _windows  # noqa: F401
 
 
 def _warm(options: Options) -> None:
     """Import, once per Dask worker process, the modules its forked readers would
-    otherwise each import again (every format's decoder, the judge, the fingerprint):
+    otherwise each import again (every format's decoder, the guests' inspectors, the
+    judge, the fingerprint):
     a reader is forked again after one dies or hangs, and for other options, and the
     imports cost about 0.2 s, more than a batch of small images. Nothing is read."""
     _warm_decoders()
@@ -809,8 +825,13 @@ class DaskScanRun(ScanRun):
 
     def _collect(self, queue: deque[_Task]) -> Iterator[ScanResult | None]:
         try:
-            done = distributed.wait(list(self._inflight), timeout=WAIT,
-                                    return_when="FIRST_COMPLETED").done
+            # On the scan's own client: ``distributed.wait`` waits on the process's
+            # current client, the last one made, and waiting on another client's futures
+            # cost a no-op task 36 ms where it costs 8 to 10 (two clusters in one process,
+            # as the benchmarks have; benchmarks/README.md).
+            with self.client.as_current():
+                done = distributed.wait(list(self._inflight), timeout=WAIT,
+                                        return_when="FIRST_COMPLETED").done
         except TimeoutError:
             return
         except (CancelledError, OSError) as exc:

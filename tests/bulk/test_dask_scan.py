@@ -417,14 +417,17 @@ def test_bad_addresses_are_errors(tmp_path: Path) -> None:
 
 def test_a_local_cluster_runs_no_profiler(dask_client: Client) -> None:
     """``--dask local``'s workers run without Dask's statistical profiler, whose samples
-    cost the worker's CPU (dask_pool.LOCAL_CONFIG); a cluster started with Dask's
-    defaults (the tests' own) runs it."""
+    cost the worker's CPU, and watch their event loops and sample the system less
+    often (dask_pool.LOCAL_CONFIG); a cluster started with Dask's defaults (the tests'
+    own) runs the profiler and watches every 20 ms."""
     from imgscan.bulk import dask_pool
-    assert all("profile" in c for c in dask_client.run(periodic_callbacks).values())
+    defaults = dask_client.run(periodic_callbacks).values()
+    assert all("profile" in c and c["tick"] == 20 for c in defaults)
     client, owned = dask_pool.connect("local:1")
     try:
         callbacks = client.run(periodic_callbacks).values()
         assert callbacks and all("heartbeat" in c and "profile" not in c for c in callbacks)
+        assert all(c["tick"] == 1000 and c["monitor"] == 5000 for c in callbacks)
     finally:
         for started in owned:
             started.close()

@@ -83,6 +83,7 @@ def set_reader_idle(seconds: float) -> float:
     return before
 
 
-def periodic_callbacks(dask_worker: Any) -> list[str]:
-    """What a Dask worker runs periodically (run by ``client.run``)."""
-    return list(dask_worker.periodic_callbacks)
+def periodic_callbacks(dask_worker: Any) -> dict[str, float]:
+    """What a Dask worker runs periodically, and how often in ms (run by ``client.run``)."""
+    return {name: callback.callback_time
+            for name, callback in dask_worker.periodic_callbacks.items()}
