@@ -53,6 +53,7 @@ from .guid_text cimport rfc_uuid_text
 from .extents cimport ExtentMap, KIND_DATA, KIND_UNALLOCATED, NO_HOST
 from .raw import map_host_range
 from .source cimport Source
+from .utf16_text cimport utf16_text
 
 #: The bytes of the footer's cookie, all the probe and the footer search read.
 COOKIE_SIZE = FOOTER.end("cookie")
@@ -186,15 +187,6 @@ cdef inline void _digits(char* out, int width, uint64_t value) noexcept nogil:
 
 def _fourcc(bytes code):
     return code.rstrip(b"\x00").decode("latin-1")
-
-
-def _decode_utf16(bytes data, str encoding):
-    """A UTF-16 string up to its first NUL character (lone surrogates kept escaped)."""
-    text = data.decode(encoding, errors="surrogatepass")
-    end = text.find("\x00")
-    if end >= 0:
-        text = text[:end]
-    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 
 def _parse_footer(bytes raw):
@@ -581,10 +573,7 @@ class VhdImage(Container):
         self._dyn = (table_offset, max_entries, block_size, bitmap_size)
         d["parent_unique_id"] = rfc_uuid_text(p + DH_PARENT_UNIQUE_ID)
         d["parent_timestamp"] = vhd_timestamp(be32(p + DH_PARENT_TIMESTAMP))
-        # a dynamic disk's parent name is all zeros: its first character ends it
-        name = ("" if p[DH_PARENT_UNICODE_NAME] == 0 and p[DH_PARENT_UNICODE_NAME + 1] == 0
-                else _decode_utf16(h[DH_PARENT_UNICODE_NAME:DH_PARENT_UNICODE_NAME_END],
-                                   "utf-16-be"))
+        name = utf16_text(h[DH_PARENT_UNICODE_NAME:DH_PARENT_UNICODE_NAME_END], True)
         d["parent_unicode_name"] = name
         locators = self._read_parent_locators(
             h[DH_PARENT_LOCATOR_ENTRIES:DH_PARENT_LOCATOR_ENTRIES_END],
@@ -635,7 +624,7 @@ class VhdImage(Container):
                 continue
             data = src.read(data_offset, length, "VHD parent locator data")
             if code in (PLATFORM_W2RU, PLATFORM_W2KU):
-                loc["path"] = _decode_utf16(data, "utf-16-le")
+                loc["path"] = utf16_text(data, False)
             elif code == PLATFORM_MACX:
                 loc["path"] = data.split(b"\x00", 1)[0].decode("utf-8", errors="backslashreplace")
         return out

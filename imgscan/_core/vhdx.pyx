@@ -86,6 +86,7 @@ from .extents cimport ExtentMap
 from .guid import guid_text
 from .guid_text cimport ms_guid_text
 from .source cimport Source
+from .utf16_text cimport utf16_text
 from .vhdx_bat cimport FileCtx, WalkStats, walk_bat
 from .vhdx_layout cimport BAT_ENTRY_SIZE
 from .vhdx_log import LogScan, Overlay
@@ -169,23 +170,6 @@ cdef const uint8_t* _item(bytes span, uint64_t lo, dict items, dict alone, str n
     return <const uint8_t*><char*>raw
 
 
-def _utf16(data):
-    """A UTF-16LE string up to its first NUL (lone surrogates kept escaped; an odd
-    last byte, which no field of the spec has, dropped).
-
-    The NUL is found in C first, as the first zero code unit (no surrogate pair holds
-    one), and only the text before it decoded: the creator field is 512 bytes, mostly
-    zeros, decoded on every open (issue 18)."""
-    cdef bytes raw = bytes(data)
-    cdef const uint8_t* p = <const uint8_t*><char*>raw
-    cdef Py_ssize_t end = 0, n = len(raw) & ~1
-    while end < n and (p[end] | p[end + 1]):
-        end += 2
-    text = raw[:end].decode("utf-16-le", errors="surrogatepass")
-    return text if text.isascii() else text.encode(
-        "utf-8", errors="backslashreplace").decode("utf-8")
-
-
 # --------------------------------------------------------------------------
 # The container
 # --------------------------------------------------------------------------
@@ -246,7 +230,8 @@ class VhdxImage(Container):
         if ident != FILE_ID_SIGNATURE:
             raise CorruptImage(src.path, "VHDX file type identifier", 0,
                                f"signature {ident!r} is not 'vhdxfile'")
-        self.details["creator"] = _utf16(src.read_zero_padded(FI_CREATOR, FI_CREATOR_SIZE))
+        self.details["creator"] = utf16_text(
+            src.read_zero_padded(FI_CREATOR, FI_CREATOR_SIZE), False)
 
     def _read_headers(self):
         """Both headers; the valid one with the larger sequence number is current."""
@@ -628,13 +613,13 @@ class VhdxImage(Container):
                                  f"VHDX parent locator entry {i} (at {off + e}) points past "
                                  f"the {length}-byte item; skipped")
                 continue
-            key = _utf16(raw[ko:ko + kl])
+            key = utf16_text(raw[ko:ko + kl], False)
             if key in entries:
                 self.add_finding(CORRUPT, "warning",
                                  f"VHDX parent locator key {key!r} appears more than once; "
                                  "the first is used")
                 continue
-            entries[key] = _utf16(raw[vo:vo + vl])
+            entries[key] = utf16_text(raw[vo:vo + vl], False)
         self.details["parent_locator"] = {"locator_type": guid_text(locator_type),
                                           "entries": entries}
         if locator_type != VHDX_PARENT_LOCATOR_TYPE:

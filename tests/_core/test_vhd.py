@@ -54,6 +54,7 @@ F_DATA_OFFSET, F_TIMESTAMP, F_DISK_TYPE, F_CHECKSUM, F_UNIQUE_ID = 16, 24, 60, 6
 H_TABLE_OFFSET, H_MAX_ENTRIES, H_BLOCK_SIZE, H_CHECKSUM = 16, 28, 32, 36
 H_PARENT_UNIQUE_ID = 40
 H_PARENT_NAME = 64
+H_LOCATORS = 576
 
 
 def _put(buf: bytearray, off: int, fmt: str, value: int) -> None:
@@ -493,6 +494,26 @@ def test_ids_read_as_rfc_4122_text(base_dynamic: bytes, tmp_path: Path) -> None:
     assert details["unique_id"] == str(uuid.UUID(bytes=bytes(buf[F_UNIQUE_ID:F_UNIQUE_ID + 16])))
     assert details["parent_unique_id"] == str(uuid.UUID(bytes=parent))
     assert not im.findings
+
+
+@needs_qemu
+def test_utf16_names_odd_lengths_and_nul(base_dynamic: bytes, tmp_path: Path) -> None:
+    """The parent name (UTF-16BE) and a W2ku locator path (UTF-16LE) read up to their NUL;
+    a locator whose data length is odd (hostile: no writer makes one) loses its last byte
+    rather than failing the decode."""
+    buf = bytearray(base_dynamic)
+    hdr = _hdr(buf)
+    name = "Päränt.vhd".encode("utf-16-be")
+    buf[hdr + H_PARENT_NAME:hdr + H_PARENT_NAME + len(name)] = name
+    data_at = hdr + 800                          # the header's reserved tail
+    buf[data_at:data_at + 7] = "C:\\".encode("utf-16-le") + b"x"
+    struct.pack_into(">4sIIIQ", buf, hdr + H_LOCATORS, b"W2ku", 512, 7, 0, data_at)
+    vhd_refresh_header_checksum(buf, hdr)
+    with open_promptly(_write(tmp_path, buf)) as im:
+        details = im.format_specific
+    assert details["parent_unicode_name"] == "Päränt.vhd"
+    [locator] = details["parent_locators"]
+    assert (locator["platform"], locator["data_length"], locator["path"]) == ("W2ku", 7, "C:\\")
 
 
 @needs_qemu
