@@ -57,9 +57,12 @@ QEMU_DESCRIPTOR_CREATE_TYPES = ("monolithicFlat", "vmfs", "vmfsSparse", "seSpars
                                 "twoGbMaxExtentSparse", "twoGbMaxExtentFlat")
 
 #: ``RW 20480 FLAT "name" 0``: access, size in sectors, type, quoted file name, offset (FLAT).
+#: The numbers are ASCII digits, at most 20 (a 64-bit value, as qemu's ``%SCNd64`` reads):
+#: ``\d`` would take other scripts' digits, and ``int()`` refuses a number of more than
+#: 4300 digits with a ValueError, where a line may be 64 KiB long.
 _EXTENT_LINE = re.compile(
-    r'(?P<access>RW|RDONLY|NOACCESS)\s+(?P<sectors>\d+)\s+(?P<type>[A-Za-z]+)'
-    r'(?:\s+"(?P<name>[^"]*)"(?:\s+(?P<offset>\d+))?)?\s*\Z'
+    r'(?P<access>RW|RDONLY|NOACCESS)\s+(?P<sectors>[0-9]{1,20})\s+(?P<type>[A-Za-z]+)'
+    r'(?:\s+"(?P<name>[^"]*)"(?:\s+(?P<offset>[0-9]{1,20}))?)?\s*\Z'
 )
 
 #: Longest createType qemu accepts (``char ct[128]``).

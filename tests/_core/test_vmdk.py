@@ -9,6 +9,7 @@ hand-corrupted images, from the spec: imgscan is never its own oracle.
 from __future__ import annotations
 
 import bz2
+import re
 import shutil
 import struct
 import zlib
@@ -418,6 +419,21 @@ def test_descriptor_limits(made: dict[str, Made], tmp_path: Path) -> None:
     assert isinstance(_open_error(p), LimitExceeded)
     p = _descriptor(made, tmp_path, lambda t: t + "#\n" * 30000)
     assert isinstance(_open_error(p), LimitExceeded)
+
+
+@needs_qemu
+@pytest.mark.parametrize("number", ["9" * 5000, "\u0661\u0666\u0663\u0668\u0664"],
+                         ids=["5000-digits", "arabic-indic-digits"])
+def test_extent_line_numbers_are_ascii_and_bounded(made: dict[str, Made], tmp_path: Path,
+                                                   number: str) -> None:
+    """An extent's size is read as qemu reads it (``%SCNd64``: ASCII digits, 64 bits): a
+    number of 5000 digits, which Python's int() refuses with a ValueError, or one in
+    another script's digits is an invalid extent line, and qemu refuses both files."""
+    p = _descriptor(made, tmp_path, lambda t: re.sub(r"^RW \d+ FLAT", f"RW {number} FLAT", t,
+                                                     flags=re.M))
+    assert qemu_refuses(p, "vmdk")
+    with pytest.raises(CorruptImage, match="invalid extent line"):
+        imgscan.open(p).info()
 
 
 @needs_qemu
