@@ -627,8 +627,10 @@ def _plain(argv: Sequence[str]) -> Namespace | None:
     rest = list(argv[1:])
     while rest and rest[0].startswith("-"):
         option = rest.pop(0)
+        # at most 9 digits: int() refuses more than 4300 with a ValueError, and argparse
+        # answers a number it cannot take with its usage error
         if option == "--jobs" and takes_jobs and "jobs" not in values and rest \
-                and rest[0].isascii() and rest[0].isdigit():
+                and rest[0].isascii() and rest[0].isdigit() and len(rest[0]) <= 9:
             values["jobs"] = int(rest.pop(0))
         elif option in flags and not values[flags[option]]:
             values[flags[option]] = True

@@ -116,6 +116,7 @@ def test_plain_command_lines_are_read_as_argparse_reads_them(argv: list[str]) ->
     ["check", "a", "--junit", "r.xml"], ["map", "a"], ["--help"],
     ["scan"], ["scan", "--info-only"], ["scan", "a", "--json"], ["scan", "-j2", "a"],
     ["scan", "--jobs", "x", "a"], ["scan", "--jobs", "\uff12", "a"], ["scan", "--jobs"],
+    ["scan", "--jobs", "9" * 5000, "a"], ["info", "--jobs", "1" + "0" * 9, "a"],
     ["scan", "--jobs", "2", "--jobs", "3", "a"], ["scan", "--json", "--json", "a"],
     ["scan", "--info", "a"], ["scan", "--catalog", "c.db", "a"], ["scan", "--profile", "all", "a"],
     ["scan", "--dask", "local", "a"], ["scan", "--", "a"], ["scan", "-", "a"],
@@ -170,7 +171,7 @@ def test_info_of_one_image_imports_only_what_it_uses(args: tuple[str, ...],
 
 #: What `imgscan info` imports only when the command line or the image needs it (start-up,
 #: issue 18): argparse (with gettext and locale) and its grammar for a command line other
-#: than `info|check [--json] IMAGE...`; re, enum, functools, contextlib and importlib for
+#: than the plain forms `cli._plain` reads; re, enum, functools, contextlib and importlib for
 #: the parts that use them; the LVM2 reader (with xxhash and bisect) for a disk with a PV;
 #: the json package (``--json`` writes with its C encoder alone); the declaration modules
 #: of the Linux volumes, NTFS and ISO 9660, compiled into their probes.
