@@ -311,9 +311,18 @@ LAYOUTS = {HERE / "linux_layout.pxi": linux_constants, HERE / "ntfs_layout.pxi":
 
 def render(constants: list[tuple[str, str, object]]) -> str:
     """The .pxi text: one assignment per constant, ``cdef`` where it has a C type."""
-    lines = [f"cdef {ctype} {name} = {value!r}" if ctype else f"{name} = {value!r}"
-             for ctype, name, value in constants]
+    lines = [f"cdef {ctype} {name} = {_literal(value)}" if ctype
+             else f"{name} = {_literal(value)}" for ctype, name, value in constants]
     return HEADER + "\n".join(lines) + "\n"
+
+
+def _literal(value: object) -> str:
+    """``value`` as source, the same text on every build: a set's members sorted (the
+    order of a set of str or bytes changes with each process's hash seed, which would
+    rewrite the .pxi, and recompile its module, on every build)."""
+    if isinstance(value, (set, frozenset)):
+        return f"frozenset({sorted(value)!r})"
+    return repr(value)
 
 
 def write() -> None:
