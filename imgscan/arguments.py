@@ -1,6 +1,7 @@
 """The ``imgscan`` command line's grammar: argparse's parser of every subcommand.
 
-:func:`imgscan.cli.main` reads the plain forms ``imgscan info|check [--json] IMAGE...``
+:func:`imgscan.cli.main` reads the plain forms (``info|check [--json]``, ``info
+--jobs N``, ``scan [--info-only] [--json] [--fingerprint] [--jobs N]``, then operands)
 without it (argparse, with the re, gettext and locale modules it imports and the
 parser it builds, costs about as much as the rest of ``imgscan info`` of a small
 image); every other command line, ``--help`` and bad usage included, is parsed

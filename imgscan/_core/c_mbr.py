@@ -64,12 +64,6 @@ def entry_offset(index: int) -> int:
     return PARTITION_RECORD_OFFSET + index * MBR_PARTITION.size
 
 
-def entry_is_empty(sector: bytes, index: int) -> bool:
-    """Entry ``index`` is all zero bytes (an unused slot)."""
-    start = entry_offset(index)
-    return not any(sector[start:start + MBR_PARTITION.size])
-
-
 def partition_entry(sector: bytes, index: int) -> dict[str, Any]:
     """Entry ``index`` (0-3) of the MBR or EBR in ``sector`` (a whole sector), by field."""
     return MBR_PARTITION.unpack(sector, entry_offset(index))

@@ -142,11 +142,11 @@ def sparse_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Pat
     """Copy ``src`` to ``dst`` with its holes where they are (``cp --sparse=auto``).
 
     ``shutil.copy`` writes every zero byte: one 6 GiB raw test disk, copied so,
-    took 6 GiB of the disk, and a CI machine ran out of space. Every image a
+    took 6 GiB of the disk, and a CI machine ran out of space. Every image file a
     test copies goes through here. Zeros the source holds as data stay data:
     qemu-img map reports a host file's holes as zero, so a copy must not add any.
     """
-    run("cp", "--sparse=auto", src, dst)
+    run("cp", "--sparse=auto", "--", src, dst)
     return Path(dst)
 
 
