@@ -72,8 +72,9 @@ cdef int _open_read_only(str path, uint64_t* size) except -1:
     # the end of anything else (a block device's stat does not give its size)
     end = lseek(fd, 0, SEEK_END)
     if end < 0:
+        err = c_errno                   # close may set errno: the error is lseek's
         c_close(fd)
-        PyErr_SetFromErrno(OSError)
+        raise OSError(err, os.strerror(err), path)
     size[0] = end
     return fd
 

@@ -410,3 +410,20 @@ def test_window_data_runs_are_the_files_runs_shifted(tmp_path: Path) -> None:
             expected.append((off - base, n, is_data))
         assert w.data_runs(0, length) == expected
         assert w.data_runs(0, 10 * length) == expected
+
+
+def test_unseekable_file_is_lseek_s_error_naming_it() -> None:
+    """A path that is neither a regular file nor a directory is measured by seeking to its
+    end; a pipe cannot seek, and the error is that one (ESPIPE), naming the path (the
+    descriptor's close must not replace it)."""
+    import errno
+
+    read_end, write_end = os.pipe()
+    try:
+        path = f"/proc/self/fd/{read_end}"
+        with pytest.raises(OSError) as exc:
+            Source(path)
+        assert (exc.value.errno, exc.value.filename) == (errno.ESPIPE, path)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
