@@ -108,7 +108,10 @@ def probe_volume(read, offset, size, head=None):
         return vol
     # One read of a few bytes covers the 32 KiB-page swap signature and the ISO 9660
     # standard identifier just after it: the descriptors (8 KiB) are read only on an
-    # ISO 9660 volume, and the swap signature is not read again at the end.
+    # ISO 9660 volume, and the swap signature is not read again at the end. This holds
+    # because the primary volume descriptor (sector 16 of 2048 bytes) starts where a
+    # 32 KiB page ends, the swap magic's last bytes (SWAP_PAGE_SIZES[3] == ISO_PVD;
+    # tests/_core/test_filesystems.py checks it).
     middle = p.get(ISO_PVD - SWAP_MAGIC_LENGTH, SWAP_MAGIC_LENGTH + ISO_ID_END)
     vol = probe_iso9660(p, middle[SWAP_MAGIC_LENGTH:])
     if vol is None:

@@ -275,10 +275,17 @@ cdef tuple _mbr_entry(const uint8_t[::1] sector, Py_ssize_t index):
             le32(p + MBR_ENTRY_SECTORS))
 
 
-def _has_mbr_signature(sector):
-    """A whole sector ending in the boot signature 0x55 0xAA (as c_mbr.has_signature)."""
-    return len(sector) >= MBR_SECTOR_SIZE and sector[
-        MBR_SIGNATURE_OFFSET:MBR_SIGNATURE_OFFSET + len(MBR_SIGNATURE_BYTES)] == MBR_SIGNATURE_BYTES
+cdef bint _has_mbr_signature(sector) except -1:
+    """A whole sector (or more: the disk's head) whose first sector ends in the boot
+    signature 0x55 0xAA (as c_mbr.has_signature). Compared in place for ``bytes``: the
+    table's first test on every disk (:func:`_may_hold_table`)."""
+    if len(sector) < MBR_SECTOR_SIZE:
+        return False
+    if isinstance(sector, bytes):
+        return memcmp(<const char*><bytes>sector + MBR_SIGNATURE_OFFSET,
+                      <const char*>MBR_SIGNATURE_BYTES, len(MBR_SIGNATURE_BYTES)) == 0
+    return sector[MBR_SIGNATURE_OFFSET:MBR_SIGNATURE_OFFSET
+                  + len(MBR_SIGNATURE_BYTES)] == MBR_SIGNATURE_BYTES
 
 
 def _is_volume_boot_record(sector):
@@ -719,10 +726,9 @@ cdef bint _may_hold_table(head) except -1:
         return False
     if not isinstance(head, bytes):
         return True  # the full reader copes with any buffer
-    p = <const uint8_t*><bytes>head
-    if memcmp(p + MBR_SIGNATURE_OFFSET, <const char*>MBR_SIGNATURE_BYTES,
-              len(MBR_SIGNATURE_BYTES)) == 0:
+    if _has_mbr_signature(head):
         return True
+    p = <const uint8_t*><bytes>head
     for ss in GPT_SECTOR_SIZES:
         if <Py_ssize_t>ss + len(GPT_SIGNATURE_BYTES) <= n and memcmp(
                 p + <Py_ssize_t>ss, <const char*>GPT_SIGNATURE_BYTES,

@@ -128,8 +128,8 @@ REGISTRY: tuple[Candidate, ...] = (
 _XML_STARTS = (b"<", b"\xef\xbb\xbf", b" ", b"\t", b"\r", b"\n")
 
 #: The bit of ``Peek.found`` that says the file may be an OVF package (after the
-#: registry's candidates): the ustar magic of an OVA's first header, whole, or text
-#: that may be XML.
+#: registry's candidates): the ustar magic of an OVA's first header, or text that may
+#: be XML, each whole (not the prefix rule of a header cut short).
 PACKAGE = len(REGISTRY)
 
 #: Every candidate's signatures, and the package's, as the one native pass over a file
@@ -138,7 +138,8 @@ SIGNATURES = SignatureTable([
     *((i, offset, magics) for i, candidate in enumerate(REGISTRY)
       for offset, magics in candidate.hint),
     (PACKAGE, TAR_MAGIC_OFFSET, (TAR_MAGIC_USTAR[:5],), True),
-    (PACKAGE, 0, _XML_STARTS),
+    # Whole: a file of one or two bytes of the byte order mark is not text to parse.
+    (PACKAGE, 0, _XML_STARTS, True),
 ])
 
 

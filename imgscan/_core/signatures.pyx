@@ -31,15 +31,14 @@ from .source cimport Source
 
 # The MBR layout as declared in c_mbr, as C values (one sector's probe, on every open),
 # rendered at build time (probes/compiled_layouts.py, which also checks the two-byte
-# signature, the two boot indicators and the 32-bit sector count this probe assumes): no
+# signature, the two boot indicators and the 32-bit sector count this probe assumes, and
+# that the four entries and the signature lie inside the one sector it reads): no
 # declaration is imported at start-up (nor c_tar: TAR_MAGIC_OFFSET and TAR_MAGIC_USTAR,
 # where an OVA's first tar header keeps its magic, for the registry's package signature).
 include "signatures_layout.pxi"
 #: The sector's size and where its boot signature lies, for the registry's check and message.
 MBR_SECTOR = MBR_SECTOR_SIZE
 MBR_SIGNATURE_AT = MBR_SIGNATURE_OFFSET
-assert (MBR_PARTITION_RECORD + MBR_ENTRY_COUNT * MBR_ENTRY_SIZE <= MBR_SIGNATURE_OFFSET
-        and MBR_SIGNATURE_OFFSET + 2 <= MBR_SECTOR_SIZE)
 
 #: Bytes :class:`Peek` reads at each end of the file (the ISO 9660 primary volume
 #: descriptor is at 32768 + 1; the VHD footer and DMG trailer in the last 512).

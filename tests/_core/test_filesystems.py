@@ -131,6 +131,17 @@ VOLUMES: dict[str, tuple[int, tuple[str, ...], str, str | int | None]] = {
 }
 
 
+def test_the_far_swap_signatures_share_their_reads() -> None:
+    """probe_volume reads the 32 KiB-page swap signature with the ISO 9660 identifier,
+    and the 64 KiB-page one with the Btrfs superblock, in one read each: right only while
+    each page ends where the other structure starts (the swap-32k and swap-64k volumes
+    below check the result against blkid)."""
+    from imgscan._core.probes.iso9660 import ISO_PVD
+    from imgscan._core.probes.linux import BTRFS_SB, SWAP_PAGE_SIZES
+
+    assert (SWAP_PAGE_SIZES[3], SWAP_PAGE_SIZES[4]) == (ISO_PVD, BTRFS_SB)
+
+
 def _make_volume(name: str, directory: Path) -> Path:
     size_mib, tools, command, _ = VOLUMES[name]
     if not _have(*tools):

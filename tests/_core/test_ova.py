@@ -399,8 +399,9 @@ def test_a_damaged_second_disk_is_named_and_carried(tmp_path: Path,
 
 def test_package_condition_needs_the_whole_ustar_magic(tmp_path: Path) -> None:
     """The package's cheap condition, matched with the formats' signatures in one native
-    pass, wants the whole ustar magic (no prefix rule as for a truncated header): a tar
-    made by ``tar`` is a candidate, the same file cut inside its magic is not."""
+    pass, wants the whole ustar magic or XML start (no prefix rule as for a truncated
+    header): a tar made by ``tar`` is a candidate, the same file cut inside its magic is
+    not; nor is a file cut inside a byte order mark."""
     from imgscan._core import c_tar
     from imgscan._core.registry import may_be_package, read_ends
     from imgscan._core.source import Source
@@ -412,6 +413,11 @@ def test_package_condition_needs_the_whole_ustar_magic(tmp_path: Path) -> None:
     cut.write_bytes(tar.read_bytes()[:c_tar.MAGIC_OFFSET + 3])
     xml = tmp_path / "m.ovf"
     xml.write_bytes(b'<?xml version="1.0"?>\n<Envelope/>\n')
-    for path, expected in ((tar, True), (cut, False), (xml, True)):
+    bom = tmp_path / "bom.ovf"
+    bom.write_bytes(b"\xef\xbb\xbf<Envelope/>")
+    cut_bom = tmp_path / "cut-bom.ovf"  # a byte order mark cut short is not XML's start
+    cut_bom.write_bytes(b"\xef\xbb")
+    for path, expected in ((tar, True), (cut, False), (xml, True), (bom, True),
+                           (cut_bom, False)):
         with Source(str(path)) as source:
             assert may_be_package(read_ends(source)) is expected, path.name

@@ -275,7 +275,11 @@ def signatures_constants() -> list[tuple[str, str, object]]:
     entry = c_mbr.MBR_PARTITION
     if (len(c_mbr.SIGNATURE) != 2 or c_mbr.BOOT_INDICATORS != (c_mbr.STATUS_INACTIVE,
                                                                 c_mbr.STATUS_ACTIVE)
-            or entry.field_size("size_in_lba") != 4):
+            or entry.field_size("size_in_lba") != 4
+            # The probe reads the entries and the signature from one sector, unchecked.
+            or c_mbr.PARTITION_RECORD_OFFSET + c_mbr.ENTRY_COUNT * entry.size
+            > c_mbr.SIGNATURE_OFFSET
+            or c_mbr.SIGNATURE_OFFSET + len(c_mbr.SIGNATURE) > c_mbr.SECTOR_SIZE):
         raise ValueError("c_mbr no longer matches signatures.pyx's MBR probe")
     ssize = "Py_ssize_t"
     return [

@@ -63,3 +63,20 @@ def test_every_constant_is_named_once(constants: Callable[[], list[tuple[str, st
                                       ) -> None:
     names = [name for _, name, _ in constants()]
     assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("name, value", [
+    # The fourth entry would run into the boot signature.
+    ("PARTITION_RECORD_OFFSET", c_mbr.SIGNATURE_OFFSET - 3 * c_mbr.MBR_PARTITION.size),
+    # The signature would end past the one sector the probe reads.
+    ("SIGNATURE_OFFSET", c_mbr.SECTOR_SIZE - 1),
+])
+def test_the_build_refuses_an_mbr_the_unchecked_probe_cannot_read(
+        monkeypatch: pytest.MonkeyPatch, name: str, value: int) -> None:
+    """signatures.pyx reads the four entries and the signature from one sector without
+    bounds checks; the build (not an ``assert``, which ``python -O`` strips) refuses a
+    declaration that would put them outside it."""
+    compiled_layouts.signatures_constants()
+    monkeypatch.setattr(c_mbr, name, value)
+    with pytest.raises(ValueError, match=r"signatures\.pyx's MBR probe"):
+        compiled_layouts.signatures_constants()
