@@ -187,8 +187,10 @@ def first_sizes(images: int, threads: int, most: int) -> list[int]:
     """The images of each worker thread's first batch, ``images`` waiting (as
     :meth:`DaskScanRun._size` sizes them, :func:`_first_size`)."""
     sizes: list[int] = []
-    for sent in range(threads):
-        sizes.append(_first_size(images - sum(sizes), threads, sent, most))
+    queued = images
+    for sent in range(threads):     # a running count: one pass whatever the threads
+        sizes.append(_first_size(queued, threads, sent, most))
+        queued -= sizes[-1]
     return sizes
 
 
@@ -526,9 +528,13 @@ class ClusterWalk:
         self.taken: list[distributed.Future[Any]] = []
 
     def cancel(self) -> None:
-        """Cancel the listings still running (a scan left early)."""
-        with contextlib.suppress(Exception):
-            self.client.cancel([f for _, f in self.pending if not f.done()])
+        """Cancel the listings still running (a scan left early). None running, no
+        message: a cancel is a round trip to the scheduler, and every scan's end asks
+        for one (:meth:`DaskScanRun._stop_workers`)."""
+        running = [f for _, f in self.pending if not f.done()]
+        if running:
+            with contextlib.suppress(Exception):
+                self.client.cancel(running)
 
     def __iter__(self) -> Iterator[tuple[str, os.stat_result | OSError]]:
         seen: set[int] = set()
@@ -680,6 +686,17 @@ class DaskScanRun(ScanRun):
             self._inflight[future] = [self._item(queue.popleft()) for _ in range(size)]
             self._sent[future] = now
             self._claimed.add(future)
+
+    def close(self) -> None:
+        """As the local scan's; and a scan closed before it was iterated, whose
+        generator never started and so never stops anything, cancels the tasks it
+        sent when it was made (its listings, its first batches) and closes the cluster
+        it started: they would otherwise run to their end for nobody, for as long as
+        the scan object is kept. Once the scan has stopped, this finds nothing to do."""
+        try:
+            super().close()
+        finally:
+            self._stop_workers(graceful=False)
 
     def _close_cluster(self) -> None:
         for owned in self._owned:

@@ -184,6 +184,19 @@ def test_a_first_batch_the_client_does_not_expect_is_sent_again(
     assert shorter(files, 2, 0, dask_pool.BATCH) in sent, sent     # sent again
 
 
+@pytest.mark.parametrize(("images", "threads"), [(1000, 2), (5, 3), (0, 4), (10**7, 10**5)])
+def test_first_sizes_share_out_the_listing_in_one_pass(images: int, threads: int) -> None:
+    """Each worker thread's first batch (``scan_listed`` on the workers, ``_claim`` on
+    the client): BATCH images at most, no thread without any while another has more
+    than one; computed with a running count, so a cluster of 100,000 threads costs
+    100,000 steps (the list was summed again for each thread: 5e9 additions)."""
+    from imgscan.bulk import dask_pool
+    sizes = dask_pool.first_sizes(images, threads, dask_pool.BATCH)
+    assert len(sizes) == threads and sum(sizes) == min(images, threads * dask_pool.BATCH)
+    assert max(sizes) <= dask_pool.BATCH and max(sizes) - min(sizes) <= 1
+    assert sizes == sorted(sizes, reverse=True)
+
+
 def test_a_local_scan_never_imports_dask(library: Library) -> None:
     code = ("import sys, imgscan\n"
             f"with imgscan.scan([{str(library.root)!r}], jobs=1, info_only=True) as run:\n"
@@ -275,6 +288,25 @@ def test_leaving_early_cancels_and_closes_the_scan(library: Library, dask_client
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT interrupted FROM scans").fetchone() == (1,)
         assert con.execute("SELECT count(*) FROM images").fetchone()[0] >= 10
+
+
+def test_a_scan_closed_before_it_is_iterated_cancels_its_tasks(
+        library: Library, dask_client: Client) -> None:
+    """A scan made and closed without asking for a result (its generator never
+    started) cancels the first batches it sent with the listing when it was made,
+    rather than leaving them to run on the cluster for nobody while the scan object
+    is kept; nothing is left on the workers."""
+    with hooked(dask_client, "slowly"):
+        run = imgscan.scan([str(library.root)], cluster=dask_client, info_only=True)
+        first = list(run._first)     # type: ignore[attr-defined]
+        assert first, "a scan of one root without a catalog sends its first batches"
+        run.close()
+        deadline = time.monotonic() + 10    # the scheduler hears of it asynchronously
+        while (any(dask_client.processing().values()) or not all(f.done() for f in first)
+               ) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [f.status for f in first] == ["cancelled"] * len(first)
+        assert not any(dask_client.processing().values())
 
 
 def kept_readers(client: Client) -> list[int]:
