@@ -13,8 +13,9 @@ a cluster imports this module, and so dask.
   each batch's results come back: the client holds a bounded number of paths and
   results whatever the library's size. A scan of one root without a catalog sends
   the first batches (FROM_LISTING at most) with the root's listing, to take their
-  images from it on the cluster (:func:`scan_listed`); the client takes the same
-  images off its queue when the listing reaches it (:meth:`DaskScanRun._claim`). In its task, a
+  images from it on the cluster (:func:`scan_listed`: BATCH images, more when they
+  are small); the client takes the same images off its queue when the listing
+  reaches it (:meth:`DaskScanRun._claim`) and puts back those not read. In its task, a
   batch is scanned by the local pool with one reader, a process the Dask worker
   forks and keeps for its next batches (:class:`_Readers`): the image that hangs,
   exhausts memory or crashes its reader costs itself (``Timeout``,
@@ -89,7 +90,7 @@ from .walk import Walk, head_digest, listed_stat, read_head
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from typing import Any
 
     from .catalog import Catalog
@@ -119,6 +120,12 @@ FROM_LISTING = 4
 TASK_COST = 0.01
 #: Seconds of reading that a batch of fast images is made to hold (up to MAX_BATCH).
 TASK_WORK = 10 * TASK_COST
+#: Seconds within which the first BATCH images of a first batch taken from the listing
+#: must be read for the rest of its share to be read in the same task
+#: (:func:`scan_listed`): images under 3 ms each, small ones (0.2 ms on a quiet 2-core
+#: machine, 0.8 ms at load 5; real disks take 20 to 50), so a share of MAX_BATCH is
+#: read within 1.6 s.
+FIRST_WORK = 4 * TASK_WORK
 #: Seconds a reader kept by a Dask worker may stay idle before the worker stops it: a
 #: cluster runs other work between scans, and a reader holds a process and its memory.
 READER_IDLE = 60.0
@@ -166,13 +173,24 @@ def list_root(root: str) -> tuple[list[tuple[str, Compact | OSError]], int, str]
 
 
 def scan_listed(listing: tuple[list[tuple[str, Compact | OSError]], int, str], index: int,
-                threads: int, most: int, options: bytes, time_limit: float) -> bytes:
+                threads: int, least: int, most: int, work: float, options: bytes,
+                time_limit: float) -> bytes:
     """Scan the first batch of worker thread ``index`` of ``threads`` straight from the
     root's listing (:func:`list_root`'s result, handed over by the scheduler), as
-    :func:`scan_batch`: the images :func:`first_sizes` gives it (``most``: the
-    client's BATCH), in the listing's order (:func:`unique`); only the listing's head
-    is read. The client takes the same images off its queue when the listing reaches
-    it (:meth:`DaskScanRun._claim`), so the readers start without waiting for the
+    :func:`scan_batch`. Its share is what :func:`first_sizes` gives it (``most``: the
+    client's MAX_BATCH), in the listing's order (:func:`unique`); only the listing's
+    head is read. Of the share, the first ``least`` images (BATCH) are scanned, and
+    the rest too when those took less than ``work`` seconds (FIRST_WORK): small
+    images, so a share of MAX_BATCH is read within 4 * ``work``. So small images (the
+    benchmarks' library, 0.2 ms each) go in one task per worker thread where a first
+    batch of BATCH and the client's next made two, and real disks (20 to 50 ms each)
+    in BATCH, their results as early as before. All or the head only, not as many as
+    the rate makes TASK_WORK (the client's rule, :meth:`DaskScanRun._batch`): on a
+    loaded machine that read some 300 of the library's 500 images and left the rest
+    to the client's small tail batches, 10 tasks a scan where there were 5. The client
+    takes the whole share off its queue when the
+    listing reaches it (:meth:`DaskScanRun._claim`) and puts back what was not read
+    (:meth:`DaskScanRun._taken`), so the readers start without waiting for the
     listing's round trip to the client and the client's answer (10 to 30 ms;
     benchmarks/README.md)."""
     head = list(itertools.islice(((path, st, None) for path, st in unique(listing[0], set())
@@ -180,7 +198,16 @@ def scan_listed(listing: tuple[list[tuple[str, Compact | OSError]], int, str], i
     # the first batches of the whole listing: ``most`` each once it holds that many
     sizes = first_sizes(len(head), threads, most)
     start = sum(sizes[:index])
-    return scan_batch(marshal.dumps(head[start:start + sizes[index]]), options, time_limit)
+    share = head[start:start + sizes[index]]
+    began = time.monotonic()
+    results, answers = _scanned(share[:least], options, time_limit)
+    # small images: read faster than ``work`` / ``least`` each, the reader's start
+    # included (the rule by which the client's batches grow past BATCH)
+    if len(share) > least and time.monotonic() - began < work:
+        more_results, more_answers = _scanned(share[least:], options, time_limit)
+        results += more_results
+        answers += more_answers
+    return marshal.dumps((results, answers))
 
 
 def first_sizes(images: int, threads: int, most: int) -> list[int]:
@@ -216,20 +243,26 @@ def unique(entries: list[tuple[str, Compact | OSError]],
 
 def scan_batch(tasks: bytes, options: bytes, time_limit: float) -> bytes:
     """Scan a batch (``marshal``-ed ``(path, listed stat, stored header digest or
-    None)`` items) with the local pool's isolation, by a reader this process keeps
-    between batches of the same (pickled) options; returns, ``marshal``-ed, the
-    results made here, :func:`packed` (``unchanged`` ones, and the images that cost
-    their reader: ``Timeout``, ``WorkerCrashed`` ...), and the reader's answers as it
-    wrote them, each with its path and this machine's stat of the file (the client
-    decodes them: :meth:`DaskScanRun._answered`). A file whose header still has the
-    stored digest is answered ``unchanged`` without a scan.
+    None)`` items) with the local pool's isolation (:func:`_scanned`); returns its
+    results ``marshal``-ed.
 
     Arguments and result are bytes, not lists of tuples and objects: Dask walks a
     task's arguments looking for futures (a tenth of the client's CPU per batch of
     128) and pickles results object by object."""
+    return marshal.dumps(_scanned(marshal.loads(tasks), options, time_limit))
+
+
+def _scanned(items: Sequence[Item], options: bytes, time_limit: float
+             ) -> tuple[list[tuple[Any, ...]], list[tuple[str, Compact, bytearray]]]:
+    """Scan ``items`` by a reader this process keeps between batches of the same
+    (pickled) options: the results made here, :func:`packed` (``unchanged`` ones, and
+    the images that cost their reader: ``Timeout``, ``WorkerCrashed`` ...), and the
+    reader's answers as it wrote them, each with its path and this machine's stat of
+    the file (the client decodes them: :meth:`DaskScanRun._answered`). A file whose
+    header still has the stored digest is answered ``unchanged`` without a scan."""
     unchanged = []
     files = []
-    for path, compact, expected in marshal.loads(tasks):
+    for path, compact, expected in items:
         try:
             # this machine's view of the file (its device number, any change since)
             st = listed_stat(*compact) if is_url(path) else os.stat(path)
@@ -246,7 +279,7 @@ def scan_batch(tasks: bytes, options: bytes, time_limit: float) -> bytes:
     run = _BatchRun(files, options, time_limit)
     with run:
         results = [*unchanged, *run]
-    return marshal.dumps(([packed(r) for r in results], run.answers))
+    return [packed(r) for r in results], run.answers
 
 
 def packed(result: ScanResult) -> tuple[Any, ...]:
@@ -638,7 +671,7 @@ class DaskScanRun(ScanRun):
         self._claimed: set[distributed.Future[Any]] = set()
         #: The worker threads and the most images the first batches were sized for.
         self._first_threads = 0
-        self._first_most = BATCH
+        self._first_most = MAX_BATCH
         if self._catalog is None and len(self.paths) == 1:
             self._send_first(info)
 
@@ -665,19 +698,19 @@ class DaskScanRun(ScanRun):
                 break
             self._first += self.client.map(
                 scan_listed, [listing] * count, range(index, index + count),
-                [self._first_threads] * count, [self._first_most] * count,
-                [self._pickled] * count, [self.time_limit] * count,
+                [self._first_threads] * count, [BATCH] * count, [self._first_most] * count,
+                [FIRST_WORK] * count, [self._pickled] * count, [self.time_limit] * count,
                 key="scan_batch", workers=[address], allow_other_workers=True, pure=False)
             index += count
 
     def _claim(self, queue: deque[_Task]) -> None:
         """The first batches sent with the listing (:meth:`_send_first`) take their
         images off the queue, the root's first (no catalog: every file of it is
-        queued). Each is timed from now, for the readers' rate (:meth:`_per_second`):
-        it started when the listing ended, about when the listing reached the client;
-        timed from its sending, the listing's own time counted as reading made the
-        rate half what it is, and the next batch half as large (the 1000-image library
-        went in 4 tasks on 1 worker, not 3)."""
+        queued): each its whole share, of which it reads a head only when the images
+        are slow (:func:`scan_listed`); the rest is put back when its answers come
+        (:meth:`_taken`). So, unlike the client's batches, it does not count in the
+        rate estimated before results are fetched (:meth:`_per_second`), which would
+        take the share for read: its answers, with the readers' own times, do."""
         first, self._first = self._first, []
         assert self._listing.first is not None, "claimed once the root is listed"
         sizes = first_sizes(self._listing.first, self._first_threads, self._first_most)
@@ -855,8 +888,11 @@ class DaskScanRun(ScanRun):
             raise _gone(self.client, exc) from None
         now = time.monotonic()
         batches = [(future, self._inflight.pop(future)) for future in done]
-        self._returned += sum(len(batch) for _, batch in batches)
-        self._waited += sum(now - self._sent.pop(future) for future, _ in batches)
+        for future, batch in batches:
+            sent = self._sent.pop(future)
+            if future not in self._claimed:     # a claimed share may be read in part
+                self._returned += len(batch)
+                self._waited += now - sent
         alone = self._alone in done
         if alone:
             self._alone = None
@@ -876,18 +912,33 @@ class DaskScanRun(ScanRun):
                 yield from self._lost(batch, data, alone)
                 continue
             results, answers = marshal.loads(data)
-            if claimed and sorted(item[0] for item in batch) != sorted(
-                    [r[0] for r in results] + [a[0] for a in answers]):
-                # Its listing was made again (the worker holding it died) and differs
-                # from the client's (the root changed since): the batch is sent again.
-                self._retry.append(batch)
+            if claimed and not self._taken(batch, results, answers, queue):
                 continue
-            assert len(results) + len(answers) == len(batch), "each image answered once"
+            assert claimed or len(results) + len(answers) == len(batch), \
+                "each image answered once"
             for result in self._answered(results, answers):
                 if result.status != "unchanged":
                     self._read += 1
                     self._spent += result.elapsed
                 yield self._stored(result)
+
+    def _taken(self, batch: list[Item], results: list[tuple[Any, ...]],
+               answers: list[tuple[str, Compact, bytes]], queue: deque[_Task]) -> bool:
+        """Whether a first batch taken from the listing (:func:`scan_listed`) answered
+        a head of the share the client claimed for it (:meth:`_claim`), each image
+        once: the rest, not read (slow images), goes back to the queue's front, to be
+        sent in batches the client sizes from the readers' rate. Otherwise its listing
+        was made again (the worker holding it died) and differs from the client's (the
+        root changed since): its answers are dropped and the share is sent again."""
+        read = len(results) + len(answers)
+        if sorted(item[0] for item in batch[:read]) != sorted(
+                [r[0] for r in results] + [a[0] for a in answers]):
+            self._retry.append(batch)
+            return False
+        for path, compact, _ in reversed(batch[read:]):
+            st = listed_stat(*compact)
+            queue.appendleft(_Task(0, path, st, self._limit_for(st)))
+        return True
 
     def _fetch(self, future: distributed.Future[Any]) -> bytes | KilledWorker:
         """A batch's task's result, or the KilledWorker it failed with; another failure

@@ -123,13 +123,15 @@ def test_results_and_catalog_equal_the_local_scan(library: Library, dask_client:
 
 
 def test_a_library_listed_whole_is_shared_out_at_once(
-        library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+        library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
     """A library the listing gives whole before any batch has ended goes in one task per
     place of the window (WINDOW per worker thread), not in BATCH-sized ones: each
     thread's first batch holds BATCH images (results come as soon as before), the rest
     is shared evenly between the other places (a task costs about 7 ms of CPU, which
     a small cluster's readers share). BATCH is made a quarter of the library's images,
-    so the library is more than the first batches and fits the scan's queue."""
+    so the library is more than the first batches and fits the scan's queue. With a
+    catalog, so that the client sends every batch (no first batches from the listing)."""
     from imgscan.bulk import dask_pool
     files = len(library.images) + len(library.damaged) + len(library.not_images)
     monkeypatch.setattr(dask_pool, "BATCH", files // 4)
@@ -147,7 +149,8 @@ def test_a_library_listed_whole_is_shared_out_at_once(
 
     monkeypatch.setattr(dask_pool.DaskScanRun, "_submit", counted)
     monkeypatch.setattr(dask_pool.DaskScanRun, "_claim", claimed)
-    results, _ = scan_list([str(library.root)], cluster=dask_client, info_only=True)
+    results, _ = scan_list([str(library.root)], cluster=dask_client, info_only=True,
+                           catalog=str(tmp_path / "c.db"))
     assert by_path(results).keys() >= library.images.keys()
     threads = 2
     assert len(sizes) == dask_pool.WINDOW * threads, sizes
@@ -161,8 +164,12 @@ def test_a_first_batch_the_client_does_not_expect_is_sent_again(
     other images than the client took off its queue for it (the listing was made
     again after its worker died, and the root had changed) is sent again as a batch:
     each image is still answered once, as the local scan answers it. The client's
-    first batch is made one image shorter than the worker's here."""
+    first claim is made one image shorter than the worker's share here, so the second
+    worker thread's share begins one image later on the worker than on the client;
+    each first batch reads its head of BATCH images only (FIRST_WORK 0), so the first
+    one's head is what the client expects (the rest of its share is put back)."""
     from imgscan.bulk import dask_pool
+    monkeypatch.setattr(dask_pool, "FIRST_WORK", 0.0)
     size = dask_pool._first_size
 
     def shorter(queued: int, threads: int, sent: int, most: int) -> int:
@@ -181,7 +188,37 @@ def test_a_first_batch_the_client_does_not_expect_is_sent_again(
     dask = by_path(scan_list([str(library.root)], cluster=dask_client, info_only=True)[0])
     assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
     files = len(library.images) + len(library.damaged) + len(library.not_images)
-    assert shorter(files, 2, 0, dask_pool.BATCH) in sent, sent     # sent again
+    second = files - shorter(files, 2, 0, dask_pool.MAX_BATCH)
+    assert second in sent, sent     # sent again
+
+
+@pytest.mark.parametrize("work", [1000.0, 0.0], ids=["grown", "head-only"])
+def test_first_batches_from_the_listing_grow_on_fast_images(
+        library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch,
+        work: float) -> None:
+    """Each worker thread's first batch, taken from the listing on the cluster
+    (``scan_listed``), reads BATCH images of its share, then the rest of it when those
+    took less than FIRST_WORK: the whole share when the images are read fast enough
+    (FIRST_WORK made huge here: nothing is left for the client to send), the head
+    alone otherwise (FIRST_WORK 0: the rest of both shares is put back and sent by the
+    client). Either way each image is answered once, as the local scan answers it.
+    BATCH is made an eighth of the library's images, so each share is more than it."""
+    from imgscan.bulk import dask_pool
+    files = len(library.images) + len(library.damaged) + len(library.not_images)
+    monkeypatch.setattr(dask_pool, "BATCH", files // 8)
+    monkeypatch.setattr(dask_pool, "FIRST_WORK", work)
+    sent: list[int] = []
+    submit = dask_pool.DaskScanRun._submit
+
+    def counted(run: dask_pool.DaskScanRun, *batches: list[Any]) -> Any:
+        sent.extend(len(batch) for batch in batches)
+        return submit(run, *batches)
+
+    monkeypatch.setattr(dask_pool.DaskScanRun, "_submit", counted)
+    local = by_path(scan_list([str(library.root)], jobs=2, info_only=True)[0])
+    dask = by_path(scan_list([str(library.root)], cluster=dask_client, info_only=True)[0])
+    assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
+    assert sum(sent) == (0 if work else files - 2 * (files // 8)), sent
 
 
 @pytest.mark.parametrize(("images", "threads"), [(1000, 2), (5, 3), (0, 4), (10**7, 10**5)])
