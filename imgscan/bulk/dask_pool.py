@@ -5,14 +5,16 @@ with the local pool replaced by tasks on a cluster's workers. Only a scan given
 a cluster imports this module, and so dask.
 
 - Discovery: each root (a directory, a file, a bucket prefix) is listed by a
-  task (:func:`list_root`, the local :class:`~.walk.Walk`), so the client never
+  task (:func:`list_roots`, the local :class:`~.walk.Walk`; several roots in as many
+  tasks as the cluster has worker threads), so the client never
   needs to see the files. A root the client sees and the worker that listed it
   does not is a :class:`~.runner.ClusterError` naming both.
 - Work: tasks of BATCH images (more for small ones: :meth:`DaskScanRun._batch`;
   :func:`scan_batch`), at most WINDOW per worker thread in flight, refilled as
   each batch's results come back: the client holds a bounded number of paths and
-  results whatever the library's size. A scan of one root without a catalog sends
-  the first batches (FROM_LISTING at most) with the root's listing, to take their
+  results whatever the library's size. A scan listed by one task (one root, or one
+  worker thread) without a catalog sends
+  the first batches (FROM_LISTING at most) with the listing, to take their
   images from it on the cluster (:func:`scan_listed`: BATCH images, more when they
   are small); the client takes the same images off its queue when the listing
   reaches it (:meth:`DaskScanRun._claim`) and puts back those not read. In its task, a
@@ -109,7 +111,7 @@ BATCH = 128
 MAX_BATCH = 512
 #: Tasks in flight per worker thread: one running, one waiting to start at once.
 WINDOW = 2
-#: Worker threads whose first batch takes the root's listing where it runs, at most
+#: Worker threads whose first batch takes the listing where it runs, at most
 #: (:meth:`DaskScanRun._send_first`): each on another worker than the listing's has the
 #: whole listing copied to it (about 100 MB for a root of a million files, by the size
 #: of its entries), so a large cluster's other threads get theirs from the client.
@@ -163,10 +165,10 @@ def _worker_name() -> str:
         return socket.gethostname()
 
 
-def list_root(root: str) -> tuple[list[tuple[str, Compact | OSError]], int, str]:
-    """A worker's listing of ``root``: every entry as the local walk yields it (a
+def list_roots(roots: list[str]) -> tuple[list[tuple[str, Compact | OSError]], int, str]:
+    """A worker's listing of ``roots``: every entry as the local walk yields it (a
     file's stat made compact), the entries skipped, and the worker's address."""
-    walk = Walk([root])
+    walk = Walk(roots)
     entries: list[tuple[str, Compact | OSError]] = [
         (path, st if isinstance(st, OSError) else _compact(st)) for path, st in walk]
     return entries, walk.skipped, _worker_name()
@@ -176,7 +178,7 @@ def scan_listed(listing: tuple[list[tuple[str, Compact | OSError]], int, str], i
                 threads: int, least: int, most: int, work: float, options: bytes,
                 time_limit: float) -> bytes:
     """Scan the first batch of worker thread ``index`` of ``threads`` straight from the
-    root's listing (:func:`list_root`'s result, handed over by the scheduler), as
+    roots' listing (:func:`list_roots`'s result, handed over by the scheduler), as
     :func:`scan_batch`. Its share is what :func:`first_sizes` gives it (``most``: the
     client's MAX_BATCH), in the listing's order (:func:`unique`); only the listing's
     head is read. Of the share, the first ``least`` images (BATCH) are scanned, and
@@ -541,22 +543,29 @@ def _threads_of(info: dict[str, Any]) -> int:
 
 
 class ClusterWalk:
-    """The local walk's entries, listed by tasks on the cluster (one per root, all
-    sent at once, in one message, when it is made, so they run while the scan starts;
-    consumed in order); a file reached twice is yielded once. The listings taken are
-    kept in :attr:`taken` until the scan lets them go (:meth:`DaskScanRun._submit`)."""
+    """The local walk's entries, listed by tasks on the cluster (all sent at once, in
+    one message, when it is made, so they run while the scan starts; consumed in
+    order); a file reached twice is yielded once. The roots are listed in ``threads``
+    tasks at most (the cluster's worker threads), each of consecutive roots
+    (:func:`groups`): a worker thread runs its listings one after the other anyway,
+    and each task costs the client, the scheduler and the worker some 7 ms of CPU and
+    the client a round trip for its result (the 4 Windows disks of
+    benchmarks/test_bench_dask.py, 4 roots, were 4 listings and a batch on 1 worker).
+    The listings taken are kept in :attr:`taken` until the scan lets them go
+    (:meth:`DaskScanRun._submit`)."""
 
-    def __init__(self, client: distributed.Client, paths: list[str]) -> None:
+    def __init__(self, client: distributed.Client, paths: list[str], threads: int) -> None:
         self.client = client
         self.paths = paths
         self.skipped = 0
         #: Whether every entry has been yielded (the scan's queue then holds the rest).
         self.done = False
-        #: The files in the first root's listing, once it has been taken.
+        #: The files in the first listing, once it has been taken.
         self.first: int | None = None
-        #: The listings not taken yet: each root and its task.
-        futures = client.map(list_root, paths, key="list_root", pure=False) if paths else []
-        self.pending = deque(zip(paths, futures, strict=True))
+        #: The listings not taken yet: the roots of each and its task.
+        rooted = groups(paths, threads)
+        futures = client.map(list_roots, rooted, key="list_roots", pure=False) if paths else []
+        self.pending = deque(zip(rooted, futures, strict=True))
         #: The listings whose results have been taken, until the scan lets them go.
         self.taken: list[distributed.Future[Any]] = []
 
@@ -572,7 +581,7 @@ class ClusterWalk:
     def __iter__(self) -> Iterator[tuple[str, os.stat_result | OSError]]:
         seen: set[int] = set()
         while self.pending:
-            root, future = self.pending[0]
+            roots, future = self.pending[0]
             entries, skipped, worker = _result(future, self.client)
             self.taken.append(future)
             self.pending.popleft()
@@ -582,14 +591,27 @@ class ClusterWalk:
                 self.first = sum(1 for _, st in listed if not isinstance(st, OSError))
             for path, st in listed:
                 if isinstance(st, OSError):
-                    if path == root and not is_url(root) and os.path.exists(root):
+                    if path in roots and not is_url(path) and os.path.exists(path):
                         raise ClusterError(
-                            f"{root}: seen by this client ({socket.gethostname()}) but not "
+                            f"{path}: seen by this client ({socket.gethostname()}) but not "
                             f"by the Dask worker {worker}: {st.strerror or st}")
                     yield path, st
                     continue
                 yield path, listed_stat(*st)
         self.done = True
+
+
+def groups(paths: list[str], count: int) -> list[list[str]]:
+    """``paths`` in ``count`` runs of consecutive ones at most, as even as can be, in
+    their order."""
+    count = max(1, min(count, len(paths)))
+    size, extra = divmod(len(paths), count)
+    runs, start = [], 0
+    for index in range(count):
+        end = start + size + (index < extra)
+        runs.append(paths[start:end])
+        start = end
+    return runs
 
 
 def _result(future: distributed.Future[Any], client: distributed.Client) -> Any:
@@ -632,9 +654,16 @@ class DaskScanRun(ScanRun):
             self._close_cluster()
             raise
         self.client = client
-        self._walk = self._listing = ClusterWalk(client, self.paths)
-        # One ask of the scheduler for both (each is a round trip), while it lists.
-        info = client.scheduler_info()
+        # One ask of the scheduler for what follows (each is a round trip): while the
+        # root lists, for a scan of one; before, for one of several roots, which are
+        # listed in as many tasks as the cluster has worker threads.
+        if len(self.paths) > 1:
+            info = client.scheduler_info()
+            self._listing = ClusterWalk(client, self.paths, _threads_of(info))
+        else:
+            self._listing = ClusterWalk(client, self.paths, 1)
+            info = client.scheduler_info()
+        self._walk = self._listing
         #: The dashboard's address, when the cluster has one (the CLI prints it).
         self.dashboard = dashboard(client, info)
         # One hashing thread per image: a Dask worker's threads share its cores.
@@ -672,20 +701,21 @@ class DaskScanRun(ScanRun):
         #: The worker threads and the most images the first batches were sized for.
         self._first_threads = 0
         self._first_most = MAX_BATCH
-        if self._catalog is None and len(self.paths) == 1:
+        if self._catalog is None and len(self._listing.pending) == 1:
             self._send_first(info)
 
     def _send_first(self, info: dict[str, Any]) -> None:
-        """Send the first batches of the scan of one root now, as tasks that take the
-        root's listing (:func:`scan_listed`): one per thread of the running workers,
-        FROM_LISTING at most, each placed on its worker (Dask would run every task
-        that takes the listing where the listing is; a paused worker would hold its
-        own until it ran again). The other threads' first batches go from the client.
-        Not for a scan with a catalog: its unchanged files are the client's to find;
-        nor for one of several roots, each listed by its own task: the first batches
-        would hold the first root's files only (the 4 Windows disks of
-        benchmarks/test_bench_dask.py, 4 roots, went in 1 + 0 images first, then
-        2 + 1, where 2 + 2 at once did)."""
+        """Send the first batches of a scan listed by one task now (one root, or a
+        cluster of one worker thread), as tasks that take the listing
+        (:func:`scan_listed`): one per thread of the running workers, FROM_LISTING
+        at most, each placed on its worker (Dask would run every task that takes the
+        listing where the listing is; a paused worker would hold its own until it
+        ran again). The other threads' first batches go from the client. Not for a
+        scan with a catalog: its unchanged files are the client's to find; nor for
+        one listed by several tasks: the first batches would hold the first
+        listing's files only (the 4 Windows disks of benchmarks/test_bench_dask.py,
+        4 roots listed by 4 tasks, went in 1 + 0 images first, then 2 + 1, where
+        2 + 2 at once did)."""
         listing = self._listing.pending[0][1]
         running = [(address, int(worker.get("nthreads", 1)))
                    for address, worker in info.get("workers", {}).items()
@@ -705,14 +735,14 @@ class DaskScanRun(ScanRun):
 
     def _claim(self, queue: deque[_Task]) -> None:
         """The first batches sent with the listing (:meth:`_send_first`) take their
-        images off the queue, the root's first (no catalog: every file of it is
+        images off the queue, the listing's first (no catalog: every file of it is
         queued): each its whole share, of which it reads a head only when the images
         are slow (:func:`scan_listed`); the rest is put back when its answers come
         (:meth:`_taken`). So, unlike the client's batches, it does not count in the
         rate estimated before results are fetched (:meth:`_per_second`), which would
         take the share for read: its answers, with the readers' own times, do."""
         first, self._first = self._first, []
-        assert self._listing.first is not None, "claimed once the root is listed"
+        assert self._listing.first is not None, "claimed once the first listing is taken"
         sizes = first_sizes(self._listing.first, self._first_threads, self._first_most)
         now = time.monotonic()
         for future, size in zip(first, sizes, strict=False):    # FROM_LISTING at most

@@ -234,6 +234,53 @@ def test_first_sizes_share_out_the_listing_in_one_pass(images: int, threads: int
     assert sizes == sorted(sizes, reverse=True)
 
 
+@pytest.mark.parametrize(("paths", "count", "runs"), [
+    (["a", "b", "c", "d"], 1, [["a", "b", "c", "d"]]),
+    (["a", "b", "c", "d", "e"], 2, [["a", "b", "c"], ["d", "e"]]),
+    (["a", "b"], 8, [["a"], ["b"]]),
+    ([], 3, [[]]),
+])
+def test_groups_of_roots(paths: list[str], count: int, runs: list[list[str]]) -> None:
+    from imgscan.bulk import dask_pool
+    assert dask_pool.groups(paths, count) == runs
+
+
+@pytest.mark.parametrize("listings", [2, 1])
+def test_several_roots_are_listed_by_a_task_per_worker_thread(
+        library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch,
+        listings: int) -> None:
+    """Several roots (directories, a file, links to a file listed already, a missing
+    path, a root named twice) are listed in as many tasks as the cluster has worker
+    threads, each of consecutive roots: 2 here; or in one when the threads are
+    counted 1, and then the first batches take their images from that listing as
+    for one root. Either way the results and the skipped count are the local scan's,
+    each image once."""
+    from imgscan.bulk import dask_pool
+    root = library.root
+    roots = [str(root / "d0"), str(root / "d1" / "e0"), next(iter(library.images)),
+             str(root / "zlinks"), str(root / "missing"), str(root / "d0"), str(root / "bad")]
+    if listings == 1:
+        monkeypatch.setattr(dask_pool, "_threads_of", lambda info: 1)
+    tasks: list[int] = []
+    walk = dask_pool.ClusterWalk.__init__
+
+    def counted(self: dask_pool.ClusterWalk, *args: Any) -> None:
+        walk(self, *args)
+        tasks.append(len(self.pending))
+
+    monkeypatch.setattr(dask_pool.ClusterWalk, "__init__", counted)
+    local, local_skipped = scan_list(roots, jobs=2, info_only=True)
+    with imgscan.scan(roots, cluster=dask_client, info_only=True) as run:
+        first = len(run._first)     # type: ignore[attr-defined]
+        dask = list(run)
+        dask_skipped = run.skipped
+    assert tasks == [listings]
+    assert first == (2 if listings == 1 else 0)
+    assert dask_skipped == local_skipped
+    assert ({p: same(r) for p, r in by_path(dask).items()}
+            == {p: same(r) for p, r in by_path(local).items()})
+
+
 def test_a_local_scan_never_imports_dask(library: Library) -> None:
     code = ("import sys, imgscan\n"
             f"with imgscan.scan([{str(library.root)!r}], jobs=1, info_only=True) as run:\n"
