@@ -616,12 +616,21 @@ def groups(paths: list[str], count: int) -> list[list[str]]:
 
 def _result(future: distributed.Future[Any], client: distributed.Client) -> Any:
     """A future's result; a cluster's failure as a ClusterError."""
+    return _gathered([future], client)[0]
+
+
+def _gathered(futures: list[distributed.Future[Any]], client: distributed.Client
+              ) -> list[Any]:
+    """The futures' results, fetched together; a cluster's failure as a ClusterError."""
+    if not futures:
+        return []
     try:
-        return future.result()
+        results: list[Any] = client.gather(futures)
     except KilledWorker:
         raise
     except (CancelledError, OSError, TimeoutError) as exc:
         raise _gone(client, exc) from None
+    return results
 
 
 def _gone(client: distributed.Client, exc: BaseException) -> ClusterError:
@@ -935,7 +944,8 @@ class DaskScanRun(ScanRun):
         # taken them all.
         first = self._claimed.intersection(done)
         self._claimed -= first
-        fetched = [(batch, self._fetch(future), future in first) for future, batch in batches]
+        fetched = [(batch, data, future in first) for (future, batch), data in zip(
+            batches, self._fetch([future for future, _ in batches]), strict=True)]
         del batches, done, first
         for batch, data, claimed in fetched:
             if isinstance(data, KilledWorker):
@@ -970,19 +980,28 @@ class DaskScanRun(ScanRun):
             queue.appendleft(_Task(0, path, st, self._limit_for(st)))
         return True
 
-    def _fetch(self, future: distributed.Future[Any]) -> bytes | KilledWorker:
-        """A batch's task's result, or the KilledWorker it failed with; another failure
-        of the task (imgscan missing on the worker ...) is a ClusterError."""
+    def _fetch(self, futures: list[distributed.Future[Any]]) -> list[bytes | KilledWorker]:
+        """The results of finished batches' tasks, those that succeeded fetched in one
+        gather (one round trip, the scheduler asking their workers at once: the two
+        first batches of the library's scan on 2 workers end together, and were
+        fetched one after the other), or the KilledWorker each failed with; another
+        failure of a task (imgscan missing on the worker ...) is a ClusterError."""
+        finished = [future for future in futures if future.status == "finished"]
+        fetched: list[bytes | KilledWorker] = []
         try:
-            data: bytes = _result(future, self.client)
-        except KilledWorker as exc:
-            return exc
+            gathered = dict(zip(finished, _gathered(finished, self.client), strict=True))
+            for future in futures:
+                try:
+                    fetched.append(gathered[future] if future in gathered
+                                   else _result(future, self.client))
+                except KilledWorker as exc:
+                    fetched.append(exc)
         except ClusterError:
             raise
         except Exception as exc:
             raise ClusterError(f"{_address(self.client)}: a scan task failed on the "
                                f"cluster: {type(exc).__name__}: {exc}") from None
-        return data
+        return fetched
 
     def _answered(self, results: list[tuple[Any, ...]],
                   answers: list[tuple[str, Compact, bytes]]) -> Iterator[ScanResult]:
