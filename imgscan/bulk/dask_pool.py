@@ -56,7 +56,9 @@ scheduler and the worker about 7 ms of CPU on a 2-core machine (a no-op task, lo
 machine), which on such a machine the readers share, and fewer tasks leave fewer gaps.
 A library listed whole before any batch has ended is shared out at once (each worker
 thread's first batch BATCH images at most, the rest evenly over the window's other
-places, up to MAX_BATCH: :meth:`DaskScanRun._size`). Otherwise the last batches are
+places, up to MAX_BATCH: :meth:`DaskScanRun._size`); a first batch taken from the
+listing on the cluster reads its whole share (MAX_BATCH at most) in one task when its
+first BATCH images took under FIRST_WORK (:func:`scan_listed`). Otherwise the last batches are
 made smaller, shared between the worker threads as the local pool's are, so no worker
 idles, but not below the images read in TASK_COST. The next
 batch goes out before a finished one's results are fetched, so a worker rarely waits
