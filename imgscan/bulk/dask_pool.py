@@ -5,16 +5,19 @@ with the local pool replaced by tasks on a cluster's workers. Only a scan given
 a cluster imports this module, and so dask.
 
 - Discovery: each root (a directory, a file, a bucket prefix) is listed by a
-  task (:func:`list_root`, the local :class:`~.walk.Walk`), so the client never
+  task (:func:`list_roots`, the local :class:`~.walk.Walk`; several roots in as many
+  tasks as the cluster has worker threads), so the client never
   needs to see the files. A root the client sees and the worker that listed it
   does not is a :class:`~.runner.ClusterError` naming both.
 - Work: tasks of BATCH images (more for small ones: :meth:`DaskScanRun._batch`;
   :func:`scan_batch`), at most WINDOW per worker thread in flight, refilled as
   each batch's results come back: the client holds a bounded number of paths and
-  results whatever the library's size. A scan of one root without a catalog sends
-  the first batches (FROM_LISTING at most) with the root's listing, to take their
-  images from it on the cluster (:func:`scan_listed`); the client takes the same
-  images off its queue when the listing reaches it (:meth:`DaskScanRun._claim`). In its task, a
+  results whatever the library's size. A scan listed by one task (one root, or one
+  worker thread) without a catalog sends
+  the first batches (FROM_LISTING at most) with the listing, to take their
+  images from it on the cluster (:func:`scan_listed`: BATCH images, more when they
+  are small); the client takes the same images off its queue when the listing
+  reaches it (:meth:`DaskScanRun._claim`) and puts back those not read. In its task, a
   batch is scanned by the local pool with one reader, a process the Dask worker
   forks and keeps for its next batches (:class:`_Readers`): the image that hangs,
   exhausts memory or crashes its reader costs itself (``Timeout``,
@@ -53,7 +56,9 @@ scheduler and the worker about 7 ms of CPU on a 2-core machine (a no-op task, lo
 machine), which on such a machine the readers share, and fewer tasks leave fewer gaps.
 A library listed whole before any batch has ended is shared out at once (each worker
 thread's first batch BATCH images at most, the rest evenly over the window's other
-places, up to MAX_BATCH: :meth:`DaskScanRun._size`). Otherwise the last batches are
+places, up to MAX_BATCH: :meth:`DaskScanRun._size`); a first batch taken from the
+listing on the cluster reads its whole share (MAX_BATCH at most) in one task when its
+first BATCH images took under FIRST_WORK (:func:`scan_listed`). Otherwise the last batches are
 made smaller, shared between the worker threads as the local pool's are, so no worker
 idles, but not below the images read in TASK_COST. The next
 batch goes out before a finished one's results are fetched, so a worker rarely waits
@@ -89,7 +94,7 @@ from .walk import Walk, head_digest, listed_stat, read_head
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from typing import Any
 
     from .catalog import Catalog
@@ -108,7 +113,7 @@ BATCH = 128
 MAX_BATCH = 512
 #: Tasks in flight per worker thread: one running, one waiting to start at once.
 WINDOW = 2
-#: Worker threads whose first batch takes the root's listing where it runs, at most
+#: Worker threads whose first batch takes the listing where it runs, at most
 #: (:meth:`DaskScanRun._send_first`): each on another worker than the listing's has the
 #: whole listing copied to it (about 100 MB for a root of a million files, by the size
 #: of its entries), so a large cluster's other threads get theirs from the client.
@@ -119,6 +124,12 @@ FROM_LISTING = 4
 TASK_COST = 0.01
 #: Seconds of reading that a batch of fast images is made to hold (up to MAX_BATCH).
 TASK_WORK = 10 * TASK_COST
+#: Seconds within which the first BATCH images of a first batch taken from the listing
+#: must be read for the rest of its share to be read in the same task
+#: (:func:`scan_listed`): images under 3 ms each, small ones (0.2 ms on a quiet 2-core
+#: machine, 0.8 ms at load 5; real disks take 20 to 50), so a share of MAX_BATCH is
+#: read within 1.6 s.
+FIRST_WORK = 4 * TASK_WORK
 #: Seconds a reader kept by a Dask worker may stay idle before the worker stops it: a
 #: cluster runs other work between scans, and a reader holds a process and its memory.
 READER_IDLE = 60.0
@@ -156,23 +167,34 @@ def _worker_name() -> str:
         return socket.gethostname()
 
 
-def list_root(root: str) -> tuple[list[tuple[str, Compact | OSError]], int, str]:
-    """A worker's listing of ``root``: every entry as the local walk yields it (a
+def list_roots(roots: list[str]) -> tuple[list[tuple[str, Compact | OSError]], int, str]:
+    """A worker's listing of ``roots``: every entry as the local walk yields it (a
     file's stat made compact), the entries skipped, and the worker's address."""
-    walk = Walk([root])
+    walk = Walk(roots)
     entries: list[tuple[str, Compact | OSError]] = [
         (path, st if isinstance(st, OSError) else _compact(st)) for path, st in walk]
     return entries, walk.skipped, _worker_name()
 
 
 def scan_listed(listing: tuple[list[tuple[str, Compact | OSError]], int, str], index: int,
-                threads: int, most: int, options: bytes, time_limit: float) -> bytes:
+                threads: int, least: int, most: int, work: float, options: bytes,
+                time_limit: float) -> bytes:
     """Scan the first batch of worker thread ``index`` of ``threads`` straight from the
-    root's listing (:func:`list_root`'s result, handed over by the scheduler), as
-    :func:`scan_batch`: the images :func:`first_sizes` gives it (``most``: the
-    client's BATCH), in the listing's order (:func:`unique`); only the listing's head
-    is read. The client takes the same images off its queue when the listing reaches
-    it (:meth:`DaskScanRun._claim`), so the readers start without waiting for the
+    roots' listing (:func:`list_roots`'s result, handed over by the scheduler), as
+    :func:`scan_batch`. Its share is what :func:`first_sizes` gives it (``most``: the
+    client's MAX_BATCH), in the listing's order (:func:`unique`); only the listing's
+    head is read. Of the share, the first ``least`` images (BATCH) are scanned, and
+    the rest too when those took less than ``work`` seconds (FIRST_WORK): small
+    images, so a share of MAX_BATCH is read within 4 * ``work``. So small images (the
+    benchmarks' library, 0.2 ms each) go in one task per worker thread where a first
+    batch of BATCH and the client's next made two, and real disks (20 to 50 ms each)
+    in BATCH, their results as early as before. All or the head only, not as many as
+    the rate makes TASK_WORK (the client's rule, :meth:`DaskScanRun._batch`): on a
+    loaded machine that read some 300 of the library's 500 images and left the rest
+    to the client's small tail batches, 10 tasks a scan where there were 5. The client
+    takes the whole share off its queue when the
+    listing reaches it (:meth:`DaskScanRun._claim`) and puts back what was not read
+    (:meth:`DaskScanRun._taken`), so the readers start without waiting for the
     listing's round trip to the client and the client's answer (10 to 30 ms;
     benchmarks/README.md)."""
     head = list(itertools.islice(((path, st, None) for path, st in unique(listing[0], set())
@@ -180,15 +202,26 @@ def scan_listed(listing: tuple[list[tuple[str, Compact | OSError]], int, str], i
     # the first batches of the whole listing: ``most`` each once it holds that many
     sizes = first_sizes(len(head), threads, most)
     start = sum(sizes[:index])
-    return scan_batch(marshal.dumps(head[start:start + sizes[index]]), options, time_limit)
+    share = head[start:start + sizes[index]]
+    began = time.monotonic()
+    results, answers = _scanned(share[:least], options, time_limit)
+    # small images: read faster than ``work`` / ``least`` each, the reader's start
+    # included (the rule by which the client's batches grow past BATCH)
+    if len(share) > least and time.monotonic() - began < work:
+        more_results, more_answers = _scanned(share[least:], options, time_limit)
+        results += more_results
+        answers += more_answers
+    return marshal.dumps((results, answers))
 
 
 def first_sizes(images: int, threads: int, most: int) -> list[int]:
     """The images of each worker thread's first batch, ``images`` waiting (as
     :meth:`DaskScanRun._size` sizes them, :func:`_first_size`)."""
     sizes: list[int] = []
-    for sent in range(threads):
-        sizes.append(_first_size(images - sum(sizes), threads, sent, most))
+    queued = images
+    for sent in range(threads):     # a running count: one pass whatever the threads
+        sizes.append(_first_size(queued, threads, sent, most))
+        queued -= sizes[-1]
     return sizes
 
 
@@ -214,20 +247,26 @@ def unique(entries: list[tuple[str, Compact | OSError]],
 
 def scan_batch(tasks: bytes, options: bytes, time_limit: float) -> bytes:
     """Scan a batch (``marshal``-ed ``(path, listed stat, stored header digest or
-    None)`` items) with the local pool's isolation, by a reader this process keeps
-    between batches of the same (pickled) options; returns, ``marshal``-ed, the
-    results made here, :func:`packed` (``unchanged`` ones, and the images that cost
-    their reader: ``Timeout``, ``WorkerCrashed`` ...), and the reader's answers as it
-    wrote them, each with its path and this machine's stat of the file (the client
-    decodes them: :meth:`DaskScanRun._answered`). A file whose header still has the
-    stored digest is answered ``unchanged`` without a scan.
+    None)`` items) with the local pool's isolation (:func:`_scanned`); returns its
+    results ``marshal``-ed.
 
     Arguments and result are bytes, not lists of tuples and objects: Dask walks a
     task's arguments looking for futures (a tenth of the client's CPU per batch of
     128) and pickles results object by object."""
+    return marshal.dumps(_scanned(marshal.loads(tasks), options, time_limit))
+
+
+def _scanned(items: Sequence[Item], options: bytes, time_limit: float
+             ) -> tuple[list[tuple[Any, ...]], list[tuple[str, Compact, bytearray]]]:
+    """Scan ``items`` by a reader this process keeps between batches of the same
+    (pickled) options: the results made here, :func:`packed` (``unchanged`` ones, and
+    the images that cost their reader: ``Timeout``, ``WorkerCrashed`` ...), and the
+    reader's answers as it wrote them, each with its path and this machine's stat of
+    the file (the client decodes them: :meth:`DaskScanRun._answered`). A file whose
+    header still has the stored digest is answered ``unchanged`` without a scan."""
     unchanged = []
     files = []
-    for path, compact, expected in marshal.loads(tasks):
+    for path, compact, expected in items:
         try:
             # this machine's view of the file (its device number, any change since)
             st = listed_stat(*compact) if is_url(path) else os.stat(path)
@@ -244,7 +283,7 @@ def scan_batch(tasks: bytes, options: bytes, time_limit: float) -> bytes:
     run = _BatchRun(files, options, time_limit)
     with run:
         results = [*unchanged, *run]
-    return marshal.dumps(([packed(r) for r in results], run.answers))
+    return [packed(r) for r in results], run.answers
 
 
 def packed(result: ScanResult) -> tuple[Any, ...]:
@@ -506,34 +545,45 @@ def _threads_of(info: dict[str, Any]) -> int:
 
 
 class ClusterWalk:
-    """The local walk's entries, listed by tasks on the cluster (one per root, all
-    sent at once, in one message, when it is made, so they run while the scan starts;
-    consumed in order); a file reached twice is yielded once. The listings taken are
-    kept in :attr:`taken` until the scan lets them go (:meth:`DaskScanRun._submit`)."""
+    """The local walk's entries, listed by tasks on the cluster (all sent at once, in
+    one message, when it is made, so they run while the scan starts; consumed in
+    order); a file reached twice is yielded once. The roots are listed in ``threads``
+    tasks at most (the cluster's worker threads), each of consecutive roots
+    (:func:`groups`): a worker thread runs its listings one after the other anyway,
+    and each task costs the client, the scheduler and the worker some 7 ms of CPU and
+    the client a round trip for its result (the 4 Windows disks of
+    benchmarks/test_bench_dask.py, 4 roots, were 4 listings and a batch on 1 worker).
+    The listings taken are kept in :attr:`taken` until the scan lets them go
+    (:meth:`DaskScanRun._submit`)."""
 
-    def __init__(self, client: distributed.Client, paths: list[str]) -> None:
+    def __init__(self, client: distributed.Client, paths: list[str], threads: int) -> None:
         self.client = client
         self.paths = paths
         self.skipped = 0
         #: Whether every entry has been yielded (the scan's queue then holds the rest).
         self.done = False
-        #: The files in the first root's listing, once it has been taken.
+        #: The files in the first listing, once it has been taken.
         self.first: int | None = None
-        #: The listings not taken yet: each root and its task.
-        futures = client.map(list_root, paths, key="list_root", pure=False) if paths else []
-        self.pending = deque(zip(paths, futures, strict=True))
+        #: The listings not taken yet: the roots of each and its task.
+        rooted = groups(paths, threads)
+        futures = client.map(list_roots, rooted, key="list_roots", pure=False) if paths else []
+        self.pending = deque(zip(rooted, futures, strict=True))
         #: The listings whose results have been taken, until the scan lets them go.
         self.taken: list[distributed.Future[Any]] = []
 
     def cancel(self) -> None:
-        """Cancel the listings still running (a scan left early)."""
-        with contextlib.suppress(Exception):
-            self.client.cancel([f for _, f in self.pending if not f.done()])
+        """Cancel the listings still running (a scan left early). None running, no
+        message: a cancel is a round trip to the scheduler, and every scan's end asks
+        for one (:meth:`DaskScanRun._stop_workers`)."""
+        running = [f for _, f in self.pending if not f.done()]
+        if running:
+            with contextlib.suppress(Exception):
+                self.client.cancel(running)
 
     def __iter__(self) -> Iterator[tuple[str, os.stat_result | OSError]]:
         seen: set[int] = set()
         while self.pending:
-            root, future = self.pending[0]
+            roots, future = self.pending[0]
             entries, skipped, worker = _result(future, self.client)
             self.taken.append(future)
             self.pending.popleft()
@@ -543,9 +593,9 @@ class ClusterWalk:
                 self.first = sum(1 for _, st in listed if not isinstance(st, OSError))
             for path, st in listed:
                 if isinstance(st, OSError):
-                    if path == root and not is_url(root) and os.path.exists(root):
+                    if path in roots and not is_url(path) and os.path.exists(path):
                         raise ClusterError(
-                            f"{root}: seen by this client ({socket.gethostname()}) but not "
+                            f"{path}: seen by this client ({socket.gethostname()}) but not "
                             f"by the Dask worker {worker}: {st.strerror or st}")
                     yield path, st
                     continue
@@ -553,14 +603,36 @@ class ClusterWalk:
         self.done = True
 
 
+def groups(paths: list[str], count: int) -> list[list[str]]:
+    """``paths`` in ``count`` runs of consecutive ones at most, as even as can be, in
+    their order."""
+    count = max(1, min(count, len(paths)))
+    size, extra = divmod(len(paths), count)
+    runs, start = [], 0
+    for index in range(count):
+        end = start + size + (index < extra)
+        runs.append(paths[start:end])
+        start = end
+    return runs
+
+
 def _result(future: distributed.Future[Any], client: distributed.Client) -> Any:
     """A future's result; a cluster's failure as a ClusterError."""
+    return _gathered([future], client)[0]
+
+
+def _gathered(futures: list[distributed.Future[Any]], client: distributed.Client
+              ) -> list[Any]:
+    """The futures' results, fetched together; a cluster's failure as a ClusterError."""
+    if not futures:
+        return []
     try:
-        return future.result()
+        results: list[Any] = client.gather(futures)
     except KilledWorker:
         raise
     except (CancelledError, OSError, TimeoutError) as exc:
         raise _gone(client, exc) from None
+    return results
 
 
 def _gone(client: distributed.Client, exc: BaseException) -> ClusterError:
@@ -593,9 +665,16 @@ class DaskScanRun(ScanRun):
             self._close_cluster()
             raise
         self.client = client
-        self._walk = self._listing = ClusterWalk(client, self.paths)
-        # One ask of the scheduler for both (each is a round trip), while it lists.
-        info = client.scheduler_info()
+        # One ask of the scheduler for what follows (each is a round trip): while the
+        # root lists, for a scan of one; before, for one of several roots, which are
+        # listed in as many tasks as the cluster has worker threads.
+        if len(self.paths) > 1:
+            info = client.scheduler_info()
+            self._listing = ClusterWalk(client, self.paths, _threads_of(info))
+        else:
+            self._listing = ClusterWalk(client, self.paths, 1)
+            info = client.scheduler_info()
+        self._walk = self._listing
         #: The dashboard's address, when the cluster has one (the CLI prints it).
         self.dashboard = dashboard(client, info)
         # One hashing thread per image: a Dask worker's threads share its cores.
@@ -632,21 +711,22 @@ class DaskScanRun(ScanRun):
         self._claimed: set[distributed.Future[Any]] = set()
         #: The worker threads and the most images the first batches were sized for.
         self._first_threads = 0
-        self._first_most = BATCH
-        if self._catalog is None and len(self.paths) == 1:
+        self._first_most = MAX_BATCH
+        if self._catalog is None and len(self._listing.pending) == 1:
             self._send_first(info)
 
     def _send_first(self, info: dict[str, Any]) -> None:
-        """Send the first batches of the scan of one root now, as tasks that take the
-        root's listing (:func:`scan_listed`): one per thread of the running workers,
-        FROM_LISTING at most, each placed on its worker (Dask would run every task
-        that takes the listing where the listing is; a paused worker would hold its
-        own until it ran again). The other threads' first batches go from the client.
-        Not for a scan with a catalog: its unchanged files are the client's to find;
-        nor for one of several roots, each listed by its own task: the first batches
-        would hold the first root's files only (the 4 Windows disks of
-        benchmarks/test_bench_dask.py, 4 roots, went in 1 + 0 images first, then
-        2 + 1, where 2 + 2 at once did)."""
+        """Send the first batches of a scan listed by one task now (one root, or a
+        cluster of one worker thread), as tasks that take the listing
+        (:func:`scan_listed`): one per thread of the running workers, FROM_LISTING
+        at most, each placed on its worker (Dask would run every task that takes the
+        listing where the listing is; a paused worker would hold its own until it
+        ran again). The other threads' first batches go from the client. Not for a
+        scan with a catalog: its unchanged files are the client's to find; nor for
+        one listed by several tasks: the first batches would hold the first
+        listing's files only (the 4 Windows disks of benchmarks/test_bench_dask.py,
+        4 roots listed by 4 tasks, went in 1 + 0 images first, then 2 + 1, where
+        2 + 2 at once did)."""
         listing = self._listing.pending[0][1]
         running = [(address, int(worker.get("nthreads", 1)))
                    for address, worker in info.get("workers", {}).items()
@@ -659,27 +739,38 @@ class DaskScanRun(ScanRun):
                 break
             self._first += self.client.map(
                 scan_listed, [listing] * count, range(index, index + count),
-                [self._first_threads] * count, [self._first_most] * count,
-                [self._pickled] * count, [self.time_limit] * count,
+                [self._first_threads] * count, [BATCH] * count, [self._first_most] * count,
+                [FIRST_WORK] * count, [self._pickled] * count, [self.time_limit] * count,
                 key="scan_batch", workers=[address], allow_other_workers=True, pure=False)
             index += count
 
     def _claim(self, queue: deque[_Task]) -> None:
         """The first batches sent with the listing (:meth:`_send_first`) take their
-        images off the queue, the root's first (no catalog: every file of it is
-        queued). Each is timed from now, for the readers' rate (:meth:`_per_second`):
-        it started when the listing ended, about when the listing reached the client;
-        timed from its sending, the listing's own time counted as reading made the
-        rate half what it is, and the next batch half as large (the 1000-image library
-        went in 4 tasks on 1 worker, not 3)."""
+        images off the queue, the listing's first (no catalog: every file of it is
+        queued): each its whole share, of which it reads a head only when the images
+        are slow (:func:`scan_listed`); the rest is put back when its answers come
+        (:meth:`_taken`). So, unlike the client's batches, it does not count in the
+        rate estimated before results are fetched (:meth:`_per_second`), which would
+        take the share for read: its answers, with the readers' own times, do."""
         first, self._first = self._first, []
-        assert self._listing.first is not None, "claimed once the root is listed"
+        assert self._listing.first is not None, "claimed once the first listing is taken"
         sizes = first_sizes(self._listing.first, self._first_threads, self._first_most)
         now = time.monotonic()
         for future, size in zip(first, sizes, strict=False):    # FROM_LISTING at most
             self._inflight[future] = [self._item(queue.popleft()) for _ in range(size)]
             self._sent[future] = now
             self._claimed.add(future)
+
+    def close(self) -> None:
+        """As the local scan's; and a scan closed before it was iterated, whose
+        generator never started and so never stops anything, cancels the tasks it
+        sent when it was made (its listings, its first batches) and closes the cluster
+        it started: they would otherwise run to their end for nobody, for as long as
+        the scan object is kept. Once the scan has stopped, this finds nothing to do."""
+        try:
+            super().close()
+        finally:
+            self._stop_workers(graceful=False)
 
     def _close_cluster(self) -> None:
         for owned in self._owned:
@@ -838,8 +929,11 @@ class DaskScanRun(ScanRun):
             raise _gone(self.client, exc) from None
         now = time.monotonic()
         batches = [(future, self._inflight.pop(future)) for future in done]
-        self._returned += sum(len(batch) for _, batch in batches)
-        self._waited += sum(now - self._sent.pop(future) for future, _ in batches)
+        for future, batch in batches:
+            sent = self._sent.pop(future)
+            if future not in self._claimed:     # a claimed share may be read in part
+                self._returned += len(batch)
+                self._waited += now - sent
         alone = self._alone in done
         if alone:
             self._alone = None
@@ -852,39 +946,64 @@ class DaskScanRun(ScanRun):
         # taken them all.
         first = self._claimed.intersection(done)
         self._claimed -= first
-        fetched = [(batch, self._fetch(future), future in first) for future, batch in batches]
+        fetched = [(batch, data, future in first) for (future, batch), data in zip(
+            batches, self._fetch([future for future, _ in batches]), strict=True)]
         del batches, done, first
         for batch, data, claimed in fetched:
             if isinstance(data, KilledWorker):
                 yield from self._lost(batch, data, alone)
                 continue
             results, answers = marshal.loads(data)
-            if claimed and sorted(item[0] for item in batch) != sorted(
-                    [r[0] for r in results] + [a[0] for a in answers]):
-                # Its listing was made again (the worker holding it died) and differs
-                # from the client's (the root changed since): the batch is sent again.
-                self._retry.append(batch)
+            if claimed and not self._taken(batch, results, answers, queue):
                 continue
-            assert len(results) + len(answers) == len(batch), "each image answered once"
+            assert claimed or len(results) + len(answers) == len(batch), \
+                "each image answered once"
             for result in self._answered(results, answers):
                 if result.status != "unchanged":
                     self._read += 1
                     self._spent += result.elapsed
                 yield self._stored(result)
 
-    def _fetch(self, future: distributed.Future[Any]) -> bytes | KilledWorker:
-        """A batch's task's result, or the KilledWorker it failed with; another failure
-        of the task (imgscan missing on the worker ...) is a ClusterError."""
+    def _taken(self, batch: list[Item], results: list[tuple[Any, ...]],
+               answers: list[tuple[str, Compact, bytes]], queue: deque[_Task]) -> bool:
+        """Whether a first batch taken from the listing (:func:`scan_listed`) answered
+        a head of the share the client claimed for it (:meth:`_claim`), each image
+        once: the rest, not read (slow images), goes back to the queue's front, to be
+        sent in batches the client sizes from the readers' rate. Otherwise its listing
+        was made again (the worker holding it died) and differs from the client's (the
+        root changed since): its answers are dropped and the share is sent again."""
+        read = len(results) + len(answers)
+        if sorted(item[0] for item in batch[:read]) != sorted(
+                [r[0] for r in results] + [a[0] for a in answers]):
+            self._retry.append(batch)
+            return False
+        for path, compact, _ in reversed(batch[read:]):
+            st = listed_stat(*compact)
+            queue.appendleft(_Task(0, path, st, self._limit_for(st)))
+        return True
+
+    def _fetch(self, futures: list[distributed.Future[Any]]) -> list[bytes | KilledWorker]:
+        """The results of finished batches' tasks, those that succeeded fetched in one
+        gather (one round trip, the scheduler asking their workers at once: the two
+        first batches of the library's scan on 2 workers end together, and were
+        fetched one after the other), or the KilledWorker each failed with; another
+        failure of a task (imgscan missing on the worker ...) is a ClusterError."""
+        finished = [future for future in futures if future.status == "finished"]
+        fetched: list[bytes | KilledWorker] = []
         try:
-            data: bytes = _result(future, self.client)
-        except KilledWorker as exc:
-            return exc
+            gathered = dict(zip(finished, _gathered(finished, self.client), strict=True))
+            for future in futures:
+                try:
+                    fetched.append(gathered[future] if future in gathered
+                                   else _result(future, self.client))
+                except KilledWorker as exc:
+                    fetched.append(exc)
         except ClusterError:
             raise
         except Exception as exc:
             raise ClusterError(f"{_address(self.client)}: a scan task failed on the "
                                f"cluster: {type(exc).__name__}: {exc}") from None
-        return data
+        return fetched
 
     def _answered(self, results: list[tuple[Any, ...]],
                   answers: list[tuple[str, Compact, bytes]]) -> Iterator[ScanResult]:

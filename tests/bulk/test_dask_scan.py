@@ -123,13 +123,15 @@ def test_results_and_catalog_equal_the_local_scan(library: Library, dask_client:
 
 
 def test_a_library_listed_whole_is_shared_out_at_once(
-        library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+        library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
     """A library the listing gives whole before any batch has ended goes in one task per
     place of the window (WINDOW per worker thread), not in BATCH-sized ones: each
     thread's first batch holds BATCH images (results come as soon as before), the rest
     is shared evenly between the other places (a task costs about 7 ms of CPU, which
     a small cluster's readers share). BATCH is made a quarter of the library's images,
-    so the library is more than the first batches and fits the scan's queue."""
+    so the library is more than the first batches and fits the scan's queue. With a
+    catalog, so that the client sends every batch (no first batches from the listing)."""
     from imgscan.bulk import dask_pool
     files = len(library.images) + len(library.damaged) + len(library.not_images)
     monkeypatch.setattr(dask_pool, "BATCH", files // 4)
@@ -147,7 +149,8 @@ def test_a_library_listed_whole_is_shared_out_at_once(
 
     monkeypatch.setattr(dask_pool.DaskScanRun, "_submit", counted)
     monkeypatch.setattr(dask_pool.DaskScanRun, "_claim", claimed)
-    results, _ = scan_list([str(library.root)], cluster=dask_client, info_only=True)
+    results, _ = scan_list([str(library.root)], cluster=dask_client, info_only=True,
+                           catalog=str(tmp_path / "c.db"))
     assert by_path(results).keys() >= library.images.keys()
     threads = 2
     assert len(sizes) == dask_pool.WINDOW * threads, sizes
@@ -161,8 +164,12 @@ def test_a_first_batch_the_client_does_not_expect_is_sent_again(
     other images than the client took off its queue for it (the listing was made
     again after its worker died, and the root had changed) is sent again as a batch:
     each image is still answered once, as the local scan answers it. The client's
-    first batch is made one image shorter than the worker's here."""
+    first claim is made one image shorter than the worker's share here, so the second
+    worker thread's share begins one image later on the worker than on the client;
+    each first batch reads its head of BATCH images only (FIRST_WORK 0), so the first
+    one's head is what the client expects (the rest of its share is put back)."""
     from imgscan.bulk import dask_pool
+    monkeypatch.setattr(dask_pool, "FIRST_WORK", 0.0)
     size = dask_pool._first_size
 
     def shorter(queued: int, threads: int, sent: int, most: int) -> int:
@@ -181,7 +188,97 @@ def test_a_first_batch_the_client_does_not_expect_is_sent_again(
     dask = by_path(scan_list([str(library.root)], cluster=dask_client, info_only=True)[0])
     assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
     files = len(library.images) + len(library.damaged) + len(library.not_images)
-    assert shorter(files, 2, 0, dask_pool.BATCH) in sent, sent     # sent again
+    second = files - shorter(files, 2, 0, dask_pool.MAX_BATCH)
+    assert second in sent, sent     # sent again
+
+
+@pytest.mark.parametrize("work", [1000.0, 0.0], ids=["grown", "head-only"])
+def test_first_batches_from_the_listing_grow_on_fast_images(
+        library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch,
+        work: float) -> None:
+    """Each worker thread's first batch, taken from the listing on the cluster
+    (``scan_listed``), reads BATCH images of its share, then the rest of it when those
+    took less than FIRST_WORK: the whole share when the images are read fast enough
+    (FIRST_WORK made huge here: nothing is left for the client to send), the head
+    alone otherwise (FIRST_WORK 0: the rest of both shares is put back and sent by the
+    client). Either way each image is answered once, as the local scan answers it.
+    BATCH is made an eighth of the library's images, so each share is more than it."""
+    from imgscan.bulk import dask_pool
+    files = len(library.images) + len(library.damaged) + len(library.not_images)
+    monkeypatch.setattr(dask_pool, "BATCH", files // 8)
+    monkeypatch.setattr(dask_pool, "FIRST_WORK", work)
+    sent: list[int] = []
+    submit = dask_pool.DaskScanRun._submit
+
+    def counted(run: dask_pool.DaskScanRun, *batches: list[Any]) -> Any:
+        sent.extend(len(batch) for batch in batches)
+        return submit(run, *batches)
+
+    monkeypatch.setattr(dask_pool.DaskScanRun, "_submit", counted)
+    local = by_path(scan_list([str(library.root)], jobs=2, info_only=True)[0])
+    dask = by_path(scan_list([str(library.root)], cluster=dask_client, info_only=True)[0])
+    assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
+    assert sum(sent) == (0 if work else files - 2 * (files // 8)), sent
+
+
+@pytest.mark.parametrize(("images", "threads"), [(1000, 2), (5, 3), (0, 4), (10**7, 10**5)])
+def test_first_sizes_share_out_the_listing_in_one_pass(images: int, threads: int) -> None:
+    """Each worker thread's first batch (``scan_listed`` on the workers, ``_claim`` on
+    the client): BATCH images at most, no thread without any while another has more
+    than one; computed with a running count, so a cluster of 100,000 threads costs
+    100,000 steps (the list was summed again for each thread: 5e9 additions)."""
+    from imgscan.bulk import dask_pool
+    sizes = dask_pool.first_sizes(images, threads, dask_pool.BATCH)
+    assert len(sizes) == threads and sum(sizes) == min(images, threads * dask_pool.BATCH)
+    assert max(sizes) <= dask_pool.BATCH and max(sizes) - min(sizes) <= 1
+    assert sizes == sorted(sizes, reverse=True)
+
+
+@pytest.mark.parametrize(("paths", "count", "runs"), [
+    (["a", "b", "c", "d"], 1, [["a", "b", "c", "d"]]),
+    (["a", "b", "c", "d", "e"], 2, [["a", "b", "c"], ["d", "e"]]),
+    (["a", "b"], 8, [["a"], ["b"]]),
+    ([], 3, [[]]),
+])
+def test_groups_of_roots(paths: list[str], count: int, runs: list[list[str]]) -> None:
+    from imgscan.bulk import dask_pool
+    assert dask_pool.groups(paths, count) == runs
+
+
+@pytest.mark.parametrize("listings", [2, 1])
+def test_several_roots_are_listed_by_a_task_per_worker_thread(
+        library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch,
+        listings: int) -> None:
+    """Several roots (directories, a file, links to a file listed already, a missing
+    path, a root named twice) are listed in as many tasks as the cluster has worker
+    threads, each of consecutive roots: 2 here; or in one when the threads are
+    counted 1, and then the first batches take their images from that listing as
+    for one root. Either way the results and the skipped count are the local scan's,
+    each image once."""
+    from imgscan.bulk import dask_pool
+    root = library.root
+    roots = [str(root / "d0"), str(root / "d1" / "e0"), next(iter(library.images)),
+             str(root / "zlinks"), str(root / "missing"), str(root / "d0"), str(root / "bad")]
+    if listings == 1:
+        monkeypatch.setattr(dask_pool, "_threads_of", lambda info: 1)
+    tasks: list[int] = []
+    walk = dask_pool.ClusterWalk.__init__
+
+    def counted(self: dask_pool.ClusterWalk, *args: Any) -> None:
+        walk(self, *args)
+        tasks.append(len(self.pending))
+
+    monkeypatch.setattr(dask_pool.ClusterWalk, "__init__", counted)
+    local, local_skipped = scan_list(roots, jobs=2, info_only=True)
+    with imgscan.scan(roots, cluster=dask_client, info_only=True) as run:
+        first = len(run._first)     # type: ignore[attr-defined]
+        dask = list(run)
+        dask_skipped = run.skipped
+    assert tasks == [listings]
+    assert first == (2 if listings == 1 else 0)
+    assert dask_skipped == local_skipped
+    assert ({p: same(r) for p, r in by_path(dask).items()}
+            == {p: same(r) for p, r in by_path(local).items()})
 
 
 def test_a_local_scan_never_imports_dask(library: Library) -> None:
@@ -275,6 +372,25 @@ def test_leaving_early_cancels_and_closes_the_scan(library: Library, dask_client
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT interrupted FROM scans").fetchone() == (1,)
         assert con.execute("SELECT count(*) FROM images").fetchone()[0] >= 10
+
+
+def test_a_scan_closed_before_it_is_iterated_cancels_its_tasks(
+        library: Library, dask_client: Client) -> None:
+    """A scan made and closed without asking for a result (its generator never
+    started) cancels the first batches it sent with the listing when it was made,
+    rather than leaving them to run on the cluster for nobody while the scan object
+    is kept; nothing is left on the workers."""
+    with hooked(dask_client, "slowly"):
+        run = imgscan.scan([str(library.root)], cluster=dask_client, info_only=True)
+        first = list(run._first)     # type: ignore[attr-defined]
+        assert first, "a scan of one root without a catalog sends its first batches"
+        run.close()
+        deadline = time.monotonic() + 10    # the scheduler hears of it asynchronously
+        while (any(dask_client.processing().values()) or not all(f.done() for f in first)
+               ) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [f.status for f in first] == ["cancelled"] * len(first)
+        assert not any(dask_client.processing().values())
 
 
 def kept_readers(client: Client) -> list[int]:
