@@ -54,22 +54,37 @@ def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
         from .report.text import info_text
         render = info_text
     status = EXIT_OK
+    shown = 0
     try:
-        results = _info_results(paths, render, jobs, external_dir, verify_manifest)
-        for i, (path, read, out) in enumerate(results):
-            if not read:
-                assert not isinstance(out, str), "an image not read has its error member"
-                status = EXIT_UNREADABLE
-                print(f"imgscan: {out['message']}", file=sys.stderr)
-                if as_json:
-                    print(render(error_object_of(path, out)))
-                continue
-            if i and not as_json:
-                print()
-            print(out)
+        for ready in _info_results(paths, render, jobs, external_dir, verify_manifest):
+            lines: list[str] = []
+            for path, read, out in ready:
+                if read:
+                    assert isinstance(out, str), "an image read has its output"
+                    if shown and not as_json:
+                        lines.append("")    # a blank line between two images' text
+                    lines.append(out)
+                else:
+                    assert not isinstance(out, str), "an image not read has its error member"
+                    status = EXIT_UNREADABLE
+                    _write_lines(lines)     # the images before it, then its message
+                    print(f"imgscan: {out['message']}", file=sys.stderr)
+                    if as_json:
+                        lines.append(render(error_object_of(path, out)))
+                shown += 1
+            _write_lines(lines)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED     # the pool's workers are stopped by _info_pooled
     return status
+
+
+def _write_lines(lines: list[str]) -> None:
+    """Write ``lines`` to stdout at once (as many ``print`` calls would), and empty it:
+    one write for the images that are ready together, where ``print`` makes two an
+    image (its text, then the newline; each a system call when stdout is unbuffered)."""
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+        lines.clear()
 
 
 #: Seconds of reading images in the process after which ``imgscan info`` considers
@@ -83,9 +98,11 @@ INFO_POOL_COST = 40e-6
 
 
 def _info_results(paths: Sequence[str], render: Render, jobs: int | None,
-                  external_dir: str | None, verify_manifest: bool) -> Iterator[InfoResult]:
-    """An :data:`InfoResult` per path, in order, the info objects rendered by ``render``
-    (in the pool by its workers). ``jobs`` 1: all read here; more: all
+                  external_dir: str | None,
+                  verify_manifest: bool) -> Iterator[list[InfoResult]]:
+    """An :data:`InfoResult` per path, in order, in lists of the results ready together
+    (one when read here), the info objects rendered by ``render`` (in the pool by its
+    workers). ``jobs`` 1: all read here; more: all
     by a pool of that many workers; None (the default): read here until that has taken
     INFO_POOL_AFTER seconds of CPU, then the rest by a pool of every core when it pays:
     at least two images left, as much work again at the mean so far, and that mean
@@ -143,23 +160,26 @@ InfoResult = tuple[str, bool, "str | dict[str, Any]"]
 
 
 def _info_each(paths: Sequence[str], render: Render, external_dir: str | None,
-               verify_manifest: bool) -> Iterator[InfoResult]:
-    """An :data:`InfoResult` per path, read here one by one."""
+               verify_manifest: bool) -> Iterator[list[InfoResult]]:
+    """An :data:`InfoResult` per path, read here one by one (each alone in its list)."""
     for path in paths:
         try:
             with Image(path, external_dir=external_dir,
                        verify_manifest=verify_manifest) as img:
                 info = img.info()
         except ImageError as exc:
-            yield path, False, error_of(exc)
+            yield [(path, False, error_of(exc))]
             continue
-        yield path, True, render(info)
+        yield [(path, True, render(info))]
 
 
 def _info_pooled(paths: Sequence[str], render: Render, jobs: int | None,
-                 external_dir: str | None, verify_manifest: bool) -> Iterator[InfoResult]:
+                 external_dir: str | None,
+                 verify_manifest: bool) -> Iterator[list[InfoResult]]:
     """As :func:`_info_each`, read and rendered by the scan's pool: results arrive as
-    the workers finish and are put back in the order of ``paths``."""
+    the workers finish and are put back in the order of ``paths``; each list holds
+    those one arrival lets out (the next in order, and the later ones that came
+    before it)."""
     from .bulk.runner import read_each
 
     #: Where each path stands in ``paths`` (a path named twice stands twice).
@@ -174,9 +194,12 @@ def _info_pooled(paths: Sequence[str], render: Render, jobs: int | None,
             out = result.rendered if result.status == "scanned" else result.error
             assert out is not None, "a scanned result has its output, an error its member"
             early[places[result.path].pop()] = (result.path, result.status == "scanned", out)
+            ready = []
             while shown in early:
-                yield early.pop(shown)
+                ready.append(early.pop(shown))
                 shown += 1
+            if ready:
+                yield ready
 
 
 def _map(path: str, as_json: bool, external_dir: str | None) -> int:

@@ -219,9 +219,11 @@ class ScanRun:
         """Make the results only what ``imgscan scan``'s report prints and counts (its
         text line, or with ``as_json`` its JSON line as ``rendered``, written by the
         worker): a result's ``info`` then holds only the members the report reads
-        (:data:`.worker.REPORT_KEYS`) and ``identity`` is None. Only for a scan this
-        process forks (a cluster's tasks take their options as they were made) and
-        without a catalog (which keeps whole results); call it before iterating."""
+        (:data:`.worker.REPORT_KEYS`), its ``check`` only the verdicts and the rules that
+        failed or warned (:func:`.worker.report_check`), and ``identity`` is None. Only
+        for a scan this process forks (a cluster's tasks take their options as they were
+        made) and without a catalog (which keeps whole results); call it before
+        iterating."""
         if self.FORKS and self._catalog is None:
             self.options.report = "json" if as_json else "text"
 

@@ -25,8 +25,6 @@ import errno
 import os
 import stat
 
-from xxhash import xxh3_64_hexdigest
-
 from .._core import c_gpt
 from .._core.registry import mbr_partitions
 from ..remote import is_url
@@ -38,6 +36,10 @@ if TYPE_CHECKING:
 
 #: Bytes of the file's head the header digest covers (the whole file when smaller).
 HEADER_DIGEST_BYTES = 64 * 1024
+#: Bytes of the file's head :func:`raw_is_image` reads: the MBR and a GPT header at LBA 1
+#: of either sector size. A scan that keeps no digest reads only these: the 64 KiB of a
+#: digest cost 7 of a small image's 12 us of this read (benchmarks/README.md, issue 18).
+RAW_HEAD_BYTES = max(c_gpt.SECTOR_SIZES) + len(c_gpt.SIGNATURE)
 #: Names that make a file raw even without a partition table or filesystem
 #: (a blank disk, or one whose first sectors were wiped).
 RAW_SUFFIXES = (".img", ".raw", ".iso")
@@ -57,6 +59,9 @@ def header_digest(path: str) -> str:
 
 def head_digest(head: bytes) -> str:
     """The header digest of a file whose first bytes are ``head``."""
+    # Imported here: a scan without a catalog and `imgscan info` of many images keep no
+    # digest, and xxhash is 0.7 ms of the pool's start, when one core does all the work.
+    from xxhash import xxh3_64_hexdigest
     digest: str = xxh3_64_hexdigest(head[:HEADER_DIGEST_BYTES])
     return digest
 
@@ -151,6 +156,8 @@ def _objects(root: str) -> Iterator[tuple[str, os.stat_result | OSError]]:
     import sys
     import tempfile
 
+    from xxhash import xxh3_64_hexdigest
+
     # -P and the package's own root first on the path: the child imports the imgscan
     # this process runs, never a checkout's sources that happen to be its working
     # directory (a Dask worker started in one, say).
@@ -191,27 +198,29 @@ def listed_stat(size: int, mtime_ns: int, inode: int, device: int,
         {"st_mtime_ns": mtime_ns, "st_blocks": blocks})
 
 
-def read_head(path: str, device: int, inode: int) -> bytes | None:
-    """The first HEADER_DIGEST_BYTES of ``path``, or None when it is no longer the
+def read_head(path: str, device: int, inode: int,
+              size: int = HEADER_DIGEST_BYTES) -> bytes | None:
+    """The first ``size`` bytes of ``path``, or None when it is no longer the
     regular file the walk saw (``device``, ``inode``): replaced since by a FIFO or
     another file. Opened without blocking, so a FIFO never hangs the reader.
     An object named by a URL is read by one range request."""
     if is_url(path):
         from ..remote.opening import open_source
         with open_source(path) as src:
-            return src.read(0, min(src.size, HEADER_DIGEST_BYTES), "header")
+            return src.read(0, min(src.size, size), "header")
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (device, inode):
             return None
-        return os.pread(fd, HEADER_DIGEST_BYTES, 0)
+        return os.pread(fd, size, 0)
     finally:
         os.close(fd)
 
 
 def raw_is_image(path: str, head: bytes, info: Mapping[str, Any]) -> bool:
-    """Whether a file no container claims (decoded as raw) is a disk image.
+    """Whether a file no container claims (decoded as raw) is a disk image (``head``: at
+    least its first RAW_HEAD_BYTES, or the whole file when smaller).
 
     Yes when its head holds an MBR with sane entries or a GPT header, when the
     filesystem probes found a volume in it (``info["filesystem"]``: the info

@@ -18,8 +18,9 @@ from ..errors import ImageError, error_member, error_of
 # importing it again: the image and the stages every info object needs (its layout,
 # guest inspection and the contract). Decoders stay lazy (one per format seen).
 from ..image import Image
+from ..vocabulary import VIOLATIONS
 from .pipe import ERROR, NOT_IMAGE, RENDERED, SCANNED, read_tasks, result_frame, write_frame
-from .walk import head_digest, raw_is_image, read_head
+from .walk import HEADER_DIGEST_BYTES, RAW_HEAD_BYTES, head_digest, raw_is_image, read_head
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -123,10 +124,12 @@ def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...
             if options.render is not None:
                 return RENDERED, None, options.render(info)
             return SCANNED, None, info, None, None
-        head = read_head(path, device, inode)
+        # the file's identity is the catalog's: a report prints no digest, and reads
+        # only the head that tells a raw image
+        head = read_head(path, device, inode,
+                         HEADER_DIGEST_BYTES if options.report is None else RAW_HEAD_BYTES)
         if head is None:
             return NOT_IMAGE, None
-        # the file's identity is the catalog's (a report prints no digest)
         digest = head_digest(head) if options.report is None else None
         scanned = scan_image(path, head, options)
         if scanned is None:
@@ -154,18 +157,34 @@ def for_report(path: str, elapsed: float, result: tuple[Any, ...],
                as_json: bool) -> tuple[Any, ...]:
     """A scanned image's wire result as ``imgscan scan``'s report reads it: the info
     object cut to :data:`REPORT_KEYS` (a tenth of its bytes: the parent, which shares the
-    cores with the workers, decodes only that), and with ``as_json`` the image's JSON
-    line, rendered here as the parent would (:func:`imgscan.report.scan.scan_object`)."""
+    cores with the workers, decodes only that), the check object to its verdicts
+    (:func:`report_check`), and with ``as_json`` the image's JSON line, rendered here as
+    the parent would (:func:`imgscan.report.scan.scan_object`)."""
     kind, digest, info, check, fp = result
     summary = {key: info.get(key) for key in REPORT_KEYS}
+    cut = None if check is None else report_check(check)
     if not as_json:
-        return kind, digest, summary, check, fp
+        return kind, digest, summary, cut, fp
     from ..report.json import dumps
     from ..report.scan import scan_object
     from .result import Fingerprint, ScanResult
     whole = ScanResult(path, "scanned", None, info=info, check=check,
                        fingerprint=None if fp is None else Fingerprint(*fp), elapsed=elapsed)
-    return kind, digest, summary, check, fp, dumps(scan_object(whole))
+    return kind, digest, summary, cut, fp, dumps(scan_object(whole))
+
+
+def report_check(check: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``imgscan scan``'s line and summary read of a check object (one profile's,
+    or the several profiles' object): the verdict, each profile's name and verdict, and
+    the ids and statuses of the rules that failed or warned. The whole object embeds
+    the info object and every rule's message and evidence: some 3 KB an image with the
+    default profile, which the parent would decode for these few members."""
+    checks = check.get("checks")
+    if isinstance(checks, list):
+        return {"verdict": check["verdict"], "checks": [report_check(c) for c in checks]}
+    return {"profile": check.get("profile"), "verdict": check["verdict"],
+            "rules": [{"id": r["id"], "status": r["status"]} for r in check.get("rules") or []
+                      if r.get("status") in VIOLATIONS]}
 
 
 def _mib(limit: int | None) -> str:

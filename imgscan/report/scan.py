@@ -156,7 +156,11 @@ class ScanReport:
     def _print(self, line: str) -> None:
         if self._bar_visible:
             self._clear_bar()
-        print(line, file=self.out, flush=self.bar)
+        # one write, where print makes two (the line, then the newline: each a system
+        # call when stdout is unbuffered)
+        self.out.write(line + "\n")
+        if self.bar:
+            self.out.flush()
 
     def progress(self, skipped: int) -> None:
         """Redraw the progress line (at most every REDRAW_INTERVAL) when stderr is a

@@ -346,15 +346,19 @@ def _without_elapsed(line: str) -> str:
     return json.dumps(obj, sort_keys=True)
 
 
-@pytest.mark.parametrize("args", [("--info-only",), ("--fingerprint",)])
+@pytest.mark.parametrize("args", [("--info-only",), ("--fingerprint",),
+                                  ("--profile", "all")])
 def test_cli_report_lines_are_the_whole_results(library: Library,
                                                 args: tuple[str, ...]) -> None:
     """``imgscan scan`` asks its workers for what its report prints (``for_report``: the
-    info object cut to the line's members, the JSON line written by the worker): every
-    line and the summary's counts are those its report makes of the whole results of
-    ``imgscan.scan`` (no elapsed time compared: the runs differ)."""
+    info object cut to the line's members, the check object to its verdicts and the
+    rules that failed or warned, the JSON line written by the worker): every line and
+    the summary's counts are those its report makes of the whole results of
+    ``imgscan.scan`` (no elapsed time compared: the runs differ), with the default
+    profile and with several."""
     whole, _ = scan_all([str(library.root)], jobs=2, info_only="--info-only" in args,
-                        fingerprint="--fingerprint" in args)
+                        fingerprint="--fingerprint" in args,
+                        profile="all" if "all" in args else None)
     for as_json in (False, True):
         proc = cli("scan", *args, *(["--json"] if as_json else []), "--jobs", "2",
                    str(library.root))
