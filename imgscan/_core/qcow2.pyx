@@ -37,38 +37,20 @@ from imgscan import limits
 from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
 from imgscan.findings import CORRUPT, TRUNCATED, UNKNOWN_FEATURE
 
-from . import c_qcow2 as c
-from .c_qcow2 import (
-    AUTOCLEAR_BITMAPS, AUTOCLEAR_DATA_FILE_RAW, AUTOCLEAR_KNOWN, BACKING_FORMAT_MAX,
-    BITMAP_FLAG_AUTO, BITMAP_FLAG_IN_USE, COMPAT_KNOWN, COMPAT_LAZY_REFCOUNTS,
-    COMPRESSION_NAMES, COMPRESSION_ZLIB, COMPRESSION_ZSTD, CRYPT_AES, CRYPT_LUKS, CRYPT_NAMES,
-    CRYPT_NONE, EXT_BACKING_FORMAT, EXT_BITMAPS, EXT_CRYPTO_HEADER, EXT_DATA_FILE, EXT_END,
-    EXT_FEATURE_TABLE, EXTL2_MIN_CLUSTER_BITS, FEATURE_KINDS, HEADER_V2_LENGTH,
-    HEADER_V3_MIN_LENGTH, ICOUNT_NONE, INCOMPAT_COMPRESSION, INCOMPAT_CORRUPT,
-    INCOMPAT_DATA_FILE, INCOMPAT_DIRTY, INCOMPAT_EXTL2, INCOMPAT_KNOWN, MAX_REFCOUNT_ORDER,
-    QCOW1_VERSION, QCOW2_BITMAP_DIR_ENTRY, QCOW2_BITMAPS_EXT, QCOW2_CRYPTO_EXT,
-    QCOW2_EXTENSION, QCOW2_FEATURE, QCOW2_HEADER, QCOW2_MAGIC, QCOW2_SNAPSHOT_EXTRA,
-    QCOW2_SNAPSHOT_HEADER, SECTOR_SIZE,
-)
-from .binary cimport be64
+from .binary cimport be32, be64
 from .container import Container, Format
 from .extents cimport (
     ExtentMap, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST, add_run,
 )
 from .source cimport Source
 
-# The L1 / L2 entry layout, for the nogil walk (declared in c_qcow2).
-cdef uint64_t L1E_OFFSET_MASK = c.L1E_OFFSET_MASK
-cdef uint64_t L2E_OFFSET_MASK = c.L2E_OFFSET_MASK
-cdef uint64_t OFLAG_COPIED = c.QCOW_OFLAG_COPIED
-cdef uint64_t OFLAG_COMPRESSED = c.QCOW_OFLAG_COMPRESSED
-cdef uint64_t OFLAG_ZERO = c.QCOW_OFLAG_ZERO
-cdef uint64_t COMPRESSED_SECTOR_SIZE = c.COMPRESSED_SECTOR_SIZE
-cdef uint64_t L1E_SIZE = c.L1E_SIZE
-cdef uint64_t L2E_SIZE_NORMAL = c.L2E_SIZE_NORMAL
-cdef uint64_t L2E_SIZE_EXTENDED = c.L2E_SIZE_EXTENDED
-cdef uint32_t SUBCLUSTERS = c.SUBCLUSTERS
-
+# On-disk layout: declared in c_qcow2, rendered into qcow2_layout.pxi at build time
+# (probes/compiled_layouts.py): the header and its extensions are read with be32 / be64 at
+# the declared offsets and c_qcow2 is imported only for the structures few images hold
+# (feature name table, bitmaps, crypto header, snapshots). Its eight declarations, with
+# cstruct and struct, were some 2.4 M of the 61.3 M instructions of a whole
+# ``imgscan info`` (issue 18).
+include "qcow2_layout.pxi"
 
 #: Bytes of the header extension area read first (qemu's extensions and feature name
 #: table fit in a few hundred).
@@ -83,15 +65,6 @@ L1_FOLLOWING_BYTES = 512 * 1024
 #: L1_FOLLOWING_BYTES after the first: an L1 table that grew on resize moves to the
 #: end of the file, the first L2 table and data clusters stay where they were).
 L2_ANNOUNCE_TABLES = 64
-
-cdef dict _HEADER_OFFSETS = {name: QCOW2_HEADER.offset(name) for name in QCOW2_HEADER.names}
-
-
-cdef inline object _offset(str field):
-    """Byte offset of a ``QCowHeader`` field: where an error about it points (a C call on
-    every open: several checks pass their field's offset along)."""
-    return _HEADER_OFFSETS[field]
-
 
 # -- The nogil table walk -------------------------------------------------------
 
@@ -350,8 +323,21 @@ def _text(raw):
     return bytes(raw).decode("utf-8", "surrogateescape")
 
 
+cdef inline object _u32(const uint8_t* p, Py_ssize_t at):
+    """The big-endian 32-bit field at ``p + at``, as a Python int (the header's checks
+    compute with it as Python does: no C overflow)."""
+    return be32(p + at)
+
+
+cdef inline object _u64(const uint8_t* p, Py_ssize_t at):
+    """The same for a 64-bit field."""
+    return be64(p + at)
+
+
 def _feature_names(tables):
     """``{(type, bit): name}`` of qcow2 feature name tables (a later entry wins)."""
+    # a table only read when a feature bit is unknown: its declaration with it
+    from .c_qcow2 import QCOW2_FEATURE
     names = {}
     for data in tables:
         for ftype, bit, name in QCOW2_FEATURE.rows(data, len(data) // QCOW2_FEATURE.size):
@@ -383,32 +369,33 @@ class Qcow2Image(Container):
         path = source.path
         size = source.size
         head = source.read(0, min(size, HEADER_V3_MIN_LENGTH), "qcow2 header")
-        if len(head) < QCOW2_HEADER.end("version"):
+        if len(head) < HEADER_VERSION_END:
             raise TruncatedImage(path, "qcow2 header", 0,
                                  f"the file ends at {size}, inside the header's magic/version")
-        # One unpack for every field: a v2 header is shorter than the declaration, and
-        # the v3 fields it lacks are never read for it.
-        h = QCOW2_HEADER.unpack(head.ljust(QCOW2_HEADER.size, b"\0"))
-        version = h["version"]
+        # Padded to the whole declaration: a v2 header is shorter, and the v3 fields it
+        # lacks are never read for it.
+        cdef bytes padded = head.ljust(HEADER_SIZE, b"\0")
+        cdef const uint8_t* h = padded
+        version = _u32(h, H_VERSION)
         if version not in (2, 3):
             raise UnsupportedFeature(
-                path, "qcow2 header", _offset("version"),
+                path, "qcow2 header", H_VERSION,
                 f"qcow2 version {version} is not defined (only 2 and 3 are)")
         need = HEADER_V2_LENGTH if version == 2 else HEADER_V3_MIN_LENGTH
         if size < need:
             raise TruncatedImage(path, "qcow2 header", 0,
                                  f"a version {version} header needs {need} bytes but the file "
                                  f"ends at {size}")
-        cluster_bits = h["cluster_bits"]
+        cluster_bits = _u32(h, H_CLUSTER_BITS)
         if cluster_bits < limits.QCOW2_MIN_CLUSTER_BITS:
-            raise CorruptImage(path, "qcow2 header", _offset("cluster_bits"),
+            raise CorruptImage(path, "qcow2 header", H_CLUSTER_BITS,
                                f"cluster_bits {cluster_bits} is below the spec's minimum "
                                f"{limits.QCOW2_MIN_CLUSTER_BITS}")
         # each cap compared inline, enforce called only to refuse (its call and its
         # arguments, offsets and f-strings, were a tenth of the header's decoding; issue 18)
         if cluster_bits > limits.QCOW2_MAX_CLUSTER_BITS:
             limits.enforce(cluster_bits, "QCOW2_MAX_CLUSTER_BITS", path, "qcow2 header",
-                           _offset("cluster_bits"), "cluster_bits")
+                           H_CLUSTER_BITS, "cluster_bits")
         self._cluster_bits = cluster_bits
         self.cluster_size = cluster_size = 1 << cluster_bits
         if version == 2:
@@ -416,25 +403,25 @@ class Qcow2Image(Container):
             self._incompatible = self._compatible = self._autoclear = 0
             self._refcount_order = 4
         else:
-            header_length = h["header_length"]
+            header_length = _u32(h, H_HEADER_LENGTH)
             if header_length < HEADER_V3_MIN_LENGTH:
-                raise CorruptImage(path, "qcow2 header", _offset("header_length"),
+                raise CorruptImage(path, "qcow2 header", H_HEADER_LENGTH,
                                    f"header_length {header_length} is below "
                                    f"{HEADER_V3_MIN_LENGTH}")
             if header_length > cluster_size:
-                raise CorruptImage(path, "qcow2 header", _offset("header_length"),
+                raise CorruptImage(path, "qcow2 header", H_HEADER_LENGTH,
                                    f"header_length {header_length} exceeds the cluster size "
                                    f"{cluster_size}")
             if size < header_length:
                 raise TruncatedImage(path, "qcow2 header", 0,
                                      f"header_length is {header_length} but the file ends at "
                                      f"{size}")
-            self._incompatible = h["incompatible_features"]
-            self._compatible = h["compatible_features"]
-            self._autoclear = h["autoclear_features"]
-            self._refcount_order = h["refcount_order"]
+            self._incompatible = _u64(h, H_INCOMPATIBLE_FEATURES)
+            self._compatible = _u64(h, H_COMPATIBLE_FEATURES)
+            self._autoclear = _u64(h, H_AUTOCLEAR_FEATURES)
+            self._refcount_order = _u32(h, H_REFCOUNT_ORDER)
             if self._refcount_order > MAX_REFCOUNT_ORDER:
-                raise CorruptImage(path, "qcow2 header", _offset("refcount_order"),
+                raise CorruptImage(path, "qcow2 header", H_REFCOUNT_ORDER,
                                    f"refcount_order {self._refcount_order} exceeds "
                                    f"{MAX_REFCOUNT_ORDER} (64 bits)")
         self._version = version
@@ -442,58 +429,57 @@ class Qcow2Image(Container):
         self.subformat = f"v{version}"
 
         self._compression_type = COMPRESSION_ZLIB
-        if header_length > _offset("compression_type"):
-            self._compression_type = source.read(_offset("compression_type"), 1,
-                                                 "qcow2 header")[0]
+        if header_length > H_COMPRESSION_TYPE:
+            self._compression_type = source.read(H_COMPRESSION_TYPE, 1, "qcow2 header")[0]
 
-        disk_size = h["size"]
+        disk_size = _u64(h, H_SIZE)
         if disk_size > limits.MAX_VIRTUAL_SIZE:
-            limits.enforce(disk_size, "MAX_VIRTUAL_SIZE", path, "qcow2 header", _offset("size"),
+            limits.enforce(disk_size, "MAX_VIRTUAL_SIZE", path, "qcow2 header", H_SIZE,
                            "virtual size")
         # qemu counts whole 512-byte sectors and drops a partial last one.
         self._header_size = disk_size
         self._virtual_size = disk_size - disk_size % SECTOR_SIZE
 
-        crypt = h["crypt_method"]
+        crypt = _u32(h, H_CRYPT_METHOD)
         if crypt not in (CRYPT_NONE, CRYPT_AES, CRYPT_LUKS):
-            raise UnsupportedFeature(path, "qcow2 header", _offset("crypt_method"),
+            raise UnsupportedFeature(path, "qcow2 header", H_CRYPT_METHOD,
                                      f"crypt_method {crypt} is not defined")
         self._crypt_method = crypt
         self.encrypted = crypt != CRYPT_NONE
         self.encryption = CRYPT_NAMES.get(crypt)
 
-        l1_size = h["l1_size"]
-        l1_offset = h["l1_table_offset"]
+        l1_size = _u32(h, H_L1_SIZE)
+        l1_offset = _u64(h, H_L1_TABLE_OFFSET)
         if l1_size * L1E_SIZE > limits.QCOW2_MAX_L1_BYTES:
             limits.enforce(l1_size * L1E_SIZE, "QCOW2_MAX_L1_BYTES", path, "qcow2 header",
-                           _offset("l1_size"), f"l1_size {l1_size}, in bytes,")
+                           H_L1_SIZE, f"l1_size {l1_size}, in bytes,")
         if l1_offset & (cluster_size - 1):
-            raise CorruptImage(path, "qcow2 header", _offset("l1_table_offset"),
+            raise CorruptImage(path, "qcow2 header", H_L1_TABLE_OFFSET,
                                f"l1_table_offset {l1_offset:#x} is not cluster aligned")
         extended = self._version == 3 and bool(self._incompatible & INCOMPAT_EXTL2)
         entry_size = L2E_SIZE_EXTENDED if extended else L2E_SIZE_NORMAL
         span = cluster_size * (cluster_size // entry_size)
         self._l1_needed = -(-self._virtual_size // span)
         if self._l1_needed > l1_size:
-            raise CorruptImage(path, "qcow2 header", _offset("l1_size"),
+            raise CorruptImage(path, "qcow2 header", H_L1_SIZE,
                                f"l1_size {l1_size} is too small for the virtual size "
                                f"{self._virtual_size} (needs {self._l1_needed} entries)")
         if extended and cluster_bits < EXTL2_MIN_CLUSTER_BITS:
-            raise CorruptImage(path, "qcow2 header", _offset("cluster_bits"),
+            raise CorruptImage(path, "qcow2 header", H_CLUSTER_BITS,
                                "extended L2 entries need clusters of at least 16 KiB")
         self._l1_size = l1_size
         self._l1_offset = l1_offset
         self._extended_l2 = extended
 
-        reftable_clusters = h["refcount_table_clusters"]
+        reftable_clusters = _u32(h, H_REFCOUNT_TABLE_CLUSTERS)
         if reftable_clusters * cluster_size > limits.QCOW2_MAX_REFTABLE_BYTES:
             limits.enforce(reftable_clusters * cluster_size, "QCOW2_MAX_REFTABLE_BYTES", path,
-                           "qcow2 header", _offset("refcount_table_clusters"),
+                           "qcow2 header", H_REFCOUNT_TABLE_CLUSTERS,
                            f"refcount table of {reftable_clusters} clusters, in bytes,")
-        self._nb_snapshots = h["nb_snapshots"]
-        self._snapshots_offset = h["snapshots_offset"]
-        self._backing_offset = h["backing_file_offset"]
-        self._backing_size = h["backing_file_size"]
+        self._nb_snapshots = _u32(h, H_NB_SNAPSHOTS)
+        self._snapshots_offset = _u64(h, H_SNAPSHOTS_OFFSET)
+        self._backing_offset = _u64(h, H_BACKING_FILE_OFFSET)
+        self._backing_size = _u32(h, H_BACKING_FILE_SIZE)
 
     def _check_features(self):
         incompat = self._incompatible
@@ -504,10 +490,10 @@ class Qcow2Image(Container):
                              "and will only open it read-only")
         ctype = self._compression_type
         if ctype not in COMPRESSION_NAMES:
-            raise UnsupportedFeature(self.path, "qcow2 header", _offset("compression_type"),
+            raise UnsupportedFeature(self.path, "qcow2 header", H_COMPRESSION_TYPE,
                                      f"compression type {ctype} is not defined")
         if (ctype != COMPRESSION_ZLIB) != bool(incompat & INCOMPAT_COMPRESSION):
-            raise CorruptImage(self.path, "qcow2 header", _offset("incompatible_features"),
+            raise CorruptImage(self.path, "qcow2 header", H_INCOMPATIBLE_FEATURES,
                                f"compression type {COMPRESSION_NAMES[ctype]} disagrees with "
                                "the compression type feature bit")
 
@@ -517,9 +503,9 @@ class Qcow2Image(Container):
         is unknown: qemu writes a table into every image)."""
         names = None
         for kind, mask, known, header_offset in (
-            (0, self._incompatible, INCOMPAT_KNOWN, _offset("incompatible_features")),
-            (1, self._compatible, COMPAT_KNOWN, _offset("compatible_features")),
-            (2, self._autoclear, AUTOCLEAR_KNOWN, _offset("autoclear_features")),
+            (0, self._incompatible, INCOMPAT_KNOWN, H_INCOMPATIBLE_FEATURES),
+            (1, self._compatible, COMPAT_KNOWN, H_COMPATIBLE_FEATURES),
+            (2, self._autoclear, AUTOCLEAR_KNOWN, H_AUTOCLEAR_FEATURES),
         ):
             unknown = mask & ~known
             if not unknown:
@@ -550,7 +536,8 @@ class Qcow2Image(Container):
         # runs to the end of the first cluster (64 KiB and more) but holds a few hundred
         # bytes in practice: its first EXTENSION_AREA_FIRST_READ are read, the whole of it
         # only when an extension runs past them.
-        area = self.source.read_zero_padded(start, min(length, EXTENSION_AREA_FIRST_READ))
+        cdef bytes area = self.source.read_zero_padded(start,
+                                                       min(length, EXTENSION_AREA_FIRST_READ))
         pos = 0
         count = 0
         feature_tables = []
@@ -560,14 +547,13 @@ class Qcow2Image(Container):
         self._crypto_header = None
         self._unknown_extensions = []
         while True:
-            if pos + QCOW2_EXTENSION.size > len(area):
+            if pos + EXTENSION_SIZE > len(area):
                 if len(area) == length:
                     break
                 area = self.source.read_zero_padded(start, length)
                 continue
-            ext = QCOW2_EXTENSION.unpack(area, pos)
-            ext_type = ext["magic"]
-            ext_len = ext["len"]
+            ext_type = _u32(<const uint8_t*>area, pos + EXTENSION_MAGIC)
+            ext_len = _u32(<const uint8_t*>area, pos + EXTENSION_LEN)
             where = start + pos
             if ext_type == EXT_END:
                 break
@@ -575,7 +561,7 @@ class Qcow2Image(Container):
             if count > limits.QCOW2_MAX_HEADER_EXTENSIONS:
                 limits.enforce(count, "QCOW2_MAX_HEADER_EXTENSIONS", path,
                                "qcow2 header extension", where, "header extension number")
-            pos += QCOW2_EXTENSION.size
+            pos += EXTENSION_SIZE
             if ext_len > len(area) - pos and len(area) < length:
                 area = self.source.read_zero_padded(start, length)
             if ext_len > len(area) - pos:
@@ -594,6 +580,8 @@ class Qcow2Image(Container):
                 if self._crypt_method != CRYPT_LUKS:
                     raise CorruptImage(path, "crypto header extension", where,
                                        "only LUKS encrypted images carry it")
+                # a LUKS image's extension: its declaration with it
+                from .c_qcow2 import QCOW2_CRYPTO_EXT
                 if ext_len != QCOW2_CRYPTO_EXT.size:
                     raise CorruptImage(path, "crypto header extension", where,
                                        f"{ext_len} bytes, expected {QCOW2_CRYPTO_EXT.size}")
@@ -624,6 +612,10 @@ class Qcow2Image(Container):
 
     def _read_bitmaps(self, data, where):
         """Names of the persistent dirty bitmaps (qemu-img info's ``bitmaps``)."""
+        # an image with bitmaps: their declarations with them
+        from .c_qcow2 import (
+            BITMAP_FLAG_AUTO, BITMAP_FLAG_IN_USE, QCOW2_BITMAP_DIR_ENTRY, QCOW2_BITMAPS_EXT,
+        )
         path = self.path
         if len(data) != QCOW2_BITMAPS_EXT.size:
             raise CorruptImage(path, "bitmaps extension", where,
@@ -678,7 +670,7 @@ class Qcow2Image(Container):
         if offset == 0:
             return
         limits.enforce(size, "QCOW2_MAX_BACKING_NAME", self.path, "qcow2 header",
-                       _offset("backing_file_size"), "backing file name length")
+                       H_BACKING_FILE_SIZE, "backing file name length")
         self.backing_file = _text(self.source.read(offset, size, "backing file name"))
 
     # -- snapshots ---------------------------------------------------------------
@@ -689,11 +681,13 @@ class Qcow2Image(Container):
         self._snapshot_list = []
         if nb == 0:
             return
-        limits.enforce(nb, "QCOW2_MAX_SNAPSHOTS", path, "qcow2 header", _offset("nb_snapshots"),
+        limits.enforce(nb, "QCOW2_MAX_SNAPSHOTS", path, "qcow2 header", H_NB_SNAPSHOTS,
                        "nb_snapshots")
+        # an image with snapshots: the table's declarations with it
+        from .c_qcow2 import ICOUNT_NONE, QCOW2_SNAPSHOT_EXTRA, QCOW2_SNAPSHOT_HEADER
         offset = self._snapshots_offset
         if offset & (self.cluster_size - 1):
-            raise CorruptImage(path, "qcow2 header", _offset("snapshots_offset"),
+            raise CorruptImage(path, "qcow2 header", H_SNAPSHOTS_OFFSET,
                                f"snapshots_offset {offset:#x} is not cluster aligned")
         try:
             pos = offset
@@ -771,7 +765,7 @@ class Qcow2Image(Container):
     # -- the map ------------------------------------------------------------------
     def build_extent_map(self):
         if self._unsupported is not None:
-            raise UnsupportedFeature(self.path, "qcow2 header", _offset("incompatible_features"),
+            raise UnsupportedFeature(self.path, "qcow2 header", H_INCOMPATIBLE_FEATURES,
                                      self._unsupported)
         source = self.source
         emap = ExtentMap(self.virtual_size, self.cluster_size)
@@ -815,10 +809,10 @@ def probe(Source source):
         return QCOW2_MAGIC.startswith(head)
     if source.read(0, 4, "qcow2 magic") != QCOW2_MAGIC:
         return False
-    if size < QCOW2_HEADER.end("version"):
+    if size < <uint64_t>HEADER_VERSION_END:
         return True
-    head = source.read(0, QCOW2_HEADER.end("version"), "qcow2 header")
-    return QCOW2_HEADER.field(head, "version") != QCOW1_VERSION
+    cdef bytes version = source.read(0, HEADER_VERSION_END, "qcow2 header")
+    return be32(<const uint8_t*>version + H_VERSION) != QCOW1_VERSION
 
 
 FORMAT = Format("qcow2", probe, Qcow2Image)

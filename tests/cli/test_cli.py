@@ -198,7 +198,11 @@ LAZY_ON_THE_INFO_PATH = ("imgscan.arguments", "argparse", "gettext", "locale", "
                          # header (a package), GUID text in Python (BitLocker; GPTs print
                          # theirs in C) and the remote reader's description (a URL)
                          "imgscan._core.parttypes", "imgscan._core.c_tar",
-                         "imgscan._core.guid", "imgscan.remote")
+                         "imgscan._core.guid", "imgscan.remote",
+                         # qcow2's declarations (the reader's header and extension layout
+                         # is compiled in; a feature table, bitmaps, a crypto header or
+                         # snapshots import them), with cstruct and struct
+                         "imgscan._core.c_qcow2", "imgscan._core.cstruct", "struct")
 
 
 @needs_qemu

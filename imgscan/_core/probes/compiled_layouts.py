@@ -9,10 +9,12 @@ a volume descriptor into ``iso9660_layout.pxi`` (it imports :mod:`~imgscan._core
 once one is found), which the probes include, and FAT's from :mod:`~imgscan._core.c_fat`
 into ``fat_layout.pxi`` for ``dos.pyx``. The partition reader's MBR, GPT and FAT boot sector
 values go to ``imgscan/_core/partitions_layout.pxi`` and the format registry's MBR probe's to
-``signatures_layout.pxi`` beside them. The c_ modules stay the one place each layout is
-declared; the probes and the partition reader, run on every image, no longer import them at
-start-up (6.4 M of the 73.5 M instructions of a whole ``imgscan info``, then FAT's, the MBR's
-and the GPT's 2.9 M of 65.4 M, issue 18; parttypes' three boot-mode types with them).
+``signatures_layout.pxi`` beside them, the qcow2 reader's header and extension layout to
+``qcow2_layout.pxi``. The c_ modules stay the one place each layout is declared; the probes,
+the partition reader and the qcow2 reader no longer import them at start-up (6.4 M of the
+73.5 M instructions of a whole ``imgscan info``, then FAT's, the MBR's and the GPT's 2.9 M
+of 65.4 M, then c_qcow2's with cstruct and struct 2.4 M of 61.3 M, issue 18; parttypes'
+three boot-mode types with them).
 """
 
 from __future__ import annotations
@@ -300,6 +302,77 @@ def signatures_constants() -> list[tuple[str, str, object]]:
     ]
 
 
+#: The width (bytes) qcow2.pyx reads each ``QCowHeader`` field with (be32, be64 or one byte):
+#: the renderer refuses a declaration that no longer matches it.
+QCOW2_HEADER_WIDTHS = {
+    "magic": 4, "version": 4, "backing_file_offset": 8, "backing_file_size": 4,
+    "cluster_bits": 4, "size": 8, "crypt_method": 4, "l1_size": 4, "l1_table_offset": 8,
+    "refcount_table_offset": 8, "refcount_table_clusters": 4, "nb_snapshots": 4,
+    "snapshots_offset": 8, "incompatible_features": 8, "compatible_features": 8,
+    "autoclear_features": 8, "refcount_order": 4, "header_length": 4, "compression_type": 1,
+}
+
+
+def qcow2_constants() -> list[tuple[str, str, object]]:
+    """The same for the qcow2 reader (``qcow2.pyx``): the header's and a header
+    extension's fields, read with be32 / be64 at their offsets, the feature bits, the
+    extension types and the L1 / L2 entry layout of the nogil walk. The structures only
+    some images hold (feature name table, bitmaps, crypto header, snapshot table) are
+    unpacked whole by c_qcow2, imported when one is found."""
+    from imgscan._core import c_qcow2 as c
+
+    header, ext = c.QCOW2_HEADER, c.QCOW2_EXTENSION
+    widths = {name: header.field_size(name) for name in header.names}
+    if (widths != QCOW2_HEADER_WIDTHS or ext.field_size("magic") != 4
+            or ext.field_size("len") != 4):
+        raise ValueError("c_qcow2 no longer matches qcow2.pyx's reads of its header")
+    ssize, u32, u64 = "Py_ssize_t", "uint32_t", "uint64_t"
+    return [
+        ("bytes", "QCOW2_MAGIC", c.QCOW2_MAGIC),
+        (u32, "QCOW1_VERSION", c.QCOW1_VERSION),
+        # QCowHeader: each field's offset (H_<FIELD>), where errors point too
+        *((ssize, f"H_{name.upper()}", header.offset(name)) for name in header.names),
+        (ssize, "HEADER_SIZE", header.size),
+        (ssize, "HEADER_VERSION_END", header.end("version")),
+        (ssize, "HEADER_V2_LENGTH", c.HEADER_V2_LENGTH),
+        (ssize, "HEADER_V3_MIN_LENGTH", c.HEADER_V3_MIN_LENGTH),
+        (u64, "SECTOR_SIZE", c.SECTOR_SIZE),
+        (u32, "MAX_REFCOUNT_ORDER", c.MAX_REFCOUNT_ORDER),
+        (u32, "CRYPT_NONE", c.CRYPT_NONE),
+        (u32, "CRYPT_AES", c.CRYPT_AES),
+        (u32, "CRYPT_LUKS", c.CRYPT_LUKS),
+        ("", "CRYPT_NAMES", c.CRYPT_NAMES),
+        *((u64, name, getattr(c, name)) for name in (
+            "INCOMPAT_DIRTY", "INCOMPAT_CORRUPT", "INCOMPAT_DATA_FILE", "INCOMPAT_COMPRESSION",
+            "INCOMPAT_EXTL2", "INCOMPAT_KNOWN", "COMPAT_LAZY_REFCOUNTS", "COMPAT_KNOWN",
+            "AUTOCLEAR_BITMAPS", "AUTOCLEAR_DATA_FILE_RAW", "AUTOCLEAR_KNOWN")),
+        ("", "FEATURE_KINDS", c.FEATURE_KINDS),
+        (u32, "COMPRESSION_ZLIB", c.COMPRESSION_ZLIB),
+        (u32, "COMPRESSION_ZSTD", c.COMPRESSION_ZSTD),
+        ("", "COMPRESSION_NAMES", c.COMPRESSION_NAMES),
+        # a header extension's type and length
+        (ssize, "EXTENSION_SIZE", ext.size),
+        (ssize, "EXTENSION_MAGIC", ext.offset("magic")),
+        (ssize, "EXTENSION_LEN", ext.offset("len")),
+        *((u32, name, getattr(c, name)) for name in (
+            "EXT_END", "EXT_BACKING_FORMAT", "EXT_FEATURE_TABLE", "EXT_BITMAPS",
+            "EXT_CRYPTO_HEADER", "EXT_DATA_FILE")),
+        (ssize, "BACKING_FORMAT_MAX", c.BACKING_FORMAT_MAX),
+        # the L1 / L2 entries of the nogil walk
+        (u64, "L1E_OFFSET_MASK", c.L1E_OFFSET_MASK),
+        (u64, "L2E_OFFSET_MASK", c.L2E_OFFSET_MASK),
+        (u64, "OFLAG_COPIED", c.QCOW_OFLAG_COPIED),
+        (u64, "OFLAG_COMPRESSED", c.QCOW_OFLAG_COMPRESSED),
+        (u64, "OFLAG_ZERO", c.QCOW_OFLAG_ZERO),
+        (u64, "COMPRESSED_SECTOR_SIZE", c.COMPRESSED_SECTOR_SIZE),
+        (u64, "L1E_SIZE", c.L1E_SIZE),
+        (u64, "L2E_SIZE_NORMAL", c.L2E_SIZE_NORMAL),
+        (u64, "L2E_SIZE_EXTENDED", c.L2E_SIZE_EXTENDED),
+        (u32, "SUBCLUSTERS", c.SUBCLUSTERS),
+        (u32, "EXTL2_MIN_CLUSTER_BITS", c.EXTL2_MIN_CLUSTER_BITS),
+    ]
+
+
 def _span(declaration: CStruct, field: str) -> tuple[int, int]:
     """A field's ``(offset, length)``, for the readers that slice it from a sector."""
     return (declaration.offset(field), declaration.field_size(field))
@@ -310,7 +383,8 @@ def _span(declaration: CStruct, field: str) -> tuple[int, int]:
 LAYOUTS = {HERE / "linux_layout.pxi": linux_constants, HERE / "ntfs_layout.pxi": ntfs_constants,
            HERE / "iso9660_layout.pxi": iso9660_constants, HERE / "fat_layout.pxi": fat_constants,
            HERE.parent / "partitions_layout.pxi": partitions_constants,
-           HERE.parent / "signatures_layout.pxi": signatures_constants}
+           HERE.parent / "signatures_layout.pxi": signatures_constants,
+           HERE.parent / "qcow2_layout.pxi": qcow2_constants}
 
 
 def render(constants: list[tuple[str, str, object]]) -> str:

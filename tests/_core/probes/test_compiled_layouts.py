@@ -14,7 +14,7 @@ import pytest
 from helpers import TESTS
 
 import imgscan
-from imgscan._core import c_btrfs, c_fat, c_gpt, c_mbr, partitions, signatures
+from imgscan._core import c_btrfs, c_fat, c_gpt, c_mbr, c_qcow2, partitions, qcow2, signatures
 from imgscan._core.probes import compiled_layouts, dos, linux
 
 
@@ -55,6 +55,22 @@ def test_the_partition_reader_and_the_mbr_probe_hold_the_declared_values() -> No
     fs_types = {c_fat.FAT32_BOOT_SECTOR.offset("file_system_type"),
                 c_fat.FAT16_BOOT_SECTOR.offset("file_system_type")}
     assert {offset for offset, _ in dos.FAT_MAGICS} == fs_types
+
+
+def test_the_qcow2_reader_holds_the_declared_values() -> None:
+    """The Python-level names the qcow2 reader compiles in, as c_qcow2 declares them (the
+    header's offsets are checked by tests/_core/test_qcow2.py against qemu-img)."""
+    assert (qcow2.CRYPT_NAMES, qcow2.COMPRESSION_NAMES, qcow2.FEATURE_KINDS) == (
+        c_qcow2.CRYPT_NAMES, c_qcow2.COMPRESSION_NAMES, c_qcow2.FEATURE_KINDS)
+
+
+def test_a_qcow2_header_the_reader_does_not_read_so_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """qcow2.pyx reads each header field as be32, be64 or a byte: a declaration whose
+    widths differ from those reads stops the build rather than mis-reading headers."""
+    monkeypatch.setitem(compiled_layouts.QCOW2_HEADER_WIDTHS, "l1_size", 8)
+    with pytest.raises(ValueError, match="c_qcow2 no longer matches"):
+        compiled_layouts.qcow2_constants()
 
 
 @pytest.mark.parametrize("constants", compiled_layouts.LAYOUTS.values(),
