@@ -23,20 +23,18 @@ writer never extended the file to cover, as qemu reads it) go through
 :meth:`Source.read_zero_padded` or ``copy_into``, which are explicit about it.
 """
 
-import errno
-import mmap
 import os
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport (PyErr_CheckSignals, PyErr_SetFromErrno,
                           PyErr_SetFromErrnoWithFilenameObject)
-from libc.errno cimport EINTR, EISDIR, errno as c_errno
+from libc.errno cimport EINTR, EISDIR, ENXIO, errno as c_errno
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 from posix.fcntl cimport O_CLOEXEC, O_RDONLY, open as c_open
 from posix.mman cimport MADV_DONTNEED, madvise
 from posix.stat cimport S_ISDIR, S_ISREG, fstat, struct_stat
-from posix.unistd cimport SEEK_END, close as c_close, lseek, pread
+from posix.unistd cimport _SC_PAGESIZE, SEEK_END, close as c_close, lseek, pread, sysconf
 
 from imgscan.errors import TruncatedImage
 
@@ -121,6 +119,9 @@ cdef class Source:
         """Map the file now if it can be; return whether it is mapped."""
         if self.mapped or not self._use_mmap or self.size == 0 or self._fd < 0:
             return self.mapped
+        # imported at the first map: a view of at least MAP_THRESHOLD bytes (a command that
+        # reads headers and small tables, `imgscan info` of most images, never maps)
+        import mmap
         try:
             mapping = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError, OverflowError):
@@ -243,7 +244,7 @@ cdef class Source:
         """
         if not self.mapped or length == 0 or offset >= self.size:
             return
-        cdef uint64_t page = mmap.PAGESIZE
+        cdef uint64_t page = sysconf(_SC_PAGESIZE)
         cdef uint64_t start = self.base + offset - (self.base + offset) % page
         cdef uint64_t end = self.base + min(offset + length, self.size)
         with nogil:
@@ -335,7 +336,7 @@ cdef class Source:
                 data = os.lseek(fd, pos, os.SEEK_DATA)
             except OSError as exc:
                 # ENXIO: only a hole after pos; anything else: unknown, call it data
-                data = end if exc.errno == errno.ENXIO else pos
+                data = end if exc.errno == ENXIO else pos
             if data > end:
                 data = end
             if data > pos:

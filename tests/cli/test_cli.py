@@ -202,7 +202,11 @@ LAZY_ON_THE_INFO_PATH = ("imgscan.arguments", "argparse", "gettext", "locale", "
                          # qcow2's declarations (the reader's header and extension layout
                          # is compiled in; a feature table, bitmaps, a crypto header or
                          # snapshots import them), with cstruct and struct
-                         "imgscan._core.c_qcow2", "imgscan._core.cstruct", "struct")
+                         "imgscan._core.c_qcow2", "imgscan._core.cstruct", "struct",
+                         # mmap (a view of at least 256 KiB maps the file), errno (its
+                         # ENXIO is compiled in) and CRC-32C (an ext4 or Btrfs superblock's
+                         # checksum)
+                         "mmap", "errno", "imgscan._core.crc32c")
 
 
 @needs_qemu

@@ -20,7 +20,7 @@ cdef object label8(bytes raw, str encoding=*)
 cdef object label16(bytes raw, str encoding)
 cdef object uuid_or_none(bytes raw)
 cdef str cstr(bytes raw, tuple field)
-cdef uint32_t crc32c_raw(uint32_t crc, bytes data) noexcept
+cdef uint32_t crc32c_raw(uint32_t crc, bytes data) except? 0
 
 
 cdef inline bint pow2(uint64_t v) noexcept:

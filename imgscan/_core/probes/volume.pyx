@@ -8,7 +8,6 @@ answer in blkid's words. Labels and UUIDs are spelled by the same few rules
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
-from ..crc32c cimport crc32c_update
 from ..guid_text cimport rfc_uuid_text
 
 #: The first region every volume is read for: boot sectors, LUKS/LVM2/XFS/ext
@@ -83,11 +82,16 @@ cdef str cstr(bytes raw, tuple field):
     return label8(raw[start:start + length], "ascii") or ""
 
 
-# CRC-32C for the ext4 and Btrfs superblock checksums: the shared walk of
-# crc32c.pyx, raw (the caller chooses seed and final xor: ext4 has none).
+# CRC-32C for the ext4 and Btrfs superblock checksums, raw (the caller chooses seed and
+# final xor: ext4 has none).
 
-cdef uint32_t crc32c_raw(uint32_t crc, bytes data) noexcept:
-    return crc32c_update(crc, <const uint8_t*>data, len(data))
+cdef uint32_t crc32c_raw(uint32_t crc, bytes data) except? 0:
+    # crc32c.pyx's, imported at the first superblock that carries one: most disks of a
+    # library hold none, and `imgscan info` of them no longer loads the module (a
+    # cimport would, at the probes' import; start-up, issue 18). Its crc32c() takes and
+    # gives the register with the initial and final xor, which this undoes.
+    from ..crc32c import crc32c
+    return crc32c(data, crc ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
 
 
 # -- the volume being probed ------------------------------------------------
