@@ -28,20 +28,21 @@ from .errors import (
     UnsupportedFeature,
     UnsupportedFormat,
 )
-from .version import __version__
 from .vocabulary import SCHEMA_VERSION
 
 # -- the rest on first use ------------------------------------------------------------
-# ``import imgscan`` is light (errors, version, vocabulary): the readers, the bulk scan and
-# the fingerprints are imported when first named (PEP 562). So the ``imgscan`` command can
-# set its process up (imgscan.__main__) before the decoders' import, and a command that
-# reads no image (``catalog``, ``report``, ``profiles``) never imports them.
+# ``import imgscan`` is light (errors, vocabulary): the readers, the bulk scan and the
+# fingerprints are imported when first named (PEP 562). So the ``imgscan`` command can set
+# its process up (imgscan.__main__) before the decoders' import, and a command that reads
+# no image (``catalog``, ``report``, ``profiles``) never imports them. ``__version__`` too:
+# `imgscan info` never prints it (a module less at start-up, issue 18).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .bulk.scan import scan
     from .findings import Finding
     from .fingerprints import fingerprint
     from .image import Image, open
+    from .version import __version__
 
 
 def __getattr__(name: str) -> object:
@@ -55,6 +56,8 @@ def __getattr__(name: str) -> object:
         from .bulk.scan import scan as value
     elif name == "fingerprint":
         from .fingerprints import fingerprint as value
+    elif name == "__version__":
+        from .version import __version__ as value
     else:
         raise AttributeError(f"module 'imgscan' has no attribute {name!r}")
     globals()[name] = value     # found once: the next lookup is a plain attribute

@@ -18,7 +18,7 @@ def test_import_imgscan_reads_no_decoder() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, cwd=Path(__file__).resolve().parent)
     assert proc.stdout.strip() == str(sorted(
-        ["imgscan", "imgscan.errors", "imgscan.version", "imgscan.vocabulary"]))
+        ["imgscan", "imgscan.errors", "imgscan.vocabulary"]))
 
 
 def test_every_public_name_is_there() -> None:
@@ -26,9 +26,10 @@ def test_every_public_name_is_there() -> None:
     from imgscan.findings import Finding
     from imgscan.fingerprints import fingerprint
     from imgscan.image import SCHEMA_VERSION, Image, open
+    from imgscan.version import __version__
     assert (imgscan.Image, imgscan.open, imgscan.Finding, imgscan.scan,
-            imgscan.fingerprint, imgscan.SCHEMA_VERSION) == (
-                Image, open, Finding, scan, fingerprint, SCHEMA_VERSION)
+            imgscan.fingerprint, imgscan.SCHEMA_VERSION, imgscan.__version__) == (
+                Image, open, Finding, scan, fingerprint, SCHEMA_VERSION, __version__)
     assert all(hasattr(imgscan, name) for name in imgscan.__all__)
 
 

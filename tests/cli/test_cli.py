@@ -206,7 +206,9 @@ LAZY_ON_THE_INFO_PATH = ("imgscan.arguments", "argparse", "gettext", "locale", "
                          # mmap (a view of at least 256 KiB maps the file), errno (its
                          # ENXIO is compiled in) and CRC-32C (an ext4 or Btrfs superblock's
                          # checksum)
-                         "mmap", "errno", "imgscan._core.crc32c")
+                         "mmap", "errno", "imgscan._core.crc32c",
+                         # the version (`imgscan info` never prints it)
+                         "imgscan.version")
 
 
 @needs_qemu
