@@ -704,7 +704,9 @@ class VhdxImage(Container):
                            has_parent, eff, &c, &st)
         if rc < 0:
             emap.refuse_full(src.path, "VHDX BAT", boff)
-        self._walk_findings(st, boff)
+        # the counters made into a dict for the findings only when one counted anything
+        if st.past_eof or st.overlap or st.bad_state or st.partial_no_parent or st.no_bitmap:
+            self._walk_findings(st, boff)
         return emap
 
     def _walk_findings(self, st, uint64_t boff):

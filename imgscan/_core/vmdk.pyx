@@ -73,6 +73,7 @@ from .raw import map_host_range
 from .source cimport Source
 from .vmdk_sparse import read_sparse_header, walk_sparse
 from . import vmdk_descriptor as vd
+from .vmdk_descriptor cimport Descriptor
 
 
 # --------------------------------------------------------------------------
@@ -290,8 +291,11 @@ class VmdkImage(Container):
                 "" if unsafe_reason(name) is None else " and this name never"))
 
     # -- descriptor facts ----------------------------------------------------------
-    def _describe(self, desc):
-        """Descriptor facts shared by embedded descriptors and descriptor files."""
+    def _describe(self, Descriptor desc):
+        """Descriptor facts shared by embedded descriptors and descriptor files.
+
+        ``desc`` typed: its readings are C calls (eight Python method calls an open
+        were about a tenth of a small VMDK's, issue 18)."""
         cdef dict ddb
         cdef list encryption
         cdef str key, low

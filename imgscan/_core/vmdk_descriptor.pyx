@@ -98,16 +98,11 @@ cdef class Descriptor:
     attribute and method look-ups on a Python object they cost a small VMDK's open more
     than the descriptor's parse (issue 18)."""
 
-    cdef readonly str text
-    #: ``(key, value, line number)`` of every ``key=value`` line, in order.
-    cdef readonly list entries
-    cdef readonly list extents
-    #: Why another reader may see a different disk, one message per problem.
-    cdef readonly list ambiguities
-    #: Each key's first value, and the keys given more than once (from ``entries``,
-    #: made once by :meth:`_index` when first asked).
-    cdef dict _first
-    cdef set _repeated
+    # The fields are declared in vmdk_descriptor.pxd: ``entries`` holds the
+    # ``(key, value, line number)`` of every ``key=value`` line, in order; ``ambiguities``
+    # why another reader may see a different disk, one message per problem; ``_first``
+    # each key's first value and ``_repeated`` the keys given more than once (made once
+    # from ``entries`` by :meth:`_index` when first asked).
 
     def __init__(self, str text):
         self.text = text
@@ -142,7 +137,7 @@ cdef class Descriptor:
                        if k != key and (not ascii or len(k) == n or not k.isascii())
                        and k.lower() == low])
 
-    def first(self, str key):
+    cpdef first(self, str key):
         """The structured reading of ``key``: its first line's value."""
         return self._index().get(key)
 
@@ -160,7 +155,7 @@ cdef class Descriptor:
             return None
         return text[start:end]
 
-    def qemu_hex(self, str key):
+    cpdef qemu_hex(self, str key):
         """qemu's reading of ``CID`` / ``parentCID``: hex digits after blank space, in the
         39 characters after the first ``key`` and one more (its ``=``)."""
         cdef str text = self.text
@@ -176,17 +171,12 @@ cdef class Descriptor:
             i += 1
         return int(text[start:i], 16) & 0xFFFFFFFF if i > start else None
 
-    def check_key(self, str key):
+    cpdef check_key(self, str key):
         """Record where readers may disagree on ``key``."""
         structured = self._index().get(key)
         other_case = self._other_spellings(key)
-        # the lines of a key given more than once (rare) are gathered only then
-        exact = ([(v, n) for k, v, n in self.entries if k == key]
-                 if key in self._repeated else [])
-        if len({v for v, _ in exact}) > 1:
-            lines = ", ".join(f"line {n}: {v!r}" for v, n in exact)
-            self.ambiguities.append(f"{key} is given {len(exact)} times with different values "
-                                    f"({lines}); qemu takes the first")
+        if key in self._repeated:       # rare: its lines are gathered only then
+            _check_repeated(key, self.entries, self.ambiguities)
         if other_case:
             self.ambiguities.append(
                 f"{key} is also spelt {', '.join(map(repr, other_case))}: a case-insensitive "
@@ -197,6 +187,16 @@ cdef class Descriptor:
                 f"qemu reads {key} as {qemu!r} (first occurrence of the name anywhere in the "
                 f"text, then the characters up to the next double quote) but its first "
                 f"{key}= line says {structured!r}")
+
+
+def _check_repeated(str key, list entries, list ambiguities):
+    """Record a key given more than once with different values (a function of its own:
+    :meth:`Descriptor.check_key` is a C method, which may hold no generator)."""
+    exact = [(v, n) for k, v, n in entries if k == key]
+    if len({v for v, _ in exact}) > 1:
+        lines = ", ".join(f"line {n}: {v!r}" for v, n in exact)
+        ambiguities.append(f"{key} is given {len(exact)} times with different values "
+                           f"({lines}); qemu takes the first")
 
 
 def parse_descriptor(bytes raw, str path, offset, str structure):

@@ -644,14 +644,17 @@ def walk_sparse(container, ExtentMap emap, Source src, h, uint64_t guest_base,
                            "grain table (a shared or looping grain directory)")
     w.fd = src._fd
     w.base = src.base
-    tables = None
-    if w.fd < 0:
-        # A remote source (no file descriptor): the grain tables are fetched at once, the
-        # span from the first to the last (writers lay them out together, after the grain
-        # directory), and served as one window that _gt_at never leaves.
-        with nogil:
-            _gt_span(gd_p, n, gt_bytes, &w.lo, &w.hi)
+    # The span from the first grain table to the end of the last (writers lay them out
+    # together, after the grain directory). Served as one window that _gt_at never
+    # leaves when it lies in the file's ends detection kept (a small image's tables do:
+    # no read, and no 256 KiB window allocated, issue 18), or when the source is remote
+    # (no file descriptor: the tables are fetched at once).
+    with nogil:
+        _gt_span(gd_p, n, gt_bytes, &w.lo, &w.hi)
+    tables = src._kept(w.lo, w.hi - w.lo) if w.hi else None
+    if tables is None and w.fd < 0:
         tables = src.read(w.lo, w.hi - w.lo, f"{label} grain tables")
+    if tables is not None:
         w.cap = w.hi - w.lo
         w.buf = <uint8_t*><const uint8_t*>tables
     else:
