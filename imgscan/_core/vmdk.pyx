@@ -152,9 +152,12 @@ class VmdkImage(Container):
             written = desc.first("createType")
             if written is not None and written != self.subformat:
                 d["descriptor_create_type"] = written
-            names = [e.filename for e in desc.extents if e.filename]
-            total = sum(e.sectors for e in desc.extents) * SECTOR_SIZE
+            total = 0
+            for e in desc.extents:      # a loop, not a generator object an open
+                total += e.sectors
+            total *= SECTOR_SIZE
             if len(desc.extents) > 1 or (desc.extents and total != h.capacity):
+                names = [e.filename for e in desc.extents if e.filename]
                 self.add_finding(
                     EXTERNAL_EXTENT, "warning",
                     f"the embedded descriptor lists {len(desc.extents)} extent(s) "
