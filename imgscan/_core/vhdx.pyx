@@ -143,6 +143,10 @@ cdef Py_ssize_t VDS_VIRTUAL_DISK_SIZE = VIRTUAL_DISK_SIZE.offset("virtual_disk_s
 cdef Py_ssize_t LSS_LOGICAL_SECTOR_SIZE = LOGICAL_SECTOR_SIZE.offset("logical_sector_size")
 cdef Py_ssize_t PSS_PHYSICAL_SECTOR_SIZE = PHYSICAL_SECTOR_SIZE.offset("physical_sector_size")
 cdef Py_ssize_t P83_PAGE_83_DATA = PAGE_83_DATA.offset("page_83_data")
+#: Each known metadata item's name and the bytes its structure needs, by its GUID as stored
+#: (a structure's size looked up per table entry was a Python attribute read each).
+cdef dict ITEM_NEEDS = {guid: (name, struct.size)
+                        for guid, (name, struct) in METADATA_ITEMS.items()}
 #: Each required metadata item's name and the bytes its structure needs, in
 #: ``REQUIRED_METADATA`` order.
 cdef tuple REQUIRED_ITEM_SIZES = tuple(
@@ -481,7 +485,7 @@ class VhdxImage(Container):
             ilen = le32(p + e + MTE_LENGTH)
             flags = le32(p + e + MTE_FLAGS)
             where = moff + e
-            known = METADATA_ITEMS.get(guid)
+            known = ITEM_NEEDS.get(guid)
             if known is None:
                 if flags & MTE_IS_REQUIRED:
                     raise UnsupportedFeature(path, "VHDX metadata table entry", where,
@@ -489,7 +493,7 @@ class VhdxImage(Container):
                                              "required but is not one this reader (or qemu) "
                                              "knows")
                 continue
-            name, need = known[0], known[1].size
+            name, need = known
             if name in items:
                 raise CorruptImage(path, "VHDX metadata table entry", where,
                                    f"metadata item {name} is listed twice")
