@@ -450,7 +450,7 @@ def read_sparse_header(container, Source src, str label):
                        hdr_base + _at("capacity"), "capacity in bytes,")
     h_out.capacity = capacity * SECTOR_SIZE
     h_out.gd_entries = -(-capacity // (gtes * grain_sectors))
-    _check_gd(container, src, h_out, structure, hdr_base + _at("gdOffset"))
+    _check_gd(container, src, h_out, structure, hdr_base + SH_GD_OFFSET)
     if f["overhead"] > size // SECTOR_SIZE:
         raise TruncatedImage(path, structure, hdr_base + _at("overHead"),
                              f"overHead is {f['overhead']} sectors but the file holds "
@@ -458,7 +458,7 @@ def read_sparse_header(container, Source src, str label):
     return h_out
 
 
-def _check_gd(container, Source src, h, str structure, field_offset):
+def _check_gd(container, Source src, SparseHeader h, str structure, field_offset):
     """The GD size against the limits and the file (both the primary and the redundant one)."""
     path = container.path
     if h.gd_entries > limits.VMDK_MAX_GD_ENTRIES:
