@@ -31,6 +31,11 @@ import re
 
 from libc.string cimport memcmp
 
+
+cdef extern from "Python.h":
+    # what str.isascii() returns, without the method call (the flag every str carries)
+    bint is_ascii "PyUnicode_IS_ASCII"(str text)
+
 from imgscan import limits
 from imgscan.errors import CorruptImage
 
@@ -132,9 +137,9 @@ cdef class Descriptor:
         descriptor for an index was most of the index's cost (issue 18)."""
         cdef str low = key.lower(), k
         cdef Py_ssize_t n = len(key)
-        cdef bint ascii = key.isascii()
+        cdef bint ascii = is_ascii(key)
         return sorted([k for k in self._index()
-                       if k != key and (not ascii or len(k) == n or not k.isascii())
+                       if k != key and (not ascii or len(k) == n or not is_ascii(k))
                        and k.lower() == low])
 
     cpdef first(self, str key):
@@ -234,7 +239,7 @@ def parse_descriptor(bytes raw, str path, offset, str structure):
                        "line count")
     # offsets from ``offset`` (a Python int: any value a header may give)
     cdef Py_ssize_t pos = 0, start, number = 0, line_cap
-    cdef bint all_ascii = text.isascii()  # then a line's characters are its bytes
+    cdef bint all_ascii = is_ascii(text)  # then a line's characters are its bytes
     # the cap read once per descriptor (a test may move it), enforce called only to refuse:
     # its call and the structure's f-string per line were a third of an embedded
     # descriptor's parse (issue 18)
