@@ -128,6 +128,9 @@ cdef uint64_t GT_WINDOW = 256 * 1024
 #: the order writers allocate), so a remote source fetches the directory, the tables
 #: and the guest's partition table in one round trip rather than one after the other.
 GT_ANNOUNCE_BYTES = 16 * 1024 * 1024
+#: The most grain-table bytes a directory may map for its tables to be looked for in the
+#: file's ends detection kept (its 32 KiB head; a bound, not a size the file claims).
+cdef uint64_t KEPT_TABLES_MAX = 64 * 1024
 FIRST_GRAIN_ANNOUNCE_BYTES = 64 * 1024
 
 
@@ -648,10 +651,15 @@ def walk_sparse(container, ExtentMap emap, Source src, h, uint64_t guest_base,
     # together, after the grain directory). Served as one window that _gt_at never
     # leaves when it lies in the file's ends detection kept (a small image's tables do:
     # no read, and no 256 KiB window allocated, issue 18), or when the source is remote
-    # (no file descriptor: the tables are fetched at once).
-    with nogil:
-        _gt_span(gd_p, n, gt_bytes, &w.lo, &w.hi)
-    tables = src._kept(w.lo, w.hi - w.lo) if w.hi else None
+    # (no file descriptor: the tables are fetched at once). A directory whose tables
+    # could not fit in the kept ends (a big disk's thousands) is not walked for it.
+    tables = None
+    w.lo = w.hi = 0
+    if w.fd < 0 or n * gt_bytes <= KEPT_TABLES_MAX:
+        with nogil:
+            _gt_span(gd_p, n, gt_bytes, &w.lo, &w.hi)
+        if w.hi:
+            tables = src._kept(w.lo, w.hi - w.lo)
     if tables is None and w.fd < 0:
         tables = src.read(w.lo, w.hi - w.lo, f"{label} grain tables")
     if tables is not None:
