@@ -178,6 +178,12 @@ class VmdkImage(Container):
                 DESCRIPTOR_AMBIGUOUS, "warning",
                 f"the embedded descriptor is at offset {h.desc_offset}, but qemu reads CID, "
                 "parentCID and parentFileNameHint at sector 1 whatever descriptorOffset says")
+        head = (<Source>src)._head
+        if head is not None and h.desc_offset + length <= len(head):
+            # in the file's head detection kept (every descriptor qemu-img writes): parsed
+            # there, not copied out first
+            return vd.parse_descriptor(head, self.path, h.desc_offset,
+                                       "VMDK embedded descriptor", h.desc_offset, length)
         raw = src.read(h.desc_offset, length, "VMDK embedded descriptor")
         return vd.parse_descriptor(raw, self.path, h.desc_offset, "VMDK embedded descriptor")
 
