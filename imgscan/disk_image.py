@@ -371,13 +371,18 @@ class DiskImage:
         if not container.map_reads_external:
             return []
         if self._external is None:
-            # the paths module is imported for an image that names other files only
-            from ._core.paths import unsafe_reason
-            self._external = [
-                None if unsafe_reason(name) is not None
-                else self._open_external_source("extent file", name)
-                for name in container.external_files()
-            ]
+            names = container.external_files()
+            self._external = []
+            if names:
+                # the paths module is imported for an image that names other files only (a
+                # relative import in a function costs about 1 us each call, its package's
+                # check included: a VMDK that names none, as a sparse one, skips it)
+                from ._core.paths import unsafe_reason
+                self._external = [
+                    None if unsafe_reason(name) is not None
+                    else self._open_external_source("extent file", name)
+                    for name in names
+                ]
             container.attach_external_sources(self._external)
         return self._external
 

@@ -29,7 +29,13 @@ than the rest of its header (issue 18).
 
 import re
 
-from libc.string cimport memcmp
+from libc.string cimport memchr, memcmp
+
+
+cdef extern from "Python.h":
+    # what str.isascii() returns, without the method call (the flag every str carries)
+    bint is_ascii "PyUnicode_IS_ASCII"(str text)
+    object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
 
 from imgscan import limits
 from imgscan.errors import CorruptImage
@@ -98,16 +104,11 @@ cdef class Descriptor:
     attribute and method look-ups on a Python object they cost a small VMDK's open more
     than the descriptor's parse (issue 18)."""
 
-    cdef readonly str text
-    #: ``(key, value, line number)`` of every ``key=value`` line, in order.
-    cdef readonly list entries
-    cdef readonly list extents
-    #: Why another reader may see a different disk, one message per problem.
-    cdef readonly list ambiguities
-    #: Each key's first value, and the keys given more than once (from ``entries``,
-    #: made once by :meth:`_index` when first asked).
-    cdef dict _first
-    cdef set _repeated
+    # The fields are declared in vmdk_descriptor.pxd: ``entries`` holds the
+    # ``(key, value, line number)`` of every ``key=value`` line, in order; ``ambiguities``
+    # why another reader may see a different disk, one message per problem; ``_first``
+    # each key's first value and ``_repeated`` the keys given more than once (made once
+    # from ``entries`` by :meth:`_index` when first asked).
 
     def __init__(self, str text):
         self.text = text
@@ -137,12 +138,12 @@ cdef class Descriptor:
         descriptor for an index was most of the index's cost (issue 18)."""
         cdef str low = key.lower(), k
         cdef Py_ssize_t n = len(key)
-        cdef bint ascii = key.isascii()
+        cdef bint ascii = is_ascii(key)
         return sorted([k for k in self._index()
-                       if k != key and (not ascii or len(k) == n or not k.isascii())
+                       if k != key and (not ascii or len(k) == n or not is_ascii(k))
                        and k.lower() == low])
 
-    def first(self, str key):
+    cpdef first(self, str key):
         """The structured reading of ``key``: its first line's value."""
         return self._index().get(key)
 
@@ -160,7 +161,7 @@ cdef class Descriptor:
             return None
         return text[start:end]
 
-    def qemu_hex(self, str key):
+    cpdef qemu_hex(self, str key):
         """qemu's reading of ``CID`` / ``parentCID``: hex digits after blank space, in the
         39 characters after the first ``key`` and one more (its ``=``)."""
         cdef str text = self.text
@@ -176,17 +177,12 @@ cdef class Descriptor:
             i += 1
         return int(text[start:i], 16) & 0xFFFFFFFF if i > start else None
 
-    def check_key(self, str key):
+    cpdef check_key(self, str key):
         """Record where readers may disagree on ``key``."""
         structured = self._index().get(key)
         other_case = self._other_spellings(key)
-        # the lines of a key given more than once (rare) are gathered only then
-        exact = ([(v, n) for k, v, n in self.entries if k == key]
-                 if key in self._repeated else [])
-        if len({v for v, _ in exact}) > 1:
-            lines = ", ".join(f"line {n}: {v!r}" for v, n in exact)
-            self.ambiguities.append(f"{key} is given {len(exact)} times with different values "
-                                    f"({lines}); qemu takes the first")
+        if key in self._repeated:       # rare: its lines are gathered only then
+            _check_repeated(key, self.entries, self.ambiguities)
         if other_case:
             self.ambiguities.append(
                 f"{key} is also spelt {', '.join(map(repr, other_case))}: a case-insensitive "
@@ -199,30 +195,53 @@ cdef class Descriptor:
                 f"{key}= line says {structured!r}")
 
 
-def parse_descriptor(bytes raw, str path, offset, str structure):
+def _check_repeated(str key, list entries, list ambiguities):
+    """Record a key given more than once with different values (a function of its own:
+    :meth:`Descriptor.check_key` is a C method, which may hold no generator)."""
+    exact = [(v, n) for k, v, n in entries if k == key]
+    if len({v for v, _ in exact}) > 1:
+        lines = ", ".join(f"line {n}: {v!r}" for v, n in exact)
+        ambiguities.append(f"{key} is given {len(exact)} times with different values "
+                           f"({lines}); qemu takes the first")
+
+
+def parse_descriptor(bytes raw, str path, offset, str structure, Py_ssize_t begin=0,
+                     Py_ssize_t length=-1):
     """Parse descriptor text read at ``offset`` (bounded by the caller's read).
 
     The text ends at the first NUL byte (embedded descriptors are padded with
     zeros to whole sectors). Lines and extents are capped by :mod:`limits`.
+    ``begin`` and ``length`` (all of ``raw`` by default): the descriptor is
+    ``raw[begin:begin + length]``, read in place: an embedded descriptor is parsed
+    from the file's head as detection kept it, not from a copy of its sectors (the
+    copy of a 10 KiB descriptor area was about 1 us of a small VMDK's open, issue 18).
     """
-    cdef Py_ssize_t nul = raw.find(b"\x00")
-    cdef const char* p = raw
+    if length < 0:
+        length = len(raw) - begin
+    if begin < 0 or length < 0 or begin > len(raw) - length:
+        raise ValueError(f"descriptor bytes {begin} to {begin + length} lie outside "
+                         f"{len(raw)} bytes")
+    cdef const char* p = <const char*>raw + begin
+    cdef const char* end_of_text = <const char*>memchr(p, 0, length)
+    cdef Py_ssize_t nul = end_of_text - p if end_of_text != NULL else -1
+    cdef Py_ssize_t size = length
     hidden = b""
     if nul >= 0:
         # qemu reads the text as a C string; embedded descriptors are zero-padded. From
         # the NUL on, each byte equal to the one before it means all are NULs: one
         # memcmp, no zeroed copy to compare with, no per-byte loop (strip() makes a C
         # call per byte of the padding)
-        if memcmp(p + nul, p + nul + 1, len(raw) - nul - 1) != 0:
-            hidden = raw[nul:].strip(b"\x00 \t\r\n")
-        raw = raw[:nul]
+        if memcmp(p + nul, p + nul + 1, length - nul - 1) != 0:
+            hidden = raw[begin + nul:begin + length].strip(b"\x00 \t\r\n")
+        size = nul
     # each cap compared inline, enforce called only to refuse
-    if len(raw) > limits.VMDK_MAX_DESCRIPTOR_BYTES:
-        limits.enforce(len(raw), "VMDK_MAX_DESCRIPTOR_BYTES", path, structure, offset,
+    if size > limits.VMDK_MAX_DESCRIPTOR_BYTES:
+        limits.enforce(size, "VMDK_MAX_DESCRIPTOR_BYTES", path, structure, offset,
                        "descriptor size")
     # Descriptors are ASCII in practice, Windows-1252 or UTF-8 by their "encoding" line;
-    # bytes that are not UTF-8 are kept visible rather than refused.
-    cdef str text = raw.decode("utf-8", errors="backslashreplace")
+    # bytes that are not UTF-8 are kept visible rather than refused (what
+    # bytes.decode("utf-8", errors="backslashreplace") calls, on the text in place).
+    cdef str text = PyUnicode_DecodeUTF8(p, size, "backslashreplace")
     cdef Descriptor desc = Descriptor(text)
     if hidden:
         desc.ambiguities.append(
@@ -234,7 +253,7 @@ def parse_descriptor(bytes raw, str path, offset, str structure):
                        "line count")
     # offsets from ``offset`` (a Python int: any value a header may give)
     cdef Py_ssize_t pos = 0, start, number = 0, line_cap
-    cdef bint all_ascii = text.isascii()  # then a line's characters are its bytes
+    cdef bint all_ascii = is_ascii(text)  # then a line's characters are its bytes
     # the cap read once per descriptor (a test may move it), enforce called only to refuse:
     # its call and the structure's f-string per line were a third of an embedded
     # descriptor's parse (issue 18)

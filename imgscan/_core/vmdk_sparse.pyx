@@ -128,6 +128,9 @@ cdef uint64_t GT_WINDOW = 256 * 1024
 #: the order writers allocate), so a remote source fetches the directory, the tables
 #: and the guest's partition table in one round trip rather than one after the other.
 GT_ANNOUNCE_BYTES = 16 * 1024 * 1024
+#: The most grain-table bytes a directory may map for its tables to be looked for in the
+#: file's ends detection kept (its 32 KiB head; a bound, not a size the file claims).
+cdef uint64_t KEPT_TABLES_MAX = 64 * 1024
 FIRST_GRAIN_ANNOUNCE_BYTES = 64 * 1024
 
 
@@ -450,7 +453,7 @@ def read_sparse_header(container, Source src, str label):
                        hdr_base + _at("capacity"), "capacity in bytes,")
     h_out.capacity = capacity * SECTOR_SIZE
     h_out.gd_entries = -(-capacity // (gtes * grain_sectors))
-    _check_gd(container, src, h_out, structure, hdr_base + _at("gdOffset"))
+    _check_gd(container, src, h_out, structure, hdr_base + SH_GD_OFFSET)
     if f["overhead"] > size // SECTOR_SIZE:
         raise TruncatedImage(path, structure, hdr_base + _at("overHead"),
                              f"overHead is {f['overhead']} sectors but the file holds "
@@ -458,7 +461,7 @@ def read_sparse_header(container, Source src, str label):
     return h_out
 
 
-def _check_gd(container, Source src, h, str structure, field_offset):
+def _check_gd(container, Source src, SparseHeader h, str structure, field_offset):
     """The GD size against the limits and the file (both the primary and the redundant one)."""
     path = container.path
     if h.gd_entries > limits.VMDK_MAX_GD_ENTRIES:
@@ -644,14 +647,22 @@ def walk_sparse(container, ExtentMap emap, Source src, h, uint64_t guest_base,
                            "grain table (a shared or looping grain directory)")
     w.fd = src._fd
     w.base = src.base
+    # The span from the first grain table to the end of the last (writers lay them out
+    # together, after the grain directory). Served as one window that _gt_at never
+    # leaves when it lies in the file's ends detection kept (a small image's tables do:
+    # no read, and no 256 KiB window allocated, issue 18), or when the source is remote
+    # (no file descriptor: the tables are fetched at once). A directory whose tables
+    # could not fit in the kept ends (a big disk's thousands) is not walked for it.
     tables = None
-    if w.fd < 0:
-        # A remote source (no file descriptor): the grain tables are fetched at once, the
-        # span from the first to the last (writers lay them out together, after the grain
-        # directory), and served as one window that _gt_at never leaves.
+    w.lo = w.hi = 0
+    if w.fd < 0 or n * gt_bytes <= KEPT_TABLES_MAX:
         with nogil:
             _gt_span(gd_p, n, gt_bytes, &w.lo, &w.hi)
+        if w.hi:
+            tables = src._kept(w.lo, w.hi - w.lo)
+    if tables is None and w.fd < 0:
         tables = src.read(w.lo, w.hi - w.lo, f"{label} grain tables")
+    if tables is not None:
         w.cap = w.hi - w.lo
         w.buf = <uint8_t*><const uint8_t*>tables
     else:

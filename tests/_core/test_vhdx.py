@@ -200,6 +200,28 @@ def test_crc32c_instruction_and_tables_agree() -> None:
     assert crc32c(data[100:], crc32c(data[:100])) == table_crc32c(data)
 
 
+
+@pytest.mark.parametrize("zeros", [0, 1, 15, 16, 17, 255, 256, 257, 4095, 4096, 4097, 8191,
+                                   8192, 8193, 65456, 200_000])
+def test_crc32c_zero_runs(zeros: int) -> None:
+    """A run of zeros at the end is carried over by multiplication (x^8 per zero byte),
+    not checksummed byte by byte: the result is the tables' (held to the bitwise reference
+    above) for runs around every step of the zero scan, after data and after nothing,
+    with a previous result continued, and with a non-zero byte after the run."""
+    from imgscan._core.crc32c import crc32c, crc32c_with_zeroed_field, table_crc32c
+
+    lead = bytes((i * 37 + 11) & 0xFF or 1 for i in range(80))
+    for data in (bytes(zeros), lead + bytes(zeros), lead + bytes(zeros) + b"\x01",
+                 b"\x80" + bytes(zeros)):
+        assert crc32c(data) == table_crc32c(data)
+        assert crc32c(data, 0x12345678) == table_crc32c(data, 0x12345678)
+    if zeros >= 8:
+        field = lead + bytes(zeros)
+        assert crc32c_with_zeroed_field(field, 4) == table_crc32c(
+            field[:4] + bytes(4) + field[8:])
+    if zeros == 65456:      # a VHDX region table's shape, against the bitwise reference
+        assert crc32c(lead + bytes(zeros)) == crc32c_bitwise(lead + bytes(zeros))
+
 @needs_qemu
 def test_crc32c_matches_qemu_headers(tmp_path: Path) -> None:
     from imgscan._core.crc32c import crc32c_with_zeroed_field

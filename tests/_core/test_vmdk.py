@@ -496,6 +496,27 @@ def test_other_case_spellings(key: str, others: list[str]) -> None:
         assert spelt == []
 
 
+def test_descriptor_parsed_in_place() -> None:
+    """An embedded descriptor is parsed inside the file's head (``begin``, ``length``), not
+    from a copy: the same text, entries, extents and ambiguities as its bytes alone,
+    text hidden after the NUL included; a range outside the buffer is refused."""
+    from imgscan._core.vmdk_descriptor import parse_descriptor
+
+    text = (b'# Disk DescriptorFile\nversion=1\nCID=fffffffe\ncreateType="monolithicSparse"\n'
+            b'RW 2048 SPARSE "x.vmdk"\nddb.adapterType = "ide"\n')
+    for area in (text + bytes(512 - len(text)),
+                 text + b"\0" + b'createType="vmfs"' + bytes(512 - len(text) - 18)):
+        alone = parse_descriptor(area, "t.vmdk", 512, "VMDK embedded descriptor")
+        placed = parse_descriptor(b"KDMV" + bytes(508) + area + b"\x01" * 64, "t.vmdk", 512,
+                                  "VMDK embedded descriptor", 512, len(area))
+        assert (placed.text, placed.entries, placed.ambiguities) == (
+            alone.text, alone.entries, alone.ambiguities)
+        assert [e.as_dict() for e in placed.extents] == [e.as_dict() for e in alone.extents]
+    assert any("follow a NUL byte" in m for m in alone.ambiguities)
+    for begin, length in ((-1, 2), (0, 99), (2, 2)):
+        with pytest.raises(ValueError):
+            parse_descriptor(b"abc", "t.vmdk", 0, "VMDK descriptor file", begin, length)
+
 @needs_qemu
 @pytest.mark.parametrize("name", ["../flat-flat.vmdk", "/etc/passwd", "json:{}",
                                   "sub/flat-flat.vmdk"])

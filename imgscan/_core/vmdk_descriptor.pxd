@@ -1,0 +1,17 @@
+# The parsed VMDK descriptor, declared for the container (vmdk.pyx), which reads it on every
+# open of a sparse VMDK: its readings called as C methods, not Python look-ups (issue 18).
+
+cdef class Descriptor:
+    cdef readonly str text
+    cdef readonly list entries
+    cdef readonly list extents
+    cdef readonly list ambiguities
+    cdef dict _first
+    cdef set _repeated
+
+    cdef dict _index(self)
+    cdef list _other_spellings(self, str key)
+    cpdef first(self, str key)
+    cpdef qemu_value(self, str key)
+    cpdef qemu_hex(self, str key)
+    cpdef check_key(self, str key)
