@@ -134,7 +134,7 @@ def test_profile_and_fingerprint(library: Library, monkeypatch: pytest.MonkeyPat
 
 
 # -- worker failures ----------------------------------------------------------------
-def slowly(path: str, head: bytes, options: worker.Options) -> tuple[Any, Any, Any] | None:
+def slowly(path: str, head: bytes | None, options: worker.Options) -> tuple[Any, Any, Any] | None:
     time.sleep(0.1)
     return SCAN_IMAGE(path, head, options)
 
