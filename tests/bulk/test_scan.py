@@ -211,7 +211,9 @@ def test_waiting_follows_the_results_it_lets_out(trouble: Path,
         for result in scan:
             seen.append(result.path)
     assert len(seen) == 3
-    assert at_wait[0] == 0 and {1, 2} <= set(at_wait)
+    # the first wait before any result; a later one after some (0.1 s apart: a loaded
+    # machine may still deliver two in one read)
+    assert at_wait[0] == 0 and at_wait == sorted(at_wait) and max(at_wait) >= 1
 
 
 # -- catalog: rescans, kills, Ctrl-C -----------------------------------------------------
