@@ -136,8 +136,9 @@ def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...
                 return RENDERED, None, options.render(info)
             return SCANNED, None, info, None, None
         head: bytes | None = None
-        if options.report is None or is_url(path):
-            # the file's identity is the catalog's: its digest covers the head
+        if options.report is None or is_url(path) or not os.access(path, os.R_OK):
+            # the file's identity is the catalog's: its digest covers the head (and a
+            # file this process may not read fails here, with the error it always had)
             head = read_head(path, device, inode,
                              HEADER_DIGEST_BYTES if options.report is None else RAW_HEAD_BYTES)
             if head is None:

@@ -464,6 +464,26 @@ def test_progress_line_only_on_a_terminal() -> None:
         assert (CLEAR_LINE in err.getvalue()) is shown
 
 
+def test_report_scan_reads_as_a_digest_scan(library: Library,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report's scan, which checks a file by a stat and reads a raw image's head from
+    the image, answers as the head's read did (taken for a file this process may not
+    read, ``os.access``): the same kind and payload for images of each format, raw ones
+    and files that are not images."""
+    options = worker.Options([], False, 1, None, None)
+    options.report = "text"
+    paths = [*library.images, *library.not_images]
+    stats = {p: os.stat(p) for p in paths if os.path.isfile(p) and not os.path.islink(p)}
+    assert any(p.endswith(".raw") for p in stats) and len(stats) > 10
+
+    def answers() -> list[tuple[Any, ...]]:
+        return [worker._one(p, st.st_dev, st.st_ino, options) for p, st in stats.items()]
+
+    by_stat = answers()
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert answers() == by_stat
+
+
 def test_report_lines_kept_until_flushed() -> None:
     """Without the progress bar the lines are written together, at :meth:`flush` (the
     scan waiting for results) or :meth:`finish`, in the order they came."""
