@@ -337,6 +337,7 @@ def _scan(args: Namespace) -> int:
         return EXIT_UNREADABLE
     report = ScanReport(sys.stdout, sys.stderr, args.json)
     run.for_report(args.json)
+    run.waiting = report.flush
     if run.dashboard:
         print(f"imgscan: the Dask dashboard: {run.dashboard}", file=sys.stderr)
     try:

@@ -170,6 +170,10 @@ class ScanRun:
     FORKS = True
     #: The link to the cluster's dashboard, for a scan on a cluster that has one.
     dashboard: str | None = None
+    #: Called when every result so far has been yielded and the scan is about to wait
+    #: for more: a consumer that keeps what it prints (``imgscan scan``'s report) writes
+    #: it then, once for the results that came together, never behind a slow image.
+    waiting: Callable[[], None] | None = None
 
     def __init__(self, paths: Paths, *, jobs: int | None, profile: str | None,
                  info_only: bool, fingerprint: bool, catalog: str | Catalog | None,
@@ -317,6 +321,8 @@ class ScanRun:
             if not queue and not self._busy():
                 return      # the walk is over: the filling above stops only then or when full
             self._dispatch(queue)
+            if self.waiting is not None:
+                self.waiting()
             for done in self._collect(queue):
                 if done is not None:
                     yield self._record(scan_id, done)

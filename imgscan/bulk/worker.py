@@ -18,9 +18,17 @@ from ..errors import ImageError, error_member, error_of
 # importing it again: the image and the stages every info object needs (its layout,
 # guest inspection and the contract). Decoders stay lazy (one per format seen).
 from ..image import Image
+from ..remote import is_url
 from ..vocabulary import VIOLATIONS
 from .pipe import ERROR, NOT_IMAGE, RENDERED, SCANNED, read_tasks, result_frame, write_frame
-from .walk import HEADER_DIGEST_BYTES, RAW_HEAD_BYTES, head_digest, raw_is_image, read_head
+from .walk import (
+    HEADER_DIGEST_BYTES,
+    RAW_HEAD_BYTES,
+    head_digest,
+    is_walked_file,
+    raw_is_image,
+    read_head,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -74,10 +82,12 @@ class Options:
         self.report: str | None = None
 
 
-def scan_image(path: str, head: bytes, options: Options) -> tuple[Any, Any, Any] | None:
+def scan_image(path: str, head: bytes | None,
+               options: Options) -> tuple[Any, Any, Any] | None:
     """The per-image work: the info object, the check object (with several profiles,
     the object ``check --json`` prints for them), the fingerprint; None when the file
-    is not an image (``head``: its first bytes, see :mod:`.walk`).
+    is not an image (``head``: its first bytes, see :mod:`.walk`; None: read from the
+    image when it is raw, whose guest bytes are the file's).
 
     Module-level on purpose: the worker looks it up at each call, so a test
     can replace it before the pool forks.
@@ -85,7 +95,8 @@ def scan_image(path: str, head: bytes, options: Options) -> tuple[Any, Any, Any]
     with Image(path, external_dir=options.external_dir,
                verify_manifest=options.verify_manifest) as img:
         info = img.info()
-        if img.format == "raw" and not raw_is_image(path, head, info):
+        if img.format == "raw" and not raw_is_image(
+                path, img.read(0, RAW_HEAD_BYTES) if head is None else head, info):
             return None
         check = None
         if options.profiles:
@@ -124,13 +135,20 @@ def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...
             if options.render is not None:
                 return RENDERED, None, options.render(info)
             return SCANNED, None, info, None, None
-        # the file's identity is the catalog's: a report prints no digest, and reads
-        # only the head that tells a raw image
-        head = read_head(path, device, inode,
-                         HEADER_DIGEST_BYTES if options.report is None else RAW_HEAD_BYTES)
-        if head is None:
+        head: bytes | None = None
+        if options.report is None or is_url(path) or not os.access(path, os.R_OK):
+            # the file's identity is the catalog's: its digest covers the head (and a
+            # file this process may not read fails here, with the error it always had)
+            head = read_head(path, device, inode,
+                             HEADER_DIGEST_BYTES if options.report is None else RAW_HEAD_BYTES)
+            if head is None:
+                return NOT_IMAGE, None
+            digest = head_digest(head) if options.report is None else None
+        elif not is_walked_file(path, device, inode):
+            # A report keeps no digest: the file is only checked to be the one the walk
+            # saw, and a raw one's head read from the image (scan_image); an open, a
+            # read and a close less an image (benchmarks/README.md, issue 18).
             return NOT_IMAGE, None
-        digest = head_digest(head) if options.report is None else None
         scanned = scan_image(path, head, options)
         if scanned is None:
             return NOT_IMAGE, digest

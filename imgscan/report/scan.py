@@ -123,6 +123,8 @@ class ScanReport:
         self.formats: dict[str, int] = {}
         self.boot_modes: dict[str, int] = {}
         self.errors: dict[str, int] = {}
+        #: Lines not written yet (without the bar): :meth:`flush` writes them at once.
+        self._lines: list[str] = []
 
     def add(self, result: ScanResult) -> None:
         self.images += 1
@@ -154,13 +156,24 @@ class ScanReport:
             self._print(scan_line(result))
 
     def _print(self, line: str) -> None:
+        if not self.bar:
+            # Kept until the scan waits for its workers (:meth:`flush`): one write for
+            # the lines that arrive together, where a write a line is a system call
+            # each when stdout is unbuffered (benchmarks/README.md, issue 18).
+            self._lines.append(line)
+            return
         if self._bar_visible:
             self._clear_bar()
-        # one write, where print makes two (the line, then the newline: each a system
-        # call when stdout is unbuffered)
         self.out.write(line + "\n")
-        if self.bar:
-            self.out.flush()
+        self.out.flush()
+
+    def flush(self) -> None:
+        """Write the lines kept so far (see :meth:`_print`): called when the scan waits
+        for results (:attr:`imgscan.bulk.runner.ScanRun.waiting`) and by :meth:`finish`,
+        so a line is never held behind a slow image."""
+        if self._lines:
+            self.out.write("\n".join(self._lines) + "\n")
+            self._lines.clear()
 
     def progress(self, skipped: int) -> None:
         """Redraw the progress line (at most every REDRAW_INTERVAL) when stderr is a
@@ -186,6 +199,7 @@ class ScanReport:
 
     def finish(self, skipped: int, interrupted: bool) -> None:
         """The summary: on stdout, or stderr with ``--json`` (stdout stays JSON Lines)."""
+        self.flush()
         if self._bar_visible:
             self._clear_bar()
         elapsed = time.monotonic() - self.started

@@ -31,7 +31,7 @@ import imgscan
 from imgscan import limits
 from imgscan.bulk import worker
 from imgscan.bulk.result import FileIdentity, ScanResult
-from imgscan.report.scan import CLEAR_LINE, ScanReport
+from imgscan.report.scan import CLEAR_LINE, ScanReport, scan_line
 
 pytestmark = needs_qemu
 
@@ -134,7 +134,7 @@ def test_profile_and_fingerprint(library: Library, monkeypatch: pytest.MonkeyPat
 
 
 # -- worker failures ----------------------------------------------------------------
-def slowly(path: str, head: bytes, options: worker.Options) -> tuple[Any, Any, Any] | None:
+def slowly(path: str, head: bytes | None, options: worker.Options) -> tuple[Any, Any, Any] | None:
     time.sleep(0.1)
     return SCAN_IMAGE(path, head, options)
 
@@ -195,6 +195,25 @@ def test_a_slow_consumer_is_not_a_timeout(trouble: Path,
             statuses.append(result.status)
             time.sleep(0.5)
     assert statuses == ["scanned"] * 4
+
+
+def test_waiting_follows_the_results_it_lets_out(trouble: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ScanRun.waiting`` is called before the scan waits for its workers, every result
+    so far yielded: ``imgscan scan``'s report writes its kept lines then, never behind
+    a slow image."""
+    monkeypatch.setattr(worker, "scan_image", slowly)
+    oks = [str(p) for p in sorted(trouble.glob("ok*"))[:3]]
+    seen: list[str] = []
+    at_wait: list[int] = []
+    with imgscan.scan(oks, jobs=1, info_only=True) as scan:
+        scan.waiting = lambda: at_wait.append(len(seen))
+        for result in scan:
+            seen.append(result.path)
+    assert len(seen) == 3
+    # the first wait before any result; a later one after some (0.1 s apart: a loaded
+    # machine may still deliver two in one read)
+    assert at_wait[0] == 0 and at_wait == sorted(at_wait) and max(at_wait) >= 1
 
 
 # -- catalog: rescans, kills, Ctrl-C -----------------------------------------------------
@@ -443,6 +462,44 @@ def test_progress_line_only_on_a_terminal() -> None:
         report.progress(skipped=0)
         report.finish(skipped=0, interrupted=False)
         assert (CLEAR_LINE in err.getvalue()) is shown
+
+
+def test_report_scan_reads_as_a_digest_scan(library: Library,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report's scan, which checks a file by a stat and reads a raw image's head from
+    the image, answers as the head's read did (taken for a file this process may not
+    read, ``os.access``): the same kind and payload for images of each format, raw ones
+    and files that are not images."""
+    options = worker.Options([], False, 1, None, None)
+    options.report = "text"
+    paths = [*library.images, *library.not_images]
+    stats = {p: os.stat(p) for p in paths if os.path.isfile(p) and not os.path.islink(p)}
+    assert any(p.endswith(".raw") for p in stats) and len(stats) > 10
+
+    def answers() -> list[tuple[Any, ...]]:
+        return [worker._one(p, st.st_dev, st.st_ino, options) for p, st in stats.items()]
+
+    by_stat = answers()
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert answers() == by_stat
+
+
+def test_report_lines_kept_until_flushed() -> None:
+    """Without the progress bar the lines are written together, at :meth:`flush` (the
+    scan waiting for results) or :meth:`finish`, in the order they came."""
+    results = [ScanResult(f"{i}.qcow2", "error", None, error={
+        "type": "CorruptImage", "structure": "header", "offset": 0,
+        "message": f"{i}.qcow2: bad"}) for i in range(3)]
+    out = io.StringIO()
+    report = ScanReport(out, io.StringIO(), as_json=False)
+    report.add(results[0])
+    report.add(results[1])
+    assert out.getvalue() == ""
+    report.flush()
+    assert out.getvalue().splitlines() == [scan_line(r) for r in results[:2]]
+    report.add(results[2])
+    report.finish(skipped=0, interrupted=False)
+    assert out.getvalue().splitlines()[:3] == [scan_line(r) for r in results]
 
 
 @needs_sqlite3

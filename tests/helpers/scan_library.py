@@ -111,7 +111,8 @@ SCAN_IMAGE = worker.scan_image
 TROUBLE = ("hang", "exit", "segv", "hog", "bug")
 
 
-def misbehave(path: str, head: bytes, options: worker.Options) -> tuple[Any, Any, Any] | None:
+def misbehave(path: str, head: bytes | None,
+              options: worker.Options) -> tuple[Any, Any, Any] | None:
     """Replaces worker.scan_image in the readers (set before the pool forks them; on a
     Dask cluster, in its workers by a plugin). ``killer*`` kills the process that
     forked the reader: on a Dask worker, the worker itself, as the OOM killer would."""
