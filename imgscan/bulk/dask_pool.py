@@ -566,7 +566,7 @@ class ClusterWalk:
         self.first: int | None = None
         #: The listings not taken yet: the roots of each and its task.
         rooted = groups(paths, threads)
-        futures = client.map(list_roots, rooted, key="list_roots", pure=False) if paths else []
+        futures = client.map(list_roots, rooted, key="list_roots", pure=False) if rooted else []
         self.pending = deque(zip(rooted, futures, strict=True))
         #: The listings whose results have been taken, until the scan lets them go.
         self.taken: list[distributed.Future[Any]] = []
@@ -605,7 +605,9 @@ class ClusterWalk:
 
 def groups(paths: list[str], count: int) -> list[list[str]]:
     """``paths`` in ``count`` runs of consecutive ones at most, as even as can be, in
-    their order."""
+    their order; none for no paths (a library call may name none: no listing task)."""
+    if not paths:
+        return []
     count = max(1, min(count, len(paths)))
     size, extra = divmod(len(paths), count)
     runs, start = [], 0

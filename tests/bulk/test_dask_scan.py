@@ -238,11 +238,18 @@ def test_first_sizes_share_out_the_listing_in_one_pass(images: int, threads: int
     (["a", "b", "c", "d"], 1, [["a", "b", "c", "d"]]),
     (["a", "b", "c", "d", "e"], 2, [["a", "b", "c"], ["d", "e"]]),
     (["a", "b"], 8, [["a"], ["b"]]),
-    ([], 3, [[]]),
+    ([], 3, []),
 ])
 def test_groups_of_roots(paths: list[str], count: int, runs: list[list[str]]) -> None:
     from imgscan.bulk import dask_pool
     assert dask_pool.groups(paths, count) == runs
+
+
+def test_a_scan_of_no_paths_yields_nothing(dask_client: Client) -> None:
+    """The library's ``imgscan.scan([])`` (the CLI needs a path, the library does not):
+    no listing task, no result, nothing skipped, as the local scan of no paths."""
+    assert scan_list([], cluster=dask_client, info_only=True) \
+        == scan_list([], jobs=1, info_only=True) == ([], 0)
 
 
 @pytest.mark.parametrize("listings", [2, 1])
