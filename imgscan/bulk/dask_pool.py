@@ -711,9 +711,8 @@ class DaskScanRun(ScanRun):
         #: they end, the tasks whose answers are checked against the images claimed.
         self._first: list[distributed.Future[Any]] = []
         self._claimed: set[distributed.Future[Any]] = set()
-        #: The worker threads and the most images the first batches were sized for.
+        #: The worker threads the first batches were sized for.
         self._first_threads = 0
-        self._first_most = MAX_BATCH
         if self._catalog is None and len(self._listing.pending) == 1:
             self._send_first(info)
 
@@ -741,7 +740,7 @@ class DaskScanRun(ScanRun):
                 break
             self._first += self.client.map(
                 scan_listed, [listing] * count, range(index, index + count),
-                [self._first_threads] * count, [BATCH] * count, [self._first_most] * count,
+                [self._first_threads] * count, [BATCH] * count, [MAX_BATCH] * count,
                 [FIRST_WORK] * count, [self._pickled] * count, [self.time_limit] * count,
                 key="scan_batch", workers=[address], allow_other_workers=True, pure=False)
             index += count
@@ -756,7 +755,7 @@ class DaskScanRun(ScanRun):
         take the share for read: its answers, with the readers' own times, do."""
         first, self._first = self._first, []
         assert self._listing.first is not None, "claimed once the first listing is taken"
-        sizes = first_sizes(self._listing.first, self._first_threads, self._first_most)
+        sizes = first_sizes(self._listing.first, self._first_threads, MAX_BATCH)
         now = time.monotonic()
         for future, size in zip(first, sizes, strict=False):    # FROM_LISTING at most
             self._inflight[future] = [self._item(queue.popleft()) for _ in range(size)]
