@@ -582,6 +582,12 @@ class ClusterWalk:
 
     def __iter__(self) -> Iterator[tuple[str, os.stat_result | OSError]]:
         seen: set[int] = set()
+        # The entries that could not be looked at, of the listings taken: a directory
+        # listed by two tasks (roots ``X/sub`` and ``X`` in two groups) gives its bad
+        # entries in both, where the local walk, which lists a directory once, gives
+        # them once. Not within a listing: there the walk's own repeats are the local
+        # walk's (a dangling root named that is also in a directory named).
+        reported: set[str] = set()
         while self.pending:
             roots, future = self.pending[0]
             entries, skipped, worker = _result(future, self.client)
@@ -591,15 +597,20 @@ class ClusterWalk:
             listed = list(unique(entries, seen))
             if self.first is None:
                 self.first = sum(1 for _, st in listed if not isinstance(st, OSError))
+            failed = set()
             for path, st in listed:
                 if isinstance(st, OSError):
+                    if path in reported:
+                        continue
                     if path in roots and not is_url(path) and os.path.exists(path):
                         raise ClusterError(
                             f"{path}: seen by this client ({socket.gethostname()}) but not "
                             f"by the Dask worker {worker}: {st.strerror or st}")
+                    failed.add(path)
                     yield path, st
                     continue
                 yield path, listed_stat(*st)
+            reported |= failed
         self.done = True
 
 

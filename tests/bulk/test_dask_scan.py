@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from distributed import Client, LocalCluster
-from helpers import MiB
+from helpers import MiB, sparse_copy
 from helpers.dask_plugins import Environ, Hook, idle_readers, periodic_callbacks, set_reader_idle
 from helpers.scan_library import Library, troublemakers
 from helpers.stores import free_port
@@ -286,6 +286,22 @@ def test_several_roots_are_listed_by_a_task_per_worker_thread(
     assert dask_skipped == local_skipped
     assert ({p: same(r) for p, r in by_path(dask).items()}
             == {p: same(r) for p, r in by_path(local).items()})
+
+
+def test_a_directory_listed_by_two_tasks_reports_its_bad_entries_once(
+        library: Library, dask_client: Client, tmp_path: Path) -> None:
+    """Roots ``X/sub`` and ``X``, listed by two tasks (2 worker threads): both list
+    ``X/sub``, whose dangling link is reported once, as the local walk (which lists a
+    directory once) reports it, and its image is scanned once."""
+    sub = tmp_path / "X" / "sub"
+    sub.mkdir(parents=True)
+    sparse_copy(Path(next(iter(library.images))), sub / "disk.qcow2")
+    os.symlink("nowhere", sub / "dangling.qcow2")
+    roots = [str(sub), str(tmp_path / "X")]
+    local = by_path(scan_list(roots, jobs=2, info_only=True)[0])
+    dask = by_path(scan_list(roots, cluster=dask_client, info_only=True)[0])
+    assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
+    assert local[str(sub / "dangling.qcow2")].error is not None
 
 
 def test_a_local_scan_never_imports_dask(library: Library) -> None:
