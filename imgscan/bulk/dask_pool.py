@@ -999,11 +999,19 @@ class DaskScanRun(ScanRun):
         gather (one round trip, the scheduler asking their workers at once: the two
         first batches of the library's scan on 2 workers end together, and were
         fetched one after the other), or the KilledWorker each failed with; another
-        failure of a task (imgscan missing on the worker ...) is a ClusterError."""
+        failure of a task (imgscan missing on the worker ...) is a ClusterError. One
+        task's KilledWorker fails the whole gather (a worker died holding a finished
+        result, and the task run again killed its worker too): the results are then
+        fetched one by one, so that only that batch goes to :meth:`_lost`, as each
+        did before they were gathered together."""
         finished = [future for future in futures if future.status == "finished"]
         fetched: list[bytes | KilledWorker] = []
         try:
-            gathered = dict(zip(finished, _gathered(finished, self.client), strict=True))
+            try:
+                gathered = dict(zip(finished, _gathered(finished, self.client),
+                                    strict=True))
+            except KilledWorker:
+                gathered = {}
             for future in futures:
                 try:
                     fetched.append(gathered[future] if future in gathered
