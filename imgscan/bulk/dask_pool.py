@@ -6,7 +6,8 @@ a cluster imports this module, and so dask.
 
 - Discovery: each root (a directory, a file, a bucket prefix) is listed by a
   task (:func:`list_roots`, the local :class:`~.walk.Walk`; several roots in as many
-  tasks as the cluster has worker threads), so the client never
+  tasks as the cluster has worker threads, ROOTS_PER_LISTING roots a task at most),
+  so the client never
   needs to see the files. A root the client sees and the worker that listed it
   does not is a :class:`~.runner.ClusterError` naming both.
 - Work: tasks of BATCH images (more for small ones: :meth:`DaskScanRun._batch`;
@@ -146,6 +147,11 @@ READER_IDLE = 60.0
 LOCAL_CONFIG = {"distributed.worker.profile.enabled": False,
                 "distributed.admin.tick.interval": "1s",
                 "distributed.admin.system-monitor.interval": "5s"}
+#: Roots one listing task lists at most (:func:`groups`): the scan's first batch waits
+#: for the first task's whole listing, which for 100 directories on 2 worker threads
+#: was 50 listings; 4 keeps the 4 Windows disks of benchmarks/test_bench_dask.py in one
+#: task on 1 worker (they were 4 listings and a batch there).
+ROOTS_PER_LISTING = 4
 #: Seconds to wait for a scheduler to answer when connecting.
 CONNECT_TIMEOUT = 10.0
 #: Seconds between two asks of the cluster's size (workers come and go).
@@ -548,8 +554,9 @@ class ClusterWalk:
     """The local walk's entries, listed by tasks on the cluster (all sent at once, in
     one message, when it is made, so they run while the scan starts; consumed in
     order); a file reached twice is yielded once. The roots are listed in ``threads``
-    tasks at most (the cluster's worker threads), each of consecutive roots
-    (:func:`groups`): a worker thread runs its listings one after the other anyway,
+    tasks (the cluster's worker threads), each of consecutive roots, ROOTS_PER_LISTING
+    at most, and so in more tasks for more roots (:func:`groups`): a worker thread runs
+    its listings one after the other anyway,
     and each task costs the client, the scheduler and the worker some 7 ms of CPU and
     the client a round trip for its result (the 4 Windows disks of
     benchmarks/test_bench_dask.py, 4 roots, were 4 listings and a batch on 1 worker).
@@ -615,11 +622,12 @@ class ClusterWalk:
 
 
 def groups(paths: list[str], count: int) -> list[list[str]]:
-    """``paths`` in ``count`` runs of consecutive ones at most, as even as can be, in
-    their order; none for no paths (a library call may name none: no listing task)."""
+    """``paths`` in ``count`` runs of consecutive ones at most, or in more of
+    ROOTS_PER_LISTING each at most, as even as can be, in their order; none for no
+    paths (a library call may name none: no listing task)."""
     if not paths:
         return []
-    count = max(1, min(count, len(paths)))
+    count = min(len(paths), max(count, -(-len(paths) // ROOTS_PER_LISTING)))
     size, extra = divmod(len(paths), count)
     runs, start = [], 0
     for index in range(count):
@@ -680,7 +688,7 @@ class DaskScanRun(ScanRun):
         self.client = client
         # One ask of the scheduler for what follows (each is a round trip): while the
         # root lists, for a scan of one; before, for one of several roots, which are
-        # listed in as many tasks as the cluster has worker threads.
+        # listed in as many tasks as the cluster has worker threads (or more: groups).
         if len(self.paths) > 1:
             info = client.scheduler_info()
             self._listing = ClusterWalk(client, self.paths, _threads_of(info))

@@ -240,6 +240,10 @@ def test_first_sizes_share_out_the_listing_in_one_pass(images: int, threads: int
     (["a", "b", "c", "d", "e"], 2, [["a", "b", "c"], ["d", "e"]]),
     (["a", "b"], 8, [["a"], ["b"]]),
     ([], 3, []),
+    # ROOTS_PER_LISTING (4) a run at most: the first batch waits for the first run
+    (list("abcdefghi"), 1, [["a", "b", "c"], ["d", "e", "f"], ["g", "h", "i"]]),
+    ([str(i) for i in range(100)], 2, [[str(i) for i in range(j, j + 4)]
+                                       for j in range(0, 100, 4)]),
 ])
 def test_groups_of_roots(paths: list[str], count: int, runs: list[list[str]]) -> None:
     from imgscan.bulk import dask_pool
@@ -253,22 +257,24 @@ def test_a_scan_of_no_paths_yields_nothing(dask_client: Client) -> None:
         == scan_list([], jobs=1, info_only=True) == ([], 0)
 
 
-@pytest.mark.parametrize("listings", [2, 1])
+@pytest.mark.parametrize(("threads", "per_listing", "listings"),
+                         [(2, 4, 2), (1, 7, 1), (1, 4, 2)])
 def test_several_roots_are_listed_by_a_task_per_worker_thread(
         library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch,
-        listings: int) -> None:
+        threads: int, per_listing: int, listings: int) -> None:
     """Several roots (directories, a file, links to a file listed already, a missing
     path, a root named twice) are listed in as many tasks as the cluster has worker
     threads, each of consecutive roots: 2 here; or in one when the threads are
-    counted 1, and then the first batches take their images from that listing as
-    for one root. Either way the results and the skipped count are the local scan's,
-    each image once."""
+    counted 1 and a task may list the 7 roots, and then the first batches take their
+    images from that listing as for one root; or in 2 on 1 thread, ROOTS_PER_LISTING
+    (4) roots a task at most. Either way the results and the skipped count are the
+    local scan's, each image once."""
     from imgscan.bulk import dask_pool
     root = library.root
     roots = [str(root / "d0"), str(root / "d1" / "e0"), next(iter(library.images)),
              str(root / "zlinks"), str(root / "missing"), str(root / "d0"), str(root / "bad")]
-    if listings == 1:
-        monkeypatch.setattr(dask_pool, "_threads_of", lambda info: 1)
+    monkeypatch.setattr(dask_pool, "_threads_of", lambda info: threads)
+    monkeypatch.setattr(dask_pool, "ROOTS_PER_LISTING", per_listing)
     tasks: list[int] = []
     walk = dask_pool.ClusterWalk.__init__
 
