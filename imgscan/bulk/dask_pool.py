@@ -203,10 +203,14 @@ def scan_listed(listing: tuple[list[tuple[str, Compact | OSError]], int, str], i
     (:meth:`DaskScanRun._taken`), so the readers start without waiting for the
     listing's round trip to the client and the client's answer (10 to 30 ms;
     benchmarks/README.md)."""
-    head = list(itertools.islice(((path, st, None) for path, st in unique(listing[0], set())
-                                  if not isinstance(st, OSError)), most * threads))
+    files = ((path, st, None) for path, st in unique(listing[0], set())
+             if not isinstance(st, OSError))
+    # Kept: the files up to the end of this thread's share at the latest (each first
+    # batch holds ``most`` at most); the rest of the first batches' files only counted.
+    head = list(itertools.islice(files, (index + 1) * most))
+    listed = len(head) + sum(1 for _ in itertools.islice(files, most * threads - len(head)))
     # the first batches of the whole listing: ``most`` each once it holds that many
-    sizes = first_sizes(len(head), threads, most)
+    sizes = first_sizes(listed, threads, most)
     start = sum(sizes[:index])
     share = head[start:start + sizes[index]]
     began = time.monotonic()
