@@ -95,6 +95,28 @@ def same(r: ScanResult) -> tuple[Any, ...]:
     return r.status, r.identity, r.info, r.check, r.error, r.fingerprint
 
 
+@pytest.fixture
+def submitted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the batches the client submits during the test, in order."""
+    from imgscan.bulk import dask_pool
+    sizes: list[int] = []
+    submit = dask_pool.DaskScanRun._submit
+
+    def counted(run: dask_pool.DaskScanRun, *batches: list[Any]) -> Any:
+        sizes.extend(len(batch) for batch in batches)
+        return submit(run, *batches)
+
+    monkeypatch.setattr(dask_pool.DaskScanRun, "_submit", counted)
+    return sizes
+
+
+def assert_dask_scan_is_local(library: Library, dask_client: Client) -> None:
+    """The library's info-only scan on the cluster answers each file as the local one."""
+    local = by_path(scan_list([str(library.root)], jobs=2, info_only=True)[0])
+    dask = by_path(scan_list([str(library.root)], cluster=dask_client, info_only=True)[0])
+    assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
+
+
 def test_results_and_catalog_equal_the_local_scan(library: Library, dask_client: Client,
                                                   tmp_path: Path) -> None:
     """Every format, damaged files, non-images, unreadable entries and links: per image
@@ -125,7 +147,7 @@ def test_results_and_catalog_equal_the_local_scan(library: Library, dask_client:
 
 def test_a_library_listed_whole_is_shared_out_at_once(
         library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> None:
+        tmp_path: Path, submitted: list[int]) -> None:
     """A library the listing gives whole before any batch has ended goes in one task per
     place of the window (WINDOW per worker thread), not in BATCH-sized ones: each
     thread's first batch holds BATCH images (results come as soon as before), the rest
@@ -136,19 +158,14 @@ def test_a_library_listed_whole_is_shared_out_at_once(
     from imgscan.bulk import dask_pool
     files = len(library.images) + len(library.damaged) + len(library.not_images)
     monkeypatch.setattr(dask_pool, "BATCH", files // 4)
-    sizes: list[int] = []
-    submit, claim = dask_pool.DaskScanRun._submit, dask_pool.DaskScanRun._claim
-
-    def counted(run: dask_pool.DaskScanRun, *batches: list[Any]) -> Any:
-        sizes.extend(len(batch) for batch in batches)
-        return submit(run, *batches)
+    sizes = submitted
+    claim = dask_pool.DaskScanRun._claim
 
     def claimed(run: dask_pool.DaskScanRun, queue: Any) -> None:
         before = set(run._inflight)
         claim(run, queue)
         sizes.extend(len(batch) for f, batch in run._inflight.items() if f not in before)
 
-    monkeypatch.setattr(dask_pool.DaskScanRun, "_submit", counted)
     monkeypatch.setattr(dask_pool.DaskScanRun, "_claim", claimed)
     results, _ = scan_list([str(library.root)], cluster=dask_client, info_only=True,
                            catalog=str(tmp_path / "c.db"))
@@ -160,7 +177,8 @@ def test_a_library_listed_whole_is_shared_out_at_once(
 
 
 def test_a_first_batch_the_client_does_not_expect_is_sent_again(
-        library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+        library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch,
+        submitted: list[int]) -> None:
     """The first batch taken from the listing on a worker (``scan_listed``) that answers
     other images than the client took off its queue for it (the listing was made
     again after its worker died, and the root had changed) is sent again as a batch:
@@ -177,26 +195,16 @@ def test_a_first_batch_the_client_does_not_expect_is_sent_again(
         return size(queued, threads, sent, most) - (sent == 0)
 
     monkeypatch.setattr(dask_pool, "_first_size", shorter)
-    sent: list[int] = []
-    submit = dask_pool.DaskScanRun._submit
-
-    def counted(run: dask_pool.DaskScanRun, *batches: list[Any]) -> Any:
-        sent.extend(len(batch) for batch in batches)
-        return submit(run, *batches)
-
-    monkeypatch.setattr(dask_pool.DaskScanRun, "_submit", counted)
-    local = by_path(scan_list([str(library.root)], jobs=2, info_only=True)[0])
-    dask = by_path(scan_list([str(library.root)], cluster=dask_client, info_only=True)[0])
-    assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
+    assert_dask_scan_is_local(library, dask_client)
     files = len(library.images) + len(library.damaged) + len(library.not_images)
     second = files - shorter(files, 2, 0, dask_pool.MAX_BATCH)
-    assert second in sent, sent     # sent again
+    assert second in submitted, submitted     # sent again
 
 
 @pytest.mark.parametrize("work", [1000.0, 0.0], ids=["grown", "head-only"])
 def test_first_batches_from_the_listing_grow_on_fast_images(
         library: Library, dask_client: Client, monkeypatch: pytest.MonkeyPatch,
-        work: float) -> None:
+        work: float, submitted: list[int]) -> None:
     """Each worker thread's first batch, taken from the listing on the cluster
     (``scan_listed``), reads BATCH images of its share, then the rest of it when those
     took less than FIRST_WORK: the whole share when the images are read fast enough
@@ -208,18 +216,8 @@ def test_first_batches_from_the_listing_grow_on_fast_images(
     files = len(library.images) + len(library.damaged) + len(library.not_images)
     monkeypatch.setattr(dask_pool, "BATCH", files // 8)
     monkeypatch.setattr(dask_pool, "FIRST_WORK", work)
-    sent: list[int] = []
-    submit = dask_pool.DaskScanRun._submit
-
-    def counted(run: dask_pool.DaskScanRun, *batches: list[Any]) -> Any:
-        sent.extend(len(batch) for batch in batches)
-        return submit(run, *batches)
-
-    monkeypatch.setattr(dask_pool.DaskScanRun, "_submit", counted)
-    local = by_path(scan_list([str(library.root)], jobs=2, info_only=True)[0])
-    dask = by_path(scan_list([str(library.root)], cluster=dask_client, info_only=True)[0])
-    assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
-    assert sum(sent) == (0 if work else files - 2 * (files // 8)), sent
+    assert_dask_scan_is_local(library, dask_client)
+    assert sum(submitted) == (0 if work else files - 2 * (files // 8)), submitted
 
 
 @pytest.mark.parametrize(("images", "threads"), [(1000, 2), (5, 3), (0, 4), (10**7, 10**5)])
