@@ -106,6 +106,8 @@ if TYPE_CHECKING:
     Compact = tuple[int, int, int, int, int]
     #: One image of a batch: its path, its listed stat, the stored header digest.
     Item = tuple[str, Compact, str | None]
+    #: A worker's listing: the entries, the paths of those skipped, the worker's address.
+    Listing = tuple[list[tuple[str, Compact | OSError]], list[str], str]
 
 #: Images per task (see the module docstring for why), until images have been read.
 BATCH = 128
@@ -173,16 +175,18 @@ def _worker_name() -> str:
         return socket.gethostname()
 
 
-def list_roots(roots: list[str]) -> tuple[list[tuple[str, Compact | OSError]], int, str]:
+def list_roots(roots: list[str]) -> Listing:
     """A worker's listing of ``roots``: every entry as the local walk yields it (a
-    file's stat made compact), the entries skipped, and the worker's address."""
-    walk = Walk(roots)
+    file's stat made compact), the entries skipped (named, so that the client counts
+    an entry two listings share once), and the worker's address."""
+    walk = Walk(roots, name_skipped=True)
     entries: list[tuple[str, Compact | OSError]] = [
         (path, st if isinstance(st, OSError) else _compact(st)) for path, st in walk]
-    return entries, walk.skipped, _worker_name()
+    assert walk.skipped_paths is not None
+    return entries, walk.skipped_paths, _worker_name()
 
 
-def scan_listed(listing: tuple[list[tuple[str, Compact | OSError]], int, str], index: int,
+def scan_listed(listing: Listing, index: int,
                 threads: int, least: int, most: int, work: float, options: bytes,
                 time_limit: float) -> bytes:
     """Scan the first batch of worker thread ``index`` of ``threads`` straight from the
@@ -599,12 +603,14 @@ class ClusterWalk:
         # them once. Not within a listing: there the walk's own repeats are the local
         # walk's (a dangling root named that is also in a directory named).
         reported: set[str] = set()
+        skipped_before: set[str] = set()    # of the listings taken, as ``reported``
         while self.pending:
             roots, future = self.pending[0]
             entries, skipped, worker = _result(future, self.client)
             self.taken.append(future)
             self.pending.popleft()
-            self.skipped += skipped
+            self.skipped += sum(1 for path in skipped if path not in skipped_before)
+            skipped_before.update(skipped)
             listed = list(unique(entries, seen))
             if self.first is None:
                 self.first = sum(1 for _, st in listed if not isinstance(st, OSError))

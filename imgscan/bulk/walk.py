@@ -73,12 +73,15 @@ class Walk:
     ``(path, OSError)`` for entries that cannot be looked at (a dangling
     symlink, a directory without permission); ``skipped`` counts the
     entries that are never opened (FIFOs, sockets, devices, symlinks to
-    directories). Paths keep the form they were given in (``find`` style).
+    directories); with ``name_skipped``, ``skipped_paths`` names them (a Dask
+    scan's listings, whose client counts an entry two listings share once).
+    Paths keep the form they were given in (``find`` style).
     """
 
-    def __init__(self, paths: Iterable[str]) -> None:
+    def __init__(self, paths: Iterable[str], name_skipped: bool = False) -> None:
         self.paths = list(paths)
         self.skipped = 0
+        self.skipped_paths: list[str] | None = [] if name_skipped else None
         self._seen: set[int] = set()
 
     def __iter__(self) -> Iterator[tuple[str, os.stat_result | OSError]]:
@@ -104,9 +107,14 @@ class Walk:
         self._seen.add(key)
         return True
 
+    def _skip(self, path: str) -> None:
+        self.skipped += 1
+        if self.skipped_paths is not None:
+            self.skipped_paths.append(path)
+
     def _file(self, path: str, st: os.stat_result) -> Iterator[tuple[str, os.stat_result]]:
         if not stat.S_ISREG(st.st_mode):
-            self.skipped += 1
+            self._skip(path)
         elif self._first_visit(st):
             yield path, st
 
@@ -126,7 +134,7 @@ class Walk:
                     if entry.is_symlink():
                         st = os.stat(entry.path)        # a file symlink is followed ...
                         if stat.S_ISDIR(st.st_mode):    # ... a directory symlink never
-                            self.skipped += 1
+                            self._skip(entry.path)
                             continue
                     else:
                         st = entry.stat(follow_symlinks=False)

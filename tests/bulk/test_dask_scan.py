@@ -296,17 +296,21 @@ def test_several_roots_are_listed_by_a_task_per_worker_thread(
 def test_a_directory_listed_by_two_tasks_reports_its_bad_entries_once(
         library: Library, dask_client: Client, tmp_path: Path) -> None:
     """Roots ``X/sub`` and ``X``, listed by two tasks (2 worker threads): both list
-    ``X/sub``, whose dangling link is reported once, as the local walk (which lists a
-    directory once) reports it, and its image is scanned once."""
+    ``X/sub``, whose dangling link is reported once and whose FIFO is counted skipped
+    once, as the local walk (which lists a directory once) does, and its image is
+    scanned once."""
     sub = tmp_path / "X" / "sub"
     sub.mkdir(parents=True)
     sparse_copy(Path(next(iter(library.images))), sub / "disk.qcow2")
     os.symlink("nowhere", sub / "dangling.qcow2")
+    os.mkfifo(sub / "pipe.qcow2")
     roots = [str(sub), str(tmp_path / "X")]
-    local = by_path(scan_list(roots, jobs=2, info_only=True)[0])
-    dask = by_path(scan_list(roots, cluster=dask_client, info_only=True)[0])
-    assert {p: same(r) for p, r in dask.items()} == {p: same(r) for p, r in local.items()}
-    assert local[str(sub / "dangling.qcow2")].error is not None
+    local, local_skipped = scan_list(roots, jobs=2, info_only=True)
+    dask, dask_skipped = scan_list(roots, cluster=dask_client, info_only=True)
+    assert {p: same(r) for p, r in by_path(dask).items()} == {
+        p: same(r) for p, r in by_path(local).items()}
+    assert by_path(local)[str(sub / "dangling.qcow2")].error is not None
+    assert dask_skipped == local_skipped == 1
 
 
 def test_a_local_scan_never_imports_dask(library: Library) -> None:
