@@ -330,8 +330,9 @@ class VhdxImage(Container):
         if log_length % MiB:
             raise CorruptImage(path, "VHDX header log length", where + HEADER.offset("log_length"),
                                f"log length {log_length} is not a multiple of 1 MiB")
-        limits.enforce(log_length, "VHDX_MAX_LOG_BYTES", path, "VHDX header log length",
-                       where + HEADER.offset("log_length"), "log length")
+        if log_length > limits.VHDX_MAX_LOG_BYTES:     # compared inline, enforce words it
+            limits.enforce(log_length, "VHDX_MAX_LOG_BYTES", path, "VHDX header log length",
+                           where + HEADER.offset("log_length"), "log length")
         scan = LogScan(self, log_offset, log_length, log_guid)
         seq = scan.search()
         if seq is None:
@@ -366,12 +367,13 @@ class VhdxImage(Container):
         if signature != REGION_SIGNATURE:
             return raw, f"region table at {offset}: signature {signature!r} is not 'regi'"
         count = le32(<const uint8_t*><char*>raw + RT_ENTRY_COUNT)
-        try:
-            limits.enforce(count, "VHDX_MAX_REGION_ENTRIES", self.source.path,
-                           "VHDX region table", offset + RT_ENTRY_COUNT, "entry count")
-        except LimitExceeded as exc:
-            # one copy over the cap is a finding when the other copy is good
-            return raw, f"region table at {offset}: {exc.problem}"
+        if count > limits.VHDX_MAX_REGION_ENTRIES:    # compared inline, enforce words it
+            try:
+                limits.enforce(count, "VHDX_MAX_REGION_ENTRIES", self.source.path,
+                               "VHDX region table", offset + RT_ENTRY_COUNT, "entry count")
+            except LimitExceeded as exc:
+                # one copy over the cap is a finding when the other copy is good
+                return raw, f"region table at {offset}: {exc.problem}"
         if RT_HEADER_SIZE + count * RTE_SIZE > REGION_TABLE_SIZE:
             # the entries are read from C: only a cap raised past the spec's gets here
             return raw, f"region table at {offset}: {count} entries overrun the table"
@@ -460,7 +462,13 @@ class VhdxImage(Container):
         # all of it from the kernel was about a twentieth of a small VHDX's open (issue 18).
         cdef bytes table = self._read(moff, METADATA_TABLE_FIRST_READ, "VHDX metadata table")
         cdef const uint8_t* p = <const uint8_t*><char*>table
-        cdef Py_ssize_t i, e
+        cdef Py_ssize_t i, e, count
+        # The entries' fields as C integers, the table's offset among them (inside the file:
+        # checked above), and the items by name a typed dict: the loop's arithmetic on
+        # Python ints, and the dict calls through the object protocol, were most of the
+        # metadata's instructions (issue 18).
+        cdef uint64_t base = moff, ioff, ilen, flags, where
+        cdef dict items = {}
         signature = table[MT_SIGNATURE:MT_SIGNATURE + 8]
         if signature != METADATA_SIGNATURE:
             raise CorruptImage(path, "VHDX metadata table", moff,
@@ -477,14 +485,13 @@ class VhdxImage(Container):
         if MT_HEADER_SIZE + count * MTE_SIZE > len(table):
             table = self._read(moff, MT_HEADER_SIZE + count * MTE_SIZE, "VHDX metadata table")
             p = <const uint8_t*><char*>table
-        items = {}
         for i in range(count):
             e = MT_HEADER_SIZE + i * MTE_SIZE
             guid = table[e + MTE_ITEM_ID:e + MTE_ITEM_ID + GUID_SIZE]
             ioff = le32(p + e + MTE_OFFSET)
             ilen = le32(p + e + MTE_LENGTH)
             flags = le32(p + e + MTE_FLAGS)
-            where = moff + e
+            where = base + <uint64_t>e
             known = ITEM_NEEDS.get(guid)
             if known is None:
                 if flags & MTE_IS_REQUIRED:
@@ -502,7 +509,7 @@ class VhdxImage(Container):
                                  f"VHDX metadata item {name} (entry at {where}) claims "
                                  f"{ilen} bytes at offset {ioff} of the {mlen}-byte metadata "
                                  f"region; {need} bytes are read there (as qemu does)")
-            items[name] = (moff + ioff, ilen, where)
+            items[name] = (base + ioff, ilen, where)
         missing = [n for n in REQUIRED_METADATA if n not in items]
         if missing:
             raise CorruptImage(path, "VHDX metadata table", moff,
@@ -538,7 +545,7 @@ class VhdxImage(Container):
         page83 = _item(span, lo, items, alone, "page_83_data") + P83_PAGE_83_DATA
         has_parent = bool(fp_flags & FP_HAS_PARENT)
         leave = bool(fp_flags & FP_LEAVE_BLOCKS_ALLOCATED)
-        d = self.details
+        cdef dict d = self.details
         d["block_size"] = block_size
         d["leave_blocks_allocated"] = leave
         d["has_parent"] = has_parent

@@ -135,13 +135,18 @@ cdef class Descriptor:
         """The keys spelt as ``key`` but for case, sorted. An ASCII key's lower case has
         its length, so only keys of that length, or not ASCII (whose lower case may be
         shorter or longer), are lowered and compared: lowering every key of every
-        descriptor for an index was most of the index's cost (issue 18)."""
+        descriptor for an index was most of the index's cost (issue 18). The length is
+        looked at before the key is compared (a string comparison per key was most of
+        what was left), and a list of fewer than two is not sorted."""
         cdef str low = key.lower(), k
         cdef Py_ssize_t n = len(key)
         cdef bint ascii = is_ascii(key)
-        return sorted([k for k in self._index()
-                       if k != key and (not ascii or len(k) == n or not is_ascii(k))
-                       and k.lower() == low])
+        cdef list found = [k for k in self._index()
+                           if (not ascii or len(k) == n or not is_ascii(k))
+                           and k != key and k.lower() == low]
+        if len(found) > 1:
+            found.sort()
+        return found
 
     cpdef first(self, str key):
         """The structured reading of ``key``: its first line's value."""
