@@ -87,7 +87,7 @@ from .guid import guid_text
 from .guid_text cimport ms_guid_text
 from .source cimport Source
 from .utf16_text cimport utf16_text
-from .vhdx_bat cimport FileCtx, WalkStats, walk_bat
+from .vhdx_bat cimport FileCtx, WalkStats, walk_bat, walk_counted
 from .vhdx_layout cimport BAT_ENTRY_SIZE
 from .vhdx_log import LogScan, Overlay
 
@@ -716,7 +716,7 @@ class VhdxImage(Container):
         if rc < 0:
             emap.refuse_full(src.path, "VHDX BAT", boff)
         # the counters made into a dict for the findings only when one counted anything
-        if st.past_eof or st.overlap or st.bad_state or st.partial_no_parent or st.no_bitmap:
+        if walk_counted(&st):
             self._walk_findings(st, boff)
         return emap
 

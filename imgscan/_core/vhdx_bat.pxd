@@ -34,6 +34,13 @@ cdef struct WalkStats:
     uint64_t first_no_bitmap
 
 
+cdef inline bint walk_counted(const WalkStats* st) noexcept nogil:
+    """Whether any counter of ``st`` counted (the container makes findings only then):
+    beside the struct, so that a counter added there is added here."""
+    return (st.past_eof or st.overlap or st.bad_state or st.partial_no_parent
+            or st.no_bitmap) != 0
+
+
 cdef int walk_bat(ExtentMap emap, const uint8_t* bat, uint64_t nblocks, uint64_t chunk_ratio,
                   uint64_t block_size, uint64_t lss, uint64_t virtual_size, bint has_parent,
                   uint64_t eff_size, const FileCtx* c, WalkStats* st) noexcept nogil

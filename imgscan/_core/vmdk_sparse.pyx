@@ -660,6 +660,10 @@ def walk_sparse(container, ExtentMap emap, Source src, h, uint64_t guest_base,
             _gt_span(gd_p, n, gt_bytes, &w.lo, &w.hi)
         if w.hi:
             tables = src._kept(w.lo, w.hi - w.lo)
+            # _check_gts refused tables past the end of the file; the window's size is
+            # still taken from the bytes served, never from the span alone
+            if tables is not None and len(tables) != w.hi - w.lo:
+                tables = None
     if tables is None and w.fd < 0:
         tables = src.read(w.lo, w.hi - w.lo, f"{label} grain tables")
     if tables is not None:
