@@ -18,30 +18,25 @@ in memory (at most 12 bytes a character: a surrogate pair's two ``\\u`` escapes)
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING
+from cpython.conversion cimport Py_DTSF_ADD_DOT_0, PyOS_double_to_string
 from cpython.dict cimport PyDict_Next
 from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.unicode cimport PyUnicode_DecodeASCII
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.unicode cimport (
+    PyUnicode_1BYTE_KIND, PyUnicode_DATA, PyUnicode_DecodeASCII, PyUnicode_GET_LENGTH,
+    PyUnicode_KIND, PyUnicode_READ,
+)
 from libc.math cimport isfinite, isnan
 from libc.stdint cimport uint32_t
 from libc.string cimport memcpy
 
 cdef extern from "Python.h":
-    int PyUnicode_KIND(object)
-    void *PyUnicode_DATA(object)
-    Py_ssize_t PyUnicode_GET_LENGTH(object)
-    uint32_t PyUnicode_READ(int kind, void *data, Py_ssize_t index) nogil
-    int PyUnicode_1BYTE_KIND
+    # not declared in Cython's cpython/dict.pxd (only PyDict_Size, which may raise)
     Py_ssize_t PyDict_GET_SIZE(object)
-    Py_ssize_t PyList_GET_SIZE(object)
-    void *PyList_GET_ITEM(object, Py_ssize_t)
-    Py_ssize_t PyTuple_GET_SIZE(object)
-    void *PyTuple_GET_ITEM(object, Py_ssize_t)
-    char *PyOS_double_to_string(double val, char format_code, int precision, int flags,
-                                int *type) except NULL
-    int Py_DTSF_ADD_DOT_0
 
 #: Containers nested deeper than this are left to the standard library's encoder (which
 #: has the interpreter's recursion limit): contract objects nest five or six deep.
