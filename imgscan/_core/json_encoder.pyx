@@ -21,11 +21,10 @@ from cpython.bytes cimport PyBytes_AS_STRING
 from cpython.conversion cimport Py_DTSF_ADD_DOT_0, PyOS_double_to_string
 from cpython.dict cimport PyDict_Next
 from cpython.float cimport PyFloat_AS_DOUBLE
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.sequence cimport PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 from cpython.unicode cimport (
     PyUnicode_1BYTE_KIND, PyUnicode_DATA, PyUnicode_DecodeASCII, PyUnicode_GET_LENGTH,
     PyUnicode_KIND, PyUnicode_READ,
@@ -240,28 +239,17 @@ cdef int _put_value(Buffer *buf, object value, int depth) except -1:
             _put(buf, b": ", 2)
             _put_value(buf, <object>item, depth + 1)
         return _put(buf, b"}", 1)
-    if kind is list:
-        n = PyList_GET_SIZE(value)
-        if n == 0:
-            return _put(buf, b"[]", 2)
-        _put(buf, b"[", 1)
-        i = 0
-        # the length read at each step: the list is not changed here, but stay in bounds
-        while i < PyList_GET_SIZE(value):
-            if i:
-                _put(buf, b", ", 2)
-            _put_value(buf, <object>PyList_GET_ITEM(value, i), depth + 1)
-            i += 1
-        return _put(buf, b"]", 1)
-    if kind is tuple:
-        n = PyTuple_GET_SIZE(value)
+    if kind is list or kind is tuple:
+        # no Python code runs and no container is allocated (so no collection) while
+        # encoding: a list keeps the length read here
+        n = PySequence_Fast_GET_SIZE(value)
         if n == 0:
             return _put(buf, b"[]", 2)
         _put(buf, b"[", 1)
         for i in range(n):
             if i:
                 _put(buf, b", ", 2)
-            _put_value(buf, <object>PyTuple_GET_ITEM(value, i), depth + 1)
+            _put_value(buf, <object>PySequence_Fast_GET_ITEM(value, i), depth + 1)
         return _put(buf, b"]", 1)
     raise Unsupported(f"an object of type {kind.__name__}")
 
