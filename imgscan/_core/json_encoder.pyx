@@ -31,11 +31,7 @@ from cpython.unicode cimport (
 )
 from libc.math cimport isfinite, isnan
 from libc.stdint cimport uint32_t
-from libc.string cimport memcpy
-
-cdef extern from "Python.h":
-    # not declared in Cython's cpython/dict.pxd (only PyDict_Size, which may raise)
-    Py_ssize_t PyDict_GET_SIZE(object)
+from libc.string cimport memcpy, strlen
 
 #: Containers nested deeper than this are left to the standard library's encoder (which
 #: has the interpreter's recursion limit): contract objects nest five or six deep.
@@ -189,7 +185,6 @@ cdef int _put_float(Buffer *buf, double value) except -1:
     """A ``float`` as ``float.__repr__`` writes it, or ``NaN`` / ``Infinity`` /
     ``-Infinity`` (``_json`` with ``allow_nan``)."""
     cdef char *text
-    cdef Py_ssize_t n = 0
     if not isfinite(value):
         if isnan(value):
             return _put(buf, b"NaN", 3)
@@ -198,9 +193,7 @@ cdef int _put_float(Buffer *buf, double value) except -1:
         return _put(buf, b"-Infinity", 9)
     text = PyOS_double_to_string(value, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
     try:
-        while text[n]:
-            n += 1
-        _put(buf, text, n)
+        _put(buf, text, strlen(text))
     finally:
         PyMem_Free(text)
     return 0
@@ -226,8 +219,6 @@ cdef int _put_value(Buffer *buf, object value, int depth) except -1:
     if depth >= MAX_DEPTH:
         raise Unsupported(f"nested deeper than {MAX_DEPTH}")
     if kind is dict:
-        if PyDict_GET_SIZE(value) == 0:
-            return _put(buf, b"{}", 2)
         _put(buf, b"{", 1)
         while PyDict_Next(value, &pos, &key, &item):
             if type(<object>key) is not str:
@@ -243,8 +234,6 @@ cdef int _put_value(Buffer *buf, object value, int depth) except -1:
         # no Python code runs and no container is allocated (so no collection) while
         # encoding: a list keeps the length read here
         n = PySequence_Fast_GET_SIZE(value)
-        if n == 0:
-            return _put(buf, b"[]", 2)
         _put(buf, b"[", 1)
         for i in range(n):
             if i:
