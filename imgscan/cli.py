@@ -55,24 +55,26 @@ def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
         render = info_text
     status = EXIT_OK
     shown = 0
+    # Lines not written yet: written when the next image is waited for (one write for
+    # the images that are ready together), before an error message, and at the end.
+    lines: list[str] = []
     try:
-        for ready in _info_results(paths, render, jobs, external_dir, verify_manifest):
-            lines: list[str] = []
-            for path, read, out in ready:
-                if read:
-                    assert isinstance(out, str), "an image read has its output"
-                    if shown and not as_json:
-                        lines.append("")    # a blank line between two images' text
-                    lines.append(out)
-                else:
-                    assert not isinstance(out, str), "an image not read has its error member"
-                    status = EXIT_UNREADABLE
-                    _write_lines(lines)     # the images before it, then its message
-                    print(f"imgscan: {out['message']}", file=sys.stderr)
-                    if as_json:
-                        lines.append(render(error_object_of(path, out)))
-                shown += 1
-            _write_lines(lines)
+        for path, read, out in _info_results(paths, render, jobs, external_dir,
+                                             verify_manifest, lambda: _write_lines(lines)):
+            if read:
+                assert isinstance(out, str), "an image read has its output"
+                if shown and not as_json:
+                    lines.append("")    # a blank line between two images' text
+                lines.append(out)
+            else:
+                assert not isinstance(out, str), "an image not read has its error member"
+                status = EXIT_UNREADABLE
+                _write_lines(lines)     # the images before it, then its message
+                print(f"imgscan: {out['message']}", file=sys.stderr)
+                if as_json:
+                    lines.append(render(error_object_of(path, out)))
+            shown += 1
+        _write_lines(lines)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED     # the pool's workers are stopped by _info_pooled
     return status
@@ -98,22 +100,24 @@ INFO_POOL_COST = 40e-6
 
 
 def _info_results(paths: Sequence[str], render: Render, jobs: int | None,
-                  external_dir: str | None,
-                  verify_manifest: bool) -> Iterator[list[InfoResult]]:
-    """An :data:`InfoResult` per path, in order, in lists of the results ready together
-    (one when read here), the info objects rendered by ``render`` (in the pool by its
-    workers). ``jobs`` 1: all read here; more: all
-    by a pool of that many workers; None (the default): read here until that has taken
-    INFO_POOL_AFTER seconds of CPU, then the rest by a pool of every core when it pays:
-    at least two images left, as much work again at the mean so far, and that mean
-    well above what the pool adds to an image (:func:`_pool_pays`). So a few images, or
-    many tiny ones on few cores, are never slowed down by a pool."""
+                  external_dir: str | None, verify_manifest: bool,
+                  waiting: Callable[[], None]) -> Iterator[InfoResult]:
+    """An :data:`InfoResult` per path, in order, the info objects rendered by ``render``
+    (in the pool by its workers); ``waiting`` is called before each image is read here,
+    and whenever the pool is about to wait for results (so the caller writes what it
+    holds then, once for the results that came together). ``jobs`` 1: all read here;
+    more: all by a pool of that many workers; None (the default): read here until that
+    has taken INFO_POOL_AFTER seconds of CPU, then the rest by a pool of every core when
+    it pays: at least two images left, as much work again at the mean so far, and that
+    mean well above what the pool adds to an image (:func:`_pool_pays`). So a few
+    images, or many tiny ones on few cores, are never slowed down by a pool."""
     if jobs is not None and jobs > 1:
-        yield from _info_pooled(paths, render, jobs, external_dir, verify_manifest)
+        yield from _info_pooled(paths, render, jobs, external_dir, verify_manifest, waiting)
         return
     import time
     start = 0.0
     for done, path in enumerate(paths):
+        waiting()
         left = len(paths) - done
         # CPU time, not wall: on a busy machine the wall time of an image grows while
         # it waits for a core, which would make a pool look worth it just when no
@@ -128,9 +132,9 @@ def _info_results(paths: Sequence[str], render: Render, jobs: int | None,
             # (A process that has read an object store cannot fork workers that use
             # it: its client's threads do not survive the fork; see bulk.runner.)
             yield from _info_pooled(paths[done:], render, None, external_dir,
-                                    verify_manifest)
+                                    verify_manifest, waiting)
             return
-        yield from _info_each([path], render, external_dir, verify_manifest)
+        yield _info_one(path, render, external_dir, verify_manifest)
 
 
 def _pool_pays(mean: float) -> bool:
@@ -159,27 +163,23 @@ def _pool_pays(mean: float) -> bool:
 InfoResult = tuple[str, bool, "str | dict[str, Any]"]
 
 
-def _info_each(paths: Sequence[str], render: Render, external_dir: str | None,
-               verify_manifest: bool) -> Iterator[list[InfoResult]]:
-    """An :data:`InfoResult` per path, read here one by one (each alone in its list)."""
-    for path in paths:
-        try:
-            with Image(path, external_dir=external_dir,
-                       verify_manifest=verify_manifest) as img:
-                info = img.info()
-        except ImageError as exc:
-            yield [(path, False, error_of(exc))]
-            continue
-        yield [(path, True, render(info))]
+def _info_one(path: str, render: Render, external_dir: str | None,
+              verify_manifest: bool) -> InfoResult:
+    """The :data:`InfoResult` of ``path``, read here."""
+    try:
+        with Image(path, external_dir=external_dir, verify_manifest=verify_manifest) as img:
+            info = img.info()
+    except ImageError as exc:
+        return path, False, error_of(exc)
+    return path, True, render(info)
 
 
 def _info_pooled(paths: Sequence[str], render: Render, jobs: int | None,
-                 external_dir: str | None,
-                 verify_manifest: bool) -> Iterator[list[InfoResult]]:
-    """As :func:`_info_each`, read and rendered by the scan's pool: results arrive as
-    the workers finish and are put back in the order of ``paths``; each list holds
-    those one arrival lets out (the next in order, and the later ones that came
-    before it)."""
+                 external_dir: str | None, verify_manifest: bool,
+                 waiting: Callable[[], None]) -> Iterator[InfoResult]:
+    """As :func:`_info_one` for each path, read and rendered by the scan's pool:
+    results arrive as the workers finish and are put back in the order of ``paths``;
+    ``waiting`` is the run's :attr:`~imgscan.bulk.runner.ScanRun.waiting` hook."""
     from .bulk.runner import read_each
 
     #: Where each path stands in ``paths`` (a path named twice stands twice).
@@ -190,16 +190,14 @@ def _info_pooled(paths: Sequence[str], render: Render, jobs: int | None,
     shown = 0
     with read_each(paths, jobs=jobs, external_dir=external_dir,
                    verify_manifest=verify_manifest, render=render) as run:
+        run.waiting = waiting
         for result in run:
             out = result.rendered if result.status == "scanned" else result.error
             assert out is not None, "a scanned result has its output, an error its member"
             early[places[result.path].pop()] = (result.path, result.status == "scanned", out)
-            ready = []
             while shown in early:
-                ready.append(early.pop(shown))
+                yield early.pop(shown)
                 shown += 1
-            if ready:
-                yield ready
 
 
 def _map(path: str, as_json: bool, external_dir: str | None) -> int:

@@ -18,30 +18,20 @@ in memory (at most 12 bytes a character: a surrogate pair's two ``\\u`` escapes)
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING
+from cpython.conversion cimport Py_DTSF_ADD_DOT_0, PyOS_double_to_string
 from cpython.dict cimport PyDict_Next
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.unicode cimport PyUnicode_DecodeASCII
+from cpython.sequence cimport PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
+from cpython.unicode cimport (
+    PyUnicode_1BYTE_KIND, PyUnicode_DATA, PyUnicode_DecodeASCII, PyUnicode_GET_LENGTH,
+    PyUnicode_KIND, PyUnicode_READ,
+)
 from libc.math cimport isfinite, isnan
 from libc.stdint cimport uint32_t
-from libc.string cimport memcpy
-
-cdef extern from "Python.h":
-    int PyUnicode_KIND(object)
-    void *PyUnicode_DATA(object)
-    Py_ssize_t PyUnicode_GET_LENGTH(object)
-    uint32_t PyUnicode_READ(int kind, void *data, Py_ssize_t index) nogil
-    int PyUnicode_1BYTE_KIND
-    Py_ssize_t PyDict_GET_SIZE(object)
-    Py_ssize_t PyList_GET_SIZE(object)
-    void *PyList_GET_ITEM(object, Py_ssize_t)
-    Py_ssize_t PyTuple_GET_SIZE(object)
-    void *PyTuple_GET_ITEM(object, Py_ssize_t)
-    char *PyOS_double_to_string(double val, char format_code, int precision, int flags,
-                                int *type) except NULL
-    int Py_DTSF_ADD_DOT_0
+from libc.string cimport memcpy, strlen
 
 #: Containers nested deeper than this are left to the standard library's encoder (which
 #: has the interpreter's recursion limit): contract objects nest five or six deep.
@@ -195,7 +185,6 @@ cdef int _put_float(Buffer *buf, double value) except -1:
     """A ``float`` as ``float.__repr__`` writes it, or ``NaN`` / ``Infinity`` /
     ``-Infinity`` (``_json`` with ``allow_nan``)."""
     cdef char *text
-    cdef Py_ssize_t n = 0
     if not isfinite(value):
         if isnan(value):
             return _put(buf, b"NaN", 3)
@@ -204,9 +193,7 @@ cdef int _put_float(Buffer *buf, double value) except -1:
         return _put(buf, b"-Infinity", 9)
     text = PyOS_double_to_string(value, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
     try:
-        while text[n]:
-            n += 1
-        _put(buf, text, n)
+        _put(buf, text, strlen(text))
     finally:
         PyMem_Free(text)
     return 0
@@ -232,8 +219,6 @@ cdef int _put_value(Buffer *buf, object value, int depth) except -1:
     if depth >= MAX_DEPTH:
         raise Unsupported(f"nested deeper than {MAX_DEPTH}")
     if kind is dict:
-        if PyDict_GET_SIZE(value) == 0:
-            return _put(buf, b"{}", 2)
         _put(buf, b"{", 1)
         while PyDict_Next(value, &pos, &key, &item):
             if type(<object>key) is not str:
@@ -245,28 +230,15 @@ cdef int _put_value(Buffer *buf, object value, int depth) except -1:
             _put(buf, b": ", 2)
             _put_value(buf, <object>item, depth + 1)
         return _put(buf, b"}", 1)
-    if kind is list:
-        n = PyList_GET_SIZE(value)
-        if n == 0:
-            return _put(buf, b"[]", 2)
-        _put(buf, b"[", 1)
-        i = 0
-        # the length read at each step: the list is not changed here, but stay in bounds
-        while i < PyList_GET_SIZE(value):
-            if i:
-                _put(buf, b", ", 2)
-            _put_value(buf, <object>PyList_GET_ITEM(value, i), depth + 1)
-            i += 1
-        return _put(buf, b"]", 1)
-    if kind is tuple:
-        n = PyTuple_GET_SIZE(value)
-        if n == 0:
-            return _put(buf, b"[]", 2)
+    if kind is list or kind is tuple:
+        # no Python code runs and no container is allocated (so no collection) while
+        # encoding: a list keeps the length read here
+        n = PySequence_Fast_GET_SIZE(value)
         _put(buf, b"[", 1)
         for i in range(n):
             if i:
                 _put(buf, b", ", 2)
-            _put_value(buf, <object>PyTuple_GET_ITEM(value, i), depth + 1)
+            _put_value(buf, <object>PySequence_Fast_GET_ITEM(value, i), depth + 1)
         return _put(buf, b"]", 1)
     raise Unsupported(f"an object of type {kind.__name__}")
 

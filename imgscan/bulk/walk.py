@@ -31,7 +31,7 @@ from ..remote import is_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from typing import Any
 
 #: Bytes of the file's head the header digest covers (the whole file when smaller).
@@ -57,13 +57,20 @@ def header_digest(path: str) -> str:
     return head_digest(head)
 
 
+#: xxhash's digest function once :func:`head_digest` first ran.
+_xxh3_64_hexdigest: Callable[[bytes], str] | None = None
+
+
 def head_digest(head: bytes) -> str:
     """The header digest of a file whose first bytes are ``head``."""
-    # Imported here: a scan without a catalog and `imgscan info` of many images keep no
-    # digest, and xxhash is 0.7 ms of the pool's start, when one core does all the work.
-    from xxhash import xxh3_64_hexdigest
-    digest: str = xxh3_64_hexdigest(head[:HEADER_DIGEST_BYTES])
-    return digest
+    global _xxh3_64_hexdigest
+    if _xxh3_64_hexdigest is None:
+        # Imported here: a scan without a catalog and `imgscan info` of many images keep
+        # no digest, and xxhash is 0.7 ms of the pool's start, when one core does all the
+        # work. Kept: an import statement run again costs a few hundred ns an image.
+        from xxhash import xxh3_64_hexdigest
+        _xxh3_64_hexdigest = xxh3_64_hexdigest
+    return _xxh3_64_hexdigest(head[:HEADER_DIGEST_BYTES])
 
 
 class Walk:

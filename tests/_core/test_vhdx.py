@@ -201,13 +201,20 @@ def test_crc32c_instruction_and_tables_agree() -> None:
 
 
 
-@pytest.mark.parametrize("zeros", [0, 1, 15, 16, 17, 255, 256, 257, 4095, 4096, 4097, 8191,
-                                   8192, 8193, 65456, 200_000])
+#: Around each step of the zero scan (4096, 256, 16 bytes, then one): the scan runs only on
+#: a buffer of at least 8192 bytes (the core's ``ZERO_RUN_MIN``), so these runs are that
+#: much longer.
+ZERO_SCAN_STEPS = (1, 15, 16, 17, 255, 256, 257, 4095, 4096, 4097)
+
+
+@pytest.mark.parametrize("zeros", sorted({0, 8191, 8192, *(8192 + k for k in ZERO_SCAN_STEPS),
+                                          65456, 200_000}))
 def test_crc32c_zero_runs(zeros: int) -> None:
     """A run of zeros at the end is carried over by multiplication (x^8 per zero byte),
     not checksummed byte by byte: the result is the tables' (held to the bitwise reference
-    above) for runs around every step of the zero scan, after data and after nothing,
-    with a previous result continued, and with a non-zero byte after the run."""
+    above) for runs around the threshold and every step of the zero scan, after data and
+    after nothing, with a previous result continued, and with a non-zero byte after the
+    run."""
     from imgscan._core.crc32c import crc32c, crc32c_with_zeroed_field, table_crc32c
 
     lead = bytes((i * 37 + 11) & 0xFF or 1 for i in range(80))

@@ -293,7 +293,7 @@ def test_info_moves_to_the_pool_once_the_images_prove_work_enough(
     pooled = []
     real = cli._info_pooled
 
-    def spy(paths: list[str], *args: Any) -> Iterator[list[cli.InfoResult]]:
+    def spy(paths: list[str], *args: Any) -> Iterator[cli.InfoResult]:
         pooled.append(list(paths))
         return real(paths, *args)
 

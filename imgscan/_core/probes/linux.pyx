@@ -13,8 +13,8 @@ raises on garbage (see :mod:`imgscan._core.filesystems`).
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
 
 from .volume cimport (
-    Probe, be16_at, be32_at, be64_at, bytes_at, crc32c_raw, cstr, label8, le16_at, le32_at,
-    le64_at, uuid_or_none,
+    Probe, be16_at, be32_at, be64_at, bytes_at, cstr, label8, le16_at, le32_at, le64_at,
+    uuid_or_none,
 )
 from .volume import USAGE_CRYPTO, USAGE_FILESYSTEM, USAGE_OTHER, USAGE_RAID, Volume
 
@@ -286,8 +286,12 @@ cdef object probe_ext(Probe p):
     flags = le32_at(h, EXT_SB + EXT_FLAGS)
     details = {}
     if ro_compat & EXT_RO_COMPAT_METADATA_CSUM:
+        # imported at the first superblock that carries a checksum: most disks hold none,
+        # and `imgscan info` of them does not load the module (start-up, issue 18)
+        from ..crc32c import crc32c
         sb = h[EXT_SB:EXT_SB + EXT_CHECKSUM]
-        ok = crc32c_raw(0xFFFFFFFF, sb) == le32_at(h, EXT_SB + EXT_CHECKSUM)
+        # ext4 stores the register without CRC-32C's final xor
+        ok = (crc32c(sb) ^ 0xFFFFFFFF) == le32_at(h, EXT_SB + EXT_CHECKSUM)
         details["checksum"] = "ok" if ok else "bad"
     journal = bool(compat & EXT_COMPAT_HAS_JOURNAL)
     from ..c_ext4 import blkid_type  # once an ext superblock is found (start-up)
@@ -330,8 +334,9 @@ cdef object probe_btrfs(Probe p, bytes sb):
                "sector_size": le32_at(sb, BTRFS_SECTORSIZE),
                "node_size": le32_at(sb, BTRFS_NODESIZE)}
     if le16_at(sb, BTRFS_CSUM_TYPE) == BTRFS_CSUM_CRC32C:
-        crc = crc32c_raw(0xFFFFFFFF, sb[BTRFS_CSUM_START:]) ^ 0xFFFFFFFF
-        details["checksum"] = "ok" if crc == le32_at(sb, 0) else "bad"
+        from ..crc32c import crc32c     # at the first such superblock (as ext4's above)
+        ok = crc32c(sb[BTRFS_CSUM_START:]) == le32_at(sb, 0)
+        details["checksum"] = "ok" if ok else "bad"
     return Volume("btrfs", label=label8(sb[BTRFS_LABEL:BTRFS_LABEL + BTRFS_LABEL_LENGTH]),
                   uuid=uuid_or_none(sb[BTRFS_FSID:BTRFS_FSID + 16]),
                   size=le64_at(sb, BTRFS_TOTAL_BYTES) or None, details=details)

@@ -20,7 +20,6 @@ cdef object label8(bytes raw, str encoding=*)
 cdef object label16(bytes raw, str encoding)
 cdef object uuid_or_none(bytes raw)
 cdef str cstr(bytes raw, tuple field)
-cdef uint32_t crc32c_raw(uint32_t crc, bytes data) except? 0
 
 
 cdef inline bint pow2(uint64_t v) noexcept:

@@ -82,18 +82,6 @@ cdef str cstr(bytes raw, tuple field):
     return label8(raw[start:start + length], "ascii") or ""
 
 
-# CRC-32C for the ext4 and Btrfs superblock checksums, raw (the caller chooses seed and
-# final xor: ext4 has none).
-
-cdef uint32_t crc32c_raw(uint32_t crc, bytes data) except? 0:
-    # crc32c.pyx's, imported at the first superblock that carries one: most disks of a
-    # library hold none, and `imgscan info` of them no longer loads the module (a
-    # cimport would, at the probes' import; start-up, issue 18). Its crc32c() takes and
-    # gives the register with the initial and final xor, which this undoes.
-    from ..crc32c import crc32c
-    return crc32c(data, crc ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
-
-
 # -- the volume being probed ------------------------------------------------
 
 cdef class Probe:
