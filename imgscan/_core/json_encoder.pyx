@@ -81,48 +81,44 @@ cdef inline bint _plain(uint32_t c) noexcept nogil:
     return 0x20 <= c <= 0x7E and c != 0x22 and c != 0x5C
 
 
+cdef inline void _u_escape(uint32_t unit, char *out) noexcept nogil:
+    """``\\u`` and the four lower-case hex digits of a UTF-16 code unit, at ``out``."""
+    out[0] = b'\\'
+    out[1] = b'u'
+    out[2] = HEX[(unit >> 12) & 0xF]
+    out[3] = HEX[(unit >> 8) & 0xF]
+    out[4] = HEX[(unit >> 4) & 0xF]
+    out[5] = HEX[unit & 0xF]
+
+
 cdef inline Py_ssize_t _escape(uint32_t c, char *out) noexcept nogil:
     """Write the escape of ``c`` at ``out`` (room for 12 bytes); its length. The
     standard library's forms: the short ones for the quote, the backslash and five
     controls, else ``\\u`` and four lower-case hex digits, a surrogate pair above the
     Basic Multilingual Plane."""
-    cdef Py_ssize_t n = 0
-    cdef uint32_t high
-    out[0] = b'\\'
+    cdef char short = 0
     if c == 0x5C or c == 0x22:
-        out[1] = <char>c
+        short = <char>c
+    elif c == 0x08:
+        short = b'b'
+    elif c == 0x0C:
+        short = b'f'
+    elif c == 0x0A:
+        short = b'n'
+    elif c == 0x0D:
+        short = b'r'
+    elif c == 0x09:
+        short = b't'
+    if short:
+        out[0] = b'\\'
+        out[1] = short
         return 2
-    if c == 0x08:
-        out[1] = b'b'
-        return 2
-    if c == 0x0C:
-        out[1] = b'f'
-        return 2
-    if c == 0x0A:
-        out[1] = b'n'
-        return 2
-    if c == 0x0D:
-        out[1] = b'r'
-        return 2
-    if c == 0x09:
-        out[1] = b't'
-        return 2
-    if c >= 0x10000:
-        high = 0xD800 | (((c - 0x10000) >> 10) & 0x3FF)
-        out[1] = b'u'
-        out[2] = HEX[(high >> 12) & 0xF]
-        out[3] = HEX[(high >> 8) & 0xF]
-        out[4] = HEX[(high >> 4) & 0xF]
-        out[5] = HEX[high & 0xF]
-        out[6] = b'\\'
-        c = 0xDC00 | ((c - 0x10000) & 0x3FF)
-        n = 6
-    out[n + 1] = b'u'
-    out[n + 2] = HEX[(c >> 12) & 0xF]
-    out[n + 3] = HEX[(c >> 8) & 0xF]
-    out[n + 4] = HEX[(c >> 4) & 0xF]
-    out[n + 5] = HEX[c & 0xF]
-    return n + 6
+    if c < 0x10000:
+        _u_escape(c, out)
+        return 6
+    _u_escape(0xD800 | (((c - 0x10000) >> 10) & 0x3FF), out)
+    _u_escape(0xDC00 | ((c - 0x10000) & 0x3FF), out + 6)
+    return 12
 
 
 cdef int _put_str(Buffer *buf, str s) except -1:
