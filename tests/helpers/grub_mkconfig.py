@@ -79,7 +79,11 @@ def grub_mkconfig(work: Path, kernels: list[str], settings: str, *,
         return (mnt / "boot/grub/grub.cfg").read_text()
     finally:
         for point in reversed(mounted):
-            subprocess.run(["umount", str(point)], check=False)
+            # A mount point another process happens to be in (a ``du`` of the temp
+            # directory) is busy: detached lazily then, never left for pytest's
+            # clean-up to walk into (the host's /usr is bound under it).
+            if subprocess.run(["umount", str(point)], check=False).returncode:
+                subprocess.run(["umount", "--lazy", str(point)], check=False)
         subprocess.run(["losetup", "-d", loop], check=False)
 
 
