@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import sparse_copy
+from helpers import sparse_copy, unmount
 from oracles import needs_qemu, run
 from test_limits import _cap_boundary
 
@@ -360,7 +360,7 @@ def test_fragmented_files(tmp_path: Path, fstype: str) -> None:
         for fd in files.values():
             os.close(fd)
     finally:
-        run("umount", mnt)
+        unmount(mnt)
     fs = _open(path)
     for n, data in want.items():
         assert fs.read_file(f"/{n}") == bytes(data) == debugfs(path, f"cat /{n}")

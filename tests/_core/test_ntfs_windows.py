@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import promptly, run_cli
+from helpers import promptly, run_cli, unmount
 from helpers.ntfs_images import (
     FILES,
     LINKS,
@@ -434,7 +434,7 @@ def ntfs3g_links(windows_ntfs: Path, tmp_path_factory: pytest.TempPathFactory
         return {rel: os.readlink(mnt / rel).removeprefix(os.fspath(mnt) + "/")
                 for rel in LINKS}
     finally:
-        subprocess.run(["umount", mnt], check=True)
+        unmount(mnt)
 
 
 def test_links_followed_to_their_targets(vol: NtfsVolume, ntfs3g_links: dict[str, str]

@@ -150,6 +150,28 @@ def sparse_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Pat
     return Path(dst)
 
 
+def unmount(point: str | os.PathLike[str], *, lazy: bool = False) -> None:
+    """``umount point``, tried again for up to 5 s while it fails: a mount point is
+    busy for a moment after its last user has gone (an ntfs-3g volume that has just
+    been filled; a scan of the temp directory passing through), and a test that
+    mounted something must neither fail for that nor leave the mount behind. Still
+    busy after that: an error, or with ``lazy`` (a bind mount, whose contents are not
+    read after) detached lazily. Never lazy for a volume whose image is read next: its
+    writer may not have finished."""
+    for _ in range(UNMOUNT_TRIES - 1):
+        if subprocess.run(["umount", os.fspath(point)], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
+    if lazy and subprocess.run(["umount", os.fspath(point)], capture_output=True).returncode:
+        run("umount", "--lazy", point)
+    elif not lazy:
+        run("umount", point)
+
+
+#: Attempts :func:`unmount` makes, 0.1 s apart.
+UNMOUNT_TRIES = 50
+
+
 def copy_of(src: Path, directory: Path, name: str) -> Path:
     """A copy of ``src`` at ``directory / name``, to corrupt without touching ``src``."""
     return sparse_copy(src, directory / name)

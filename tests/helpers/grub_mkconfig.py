@@ -18,6 +18,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from helpers import unmount
+
 #: Two Debian kernels: the newer one is the first entry grub-mkconfig writes.
 KERNELS = ["6.1.0-57-cloud-amd64", "6.1.0-10-amd64"]
 #: The root filesystem UUID the configurations name.
@@ -79,11 +81,9 @@ def grub_mkconfig(work: Path, kernels: list[str], settings: str, *,
         return (mnt / "boot/grub/grub.cfg").read_text()
     finally:
         for point in reversed(mounted):
-            # A mount point another process happens to be in (a ``du`` of the temp
-            # directory) is busy: detached lazily then, never left for pytest's
-            # clean-up to walk into (the host's /usr is bound under it).
-            if subprocess.run(["umount", str(point)], check=False).returncode:
-                subprocess.run(["umount", "--lazy", str(point)], check=False)
+            # never left for pytest's clean-up to walk into (the host's /usr is bound
+            # under it); nothing is read from it after
+            unmount(point, lazy=True)
         subprocess.run(["losetup", "-d", loop], check=False)
 
 

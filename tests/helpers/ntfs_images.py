@@ -35,6 +35,8 @@ import struct
 import subprocess
 from pathlib import Path
 
+from helpers import unmount
+
 #: WOF compression formats (WOF_FILE_PROVIDER_EXTERNAL_INFO_V1.Algorithm) and chunk sizes.
 WOF_FORMATS = {"xpress4k": (0, 4096), "lzx": (1, 32768), "xpress8k": (2, 8192),
                "xpress16k": (3, 16384)}
@@ -276,7 +278,7 @@ def build_windows_ntfs(work: Path) -> Path:
                 path.touch()
             _setfattr(path, "system.ntfs_reparse_data", link_reparse(tag, target, relative))
     finally:
-        subprocess.run(["umount", mnt], check=True)
+        unmount(mnt)
     return img
 
 
@@ -314,5 +316,5 @@ def build_fragmented_mft(work: Path) -> Path:
     try:
         subprocess.run(["sh", "-c", FRAGMENT_MFT, "sh", mnt], check=True, capture_output=True)
     finally:
-        subprocess.run(["umount", mnt], check=True)
+        unmount(mnt)
     return img

@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from helpers import unmount
+
 MiB = 1 << 20
 #: mkfs.xfs refuses v5 filesystems under 300 MiB; the file is sparse.
 VOLUME_SIZE = 320 * MiB
@@ -38,7 +40,7 @@ def mounted(image: Path, *opts: str) -> Iterator[Path]:
     try:
         yield mnt
     finally:
-        subprocess.run(["umount", str(mnt)], check=True)
+        unmount(mnt)
         mnt.rmdir()
 
 

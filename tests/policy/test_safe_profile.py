@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 import test_threats
-from helpers import MiB, decompress, ntfs_images, overwrite, qemu_create, sparse_file
+from helpers import MiB, decompress, ntfs_images, overwrite, qemu_create, sparse_file, unmount
 from helpers.ova_packages import build_ova, dated_signer, signer
 from helpers.patchers import (
     mbr_set_entry,
@@ -294,7 +294,7 @@ def windows_hive_past_the_cap(d: Path) -> Path:
         try:
             os.truncate(mnt / CONFIG.strip("/") / "SYSTEM", limits.WINDOWS_MAX_HIVE_BYTES + 1)
         finally:
-            run("umount", mnt)
+            unmount(mnt)
 
     return windows_volume_edited(d, edit, "ntfs-3g")
 
