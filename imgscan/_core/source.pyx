@@ -28,12 +28,12 @@ import os
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport (PyErr_CheckSignals, PyErr_SetFromErrno,
                           PyErr_SetFromErrnoWithFilenameObject)
-from libc.errno cimport EINTR, EISDIR, ENXIO, errno as c_errno
+from libc.errno cimport EINTR, EISDIR, ENXIO, ESPIPE, errno as c_errno
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy, memset
-from posix.fcntl cimport O_CLOEXEC, O_RDONLY, open as c_open
+from posix.fcntl cimport F_GETFL, F_SETFL, O_CLOEXEC, O_NONBLOCK, O_RDONLY, fcntl, open as c_open
 from posix.mman cimport MADV_DONTNEED, madvise
-from posix.stat cimport S_ISDIR, S_ISREG, fstat, struct_stat
+from posix.stat cimport S_ISBLK, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK, fstat, struct_stat
 from posix.unistd cimport _SC_PAGESIZE, SEEK_END, close as c_close, lseek, pread, sysconf
 
 from imgscan.errors import TruncatedImage
@@ -46,14 +46,19 @@ cdef int _open_read_only(str path, uint64_t* size) except -1:
     """A descriptor of ``path`` opened read-only, as Python's ``open(path, "rb")`` would
     open it (the same errors, a directory refused), its size in ``size``: without the file
     object, and with one ``fstat``, opening a file object and asking its size was a tenth
-    of a small image's detection (issue 18)."""
+    of a small image's detection (issue 18).
+
+    Opened without blocking: a FIFO named as an image (or put in place of one after a
+    scan's walk saw a file there) would otherwise block the open until a writer came, a
+    hang no time limit should have to end. It is refused instead, as a socket is; a
+    character device gets its blocking reads back."""
     cdef bytes name = os.fsencode(path)
     if b"\0" in name:
         raise ValueError("embedded null byte")
     cdef int fd
     cdef struct_stat st
     while True:
-        fd = c_open(name, O_RDONLY | O_CLOEXEC)
+        fd = c_open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd >= 0:
             break
         if c_errno != EINTR:
@@ -67,6 +72,14 @@ cdef int _open_read_only(str path, uint64_t* size) except -1:
     if stated and S_ISREG(st.st_mode):
         size[0] = st.st_size
         return fd
+    if stated and (S_ISFIFO(st.st_mode) or S_ISSOCK(st.st_mode)):
+        c_close(fd)
+        raise OSError(ESPIPE, "a FIFO or socket, not an image file (not read: it would "
+                      "wait for a writer)", path)
+    if stated and not S_ISBLK(st.st_mode):
+        # O_NONBLOCK means nothing to a file or a block device; a character device's
+        # reads would fail with EAGAIN under it
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
     # the end of anything else (a block device's stat does not give its size)
     end = lseek(fd, 0, SEEK_END)
     if end < 0:

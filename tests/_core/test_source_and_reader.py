@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -412,10 +415,9 @@ def test_window_data_runs_are_the_files_runs_shifted(tmp_path: Path) -> None:
         assert w.data_runs(0, 10 * length) == expected
 
 
-def test_unseekable_file_is_lseek_s_error_naming_it() -> None:
-    """A path that is neither a regular file nor a directory is measured by seeking to its
-    end; a pipe cannot seek, and the error is that one (ESPIPE), naming the path (the
-    descriptor's close must not replace it)."""
+def test_pipe_is_refused_naming_it() -> None:
+    """A pipe is refused as a FIFO (ESPIPE), naming the path (the descriptor's close
+    must not replace the error)."""
     import errno
 
     read_end, write_end = os.pipe()
@@ -427,3 +429,36 @@ def test_unseekable_file_is_lseek_s_error_naming_it() -> None:
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_fifo_without_a_writer_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """A FIFO named as an image (threats.md: never hang) is refused at once: opened as a
+    plain read would open it, it blocks until a writer comes. Run as its own process so
+    that a regression fails by the timeout rather than hanging the suite."""
+    fifo = tmp_path / "disk.qcow2"
+    os.mkfifo(fifo)
+    done = subprocess.run([sys.executable, "-m", "imgscan", "info", "--json", str(fifo)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    error = json.loads(done.stdout)["error"]
+    assert (error["structure"], fifo.name in error["message"]) == ("file", True)
+    assert "FIFO" in error["message"]
+
+
+def test_character_device_gets_its_blocking_reads_back() -> None:
+    """A character device is opened without blocking like anything else, then given its
+    blocking reads back (a tty's reads would fail with EAGAIN otherwise): the flags the
+    kernel reports for the source's descriptor (/proc/self/fdinfo)."""
+    def zero_fds() -> set[str]:
+        return {fd for fd in os.listdir("/proc/self/fd")
+                if os.path.realpath(f"/proc/self/fd/{fd}") == "/dev/zero"}
+
+    before = zero_fds()
+    src = Source("/dev/zero")
+    try:
+        (fd,) = zero_fds() - before
+        with open(f"/proc/self/fdinfo/{fd}") as info:
+            flags = int(next(line for line in info if line.startswith("flags:")).split()[1], 8)
+        assert not flags & os.O_NONBLOCK
+    finally:
+        src.close()
