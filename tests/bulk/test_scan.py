@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import marshal
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ from oracles import needs_qemu, needs_sqlite3, run
 
 import imgscan
 from imgscan import limits
-from imgscan.bulk import worker
+from imgscan.bulk import pipe, runner, worker
 from imgscan.bulk.result import FileIdentity, ScanResult
 from imgscan.report.scan import CLEAR_LINE, ScanReport, scan_line
 
@@ -161,6 +162,34 @@ def test_worker_failures_cost_one_image(trouble: Path,
     assert "status 3" in errors["exit.raw"]["message"]
     assert "1.5 s" in errors["hang.raw"]["message"]
     assert all(r.status == "scanned" for n, r in by_name.items() if n.startswith("ok"))
+
+
+def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The tasks of each batch the pool sends, as it sends them."""
+    sizes: list[int] = []
+
+    def write_frame(fd: int, body: bytes) -> None:
+        sizes.append(len(marshal.loads(body)))
+        pipe.write_frame(fd, body)
+
+    monkeypatch.setattr(runner, "write_frame", write_frame)
+    return sizes
+
+
+def test_batches_hold_a_few_ms_of_reading(library: Library, trouble: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Images read fast go in batches that hold about BATCH_WORK of reading (up to
+    MAX_BATCH tasks), so a worker never runs dry while the parent naps; slow ones stay
+    in batches of BATCH, so that few wait behind a slow image."""
+    sizes = batch_sizes(monkeypatch)
+    scan_all([str(library.root)], jobs=1, info_only=True)
+    assert sizes[0] == runner.BATCH
+    assert max(sizes) > runner.BATCH and max(sizes) <= runner.MAX_BATCH
+    sizes.clear()
+    monkeypatch.setattr(runner, "BATCH", 2)     # batches of 2 images of 0.1 s each
+    monkeypatch.setattr(worker, "scan_image", slowly)
+    scan_all([str(p) for p in sorted(trouble.glob("ok*"))[:8]], jobs=1, info_only=True)
+    assert max(sizes) == 2
 
 
 def test_long_paths_never_block_the_parent(trouble: Path, tmp_path: Path,
