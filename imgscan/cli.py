@@ -14,6 +14,7 @@ import sys
 
 from .errors import ImageError, error_object, error_object_of, error_of
 from .image import Image
+from .report import KeptLines
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,12 +56,12 @@ def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
         render = info_text
     status = EXIT_OK
     shown = 0
-    # Lines not written yet: written when the next image is waited for (one write for
-    # the images that are ready together), before an error message, and at the end.
-    lines: list[str] = []
+    # Written when the next image is waited for, before an error message, and at the end.
+    kept = KeptLines(sys.stdout)
+    lines = kept.lines
     try:
         for path, read, out in _info_results(paths, render, jobs, external_dir,
-                                             verify_manifest, lambda: _write_lines(lines)):
+                                             verify_manifest, kept.write):
             if read:
                 assert isinstance(out, str), "an image read has its output"
                 if shown and not as_json:
@@ -69,24 +70,15 @@ def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
             else:
                 assert not isinstance(out, str), "an image not read has its error member"
                 status = EXIT_UNREADABLE
-                _write_lines(lines)     # the images before it, then its message
+                kept.write()    # the images before it, then its message
                 print(f"imgscan: {out['message']}", file=sys.stderr)
                 if as_json:
                     lines.append(render(error_object_of(path, out)))
             shown += 1
-        _write_lines(lines)
+        kept.write()
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED     # the pool's workers are stopped by _info_pooled
     return status
-
-
-def _write_lines(lines: list[str]) -> None:
-    """Write ``lines`` to stdout at once (as many ``print`` calls would), and empty it:
-    one write for the images that are ready together, where ``print`` makes two an
-    image (its text, then the newline; each a system call when stdout is unbuffered)."""
-    if lines:
-        sys.stdout.write("\n".join(lines) + "\n")
-        lines.clear()
 
 
 #: Seconds of reading images in the process after which ``imgscan info`` considers
