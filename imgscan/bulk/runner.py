@@ -32,6 +32,7 @@ header digest are not sent to a worker at all (status ``unchanged``).
 
 from __future__ import annotations
 
+import marshal
 import os
 import select
 import sys
@@ -48,7 +49,7 @@ from .pipe import (
     NOT_IMAGE,
     RENDERED,
     RESULTS_READ,
-    read_results,
+    read_frames,
     task_frame,
     write_frame,
 )
@@ -226,9 +227,11 @@ class ScanRun:
         self._uncommitted = 0
         self._committed = time.monotonic()
         self._workers: dict[int, _Worker] = {}      # by result fd
-        #: Images answered by the workers and the seconds they took (the batches' size).
+        #: Images answered by the workers and the seconds they took, and the tasks of a
+        #: batch made from them at each read of answers (:meth:`_batch_size`).
         self._answer_count = 0
         self._answer_seconds = 0.0
+        self._tasks_a_batch = BATCH
         self._poll = select.poll()
         self._gen = self._run()
 
@@ -250,8 +253,10 @@ class ScanRun:
         """Entries skipped: not images, or never opened (FIFOs, sockets, devices, ...)."""
         return self.not_images + self._walk.skipped
 
-    def __iter__(self) -> ScanRun:
-        return self
+    def __iter__(self) -> Iterator[ScanResult]:
+        # the generator itself: a ``for`` loop over the run then resumes it directly,
+        # without a call of __next__ a result
+        return self._gen
 
     def __next__(self) -> ScanResult:
         return next(self._gen)
@@ -343,7 +348,7 @@ class ScanRun:
 
     def _queued(self) -> int:
         """Tasks to keep queued: enough for every worker to be topped up."""
-        return 2 * self._batch_size() * self.jobs
+        return 2 * self._tasks_a_batch * self.jobs
 
     def _batch_size(self) -> int:
         """Tasks per batch: BATCH, or as many as read in BATCH_WORK at the mean time of
@@ -467,7 +472,7 @@ class ScanRun:
         while len(self._workers) < self.jobs and len(queue) > BATCH * len(self._workers):
             self._spawn()
         now = time.monotonic()
-        batch_size = self._batch_size()
+        batch_size = self._tasks_a_batch
         for worker in self._workers.values():
             # A worker stuck on one image (until its time limit) gets no more work: what
             # it holds already waits behind that image, nothing else should.
@@ -492,7 +497,7 @@ class ScanRun:
 
     def _collect(self, queue: deque[_Task]) -> Iterator[ScanResult | None]:
         """Wait for results (or a deadline), and deal with dead and overdue workers."""
-        batch_size = self._batch_size()
+        batch_size = self._tasks_a_batch
         if all(len(w.pending) > batch_size for w in self._workers.values()):
             # Every worker has work queued: let results pile up in the pipes, to be read
             # several at a time. On small images a worker answers every ~0.2 ms, and
@@ -524,13 +529,15 @@ class ScanRun:
 
     def _results(self, worker: _Worker, data: bytes) -> Iterator[ScanResult | None]:
         worker.buffer += data
-        for seq, elapsed, wire in read_results(worker.buffer):
+        for body in read_frames(worker.buffer):
+            seq, elapsed, wire = marshal.loads(body)
             task = worker.pending.popleft()
             assert task.seq == seq, "a worker answers its tasks in order"
             worker.started = time.monotonic()
             self._answer_count += 1
             self._answer_seconds += elapsed
             yield self._result(task, elapsed, wire)
+        self._tasks_a_batch = self._batch_size()
 
     def _result(self, task: _Task, elapsed: float, wire: tuple[Any, ...]) -> ScanResult | None:
         kind, digest = wire[0], wire[1]
