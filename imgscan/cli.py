@@ -101,31 +101,34 @@ def _info_results(paths: Sequence[str], render: Render, jobs: int | None,
     more: all by a pool of that many workers; None (the default): read here until that
     has taken INFO_POOL_AFTER seconds of CPU, then the rest by a pool of every core when
     it pays: at least two images left, as much work again at the mean so far, and that
-    mean well above what the pool adds to an image (:func:`_pool_pays`). So a few
-    images, or many tiny ones on few cores, are never slowed down by a pool."""
+    mean well above what the pool adds to an image (:func:`_pool_pays`; asked again
+    after each further INFO_POOL_AFTER, not at every image: it reads the load average
+    and the cores, about 10 us, an eighth of a library image). So a few images, or many
+    tiny ones on few cores, are never slowed down by a pool."""
     if jobs is not None and jobs > 1:
         yield from _info_pooled(paths, render, jobs, external_dir, verify_manifest, waiting)
         return
     import time
     start = 0.0
+    ask = INFO_POOL_AFTER   # seconds of CPU after which the pool is considered next
     for done, path in enumerate(paths):
         waiting()
-        left = len(paths) - done
         # CPU time, not wall: on a busy machine the wall time of an image grows while
         # it waits for a core, which would make a pool look worth it just when no
         # core is free. Counted from the second image on: the first pays the decoders'
         # imports, the pool's workers pay them again anyway.
-        if done == 1:
+        if jobs is None and done == 1:
             start = time.process_time()
-        elapsed = time.process_time() - start
-        if jobs is None and done > 1 and elapsed >= INFO_POOL_AFTER and left >= 2 \
-                and elapsed / (done - 1) * left >= INFO_POOL_AFTER \
-                and _pool_pays(elapsed / (done - 1)) and "obstore" not in sys.modules:
-            # (A process that has read an object store cannot fork workers that use
-            # it: its client's threads do not survive the fork; see bulk.runner.)
-            yield from _info_pooled(paths[done:], render, None, external_dir,
-                                    verify_manifest, waiting)
-            return
+        elif jobs is None and done > 1 and (elapsed := time.process_time() - start) >= ask:
+            ask = elapsed + INFO_POOL_AFTER
+            left = len(paths) - done
+            if left >= 2 and elapsed / (done - 1) * left >= INFO_POOL_AFTER \
+                    and _pool_pays(elapsed / (done - 1)) and "obstore" not in sys.modules:
+                # (A process that has read an object store cannot fork workers that use
+                # it: its client's threads do not survive the fork; see bulk.runner.)
+                yield from _info_pooled(paths[done:], render, None, external_dir,
+                                        verify_manifest, waiting)
+                return
         yield _info_one(path, render, external_dir, verify_manifest)
 
 
