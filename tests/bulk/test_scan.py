@@ -496,21 +496,41 @@ def test_progress_line_only_on_a_terminal() -> None:
 def test_report_scan_reads_as_a_digest_scan(library: Library,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A report's scan, which checks a file by a stat and reads a raw image's head from
-    the image, answers as the head's read did (taken for a file this process may not
-    read, ``os.access``): the same kind and payload for images of each format, raw ones
-    and files that are not images."""
+    the image, answers as the head's read did (a scan that keeps digests): the same kind
+    and payload for images of each format, damaged ones, raw ones and files that are not
+    images; and for a file this process may not read, whose image's open fails, the
+    head's OSError, read again for the few files that fail."""
+    digests = worker.Options([], False, 1, None, None)
     options = worker.Options([], False, 1, None, None)
     options.report = "text"
-    paths = [*library.images, *library.not_images]
+    paths = [*library.images, *library.damaged, *library.not_images]
     stats = {p: os.stat(p) for p in paths if os.path.isfile(p) and not os.path.islink(p)}
     assert any(p.endswith(".raw") for p in stats) and len(stats) > 10
+    assert any(p in stats for p in library.damaged)
 
-    def answers() -> list[tuple[Any, ...]]:
-        return [worker._one(p, st.st_dev, st.st_ino, options) for p, st in stats.items()]
+    def answers(options: worker.Options) -> list[tuple[Any, ...]]:
+        return [(kind, None, *rest) for kind, _, *rest in (
+            worker._one(p, st.st_dev, st.st_ino, options) for p, st in stats.items())]
 
-    by_stat = answers()
-    monkeypatch.setattr(os, "access", lambda path, mode: False)
-    assert answers() == by_stat
+    assert answers(options) == answers(digests)
+    # as root no mode bit keeps a file from being read: both opens are refused instead
+    refused = next(iter(library.images))
+    stats = {refused: stats[refused]}
+    real_open = os.open
+
+    def denied(path: Any, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(path) == refused:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+
+    def no_source(path: str) -> None:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(os, "open", denied)
+    monkeypatch.setattr("imgscan.disk_image.Source", no_source)
+    assert answers(options) == answers(digests) == [(pipe.ERROR, None, {
+        "type": "OSError", "structure": "file", "offset": None,
+        "message": f"{refused}: Permission denied"})]
 
 
 def test_report_lines_kept_until_flushed() -> None:
