@@ -14,6 +14,7 @@ import sys
 
 from .errors import ImageError, error_object, error_object_of, error_of
 from .image import Image
+from .report import KeptLines
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,12 +56,12 @@ def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
         render = info_text
     status = EXIT_OK
     shown = 0
-    # Lines not written yet: written when the next image is waited for (one write for
-    # the images that are ready together), before an error message, and at the end.
-    lines: list[str] = []
+    # Written when the next image is waited for, before an error message, and at the end.
+    kept = KeptLines(sys.stdout)
+    lines = kept.lines
     try:
         for path, read, out in _info_results(paths, render, jobs, external_dir,
-                                             verify_manifest, lambda: _write_lines(lines)):
+                                             verify_manifest, kept.write):
             if read:
                 assert isinstance(out, str), "an image read has its output"
                 if shown and not as_json:
@@ -69,24 +70,15 @@ def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
             else:
                 assert not isinstance(out, str), "an image not read has its error member"
                 status = EXIT_UNREADABLE
-                _write_lines(lines)     # the images before it, then its message
+                kept.write()    # the images before it, then its message
                 print(f"imgscan: {out['message']}", file=sys.stderr)
                 if as_json:
                     lines.append(render(error_object_of(path, out)))
             shown += 1
-        _write_lines(lines)
+        kept.write()
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED     # the pool's workers are stopped by _info_pooled
     return status
-
-
-def _write_lines(lines: list[str]) -> None:
-    """Write ``lines`` to stdout at once (as many ``print`` calls would), and empty it:
-    one write for the images that are ready together, where ``print`` makes two an
-    image (its text, then the newline; each a system call when stdout is unbuffered)."""
-    if lines:
-        sys.stdout.write("\n".join(lines) + "\n")
-        lines.clear()
 
 
 #: Seconds of reading images in the process after which ``imgscan info`` considers
@@ -109,31 +101,34 @@ def _info_results(paths: Sequence[str], render: Render, jobs: int | None,
     more: all by a pool of that many workers; None (the default): read here until that
     has taken INFO_POOL_AFTER seconds of CPU, then the rest by a pool of every core when
     it pays: at least two images left, as much work again at the mean so far, and that
-    mean well above what the pool adds to an image (:func:`_pool_pays`). So a few
-    images, or many tiny ones on few cores, are never slowed down by a pool."""
+    mean well above what the pool adds to an image (:func:`_pool_pays`; asked again
+    after each further INFO_POOL_AFTER, not at every image: it reads the load average
+    and the cores, about 10 us, an eighth of a library image). So a few images, or many
+    tiny ones on few cores, are never slowed down by a pool."""
     if jobs is not None and jobs > 1:
         yield from _info_pooled(paths, render, jobs, external_dir, verify_manifest, waiting)
         return
     import time
     start = 0.0
+    ask = INFO_POOL_AFTER   # seconds of CPU after which the pool is considered next
     for done, path in enumerate(paths):
         waiting()
-        left = len(paths) - done
         # CPU time, not wall: on a busy machine the wall time of an image grows while
         # it waits for a core, which would make a pool look worth it just when no
         # core is free. Counted from the second image on: the first pays the decoders'
         # imports, the pool's workers pay them again anyway.
-        if done == 1:
+        if jobs is None and done == 1:
             start = time.process_time()
-        elapsed = time.process_time() - start
-        if jobs is None and done > 1 and elapsed >= INFO_POOL_AFTER and left >= 2 \
-                and elapsed / (done - 1) * left >= INFO_POOL_AFTER \
-                and _pool_pays(elapsed / (done - 1)) and "obstore" not in sys.modules:
-            # (A process that has read an object store cannot fork workers that use
-            # it: its client's threads do not survive the fork; see bulk.runner.)
-            yield from _info_pooled(paths[done:], render, None, external_dir,
-                                    verify_manifest, waiting)
-            return
+        elif jobs is None and done > 1 and (elapsed := time.process_time() - start) >= ask:
+            ask = elapsed + INFO_POOL_AFTER
+            left = len(paths) - done
+            if left >= 2 and elapsed / (done - 1) * left >= INFO_POOL_AFTER \
+                    and _pool_pays(elapsed / (done - 1)) and "obstore" not in sys.modules:
+                # (A process that has read an object store cannot fork workers that use
+                # it: its client's threads do not survive the fork; see bulk.runner.)
+                yield from _info_pooled(paths[done:], render, None, external_dir,
+                                        verify_manifest, waiting)
+                return
         yield _info_one(path, render, external_dir, verify_manifest)
 
 

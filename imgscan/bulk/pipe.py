@@ -73,17 +73,11 @@ def read_tasks(fd: int) -> Iterator[list[tuple[int, str, int, int]]]:
         yield marshal.loads(body)
 
 
-def read_results(buf: bytearray) -> Iterator[tuple[int, float, tuple[Any, ...]]]:
-    """The parent's side: each whole answer in ``buf`` (what a worker's pipe gave so
-    far), removed from it; a frame not complete yet stays for the next read."""
-    for body in read_frames(buf):
-        yield marshal.loads(body)
-
-
 def read_frames(buf: bytearray) -> Iterator[bytearray]:
-    """The body of each whole frame in ``buf``, undecoded, removed from it (as
-    :func:`read_results`): for a parent that hands the answers on to another process
-    (a Dask worker's batch, :mod:`.dask_pool`), which decodes them."""
+    """The parent's side: the body of each whole frame in ``buf`` (what a worker's pipe
+    gave so far), removed from it; a frame not complete yet stays for the next read.
+    Undecoded (``marshal.loads`` gives the answer): the local pool decodes them, a Dask
+    worker's batch hands them on to the client, which does (:mod:`.dask_pool`)."""
     pos = 0
     try:
         while len(buf) - pos >= FRAME_HEADER:

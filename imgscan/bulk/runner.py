@@ -14,14 +14,16 @@ is blamed. So:
   (the profile is loaded before, once, and inherited) and respawned the same
   way; they ignore SIGINT, so Ctrl-C reaches only the parent, which kills them;
 - tasks go to a worker in small batches over a pipe (``marshal``: built in, no
-  import cost, fast for the JSON-shaped ``info`` objects), results come back
-  one per image as it finishes, so the first task of a worker's batch with no
+  import cost, fast for the JSON-shaped ``info`` objects; BATCH tasks, more for
+  images read fast, so that a batch holds some BATCH_WORK of reading), results come
+  back one per image as it finishes, so the first task of a worker's batch with no
   result yet is the one it is working on;
 - that task is killed at its time limit (``Timeout``), blamed when the worker
   dies (``WorkerCrashed``, with the signal or exit status); the rest of the
   batch goes back to the queue and a new worker is forked. A worker on one
   image for over STALLED seconds is sent nothing more; the few tasks it holds
-  already (at most 2 * BATCH - 1) wait behind that image, the others go on;
+  already (at most 2 * BATCH - 1, or twice BATCH_WORK of reading at the scan's pace
+  so far) wait behind that image, the others go on;
 - each worker runs under RLIMIT_AS (``MemoryLimit`` when an allocation fails).
 
 Files the catalog already holds with the same size, mtime, inode, device and
@@ -30,6 +32,7 @@ header digest are not sent to a worker at all (status ``unchanged``).
 
 from __future__ import annotations
 
+import marshal
 import os
 import select
 import sys
@@ -46,7 +49,7 @@ from .pipe import (
     NOT_IMAGE,
     RENDERED,
     RESULTS_READ,
-    read_results,
+    read_frames,
     task_frame,
     write_frame,
 )
@@ -76,9 +79,17 @@ if TYPE_CHECKING:
 else:
     from _signal import SIGKILL  # not the signal module's enums (see worker.py)
 
-#: Tasks per batch sent to a worker; a worker is topped up while it holds at most one
-#: batch, so it never waits for the parent, and the pipe never fills (no deadlock).
+#: Tasks per batch sent to a worker, at least; a worker is topped up while it holds at
+#: most one batch, so it never waits for the parent, and the pipe never fills (no
+#: deadlock).
 BATCH = 8
+#: Seconds of reading a batch is made to hold, at the mean time of the images answered
+#: so far, with BATCH to MAX_BATCH tasks (:meth:`ScanRun._batch_size`). The parent naps
+#: NAP (1 to 1.5 ms) while every worker holds more than a batch: batches of BATCH images
+#: of 0.08 ms were answered within the nap, and each worker idled half the scan of the
+#: 1000-image library (benchmarks/README.md, issue 18).
+BATCH_WORK = 0.004
+MAX_BATCH = 64
 #: Seconds on one image after which a worker is considered stalled and sent no more
 #: tasks (most images take milliseconds; the time limit is far longer).
 STALLED = 1.0
@@ -216,6 +227,11 @@ class ScanRun:
         self._uncommitted = 0
         self._committed = time.monotonic()
         self._workers: dict[int, _Worker] = {}      # by result fd
+        #: Images answered by the workers and the seconds they took, and the tasks of a
+        #: batch made from them at each read of answers (:meth:`_batch_size`).
+        self._answer_count = 0
+        self._answer_seconds = 0.0
+        self._tasks_a_batch = BATCH
         self._poll = select.poll()
         self._gen = self._run()
 
@@ -237,8 +253,10 @@ class ScanRun:
         """Entries skipped: not images, or never opened (FIFOs, sockets, devices, ...)."""
         return self.not_images + self._walk.skipped
 
-    def __iter__(self) -> ScanRun:
-        return self
+    def __iter__(self) -> Iterator[ScanResult]:
+        # the generator itself: a ``for`` loop over the run then resumes it directly,
+        # without a call of __next__ a result
+        return self._gen
 
     def __next__(self) -> ScanResult:
         return next(self._gen)
@@ -330,7 +348,18 @@ class ScanRun:
 
     def _queued(self) -> int:
         """Tasks to keep queued: enough for every worker to be topped up."""
-        return 2 * BATCH * self.jobs
+        return 2 * self._tasks_a_batch * self.jobs
+
+    def _batch_size(self) -> int:
+        """Tasks per batch: BATCH, or as many as read in BATCH_WORK at the mean time of
+        the images answered so far (MAX_BATCH at most), once a batch was answered."""
+        if self._answer_count < BATCH:
+            return BATCH
+        # BATCH_WORK / the mean, without dividing by 0 seconds
+        fits = BATCH_WORK * self._answer_count
+        if self._answer_seconds * MAX_BATCH <= fits:
+            return MAX_BATCH
+        return max(BATCH, int(fits / self._answer_seconds))
 
     def _busy(self) -> bool:
         """Whether any task sent to a worker is still to be answered."""
@@ -443,13 +472,14 @@ class ScanRun:
         while len(self._workers) < self.jobs and len(queue) > BATCH * len(self._workers):
             self._spawn()
         now = time.monotonic()
+        batch_size = self._tasks_a_batch
         for worker in self._workers.values():
             # A worker stuck on one image (until its time limit) gets no more work: what
             # it holds already waits behind that image, nothing else should.
-            if queue and len(worker.pending) <= BATCH and not (
+            if queue and len(worker.pending) <= batch_size and not (
                     worker.pending and now - worker.started > STALLED):
                 # The tail of a scan goes out one by one, so no worker idles behind another.
-                size = min(BATCH, max(1, len(queue) // (2 * self.jobs)))
+                size = min(batch_size, max(1, len(queue) // (2 * self.jobs)))
                 batch = [queue.popleft() for _ in range(min(size, len(queue)))]
                 frame = _task_frame(batch)
                 while len(frame) > FRAME_BUDGET and len(batch) > 1:
@@ -467,7 +497,8 @@ class ScanRun:
 
     def _collect(self, queue: deque[_Task]) -> Iterator[ScanResult | None]:
         """Wait for results (or a deadline), and deal with dead and overdue workers."""
-        if all(len(w.pending) > BATCH for w in self._workers.values()):
+        batch_size = self._tasks_a_batch
+        if all(len(w.pending) > batch_size for w in self._workers.values()):
             # Every worker has work queued: let results pile up in the pipes, to be read
             # several at a time. On small images a worker answers every ~0.2 ms, and
             # waking for each answer cost the parent half as much CPU again (56 against
@@ -498,11 +529,15 @@ class ScanRun:
 
     def _results(self, worker: _Worker, data: bytes) -> Iterator[ScanResult | None]:
         worker.buffer += data
-        for seq, elapsed, wire in read_results(worker.buffer):
+        for body in read_frames(worker.buffer):
+            seq, elapsed, wire = marshal.loads(body)
             task = worker.pending.popleft()
             assert task.seq == seq, "a worker answers its tasks in order"
             worker.started = time.monotonic()
+            self._answer_count += 1
+            self._answer_seconds += elapsed
             yield self._result(task, elapsed, wire)
+        self._tasks_a_batch = self._batch_size()
 
     def _result(self, task: _Task, elapsed: float, wire: tuple[Any, ...]) -> ScanResult | None:
         kind, digest = wire[0], wire[1]

@@ -129,16 +129,16 @@ def info_of(path: str, options: Options) -> dict[str, Any]:
 def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...]:
     """One task's wire result: ``(kind, digest, payload...)``; never raises."""
     digest = None
+    head: bytes | None = None
+    checked_by_stat = False
     try:
         if options.listed:
             info = info_of(path, options)
             if options.render is not None:
                 return RENDERED, None, options.render(info)
             return SCANNED, None, info, None, None
-        head: bytes | None = None
-        if options.report is None or is_url(path) or not os.access(path, os.R_OK):
-            # the file's identity is the catalog's: its digest covers the head (and a
-            # file this process may not read fails here, with the error it always had)
+        if options.report is None or is_url(path):
+            # the file's identity is the catalog's: its digest covers the head
             head = read_head(path, device, inode,
                              HEADER_DIGEST_BYTES if options.report is None else RAW_HEAD_BYTES)
             if head is None:
@@ -149,22 +149,44 @@ def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...
             # saw, and a raw one's head read from the image (scan_image); an open, a
             # read and a close less an image (benchmarks/README.md, issue 18).
             return NOT_IMAGE, None
+        else:
+            checked_by_stat = True
         scanned = scan_image(path, head, options)
         if scanned is None:
             return NOT_IMAGE, digest
         return SCANNED, digest, *scanned
     except ImageError as exc:
+        if checked_by_stat:
+            return _as_the_head_answers(path, device, inode, exc)
         return ERROR, digest, error_of(exc)
     except MemoryError:
         return ERROR, digest, error_member("MemoryLimit", "worker", None,
                                            f"{path}: out of memory (worker limit "
                                            f"{_mib(options.memory_limit)})")
     except OSError as exc:
-        return ERROR, digest, error_member("OSError", "file", None,
-                                           f"{path}: {exc.strerror or exc}")
+        return ERROR, digest, _os_error(path, exc)
     except Exception as exc:    # a bug must cost one image, never the scan
         return ERROR, digest, error_member(type(exc).__name__, "imgscan", None,
                                            f"{path}: unexpected {type(exc).__name__}: {exc}")
+
+
+def _as_the_head_answers(path: str, device: int, inode: int,
+                         exc: ImageError) -> tuple[Any, ...]:
+    """The answer for a file checked by a stat only (a report's scan) whose image failed:
+    the one the head's read gave when it came first, which it does here only for the few
+    that fail. So a file this process may not read answers with the read's OSError (the
+    image's open makes it an ImageError), and one that is no longer the file the walk saw
+    as not an image; any other keeps the image's error."""
+    try:
+        if read_head(path, device, inode, RAW_HEAD_BYTES) is None:
+            return NOT_IMAGE, None
+    except OSError as unread:
+        return ERROR, None, _os_error(path, unread)
+    return ERROR, None, error_of(exc)
+
+
+def _os_error(path: str, exc: OSError) -> dict[str, Any]:
+    return error_member("OSError", "file", None, f"{path}: {exc.strerror or exc}")
 
 
 #: The info object's members ``imgscan scan``'s text line and summary read.

@@ -15,6 +15,7 @@ from ..errors import error_object_of
 from ..image import SCHEMA_VERSION
 from ..units import human_size
 from ..vocabulary import VIOLATIONS
+from . import KeptLines
 from .json import dumps, each_check
 
 TYPE_CHECKING = False
@@ -124,7 +125,7 @@ class ScanReport:
         self.boot_modes: dict[str, int] = {}
         self.errors: dict[str, int] = {}
         #: Lines not written yet (without the bar): :meth:`flush` writes them at once.
-        self._lines: list[str] = []
+        self._kept = KeptLines(out)
 
     def add(self, result: ScanResult) -> None:
         self.images += 1
@@ -160,7 +161,7 @@ class ScanReport:
             # Kept until the scan waits for its workers (:meth:`flush`): one write for
             # the lines that arrive together, where a write a line is a system call
             # each when stdout is unbuffered (benchmarks/README.md, issue 18).
-            self._lines.append(line)
+            self._kept.lines.append(line)
             return
         if self._bar_visible:
             self._clear_bar()
@@ -171,9 +172,7 @@ class ScanReport:
         """Write the lines kept so far (see :meth:`_print`): called when the scan waits
         for results (:attr:`imgscan.bulk.runner.ScanRun.waiting`) and by :meth:`finish`,
         so a line is never held behind a slow image."""
-        if self._lines:
-            self.out.write("\n".join(self._lines) + "\n")
-            self._lines.clear()
+        self._kept.write()
 
     def progress(self, skipped: int) -> None:
         """Redraw the progress line (at most every REDRAW_INTERVAL) when stderr is a

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import marshal
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ from oracles import needs_qemu, needs_sqlite3, run
 
 import imgscan
 from imgscan import limits
-from imgscan.bulk import worker
+from imgscan.bulk import pipe, runner, worker
 from imgscan.bulk.result import FileIdentity, ScanResult
 from imgscan.report.scan import CLEAR_LINE, ScanReport, scan_line
 
@@ -161,6 +162,34 @@ def test_worker_failures_cost_one_image(trouble: Path,
     assert "status 3" in errors["exit.raw"]["message"]
     assert "1.5 s" in errors["hang.raw"]["message"]
     assert all(r.status == "scanned" for n, r in by_name.items() if n.startswith("ok"))
+
+
+def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The tasks of each batch the pool sends, as it sends them."""
+    sizes: list[int] = []
+
+    def write_frame(fd: int, body: bytes) -> None:
+        sizes.append(len(marshal.loads(body)))
+        pipe.write_frame(fd, body)
+
+    monkeypatch.setattr(runner, "write_frame", write_frame)
+    return sizes
+
+
+def test_batches_hold_a_few_ms_of_reading(library: Library, trouble: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Images read fast go in batches that hold about BATCH_WORK of reading (up to
+    MAX_BATCH tasks), so a worker never runs dry while the parent naps; slow ones stay
+    in batches of BATCH, so that few wait behind a slow image."""
+    sizes = batch_sizes(monkeypatch)
+    scan_all([str(library.root)], jobs=1, info_only=True)
+    assert sizes[0] == runner.BATCH
+    assert max(sizes) > runner.BATCH and max(sizes) <= runner.MAX_BATCH
+    sizes.clear()
+    monkeypatch.setattr(runner, "BATCH", 2)     # batches of 2 images of 0.1 s each
+    monkeypatch.setattr(worker, "scan_image", slowly)
+    scan_all([str(p) for p in sorted(trouble.glob("ok*"))[:8]], jobs=1, info_only=True)
+    assert max(sizes) == 2
 
 
 def test_long_paths_never_block_the_parent(trouble: Path, tmp_path: Path,
@@ -467,21 +496,41 @@ def test_progress_line_only_on_a_terminal() -> None:
 def test_report_scan_reads_as_a_digest_scan(library: Library,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A report's scan, which checks a file by a stat and reads a raw image's head from
-    the image, answers as the head's read did (taken for a file this process may not
-    read, ``os.access``): the same kind and payload for images of each format, raw ones
-    and files that are not images."""
+    the image, answers as the head's read did (a scan that keeps digests): the same kind
+    and payload for images of each format, damaged ones, raw ones and files that are not
+    images; and for a file this process may not read, whose image's open fails, the
+    head's OSError, read again for the few files that fail."""
+    digests = worker.Options([], False, 1, None, None)
     options = worker.Options([], False, 1, None, None)
     options.report = "text"
-    paths = [*library.images, *library.not_images]
+    paths = [*library.images, *library.damaged, *library.not_images]
     stats = {p: os.stat(p) for p in paths if os.path.isfile(p) and not os.path.islink(p)}
     assert any(p.endswith(".raw") for p in stats) and len(stats) > 10
+    assert any(p in stats for p in library.damaged)
 
-    def answers() -> list[tuple[Any, ...]]:
-        return [worker._one(p, st.st_dev, st.st_ino, options) for p, st in stats.items()]
+    def answers(options: worker.Options) -> list[tuple[Any, ...]]:
+        return [(kind, None, *rest) for kind, _, *rest in (
+            worker._one(p, st.st_dev, st.st_ino, options) for p, st in stats.items())]
 
-    by_stat = answers()
-    monkeypatch.setattr(os, "access", lambda path, mode: False)
-    assert answers() == by_stat
+    assert answers(options) == answers(digests)
+    # as root no mode bit keeps a file from being read: both opens are refused instead
+    refused = next(iter(library.images))
+    stats = {refused: stats[refused]}
+    real_open = os.open
+
+    def denied(path: Any, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(path) == refused:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+
+    def no_source(path: str) -> None:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(os, "open", denied)
+    monkeypatch.setattr("imgscan.disk_image.Source", no_source)
+    assert answers(options) == answers(digests) == [(pipe.ERROR, None, {
+        "type": "OSError", "structure": "file", "offset": None,
+        "message": f"{refused}: Permission denied"})]
 
 
 def test_report_lines_kept_until_flushed() -> None:

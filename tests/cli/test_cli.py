@@ -312,6 +312,31 @@ def test_info_moves_to_the_pool_once_the_images_prove_work_enough(
     assert capsys.readouterr() == one_by_one
 
 
+@needs_qemu
+def test_info_asks_whether_the_pool_pays_once_per_interval(
+        many_images: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Where the pool does not pay, the images stay here, and it is asked again only
+    after INFO_POOL_AFTER more seconds of CPU, not at every image (each question reads
+    the load average): with a clock that gains 1 ms a look and a 3 ms interval, about
+    every third image."""
+    assert main(["info", "--json", "--jobs", "1", *many_images]) == 2
+    one_by_one = capsys.readouterr()
+    asked: list[float] = []
+    clock = iter(range(1000))
+    monkeypatch.setattr("time.process_time", lambda: next(clock) * 1e-3)
+    monkeypatch.setattr(cli, "INFO_POOL_AFTER", 3e-3)
+
+    def never(mean: float) -> bool:
+        asked.append(mean)
+        return False
+
+    monkeypatch.setattr(cli, "_pool_pays", never)
+    assert main(["info", "--json", *many_images]) == 2
+    assert capsys.readouterr() == one_by_one
+    assert 2 <= len(asked) <= len(many_images) // 3
+
+
 @pytest.mark.parametrize(("cores", "load", "mean", "pays"), [
     (1, 1.0, 1.0, False),               # no second core
     (2, 1.0, 0.05e-3, False),           # images read and written in 50 us, 2 cores
