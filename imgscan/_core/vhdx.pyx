@@ -134,6 +134,7 @@ cdef Py_ssize_t MTE_LENGTH = METADATA_TABLE_ENTRY.offset("length")
 cdef Py_ssize_t MTE_FLAGS = METADATA_TABLE_ENTRY.offset("flags")
 cdef Py_ssize_t MTE_SIZE = METADATA_TABLE_ENTRY.size
 cdef Py_ssize_t GUID_SIZE = 16
+cdef uint64_t C_HEADER_SIZE = HEADER_SIZE
 cdef Py_ssize_t FI_SIGNATURE_END = FILE_TYPE_IDENTIFIER.end("signature")
 cdef Py_ssize_t FI_CREATOR = FILE_TYPE_IDENTIFIER.offset("creator")
 cdef Py_ssize_t FI_CREATOR_SIZE = FILE_TYPE_IDENTIFIER.field_size("creator")
@@ -163,6 +164,13 @@ cdef bint _checksum_ok(bytes data, Py_ssize_t field):
     return crc32c_zeroed(p, len(data), field) == le32(p + field)
 
 
+cdef inline bytes _bytes_at(const uint8_t* p, Py_ssize_t offset, Py_ssize_t n):
+    """The ``n`` bytes at ``offset`` of a structure the caller read whole, as a new bytes
+    (made from C: a slice of the structure's bytes object went through the sequence
+    protocol, about 500 instructions each, a dozen an open of a small VHDX, issue 18)."""
+    return (<const char*>p + offset)[:n]
+
+
 cdef const uint8_t* _item(bytes span, uint64_t lo, dict items, dict alone, str name):
     """Where metadata item ``name``'s structure starts: inside ``span`` (the items' span,
     read from file offset ``lo``) or, when the span was not read, in the item's own read
@@ -172,6 +180,60 @@ cdef const uint8_t* _item(bytes span, uint64_t lo, dict items, dict alone, str n
         return <const uint8_t*><char*>span + (<uint64_t>items[name][0] - lo)
     raw = alone[name]
     return <const uint8_t*><char*>raw
+
+
+cdef bytes _read(img, uint64_t offset, uint64_t length, str structure):
+    """File bytes as replay leaves them; TruncatedImage past the replayed end.
+
+    A C function of the image, not its method: every read of an open comes here, and a
+    Python method call each (with the overlay's length asked twice) was about a twentieth
+    of a small VHDX's open (issue 18)."""
+    cdef Source src = img.source
+    cdef uint64_t eff_size = img._eff_size
+    if offset > eff_size or length > eff_size - offset:
+        raise TruncatedImage(
+            src.path, structure, offset,
+            f"{length} bytes needed but the file ends at {eff_size}")
+    overlay = img._overlay
+    if not overlay:
+        # inside the file (Source.contains, in C)
+        if offset <= src.size and length <= src.size - offset:
+            return src.read(offset, length, structure)
+        return src.read_zero_padded(offset, length)
+    buf = bytearray(src.read_zero_padded(offset, length))
+    overlay.apply(offset, buf)
+    return bytes(buf)
+
+
+cdef tuple _parse_region_table(img, uint64_t offset, bytes valid_copy):
+    """(entries, problem) for the table at ``offset``.
+
+    ``valid_copy``: the other copy, already found valid (or None); a table with the same
+    bytes passes every check it passed, so its 64 KiB are not checksummed again (half of
+    a VHDX open's instructions went to CRC-32C, issue 18). Both copies are read and
+    compared: a second copy that differs, or is damaged, is a finding."""
+    if offset + REGION_TABLE_SIZE > <uint64_t>img._eff_size:
+        return None, f"region table at {offset} lies past the end of the file"
+    cdef bytes raw = _read(img, offset, REGION_TABLE_SIZE, "VHDX region table")
+    if raw == valid_copy:
+        return valid_copy, None     # the same object: comparing the copies is free
+    if not _checksum_ok(raw, RT_CHECKSUM):
+        return raw, f"region table at {offset}: CRC-32C mismatch"
+    signature = _bytes_at(<const uint8_t*><char*>raw, RT_SIGNATURE, 4)
+    if signature != REGION_SIGNATURE:
+        return raw, f"region table at {offset}: signature {signature!r} is not 'regi'"
+    count = le32(<const uint8_t*><char*>raw + RT_ENTRY_COUNT)
+    if count > limits.VHDX_MAX_REGION_ENTRIES:    # compared inline, enforce words it
+        try:
+            limits.enforce(count, "VHDX_MAX_REGION_ENTRIES", img.source.path,
+                           "VHDX region table", offset + RT_ENTRY_COUNT, "entry count")
+        except LimitExceeded as exc:
+            # one copy over the cap is a finding when the other copy is good
+            return raw, f"region table at {offset}: {exc.problem}"
+    if RT_HEADER_SIZE + count * RTE_SIZE > REGION_TABLE_SIZE:
+        # the entries are read from C: only a cap raised past the spec's gets here
+        return raw, f"region table at {offset}: {count} entries overrun the table"
+    return raw, None
 
 
 # --------------------------------------------------------------------------
@@ -209,24 +271,6 @@ class VhdxImage(Container):
         if self._eff_size != source.size:
             d["replayed_file_size"] = self._eff_size
 
-    # -- reads through the replay overlay -----------------------------------
-    def _read(self, uint64_t offset, uint64_t length, str structure):
-        """File bytes as replay leaves them; TruncatedImage past the replayed end."""
-        cdef Source src = self.source
-        cdef uint64_t eff_size = self._eff_size
-        if offset > eff_size or length > eff_size - offset:
-            raise TruncatedImage(
-                src.path, structure, offset,
-                f"{length} bytes needed but the file ends at {eff_size}")
-        # inside the file (Source.contains, in C: every read of an open comes here)
-        if not self._overlay and offset <= src.size and length <= src.size - offset:
-            return src.read(offset, length, structure)
-        if not self._overlay:
-            return src.read_zero_padded(offset, length)
-        buf = bytearray(src.read_zero_padded(offset, length))
-        self._overlay.apply(offset, buf)
-        return bytes(buf)
-
     # -- header section -----------------------------------------------------
     def _read_file_identifier(self):
         cdef Source src = self.source
@@ -242,10 +286,11 @@ class VhdxImage(Container):
         cdef Source src = self.source
         cdef bytes raw
         cdef const uint8_t* p
+        cdef uint64_t off
         path = src.path
         raws, valid, why, seqs = [], [], [], []
         for off in HEADER_OFFSETS:
-            if not src.contains(off, HEADER_SIZE):
+            if off + C_HEADER_SIZE > src.size:     # Source.contains, in C
                 raws.append(None)
                 valid.append(False)
                 why.append(f"header at {off} lies past the end of the file ({src.size})")
@@ -257,8 +302,8 @@ class VhdxImage(Container):
             problem = None
             if not _checksum_ok(raw, H_CHECKSUM):
                 problem = "CRC-32C mismatch"
-            elif raw[H_SIGNATURE:H_SIGNATURE + 4] != HEADER_SIGNATURE:
-                problem = f"signature {raw[H_SIGNATURE:H_SIGNATURE + 4]!r} is not 'head'"
+            elif _bytes_at(p, H_SIGNATURE, 4) != HEADER_SIGNATURE:
+                problem = f"signature {_bytes_at(p, H_SIGNATURE, 4)!r} is not 'head'"
             elif le16(p + H_VERSION) != HEADER_VERSION:
                 problem = f"version {le16(p + H_VERSION)} is not 1"
             valid.append(problem is None)
@@ -301,7 +346,7 @@ class VhdxImage(Container):
         d["current_header"] = current + 1
         d["header_sequence_numbers"] = seqs
         d["header"] = h
-        return h, raw[H_LOG_GUID:H_LOG_GUID + GUID_SIZE]
+        return h, _bytes_at(p, H_LOG_GUID, GUID_SIZE)
 
     # -- log ------------------------------------------------------------------
     def _parse_log(self, dict hdr, bytes log_guid):
@@ -350,41 +395,12 @@ class VhdxImage(Container):
         )
 
     # -- region tables --------------------------------------------------------
-    def _parse_region_table(self, uint64_t offset, bytes valid_copy=None):
-        """(entries, problem) for the table at ``offset``.
-
-        ``valid_copy``: the other copy, already found valid; a table with the same
-        bytes passes every check it passed, so its 64 KiB are not checksummed again
-        (half of a VHDX open's instructions went to CRC-32C, issue 18)."""
-        if offset + REGION_TABLE_SIZE > self._eff_size:
-            return None, f"region table at {offset} lies past the end of the file"
-        cdef bytes raw = self._read(offset, REGION_TABLE_SIZE, "VHDX region table")
-        if raw == valid_copy:
-            return valid_copy, None     # the same object: comparing the copies is free
-        if not _checksum_ok(raw, RT_CHECKSUM):
-            return raw, f"region table at {offset}: CRC-32C mismatch"
-        signature = raw[RT_SIGNATURE:RT_SIGNATURE + 4]
-        if signature != REGION_SIGNATURE:
-            return raw, f"region table at {offset}: signature {signature!r} is not 'regi'"
-        count = le32(<const uint8_t*><char*>raw + RT_ENTRY_COUNT)
-        if count > limits.VHDX_MAX_REGION_ENTRIES:    # compared inline, enforce words it
-            try:
-                limits.enforce(count, "VHDX_MAX_REGION_ENTRIES", self.source.path,
-                               "VHDX region table", offset + RT_ENTRY_COUNT, "entry count")
-            except LimitExceeded as exc:
-                # one copy over the cap is a finding when the other copy is good
-                return raw, f"region table at {offset}: {exc.problem}"
-        if RT_HEADER_SIZE + count * RTE_SIZE > REGION_TABLE_SIZE:
-            # the entries are read from C: only a cap raised past the spec's gets here
-            return raw, f"region table at {offset}: {count} entries overrun the table"
-        return raw, None
-
     def _read_region_tables(self):
         path = self.source.path
         raws, problems = [], []
         valid_copy = None
         for off in REGION_TABLE_OFFSETS:
-            copy, problem = self._parse_region_table(off, valid_copy)
+            copy, problem = _parse_region_table(self, off, valid_copy)
             raws.append(copy)
             problems.append(problem)
             valid_copy = copy if problem is None else None
@@ -415,7 +431,7 @@ class VhdxImage(Container):
         regions = []
         for i in range(le32(p + RT_ENTRY_COUNT)):
             e = RT_HEADER_SIZE + i * RTE_SIZE
-            guid = raw[e + RTE_GUID:e + RTE_GUID + GUID_SIZE]
+            guid = _bytes_at(p, e + RTE_GUID, GUID_SIZE)
             off = le64(p + e + RTE_FILE_OFFSET)
             length = le32(p + e + RTE_LENGTH)
             required = bool(le32(p + e + RTE_REQUIRED) & 1)
@@ -456,11 +472,11 @@ class VhdxImage(Container):
         moff, mlen, mwhere = meta
         if moff + METADATA_TABLE_SIZE > self._eff_size:
             # the whole table must be in the file, as before: this read raises, naming it
-            self._read(moff, METADATA_TABLE_SIZE, "VHDX metadata table")
+            _read(self, moff, METADATA_TABLE_SIZE, "VHDX metadata table")
         # Its header and first entries, and the rest only when the count needs it: the
         # 64 KiB table holds 5 or 6 entries as qemu-img and Hyper-V write it, and copying
         # all of it from the kernel was about a twentieth of a small VHDX's open (issue 18).
-        cdef bytes table = self._read(moff, METADATA_TABLE_FIRST_READ, "VHDX metadata table")
+        cdef bytes table = _read(self, moff, METADATA_TABLE_FIRST_READ, "VHDX metadata table")
         cdef const uint8_t* p = <const uint8_t*><char*>table
         cdef Py_ssize_t i, e, count
         # The entries' fields as C integers, the table's offset among them (inside the file:
@@ -469,7 +485,7 @@ class VhdxImage(Container):
         # metadata's instructions (issue 18).
         cdef uint64_t base = moff, ioff, ilen, flags, where
         cdef dict items = {}
-        signature = table[MT_SIGNATURE:MT_SIGNATURE + 8]
+        signature = _bytes_at(p, MT_SIGNATURE, 8)
         if signature != METADATA_SIGNATURE:
             raise CorruptImage(path, "VHDX metadata table", moff,
                                f"signature {signature!r} is not 'metadata'")
@@ -483,11 +499,11 @@ class VhdxImage(Container):
             raise CorruptImage(path, "VHDX metadata table", moff,
                                f"{count} entries overrun the table")
         if MT_HEADER_SIZE + count * MTE_SIZE > len(table):
-            table = self._read(moff, MT_HEADER_SIZE + count * MTE_SIZE, "VHDX metadata table")
+            table = _read(self, moff, MT_HEADER_SIZE + count * MTE_SIZE, "VHDX metadata table")
             p = <const uint8_t*><char*>table
         for i in range(count):
             e = MT_HEADER_SIZE + i * MTE_SIZE
-            guid = table[e + MTE_ITEM_ID:e + MTE_ITEM_ID + GUID_SIZE]
+            guid = _bytes_at(p, e + MTE_ITEM_ID, GUID_SIZE)
             ioff = le32(p + e + MTE_OFFSET)
             ilen = le32(p + e + MTE_LENGTH)
             flags = le32(p + e + MTE_FLAGS)
@@ -530,10 +546,10 @@ class VhdxImage(Container):
         cdef const uint8_t* fp
         cdef const uint8_t* page83
         if hi - lo <= METADATA_TABLE_SIZE and hi <= <uint64_t>self._eff_size:
-            span = self._read(lo, hi - lo, "VHDX metadata items")
+            span = _read(self, lo, hi - lo, "VHDX metadata items")
         else:
             for name, size in REQUIRED_ITEM_SIZES:
-                alone[name] = self._read(items[name][0], size, f"VHDX metadata item {name}")
+                alone[name] = _read(self, items[name][0], size, f"VHDX metadata item {name}")
         fp = _item(span, lo, items, alone, "file_parameters")
         block_size = le32(fp + FP_BLOCK_SIZE)
         fp_flags = le32(fp + FP_FLAGS)
@@ -603,7 +619,7 @@ class VhdxImage(Container):
             raise CorruptImage(path, "VHDX parent locator", off,
                                f"its {length} bytes are shorter than the "
                                f"{PARENT_LOCATOR_HEADER.size}-byte locator header")
-        raw = self._read(off, length, "VHDX parent locator")
+        raw = _read(self, off, length, "VHDX parent locator")
         h = PARENT_LOCATOR_HEADER.unpack(raw)
         count = h["key_value_count"]
         limits.enforce(count, "VHDX_MAX_PARENT_LOCATOR_ENTRIES", path, "VHDX parent locator",
@@ -686,7 +702,7 @@ class VhdxImage(Container):
         if nblocks == 0:
             return emap
         if self._overlay:
-            bat = self._read(boff, entries * BAT_ENTRY_SIZE, "VHDX BAT")
+            bat = _read(self, boff, entries * BAT_ENTRY_SIZE, "VHDX BAT")
         else:
             bat = src.view(boff, entries * BAT_ENTRY_SIZE, "VHDX BAT")
         st = WalkStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
