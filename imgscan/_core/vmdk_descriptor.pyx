@@ -29,6 +29,7 @@ than the rest of its header (issue 18).
 
 import re
 
+from libc.stdint cimport uint32_t
 from libc.string cimport memchr, memcmp
 
 
@@ -175,6 +176,8 @@ cdef class Descriptor:
         39 characters after the first ``key`` and one more (its ``=``)."""
         cdef str text = self.text
         cdef Py_ssize_t pos = text.find(key), i, start, end
+        cdef Py_UCS4 c
+        cdef uint32_t value = 0     # the number's low 32 bits: int(digits, 16) & 0xFFFFFFFF
         if pos < 0:
             return None
         i = pos + len(key) + 1
@@ -182,9 +185,18 @@ cdef class Descriptor:
         while i < end and text[i].isspace():
             i += 1
         start = i
-        while i < end and text[i] in "0123456789abcdefABCDEF":
+        while i < end:
+            c = text[i]
+            if u"0" <= c <= u"9":
+                value = (value << 4) | (<uint32_t>c - 0x30)        # "0"
+            elif u"a" <= c <= u"f":
+                value = (value << 4) | (<uint32_t>c - 0x61 + 10)   # "a"
+            elif u"A" <= c <= u"F":
+                value = (value << 4) | (<uint32_t>c - 0x41 + 10)   # "A"
+            else:
+                break
             i += 1
-        return int(text[start:i], 16) & 0xFFFFFFFF if i > start else None
+        return value if i > start else None
 
     cpdef check_key(self, str key):
         """Record where readers may disagree on ``key``."""

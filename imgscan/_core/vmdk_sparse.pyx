@@ -300,18 +300,18 @@ cdef class SparseHeader:
     cpdef dict as_dict(self):
         """The header as the details report it: its fields as stored (sizes in sectors)."""
         cdef KdmvFields* f = &self.stored
-        cdef dict d = {"version": f.version, "flags": f.flags, "capacity": f.capacity,
-                       "grain_size": f.grain, "num_gtes_per_gt": f.gtes,
-                       "gd_offset": f.gd_offset, "gd_entries": self.gd_entries}
-        if self.kind == "KDMV":
-            d["flag_names"] = [name for bit, name in _FLAG_NAMES if f.flags & bit]
-            d["descriptor_offset"] = f.desc_offset
-            d["descriptor_size"] = f.desc_size
-            d["rgd_offset"] = f.rgd_offset
-            d["overhead"] = f.overhead
-            d["unclean_shutdown"] = f.unclean
-            d["compress_algorithm"] = f.compress
-        return d
+        if self.kind != "KDMV":
+            return {"version": f.version, "flags": f.flags, "capacity": f.capacity,
+                    "grain_size": f.grain, "num_gtes_per_gt": f.gtes,
+                    "gd_offset": f.gd_offset, "gd_entries": self.gd_entries}
+        # one dict made at its size (a literal): the shared fields first, in the same order
+        return {"version": f.version, "flags": f.flags, "capacity": f.capacity,
+                "grain_size": f.grain, "num_gtes_per_gt": f.gtes,
+                "gd_offset": f.gd_offset, "gd_entries": self.gd_entries,
+                "flag_names": [name for bit, name in _FLAG_NAMES if f.flags & bit],
+                "descriptor_offset": f.desc_offset, "descriptor_size": f.desc_size,
+                "rgd_offset": f.rgd_offset, "overhead": f.overhead,
+                "unclean_shutdown": f.unclean, "compress_algorithm": f.compress}
 
 
 # The sparse header's field offsets and size are compiled in from the declaration in
