@@ -126,13 +126,15 @@ cdef class Descriptor:
     cdef dict _index(self):
         cdef dict first
         cdef str k
+        cdef Py_ssize_t n
         if self._first is None:
             first = {}
             for k, v, _ in self.entries:
-                if k in first:
+                # one look-up a key (a test and an insertion were two, each hashing it)
+                n = len(first)
+                first.setdefault(k, v)
+                if len(first) == n:
                     self._repeated.add(k)
-                else:
-                    first[k] = v
             self._first = first
         return self._first
 
