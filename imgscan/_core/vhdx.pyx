@@ -62,6 +62,7 @@ BAT walk that builds the extent map is :mod:`imgscan._core.vhdx_bat`.
 from array import array
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memcmp
 
 from imgscan import limits
 from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
@@ -144,10 +145,13 @@ cdef Py_ssize_t VDS_VIRTUAL_DISK_SIZE = VIRTUAL_DISK_SIZE.offset("virtual_disk_s
 cdef Py_ssize_t LSS_LOGICAL_SECTOR_SIZE = LOGICAL_SECTOR_SIZE.offset("logical_sector_size")
 cdef Py_ssize_t PSS_PHYSICAL_SECTOR_SIZE = PHYSICAL_SECTOR_SIZE.offset("physical_sector_size")
 cdef Py_ssize_t P83_PAGE_83_DATA = PAGE_83_DATA.offset("page_83_data")
-#: Each known metadata item's name and the bytes its structure needs, by its GUID as stored
-#: (a structure's size looked up per table entry was a Python attribute read each).
-cdef dict ITEM_NEEDS = {guid: (name, struct.size)
-                        for guid, (name, struct) in METADATA_ITEMS.items()}
+#: Each known metadata item's GUID as stored, and its name and the bytes its structure needs,
+#: in the same order (a structure's size looked up per table entry was a Python attribute
+#: read each; a table entry's GUID is compared from C, see _known_item).
+cdef tuple ITEM_GUIDS = tuple(METADATA_ITEMS)
+cdef tuple ITEM_NEEDS = tuple((name, struct.size) for name, struct in METADATA_ITEMS.values())
+if any(len(guid) != GUID_SIZE for guid in ITEM_GUIDS):
+    raise ImportError("c_vhdx: a metadata item GUID is not 16 bytes")
 #: Each required metadata item's name and the bytes its structure needs, in
 #: ``REQUIRED_METADATA`` order.
 cdef tuple REQUIRED_ITEM_SIZES = tuple(
@@ -162,6 +166,19 @@ cdef bint _checksum_ok(bytes data, Py_ssize_t field):
     caller read the whole structure, so ``field`` lies inside it)."""
     cdef const uint8_t* p = <const uint8_t*><char*>data
     return crc32c_zeroed(p, len(data), field) == le32(p + field)
+
+
+cdef Py_ssize_t _known_item(const uint8_t* guid):
+    """The index in ITEM_GUIDS of the 16-byte GUID at ``guid``, or -1: compared in place (a
+    bytes made, hashed and looked up in a dict per table entry was about 800 instructions,
+    five or six an open, issue 18)."""
+    cdef Py_ssize_t k
+    cdef bytes known
+    for k in range(len(ITEM_GUIDS)):
+        known = <bytes>ITEM_GUIDS[k]
+        if memcmp(<const char*>known, guid, GUID_SIZE) == 0:
+            return k
+    return -1
 
 
 cdef inline bytes _bytes_at(const uint8_t* p, Py_ssize_t offset, Py_ssize_t n):
@@ -478,7 +495,7 @@ class VhdxImage(Container):
         # all of it from the kernel was about a twentieth of a small VHDX's open (issue 18).
         cdef bytes table = _read(self, moff, METADATA_TABLE_FIRST_READ, "VHDX metadata table")
         cdef const uint8_t* p = <const uint8_t*><char*>table
-        cdef Py_ssize_t i, e, count
+        cdef Py_ssize_t i, e, count, k
         # The entries' fields as C integers, the table's offset among them (inside the file:
         # checked above), and the items by name a typed dict: the loop's arithmetic on
         # Python ints, and the dict calls through the object protocol, were most of the
@@ -503,20 +520,20 @@ class VhdxImage(Container):
             p = <const uint8_t*><char*>table
         for i in range(count):
             e = MT_HEADER_SIZE + i * MTE_SIZE
-            guid = _bytes_at(p, e + MTE_ITEM_ID, GUID_SIZE)
             ioff = le32(p + e + MTE_OFFSET)
             ilen = le32(p + e + MTE_LENGTH)
             flags = le32(p + e + MTE_FLAGS)
             where = base + <uint64_t>e
-            known = ITEM_NEEDS.get(guid)
-            if known is None:
+            k = _known_item(p + e + MTE_ITEM_ID)
+            if k < 0:
                 if flags & MTE_IS_REQUIRED:
                     raise UnsupportedFeature(path, "VHDX metadata table entry", where,
-                                             f"metadata item {guid_text(guid)} is marked "
-                                             "required but is not one this reader (or qemu) "
-                                             "knows")
+                                             f"metadata item "
+                                             f"{guid_text(_bytes_at(p, e + MTE_ITEM_ID, GUID_SIZE))}"
+                                             " is marked required but is not one this reader "
+                                             "(or qemu) knows")
                 continue
-            name, need = known
+            name, need = <tuple>ITEM_NEEDS[k]
             if name in items:
                 raise CorruptImage(path, "VHDX metadata table entry", where,
                                    f"metadata item {name} is listed twice")
