@@ -314,6 +314,7 @@ class VmdkImage(Container):
         cdef dict ddb
         cdef list encryption
         cdef str key, low
+        cdef bint is_ddb
         cdef Py_ssize_t ddb_cap
         cdef dict d = self.details
         for key in ("createType", "parentFileNameHint"):
@@ -338,9 +339,14 @@ class VmdkImage(Container):
         ddb_cap = limits.VMDK_MAX_DDB_ENTRIES   # read once, not per line
         for key, value, _ in desc.entries:
             low = key.lower()
-            if low.startswith("ddb.") and key not in ddb and len(ddb) < ddb_cap:
-                ddb[key] = value
-            if low.startswith(("encryption.", "ddb.encryption")) or "keysafe" in low:
+            # a key's first value kept (setdefault: one look-up); "ddb.encryption" tested
+            # only on a DDB key, "encryption." only on another (a prefix test and a look-up
+            # less a line)
+            is_ddb = low.startswith("ddb.")
+            if is_ddb and len(ddb) < ddb_cap:
+                ddb.setdefault(key, value)
+            if (low.startswith("ddb.encryption") if is_ddb else low.startswith("encryption.")) \
+                    or "keysafe" in low:
                 encryption.append(key)
         if ddb:
             d["ddb"] = ddb

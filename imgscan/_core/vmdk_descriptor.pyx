@@ -42,6 +42,10 @@ cdef extern from "Python.h":
     # of a small VMDK's open, issue 18); -1 when absent
     Py_ssize_t find_char "PyUnicode_FindChar"(str text, Py_UCS4 ch, Py_ssize_t start,
                                               Py_ssize_t end, int direction) except -2
+    # a character of a str by index, unchecked (the parse's indices lie inside the text)
+    int PyUnicode_KIND(str text)
+    const void* PyUnicode_DATA(str text)
+    Py_UCS4 PyUnicode_READ(int kind, const void* data, Py_ssize_t index) noexcept
 
 from imgscan import limits
 from imgscan.errors import CorruptImage
@@ -294,6 +298,11 @@ def parse_descriptor(bytes raw, str path, offset, str structure, Py_ssize_t begi
     # and the value of a key=value line made into strings; a line, its strip, partition
     # and three more strips were each a new string (issue 18).
     cdef Py_ssize_t n = len(text), ls = 0, le, a, b, eq, k, v
+    # Characters read in place (a checked str index was about 25 instructions, 75 an open):
+    # every index below lies in [ls, le), inside the text.
+    cdef int kind = PyUnicode_KIND(text)
+    cdef const void* data = PyUnicode_DATA(text)
+    cdef Py_UCS4 c
     while ls <= n:
         le = find_char(text, u"\n", ls, n, 1)
         if le < 0:
@@ -308,14 +317,23 @@ def parse_descriptor(bytes raw, str path, offset, str structure, Py_ssize_t begi
                 else len(text[ls:le].encode("utf-8", errors="surrogateescape"))) + 1
         a, b = ls, le
         ls = le + 1
-        while a < b and text[a].isspace():
+        while a < b:
+            c = PyUnicode_READ(kind, data, a)
+            if not c.isspace():
+                break
             a += 1
-        while b > a and text[b - 1].isspace():
+        while b > a:
+            c = PyUnicode_READ(kind, data, b - 1)
+            if not c.isspace():
+                break
             b -= 1
-        if a == b or text[a] == "#":
+        if a == b:
+            continue
+        c = PyUnicode_READ(kind, data, a)
+        if c == u"#":
             continue
         # every access mode starts with R or N: the split only for a line that may be one
-        if text[a] in "RN":
+        if c == u"R" or c == u"N":
             stripped = text[a:b]
             if stripped.split(None, 1)[0] in ACCESS_MODES:
                 m = _EXTENT_LINE.match(stripped)
@@ -341,12 +359,19 @@ def parse_descriptor(bytes raw, str path, offset, str structure, Py_ssize_t begi
         if eq < 0:
             continue
         k = eq
-        while k > a and text[k - 1].isspace():
+        while k > a:
+            c = PyUnicode_READ(kind, data, k - 1)
+            if not c.isspace():
+                break
             k -= 1
         v = eq + 1
-        while v < b and text[v].isspace():
+        while v < b:
+            c = PyUnicode_READ(kind, data, v)
+            if not c.isspace():
+                break
             v += 1
-        if b - v >= 2 and text[v] == '"' and text[b - 1] == '"':
+        if (b - v >= 2 and PyUnicode_READ(kind, data, v) == u'"'
+                and PyUnicode_READ(kind, data, b - 1) == u'"'):
             value = text[v + 1:b - 1]     # quoted
         else:
             value = text[v:b]
