@@ -718,14 +718,14 @@ class VhdxImage(Container):
         cdef bint has_parent = self._has_parent
         if nblocks == 0:
             return emap
-        if self._overlay:
+        c.n_ov = len(self._overlay)     # asked once (a Python __len__)
+        if c.n_ov:
             bat = _read(self, boff, entries * BAT_ENTRY_SIZE, "VHDX BAT")
         else:
             bat = src.view(boff, entries * BAT_ENTRY_SIZE, "VHDX BAT")
         st = WalkStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         c.f = NULL
         c.fsize = 0
-        c.n_ov = len(self._overlay)
         if c.n_ov or has_parent:
             # Sector bitmaps and replayed sectors are read in place from the
             # mapped file (bounded by the file's real size).
@@ -738,7 +738,9 @@ class VhdxImage(Container):
             ov_s, ov_e, ov_k, ov_d, ov_x = a_s, a_e, a_k, a_d, a_x
             c.ov_start, c.ov_end, c.ov_kind = &ov_s[0], &ov_e[0], &ov_k[0]
             c.ov_desc, c.ov_data = &ov_d[0], &ov_x[0]
-        regions = sorted((o, o + n) for o, n in self._regions if n)
+        # a list made in place and sorted (sorted() of a generator ran it as a coroutine)
+        regions = [(o, o + n) for o, n in self._regions if n]
+        regions.sort()
         a_rs = array("Q", [r[0] for r in regions])
         a_re = array("Q", [r[1] for r in regions])
         rs, re = a_rs, a_re
