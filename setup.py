@@ -11,9 +11,10 @@ third of all the C, most of a small module's) is generated once, into
 ``imgscan._core._cyutility``, which those modules share (Cython >= 3.1,
 ``shared_utility_qualified_name``). Before cythonize, the offsets and magics the
 volume probes (Linux, NTFS, FAT, ISO 9660), the partition reader, the format
-registry's signatures and the qcow2 reader need are rendered from their c_<format> declarations into
-generated ``.pxi`` files (``imgscan/_core/probes/compiled_layouts.py``), which those
-modules include: they then import no declaration module at start-up.
+registry's signatures, the qcow2 reader and the VMDK sparse extent reader need are
+rendered from their c_<format> declarations into generated ``.pxi`` files
+(``imgscan/_core/probes/compiled_layouts.py``), which those modules include: they then
+import no declaration module at start-up.
 """
 
 import os

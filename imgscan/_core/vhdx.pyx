@@ -62,6 +62,7 @@ BAT walk that builds the extent map is :mod:`imgscan._core.vhdx_bat`.
 from array import array
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memcmp
 
 from imgscan import limits
 from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
@@ -134,6 +135,7 @@ cdef Py_ssize_t MTE_LENGTH = METADATA_TABLE_ENTRY.offset("length")
 cdef Py_ssize_t MTE_FLAGS = METADATA_TABLE_ENTRY.offset("flags")
 cdef Py_ssize_t MTE_SIZE = METADATA_TABLE_ENTRY.size
 cdef Py_ssize_t GUID_SIZE = 16
+cdef uint64_t C_HEADER_SIZE = HEADER_SIZE
 cdef Py_ssize_t FI_SIGNATURE_END = FILE_TYPE_IDENTIFIER.end("signature")
 cdef Py_ssize_t FI_CREATOR = FILE_TYPE_IDENTIFIER.offset("creator")
 cdef Py_ssize_t FI_CREATOR_SIZE = FILE_TYPE_IDENTIFIER.field_size("creator")
@@ -143,10 +145,13 @@ cdef Py_ssize_t VDS_VIRTUAL_DISK_SIZE = VIRTUAL_DISK_SIZE.offset("virtual_disk_s
 cdef Py_ssize_t LSS_LOGICAL_SECTOR_SIZE = LOGICAL_SECTOR_SIZE.offset("logical_sector_size")
 cdef Py_ssize_t PSS_PHYSICAL_SECTOR_SIZE = PHYSICAL_SECTOR_SIZE.offset("physical_sector_size")
 cdef Py_ssize_t P83_PAGE_83_DATA = PAGE_83_DATA.offset("page_83_data")
-#: Each known metadata item's name and the bytes its structure needs, by its GUID as stored
-#: (a structure's size looked up per table entry was a Python attribute read each).
-cdef dict ITEM_NEEDS = {guid: (name, struct.size)
-                        for guid, (name, struct) in METADATA_ITEMS.items()}
+#: Each known metadata item's GUID as stored, and its name and the bytes its structure needs,
+#: in the same order (a structure's size looked up per table entry was a Python attribute
+#: read each; a table entry's GUID is compared from C, see _known_item).
+cdef tuple ITEM_GUIDS = tuple(METADATA_ITEMS)
+cdef tuple ITEM_NEEDS = tuple((name, struct.size) for name, struct in METADATA_ITEMS.values())
+if any(len(guid) != GUID_SIZE for guid in ITEM_GUIDS):
+    raise ImportError("c_vhdx: a metadata item GUID is not 16 bytes")
 #: Each required metadata item's name and the bytes its structure needs, in
 #: ``REQUIRED_METADATA`` order.
 cdef tuple REQUIRED_ITEM_SIZES = tuple(
@@ -163,6 +168,26 @@ cdef bint _checksum_ok(bytes data, Py_ssize_t field):
     return crc32c_zeroed(p, len(data), field) == le32(p + field)
 
 
+cdef Py_ssize_t _known_item(const uint8_t* guid):
+    """The index in ITEM_GUIDS of the 16-byte GUID at ``guid``, or -1: compared in place (a
+    bytes made, hashed and looked up in a dict per table entry was about 800 instructions,
+    five or six an open, issue 18)."""
+    cdef Py_ssize_t k
+    cdef bytes known
+    for k in range(len(ITEM_GUIDS)):
+        known = <bytes>ITEM_GUIDS[k]
+        if memcmp(<const char*>known, guid, GUID_SIZE) == 0:
+            return k
+    return -1
+
+
+cdef inline bytes _bytes_at(const uint8_t* p, Py_ssize_t offset, Py_ssize_t n):
+    """The ``n`` bytes at ``offset`` of a structure the caller read whole, as a new bytes
+    (made from C: a slice of the structure's bytes object went through the sequence
+    protocol, about 500 instructions each, a dozen an open of a small VHDX, issue 18)."""
+    return (<const char*>p + offset)[:n]
+
+
 cdef const uint8_t* _item(bytes span, uint64_t lo, dict items, dict alone, str name):
     """Where metadata item ``name``'s structure starts: inside ``span`` (the items' span,
     read from file offset ``lo``) or, when the span was not read, in the item's own read
@@ -172,6 +197,60 @@ cdef const uint8_t* _item(bytes span, uint64_t lo, dict items, dict alone, str n
         return <const uint8_t*><char*>span + (<uint64_t>items[name][0] - lo)
     raw = alone[name]
     return <const uint8_t*><char*>raw
+
+
+cdef bytes _read(img, uint64_t offset, uint64_t length, str structure):
+    """File bytes as replay leaves them; TruncatedImage past the replayed end.
+
+    A C function of the image, not its method: every read of an open comes here, and a
+    Python method call each (with the overlay's length asked twice) was about a twentieth
+    of a small VHDX's open (issue 18)."""
+    cdef Source src = img.source
+    cdef uint64_t eff_size = img._eff_size
+    if offset > eff_size or length > eff_size - offset:
+        raise TruncatedImage(
+            src.path, structure, offset,
+            f"{length} bytes needed but the file ends at {eff_size}")
+    overlay = img._overlay
+    if not overlay:
+        # inside the file (Source.contains, in C)
+        if offset <= src.size and length <= src.size - offset:
+            return src.read(offset, length, structure)
+        return src.read_zero_padded(offset, length)
+    buf = bytearray(src.read_zero_padded(offset, length))
+    overlay.apply(offset, buf)
+    return bytes(buf)
+
+
+cdef tuple _parse_region_table(img, uint64_t offset, bytes valid_copy):
+    """(entries, problem) for the table at ``offset``.
+
+    ``valid_copy``: the other copy, already found valid (or None); a table with the same
+    bytes passes every check it passed, so its 64 KiB are not checksummed again (half of
+    a VHDX open's instructions went to CRC-32C, issue 18). Both copies are read and
+    compared: a second copy that differs, or is damaged, is a finding."""
+    if offset + REGION_TABLE_SIZE > <uint64_t>img._eff_size:
+        return None, f"region table at {offset} lies past the end of the file"
+    cdef bytes raw = _read(img, offset, REGION_TABLE_SIZE, "VHDX region table")
+    if raw == valid_copy:
+        return valid_copy, None     # the same object: comparing the copies is free
+    if not _checksum_ok(raw, RT_CHECKSUM):
+        return raw, f"region table at {offset}: CRC-32C mismatch"
+    signature = _bytes_at(<const uint8_t*><char*>raw, RT_SIGNATURE, 4)
+    if signature != REGION_SIGNATURE:
+        return raw, f"region table at {offset}: signature {signature!r} is not 'regi'"
+    count = le32(<const uint8_t*><char*>raw + RT_ENTRY_COUNT)
+    if count > limits.VHDX_MAX_REGION_ENTRIES:    # compared inline, enforce words it
+        try:
+            limits.enforce(count, "VHDX_MAX_REGION_ENTRIES", img.source.path,
+                           "VHDX region table", offset + RT_ENTRY_COUNT, "entry count")
+        except LimitExceeded as exc:
+            # one copy over the cap is a finding when the other copy is good
+            return raw, f"region table at {offset}: {exc.problem}"
+    if RT_HEADER_SIZE + count * RTE_SIZE > REGION_TABLE_SIZE:
+        # the entries are read from C: only a cap raised past the spec's gets here
+        return raw, f"region table at {offset}: {count} entries overrun the table"
+    return raw, None
 
 
 # --------------------------------------------------------------------------
@@ -209,24 +288,6 @@ class VhdxImage(Container):
         if self._eff_size != source.size:
             d["replayed_file_size"] = self._eff_size
 
-    # -- reads through the replay overlay -----------------------------------
-    def _read(self, uint64_t offset, uint64_t length, str structure):
-        """File bytes as replay leaves them; TruncatedImage past the replayed end."""
-        cdef Source src = self.source
-        cdef uint64_t eff_size = self._eff_size
-        if offset > eff_size or length > eff_size - offset:
-            raise TruncatedImage(
-                src.path, structure, offset,
-                f"{length} bytes needed but the file ends at {eff_size}")
-        # inside the file (Source.contains, in C: every read of an open comes here)
-        if not self._overlay and offset <= src.size and length <= src.size - offset:
-            return src.read(offset, length, structure)
-        if not self._overlay:
-            return src.read_zero_padded(offset, length)
-        buf = bytearray(src.read_zero_padded(offset, length))
-        self._overlay.apply(offset, buf)
-        return bytes(buf)
-
     # -- header section -----------------------------------------------------
     def _read_file_identifier(self):
         cdef Source src = self.source
@@ -242,10 +303,11 @@ class VhdxImage(Container):
         cdef Source src = self.source
         cdef bytes raw
         cdef const uint8_t* p
+        cdef uint64_t off
         path = src.path
         raws, valid, why, seqs = [], [], [], []
         for off in HEADER_OFFSETS:
-            if not src.contains(off, HEADER_SIZE):
+            if off + C_HEADER_SIZE > src.size:     # Source.contains, in C
                 raws.append(None)
                 valid.append(False)
                 why.append(f"header at {off} lies past the end of the file ({src.size})")
@@ -257,8 +319,8 @@ class VhdxImage(Container):
             problem = None
             if not _checksum_ok(raw, H_CHECKSUM):
                 problem = "CRC-32C mismatch"
-            elif raw[H_SIGNATURE:H_SIGNATURE + 4] != HEADER_SIGNATURE:
-                problem = f"signature {raw[H_SIGNATURE:H_SIGNATURE + 4]!r} is not 'head'"
+            elif _bytes_at(p, H_SIGNATURE, 4) != HEADER_SIGNATURE:
+                problem = f"signature {_bytes_at(p, H_SIGNATURE, 4)!r} is not 'head'"
             elif le16(p + H_VERSION) != HEADER_VERSION:
                 problem = f"version {le16(p + H_VERSION)} is not 1"
             valid.append(problem is None)
@@ -301,7 +363,7 @@ class VhdxImage(Container):
         d["current_header"] = current + 1
         d["header_sequence_numbers"] = seqs
         d["header"] = h
-        return h, raw[H_LOG_GUID:H_LOG_GUID + GUID_SIZE]
+        return h, _bytes_at(p, H_LOG_GUID, GUID_SIZE)
 
     # -- log ------------------------------------------------------------------
     def _parse_log(self, dict hdr, bytes log_guid):
@@ -350,41 +412,12 @@ class VhdxImage(Container):
         )
 
     # -- region tables --------------------------------------------------------
-    def _parse_region_table(self, uint64_t offset, bytes valid_copy=None):
-        """(entries, problem) for the table at ``offset``.
-
-        ``valid_copy``: the other copy, already found valid; a table with the same
-        bytes passes every check it passed, so its 64 KiB are not checksummed again
-        (half of a VHDX open's instructions went to CRC-32C, issue 18)."""
-        if offset + REGION_TABLE_SIZE > self._eff_size:
-            return None, f"region table at {offset} lies past the end of the file"
-        cdef bytes raw = self._read(offset, REGION_TABLE_SIZE, "VHDX region table")
-        if raw == valid_copy:
-            return valid_copy, None     # the same object: comparing the copies is free
-        if not _checksum_ok(raw, RT_CHECKSUM):
-            return raw, f"region table at {offset}: CRC-32C mismatch"
-        signature = raw[RT_SIGNATURE:RT_SIGNATURE + 4]
-        if signature != REGION_SIGNATURE:
-            return raw, f"region table at {offset}: signature {signature!r} is not 'regi'"
-        count = le32(<const uint8_t*><char*>raw + RT_ENTRY_COUNT)
-        if count > limits.VHDX_MAX_REGION_ENTRIES:    # compared inline, enforce words it
-            try:
-                limits.enforce(count, "VHDX_MAX_REGION_ENTRIES", self.source.path,
-                               "VHDX region table", offset + RT_ENTRY_COUNT, "entry count")
-            except LimitExceeded as exc:
-                # one copy over the cap is a finding when the other copy is good
-                return raw, f"region table at {offset}: {exc.problem}"
-        if RT_HEADER_SIZE + count * RTE_SIZE > REGION_TABLE_SIZE:
-            # the entries are read from C: only a cap raised past the spec's gets here
-            return raw, f"region table at {offset}: {count} entries overrun the table"
-        return raw, None
-
     def _read_region_tables(self):
         path = self.source.path
         raws, problems = [], []
         valid_copy = None
         for off in REGION_TABLE_OFFSETS:
-            copy, problem = self._parse_region_table(off, valid_copy)
+            copy, problem = _parse_region_table(self, off, valid_copy)
             raws.append(copy)
             problems.append(problem)
             valid_copy = copy if problem is None else None
@@ -415,7 +448,7 @@ class VhdxImage(Container):
         regions = []
         for i in range(le32(p + RT_ENTRY_COUNT)):
             e = RT_HEADER_SIZE + i * RTE_SIZE
-            guid = raw[e + RTE_GUID:e + RTE_GUID + GUID_SIZE]
+            guid = _bytes_at(p, e + RTE_GUID, GUID_SIZE)
             off = le64(p + e + RTE_FILE_OFFSET)
             length = le32(p + e + RTE_LENGTH)
             required = bool(le32(p + e + RTE_REQUIRED) & 1)
@@ -456,20 +489,20 @@ class VhdxImage(Container):
         moff, mlen, mwhere = meta
         if moff + METADATA_TABLE_SIZE > self._eff_size:
             # the whole table must be in the file, as before: this read raises, naming it
-            self._read(moff, METADATA_TABLE_SIZE, "VHDX metadata table")
+            _read(self, moff, METADATA_TABLE_SIZE, "VHDX metadata table")
         # Its header and first entries, and the rest only when the count needs it: the
         # 64 KiB table holds 5 or 6 entries as qemu-img and Hyper-V write it, and copying
         # all of it from the kernel was about a twentieth of a small VHDX's open (issue 18).
-        cdef bytes table = self._read(moff, METADATA_TABLE_FIRST_READ, "VHDX metadata table")
+        cdef bytes table = _read(self, moff, METADATA_TABLE_FIRST_READ, "VHDX metadata table")
         cdef const uint8_t* p = <const uint8_t*><char*>table
-        cdef Py_ssize_t i, e, count
+        cdef Py_ssize_t i, e, count, k
         # The entries' fields as C integers, the table's offset among them (inside the file:
         # checked above), and the items by name a typed dict: the loop's arithmetic on
         # Python ints, and the dict calls through the object protocol, were most of the
         # metadata's instructions (issue 18).
         cdef uint64_t base = moff, ioff, ilen, flags, where
         cdef dict items = {}
-        signature = table[MT_SIGNATURE:MT_SIGNATURE + 8]
+        signature = _bytes_at(p, MT_SIGNATURE, 8)
         if signature != METADATA_SIGNATURE:
             raise CorruptImage(path, "VHDX metadata table", moff,
                                f"signature {signature!r} is not 'metadata'")
@@ -483,24 +516,24 @@ class VhdxImage(Container):
             raise CorruptImage(path, "VHDX metadata table", moff,
                                f"{count} entries overrun the table")
         if MT_HEADER_SIZE + count * MTE_SIZE > len(table):
-            table = self._read(moff, MT_HEADER_SIZE + count * MTE_SIZE, "VHDX metadata table")
+            table = _read(self, moff, MT_HEADER_SIZE + count * MTE_SIZE, "VHDX metadata table")
             p = <const uint8_t*><char*>table
         for i in range(count):
             e = MT_HEADER_SIZE + i * MTE_SIZE
-            guid = table[e + MTE_ITEM_ID:e + MTE_ITEM_ID + GUID_SIZE]
             ioff = le32(p + e + MTE_OFFSET)
             ilen = le32(p + e + MTE_LENGTH)
             flags = le32(p + e + MTE_FLAGS)
             where = base + <uint64_t>e
-            known = ITEM_NEEDS.get(guid)
-            if known is None:
+            k = _known_item(p + e + MTE_ITEM_ID)
+            if k < 0:
                 if flags & MTE_IS_REQUIRED:
                     raise UnsupportedFeature(path, "VHDX metadata table entry", where,
-                                             f"metadata item {guid_text(guid)} is marked "
-                                             "required but is not one this reader (or qemu) "
-                                             "knows")
+                                             f"metadata item "
+                                             f"{guid_text(_bytes_at(p, e + MTE_ITEM_ID, GUID_SIZE))}"
+                                             " is marked required but is not one this reader "
+                                             "(or qemu) knows")
                 continue
-            name, need = known
+            name, need = <tuple>ITEM_NEEDS[k]
             if name in items:
                 raise CorruptImage(path, "VHDX metadata table entry", where,
                                    f"metadata item {name} is listed twice")
@@ -530,10 +563,10 @@ class VhdxImage(Container):
         cdef const uint8_t* fp
         cdef const uint8_t* page83
         if hi - lo <= METADATA_TABLE_SIZE and hi <= <uint64_t>self._eff_size:
-            span = self._read(lo, hi - lo, "VHDX metadata items")
+            span = _read(self, lo, hi - lo, "VHDX metadata items")
         else:
             for name, size in REQUIRED_ITEM_SIZES:
-                alone[name] = self._read(items[name][0], size, f"VHDX metadata item {name}")
+                alone[name] = _read(self, items[name][0], size, f"VHDX metadata item {name}")
         fp = _item(span, lo, items, alone, "file_parameters")
         block_size = le32(fp + FP_BLOCK_SIZE)
         fp_flags = le32(fp + FP_FLAGS)
@@ -603,7 +636,7 @@ class VhdxImage(Container):
             raise CorruptImage(path, "VHDX parent locator", off,
                                f"its {length} bytes are shorter than the "
                                f"{PARENT_LOCATOR_HEADER.size}-byte locator header")
-        raw = self._read(off, length, "VHDX parent locator")
+        raw = _read(self, off, length, "VHDX parent locator")
         h = PARENT_LOCATOR_HEADER.unpack(raw)
         count = h["key_value_count"]
         limits.enforce(count, "VHDX_MAX_PARENT_LOCATOR_ENTRIES", path, "VHDX parent locator",
@@ -685,14 +718,14 @@ class VhdxImage(Container):
         cdef bint has_parent = self._has_parent
         if nblocks == 0:
             return emap
-        if self._overlay:
-            bat = self._read(boff, entries * BAT_ENTRY_SIZE, "VHDX BAT")
+        c.n_ov = len(self._overlay)     # asked once (a Python __len__)
+        if c.n_ov:
+            bat = _read(self, boff, entries * BAT_ENTRY_SIZE, "VHDX BAT")
         else:
             bat = src.view(boff, entries * BAT_ENTRY_SIZE, "VHDX BAT")
         st = WalkStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         c.f = NULL
         c.fsize = 0
-        c.n_ov = len(self._overlay)
         if c.n_ov or has_parent:
             # Sector bitmaps and replayed sectors are read in place from the
             # mapped file (bounded by the file's real size).
@@ -705,7 +738,9 @@ class VhdxImage(Container):
             ov_s, ov_e, ov_k, ov_d, ov_x = a_s, a_e, a_k, a_d, a_x
             c.ov_start, c.ov_end, c.ov_kind = &ov_s[0], &ov_e[0], &ov_k[0]
             c.ov_desc, c.ov_data = &ov_d[0], &ov_x[0]
-        regions = sorted((o, o + n) for o, n in self._regions if n)
+        # a list made in place and sorted (sorted() of a generator ran it as a coroutine)
+        regions = [(o, o + n) for o, n in self._regions if n]
+        regions.sort()
         a_rs = array("Q", [r[0] for r in regions])
         a_re = array("Q", [r[1] for r in regions])
         rs, re = a_rs, a_re

@@ -29,6 +29,7 @@ than the rest of its header (issue 18).
 
 import re
 
+from libc.stdint cimport uint32_t
 from libc.string cimport memchr, memcmp
 
 
@@ -36,6 +37,15 @@ cdef extern from "Python.h":
     # what str.isascii() returns, without the method call (the flag every str carries)
     bint is_ascii "PyUnicode_IS_ASCII"(str text)
     object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    # str.find of one character, its bounds C integers (str.find boxed each bound into an
+    # int and went through the method call: a line's "\n" and "=" about 10 k instructions
+    # of a small VMDK's open, issue 18); -1 when absent
+    Py_ssize_t find_char "PyUnicode_FindChar"(str text, Py_UCS4 ch, Py_ssize_t start,
+                                              Py_ssize_t end, int direction) except -2
+    # a character of a str by index, unchecked (the parse's indices lie inside the text)
+    int PyUnicode_KIND(str text)
+    const void* PyUnicode_DATA(str text)
+    Py_UCS4 PyUnicode_READ(int kind, const void* data, Py_ssize_t index) noexcept
 
 from imgscan import limits
 from imgscan.errors import CorruptImage
@@ -75,10 +85,14 @@ _EXTENT_LINE = re.compile(
 QEMU_CREATE_TYPE_MAX = 127
 
 
-class ExtentLine:
-    """One extent line of the descriptor."""
+cdef class ExtentLine:
+    """One extent line of the descriptor.
 
-    __slots__ = ("access", "filename", "line", "offset", "sectors", "type")
+    An extension type: one is made for each extent line on every open of a VMDK (as a
+    Python class, its ``__init__`` a Python frame, about 2.5 k instructions each, issue 18)."""
+
+    cdef public str access, type
+    cdef public object sectors, filename, offset, line
 
     def __init__(self, str access, sectors, str type, filename, offset, Py_ssize_t line):
         self.access = access
@@ -121,13 +135,15 @@ cdef class Descriptor:
     cdef dict _index(self):
         cdef dict first
         cdef str k
+        cdef Py_ssize_t n
         if self._first is None:
             first = {}
             for k, v, _ in self.entries:
-                if k in first:
+                # one look-up a key (a test and an insertion were two, each hashing it)
+                n = len(first)
+                first.setdefault(k, v)
+                if len(first) == n:
                     self._repeated.add(k)
-                else:
-                    first[k] = v
             self._first = first
         return self._first
 
@@ -161,7 +177,7 @@ cdef class Descriptor:
         start = pos + len(key) + 2
         if start >= len(text):
             return None
-        end = text.find('"', start)
+        end = find_char(text, u'"', start, len(text), 1)
         if end < 0:
             return None
         return text[start:end]
@@ -171,6 +187,8 @@ cdef class Descriptor:
         39 characters after the first ``key`` and one more (its ``=``)."""
         cdef str text = self.text
         cdef Py_ssize_t pos = text.find(key), i, start, end
+        cdef Py_UCS4 c
+        cdef uint32_t value = 0     # the number's low 32 bits: int(digits, 16) & 0xFFFFFFFF
         if pos < 0:
             return None
         i = pos + len(key) + 1
@@ -178,9 +196,18 @@ cdef class Descriptor:
         while i < end and text[i].isspace():
             i += 1
         start = i
-        while i < end and text[i] in "0123456789abcdefABCDEF":
+        while i < end:
+            c = text[i]
+            if u"0" <= c <= u"9":
+                value = (value << 4) | (<uint32_t>c - 0x30)        # "0"
+            elif u"a" <= c <= u"f":
+                value = (value << 4) | (<uint32_t>c - 0x61 + 10)   # "a"
+            elif u"A" <= c <= u"F":
+                value = (value << 4) | (<uint32_t>c - 0x41 + 10)   # "A"
+            else:
+                break
             i += 1
-        return int(text[start:i], 16) & 0xFFFFFFFF if i > start else None
+        return value if i > start else None
 
     cpdef check_key(self, str key):
         """Record where readers may disagree on ``key``."""
@@ -271,8 +298,13 @@ def parse_descriptor(bytes raw, str path, offset, str structure, Py_ssize_t begi
     # and the value of a key=value line made into strings; a line, its strip, partition
     # and three more strips were each a new string (issue 18).
     cdef Py_ssize_t n = len(text), ls = 0, le, a, b, eq, k, v
+    # Characters read in place (a checked str index was about 25 instructions, 75 an open):
+    # every index below lies in [ls, le), inside the text.
+    cdef int kind = PyUnicode_KIND(text)
+    cdef const void* data = PyUnicode_DATA(text)
+    cdef Py_UCS4 c
     while ls <= n:
-        le = text.find("\n", ls)
+        le = find_char(text, u"\n", ls, n, 1)
         if le < 0:
             le = n
         number += 1
@@ -285,14 +317,23 @@ def parse_descriptor(bytes raw, str path, offset, str structure, Py_ssize_t begi
                 else len(text[ls:le].encode("utf-8", errors="surrogateescape"))) + 1
         a, b = ls, le
         ls = le + 1
-        while a < b and text[a].isspace():
+        while a < b:
+            c = PyUnicode_READ(kind, data, a)
+            if not c.isspace():
+                break
             a += 1
-        while b > a and text[b - 1].isspace():
+        while b > a:
+            c = PyUnicode_READ(kind, data, b - 1)
+            if not c.isspace():
+                break
             b -= 1
-        if a == b or text[a] == "#":
+        if a == b:
+            continue
+        c = PyUnicode_READ(kind, data, a)
+        if c == u"#":
             continue
         # every access mode starts with R or N: the split only for a line that may be one
-        if text[a] in "RN":
+        if c == u"R" or c == u"N":
             stripped = text[a:b]
             if stripped.split(None, 1)[0] in ACCESS_MODES:
                 m = _EXTENT_LINE.match(stripped)
@@ -314,16 +355,23 @@ def parse_descriptor(bytes raw, str path, offset, str structure, Py_ssize_t begi
                 desc.extents.append(ExtentLine(access, int(sectors), etype, name,
                                                int(ext_offset or 0), number))
                 continue
-        eq = text.find("=", a, b)
+        eq = find_char(text, u"=", a, b, 1)
         if eq < 0:
             continue
         k = eq
-        while k > a and text[k - 1].isspace():
+        while k > a:
+            c = PyUnicode_READ(kind, data, k - 1)
+            if not c.isspace():
+                break
             k -= 1
         v = eq + 1
-        while v < b and text[v].isspace():
+        while v < b:
+            c = PyUnicode_READ(kind, data, v)
+            if not c.isspace():
+                break
             v += 1
-        if b - v >= 2 and text[v] == '"' and text[b - 1] == '"':
+        if (b - v >= 2 and PyUnicode_READ(kind, data, v) == u'"'
+                and PyUnicode_READ(kind, data, b - 1) == u'"'):
             value = text[v + 1:b - 1]     # quoted
         else:
             value = text[v:b]

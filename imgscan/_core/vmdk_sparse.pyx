@@ -27,8 +27,7 @@ from .c_vmdk import (
     FLAG_MARKERS, FLAG_NAMES, FLAG_REDUNDANT_GRAIN_TABLE, FLAG_VALID_NEWLINE_TEST,
     FLAG_ZEROED_GRAIN_GTE, FOOTER_AREA, GD_AT_END, GD_ENTRY_SIZE, GRAIN_MARKER, GT_ENTRY_SIZE,
     GTE_ZEROED, KNOWN_FLAGS, MARKER, MARKER_EOS, MARKER_FOOTER, MARKER_SIZE, MAX_VERSION,
-    NEWLINE_TEST, NEWLINE_TEST_FIELDS, SECTOR_SIZE, SPARSE_EXTENT_HEADER, SPARSE_HEADER_MIN,
-    SPARSE_HEADER_SIZE, SPARSE_MAGIC,
+    NEWLINE_TEST, SECTOR_SIZE, SPARSE_HEADER_MIN, SPARSE_MAGIC,
 )
 from .extents cimport ExtentMap, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST
 from .source cimport Source
@@ -292,87 +291,73 @@ cdef int _walk_gd(ExtentMap emap, const uint8_t* gd, uint64_t n, GtWindow* w,
 cdef class SparseHeader:
     """The fields of one sparse extent's header (KDMV or COWD), in bytes where sizes.
 
-    An extension type: its fields are set and read on every open of a sparse VMDK (as
-    slots of a Python class they cost about 10 k instructions an open, issue 18)."""
+    An extension type declared in vmdk_sparse.pxd: its fields are set and read on every
+    open of a sparse VMDK (as slots of a Python class they cost about 10 k instructions
+    an open, issue 18), the container reads them as C members. ``stored`` holds the
+    header's fields as read (sizes in sectors), from which :meth:`as_dict` builds the
+    details in C."""
 
-    cdef public object kind, version, flags, capacity, grain, desc_offset, desc_size, gtes
-    cdef public object rgd_offset, gd_offset, overhead, compress, gd_entries, zeroed_gte
-    cdef public object compressed, markers, newline, unclean
-
-    def as_dict(self):
-        d = {"version": self.version, "flags": self.flags,
-             "capacity": self.capacity // SECTOR_SIZE, "grain_size": self.grain // SECTOR_SIZE,
-             "num_gtes_per_gt": self.gtes, "gd_offset": self.gd_offset // SECTOR_SIZE,
-             "gd_entries": self.gd_entries}
-        if self.kind == "KDMV":
-            d["flag_names"] = [name for bit, name in FLAG_NAMES if self.flags & bit]
-            d["descriptor_offset"] = self.desc_offset // SECTOR_SIZE
-            d["descriptor_size"] = self.desc_size // SECTOR_SIZE
-            d["rgd_offset"] = self.rgd_offset // SECTOR_SIZE
-            d["overhead"] = self.overhead
-            d["unclean_shutdown"] = self.unclean
-            d["compress_algorithm"] = self.compress
-        return d
-
-
-# The sparse header's field offsets, taken once from the declaration in c_vmdk.py: the
-# header (and a stream's footer) is read field by field from C on every open (its CStruct
-# dict was about a twentieth of a small VMDK's open, issue 18).
-cdef Py_ssize_t SH_VERSION = SPARSE_EXTENT_HEADER.offset("version")
-cdef Py_ssize_t SH_FLAGS = SPARSE_EXTENT_HEADER.offset("flags")
-cdef Py_ssize_t SH_CAPACITY = SPARSE_EXTENT_HEADER.offset("capacity")
-cdef Py_ssize_t SH_GRAIN_SIZE = SPARSE_EXTENT_HEADER.offset("grainSize")
-cdef Py_ssize_t SH_DESCRIPTOR_OFFSET = SPARSE_EXTENT_HEADER.offset("descriptorOffset")
-cdef Py_ssize_t SH_DESCRIPTOR_SIZE = SPARSE_EXTENT_HEADER.offset("descriptorSize")
-cdef Py_ssize_t SH_NUM_GTES_PER_GT = SPARSE_EXTENT_HEADER.offset("numGTEsPerGT")
-cdef Py_ssize_t SH_RGD_OFFSET = SPARSE_EXTENT_HEADER.offset("rgdOffset")
-cdef Py_ssize_t SH_GD_OFFSET = SPARSE_EXTENT_HEADER.offset("gdOffset")
-cdef Py_ssize_t SH_OVERHEAD = SPARSE_EXTENT_HEADER.offset("overHead")
-cdef Py_ssize_t SH_UNCLEAN_SHUTDOWN = SPARSE_EXTENT_HEADER.offset("uncleanShutdown")
-cdef Py_ssize_t SH_COMPRESS_ALGORITHM = SPARSE_EXTENT_HEADER.offset("compressAlgorithm")
-#: The newline-detection characters, one-byte fields declared one after the other.
-cdef Py_ssize_t SH_NEWLINE = SPARSE_EXTENT_HEADER.offset(NEWLINE_TEST_FIELDS[0])
-cdef Py_ssize_t SH_NEWLINE_END = SPARSE_EXTENT_HEADER.end(NEWLINE_TEST_FIELDS[-1])
-if SH_NEWLINE_END - SH_NEWLINE != len(NEWLINE_TEST):
-    raise ImportError("c_vmdk: the newline-detection fields are not contiguous")
+    cpdef dict as_dict(self):
+        """The header as the details report it: its fields as stored (sizes in sectors)."""
+        cdef KdmvFields* f = &self.stored
+        if self.kind != "KDMV":
+            return {"version": f.version, "flags": f.flags, "capacity": f.capacity,
+                    "grain_size": f.grain, "num_gtes_per_gt": f.gtes,
+                    "gd_offset": f.gd_offset, "gd_entries": self.gd_entries}
+        # one dict made at its size (a literal): the shared fields first, in the same order
+        return {"version": f.version, "flags": f.flags, "capacity": f.capacity,
+                "grain_size": f.grain, "num_gtes_per_gt": f.gtes,
+                "gd_offset": f.gd_offset, "gd_entries": self.gd_entries,
+                "flag_names": [name for bit, name in _FLAG_NAMES if f.flags & bit],
+                "descriptor_offset": f.desc_offset, "descriptor_size": f.desc_size,
+                "rgd_offset": f.rgd_offset, "overhead": f.overhead,
+                "unclean_shutdown": f.unclean, "compress_algorithm": f.compress}
 
 
-def _kdmv_fields(bytes h):
-    """The header's fields under the names the reader uses (sizes still in sectors);
-    ``h`` holds a whole header (SPARSE_HEADER_SIZE bytes, as the callers read it)."""
-    if len(h) < SPARSE_HEADER_SIZE:
-        raise ValueError(f"a VMDK sparse header is {SPARSE_HEADER_SIZE} bytes, not {len(h)}")
-    cdef const uint8_t* p = <const uint8_t*><char*>h
-    return {
-        "version": le32(p + SH_VERSION), "flags": le32(p + SH_FLAGS),
-        "capacity": le64(p + SH_CAPACITY), "grain": le64(p + SH_GRAIN_SIZE),
-        "desc_offset": le64(p + SH_DESCRIPTOR_OFFSET),
-        "desc_size": le64(p + SH_DESCRIPTOR_SIZE),
-        "gtes": le32(p + SH_NUM_GTES_PER_GT), "rgd_offset": le64(p + SH_RGD_OFFSET),
-        "gd_offset": le64(p + SH_GD_OFFSET), "overhead": le64(p + SH_OVERHEAD),
-        "unclean": p[SH_UNCLEAN_SHUTDOWN] != 0,
-        "newline": h[SH_NEWLINE:SH_NEWLINE_END],
-        "compress": le16(p + SH_COMPRESS_ALGORITHM),
-    }
+# The sparse header's field offsets and size are compiled in from the declaration in
+# c_vmdk.py (compiled_layouts.vmdk_constants): the header (and a stream's footer) is read
+# field by field into a C struct on every open (its CStruct dict, then a dict of its
+# fields, were about a twentieth of a small VMDK's open, issue 18).
+include "vmdk_layout.pxi"
+
+cdef tuple _FLAG_NAMES = FLAG_NAMES
+cdef uint32_t C_KNOWN_FLAGS = KNOWN_FLAGS
+cdef uint64_t C_GD_AT_END = GD_AT_END
 
 
-def _at(str field):
-    """The byte offset of a field of the sparse header."""
-    return SPARSE_EXTENT_HEADER.offset(field)
+cdef void _kdmv_fields(const uint8_t* p, KdmvFields* f) noexcept nogil:
+    """The fields of the whole header (SPARSE_HEADER_BYTES) at ``p``, sizes in sectors."""
+    f.version = le32(p + SH_VERSION)
+    f.flags = le32(p + SH_FLAGS)
+    f.capacity = le64(p + SH_CAPACITY)
+    f.grain = le64(p + SH_GRAIN_SIZE)
+    f.desc_offset = le64(p + SH_DESCRIPTOR_OFFSET)
+    f.desc_size = le64(p + SH_DESCRIPTOR_SIZE)
+    f.gtes = le32(p + SH_NUM_GTES_PER_GT)
+    f.rgd_offset = le64(p + SH_RGD_OFFSET)
+    f.gd_offset = le64(p + SH_GD_OFFSET)
+    f.overhead = le64(p + SH_OVERHEAD)
+    f.unclean = p[SH_UNCLEAN_SHUTDOWN] != 0
+    f.compress = le16(p + SH_COMPRESS_ALGORITHM)
 
 
-def read_sparse_header(container, Source src, str label):
+cpdef SparseHeader read_sparse_header(container, Source src, str label):
     """Parse and check the sparse header of ``src``; findings go to ``container``.
 
     ``label`` names the extent file in messages. Raises for what qemu refuses
     (and for tables that could not be walked safely).
     """
     path = container.path
-    size = src.size
+    cdef uint64_t size = src.size
+    cdef uint8_t raw[SPARSE_HEADER_BYTES]
+    cdef KdmvFields f
     if size < 4:
         raise TruncatedImage(path, f"{label} sparse header", 0,
                              f"the file holds {size} bytes, fewer than the 4-byte magic")
-    magic = src.read(0, 4, f"{label} sparse header")
+    # the whole header at once, zeros past the end of the file (served from the file's
+    # head detection kept), its magic looked at first
+    src.copy_into(0, raw, SPARSE_HEADER_BYTES)
+    magic = (<char*>raw)[:4]
     if magic == COWD_MAGIC:
         return _read_cowd_header(container, src, label)
     if magic != SPARSE_MAGIC:
@@ -381,91 +366,100 @@ def read_sparse_header(container, Source src, str label):
     if size < SPARSE_HEADER_MIN:
         raise TruncatedImage(path, f"{label} sparse header", 0,
                              f"the file holds {size} bytes; the header needs {SPARSE_HEADER_MIN}")
-    h = src.read_zero_padded(0, SPARSE_HEADER_SIZE)
-    f = _kdmv_fields(h)
-    structure = f"{label} sparse header"
+    _kdmv_fields(raw, &f)
+    newline = (<char*>raw)[SH_NEWLINE:SH_NEWLINE_END]
+    structure = None    # the header's, made only for a message
     hdr_base = 0
-    if f["gd_offset"] == GD_AT_END:
-        f, hdr_base = _read_footer(container, src, label, f)
+    if f.gd_offset == C_GD_AT_END:
+        hdr_base, newline = _read_footer(container, src, label, &f)
         structure = f"{label} footer"
-    else:
-        _footer_beside_header(container, src, label, f)
-    version = f["version"]
+    elif f.flags & FLAG_MARKERS:
+        _footer_beside_header(container, src, label, f.gd_offset)
+    cdef uint32_t version = f.version, flags = f.flags, unknown = f.flags & ~C_KNOWN_FLAGS
     if version > MAX_VERSION:
         container.add_finding(UNKNOWN_FEATURE, "error",
                               f"{label}: sparse header version {version} is newer than 3")
-        raise UnsupportedFeature(path, structure, hdr_base + _at("version"),
+        raise UnsupportedFeature(path, structure or f"{label} sparse header",
+                                 hdr_base + SH_VERSION,
                                  f"VMDK sparse extent version {version} is not 1, 2 or 3")
-    flags = f["flags"]
-    unknown = flags & ~KNOWN_FLAGS
     if unknown:
         container.add_finding(UNKNOWN_FEATURE, "warning",
                               f"{label}: sparse header flag bits 0x{unknown:08x} are not in the "
                               "spec")
-    if flags & FLAG_VALID_NEWLINE_TEST and f["newline"] != NEWLINE_TEST:
+    if flags & FLAG_VALID_NEWLINE_TEST and newline != NEWLINE_TEST:
         container.add_finding(
             CORRUPT, "error",
-            f"{label}: the newline-detection characters are {f['newline']!r}, not "
+            f"{label}: the newline-detection characters are {newline!r}, not "
             f"{NEWLINE_TEST!r}: the file was probably copied in text mode and is damaged")
-    gtes = f["gtes"]
-    grain_sectors = f["grain"]
+    cdef uint64_t gtes = f.gtes, grain_sectors = f.grain
     if gtes > limits.VMDK_MAX_GTES_PER_GT:
         # qemu refuses it as corrupt, not as over a limit: the type is kept
-        raise CorruptImage(path, structure, hdr_base + _at("numGTEsPerGT"),
+        raise CorruptImage(path, structure or f"{label} sparse header",
+                           hdr_base + SH_NUM_GTES_PER_GT,
                            f"numGTEsPerGT {gtes} exceeds limits.VMDK_MAX_GTES_PER_GT="
                            f"{limits.VMDK_MAX_GTES_PER_GT} (qemu: L2 table size too big)")
     if gtes == 0 or grain_sectors == 0:
-        raise CorruptImage(path, structure, hdr_base + _at("grainSize"),
+        raise CorruptImage(path, structure or f"{label} sparse header",
+                           hdr_base + SH_GRAIN_SIZE,
                            f"grain size {grain_sectors} sectors, {gtes} entries per grain table:"
                            " a grain table must map at least one sector")
     if grain_sectors > limits.VMDK_MAX_GRAIN_SECTORS:
-        raise CorruptImage(path, structure, hdr_base + _at("grainSize"),
+        raise CorruptImage(path, structure or f"{label} sparse header",
+                           hdr_base + SH_GRAIN_SIZE,
                            f"grain size {grain_sectors} sectors exceeds "
                            f"limits.VMDK_MAX_GRAIN_SECTORS={limits.VMDK_MAX_GRAIN_SECTORS}")
     cdef SparseHeader h_out = SparseHeader()
+    h_out.stored = f
     h_out.kind = "KDMV"
     h_out.version = version
     h_out.flags = flags
-    h_out.newline = f["newline"]
-    h_out.unclean = f["unclean"]
-    h_out.compress = f["compress"]
+    h_out.newline = newline
+    h_out.unclean = f.unclean
+    h_out.compress = f.compress
     h_out.gtes = gtes
-    h_out.grain = grain_sectors * SECTOR_SIZE
-    h_out.desc_offset = f["desc_offset"] * SECTOR_SIZE
-    h_out.desc_size = f["desc_size"] * SECTOR_SIZE
-    h_out.rgd_offset = f["rgd_offset"] * SECTOR_SIZE
-    h_out.gd_offset = f["gd_offset"] * SECTOR_SIZE
-    h_out.overhead = f["overhead"]
+    # byte values are Python ints: a sector number is any 64-bit value (past 64 bits as
+    # bytes, refused where it is used), and a test may raise the caps
+    h_out.grain = <object>grain_sectors * SECTOR_SIZE
+    h_out.desc_offset = <object>f.desc_offset * SECTOR_SIZE
+    h_out.desc_size = <object>f.desc_size * SECTOR_SIZE
+    h_out.rgd_offset = <object>f.rgd_offset * SECTOR_SIZE
+    h_out.gd_offset = <object>f.gd_offset * SECTOR_SIZE
+    h_out.overhead = f.overhead
     h_out.zeroed_gte = bool(flags & FLAG_ZEROED_GRAIN_GTE)
     # qemu decides by compressAlgorithm, not by the flag
-    h_out.compressed = h_out.compress == COMPRESSION_DEFLATE
+    h_out.compressed = f.compress == COMPRESSION_DEFLATE
     h_out.markers = bool(flags & FLAG_MARKERS)
-    if h_out.compress not in (COMPRESSION_NONE, COMPRESSION_DEFLATE):
+    if f.compress != COMPRESSION_NONE and f.compress != COMPRESSION_DEFLATE:
         container.add_finding(UNKNOWN_FEATURE, "error",
-                              f"{label}: compressAlgorithm {h_out.compress} is not deflate (1)")
+                              f"{label}: compressAlgorithm {f.compress} is not deflate (1)")
     # each cap compared inline, enforce called only to refuse
     if h_out.compressed and h_out.grain > limits.MAX_DECOMPRESSED_CLUSTER:
-        limits.enforce(h_out.grain, "MAX_DECOMPRESSED_CLUSTER", path, structure,
-                       hdr_base + _at("grainSize"), "compressed grain size in bytes,")
-    capacity = f["capacity"]
-    if capacity * SECTOR_SIZE > limits.MAX_VIRTUAL_SIZE:
-        limits.enforce(capacity * SECTOR_SIZE, "MAX_VIRTUAL_SIZE", path, structure,
-                       hdr_base + _at("capacity"), "capacity in bytes,")
-    h_out.capacity = capacity * SECTOR_SIZE
-    h_out.gd_entries = -(-capacity // (gtes * grain_sectors))
-    _check_gd(container, src, h_out, structure, hdr_base + SH_GD_OFFSET)
-    if f["overhead"] > size // SECTOR_SIZE:
-        raise TruncatedImage(path, structure, hdr_base + _at("overHead"),
-                             f"overHead is {f['overhead']} sectors but the file holds "
-                             f"{size // SECTOR_SIZE} (qemu: file truncated)")
+        limits.enforce(h_out.grain, "MAX_DECOMPRESSED_CLUSTER", path,
+                       structure or f"{label} sparse header", hdr_base + SH_GRAIN_SIZE,
+                       "compressed grain size in bytes,")
+    capacity = <object>f.capacity * SECTOR_SIZE
+    if capacity > limits.MAX_VIRTUAL_SIZE:
+        limits.enforce(capacity, "MAX_VIRTUAL_SIZE", path,
+                       structure or f"{label} sparse header", hdr_base + SH_CAPACITY,
+                       "capacity in bytes,")
+    h_out.capacity = capacity
+    h_out.gd_entries = -(-<object>f.capacity // (<object>gtes * grain_sectors))
+    _check_gd(container, src, h_out, structure, hdr_base + SH_GD_OFFSET, label)
+    if f.overhead > size // C_SECTOR:
+        raise TruncatedImage(path, structure or f"{label} sparse header",
+                             hdr_base + SH_OVERHEAD,
+                             f"overHead is {f.overhead} sectors but the file holds "
+                             f"{size // C_SECTOR} (qemu: file truncated)")
     return h_out
 
 
-def _check_gd(container, Source src, SparseHeader h, str structure, field_offset):
-    """The GD size against the limits and the file (both the primary and the redundant one)."""
+cdef _check_gd(container, Source src, SparseHeader h, str structure, field_offset, str label):
+    """The GD size against the limits and the file (both the primary and the redundant one).
+    ``structure`` None: the KDMV header of ``label``'s (its name made only for a message)."""
     path = container.path
     if h.gd_entries > limits.VMDK_MAX_GD_ENTRIES:
-        limits.enforce(h.gd_entries, "VMDK_MAX_GD_ENTRIES", path, structure, field_offset,
+        limits.enforce(h.gd_entries, "VMDK_MAX_GD_ENTRIES", path,
+                       structure or f"{label} sparse header", field_offset,
                        "grain directory entry count")
     gd_bytes = h.gd_entries * GD_ENTRY_SIZE
     if h.gd_entries and not src.contains(h.gd_offset, gd_bytes):
@@ -483,8 +477,10 @@ def _check_gd(container, Source src, SparseHeader h, str structure, field_offset
                 f"the file ({src.size}); the primary one is used (as qemu does)")
 
 
-def _read_footer(container, Source src, str label, dict header):
-    """The footer of a stream whose header says the GD is at the end; compare the two."""
+cdef tuple _read_footer(container, Source src, str label, KdmvFields* f):
+    """The footer of a stream whose header says the GD is at the end, compared with the
+    header ``f``, whose fields it then replaces; returns the footer's offset and its
+    newline-detection characters."""
     path = container.path
     end = src.size // SECTOR_SIZE * SECTOR_SIZE
     if end < FOOTER_AREA + SECTOR_SIZE:
@@ -502,53 +498,55 @@ def _read_footer(container, Source src, str label, dict header):
                            "the header says the grain directory is at the end of the stream but "
                            "no footer marker, footer and end-of-stream marker end the file "
                            "(qemu: Invalid footer)")
-    f = _kdmv_fields(footer)
+    cdef KdmvFields h = f[0]
+    _kdmv_fields(<const uint8_t*><char*>footer, f)
     hdr_base = base + MARKER_SIZE
-    for key, name, finding in (("capacity", "capacity", SIZE_MISMATCH),
-                               ("grain", "grainSize", FOOTER_MISMATCH),
-                               ("desc_offset", "descriptorOffset", FOOTER_MISMATCH),
-                               ("desc_size", "descriptorSize", FOOTER_MISMATCH),
-                               ("gtes", "numGTEsPerGT", FOOTER_MISMATCH),
-                               ("compress", "compressAlgorithm", FOOTER_MISMATCH),
-                               ("version", "version", FOOTER_MISMATCH)):
-        if f[key] != header[key]:
+    for name, finding, said, says in (
+            ("capacity", SIZE_MISMATCH, f.capacity, h.capacity),
+            ("grainSize", FOOTER_MISMATCH, f.grain, h.grain),
+            ("descriptorOffset", FOOTER_MISMATCH, f.desc_offset, h.desc_offset),
+            ("descriptorSize", FOOTER_MISMATCH, f.desc_size, h.desc_size),
+            ("numGTEsPerGT", FOOTER_MISMATCH, f.gtes, h.gtes),
+            ("compressAlgorithm", FOOTER_MISMATCH, f.compress, h.compress),
+            ("version", FOOTER_MISMATCH, f.version, h.version)):
+        if said != says:
             container.add_finding(
                 finding, "error",
-                f"{label}: the footer (offset {hdr_base}) says {name} {f[key]} but the header "
-                f"says {header[key]}; the footer is used, as qemu does")
-    if f["gd_offset"] == GD_AT_END:
-        raise CorruptImage(path, f"{label} footer", hdr_base + _at("gdOffset"),
+                f"{label}: the footer (offset {hdr_base}) says {name} {said} but the header "
+                f"says {says}; the footer is used, as qemu does")
+    if f.gd_offset == C_GD_AT_END:
+        raise CorruptImage(path, f"{label} footer", hdr_base + SH_GD_OFFSET,
                            "the footer, too, says the grain directory is at the end")
     container.details["footer_offset"] = hdr_base
-    return f, hdr_base
+    return hdr_base, footer[SH_NEWLINE:SH_NEWLINE_END]
 
 
-def _footer_beside_header(container, Source src, str label, dict header):
-    """A stream whose header names its grain directory, yet which ends with a footer naming
-    another one.
+cdef _footer_beside_header(container, Source src, str label, uint64_t gd_offset):
+    """A stream (its header's flags say markers) whose header names its grain directory,
+    yet which ends with a footer naming another one.
 
     qemu reads a footer only when the header's gdOffset is GD_AT_END, so it uses the
     header's; a reader that takes a stream's footer as the final word reads a different
     disk from the same file (LP#2073262).
     """
     end = src.size // SECTOR_SIZE * SECTOR_SIZE
-    if not header["flags"] & FLAG_MARKERS or end < FOOTER_AREA + SECTOR_SIZE:
+    if end < FOOTER_AREA + SECTOR_SIZE:
         return
     base = end - FOOTER_AREA
     area = src.read(base, FOOTER_AREA, f"{label} footer")
     footer = area[MARKER_SIZE:2 * MARKER_SIZE]
     if footer[:4] != SPARSE_MAGIC or MARKER.field(area, "type") != MARKER_FOOTER:
         return
-    gd = _kdmv_fields(footer)["gd_offset"]
-    if gd != header["gd_offset"]:
+    cdef uint64_t gd = le64(<const uint8_t*><char*>footer + SH_GD_OFFSET)
+    if gd != gd_offset:
         container.add_finding(
             FOOTER_MISMATCH, "error",
-            f"{label}: the header says the grain directory is at sector {header['gd_offset']} "
+            f"{label}: the header says the grain directory is at sector {gd_offset} "
             f"but the footer (offset {base + MARKER_SIZE}) says {gd}; the header is used, "
             "as qemu does")
 
 
-def _read_cowd_header(container, Source src, str label):
+cdef SparseHeader _read_cowd_header(container, Source src, str label):
     """ESX's COWD sparse header (qemu's VMDK3): 32-bit fields, 4096-entry grain tables."""
     path = container.path
     if src.size < COWD_HEADER.size:
@@ -574,8 +572,15 @@ def _read_cowd_header(container, Source src, str label):
     h_out.compress = COMPRESSION_NONE
     h_out.zeroed_gte = h_out.compressed = h_out.markers = h_out.unclean = False
     h_out.newline = b""
+    # what the details report of it (as_dict), in the fields a KDMV header shares
+    h_out.stored.version = h["version"]
+    h_out.stored.flags = h["flags"]
+    h_out.stored.capacity = h["numSectors"]
+    h_out.stored.grain = grain_sectors
+    h_out.stored.gtes = COWD_GTES_PER_GT
+    h_out.stored.gd_offset = h["gdOffset"]
     _check_gd(container, src, h_out, f"{label} COWD header",
-              COWD_HEADER.offset("numGDEntries"))
+              COWD_HEADER.offset("numGDEntries"), label)
     if h_out.gd_entries * COWD_GTES_PER_GT * h_out.grain < h_out.capacity:
         raise CorruptImage(path, f"{label} COWD header", COWD_HEADER.offset("numGDEntries"),
                            f"{h_out.gd_entries} grain directory entries cannot map the "
@@ -583,7 +588,7 @@ def _read_cowd_header(container, Source src, str label):
     return h_out
 
 
-def walk_sparse(container, ExtentMap emap, Source src, h, uint64_t guest_base,
+def walk_sparse(container, ExtentMap emap, Source src, SparseHeader h, uint64_t guest_base,
                 uint64_t length, uint32_t file, str label):
     """Append the runs of sparse extent ``src`` (header ``h``) as map file index ``file``."""
     cdef uint64_t n = h.gd_entries

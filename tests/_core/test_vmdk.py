@@ -517,6 +517,23 @@ def test_descriptor_parsed_in_place() -> None:
         with pytest.raises(ValueError):
             parse_descriptor(b"abc", "t.vmdk", 0, "VMDK descriptor file", begin, length)
 
+@pytest.mark.parametrize("text, cid", [
+    ("CID=fffffffe\n", 0xFFFFFFFE),
+    # blank space skipped; more than 8 digits: their low 32 bits
+    ("CID= \t123456789abcdefABCDEF0123\n", 0xCDEF0123),
+    ("CID=" + "f" * 60, 0xFFFFFFFF),      # only 39 characters after "CID" and one more
+    ("CID=12x34\n", 0x12),                # up to the first character not a hex digit
+    ("CID=\u00e9ab\n", None), ("CID=\n", None), ("CID=", None), ("version=1\n", None),
+])
+def test_qemu_cid_reading(text: str, cid: int | None) -> None:
+    """qemu's reading of CID (hex digits after blank space, in the 39 characters after the
+    name and its "="), computed in C: malformed values made by hand."""
+    from imgscan._core.vmdk_descriptor import parse_descriptor
+
+    desc = parse_descriptor(text.encode(), "t.vmdk", 0, "VMDK descriptor file")
+    assert desc.qemu_hex("CID") == cid
+
+
 @needs_qemu
 @pytest.mark.parametrize("name", ["../flat-flat.vmdk", "/etc/passwd", "json:{}",
                                   "sub/flat-flat.vmdk"])

@@ -10,7 +10,8 @@ once one is found), which the probes include, and FAT's from :mod:`~imgscan._cor
 into ``fat_layout.pxi`` for ``dos.pyx``. The partition reader's MBR, GPT and FAT boot sector
 values go to ``imgscan/_core/partitions_layout.pxi`` and the format registry's MBR probe's to
 ``signatures_layout.pxi`` beside them, the qcow2 reader's header and extension layout to
-``qcow2_layout.pxi``. The c_ modules stay the one place each layout is declared; the probes,
+``qcow2_layout.pxi``, the VMDK sparse extent reader's header layout to ``vmdk_layout.pxi``.
+The c_ modules stay the one place each layout is declared; the probes,
 the partition reader and the qcow2 reader no longer import them at start-up (6.4 M of the
 73.5 M instructions of a whole ``imgscan info``, then FAT's, the MBR's and the GPT's 2.9 M
 of 65.4 M, then c_qcow2's with cstruct and struct 2.4 M of 61.3 M, issue 18; parttypes'
@@ -373,6 +374,45 @@ def qcow2_constants() -> list[tuple[str, str, object]]:
     ]
 
 
+#: The width (bytes) vmdk_sparse.pyx reads each ``SparseExtentHeader`` field with (le16,
+#: le32, le64 or one byte; the newline characters as four bytes at once, the magic as
+#: bytes) and the C name of its offset, or None for the fields it does not read so.
+VMDK_HEADER_READS = {
+    "magicNumber": (4, None), "version": (4, "SH_VERSION"), "flags": (4, "SH_FLAGS"),
+    "capacity": (8, "SH_CAPACITY"), "grainSize": (8, "SH_GRAIN_SIZE"),
+    "descriptorOffset": (8, "SH_DESCRIPTOR_OFFSET"), "descriptorSize": (8, "SH_DESCRIPTOR_SIZE"),
+    "numGTEsPerGT": (4, "SH_NUM_GTES_PER_GT"), "rgdOffset": (8, "SH_RGD_OFFSET"),
+    "gdOffset": (8, "SH_GD_OFFSET"), "overHead": (8, "SH_OVERHEAD"),
+    "uncleanShutdown": (1, "SH_UNCLEAN_SHUTDOWN"), "singleEndLineChar": (1, None),
+    "nonEndLineChar": (1, None), "doubleEndLineChar1": (1, None),
+    "doubleEndLineChar2": (1, None), "compressAlgorithm": (2, "SH_COMPRESS_ALGORITHM"),
+}
+
+
+def vmdk_constants() -> list[tuple[str, str, object]]:
+    """The same for the VMDK sparse extent reader (``vmdk_sparse.pyx``): the hosted sparse
+    header's fields, read with le16 / le32 / le64 at their offsets into a C struct, the
+    header's size (the buffer it is read into, a C constant) and where the four
+    newline-detection characters lie (one after the other, compared at once)."""
+    from imgscan._core import c_vmdk as c
+
+    header = c.SPARSE_EXTENT_HEADER
+    widths = {name: header.field_size(name) for name in header.names}
+    newline = header.offset(c.NEWLINE_TEST_FIELDS[0])
+    if (widths != {name: width for name, (width, _) in VMDK_HEADER_READS.items()}
+            or header.end(c.NEWLINE_TEST_FIELDS[-1]) - newline != len(c.NEWLINE_TEST)):
+        raise ValueError("c_vmdk no longer matches vmdk_sparse.pyx's reads of its header")
+    ssize = "Py_ssize_t"
+    return [
+        # SparseExtentHeader: each integer field's offset, where errors point too
+        *((ssize, c_name, header.offset(name))
+          for name, (_, c_name) in VMDK_HEADER_READS.items() if c_name),
+        ("enum", "SPARSE_HEADER_BYTES", header.size),
+        (ssize, "SH_NEWLINE", newline),
+        (ssize, "SH_NEWLINE_END", newline + len(c.NEWLINE_TEST)),
+    ]
+
+
 def _span(declaration: CStruct, field: str) -> tuple[int, int]:
     """A field's ``(offset, length)``, for the readers that slice it from a sector."""
     return (declaration.offset(field), declaration.field_size(field))
@@ -384,12 +424,15 @@ LAYOUTS = {HERE / "linux_layout.pxi": linux_constants, HERE / "ntfs_layout.pxi":
            HERE / "iso9660_layout.pxi": iso9660_constants, HERE / "fat_layout.pxi": fat_constants,
            HERE.parent / "partitions_layout.pxi": partitions_constants,
            HERE.parent / "signatures_layout.pxi": signatures_constants,
-           HERE.parent / "qcow2_layout.pxi": qcow2_constants}
+           HERE.parent / "qcow2_layout.pxi": qcow2_constants,
+           HERE.parent / "vmdk_layout.pxi": vmdk_constants}
 
 
 def render(constants: list[tuple[str, str, object]]) -> str:
-    """The .pxi text: one assignment per constant, ``cdef`` where it has a C type."""
-    lines = [f"cdef {ctype} {name} = {_literal(value)}" if ctype
+    """The .pxi text: one assignment per constant, ``cdef`` where it has a C type, a C
+    enum where it is ``"enum"`` (a compile-time constant: an array's size)."""
+    lines = [f"cdef enum: {name} = {_literal(value)}" if ctype == "enum"
+             else f"cdef {ctype} {name} = {_literal(value)}" if ctype
              else f"{name} = {_literal(value)}" for ctype, name, value in constants]
     return HEADER + "\n".join(lines) + "\n"
 

@@ -1,4 +1,5 @@
-"""The probes' and the partition reader's constants, compiled in from the c_ declarations.
+"""The probes', the partition reader's and the qcow2 and VMDK readers' constants, compiled in
+from the c_ declarations.
 
 Issue 18. What the probes find is checked against blkid in tests/_core/test_filesystems.py; here,
 that the extension was built from the declarations as they are now (a declaration
@@ -71,6 +72,18 @@ def test_a_qcow2_header_the_reader_does_not_read_so_is_refused(
     monkeypatch.setitem(compiled_layouts.QCOW2_HEADER_WIDTHS, "l1_size", 8)
     with pytest.raises(ValueError, match="c_qcow2 no longer matches"):
         compiled_layouts.qcow2_constants()
+
+
+@pytest.mark.parametrize("field, width", [("numGTEsPerGT", 8), ("compressAlgorithm", 4)])
+def test_a_vmdk_header_the_reader_does_not_read_so_is_refused(
+        monkeypatch: pytest.MonkeyPatch, field: str, width: int) -> None:
+    """vmdk_sparse.pyx reads each sparse header field with le16, le32, le64 or as a byte
+    into a C struct: a declaration whose widths differ stops the build."""
+    compiled_layouts.vmdk_constants()
+    monkeypatch.setitem(compiled_layouts.VMDK_HEADER_READS, field,
+                        (width, compiled_layouts.VMDK_HEADER_READS[field][1]))
+    with pytest.raises(ValueError, match="c_vmdk no longer matches"):
+        compiled_layouts.vmdk_constants()
 
 
 @pytest.mark.parametrize("constants", compiled_layouts.LAYOUTS.values(),
