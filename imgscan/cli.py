@@ -55,29 +55,29 @@ def _info(paths: Sequence[str], as_json: bool, external_dir: str | None,
         from .report.text import info_text
         render = info_text
     status = EXIT_OK
-    shown = 0
-    # Written when the next image is waited for, before an error message, and at the end.
+    # Written when the next image is waited for, before an error message, every
+    # KEPT_LINES, and at the end (Ctrl-C included: the images read are shown).
     kept = KeptLines(sys.stdout)
-    lines = kept.lines
+    keep = kept.keep
     try:
-        for path, read, out in _info_results(paths, render, jobs, external_dir,
-                                             verify_manifest, kept.write):
+        for shown, (path, read, out) in enumerate(_info_results(
+                paths, render, jobs, external_dir, verify_manifest, kept.write)):
             if read:
                 assert isinstance(out, str), "an image read has its output"
                 if shown and not as_json:
-                    lines.append("")    # a blank line between two images' text
-                lines.append(out)
+                    keep("")    # a blank line between two images' text
+                keep(out)
             else:
                 assert not isinstance(out, str), "an image not read has its error member"
                 status = EXIT_UNREADABLE
                 kept.write()    # the images before it, then its message
                 print(f"imgscan: {out['message']}", file=sys.stderr)
                 if as_json:
-                    lines.append(render(error_object_of(path, out)))
-            shown += 1
-        kept.write()
+                    keep(render(error_object_of(path, out)))
     except KeyboardInterrupt:
+        kept.write()
         return EXIT_INTERRUPTED     # the pool's workers are stopped by _info_pooled
+    kept.write()
     return status
 
 
@@ -348,9 +348,11 @@ def _scan(args: Namespace) -> int:
         return EXIT_BROKEN_PIPE
     except Exception as exc:
         # The catalog failed mid-scan (disk full, locked past the busy timeout): the
-        # workers are stopped by `with run`; what was committed stays.
+        # workers are stopped by `with run`; what was committed stays, and so do the
+        # lines of the images read before it.
         if not _scan_setup_error(exc):
             raise
+        report.flush()
         from .bulk.runner import ClusterError
         if isinstance(exc, ClusterError):
             print(f"imgscan: {exc}; the scan stopped (the catalog keeps what was "

@@ -21,9 +21,12 @@ is blamed. So:
 - that task is killed at its time limit (``Timeout``), blamed when the worker
   dies (``WorkerCrashed``, with the signal or exit status); the rest of the
   batch goes back to the queue and a new worker is forked. A worker on one
-  image for over STALLED seconds is sent nothing more; the few tasks it holds
-  already (at most 2 * BATCH - 1, or twice BATCH_WORK of reading at the scan's pace
-  so far) wait behind that image, the others go on;
+  image for over STALLED seconds is sent nothing more, and the tasks it holds
+  behind that image (up to 2 * MAX_BATCH - 1 of fast images) are queued again for
+  the other workers when that image took MOVED_AFTER times the scan's mean: whichever
+  copy of a task is answered first counts, the other's answer is dropped
+  (:meth:`ScanRun._move`). So with two workers or more, fast images wait behind a
+  hung one about STALLED seconds, not its time limit; with one, until it is killed;
 - each worker runs under RLIMIT_AS (``MemoryLimit`` when an allocation fails).
 
 Files the catalog already holds with the same size, mtime, inode, device and
@@ -93,6 +96,9 @@ MAX_BATCH = 64
 #: Seconds on one image after which a worker is considered stalled and sent no more
 #: tasks (most images take milliseconds; the time limit is far longer).
 STALLED = 1.0
+#: How many times the scan's mean time an image a stalled worker's image must have
+#: taken for the tasks behind it to be moved to the other workers (:meth:`ScanRun._moves`).
+MOVED_AFTER = 10
 #: Seconds the parent sleeps before reading results while every worker is busy.
 NAP = 0.001
 #: The catalog is committed at least this often (seconds) and every this many results.
@@ -114,13 +120,18 @@ class ClusterError(Exception):
 
 
 class _Task:
-    __slots__ = ("path", "seq", "st", "time_limit")
+    __slots__ = ("answered", "path", "seq", "st", "time_limit", "twin")
 
     def __init__(self, seq: int, path: str, st: os.stat_result, time_limit: float) -> None:
         self.seq = seq
         self.path = path
         self.st = st
         self.time_limit = time_limit
+        #: The task's copy queued again while this one waits behind a stalled worker's
+        #: image (or the task it copies); its answer is the one that comes first.
+        self.twin: _Task | None = None
+        #: Whether this task of a pair was answered (only twins are marked).
+        self.answered = False
 
 
 def _task_frame(batch: list[_Task]) -> bytes:
@@ -128,7 +139,7 @@ def _task_frame(batch: list[_Task]) -> bytes:
 
 
 class _Worker:
-    __slots__ = ("buffer", "pending", "pid", "result_fd", "started", "task_fd")
+    __slots__ = ("buffer", "moved", "pending", "pid", "result_fd", "started", "task_fd")
 
     def __init__(self, pid: int, task_fd: int, result_fd: int) -> None:
         self.pid = pid
@@ -139,6 +150,8 @@ class _Worker:
         self.pending: deque[_Task] = deque()
         #: When the worker began pending[0] (at the latest).
         self.started = 0.0
+        #: The seq of the stalled task the tasks behind it were last moved from.
+        self.moved = 0
 
 
 def reap(worker: _Worker, kill: bool) -> int:
@@ -182,8 +195,11 @@ class ScanRun:
     #: The link to the cluster's dashboard, for a scan on a cluster that has one.
     dashboard: str | None = None
     #: Called when every result so far has been yielded and the scan is about to wait
-    #: for more: a consumer that keeps what it prints (``imgscan scan``'s report) writes
-    #: it then, once for the results that came together, never behind a slow image.
+    #: for more (a worker's answer, a commit, the walk's next steps): a consumer that
+    #: keeps what it prints (``imgscan scan``'s report) writes it then, once for the
+    #: results that came together, never behind a slow image. A rescan whose files are
+    #: all unchanged never waits for a worker: such a consumer writes every so many
+    #: results too (:data:`imgscan.report.KEPT_LINES`).
     waiting: Callable[[], None] | None = None
 
     def __init__(self, paths: Paths, *, jobs: int | None, profile: str | None,
@@ -339,11 +355,14 @@ class ScanRun:
             if not queue and not self._busy():
                 return      # the walk is over: the filling above stops only then or when full
             self._dispatch(queue)
-            if self.waiting is not None:
-                self.waiting()
+            waiting = self.waiting
+            if waiting is not None:
+                waiting()
             for done in self._collect(queue):
                 if done is not None:
                     yield self._record(scan_id, done)
+            if waiting is not None:
+                waiting()   # nor behind a commit or the walk's next steps
             self._commit_if_due()   # also while one slow image holds every result back
 
     def _queued(self) -> int:
@@ -474,10 +493,13 @@ class ScanRun:
         now = time.monotonic()
         batch_size = self._tasks_a_batch
         for worker in self._workers.values():
-            # A worker stuck on one image (until its time limit) gets no more work: what
-            # it holds already waits behind that image, nothing else should.
-            if queue and len(worker.pending) <= batch_size and not (
-                    worker.pending and now - worker.started > STALLED):
+            # A worker stuck on one image (until its time limit) gets no more work, and
+            # what it holds behind that image goes to the others.
+            if worker.pending and now - worker.started > STALLED:
+                if worker.moved != worker.pending[0].seq and self._moves(now - worker.started):
+                    self._move(worker, queue)
+                continue
+            if queue and len(worker.pending) <= batch_size:
                 # The tail of a scan goes out one by one, so no worker idles behind another.
                 size = min(batch_size, max(1, len(queue) // (2 * self.jobs)))
                 batch = [queue.popleft() for _ in range(min(size, len(queue)))]
@@ -494,6 +516,29 @@ class ScanRun:
                     write_frame(worker.task_fd, frame)
                 except BrokenPipeError:
                     continue
+
+    def _moves(self, stalled: float) -> bool:
+        """Whether the tasks behind an image read for ``stalled`` seconds (over STALLED)
+        go to the other workers: only when there are others, and when that image took
+        MOVED_AFTER times the scan's mean so far, an image out of line (a hang amid fast
+        images), not a library of slow ones, whose tasks would all be read twice."""
+        return self.jobs > 1 and self._answer_count > 0 and (
+            stalled * self._answer_count > MOVED_AFTER * self._answer_seconds)
+
+    def _move(self, worker: _Worker, queue: deque[_Task]) -> None:
+        """Queue again, first, a copy of each task a stalled worker holds behind the image
+        it is on: the copies go to the other workers (or to a new one once this one is
+        killed at its time limit), and of the two answers of a task the first counts
+        (:meth:`_results`). A task already copied is not copied again."""
+        worker.moved = worker.pending[0].seq
+        copies = []
+        for task in list(worker.pending)[1:]:
+            if task.twin is None:
+                copy = _Task(task.seq, task.path, task.st, task.time_limit)
+                copy.twin = task
+                task.twin = copy
+                copies.append(copy)
+        queue.extendleft(reversed(copies))
 
     def _collect(self, queue: deque[_Task]) -> Iterator[ScanResult | None]:
         """Wait for results (or a deadline), and deal with dead and overdue workers."""
@@ -534,6 +579,11 @@ class ScanRun:
             task = worker.pending.popleft()
             assert task.seq == seq, "a worker answers its tasks in order"
             worker.started = time.monotonic()
+            twin = task.twin
+            if twin is not None:    # moved from a stalled worker, or the task it copies
+                if twin.answered:
+                    continue        # the other copy's answer came first
+                task.answered = True
             self._answer_count += 1
             self._answer_seconds += elapsed
             yield self._result(task, elapsed, wire)
@@ -556,12 +606,23 @@ class ScanRun:
 
     def _blame(self, worker: _Worker, queue: deque[_Task], kind: str,
                reason: str) -> Iterator[ScanResult]:
-        """The task a lost worker held is an error; the rest of its batch is requeued."""
+        """The task a lost worker held is an error; the rest of its batch is requeued
+        (but the tasks another worker holds a copy of: the copy is the task now)."""
         if not worker.pending:
             return
         task = worker.pending.popleft()
-        queue.extendleft(reversed(worker.pending))
+        rest = []
+        for other in worker.pending:
+            if other.twin is None:
+                rest.append(other)
+            else:
+                other.twin.twin = None
+        queue.extendleft(reversed(rest))
         worker.pending.clear()
+        if task.twin is not None:
+            if task.twin.answered:
+                return      # its copy was answered already
+            task.answered = True
         yield ScanResult(task.path, "error", None,
                          error=error_member(kind, "worker", None, f"{task.path}: {reason}"),
                          elapsed=time.monotonic() - worker.started)

@@ -22,7 +22,6 @@ from ..remote import is_url
 from ..vocabulary import VIOLATIONS
 from .pipe import ERROR, NOT_IMAGE, RENDERED, SCANNED, read_tasks, result_frame, write_frame
 from .walk import (
-    HEADER_DIGEST_BYTES,
     RAW_HEAD_BYTES,
     head_digest,
     is_walked_file,
@@ -82,12 +81,13 @@ class Options:
         self.report: str | None = None
 
 
-def scan_image(path: str, head: bytes | None,
-               options: Options) -> tuple[Any, Any, Any] | None:
+def scan_image(path: str, options: Options) -> tuple[Any, Any, Any] | None:
     """The per-image work: the info object, the check object (with several profiles,
     the object ``check --json`` prints for them), the fingerprint; None when the file
-    is not an image (``head``: its first bytes, see :mod:`.walk`; None: read from the
-    image when it is raw, whose guest bytes are the file's).
+    is not an image. A raw image is one by its guest's first bytes, read from the image
+    (:func:`.walk.raw_is_image`), not the file's: they differ where a container holds
+    raw bytes (an OVA whose disk is raw: a tar header, then the disk's MBR), and a
+    scan that keeps digests and one that does not must find the same images.
 
     Module-level on purpose: the worker looks it up at each call, so a test
     can replace it before the pool forks.
@@ -95,8 +95,7 @@ def scan_image(path: str, head: bytes | None,
     with Image(path, external_dir=options.external_dir,
                verify_manifest=options.verify_manifest) as img:
         info = img.info()
-        if img.format == "raw" and not raw_is_image(
-                path, img.read(0, RAW_HEAD_BYTES) if head is None else head, info):
+        if img.format == "raw" and not raw_is_image(path, img.read(0, RAW_HEAD_BYTES), info):
             return None
         check = None
         if options.profiles:
@@ -129,7 +128,6 @@ def info_of(path: str, options: Options) -> dict[str, Any]:
 def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...]:
     """One task's wire result: ``(kind, digest, payload...)``; never raises."""
     digest = None
-    head: bytes | None = None
     checked_by_stat = False
     try:
         if options.listed:
@@ -137,21 +135,22 @@ def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...
             if options.render is not None:
                 return RENDERED, None, options.render(info)
             return SCANNED, None, info, None, None
-        if options.report is None or is_url(path):
+        if options.report is None:
             # the file's identity is the catalog's: its digest covers the head
-            head = read_head(path, device, inode,
-                             HEADER_DIGEST_BYTES if options.report is None else RAW_HEAD_BYTES)
+            head = read_head(path, device, inode)
             if head is None:
                 return NOT_IMAGE, None
-            digest = head_digest(head) if options.report is None else None
+            digest = head_digest(head)
+        elif is_url(path):
+            pass    # an object has no stat to check, and its image's open reads it
         elif not is_walked_file(path, device, inode):
             # A report keeps no digest: the file is only checked to be the one the walk
-            # saw, and a raw one's head read from the image (scan_image); an open, a
-            # read and a close less an image (benchmarks/README.md, issue 18).
+            # saw; an open, a read and a close less an image (benchmarks/README.md,
+            # issue 18).
             return NOT_IMAGE, None
         else:
             checked_by_stat = True
-        scanned = scan_image(path, head, options)
+        scanned = scan_image(path, options)
         if scanned is None:
             return NOT_IMAGE, digest
         return SCANNED, digest, *scanned

@@ -161,7 +161,7 @@ class ScanReport:
             # Kept until the scan waits for its workers (:meth:`flush`): one write for
             # the lines that arrive together, where a write a line is a system call
             # each when stdout is unbuffered (benchmarks/README.md, issue 18).
-            self._kept.lines.append(line)
+            self._kept.keep(line)
             return
         if self._bar_visible:
             self._clear_bar()

@@ -25,13 +25,16 @@ from typing import Any
 
 import pytest
 from helpers import MiB, overwrite, qemu_create, sparse_copy
+from helpers.ova_packages import descriptor
 from helpers.scan_library import SCAN_IMAGE, Library, misbehave, troublemakers
+from helpers.scans import Watched
 from oracles import needs_qemu, needs_sqlite3, run
 
 import imgscan
 from imgscan import limits
 from imgscan.bulk import pipe, runner, worker
 from imgscan.bulk.result import FileIdentity, ScanResult
+from imgscan.cli import main
 from imgscan.report.scan import CLEAR_LINE, ScanReport, scan_line
 
 pytestmark = needs_qemu
@@ -135,9 +138,9 @@ def test_profile_and_fingerprint(library: Library, monkeypatch: pytest.MonkeyPat
 
 
 # -- worker failures ----------------------------------------------------------------
-def slowly(path: str, head: bytes | None, options: worker.Options) -> tuple[Any, Any, Any] | None:
+def slowly(path: str, options: worker.Options) -> tuple[Any, Any, Any] | None:
     time.sleep(0.1)
-    return SCAN_IMAGE(path, head, options)
+    return SCAN_IMAGE(path, options)
 
 
 @pytest.fixture
@@ -192,6 +195,22 @@ def test_batches_hold_a_few_ms_of_reading(library: Library, trouble: Path,
     assert max(sizes) == 2
 
 
+def test_nothing_waits_behind_a_hung_image(library: Library, trouble: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tasks a worker holds behind an image it hangs on (up to 2 * MAX_BATCH - 1 of
+    fast images) are moved to the other worker once it stalls: every other image is
+    answered before the hung one's time limit, each once (the hung worker's copies are
+    dropped)."""
+    monkeypatch.setattr(worker, "scan_image", misbehave)
+    fast = sorted(p for p in library.images if os.path.isfile(p) and not os.path.islink(p))
+    paths = [*fast[:40], str(trouble / "hang.raw"), *fast[40:]]
+    with imgscan.scan(paths, jobs=2, info_only=True, time_limit=6.0) as scan:
+        results = list(scan)
+    assert len({r.path for r in results}) == len(results) > 100
+    assert [r.path for r in results if r.error and r.error["type"] == "Timeout"] == [
+        results[-1].path] == [str(trouble / "hang.raw")]
+
+
 def test_long_paths_never_block_the_parent(trouble: Path, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Paths near PATH_MAX that are not UTF-8 (3 bytes each per byte in a task frame):
@@ -243,6 +262,118 @@ def test_waiting_follows_the_results_it_lets_out(trouble: Path,
     # the first wait before any result; a later one after some (0.1 s apart: a loaded
     # machine may still deliver two in one read)
     assert at_wait[0] == 0 and at_wait == sorted(at_wait) and max(at_wait) >= 1
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_scan_writes_lines_while_a_slow_image_is_read(trouble: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      as_json: bool) -> None:
+    """``imgscan scan`` writes the lines it holds when the scan waits for a worker (the
+    CLI sets ``ScanRun.waiting``): the images read before a slow one are on standard
+    output while it is still being read, not at the end."""
+    oks = [str(p) for p in sorted(trouble.glob("ok*"))[:4]]
+    watched = Watched(tmp_path, oks[-1], oks[:-1])
+
+    def held(path: str, options: worker.Options) -> tuple[Any, Any, Any] | None:
+        watched.hold(path)
+        return SCAN_IMAGE(path, options)
+
+    monkeypatch.setattr(worker, "scan_image", held)
+    monkeypatch.setattr(sys, "stdout", watched)
+    args = ["scan", "--info-only", *(["--json"] if as_json else []), "--jobs", "1"]
+    assert main([*args, *oks]) == 0
+    assert watched.early
+    assert all(p in watched.text for p in oks)
+
+
+def test_kept_lines_are_written_every_kept_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report holds at most KEPT_LINES lines: a rescan whose files are all unchanged
+    never waits for a worker, and must not print only at its end."""
+    from imgscan import report
+
+    results = [ScanResult(f"{i}.qcow2", "unchanged", None) for i in range(5)]
+    out = io.StringIO()
+    monkeypatch.setattr(report, "KEPT_LINES", 2)
+    scan_report = ScanReport(out, io.StringIO(), as_json=False)
+    for result in results:
+        scan_report.add(result)
+    assert out.getvalue().splitlines() == [scan_line(r) for r in results[:4]]
+
+
+def test_an_unchanged_rescan_writes_as_it_goes(small_library: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A catalog rescan where nothing changed (no image goes to a worker) writes its
+    lines every KEPT_LINES, not all at the end."""
+    db = str(tmp_path / "c.db")
+    args = ["scan", "--info-only", str(small_library), "--catalog", db]
+    status = main(args)
+    capsys.readouterr()
+    writes: list[str] = []
+
+    class Out(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return super().write(text)
+
+    monkeypatch.setattr("imgscan.report.KEPT_LINES", 2)
+    monkeypatch.setattr(sys, "stdout", Out())
+    assert main(args) == status
+    lines = [w for w in writes if "(unchanged)" in w]
+    assert len(lines) > 2 and all(w.count("\n") <= 2 for w in lines)
+
+
+def test_a_failing_catalog_keeps_the_lines_before_it(small_library: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    """The lines of the images recorded before the catalog failed are written (a
+    rescan's unchanged files are yielded without a wait, so they are all still kept)."""
+    import sqlite3
+
+    from imgscan.bulk.catalog import Catalog
+
+    db = str(tmp_path / "c.db")
+    args = ["scan", "--info-only", str(small_library), "--catalog", db]
+    main(args)
+    capsys.readouterr()
+    real = Catalog.record
+    recorded: list[object] = []
+
+    def fails_third(self: Catalog, *args: Any) -> None:
+        recorded.append(args)
+        if len(recorded) == 3:
+            raise sqlite3.OperationalError("disk I/O error")
+        real(self, *args)
+
+    monkeypatch.setattr(Catalog, "record", fails_third)
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert err.strip().endswith(f"{db}: the catalog failed: disk I/O error")
+    lines = out.splitlines()
+    assert len(lines) == 2 and all(line.endswith("(unchanged)") for line in lines)
+
+
+def test_an_ova_holding_a_raw_disk_is_one_image_with_or_without_a_catalog(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Whether a raw image is one is told by its guest's first bytes, read from the
+    image: an OVA whose disk is raw (MBR written by sfdisk) starts with a tar header,
+    and a catalog's scan (which reads the file's head for its digest) skipped it as
+    not an image while the report's found it."""
+    disk = tmp_path / "disk1.img"
+    run("truncate", "-s", str(8 * MiB), disk)
+    subprocess.run(["sfdisk", "-q", str(disk)], input="label: dos\n,,L\n", text=True,
+                   check=True, capture_output=True)
+    (tmp_path / "pkg.ovf").write_text(descriptor([("disk1.img", disk, 8 * MiB)]))
+    run("tar", "--format=ustar", "-cf", "pkg.ova", "pkg.ovf", "disk1.img", cwd=tmp_path)
+    ova = str(tmp_path / "pkg.ova")
+    assert "dos" in run("sfdisk", "-d", disk)      # the oracle: a partition table
+    assert main(["scan", "--info-only", ova]) == 0
+    plain = capsys.readouterr().out.splitlines()
+    assert main(["scan", "--info-only", "--catalog", str(tmp_path / "c.db"), ova]) == 0
+    cataloged = capsys.readouterr().out.splitlines()
+    assert plain[0] == cataloged[0] == f"{ova}  raw  8 MiB  boot unknown"
+    assert all(", 0 errors, " in out[1] for out in (plain, cataloged))
 
 
 # -- catalog: rescans, kills, Ctrl-C -----------------------------------------------------

@@ -313,6 +313,46 @@ def test_info_moves_to_the_pool_once_the_images_prove_work_enough(
 
 
 @needs_qemu
+def test_info_writes_lines_while_a_slow_image_is_read(many_images: list[str],
+                                                      tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``imgscan info`` by the pool writes the images answered (in argument order)
+    when it waits for a worker (the run's ``waiting`` hook), not at the end: the lines
+    before a slow image are out while it is still being read."""
+    from helpers.scans import Watched
+
+    from imgscan.bulk import worker
+
+    images = list(dict.fromkeys(p for p in many_images if "/disk" in p))[:4]
+    watched = Watched(tmp_path, images[-1], [json.dumps(p) for p in images[:-1]])
+    real = worker.info_of
+
+    def held(path: str, options: worker.Options) -> dict[str, Any]:
+        watched.hold(path)
+        return real(path, options)
+
+    monkeypatch.setattr(worker, "info_of", held)
+    monkeypatch.setattr(sys, "stdout", watched)
+    assert main(["info", "--json", "--jobs", "2", *images]) == 0
+    assert watched.early
+    assert [json.loads(line)["path"] for line in watched.text.splitlines()] == images
+
+
+def test_info_interrupted_writes_the_images_read(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C during ``imgscan info``: the lines of the images read are written (the
+    pool yields several answers at once, kept until it next waits)."""
+    def two_then_ctrl_c(paths: list[str], *args: Any) -> Iterator[cli.InfoResult]:
+        for path in paths[:2]:
+            yield path, True, f"line of {path}"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_info_results", two_then_ctrl_c)
+    assert main(["info", "--json", "a", "b", "c"]) == cli.EXIT_INTERRUPTED
+    assert capsys.readouterr().out == "line of a\nline of b\n"
+
+
+@needs_qemu
 def test_info_asks_whether_the_pool_pays_once_per_interval(
         many_images: list[str], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

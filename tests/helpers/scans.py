@@ -1,8 +1,10 @@
 """Scan results made the way the runner makes them, for tests that fill a catalog
-directly (tests/bulk/test_catalog.py, tests/report/test_html.py)."""
+directly (tests/bulk/test_catalog.py, tests/report/test_html.py), and a standard
+output that watches when a scan's lines are written (:class:`Watched`)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import imgscan
@@ -35,3 +37,45 @@ def scan_result(path: Path, profile: str | None = None) -> ScanResult:
     judged = None if profile == INFO_ONLY else check(info, load_profile(profile))
     return ScanResult(str(path), "scanned", identity(path), info=info, check=judged,
                       fingerprint=fingerprint(str(path)), elapsed=0.02)
+
+
+class Watched:
+    """A fake standard output for an in-process ``imgscan scan`` or ``info`` whose image
+    ``slow`` is held back: that image's reading (in a forked worker) waits until every
+    line of the ``others`` was written here, or for up to ``patience`` seconds. A
+    command that writes the lines it has as soon as it waits for the slow image lets it
+    go at once; one that holds them behind it keeps it the whole ``patience``, and
+    ``early`` stays False. The worker and this process meet by a file in ``tmp``."""
+
+    def __init__(self, tmp: Path, slow: str, others: list[str],
+                 patience: float = 10.0) -> None:
+        self.slow = slow
+        self.others = others
+        self.patience = patience
+        self.release = tmp / "release"
+        self.gone = tmp / "gone"    # the slow image went on to be read
+        self.text = ""
+        #: Whether every other image's line was written before the slow one was read.
+        self.early = False
+
+    def write(self, text: str) -> int:
+        self.text += text
+        if not self.release.exists() and all(p in self.text for p in self.others):
+            self.early = not self.gone.exists()
+            self.release.touch()
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def hold(self, path: str) -> None:
+        """Called in the worker before ``path`` is read: waits there for the release."""
+        if path != self.slow:
+            return
+        deadline = time.monotonic() + self.patience
+        while not self.release.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.gone.touch()
