@@ -42,6 +42,8 @@ OPERATIONS = {
     "open-info-small-vhd": ("test_open_info_small_format[vhd]", 100),
     "open-info-small-vmdk": ("test_open_info_small_format[vmdk]", 100),
     "open-info-small-vhdx": ("test_open_info_small_format[vhdx]", 100),
+    "open-info-library-raw": ("test_bench_scan's library, one raw image (an MBR, one "
+                              "partition)", 100),
     "layout": ("test_layout_of_open_image", 100),
     "open-and-layout": ("test_open_and_layout", 100),
     "vhdx-map": ("test_extent_map_big_vhdx", 20),
@@ -193,6 +195,10 @@ def image_of(op: str) -> Path:
             raise SystemExit("the Debian initramfs is not in the cache (see "
                              "test_bench_linux_initramfs.py)")
         return found
+    if op == "open-info-library-raw":
+        from test_bench_scan import scan_library
+
+        return scan_library() / "img0002.raw"
     if op.startswith("open-info-small-"):
         return images.small_image(op.removeprefix("open-info-small-"))
     return images.small_qcow2()

@@ -142,11 +142,14 @@ def decide(table: PartitionTable | None, filesystems: Mapping[int, str | None],
     """The boot mode and the evidence (short strings, BIOS path first) it rests on."""
     if table is None and not el_torito_entries:
         return "unknown", []  # no rule has anything to see (most disks of a library)
-    results = [el_torito(el_torito_entries)]
-    if table is not None:
-        results += [mbr_boot_code(table), gpt_bios_boot_partition(table),
-                    protective_mbr_boot_code(table), efi_system_partition(table, filesystems),
-                    hybrid_mbr(table)]
+    results = [el_torito(el_torito_entries)] if el_torito_entries else []
+    # Only the rules that can see something on this kind of table run (each of the others
+    # checks the kind first and returns nothing): the evidence's order is the same.
+    if table is not None and table.kind == "gpt":
+        results += [gpt_bios_boot_partition(table), protective_mbr_boot_code(table),
+                    efi_system_partition(table, filesystems), hybrid_mbr(table)]
+    elif table is not None:
+        results += [mbr_boot_code(table), efi_system_partition(table, filesystems)]
     bios = [e for r in results for e in r[0]]
     uefi = [e for r in results for e in r[1] if e not in bios]
     seen = [e for r in results for e in r[2]]
