@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 LOADERS_IGNORING_ACTIVE_FLAG = frozenset(("grub2", "grub-legacy"))
 #: The filesystem names (blkid's) UEFI firmware reads an ESP as.
 FAT_FILESYSTEMS = frozenset(("vfat", "fat", "msdos", "fat12", "fat16", "fat32"))
+#: An ESP's type as an MBR partition's ``type`` spells it.
+MBR_TYPE_EFI_SYSTEM_TEXT = f"0x{MBR_TYPE_EFI_SYSTEM:02x}"
 
 
 def _empty() -> Evidence:
@@ -64,10 +66,10 @@ def mbr_boot_code(table: PartitionTable) -> Evidence:
     if table.kind != "mbr" or table.mbr is None or table.mbr["protective"]:
         return bios, uefi, seen
     code = table.mbr["boot_code"]
-    active = [p.number for p in table.partitions if p.bootable and not p.logical]
     if code == "empty":
         seen.append("MBR boot code area is empty")
         return bios, uefi, seen
+    active = [p.number for p in table.partitions if p.bootable and not p.logical]
     name = BOOT_CODE_NAMES[code]
     if active:
         bios.append(f"MBR boot code ({name}) and active partition "
@@ -98,10 +100,9 @@ def protective_mbr_boot_code(table: PartitionTable) -> Evidence:
 def efi_system_partition(table: PartitionTable, filesystems: Mapping[int, str | None]
                          ) -> Evidence:
     bios, uefi, seen = _empty()
+    esp_type = GPT_TYPE_EFI_SYSTEM if table.kind == "gpt" else MBR_TYPE_EFI_SYSTEM_TEXT
     for p in table.partitions:
-        esp = (p.type == GPT_TYPE_EFI_SYSTEM if table.kind == "gpt"
-               else p.type == f"0x{MBR_TYPE_EFI_SYSTEM:02x}")
-        if not esp:
+        if p.type != esp_type:
             continue
         fs = filesystems.get(p.number)
         if fs is not None and fs.lower() in FAT_FILESYSTEMS:
