@@ -42,6 +42,10 @@ OPERATIONS = {
     "open-info-small-vhd": ("test_open_info_small_format[vhd]", 100),
     "open-info-small-vmdk": ("test_open_info_small_format[vmdk]", 100),
     "open-info-small-vhdx": ("test_open_info_small_format[vhdx]", 100),
+    # test_bench_scan's library: one image of each of its three templates
+    "open-info-library-raw": ("library img0002.raw (an MBR, one empty partition)", 100),
+    "open-info-library-qcow2": ("library img0000.qcow2 (64 KiB written, no table)", 100),
+    "open-info-library-vhd": ("library img0001.vhd (dynamic, empty)", 100),
     "layout": ("test_layout_of_open_image", 100),
     "open-and-layout": ("test_open_and_layout", 100),
     "vhdx-map": ("test_extent_map_big_vhdx", 20),
@@ -156,6 +160,11 @@ def own_benchmark(op: str, rounds: int, benchmarks: Path) -> None:
     getattr(loaded, test)(Rounds(rounds), **fixtures(op))
 
 
+#: The library image each ``open-info-library-`` operation reads (the first of each
+#: template: the library cycles qcow2, VHD, raw).
+LIBRARY_IMAGES = {"qcow2": "img0000.qcow2", "vhd": "img0001.vhd", "raw": "img0002.raw"}
+
+
 def image_of(op: str) -> Path:
     """The image ``op`` reads, made by the benchmark module that times it."""
     import images
@@ -193,6 +202,10 @@ def image_of(op: str) -> Path:
             raise SystemExit("the Debian initramfs is not in the cache (see "
                              "test_bench_linux_initramfs.py)")
         return found
+    if op.startswith("open-info-library-"):
+        from test_bench_scan import scan_library
+
+        return scan_library() / LIBRARY_IMAGES[op.removeprefix("open-info-library-")]
     if op.startswith("open-info-small-"):
         return images.small_image(op.removeprefix("open-info-small-"))
     return images.small_qcow2()

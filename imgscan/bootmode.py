@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 LOADERS_IGNORING_ACTIVE_FLAG = frozenset(("grub2", "grub-legacy"))
 #: The filesystem names (blkid's) UEFI firmware reads an ESP as.
 FAT_FILESYSTEMS = frozenset(("vfat", "fat", "msdos", "fat12", "fat16", "fat32"))
+#: An ESP's type as an MBR partition's ``type`` spells it.
+MBR_TYPE_EFI_SYSTEM_TEXT = f"0x{MBR_TYPE_EFI_SYSTEM:02x}"
 
 
 def _empty() -> Evidence:
@@ -64,10 +66,10 @@ def mbr_boot_code(table: PartitionTable) -> Evidence:
     if table.kind != "mbr" or table.mbr is None or table.mbr["protective"]:
         return bios, uefi, seen
     code = table.mbr["boot_code"]
-    active = [p.number for p in table.partitions if p.bootable and not p.logical]
     if code == "empty":
         seen.append("MBR boot code area is empty")
         return bios, uefi, seen
+    active = [p.number for p in table.partitions if p.bootable and not p.logical]
     name = BOOT_CODE_NAMES[code]
     if active:
         bios.append(f"MBR boot code ({name}) and active partition "
@@ -98,10 +100,9 @@ def protective_mbr_boot_code(table: PartitionTable) -> Evidence:
 def efi_system_partition(table: PartitionTable, filesystems: Mapping[int, str | None]
                          ) -> Evidence:
     bios, uefi, seen = _empty()
+    esp_type = GPT_TYPE_EFI_SYSTEM if table.kind == "gpt" else MBR_TYPE_EFI_SYSTEM_TEXT
     for p in table.partitions:
-        esp = (p.type == GPT_TYPE_EFI_SYSTEM if table.kind == "gpt"
-               else p.type == f"0x{MBR_TYPE_EFI_SYSTEM:02x}")
-        if not esp:
+        if p.type != esp_type:
             continue
         fs = filesystems.get(p.number)
         if fs is not None and fs.lower() in FAT_FILESYSTEMS:
@@ -142,16 +143,29 @@ def decide(table: PartitionTable | None, filesystems: Mapping[int, str | None],
     """The boot mode and the evidence (short strings, BIOS path first) it rests on."""
     if table is None and not el_torito_entries:
         return "unknown", []  # no rule has anything to see (most disks of a library)
-    results = [el_torito(el_torito_entries)]
-    if table is not None:
-        results += [mbr_boot_code(table), gpt_bios_boot_partition(table),
-                    protective_mbr_boot_code(table), efi_system_partition(table, filesystems),
-                    hybrid_mbr(table)]
-    bios = [e for r in results for e in r[0]]
-    uefi = [e for r in results for e in r[1] if e not in bios]
-    seen = [e for r in results for e in r[2]]
+    results = [el_torito(el_torito_entries)] if el_torito_entries else []
+    # Only the rules that can see something on this kind of table run (each of the others
+    # checks the kind first and returns nothing): the evidence's order is the same.
+    if table is not None and table.kind == "gpt":
+        results += [gpt_bios_boot_partition(table), protective_mbr_boot_code(table),
+                    efi_system_partition(table, filesystems), hybrid_mbr(table)]
+    elif table is not None:
+        results += [mbr_boot_code(table), efi_system_partition(table, filesystems)]
+    # one pass over the rules' answers (four comprehensions and a generator cost more
+    # than the rules on a disk of one partition, issue 18)
+    bios: list[str] = []
+    uefi: list[str] = []
+    seen: list[str] = []
+    both = False  # one rule saw both paths (a hybrid MBR)
+    for rule_bios, rule_uefi, rule_seen in results:
+        bios += rule_bios
+        uefi += rule_uefi
+        seen += rule_seen
+        both = both or bool(rule_bios and rule_uefi)
+    if uefi and bios:
+        uefi = [e for e in uefi if e not in bios]
     evidence = bios + uefi + seen
-    if (bios and uefi) or any(r[0] and r[1] for r in results):
+    if (bios and uefi) or both:
         return "hybrid", evidence
     if bios:
         return "bios", evidence

@@ -55,8 +55,10 @@ def _disk_info(image: DiskImage, layout: Layout | None) -> dict[str, Any]:
     guests, guest_findings = guest.inspect(bytes_.read, layout, image.path, bytes_.prefetch)
     # Collected after the map and the layout: walking the tables may add findings
     # (truncated, ...).
-    findings = [*(f.at(CONTAINER) for f in image.findings), *map_failure,
-                *layout.findings, *guest_findings]
+    findings = [f.at(CONTAINER) for f in image.findings]  # a comprehension: no generator
+    findings += map_failure
+    findings += layout.findings
+    findings += guest_findings
     # The source last of the image's reads: its requests and bytes fetched are all counted.
     return disk_info(image.path, image.facts, image.file_size, allocated, image.cluster_size,
                      layout, guests, image.source, findings)

@@ -42,6 +42,8 @@ and a structure that is partly readable gives what is known. Errors raised by
 ``read`` itself (a corrupt container) propagate: they are the container's.
 """
 
+from libc.stdint cimport uint64_t
+
 from .probes.dos cimport probe_bitlocker, probe_exfat, probe_ntfs, probe_refs, probe_vfat
 from .probes.iso9660 cimport probe_iso9660
 from .probes.linux cimport (
@@ -57,6 +59,16 @@ from .probes.iso9660 import ISO_ID_END, ISO_PVD
 from .probes.volume import HEAD_BYTES, Volume
 
 __all__ = ["HEAD_BYTES", "Volume", "probe_regions", "probe_volume"]
+
+# The page sizes and read windows probe_volume uses on every volume, as constants made
+# once (slicing a tuple and adding Python ints on each call cost more than some probes).
+cdef tuple SWAP_FIRST_PAGES = SWAP_PAGE_SIZES[:2]
+cdef tuple SWAP_16K_PAGE = SWAP_PAGE_SIZES[2:3]
+cdef uint64_t MIDDLE_AT = ISO_PVD - SWAP_MAGIC_LENGTH
+cdef uint64_t MIDDLE_BYTES = SWAP_MAGIC_LENGTH + ISO_ID_END
+cdef uint64_t TAIL_AT = BTRFS_SB - SWAP_MAGIC_LENGTH
+cdef uint64_t TAIL_BYTES = SWAP_MAGIC_LENGTH + BTRFS_SB_BYTES
+cdef Py_ssize_t MAGIC_LENGTH = SWAP_MAGIC_LENGTH
 
 
 def probe_regions(offset, size):
@@ -99,7 +111,7 @@ def probe_volume(read, offset, size, head=None):
     if vol is None:
         vol = probe_vfat(p)
     if vol is None:
-        vol = probe_swap(p, SWAP_PAGE_SIZES[:2])
+        vol = probe_swap(p, SWAP_FIRST_PAGES)
     if vol is None:
         vol = probe_xfs(p)
     if vol is None:
@@ -112,22 +124,22 @@ def probe_volume(read, offset, size, head=None):
     # because the primary volume descriptor (sector 16 of 2048 bytes) starts where a
     # 32 KiB page ends, the swap magic's last bytes (SWAP_PAGE_SIZES[3] == ISO_PVD;
     # tests/_core/test_filesystems.py checks it).
-    middle = p.get(ISO_PVD - SWAP_MAGIC_LENGTH, SWAP_MAGIC_LENGTH + ISO_ID_END)
-    vol = probe_iso9660(p, middle[SWAP_MAGIC_LENGTH:])
+    cdef bytes middle = p.get(MIDDLE_AT, MIDDLE_BYTES)
+    vol = probe_iso9660(p, middle[MAGIC_LENGTH:])
     if vol is None:
         vol = probe_ntfs(p)
     if vol is None:
         vol = probe_refs(p)
     if vol is None:
         # One read covers the Btrfs superblock and the 64 KiB-page swap signature before it.
-        tail = p.get(BTRFS_SB - SWAP_MAGIC_LENGTH, SWAP_MAGIC_LENGTH + BTRFS_SB_BYTES)
-        vol = probe_btrfs(p, tail[SWAP_MAGIC_LENGTH:])
+        tail = p.get(TAIL_AT, TAIL_BYTES)
+        vol = probe_btrfs(p, tail[MAGIC_LENGTH:])
         if vol is None:
             vol = probe_exfat(p)
-        if vol is None and tail[:SWAP_MAGIC_LENGTH] in (SWAP_MAGIC_V0, SWAP_MAGIC_V1):
-            vol = swap_at(p, tail[:SWAP_MAGIC_LENGTH], SWAP_PAGE_SIZES[4])
+        if vol is None and tail[:MAGIC_LENGTH] in (SWAP_MAGIC_V0, SWAP_MAGIC_V1):
+            vol = swap_at(p, tail[:MAGIC_LENGTH], SWAP_PAGE_SIZES[4])
         if vol is None:
-            vol = probe_swap(p, SWAP_PAGE_SIZES[2:3])
-        if vol is None and middle[:SWAP_MAGIC_LENGTH] in (SWAP_MAGIC_V0, SWAP_MAGIC_V1):
-            vol = swap_at(p, middle[:SWAP_MAGIC_LENGTH], SWAP_PAGE_SIZES[3])
+            vol = probe_swap(p, SWAP_16K_PAGE)
+        if vol is None and middle[:MAGIC_LENGTH] in (SWAP_MAGIC_V0, SWAP_MAGIC_V1):
+            vol = swap_at(p, middle[:MAGIC_LENGTH], SWAP_PAGE_SIZES[3])
     return vol

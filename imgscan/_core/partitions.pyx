@@ -109,6 +109,17 @@ BOOT_CODE_NAMES = {
 }
 
 
+cdef bint _all_zero(const uint8_t* p, Py_ssize_t n) noexcept:
+    """Every byte of ``p[:n]`` is zero: a C loop, where ``bytes.strip(b"\\x00")`` made a
+    ``memchr`` call per byte (the empty boot code area of most data disks, about 14 k
+    instructions an image, issue 18)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if p[i]:
+            return False
+    return True
+
+
 def classify_boot_code(code):
     """The loader whose code fills an MBR's boot code area (its first 440 bytes).
 
@@ -117,7 +128,7 @@ def classify_boot_code(code):
     pattern matches.
     """
     code = bytes(code[:MBR_BOOT_CODE_SIZE])
-    if not code.strip(b"\x00"):
+    if _all_zero(<const uint8_t*><bytes>code, len(code)):
         return "empty"
     if code.startswith(WINDOWS_NT6_PREFIX):
         return "windows-nt6"
@@ -138,9 +149,19 @@ def classify_boot_code(code):
     return "unknown"
 
 
+#: Each MBR type byte as the contract spells it ("0x83"), made once: a format call per
+#: entry was most of what an entry cost (issue 18).
+cdef tuple MBR_TYPE_TEXT = tuple([f"0x{i:02x}" for i in range(256)])
+#: parttypes.MBR_TYPE_NAMES, imported when the first MBR partition is named (start-up).
+cdef dict _mbr_type_names = None
+
+
 def mbr_type_name(int type_byte):
-    from .parttypes import MBR_TYPE_NAMES
-    return MBR_TYPE_NAMES.get(type_byte)
+    global _mbr_type_names
+    if _mbr_type_names is None:
+        from .parttypes import MBR_TYPE_NAMES
+        _mbr_type_names = MBR_TYPE_NAMES
+    return _mbr_type_names.get(type_byte)
 
 
 def gpt_type_name(str type_guid):
@@ -238,8 +259,11 @@ class PartitionTable:
         return f"PartitionTable({self.kind!r}, {len(self.partitions)} partitions)"
 
 
-class _Findings:
+cdef class _Findings:
     """Findings with a per-kind cap (limits.PARTITION_MAX_FINDINGS) and a summary of the rest."""
+
+    cdef list items
+    cdef dict counts
 
     def __init__(self):
         self.items = []
@@ -265,14 +289,19 @@ class _Findings:
 # MBR
 # --------------------------------------------------------------------------
 
-cdef tuple _mbr_entry(const uint8_t[::1] sector, Py_ssize_t index):
-    """(status, type, first LBA, sector count) of entry ``index`` of an MBR or EBR."""
-    cdef Py_ssize_t start = MBR_PARTITION_RECORD + index * MBR_ENTRY_SIZE
-    if sector.shape[0] < start + MBR_ENTRY_SIZE:
+cdef list _mbr_entries(bytes sector):
+    """(status, type, first LBA, sector count) of each entry of an MBR or EBR, read in
+    place from the sector's bytes (a memoryview per entry cost more than the entry)."""
+    if len(sector) < MBR_PARTITION_RECORD + MBR_ENTRY_COUNT * MBR_ENTRY_SIZE:
         raise ValueError("short MBR sector")
-    cdef const uint8_t* p = &sector[start]
-    return (p[MBR_ENTRY_STATUS], p[MBR_ENTRY_TYPE], le32(p + MBR_ENTRY_FIRST_LBA),
-            le32(p + MBR_ENTRY_SECTORS))
+    cdef const uint8_t* p = <const uint8_t*>sector + MBR_PARTITION_RECORD
+    cdef list entries = []
+    cdef Py_ssize_t i
+    for i in range(MBR_ENTRY_COUNT):
+        entries.append((p[MBR_ENTRY_STATUS], p[MBR_ENTRY_TYPE], le32(p + MBR_ENTRY_FIRST_LBA),
+                        le32(p + MBR_ENTRY_SECTORS)))
+        p += MBR_ENTRY_SIZE
+    return entries
 
 
 cdef bint _has_mbr_signature(sector) except -1:
@@ -308,22 +337,31 @@ def _field(sector, span):
     return bytes(sector[start:start + length])
 
 
-def _mbr_details(sector, entries):
-    cdef const uint8_t[::1] view = sector  # a whole sector (read_partition_table checked)
-    types = [t for _, t, _, count in entries if t and count]
-    protective = MBR_TYPE_GPT_PROTECTIVE in types
-    code = classify_boot_code(sector)
+cdef dict _mbr_details(bytes sector, list entries):
+    """The contract's ``mbr`` object of sector 0 (a whole sector: read_partition_table
+    checked), its entries in one loop."""
+    cdef bint protective = False, other = False
+    cdef list used = []
+    cdef Py_ssize_t i
+    for i in range(MBR_ENTRY_COUNT):
+        status, type_byte, first, count = entries[i]
+        if type_byte and count:
+            if type_byte == MBR_TYPE_GPT_PROTECTIVE:
+                protective = True
+            else:
+                other = True
+            used.append({"number": i + 1, "status": status, "type": MBR_TYPE_TEXT[type_byte],
+                         "first_lba": first, "sectors": count})
+    # the empty area (most data disks) told in place, without the copy classify makes
+    code = ("empty" if _all_zero(<const uint8_t*>sector, MBR_BOOT_CODE_SIZE)
+            else classify_boot_code(sector))
     return {
-        "disk_signature": f"{le32(&view[MBR_DISK_SIGNATURE]):08x}",
+        "disk_signature": f"{le32(<const uint8_t*>sector + MBR_DISK_SIGNATURE):08x}",
         "boot_code": code,
         "boot_code_name": BOOT_CODE_NAMES[code],
         "protective": protective,
-        "hybrid": protective and any(t != MBR_TYPE_GPT_PROTECTIVE for t in types),
-        "entries": [
-            {"number": i + 1, "status": status, "type": f"0x{type_byte:02x}",
-             "first_lba": first, "sectors": count}
-            for i, (status, type_byte, first, count) in enumerate(entries) if type_byte and count
-        ],
+        "hybrid": protective and other,
+        "entries": used,
     }
 
 
@@ -369,12 +407,13 @@ def _check_protective_mbr(entries, findings):
                      "readers partitions the GPT does not bound)")
 
 
-def _mbr_partition(int number, int status, int type_byte, uint64_t base_lba, uint64_t first,
-                   uint64_t count, int sector_size, bint logical):
+cdef object _mbr_partition(int number, int status, int type_byte, uint64_t base_lba,
+                           uint64_t first, uint64_t count, int sector_size, bint logical):
     start_lba = base_lba + first
-    return Partition(number, start_lba * sector_size, count * sector_size, f"0x{type_byte:02x}",
-                     mbr_type_name(type_byte), status == MBR_STATUS_ACTIVE, start_lba,
-                     start_lba + count - 1, logical=logical)
+    return Partition(number, start_lba * sector_size, count * sector_size,
+                     MBR_TYPE_TEXT[type_byte], mbr_type_name(type_byte),
+                     status == MBR_STATUS_ACTIVE, start_lba, start_lba + count - 1, None, None,
+                     None, logical)
 
 
 def _read_ebr_chain(read, uint64_t disk_size, int sector_size, extended, findings):
@@ -417,8 +456,7 @@ def _read_ebr_chain(read, uint64_t disk_size, int sector_size, extended, finding
                              f"LBA {ebr_lba}; the chain ends there")
             break
         next_lba = None
-        for i in range(MBR_ENTRY_COUNT):
-            status, type_byte, first, count = _mbr_entry(sector, i)
+        for status, type_byte, first, count in _mbr_entries(bytes(sector)):
             if not type_byte or not count:
                 continue
             if type_byte in MBR_EXTENDED_TYPES:
@@ -439,8 +477,7 @@ def _read_ebr_chain(read, uint64_t disk_size, int sector_size, extended, finding
     return logical
 
 
-def _read_mbr(read, uint64_t disk_size, sector, int sector_size, findings):
-    entries = [_mbr_entry(sector, i) for i in range(MBR_ENTRY_COUNT)]
+cdef list _read_mbr(read, uint64_t disk_size, list entries, int sector_size, findings):
     partitions = []
     extended = None
     for i, (status, type_byte, first, count) in enumerate(entries):
@@ -693,6 +730,8 @@ def _check_overlaps_and_disk(partitions, uint64_t disk_size, findings):
             findings.add("past-end", TRUNCATED, "warning",
                          f"partition {p.number} (bytes {p.start}-{p.end}) extends past the "
                          f"end of the disk ({disk_size} bytes)")
+    if len(partitions) < 2:
+        return  # nothing to overlap (a disk of one partition: no sort)
     volumes = sorted((p for p in partitions if p.size and not p.is_extended),
                      key=lambda p: (p.start, p.number))
     reach = None
@@ -737,6 +776,23 @@ cdef bint _may_hold_table(head) except -1:
     return False
 
 
+cdef list _gpt_signatures(head, tuple sizes):
+    """The sector sizes of ``sizes`` at which LBA 1 of ``head`` holds ``EFI PART``
+    (compared in place for ``bytes``)."""
+    cdef list found = []
+    cdef Py_ssize_t n = len(head), ss
+    for size in sizes:
+        ss = size
+        if isinstance(head, bytes):
+            if ss + len(GPT_SIGNATURE_BYTES) <= n and memcmp(
+                    <const char*><bytes>head + ss, <const char*>GPT_SIGNATURE_BYTES,
+                    len(GPT_SIGNATURE_BYTES)) == 0:
+                found.append(size)
+        elif head[ss:ss + 8] == GPT_SIGNATURE:
+            found.append(size)
+    return found
+
+
 def read_partition_table(read, disk_size, path, sector_size=None, head=None, announce=None):
     """The partition table of a guest disk.
 
@@ -755,10 +811,13 @@ def read_partition_table(read, disk_size, path, sector_size=None, head=None, ann
     if not _may_hold_table(head):
         return PartitionTable("none", mbr_ss, [], None, None, [])
     findings = _Findings()
-    sector = head[:MBR_SECTOR_SIZE]
+    sector = bytes(head[:MBR_SECTOR_SIZE])  # whole (_may_hold_table)
     signed = _has_mbr_signature(sector)
-    entries = [_mbr_entry(sector, i) for i in range(MBR_ENTRY_COUNT)]
-    statuses_ok = all(e[0] in MBR_BOOT_INDICATORS for e in entries)
+    entries = _mbr_entries(sector)
+    statuses_ok = True
+    for e in entries:
+        if e[0] not in MBR_BOOT_INDICATORS:
+            statuses_ok = False
     vbr = signed and _is_volume_boot_record(sector)
     is_mbr = signed and statuses_ok and not vbr
     if signed and not statuses_ok and not vbr:
@@ -768,8 +827,9 @@ def read_partition_table(read, disk_size, path, sector_size=None, head=None, ann
         _check_protective_mbr(entries, findings)
     # A stated sector size is probed first, not alone: qemu-img writes VHDX files that say 512
     # around 4Kn guest disks.
-    gpt_sizes = tuple(sorted(GPT_SECTOR_SIZES, key=lambda ss: ss != sector_size))
-    signatures = [ss for ss in gpt_sizes if head[ss:ss + 8] == GPT_SIGNATURE]
+    gpt_sizes = (GPT_SECTOR_SIZES if sector_size is None or sector_size == GPT_SECTOR_SIZES[0]
+                 else tuple(sorted(GPT_SECTOR_SIZES, key=lambda ss: ss != sector_size)))
+    signatures = _gpt_signatures(head, gpt_sizes)
 
     if (mbr is not None and mbr["protective"]) or (mbr is None and signatures):
         for ss in (signatures or gpt_sizes):
@@ -792,7 +852,7 @@ def read_partition_table(read, disk_size, path, sector_size=None, head=None, ann
                      "LBA (512- or 4096-byte sectors): the disk's partitions are unknown")
     if mbr is None:
         return PartitionTable("none", mbr_ss, [], None, None, findings.done())
-    partitions = _read_mbr(read, disk_size, sector, mbr_ss, findings)
+    partitions = _read_mbr(read, disk_size, entries, mbr_ss, findings)
     if not mbr["protective"] and signatures:
         h, problem = _gpt_header(head[signatures[0]:2 * signatures[0]], 1, signatures[0],
                                  disk_size)

@@ -131,6 +131,8 @@ _XML_STARTS = (b"<", b"\xef\xbb\xbf", b" ", b"\t", b"\r", b"\n")
 #: registry's candidates): the ustar magic of an OVA's first header, or text that may
 #: be XML, each whole (not the prefix rule of a header cut short).
 PACKAGE = len(REGISTRY)
+#: The bits of ``Peek.found`` that are the registry's candidates (not the package's).
+CANDIDATES = (1 << PACKAGE) - 1
 
 #: Every candidate's signatures, and the package's, as the one native pass over a file
 #: matches them.
@@ -286,16 +288,26 @@ def open_as(source: Source, name: str) -> Container:
                              f"backing format {name!r} is not one imgscan decodes")
 
 
+#: The fallback format once imported (see :func:`_raw`).
+_RAW_FORMAT: Format | None = None
+
+
 def _raw() -> Format:
     """The fallback format, imported only when a file is taken as raw: ``imgscan info``
-    of an image of a registered format does not pay for its module (start-up)."""
-    from . import raw
-    return raw.FORMAT
+    of an image of a registered format does not pay for its module (start-up). Kept
+    once imported: a relative import in a function is about 1 us a call."""
+    global _RAW_FORMAT
+    if _RAW_FORMAT is None:
+        from . import raw
+        _RAW_FORMAT = raw.FORMAT
+    return _RAW_FORMAT
 
 
 def detect(source: Source, peek: Peek | None = None) -> Container:
     """Decode ``source`` as the first registered format whose probe matches (``peek``:
     its two ends, when read already)."""
+    if peek is not None and not peek.found & CANDIDATES:
+        return _raw().open(source)  # no signature at all: no probe to run (a raw disk)
     matches = matching_formats(source, peek)
     if not matches:
         return _raw().open(source)

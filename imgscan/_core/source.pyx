@@ -34,12 +34,58 @@ from libc.string cimport memcpy, memset
 from posix.fcntl cimport F_GETFL, F_SETFL, O_CLOEXEC, O_NONBLOCK, O_RDONLY, fcntl, open as c_open
 from posix.mman cimport MADV_DONTNEED, madvise
 from posix.stat cimport S_ISBLK, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK, fstat, struct_stat
+from posix.types cimport off_t
+from posix.uio cimport RWF_NOWAIT, iovec, preadv2
 from posix.unistd cimport _SC_PAGESIZE, SEEK_END, close as c_close, lseek, pread, sysconf
 
 from imgscan.errors import TruncatedImage
 
 # Views at least this long come from the map; shorter ones from one pread.
 cdef uint64_t MAP_THRESHOLD = 256 * 1024
+
+
+#: The longest read made holding the GIL when the page cache has it (a copy of a few
+#: microseconds at most): longer ones, a fingerprint's chunks read in threads, release it.
+cdef size_t NOWAIT_MAX = 64 * 1024
+
+
+cdef ssize_t _read_at(int fd, void* dst, size_t length, off_t offset) noexcept:
+    """One ``pread``, the GIL released only when it may wait for the disk.
+
+    A read the page cache can answer (``preadv2`` with ``RWF_NOWAIT``: a header just
+    read, the signatures of a file detected a moment before) is made holding the GIL:
+    releasing and taking it back cost a few hundred instructions a read, and a small
+    image's ``open`` and ``info`` make ten to twenty (issue 18). One
+    longer than :data:`NOWAIT_MAX`, or that would wait (``EAGAIN``; or a file system
+    without ``RWF_NOWAIT``), is made again with the GIL released, so a cold or remote
+    disk never stalls the process's other threads. Returns what ``pread`` returns
+    (short reads included), ``errno`` set."""
+    cdef iovec vec
+    cdef ssize_t got
+    if length <= NOWAIT_MAX:
+        vec.iov_base = dst
+        vec.iov_len = length
+        got = preadv2(fd, &vec, 1, offset, RWF_NOWAIT)
+        if got >= 0:
+            return got
+    with nogil:
+        got = pread(fd, dst, length, offset)
+    return got
+
+
+cdef extern from "<unistd.h>" nogil:
+    enum: SEEK_DATA
+    enum: SEEK_HOLE
+
+
+cdef off_t _seek(int fd, uint64_t offset, int whence) noexcept:
+    """``lseek`` in C (``os.lseek`` was a module lookup and an exception per hole), the
+    GIL released: ``SEEK_DATA`` may read a cold file's extent tree. -1 with ``errno``
+    set on failure."""
+    cdef off_t found
+    with nogil:
+        found = lseek(fd, <off_t>offset, whence)
+    return found
 
 
 cdef int _open_read_only(str path, uint64_t* size) except -1:
@@ -295,8 +341,7 @@ cdef class Source:
                 memcpy(dst, &self._view[self.base + offset], avail)
             done = avail
         while done < avail:
-            with nogil:
-                got = pread(self._fd, dst + done, avail - done, self.base + offset + done)
+            got = _read_at(self._fd, dst + done, avail - done, self.base + offset + done)
             if got <= 0:
                 raise TruncatedImage(self.path, "data", offset + done,
                                      "the file ended or failed while reading")
@@ -313,9 +358,8 @@ cdef class Source:
         cdef uint64_t got = 0
         cdef ssize_t n
         while got < length:
-            with nogil:
-                n = pread(self._fd, dst + got, min(length - got, <uint64_t>1 << 30),
-                          self.base + offset + got)
+            n = _read_at(self._fd, dst + got, min(length - got, <uint64_t>1 << 30),
+                         self.base + offset + got)
             if n < 0:
                 if c_errno == EINTR:
                     PyErr_CheckSignals()
@@ -339,27 +383,21 @@ cdef class Source:
             end = self.size
         if start >= end:
             return runs
-        fd = self._fd
-        base = self.base
-        start += base
+        cdef uint64_t base = self.base, pos = start + base, data, hole
+        cdef off_t found
         end += base
-        pos = start
         while pos < end:
-            try:
-                data = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError as exc:
-                # ENXIO: only a hole after pos; anything else: unknown, call it data
-                data = end if exc.errno == ENXIO else pos
+            found = _seek(self._fd, pos, SEEK_DATA)
+            # ENXIO: only a hole after pos; anything else: unknown, call it data
+            data = (end if c_errno == ENXIO else pos) if found < 0 else <uint64_t>found
             if data > end:
                 data = end
             if data > pos:
                 runs.append((pos - base, data - pos, False))
                 pos = data
                 continue
-            try:
-                hole = os.lseek(fd, pos, os.SEEK_HOLE)
-            except OSError:
-                hole = end
+            found = _seek(self._fd, pos, SEEK_HOLE)
+            hole = end if found < 0 else <uint64_t>found
             if hole > end:
                 hole = end
             if hole <= pos:

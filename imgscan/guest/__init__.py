@@ -35,7 +35,8 @@ def inspect(read: Read | None, layout: Layout, name: str = "guest disk",
     """
     found: dict[str, Any] = {"windows": None, "linux": None}
     findings: list[Finding] = []
-    if read is None or not (layout.partitions or layout.volume or layout.filesystem):
+    if read is None or not (layout.volume or layout.filesystem or (layout.partitions and any(
+            p.get("filesystem") for p in layout.partitions))):
         return found, findings  # no volume to search (most disks of a library)
     # imported past that return: a disk with no volume (the blank disks of a library,
     # `imgscan info` of one) does not load the module (start-up)
