@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import TESTS
 from oracles import (
     data_zero_runs,
     needs_qemu,
@@ -438,7 +439,8 @@ def test_fifo_without_a_writer_is_refused_not_waited_on(tmp_path: Path) -> None:
     fifo = tmp_path / "disk.qcow2"
     os.mkfifo(fifo)
     done = subprocess.run([sys.executable, "-m", "imgscan", "info", "--json", str(fifo)],
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=60, check=False,
+                          cwd=TESTS)    # (the checkout's uncompiled imgscan/ not imported)
     assert done.returncode == 2
     error = json.loads(done.stdout)["error"]
     assert (error["structure"], fifo.name in error["message"]) == ("file", True)
