@@ -136,6 +136,10 @@ cdef Py_ssize_t MTE_FLAGS = METADATA_TABLE_ENTRY.offset("flags")
 cdef Py_ssize_t MTE_SIZE = METADATA_TABLE_ENTRY.size
 cdef Py_ssize_t GUID_SIZE = 16
 cdef uint64_t C_HEADER_SIZE = HEADER_SIZE
+cdef Py_ssize_t C_REGION_TABLE_SIZE = REGION_TABLE_SIZE
+if REGION_TABLE_OFFSETS[1] != REGION_TABLE_OFFSETS[0] + REGION_TABLE_SIZE:
+    # _read_region_tables reads both copies at once
+    raise ImportError("c_vhdx: the region table copies are not end to end")
 cdef Py_ssize_t FI_SIGNATURE_END = FILE_TYPE_IDENTIFIER.end("signature")
 cdef Py_ssize_t FI_CREATOR = FILE_TYPE_IDENTIFIER.offset("creator")
 cdef Py_ssize_t FI_CREATOR_SIZE = FILE_TYPE_IDENTIFIER.field_size("creator")
@@ -161,11 +165,10 @@ cdef tuple REQUIRED_ITEM_SIZES = tuple(
 # Helpers
 # --------------------------------------------------------------------------
 
-cdef bint _checksum_ok(bytes data, Py_ssize_t field):
-    """Whether the stored CRC-32C at ``field`` matches the structure's bytes (the
-    caller read the whole structure, so ``field`` lies inside it)."""
-    cdef const uint8_t* p = <const uint8_t*><char*>data
-    return crc32c_zeroed(p, len(data), field) == le32(p + field)
+cdef bint _checksum_ok(const uint8_t* p, Py_ssize_t size, Py_ssize_t field):
+    """Whether the stored CRC-32C at ``field`` matches the ``size`` bytes of the structure
+    at ``p`` (the caller read the whole structure, so ``field`` lies inside it)."""
+    return crc32c_zeroed(p, size, field) == le32(p + field)
 
 
 cdef Py_ssize_t _known_item(const uint8_t* guid):
@@ -222,35 +225,26 @@ cdef bytes _read(img, uint64_t offset, uint64_t length, str structure):
     return bytes(buf)
 
 
-cdef tuple _parse_region_table(img, uint64_t offset, bytes valid_copy):
-    """(entries, problem) for the table at ``offset``.
-
-    ``valid_copy``: the other copy, already found valid (or None); a table with the same
-    bytes passes every check it passed, so its 64 KiB are not checksummed again (half of
-    a VHDX open's instructions went to CRC-32C, issue 18). Both copies are read and
-    compared: a second copy that differs, or is damaged, is a finding."""
-    if offset + REGION_TABLE_SIZE > <uint64_t>img._eff_size:
-        return None, f"region table at {offset} lies past the end of the file"
-    cdef bytes raw = _read(img, offset, REGION_TABLE_SIZE, "VHDX region table")
-    if raw == valid_copy:
-        return valid_copy, None     # the same object: comparing the copies is free
-    if not _checksum_ok(raw, RT_CHECKSUM):
-        return raw, f"region table at {offset}: CRC-32C mismatch"
-    signature = _bytes_at(<const uint8_t*><char*>raw, RT_SIGNATURE, 4)
+cdef object _region_table_problem(img, uint64_t offset, const uint8_t* raw):
+    """Why the table copy at file ``offset`` (its 64 KiB read whole at ``raw``) is not
+    valid, or None."""
+    if not _checksum_ok(raw, C_REGION_TABLE_SIZE, RT_CHECKSUM):
+        return f"region table at {offset}: CRC-32C mismatch"
+    signature = _bytes_at(raw, RT_SIGNATURE, 4)
     if signature != REGION_SIGNATURE:
-        return raw, f"region table at {offset}: signature {signature!r} is not 'regi'"
-    count = le32(<const uint8_t*><char*>raw + RT_ENTRY_COUNT)
+        return f"region table at {offset}: signature {signature!r} is not 'regi'"
+    count = le32(raw + RT_ENTRY_COUNT)
     if count > limits.VHDX_MAX_REGION_ENTRIES:    # compared inline, enforce words it
         try:
             limits.enforce(count, "VHDX_MAX_REGION_ENTRIES", img.source.path,
                            "VHDX region table", offset + RT_ENTRY_COUNT, "entry count")
         except LimitExceeded as exc:
             # one copy over the cap is a finding when the other copy is good
-            return raw, f"region table at {offset}: {exc.problem}"
-    if RT_HEADER_SIZE + count * RTE_SIZE > REGION_TABLE_SIZE:
+            return f"region table at {offset}: {exc.problem}"
+    if RT_HEADER_SIZE + count * RTE_SIZE > C_REGION_TABLE_SIZE:
         # the entries are read from C: only a cap raised past the spec's gets here
-        return raw, f"region table at {offset}: {count} entries overrun the table"
-    return raw, None
+        return f"region table at {offset}: {count} entries overrun the table"
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -317,7 +311,7 @@ class VhdxImage(Container):
             raws.append(raw)
             p = <const uint8_t*><char*>raw
             problem = None
-            if not _checksum_ok(raw, H_CHECKSUM):
+            if not _checksum_ok(p, C_HEADER_SIZE, H_CHECKSUM):
                 problem = "CRC-32C mismatch"
             elif _bytes_at(p, H_SIGNATURE, 4) != HEADER_SIGNATURE:
                 problem = f"signature {_bytes_at(p, H_SIGNATURE, 4)!r} is not 'head'"
@@ -413,16 +407,43 @@ class VhdxImage(Container):
 
     # -- region tables --------------------------------------------------------
     def _read_region_tables(self):
+        """Both copies, judged; the entries of the one used.
+
+        The copies lie end to end: one read of their 128 KiB when both are inside the
+        file (a system call less than a read each, issue 18), else a read of each copy
+        that is. A second copy with the same bytes as a valid first passes every check
+        the first passed, so it is compared, not checksummed again (half of a VHDX
+        open's instructions went to CRC-32C, issue 18). A second copy that differs, or
+        is damaged, is a finding."""
         path = self.source.path
-        raws, problems = [], []
-        valid_copy = None
-        for off in REGION_TABLE_OFFSETS:
-            copy, problem = _parse_region_table(self, off, valid_copy)
-            raws.append(copy)
-            problems.append(problem)
-            valid_copy = copy if problem is None else None
+        cdef uint64_t off, eff_size = self._eff_size
+        cdef const uint8_t* ps[2]
+        cdef bytes both = None
+        cdef list held = []     # the bytes the pointers point into
+        cdef Py_ssize_t k
+        cdef bint same = False
+        problems = []
+        if REGION_TABLE_OFFSETS[0] + 2 * REGION_TABLE_SIZE <= eff_size:
+            both = _read(self, REGION_TABLE_OFFSETS[0], 2 * REGION_TABLE_SIZE,
+                         "VHDX region tables")
+        for k in range(2):
+            off = REGION_TABLE_OFFSETS[k]
+            ps[k] = NULL
+            if both is not None:
+                ps[k] = <const uint8_t*><char*>both + k * C_REGION_TABLE_SIZE
+            elif off + REGION_TABLE_SIZE <= eff_size:
+                held.append(_read(self, off, REGION_TABLE_SIZE, "VHDX region table"))
+                ps[k] = <const uint8_t*><char*>held[-1]
+            if ps[k] == NULL:
+                problems.append(f"region table at {off} lies past the end of the file")
+            elif k == 1 and problems[0] is None and \
+                    memcmp(ps[0], ps[1], C_REGION_TABLE_SIZE) == 0:
+                same = True
+                problems.append(None)
+            else:
+                problems.append(_region_table_problem(self, off, ps[k]))
         if problems[0] and problems[1]:
-            cls = (TruncatedImage if raws[0] is None
+            cls = (TruncatedImage if ps[0] == NULL
                    else LimitExceeded if all("limits." in p for p in problems)
                    else CorruptImage)
             raise cls(path, "VHDX region tables", REGION_TABLE_OFFSETS[0],
@@ -435,13 +456,12 @@ class VhdxImage(Container):
         elif problems[1]:
             self.add_finding(CORRUPT, "warning",
                              f"VHDX {problems[1]}; the first copy is used (as qemu does)")
-        elif raws[0] != raws[1]:
+        elif not same:
             self.add_finding(CORRUPT, "warning",
                              "the two VHDX region table copies differ; the first is used "
                              "(as qemu does)")
-        cdef bytes raw = raws[use]
         # every entry lies inside the table (checked with the entry count's cap)
-        cdef const uint8_t* p = <const uint8_t*><char*>raw
+        cdef const uint8_t* p = ps[use]
         cdef Py_ssize_t i, e
         base = REGION_TABLE_OFFSETS[use]
         bat = meta = None
