@@ -442,11 +442,19 @@ class _BatchRun(ScanRun):
 
     def _results(self, worker: _Worker, data: bytes) -> Iterator[ScanResult | None]:
         worker.buffer += data
+        now = time.monotonic()
         for body in read_frames(worker.buffer):
             task = worker.pending.popleft()
-            worker.started = time.monotonic()
+            # The reader's time for the image is inside the frame, which is not decoded
+            # here: the time since its previous answer stands for it (the first answer
+            # of a group read at once takes the group's time, the others none), so that
+            # batches grow for fast images as the local pool's do; at batches of BATCH
+            # the reader ran dry during the parent's nap, half of a small library's scan.
+            self._count_answer(now - worker.started)
+            worker.started = now
             self.answers.append((task.path, _compact(task.st), body))
             yield None
+        self._tasks_a_batch = self._batch_size()
 
     def _spawn(self) -> _Worker:
         reader = _READERS.take(self._key)

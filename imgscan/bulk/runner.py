@@ -584,10 +584,15 @@ class ScanRun:
                 if twin.answered:
                     continue        # the other copy's answer came first
                 task.answered = True
-            self._answer_count += 1
-            self._answer_seconds += elapsed
+            self._count_answer(elapsed)
             yield self._result(task, elapsed, wire)
         self._tasks_a_batch = self._batch_size()
+
+    def _count_answer(self, seconds: float) -> None:
+        """One more image answered, read in ``seconds``: what batches are sized by
+        (:meth:`_batch_size`), and a stalled image is compared with (:meth:`_moves`)."""
+        self._answer_count += 1
+        self._answer_seconds += seconds
 
     def _result(self, task: _Task, elapsed: float, wire: tuple[Any, ...]) -> ScanResult | None:
         kind, digest = wire[0], wire[1]

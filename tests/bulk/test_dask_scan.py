@@ -12,7 +12,9 @@ worker restarted after a death gets again).
 from __future__ import annotations
 
 import logging
+import marshal
 import os
+import pickle
 import re
 import signal
 import sqlite3
@@ -30,6 +32,7 @@ from distributed import Client, LocalCluster
 from helpers import MiB, sparse_copy
 from helpers.dask_plugins import Environ, Hook, idle_readers, periodic_callbacks, set_reader_idle
 from helpers.scan_library import Library, troublemakers
+from helpers.scans import batch_sizes
 from helpers.stores import free_port
 from oracles import needs_qemu
 
@@ -218,6 +221,27 @@ def test_first_batches_from_the_listing_grow_on_fast_images(
     monkeypatch.setattr(dask_pool, "FIRST_WORK", work)
     assert_dask_scan_is_local(library, dask_client)
     assert sum(submitted) == (0 if work else files - 2 * (files // 8)), submitted
+
+
+def test_a_batch_task_s_reader_gets_batches_that_grow_on_fast_images(
+        library: Library, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch task's reader (:func:`scan_batch`, run here without a cluster) is sent
+    batches that grow past BATCH on fast images, as the local pool's are: at BATCH it
+    answered within its parent's nap and idled, half of a small library's scan."""
+    from imgscan.bulk import dask_pool, runner
+    from imgscan.bulk.worker import Options
+
+    sizes = batch_sizes(monkeypatch)
+    files = sorted(p for p in library.images if os.path.isfile(p) and not os.path.islink(p))
+    items = [(p, dask_pool._compact(os.stat(p)), None) for p in files] * 4
+    try:
+        answers = marshal.loads(dask_pool.scan_batch(
+            marshal.dumps(items), pickle.dumps(Options([], False, 1, None, None)), 60.0))
+    finally:
+        dask_pool.release_readers()
+    assert len(answers[1]) == len(items)
+    assert sizes[0] == runner.BATCH
+    assert runner.BATCH < max(sizes) <= runner.MAX_BATCH
 
 
 @pytest.mark.parametrize(("images", "threads"), [(1000, 2), (5, 3), (0, 4), (10**7, 10**5)])

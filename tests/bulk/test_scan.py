@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import marshal
 import os
 import shutil
 import signal
@@ -27,7 +26,7 @@ import pytest
 from helpers import MiB, overwrite, qemu_create, sparse_copy
 from helpers.ova_packages import descriptor
 from helpers.scan_library import SCAN_IMAGE, Library, misbehave, troublemakers
-from helpers.scans import Watched
+from helpers.scans import Watched, batch_sizes
 from oracles import needs_qemu, needs_sqlite3, run
 
 import imgscan
@@ -165,18 +164,6 @@ def test_worker_failures_cost_one_image(trouble: Path,
     assert "status 3" in errors["exit.raw"]["message"]
     assert "1.5 s" in errors["hang.raw"]["message"]
     assert all(r.status == "scanned" for n, r in by_name.items() if n.startswith("ok"))
-
-
-def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The tasks of each batch the pool sends, as it sends them."""
-    sizes: list[int] = []
-
-    def write_frame(fd: int, body: bytes) -> None:
-        sizes.append(len(marshal.loads(body)))
-        pipe.write_frame(fd, body)
-
-    monkeypatch.setattr(runner, "write_frame", write_frame)
-    return sizes
 
 
 def test_batches_hold_a_few_ms_of_reading(library: Library, trouble: Path,

@@ -1,13 +1,18 @@
 """Scan results made the way the runner makes them, for tests that fill a catalog
-directly (tests/bulk/test_catalog.py, tests/report/test_html.py), and a standard
-output that watches when a scan's lines are written (:class:`Watched`)."""
+directly (tests/bulk/test_catalog.py, tests/report/test_html.py), a standard
+output that watches when a scan's lines are written (:class:`Watched`), and the sizes
+of the batches a pool sends (:func:`batch_sizes`)."""
 
 from __future__ import annotations
 
+import marshal
 import time
 from pathlib import Path
 
+import pytest
+
 import imgscan
+from imgscan.bulk import pipe, runner
 from imgscan.bulk.result import FileIdentity, ScanResult
 from imgscan.bulk.walk import header_digest
 from imgscan.errors import error_object
@@ -79,3 +84,15 @@ class Watched:
         while not self.release.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         self.gone.touch()
+
+
+def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The tasks of each batch the pool sends, as it sends them."""
+    sizes: list[int] = []
+
+    def write_frame(fd: int, body: bytes) -> None:
+        sizes.append(len(marshal.loads(body)))
+        pipe.write_frame(fd, body)
+
+    monkeypatch.setattr(runner, "write_frame", write_frame)
+    return sizes
