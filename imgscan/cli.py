@@ -349,10 +349,10 @@ def _scan(args: Namespace) -> int:
     except Exception as exc:
         # The catalog failed mid-scan (disk full, locked past the busy timeout): the
         # workers are stopped by `with run`; what was committed stays, and so do the
-        # lines of the images read before it.
+        # lines of the images read before it (before a bug's traceback too).
+        report.flush()
         if not _scan_setup_error(exc):
             raise
-        report.flush()
         from .bulk.runner import ClusterError
         if isinstance(exc, ClusterError):
             print(f"imgscan: {exc}; the scan stopped (the catalog keeps what was "

@@ -172,10 +172,15 @@ def test_batches_hold_a_few_ms_of_reading(library: Library, trouble: Path,
     MAX_BATCH tasks), so a worker never runs dry while the parent naps; slow ones stay
     in batches of BATCH, so that few wait behind a slow image."""
     sizes = batch_sizes(monkeypatch)
+    # every library image fast enough to grow on, however loaded the machine (no timed
+    # test); the slow images below take 0.1 s each, 25 times the real threshold's share
+    work = runner.BATCH_WORK
+    monkeypatch.setattr(runner, "BATCH_WORK", 1.0)
     scan_all([str(library.root)], jobs=1, info_only=True)
     assert sizes[0] == runner.BATCH
     assert max(sizes) > runner.BATCH and max(sizes) <= runner.MAX_BATCH
     sizes.clear()
+    monkeypatch.setattr(runner, "BATCH_WORK", work)
     monkeypatch.setattr(runner, "BATCH", 2)     # batches of 2 images of 0.1 s each
     monkeypatch.setattr(worker, "scan_image", slowly)
     scan_all([str(p) for p in sorted(trouble.glob("ok*"))[:8]], jobs=1, info_only=True)
