@@ -562,6 +562,26 @@ def test_region_tables(base_image: bytes, tmp_path: Path) -> None:
         _open_bytes(tmp_path, buf, "r2.vhdx")
 
 
+@needs_qemu
+@pytest.mark.parametrize(("reseal", "finding"), [
+    (False, "the first copy is used"),                   # second copy: CRC mismatch
+    (True, "the two VHDX region table copies differ"),   # both valid, not the same bytes
+])
+def test_second_region_table_copy(base_image: bytes, tmp_path: Path, reseal: bool,
+                                  finding: str) -> None:
+    """A damaged or differing second copy is a warning, the first is used: qemu-img, which
+    reads only the first, opens the file and gives the same virtual size."""
+    buf = bytearray(base_image)
+    buf[REGION_OFFSETS[1] + REGION_SIZE - 1] ^= 0xFF    # past every entry
+    if reseal:
+        vhdx_reseal(buf, REGION_OFFSETS[1], REGION_SIZE)
+    path = write_file(tmp_path, buf, "second.vhdx")
+    with imgscan.open(path) as img:
+        assert [f.message for f in img.findings if finding in f.message]
+        assert img.virtual_size == qemu_info(path, "vhdx")["virtual-size"]
+        assert img.read(0, 4) == b"aaaa"
+
+
 def _edit_region(base: bytes, guid: bytes, offset: int | None = None,
                  required: int | None = None, new_guid: bytes | None = None) -> bytearray:
     buf = bytearray(base)
