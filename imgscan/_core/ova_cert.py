@@ -166,8 +166,12 @@ def verify(sig: Signature, manifest: bytes, now: datetime) -> None:
         sig._finding(CERTIFICATE_INVALID, "error", f"the certificate's key cannot be read: {exc}")
         sig.unverified = "the certificate's key cannot be read"
         return
-    except ValueError as exc:     # the DER, a name or a date that does not decode
-        sig._finding(CERTIFICATE_INVALID, "error", f"the certificate does not parse: {exc}")
+    except (ValueError, KeyError) as exc:     # the DER, a name or a date that does not decode
+        # cryptography (48) raises KeyError, holding the tag, for a name's attribute of
+        # an ASN.1 string type it does not know
+        why = (f"a name's attribute is of an unknown string type (tag {exc})"
+               if isinstance(exc, KeyError) else str(exc))
+        sig._finding(CERTIFICATE_INVALID, "error", f"the certificate does not parse: {why}")
         sig.unverified = "the certificate does not parse"
         return
     sig.certificate = facts

@@ -25,6 +25,7 @@ from helpers.ova_packages import (
     dated_signer,
     signer,
     unknown_key_algorithm,
+    unknown_name_string_type,
 )
 from oracles import needs_qemu, run
 
@@ -221,6 +222,8 @@ def _line(text: str) -> tuple[str, str]:
     ("binary", lambda t: "\x00\xff" * 40, "signature-invalid", "is not 'SHA256"),
     ("unknown-key-algorithm", unknown_key_algorithm, "certificate-invalid",
      "key cannot be read: Unknown key type: 1.2.840.113549.1.1.99"),
+    ("unknown-name-string-type", unknown_name_string_type, "certificate-invalid",
+     "does not parse"),
     # a BEGIN marker after BEGIN marker and no END, up to the cap: found in one scan
     ("begin-markers", lambda t: _line(t)[0] + "\n" + "-----BEGIN CERTIFICATE-----\n" * 2000,
      "certificate-invalid", "no PEM certificate"),

@@ -229,20 +229,34 @@ def certificate_file(directory: Path, manifest_name: str, key: Path, cert: Path,
 #: The DER of rsaEncryption's OID (1.2.840.113549.1.1.1) and of an arc no algorithm has.
 RSA_OID = bytes.fromhex("06092a864886f70d010101")
 UNKNOWN_OID = bytes.fromhex("06092a864886f70d010163")
+#: The DER of a commonName's type and UTF8String tag, and the same with a tag no string
+#: type has (0x9c, context-specific 28).
+COMMON_NAME = bytes.fromhex("0603550403" "0c")
+UNKNOWN_STRING_TAG = bytes.fromhex("0603550403" "9c")
 
 
-def unknown_key_algorithm(text: str) -> str:
-    """A certificate file (``text``) whose certificate's public key algorithm OID is
-    changed to an unknown one: the DER edited and re-encoded as PEM (hand-made bytes: a
-    malformed case no tool writes)."""
+def _edit_certificate(text: str, old: bytes, new: bytes) -> str:
+    """A certificate file (``text``) whose certificate's DER has every ``old`` replaced
+    by ``new`` (at least one), re-encoded as PEM (hand-made bytes: a malformed case no
+    tool writes)."""
     first, pem = text.split("\n", 1)
     body = "".join(pem.split("-----")[2].split())
     der = base64.b64decode(body)
-    assert der.count(RSA_OID) == 1
-    der = der.replace(RSA_OID, UNKNOWN_OID)
-    lines = textwrap.wrap(base64.b64encode(der).decode(), 64)
+    assert old in der
+    lines = textwrap.wrap(base64.b64encode(der.replace(old, new)).decode(), 64)
     return (first + "\n-----BEGIN CERTIFICATE-----\n" + "\n".join(lines)
             + "\n-----END CERTIFICATE-----\n")
+
+
+def unknown_key_algorithm(text: str) -> str:
+    """A certificate file whose certificate's public key algorithm OID is unknown."""
+    return _edit_certificate(text, RSA_OID, UNKNOWN_OID)
+
+
+def unknown_name_string_type(text: str) -> str:
+    """A certificate file whose subject's and issuer's common names are of a string type
+    that does not exist (cryptography 48 raises KeyError for it, not ValueError)."""
+    return _edit_certificate(text, COMMON_NAME, UNKNOWN_STRING_TAG)
 
 
 def build_ova(directory: Path, name: str, disks: list[tuple[str, Path]], *,
