@@ -6,7 +6,7 @@ a cluster imports this module, and so dask.
 
 - Discovery: each root (a directory, a file, a bucket prefix) is listed by a
   task (:func:`list_roots`, the local :class:`~.walk.Walk`; several roots in as many
-  tasks as the cluster has worker threads, ROOTS_PER_LISTING roots a task at most),
+  tasks as the cluster has worker threads, the first of ROOTS_PER_LISTING roots at most),
   so the client never
   needs to see the files. A root the client sees and the worker that listed it
   does not is a :class:`~.runner.ClusterError` naming both.
@@ -149,8 +149,8 @@ READER_IDLE = 60.0
 LOCAL_CONFIG = {"distributed.worker.profile.enabled": False,
                 "distributed.admin.tick.interval": "1s",
                 "distributed.admin.system-monitor.interval": "5s"}
-#: Roots one listing task lists at most (:func:`groups`): the scan's first batch waits
-#: for the first task's whole listing, which for 100 directories on 2 worker threads
+#: Roots the first listing task lists at most (:func:`groups`): the scan's first batch
+#: waits for that task's whole listing, which for 100 directories on 2 worker threads
 #: was 50 listings; 4 keeps the 4 Windows disks of benchmarks/test_bench_dask.py in one
 #: task on 1 worker (they were 4 listings and a batch there).
 ROOTS_PER_LISTING = 4
@@ -570,9 +570,9 @@ class ClusterWalk:
     """The local walk's entries, listed by tasks on the cluster (all sent at once, in
     one message, when it is made, so they run while the scan starts; consumed in
     order); a file reached twice is yielded once. The roots are listed in ``threads``
-    tasks (the cluster's worker threads), each of consecutive roots, ROOTS_PER_LISTING
-    at most, and so in more tasks for more roots (:func:`groups`): a worker thread runs
-    its listings one after the other anyway,
+    tasks (the cluster's worker threads), each of consecutive roots, the first of
+    ROOTS_PER_LISTING at most (:func:`groups`): a worker thread runs its listings one
+    after the other anyway,
     and each task costs the client, the scheduler and the worker some 7 ms of CPU and
     the client a round trip for its result (the 4 Windows disks of
     benchmarks/test_bench_dask.py, 4 roots, were 4 listings and a batch on 1 worker).
@@ -640,18 +640,19 @@ class ClusterWalk:
 
 
 def groups(paths: list[str], count: int) -> list[list[str]]:
-    """``paths`` in ``count`` runs of consecutive ones at most, or in more of
-    ROOTS_PER_LISTING each at most, as even as can be, in their order; none for no
-    paths (a library call may name none: no listing task)."""
+    """``paths`` in ``count`` runs of consecutive ones at most, as even as can be, in
+    their order, the first of ROOTS_PER_LISTING at most (the scan's first batch waits
+    for it) and the rest shared by the other ``count - 1`` (or one run when ``count``
+    is 1); none for no paths (a library call may name none: no listing task). Only the
+    first is capped: each task costs some 7 ms of CPU, and 1,000 file roots capped at 4
+    a task were 250 listings where 2 worker threads run 2 at a time."""
     if not paths:
         return []
-    count = min(len(paths), max(count, -(-len(paths) // ROOTS_PER_LISTING)))
-    size, extra = divmod(len(paths), count)
-    runs, start = [], 0
+    first = min(ROOTS_PER_LISTING, -(-len(paths) // count))
+    runs, rest = [paths[:first]], paths[first:]
+    count = min(len(rest), max(count - 1, 1))
     for index in range(count):
-        end = start + size + (index < extra)
-        runs.append(paths[start:end])
-        start = end
+        runs.append(rest[len(rest) * index // count:len(rest) * (index + 1) // count])
     return runs
 
 

@@ -264,10 +264,14 @@ def test_first_sizes_share_out_the_listing_in_one_pass(images: int, threads: int
     (["a", "b", "c", "d", "e"], 2, [["a", "b", "c"], ["d", "e"]]),
     (["a", "b"], 8, [["a"], ["b"]]),
     ([], 3, []),
-    # ROOTS_PER_LISTING (4) a run at most: the first batch waits for the first run
-    (list("abcdefghi"), 1, [["a", "b", "c"], ["d", "e", "f"], ["g", "h", "i"]]),
-    ([str(i) for i in range(100)], 2, [[str(i) for i in range(j, j + 4)]
-                                       for j in range(0, 100, 4)]),
+    # ROOTS_PER_LISTING (4) in the first run at most: the first batch waits for it;
+    # the rest in the other threads' runs, not in runs of 4 (1,000 roots: 250 tasks)
+    (list("abcdefghi"), 1, [["a", "b", "c", "d"], ["e", "f", "g", "h", "i"]]),
+    (list("abcdefghi"), 3, [["a", "b", "c"], ["d", "e", "f"], ["g", "h", "i"]]),
+    ([str(i) for i in range(100)], 2, [[str(i) for i in range(4)],
+                                       [str(i) for i in range(4, 100)]]),
+    ([str(i) for i in range(1000)], 4, [[str(i) for i in range(j, k)] for j, k in
+                                        ((0, 4), (4, 336), (336, 668), (668, 1000))]),
 ])
 def test_groups_of_roots(paths: list[str], count: int, runs: list[list[str]]) -> None:
     from imgscan.bulk import dask_pool
@@ -291,7 +295,7 @@ def test_several_roots_are_listed_by_a_task_per_worker_thread(
     threads, each of consecutive roots: 2 here; or in one when the threads are
     counted 1 and a task may list the 7 roots, and then the first batches take their
     images from that listing as for one root; or in 2 on 1 thread, ROOTS_PER_LISTING
-    (4) roots a task at most. Either way the results and the skipped count are the
+    (4) roots in the first task at most. Either way the results and the skipped count are the
     local scan's, each image once."""
     from imgscan.bulk import dask_pool
     root = library.root
