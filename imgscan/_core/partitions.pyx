@@ -130,6 +130,12 @@ def classify_boot_code(code):
     code = bytes(code[:MBR_BOOT_CODE_SIZE])
     if _all_zero(<const uint8_t*><bytes>code, len(code)):
         return "empty"
+    return _loader_of(code)
+
+
+cdef str _loader_of(bytes code):
+    """:func:`classify_boot_code` of a boot code area (``code``, its first 440 bytes at
+    most) known not to be all zeros."""
     if code.startswith(WINDOWS_NT6_PREFIX):
         return "windows-nt6"
     if code.startswith(WINDOWS_NT5_PREFIX):
@@ -352,9 +358,9 @@ cdef dict _mbr_details(bytes sector, list entries):
                 other = True
             used.append({"number": i + 1, "status": status, "type": MBR_TYPE_TEXT[type_byte],
                          "first_lba": first, "sectors": count})
-    # the empty area (most data disks) told in place, without the copy classify makes
+    # the empty area (most data disks) told in place, without the copy of the area
     code = ("empty" if _all_zero(<const uint8_t*>sector, MBR_BOOT_CODE_SIZE)
-            else classify_boot_code(sector))
+            else _loader_of(sector[:MBR_BOOT_CODE_SIZE]))
     return {
         "disk_signature": f"{le32(<const uint8_t*>sector + MBR_DISK_SIGNATURE):08x}",
         "boot_code": code,
@@ -759,38 +765,31 @@ cdef bint _may_hold_table(head) except -1:
     ``EFI PART``. Checked in place before any Python object is made for the table: most
     disks of a library answer here (no table, or a whole-disk volume), and every other
     path of the reader needs one of the two."""
-    cdef const uint8_t* p
-    cdef Py_ssize_t n = len(head)
-    if n < MBR_SECTOR_SIZE:
+    if len(head) < MBR_SECTOR_SIZE:
         return False
     if not isinstance(head, bytes):
         return True  # the full reader copes with any buffer
     if _has_mbr_signature(head):
         return True
-    p = <const uint8_t*><bytes>head
     for ss in GPT_SECTOR_SIZES:
-        if <Py_ssize_t>ss + len(GPT_SIGNATURE_BYTES) <= n and memcmp(
-                p + <Py_ssize_t>ss, <const char*>GPT_SIGNATURE_BYTES,
-                len(GPT_SIGNATURE_BYTES)) == 0:
+        if _gpt_at(head, ss):
             return True
     return False
 
 
+cdef bint _gpt_at(head, Py_ssize_t ss) except -1:
+    """Whether LBA 1 of ``head`` at sector size ``ss`` holds ``EFI PART`` (compared in
+    place for ``bytes``)."""
+    if isinstance(head, bytes):
+        return ss + len(GPT_SIGNATURE_BYTES) <= len(head) and memcmp(
+            <const char*><bytes>head + ss, <const char*>GPT_SIGNATURE_BYTES,
+            len(GPT_SIGNATURE_BYTES)) == 0
+    return head[ss:ss + len(GPT_SIGNATURE_BYTES)] == GPT_SIGNATURE_BYTES
+
+
 cdef list _gpt_signatures(head, tuple sizes):
-    """The sector sizes of ``sizes`` at which LBA 1 of ``head`` holds ``EFI PART``
-    (compared in place for ``bytes``)."""
-    cdef list found = []
-    cdef Py_ssize_t n = len(head), ss
-    for size in sizes:
-        ss = size
-        if isinstance(head, bytes):
-            if ss + len(GPT_SIGNATURE_BYTES) <= n and memcmp(
-                    <const char*><bytes>head + ss, <const char*>GPT_SIGNATURE_BYTES,
-                    len(GPT_SIGNATURE_BYTES)) == 0:
-                found.append(size)
-        elif head[ss:ss + 8] == GPT_SIGNATURE:
-            found.append(size)
-    return found
+    """The sector sizes of ``sizes`` at which LBA 1 of ``head`` holds ``EFI PART``."""
+    return [size for size in sizes if _gpt_at(head, size)]
 
 
 def read_partition_table(read, disk_size, path, sector_size=None, head=None, announce=None):
