@@ -156,16 +156,17 @@ def decide(table: PartitionTable | None, filesystems: Mapping[int, str | None],
     bios: list[str] = []
     uefi: list[str] = []
     seen: list[str] = []
-    both = False  # one rule saw both paths (a hybrid MBR)
     for rule_bios, rule_uefi, rule_seen in results:
         bios += rule_bios
         uefi += rule_uefi
         seen += rule_seen
-        both = both or bool(rule_bios and rule_uefi)
-    if uefi and bios:
+    # Judged before the evidence is de-duplicated: a rule that sees both paths (a hybrid
+    # MBR) names one thing in both lists, and only there (no two rules' strings agree).
+    hybrid = bool(bios and uefi)
+    if hybrid:
         uefi = [e for e in uefi if e not in bios]
     evidence = bios + uefi + seen
-    if (bios and uefi) or both:
+    if hybrid:
         return "hybrid", evidence
     if bios:
         return "bios", evidence

@@ -117,9 +117,11 @@ def _info_results(paths: Sequence[str], render: Render, jobs: int | None,
         # it waits for a core, which would make a pool look worth it just when no
         # core is free. Counted from the second image on: the first pays the decoders'
         # imports, the pool's workers pay them again anyway.
-        if jobs is None and done == 1:
+        if jobs is not None:    # --jobs 1: every image here, no pool asked
+            pass
+        elif done == 1:
             start = time.process_time()
-        elif jobs is None and done > 1 and (elapsed := time.process_time() - start) >= ask:
+        elif done > 1 and (elapsed := time.process_time() - start) >= ask:
             ask = elapsed + INFO_POOL_AFTER
             left = len(paths) - done
             if left >= 2 and elapsed / (done - 1) * left >= INFO_POOL_AFTER \
