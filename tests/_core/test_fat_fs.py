@@ -285,3 +285,22 @@ def test_entry_cache_boundary(fat_images: dict[int, Path],
         assert counted.decoded == 1 + decodes, cap
         assert len(fs._known) <= cap and sum(len(e) for e, _ in fs._listings.values()) <= cap
         assert many in fs._listings if decodes == 0 else many not in fs._listings
+
+
+def test_fat_time_agrees_with_datetime_on_every_date() -> None:
+    """Every 16-bit FAT date (a time of day valid and invalid beside it): the seconds
+    since the epoch datetime gives, or None where datetime refuses the date (day 0, 30
+    February, 29 February of 2100, month 13) or the time is past 23:59:58."""
+    from datetime import UTC, datetime
+
+    from imgscan._core.fat import FAT_EPOCH_YEAR, fat_time
+    for date in range(1 << 16):
+        day, month, year = date & 0x1F, (date >> 5) & 0xF, FAT_EPOCH_YEAR + (date >> 9)
+        for hour, minute, two_seconds in ((0, 0, 0), (23, 59, 29), (24, 0, 0), (12, 60, 0)):
+            time = hour << 11 | minute << 5 | two_seconds
+            try:
+                expected: int | None = int(datetime(year, month, day, hour, minute,
+                                                    two_seconds * 2, tzinfo=UTC).timestamp())
+            except ValueError:
+                expected = None
+            assert fat_time(date, time) == expected, (date, time)
