@@ -143,12 +143,38 @@ class FileSystem:
         return self._resolve(path, follow)[1]
 
     def _resolve(self, path: str, follow: bool) -> tuple[int, Stat]:
-        """The inode ``path`` names and its stat; each inode on the way is stat'ed once."""
-        pending = self._components(path)
-        pending.reverse()
-        ino, st = self.root, self._stat(self.root)
-        follows, walked = 0, 0
-        trail: list[tuple[int, Stat]] = []      # the directories above ino, for ".."
+        """The inode ``path`` names and its stat; each inode on the way is stat'ed once,
+        and the walk to ``path``'s directory is kept (:attr:`_parent`) for the next
+        lookup in that directory."""
+        parts = self._components(path)
+        parent = parts[:-1]
+        kept = self._parent
+        if parent and kept is not None and kept[0] == parent:
+            _, ino, st, above, walked, follows = kept
+            trail = list(above)
+        else:
+            ino, st, trail, walked, follows = self.root, self._stat(self.root), [], 0, 0
+            if parent:
+                ino, st, walked, follows = self._walk(path, parent, ino, st, trail, True,
+                                                      walked, follows)
+                self._parent = (parent, ino, st, tuple(trail), walked, follows)
+        return self._walk(path, parts[-1:], ino, st, trail, follow, walked, follows)[:2]
+
+    #: The last directory a path was resolved in: its components, inode, stat, the
+    #: directories above it (for ``..``) and the components walked and symlinks followed
+    #: to reach it, so the caps count as if it were walked again. Reading a directory's
+    #: files one after the other walks the path to it once, not once a file (a fuzzed
+    #: volume of nested directories: 10,846 stats for 255 files 40 levels down). The
+    #: volumes are read only, so it never goes stale.
+    _parent: tuple[list[str], int, Stat, tuple[tuple[int, Stat], ...], int, int] | None = None
+
+    def _walk(self, path: str, parts: list[str], ino: int, st: Stat,
+              trail: list[tuple[int, Stat]], follow: bool, walked: int, follows: int
+              ) -> tuple[int, Stat, int, int]:
+        """From directory ``ino`` (``st``; ``trail`` the directories above it, updated in
+        place) through ``parts``: the inode reached, its stat, and the components walked
+        and symlinks followed so far (``path`` names the lookup in errors)."""
+        pending = parts[::-1]
         while pending:
             part = pending.pop()
             walked += 1
@@ -175,11 +201,12 @@ class FileSystem:
                 more.reverse()
                 pending.extend(more)
                 if target[:1] in self.separators:
-                    ino, st, trail = self.root, self._stat(self.root), []
+                    ino, st = self.root, self._stat(self.root)
+                    trail.clear()
                 continue
             trail.append((ino, st))
             ino, st = child, child_st
-        return ino, st
+        return ino, st, walked, follows
 
     def lookup(self, path: str, *, follow: bool = True) -> Stat | None:
         """The stat of ``path``, or None when it names nothing."""

@@ -23,7 +23,7 @@ import imgscan
 from imgscan import limits
 from imgscan._core import c_ext4
 from imgscan._core.ext4 import Ext4FileSystem
-from imgscan._core.fsapi import FileNotFound
+from imgscan._core.fsapi import FileNotFound, Stat
 from imgscan._core.partitions import read_partition_table
 from imgscan.errors import CorruptImage, ImageError, LimitExceeded, UnsupportedFeature
 
@@ -391,3 +391,33 @@ def test_casefold_directory(tmp_path: Path) -> None:
     assert fs.stat("/d/STRASSE").ino == inos["Straße"]
     assert fs.read_file("/d/hello.txt") == b"hi\n"
     assert {e.name for e in fs.listdir("/d")} == set(inos)
+
+
+def test_lookups_in_one_directory_walk_its_path_once(images: dict[str, Path],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk to a path's directory is kept for the next lookup there: the second
+    read of a file 11 directories down looks up one name, not 12, and gives the same
+    bytes and stats as a fresh volume's walk; ``..`` and ``.`` after it, a lookup in
+    another directory, and a missing name there are answered as without it."""
+    fs = _open(images["ext4"])
+    leaf = "/deep/a/b/c/d/e/f/g/h/i/j/leaf"
+    looked: list[str] = []
+    lookup = fs._lookup
+
+    def counted(ino: int, name: str) -> int | None:
+        looked.append(name)
+        return lookup(ino, name)
+
+    monkeypatch.setattr(fs, "_lookup", counted)
+    first = fs.read_file(leaf)
+    assert len(looked) == 12
+    looked.clear()
+    assert fs.read_file(leaf) == first == _open(images["ext4"]).read_file(leaf)
+    assert looked == ["leaf"]
+    def fields(st: Stat) -> list[object]:
+        return [getattr(st, name) for name in Stat.__slots__]
+
+    for path in ("/deep/a/b/c/d/e/f/g/h/i/j/..", "/deep/a/b/c/d/e/f/g/h/i/j/.",
+                 "/deep/a/b/c/d/e/f/g/h/i/j/../j/leaf", "/etc/os-release", leaf):
+        assert fields(fs.stat(path)) == fields(_open(images["ext4"]).stat(path)), path
+    assert fs.lookup("/deep/a/b/c/d/e/f/g/h/i/j/nope") is None
