@@ -95,7 +95,8 @@ def scan_image(path: str, options: Options) -> tuple[Any, Any, Any] | None:
     with Image(path, external_dir=options.external_dir,
                verify_manifest=options.verify_manifest) as img:
         info = img.info()
-        if img.format == "raw" and not raw_is_image(path, img.read(0, RAW_HEAD_BYTES), info):
+        if img.format == "raw" and not raw_is_image(
+                path, lambda: img.read(0, RAW_HEAD_BYTES), info):
             return None
         check = None
         if options.profiles:
