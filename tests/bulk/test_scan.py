@@ -616,6 +616,27 @@ def test_progress_line_only_on_a_terminal() -> None:
         assert (CLEAR_LINE in err.getvalue()) is shown
 
 
+def test_summary_counts_formats_and_boot_modes_each() -> None:
+    """The summary's formats and boot modes are each image's, counted apart although the
+    report counts their pairs: a format seen with two boot modes and a boot mode with
+    two formats, an unchanged image's recorded facts, an error with no facts."""
+    facts = [("qcow2", "uefi"), ("qcow2", "bios"), ("raw", "bios"), ("qcow2", "uefi"),
+             ("vhd", None)]
+    out = io.StringIO()
+    report = ScanReport(out, io.StringIO(), as_json=False)
+    for i, (fmt, boot) in enumerate(facts):
+        report.add(ScanResult(f"{i}.img", "unchanged" if i == 2 else "scanned", None,
+                              info={"format": fmt, "virtual_size": 1 << 20,
+                                    "boot_mode": boot}))
+    report.add(ScanResult("x.qcow2", "error", None, error={
+        "type": "CorruptImage", "structure": "header", "offset": 0, "message": "x: bad"}))
+    report.finish(skipped=0, interrupted=False)
+    shown = out.getvalue()
+    assert "  formats: qcow2 3, raw 1, vhd 1\n" in shown
+    assert "  boot modes: bios 2, uefi 2, None 1\n" in shown
+    assert "scanned 6 images" in shown and "4 read, 1 errors, 1 unchanged" in shown
+
+
 def test_report_scan_reads_as_a_digest_scan(library: Library,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A report's scan, which checks a file by a stat and reads a raw image's head from
