@@ -24,6 +24,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from operator import attrgetter
+from stat import S_ISDIR, S_ISREG
 
 from .._core import c_gpt
 from .._core.registry import mbr_partitions
@@ -131,29 +133,39 @@ class Walk:
             directory = stack.pop()
             try:
                 with os.scandir(directory) as it:
-                    entries = sorted(it, key=lambda e: e.name)
+                    entries = sorted(it, key=_name)
             except OSError as exc:
                 yield directory, exc
                 continue
             subdirs = []
+            # Once a file of the library, in the process that also reads the workers'
+            # answers: _file's test made here, without a generator a file.
             for entry in entries:
+                path = entry.path
                 try:
                     if entry.is_symlink():
-                        st = os.stat(entry.path)        # a file symlink is followed ...
-                        if stat.S_ISDIR(st.st_mode):    # ... a directory symlink never
-                            self._skip(entry.path)
+                        st = os.stat(path)              # a file symlink is followed ...
+                        if S_ISDIR(st.st_mode):         # ... a directory symlink never
+                            self._skip(path)
                             continue
                     else:
                         st = entry.stat(follow_symlinks=False)
                 except OSError as exc:
-                    yield entry.path, exc
+                    yield path, exc
                     continue
-                if stat.S_ISDIR(st.st_mode):
+                mode = st.st_mode
+                if S_ISDIR(mode):
                     if self._first_visit(st):
-                        subdirs.append(entry.path)
-                else:
-                    yield from self._file(entry.path, st)
+                        subdirs.append(path)
+                elif not S_ISREG(mode):
+                    self._skip(path)
+                elif self._first_visit(st):
+                    yield path, st
             stack.extend(reversed(subdirs))    # depth first, in name order
+
+
+#: A directory entry's name, the walk's order (a C call, not a Python function's frame).
+_name = attrgetter("name")
 
 
 def _objects(root: str) -> Iterator[tuple[str, os.stat_result | OSError]]:
