@@ -118,7 +118,7 @@ class ScanReport:
         #: Images per rule that failed them: what to fix first across a library.
         self.failed_rules: dict[str, int] = {}
         #: Images by their (format, boot mode) pair: the summary's two counts.
-        self._facts: dict[tuple[Any, Any], int] = {}
+        self._facts: dict[tuple[str, str], int] = {}
         self.errors: dict[str, int] = {}
         #: Lines not written yet (without the bar): :meth:`flush` writes them at once.
         self._kept = KeptLines(out)
@@ -140,7 +140,7 @@ class ScanReport:
             _count(self.errors, str(error["type"]))
         info = result.info
         if info is not None:
-            facts = (info.get("format"), info.get("boot_mode"))
+            facts = (str(info.get("format")), str(info.get("boot_mode")))
             self._facts[facts] = self._facts.get(facts, 0) + 1
         check = result.check
         verdict = None
@@ -164,8 +164,7 @@ class ScanReport:
         """Images by format (``member`` 0) or by boot mode (1), from the pairs counted."""
         counts: dict[str, int] = {}
         for facts, n in self._facts.items():
-            key = str(facts[member])
-            counts[key] = counts.get(key, 0) + n
+            counts[facts[member]] = counts.get(facts[member], 0) + n
         return counts
 
     def _print(self, line: str) -> None:
