@@ -245,15 +245,6 @@ def read_head(path: str, device: int, inode: int,
         os.close(fd)
 
 
-def is_walked_file(path: str, device: int, inode: int) -> bool:
-    """Whether ``path`` is still the regular file the walk saw (``device``, ``inode``),
-    told by a stat: nothing is opened, so a FIFO put in its place never blocks. What
-    :func:`read_head` checks (OSError as it raises), for a reader that needs none of
-    the file's bytes."""
-    st = os.stat(path)
-    return stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == (device, inode)
-
-
 def raw_is_image(path: str, read_head: Callable[[], bytes], info: Mapping[str, Any]) -> bool:
     """Whether a file no container claims (decoded as raw) is a disk image (``read_head``
     gives at least its first RAW_HEAD_BYTES, or the whole file when smaller).
