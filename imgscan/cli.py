@@ -339,7 +339,8 @@ def _scan(args: Namespace) -> int:
         with run:
             for result in run:
                 report.add(result)
-                report.progress(run.skipped)
+                if report.bar:      # the count of skipped files only for the bar
+                    report.progress(run.skipped)
         report.finish(run.skipped, run.interrupted)
     except KeyboardInterrupt:
         # The workers are stopped and the catalog closed by `with run`.

@@ -117,12 +117,17 @@ class DiskImage:
     container is its first disk that has bytes (``disk_index``), decoded
     through a window of the archive. ``verify_manifest`` hashes every file the
     package's manifest lists.
+
+    ``identity`` (``(device, inode)``, a local file's) is the file the caller expects:
+    the one a scan's walk listed. The open checks it on the file's descriptor before
+    any byte is read, and raises ImageError for any other file now at ``path``.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, external_dir: str | None = None,
                  verify_manifest: bool = False, reads_all: bool = False,
-                 _depth: int = 0, _format: str | None = None,
-                 _package: Package | None = None, _disk: int = 0) -> None:
+                 identity: tuple[int, int] | None = None, _depth: int = 0,
+                 _format: str | None = None, _package: Package | None = None,
+                 _disk: int = 0) -> None:
         self.path = os.fspath(path)
         self.external_dir = external_dir
         #: Whether every stored byte is read by design (a fingerprint): remote files the
@@ -140,6 +145,10 @@ class DiskImage:
             self._source = _package.open_disk(_disk)
         else:
             self._source = _open_source(self.path, reads_all)
+            if identity is not None and self._source.identity() != identity:
+                self._source.close()
+                raise ImageError(self.path, "file", None,
+                                 "not the file expected (replaced since it was listed)")
             if _format is None:
                 peek = self._open_package(verify_manifest)
         try:

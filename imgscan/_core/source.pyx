@@ -223,6 +223,16 @@ cdef class Source:
     def __exit__(self, *exc):
         self.close()
 
+    def identity(self):
+        """``(device, inode)`` of the open file, from its descriptor; None once closed, or
+        for a source without one (a remote object). What a scan's worker compares with the
+        stat its walk made, without a second lookup of the path and a stat result built
+        in Python (benchmarks/README.md, issue 18)."""
+        cdef struct_stat st
+        if self._fd < 0 or fstat(self._fd, &st) != 0:
+            return None
+        return (st.st_dev, st.st_ino)
+
     cdef int _check(self, uint64_t offset, uint64_t length, str structure) except -1:
         if offset > self.size or length > self.size - offset:
             raise TruncatedImage(

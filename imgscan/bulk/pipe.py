@@ -34,17 +34,25 @@ FRAME_BUDGET = 24 * 1024
 #: unless resized, so one read takes whatever is there. A larger request only makes
 #: each read allocate (and free) a larger buffer: 13 us against 1 us a read for 1 MiB.
 RESULTS_READ = 64 * 1024
+#: The ``marshal`` format the frames are written in: version 2, without the references
+#: of versions 3 and 4 (an object met twice written once), which cost each frame a
+#: table to write and a list to read, and interning each short string read: a
+#: scanned image's answer is about 7,200 instructions to write and 8,500 to read in
+#: version 4, 5,900 and 6,200 in version 2; a whole info object 29 k / 59 k against
+#: 33 k / 47 k (callgrind, benchmarks/README.md, issue 18). ``marshal.loads`` reads
+#: every version, so a reader is never told which.
+MARSHAL_VERSION = 2
 
 
 def task_frame(tasks: Iterable[tuple[int, str, int, int]]) -> bytes:
     """The body of a batch of ``(seq, path, device, inode)`` tasks."""
-    return marshal.dumps(list(tasks))
+    return marshal.dumps(list(tasks), MARSHAL_VERSION)
 
 
 def result_frame(seq: int, elapsed: float, wire: tuple[Any, ...]) -> bytes:
     """The body of one task's answer; ValueError when ``wire`` holds an object
     marshal cannot write."""
-    return marshal.dumps((seq, elapsed, wire))
+    return marshal.dumps((seq, elapsed, wire), MARSHAL_VERSION)
 
 
 def write_frame(fd: int, body: bytes) -> None:

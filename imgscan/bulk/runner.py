@@ -574,11 +574,13 @@ class ScanRun:
 
     def _results(self, worker: _Worker, data: bytes) -> Iterator[ScanResult | None]:
         worker.buffer += data
+        # every answer of this read came by now: the next task began then at the latest
+        now = time.monotonic()
         for body in read_frames(worker.buffer):
             seq, elapsed, wire = marshal.loads(body)
             task = worker.pending.popleft()
             assert task.seq == seq, "a worker answers its tasks in order"
-            worker.started = time.monotonic()
+            worker.started = now
             twin = task.twin
             if twin is not None:    # moved from a stalled worker, or the task it copies
                 if twin.answered:

@@ -24,7 +24,6 @@ from .pipe import ERROR, NOT_IMAGE, RENDERED, SCANNED, read_tasks, result_frame,
 from .walk import (
     RAW_HEAD_BYTES,
     head_digest,
-    is_walked_file,
     raw_is_image,
     read_head,
 )
@@ -81,7 +80,8 @@ class Options:
         self.report: str | None = None
 
 
-def scan_image(path: str, options: Options) -> tuple[Any, Any, Any] | None:
+def scan_image(path: str, options: Options,
+               identity: tuple[int, int] | None = None) -> tuple[Any, Any, Any] | None:
     """The per-image work: the info object, the check object (with several profiles,
     the object ``check --json`` prints for them), the fingerprint; None when the file
     is not an image. A raw image is one by its guest's first bytes, read from the image
@@ -89,13 +89,18 @@ def scan_image(path: str, options: Options) -> tuple[Any, Any, Any] | None:
     raw bytes (an OVA whose disk is raw: a tar header, then the disk's MBR), and a
     scan that keeps digests and one that does not must find the same images.
 
+    With ``identity`` (the walk's device and inode), the image's open checks that the
+    file it opened is still that one before it reads a byte (a report's scan, which
+    reads no head whose open would have checked it): ImageError when it is not.
+
     Module-level on purpose: the worker looks it up at each call, so a test
     can replace it before the pool forks.
     """
     with Image(path, external_dir=options.external_dir,
-               verify_manifest=options.verify_manifest) as img:
+               verify_manifest=options.verify_manifest, identity=identity) as img:
         info = img.info()
-        if img.format == "raw" and not raw_is_image(path, img.read(0, RAW_HEAD_BYTES), info):
+        if img.format == "raw" and not raw_is_image(
+                path, lambda: img.read(0, RAW_HEAD_BYTES), info):
             return None
         check = None
         if options.profiles:
@@ -128,7 +133,7 @@ def info_of(path: str, options: Options) -> dict[str, Any]:
 def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...]:
     """One task's wire result: ``(kind, digest, payload...)``; never raises."""
     digest = None
-    checked_by_stat = False
+    identity: tuple[int, int] | None = None
     try:
         if options.listed:
             info = info_of(path, options)
@@ -143,26 +148,26 @@ def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...
             digest = head_digest(head)
         elif is_url(path):
             pass    # an object has no stat to check, and its image's open reads it
-        elif not is_walked_file(path, device, inode):
-            # A report keeps no digest: the file is only checked to be the one the walk
-            # saw; an open, a read and a close less an image (benchmarks/README.md,
-            # issue 18).
-            return NOT_IMAGE, None
         else:
-            checked_by_stat = True
-        scanned = scan_image(path, options)
+            # A report keeps no digest: the file is only checked to be the one the walk
+            # saw, by the open image's descriptor (scan_image); an open, a read and a
+            # close less an image, and a stat (benchmarks/README.md, issue 18).
+            identity = (device, inode)
+        scanned = scan_image(path, options, identity)
         if scanned is None:
             return NOT_IMAGE, digest
         return SCANNED, digest, *scanned
     except ImageError as exc:
-        if checked_by_stat:
-            return _as_the_head_answers(path, device, inode, exc)
+        if identity is not None:
+            return _as_the_head_answers(path, device, inode, error_of(exc))
         return ERROR, digest, error_of(exc)
     except MemoryError:
         return ERROR, digest, error_member("MemoryLimit", "worker", None,
                                            f"{path}: out of memory (worker limit "
                                            f"{_mib(options.memory_limit)})")
     except OSError as exc:
+        if identity is not None:
+            return _as_the_head_answers(path, device, inode, _os_error(path, exc))
         return ERROR, digest, _os_error(path, exc)
     except Exception as exc:    # a bug must cost one image, never the scan
         return ERROR, digest, error_member(type(exc).__name__, "imgscan", None,
@@ -170,18 +175,19 @@ def _one(path: str, device: int, inode: int, options: Options) -> tuple[Any, ...
 
 
 def _as_the_head_answers(path: str, device: int, inode: int,
-                         exc: ImageError) -> tuple[Any, ...]:
-    """The answer for a file checked by a stat only (a report's scan) whose image failed:
-    the one the head's read gave when it came first, which it does here only for the few
-    that fail. So a file this process may not read answers with the read's OSError (the
-    image's open makes it an ImageError), and one that is no longer the file the walk saw
-    as not an image; any other keeps the image's error."""
+                         error: dict[str, Any]) -> tuple[Any, ...]:
+    """The answer for a file checked by its open image only (a report's scan) whose image
+    failed (``error``): the one the head's read gave when it came first, which it does
+    here only for the few that fail. So a file this process may not read answers with the
+    read's OSError (the image's open makes it an ImageError), and one that is no longer
+    the regular file the walk saw (replaced, a FIFO or a directory now, which the image's
+    open refuses) as not an image; any other keeps the image's error."""
     try:
         if read_head(path, device, inode, RAW_HEAD_BYTES) is None:
             return NOT_IMAGE, None
     except OSError as unread:
         return ERROR, None, _os_error(path, unread)
-    return ERROR, None, error_of(exc)
+    return ERROR, None, error
 
 
 def _os_error(path: str, exc: OSError) -> dict[str, Any]:

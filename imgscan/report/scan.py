@@ -98,10 +98,6 @@ def _judged(check: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _verdict(result: ScanResult) -> str | None:
-    return None if result.check is None else str(result.check["verdict"])
-
-
 class ScanReport:
     """Renders a scan as its results arrive; :meth:`finish` prints the summary."""
 
@@ -121,30 +117,38 @@ class ScanReport:
         self.verdicts: dict[str, int] = {}
         #: Images per rule that failed them: what to fix first across a library.
         self.failed_rules: dict[str, int] = {}
-        self.formats: dict[str, int] = {}
-        self.boot_modes: dict[str, int] = {}
+        #: Images by their (format, boot mode) pair: the summary's two counts.
+        self._facts: dict[tuple[str, str], int] = {}
         self.errors: dict[str, int] = {}
         #: Lines not written yet (without the bar): :meth:`flush` writes them at once.
         self._kept = KeptLines(out)
 
     def add(self, result: ScanResult) -> None:
+        # Run once an image in the process that also reads the workers' answers, beside
+        # the workers on the cores: attributes read once, the two counts of an image's
+        # facts one count of their pair (:meth:`_facts_counts`).
         self.images += 1
-        if result.status == "unchanged":
-            self.unchanged += 1
-        elif result.status == "scanned":
+        status = result.status
+        if status == "scanned":
             self.read += 1
+        elif status == "unchanged":
+            self.unchanged += 1
         # An unchanged file carries what the catalog recorded: its verdict and error
         # still count, so a rescan's summary and exit status tell the whole library.
-        if result.error is not None:
-            _count(self.errors, str(result.error["type"]))
-        if result.info is not None:
-            _count(self.formats, str(result.info.get("format")))
-            _count(self.boot_modes, str(result.info.get("boot_mode")))
-        verdict = _verdict(result)
-        if verdict is not None:
+        error = result.error
+        if error is not None:
+            _count(self.errors, str(error["type"]))
+        info = result.info
+        if info is not None:
+            facts = (str(info.get("format")), str(info.get("boot_mode")))
+            self._facts[facts] = self._facts.get(facts, 0) + 1
+        check = result.check
+        verdict = None
+        if check is not None:
+            verdict = str(check["verdict"])
             _count(self.verdicts, verdict)
             # A rule failed by several profiles counts once for the image.
-            failed = dict.fromkeys(str(rule["id"]) for one in each_check(result.check or {})
+            failed = dict.fromkeys(str(rule["id"]) for one in each_check(check)
                                    for rule in one.get("rules") or []
                                    if rule.get("status") == "fail")
             for rule_id in failed:
@@ -153,8 +157,15 @@ class ScanReport:
             # rendered: the line its worker wrote (ScanRun.for_report)
             self._print(result.rendered if result.rendered is not None
                         else dumps(scan_object(result)))
-        elif not self.quiet or result.error is not None or verdict in VIOLATIONS:
+        elif not self.quiet or error is not None or verdict in VIOLATIONS:
             self._print(scan_line(result))
+
+    def _facts_counts(self, member: int) -> dict[str, int]:
+        """Images by format (``member`` 0) or by boot mode (1), from the pairs counted."""
+        counts: dict[str, int] = {}
+        for facts, n in self._facts.items():
+            counts[facts[member]] = counts.get(facts[member], 0) + n
+        return counts
 
     def _print(self, line: str) -> None:
         if not self.bar:
@@ -179,8 +190,10 @@ class ScanReport:
         terminal. The walk runs ahead of the workers only by a few batches (memory stays
         flat on a library of millions of files), so the line counts, it does not guess
         a total."""
+        if not self.bar:
+            return
         now = time.monotonic()
-        if not self.bar or now - self._drawn < REDRAW_INTERVAL:
+        if now - self._drawn < REDRAW_INTERVAL:
             return
         self._drawn = now
         rate = self.images / max(now - self.started, 1e-9)
@@ -208,8 +221,9 @@ class ScanReport:
                  f"{sum(self.errors.values())} errors, {self.unchanged} unchanged; "
                  f"{skipped} files skipped (not images)"]
         for title, counts in (("verdicts", self.verdicts), ("failed rules", self.failed_rules),
-                              ("formats", self.formats),
-                              ("boot modes", self.boot_modes), ("errors", self.errors)):
+                              ("formats", self._facts_counts(0)),
+                              ("boot modes", self._facts_counts(1)),
+                              ("errors", self.errors)):
             if counts:
                 lines.append(f"  {title}: " + ", ".join(
                     f"{name} {n}" for name, n in sorted(counts.items(),

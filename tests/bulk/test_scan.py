@@ -137,9 +137,10 @@ def test_profile_and_fingerprint(library: Library, monkeypatch: pytest.MonkeyPat
 
 
 # -- worker failures ----------------------------------------------------------------
-def slowly(path: str, options: worker.Options) -> tuple[Any, Any, Any] | None:
+def slowly(path: str, options: worker.Options,
+           identity: tuple[int, int] | None = None) -> tuple[Any, Any, Any] | None:
     time.sleep(0.1)
-    return SCAN_IMAGE(path, options)
+    return SCAN_IMAGE(path, options, identity)
 
 
 @pytest.fixture
@@ -266,9 +267,10 @@ def test_scan_writes_lines_while_a_slow_image_is_read(trouble: Path, tmp_path: P
     oks = [str(p) for p in sorted(trouble.glob("ok*"))[:4]]
     watched = Watched(tmp_path, oks[-1], oks[:-1])
 
-    def held(path: str, options: worker.Options) -> tuple[Any, Any, Any] | None:
+    def held(path: str, options: worker.Options,
+             identity: tuple[int, int] | None = None) -> tuple[Any, Any, Any] | None:
         watched.hold(path)
-        return SCAN_IMAGE(path, options)
+        return SCAN_IMAGE(path, options, identity)
 
     monkeypatch.setattr(worker, "scan_image", held)
     monkeypatch.setattr(sys, "stdout", watched)
@@ -616,10 +618,31 @@ def test_progress_line_only_on_a_terminal() -> None:
         assert (CLEAR_LINE in err.getvalue()) is shown
 
 
+def test_summary_counts_formats_and_boot_modes_each() -> None:
+    """The summary's formats and boot modes are each image's, counted apart although the
+    report counts their pairs: a format seen with two boot modes and a boot mode with
+    two formats, an unchanged image's recorded facts, an error with no facts."""
+    facts = [("qcow2", "uefi"), ("qcow2", "bios"), ("raw", "bios"), ("qcow2", "uefi"),
+             ("vhd", None)]
+    out = io.StringIO()
+    report = ScanReport(out, io.StringIO(), as_json=False)
+    for i, (fmt, boot) in enumerate(facts):
+        report.add(ScanResult(f"{i}.img", "unchanged" if i == 2 else "scanned", None,
+                              info={"format": fmt, "virtual_size": 1 << 20,
+                                    "boot_mode": boot}))
+    report.add(ScanResult("x.qcow2", "error", None, error={
+        "type": "CorruptImage", "structure": "header", "offset": 0, "message": "x: bad"}))
+    report.finish(skipped=0, interrupted=False)
+    shown = out.getvalue()
+    assert "  formats: qcow2 3, raw 1, vhd 1\n" in shown
+    assert "  boot modes: bios 2, uefi 2, None 1\n" in shown
+    assert "scanned 6 images" in shown and "4 read, 1 errors, 1 unchanged" in shown
+
+
 def test_report_scan_reads_as_a_digest_scan(library: Library,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """A report's scan, which checks a file by a stat and reads a raw image's head from
-    the image, answers as the head's read did (a scan that keeps digests): the same kind
+    """A report's scan, which checks a file by its open image and reads a raw image's head
+    from the image, answers as the head's read did (a scan that keeps digests): the same kind
     and payload for images of each format, damaged ones, raw ones and files that are not
     images; and for a file this process may not read, whose image's open fails, the
     head's OSError, read again for the few files that fail."""
@@ -654,6 +677,42 @@ def test_report_scan_reads_as_a_digest_scan(library: Library,
     assert answers(options) == answers(digests) == [(pipe.ERROR, None, {
         "type": "OSError", "structure": "file", "offset": None,
         "message": f"{refused}: Permission denied"})]
+
+
+def test_report_scan_of_a_file_replaced_since_the_walk(library: Library,
+                                                      tmp_path: Path) -> None:
+    """A report's scan checks the file by its open image's descriptor, not by a stat or
+    the head's read: a file replaced since the walk answers as the head's read does (a
+    scan that keeps digests). Another file in its place (a copy: another inode), a FIFO
+    or a directory is not an image; a file gone is its OSError."""
+    digests = worker.Options([], False, 1, None, None)
+    options = worker.Options([], False, 1, None, None)
+    options.report = "text"
+    source = next(p for p in library.images if p.endswith("disk2.qcow2"))
+    walked = tmp_path / "walked.qcow2"
+    sparse_copy(source, walked)
+    st = os.stat(walked)
+
+    def answer(options: worker.Options) -> tuple[Any, ...]:
+        kind, _, *rest = worker._one(str(walked), st.st_dev, st.st_ino, options)
+        return (kind, *rest)
+
+    assert answer(options)[0] == pipe.SCANNED
+    sparse_copy(source, tmp_path / "copy.qcow2")
+    os.replace(tmp_path / "copy.qcow2", walked)     # made before the walked one went
+    assert os.stat(walked).st_ino != st.st_ino
+    assert answer(options) == answer(digests) == (pipe.NOT_IMAGE,)
+    walked.unlink()
+    os.mkfifo(walked)
+    assert answer(options) == answer(digests) == (pipe.NOT_IMAGE,)
+    walked.unlink()
+    walked.mkdir()
+    assert answer(options) == answer(digests) == (pipe.NOT_IMAGE,)
+    walked.rmdir()
+    gone = answer(options)
+    assert gone == answer(digests) == (pipe.ERROR, {
+        "type": "OSError", "structure": "file", "offset": None,
+        "message": f"{walked}: No such file or directory"})
 
 
 def test_report_lines_kept_until_flushed() -> None:

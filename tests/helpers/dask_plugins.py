@@ -20,10 +20,11 @@ from imgscan.bulk import worker
 from .scan_library import SCAN_IMAGE, misbehave
 
 
-def slowly(path: str, options: worker.Options) -> tuple[Any, Any, Any] | None:
+def slowly(path: str, options: worker.Options,
+           identity: tuple[int, int] | None = None) -> tuple[Any, Any, Any] | None:
     """Each image takes 20 ms more: a scan long enough to kill a worker in its middle."""
     time.sleep(0.02)
-    return SCAN_IMAGE(path, options)
+    return SCAN_IMAGE(path, options, identity)
 
 
 class Hook(WorkerPlugin):

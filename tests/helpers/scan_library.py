@@ -111,7 +111,8 @@ SCAN_IMAGE = worker.scan_image
 TROUBLE = ("hang", "exit", "segv", "hog", "bug")
 
 
-def misbehave(path: str, options: worker.Options) -> tuple[Any, Any, Any] | None:
+def misbehave(path: str, options: worker.Options,
+              identity: tuple[int, int] | None = None) -> tuple[Any, Any, Any] | None:
     """Replaces worker.scan_image in the readers (set before the pool forks them; on a
     Dask cluster, in its workers by a plugin). ``killer*`` kills the process that
     forked the reader: on a Dask worker, the worker itself, as the OOM killer would."""
@@ -130,7 +131,7 @@ def misbehave(path: str, options: worker.Options) -> tuple[Any, Any, Any] | None
     elif name.startswith("killer"):
         os.kill(os.getppid(), signal.SIGKILL)
         os._exit(9)
-    return SCAN_IMAGE(path, options)
+    return SCAN_IMAGE(path, options, identity)
 
 
 def troublemakers(library: Library, out: Path, names: tuple[str, ...] = TROUBLE,
