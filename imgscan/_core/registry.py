@@ -111,8 +111,9 @@ REGISTRY: tuple[Candidate, ...] = (
     Candidate("luks", any_of(at(0, b"LUKS\xba\xbe"),
                              *(at(off, b"SKUL\xba\xbe") for off in LUKS2_SECONDARY_OFFSETS))),
     # sparse, COWD and seSparse magics; descriptor text starts with a comment,
-    # blank space or "version=" (qemu's text probe)
-    Candidate("vmdk", at(0, b"KDMV", b"COWD", b"\xbe\xba\xfe\xca", b"#", b" ", b"v")),
+    # blank space or "version=" (qemu's text probe: whole, not its "v" alone, which
+    # every VHDX's "vhdxfile" starts with, so that the probe ran on each)
+    Candidate("vmdk", at(0, b"KDMV", b"COWD", b"\xbe\xba\xfe\xca", b"#", b" ", b"version=")),
     Candidate("iso9660", at(16 * 2048 + 1, b"CD001"), ("iso",)),  # hybrid MBR/GPT: no conflict
     Candidate("vhd", any_of(at(0, b"conectix"), at(-512, b"conectix"), at(-511, b"conectix"))),
     # recognised, never decoded (UnsupportedFormat): Parallels, Bochs, cloop, ASIF, DMG
@@ -320,7 +321,8 @@ def detect(source: Source, peek: Peek | None = None) -> Container:
     if matches and deferred:
         container = SIGNATURES.read_far_after(peek, matches[0].open)
         # -deferred: the candidates from the first one left unread on
-        matches += _matching(source, peek.found & CANDIDATES & -deferred)
+        if late := peek.found & CANDIDATES & -deferred:
+            matches += _matching(source, late)
     else:
         if deferred:
             SIGNATURES.read_far(peek)
