@@ -14,7 +14,6 @@ cdef class Source:
     cdef readonly bint wants_prefetch
     cdef int _fd
     cdef bint _use_mmap
-    cdef bint _nowait
     cdef object _mmap
     cdef const uint8_t[::1] _view
     cdef bytes _head

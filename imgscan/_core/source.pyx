@@ -29,14 +29,13 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.exc cimport (PyErr_CheckSignals, PyErr_SetFromErrno,
                           PyErr_SetFromErrnoWithFilenameObject)
-from libc.errno cimport EINTR, EINVAL, EISDIR, ENOSYS, ENXIO, EOPNOTSUPP, ESPIPE, errno as c_errno
+from libc.errno cimport EINTR, EISDIR, ENXIO, ESPIPE, errno as c_errno
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 from posix.fcntl cimport F_GETFL, F_SETFL, O_CLOEXEC, O_NONBLOCK, O_RDONLY, fcntl, open as c_open
 from posix.mman cimport MADV_DONTNEED, madvise
 from posix.stat cimport S_ISBLK, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK, fstat, struct_stat
 from posix.types cimport off_t
-from posix.uio cimport RWF_NOWAIT, iovec, preadv2
 from posix.unistd cimport _SC_PAGESIZE, SEEK_END, close as c_close, lseek, pread, sysconf
 
 from imgscan.errors import TruncatedImage
@@ -46,35 +45,18 @@ cdef uint64_t MAP_THRESHOLD = 256 * 1024
 
 
 
-#: The longest read made holding the GIL when the page cache has it (a copy of a few
-#: microseconds at most): longer ones, a fingerprint's chunks read in threads, release it.
-cdef size_t NOWAIT_MAX = 64 * 1024
+cdef ssize_t _read_at(int fd, void* dst, size_t length, off_t offset) noexcept:
+    """One ``pread``, the GIL released, so a cold or remote disk never stalls the
+    process's other threads. Returns what ``pread`` returns (short reads included),
+    ``errno`` set.
 
-
-cdef ssize_t _read_at(int fd, void* dst, size_t length, off_t offset,
-                      bint* nowait) noexcept:
-    """One ``pread``, the GIL released only when it may wait for the disk.
-
-    A read the page cache can answer (``preadv2`` with ``RWF_NOWAIT``: a header just
-    read, the signatures of a file detected a moment before) is made holding the GIL:
-    releasing and taking it back cost a few hundred instructions a read, and a small
-    image's ``open`` and ``info`` make ten to twenty (issue 18). One
-    longer than :data:`NOWAIT_MAX`, or that would wait (``EAGAIN``; or a file system
-    without ``RWF_NOWAIT``), is made again with the GIL released, so a cold or remote
-    disk never stalls the process's other threads. ``nowait`` (the source's) is cleared
-    when the file system or kernel refuses the flag itself, so that each read there is
-    one ``pread`` again, not a refused ``preadv2`` first (NFS, FUSE, older tmpfs). Returns
-    what ``pread`` returns (short reads included), ``errno`` set."""
-    cdef iovec vec
+    Not ``preadv2`` with ``RWF_NOWAIT`` holding the GIL for what the page cache holds (as
+    from wt/i18r): that saved the GIL's round trip (a few hundred instructions a read)
+    but the kernel's vectored path costs more than that here: a 4 KiB read 100-300 ns
+    more than ``pread`` (a C loop of 20,000 of each, alternated), and the small images'
+    open and info, 12 to 16 reads each, took 0.5 to 3.6 us less CPU time with ``pread``
+    (20 alternated pairs, issue 18)."""
     cdef ssize_t got
-    if length <= NOWAIT_MAX and nowait[0]:
-        vec.iov_base = dst
-        vec.iov_len = length
-        got = preadv2(fd, &vec, 1, offset, RWF_NOWAIT)
-        if got >= 0:
-            return got
-        if c_errno == EOPNOTSUPP or c_errno == ENOSYS or c_errno == EINVAL:
-            nowait[0] = False
     with nogil:
         got = pread(fd, dst, length, offset)
     return got
@@ -171,7 +153,6 @@ cdef class Source:
     def __cinit__(self, *args, **kwargs):
         # before any __init__ (a subclass's too): no descriptor yet
         self._fd = -1
-        self._nowait = True
 
     def __dealloc__(self):
         # a source dropped unclosed (an error path): its descriptor and kept reads go with it
@@ -386,8 +367,7 @@ cdef class Source:
                 memcpy(dst, &self._view[self.base + offset], avail)
             done = avail
         while done < avail:
-            got = _read_at(self._fd, dst + done, avail - done, self.base + offset + done,
-                           &self._nowait)
+            got = _read_at(self._fd, dst + done, avail - done, self.base + offset + done)
             if got <= 0:
                 raise TruncatedImage(self.path, "data", offset + done,
                                      "the file ended or failed while reading")
@@ -405,7 +385,7 @@ cdef class Source:
         cdef ssize_t n
         while got < length:
             n = _read_at(self._fd, dst + got, min(length - got, <uint64_t>1 << 30),
-                         self.base + offset + got, &self._nowait)
+                         self.base + offset + got)
             if n < 0:
                 if c_errno == EINTR:
                     PyErr_CheckSignals()
