@@ -180,16 +180,11 @@ cdef class SignatureTable:
         if peek.unread:
             peek.found |= self._match(peek, True, peek.unread, &peek.unread)
 
-    cpdef uint64_t match(self, Peek peek):
-        """The candidates with a signature in the file: bit ``candidate`` of the result."""
-        cdef uint64_t unread
-        return self._match(peek, True, ~<uint64_t>0, &unread)
-
     cdef uint64_t _match(self, Peek peek, bint far, uint64_t only,
                          uint64_t* unread) except? 0:
-        """``match`` for the candidates in ``only``, the signatures outside both ends read
-        only when ``far``; the candidates left unread by that (and not found) in
-        ``unread``."""
+        """The candidates in ``only`` with a signature in the file (bit ``candidate`` of
+        the result), the signatures outside both ends read only when ``far``; the
+        candidates left unread by that (and not found) in ``unread``."""
         cdef uint8_t far_bytes[MAX_MAGIC]
         cdef const uint8_t* blob = self._blob
         cdef const uint8_t* head = peek.head
