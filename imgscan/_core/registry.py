@@ -111,8 +111,9 @@ REGISTRY: tuple[Candidate, ...] = (
     Candidate("luks", any_of(at(0, b"LUKS\xba\xbe"),
                              *(at(off, b"SKUL\xba\xbe") for off in LUKS2_SECONDARY_OFFSETS))),
     # sparse, COWD and seSparse magics; descriptor text starts with a comment,
-    # blank space or "version=" (qemu's text probe)
-    Candidate("vmdk", at(0, b"KDMV", b"COWD", b"\xbe\xba\xfe\xca", b"#", b" ", b"v")),
+    # blank space or "version=" (qemu's text probe: whole, not its "v" alone, which
+    # every VHDX's "vhdxfile" starts with, so that the probe ran on each)
+    Candidate("vmdk", at(0, b"KDMV", b"COWD", b"\xbe\xba\xfe\xca", b"#", b" ", b"version=")),
     Candidate("iso9660", at(16 * 2048 + 1, b"CD001"), ("iso",)),  # hybrid MBR/GPT: no conflict
     Candidate("vhd", any_of(at(0, b"conectix"), at(-512, b"conectix"), at(-511, b"conectix"))),
     # recognised, never decoded (UnsupportedFormat): Parallels, Bochs, cloop, ASIF, DMG
@@ -164,10 +165,12 @@ def read_ends(source: Source) -> Peek:
     announced to ``source`` (``Source.prefetch``, a no-op for a file): a remote source
     fetches both ends and the far signatures (the LUKS2 secondary headers) in one round
     trip instead of one per far signature. A source that does nothing with an
-    announcement (``wants_prefetch`` false: a local file) is not given one. The
-    signatures are matched in the same native pass (``Peek.found``)."""
+    announcement (``wants_prefetch`` false: a local file) is not given one, and its far
+    signatures are left unread (``Peek.unread``) for :func:`detect`, which may read them
+    from its decoder's reads. The signatures are matched in the same native pass
+    (``Peek.found``)."""
     if not source.wants_prefetch:
-        return SIGNATURES.read(source)
+        return SIGNATURES.read(source, False)
     size = source.size
     ranges = [(0, min(PEEK_HEAD, size)), (max(0, size - PEEK_TAIL), min(PEEK_TAIL, size))]
     for offset, length in _SIGNATURE_RANGES:
@@ -252,12 +255,9 @@ def _formats_found(found: int) -> tuple[Format, ...]:
     return formats
 
 
-def matching_formats(source: Source, peek: Peek | None = None) -> list[Format]:
-    """Every registered format whose probe matches ``source``, in ``REGISTRY`` order.
-
-    ``peek``: the file's two ends (:func:`read_ends`) when the caller has read them
-    already."""
-    found = (read_ends(source) if peek is None else peek).found
+def _matching(source: Source, found: int) -> list[Format]:
+    """The formats of the candidates in ``found`` whose probe matches ``source``, in
+    ``REGISTRY`` order."""
     return [fmt for fmt in _formats_found(found) if fmt.probe(source)]
 
 
@@ -305,13 +305,31 @@ def _raw() -> Format:
 
 def detect(source: Source, peek: Peek | None = None) -> Container:
     """Decode ``source`` as the first registered format whose probe matches (``peek``:
-    its two ends, when read already)."""
-    if peek is not None and not peek.found & CANDIDATES:
-        return _raw().open(source)  # no signature at all: no probe to run (a raw disk)
-    matches = matching_formats(source, peek)
-    if not matches:
-        return _raw().open(source)
-    container = matches[0].open(source)
+    its two ends, when read already).
+
+    The far signatures a local file's peek left unread (the LUKS2 secondary headers,
+    seven system calls) cannot displace a match of a candidate before theirs in
+    ``REGISTRY``: that format is opened first, the source keeping its decoder's reads,
+    and the far signatures are read after it, from those reads where they lie inside
+    one (a VHDX's headers and region tables hold three of them), before the conflict
+    checks that need them. Any other file has them read first, as a remote peek has."""
+    if peek is None:
+        peek = read_ends(source)
+    deferred = peek.unread & -peek.unread     # the first candidate left unread, or 0
+    early = peek.found & CANDIDATES & (deferred - 1)  # all found when none is
+    matches = _matching(source, early) if early else []
+    if matches and deferred:
+        container = SIGNATURES.read_far_after(peek, matches[0].open)
+        # -deferred: the candidates from the first one left unread on
+        if late := peek.found & CANDIDATES & -deferred:
+            matches += _matching(source, late)
+    else:
+        if deferred:
+            SIGNATURES.read_far(peek)
+            matches += _matching(source, peek.found & CANDIDATES & -deferred)
+        if not matches:
+            return _raw().open(source)  # no signature at all, or no probe matched
+        container = matches[0].open(source)
     for check in CONFLICT_CHECKS:
         message = check(source, container, matches)
         if message is not None:

@@ -1,4 +1,5 @@
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from .source import Source
 
@@ -9,6 +10,8 @@ MBR_SIGNATURE_AT: int
 TAR_MAGIC_OFFSET: int
 TAR_MAGIC_USTAR: bytes
 
+T = TypeVar("T")
+
 class Peek:
     source: Source
     size: int
@@ -16,12 +19,14 @@ class Peek:
     tail: bytes
     tail_start: int
     found: int
+    unread: int
     def __init__(self, source: Source) -> None: ...
 
 class SignatureTable:
     def __init__(self, rows: Iterable[tuple[int, int, tuple[bytes, ...]]
                                       | tuple[int, int, tuple[bytes, ...], bool]]) -> None: ...
-    def read(self, source: Source) -> Peek: ...
-    def match(self, peek: Peek) -> int: ...
+    def read(self, source: Source, far: bool = True) -> Peek: ...
+    def read_far_after(self, peek: Peek, open: Callable[[Source], T]) -> T: ...
+    def read_far(self, peek: Peek) -> None: ...
 
 def mbr_partitions(sector: bytes | bytearray | memoryview) -> int: ...

@@ -18,7 +18,10 @@ the decoder's header and footer reads that fall inside them cost no system call.
 
 :meth:`SignatureTable.read` is detection's one native pass: both ends read, every
 signature matched (an OVF package's cheap condition among them), the result kept on
-the :class:`Peek` (``found``), so Python sees one number. The second-reading check's
+the :class:`Peek` (``found``), so Python sees one number. Asked to (``far=False``), it
+leaves the far signatures unread (``Peek.unread``) for :meth:`SignatureTable.read_far`:
+detection reads them after the decoder of a format their candidate cannot displace has
+opened the file, from the decoder's own reads where they fall inside one (issue 18). The second-reading check's
 MBR probe (:func:`mbr_partitions`) is here too, on the layout :mod:`c_mbr` declares,
 compiled in at build time.
 """
@@ -27,7 +30,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcmp
 
-from .source cimport Source
+from .source cimport KEEP_MAX, Source
 
 # The MBR layout as declared in c_mbr, as C values (one sector's probe, on every open),
 # rendered at build time (probes/compiled_layouts.py, which also checks the two-byte
@@ -68,6 +71,8 @@ cdef class Peek:
     #: The candidates whose signature is in the file (bit ``candidate``), when the
     #: peek was made by :meth:`SignatureTable.read`; 0 otherwise.
     cdef readonly uint64_t found
+    #: The candidates not in ``found`` with a far signature left unread (``far=False``).
+    cdef readonly uint64_t unread
 
     def __init__(self, Source source):
         self.source = source
@@ -104,6 +109,11 @@ cdef class SignatureTable:
     cdef Magic* _magics
     cdef Py_ssize_t _nrows
     cdef bytes _blob
+    # The rows at positive offsets past PEEK_HEAD (never in a peek's head): where, and
+    # their longest magic's length, for Source.keep_reads.
+    cdef uint64_t _far_at[KEEP_MAX]
+    cdef uint64_t _far_len[KEEP_MAX]
+    cdef int _nfar
 
     def __init__(self, rows):
         rows = list(rows)
@@ -129,34 +139,66 @@ cdef class SignatureTable:
                 m += 1
         self._nrows = len(rows)
         self._blob = b"".join(parts)
+        far = [(offset, max(map(len, magics))) for _, offset, magics, _ in rows
+               if offset + max(map(len, magics)) > PEEK_HEAD]
+        if len(far) > KEEP_MAX:
+            raise ValueError(f"{len(far)} signatures past the head: at most {KEEP_MAX}")
+        for i, (offset, length) in enumerate(far):
+            self._far_at[i] = offset
+            self._far_len[i] = length
+        self._nfar = len(far)
 
     def __dealloc__(self):
         PyMem_Free(self._rows)
         PyMem_Free(self._magics)
 
-    def read(self, Source source):
+    def read(self, Source source, bint far=True):
         """The file's two ends (:class:`Peek`), read once, with the candidates whose
-        signatures they hold (``Peek.found``): detection's one native pass."""
+        signatures they hold (``Peek.found``): detection's one native pass. With ``far``
+        false, a signature outside both ends is not read: its candidate, unless found
+        otherwise, is in ``Peek.unread``."""
         cdef Peek peek = Peek(source)
-        peek.found = self.match(peek)
+        peek.found = self._match(peek, far, ~<uint64_t>0, &peek.unread)
         return peek
 
-    cpdef uint64_t match(self, Peek peek):
-        """The candidates with a signature in the file: bit ``candidate`` of the result."""
-        cdef uint8_t far[MAX_MAGIC]
+    def read_far_after(self, Peek peek, open):
+        """``open(peek.source)``, then the signatures ``read`` left unread, from the
+        reads ``open`` made where one holds them (``Source.keep_reads``), adding their
+        candidates to ``peek.found``; returns what ``open`` returned."""
+        cdef Source source = peek.source
+        source.keep_reads(self._far_at, self._far_len, self._nfar)
+        try:
+            opened = open(source)
+            self.read_far(peek)
+        finally:
+            source.keep_reads(NULL, NULL, 0)
+        return opened
+
+    def read_far(self, Peek peek):
+        """Read the signatures ``read`` left unread, adding their candidates to
+        ``peek.found``."""
+        if peek.unread:
+            peek.found |= self._match(peek, True, peek.unread, &peek.unread)
+
+    cdef uint64_t _match(self, Peek peek, bint far, uint64_t only,
+                         uint64_t* unread) except? 0:
+        """The candidates in ``only`` with a signature in the file (bit ``candidate`` of
+        the result), the signatures outside both ends read only when ``far``; the
+        candidates left unread by that (and not found) in ``unread``."""
+        cdef uint8_t far_bytes[MAX_MAGIC]
         cdef const uint8_t* blob = self._blob
         cdef const uint8_t* head = peek.head
         cdef const uint8_t* tail = peek.tail
         cdef uint64_t head_len = len(peek.head)
         cdef uint64_t size = peek.size, tail_start = peek.tail_start, start, avail, n
-        cdef uint64_t found = 0
+        cdef uint64_t found = 0, skipped = 0
         cdef const uint8_t* got
-        cdef Row row
+        cdef const Row* row
         cdef Magic magic
         cdef Py_ssize_t i, j
         for i in range(self._nrows):
-            row = self._rows[i]
-            if found >> row.candidate & 1:
+            row = &self._rows[i]
+            if (found | ~only) >> row.candidate & 1:
                 continue
             if row.offset < 0:
                 if <uint64_t>(-row.offset) > size:
@@ -171,9 +213,12 @@ cdef class SignatureTable:
                 got = head + start
             elif start >= tail_start:
                 got = tail + (start - tail_start)
+            elif not far:
+                skipped |= <uint64_t>1 << row.candidate
+                continue
             else:
-                peek.source.copy_into(start, far, avail)
-                got = far
+                peek.source.copy_into(start, far_bytes, avail)
+                got = far_bytes
             for j in range(row.first, row.first + row.count):
                 magic = self._magics[j]
                 # the whole magic, or what a file cut short holds of it
@@ -183,6 +228,7 @@ cdef class SignatureTable:
                 if memcmp(got, blob + magic.start, n) == 0:
                     found |= <uint64_t>1 << row.candidate
                     break
+        unread[0] = skipped & ~found
         return found
 
 

@@ -26,16 +26,16 @@ writer never extended the file to cover, as qemu reads it) go through
 import os
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.exc cimport (PyErr_CheckSignals, PyErr_SetFromErrno,
                           PyErr_SetFromErrnoWithFilenameObject)
-from libc.errno cimport EINTR, EINVAL, EISDIR, ENOSYS, ENXIO, EOPNOTSUPP, ESPIPE, errno as c_errno
+from libc.errno cimport EINTR, EISDIR, ENXIO, ESPIPE, errno as c_errno
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 from posix.fcntl cimport F_GETFL, F_SETFL, O_CLOEXEC, O_NONBLOCK, O_RDONLY, fcntl, open as c_open
 from posix.mman cimport MADV_DONTNEED, madvise
 from posix.stat cimport S_ISBLK, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK, fstat, struct_stat
 from posix.types cimport off_t
-from posix.uio cimport RWF_NOWAIT, iovec, preadv2
 from posix.unistd cimport _SC_PAGESIZE, SEEK_END, close as c_close, lseek, pread, sysconf
 
 from imgscan.errors import TruncatedImage
@@ -44,35 +44,19 @@ from imgscan.errors import TruncatedImage
 cdef uint64_t MAP_THRESHOLD = 256 * 1024
 
 
-#: The longest read made holding the GIL when the page cache has it (a copy of a few
-#: microseconds at most): longer ones, a fingerprint's chunks read in threads, release it.
-cdef size_t NOWAIT_MAX = 64 * 1024
 
+cdef ssize_t _read_at(int fd, void* dst, size_t length, off_t offset) noexcept:
+    """One ``pread``, the GIL released, so a cold or remote disk never stalls the
+    process's other threads. Returns what ``pread`` returns (short reads included),
+    ``errno`` set.
 
-cdef ssize_t _read_at(int fd, void* dst, size_t length, off_t offset,
-                      bint* nowait) noexcept:
-    """One ``pread``, the GIL released only when it may wait for the disk.
-
-    A read the page cache can answer (``preadv2`` with ``RWF_NOWAIT``: a header just
-    read, the signatures of a file detected a moment before) is made holding the GIL:
-    releasing and taking it back cost a few hundred instructions a read, and a small
-    image's ``open`` and ``info`` make ten to twenty (issue 18). One
-    longer than :data:`NOWAIT_MAX`, or that would wait (``EAGAIN``; or a file system
-    without ``RWF_NOWAIT``), is made again with the GIL released, so a cold or remote
-    disk never stalls the process's other threads. ``nowait`` (the source's) is cleared
-    when the file system or kernel refuses the flag itself, so that each read there is
-    one ``pread`` again, not a refused ``preadv2`` first (NFS, FUSE, older tmpfs). Returns
-    what ``pread`` returns (short reads included), ``errno`` set."""
-    cdef iovec vec
+    Not ``preadv2`` with ``RWF_NOWAIT`` holding the GIL for what the page cache holds (as
+    from wt/i18r): that saved the GIL's round trip (a few hundred instructions a read)
+    but the kernel's vectored path costs more than that here: a 4 KiB read 100-300 ns
+    more than ``pread`` (a C loop of 20,000 of each, alternated), and the small images'
+    open and info, 12 to 16 reads each, took 0.5 to 3.6 us less CPU time with ``pread``
+    (20 alternated pairs, issue 18)."""
     cdef ssize_t got
-    if length <= NOWAIT_MAX and nowait[0]:
-        vec.iov_base = dst
-        vec.iov_len = length
-        got = preadv2(fd, &vec, 1, offset, RWF_NOWAIT)
-        if got >= 0:
-            return got
-        if c_errno == EOPNOTSUPP or c_errno == ENOSYS or c_errno == EINVAL:
-            nowait[0] = False
     with nogil:
         got = pread(fd, dst, length, offset)
     return got
@@ -169,10 +153,10 @@ cdef class Source:
     def __cinit__(self, *args, **kwargs):
         # before any __init__ (a subclass's too): no descriptor yet
         self._fd = -1
-        self._nowait = True
 
     def __dealloc__(self):
-        # a source dropped unclosed (an error path): its descriptor goes with it
+        # a source dropped unclosed (an error path): its descriptor and kept reads go with it
+        self.keep_reads(NULL, NULL, 0)
         self._close_fd()
 
     cdef void _close_fd(self) noexcept:
@@ -215,6 +199,7 @@ cdef class Source:
             self._mmap = None
         self.mapped = False
         self._head = self._tail = None
+        self.keep_reads(NULL, NULL, 0)
         self._close_fd()
 
     def __enter__(self):
@@ -286,14 +271,48 @@ cdef class Source:
         self._tail_start = tail_start
         return 0
 
-    cdef object _kept(self, uint64_t offset, uint64_t length):
-        """``[offset, offset + length)`` (inside the file) from the kept ends, or None."""
+    cdef void keep_reads(self, const uint64_t* at, const uint64_t* length, int n) noexcept:
+        """Keep the bytes of each read made from now on that holds one of the ``n``
+        ranges ``[at[i], at[i] + length[i])`` (the arrays outlive the keeping): later
+        reads inside a kept one are served from it, as from the kept ends. ``n = 0``
+        stops, and forgets them.
+
+        For format detection, while the decoder opens a file whose format its first
+        bytes decided (:meth:`SignatureTable.read_far_after`): the far signatures read
+        after it (the LUKS2 secondary headers at 64 KiB, 128 KiB and 256 KiB, where a
+        VHDX's headers and second region table lie) are served from the decoder's reads,
+        not a system call each (issue 18). Only the reads that hold one are kept (the
+        others are freed as they were), at most ``KEEP_MAX``, each a bytes object the
+        read made anyway."""
+        cdef int i
+        for i in range(self._n_reads):
+            Py_XDECREF(self._reads[i])
+        self._n_reads = 0
+        self._want_at = at
+        self._want_len = length
+        self._n_want = n
+
+    cdef const char* _kept_at(self, uint64_t offset, uint64_t length):
+        """Where ``[offset, offset + length)`` (inside the file) lies in the kept ends or
+        reads, or NULL."""
+        cdef int i
         if self._head is not None and offset + length <= <uint64_t>len(self._head):
-            return self._head[offset:offset + length]
+            return <const char*>self._head + offset
         if self._tail is not None and offset >= self._tail_start:
-            offset -= self._tail_start
-            return self._tail[offset:offset + length]
-        return None
+            return <const char*>self._tail + (offset - self._tail_start)
+        for i in range(self._n_reads):
+            if self._reads_at[i] <= offset and \
+                    offset - self._reads_at[i] + length <= self._reads_len[i]:
+                return self._reads_data[i] + (offset - self._reads_at[i])
+        return NULL
+
+    cdef object _kept(self, uint64_t offset, uint64_t length):
+        """``[offset, offset + length)`` (inside the file) from the kept ends or reads, or
+        None."""
+        cdef const char* at = self._kept_at(offset, length)
+        if at == NULL:
+            return None
+        return at[:length]
 
     def prefetch(self, ranges, str structure, near=()):
         """A hint: the ``(offset, length)`` ranges in ``ranges`` will be read next.
@@ -349,16 +368,16 @@ cdef class Source:
         cdef ssize_t got
         if offset < self.size:
             avail = min(self.size - offset, length)
-        if avail and self._head is not None and offset + avail <= <uint64_t>len(self._head):
-            memcpy(dst, PyBytes_AS_STRING(self._head) + offset, avail)
+        cdef const char* kept = self._kept_at(offset, avail) if avail else NULL
+        if kept != NULL:
+            memcpy(dst, kept, avail)
             done = avail
         if done < avail and may_map and (self.mapped or (avail >= MAP_THRESHOLD and self.map())):
             with nogil:
                 memcpy(dst, &self._view[self.base + offset], avail)
             done = avail
         while done < avail:
-            got = _read_at(self._fd, dst + done, avail - done, self.base + offset + done,
-                           &self._nowait)
+            got = _read_at(self._fd, dst + done, avail - done, self.base + offset + done)
             if got <= 0:
                 raise TruncatedImage(self.path, "data", offset + done,
                                      "the file ended or failed while reading")
@@ -376,7 +395,7 @@ cdef class Source:
         cdef ssize_t n
         while got < length:
             n = _read_at(self._fd, dst + got, min(length - got, <uint64_t>1 << 30),
-                         self.base + offset + got, &self._nowait)
+                         self.base + offset + got)
             if n < 0:
                 if c_errno == EINTR:
                     PyErr_CheckSignals()
@@ -386,7 +405,24 @@ cdef class Source:
                 raise TruncatedImage(self.path, structure, offset + got,
                                      "the file ended while reading")
             got += n
+        if self._n_want and self._n_reads < KEEP_MAX:
+            self._keep_if_wanted(out, offset, length)
         return out
+
+    cdef void _keep_if_wanted(self, bytes out, uint64_t offset, uint64_t length) noexcept:
+        """Keep ``out``, the read of ``[offset, offset + length)``, when it holds a range
+        :meth:`keep_reads` asked for (the caller checked there is room)."""
+        cdef int i
+        for i in range(self._n_want):
+            if offset <= self._want_at[i] and \
+                    self._want_at[i] - offset + self._want_len[i] <= length:
+                Py_INCREF(out)
+                self._reads[self._n_reads] = <PyObject*>out
+                self._reads_data[self._n_reads] = PyBytes_AS_STRING(out)
+                self._reads_at[self._n_reads] = offset
+                self._reads_len[self._n_reads] = length
+                self._n_reads += 1
+                return
 
     def data_runs(self, uint64_t start, uint64_t end):
         """Host ranges in ``[start, end)`` as ``(offset, length, is_data)``.

@@ -135,3 +135,48 @@ def test_partition_table_plausibility(disk: Path) -> None:
     unsigned = bytearray(sector)
     unsigned[511] = 0
     assert mbr_partitions(bytes(unsigned)) == 0
+
+
+def _stamp_luks2_secondary(path: Path, offset: int) -> None:
+    """A LUKS2 secondary binary header's first fields at ``offset`` (a spec offset): the
+    magic, version 2, a 16 KiB header size and its own offset, as blkid checks them."""
+    prefix = bytearray(512)
+    prefix[0:8] = b"SKUL\xba\xbe\x00\x02"
+    prefix[8:16] = (16384).to_bytes(8, "big")
+    prefix[256:264] = offset.to_bytes(8, "big")
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(prefix)
+
+
+@needs_qemu
+@pytest.mark.parametrize("offset", [256 * 1024, 512 * 1024, 4 << 20],
+                         ids=["second-region-table", "header-section-reserve", "payload"])
+def test_vhdx_beside_luks2_secondary_header(tmp_path: Path, offset: int) -> None:
+    # Detection reads the LUKS2 secondary headers after the VHDX decoder has opened the
+    # file, from its reads where they hold one (the second region table copy, read with
+    # the first): the conflict is found wherever the header lies, blkid the oracle.
+    path = tmp_path / "hybrid.vhdx"
+    run("qemu-img", "create", "-q", "-f", "vhdx", path, "64M")
+    _stamp_luks2_secondary(path, offset)
+    assert run("blkid", "-p", "-o", "value", "-s", "TYPE", path).strip() == "crypto_LUKS"
+    with imgscan.open(path) as img:
+        assert img.format == "vhdx"
+        assert img.virtual_size == qemu_info(path, "vhdx")["virtual-size"]
+        found = [f for f in img.findings if f.id == "multiple-formats"]
+        assert len(found) == 1 and found[0].severity == "error"
+        assert "(vhdx, luks)" in found[0].message
+        # the stamped region table copy is damaged: a finding, the first copy used
+        damaged = [f for f in img.findings if "region table at 262144" in f.message]
+        assert len(damaged) == (offset == 256 * 1024)
+
+
+@needs_qemu
+def test_plain_vhdx_has_no_conflict(tmp_path: Path) -> None:
+    path = tmp_path / "plain.vhdx"
+    run("qemu-img", "create", "-q", "-f", "vhdx", path, "64M")
+    # blkid: exit status 2, nothing found
+    assert subprocess.run(["blkid", "-p", str(path)], capture_output=True).returncode == 2
+    with imgscan.open(path) as img:
+        assert img.format == "vhdx"
+        assert img.findings == []

@@ -583,3 +583,26 @@ def test_compression_bomb(made: dict[str, Made], tmp_path: Path) -> None:
         with pytest.raises(CorruptImage, match="inflates beyond"):
             img.read(first.start, 512)
         assert any(f.id == "compression-bomb" for f in img.findings)
+
+
+@needs_qemu
+@pytest.mark.parametrize(("text", "fmt"), [
+    ("version=1\n", "vmdk"),                # no comment first: the text probe's line alone
+    ("  \nversion=2\r\n", "vmdk"),          # a blank line, then a CRLF line
+    ("versio=1\n", "raw"),                  # a "v" but not "version=": not a descriptor
+    ("version=4\n", "raw"),                 # "version=", but not a version qemu knows
+], ids=["version-first", "blank-line-crlf", "not-version", "unknown-version"])
+def test_descriptor_text_probe_matches_qemu(tmp_path: Path, text: str, fmt: str) -> None:
+    # The registry's cheap condition for descriptor text is the whole "version=" (not
+    # its "v"), so the VMDK probe no longer runs on every VHDX: what qemu-img's probe
+    # calls a VMDK is still one.
+    eol = "\r\n" if "\r\n" in text else "\n"
+    (tmp_path / "flat.img").write_bytes(bytes(1 << 20))
+    path = tmp_path / "desc.vmdk"
+    path.write_text(text + eol.join(['CID=fffffffe', 'parentCID=ffffffff',
+                                     'createType="monolithicFlat"',
+                                     'RW 2048 FLAT "flat.img" 0', '']), newline="")
+    assert qemu_info(path)["format"] == fmt
+    with imgscan.open(path, external_dir=str(tmp_path)) as img:
+        assert img.format == fmt
+        assert img.virtual_size == qemu_info(path)["virtual-size"]
