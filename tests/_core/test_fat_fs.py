@@ -293,7 +293,8 @@ def test_fat_time_agrees_with_datetime_on_every_date() -> None:
     February, 29 February of 2100, month 13) or the time is past 23:59:58."""
     from datetime import UTC, datetime
 
-    from imgscan._core.fat import FAT_EPOCH_YEAR, fat_time
+    from imgscan._core.c_fat import FAT_EPOCH_YEAR
+    from imgscan._core.fat import fat_time
     for date in range(1 << 16):
         day, month, year = date & 0x1F, (date >> 5) & 0xF, FAT_EPOCH_YEAR + (date >> 9)
         for hour, minute, two_seconds in ((0, 0, 0), (23, 59, 29), (24, 0, 0), (12, 60, 0)):
