@@ -24,9 +24,9 @@ cdef struct KdmvFields:
 
 
 cdef class SparseHeader:
-    cdef public object kind, version, flags, capacity, grain, desc_offset, desc_size, gtes
-    cdef public object rgd_offset, gd_offset, overhead, compress, gd_entries, zeroed_gte
-    cdef public object compressed, markers, newline, unclean
+    cdef public object kind, capacity, grain, desc_offset, desc_size, gtes
+    cdef public object rgd_offset, gd_offset, overhead, gd_entries, zeroed_gte
+    cdef public object compressed, markers
     cdef KdmvFields stored
 
     cpdef dict as_dict(self)

@@ -6,8 +6,6 @@ from .source import Source
 
 class SparseHeader:
     kind: str
-    version: int
-    flags: int
     capacity: int
     grain: int
     gtes: int

@@ -379,7 +379,7 @@ cpdef SparseHeader read_sparse_header(container, Source src, str label):
     if version > MAX_VERSION:
         container.add_finding(UNKNOWN_FEATURE, "error",
                               f"{label}: sparse header version {version} is newer than 3")
-        raise UnsupportedFeature(path, structure or f"{label} sparse header",
+        raise UnsupportedFeature(path, _where(structure, label),
                                  hdr_base + SH_VERSION,
                                  f"VMDK sparse extent version {version} is not 1, 2 or 3")
     if unknown:
@@ -394,28 +394,23 @@ cpdef SparseHeader read_sparse_header(container, Source src, str label):
     cdef uint64_t gtes = f.gtes, grain_sectors = f.grain
     if gtes > limits.VMDK_MAX_GTES_PER_GT:
         # qemu refuses it as corrupt, not as over a limit: the type is kept
-        raise CorruptImage(path, structure or f"{label} sparse header",
+        raise CorruptImage(path, _where(structure, label),
                            hdr_base + SH_NUM_GTES_PER_GT,
                            f"numGTEsPerGT {gtes} exceeds limits.VMDK_MAX_GTES_PER_GT="
                            f"{limits.VMDK_MAX_GTES_PER_GT} (qemu: L2 table size too big)")
     if gtes == 0 or grain_sectors == 0:
-        raise CorruptImage(path, structure or f"{label} sparse header",
+        raise CorruptImage(path, _where(structure, label),
                            hdr_base + SH_GRAIN_SIZE,
                            f"grain size {grain_sectors} sectors, {gtes} entries per grain table:"
                            " a grain table must map at least one sector")
     if grain_sectors > limits.VMDK_MAX_GRAIN_SECTORS:
-        raise CorruptImage(path, structure or f"{label} sparse header",
+        raise CorruptImage(path, _where(structure, label),
                            hdr_base + SH_GRAIN_SIZE,
                            f"grain size {grain_sectors} sectors exceeds "
                            f"limits.VMDK_MAX_GRAIN_SECTORS={limits.VMDK_MAX_GRAIN_SECTORS}")
     cdef SparseHeader h_out = SparseHeader()
     h_out.stored = f
     h_out.kind = "KDMV"
-    h_out.version = version
-    h_out.flags = flags
-    h_out.newline = newline
-    h_out.unclean = f.unclean
-    h_out.compress = f.compress
     h_out.gtes = gtes
     # byte values are Python ints: a sector number is any 64-bit value (past 64 bits as
     # bytes, refused where it is used), and a test may raise the caps
@@ -435,22 +430,28 @@ cpdef SparseHeader read_sparse_header(container, Source src, str label):
     # each cap compared inline, enforce called only to refuse
     if h_out.compressed and h_out.grain > limits.MAX_DECOMPRESSED_CLUSTER:
         limits.enforce(h_out.grain, "MAX_DECOMPRESSED_CLUSTER", path,
-                       structure or f"{label} sparse header", hdr_base + SH_GRAIN_SIZE,
+                       _where(structure, label), hdr_base + SH_GRAIN_SIZE,
                        "compressed grain size in bytes,")
     capacity = <object>f.capacity * SECTOR_SIZE
     if capacity > limits.MAX_VIRTUAL_SIZE:
         limits.enforce(capacity, "MAX_VIRTUAL_SIZE", path,
-                       structure or f"{label} sparse header", hdr_base + SH_CAPACITY,
+                       _where(structure, label), hdr_base + SH_CAPACITY,
                        "capacity in bytes,")
     h_out.capacity = capacity
     h_out.gd_entries = -(-<object>f.capacity // (<object>gtes * grain_sectors))
     _check_gd(container, src, h_out, structure, hdr_base + SH_GD_OFFSET, label)
     if f.overhead > size // C_SECTOR:
-        raise TruncatedImage(path, structure or f"{label} sparse header",
+        raise TruncatedImage(path, _where(structure, label),
                              hdr_base + SH_OVERHEAD,
                              f"overHead is {f.overhead} sectors but the file holds "
                              f"{size // C_SECTOR} (qemu: file truncated)")
     return h_out
+
+
+cdef str _where(str structure, str label):
+    """The structure a sparse header's error names: ``structure``, or None for the KDMV
+    header of ``label``'s (its name made only for a message)."""
+    return structure or f"{label} sparse header"
 
 
 cdef _check_gd(container, Source src, SparseHeader h, str structure, field_offset, str label):
@@ -459,7 +460,7 @@ cdef _check_gd(container, Source src, SparseHeader h, str structure, field_offse
     path = container.path
     if h.gd_entries > limits.VMDK_MAX_GD_ENTRIES:
         limits.enforce(h.gd_entries, "VMDK_MAX_GD_ENTRIES", path,
-                       structure or f"{label} sparse header", field_offset,
+                       _where(structure, label), field_offset,
                        "grain directory entry count")
     gd_bytes = h.gd_entries * GD_ENTRY_SIZE
     if h.gd_entries and not src.contains(h.gd_offset, gd_bytes):
@@ -469,7 +470,7 @@ cdef _check_gd(container, Source src, SparseHeader h, str structure, field_offse
     if h.gd_entries and h.gd_offset < SECTOR_SIZE:
         raise CorruptImage(path, "VMDK grain directory", h.gd_offset,
                            "the grain directory overlaps the sparse header")
-    if h.kind == "KDMV" and h.flags & FLAG_REDUNDANT_GRAIN_TABLE and h.gd_entries:
+    if h.kind == "KDMV" and h.stored.flags & FLAG_REDUNDANT_GRAIN_TABLE and h.gd_entries:
         if not src.contains(h.rgd_offset, gd_bytes):
             container.add_finding(
                 TRUNCATED, "warning",
@@ -556,8 +557,6 @@ cdef SparseHeader _read_cowd_header(container, Source src, str label):
     h = COWD_HEADER.unpack(src.read(0, COWD_HEADER.size, f"{label} COWD header"))
     cdef SparseHeader h_out = SparseHeader()
     h_out.kind = "COWD"
-    h_out.version = h["version"]
-    h_out.flags = h["flags"]
     grain_sectors = h["grainSize"]
     if grain_sectors == 0 or grain_sectors > limits.VMDK_MAX_GRAIN_SECTORS:
         raise CorruptImage(path, f"{label} COWD header", COWD_HEADER.offset("grainSize"),
@@ -569,9 +568,7 @@ cdef SparseHeader _read_cowd_header(container, Source src, str label):
     h_out.gd_offset = h["gdOffset"] * SECTOR_SIZE
     h_out.gd_entries = h["numGDEntries"]
     h_out.desc_offset = h_out.desc_size = h_out.rgd_offset = h_out.overhead = 0
-    h_out.compress = COMPRESSION_NONE
-    h_out.zeroed_gte = h_out.compressed = h_out.markers = h_out.unclean = False
-    h_out.newline = b""
+    h_out.zeroed_gte = h_out.compressed = h_out.markers = False
     # what the details report of it (as_dict), in the fields a KDMV header shares
     h_out.stored.version = h["version"]
     h_out.stored.flags = h["flags"]
