@@ -117,20 +117,19 @@ def _info_results(paths: Sequence[str], render: Render, jobs: int | None,
         # it waits for a core, which would make a pool look worth it just when no
         # core is free. Counted from the second image on: the first pays the decoders'
         # imports, the pool's workers pay them again anyway.
-        if jobs is not None:    # --jobs 1: every image here, no pool asked
-            pass
-        elif done == 1:
-            start = time.process_time()
-        elif done > 1 and (elapsed := time.process_time() - start) >= ask:
-            ask = elapsed + INFO_POOL_AFTER
-            left = len(paths) - done
-            if left >= 2 and elapsed / (done - 1) * left >= INFO_POOL_AFTER \
-                    and _pool_pays(elapsed / (done - 1)) and "obstore" not in sys.modules:
-                # (A process that has read an object store cannot fork workers that use
-                # it: its client's threads do not survive the fork; see bulk.runner.)
-                yield from _info_pooled(paths[done:], render, None, external_dir,
-                                        verify_manifest, waiting)
-                return
+        if jobs is None:    # the default; --jobs 1 reads every image here, no pool asked
+            if done == 1:
+                start = time.process_time()
+            elif done > 1 and (elapsed := time.process_time() - start) >= ask:
+                ask = elapsed + INFO_POOL_AFTER
+                left = len(paths) - done
+                if left >= 2 and elapsed / (done - 1) * left >= INFO_POOL_AFTER \
+                        and _pool_pays(elapsed / (done - 1)) and "obstore" not in sys.modules:
+                    # (A process that has read an object store cannot fork workers that use
+                    # it: its client's threads do not survive the fork; see bulk.runner.)
+                    yield from _info_pooled(paths[done:], render, None, external_dir,
+                                            verify_manifest, waiting)
+                    return
         yield _info_one(path, render, external_dir, verify_manifest)
 
 
