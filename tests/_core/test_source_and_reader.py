@@ -111,6 +111,21 @@ def test_raw_map_matches_qemu(request: pytest.FixtureRequest, name: str) -> None
             assert extent.host in (extent.start, None)
 
 
+def test_an_open_expecting_another_file_is_refused(sparse: Path, empty: Path) -> None:
+    """``identity`` (a scan's walk's device and inode, here from ``os.stat``): the file
+    of that identity opens; any other file at the path is refused as replaced, and its
+    descriptor closed (the process's open descriptors counted in /proc/self/fd)."""
+    from imgscan.disk_image import DiskImage
+    st = os.stat(sparse)
+    with DiskImage(sparse, identity=(st.st_dev, st.st_ino)) as img:
+        assert img.format == "raw"
+    other = os.stat(empty)
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(ImageError, match="replaced since it was listed"):
+        DiskImage(sparse, identity=(other.st_dev, other.st_ino))
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
 @needs_qemu
 def test_raw_virtual_size_matches_qemu_info(sparse: Path) -> None:
     with imgscan.open(sparse) as img:
