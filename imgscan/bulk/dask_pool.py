@@ -88,7 +88,7 @@ from distributed.scheduler import KilledWorker
 
 from ..errors import error_member
 from ..remote import is_url
-from .pipe import read_frames
+from .pipe import MARSHAL_VERSION, answer_seconds
 from .result import FileIdentity, Fingerprint, ScanResult
 from .runner import ClusterError, Listed, ScanRun, _Task, _Worker, reap
 from .walk import Walk, head_digest, listed_stat, read_head
@@ -225,7 +225,7 @@ def scan_listed(listing: Listing, index: int,
         more_results, more_answers = _scanned(share[least:], options, time_limit)
         results += more_results
         answers += more_answers
-    return marshal.dumps((results, answers))
+    return marshal.dumps((results, answers), MARSHAL_VERSION)
 
 
 def first_sizes(images: int, threads: int, most: int) -> list[int]:
@@ -267,7 +267,8 @@ def scan_batch(tasks: bytes, options: bytes, time_limit: float) -> bytes:
     Arguments and result are bytes, not lists of tuples and objects: Dask walks a
     task's arguments looking for futures (a tenth of the client's CPU per batch of
     128) and pickles results object by object."""
-    return marshal.dumps(_scanned(marshal.loads(tasks), options, time_limit))
+    return marshal.dumps(_scanned(marshal.loads(tasks), options, time_limit),
+                         MARSHAL_VERSION)
 
 
 def _scanned(items: Sequence[Item], options: bytes, time_limit: float
@@ -440,21 +441,12 @@ class _BatchRun(ScanRun):
         #: the answer's frame (see :mod:`.pipe`).
         self.answers: list[tuple[str, Compact, bytearray]] = []
 
-    def _results(self, worker: _Worker, data: bytes) -> Iterator[ScanResult | None]:
-        worker.buffer += data
-        now = time.monotonic()
-        for body in read_frames(worker.buffer):
-            task = worker.pending.popleft()
-            # The reader's time for the image is inside the frame, which is not decoded
-            # here: the time since its previous answer stands for it (the first answer
-            # of a group read at once takes the group's time, the others none), so that
-            # batches grow for fast images as the local pool's do; at batches of BATCH
-            # the reader ran dry during the parent's nap, half of a small library's scan.
-            self._count_answer(now - worker.started)
-            worker.started = now
-            self.answers.append((task.path, _compact(task.st), body))
-            yield None
-        self._tasks_a_batch = self._batch_size()
+    def _answer(self, task: _Task, body: bytearray) -> None:
+        # counted by the reader's time, read without decoding the answer, so batches
+        # grow for fast images as the local pool's do (the time since the reader's
+        # previous answer, counted before, held its idle time: batches stayed small)
+        self._count_answer(answer_seconds(body))
+        self.answers.append((task.path, _compact(task.st), body))
 
     def _spawn(self) -> _Worker:
         reader = _READERS.take(self._key)
@@ -904,7 +896,8 @@ class DaskScanRun(ScanRun):
         those 10 ms: on 2 workers, the second worker started its first batch 10 to
         12 ms after the first did (benchmarks/README.md)."""
         count = len(batches)
-        futures = self.client.map(scan_batch, [marshal.dumps(b) for b in batches],
+        futures = self.client.map(scan_batch,
+                                  [marshal.dumps(b, MARSHAL_VERSION) for b in batches],
                                   [self._pickled] * count, [self.time_limit] * count,
                                   key="scan_batch", pure=False)
         now = time.monotonic()
@@ -1060,7 +1053,7 @@ class DaskScanRun(ScanRun):
         for values in results:
             yield unpacked(values)
         for path, compact, body in answers:
-            seq, elapsed, wire = marshal.loads(body)
+            elapsed, seq, wire = marshal.loads(body)
             result = self._result(_Task(seq, path, listed_stat(*compact), self.time_limit),
                                   elapsed, wire)
             if result is not None:

@@ -577,18 +577,22 @@ class ScanRun:
         # every answer of this read came by now: the next task began then at the latest
         now = time.monotonic()
         for body in read_frames(worker.buffer):
-            seq, elapsed, wire = marshal.loads(body)
             task = worker.pending.popleft()
-            assert task.seq == seq, "a worker answers its tasks in order"
             worker.started = now
             twin = task.twin
             if twin is not None:    # moved from a stalled worker, or the task it copies
                 if twin.answered:
                     continue        # the other copy's answer came first
                 task.answered = True
-            self._count_answer(elapsed)
-            yield self._result(task, elapsed, wire)
+            yield self._answer(task, body)
         self._tasks_a_batch = self._batch_size()
+
+    def _answer(self, task: _Task, body: bytearray) -> ScanResult | None:
+        """The result of a worker's answer ``body`` to ``task``, counted."""
+        elapsed, seq, wire = marshal.loads(body)
+        assert task.seq == seq, "a worker answers its tasks in order"
+        self._count_answer(elapsed)
+        return self._result(task, elapsed, wire)
 
     def _count_answer(self, seconds: float) -> None:
         """One more image answered, read in ``seconds``: what batches are sized by

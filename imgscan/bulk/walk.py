@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 from operator import attrgetter
-from stat import S_ISDIR, S_ISREG
+from stat import S_IFREG, S_ISDIR, S_ISREG
 
 from .._core import c_gpt
 from .._core.registry import mbr_partitions
@@ -103,11 +102,11 @@ class Walk:
             except OSError as exc:
                 yield root, exc
                 continue
-            if stat.S_ISDIR(st.st_mode):
+            if S_ISDIR(st.st_mode):
                 if self._first_visit(st):
                     yield from self._directory(root)
-            else:
-                yield from self._file(root, st)
+            elif self._wanted(root, st):
+                yield root, st
 
     def _first_visit(self, st: os.stat_result) -> bool:
         key = st.st_dev << 64 | st.st_ino     # one int: a library of millions stays small
@@ -121,11 +120,14 @@ class Walk:
         if self.skipped_paths is not None:
             self.skipped_paths.append(path)
 
-    def _file(self, path: str, st: os.stat_result) -> Iterator[tuple[str, os.stat_result]]:
-        if not stat.S_ISREG(st.st_mode):
-            self._skip(path)
-        elif self._first_visit(st):
-            yield path, st
+    def _wanted(self, path: str, st: os.stat_result) -> bool:
+        """Whether a path not a directory is walked: a regular file met for the first
+        time (through another name, a hard link or a symlink, it is not); anything
+        else (a FIFO, a device, a socket) is counted as skipped."""
+        if S_ISREG(st.st_mode):
+            return self._first_visit(st)
+        self._skip(path)
+        return False
 
     def _directory(self, top: str) -> Iterator[tuple[str, os.stat_result | OSError]]:
         stack = [top]
@@ -138,8 +140,6 @@ class Walk:
                 yield directory, exc
                 continue
             subdirs = []
-            # Once a file of the library, in the process that also reads the workers'
-            # answers: _file's test made here, without a generator a file.
             for entry in entries:
                 path = entry.path
                 try:
@@ -153,13 +153,10 @@ class Walk:
                 except OSError as exc:
                     yield path, exc
                     continue
-                mode = st.st_mode
-                if S_ISDIR(mode):
+                if S_ISDIR(st.st_mode):
                     if self._first_visit(st):
                         subdirs.append(path)
-                elif not S_ISREG(mode):
-                    self._skip(path)
-                elif self._first_visit(st):
+                elif self._wanted(path, st):
                     yield path, st
             stack.extend(reversed(subdirs))    # depth first, in name order
 
@@ -221,7 +218,7 @@ def listed_stat(size: int, mtime_ns: int, inode: int, device: int,
     the catalog, its stored blocks for the fingerprint's time limit): an object's, or
     a file's listed in another process (:mod:`.dask_pool`)."""
     return os.stat_result(
-        (stat.S_IFREG | 0o444, inode, device, 1, 0, 0, size, 0, mtime_ns // 10**9, 0),
+        (S_IFREG | 0o444, inode, device, 1, 0, 0, size, 0, mtime_ns // 10**9, 0),
         {"st_mtime_ns": mtime_ns, "st_blocks": blocks})
 
 
@@ -238,7 +235,7 @@ def read_head(path: str, device: int, inode: int,
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (device, inode):
+        if not S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (device, inode):
             return None
         return os.pread(fd, size, 0)
     finally:
