@@ -232,6 +232,14 @@ def test_a_batch_task_s_reader_gets_batches_that_grow_on_fast_images(
     from imgscan.bulk.worker import Options
 
     sizes = batch_sizes(monkeypatch)
+    counted: list[float] = []
+    count_answer = runner.ScanRun._count_answer
+
+    def spied(run: runner.ScanRun, seconds: float) -> None:
+        counted.append(seconds)
+        count_answer(run, seconds)
+
+    monkeypatch.setattr(runner.ScanRun, "_count_answer", spied)
     # every image fast enough to grow on, however loaded the machine (no timed test)
     monkeypatch.setattr(runner, "BATCH_WORK", 1.0)
     files = sorted(p for p in library.images if os.path.isfile(p) and not os.path.islink(p))
@@ -244,6 +252,9 @@ def test_a_batch_task_s_reader_gets_batches_that_grow_on_fast_images(
     assert len(answers[1]) == len(items)
     assert sizes[0] == runner.BATCH
     assert runner.BATCH < max(sizes) <= runner.MAX_BATCH
+    # each answer counted by the reader's own time for it, as the answer holds it (not
+    # the time between answers, which holds the reader's idle time)
+    assert counted == [marshal.loads(body)[0] for _, _, body in answers[1]]
 
 
 @pytest.mark.parametrize(("images", "threads"), [(1000, 2), (5, 3), (0, 4), (10**7, 10**5)])
