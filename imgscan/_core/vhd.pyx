@@ -32,6 +32,7 @@ decides, sector by sector, whether a sector is in this file or in the parent.
 
 cimport cython
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memcmp
 
 from imgscan import limits
 from imgscan.errors import CorruptImage, TruncatedImage, UnsupportedFeature
@@ -76,6 +77,8 @@ CURRENT_SIZE_CREATORS = (b"win ", b"qem2", b"d2v ", b"CTXS", b"tap\x00")
 
 #: Where an entry's platform code lies (from the declaration in c_vhd.py).
 cdef Py_ssize_t LOCATOR_PLATFORM_CODE = PARENT_LOCATOR_ENTRY.offset("platform_code")
+cdef Py_ssize_t LOCATOR_ENTRY_SIZE = PARENT_LOCATOR_ENTRY.size
+cdef bytes C_PLATFORM_NONE = PLATFORM_NONE
 
 # Field offsets, taken once from the declarations in c_vhd.py: the footer and the dynamic
 # disk header are read field by field from C on every open (their CStruct dicts and
@@ -592,14 +595,17 @@ class VhdImage(Container):
         """The eight parent locator entries (``entries``, at file offset ``entries_offset``)."""
         src = self.source
         out = []
+        cdef const uint8_t* p = entries
+        cdef const uint8_t* none = C_PLATFORM_NONE
         cdef Py_ssize_t i, base
-        for i in range(PARENT_LOCATOR_COUNT):
-            base = i * PARENT_LOCATOR_ENTRY.size
-            # unused entries (all of a dynamic disk's) are skipped before any unpacking:
-            # eight dicts per open were about a tenth of a small VHD's open (issue 18)
-            code = entries[base + LOCATOR_PLATFORM_CODE:base + LOCATOR_PLATFORM_CODE + 4]
-            if code == PLATFORM_NONE:
+        for i in range(min(PARENT_LOCATOR_COUNT, len(entries) // LOCATOR_ENTRY_SIZE)):
+            base = i * LOCATOR_ENTRY_SIZE
+            # unused entries (all of a dynamic disk's) are skipped before any unpacking,
+            # compared in place: eight dicts per open were about a tenth of a small VHD's
+            # open, eight slices another 4 k instructions (issue 18)
+            if memcmp(p + base + LOCATOR_PLATFORM_CODE, none, 4) == 0:
                 continue
+            code = entries[base + LOCATOR_PLATFORM_CODE:base + LOCATOR_PLATFORM_CODE + 4]
             e = PARENT_LOCATOR_ENTRY.unpack(entries, base)
             length = e["platform_data_length"]
             data_offset = e["platform_data_offset"]
