@@ -74,14 +74,25 @@ class Candidate:
     ``names`` are the names of the formats the module registers (by default
     the module's own name), so a format can be opened by name without
     importing the others.
+
+    ``opens_far``: the module's decoder, opening a file, reads where far signatures lie
+    (the LUKS2 secondary headers past the peek's head), so that when the format matches
+    on the file's ends, detection reads them after the open, from its reads, not with a
+    system call each (:func:`detect`). Worth it only for a decoder whose open reads them
+    on every file: elsewhere nothing is saved and the deferral's second pass costs 1 to
+    4 k instructions an open (issue 18). Only a candidate before ``luks`` can: the native
+    pass matches in ``REGISTRY`` order, so a later one has not matched when it reaches
+    the far signatures, and they are read.
     """
 
-    __slots__ = ("_formats", "hint", "module", "names")
+    __slots__ = ("_formats", "hint", "module", "names", "opens_far")
 
-    def __init__(self, module: str, hint: Hint, names: tuple[str, ...] = ()) -> None:
+    def __init__(self, module: str, hint: Hint, names: tuple[str, ...] = (), *,
+                 opens_far: bool = False) -> None:
         self.module = module
         self.hint = hint
         self.names = names or (module,)
+        self.opens_far = opens_far
         self._formats: tuple[Format, ...] | None = None
 
     def formats(self) -> tuple[Format, ...]:
@@ -99,12 +110,16 @@ class Candidate:
 LUKS2_SECONDARY_OFFSETS = tuple(16384 << i for i in range(9))
 
 #: Probed in this order; a format whose signature is stronger comes first.
+#: No other decoder opens far: qcow2's, qcow's, QED's and VDI's opens read the header
+#: and a backing name (their tables only for the map), qcow2's a snapshot table and
+#: bitmap directory, ZVHD2's its last 4 KiB, each on a far signature only by chance.
 REGISTRY: tuple[Candidate, ...] = (
     Candidate("qcow2", at(0, b"QFI\xfb")),  # any version but 1
     # version 1, big-endian after the magic: a qcow2 file (any other version) never
     # imports the qcow module to be refused by its probe (start-up)
     Candidate("qcow", at(0, b"QFI\xfb\0\0\0\1")),
-    Candidate("vhdx", at(0, b"vhdxfile")),
+    # its headers at 64 KiB and 128 KiB and its second region table at 256 KiB
+    Candidate("vhdx", at(0, b"vhdxfile"), opens_far=True),
     Candidate("vdi", any_of(at(0x40, b"\x7f\x10\xda\xbe"), at(0, b"<<< "))),  # or pre-header text
     Candidate("qed", at(0, b"QED\0")),
     Candidate("zvhd", at(0, b"stream\0\0", b"z2strm\0\0"), ("zvhd", "zvhd2")),  # Huawei
@@ -134,6 +149,10 @@ _XML_STARTS = (b"<", b"\xef\xbb\xbf", b" ", b"\t", b"\r", b"\n")
 PACKAGE = len(REGISTRY)
 #: The bits of ``Peek.found`` that are the registry's candidates (not the package's).
 CANDIDATES = (1 << PACKAGE) - 1
+
+#: The candidates after whose match on a local file's ends its far signatures are left
+#: unread, for :func:`detect` to read after the decoder's open (``Candidate.opens_far``).
+OPENS_FAR = sum(1 << i for i, candidate in enumerate(REGISTRY) if candidate.opens_far)
 
 #: Every candidate's signatures, and the package's, as the one native pass over a file
 #: matches them.
@@ -165,12 +184,13 @@ def read_ends(source: Source) -> Peek:
     announced to ``source`` (``Source.prefetch``, a no-op for a file): a remote source
     fetches both ends and the far signatures (the LUKS2 secondary headers) in one round
     trip instead of one per far signature. A source that does nothing with an
-    announcement (``wants_prefetch`` false: a local file) is not given one, and its far
-    signatures are left unread (``Peek.unread``) for :func:`detect`, which may read them
-    from its decoder's reads. The signatures are matched in the same native pass
+    announcement (``wants_prefetch`` false: a local file) is not given one, and where a
+    format whose decoder opens far (:data:`OPENS_FAR`) matches its ends, its far
+    signatures are left unread (``Peek.unread``) for :func:`detect`, which reads them
+    from that decoder's reads. The signatures are matched in the same native pass
     (``Peek.found``)."""
     if not source.wants_prefetch:
-        return SIGNATURES.read(source, False)
+        return SIGNATURES.read(source, OPENS_FAR)
     size = source.size
     ranges = [(0, min(PEEK_HEAD, size)), (max(0, size - PEEK_TAIL), min(PEEK_TAIL, size))]
     for offset, length in _SIGNATURE_RANGES:
@@ -308,7 +328,8 @@ def detect(source: Source, peek: Peek | None = None) -> Container:
     its two ends, when read already).
 
     The far signatures a local file's peek left unread (the LUKS2 secondary headers,
-    seven system calls) cannot displace a match of a candidate before theirs in
+    seven system calls, left only where a format whose decoder opens far matched,
+    :data:`OPENS_FAR`) cannot displace a match of a candidate before theirs in
     ``REGISTRY``: that format is opened first, the source keeping its decoder's reads,
     and the far signatures are read after it, from those reads where they lie inside
     one (a VHDX's headers and region tables hold three of them), before the conflict

@@ -18,12 +18,12 @@ the decoder's header and footer reads that fall inside them cost no system call.
 
 :meth:`SignatureTable.read` is detection's one native pass: both ends read, every
 signature matched (an OVF package's cheap condition among them), the result kept on
-the :class:`Peek` (``found``), so Python sees one number. Asked to (``far=False``), it
-leaves the far signatures unread (``Peek.unread``) for :meth:`SignatureTable.read_far`:
-detection reads them after the decoder of a format their candidate cannot displace has
-opened the file, from the decoder's own reads where they fall inside one (issue 18). The second-reading check's
-MBR probe (:func:`mbr_partitions`) is here too, on the layout :mod:`c_mbr` declares,
-compiled in at build time.
+the :class:`Peek` (``found``), so Python sees one number. Once a candidate in its
+``defer`` has matched, it leaves the far signatures unread (``Peek.unread``) for
+:meth:`SignatureTable.read_far`: detection reads them after the decoder of that format,
+which they cannot displace, has opened the file, from the decoder's own reads where they
+fall inside one (issue 18). The second-reading check's MBR probe (:func:`mbr_partitions`)
+is here too, on the layout :mod:`c_mbr` declares, compiled in at build time.
 """
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -71,7 +71,7 @@ cdef class Peek:
     #: The candidates whose signature is in the file (bit ``candidate``), when the
     #: peek was made by :meth:`SignatureTable.read`; 0 otherwise.
     cdef readonly uint64_t found
-    #: The candidates not in ``found`` with a far signature left unread (``far=False``).
+    #: The candidates not in ``found`` with a far signature left unread (``defer``).
     cdef readonly uint64_t unread
 
     def __init__(self, Source source):
@@ -152,13 +152,16 @@ cdef class SignatureTable:
         PyMem_Free(self._rows)
         PyMem_Free(self._magics)
 
-    def read(self, Source source, bint far=True):
+    def read(self, Source source, uint64_t defer=0):
         """The file's two ends (:class:`Peek`), read once, with the candidates whose
-        signatures they hold (``Peek.found``): detection's one native pass. With ``far``
-        false, a signature outside both ends is not read: its candidate, unless found
-        otherwise, is in ``Peek.unread``."""
+        signatures they hold (``Peek.found``): detection's one native pass. A signature
+        outside both ends is read too, unless a row before it matched a candidate in
+        ``defer`` (bit ``candidate``): then it is not read, and its candidate, unless
+        found otherwise, is in ``Peek.unread``. Only where that candidate's decoder
+        reads those bytes anyway does leaving them for :meth:`read_far_after` save a read;
+        for any other match the second pass costs more than it saves."""
         cdef Peek peek = Peek(source)
-        peek.found = self._match(peek, far, ~<uint64_t>0, &peek.unread)
+        peek.found = self._match(peek, defer, ~<uint64_t>0, &peek.unread)
         return peek
 
     def read_far_after(self, Peek peek, open):
@@ -178,13 +181,14 @@ cdef class SignatureTable:
         """Read the signatures ``read`` left unread, adding their candidates to
         ``peek.found``."""
         if peek.unread:
-            peek.found |= self._match(peek, True, peek.unread, &peek.unread)
+            peek.found |= self._match(peek, 0, peek.unread, &peek.unread)
 
-    cdef uint64_t _match(self, Peek peek, bint far, uint64_t only,
+    cdef uint64_t _match(self, Peek peek, uint64_t defer, uint64_t only,
                          uint64_t* unread) except? 0:
         """The candidates in ``only`` with a signature in the file (bit ``candidate`` of
-        the result), the signatures outside both ends read only when ``far``; the
-        candidates left unread by that (and not found) in ``unread``."""
+        the result), a signature outside both ends read unless a candidate in ``defer``
+        has matched already; the candidates left unread by that (and not found) in
+        ``unread``."""
         cdef uint8_t far_bytes[MAX_MAGIC]
         cdef const uint8_t* blob = self._blob
         cdef const uint8_t* head = peek.head
@@ -213,7 +217,7 @@ cdef class SignatureTable:
                 got = head + start
             elif start >= tail_start:
                 got = tail + (start - tail_start)
-            elif not far:
+            elif found & defer:
                 skipped |= <uint64_t>1 << row.candidate
                 continue
             else:

@@ -38,7 +38,10 @@ from posix.stat cimport S_ISBLK, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK, fstat, st
 from posix.types cimport off_t
 from posix.unistd cimport _SC_PAGESIZE, SEEK_END, close as c_close, lseek, pread, sysconf
 
-from imgscan.errors import TruncatedImage
+from imgscan.errors import ImageError, TruncatedImage
+
+#: Why an open expecting one file (``Source(identity=...)``) refused what is at its path.
+NOT_EXPECTED = "not the file expected (replaced since it was listed)"
 
 # Views at least this long come from the map; shorter ones from one pread.
 cdef uint64_t MAP_THRESHOLD = 256 * 1024
@@ -77,11 +80,17 @@ cdef off_t _seek(int fd, uint64_t offset, int whence) noexcept:
     return found
 
 
-cdef int _open_read_only(str path, uint64_t* size) except -1:
+cdef int _open_read_only(str path, uint64_t* size, const uint64_t* identity) except -1:
     """A descriptor of ``path`` opened read-only, as Python's ``open(path, "rb")`` would
     open it (the same errors, a directory refused), its size in ``size``: without the file
     object, and with one ``fstat``, opening a file object and asking its size was a tenth
     of a small image's detection (issue 18).
+
+    ``identity``, when not NULL, is the device and inode the caller expects (a scan's
+    walk saw them): that one ``fstat`` checks it before anything else is done with the
+    descriptor, so any other file now at ``path`` (a copy, a character device) is refused,
+    its descriptor closed, before its flags are changed or its end sought (one ``fstat``
+    an image, not a second one after the open, issue 18).
 
     Opened without blocking: a FIFO named as an image (or put in place of one after a
     scan's walk saw a file there) would otherwise block the open until a writer came, a
@@ -101,6 +110,10 @@ cdef int _open_read_only(str path, uint64_t* size) except -1:
         PyErr_CheckSignals()
     cdef bint stated = fstat(fd, &st) == 0
     cdef long long end
+    if identity != NULL and not (stated and st.st_dev == identity[0]
+                                 and st.st_ino == identity[1]):
+        c_close(fd)
+        raise ImageError(path, "file", None, NOT_EXPECTED)
     if stated and S_ISDIR(st.st_mode):
         c_close(fd)
         raise IsADirectoryError(EISDIR, os.strerror(EISDIR), path)
@@ -134,11 +147,15 @@ cdef class Source:
     naming the file, the structure being read and its offset when the range
     is not wholly inside the file. ``wants_prefetch`` says whether :meth:`prefetch`
     does anything (false for a file; true for a remote object).
+
+    ``identity`` (``(device, inode)``) is the file the caller expects at ``path``: any
+    other is refused with :class:`~imgscan.errors.ImageError` (:data:`NOT_EXPECTED`)
+    before a byte of it is read.
     """
 
     # __init__, not __cinit__: a subclass that fetches its bytes elsewhere (the remote
     # source, imgscan/_core/remote.pyx) is made without opening a local file.
-    def __init__(self, str path, bint use_mmap=True):
+    def __init__(self, str path, bint use_mmap=True, identity=None):
         self.path = path
         self.base = 0
         self._mmap = None
@@ -147,7 +164,12 @@ cdef class Source:
         self._head = self._tail = None
         self._use_mmap = use_mmap
         cdef uint64_t size = 0
-        self._fd = _open_read_only(path, &size)
+        cdef uint64_t expected[2]
+        cdef const uint64_t* want = NULL
+        if identity is not None:
+            expected[0], expected[1] = identity
+            want = expected
+        self._fd = _open_read_only(path, &size, want)
         self.size = size
 
     def __cinit__(self, *args, **kwargs):
@@ -207,16 +229,6 @@ cdef class Source:
 
     def __exit__(self, *exc):
         self.close()
-
-    def identity(self):
-        """``(device, inode)`` of the open file, from its descriptor; None once closed, or
-        for a source without one (a remote object). What a scan's worker compares with the
-        stat its walk made, without a second lookup of the path and a stat result built
-        in Python (benchmarks/README.md, issue 18)."""
-        cdef struct_stat st
-        if self._fd < 0 or fstat(self._fd, &st) != 0:
-            return None
-        return (st.st_dev, st.st_ino)
 
     cdef int _check(self, uint64_t offset, uint64_t length, str structure) except -1:
         if offset > self.size or length > self.size - offset:

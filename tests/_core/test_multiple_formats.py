@@ -22,7 +22,7 @@ from oracles import needs_qemu, qemu_info, run
 import imgscan
 from imgscan._core.container import Container
 from imgscan._core.extents import ExtentMap
-from imgscan._core.registry import mbr_beside_header, mbr_partitions
+from imgscan._core.registry import mbr_beside_header, mbr_partitions, read_ends
 from imgscan._core.source import Source
 
 TABLE = slice(446, 512)
@@ -160,6 +160,8 @@ def test_vhdx_beside_luks2_secondary_header(tmp_path: Path, offset: int) -> None
     run("qemu-img", "create", "-q", "-f", "vhdx", path, "64M")
     _stamp_luks2_secondary(path, offset)
     assert run("blkid", "-p", "-o", "value", "-s", "TYPE", path).strip() == "crypto_LUKS"
+    with Source(str(path)) as src:
+        assert read_ends(src).unread != 0     # left for after the open (opens_far)
     with imgscan.open(path) as img:
         assert img.format == "vhdx"
         assert img.virtual_size == qemu_info(path, "vhdx")["virtual-size"]
@@ -169,6 +171,28 @@ def test_vhdx_beside_luks2_secondary_header(tmp_path: Path, offset: int) -> None
         # the stamped region table copy is damaged: a finding, the first copy used
         damaged = [f for f in img.findings if "region table at 262144" in f.message]
         assert len(damaged) == (offset == 256 * 1024)
+
+
+@needs_qemu
+@pytest.mark.parametrize("offset", [256 * 1024, 4 << 20], ids=["past-the-tables", "payload"])
+def test_qcow2_beside_luks2_secondary_header(tmp_path: Path, offset: int) -> None:
+    # qcow2's decoder opens no far bytes (Candidate.opens_far false): its file's LUKS2
+    # secondary headers are read with its ends, not left for after the open, and the
+    # conflict is found as for a VHDX, blkid the oracle (qemu-img for the format and size).
+    path = tmp_path / "hybrid.qcow2"
+    run("qemu-img", "create", "-q", "-f", "qcow2", path, "64M")
+    _stamp_luks2_secondary(path, offset)
+    assert run("blkid", "-p", "-o", "value", "-s", "TYPE", path).strip() == "crypto_LUKS"
+    info = qemu_info(path)
+    assert info["format"] == "qcow2"
+    with Source(str(path)) as src:
+        assert read_ends(src).unread == 0
+    with imgscan.open(path) as img:
+        assert img.format == "qcow2"
+        assert img.virtual_size == info["virtual-size"]
+        found = [f for f in img.findings if f.id == "multiple-formats"]
+        assert len(found) == 1 and found[0].severity == "error"
+        assert "(qcow2, luks)" in found[0].message
 
 
 @needs_qemu

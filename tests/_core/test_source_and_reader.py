@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ import imgscan
 from imgscan import ImageError, UnsafePath, limits
 from imgscan._core.extents import KIND_NAMES
 from imgscan._core.paths import resolve_external, unsafe_reason
-from imgscan._core.source import Source
+from imgscan._core.source import NOT_EXPECTED, Source
 
 MiB = 1 << 20
 
@@ -124,6 +125,55 @@ def test_an_open_expecting_another_file_is_refused(sparse: Path, empty: Path) ->
     with pytest.raises(ImageError, match="replaced since it was listed"):
         DiskImage(sparse, identity=(other.st_dev, other.st_ino))
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def _device_calls(path: Path, identity: tuple[int, int] | None) -> tuple[str, list[str]]:
+    """What a child interpreter's ``DiskImage(path, identity=identity)`` printed (the
+    ImageError, or "opened"), and the ``fcntl`` and ``lseek`` calls strace saw on the
+    descriptor the open of ``path`` returned."""
+    log = path.with_name(path.name + ".strace")
+    code = ("import json, sys\n"
+            "from imgscan import ImageError\n"
+            "from imgscan.disk_image import DiskImage\n"
+            "identity = json.loads(sys.argv[2])\n"
+            "try:\n"
+            "    DiskImage(sys.argv[1], identity=identity and tuple(identity)).close()\n"
+            "    print('opened')\n"
+            "except ImageError as exc:\n"
+            "    print(exc)\n")
+    # the imgscan this test imported, whatever the child's working directory
+    env = {**os.environ, "PYTHONPATH": str(Path(imgscan.__file__).parent.parent)}
+    proc = subprocess.run(["strace", "-f", "-e", "trace=openat,fcntl,lseek", "-o", str(log),
+                           sys.executable, "-c", code, str(path), json.dumps(identity)],
+                          capture_output=True, text=True, env=env, check=True, timeout=120)
+    lines = log.read_text().splitlines()
+    log.unlink()
+    opened = [line for line in lines if f'openat(AT_FDCWD, "{path}"' in line]
+    assert len(opened) == 1, opened
+    fd = opened[0].rsplit("=", 1)[1].strip()
+    after = lines[lines.index(opened[0]) + 1:]
+    return proc.stdout.strip(), [line for line in after
+                                 if f"fcntl({fd}," in line or f"lseek({fd}," in line]
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_a_character_device_in_the_walked_files_place_is_refused_untouched(
+        tmp_path: Path) -> None:
+    """A character device (a link to /dev/null) put where a scan's walk saw a file is
+    refused by the open's first ``fstat``: the descriptor never gets its ``O_NONBLOCK``
+    cleared (``F_SETFL``) nor its end sought (``lseek``), as strace (the oracle) sees in a
+    child interpreter. Without ``identity`` the same open does both (what the check
+    must come before), so the trace would show them."""
+    walked = tmp_path / "disk.img"
+    walked.write_bytes(bytes(4096))
+    st = os.stat(walked)
+    walked.unlink()
+    walked.symlink_to("/dev/null")
+    said, calls = _device_calls(walked, (st.st_dev, st.st_ino))
+    assert (said, calls) == (f"{walked}: file: {NOT_EXPECTED}", [])
+    said, calls = _device_calls(walked, None)
+    assert said == "opened"
+    assert any("F_SETFL" in call for call in calls) and any("lseek" in call for call in calls)
 
 
 @needs_qemu

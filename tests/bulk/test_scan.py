@@ -669,7 +669,7 @@ def test_report_scan_reads_as_a_digest_scan(library: Library,
             raise PermissionError(13, "Permission denied", path)
         return real_open(path, *args, **kwargs)
 
-    def no_source(path: str) -> None:
+    def no_source(path: str, *args: Any) -> None:
         raise PermissionError(13, "Permission denied", path)
 
     monkeypatch.setattr(os, "open", denied)
