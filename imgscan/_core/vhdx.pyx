@@ -138,7 +138,7 @@ cdef Py_ssize_t GUID_SIZE = 16
 cdef uint64_t C_HEADER_SIZE = HEADER_SIZE
 cdef Py_ssize_t C_REGION_TABLE_SIZE = REGION_TABLE_SIZE
 if REGION_TABLE_OFFSETS[1] != REGION_TABLE_OFFSETS[0] + REGION_TABLE_SIZE:
-    # _read_region_tables reads both copies at once
+    # _read_region_tables reads both copies at once, the second right after the first
     raise ImportError("c_vhdx: the region table copies are not end to end")
 cdef Py_ssize_t FI_SIGNATURE_END = FILE_TYPE_IDENTIFIER.end("signature")
 cdef Py_ssize_t FI_CREATOR = FILE_TYPE_IDENTIFIER.offset("creator")
@@ -421,34 +421,32 @@ class VhdxImage(Container):
     def _read_region_tables(self):
         """Both copies, judged; the entries of the one used.
 
-        The copies lie end to end: one read of their 128 KiB when both are inside the
-        file (a system call less than a read each, issue 18), else a read of each copy
-        that is. A second copy with the same bytes as a valid first passes every check
-        the first passed, so it is compared, not checksummed again (half of a VHDX
-        open's instructions went to CRC-32C, issue 18). A second copy that differs, or
-        is damaged, is a finding."""
+        The copies lie end to end: one read of their 128 KiB, or of what the file holds of
+        them when it ends sooner (a system call less than a read each, issue 18); a copy
+        the read does not hold whole lies past the end. A second copy with the same bytes
+        as a valid first passes every check the first passed, so it is compared, not
+        checksummed again (half of a VHDX open's instructions went to CRC-32C, issue 18).
+        A second copy that differs, or is damaged, is a finding."""
         path = self.source.path
         cdef uint64_t off, eff_size = self._eff_size
+        cdef uint64_t first = REGION_TABLE_OFFSETS[0]
+        cdef uint64_t n = min(<uint64_t>(2 * C_REGION_TABLE_SIZE),
+                              eff_size - first if eff_size > first else 0)
         cdef const uint8_t* ps[2]
         cdef bytes both = None
-        cdef list held = []     # the bytes the pointers point into
         cdef Py_ssize_t k
         cdef bint same = False
         problems = []
-        if REGION_TABLE_OFFSETS[0] + 2 * REGION_TABLE_SIZE <= eff_size:
-            both = _read(self, REGION_TABLE_OFFSETS[0], 2 * REGION_TABLE_SIZE,
-                         "VHDX region tables")
+        if n >= <uint64_t>C_REGION_TABLE_SIZE:
+            both = _read(self, first, n, "VHDX region tables")
         for k in range(2):
-            off = REGION_TABLE_OFFSETS[k]
-            ps[k] = NULL
-            if both is not None:
-                ps[k] = <const uint8_t*><char*>both + k * C_REGION_TABLE_SIZE
-            elif off + REGION_TABLE_SIZE <= eff_size:
-                held.append(_read(self, off, REGION_TABLE_SIZE, "VHDX region table"))
-                ps[k] = <const uint8_t*><char*>held[-1]
-            if ps[k] == NULL:
+            off = first + <uint64_t>(k * C_REGION_TABLE_SIZE)
+            if <uint64_t>((k + 1) * C_REGION_TABLE_SIZE) > n:
+                ps[k] = NULL
                 problems.append(f"region table at {off} lies past the end of the file")
-            elif k == 1 and problems[0] is None and \
+                continue
+            ps[k] = <const uint8_t*><char*>both + k * C_REGION_TABLE_SIZE
+            if k == 1 and problems[0] is None and \
                     memcmp(ps[0], ps[1], C_REGION_TABLE_SIZE) == 0:
                 same = True
                 problems.append(None)

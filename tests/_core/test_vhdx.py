@@ -582,6 +582,54 @@ def test_second_region_table_copy(base_image: bytes, tmp_path: Path, reseal: boo
         assert img.read(0, 4) == b"aaaa"
 
 
+@needs_qemu
+@pytest.mark.parametrize("end", [REGION_OFFSETS[1], REGION_OFFSETS[1] + 44 * KiB,
+                                 REGION_OFFSETS[1] + REGION_SIZE - 1])
+@pytest.mark.parametrize("damaged", [False, True])
+def test_only_the_first_region_table_fits(base_image: bytes, tmp_path: Path, end: int,
+                                          damaged: bool) -> None:
+    """A file ending after the first region table copy but before the second's end: the
+    first copy is read whole and used (the metadata table it locates is the structure
+    named, at its offset) or, damaged, refused with the second copy past the end; qemu-img
+    refuses the same file."""
+    buf = bytearray(base_image[:end])
+    if damaged:
+        buf[REGION_OFFSETS[0] + 200] ^= 0xFF            # the first copy's CRC-32C
+    path = write_file(tmp_path, buf, "short.vhdx")
+    with pytest.raises(AssertionError, match="qemu-img"):
+        qemu_info(path, "vhdx")
+    with pytest.raises(ImageError) as exc:
+        imgscan.open(path)
+    if damaged:
+        assert type(exc.value) is CorruptImage
+        assert (exc.value.structure, exc.value.offset) == ("VHDX region tables",
+                                                           REGION_OFFSETS[0])
+        assert exc.value.problem == (
+            f"no valid region table: region table at {REGION_OFFSETS[0]}: CRC-32C mismatch; "
+            f"region table at {REGION_OFFSETS[1]} lies past the end of the file")
+    else:
+        assert type(exc.value) is TruncatedImage
+        moff = _regions(base_image)[METADATA_GUID][0]
+        assert (exc.value.structure, exc.value.offset) == ("VHDX metadata table", moff)
+        assert exc.value.problem == f"{64 * KiB} bytes needed but the file ends at {end}"
+
+
+@needs_qemu
+def test_no_region_table_fits(base_image: bytes, tmp_path: Path) -> None:
+    """A file ending inside the first region table copy: neither copy is read, both lie past
+    the end; qemu-img refuses the same file."""
+    end = REGION_OFFSETS[1] - 1
+    path = write_file(tmp_path, base_image[:end], "short.vhdx")
+    with pytest.raises(AssertionError, match="qemu-img"):
+        qemu_info(path, "vhdx")
+    with pytest.raises(TruncatedImage) as exc:
+        imgscan.open(path)
+    assert (exc.value.structure, exc.value.offset) == ("VHDX region tables", REGION_OFFSETS[0])
+    assert exc.value.problem == (
+        f"no valid region table: region table at {REGION_OFFSETS[0]} lies past the end of "
+        f"the file; region table at {REGION_OFFSETS[1]} lies past the end of the file")
+
+
 def _edit_region(base: bytes, guid: bytes, offset: int | None = None,
                  required: int | None = None, new_guid: bytes | None = None) -> bytearray:
     buf = bytearray(base)
