@@ -229,6 +229,23 @@ def test_crc32c_zero_runs(zeros: int) -> None:
     if zeros == 65456:      # a VHDX region table's shape, against the bitwise reference
         assert crc32c(lead + bytes(zeros)) == crc32c_bitwise(lead + bytes(zeros))
 
+def test_crc32c_zero_runs_from_threads() -> None:
+    """Threads carrying zero runs of different lengths at once each get their own run's
+    result (the tables' one): the kept last power is its length and x^(8n) in one word."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imgscan._core.crc32c import crc32c, table_crc32c
+
+    datas = [b"\x01" * 80 + bytes(n) for n in (65456, 65424, 9000, 200_000)]
+    expected = [table_crc32c(d) for d in datas]
+
+    def check(i: int) -> bool:
+        return all(crc32c(datas[i % 4]) == expected[i % 4] for _ in range(200))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(check, range(16)))
+
+
 @needs_qemu
 def test_crc32c_matches_qemu_headers(tmp_path: Path) -> None:
     from imgscan._core.crc32c import crc32c_with_zeroed_field
