@@ -166,13 +166,15 @@ cdef tuple ITEM_NAMES = tuple(name for name, _, _, _ in KNOWN_METADATA)
 
 
 cdef int _init_items() except -1:
+    """Fill ITEM_GUID, ITEM_NEED and ITEM_REQUIRED from c_vhdx once, at import (C arrays
+    are filled by a function: module code cannot declare the typed GUID it copies)."""
     cdef Py_ssize_t k
     cdef bytes guid
     for k, (name, _, struct, required) in enumerate(KNOWN_METADATA):
         guid = METADATA_GUIDS[name]
-        if len(guid) != 16:
+        if len(guid) != GUID_SIZE:
             raise ImportError("c_vhdx: a metadata item GUID is not 16 bytes")
-        memcpy(ITEM_GUID[k], <const char*>guid, 16)
+        memcpy(ITEM_GUID[k], <const char*>guid, GUID_SIZE)
         ITEM_NEED[k] = struct.size
         ITEM_REQUIRED[k] = required
     return 0
