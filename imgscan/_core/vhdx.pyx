@@ -62,7 +62,7 @@ BAT walk that builds the extent map is :mod:`imgscan._core.vhdx_bat`.
 from array import array
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy, memset
 
 from imgscan import limits
 from imgscan.errors import CorruptImage, LimitExceeded, TruncatedImage, UnsupportedFeature
@@ -73,13 +73,13 @@ from .c_vhdx import (
     BAT_REGION_GUID, BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, FILE_ID_SIGNATURE, FILE_PARAMETERS,
     FILE_TYPE_IDENTIFIER, FP_HAS_PARENT, FP_LEAVE_BLOCKS_ALLOCATED, HEADER, HEADER_OFFSETS,
     HEADER_SECTION_SIZE, HEADER_SIGNATURE, HEADER_SIZE, HEADER_VERSION, LOG_VERSION,
-    LOGICAL_SECTOR_SIZE, LOGICAL_SECTOR_SIZES, METADATA_GUIDS, METADATA_ITEMS,
+    KNOWN_METADATA, LOGICAL_SECTOR_SIZE, LOGICAL_SECTOR_SIZES, METADATA_GUIDS,
     METADATA_REGION_GUID, METADATA_SIGNATURE, METADATA_TABLE_ENTRY, METADATA_TABLE_HEADER,
     METADATA_TABLE_SIZE, MTE_IS_REQUIRED, PAGE_83_DATA, PARENT_LOCATOR_ENTRY,
     PARENT_LOCATOR_HEADER, PARENT_PATH_KEYS, PHYSICAL_SECTOR_SIZE, REGION_SIGNATURE,
     REGION_TABLE_ENTRY, REGION_TABLE_HEADER, REGION_TABLE_OFFSETS, REGION_TABLE_SIZE,
-    REQUIRED_METADATA, SECTOR_SIZE, SECTORS_PER_BITMAP_BLOCK, VHDX_PARENT_LOCATOR_TYPE,
-    VIRTUAL_DISK_SIZE, ZERO_GUID, MiB,
+    SECTOR_SIZE, SECTORS_PER_BITMAP_BLOCK, VHDX_PARENT_LOCATOR_TYPE, VIRTUAL_DISK_SIZE,
+    ZERO_GUID, MiB,
 )
 from .container import Container, Format
 from .crc32c cimport crc32c_zeroed
@@ -138,7 +138,7 @@ cdef Py_ssize_t GUID_SIZE = 16
 cdef uint64_t C_HEADER_SIZE = HEADER_SIZE
 cdef Py_ssize_t C_REGION_TABLE_SIZE = REGION_TABLE_SIZE
 if REGION_TABLE_OFFSETS[1] != REGION_TABLE_OFFSETS[0] + REGION_TABLE_SIZE:
-    # _read_region_tables reads both copies at once
+    # _read_region_tables reads both copies at once, the second right after the first
     raise ImportError("c_vhdx: the region table copies are not end to end")
 cdef Py_ssize_t FI_SIGNATURE_END = FILE_TYPE_IDENTIFIER.end("signature")
 cdef Py_ssize_t FI_CREATOR = FILE_TYPE_IDENTIFIER.offset("creator")
@@ -149,17 +149,44 @@ cdef Py_ssize_t VDS_VIRTUAL_DISK_SIZE = VIRTUAL_DISK_SIZE.offset("virtual_disk_s
 cdef Py_ssize_t LSS_LOGICAL_SECTOR_SIZE = LOGICAL_SECTOR_SIZE.offset("logical_sector_size")
 cdef Py_ssize_t PSS_PHYSICAL_SECTOR_SIZE = PHYSICAL_SECTOR_SIZE.offset("physical_sector_size")
 cdef Py_ssize_t P83_PAGE_83_DATA = PAGE_83_DATA.offset("page_83_data")
-#: Each known metadata item's GUID as stored, and its name and the bytes its structure needs,
-#: in the same order (a structure's size looked up per table entry was a Python attribute
-#: read each; a table entry's GUID is compared from C, see _known_item).
-cdef tuple ITEM_GUIDS = tuple(METADATA_ITEMS)
-cdef tuple ITEM_NEEDS = tuple((name, struct.size) for name, struct in METADATA_ITEMS.values())
-if any(len(guid) != GUID_SIZE for guid in ITEM_GUIDS):
-    raise ImportError("c_vhdx: a metadata item GUID is not 16 bytes")
-#: Each required metadata item's name and the bytes its structure needs, in
-#: ``REQUIRED_METADATA`` order.
-cdef tuple REQUIRED_ITEM_SIZES = tuple(
-    (name, METADATA_ITEMS[METADATA_GUIDS[name]][1].size) for name in REQUIRED_METADATA)
+#: The metadata items this reader knows (c_vhdx.KNOWN_METADATA), as C arrays indexed by
+#: their place there: the GUID as stored, the bytes the item's structure needs, whether
+#: every image has it; and their names. A table entry's item is found and kept in these
+#: from C (a dict of items by name, a tuple per item, and the structures' sizes looked up
+#: per entry were most of the metadata's 22 k instructions an open, issue 18).
+cdef enum:
+    ITEMS_MAX = 8
+cdef Py_ssize_t N_ITEMS = len(KNOWN_METADATA)
+if N_ITEMS > ITEMS_MAX:
+    raise ImportError("c_vhdx: more known metadata items than vhdx.ITEMS_MAX")
+cdef uint8_t ITEM_GUID[ITEMS_MAX][16]
+cdef uint64_t ITEM_NEED[ITEMS_MAX]
+cdef bint ITEM_REQUIRED[ITEMS_MAX]
+cdef tuple ITEM_NAMES = tuple(name for name, _, _, _ in KNOWN_METADATA)
+
+
+cdef int _init_items() except -1:
+    """Fill ITEM_GUID, ITEM_NEED and ITEM_REQUIRED from c_vhdx once, at import (C arrays
+    are filled by a function: module code cannot declare the typed GUID it copies)."""
+    cdef Py_ssize_t k
+    cdef bytes guid
+    for k, (name, _, struct, required) in enumerate(KNOWN_METADATA):
+        guid = METADATA_GUIDS[name]
+        if len(guid) != GUID_SIZE:
+            raise ImportError("c_vhdx: a metadata item GUID is not 16 bytes")
+        memcpy(ITEM_GUID[k], <const char*>guid, GUID_SIZE)
+        ITEM_NEED[k] = struct.size
+        ITEM_REQUIRED[k] = required
+    return 0
+
+
+_init_items()
+cdef Py_ssize_t K_FILE_PARAMETERS = ITEM_NAMES.index("file_parameters")
+cdef Py_ssize_t K_VIRTUAL_DISK_SIZE = ITEM_NAMES.index("virtual_disk_size")
+cdef Py_ssize_t K_PAGE_83_DATA = ITEM_NAMES.index("page_83_data")
+cdef Py_ssize_t K_LOGICAL_SECTOR_SIZE = ITEM_NAMES.index("logical_sector_size")
+cdef Py_ssize_t K_PHYSICAL_SECTOR_SIZE = ITEM_NAMES.index("physical_sector_size")
+cdef Py_ssize_t K_PARENT_LOCATOR = ITEM_NAMES.index("parent_locator")
 
 # --------------------------------------------------------------------------
 # Helpers
@@ -171,15 +198,13 @@ cdef bint _checksum_ok(const uint8_t* p, Py_ssize_t size, Py_ssize_t field):
     return crc32c_zeroed(p, size, field) == le32(p + field)
 
 
-cdef Py_ssize_t _known_item(const uint8_t* guid):
-    """The index in ITEM_GUIDS of the 16-byte GUID at ``guid``, or -1: compared in place (a
+cdef Py_ssize_t _known_item(const uint8_t* guid) noexcept:
+    """The index in ITEM_GUID of the 16-byte GUID at ``guid``, or -1: compared in place (a
     bytes made, hashed and looked up in a dict per table entry was about 800 instructions,
     five or six an open, issue 18)."""
     cdef Py_ssize_t k
-    cdef bytes known
-    for k in range(len(ITEM_GUIDS)):
-        known = <bytes>ITEM_GUIDS[k]
-        if memcmp(<const char*>known, guid, GUID_SIZE) == 0:
+    for k in range(N_ITEMS):
+        if memcmp(ITEM_GUID[k], guid, GUID_SIZE) == 0:
             return k
     return -1
 
@@ -189,17 +214,6 @@ cdef inline bytes _bytes_at(const uint8_t* p, Py_ssize_t offset, Py_ssize_t n):
     (made from C: a slice of the structure's bytes object went through the sequence
     protocol, about 500 instructions each, a dozen an open of a small VHDX, issue 18)."""
     return (<const char*>p + offset)[:n]
-
-
-cdef const uint8_t* _item(bytes span, uint64_t lo, dict items, dict alone, str name):
-    """Where metadata item ``name``'s structure starts: inside ``span`` (the items' span,
-    read from file offset ``lo``) or, when the span was not read, in the item's own read
-    (``alone``). The caller holds both, and each holds the whole structure."""
-    cdef bytes raw
-    if span is not None:
-        return <const uint8_t*><char*>span + (<uint64_t>items[name][0] - lo)
-    raw = alone[name]
-    return <const uint8_t*><char*>raw
 
 
 cdef bytes _read(img, uint64_t offset, uint64_t length, str structure):
@@ -409,34 +423,32 @@ class VhdxImage(Container):
     def _read_region_tables(self):
         """Both copies, judged; the entries of the one used.
 
-        The copies lie end to end: one read of their 128 KiB when both are inside the
-        file (a system call less than a read each, issue 18), else a read of each copy
-        that is. A second copy with the same bytes as a valid first passes every check
-        the first passed, so it is compared, not checksummed again (half of a VHDX
-        open's instructions went to CRC-32C, issue 18). A second copy that differs, or
-        is damaged, is a finding."""
+        The copies lie end to end: one read of their 128 KiB, or of what the file holds of
+        them when it ends sooner (a system call less than a read each, issue 18); a copy
+        the read does not hold whole lies past the end. A second copy with the same bytes
+        as a valid first passes every check the first passed, so it is compared, not
+        checksummed again (half of a VHDX open's instructions went to CRC-32C, issue 18).
+        A second copy that differs, or is damaged, is a finding."""
         path = self.source.path
         cdef uint64_t off, eff_size = self._eff_size
+        cdef uint64_t first = REGION_TABLE_OFFSETS[0]
+        cdef uint64_t n = min(<uint64_t>(2 * C_REGION_TABLE_SIZE),
+                              eff_size - first if eff_size > first else 0)
         cdef const uint8_t* ps[2]
         cdef bytes both = None
-        cdef list held = []     # the bytes the pointers point into
         cdef Py_ssize_t k
         cdef bint same = False
         problems = []
-        if REGION_TABLE_OFFSETS[0] + 2 * REGION_TABLE_SIZE <= eff_size:
-            both = _read(self, REGION_TABLE_OFFSETS[0], 2 * REGION_TABLE_SIZE,
-                         "VHDX region tables")
+        if n >= <uint64_t>C_REGION_TABLE_SIZE:
+            both = _read(self, first, n, "VHDX region tables")
         for k in range(2):
-            off = REGION_TABLE_OFFSETS[k]
-            ps[k] = NULL
-            if both is not None:
-                ps[k] = <const uint8_t*><char*>both + k * C_REGION_TABLE_SIZE
-            elif off + REGION_TABLE_SIZE <= eff_size:
-                held.append(_read(self, off, REGION_TABLE_SIZE, "VHDX region table"))
-                ps[k] = <const uint8_t*><char*>held[-1]
-            if ps[k] == NULL:
+            off = first + <uint64_t>(k * C_REGION_TABLE_SIZE)
+            if <uint64_t>((k + 1) * C_REGION_TABLE_SIZE) > n:
+                ps[k] = NULL
                 problems.append(f"region table at {off} lies past the end of the file")
-            elif k == 1 and problems[0] is None and \
+                continue
+            ps[k] = <const uint8_t*><char*>both + k * C_REGION_TABLE_SIZE
+            if k == 1 and problems[0] is None and \
                     memcmp(ps[0], ps[1], C_REGION_TABLE_SIZE) == 0:
                 same = True
                 problems.append(None)
@@ -517,11 +529,15 @@ class VhdxImage(Container):
         cdef const uint8_t* p = <const uint8_t*><char*>table
         cdef Py_ssize_t i, e, count, k
         # The entries' fields as C integers, the table's offset among them (inside the file:
-        # checked above), and the items by name a typed dict: the loop's arithmetic on
-        # Python ints, and the dict calls through the object protocol, were most of the
-        # metadata's instructions (issue 18).
-        cdef uint64_t base = moff, ioff, ilen, flags, where
-        cdef dict items = {}
+        # checked above); each known item's file offset, length and entry in C arrays by its
+        # index in KNOWN_METADATA (the loop's arithmetic on Python ints, and a dict of
+        # tuples by name, were most of the metadata's instructions, issue 18).
+        cdef uint64_t base = moff, region_len = mlen, ioff, ilen, flags, where
+        cdef uint64_t it_off[ITEMS_MAX]
+        cdef uint64_t it_len[ITEMS_MAX]
+        cdef uint64_t it_where[ITEMS_MAX]
+        cdef bint seen[ITEMS_MAX]
+        memset(seen, 0, sizeof(seen))
         signature = _bytes_at(p, MT_SIGNATURE, 8)
         if signature != METADATA_SIGNATURE:
             raise CorruptImage(path, "VHDX metadata table", moff,
@@ -553,17 +569,20 @@ class VhdxImage(Container):
                                              " is marked required but is not one this reader "
                                              "(or qemu) knows")
                 continue
-            name, need = <tuple>ITEM_NEEDS[k]
-            if name in items:
+            if seen[k]:
                 raise CorruptImage(path, "VHDX metadata table entry", where,
-                                   f"metadata item {name} is listed twice")
-            if ilen < need or ioff + ilen > mlen:
+                                   f"metadata item {ITEM_NAMES[k]} is listed twice")
+            if ilen < ITEM_NEED[k] or ioff + ilen > region_len:
                 self.add_finding(CORRUPT, "warning",
-                                 f"VHDX metadata item {name} (entry at {where}) claims "
-                                 f"{ilen} bytes at offset {ioff} of the {mlen}-byte metadata "
-                                 f"region; {need} bytes are read there (as qemu does)")
-            items[name] = (base + ioff, ilen, where)
-        missing = [n for n in REQUIRED_METADATA if n not in items]
+                                 f"VHDX metadata item {ITEM_NAMES[k]} (entry at {where}) "
+                                 f"claims {ilen} bytes at offset {ioff} of the {mlen}-byte "
+                                 f"metadata region; {ITEM_NEED[k]} bytes are read there "
+                                 "(as qemu does)")
+            seen[k] = True
+            it_off[k] = base + ioff
+            it_len[k] = ilen
+            it_where[k] = where
+        missing = [ITEM_NAMES[k] for k in range(N_ITEMS) if ITEM_REQUIRED[k] and not seen[k]]
         if missing:
             raise CorruptImage(path, "VHDX metadata table", moff,
                                "required metadata item(s) missing: " + ", ".join(missing))
@@ -573,29 +592,33 @@ class VhdxImage(Container):
         # a read each, five system calls an open), else one read each, which names the
         # item that lies outside. Their fields are read from C at the offsets declared in
         # c_vhdx.py (a CStruct dict per item was a tenth of a small VHDX's open, issue 18).
-        cdef uint64_t lo = <uint64_t>-1, hi = 0, start, size
-        for name, size in REQUIRED_ITEM_SIZES:
-            start = items[name][0]
-            lo = min(lo, start)
-            hi = max(hi, start + size)
-        cdef bytes span = None
-        cdef dict alone = {}
-        cdef const uint8_t* fp
-        cdef const uint8_t* page83
+        cdef uint64_t lo = <uint64_t>-1, hi = 0
+        for k in range(N_ITEMS):
+            if ITEM_REQUIRED[k]:
+                lo = min(lo, it_off[k])
+                hi = max(hi, it_off[k] + ITEM_NEED[k])
+        cdef bytes span, one
+        cdef list alone = []    # the bytes the pointers point into, when read one by one
+        cdef const uint8_t* at[ITEMS_MAX]
         if hi - lo <= METADATA_TABLE_SIZE and hi <= <uint64_t>self._eff_size:
             span = _read(self, lo, hi - lo, "VHDX metadata items")
+            for k in range(N_ITEMS):
+                if ITEM_REQUIRED[k]:
+                    at[k] = <const uint8_t*><char*>span + (it_off[k] - lo)
         else:
-            for name, size in REQUIRED_ITEM_SIZES:
-                alone[name] = _read(self, items[name][0], size, f"VHDX metadata item {name}")
-        fp = _item(span, lo, items, alone, "file_parameters")
+            for k in range(N_ITEMS):
+                if ITEM_REQUIRED[k]:
+                    one = _read(self, it_off[k], ITEM_NEED[k],
+                                f"VHDX metadata item {ITEM_NAMES[k]}")
+                    alone.append(one)
+                    at[k] = <const uint8_t*><char*>one
+        cdef const uint8_t* fp = at[K_FILE_PARAMETERS]
         block_size = le32(fp + FP_BLOCK_SIZE)
         fp_flags = le32(fp + FP_FLAGS)
-        vsize = le64(_item(span, lo, items, alone, "virtual_disk_size") + VDS_VIRTUAL_DISK_SIZE)
-        lss = le32(_item(span, lo, items, alone, "logical_sector_size")
-                   + LSS_LOGICAL_SECTOR_SIZE)
-        pss = le32(_item(span, lo, items, alone, "physical_sector_size")
-                   + PSS_PHYSICAL_SECTOR_SIZE)
-        page83 = _item(span, lo, items, alone, "page_83_data") + P83_PAGE_83_DATA
+        vsize = le64(at[K_VIRTUAL_DISK_SIZE] + VDS_VIRTUAL_DISK_SIZE)
+        lss = le32(at[K_LOGICAL_SECTOR_SIZE] + LSS_LOGICAL_SECTOR_SIZE)
+        pss = le32(at[K_PHYSICAL_SECTOR_SIZE] + PSS_PHYSICAL_SECTOR_SIZE)
+        cdef const uint8_t* page83 = at[K_PAGE_83_DATA] + P83_PAGE_83_DATA
         has_parent = bool(fp_flags & FP_HAS_PARENT)
         leave = bool(fp_flags & FP_LEAVE_BLOCKS_ALLOCATED)
         cdef dict d = self.details
@@ -606,15 +629,15 @@ class VhdxImage(Container):
         d["logical_sector_size"] = lss
         d["physical_sector_size"] = pss
         d["virtual_disk_id"] = ms_guid_text(page83)
-        fp_at = items["file_parameters"][0]
         if block_size < BLOCK_SIZE_MIN or block_size > BLOCK_SIZE_MAX \
                 or block_size & (block_size - 1):
-            raise CorruptImage(path, "VHDX file parameters block size", fp_at,
+            raise CorruptImage(path, "VHDX file parameters block size",
+                               it_off[K_FILE_PARAMETERS],
                                f"block size {block_size} is not a power of two from 1 MiB "
                                "to 256 MiB")
         if lss not in LOGICAL_SECTOR_SIZES:
             raise CorruptImage(path, "VHDX logical sector size",
-                               items["logical_sector_size"][0],
+                               it_off[K_LOGICAL_SECTOR_SIZE],
                                f"logical sector size {lss} is not 512 or 4096")
         if pss not in LOGICAL_SECTOR_SIZES:
             self.add_finding(UNKNOWN_FEATURE, "warning",
@@ -622,7 +645,7 @@ class VhdxImage(Container):
         # the cap is the spec's 64 TiB (compared inline, enforce called only to refuse)
         if vsize > limits.VHDX_MAX_VIRTUAL_SIZE:
             limits.enforce(vsize, "VHDX_MAX_VIRTUAL_SIZE", path, "VHDX virtual disk size",
-                           items["virtual_disk_size"][0], "virtual size")
+                           it_off[K_VIRTUAL_DISK_SIZE], "virtual size")
         if vsize % lss:
             self.add_finding(SIZE_MISMATCH, "warning",
                              f"VHDX virtual disk size {vsize} is not a multiple of the "
@@ -639,11 +662,12 @@ class VhdxImage(Container):
         d["chunk_ratio"] = self._chunk_ratio
         self.subformat = "differencing" if has_parent else "fixed" if leave else "dynamic"
         if has_parent:
-            if "parent_locator" not in items:
+            if not seen[K_PARENT_LOCATOR]:
                 raise CorruptImage(path, "VHDX metadata table", moff,
                                    "HasParent is set but there is no parent locator item")
-            self._read_parent_locator(*items["parent_locator"])
-        elif "parent_locator" in items:
+            self._read_parent_locator(it_off[K_PARENT_LOCATOR], it_len[K_PARENT_LOCATOR],
+                                      it_where[K_PARENT_LOCATOR])
+        elif seen[K_PARENT_LOCATOR]:
             self.add_finding(CORRUPT, "info",
                              "the VHDX has a parent locator but HasParent is not set; "
                              "it is ignored")

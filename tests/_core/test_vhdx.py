@@ -229,6 +229,23 @@ def test_crc32c_zero_runs(zeros: int) -> None:
     if zeros == 65456:      # a VHDX region table's shape, against the bitwise reference
         assert crc32c(lead + bytes(zeros)) == crc32c_bitwise(lead + bytes(zeros))
 
+def test_crc32c_zero_runs_from_threads() -> None:
+    """Threads carrying zero runs of different lengths at once each get their own run's
+    result (the tables' one): the kept last power is its length and x^(8n) in one word."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imgscan._core.crc32c import crc32c, table_crc32c
+
+    datas = [b"\x01" * 80 + bytes(n) for n in (65456, 65424, 9000, 200_000)]
+    expected = [table_crc32c(d) for d in datas]
+
+    def check(i: int) -> bool:
+        return all(crc32c(datas[i % 4]) == expected[i % 4] for _ in range(200))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(check, range(16)))
+
+
 @needs_qemu
 def test_crc32c_matches_qemu_headers(tmp_path: Path) -> None:
     from imgscan._core.crc32c import crc32c_with_zeroed_field
@@ -580,6 +597,54 @@ def test_second_region_table_copy(base_image: bytes, tmp_path: Path, reseal: boo
         assert [f.message for f in img.findings if finding in f.message]
         assert img.virtual_size == qemu_info(path, "vhdx")["virtual-size"]
         assert img.read(0, 4) == b"aaaa"
+
+
+@needs_qemu
+@pytest.mark.parametrize("end", [REGION_OFFSETS[1], REGION_OFFSETS[1] + 44 * KiB,
+                                 REGION_OFFSETS[1] + REGION_SIZE - 1])
+@pytest.mark.parametrize("damaged", [False, True])
+def test_only_the_first_region_table_fits(base_image: bytes, tmp_path: Path, end: int,
+                                          damaged: bool) -> None:
+    """A file ending after the first region table copy but before the second's end: the
+    first copy is read whole and used (the metadata table it locates is the structure
+    named, at its offset) or, damaged, refused with the second copy past the end; qemu-img
+    refuses the same file."""
+    buf = bytearray(base_image[:end])
+    if damaged:
+        buf[REGION_OFFSETS[0] + 200] ^= 0xFF            # the first copy's CRC-32C
+    path = write_file(tmp_path, buf, "short.vhdx")
+    with pytest.raises(AssertionError, match="qemu-img"):
+        qemu_info(path, "vhdx")
+    with pytest.raises(ImageError) as exc:
+        imgscan.open(path)
+    if damaged:
+        assert type(exc.value) is CorruptImage
+        assert (exc.value.structure, exc.value.offset) == ("VHDX region tables",
+                                                           REGION_OFFSETS[0])
+        assert exc.value.problem == (
+            f"no valid region table: region table at {REGION_OFFSETS[0]}: CRC-32C mismatch; "
+            f"region table at {REGION_OFFSETS[1]} lies past the end of the file")
+    else:
+        assert type(exc.value) is TruncatedImage
+        moff = _regions(base_image)[METADATA_GUID][0]
+        assert (exc.value.structure, exc.value.offset) == ("VHDX metadata table", moff)
+        assert exc.value.problem == f"{64 * KiB} bytes needed but the file ends at {end}"
+
+
+@needs_qemu
+def test_no_region_table_fits(base_image: bytes, tmp_path: Path) -> None:
+    """A file ending inside the first region table copy: neither copy is read, both lie past
+    the end; qemu-img refuses the same file."""
+    end = REGION_OFFSETS[1] - 1
+    path = write_file(tmp_path, base_image[:end], "short.vhdx")
+    with pytest.raises(AssertionError, match="qemu-img"):
+        qemu_info(path, "vhdx")
+    with pytest.raises(TruncatedImage) as exc:
+        imgscan.open(path)
+    assert (exc.value.structure, exc.value.offset) == ("VHDX region tables", REGION_OFFSETS[0])
+    assert exc.value.problem == (
+        f"no valid region table: region table at {REGION_OFFSETS[0]} lies past the end of "
+        f"the file; region table at {REGION_OFFSETS[1]} lies past the end of the file")
 
 
 def _edit_region(base: bytes, guid: bytes, offset: int | None = None,
