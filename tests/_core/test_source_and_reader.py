@@ -141,11 +141,14 @@ def _device_calls(path: Path, identity: tuple[int, int] | None) -> tuple[str, li
             "    print('opened')\n"
             "except ImageError as exc:\n"
             "    print(exc)\n")
-    # the imgscan this test imported, whatever the child's working directory
+    # the imgscan this test imported: on the path first, and run away from the checkout
+    # (``-c`` puts the working directory first: a source tree without its extensions
+    # built, when the tests run against an installed imgscan)
     env = {**os.environ, "PYTHONPATH": str(Path(imgscan.__file__).parent.parent)}
     proc = subprocess.run(["strace", "-f", "-e", "trace=openat,fcntl,lseek", "-o", str(log),
                            sys.executable, "-c", code, str(path), json.dumps(identity)],
-                          capture_output=True, text=True, env=env, check=True, timeout=120)
+                          capture_output=True, text=True, env=env, check=True, timeout=120,
+                          cwd=path.parent)
     lines = log.read_text().splitlines()
     log.unlink()
     opened = [line for line in lines if f'openat(AT_FDCWD, "{path}"' in line]
