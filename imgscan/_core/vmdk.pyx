@@ -130,6 +130,7 @@ class VmdkImage(Container):
         cdef Source src = self.source
         cdef SparseHeader h = read_sparse_header(self, src, "VMDK")
         cdef dict d = self.details
+        cdef Descriptor desc = None
         self._header = h
         if h.kind == "COWD":
             self.subformat = "COWD"
@@ -140,7 +141,6 @@ class VmdkImage(Container):
             self._extents.append(_Extent("sparse", 0, h.capacity, 0, header=h))
             return
         d["header"] = h.as_dict()
-        desc = None
         if h.desc_offset and h.desc_size:
             desc = self._read_embedded_descriptor(h)
         if h.capacity == 0 and desc is not None:
@@ -312,10 +312,8 @@ class VmdkImage(Container):
         ``desc`` typed: its readings are C calls (eight Python method calls an open
         were about a tenth of a small VMDK's, issue 18)."""
         cdef dict ddb
-        cdef list encryption
-        cdef str key, low
-        cdef bint is_ddb
-        cdef Py_ssize_t ddb_cap
+        cdef list encryption = []
+        cdef str key
         cdef dict d = self.details
         for key in ("createType", "parentFileNameHint"):
             desc.check_key(key)
@@ -334,20 +332,7 @@ class VmdkImage(Container):
         parent = desc.qemu_value("parentFileNameHint")
         if parent:
             self.backing_file = parent
-        ddb = {}
-        encryption = []
-        ddb_cap = limits.VMDK_MAX_DDB_ENTRIES   # read once, not per line
-        for key, value, _ in desc.entries:
-            low = key.lower()
-            # a key's first value kept (setdefault: one look-up); "ddb.encryption" tested
-            # only on a DDB key, "encryption." only on another (a prefix test and a look-up
-            # less a line)
-            is_ddb = low.startswith("ddb.")
-            if is_ddb and len(ddb) < ddb_cap:
-                ddb.setdefault(key, value)
-            if (low.startswith("ddb.encryption") if is_ddb else low.startswith("encryption.")) \
-                    or "keysafe" in low:
-                encryption.append(key)
+        ddb = desc.disk_database(limits.VMDK_MAX_DDB_ENTRIES, encryption)
         if ddb:
             d["ddb"] = ddb
         for key, name in (("ddb.adapterType", "adapter_type"),
