@@ -71,8 +71,7 @@ from .inflate import StreamError, zlib_bounded
 from .paths import unsafe_reason
 from .raw import map_host_range
 from .source cimport Source
-from .vmdk_sparse import walk_sparse
-from .vmdk_sparse cimport SparseHeader, read_sparse_header
+from .vmdk_sparse cimport SparseHeader, inside, read_sparse_header, walk_sparse
 from . import vmdk_descriptor as vd
 from .vmdk_descriptor cimport Descriptor
 
@@ -171,12 +170,12 @@ class VmdkImage(Container):
                     f"holds {h.capacity} bytes and is read alone (as qemu does)")
 
     def _read_embedded_descriptor(self, SparseHeader h):
-        src = self.source
+        cdef Source src = self.source
         if h.desc_size > limits.VMDK_MAX_DESCRIPTOR_BYTES:     # enforce called only to refuse
             limits.enforce(h.desc_size, "VMDK_MAX_DESCRIPTOR_BYTES", self.path,
                            "VMDK embedded descriptor", h.desc_offset, "descriptorSize in bytes,")
         length = h.desc_size
-        if not src.contains(h.desc_offset, length):
+        if not inside(src, h.desc_offset, length):
             raise TruncatedImage(self.path, "VMDK embedded descriptor", h.desc_offset,
                                  f"{length} bytes end past the end of the file ({src.size})")
         if h.desc_offset != SECTOR_SIZE:
@@ -184,7 +183,7 @@ class VmdkImage(Container):
                 DESCRIPTOR_AMBIGUOUS, "warning",
                 f"the embedded descriptor is at offset {h.desc_offset}, but qemu reads CID, "
                 "parentCID and parentFileNameHint at sector 1 whatever descriptorOffset says")
-        head = (<Source>src)._head
+        head = src._head
         if head is not None and h.desc_offset + length <= len(head):
             # in the file's head detection kept (every descriptor qemu-img writes): parsed
             # there, not copied out first
@@ -335,13 +334,20 @@ class VmdkImage(Container):
         ddb = desc.disk_database(limits.VMDK_MAX_DDB_ENTRIES, encryption)
         if ddb:
             d["ddb"] = ddb
+        # one look-up a key (a test and a read were two, eight keys an open: issue 18);
+        # the values are never None
         for key, name in (("ddb.adapterType", "adapter_type"),
                           ("ddb.virtualHWVersion", "hw_version"),
                           ("ddb.toolsVersion", "tools_version"),
                           ("ddb.uuid", "uuid"), ("ddb.longContentID", "long_content_id")):
-            if key in ddb:
-                d[name] = ddb[key]
-        geometry = {name: ddb[key] for key, name in _GEOMETRY_KEYS if key in ddb}
+            value = ddb.get(key)
+            if value is not None:
+                d[name] = value
+        geometry = {}
+        for key, name in _GEOMETRY_KEYS:
+            value = ddb.get(key)
+            if value is not None:
+                geometry[name] = value
         if geometry:
             d["geometry"] = geometry
         if encryption:
