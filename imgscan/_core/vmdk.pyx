@@ -366,6 +366,7 @@ class VmdkImage(Container):
         return sources[file - 1]
 
     def build_extent_map(self):
+        cdef _Extent e      # its fields read as C members (issue 18)
         emap = ExtentMap(self.virtual_size, self.cluster_size or 0)
         for e in self._extents:
             if e.type == "zero":
@@ -382,31 +383,9 @@ class VmdkImage(Container):
             elif e.type == "flat":
                 map_host_range(emap, src, e.guest_start, e.offset, e.length, e.file)
             else:
-                walk_sparse(self, emap, src, self._sparse_header(e, src), e.guest_start,
-                            e.length, e.file, self._label(e))
+                walk_sparse(self, emap, src, _sparse_header(self, e, src), e.guest_start,
+                            e.length, e.file, _label(e))
         return emap
-
-    def _label(self, e):
-        return "VMDK" if e.file == 0 else f"VMDK extent {e.name!r}"
-
-    def _sparse_header(self, e, Source src):
-        """The header of sparse extent ``e`` stored in ``src``, read once."""
-        cdef SparseHeader h
-        if e.header is None:
-            label = self._label(e)
-            h = read_sparse_header(self, src, label)
-            if h.compressed:
-                raise UnsupportedFeature(
-                    self.path, f"{label} sparse header",
-                    SPARSE_EXTENT_HEADER.offset("compressAlgorithm"),
-                    "compressed grains in an extent file other than the image itself")
-            if h.capacity != e.length:
-                self.add_finding(
-                    SIZE_MISMATCH, "warning",
-                    f"{label} holds {h.capacity} bytes but its extent line says "
-                    f"{e.length}; the extent line decides the disk's layout")
-            e.header = h
-        return e.header
 
     def attach_external_sources(self, sources):
         """Receive the extent files, then take the cluster size from their headers.
@@ -416,6 +395,7 @@ class VmdkImage(Container):
         grain size and compression. Flat or zero extents, or a mix of kinds, have
         none. An extent file that is not opened leaves it unknown (None).
         """
+        cdef _Extent e
         Container.attach_external_sources(self, sources)
         kinds = set()
         for e in self._extents:
@@ -426,7 +406,7 @@ class VmdkImage(Container):
             if e.type != "sparse" or src is None:
                 return
             try:
-                h = self._sparse_header(e, src)
+                h = _sparse_header(self, e, src)
             except ImageError:
                 return  # the map reports it
             kinds.add((h.grain, h.compressed))
@@ -461,6 +441,33 @@ class VmdkImage(Container):
                                "the zlib stream ends before its end marker")
         # A short grain fails the read only where a read needs the missing bytes (as in qemu).
         return out
+
+
+cdef str _label(_Extent e):
+    """How messages name extent ``e``: the image itself, or its extent file."""
+    return "VMDK" if e.file == 0 else f"VMDK extent {e.name!r}"
+
+
+cdef SparseHeader _sparse_header(image, _Extent e, Source src):
+    """The header of sparse extent ``e`` of ``image`` stored in ``src``, read once (C
+    functions, not methods: the map and the external sources' hand-over call them on
+    every open, issue 18)."""
+    cdef SparseHeader h
+    if e.header is None:
+        label = _label(e)
+        h = read_sparse_header(image, src, label)
+        if h.compressed:
+            raise UnsupportedFeature(
+                image.path, f"{label} sparse header",
+                SPARSE_EXTENT_HEADER.offset("compressAlgorithm"),
+                "compressed grains in an extent file other than the image itself")
+        if h.capacity != e.length:
+            image.add_finding(
+                SIZE_MISMATCH, "warning",
+                f"{label} holds {h.capacity} bytes but its extent line says "
+                f"{e.length}; the extent line decides the disk's layout")
+        e.header = h
+    return e.header
 
 
 #: Where the seSparse magic and version lie (from the declaration in c_vmdk.py): the probe

@@ -60,8 +60,12 @@ cdef int _cmp_u64(const void* a, const void* b) noexcept nogil:
 
 @cython.cdivision(True)
 cdef int _check_gts(const uint8_t* gd, uint64_t n, uint64_t gt_bytes, uint64_t gd_start,
-                    uint64_t gd_end, uint64_t fsize, WalkResult* r) noexcept nogil:
-    """Every GT inside the file, clear of the header and the GD, and of every other GT.
+                    uint64_t gd_end, uint64_t fsize, WalkResult* r, uint64_t* lo,
+                    uint64_t* hi) noexcept nogil:
+    """Every GT inside the file, clear of the header and the GD, and of every other GT;
+    on success ``[lo, hi)`` is the host range from the first GT to the end of the last
+    ((0, 0) if none), read off the sorted offsets (a pass and a GIL release of its own
+    before, issue 18).
 
     Returns 0, -2 (past the end), -3 (over the header or the GD), -4 (two GTs
     overlap: a table shared or looped back into) or -5 (out of memory).
@@ -94,6 +98,8 @@ cdef int _check_gts(const uint8_t* gd, uint64_t n, uint64_t gt_bytes, uint64_t g
                     break
             free(offs)
             return -4
+    lo[0] = offs[0] if k else 0
+    hi[0] = offs[k - 1] + gt_bytes if k else 0
     free(offs)
     return 0
 
@@ -174,21 +180,6 @@ cdef const uint8_t* _gt_at(GtWindow* w, const uint8_t* gd, uint64_t n, uint64_t 
     w.lo = off
     w.hi = end
     return w.buf
-
-
-cdef void _gt_span(const uint8_t* gd, uint64_t n, uint64_t gt_bytes, uint64_t* lo,
-                   uint64_t* hi) noexcept nogil:
-    """The host range from the first grain table to the end of the last (0, 0 if none)."""
-    cdef uint64_t i, off
-    lo[0] = hi[0] = 0
-    for i in range(n):
-        off = <uint64_t>le32(gd + 4 * i) * C_SECTOR
-        if off == 0:
-            continue
-        if hi[0] == 0 or off < lo[0]:
-            lo[0] = off
-        if off + gt_bytes > hi[0]:
-            hi[0] = off + gt_bytes
 
 
 @cython.cdivision(True)
@@ -616,6 +607,7 @@ cpdef walk_sparse(container, ExtentMap emap, Source src, SparseHeader h, uint64_
     cdef WalkResult r
     cdef GtWindow w
     cdef int rc
+    cdef uint64_t span_lo, span_hi
     r.bad_index = r.bad_offset = r.past_eof = r.first_past_eof = 0
     r.lba_mismatch = r.first_lba_mismatch = 0
     path = container.path
@@ -649,7 +641,7 @@ cpdef walk_sparse(container, ExtentMap emap, Source src, SparseHeader h, uint64_
         whole = src.view(0, fsize, "VMDK grain markers")
         f_p = &whole[0]
     with nogil:
-        rc = _check_gts(gd_p, n, gt_bytes, gd_off, gd_end, fsize, &r)
+        rc = _check_gts(gd_p, n, gt_bytes, gd_off, gd_end, fsize, &r, &span_lo, &span_hi)
     if rc == -5:
         raise MemoryError()
     if rc == -2:
@@ -675,8 +667,8 @@ cpdef walk_sparse(container, ExtentMap emap, Source src, SparseHeader h, uint64_
     tables = None
     w.lo = w.hi = 0
     if w.fd < 0 or n * gt_bytes <= KEPT_TABLES_MAX:
-        with nogil:
-            _gt_span(gd_p, n, gt_bytes, &w.lo, &w.hi)
+        w.lo = span_lo
+        w.hi = span_hi
         if w.hi:
             tables = src._kept(w.lo, w.hi - w.lo)
             # _check_gts refused tables past the end of the file; the window's size is
