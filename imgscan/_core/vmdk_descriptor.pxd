@@ -16,3 +16,7 @@ cdef class Descriptor:
     cpdef qemu_value(self, str key)
     cpdef qemu_hex(self, str key)
     cpdef check_key(self, str key)
+
+
+cpdef Descriptor parse_descriptor(bytes raw, str path, offset, str structure,
+                                  Py_ssize_t begin=*, Py_ssize_t length=*)

@@ -338,12 +338,11 @@ cpdef SparseHeader read_sparse_header(container, Source src, str label):
     ``label`` names the extent file in messages. Raises for what qemu refuses
     (and for tables that could not be walked safely).
     """
-    path = container.path
     cdef uint64_t size = src.size
     cdef uint8_t raw[SPARSE_HEADER_BYTES]
     cdef KdmvFields f
     if size < 4:
-        raise TruncatedImage(path, f"{label} sparse header", 0,
+        raise TruncatedImage(container.path, f"{label} sparse header", 0,
                              f"the file holds {size} bytes, fewer than the 4-byte magic")
     # the whole header at once, zeros past the end of the file (served from the file's
     # head detection kept), its magic looked at first
@@ -352,10 +351,10 @@ cpdef SparseHeader read_sparse_header(container, Source src, str label):
     if magic == COWD_MAGIC:
         return _read_cowd_header(container, src, label)
     if magic != SPARSE_MAGIC:
-        raise CorruptImage(path, f"{label} sparse header", 0,
+        raise CorruptImage(container.path, f"{label} sparse header", 0,
                            f"magic {magic!r} is not 'KDMV' or 'COWD'")
     if size < SPARSE_HEADER_MIN:
-        raise TruncatedImage(path, f"{label} sparse header", 0,
+        raise TruncatedImage(container.path, f"{label} sparse header", 0,
                              f"the file holds {size} bytes; the header needs {SPARSE_HEADER_MIN}")
     _kdmv_fields(raw, &f)
     newline = (<char*>raw)[SH_NEWLINE:SH_NEWLINE_END]
@@ -370,7 +369,7 @@ cpdef SparseHeader read_sparse_header(container, Source src, str label):
     if version > MAX_VERSION:
         container.add_finding(UNKNOWN_FEATURE, "error",
                               f"{label}: sparse header version {version} is newer than 3")
-        raise UnsupportedFeature(path, _where(structure, label),
+        raise UnsupportedFeature(container.path, _where(structure, label),
                                  hdr_base + SH_VERSION,
                                  f"VMDK sparse extent version {version} is not 1, 2 or 3")
     if unknown:
@@ -385,17 +384,17 @@ cpdef SparseHeader read_sparse_header(container, Source src, str label):
     cdef uint64_t gtes = f.gtes, grain_sectors = f.grain
     if gtes > limits.VMDK_MAX_GTES_PER_GT:
         # qemu refuses it as corrupt, not as over a limit: the type is kept
-        raise CorruptImage(path, _where(structure, label),
+        raise CorruptImage(container.path, _where(structure, label),
                            hdr_base + SH_NUM_GTES_PER_GT,
                            f"numGTEsPerGT {gtes} exceeds limits.VMDK_MAX_GTES_PER_GT="
                            f"{limits.VMDK_MAX_GTES_PER_GT} (qemu: L2 table size too big)")
     if gtes == 0 or grain_sectors == 0:
-        raise CorruptImage(path, _where(structure, label),
+        raise CorruptImage(container.path, _where(structure, label),
                            hdr_base + SH_GRAIN_SIZE,
                            f"grain size {grain_sectors} sectors, {gtes} entries per grain table:"
                            " a grain table must map at least one sector")
     if grain_sectors > limits.VMDK_MAX_GRAIN_SECTORS:
-        raise CorruptImage(path, _where(structure, label),
+        raise CorruptImage(container.path, _where(structure, label),
                            hdr_base + SH_GRAIN_SIZE,
                            f"grain size {grain_sectors} sectors exceeds "
                            f"limits.VMDK_MAX_GRAIN_SECTORS={limits.VMDK_MAX_GRAIN_SECTORS}")
@@ -420,19 +419,19 @@ cpdef SparseHeader read_sparse_header(container, Source src, str label):
                               f"{label}: compressAlgorithm {f.compress} is not deflate (1)")
     # each cap compared inline, enforce called only to refuse
     if h_out.compressed and h_out.grain > limits.MAX_DECOMPRESSED_CLUSTER:
-        limits.enforce(h_out.grain, "MAX_DECOMPRESSED_CLUSTER", path,
+        limits.enforce(h_out.grain, "MAX_DECOMPRESSED_CLUSTER", container.path,
                        _where(structure, label), hdr_base + SH_GRAIN_SIZE,
                        "compressed grain size in bytes,")
     capacity = <object>f.capacity * SECTOR_SIZE
     if capacity > limits.MAX_VIRTUAL_SIZE:
-        limits.enforce(capacity, "MAX_VIRTUAL_SIZE", path,
+        limits.enforce(capacity, "MAX_VIRTUAL_SIZE", container.path,
                        _where(structure, label), hdr_base + SH_CAPACITY,
                        "capacity in bytes,")
     h_out.capacity = capacity
     h_out.gd_entries = -(-<object>f.capacity // (<object>gtes * grain_sectors))
-    _check_gd(container, path, src, h_out, structure, hdr_base + SH_GD_OFFSET, label)
+    _check_gd(container, src, h_out, structure, hdr_base + SH_GD_OFFSET, label)
     if f.overhead > size // C_SECTOR:
-        raise TruncatedImage(path, _where(structure, label),
+        raise TruncatedImage(container.path, _where(structure, label),
                              hdr_base + SH_OVERHEAD,
                              f"overHead is {f.overhead} sectors but the file holds "
                              f"{size // C_SECTOR} (qemu: file truncated)")
@@ -453,22 +452,23 @@ cdef str _where(str structure, str label):
     return structure or f"{label} sparse header"
 
 
-cdef _check_gd(container, path, Source src, SparseHeader h, str structure, field_offset,
+cdef _check_gd(container, Source src, SparseHeader h, str structure, field_offset,
                str label):
     """The GD size against the limits and the file (both the primary and the redundant one).
-    ``structure`` None: the KDMV header of ``label``'s (its name made only for a message);
-    ``path`` the container's (read once by the caller: an attribute of a Python object)."""
+    ``structure`` None: the KDMV header of ``label``'s (its name made only for a message).
+    The container's path is read only for a message, here as in read_sparse_header (an
+    attribute of a Python object, about 0.75 k instructions: issue 18)."""
     if h.gd_entries > limits.VMDK_MAX_GD_ENTRIES:
-        limits.enforce(h.gd_entries, "VMDK_MAX_GD_ENTRIES", path,
+        limits.enforce(h.gd_entries, "VMDK_MAX_GD_ENTRIES", container.path,
                        _where(structure, label), field_offset,
                        "grain directory entry count")
     gd_bytes = h.gd_entries * GD_ENTRY_SIZE
     if h.gd_entries and not inside(src, h.gd_offset, gd_bytes):
-        raise TruncatedImage(path, "VMDK grain directory", h.gd_offset,
+        raise TruncatedImage(container.path, "VMDK grain directory", h.gd_offset,
                              f"{h.gd_entries} entries ({gd_bytes} bytes) end past the end of "
                              f"the file ({src.size})")
     if h.gd_entries and h.gd_offset < SECTOR_SIZE:
-        raise CorruptImage(path, "VMDK grain directory", h.gd_offset,
+        raise CorruptImage(container.path, "VMDK grain directory", h.gd_offset,
                            "the grain directory overlaps the sparse header")
     if h.kind == "KDMV" and h.stored.flags & FLAG_REDUNDANT_GRAIN_TABLE and h.gd_entries:
         if not inside(src, h.rgd_offset, gd_bytes):
@@ -576,7 +576,7 @@ cdef SparseHeader _read_cowd_header(container, Source src, str label):
     h_out.stored.grain = grain_sectors
     h_out.stored.gtes = COWD_GTES_PER_GT
     h_out.stored.gd_offset = h["gdOffset"]
-    _check_gd(container, path, src, h_out, f"{label} COWD header",
+    _check_gd(container, src, h_out, f"{label} COWD header",
               COWD_HEADER.offset("numGDEntries"), label)
     if h_out.gd_entries * COWD_GTES_PER_GT * h_out.grain < h_out.capacity:
         raise CorruptImage(path, f"{label} COWD header", COWD_HEADER.offset("numGDEntries"),
@@ -610,7 +610,7 @@ cpdef walk_sparse(container, ExtentMap emap, Source src, SparseHeader h, uint64_
     cdef uint64_t span_lo, span_hi
     r.bad_index = r.bad_offset = r.past_eof = r.first_past_eof = 0
     r.lba_mismatch = r.first_lba_mismatch = 0
-    path = container.path
+    # (container.path read only for a message: an attribute of a Python object)
     if length > h.capacity:
         # the descriptor claims more than the extent holds: the rest reads as zeros
         emap_tail = length - h.capacity
@@ -621,7 +621,8 @@ cpdef walk_sparse(container, ExtentMap emap, Source src, SparseHeader h, uint64_
         emap._append(guest_base, length + emap_tail, "unallocated", None, file)
         return
     if fsize == 0:
-        raise TruncatedImage(path, f"{label} grain tables", 0, "the extent file is empty")
+        raise TruncatedImage(container.path, f"{label} grain tables", 0,
+                             "the extent file is empty")
     if src.wants_prefetch and not (markers and compressed):
         # (a stream-optimized extent is read whole below)
         src.prefetch([(gd_off, n * GD_ENTRY_SIZE + min(n * gt_bytes, GT_ANNOUNCE_BYTES)),
@@ -645,15 +646,15 @@ cpdef walk_sparse(container, ExtentMap emap, Source src, SparseHeader h, uint64_
     if rc == -5:
         raise MemoryError()
     if rc == -2:
-        raise TruncatedImage(path, "VMDK grain table", r.bad_offset,
+        raise TruncatedImage(container.path, "VMDK grain table", r.bad_offset,
                              f"{label}: grain table of GD entry {r.bad_index} ({gt_bytes} bytes) "
                              f"ends past the end of the file ({fsize})")
     if rc == -3:
-        raise CorruptImage(path, "VMDK grain table", r.bad_offset,
+        raise CorruptImage(container.path, "VMDK grain table", r.bad_offset,
                            f"{label}: grain table of GD entry {r.bad_index} overlaps the sparse "
                            "header or the grain directory itself")
     if rc == -4:
-        raise CorruptImage(path, "VMDK grain table", r.bad_offset,
+        raise CorruptImage(container.path, "VMDK grain table", r.bad_offset,
                            f"{label}: grain table of GD entry {r.bad_index} overlaps another "
                            "grain table (a shared or looping grain directory)")
     w.fd = src._fd
@@ -694,11 +695,11 @@ cpdef walk_sparse(container, ExtentMap emap, Source src, SparseHeader h, uint64_
         if tables is None:
             free(w.buf)
     if rc == -6:
-        raise TruncatedImage(path, "VMDK grain table", r.bad_offset,
+        raise TruncatedImage(container.path, "VMDK grain table", r.bad_offset,
                              f"{label}: the grain table of GD entry {r.bad_index} could not be "
                              "read")
     if rc < 0:
-        emap.refuse_full(path, "VMDK grain directory", gd_off)
+        emap.refuse_full(container.path, "VMDK grain directory", gd_off)
     if emap_tail:
         emap._append(guest_base + length, emap_tail, "zero", None, file)
     if r.past_eof:
