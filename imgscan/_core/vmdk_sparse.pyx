@@ -29,7 +29,9 @@ from .c_vmdk import (
     GTE_ZEROED, KNOWN_FLAGS, MARKER, MARKER_EOS, MARKER_FOOTER, MARKER_SIZE, MAX_VERSION,
     NEWLINE_TEST, SECTOR_SIZE, SPARSE_HEADER_MIN, SPARSE_MAGIC,
 )
-from .extents cimport ExtentMap, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST
+from .extents cimport (
+    ExtentMap, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO, NO_HOST, add_run,
+)
 from .source cimport Source
 
 # The layout values the nogil walk needs, as C values taken from c_vmdk.
@@ -105,15 +107,21 @@ cdef int _check_gts(const uint8_t* gd, uint64_t n, uint64_t gt_bytes, uint64_t g
 
 
 cdef inline uint64_t _zero_run_end(const uint8_t* gt, uint64_t j, uint64_t n) noexcept nogil:
-    """The first entry at or after ``j`` (of ``n``) that is not 0, or ``n``."""
-    cdef uint64_t word
+    """The first entry at or after ``j`` (of ``n``) that is not 0, or ``n``: eight entries
+    (four words) a step, where two a step were most of a small VMDK's walk (issue 18)."""
+    cdef uint64_t word[4]
     while j < n and (j & 1):
         if le32(gt + 4 * j) != 0:
             return j
         j += 1
+    while j + 8 <= n:
+        memcpy(word, gt + 4 * j, 32)
+        if word[0] | word[1] | word[2] | word[3]:
+            break
+        j += 8
     while j + 2 <= n:
-        memcpy(&word, gt + 4 * j, 8)
-        if word != 0:
+        memcpy(word, gt + 4 * j, 8)
+        if word[0] != 0:
             break
         j += 2
     while j < n and le32(gt + 4 * j) == 0:
@@ -235,7 +243,7 @@ cdef int _walk_gd(ExtentMap emap, const uint8_t* gd, uint64_t n, GtWindow* w,
                 j = k
                 continue
             elif gte == C_GTE_ZEROED and zeroed_gte:
-                if emap.add(guest_base + pos, glen, KIND_ZERO, NO_HOST, file, 0) < 0:
+                if add_run(emap, guest_base + pos, glen, KIND_ZERO, NO_HOST, file, 0) < 0:
                     return -1
             elif compressed:
                 host = <uint64_t>gte * C_SECTOR
@@ -264,7 +272,10 @@ cdef int _walk_gd(ExtentMap emap, const uint8_t* gd, uint64_t n, GtWindow* w,
                     if r.past_eof == 0:
                         r.first_past_eof = guest_base + pos
                     r.past_eof += 1
-                if emap.add(guest_base + pos, glen, KIND_DATA, host, file, 0) < 0:
+                # add_run: a grain that continues the run before it (most of a written
+                # disk's) merged inline, not by a call (about 2.5 k instructions of a small
+                # VMDK's 48 grains, issue 18)
+                if add_run(emap, guest_base + pos, glen, KIND_DATA, host, file, 0) < 0:
                     return -1
             pos += glen
             j += 1
