@@ -404,8 +404,8 @@ cdef _describe(image, Descriptor desc):
     cdef list encryption = []
     cdef str key
     cdef dict d = image.details
-    for key in ("createType", "parentFileNameHint"):
-        desc.check_key(key)
+    desc.check_key("createType")
+    parent = desc.check_key("parentFileNameHint")      # qemu's reading
     for message in desc.ambiguities:
         image.add_finding(DESCRIPTOR_AMBIGUOUS, "error", message)
     cid = desc.qemu_hex("CID")
@@ -418,7 +418,6 @@ cdef _describe(image, Descriptor desc):
         value = desc.first(key)
         if value is not None:
             d[name] = value
-    parent = desc.qemu_value("parentFileNameHint")
     if parent:
         image.backing_file = parent
     ddb = desc.disk_database(limits.VMDK_MAX_DDB_ENTRIES, encryption)

@@ -393,7 +393,8 @@ cdef class Descriptor:
         return value if i > start else None
 
     cpdef check_key(self, str key):
-        """Record where readers may disagree on ``key``."""
+        """Record where readers may disagree on ``key``; return qemu's reading of it (which
+        the container reports: read once, issue 18)."""
         structured = self._first.get(key)
         other_case = self._other_spellings(key)
         if key in self._repeated:       # rare: its lines are gathered only then
@@ -408,6 +409,7 @@ cdef class Descriptor:
                 f"qemu reads {key} as {qemu!r} (first occurrence of the name anywhere in the "
                 f"text, then the characters up to the next double quote) but its first "
                 f"{key}= line says {structured!r}")
+        return qemu
 
 
 def _check_repeated(str key, list entries, list ambiguities):
