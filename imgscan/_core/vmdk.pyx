@@ -71,10 +71,9 @@ from .inflate import StreamError, zlib_bounded
 from .paths import unsafe_reason
 from .raw import map_host_range
 from .source cimport Source
-from .vmdk_sparse import walk_sparse
-from .vmdk_sparse cimport SparseHeader, read_sparse_header
+from .vmdk_sparse cimport SparseHeader, inside, read_sparse_header, walk_sparse
 from . import vmdk_descriptor as vd
-from .vmdk_descriptor cimport Descriptor
+from .vmdk_descriptor cimport Descriptor, parse_descriptor
 
 
 # --------------------------------------------------------------------------
@@ -130,6 +129,7 @@ class VmdkImage(Container):
         cdef Source src = self.source
         cdef SparseHeader h = read_sparse_header(self, src, "VMDK")
         cdef dict d = self.details
+        cdef Descriptor desc = None
         self._header = h
         if h.kind == "COWD":
             self.subformat = "COWD"
@@ -140,9 +140,8 @@ class VmdkImage(Container):
             self._extents.append(_Extent("sparse", 0, h.capacity, 0, header=h))
             return
         d["header"] = h.as_dict()
-        desc = None
         if h.desc_offset and h.desc_size:
-            desc = self._read_embedded_descriptor(h)
+            desc = _read_embedded_descriptor(self, h)
         if h.capacity == 0 and desc is not None:
             # qemu reads a capacity-0 sparse file's descriptor as a descriptor file.
             self._use_descriptor_file(desc)
@@ -154,7 +153,7 @@ class VmdkImage(Container):
         d["create_type"] = self.subformat
         self._extents.append(_Extent("sparse", 0, h.capacity, 0, header=h))
         if desc is not None:
-            self._describe(desc)
+            _describe(self, desc)
             written = desc.first("createType")
             if written is not None and written != self.subformat:
                 d["descriptor_create_type"] = written
@@ -169,29 +168,6 @@ class VmdkImage(Container):
                     f"the embedded descriptor lists {len(desc.extents)} extent(s) "
                     f"({', '.join(map(repr, names[:8]))}) of {total} bytes; this file alone "
                     f"holds {h.capacity} bytes and is read alone (as qemu does)")
-
-    def _read_embedded_descriptor(self, SparseHeader h):
-        src = self.source
-        if h.desc_size > limits.VMDK_MAX_DESCRIPTOR_BYTES:     # enforce called only to refuse
-            limits.enforce(h.desc_size, "VMDK_MAX_DESCRIPTOR_BYTES", self.path,
-                           "VMDK embedded descriptor", h.desc_offset, "descriptorSize in bytes,")
-        length = h.desc_size
-        if not src.contains(h.desc_offset, length):
-            raise TruncatedImage(self.path, "VMDK embedded descriptor", h.desc_offset,
-                                 f"{length} bytes end past the end of the file ({src.size})")
-        if h.desc_offset != SECTOR_SIZE:
-            self.add_finding(
-                DESCRIPTOR_AMBIGUOUS, "warning",
-                f"the embedded descriptor is at offset {h.desc_offset}, but qemu reads CID, "
-                "parentCID and parentFileNameHint at sector 1 whatever descriptorOffset says")
-        head = (<Source>src)._head
-        if head is not None and h.desc_offset + length <= len(head):
-            # in the file's head detection kept (every descriptor qemu-img writes): parsed
-            # there, not copied out first
-            return vd.parse_descriptor(head, self.path, h.desc_offset,
-                                       "VMDK embedded descriptor", h.desc_offset, length)
-        raw = src.read(h.desc_offset, length, "VMDK embedded descriptor")
-        return vd.parse_descriptor(raw, self.path, h.desc_offset, "VMDK embedded descriptor")
 
     # -- seSparse --------------------------------------------------------------
     def _open_sesparse(self):
@@ -226,7 +202,7 @@ class VmdkImage(Container):
         limits.enforce(src.size, "VMDK_MAX_DESCRIPTOR_BYTES", self.path, "VMDK descriptor file",
                        0, "descriptor file size")
         raw = src.read(0, src.size, "VMDK descriptor file")
-        desc = vd.parse_descriptor(raw, self.path, 0, "VMDK descriptor file")
+        desc = parse_descriptor(raw, self.path, 0, "VMDK descriptor file")
         self._use_descriptor_file(desc)
 
     def _use_descriptor_file(self, desc):
@@ -237,7 +213,7 @@ class VmdkImage(Container):
                                "no createType=\"...\" value (qemu: invalid VMDK image descriptor)")
         self.subformat = create_type
         d["create_type"] = create_type
-        self._describe(desc)
+        _describe(self, desc)
         if create_type not in vd.QEMU_DESCRIPTOR_CREATE_TYPES:
             self.add_finding(
                 UNKNOWN_FEATURE, "warning",
@@ -305,65 +281,6 @@ class VmdkImage(Container):
             "inside the directory given as external_dir" + (
                 "" if unsafe_reason(name) is None else " and this name never"))
 
-    # -- descriptor facts ----------------------------------------------------------
-    def _describe(self, Descriptor desc):
-        """Descriptor facts shared by embedded descriptors and descriptor files.
-
-        ``desc`` typed: its readings are C calls (eight Python method calls an open
-        were about a tenth of a small VMDK's, issue 18)."""
-        cdef dict ddb
-        cdef list encryption
-        cdef str key, low
-        cdef bint is_ddb
-        cdef Py_ssize_t ddb_cap
-        cdef dict d = self.details
-        for key in ("createType", "parentFileNameHint"):
-            desc.check_key(key)
-        for message in desc.ambiguities:
-            self.add_finding(DESCRIPTOR_AMBIGUOUS, "error", message)
-        cid = desc.qemu_hex("CID")
-        parent_cid = desc.qemu_hex("parentCID")
-        if cid is not None:
-            d["cid"] = cid
-        if parent_cid is not None:
-            d["parent_cid"] = parent_cid
-        for key, name in _HEADER_KEYS:
-            value = desc.first(key)
-            if value is not None:
-                d[name] = value
-        parent = desc.qemu_value("parentFileNameHint")
-        if parent:
-            self.backing_file = parent
-        ddb = {}
-        encryption = []
-        ddb_cap = limits.VMDK_MAX_DDB_ENTRIES   # read once, not per line
-        for key, value, _ in desc.entries:
-            low = key.lower()
-            # a key's first value kept (setdefault: one look-up); "ddb.encryption" tested
-            # only on a DDB key, "encryption." only on another (a prefix test and a look-up
-            # less a line)
-            is_ddb = low.startswith("ddb.")
-            if is_ddb and len(ddb) < ddb_cap:
-                ddb.setdefault(key, value)
-            if (low.startswith("ddb.encryption") if is_ddb else low.startswith("encryption.")) \
-                    or "keysafe" in low:
-                encryption.append(key)
-        if ddb:
-            d["ddb"] = ddb
-        for key, name in (("ddb.adapterType", "adapter_type"),
-                          ("ddb.virtualHWVersion", "hw_version"),
-                          ("ddb.toolsVersion", "tools_version"),
-                          ("ddb.uuid", "uuid"), ("ddb.longContentID", "long_content_id")):
-            if key in ddb:
-                d[name] = ddb[key]
-        geometry = {name: ddb[key] for key, name in _GEOMETRY_KEYS if key in ddb}
-        if geometry:
-            d["geometry"] = geometry
-        if encryption:
-            self.encrypted = True
-            self.encryption = "vmware"
-            d["encryption_keys"] = encryption
-
     # -- the extent map ----------------------------------------------------------
     def external_files(self):
         return list(self._files)
@@ -375,6 +292,7 @@ class VmdkImage(Container):
         return sources[file - 1]
 
     def build_extent_map(self):
+        cdef _Extent e      # its fields read as C members (issue 18)
         emap = ExtentMap(self.virtual_size, self.cluster_size or 0)
         for e in self._extents:
             if e.type == "zero":
@@ -391,31 +309,9 @@ class VmdkImage(Container):
             elif e.type == "flat":
                 map_host_range(emap, src, e.guest_start, e.offset, e.length, e.file)
             else:
-                walk_sparse(self, emap, src, self._sparse_header(e, src), e.guest_start,
-                            e.length, e.file, self._label(e))
+                walk_sparse(self, emap, src, _sparse_header(self, e, src), e.guest_start,
+                            e.length, e.file, _label(e))
         return emap
-
-    def _label(self, e):
-        return "VMDK" if e.file == 0 else f"VMDK extent {e.name!r}"
-
-    def _sparse_header(self, e, Source src):
-        """The header of sparse extent ``e`` stored in ``src``, read once."""
-        cdef SparseHeader h
-        if e.header is None:
-            label = self._label(e)
-            h = read_sparse_header(self, src, label)
-            if h.compressed:
-                raise UnsupportedFeature(
-                    self.path, f"{label} sparse header",
-                    SPARSE_EXTENT_HEADER.offset("compressAlgorithm"),
-                    "compressed grains in an extent file other than the image itself")
-            if h.capacity != e.length:
-                self.add_finding(
-                    SIZE_MISMATCH, "warning",
-                    f"{label} holds {h.capacity} bytes but its extent line says "
-                    f"{e.length}; the extent line decides the disk's layout")
-            e.header = h
-        return e.header
 
     def attach_external_sources(self, sources):
         """Receive the extent files, then take the cluster size from their headers.
@@ -425,6 +321,7 @@ class VmdkImage(Container):
         grain size and compression. Flat or zero extents, or a mix of kinds, have
         none. An extent file that is not opened leaves it unknown (None).
         """
+        cdef _Extent e
         Container.attach_external_sources(self, sources)
         kinds = set()
         for e in self._extents:
@@ -435,7 +332,7 @@ class VmdkImage(Container):
             if e.type != "sparse" or src is None:
                 return
             try:
-                h = self._sparse_header(e, src)
+                h = _sparse_header(self, e, src)
             except ImageError:
                 return  # the map reports it
             kinds.add((h.grain, h.compressed))
@@ -470,6 +367,109 @@ class VmdkImage(Container):
                                "the zlib stream ends before its end marker")
         # A short grain fails the read only where a read needs the missing bytes (as in qemu).
         return out
+
+
+cdef Descriptor _read_embedded_descriptor(image, SparseHeader h):
+    """The descriptor a sparse extent embeds (header ``h``), parsed; a C function, as
+    :func:`_describe` is (a Python method call an open each, issue 18)."""
+    cdef Source src = image.source
+    if h.desc_size > limits.VMDK_MAX_DESCRIPTOR_BYTES:     # enforce called only to refuse
+        limits.enforce(h.desc_size, "VMDK_MAX_DESCRIPTOR_BYTES", image.path,
+                       "VMDK embedded descriptor", h.desc_offset, "descriptorSize in bytes,")
+    length = h.desc_size
+    if not inside(src, h.desc_offset, length):
+        raise TruncatedImage(image.path, "VMDK embedded descriptor", h.desc_offset,
+                             f"{length} bytes end past the end of the file ({src.size})")
+    if h.desc_offset != SECTOR_SIZE:
+        image.add_finding(
+            DESCRIPTOR_AMBIGUOUS, "warning",
+            f"the embedded descriptor is at offset {h.desc_offset}, but qemu reads CID, "
+            "parentCID and parentFileNameHint at sector 1 whatever descriptorOffset says")
+    head = src._head
+    if head is not None and h.desc_offset + length <= len(head):
+        # in the file's head detection kept (every descriptor qemu-img writes): parsed
+        # there, not copied out first
+        return parse_descriptor(head, image.path, h.desc_offset,
+                                "VMDK embedded descriptor", h.desc_offset, length)
+    raw = src.read(h.desc_offset, length, "VMDK embedded descriptor")
+    return parse_descriptor(raw, image.path, h.desc_offset, "VMDK embedded descriptor")
+
+
+cdef _describe(image, Descriptor desc):
+    """Descriptor facts shared by embedded descriptors and descriptor files.
+
+    ``desc`` typed: its readings are C calls (eight Python method calls an open
+    were about a tenth of a small VMDK's, issue 18)."""
+    cdef dict ddb
+    cdef list encryption = []
+    cdef str key
+    cdef dict d = image.details
+    desc.check_key("createType")
+    parent = desc.check_key("parentFileNameHint")      # qemu's reading
+    for message in desc.ambiguities:
+        image.add_finding(DESCRIPTOR_AMBIGUOUS, "error", message)
+    cid = desc.qemu_hex("CID")
+    parent_cid = desc.qemu_hex("parentCID")
+    if cid is not None:
+        d["cid"] = cid
+    if parent_cid is not None:
+        d["parent_cid"] = parent_cid
+    for key, name in _HEADER_KEYS:
+        value = desc.first(key)
+        if value is not None:
+            d[name] = value
+    if parent:
+        image.backing_file = parent
+    ddb = desc.disk_database(limits.VMDK_MAX_DDB_ENTRIES, encryption)
+    if ddb:
+        d["ddb"] = ddb
+    # one look-up a key (a test and a read were two, eight keys an open: issue 18);
+    # the values are never None
+    for key, name in (("ddb.adapterType", "adapter_type"),
+                      ("ddb.virtualHWVersion", "hw_version"),
+                      ("ddb.toolsVersion", "tools_version"),
+                      ("ddb.uuid", "uuid"), ("ddb.longContentID", "long_content_id")):
+        value = ddb.get(key)
+        if value is not None:
+            d[name] = value
+    geometry = {}
+    for key, name in _GEOMETRY_KEYS:
+        value = ddb.get(key)
+        if value is not None:
+            geometry[name] = value
+    if geometry:
+        d["geometry"] = geometry
+    if encryption:
+        image.encrypted = True
+        image.encryption = "vmware"
+        d["encryption_keys"] = encryption
+
+
+cdef str _label(_Extent e):
+    """How messages name extent ``e``: the image itself, or its extent file."""
+    return "VMDK" if e.file == 0 else f"VMDK extent {e.name!r}"
+
+
+cdef SparseHeader _sparse_header(image, _Extent e, Source src):
+    """The header of sparse extent ``e`` of ``image`` stored in ``src``, read once (C
+    functions, not methods: the map and the external sources' hand-over call them on
+    every open, issue 18)."""
+    cdef SparseHeader h
+    if e.header is None:
+        label = _label(e)
+        h = read_sparse_header(image, src, label)
+        if h.compressed:
+            raise UnsupportedFeature(
+                image.path, f"{label} sparse header",
+                SPARSE_EXTENT_HEADER.offset("compressAlgorithm"),
+                "compressed grains in an extent file other than the image itself")
+        if h.capacity != e.length:
+            image.add_finding(
+                SIZE_MISMATCH, "warning",
+                f"{label} holds {h.capacity} bytes but its extent line says "
+                f"{e.length}; the extent line decides the disk's layout")
+        e.header = h
+    return e.header
 
 
 #: Where the seSparse magic and version lie (from the declaration in c_vmdk.py): the probe

@@ -9,9 +9,14 @@ cdef class Descriptor:
     cdef dict _first
     cdef set _repeated
 
-    cdef dict _index(self)
+    cdef int _add_entry(self, str key, str value, Py_ssize_t number) except -1
     cdef list _other_spellings(self, str key)
+    cdef dict disk_database(self, Py_ssize_t cap, list encryption)
     cpdef first(self, str key)
     cpdef qemu_value(self, str key)
     cpdef qemu_hex(self, str key)
     cpdef check_key(self, str key)
+
+
+cpdef Descriptor parse_descriptor(bytes raw, str path, offset, str structure,
+                                  Py_ssize_t begin=*, Py_ssize_t length=*)

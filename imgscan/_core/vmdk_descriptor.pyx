@@ -27,9 +27,7 @@ every open of a sparse VMDK, and as Python its lines cost a small VMDK's open mo
 than the rest of its header (issue 18).
 """
 
-import re
-
-from libc.stdint cimport uint32_t
+from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memchr, memcmp
 
 
@@ -46,6 +44,8 @@ cdef extern from "Python.h":
     int PyUnicode_KIND(str text)
     const void* PyUnicode_DATA(str text)
     Py_UCS4 PyUnicode_READ(int kind, const void* data, Py_ssize_t index) noexcept
+    # an ASCII str's characters, one byte each
+    const unsigned char* PyUnicode_1BYTE_DATA(str text)
 
 from imgscan import limits
 from imgscan.errors import CorruptImage
@@ -72,14 +72,166 @@ SPARSE_TYPES = (EXTENT_SPARSE, EXTENT_VMFSSPARSE, EXTENT_SESPARSE)
 QEMU_DESCRIPTOR_CREATE_TYPES = ("monolithicFlat", "vmfs", "vmfsSparse", "seSparse",
                                 "twoGbMaxExtentSparse", "twoGbMaxExtentFlat")
 
-#: ``RW 20480 FLAT "name" 0``: access, size in sectors, type, quoted file name, offset (FLAT).
-#: The numbers are ASCII digits, at most 20 (a 64-bit value, as qemu's ``%SCNd64`` reads):
+#: An extent line, ``RW 20480 FLAT "name" 0``, is access, size in sectors, type, quoted
+#: file name, offset (FLAT): what the regular expression
+#: ``(RW|RDONLY|NOACCESS)\s+([0-9]{1,20})\s+([A-Za-z]+)(?:\s+"([^"]*)"(?:\s+([0-9]{1,20}))?)?\s*\Z``
+#: matches, read by :func:`_match_extent` in place (the expression's match, its groups and
+#: the line's split were about 7 k instructions an extent line, a small VMDK's open has one,
+#: issue 18; tests/_core/test_vmdk.py holds the expression as the oracle). The
+#: numbers are ASCII digits, at most 20 (a 64-bit value, as qemu's ``%SCNd64`` reads):
 #: ``\d`` would take other scripts' digits, and ``int()`` refuses a number of more than
 #: 4300 digits with a ValueError, where a line may be 64 KiB long.
-_EXTENT_LINE = re.compile(
-    r'(?P<access>RW|RDONLY|NOACCESS)\s+(?P<sectors>[0-9]{1,20})\s+(?P<type>[A-Za-z]+)'
-    r'(?:\s+"(?P<name>[^"]*)"(?:\s+(?P<offset>[0-9]{1,20}))?)?\s*\Z'
-)
+cdef Py_ssize_t EXTENT_NUMBER_DIGITS = 20
+
+
+cdef struct ExtentSpan:
+    # where an extent line's fields lie in the text (start, end); name and offset -1 if absent
+    Py_ssize_t sectors, sectors_end, type, type_end, name, name_end, offset, offset_end
+
+
+cdef inline bint _space(int kind, const void* data, Py_ssize_t i) noexcept:
+    """Whether the character at ``i`` is blank space as str.isspace and the regular
+    expressions' ``\\s`` take it (both Py_UNICODE_ISSPACE)."""
+    return (<Py_UCS4>PyUnicode_READ(kind, data, i)).isspace()
+
+
+cdef inline Py_ssize_t _skip_space(int kind, const void* data, Py_ssize_t i,
+                                   Py_ssize_t end) noexcept:
+    while i < end and _space(kind, data, i):
+        i += 1
+    return i
+
+
+cdef inline Py_ssize_t _number_end(int kind, const void* data, Py_ssize_t i,
+                                   Py_ssize_t end) noexcept:
+    """The end of the number at ``i`` (``[0-9]{1,20}``, all of its digits), or -1."""
+    cdef Py_ssize_t start = i
+    cdef Py_UCS4 c
+    while i < end:
+        c = PyUnicode_READ(kind, data, i)
+        if not (u"0" <= c <= u"9"):
+            break
+        i += 1
+    return i if 0 < i - start <= EXTENT_NUMBER_DIGITS else -1
+
+
+cdef bint _match_extent(int kind, const void* data, Py_ssize_t i, Py_ssize_t end,
+                        ExtentSpan* s) noexcept:
+    """Whether the rest of an extent line matches, its access mode read up to ``i``: the
+    line is ``[.., end)`` of the text, stripped (its last character is not blank), so no
+    group of the expression can give back what it took, and each field ends where its
+    characters do."""
+    cdef Py_ssize_t j = _skip_space(kind, data, i, end)
+    cdef Py_UCS4 c
+    if j == i:
+        return False
+    s.sectors = j
+    s.sectors_end = i = _number_end(kind, data, j, end)
+    if i < 0:
+        return False
+    j = _skip_space(kind, data, i, end)
+    if j == i:
+        return False
+    s.type = i = j
+    while i < end:
+        c = PyUnicode_READ(kind, data, i)
+        if not (u"a" <= c <= u"z" or u"A" <= c <= u"Z"):
+            break
+        i += 1
+    if i == j:
+        return False
+    s.type_end = i
+    s.name = s.offset = -1
+    j = _skip_space(kind, data, i, end)
+    if j == end:
+        return True
+    if j == i or PyUnicode_READ(kind, data, j) != u'"':
+        return False
+    s.name = i = j + 1
+    while i < end and PyUnicode_READ(kind, data, i) != u'"':
+        i += 1
+    if i == end:
+        return False
+    s.name_end = i
+    i += 1
+    j = _skip_space(kind, data, i, end)
+    if j == end:
+        return True
+    if j == i:
+        return False
+    s.offset = j
+    s.offset_end = i = _number_end(kind, data, j, end)
+    return i >= 0 and _skip_space(kind, data, i, end) == end
+
+
+cdef object _number(str text, int kind, const void* data, Py_ssize_t i, Py_ssize_t end):
+    """The ASCII digits ``[i, end)`` as an int: in C up to 19 digits (under 2**64), the
+    rare longer one by int()."""
+    cdef uint64_t value = 0
+    if end - i > 19:
+        return int(text[i:end])
+    while i < end:
+        value = value * 10 + (<uint64_t>PyUnicode_READ(kind, data, i) - 0x30)     # "0"
+        i += 1
+    return value
+
+
+cdef str _access_mode(int kind, const void* data, Py_ssize_t a, Py_ssize_t b):
+    """The access mode (one of ACCESS_MODES) the line's first word ``[a, b)`` is, or None."""
+    cdef str mode
+    cdef Py_ssize_t i
+    for mode in ACCESS_MODES:
+        if len(mode) != b - a:
+            continue
+        for i in range(b - a):
+            if PyUnicode_READ(kind, data, a + i) != <Py_UCS4>mode[i]:
+                break
+        else:
+            return mode
+    return None
+
+
+cdef inline unsigned char _lower(unsigned char c) noexcept:
+    return c | 0x20 if 0x41 <= c <= 0x5A else c     # "A" to "Z"
+
+
+cdef bint _starts_ci(str text, const char* low, Py_ssize_t n) noexcept:
+    """Whether ASCII ``text`` starts with ``low`` (``n`` lower-case ASCII characters), case
+    aside: str.lower().startswith for a key that is ASCII, without the lowered copy."""
+    cdef const unsigned char* t = PyUnicode_1BYTE_DATA(text)
+    cdef Py_ssize_t i
+    if len(text) < n:
+        return False
+    for i in range(n):
+        if _lower(t[i]) != <unsigned char>low[i]:
+            return False
+    return True
+
+
+cdef bint _has_ci(str text, const char* low, Py_ssize_t n) noexcept:
+    """Whether ASCII ``text`` holds ``low`` (``n`` lower-case ASCII characters), case aside."""
+    cdef const unsigned char* t = PyUnicode_1BYTE_DATA(text)
+    cdef Py_ssize_t i, j
+    for i in range(len(text) - n + 1):
+        for j in range(n):
+            if _lower(t[i + j]) != <unsigned char>low[j]:
+                break
+        else:
+            return True
+    return False
+
+
+cdef bint _same_ci(str a, str b) noexcept:
+    """Whether ASCII ``a`` and ``b`` are one word but for case (a.lower() == b.lower())."""
+    cdef const unsigned char* p = PyUnicode_1BYTE_DATA(a)
+    cdef const unsigned char* q = PyUnicode_1BYTE_DATA(b)
+    cdef Py_ssize_t i
+    if len(a) != len(b):
+        return False
+    for i in range(len(a)):
+        if _lower(p[i]) != _lower(q[i]):
+            return False
+    return True
 
 #: Longest createType qemu accepts (``char ct[128]``).
 QEMU_CREATE_TYPE_MAX = 127
@@ -121,52 +273,83 @@ cdef class Descriptor:
     # The fields are declared in vmdk_descriptor.pxd: ``entries`` holds the
     # ``(key, value, line number)`` of every ``key=value`` line, in order; ``ambiguities``
     # why another reader may see a different disk, one message per problem; ``_first``
-    # each key's first value and ``_repeated`` the keys given more than once (made once
-    # from ``entries`` by :meth:`_index` when first asked).
+    # each key's first value and ``_repeated`` the keys given more than once (kept by
+    # :meth:`_add_entry` as the parse adds each line: a second pass over the entries was
+    # about 5 k instructions of a small VMDK's open, issue 18).
 
     def __init__(self, str text):
         self.text = text
         self.entries = []
         self.extents = []
         self.ambiguities = []
-        self._first = None
+        self._first = {}
         self._repeated = set()
 
-    cdef dict _index(self):
-        cdef dict first
-        cdef str k
-        cdef Py_ssize_t n
-        if self._first is None:
-            first = {}
-            for k, v, _ in self.entries:
-                # one look-up a key (a test and an insertion were two, each hashing it)
-                n = len(first)
-                first.setdefault(k, v)
-                if len(first) == n:
-                    self._repeated.add(k)
-            self._first = first
-        return self._first
+    cdef int _add_entry(self, str key, str value, Py_ssize_t number) except -1:
+        """Add a ``key=value`` line: to ``entries``, and to the index of first values."""
+        cdef dict first = self._first
+        cdef Py_ssize_t n = len(first)
+        self.entries.append((key, value, number))
+        first.setdefault(key, value)     # one look-up a key: a test and an insertion hash twice
+        if len(first) == n:
+            self._repeated.add(key)
+        return 0
 
     cdef list _other_spellings(self, str key):
-        """The keys spelt as ``key`` but for case, sorted. An ASCII key's lower case has
-        its length, so only keys of that length, or not ASCII (whose lower case may be
-        shorter or longer), are lowered and compared: lowering every key of every
-        descriptor for an index was most of the index's cost (issue 18). The length is
-        looked at before the key is compared (a string comparison per key was most of
-        what was left), and a list of fewer than two is not sorted."""
-        cdef str low = key.lower(), k
-        cdef Py_ssize_t n = len(key)
+        """The keys spelt as ``key`` but for case, sorted: those whose str.lower() equals
+        key's. Two ASCII keys are compared in place, case aside (their lower cases are
+        ASCII of their length); a key that is not ASCII, whose lower case may be shorter,
+        longer or ASCII (KELVIN SIGN), is lowered. Lowering keys to compare them was most
+        of a small VMDK's check of its two keys (issue 18); a list of fewer than two is
+        not sorted."""
+        cdef str low = None, k
         cdef bint ascii = is_ascii(key)
-        cdef list found = [k for k in self._index()
-                           if (not ascii or len(k) == n or not is_ascii(k))
-                           and k != key and k.lower() == low]
+        cdef list found = []
+        for k in self._first:
+            if ascii and is_ascii(k):
+                if not _same_ci(k, key):
+                    continue
+            else:
+                if low is None:
+                    low = key.lower()
+                if k.lower() != low:
+                    continue
+            if k != key:
+                found.append(k)
         if len(found) > 1:
             found.sort()
         return found
 
+    cdef dict disk_database(self, Py_ssize_t cap, list encryption):
+        """The disk database: each ``ddb.`` key's first value (keys compared case aside, up
+        to ``cap`` keys), in file order; the keys that name encryption (``ddb.encryption``,
+        ``encryption.`` or ``keysafe`` anywhere, case aside) appended to ``encryption``.
+
+        An ASCII key is compared in place, a key that is not ASCII by its str.lower() (whose
+        lower case may be ASCII: KELVIN SIGN): a lowered copy and three string searches a
+        line were about 5 k instructions of a small VMDK's open (issue 18)."""
+        cdef dict ddb = {}
+        cdef str key, low
+        cdef bint is_ddb, named
+        for key, value, _ in self.entries:
+            if is_ascii(key):
+                is_ddb = _starts_ci(key, b"ddb.", 4)
+                named = (_starts_ci(key, b"ddb.encryption", 14) if is_ddb
+                         else _starts_ci(key, b"encryption.", 11)) or _has_ci(key, b"keysafe", 7)
+            else:
+                low = key.lower()
+                is_ddb = low.startswith("ddb.")
+                named = (low.startswith("ddb.encryption") if is_ddb
+                         else low.startswith("encryption.")) or "keysafe" in low
+            if is_ddb and len(ddb) < cap:
+                ddb.setdefault(key, value)
+            if named:
+                encryption.append(key)
+        return ddb
+
     cpdef first(self, str key):
         """The structured reading of ``key``: its first line's value."""
-        return self._index().get(key)
+        return self._first.get(key)
 
     cpdef qemu_value(self, str key):
         """qemu's reading of ``key`` (block/vmdk.c vmdk_parse_description)."""
@@ -210,8 +393,9 @@ cdef class Descriptor:
         return value if i > start else None
 
     cpdef check_key(self, str key):
-        """Record where readers may disagree on ``key``."""
-        structured = self._index().get(key)
+        """Record where readers may disagree on ``key``; return qemu's reading of it (which
+        the container reports: read once, issue 18)."""
+        structured = self._first.get(key)
         other_case = self._other_spellings(key)
         if key in self._repeated:       # rare: its lines are gathered only then
             _check_repeated(key, self.entries, self.ambiguities)
@@ -225,6 +409,7 @@ cdef class Descriptor:
                 f"qemu reads {key} as {qemu!r} (first occurrence of the name anywhere in the "
                 f"text, then the characters up to the next double quote) but its first "
                 f"{key}= line says {structured!r}")
+        return qemu
 
 
 def _check_repeated(str key, list entries, list ambiguities):
@@ -237,8 +422,8 @@ def _check_repeated(str key, list entries, list ambiguities):
                            f"({lines}); qemu takes the first")
 
 
-def parse_descriptor(bytes raw, str path, offset, str structure, Py_ssize_t begin=0,
-                     Py_ssize_t length=-1):
+cpdef Descriptor parse_descriptor(bytes raw, str path, offset, str structure,
+                                 Py_ssize_t begin=0, Py_ssize_t length=-1):
     """Parse descriptor text read at ``offset`` (bounded by the caller's read).
 
     The text ends at the first NUL byte (embedded descriptors are padded with
@@ -247,6 +432,8 @@ def parse_descriptor(bytes raw, str path, offset, str structure, Py_ssize_t begi
     ``raw[begin:begin + length]``, read in place: an embedded descriptor is parsed
     from the file's head as detection kept it, not from a copy of its sectors (the
     copy of a 10 KiB descriptor area was about 1 us of a small VMDK's open, issue 18).
+    A C function for the container (cpdef: its six arguments parsed as a Python call
+    were about 1 k instructions an open).
     """
     if length < 0:
         length = len(raw) - begin
@@ -279,7 +466,14 @@ def parse_descriptor(bytes raw, str path, offset, str structure, Py_ssize_t begi
         desc.ambiguities.append(
             f"{len(hidden)} bytes of text follow a NUL byte at offset {offset + nul}: qemu "
             "stops reading there, another reader may not")
-    cdef Py_ssize_t nlines = text.count("\n") + 1
+    # the lines counted in the bytes (one memchr a line, where str.count was about 2 k
+    # instructions of a small VMDK's open, issue 18): a newline is the byte 0x0A in UTF-8,
+    # and the decoding's replacements hold none
+    cdef Py_ssize_t nlines = 1
+    cdef const char* nl = <const char*>memchr(p, 0x0A, size)
+    while nl != NULL:
+        nlines += 1
+        nl = <const char*>memchr(nl + 1, 0x0A, size - (nl + 1 - p))
     if nlines > limits.VMDK_MAX_DESCRIPTOR_LINES:
         limits.enforce(nlines, "VMDK_MAX_DESCRIPTOR_LINES", path, structure, offset,
                        "line count")
@@ -291,13 +485,13 @@ def parse_descriptor(bytes raw, str path, offset, str structure, Py_ssize_t begi
     # descriptor's parse (issue 18)
     line_cap = limits.VMDK_MAX_DESCRIPTOR_LINE
     cdef Py_ssize_t extent_cap = limits.VMDK_MAX_EXTENTS
-    cdef list entries = desc.entries
-    cdef str stripped, value
+    cdef str value, access
+    cdef ExtentSpan x
     # Each line (text between "\n"s, as str.split makes them) is taken in place: its
     # blank space trimmed by index (Py_UCS4.isspace is str.strip's test), only the key
     # and the value of a key=value line made into strings; a line, its strip, partition
     # and three more strips were each a new string (issue 18).
-    cdef Py_ssize_t n = len(text), ls = 0, le, a, b, eq, k, v
+    cdef Py_ssize_t n = len(text), ls = 0, le, a, b, eq, k, v, w
     # Characters read in place (a checked str index was about 25 instructions, 75 an open):
     # every index below lies in [ls, le), inside the text.
     cdef int kind = PyUnicode_KIND(text)
@@ -332,28 +526,33 @@ def parse_descriptor(bytes raw, str path, offset, str structure, Py_ssize_t begi
         c = PyUnicode_READ(kind, data, a)
         if c == u"#":
             continue
-        # every access mode starts with R or N: the split only for a line that may be one
+        # every access mode starts with R or N: the first word (up to blank space, as
+        # str.split takes it) looked at only for a line that may be one
         if c == u"R" or c == u"N":
-            stripped = text[a:b]
-            if stripped.split(None, 1)[0] in ACCESS_MODES:
-                m = _EXTENT_LINE.match(stripped)
-                if m is None:
+            w = a
+            while w < b and not _space(kind, data, w):
+                w += 1
+            access = _access_mode(kind, data, a, w)
+            if access is not None:
+                if not _match_extent(kind, data, w, b, &x):
                     raise CorruptImage(path, f"{structure} line {number}", None,
-                                       f"invalid extent line {stripped[:200]!r}")
-                # the groups in one call: access, sectors, type, name, offset
-                access, sectors, etype, name, ext_offset = m.groups()
-                if etype != EXTENT_ZERO and name is None:
+                                       f"invalid extent line {text[a:b][:200]!r}")
+                etype = text[x.type:x.type_end]
+                if etype != EXTENT_ZERO and x.name < 0:
                     raise CorruptImage(path, f"{structure} line {number}", None,
-                                       f"extent line {stripped[:200]!r} names no file")
-                if etype in (EXTENT_FLAT,) and ext_offset is None:
+                                       f"extent line {text[a:b][:200]!r} names no file")
+                if etype == EXTENT_FLAT and x.offset < 0:
                     raise CorruptImage(path, f"{structure} line {number}", None,
-                                       f"FLAT extent line {stripped[:200]!r} has no offset")
+                                       f"FLAT extent line {text[a:b][:200]!r} has no offset")
                 if len(desc.extents) + 1 > extent_cap:      # enforce called only to refuse
                     limits.enforce(len(desc.extents) + 1, "VMDK_MAX_EXTENTS", path,
                                    f"{structure} line {number}", offset + start,
                                    "extent line count")
-                desc.extents.append(ExtentLine(access, int(sectors), etype, name,
-                                               int(ext_offset or 0), number))
+                desc.extents.append(ExtentLine(
+                    access, _number(text, kind, data, x.sectors, x.sectors_end), etype,
+                    text[x.name:x.name_end] if x.name >= 0 else None,
+                    _number(text, kind, data, x.offset, x.offset_end) if x.offset >= 0 else 0,
+                    number))
                 continue
         eq = find_char(text, u"=", a, b, 1)
         if eq < 0:
@@ -375,5 +574,5 @@ def parse_descriptor(bytes raw, str path, offset, str structure, Py_ssize_t begi
             value = text[v + 1:b - 1]     # quoted
         else:
             value = text[v:b]
-        entries.append((text[a:k], value, number))
+        desc._add_entry(text[a:k], value, number)
     return desc

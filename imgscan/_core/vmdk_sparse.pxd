@@ -3,6 +3,7 @@
 # Python attribute look-ups (issue 18).
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
 
+from .extents cimport ExtentMap
 from .source cimport Source
 
 
@@ -33,3 +34,6 @@ cdef class SparseHeader:
 
 
 cpdef SparseHeader read_sparse_header(container, Source src, str label)
+cpdef walk_sparse(container, ExtentMap emap, Source src, SparseHeader h, uint64_t guest_base,
+                  uint64_t length, uint32_t file, str label)
+cdef bint inside(Source src, offset, length) except -1

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 from helpers import GiB, MiB, decompress, promptly, sparse_copy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from oracles import (
     CORPUS,
     corpus_facts,
@@ -434,6 +436,51 @@ def test_extent_line_numbers_are_ascii_and_bounded(made: dict[str, Made], tmp_pa
     assert qemu_refuses(p, "vmdk")
     with pytest.raises(CorruptImage, match="invalid extent line"):
         imgscan.open(p).info()
+
+
+#: The extent line as a regular expression: the oracle of the parser's reading in place
+#: (vmdk_descriptor._match_extent), which replaced it (issue 18).
+_EXTENT_LINE = re.compile(
+    r'(?P<access>RW|RDONLY|NOACCESS)\s+(?P<sectors>[0-9]{1,20})\s+(?P<type>[A-Za-z]+)'
+    r'(?:\s+"(?P<name>[^"]*)"(?:\s+(?P<offset>[0-9]{1,20}))?)?\s*\Z')
+
+#: Pieces an extent line is made of, near misses included: blank space of several kinds
+#: (\x1c is str.isspace's too), digits of other scripts, quotes, 20 and 21 digits.
+_EXTENT_PIECES = ["RW", "RDONLY", "NOACCESS", "RWX", "R", "N", " ", "  ", "\t", "\x0b",
+                  "\x1c", "\u00a0", "\u3000", "0", "7", "9" * 19, "1" * 20, "1" * 21,
+                  "\u0661", "FLAT", "SPARSE", "ZERO", "vmfs", "x_y", '"', '"a b.vmdk"',
+                  '""', "\u00e9", "#", "="]
+
+
+@given(st.lists(st.sampled_from(_EXTENT_PIECES), min_size=1, max_size=9))
+@settings(max_examples=3000, deadline=None)
+def test_extent_line_read_as_the_expression(pieces: list[str]) -> None:
+    """A line is an extent line, and its fields are read, as the regular expression says:
+    the first word (str.split's) an access mode, then the whole stripped line matched."""
+    from imgscan._core.vmdk_descriptor import ACCESS_MODES, parse_descriptor
+
+    line = "".join(pieces)
+    stripped = line.strip()
+    m = _EXTENT_LINE.match(stripped) if stripped else None
+    is_extent = (stripped[:1] in ("R", "N") and stripped.split(None, 1)[0] in ACCESS_MODES)
+    raw = ("version=1\n" + line + "\n").encode()
+    if is_extent and m is None:
+        with pytest.raises(CorruptImage, match="invalid extent line"):
+            parse_descriptor(raw, "t.vmdk", 0, "VMDK descriptor file")
+        return
+    if m is None or (m["type"] != "ZERO" and m["name"] is None) or (
+            m["type"] == "FLAT" and m["offset"] is None):
+        try:
+            desc = parse_descriptor(raw, "t.vmdk", 0, "VMDK descriptor file")
+        except CorruptImage as exc:
+            assert m is not None and ("names no file" in str(exc) or "no offset" in str(exc))
+            return
+        assert m is None and desc.extents == []
+        return
+    desc = parse_descriptor(raw, "t.vmdk", 0, "VMDK descriptor file")
+    (e,) = desc.extents
+    assert (e.access, e.sectors, e.type, e.filename, e.offset, e.line) == (
+        m["access"], int(m["sectors"]), m["type"], m["name"], int(m["offset"] or 0), 2)
 
 
 @needs_qemu
