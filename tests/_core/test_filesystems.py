@@ -12,6 +12,7 @@ make the volume here: MD RAID member superblocks (helpers.md_superblock, each ch
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import shutil
@@ -28,6 +29,7 @@ from oracles import CORPUS, corpus_facts, needs_corpus, needs_qemu
 
 import imgscan
 from imgscan._core.filesystems import Volume, probe_volume
+from imgscan.errors import ImageError
 
 MIB = 1 << 20
 PART_START = MIB
@@ -552,6 +554,44 @@ def test_corrupted_and_truncated_volumes(name: str, vol_dir: Path) -> None:
         for cut in (0, 1, 511, 512, 1023, 1024, 1500, 2047, 4095, 8191, 32 * 1024, 65 * 1024):
             _probe_bytes(base[:cut])
             _probe_bytes(base, size=cut)
+
+
+def _call(read: Reader, offset: int, length: int) -> bytes:
+    return read(offset, length)
+
+
+@pytest.mark.parametrize("name", [n for n in MALFORMED_BASES if not n.startswith("luks")])
+def test_disk_read_from_c_matches_a_python_reader_on_garbage(name: str, vol_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """The probes find the same in a damaged or truncated volume whether they read the disk
+    from C (a raw image's VirtualDisk, its own ``read``) or through a Python reader of it,
+    also for a volume said to run past the disk's end (every read short there). (A LUKS
+    volume in a file is opened as a LUKS container: test_disk_read_from_c_matches_blkid
+    reads them through a qcow2.)"""
+    path = _make_volume(name, vol_dir)
+    with open(path, "rb") as f:
+        base = f.read(80 * 1024)
+    rng = random.Random(f"from-c-{name}")
+    raw = tmp_path / "volume.img"
+    compared = 0
+    cuts = (512, 4096, 8192 + 512, 16 * 1024, 32 * 1024 + 8, 65 * 1024)
+    for data in [*_mutations(base, rng, 60), *(base[:cut] for cut in cuts)]:
+        raw.write_bytes(data)
+        try:
+            image = imgscan.open(raw)
+        except ImageError:
+            continue  # a container of its own (a LUKS header), damaged
+        with image:
+            guest = image.guest()
+            if image.format != "raw" or guest.read is None:
+                continue  # a container of its own
+            read = guest.read
+            in_python = functools.partial(_call, read)  # not the disk's own bound method
+            for size in (guest.size, 2 * guest.size + 4096):
+                from_c = probe_volume(read, 0, size)
+                assert probe_volume(in_python, 0, size) == from_c
+                compared += 1
+    assert compared
 
 
 def test_random_bytes_and_tiny_volumes() -> None:
