@@ -30,7 +30,11 @@ LVM2, XFS, ext, swap with 4 and 8 KiB pages, MD 1.1 and 1.2), the MD 0.90 and
 volume descriptors at 32 KiB, the Btrfs superblock at 64 KiB, an NTFS MFT
 record or a FAT/exFAT root directory (read in small chunks up to the
 end-of-directory mark, never whole). Nothing read is sized by a value from the
-volume beyond the caps in :mod:`imgscan.limits`.
+volume beyond the caps in :mod:`imgscan.limits`. Most volumes hold nothing a probe
+knows (issue 18: a library's disks), so what every volume pays is kept in C: a
+VirtualDisk's own ``read`` is read from C, and the far signatures (MD superblocks,
+larger swap pages, the ISO 9660 identifier, the Btrfs superblock) are read into
+buffers of the probes' own and compared there, a bytes object made only for a match.
 
 The probes live in :mod:`imgscan._core.probes`, grouped by family (the DOS
 boot sector formats, the Linux volumes, ISO 9660) over one shared

@@ -12,7 +12,6 @@ raises on garbage (see :mod:`imgscan._core.filesystems`).
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcmp
 
 from ..binary cimport be32, le32
 from .volume cimport (
@@ -33,8 +32,12 @@ include "linux_layout.pxi"
 cdef bytes SWAP_MAGIC_V0 = b"SWAP-SPACE"
 cdef bytes SWAP_MAGIC_V1 = b"SWAPSPACE2"
 SWAP_PAGE_SIZES = (4096, 8192, 16384, 32768, 65536)
+cdef enum:
+    SWAP_PAGE_COUNT = 5
 #: SWAP_PAGE_SIZES for probe_swap's loop in C.
-cdef uint64_t SWAP_PAGES[5]
+cdef uint64_t SWAP_PAGES[SWAP_PAGE_COUNT]
+if len(SWAP_PAGE_SIZES) != SWAP_PAGE_COUNT:
+    raise ImportError("SWAP_PAGE_COUNT is not the number of SWAP_PAGE_SIZES")
 for _i, _page in enumerate(SWAP_PAGE_SIZES):
     SWAP_PAGES[_i] = _page
 SWAP_HEADER = 1024

@@ -21,6 +21,7 @@ cdef class Probe:
     cpdef bytes get(self, uint64_t rel, uint64_t length)
     cdef bytes at(self, uint64_t rel, uint64_t length)
     cdef uint64_t fill(self, uint64_t rel, uint8_t* dst, uint64_t length) except? 0
+    cdef uint64_t _within(self, uint64_t rel, uint64_t length) noexcept
 
 
 cdef str rtrim(str text)

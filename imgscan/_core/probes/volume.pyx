@@ -6,9 +6,9 @@ answer in blkid's words. Labels and UUIDs are spelled by the same few rules
 (blkid's) whatever the format, so those helpers live here too.
 """
 
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION, PyMethod_GET_SELF
 from cpython.object cimport PyObject
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
 from ..guid_text cimport rfc_uuid_text
@@ -118,14 +118,17 @@ cdef class Probe:
 
     cpdef bytes get(self, uint64_t rel, uint64_t length):
         """Up to ``length`` bytes at ``rel``, never past the volume's end (short there)."""
-        if rel >= self.size or length == 0:
+        length = self._within(rel, length)
+        if length == 0:
             return b""
-        if length > self.size - rel:
-            length = self.size - rel
         if self.disk is not None:
             return self.disk.read_bytes(self.base + rel, length)
         data = self.read(self.base + rel, length)
         return bytes(data) if not isinstance(data, bytes) else data
+
+    cdef uint64_t _within(self, uint64_t rel, uint64_t length) noexcept:
+        """``length`` cut at the volume's end: 0 from there on."""
+        return 0 if rel >= self.size else min(length, self.size - rel)
 
     cdef bytes at(self, uint64_t rel, uint64_t length):
         """Bytes at ``rel``: from the head region when it covers them, else read."""
@@ -142,10 +145,9 @@ cdef class Probe:
         if rel <= held and length <= held - rel:
             memcpy(dst, (<const uint8_t*>self.head) + rel, length)
             return length
-        if rel >= self.size or length == 0:
+        length = self._within(rel, length)
+        if length == 0:
             return 0
-        if length > self.size - rel:
-            length = self.size - rel
         if self.disk is not None:
             return self.disk.read_into(self.base + rel, dst, length)
         data = self.get(rel, length)
