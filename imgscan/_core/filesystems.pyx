@@ -30,7 +30,11 @@ LVM2, XFS, ext, swap with 4 and 8 KiB pages, MD 1.1 and 1.2), the MD 0.90 and
 volume descriptors at 32 KiB, the Btrfs superblock at 64 KiB, an NTFS MFT
 record or a FAT/exFAT root directory (read in small chunks up to the
 end-of-directory mark, never whole). Nothing read is sized by a value from the
-volume beyond the caps in :mod:`imgscan.limits`.
+volume beyond the caps in :mod:`imgscan.limits`. Most volumes hold nothing a probe
+knows (issue 18: a library's disks), so what every volume pays is kept in C: a
+VirtualDisk's own ``read`` is read from C, and the far signatures (MD superblocks,
+larger swap pages, the ISO 9660 identifier, the Btrfs superblock) are read into
+buffers of the probes' own and compared there, a bytes object made only for a match.
 
 The probes live in :mod:`imgscan._core.probes`, grouped by family (the DOS
 boot sector formats, the Linux volumes, ISO 9660) over one shared
@@ -42,33 +46,39 @@ and a structure that is partly readable gives what is known. Errors raised by
 ``read`` itself (a corrupt container) propagate: they are the container's.
 """
 
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint8_t, uint64_t
 
 from .probes.dos cimport probe_bitlocker, probe_exfat, probe_ntfs, probe_refs, probe_vfat
 from .probes.iso9660 cimport probe_iso9660
 from .probes.linux cimport (
-    probe_btrfs, probe_ext, probe_luks, probe_lvm2, probe_raid, probe_swap, probe_xfs, swap_at,
+    MD0_SB_BYTES, MD1_SB_BYTES, MD_RESERVED, SWAP_MAGIC_LENGTH, probe_btrfs, probe_ext,
+    probe_luks, probe_lvm2, probe_raid, probe_swap, probe_xfs, swap_at, swap_magic,
 )
 from .probes.volume cimport Probe
 
-from .probes.linux import (
-    BTRFS_SB, BTRFS_SB_BYTES, MD0_SB_BYTES, MD1_SB_BYTES, MD_RESERVED, SWAP_MAGIC_LENGTH, SWAP_MAGIC_V0,
-    SWAP_MAGIC_V1, SWAP_PAGE_SIZES, md0_offset, md10_offset,
-)
+from .probes.linux import BTRFS_SB, BTRFS_SB_BYTES, SWAP_PAGE_SIZES, md0_offset, md10_offset
 from .probes.iso9660 import ISO_ID_END, ISO_PVD
 from .probes.volume import HEAD_BYTES, Volume
 
 __all__ = ["HEAD_BYTES", "Volume", "probe_regions", "probe_volume"]
 
-# The page sizes and read windows probe_volume uses on every volume, as constants made
+# The page sizes and read windows probe_volume uses on every volume, as C constants made
 # once (slicing a tuple and adding Python ints on each call cost more than some probes).
-cdef tuple SWAP_FIRST_PAGES = SWAP_PAGE_SIZES[:2]
-cdef tuple SWAP_16K_PAGE = SWAP_PAGE_SIZES[2:3]
+cdef uint64_t PAGE_32K = SWAP_PAGE_SIZES[3]
+cdef uint64_t PAGE_64K = SWAP_PAGE_SIZES[4]
 cdef uint64_t MIDDLE_AT = ISO_PVD - SWAP_MAGIC_LENGTH
-cdef uint64_t MIDDLE_BYTES = SWAP_MAGIC_LENGTH + ISO_ID_END
+cdef Py_ssize_t MIDDLE_BYTES = SWAP_MAGIC_LENGTH + ISO_ID_END
 cdef uint64_t TAIL_AT = BTRFS_SB - SWAP_MAGIC_LENGTH
-cdef uint64_t TAIL_BYTES = SWAP_MAGIC_LENGTH + BTRFS_SB_BYTES
-cdef Py_ssize_t MAGIC_LENGTH = SWAP_MAGIC_LENGTH
+cdef Py_ssize_t TAIL_BYTES = SWAP_MAGIC_LENGTH + BTRFS_SB_BYTES
+
+cdef enum:
+    # Room for those two reads in probe_volume's own buffers (on its stack: no bytes
+    # object for signatures that are only compared); checked against them below.
+    MIDDLE_ROOM = 16
+    TAIL_ROOM = 4106
+
+if MIDDLE_BYTES > MIDDLE_ROOM or TAIL_BYTES > TAIL_ROOM:
+    raise ImportError("probe_volume's buffers are smaller than its reads")
 
 
 def probe_regions(offset, size):
@@ -98,6 +108,9 @@ def probe_volume(read, offset, size, head=None):
     or None when nothing known is there.
     """
     cdef Probe p
+    cdef uint8_t middle[MIDDLE_ROOM]
+    cdef uint8_t tail[TAIL_ROOM]
+    cdef Py_ssize_t middle_n, tail_n
     if size <= 0 or offset < 0:
         return None
     p = Probe(read, offset, size, head)
@@ -111,7 +124,7 @@ def probe_volume(read, offset, size, head=None):
     if vol is None:
         vol = probe_vfat(p)
     if vol is None:
-        vol = probe_swap(p, SWAP_FIRST_PAGES)
+        vol = probe_swap(p, 0, 2)  # 4 and 8 KiB pages
     if vol is None:
         vol = probe_xfs(p)
     if vol is None:
@@ -124,22 +137,26 @@ def probe_volume(read, offset, size, head=None):
     # because the primary volume descriptor (sector 16 of 2048 bytes) starts where a
     # 32 KiB page ends, the swap magic's last bytes (SWAP_PAGE_SIZES[3] == ISO_PVD;
     # tests/_core/test_filesystems.py checks it).
-    cdef bytes middle = p.get(MIDDLE_AT, MIDDLE_BYTES)
-    vol = probe_iso9660(p, middle[MAGIC_LENGTH:])
+    middle_n = p.fill(MIDDLE_AT, middle, MIDDLE_BYTES)
+    vol = probe_iso9660(p, middle + SWAP_MAGIC_LENGTH, max(middle_n - SWAP_MAGIC_LENGTH, 0))
     if vol is None:
         vol = probe_ntfs(p)
     if vol is None:
         vol = probe_refs(p)
     if vol is None:
         # One read covers the Btrfs superblock and the 64 KiB-page swap signature before it.
-        tail = p.get(TAIL_AT, TAIL_BYTES)
-        vol = probe_btrfs(p, tail[MAGIC_LENGTH:])
+        tail_n = p.fill(TAIL_AT, tail, TAIL_BYTES)
+        vol = probe_btrfs(p, tail + SWAP_MAGIC_LENGTH, max(tail_n - SWAP_MAGIC_LENGTH, 0))
         if vol is None:
             vol = probe_exfat(p)
-        if vol is None and tail[:MAGIC_LENGTH] in (SWAP_MAGIC_V0, SWAP_MAGIC_V1):
-            vol = swap_at(p, tail[:MAGIC_LENGTH], SWAP_PAGE_SIZES[4])
         if vol is None:
-            vol = probe_swap(p, SWAP_16K_PAGE)
-        if vol is None and middle[:MAGIC_LENGTH] in (SWAP_MAGIC_V0, SWAP_MAGIC_V1):
-            vol = swap_at(p, middle[:MAGIC_LENGTH], SWAP_PAGE_SIZES[3])
+            magic = swap_magic(tail, tail_n)
+            if magic is not None:
+                vol = swap_at(p, magic, PAGE_64K)
+        if vol is None:
+            vol = probe_swap(p, 2, 3)  # 16 KiB pages
+        if vol is None:
+            magic = swap_magic(middle, middle_n)
+            if magic is not None:
+                vol = swap_at(p, magic, PAGE_32K)
     return vol

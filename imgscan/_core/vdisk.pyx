@@ -13,9 +13,7 @@ from libc.string cimport memcpy, memset
 from imgscan import limits
 from imgscan.errors import CorruptImage, EncryptedImage, UnsafePath
 
-from .extents cimport (
-    ExtentRec, ExtentMap, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO,
-)
+from .extents cimport ExtentRec, KIND_COMPRESSED, KIND_DATA, KIND_UNALLOCATED, KIND_ZERO
 from .source cimport Source
 
 # Zero fills at least this long release the GIL, so threads reading at once
@@ -39,17 +37,6 @@ cdef class VirtualDisk:
     allow imgscan to open. ``backing`` is the parent disk, or ``None``.
     """
 
-    cdef ExtentMap emap
-    cdef list files
-    cdef object container
-    #: The parent disk that unallocated runs read from, or ``None`` (they read as zeros).
-    cdef readonly VirtualDisk backing
-    cdef readonly uint64_t size
-    #: Whether one of its files does anything with an announcement (``prefetch``).
-    cdef readonly bint wants_prefetch
-    cdef object _cached
-    cdef uint64_t _cached_host
-
     def __init__(self, container, list files, VirtualDisk backing=None):
         if container.encrypted:
             raise EncryptedImage(
@@ -67,6 +54,11 @@ cdef class VirtualDisk:
 
     def read(self, uint64_t offset, Py_ssize_t length):
         """Up to ``length`` guest bytes at ``offset`` (short at the end of the disk)."""
+        return self.read_bytes(offset, length)
+
+    cdef bytes read_bytes(self, uint64_t offset, Py_ssize_t length):
+        """:meth:`read` for a caller in C (the volume probes): no bound method made, no
+        Python call."""
         if length < 0:
             raise ValueError("negative length")
         if length > limits.MAX_READ:
@@ -78,6 +70,15 @@ cdef class VirtualDisk:
         if n:
             self._fill(offset, <uint8_t*>PyBytes_AS_STRING(out), n)
         return out
+
+    cdef uint64_t read_into(self, uint64_t offset, uint8_t* dst, uint64_t length) except? 0:
+        """Fill ``dst`` (``length`` bytes, the caller's buffer) with guest bytes at
+        ``offset``; return the count read, short at the end of the disk. For fixed reads
+        whose bytes are only compared (the probes' far signatures): no bytes object."""
+        cdef uint64_t n = self._clamp(offset, length)
+        if n:
+            self._fill(offset, dst, n)
+        return n
 
     def readinto(self, uint64_t offset, buffer, *, bint mapped=True):
         """Fill ``buffer`` with guest bytes at ``offset``; return the count read.

@@ -12,6 +12,7 @@ make the volume here: MD RAID member superblocks (helpers.md_superblock, each ch
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import shutil
@@ -28,6 +29,7 @@ from oracles import CORPUS, corpus_facts, needs_corpus, needs_qemu
 
 import imgscan
 from imgscan._core.filesystems import Volume, probe_volume
+from imgscan.errors import ImageError
 
 MIB = 1 << 20
 PART_START = MIB
@@ -304,6 +306,38 @@ def test_volume_inside_qcow2(name: str, vol_dir: Path) -> None:
     assert_matches_blkid(got, blkid(volume))
 
 
+MD_VERSIONS = ["0.90", "1.0", "1.1", "1.2"]
+
+
+@needs_qemu
+@pytest.mark.parametrize("cluster", [512, 65536])
+@pytest.mark.parametrize("name", [*sorted(VOLUMES), *(f"md-{v}" for v in MD_VERSIONS)])
+def test_disk_read_from_c_matches_blkid(name: str, cluster: int, vol_dir: Path) -> None:
+    """A VirtualDisk's own ``read`` (the layout's), which the probes read from C with no
+    Python call per read, finds what a Python reader of the same disk finds, and what
+    blkid finds in the raw volume: in qcow2s of 512-byte clusters (the far signatures
+    straddle clusters) and of 64 KiB ones."""
+    if name.startswith("md-"):
+        volume = write_member(vol_dir / f"{name}.img", MD_MEMBER_SIZE, name[3:],
+                              uuid.UUID(int=random.getrandbits(128)),
+                              uuid.UUID(int=random.getrandbits(128)), "imgscan:md0")
+    else:
+        volume = _make_volume(name, vol_dir)
+    wrapped = vol_dir / f"{name}-{cluster}.qcow2"
+    _sh("qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", f"cluster_size={cluster}",
+        volume, wrapped)
+    with imgscan.open(wrapped) as image:
+        guest = image.guest()
+        assert guest.read is not None
+        read = guest.read
+        from_c = probe_volume(read, 0, guest.size)
+        head = read(0, 8192)
+        assert probe_volume(read, 0, guest.size, head) == from_c
+        assert probe_volume(lambda off, n: read(off, n), 0, guest.size) == from_c
+    assert_matches_blkid(from_c, blkid(volume))
+    wrapped.unlink()
+
+
 # -- LVM2 and MD RAID: made where the kernel lets the tools run ---------------------------
 
 @pytest.fixture
@@ -336,7 +370,7 @@ def test_lvm2_pv_matches_blkid(loop_file: tuple[Path, str]) -> None:
 @pytest.mark.skipif(not _have("mdadm", "losetup"), reason="mdadm / losetup missing")
 @pytest.mark.skipif(not Path("/proc/mdstat").exists(),   # before the loop device is asked for
                     reason="the kernel has no md driver: mdadm --create cannot write a superblock")
-@pytest.mark.parametrize("metadata", ["0.90", "1.0", "1.1", "1.2"])
+@pytest.mark.parametrize("metadata", MD_VERSIONS)
 def test_md_raid_member_matches_blkid(metadata: str, loop_file: tuple[Path, str]) -> None:
     path, dev = loop_file
     md = f"/dev/md/imgscan{random.getrandbits(16)}"
@@ -363,7 +397,7 @@ def mdadm_examine(path: Path) -> dict[str, str]:
 
 
 @pytest.mark.skipif(not _have("mdadm", "blkid"), reason="mdadm / blkid missing")
-@pytest.mark.parametrize("metadata", ["0.90", "1.0", "1.1", "1.2"])
+@pytest.mark.parametrize("metadata", MD_VERSIONS)
 def test_md_raid_member_image_matches_mdadm_and_blkid(metadata: str, vol_dir: Path) -> None:
     """A member superblock of each version in a plain file (helpers.md_superblock: no tool
     writes one without the md driver), as mdadm --examine and blkid -p read it."""
@@ -520,6 +554,44 @@ def test_corrupted_and_truncated_volumes(name: str, vol_dir: Path) -> None:
         for cut in (0, 1, 511, 512, 1023, 1024, 1500, 2047, 4095, 8191, 32 * 1024, 65 * 1024):
             _probe_bytes(base[:cut])
             _probe_bytes(base, size=cut)
+
+
+def _call(read: Reader, offset: int, length: int) -> bytes:
+    return read(offset, length)
+
+
+@pytest.mark.parametrize("name", [n for n in MALFORMED_BASES if not n.startswith("luks")])
+def test_disk_read_from_c_matches_a_python_reader_on_garbage(name: str, vol_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """The probes find the same in a damaged or truncated volume whether they read the disk
+    from C (a raw image's VirtualDisk, its own ``read``) or through a Python reader of it,
+    also for a volume said to run past the disk's end (every read short there). (A LUKS
+    volume in a file is opened as a LUKS container: test_disk_read_from_c_matches_blkid
+    reads them through a qcow2.)"""
+    path = _make_volume(name, vol_dir)
+    with open(path, "rb") as f:
+        base = f.read(80 * 1024)
+    rng = random.Random(f"from-c-{name}")
+    raw = tmp_path / "volume.img"
+    compared = 0
+    cuts = (512, 4096, 8192 + 512, 16 * 1024, 32 * 1024 + 8, 65 * 1024)
+    for data in [*_mutations(base, rng, 60), *(base[:cut] for cut in cuts)]:
+        raw.write_bytes(data)
+        try:
+            image = imgscan.open(raw)
+        except ImageError:
+            continue  # a container of its own (a LUKS header), damaged
+        with image:
+            guest = image.guest()
+            if image.format != "raw" or guest.read is None:
+                continue  # a container of its own
+            read = guest.read
+            in_python = functools.partial(_call, read)  # not the disk's own bound method
+            for size in (guest.size, 2 * guest.size + 4096):
+                from_c = probe_volume(read, 0, size)
+                assert probe_volume(in_python, 0, size) == from_c
+                compared += 1
+    assert compared
 
 
 def test_random_bytes_and_tiny_volumes() -> None:

@@ -12,12 +12,13 @@ FAT: a BitLocker To Go volume's boot sector looks like FAT32's).
 """
 
 cimport cython
+from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
 from imgscan import limits
 
 from ..binary cimport le16
-from .volume cimport Probe, bytes_at, label8, label16, le16_at, le32_at, le64_at, pow2
+from .volume cimport Probe, bytes_at, bytes_in, label8, label16, le16_at, le32_at, le64_at, pow2
 from .volume import USAGE_CRYPTO, Volume
 
 # The declared layouts' fields as C offsets (and a few as Python (offset, length) spans),
@@ -40,8 +41,17 @@ cdef bytes _bytes(bytes raw, tuple span):
 FAT_MAGICS = ((FAT32_TYPE_OFFSET, b"MSWIN"), (FAT32_TYPE_OFFSET, b"FAT32   "),
               (FAT16_TYPE_OFFSET, b"MSDOS"), (FAT16_TYPE_OFFSET, b"FAT16   "),
               (FAT16_TYPE_OFFSET, b"FAT12   "), (FAT16_TYPE_OFFSET, b"FAT     "))
+cdef enum:
+    FAT_MAGIC_COUNT = 6
+#: FAT_MAGICS for _fat_magic_len's loop in C (the tuple keeps the bytes alive).
+cdef Py_ssize_t FAT_MAGIC_AT[FAT_MAGIC_COUNT]
+cdef PyObject* FAT_MAGIC_TEXT[FAT_MAGIC_COUNT]
+if len(FAT_MAGICS) != FAT_MAGIC_COUNT:
+    raise ImportError("FAT_MAGIC_COUNT is not the number of FAT_MAGICS")
+for _i, (_at, _text) in enumerate(FAT_MAGICS):
+    FAT_MAGIC_AT[_i], FAT_MAGIC_TEXT[_i] = _at, <PyObject*>_text
 #: x86 jumps a FAT boot sector may begin with (short and near jump).
-FAT_JUMPS = (0xEB, 0xE9)
+cdef uint8_t FAT_JUMP_SHORT = 0xEB, FAT_JUMP_NEAR = 0xE9
 #: Largest cluster counts of FAT12 and FAT16 (Microsoft's limits as libblkid uses them).
 FAT12_MAX, FAT16_MAX, FAT32_MAX = 0xFF4, 0xFFF4, 0x0FFFFFF6
 #: Bytes of one FAT32 table entry.
@@ -79,9 +89,9 @@ EXFAT_LABEL_MAX_CHARS = 11
 # BitLocker ----------------------------------------------------------------
 #: The three boot sectors BitLocker writes: Vista, Windows 7+, and To Go
 #: (a FAT32-looking sector for readers that cannot decrypt).
-BDE_MAGIC_VISTA = b"\xeb\x52\x90-FVE-FS-"
-BDE_MAGIC_WIN7 = b"\xeb\x58\x90-FVE-FS-"
-BDE_MAGIC_TOGO = b"\xeb\x58\x90MSWIN4.1"
+cdef bytes BDE_MAGIC_VISTA = b"\xeb\x52\x90-FVE-FS-"
+cdef bytes BDE_MAGIC_WIN7 = b"\xeb\x58\x90-FVE-FS-"
+cdef bytes BDE_MAGIC_TOGO = b"\xeb\x58\x90MSWIN4.1"
 BDE_WIN7_SERIAL, BDE_WIN7_GUID, BDE_WIN7_FVE_OFFSET = 67, 160, 176
 BDE_TOGO_GUID, BDE_TOGO_FVE_OFFSET = 424, 440
 BDE_FVE_SIGNATURE = b"-FVE-FS-"
@@ -99,7 +109,7 @@ BDE_METHODS = {
 }
 
 # ReFS ---------------------------------------------------------------------
-REFS_MAGIC = b"\x00\x00\x00ReFS\x00"
+cdef bytes REFS_MAGIC = b"\x00\x00\x00ReFS\x00"
 REFS_SECTORS, REFS_BYTES_PER_SECTOR, REFS_SECTORS_PER_CLUSTER = 0x18, 0x20, 0x24
 REFS_MAJOR, REFS_MINOR, REFS_SERIAL = 0x28, 0x29, 0x38
 
@@ -115,13 +125,13 @@ cdef object probe_bitlocker(Probe p):
     cdef uint64_t fve_off
     if len(h) < 512:
         return None
-    magic = h[:11]
-    if magic == BDE_MAGIC_VISTA:
+    # each boot sector's signature compared in place: no slice of the head made
+    if bytes_at(h, 0, BDE_MAGIC_VISTA):
         return Volume("BitLocker", encrypted=True, usage=USAGE_CRYPTO,
                       details={"variant": "vista", "to_go": False})
-    if magic == BDE_MAGIC_WIN7:
+    if bytes_at(h, 0, BDE_MAGIC_WIN7):
         fve_off, to_go, guid_at = le64_at(h, BDE_WIN7_FVE_OFFSET), False, BDE_WIN7_GUID
-    elif magic == BDE_MAGIC_TOGO:
+    elif bytes_at(h, 0, BDE_MAGIC_TOGO):
         fve_off, to_go, guid_at = le64_at(h, BDE_TOGO_FVE_OFFSET), True, BDE_TOGO_GUID
     else:
         return None
@@ -153,12 +163,15 @@ cdef object probe_bitlocker(Probe p):
 
 # -- FAT ------------------------------------------------------------------------
 
-cdef object _fat_magic_len(bytes h):
-    """Length of the signature libblkid would match first (0: none)."""
-    for off, magic in FAT_MAGICS:
-        if bytes_at(h, off, magic):
-            return len(magic)
-    if h[0] in FAT_JUMPS:
+cdef Py_ssize_t _fat_magic_len(bytes h):
+    """Length of the signature libblkid would match first (0: none); ``h`` holds at least
+    a boot sector (the caller checks)."""
+    cdef const uint8_t* b = h
+    cdef Py_ssize_t i
+    for i in range(FAT_MAGIC_COUNT):
+        if bytes_in(b, len(h), FAT_MAGIC_AT[i], <bytes>FAT_MAGIC_TEXT[i]):
+            return len(<bytes>FAT_MAGIC_TEXT[i])
+    if b[0] == FAT_JUMP_SHORT or b[0] == FAT_JUMP_NEAR:
         return 1
     if bytes_at(h, MBR_SIGNATURE_OFFSET, MBR_SIGNATURE):
         return 2
@@ -385,7 +398,7 @@ cdef object probe_refs(Probe p):
     UUID and no version, so the volume serial and the format version libfsrefs documents
     are details, not the uuid and version fields blkid's name for them would promise."""
     cdef bytes h = p.head
-    if len(h) < 512 or h[:8] != REFS_MAGIC:
+    if len(h) < 512 or not bytes_at(h, 0, REFS_MAGIC):
         return None
     sector_size = le32_at(h, REFS_BYTES_PER_SECTOR)
     return Volume("ReFS", size=le64_at(h, REFS_SECTORS) * sector_size or None,

@@ -8,11 +8,11 @@ primary label unless a Joliet supplementary descriptor spells another, and
 blkid's "UUID" made of the modification (else creation) date.
 """
 
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint8_t, uint64_t
 
 from imgscan import limits
 
-from .volume cimport Probe, bytes_at, label8, label16
+from .volume cimport Probe, bytes_at, bytes_in, label8, label16
 from .volume import Volume
 
 # Where the primary volume descriptor and its "CD001" are, rendered from c_iso9660 at
@@ -66,12 +66,12 @@ cdef list _eltorito_platforms(Probe p, uint64_t catalog_lba):
     return platforms
 
 
-cdef object probe_iso9660(Probe p, bytes first):
-    """``first``: the volume's bytes at :data:`ISO_PVD` (:data:`ISO_ID_END` of them, fewer
+cdef object probe_iso9660(Probe p, const uint8_t* first, Py_ssize_t size):
+    """``first``: the volume's ``size`` bytes at :data:`ISO_PVD` (:data:`ISO_ID_END`, fewer
     where the volume ends: ``filesystems.probe_volume`` reads them with the 32 KiB-page
-    swap signature just before); the descriptors are read only when they hold "CD001",
-    so a volume that is not ISO 9660 costs a read of a few bytes."""
-    if not bytes_at(first, STANDARD_ID_OFFSET, ISO_STANDARD_ID):
+    swap signature just before, into its own buffer); the descriptors are read only when
+    they hold "CD001", so a volume that is not ISO 9660 costs a read of a few bytes."""
+    if not bytes_in(first, size, STANDARD_ID_OFFSET, ISO_STANDARD_ID):
         return None
     cdef bytes vds = p.get(ISO_PVD, limits.FS_ISO_FIRST_DESCRIPTORS * ISO_SECTOR_SIZE)
     if len(vds) < ISO_SECTOR_SIZE or not bytes_at(vds, STANDARD_ID_OFFSET, ISO_STANDARD_ID):

@@ -10,11 +10,13 @@ returns a :class:`~imgscan._core.probes.volume.Volume` or None, and never
 raises on garbage (see :mod:`imgscan._core.filesystems`).
 """
 
-from libc.stdint cimport uint16_t, uint32_t, uint64_t
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
+from ..binary cimport be32, le32
 from .volume cimport (
-    Probe, be16_at, be32_at, be64_at, bytes_at, cstr, label8, le16_at, le32_at, le64_at,
-    uuid_or_none,
+    Probe, be16_at, be32_at, be64_at, bytes_at, bytes_in, cstr, label8, le16_at, le32_at,
+    le64_at, uuid_or_none,
 )
 from .volume import USAGE_CRYPTO, USAGE_FILESYSTEM, USAGE_OTHER, USAGE_RAID, Volume
 
@@ -26,41 +28,46 @@ from .volume import USAGE_CRYPTO, USAGE_FILESYSTEM, USAGE_OTHER, USAGE_RAID, Vol
 include "linux_layout.pxi"
 
 # Linux swap ---------------------------------------------------------------
-SWAP_MAGIC_V0, SWAP_MAGIC_V1 = b"SWAP-SPACE", b"SWAPSPACE2"
-SWAP_MAGIC_LENGTH = 10
+# (SWAP_MAGIC_LENGTH and the MD superblock sizes are C constants: linux.pxd.)
+cdef bytes SWAP_MAGIC_V0 = b"SWAP-SPACE"
+cdef bytes SWAP_MAGIC_V1 = b"SWAPSPACE2"
 SWAP_PAGE_SIZES = (4096, 8192, 16384, 32768, 65536)
+cdef enum:
+    SWAP_PAGE_COUNT = 5
+#: SWAP_PAGE_SIZES for probe_swap's loop in C.
+cdef uint64_t SWAP_PAGES[SWAP_PAGE_COUNT]
+if len(SWAP_PAGE_SIZES) != SWAP_PAGE_COUNT:
+    raise ImportError("SWAP_PAGE_COUNT is not the number of SWAP_PAGE_SIZES")
+for _i, _page in enumerate(SWAP_PAGE_SIZES):
+    SWAP_PAGES[_i] = _page
 SWAP_HEADER = 1024
 SWAP_VERSION, SWAP_LAST_PAGE, SWAP_UUID, SWAP_LABEL = 0, 4, 12, 28
 SWAP_LABEL_LENGTH = 16
 
 # Linux MD RAID --------------------------------------------------------------
-MD_MAGIC = 0xA92B4EFC
-MD_RESERVED = 64 * 1024
+cdef uint32_t MD_MAGIC = 0xA92B4EFC
 MD0_MAJOR, MD0_MINOR, MD0_PATCH, MD0_UUID0, MD0_UUID123 = 4, 8, 12, 20, 52
 MD1_MAJOR, MD1_SET_UUID, MD1_SET_NAME, MD1_SIZE = 4, 16, (32, 32), 80
 MD1_SUPER_OFFSET, MD1_SB_CSUM, MD1_MAX_DEV, MD1_DEVICE_UUID = 144, 216, 220, 168
-MD1_SB_BYTES = 256
-#: The part of an MD 0.90 superblock read: its magic, version and UUID.
-MD0_SB_BYTES = 64
 MD1_SB_MAX_BYTES = 4096
 #: Where each 1.x minor version keeps its superblock: 1.1 at 0, 1.2 at 4 KiB,
 #: 1.0 near the end (computed).
-MD1_MINOR_OFFSETS = ((1, 0), (2, 4096))
+cdef uint64_t MD1_1_OFFSET = 0, MD1_2_OFFSET = 4096
 
 
 # -- Linux MD RAID --------------------------------------------------------------
 
 cdef object _md1(Probe p, uint64_t off, int minor):
+    cdef uint8_t buf[MD1_SB_BYTES]
     cdef bytes sb
     cdef uint64_t total = 0
     cdef uint32_t max_dev, n, i
-    if off + MD1_SB_BYTES <= <uint64_t>len(p.head) and le32_at(p.head, off) != MD_MAGIC:
-        return None  # no magic in the head region: no copy of it made
-    sb = p.at(off, MD1_SB_BYTES)
-    if len(sb) < MD1_SB_BYTES:
+    # compared in the probe's own buffer: a bytes object only for an MD member
+    if p.fill(off, buf, MD1_SB_BYTES) < MD1_SB_BYTES:
         return None
-    if le32_at(sb, 0) != MD_MAGIC or le32_at(sb, MD1_MAJOR) != 1:
+    if le32(buf) != MD_MAGIC or le32(buf + <Py_ssize_t>MD1_MAJOR) != 1:
         return None
+    sb = PyBytes_FromStringAndSize(<const char*>buf, MD1_SB_BYTES)
     if le64_at(sb, MD1_SUPER_OFFSET) != off // 512:
         return None
     max_dev = le32_at(sb, MD1_MAX_DEV)
@@ -86,9 +93,14 @@ cdef object _md1(Probe p, uint64_t off, int minor):
 
 
 cdef object _md0(Probe p, uint64_t off):
-    cdef bytes sb = p.at(off, MD0_SB_BYTES)
-    if len(sb) < MD0_SB_BYTES:
+    cdef uint8_t buf[MD0_SB_BYTES]
+    cdef bytes sb
+    # compared in the probe's own buffer: a bytes object only for an MD member
+    if p.fill(off, buf, MD0_SB_BYTES) < MD0_SB_BYTES:
         return None
+    if le32(buf) != MD_MAGIC and be32(buf) != MD_MAGIC:
+        return None
+    sb = PyBytes_FromStringAndSize(<const char*>buf, MD0_SB_BYTES)
     if le32_at(sb, 0) == MD_MAGIC:
         major, minor, patch = le32_at(sb, MD0_MAJOR), le32_at(sb, MD0_MINOR), le32_at(sb, MD0_PATCH)
         little = True
@@ -127,11 +139,10 @@ cdef object probe_raid(Probe p):
         vol = _md1(p, md10_offset(p.size), 0)
         if vol is not None:
             return vol
-    for minor, off in MD1_MINOR_OFFSETS:
-        vol = _md1(p, off, minor)
-        if vol is not None:
-            return vol
-    return None
+    vol = _md1(p, MD1_1_OFFSET, 1)
+    if vol is not None:
+        return vol
+    return _md1(p, MD1_2_OFFSET, 2)
 
 
 # -- LVM2 ---------------------------------------------------------------------
@@ -174,7 +185,7 @@ cdef object probe_lvm2(Probe p):
 
 cdef object probe_luks(Probe p):
     cdef bytes h = p.head
-    if len(h) < LUKS_SECTOR_SIZE or h[:len(LUKS_MAGIC)] != LUKS_MAGIC:
+    if len(h) < LUKS_SECTOR_SIZE or not bytes_at(h, 0, LUKS_MAGIC):
         return None
     version = be16_at(h, LUKS_VERSION)
     if version == 1:
@@ -226,15 +237,24 @@ cdef object swap_at(Probe p, bytes magic, uint64_t page):
                   details={"page_size": page, "endianness": endian})
 
 
-cdef object probe_swap(Probe p, tuple pages):
-    cdef uint64_t off
-    for page in pages:
-        off = page - SWAP_MAGIC_LENGTH
-        if off + SWAP_MAGIC_LENGTH <= <uint64_t>len(p.head) and not (
-                bytes_at(p.head, off, SWAP_MAGIC_V0) or bytes_at(p.head, off, SWAP_MAGIC_V1)):
-            continue  # compared in place: no copy of the head region made
-        magic = p.at(off, SWAP_MAGIC_LENGTH)
-        if magic in (SWAP_MAGIC_V0, SWAP_MAGIC_V1):
+cdef object swap_magic(const uint8_t* raw, Py_ssize_t size):
+    """The swap signature ``raw`` (``size`` bytes) holds, or None."""
+    if bytes_in(raw, size, 0, SWAP_MAGIC_V0):
+        return SWAP_MAGIC_V0
+    if bytes_in(raw, size, 0, SWAP_MAGIC_V1):
+        return SWAP_MAGIC_V1
+    return None
+
+
+cdef object probe_swap(Probe p, int first, int stop):
+    """Swap with the pages SWAP_PAGE_SIZES[first:stop], in that order."""
+    cdef uint8_t buf[SWAP_MAGIC_LENGTH]
+    cdef uint64_t page
+    cdef int i
+    for i in range(first, stop):
+        page = SWAP_PAGES[i]
+        magic = swap_magic(buf, p.fill(page - SWAP_MAGIC_LENGTH, buf, SWAP_MAGIC_LENGTH))
+        if magic is not None:
             vol = swap_at(p, magic, page)
             if vol is not None:
                 return vol
@@ -327,9 +347,12 @@ cdef object probe_ext(Probe p):
 
 # -- Btrfs ------------------------------------------------------------------------
 
-cdef object probe_btrfs(Probe p, bytes sb):
-    if len(sb) < BTRFS_SB_SIZE or not bytes_at(sb, BTRFS_MAGIC_OFFSET, BTRFS_MAGIC):
+cdef object probe_btrfs(Probe p, const uint8_t* raw, Py_ssize_t size):
+    """``raw``: the ``size`` bytes read at BTRFS_SB (probe_volume reads them with the 64
+    KiB-page swap signature just before), made a bytes object only on a Btrfs volume."""
+    if size < BTRFS_SB_SIZE or not bytes_in(raw, size, BTRFS_MAGIC_OFFSET, BTRFS_MAGIC):
         return None
+    cdef bytes sb = PyBytes_FromStringAndSize(<const char*>raw, size)
     details = {"uuid_sub": uuid_or_none(sb[BTRFS_DEV_UUID:BTRFS_DEV_UUID + 16]),
                "sector_size": le32_at(sb, BTRFS_SECTORSIZE),
                "node_size": le32_at(sb, BTRFS_NODESIZE)}

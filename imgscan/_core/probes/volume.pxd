@@ -4,15 +4,24 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcmp
 
 from ..binary cimport be16, be32, be64, le16, le32, le64
+from ..vdisk cimport VirtualDisk
+
+cdef enum:
+    # The first region every volume is read for (volume.pyx: HEAD_BYTES).
+    HEAD_SIZE = 8192
 
 
 cdef class Probe:
     cdef object read
+    #: The disk whose ``read`` method ``read`` is, read from C; None for another reader.
+    cdef VirtualDisk disk
     cdef uint64_t base
     cdef uint64_t size
     cdef bytes head
     cpdef bytes get(self, uint64_t rel, uint64_t length)
     cdef bytes at(self, uint64_t rel, uint64_t length)
+    cdef uint64_t fill(self, uint64_t rel, uint8_t* dst, uint64_t length) except? 0
+    cdef uint64_t _within(self, uint64_t rel, uint64_t length) noexcept
 
 
 cdef str rtrim(str text)
@@ -66,10 +75,17 @@ cdef inline uint64_t be64_at(bytes buf, Py_ssize_t off):
     return uint_at(buf, off, 8, True)
 
 
-cdef inline bint bytes_at(bytes buf, Py_ssize_t off, bytes expected):
-    """``buf`` holds ``expected`` at ``off`` (False when it ends before): a signature
-    compared in place, where slicing ``buf`` would make a bytes object per probe."""
+cdef inline bint bytes_in(const uint8_t* buf, Py_ssize_t size, Py_ssize_t off,
+                          bytes expected) noexcept:
+    """The ``size`` bytes at ``buf`` hold ``expected`` at ``off`` (False when they end
+    before): a signature compared in place, in a bytes object or a probe's own buffer."""
     cdef Py_ssize_t n = len(expected)
-    if off < 0 or off + n > len(buf):
+    if off < 0 or off + n > size:
         return False
-    return memcmp((<const char*>buf) + off, <const char*>expected, n) == 0
+    return memcmp(buf + off, <const char*>expected, n) == 0
+
+
+cdef inline bint bytes_at(bytes buf, Py_ssize_t off, bytes expected):
+    """``buf`` holds ``expected`` at ``off`` (False when it ends before): where slicing
+    ``buf`` would make a bytes object per probe."""
+    return bytes_in(<const uint8_t*>buf, len(buf), off, expected)
