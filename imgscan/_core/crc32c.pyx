@@ -171,7 +171,8 @@ cdef uint32_t _after_zeros(uint32_t crc, size_t n) noexcept nogil:
     same shape over and over (two entries: 65456 zeros), so it is most often one
     product (issue 18)."""
     cdef uint64_t memo = memo_load()
-    if n >> 32 == 0 and memo >> 32 == n:
+    cdef bint memoizable = (<uint64_t>n) >> 32 == 0     # a length the word's high half holds
+    if memoizable and memo >> 32 == n:
         return _multmodp(<uint32_t>memo, crc)
     cdef uint32_t power = <uint32_t>1 << 31     # x^0
     cdef size_t rest = n
@@ -181,7 +182,7 @@ cdef uint32_t _after_zeros(uint32_t crc, size_t n) noexcept nogil:
             power = _multmodp(_x2n[k], power)
         rest >>= 1
         k += 1
-    if n >> 32 == 0:
+    if memoizable:
         memo_store(<uint64_t>n << 32 | power)
     return _multmodp(power, crc)
 

@@ -542,7 +542,7 @@ class Qcow2Image(Container):
         # only when an extension runs past them.
         cdef bytes area = self.source.read_zero_padded(start,
                                                        min(length, EXTENSION_AREA_FIRST_READ))
-        have = len(area)
+        have = len(area)    # what the pointer reads below is bounded by
         feature_tables = []
         self._backing_format = None
         self._data_file_name = None
@@ -554,7 +554,7 @@ class Qcow2Image(Container):
                 if have == length:
                     break
                 area = self.source.read_zero_padded(start, length)
-                have = length
+                have = length = len(area)   # the whole area: never read again
                 continue
             ext_type = _u32(<const uint8_t*>area, pos + EXTENSION_MAGIC)
             ext_len = _u32(<const uint8_t*>area, pos + EXTENSION_LEN)
@@ -568,7 +568,7 @@ class Qcow2Image(Container):
             pos += EXTENSION_SIZE
             if ext_len > have - pos and have < length:
                 area = self.source.read_zero_padded(start, length)
-                have = length
+                have = length = len(area)   # the whole area: never read again
             if ext_len > have - pos:
                 raise CorruptImage(path, "qcow2 header extension", where,
                                    f"extension {ext_type:#010x} of {ext_len} bytes runs past "

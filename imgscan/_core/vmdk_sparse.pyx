@@ -657,8 +657,11 @@ cpdef walk_sparse(container, ExtentMap emap, Source src, SparseHeader h, uint64_
                      "VMDK grain directory, grain tables and first grain")
     # the directory read in place where detection kept it (a small image's is in the
     # head): a memoryview's making and release were about 3 k instructions (issue 18).
-    # The kept bytes are src's until its keep_reads or close, neither called below.
+    # The kept bytes are src's until its keep_reads or close: the ends are held here too,
+    # so a close from another thread cannot free them under the walk (a VMDK's open
+    # never keeps reads, detection's deferral is VHDX's alone).
     src._check(gd_off, n * GD_ENTRY_SIZE, "VMDK grain directory")
+    held = (src._head, src._tail)
     gd_p = <const uint8_t*>src._kept_at(gd_off, n * GD_ENTRY_SIZE)
     if gd_p == NULL:
         gd_view = src.view(gd_off, n * GD_ENTRY_SIZE, "VMDK grain directory")

@@ -60,7 +60,8 @@ def task_frame(tasks: Iterable[tuple[int, str, int, int]]) -> bytes:
 def result_frame(seq: int, elapsed: float, wire: tuple[Any, ...]) -> bytes:
     """The body of one task's answer, ``marshal.loads`` gives ``(elapsed, seq, wire)``;
     ValueError when ``wire`` holds an object marshal cannot write."""
-    return marshal.dumps((elapsed, seq, wire), MARSHAL_VERSION)
+    # float(): an int would be written as marshal's int, where answer_seconds reads a double
+    return marshal.dumps((float(elapsed), seq, wire), MARSHAL_VERSION)
 
 
 def answer_seconds(body: bytes | bytearray) -> float:

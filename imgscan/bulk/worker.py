@@ -259,7 +259,7 @@ def _limit_memory(limit: int | None) -> None:
 
 
 def worker_main(task_fd: int, result_fd: int, options: Options) -> None:
-    """Read batches of ``(seq, path, device, inode)``, answer ``(seq, result)`` each."""
+    """Read batches of ``(seq, path, device, inode)``; answer each (:func:`.pipe.result_frame`)."""
     set_handler(SIGINT, SIG_IGN)    # Ctrl-C is the parent's to handle
     _limit_memory(options.memory_limit)
     for batch in read_tasks(task_fd):

@@ -17,10 +17,11 @@ WIRES = [
 
 
 @pytest.mark.parametrize("seq", [0, 7, (1 << 31) - 1, 1 << 31, 1 << 70])
-@pytest.mark.parametrize("elapsed", [0.0, 2.5e-5, 123.456, float("inf")])
+@pytest.mark.parametrize("elapsed", [0.0, 2.5e-5, 123.456, float("inf"), 0, 3])
 def test_answer_seconds_read_without_decoding(seq: int, elapsed: float) -> None:
     """The reader's time is read at a fixed place whatever the sequence number's size
-    (marshal writes small and large ints in different lengths) and the answer's."""
+    (marshal writes small and large ints in different lengths) and the answer's, an
+    elapsed given as an int included (written as a float all the same)."""
     for wire in WIRES:
         body = bytearray(pipe.result_frame(seq, elapsed, wire))
         assert marshal.loads(body) == (elapsed, seq, wire)

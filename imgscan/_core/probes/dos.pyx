@@ -43,12 +43,14 @@ FAT_MAGICS = ((FAT32_TYPE_OFFSET, b"MSWIN"), (FAT32_TYPE_OFFSET, b"FAT32   "),
               (FAT16_TYPE_OFFSET, b"FAT12   "), (FAT16_TYPE_OFFSET, b"FAT     "))
 cdef enum:
     FAT_MAGIC_COUNT = 6
-#: FAT_MAGICS for _fat_magic_len's loop in C (the tuple keeps the bytes alive).
+#: FAT_MAGICS for _fat_magic_len's loop in C; the bytes are kept alive by _FAT_MAGICS_HELD,
+#: which nothing rebinds (the module's FAT_MAGICS could be).
 cdef Py_ssize_t FAT_MAGIC_AT[FAT_MAGIC_COUNT]
 cdef PyObject* FAT_MAGIC_TEXT[FAT_MAGIC_COUNT]
+cdef tuple _FAT_MAGICS_HELD = FAT_MAGICS
 if len(FAT_MAGICS) != FAT_MAGIC_COUNT:
     raise ImportError("FAT_MAGIC_COUNT is not the number of FAT_MAGICS")
-for _i, (_at, _text) in enumerate(FAT_MAGICS):
+for _i, (_at, _text) in enumerate(_FAT_MAGICS_HELD):
     FAT_MAGIC_AT[_i], FAT_MAGIC_TEXT[_i] = _at, <PyObject*>_text
 #: x86 jumps a FAT boot sector may begin with (short and near jump).
 cdef uint8_t FAT_JUMP_SHORT = 0xEB, FAT_JUMP_NEAR = 0xE9
