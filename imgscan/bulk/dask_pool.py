@@ -6,7 +6,7 @@ a cluster imports this module, and so dask.
 
 - Discovery: each root (a directory, a file, a bucket prefix) is listed by a
   task (:func:`list_roots`, the local :class:`~.walk.Walk`; several roots in as many
-  tasks as the cluster has worker threads, the first of ROOTS_PER_LISTING roots at most),
+  task, in runs that grow from ROOTS_PER_LISTING roots: :func:`groups`),
   so the client never
   needs to see the files. A root the client sees and the worker that listed it
   does not is a :class:`~.runner.ClusterError` naming both.
@@ -561,11 +561,9 @@ def _threads_of(info: dict[str, Any]) -> int:
 class ClusterWalk:
     """The local walk's entries, listed by tasks on the cluster (all sent at once, in
     one message, when it is made, so they run while the scan starts; consumed in
-    order); a file reached twice is yielded once. The roots are listed in ``threads``
-    tasks (the cluster's worker threads), each of consecutive roots, the first of
-    ROOTS_PER_LISTING at most (:func:`groups`): a worker thread runs its listings one
-    after the other anyway,
-    and each task costs the client, the scheduler and the worker some 7 ms of CPU and
+    order); a file reached twice is yielded once. The roots are listed by tasks of
+    consecutive roots, in runs that grow from ROOTS_PER_LISTING (:func:`groups`): a
+    worker thread runs its listings one after the other anyway, and each task costs the client, the scheduler and the worker some 7 ms of CPU and
     the client a round trip for its result (the 4 Windows disks of
     benchmarks/test_bench_dask.py, 4 roots, were 4 listings and a batch on 1 worker).
     The listings taken are kept in :attr:`taken` until the scan lets them go
@@ -632,19 +630,23 @@ class ClusterWalk:
 
 
 def groups(paths: list[str], count: int) -> list[list[str]]:
-    """``paths`` in ``count`` runs of consecutive ones at most, as even as can be, in
-    their order, the first of ROOTS_PER_LISTING at most (the scan's first batch waits
-    for it) and the rest shared by the other ``count - 1`` (or one run when ``count``
-    is 1); none for no paths (a library call may name none: no listing task). Only the
-    first is capped: each task costs some 7 ms of CPU, and 1,000 file roots capped at 4
-    a task were 250 listings where 2 worker threads run 2 at a time."""
+    """``paths`` in runs of consecutive ones, in their order, one listing task each; none
+    for no paths (a library call may name none: no listing task). The first run holds
+    ROOTS_PER_LISTING at most (the scan's first batch waits for it), and each next one
+    twice the one before, up to an even share of the rest over the other ``count - 1``
+    worker threads (all of it when ``count`` is 1). The walk takes the listings in
+    order, so the roots after the first come in runs that arrive one after the other
+    rather than in one long listing the scan would wait for, and in few tasks: each
+    costs some 7 ms of CPU (1,000 file roots in runs of 4 were 250 tasks)."""
     if not paths:
         return []
-    first = min(ROOTS_PER_LISTING, -(-len(paths) // count))
-    runs, rest = [paths[:first]], paths[first:]
-    count = min(len(rest), max(count - 1, 1))
-    for index in range(count):
-        runs.append(rest[len(rest) * index // count:len(rest) * (index + 1) // count])
+    size = min(ROOTS_PER_LISTING, -(-len(paths) // count))
+    runs, rest = [paths[:size]], paths[size:]
+    share = -(-len(rest) // max(count - 1, 1))
+    while rest:
+        size = min(2 * size, share)
+        runs.append(rest[:size])
+        rest = rest[size:]
     return runs
 
 

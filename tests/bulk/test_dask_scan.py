@@ -276,13 +276,16 @@ def test_first_sizes_share_out_the_listing_in_one_pass(images: int, threads: int
     (["a", "b"], 8, [["a"], ["b"]]),
     ([], 3, []),
     # ROOTS_PER_LISTING (4) in the first run at most: the first batch waits for it;
-    # the rest in the other threads' runs, not in runs of 4 (1,000 roots: 250 tasks)
+    # then runs twice as long each, up to an even share of the rest over the other
+    # threads: listings that arrive one after the other, in few tasks (1,000 roots in
+    # runs of 4 were 250 tasks; in two runs, the scan waited for a 996-root listing)
     (list("abcdefghi"), 1, [["a", "b", "c", "d"], ["e", "f", "g", "h", "i"]]),
     (list("abcdefghi"), 3, [["a", "b", "c"], ["d", "e", "f"], ["g", "h", "i"]]),
-    ([str(i) for i in range(100)], 2, [[str(i) for i in range(4)],
-                                       [str(i) for i in range(4, 100)]]),
+    ([str(i) for i in range(100)], 2, [[str(i) for i in range(j, k)] for j, k in
+                                       ((0, 4), (4, 12), (12, 28), (28, 60), (60, 100))]),
     ([str(i) for i in range(1000)], 4, [[str(i) for i in range(j, k)] for j, k in
-                                        ((0, 4), (4, 336), (336, 668), (668, 1000))]),
+                                        ((0, 4), (4, 12), (12, 28), (28, 60), (60, 124),
+                                         (124, 252), (252, 508), (508, 840), (840, 1000))]),
 ])
 def test_groups_of_roots(paths: list[str], count: int, runs: list[list[str]]) -> None:
     from imgscan.bulk import dask_pool
