@@ -563,11 +563,11 @@ class ClusterWalk:
     one message, when it is made, so they run while the scan starts; consumed in
     order); a file reached twice is yielded once. The roots are listed by tasks of
     consecutive roots, in runs that grow from ROOTS_PER_LISTING (:func:`groups`): a
-    worker thread runs its listings one after the other anyway, and each task costs the client, the scheduler and the worker some 7 ms of CPU and
-    the client a round trip for its result (the 4 Windows disks of
-    benchmarks/test_bench_dask.py, 4 roots, were 4 listings and a batch on 1 worker).
-    The listings taken are kept in :attr:`taken` until the scan lets them go
-    (:meth:`DaskScanRun._submit`)."""
+    worker thread runs its listings one after the other anyway, and each task costs
+    the client, the scheduler and the worker some 7 ms of CPU and the client a round
+    trip for its result (the 4 Windows disks of benchmarks/test_bench_dask.py, 4
+    roots, were 4 listings and a batch on 1 worker). The listings taken are kept in
+    :attr:`taken` until the scan lets them go (:meth:`DaskScanRun._submit`)."""
 
     def __init__(self, client: distributed.Client, paths: list[str], threads: int) -> None:
         self.client = client
