@@ -13,8 +13,9 @@ both sides of a comparison run this same script.
 - ``walk``: the parent's walk of the library (``Walk``: listing, sorting, one stat a file).
 - ``info``: ``imgscan.open(p).info()`` alone, the reading every answer holds.
 - ``answer``: what a worker does for one task of ``imgscan scan``'s text report:
-  ``worker._one`` (the stat that checks the file, the image's reading), ``for_report``,
-  the frame and its write (to ``/dev/null``); ``answer`` less ``info`` is the pool's own.
+  ``worker._one`` (the image's reading, its file checked by the open's own ``fstat``),
+  ``for_report``, the frame and its write (to ``/dev/null``); ``answer`` less ``info``
+  is the pool's own.
 - ``replay``: what the parent does with one answer: the frames a worker sends for the
   library, read by ``ScanRun._results`` and shown by the CLI's ``ScanReport`` (text).
 """

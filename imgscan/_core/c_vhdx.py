@@ -187,7 +187,4 @@ KNOWN_METADATA = (
      True),
     ("parent_locator", "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C", PARENT_LOCATOR_HEADER, False),
 )
-#: Item GUID (on-disk bytes) -> (name, structure).
-METADATA_ITEMS = {_guid(guid): (name, struct) for name, guid, struct, _ in KNOWN_METADATA}
 METADATA_GUIDS = {name: _guid(guid) for name, guid, _, _ in KNOWN_METADATA}
-REQUIRED_METADATA = tuple(name for name, _, _, required in KNOWN_METADATA if required)

@@ -187,6 +187,11 @@ cdef Py_ssize_t K_PAGE_83_DATA = ITEM_NAMES.index("page_83_data")
 cdef Py_ssize_t K_LOGICAL_SECTOR_SIZE = ITEM_NAMES.index("logical_sector_size")
 cdef Py_ssize_t K_PHYSICAL_SECTOR_SIZE = ITEM_NAMES.index("physical_sector_size")
 cdef Py_ssize_t K_PARENT_LOCATOR = ITEM_NAMES.index("parent_locator")
+# _read_metadata reads these items' pointers unchecked: a table that marked one optional
+# would leave its pointer unset on a file without it.
+if not all(ITEM_REQUIRED[k] for k in (K_FILE_PARAMETERS, K_VIRTUAL_DISK_SIZE, K_PAGE_83_DATA,
+                                      K_LOGICAL_SECTOR_SIZE, K_PHYSICAL_SECTOR_SIZE)):
+    raise ImportError("c_vhdx.KNOWN_METADATA marks an item _read_metadata reads as optional")
 
 # --------------------------------------------------------------------------
 # Helpers

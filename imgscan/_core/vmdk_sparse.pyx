@@ -637,7 +637,6 @@ cpdef walk_sparse(container, ExtentMap emap, Source src, SparseHeader h, uint64_
     cdef uint64_t span_lo, span_hi
     r.bad_index = r.bad_offset = r.past_eof = r.first_past_eof = 0
     r.lba_mismatch = r.first_lba_mismatch = 0
-    # (container.path read only for a message: an attribute of a Python object)
     if length > h.capacity:
         # the descriptor claims more than the extent holds: the rest reads as zeros
         emap_tail = length - h.capacity

@@ -242,8 +242,8 @@ def read_head(path: str, device: int, inode: int,
         os.close(fd)
 
 
-def raw_is_image(path: str, read_head: Callable[[], bytes], info: Mapping[str, Any]) -> bool:
-    """Whether a file no container claims (decoded as raw) is a disk image (``read_head``
+def raw_is_image(path: str, head_of: Callable[[], bytes], info: Mapping[str, Any]) -> bool:
+    """Whether a file no container claims (decoded as raw) is a disk image (``head_of``
     gives at least its first RAW_HEAD_BYTES, or the whole file when smaller).
 
     Yes when it is named like a raw image, when the filesystem probes found a volume
@@ -255,7 +255,7 @@ def raw_is_image(path: str, read_head: Callable[[], bytes], info: Mapping[str, A
     """
     if path.lower().endswith(RAW_SUFFIXES) or info.get("filesystem") is not None:
         return True
-    head = read_head()
+    head = head_of()
     return bool(mbr_partitions(head[:512])
                 # a GPT header at LBA 1, for 512- and 4096-byte sectors
                 or any(head[ss:ss + len(c_gpt.SIGNATURE)] == c_gpt.SIGNATURE
