@@ -653,3 +653,51 @@ def test_descriptor_text_probe_matches_qemu(tmp_path: Path, text: str, fmt: str)
     with imgscan.open(path, external_dir=str(tmp_path)) as img:
         assert img.format == fmt
         assert img.virtual_size == qemu_info(path)["virtual-size"]
+
+
+#: Keys added to a qemu-made descriptor: case mixed, a KELVIN SIGN (lower case "k"), keys
+#: as long as the prefixes or shorter, "keysafe" inside a key.
+DDB_KEYS = ["DDB.Encryption.x", "Encryption.foo", "xKeySafe", "\u212aeysafe", "DdB.uuid",
+            "ddb", "ddb.", "ddb.encryptio", "encryption", "ddb.KEYSAFE.y", "ddb.adapterType",
+            "d\u0130b.x", "ENCRYPTION.bar"]
+
+
+def _ddb_reference(keys: list[str], cap: int, before: dict[str, str]
+                   ) -> tuple[dict[str, str], list[str]]:
+    """What the disk database and the encryption keys are by the rule, in Python's own
+    str.lower(): ``before`` the ddb entries qemu wrote (first in the file)."""
+    ddb = dict(before)
+    encryption = []
+    for i, key in enumerate(keys):
+        low = key.lower()
+        is_ddb = low.startswith("ddb.")
+        if is_ddb and len(ddb) < cap:
+            ddb.setdefault(key, f"v{i}")
+        if (low.startswith("ddb.encryption") if is_ddb else low.startswith("encryption.")) \
+                or "keysafe" in low:
+            encryption.append(key)
+    return ddb, encryption
+
+
+@needs_qemu
+@pytest.mark.parametrize("room", [1000, 2], ids=["uncapped", "capped"])
+def test_disk_database_and_encryption_keys_by_the_rule(
+        made: dict[str, Made], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        room: int) -> None:
+    """The keys compared in place (ASCII) or by str.lower() (not ASCII) give what
+    Python's str.lower() rule gives, the VMDK_MAX_DDB_ENTRIES cap included (room for
+    two of the added keys after qemu's own)."""
+    from imgscan import limits
+    lines = "".join(f'{key} = "v{i}"\n' for i, key in enumerate(DDB_KEYS))
+    with imgscan.open(made["flat"].path) as img:
+        qemu_ddb = img.format_specific["ddb"]
+    cap = len(qemu_ddb) + room
+    monkeypatch.setattr(limits, "VMDK_MAX_DDB_ENTRIES", cap)
+    assert not any("keysafe" in k.lower() or "encryption" in k.lower() for k in qemu_ddb)
+    p = _descriptor(made, tmp_path, lambda t: t + lines)
+    ddb, encryption = _ddb_reference(DDB_KEYS, cap, qemu_ddb)
+    with imgscan.open(p) as img:
+        fs = img.format_specific
+        assert fs["ddb"] == ddb
+        assert fs.get("encryption_keys", []) == encryption
+        assert img.encrypted == bool(encryption)
