@@ -32,6 +32,7 @@ cdef class Source:
 
     cdef int _check(self, uint64_t offset, uint64_t length, str structure) except -1
     cpdef bint map(self)
+    cpdef bint contains(self, offset, length) except -1
     cpdef bytes read(self, uint64_t offset, uint64_t length, str structure)
     cpdef object view(self, uint64_t offset, uint64_t length, str structure)
     cdef int keep_ends(self, bytes head, bytes tail, uint64_t tail_start) except -1

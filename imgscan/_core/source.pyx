@@ -238,12 +238,14 @@ cdef class Source:
             )
         return 0
 
-    def contains(self, offset, length):
+    cpdef bint contains(self, offset, length) except -1:
         """Whether ``[offset, offset + length)`` lies wholly inside the file.
 
         Python ints, not uint64: decoders pass values computed from header fields
         (sectors times 512, ...), which a hostile file can push past 2**64 or
-        below zero; such a range is simply not inside the file.
+        below zero; such a range is simply not inside the file. ``cpdef``: a decoder
+        holding a typed Source calls it in C (a method call was about 0.9 k
+        instructions, issue 18).
         """
         return 0 <= offset <= self.size and 0 <= length <= self.size - offset
 

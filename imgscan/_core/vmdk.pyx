@@ -71,7 +71,7 @@ from .inflate import StreamError, zlib_bounded
 from .paths import unsafe_reason
 from .raw import map_host_range
 from .source cimport Source
-from .vmdk_sparse cimport SparseHeader, inside, read_sparse_header, walk_sparse
+from .vmdk_sparse cimport SparseHeader, read_sparse_header, walk_sparse
 from . import vmdk_descriptor as vd
 from .vmdk_descriptor cimport Descriptor, parse_descriptor
 
@@ -377,7 +377,7 @@ cdef Descriptor _read_embedded_descriptor(image, SparseHeader h):
         limits.enforce(h.desc_size, "VMDK_MAX_DESCRIPTOR_BYTES", image.path,
                        "VMDK embedded descriptor", h.desc_offset, "descriptorSize in bytes,")
     length = h.desc_size
-    if not inside(src, h.desc_offset, length):
+    if not src.contains(h.desc_offset, length):
         raise TruncatedImage(image.path, "VMDK embedded descriptor", h.desc_offset,
                              f"{length} bytes end past the end of the file ({src.size})")
     if h.desc_offset != SECTOR_SIZE:

@@ -36,4 +36,3 @@ cdef class SparseHeader:
 cpdef SparseHeader read_sparse_header(container, Source src, str label)
 cpdef walk_sparse(container, ExtentMap emap, Source src, SparseHeader h, uint64_t guest_base,
                   uint64_t length, uint32_t file, str label)
-cdef bint inside(Source src, offset, length) except -1

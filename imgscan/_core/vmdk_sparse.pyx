@@ -465,14 +465,6 @@ cpdef SparseHeader read_sparse_header(container, Source src, str label):
     return h_out
 
 
-cdef bint inside(Source src, offset, length) except -1:
-    """Whether ``[offset, offset + length)`` lies wholly inside ``src``: Source.contains
-    (Python ints, any value a header may give, below zero or past 64 bits) as a C call,
-    where the method's call was about 0.9 k instructions, three an open (issue 18)."""
-    size = src.size
-    return 0 <= offset <= size and 0 <= length <= size - offset
-
-
 cdef str _where(str structure, str label):
     """The structure a sparse header's error names: ``structure``, or None for the KDMV
     header of ``label``'s (its name made only for a message)."""
@@ -490,7 +482,7 @@ cdef _check_gd(container, Source src, SparseHeader h, str structure, field_offse
                        _where(structure, label), field_offset,
                        "grain directory entry count")
     gd_bytes = h.gd_entries * GD_ENTRY_SIZE
-    if h.gd_entries and not inside(src, h.gd_offset, gd_bytes):
+    if h.gd_entries and not src.contains(h.gd_offset, gd_bytes):
         raise TruncatedImage(container.path, "VMDK grain directory", h.gd_offset,
                              f"{h.gd_entries} entries ({gd_bytes} bytes) end past the end of "
                              f"the file ({src.size})")
@@ -498,7 +490,7 @@ cdef _check_gd(container, Source src, SparseHeader h, str structure, field_offse
         raise CorruptImage(container.path, "VMDK grain directory", h.gd_offset,
                            "the grain directory overlaps the sparse header")
     if h.kind == "KDMV" and h.stored.flags & C_FLAG_REDUNDANT_GRAIN_TABLE and h.gd_entries:
-        if not inside(src, h.rgd_offset, gd_bytes):
+        if not src.contains(h.rgd_offset, gd_bytes):
             container.add_finding(
                 TRUNCATED, "warning",
                 f"the redundant grain directory at offset {h.rgd_offset} ends past the end of "
